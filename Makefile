@@ -1,0 +1,151 @@
+# wakeq - a scale-to-zero job system.
+#
+#   make            build/wakeq-worker, build/wakeq-api, build/wakeq
+#   make test       unit + integration tests (real redis-server, postgres)
+#   make demo       one media job end to end, local servers started for you
+#   make bench      benchmarks, figures into docs/BENCHMARKS.md
+#   make fuzz       libFuzzer targets (clang) into build/fuzz/
+#   make SANITIZE=1 ASan + UBSan build (also for test)
+#   make WERROR=0   do not stop on warnings
+
+CC ?= cc
+BUILD ?= build
+SANITIZE ?= 0
+WERROR ?= 1
+CFLAGS ?= -O2 -g
+
+WARN := -std=c11 -Wall -Wextra -Wformat=2 -Wstrict-prototypes \
+	-Wmissing-prototypes -Wwrite-strings -Wvla -fno-common \
+	-Wno-format-truncation
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+SAN :=
+ifeq ($(SANITIZE),1)
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+BUILD := build-san
+endif
+
+# Each module's third-party libraries (pkg-config names); a binary links
+# the union of its modules' lists and nothing more.
+base_PKGS :=
+log_PKGS :=
+config_PKGS :=
+jobs_PKGS := jansson
+queue_PKGS := hiredis
+httpd_PKGS := libmicrohttpd jansson
+metrics_PKGS :=
+worker_PKGS := jansson
+wake_PKGS := libcurl
+store_PKGS := libpq
+api_PKGS := jansson
+media_PKGS := libavformat libavcodec libavutil libswscale libswresample libavfilter
+fetch_PKGS := libcurl libcrypto
+webhook_PKGS := libcrypto libcurl
+-include $(wildcard internal/*/module.mk)
+
+# Which modules each binary links (modules with no sources yet are skipped).
+wakeq-worker_MODULES := base log config jobs queue metrics httpd wake store fetch webhook media worker
+wakeq-api_MODULES := base log config jobs queue metrics httpd wake store api
+wakeq_MODULES := base log config jobs queue wake store
+
+BINS := wakeq-worker wakeq-api wakeq
+ALL_MODULES := $(sort $(foreach b,$(BINS),$($(b)_MODULES)))
+ALL_PKGS := $(sort $(foreach m,$(ALL_MODULES),$($(m)_PKGS)))
+PKG_CFLAGS := $(shell pkg-config --cflags $(ALL_PKGS) 2>/dev/null)
+
+CPPFLAGS += -D_GNU_SOURCE -Iinternal -I$(BUILD)/gen $(PKG_CFLAGS)
+ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) -pthread -MMD -MP
+ALL_LDFLAGS = $(LDFLAGS) $(SAN) -pthread
+
+mod_srcs = $(wildcard internal/$(1)/*.c)
+mod_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(call mod_srcs,$(1)))
+bin_objs = $(foreach m,$($(1)_MODULES),$(call mod_objs,$(m)))
+bin_libs = $(shell pkg-config --libs $(sort $(foreach m,$($(1)_MODULES),$($(m)_PKGS))) 2>/dev/null) -lm
+
+all: $(addprefix $(BUILD)/,$(BINS))
+
+$(BUILD)/wakeq-worker: $(BUILD)/obj/cmd/worker/main.o $(call bin_objs,wakeq-worker)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call bin_libs,wakeq-worker)
+$(BUILD)/wakeq-api: $(BUILD)/obj/cmd/api/main.o $(call bin_objs,wakeq-api)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call bin_libs,wakeq-api)
+$(BUILD)/wakeq: $(BUILD)/obj/cmd/wakeq/main.o $(call bin_objs,wakeq)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call bin_libs,wakeq)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+# Lua scripts of the queue, compiled in as C strings.
+LUA := $(sort $(wildcard internal/queue/lua/*.lua))
+%/gen/queue/scripts.h: $(LUA) internal/queue/lua2c.sh
+	@mkdir -p $(dir $@)
+	sh internal/queue/lua2c.sh $(LUA) > $@.tmp && mv $@.tmp $@
+$(call mod_objs,queue): $(BUILD)/gen/queue/scripts.h
+
+# ---- tests -------------------------------------------------------------
+# Unit tests: tests/unit/<module>/test_*.c, each a cmocka program linked
+# with every module object except the binaries' own (worker, api).
+UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
+UNIT_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+LIB_MODULES := $(ALL_MODULES)
+LIB_OBJS := $(foreach m,$(LIB_MODULES),$(call mod_objs,$(m)))
+LIB_LIBS = $(shell pkg-config --libs $(ALL_PKGS) cmocka 2>/dev/null) -lm
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIB_LIBS)
+$(BUILD)/tests/tools/%: tests/tools/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIB_LIBS)
+
+tests: all $(UNIT_BINS) $(TOOL_BINS)
+
+deps:
+	@container/deps.sh install build
+
+test-deps:
+	@container/deps.sh install test
+
+# make test installs what is missing, builds, then runs every test against
+# real servers that tests/run.sh starts; it ends with "N passed, N failed".
+test: test-deps
+	@$(MAKE) --no-print-directory tests
+	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) tests/run.sh $(TESTS)
+
+demo: test-deps
+	@$(MAKE) --no-print-directory tests
+	@BUILD=$(BUILD) tests/demo.sh
+
+bench: test-deps
+	@$(MAKE) --no-print-directory tests
+	@BUILD=$(BUILD) tests/bench/run.sh $(BENCH)
+
+# ---- fuzzing (clang + libFuzzer) --------------------------------------
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
+FUZZ_CPPFLAGS = -D_GNU_SOURCE -Iinternal -Ibuild/fuzz/gen $(PKG_CFLAGS)
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined
+FUZZ_LIBOBJS = $(patsubst %.c,build/fuzz/obj/%.o,$(foreach m,$(LIB_MODULES),$(call mod_srcs,$(m))))
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CPPFLAGS) $(WARN) -Wno-unused-command-line-argument \
+		-g -O1 -fsanitize=fuzzer-no-link,address,undefined -pthread -c -o $@ $<
+$(patsubst %.c,build/fuzz/obj/%.o,$(call mod_srcs,queue)): build/fuzz/gen/queue/scripts.h
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBOBJS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CPPFLAGS) $(FUZZ_FLAGS) -pthread -o $@ $< $(FUZZ_LIBOBJS) $(LIB_LIBS)
+
+fuzz: $(FUZZ_BINS)
+
+valgrind: tests
+	@BUILD=$(BUILD) VALGRIND=1 tests/run.sh unit
+
+clean:
+	rm -rf build build-san
+
+.PHONY: all tests deps test-deps test demo bench fuzz valgrind clean
+-include $(shell find $(BUILD)/obj build/fuzz/obj -name '*.d' 2>/dev/null)

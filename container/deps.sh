@@ -1,0 +1,57 @@
+#!/bin/sh
+# deps.sh - the one list of Debian packages wakeq needs, by purpose.
+#
+#   container/deps.sh list build|worker|api|test|all   print package names
+#   container/deps.sh install build|worker|api|test|all install what is missing
+#
+# Used by the Makefile (make deps, make test, make demo), .ci/run and both
+# Dockerfiles, so a package is named in one place only.
+set -eu
+
+build="build-essential pkg-config libhiredis-dev libmicrohttpd-dev
+ libcurl4-openssl-dev libjansson-dev libssl-dev libpq-dev
+ libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
+ libswresample-dev libavfilter-dev"
+# Runtime libraries of the images (Debian bookworm sonames).
+api="ca-certificates libhiredis0.14 libmicrohttpd12 libcurl4 libjansson4
+ libssl3 libpq5"
+worker="$api libavformat59 libavcodec59 libavutil57 libswscale6
+ libswresample4 libavfilter8"
+test="$build redis-server redis-tools postgresql libcmocka-dev clang
+ libclang-rt-14-dev curl jq procps ffmpeg wrk hyperfine valgrind"
+
+pkgs() {
+	case "$1" in
+	build) echo $build ;;
+	api) echo $api ;;
+	worker) echo $worker ;;
+	test | all) echo $test ;;
+	*) echo "deps.sh: unknown set '$1' (build, worker, api, test, all)" >&2; exit 2 ;;
+	esac
+}
+
+missing() {
+	for p in $(pkgs "$1"); do
+		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || echo "$p"
+	done
+}
+
+case "${1:-}" in
+list) pkgs "${2:-all}" | tr ' ' '\n' | sed '/^$/d' ;;
+missing) missing "${2:-all}" ;;
+install)
+	want=$(missing "${2:-all}" | tr '\n' ' ')
+	[ -z "$want" ] && exit 0
+	if [ "$(id -u)" != 0 ]; then
+		echo "deps.sh: missing packages: $want" >&2
+		echo "deps.sh: run as root, or: sudo apt-get install -y $want" >&2
+		exit 1
+	fi
+	echo "deps.sh: installing $want" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $want >/dev/null
+	;;
+*) echo "usage: deps.sh list|missing|install build|worker|api|test|all" >&2; exit 2 ;;
+esac

@@ -1,0 +1,23 @@
+/* clock.h - time in integer microseconds. */
+#ifndef WAKEQ_BASE_CLOCK_H
+#define WAKEQ_BASE_CLOCK_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+/* Wall-clock time, microseconds since the Unix epoch. */
+int64_t clock_now_us(void);
+
+/* Monotonic time, microseconds since an arbitrary origin: for timeouts. */
+int64_t clock_mono_us(void);
+
+#define CLOCK_RFC3339_LEN 28 /* "2026-11-22T17:37:24.123456Z" + NUL */
+
+/* Formats `us` (epoch microseconds) as RFC 3339 UTC with microseconds into
+ * `out`, which holds at least CLOCK_RFC3339_LEN bytes. Returns `out`. */
+char *clock_rfc3339(int64_t us, char out[CLOCK_RFC3339_LEN]);
+
+/* Sleeps `us` microseconds (EINTR restarts). */
+void clock_sleep_us(int64_t us);
+
+#endif

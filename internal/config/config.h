@@ -1,0 +1,54 @@
+/* config.h - one table of settings per binary: environment variable, flag,
+ * bounds, default and help line (redis's config.c, reduced).
+ *
+ * Each setting is read from its default, then the environment variable
+ * NAME, then the flag --name (NAME lowercased, '_' → '-'), the last one
+ * winning. A bad value stops start-up with one line naming the variable:
+ *   bad IDLE_TIMEOUT 'abc': expected seconds from 0 to 86400
+ */
+#ifndef WAKEQ_CONFIG_H
+#define WAKEQ_CONFIG_H
+
+#include "base/err.h"
+
+#include <stddef.h>
+#include <stdio.h>
+
+enum config_type {
+	CONFIG_STRING,  /* char *, heap copy; freed by config_release */
+	CONFIG_INT,     /* int64_t in [min, max] */
+	CONFIG_SECONDS, /* double seconds in [min, max], fractions allowed */
+	CONFIG_BOOL,    /* int 0/1; a bare --flag means 1 */
+	CONFIG_SIZE     /* int64_t bytes, K/M/G suffixes, at most max */
+};
+
+#define CONFIG_SECRET 1u /* never printed, not even as a default */
+
+struct config_var {
+	const char *name;   /* environment variable */
+	enum config_type type;
+	size_t offset;      /* of the field in the caller's struct */
+	double min, max;    /* bounds for numbers */
+	const char *def;    /* default as text; NULL leaves the field empty */
+	const char *help;   /* one line */
+	unsigned flags;
+};
+
+#define CONFIG_END { NULL, CONFIG_STRING, 0, 0, 0, NULL, NULL, 0 }
+
+/* Fills `cfg` from `vars` (ended by CONFIG_END), the environment and
+ * argv[1..]. Flags stop at "--" or the first argument not starting with
+ * "--"; its index is stored in *argi (argc when none).
+ * Returns 0 when loaded, 1 when --help was asked (nothing else is checked),
+ * -1 with `err` set on a bad value or unknown flag. On -1 the strings set
+ * so far are still owned by `cfg`: call config_release. */
+int config_load(const struct config_var *vars, void *cfg, int argc,
+		char **argv, int *argi, struct err *err);
+
+/* Frees the strings of `cfg`. */
+void config_release(const struct config_var *vars, void *cfg);
+
+/* Prints one line per setting: flag, variable, default, help. */
+void config_usage(FILE *out, const struct config_var *vars);
+
+#endif

@@ -1,0 +1,197 @@
+#include "jobs/jobs.h"
+
+#include "jobs/checks.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+struct jobs_settings jobs_settings = {
+	.data_dir = "/tmp",
+	.tmp_dir = "/tmp",
+	.allow_private = "",
+	.max_input_bytes = (int64_t)2 << 30,
+	.webhook_secret = "",
+};
+
+/* Every type wakeq knows. Run functions are bound by the worker. */
+static struct jobs_type types[] = {
+	{ "noop", jobs_check_noop, NULL },
+	{ "sleep", jobs_check_sleep, NULL },
+	{ "fail", jobs_check_fail, NULL },
+	{ "media.probe", jobs_check_media_probe, NULL },
+	{ "media.thumbnail", jobs_check_media_thumbnail, NULL },
+	{ "media.transcode", jobs_check_media_transcode, NULL },
+	{ "http.request", jobs_check_http_request, NULL },
+	{ "webhook.deliver", jobs_check_webhook_deliver, NULL },
+};
+
+#define NTYPES (sizeof(types) / sizeof(types[0]))
+
+const struct jobs_type *jobs_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; name && i < NTYPES; i++)
+		if (!strcmp(types[i].name, name))
+			return &types[i];
+	return NULL;
+}
+
+const char *jobs_type_names(void)
+{
+	static char names[256];
+	size_t i, off = 0;
+
+	if (names[0])
+		return names;
+	for (i = 0; i < NTYPES; i++)
+		off += (size_t)snprintf(names + off, sizeof(names) - off, "%s%s",
+					i ? ", " : "", types[i].name);
+	return names;
+}
+
+int jobs_check(const char *type, const char *payload, struct err *err)
+{
+	const struct jobs_type *t = jobs_find(type);
+	json_error_t jerr;
+	json_t *p;
+	int r;
+
+	if (!t)
+		return err_set(err, ERR_INVALID, "unknown job type '%s' (known: %s)",
+			       type ? type : "", jobs_type_names());
+	if (!payload)
+		payload = "{}";
+	p = json_loads(payload, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+	if (!p)
+		return err_set(err, ERR_INVALID, "payload is not JSON: %s", jerr.text);
+	r = t->check(p, err);
+	json_decref(p);
+	return r;
+}
+
+int jobs_bind(const char *name, jobs_run_fn run)
+{
+	size_t i;
+
+	for (i = 0; i < NTYPES; i++) {
+		if (!strcmp(types[i].name, name)) {
+			types[i].run = run;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int jobs_execute(const struct jobs_run *run, struct jobs_outcome *out)
+{
+	const struct jobs_type *t = jobs_find(run->type);
+	struct err e;
+
+	if (!t)
+		return jobs_fail(out, 0, "unknown job type '%s'", run->type);
+	if (!t->run)
+		return jobs_fail(out, 0, "no handler for job type '%s' in this worker",
+				 run->type);
+	if (t->check(run->payload, &e) < 0)
+		return jobs_fail(out, 0, "bad payload: %s", e.msg);
+	return t->run(run, out);
+}
+
+int jobs_fail(struct jobs_outcome *out, int retryable, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(out->error, sizeof(out->error), fmt, ap);
+	va_end(ap);
+	out->retryable = retryable;
+	return -1;
+}
+
+void jobs_outcome_release(struct jobs_outcome *out)
+{
+	json_decref(out->result);
+	out->result = NULL;
+}
+
+static const char *json_kind(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: case JSON_REAL: return "a number";
+	case JSON_TRUE: case JSON_FALSE: return "a boolean";
+	default: return "null";
+	}
+}
+
+static const json_t *member(const json_t *obj, const char *name, int required,
+			    struct err *err, int *rc)
+{
+	const json_t *v;
+
+	*rc = 0;
+	if (!json_is_object(obj)) {
+		*rc = err_set(err, ERR_INVALID, "payload must be a JSON object, not %s",
+			      json_kind(obj));
+		return NULL;
+	}
+	v = json_object_get(obj, name);
+	if ((!v || json_is_null(v)) && required)
+		*rc = err_set(err, ERR_INVALID, "payload field '%s' is required", name);
+	return json_is_null(v) ? NULL : v;
+}
+
+int jobs_get_string(const json_t *obj, const char *name, int required,
+		    const char **out, struct err *err)
+{
+	int rc;
+	const json_t *v = member(obj, name, required, err, &rc);
+
+	if (rc < 0 || !v)
+		return rc;
+	if (!json_is_string(v))
+		return err_set(err, ERR_INVALID, "payload field '%s' must be a string, not %s",
+			       name, json_kind(v));
+	*out = json_string_value(v);
+	return 0;
+}
+
+int jobs_get_number(const json_t *obj, const char *name, int required,
+		    double min, double max, double *out, struct err *err)
+{
+	int rc;
+	const json_t *v = member(obj, name, required, err, &rc);
+	double d;
+
+	if (rc < 0 || !v)
+		return rc;
+	if (!json_is_number(v))
+		return err_set(err, ERR_INVALID, "payload field '%s' must be a number, not %s",
+			       name, json_kind(v));
+	d = json_number_value(v);
+	if (!isfinite(d) || d < min || d > max)
+		return err_set(err, ERR_INVALID, "payload field '%s' must be from %g to %g",
+			       name, min, max);
+	*out = d;
+	return 0;
+}
+
+int jobs_get_bool(const json_t *obj, const char *name, int required,
+		  int *out, struct err *err)
+{
+	int rc;
+	const json_t *v = member(obj, name, required, err, &rc);
+
+	if (rc < 0 || !v)
+		return rc;
+	if (!json_is_boolean(v))
+		return err_set(err, ERR_INVALID, "payload field '%s' must be true or false",
+			       name);
+	*out = json_is_true(v);
+	return 0;
+}

@@ -1,0 +1,156 @@
+#include "log/log.h"
+
+#include "base/buf.h"
+#include "base/clock.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+enum log_level log_min_level = LOG_INFO;
+static enum log_format log_format = LOG_TEXT;
+static int log_fd = 2;
+static _Thread_local const char *const *thread_fields;
+
+static const char *const level_names[] = { "DEBUG", "INFO", "WARNING", "ERROR" };
+
+void log_init(enum log_format format, enum log_level level, int fd)
+{
+	log_format = format;
+	log_min_level = level;
+	log_fd = fd;
+}
+
+int log_parse_level(const char *s, enum log_level *out)
+{
+	if (!strcasecmp(s, "debug"))
+		*out = LOG_DEBUG;
+	else if (!strcasecmp(s, "info"))
+		*out = LOG_INFO;
+	else if (!strcasecmp(s, "warn") || !strcasecmp(s, "warning"))
+		*out = LOG_WARN;
+	else if (!strcasecmp(s, "error"))
+		*out = LOG_ERROR;
+	else
+		return -1;
+	return 0;
+}
+
+int log_parse_format(const char *s, enum log_format *out)
+{
+	if (!strcasecmp(s, "text"))
+		*out = LOG_TEXT;
+	else if (!strcasecmp(s, "json"))
+		*out = LOG_JSON;
+	else
+		return -1;
+	return 0;
+}
+
+void log_thread_fields(const char *const *pairs)
+{
+	thread_fields = pairs;
+}
+
+/* JSON string escaping (RFC 8259): quotes, backslash and control bytes.
+ * Bytes >= 0x80 pass through; callers log UTF-8. */
+static void add_json_string(struct buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	buf_addc(b, '"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		switch (c) {
+		case '"': buf_adds(b, "\\\""); break;
+		case '\\': buf_adds(b, "\\\\"); break;
+		case '\n': buf_adds(b, "\\n"); break;
+		case '\r': buf_adds(b, "\\r"); break;
+		case '\t': buf_adds(b, "\\t"); break;
+		default:
+			if (c < 0x20) {
+				char u[7] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0 };
+				buf_adds(b, u);
+			} else {
+				buf_addc(b, (char)c);
+			}
+		}
+	}
+	buf_addc(b, '"');
+}
+
+/* Text values are quoted when they hold spaces, quotes or controls. */
+static void add_text_value(struct buf *b, const char *s)
+{
+	if (!*s || strpbrk(s, " \"=\n\t\r"))
+		add_json_string(b, s);
+	else
+		buf_adds(b, s);
+}
+
+static void add_field(struct buf *b, const char *k, const char *v)
+{
+	if (log_format == LOG_JSON) {
+		buf_addc(b, ',');
+		add_json_string(b, k);
+		buf_addc(b, ':');
+		add_json_string(b, v);
+	} else {
+		buf_addc(b, ' ');
+		buf_adds(b, k);
+		buf_addc(b, '=');
+		add_text_value(b, v);
+	}
+}
+
+void log_write(enum log_level level, const char *msg, ...)
+{
+	char stamp[CLOCK_RFC3339_LEN];
+	struct buf b = BUF_INIT;
+	const char *k, *v;
+	va_list ap;
+	size_t off;
+
+	if (level < log_min_level)
+		return;
+	clock_rfc3339(clock_now_us(), stamp);
+	buf_grow(&b, 256);
+	if (log_format == LOG_JSON) {
+		buf_adds(&b, "{\"severity\":\"");
+		buf_adds(&b, level_names[level]);
+		buf_adds(&b, "\",\"message\":");
+		add_json_string(&b, msg);
+		buf_adds(&b, ",\"time\":\"");
+		buf_adds(&b, stamp);
+		buf_addc(&b, '"');
+	} else {
+		buf_printf(&b, "%s %s %s", stamp, level_names[level], msg);
+	}
+	va_start(ap, msg);
+	while ((k = va_arg(ap, const char *)) != NULL) {
+		v = va_arg(ap, const char *);
+		if (v)
+			add_field(&b, k, v);
+	}
+	va_end(ap);
+	if (thread_fields) {
+		const char *const *p;
+
+		for (p = thread_fields; p[0]; p += 2)
+			if (p[1])
+				add_field(&b, p[0], p[1]);
+	}
+	if (log_format == LOG_JSON)
+		buf_addc(&b, '}');
+	buf_addc(&b, '\n');
+	for (off = 0; off < b.len;) {
+		ssize_t n = write(log_fd, b.data + off, b.len - off);
+
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	buf_release(&b);
+}

@@ -1,0 +1,47 @@
+/* log.h - one line per event, JSON for Cloud Logging or text for people.
+ *
+ * JSON lines carry `severity`, `message`, `time` and then the caller's
+ * fields, as Cloud Logging reads them:
+ *   {"severity":"INFO","message":"job done","time":"…","job_id":"…"}
+ * Text lines read "2026-11-22T17:37:24.123456Z INFO job done job_id=…".
+ *
+ * Fields are key/value string pairs ending with NULL. The level check
+ * happens in the macros, before any argument is evaluated or formatted.
+ * Each line is written with one write(2), so lines from threads never
+ * interleave. Never fails, never blocks on anything but stderr.
+ */
+#ifndef WAKEQ_LOG_H
+#define WAKEQ_LOG_H
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+enum log_format { LOG_TEXT, LOG_JSON };
+
+extern enum log_level log_min_level;
+
+/* Sets the format, the lowest level written, and the fd (2 by default). */
+void log_init(enum log_format format, enum log_level level, int fd);
+
+/* Parses "debug|info|warn|warning|error" / "text|json". Return 0 or -1. */
+int log_parse_level(const char *s, enum log_level *out);
+int log_parse_format(const char *s, enum log_format *out);
+
+/* Writes one line: `msg`, then pairs of (const char *key, const char *value)
+ * ending with a NULL key. A NULL value skips its pair. */
+void log_write(enum log_level level, const char *msg, ...);
+
+/* A field set that applies to every line written by this thread until
+ * cleared (e.g. job_id, trace), as pairs of borrowed strings. Pass NULL to
+ * clear. The strings must outlive their use. */
+void log_thread_fields(const char *const *pairs);
+
+#define log_at(level, ...) \
+	do { \
+		if ((level) >= log_min_level) \
+			log_write((level), __VA_ARGS__, (const char *)0); \
+	} while (0)
+#define log_debug(...) log_at(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_at(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_at(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_at(LOG_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,115 @@
+# servers.sh - start real redis-server and postgres for tests, on free
+# loopback ports in a temp dir; stop them by pid on exit. Source it.
+#
+#   t_tmpdir            makes $T (removed on exit)
+#   start_redis [NAME]  sets REDIS_PORT REDIS_URL REDIS_PID (NAME: var prefix)
+#   stop_redis / restart_redis
+#   start_postgres      sets PG_PORT DATABASE_URL PG_DIR (initdb as postgres)
+#   stop_postgres / restart_postgres
+#   on_exit CMD         adds CMD to the exit trap (LIFO)
+#   rcli ARGS           redis-cli against $REDIS_PORT
+
+: "${BUILD:=build}"
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN=$TOP/$BUILD
+FREEPORT=$BIN/tests/tools/freeport
+
+_exit_cmds=()
+on_exit() { _exit_cmds=("$*" "${_exit_cmds[@]}"); }
+_run_exit() {
+	local c
+	for c in "${_exit_cmds[@]}"; do eval "$c" >/dev/null 2>&1 || true; done
+}
+trap _run_exit EXIT
+trap 'exit 130' INT TERM
+
+t_tmpdir() {
+	T=$(mktemp -d /tmp/wakeq-test.XXXXXX)
+	chmod 755 "$T"
+	on_exit "rm -rf '$T'"
+}
+
+# kill_wait PID [SIG]: signal a process we started and reap it.
+kill_wait() {
+	local pid=$1 sig=${2:-TERM} i
+	kill -"$sig" "$pid" 2>/dev/null || return 0
+	for i in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+start_redis() {
+	[ -n "${T:-}" ] || t_tmpdir
+	REDIS_PORT=$($FREEPORT)
+	mkdir -p "$T/redis"
+	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$T/redis" \
+		--save '' --appendonly no --daemonize no --loglevel warning \
+		--logfile "$T/redis/log" &
+	REDIS_PID=$!
+	on_exit "kill_wait $REDIS_PID"
+	REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+	export REDIS_URL REDIS_PORT
+	wait_redis
+}
+
+wait_redis() {
+	local i
+	for i in $(seq 1 200); do
+		redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && return 0
+		sleep 0.02
+	done
+	echo "redis did not start on port $REDIS_PORT" >&2
+	return 1
+}
+
+stop_redis() { kill_wait "$REDIS_PID"; }
+
+restart_redis() {
+	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$T/redis" \
+		--save '' --appendonly no --daemonize no --loglevel warning \
+		--logfile "$T/redis/log" &
+	REDIS_PID=$!
+	on_exit "kill_wait $REDIS_PID"
+	wait_redis
+}
+
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+pg_bin() {
+	local d
+	for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && { echo "$d"; return; }; done
+	echo "postgres server binaries not found (install postgresql)" >&2
+	return 1
+}
+
+start_postgres() {
+	[ -n "${T:-}" ] || t_tmpdir
+	local bin
+	bin=$(pg_bin) || return 1
+	PG_PORT=$($FREEPORT)
+	PG_DIR=$T/pg
+	mkdir -p "$PG_DIR"
+	chown postgres "$PG_DIR"
+	runuser -u postgres -- "$bin/initdb" -D "$PG_DIR/data" -A trust -U wakeq \
+		--no-sync >"$T/pg-initdb.log" 2>&1 || { cat "$T/pg-initdb.log" >&2; return 1; }
+	_pg_start
+	DATABASE_URL="postgresql://wakeq@127.0.0.1:$PG_PORT/postgres"
+	export DATABASE_URL PG_PORT
+}
+
+_pg_start() {
+	local bin
+	bin=$(pg_bin)
+	runuser -u postgres -- "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+		-o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off" \
+		start >/dev/null || { cat "$PG_DIR/log" >&2; return 1; }
+	on_exit "runuser -u postgres -- '$bin/pg_ctl' -D '$PG_DIR/data' -m immediate stop"
+}
+
+stop_postgres() {
+	runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null
+}
+restart_postgres() { _pg_start; }

@@ -1,0 +1,37 @@
+# tap.sh - test lines the runner counts: "ok - NAME" / "not ok - NAME".
+# Source it after servers.sh.
+
+_t_failed=0
+ok() { echo "ok - $*"; }
+not_ok() { echo "not ok - $*"; _t_failed=1; }
+
+# check NAME CMD...: passes when CMD succeeds.
+check() {
+	local name=$1
+	shift
+	if "$@"; then ok "$name"; else not_ok "$name"; fi
+}
+
+# expect_eq NAME WANT GOT
+expect_eq() {
+	if [ "$2" = "$3" ]; then
+		ok "$1"
+	else
+		not_ok "$1 (want '$2', got '$3')"
+	fi
+}
+
+# wait_until SECONDS CMD...: polls CMD every 20 ms; 0 when it succeeded.
+wait_until() {
+	local limit=$1 end
+	shift
+	end=$(($(date +%s%N) + ${limit%.*} * 1000000000))
+	while :; do
+		"$@" && return 0
+		[ "$(date +%s%N)" -ge "$end" ] && return 1
+		sleep 0.02
+	done
+}
+
+# Print a diagnostic block (runner shows it on failure).
+diag() { sed 's/^/# /' "$@"; }

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# run.sh [unit|integration|fuzz|PATTERN...] - runs the tests and ends with
+# the line "N passed, N failed" (exit 1 when anything failed).
+#
+# Unit tests are cmocka programs under $BUILD/tests/unit; their summaries
+# are counted test by test. Integration tests are tests/integration/*.sh,
+# each starting the real servers and binaries it needs and printing
+# "ok - …" / "not ok - …" lines. Fuzz targets (when built with make fuzz)
+# run briefly over their corpus.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+export BUILD
+logs=$(mktemp -d /tmp/wakeq-run.XXXXXX)
+trap 'rm -rf "$logs"' EXIT
+passed=0
+failed=0
+failures=()
+
+want() { # want KIND NAME: whether the command line selects this test
+	[ $# -gt 0 ] || return 0
+	local sel
+	[ ${#SEL[@]} -eq 0 ] && return 0
+	for sel in "${SEL[@]}"; do
+		[ "$sel" = "$1" ] && return 0
+		case "$2" in *"$sel"*) return 0 ;; esac
+	done
+	return 1
+}
+SEL=("$@")
+
+run_unit() {
+	local t name log p f
+	for t in "$BUILD"/tests/unit/*/test_*; do
+		[ -x "$t" ] || continue
+		name=${t#"$BUILD"/tests/}
+		want unit "$name" || continue
+		log=$logs/$(echo "$name" | tr / _).log
+		if [ "${VALGRIND:-0}" = 1 ]; then
+			timeout 600 valgrind -q --error-exitcode=99 --leak-check=full \
+				--errors-for-leak-kinds=definite "$t" >"$log" 2>&1
+		else
+			timeout 300 "$t" >"$log" 2>&1
+		fi
+		local rc=$?
+		p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+		f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+		p=${p:-0}
+		f=${f:-0}
+		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+			f=1 # crashed, leaked or timed out before its summary
+		fi
+		passed=$((passed + p))
+		failed=$((failed + f))
+		printf '%-50s %3d passed, %d failed\n' "$name" "$p" "$f"
+		if [ "$f" -gt 0 ]; then
+			failures+=("$name")
+			sed 's/^/    | /' "$log" | tail -40
+		fi
+	done
+}
+
+run_integration() {
+	local s name log p f rc
+	for s in tests/integration/*.sh; do
+		[ -f "$s" ] || continue
+		name=${s#tests/}
+		want integration "$name" || continue
+		log=$logs/$(basename "$s").log
+		local t0=$SECONDS
+		timeout "${TEST_TIMEOUT:-600}" bash "$s" >"$log" 2>&1
+		rc=$?
+		p=$(grep -c '^ok - ' "$log")
+		f=$(grep -c '^not ok - ' "$log")
+		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+			f=1
+			echo "not ok - $name exited $rc" >>"$log"
+		fi
+		passed=$((passed + p))
+		failed=$((failed + f))
+		printf '%-50s %3d passed, %d failed (%ds)\n' "$name" "$p" "$f" $((SECONDS - t0))
+		if [ "$f" -gt 0 ]; then
+			failures+=("$name")
+			grep -E '^not ok|^#' "$log" | head -40 | sed 's/^/    | /'
+			echo "    | --- last lines:"
+			tail -30 "$log" | sed 's/^/    | /'
+		fi
+	done
+}
+
+run_fuzz() {
+	local fz name corpus log
+	for fz in build/fuzz/fuzz_*; do
+		[ -x "$fz" ] || continue
+		name=fuzz/${fz##*/}
+		want fuzz "$name" || continue
+		corpus=tests/fuzz/corpus/${fz##*/fuzz_}
+		log=$logs/${fz##*/}.log
+		mkdir -p "$logs/corpus-${fz##*/}"
+		if timeout 120 "$fz" -max_total_time="${FUZZ_SECONDS:-10}" -timeout=10 \
+			"$logs/corpus-${fz##*/}" $( [ -d "$corpus" ] && echo "$corpus") >"$log" 2>&1; then
+			passed=$((passed + 1))
+			printf '%-50s   1 passed, 0 failed\n' "$name"
+		else
+			failed=$((failed + 1))
+			failures+=("$name")
+			printf '%-50s   0 passed, 1 failed\n' "$name"
+			tail -30 "$log" | sed 's/^/    | /'
+		fi
+	done
+}
+
+run_unit
+run_integration
+run_fuzz
+
+if [ ${#failures[@]} -gt 0 ]; then
+	echo "failed: ${failures[*]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,154 @@
+/* Unit tests of internal/base: parsers, buffers, UUIDv7, time format. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/parse.h"
+#include "base/uuid.h"
+
+static void test_parse_int(void **state)
+{
+	int64_t v = 7;
+
+	(void)state;
+	assert_int_equal(parse_int64("42", 0, 100, &v), 0);
+	assert_int_equal(v, 42);
+	assert_int_equal(parse_int64("-3", -5, 5, &v), 0);
+	assert_int_equal(v, -3);
+	v = 7;
+	assert_int_equal(parse_int64("", 0, 100, &v), -1);
+	assert_int_equal(parse_int64("10x", 0, 100, &v), -1);
+	assert_int_equal(parse_int64(" 1", 0, 100, &v), -1);
+	assert_int_equal(parse_int64("101", 0, 100, &v), -1);
+	assert_int_equal(parse_int64("99999999999999999999", 0, INT64_MAX, &v), -1);
+	assert_int_equal(parse_int64(NULL, 0, 100, &v), -1);
+	assert_int_equal(v, 7); /* untouched on failure */
+}
+
+static void test_parse_seconds(void **state)
+{
+	double d = -1;
+
+	(void)state;
+	assert_int_equal(parse_seconds("0.5", 0, 10, &d), 0);
+	assert_true(d == 0.5);
+	assert_int_equal(parse_seconds("30", 0, 60, &d), 0);
+	assert_true(d == 30);
+	assert_int_equal(parse_seconds("nan", 0, 60, &d), -1);
+	assert_int_equal(parse_seconds("inf", 0, 1e300, &d), -1);
+	assert_int_equal(parse_seconds("-1", -5, 60, &d), -1);
+	assert_int_equal(parse_seconds("61", 0, 60, &d), -1);
+	assert_int_equal(parse_seconds("1s", 0, 60, &d), -1);
+	assert_true(d == 30);
+}
+
+static void test_parse_bool_size(void **state)
+{
+	int b = -1;
+	int64_t n = 0;
+
+	(void)state;
+	assert_int_equal(parse_bool("TRUE", &b), 0);
+	assert_int_equal(b, 1);
+	assert_int_equal(parse_bool("off", &b), 0);
+	assert_int_equal(b, 0);
+	assert_int_equal(parse_bool("2", &b), -1);
+	assert_int_equal(parse_size("1M", INT64_MAX, &n), 0);
+	assert_int_equal(n, 1 << 20);
+	assert_int_equal(parse_size("4KiB", INT64_MAX, &n), 0);
+	assert_int_equal(n, 4096);
+	assert_int_equal(parse_size("12", INT64_MAX, &n), 0);
+	assert_int_equal(n, 12);
+	assert_int_equal(parse_size("1T", INT64_MAX, &n), -1);
+	assert_int_equal(parse_size("2G", 1 << 30, &n), -1);
+	assert_int_equal(parse_size("-1", INT64_MAX, &n), -1);
+}
+
+static void test_buf(void **state)
+{
+	struct buf b = BUF_INIT;
+	char *s;
+	size_t len;
+	int i;
+
+	(void)state;
+	assert_string_equal(b.data, "");
+	for (i = 0; i < 1000; i++)
+		buf_printf(&b, "%d,", i);
+	assert_int_equal(b.len, strlen(b.data));
+	assert_memory_equal(b.data, "0,1,2,", 6);
+	buf_reset(&b);
+	buf_adds(&b, "abc");
+	buf_addc(&b, 'd');
+	s = buf_detach(&b, &len);
+	assert_string_equal(s, "abcd");
+	assert_int_equal(len, 4);
+	assert_string_equal(b.data, "");
+	free(s);
+	buf_release(&b);
+}
+
+static void test_uuid7(void **state)
+{
+	char a[UUID_STR_LEN], b[UUID_STR_LEN];
+	int i;
+
+	(void)state;
+	uuid7_new(a);
+	assert_true(uuid_valid(a));
+	assert_int_equal(a[14], '7'); /* version */
+	assert_true(strchr("89ab", a[19]) != NULL); /* variant */
+	for (i = 0; i < 10000; i++) {
+		uuid7_new(b);
+		assert_true(strcmp(a, b) < 0); /* strictly increasing */
+		memcpy(a, b, sizeof(a));
+	}
+	assert_false(uuid_valid("not-a-uuid"));
+	assert_false(uuid_valid("0193a0e4-7c2b-7d0e-8a3b-0123456789zz"));
+}
+
+static void test_rfc3339(void **state)
+{
+	char out[CLOCK_RFC3339_LEN];
+
+	(void)state;
+	assert_string_equal(clock_rfc3339(0, out), "1970-01-01T00:00:00.000000Z");
+	assert_string_equal(clock_rfc3339(1795369044123456LL, out),
+			    "2026-11-22T17:37:24.123456Z");
+}
+
+static void test_err(void **state)
+{
+	struct err e;
+
+	(void)state;
+	assert_int_equal(err_set(&e, ERR_INVALID, "bad '%s'", "x"), -1);
+	assert_string_equal(e.msg, "bad 'x'");
+	err_wrap(&e, "loading");
+	assert_string_equal(e.msg, "loading: bad 'x'");
+	assert_int_equal(e.code, ERR_INVALID);
+	assert_string_equal(err_code_name(ERR_UNAVAILABLE), "unavailable");
+	assert_int_equal(err_set(NULL, ERR_IO, "x"), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_int),
+		cmocka_unit_test(test_parse_seconds),
+		cmocka_unit_test(test_parse_bool_size),
+		cmocka_unit_test(test_buf),
+		cmocka_unit_test(test_uuid7),
+		cmocka_unit_test(test_rfc3339),
+		cmocka_unit_test(test_err),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
