@@ -32,7 +32,7 @@ base_PKGS :=
 log_PKGS :=
 config_PKGS :=
 jobs_PKGS := jansson
-queue_PKGS := hiredis
+queue_PKGS := hiredis libcrypto
 httpd_PKGS := libmicrohttpd jansson
 metrics_PKGS :=
 worker_PKGS := jansson
@@ -77,10 +77,10 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 # Lua scripts of the queue, compiled in as C strings.
-LUA := $(sort $(wildcard internal/queue/lua/*.lua))
-%/gen/queue/scripts.h: $(LUA) internal/queue/lua2c.sh
+LUA := $(sort $(filter-out %/_lib.lua,$(wildcard internal/queue/lua/*.lua)))
+%/gen/queue/scripts.h: $(LUA) internal/queue/lua/_lib.lua internal/queue/lua2c.sh
 	@mkdir -p $(dir $@)
-	sh internal/queue/lua2c.sh $(LUA) > $@.tmp && mv $@.tmp $@
+	sh internal/queue/lua2c.sh internal/queue/lua/_lib.lua $(LUA) > $@.tmp && mv $@.tmp $@
 $(call mod_objs,queue): $(BUILD)/gen/queue/scripts.h
 
 # ---- tests -------------------------------------------------------------
@@ -122,6 +122,14 @@ demo: test-deps
 bench: test-deps
 	@$(MAKE) --no-print-directory tests
 	@BUILD=$(BUILD) tests/bench/run.sh $(BENCH)
+
+# Both images built offline with podman and run against a real Redis:
+# API -> wake -> worker -> done, SIGTERM mid-job, idle exit (root only).
+test-images: test-deps
+	@$(MAKE) --no-print-directory $(TOOL_BINS)
+	@BUILD=$(BUILD) container/test-images.sh
+
+.PHONY: test-images
 
 # ---- fuzzing (clang + libFuzzer) --------------------------------------
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)

@@ -1,8 +1,8 @@
 #!/bin/sh
 # deps.sh - the one list of Debian packages wakeq needs, by purpose.
 #
-#   container/deps.sh list build|worker|api|test|all   print package names
-#   container/deps.sh install build|worker|api|test|all install what is missing
+#   container/deps.sh list build|worker|api|test|images|all   print names
+#   container/deps.sh install build|worker|api|test|images|all install missing
 #
 # Used by the Makefile (make deps, make test, make demo), .ci/run and both
 # Dockerfiles, so a package is named in one place only.
@@ -18,7 +18,10 @@ api="ca-certificates libhiredis0.14 libmicrohttpd12 libcurl4 libjansson4
 worker="$api libavformat59 libavcodec59 libavutil57 libswscale6
  libswresample4 libavfilter8"
 test="$build redis-server redis-tools postgresql libcmocka-dev clang
- libclang-rt-14-dev curl jq procps ffmpeg wrk hyperfine valgrind"
+ libclang-rt-14-dev curl jq procps ffmpeg wrk hyperfine valgrind
+ shellcheck python3-yaml"
+# Building and running the images offline (container/test-images.sh).
+images="podman buildah runc debootstrap catatonit"
 
 pkgs() {
 	case "$1" in
@@ -26,7 +29,8 @@ pkgs() {
 	api) echo $api ;;
 	worker) echo $worker ;;
 	test | all) echo $test ;;
-	*) echo "deps.sh: unknown set '$1' (build, worker, api, test, all)" >&2; exit 2 ;;
+	images) echo $images ;;
+	*) echo "deps.sh: unknown set '$1' (build, worker, api, test, images, all)" >&2; exit 2 ;;
 	esac
 }
 
@@ -53,5 +57,5 @@ install)
 	# shellcheck disable=SC2086
 	apt-get install -y -qq --no-install-recommends $want >/dev/null
 	;;
-*) echo "usage: deps.sh list|missing|install build|worker|api|test|all" >&2; exit 2 ;;
+*) echo "usage: deps.sh list|missing|install build|worker|api|test|images|all" >&2; exit 2 ;;
 esac

@@ -29,8 +29,29 @@ want() { # want KIND NAME: whether the command line selects this test
 }
 SEL=("$@")
 
+# Unit tests of modules that talk to Redis get one real redis-server,
+# started here on a free loopback port and stopped by pid on exit.
+unit_redis() {
+	[ -n "${UNIT_REDIS_URL:-}" ] && return 0
+	local port dir
+	port=$("$BUILD/tests/tools/freeport") || return 1
+	dir=$logs/redis
+	mkdir -p "$dir"
+	redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' \
+		--appendonly no --loglevel warning --logfile "$dir/log" &
+	UNIT_REDIS_PID=$!
+	trap 'kill $UNIT_REDIS_PID 2>/dev/null; wait $UNIT_REDIS_PID 2>/dev/null; rm -rf "$logs"' EXIT
+	for _ in $(seq 1 200); do
+		redis-cli -p "$port" ping >/dev/null 2>&1 && break
+		sleep 0.02
+	done
+	UNIT_REDIS_URL=redis://127.0.0.1:$port
+	export UNIT_REDIS_URL
+}
+
 run_unit() {
 	local t name log p f
+	unit_redis || echo "warning: cannot start redis-server for unit tests"
 	for t in "$BUILD"/tests/unit/*/test_*; do
 		[ -x "$t" ] || continue
 		name=${t#"$BUILD"/tests/}

@@ -1,0 +1,191 @@
+/* fetch.h - job inputs and outputs by URL: file:// inside DATA_DIR,
+ * http(s):// downloads, uploads by HTTP PUT to a presigned URL, and
+ * s3://bucket/key through libcurl's AWS SigV4.
+ *
+ * Outbound requests to loopback, private, link-local and metadata
+ * addresses are refused unless jobs_settings.allow_private allows them; the
+ * check applies to the address actually connected.
+ *
+ * Errors: ERR_UNAVAILABLE / ERR_TIMEOUT mean "retry later" (5xx, network,
+ * timeouts); every other code is final (4xx, bad URL, refused address,
+ * path outside DATA_DIR, too large). ERR_CANCELLED when *cancel was set.
+ * All calls block; they poll *cancel (may be NULL) during transfers.
+ */
+#ifndef WAKEQ_FETCH_H
+#define WAKEQ_FETCH_H
+
+#include "base/err.h"
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* A job input made available as a local file. */
+struct fetch_input {
+	char path[PATH_MAX]; /* local file to read */
+	int temp;            /* path is a download of ours: removed on release */
+	int64_t bytes;       /* size of the local file */
+};
+
+/* Resolves `url` to a readable local file: file:// is checked against
+ * DATA_DIR (no "..", no absolute escape, no symlink out of it) and used in
+ * place; http(s):// and s3:// are streamed into a temp file under
+ * jobs_settings.tmp_dir, capped at jobs_settings.max_input_bytes.
+ * Returns 0 with `in` filled, or -1 with err set and `in` untouched. */
+int fetch_input_open(const char *url, struct fetch_input *in,
+		     atomic_int *cancel, struct err *err);
+
+/* Removes the temp file of `in` if it is ours. Safe on a zeroed struct. */
+void fetch_input_release(struct fetch_input *in);
+
+/* A job output: the caller writes `path`, then commits it. */
+struct fetch_output {
+	char path[PATH_MAX]; /* local file the caller writes */
+	char final[PATH_MAX];/* file:// target, renamed into place on commit */
+	char *url;           /* the output URL (owned) */
+	int committed;
+};
+
+/* Prepares a local file for an output `url`. file:// targets (inside
+ * DATA_DIR; parent folder created) are written to a temp name beside the
+ * target; http(s):// (PUT to a presigned URL) and s3:// go to a temp file
+ * under tmp_dir. Returns 0 or -1 with err set. */
+int fetch_output_prepare(const char *url, struct fetch_output *out,
+			 struct err *err);
+
+/* Publishes the written file: rename into place (file://) or upload
+ * (HTTP PUT / S3 PUT). Returns 0 or -1 with err set. */
+int fetch_output_commit(struct fetch_output *out, atomic_int *cancel,
+			struct err *err);
+
+/* Removes whatever the output left behind unless committed (partial files
+ * never remain) and frees `out`'s memory. Safe on a zeroed struct. */
+void fetch_output_release(struct fetch_output *out);
+
+/* ---- outbound address policy ---------------------------------------
+ *
+ * ALLOW_PRIVATE_NETWORKS (jobs_settings.allow_private) is a comma list;
+ * spaces are ignored and an empty value (or "none") allows nothing:
+ *
+ *   loopback    127.0.0.0/8, ::1
+ *   private     10/8, 172.16/12, 192.168/16, 100.64/10 (CGNAT), fc00::/7
+ *   link-local  169.254/16, fe80::/10
+ *   metadata    169.254.169.254, fd00:ec2::254 (cloud metadata servers)
+ *   all         every address
+ *   CIDR        "10.1.0.0/16", "192.168.1.5", "fd12::/64" ...
+ *
+ * Refused unless allowed: the ranges above plus unspecified (0.0.0.0/8,
+ * ::), multicast, reserved (240/4), 192.0.0/24, 198.18/15 and site-local
+ * fec0::/10. IPv4-mapped, NAT64 (64:ff9b::/96) and 6to4 (2002::/16)
+ * addresses are judged by the IPv4 address they carry. The metadata
+ * addresses are refused even under "private"/"link-local": only
+ * "metadata", "all" or a CIDR that covers them lets them through. The
+ * host name metadata.google.internal is refused by name as well.
+ */
+
+#include <sys/socket.h>
+
+#define FETCH_ALLOW_MAX 32
+
+struct fetch_allow {
+	int all;
+	int n;
+	struct {
+		unsigned char addr[16]; /* IPv4 as ::ffff:a.b.c.d */
+		int bits;               /* prefix length over the 128 bits */
+		int keyword;            /* from a keyword, not a CIDR */
+	} nets[FETCH_ALLOW_MAX];
+};
+
+/* Parses an ALLOW_PRIVATE_NETWORKS value (NULL = ""). Returns 0 with
+ * `out` filled, or -1 with err (ERR_INVALID) naming the bad item. */
+int fetch_allow_parse(const char *spec, struct fetch_allow *out,
+		      struct err *err);
+
+/* Whether connecting to `sa` is allowed under `allow`: 1 allowed, 0
+ * refused (also for families other than IPv4/IPv6). Pure, thread-safe. */
+int fetch_addr_allowed(const struct fetch_allow *allow,
+		       const struct sockaddr *sa, socklen_t len);
+
+/* Checks jobs_settings (allow_private) for start-up: 0, or -1 with err. */
+int fetch_check_settings(struct err *err);
+
+/* Checks that `url` is an http:// or https:// URL with a host that is not
+ * refused by name (see above). Returns 0, or -1 with err (ERR_INVALID). */
+int fetch_url_check(const char *url, struct err *err);
+
+/* ---- limits ---------------------------------------------------------- */
+
+/* Transfer limits, defaults set here; the worker (or a test) may change
+ * them before any transfer starts. */
+struct fetch_limits {
+	double connect_timeout_s; /* TCP + TLS connect (10) */
+	double timeout_s;         /* a whole input or output transfer (3600) */
+	long max_redirects;       /* redirects followed (5) */
+	int64_t max_response_bytes; /* http.request / webhook bodies kept
+				     * (1 MiB; longer ones are truncated) */
+};
+
+extern struct fetch_limits fetch_limits;
+
+/* ---- generic HTTP requests (http.request, webhooks) ------------------ */
+
+#include "base/buf.h"
+
+struct fetch_request {
+	const char *method;          /* NULL = "GET" */
+	const char *url;             /* http(s):// or s3:// */
+	const char *const *headers;  /* "Name: value" lines, NULL-terminated;
+				      * may be NULL */
+	const char *body;            /* request body or NULL */
+	size_t body_len;
+	double timeout_s;            /* total; 0 = fetch_limits.timeout_s */
+	int no_follow;               /* do not follow redirects */
+	atomic_int *cancel;          /* may be NULL */
+};
+
+struct fetch_response {
+	long status;          /* last HTTP status (after redirects) */
+	struct buf headers;   /* header lines of the last response, CRLFs
+			       * kept, status line excluded */
+	struct buf body;      /* up to fetch_limits.max_response_bytes */
+	int truncated;        /* the body was longer than what is kept */
+	double retry_after_s; /* from Retry-After (seconds or date), 0 = none */
+};
+
+#define FETCH_RESPONSE_INIT { 0, BUF_INIT, BUF_INIT, 0, 0 }
+
+/* Sends one request and reads the answer into `resp` (which the caller
+ * inits with FETCH_RESPONSE_INIT and releases). Returns 0 when an HTTP
+ * answer arrived, whatever its status, or -1 with err: ERR_UNAVAILABLE /
+ * ERR_TIMEOUT for network errors and timeouts (retry), ERR_INVALID for a
+ * bad URL, a refused address or too many redirects, ERR_CANCELLED. Blocks. */
+int fetch_http(const struct fetch_request *req, struct fetch_response *resp,
+	       struct err *err);
+
+void fetch_response_release(struct fetch_response *resp);
+
+/* Maps an HTTP status to the error convention above: 0 for 1xx-3xx,
+ * otherwise -1 with err set: ERR_UNAVAILABLE for 5xx, 408 and 429,
+ * ERR_NOTFOUND for 404/410, ERR_AUTH for 401/403, ERR_TOOLARGE for 413,
+ * ERR_INVALID for other 4xx. `what` names the request in the message. */
+int fetch_status_error(long status, const char *what, struct err *err);
+
+/* Whether an error code means "retry later". */
+int fetch_retryable(enum err_code code);
+
+/* The http(s) URL an s3://bucket/key URL stands for, from S3_ENDPOINT
+ * (default https://s3.REGION.amazonaws.com), AWS_REGION (us-east-1) and
+ * S3_PATH_STYLE (default on when S3_ENDPOINT is set: ENDPOINT/bucket/key;
+ * off: bucket.HOST/key). The key is percent-encoded. Requests to s3://
+ * URLs are signed with AWS SigV4 from AWS_ACCESS_KEY_ID,
+ * AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (optional). Returns 0 with
+ * *url set (caller frees), or -1 with err (ERR_INVALID). */
+int fetch_s3_url(const char *s3url, char **url, struct err *err);
+
+/* ---- jobs ----------------------------------------------------------- */
+
+/* Binds the http.request job type (see fetch/job.c for its payload). */
+void fetch_bind_jobs(void);
+
+#endif

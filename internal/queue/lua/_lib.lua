@@ -1,0 +1,101 @@
+-- _lib.lua: prepended to every script (lua2c.sh). KEYS[1] is the queue's
+-- key prefix "wakeq:{QUEUE}:"; every key a script touches starts with it,
+-- so all of them hash to one cluster slot.
+local P = KEYS[1]
+local T = redis.call('TIME')
+local NOW_US = tonumber(T[1]) * 1000000 + tonumber(T[2])
+local NOW = math.floor(NOW_US / 1000)
+-- pending score = priority * BAND + sequence: FIFO inside a priority band.
+local BAND = 281474976710656
+local seq_next = nil
+local seq_left = 0
+
+-- Reserves n numbers of the queue's sequence (one INCRBY per script run
+-- when possible); returns the first.
+local function seq(n)
+  if seq_left < n then
+    local want = math.max(n, 64)
+    local top = redis.call('INCRBY', P .. 'seq', want)
+    seq_next = top - want + 1
+    seq_left = want
+  end
+  local s = seq_next
+  seq_next = seq_next + n
+  seq_left = seq_left - n
+  return s
+end
+
+local function wake_markers(n)
+  if n > 16 then n = 16 end
+  local args = {}
+  for i = 1, n do args[i] = '1' end
+  if redis.call('LPUSH', P .. 'marker', unpack(args)) > 16 then
+    redis.call('LTRIM', P .. 'marker', 0, 15)
+  end
+end
+
+local function publish(id, status, progress, stage)
+  redis.call('PUBLISH', P .. 'events',
+    id .. '\t' .. status .. '\t' .. (progress or '') .. '\t' .. (stage or ''))
+end
+
+-- RFC 3339 UTC with microseconds from epoch microseconds (days-to-civil
+-- conversion on the proleptic Gregorian calendar).
+local function rfc3339(us)
+  local s = math.floor(us / 1000000)
+  local frac = us - s * 1000000
+  local days = math.floor(s / 86400)
+  local rem = s - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+    - math.floor(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  if m <= 2 then y = y + 1 end
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%06dZ', y, m, d,
+    math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, frac)
+end
+
+-- A job reached an end state: when it has a callback URL, enqueue a
+-- webhook.deliver job carrying the URL and the document to POST.
+local function webhook(id, jk, status, result, err)
+  local h = redis.call('HMGET', jk, 'callback', 'type', 'attempts', 'priority')
+  if not h[1] or h[1] == '' then return end
+  local body = { id = id, type = h[2], status = status,
+    attempts = tonumber(h[3]) or 0, finished_at = rfc3339(NOW_US) }
+  if status == 'done' then
+    local ok, v = pcall(cjson.decode, result or 'null')
+    body.result = ok and v or cjson.null
+  else
+    body.error = err or ''
+  end
+  local s = seq(1)
+  local wid = string.format('%08x-%04x-7%03x-%s', math.floor(NOW / 65536),
+    NOW % 65536, s % 4096, string.sub(id, 20))
+  local prio = tonumber(h[4]) or 0
+  redis.call('HSET', P .. 'job:' .. wid, 'type', 'webhook.deliver',
+    'payload', cjson.encode({ url = h[1], body = body }), 'status', 'queued',
+    'priority', prio, 'attempts', 0, 'max_attempts', 10, 'timeout', 30,
+    'created', NOW_US, 'run_at', NOW_US, 'parent', id)
+  redis.call('ZADD', P .. 'pending', prio * BAND + s, wid)
+  wake_markers(1)
+end
+
+-- Moves a job to the dead set, capping it (oldest hashes deleted).
+local function bury(id, jk, err, dead_max)
+  redis.call('HSET', jk, 'status', 'failed', 'error', err, 'token', '',
+    'finished', NOW_US)
+  redis.call('ZADD', P .. 'dead', NOW, id)
+  local n = redis.call('ZCARD', P .. 'dead')
+  if n > dead_max then
+    local old = redis.call('ZPOPMIN', P .. 'dead', n - dead_max)
+    for i = 1, #old, 2 do redis.call('DEL', P .. 'job:' .. old[i]) end
+  end
+  publish(id, 'failed')
+  webhook(id, jk, 'failed', nil, err)
+end

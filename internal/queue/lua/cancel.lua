@@ -1,0 +1,24 @@
+-- cancel: ARGV id, result_ttl_s. Returns 0 cancelled now, 1 cancel
+-- requested (active), -1 no such job, -2 already finished.
+local id = ARGV[1]
+local jk = P .. 'job:' .. id
+local st = redis.call('HGET', jk, 'status')
+if not st then return -1 end
+if st == 'active' then
+  redis.call('HSET', jk, 'cancel', 1)
+  return 1
+end
+if st == 'queued' then
+  if redis.call('ZREM', P .. 'pending', id) == 0 then return -2 end
+elseif st == 'scheduled' or st == 'retrying' then
+  if redis.call('ZREM', P .. 'delayed', id) == 0 then return -2 end
+  if st == 'retrying' then redis.call('HINCRBY', P .. 'stats', 'retrying', -1) end
+else
+  return -2
+end
+redis.call('HSET', jk, 'status', 'cancelled', 'error', 'cancelled', 'finished', NOW_US)
+redis.call('PEXPIRE', jk, tonumber(ARGV[2]) * 1000)
+redis.call('HINCRBY', P .. 'stats', 'cancelled', 1)
+publish(id, 'cancelled')
+webhook(id, jk, 'cancelled', nil, 'cancelled')
+return 0

@@ -1,0 +1,9 @@
+-- retire: ARGV worker, force (0/1). Leaves the registry unless due work
+-- exists. Returns 1 when retired, 0 when refused.
+if ARGV[2] ~= '1' then
+  if redis.call('ZCARD', P .. 'pending') > 0 then return 0 end
+  if #redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', NOW, 'LIMIT', 0, 1) > 0 then return 0 end
+  if #redis.call('ZRANGEBYSCORE', P .. 'active', '-inf', NOW, 'LIMIT', 0, 1) > 0 then return 0 end
+end
+redis.call('ZREM', P .. 'workers', ARGV[1])
+return 1

@@ -1,0 +1,299 @@
+/* queue.h - the Redis queue engine: jobs, leases, retries, dead letters,
+ * the worker registry and the wake markers (DESIGN.md "The queue in Redis").
+ *
+ * Every state change is one Lua script run with EVALSHA (loaded once per
+ * connection, EVAL on NOSCRIPT): one round trip, atomic. All keys of a
+ * queue share the hash tag {QUEUE}, so each script touches one slot.
+ *
+ * A `struct queue` is one Redis connection and is not thread-safe: give
+ * each thread its own. Every call blocks for at most the command timeout
+ * (except queue_wait, which is polled). On a connection error the call
+ * fails with ERR_UNAVAILABLE and the next call reconnects, with a backoff
+ * that grows from 50 ms to 2 s between attempts; a Redis outage is never
+ * fatal. Other failures: ERR_INVALID (bad argument), ERR_NOTFOUND,
+ * ERR_CONFLICT, ERR_PROTOCOL (a reply we cannot read).
+ *
+ * Times: zset scores are milliseconds since the epoch, job timestamps are
+ * microseconds since the epoch, both on the Redis server's clock (TIME).
+ */
+#ifndef WAKEQ_QUEUE_H
+#define WAKEQ_QUEUE_H
+
+#include "base/err.h"
+#include "base/uuid.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QUEUE_NAME_MAX 64      /* [A-Za-z0-9_.-]+ */
+#define QUEUE_MAX_BATCH 1000   /* jobs per enqueue, take or settle call */
+#define QUEUE_PRIORITY_MAX 9   /* 0 runs first */
+
+/* ---- connection -------------------------------------------------------- */
+
+/* A parsed Redis URL: redis://[[user]:password@]host[:port][/db],
+ * rediss://… (TLS), unix:///path/to/socket[?db=N]. */
+struct queue_url {
+	char host[256];     /* or the socket path for unix:// */
+	int port;           /* 6379 by default */
+	int unix_socket;
+	int tls;
+	int db;
+	char user[128];
+	char password[256];
+};
+
+/* Parses `url`. Returns 0, or -1 with err naming what is wrong. */
+int queue_url_parse(const char *url, struct queue_url *out, struct err *err);
+
+struct queue_opts {
+	const char *url;          /* REDIS_URL; NULL = redis://127.0.0.1:6379 */
+	double connect_timeout_s; /* 0 = 5 */
+	double command_timeout_s; /* 0 = 10 */
+};
+
+/* Whether this build can speak TLS to Redis (hiredis_ssl found at build). */
+int queue_tls_supported(void);
+
+/* Connects and checks the server answers. Returns a queue, or NULL with err
+ * set (ERR_INVALID for a bad URL or rediss:// without TLS support,
+ * ERR_UNAVAILABLE when the server cannot be reached). Caller frees. */
+struct queue *queue_connect(const struct queue_opts *opts, struct err *err);
+void queue_free(struct queue *q);
+
+/* Round trip PING. Returns 0 or -1. */
+int queue_ping(struct queue *q, struct err *err);
+
+/* Checks a queue name. Returns 0 or -1 with err. */
+int queue_name_check(const char *name, struct err *err);
+
+/* ---- enqueue ----------------------------------------------------------- */
+
+struct queue_spec {
+	const char *id;              /* NULL: a fresh UUIDv7 */
+	const char *type;            /* required */
+	const char *payload;         /* JSON text; NULL = "{}" */
+	int priority;                /* 0..9, 0 first; FIFO inside a priority */
+	int64_t run_at_ms;           /* 0 = now; otherwise wall-clock ms */
+	int64_t delay_ms;            /* added to now when run_at_ms is 0 */
+	int max_attempts;            /* 0 = 3 */
+	double timeout_s;            /* 0 = none (the worker's JOB_TIMEOUT) */
+	const char *idempotency_key; /* NULL = none */
+	int64_t idempotency_ttl_s;   /* 0 = 86400 */
+	const char *callback_url;    /* NULL = none */
+	const char *trace;           /* trace context carried to the worker */
+};
+
+struct queue_enqueued {
+	char id[UUID_STR_LEN];
+	int created;                 /* 0: an existing job had this key */
+};
+
+/* Enqueues `n` jobs (1..QUEUE_MAX_BATCH) on `queue` in one round trip.
+ * out[i] tells the id of each. *live_worker (may be NULL) is set to
+ * whether a live worker was registered on the queue at the moment of the
+ * enqueue, read in the same script. Returns 0 or -1 (nothing enqueued). */
+int queue_enqueue(struct queue *q, const char *queue,
+		  const struct queue_spec *specs, size_t n,
+		  struct queue_enqueued *out, int *live_worker,
+		  struct err *err);
+
+/* ---- take and settle ---------------------------------------------------- */
+
+/* A leased job. Strings are owned by the struct: queue_job_release. */
+struct queue_job {
+	char id[UUID_STR_LEN];
+	char *type;
+	char *payload;
+	char *callback_url;    /* NULL when none */
+	char *trace;           /* NULL when none */
+	int priority;
+	int attempts;          /* including this one */
+	int max_attempts;
+	double timeout_s;
+	int64_t token;         /* fencing token of this lease */
+	int64_t created_us;
+};
+
+void queue_job_release(struct queue_job *job);
+
+enum queue_outcome {
+	QUEUE_DONE,      /* finished: result kept for RESULT_TTL */
+	QUEUE_RETRY,     /* failed, retryable: delayed by delay_ms, or dead
+			  * when attempts are used up */
+	QUEUE_FAIL,      /* failed for good: dead letter */
+	QUEUE_CANCELLED, /* stopped by a cancel request */
+	QUEUE_REQUEUE    /* shutdown: back to the front of pending, the
+			  * attempt not counted */
+};
+
+/* How one run ended. Strings are borrowed for the call. */
+struct queue_settle {
+	const char *id;
+	int64_t token;
+	enum queue_outcome outcome;
+	const char *result;        /* DONE: JSON text, NULL = null */
+	const char *error;         /* RETRY, FAIL, CANCELLED */
+	int64_t delay_ms;          /* RETRY: backoff before the next attempt */
+	/* When the job has a callback and this ends it (done, failed for good,
+	 * cancelled), a webhook.deliver job with this id and payload is
+	 * enqueued in the same script; NULL = none. */
+	const char *webhook_id;
+	const char *webhook_payload;
+	int stale;                 /* out: 1 when refused (fencing) */
+	int final;                 /* out: 1 when the job reached an end state */
+};
+
+struct queue_take {
+	/* in */
+	const char *worker;        /* worker id recorded on taken jobs */
+	int64_t lease_ms;          /* lease length */
+	size_t max;                /* take at most this many (0: settle only) */
+	struct queue_settle *settle; /* results to apply first, may be NULL */
+	size_t nsettle;
+	/* out */
+	struct queue_job *jobs;    /* caller's array of `max` entries */
+	size_t njobs;              /* how many were taken */
+	int64_t next_due_ms;       /* when none were taken: the earliest
+				    * delayed job or lease expiry, 0 = none */
+	int64_t server_now_ms;     /* the Redis clock when the script ran */
+	size_t nstale;             /* settles refused by fencing */
+};
+
+/* Settles t->settle[] (acks, nacks, requeues: each refused when its token
+ * is stale, counted in t->nstale and flagged in settle[i].stale), then
+ * promotes due delayed jobs, reclaims expired leases (the attempt counts;
+ * dead letter after max attempts) and leases up to t->max due jobs in
+ * priority then FIFO order with fresh fencing tokens. One round trip.
+ * Returns 0, or -1 with err (nothing settled, nothing taken). The caller
+ * releases each taken job. */
+int queue_take(struct queue *q, const char *queue, struct queue_take *t,
+	       struct err *err);
+
+/* Computes the backoff before attempt `attempts`+1: base * 2^(attempts-1),
+ * capped, times a random factor in [0.5, 1.0] ("equal jitter"). */
+int64_t queue_backoff_ms(int attempts, int64_t base_ms, int64_t cap_ms);
+
+/* Records progress (0..100) and optionally a stage of a leased job and
+ * publishes it to subscribers. Returns 0, or -1 (ERR_STALE when the lease
+ * is no longer ours). */
+int queue_progress(struct queue *q, const char *queue, const char *id,
+		   int64_t token, double percent, const char *stage,
+		   struct err *err);
+
+/* ---- leases and workers ------------------------------------------------- */
+
+struct queue_lease {
+	const char *id;
+	int64_t token;
+	int lost;      /* out: the lease is no longer ours: stop the job */
+	int cancel;    /* out: a cancel was requested: stop the job */
+};
+
+/* Renews the leases of all of a worker's in-flight jobs to now + lease_ms
+ * and the worker's registration to now + ttl_ms, in one round trip.
+ * Returns 0 or -1. */
+int queue_renew(struct queue *q, const char *queue, const char *worker,
+		int64_t lease_ms, int64_t ttl_ms, struct queue_lease *leases,
+		size_t n, struct err *err);
+
+/* Registers (or refreshes) `worker` as live on `queue` until now + ttl_ms.
+ * Returns 0 or -1. */
+int queue_register(struct queue *q, const char *queue, const char *worker,
+		   int64_t ttl_ms, struct err *err);
+
+/* Leaves the registry of `queue` unless due work exists (pending jobs, due
+ * delayed jobs or expired leases): *retired is 1 when the worker left, 0
+ * when it must keep draining. With force, leaves regardless. Enqueue reads
+ * the registry in its own script, so no job is ever stranded between the
+ * two. Returns 0 or -1. */
+int queue_retire(struct queue *q, const char *queue, const char *worker,
+		 int force, int *retired, struct err *err);
+
+/* Number of live workers on `queue`. Returns the count or -1. */
+int queue_live_workers(struct queue *q, const char *queue, struct err *err);
+
+/* ---- waiting for work --------------------------------------------------- */
+
+/* Starts a blocking wait (BLPOP on the wake markers of `queues`) for up to
+ * timeout_ms (rounded up to 1 ms). The reply is collected with
+ * queue_wait_poll once queue_fd() is readable. Only queue_wait_poll may be
+ * called on `q` until the wait completes. Returns 0 or -1. */
+int queue_wait_begin(struct queue *q, const char *const *queues, size_t n,
+		     int64_t timeout_ms, struct err *err);
+
+/* The socket to poll for readability during a wait, or -1. */
+int queue_fd(const struct queue *q);
+
+/* Reads what arrived. Returns 1 when a marker arrived (work may be due),
+ * 0 when the wait timed out, 2 when the reply is not complete yet (poll
+ * again), -1 on error (the wait is over). */
+int queue_wait_poll(struct queue *q, struct err *err);
+
+/* Abandons a wait in progress by dropping the connection (reconnects on
+ * next use). */
+void queue_wait_cancel(struct queue *q);
+
+/* ---- inspection and operations ------------------------------------------ */
+
+enum queue_state {
+	QUEUE_QUEUED, QUEUE_SCHEDULED, QUEUE_ACTIVE, QUEUE_RETRYING,
+	QUEUE_DONE_STATE, QUEUE_FAILED, QUEUE_CANCELLED_STATE, QUEUE_NSTATES
+};
+
+/* "queued", "scheduled", "active", "retrying", "done", "failed",
+ * "cancelled"; parse returns -1 for an unknown name. */
+const char *queue_state_name(enum queue_state s);
+int queue_state_parse(const char *name, enum queue_state *out);
+
+struct queue_counts {
+	int64_t n[QUEUE_NSTATES];  /* by state; done and failed are the
+				    * retained sets, cancelled a running total */
+	int64_t workers;           /* live workers */
+	int64_t stale;             /* settles refused by fencing, in total */
+};
+
+int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,
+		 struct err *err);
+
+/* The job as every interface shows it, as a JSON text (caller frees):
+ * {id, queue, type, status, priority, attempts, max_attempts, progress,
+ * stage, payload, result, error, created_at, started_at, finished_at,
+ * run_at}. Returns NULL with ERR_NOTFOUND when there is no such job. */
+char *queue_job_json(struct queue *q, const char *queue, const char *id,
+		     struct err *err);
+
+/* Ids in a state, newest last for queued (run order), most recent first
+ * for done/failed; at most `limit` from `offset`. Fills ids (caller frees
+ * each and the array). Returns the count or -1. */
+int queue_list(struct queue *q, const char *queue, enum queue_state state,
+	       size_t offset, size_t limit, char ***ids, struct err *err);
+
+/* Cancels a job. Returns 0 when it was queued/scheduled/retrying and is
+ * now cancelled, 1 when it is active and a cancel was requested (the
+ * worker stops it at its next lease renewal), -1 with ERR_NOTFOUND or
+ * ERR_CONFLICT (already finished). */
+int queue_cancel(struct queue *q, const char *queue, const char *id,
+		 struct err *err);
+
+/* Moves a dead job back to queued with attempts reset. Returns 0, or -1
+ * with ERR_NOTFOUND / ERR_CONFLICT (not dead). */
+int queue_retry_dead(struct queue *q, const char *queue, const char *id,
+		     struct err *err);
+
+/* Deletes every dead job of `queue`. Returns how many, or -1. */
+int64_t queue_purge_dead(struct queue *q, const char *queue, struct err *err);
+
+/* Names of queues that have keys in this Redis (SCAN), for stats. Fills
+ * names (caller frees each and the array). Returns the count or -1. */
+int queue_discover(struct queue *q, char ***names, struct err *err);
+
+/* Retention of finished jobs, set before use (process-wide defaults). */
+struct queue_limits {
+	int64_t result_ttl_s;   /* done job hashes expire after this; 86400 */
+	int64_t done_max;       /* done set capped at this many; 10000 */
+	int64_t dead_max;       /* dead set capped (oldest deleted); 10000 */
+};
+extern struct queue_limits queue_limits;
+
+#endif

@@ -1,0 +1,556 @@
+/* Unit tests of internal/queue against the real redis-server that
+ * tests/run.sh starts (UNIT_REDIS_URL). Each test uses its own queue. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/uuid.h"
+#include "queue/queue.h"
+
+static struct queue *Q;
+static char qname[64];
+static const char *url;
+
+static int setup(void **state)
+{
+	static int n;
+	struct queue_opts o = { 0 };
+	struct err e;
+
+	(void)state;
+	url = getenv("UNIT_REDIS_URL");
+	if (!url) {
+		fprintf(stderr, "UNIT_REDIS_URL is not set (run through tests/run.sh)\n");
+		return -1;
+	}
+	o.url = url;
+	Q = queue_connect(&o, &e);
+	if (!Q) {
+		fprintf(stderr, "%s\n", e.msg);
+		return -1;
+	}
+	snprintf(qname, sizeof(qname), "t%lld-%d", (long long)(clock_now_us() % 100000000), n++);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	queue_free(Q);
+	Q = NULL;
+	return 0;
+}
+
+static void enq(const char *type, const char *payload, int prio, int64_t delay_ms,
+		int max_attempts, char id[UUID_STR_LEN], int *live)
+{
+	struct queue_spec s = { 0 };
+	struct queue_enqueued out;
+	struct err e;
+
+	s.type = type;
+	s.payload = payload;
+	s.priority = prio;
+	s.delay_ms = delay_ms;
+	s.max_attempts = max_attempts;
+	assert_int_equal(queue_enqueue(Q, qname, &s, 1, &out, live, &e), 0);
+	assert_true(out.created);
+	if (id)
+		memcpy(id, out.id, UUID_STR_LEN);
+}
+
+/* Takes up to max jobs, settling `settle` first. Returns how many. */
+static size_t take(struct queue_job *jobs, size_t max, struct queue_settle *settle,
+		   size_t nsettle, int64_t lease_ms)
+{
+	struct queue_take t = { 0 };
+	struct err e;
+
+	t.worker = "w1";
+	t.lease_ms = lease_ms ? lease_ms : 30000;
+	t.max = max;
+	t.jobs = jobs;
+	t.settle = settle;
+	t.nsettle = nsettle;
+	if (queue_take(Q, qname, &t, &e) < 0)
+		fail_msg("take: %s", e.msg);
+	return t.njobs;
+}
+
+static void settle1(struct queue_job *j, enum queue_outcome o, const char *res,
+		    int64_t delay, int *stale)
+{
+	struct queue_settle s = { 0 };
+
+	s.id = j->id;
+	s.token = j->token;
+	s.outcome = o;
+	s.result = res;
+	s.error = o == QUEUE_DONE ? NULL : "boom";
+	s.delay_ms = delay;
+	take(NULL, 0, &s, 1, 0);
+	if (stale)
+		*stale = s.stale;
+}
+
+static char *field(const char *id, const char *name)
+{
+	struct err e;
+	char *text = queue_job_json(Q, qname, id, &e);
+	json_t *o, *v;
+	char *out;
+
+	if (!text)
+		return NULL;
+	o = json_loads(text, 0, NULL);
+	free(text);
+	v = json_object_get(o, name);
+	if (json_is_string(v))
+		out = strdup(json_string_value(v));
+	else
+		out = json_dumps(v, JSON_ENCODE_ANY);
+	json_decref(o);
+	return out;
+}
+
+static void assert_status(const char *id, const char *want)
+{
+	char *st = field(id, "status");
+
+	assert_non_null(st);
+	assert_string_equal(st, want);
+	free(st);
+}
+
+static void test_url_parse(void **state)
+{
+	struct queue_url u;
+	struct err e;
+
+	(void)state;
+	assert_int_equal(queue_url_parse("redis://h:1234/2", &u, &e), 0);
+	assert_string_equal(u.host, "h");
+	assert_int_equal(u.port, 1234);
+	assert_int_equal(u.db, 2);
+	assert_int_equal(queue_url_parse("redis://:p%40ss@127.0.0.1", &u, &e), 0);
+	assert_string_equal(u.password, "p@ss");
+	assert_int_equal(u.port, 6379);
+	assert_int_equal(queue_url_parse("redis://user:pw@[::1]:7000", &u, &e), 0);
+	assert_string_equal(u.user, "user");
+	assert_string_equal(u.host, "::1");
+	assert_int_equal(u.port, 7000);
+	assert_int_equal(queue_url_parse("rediss://x", &u, &e), 0);
+	assert_true(u.tls);
+	assert_int_equal(queue_url_parse("unix:///run/redis.sock?db=3", &u, &e), 0);
+	assert_true(u.unix_socket);
+	assert_string_equal(u.host, "/run/redis.sock");
+	assert_int_equal(u.db, 3);
+	assert_int_equal(queue_url_parse("redis://", &u, &e), 0);
+	assert_string_equal(u.host, "127.0.0.1");
+
+	assert_int_equal(queue_url_parse("http://x", &u, &e), -1);
+	assert_non_null(strstr(e.msg, "bad redis url"));
+	assert_int_equal(queue_url_parse("redis://h:0", &u, &e), -1);
+	assert_int_equal(queue_url_parse("redis://h:70000", &u, &e), -1);
+	assert_int_equal(queue_url_parse("redis://h:12x", &u, &e), -1);
+	assert_int_equal(queue_url_parse("redis://h/db", &u, &e), -1);
+	assert_int_equal(queue_url_parse("redis://h/-1", &u, &e), -1);
+	assert_int_equal(queue_url_parse("redis://[::1", &u, &e), -1);
+	assert_int_equal(queue_url_parse("redis://:%zz@h", &u, &e), -1);
+	assert_int_equal(queue_url_parse("redis://:%00@h", &u, &e), -1);
+	assert_int_equal(queue_url_parse("unix://relative", &u, &e), -1);
+	assert_int_equal(queue_url_parse("", &u, &e), -1);
+	assert_int_equal(queue_url_parse(NULL, &u, &e), -1);
+}
+
+static void test_connect_errors(void **state)
+{
+	struct queue_opts o = { 0 };
+	struct err e;
+
+	(void)state;
+	o.url = "redis://127.0.0.1:1";
+	o.connect_timeout_s = 0.5;
+	assert_null(queue_connect(&o, &e));
+	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	if (!queue_tls_supported()) {
+		o.url = "rediss://127.0.0.1:6379";
+		assert_null(queue_connect(&o, &e));
+		assert_int_equal(e.code, ERR_INVALID);
+		assert_non_null(strstr(e.msg, "TLS"));
+	}
+	assert_int_equal(queue_name_check("ok-name_1.x", &e), 0);
+	assert_int_equal(queue_name_check("bad name", &e), -1);
+	assert_int_equal(queue_name_check("a{b}", &e), -1);
+	assert_int_equal(queue_name_check("", &e), -1);
+}
+
+static void test_priority_fifo(void **state)
+{
+	char ids[6][UUID_STR_LEN];
+	struct queue_job jobs[10];
+	int prio[6] = { 5, 0, 5, 9, 0, 5 };
+	int want[6] = { 1, 4, 0, 2, 5, 3 };
+	size_t i, n;
+	int live = -1;
+
+	(void)state;
+	for (i = 0; i < 6; i++)
+		enq("noop", NULL, prio[i], 0, 0, ids[i], &live);
+	assert_int_equal(live, 0); /* nobody registered */
+	n = take(jobs, 10, NULL, 0, 0);
+	assert_int_equal(n, 6);
+	for (i = 0; i < n; i++) {
+		assert_string_equal(jobs[i].id, ids[want[i]]);
+		assert_int_equal(jobs[i].attempts, 1);
+		assert_true(jobs[i].token > 0);
+		if (i)
+			assert_true(jobs[i].token != jobs[i - 1].token);
+		queue_job_release(&jobs[i]);
+	}
+}
+
+static void test_batch_and_ack(void **state)
+{
+	struct queue_spec specs[100];
+	struct queue_enqueued out[100];
+	struct queue_job jobs[100];
+	struct queue_settle st[100];
+	struct queue_counts c;
+	struct err e;
+	size_t i, n;
+
+	(void)state;
+	memset(specs, 0, sizeof(specs));
+	for (i = 0; i < 100; i++) {
+		specs[i].type = "noop";
+		specs[i].payload = "{\"n\":1}";
+	}
+	assert_int_equal(queue_enqueue(Q, qname, specs, 100, out, NULL, &e), 0);
+	for (i = 1; i < 100; i++)
+		assert_true(strcmp(out[i - 1].id, out[i].id) < 0);
+	n = take(jobs, 100, NULL, 0, 0);
+	assert_int_equal(n, 100);
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(c.n[QUEUE_ACTIVE], 100);
+	assert_int_equal(c.n[QUEUE_QUEUED], 0);
+	memset(st, 0, sizeof(st));
+	for (i = 0; i < n; i++) {
+		st[i].id = jobs[i].id;
+		st[i].token = jobs[i].token;
+		st[i].outcome = QUEUE_DONE;
+		st[i].result = "{\"ok\":true}";
+	}
+	assert_int_equal(take(NULL, 0, st, n, 0), 0);
+	for (i = 0; i < n; i++) {
+		assert_false(st[i].stale);
+		assert_true(st[i].final);
+	}
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(c.n[QUEUE_ACTIVE], 0);
+	assert_int_equal(c.n[QUEUE_DONE_STATE], 100);
+	assert_status(jobs[7].id, "done");
+	{
+		char *res = field(jobs[7].id, "result");
+
+		assert_string_equal(res, "{\"ok\": true}");
+		free(res);
+	}
+	for (i = 0; i < n; i++)
+		queue_job_release(&jobs[i]);
+}
+
+static void test_delay_and_next_due(void **state)
+{
+	struct queue_job jobs[2];
+	struct queue_take t = { 0 };
+	struct err e;
+	char id[UUID_STR_LEN];
+	int64_t t0 = clock_now_us() / 1000;
+
+	(void)state;
+	enq("noop", NULL, 0, 300, 0, id, NULL);
+	assert_status(id, "scheduled");
+	t.worker = "w";
+	t.lease_ms = 1000;
+	t.max = 2;
+	t.jobs = jobs;
+	assert_int_equal(queue_take(Q, qname, &t, &e), 0);
+	assert_int_equal(t.njobs, 0);
+	assert_true(t.next_due_ms >= t0 + 250 && t.next_due_ms <= t0 + 1000);
+	clock_sleep_us(350000);
+	assert_int_equal(take(jobs, 2, NULL, 0, 0), 1);
+	assert_string_equal(jobs[0].id, id);
+	queue_job_release(&jobs[0]);
+}
+
+static void test_retry_then_dead(void **state)
+{
+	struct queue_job j;
+	struct queue_counts c;
+	struct err e;
+	char id[UUID_STR_LEN];
+	int stale, k;
+
+	(void)state;
+	enq("fail", NULL, 0, 0, 3, id, NULL);
+	for (k = 1; k <= 3; k++) {
+		assert_int_equal(take(&j, 1, NULL, 0, 0), 1);
+		assert_int_equal(j.attempts, k);
+		settle1(&j, QUEUE_RETRY, NULL, 1, &stale);
+		assert_false(stale);
+		queue_job_release(&j);
+		if (k < 3) {
+			assert_status(id, "retrying");
+			assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+			assert_int_equal(c.n[QUEUE_RETRYING], 1);
+			clock_sleep_us(5000);
+		}
+	}
+	assert_status(id, "failed");
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(c.n[QUEUE_FAILED], 1);
+	assert_int_equal(c.n[QUEUE_RETRYING], 0);
+	/* retry from dead, then purge */
+	assert_int_equal(queue_retry_dead(Q, qname, id, &e), 0);
+	assert_status(id, "queued");
+	assert_int_equal(queue_retry_dead(Q, qname, id, &e), -1);
+	assert_int_equal(e.code, ERR_CONFLICT);
+	assert_int_equal(take(&j, 1, NULL, 0, 0), 1);
+	assert_int_equal(j.attempts, 1);
+	settle1(&j, QUEUE_FAIL, NULL, 0, NULL);
+	queue_job_release(&j);
+	assert_int_equal(queue_purge_dead(Q, qname, &e), 1);
+	assert_null(queue_job_json(Q, qname, id, &e));
+	assert_int_equal(e.code, ERR_NOTFOUND);
+}
+
+static void test_idempotency(void **state)
+{
+	struct queue_spec s = { 0 };
+	struct queue_enqueued a, b;
+	struct err e;
+
+	(void)state;
+	s.type = "noop";
+	s.idempotency_key = "order-42";
+	assert_int_equal(queue_enqueue(Q, qname, &s, 1, &a, NULL, &e), 0);
+	assert_true(a.created);
+	assert_int_equal(queue_enqueue(Q, qname, &s, 1, &b, NULL, &e), 0);
+	assert_false(b.created);
+	assert_string_equal(a.id, b.id);
+}
+
+static void test_fencing(void **state)
+{
+	struct queue_job j1, j2;
+	struct queue_lease l;
+	struct err e;
+	char id[UUID_STR_LEN];
+	int stale;
+
+	(void)state;
+	enq("noop", NULL, 0, 0, 5, id, NULL);
+	assert_int_equal(take(&j1, 1, NULL, 0, 50), 1); /* 50 ms lease */
+	clock_sleep_us(80000);
+	/* The lease expired: the next take reclaims and leases it again. */
+	assert_int_equal(take(&j2, 1, NULL, 0, 0), 1);
+	assert_string_equal(j2.id, j1.id);
+	assert_int_equal(j2.attempts, 2);
+	assert_true(j2.token != j1.token);
+	/* The stale holder is refused everywhere. */
+	assert_int_equal(queue_progress(Q, qname, id, j1.token, 50, "x", &e), -1);
+	assert_int_equal(e.code, ERR_STALE);
+	l.id = id;
+	l.token = j1.token;
+	assert_int_equal(queue_renew(Q, qname, "w1", 1000, 1000, &l, 1, &e), 0);
+	assert_true(l.lost);
+	settle1(&j1, QUEUE_DONE, "1", 0, &stale);
+	assert_true(stale);
+	assert_status(id, "active");
+	/* The new holder is fine. */
+	assert_int_equal(queue_progress(Q, qname, id, j2.token, 50, "encode", &e), 0);
+	settle1(&j2, QUEUE_DONE, "2", 0, &stale);
+	assert_false(stale);
+	assert_status(id, "done");
+	{
+		struct queue_counts c;
+
+		assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+		assert_int_equal(c.stale, 1);
+	}
+	queue_job_release(&j1);
+	queue_job_release(&j2);
+}
+
+static void test_requeue_not_counted(void **state)
+{
+	struct queue_job j;
+	char id[UUID_STR_LEN];
+
+	(void)state;
+	enq("noop", NULL, 3, 0, 1, id, NULL);
+	assert_int_equal(take(&j, 1, NULL, 0, 0), 1);
+	settle1(&j, QUEUE_REQUEUE, NULL, 0, NULL);
+	queue_job_release(&j);
+	assert_status(id, "queued");
+	assert_int_equal(take(&j, 1, NULL, 0, 0), 1);
+	assert_int_equal(j.attempts, 1); /* max_attempts 1 and still runs */
+	queue_job_release(&j);
+}
+
+static void test_cancel(void **state)
+{
+	struct queue_job j;
+	struct queue_lease l;
+	struct err e;
+	char a[UUID_STR_LEN], b[UUID_STR_LEN];
+
+	(void)state;
+	enq("noop", NULL, 0, 0, 0, a, NULL);
+	enq("noop", NULL, 0, 0, 0, b, NULL);
+	assert_int_equal(queue_cancel(Q, qname, a, &e), 0);
+	assert_status(a, "cancelled");
+	assert_int_equal(take(&j, 1, NULL, 0, 0), 1);
+	assert_string_equal(j.id, b);
+	assert_int_equal(queue_cancel(Q, qname, b, &e), 1); /* requested */
+	l.id = b;
+	l.token = j.token;
+	assert_int_equal(queue_renew(Q, qname, "w1", 1000, 1000, &l, 1, &e), 0);
+	assert_true(l.cancel);
+	assert_false(l.lost);
+	settle1(&j, QUEUE_CANCELLED, NULL, 0, NULL);
+	assert_status(b, "cancelled");
+	assert_int_equal(queue_cancel(Q, qname, b, &e), -1);
+	assert_int_equal(e.code, ERR_CONFLICT);
+	assert_int_equal(queue_cancel(Q, qname, "01234567-89ab-7def-8123-456789abcdef", &e), -1);
+	assert_int_equal(e.code, ERR_NOTFOUND);
+	queue_job_release(&j);
+}
+
+static void test_registry_retire(void **state)
+{
+	struct queue_job j;
+	struct err e;
+	int live = -1, retired = -1;
+
+	(void)state;
+	assert_int_equal(queue_register(Q, qname, "w1", 5000, &e), 0);
+	assert_int_equal(queue_live_workers(Q, qname, &e), 1);
+	enq("noop", NULL, 0, 0, 0, NULL, &live);
+	assert_int_equal(live, 1);
+	assert_int_equal(queue_retire(Q, qname, "w1", 0, &retired, &e), 0);
+	assert_int_equal(retired, 0); /* work is due */
+	assert_int_equal(take(&j, 1, NULL, 0, 0), 1);
+	settle1(&j, QUEUE_DONE, NULL, 0, NULL);
+	queue_job_release(&j);
+	assert_int_equal(queue_retire(Q, qname, "w1", 0, &retired, &e), 0);
+	assert_int_equal(retired, 1);
+	assert_int_equal(queue_live_workers(Q, qname, &e), 0);
+	enq("noop", NULL, 0, 0, 0, NULL, &live);
+	assert_int_equal(live, 0);
+	/* an expired registration is not live */
+	assert_int_equal(queue_register(Q, qname, "w2", 20, &e), 0);
+	clock_sleep_us(40000);
+	enq("noop", NULL, 0, 0, 0, NULL, &live);
+	assert_int_equal(live, 0);
+}
+
+static void test_webhook_job(void **state)
+{
+	struct queue_spec s = { 0 };
+	struct queue_enqueued out;
+	struct queue_job j, w;
+	struct err e;
+	json_t *p;
+
+	(void)state;
+	s.type = "noop";
+	s.callback_url = "http://127.0.0.1:9/hook";
+	assert_int_equal(queue_enqueue(Q, qname, &s, 1, &out, NULL, &e), 0);
+	assert_int_equal(take(&j, 1, NULL, 0, 0), 1);
+	assert_string_equal(j.callback_url, "http://127.0.0.1:9/hook");
+	settle1(&j, QUEUE_DONE, "{\"frames\":3}", 0, NULL);
+	assert_int_equal(take(&w, 1, NULL, 0, 0), 1);
+	assert_string_equal(w.type, "webhook.deliver");
+	assert_true(uuid_valid(w.id));
+	p = json_loads(w.payload, 0, NULL);
+	assert_non_null(p);
+	assert_string_equal(json_string_value(json_object_get(p, "url")), "http://127.0.0.1:9/hook");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(p, "body"), "id")), out.id);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(p, "body"), "status")), "done");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(json_object_get(p, "body"), "result"), "frames")), 3);
+	assert_int_equal(strlen(json_string_value(json_object_get(json_object_get(p, "body"), "finished_at"))), 27);
+	json_decref(p);
+	queue_job_release(&j);
+	queue_job_release(&w);
+}
+
+static void test_list_and_discover(void **state)
+{
+	char **ids, **names;
+	struct err e;
+	int n, i, found = 0;
+
+	(void)state;
+	enq("noop", NULL, 0, 0, 0, NULL, NULL);
+	enq("noop", NULL, 0, 0, 0, NULL, NULL);
+	n = queue_list(Q, qname, QUEUE_QUEUED, 0, 10, &ids, &e);
+	assert_int_equal(n, 2);
+	for (i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	n = queue_discover(Q, &names, &e);
+	assert_true(n >= 1);
+	for (i = 0; i < n; i++) {
+		found |= !strcmp(names[i], qname);
+		free(names[i]);
+	}
+	free(names);
+	assert_true(found);
+}
+
+static void test_backoff(void **state)
+{
+	int i;
+
+	(void)state;
+	for (i = 0; i < 100; i++) {
+		int64_t b1 = queue_backoff_ms(1, 1000, 60000);
+		int64_t b3 = queue_backoff_ms(3, 1000, 60000);
+		int64_t b20 = queue_backoff_ms(20, 1000, 60000);
+
+		assert_true(b1 >= 500 && b1 <= 1000);
+		assert_true(b3 >= 2000 && b3 <= 4000);
+		assert_true(b20 >= 30000 && b20 <= 60000);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_url_parse),
+		cmocka_unit_test(test_backoff),
+		cmocka_unit_test_setup_teardown(test_connect_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_priority_fifo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_and_ack, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delay_and_next_due, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retry_then_dead, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fencing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_requeue_not_counted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_retire, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_webhook_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_and_discover, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
