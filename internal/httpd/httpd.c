@@ -1,0 +1,364 @@
+#include "httpd/httpd.h"
+
+#include "base/buf.h"
+#include "base/mem.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#if MHD_VERSION < 0x00097002
+typedef int MHD_RESULT;
+#else
+typedef enum MHD_Result MHD_RESULT;
+#endif
+
+struct httpd {
+	struct MHD_Daemon *d;
+	httpd_handler handler;
+	void *ctx;
+	size_t max_body;
+	int port;
+};
+
+struct header {
+	char *name, *value;
+};
+
+struct httpd_request {
+	struct httpd *h;
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *path;
+	struct buf body;
+	int too_large;
+	int responded;
+	struct header *headers;
+	size_t nheaders;
+	char peer[INET6_ADDRSTRLEN];
+};
+
+const char *httpd_method(const struct httpd_request *req) { return req->method; }
+const char *httpd_path(const struct httpd_request *req) { return req->path; }
+
+const char *httpd_header(const struct httpd_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *httpd_query(const struct httpd_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *httpd_body(const struct httpd_request *req, size_t *len)
+{
+	if (len)
+		*len = req->body.len;
+	return req->body.data;
+}
+
+const char *httpd_peer(const struct httpd_request *req)
+{
+	return req->peer;
+}
+
+int httpd_secure_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), i;
+	unsigned char diff = la != lb;
+
+	/* Walk the longer length so timing does not reveal a prefix match. */
+	for (i = 0; i < (la > lb ? la : lb); i++)
+		diff |= (unsigned char)(i < la ? a[i] : 0) ^ (unsigned char)(i < lb ? b[i] : 0);
+	return diff == 0;
+}
+
+int httpd_bearer_ok(const struct httpd_request *req, const char *const *tokens)
+{
+	const char *auth = httpd_header(req, "Authorization");
+	int ok = 0;
+
+	if (!auth || strncasecmp(auth, "Bearer ", 7))
+		return 0;
+	auth += 7;
+	while (*auth == ' ')
+		auth++;
+	for (; tokens && *tokens; tokens++)
+		ok |= (*tokens)[0] && httpd_secure_equal(auth, *tokens);
+	return ok;
+}
+
+void httpd_add_header(struct httpd_request *req, const char *name,
+		      const char *value)
+{
+	req->headers = xrealloc(req->headers, (req->nheaders + 1) * sizeof(*req->headers));
+	req->headers[req->nheaders].name = xstrdup(name);
+	req->headers[req->nheaders].value = xstrdup(value);
+	req->nheaders++;
+}
+
+static int queue_response(struct httpd_request *req, unsigned status,
+			  const char *content_type, struct MHD_Response *resp)
+{
+	size_t i;
+	MHD_RESULT r;
+
+	if (!resp)
+		return -1;
+	if (content_type)
+		MHD_add_response_header(resp, "Content-Type", content_type);
+	for (i = 0; i < req->nheaders; i++)
+		MHD_add_response_header(resp, req->headers[i].name, req->headers[i].value);
+	r = MHD_queue_response(req->conn, status, resp);
+	MHD_destroy_response(resp);
+	req->responded = 1;
+	return r == MHD_YES ? 0 : -1;
+}
+
+int httpd_respond(struct httpd_request *req, unsigned status,
+		  const char *content_type, const char *body, size_t len)
+{
+	struct MHD_Response *resp;
+
+	if (req->responded)
+		return -1;
+	resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	return queue_response(req, status, content_type, resp);
+}
+
+int httpd_respond_json(struct httpd_request *req, unsigned status, json_t *body)
+{
+	char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+	struct MHD_Response *resp;
+
+	json_decref(body);
+	if (!text)
+		return httpd_respond(req, 500, "application/json",
+				     "{\"error\":{\"code\":\"internal\",\"message\":\"cannot encode\"}}", 58);
+	if (req->responded) {
+		free(text);
+		return -1;
+	}
+	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	return queue_response(req, status, "application/json", resp);
+}
+
+int httpd_error(struct httpd_request *req, unsigned status, const char *code,
+		const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return httpd_respond_json(req, status,
+				  json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
+}
+
+struct stream {
+	httpd_reader read;
+	void *ctx;
+	void (*done)(void *ctx);
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct stream *s = cls;
+	ssize_t n;
+
+	(void)pos;
+	n = s->read(s->ctx, buf, max);
+	if (n < 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	return n;
+}
+
+static void stream_free(void *cls)
+{
+	struct stream *s = cls;
+
+	if (s->done)
+		s->done(s->ctx);
+	free(s);
+}
+
+int httpd_respond_stream(struct httpd_request *req, unsigned status,
+			 const char *content_type, httpd_reader read,
+			 void *ctx, void (*done)(void *ctx))
+{
+	struct stream *s = xmalloc(sizeof(*s));
+	struct MHD_Response *resp;
+
+	s->read = read;
+	s->ctx = ctx;
+	s->done = done;
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s,
+						 stream_free);
+	if (!resp) {
+		stream_free(s);
+		return -1;
+	}
+	return queue_response(req, status, content_type, resp);
+}
+
+static void request_free(struct httpd_request *req)
+{
+	size_t i;
+
+	for (i = 0; i < req->nheaders; i++) {
+		free(req->headers[i].name);
+		free(req->headers[i].value);
+	}
+	free(req->headers);
+	buf_release(&req->body);
+	free(req);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+		      enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (*con_cls)
+		request_free(*con_cls);
+	*con_cls = NULL;
+}
+
+static void set_peer(struct httpd_request *req)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	strcpy(req->peer, "?");
+	if (!sa)
+		return;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, req->peer,
+			  sizeof(req->peer));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, req->peer,
+			  sizeof(req->peer));
+}
+
+static MHD_RESULT access_cb(void *cls, struct MHD_Connection *c, const char *url,
+			    const char *method, const char *version,
+			    const char *upload, size_t *upload_size, void **con_cls)
+{
+	struct httpd *h = cls;
+	struct httpd_request *req = *con_cls;
+
+	(void)version;
+	if (!req) {
+		const char *cl;
+
+		req = xcalloc(1, sizeof(*req));
+		req->h = h;
+		req->conn = c;
+		req->method = method;
+		req->path = url;
+		buf_init(&req->body);
+		set_peer(req);
+		*con_cls = req;
+		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+		if (cl && strtoull(cl, NULL, 10) > h->max_body) {
+			req->too_large = 1;
+			/* Answer before reading: MHD closes instead of draining. */
+			return httpd_error(req, 413, "too_large",
+					   "request body over %zu bytes", h->max_body) == 0
+				       ? MHD_YES : MHD_NO;
+		}
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (!req->too_large && req->body.len + *upload_size > h->max_body)
+			req->too_large = 1;
+		if (!req->too_large)
+			buf_add(&req->body, upload, *upload_size);
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (req->responded)
+		return MHD_YES;
+	if (req->too_large)
+		return httpd_error(req, 413, "too_large", "request body over %zu bytes",
+				   h->max_body) == 0 ? MHD_YES : MHD_NO;
+	h->handler(req, h->ctx);
+	if (!req->responded)
+		httpd_error(req, 500, "internal", "no response");
+	return MHD_YES;
+}
+
+struct httpd *httpd_start(const struct httpd_opts *opts, httpd_handler handler,
+			  void *ctx, struct err *err)
+{
+	struct httpd *h = xcalloc(1, sizeof(*h));
+	struct sockaddr_in addr;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	unsigned threads = opts->threads > 0 ? (unsigned)opts->threads
+					     : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+	const union MHD_DaemonInfo *info;
+
+	h->handler = handler;
+	h->ctx = ctx;
+	h->max_body = opts->max_body ? opts->max_body : 1 << 20;
+	memset(&addr, 0, sizeof(addr));
+	addr.sin_family = AF_INET;
+	addr.sin_port = htons((uint16_t)opts->port);
+	if (opts->host && *opts->host) {
+		if (inet_pton(AF_INET, opts->host, &addr.sin_addr) != 1) {
+			err_set(err, ERR_INVALID, "bad listen address '%s'", opts->host);
+			free(h);
+			return NULL;
+		}
+	} else {
+		addr.sin_addr.s_addr = htonl(INADDR_ANY);
+	}
+	if (opts->thread_per_connection)
+		flags |= MHD_USE_THREAD_PER_CONNECTION;
+	else
+		flags |= MHD_USE_EPOLL;
+	if (opts->thread_per_connection || threads < 1)
+		threads = 1;
+	h->d = MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, access_cb, h,
+				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+				MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+				MHD_OPTION_CONNECTION_LIMIT,
+				opts->max_connections ? opts->max_connections : 1024u,
+				MHD_OPTION_CONNECTION_TIMEOUT, opts->timeout_s ? opts->timeout_s : 60u,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, 0u,
+				opts->thread_per_connection ? MHD_OPTION_END : MHD_OPTION_THREAD_POOL_SIZE,
+				threads, MHD_OPTION_END);
+	if (!h->d) {
+		err_set(err, ERR_UNAVAILABLE, "cannot listen on %s:%d (port taken?)",
+			opts->host && *opts->host ? opts->host : "0.0.0.0", opts->port);
+		free(h);
+		return NULL;
+	}
+	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+	h->port = info ? info->port : opts->port;
+	return h;
+}
+
+int httpd_port(const struct httpd *h)
+{
+	return h->port;
+}
+
+void httpd_stop(struct httpd *h)
+{
+	if (!h)
+		return;
+	MHD_stop_daemon(h->d);
+	free(h);
+}

@@ -1,0 +1,92 @@
+/* httpd.h - a small HTTP server over libmicrohttpd for the worker and the
+ * API: one handler per server, called once the whole body is in, which
+ * answers with exactly one httpd_respond* call.
+ *
+ * Bodies over max_body are refused with 413 before they are read whole
+ * (from Content-Length when given, else as they stream in). Connection
+ * limits and timeouts keep a slow or flooding client from starving others.
+ */
+#ifndef WAKEQ_HTTPD_H
+#define WAKEQ_HTTPD_H
+
+#include "base/err.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct httpd;
+struct httpd_request;
+
+/* Called on a server thread; may block (thread-per-connection mode). */
+typedef void (*httpd_handler)(struct httpd_request *req, void *ctx);
+
+struct httpd_opts {
+	const char *host;          /* bind address; NULL = all (0.0.0.0) */
+	int port;                  /* 0 = pick a free one (see httpd_port) */
+	int thread_per_connection; /* handlers may block (the worker's /wake);
+				    * otherwise a pool of `threads` threads */
+	int threads;               /* pool size; 0 = number of CPUs */
+	unsigned max_connections;  /* 0 = 1024 */
+	unsigned timeout_s;        /* idle connection timeout; 0 = 60 */
+	size_t max_body;           /* 0 = 1 MiB */
+};
+
+/* Starts serving. Returns the server, or NULL with err set (e.g. the port
+ * is taken). Caller stops it with httpd_stop. */
+struct httpd *httpd_start(const struct httpd_opts *opts, httpd_handler handler,
+			  void *ctx, struct err *err);
+
+/* The port actually bound. */
+int httpd_port(const struct httpd *h);
+
+/* Stops accepting, closes connections and waits for handler threads.
+ * Accepts NULL. */
+void httpd_stop(struct httpd *h);
+
+/* ---- requests (all borrowed until the handler returns) ------------------ */
+
+const char *httpd_method(const struct httpd_request *req);
+const char *httpd_path(const struct httpd_request *req);
+/* A request header or query argument, or NULL. */
+const char *httpd_header(const struct httpd_request *req, const char *name);
+const char *httpd_query(const struct httpd_request *req, const char *name);
+const char *httpd_body(const struct httpd_request *req, size_t *len);
+/* The peer's address as text ("127.0.0.1"). */
+const char *httpd_peer(const struct httpd_request *req);
+
+/* Whether the request carries "Authorization: Bearer T" with T equal to one
+ * of `tokens` (NULL-terminated), compared in constant time. */
+int httpd_bearer_ok(const struct httpd_request *req, const char *const *tokens);
+
+/* ---- responses ----------------------------------------------------------- */
+
+/* Adds a header to the response about to be sent (copied). */
+void httpd_add_header(struct httpd_request *req, const char *name,
+		      const char *value);
+
+/* Sends `len` bytes (copied). Returns 0 or -1 (connection gone). */
+int httpd_respond(struct httpd_request *req, unsigned status,
+		  const char *content_type, const char *body, size_t len);
+
+/* Sends a JSON value (takes ownership of `body`). */
+int httpd_respond_json(struct httpd_request *req, unsigned status, json_t *body);
+
+/* Sends {"error":{"code":CODE,"message":…}} with `status`. */
+int httpd_error(struct httpd_request *req, unsigned status, const char *code,
+		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Streams a response: `read` is called (on a server thread) to fill buf
+ * with up to max bytes; it returns the count, 0 to be called again later
+ * (after blocking briefly itself), or -1 to end the response. `done` is
+ * called once when the stream is over (may be NULL). */
+typedef ssize_t (*httpd_reader)(void *ctx, char *buf, size_t max);
+int httpd_respond_stream(struct httpd_request *req, unsigned status,
+			 const char *content_type, httpd_reader read,
+			 void *ctx, void (*done)(void *ctx));
+
+/* Constant-time comparison of two strings (length leaks, content not). */
+int httpd_secure_equal(const char *a, const char *b);
+
+#endif

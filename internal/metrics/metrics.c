@@ -1,0 +1,55 @@
+#include "metrics/metrics.h"
+
+static const double bounds[METRICS_BUCKETS] = {
+	0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60, 300, 600,
+};
+
+void metrics_hist_observe(struct metrics_hist *h, double seconds)
+{
+	int i;
+
+	for (i = 0; i < METRICS_BUCKETS && seconds > bounds[i]; i++)
+		;
+	atomic_fetch_add_explicit(&h->counts[i], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->sum_us, (uint64_t)(seconds * 1e6), memory_order_relaxed);
+}
+
+void metrics_family(struct buf *b, const char *name, const char *type,
+		    const char *help)
+{
+	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void metrics_sample(struct buf *b, const char *name, const char *labels,
+		    double value)
+{
+	if (labels && *labels)
+		buf_printf(b, "%s{%s} %.17g\n", name, labels, value);
+	else
+		buf_printf(b, "%s %.17g\n", name, value);
+}
+
+void metrics_hist_render(struct buf *b, const char *name, const char *labels,
+			 const struct metrics_hist *h)
+{
+	const char *sep = labels && *labels ? "," : "";
+	uint64_t cum = 0;
+	int i;
+
+	if (!labels)
+		labels = "";
+	for (i = 0; i <= METRICS_BUCKETS; i++) {
+		cum += atomic_load_explicit(&h->counts[i], memory_order_relaxed);
+		if (i < METRICS_BUCKETS)
+			buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
+				   bounds[i], (unsigned long long)cum);
+		else
+			buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+				   (unsigned long long)cum);
+	}
+	buf_printf(b, "%s_sum%s%s%s%s %.6f\n", name, *labels ? "{" : "", labels,
+		   *labels ? "}" : "", "",
+		   (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6);
+	buf_printf(b, "%s_count%s%s%s %llu\n", name, *labels ? "{" : "", labels,
+		   *labels ? "}" : "", (unsigned long long)cum);
+}

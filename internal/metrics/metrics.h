@@ -1,0 +1,34 @@
+/* metrics.h - Prometheus text exposition: counters, gauges and
+ * histograms updated lock-free from any thread, rendered into a buffer. */
+#ifndef WAKEQ_METRICS_H
+#define WAKEQ_METRICS_H
+
+#include "base/buf.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define METRICS_BUCKETS 14
+
+/* Latency histogram with fixed buckets from 1 ms to 10 min (seconds). */
+struct metrics_hist {
+	atomic_uint_least64_t counts[METRICS_BUCKETS + 1]; /* last: +Inf */
+	atomic_uint_least64_t sum_us;
+};
+
+/* Records one observation of `seconds`. */
+void metrics_hist_observe(struct metrics_hist *h, double seconds);
+
+/* Appends "# HELP", "# TYPE" lines for a metric family. */
+void metrics_family(struct buf *b, const char *name, const char *type,
+		    const char *help);
+
+/* Appends one sample line: name{labels} value. labels may be NULL or "". */
+void metrics_sample(struct buf *b, const char *name, const char *labels,
+		    double value);
+
+/* Appends the _bucket/_sum/_count lines of a histogram. */
+void metrics_hist_render(struct buf *b, const char *name, const char *labels,
+			 const struct metrics_hist *h);
+
+#endif
