@@ -48,6 +48,7 @@ webhook_PKGS := libcrypto libcurl
 wakeq-worker_MODULES := base log config jobs queue metrics httpd wake store fetch webhook media worker
 wakeq-api_MODULES := base log config jobs queue metrics httpd wake store api
 wakeq_MODULES := base log config jobs queue wake store
+wakeq_PKGS := libcurl jansson
 
 BINS := wakeq-worker wakeq-api wakeq
 ALL_MODULES := $(sort $(foreach b,$(BINS),$($(b)_MODULES)))
@@ -61,7 +62,7 @@ ALL_LDFLAGS = $(LDFLAGS) $(SAN) -pthread
 mod_srcs = $(wildcard internal/$(1)/*.c)
 mod_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(call mod_srcs,$(1)))
 bin_objs = $(foreach m,$($(1)_MODULES),$(call mod_objs,$(m)))
-bin_libs = $(shell pkg-config --libs $(sort $(foreach m,$($(1)_MODULES),$($(m)_PKGS))) 2>/dev/null) -lm
+bin_libs = $(shell pkg-config --libs $(sort $($(1)_PKGS) $(foreach m,$($(1)_MODULES),$($(m)_PKGS))) 2>/dev/null) -lm
 
 all: $(addprefix $(BUILD)/,$(BINS))
 
@@ -69,7 +70,7 @@ $(BUILD)/wakeq-worker: $(BUILD)/obj/cmd/worker/main.o $(call bin_objs,wakeq-work
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call bin_libs,wakeq-worker)
 $(BUILD)/wakeq-api: $(BUILD)/obj/cmd/api/main.o $(call bin_objs,wakeq-api)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call bin_libs,wakeq-api)
-$(BUILD)/wakeq: $(BUILD)/obj/cmd/wakeq/main.o $(call bin_objs,wakeq)
+$(BUILD)/wakeq: $(BUILD)/obj/cmd/wakeq/main.o $(BUILD)/obj/cmd/wakeq/wake.o $(call bin_objs,wakeq)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call bin_libs,wakeq)
 
 $(BUILD)/obj/%.o: %.c

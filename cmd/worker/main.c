@@ -1,5 +1,147 @@
+/* wakeq-worker: drains the queues when woken over HTTP, exits when idle. */
+#include "base/err.h"
+#include "config/config.h"
+#include "jobs/jobs.h"
+#include "log/log.h"
+#include "worker/worker.h"
+
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define F(field) offsetof(struct worker_config, field)
+
+static const struct config_var vars[] = {
+	{ "PORT", CONFIG_INT, F(port), 0, 65535, "8080", "HTTP port", 0 },
+	{ "HOST", CONFIG_STRING, F(host), 0, 0, "", "bind address (empty: all)", 0 },
+	{ "REDIS_URL", CONFIG_STRING, F(redis_url), 0, 0, "redis://127.0.0.1:6379",
+	  "redis://[:pass@]host:port/db, rediss://, unix:///path", CONFIG_SECRET },
+	{ "DATABASE_URL", CONFIG_STRING, F(database_url), 0, 0, "",
+	  "Postgres for job records (empty: Redis only)", CONFIG_SECRET },
+	{ "QUEUES", CONFIG_STRING, F(queues), 0, 0, "default",
+	  "queues to drain, comma-separated, most urgent first", 0 },
+	{ "CONCURRENCY", CONFIG_INT, F(concurrency), 1, 1024, "1", "jobs run at once", 0 },
+	{ "BATCH", CONFIG_INT, F(batch), 1, 1000, "64", "jobs taken or settled per round trip", 0 },
+	{ "IDLE_TIMEOUT", CONFIG_SECONDS, F(idle_timeout), 0.01, 86400, "30",
+	  "a drain ends, then the process exits, after this long with nothing due", 0 },
+	{ "EXIT_ON_IDLE", CONFIG_BOOL, F(exit_on_idle), 0, 0, "true",
+	  "exit 0 when idle (scale to zero)", 0 },
+	{ "LEASE", CONFIG_SECONDS, F(lease), 0.1, 86400, "60",
+	  "lease of a running job; renewed three times per lease", 0 },
+	{ "JOB_TIMEOUT", CONFIG_SECONDS, F(job_timeout), 0, 604800, "3600",
+	  "default job timeout (0: none); a job's timeout_s wins", 0 },
+	{ "SHUTDOWN_GRACE", CONFIG_SECONDS, F(shutdown_grace), 0.1, 3600, "9",
+	  "on SIGTERM, time for in-flight jobs before they are re-queued", 0 },
+	{ "WAKE_MAX", CONFIG_SECONDS, F(wake_max), 1, 86400, "3540",
+	  "a drain ends before this (the platform's request deadline)", 0 },
+	{ "WAKE_TOKEN", CONFIG_STRING, F(wake_token), 0, 0, "",
+	  "bearer token required on /wake (empty: none)", CONFIG_SECRET },
+	{ "BACKOFF_BASE", CONFIG_SECONDS, F(backoff_base), 0.001, 86400, "1",
+	  "first retry delay; doubles each attempt, with jitter", 0 },
+	{ "BACKOFF_CAP", CONFIG_SECONDS, F(backoff_cap), 0.001, 604800, "600",
+	  "longest retry delay", 0 },
+	{ "RESULT_TTL", CONFIG_INT, F(result_ttl), 1, 31536000, "86400",
+	  "seconds a finished job's record stays in Redis", 0 },
+	{ "WORKER_ID", CONFIG_STRING, F(worker_id), 0, 0, "", "worker id (empty: host-pid-random)", 0 },
+	{ "DATA_DIR", CONFIG_STRING, F(data_dir), 0, 0, "/tmp/wakeq",
+	  "root of file:// inputs and outputs", 0 },
+	{ "ALLOW_PRIVATE_NETWORKS", CONFIG_STRING, F(allow_private), 0, 0, "",
+	  "outbound to private addresses: '' none, loopback, all, or CIDRs", 0 },
+	{ "MAX_INPUT_BYTES", CONFIG_SIZE, F(max_input_bytes), 1, 1099511627776.0, "2G",
+	  "cap on downloaded inputs", 0 },
+	{ "WEBHOOK_SECRET", CONFIG_STRING, F(webhook_secret), 0, 0, "",
+	  "HMAC-SHA256 key of webhook signatures", CONFIG_SECRET },
+	{ "ONCE", CONFIG_BOOL, F(once), 0, 0, "false",
+	  "drain at start without HTTP until idle, then exit (cron mode)", 0 },
+	{ "LOG_FORMAT", CONFIG_STRING, F(log_format), 0, 0, "text", "text or json", 0 },
+	{ "LOG_LEVEL", CONFIG_STRING, F(log_level), 0, 0, "info", "debug, info, warn, error", 0 },
+	CONFIG_END
+};
+
+static void usage(void)
 {
-	return 0;
+	printf("usage: wakeq-worker [--FLAG VALUE]...\n\n"
+	       "Drains wakeq queues when POST /wake arrives and exits when idle,\n"
+	       "so the platform can scale it to zero. Every setting is an\n"
+	       "environment variable, or the flag beside it:\n\n");
+	config_usage(stdout, vars);
+	printf("\nEndpoints: POST /wake[?wait=0], GET /healthz, /readyz, /metrics, /status\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct worker_config cfg;
+	enum log_format fmt;
+	enum log_level lvl;
+	struct worker *w;
+	struct err e;
+	sigset_t set;
+	int argi, r, code = 0;
+
+	memset(&cfg, 0, sizeof(cfg));
+	r = config_load(vars, &cfg, argc, argv, &argi, &e);
+	if (r == 1) {
+		usage();
+		return 0;
+	}
+	if (r < 0 || argi < argc) {
+		fprintf(stderr, "wakeq-worker: %s\n",
+			r < 0 ? e.msg : "unexpected argument (see --help)");
+		config_release(vars, &cfg);
+		return 2;
+	}
+	if (log_parse_format(cfg.log_format, &fmt) < 0 || log_parse_level(cfg.log_level, &lvl) < 0) {
+		fprintf(stderr, "wakeq-worker: bad %s '%s'\n",
+			log_parse_format(cfg.log_format, &fmt) < 0 ? "LOG_FORMAT" : "LOG_LEVEL",
+			log_parse_format(cfg.log_format, &fmt) < 0 ? cfg.log_format : cfg.log_level);
+		config_release(vars, &cfg);
+		return 2;
+	}
+	log_init(fmt, lvl, 2);
+
+	jobs_settings.data_dir = cfg.data_dir;
+	jobs_settings.allow_private = cfg.allow_private;
+	jobs_settings.max_input_bytes = cfg.max_input_bytes;
+	jobs_settings.webhook_secret = cfg.webhook_secret;
+	jobs_bind_core();
+
+	/* Signals go to the main thread only: every thread inherits this mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	w = worker_start(&cfg, &e);
+	if (!w) {
+		fprintf(stderr, "wakeq-worker: %s\n", e.msg);
+		config_release(vars, &cfg);
+		return 1;
+	}
+	{
+		char port[16];
+
+		snprintf(port, sizeof(port), "%d", worker_port(w));
+		log_info("worker listening", "port", port, "queues", cfg.queues);
+	}
+	for (;;) {
+		struct timespec ts = { 0, 100000000 };
+		int sig = sigtimedwait(&set, NULL, &ts);
+
+		if (sig == SIGTERM || sig == SIGINT) {
+			worker_shutdown(w);
+			log_info("stopped", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			break;
+		}
+		if (worker_idle_exit_due(w)) {
+			log_info("idle, exiting");
+			break;
+		}
+	}
+	worker_free(w);
+	config_release(vars, &cfg);
+	return code;
 }

@@ -152,6 +152,7 @@ struct queue {
 	int64_t retry_at_us;     /* monotonic: no reconnect before this */
 	int64_t backoff_us;      /* next reconnect delay */
 	int waiting;             /* a BLPOP is outstanding */
+	int64_t skew_ms;         /* server clock - our clock, at connect */
 };
 
 static struct timeval tv_of(double s)
@@ -244,6 +245,14 @@ static int ensure(struct queue *q, struct err *err)
 		}
 		freeReplyObject(r);
 	}
+	r = redisCommand(q->c, "TIME");
+	if (!r)
+		goto fail;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+		q->skew_ms = strtoll(r->element[0]->str, NULL, 10) * 1000 +
+			     strtoll(r->element[1]->str, NULL, 10) / 1000 -
+			     clock_now_us() / 1000;
+	freeReplyObject(r);
 	q->backoff_us = BACKOFF_MIN_US;
 	return 0;
 fail:
@@ -731,6 +740,32 @@ int queue_register(struct queue *q, const char *queue, const char *worker,
 		freeReplyObject(r);
 	args_release(&a);
 	return rc;
+}
+
+int queue_touch(struct queue *q, const char *queue, const char *worker,
+		int64_t ttl_ms, struct err *err)
+{
+	char key[PREFIX_MAX + 16];
+	struct args a;
+	redisReply *r;
+
+	if (queue_name_check(queue, err) < 0)
+		return -1;
+	if (ensure(q, err) < 0)
+		return -1;
+	snprintf(key, sizeof(key), "wakeq:{%s}:workers", queue);
+	args_init(&a);
+	args_add(&a, "ZADD");
+	args_add(&a, key);
+	args_add(&a, "XX");
+	args_addi(&a, clock_now_us() / 1000 + q->skew_ms + ttl_ms);
+	args_add(&a, worker);
+	r = command(q, &a, err);
+	args_release(&a);
+	if (!r)
+		return -1;
+	freeReplyObject(r);
+	return 0;
 }
 
 int queue_retire(struct queue *q, const char *queue, const char *worker,

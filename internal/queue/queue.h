@@ -202,6 +202,13 @@ int queue_renew(struct queue *q, const char *queue, const char *worker,
 int queue_register(struct queue *q, const char *queue, const char *worker,
 		   int64_t ttl_ms, struct err *err);
 
+/* Refreshes an existing registration to now + ttl_ms with one plain ZADD XX
+ * (no script), using the server clock offset measured at connect; never
+ * re-registers a worker that has retired. For idle heartbeats. Returns 0
+ * or -1. */
+int queue_touch(struct queue *q, const char *queue, const char *worker,
+		int64_t ttl_ms, struct err *err);
+
 /* Leaves the registry of `queue` unless due work exists (pending jobs, due
  * delayed jobs or expired leases): *retired is 1 when the worker left, 0
  * when it must keep draining. With force, leaves regardless. Enqueue reads
@@ -295,5 +302,44 @@ struct queue_limits {
 	int64_t dead_max;       /* dead set capped (oldest deleted); 10000 */
 };
 extern struct queue_limits queue_limits;
+
+
+/* ---- pub/sub ------------------------------------------------------------ */
+
+/* The queue scripts PUBLISH on `wakeq:{QUEUE}:events` a message
+ * "ID\tSTATUS\tPROGRESS\tSTAGE" on every progress update and state change.
+ * A `struct queue_sub` is a connection of its own in subscriber mode (it
+ * can do nothing else), used by one thread. */
+struct queue_sub;
+
+struct queue_event {
+	char queue[QUEUE_NAME_MAX + 1];
+	char id[UUID_STR_LEN];
+	char status[16];          /* "active", "done", ... */
+	double progress;          /* 0..100; -1 when the message had none */
+	char stage[128];          /* "" when none */
+};
+
+/* Connects a subscriber. Returns it (caller frees), or NULL with err
+ * (ERR_INVALID bad URL, ERR_UNAVAILABLE). Blocks up to the connect timeout. */
+struct queue_sub *queue_sub_connect(const struct queue_opts *opts,
+				    struct err *err);
+void queue_sub_free(struct queue_sub *s);
+
+/* Subscribes to the events of `queue`. Only sends the command: the
+ * confirmation is read (and skipped) by queue_sub_read. Returns 0 or -1. */
+int queue_sub_subscribe(struct queue_sub *s, const char *queue,
+			struct err *err);
+
+/* The socket to poll for readability. */
+int queue_sub_fd(const struct queue_sub *s);
+
+/* Reads one event without blocking (call when the fd is readable, then
+ * again until it returns 0). Returns 1 with *ev filled, 0 when nothing
+ * complete is buffered, -1 with err when the connection is gone (free it
+ * and connect again; events published meanwhile are lost). Malformed
+ * messages are skipped. */
+int queue_sub_read(struct queue_sub *s, struct queue_event *ev,
+		   struct err *err);
 
 #endif

@@ -18,5 +18,6 @@ for i = 0, n - 1 do
   end
 end
 if #za > 0 then redis.call('ZADD', P .. 'active', 'XX', unpack(za)) end
-redis.call('ZADD', P .. 'workers', NOW + tonumber(ARGV[3]), worker)
+-- XX: a heartbeat never re-registers a worker that has retired.
+redis.call('ZADD', P .. 'workers', 'XX', NOW + tonumber(ARGV[3]), worker)
 return table.concat(flags)

@@ -1,0 +1,500 @@
+/* drain.c - the drain thread: settles finished jobs and takes new ones in
+ * batches (one round trip per queue per cycle), keeps the slots fed, and
+ * when nothing is due blocks on the queues' wake markers (no polling)
+ * until an enqueue, the next delayed job, or the idle timeout.
+ *
+ * Two Redis connections: `q` for scripts, `bq` for the blocking BLPOP, so
+ * completions can be settled while a wait is outstanding. A wait is never
+ * left outstanding while every slot is busy: it would swallow a wake
+ * marker meant for another, idle worker.
+ */
+#include "worker/worker_int.h"
+
+#include "base/clock.h"
+#include "base/mem.h"
+#include "log/log.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+void worker_notify(struct worker *w)
+{
+	uint64_t one = 1;
+
+	if (w->notified)
+		return;
+	w->notified = 1;
+	if (write(w->wake_fd, &one, sizeof(one)) < 0) {
+		/* eventfd cannot overflow at one write per wake-up */
+	}
+}
+
+struct drain {
+	struct worker *w;
+	struct queue *q, *bq;
+	int waiting;              /* BLPOP outstanding on bq */
+	int registered;
+	struct queue_job *jobs;   /* take buffer */
+	struct queue_settle *settle;
+	struct task **settled;    /* tasks behind settle[] */
+	int64_t next_due_ms;      /* earliest delayed job / lease expiry */
+	int64_t server_skew_ms;   /* redis clock - our wall clock */
+	int64_t backoff_until;    /* monotonic: Redis down, wait before retry */
+};
+
+static struct queue *connect_q(struct worker *w, struct err *e)
+{
+	struct queue_opts o = { 0 };
+
+	o.url = w->cfg->redis_url;
+	return queue_connect(&o, e);
+}
+
+static int ensure_conn(struct drain *d)
+{
+	struct err e;
+
+	if (d->q)
+		return 0;
+	d->q = connect_q(d->w, &e);
+	if (!d->q) {
+		log_warn("redis unavailable, retrying", "error", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void do_register(struct drain *d)
+{
+	struct worker *w = d->w;
+	struct err e;
+	size_t i;
+
+	for (i = 0; i < w->nqueues; i++)
+		if (queue_register(d->q, w->queue_names[i], w->id, w->worker_ttl_ms, &e) < 0) {
+			log_warn("cannot register worker", "error", e.msg);
+			return;
+		}
+	d->registered = 1;
+}
+
+/* Retires from every queue. Returns 1 when retired from all, 0 when some
+ * queue still has due work (then the worker stays registered on all). */
+static int do_retire(struct drain *d, int force)
+{
+	struct worker *w = d->w;
+	struct err e;
+	size_t i;
+	int retired, all = 1;
+
+	if (ensure_conn(d) < 0)
+		return force; /* Redis is down: registrations expire on their own */
+	for (i = 0; i < w->nqueues; i++) {
+		if (queue_retire(d->q, w->queue_names[i], w->id, force, &retired, &e) < 0) {
+			log_warn("cannot retire", "error", e.msg);
+			return force;
+		}
+		all &= retired;
+	}
+	if (!all)
+		do_register(d);
+	return all;
+}
+
+/* Moves taken jobs into the ready list. */
+static void add_ready(struct worker *w, size_t qi, struct queue_job *jobs, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct task *t = xcalloc(1, sizeof(*t));
+
+		t->job = jobs[i];
+		t->qi = (int)qi;
+		atomic_init(&t->cancel, 0);
+		if (w->ready_tail)
+			w->ready_tail->next = t;
+		else
+			w->ready = t;
+		w->ready_tail = t;
+		w->nready++;
+	}
+	if (n == 1)
+		pthread_cond_signal(&w->slot_cv);
+	else if (n > 1)
+		pthread_cond_broadcast(&w->slot_cv);
+}
+
+static void count_settled(struct worker *w, const struct queue_settle *s)
+{
+	if (s->stale) {
+		w->cur.stale++;
+		atomic_fetch_add(&w->m_stale, 1);
+		return;
+	}
+	switch (s->outcome) {
+	case QUEUE_DONE:
+		w->cur.done++;
+		atomic_fetch_add(&w->m_done, 1);
+		break;
+	case QUEUE_RETRY:
+		if (s->final) {
+			w->cur.failed++;
+			atomic_fetch_add(&w->m_failed, 1);
+		} else {
+			w->cur.retried++;
+			atomic_fetch_add(&w->m_retried, 1);
+		}
+		break;
+	case QUEUE_FAIL:
+		w->cur.failed++;
+		atomic_fetch_add(&w->m_failed, 1);
+		break;
+	case QUEUE_CANCELLED:
+		w->cur.cancelled++;
+		atomic_fetch_add(&w->m_cancelled, 1);
+		break;
+	case QUEUE_REQUEUE:
+		w->cur.requeued++;
+		atomic_fetch_add(&w->m_requeued, 1);
+		break;
+	}
+}
+
+/* One cycle over every queue: settle what finished there and take up to
+ * `want` jobs in queue order. Returns jobs taken, or -1 when Redis failed
+ * (finished tasks are kept for the next cycle). */
+static int cycle(struct drain *d, struct task **done, size_t want)
+{
+	struct worker *w = d->w;
+	size_t qi, taken = 0, batch = (size_t)w->cfg->batch;
+	int64_t next_due = 0;
+
+	for (qi = 0; qi < w->nqueues; qi++) {
+		struct queue_take t;
+		struct task **pp, *tk;
+		size_t ns = 0, i;
+		struct err e;
+
+		do {
+			/* Settle up to a batch of this queue's finished tasks. */
+			ns = 0;
+			for (pp = done; *pp && ns < batch;) {
+				tk = *pp;
+				if ((size_t)tk->qi != qi) {
+					pp = &tk->next;
+					continue;
+				}
+				*pp = tk->next;
+				tk->next = NULL;
+				d->settled[ns] = tk;
+				memset(&d->settle[ns], 0, sizeof(d->settle[ns]));
+				d->settle[ns].id = tk->job.id;
+				d->settle[ns].token = tk->job.token;
+				d->settle[ns].outcome = tk->outcome;
+				d->settle[ns].result = tk->result;
+				d->settle[ns].error = tk->error;
+				d->settle[ns].delay_ms = tk->delay_ms;
+				ns++;
+			}
+			memset(&t, 0, sizeof(t));
+			t.worker = w->id;
+			t.lease_ms = (int64_t)(w->cfg->lease * 1000);
+			t.max = want - taken < batch ? want - taken : batch;
+			t.settle = d->settle;
+			t.nsettle = ns;
+			t.jobs = d->jobs;
+			if (t.max == 0 && ns == 0)
+				break;
+			if (queue_take(d->q, w->queue_names[qi], &t, &e) < 0) {
+				/* Put the tasks back for the next try. */
+				for (i = ns; i-- > 0;) {
+					d->settled[i]->next = *done;
+					*done = d->settled[i];
+				}
+				log_warn("take failed", "queue", w->queue_names[qi], "error", e.msg);
+				if (e.code == ERR_UNAVAILABLE) {
+					queue_free(d->q);
+					d->q = NULL;
+					d->registered = 0;
+				}
+				return -1;
+			}
+			d->server_skew_ms = t.server_now_ms - clock_now_us() / 1000;
+			pthread_mutex_lock(&w->mu);
+			for (i = 0; i < ns; i++)
+				count_settled(w, &d->settle[i]);
+			add_ready(w, qi, t.jobs, t.njobs);
+			w->cur.jobs += (int64_t)t.njobs;
+			pthread_mutex_unlock(&w->mu);
+			for (i = 0; i < ns; i++)
+				task_free(d->settled[i]);
+			taken += t.njobs;
+			if (t.njobs == 0 && t.next_due_ms &&
+			    (next_due == 0 || t.next_due_ms < next_due))
+				next_due = t.next_due_ms;
+			/* Keep going on this queue while it fills whole batches. */
+		} while (ns == batch || (t.njobs == t.max && t.max > 0 && taken < want));
+	}
+	d->next_due_ms = next_due;
+	return (int)taken;
+}
+
+/* Publishes coalesced progress of running tasks (at most every 250 ms a
+ * job). Returns the microseconds until a held-back update is due, or 0. */
+static int64_t flush_progress(struct drain *d)
+{
+	struct worker *w = d->w;
+	struct {
+		char id[UUID_STR_LEN];
+		int64_t token;
+		int qi;
+		double pct;
+		char stage[32];
+	} out[64];
+	size_t n = 0, i;
+	int64_t now = clock_mono_us(), again = 0;
+	struct err e;
+
+	pthread_mutex_lock(&w->mu);
+	for (i = 0; i < (size_t)w->cfg->concurrency && n < 64; i++) {
+		struct task *t = w->running[i];
+
+		if (!t || !t->progress_dirty)
+			continue;
+		if (now - t->progress_sent_mono < 250000) {
+			int64_t left = 250000 - (now - t->progress_sent_mono);
+
+			if (!again || left < again)
+				again = left;
+			continue;
+		}
+		memcpy(out[n].id, t->job.id, UUID_STR_LEN);
+		out[n].token = t->job.token;
+		out[n].qi = t->qi;
+		out[n].pct = t->progress;
+		memcpy(out[n].stage, t->stage, sizeof(out[n].stage));
+		t->progress_dirty = 0;
+		t->progress_sent_mono = now;
+		n++;
+	}
+	pthread_mutex_unlock(&w->mu);
+	for (i = 0; i < n && d->q; i++)
+		if (queue_progress(d->q, w->queue_names[out[i].qi], out[i].id, out[i].token,
+				   out[i].pct, out[i].stage, &e) < 0 && e.code != ERR_STALE)
+			log_debug("progress not recorded", "job_id", out[i].id, "error", e.msg);
+	return again;
+}
+
+/* At shutdown: jobs not started yet go back at once; jobs still running
+ * past the grace are re-queued on their behalf (their late result is
+ * dropped). Called with mu held. */
+static void requeue_ready(struct worker *w, struct task **done)
+{
+	struct task *t;
+
+	while ((t = w->ready)) {
+		w->ready = t->next;
+		w->nready--;
+		t->next = *done;
+		t->outcome = QUEUE_REQUEUE;
+		*done = t;
+	}
+	w->ready_tail = NULL;
+}
+
+void *drain_main(void *arg)
+{
+	struct worker *w = arg;
+	const struct worker_config *c = w->cfg;
+	struct drain d;
+	struct task *done = NULL;
+	int64_t t0 = clock_mono_us();
+	int64_t idle_since = t0;
+	int64_t wake_max_at = t0 + (int64_t)(c->wake_max * 1e6);
+	int64_t idle_us = (int64_t)(c->idle_timeout * 1e6);
+	const char *reason = "idle";
+	const char *qnames[WORKER_MAX_QUEUES];
+	size_t i;
+
+	memset(&d, 0, sizeof(d));
+	d.w = w;
+	d.jobs = xcalloc((size_t)c->batch, sizeof(*d.jobs));
+	d.settle = xcalloc((size_t)c->batch, sizeof(*d.settle));
+	d.settled = xcalloc((size_t)c->batch, sizeof(*d.settled));
+	for (i = 0; i < w->nqueues; i++)
+		qnames[i] = w->queue_names[i];
+	log_info("drain started", "queues", c->queues);
+
+	for (;;) {
+		size_t busy, cap, want, nearly;
+		int stopping, took = 0;
+		int64_t now, timeout_us, progress_due = 0;
+		struct pollfd pfd[2];
+		int nfd;
+
+		pthread_mutex_lock(&w->mu);
+		/* Collect finished tasks (appended to any kept from a failed try). */
+		if (w->done) {
+			struct task **pp = &done;
+
+			while (*pp)
+				pp = &(*pp)->next;
+			*pp = w->done;
+			w->done = w->done_tail = NULL;
+			w->ndone = 0;
+		}
+		stopping = w->stopping;
+		if (stopping)
+			requeue_ready(w, &done);
+		now = clock_mono_us();
+		busy = w->nready + w->nrunning;
+		nearly = w->nearly;
+		cap = (size_t)c->concurrency + (size_t)w->prefetch;
+		want = stopping || now >= wake_max_at || busy >= cap ? 0 : cap - busy;
+		pthread_mutex_unlock(&w->mu);
+
+		if (now < d.backoff_until)
+			goto wait;
+		if (ensure_conn(&d) < 0) {
+			d.backoff_until = clock_mono_us() + 200000;
+			goto wait;
+		}
+		if (!d.registered && !stopping)
+			do_register(&d);
+		if (done)
+			idle_since = clock_mono_us(); /* a job just finished */
+		if (done || want) {
+			took = cycle(&d, &done, want);
+			if (took < 0) {
+				d.backoff_until = clock_mono_us() + 100000;
+				goto wait;
+			}
+		}
+		progress_due = flush_progress(&d);
+		now = clock_mono_us();
+		if (took > 0 || busy > 0)
+			idle_since = now;
+		if (took > 0 && (size_t)took == want)
+			continue; /* more may be due right now */
+
+		if (stopping || now >= wake_max_at) {
+			if (busy - nearly == 0 && !done) {
+				reason = stopping ? "shutdown" : "wake_max";
+				break;
+			}
+		} else if (busy == 0 && !done && took == 0 && now - idle_since >= idle_us) {
+			if (do_retire(&d, 0))
+				break;
+			idle_since = now; /* work arrived at the last moment */
+			continue;
+		}
+wait:
+		now = clock_mono_us();
+		timeout_us = wake_max_at - now;
+		if (busy == 0 && idle_since + idle_us - now < timeout_us)
+			timeout_us = idle_since + idle_us - now;
+		if (d.next_due_ms) {
+			int64_t due = (d.next_due_ms - d.server_skew_ms) * 1000 - clock_now_us();
+
+			if (due < timeout_us)
+				timeout_us = due;
+		}
+		if (progress_due && progress_due < timeout_us)
+			timeout_us = progress_due;
+		if (d.backoff_until > now && d.backoff_until - now < timeout_us)
+			timeout_us = d.backoff_until - now;
+		if (stopping && timeout_us > 20000)
+			timeout_us = 20000;
+		if (timeout_us < 0)
+			timeout_us = 0;
+
+		/* Block on the markers only while there is room for work. */
+		pthread_mutex_lock(&w->mu);
+		busy = w->nready + w->nrunning;
+		want = !stopping && busy < cap;
+		pthread_mutex_unlock(&w->mu);
+		if (want && !d.waiting && d.q && now >= d.backoff_until) {
+			struct err e;
+
+			if (!d.bq)
+				d.bq = connect_q(w, &e);
+			if (d.bq && queue_wait_begin(d.bq, qnames, w->nqueues,
+						     (timeout_us + 999) / 1000, &e) == 0)
+				d.waiting = 1;
+		} else if (!want && d.waiting) {
+			queue_wait_cancel(d.bq);
+			d.waiting = 0;
+		}
+		pfd[0].fd = w->wake_fd;
+		pfd[0].events = POLLIN;
+		nfd = 1;
+		if (d.waiting) {
+			pfd[1].fd = queue_fd(d.bq);
+			pfd[1].events = POLLIN;
+			nfd = 2;
+		}
+		if (poll(pfd, (nfds_t)nfd, (int)((timeout_us + 999) / 1000)) > 0) {
+			if (pfd[0].revents) {
+				uint64_t v;
+
+				if (read(w->wake_fd, &v, sizeof(v)) < 0) {
+					/* nothing pending: fine */
+				}
+				pthread_mutex_lock(&w->mu);
+				w->notified = 0;
+				pthread_mutex_unlock(&w->mu);
+			}
+			if (nfd == 2 && pfd[1].revents) {
+				struct err e;
+				int r = queue_wait_poll(d.bq, &e);
+
+				if (r != 2)
+					d.waiting = 0;
+				if (r < 0) {
+					queue_free(d.bq);
+					d.bq = NULL;
+				}
+			}
+		}
+	}
+
+	if (d.waiting)
+		queue_wait_cancel(d.bq);
+	do_retire(&d, 1);
+	queue_free(d.q);
+	queue_free(d.bq);
+	free(d.jobs);
+	free(d.settle);
+	free(d.settled);
+	while (done) {
+		struct task *t = done;
+
+		done = t->next;
+		task_free(t);
+	}
+
+	pthread_mutex_lock(&w->mu);
+	w->cur.seconds = (double)(clock_mono_us() - t0) / 1e6;
+	w->cur.reason = reason;
+	w->summary = w->cur;
+	metrics_hist_observe(&w->m_drain_seconds, w->cur.seconds);
+	atomic_fetch_add(&w->m_drains, 1);
+	{
+		char jobs[24], secs[24];
+
+		snprintf(jobs, sizeof(jobs), "%lld", (long long)w->cur.jobs);
+		snprintf(secs, sizeof(secs), "%.3f", w->cur.seconds);
+		log_info("drain ended", "reason", reason, "jobs", jobs, "seconds", secs);
+	}
+	w->draining = 0;
+	w->drains_done = w->drain_gen;
+	w->last_activity_mono = clock_mono_us();
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}

@@ -1,0 +1,156 @@
+/* heartbeat.c - one thread renews the leases of every job this process
+ * holds (ready or running) and its registration, in one round trip per
+ * queue every hb_interval, so a handler stuck in CPU-heavy work never
+ * loses its lease. It also enforces job timeouts (checked every 100 ms)
+ * and turns renewal answers into cancel flags: lost lease or cancel
+ * request.
+ */
+#include "worker/worker_int.h"
+
+#include "base/clock.h"
+#include "base/mem.h"
+#include "log/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TICK_US 100000
+
+static struct task *find_task(struct worker *w, const char *id, int64_t token)
+{
+	struct task *t;
+	size_t i;
+
+	for (t = w->ready; t; t = t->next)
+		if (t->job.token == token && !strcmp(t->job.id, id))
+			return t;
+	for (i = 0; i < (size_t)w->cfg->concurrency; i++) {
+		t = w->running[i];
+		if (t && t->job.token == token && !strcmp(t->job.id, id))
+			return t;
+	}
+	return NULL;
+}
+
+static void stop_task(struct task *t, int reason)
+{
+	if (t->reason != STOP_NONE)
+		return;
+	t->reason = reason;
+	atomic_store(&t->cancel, 1);
+}
+
+static void renew(struct worker *w, struct queue *hq)
+{
+	struct queue_lease *leases = NULL;
+	char (*ids)[UUID_STR_LEN] = NULL;
+	size_t qi, n, cap, i;
+	struct task *t;
+	struct err e;
+
+	for (qi = 0; qi < w->nqueues; qi++) {
+		pthread_mutex_lock(&w->mu);
+		cap = w->nready + w->nrunning + 1;
+		leases = xrealloc(leases, cap * sizeof(*leases));
+		ids = xrealloc(ids, cap * sizeof(*ids));
+		n = 0;
+		for (t = w->ready; t; t = t->next)
+			if ((size_t)t->qi == qi && n < cap) {
+				memcpy(ids[n], t->job.id, UUID_STR_LEN);
+				leases[n].token = t->job.token;
+				n++;
+			}
+		for (i = 0; i < (size_t)w->cfg->concurrency; i++) {
+			t = w->running[i];
+			if (t && (size_t)t->qi == qi && !t->settled_early && n < cap) {
+				memcpy(ids[n], t->job.id, UUID_STR_LEN);
+				leases[n].token = t->job.token;
+				n++;
+			}
+		}
+		pthread_mutex_unlock(&w->mu);
+		for (i = 0; i < n; i++)
+			leases[i].id = ids[i];
+		if (n == 0) {
+			/* Idle: one plain command keeps the registration. */
+			if (queue_touch(hq, w->queue_names[qi], w->id, w->worker_ttl_ms, &e) < 0)
+				log_warn("heartbeat failed", "queue", w->queue_names[qi], "error", e.msg);
+			continue;
+		}
+		if (queue_renew(hq, w->queue_names[qi], w->id, (int64_t)(w->cfg->lease * 1000),
+				w->worker_ttl_ms, leases, n, &e) < 0) {
+			log_warn("lease renewal failed", "queue", w->queue_names[qi], "error", e.msg);
+			continue;
+		}
+		pthread_mutex_lock(&w->mu);
+		for (i = 0; i < n; i++) {
+			if (!leases[i].lost && !leases[i].cancel)
+				continue;
+			t = find_task(w, leases[i].id, leases[i].token);
+			if (!t)
+				continue;
+			if (leases[i].lost) {
+				log_warn("lease lost, stopping job", "job_id", leases[i].id);
+				stop_task(t, STOP_LOST);
+			} else {
+				log_info("cancel requested, stopping job", "job_id", leases[i].id);
+				stop_task(t, STOP_CANCEL);
+			}
+		}
+		pthread_mutex_unlock(&w->mu);
+	}
+	free(leases);
+	free(ids);
+}
+
+void *heartbeat_main(void *arg)
+{
+	struct worker *w = arg;
+	struct queue *hq = NULL;
+	struct queue_opts o = { 0 };
+	int64_t next_renew = 0;
+	struct err e;
+
+	o.url = w->cfg->redis_url;
+	pthread_mutex_lock(&w->mu);
+	while (!w->hb_quit) {
+		int64_t now = clock_mono_us();
+		struct timespec ts;
+		size_t i;
+
+		for (i = 0; i < (size_t)w->cfg->concurrency; i++) {
+			struct task *t = w->running[i];
+
+			if (t && t->deadline_mono && now > t->deadline_mono &&
+			    t->reason == STOP_NONE) {
+				atomic_fetch_add(&w->m_timeouts, 1);
+				stop_task(t, STOP_TIMEOUT);
+			}
+		}
+		/* Renew while a drain runs or jobs are held (a shutdown may
+		 * outlive the drain's registration). */
+		if (now >= next_renew && (w->draining || w->nrunning || w->nready)) {
+			pthread_mutex_unlock(&w->mu);
+			if (!hq)
+				hq = queue_connect(&o, &e);
+			if (hq)
+				renew(w, hq);
+			pthread_mutex_lock(&w->mu);
+			next_renew = now + w->hb_interval_ms * 1000;
+		} else if (!w->draining && !w->nrunning && !w->nready) {
+			next_renew = 0; /* renew at once when the next drain starts */
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += TICK_US * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&w->hb_cv, &w->mu, &ts);
+	}
+	pthread_mutex_unlock(&w->mu);
+	queue_free(hq);
+	return NULL;
+}

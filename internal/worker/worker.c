@@ -1,0 +1,267 @@
+/* worker.c - start, idle exit and shutdown of the worker process. */
+#include "worker/worker_int.h"
+
+#include "base/clock.h"
+#include "base/mem.h"
+#include "httpd/httpd.h"
+#include "log/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+static int split_queues(struct worker *w, const char *list, struct err *err)
+{
+	char *copy = xstrdup(list), *save = NULL, *tok;
+
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		if (!*tok)
+			continue;
+		if (queue_name_check(tok, err) < 0) {
+			free(copy);
+			return err_wrap(err, "bad QUEUES");
+		}
+		if (w->nqueues == WORKER_MAX_QUEUES) {
+			free(copy);
+			return err_set(err, ERR_INVALID, "bad QUEUES: at most %d queues",
+				       WORKER_MAX_QUEUES);
+		}
+		w->queue_names[w->nqueues++] = xstrdup(tok);
+	}
+	free(copy);
+	if (!w->nqueues)
+		return err_set(err, ERR_INVALID, "bad QUEUES '%s': no queue named", list);
+	return 0;
+}
+
+static void make_id(struct worker *w)
+{
+	char host[64] = "worker";
+	unsigned short rnd = 0;
+
+	if (w->cfg->worker_id && *w->cfg->worker_id) {
+		snprintf(w->id, sizeof(w->id), "%s", w->cfg->worker_id);
+		return;
+	}
+	gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	if (getrandom(&rnd, sizeof(rnd), 0) < 0)
+		rnd = (unsigned short)getpid();
+	snprintf(w->id, sizeof(w->id), "%s-%d-%04x", host, (int)getpid(), rnd);
+}
+
+struct worker *worker_start(const struct worker_config *cfg, struct err *err)
+{
+	struct worker *w = xcalloc(1, sizeof(*w));
+	struct httpd_opts ho;
+	pthread_condattr_t ca;
+	size_t i;
+
+	w->cfg = cfg;
+	w->wake_fd = -1;
+	if (split_queues(w, cfg->queues, err) < 0)
+		goto fail;
+	make_id(w);
+	w->started_mono = clock_mono_us();
+	w->last_activity_mono = w->started_mono;
+	/* Leases are renewed three times per lease; the registration is
+	 * refreshed at most every 15 s (an idle worker costs ~4 commands a
+	 * minute) and lives three refreshes. */
+	w->hb_interval_ms = (int64_t)(cfg->lease * 1000 / 3);
+	if (w->hb_interval_ms > 15000)
+		w->hb_interval_ms = 15000;
+	if (w->hb_interval_ms < 50)
+		w->hb_interval_ms = 50;
+	w->worker_ttl_ms = 3 * w->hb_interval_ms;
+	queue_limits.result_ttl_s = cfg->result_ttl;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_mutex_init(&w->sq_mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	pthread_cond_init(&w->slot_cv, NULL);
+	pthread_condattr_init(&ca);
+	pthread_cond_init(&w->hb_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->wake_fd < 0) {
+		err_set(err, ERR_INTERNAL, "cannot create eventfd");
+		goto fail;
+	}
+	if (slots_start(w) < 0) {
+		err_set(err, ERR_INTERNAL, "cannot start %lld slot threads",
+			(long long)cfg->concurrency);
+		goto fail;
+	}
+	if (pthread_create(&w->hb_thread, NULL, heartbeat_main, w)) {
+		err_set(err, ERR_INTERNAL, "cannot start the heartbeat thread");
+		goto fail;
+	}
+	if (cfg->once) {
+		uint64_t gen;
+
+		pthread_mutex_lock(&w->mu);
+		w->drain_gen++;
+		w->draining = 1;
+		gen = w->drain_gen;
+		if (pthread_create(&w->drain_thread, NULL, drain_main, w)) {
+			pthread_mutex_unlock(&w->mu);
+			err_set(err, ERR_INTERNAL, "cannot start the drain thread");
+			goto fail;
+		}
+		w->drain_joinable = 1;
+		(void)gen;
+		pthread_mutex_unlock(&w->mu);
+		return w;
+	}
+	memset(&ho, 0, sizeof(ho));
+	ho.host = cfg->host;
+	ho.port = (int)cfg->port;
+	ho.thread_per_connection = 1;
+	ho.max_connections = 256;
+	ho.timeout_s = 0; /* /wake is held for up to WAKE_MAX */
+	ho.max_body = 64 * 1024;
+	ho.timeout_s = (unsigned)cfg->wake_max + 60;
+	w->http = httpd_start(&ho, worker_http, w, err);
+	if (!w->http)
+		goto fail;
+	return w;
+fail:
+	for (i = 0; i < w->nqueues; i++)
+		free(w->queue_names[i]);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	free(w);
+	return NULL;
+}
+
+int worker_port(const struct worker *w)
+{
+	return w->http ? httpd_port(w->http) : 0;
+}
+
+int worker_idle_exit_due(struct worker *w)
+{
+	int due;
+
+	pthread_mutex_lock(&w->mu);
+	if (w->cfg->once) {
+		due = !w->draining;
+		pthread_mutex_unlock(&w->mu);
+		return due;
+	}
+	due = w->cfg->exit_on_idle && !w->draining && !w->open_requests && !w->stopping &&
+	      clock_mono_us() - w->last_activity_mono >= (int64_t)(w->cfg->idle_timeout * 1e6);
+	pthread_mutex_unlock(&w->mu);
+	return due;
+}
+
+static void timed_wait(struct worker *w, int64_t us)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(us / 1000000);
+	ts.tv_nsec += (long)(us % 1000000) * 1000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+}
+
+void worker_shutdown(struct worker *w)
+{
+	int64_t t0 = clock_mono_us();
+	int64_t grace = (int64_t)(w->cfg->shutdown_grace * 1e6);
+	int64_t margin = grace / 4 < 1000000 ? grace / 4 : 1000000;
+	size_t i;
+
+	pthread_mutex_lock(&w->mu);
+	if (w->stopping) {
+		pthread_mutex_unlock(&w->mu);
+		return;
+	}
+	w->stopping = 1;
+	log_info("shutting down", "in_flight", w->nrunning ? "yes" : "no");
+	worker_notify(w);
+	/* Let running jobs finish while the grace allows. */
+	while (w->draining && w->nrunning > 0 && clock_mono_us() - t0 < grace - 2 * margin)
+		timed_wait(w, 20000);
+	/* Then ask the rest to stop; their slots re-queue them. */
+	for (i = 0; i < (size_t)w->cfg->concurrency; i++) {
+		struct task *t = w->running[i];
+
+		if (t && t->reason == STOP_NONE) {
+			t->reason = STOP_SHUTDOWN;
+			atomic_store(&t->cancel, 1);
+		}
+	}
+	worker_notify(w);
+	while (w->draining && w->nrunning - w->nearly > 0 && clock_mono_us() - t0 < grace - margin)
+		timed_wait(w, 10000);
+	/* Handlers that ignore the cancel flag: re-queue them on their
+	 * behalf; whatever they return later is dropped. */
+	for (i = 0; i < (size_t)w->cfg->concurrency; i++) {
+		struct task *t = w->running[i], *copy;
+
+		if (!t || t->settled_early)
+			continue;
+		copy = xcalloc(1, sizeof(*copy));
+		memcpy(copy->job.id, t->job.id, sizeof(copy->job.id));
+		copy->job.token = t->job.token;
+		copy->qi = t->qi;
+		copy->outcome = QUEUE_REQUEUE;
+		t->settled_early = 1;
+		w->nearly++;
+		if (w->done_tail)
+			w->done_tail->next = copy;
+		else
+			w->done = copy;
+		w->done_tail = copy;
+		w->ndone++;
+	}
+	worker_notify(w);
+	while (w->draining && clock_mono_us() - t0 < grace)
+		timed_wait(w, 10000);
+	w->shutdown_done = 1;
+	pthread_mutex_unlock(&w->mu);
+}
+
+void worker_free(struct worker *w)
+{
+	size_t i;
+	int stuck;
+
+	if (!w)
+		return;
+	httpd_stop(w->http);
+	pthread_mutex_lock(&w->mu);
+	w->hb_quit = 1;
+	pthread_cond_broadcast(&w->hb_cv);
+	stuck = w->draining || w->nrunning > 0;
+	pthread_mutex_unlock(&w->mu);
+	if (stuck)
+		return; /* a handler ignores cancel: the process exits around it */
+	pthread_join(w->hb_thread, NULL);
+	if (w->drain_joinable)
+		pthread_join(w->drain_thread, NULL);
+	slots_stop(w);
+	while (w->ready) {
+		struct task *t = w->ready;
+
+		w->ready = t->next;
+		task_free(t);
+	}
+	pthread_mutex_lock(&w->sq_mu);
+	queue_free(w->sq);
+	pthread_mutex_unlock(&w->sq_mu);
+	for (i = 0; i < w->nqueues; i++)
+		free(w->queue_names[i]);
+	close(w->wake_fd);
+	free(w);
+}

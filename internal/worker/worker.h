@@ -1,0 +1,74 @@
+/* worker.h - the wakeq worker: POST /wake starts (or joins) a drain of
+ * every due job; the process exits once idle (DESIGN.md "The worker").
+ *
+ *   struct worker *w = worker_start(&cfg, &err);
+ *   ... wait for signals; worker_idle_exit_due(w) says when to exit ...
+ *   worker_shutdown(w);   (SIGTERM: finish or re-queue in-flight jobs)
+ *   worker_free(w);
+ *
+ * Threads: the HTTP server (one per connection, /wake requests are held),
+ * one drain thread that takes and settles jobs in batches and blocks on
+ * the wake markers when idle, CONCURRENCY slot threads that run handlers,
+ * and one heartbeat thread that renews every lease and the registration.
+ */
+#ifndef WAKEQ_WORKER_H
+#define WAKEQ_WORKER_H
+
+#include "base/err.h"
+
+#include <stdint.h>
+
+struct worker_config {
+	char *host;             /* HOST: bind address, "" = all */
+	int64_t port;           /* PORT */
+	char *redis_url;        /* REDIS_URL */
+	char *database_url;     /* DATABASE_URL ("" = none) */
+	char *queues;           /* QUEUES: comma list, first = most urgent */
+	int64_t concurrency;    /* CONCURRENCY: slots */
+	int64_t batch;          /* BATCH: jobs a take/settle round trip */
+	double idle_timeout;    /* IDLE_TIMEOUT s: drain end and process exit */
+	int exit_on_idle;       /* EXIT_ON_IDLE */
+	double lease;           /* LEASE s */
+	double job_timeout;     /* JOB_TIMEOUT s, 0 = none */
+	double shutdown_grace;  /* SHUTDOWN_GRACE s */
+	double wake_max;        /* WAKE_MAX s: a drain ends before this */
+	char *wake_token;       /* WAKE_TOKEN ("" = open) */
+	double backoff_base;    /* BACKOFF_BASE s */
+	double backoff_cap;     /* BACKOFF_CAP s */
+	int64_t result_ttl;     /* RESULT_TTL s */
+	char *worker_id;        /* WORKER_ID ("" = host-pid-random) */
+	char *data_dir;         /* DATA_DIR */
+	char *allow_private;    /* ALLOW_PRIVATE_NETWORKS */
+	int64_t max_input_bytes;/* MAX_INPUT_BYTES */
+	char *webhook_secret;   /* WEBHOOK_SECRET */
+	char *log_format;       /* LOG_FORMAT */
+	char *log_level;        /* LOG_LEVEL */
+	int once;               /* ONCE: drain at start without HTTP, then exit
+				 * (wakeq drain, cron on plain VMs) */
+};
+
+struct worker;
+
+/* Validates cfg (queue names...), connects to Redis (an unreachable Redis
+ * is not fatal: the drain retries), starts the HTTP server. Returns the
+ * worker, or NULL with err (bad setting, port taken). cfg is borrowed for
+ * the life of the worker. */
+struct worker *worker_start(const struct worker_config *cfg, struct err *err);
+
+/* The HTTP port bound (useful with PORT=0); 0 in once mode. */
+int worker_port(const struct worker *w);
+
+/* Whether the process should exit now: EXIT_ON_IDLE is on, no drain runs,
+ * no request is open, and nothing happened for IDLE_TIMEOUT; in once mode,
+ * as soon as the drain has ended. */
+int worker_idle_exit_due(struct worker *w);
+
+/* SIGTERM: stop taking, let in-flight jobs finish within SHUTDOWN_GRACE,
+ * re-queue the rest without counting an attempt, answer held /wake
+ * requests, deregister. Blocks until done. */
+void worker_shutdown(struct worker *w);
+
+/* Stops the HTTP server and threads, frees. Accepts NULL. */
+void worker_free(struct worker *w);
+
+#endif

@@ -1,0 +1,128 @@
+/* worker_int.h - the worker's shared state; internal to internal/worker.
+ *
+ * One mutex (mu) guards everything below it in struct worker. The drain
+ * thread is the only user of `q`/`bq`; the heartbeat thread the only user
+ * of `hq`; HTTP threads share `sq` under sq_mu.
+ */
+#ifndef WAKEQ_WORKER_INT_H
+#define WAKEQ_WORKER_INT_H
+
+#include "worker/worker.h"
+
+#include "metrics/metrics.h"
+#include "queue/queue.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define WORKER_MAX_QUEUES 16
+
+enum stop_reason {
+	STOP_NONE,
+	STOP_CANCEL,   /* a user cancel: settle as cancelled */
+	STOP_LOST,     /* the lease was lost: drop, do not settle */
+	STOP_TIMEOUT,  /* the job ran past its timeout: retryable failure */
+	STOP_SHUTDOWN  /* SIGTERM: re-queue without counting the attempt */
+};
+
+/* A leased job inside this process: waiting in `ready`, running in a
+ * slot, or finished and waiting in `done` to be settled. */
+struct task {
+	struct task *next;
+	struct queue_job job;
+	int qi;                  /* index into w->queue_names */
+	atomic_int cancel;       /* read by the handler (jobs_cancelled) */
+	int reason;              /* enum stop_reason, set with cancel */
+	int64_t started_mono;    /* 0 until a slot starts it */
+	int64_t deadline_mono;   /* timeout; 0 = none */
+	/* outcome, filled by the slot */
+	enum queue_outcome outcome;
+	char *result;            /* DONE: JSON text */
+	char *error;
+	int64_t delay_ms;
+	int settled_early;       /* requeued at shutdown while still running */
+	/* progress to publish, coalesced (guarded by w->mu) */
+	int progress_dirty;
+	double progress;
+	char stage[32];
+	int64_t progress_sent_mono;
+};
+
+struct drain_summary {
+	int64_t jobs, done, failed, retried, cancelled, requeued, stale;
+	double seconds;
+	const char *reason;      /* "idle", "wake_max", "shutdown" */
+};
+
+struct worker {
+	const struct worker_config *cfg;
+	char id[128];
+	char *queue_names[WORKER_MAX_QUEUES];
+	size_t nqueues;
+	struct httpd *http;
+	int64_t started_mono;
+	int64_t hb_interval_ms;  /* lease renewal and registration refresh */
+	int64_t worker_ttl_ms;   /* registration lifetime without a refresh */
+
+	pthread_mutex_t sq_mu;   /* guards sq (/readyz, /status) */
+	struct queue *sq;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;       /* drain state changes (HTTP waiters) */
+	pthread_cond_t slot_cv;  /* ready jobs for the slots */
+	int wake_fd;             /* eventfd: wakes the drain thread */
+	/* drain */
+	int draining;
+	uint64_t drain_gen;      /* generation of the current/last drain */
+	uint64_t drains_done;    /* generations finished */
+	struct drain_summary summary; /* of the last finished drain */
+	struct drain_summary cur;     /* of the running drain */
+	pthread_t drain_thread;
+	int drain_joinable;
+	int open_requests;       /* held /wake requests */
+	int64_t last_activity_mono;
+	int stopping;            /* SIGTERM received */
+	int shutdown_done;
+	/* tasks */
+	struct task *ready, *ready_tail;
+	size_t nready;
+	struct task **running;   /* one per slot, NULL when free */
+	size_t nrunning;
+	struct task *done, *done_tail;
+	size_t ndone;
+	int notified;            /* wake_fd has a pending wake-up */
+	int quit_slots;
+	size_t nearly;           /* running tasks already re-queued */
+	int prefetch;            /* extra jobs to hold beyond free slots */
+	double ewma_job_s;       /* recent job duration */
+	pthread_t *slot_threads;
+	pthread_t hb_thread;
+	int hb_quit;
+	pthread_cond_t hb_cv;
+
+	/* metrics (atomics: read by /metrics without the lock) */
+	atomic_uint_least64_t m_done, m_failed, m_retried, m_cancelled,
+		m_requeued, m_stale, m_wakes, m_drains, m_lost, m_timeouts;
+	struct metrics_hist m_job_seconds;
+	struct metrics_hist m_drain_seconds;
+	atomic_int_least64_t m_depth[WORKER_MAX_QUEUES]; /* last seen queued */
+};
+
+/* drain.c */
+void *drain_main(void *arg);
+void worker_notify(struct worker *w); /* wake the drain thread (mu held) */
+
+/* slots.c */
+int slots_start(struct worker *w);
+void slots_stop(struct worker *w);
+
+/* heartbeat.c */
+void *heartbeat_main(void *arg);
+
+/* http.c */
+struct httpd_request;
+void worker_http(struct httpd_request *req, void *ctx);
+
+void task_free(struct task *t);
+
+#endif
