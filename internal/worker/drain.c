@@ -318,6 +318,7 @@ void *drain_main(void *arg)
 	int64_t wake_max_at = t0 + (int64_t)(c->wake_max * 1e6);
 	int64_t idle_us = (int64_t)(c->idle_timeout * 1e6);
 	const char *reason = "idle";
+	int retired = 0;
 	const char *qnames[WORKER_MAX_QUEUES];
 	size_t i;
 
@@ -388,9 +389,27 @@ void *drain_main(void *arg)
 				break;
 			}
 		} else if (busy == 0 && !done && took == 0 && now - idle_since >= idle_us) {
-			if (do_retire(&d, 0))
-				break;
-			idle_since = now; /* work arrived at the last moment */
+			/* Retire, unless a /wake arrived meanwhile: its job was
+			 * enqueued after the retire, and the caller counts on
+			 * this drain (or a new one) to run it. */
+			uint64_t seq0;
+			int end = 0;
+
+			pthread_mutex_lock(&w->mu);
+			seq0 = w->wake_seq;
+			pthread_mutex_unlock(&w->mu);
+			if (do_retire(&d, 0)) {
+				pthread_mutex_lock(&w->mu);
+				if (w->wake_seq == seq0)
+					end = w->ending = 1;
+				pthread_mutex_unlock(&w->mu);
+				if (end) {
+					retired = 1;
+					break;
+				}
+				do_register(&d);
+			}
+			idle_since = now;
 			continue;
 		}
 wait:
@@ -465,7 +484,8 @@ wait:
 
 	if (d.waiting)
 		queue_wait_cancel(d.bq);
-	do_retire(&d, 1);
+	if (!retired)
+		do_retire(&d, 1);
 	queue_free(d.q);
 	queue_free(d.bq);
 	free(d.jobs);
@@ -492,6 +512,7 @@ wait:
 		log_info("drain ended", "reason", reason, "jobs", jobs, "seconds", secs);
 	}
 	w->draining = 0;
+	w->ending = 0;
 	w->drains_done = w->drain_gen;
 	w->last_activity_mono = clock_mono_us();
 	pthread_cond_broadcast(&w->cv);

@@ -70,6 +70,9 @@ static void handle_wake(struct worker *w, struct httpd_request *req)
 		return;
 	}
 	atomic_fetch_add(&w->m_wakes, 1);
+	w->wake_seq++;
+	while (w->draining && w->ending)
+		pthread_cond_wait(&w->cv, &w->mu);
 	if (start_drain(w, &gen) < 0) {
 		pthread_mutex_unlock(&w->mu);
 		httpd_error(req, 500, "internal", "cannot start a drain thread");

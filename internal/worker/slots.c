@@ -176,7 +176,7 @@ static void *slot_main(void *arg)
 			double secs = (double)(clock_mono_us() - t->started_mono) / 1e6;
 
 			metrics_hist_observe(&w->m_job_seconds, secs);
-			w->ewma_job_s = w->ewma_job_s * 0.8 + secs * 0.2;
+			w->ewma_job_s = w->ewma_job_s < 0 ? secs : w->ewma_job_s * 0.8 + secs * 0.2;
 			/* Hold a batch ahead only while jobs are short: long jobs
 			 * would sit leased here while other workers idle. */
 			w->prefetch = w->ewma_job_s < 0.005 ? (int)w->cfg->batch : 0;

@@ -67,9 +67,23 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 	w->wake_fd = -1;
 	if (split_queues(w, cfg->queues, err) < 0)
 		goto fail;
+	{
+		struct queue_url u;
+
+		if (queue_url_parse(cfg->redis_url, &u, err) < 0) {
+			err_wrap(err, "bad REDIS_URL");
+			goto fail;
+		}
+		if (u.tls && !queue_tls_supported()) {
+			err_set(err, ERR_INVALID, "bad REDIS_URL: rediss:// needs TLS, and this "
+				"build's hiredis has none (hiredis >= 1.0 with hiredis_ssl)");
+			goto fail;
+		}
+	}
 	make_id(w);
 	w->started_mono = clock_mono_us();
 	w->last_activity_mono = w->started_mono;
+	w->ewma_job_s = -1; /* no job seen: hold nothing ahead */
 	/* Leases are renewed three times per lease; the registration is
 	 * refreshed at most every 15 s (an idle worker costs ~4 commands a
 	 * minute) and lives three refreshes. */

@@ -73,6 +73,9 @@ struct worker {
 	int wake_fd;             /* eventfd: wakes the drain thread */
 	/* drain */
 	int draining;
+	int ending;              /* the drain has retired and is finishing:
+				  * a new /wake waits for it, then starts anew */
+	uint64_t wake_seq;       /* /wake requests seen, for the retire check */
 	uint64_t drain_gen;      /* generation of the current/last drain */
 	uint64_t drains_done;    /* generations finished */
 	struct drain_summary summary; /* of the last finished drain */

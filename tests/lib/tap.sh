@@ -35,3 +35,6 @@ wait_until() {
 
 # Print a diagnostic block (runner shows it on failure).
 diag() { sed 's/^/# /' "$@"; }
+
+# contains TEXT SUBSTRING
+contains() { case "$1" in *"$2"*) return 0 ;; *) return 1 ;; esac; }
