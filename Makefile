@@ -114,6 +114,7 @@ test-deps:
 # real servers that tests/run.sh starts; it ends with "N passed, N failed".
 test: test-deps
 	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory fuzz
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) tests/run.sh $(TESTS)
 
 demo: test-deps
@@ -141,10 +142,10 @@ FUZZ_LIBOBJS = $(patsubst %.c,build/fuzz/obj/%.o,$(foreach m,$(LIB_MODULES),$(ca
 
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CPPFLAGS) $(WARN) -Wno-unused-command-line-argument \
+	clang $(FUZZ_CPPFLAGS) $(WARN) -Wno-unused-command-line-argument -Wno-unknown-warning-option \
 		-g -O1 -fsanitize=fuzzer-no-link,address,undefined -pthread -c -o $@ $<
 $(patsubst %.c,build/fuzz/obj/%.o,$(call mod_srcs,queue)): build/fuzz/gen/queue/scripts.h
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBOBJS)
+$(FUZZ_BINS): build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBOBJS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CPPFLAGS) $(FUZZ_FLAGS) -pthread -o $@ $< $(FUZZ_LIBOBJS) $(LIB_LIBS)
 

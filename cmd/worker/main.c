@@ -1,8 +1,11 @@
 /* wakeq-worker: drains the queues when woken over HTTP, exits when idle. */
 #include "base/err.h"
 #include "config/config.h"
+#include "fetch/fetch.h"
 #include "jobs/jobs.h"
 #include "log/log.h"
+#include "media/media.h"
+#include "webhook/webhook.h"
 #include "worker/worker.h"
 
 #include <signal.h>
@@ -25,7 +28,7 @@ static const struct config_var vars[] = {
 	  "queues to drain, comma-separated, most urgent first", 0 },
 	{ "CONCURRENCY", CONFIG_INT, F(concurrency), 1, 1024, "1", "jobs run at once", 0 },
 	{ "BATCH", CONFIG_INT, F(batch), 1, 1000, "64", "jobs taken or settled per round trip", 0 },
-	{ "IDLE_TIMEOUT", CONFIG_SECONDS, F(idle_timeout), 0.01, 86400, "30",
+	{ "IDLE_TIMEOUT", CONFIG_SECONDS, F(idle_timeout), 0.001, 86400, "30",
 	  "a drain ends, then the process exits, after this long with nothing due", 0 },
 	{ "EXIT_ON_IDLE", CONFIG_BOOL, F(exit_on_idle), 0, 0, "true",
 	  "exit 0 when idle (scale to zero)", 0 },
@@ -106,7 +109,15 @@ int main(int argc, char **argv)
 	jobs_settings.allow_private = cfg.allow_private;
 	jobs_settings.max_input_bytes = cfg.max_input_bytes;
 	jobs_settings.webhook_secret = cfg.webhook_secret;
+	if (fetch_check_settings(&e) < 0) {
+		fprintf(stderr, "wakeq-worker: %s\n", e.msg);
+		config_release(vars, &cfg);
+		return 2;
+	}
 	jobs_bind_core();
+	fetch_bind_jobs();
+	webhook_bind_jobs();
+	media_bind_jobs();
 
 	/* Signals go to the main thread only: every thread inherits this mask. */
 	sigemptyset(&set);

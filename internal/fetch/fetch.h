@@ -14,11 +14,13 @@
 #ifndef WAKEQ_FETCH_H
 #define WAKEQ_FETCH_H
 
+#include "base/buf.h"
 #include "base/err.h"
 
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* A job input made available as a local file. */
 struct fetch_input {
@@ -83,8 +85,6 @@ void fetch_output_release(struct fetch_output *out);
  * host name metadata.google.internal is refused by name as well.
  */
 
-#include <sys/socket.h>
-
 #define FETCH_ALLOW_MAX 32
 
 struct fetch_allow {
@@ -121,6 +121,8 @@ int fetch_url_check(const char *url, struct err *err);
 struct fetch_limits {
 	double connect_timeout_s; /* TCP + TLS connect (10) */
 	double timeout_s;         /* a whole input or output transfer (3600) */
+	double stall_timeout_s;   /* abort when no byte moves for this long
+				   * (60; 0 = never); counts as a timeout */
 	long max_redirects;       /* redirects followed (5) */
 	int64_t max_response_bytes; /* http.request / webhook bodies kept
 				     * (1 MiB; longer ones are truncated) */
@@ -129,8 +131,6 @@ struct fetch_limits {
 extern struct fetch_limits fetch_limits;
 
 /* ---- generic HTTP requests (http.request, webhooks) ------------------ */
-
-#include "base/buf.h"
 
 struct fetch_request {
 	const char *method;          /* NULL = "GET" */

@@ -1,29 +1,302 @@
 /* check_media.c - payload checks of the media.* types (no FFmpeg here: the
- * API links this file). */
+ * API links this file). Every field of issue 4 is checked, with messages
+ * that name the field ("payload field 'video.crf' must be from 0 to 51").
+ * Unknown fields are refused, so a typo ("at" for "at_s") is an error,
+ * not a silent default. */
 #include "jobs/checks.h"
 
-static int check_io(const json_t *p, int need_output, struct err *err)
-{
-	const char *s;
+#include <math.h>
+#include <string.h>
 
-	if (jobs_get_string(p, "input", 1, &s, err) < 0)
+#define URL_MAX 4096
+
+/* A member `name` of object `o`, reported as `prefix.name`. NULL when
+ * absent or null. */
+static const json_t *get(const json_t *o, const char *name)
+{
+	const json_t *v = json_object_get(o, name);
+
+	return json_is_null(v) ? NULL : v;
+}
+
+static int only(const json_t *o, const char *prefix,
+		const char *const *known, struct err *err)
+{
+	const char *key;
+	const json_t *v;
+
+	json_object_foreach((json_t *)o, key, v) {
+		const char *const *k;
+
+		for (k = known; *k; k++)
+			if (!strcmp(*k, key))
+				break;
+		if (!*k)
+			return err_set(err, ERR_INVALID, "unknown payload field '%s%s%s'",
+				       prefix, *prefix ? "." : "", key);
+	}
+	return 0;
+}
+
+static int num(const json_t *o, const char *prefix, const char *name,
+	       double min, double max, int integer, double *out,
+	       struct err *err)
+{
+	const json_t *v = get(o, name);
+	const char *dot = *prefix ? "." : "";
+	double d;
+
+	if (!v)
+		return 0;
+	if (!json_is_number(v))
+		return err_set(err, ERR_INVALID,
+			       "payload field '%s%s%s' must be a number", prefix,
+			       dot, name);
+	d = json_number_value(v);
+	if (!isfinite(d) || d < min || d > max)
+		return err_set(err, ERR_INVALID,
+			       "payload field '%s%s%s' must be from %g to %g",
+			       prefix, dot, name, min, max);
+	if (integer && d != floor(d))
+		return err_set(err, ERR_INVALID,
+			       "payload field '%s%s%s' must be a whole number",
+			       prefix, dot, name);
+	*out = d;
+	return 1;
+}
+
+/* A string member that must be one of `choices` (NULL-terminated). */
+static int choice(const json_t *o, const char *prefix, const char *name,
+		  const char *const *choices, const char **out,
+		  struct err *err)
+{
+	const json_t *v = get(o, name);
+	const char *dot = *prefix ? "." : "";
+	const char *const *c;
+	char list[256];
+	size_t off = 0;
+
+	if (!v)
+		return 0;
+	if (json_is_string(v)) {
+		for (c = choices; *c; c++) {
+			if (!strcmp(*c, json_string_value(v))) {
+				*out = *c;
+				return 1;
+			}
+		}
+	}
+	list[0] = 0;
+	for (c = choices; *c && off < sizeof(list); c++)
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
+					c == choices ? "" : ", ", *c);
+	return err_set(err, ERR_INVALID, "payload field '%s%s%s' must be one of: %s",
+		       prefix, dot, name, list);
+}
+
+static int url(const json_t *p, const char *name, struct err *err)
+{
+	static const char *const schemes[] = {
+		"file://", "http://", "https://", "s3://", NULL
+	};
+	const char *const *s;
+	const char *u = NULL;
+
+	if (jobs_get_string(p, name, 1, &u, err) < 0)
 		return -1;
-	if (need_output && jobs_get_string(p, "output", 1, &s, err) < 0)
-		return -1;
+	if (!*u)
+		return err_set(err, ERR_INVALID, "payload field '%s' is empty", name);
+	if (strlen(u) > URL_MAX)
+		return err_set(err, ERR_INVALID,
+			       "payload field '%s' is longer than %d bytes", name,
+			       URL_MAX);
+	for (s = schemes; *s; s++)
+		if (!strncmp(u, *s, strlen(*s)) && u[strlen(*s)])
+			return 0;
+	return err_set(err, ERR_INVALID,
+		       "payload field '%s' must be a file://, http://, https:// "
+		       "or s3:// URL", name);
+}
+
+static int object_payload(const json_t *p, struct err *err)
+{
+	if (!json_is_object(p))
+		return err_set(err, ERR_INVALID, "payload must be a JSON object");
 	return 0;
 }
 
 int jobs_check_media_probe(const json_t *payload, struct err *err)
 {
-	return check_io(payload, 0, err);
+	static const char *const known[] = { "input", NULL };
+
+	if (object_payload(payload, err) < 0 || only(payload, "", known, err) < 0)
+		return -1;
+	return url(payload, "input", err);
 }
 
 int jobs_check_media_thumbnail(const json_t *payload, struct err *err)
 {
-	return check_io(payload, 1, err);
+	static const char *const known[] = {
+		"input", "output", "at_s", "width", "height", "format", NULL
+	};
+	static const char *const formats[] = { "jpeg", "png", "webp", NULL };
+	const char *f;
+	double d;
+
+	if (object_payload(payload, err) < 0 || only(payload, "", known, err) < 0 ||
+	    url(payload, "input", err) < 0 || url(payload, "output", err) < 0 ||
+	    num(payload, "", "at_s", 0, 1e6, 0, &d, err) < 0 ||
+	    num(payload, "", "width", 1, 16384, 1, &d, err) < 0 ||
+	    num(payload, "", "height", 1, 16384, 1, &d, err) < 0 ||
+	    choice(payload, "", "format", formats, &f, err) < 0)
+		return -1;
+	return 0;
+}
+
+/* Which codecs each container takes (besides "copy" and "none"). */
+struct box {
+	const char *name;
+	const char *video; /* space-separated; "" = audio only */
+	const char *audio;
+};
+
+static const struct box boxes[] = {
+	{ "mp4", "h264 vp9", "aac mp3 opus" },
+	{ "mov", "h264", "aac mp3" },
+	{ "mkv", "h264 vp9", "aac opus mp3" },
+	{ "webm", "vp9", "opus" },
+	{ "m4a", "", "aac" },
+	{ "mp3", "", "mp3" },
+	{ "ogg", "", "opus" },
+};
+
+static int in_list(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+	const char *p = list;
+
+	while ((p = strstr(p, word))) {
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
+static int check_video(const json_t *v, const struct box *b,
+		       const char **codec, struct err *err)
+{
+	static const char *const known[] = {
+		"codec", "width", "height", "crf", "bitrate", "preset", "fps", NULL
+	};
+	static const char *const codecs[] = { "h264", "vp9", "copy", "none", NULL };
+	static const char *const presets[] = {
+		"ultrafast", "superfast", "veryfast", "faster", "fast", "medium",
+		"slow", "slower", "veryslow", NULL
+	};
+	const char *preset;
+	double w = 0, h = 0, crf, br, fps;
+	int has_crf, has_br, n;
+
+	if (!json_is_object(v))
+		return err_set(err, ERR_INVALID, "payload field 'video' must be an object");
+	if (only(v, "video", known, err) < 0 ||
+	    choice(v, "video", "codec", codecs, codec, err) < 0 ||
+	    num(v, "video", "width", 2, 16384, 1, &w, err) < 0 ||
+	    num(v, "video", "height", 2, 16384, 1, &h, err) < 0 ||
+	    (has_crf = num(v, "video", "crf", 0,
+			   !strcmp(*codec, "vp9") ? 63 : 51, 1, &crf, err)) < 0 ||
+	    (has_br = num(v, "video", "bitrate", 10e3, 200e6, 1, &br, err)) < 0 ||
+	    choice(v, "video", "preset", presets, &preset, err) < 0 ||
+	    num(v, "video", "fps", 1, 240, 0, &fps, err) < 0)
+		return -1;
+	if ((int64_t)w % 2 || (int64_t)h % 2)
+		return err_set(err, ERR_INVALID, "payload field 'video.%s' must be even",
+			       (int64_t)w % 2 ? "width" : "height");
+	if (has_crf && has_br)
+		return err_set(err, ERR_INVALID, "payload fields 'video.crf' and "
+			       "'video.bitrate' exclude each other");
+	n = json_object_size(v) - (get(v, "codec") ? 1 : 0);
+	if (n > 0 && (!strcmp(*codec, "copy") || !strcmp(*codec, "none")))
+		return err_set(err, ERR_INVALID, "payload field 'video' has settings "
+			       "but codec '%s' encodes nothing", *codec);
+	if (strcmp(*codec, "none") && strcmp(*codec, "copy") && !in_list(b->video, *codec))
+		return err_set(err, ERR_INVALID,
+			       *b->video ? "container '%s' cannot hold video codec '%s'" :
+			       "container '%s' is audio only (video codec '%s')",
+			       b->name, *codec);
+	if (!*b->video && !strcmp(*codec, "copy"))
+		return err_set(err, ERR_INVALID,
+			       "container '%s' is audio only (video codec 'copy')",
+			       b->name);
+	return 0;
+}
+
+static int check_audio(const json_t *a, const struct box *b,
+		       const char **codec, struct err *err)
+{
+	static const char *const known[] = {
+		"codec", "bitrate", "sample_rate", "channels", NULL
+	};
+	static const char *const codecs[] = { "aac", "opus", "mp3", "copy", "none", NULL };
+	double d;
+	int n;
+
+	if (!json_is_object(a))
+		return err_set(err, ERR_INVALID, "payload field 'audio' must be an object");
+	if (only(a, "audio", known, err) < 0 ||
+	    choice(a, "audio", "codec", codecs, codec, err) < 0 ||
+	    num(a, "audio", "bitrate", 6e3, 1e6, 1, &d, err) < 0 ||
+	    num(a, "audio", "sample_rate", 8000, 192000, 1, &d, err) < 0 ||
+	    num(a, "audio", "channels", 1, 8, 1, &d, err) < 0)
+		return -1;
+	n = json_object_size(a) - (get(a, "codec") ? 1 : 0);
+	if (n > 0 && (!strcmp(*codec, "copy") || !strcmp(*codec, "none")))
+		return err_set(err, ERR_INVALID, "payload field 'audio' has settings "
+			       "but codec '%s' encodes nothing", *codec);
+	if (strcmp(*codec, "none") && strcmp(*codec, "copy") && !in_list(b->audio, *codec))
+		return err_set(err, ERR_INVALID,
+			       "container '%s' cannot hold audio codec '%s'",
+			       b->name, *codec);
+	return 0;
 }
 
 int jobs_check_media_transcode(const json_t *payload, struct err *err)
 {
-	return check_io(payload, 1, err);
+	static const char *const known[] = {
+		"input", "output", "container", "video", "audio", "start_s",
+		"duration_s", NULL
+	};
+	static const char *const containers[] = {
+		"mp4", "webm", "mkv", "mov", "m4a", "mp3", "ogg", NULL
+	};
+	const char *container = "mp4", *vc = NULL, *ac = NULL;
+	const struct box *b = NULL;
+	const json_t *v, *a;
+	double d;
+	size_t i;
+
+	if (object_payload(payload, err) < 0 || only(payload, "", known, err) < 0 ||
+	    url(payload, "input", err) < 0 || url(payload, "output", err) < 0 ||
+	    choice(payload, "", "container", containers, &container, err) < 0 ||
+	    num(payload, "", "start_s", 0, 1e6, 0, &d, err) < 0 ||
+	    num(payload, "", "duration_s", 0.001, 1e6, 0, &d, err) < 0)
+		return -1;
+	for (i = 0; i < sizeof(boxes) / sizeof(boxes[0]); i++)
+		if (!strcmp(boxes[i].name, container))
+			b = &boxes[i];
+	vc = *b->video ? "h264" : "none";
+	if (!strcmp(container, "webm"))
+		vc = "vp9";
+	ac = strchr(b->audio, ' ') ? "aac" : b->audio;
+	if (!strcmp(container, "webm"))
+		ac = "opus";
+	if ((v = get(payload, "video")) && check_video(v, b, &vc, err) < 0)
+		return -1;
+	if ((a = get(payload, "audio")) && check_audio(a, b, &ac, err) < 0)
+		return -1;
+	if (!strcmp(vc, "none") && !strcmp(ac, "none"))
+		return err_set(err, ERR_INVALID,
+			       "payload asks for no video and no audio: nothing to write");
+	return 0;
 }

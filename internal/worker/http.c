@@ -91,10 +91,14 @@ static void handle_wake(struct worker *w, struct httpd_request *req)
 	while (w->drains_done < gen)
 		pthread_cond_wait(&w->cv, &w->mu);
 	s = w->summary;
-	w->open_requests--;
-	w->last_activity_mono = clock_mono_us();
 	pthread_mutex_unlock(&w->mu);
 	httpd_respond_json(req, 200, summary_json(w, &s));
+	/* Counted open until the answer is queued, so shutdown waits for it. */
+	pthread_mutex_lock(&w->mu);
+	w->open_requests--;
+	w->last_activity_mono = clock_mono_us();
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
 }
 
 static void handle_readyz(struct worker *w, struct httpd_request *req)

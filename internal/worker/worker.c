@@ -253,6 +253,15 @@ void worker_free(struct worker *w)
 
 	if (!w)
 		return;
+	/* Let held /wake requests get their summary out (bounded). */
+	pthread_mutex_lock(&w->mu);
+	{
+		int64_t until = clock_mono_us() + 1000000;
+
+		while (w->open_requests > 0 && clock_mono_us() < until)
+			timed_wait(w, 10000);
+	}
+	pthread_mutex_unlock(&w->mu);
 	httpd_stop(w->http);
 	pthread_mutex_lock(&w->mu);
 	w->hb_quit = 1;

@@ -65,8 +65,8 @@ int main(int argc, char **argv)
 				fprintf(stderr, "wake failed\n");
 		}
 		/* Vary the phase against the worker's idle timer. */
-		if (i % 3 == 0)
-			clock_sleep_us(i % 7 * 300);
+		if (i % 2 == 0)
+			clock_sleep_us(i % 11 * 500);
 	}
 	end = clock_mono_us() + (int64_t)(limit * 1e6);
 	for (;;) {

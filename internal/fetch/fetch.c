@@ -1,0 +1,116 @@
+/* fetch.c - job inputs and outputs: dispatch by URL scheme. */
+#include "fetch/fetch.h"
+
+#include "base/mem.h"
+#include "fetch/priv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int remote(const char *url)
+{
+	return fetch_has_scheme(url, "http://") ||
+	       fetch_has_scheme(url, "https://") || fetch_has_scheme(url, "s3://");
+}
+
+static int unsupported(const char *url, struct err *err)
+{
+	return err_set(err, ERR_INVALID,
+		       "unsupported url '%.200s' (want file://, http(s):// or s3://)",
+		       url ? url : "");
+}
+
+int fetch_input_open(const char *url, struct fetch_input *in,
+		     atomic_int *cancel, struct err *err)
+{
+	char path[PATH_MAX];
+	long long bytes = 0;
+
+	if (fetch_has_scheme(url, "file://")) {
+		if (fetch_file_input(url, path, &bytes, err) < 0)
+			return -1;
+		memcpy(in->path, path, strlen(path) + 1);
+		in->temp = 0;
+		in->bytes = bytes;
+		return 0;
+	}
+	if (!remote(url))
+		return unsupported(url, err);
+	if (fetch_tmpfile(url, path, err) < 0)
+		return -1;
+	if (fetch_download(url, path, &bytes, cancel, err) < 0) {
+		unlink(path);
+		return -1;
+	}
+	memcpy(in->path, path, strlen(path) + 1);
+	in->temp = 1;
+	in->bytes = bytes;
+	return 0;
+}
+
+void fetch_input_release(struct fetch_input *in)
+{
+	if (!in)
+		return;
+	if (in->temp && in->path[0])
+		unlink(in->path);
+	in->temp = 0;
+	in->path[0] = 0;
+}
+
+int fetch_output_prepare(const char *url, struct fetch_output *out,
+			 struct err *err)
+{
+	char path[PATH_MAX], final[PATH_MAX];
+
+	final[0] = 0;
+	if (fetch_has_scheme(url, "file://")) {
+		if (fetch_file_output(url, final, path, err) < 0)
+			return -1;
+	} else if (remote(url)) {
+		if (fetch_tmpfile(url, path, err) < 0)
+			return -1;
+	} else {
+		return unsupported(url, err);
+	}
+	memcpy(out->path, path, strlen(path) + 1);
+	memcpy(out->final, final, strlen(final) + 1);
+	out->url = xstrdup(url);
+	out->committed = 0;
+	return 0;
+}
+
+int fetch_output_commit(struct fetch_output *out, atomic_int *cancel,
+			struct err *err)
+{
+	if (!out->url || !out->path[0])
+		return err_set(err, ERR_INTERNAL, "output not prepared");
+	if (out->committed)
+		return 0;
+	if (out->final[0]) {
+		if (rename(out->path, out->final) < 0)
+			return err_set(err, ERR_IO, "cannot publish output '%s': %s",
+				       out->url, strerror(errno));
+	} else {
+		if (fetch_upload(out->url, out->path, cancel, err) < 0)
+			return -1;
+		unlink(out->path); /* uploaded: the local copy is ours */
+	}
+	out->committed = 1;
+	return 0;
+}
+
+void fetch_output_release(struct fetch_output *out)
+{
+	if (!out)
+		return;
+	if (!out->committed && out->path[0])
+		unlink(out->path);
+	out->path[0] = 0;
+	out->final[0] = 0;
+	free(out->url);
+	out->url = NULL;
+}

@@ -1,0 +1,673 @@
+/* http.c - transfers over HTTP(S) and S3 with libcurl.
+ *
+ * One easy handle per transfer (no shared state between jobs besides
+ * curl's global init). Every socket is opened through open_socket(), which
+ * checks the address curl is about to connect against the
+ * ALLOW_PRIVATE_NETWORKS policy: DNS answers, redirects and rebinding all
+ * end up there. Proxies from the environment are ignored, since a proxy
+ * would hide the real destination from that check.
+ */
+#include "fetch/fetch.h"
+
+#include "base/mem.h"
+#include "fetch/priv.h"
+#include "jobs/jobs.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct fetch_limits fetch_limits = {
+	.connect_timeout_s = 10,
+	.timeout_s = 3600,
+	.stall_timeout_s = 60,
+	.max_redirects = 5,
+	.max_response_bytes = 1 << 20,
+};
+
+/* Bytes of an error answer kept for the message. */
+#define ERROR_BODY_MAX 200
+
+struct xfer {
+	CURL *curl;
+	struct fetch_allow allow;
+	char refused[INET6_ADDRSTRLEN]; /* last address refused, "" = none */
+	atomic_int *cancel;
+	/* body sink: a file, or memory */
+	FILE *file;
+	int64_t cap;          /* file: refuse beyond (0 = none); memory: keep */
+	int64_t bytes;        /* body bytes seen (file) */
+	int toolarge;
+	int ferr;             /* errno of a failed file write */
+	struct buf *mem;
+	int *truncated;
+	struct buf errbody;   /* start of a non-2xx answer to a download */
+	struct buf *headers;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void global_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static curl_socket_t open_socket(void *opaque, curlsocktype purpose,
+				 struct curl_sockaddr *a)
+{
+	struct xfer *x = opaque;
+	const void *ip;
+
+	(void)purpose;
+	if (!fetch_addr_allowed(&x->allow, &a->addr, a->addrlen)) {
+		ip = a->family == AF_INET6 ?
+			(const void *)&((struct sockaddr_in6 *)&a->addr)->sin6_addr :
+			(const void *)&((struct sockaddr_in *)&a->addr)->sin_addr;
+		if (!inet_ntop(a->family, ip, x->refused, sizeof(x->refused)))
+			snprintf(x->refused, sizeof(x->refused), "?");
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+static int progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow,
+		    curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct xfer *x = opaque;
+
+	(void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
+	return x->cancel && atomic_load(x->cancel) ? 1 : 0;
+}
+
+/* Keeps only the header lines of the last answer: redirects and "100
+ * Continue" each start a new block with a status line. */
+static size_t on_header(char *data, size_t size, size_t n, void *opaque)
+{
+	struct xfer *x = opaque;
+	size_t len = size * n;
+
+	if (!x->headers)
+		return len;
+	if (len >= 5 && !strncmp(data, "HTTP/", 5)) {
+		buf_reset(x->headers);
+		return len;
+	}
+	if (x->headers->len < 64 * 1024)
+		buf_add(x->headers, data, len);
+	return len;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *opaque)
+{
+	struct xfer *x = opaque;
+	size_t len = size * n, keep;
+	long status = 0;
+
+	curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (x->file && (status < 200 || status > 299)) {
+		/* an error answer to a download: keep its start for the
+		 * message, never write it into the input file */
+		if (x->errbody.len < ERROR_BODY_MAX)
+			buf_add(&x->errbody, data, len < ERROR_BODY_MAX ? len :
+				ERROR_BODY_MAX);
+		return len;
+	}
+	if (x->file) {
+		if (x->cap > 0 && x->bytes + (int64_t)len > x->cap) {
+			x->toolarge = 1;
+			return 0;
+		}
+		if (fwrite(data, 1, len, x->file) != len) {
+			x->ferr = errno ? errno : EIO;
+			return 0;
+		}
+		x->bytes += (int64_t)len;
+		return len;
+	}
+	if (x->mem) {
+		keep = len;
+		if ((int64_t)(x->mem->len + keep) > x->cap) {
+			keep = x->cap > (int64_t)x->mem->len ?
+				(size_t)(x->cap - (int64_t)x->mem->len) : 0;
+			*x->truncated = 1;
+		}
+		buf_add(x->mem, data, keep);
+	}
+	return len;
+}
+
+static long ms(double s)
+{
+	return s <= 0 ? 0 : s > 1e9 ? 1000000000L * 1000 : (long)(s * 1000 + 0.5);
+}
+
+/* Sets up `x` for `url`; the caller sets the method and body. */
+static int xfer_init(struct xfer *x, const char *url, double timeout_s,
+		     int follow, atomic_int *cancel, struct err *err)
+{
+	memset(x, 0, sizeof(*x));
+	buf_init(&x->errbody);
+	x->cancel = cancel;
+	if (fetch_allow_parse(jobs_settings.allow_private, &x->allow, err) < 0)
+		return -1;
+	pthread_once(&once, global_init);
+	x->curl = curl_easy_init();
+	if (!x->curl)
+		return err_set(err, ERR_INTERNAL, "cannot start a transfer");
+	curl_easy_setopt(x->curl, CURLOPT_URL, url);
+	curl_easy_setopt(x->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(x->curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(x->curl, CURLOPT_PROXY, "");
+	curl_easy_setopt(x->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(x->curl, CURLOPT_USERAGENT, "wakeq/1");
+	curl_easy_setopt(x->curl, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(x->curl, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	curl_easy_setopt(x->curl, CURLOPT_OPENSOCKETDATA, x);
+	curl_easy_setopt(x->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(x->curl, CURLOPT_XFERINFOFUNCTION, progress);
+	curl_easy_setopt(x->curl, CURLOPT_XFERINFODATA, x);
+	curl_easy_setopt(x->curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(x->curl, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(x->curl, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(x->curl, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
+	curl_easy_setopt(x->curl, CURLOPT_MAXREDIRS, fetch_limits.max_redirects);
+	curl_easy_setopt(x->curl, CURLOPT_CONNECTTIMEOUT_MS,
+			 ms(fetch_limits.connect_timeout_s));
+	curl_easy_setopt(x->curl, CURLOPT_TIMEOUT_MS,
+			 ms(timeout_s > 0 ? timeout_s : fetch_limits.timeout_s));
+	if (fetch_limits.stall_timeout_s >= 1) {
+		/* below 1 byte/s for that many seconds: a stalled peer */
+		curl_easy_setopt(x->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(x->curl, CURLOPT_LOW_SPEED_TIME,
+				 (long)fetch_limits.stall_timeout_s);
+	}
+	return 0;
+}
+
+static void xfer_release(struct xfer *x)
+{
+	curl_easy_cleanup(x->curl);
+	x->curl = NULL;
+	buf_release(&x->errbody);
+}
+
+int fetch_retryable(enum err_code code)
+{
+	return code == ERR_UNAVAILABLE || code == ERR_TIMEOUT;
+}
+
+/* Turns a failed curl_easy_perform() into err. */
+static int curl_error(struct xfer *x, CURLcode rc, const char *what,
+		      struct err *err)
+{
+	const char *detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
+
+	if (rc == CURLE_ABORTED_BY_CALLBACK)
+		return err_set(err, ERR_CANCELLED, "%s: cancelled", what);
+	if (x->refused[0] && rc == CURLE_COULDNT_CONNECT)
+		return err_set(err, ERR_INVALID,
+			       "%s: refused address %s (private, loopback or metadata; "
+			       "see ALLOW_PRIVATE_NETWORKS)", what, x->refused);
+	if (x->toolarge || rc == CURLE_FILESIZE_EXCEEDED)
+		return err_set(err, ERR_TOOLARGE, "%s: larger than %lld bytes "
+			       "(MAX_INPUT_BYTES)", what, (long long)x->cap);
+	if (x->ferr)
+		return err_set(err, ERR_IO, "%s: cannot write temp file: %s", what,
+			       strerror(x->ferr));
+	switch (rc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return err_set(err, ERR_TIMEOUT, "%s: timed out (%s)", what, detail);
+	case CURLE_TOO_MANY_REDIRECTS:
+		return err_set(err, ERR_INVALID, "%s: more than %ld redirects", what,
+			       fetch_limits.max_redirects);
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_LOGIN_DENIED:
+		return err_set(err, ERR_INVALID, "%s: %s", what, detail);
+	case CURLE_READ_ERROR:
+		return err_set(err, ERR_IO, "%s: cannot read the file to upload", what);
+	default:
+		return err_set(err, ERR_UNAVAILABLE, "%s: %s", what, detail);
+	}
+}
+
+int fetch_status_error(long status, const char *what, struct err *err)
+{
+	enum err_code code;
+
+	if (status >= 100 && status < 400)
+		return 0;
+	if (status >= 500 || status == 408 || status == 429)
+		code = ERR_UNAVAILABLE;
+	else if (status == 404 || status == 410)
+		code = ERR_NOTFOUND;
+	else if (status == 401 || status == 403)
+		code = ERR_AUTH;
+	else if (status == 413)
+		code = ERR_TOOLARGE;
+	else
+		code = ERR_INVALID;
+	return err_set(err, code, "%s: http status %ld", what, status);
+}
+
+/* ---- S3 -------------------------------------------------------------- */
+
+/* What an s3:// URL turns into. */
+struct s3 {
+	char *url;
+	char sigv4[96];
+	const char *key_id, *secret;
+	char *token_header;
+};
+
+static const char *env(const char *name, const char *def)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : def;
+}
+
+static void s3_release(struct s3 *s)
+{
+	free(s->url);
+	free(s->token_header);
+	memset(s, 0, sizeof(*s));
+}
+
+static int bucket_ok(const char *b, size_t n)
+{
+	size_t i;
+
+	if (n < 3 || n > 63)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') ||
+		      b[i] == '-' || b[i] == '.'))
+			return 0;
+	return b[0] != '.' && b[0] != '-';
+}
+
+int fetch_s3_url(const char *s3url, char **https_url, struct err *err)
+{
+	const char *p, *slash, *endpoint, *region, *sep;
+	struct buf u = BUF_INIT;
+	int path_style = -1, hostlen;
+	size_t blen;
+
+	if (!fetch_has_scheme(s3url, "s3://"))
+		return err_set(err, ERR_INVALID, "not an s3:// url '%.200s'", s3url);
+	p = s3url + 5;
+	slash = strchr(p, '/');
+	if (!slash || !slash[1] || !bucket_ok(p, (size_t)(slash - p)))
+		return err_set(err, ERR_INVALID,
+			       "bad s3 url '%.200s' (want s3://bucket/key)", s3url);
+	blen = (size_t)(slash - p);
+	endpoint = env("S3_ENDPOINT", NULL);
+	region = env("AWS_REGION", env("AWS_DEFAULT_REGION", "us-east-1"));
+	if (getenv("S3_PATH_STYLE") && *getenv("S3_PATH_STYLE"))
+		path_style = !strchr("0nNfF", getenv("S3_PATH_STYLE")[0]);
+	if (path_style < 0)
+		path_style = endpoint != NULL;
+	if (!endpoint) {
+		buf_printf(&u, "https://s3.%s.amazonaws.com", region);
+	} else {
+		if (strncasecmp(endpoint, "http://", 7) &&
+		    strncasecmp(endpoint, "https://", 8))
+			return err_set(err, ERR_INVALID,
+				       "S3_ENDPOINT must start with http:// or https://");
+		buf_adds(&u, endpoint);
+		while (u.len && u.data[u.len - 1] == '/')
+			u.data[--u.len] = 0;
+	}
+	if (path_style) {
+		buf_printf(&u, "/%.*s/", (int)blen, p);
+	} else {
+		/* virtual-hosted: the bucket goes in front of the host */
+		char *rest = xstrdup(u.data);
+
+		sep = strstr(rest, "://") + 3;
+		hostlen = (int)(sep - rest);
+		buf_reset(&u);
+		buf_printf(&u, "%.*s%.*s.%s/", hostlen, rest, (int)blen, p, sep);
+		free(rest);
+	}
+	/* the key, percent-encoded except for unreserved characters and '/' */
+	for (p = slash + 1; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || strchr("-._~/", c))
+			buf_addc(&u, (char)c);
+		else
+			buf_printf(&u, "%%%02X", c);
+	}
+	*https_url = buf_detach(&u, NULL);
+	return 0;
+}
+
+static int s3_resolve(const char *s3url, struct s3 *s, struct err *err)
+{
+	const char *token = env("AWS_SESSION_TOKEN", NULL);
+
+	memset(s, 0, sizeof(*s));
+	s->key_id = env("AWS_ACCESS_KEY_ID", NULL);
+	s->secret = env("AWS_SECRET_ACCESS_KEY", NULL);
+	if (!s->key_id || !s->secret)
+		return err_set(err, ERR_INVALID, "s3 url '%.200s' needs "
+			       "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", s3url);
+	if (fetch_s3_url(s3url, &s->url, err) < 0)
+		return -1;
+	snprintf(s->sigv4, sizeof(s->sigv4), "aws:amz:%s:s3",
+		 env("AWS_REGION", env("AWS_DEFAULT_REGION", "us-east-1")));
+	if (token)
+		s->token_header = xasprintf("x-amz-security-token: %s", token);
+	return 0;
+}
+
+static void sha256_hex(const void *data, size_t len, char out[65])
+{
+	unsigned char md[32];
+	size_t i;
+
+	fetch_sha256(data, len, md);
+	for (i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Applies S3 signing to `x`: URL, SigV4, keys and the payload hash
+ * header (libcurl 7.88 hashes only in-memory bodies and adds no
+ * x-amz-content-sha256 itself, so the body is handed over in memory and
+ * its hash set here). */
+static struct curl_slist *s3_apply(struct xfer *x, struct s3 *s,
+				   const void *body, size_t len,
+				   struct curl_slist *h)
+{
+	char hex[65], line[96];
+
+	sha256_hex(body ? body : "", body ? len : 0, hex);
+	snprintf(line, sizeof(line), "x-amz-content-sha256: %s", hex);
+	h = curl_slist_append(h, line);
+	if (s->token_header)
+		h = curl_slist_append(h, s->token_header);
+	curl_easy_setopt(x->curl, CURLOPT_URL, s->url);
+	curl_easy_setopt(x->curl, CURLOPT_AWS_SIGV4, s->sigv4);
+	curl_easy_setopt(x->curl, CURLOPT_USERNAME, s->key_id);
+	curl_easy_setopt(x->curl, CURLOPT_PASSWORD, s->secret);
+	return h;
+}
+
+/* ---- whole-file transfers ------------------------------------------- */
+
+static void quote_url(const char *url, char out[256])
+{
+	/* presigned URLs carry credentials in the query: never show it */
+	size_t n = strcspn(url, "?#");
+
+	snprintf(out, 256, "'%.*s%s'", (int)(n > 200 ? 200 : n), url,
+		 url[n] ? "?..." : "");
+}
+
+int fetch_download(const char *url, const char *path, long long *bytes,
+		   atomic_int *cancel, struct err *err)
+{
+	struct xfer x;
+	struct s3 s = { 0 };
+	struct curl_slist *h = NULL;
+	char what[300], q[256];
+	long status = 0;
+	CURLcode rc;
+	int ret = -1;
+
+	quote_url(url, q);
+	snprintf(what, sizeof(what), "cannot download %s", q);
+	if (fetch_has_scheme(url, "s3://")) {
+		if (s3_resolve(url, &s, err) < 0)
+			return -1;
+	} else if (fetch_url_check(url, err) < 0) {
+		return -1;
+	}
+	if (xfer_init(&x, url, 0, 1, cancel, err) < 0)
+		goto out;
+	x.file = fopen(path, "wb");
+	if (!x.file) {
+		err_set(err, ERR_IO, "cannot open temp file '%s': %s", path,
+			strerror(errno));
+		goto out;
+	}
+	x.cap = jobs_settings.max_input_bytes > 0 ? jobs_settings.max_input_bytes : 0;
+	if (x.cap)
+		curl_easy_setopt(x.curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x.cap);
+	if (s.url)
+		h = s3_apply(&x, &s, NULL, 0, h);
+	curl_easy_setopt(x.curl, CURLOPT_HTTPHEADER, h);
+	rc = curl_easy_perform(x.curl);
+	if (fclose(x.file) != 0 && rc == CURLE_OK) {
+		x.file = NULL;
+		err_set(err, ERR_IO, "cannot write temp file '%s': %s", path,
+			strerror(errno));
+		goto out;
+	}
+	x.file = NULL;
+	if (rc != CURLE_OK) {
+		curl_error(&x, rc, what, err);
+		goto out;
+	}
+	curl_easy_getinfo(x.curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200 || status > 299) {
+		if (status >= 300 && status < 400)
+			err_set(err, ERR_INVALID, "%s: http status %ld (redirect not "
+				"followed)", what, status);
+		else
+			fetch_status_error(status, what, err);
+		goto out;
+	}
+	*bytes = x.bytes;
+	ret = 0;
+out:
+	if (x.file)
+		fclose(x.file);
+	curl_slist_free_all(h);
+	xfer_release(&x);
+	s3_release(&s);
+	return ret;
+}
+
+static const char *content_type(const char *path)
+{
+	static const char *const types[][2] = {
+		{ ".mp4", "video/mp4" }, { ".m4a", "audio/mp4" },
+		{ ".webm", "video/webm" }, { ".mkv", "video/x-matroska" },
+		{ ".mov", "video/quicktime" }, { ".mp3", "audio/mpeg" },
+		{ ".ogg", "audio/ogg" }, { ".jpg", "image/jpeg" },
+		{ ".jpeg", "image/jpeg" }, { ".png", "image/png" },
+		{ ".webp", "image/webp" }, { ".json", "application/json" },
+	};
+	const char *dot = strrchr(path, '.');
+	size_t i;
+
+	for (i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
+		if (!strcasecmp(dot, types[i][0]))
+			return types[i][1];
+	return "application/octet-stream";
+}
+
+int fetch_upload(const char *url, const char *path, atomic_int *cancel,
+		 struct err *err)
+{
+	struct xfer x;
+	struct s3 s = { 0 };
+	struct curl_slist *h = NULL;
+	struct stat st;
+	char what[300], q[256], ct[96];
+	void *map = MAP_FAILED;
+	FILE *f = NULL;
+	long status = 0;
+	CURLcode rc;
+	int ret = -1, fd = -1;
+
+	quote_url(url, q);
+	snprintf(what, sizeof(what), "cannot upload to %s", q);
+	memset(&x, 0, sizeof(x));
+	if (fetch_has_scheme(url, "s3://")) {
+		if (s3_resolve(url, &s, err) < 0)
+			return -1;
+	} else if (fetch_url_check(url, err) < 0) {
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		err_set(err, ERR_IO, "cannot read output file '%s': %s", path,
+			strerror(errno));
+		goto out;
+	}
+	/* Redirects are not followed: a PUT body cannot be replayed safely
+	 * and presigned URLs do not redirect. */
+	if (xfer_init(&x, url, 0, 0, cancel, err) < 0)
+		goto out;
+	x.mem = NULL;
+	if (s.url) {
+		/* in memory, so libcurl can hash it for SigV4 (see s3_apply) */
+		if (st.st_size > 0) {
+			map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+			if (map == MAP_FAILED) {
+				err_set(err, ERR_IO, "cannot map output file '%s': %s", path,
+					strerror(errno));
+				goto out;
+			}
+		}
+		h = s3_apply(&x, &s, map == MAP_FAILED ? NULL : map,
+			     (size_t)st.st_size, h);
+		snprintf(ct, sizeof(ct), "Content-Type: %s", content_type(path));
+		h = curl_slist_append(h, ct);
+		curl_easy_setopt(x.curl, CURLOPT_CUSTOMREQUEST, "PUT");
+		curl_easy_setopt(x.curl, CURLOPT_POSTFIELDS,
+				 map == MAP_FAILED ? "" : (const char *)map);
+		curl_easy_setopt(x.curl, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)st.st_size);
+	} else {
+		f = fdopen(fd, "rb");
+		if (!f) {
+			err_set(err, ERR_IO, "cannot read output file '%s': %s", path,
+				strerror(errno));
+			goto out;
+		}
+		fd = -1;
+		curl_easy_setopt(x.curl, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(x.curl, CURLOPT_READDATA, f);
+		curl_easy_setopt(x.curl, CURLOPT_INFILESIZE_LARGE,
+				 (curl_off_t)st.st_size);
+	}
+	curl_easy_setopt(x.curl, CURLOPT_HTTPHEADER, h);
+	rc = curl_easy_perform(x.curl);
+	if (rc != CURLE_OK) {
+		curl_error(&x, rc, what, err);
+		goto out;
+	}
+	curl_easy_getinfo(x.curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200 || status > 299) {
+		if (fetch_status_error(status, what, err) == 0)
+			err_set(err, ERR_INVALID, "%s: http status %ld", what, status);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (map != MAP_FAILED)
+		munmap(map, (size_t)st.st_size);
+	if (f)
+		fclose(f);
+	if (fd >= 0)
+		close(fd);
+	curl_slist_free_all(h);
+	xfer_release(&x);
+	s3_release(&s);
+	return ret;
+}
+
+/* ---- generic requests ----------------------------------------------- */
+
+int fetch_http(const struct fetch_request *req, struct fetch_response *resp,
+	       struct err *err)
+{
+	struct xfer x;
+	struct s3 s = { 0 };
+	struct curl_slist *h = NULL;
+	const char *const *line;
+	const char *method = req->method ? req->method : "GET";
+	char what[300], q[256];
+	curl_off_t ra = -1;
+	CURLcode rc;
+	int ret = -1;
+
+	quote_url(req->url ? req->url : "", q);
+	snprintf(what, sizeof(what), "%s %s", method, q);
+	memset(&x, 0, sizeof(x));
+	if (fetch_has_scheme(req->url, "s3://")) {
+		if (s3_resolve(req->url, &s, err) < 0)
+			return -1;
+	} else if (fetch_url_check(req->url, err) < 0) {
+		return -1;
+	}
+	if (xfer_init(&x, req->url, req->timeout_s, !req->no_follow, req->cancel,
+		      err) < 0)
+		goto out;
+	buf_reset(&resp->headers);
+	buf_reset(&resp->body);
+	resp->truncated = 0;
+	resp->status = 0;
+	resp->retry_after_s = 0;
+	x.headers = &resp->headers;
+	x.mem = &resp->body;
+	x.truncated = &resp->truncated;
+	x.cap = fetch_limits.max_response_bytes;
+	for (line = req->headers; line && *line; line++)
+		h = curl_slist_append(h, *line);
+	if (s.url)
+		h = s3_apply(&x, &s, req->body, req->body ? req->body_len : 0, h);
+	if (!strcmp(method, "HEAD"))
+		curl_easy_setopt(x.curl, CURLOPT_NOBODY, 1L);
+	else if (strcmp(method, "GET") || req->body)
+		curl_easy_setopt(x.curl, CURLOPT_CUSTOMREQUEST, method);
+	if (req->body) {
+		curl_easy_setopt(x.curl, CURLOPT_POSTFIELDS, req->body);
+		curl_easy_setopt(x.curl, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)req->body_len);
+		/* a POST redirected by 301/302/303 stays what curl makes of it;
+		 * keep the method on 307/308 as the standard says */
+	}
+	curl_easy_setopt(x.curl, CURLOPT_HTTPHEADER, h);
+	rc = curl_easy_perform(x.curl);
+	if (rc != CURLE_OK) {
+		curl_error(&x, rc, what, err);
+		goto out;
+	}
+	curl_easy_getinfo(x.curl, CURLINFO_RESPONSE_CODE, &resp->status);
+	if (curl_easy_getinfo(x.curl, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+		resp->retry_after_s = (double)ra;
+	ret = 0;
+out:
+	curl_slist_free_all(h);
+	xfer_release(&x);
+	s3_release(&s);
+	return ret;
+}
+
+void fetch_response_release(struct fetch_response *resp)
+{
+	if (!resp)
+		return;
+	buf_release(&resp->headers);
+	buf_release(&resp->body);
+}

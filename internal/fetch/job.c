@@ -1,0 +1,197 @@
+/* job.c - the http.request job type.
+ *
+ * Payload: {url, method="GET", headers={name: value}, body (a string, or
+ * any other JSON value sent as JSON), timeout_s=30, expect_status?}.
+ * Result: {status, headers: {lowercase name: value}, body (UTF-8 text) or
+ * body_base64 (other bytes), truncated} with the body capped at
+ * fetch_limits.max_response_bytes.
+ *
+ * Outcome: an answer with expect_status (when given) or any 1xx-3xx (when
+ * not) succeeds. 5xx, 408, 429 and network errors/timeouts fail
+ * retryably, honouring Retry-After; everything else fails for good.
+ */
+#include "fetch/fetch.h"
+
+#include "base/mem.h"
+#include "jobs/jobs.h"
+
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define RETRY_AFTER_MAX 86400.0
+
+/* Parses header lines into {lowercase name: value}, joining repeats with
+ * ", " as RFC 9110 allows. */
+static json_t *headers_json(const struct buf *h)
+{
+	json_t *obj = json_object();
+	const char *p = h->data, *end = h->data + h->len, *eol, *colon;
+	char name[128];
+	size_t n, i;
+
+	for (; p < end; p = eol + 1) {
+		eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			eol = end;
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (!colon || colon == p || (size_t)(colon - p) >= sizeof(name))
+			continue;
+		n = (size_t)(colon - p);
+		for (i = 0; i < n; i++)
+			name[i] = (char)tolower((unsigned char)p[i]);
+		name[n] = 0;
+		for (colon++; colon < eol && (*colon == ' ' || *colon == '\t'); colon++)
+			;
+		n = (size_t)(eol - colon);
+		while (n && isspace((unsigned char)colon[n - 1]))
+			n--;
+		json_t *old = json_object_get(obj, name), *v;
+
+		if (old && json_is_string(old)) {
+			char *joined = xasprintf("%s, %.*s", json_string_value(old),
+						 (int)n, colon);
+
+			v = json_string(joined);
+			free(joined);
+		} else {
+			v = json_stringn(colon, n);
+		}
+		if (v)
+			json_object_set_new(obj, name, v);
+	}
+	return obj;
+}
+
+static json_t *body_json(const struct buf *b, const char **key)
+{
+	json_t *s = json_stringn(b->data, b->len);
+	unsigned char *enc;
+	int n;
+
+	*key = "body";
+	if (s)
+		return s;
+	/* not UTF-8: base64 */
+	*key = "body_base64";
+	enc = xmalloc(4 * ((b->len + 2) / 3) + 1);
+	n = EVP_EncodeBlock(enc, (const unsigned char *)b->data, (int)b->len);
+	s = json_stringn((const char *)enc, n > 0 ? (size_t)n : 0);
+	free(enc);
+	return s;
+}
+
+/* A short printable excerpt of an error answer for the message. */
+static void excerpt(const struct buf *b, char out[128])
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < b->len && n < 100; i++) {
+		unsigned char c = (unsigned char)b->data[i];
+
+		out[n++] = (char)(c >= 0x20 && c < 0x7f ? c : ' ');
+	}
+	out[n] = 0;
+}
+
+static int run_http_request(const struct jobs_run *run, struct jobs_outcome *out)
+{
+	struct fetch_request req = { 0 };
+	struct fetch_response resp = FETCH_RESPONSE_INIT;
+	const json_t *hdrs, *body, *v;
+	const char *key, *bkey, **lines = NULL;
+	char *body_text = NULL, ex[128];
+	double timeout = 30, expect = 0;
+	size_t n = 0, i = 0;
+	struct err e;
+	int rc = -1, has_ct = 0;
+
+	jobs_get_string(run->payload, "url", 1, &req.url, NULL);
+	jobs_get_string(run->payload, "method", 0, &req.method, NULL);
+	jobs_get_number(run->payload, "timeout_s", 0, 0.001, 86400, &timeout, NULL);
+	jobs_get_number(run->payload, "expect_status", 0, 100, 599, &expect, NULL);
+	hdrs = json_object_get(run->payload, "headers");
+	if (json_is_object(hdrs)) {
+		lines = xcalloc(json_object_size(hdrs) + 2, sizeof(*lines));
+		json_object_foreach((json_t *)hdrs, key, v) {
+			if (!json_is_string(v))
+				continue;
+			if (!strcasecmp(key, "content-type"))
+				has_ct = 1;
+			/* "Name;" sends an empty header, "Name:" would drop it */
+			lines[n++] = *json_string_value(v) ?
+				xasprintf("%s: %s", key, json_string_value(v)) :
+				xasprintf("%s;", key);
+		}
+	}
+	body = json_object_get(run->payload, "body");
+	if (json_is_string(body)) {
+		req.body = json_string_value(body);
+		req.body_len = json_string_length(body);
+	} else if (body && !json_is_null(body)) {
+		body_text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+		req.body = body_text;
+		req.body_len = body_text ? strlen(body_text) : 0;
+		if (!has_ct) {
+			if (!lines)
+				lines = xcalloc(2, sizeof(*lines));
+			lines[n++] = xstrdup("Content-Type: application/json");
+		}
+	}
+	req.headers = lines;
+	req.timeout_s = timeout;
+	req.cancel = run->cancel;
+	jobs_progress(run, 0, "request");
+	if (fetch_http(&req, &resp, &e) < 0) {
+		rc = jobs_fail(out, e.code != ERR_CANCELLED && fetch_retryable(e.code),
+			       "%s", e.msg);
+		goto out;
+	}
+	if (expect ? resp.status != (long)expect :
+	    resp.status < 100 || resp.status >= 400) {
+		int retry = resp.status >= 500 || resp.status == 429 ||
+			    resp.status == 408;
+
+		excerpt(&resp.body, ex);
+		rc = jobs_fail(out, retry, "%s %s: http status %ld",
+			       req.method ? req.method : "GET", req.url, resp.status);
+		if (expect) {
+			size_t l = strlen(out->error);
+
+			snprintf(out->error + l, sizeof(out->error) - l,
+				 " (expected %d)", (int)expect);
+		}
+		if (ex[0]) {
+			size_t l = strlen(out->error);
+
+			snprintf(out->error + l, sizeof(out->error) - l, ": %s", ex);
+		}
+		if (retry && resp.retry_after_s > 0)
+			out->retry_after_s = resp.retry_after_s > RETRY_AFTER_MAX ?
+				RETRY_AFTER_MAX : resp.retry_after_s;
+		goto out;
+	}
+	out->result = json_object();
+	json_object_set_new(out->result, "status", json_integer(resp.status));
+	json_object_set_new(out->result, "headers", headers_json(&resp.headers));
+	v = body_json(&resp.body, &bkey);
+	json_object_set_new(out->result, bkey, (json_t *)v);
+	json_object_set_new(out->result, "truncated", json_boolean(resp.truncated));
+	jobs_progress(run, 100, NULL);
+	rc = 0;
+out:
+	for (i = 0; i < n; i++)
+		free((void *)lines[i]);
+	free(lines);
+	free(body_text);
+	fetch_response_release(&resp);
+	return rc;
+}
+
+void fetch_bind_jobs(void)
+{
+	jobs_bind("http.request", run_http_request);
+}

@@ -1,0 +1,1017 @@
+/* store.c - the connection pool, migrations and the statements on `jobs`.
+ *
+ * Every statement is static SQL text run with PQexecParams; values travel
+ * only as parameters (text format, NULL for SQL NULL). Times cross the
+ * boundary as bigint microseconds through the wakeq_us()/wakeq_ts() SQL
+ * functions of the first migration, so no client-side time parsing exists.
+ */
+#include "store/store.h"
+
+#include "base/clock.h"
+#include "base/mem.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The advisory lock that serialises store_migrate across processes:
+ * "wakeq_mg" in ASCII, a constant no other code is likely to pick. */
+#define MIGRATE_LOCK "8602506062474882407"
+
+struct store_conn {
+	PGconn *pg;           /* NULL until first used */
+	int busy;             /* handed to a caller (under store.lock) */
+	int64_t next_try_us;  /* monotonic; no connect attempt before this */
+	char last_err[256];   /* why the last connect failed */
+};
+
+struct store {
+	char *url;
+	char *secret;         /* the URL's password, redacted from messages */
+	pthread_mutex_t lock;
+	pthread_cond_t freed;
+	int nconns;
+	struct store_conn conns[];
+};
+
+/* ---- messages ----------------------------------------------------------- */
+
+/* Copies a libpq message into `out` on one line (libpq ends its messages
+ * with a newline and may use several lines) with the password replaced by
+ * "***" wherever it appears. */
+static void clean_msg(const struct store *s, const char *in, char *out,
+		      size_t cap)
+{
+	size_t n = 0, slen = s && s->secret ? strlen(s->secret) : 0;
+	char c;
+
+	if (!in)
+		in = "";
+	while (*in && n + 1 < cap) {
+		if (slen && strncmp(in, s->secret, slen) == 0) {
+			const char *r = "***";
+
+			while (*r && n + 1 < cap)
+				out[n++] = *r++;
+			in += slen;
+			continue;
+		}
+		c = (*in == '\n' || *in == '\t') ? ' ' : *in;
+		in++;
+		if (c == ' ' && (n == 0 || out[n - 1] == ' '))
+			continue;
+		out[n++] = c;
+	}
+	while (n > 0 && out[n - 1] == ' ')
+		n--;
+	out[n] = '\0';
+}
+
+/* The password of a URL ("scheme://user:PASS@host/..."), or NULL. Done by
+ * hand because it must also work on a URL that libpq refuses to parse. */
+static char *url_password(const char *url)
+{
+	const char *p = strstr(url, "://"), *end, *at, *colon;
+
+	if (!p)
+		goto kv;
+	p += 3;
+	end = p + strcspn(p, "/?");
+	at = NULL;
+	for (colon = p; colon < end; colon++)
+		if (*colon == '@')
+			at = colon;
+	if (!at)
+		return NULL;
+	colon = memchr(p, ':', (size_t)(at - p));
+	if (!colon || colon + 1 == at)
+		return NULL;
+	return xstrndup(colon + 1, (size_t)(at - colon - 1));
+kv:
+	/* "key=value" form: password=VALUE up to a space. */
+	p = strstr(url, "password=");
+	if (!p)
+		return NULL;
+	p += strlen("password=");
+	if (*p == '\'')
+		p++;
+	end = p + strcspn(p, " '");
+	return end > p ? xstrndup(p, (size_t)(end - p)) : NULL;
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+/* Checks that every port in a comma-separated list is a number in
+ * 1..65535 (libpq only finds out when connecting). */
+static int ports_valid(const char *v)
+{
+	while (*v) {
+		long port = 0;
+		int digits = 0;
+
+		while (*v >= '0' && *v <= '9' && digits < 6) {
+			port = port * 10 + (*v++ - '0');
+			digits++;
+		}
+		if (digits == 0 || port < 1 || port > 65535)
+			return 0;
+		if (*v == ',')
+			v++;
+		else if (*v)
+			return 0;
+	}
+	return 1;
+}
+
+struct store *store_open(const char *url, int conns, struct err *err)
+{
+	struct store *s = NULL;
+	PQconninfoOption *opts = NULL, *o;
+	char *perr = NULL, *secret = NULL;
+	char msg[ERR_MSG_MAX - 64];
+	struct store tmp = { 0 };
+
+	if (!url || !*url) {
+		err_set(err, ERR_INVALID, "invalid database url: empty");
+		goto out;
+	}
+	if (conns < 0 || conns > STORE_MAX_CONNS) {
+		err_set(err, ERR_INVALID, "invalid pool size %d: expected 0 to %d",
+			conns, STORE_MAX_CONNS);
+		goto out;
+	}
+	secret = url_password(url);
+	tmp.secret = secret;
+	if (strncmp(url, "postgres://", 11) != 0 &&
+	    strncmp(url, "postgresql://", 13) != 0 && !strchr(url, '=')) {
+		err_set(err, ERR_INVALID, "invalid database url: expected "
+			"postgres://user@host:port/dbname or key=value pairs");
+		goto out;
+	}
+	opts = PQconninfoParse(url, &perr);
+	if (!opts) {
+		clean_msg(&tmp, perr ? perr : "out of memory", msg, sizeof(msg));
+		err_set(err, ERR_INVALID, "invalid database url: %s", msg);
+		goto out;
+	}
+	for (o = opts; o->keyword; o++) {
+		if (!o->val || !*o->val)
+			continue;
+		if (strcmp(o->keyword, "port") == 0 && !ports_valid(o->val)) {
+			clean_msg(&tmp, o->val, msg, 64);
+			err_set(err, ERR_INVALID,
+				"invalid database url: bad port '%s'", msg);
+			goto out;
+		}
+	}
+	if (conns == 0)
+		conns = STORE_DEFAULT_CONNS;
+	s = xcalloc(1, sizeof(*s) + (size_t)conns * sizeof(s->conns[0]));
+	s->url = xstrdup(url);
+	s->secret = secret;
+	secret = NULL;
+	s->nconns = conns;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->freed, NULL);
+out:
+	if (opts)
+		PQconninfoFree(opts);
+	if (perr)
+		PQfreemem(perr);
+	free(secret);
+	return s;
+}
+
+void store_free(struct store *s)
+{
+	int i;
+
+	if (!s)
+		return;
+	for (i = 0; i < s->nconns; i++)
+		if (s->conns[i].pg)
+			PQfinish(s->conns[i].pg);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->freed);
+	free(s->url);
+	free(s->secret);
+	free(s);
+}
+
+/* ---- the pool ----------------------------------------------------------- */
+
+/* Takes a free connection, preferring one already open so that the pool
+ * only grows under real concurrency. Waits while all are busy. */
+static struct store_conn *conn_get(struct store *s)
+{
+	struct store_conn *c = NULL;
+	int i;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		for (i = 0; i < s->nconns; i++) {
+			struct store_conn *x = &s->conns[i];
+
+			if (x->busy)
+				continue;
+			if (x->pg && PQstatus(x->pg) == CONNECTION_OK) {
+				c = x;
+				break;
+			}
+			if (!c)
+				c = x;
+		}
+		if (c)
+			break;
+		pthread_cond_wait(&s->freed, &s->lock);
+	}
+	c->busy = 1;
+	pthread_mutex_unlock(&s->lock);
+	return c;
+}
+
+static void conn_put(struct store *s, struct store_conn *c)
+{
+	pthread_mutex_lock(&s->lock);
+	c->busy = 0;
+	pthread_cond_signal(&s->freed);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void drop_notice(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+/* Makes sure `c` is connected: opens it the first time, resets it when
+ * broken. After a failed attempt the next one waits STORE_RETRY_MS (an
+ * outage then costs callers one quick ERR_UNAVAILABLE each, not a connect
+ * timeout each); `force` skips that wait, for a connection that just
+ * broke under a query. */
+static int conn_ready(struct store *s, struct store_conn *c, int force,
+		      struct err *err)
+{
+	/* Ours go first so that the URL's own settings override them. */
+	static const char *const keys[] = {
+		"connect_timeout", "application_name", "keepalives_idle",
+		"keepalives_interval", "keepalives_count", "tcp_user_timeout",
+		"dbname", NULL
+	};
+	char timeout[16];
+	/* keepalives find a dead peer on an idle connection in ~60 s;
+	 * tcp_user_timeout (ms) one that stops acknowledging what we send */
+	const char *vals[] = { timeout, "wakeq", "30", "10", "3", "30000",
+			       NULL, NULL };
+	int64_t now;
+
+	if (c->pg && PQstatus(c->pg) == CONNECTION_OK)
+		return 0;
+	now = clock_mono_us();
+	if (!force && c->next_try_us && now < c->next_try_us)
+		return err_set(err, ERR_UNAVAILABLE,
+			       "postgres unavailable: %s", c->last_err);
+	if (c->pg) {
+		PQreset(c->pg);
+	} else {
+		snprintf(timeout, sizeof(timeout), "%d", STORE_CONNECT_TIMEOUT_S);
+		vals[6] = s->url;
+		c->pg = PQconnectdbParams(keys, vals, 1);
+		if (!c->pg)
+			abort(); /* libpq's out of memory: as xmalloc does */
+		/* libpq prints NOTICEs to stderr by default; internal/ never
+		 * prints. The processor stays with the PGconn across PQreset. */
+		PQsetNoticeProcessor(c->pg, drop_notice, NULL);
+	}
+	if (PQstatus(c->pg) == CONNECTION_OK) {
+		c->next_try_us = 0;
+		c->last_err[0] = '\0';
+		return 0;
+	}
+	clean_msg(s, PQerrorMessage(c->pg), c->last_err, sizeof(c->last_err));
+	c->next_try_us = clock_mono_us() + (int64_t)STORE_RETRY_MS * 1000;
+	return err_set(err, ERR_UNAVAILABLE, "cannot connect to postgres: %s",
+		       c->last_err);
+}
+
+/* Turns a failed result into an error code and message. SQLSTATE classes:
+ * 08 connection, 57P0x shutdown/restart, 53 resources, 40 serialisation
+ * and deadlock are worth a retry; 22 (bad uuid, bad json) and 23 are the
+ * caller's input. */
+static int result_err(struct store *s, struct store_conn *c, PGresult *res,
+		      struct err *err)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *prim = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)
+			       : NULL;
+	char msg[ERR_MSG_MAX - 32];
+	enum err_code code = ERR_INTERNAL;
+
+	clean_msg(s, prim ? prim : PQerrorMessage(c->pg), msg, sizeof(msg));
+	if (PQstatus(c->pg) != CONNECTION_OK || !state)
+		code = ERR_UNAVAILABLE;
+	else if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0 ||
+		 strncmp(state, "53", 2) == 0 || strncmp(state, "40", 2) == 0)
+		code = ERR_UNAVAILABLE;
+	else if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0)
+		code = ERR_INVALID;
+	if (code == ERR_UNAVAILABLE)
+		return err_set(err, code, "postgres unavailable: %s", msg);
+	return err_set(err, code, "postgres refused: %s", msg);
+}
+
+/* Runs one statement on `c`. When the connection turns out to be broken
+ * (Postgres restarted since the last use) and `retry` is set, resets it
+ * and runs the statement once more: callers only pass `retry` for
+ * statements that are harmless to run twice. Returns the result (caller
+ * PQclear's) or NULL with err. */
+static PGresult *run(struct store *s, struct store_conn *c, const char *sql,
+		     int n, const char *const *vals, int retry, struct err *err)
+{
+	PGresult *res = NULL;
+	int attempt;
+
+	for (attempt = 0; attempt < 2; attempt++) {
+		ExecStatusType st;
+
+		if (conn_ready(s, c, attempt > 0, err) < 0)
+			return NULL;
+		res = PQexecParams(c->pg, sql, n, NULL, vals, NULL, NULL, 0);
+		st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+			return res;
+		if (PQstatus(c->pg) == CONNECTION_OK || !retry || attempt > 0)
+			break;
+		PQclear(res);
+		res = NULL;
+	}
+	result_err(s, c, res, err);
+	PQclear(res);
+	return NULL;
+}
+
+/* One statement on a pooled connection. */
+static PGresult *query(struct store *s, const char *sql, int n,
+		       const char *const *vals, struct err *err)
+{
+	struct store_conn *c = conn_get(s);
+	PGresult *res = run(s, c, sql, n, vals, 1, err);
+
+	conn_put(s, c);
+	return res;
+}
+
+int store_ping(struct store *s, struct err *err)
+{
+	PGresult *res = query(s, "SELECT 1", 0, NULL, err);
+
+	if (!res)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+/* ---- migrations --------------------------------------------------------- */
+
+struct migration {
+	int version;
+	const char *name;
+	const char *sql;   /* static text, run with PQexec (several statements) */
+};
+
+static const struct migration migrations[] = {
+	{ 1, "jobs table",
+	  "CREATE FUNCTION wakeq_us(t timestamptz) RETURNS bigint\n"
+	  "  LANGUAGE sql IMMUTABLE PARALLEL SAFE\n"
+	  "  AS $$ SELECT (extract(epoch FROM t) * 1000000)::bigint $$;\n"
+	  "CREATE FUNCTION wakeq_ts(us bigint) RETURNS timestamptz\n"
+	  "  LANGUAGE sql IMMUTABLE PARALLEL SAFE\n"
+	  "  AS $$ SELECT timestamptz 'epoch' + us * interval '1 microsecond' $$;\n"
+	  "CREATE TABLE jobs (\n"
+	  "  id uuid PRIMARY KEY,\n"
+	  "  queue text NOT NULL,\n"
+	  "  type text NOT NULL,\n"
+	  "  payload jsonb NOT NULL DEFAULT '{}',\n"
+	  "  status text NOT NULL CHECK (status IN ('queued', 'scheduled',\n"
+	  "    'active', 'retrying', 'done', 'failed', 'cancelled')),\n"
+	  "  priority integer NOT NULL DEFAULT 0,\n"
+	  "  attempts integer NOT NULL DEFAULT 0,\n"
+	  "  max_attempts integer NOT NULL DEFAULT 1,\n"
+	  "  progress double precision NOT NULL DEFAULT 0,\n"
+	  "  stage text,\n"
+	  "  result jsonb,\n"
+	  "  error text,\n"
+	  "  idempotency_key text,\n"
+	  "  callback_url text,\n"
+	  "  timeout_s double precision NOT NULL DEFAULT 0,\n"
+	  "  created_at timestamptz NOT NULL DEFAULT now(),\n"
+	  "  started_at timestamptz,\n"
+	  "  finished_at timestamptz,\n"
+	  "  updated_at timestamptz NOT NULL DEFAULT now(),\n"
+	  "  run_at timestamptz\n"
+	  ");\n"
+	  "CREATE UNIQUE INDEX jobs_idempotency ON jobs (queue, idempotency_key)\n"
+	  "  WHERE idempotency_key IS NOT NULL;\n"
+	  /* reconcile walks the unfinished rows by id */
+	  "CREATE INDEX jobs_unfinished ON jobs (id)\n"
+	  "  WHERE status IN ('queued', 'scheduled', 'retrying', 'active');\n"
+	  /* listing: one queue, one status, newest first */
+	  "CREATE INDEX jobs_queue_status ON jobs (queue, status, id);\n" },
+};
+
+#define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
+
+int store_schema_version(void)
+{
+	return migrations[NMIGRATIONS - 1].version;
+}
+
+/* Runs static SQL text (several statements allowed, no values). */
+static int exec_static(struct store *s, struct store_conn *c, const char *sql,
+		       struct err *err)
+{
+	PGresult *res = PQexec(c->pg, sql);
+	int rc = 0;
+
+	if (!res || (PQresultStatus(res) != PGRES_COMMAND_OK &&
+		     PQresultStatus(res) != PGRES_TUPLES_OK))
+		rc = result_err(s, c, res, err);
+	PQclear(res);
+	return rc;
+}
+
+int store_migrate(struct store *s, struct err *err)
+{
+	static const char *const lock_vals[] = { MIGRATE_LOCK };
+	struct store_conn *c = conn_get(s);
+	PGresult *res = NULL;
+	char *applied = xcalloc(NMIGRATIONS, 1);
+	int locked = 0, in_tx = 0, count = 0, rc = -1, i;
+	size_t m;
+
+	res = run(s, c, "SELECT pg_advisory_lock($1::bigint)", 1, lock_vals, 1,
+		  err);
+	if (!res)
+		goto out;
+	PQclear(res);
+	locked = 1;
+	/* Under the lock from here: nobody else creates or fills the table. */
+	res = run(s, c, "CREATE TABLE IF NOT EXISTS schema_migrations (\n"
+		  "  version integer PRIMARY KEY,\n"
+		  "  name text NOT NULL,\n"
+		  "  applied_at timestamptz NOT NULL DEFAULT now())",
+		  0, NULL, 0, err);
+	if (!res)
+		goto out;
+	PQclear(res);
+	res = run(s, c, "SELECT version FROM schema_migrations", 0, NULL, 0, err);
+	if (!res)
+		goto out;
+	for (i = 0; i < PQntuples(res); i++) {
+		int v = atoi(PQgetvalue(res, i, 0));
+
+		for (m = 0; m < NMIGRATIONS; m++)
+			if (migrations[m].version == v)
+				applied[m] = 1;
+	}
+	PQclear(res);
+	res = NULL;
+	for (m = 0; m < NMIGRATIONS; m++) {
+		char ver[16];
+		const char *vals[2] = { ver, migrations[m].name };
+
+		if (applied[m])
+			continue;
+		snprintf(ver, sizeof(ver), "%d", migrations[m].version);
+		if (exec_static(s, c, "BEGIN", err) < 0)
+			goto out;
+		in_tx = 1;
+		if (exec_static(s, c, migrations[m].sql, err) < 0) {
+			err_wrap(err, "migration %d (%s)", migrations[m].version,
+				 migrations[m].name);
+			goto out;
+		}
+		res = run(s, c, "INSERT INTO schema_migrations (version, name) "
+			  "VALUES ($1::integer, $2)", 2, vals, 0, err);
+		if (!res)
+			goto out;
+		PQclear(res);
+		res = NULL;
+		if (exec_static(s, c, "COMMIT", err) < 0)
+			goto out;
+		in_tx = 0;
+		count++;
+	}
+	rc = count;
+out:
+	/* Best effort: on a broken connection the server has already rolled
+	 * back and dropped the session's lock. */
+	if (in_tx && PQstatus(c->pg) == CONNECTION_OK)
+		PQclear(PQexec(c->pg, "ROLLBACK"));
+	if (locked && PQstatus(c->pg) == CONNECTION_OK)
+		PQclear(PQexecParams(c->pg, "SELECT pg_advisory_unlock($1::bigint)",
+				     1, NULL, lock_vals, NULL, NULL, 0));
+	conn_put(s, c);
+	free(applied);
+	return rc;
+}
+
+/* ---- rows --------------------------------------------------------------- */
+
+#define JOB_COLUMNS \
+	"id::text, queue, type, payload::text, status, priority, attempts, " \
+	"max_attempts, progress, stage, result::text, error, " \
+	"idempotency_key, callback_url, timeout_s, wakeq_us(created_at), " \
+	"wakeq_us(started_at), wakeq_us(finished_at), wakeq_us(updated_at), " \
+	"wakeq_us(run_at)"
+
+static char *col_str(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	return xstrdup(PQgetvalue(res, row, col));
+}
+
+static int64_t col_i64(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return 0;
+	return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static double col_dbl(const PGresult *res, int row, int col)
+{
+	if (PQgetisnull(res, row, col))
+		return 0;
+	return strtod(PQgetvalue(res, row, col), NULL);
+}
+
+/* Fills `job` from a row selected with JOB_COLUMNS. */
+static void row_to_job(const PGresult *res, int row, struct store_job *job)
+{
+	enum store_status st = STORE_QUEUED;
+
+	memset(job, 0, sizeof(*job));
+	snprintf(job->id, sizeof(job->id), "%s", PQgetvalue(res, row, 0));
+	job->queue = col_str(res, row, 1);
+	job->type = col_str(res, row, 2);
+	job->payload = col_str(res, row, 3);
+	/* the CHECK constraint keeps status to known names */
+	store_status_parse(PQgetvalue(res, row, 4), &st, NULL);
+	job->status = st;
+	job->priority = (int)col_i64(res, row, 5);
+	job->attempts = (int)col_i64(res, row, 6);
+	job->max_attempts = (int)col_i64(res, row, 7);
+	job->progress = col_dbl(res, row, 8);
+	job->stage = col_str(res, row, 9);
+	job->result = col_str(res, row, 10);
+	job->error = col_str(res, row, 11);
+	job->idempotency_key = col_str(res, row, 12);
+	job->callback_url = col_str(res, row, 13);
+	job->timeout_s = col_dbl(res, row, 14);
+	job->created_at = col_i64(res, row, 15);
+	job->started_at = col_i64(res, row, 16);
+	job->finished_at = col_i64(res, row, 17);
+	job->updated_at = col_i64(res, row, 18);
+	job->run_at = col_i64(res, row, 19);
+}
+
+static void rows_to_list(const PGresult *res, struct store_job_list *out)
+{
+	int i, n = PQntuples(res);
+
+	out->len = (size_t)n;
+	out->items = n ? xcalloc((size_t)n, sizeof(out->items[0])) : NULL;
+	for (i = 0; i < n; i++)
+		row_to_job(res, i, &out->items[i]);
+}
+
+/* Formats a time parameter: 0 becomes SQL NULL. */
+static const char *time_param(int64_t us, char buf[24])
+{
+	if (us == 0)
+		return NULL;
+	snprintf(buf, 24, "%lld", (long long)us);
+	return buf;
+}
+
+/* Number of rows an UPDATE/DELETE touched. */
+static int affected(PGresult *res)
+{
+	int n = atoi(PQcmdTuples(res));
+
+	PQclear(res);
+	return n;
+}
+
+static int check_id(const char *id, enum err_code code, struct err *err)
+{
+	if (id && uuid_valid(id))
+		return 0;
+	if (code == ERR_NOTFOUND)
+		return err_set(err, code, "job '%s' not found", id ? id : "");
+	return err_set(err, code, "invalid job id '%s': expected a UUID",
+		       id ? id : "");
+}
+
+/* A JSON text check done before Postgres sees it, so a bad payload is
+ * reported as the caller's error with a clear word. */
+static int check_json(const char *what, const char *text, struct err *err)
+{
+	json_error_t jerr;
+	json_t *v;
+
+	if (!text)
+		return 0;
+	v = json_loads(text, JSON_DECODE_ANY, &jerr);
+	if (!v)
+		return err_set(err, ERR_INVALID, "invalid %s: %s", what,
+			       jerr.text);
+	json_decref(v);
+	return 0;
+}
+
+int store_insert(struct store *s, const struct store_new *job,
+		 char existing_id[UUID_STR_LEN], struct err *err)
+{
+	static const char *const ins =
+		"INSERT INTO jobs (id, queue, type, payload, status, priority,\n"
+		"  max_attempts, timeout_s, idempotency_key, callback_url,\n"
+		"  created_at, updated_at, run_at)\n"
+		"VALUES ($1::uuid, $2, $3, COALESCE($4::jsonb, '{}'::jsonb), $5,\n"
+		"  $6::integer, $7::integer, $8::double precision, $9, $10,\n"
+		"  COALESCE(wakeq_ts($11::bigint), now()), now(),\n"
+		"  wakeq_ts($12::bigint))\n"
+		"ON CONFLICT DO NOTHING RETURNING 1";
+	char prio[16], maxa[16], tmo[32], cat[24], rat[24];
+	const char *vals[12];
+	PGresult *res = NULL;
+	int rc = -1, tries;
+
+	if (check_id(job->id, ERR_INVALID, err) < 0)
+		goto out;
+	if (!job->queue || !*job->queue || !job->type || !*job->type) {
+		err_set(err, ERR_INVALID, "invalid job: queue and type are required");
+		goto out;
+	}
+	if (job->status != STORE_QUEUED && job->status != STORE_SCHEDULED) {
+		err_set(err, ERR_INVALID, "invalid status '%s' for a new job",
+			store_status_name(job->status));
+		goto out;
+	}
+	if (check_json("payload", job->payload, err) < 0)
+		goto out;
+	snprintf(prio, sizeof(prio), "%d", job->priority);
+	snprintf(maxa, sizeof(maxa), "%d", job->max_attempts);
+	snprintf(tmo, sizeof(tmo), "%.17g", job->timeout_s);
+	vals[0] = job->id;
+	vals[1] = job->queue;
+	vals[2] = job->type;
+	vals[3] = job->payload;
+	vals[4] = store_status_name(job->status);
+	vals[5] = prio;
+	vals[6] = maxa;
+	vals[7] = tmo;
+	vals[8] = job->idempotency_key;
+	vals[9] = job->callback_url;
+	vals[10] = time_param(job->created_at, cat);
+	vals[11] = time_param(job->run_at, rat);
+
+	/* ON CONFLICT DO NOTHING covers both unique indexes. Whichever one
+	 * fired, find the row that was there: our own id (a repeated insert)
+	 * counts as inserted; the idempotency key's holder is returned. If
+	 * that row went away in between, try again. */
+	for (tries = 0; tries < 3; tries++) {
+		const char *idv[1] = { job->id };
+		const char *kv[2] = { job->queue, job->idempotency_key };
+
+		res = query(s, ins, 12, vals, err);
+		if (!res)
+			goto out;
+		if (PQntuples(res) == 1) {
+			rc = 0;
+			goto out;
+		}
+		PQclear(res);
+		res = query(s, "SELECT 1 FROM jobs WHERE id = $1::uuid", 1, idv,
+			    err);
+		if (!res)
+			goto out;
+		if (PQntuples(res) == 1) {
+			rc = 0;
+			goto out;
+		}
+		PQclear(res);
+		res = NULL;
+		if (!job->idempotency_key)
+			continue;
+		res = query(s, "SELECT id::text FROM jobs\n"
+			    "WHERE queue = $1 AND idempotency_key = $2", 2, kv,
+			    err);
+		if (!res)
+			goto out;
+		if (PQntuples(res) == 1) {
+			if (existing_id)
+				snprintf(existing_id, UUID_STR_LEN, "%s",
+					 PQgetvalue(res, 0, 0));
+			rc = 1;
+			goto out;
+		}
+		PQclear(res);
+		res = NULL;
+	}
+	err_set(err, ERR_UNAVAILABLE, "cannot insert job '%s': conflicting row "
+		"keeps changing", job->id);
+out:
+	PQclear(res);
+	return rc;
+}
+
+int store_get(struct store *s, const char *id, struct store_job *out,
+	      struct err *err)
+{
+	const char *vals[1] = { id };
+	PGresult *res = NULL;
+	int rc = -1;
+
+	if (check_id(id, ERR_NOTFOUND, err) < 0)
+		goto out;
+	res = query(s, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = $1::uuid",
+		    1, vals, err);
+	if (!res)
+		goto out;
+	if (PQntuples(res) != 1) {
+		err_set(err, ERR_NOTFOUND, "job '%s' not found", id);
+		goto out;
+	}
+	row_to_job(res, 0, out);
+	rc = 0;
+out:
+	PQclear(res);
+	return rc;
+}
+
+int store_delete(struct store *s, const char *id, struct err *err)
+{
+	const char *vals[1] = { id };
+	PGresult *res;
+
+	if (!id || !uuid_valid(id))
+		return 0;
+	res = query(s, "DELETE FROM jobs WHERE id = $1::uuid", 1, vals, err);
+	return res ? affected(res) : -1;
+}
+
+int store_mark_started(struct store *s, const char *id, int attempt,
+		       int64_t started_at, struct err *err)
+{
+	char att[16], sat[24];
+	const char *vals[3] = { id, att, time_param(started_at, sat) };
+	PGresult *res;
+
+	if (check_id(id, ERR_INVALID, err) < 0)
+		return -1;
+	snprintf(att, sizeof(att), "%d", attempt);
+	res = query(s, "UPDATE jobs SET status = 'active',\n"
+		    "  attempts = $2::integer,\n"
+		    "  started_at = COALESCE(wakeq_ts($3::bigint), now()),\n"
+		    "  progress = 0, stage = NULL, updated_at = now()\n"
+		    "WHERE id = $1::uuid\n"
+		    "  AND status NOT IN ('done', 'failed', 'cancelled')",
+		    3, vals, err);
+	return res ? affected(res) : -1;
+}
+
+int store_progress(struct store *s, const char *id, double progress,
+		   const char *stage, struct err *err)
+{
+	char pr[32];
+	const char *vals[3] = { id, pr, stage };
+	PGresult *res;
+
+	if (check_id(id, ERR_INVALID, err) < 0)
+		return -1;
+	if (!(progress >= 0)) /* also NaN */
+		progress = 0;
+	if (progress > 100)
+		progress = 100;
+	snprintf(pr, sizeof(pr), "%.17g", progress);
+	res = query(s, "UPDATE jobs SET progress = $2::double precision,\n"
+		    "  stage = COALESCE($3, stage), updated_at = now()\n"
+		    "WHERE id = $1::uuid AND status = 'active'", 3, vals, err);
+	return res ? affected(res) : -1;
+}
+
+int store_finish(struct store *s, const char *id, enum store_status status,
+		 const char *result, const char *error, int64_t finished_at,
+		 int attempts, struct err *err)
+{
+	char fat[24], att[16];
+	const char *vals[6] = { id, store_status_name(status), result, error,
+				time_param(finished_at, fat),
+				attempts > 0 ? att : NULL };
+	PGresult *res;
+	int n;
+
+	if (check_id(id, ERR_INVALID, err) < 0)
+		return -1;
+	if (!store_status_final(status))
+		return err_set(err, ERR_INVALID, "invalid final status '%s'",
+			       store_status_name(status));
+	if (check_json("result", result, err) < 0)
+		return -1;
+	snprintf(att, sizeof(att), "%d", attempts);
+	res = query(s, "UPDATE jobs SET status = $2::text,\n"
+		    "  result = $3::jsonb, error = $4,\n"
+		    "  finished_at = COALESCE(wakeq_ts($5::bigint), now()),\n"
+		    "  progress = CASE WHEN $2::text = 'done' THEN 100\n"
+		    "    ELSE progress END,\n"
+		    "  attempts = COALESCE($6::integer, attempts),\n"
+		    "  updated_at = now()\n"
+		    "WHERE id = $1::uuid", 6, vals, err);
+	if (!res)
+		return -1;
+	n = affected(res);
+	if (n == 0)
+		return err_set(err, ERR_NOTFOUND, "job '%s' not found", id);
+	return 0;
+}
+
+int store_set_status(struct store *s, const char *id, enum store_status status,
+		     const char *error, int64_t run_at, struct err *err)
+{
+	char rat[24];
+	const char *vals[4] = { id, store_status_name(status), error,
+				time_param(run_at, rat) };
+	PGresult *res;
+
+	if (check_id(id, ERR_INVALID, err) < 0)
+		return -1;
+	if (status != STORE_QUEUED && status != STORE_SCHEDULED &&
+	    status != STORE_RETRYING && status != STORE_CANCELLED)
+		return err_set(err, ERR_INVALID, "invalid status change to '%s'",
+			       store_status_name(status));
+	res = query(s, "UPDATE jobs SET status = $2::text,\n"
+		    "  error = CASE WHEN $2::text = 'queued' THEN NULL\n"
+		    "    ELSE COALESCE($3, error) END,\n"
+		    "  result = CASE WHEN $2::text = 'queued' THEN NULL\n"
+		    "    ELSE result END,\n"
+		    "  finished_at = CASE WHEN $2::text = 'queued' THEN NULL\n"
+		    "    WHEN $2::text = 'cancelled' THEN now()\n"
+		    "    ELSE finished_at END,\n"
+		    "  progress = CASE WHEN $2::text = 'queued' THEN 0\n"
+		    "    ELSE progress END,\n"
+		    "  stage = CASE WHEN $2::text = 'queued' THEN NULL\n"
+		    "    ELSE stage END,\n"
+		    "  run_at = COALESCE(wakeq_ts($4::bigint), run_at),\n"
+		    "  updated_at = now()\n"
+		    "WHERE id = $1::uuid", 4, vals, err);
+	if (!res)
+		return -1;
+	if (affected(res) == 0)
+		return err_set(err, ERR_NOTFOUND, "job '%s' not found", id);
+	return 0;
+}
+
+static int check_limit(int limit, struct err *err)
+{
+	if (limit < 1 || limit > STORE_MAX_LIST)
+		return err_set(err, ERR_INVALID, "invalid limit %d: expected 1 "
+			       "to %d", limit, STORE_MAX_LIST);
+	return 0;
+}
+
+int store_list(struct store *s, const char *queue, enum store_status status,
+	       int limit, const char *before, struct store_job_list *out,
+	       struct err *err)
+{
+	char lim[16];
+	const char *vals[4] = { queue, store_status_name(status), before, lim };
+	PGresult *res;
+
+	if (check_limit(limit, err) < 0)
+		return -1;
+	if (!queue || (unsigned)status >= STORE_NSTATUS)
+		return err_set(err, ERR_INVALID, "invalid list: queue and "
+			       "status are required");
+	if (before && check_id(before, ERR_INVALID, err) < 0)
+		return -1;
+	snprintf(lim, sizeof(lim), "%d", limit);
+	res = query(s, "SELECT " JOB_COLUMNS " FROM jobs\n"
+		    "WHERE queue = $1 AND status = $2\n"
+		    "  AND ($3::uuid IS NULL OR id < $3::uuid)\n"
+		    "ORDER BY id DESC LIMIT $4::integer", 4, vals, err);
+	if (!res)
+		return -1;
+	rows_to_list(res, out);
+	PQclear(res);
+	return (int)out->len;
+}
+
+int store_list_unfinished(struct store *s, const char *queue, double min_age_s,
+			  const char *after, int limit,
+			  struct store_job_list *out, struct err *err)
+{
+	char lim[16], age[32];
+	const char *vals[4] = { queue, age, after, lim };
+	PGresult *res;
+
+	if (check_limit(limit, err) < 0)
+		return -1;
+	if (after && check_id(after, ERR_INVALID, err) < 0)
+		return -1;
+	if (!(min_age_s >= 0))
+		min_age_s = 0;
+	snprintf(lim, sizeof(lim), "%d", limit);
+	snprintf(age, sizeof(age), "%.6f", min_age_s);
+	res = query(s, "SELECT " JOB_COLUMNS " FROM jobs\n"
+		    "WHERE status IN ('queued', 'scheduled', 'retrying', 'active')\n"
+		    "  AND ($1::text IS NULL OR queue = $1)\n"
+		    "  AND updated_at <= now() - $2::double precision\n"
+		    "    * interval '1 second'\n"
+		    "  AND ($3::uuid IS NULL OR id > $3::uuid)\n"
+		    "ORDER BY id LIMIT $4::integer", 4, vals, err);
+	if (!res)
+		return -1;
+	rows_to_list(res, out);
+	PQclear(res);
+	return (int)out->len;
+}
+
+int store_apply_finals(struct store *s, const struct store_final *finals,
+		       size_t n, struct err *err)
+{
+	json_t *arr = json_array();
+	char *text = NULL;
+	const char *vals[1];
+	PGresult *res;
+	size_t i;
+	int rc = -1;
+
+	for (i = 0; i < n; i++) {
+		const struct store_final *f = &finals[i];
+		json_t *o, *result = NULL, *err_json;
+
+		if (check_id(f->id, ERR_INVALID, err) < 0)
+			goto out;
+		if (!store_status_final(f->status)) {
+			err_set(err, ERR_INVALID, "invalid final status '%s' for "
+				"job '%s'", store_status_name(f->status), f->id);
+			goto out;
+		}
+		if (f->result) {
+			json_error_t jerr;
+
+			result = json_loads(f->result, JSON_DECODE_ANY, &jerr);
+			if (!result) {
+				err_set(err, ERR_INVALID, "invalid result of job "
+					"'%s': %s", f->id, jerr.text);
+				goto out;
+			}
+		}
+		o = json_object();
+		json_object_set_new(o, "id", json_string(f->id));
+		json_object_set_new(o, "status",
+				    json_string(store_status_name(f->status)));
+		json_object_set_new(o, "result", result ? result : json_null());
+		err_json = f->error ? json_string(f->error) : NULL;
+		json_object_set_new(o, "error", err_json ? err_json : json_null());
+		json_object_set_new(o, "attempts", f->attempts > 0 ?
+				    json_integer(f->attempts) : json_null());
+		json_object_set_new(o, "started_us", f->started_at ?
+				    json_integer(f->started_at) : json_null());
+		json_object_set_new(o, "finished_us", f->finished_at ?
+				    json_integer(f->finished_at) : json_null());
+		json_array_append_new(arr, o);
+	}
+	if (n == 0) {
+		rc = 0;
+		goto out;
+	}
+	text = json_dumps(arr, JSON_COMPACT);
+	vals[0] = text;
+	res = query(s, "UPDATE jobs AS j SET status = r.status,\n"
+		    "  result = r.result, error = r.error,\n"
+		    "  attempts = COALESCE(r.attempts, j.attempts),\n"
+		    "  started_at = COALESCE(wakeq_ts(r.started_us), j.started_at),\n"
+		    "  finished_at = COALESCE(wakeq_ts(r.finished_us), now()),\n"
+		    "  progress = CASE WHEN r.status = 'done' THEN 100\n"
+		    "    ELSE j.progress END,\n"
+		    "  updated_at = now()\n"
+		    "FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, status text,\n"
+		    "  result jsonb, error text, attempts integer,\n"
+		    "  started_us bigint, finished_us bigint)\n"
+		    "WHERE j.id = r.id AND (j.status <> r.status\n"
+		    "  OR (r.finished_us IS NOT NULL\n"
+		    "    AND j.finished_at IS DISTINCT FROM wakeq_ts(r.finished_us)))",
+		    1, vals, err);
+	if (!res)
+		goto out;
+	rc = affected(res);
+out:
+	free(text);
+	json_decref(arr);
+	return rc;
+}

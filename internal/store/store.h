@@ -1,0 +1,270 @@
+/* store.h - durable job records in Postgres (the only module that sees
+ * libpq).
+ *
+ * With DATABASE_URL set, every job has a row in the `jobs` table: the API
+ * inserts it before the Redis enqueue, the worker updates it on start,
+ * progress milestones and finish, and a reconcile pass compares it with
+ * Redis. Redis stays the source of truth for a live job; Postgres is the
+ * record that survives Redis and the answer once Redis has let a job expire.
+ * See docs/STORE.md for the schema and how the binaries use it.
+ *
+ * Connections. A `struct store` holds a small pool of connections (opened
+ * lazily, each used by one thread at a time under the store's lock), so
+ * one store may be shared by every thread of a process. A call that finds
+ * its connection broken resets it (PQreset) and runs its statement once
+ * more; every statement here is safe to run twice. When Postgres cannot be
+ * reached the call fails at once with ERR_UNAVAILABLE (after a failed
+ * connect, the next attempt on that connection waits STORE_RETRY_MS, so an
+ * outage costs callers no connect timeouts in a loop): the caller retries
+ * later, nothing crashes, and the next call after Postgres is back
+ * reconnects by itself.
+ *
+ * Blocking. Every call but store_open, store_free and the pure helpers is
+ * one or two round trips to Postgres and blocks for them: at most the
+ * connect timeout (5 s unless the URL sets connect_timeout) plus the query.
+ * A call waits for a free pooled connection when all are busy.
+ *
+ * Errors. Functions return 0 (or a count) on success and -1 with `err` set:
+ *   ERR_INVALID      bad input (not a UUID, payload not JSON, bad URL)
+ *   ERR_NOTFOUND     no such job (store_get, store_finish, ...)
+ *   ERR_UNAVAILABLE  Postgres down, unreachable, restarting, or the
+ *                    connection broke: retry later
+ *   ERR_INTERNAL     anything else Postgres refused (a bug or a schema
+ *                    not migrated); the message carries Postgres' words
+ * Messages never contain the URL's password.
+ *
+ * Times are int64 microseconds since the Unix epoch; 0 means "not set"
+ * (SQL NULL). Strings in results are heap copies the caller owns through
+ * the struct they arrive in (release it); strings passed in are borrowed
+ * for the call only.
+ */
+#ifndef WAKEQ_STORE_H
+#define WAKEQ_STORE_H
+
+#include "base/err.h"
+#include "base/uuid.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+#define STORE_DEFAULT_CONNS 4    /* pool size when store_open gets 0 */
+#define STORE_MAX_CONNS 64
+#define STORE_CONNECT_TIMEOUT_S 5
+#define STORE_RETRY_MS 1000      /* wait between connects after a failure */
+#define STORE_MAX_LIST 1000      /* cap on `limit` of the list calls */
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+/* Makes a store for `url` (a postgres:// or postgresql:// URL, or a libpq
+ * "key=value" string) with a pool of up to `conns` connections (0 =
+ * STORE_DEFAULT_CONNS, at most STORE_MAX_CONNS). Only checks the URL: no
+ * connection is opened until the first call that needs one, so a process
+ * starts while Postgres is down (use store_ping to require it).
+ * Returns the store (caller frees with store_free), or NULL with err
+ * ERR_INVALID naming what is wrong in the URL ("invalid database url: ...").
+ * Does not block. */
+struct store *store_open(const char *url, int conns, struct err *err);
+
+/* Closes every connection and frees `s`. Accepts NULL. No call on `s` may
+ * be running or start afterwards. */
+void store_free(struct store *s);
+
+/* Connects if needed and runs a trivial query. Returns 0 when Postgres
+ * answers, -1 with err (ERR_UNAVAILABLE) otherwise. For /readyz. */
+int store_ping(struct store *s, struct err *err);
+
+/* Applies the versioned migrations not yet recorded in the
+ * `schema_migrations` table, each in its own transaction, in version
+ * order. Idempotent; several processes may call it at once (they take a
+ * Postgres advisory lock in turn, and a late one finds nothing to do).
+ * Returns the number of migrations applied (0 when the schema is current),
+ * or -1 with err. Blocks while another process migrates. */
+int store_migrate(struct store *s, struct err *err);
+
+/* The highest migration version this build knows. */
+int store_schema_version(void);
+
+/* ---- job rows ----------------------------------------------------------- */
+
+enum store_status {
+	STORE_QUEUED,
+	STORE_SCHEDULED,
+	STORE_ACTIVE,
+	STORE_RETRYING,
+	STORE_DONE,
+	STORE_FAILED,
+	STORE_CANCELLED
+};
+#define STORE_NSTATUS 7
+
+/* "queued", "scheduled", ... ; "unknown" for a value out of range. */
+const char *store_status_name(enum store_status st);
+
+/* Parses a status name. Returns 0, or -1 with err (ERR_INVALID). */
+int store_status_parse(const char *name, enum store_status *out,
+		       struct err *err);
+
+/* Whether `st` is done, failed or cancelled. */
+int store_status_final(enum store_status st);
+
+/* One row of `jobs`, as read back. Every string is a heap copy owned by
+ * the struct (NULL where the column is NULL); store_job_release frees
+ * them. `payload` and `result` hold JSON text as Postgres normalised it. */
+struct store_job {
+	char id[UUID_STR_LEN];
+	char *queue;
+	char *type;
+	char *payload;          /* JSON text, never NULL ("{}" by default) */
+	enum store_status status;
+	int priority;
+	int attempts;
+	int max_attempts;
+	double progress;        /* 0..100 */
+	char *stage;            /* NULL = none yet */
+	char *result;           /* JSON text; NULL until finished */
+	char *error;            /* NULL unless failed (or a retry's error) */
+	char *idempotency_key;
+	char *callback_url;
+	double timeout_s;       /* 0 = none */
+	int64_t created_at;     /* epoch microseconds; 0 = NULL */
+	int64_t started_at;
+	int64_t finished_at;
+	int64_t updated_at;
+	int64_t run_at;         /* scheduled run time; 0 = at once */
+};
+
+/* Frees the strings of `job` and zeroes it. Accepts NULL. */
+void store_job_release(struct store_job *job);
+
+/* A list of rows; store_job_list_release frees the rows and the array. */
+struct store_job_list {
+	struct store_job *items;
+	size_t len;
+};
+
+void store_job_list_release(struct store_job_list *list);
+
+/* The job as every interface shows it (DESIGN.md): a new object with
+ * exactly {id, queue, type, status, priority, attempts, max_attempts,
+ * progress, stage, payload, result, error, created_at, started_at,
+ * finished_at, run_at}. payload and result are JSON values (null when
+ * absent; a text that is not JSON is kept as a string), times RFC 3339 UTC
+ * with microseconds or null. Caller owns the reference (json_decref).
+ * Never fails. */
+json_t *store_job_to_json(const struct store_job *job);
+
+/* What the API knows when it accepts a job. Strings are borrowed for the
+ * call. NULL optional strings mean "none". */
+struct store_new {
+	const char *id;              /* UUIDv7 from uuid7_new; required */
+	const char *queue;           /* required */
+	const char *type;            /* required */
+	const char *payload;         /* JSON text; NULL = {} */
+	enum store_status status;    /* STORE_QUEUED or STORE_SCHEDULED */
+	int priority;
+	int max_attempts;
+	double timeout_s;            /* 0 = none */
+	const char *idempotency_key; /* unique per queue when not NULL */
+	const char *callback_url;
+	int64_t created_at;          /* 0 = the database's now() */
+	int64_t run_at;              /* 0 = none */
+};
+
+/* Inserts the row of a new job; call it before the Redis enqueue.
+ * Returns 0 when inserted; 1 when `job->idempotency_key` is already used
+ * in that queue, with the existing job's id written to `existing_id`
+ * (nothing inserted: answer with the existing job); -1 with err:
+ * ERR_INVALID (bad id, payload not JSON, missing field, bad status),
+ * ERR_UNAVAILABLE, ERR_INTERNAL. A second insert of the same id (a retry
+ * after a lost reply) returns 0 and changes nothing. `existing_id` may be
+ * NULL when the caller does not want it. */
+int store_insert(struct store *s, const struct store_new *job,
+		 char existing_id[UUID_STR_LEN], struct err *err);
+
+/* Reads the row of `id` into `*out` (which the caller then releases).
+ * Returns 0, or -1 with err: ERR_NOTFOUND (no row, or `id` is not a UUID),
+ * ERR_UNAVAILABLE, ERR_INTERNAL. `*out` is untouched on failure. */
+int store_get(struct store *s, const char *id, struct store_job *out,
+	      struct err *err);
+
+/* Deletes the row of `id` (the API undoing an insert whose Redis enqueue
+ * failed, so that a refused request changes nothing). Returns 1 when a row
+ * was deleted, 0 when there was none, -1 with err. */
+int store_delete(struct store *s, const char *id, struct err *err);
+
+/* The worker took the job: status active, attempts = `attempt` (the
+ * attempt number from Redis, so a repeated call is harmless), started_at =
+ * `started_at` (0 = now()), progress 0, stage cleared (error keeps the
+ * last attempt's, until the job finishes or is re-queued). Skipped for a
+ * row already done, failed or cancelled. Returns 1 when the row changed,
+ * 0 when no row matched (missing or final), -1 with err. */
+int store_mark_started(struct store *s, const char *id, int attempt,
+		       int64_t started_at, struct err *err);
+
+/* Progress milestone: progress (clamped to 0..100) and `stage` (NULL keeps
+ * the stored one). Only for an active row. Returns 1 / 0 / -1 as above. */
+int store_progress(struct store *s, const char *id, double progress,
+		   const char *stage, struct err *err);
+
+/* Final state: `status` must be done, failed or cancelled (else
+ * ERR_INVALID). Sets result (JSON text, NULL = SQL NULL), error (NULL =
+ * none), finished_at (0 = now()), progress 100 when done, and attempts
+ * when `attempts` > 0. Unconditional: the caller (worker or reconcile) has
+ * Redis' word for it. Returns 0, or -1 with err (ERR_NOTFOUND when no row,
+ * ERR_INVALID when `result` is not JSON). */
+int store_finish(struct store *s, const char *id, enum store_status status,
+		 const char *result, const char *error, int64_t finished_at,
+		 int attempts, struct err *err);
+
+/* Non-final status changes: queued (a retry from dead, a reclaim),
+ * scheduled, retrying (with `error` from the failed attempt, NULL keeps
+ * it; `run_at` the next try, 0 keeps it), cancelled (finished_at = now).
+ * `status` active is refused (use store_mark_started), done/failed too
+ * (use store_finish). A move to queued also clears result, error,
+ * finished_at, progress and stage. Returns 0, or -1 with err
+ * (ERR_NOTFOUND, ERR_INVALID, ...). */
+int store_set_status(struct store *s, const char *id, enum store_status status,
+		     const char *error, int64_t run_at, struct err *err);
+
+/* Rows of `queue` in `status`, newest first (by id, which is time-ordered),
+ * at most `limit` (1..STORE_MAX_LIST), starting after the id `before` (NULL
+ * = from the newest): pass the last id of a page to get the next.
+ * Fills `*out` (caller releases; empty list when none). Returns the number
+ * of rows or -1 with err. */
+int store_list(struct store *s, const char *queue, enum store_status status,
+	       int limit, const char *before, struct store_job_list *out,
+	       struct err *err);
+
+/* For reconcile: rows still queued, scheduled, retrying or active whose
+ * updated_at is at least `min_age_s` seconds old (so a row inserted a
+ * moment ago, whose enqueue is still in flight, is left alone), in any
+ * queue when `queue` is NULL, oldest id first, ids greater than `after`
+ * (NULL = from the start), at most `limit` (1..STORE_MAX_LIST). Page with
+ * the last id returned. Fills `*out`; returns the count or -1 with err. */
+int store_list_unfinished(struct store *s, const char *queue, double min_age_s,
+			  const char *after, int limit,
+			  struct store_job_list *out, struct err *err);
+
+/* A final state copied back from Redis by reconcile. Strings borrowed. */
+struct store_final {
+	const char *id;
+	enum store_status status;  /* done, failed or cancelled */
+	const char *result;        /* JSON text or NULL */
+	const char *error;         /* or NULL */
+	int attempts;              /* 0 = keep */
+	int64_t started_at;        /* 0 = keep */
+	int64_t finished_at;       /* 0 = now() */
+};
+
+/* Applies `n` final states in one statement: each row whose status or
+ * finished_at differs is updated; rows already equal, and ids with no row,
+ * are skipped. Returns the number of rows changed, or -1 with err
+ * (ERR_INVALID when an entry has a non-final status, a bad id or a result
+ * that is not JSON; nothing is changed then). */
+int store_apply_finals(struct store *s, const struct store_final *finals,
+		       size_t n, struct err *err);
+
+#endif

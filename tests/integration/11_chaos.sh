@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Failure: killed workers, SIGTERM, a frozen worker (fencing), the
+# retire/enqueue race, and a Redis restart mid-drain. No job may be lost.
+set -u
+. "$(dirname "$0")/../lib/servers.sh"
+. "$(dirname "$0")/../lib/tap.sh"
+. "$(dirname "$0")/../lib/wakeq.sh"
+t_tmpdir
+start_redis
+
+# --- SIGKILL of a busy worker: its leases expire and another worker
+# finishes every job (each counted one extra attempt).
+wq enqueue sleep --queue kill --payload '{"ms":300}' --count 6 >"$T/kill.ids"
+start_worker k1 QUEUES=kill CONCURRENCY=3 LEASE=1 IDLE_TIMEOUT=5
+curl -fs -XPOST "$k1_URL/wake?wait=0" >/dev/null
+wait_until 3 sh -c "[ \$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue kill | jq .kill.active) -ge 3 ]"
+kill -KILL "$k1_PID"
+wait "$k1_PID" 2>/dev/null
+active=$(count_status kill active)
+check "jobs were in flight when the worker died ($active active)" test "$active" -ge 1
+start_worker k2 QUEUES=kill CONCURRENCY=3 LEASE=5 IDLE_TIMEOUT=2
+curl -fs -XPOST "$k2_URL/wake" >/dev/null
+expect_eq "every job of the killed worker completed" 6 "$(count_status kill done)"
+retried=0
+while read -r id; do
+	[ "$(wq status --queue kill "$id" | jq -r .attempts)" = 2 ] && retried=$((retried + 1))
+done <"$T/kill.ids"
+check "the interrupted jobs counted a second attempt ($retried)" test "$retried" -ge 1
+
+# --- SIGTERM: in-flight jobs re-queued without counting an attempt, exit 0
+# inside the grace.
+id=$(wq enqueue sleep --queue term --payload '{"ms":20000}')
+start_worker t1 QUEUES=term SHUTDOWN_GRACE=1.5 IDLE_TIMEOUT=5
+curl -s -XPOST "$t1_URL/wake" >"$T/term.out" &
+curlpid=$!
+wait_until 3 sh -c "[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq status --queue term $id | jq -r .status)\" = active ]"
+t0=$(date +%s%N)
+kill -TERM "$t1_PID"
+wait "$t1_PID"
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+expect_eq "SIGTERM exits 0" 0 "$rc"
+check "exit inside the grace (${ms} ms <= 1500)" test "$ms" -le 1700
+expect_eq "the in-flight job is queued again" queued "$(wq status --queue term "$id" | jq -r .status)"
+expect_eq "without counting an attempt" 0 "$(wq status --queue term "$id" | jq -r .attempts)"
+wait $curlpid
+expect_eq "the held /wake got a summary saying shutdown" shutdown "$(jq -r .drain.reason "$T/term.out")"
+expect_eq "the worker left the registry" 0 "$(count_status term workers)"
+
+# A short job finishes inside the grace instead of being re-queued.
+id=$(wq enqueue sleep --queue term2 --payload '{"ms":300}')
+start_worker t2 QUEUES=term2 SHUTDOWN_GRACE=5 IDLE_TIMEOUT=5
+curl -fs -XPOST "$t2_URL/wake?wait=0" >/dev/null
+wait_until 3 sh -c "[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq status --queue term2 $id | jq -r .status)\" = active ]"
+kill -TERM "$t2_PID"
+wait "$t2_PID"
+expect_eq "a job that fits the grace finishes on SIGTERM" done "$(wq status --queue term2 "$id" | jq -r .status)"
+
+# --- Fencing: a frozen worker loses its lease; when it thaws its result
+# is refused and the job's real result stands.
+id=$(wq enqueue sleep --queue fence --payload '{"ms":600}' --max-attempts 5)
+start_worker f1 QUEUES=fence LEASE=0.6 IDLE_TIMEOUT=5
+curl -fs -XPOST "$f1_URL/wake?wait=0" >/dev/null
+wait_until 3 sh -c "[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq status --queue fence $id | jq -r .status)\" = active ]"
+kill -STOP "$f1_PID"
+sleep 1
+start_worker f2 QUEUES=fence LEASE=10 IDLE_TIMEOUT=1
+curl -fs -XPOST "$f2_URL/wake" >/dev/null
+expect_eq "the second worker ran the job to done" "done 2" "$(wq status --queue fence "$id" | jq -r '"\(.status) \(.attempts)"')"
+kill -CONT "$f1_PID"
+fenced() { # the thawed worker either had its settle refused or saw the lease lost
+	curl -fs "$f1_URL/metrics" | awk '/^wakeq_(fencing_refused|leases_lost)_total/ {n += $2} END {exit !(n >= 1)}'
+}
+check "the thawed worker was fenced off (refused settle or lost lease)" wait_until 5 fenced
+expect_eq "the job is still done with attempt 2" "done 2" "$(wq status --queue fence "$id" | jq -r '"\(.status) \(.attempts)"')"
+
+# --- The retire/enqueue race, 1,000 times: enqueue, wake only when no
+# worker is live; the worker retires between almost every job.
+start_worker r1 QUEUES=race IDLE_TIMEOUT=0.002 EXIT_ON_IDLE=false BATCH=1
+out=$("$BIN/tests/tools/race" "$REDIS_URL" "$r1_URL/wake?wait=0" 1000 20)
+check "no job stranded in 1000 enqueue/retire races ($out)" test $? -eq 0
+wakes=$(echo "$out" | sed -n 's/.*wakes=\([0-9]*\).*/\1/p')
+live=$(echo "$out" | sed -n 's/.*live=\([0-9]*\).*/\1/p')
+check "the race was exercised: both live and retired workers seen ($wakes wakes, $live live)" test "$wakes" -gt 10 -a "$live" -gt 10
+
+# --- Redis restarted mid-drain: the worker reconnects and finishes.
+wq enqueue sleep --queue outage --payload '{"ms":50}' --count 40 >/dev/null
+start_worker o1 QUEUES=outage IDLE_TIMEOUT=3 CONCURRENCY=2
+curl -fs -XPOST "$o1_URL/wake?wait=0" >/dev/null
+wait_until 5 sh -c "[ \$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue outage | jq .outage.done) -ge 5 ]"
+rcli save >/dev/null 2>&1 # keep the data: a restart, not a flush
+rcli shutdown save >/dev/null 2>&1
+wait "$REDIS_PID" 2>/dev/null
+sleep 0.5
+restart_redis
+check "the worker survived the outage" kill -0 "$o1_PID"
+check "every job finished after the restart" wait_until 15 sh -c "[ \$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue outage | jq .outage.done) -eq 40 ]"
+check "the worker logged the outage" grep -q "redis" "$T/o1.log"
+exit 0

@@ -1,0 +1,148 @@
+/* wakestub - a stand-in for the worker's /wake endpoint and for the GCE
+ * metadata server, on loopback, for the API's tests.
+ *
+ *   wakestub [--port N] [--hold SECONDS] [--status CODE] [--token-ttl S]
+ *
+ * Prints the port on the first line of stdout, then serves:
+ *   POST /wake      counts the call, records its Authorization header,
+ *                   holds the request for --hold seconds (as a draining
+ *                   worker does), answers --status (200) with JSON
+ *   GET  /count     {"wakes":N,"metadata":M,"auth":"last Authorization"}
+ *   GET  /computeMetadata/v1/instance/service-accounts/default/identity
+ *                   the metadata protocol: needs "Metadata-Flavor: Google"
+ *                   and ?audience=, answers a JWT (header.payload.sig,
+ *                   base64url) whose payload has aud and exp = now + ttl
+ * Runs until killed. */
+#include "base/clock.h"
+#include "base/mem.h"
+#include "httpd/httpd.h"
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <pthread.h>
+
+static atomic_int wakes, meta;
+static double hold_s;
+static int status = 200;
+static int64_t ttl_s = 3600;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static char last_auth[4096];
+
+static void b64url(const char *in, size_t n, char *out)
+{
+	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	size_t i, o = 0;
+
+	for (i = 0; i + 2 < n; i += 3) {
+		unsigned v = ((unsigned char)in[i] << 16) | ((unsigned char)in[i + 1] << 8) | (unsigned char)in[i + 2];
+
+		out[o++] = t[v >> 18];
+		out[o++] = t[(v >> 12) & 63];
+		out[o++] = t[(v >> 6) & 63];
+		out[o++] = t[v & 63];
+	}
+	if (n - i == 1) {
+		unsigned v = (unsigned char)in[i] << 16;
+
+		out[o++] = t[v >> 18];
+		out[o++] = t[(v >> 12) & 63];
+	} else if (n - i == 2) {
+		unsigned v = ((unsigned char)in[i] << 16) | ((unsigned char)in[i + 1] << 8);
+
+		out[o++] = t[v >> 18];
+		out[o++] = t[(v >> 12) & 63];
+		out[o++] = t[(v >> 6) & 63];
+	}
+	out[o] = '\0';
+}
+
+static void handle(struct httpd_request *req, void *ctx)
+{
+	const char *path = httpd_path(req);
+
+	(void)ctx;
+	if (!strcmp(path, "/wake") && !strcmp(httpd_method(req), "POST")) {
+		const char *a = httpd_header(req, "Authorization");
+
+		atomic_fetch_add(&wakes, 1);
+		pthread_mutex_lock(&lock);
+		snprintf(last_auth, sizeof(last_auth), "%s", a ? a : "");
+		pthread_mutex_unlock(&lock);
+		if (hold_s > 0)
+			clock_sleep_us((int64_t)(hold_s * 1e6));
+		httpd_respond_json(req, (unsigned)status, json_pack("{s:s}", "drain", "stub"));
+		return;
+	}
+	if (!strcmp(path, "/count")) {
+		json_t *j;
+
+		pthread_mutex_lock(&lock);
+		j = json_pack("{s:i,s:i,s:s}", "wakes", atomic_load(&wakes), "metadata",
+			      atomic_load(&meta), "auth", last_auth);
+		pthread_mutex_unlock(&lock);
+		httpd_respond_json(req, 200, j);
+		return;
+	}
+	if (!strcmp(path, "/computeMetadata/v1/instance/service-accounts/default/identity")) {
+		const char *flavor = httpd_header(req, "Metadata-Flavor");
+		const char *aud = httpd_query(req, "audience");
+		char hdr[128], pl[1024], *payload, tok[2048];
+		size_t n;
+
+		if (!flavor || strcmp(flavor, "Google")) {
+			httpd_respond(req, 403, "text/html", "Missing Metadata-Flavor:Google header.", 38);
+			return;
+		}
+		if (!aud || !*aud) {
+			httpd_respond(req, 400, "text/html", "non-empty audience parameter required", 37);
+			return;
+		}
+		atomic_fetch_add(&meta, 1);
+		b64url("{\"alg\":\"RS256\",\"typ\":\"JWT\"}", 27, hdr);
+		payload = xasprintf("{\"aud\":\"%.200s\",\"exp\":%lld,\"iat\":%lld,\"iss\":\"https://accounts.google.com\",\"n\":%d}",
+				    aud, (long long)(clock_now_us() / 1000000 + ttl_s),
+				    (long long)(clock_now_us() / 1000000), atomic_load(&meta));
+		b64url(payload, strlen(payload), pl);
+		free(payload);
+		n = (size_t)snprintf(tok, sizeof(tok), "%s.%s.c2lnbmF0dXJl", hdr, pl);
+		httpd_respond(req, 200, "text/html", tok, n);
+		return;
+	}
+	httpd_error(req, 404, "not_found", "no route");
+}
+
+int main(int argc, char **argv)
+{
+	struct httpd_opts o;
+	struct httpd *h;
+	struct err e;
+	int i;
+
+	memset(&o, 0, sizeof(o));
+	o.host = "127.0.0.1";
+	o.thread_per_connection = 1;
+	for (i = 1; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--port"))
+			o.port = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--hold"))
+			hold_s = atof(argv[i + 1]);
+		else if (!strcmp(argv[i], "--status"))
+			status = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--token-ttl"))
+			ttl_s = atoll(argv[i + 1]);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	h = httpd_start(&o, handle, NULL, &e);
+	if (!h) {
+		fprintf(stderr, "wakestub: %s\n", e.msg);
+		return 1;
+	}
+	printf("%d\n", httpd_port(h));
+	fflush(stdout);
+	for (;;)
+		pause();
+}

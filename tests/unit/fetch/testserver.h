@@ -1,0 +1,380 @@
+/* testserver.h - a real HTTP server on 127.0.0.1 (libmicrohttpd, a thread
+ * per connection) for the fetch and webhook unit tests. Header-only, each
+ * test program includes it once.
+ *
+ * Routes:
+ *   GET /file/N          N bytes of a known pattern (Content-Length)
+ *   GET /chunked/N       the same, chunked (no length up front)
+ *   ANY /status/C        answers status C; 429 and 503 add Retry-After: 7
+ *   GET /redirect/N      302 to /redirect/N-1; /redirect/0 answers 200
+ *   GET /slow            answers after 2 s
+ *   PUT /put/...         stores the body (201); GET /put/... returns it
+ *   ANY /echo            "METHOD|content-type|x-test|BODY", two Set-Cookie
+ *   POST /hook           records body + headers, answers ts.hook_status
+ *   ANY /s3/BUCKET/KEY   checks AWS SigV4 (key "testkey", secret
+ *                        ts.s3_secret, payload hash) then PUT stores /
+ *                        GET returns the object; 403 on a bad signature
+ */
+#ifndef WAKEQ_TESTSERVER_H
+#define WAKEQ_TESTSERVER_H
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+
+static struct {
+	struct MHD_Daemon *d;
+	int port;
+	pthread_mutex_t mu;
+	int hook_status;
+	const char *s3_secret;
+	int s3_verified;        /* requests whose SigV4 checked out */
+	struct buf put;         /* last PUT /put body */
+	struct buf s3obj;       /* the one object of the fake bucket */
+	char last_method[16];
+	char last_url[512];
+	char last_sig[256];
+	char last_delivery[200];
+	char last_ctype[128];
+	struct buf last_body;
+	int requests;
+} ts;
+
+struct ts_conn {
+	struct buf body;
+};
+
+static char ts_pattern(size_t i)
+{
+	return (char)('a' + i % 26);
+}
+
+static ssize_t ts_chunk(void *cls, uint64_t pos, char *out, size_t max)
+{
+	size_t total = (size_t)(uintptr_t)cls, i, n;
+
+	if (pos >= total)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	n = total - (size_t)pos < max ? total - (size_t)pos : max;
+	if (n > 1000)
+		n = 1000;
+	for (i = 0; i < n; i++)
+		out[i] = ts_pattern((size_t)pos + i);
+	return (ssize_t)n;
+}
+
+static enum MHD_Result ts_send(struct MHD_Connection *c, unsigned status,
+			       const void *data, size_t len)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data,
+								  MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+
+	if (status == 429 || status == 503)
+		MHD_add_response_header(r, "Retry-After", "7");
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static const char *ts_hdr(struct MHD_Connection *c, const char *name)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+
+	return v ? v : "";
+}
+
+static void ts_hex(const unsigned char *md, size_t n, char *out)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static void ts_hmac(const void *key, size_t klen, const char *msg,
+		    unsigned char out[32])
+{
+	unsigned int n = 32;
+
+	HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, strlen(msg),
+	     out, &n);
+}
+
+/* An independent AWS SigV4 check (header form) of one request. */
+static int ts_sigv4_ok(struct MHD_Connection *c, const char *method,
+		       const char *url, const struct buf *body)
+{
+	const char *auth = ts_hdr(c, "Authorization"), *p, *q;
+	char cred[256], signed_h[512], sig[80], date[16], region[64];
+	char hash[65], want[65], scope[160], *tok, *save = NULL;
+	unsigned char md[32], k[32];
+	unsigned int mdlen = 32;
+	struct buf cr = BUF_INIT, sts = BUF_INIT;
+	char keybuf[300];
+	int ok = 0;
+
+	if (strncmp(auth, "AWS4-HMAC-SHA256 ", 17))
+		return 0;
+	if (!(p = strstr(auth, "Credential=")) ||
+	    sscanf(p, "Credential=%255[^,]", cred) != 1)
+		return 0;
+	if (!(p = strstr(auth, "SignedHeaders=")) ||
+	    sscanf(p, "SignedHeaders=%511[^,]", signed_h) != 1)
+		return 0;
+	if (!(p = strstr(auth, "Signature=")) ||
+	    sscanf(p, "Signature=%79s", sig) != 1)
+		return 0;
+	/* cred = testkey/DATE/REGION/s3/aws4_request */
+	if (strncmp(cred, "testkey/", 8) ||
+	    sscanf(cred + 8, "%15[^/]/%63[^/]/", date, region) != 2 ||
+	    !strstr(cred, "/s3/aws4_request"))
+		return 0;
+	/* the payload hash must be the body's */
+	EVP_Digest(body->data, body->len, md, &mdlen, EVP_sha256(), NULL);
+	ts_hex(md, 32, hash);
+	if (strcmp(ts_hdr(c, "x-amz-content-sha256"), hash))
+		return 0;
+	buf_printf(&cr, "%s\n%s\n\n", method, url);
+	{
+		char list[512];
+
+		snprintf(list, sizeof(list), "%s", signed_h);
+		for (tok = strtok_r(list, ";", &save); tok;
+		     tok = strtok_r(NULL, ";", &save)) {
+			const char *v = ts_hdr(c, tok);
+
+			while (*v == ' ')
+				v++;
+			buf_printf(&cr, "%s:%s\n", tok, v);
+		}
+	}
+	buf_printf(&cr, "\n%s\n%s", signed_h, hash);
+	EVP_Digest(cr.data, cr.len, md, &mdlen, EVP_sha256(), NULL);
+	ts_hex(md, 32, hash);
+	q = ts_hdr(c, "x-amz-date");
+	snprintf(scope, sizeof(scope), "%s/%s/s3/aws4_request", date, region);
+	buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s\n%s", q, scope, hash);
+	snprintf(keybuf, sizeof(keybuf), "AWS4%s", ts.s3_secret ? ts.s3_secret : "");
+	ts_hmac(keybuf, strlen(keybuf), date, k);
+	ts_hmac(k, 32, region, k);
+	ts_hmac(k, 32, "s3", k);
+	ts_hmac(k, 32, "aws4_request", k);
+	ts_hmac(k, 32, sts.data, md);
+	ts_hex(md, 32, want);
+	ok = !strcmp(want, sig);
+	buf_release(&cr);
+	buf_release(&sts);
+	return ok;
+}
+
+static enum MHD_Result ts_handler(void *cls, struct MHD_Connection *c,
+				  const char *url, const char *method,
+				  const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	struct ts_conn *conn = *con_cls;
+	char text[600];
+	long n;
+
+	(void)cls;
+	(void)version;
+	if (!conn) {
+		conn = calloc(1, sizeof(*conn));
+		buf_init(&conn->body);
+		*con_cls = conn;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		buf_add(&conn->body, upload, *upload_size);
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	pthread_mutex_lock(&ts.mu);
+	ts.requests++;
+	snprintf(ts.last_method, sizeof(ts.last_method), "%s", method);
+	snprintf(ts.last_url, sizeof(ts.last_url), "%s", url);
+	pthread_mutex_unlock(&ts.mu);
+
+	if (sscanf(url, "/file/%ld", &n) == 1 && n >= 0) {
+		char *b = malloc((size_t)n + 1);
+		enum MHD_Result r;
+		long i;
+
+		for (i = 0; i < n; i++)
+			b[i] = ts_pattern((size_t)i);
+		r = ts_send(c, 200, b, (size_t)n);
+		free(b);
+		return r;
+	}
+	if (sscanf(url, "/chunked/%ld", &n) == 1 && n >= 0) {
+		struct MHD_Response *r = MHD_create_response_from_callback(
+			MHD_SIZE_UNKNOWN, 1000, ts_chunk, (void *)(uintptr_t)n, NULL);
+		enum MHD_Result ret = MHD_queue_response(c, 200, r);
+
+		MHD_destroy_response(r);
+		return ret;
+	}
+	if (sscanf(url, "/status/%ld", &n) == 1) {
+		snprintf(text, sizeof(text), "status %ld", n);
+		return ts_send(c, (unsigned)n, text, strlen(text));
+	}
+	if (sscanf(url, "/redirect/%ld", &n) == 1) {
+		struct MHD_Response *r;
+		enum MHD_Result ret;
+
+		if (n <= 0)
+			return ts_send(c, 200, "arrived", 7);
+		r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+		snprintf(text, sizeof(text), "/redirect/%ld", n - 1);
+		MHD_add_response_header(r, "Location", text);
+		ret = MHD_queue_response(c, 302, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	if (!strcmp(url, "/slow")) {
+		sleep(2);
+		return ts_send(c, 200, "slow", 4);
+	}
+	if (!strncmp(url, "/put/", 5)) {
+		enum MHD_Result r;
+
+		pthread_mutex_lock(&ts.mu);
+		if (!strcmp(method, "PUT")) {
+			buf_reset(&ts.put);
+			buf_add(&ts.put, conn->body.data, conn->body.len);
+			snprintf(ts.last_ctype, sizeof(ts.last_ctype), "%s",
+				 ts_hdr(c, "Content-Type"));
+			pthread_mutex_unlock(&ts.mu);
+			return ts_send(c, 201, "", 0);
+		}
+		r = ts_send(c, 200, ts.put.data, ts.put.len);
+		pthread_mutex_unlock(&ts.mu);
+		return r;
+	}
+	if (!strcmp(url, "/echo")) {
+		struct MHD_Response *r;
+		enum MHD_Result ret;
+		struct buf b = BUF_INIT;
+
+		buf_printf(&b, "%s|%s|%s|", method, ts_hdr(c, "Content-Type"),
+			   ts_hdr(c, "X-Test"));
+		buf_add(&b, conn->body.data, conn->body.len);
+		r = MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY);
+		MHD_add_response_header(r, "X-Echo", "1");
+		MHD_add_response_header(r, "Set-Cookie", "a=1");
+		MHD_add_response_header(r, "Set-Cookie", "b=2");
+		ret = MHD_queue_response(c, 200, r);
+		MHD_destroy_response(r);
+		buf_release(&b);
+		return ret;
+	}
+	if (!strcmp(url, "/hook")) {
+		unsigned status;
+
+		pthread_mutex_lock(&ts.mu);
+		buf_reset(&ts.last_body);
+		buf_add(&ts.last_body, conn->body.data, conn->body.len);
+		snprintf(ts.last_sig, sizeof(ts.last_sig), "%s",
+			 ts_hdr(c, "X-Wakeq-Signature"));
+		snprintf(ts.last_delivery, sizeof(ts.last_delivery), "%s",
+			 ts_hdr(c, "X-Wakeq-Delivery"));
+		snprintf(ts.last_ctype, sizeof(ts.last_ctype), "%s",
+			 ts_hdr(c, "Content-Type"));
+		status = ts.hook_status ? (unsigned)ts.hook_status : 200;
+		pthread_mutex_unlock(&ts.mu);
+		return ts_send(c, status, "hooked", 6);
+	}
+	if (!strncmp(url, "/s3/", 4)) {
+		enum MHD_Result r;
+
+		pthread_mutex_lock(&ts.mu);
+		if (!ts_sigv4_ok(c, method, url, &conn->body)) {
+			pthread_mutex_unlock(&ts.mu);
+			return ts_send(c, 403, "SignatureDoesNotMatch", 21);
+		}
+		ts.s3_verified++;
+		if (!strcmp(method, "PUT")) {
+			buf_reset(&ts.s3obj);
+			buf_add(&ts.s3obj, conn->body.data, conn->body.len);
+			r = ts_send(c, 200, "", 0);
+		} else {
+			r = ts_send(c, 200, ts.s3obj.data, ts.s3obj.len);
+		}
+		pthread_mutex_unlock(&ts.mu);
+		return r;
+	}
+	return ts_send(c, 404, "no route", 8);
+}
+
+static void ts_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode code)
+{
+	struct ts_conn *conn = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)code;
+	if (conn) {
+		buf_release(&conn->body);
+		free(conn);
+		*con_cls = NULL;
+	}
+}
+
+/* Starts the server on 127.0.0.1, a free port. Returns 0 or -1. */
+static int ts_start(void)
+{
+	struct sockaddr_in sa;
+	const union MHD_DaemonInfo *info;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	pthread_mutex_init(&ts.mu, NULL);
+	buf_init(&ts.put);
+	buf_init(&ts.s3obj);
+	buf_init(&ts.last_body);
+	ts.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+				MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
+				0, NULL, NULL, ts_handler, NULL,
+				MHD_OPTION_SOCK_ADDR, &sa,
+				MHD_OPTION_NOTIFY_COMPLETED, ts_completed, NULL,
+				MHD_OPTION_END);
+	if (!ts.d)
+		return -1;
+	info = MHD_get_daemon_info(ts.d, MHD_DAEMON_INFO_BIND_PORT);
+	ts.port = info ? info->port : 0;
+	return ts.port ? 0 : -1;
+}
+
+static void ts_stop(void)
+{
+	if (ts.d)
+		MHD_stop_daemon(ts.d);
+	ts.d = NULL;
+	buf_release(&ts.put);
+	buf_release(&ts.s3obj);
+	buf_release(&ts.last_body);
+}
+
+/* "http://127.0.0.1:PORT" + path into a static buffer (one at a time). */
+static const char *ts_url(const char *path)
+{
+	static char u[600];
+
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d%s", ts.port, path);
+	return u;
+}
+
+#endif

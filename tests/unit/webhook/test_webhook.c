@@ -1,0 +1,236 @@
+/* Unit tests of internal/webhook: signature known answers (computed with
+ * `openssl dgst -sha256 -hmac`), verification, the callback document and
+ * the webhook.deliver job against a real server on loopback. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "fetch/fetch.h"
+#include "jobs/jobs.h"
+#include "webhook/webhook.h"
+#include "../fetch/testserver.h"
+
+static const char kat_body[] = "{\"id\":\"j1\",\"status\":\"done\"}";
+/* printf '%s' '1700000000.{"id":"j1","status":"done"}' |
+ *   openssl dgst -sha256 -hmac whsec_test */
+static const char kat_sig[] = "t=1700000000,v1="
+	"53406800bef091f19a5510edf85726cae89f89f95ee64cbe74c489161258786e";
+
+static int setup(void **state)
+{
+	(void)state;
+	jobs_settings.allow_private = "loopback";
+	jobs_settings.webhook_secret = "whsec_test";
+	fetch_limits.connect_timeout_s = 2;
+	webhook_bind_jobs();
+	return ts_start();
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	ts_stop();
+	return 0;
+}
+
+static void test_sign_known_answer(void **state)
+{
+	char sig[WEBHOOK_SIG_MAX];
+
+	(void)state;
+	assert_int_equal(webhook_sign("whsec_test", 1700000000, kat_body,
+				      strlen(kat_body), sig), 0);
+	assert_string_equal(sig, kat_sig);
+	/* empty body: printf '1700000000.' | openssl dgst -sha256 -hmac k */
+	assert_int_equal(webhook_sign("k", 1700000000, "", 0, sig), 0);
+	assert_string_equal(sig, "t=1700000000,v1=5c2999a43333a6877f49c8003f235c4f"
+			    "6de40f85b1b7414b70bd470a8db53d97");
+	assert_int_equal(webhook_sign("", 1, "x", 1, sig), -1);
+	assert_int_equal(webhook_sign(NULL, 1, "x", 1, sig), -1);
+}
+
+static void test_verify(void **state)
+{
+	const int64_t t = 1700000000;
+	size_t n = strlen(kat_body);
+	char tampered[sizeof(kat_body)], upper[sizeof(kat_sig)], two[256];
+	struct err e;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(webhook_verify("whsec_test", kat_sig, kat_body, n, t, 300,
+					&e), 0);
+	assert_int_equal(webhook_verify("whsec_test", kat_sig, kat_body, n,
+					t + 300, 300, &e), 0);
+	/* too old, or from the future */
+	assert_int_equal(webhook_verify("whsec_test", kat_sig, kat_body, n,
+					t + 301, 300, &e), -1);
+	assert_int_equal(e.code, ERR_AUTH);
+	assert_int_equal(webhook_verify("whsec_test", kat_sig, kat_body, n,
+					t - 301, 300, &e), -1);
+	/* another body, another secret, another time */
+	memcpy(tampered, kat_body, sizeof(kat_body));
+	tampered[8] = 'X';
+	assert_int_equal(webhook_verify("whsec_test", kat_sig, tampered, n, t, 300,
+					&e), -1);
+	assert_int_equal(e.code, ERR_AUTH);
+	assert_int_equal(webhook_verify("whsec_other", kat_sig, kat_body, n, t, 300,
+					&e), -1);
+	assert_int_equal(webhook_verify("whsec_test", "t=1700000001,v1=53406800bef0"
+		"91f19a5510edf85726cae89f89f95ee64cbe74c489161258786e", kat_body, n,
+		t, 300, &e), -1);
+	assert_int_equal(e.code, ERR_AUTH);
+	/* upper-case hex and a rotated extra v1 entry are accepted */
+	memcpy(upper, kat_sig, sizeof(kat_sig));
+	for (i = 16; upper[i]; i++)
+		upper[i] = (char)toupper((unsigned char)upper[i]);
+	assert_int_equal(webhook_verify("whsec_test", upper, kat_body, n, t, 300,
+					&e), 0);
+	snprintf(two, sizeof(two), "t=1700000000,v1=%064d,%s", 0, kat_sig + 13);
+	assert_int_equal(webhook_verify("whsec_test", two, kat_body, n, t, 300, &e),
+			 0);
+	/* malformed */
+	assert_int_equal(webhook_verify("whsec_test", "v1=abc", kat_body, n, t, 300,
+					&e), -1);
+	assert_int_equal(e.code, ERR_INVALID);
+	assert_int_equal(webhook_verify("whsec_test", "t=1700000000", kat_body, n, t,
+					300, &e), -1);
+	assert_int_equal(webhook_verify("whsec_test", "t=-5,v1=00", kat_body, n, t,
+					300, &e), -1);
+	assert_int_equal(webhook_verify("whsec_test", "t=1700000000,v1=5340", kat_body,
+					n, t, 300, &e), -1);
+	assert_int_equal(webhook_verify("whsec_test", NULL, kat_body, n, t, 300, &e),
+			 -1);
+	assert_int_equal(webhook_verify("", kat_sig, kat_body, n, t, 300, &e), -1);
+}
+
+static void test_build(void **state)
+{
+	json_t *res = json_pack("{s:i}", "bytes", 42);
+	json_t *b = webhook_build_body("id1", "media.probe", "done", res, NULL, 2,
+				       1700000000123456LL);
+	json_t *p;
+	json_error_t jerr;
+	char *text;
+
+	(void)state;
+	assert_string_equal(json_string_value(json_object_get(b, "id")), "id1");
+	assert_string_equal(json_string_value(json_object_get(b, "status")), "done");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(b,
+		"result"), "bytes")), 42);
+	assert_null(json_object_get(b, "error"));
+	assert_int_equal(json_integer_value(json_object_get(b, "attempts")), 2);
+	assert_string_equal(json_string_value(json_object_get(b, "finished_at")),
+			    "2023-11-14T22:13:20.123456Z");
+	text = webhook_build_payload("https://example.com/cb", b);
+	assert_int_equal(jobs_check("webhook.deliver", text, NULL), 0);
+	p = json_loads(text, 0, &jerr);
+	assert_non_null(p);
+	assert_string_equal(json_string_value(json_object_get(p, "url")),
+			    "https://example.com/cb");
+	assert_true(json_equal(json_object_get(p, "body"), b));
+	json_decref(p);
+	free(text);
+	json_decref(b);
+	json_decref(res);
+
+	b = webhook_build_body("id2", "fail", "failed", NULL, "boom", 3, 0);
+	assert_string_equal(json_string_value(json_object_get(b, "error")), "boom");
+	assert_null(json_object_get(b, "result"));
+	json_decref(b);
+	assert_int_equal(jobs_check("webhook.deliver", "{\"url\":\"file:///x\","
+				    "\"body\":{}}", NULL), -1);
+	assert_int_equal(jobs_check("webhook.deliver", "{\"url\":\"http://a/\"}",
+				    NULL), -1);
+}
+
+static int deliver(const char *path, struct jobs_outcome *out)
+{
+	struct jobs_run run = { 0 };
+	atomic_int cancel = 0;
+	json_t *body = webhook_build_body("job-9", "noop", "done", NULL, NULL, 1,
+					  clock_now_us());
+	char *text = webhook_build_payload(ts_url(path), body);
+	json_error_t jerr;
+	int rc;
+
+	run.id = "delivery-1";
+	run.type = "webhook.deliver";
+	run.payload = json_loads(text, 0, &jerr);
+	run.attempt = 1;
+	run.max_attempts = 5;
+	run.cancel = &cancel;
+	memset(out, 0, sizeof(*out));
+	rc = jobs_execute(&run, out);
+	json_decref(run.payload);
+	json_decref(body);
+	free(text);
+	return rc;
+}
+
+static void test_deliver(void **state)
+{
+	struct jobs_outcome out;
+	struct err e;
+
+	(void)state;
+	ts.hook_status = 200;
+	assert_int_equal(deliver("/hook", &out), 0);
+	jobs_outcome_release(&out);
+	assert_string_equal(ts.last_method, "POST");
+	assert_string_equal(ts.last_ctype, "application/json");
+	assert_string_equal(ts.last_delivery, "delivery-1");
+	assert_non_null(strstr(ts.last_body.data, "\"id\":\"job-9\""));
+	/* what the receiver got verifies with the shared secret */
+	if (webhook_verify("whsec_test", ts.last_sig, ts.last_body.data,
+			   ts.last_body.len, clock_now_us() / 1000000, 300, &e) < 0)
+		fail_msg("receiver cannot verify: %s (header '%s')", e.msg,
+			 ts.last_sig);
+	assert_int_equal(webhook_verify("wrong", ts.last_sig, ts.last_body.data,
+					ts.last_body.len, clock_now_us() / 1000000,
+					300, &e), -1);
+
+	ts.hook_status = 500;
+	assert_int_equal(deliver("/hook", &out), -1);
+	assert_int_equal(out.retryable, 1);
+	ts.hook_status = 429;
+	assert_int_equal(deliver("/hook", &out), -1);
+	assert_int_equal(out.retryable, 1);
+	assert_true(out.retry_after_s == 7);
+	ts.hook_status = 410;
+	assert_int_equal(deliver("/hook", &out), -1);
+	assert_int_equal(out.retryable, 0);
+	ts.hook_status = 200;
+	/* redirects are not followed: final */
+	assert_int_equal(deliver("/redirect/1", &out), -1);
+	assert_int_equal(out.retryable, 0);
+	/* refused address: final; no secret: sent unsigned */
+	jobs_settings.allow_private = "";
+	assert_int_equal(deliver("/hook", &out), -1);
+	assert_int_equal(out.retryable, 0);
+	assert_non_null(strstr(out.error, "refused address"));
+	jobs_settings.allow_private = "loopback";
+	jobs_settings.webhook_secret = "";
+	assert_int_equal(deliver("/hook", &out), 0);
+	jobs_outcome_release(&out);
+	assert_string_equal(ts.last_sig, "");
+	jobs_settings.webhook_secret = "whsec_test";
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sign_known_answer),
+		cmocka_unit_test(test_verify),
+		cmocka_unit_test(test_build),
+		cmocka_unit_test(test_deliver),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
