@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# deploy.sh - build, push and deploy wakeq on Cloud Run (worker + API).
+#
+#   cloudrun/deploy.sh [--dry-run] [--project ID] [--region R] [--tag T]
+#                      [--skip-build]
+#
+# Steps (every gcloud command is printed as "+ ..."; --dry-run only prints):
+#   1. enable the APIs; create the Artifact Registry repository REPO;
+#   2. build Dockerfile.worker and Dockerfile.api (docker, or podman when
+#      there is no docker engine) and push them;
+#   3. create the service accounts wakeq-worker, wakeq-api, wakeq-scheduler;
+#      give the runtime accounts access to their secrets (and Cloud SQL);
+#   4. create missing secrets from REDIS_URL, DATABASE_URL, API_TOKEN,
+#      WEBHOOK_SECRET in the environment (values are never printed);
+#   5. gcloud run services replace worker.service.yaml (min instances 0);
+#   6. grant roles/run.invoker on the worker to the API's and the
+#      scheduler's accounts (no one else may call /wake);
+#   7. gcloud run services replace api.service.yaml with WAKE_URL set to
+#      the worker's URL; allUsers may invoke the API (API_PUBLIC=1, the
+#      default; it checks API_TOKEN itself).
+# Then run cloudrun/scheduler.sh for the backup cron.
+#
+# Environment (defaults): PROJECT_ID, REGION (us-central1), REPO (wakeq),
+# TAG (git short hash, else a UTC timestamp), QUEUES (default),
+# WORKER_MAX_INSTANCES (10), WORKER_CONCURRENCY (2), WORKER_CPU (2),
+# WORKER_MEMORY (2Gi), API_MIN_INSTANCES (0), API_MAX_INSTANCES (20),
+# API_PUBLIC (1), VPC_NETWORK and VPC_SUBNET (Memorystore; empty = none),
+# SQL_INSTANCE (PROJECT:REGION:NAME for Cloud SQL; empty = no Postgres),
+# secret names SECRET_REDIS_URL (wakeq-redis-url), SECRET_DATABASE_URL
+# (wakeq-database-url), SECRET_API_TOKEN (wakeq-api-token), SECRET_WEBHOOK
+# (wakeq-webhook-secret), RENDER_DIR (keep the rendered YAML files there).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TOP=$(cd "$HERE/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$HERE/common.sh"
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'; }
+
+SKIP_BUILD=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--dry-run) DRY_RUN=1 ;;
+	--project) PROJECT_ID=${2:?--project needs an id}; shift ;;
+	--project=*) PROJECT_ID=${1#*=} ;;
+	--region) REGION=${2:?--region needs a region}; shift ;;
+	--region=*) REGION=${1#*=} ;;
+	--tag) TAG=${2:?--tag needs a tag}; shift ;;
+	--tag=*) TAG=${1#*=} ;;
+	--skip-build) SKIP_BUILD=1 ;;
+	-h | --help) usage; exit 0 ;;
+	*) die "unknown argument '$1' (see --help)" ;;
+	esac
+	shift
+done
+
+need_project
+REPO=${REPO:-wakeq}
+if [ -z "${TAG:-}" ]; then
+	TAG=$(git -C "$TOP" rev-parse --short HEAD 2>/dev/null || date -u +%Y%m%d%H%M%S)
+fi
+QUEUES=${QUEUES:-default}
+WORKER_MAX_INSTANCES=${WORKER_MAX_INSTANCES:-10}
+WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-2}
+WORKER_CPU=${WORKER_CPU:-2}
+WORKER_MEMORY=${WORKER_MEMORY:-2Gi}
+API_MIN_INSTANCES=${API_MIN_INSTANCES:-0}
+API_MAX_INSTANCES=${API_MAX_INSTANCES:-20}
+API_PUBLIC=${API_PUBLIC:-1}
+VPC_NETWORK=${VPC_NETWORK:-}
+VPC_SUBNET=${VPC_SUBNET:-${VPC_NETWORK}}
+SQL_INSTANCE=${SQL_INSTANCE:-}
+SECRET_REDIS_URL=${SECRET_REDIS_URL:-wakeq-redis-url}
+SECRET_DATABASE_URL=${SECRET_DATABASE_URL:-wakeq-database-url}
+SECRET_API_TOKEN=${SECRET_API_TOKEN:-wakeq-api-token}
+SECRET_WEBHOOK=${SECRET_WEBHOOK:-wakeq-webhook-secret}
+REGISTRY=$REGION-docker.pkg.dev
+WORKER_IMAGE=$REGISTRY/$PROJECT_ID/$REPO/wakeq-worker:$TAG
+API_IMAGE=$REGISTRY/$PROJECT_ID/$REPO/wakeq-api:$TAG
+WORKER_URL=
+for v in WORKER_MAX_INSTANCES WORKER_CONCURRENCY API_MIN_INSTANCES API_MAX_INSTANCES; do
+	[[ ${!v} =~ ^[0-9]+$ ]] || die "bad $v '${!v}': expected a whole number"
+done
+[ "$WORKER_MAX_INSTANCES" -ge 1 ] || die "bad WORKER_MAX_INSTANCES '0': expected at least 1"
+[[ $QUEUES =~ ^[A-Za-z0-9_.,:-]+$ ]] || die "bad QUEUES '$QUEUES'"
+if [ -n "$SQL_INSTANCE" ]; then
+	[[ $SQL_INSTANCE =~ ^[a-z0-9-]+:[a-z0-9-]+:[a-z0-9-]+$ ]] ||
+		die "bad SQL_INSTANCE '$SQL_INSTANCE': expected PROJECT:REGION:INSTANCE"
+fi
+
+# render FILE: the YAML with ${NAME} placeholders replaced and the lines
+# marked "# if:NAME" dropped when NAME is empty (kept, marker removed,
+# otherwise), written into $RENDER_DIR under the same name; prints the path.
+RENDER_DIR=${RENDER_DIR:-}
+if [ -z "$RENDER_DIR" ]; then
+	RENDER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/wakeq-deploy.XXXXXX")
+	trap 'rm -rf "$RENDER_DIR"' EXIT
+fi
+mkdir -p "$RENDER_DIR"
+render() {
+	local file=$1 out sedargs=() name val
+	out=$RENDER_DIR/${file##*/}
+	for name in WORKER_SERVICE API_SERVICE WORKER_SA API_SA WORKER_IMAGE API_IMAGE \
+		WORKER_URL QUEUES WORKER_MAX_INSTANCES WORKER_CONCURRENCY WORKER_CPU \
+		WORKER_MEMORY API_MIN_INSTANCES API_MAX_INSTANCES VPC_NETWORK VPC_SUBNET \
+		SQL_INSTANCE SECRET_REDIS_URL SECRET_DATABASE_URL SECRET_API_TOKEN \
+		SECRET_WEBHOOK; do
+		val=${!name}
+		if [ -z "$val" ]; then
+			sedargs+=(-e "/# if:$name\$/d")
+		fi
+		val=${val//\\/\\\\}
+		val=${val//|/\\|}
+		val=${val//&/\\&}
+		sedargs+=(-e "s|\${$name}|$val|g")
+	done
+	sed "${sedargs[@]}" -e 's/ *# if:[A-Z_]*$//' "$file" >"$out"
+	if grep -n "\\\${[A-Z_]*}" "$out" >&2; then
+		die "unrendered placeholders left in $file"
+	fi
+	echo "$out"
+}
+
+# builder: docker when an engine answers, else podman.
+builder() {
+	if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+		echo docker
+	elif command -v podman >/dev/null; then
+		echo podman
+	else
+		echo docker
+	fi
+}
+
+# ---- 1. APIs and the image repository --------------------------------
+G=(--project "$PROJECT_ID")
+run gcloud services enable run.googleapis.com artifactregistry.googleapis.com \
+	secretmanager.googleapis.com cloudscheduler.googleapis.com iam.googleapis.com "${G[@]}"
+ensure "gcloud artifacts repositories describe $REPO --location $REGION --project $PROJECT_ID" \
+	gcloud artifacts repositories create "$REPO" --repository-format docker \
+	--location "$REGION" --description "wakeq images" "${G[@]}"
+
+# ---- 2. images ---------------------------------------------------------
+if [ "$SKIP_BUILD" = 0 ]; then
+	B=$(builder)
+	run gcloud auth configure-docker "$REGISTRY" --quiet
+	run "$B" build -f "$TOP/Dockerfile.worker" -t "$WORKER_IMAGE" "$TOP"
+	run "$B" build -f "$TOP/Dockerfile.api" -t "$API_IMAGE" "$TOP"
+	run "$B" push "$WORKER_IMAGE"
+	run "$B" push "$API_IMAGE"
+fi
+
+# ---- 3. service accounts, secret and SQL access ------------------------
+for sa in "$WORKER_SA_NAME:wakeq worker (runs jobs)" "$API_SA_NAME:wakeq API" \
+	"$SCHEDULER_SA_NAME:wakeq scheduler (calls the worker's /wake)"; do
+	ensure "gcloud iam service-accounts describe ${sa%%:*}@$PROJECT_ID.iam.gserviceaccount.com --project $PROJECT_ID" \
+		gcloud iam service-accounts create "${sa%%:*}" --display-name "${sa#*:}" "${G[@]}"
+done
+
+# ---- 4. secrets --------------------------------------------------------
+# secret NAME VAR: create NAME from $VAR when it does not exist yet.
+secret() {
+	local name=$1 var=$2
+	if [ "$DRY_RUN" = 1 ]; then
+		echo "+ gcloud secrets describe $name --project $PROJECT_ID >/dev/null 2>&1 ||" \
+			"printf %s \"\$$var\" | gcloud secrets create $name --data-file=- --project $PROJECT_ID"
+		return 0
+	fi
+	if gcloud secrets describe "$name" --project "$PROJECT_ID" >/dev/null 2>&1; then
+		echo "# exists: secret $name"
+		return 0
+	fi
+	[ -n "${!var:-}" ] || die "secret '$name' missing: set $var (or create it, see docs/DEPLOY.md)"
+	echo "+ printf %s \"\$$var\" | gcloud secrets create $name --data-file=- --project $PROJECT_ID"
+	printf %s "${!var}" | gcloud secrets create "$name" --data-file=- --project "$PROJECT_ID"
+}
+grant_secret() { # grant_secret NAME SA
+	run gcloud secrets add-iam-policy-binding "$1" --member "serviceAccount:$2" \
+		--role roles/secretmanager.secretAccessor "${G[@]}" --quiet
+}
+secret "$SECRET_REDIS_URL" REDIS_URL
+secret "$SECRET_API_TOKEN" API_TOKEN
+secret "$SECRET_WEBHOOK" WEBHOOK_SECRET
+grant_secret "$SECRET_REDIS_URL" "$WORKER_SA"
+grant_secret "$SECRET_REDIS_URL" "$API_SA"
+grant_secret "$SECRET_WEBHOOK" "$WORKER_SA"
+grant_secret "$SECRET_API_TOKEN" "$API_SA"
+if [ -n "$SQL_INSTANCE" ]; then
+	secret "$SECRET_DATABASE_URL" DATABASE_URL
+	grant_secret "$SECRET_DATABASE_URL" "$WORKER_SA"
+	grant_secret "$SECRET_DATABASE_URL" "$API_SA"
+	for sa in "$WORKER_SA" "$API_SA"; do
+		run gcloud projects add-iam-policy-binding "$PROJECT_ID" \
+			--member "serviceAccount:$sa" --role roles/cloudsql.client --condition None --quiet
+	done
+fi
+
+# ---- 5. the worker -----------------------------------------------------
+yaml=$(render "$HERE/worker.service.yaml")
+run gcloud run services replace "$yaml" --region "$REGION" "${G[@]}"
+WORKER_URL=$(service_url "$WORKER_SERVICE")
+[ -n "$WORKER_URL" ] || die "cannot read the URL of '$WORKER_SERVICE'"
+
+# ---- 6. who may call /wake ---------------------------------------------
+for sa in "$API_SA" "$SCHEDULER_SA"; do
+	run gcloud run services add-iam-policy-binding "$WORKER_SERVICE" --region "$REGION" \
+		--member "serviceAccount:$sa" --role roles/run.invoker "${G[@]}" --quiet
+done
+
+# ---- 7. the API --------------------------------------------------------
+yaml=$(render "$HERE/api.service.yaml")
+run gcloud run services replace "$yaml" --region "$REGION" "${G[@]}"
+if [ "$API_PUBLIC" = 1 ]; then
+	run gcloud run services add-iam-policy-binding "$API_SERVICE" --region "$REGION" \
+		--member allUsers --role roles/run.invoker "${G[@]}" --quiet
+fi
+API_URL=$(service_url "$API_SERVICE")
+
+echo "# worker: $WORKER_URL (min instances 0, IAM-only)"
+echo "# api:    $API_URL"
+echo "# next:   cloudrun/scheduler.sh --project $PROJECT_ID --region $REGION"

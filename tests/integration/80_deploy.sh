@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# 80_deploy.sh - the deployment files without a cloud: cloudrun/deploy.sh
+# and scheduler.sh in --dry-run (every gcloud command they would run),
+# the Cloud Run YAML as rendered (parsed, required fields), compose.yaml,
+# the systemd units (systemd-analyze verify), the crontab line, the
+# Dockerfiles' static rules, and shellcheck on the deployment scripts.
+# Needs shellcheck and python3-yaml (container/deps.sh test set).
+set -u
+# shellcheck source=tests/lib/servers.sh
+. "$(dirname "$0")/../lib/servers.sh"
+# shellcheck source=tests/lib/tap.sh
+. "$(dirname "$0")/../lib/tap.sh"
+cd "$TOP" || exit 1
+t_tmpdir
+
+PY=python3
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+if ! "$PY" -c 'import yaml' 2>/dev/null; then
+	not_ok "python3 yaml module present (apt-get install python3-yaml)"
+	exit 1
+fi
+command -v shellcheck >/dev/null || { not_ok "shellcheck present (apt-get install shellcheck)"; exit 1; }
+
+P=demo-proj-1
+R=europe-west1
+out=$T/deploy.out
+# A secret value in the environment must never reach the output.
+SECRET=s3cr3t-$$-value
+if REDIS_URL="redis://:$SECRET@10.0.0.3:6379" API_TOKEN=$SECRET WEBHOOK_SECRET=$SECRET \
+	DATABASE_URL="postgresql://u:$SECRET@/db" RENDER_DIR=$T/full \
+	SQL_INSTANCE=$P:$R:wakeq-pg VPC_NETWORK=default WORKER_MAX_INSTANCES=7 \
+	cloudrun/deploy.sh --dry-run --project $P --region $R --tag t1 >"$out" 2>&1; then
+	ok "deploy.sh --dry-run exits 0"
+else
+	not_ok "deploy.sh --dry-run exits 0"
+	diag "$out"
+fi
+
+# has NAME REGEX: some "+ " line of the output matches.
+has() {
+	if grep -E '^\+ ' "$out" | grep -Eq -- "$2"; then ok "$1"; else not_ok "$1 (/$2/)"; fi
+}
+hasnt() {
+	if grep -Eq -- "$2" "$out"; then not_ok "$1 (/$2/ found)"; else ok "$1"; fi
+}
+SA="@$P\.iam\.gserviceaccount\.com"
+has "worker deployed with services replace" \
+	"^\+ gcloud run services replace $T/full/worker\.service\.yaml --region $R --project $P"
+has "api deployed with services replace" \
+	"^\+ gcloud run services replace $T/full/api\.service\.yaml --region $R --project $P"
+for a in wakeq-worker wakeq-api wakeq-scheduler; do
+	has "service account $a created" "gcloud iam service-accounts create $a "
+done
+has "api's account may invoke the worker" \
+	"gcloud run services add-iam-policy-binding wakeq-worker --region $R --member serviceAccount:wakeq-api$SA --role roles/run\.invoker"
+has "scheduler's account may invoke the worker" \
+	"gcloud run services add-iam-policy-binding wakeq-worker --region $R --member serviceAccount:wakeq-scheduler$SA --role roles/run\.invoker"
+hasnt "nobody else may invoke the worker" "add-iam-policy-binding wakeq-worker .*allUsers"
+has "the api is public (it checks API_TOKEN)" \
+	"gcloud run services add-iam-policy-binding wakeq-api .*--member allUsers --role roles/run\.invoker"
+has "worker image built from Dockerfile.worker" "(docker|podman) build -f [^ ]*/Dockerfile\.worker -t $R-docker\.pkg\.dev/$P/wakeq/wakeq-worker:t1"
+has "api image built from Dockerfile.api" "(docker|podman) build -f [^ ]*/Dockerfile\.api -t $R-docker\.pkg\.dev/$P/wakeq/wakeq-api:t1"
+has "worker image pushed" "(docker|podman) push $R-docker\.pkg\.dev/$P/wakeq/wakeq-worker:t1"
+has "api image pushed" "(docker|podman) push $R-docker\.pkg\.dev/$P/wakeq/wakeq-api:t1"
+has "worker reads its Redis secret" \
+	"gcloud secrets add-iam-policy-binding wakeq-redis-url --member serviceAccount:wakeq-worker$SA --role roles/secretmanager\.secretAccessor"
+has "api reads its token secret" \
+	"gcloud secrets add-iam-policy-binding wakeq-api-token --member serviceAccount:wakeq-api$SA"
+has "cloud sql client role with SQL_INSTANCE" "roles/cloudsql\.client"
+hasnt "no secret value in the output" "$SECRET"
+bad=$(grep -E '^\+ .*\bgcloud ' "$out" | grep -v 'auth configure-docker' |
+	grep -v "gcloud projects add-iam-policy-binding $P " | grep -vc -- "--project $P")
+expect_eq "every gcloud command names the project" 0 "$bad"
+n=$(grep -c '^+ .*gcloud ' "$out")
+if [ "$n" -ge 20 ]; then ok "dry run printed $n gcloud commands"; else not_ok "dry run printed $n gcloud commands"; fi
+
+# The same without Cloud SQL or a VPC (Upstash): optional lines dropped.
+if RENDER_DIR=$T/min cloudrun/deploy.sh --dry-run --project $P --region $R --tag t1 \
+	--skip-build >"$T/min.out" 2>&1; then
+	ok "deploy.sh --dry-run --skip-build without SQL/VPC exits 0"
+else
+	not_ok "deploy.sh --dry-run --skip-build without SQL/VPC exits 0"
+	diag "$T/min.out"
+fi
+if grep -Eq '(docker|podman) (build|push)' "$T/min.out"; then
+	not_ok "--skip-build builds nothing"
+else
+	ok "--skip-build builds nothing"
+fi
+if cloudrun/deploy.sh --dry-run --project "Bad_Project" >"$T/bad.out" 2>&1; then
+	not_ok "deploy.sh refuses a bad project id"
+else
+	ok "deploy.sh refuses a bad project id"
+fi
+
+# ---- the YAML files, rendered and as shipped --------------------------
+"$PY" - "$T" "$P" "$R" <<'EOF'
+import sys, yaml
+
+T, P, R = sys.argv[1:4]
+def ok(name): print("ok - " + name)
+def not_ok(name): print("not ok - " + name)
+def check(name, cond):
+    (ok if cond else not_ok)(name)
+
+def load(path):
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f)
+    except Exception as e:
+        not_ok("%s parses: %s" % (path, e))
+        return None
+
+def env_of(c):
+    return {e["name"]: e for e in c.get("env", [])}
+
+def secret_ref(e):
+    r = e.get("valueFrom", {}).get("secretKeyRef", {})
+    return r.get("name") if r.get("key") else None
+
+for src in ("cloudrun/worker.service.yaml", "cloudrun/api.service.yaml",
+            "container/compose.yaml"):
+    check(src + " parses", load(src) is not None)
+
+for variant in ("full", "min"):
+    w = load("%s/%s/worker.service.yaml" % (T, variant))
+    a = load("%s/%s/api.service.yaml" % (T, variant))
+    if w is None or a is None:
+        continue
+    tag = "(%s) " % variant
+    for name, d in (("worker", w), ("api", a)):
+        check(tag + name + ": Knative serving v1 Service",
+              d.get("apiVersion") == "serving.knative.dev/v1" and d.get("kind") == "Service")
+    ws = w["spec"]["template"]
+    wa = ws["metadata"]["annotations"]
+    wc = ws["spec"]["containers"][0]
+    we = env_of(wc)
+    check(tag + "worker named wakeq-worker", w["metadata"]["name"] == "wakeq-worker")
+    check(tag + "worker min instances 0 (minScale \"0\", a string)",
+          wa.get("autoscaling.knative.dev/minScale") == "0")
+    mx = wa.get("autoscaling.knative.dev/maxScale")
+    check(tag + "worker has a max instances (%r)" % mx,
+          isinstance(mx, str) and mx.isdigit() and int(mx) >= 1)
+    check(tag + "worker CPU only during requests (cpu-throttling \"true\")",
+          wa.get("run.googleapis.com/cpu-throttling") == "true")
+    check(tag + "worker container concurrency 1", ws["spec"].get("containerConcurrency") == 1)
+    check(tag + "worker request timeout 3600 s", ws["spec"].get("timeoutSeconds") == 3600)
+    check(tag + "worker runs as wakeq-worker SA",
+          ws["spec"].get("serviceAccountName") == "wakeq-worker@%s.iam.gserviceaccount.com" % P)
+    check(tag + "worker image from Artifact Registry",
+          wc["image"] == "%s-docker.pkg.dev/%s/wakeq/wakeq-worker:t1" % (R, P))
+    check(tag + "worker listens on 8080", wc["ports"][0]["containerPort"] == 8080)
+    sp = wc.get("startupProbe", {}).get("httpGet", {})
+    check(tag + "worker startup probe GET /healthz", sp.get("path") == "/healthz" and sp.get("port") == 8080)
+    for k in ("QUEUES", "CONCURRENCY", "IDLE_TIMEOUT", "EXIT_ON_IDLE", "WAKE_MAX",
+              "SHUTDOWN_GRACE", "LOG_FORMAT"):
+        check(tag + "worker env %s set" % k, k in we and str(we[k].get("value", "")) != "")
+    check(tag + "worker logs JSON for Cloud Logging", we.get("LOG_FORMAT", {}).get("value") == "json")
+    wm = float(we.get("WAKE_MAX", {}).get("value", "1e9"))
+    check(tag + "WAKE_MAX (%g s) under the request timeout and the scheduler's 1800 s deadline" % wm,
+          wm < 1800 and wm < ws["spec"]["timeoutSeconds"])
+    check(tag + "SHUTDOWN_GRACE under Cloud Run's 10 s",
+          float(we.get("SHUTDOWN_GRACE", {}).get("value", "99")) < 10)
+    check(tag + "worker REDIS_URL from Secret Manager",
+          secret_ref(we.get("REDIS_URL", {})) == "wakeq-redis-url")
+    check(tag + "worker WEBHOOK_SECRET from Secret Manager",
+          secret_ref(we.get("WEBHOOK_SECRET", {})) == "wakeq-webhook-secret")
+    plain = [k for k, e in we.items()
+             if any(s in k for s in ("TOKEN", "SECRET", "URL")) and "value" in e]
+    check(tag + "no secret-bearing worker variable in plain text %s" % plain, not plain)
+
+    s = a["spec"]["template"]
+    c = s["spec"]["containers"][0]
+    e = env_of(c)
+    check(tag + "api named wakeq-api", a["metadata"]["name"] == "wakeq-api")
+    check(tag + "api WAKE_URL is the worker's /wake",
+          e.get("WAKE_URL", {}).get("value") == "https://wakeq-worker-dryrun-uc.a.run.app/wake")
+    check(tag + "api wakes with Google OIDC tokens", e.get("WAKE_AUTH", {}).get("value") == "google")
+    check(tag + "api fans wakes out to the worker's max instances",
+          e.get("WAKE_FANOUT_MAX", {}).get("value") == mx)
+    check(tag + "api holds a wake longer than the worker's WAKE_MAX",
+          float(e.get("WAKE_HOLD", {}).get("value", "0")) > wm)
+    check(tag + "api API_TOKEN from Secret Manager", secret_ref(e.get("API_TOKEN", {})) == "wakeq-api-token")
+    check(tag + "api REDIS_URL from Secret Manager", secret_ref(e.get("REDIS_URL", {})) == "wakeq-redis-url")
+    check(tag + "api serves many requests per instance", s["spec"].get("containerConcurrency", 0) > 1)
+    check(tag + "api has its own scaling",
+          "autoscaling.knative.dev/maxScale" in s["metadata"]["annotations"])
+    check(tag + "api startup probe GET /healthz",
+          c.get("startupProbe", {}).get("httpGet", {}).get("path") == "/healthz")
+
+    sql = "run.googleapis.com/cloudsql-instances"
+    vpc = "run.googleapis.com/network-interfaces"
+    if variant == "full":
+        check("(full) worker max instances from WORKER_MAX_INSTANCES", mx == "7")
+        check("(full) Cloud SQL instance attached", wa.get(sql) == "%s:%s:wakeq-pg" % (P, R))
+        check("(full) DATABASE_URL from Secret Manager",
+              secret_ref(we.get("DATABASE_URL", {})) == "wakeq-database-url")
+        check("(full) Direct VPC egress for Memorystore", '"network":"default"' in wa.get(vpc, ""))
+    else:
+        check("(min) no Cloud SQL, no DATABASE_URL, no VPC without them",
+              sql not in wa and "DATABASE_URL" not in we and vpc not in wa)
+
+c = load("container/compose.yaml")
+if c:
+    sv = c.get("services", {})
+    check("compose: redis, postgres, api, worker",
+          all(k in sv for k in ("redis", "postgres", "api", "worker")))
+    check("compose: worker built from Dockerfile.worker, stops with SIGTERM",
+          sv["worker"]["build"]["dockerfile"] == "Dockerfile.worker"
+          and sv["worker"].get("stop_signal") == "SIGTERM")
+    check("compose: api wakes the worker", sv["api"]["environment"]["WAKE_URL"] == "http://worker:8080/wake")
+EOF
+
+# ---- scheduler.sh --------------------------------------------------------
+sout=$T/sched.out
+if cloudrun/scheduler.sh --dry-run --project $P --region $R >"$sout" 2>&1; then
+	ok "scheduler.sh --dry-run exits 0"
+else
+	not_ok "scheduler.sh --dry-run exits 0"
+	diag "$sout"
+fi
+out=$sout
+U=https://wakeq-worker-dryrun-uc\.a\.run\.app
+has "scheduler job created with gcloud scheduler jobs create http" \
+	"gcloud scheduler jobs create http wakeq-wake --project $P --location $R "
+has "scheduler job updated when it exists" "gcloud scheduler jobs update http wakeq-wake "
+has "every 5 minutes by default" "create http .* --schedule '\*/5 \* \* \* \*'"
+has "calls the worker's /wake with POST" "create http .* --uri $U/wake --http-method POST"
+has "OIDC token as the scheduler account" "create http .* --oidc-service-account-email wakeq-scheduler$SA"
+has "OIDC audience is the worker URL" "create http .* --oidc-token-audience $U( |$)"
+has "attempt deadline fits a drain (1800s)" "create http .* --attempt-deadline 1800s"
+cloudrun/scheduler.sh --dry-run --project $P --region $R --schedule '*/10 * * * *' \
+	--attempt-deadline 900 >"$T/s2.out" 2>&1
+out=$T/s2.out
+has "schedule is configurable" "create http .* --schedule '\*/10 \* \* \* \*'"
+has "attempt deadline is configurable" "create http .* --attempt-deadline 900s"
+if cloudrun/scheduler.sh --dry-run --project $P --attempt-deadline 3600 >/dev/null 2>&1; then
+	not_ok "scheduler.sh refuses an attempt deadline over 1800 s"
+else
+	ok "scheduler.sh refuses an attempt deadline over 1800 s"
+fi
+if cloudrun/scheduler.sh --dry-run --project $P --schedule '*/5 * *' >/dev/null 2>&1; then
+	not_ok "scheduler.sh refuses a bad cron expression"
+else
+	ok "scheduler.sh refuses a bad cron expression"
+fi
+
+# ---- shell scripts ---------------------------------------------------------
+scripts=(cloudrun/*.sh container/test-images.sh tests/integration/80_deploy.sh)
+if shellcheck -x "${scripts[@]}" >"$T/sc.out" 2>&1; then
+	ok "shellcheck clean: ${scripts[*]}"
+else
+	not_ok "shellcheck clean"
+	diag "$T/sc.out"
+fi
+# deps.sh splits its package lists on purpose (SC2086 infos): warnings up.
+if shellcheck -S warning container/deps.sh >"$T/sc2.out" 2>&1; then
+	ok "shellcheck clean (warnings): container/deps.sh"
+else
+	not_ok "shellcheck clean (warnings): container/deps.sh"
+	diag "$T/sc2.out"
+fi
+
+# ---- systemd units and cron ------------------------------------------------
+if command -v systemd-analyze >/dev/null; then
+	u=$T/units
+	mkdir -p "$u/bin"
+	for b in wakeq wakeq-worker wakeq-api; do
+		printf '#!/bin/sh\nexit 0\n' >"$u/bin/$b"
+		chmod 755 "$u/bin/$b"
+	done
+	for f in container/*.service container/*.timer; do
+		sed "s|/usr/local/bin/|$u/bin/|g" "$f" >"$u/${f##*/}"
+	done
+	if (cd "$u" && SYSTEMD_LOG_LEVEL=notice systemd-analyze verify wakeq-api.service \
+		wakeq-wake.service wakeq-wake.timer wakeq-worker@8081.service) >"$T/verify.out" 2>&1 &&
+		! [ -s "$T/verify.out" ]; then
+		ok "systemd-analyze verify: units clean"
+	else
+		not_ok "systemd-analyze verify: units clean"
+		diag "$T/verify.out"
+	fi
+else
+	not_ok "systemd-analyze present (systemd)"
+fi
+for f in container/wakeq-worker@.service container/wakeq-api.service container/wakeq-wake.service; do
+	miss=
+	for k in DynamicUser=yes ProtectSystem=strict NoNewPrivileges=yes PrivateTmp=yes \
+		CapabilityBoundingSet= KillSignal=SIGTERM; do
+		grep -qx "$k" "$f" || miss+=" $k"
+	done
+	expect_eq "${f##*/} hardened" "" "$miss"
+done
+grep -q '^ExecStart=/usr/local/bin/wakeq drain$' container/wakeq-wake.service &&
+	grep -q '^OnCalendar=' container/wakeq-wake.timer
+check "wakeq-wake.timer runs wakeq drain" test $? -eq 0
+cron=$(grep -Ev '^(#|$|[A-Z_]+=)' container/wakeq.cron)
+n=$(printf '%s\n' "$cron" | wc -l)
+read -r -a cf <<<"$cron"
+if [ "$n" -eq 1 ] && [ "${#cf[@]}" -ge 7 ] && [[ ${cf[0]} =~ ^[0-9*/,-]+$ ]] &&
+	[ "${cf[5]}" = wakeq ] && [[ $cron == *"wakeq drain"* ]]; then
+	ok "wakeq.cron: one cron.d line running wakeq drain"
+else
+	not_ok "wakeq.cron: one cron.d line running wakeq drain ($cron)"
+fi
+
+# ---- Dockerfiles (the image test, make test-images, runs them) -----------
+for img in worker api; do
+	f=Dockerfile.$img
+	miss=
+	grep -q '^FROM debian:bookworm-slim AS build$' "$f" || miss+=" build-stage"
+	grep -q 'container/deps.sh install build' "$f" || miss+=" deps-build"
+	grep -q "deps.sh install $img " "$f" || miss+=" deps-$img"
+	grep -q '^USER 10001:10001$' "$f" || miss+=" USER"
+	grep -q '^EXPOSE 8080$' "$f" || miss+=" EXPOSE"
+	grep -q '^STOPSIGNAL SIGTERM$' "$f" || miss+=" STOPSIGNAL"
+	grep -q "^ENTRYPOINT \[\"/usr/local/bin/wakeq-$img\"\]$" "$f" || miss+=" ENTRYPOINT"
+	grep -q '<<' "$f" && miss+=" heredoc"
+	grep -Eiq '^(ENV|ARG).*(TOKEN|SECRET|PASSWORD|REDIS_URL|DATABASE_URL)' "$f" && miss+=" secret"
+	expect_eq "$f: two stages, deps.sh, non-root, 8080, SIGTERM, exec entrypoint, no secrets" "" "$miss"
+done
+if grep -q 'libav' <(container/deps.sh list api); then
+	not_ok "api runtime set has no FFmpeg"
+else
+	ok "api runtime set has no FFmpeg"
+fi
+grep -qx '.git' .dockerignore && grep -qx 'build' .dockerignore
+check ".dockerignore keeps .git and build out of the context" test $? -eq 0
