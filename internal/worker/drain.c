@@ -165,6 +165,35 @@ static void count_settled(struct worker *w, const struct queue_settle *s)
 	}
 }
 
+/* Mirrors an applied settle into the Postgres row. */
+static void record_settled(struct worker *w, const struct queue_settle *s, int attempts)
+{
+	if (!w->rec || s->stale)
+		return;
+	switch (s->outcome) {
+	case QUEUE_DONE:
+		records_add(w->rec, RECORDS_FINAL, s->id, attempts, 100, NULL, s->result, NULL,
+			    records_status_done());
+		break;
+	case QUEUE_RETRY:
+	case QUEUE_FAIL:
+		if (s->final)
+			records_add(w->rec, RECORDS_FINAL, s->id, attempts, 0, NULL, NULL, s->error,
+				    records_status_failed());
+		else
+			records_add(w->rec, RECORDS_RETRYING, s->id, attempts, 0, NULL, NULL,
+				    s->error, 0);
+		break;
+	case QUEUE_CANCELLED:
+		records_add(w->rec, RECORDS_FINAL, s->id, attempts, 0, NULL, NULL, s->error,
+			    records_status_cancelled());
+		break;
+	case QUEUE_REQUEUE:
+		records_add(w->rec, RECORDS_QUEUED, s->id, 0, 0, NULL, NULL, NULL, 0);
+		break;
+	}
+}
+
 /* One cycle over every queue: settle what finished there and take up to
  * `want` jobs in queue order. Returns jobs taken, or -1 when Redis failed
  * (finished tasks are kept for the next cycle). */
@@ -225,6 +254,11 @@ static int cycle(struct drain *d, struct task **done, size_t want)
 				return -1;
 			}
 			d->server_skew_ms = t.server_now_ms - clock_now_us() / 1000;
+			for (i = 0; i < t.njobs; i++)
+				records_add(w->rec, RECORDS_STARTED, t.jobs[i].id, t.jobs[i].attempts,
+					    0, NULL, NULL, NULL, 0);
+			for (i = 0; i < ns; i++)
+				record_settled(w, &d->settle[i], d->settled[i]->job.attempts);
 			pthread_mutex_lock(&w->mu);
 			for (i = 0; i < ns; i++)
 				count_settled(w, &d->settle[i]);
@@ -278,6 +312,13 @@ static int64_t flush_progress(struct drain *d)
 		out[n].qi = t->qi;
 		out[n].pct = t->progress;
 		memcpy(out[n].stage, t->stage, sizeof(out[n].stage));
+		/* Postgres gets milestones only: a new stage or 10 points more. */
+		if (strcmp(t->stage, t->rec_stage) || t->progress >= t->rec_progress + 10) {
+			records_add(w->rec, RECORDS_PROGRESS, t->job.id, 0, t->progress, t->stage,
+				    NULL, NULL, 0);
+			t->rec_progress = t->progress;
+			memcpy(t->rec_stage, t->stage, sizeof(t->rec_stage));
+		}
 		t->progress_dirty = 0;
 		t->progress_sent_mono = now;
 		n++;

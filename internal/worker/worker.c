@@ -81,6 +81,12 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 		}
 	}
 	make_id(w);
+	err_clear(err);
+	w->rec = records_new(cfg->database_url, err);
+	if (!w->rec && err && err->code != ERR_OK) {
+		err_wrap(err, "bad DATABASE_URL");
+		goto fail;
+	}
 	w->started_mono = clock_mono_us();
 	w->last_activity_mono = w->started_mono;
 	w->ewma_job_s = -1; /* no job seen: hold nothing ahead */
@@ -145,6 +151,7 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 		goto fail;
 	return w;
 fail:
+	records_free(w->rec);
 	for (i = 0; i < w->nqueues; i++)
 		free(w->queue_names[i]);
 	if (w->wake_fd >= 0)
@@ -244,6 +251,11 @@ void worker_shutdown(struct worker *w)
 		timed_wait(w, 10000);
 	w->shutdown_done = 1;
 	pthread_mutex_unlock(&w->mu);
+	{
+		double left = (double)(grace - (clock_mono_us() - t0)) / 1e6;
+
+		records_flush(w->rec, left > 0.05 ? left : 0.05);
+	}
 }
 
 void worker_free(struct worker *w)
@@ -270,6 +282,8 @@ void worker_free(struct worker *w)
 	pthread_mutex_unlock(&w->mu);
 	if (stuck)
 		return; /* a handler ignores cancel: the process exits around it */
+	records_flush(w->rec, 2);
+	records_free(w->rec);
 	pthread_join(w->hb_thread, NULL);
 	if (w->drain_joinable)
 		pthread_join(w->drain_thread, NULL);

@@ -11,6 +11,7 @@
 
 #include "metrics/metrics.h"
 #include "queue/queue.h"
+#include "worker/records.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -46,6 +47,8 @@ struct task {
 	double progress;
 	char stage[32];
 	int64_t progress_sent_mono;
+	double rec_progress;     /* last progress written to Postgres */
+	char rec_stage[32];
 };
 
 struct drain_summary {
@@ -60,6 +63,7 @@ struct worker {
 	char *queue_names[WORKER_MAX_QUEUES];
 	size_t nqueues;
 	struct httpd *http;
+	struct records *rec;     /* Postgres rows; NULL without DATABASE_URL */
 	int64_t started_mono;
 	int64_t hb_interval_ms;  /* lease renewal and registration refresh */
 	int64_t worker_ttl_ms;   /* registration lifetime without a refresh */

@@ -1,0 +1,284 @@
+/* records.c - keeps the Postgres job rows in step with what the worker
+ * does (started, progress milestones, final state), when DATABASE_URL is
+ * set. Writes happen on a thread of their own from an in-memory queue, so
+ * a slow or stopped Postgres never slows or stops the drain: events wait
+ * and are retried with backoff; past RECORDS_MAX waiting events the oldest
+ * are dropped (reconcile copies final states from Redis later).
+ */
+#include "worker/records.h"
+
+#include "base/clock.h"
+#include "base/mem.h"
+#include "log/log.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RECORDS_MAX 200000
+#define RECORDS_BATCH 500
+
+struct event {
+	char id[UUID_STR_LEN];
+	enum records_kind kind;
+	int attempt;
+	int64_t at_us;
+	double progress;
+	char *stage, *result, *error;
+	enum store_status status;
+	uint64_t seq;
+};
+
+struct records {
+	struct store *store;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct event *ev;
+	size_t n, cap;
+	uint64_t seq;
+	int quit;
+	int busy;          /* the writer holds a batch */
+	uint64_t dropped;
+	pthread_t thread;
+};
+
+static void event_release(struct event *e)
+{
+	free(e->stage);
+	free(e->result);
+	free(e->error);
+}
+
+/* Orders by id, then arrival, so the last of each id is its newest. */
+static int by_id(const void *a, const void *b)
+{
+	const struct event *x = a, *y = b;
+	int c = strcmp(x->id, y->id);
+
+	if (c)
+		return c;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int write_batch(struct records *r, struct event *ev, size_t n, struct err *err)
+{
+	struct store_final *finals = xcalloc(n, sizeof(*finals));
+	size_t i, nf = 0;
+	int rc = 0;
+
+	qsort(ev, n, sizeof(*ev), by_id);
+	for (i = 0; i < n && rc == 0; i++) {
+		struct event *e = &ev[i];
+		int64_t started = 0;
+		size_t j;
+
+		if (i + 1 < n && !strcmp(ev[i + 1].id, e->id))
+			continue; /* a newer event of this job follows */
+		for (j = i; j-- > 0 && !strcmp(ev[j].id, e->id);)
+			if (ev[j].kind == RECORDS_STARTED)
+				started = ev[j].at_us;
+		switch (e->kind) {
+		case RECORDS_STARTED:
+			if (store_mark_started(r->store, e->id, e->attempt, e->at_us, err) < 0)
+				rc = -1;
+			break;
+		case RECORDS_PROGRESS:
+			if (store_progress(r->store, e->id, e->progress, e->stage, err) < 0)
+				rc = -1;
+			break;
+		case RECORDS_RETRYING:
+			if (store_set_status(r->store, e->id, STORE_RETRYING, e->error, 0, err) < 0 &&
+			    err->code != ERR_NOTFOUND)
+				rc = -1;
+			break;
+		case RECORDS_QUEUED:
+			if (store_set_status(r->store, e->id, STORE_QUEUED, NULL, 0, err) < 0 &&
+			    err->code != ERR_NOTFOUND)
+				rc = -1;
+			break;
+		case RECORDS_FINAL:
+			finals[nf].id = e->id;
+			finals[nf].status = e->status;
+			finals[nf].result = e->result;
+			finals[nf].error = e->error;
+			finals[nf].attempts = e->attempt;
+			finals[nf].started_at = started;
+			finals[nf].finished_at = e->at_us;
+			nf++;
+			break;
+		}
+	}
+	if (rc == 0 && nf && store_apply_finals(r->store, finals, nf, err) < 0)
+		rc = -1;
+	free(finals);
+	return rc;
+}
+
+static void *writer(void *arg)
+{
+	struct records *r = arg;
+	int64_t backoff = 100000;
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		struct event *batch;
+		size_t n;
+		struct err e;
+
+		while (!r->n && !r->quit)
+			pthread_cond_wait(&r->cv, &r->mu);
+		if (!r->n)
+			break;
+		n = r->n < RECORDS_BATCH ? r->n : RECORDS_BATCH;
+		batch = xmalloc(n * sizeof(*batch));
+		memcpy(batch, r->ev, n * sizeof(*batch));
+		memmove(r->ev, r->ev + n, (r->n - n) * sizeof(*r->ev));
+		r->n -= n;
+		r->busy = 1;
+		pthread_mutex_unlock(&r->mu);
+
+		if (write_batch(r, batch, n, &e) < 0) {
+			size_t i;
+
+			log_warn("job records not written, will retry", "error", e.msg);
+			pthread_mutex_lock(&r->mu);
+			/* Put the batch back in front, if there is room. */
+			if (r->n + n <= RECORDS_MAX && !r->quit) {
+				if (r->n + n > r->cap) {
+					r->cap = r->n + n;
+					r->ev = xrealloc(r->ev, r->cap * sizeof(*r->ev));
+				}
+				memmove(r->ev + n, r->ev, r->n * sizeof(*r->ev));
+				memcpy(r->ev, batch, n * sizeof(*batch));
+				r->n += n;
+			} else {
+				for (i = 0; i < n; i++)
+					event_release(&batch[i]);
+				r->dropped += n;
+			}
+			r->busy = 0;
+			pthread_cond_broadcast(&r->cv);
+			pthread_mutex_unlock(&r->mu);
+			clock_sleep_us(backoff);
+			backoff = backoff * 2 > 5000000 ? 5000000 : backoff * 2;
+		} else {
+			size_t i;
+
+			for (i = 0; i < n; i++)
+				event_release(&batch[i]);
+			backoff = 100000;
+			pthread_mutex_lock(&r->mu);
+			r->busy = 0;
+			pthread_cond_broadcast(&r->cv);
+			pthread_mutex_unlock(&r->mu);
+		}
+		free(batch);
+		pthread_mutex_lock(&r->mu);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+struct records *records_new(const char *url, struct err *err)
+{
+	struct records *r;
+
+	if (!url || !*url)
+		return NULL;
+	r = xcalloc(1, sizeof(*r));
+	r->store = store_open(url, 2, err);
+	if (!r->store) {
+		free(r);
+		return NULL;
+	}
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	if (pthread_create(&r->thread, NULL, writer, r)) {
+		store_free(r->store);
+		free(r);
+		err_set(err, ERR_INTERNAL, "cannot start the records thread");
+		return NULL;
+	}
+	return r;
+}
+
+void records_add(struct records *r, enum records_kind kind, const char *id,
+		 int attempt, double progress, const char *stage,
+		 const char *result, const char *error, int final_status)
+{
+	struct event *e;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->mu);
+	if (r->n == RECORDS_MAX) {
+		event_release(&r->ev[0]);
+		memmove(r->ev, r->ev + 1, (r->n - 1) * sizeof(*r->ev));
+		r->n--;
+		r->dropped++;
+	}
+	if (r->n == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 256;
+		r->ev = xrealloc(r->ev, r->cap * sizeof(*r->ev));
+	}
+	e = &r->ev[r->n++];
+	memset(e, 0, sizeof(*e));
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	e->kind = kind;
+	e->attempt = attempt;
+	e->at_us = clock_now_us();
+	e->progress = progress;
+	e->stage = stage && *stage ? xstrdup(stage) : NULL;
+	e->result = result ? xstrdup(result) : NULL;
+	e->error = error ? xstrdup(error) : NULL;
+	e->status = (enum store_status)final_status;
+	e->seq = ++r->seq;
+	pthread_cond_signal(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+int records_status_done(void) { return STORE_DONE; }
+int records_status_failed(void) { return STORE_FAILED; }
+int records_status_cancelled(void) { return STORE_CANCELLED; }
+
+void records_flush(struct records *r, double max_s)
+{
+	int64_t until = clock_mono_us() + (int64_t)(max_s * 1e6);
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->mu);
+	while ((r->n || r->busy) && clock_mono_us() < until) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+void records_free(struct records *r)
+{
+	size_t i;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->quit = 1;
+	for (i = 0; i < r->n; i++)
+		event_release(&r->ev[i]);
+	r->n = 0;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	pthread_join(r->thread, NULL);
+	store_free(r->store);
+	free(r->ev);
+	free(r);
+}

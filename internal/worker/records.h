@@ -1,0 +1,39 @@
+/* records.h - the worker's writes to the Postgres job rows (internal to
+ * internal/worker). Non-blocking for callers: events are queued and
+ * written by a thread of their own, retried while Postgres is down. */
+#ifndef WAKEQ_WORKER_RECORDS_H
+#define WAKEQ_WORKER_RECORDS_H
+
+#include "base/err.h"
+
+enum records_kind {
+	RECORDS_STARTED,  /* attempt */
+	RECORDS_PROGRESS, /* progress, stage */
+	RECORDS_RETRYING, /* error */
+	RECORDS_QUEUED,   /* re-queued (shutdown) */
+	RECORDS_FINAL     /* final_status, result, error, attempt */
+};
+
+struct records;
+
+/* NULL (and err untouched) when url is empty; NULL with err on a bad URL.
+ * Does not connect: Postgres may be down at start. */
+struct records *records_new(const char *url, struct err *err);
+
+/* Queues an event; copies the strings. Accepts r == NULL (no-op). */
+void records_add(struct records *r, enum records_kind kind, const char *id,
+		 int attempt, double progress, const char *stage,
+		 const char *result, const char *error, int final_status);
+
+/* Store status codes for RECORDS_FINAL (keeps libpq-free callers). */
+int records_status_done(void);
+int records_status_failed(void);
+int records_status_cancelled(void);
+
+/* Waits up to max_s for the queue to drain. */
+void records_flush(struct records *r, double max_s);
+
+/* Stops the writer (drops what is left) and frees. Accepts NULL. */
+void records_free(struct records *r);
+
+#endif
