@@ -44,6 +44,13 @@ fetch_PKGS := libcurl libcrypto
 webhook_PKGS := libcrypto libcurl
 -include $(wildcard internal/*/module.mk)
 
+# rediss:// needs hiredis >= 1.0 built with TLS (hiredis_ssl); bookworm's
+# 0.14 has none, and then rediss:// is refused at start-up.
+ifeq ($(shell pkg-config --exists hiredis_ssl && echo yes),yes)
+queue_PKGS += hiredis_ssl
+CPPFLAGS += -DWAKEQ_HIREDIS_SSL
+endif
+
 # Which modules each binary links (modules with no sources yet are skipped).
 wakeq-worker_MODULES := base log config jobs queue metrics httpd wake store fetch webhook media worker
 wakeq-api_MODULES := base log config jobs queue metrics httpd wake store api

@@ -21,6 +21,10 @@
 
 #include "queue/scripts.h"
 
+#ifdef WAKEQ_HIREDIS_SSL
+#include <hiredis_ssl.h>
+#endif
+
 struct queue_limits queue_limits = { 86400, 10000, 10000 };
 
 /* ---- scripts ------------------------------------------------------------ */
@@ -153,6 +157,9 @@ struct queue {
 	int64_t backoff_us;      /* next reconnect delay */
 	int waiting;             /* a BLPOP is outstanding */
 	int64_t skew_ms;         /* server clock - our clock, at connect */
+#ifdef WAKEQ_HIREDIS_SSL
+	redisSSLContext *ssl;    /* rediss://: made on first connect */
+#endif
 };
 
 static struct timeval tv_of(double s)
@@ -196,6 +203,13 @@ static int fail_io(struct queue *q, struct err *err, const char *what)
 	return -1;
 }
 
+#ifdef WAKEQ_HIREDIS_SSL
+static void init_openssl(void)
+{
+	redisInitOpenSSL();
+}
+#endif
+
 /* (Re)connects when needed, honouring the backoff. AUTH and SELECT as the
  * URL says. Returns 0 or -1. */
 static int ensure(struct queue *q, struct err *err)
@@ -215,6 +229,28 @@ static int ensure(struct queue *q, struct err *err)
 		q->c = redisConnectWithTimeout(q->url.host, q->url.port, q->connect_timeout);
 	if (!q->c || q->c->err)
 		goto fail;
+#ifdef WAKEQ_HIREDIS_SSL
+	if (q->url.tls) {
+		static pthread_once_t ssl_once = PTHREAD_ONCE_INIT;
+		redisSSLContextError serr = REDIS_SSL_CTX_NONE;
+		const char *ca = getenv("REDIS_TLS_CA_FILE");
+
+		pthread_once(&ssl_once, init_openssl);
+		if (!q->ssl)
+			q->ssl = redisCreateSSLContext(ca && *ca ? ca : NULL,
+						       ca && *ca ? NULL : "/etc/ssl/certs",
+						       NULL, NULL, q->url.host, &serr);
+		if (!q->ssl) {
+			err_set(err, ERR_INVALID, "cannot set up TLS for redis: %s",
+				redisSSLContextGetError(serr));
+			drop(q);
+			q->retry_at_us = now + BACKOFF_MAX_US;
+			return -1;
+		}
+		if (redisInitiateSSLWithContext(q->c, q->ssl) != REDIS_OK)
+			goto fail;
+	}
+#endif
 	if (redisSetTimeout(q->c, q->command_timeout) != REDIS_OK)
 		goto fail;
 	if (q->url.password[0]) {
@@ -296,6 +332,10 @@ void queue_free(struct queue *q)
 	if (!q)
 		return;
 	drop(q);
+#ifdef WAKEQ_HIREDIS_SSL
+	if (q->ssl)
+		redisFreeSSLContext(q->ssl);
+#endif
 	memset(&q->url, 0, sizeof(q->url)); /* the password */
 	free(q);
 }
