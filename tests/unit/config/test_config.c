@@ -1,0 +1,121 @@
+/* Unit tests of internal/config: defaults, environment, flags, bounds. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+
+struct cfg {
+	char *name;
+	int64_t count;
+	double wait;
+	int on;
+	int64_t size;
+};
+
+#define F(f) offsetof(struct cfg, f)
+static const struct config_var vars[] = {
+	{ "T_NAME", CONFIG_STRING, F(name), 0, 0, "def", "a name", 0 },
+	{ "T_COUNT", CONFIG_INT, F(count), 1, 100, "5", "a count", 0 },
+	{ "T_WAIT", CONFIG_SECONDS, F(wait), 0.001, 60, "1.5", "seconds", 0 },
+	{ "T_ON", CONFIG_BOOL, F(on), 0, 0, "false", "a switch", 0 },
+	{ "T_SIZE", CONFIG_SIZE, F(size), 1, 1073741824.0, "1M", "bytes", 0 },
+	{ "T_SECRET", CONFIG_STRING, F(name), 0, 0, NULL, "secret", CONFIG_SECRET },
+	CONFIG_END
+};
+
+static void clear_env(void)
+{
+	unsetenv("T_NAME");
+	unsetenv("T_COUNT");
+	unsetenv("T_WAIT");
+	unsetenv("T_ON");
+	unsetenv("T_SIZE");
+}
+
+static void test_defaults_env_flags(void **state)
+{
+	struct cfg c;
+	struct err e;
+	char *argv[] = { (char *)"prog", (char *)"--t-count", (char *)"7", (char *)"--t-on",
+			 (char *)"--t-wait=0.25", (char *)"rest", NULL };
+	int argi;
+
+	(void)state;
+	clear_env();
+	memset(&c, 0, sizeof(c));
+	setenv("T_NAME", "from-env", 1);
+	setenv("T_COUNT", "9", 1);
+	setenv("T_SIZE", "2K", 1);
+	assert_int_equal(config_load(vars, &c, 6, argv, &argi, &e), 0);
+	assert_string_equal(c.name, "from-env");
+	assert_int_equal(c.count, 7); /* the flag wins over the environment */
+	assert_true(c.wait == 0.25);
+	assert_int_equal(c.on, 1);
+	assert_int_equal(c.size, 2048);
+	assert_int_equal(argi, 5);
+	assert_string_equal(argv[argi], "rest");
+	config_release(vars, &c);
+	assert_null(c.name);
+	clear_env();
+}
+
+static void test_bad_values_name_the_variable(void **state)
+{
+	struct cfg c;
+	struct err e;
+	char *argv[] = { (char *)"prog", NULL };
+	char *argv2[] = { (char *)"prog", (char *)"--nope", (char *)"1", NULL };
+	char *argv3[] = { (char *)"prog", (char *)"--t-count", NULL };
+
+	(void)state;
+	clear_env();
+	memset(&c, 0, sizeof(c));
+	setenv("T_COUNT", "101", 1);
+	assert_int_equal(config_load(vars, &c, 1, argv, NULL, &e), -1);
+	assert_string_equal(e.msg, "bad T_COUNT '101': expected an integer from 1 to 100");
+	config_release(vars, &c);
+	clear_env();
+	setenv("T_WAIT", "soon", 1);
+	assert_int_equal(config_load(vars, &c, 1, argv, NULL, &e), -1);
+	assert_non_null(strstr(e.msg, "bad T_WAIT 'soon'"));
+	config_release(vars, &c);
+	clear_env();
+	setenv("T_ON", "maybe", 1);
+	assert_int_equal(config_load(vars, &c, 1, argv, NULL, &e), -1);
+	assert_non_null(strstr(e.msg, "bad T_ON 'maybe'"));
+	config_release(vars, &c);
+	clear_env();
+	assert_int_equal(config_load(vars, &c, 3, argv2, NULL, &e), -1);
+	assert_non_null(strstr(e.msg, "unknown flag '--nope'"));
+	config_release(vars, &c);
+	assert_int_equal(config_load(vars, &c, 2, argv3, NULL, &e), -1);
+	assert_non_null(strstr(e.msg, "needs a value"));
+	config_release(vars, &c);
+}
+
+static void test_help(void **state)
+{
+	struct cfg c;
+	char *argv[] = { (char *)"prog", (char *)"--t-count", (char *)"x", (char *)"--help", NULL };
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(config_load(vars, &c, 4, argv, NULL, NULL), 1);
+	config_release(vars, &c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults_env_flags),
+		cmocka_unit_test(test_bad_values_name_the_variable),
+		cmocka_unit_test(test_help),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,91 @@
+/* Unit tests of internal/jobs: the type registry, payload checks of the
+ * core types, and running them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "jobs/jobs.h"
+
+static void test_checks(void **state)
+{
+	struct err e;
+
+	(void)state;
+	assert_int_equal(jobs_check("noop", NULL, &e), 0);
+	assert_int_equal(jobs_check("sleep", "{\"ms\":5}", &e), 0);
+	assert_int_equal(jobs_check("sleep", "{}", &e), -1);
+	assert_string_equal(e.msg, "payload field 'ms' is required");
+	assert_int_equal(jobs_check("sleep", "{\"ms\":\"5\"}", &e), -1);
+	assert_string_equal(e.msg, "payload field 'ms' must be a number, not a string");
+	assert_int_equal(jobs_check("sleep", "{\"ms\":-1}", &e), -1);
+	assert_int_equal(jobs_check("fail", "{\"retryable\":1}", &e), -1);
+	assert_non_null(strstr(e.msg, "'retryable'"));
+	assert_int_equal(jobs_check("nope", "{}", &e), -1);
+	assert_non_null(strstr(e.msg, "unknown job type 'nope'"));
+	assert_int_equal(jobs_check("noop", "{bad", &e), -1);
+	assert_non_null(strstr(e.msg, "payload is not JSON"));
+	assert_int_equal(jobs_check("fail", "[1]", &e), -1);
+	assert_non_null(strstr(e.msg, "must be a JSON object"));
+	assert_int_equal(jobs_check("noop", "{\"a\":1,\"a\":2}", &e), -1);
+	assert_non_null(jobs_find("media.transcode"));
+	assert_null(jobs_find(NULL));
+}
+
+static void run(const char *type, const char *payload, atomic_int *cancel,
+		struct jobs_outcome *out, int *rc)
+{
+	struct jobs_run r;
+
+	memset(&r, 0, sizeof(r));
+	memset(out, 0, sizeof(*out));
+	r.id = "j";
+	r.type = type;
+	r.payload = json_loads(payload, 0, NULL);
+	r.cancel = cancel;
+	*rc = jobs_execute(&r, out);
+	json_decref(r.payload);
+}
+
+static void test_execute(void **state)
+{
+	struct jobs_outcome out;
+	atomic_int cancel;
+	int rc;
+
+	(void)state;
+	atomic_init(&cancel, 0);
+	run("noop", "{}", &cancel, &out, &rc);
+	assert_int_equal(rc, -1); /* not bound yet */
+	assert_non_null(strstr(out.error, "no handler"));
+	jobs_bind_core();
+	run("noop", "{}", &cancel, &out, &rc);
+	assert_int_equal(rc, 0);
+	run("fail", "{\"retryable\":true,\"message\":\"flaky\"}", &cancel, &out, &rc);
+	assert_int_equal(rc, -1);
+	assert_true(out.retryable);
+	assert_string_equal(out.error, "flaky");
+	run("sleep", "{\"ms\":5}", &cancel, &out, &rc);
+	assert_int_equal(rc, 0);
+	assert_true(json_number_value(json_object_get(out.result, "slept_ms")) == 5);
+	jobs_outcome_release(&out);
+	atomic_store(&cancel, 1);
+	run("sleep", "{\"ms\":60000}", &cancel, &out, &rc); /* returns at once */
+	assert_int_equal(rc, -1);
+	assert_string_equal(out.error, "cancelled");
+	run("sleep", "{}", &cancel, &out, &rc);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(out.error, "bad payload"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_checks),
+		cmocka_unit_test(test_execute),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
