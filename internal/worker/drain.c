@@ -13,6 +13,7 @@
 #include "base/clock.h"
 #include "base/mem.h"
 #include "log/log.h"
+#include "log/trace.h"
 
 #include <poll.h>
 #include <stdio.h>
@@ -370,7 +371,18 @@ void *drain_main(void *arg)
 	d.settled = xcalloc((size_t)c->batch, sizeof(*d.settled));
 	for (i = 0; i < w->nqueues; i++)
 		qnames[i] = w->queue_names[i];
-	log_info("drain started", "queues", c->queues);
+	{
+		static _Thread_local char trace[160];
+		static _Thread_local const char *fields[3];
+
+		pthread_mutex_lock(&w->mu);
+		fields[0] = LOG_TRACE_FIELD;
+		fields[1] = log_trace_resource(w->drain_trace, trace, sizeof(trace));
+		fields[2] = NULL;
+		pthread_mutex_unlock(&w->mu);
+		log_thread_fields(fields);
+	}
+	log_info("drain started", "queues", c->queues, "worker", w->id);
 
 	for (;;) {
 		size_t busy, cap, want, nearly;

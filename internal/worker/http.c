@@ -6,6 +6,7 @@
 #include "base/clock.h"
 #include "httpd/httpd.h"
 #include "log/log.h"
+#include "log/trace.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,10 @@ static void handle_wake(struct worker *w, struct httpd_request *req)
 	w->wake_seq++;
 	while (w->draining && w->ending)
 		pthread_cond_wait(&w->cv, &w->mu);
+	if (!w->draining &&
+	    log_trace_parse(httpd_header(req, "X-Cloud-Trace-Context"),
+			    httpd_header(req, "traceparent"), w->drain_trace) < 0)
+		w->drain_trace[0] = '\0';
 	if (start_drain(w, &gen) < 0) {
 		pthread_mutex_unlock(&w->mu);
 		httpd_error(req, 500, "internal", "cannot start a drain thread");

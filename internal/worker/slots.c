@@ -11,6 +11,7 @@
 #include "base/mem.h"
 #include "jobs/jobs.h"
 #include "log/log.h"
+#include "log/trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,9 +73,11 @@ static void run_task(struct worker *w, struct task *t)
 	json_error_t jerr;
 	json_t *payload;
 	int rc, reason;
+	char trace[160];
 	const char *fields[] = { "job_id", t->job.id, "queue", w->queue_names[t->qi],
 				 "type", t->job.type,
-				 "logging.googleapis.com/trace", t->job.trace, NULL };
+				 LOG_TRACE_FIELD, log_trace_resource(t->job.trace, trace, sizeof(trace)),
+				 NULL };
 
 	memset(&out, 0, sizeof(out));
 	log_thread_fields(fields);

@@ -80,6 +80,7 @@ struct worker {
 	int ending;              /* the drain has retired and is finishing:
 				  * a new /wake waits for it, then starts anew */
 	uint64_t wake_seq;       /* /wake requests seen, for the retire check */
+	char drain_trace[33];    /* trace id of the /wake that started the drain */
 	uint64_t drain_gen;      /* generation of the current/last drain */
 	uint64_t drains_done;    /* generations finished */
 	struct drain_summary summary; /* of the last finished drain */

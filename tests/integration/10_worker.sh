@@ -90,6 +90,17 @@ k1=$(wq enqueue noop --queue idem --idempotency-key order-7)
 k2=$(wq enqueue noop --queue idem --idempotency-key order-7)
 expect_eq "same idempotency key gives the same job" "$k1" "$k2"
 
+# --- JSON logs for Cloud Logging, with the trace of the /wake request
+wq enqueue fail --queue logs --payload '{"message":"boom"}' >/dev/null
+start_worker w8 IDLE_TIMEOUT=0.5 QUEUES=logs LOG_FORMAT=json GOOGLE_CLOUD_PROJECT=proj
+curl -fs -H 'X-Cloud-Trace-Context: 0123456789abcdef0123456789abcdef/7;o=1' -XPOST "$w8_URL/wake" >/dev/null
+check "every log line is a JSON object with severity and message" \
+	sh -c "jq -e -s 'all(.severity and .message and .time)' '$T/w8.log' >/dev/null"
+check "the drain's lines carry the wake's trace" \
+	sh -c "jq -e -s 'map(select(.message == \"drain started\"))[0][\"logging.googleapis.com/trace\"] == \"projects/proj/traces/0123456789abcdef0123456789abcdef\"' '$T/w8.log' >/dev/null"
+check "a failed job is logged with its id" \
+	sh -c "jq -e -s 'map(select(.message == \"job failed\"))[0] | .job_id and .error == \"boom\"' '$T/w8.log' >/dev/null"
+
 # --- bad configuration stops start-up with one line naming the variable
 msg=$(IDLE_TIMEOUT=abc "$BIN/wakeq-worker" 2>&1)
 expect_eq "bad IDLE_TIMEOUT exits 2" 2 "$?"

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log/log.h"
+#include "log/trace.h"
 
 static int fds[2];
 
@@ -82,9 +83,34 @@ static void test_text_and_thread_fields(void **state)
 	log_init(LOG_TEXT, LOG_INFO, 2);
 }
 
+static void test_trace(void **state)
+{
+	char id[LOG_TRACE_ID_LEN], buf[128];
+
+	(void)state;
+	assert_int_equal(log_trace_parse("105445AA7843BC8BF206B12000100000/1;o=1", NULL, id), 0);
+	assert_string_equal(id, "105445aa7843bc8bf206b12000100000");
+	assert_int_equal(log_trace_parse(NULL, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", id), 0);
+	assert_string_equal(id, "4bf92f3577b34da6a3ce929d0e0e4736");
+	assert_int_equal(log_trace_parse("garbage", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", id), 0);
+	assert_int_equal(log_trace_parse("105445aa7843bc8bf206b12000100000", NULL, id), 0);
+	assert_int_equal(log_trace_parse(NULL, "00-00000000000000000000000000000000-00f067aa0ba902b7-01", id), -1);
+	assert_int_equal(log_trace_parse("105445aa7843bc8bf206b1200010000", NULL, id), -1);
+	assert_int_equal(log_trace_parse("105445aa7843bc8bf206b12000100000x", NULL, id), -1);
+	assert_int_equal(log_trace_parse(NULL, "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", id), -1);
+	assert_int_equal(log_trace_parse(NULL, NULL, id), -1);
+	unsetenv("PROJECT_ID");
+	setenv("GOOGLE_CLOUD_PROJECT", "demo", 1);
+	assert_string_equal(log_trace_resource("abc", buf, sizeof(buf)), "projects/demo/traces/abc");
+	unsetenv("GOOGLE_CLOUD_PROJECT");
+	assert_string_equal(log_trace_resource("abc", buf, sizeof(buf)), "abc");
+	assert_null(log_trace_resource("", buf, sizeof(buf)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_trace),
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_text_and_thread_fields),
 	};
