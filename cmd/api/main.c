@@ -1,5 +1,238 @@
+/* wakeq-api - the thin HTTP API: reads its settings, starts internal/api
+ * and waits for SIGTERM/SIGINT. `wakeq-api migrate` applies the Postgres
+ * migrations and exits. */
+#include "api/api.h"
+#include "config/config.h"
+#include "log/log.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+
+struct settings {
+	int64_t port;
+	char *host;
+	char *redis_url;
+	char *database_url;
+	char *queues;
+	char *api_token;
+	int no_auth;
+	int64_t max_body;
+	int64_t threads;
+	int64_t max_connections;
+	double conn_timeout;
+	char *wake_url;
+	char *wake_token;
+	char *wake_auth;
+	char *wake_audience;
+	int64_t wake_fanout_max;
+	int64_t worker_concurrency;
+	int64_t wake_backlog;
+	double wake_hold;
+	double reconcile_interval;
+	double reconcile_min_age;
+	int64_t pg_conns;
+	int migrate;
+	char *log_format;
+	char *log_level;
+};
+
+#define F(x) offsetof(struct settings, x)
+
+static const struct config_var vars[] = {
+	{ "PORT", CONFIG_INT, F(port), 0, 65535, "8080", "TCP port to listen on", 0 },
+	{ "HOST", CONFIG_STRING, F(host), 0, 0, "0.0.0.0", "address to listen on", 0 },
+	{ "REDIS_URL", CONFIG_STRING, F(redis_url), 0, 0, "redis://127.0.0.1:6379",
+	  "Redis: redis://[[user]:pass@]host[:port][/db], unix:///path", CONFIG_SECRET },
+	{ "DATABASE_URL", CONFIG_STRING, F(database_url), 0, 0, "",
+	  "Postgres for durable job records (empty = Redis only)", CONFIG_SECRET },
+	{ "QUEUES", CONFIG_STRING, F(queues), 0, 0, "default",
+	  "comma-separated queues this API accepts jobs for (first = default)", 0 },
+	{ "API_TOKEN", CONFIG_STRING, F(api_token), 0, 0, NULL,
+	  "bearer token(s) clients must send, comma-separated for rotation", CONFIG_SECRET },
+	{ "NO_AUTH", CONFIG_BOOL, F(no_auth), 0, 0, "false",
+	  "run without API_TOKEN (local development only)", 0 },
+	{ "MAX_BODY", CONFIG_SIZE, F(max_body), 1024, 64 << 20, "1M",
+	  "largest request body accepted (413 above)", 0 },
+	{ "HTTP_THREADS", CONFIG_INT, F(threads), 0, 256, "0",
+	  "HTTP worker threads (0 = 2 per CPU)", 0 },
+	{ "MAX_CONNECTIONS", CONFIG_INT, F(max_connections), 1, 100000, "1024",
+	  "open client connections at most", 0 },
+	{ "CONN_TIMEOUT", CONFIG_SECONDS, F(conn_timeout), 1, 3600, "30",
+	  "idle client connections are closed after this", 0 },
+	{ "WAKE_URL", CONFIG_STRING, F(wake_url), 0, 0, "",
+	  "the worker's /wake URL, called when no worker is alive (empty = never)", 0 },
+	{ "WAKE_TOKEN", CONFIG_STRING, F(wake_token), 0, 0, "",
+	  "bearer token for the wake call", CONFIG_SECRET },
+	{ "WAKE_AUTH", CONFIG_STRING, F(wake_auth), 0, 0, "token",
+	  "wake call auth: token (WAKE_TOKEN), google (OIDC identity token), none", 0 },
+	{ "WAKE_AUDIENCE", CONFIG_STRING, F(wake_audience), 0, 0, "",
+	  "audience of Google identity tokens (empty = origin of WAKE_URL)", 0 },
+	{ "WAKE_FANOUT_MAX", CONFIG_INT, F(wake_fanout_max), 1, 64, "1",
+	  "concurrent wake calls at most, for backlog-driven scale-out", 0 },
+	{ "WORKER_CONCURRENCY", CONFIG_INT, F(worker_concurrency), 1, 1024, "1",
+	  "the worker's CONCURRENCY, for scale-out decisions", 0 },
+	{ "WAKE_BACKLOG", CONFIG_INT, F(wake_backlog), 1, 1000000, "10",
+	  "pending jobs per worker slot before another wake is sent", 0 },
+	{ "WAKE_HOLD", CONFIG_SECONDS, F(wake_hold), 1, 86400, "3600",
+	  "longest a wake call is held open while the worker drains", 0 },
+	{ "RECONCILE_INTERVAL", CONFIG_SECONDS, F(reconcile_interval), 0, 86400, "60",
+	  "seconds between reconcile passes with Postgres (0 = off)", 0 },
+	{ "RECONCILE_MIN_AGE", CONFIG_SECONDS, F(reconcile_min_age), 0.001, 86400, "10",
+	  "rows younger than this are left alone by reconcile", 0 },
+	{ "PG_CONNS", CONFIG_INT, F(pg_conns), 0, 64, "0",
+	  "Postgres connections (0 = one per HTTP thread)", 0 },
+	{ "MIGRATE", CONFIG_BOOL, F(migrate), 0, 0, "true",
+	  "apply database migrations at start-up", 0 },
+	{ "LOG_FORMAT", CONFIG_STRING, F(log_format), 0, 0, "text", "text or json", 0 },
+	{ "LOG_LEVEL", CONFIG_STRING, F(log_level), 0, 0, "info",
+	  "debug, info, warn or error", 0 },
+	CONFIG_END
+};
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
 {
+	stop_signal = sig;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: wakeq-api [--flag VALUE ...] [migrate]\n"
+		"\n"
+		"The wakeq HTTP API: POST /v1/jobs and friends (docs/API.md).\n"
+		"`migrate` applies the Postgres migrations and exits.\n"
+		"Every flag has an environment variable; flags win.\n\n");
+	config_usage(out, vars);
+}
+
+static int migrate(const struct settings *s)
+{
+	struct store *st;
+	struct err e;
+	int n;
+
+	if (!s->database_url || !*s->database_url) {
+		fprintf(stderr, "wakeq-api: migrate needs DATABASE_URL\n");
+		return 2;
+	}
+	st = store_open(s->database_url, 1, &e);
+	if (!st) {
+		fprintf(stderr, "wakeq-api: %s\n", e.msg);
+		return 1;
+	}
+	n = store_migrate(st, &e);
+	store_free(st);
+	if (n < 0) {
+		fprintf(stderr, "wakeq-api: cannot migrate: %s\n", e.msg);
+		return 1;
+	}
+	printf("applied %d migration(s); schema version %d\n", n, store_schema_version());
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct settings s;
+	struct api_config c;
+	struct api *a = NULL;
+	struct sigaction sa;
+	sigset_t mask, old;
+	enum log_format lf;
+	enum log_level ll;
+	struct err e;
+	int argi = argc, rc = 1;
+	char port[16];
+
+	memset(&s, 0, sizeof(s));
+	switch (config_load(vars, &s, argc, argv, &argi, &e)) {
+	case 1:
+		usage(stdout);
+		rc = 0;
+		goto out;
+	case -1:
+		fprintf(stderr, "wakeq-api: %s\n", e.msg);
+		rc = 2;
+		goto out;
+	}
+	if (log_parse_format(s.log_format, &lf) < 0 || log_parse_level(s.log_level, &ll) < 0) {
+		fprintf(stderr, "wakeq-api: bad %s '%s'\n",
+			log_parse_format(s.log_format, &lf) < 0 ? "LOG_FORMAT" : "LOG_LEVEL",
+			log_parse_format(s.log_format, &lf) < 0 ? s.log_format : s.log_level);
+		rc = 2;
+		goto out;
+	}
+	log_init(lf, ll, 2);
+	if (argi < argc) {
+		if (!strcmp(argv[argi], "migrate") && argi + 1 == argc) {
+			rc = migrate(&s);
+			goto out;
+		}
+		fprintf(stderr, "wakeq-api: unknown command '%s' (see --help)\n", argv[argi]);
+		rc = 2;
+		goto out;
+	}
+
+	memset(&c, 0, sizeof(c));
+	c.host = s.host;
+	c.port = (int)s.port;
+	c.redis_url = s.redis_url;
+	c.database_url = s.database_url;
+	c.queues = s.queues;
+	c.api_tokens = s.api_token;
+	c.no_auth = s.no_auth;
+	c.max_body = (size_t)s.max_body;
+	c.threads = (int)s.threads;
+	c.max_connections = (unsigned)s.max_connections;
+	c.conn_timeout_s = (unsigned)(s.conn_timeout + 0.5);
+	c.wake_url = s.wake_url;
+	c.wake_token = s.wake_token;
+	c.wake_auth = s.wake_auth;
+	c.wake_audience = s.wake_audience;
+	c.wake_fanout_max = (int)s.wake_fanout_max;
+	c.worker_concurrency = (int)s.worker_concurrency;
+	c.wake_backlog = (int)s.wake_backlog;
+	c.wake_hold_s = s.wake_hold;
+	c.reconcile_interval_s = s.reconcile_interval;
+	c.reconcile_min_age_s = s.reconcile_min_age;
+	c.store_conns = (int)s.pg_conns;
+	c.migrate = s.migrate;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* Blocked in every thread; only sigsuspend below takes them. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &mask, &old);
+
+	a = api_start(&c, &e);
+	if (!a) {
+		fprintf(stderr, "wakeq-api: %s\n", e.msg);
+		rc = e.code == ERR_INVALID ? 2 : 1;
+		goto out;
+	}
+	snprintf(port, sizeof(port), "%d", api_port(a));
+	log_info("wakeq-api listening", "port", port, "queues", s.queues,
+		 "postgres", s.database_url && *s.database_url ? "on" : "off",
+		 "wake", s.wake_url && *s.wake_url ? "on" : "off",
+		 "auth", s.no_auth ? "off" : "bearer");
+	while (!stop_signal)
+		sigsuspend(&old);
+	log_info("wakeq-api stopping");
+	api_stop(a);
+	rc = 0;
+out:
+	config_release(vars, &s);
+	return rc;
 }

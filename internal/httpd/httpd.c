@@ -4,6 +4,9 @@
 #include "base/mem.h"
 
 #include <arpa/inet.h>
+#include <stdatomic.h>
+#include <pthread.h>
+#include <time.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -26,6 +29,11 @@ struct httpd {
 	void *ctx;
 	size_t max_body;
 	int port;
+	int thread_per_connection;
+	int allow_push;
+	pthread_mutex_t push_lock;    /* guards `pushes` */
+	struct httpd_push *pushes;    /* live pushed streams, for httpd_stop */
+	atomic_int active;            /* requests not yet completed */
 };
 
 struct header {
@@ -210,6 +218,229 @@ int httpd_respond_stream(struct httpd_request *req, unsigned status,
 	return queue_response(req, status, content_type, resp);
 }
 
+
+/* ---- pushed streams -------------------------------------------------------
+ *
+ * Two references: the producer's (dropped by httpd_push_end) and MHD's
+ * response (dropped when MHD destroys it: stream over, client gone or
+ * server stopped). The reader runs on the connection's MHD thread; with
+ * nothing buffered it suspends the connection and returns 0 (the pattern
+ * microhttpd.h prescribes), and a write resumes it. `suspended` is only
+ * changed under the lock, so a resume always matches a suspend. In
+ * thread-per-connection mode suspending is not available: the reader
+ * waits on a condition variable for up to a second instead.
+ */
+struct httpd_push {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct httpd *h;             /* NULL once MHD has let go */
+	struct MHD_Connection *conn;
+	struct buf buf;
+	size_t off;                  /* bytes of buf already sent */
+	int suspended, ended, gone;
+	int refs;
+	struct httpd_push *prev, *next;
+};
+
+static void push_unref(struct httpd_push *p)
+{
+	int last;
+
+	pthread_mutex_lock(&p->lock);
+	last = --p->refs == 0;
+	pthread_mutex_unlock(&p->lock);
+	if (!last)
+		return;
+	buf_release(&p->buf);
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+/* Wakes the reader; p->lock held. Returns the connection to resume (after
+ * unlocking: MHD takes its own locks, which must never nest inside ours),
+ * or NULL. While `suspended` was set nothing else touches the connection,
+ * so resuming it just after the unlock is safe. */
+static struct MHD_Connection *push_kick(struct httpd_push *p)
+{
+	pthread_cond_broadcast(&p->cond);
+	if (p->suspended && !p->gone) {
+		p->suspended = 0;
+		return p->conn;
+	}
+	return NULL;
+}
+
+static ssize_t push_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct httpd_push *p = cls;
+	ssize_t n = 0;
+
+	(void)pos;
+	pthread_mutex_lock(&p->lock);
+	if (p->off == p->buf.len && !p->ended && p->h && p->h->thread_per_connection) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+	}
+	if (p->off < p->buf.len) {
+		n = (ssize_t)(p->buf.len - p->off < max ? p->buf.len - p->off : max);
+		memcpy(out, p->buf.data + p->off, (size_t)n);
+		p->off += (size_t)n;
+		if (p->off == p->buf.len) {
+			buf_reset(&p->buf);
+			p->off = 0;
+		}
+	} else if (p->ended) {
+		n = MHD_CONTENT_READER_END_OF_STREAM;
+	} else if (p->h && !p->h->thread_per_connection) {
+		p->suspended = 1;
+		MHD_suspend_connection(p->conn);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+static void push_released(void *cls)
+{
+	struct httpd_push *p = cls;
+	struct httpd *h;
+
+	pthread_mutex_lock(&p->lock);
+	h = p->h;
+	p->gone = 1;
+	p->suspended = 0;
+	pthread_mutex_unlock(&p->lock);
+	if (h) {
+		pthread_mutex_lock(&h->push_lock);
+		if (p->prev)
+			p->prev->next = p->next;
+		else
+			h->pushes = p->next;
+		if (p->next)
+			p->next->prev = p->prev;
+		pthread_mutex_unlock(&h->push_lock);
+		pthread_mutex_lock(&p->lock);
+		p->h = NULL;
+		pthread_mutex_unlock(&p->lock);
+	}
+	push_unref(p);
+}
+
+struct httpd_push *httpd_respond_push(struct httpd_request *req, unsigned status,
+				      const char *content_type)
+{
+	struct httpd *h = req->h;
+	struct httpd_push *p;
+	struct MHD_Response *resp;
+
+	if (!h->allow_push || req->responded)
+		return NULL;
+	p = xcalloc(1, sizeof(*p));
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	buf_init(&p->buf);
+	p->h = h;
+	p->conn = req->conn;
+	p->refs = 2;
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, push_read, p,
+						 push_released);
+	if (!resp) {
+		free(p);
+		return NULL;
+	}
+	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	pthread_mutex_lock(&h->push_lock);
+	p->next = h->pushes;
+	if (p->next)
+		p->next->prev = p;
+	h->pushes = p;
+	pthread_mutex_unlock(&h->push_lock);
+	if (queue_response(req, status, content_type, resp) < 0) {
+		/* MHD_destroy_response ran push_released: one reference left */
+		httpd_push_end(p);
+		return NULL;
+	}
+	return p;
+}
+
+int httpd_push_write(struct httpd_push *p, const char *data, size_t len)
+{
+	int rc = -1;
+
+	struct MHD_Connection *resume = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	if (!p->gone && !p->ended) {
+		buf_add(&p->buf, data, len);
+		resume = push_kick(p);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (resume)
+		MHD_resume_connection(resume);
+	return rc;
+}
+
+int httpd_push_gone(struct httpd_push *p)
+{
+	int gone;
+
+	pthread_mutex_lock(&p->lock);
+	gone = p->gone;
+	pthread_mutex_unlock(&p->lock);
+	return gone;
+}
+
+void httpd_push_end(struct httpd_push *p)
+{
+	struct MHD_Connection *resume;
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->ended = 1;
+	resume = push_kick(p);
+	pthread_mutex_unlock(&p->lock);
+	if (resume)
+		MHD_resume_connection(resume);
+	push_unref(p);
+}
+
+/* MHD must not stop with suspended connections: end and resume them all.
+ * References are taken under the list lock and the streams kicked after. */
+static void push_stop_all(struct httpd *h)
+{
+	struct httpd_push *p, **all = NULL;
+	size_t n = 0, i;
+
+	pthread_mutex_lock(&h->push_lock);
+	for (p = h->pushes; p; p = p->next) {
+		pthread_mutex_lock(&p->lock);
+		p->refs++;
+		pthread_mutex_unlock(&p->lock);
+		all = xrealloc(all, (n + 1) * sizeof(*all));
+		all[n++] = p;
+	}
+	pthread_mutex_unlock(&h->push_lock);
+	for (i = 0; i < n; i++) {
+		struct MHD_Connection *resume;
+
+		p = all[i];
+		pthread_mutex_lock(&p->lock);
+		p->ended = 1;
+		resume = push_kick(p);
+		pthread_mutex_unlock(&p->lock);
+		if (resume)
+			MHD_resume_connection(resume);
+		push_unref(p);
+	}
+	free(all);
+}
+
 static void request_free(struct httpd_request *req)
 {
 	size_t i;
@@ -226,11 +457,14 @@ static void request_free(struct httpd_request *req)
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		      enum MHD_RequestTerminationCode toe)
 {
-	(void)cls;
+	struct httpd *h = cls;
+
 	(void)c;
 	(void)toe;
-	if (*con_cls)
+	if (*con_cls) {
 		request_free(*con_cls);
+		atomic_fetch_sub(&h->active, 1);
+	}
 	*con_cls = NULL;
 }
 
@@ -263,6 +497,7 @@ static MHD_RESULT access_cb(void *cls, struct MHD_Connection *c, const char *url
 		const char *cl;
 
 		req = xcalloc(1, sizeof(*req));
+		atomic_fetch_add(&h->active, 1);
 		req->h = h;
 		req->conn = c;
 		req->method = method;
@@ -324,6 +559,11 @@ struct httpd *httpd_start(const struct httpd_opts *opts, httpd_handler handler,
 	} else {
 		addr.sin_addr.s_addr = htonl(INADDR_ANY);
 	}
+	h->thread_per_connection = opts->thread_per_connection;
+	h->allow_push = opts->allow_push;
+	pthread_mutex_init(&h->push_lock, NULL);
+	if (opts->allow_push && !opts->thread_per_connection)
+		flags |= MHD_ALLOW_SUSPEND_RESUME;
 	if (opts->thread_per_connection)
 		flags |= MHD_USE_THREAD_PER_CONNECTION;
 	else
@@ -359,6 +599,16 @@ void httpd_stop(struct httpd *h)
 {
 	if (!h)
 		return;
+	push_stop_all(h);
+	/* Answers already queued (a held /wake's summary at shutdown) get up
+	 * to a second to reach their clients before connections are closed. */
+	{
+		int i;
+
+		for (i = 0; i < 100 && atomic_load(&h->active) > 0; i++)
+			usleep(10000);
+	}
 	MHD_stop_daemon(h->d);
+	pthread_mutex_destroy(&h->push_lock);
 	free(h);
 }

@@ -31,6 +31,8 @@ struct httpd_opts {
 	unsigned max_connections;  /* 0 = 1024 */
 	unsigned timeout_s;        /* idle connection timeout; 0 = 60 */
 	size_t max_body;           /* 0 = 1 MiB */
+	int allow_push;            /* enables httpd_respond_push (suspend and
+				    * resume of connections in pool mode) */
 };
 
 /* Starts serving. Returns the server, or NULL with err set (e.g. the port
@@ -88,5 +90,31 @@ int httpd_respond_stream(struct httpd_request *req, unsigned status,
 
 /* Constant-time comparison of two strings (length leaks, content not). */
 int httpd_secure_equal(const char *a, const char *b);
+
+
+/* ---- pushed streams (server-sent events) --------------------------------- */
+
+/* A response whose body is written later, from any thread, with
+ * httpd_push_write: for event streams. In pool mode the connection is
+ * suspended while nothing is buffered, so an idle stream costs no thread.
+ * Needs opts.allow_push. */
+struct httpd_push;
+
+/* Starts a pushed response. Returns the handle (the caller must end it
+ * with httpd_push_end exactly once), or NULL when the response could not
+ * be queued (or allow_push is off). */
+struct httpd_push *httpd_respond_push(struct httpd_request *req, unsigned status,
+				      const char *content_type);
+
+/* Appends `len` bytes (copied) to the stream. Never blocks on the client.
+ * Returns 0, or -1 when the client is gone or the stream has ended. */
+int httpd_push_write(struct httpd_push *p, const char *data, size_t len);
+
+/* Whether the client went away (or the server stopped). */
+int httpd_push_gone(struct httpd_push *p);
+
+/* Ends the stream after what is buffered and releases the caller's handle
+ * (do not use `p` afterwards). Accepts NULL. */
+void httpd_push_end(struct httpd_push *p);
 
 #endif

@@ -1,0 +1,1116 @@
+/* api.c - routing and handlers of wakeq-api, the Redis connection pool,
+ * the waker's backlog callback and the reconcile timer. */
+#include "api/priv.h"
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/mem.h"
+#include "base/uuid.h"
+#include "jobs/jobs.h"
+#include "log/log.h"
+#include "store/store.h"
+#include "wake/wake.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#define POOL_MAX 64
+#define REDIS_RETRY_US 500000 /* after a failed connect, fail fast this long */
+#define LIST_MAX 1000
+
+/* ---- the Redis pool ------------------------------------------------------- */
+
+struct queue *api_qget(struct api *a, struct err *err)
+{
+	struct queue *q = NULL;
+
+	pthread_mutex_lock(&a->pool_lock);
+	if (a->npool > 0)
+		q = a->pool[--a->npool];
+	else if (clock_mono_us() < a->redis_down_until_us) {
+		pthread_mutex_unlock(&a->pool_lock);
+		err_set(err, ERR_UNAVAILABLE, "redis is unavailable");
+		return NULL;
+	}
+	pthread_mutex_unlock(&a->pool_lock);
+	if (q)
+		return q;
+	q = queue_connect(&a->qopts, err);
+	if (!q && err && err->code == ERR_UNAVAILABLE) {
+		pthread_mutex_lock(&a->pool_lock);
+		a->redis_down_until_us = clock_mono_us() + REDIS_RETRY_US;
+		pthread_mutex_unlock(&a->pool_lock);
+	}
+	return q;
+}
+
+void api_qput(struct api *a, struct queue *q)
+{
+	if (!q)
+		return;
+	pthread_mutex_lock(&a->pool_lock);
+	if (a->npool < POOL_MAX) {
+		if (a->npool == a->cap_pool) {
+			a->cap_pool = a->cap_pool ? a->cap_pool * 2 : 8;
+			a->pool = xrealloc(a->pool, a->cap_pool * sizeof(*a->pool));
+		}
+		a->pool[a->npool++] = q;
+		q = NULL;
+	}
+	pthread_mutex_unlock(&a->pool_lock);
+	queue_free(q);
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static char **split_list(const char *s, size_t *n)
+{
+	char **out = NULL;
+	size_t k = 0;
+	const char *p = s ? s : "";
+
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		const char *b = p, *e = p + len;
+
+		while (b < e && (*b == ' ' || *b == '\t'))
+			b++;
+		while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e > b) {
+			out = xrealloc(out, (k + 2) * sizeof(*out));
+			out[k++] = xstrndup(b, (size_t)(e - b));
+			out[k] = NULL;
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	*n = k;
+	return out;
+}
+
+static void free_list(char **l)
+{
+	size_t i;
+
+	for (i = 0; l && l[i]; i++) {
+		memset(l[i], 0, strlen(l[i]));
+		free(l[i]);
+	}
+	free(l);
+}
+
+static int served_index(struct api *a, const char *queue)
+{
+	size_t i;
+
+	for (i = 0; i < a->nqueues; i++)
+		if (!strcmp(a->queues[i], queue))
+			return (int)i;
+	return -1;
+}
+
+static void count_status(struct api *a, unsigned status)
+{
+	int k = status >= 500 ? 3 : status >= 400 ? 2 : status >= 300 ? 1 : 0;
+
+	atomic_fetch_add(&a->m_requests[k], 1);
+	if (status == 401)
+		atomic_fetch_add(&a->m_requests[4], 1);
+	if (status == 503)
+		atomic_fetch_add(&a->m_requests[5], 1);
+}
+
+static int reply_error(struct api *a, struct httpd_request *req, unsigned status,
+		       const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static int reply_error(struct api *a, struct httpd_request *req, unsigned status,
+		       const char *code, const char *fmt, ...)
+{
+	char msg[ERR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	count_status(a, status);
+	if (status == 503)
+		httpd_add_header(req, "Retry-After", "1");
+	if (status == 401)
+		httpd_add_header(req, "WWW-Authenticate", "Bearer");
+	return httpd_error(req, status, code, "%s", msg);
+}
+
+/* Maps a Redis/Postgres failure to 503 or 500. */
+static int reply_backend(struct api *a, struct httpd_request *req, const struct err *e,
+			 const char *what)
+{
+	if (e->code == ERR_UNAVAILABLE || e->code == ERR_TIMEOUT)
+		return reply_error(a, req, 503, "unavailable", "%s is unavailable: %s", what, e->msg);
+	log_error("backend error", "backend", what, "error", e->msg);
+	return reply_error(a, req, 500, "internal", "%s error: %s", what, e->msg);
+}
+
+static int reply_json(struct api *a, struct httpd_request *req, unsigned status, json_t *body)
+{
+	count_status(a, status);
+	return httpd_respond_json(req, status, body);
+}
+
+json_t *api_find_job(struct api *a, struct queue *q, const char *id, size_t *qi,
+		     struct err *err)
+{
+	size_t i;
+
+	for (i = 0; i < a->nqueues; i++) {
+		struct err e;
+		char *text = queue_job_json(q, a->queues[i], id, &e);
+
+		if (text) {
+			json_t *j = json_loads(text, 0, NULL);
+
+			free(text);
+			if (!j) {
+				err_set(err, ERR_PROTOCOL, "job '%s' is not readable", id);
+				return NULL;
+			}
+			*qi = i;
+			return j;
+		}
+		if (e.code != ERR_NOTFOUND) {
+			if (err)
+				*err = e;
+			return NULL;
+		}
+	}
+	err_set(err, ERR_NOTFOUND, "no job '%s'", id);
+	return NULL;
+}
+
+/* The job from Postgres, or NULL (err set; ERR_NOTFOUND when no row). */
+static json_t *store_job_doc(struct api *a, const char *id, char queue_out[QUEUE_NAME_MAX + 1],
+			     enum store_status *st, struct err *err)
+{
+	struct store_job row;
+	json_t *j;
+
+	if (!a->store) {
+		err_set(err, ERR_NOTFOUND, "no job '%s'", id);
+		return NULL;
+	}
+	memset(&row, 0, sizeof(row));
+	if (store_get(a->store, id, &row, err) < 0)
+		return NULL;
+	j = store_job_to_json(&row);
+	if (queue_out)
+		snprintf(queue_out, QUEUE_NAME_MAX + 1, "%s", row.queue ? row.queue : "");
+	if (st)
+		*st = row.status;
+	store_job_release(&row);
+	return j;
+}
+
+/* ---- POST /v1/jobs ---------------------------------------------------------- */
+
+static json_t *accepted_body(const char *id, const char *status)
+{
+	char url[64];
+
+	snprintf(url, sizeof(url), "/v1/jobs/%s", id);
+	return json_pack("{s:s,s:s,s:s}", "id", id, "status", status, "status_url", url);
+}
+
+/* Answers 200 for an idempotent repeat, with the existing job's status. */
+static int reply_existing(struct api *a, struct httpd_request *req, struct queue *q,
+			  const char *id)
+{
+	const char *status = "queued";
+	json_t *doc = NULL, *body;
+	size_t qi;
+
+	atomic_fetch_add(&a->m_duplicates, 1);
+	if (q)
+		doc = api_find_job(a, q, id, &qi, NULL);
+	if (!doc)
+		doc = store_job_doc(a, id, NULL, NULL, NULL);
+	if (doc && json_is_string(json_object_get(doc, "status")))
+		status = json_string_value(json_object_get(doc, "status"));
+	body = accepted_body(id, status);
+	json_object_set_new(body, "duplicate", json_true());
+	json_decref(doc);
+	return reply_json(a, req, 200, body);
+}
+
+static void post_job(struct api *a, struct httpd_request *req)
+{
+	const char *ct = httpd_header(req, "Content-Type");
+	const char *body, *code = "invalid_field", *hkey;
+	struct api_job_req jr;
+	struct queue_spec spec;
+	struct queue_enqueued out;
+	struct queue *q = NULL;
+	struct err e;
+	char id[UUID_STR_LEN], existing[UUID_STR_LEN];
+	int inserted = 0, live = 1, scheduled;
+	int64_t t0 = clock_mono_us(), now_us;
+	size_t len;
+
+	if (!ct || strncasecmp(ct, "application/json", 16) ||
+	    (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
+		reply_error(a, req, 415, "unsupported_media_type",
+			    "content type must be application/json");
+		return;
+	}
+	body = httpd_body(req, &len);
+	if (api_job_parse(body, len, &jr, &code, &e) < 0) {
+		reply_error(a, req, 400, code, "%s", e.msg);
+		return;
+	}
+	hkey = httpd_header(req, "Idempotency-Key");
+	if (hkey && !jr.idempotency_key) {
+		if (!api_idem_key_ok(hkey)) {
+			reply_error(a, req, 400, "invalid_field",
+				    "header 'Idempotency-Key': expected 1 to 200 printable ASCII characters");
+			goto out;
+		}
+		jr.idempotency_key = hkey;
+	}
+	if (!jr.queue)
+		jr.queue = a->queues[0];
+	if (served_index(a, jr.queue) < 0) {
+		reply_error(a, req, 400, "invalid_field",
+			    "field 'queue': '%s' is not served here (QUEUES=%s)", jr.queue,
+			    a->cfg.queues ? a->cfg.queues : "default");
+		goto out;
+	}
+	now_us = clock_now_us();
+	scheduled = jr.delay_ms > 0 || (jr.run_at_us > 0 && jr.run_at_us > now_us);
+	uuid7_new(id);
+
+	if (a->store) {
+		struct store_new sn;
+		int rc;
+
+		memset(&sn, 0, sizeof(sn));
+		sn.id = id;
+		sn.queue = jr.queue;
+		sn.type = jr.type;
+		sn.payload = jr.payload;
+		sn.status = scheduled ? STORE_SCHEDULED : STORE_QUEUED;
+		sn.priority = jr.priority;
+		sn.max_attempts = jr.max_attempts ? jr.max_attempts : 3;
+		sn.timeout_s = jr.timeout_s;
+		sn.idempotency_key = jr.idempotency_key;
+		sn.callback_url = jr.callback_url;
+		sn.run_at = jr.run_at_us ? jr.run_at_us : jr.delay_ms ? now_us + jr.delay_ms * 1000 : 0;
+		rc = store_insert(a->store, &sn, existing, &e);
+		if (rc < 0) {
+			if (e.code == ERR_INVALID)
+				reply_error(a, req, 400, "invalid_field", "%s", e.msg);
+			else
+				reply_backend(a, req, &e, "postgres");
+			goto out;
+		}
+		if (rc == 1) {
+			q = api_qget(a, &e);
+			reply_existing(a, req, q, existing);
+			goto out;
+		}
+		inserted = 1;
+	}
+
+	q = api_qget(a, &e);
+	if (!q)
+		goto undo;
+	memset(&spec, 0, sizeof(spec));
+	spec.id = id;
+	spec.type = jr.type;
+	spec.payload = jr.payload;
+	spec.priority = jr.priority;
+	spec.run_at_ms = jr.run_at_us / 1000;
+	spec.delay_ms = jr.delay_ms;
+	spec.max_attempts = jr.max_attempts;
+	spec.timeout_s = jr.timeout_s;
+	spec.idempotency_key = jr.idempotency_key;
+	spec.callback_url = jr.callback_url;
+	spec.trace = httpd_header(req, "traceparent");
+	if (queue_enqueue(q, jr.queue, &spec, 1, &out, &live, &e) < 0)
+		goto undo;
+	if (!out.created) {
+		/* Redis knew the key (no Postgres, or a row that Postgres lost) */
+		if (inserted)
+			store_delete(a->store, id, NULL);
+		reply_existing(a, req, q, out.id);
+		goto out;
+	}
+	atomic_fetch_add(&a->m_enqueued, 1);
+	metrics_hist_observe(&a->m_enqueue_latency, (double)(clock_mono_us() - t0) / 1e6);
+	reply_json(a, req, 202, accepted_body(id, scheduled ? "scheduled" : "queued"));
+	if (scheduled) {
+		wake_at(a->wake, jr.run_at_us ? jr.run_at_us : now_us + jr.delay_ms * 1000);
+		if (live)
+			wake_notify(a->wake, 1);
+	} else {
+		wake_notify(a->wake, live);
+	}
+	goto out;
+undo:
+	/* A refused request changes nothing: take the row back. */
+	if (inserted) {
+		struct err e2;
+
+		if (store_delete(a->store, id, &e2) < 0)
+			log_warn("cannot undo the job row; reconcile will enqueue it",
+				 "job_id", id, "error", e2.msg);
+	}
+	reply_backend(a, req, &e, "redis");
+out:
+	api_qput(a, q);
+	api_job_req_release(&jr);
+}
+
+/* ---- job reads and operations ----------------------------------------------- */
+
+static void get_job(struct api *a, struct httpd_request *req, const char *id)
+{
+	struct queue *q = api_qget(a, NULL);
+	struct err e;
+	json_t *doc = NULL;
+	size_t qi;
+
+	err_clear(&e);
+	if (q) {
+		doc = api_find_job(a, q, id, &qi, &e);
+		api_qput(a, q);
+	} else {
+		e.code = ERR_UNAVAILABLE;
+		snprintf(e.msg, sizeof(e.msg), "redis is unavailable");
+	}
+	if (doc) {
+		reply_json(a, req, 200, doc);
+		return;
+	}
+	if (a->store && (e.code == ERR_NOTFOUND || e.code == ERR_UNAVAILABLE)) {
+		struct err e2;
+
+		doc = store_job_doc(a, id, NULL, NULL, &e2);
+		if (doc) {
+			reply_json(a, req, 200, doc);
+			return;
+		}
+		if (e.code == ERR_NOTFOUND)
+			e = e2;
+	}
+	if (e.code == ERR_NOTFOUND)
+		reply_error(a, req, 404, "not_found", "no job '%s'", id);
+	else
+		reply_backend(a, req, &e, e.code == ERR_UNAVAILABLE && !q ? "redis" : "backend");
+}
+
+static void job_events(struct api *a, struct httpd_request *req, const char *id)
+{
+	struct queue *q = api_qget(a, NULL);
+	struct err e;
+	json_t *doc = NULL;
+	size_t qi = 0;
+
+	if (!q) {
+		reply_error(a, req, 503, "unavailable", "redis is unavailable");
+		return;
+	}
+	doc = api_find_job(a, q, id, &qi, &e);
+	api_qput(a, q);
+	if (doc) {
+		json_decref(doc);
+		count_status(a, 200);
+		api_hub_serve(a->hub, req, a->queues[qi], id);
+		return;
+	}
+	if (e.code == ERR_NOTFOUND && a->store) {
+		/* gone from Redis: its record is final (or about to be requeued) */
+		struct buf b = BUF_INIT;
+		char *text;
+
+		doc = store_job_doc(a, id, NULL, NULL, &e);
+		if (doc) {
+			text = json_dumps(doc, JSON_COMPACT);
+			buf_printf(&b, "event: end\ndata: %s\n\n", text ? text : "{}");
+			free(text);
+			json_decref(doc);
+			count_status(a, 200);
+			httpd_respond(req, 200, "text/event-stream", b.data, b.len);
+			buf_release(&b);
+			return;
+		}
+	}
+	if (e.code == ERR_NOTFOUND)
+		reply_error(a, req, 404, "not_found", "no job '%s'", id);
+	else
+		reply_backend(a, req, &e, "backend");
+}
+
+static void cancel_job(struct api *a, struct httpd_request *req, const char *id)
+{
+	struct queue *q = api_qget(a, NULL);
+	struct err e;
+	size_t i;
+	int rc = -1;
+
+	if (!q) {
+		reply_error(a, req, 503, "unavailable", "redis is unavailable");
+		return;
+	}
+	err_set(&e, ERR_NOTFOUND, "no job '%s'", id);
+	for (i = 0; i < a->nqueues; i++) {
+		rc = queue_cancel(q, a->queues[i], id, &e);
+		if (rc >= 0 || e.code != ERR_NOTFOUND)
+			break;
+	}
+	api_qput(a, q);
+	if (rc == 0) {
+		if (a->store) {
+			struct err e2;
+
+			if (store_set_status(a->store, id, STORE_CANCELLED, NULL, 0, &e2) < 0 &&
+			    e2.code != ERR_NOTFOUND)
+				log_warn("cannot record the cancel; reconcile will", "job_id", id,
+					 "error", e2.msg);
+		}
+		reply_json(a, req, 200, json_pack("{s:s,s:s}", "id", id, "status", "cancelled"));
+		return;
+	}
+	if (rc == 1) {
+		reply_json(a, req, 202, json_pack("{s:s,s:s,s:b}", "id", id, "status", "active",
+						  "cancel_requested", 1));
+		return;
+	}
+	if (e.code == ERR_NOTFOUND && a->store) {
+		enum store_status st;
+		json_t *doc = store_job_doc(a, id, NULL, &st, &e);
+
+		if (doc) {
+			json_decref(doc);
+			if (store_status_final(st)) {
+				reply_error(a, req, 409, "conflict", "job '%s' is already %s", id,
+					    store_status_name(st));
+				return;
+			}
+			/* lost from Redis: cancelling the record is enough */
+			if (store_set_status(a->store, id, STORE_CANCELLED, NULL, 0, &e) == 0) {
+				reply_json(a, req, 200,
+					   json_pack("{s:s,s:s}", "id", id, "status", "cancelled"));
+				return;
+			}
+		}
+	}
+	if (e.code == ERR_NOTFOUND)
+		reply_error(a, req, 404, "not_found", "no job '%s'", id);
+	else if (e.code == ERR_CONFLICT)
+		reply_error(a, req, 409, "conflict", "%s", e.msg);
+	else
+		reply_backend(a, req, &e, "backend");
+}
+
+static void retry_job(struct api *a, struct httpd_request *req, const char *id)
+{
+	struct queue *q = api_qget(a, NULL);
+	struct err e;
+	size_t i;
+	int rc = -1, live = 1;
+
+	if (!q) {
+		reply_error(a, req, 503, "unavailable", "redis is unavailable");
+		return;
+	}
+	err_set(&e, ERR_NOTFOUND, "no job '%s'", id);
+	for (i = 0; i < a->nqueues; i++) {
+		rc = queue_retry_dead(q, a->queues[i], id, &e);
+		if (rc >= 0 || e.code != ERR_NOTFOUND)
+			break;
+	}
+	if (rc == 0) {
+		live = queue_live_workers(q, a->queues[i], NULL) != 0;
+	}
+	api_qput(a, q);
+	if (rc == 0) {
+		if (a->store) {
+			struct err e2;
+
+			if (store_set_status(a->store, id, STORE_QUEUED, NULL, 0, &e2) < 0 &&
+			    e2.code != ERR_NOTFOUND)
+				log_warn("cannot record the retry", "job_id", id, "error", e2.msg);
+		}
+		reply_json(a, req, 200, json_pack("{s:s,s:s}", "id", id, "status", "queued"));
+		wake_notify(a->wake, live);
+		return;
+	}
+	if (e.code == ERR_NOTFOUND)
+		reply_error(a, req, 404, "not_found", "no job '%s'", id);
+	else if (e.code == ERR_CONFLICT)
+		reply_error(a, req, 409, "conflict", "job '%s' is not dead: %s", id, e.msg);
+	else
+		reply_backend(a, req, &e, "redis");
+}
+
+static json_t *counts_json(const struct queue_counts *c)
+{
+	json_t *o = json_object();
+	int s;
+
+	for (s = 0; s < QUEUE_NSTATES; s++)
+		json_object_set_new(o, queue_state_name((enum queue_state)s), json_integer(c->n[s]));
+	json_object_set_new(o, "workers", json_integer(c->workers));
+	return o;
+}
+
+static void get_queues(struct api *a, struct httpd_request *req)
+{
+	struct queue *q = api_qget(a, NULL);
+	json_t *all = json_object();
+	struct err e;
+	size_t i;
+
+	if (!q) {
+		json_decref(all);
+		reply_error(a, req, 503, "unavailable", "redis is unavailable");
+		return;
+	}
+	for (i = 0; i < a->nqueues; i++) {
+		struct queue_counts c;
+
+		if (queue_counts(q, a->queues[i], &c, &e) < 0) {
+			api_qput(a, q);
+			json_decref(all);
+			reply_backend(a, req, &e, "redis");
+			return;
+		}
+		json_object_set_new(all, a->queues[i], counts_json(&c));
+	}
+	api_qput(a, q);
+	reply_json(a, req, 200, json_pack("{s:o}", "queues", all));
+}
+
+static int query_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s)
+		return -1;
+	v = strtoll(s, &end, 10);
+	if (*end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static void list_jobs(struct api *a, struct httpd_request *req, const char *queue)
+{
+	const char *state_s = httpd_query(req, "state");
+	const char *limit_s = httpd_query(req, "limit");
+	const char *offset_s = httpd_query(req, "offset");
+	enum queue_state st = QUEUE_QUEUED;
+	int64_t limit = 50, offset = 0;
+	struct queue *q;
+	char **ids = NULL;
+	json_t *arr;
+	struct err e;
+	int n, i;
+
+	if (served_index(a, queue) < 0) {
+		reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
+		return;
+	}
+	if (state_s && queue_state_parse(state_s, &st) < 0) {
+		reply_error(a, req, 400, "invalid_query",
+			    "query 'state': expected queued, scheduled, active, retrying, done, failed or cancelled");
+		return;
+	}
+	if (limit_s && query_int(limit_s, 1, LIST_MAX, &limit) < 0) {
+		reply_error(a, req, 400, "invalid_query", "query 'limit': expected 1 to %d", LIST_MAX);
+		return;
+	}
+	if (offset_s && query_int(offset_s, 0, 1000000000, &offset) < 0) {
+		reply_error(a, req, 400, "invalid_query", "query 'offset': expected an integer >= 0");
+		return;
+	}
+	q = api_qget(a, &e);
+	if (!q) {
+		reply_backend(a, req, &e, "redis");
+		return;
+	}
+	n = queue_list(q, queue, st, (size_t)offset, (size_t)limit, &ids, &e);
+	if (n < 0) {
+		api_qput(a, q);
+		reply_backend(a, req, &e, "redis");
+		return;
+	}
+	arr = json_array();
+	for (i = 0; i < n; i++) {
+		char *text = queue_job_json(q, queue, ids[i], NULL);
+		json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+
+		if (j)
+			json_array_append_new(arr, j);
+		free(text);
+		free(ids[i]);
+	}
+	free(ids);
+	api_qput(a, q);
+	reply_json(a, req, 200, json_pack("{s:s,s:s,s:o}", "queue", queue, "state",
+					  queue_state_name(st), "jobs", arr));
+}
+
+static json_t *reconcile_json(const struct api_reconcile_stats *st)
+{
+	return json_pack("{s:I,s:I,s:I,s:I}", "scanned", (json_int_t)st->scanned,
+			 "requeued", (json_int_t)st->requeued, "finals", (json_int_t)st->finals,
+			 "errors", (json_int_t)st->errors);
+}
+
+static int run_reconcile(struct api *a, struct api_reconcile_stats *st, struct err *err)
+{
+	struct queue *q = api_qget(a, err);
+	int rc;
+
+	if (!q)
+		return -1;
+	rc = api_reconcile(q, a->store, a->cfg.reconcile_min_age_s, st, err);
+	api_qput(a, q);
+	atomic_fetch_add(&a->m_reconciled, (uint64_t)(st->requeued + st->finals));
+	if (st->requeued > 0) {
+		/* jobs came back: make sure someone runs them */
+		wake_notify(a->wake, 0);
+	}
+	return rc;
+}
+
+static void post_reconcile(struct api *a, struct httpd_request *req)
+{
+	struct api_reconcile_stats st;
+	struct err e;
+
+	if (!a->store) {
+		reply_error(a, req, 409, "conflict",
+			    "reconcile needs DATABASE_URL: without Postgres, Redis holds all state");
+		return;
+	}
+	if (run_reconcile(a, &st, &e) < 0) {
+		reply_backend(a, req, &e, "backend");
+		return;
+	}
+	reply_json(a, req, 200, reconcile_json(&st));
+}
+
+/* ---- health and metrics ----------------------------------------------------- */
+
+static void readyz(struct api *a, struct httpd_request *req)
+{
+	struct queue *q = api_qget(a, NULL);
+	struct err e;
+	int redis_ok = 0, pg_ok = 1;
+	json_t *body;
+
+	if (q) {
+		redis_ok = queue_ping(q, &e) == 0;
+		api_qput(a, q);
+	}
+	if (a->store)
+		pg_ok = store_ping(a->store, &e) == 0;
+	body = json_pack("{s:s,s:s}", "redis", redis_ok ? "ok" : "down", "postgres",
+			 a->store ? (pg_ok ? "ok" : "down") : "off");
+	if (redis_ok && pg_ok) {
+		reply_json(a, req, 200, body);
+	} else {
+		count_status(a, 503);
+		httpd_add_header(req, "Retry-After", "1");
+		json_object_set_new(body, "error",
+				    json_pack("{s:s,s:s}", "code", "unavailable", "message",
+					      !redis_ok ? "redis is unavailable" : "postgres is unavailable"));
+		httpd_respond_json(req, 503, body);
+	}
+}
+
+static void metrics(struct api *a, struct httpd_request *req)
+{
+	static const char *const classes[] = { "2xx", "3xx", "4xx", "5xx" };
+	struct buf b = BUF_INIT;
+	struct wake_stats ws;
+	char lab[32];
+	int i;
+
+	metrics_family(&b, "wakeq_api_requests_total", "counter", "HTTP requests answered, by status class");
+	for (i = 0; i < 4; i++) {
+		snprintf(lab, sizeof(lab), "class=\"%s\"", classes[i]);
+		metrics_sample(&b, "wakeq_api_requests_total", lab,
+			       (double)atomic_load(&a->m_requests[i]));
+	}
+	metrics_family(&b, "wakeq_api_unauthorized_total", "counter", "requests refused with 401");
+	metrics_sample(&b, "wakeq_api_unauthorized_total", NULL, (double)atomic_load(&a->m_requests[4]));
+	metrics_family(&b, "wakeq_api_unavailable_total", "counter", "requests answered 503");
+	metrics_sample(&b, "wakeq_api_unavailable_total", NULL, (double)atomic_load(&a->m_requests[5]));
+	metrics_family(&b, "wakeq_api_enqueued_total", "counter", "jobs accepted");
+	metrics_sample(&b, "wakeq_api_enqueued_total", NULL, (double)atomic_load(&a->m_enqueued));
+	metrics_family(&b, "wakeq_api_duplicates_total", "counter", "idempotent repeats answered with the existing job");
+	metrics_sample(&b, "wakeq_api_duplicates_total", NULL, (double)atomic_load(&a->m_duplicates));
+	metrics_family(&b, "wakeq_api_enqueue_seconds", "histogram", "time to accept a job");
+	metrics_hist_render(&b, "wakeq_api_enqueue_seconds", NULL, &a->m_enqueue_latency);
+	metrics_family(&b, "wakeq_api_event_streams", "gauge", "open event streams");
+	metrics_sample(&b, "wakeq_api_event_streams", NULL, a->hub ? api_hub_streams(a->hub) : 0);
+	metrics_family(&b, "wakeq_api_reconciled_total", "counter", "jobs requeued or finals copied by reconcile");
+	metrics_sample(&b, "wakeq_api_reconciled_total", NULL, (double)atomic_load(&a->m_reconciled));
+	wake_get_stats(a->wake, &ws);
+	metrics_family(&b, "wakeq_api_wakes_total", "counter", "wake calls by outcome");
+	metrics_sample(&b, "wakeq_api_wakes_total", "outcome=\"sent\"", (double)ws.sent);
+	metrics_sample(&b, "wakeq_api_wakes_total", "outcome=\"failed\"", (double)ws.failed);
+	metrics_sample(&b, "wakeq_api_wakes_total", "outcome=\"completed\"", (double)ws.completed);
+	metrics_family(&b, "wakeq_api_wakes_requested_total", "counter", "enqueues that found no live worker");
+	metrics_sample(&b, "wakeq_api_wakes_requested_total", NULL, (double)ws.requested);
+	count_status(a, 200);
+	httpd_respond(req, 200, "text/plain; version=0.0.4", b.data, b.len);
+	buf_release(&b);
+}
+
+/* ---- routing ----------------------------------------------------------------- */
+
+static void method_not_allowed(struct api *a, struct httpd_request *req, const char *allow)
+{
+	httpd_add_header(req, "Allow", allow);
+	reply_error(a, req, 405, "method_not_allowed", "method %s not allowed here (allowed: %s)",
+		    httpd_method(req), allow);
+}
+
+static int is(const struct httpd_request *req, const char *m)
+{
+	return !strcmp(httpd_method(req), m);
+}
+
+static void handle(struct httpd_request *req, void *ctx)
+{
+	struct api *a = ctx;
+	const char *path = httpd_path(req), *rest;
+	char id[UUID_STR_LEN];
+	size_t n;
+
+	if (!strcmp(path, "/healthz")) {
+		if (!is(req, "GET") && !is(req, "HEAD"))
+			return method_not_allowed(a, req, "GET");
+		reply_json(a, req, 200, json_pack("{s:s}", "status", "ok"));
+		return;
+	}
+	if (!strcmp(path, "/readyz")) {
+		if (!is(req, "GET") && !is(req, "HEAD"))
+			return method_not_allowed(a, req, "GET");
+		return readyz(a, req);
+	}
+	if (!strcmp(path, "/metrics")) {
+		if (!is(req, "GET"))
+			return method_not_allowed(a, req, "GET");
+		return metrics(a, req);
+	}
+	if (strncmp(path, "/v1/", 4)) {
+		reply_error(a, req, 404, "not_found", "no route '%.100s'", path);
+		return;
+	}
+	if (a->tokens && !httpd_bearer_ok(req, (const char *const *)a->tokens)) {
+		reply_error(a, req, 401, "unauthorized",
+			    httpd_header(req, "Authorization") ? "bad bearer token"
+							       : "missing bearer token");
+		return;
+	}
+	if (!strcmp(path, "/v1/jobs")) {
+		if (!is(req, "POST"))
+			return method_not_allowed(a, req, "POST");
+		return post_job(a, req);
+	}
+	if (!strcmp(path, "/v1/queues")) {
+		if (!is(req, "GET"))
+			return method_not_allowed(a, req, "GET");
+		return get_queues(a, req);
+	}
+	if (!strcmp(path, "/v1/reconcile")) {
+		if (!is(req, "POST"))
+			return method_not_allowed(a, req, "POST");
+		return post_reconcile(a, req);
+	}
+	if (!strncmp(path, "/v1/queues/", 11)) {
+		char qn[QUEUE_NAME_MAX + 1];
+
+		rest = path + 11;
+		n = strcspn(rest, "/");
+		if (strcmp(rest + n, "/jobs") || n == 0 || n > QUEUE_NAME_MAX) {
+			reply_error(a, req, 404, "not_found", "no route '%.100s'", path);
+			return;
+		}
+		if (!is(req, "GET"))
+			return method_not_allowed(a, req, "GET");
+		memcpy(qn, rest, n);
+		qn[n] = '\0';
+		return list_jobs(a, req, qn);
+	}
+	if (!strncmp(path, "/v1/jobs/", 9)) {
+		rest = path + 9;
+		n = strcspn(rest, "/");
+		if (n >= UUID_STR_LEN || n == 0) {
+			reply_error(a, req, 400, "invalid_id", "job id must be a UUID");
+			return;
+		}
+		memcpy(id, rest, n);
+		id[n] = '\0';
+		rest += n;
+		if (!uuid_valid(id)) {
+			reply_error(a, req, 400, "invalid_id", "job id must be a UUID");
+			return;
+		}
+		for (n = 0; id[n]; n++)
+			if (id[n] >= 'A' && id[n] <= 'F')
+				id[n] = (char)(id[n] - 'A' + 'a');
+		if (!*rest) {
+			if (is(req, "GET") || is(req, "HEAD"))
+				return get_job(a, req, id);
+			if (is(req, "DELETE"))
+				return cancel_job(a, req, id);
+			return method_not_allowed(a, req, "GET, DELETE");
+		}
+		if (!strcmp(rest, "/events")) {
+			if (!is(req, "GET"))
+				return method_not_allowed(a, req, "GET");
+			return job_events(a, req, id);
+		}
+		if (!strcmp(rest, "/retry")) {
+			if (!is(req, "POST"))
+				return method_not_allowed(a, req, "POST");
+			return retry_job(a, req, id);
+		}
+	}
+	reply_error(a, req, 404, "not_found", "no route '%.100s'", path);
+}
+
+/* ---- waker backlog and reconcile timer ---------------------------------------- */
+
+static int backlog_cb(void *ctx, struct wake_backlog *out)
+{
+	struct api *a = ctx;
+	struct err e;
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	if (!a->wake_q) {
+		a->wake_q = queue_connect(&a->qopts, &e);
+		if (!a->wake_q)
+			return -1;
+	}
+	for (i = 0; i < a->nqueues; i++) {
+		struct queue_counts c;
+
+		if (queue_counts(a->wake_q, a->queues[i], &c, &e) < 0)
+			return -1;
+		out->pending += c.n[QUEUE_QUEUED];
+		out->waiting += c.n[QUEUE_SCHEDULED] + c.n[QUEUE_RETRYING];
+		if (c.workers > out->workers)
+			out->workers = c.workers;
+	}
+	return 0;
+}
+
+static void *reconcile_main(void *arg)
+{
+	struct api *a = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&a->rec_lock);
+	while (!a->rec_stop) {
+		int64_t ns;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ns = (int64_t)ts.tv_nsec + (int64_t)(a->cfg.reconcile_interval_s * 1e9);
+		ts.tv_sec += (time_t)(ns / 1000000000);
+		ts.tv_nsec = (long)(ns % 1000000000);
+		pthread_cond_timedwait(&a->rec_cond, &a->rec_lock, &ts);
+		if (a->rec_stop)
+			break;
+		pthread_mutex_unlock(&a->rec_lock);
+		{
+			struct api_reconcile_stats st;
+			struct err e;
+
+			if (run_reconcile(a, &st, &e) < 0) {
+				log_warn("reconcile failed", "error", e.msg);
+			} else if (st.requeued || st.finals) {
+				char rq[24], fn[24];
+
+				snprintf(rq, sizeof(rq), "%lld", (long long)st.requeued);
+				snprintf(fn, sizeof(fn), "%lld", (long long)st.finals);
+				log_info("reconciled", "requeued", rq, "finals", fn);
+			}
+		}
+		pthread_mutex_lock(&a->rec_lock);
+	}
+	pthread_mutex_unlock(&a->rec_lock);
+	return NULL;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+struct api *api_start(const struct api_config *cfg, struct err *err)
+{
+	struct api *a = xcalloc(1, sizeof(*a));
+	struct httpd_opts ho;
+	size_t i, ntok = 0;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	a->cfg = *cfg;
+	pthread_mutex_init(&a->pool_lock, NULL);
+	pthread_mutex_init(&a->rec_lock, NULL);
+	pthread_cond_init(&a->rec_cond, NULL);
+	a->queues = split_list(cfg->queues && *cfg->queues ? cfg->queues : "default", &a->nqueues);
+	if (a->nqueues == 0) {
+		err_set(err, ERR_INVALID, "bad QUEUES '%s': no queue named", cfg->queues);
+		goto fail;
+	}
+	for (i = 0; i < a->nqueues; i++)
+		if (queue_name_check(a->queues[i], err) < 0) {
+			err_wrap(err, "bad QUEUES");
+			goto fail;
+		}
+	a->tokens = split_list(cfg->api_tokens, &ntok);
+	if (ntok == 0) {
+		free_list(a->tokens);
+		a->tokens = NULL;
+		if (!cfg->no_auth) {
+			err_set(err, ERR_INVALID,
+				"API_TOKEN is not set: set it (comma-separated for rotation) or pass --no-auth explicitly");
+			goto fail;
+		}
+	} else if (cfg->no_auth) {
+		free_list(a->tokens);
+		a->tokens = NULL;
+	}
+	a->qopts.url = cfg->redis_url;
+	a->qopts.connect_timeout_s = 1;
+	a->qopts.command_timeout_s = 5;
+	{
+		struct queue_url u;
+
+		if (queue_url_parse(cfg->redis_url && *cfg->redis_url ? cfg->redis_url
+								      : "redis://127.0.0.1:6379",
+				    &u, err) < 0) {
+			err_wrap(err, "bad REDIS_URL");
+			goto fail;
+		}
+		if (u.tls && !queue_tls_supported()) {
+			err_set(err, ERR_INVALID,
+				"bad REDIS_URL: rediss:// needs TLS, and this build's hiredis has none");
+			goto fail;
+		}
+		memset(&u, 0, sizeof(u));
+	}
+	if (cfg->database_url && *cfg->database_url) {
+		int threads = cfg->threads > 0 ? cfg->threads : (int)(ncpu > 0 ? ncpu : 1) * 2;
+
+		a->store = store_open(cfg->database_url,
+				      cfg->store_conns > 0 ? cfg->store_conns : threads, err);
+		if (!a->store) {
+			err_wrap(err, "bad DATABASE_URL");
+			goto fail;
+		}
+		if (cfg->migrate) {
+			int n = store_migrate(a->store, err);
+
+			if (n < 0) {
+				err_wrap(err, "cannot migrate the database");
+				goto fail;
+			}
+		}
+	}
+	if (cfg->wake_url && *cfg->wake_url) {
+		struct wake_opts wo;
+
+		memset(&wo, 0, sizeof(wo));
+		wo.url = cfg->wake_url;
+		if (cfg->wake_auth && !strcasecmp(cfg->wake_auth, "google")) {
+			wo.auth = WAKE_AUTH_GOOGLE;
+		} else if (cfg->wake_auth && *cfg->wake_auth && strcasecmp(cfg->wake_auth, "token") &&
+			   strcasecmp(cfg->wake_auth, "none")) {
+			err_set(err, ERR_INVALID, "bad WAKE_AUTH '%s': expected token, google or none",
+				cfg->wake_auth);
+			goto fail;
+		} else if (cfg->wake_token && *cfg->wake_token) {
+			wo.auth = WAKE_AUTH_TOKEN;
+			wo.token = cfg->wake_token;
+		}
+		wo.audience = cfg->wake_audience;
+		wo.hold_s = cfg->wake_hold_s;
+		wo.fanout_max = cfg->wake_fanout_max;
+		wo.slot_concurrency = cfg->worker_concurrency;
+		wo.backlog_per_slot = cfg->wake_backlog;
+		wo.backlog = backlog_cb;
+		wo.backlog_ctx = a;
+		a->wake = wake_new(&wo, err);
+		if (!a->wake)
+			goto fail;
+	}
+	a->hub = api_hub_new(a, err);
+	if (!a->hub)
+		goto fail;
+	memset(&ho, 0, sizeof(ho));
+	ho.host = cfg->host;
+	ho.port = cfg->port;
+	ho.threads = cfg->threads > 0 ? cfg->threads : (int)(ncpu > 0 ? ncpu : 1) * 2;
+	ho.max_connections = cfg->max_connections;
+	ho.timeout_s = cfg->conn_timeout_s ? cfg->conn_timeout_s : 30;
+	ho.max_body = cfg->max_body;
+	ho.allow_push = 1;
+	a->http = httpd_start(&ho, handle, a, err);
+	if (!a->http)
+		goto fail;
+	if (cfg->reconcile_interval_s > 0 && a->store) {
+		if (pthread_create(&a->rec_thread, NULL, reconcile_main, a) == 0)
+			a->rec_running = 1;
+	}
+	return a;
+fail:
+	api_stop(a);
+	return NULL;
+}
+
+int api_port(const struct api *a)
+{
+	return httpd_port(a->http);
+}
+
+void api_stop(struct api *a)
+{
+	size_t i;
+
+	if (!a)
+		return;
+	if (a->rec_running) {
+		pthread_mutex_lock(&a->rec_lock);
+		a->rec_stop = 1;
+		pthread_cond_signal(&a->rec_cond);
+		pthread_mutex_unlock(&a->rec_lock);
+		pthread_join(a->rec_thread, NULL);
+	}
+	httpd_stop(a->http);
+	api_hub_free(a->hub);
+	wake_free(a->wake);
+	queue_free(a->wake_q);
+	store_free(a->store);
+	for (i = 0; i < a->npool; i++)
+		queue_free(a->pool[i]);
+	free(a->pool);
+	free_list(a->queues);
+	free_list(a->tokens);
+	pthread_cond_destroy(&a->rec_cond);
+	pthread_mutex_destroy(&a->rec_lock);
+	pthread_mutex_destroy(&a->pool_lock);
+	free(a);
+}

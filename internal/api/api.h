@@ -1,0 +1,124 @@
+/* api.h - the thin HTTP API of wakeq (DESIGN.md "The API", docs/API.md):
+ * job intake into Redis (and Postgres when configured), reads, cancel,
+ * retry, queue counts, server-sent progress events, wake calls when no
+ * worker is alive, and reconcile between Postgres and Redis.
+ *
+ * The server runs on libmicrohttpd's thread pool; each request thread
+ * borrows a Redis connection from a small pool (a `struct queue` is not
+ * thread-safe) and the Postgres store is shared (it pools by itself).
+ * A Redis or Postgres outage never stops the API: requests that need the
+ * missing server answer 503 with Retry-After, and it reconnects by itself.
+ */
+#ifndef WAKEQ_API_H
+#define WAKEQ_API_H
+
+#include "base/err.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct queue;
+struct store;
+
+/* Settings, filled by cmd/api from its config table. Strings are borrowed
+ * for the life of the server. */
+struct api_config {
+	const char *host;             /* bind address; NULL = 0.0.0.0 */
+	int port;                     /* 0 = any free port (see api_port) */
+	const char *redis_url;
+	const char *database_url;     /* NULL or "" = Redis only */
+	const char *queues;           /* comma list served; NULL = "default" */
+	const char *api_tokens;       /* comma list (rotation); NULL = none */
+	int no_auth;                  /* allow running without a token */
+	size_t max_body;              /* 0 = 1 MiB */
+	int threads;                  /* HTTP pool threads; 0 = 2 × CPUs */
+	unsigned max_connections;     /* 0 = 1024 */
+	unsigned conn_timeout_s;      /* idle connection timeout; 0 = 30 */
+	/* waking */
+	const char *wake_url;         /* NULL or "" = never wake */
+	const char *wake_token;
+	const char *wake_auth;        /* "", "token" or "google" */
+	const char *wake_audience;    /* google: NULL = origin of wake_url */
+	int wake_fanout_max;          /* 0 = 1 */
+	int worker_concurrency;       /* the worker's CONCURRENCY; 0 = 1 */
+	int wake_backlog;             /* target jobs per worker slot; 0 = 10 */
+	double wake_hold_s;           /* longest a wake is held open; 0 = 3600 */
+	/* reconcile */
+	double reconcile_interval_s;  /* 0 = no timer */
+	double reconcile_min_age_s;   /* rows younger than this are left; 0 = 10 */
+	int store_conns;              /* Postgres pool; 0 = threads */
+	int migrate;                  /* apply migrations at start-up */
+};
+
+struct api;
+
+/* Checks the settings, applies migrations when configured (needs Postgres
+ * up then; ERR_UNAVAILABLE otherwise), starts the waker, the event hub,
+ * the reconcile timer and the HTTP server. Redis may be down at start.
+ * Returns the server (stop with api_stop), or NULL with err: ERR_INVALID
+ * for a bad setting (e.g. no API_TOKEN without no_auth), ERR_UNAVAILABLE
+ * when the port is taken. */
+struct api *api_start(const struct api_config *cfg, struct err *err);
+
+/* The port bound. */
+int api_port(const struct api *a);
+
+/* Stops serving, ends event streams, stops the threads. Accepts NULL. */
+void api_stop(struct api *a);
+
+/* ---- the job request ----------------------------------------------------- */
+
+/* A parsed POST /v1/jobs body. Strings point into `root` (or are heap
+ * copies noted below); api_job_req_release frees everything. */
+struct api_job_req {
+	json_t *root;
+	const char *type;
+	const char *queue;            /* NULL = the first served queue */
+	char *payload;                /* compact JSON text of the payload (heap) */
+	int priority;                 /* 0..9 */
+	int64_t run_at_us;            /* 0 = now (+ delay) */
+	int64_t delay_ms;             /* from delay_s */
+	int max_attempts;             /* 0 = queue default (3) */
+	double timeout_s;             /* 0 = none */
+	const char *idempotency_key;
+	const char *callback_url;
+};
+
+/* Parses and checks a job request: JSON object with known fields of the
+ * right types and ranges, a known job type and a payload that fits it
+ * (jobs_check). Returns 0, or -1 with err naming the field and *code one
+ * of "invalid_json", "unknown_field", "invalid_field", "unknown_type",
+ * "invalid_payload". Never blocks; `body` need not be NUL-terminated. */
+int api_job_parse(const char *body, size_t len, struct api_job_req *out,
+		  const char **code, struct err *err);
+void api_job_req_release(struct api_job_req *r);
+
+/* Checks an idempotency key: 1..200 printable ASCII characters. */
+int api_idem_key_ok(const char *key);
+
+/* Parses an RFC 3339 time ("2026-11-22T17:37:24.123456Z", offsets allowed)
+ * into epoch microseconds. Returns 0 or -1. */
+int api_time_parse(const char *s, int64_t *us);
+
+/* ---- reconcile -------------------------------------------------------------- */
+
+struct api_reconcile_stats {
+	int64_t scanned;      /* unfinished Postgres rows looked at */
+	int64_t requeued;     /* missing from Redis, enqueued again (same id) */
+	int64_t finals;       /* final states copied from Redis to Postgres */
+	int64_t errors;       /* rows that could not be handled this pass */
+};
+
+/* One reconcile pass: every row still queued, scheduled, retrying or
+ * active in Postgres (and at least min_age_s old, 0 = 10) is looked up in
+ * Redis: missing → enqueued again with the same id (a flush or failover
+ * loses nothing); done/failed/cancelled in Redis → copied to the row.
+ * Blocks for the round trips (a page of 500 rows at a time). Returns 0
+ * with *st filled, or -1 with err when Redis or Postgres is unavailable
+ * (stats so far are kept). For `wakeq reconcile`, POST /v1/reconcile and
+ * the API's timer. */
+int api_reconcile(struct queue *q, struct store *s, double min_age_s,
+		  struct api_reconcile_stats *st, struct err *err);
+
+#endif

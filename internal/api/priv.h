@@ -1,0 +1,71 @@
+/* priv.h - what the files of the api module share (not public). */
+#ifndef WAKEQ_API_PRIV_H
+#define WAKEQ_API_PRIV_H
+
+#include "api/api.h"
+#include "httpd/httpd.h"
+#include "metrics/metrics.h"
+#include "queue/queue.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct api_hub;
+
+struct api {
+	struct api_config cfg;
+	char **queues;               /* served queues */
+	size_t nqueues;
+	char **tokens;               /* NULL-terminated; NULL when no_auth */
+	struct queue_opts qopts;
+	struct store *store;         /* NULL: Redis only */
+	struct wake *wake;           /* NULL: no WAKE_URL */
+	struct queue *wake_q;        /* the waker thread's own connection */
+	struct httpd *http;
+	struct api_hub *hub;
+
+	/* pool of Redis connections for request threads */
+	pthread_mutex_t pool_lock;
+	struct queue **pool;
+	size_t npool, cap_pool;
+	int64_t redis_down_until_us; /* monotonic: fail fast until then */
+
+	/* reconcile timer */
+	pthread_t rec_thread;
+	int rec_running;
+	pthread_mutex_t rec_lock;
+	pthread_cond_t rec_cond;
+	int rec_stop;
+
+	/* metrics */
+	atomic_uint_least64_t m_requests[6];  /* 2xx 3xx 4xx 5xx, 401, 503 */
+	atomic_uint_least64_t m_enqueued, m_duplicates, m_reconciled;
+	struct metrics_hist m_enqueue_latency;
+	atomic_int m_streams;
+};
+
+/* Borrows a Redis connection (connects one when the pool is empty).
+ * Returns NULL with err (ERR_UNAVAILABLE) when Redis cannot be reached. */
+struct queue *api_qget(struct api *a, struct err *err);
+/* Returns a borrowed connection. */
+void api_qput(struct api *a, struct queue *q);
+
+/* The job document from Redis (trying each served queue, or `queue`
+ * first when known). Returns the parsed JSON and the queue's index in
+ * *qi, NULL with err ERR_NOTFOUND / ERR_UNAVAILABLE. */
+json_t *api_find_job(struct api *a, struct queue *q, const char *id, size_t *qi,
+		     struct err *err);
+
+/* ---- server-sent events (events.c) ---------------------------------- */
+
+struct api_hub *api_hub_new(struct api *a, struct err *err);
+void api_hub_free(struct api_hub *h);
+/* Serves GET /v1/jobs/{id}/events for a job known to be in `queue`. */
+void api_hub_serve(struct api_hub *h, struct httpd_request *req,
+		   const char *queue, const char *id);
+/* Number of open streams. */
+int api_hub_streams(struct api_hub *h);
+
+int api_status_final(const char *status);
+
+#endif

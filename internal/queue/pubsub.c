@@ -1,0 +1,193 @@
+/* pubsub.c - a subscriber connection for the events the queue scripts
+ * publish (see queue.h "pub/sub"). The connection is blocking for the
+ * connect and the SUBSCRIBE write only; reads happen when poll(2) says the
+ * socket is readable, so queue_sub_read never waits. */
+#include "queue/queue.h"
+
+#include "base/mem.h"
+
+#include <hiredis.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct queue_sub {
+	redisContext *c;
+};
+
+static struct timeval tv_secs(double s)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)s;
+	tv.tv_usec = (suseconds_t)((s - (double)tv.tv_sec) * 1e6);
+	return tv;
+}
+
+struct queue_sub *queue_sub_connect(const struct queue_opts *opts,
+				    struct err *err)
+{
+	const char *u = opts && opts->url && *opts->url ? opts->url : "redis://127.0.0.1:6379";
+	struct queue_url url;
+	struct queue_sub *s = NULL;
+	struct timeval tv = tv_secs(opts && opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 5);
+	redisReply *r;
+
+	if (queue_url_parse(u, &url, err) < 0)
+		return NULL;
+	if (url.tls && !queue_tls_supported()) {
+		err_set(err, ERR_INVALID, "rediss:// needs TLS, and this build's hiredis has none");
+		goto out;
+	}
+	s = xcalloc(1, sizeof(*s));
+	if (url.unix_socket)
+		s->c = redisConnectUnixWithTimeout(url.host, tv);
+	else
+		s->c = redisConnectWithTimeout(url.host, url.port, tv);
+	if (!s->c || s->c->err) {
+		err_set(err, ERR_UNAVAILABLE, "cannot connect to redis at '%s:%d': %s",
+			url.host, url.port, s->c ? s->c->errstr : "out of memory");
+		goto fail;
+	}
+	redisSetTimeout(s->c, tv);
+	if (url.password[0]) {
+		if (url.user[0])
+			r = redisCommand(s->c, "AUTH %s %s", url.user, url.password);
+		else
+			r = redisCommand(s->c, "AUTH %s", url.password);
+		if (!r || r->type == REDIS_REPLY_ERROR) {
+			err_set(err, r ? ERR_AUTH : ERR_UNAVAILABLE, "redis refused the password");
+			if (r)
+				freeReplyObject(r);
+			goto fail;
+		}
+		freeReplyObject(r);
+	}
+	goto out;
+fail:
+	queue_sub_free(s);
+	s = NULL;
+out:
+	memset(&url, 0, sizeof(url));
+	return s;
+}
+
+void queue_sub_free(struct queue_sub *s)
+{
+	if (!s)
+		return;
+	if (s->c)
+		redisFree(s->c);
+	free(s);
+}
+
+int queue_sub_subscribe(struct queue_sub *s, const char *queue, struct err *err)
+{
+	char chan[QUEUE_NAME_MAX + 32];
+	int done = 0;
+
+	if (queue_name_check(queue, err) < 0)
+		return -1;
+	snprintf(chan, sizeof(chan), "wakeq:{%s}:events", queue);
+	if (redisAppendCommand(s->c, "SUBSCRIBE %s", chan) != REDIS_OK)
+		return err_set(err, ERR_UNAVAILABLE, "redis SUBSCRIBE failed: %s", s->c->errstr);
+	while (!done)
+		if (redisBufferWrite(s->c, &done) != REDIS_OK)
+			return err_set(err, ERR_UNAVAILABLE, "redis SUBSCRIBE failed: %s",
+				       s->c->errstr);
+	return 0;
+}
+
+int queue_sub_fd(const struct queue_sub *s)
+{
+	return s->c ? s->c->fd : -1;
+}
+
+/* Splits "ID\tSTATUS\tPROGRESS\tSTAGE" from channel "wakeq:{Q}:events".
+ * Returns 0, or -1 when malformed. */
+static int parse_event(const char *chan, size_t clen, const char *msg,
+		       size_t mlen, struct queue_event *ev)
+{
+	const char *open = memchr(chan, '{', clen), *close;
+	const char *f[4];
+	size_t flen[4], i, start = 0, k = 0;
+
+	if (!open)
+		return -1;
+	close = memchr(open, '}', clen - (size_t)(open - chan));
+	if (!close || close - open - 1 <= 0 || close - open - 1 > QUEUE_NAME_MAX)
+		return -1;
+	memset(ev, 0, sizeof(*ev));
+	memcpy(ev->queue, open + 1, (size_t)(close - open - 1));
+	for (i = 0; i <= mlen && k < 4; i++) {
+		if (i == mlen || msg[i] == '\t') {
+			f[k] = msg + start;
+			flen[k] = i - start;
+			k++;
+			start = i + 1;
+		}
+	}
+	if (k < 2 || flen[0] != UUID_STR_LEN - 1 || flen[1] == 0 ||
+	    flen[1] >= sizeof(ev->status))
+		return -1;
+	memcpy(ev->id, f[0], flen[0]);
+	memcpy(ev->status, f[1], flen[1]);
+	ev->progress = -1;
+	if (k > 2 && flen[2] > 0 && flen[2] < 32) {
+		char num[32], *end;
+		double p;
+
+		memcpy(num, f[2], flen[2]);
+		num[flen[2]] = '\0';
+		p = strtod(num, &end);
+		if (*end == '\0' && p >= 0 && p <= 100)
+			ev->progress = p;
+	}
+	if (k > 3 && flen[3] > 0) {
+		size_t n = flen[3] < sizeof(ev->stage) - 1 ? flen[3] : sizeof(ev->stage) - 1;
+
+		memcpy(ev->stage, f[3], n);
+	}
+	return 0;
+}
+
+int queue_sub_read(struct queue_sub *s, struct queue_event *ev, struct err *err)
+{
+	void *reply;
+	redisReply *r;
+	int got;
+
+	for (;;) {
+		reply = NULL;
+		if (redisGetReplyFromReader(s->c, &reply) != REDIS_OK)
+			return err_set(err, ERR_PROTOCOL, "redis subscriber: %s", s->c->errstr);
+		if (!reply) {
+			struct pollfd p = { .fd = s->c->fd, .events = POLLIN };
+
+			if (poll(&p, 1, 0) <= 0)
+				return 0;
+			if (redisBufferRead(s->c) != REDIS_OK)
+				return err_set(err, ERR_UNAVAILABLE, "redis subscriber lost: %s",
+					       s->c->errstr[0] ? s->c->errstr : "connection closed");
+			if (redisGetReplyFromReader(s->c, &reply) != REDIS_OK)
+				return err_set(err, ERR_PROTOCOL, "redis subscriber: %s",
+					       s->c->errstr);
+			if (!reply)
+				return 0;
+		}
+		r = reply;
+		got = 0;
+		if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+		    r->element[0]->type == REDIS_REPLY_STRING &&
+		    !strcmp(r->element[0]->str, "message") &&
+		    r->element[1]->type == REDIS_REPLY_STRING &&
+		    r->element[2]->type == REDIS_REPLY_STRING)
+			got = parse_event(r->element[1]->str, r->element[1]->len,
+					  r->element[2]->str, r->element[2]->len, ev) == 0;
+		freeReplyObject(r);
+		if (got)
+			return 1;
+		/* a subscribe confirmation or a malformed message: next */
+	}
+}

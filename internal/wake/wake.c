@@ -1,0 +1,687 @@
+/* wake.c - the waker thread (curl multi) and the synchronous wake_once.
+ * The policy is described in wake.h. */
+#include "wake/wake.h"
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/mem.h"
+#include "log/log.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define BACKOFF_MIN_US 250000
+#define BACKOFF_MAX_US 30000000
+#define MAX_FAILURES 20          /* then give up until the next notify */
+#define CHECK_EVERY_US 1000000   /* fan-out checks at most this often */
+#define QUICK_US 1000000         /* a drain shorter than this backs off */
+#define TOKEN_MARGIN_US 300000000 /* refresh identity tokens 5 min early */
+#define MAX_FANOUT 64
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+struct xfer {
+	CURL *easy;
+	struct curl_slist *headers;
+	int base;          /* the one base wake (vs a fan-out wake) */
+	int sent;          /* pre-transfer reached: the request went out */
+	int64_t start_us;  /* monotonic */
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct wake {
+	/* settings, read-only after wake_new */
+	char *url, *token, *audience, *metadata_host;
+	enum wake_auth auth;
+	long connect_ms, hold_ms;
+	int fanout_max, slots, backlog_per_slot;
+	wake_backlog_fn backlog;
+	void *backlog_ctx;
+
+	CURLM *multi;
+	pthread_t thread;
+
+	pthread_mutex_t lock;   /* guards the fields below */
+	int stop;
+	int want;               /* a base wake is wanted */
+	int want_during;        /* ... and was asked for while one was open */
+	int check;              /* a fan-out check was asked for */
+	int base_busy;          /* a base transfer is open */
+	int64_t due_us;         /* earliest scheduled job (wall clock), 0 none */
+	struct wake_stats stats;
+
+	/* waker thread only */
+	struct xfer *xfers[MAX_FANOUT + 1];
+	int nxfers;
+	int64_t backoff_us, next_try_us, last_check_us;
+	int failures;
+	char *id_token;
+	int64_t id_token_exp_us;
+};
+
+/* ---- helpers --------------------------------------------------------- */
+
+static size_t discard(char *p, size_t size, size_t n, void *ctx)
+{
+	(void)p;
+	(void)ctx;
+	return size * n;
+}
+
+static size_t collect(char *p, size_t size, size_t n, void *ctx)
+{
+	struct buf *b = ctx;
+
+	if (b->len + size * n > 64 * 1024)
+		return 0; /* an identity token is a few KB; refuse more */
+	buf_add(b, p, size * n);
+	return size * n;
+}
+
+/* scheme://host[:port] of `url`, heap copy. */
+static char *url_origin(const char *url)
+{
+	const char *p = strstr(url, "://");
+	size_t n;
+
+	if (!p)
+		return xstrdup(url);
+	p += 3;
+	n = strcspn(p, "/?#");
+	return xstrndup(url, (size_t)(p - url) + n);
+}
+
+static int b64url_val(int c)
+{
+	if (c >= 'A' && c <= 'Z') return c - 'A';
+	if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+	if (c >= '0' && c <= '9') return c - '0' + 52;
+	if (c == '-' || c == '+') return 62;
+	if (c == '_' || c == '/') return 63;
+	return -1;
+}
+
+/* The exp claim (seconds) of a JWT, or -1. */
+static int64_t jwt_exp(const char *jwt)
+{
+	const char *a = strchr(jwt, '.'), *b;
+	struct buf out = BUF_INIT;
+	unsigned acc = 0;
+	int bits = 0;
+	int64_t exp = -1;
+	json_t *j;
+
+	if (!a || !(b = strchr(a + 1, '.')))
+		return -1;
+	for (a++; a < b; a++) {
+		int v = b64url_val((unsigned char)*a);
+
+		if (v < 0)
+			break;
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf_addc(&out, (char)((acc >> bits) & 0xff));
+		}
+	}
+	j = json_loadb(out.data, out.len, 0, NULL);
+	if (j && json_is_integer(json_object_get(j, "exp")))
+		exp = json_integer_value(json_object_get(j, "exp"));
+	else if (j && json_is_real(json_object_get(j, "exp")))
+		exp = (int64_t)json_real_value(json_object_get(j, "exp"));
+	json_decref(j);
+	buf_release(&out);
+	return exp;
+}
+
+int wake_google_token(const char *metadata_host, const char *audience,
+		      char **token, int64_t *expires_us, struct err *err)
+{
+	const char *host = metadata_host && *metadata_host ? metadata_host : getenv("GCE_METADATA_HOST");
+	struct buf body = BUF_INIT;
+	struct curl_slist *h = NULL;
+	char *url = NULL, *aud = NULL;
+	CURL *c;
+	CURLcode cc;
+	long status = 0;
+	int64_t exp;
+	size_t n;
+	int rc = -1;
+
+	pthread_once(&curl_once, curl_init_once);
+	if (!host || !*host)
+		host = "metadata.google.internal";
+	c = curl_easy_init();
+	if (!c)
+		return err_set(err, ERR_INTERNAL, "cannot start curl");
+	aud = curl_easy_escape(c, audience, 0);
+	url = xasprintf("http://%s/computeMetadata/v1/instance/service-accounts/default/identity?audience=%s&format=full",
+			host, aud ? aud : "");
+	h = curl_slist_append(h, "Metadata-Flavor: Google");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+	curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never through a proxy */
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+	cc = curl_easy_perform(c);
+	if (cc != CURLE_OK) {
+		err_set(err, ERR_UNAVAILABLE, "cannot reach metadata server '%s': %s", host,
+			curl_easy_strerror(cc));
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200) {
+		err_set(err, ERR_AUTH, "metadata server '%s' answered %ld for an identity token",
+			host, status);
+		goto out;
+	}
+	n = body.len;
+	while (n && (body.data[n - 1] == '\n' || body.data[n - 1] == '\r' || body.data[n - 1] == ' '))
+		n--;
+	body.data[n] = '\0';
+	body.len = n;
+	exp = jwt_exp(body.data);
+	if (exp <= 0) {
+		err_set(err, ERR_PROTOCOL, "metadata server '%s' sent a token that is not a JWT", host);
+		goto out;
+	}
+	*expires_us = exp * 1000000;
+	*token = buf_detach(&body, NULL);
+	rc = 0;
+out:
+	buf_release(&body);
+	curl_slist_free_all(h);
+	curl_free(aud);
+	free(url);
+	curl_easy_cleanup(c);
+	return rc;
+}
+
+/* ---- the waker thread ------------------------------------------------ */
+
+/* The Authorization header value for the next wake, or NULL for none;
+ * refreshes the identity token when needed. Returns 0 or -1. */
+static int auth_header(struct wake *w, struct curl_slist **headers)
+{
+	char *line;
+	const char *tok = NULL;
+
+	if (w->auth == WAKE_AUTH_TOKEN) {
+		tok = w->token;
+	} else if (w->auth == WAKE_AUTH_GOOGLE) {
+		int64_t now = clock_now_us();
+
+		if (!w->id_token || now >= w->id_token_exp_us - TOKEN_MARGIN_US) {
+			struct err e;
+			char *t;
+			int64_t exp;
+
+			if (wake_google_token(w->metadata_host, w->audience, &t, &exp, &e) < 0) {
+				log_warn("cannot get an identity token for the wake call",
+					 "error", e.msg);
+				return -1;
+			}
+			free(w->id_token);
+			w->id_token = t;
+			w->id_token_exp_us = exp;
+		}
+		tok = w->id_token;
+	}
+	if (tok) {
+		line = xasprintf("Authorization: Bearer %s", tok);
+		*headers = curl_slist_append(*headers, line);
+		free(line);
+	}
+	return 0;
+}
+
+static void xfer_free(struct wake *w, struct xfer *x)
+{
+	curl_multi_remove_handle(w->multi, x->easy);
+	curl_easy_cleanup(x->easy);
+	curl_slist_free_all(x->headers);
+	free(x);
+}
+
+static int start_xfer(struct wake *w, int base)
+{
+	struct xfer *x;
+
+	if (w->nxfers >= MAX_FANOUT)
+		return -1;
+	x = xcalloc(1, sizeof(*x));
+	x->base = base;
+	x->start_us = clock_mono_us();
+	x->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	if (auth_header(w, &x->headers) < 0) {
+		curl_slist_free_all(x->headers);
+		free(x);
+		return -1;
+	}
+	x->easy = curl_easy_init();
+	curl_easy_setopt(x->easy, CURLOPT_URL, w->url);
+	curl_easy_setopt(x->easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, "{}");
+	curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE, 2L);
+	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
+	curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, w->connect_ms);
+	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, w->hold_ms);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "wakeq-api");
+	/* Keep the TCP connection alive through a long drain behind proxies. */
+	curl_easy_setopt(x->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_multi_add_handle(w->multi, x->easy);
+	w->xfers[w->nxfers++] = x;
+	if (base) {
+		pthread_mutex_lock(&w->lock);
+		w->base_busy = 1;
+		w->want_during = 0;
+		pthread_mutex_unlock(&w->lock);
+	}
+	log_debug("wake call started", "url", w->url, "kind", base ? "base" : "fanout");
+	return 0;
+}
+
+static void backoff(struct wake *w)
+{
+	w->next_try_us = clock_mono_us() + w->backoff_us;
+	w->backoff_us = w->backoff_us * 2 > BACKOFF_MAX_US ? BACKOFF_MAX_US : w->backoff_us * 2;
+}
+
+/* Asks the backlog callback; starts base and fan-out wakes as needed.
+ * `base_ok`: whether a base wake may be started by this check; `due`: a
+ * scheduled job is due now, so waiting jobs count as pending. */
+static void check_backlog(struct wake *w, int base_ok, int due)
+{
+	struct wake_backlog b;
+	int64_t cap, desired, have;
+	int i, base_open = 0;
+
+	w->last_check_us = clock_mono_us();
+	if (!w->backlog || w->backlog(w->backlog_ctx, &b) < 0)
+		return;
+	for (i = 0; i < w->nxfers; i++)
+		base_open |= w->xfers[i]->base;
+	if (due)
+		b.pending += b.waiting;
+	if (base_ok && !base_open && b.pending > 0 && b.workers == 0) {
+		if (clock_mono_us() >= w->next_try_us && start_xfer(w, 1) == 0) {
+			log_info("waking the worker: due jobs and no live worker");
+			base_open = 1;
+		} else {
+			pthread_mutex_lock(&w->lock);
+			w->want = 1; /* after the backoff */
+			pthread_mutex_unlock(&w->lock);
+		}
+	}
+	if (w->fanout_max <= 1 || b.pending <= 0)
+		return;
+	cap = (int64_t)w->slots * w->backlog_per_slot;
+	desired = (b.pending + cap - 1) / cap;
+	if (desired > w->fanout_max)
+		desired = w->fanout_max;
+	have = b.workers > w->nxfers ? b.workers : w->nxfers;
+	for (; have < desired; have++)
+		if (start_xfer(w, !base_open) < 0)
+			break;
+		else
+			base_open = 1;
+}
+
+/* Whether a finished transfer is a failure to reach the worker. */
+static int xfer_failed(struct xfer *x, CURLcode cc, long status)
+{
+	if (status == 401 || status == 403 || status == 408 || status == 429 || status >= 500)
+		return 1;
+	if (status > 0)
+		return 0;
+	return cc != CURLE_OK && !x->sent;
+}
+
+static void finish_xfer(struct wake *w, struct xfer *x, CURLcode cc)
+{
+	long status = 0;
+	int failed, i, want_during;
+	int64_t took = clock_mono_us() - x->start_us;
+
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	failed = xfer_failed(x, cc, status);
+	for (i = 0; i < w->nxfers; i++)
+		if (w->xfers[i] == x) {
+			w->xfers[i] = w->xfers[--w->nxfers];
+			break;
+		}
+	pthread_mutex_lock(&w->lock);
+	if (failed)
+		w->stats.failed++;
+	else
+		w->stats.completed++;
+	if (!x->sent && !failed)
+		w->stats.sent++; /* an answer came before we saw pre-transfer */
+	if (x->base)
+		w->base_busy = 0;
+	want_during = w->want_during;
+	w->want_during = 0;
+	if (failed && x->base && ++w->failures <= MAX_FAILURES)
+		w->want = 1;
+	pthread_mutex_unlock(&w->lock);
+	if (failed) {
+		char st[16];
+
+		snprintf(st, sizeof(st), "%ld", status);
+		log_warn("wake call failed", "url", w->url, "status", status ? st : NULL,
+			 "error", cc != CURLE_OK ? (x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc)) : NULL);
+		if (x->base)
+			backoff(w);
+	} else {
+		log_debug("wake call ended", "url", w->url);
+		w->failures = 0;
+		if (took < QUICK_US)
+			backoff(w);
+		else
+			w->backoff_us = BACKOFF_MIN_US;
+		/* The drain is over: anything enqueued meanwhile that saw no
+		 * worker may have missed it. */
+		if (x->base && want_during)
+			check_backlog(w, 1, 0);
+	}
+	xfer_free(w, x);
+}
+
+static void *waker_main(void *arg)
+{
+	struct wake *w = arg;
+
+	for (;;) {
+		int want, check, running, msgs, i;
+		int64_t due, now_mono = clock_mono_us();
+		CURLMsg *m;
+		int timeout_ms = 1000;
+
+		pthread_mutex_lock(&w->lock);
+		if (w->stop) {
+			pthread_mutex_unlock(&w->lock);
+			break;
+		}
+		want = w->want && !w->base_busy && now_mono >= w->next_try_us;
+		if (want)
+			w->want = 0;
+		check = w->check && now_mono - w->last_check_us >= CHECK_EVERY_US;
+		if (check)
+			w->check = 0;
+		due = w->due_us;
+		if (due && clock_now_us() >= due) {
+			w->due_us = 0;
+			check = 2;
+		}
+		pthread_mutex_unlock(&w->lock);
+
+		if (want && start_xfer(w, 1) < 0) {
+			pthread_mutex_lock(&w->lock);
+			if (++w->failures <= MAX_FAILURES)
+				w->want = 1;
+			w->stats.failed++;
+			pthread_mutex_unlock(&w->lock);
+			backoff(w);
+		}
+		if (check)
+			check_backlog(w, check == 2, check == 2);
+
+		curl_multi_perform(w->multi, &running);
+		for (i = 0; i < w->nxfers; i++) {
+			struct xfer *x = w->xfers[i];
+			curl_off_t pre = 0;
+
+			if (x->sent)
+				continue;
+			curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
+			if (pre > 0) {
+				x->sent = 1;
+				pthread_mutex_lock(&w->lock);
+				w->stats.sent++;
+				pthread_mutex_unlock(&w->lock);
+				log_info("wake call sent", "url", w->url);
+			}
+		}
+		while ((m = curl_multi_info_read(w->multi, &msgs))) {
+			struct xfer *x = NULL;
+
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+			if (x) {
+				curl_off_t pre = 0;
+
+				curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
+				if (pre > 0 && !x->sent) {
+					x->sent = 1;
+					pthread_mutex_lock(&w->lock);
+					w->stats.sent++;
+					pthread_mutex_unlock(&w->lock);
+				}
+				finish_xfer(w, x, m->data.result);
+			}
+		}
+		/* Sleep until curl, a notify, a retry or a scheduled job. */
+		pthread_mutex_lock(&w->lock);
+		now_mono = clock_mono_us();
+		if (w->want && !w->base_busy) {
+			int64_t t = (w->next_try_us - now_mono) / 1000;
+
+			timeout_ms = t < 1 ? 1 : t < timeout_ms ? (int)t : timeout_ms;
+		}
+		if (w->due_us) {
+			int64_t t = (w->due_us - clock_now_us()) / 1000;
+
+			timeout_ms = t < 1 ? 1 : t < timeout_ms ? (int)t : timeout_ms;
+		}
+		if (w->check) {
+			int64_t t = (w->last_check_us + CHECK_EVERY_US - now_mono) / 1000;
+
+			timeout_ms = t < 1 ? 1 : t < timeout_ms ? (int)t : timeout_ms;
+		}
+		pthread_mutex_unlock(&w->lock);
+		/* Unsent transfers are polled often to notice "sent" quickly. */
+		for (i = 0; i < w->nxfers; i++)
+			if (!w->xfers[i]->sent && timeout_ms > 10)
+				timeout_ms = 10;
+		curl_multi_poll(w->multi, NULL, 0, timeout_ms, NULL);
+	}
+	while (w->nxfers > 0)
+		xfer_free(w, w->xfers[--w->nxfers]);
+	return NULL;
+}
+
+/* ---- public ------------------------------------------------------------ */
+
+struct wake *wake_new(const struct wake_opts *opts, struct err *err)
+{
+	struct wake *w;
+
+	pthread_once(&curl_once, curl_init_once);
+	if (!opts->url || (strncasecmp(opts->url, "http://", 7) && strncasecmp(opts->url, "https://", 8))) {
+		err_set(err, ERR_INVALID, "bad WAKE_URL '%s': expected http:// or https://",
+			opts->url ? opts->url : "");
+		return NULL;
+	}
+	if (opts->auth == WAKE_AUTH_TOKEN && (!opts->token || !*opts->token)) {
+		err_set(err, ERR_INVALID, "WAKE_TOKEN is empty");
+		return NULL;
+	}
+	w = xcalloc(1, sizeof(*w));
+	w->url = xstrdup(opts->url);
+	w->auth = opts->auth;
+	w->token = opts->token ? xstrdup(opts->token) : NULL;
+	w->audience = opts->audience && *opts->audience ? xstrdup(opts->audience) : url_origin(opts->url);
+	w->metadata_host = opts->metadata_host && *opts->metadata_host ? xstrdup(opts->metadata_host) : NULL;
+	w->connect_ms = (long)((opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 5) * 1000);
+	w->hold_ms = (long)((opts->hold_s > 0 ? opts->hold_s : 3600) * 1000);
+	w->fanout_max = opts->fanout_max > 0 ? (opts->fanout_max > MAX_FANOUT ? MAX_FANOUT : opts->fanout_max) : 1;
+	w->slots = opts->slot_concurrency > 0 ? opts->slot_concurrency : 1;
+	w->backlog_per_slot = opts->backlog_per_slot > 0 ? opts->backlog_per_slot : 10;
+	w->backlog = opts->backlog;
+	w->backlog_ctx = opts->backlog_ctx;
+	w->backoff_us = BACKOFF_MIN_US;
+	w->last_check_us = clock_mono_us() - CHECK_EVERY_US;
+	pthread_mutex_init(&w->lock, NULL);
+	w->multi = curl_multi_init();
+	if (!w->multi || pthread_create(&w->thread, NULL, waker_main, w) != 0) {
+		err_set(err, ERR_INTERNAL, "cannot start the waker");
+		if (w->multi)
+			curl_multi_cleanup(w->multi);
+		pthread_mutex_destroy(&w->lock);
+		free(w->url);
+		free(w->token);
+		free(w->audience);
+		free(w->metadata_host);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void wake_free(struct wake *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop = 1;
+	pthread_mutex_unlock(&w->lock);
+	curl_multi_wakeup(w->multi);
+	pthread_join(w->thread, NULL);
+	curl_multi_cleanup(w->multi);
+	pthread_mutex_destroy(&w->lock);
+	free(w->url);
+	if (w->token)
+		memset(w->token, 0, strlen(w->token));
+	free(w->token);
+	free(w->audience);
+	free(w->metadata_host);
+	free(w->id_token);
+	free(w);
+}
+
+void wake_notify(struct wake *w, int live_worker)
+{
+	int kick = 0;
+
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	if (!live_worker) {
+		w->stats.requested++;
+		w->failures = 0;
+		if (w->base_busy) {
+			w->want_during = 1;
+		} else if (!w->want) {
+			w->want = 1;
+			kick = 1;
+		}
+	} else if (w->fanout_max > 1 && w->backlog && !w->check) {
+		w->check = 1;
+		kick = 1;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (kick)
+		curl_multi_wakeup(w->multi);
+}
+
+void wake_at(struct wake *w, int64_t due_us)
+{
+	int kick = 0;
+
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	if (!w->due_us || due_us < w->due_us) {
+		w->due_us = due_us;
+		kick = 1;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (kick)
+		curl_multi_wakeup(w->multi);
+}
+
+void wake_get_stats(struct wake *w, struct wake_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	*out = w->stats;
+	out->in_flight = w->base_busy; /* approximate: fan-out not counted */
+	pthread_mutex_unlock(&w->lock);
+}
+
+int wake_once(const char *url, const char *token, double timeout_s,
+	      int *http_status, struct err *err)
+{
+	struct curl_slist *h = NULL;
+	char *line = NULL;
+	CURL *c;
+	CURLcode cc;
+	long status = 0;
+	curl_off_t pre = 0;
+	int rc = -1;
+
+	pthread_once(&curl_once, curl_init_once);
+	*http_status = 0;
+	if (!url || (strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8)))
+		return err_set(err, ERR_INVALID, "bad wake url '%s': expected http:// or https://",
+			       url ? url : "");
+	c = curl_easy_init();
+	if (!c)
+		return err_set(err, ERR_INTERNAL, "cannot start curl");
+	h = curl_slist_append(h, "Content-Type: application/json");
+	if (token && *token) {
+		line = xasprintf("Authorization: Bearer %s", token);
+		h = curl_slist_append(h, line);
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_POST, 1L);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{}");
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 2L);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)((timeout_s > 0 ? timeout_s : 30) * 1000));
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "wakeq");
+	cc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(c, CURLINFO_PRETRANSFER_TIME_T, &pre);
+	*http_status = (int)status;
+	if (status == 0) {
+		if (cc == CURLE_OPERATION_TIMEDOUT && pre > 0)
+			rc = 0; /* sent, and held open by a draining worker */
+		else
+			err_set(err, ERR_UNAVAILABLE, "cannot wake '%s': %s", url,
+				curl_easy_strerror(cc));
+	} else if (status == 401 || status == 403) {
+		err_set(err, ERR_AUTH, "wake '%s' refused: HTTP %ld", url, status);
+	} else if (status >= 400) {
+		err_set(err, ERR_PROTOCOL, "wake '%s' failed: HTTP %ld", url, status);
+	} else {
+		rc = 0;
+	}
+	free(line);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return rc;
+}

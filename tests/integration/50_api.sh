@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# 50_api - wakeq-api over HTTP against a real redis-server: auth, intake,
+# idempotency, reads, lists, counts, cancel (pending and active), retry
+# from dead, server-sent events, metrics, --help and start-up refusals.
+cd "$(dirname "$0")/../.."
+source tests/lib/servers.sh
+source tests/lib/tap.sh
+t_tmpdir
+start_redis
+
+API_BIN=$BIN/wakeq-api
+QDRIVE=$BIN/tests/tools/qdrive
+TOKEN=s3cret-1
+H="Authorization: Bearer $TOKEN"
+CT="Content-Type: application/json"
+
+start_api() { # start_api [ENV=VAL ...]: sets API, API_PID
+	API_PORT=$($FREEPORT)
+	env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN="$TOKEN,other-token" \
+		RECONCILE_INTERVAL=0 "$@" "$API_BIN" >>"$T/api.log" 2>&1 &
+	API_PID=$!
+	on_exit "kill_wait $API_PID"
+	API=http://127.0.0.1:$API_PORT
+	wait_until 5 curl -sf -o /dev/null "$API/healthz" || { echo "# api did not start"; diag "$T/api.log"; exit 1; }
+}
+post() { curl -s -H "$H" -H "$CT" -d "$1" "$API/v1/jobs"; }
+status_of() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+
+# ---- start-up -------------------------------------------------------------
+out=$("$API_BIN" --help)
+check "--help lists settings" grep -q 'API_TOKEN' <<<"$out"
+check "--help lists WAKE_FANOUT_MAX" grep -q 'WAKE_FANOUT_MAX' <<<"$out"
+err=$(env -u API_TOKEN PORT=0 REDIS_URL=$REDIS_URL timeout 5 "$API_BIN" 2>&1); rc=$?
+expect_eq "refuses to start without API_TOKEN (exit 2)" 2 "$rc"
+check "says why it refused" grep -q 'API_TOKEN is not set' <<<"$err"
+err=$(PORT=abc timeout 5 "$API_BIN" --no-auth 2>&1); rc=$?
+expect_eq "bad PORT stops start-up" 2 "$rc"
+check "bad PORT names the variable" grep -q "bad PORT 'abc'" <<<"$err"
+
+start_api
+
+# ---- auth -----------------------------------------------------------------
+expect_eq "no token -> 401" 401 "$(status_of -H "$CT" -d '{"type":"noop"}' "$API/v1/jobs")"
+expect_eq "rotated second token accepted" 202 \
+	"$(status_of -H 'Authorization: Bearer other-token' -H "$CT" -d '{"type":"noop"}' "$API/v1/jobs")"
+expect_eq "healthz open" 200 "$(status_of "$API/healthz")"
+expect_eq "readyz ok with redis" 200 "$(status_of "$API/readyz")"
+
+# ---- intake and reads -----------------------------------------------------
+r=$(post '{"type":"noop","payload":{"a":1},"priority":2,"max_attempts":5}')
+ID=$(jq -r .id <<<"$r")
+check "POST answers a UUIDv7 id" grep -Eq '^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' <<<"$ID"
+expect_eq "POST status queued" queued "$(jq -r .status <<<"$r")"
+expect_eq "POST status_url" "/v1/jobs/$ID" "$(jq -r .status_url <<<"$r")"
+expect_eq "job hash exists in redis" 1 "$(rcli exists "wakeq:{default}:job:$ID")"
+j=$(curl -s -H "$H" "$API/v1/jobs/$ID")
+expect_eq "GET shows the job" "noop 2 5 1 default" "$(jq -r '"\(.type) \(.priority) \(.max_attempts) \(.payload.a) \(.queue)"' <<<"$j")"
+check "GET has RFC 3339 created_at" grep -Eq '"created_at":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{6}Z"' <<<"$j"
+U=$(tr a-f A-F <<<"$ID")
+expect_eq "GET accepts an uppercase id" 200 "$(status_of -H "$H" "$API/v1/jobs/$U")"
+
+# idempotency: body key and header key
+r1=$(curl -s -w ' %{http_code}' -H "$H" -H "$CT" -d '{"type":"noop","idempotency_key":"order-42"}' "$API/v1/jobs")
+r2=$(curl -s -w ' %{http_code}' -H "$H" -H "$CT" -d '{"type":"noop","idempotency_key":"order-42"}' "$API/v1/jobs")
+expect_eq "first keyed POST 202" 202 "${r1##* }"
+expect_eq "repeat keyed POST 200" 200 "${r2##* }"
+expect_eq "repeat answers the same id" "$(jq -r .id <<<"${r1% *}")" "$(jq -r .id <<<"${r2% *}")"
+r3=$(curl -s -H "$H" -H "$CT" -H 'Idempotency-Key: hdr-1' -d '{"type":"noop"}' "$API/v1/jobs")
+r4=$(curl -s -w ' %{http_code}' -H "$H" -H "$CT" -H 'Idempotency-Key: hdr-1' -d '{"type":"noop"}' "$API/v1/jobs")
+expect_eq "Idempotency-Key header works" "$(jq -r .id <<<"$r3") 200" "$(jq -r .id <<<"${r4% *}") ${r4##* }"
+
+# scheduled
+r=$(post '{"type":"noop","delay_s":3600}')
+expect_eq "delay_s -> scheduled" scheduled "$(jq -r .status <<<"$r")"
+r=$(post '{"type":"noop","run_at":"2099-01-02T03:04:05Z"}')
+SID=$(jq -r .id <<<"$r")
+expect_eq "run_at kept" "2099-01-02T03:04:05.000000Z" "$(curl -s -H "$H" "$API/v1/jobs/$SID" | jq -r .run_at)"
+
+# counts and lists
+q=$(curl -s -H "$H" "$API/v1/queues")
+expect_eq "queue counts (queued, scheduled)" "4 2" "$(jq -r '"\(.queues.default.queued) \(.queues.default.scheduled)"' <<<"$q")"
+l=$(curl -s -H "$H" "$API/v1/queues/default/jobs?state=scheduled&limit=1")
+expect_eq "list honours state and limit" "1 scheduled" "$(jq -r '"\(.jobs|length) \(.jobs[0].status)"' <<<"$l")"
+
+# ---- cancel -------------------------------------------------------------------
+r=$(curl -s -w ' %{http_code}' -H "$H" -X DELETE "$API/v1/jobs/$SID")
+expect_eq "cancel scheduled -> 200 cancelled" "cancelled 200" "$(jq -r .status <<<"${r% *}") ${r##* }"
+expect_eq "cancelled job left the delayed set" "" "$(rcli zscore 'wakeq:{default}:delayed' "$SID")"
+expect_eq "cancel again -> 409" 409 "$(status_of -H "$H" -X DELETE "$API/v1/jobs/$SID")"
+
+# active job: a cancel request reaches the runner through lease renewal
+rcli del 'wakeq:{default}:pending' >/dev/null
+AID=$(post '{"type":"noop"}' | jq -r .id)
+"$QDRIVE" "$REDIS_URL" default run 20 100 >"$T/qd-active.out" &
+QD=$!
+wait_until 5 bash -c "[ \"\$(curl -s -H '$H' $API/v1/jobs/$AID | jq -r .status)\" = active ]"
+r=$(curl -s -w ' %{http_code}' -H "$H" -X DELETE "$API/v1/jobs/$AID")
+expect_eq "cancel active -> 202 cancel_requested" "true 202" "$(jq -r .cancel_requested <<<"${r% *}") ${r##* }"
+wait $QD
+expect_eq "runner stopped the job" "$AID cancelled" "$(cat "$T/qd-active.out")"
+expect_eq "job ends cancelled" cancelled "$(curl -s -H "$H" "$API/v1/jobs/$AID" | jq -r .status)"
+
+# ---- server-sent events -----------------------------------------------------------
+EID=$(post '{"type":"noop"}' | jq -r .id)
+curl -sN -H "$H" "$API/v1/jobs/$EID/events" >"$T/sse.txt" &
+SSE=$!
+sleep 0.3
+"$QDRIVE" "$REDIS_URL" default run 3 50 >/dev/null
+wait_until 5 grep -q '^event: end' "$T/sse.txt"
+wait $SSE
+expect_eq "SSE starts with the current state" "event: state" "$(head -1 "$T/sse.txt")"
+expect_eq "SSE has 3 progress updates" 3 "$(grep -c '^event: update' "$T/sse.txt")"
+check "SSE update carries stage" grep -q '"stage":"step-2"' "$T/sse.txt"
+expect_eq "SSE ends with the done job and its result" "done true" \
+	"$(grep -A1 '^event: end' "$T/sse.txt" | sed -n 's/^data: //p' | jq -r '"\(.status) \(.result.ok)"')"
+# a late client gets the final state at once, and the stream closes
+late=$(timeout 5 curl -sN -H "$H" "$API/v1/jobs/$EID/events")
+expect_eq "late SSE client gets end at once" "event: end" "$(head -1 <<<"$late")"
+
+# ---- retry from dead ---------------------------------------------------------------
+DID=$(post '{"type":"noop","max_attempts":1}' | jq -r .id)
+rcli hset "wakeq:{default}:job:$DID" status failed >/dev/null
+rcli zrem 'wakeq:{default}:pending' "$DID" >/dev/null
+rcli zadd 'wakeq:{default}:dead' 1 "$DID" >/dev/null
+r=$(curl -s -w ' %{http_code}' -H "$H" -X POST "$API/v1/jobs/$DID/retry")
+expect_eq "retry dead -> 200 queued" "queued 200" "$(jq -r .status <<<"${r% *}") ${r##* }"
+expect_eq "retried job is pending again" 1 "$(rcli zscore 'wakeq:{default}:pending' "$DID" | grep -c .)"
+expect_eq "retry a queued job -> 409" 409 "$(status_of -H "$H" -X POST "$API/v1/jobs/$DID/retry")"
+
+# ---- metrics, 503 --------------------------------------------------------------
+m=$(curl -s "$API/metrics")
+check "metrics count enqueued jobs" grep -Eq '^wakeq_api_enqueued_total [1-9]' <<<"$m"
+check "metrics count 401s" grep -Eq '^wakeq_api_unauthorized_total [1-9]' <<<"$m"
+stop_redis
+r=$(curl -s -D "$T/h503" -H "$H" -H "$CT" -d '{"type":"noop"}' "$API/v1/jobs")
+expect_eq "redis down -> 503 unavailable" unavailable "$(jq -r .error.code <<<"$r")"
+check "503 carries Retry-After" grep -qi '^Retry-After: ' "$T/h503"
+expect_eq "readyz 503 when redis is down" 503 "$(status_of "$API/readyz")"
+restart_redis
+wait_until 5 bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' -H '$H' -H '$CT' -d '{\"type\":\"noop\"}' $API/v1/jobs) = 202 ]"
+expect_eq "accepts again once redis is back" 202 "$(status_of -H "$H" -H "$CT" -d '{"type":"noop"}' "$API/v1/jobs")"
+
+# ---- clean stop ------------------------------------------------------------------
+curl -sN -H "$H" "$API/v1/jobs/$(post '{"type":"noop"}' | jq -r .id)/events" >/dev/null &
+sleep 0.2
+kill -TERM "$API_PID"
+rc=0
+for _ in $(seq 1 100); do kill -0 "$API_PID" 2>/dev/null || break; sleep 0.05; done
+wait "$API_PID" 2>/dev/null || rc=$?
+expect_eq "SIGTERM with an open stream exits 0" 0 "$rc"
+[ "$_t_failed" = 0 ] || diag "$T/api.log"
+exit 0

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# 52_api_wake - wake calls counted at a stub worker URL: none while a
+# worker is alive, exactly one when none is, one in flight during a burst,
+# a new one after a drain that left work behind, retries on failure,
+# WAKE_TOKEN, Google identity tokens from a metadata server speaking the
+# real protocol on loopback (cached), and backlog fan-out.
+cd "$(dirname "$0")/../.."
+source tests/lib/servers.sh
+source tests/lib/tap.sh
+t_tmpdir
+start_redis
+
+API_BIN=$BIN/wakeq-api
+STUB_BIN=$BIN/tests/tools/wakestub
+TOKEN=tok-52
+H="Authorization: Bearer $TOKEN"
+CT="Content-Type: application/json"
+
+start_stub() { # start_stub ARGS...: sets STUB (base URL), STUB_PID
+	"$STUB_BIN" "$@" >"$T/stub.port" 2>>"$T/stub.log" &
+	STUB_PID=$!
+	on_exit "kill_wait $STUB_PID"
+	wait_until 5 test -s "$T/stub.port"
+	STUB=http://127.0.0.1:$(head -1 "$T/stub.port")
+}
+stop_stub() { kill_wait "$STUB_PID"; }
+wakes() { curl -s "$STUB/count" | jq -r .wakes; }
+start_api() {
+	API_PORT=$($FREEPORT)
+	env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN DATABASE_URL= \
+		RECONCILE_INTERVAL=0 WAKE_URL="$STUB/wake" "$@" "$API_BIN" >>"$T/api.log" 2>&1 &
+	API_PID=$!
+	on_exit "kill_wait $API_PID"
+	API=http://127.0.0.1:$API_PORT
+	wait_until 5 curl -sf -o /dev/null "$API/healthz" || { echo "# api did not start"; diag "$T/api.log"; exit 1; }
+}
+stop_api() { kill_wait "$API_PID"; }
+post() { curl -s -o /dev/null -w '%{http_code}' -H "$H" -H "$CT" -d "${1:-{\"type\":\"noop\"\}}" "$API/v1/jobs"; }
+live_worker() { rcli zadd 'wakeq:{default}:workers' $(( $(date +%s%3N) + 600000 )) "$1" >/dev/null; }
+
+# ---- no wake while a worker is alive, exactly one when none is ------------
+start_stub
+start_api WAKE_TOKEN=wake-tok
+live_worker w1
+for _ in 1 2 3 4 5; do post >/dev/null; done
+sleep 1
+expect_eq "no wake call while a worker is alive" 0 "$(wakes)"
+rcli del 'wakeq:{default}:workers' >/dev/null
+expect_eq "POST accepted with no worker" 202 "$(post)"
+wait_until 3 bash -c "[ \"\$(curl -s $STUB/count | jq -r .wakes)\" -ge 1 ]"
+sleep 1
+expect_eq "exactly one wake call when no worker is alive" 1 "$(wakes)"
+expect_eq "wake carries WAKE_TOKEN" "Bearer wake-tok" "$(curl -s "$STUB/count" | jq -r .auth)"
+m=$(curl -s "$API/metrics")
+check "metrics count the sent wake" grep -q '^wakeq_api_wakes_total{outcome="sent"} 1' <<<"$m"
+stop_api
+stop_stub
+
+# ---- a burst while a wake is held open: one call; a drain that leaves
+# work behind (the stub takes nothing) is followed by one more ----------------
+rcli flushall >/dev/null
+start_stub --hold 2
+start_api
+t0=$(date +%s%N)
+for _ in $(seq 1 20); do post >/dev/null; done
+t1=$(date +%s%N)
+check "20 POSTs do not wait for the held wake ($(( (t1 - t0) / 1000000 )) ms)" test $(( (t1 - t0) / 1000000 )) -lt 1500
+sleep 1
+expect_eq "one wake in flight during a burst" 1 "$(wakes)"
+wait_until 6 bash -c "[ \"\$(curl -s $STUB/count | jq -r .wakes)\" -ge 2 ]"
+expect_eq "after the drain ended with due work and no worker: one more wake" 2 "$(wakes)"
+stop_api
+stop_stub
+
+# ---- failures are retried with backoff ------------------------------------------
+rcli flushall >/dev/null
+start_stub --status 503
+start_api
+post >/dev/null
+sleep 2
+n=$(wakes)
+check "a 503 answer is retried with backoff ($n calls in 2 s)" test "$n" -ge 3 -a "$n" -le 8
+stop_api
+stop_stub
+
+# ---- WAKE_AUTH=google: identity token from the metadata server -------------------
+rcli flushall >/dev/null
+start_stub
+start_api WAKE_AUTH=google GCE_METADATA_HOST="${STUB#http://}"
+post >/dev/null
+wait_until 3 bash -c "[ \"\$(curl -s $STUB/count | jq -r .wakes)\" -ge 1 ]"
+auth=$(curl -s "$STUB/count" | jq -r .auth)
+jwt=${auth#Bearer }
+payload=$(cut -d. -f2 <<<"$jwt" | tr '_-' '/+')
+while [ $(( ${#payload} % 4 )) -ne 0 ]; do payload="$payload="; done
+aud=$(base64 -d <<<"$payload" 2>/dev/null | jq -r .aud)
+expect_eq "wake carries an identity token for the worker's origin" "$STUB" "$aud"
+sleep 0.5
+post >/dev/null
+wait_until 3 bash -c "[ \"\$(curl -s $STUB/count | jq -r .wakes)\" -ge 2 ]"
+expect_eq "two wakes, the token fetched once (cached)" "2 1" \
+	"$(curl -s "$STUB/count" | jq -r '"\(.wakes) \(.metadata)"')"
+stop_api
+stop_stub
+# a token about to expire is fetched again
+rcli flushall >/dev/null
+start_stub --token-ttl 60
+start_api WAKE_AUTH=google GCE_METADATA_HOST="${STUB#http://}"
+post >/dev/null
+wait_until 3 bash -c "[ \"\$(curl -s $STUB/count | jq -r .wakes)\" -ge 1 ]"
+sleep 0.5
+post >/dev/null
+wait_until 3 bash -c "[ \"\$(curl -s $STUB/count | jq -r .wakes)\" -ge 2 ]"
+expect_eq "a token within 5 min of expiry is refreshed" "2 2" \
+	"$(curl -s "$STUB/count" | jq -r '"\(.wakes) \(.metadata)"')"
+stop_api
+stop_stub
+
+# ---- backlog fan-out ----------------------------------------------------------
+rcli flushall >/dev/null
+start_stub --hold 10
+start_api WAKE_FANOUT_MAX=3 WORKER_CONCURRENCY=1 WAKE_BACKLOG=2
+live_worker w1
+for _ in $(seq 1 10); do post >/dev/null; done
+wait_until 5 bash -c "[ \"\$(curl -s $STUB/count | jq -r .wakes)\" -ge 3 ]"
+sleep 1.5
+post >/dev/null
+sleep 1.5
+expect_eq "10 pending jobs, 1 worker slot, backlog 2: fan-out stops at WAKE_FANOUT_MAX" 3 "$(wakes)"
+stop_api
+stop_stub
+[ "$_t_failed" = 0 ] || diag "$T/api.log"
+exit 0

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# 53_api_postgres - job records in a real Postgres: the row written with
+# the enqueue, idempotency across both stores, cancel recorded, Redis
+# FLUSHALL restored by reconcile (on demand and on the timer), final states
+# copied back after a Postgres outage, reads from Postgres once Redis has
+# let a job go.
+cd "$(dirname "$0")/../.."
+source tests/lib/servers.sh
+source tests/lib/tap.sh
+t_tmpdir
+start_redis
+start_postgres
+
+API_BIN=$BIN/wakeq-api
+QDRIVE=$BIN/tests/tools/qdrive
+TOKEN=tok-53
+H="Authorization: Bearer $TOKEN"
+CT="Content-Type: application/json"
+
+start_api() {
+	API_PORT=$($FREEPORT)
+	env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN DATABASE_URL="$DATABASE_URL" \
+		RECONCILE_INTERVAL=0 RECONCILE_MIN_AGE=0.001 "$@" "$API_BIN" >>"$T/api.log" 2>&1 &
+	API_PID=$!
+	on_exit "kill_wait $API_PID"
+	API=http://127.0.0.1:$API_PORT
+	wait_until 10 curl -sf -o /dev/null "$API/healthz" || { echo "# api did not start"; diag "$T/api.log"; exit 1; }
+}
+stop_api() { kill_wait "$API_PID"; }
+post() { curl -s -H "$H" -H "$CT" -d "$1" "$API/v1/jobs"; }
+pg() { psql "$DATABASE_URL" -Atq -c "$1"; }
+row() { pg "select $2 from jobs where id = '$1'"; }
+
+start_api
+r=$(post '{"type":"sleep","payload":{"ms":5},"priority":3,"idempotency_key":"pg-1","callback_url":"https://example.com/cb"}')
+ID=$(jq -r .id <<<"$r")
+expect_eq "row written with the job" "default sleep queued 3 pg-1 https://example.com/cb" \
+	"$(row "$ID" "concat_ws(' ', queue, type, status, priority, idempotency_key, callback_url)")"
+expect_eq "payload stored as jsonb" 5 "$(row "$ID" "payload->>'ms'")"
+r2=$(curl -s -w ' %{http_code}' -H "$H" -H "$CT" -d '{"type":"sleep","payload":{"ms":5},"idempotency_key":"pg-1"}' "$API/v1/jobs")
+expect_eq "same key -> 200 and the same id" "$ID 200" "$(jq -r .id <<<"${r2% *}") ${r2##* }"
+expect_eq "one row for the key" 1 "$(pg "select count(*) from jobs where idempotency_key = 'pg-1'")"
+S=$(post '{"type":"noop","delay_s":600}' | jq -r .id)
+expect_eq "scheduled row" scheduled "$(row "$S" status)"
+curl -s -o /dev/null -H "$H" -X DELETE "$API/v1/jobs/$S"
+expect_eq "cancel recorded in postgres" cancelled "$(row "$S" status)"
+
+# ---- FLUSHALL, then reconcile restores every job under its own id ----------
+ids=()
+for i in $(seq 1 10); do ids+=("$(post "{\"type\":\"noop\",\"payload\":{\"i\":$i}}" | jq -r .id)"); done
+rcli flushall >/dev/null
+expect_eq "redis is empty" 0 "$(rcli dbsize)"
+r=$(curl -s -H "$H" -X POST "$API/v1/reconcile")
+expect_eq "reconcile requeued 11 jobs (10 + the keyed one)" 11 "$(jq -r .requeued <<<"$r")"
+back=0
+for id in "${ids[@]}" "$ID"; do
+	[ "$(rcli zscore 'wakeq:{default}:pending' "$id")" != "" ] && back=$((back + 1))
+done
+expect_eq "every job is pending again under its id" 11 "$back"
+expect_eq "payload came back" 7 "$(curl -s -H "$H" "$API/v1/jobs/${ids[6]}" | jq -r .payload.i)"
+expect_eq "cancelled row not requeued" 0 "$(rcli exists "wakeq:{default}:job:$S")"
+r=$(curl -s -H "$H" -X POST "$API/v1/reconcile")
+expect_eq "second pass finds nothing to do" "0 0" "$(jq -r '"\(.requeued) \(.finals)"' <<<"$r")"
+rcli del 'wakeq:{default}:pending' >/dev/null
+for id in "${ids[@]}" "$ID"; do rcli del "wakeq:{default}:job:$id" >/dev/null; done
+
+# ---- Postgres outage: the work goes on in Redis, records converge after ------
+P=$(post '{"type":"noop"}' | jq -r .id)
+stop_postgres
+out=$("$QDRIVE" "$REDIS_URL" default run 1 10)
+expect_eq "job runs while postgres is down" "$P done" "$out"
+expect_eq "GET still answers from redis" done "$(curl -s -H "$H" "$API/v1/jobs/$P" | jq -r .status)"
+restart_postgres
+wait_until 10 bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' $API/readyz) = 200 ]"
+expect_eq "row still queued before reconcile" queued "$(row "$P" status)"
+r=$(curl -s -H "$H" -X POST "$API/v1/reconcile")
+expect_eq "reconcile copied one final state" 1 "$(jq -r .finals <<<"$r")"
+expect_eq "row converged: done with result and attempts" "done true 1" \
+	"$(row "$P" "concat_ws(' ', status, result->>'ok', attempts)")"
+check "row has finished_at" test -n "$(row "$P" finished_at)"
+# Redis lets the job go: GET answers from Postgres
+rcli del "wakeq:{default}:job:$P" >/dev/null
+j=$(curl -s -w ' %{http_code}' -H "$H" "$API/v1/jobs/$P")
+expect_eq "GET after expiry answers from postgres" "done true 200" \
+	"$(jq -r '"\(.status) \(.result.ok)"' <<<"${j% *}") ${j##* }"
+ev=$(timeout 5 curl -sN -H "$H" "$API/v1/jobs/$P/events")
+expect_eq "events after expiry: end from postgres" "event: end" "$(head -1 <<<"$ev")"
+stop_api
+
+# ---- the timer -------------------------------------------------------------------
+start_api RECONCILE_INTERVAL=0.5
+T1=$(post '{"type":"noop"}' | jq -r .id)
+rcli flushall >/dev/null
+wait_until 5 bash -c "[ \"\$(redis-cli -p $REDIS_PORT exists 'wakeq:{default}:job:$T1')\" = 1 ]"
+expect_eq "reconcile timer restores a flushed job" 1 "$(rcli exists "wakeq:{default}:job:$T1")"
+stop_api
+[ "$_t_failed" = 0 ] || diag "$T/api.log"
+exit 0

@@ -1,0 +1,402 @@
+/* bench_core - load generator and probes for tests/bench/core.sh, through
+ * the real queue API (internal/queue):
+ *
+ *   bench_core enqueue URL QUEUE N BATCH
+ *       enqueues N noop jobs, BATCH (1..1000) per queue_enqueue call, from
+ *       one connection; prints "N SECONDS JOBS_PER_S".
+ *   bench_core latency URL QUEUE N PACE_US
+ *       for an idle awake worker: enqueues N noop jobs one at a time,
+ *       PACE_US apart; the client clock is read just before each
+ *       queue_enqueue. Once all are done, reads each job's started and
+ *       finished (Redis TIME, same machine clock) and prints percentiles
+ *       of started - enqueue ("start") and finished - enqueue ("done"),
+ *       and of the enqueue round trip itself, in microseconds.
+ *   bench_core cold URL QUEUE RUNS WORKER_BIN
+ *       RUNS times: enqueues one noop job, reads the clock, forks and execs
+ *       WORKER_BIN (PORT free, IDLE_TIMEOUT=0.2, EXIT_ON_IDLE=true), POSTs
+ *       /wake as soon as connect succeeds (retried every 0.2 ms), waits for
+ *       the process to exit, then reads the job's started time. Prints per
+ *       run: launch->listening, launch->handler start (started_at),
+ *       launch->/wake answered, in microseconds.
+ *
+ * Exit 0 on success, 1 on a failure (message on stderr), 2 on bad usage.
+ */
+#include "base/clock.h"
+#include "queue/queue.h"
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct queue *connect_or_die(const char *url)
+{
+	struct queue_opts o = { 0 };
+	struct queue *q;
+	struct err e;
+
+	o.url = url;
+	q = queue_connect(&o, &e);
+	if (!q) {
+		fprintf(stderr, "bench_core: %s\n", e.msg);
+		exit(1);
+	}
+	return q;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of a sorted array. */
+static int64_t pct(const int64_t *v, size_t n, double p)
+{
+	size_t k = (size_t)(p / 100.0 * (double)n + 0.999999);
+
+	if (k < 1)
+		k = 1;
+	if (k > n)
+		k = n;
+	return v[k - 1];
+}
+
+static void print_dist(const char *name, int64_t *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_i64);
+	printf("%s n=%zu p50=%lld p90=%lld p99=%lld max=%lld\n", name, n,
+	       (long long)pct(v, n, 50), (long long)pct(v, n, 90),
+	       (long long)pct(v, n, 99), (long long)v[n - 1]);
+}
+
+static int cmd_enqueue(const char *url, const char *queue, long n, long batch)
+{
+	struct queue_spec *specs;
+	struct queue_enqueued *out;
+	struct queue *q;
+	struct err e;
+	int64_t t0, t1;
+	long done = 0, i;
+
+	if (n < 1 || batch < 1 || batch > QUEUE_MAX_BATCH)
+		return 2;
+	q = connect_or_die(url);
+	specs = calloc((size_t)batch, sizeof(*specs));
+	out = calloc((size_t)batch, sizeof(*out));
+	if (!specs || !out)
+		abort();
+	for (i = 0; i < batch; i++)
+		specs[i].type = "noop";
+	t0 = clock_mono_us();
+	while (done < n) {
+		long k = n - done < batch ? n - done : batch;
+
+		if (queue_enqueue(q, queue, specs, (size_t)k, out, NULL, &e) < 0) {
+			fprintf(stderr, "bench_core: enqueue: %s\n", e.msg);
+			return 1;
+		}
+		done += k;
+	}
+	t1 = clock_mono_us();
+	printf("%ld %.6f %.0f\n", n, (double)(t1 - t0) / 1e6,
+	       (double)n * 1e6 / (double)(t1 - t0));
+	free(specs);
+	free(out);
+	queue_free(q);
+	return 0;
+}
+
+/* "2026-11-22T17:37:24.123456Z" -> epoch microseconds, or -1. */
+static int64_t parse_rfc3339_us(const char *s)
+{
+	struct tm tm;
+	int y, mo, d, h, mi, sec, frac;
+
+	if (!s || sscanf(s, "%d-%d-%dT%d:%d:%d.%6dZ", &y, &mo, &d, &h, &mi, &sec, &frac) != 7)
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	return (int64_t)timegm(&tm) * 1000000 + frac;
+}
+
+/* Reads started and finished (epoch µs) of a job; 0 when not there yet. */
+static int job_times(struct queue *q, const char *queue, const char *id,
+		     int64_t *started, int64_t *finished)
+{
+	struct err e;
+	json_t *o;
+	char *text;
+
+	text = queue_job_json(q, queue, id, &e);
+	if (!text) {
+		fprintf(stderr, "bench_core: job %s: %s\n", id, e.msg);
+		return -1;
+	}
+	o = json_loads(text, 0, NULL);
+	free(text);
+	if (!o)
+		return -1;
+	*started = parse_rfc3339_us(json_string_value(json_object_get(o, "started_at")));
+	*finished = parse_rfc3339_us(json_string_value(json_object_get(o, "finished_at")));
+	json_decref(o);
+	return 0;
+}
+
+static int cmd_latency(const char *url, const char *queue, long n, long pace_us)
+{
+	struct queue *q;
+	struct queue_spec s = { 0 };
+	struct queue_enqueued *ids;
+	int64_t *t_enq, *start, *done, *rtt, next;
+	struct queue_counts c;
+	struct err e;
+	long i;
+	int live = 0, tries;
+
+	if (n < 1 || pace_us < 0)
+		return 2;
+	q = connect_or_die(url);
+	ids = calloc((size_t)n, sizeof(*ids));
+	t_enq = calloc((size_t)n, sizeof(*t_enq));
+	start = calloc((size_t)n, sizeof(*start));
+	done = calloc((size_t)n, sizeof(*done));
+	rtt = calloc((size_t)n, sizeof(*rtt));
+	if (!ids || !t_enq || !start || !done || !rtt)
+		abort();
+	s.type = "noop";
+	next = clock_mono_us();
+	for (i = 0; i < n; i++) {
+		int64_t m0;
+
+		m0 = clock_mono_us();
+		if (m0 < next)
+			clock_sleep_us(next - m0);
+		next += pace_us;
+		m0 = clock_mono_us();
+		t_enq[i] = clock_now_us();
+		if (queue_enqueue(q, queue, &s, 1, &ids[i], &live, &e) < 0) {
+			fprintf(stderr, "bench_core: enqueue: %s\n", e.msg);
+			return 1;
+		}
+		rtt[i] = clock_mono_us() - m0;
+		if (!live) {
+			fprintf(stderr, "bench_core: no live worker on '%s'\n", queue);
+			return 1;
+		}
+	}
+	/* Wait (up to 10 s) until none is queued or active. */
+	for (tries = 0; tries < 1000; tries++) {
+		if (queue_counts(q, queue, &c, &e) < 0) {
+			fprintf(stderr, "bench_core: counts: %s\n", e.msg);
+			return 1;
+		}
+		if (c.n[QUEUE_QUEUED] == 0 && c.n[QUEUE_ACTIVE] == 0)
+			break;
+		clock_sleep_us(10000);
+	}
+	for (i = 0; i < n; i++) {
+		if (job_times(q, queue, ids[i].id, &start[i], &done[i]) < 0)
+			return 1;
+		if (start[i] < 0 || done[i] < 0) {
+			fprintf(stderr, "bench_core: job %s not finished\n", ids[i].id);
+			return 1;
+		}
+		start[i] -= t_enq[i];
+		done[i] -= t_enq[i];
+	}
+	print_dist("start_us", start, (size_t)n);
+	print_dist("done_us", done, (size_t)n);
+	print_dist("enqueue_rtt_us", rtt, (size_t)n);
+	free(ids);
+	free(t_enq);
+	free(start);
+	free(done);
+	free(rtt);
+	queue_free(q);
+	return 0;
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	int fd, port = -1;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+/* Connects to 127.0.0.1:port; returns the socket or -1 (not listening). */
+static int try_connect(int port)
+{
+	struct sockaddr_in a;
+	int fd;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)port);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int cold_once(const char *url, const char *queue, const char *bin,
+		     int64_t *listen_us, int64_t *start_us, int64_t *answer_us)
+{
+	struct queue *q = connect_or_die(url);
+	struct queue_spec s = { 0 };
+	struct queue_enqueued id;
+	struct err e;
+	char port_s[16], req[256], buf[4096];
+	int64_t t0, t_listen = 0, t_answer = 0, started, finished;
+	int port, fd = -1, status, rc = -1;
+	pid_t pid;
+	size_t got = 0;
+
+	s.type = "noop";
+	if (queue_enqueue(q, queue, &s, 1, &id, NULL, &e) < 0) {
+		fprintf(stderr, "bench_core: enqueue: %s\n", e.msg);
+		goto out;
+	}
+	port = free_port();
+	snprintf(port_s, sizeof(port_s), "%d", port);
+	t0 = clock_now_us();
+	pid = fork();
+	if (pid < 0)
+		goto out;
+	if (pid == 0) {
+		setenv("PORT", port_s, 1);
+		setenv("HOST", "127.0.0.1", 1);
+		setenv("REDIS_URL", url, 1);
+		setenv("QUEUES", queue, 1);
+		setenv("IDLE_TIMEOUT", "0.2", 1);
+		setenv("EXIT_ON_IDLE", "true", 1);
+		setenv("LOG_LEVEL", "warn", 1);
+		unsetenv("DATABASE_URL");
+		execl(bin, bin, (char *)NULL);
+		_exit(127);
+	}
+	while ((fd = try_connect(port)) < 0) {
+		if (clock_now_us() - t0 > 10000000 || waitpid(pid, &status, WNOHANG) == pid) {
+			fprintf(stderr, "bench_core: worker did not listen\n");
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			goto out;
+		}
+		clock_sleep_us(200);
+	}
+	t_listen = clock_now_us();
+	snprintf(req, sizeof(req), "POST /wake HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+		 "Content-Length: 0\r\nConnection: close\r\n\r\n", port);
+	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+		fprintf(stderr, "bench_core: cannot send /wake\n");
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		goto out;
+	}
+	for (;;) {
+		ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
+
+		if (r <= 0)
+			break;
+		if (!t_answer)
+			t_answer = clock_now_us();
+		got += (size_t)r;
+		if (got >= sizeof(buf) - 1)
+			break;
+	}
+	buf[got] = '\0';
+	waitpid(pid, &status, 0);
+	if (strncmp(buf, "HTTP/1.1 200", 12) || !WIFEXITED(status) || WEXITSTATUS(status)) {
+		fprintf(stderr, "bench_core: /wake answered '%.40s', worker status %d\n",
+			buf, status);
+		goto out;
+	}
+	if (job_times(q, queue, id.id, &started, &finished) < 0 || started < 0) {
+		fprintf(stderr, "bench_core: job %s did not start\n", id.id);
+		goto out;
+	}
+	*listen_us = t_listen - t0;
+	*start_us = started - t0;
+	*answer_us = t_answer - t0;
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	queue_free(q);
+	return rc;
+}
+
+static int cmd_cold(const char *url, const char *queue, long runs, const char *bin)
+{
+	int64_t *lis, *st, *ans;
+	long i;
+
+	if (runs < 1)
+		return 2;
+	lis = calloc((size_t)runs, sizeof(*lis));
+	st = calloc((size_t)runs, sizeof(*st));
+	ans = calloc((size_t)runs, sizeof(*ans));
+	if (!lis || !st || !ans)
+		abort();
+	for (i = 0; i < runs; i++) {
+		if (cold_once(url, queue, bin, &lis[i], &st[i], &ans[i]) < 0)
+			return 1;
+		printf("run %ld listen_us=%lld start_us=%lld answer_us=%lld\n", i + 1,
+		       (long long)lis[i], (long long)st[i], (long long)ans[i]);
+		fflush(stdout);
+	}
+	print_dist("listen_us", lis, (size_t)runs);
+	print_dist("start_us", st, (size_t)runs);
+	print_dist("answer_us", ans, (size_t)runs);
+	free(lis);
+	free(st);
+	free(ans);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int rc = 2;
+
+	if (argc == 6 && !strcmp(argv[1], "enqueue"))
+		rc = cmd_enqueue(argv[2], argv[3], atol(argv[4]), atol(argv[5]));
+	else if (argc == 6 && !strcmp(argv[1], "latency"))
+		rc = cmd_latency(argv[2], argv[3], atol(argv[4]), atol(argv[5]));
+	else if (argc == 6 && !strcmp(argv[1], "cold"))
+		rc = cmd_cold(argv[2], argv[3], atol(argv[4]), argv[5]);
+	if (rc == 2)
+		fprintf(stderr, "usage: bench_core enqueue URL QUEUE N BATCH\n"
+			"       bench_core latency URL QUEUE N PACE_US\n"
+			"       bench_core cold URL QUEUE RUNS WORKER_BIN\n");
+	return rc;
+}

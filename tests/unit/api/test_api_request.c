@@ -1,0 +1,127 @@
+/* Unit tests of the job request parser and the RFC 3339 parser. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "api/api.h"
+
+static int parse(const char *body, struct api_job_req *r, const char **code)
+{
+	struct err e;
+
+	*code = "";
+	return api_job_parse(body, strlen(body), r, code, &e);
+}
+
+static void test_good(void **state)
+{
+	struct api_job_req r;
+	const char *code;
+
+	(void)state;
+	assert_int_equal(parse("{\"type\":\"sleep\",\"payload\":{\"ms\":5},\"queue\":\"q1\","
+			       "\"priority\":9,\"max_attempts\":7,\"timeout_s\":2.5,"
+			       "\"delay_s\":1.5,\"idempotency_key\":\"k-1\","
+			       "\"callback_url\":\"https://x.example/cb\"}", &r, &code), 0);
+	assert_string_equal(r.type, "sleep");
+	assert_string_equal(r.payload, "{\"ms\":5}");
+	assert_string_equal(r.queue, "q1");
+	assert_int_equal(r.priority, 9);
+	assert_int_equal(r.max_attempts, 7);
+	assert_true(r.timeout_s == 2.5);
+	assert_int_equal(r.delay_ms, 1500);
+	assert_string_equal(r.idempotency_key, "k-1");
+	assert_string_equal(r.callback_url, "https://x.example/cb");
+	api_job_req_release(&r);
+
+	assert_int_equal(parse("{\"type\":\"noop\"}", &r, &code), 0);
+	assert_string_equal(r.payload, "{}");
+	assert_null(r.queue);
+	api_job_req_release(&r);
+
+	assert_int_equal(parse("{\"type\":\"noop\",\"payload\":null,\"run_at\":\"2030-01-02T03:04:05.5+01:00\"}",
+			       &r, &code), 0);
+	assert_true(r.run_at_us == (int64_t)1893549845 * 1000000 + 500000);
+	api_job_req_release(&r);
+}
+
+static void test_bad(void **state)
+{
+	static const struct { const char *body, *code, *field; } cases[] = {
+		{ "", "invalid_json", "empty" },
+		{ "{", "invalid_json", "JSON" },
+		{ "42", "invalid_json", "JSON" },
+		{ "[1]", "invalid_json", "JSON" },
+		{ "{\"type\":\"noop\",\"type\":\"noop\"}", "invalid_json", "duplicate" },
+		{ "{}", "invalid_field", "type" },
+		{ "{\"type\":\"\"}", "invalid_field", "type" },
+		{ "{\"type\":\"x\"}", "unknown_type", "type" },
+		{ "{\"type\":\"noop\",\"x\":1}", "unknown_field", "'x'" },
+		{ "{\"type\":\"noop\",\"payload\":\"s\"}", "invalid_field", "payload" },
+		{ "{\"type\":\"sleep\",\"payload\":{}}", "invalid_payload", "ms" },
+		{ "{\"type\":\"noop\",\"priority\":-1}", "invalid_field", "priority" },
+		{ "{\"type\":\"noop\",\"priority\":\"1\"}", "invalid_field", "priority" },
+		{ "{\"type\":\"noop\",\"max_attempts\":101}", "invalid_field", "max_attempts" },
+		{ "{\"type\":\"noop\",\"timeout_s\":-2}", "invalid_field", "timeout_s" },
+		{ "{\"type\":\"noop\",\"delay_s\":1e12}", "invalid_field", "delay_s" },
+		{ "{\"type\":\"noop\",\"run_at\":5}", "invalid_field", "run_at" },
+		{ "{\"type\":\"noop\",\"run_at\":\"2030-13-01T00:00:00Z\"}", "invalid_field", "run_at" },
+		{ "{\"type\":\"noop\",\"queue\":\"\"}", "invalid_field", "queue" },
+		{ "{\"type\":\"noop\",\"idempotency_key\":\"a b\"}", "invalid_field", "idempotency_key" },
+		{ "{\"type\":\"noop\",\"callback_url\":\"http://\"}", "invalid_field", "callback_url" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct api_job_req r;
+		const char *code = "";
+		struct err e;
+
+		memset(&e, 0, sizeof(e));
+		if (api_job_parse(cases[i].body, strlen(cases[i].body), &r, &code, &e) != -1)
+			fail_msg("accepted: %s", cases[i].body);
+		if (strcmp(code, cases[i].code) || !strstr(e.msg, cases[i].field))
+			fail_msg("%s: got %s '%s'", cases[i].body, code, e.msg);
+	}
+}
+
+static void test_time(void **state)
+{
+	int64_t us;
+
+	(void)state;
+	assert_int_equal(api_time_parse("1970-01-01T00:00:00Z", &us), 0);
+	assert_true(us == 0);
+	assert_int_equal(api_time_parse("2026-11-22T17:37:24.123456Z", &us), 0);
+	assert_true(us % 1000000 == 123456);
+	assert_int_equal(api_time_parse("2026-11-22T18:37:24+01:00", &us), 0);
+	{
+		int64_t z;
+
+		assert_int_equal(api_time_parse("2026-11-22T17:37:24Z", &z), 0);
+		assert_true(us == z);
+	}
+	assert_int_equal(api_time_parse("2026-11-22", &us), -1);
+	assert_int_equal(api_time_parse("2026-11-22T17:37:24", &us), -1);
+	assert_int_equal(api_time_parse("2026-11-22T25:00:00Z", &us), -1);
+	assert_int_equal(api_time_parse("2026-11-22T17:37:24.Z", &us), -1);
+	assert_int_equal(api_time_parse("2026-11-22T17:37:24Zx", &us), -1);
+	assert_int_equal(api_idem_key_ok("ok-key"), 1);
+	assert_int_equal(api_idem_key_ok(""), 0);
+	assert_int_equal(api_idem_key_ok("tab\tkey"), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good),
+		cmocka_unit_test(test_bad),
+		cmocka_unit_test(test_time),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
