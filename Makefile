@@ -54,7 +54,7 @@ endif
 # Which modules each binary links (modules with no sources yet are skipped).
 wakeq-worker_MODULES := base log config jobs queue metrics httpd wake store fetch webhook media worker
 wakeq-api_MODULES := base log config jobs queue metrics httpd wake store api
-wakeq_MODULES := base log config jobs queue wake store
+wakeq_MODULES := base log config jobs queue wake store httpd metrics api
 wakeq_PKGS := libcurl jansson
 
 BINS := wakeq-worker wakeq-api wakeq

@@ -33,6 +33,7 @@ struct settings {
 	int64_t wake_fanout_max;
 	int64_t worker_concurrency;
 	int64_t wake_backlog;
+	int64_t max_attempts;
 	double wake_hold;
 	double reconcile_interval;
 	double reconcile_min_age;
@@ -77,6 +78,8 @@ static const struct config_var vars[] = {
 	  "concurrent wake calls at most, for backlog-driven scale-out", 0 },
 	{ "WORKER_CONCURRENCY", CONFIG_INT, F(worker_concurrency), 1, 1024, "1",
 	  "the worker's CONCURRENCY, for scale-out decisions", 0 },
+	{ "MAX_ATTEMPTS", CONFIG_INT, F(max_attempts), 1, 1000, "3",
+	  "attempts of a job that does not say (max_attempts)", 0 },
 	{ "WAKE_BACKLOG", CONFIG_INT, F(wake_backlog), 1, 1000000, "10",
 	  "pending jobs per worker slot before another wake is sent", 0 },
 	{ "WAKE_HOLD", CONFIG_SECONDS, F(wake_hold), 1, 86400, "3600",
@@ -199,6 +202,7 @@ int main(int argc, char **argv)
 	c.wake_fanout_max = (int)s.wake_fanout_max;
 	c.worker_concurrency = (int)s.worker_concurrency;
 	c.wake_backlog = (int)s.wake_backlog;
+	c.max_attempts = (int)s.max_attempts;
 	c.wake_hold_s = s.wake_hold;
 	c.reconcile_interval_s = s.reconcile_interval;
 	c.reconcile_min_age_s = s.reconcile_min_age;

@@ -1,10 +1,12 @@
 /* wakeq: the operator CLI over Redis. */
+#include "api/api.h"
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/mem.h"
 #include "base/parse.h"
 #include "jobs/jobs.h"
 #include "queue/queue.h"
+#include "store/store.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -36,8 +38,12 @@ static const char *const usage_text =
 	"                                         idle, then exit (cron mode);\n"
 	"                                         runs wakeq-worker --once\n"
 	"  wake URL [--token T] [--timeout S]     POST URL (a worker's /wake)\n"
+	"  reconcile [--min-age S]                with DATABASE_URL: re-enqueue\n"
+	"                                         rows Redis lost, copy final\n"
+	"                                         states back to Postgres\n"
 	"\n"
 	"Environment: REDIS_URL (redis://127.0.0.1:6379), QUEUES (default),\n"
+	"DATABASE_URL (reconcile),\n"
 	"WAKE_TOKEN. Exit codes: 0 ok, 1 failed, 2 usage, 3 not found,\n"
 	"4 conflict.\n";
 
@@ -454,6 +460,40 @@ static int cmd_drain(int argc, char **argv)
 
 int wakeq_cmd_wake(int argc, char **argv);
 
+static int cmd_reconcile(int argc, char **argv)
+{
+	const char *url = getenv("DATABASE_URL");
+	struct api_reconcile_stats st;
+	struct store *s;
+	struct queue *q;
+	struct err e;
+	double min_age = 10;
+	int rc = EXIT_OK;
+
+	if (argc == 3 && !strcmp(argv[1], "--min-age")) {
+		if (parse_seconds(argv[2], 0.001, 31536000, &min_age) < 0)
+			return usage_error("bad --min-age '%s': expected seconds", argv[2]);
+	} else if (argc != 1) {
+		return usage_error("reconcile takes only --min-age S");
+	}
+	if (!url || !*url)
+		return usage_error("reconcile needs DATABASE_URL");
+	s = store_open(url, 1, &e);
+	if (!s)
+		return exit_for(&e);
+	q = connect_or_die();
+	memset(&st, 0, sizeof(st));
+	if (api_reconcile(q, s, min_age, &st, &e) < 0)
+		rc = exit_for(&e);
+	else
+		printf("scanned %lld, requeued %lld, finals copied %lld, errors %lld\n",
+		       (long long)st.scanned, (long long)st.requeued, (long long)st.finals,
+		       (long long)st.errors);
+	queue_free(q);
+	store_free(s);
+	return rc ? rc : st.errors ? EXIT_FAIL : EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
@@ -478,5 +518,7 @@ int main(int argc, char **argv)
 		return cmd_drain(argc, argv);
 	if (!strcmp(cmd, "wake"))
 		return wakeq_cmd_wake(argc, argv);
+	if (!strcmp(cmd, "reconcile"))
+		return cmd_reconcile(argc, argv);
 	return usage_error("unknown command '%s'", cmd);
 }

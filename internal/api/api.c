@@ -8,6 +8,7 @@
 #include "base/uuid.h"
 #include "jobs/jobs.h"
 #include "log/log.h"
+#include "log/trace.h"
 #include "store/store.h"
 #include "wake/wake.h"
 
@@ -257,7 +258,7 @@ static void post_job(struct api *a, struct httpd_request *req)
 	struct queue_enqueued out;
 	struct queue *q = NULL;
 	struct err e;
-	char id[UUID_STR_LEN], existing[UUID_STR_LEN];
+	char id[UUID_STR_LEN], existing[UUID_STR_LEN], trace[LOG_TRACE_ID_LEN];
 	int inserted = 0, live = 1, scheduled;
 	int64_t t0 = clock_mono_us(), now_us;
 	size_t len;
@@ -305,7 +306,8 @@ static void post_job(struct api *a, struct httpd_request *req)
 		sn.payload = jr.payload;
 		sn.status = scheduled ? STORE_SCHEDULED : STORE_QUEUED;
 		sn.priority = jr.priority;
-		sn.max_attempts = jr.max_attempts ? jr.max_attempts : 3;
+		sn.max_attempts = jr.max_attempts ? jr.max_attempts
+				  : a->cfg.max_attempts ? a->cfg.max_attempts : 3;
 		sn.timeout_s = jr.timeout_s;
 		sn.idempotency_key = jr.idempotency_key;
 		sn.callback_url = jr.callback_url;
@@ -336,11 +338,14 @@ static void post_job(struct api *a, struct httpd_request *req)
 	spec.priority = jr.priority;
 	spec.run_at_ms = jr.run_at_us / 1000;
 	spec.delay_ms = jr.delay_ms;
-	spec.max_attempts = jr.max_attempts;
+	spec.max_attempts = jr.max_attempts ? jr.max_attempts : a->cfg.max_attempts;
 	spec.timeout_s = jr.timeout_s;
 	spec.idempotency_key = jr.idempotency_key;
 	spec.callback_url = jr.callback_url;
-	spec.trace = httpd_header(req, "traceparent");
+	/* The trace travels with the job into the worker's log lines. */
+	if (log_trace_parse(httpd_header(req, "X-Cloud-Trace-Context"),
+			    httpd_header(req, "traceparent"), trace) == 0)
+		spec.trace = trace;
 	if (queue_enqueue(q, jr.queue, &spec, 1, &out, &live, &e) < 0)
 		goto undo;
 	if (!out.created) {

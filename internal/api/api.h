@@ -48,6 +48,7 @@ struct api_config {
 	double reconcile_interval_s;  /* 0 = no timer */
 	double reconcile_min_age_s;   /* rows younger than this are left; 0 = 10 */
 	int store_conns;              /* Postgres pool; 0 = threads */
+	int max_attempts;             /* default attempts of a job; 0 = 3 */
 	int migrate;                  /* apply migrations at start-up */
 };
 

@@ -9,11 +9,6 @@ source tests/lib/tap.sh
 t_tmpdir
 
 WORKER_BIN=$BIN/wakeq-worker
-if ! "$WORKER_BIN" --help >/dev/null 2>&1; then
-	echo "# build/wakeq-worker is not built yet: skipping"
-	ok "skipped: no worker binary"
-	exit 0
-fi
 start_redis
 start_postgres
 
@@ -27,6 +22,7 @@ WORKER_PORT=$($FREEPORT)
 start_worker() {
 	env PORT=$WORKER_PORT REDIS_URL=$REDIS_URL DATABASE_URL="$DATABASE_URL" QUEUES=default \
 		CONCURRENCY=2 IDLE_TIMEOUT=1 EXIT_ON_IDLE=true WAKE_TOKEN=$WTOKEN \
+		LOG_FORMAT=json LOG_LEVEL=debug GOOGLE_CLOUD_PROJECT=proj \
 		"$WORKER_BIN" >>"$T/worker.log" 2>&1 &
 	WORKER_PID=$!
 	on_exit "kill_wait $WORKER_PID"
@@ -63,8 +59,11 @@ rc=0
 wait "$WORKER_PID" 2>/dev/null || rc=$?
 expect_eq "worker exited 0 when idle" 0 "$rc"
 start_worker
-ID2=$(curl -s -H "$H" -H "$CT" -d '{"type":"noop"}' "$API/v1/jobs" | jq -r .id)
+ID2=$(curl -s -H "$H" -H "$CT" -H 'X-Cloud-Trace-Context: 4bf92f3577b34da6a3ce929d0e0e4736/1;o=1' \
+	-d '{"type":"noop"}' "$API/v1/jobs" | jq -r .id)
 wait_until 15 bash -c "[ \"\$(curl -s -H '$H' $API/v1/jobs/$ID2 | jq -r .status)\" = done ]"
 expect_eq "a second POST wakes the new worker" done "$(curl -s -H "$H" "$API/v1/jobs/$ID2" | jq -r .status)"
+check "the worker's lines for the job carry the trace of its POST" \
+	bash -c "grep '^{' '$T/worker.log' | jq -e -s 'map(select(.job_id == \"$ID2\"))[0][\"logging.googleapis.com/trace\"] == \"projects/proj/traces/4bf92f3577b34da6a3ce929d0e0e4736\"' >/dev/null"
 [ "$_t_failed" = 0 ] || { diag "$T/api.log"; diag "$T/worker.log"; }
 exit 0
