@@ -32,7 +32,7 @@
 /* ---- connection -------------------------------------------------------- */
 
 /* A parsed Redis URL: redis://[[user]:password@]host[:port][/db],
- * rediss://… (TLS), unix:///path/to/socket[?db=N]. */
+ * rediss://… (TLS), unix:///path/to/socket[?db=N&password=P&user=U]. */
 struct queue_url {
 	char host[256];     /* or the socket path for unix:// */
 	int port;           /* 6379 by default */

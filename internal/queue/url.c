@@ -1,5 +1,6 @@
 /* url.c - Redis URLs: redis://[[user]:password@]host[:port][/db],
- * rediss://… (TLS), unix:///path/to/socket[?db=N]. Outside input: strict,
+ * rediss://… (TLS), unix:///path/to/socket[?db=N&password=P&user=U].
+ * Outside input: strict,
  * bounded, fuzzed (tests/fuzz/fuzz_redis_url.c). */
 #include "queue/queue.h"
 
@@ -82,8 +83,26 @@ int queue_url_parse(const char *url, struct queue_url *out, struct err *err)
 		if (*p != '/' || end - p < 2 || (size_t)(end - p) >= sizeof(u.host))
 			return err_set(err, ERR_INVALID, "bad redis url '%.100s': expected unix:///path/to/socket", url);
 		memcpy(u.host, p, (size_t)(end - p));
-		if (q && (strncmp(q, "?db=", 4) || parse_db(q + 4, strlen(q + 4), &u.db) < 0))
-			return err_set(err, ERR_INVALID, "bad redis url '%.100s': expected ?db=N after the socket path", url);
+		/* ?db=N&password=P&user=U, in any order */
+		while (q && *q) {
+			const char *k = q + 1, *amp = strchr(k, '&');
+			size_t n = amp ? (size_t)(amp - k) : strlen(k);
+			int bad;
+
+			if (n > 3 && !strncmp(k, "db=", 3))
+				bad = parse_db(k + 3, n - 3, &u.db);
+			else if (n > 9 && !strncmp(k, "password=", 9))
+				bad = pct_decode(k + 9, n - 9, u.password, sizeof(u.password));
+			else if (n > 5 && !strncmp(k, "user=", 5))
+				bad = pct_decode(k + 5, n - 5, u.user, sizeof(u.user));
+			else
+				bad = -1;
+			if (bad < 0)
+				return err_set(err, ERR_INVALID,
+					       "bad redis url '%.100s': after the socket path expected ?db=N, &password=P, &user=U",
+					       url);
+			q = amp;
+		}
 		*out = u;
 		return 0;
 	}

@@ -59,6 +59,20 @@ expect_eq "wake with --token succeeds" 0 "$(code wq wake "$cw_URL/wake?wait=0" -
 check "the woken worker ran the job" wait_until 5 sh -c "[ \$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json | jq .cliw.done) = 1 ]"
 expect_eq "wake of a bad URL is a usage error (2)" 2 "$(code wq wake ftp://x)"
 
+# REDIS_URL forms: a password and a db number, and a unix socket
+SP=$($FREEPORT)
+mkdir -p "$T/r2"
+redis-server --port "$SP" --bind 127.0.0.1 --unixsocket "$T/r2/sock" --unixsocketperm 700 \
+	--requirepass 'p@ss w' --dir "$T/r2" --save '' --daemonize no --loglevel warning &
+r2=$!
+on_exit "kill_wait $r2"
+wait_until 5 sh -c "redis-cli -p $SP -a 'p@ss w' --no-auth-warning ping | grep -q PONG"
+id=$(REDIS_URL="redis://:p%40ss%20w@127.0.0.1:$SP/3" "$BIN/wakeq" enqueue noop)
+expect_eq "a password (percent-encoded) and db 3 in the URL" 1 "$(redis-cli -p "$SP" -a 'p@ss w' --no-auth-warning -n 3 zcard 'wakeq:{default}:pending')"
+expect_eq "a unix socket URL with db and password sees the same job" queued "$(REDIS_URL="unix://$T/r2/sock?db=3&password=p%40ss%20w" "$BIN/wakeq" status "$id" 2>&1 | jq -r .status 2>/dev/null || echo auth-needed)"
+msg=$(REDIS_URL="redis://:wrong@127.0.0.1:$SP" "$BIN/wakeq" stats 2>&1)
+check "a wrong password is one clear error ($msg)" contains "$msg" "redis refused the password"
+
 # reconcile: Postgres rows that Redis lost are enqueued again
 start_postgres
 APORT=$($FREEPORT)

@@ -152,6 +152,12 @@ static void test_url_parse(void **state)
 	assert_true(u.unix_socket);
 	assert_string_equal(u.host, "/run/redis.sock");
 	assert_int_equal(u.db, 3);
+	assert_int_equal(queue_url_parse("unix:///s?password=a%26b&db=2&user=me", &u, &e), 0);
+	assert_string_equal(u.password, "a&b");
+	assert_string_equal(u.user, "me");
+	assert_int_equal(u.db, 2);
+	assert_int_equal(queue_url_parse("unix:///s?db=", &u, &e), -1);
+	assert_int_equal(queue_url_parse("unix:///s?foo=1", &u, &e), -1);
 	assert_int_equal(queue_url_parse("redis://", &u, &e), 0);
 	assert_string_equal(u.host, "127.0.0.1");
 
