@@ -52,13 +52,13 @@ CPPFLAGS += -DWAKEQ_HIREDIS_SSL
 endif
 
 # Which modules each binary links (modules with no sources yet are skipped).
-wakeq-worker_MODULES := base log config jobs queue metrics httpd wake store fetch webhook media worker
+wakeq-worker_MODULES := base log config jobs queue metrics httpd wake store fetch webhook worker
 wakeq-api_MODULES := base log config jobs queue metrics httpd wake store api
 wakeq_MODULES := base log config jobs queue wake store httpd metrics api
 wakeq_PKGS := libcurl jansson
 
 BINS := wakeq-worker wakeq-api wakeq
-ALL_MODULES := $(sort $(foreach b,$(BINS),$($(b)_MODULES)))
+ALL_MODULES := $(sort $(foreach b,$(BINS),$($(b)_MODULES)) media)
 ALL_PKGS := $(sort $(foreach m,$(ALL_MODULES),$($(m)_PKGS)))
 PKG_CFLAGS := $(shell pkg-config --cflags $(ALL_PKGS) 2>/dev/null)
 
@@ -71,10 +71,18 @@ mod_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(call mod_srcs,$(1)))
 bin_objs = $(foreach m,$($(1)_MODULES),$(call mod_objs,$(m)))
 bin_libs = $(shell pkg-config --libs $(sort $($(1)_PKGS) $(foreach m,$($(1)_MODULES),$($(m)_PKGS))) 2>/dev/null) -lm
 
-all: $(addprefix $(BUILD)/,$(BINS))
+all: $(addprefix $(BUILD)/,$(BINS)) $(BUILD)/wakeq-media.so
 
+# The worker exports its symbols to the media plugin (FFmpeg lives there,
+# loaded on the first media job: see internal/worker/media_plugin.c).
 $(BUILD)/wakeq-worker: $(BUILD)/obj/cmd/worker/main.o $(call bin_objs,wakeq-worker)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call bin_libs,wakeq-worker)
+	$(CC) $(ALL_LDFLAGS) -Wl,--export-dynamic -o $@ $^ $(call bin_libs,wakeq-worker) -ldl
+MEDIA_PIC := $(patsubst %.c,$(BUILD)/pic/%.o,$(call mod_srcs,media))
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -fPIC -c -o $@ $<
+$(BUILD)/wakeq-media.so: $(MEDIA_PIC)
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(shell pkg-config --libs $(media_PKGS) jansson) -lm
 $(BUILD)/wakeq-api: $(BUILD)/obj/cmd/api/main.o $(call bin_objs,wakeq-api)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call bin_libs,wakeq-api)
 $(BUILD)/wakeq: $(BUILD)/obj/cmd/wakeq/main.o $(BUILD)/obj/cmd/wakeq/wake.o $(call bin_objs,wakeq)
@@ -165,4 +173,4 @@ clean:
 	rm -rf build build-san
 
 .PHONY: all tests deps test-deps test demo bench fuzz valgrind clean
--include $(shell find $(BUILD)/obj build/fuzz/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/pic build/fuzz/obj -name '*.d' 2>/dev/null)

@@ -380,7 +380,31 @@ else
 	logs_of idle
 fi
 
-# 4. The API on SIGTERM.
+# 4. A media job in the worker container: the FFmpeg plugin beside the
+# binary loads on the first media job. The clip is made here and mounted.
+mkdir -p "$T/media/in"
+chmod 755 "$T/media" "$T/media/in"
+if "$BIN/tests/tools/mkmedia" "$T/media/in/clip.mp4" -d 2 -s 160x120 >/dev/null 2>&1; then
+	chmod 644 "$T/media/in/clip.mp4"
+	MPORT=$($FREEPORT)
+	started+=("$RUN_ID-media")
+	podman run -d --name "$RUN_ID-media" --network host --read-only --tmpfs /tmp \
+		-v "$T/media:/media:ro" -e DATA_DIR=/media -e PORT="$MPORT" \
+		-e REDIS_URL="$REDIS_URL" -e QUEUES=media -e IDLE_TIMEOUT=2 \
+		"$WORKER_IMG" >/dev/null || not_ok "media worker container starts"
+	mid=$(REDIS_URL=$REDIS_URL "$BIN/wakeq" enqueue media.probe --queue media \
+		--payload '{"input":"file://in/clip.mp4"}')
+	wait_until 15 http_ok "http://127.0.0.1:$MPORT/healthz" || true
+	curl -s --max-time 60 -X POST "http://127.0.0.1:$MPORT/wake" >/dev/null
+	got=$(REDIS_URL=$REDIS_URL "$BIN/wakeq" status --queue media "$mid" |
+		jq -r '"\(.status) \(.result.streams[0].width)x\(.result.streams[0].height)"')
+	expect_eq "a media.probe job runs in the worker container (plugin loaded)" "done 160x120" "$got"
+	[ "$got" = "done 160x120" ] || logs_of media
+else
+	not_ok "make a test clip for the media job"
+fi
+
+# 5. The API on SIGTERM.
 if [ "$(state_of api)" = running ]; then
 	podman stop -t 10 "$RUN_ID-api" >/dev/null 2>&1
 	expect_eq "api container exits 0 on SIGTERM" 0 "$(exit_of api)"

@@ -4,7 +4,6 @@
 #include "fetch/fetch.h"
 #include "jobs/jobs.h"
 #include "log/log.h"
-#include "media/media.h"
 #include "webhook/webhook.h"
 #include "worker/worker.h"
 
@@ -117,7 +116,7 @@ int main(int argc, char **argv)
 	jobs_bind_core();
 	fetch_bind_jobs();
 	webhook_bind_jobs();
-	media_bind_jobs();
+	worker_bind_media();
 
 	/* Signals go to the main thread only: every thread inherits this mask. */
 	sigemptyset(&set);

@@ -219,24 +219,24 @@ out:
 	return rc;
 }
 
-static int run_probe(const struct jobs_run *run, struct jobs_outcome *out)
+int media_job_probe(const struct jobs_run *run, struct jobs_outcome *out)
 {
 	return run_media(run, OP_PROBE, out);
 }
 
-static int run_thumbnail(const struct jobs_run *run, struct jobs_outcome *out)
+int media_job_thumbnail(const struct jobs_run *run, struct jobs_outcome *out)
 {
 	return run_media(run, OP_THUMB, out);
 }
 
-static int run_transcode(const struct jobs_run *run, struct jobs_outcome *out)
+int media_job_transcode(const struct jobs_run *run, struct jobs_outcome *out)
 {
 	return run_media(run, OP_TRANSCODE, out);
 }
 
 void media_bind_jobs(void)
 {
-	jobs_bind("media.probe", run_probe);
-	jobs_bind("media.thumbnail", run_thumbnail);
-	jobs_bind("media.transcode", run_transcode);
+	jobs_bind("media.probe", media_job_probe);
+	jobs_bind("media.thumbnail", media_job_thumbnail);
+	jobs_bind("media.transcode", media_job_transcode);
 }

@@ -27,6 +27,7 @@
 #define WAKEQ_MEDIA_H
 
 #include "base/err.h"
+#include "jobs/jobs.h"
 
 #include <jansson.h>
 #include <stdatomic.h>
@@ -201,6 +202,13 @@ int media_isolate(media_work_fn fn, void *arg, const char *cleanup,
  * http(s)://, s3://); the media work runs under media_isolate. Call once
  * at start-up, before jobs run. */
 void media_bind_jobs(void);
+
+/* The run functions of media.probe, media.thumbnail and media.transcode
+ * (jobs_run_fn). The worker does not link FFmpeg: it loads these from the
+ * wakeq-media.so plugin on the first media job (worker/media_plugin.c). */
+int media_job_probe(const struct jobs_run *run, struct jobs_outcome *out);
+int media_job_thumbnail(const struct jobs_run *run, struct jobs_outcome *out);
+int media_job_transcode(const struct jobs_run *run, struct jobs_outcome *out);
 
 /* Fills `o` from a media.transcode payload already accepted by
  * jobs_check. Returns 0 or -1 with err (ERR_INVALID) naming the field. */

@@ -78,6 +78,8 @@ static void handle_wake(struct worker *w, struct httpd_request *req)
 	    log_trace_parse(httpd_header(req, "X-Cloud-Trace-Context"),
 			    httpd_header(req, "traceparent"), w->drain_trace) < 0)
 		w->drain_trace[0] = '\0';
+	if (w->draining)
+		worker_notify(w); /* a drain blocked on its markers looks again now */
 	if (start_drain(w, &gen) < 0) {
 		pthread_mutex_unlock(&w->mu);
 		httpd_error(req, 500, "internal", "cannot start a drain thread");

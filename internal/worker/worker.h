@@ -71,4 +71,10 @@ void worker_shutdown(struct worker *w);
 /* Stops the HTTP server and threads, frees. Accepts NULL. */
 void worker_free(struct worker *w);
 
+/* Binds media.probe, media.thumbnail and media.transcode to loaders of the
+ * wakeq-media.so plugin (WAKEQ_MEDIA_PLUGIN, else beside the executable),
+ * loaded on the first media job; without it those jobs fail with a clear
+ * error. Call before worker_start. */
+void worker_bind_media(void);
+
 #endif

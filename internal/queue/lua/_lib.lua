@@ -86,8 +86,9 @@ local function webhook(id, jk, status, result, err)
   wake_markers(1)
 end
 
--- Moves a job to the dead set, capping it (oldest hashes deleted).
-local function bury(id, jk, err, dead_max)
+-- Moves a job to the dead set, capping it (oldest hashes deleted). cb: the
+-- job has a callback URL (a webhook job follows).
+local function bury(id, jk, err, dead_max, cb)
   redis.call('HSET', jk, 'status', 'failed', 'error', err, 'token', '',
     'finished', NOW_US)
   redis.call('ZADD', P .. 'dead', NOW, id)
@@ -97,5 +98,5 @@ local function bury(id, jk, err, dead_max)
     for i = 1, #old, 2 do redis.call('DEL', P .. 'job:' .. old[i]) end
   end
   publish(id, 'failed')
-  webhook(id, jk, 'failed', nil, err)
+  if cb then webhook(id, jk, 'failed', nil, err) end
 end

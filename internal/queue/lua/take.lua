@@ -24,7 +24,8 @@ for i = 0, nsettle - 1 do
   local id, tok, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local jk = P .. 'job:' .. id
   local h = redis.call('HMGET', jk, 'token', 'attempts', 'max_attempts',
-    'priority', 'cancel')
+    'priority', 'cancel', 'callback')
+  local cb = h[6] and h[6] ~= ''
   if h[5] and kind == 'q' then kind = 'c' end
   if h[1] ~= tok then
     stale = stale + 1
@@ -40,7 +41,7 @@ for i = 0, nsettle - 1 do
       done[#done + 1] = NOW
       done[#done + 1] = id
       publish(id, 'done', 100)
-      webhook(id, jk, 'done', res, nil)
+      if cb then webhook(id, jk, 'done', res, nil) end
     elseif kind == 'r' and tonumber(h[2]) < tonumber(h[3]) then
       fl = 'o'
       redis.call('HSET', jk, 'status', 'retrying', 'error', ARGV[b + 4], 'token', '')
@@ -48,14 +49,14 @@ for i = 0, nsettle - 1 do
       redis.call('HINCRBY', P .. 'stats', 'retrying', 1)
       publish(id, 'retrying')
     elseif kind == 'r' or kind == 'f' then
-      bury(id, jk, ARGV[b + 4], dead_max)
+      bury(id, jk, ARGV[b + 4], dead_max, cb)
     elseif kind == 'c' then
       redis.call('HSET', jk, 'status', 'cancelled', 'error', ARGV[b + 4],
         'token', '', 'finished', NOW_US)
       redis.call('PEXPIRE', jk, ttl * 1000)
       redis.call('HINCRBY', P .. 'stats', 'cancelled', 1)
       publish(id, 'cancelled')
-      webhook(id, jk, 'cancelled', nil, ARGV[b + 4])
+      if cb then webhook(id, jk, 'cancelled', nil, ARGV[b + 4]) end
     else -- requeue at the front of its band, attempt not counted
       fl = 'o'
       redis.call('HSET', jk, 'status', 'queued', 'token', '',
@@ -71,7 +72,14 @@ if #unlease > 0 then redis.call('ZREM', P .. 'active', unpack(unlease)) end
 if #done > 0 then
   redis.call('ZADD', P .. 'done', unpack(done))
   local n = redis.call('ZCARD', P .. 'done')
-  if n > done_max then redis.call('ZREMRANGEBYRANK', P .. 'done', 0, n - done_max - 1) end
+  if n > done_max then
+    -- Over the cap: the oldest finished jobs go, hashes included (they
+    -- would otherwise live out RESULT_TTL unlisted).
+    local old = redis.call('ZPOPMIN', P .. 'done', n - done_max)
+    local keys = {}
+    for i = 1, #old, 2 do keys[#keys + 1] = P .. 'job:' .. old[i] end
+    redis.call('DEL', unpack(keys))
+  end
 end
 if stale > 0 then redis.call('HINCRBY', P .. 'stats', 'stale', stale) end
 
@@ -103,7 +111,8 @@ if #exp > 0 then
     local id = exp[i]
     local jk = P .. 'job:' .. id
     local h = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'priority',
-      'worker', 'cancel')
+      'worker', 'cancel', 'callback')
+    local cb = h[6] and h[6] ~= ''
     if h[1] then
       local msg = 'lease expired (worker ' .. (h[4] or '?') .. ' stopped renewing it)'
       if h[5] then
@@ -112,9 +121,9 @@ if #exp > 0 then
         redis.call('PEXPIRE', jk, ttl * 1000)
         redis.call('HINCRBY', P .. 'stats', 'cancelled', 1)
         publish(id, 'cancelled')
-        webhook(id, jk, 'cancelled', nil, 'cancelled')
+        if cb then webhook(id, jk, 'cancelled', nil, 'cancelled') end
       elseif tonumber(h[1]) >= tonumber(h[2]) then
-        bury(id, jk, msg, dead_max)
+        bury(id, jk, msg, dead_max, cb)
       else
         redis.call('HSET', jk, 'status', 'queued', 'token', '', 'error', msg)
         pend[#pend + 1] = tonumber(h[3]) * BAND

@@ -523,6 +523,34 @@ static void test_list_and_discover(void **state)
 	assert_true(found);
 }
 
+static void test_done_cap(void **state)
+{
+	char ids[8][UUID_STR_LEN];
+	struct queue_job j;
+	struct queue_counts c;
+	struct err e;
+	int64_t saved = queue_limits.done_max;
+	int i;
+
+	(void)state;
+	queue_limits.done_max = 5;
+	for (i = 0; i < 8; i++) {
+		enq("noop", NULL, 0, 0, 0, ids[i], NULL);
+		assert_int_equal(take(&j, 1, NULL, 0, 0), 1);
+		settle1(&j, QUEUE_DONE, "1", 0, NULL);
+		queue_job_release(&j);
+	}
+	queue_limits.done_max = saved;
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(c.n[QUEUE_DONE_STATE], 5);
+	/* the oldest three went, hashes and all; the newest stay */
+	assert_null(queue_job_json(Q, qname, ids[0], &e));
+	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_null(queue_job_json(Q, qname, ids[2], &e));
+	assert_status(ids[3], "done");
+	assert_status(ids[7], "done");
+}
+
 static void test_backoff(void **state)
 {
 	int i;
@@ -556,6 +584,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_registry_retire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_webhook_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_and_discover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_done_cap, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
