@@ -16,6 +16,7 @@
 #include "log/trace.h"
 
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,8 @@ struct drain {
 	int64_t next_due_ms;      /* earliest delayed job / lease expiry */
 	int64_t server_skew_ms;   /* redis clock - our wall clock */
 	int64_t backoff_until;    /* monotonic: Redis down, wait before retry */
+	int64_t bq_retry_at;      /* monotonic: after a failed marker wait */
+	int64_t bq_backoff;       /* its growing delay, µs */
 };
 
 static struct queue *connect_q(struct worker *w, struct err *e)
@@ -361,6 +364,8 @@ void *drain_main(void *arg)
 	int64_t idle_us = (int64_t)(c->idle_timeout * 1e6);
 	const char *reason = "idle";
 	int retired = 0;
+	int look = 1;        /* a take is worth a round trip */
+	uint64_t seen_seq;
 	const char *qnames[WORKER_MAX_QUEUES];
 	size_t i;
 
@@ -384,10 +389,13 @@ void *drain_main(void *arg)
 	}
 	log_info("drain started", "queues", c->queues, "worker", w->id);
 
+	pthread_mutex_lock(&w->mu);
+	seen_seq = w->wake_seq;
+	pthread_mutex_unlock(&w->mu);
 	for (;;) {
 		size_t busy, cap, want, nearly;
-		int stopping, took = 0;
-		int64_t now, timeout_us, progress_due = 0;
+		int stopping, abandon, past_max, took = 0;
+		int64_t now, timeout_us, progress_due = 0, due_in = INT64_MAX;
 		struct pollfd pfd[2];
 		int nfd;
 
@@ -401,80 +409,119 @@ void *drain_main(void *arg)
 			*pp = w->done;
 			w->done = w->done_tail = NULL;
 			w->ndone = 0;
+			look = 1;
 		}
 		stopping = w->stopping;
+		abandon = w->abandon;
 		if (stopping)
 			requeue_ready(w, &done);
+		if (w->wake_seq != seen_seq) {
+			/* A /wake came: its caller saw no live worker here, so our
+			 * registration may have lapsed; and there may be work. */
+			seen_seq = w->wake_seq;
+			d.registered = 0;
+			look = 1;
+		}
 		now = clock_mono_us();
 		busy = w->nready + w->nrunning;
-		nearly = w->nearly;
 		cap = (size_t)c->concurrency + (size_t)w->prefetch;
-		want = stopping || now >= wake_max_at || busy >= cap ? 0 : cap - busy;
+		past_max = now >= wake_max_at;
+		want = stopping || past_max || busy >= cap ? 0 : cap - busy;
 		pthread_mutex_unlock(&w->mu);
-
-		if (now < d.backoff_until)
-			goto wait;
-		if (ensure_conn(&d) < 0) {
-			d.backoff_until = clock_mono_us() + 200000;
-			goto wait;
+		if (abandon) {
+			reason = "shutdown";
+			break;
 		}
-		if (!d.registered && !stopping)
-			do_register(&d);
 		if (done)
-			idle_since = clock_mono_us(); /* a job just finished */
-		if (done || want) {
-			took = cycle(&d, &done, want);
-			if (took < 0) {
-				d.backoff_until = clock_mono_us() + 100000;
-				goto wait;
-			}
-		}
-		progress_due = flush_progress(&d);
-		now = clock_mono_us();
-		if (took > 0 || busy > 0)
 			idle_since = now;
-		if (took > 0 && (size_t)took == want)
+
+		if (now >= d.backoff_until && ensure_conn(&d) == 0) {
+			if (!d.registered && !stopping && !past_max)
+				do_register(&d);
+			if (done || (want && look)) {
+				size_t asked = look ? want : 0;
+
+				took = cycle(&d, &done, asked);
+				if (took < 0) {
+					d.backoff_until = clock_mono_us() + 100000;
+					took = 0;
+				} else if (asked) {
+					/* A short take means nothing else is due: wait
+					 * for a marker, a due time or a completion. */
+					look = (size_t)took == asked;
+				}
+			}
+		} else if (!d.q && now >= d.backoff_until) {
+			d.backoff_until = clock_mono_us() + 200000;
+		}
+		progress_due = d.q ? flush_progress(&d) : 0;
+		now = clock_mono_us();
+		if (took > 0)
 			continue; /* more may be due right now */
 
-		if (stopping || now >= wake_max_at) {
+		pthread_mutex_lock(&w->mu);
+		busy = w->nready + w->nrunning;
+		nearly = w->nearly;
+		pthread_mutex_unlock(&w->mu);
+		if (busy > 0)
+			idle_since = now;
+		if (d.next_due_ms)
+			due_in = (d.next_due_ms - d.server_skew_ms) * 1000 - clock_now_us();
+		if (stopping || past_max) {
 			if (busy - nearly == 0 && !done) {
 				reason = stopping ? "shutdown" : "wake_max";
 				break;
 			}
-		} else if (busy == 0 && !done && took == 0 && now - idle_since >= idle_us) {
-			/* Retire, unless a /wake arrived meanwhile: its job was
-			 * enqueued after the retire, and the caller counts on
-			 * this drain (or a new one) to run it. */
-			uint64_t seq0;
-			int end = 0;
-
-			pthread_mutex_lock(&w->mu);
-			seq0 = w->wake_seq;
-			pthread_mutex_unlock(&w->mu);
-			if (do_retire(&d, 0)) {
-				pthread_mutex_lock(&w->mu);
-				if (w->wake_seq == seq0)
-					end = w->ending = 1;
-				pthread_mutex_unlock(&w->mu);
-				if (end) {
-					retired = 1;
-					break;
-				}
-				do_register(&d);
+			if (past_max && !stopping && now - wake_max_at > 60000000) {
+				/* Redis has been gone for a minute past the deadline:
+				 * give up; the leases expire and the jobs run again. */
+				reason = "wake_max";
+				break;
 			}
-			idle_since = now;
-			continue;
-		}
-wait:
-		now = clock_mono_us();
-		timeout_us = wake_max_at - now;
-		if (busy == 0 && idle_since + idle_us - now < timeout_us)
-			timeout_us = idle_since + idle_us - now;
-		if (d.next_due_ms) {
-			int64_t due = (d.next_due_ms - d.server_skew_ms) * 1000 - clock_now_us();
+		} else if (busy == 0 && !done && now - idle_since >= idle_us) {
+			/* Something due within the idle window: wait for it here
+			 * rather than leave it to the next wake or cron tick. */
+			if (due_in < idle_us) {
+				idle_since = now;
+			} else {
+				/* Retire, unless a /wake arrived meanwhile: its job
+				 * was enqueued after the retire, and the caller counts
+				 * on this drain (or a new one) to run it. */
+				uint64_t seq0;
+				int end = 0;
 
-			if (due < timeout_us)
-				timeout_us = due;
+				pthread_mutex_lock(&w->mu);
+				seq0 = w->wake_seq;
+				pthread_mutex_unlock(&w->mu);
+				if (do_retire(&d, 0)) {
+					pthread_mutex_lock(&w->mu);
+					if (w->wake_seq == seq0)
+						end = w->ending = 1;
+					pthread_mutex_unlock(&w->mu);
+					if (end) {
+						retired = 1;
+						break;
+					}
+					do_register(&d);
+				}
+				idle_since = now;
+				look = 1;
+				continue;
+			}
+		}
+
+		/* How long to sleep: wake-ups normally come from the eventfd
+		 * (completions, /wake, shutdown) or the marker wait; the
+		 * timeout only covers due times, the idle deadline, held-back
+		 * progress and retries after errors. */
+		timeout_us = 1000000;
+		if (!stopping && !past_max) {
+			if (wake_max_at - now < timeout_us)
+				timeout_us = wake_max_at - now;
+			if (busy == 0 && idle_since + idle_us - now < timeout_us)
+				timeout_us = idle_since + idle_us - now;
+			if (busy < cap && due_in < timeout_us)
+				timeout_us = due_in;
 		}
 		if (progress_due && progress_due < timeout_us)
 			timeout_us = progress_due;
@@ -486,17 +533,14 @@ wait:
 			timeout_us = 0;
 
 		/* Block on the markers only while there is room for work. */
-		pthread_mutex_lock(&w->mu);
-		busy = w->nready + w->nrunning;
-		want = !stopping && busy < cap;
-		pthread_mutex_unlock(&w->mu);
-		if (want && !d.waiting && d.q && now >= d.backoff_until) {
+		want = !stopping && !past_max && busy < cap;
+		if (want && !d.waiting && d.q && now >= d.backoff_until && now >= d.bq_retry_at) {
 			struct err e;
 
 			if (!d.bq)
 				d.bq = connect_q(w, &e);
 			if (d.bq && queue_wait_begin(d.bq, qnames, w->nqueues,
-						     (timeout_us + 999) / 1000, &e) == 0)
+						     idle_us / 1000 + 1, &e) == 0)
 				d.waiting = 1;
 		} else if (!want && d.waiting) {
 			queue_wait_cancel(d.bq);
@@ -525,14 +569,28 @@ wait:
 				struct err e;
 				int r = queue_wait_poll(d.bq, &e);
 
-				if (r != 2)
+				if (r != 2) {
 					d.waiting = 0;
+					look = 1; /* a marker, or the wait ran out */
+				}
 				if (r < 0) {
+					/* An error reply (ACL, CROSSSLOT on a cluster with
+					 * several queues) must not become a hot loop. */
+					log_warn("waiting for work failed", "error", e.msg);
 					queue_free(d.bq);
 					d.bq = NULL;
+					d.bq_backoff = d.bq_backoff ? d.bq_backoff * 2 : 500000;
+					if (d.bq_backoff > 5000000)
+						d.bq_backoff = 5000000;
+					d.bq_retry_at = clock_mono_us() + d.bq_backoff;
+				} else if (r != 2) {
+					d.bq_backoff = 0;
 				}
 			}
 		}
+		if (d.next_due_ms &&
+		    (d.next_due_ms - d.server_skew_ms) * 1000 <= clock_now_us())
+			look = 1; /* a delayed job or a lease came due */
 	}
 
 	if (d.waiting)

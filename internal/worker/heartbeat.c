@@ -17,6 +17,7 @@
 #include <time.h>
 
 #define TICK_US 100000
+#define ABANDON_AFTER_US 10000000 /* past a job's timeout */
 
 static struct task *find_task(struct worker *w, const char *id, int64_t token)
 {
@@ -64,7 +65,18 @@ static void renew(struct worker *w, struct queue *hq)
 			}
 		for (i = 0; i < (size_t)w->cfg->concurrency; i++) {
 			t = w->running[i];
-			if (t && (size_t)t->qi == qi && !t->settled_early && n < cap) {
+			if (t && t->deadline_mono && t->reason == STOP_TIMEOUT &&
+			    clock_mono_us() > t->deadline_mono + ABANDON_AFTER_US) {
+				/* Its handler ignores the timeout: stop holding the
+				 * lease so the job can run again elsewhere; whatever
+				 * it returns later is dropped. */
+				log_warn("handler ignores its timeout, releasing the job",
+					 "job_id", t->job.id);
+				t->reason = STOP_LOST;
+				continue;
+			}
+			if (t && (size_t)t->qi == qi && !t->settled_early &&
+			    t->reason != STOP_LOST && n < cap) {
 				memcpy(ids[n], t->job.id, UUID_STR_LEN);
 				leases[n].token = t->job.token;
 				n++;

@@ -72,8 +72,14 @@ static void handle_wake(struct worker *w, struct httpd_request *req)
 	}
 	atomic_fetch_add(&w->m_wakes, 1);
 	w->wake_seq++;
-	while (w->draining && w->ending)
+	while (w->draining && w->ending && !w->abandon)
 		pthread_cond_wait(&w->cv, &w->mu);
+	if (w->stopping || w->abandon) {
+		pthread_mutex_unlock(&w->mu);
+		httpd_add_header(req, "Retry-After", "1");
+		httpd_error(req, 503, "shutting_down", "worker is shutting down");
+		return;
+	}
 	if (!w->draining &&
 	    log_trace_parse(httpd_header(req, "X-Cloud-Trace-Context"),
 			    httpd_header(req, "traceparent"), w->drain_trace) < 0)
@@ -95,11 +101,17 @@ static void handle_wake(struct worker *w, struct httpd_request *req)
 	/* Hold the request until this drain ends: on Cloud Run the instance
 	 * has CPU only while a request is open. */
 	w->open_requests++;
-	while (w->drains_done < gen)
+	while (w->drains_done < gen && !w->abandon)
 		pthread_cond_wait(&w->cv, &w->mu);
 	s = w->summary;
-	pthread_mutex_unlock(&w->mu);
-	httpd_respond_json(req, 200, summary_json(w, &s));
+	if (w->drains_done < gen) {
+		pthread_mutex_unlock(&w->mu);
+		httpd_add_header(req, "Retry-After", "1");
+		httpd_error(req, 503, "shutting_down", "worker is shutting down");
+	} else {
+		pthread_mutex_unlock(&w->mu);
+		httpd_respond_json(req, 200, summary_json(w, &s));
+	}
 	/* Counted open until the answer is queued, so shutdown waits for it. */
 	pthread_mutex_lock(&w->mu);
 	w->open_requests--;

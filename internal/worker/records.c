@@ -214,10 +214,11 @@ void records_add(struct records *r, enum records_kind kind, const char *id,
 		return;
 	pthread_mutex_lock(&r->mu);
 	if (r->n == RECORDS_MAX) {
-		event_release(&r->ev[0]);
-		memmove(r->ev, r->ev + 1, (r->n - 1) * sizeof(*r->ev));
-		r->n--;
+		/* Postgres has been away long: drop (reconcile copies final
+		 * states from Redis later), at O(1) under the caller's locks. */
 		r->dropped++;
+		pthread_mutex_unlock(&r->mu);
+		return;
 	}
 	if (r->n == r->cap) {
 		r->cap = r->cap ? r->cap * 2 : 256;

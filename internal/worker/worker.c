@@ -176,6 +176,7 @@ int worker_idle_exit_due(struct worker *w)
 		return due;
 	}
 	due = w->cfg->exit_on_idle && !w->draining && !w->open_requests && !w->stopping &&
+	      !w->nready && !w->nrunning && !w->done &&
 	      clock_mono_us() - w->last_activity_mono >= (int64_t)(w->cfg->idle_timeout * 1e6);
 	pthread_mutex_unlock(&w->mu);
 	return due;
@@ -249,6 +250,17 @@ void worker_shutdown(struct worker *w)
 	worker_notify(w);
 	while (w->draining && clock_mono_us() - t0 < grace)
 		timed_wait(w, 10000);
+	/* Past the grace (Redis down?): the drain gives up what it could not
+	 * settle; those leases expire and the jobs run again elsewhere. */
+	w->abandon = 1;
+	worker_notify(w);
+	pthread_cond_broadcast(&w->cv);
+	{
+		int64_t until = clock_mono_us() + 200000;
+
+		while (w->draining && clock_mono_us() < until)
+			timed_wait(w, 10000);
+	}
 	w->shutdown_done = 1;
 	pthread_mutex_unlock(&w->mu);
 	{
@@ -273,6 +285,11 @@ void worker_free(struct worker *w)
 		while (w->open_requests > 0 && clock_mono_us() < until)
 			timed_wait(w, 10000);
 	}
+	pthread_mutex_unlock(&w->mu);
+	/* No handler thread may stay blocked on a drain: httpd_stop joins them. */
+	pthread_mutex_lock(&w->mu);
+	w->abandon = 1;
+	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 	httpd_stop(w->http);
 	pthread_mutex_lock(&w->mu);

@@ -90,6 +90,7 @@ struct worker {
 	int open_requests;       /* held /wake requests */
 	int64_t last_activity_mono;
 	int stopping;            /* SIGTERM received */
+	int abandon;             /* past the grace: stop waiting for Redis */
 	int shutdown_done;
 	/* tasks */
 	struct task *ready, *ready_tail;

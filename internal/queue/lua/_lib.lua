@@ -78,8 +78,16 @@ local function webhook(id, jk, status, result, err)
   local wid = string.format('%08x-%04x-7%03x-%s', math.floor(NOW / 65536),
     NOW % 65536, s % 4096, string.sub(id, 20))
   local prio = tonumber(h[4]) or 0
+  -- Encoding cannot be allowed to fail mid-script (writes are not rolled
+  -- back): a result too deep to encode is sent as null.
+  local ok, payload = pcall(cjson.encode, { url = h[1], body = body })
+  if not ok then
+    body.result = cjson.null
+    body.error = 'result could not be encoded'
+    payload = cjson.encode({ url = h[1], body = body })
+  end
   redis.call('HSET', P .. 'job:' .. wid, 'type', 'webhook.deliver',
-    'payload', cjson.encode({ url = h[1], body = body }), 'status', 'queued',
+    'payload', payload, 'status', 'queued',
     'priority', prio, 'attempts', 0, 'max_attempts', 10, 'timeout', 30,
     'created', NOW_US, 'run_at', NOW_US, 'parent', id)
   redis.call('ZADD', P .. 'pending', prio * BAND + s, wid)
