@@ -83,6 +83,20 @@ wakes=$(echo "$out" | sed -n 's/.*wakes=\([0-9]*\).*/\1/p')
 live=$(echo "$out" | sed -n 's/.*live=\([0-9]*\).*/\1/p')
 check "the race was exercised: both live and retired workers seen ($wakes wakes, $live live)" test "$wakes" -gt 10 -a "$live" -gt 10
 
+# --- Past WAKE_MAX with a job still running, the drain thread sleeps
+# (no busy loop) and the drain ends when the job does.
+wq enqueue sleep --queue wmax --payload '{"ms":3000}' >/dev/null
+start_worker x1 QUEUES=wmax WAKE_MAX=1 IDLE_TIMEOUT=30
+curl -fs -XPOST "$x1_URL/wake" >"$T/wmax.out" &
+wcurl=$!
+sleep 1.5
+c0=$(awk '{print $14 + $15}' "/proc/$x1_PID/stat")
+sleep 1
+c1=$(awk '{print $14 + $15}' "/proc/$x1_PID/stat")
+check "no busy loop past WAKE_MAX ($((c1 - c0)) CPU ticks in 1 s)" test $((c1 - c0)) -le 10
+wait $wcurl
+expect_eq "the drain ended for WAKE_MAX once the job finished" "wake_max 1" "$(jq -r '"\(.drain.reason) \(.drain.done)"' "$T/wmax.out")"
+
 # --- Redis restarted mid-drain: the worker reconnects and finishes.
 wq enqueue sleep --queue outage --payload '{"ms":50}' --count 40 >/dev/null
 start_worker o1 QUEUES=outage IDLE_TIMEOUT=3 CONCURRENCY=2
@@ -96,4 +110,23 @@ restart_redis
 check "the worker survived the outage" kill -0 "$o1_PID"
 check "every job finished after the restart" wait_until 15 sh -c "[ \$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue outage | jq .outage.done) -eq 40 ]"
 check "the worker logged the outage" grep -q "redis" "$T/o1.log"
+
+# --- SIGTERM while Redis is down: the worker still exits inside its grace,
+# and a held /wake is answered.
+wq enqueue sleep --queue down --payload '{"ms":800}' >/dev/null
+start_worker s1 QUEUES=down SHUTDOWN_GRACE=2 IDLE_TIMEOUT=30
+curl -s -m 30 -XPOST "$s1_URL/wake" >"$T/down.out" &
+dcurl=$!
+wait_until 3 sh -c "[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue down | jq .down.active)\" = 1 ]"
+stop_redis
+sleep 0.2
+t0=$(date +%s%N)
+kill -TERM "$s1_PID"
+wait_until 6 exited "$s1_PID"
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "SIGTERM with Redis down exits within the grace plus a margin (${ms} ms)" test "$ms" -le 3500
+wait "$s1_PID" 2>/dev/null
+expect_eq "and exits 0" 0 "$?"
+wait $dcurl
+check "the held /wake got an answer ($(head -c 80 "$T/down.out"))" test -s "$T/down.out"
 exit 0

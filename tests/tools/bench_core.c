@@ -11,8 +11,12 @@
  *       finished (Redis TIME, same machine clock) and prints percentiles
  *       of started - enqueue ("start") and finished - enqueue ("done"),
  *       and of the enqueue round trip itself, in microseconds.
+ *   bench_core first URL QUEUE ID TIMEOUT_MS
+ *       polls job ID every 0.5 ms (HGETALL) until it has started, then
+ *       prints its started time (epoch µs): the drain's first job, read
+ *       before the done-set cap deletes its hash. Exit 1 on timeout.
  *   bench_core cold URL QUEUE RUNS WORKER_BIN
- *       RUNS times: enqueues one noop job, reads the clock, forks and execs
+ *       RUNS times: enqueues one noop job, reads the clock, spawns
  *       WORKER_BIN (PORT free, IDLE_TIMEOUT=0.2, EXIT_ON_IDLE=true), POSTs
  *       /wake as soon as connect succeeds (retried every 0.2 ms), waits for
  *       the process to exit, then reads the job's started time. Prints per
@@ -28,6 +32,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +40,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 static struct queue *connect_or_die(const char *url)
 {
@@ -230,6 +237,27 @@ static int cmd_latency(const char *url, const char *queue, long n, long pace_us)
 	return 0;
 }
 
+static int cmd_first(const char *url, const char *queue, const char *id, long timeout_ms)
+{
+	struct queue *q = connect_or_die(url);
+	int64_t until = clock_mono_us() + timeout_ms * 1000, started = -1, finished;
+
+	while (clock_mono_us() < until) {
+		if (job_times(q, queue, id, &started, &finished) < 0)
+			break;
+		if (started > 0)
+			break;
+		clock_sleep_us(500);
+	}
+	queue_free(q);
+	if (started <= 0) {
+		fprintf(stderr, "bench_core: job %s did not start\n", id);
+		return 1;
+	}
+	printf("%lld\n", (long long)started);
+	return 0;
+}
+
 static int free_port(void)
 {
 	struct sockaddr_in a;
@@ -277,6 +305,7 @@ static int cold_once(const char *url, const char *queue, const char *bin,
 	struct queue_enqueued id;
 	struct err e;
 	char port_s[16], req[256], buf[4096];
+	char *argv[2];
 	int64_t t0, t_listen = 0, t_answer = 0, started, finished;
 	int port, fd = -1, status, rc = -1;
 	pid_t pid;
@@ -289,21 +318,22 @@ static int cold_once(const char *url, const char *queue, const char *bin,
 	}
 	port = free_port();
 	snprintf(port_s, sizeof(port_s), "%d", port);
+	setenv("PORT", port_s, 1);
+	setenv("HOST", "127.0.0.1", 1);
+	setenv("REDIS_URL", url, 1);
+	setenv("QUEUES", queue, 1);
+	setenv("IDLE_TIMEOUT", "0.2", 1);
+	setenv("EXIT_ON_IDLE", "true", 1);
+	setenv("LOG_LEVEL", "warn", 1);
+	unsetenv("DATABASE_URL");
+	argv[0] = (char *)bin;
+	argv[1] = NULL;
+	/* posix_spawn (vfork-like): the launch does not pay for copying this
+	 * tool's own address space, as a fork would. */
 	t0 = clock_now_us();
-	pid = fork();
-	if (pid < 0)
+	if (posix_spawn(&pid, bin, NULL, NULL, argv, environ) != 0) {
+		fprintf(stderr, "bench_core: cannot start '%s'\n", bin);
 		goto out;
-	if (pid == 0) {
-		setenv("PORT", port_s, 1);
-		setenv("HOST", "127.0.0.1", 1);
-		setenv("REDIS_URL", url, 1);
-		setenv("QUEUES", queue, 1);
-		setenv("IDLE_TIMEOUT", "0.2", 1);
-		setenv("EXIT_ON_IDLE", "true", 1);
-		setenv("LOG_LEVEL", "warn", 1);
-		unsetenv("DATABASE_URL");
-		execl(bin, bin, (char *)NULL);
-		_exit(127);
 	}
 	while ((fd = try_connect(port)) < 0) {
 		if (clock_now_us() - t0 > 10000000 || waitpid(pid, &status, WNOHANG) == pid) {
@@ -392,11 +422,14 @@ int main(int argc, char **argv)
 		rc = cmd_enqueue(argv[2], argv[3], atol(argv[4]), atol(argv[5]));
 	else if (argc == 6 && !strcmp(argv[1], "latency"))
 		rc = cmd_latency(argv[2], argv[3], atol(argv[4]), atol(argv[5]));
+	else if (argc == 6 && !strcmp(argv[1], "first"))
+		rc = cmd_first(argv[2], argv[3], argv[4], atol(argv[5]));
 	else if (argc == 6 && !strcmp(argv[1], "cold"))
 		rc = cmd_cold(argv[2], argv[3], atol(argv[4]), argv[5]);
 	if (rc == 2)
 		fprintf(stderr, "usage: bench_core enqueue URL QUEUE N BATCH\n"
 			"       bench_core latency URL QUEUE N PACE_US\n"
+			"       bench_core first URL QUEUE ID TIMEOUT_MS\n"
 			"       bench_core cold URL QUEUE RUNS WORKER_BIN\n");
 	return rc;
 }

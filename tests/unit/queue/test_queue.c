@@ -499,6 +499,41 @@ static void test_webhook_job(void **state)
 	queue_job_release(&w);
 }
 
+/* A result too deep for cjson to re-encode must not break the settle
+ * (scripts are not rolled back): the job is done, the webhook carries null. */
+static void test_webhook_deep_result(void **state)
+{
+	struct queue_spec s = { 0 };
+	struct queue_enqueued out;
+	struct queue_job j, w;
+	struct err e;
+	char *deep = malloc(2 * 1000 + 2);
+	int i, stale;
+	json_t *p;
+
+	(void)state;
+	for (i = 0; i < 999; i++)
+		deep[i] = '[';
+	for (i = 0; i < 999; i++)
+		deep[999 + i] = ']';
+	deep[1998] = '\0';
+	s.type = "noop";
+	s.callback_url = "http://127.0.0.1:9/hook";
+	assert_int_equal(queue_enqueue(Q, qname, &s, 1, &out, NULL, &e), 0);
+	assert_int_equal(take(&j, 1, NULL, 0, 0), 1);
+	settle1(&j, QUEUE_DONE, deep, 0, &stale);
+	assert_false(stale);
+	assert_status(out.id, "done");
+	assert_int_equal(take(&w, 1, NULL, 0, 0), 1);
+	assert_string_equal(w.type, "webhook.deliver");
+	p = json_loads(w.payload, 0, NULL);
+	assert_true(json_is_null(json_object_get(json_object_get(p, "body"), "result")));
+	json_decref(p);
+	queue_job_release(&j);
+	queue_job_release(&w);
+	free(deep);
+}
+
 static void test_list_and_discover(void **state)
 {
 	char **ids, **names;
@@ -585,6 +620,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_webhook_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_and_discover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_done_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_webhook_deep_result, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
