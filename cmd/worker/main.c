@@ -7,6 +7,7 @@
 #include "webhook/webhook.h"
 #include "worker/worker.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -83,6 +84,9 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int argi, r, code = 0;
 
+	/* Slot threads allocate little and briefly: two malloc arenas instead
+	 * of one per thread keep the resident size down (~1 MiB at 32 slots). */
+	mallopt(M_ARENA_MAX, 2);
 	memset(&cfg, 0, sizeof(cfg));
 	r = config_load(vars, &cfg, argc, argv, &argi, &e);
 	if (r == 1) {
@@ -135,7 +139,10 @@ int main(int argc, char **argv)
 		char port[16];
 
 		snprintf(port, sizeof(port), "%d", worker_port(w));
-		log_info("worker listening", "port", port, "queues", cfg.queues);
+		if (cfg.once)
+			log_info("draining once", "queues", cfg.queues);
+		else
+			log_info("worker listening", "port", port, "queues", cfg.queues);
 	}
 	for (;;) {
 		struct timespec ts = { 0, 100000000 };

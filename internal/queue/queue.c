@@ -1,8 +1,8 @@
 /* queue.c - the Redis side of wakeq: connection, scripts, replies.
  *
  * Each operation builds an argument vector and runs one script with
- * EVALSHA; the SHA1 of every script is computed once at start, so there is
- * no load round trip: NOSCRIPT is answered with EVAL, which also caches the
+ * EVALSHA; the SHA1 of every script is computed at build time (lua2c.sh),
+ * so there is no load round trip and no hashing at run time: NOSCRIPT is answered with EVAL, which also caches the
  * script for the next EVALSHA on any connection.
  */
 #include "queue/queue.h"
@@ -13,7 +13,6 @@
 
 #include <hiredis.h>
 #include <jansson.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,24 +46,18 @@ static const char *const script_text[S_NSCRIPTS] = {
 	[S_COUNTS] = queue_lua_counts,
 };
 
-static char script_sha[S_NSCRIPTS][41];
-static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
-
-static void compute_shas(void)
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char md[SHA_DIGEST_LENGTH];
-	int s, i;
-
-	for (s = 0; s < S_NSCRIPTS; s++) {
-		SHA1((const unsigned char *)script_text[s], strlen(script_text[s]), md);
-		for (i = 0; i < SHA_DIGEST_LENGTH; i++) {
-			script_sha[s][2 * i] = hex[md[i] >> 4];
-			script_sha[s][2 * i + 1] = hex[md[i] & 15];
-		}
-		script_sha[s][40] = '\0';
-	}
-}
+static const char *const script_sha[S_NSCRIPTS] = {
+	[S_ENQUEUE] = queue_sha_enqueue,
+	[S_TAKE] = queue_sha_take,
+	[S_RENEW] = queue_sha_renew,
+	[S_REGISTER] = queue_sha_register,
+	[S_RETIRE] = queue_sha_retire,
+	[S_PROGRESS] = queue_sha_progress,
+	[S_CANCEL] = queue_sha_cancel,
+	[S_RETRY_DEAD] = queue_sha_retry_dead,
+	[S_PURGE_DEAD] = queue_sha_purge_dead,
+	[S_COUNTS] = queue_sha_counts,
+};
 
 /* ---- argument vectors --------------------------------------------------- */
 
@@ -307,7 +300,6 @@ struct queue *queue_connect(const struct queue_opts *opts, struct err *err)
 	struct queue_url url;
 	const char *u = opts && opts->url && *opts->url ? opts->url : "redis://127.0.0.1:6379";
 
-	pthread_once(&sha_once, compute_shas);
 	if (queue_url_parse(u, &url, err) < 0)
 		return NULL;
 	if (url.tls && !queue_tls_supported()) {

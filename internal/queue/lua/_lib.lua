@@ -5,6 +5,10 @@ local P = KEYS[1]
 local T = redis.call('TIME')
 local NOW_US = tonumber(T[1]) * 1000000 + tonumber(T[2])
 local NOW = math.floor(NOW_US / 1000)
+-- The same as strings, for arguments of redis.call: Redis 7.0 formats
+-- every Lua number it is given with %.17g, which costs in per-job calls.
+local NOW_US_S = T[1] .. string.format('%06d', tonumber(T[2]))
+local NOW_S = T[1] .. string.format('%03d', math.floor(tonumber(T[2]) / 1000))
 -- pending score = priority * BAND + sequence: FIFO inside a priority band.
 local BAND = 281474976710656
 local seq_next = nil

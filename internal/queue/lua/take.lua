@@ -14,6 +14,7 @@ local nsettle = tonumber(ARGV[4])
 local ttl = tonumber(ARGV[5])
 local done_max = tonumber(ARGV[6])
 local dead_max = tonumber(ARGV[7])
+local ttl_ms = ARGV[5] .. '000'
 
 local flags = {}
 local unlease = {}
@@ -36,9 +37,9 @@ for i = 0, nsettle - 1 do
     if kind == 'd' then
       local res = ARGV[b + 3]
       redis.call('HSET', jk, 'status', 'done', 'result', res, 'token', '',
-        'progress', 100, 'finished', NOW_US)
-      redis.call('PEXPIRE', jk, ttl * 1000)
-      done[#done + 1] = NOW
+        'progress', '100', 'finished', NOW_US_S)
+      redis.call('PEXPIRE', jk, ttl_ms)
+      done[#done + 1] = NOW_S
       done[#done + 1] = id
       publish(id, 'done', 100)
       if cb then webhook(id, jk, 'done', res, nil) end
@@ -142,7 +143,7 @@ if want > 0 then
   if #pop > 0 then
     local k = #pop / 2
     local tok0 = seq(k)
-    local deadline = NOW + lease
+    local deadline = string.format('%d', NOW + lease)
     local za = {}
     for i = 1, k do
       local id = pop[2 * i - 1]
@@ -152,8 +153,8 @@ if want > 0 then
       if h[1] then
         local att = tonumber(h[3]) + 1
         local tok = tostring(tok0 + i - 1)
-        redis.call('HSET', jk, 'status', 'active', 'attempts', att, 'token', tok,
-          'worker', worker, 'started', NOW_US)
+        redis.call('HSET', jk, 'status', 'active', 'attempts', tostring(att), 'token', tok,
+          'worker', worker, 'started', NOW_US_S)
         za[#za + 1] = deadline
         za[#za + 1] = id
         local o = #out
