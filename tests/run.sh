@@ -57,6 +57,12 @@ run_unit() {
 		name=${t#"$BUILD"/tests/}
 		want unit "$name" || continue
 		log=$logs/$(echo "$name" | tr / _).log
+		if [ "${VALGRIND:-0}" = 1 ] && [ "$name" = unit/media/test_media ]; then
+			# FFmpeg's libhwy runs instructions valgrind 3.19 lacks at
+			# load time; the media module runs under ASan instead.
+			echo "$name: not run under valgrind (see tests/run.sh)"
+			continue
+		fi
 		if [ "${VALGRIND:-0}" = 1 ]; then
 			timeout 600 valgrind -q --error-exitcode=99 --leak-check=full \
 				--errors-for-leak-kinds=definite "$t" >"$log" 2>&1

@@ -673,16 +673,6 @@ int64_t queue_backoff_ms(int attempts, int64_t base_ms, int64_t cap_ms)
 	return (int64_t)(d * (0.5 + 0.5 * ((double)rnd / 4294967296.0)));
 }
 
-static int simple_script(struct queue *q, enum script s, const char *queue,
-			 struct args *a, char *prefix, redisReply **out,
-			 struct err *err)
-{
-	(void)prefix;
-	(void)queue;
-	*out = run_script(q, s, a, err);
-	return *out ? 0 : -1;
-}
-
 int queue_progress(struct queue *q, const char *queue, const char *id,
 		   int64_t token, double percent, const char *stage,
 		   struct err *err)
@@ -704,7 +694,7 @@ int queue_progress(struct queue *q, const char *queue, const char *id,
 	args_addi(&a, 0);
 	a.len[a.n - 1] = (size_t)snprintf(a.nums[a.nnums - 1], 24, "%.1f", percent);
 	args_add(&a, stage);
-	if (simple_script(q, S_PROGRESS, queue, &a, prefix, &r, err) == 0) {
+	if ((r = run_script(q, S_PROGRESS, &a, err))) {
 		if (rint_of(r) == 1)
 			rc = 0;
 		else
@@ -738,7 +728,7 @@ int queue_renew(struct queue *q, const char *queue, const char *worker,
 		args_add(&a, leases[i].id);
 		args_addi(&a, leases[i].token);
 	}
-	if (simple_script(q, S_RENEW, queue, &a, prefix, &r, err) == 0) {
+	if ((r = run_script(q, S_RENEW, &a, err))) {
 		if (r->type != REDIS_REPLY_STRING || r->len != n) {
 			bad_reply(err, "renew");
 		} else {
@@ -767,7 +757,8 @@ int queue_register(struct queue *q, const char *queue, const char *worker,
 	script_args(&a, prefix, sizeof(prefix), queue);
 	args_add(&a, worker);
 	args_addi(&a, ttl_ms);
-	rc = simple_script(q, S_REGISTER, queue, &a, prefix, &r, err);
+	r = run_script(q, S_REGISTER, &a, err);
+	rc = r ? 0 : -1;
 	if (rc == 0)
 		freeReplyObject(r);
 	args_release(&a);
@@ -813,7 +804,8 @@ int queue_retire(struct queue *q, const char *queue, const char *worker,
 	script_args(&a, prefix, sizeof(prefix), queue);
 	args_add(&a, worker);
 	args_add(&a, force ? "1" : "0");
-	rc = simple_script(q, S_RETIRE, queue, &a, prefix, &r, err);
+	r = run_script(q, S_RETIRE, &a, err);
+	rc = r ? 0 : -1;
 	if (rc == 0) {
 		*retired = rint_of(r) == 1;
 		freeReplyObject(r);
@@ -958,7 +950,8 @@ int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,
 	if (queue_name_check(queue, err) < 0)
 		return -1;
 	script_args(&a, prefix, sizeof(prefix), queue);
-	rc = simple_script(q, S_COUNTS, queue, &a, prefix, &r, err);
+	r = run_script(q, S_COUNTS, &a, err);
+	rc = r ? 0 : -1;
 	args_release(&a);
 	if (rc < 0)
 		return -1;
@@ -1128,7 +1121,8 @@ static int status_script(struct queue *q, enum script s, const char *queue,
 	if (id)
 		args_add(&a, id);
 	args_addi(&a, queue_limits.result_ttl_s);
-	rc = simple_script(q, s, queue, &a, prefix, &r, err);
+	r = run_script(q, s, &a, err);
+	rc = r ? 0 : -1;
 	args_release(&a);
 	if (rc < 0)
 		return -1;
