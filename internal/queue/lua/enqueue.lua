@@ -34,8 +34,9 @@ for i = 0, n - 1 do
       pend[#pend + 1] = id
     end
     local f = { 'type', ARGV[b + 1], 'payload', ARGV[b + 2], 'status', status,
-      'priority', prio, 'attempts', 0, 'max_attempts', ARGV[b + 6],
-      'timeout', ARGV[b + 7], 'created', NOW_US, 'run_at', run_at * 1000 }
+      'priority', ARGV[b + 3], 'attempts', '0', 'max_attempts', ARGV[b + 6],
+      'timeout', ARGV[b + 7], 'created', NOW_US_S,
+      'run_at', run_at == NOW and NOW_S .. '000' or string.format('%d', run_at * 1000) }
     if ik ~= '' then f[#f + 1] = 'idem'; f[#f + 1] = ik end
     if ARGV[b + 10] ~= '' then f[#f + 1] = 'callback'; f[#f + 1] = ARGV[b + 10] end
     if ARGV[b + 11] ~= '' then f[#f + 1] = 'trace'; f[#f + 1] = ARGV[b + 11] end
