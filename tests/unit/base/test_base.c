@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "base/buf.h"
@@ -114,6 +116,30 @@ static void test_uuid7(void **state)
 	assert_false(uuid_valid("0193a0e4-7c2b-7d0e-8a3b-0123456789zz"));
 }
 
+/* A forked child must not hand out the random bits its parent will. */
+static void test_uuid7_fork(void **state)
+{
+	char a[UUID_STR_LEN], b[UUID_STR_LEN] = "";
+	int fds[2], st;
+	pid_t pid;
+
+	(void)state;
+	uuid7_new(a); /* fill the pool */
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		uuid7_new(b);
+		_exit(write(fds[1], b, sizeof(b)) == sizeof(b) ? 0 : 1);
+	}
+	uuid7_new(a);
+	assert_int_equal(read(fds[0], b, sizeof(b)), sizeof(b));
+	waitpid(pid, &st, 0);
+	assert_true(strcmp(a + 24, b + 24) != 0);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 static void test_rfc3339(void **state)
 {
 	char out[CLOCK_RFC3339_LEN];
@@ -146,6 +172,7 @@ int main(void)
 		cmocka_unit_test(test_parse_bool_size),
 		cmocka_unit_test(test_buf),
 		cmocka_unit_test(test_uuid7),
+		cmocka_unit_test(test_uuid7_fork),
 		cmocka_unit_test(test_rfc3339),
 		cmocka_unit_test(test_err),
 	};
