@@ -38,7 +38,7 @@ metrics_PKGS :=
 worker_PKGS := jansson
 wake_PKGS := libcurl
 store_PKGS := libpq
-api_PKGS := jansson
+api_PKGS := jansson libcrypto
 media_PKGS := libavformat libavcodec libavutil libswscale libswresample libavfilter
 fetch_PKGS := libcurl libcrypto
 webhook_PKGS := libcrypto libcurl
@@ -115,13 +115,17 @@ TOOL_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
 NOMEDIA_MODULES := $(filter-out media,$(LIB_MODULES))
 NOMEDIA_OBJS := $(foreach m,$(NOMEDIA_MODULES),$(call mod_objs,$(m)))
 NOMEDIA_LIBS = $(shell pkg-config --libs $(sort $(foreach m,$(NOMEDIA_MODULES),$($(m)_PKGS))) cmocka 2>/dev/null) -lm
-$(BUILD)/tests/unit/media/%: tests/unit/media/%.c $(LIB_OBJS)
+# Static pattern rules: the targets are listed, so make never falls back
+# to the other rule while objects are still to be built.
+MEDIA_UNIT_BINS := $(filter $(BUILD)/tests/unit/media/%,$(UNIT_BINS))
+OTHER_UNIT_BINS := $(filter-out $(MEDIA_UNIT_BINS),$(UNIT_BINS))
+$(MEDIA_UNIT_BINS): $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIB_LIBS)
-$(BUILD)/tests/unit/%: tests/unit/%.c $(NOMEDIA_OBJS)
+$(OTHER_UNIT_BINS): $(BUILD)/tests/unit/%: tests/unit/%.c $(NOMEDIA_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(NOMEDIA_OBJS) $(ALL_LDFLAGS) $(NOMEDIA_LIBS)
-$(BUILD)/tests/tools/%: tests/tools/%.c $(LIB_OBJS)
+$(TOOL_BINS): $(BUILD)/tests/tools/%: tests/tools/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIB_LIBS)
 
