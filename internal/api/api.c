@@ -921,6 +921,8 @@ static int backlog_cb(void *ctx, struct wake_backlog *out)
 		out->waiting += c.n[QUEUE_SCHEDULED] + c.n[QUEUE_RETRYING];
 		if (c.workers > out->workers)
 			out->workers = c.workers;
+		if (c.next_due_ms && (!out->next_due_us || c.next_due_ms * 1000 < out->next_due_us))
+			out->next_due_us = c.next_due_ms * 1000;
 	}
 	return 0;
 }

@@ -955,7 +955,7 @@ int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,
 	args_release(&a);
 	if (rc < 0)
 		return -1;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 9) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 10) {
 		freeReplyObject(r);
 		return bad_reply(err, "counts");
 	}
@@ -971,6 +971,7 @@ int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,
 	out->n[QUEUE_CANCELLED_STATE] = rint_of(r->element[6]);
 	out->workers = rint_of(r->element[7]);
 	out->stale = rint_of(r->element[8]);
+	out->next_due_ms = rint_of(r->element[9]);
 	freeReplyObject(r);
 	return 0;
 }

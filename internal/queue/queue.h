@@ -258,6 +258,7 @@ struct queue_counts {
 				    * retained sets, cancelled a running total */
 	int64_t workers;           /* live workers */
 	int64_t stale;             /* settles refused by fencing, in total */
+	int64_t next_due_ms;       /* earliest scheduled or retrying job, 0 = none */
 };
 
 int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,

@@ -304,6 +304,26 @@ static void backoff(struct wake *w)
 	w->backoff_us = w->backoff_us * 2 > BACKOFF_MAX_US ? BACKOFF_MAX_US : w->backoff_us * 2;
 }
 
+static void set_due(struct wake *w, int64_t due_us)
+{
+	pthread_mutex_lock(&w->lock);
+	if (!w->due_us || due_us < w->due_us)
+		w->due_us = due_us;
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* After a drain: when jobs wait for a later time (a retry's backoff) and
+ * no worker is left to wait for them, look again when they are due. */
+static void schedule_due(struct wake *w)
+{
+	struct wake_backlog b;
+
+	if (!w->backlog || w->backlog(w->backlog_ctx, &b) < 0)
+		return;
+	if (b.next_due_us && b.workers == 0)
+		set_due(w, b.next_due_us);
+}
+
 /* Asks the backlog callback; starts base and fan-out wakes as needed.
  * `base_ok`: whether a base wake may be started by this check; `due`: a
  * scheduled job is due now, so waiting jobs count as pending. */
@@ -316,6 +336,15 @@ static void check_backlog(struct wake *w, int base_ok, int due)
 	w->last_check_us = clock_mono_us();
 	if (!w->backlog || w->backlog(w->backlog_ctx, &b) < 0)
 		return;
+	/* Jobs due later (a retry's backoff, a job scheduled by another API)
+	 * with no worker left to wait for them: look again when they are due,
+	 * rather than leave them to the cron. */
+	if (b.next_due_us && b.workers == 0) {
+		if (b.next_due_us <= clock_now_us())
+			due = 1; /* due already: a wake is needed now */
+		else
+			set_due(w, b.next_due_us);
+	}
 	for (i = 0; i < w->nxfers; i++)
 		base_open |= w->xfers[i]->base;
 	if (due)
@@ -397,9 +426,12 @@ static void finish_xfer(struct wake *w, struct xfer *x, CURLcode cc)
 		else
 			w->backoff_us = BACKOFF_MIN_US;
 		/* The drain is over: anything enqueued meanwhile that saw no
-		 * worker may have missed it. */
+		 * worker may have missed it, and work due later (a retry's
+		 * backoff) needs a timer now that no worker waits for it. */
 		if (x->base && want_during)
 			check_backlog(w, 1, 0);
+		else if (x->base)
+			schedule_due(w);
 	}
 	xfer_free(w, x);
 }

@@ -48,6 +48,8 @@ struct wake_backlog {
 	int64_t pending;       /* jobs due now (queued) */
 	int64_t waiting;       /* scheduled or retrying (due later, or now) */
 	int64_t workers;       /* live workers */
+	int64_t next_due_us;   /* earliest scheduled or retrying job (epoch µs),
+				* 0 = none: checked again then */
 };
 
 /* Called on the waker thread; fills *out and returns 0, or -1 when it
