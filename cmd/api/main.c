@@ -24,6 +24,8 @@ struct settings {
 	int no_auth;
 	int64_t max_body;
 	int64_t threads;
+	int64_t intake_threads;
+	int64_t intake_max;
 	int64_t max_connections;
 	double conn_timeout;
 	char *wake_url;
@@ -39,6 +41,8 @@ struct settings {
 	double reconcile_min_age;
 	int64_t pg_conns;
 	int migrate;
+	char *data_dir;
+	int64_t max_upload;
 	char *log_format;
 	char *log_level;
 };
@@ -62,6 +66,10 @@ static const struct config_var vars[] = {
 	  "largest request body accepted (413 above)", 0 },
 	{ "HTTP_THREADS", CONFIG_INT, F(threads), 0, 256, "0",
 	  "HTTP worker threads (0 = 2 per CPU)", 0 },
+	{ "INTAKE_THREADS", CONFIG_INT, F(intake_threads), 1, 8, "1",
+	  "threads that write POST /v1/jobs to Postgres and Redis in batches", 0 },
+	{ "INTAKE_BATCH", CONFIG_INT, F(intake_max), 1, 1000, "256",
+	  "jobs per batch at most (one INSERT and one enqueue script each)", 0 },
 	{ "MAX_CONNECTIONS", CONFIG_INT, F(max_connections), 1, 100000, "1024",
 	  "open client connections at most", 0 },
 	{ "CONN_TIMEOUT", CONFIG_SECONDS, F(conn_timeout), 1, 3600, "30",
@@ -92,6 +100,10 @@ static const struct config_var vars[] = {
 	  "Postgres connections (0 = one per HTTP thread)", 0 },
 	{ "MIGRATE", CONFIG_BOOL, F(migrate), 0, 0, "true",
 	  "apply database migrations at start-up", 0 },
+	{ "DATA_DIR", CONFIG_STRING, F(data_dir), 0, 0, "/tmp/wakeq",
+	  "POST /v1/uploads stores files in DATA_DIR/uploads (the worker's DATA_DIR)", 0 },
+	{ "MAX_UPLOAD", CONFIG_SIZE, F(max_upload), 1, 1099511627776.0, "2G",
+	  "largest file POST /v1/uploads accepts (413 above)", 0 },
 	{ "LOG_FORMAT", CONFIG_STRING, F(log_format), 0, 0, "text", "text or json", 0 },
 	{ "LOG_LEVEL", CONFIG_STRING, F(log_level), 0, 0, "info",
 	  "debug, info, warn or error", 0 },
@@ -193,6 +205,8 @@ int main(int argc, char **argv)
 	c.no_auth = s.no_auth;
 	c.max_body = (size_t)s.max_body;
 	c.threads = (int)s.threads;
+	c.intake_threads = (int)s.intake_threads;
+	c.intake_max = (int)s.intake_max;
 	c.max_connections = (unsigned)s.max_connections;
 	c.conn_timeout_s = (unsigned)(s.conn_timeout + 0.5);
 	c.wake_url = s.wake_url;
@@ -208,6 +222,8 @@ int main(int argc, char **argv)
 	c.reconcile_min_age_s = s.reconcile_min_age;
 	c.store_conns = (int)s.pg_conns;
 	c.migrate = s.migrate;
+	c.data_dir = s.data_dir;
+	c.max_upload = (uint64_t)s.max_upload;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;

@@ -249,18 +249,349 @@ static int reply_existing(struct api *a, struct httpd_request *req, struct queue
 	return reply_json(a, req, 200, body);
 }
 
+/* ---- POST /v1/jobs: group commit ----------------------------------------------
+ *
+ * A pool thread checks the request (415, 400 answered at once, nothing
+ * touched), then defers its answer and queues it here. An intake thread
+ * takes whatever has gathered (while it was busy with the previous batch)
+ * and sends it as one Postgres INSERT and one enqueue script per queue,
+ * then answers each request with its own outcome. One bad job never
+ * fails its batch-mates: a batch INSERT refused for bad input is redone
+ * row by row, and each request gets its own answer. A failed Redis
+ * enqueue takes back the rows it had inserted, so a refused request
+ * still changes nothing.
+ */
+
+enum intake_state {
+	IN_NEW,       /* checked, not yet written anywhere */
+	IN_INSERTED,  /* its Postgres row is written */
+	IN_EXISTING,  /* Postgres knew its idempotency key: `existing` */
+	IN_FAILED,    /* answered with an error (`err`) */
+	IN_DONE       /* answered */
+};
+
+struct api_intake {
+	struct api_intake *next;
+	struct httpd_request *req;    /* gone once answered */
+	struct api_job_req jr;
+	char *idem;                   /* the key from the header (heap) */
+	char id[UUID_STR_LEN];
+	char existing[UUID_STR_LEN];
+	char trace[LOG_TRACE_ID_LEN];
+	int has_trace, scheduled;
+	int64_t now_us, t0;
+	enum intake_state state;
+	struct err err;
+};
+
+static void intake_free(struct api_intake *it)
+{
+	api_job_req_release(&it->jr);
+	free(it->idem);
+	free(it);
+}
+
+static int intake_max_attempts(struct api *a, const struct api_intake *it)
+{
+	return it->jr.max_attempts ? it->jr.max_attempts
+	       : a->cfg.max_attempts ? a->cfg.max_attempts : 3;
+}
+
+static void intake_store_new(struct api *a, const struct api_intake *it,
+			     struct store_new *sn)
+{
+	const struct api_job_req *jr = &it->jr;
+
+	memset(sn, 0, sizeof(*sn));
+	sn->id = it->id;
+	sn->queue = jr->queue;
+	sn->type = jr->type;
+	sn->payload = jr->payload;
+	sn->status = it->scheduled ? STORE_SCHEDULED : STORE_QUEUED;
+	sn->priority = jr->priority;
+	sn->max_attempts = intake_max_attempts(a, it);
+	sn->timeout_s = jr->timeout_s;
+	sn->idempotency_key = jr->idempotency_key;
+	sn->callback_url = jr->callback_url;
+	sn->run_at = jr->run_at_us ? jr->run_at_us
+		     : jr->delay_ms ? it->now_us + jr->delay_ms * 1000 : 0;
+}
+
+/* Records a failure to answer with later (the batch goes on). */
+static void intake_fail(struct api_intake *it, const struct err *e)
+{
+	it->state = IN_FAILED;
+	it->err = *e;
+}
+
+/* The answer of a failed request: 400 for its own bad input, else 503
+ * (or 500) naming the backend. */
+static void intake_reply_failed(struct api *a, struct api_intake *it, const char *what)
+{
+	if (it->err.code == ERR_INVALID && !strcmp(what, "postgres"))
+		reply_error(a, it->req, 400, "invalid_field", "%s", it->err.msg);
+	else
+		reply_backend(a, it->req, &it->err, what);
+	it->state = IN_DONE;
+}
+
+static void reply_accepted(struct api *a, struct api_intake *it)
+{
+	char body[160];
+	int len;
+
+	len = snprintf(body, sizeof(body),
+		       "{\"id\":\"%s\",\"status\":\"%s\",\"status_url\":\"/v1/jobs/%s\"}",
+		       it->id, it->scheduled ? "scheduled" : "queued", it->id);
+	count_status(a, 202);
+	httpd_respond(it->req, 202, "application/json", body, (size_t)len);
+	it->state = IN_DONE;
+}
+
+/* Postgres first: the rows of every request of the batch in one INSERT. */
+static void intake_store(struct api *a, struct api_intake **its, size_t n)
+{
+	struct store_new *sn = xmalloc(n * sizeof(*sn));
+	char (*existing)[UUID_STR_LEN] = xmalloc(n * sizeof(*existing));
+	struct err *errs = xmalloc(n * sizeof(*errs));
+	int *rc = xmalloc(n * sizeof(*rc));
+	struct err e;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		intake_store_new(a, its[i], &sn[i]);
+	if (store_insert_many(a->store, sn, n, rc, existing, errs, &e) < 0) {
+		if (e.code != ERR_INVALID) {
+			for (i = 0; i < n; i++)
+				intake_fail(its[i], &e);
+			goto out;
+		}
+		/* some row is bad: find it (nothing was inserted) */
+		for (i = 0; i < n; i++) {
+			rc[i] = store_insert(a->store, &sn[i], existing[i], &errs[i]);
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (rc[i] < 0) {
+			intake_fail(its[i], &errs[i]);
+		} else if (rc[i] == 1) {
+			its[i]->state = IN_EXISTING;
+			memcpy(its[i]->existing, existing[i], UUID_STR_LEN);
+		} else {
+			its[i]->state = IN_INSERTED;
+		}
+	}
+out:
+	free(sn);
+	free(existing);
+	free(errs);
+	free(rc);
+}
+
+/* Takes back the rows of requests whose enqueue failed. */
+static void intake_undo(struct api *a, struct api_intake **its, size_t n)
+{
+	const char **ids = xmalloc(n * sizeof(*ids));
+	size_t i;
+	struct err e;
+
+	for (i = 0; i < n; i++)
+		ids[i] = its[i]->id;
+	if (store_delete_many(a->store, ids, n, &e) < 0)
+		for (i = 0; i < n; i++)
+			log_warn("cannot undo the job row; reconcile will enqueue it",
+				 "job_id", ids[i], "error", e.msg);
+	free(ids);
+}
+
+/* Redis: one enqueue script for the requests of `queue` in the batch
+ * (`its` are all IN_NEW or IN_INSERTED). Answers each one. */
+static void intake_enqueue(struct api *a, struct queue *q, const char *queue,
+			   struct api_intake **its, size_t n, const struct err *qerr)
+{
+	struct queue_spec *specs = xcalloc(n, sizeof(*specs));
+	struct queue_enqueued *out = xmalloc(n * sizeof(*out));
+	struct api_intake **undo = xmalloc(n * sizeof(*undo));
+	size_t i, nundo = 0;
+	struct err e;
+	int live = 1;
+
+	if (!q) {
+		e = *qerr;
+		goto failed;
+	}
+	for (i = 0; i < n; i++) {
+		const struct api_job_req *jr = &its[i]->jr;
+		struct queue_spec *s = &specs[i];
+
+		s->id = its[i]->id;
+		s->type = jr->type;
+		s->payload = jr->payload;
+		s->priority = jr->priority;
+		s->run_at_ms = jr->run_at_us / 1000;
+		s->delay_ms = jr->delay_ms;
+		s->max_attempts = jr->max_attempts ? jr->max_attempts : a->cfg.max_attempts;
+		s->timeout_s = jr->timeout_s;
+		s->idempotency_key = jr->idempotency_key;
+		s->callback_url = jr->callback_url;
+		/* the trace travels with the job into the worker's log lines */
+		s->trace = its[i]->has_trace ? its[i]->trace : NULL;
+	}
+	if (queue_enqueue(q, queue, specs, n, out, &live, &e) < 0) {
+		if (e.code == ERR_INVALID && n > 1) {
+			/* one job Redis refuses must not fail its batch-mates:
+			 * nothing was enqueued, so send them one by one */
+			for (i = 0; i < n; i++)
+				intake_enqueue(a, q, queue, &its[i], 1, qerr);
+			goto out;
+		}
+		goto failed;
+	}
+	for (i = 0; i < n; i++) {
+		struct api_intake *it = its[i];
+
+		if (!out[i].created) {
+			/* Redis knew the key (no Postgres, or a row that
+			 * Postgres lost): drop our row, answer the job */
+			if (it->state == IN_INSERTED)
+				undo[nundo++] = it;
+			it->state = IN_EXISTING;
+			memcpy(it->existing, out[i].id, UUID_STR_LEN);
+			continue;
+		}
+		atomic_fetch_add(&a->m_enqueued, 1);
+		metrics_hist_observe(&a->m_enqueue_latency,
+				     (double)(clock_mono_us() - it->t0) / 1e6);
+		if (it->scheduled) {
+			const struct api_job_req *jr = &it->jr;
+
+			wake_at(a->wake, jr->run_at_us ? jr->run_at_us
+				: it->now_us + jr->delay_ms * 1000);
+			if (live)
+				wake_notify(a->wake, 1);
+		} else {
+			wake_notify(a->wake, live);
+		}
+		reply_accepted(a, it);
+	}
+	goto out;
+failed:
+	/* nothing enqueued: take back the rows, answer 503 */
+	for (i = 0; i < n; i++) {
+		if (its[i]->state == IN_INSERTED)
+			undo[nundo++] = its[i];
+		intake_fail(its[i], &e);
+	}
+out:
+	if (nundo)
+		intake_undo(a, undo, nundo);
+	free(specs);
+	free(out);
+	free(undo);
+}
+
+/* Runs one batch (1..intake_max requests) and answers every request. */
+static void intake_run(struct api *a, struct api_intake **its, size_t n)
+{
+	struct api_intake **grp = xmalloc(n * sizeof(*grp));
+	struct queue *q = NULL;
+	struct err qerr;
+	size_t i, j, qi, ng;
+
+	atomic_fetch_add(&a->m_batches, 1);
+	if (a->store)
+		intake_store(a, its, n);
+	for (i = 0; i < n; i++)
+		if (its[i]->state == IN_FAILED)
+			intake_reply_failed(a, its[i], "postgres");
+	err_clear(&qerr);
+	q = api_qget(a, &qerr);
+	for (qi = 0; qi < a->nqueues; qi++) {
+		ng = 0;
+		for (i = 0; i < n; i++)
+			if ((its[i]->state == IN_NEW || its[i]->state == IN_INSERTED) &&
+			    !strcmp(its[i]->jr.queue, a->queues[qi]))
+				grp[ng++] = its[i];
+		if (ng)
+			intake_enqueue(a, q, a->queues[qi], grp, ng, &qerr);
+	}
+	for (i = 0; i < n; i++) {
+		struct api_intake *it = its[i];
+
+		if (it->state == IN_FAILED) {
+			intake_reply_failed(a, it, "redis");
+		} else if (it->state == IN_EXISTING) {
+			/* a key taken by a batch-mate whose enqueue failed:
+			 * that job does not exist, share its answer */
+			for (j = 0; j < n; j++)
+				if (j != i && !strcmp(its[j]->id, it->existing))
+					break;
+			if (j < n && (its[j]->state == IN_FAILED ||
+				      (its[j]->state == IN_DONE && its[j]->err.code))) {
+				it->err = its[j]->err;
+				intake_reply_failed(a, it, "redis");
+			} else {
+				reply_existing(a, it->req, q, it->existing);
+				it->state = IN_DONE;
+			}
+		}
+	}
+	api_qput(a, q);
+	for (i = 0; i < n; i++)
+		intake_free(its[i]);
+	free(grp);
+}
+
+static void *intake_main(void *arg)
+{
+	struct api *a = arg;
+	size_t max = a->cfg.intake_max > 0 ? (size_t)a->cfg.intake_max : 256;
+	struct api_intake **its = xmalloc(max * sizeof(*its));
+
+	if (max > QUEUE_MAX_BATCH)
+		max = QUEUE_MAX_BATCH;
+	pthread_mutex_lock(&a->in_lock);
+	for (;;) {
+		size_t n = 0;
+
+		while (!a->in_head && !a->in_stop)
+			pthread_cond_wait(&a->in_cond, &a->in_lock);
+		if (!a->in_head)
+			break; /* stopping, and every request answered */
+		while (a->in_head && n < max) {
+			its[n++] = a->in_head;
+			a->in_head = a->in_head->next;
+		}
+		if (!a->in_head)
+			a->in_tail = NULL;
+		pthread_mutex_unlock(&a->in_lock);
+		intake_run(a, its, n);
+		pthread_mutex_lock(&a->in_lock);
+	}
+	pthread_mutex_unlock(&a->in_lock);
+	free(its);
+	return NULL;
+}
+
+static void intake_stop(struct api *a)
+{
+	int i;
+
+	pthread_mutex_lock(&a->in_lock);
+	a->in_stop = 1;
+	pthread_cond_broadcast(&a->in_cond);
+	pthread_mutex_unlock(&a->in_lock);
+	for (i = 0; i < a->in_nthreads; i++)
+		pthread_join(a->in_threads[i], NULL);
+	a->in_nthreads = 0;
+}
+
 static void post_job(struct api *a, struct httpd_request *req)
 {
 	const char *ct = httpd_header(req, "Content-Type");
 	const char *body, *code = "invalid_field", *hkey;
-	struct api_job_req jr;
-	struct queue_spec spec;
-	struct queue_enqueued out;
-	struct queue *q = NULL;
+	struct api_intake *it;
 	struct err e;
-	char id[UUID_STR_LEN], existing[UUID_STR_LEN], trace[LOG_TRACE_ID_LEN];
-	int inserted = 0, live = 1, scheduled;
-	int64_t t0 = clock_mono_us(), now_us;
 	size_t len;
 
 	if (!ct || strncasecmp(ct, "application/json", 16) ||
@@ -269,116 +600,59 @@ static void post_job(struct api *a, struct httpd_request *req)
 			    "content type must be application/json");
 		return;
 	}
+	it = xcalloc(1, sizeof(*it));
+	it->t0 = clock_mono_us();
+	it->req = req;
 	body = httpd_body(req, &len);
-	if (api_job_parse(body, len, &jr, &code, &e) < 0) {
+	if (api_job_parse(body, len, &it->jr, &code, &e) < 0) {
 		reply_error(a, req, 400, code, "%s", e.msg);
-		return;
+		goto refused;
 	}
 	hkey = httpd_header(req, "Idempotency-Key");
-	if (hkey && !jr.idempotency_key) {
+	if (hkey && !it->jr.idempotency_key) {
 		if (!api_idem_key_ok(hkey)) {
 			reply_error(a, req, 400, "invalid_field",
 				    "header 'Idempotency-Key': expected 1 to 200 printable ASCII characters");
-			goto out;
+			goto refused;
 		}
-		jr.idempotency_key = hkey;
+		/* headers go with the request once it is answered */
+		it->idem = xstrdup(hkey);
+		it->jr.idempotency_key = it->idem;
 	}
-	if (!jr.queue)
-		jr.queue = a->queues[0];
-	if (served_index(a, jr.queue) < 0) {
+	if (!it->jr.queue)
+		it->jr.queue = a->queues[0];
+	if (served_index(a, it->jr.queue) < 0) {
 		reply_error(a, req, 400, "invalid_field",
-			    "field 'queue': '%s' is not served here (QUEUES=%s)", jr.queue,
+			    "field 'queue': '%s' is not served here (QUEUES=%s)", it->jr.queue,
 			    a->cfg.queues ? a->cfg.queues : "default");
-		goto out;
+		goto refused;
 	}
-	now_us = clock_now_us();
-	scheduled = jr.delay_ms > 0 || (jr.run_at_us > 0 && jr.run_at_us > now_us);
-	uuid7_new(id);
-
-	if (a->store) {
-		struct store_new sn;
-		int rc;
-
-		memset(&sn, 0, sizeof(sn));
-		sn.id = id;
-		sn.queue = jr.queue;
-		sn.type = jr.type;
-		sn.payload = jr.payload;
-		sn.status = scheduled ? STORE_SCHEDULED : STORE_QUEUED;
-		sn.priority = jr.priority;
-		sn.max_attempts = jr.max_attempts ? jr.max_attempts
-				  : a->cfg.max_attempts ? a->cfg.max_attempts : 3;
-		sn.timeout_s = jr.timeout_s;
-		sn.idempotency_key = jr.idempotency_key;
-		sn.callback_url = jr.callback_url;
-		sn.run_at = jr.run_at_us ? jr.run_at_us : jr.delay_ms ? now_us + jr.delay_ms * 1000 : 0;
-		rc = store_insert(a->store, &sn, existing, &e);
-		if (rc < 0) {
-			if (e.code == ERR_INVALID)
-				reply_error(a, req, 400, "invalid_field", "%s", e.msg);
+	it->now_us = clock_now_us();
+	it->scheduled = it->jr.delay_ms > 0 ||
+			(it->jr.run_at_us > 0 && it->jr.run_at_us > it->now_us);
+	uuid7_new(it->id);
+	it->has_trace = log_trace_parse(httpd_header(req, "X-Cloud-Trace-Context"),
+					httpd_header(req, "traceparent"), it->trace) == 0;
+	it->state = IN_NEW;
+	if (httpd_defer(req) == 0) {
+		pthread_mutex_lock(&a->in_lock);
+		if (a->in_nthreads > 0 && !a->in_stop) {
+			if (a->in_tail)
+				a->in_tail->next = it;
 			else
-				reply_backend(a, req, &e, "postgres");
-			goto out;
+				a->in_head = it;
+			a->in_tail = it;
+			pthread_cond_signal(&a->in_cond);
+			pthread_mutex_unlock(&a->in_lock);
+			return;
 		}
-		if (rc == 1) {
-			q = api_qget(a, &e);
-			reply_existing(a, req, q, existing);
-			goto out;
-		}
-		inserted = 1;
+		pthread_mutex_unlock(&a->in_lock);
 	}
-
-	q = api_qget(a, &e);
-	if (!q)
-		goto undo;
-	memset(&spec, 0, sizeof(spec));
-	spec.id = id;
-	spec.type = jr.type;
-	spec.payload = jr.payload;
-	spec.priority = jr.priority;
-	spec.run_at_ms = jr.run_at_us / 1000;
-	spec.delay_ms = jr.delay_ms;
-	spec.max_attempts = jr.max_attempts ? jr.max_attempts : a->cfg.max_attempts;
-	spec.timeout_s = jr.timeout_s;
-	spec.idempotency_key = jr.idempotency_key;
-	spec.callback_url = jr.callback_url;
-	/* The trace travels with the job into the worker's log lines. */
-	if (log_trace_parse(httpd_header(req, "X-Cloud-Trace-Context"),
-			    httpd_header(req, "traceparent"), trace) == 0)
-		spec.trace = trace;
-	if (queue_enqueue(q, jr.queue, &spec, 1, &out, &live, &e) < 0)
-		goto undo;
-	if (!out.created) {
-		/* Redis knew the key (no Postgres, or a row that Postgres lost) */
-		if (inserted)
-			store_delete(a->store, id, NULL);
-		reply_existing(a, req, q, out.id);
-		goto out;
-	}
-	atomic_fetch_add(&a->m_enqueued, 1);
-	metrics_hist_observe(&a->m_enqueue_latency, (double)(clock_mono_us() - t0) / 1e6);
-	reply_json(a, req, 202, accepted_body(id, scheduled ? "scheduled" : "queued"));
-	if (scheduled) {
-		wake_at(a->wake, jr.run_at_us ? jr.run_at_us : now_us + jr.delay_ms * 1000);
-		if (live)
-			wake_notify(a->wake, 1);
-	} else {
-		wake_notify(a->wake, live);
-	}
-	goto out;
-undo:
-	/* A refused request changes nothing: take the row back. */
-	if (inserted) {
-		struct err e2;
-
-		if (store_delete(a->store, id, &e2) < 0)
-			log_warn("cannot undo the job row; reconcile will enqueue it",
-				 "job_id", id, "error", e2.msg);
-	}
-	reply_backend(a, req, &e, "redis");
-out:
-	api_qput(a, q);
-	api_job_req_release(&jr);
+	/* no intake thread (stopping): a batch of one, on this thread */
+	intake_run(a, &it, 1);
+	return;
+refused:
+	intake_free(it);
 }
 
 /* ---- job reads and operations ----------------------------------------------- */
@@ -765,6 +1039,9 @@ static void metrics(struct api *a, struct httpd_request *req)
 	metrics_sample(&b, "wakeq_api_enqueued_total", NULL, (double)atomic_load(&a->m_enqueued));
 	metrics_family(&b, "wakeq_api_duplicates_total", "counter", "idempotent repeats answered with the existing job");
 	metrics_sample(&b, "wakeq_api_duplicates_total", NULL, (double)atomic_load(&a->m_duplicates));
+	metrics_family(&b, "wakeq_api_intake_batches_total", "counter",
+		       "batches of POST /v1/jobs sent (one INSERT, one enqueue script per queue)");
+	metrics_sample(&b, "wakeq_api_intake_batches_total", NULL, (double)atomic_load(&a->m_batches));
 	metrics_family(&b, "wakeq_api_enqueue_seconds", "histogram", "time to accept a job");
 	metrics_hist_render(&b, "wakeq_api_enqueue_seconds", NULL, &a->m_enqueue_latency);
 	metrics_family(&b, "wakeq_api_event_streams", "gauge", "open event streams");
@@ -835,6 +1112,8 @@ static void handle(struct httpd_request *req, void *ctx)
 			return method_not_allowed(a, req, "POST");
 		return post_job(a, req);
 	}
+	if (!strcmp(path, "/v1/uploads"))
+		return api_upload_post(a, req);
 	if (!strcmp(path, "/v1/queues")) {
 		if (!is(req, "GET"))
 			return method_not_allowed(a, req, "GET");
@@ -975,6 +1254,8 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 
 	a->cfg = *cfg;
 	pthread_mutex_init(&a->pool_lock, NULL);
+	pthread_mutex_init(&a->in_lock, NULL);
+	pthread_cond_init(&a->in_cond, NULL);
 	pthread_mutex_init(&a->rec_lock, NULL);
 	pthread_cond_init(&a->rec_cond, NULL);
 	a->queues = split_list(cfg->queues && *cfg->queues ? cfg->queues : "default", &a->nqueues);
@@ -1075,6 +1356,18 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 	ho.timeout_s = cfg->conn_timeout_s ? cfg->conn_timeout_s : 30;
 	ho.max_body = cfg->max_body;
 	ho.allow_push = 1;
+	ho.sink_for = api_upload_sink;
+	{
+		int k, n = cfg->intake_threads > 0 ? cfg->intake_threads : 1;
+
+		if (n > API_INTAKE_THREADS_MAX)
+			n = API_INTAKE_THREADS_MAX;
+		for (k = 0; k < n; k++) {
+			if (pthread_create(&a->in_threads[k], NULL, intake_main, a) != 0)
+				break;
+			a->in_nthreads++;
+		}
+	}
 	a->http = httpd_start(&ho, handle, a, err);
 	if (!a->http)
 		goto fail;
@@ -1106,6 +1399,8 @@ void api_stop(struct api *a)
 		pthread_mutex_unlock(&a->rec_lock);
 		pthread_join(a->rec_thread, NULL);
 	}
+	/* every deferred POST is answered before the server stops */
+	intake_stop(a);
 	httpd_stop(a->http);
 	api_hub_free(a->hub);
 	wake_free(a->wake);
@@ -1119,5 +1414,7 @@ void api_stop(struct api *a)
 	pthread_cond_destroy(&a->rec_cond);
 	pthread_mutex_destroy(&a->rec_lock);
 	pthread_mutex_destroy(&a->pool_lock);
+	pthread_cond_destroy(&a->in_cond);
+	pthread_mutex_destroy(&a->in_lock);
 	free(a);
 }

@@ -6,6 +6,10 @@
  * The server runs on libmicrohttpd's thread pool; each request thread
  * borrows a Redis connection from a small pool (a `struct queue` is not
  * thread-safe) and the Postgres store is shared (it pools by itself).
+ * POST /v1/jobs is group-committed: pool threads check each request and
+ * defer its answer, and intake threads send whatever gathered meanwhile
+ * as one Postgres INSERT and one enqueue script per queue, then answer
+ * every request with its own outcome.
  * A Redis or Postgres outage never stops the API: requests that need the
  * missing server answer 503 with Retry-After, and it reconnects by itself.
  */
@@ -33,6 +37,11 @@ struct api_config {
 	int no_auth;                  /* allow running without a token */
 	size_t max_body;              /* 0 = 1 MiB */
 	int threads;                  /* HTTP pool threads; 0 = 2 × CPUs */
+	int intake_threads;           /* threads that send POST /v1/jobs in
+				       * batches; 0 = 1 (one batch in flight
+				       * at a time: Postgres inserts do not
+				       * contend on the same index pages) */
+	int intake_max;               /* jobs per batch at most; 0 = 256 */
 	unsigned max_connections;     /* 0 = 1024 */
 	unsigned conn_timeout_s;      /* idle connection timeout; 0 = 30 */
 	/* waking */
@@ -50,6 +59,10 @@ struct api_config {
 	int store_conns;              /* Postgres pool; 0 = threads */
 	int max_attempts;             /* default attempts of a job; 0 = 3 */
 	int migrate;                  /* apply migrations at start-up */
+	/* uploads (POST /v1/uploads, uploads.c) */
+	const char *data_dir;         /* NULL or "" = /tmp/wakeq; files go to
+				       * DATA_DIR/uploads */
+	uint64_t max_upload;          /* bytes; 0 = 2 GiB */
 };
 
 struct api;

@@ -11,6 +11,9 @@
 #include <stdatomic.h>
 
 struct api_hub;
+struct api_intake;
+
+#define API_INTAKE_THREADS_MAX 8
 
 struct api {
 	struct api_config cfg;
@@ -30,6 +33,16 @@ struct api {
 	size_t npool, cap_pool;
 	int64_t redis_down_until_us; /* monotonic: fail fast until then */
 
+	/* POST /v1/jobs group commit: requests wait here (their connections
+	 * suspended) for an intake thread, which sends whatever has gathered
+	 * as one Postgres INSERT and one enqueue script per queue */
+	pthread_mutex_t in_lock;
+	pthread_cond_t in_cond;
+	struct api_intake *in_head, *in_tail; /* FIFO */
+	pthread_t in_threads[API_INTAKE_THREADS_MAX];
+	int in_nthreads;
+	int in_stop;
+
 	/* reconcile timer */
 	pthread_t rec_thread;
 	int rec_running;
@@ -40,6 +53,7 @@ struct api {
 	/* metrics */
 	atomic_uint_least64_t m_requests[6];  /* 2xx 3xx 4xx 5xx, 401, 503 */
 	atomic_uint_least64_t m_enqueued, m_duplicates, m_reconciled;
+	atomic_uint_least64_t m_batches;     /* intake batches sent */
 	struct metrics_hist m_enqueue_latency;
 	atomic_int m_streams;
 };
@@ -67,5 +81,20 @@ void api_hub_serve(struct api_hub *h, struct httpd_request *req,
 int api_hub_streams(struct api_hub *h);
 
 int api_status_final(const char *status);
+
+/* ---- uploads (uploads.c) ------------------------------------------------ */
+
+/* The httpd sink_for of the API: for POST /v1/uploads, checks the bearer
+ * token and the content type (answering 401/415 itself, no body read)
+ * and opens a temp file in DATA_DIR/uploads (503 when it cannot); returns
+ * 1 with *sink writing to it, else 0. Blocks on mkdir/open only. */
+int api_upload_sink(struct httpd_request *req, void *ctx,
+		    struct httpd_sink *sink);
+
+/* The handler of /v1/uploads once the body is in (or stopped): renames the
+ * temp file into place and answers 201 {url, bytes, sha256}, or answers
+ * 413/507/500 (the temp file is removed by the sink's release), or 405
+ * for other methods. Blocks on fsync/rename. */
+void api_upload_post(struct api *a, struct httpd_request *req);
 
 #endif

@@ -34,6 +34,8 @@ struct httpd {
 	pthread_mutex_t push_lock;    /* guards `pushes` */
 	struct httpd_push *pushes;    /* live pushed streams, for httpd_stop */
 	atomic_int active;            /* requests not yet completed */
+	int (*sink_for)(struct httpd_request *req, void *ctx,
+			struct httpd_sink *sink);
 };
 
 struct header {
@@ -48,9 +50,19 @@ struct httpd_request {
 	struct buf body;
 	int too_large;
 	int responded;
+	int deferred;                 /* answered later by another thread */
+	int lost;                     /* deferred, and no answer could be made */
+	struct MHD_Response *pending; /* deferred answer, queued on resume */
+	unsigned pending_status;
 	struct header *headers;
 	size_t nheaders;
 	char peer[INET6_ADDRSTRLEN];
+	/* streamed body (httpd_sink): sinking once sink_for chose it */
+	int sinking;
+	int sink_done;                /* handler called early (cap, failure) */
+	enum httpd_sink_result sink_res;
+	uint64_t sink_bytes;
+	struct httpd_sink sink;
 };
 
 const char *httpd_method(const struct httpd_request *req) { return req->method; }
@@ -119,12 +131,29 @@ static int queue_response(struct httpd_request *req, unsigned status,
 	size_t i;
 	MHD_RESULT r;
 
-	if (!resp)
+	if (!resp) {
+		if (req->deferred && !req->responded) {
+			/* no answer to give: resume to close the connection */
+			req->lost = 1;
+			req->responded = 1;
+			MHD_resume_connection(req->conn);
+		}
 		return -1;
+	}
 	if (content_type)
 		MHD_add_response_header(resp, "Content-Type", content_type);
 	for (i = 0; i < req->nheaders; i++)
 		MHD_add_response_header(resp, req->headers[i].name, req->headers[i].value);
+	if (req->deferred) {
+		/* Not our connection's thread: park the answer and resume; MHD
+		 * calls access_cb again on its own thread, which queues it.
+		 * The resume publishes these fields (MHD takes its lock). */
+		req->pending = resp;
+		req->pending_status = status;
+		req->responded = 1;
+		MHD_resume_connection(req->conn);
+		return 0; /* `req` may be freed from here on */
+	}
 	r = MHD_queue_response(req->conn, status, resp);
 	MHD_destroy_response(resp);
 	req->responded = 1;
@@ -462,7 +491,13 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)c;
 	(void)toe;
 	if (*con_cls) {
-		request_free(*con_cls);
+		struct httpd_request *req = *con_cls;
+
+		if (req->pending)
+			MHD_destroy_response(req->pending);
+		if (req->sinking && req->sink.release)
+			req->sink.release(req->sink.ctx);
+		request_free(req);
 		atomic_fetch_sub(&h->active, 1);
 	}
 	*con_cls = NULL;
@@ -485,12 +520,91 @@ static void set_peer(struct httpd_request *req)
 			  sizeof(req->peer));
 }
 
+/* ---- streamed bodies ------------------------------------------------------ */
+
+enum httpd_sink_result httpd_sink_result(const struct httpd_request *req,
+					 uint64_t *bytes, void **ctx)
+{
+	if (bytes)
+		*bytes = req->sinking ? req->sink_bytes : 0;
+	if (ctx)
+		*ctx = req->sinking ? req->sink.ctx : NULL;
+	return req->sinking ? req->sink_res : HTTPD_SINK_NONE;
+}
+
+/* The body cannot arrive whole: the handler answers now. Returns what
+ * access_cb returns: mid-body, libmicrohttpd 0.9.75 takes no answer, and
+ * MHD_NO closes the connection rather than read the rest. */
+static MHD_RESULT sink_stop(struct httpd_request *req, int before_body)
+{
+	req->sink_done = 1;
+	req->h->handler(req, req->h->ctx);
+	if (!req->responded)
+		httpd_error(req, req->sink_res == HTTPD_SINK_TOO_LARGE ? 413 : 500,
+			    req->sink_res == HTTPD_SINK_TOO_LARGE ? "too_large" : "internal",
+			    "request body not stored");
+	return before_body ? MHD_YES : MHD_NO;
+}
+
+/* First call of a request when sink_for is set. */
+static MHD_RESULT sink_start(struct httpd_request *req, const char *cl)
+{
+	struct httpd *h = req->h;
+	int r = h->sink_for(req, h->ctx, &req->sink);
+
+	if (req->responded) {
+		/* answered at once (401, 503): its body is not wanted */
+		req->too_large = 1;
+		return MHD_YES;
+	}
+	if (r != 1) {
+		memset(&req->sink, 0, sizeof(req->sink));
+		if (cl && strtoull(cl, NULL, 10) > h->max_body) {
+			req->too_large = 1;
+			return httpd_error(req, 413, "too_large",
+					   "request body over %zu bytes", h->max_body) == 0
+				       ? MHD_YES : MHD_NO;
+		}
+		return MHD_YES;
+	}
+	req->sinking = 1;
+	req->sink_res = HTTPD_SINK_OK;
+	if (cl && req->sink.max && strtoull(cl, NULL, 10) > req->sink.max) {
+		/* before reading: MHD closes instead of draining */
+		req->sink_res = HTTPD_SINK_TOO_LARGE;
+		return sink_stop(req, 1);
+	}
+	return MHD_YES;
+}
+
+/* A piece of a streamed body. */
+static MHD_RESULT sink_feed(struct httpd_request *req, const char *data,
+			    size_t *len)
+{
+	size_t n = *len;
+
+	*len = 0;
+	if (req->sink_done)
+		return MHD_NO;
+	if (req->sink.max && (req->sink_bytes + n > req->sink.max ||
+			      req->sink_bytes + n < req->sink_bytes))
+		req->sink_res = HTTPD_SINK_TOO_LARGE;
+	else if (req->sink.write(req->sink.ctx, data, n) < 0)
+		req->sink_res = HTTPD_SINK_FAILED;
+	else
+		req->sink_bytes += n;
+	if (req->sink_res != HTTPD_SINK_OK)
+		return sink_stop(req, 0);
+	return MHD_YES;
+}
+
 static MHD_RESULT access_cb(void *cls, struct MHD_Connection *c, const char *url,
 			    const char *method, const char *version,
 			    const char *upload, size_t *upload_size, void **con_cls)
 {
 	struct httpd *h = cls;
 	struct httpd_request *req = *con_cls;
+	MHD_RESULT r;
 
 	(void)version;
 	if (!req) {
@@ -506,6 +620,8 @@ static MHD_RESULT access_cb(void *cls, struct MHD_Connection *c, const char *url
 		set_peer(req);
 		*con_cls = req;
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+		if (h->sink_for)
+			return sink_start(req, cl);
 		if (cl && strtoull(cl, NULL, 10) > h->max_body) {
 			req->too_large = 1;
 			/* Answer before reading: MHD closes instead of draining. */
@@ -515,6 +631,8 @@ static MHD_RESULT access_cb(void *cls, struct MHD_Connection *c, const char *url
 		}
 		return MHD_YES;
 	}
+	if (*upload_size && req->sinking)
+		return sink_feed(req, upload, upload_size);
 	if (*upload_size) {
 		if (!req->too_large && req->body.len + *upload_size > h->max_body)
 			req->too_large = 1;
@@ -523,15 +641,40 @@ static MHD_RESULT access_cb(void *cls, struct MHD_Connection *c, const char *url
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	if (req->responded)
+	if (req->pending) {
+		/* a deferred answer, back on the connection's thread */
+		struct MHD_Response *resp = req->pending;
+
+		req->pending = NULL;
+		r = MHD_queue_response(c, req->pending_status, resp);
+		MHD_destroy_response(resp);
+		return r;
+	}
+	if (req->lost)
+		return MHD_NO;
+	if (req->responded || req->deferred)
 		return MHD_YES;
 	if (req->too_large)
 		return httpd_error(req, 413, "too_large", "request body over %zu bytes",
 				   h->max_body) == 0 ? MHD_YES : MHD_NO;
 	h->handler(req, h->ctx);
-	if (!req->responded)
+	/* A deferred request may already be answered (and resumed) by
+	 * another thread: `responded` is theirs to set then. */
+	if (!req->deferred && !req->responded)
 		httpd_error(req, 500, "internal", "no response");
 	return MHD_YES;
+}
+
+int httpd_defer(struct httpd_request *req)
+{
+	struct httpd *h = req->h;
+
+	if (req->responded || req->deferred || !h->allow_push ||
+	    h->thread_per_connection)
+		return -1;
+	req->deferred = 1;
+	MHD_suspend_connection(req->conn);
+	return 0;
 }
 
 struct httpd *httpd_start(const struct httpd_opts *opts, httpd_handler handler,
@@ -561,6 +704,7 @@ struct httpd *httpd_start(const struct httpd_opts *opts, httpd_handler handler,
 	}
 	h->thread_per_connection = opts->thread_per_connection;
 	h->allow_push = opts->allow_push;
+	h->sink_for = opts->sink_for;
 	pthread_mutex_init(&h->push_lock, NULL);
 	if (opts->allow_push && !opts->thread_per_connection)
 		flags |= MHD_ALLOW_SUSPEND_RESUME;

@@ -18,6 +18,7 @@
 
 struct httpd;
 struct httpd_request;
+struct httpd_sink;
 
 /* Called on a server thread; may block (thread-per-connection mode). */
 typedef void (*httpd_handler)(struct httpd_request *req, void *ctx);
@@ -33,6 +34,9 @@ struct httpd_opts {
 	size_t max_body;           /* 0 = 1 MiB */
 	int allow_push;            /* enables httpd_respond_push (suspend and
 				    * resume of connections in pool mode) */
+	/* streamed bodies (see httpd_sink below); NULL = none */
+	int (*sink_for)(struct httpd_request *req, void *ctx,
+			struct httpd_sink *sink);
 };
 
 /* Starts serving. Returns the server, or NULL with err set (e.g. the port
@@ -88,6 +92,21 @@ int httpd_respond_stream(struct httpd_request *req, unsigned status,
 			 const char *content_type, httpd_reader read,
 			 void *ctx, void (*done)(void *ctx));
 
+/* ---- deferred answers ---------------------------------------------------- */
+
+/* Lets another thread answer `req`: for handlers that hand requests to a
+ * batching thread instead of blocking a pool thread. Call it from the
+ * handler, then return without answering; the connection is suspended
+ * (no thread held, no timeout) until any thread answers with one of the
+ * httpd_respond* calls above (httpd_respond, httpd_respond_json,
+ * httpd_error; httpd_add_header before it). That answer is sent from the
+ * connection's own thread. After the answering call returns, `req` and
+ * every string borrowed from it (headers, body) are gone. Returns 0, or
+ * -1 when deferral is not available (thread-per-connection mode, or
+ * allow_push off): the handler then answers itself as usual. Every
+ * deferred request must be answered before httpd_stop. */
+int httpd_defer(struct httpd_request *req);
+
 /* Constant-time comparison of two strings (length leaks, content not). */
 int httpd_secure_equal(const char *a, const char *b);
 
@@ -116,5 +135,53 @@ int httpd_push_gone(struct httpd_push *p);
 /* Ends the stream after what is buffered and releases the caller's handle
  * (do not use `p` afterwards). Accepts NULL. */
 void httpd_push_end(struct httpd_push *p);
+
+
+/* ---- streamed request bodies ----------------------------------------------
+ *
+ * A route that takes large bodies (file uploads) can have its body written
+ * to a sink as it arrives instead of being gathered in memory.
+ * opts.sink_for is called once per request when its headers are in (on a
+ * server thread, before any body byte is read, with the handler's ctx);
+ * the request accessors work there. It returns:
+ *   1  stream this body into *sink (filled by sink_for);
+ *   0  buffer it as usual (max_body applies; *sink is ignored), or, when
+ *      sink_for already answered with an httpd_respond* call (a 401, a
+ *      503), read none of it: the connection is closed after that answer.
+ * A streamed body has its own cap, sink->max (max_body does not apply): a
+ * Content-Length over it is refused before any byte is read, and a body
+ * without one (chunked) is stopped as soon as it passes the cap.
+ *
+ * The handler is called once, as usual, when the body is in whole, or as
+ * soon as it cannot be (over the cap, or sink->write failed); it reads the
+ * outcome with httpd_sink_result and answers. An answer given before the
+ * whole body was read may not reach the client (libmicrohttpd can only
+ * close the connection then); a 413 for a Content-Length over the cap
+ * always does. When the client goes away mid-body the handler is not
+ * called. In every case sink->release is called exactly once, when the
+ * request is over (after the handler and its answer), on a server thread:
+ * it is where partial output is removed unless the handler kept it. */
+struct httpd_sink {
+	/* Takes the next `len` bytes of the body (borrowed for the call);
+	 * may block (disk writes). Returns 0, or -1 to stop reading. */
+	int (*write)(void *ctx, const char *data, size_t len);
+	/* Called once when the request is over; frees ctx. May be NULL. */
+	void (*release)(void *ctx);
+	void *ctx;
+	uint64_t max;              /* cap in bytes; 0 = no cap */
+};
+
+enum httpd_sink_result {
+	HTTPD_SINK_NONE = -1,      /* the request has no sink */
+	HTTPD_SINK_OK = 0,         /* the whole body was written */
+	HTTPD_SINK_TOO_LARGE,      /* over sink->max (nothing more written) */
+	HTTPD_SINK_FAILED          /* sink->write returned -1 */
+};
+
+/* The outcome of a streamed body, for the handler; *bytes (may be NULL)
+ * gets the count written to the sink, *ctx (may be NULL) the sink's ctx
+ * (still owned by the sink: release frees it later). */
+enum httpd_sink_result httpd_sink_result(const struct httpd_request *req,
+					 uint64_t *bytes, void **ctx);
 
 #endif

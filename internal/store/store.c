@@ -7,6 +7,7 @@
  */
 #include "store/store.h"
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/mem.h"
 
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* The advisory lock that serialises store_migrate across processes:
  * "wakeq_mg" in ASCII, a constant no other code is likely to pick. */
@@ -727,6 +729,156 @@ int store_insert(struct store *s, const struct store_new *job,
 out:
 	PQclear(res);
 	return rc;
+}
+
+/* The rows of store_insert_many travel as one jsonb array, one object per
+ * entry: one parameter whatever the batch size, and one plan. The payload
+ * goes as a JSON string and is cast to jsonb by Postgres, so it is not
+ * parsed here. */
+static json_t *new_job_json(const struct store_new *j)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "id", json_string(j->id));
+	json_object_set_new(o, "queue", json_string(j->queue));
+	json_object_set_new(o, "type", json_string(j->type));
+	json_object_set_new(o, "payload", j->payload ? json_string(j->payload) : json_null());
+	json_object_set_new(o, "status", json_string(store_status_name(j->status)));
+	json_object_set_new(o, "priority", json_integer(j->priority));
+	json_object_set_new(o, "max_attempts", json_integer(j->max_attempts));
+	json_object_set_new(o, "timeout_s", json_real(j->timeout_s));
+	json_object_set_new(o, "idempotency_key",
+			    j->idempotency_key ? json_string(j->idempotency_key) : json_null());
+	json_object_set_new(o, "callback_url",
+			    j->callback_url ? json_string(j->callback_url) : json_null());
+	json_object_set_new(o, "created_us",
+			    j->created_at ? json_integer(j->created_at) : json_null());
+	json_object_set_new(o, "run_us", j->run_at ? json_integer(j->run_at) : json_null());
+	return o;
+}
+
+int store_insert_many(struct store *s, const struct store_new *jobs,
+		      size_t n, int *rc, char (*existing_ids)[UUID_STR_LEN],
+		      struct err *errs, struct err *err)
+{
+	/* ON CONFLICT DO NOTHING also skips an entry whose key an earlier
+	 * entry of the same statement took; RETURNING names the rows in. */
+	static const char *const ins =
+		"INSERT INTO jobs (id, queue, type, payload, status, priority,\n"
+		"  max_attempts, timeout_s, idempotency_key, callback_url,\n"
+		"  created_at, updated_at, run_at)\n"
+		"SELECT r.id, r.queue, r.type, COALESCE(r.payload::jsonb, '{}'::jsonb),\n"
+		"  r.status, r.priority, r.max_attempts, r.timeout_s,\n"
+		"  r.idempotency_key, r.callback_url,\n"
+		"  COALESCE(wakeq_ts(r.created_us), now()), now(), wakeq_ts(r.run_us)\n"
+		"FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, queue text,\n"
+		"  type text, payload text, status text, priority integer,\n"
+		"  max_attempts integer, timeout_s double precision,\n"
+		"  idempotency_key text, callback_url text, created_us bigint,\n"
+		"  run_us bigint)\n"
+		"ON CONFLICT DO NOTHING RETURNING id::text";
+	json_t *arr = NULL;
+	char *text = NULL;
+	const char *vals[1];
+	PGresult *res = NULL;
+	size_t i, next;
+	int k, ret = -1;
+
+	if (n == 0 || n > STORE_MAX_BATCH) {
+		err_set(err, ERR_INVALID, "insert takes 1 to %d jobs, not %zu",
+			STORE_MAX_BATCH, n);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		const struct store_new *j = &jobs[i];
+
+		if (!j->id || !uuid_valid(j->id) || !j->queue || !*j->queue ||
+		    !j->type || !*j->type ||
+		    (j->status != STORE_QUEUED && j->status != STORE_SCHEDULED)) {
+			err_set(err, ERR_INVALID, "invalid job %zu of the batch: "
+				"bad id, queue, type or status", i);
+			goto out;
+		}
+	}
+	arr = json_array();
+	for (i = 0; i < n; i++)
+		json_array_append_new(arr, new_job_json(&jobs[i]));
+	text = json_dumps(arr, JSON_COMPACT);
+	if (!text) {
+		err_set(err, ERR_INVALID, "invalid job in the batch: not encodable");
+		goto out;
+	}
+	vals[0] = text;
+	/* Safe to run twice on a broken connection: a row the first run
+	 * put in is not returned by the second, and is then found under its
+	 * own id by the conflict lookup below (rc 0). */
+	res = query(s, ins, 1, vals, err);
+	if (!res)
+		goto out;
+	for (i = 0; i < n; i++)
+		rc[i] = 2; /* not yet known */
+	next = 0;
+	for (k = 0; k < PQntuples(res); k++) {
+		const char *id = PQgetvalue(res, k, 0);
+		size_t m;
+
+		/* RETURNING comes back in input order in practice: look
+		 * from just after the last match, wrapping round once. */
+		for (m = 0; m < n; m++) {
+			i = (next + m) % n;
+			if (rc[i] == 2 && !strcasecmp(jobs[i].id, id)) {
+				rc[i] = 0;
+				next = i + 1;
+				break;
+			}
+		}
+	}
+	PQclear(res);
+	res = NULL;
+	/* Conflicts: our own id already there, or the key's holder. */
+	for (i = 0; i < n; i++) {
+		struct err e;
+
+		if (rc[i] != 2)
+			continue;
+		rc[i] = store_insert(s, &jobs[i], existing_ids ? existing_ids[i] : NULL, &e);
+		if (rc[i] < 0 && errs)
+			errs[i] = e;
+	}
+	ret = 0;
+out:
+	PQclear(res);
+	free(text);
+	json_decref(arr);
+	return ret;
+}
+
+int store_delete_many(struct store *s, const char *const *ids, size_t n,
+		      struct err *err)
+{
+	struct buf b = BUF_INIT;
+	const char *vals[1];
+	PGresult *res;
+	size_t i, count = 0;
+
+	/* a uuid[] literal: the ids are checked UUIDs, nothing to quote */
+	buf_addc(&b, '{');
+	for (i = 0; i < n; i++) {
+		if (!ids[i] || !uuid_valid(ids[i]))
+			continue;
+		if (count++)
+			buf_addc(&b, ',');
+		buf_adds(&b, ids[i]);
+	}
+	buf_addc(&b, '}');
+	if (count == 0) {
+		buf_release(&b);
+		return 0;
+	}
+	vals[0] = b.data;
+	res = query(s, "DELETE FROM jobs WHERE id = ANY($1::uuid[])", 1, vals, err);
+	buf_release(&b);
+	return res ? affected(res) : -1;
 }
 
 int store_get(struct store *s, const char *id, struct store_job *out,

@@ -184,6 +184,32 @@ struct store_new {
 int store_insert(struct store *s, const struct store_new *job,
 		 char existing_id[UUID_STR_LEN], struct err *err);
 
+#define STORE_MAX_BATCH 1000    /* entries per store_insert_many call */
+
+/* Inserts the rows of `n` new jobs (1..STORE_MAX_BATCH) with one INSERT
+ * statement, each with store_insert's meaning, for callers that collect
+ * concurrent requests into one round trip. Returns -1 with err when the
+ * statement failed as a whole, and then nothing was inserted: ERR_INVALID
+ * when an entry is bad (a missing field, a bad id, a payload that is not
+ * JSON: insert the entries one by one with store_insert to learn which),
+ * ERR_UNAVAILABLE, ERR_INTERNAL. Otherwise returns 0 with rc[i] filled
+ * for every entry: 0 inserted (or its id was already there); 1 its
+ * idempotency key is taken in its queue (by an existing row or by an
+ * earlier entry of the same call), that job's id in existing_ids[i]
+ * (existing_ids may be NULL); -1 not inserted and its outcome unknown
+ * (the lookup after a conflict failed), errs[i] says why (errs may be
+ * NULL). Entries without a conflict cost nothing beyond the one
+ * statement; each conflicting entry costs one to three more round trips. */
+int store_insert_many(struct store *s, const struct store_new *jobs,
+		      size_t n, int *rc, char (*existing_ids)[UUID_STR_LEN],
+		      struct err *errs, struct err *err);
+
+/* Deletes the rows of `n` ids in one statement (the API undoing a batch
+ * whose Redis enqueue failed). Bad ids are skipped. Returns the number of
+ * rows deleted, or -1 with err. */
+int store_delete_many(struct store *s, const char *const *ids, size_t n,
+		      struct err *err);
+
 /* Reads the row of `id` into `*out` (which the caller then releases).
  * Returns 0, or -1 with err: ERR_NOTFOUND (no row, or `id` is not a UUID),
  * ERR_UNAVAILABLE, ERR_INTERNAL. `*out` is untouched on failure. */

@@ -1,0 +1,308 @@
+/* uploads.c - POST /v1/uploads: a file streamed into DATA_DIR/uploads
+ * through an httpd sink (never whole in memory), hashed with SHA-256 on
+ * the way, stored under a UUIDv7 name and answered as the file:// URL a
+ * job payload uses as its input (fetch resolves it inside DATA_DIR).
+ *
+ * The body goes to ".NAME.part" beside its final name (O_EXCL, 0640) and
+ * is renamed into place only when it arrived whole and was synced; the
+ * sink's release removes the temp file in every other case (over the
+ * cap, client gone, disk error, server stopping). */
+#include "api/priv.h"
+
+#include "base/mem.h"
+#include "base/uuid.h"
+#include "log/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define UPLOAD_DIR_DEFAULT "/tmp/wakeq"
+#define UPLOAD_MAX_DEFAULT ((uint64_t)2 << 30)
+#define UPLOAD_EXT_MAX 10 /* characters of a kept extension */
+
+struct upload {
+	int fd;                       /* -1 once closed */
+	int kept;                     /* renamed into place: not removed */
+	int write_errno;              /* errno of a failed write */
+	EVP_MD_CTX *md;
+	char name[UUID_STR_LEN + 1 + UPLOAD_EXT_MAX]; /* final file name */
+	char tmp[PATH_MAX];           /* temp path, beside the final one */
+	char final[PATH_MAX];
+};
+
+/* Same classes as api.c's request counters (2xx 3xx 4xx 5xx, 401, 503). */
+static void up_count(struct api *a, unsigned status)
+{
+	int k = status >= 500 ? 3 : status >= 400 ? 2 : status >= 300 ? 1 : 0;
+
+	atomic_fetch_add(&a->m_requests[k], 1);
+	if (status == 401)
+		atomic_fetch_add(&a->m_requests[4], 1);
+	if (status == 503)
+		atomic_fetch_add(&a->m_requests[5], 1);
+}
+
+static void up_error(struct api *a, struct httpd_request *req, unsigned status,
+		     const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static void up_error(struct api *a, struct httpd_request *req, unsigned status,
+		     const char *code, const char *fmt, ...)
+{
+	char msg[ERR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	up_count(a, status);
+	if (status == 503)
+		httpd_add_header(req, "Retry-After", "1");
+	if (status == 401)
+		httpd_add_header(req, "WWW-Authenticate", "Bearer");
+	httpd_error(req, status, code, "%s", msg);
+}
+
+static uint64_t max_upload(const struct api *a)
+{
+	return a->cfg.max_upload ? a->cfg.max_upload : UPLOAD_MAX_DEFAULT;
+}
+
+/* The extension of ?name=clip.MP4 ("mp4"), if it is 1..UPLOAD_EXT_MAX
+ * letters and digits; "" otherwise (nothing else of the name is used). */
+static void safe_ext(const char *name, char out[UPLOAD_EXT_MAX + 1])
+{
+	const char *dot = name ? strrchr(name, '.') : NULL;
+	size_t i, n;
+
+	out[0] = '\0';
+	if (!dot)
+		return;
+	n = strlen(dot + 1);
+	if (n == 0 || n > UPLOAD_EXT_MAX)
+		return;
+	for (i = 0; i < n; i++) {
+		char c = dot[1 + i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9')))
+			return;
+	}
+	for (i = 0; i < n; i++) {
+		char c = dot[1 + i];
+
+		out[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+	}
+	out[n] = '\0';
+}
+
+static int mkdir_ok(const char *path)
+{
+	return mkdir(path, 0750) == 0 || errno == EEXIST;
+}
+
+static void upload_free(struct upload *u)
+{
+	if (!u)
+		return;
+	if (u->fd >= 0)
+		close(u->fd);
+	if (!u->kept && u->tmp[0])
+		unlink(u->tmp);
+	EVP_MD_CTX_free(u->md);
+	free(u);
+}
+
+/* Creates the temp file of a new upload. Returns it, or NULL with err
+ * (ERR_UNAVAILABLE: DATA_DIR cannot be written). */
+static struct upload *upload_open(struct api *a, const char *name_arg,
+				  struct err *err)
+{
+	const char *root = a->cfg.data_dir && *a->cfg.data_dir ? a->cfg.data_dir
+							       : UPLOAD_DIR_DEFAULT;
+	struct upload *u = xcalloc(1, sizeof(*u));
+	char dir[PATH_MAX], ext[UPLOAD_EXT_MAX + 1], id[UUID_STR_LEN];
+	int n;
+
+	u->fd = -1;
+	n = snprintf(dir, sizeof(dir), "%s/uploads", root);
+	if (n < 0 || (size_t)n >= sizeof(dir) - sizeof(u->name) - 8) {
+		err_set(err, ERR_UNAVAILABLE, "DATA_DIR '%s' is too long", root);
+		goto fail;
+	}
+	if (!mkdir_ok(root) || !mkdir_ok(dir)) {
+		err_set(err, ERR_UNAVAILABLE, "cannot create '%s': %s", dir, strerror(errno));
+		goto fail;
+	}
+	safe_ext(name_arg, ext);
+	uuid7_new(id);
+	snprintf(u->name, sizeof(u->name), "%s%s%s", id, ext[0] ? "." : "", ext);
+	snprintf(u->final, sizeof(u->final), "%s/%s", dir, u->name);
+	snprintf(u->tmp, sizeof(u->tmp), "%s/.%s.part", dir, u->name);
+	u->fd = open(u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (u->fd < 0) {
+		err_set(err, ERR_UNAVAILABLE, "cannot write in '%s': %s", dir, strerror(errno));
+		u->tmp[0] = '\0'; /* not ours: never unlinked */
+		goto fail;
+	}
+	u->md = EVP_MD_CTX_new();
+	if (!u->md || EVP_DigestInit_ex(u->md, EVP_sha256(), NULL) != 1) {
+		err_set(err, ERR_INTERNAL, "cannot start sha-256");
+		goto fail;
+	}
+	return u;
+fail:
+	upload_free(u);
+	return NULL;
+}
+
+static int upload_write(void *ctx, const char *data, size_t len)
+{
+	struct upload *u = ctx;
+	size_t off = 0;
+
+	if (EVP_DigestUpdate(u->md, data, len) != 1) {
+		u->write_errno = EIO;
+		return -1;
+	}
+	while (off < len) {
+		ssize_t w = write(u->fd, data + off, len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			u->write_errno = w < 0 ? errno : EIO;
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	return 0;
+}
+
+static void upload_release(void *ctx)
+{
+	upload_free(ctx);
+}
+
+int api_upload_sink(struct httpd_request *req, void *ctx, struct httpd_sink *sink)
+{
+	struct api *a = ctx;
+	const char *ct;
+	struct upload *u;
+	struct err e;
+
+	if (strcmp(httpd_path(req), "/v1/uploads") || strcmp(httpd_method(req), "POST"))
+		return 0;
+	/* Refused requests are answered before any byte of the body is read
+	 * and leave nothing on disk. */
+	if (a->tokens && !httpd_bearer_ok(req, (const char *const *)a->tokens)) {
+		up_error(a, req, 401, "unauthorized",
+			 httpd_header(req, "Authorization") ? "bad bearer token"
+							    : "missing bearer token");
+		return 0;
+	}
+	/* Any type is stored as sent, except a form envelope (curl -F): the
+	 * file would be wrapped in MIME parts no decoder expects. */
+	ct = httpd_header(req, "Content-Type");
+	if (ct && !strncasecmp(ct, "multipart/", 10)) {
+		up_error(a, req, 415, "unsupported_media_type",
+			 "send the file itself as the body (e.g. application/octet-stream), not '%.60s'",
+			 ct);
+		return 0;
+	}
+	u = upload_open(a, httpd_query(req, "name"), &e);
+	if (!u) {
+		log_error("cannot store upload", "error", e.msg);
+		up_error(a, req, 503, "unavailable", "uploads cannot be stored: %s", e.msg);
+		return 0;
+	}
+	memset(sink, 0, sizeof(*sink));
+	sink->write = upload_write;
+	sink->release = upload_release;
+	sink->ctx = u;
+	sink->max = max_upload(a);
+	return 1;
+}
+
+static void write_failed(struct api *a, struct httpd_request *req, int no,
+			 const char *what)
+{
+	if (no == ENOSPC || no == EDQUOT) {
+		up_error(a, req, 507, "insufficient_storage", "cannot %s upload: %s", what,
+			 strerror(no));
+		return;
+	}
+	log_error("cannot store upload", "error", strerror(no));
+	up_error(a, req, 500, "internal", "cannot %s upload: %s", what, strerror(no));
+}
+
+void api_upload_post(struct api *a, struct httpd_request *req)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0, i;
+	char hex[2 * EVP_MAX_MD_SIZE + 1], url[sizeof(((struct upload *)0)->name) + 16];
+	char nbytes[24];
+	struct upload *u;
+	uint64_t bytes;
+	void *ctx;
+
+	switch (httpd_sink_result(req, &bytes, &ctx)) {
+	case HTTPD_SINK_NONE:
+		if (strcmp(httpd_method(req), "POST")) {
+			httpd_add_header(req, "Allow", "POST");
+			up_error(a, req, 405, "method_not_allowed",
+				 "method %s not allowed here (allowed: POST)", httpd_method(req));
+		} else {
+			up_error(a, req, 500, "internal", "upload not streamed");
+		}
+		return;
+	case HTTPD_SINK_TOO_LARGE:
+		up_error(a, req, 413, "too_large", "upload over %llu bytes (MAX_UPLOAD)",
+			 (unsigned long long)max_upload(a));
+		return;
+	case HTTPD_SINK_FAILED:
+		u = ctx;
+		write_failed(a, req, u->write_errno, "write");
+		return;
+	case HTTPD_SINK_OK:
+		break;
+	}
+	u = ctx;
+	if (bytes == 0) {
+		up_error(a, req, 400, "empty_body", "the upload is empty");
+		return;
+	}
+	/* Synced before the rename: a name that exists has its whole content. */
+	if (fsync(u->fd) < 0 || close(u->fd) < 0) {
+		int no = errno;
+
+		u->fd = -1;
+		write_failed(a, req, no, "sync");
+		return;
+	}
+	u->fd = -1;
+	if (rename(u->tmp, u->final) < 0) {
+		write_failed(a, req, errno, "store");
+		return;
+	}
+	u->kept = 1;
+	EVP_DigestFinal_ex(u->md, md, &mdlen);
+	for (i = 0; i < mdlen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	hex[2 * mdlen] = '\0';
+	snprintf(url, sizeof(url), "file://uploads/%s", u->name);
+	snprintf(nbytes, sizeof(nbytes), "%llu", (unsigned long long)bytes);
+	log_info("upload stored", "url", url, "bytes", nbytes, "peer", httpd_peer(req));
+	up_count(a, 201);
+	httpd_respond_json(req, 201, json_pack("{s:s,s:I,s:s}", "url", url, "bytes",
+					       (json_int_t)bytes, "sha256", hex));
+}
