@@ -182,7 +182,7 @@ valgrind: tests
 	@BUILD=$(BUILD) VALGRIND=1 tests/run.sh unit
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-hiredis1
 
 .PHONY: all tests deps test-deps test demo bench fuzz valgrind clean
 -include $(shell find $(BUILD)/obj $(BUILD)/pic build/fuzz/obj -name '*.d' 2>/dev/null)
