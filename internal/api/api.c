@@ -117,7 +117,7 @@ static int served_index(struct api *a, const char *queue)
 	return -1;
 }
 
-static void count_status(struct api *a, unsigned status)
+void api_count_status(struct api *a, unsigned status)
 {
 	int k = status >= 500 ? 3 : status >= 400 ? 2 : status >= 300 ? 1 : 0;
 
@@ -128,11 +128,7 @@ static void count_status(struct api *a, unsigned status)
 		atomic_fetch_add(&a->m_requests[5], 1);
 }
 
-static int reply_error(struct api *a, struct httpd_request *req, unsigned status,
-		       const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-
-static int reply_error(struct api *a, struct httpd_request *req, unsigned status,
+int api_reply_error(struct api *a, struct httpd_request *req, unsigned status,
 		       const char *code, const char *fmt, ...)
 {
 	char msg[ERR_MSG_MAX];
@@ -141,7 +137,7 @@ static int reply_error(struct api *a, struct httpd_request *req, unsigned status
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	count_status(a, status);
+	api_count_status(a, status);
 	if (status == 503)
 		httpd_add_header(req, "Retry-After", "1");
 	if (status == 401)
@@ -154,14 +150,14 @@ static int reply_backend(struct api *a, struct httpd_request *req, const struct 
 			 const char *what)
 {
 	if (e->code == ERR_UNAVAILABLE || e->code == ERR_TIMEOUT)
-		return reply_error(a, req, 503, "unavailable", "%s is unavailable: %s", what, e->msg);
+		return api_reply_error(a, req, 503, "unavailable", "%s is unavailable: %s", what, e->msg);
 	log_error("backend error", "backend", what, "error", e->msg);
-	return reply_error(a, req, 500, "internal", "%s error: %s", what, e->msg);
+	return api_reply_error(a, req, 500, "internal", "%s error: %s", what, e->msg);
 }
 
 static int reply_json(struct api *a, struct httpd_request *req, unsigned status, json_t *body)
 {
-	count_status(a, status);
+	api_count_status(a, status);
 	return httpd_respond_json(req, status, body);
 }
 
@@ -329,7 +325,7 @@ static void intake_fail(struct api_intake *it, const struct err *e)
 static void intake_reply_failed(struct api *a, struct api_intake *it, const char *what)
 {
 	if (it->err.code == ERR_INVALID && !strcmp(what, "postgres"))
-		reply_error(a, it->req, 400, "invalid_field", "%s", it->err.msg);
+		api_reply_error(a, it->req, 400, "invalid_field", "%s", it->err.msg);
 	else
 		reply_backend(a, it->req, &it->err, what);
 	it->state = IN_DONE;
@@ -343,7 +339,7 @@ static void reply_accepted(struct api *a, struct api_intake *it)
 	len = snprintf(body, sizeof(body),
 		       "{\"id\":\"%s\",\"status\":\"%s\",\"status_url\":\"/v1/jobs/%s\"}",
 		       it->id, it->scheduled ? "scheduled" : "queued", it->id);
-	count_status(a, 202);
+	api_count_status(a, 202);
 	httpd_respond(it->req, 202, "application/json", body, (size_t)len);
 	it->state = IN_DONE;
 }
@@ -596,7 +592,7 @@ static void post_job(struct api *a, struct httpd_request *req)
 
 	if (!ct || strncasecmp(ct, "application/json", 16) ||
 	    (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
-		reply_error(a, req, 415, "unsupported_media_type",
+		api_reply_error(a, req, 415, "unsupported_media_type",
 			    "content type must be application/json");
 		return;
 	}
@@ -605,13 +601,13 @@ static void post_job(struct api *a, struct httpd_request *req)
 	it->req = req;
 	body = httpd_body(req, &len);
 	if (api_job_parse(body, len, &it->jr, &code, &e) < 0) {
-		reply_error(a, req, 400, code, "%s", e.msg);
+		api_reply_error(a, req, 400, code, "%s", e.msg);
 		goto refused;
 	}
 	hkey = httpd_header(req, "Idempotency-Key");
 	if (hkey && !it->jr.idempotency_key) {
 		if (!api_idem_key_ok(hkey)) {
-			reply_error(a, req, 400, "invalid_field",
+			api_reply_error(a, req, 400, "invalid_field",
 				    "header 'Idempotency-Key': expected 1 to 200 printable ASCII characters");
 			goto refused;
 		}
@@ -622,7 +618,7 @@ static void post_job(struct api *a, struct httpd_request *req)
 	if (!it->jr.queue)
 		it->jr.queue = a->queues[0];
 	if (served_index(a, it->jr.queue) < 0) {
-		reply_error(a, req, 400, "invalid_field",
+		api_reply_error(a, req, 400, "invalid_field",
 			    "field 'queue': '%s' is not served here (QUEUES=%s)", it->jr.queue,
 			    a->cfg.queues ? a->cfg.queues : "default");
 		goto refused;
@@ -688,7 +684,7 @@ static void get_job(struct api *a, struct httpd_request *req, const char *id)
 			e = e2;
 	}
 	if (e.code == ERR_NOTFOUND)
-		reply_error(a, req, 404, "not_found", "no job '%s'", id);
+		api_reply_error(a, req, 404, "not_found", "no job '%s'", id);
 	else
 		reply_backend(a, req, &e, e.code == ERR_UNAVAILABLE && !q ? "redis" : "backend");
 }
@@ -701,14 +697,14 @@ static void job_events(struct api *a, struct httpd_request *req, const char *id)
 	size_t qi = 0;
 
 	if (!q) {
-		reply_error(a, req, 503, "unavailable", "redis is unavailable");
+		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
 		return;
 	}
 	doc = api_find_job(a, q, id, &qi, &e);
 	api_qput(a, q);
 	if (doc) {
 		json_decref(doc);
-		count_status(a, 200);
+		api_count_status(a, 200);
 		api_hub_serve(a->hub, req, a->queues[qi], id);
 		return;
 	}
@@ -723,14 +719,14 @@ static void job_events(struct api *a, struct httpd_request *req, const char *id)
 			buf_printf(&b, "event: end\ndata: %s\n\n", text ? text : "{}");
 			free(text);
 			json_decref(doc);
-			count_status(a, 200);
+			api_count_status(a, 200);
 			httpd_respond(req, 200, "text/event-stream", b.data, b.len);
 			buf_release(&b);
 			return;
 		}
 	}
 	if (e.code == ERR_NOTFOUND)
-		reply_error(a, req, 404, "not_found", "no job '%s'", id);
+		api_reply_error(a, req, 404, "not_found", "no job '%s'", id);
 	else
 		reply_backend(a, req, &e, "backend");
 }
@@ -743,7 +739,7 @@ static void cancel_job(struct api *a, struct httpd_request *req, const char *id)
 	int rc = -1;
 
 	if (!q) {
-		reply_error(a, req, 503, "unavailable", "redis is unavailable");
+		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
 		return;
 	}
 	err_set(&e, ERR_NOTFOUND, "no job '%s'", id);
@@ -777,7 +773,7 @@ static void cancel_job(struct api *a, struct httpd_request *req, const char *id)
 		if (doc) {
 			json_decref(doc);
 			if (store_status_final(st)) {
-				reply_error(a, req, 409, "conflict", "job '%s' is already %s", id,
+				api_reply_error(a, req, 409, "conflict", "job '%s' is already %s", id,
 					    store_status_name(st));
 				return;
 			}
@@ -790,9 +786,9 @@ static void cancel_job(struct api *a, struct httpd_request *req, const char *id)
 		}
 	}
 	if (e.code == ERR_NOTFOUND)
-		reply_error(a, req, 404, "not_found", "no job '%s'", id);
+		api_reply_error(a, req, 404, "not_found", "no job '%s'", id);
 	else if (e.code == ERR_CONFLICT)
-		reply_error(a, req, 409, "conflict", "%s", e.msg);
+		api_reply_error(a, req, 409, "conflict", "%s", e.msg);
 	else
 		reply_backend(a, req, &e, "backend");
 }
@@ -805,7 +801,7 @@ static void retry_job(struct api *a, struct httpd_request *req, const char *id)
 	int rc = -1, live = 1;
 
 	if (!q) {
-		reply_error(a, req, 503, "unavailable", "redis is unavailable");
+		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
 		return;
 	}
 	err_set(&e, ERR_NOTFOUND, "no job '%s'", id);
@@ -831,9 +827,9 @@ static void retry_job(struct api *a, struct httpd_request *req, const char *id)
 		return;
 	}
 	if (e.code == ERR_NOTFOUND)
-		reply_error(a, req, 404, "not_found", "no job '%s'", id);
+		api_reply_error(a, req, 404, "not_found", "no job '%s'", id);
 	else if (e.code == ERR_CONFLICT)
-		reply_error(a, req, 409, "conflict", "job '%s' is not dead: %s", id, e.msg);
+		api_reply_error(a, req, 409, "conflict", "job '%s' is not dead: %s", id, e.msg);
 	else
 		reply_backend(a, req, &e, "redis");
 }
@@ -858,7 +854,7 @@ static void get_queues(struct api *a, struct httpd_request *req)
 
 	if (!q) {
 		json_decref(all);
-		reply_error(a, req, 503, "unavailable", "redis is unavailable");
+		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
 		return;
 	}
 	for (i = 0; i < a->nqueues; i++) {
@@ -904,20 +900,20 @@ static void list_jobs(struct api *a, struct httpd_request *req, const char *queu
 	int n, i;
 
 	if (served_index(a, queue) < 0) {
-		reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
+		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
 		return;
 	}
 	if (state_s && queue_state_parse(state_s, &st) < 0) {
-		reply_error(a, req, 400, "invalid_query",
+		api_reply_error(a, req, 400, "invalid_query",
 			    "query 'state': expected queued, scheduled, active, retrying, done, failed or cancelled");
 		return;
 	}
 	if (limit_s && query_int(limit_s, 1, LIST_MAX, &limit) < 0) {
-		reply_error(a, req, 400, "invalid_query", "query 'limit': expected 1 to %d", LIST_MAX);
+		api_reply_error(a, req, 400, "invalid_query", "query 'limit': expected 1 to %d", LIST_MAX);
 		return;
 	}
 	if (offset_s && query_int(offset_s, 0, 1000000000, &offset) < 0) {
-		reply_error(a, req, 400, "invalid_query", "query 'offset': expected an integer >= 0");
+		api_reply_error(a, req, 400, "invalid_query", "query 'offset': expected an integer >= 0");
 		return;
 	}
 	q = api_qget(a, &e);
@@ -977,7 +973,7 @@ static void post_reconcile(struct api *a, struct httpd_request *req)
 	struct err e;
 
 	if (!a->store) {
-		reply_error(a, req, 409, "conflict",
+		api_reply_error(a, req, 409, "conflict",
 			    "reconcile needs DATABASE_URL: without Postgres, Redis holds all state");
 		return;
 	}
@@ -1008,7 +1004,7 @@ static void readyz(struct api *a, struct httpd_request *req)
 	if (redis_ok && pg_ok) {
 		reply_json(a, req, 200, body);
 	} else {
-		count_status(a, 503);
+		api_count_status(a, 503);
 		httpd_add_header(req, "Retry-After", "1");
 		json_object_set_new(body, "error",
 				    json_pack("{s:s,s:s}", "code", "unavailable", "message",
@@ -1055,7 +1051,7 @@ static void metrics(struct api *a, struct httpd_request *req)
 	metrics_sample(&b, "wakeq_api_wakes_total", "outcome=\"completed\"", (double)ws.completed);
 	metrics_family(&b, "wakeq_api_wakes_requested_total", "counter", "enqueues that found no live worker");
 	metrics_sample(&b, "wakeq_api_wakes_requested_total", NULL, (double)ws.requested);
-	count_status(a, 200);
+	api_count_status(a, 200);
 	httpd_respond(req, 200, "text/plain; version=0.0.4", b.data, b.len);
 	buf_release(&b);
 }
@@ -1065,7 +1061,7 @@ static void metrics(struct api *a, struct httpd_request *req)
 static void method_not_allowed(struct api *a, struct httpd_request *req, const char *allow)
 {
 	httpd_add_header(req, "Allow", allow);
-	reply_error(a, req, 405, "method_not_allowed", "method %s not allowed here (allowed: %s)",
+	api_reply_error(a, req, 405, "method_not_allowed", "method %s not allowed here (allowed: %s)",
 		    httpd_method(req), allow);
 }
 
@@ -1098,11 +1094,11 @@ static void handle(struct httpd_request *req, void *ctx)
 		return metrics(a, req);
 	}
 	if (strncmp(path, "/v1/", 4)) {
-		reply_error(a, req, 404, "not_found", "no route '%.100s'", path);
+		api_reply_error(a, req, 404, "not_found", "no route '%.100s'", path);
 		return;
 	}
 	if (a->tokens && !httpd_bearer_ok(req, (const char *const *)a->tokens)) {
-		reply_error(a, req, 401, "unauthorized",
+		api_reply_error(a, req, 401, "unauthorized",
 			    httpd_header(req, "Authorization") ? "bad bearer token"
 							       : "missing bearer token");
 		return;
@@ -1130,7 +1126,7 @@ static void handle(struct httpd_request *req, void *ctx)
 		rest = path + 11;
 		n = strcspn(rest, "/");
 		if (strcmp(rest + n, "/jobs") || n == 0 || n > QUEUE_NAME_MAX) {
-			reply_error(a, req, 404, "not_found", "no route '%.100s'", path);
+			api_reply_error(a, req, 404, "not_found", "no route '%.100s'", path);
 			return;
 		}
 		if (!is(req, "GET"))
@@ -1143,14 +1139,14 @@ static void handle(struct httpd_request *req, void *ctx)
 		rest = path + 9;
 		n = strcspn(rest, "/");
 		if (n >= UUID_STR_LEN || n == 0) {
-			reply_error(a, req, 400, "invalid_id", "job id must be a UUID");
+			api_reply_error(a, req, 400, "invalid_id", "job id must be a UUID");
 			return;
 		}
 		memcpy(id, rest, n);
 		id[n] = '\0';
 		rest += n;
 		if (!uuid_valid(id)) {
-			reply_error(a, req, 400, "invalid_id", "job id must be a UUID");
+			api_reply_error(a, req, 400, "invalid_id", "job id must be a UUID");
 			return;
 		}
 		for (n = 0; id[n]; n++)
@@ -1174,7 +1170,7 @@ static void handle(struct httpd_request *req, void *ctx)
 			return retry_job(a, req, id);
 		}
 	}
-	reply_error(a, req, 404, "not_found", "no route '%.100s'", path);
+	api_reply_error(a, req, 404, "not_found", "no route '%.100s'", path);
 }
 
 /* ---- waker backlog and reconcile timer ---------------------------------------- */

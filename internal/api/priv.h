@@ -97,4 +97,13 @@ int api_upload_sink(struct httpd_request *req, void *ctx,
  * for other methods. Blocks on fsync/rename. */
 void api_upload_post(struct api *a, struct httpd_request *req);
 
+/* api.c: counts an answer in the request metrics by status class. */
+void api_count_status(struct api *a, unsigned status);
+
+/* api.c: answers {"error":{code,message}} with `status`, counted, with
+ * Retry-After on 503 and WWW-Authenticate on 401. Returns as httpd_error. */
+int api_reply_error(struct api *a, struct httpd_request *req, unsigned status,
+		    const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
 #endif

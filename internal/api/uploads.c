@@ -39,39 +39,6 @@ struct upload {
 	char final[PATH_MAX];
 };
 
-/* Same classes as api.c's request counters (2xx 3xx 4xx 5xx, 401, 503). */
-static void up_count(struct api *a, unsigned status)
-{
-	int k = status >= 500 ? 3 : status >= 400 ? 2 : status >= 300 ? 1 : 0;
-
-	atomic_fetch_add(&a->m_requests[k], 1);
-	if (status == 401)
-		atomic_fetch_add(&a->m_requests[4], 1);
-	if (status == 503)
-		atomic_fetch_add(&a->m_requests[5], 1);
-}
-
-static void up_error(struct api *a, struct httpd_request *req, unsigned status,
-		     const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-
-static void up_error(struct api *a, struct httpd_request *req, unsigned status,
-		     const char *code, const char *fmt, ...)
-{
-	char msg[ERR_MSG_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	up_count(a, status);
-	if (status == 503)
-		httpd_add_header(req, "Retry-After", "1");
-	if (status == 401)
-		httpd_add_header(req, "WWW-Authenticate", "Bearer");
-	httpd_error(req, status, code, "%s", msg);
-}
-
 static uint64_t max_upload(const struct api *a)
 {
 	return a->cfg.max_upload ? a->cfg.max_upload : UPLOAD_MAX_DEFAULT;
@@ -205,7 +172,7 @@ int api_upload_sink(struct httpd_request *req, void *ctx, struct httpd_sink *sin
 	/* Refused requests are answered before any byte of the body is read
 	 * and leave nothing on disk. */
 	if (a->tokens && !httpd_bearer_ok(req, (const char *const *)a->tokens)) {
-		up_error(a, req, 401, "unauthorized",
+		api_reply_error(a, req, 401, "unauthorized",
 			 httpd_header(req, "Authorization") ? "bad bearer token"
 							    : "missing bearer token");
 		return 0;
@@ -214,7 +181,7 @@ int api_upload_sink(struct httpd_request *req, void *ctx, struct httpd_sink *sin
 	 * file would be wrapped in MIME parts no decoder expects. */
 	ct = httpd_header(req, "Content-Type");
 	if (ct && !strncasecmp(ct, "multipart/", 10)) {
-		up_error(a, req, 415, "unsupported_media_type",
+		api_reply_error(a, req, 415, "unsupported_media_type",
 			 "send the file itself as the body (e.g. application/octet-stream), not '%.60s'",
 			 ct);
 		return 0;
@@ -222,7 +189,7 @@ int api_upload_sink(struct httpd_request *req, void *ctx, struct httpd_sink *sin
 	u = upload_open(a, httpd_query(req, "name"), &e);
 	if (!u) {
 		log_error("cannot store upload", "error", e.msg);
-		up_error(a, req, 503, "unavailable", "uploads cannot be stored: %s", e.msg);
+		api_reply_error(a, req, 503, "unavailable", "uploads cannot be stored: %s", e.msg);
 		return 0;
 	}
 	memset(sink, 0, sizeof(*sink));
@@ -237,12 +204,12 @@ static void write_failed(struct api *a, struct httpd_request *req, int no,
 			 const char *what)
 {
 	if (no == ENOSPC || no == EDQUOT) {
-		up_error(a, req, 507, "insufficient_storage", "cannot %s upload: %s", what,
+		api_reply_error(a, req, 507, "insufficient_storage", "cannot %s upload: %s", what,
 			 strerror(no));
 		return;
 	}
 	log_error("cannot store upload", "error", strerror(no));
-	up_error(a, req, 500, "internal", "cannot %s upload: %s", what, strerror(no));
+	api_reply_error(a, req, 500, "internal", "cannot %s upload: %s", what, strerror(no));
 }
 
 void api_upload_post(struct api *a, struct httpd_request *req)
@@ -259,14 +226,14 @@ void api_upload_post(struct api *a, struct httpd_request *req)
 	case HTTPD_SINK_NONE:
 		if (strcmp(httpd_method(req), "POST")) {
 			httpd_add_header(req, "Allow", "POST");
-			up_error(a, req, 405, "method_not_allowed",
+			api_reply_error(a, req, 405, "method_not_allowed",
 				 "method %s not allowed here (allowed: POST)", httpd_method(req));
 		} else {
-			up_error(a, req, 500, "internal", "upload not streamed");
+			api_reply_error(a, req, 500, "internal", "upload not streamed");
 		}
 		return;
 	case HTTPD_SINK_TOO_LARGE:
-		up_error(a, req, 413, "too_large", "upload over %llu bytes (MAX_UPLOAD)",
+		api_reply_error(a, req, 413, "too_large", "upload over %llu bytes (MAX_UPLOAD)",
 			 (unsigned long long)max_upload(a));
 		return;
 	case HTTPD_SINK_FAILED:
@@ -278,7 +245,7 @@ void api_upload_post(struct api *a, struct httpd_request *req)
 	}
 	u = ctx;
 	if (bytes == 0) {
-		up_error(a, req, 400, "empty_body", "the upload is empty");
+		api_reply_error(a, req, 400, "empty_body", "the upload is empty");
 		return;
 	}
 	/* Synced before the rename: a name that exists has its whole content. */
@@ -302,7 +269,7 @@ void api_upload_post(struct api *a, struct httpd_request *req)
 	snprintf(url, sizeof(url), "file://uploads/%s", u->name);
 	snprintf(nbytes, sizeof(nbytes), "%llu", (unsigned long long)bytes);
 	log_info("upload stored", "url", url, "bytes", nbytes, "peer", httpd_peer(req));
-	up_count(a, 201);
+	api_count_status(a, 201);
 	httpd_respond_json(req, 201, json_pack("{s:s,s:I,s:s}", "url", url, "bytes",
 					       (json_int_t)bytes, "sha256", hex));
 }
