@@ -526,6 +526,12 @@ static void intake_run(struct api *a, struct api_intake **its, size_t n)
 				      (its[j]->state == IN_DONE && its[j]->err.code))) {
 				it->err = its[j]->err;
 				intake_reply_failed(a, it, "redis");
+			} else if (j < n && its[j]->existing[0] &&
+				   strcmp(its[j]->existing, its[j]->id)) {
+				/* the batch-mate turned out to be a job Redis
+				 * already had: answer that one */
+				reply_existing(a, it->req, q, its[j]->existing);
+				it->state = IN_DONE;
 			} else {
 				reply_existing(a, it->req, q, it->existing);
 				it->state = IN_DONE;
