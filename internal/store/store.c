@@ -260,13 +260,16 @@ static int conn_ready(struct store *s, struct store_conn *c, int force,
 	static const char *const keys[] = {
 		"connect_timeout", "application_name", "keepalives_idle",
 		"keepalives_interval", "keepalives_count", "tcp_user_timeout",
-		"dbname", NULL
+		"options", "dbname", NULL
 	};
 	char timeout[16];
 	/* keepalives find a dead peer on an idle connection in ~60 s;
 	 * tcp_user_timeout (ms) one that stops acknowledging what we send */
+	/* statement_timeout: no statement waits on a stalled or locked
+	 * server for ever (the API's shutdown joins threads that may be in
+	 * one); generous, since migrations wait on an advisory lock. */
 	const char *vals[] = { timeout, "wakeq", "30", "10", "3", "30000",
-			       NULL, NULL };
+			       "-c statement_timeout=30000", NULL, NULL };
 	int64_t now;
 
 	if (c->pg && PQstatus(c->pg) == CONNECTION_OK)
@@ -279,7 +282,7 @@ static int conn_ready(struct store *s, struct store_conn *c, int force,
 		PQreset(c->pg);
 	} else {
 		snprintf(timeout, sizeof(timeout), "%d", STORE_CONNECT_TIMEOUT_S);
-		vals[6] = s->url;
+		vals[7] = s->url;
 		c->pg = PQconnectdbParams(keys, vals, 1);
 		if (!c->pg)
 			abort(); /* libpq's out of memory: as xmalloc does */
