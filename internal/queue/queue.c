@@ -1132,32 +1132,39 @@ static int status_script(struct queue *q, enum script s, const char *queue,
 	return 0;
 }
 
-int queue_cancel(struct queue *q, const char *queue, const char *id,
-		 struct err *err)
+/* Runs a per-job script that answers -1 for no such job (turned into
+ * ERR_NOTFOUND here) and -2 for a job in the wrong state (left to the
+ * caller, which knows what state was wanted). Returns the answer or -1. */
+static int job_script(struct queue *q, enum script s, const char *queue,
+		      const char *id, struct err *err)
 {
 	int64_t res;
 
-	if (status_script(q, S_CANCEL, queue, id, err, &res) < 0)
+	if (status_script(q, s, queue, id, err, &res) < 0)
 		return -1;
 	if (res == -1)
 		return err_set(err, ERR_NOTFOUND, "no job '%s' in queue '%s'", id, queue);
-	if (res == -2)
-		return err_set(err, ERR_CONFLICT, "job '%s' has already finished", id);
 	return (int)res;
+}
+
+int queue_cancel(struct queue *q, const char *queue, const char *id,
+		 struct err *err)
+{
+	int r = job_script(q, S_CANCEL, queue, id, err);
+
+	if (r == -2)
+		return err_set(err, ERR_CONFLICT, "job '%s' has already finished", id);
+	return r;
 }
 
 int queue_retry_dead(struct queue *q, const char *queue, const char *id,
 		     struct err *err)
 {
-	int64_t res;
+	int r = job_script(q, S_RETRY_DEAD, queue, id, err);
 
-	if (status_script(q, S_RETRY_DEAD, queue, id, err, &res) < 0)
-		return -1;
-	if (res == -1)
-		return err_set(err, ERR_NOTFOUND, "no job '%s' in queue '%s'", id, queue);
-	if (res == -2)
+	if (r == -2)
 		return err_set(err, ERR_CONFLICT, "job '%s' is not in the dead letters", id);
-	return 0;
+	return r < 0 ? -1 : 0;
 }
 
 int64_t queue_purge_dead(struct queue *q, const char *queue, struct err *err)

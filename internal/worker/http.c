@@ -35,6 +35,13 @@ static int start_drain(struct worker *w, uint64_t *gen)
 	return 0;
 }
 
+/* 503 while SIGTERM is being handled: the caller retries elsewhere. */
+static void refuse_stopping(struct httpd_request *req)
+{
+	httpd_add_header(req, "Retry-After", "1");
+	httpd_error(req, 503, "shutting_down", "worker is shutting down");
+}
+
 static json_t *summary_json(const struct worker *w, const struct drain_summary *s)
 {
 	return json_pack("{s:s,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:s}}",
@@ -66,8 +73,7 @@ static void handle_wake(struct worker *w, struct httpd_request *req)
 	pthread_mutex_lock(&w->mu);
 	if (w->stopping) {
 		pthread_mutex_unlock(&w->mu);
-		httpd_add_header(req, "Retry-After", "1");
-		httpd_error(req, 503, "shutting_down", "worker is shutting down");
+		refuse_stopping(req);
 		return;
 	}
 	atomic_fetch_add(&w->m_wakes, 1);
@@ -76,8 +82,7 @@ static void handle_wake(struct worker *w, struct httpd_request *req)
 		pthread_cond_wait(&w->cv, &w->mu);
 	if (w->stopping || w->abandon) {
 		pthread_mutex_unlock(&w->mu);
-		httpd_add_header(req, "Retry-After", "1");
-		httpd_error(req, 503, "shutting_down", "worker is shutting down");
+		refuse_stopping(req);
 		return;
 	}
 	if (!w->draining &&
@@ -106,8 +111,7 @@ static void handle_wake(struct worker *w, struct httpd_request *req)
 	s = w->summary;
 	if (w->drains_done < gen) {
 		pthread_mutex_unlock(&w->mu);
-		httpd_add_header(req, "Retry-After", "1");
-		httpd_error(req, 503, "shutting_down", "worker is shutting down");
+		refuse_stopping(req);
 	} else {
 		pthread_mutex_unlock(&w->mu);
 		httpd_respond_json(req, 200, summary_json(w, &s));

@@ -206,7 +206,7 @@ struct records *records_new(const char *url, struct err *err)
 
 void records_add(struct records *r, enum records_kind kind, const char *id,
 		 int attempt, double progress, const char *stage,
-		 const char *result, const char *error, int final_status)
+		 const char *result, const char *error, enum store_status status)
 {
 	struct event *e;
 
@@ -234,15 +234,12 @@ void records_add(struct records *r, enum records_kind kind, const char *id,
 	e->stage = stage && *stage ? xstrdup(stage) : NULL;
 	e->result = result ? xstrdup(result) : NULL;
 	e->error = error ? xstrdup(error) : NULL;
-	e->status = (enum store_status)final_status;
+	e->status = status;
 	e->seq = ++r->seq;
 	pthread_cond_signal(&r->cv);
 	pthread_mutex_unlock(&r->mu);
 }
 
-int records_status_done(void) { return STORE_DONE; }
-int records_status_failed(void) { return STORE_FAILED; }
-int records_status_cancelled(void) { return STORE_CANCELLED; }
 
 void records_flush(struct records *r, double max_s)
 {

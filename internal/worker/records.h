@@ -5,6 +5,7 @@
 #define WAKEQ_WORKER_RECORDS_H
 
 #include "base/err.h"
+#include "store/store.h"
 
 enum records_kind {
 	RECORDS_STARTED,  /* attempt */
@@ -20,15 +21,12 @@ struct records;
  * Does not connect: Postgres may be down at start. */
 struct records *records_new(const char *url, struct err *err);
 
-/* Queues an event; copies the strings. Accepts r == NULL (no-op). */
+/* Queues an event; copies the strings. `status` is the row's new status
+ * (for RECORDS_FINAL: done, failed or cancelled; the other kinds imply
+ * theirs). Accepts r == NULL. */
 void records_add(struct records *r, enum records_kind kind, const char *id,
 		 int attempt, double progress, const char *stage,
-		 const char *result, const char *error, int final_status);
-
-/* Store status codes for RECORDS_FINAL (keeps libpq-free callers). */
-int records_status_done(void);
-int records_status_failed(void);
-int records_status_cancelled(void);
+		 const char *result, const char *error, enum store_status status);
 
 /* Waits up to max_s for the queue to drain. */
 void records_flush(struct records *r, double max_s);

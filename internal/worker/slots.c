@@ -96,7 +96,12 @@ static void run_task(struct worker *w, struct task *t)
 		run.cancel = &t->cancel;
 		run.progress = on_progress;
 		run.opaque = &pc;
-		log_debug("job started", "attempt", NULL);
+		if (log_min_level <= LOG_DEBUG) {
+			char att[16];
+
+			snprintf(att, sizeof(att), "%d", t->job.attempts);
+			log_debug("job started", "attempt", att);
+		}
 		rc = jobs_execute(&run, &out);
 		json_decref(payload);
 	}

@@ -261,7 +261,6 @@ void worker_shutdown(struct worker *w)
 		while (w->draining && clock_mono_us() < until)
 			timed_wait(w, 10000);
 	}
-	w->shutdown_done = 1;
 	pthread_mutex_unlock(&w->mu);
 	{
 		double left = (double)(grace - (clock_mono_us() - t0)) / 1e6;

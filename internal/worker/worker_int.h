@@ -91,7 +91,6 @@ struct worker {
 	int64_t last_activity_mono;
 	int stopping;            /* SIGTERM received */
 	int abandon;             /* past the grace: stop waiting for Redis */
-	int shutdown_done;
 	/* tasks */
 	struct task *ready, *ready_tail;
 	size_t nready;
@@ -114,7 +113,6 @@ struct worker {
 		m_requeued, m_stale, m_wakes, m_drains, m_lost, m_timeouts;
 	struct metrics_hist m_job_seconds;
 	struct metrics_hist m_drain_seconds;
-	atomic_int_least64_t m_depth[WORKER_MAX_QUEUES]; /* last seen queued */
 };
 
 /* drain.c */
