@@ -31,7 +31,7 @@ endif
 base_PKGS :=
 log_PKGS :=
 config_PKGS :=
-jobs_PKGS := jansson
+job_PKGS := jansson
 queue_PKGS := hiredis
 httpd_PKGS := libmicrohttpd jansson
 metrics_PKGS :=
@@ -52,9 +52,9 @@ CPPFLAGS += -DWAKEQ_HIREDIS_SSL
 endif
 
 # Which modules each binary links (modules with no sources yet are skipped).
-wakeq-worker_MODULES := base log config jobs queue metrics httpd wake store fetch webhook worker
-wakeq-api_MODULES := base log config jobs queue metrics httpd wake store api
-wakeq_MODULES := base log config jobs queue wake store httpd metrics api
+wakeq-worker_MODULES := base log config job queue metrics httpd store fetch webhook worker
+wakeq-api_MODULES := base log config job queue metrics httpd wake store api
+wakeq_MODULES := base log config job queue wake store httpd metrics api
 wakeq_PKGS := libcurl jansson
 
 BINS := wakeq-worker wakeq-api wakeq

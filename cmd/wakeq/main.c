@@ -4,7 +4,7 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "base/parse.h"
-#include "jobs/jobs.h"
+#include "job/job.h"
 #include "queue/queue.h"
 #include "store/store.h"
 
@@ -200,7 +200,7 @@ static int cmd_enqueue(int argc, char **argv)
 	if (optind != argc - 1)
 		return usage_error("enqueue takes one job TYPE");
 	type = argv[optind];
-	if (jobs_check(type, o.payload, &e) < 0)
+	if (job_check(type, o.payload, &e) < 0)
 		return exit_for(&e);
 	if (queue_name_check(o.queue, &e) < 0)
 		return exit_for(&e);

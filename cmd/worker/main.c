@@ -2,7 +2,7 @@
 #include "base/err.h"
 #include "config/config.h"
 #include "fetch/fetch.h"
-#include "jobs/jobs.h"
+#include "job/job.h"
 #include "log/log.h"
 #include "webhook/webhook.h"
 #include "worker/worker.h"
@@ -108,16 +108,16 @@ int main(int argc, char **argv)
 	}
 	log_init(fmt, lvl, 2);
 
-	jobs_settings.data_dir = cfg.data_dir;
-	jobs_settings.allow_private = cfg.allow_private;
-	jobs_settings.max_input_bytes = cfg.max_input_bytes;
-	jobs_settings.webhook_secret = cfg.webhook_secret;
+	job_settings.data_dir = cfg.data_dir;
+	job_settings.allow_private = cfg.allow_private;
+	job_settings.max_input_bytes = cfg.max_input_bytes;
+	job_settings.webhook_secret = cfg.webhook_secret;
 	if (fetch_check_settings(&e) < 0) {
 		fprintf(stderr, "wakeq-worker: %s\n", e.msg);
 		config_release(vars, &cfg);
 		return 2;
 	}
-	jobs_bind_core();
+	job_bind_core();
 	fetch_bind_jobs();
 	webhook_bind_jobs();
 	worker_bind_media();

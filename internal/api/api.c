@@ -6,7 +6,7 @@
 #include "base/clock.h"
 #include "base/mem.h"
 #include "base/uuid.h"
-#include "jobs/jobs.h"
+#include "job/job.h"
 #include "log/log.h"
 #include "log/trace.h"
 #include "store/store.h"

@@ -101,7 +101,7 @@ struct api_job_req {
 
 /* Parses and checks a job request: JSON object with known fields of the
  * right types and ranges, a known job type and a payload that fits it
- * (jobs_check). Returns 0, or -1 with err naming the field and *code one
+ * (job_check). Returns 0, or -1 with err naming the field and *code one
  * of "invalid_json", "unknown_field", "invalid_field", "unknown_type",
  * "invalid_payload". Never blocks; `body` need not be NUL-terminated. */
 int api_job_parse(const char *body, size_t len, struct api_job_req *out,

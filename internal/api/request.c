@@ -4,7 +4,7 @@
  * tests/fuzz/fuzz_api_request.c. */
 #include "api/api.h"
 
-#include "jobs/jobs.h"
+#include "job/job.h"
 #include "queue/queue.h"
 
 #include <math.h>
@@ -206,10 +206,10 @@ int api_job_parse(const char *body, size_t len, struct api_job_req *out,
 		goto fail;
 	}
 	r.type = json_string_value(v);
-	if (!jobs_find(r.type) || strlen(r.type) != json_string_length(v)) {
+	if (!job_find(r.type) || strlen(r.type) != json_string_length(v)) {
 		*code = "unknown_type";
 		err_set(err, ERR_INVALID, "field 'type': unknown job type '%.64s' (known: %s)",
-			r.type, jobs_type_names());
+			r.type, job_type_names());
 		goto fail;
 	}
 
@@ -224,7 +224,7 @@ int api_job_parse(const char *body, size_t len, struct api_job_req *out,
 	{
 		struct err e;
 
-		if (jobs_check(r.type, r.payload, &e) < 0) {
+		if (job_check(r.type, r.payload, &e) < 0) {
 			*code = "invalid_payload";
 			err_set(err, ERR_INVALID, "payload: %s", e.msg);
 			goto fail;

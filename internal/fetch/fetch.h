@@ -3,7 +3,7 @@
  * s3://bucket/key through libcurl's AWS SigV4.
  *
  * Outbound requests to loopback, private, link-local and metadata
- * addresses are refused unless jobs_settings.allow_private allows them; the
+ * addresses are refused unless job_settings.allow_private allows them; the
  * check applies to the address actually connected.
  *
  * Errors: ERR_UNAVAILABLE / ERR_TIMEOUT mean "retry later" (5xx, network,
@@ -32,7 +32,7 @@ struct fetch_input {
 /* Resolves `url` to a readable local file: file:// is checked against
  * DATA_DIR (no "..", no absolute escape, no symlink out of it) and used in
  * place; http(s):// and s3:// are streamed into a temp file under
- * jobs_settings.tmp_dir, capped at jobs_settings.max_input_bytes.
+ * job_settings.tmp_dir, capped at job_settings.max_input_bytes.
  * Returns 0 with `in` filled, or -1 with err set and `in` untouched. */
 int fetch_input_open(const char *url, struct fetch_input *in,
 		     atomic_int *cancel, struct err *err);
@@ -66,7 +66,7 @@ void fetch_output_release(struct fetch_output *out);
 
 /* ---- outbound address policy ---------------------------------------
  *
- * ALLOW_PRIVATE_NETWORKS (jobs_settings.allow_private) is a comma list;
+ * ALLOW_PRIVATE_NETWORKS (job_settings.allow_private) is a comma list;
  * spaces are ignored and an empty value (or "none") allows nothing:
  *
  *   loopback    127.0.0.0/8, ::1
@@ -107,7 +107,7 @@ int fetch_allow_parse(const char *spec, struct fetch_allow *out,
 int fetch_addr_allowed(const struct fetch_allow *allow,
 		       const struct sockaddr *sa, socklen_t len);
 
-/* Checks jobs_settings (allow_private) for start-up: 0, or -1 with err. */
+/* Checks job_settings (allow_private) for start-up: 0, or -1 with err. */
 int fetch_check_settings(struct err *err);
 
 /* Checks that `url` is an http:// or https:// URL with a host that is not

@@ -11,7 +11,7 @@
 
 #include "base/mem.h"
 #include "fetch/priv.h"
-#include "jobs/jobs.h"
+#include "job/job.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -158,7 +158,7 @@ static int xfer_init(struct xfer *x, const char *url, double timeout_s,
 	memset(x, 0, sizeof(*x));
 	buf_init(&x->errbody);
 	x->cancel = cancel;
-	if (fetch_allow_parse(jobs_settings.allow_private, &x->allow, err) < 0)
+	if (fetch_allow_parse(job_settings.allow_private, &x->allow, err) < 0)
 		return -1;
 	pthread_once(&once, global_init);
 	x->curl = curl_easy_init();
@@ -447,7 +447,7 @@ int fetch_download(const char *url, const char *path, long long *bytes,
 			strerror(errno));
 		goto out;
 	}
-	x.cap = jobs_settings.max_input_bytes > 0 ? jobs_settings.max_input_bytes : 0;
+	x.cap = job_settings.max_input_bytes > 0 ? job_settings.max_input_bytes : 0;
 	if (x.cap)
 		curl_easy_setopt(x.curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x.cap);
 	if (s.url)

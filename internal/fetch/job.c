@@ -13,7 +13,7 @@
 #include "fetch/fetch.h"
 
 #include "base/mem.h"
-#include "jobs/jobs.h"
+#include "job/job.h"
 
 #include <ctype.h>
 #include <openssl/evp.h>
@@ -97,7 +97,7 @@ static void excerpt(const struct buf *b, char out[128])
 	out[n] = 0;
 }
 
-static int run_http_request(const struct jobs_run *run, struct jobs_outcome *out)
+static int run_http_request(const struct job_run *run, struct job_outcome *out)
 {
 	struct fetch_request req = { 0 };
 	struct fetch_response resp = FETCH_RESPONSE_INIT;
@@ -109,10 +109,10 @@ static int run_http_request(const struct jobs_run *run, struct jobs_outcome *out
 	struct err e;
 	int rc = -1, has_ct = 0;
 
-	jobs_get_string(run->payload, "url", 1, &req.url, NULL);
-	jobs_get_string(run->payload, "method", 0, &req.method, NULL);
-	jobs_get_number(run->payload, "timeout_s", 0, 0.001, 86400, &timeout, NULL);
-	jobs_get_number(run->payload, "expect_status", 0, 100, 599, &expect, NULL);
+	job_get_string(run->payload, "url", 1, &req.url, NULL);
+	job_get_string(run->payload, "method", 0, &req.method, NULL);
+	job_get_number(run->payload, "timeout_s", 0, 0.001, 86400, &timeout, NULL);
+	job_get_number(run->payload, "expect_status", 0, 100, 599, &expect, NULL);
 	hdrs = json_object_get(run->payload, "headers");
 	if (json_is_object(hdrs)) {
 		lines = xcalloc(json_object_size(hdrs) + 2, sizeof(*lines));
@@ -144,9 +144,9 @@ static int run_http_request(const struct jobs_run *run, struct jobs_outcome *out
 	req.headers = lines;
 	req.timeout_s = timeout;
 	req.cancel = run->cancel;
-	jobs_progress(run, 0, "request");
+	job_progress(run, 0, "request");
 	if (fetch_http(&req, &resp, &e) < 0) {
-		rc = jobs_fail(out, e.code != ERR_CANCELLED && fetch_retryable(e.code),
+		rc = job_fail(out, e.code != ERR_CANCELLED && fetch_retryable(e.code),
 			       "%s", e.msg);
 		goto out;
 	}
@@ -156,7 +156,7 @@ static int run_http_request(const struct jobs_run *run, struct jobs_outcome *out
 			    resp.status == 408;
 
 		excerpt(&resp.body, ex);
-		rc = jobs_fail(out, retry, "%s %s: http status %ld",
+		rc = job_fail(out, retry, "%s %s: http status %ld",
 			       req.method ? req.method : "GET", req.url, resp.status);
 		if (expect) {
 			size_t l = strlen(out->error);
@@ -180,7 +180,7 @@ static int run_http_request(const struct jobs_run *run, struct jobs_outcome *out
 	v = body_json(&resp.body, &bkey);
 	json_object_set_new(out->result, bkey, (json_t *)v);
 	json_object_set_new(out->result, "truncated", json_boolean(resp.truncated));
-	jobs_progress(run, 100, NULL);
+	job_progress(run, 100, NULL);
 	rc = 0;
 out:
 	for (i = 0; i < n; i++)
@@ -193,5 +193,5 @@ out:
 
 void fetch_bind_jobs(void)
 {
-	jobs_bind("http.request", run_http_request);
+	job_bind("http.request", run_http_request);
 }

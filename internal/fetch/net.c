@@ -9,7 +9,7 @@
 #include "fetch/fetch.h"
 
 #include "base/mem.h"
-#include "jobs/jobs.h"
+#include "job/job.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -235,7 +235,7 @@ int fetch_check_settings(struct err *err)
 {
 	struct fetch_allow a;
 
-	return fetch_allow_parse(jobs_settings.allow_private, &a, err);
+	return fetch_allow_parse(job_settings.allow_private, &a, err);
 }
 
 static int host_refused(const char *host, const struct fetch_allow *a)
@@ -276,7 +276,7 @@ int fetch_url_check(const char *url, struct err *err)
 		err_set(err, ERR_INVALID, "bad url '%.200s'", url);
 		goto out;
 	}
-	if (fetch_allow_parse(jobs_settings.allow_private, &a, err) < 0)
+	if (fetch_allow_parse(job_settings.allow_private, &a, err) < 0)
 		goto out;
 	if (host_refused(host, &a)) {
 		err_set(err, ERR_INVALID, "refused host '%s' (metadata server)", host);

@@ -16,7 +16,7 @@
 #include "fetch/priv.h"
 
 #include "base/mem.h"
-#include "jobs/jobs.h"
+#include "job/job.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -82,7 +82,7 @@ static int under(const char *path, const char *root)
 /* The resolved DATA_DIR into `root`. */
 static int data_root(char root[PATH_MAX], struct err *err)
 {
-	const char *d = jobs_settings.data_dir;
+	const char *d = job_settings.data_dir;
 
 	if (!d || !*d)
 		return err_set(err, ERR_INVALID, "file:// urls need DATA_DIR");
@@ -115,10 +115,10 @@ static int relative(const char *url, const char *root, char rel[PATH_MAX],
 	if (dec[0] == '/') {
 		/* Absolute: must start with DATA_DIR, as configured or as
 		 * resolved; the remainder is then relative. */
-		len = strlen(jobs_settings.data_dir);
+		len = strlen(job_settings.data_dir);
 		if (len >= sizeof(conf))
 			return err_set(err, ERR_INVALID, "DATA_DIR too long");
-		memcpy(conf, jobs_settings.data_dir, len + 1);
+		memcpy(conf, job_settings.data_dir, len + 1);
 		while (len > 1 && conf[len - 1] == '/')
 			conf[--len] = 0;
 		if (conf[0] == '/' && under(dec, conf))
@@ -284,8 +284,8 @@ int fetch_file_output(const char *url, char final[PATH_MAX],
 
 int fetch_tmpfile(const char *url, char out[PATH_MAX], struct err *err)
 {
-	const char *dir = jobs_settings.tmp_dir && *jobs_settings.tmp_dir ?
-		jobs_settings.tmp_dir : "/tmp";
+	const char *dir = job_settings.tmp_dir && *job_settings.tmp_dir ?
+		job_settings.tmp_dir : "/tmp";
 	char ext[16], t[PATH_MAX * 2];
 	int n;
 

@@ -24,7 +24,7 @@ int fetch_file_input(const char *url, char out[PATH_MAX], long long *bytes,
 int fetch_file_output(const char *url, char final[PATH_MAX],
 		      char tmp[PATH_MAX], struct err *err);
 
-/* Creates an empty temp file under jobs_settings.tmp_dir whose name keeps
+/* Creates an empty temp file under job_settings.tmp_dir whose name keeps
  * the extension of `url`'s last path segment. */
 int fetch_tmpfile(const char *url, char out[PATH_MAX], struct err *err);
 

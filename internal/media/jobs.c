@@ -4,7 +4,7 @@
 
 #include "base/clock.h"
 #include "fetch/fetch.h"
-#include "jobs/jobs.h"
+#include "job/job.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -96,7 +96,7 @@ int media_transcode_opts_from_json(const json_t *p,
 	const json_t *a = json_object_get(p, "audio");
 	struct err e;
 
-	if (jobs_find("media.transcode")->check(p, &e) < 0)
+	if (job_find("media.transcode")->check(p, &e) < 0)
 		return err_set(err, ERR_INVALID, "%s", e.msg);
 	media_transcode_opts_init(o);
 	if (get_str(p, "container"))
@@ -125,9 +125,9 @@ int media_transcode_opts_from_json(const json_t *p,
  * job, between download and upload. */
 static void relay(void *opaque, double percent, const char *stage)
 {
-	const struct jobs_run *run = opaque;
+	const struct job_run *run = opaque;
 
-	jobs_progress(run, 5 + percent * 0.9, stage);
+	job_progress(run, 5 + percent * 0.9, stage);
 }
 
 static int retryable(enum err_code c)
@@ -144,8 +144,8 @@ static int fault_hook(void)
 	return !strcmp(f, "crash") ? 1 : !strcmp(f, "hang") ? 2 : 0;
 }
 
-static int run_media(const struct jobs_run *run, enum op op,
-		     struct jobs_outcome *out)
+static int run_media(const struct job_run *run, enum op op,
+		     struct job_outcome *out)
 {
 	const char *in_url = get_str(run->payload, "input");
 	const char *out_url = get_str(run->payload, "output");
@@ -163,10 +163,10 @@ static int run_media(const struct jobs_run *run, enum op op,
 	j.op = op;
 	j.fault = fault_hook();
 	if (op == OP_THUMB && media_thumb_opts_from_json(run->payload, &j.th, &e) < 0)
-		return jobs_fail(out, 0, "bad payload: %s", e.msg);
+		return job_fail(out, 0, "bad payload: %s", e.msg);
 	if (op == OP_TRANSCODE &&
 	    media_transcode_opts_from_json(run->payload, &j.tr, &e) < 0)
-		return jobs_fail(out, 0, "bad payload: %s", e.msg);
+		return job_fail(out, 0, "bad payload: %s", e.msg);
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.cancel = run->cancel;
@@ -175,30 +175,30 @@ static int run_media(const struct jobs_run *run, enum op op,
 	ctl.progress = relay;
 	ctl.opaque = (void *)run;
 
-	jobs_progress(run, 0, "download");
+	job_progress(run, 0, "download");
 	if (fetch_input_open(in_url, &in, run->cancel, &e) < 0) {
-		jobs_fail(out, retryable(e.code), "cannot read input '%s': %s",
+		job_fail(out, retryable(e.code), "cannot read input '%s': %s",
 			  in_url, e.msg);
 		goto out;
 	}
 	j.in = in.path;
 	if (out_url) {
 		if (fetch_output_prepare(out_url, &fo, &e) < 0) {
-			jobs_fail(out, retryable(e.code), "cannot write output '%s': %s",
+			job_fail(out, retryable(e.code), "cannot write output '%s': %s",
 				  out_url, e.msg);
 			goto out;
 		}
 		j.out = fo.path;
 	}
-	jobs_progress(run, 5, "decode");
+	job_progress(run, 5, "decode");
 	if (media_isolate(child_work, &j, j.out, &ctl, &res, &e) < 0) {
-		jobs_fail(out, retryable(e.code), "%s", e.msg);
+		job_fail(out, retryable(e.code), "%s", e.msg);
 		goto out;
 	}
 	if (out_url) {
-		jobs_progress(run, 95, "upload");
+		job_progress(run, 95, "upload");
 		if (fetch_output_commit(&fo, run->cancel, &e) < 0) {
-			jobs_fail(out, retryable(e.code), "cannot write output '%s': %s",
+			job_fail(out, retryable(e.code), "cannot write output '%s': %s",
 				  out_url, e.msg);
 			goto out;
 		}
@@ -208,7 +208,7 @@ static int run_media(const struct jobs_run *run, enum op op,
 		/* A probe of a temp download reports the URL's size, not ours. */
 		json_object_set_new(res, "size_bytes", json_integer(in.bytes));
 	}
-	jobs_progress(run, 100, NULL);
+	job_progress(run, 100, NULL);
 	out->result = res;
 	res = NULL;
 	rc = 0;
@@ -219,24 +219,24 @@ out:
 	return rc;
 }
 
-int media_job_probe(const struct jobs_run *run, struct jobs_outcome *out)
+int media_job_probe(const struct job_run *run, struct job_outcome *out)
 {
 	return run_media(run, OP_PROBE, out);
 }
 
-int media_job_thumbnail(const struct jobs_run *run, struct jobs_outcome *out)
+int media_job_thumbnail(const struct job_run *run, struct job_outcome *out)
 {
 	return run_media(run, OP_THUMB, out);
 }
 
-int media_job_transcode(const struct jobs_run *run, struct jobs_outcome *out)
+int media_job_transcode(const struct job_run *run, struct job_outcome *out)
 {
 	return run_media(run, OP_TRANSCODE, out);
 }
 
 void media_bind_jobs(void)
 {
-	jobs_bind("media.probe", media_job_probe);
-	jobs_bind("media.thumbnail", media_job_thumbnail);
-	jobs_bind("media.transcode", media_job_transcode);
+	job_bind("media.probe", media_job_probe);
+	job_bind("media.thumbnail", media_job_thumbnail);
+	job_bind("media.transcode", media_job_transcode);
 }

@@ -27,7 +27,7 @@
 #define WAKEQ_MEDIA_H
 
 #include "base/err.h"
-#include "jobs/jobs.h"
+#include "job/job.h"
 
 #include <jansson.h>
 #include <stdatomic.h>
@@ -198,20 +198,20 @@ int media_isolate(media_work_fn fn, void *arg, const char *cleanup,
 /* ---- job handlers ----------------------------------------------------- */
 
 /* Binds media.probe, media.thumbnail and media.transcode in the jobs
- * registry (jobs/jobs.h). Inputs and outputs go through fetch (file://,
+ * registry (job/job.h). Inputs and outputs go through fetch (file://,
  * http(s)://, s3://); the media work runs under media_isolate. Call once
  * at start-up, before jobs run. */
 void media_bind_jobs(void);
 
 /* The run functions of media.probe, media.thumbnail and media.transcode
- * (jobs_run_fn). The worker does not link FFmpeg: it loads these from the
+ * (job_run_fn). The worker does not link FFmpeg: it loads these from the
  * wakeq-media.so plugin on the first media job (worker/media_plugin.c). */
-int media_job_probe(const struct jobs_run *run, struct jobs_outcome *out);
-int media_job_thumbnail(const struct jobs_run *run, struct jobs_outcome *out);
-int media_job_transcode(const struct jobs_run *run, struct jobs_outcome *out);
+int media_job_probe(const struct job_run *run, struct job_outcome *out);
+int media_job_thumbnail(const struct job_run *run, struct job_outcome *out);
+int media_job_transcode(const struct job_run *run, struct job_outcome *out);
 
 /* Fills `o` from a media.transcode payload already accepted by
- * jobs_check. Returns 0 or -1 with err (ERR_INVALID) naming the field. */
+ * job_check. Returns 0 or -1 with err (ERR_INVALID) naming the field. */
 int media_transcode_opts_from_json(const json_t *payload,
 				   struct media_transcode_opts *o,
 				   struct err *err);

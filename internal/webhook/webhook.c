@@ -8,7 +8,7 @@
 #include "base/clock.h"
 #include "base/mem.h"
 #include "fetch/fetch.h"
-#include "jobs/jobs.h"
+#include "job/job.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -154,12 +154,12 @@ char *webhook_build_payload(const char *url, const json_t *body)
 	return text;
 }
 
-static int run_deliver(const struct jobs_run *run, struct jobs_outcome *out)
+static int run_deliver(const struct job_run *run, struct job_outcome *out)
 {
 	struct fetch_request req = { 0 };
 	struct fetch_response resp = FETCH_RESPONSE_INIT;
 	const json_t *body;
-	const char *url = NULL, *secret = jobs_settings.webhook_secret;
+	const char *url = NULL, *secret = job_settings.webhook_secret;
 	const char *headers[5];
 	char sig[WEBHOOK_SIG_MAX], sigline[WEBHOOK_SIG_MAX + 32];
 	char delivery[160];
@@ -167,14 +167,14 @@ static int run_deliver(const struct jobs_run *run, struct jobs_outcome *out)
 	struct err e;
 	int rc = -1, h = 0, retry;
 
-	jobs_get_string(run->payload, "url", 1, &url, NULL);
+	job_get_string(run->payload, "url", 1, &url, NULL);
 	body = json_object_get(run->payload, "body");
 	if (json_is_string(body))
 		text = xstrdup(json_string_value(body));
 	else
 		text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (!text || !url) {
-		rc = jobs_fail(out, 0, "bad webhook payload");
+		rc = job_fail(out, 0, "bad webhook payload");
 		goto out;
 	}
 	headers[h++] = "Content-Type: application/json";
@@ -200,13 +200,13 @@ static int run_deliver(const struct jobs_run *run, struct jobs_outcome *out)
 	req.no_follow = 1;
 	req.cancel = run->cancel;
 	if (fetch_http(&req, &resp, &e) < 0) {
-		rc = jobs_fail(out, e.code != ERR_CANCELLED && fetch_retryable(e.code),
+		rc = job_fail(out, e.code != ERR_CANCELLED && fetch_retryable(e.code),
 			       "webhook %s", e.msg);
 		goto out;
 	}
 	if (resp.status < 200 || resp.status > 299) {
 		retry = resp.status >= 500 || resp.status == 429 || resp.status == 408;
-		rc = jobs_fail(out, retry, "webhook POST to '%.200s': http status %ld",
+		rc = job_fail(out, retry, "webhook POST to '%.200s': http status %ld",
 			       url, resp.status);
 		if (retry && resp.retry_after_s > 0)
 			out->retry_after_s = resp.retry_after_s > RETRY_AFTER_MAX ?
@@ -223,5 +223,5 @@ out:
 
 void webhook_bind_jobs(void)
 {
-	jobs_bind("webhook.deliver", run_deliver);
+	job_bind("webhook.deliver", run_deliver);
 }

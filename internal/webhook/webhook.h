@@ -57,7 +57,7 @@ json_t *webhook_build_body(const char *id, const char *type,
  * `body` is borrowed. Returns a heap string the caller frees. */
 char *webhook_build_payload(const char *url, const json_t *body);
 
-/* Binds the webhook.deliver job type (reads jobs_settings.webhook_secret
+/* Binds the webhook.deliver job type (reads job_settings.webhook_secret
  * at delivery time). */
 void webhook_bind_jobs(void);
 

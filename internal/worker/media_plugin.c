@@ -10,7 +10,7 @@
  */
 #include "worker/worker.h"
 
-#include "jobs/jobs.h"
+#include "job/job.h"
 
 #include <dlfcn.h>
 #include <limits.h>
@@ -23,7 +23,7 @@
 static const char *const names[] = { "media.probe", "media.thumbnail", "media.transcode" };
 static const char *const symbols[] = { "media_job_probe", "media_job_thumbnail",
 				       "media_job_transcode" };
-static jobs_run_fn real[3];
+static job_run_fn real[3];
 static char load_error[PATH_MAX + 256];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -76,23 +76,23 @@ static void load(void)
 	}
 }
 
-static int run(int i, const struct jobs_run *r, struct jobs_outcome *out)
+static int run(int i, const struct job_run *r, struct job_outcome *out)
 {
 	pthread_once(&once, load);
 	if (!real[i])
-		return jobs_fail(out, 0, "%s", load_error);
+		return job_fail(out, 0, "%s", load_error);
 	return real[i](r, out);
 }
 
-static int run_probe(const struct jobs_run *r, struct jobs_outcome *out) { return run(0, r, out); }
-static int run_thumbnail(const struct jobs_run *r, struct jobs_outcome *out) { return run(1, r, out); }
-static int run_transcode(const struct jobs_run *r, struct jobs_outcome *out) { return run(2, r, out); }
+static int run_probe(const struct job_run *r, struct job_outcome *out) { return run(0, r, out); }
+static int run_thumbnail(const struct job_run *r, struct job_outcome *out) { return run(1, r, out); }
+static int run_transcode(const struct job_run *r, struct job_outcome *out) { return run(2, r, out); }
 
 void worker_bind_media(void)
 {
-	static const jobs_run_fn fns[] = { run_probe, run_thumbnail, run_transcode };
+	static const job_run_fn fns[] = { run_probe, run_thumbnail, run_transcode };
 	int i;
 
 	for (i = 0; i < 3; i++)
-		jobs_bind(names[i], fns[i]);
+		job_bind(names[i], fns[i]);
 }

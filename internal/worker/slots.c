@@ -9,7 +9,7 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
-#include "jobs/jobs.h"
+#include "job/job.h"
 #include "log/log.h"
 #include "log/trace.h"
 
@@ -67,9 +67,9 @@ static void on_progress(void *opaque, double percent, const char *stage)
 static void run_task(struct worker *w, struct task *t)
 {
 	const struct worker_config *c = w->cfg;
-	struct jobs_outcome out;
+	struct job_outcome out;
 	struct progress_ctx pc = { w, t };
-	struct jobs_run run;
+	struct job_run run;
 	json_error_t jerr;
 	json_t *payload;
 	int rc, reason;
@@ -83,7 +83,7 @@ static void run_task(struct worker *w, struct task *t)
 	log_thread_fields(fields);
 	payload = json_loads(t->job.payload, JSON_DECODE_ANY, &jerr);
 	if (!payload) {
-		rc = jobs_fail(&out, 0, "payload is not JSON: %s", jerr.text);
+		rc = job_fail(&out, 0, "payload is not JSON: %s", jerr.text);
 	} else {
 		memset(&run, 0, sizeof(run));
 		run.id = t->job.id;
@@ -102,7 +102,7 @@ static void run_task(struct worker *w, struct task *t)
 			snprintf(att, sizeof(att), "%d", t->job.attempts);
 			log_debug("job started", "attempt", att);
 		}
-		rc = jobs_execute(&run, &out);
+		rc = job_execute(&run, &out);
 		json_decref(payload);
 	}
 
@@ -140,7 +140,7 @@ static void run_task(struct worker *w, struct task *t)
 	else
 		log_debug("job finished", "outcome", t->outcome == QUEUE_DONE ? "done" : "stopped");
 	log_thread_fields(NULL);
-	jobs_outcome_release(&out);
+	job_outcome_release(&out);
 }
 
 static void *slot_main(void *arg)

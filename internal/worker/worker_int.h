@@ -32,7 +32,7 @@ struct task {
 	struct task *next;
 	struct queue_job job;
 	int qi;                  /* index into w->queue_names */
-	atomic_int cancel;       /* read by the handler (jobs_cancelled) */
+	atomic_int cancel;       /* read by the handler (job_cancelled) */
 	int reason;              /* enum stop_reason, set with cancel */
 	int64_t started_mono;    /* 0 until a slot starts it */
 	int64_t deadline_mono;   /* timeout; 0 = none */

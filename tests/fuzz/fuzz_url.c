@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "fetch/fetch.h"
-#include "jobs/jobs.h"
+#include "job/job.h"
 #include "webhook/webhook.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -55,8 +55,8 @@ static void init(void)
 		abort();
 	snprintf(made, sizeof(made), "%s", dir);
 	atexit(cleanup);
-	jobs_settings.data_dir = strdup(dir);
-	jobs_settings.tmp_dir = jobs_settings.data_dir;
+	job_settings.data_dir = strdup(dir);
+	job_settings.tmp_dir = job_settings.data_dir;
 	setenv("S3_ENDPOINT", "http://127.0.0.1:9000", 1);
 }
 

@@ -12,7 +12,7 @@
 
 #include "base/parse.h"
 #include "fetch/fetch.h"
-#include "jobs/jobs.h"
+#include "job/job.h"
 
 static int copy(const char *from, const char *to)
 {
@@ -43,13 +43,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: fetchcp get URL LOCAL | put LOCAL URL\n");
 		return 2;
 	}
-	jobs_settings.data_dir = getenv("DATA_DIR") ? getenv("DATA_DIR") : ".";
-	jobs_settings.tmp_dir = getenv("TMP_DIR") ? getenv("TMP_DIR") : "/tmp";
-	jobs_settings.allow_private = getenv("ALLOW_PRIVATE_NETWORKS") ?
+	job_settings.data_dir = getenv("DATA_DIR") ? getenv("DATA_DIR") : ".";
+	job_settings.tmp_dir = getenv("TMP_DIR") ? getenv("TMP_DIR") : "/tmp";
+	job_settings.allow_private = getenv("ALLOW_PRIVATE_NETWORKS") ?
 		getenv("ALLOW_PRIVATE_NETWORKS") : "";
 	if (getenv("MAX_INPUT_BYTES") &&
 	    parse_size(getenv("MAX_INPUT_BYTES"), INT64_MAX, &cap) == 0)
-		jobs_settings.max_input_bytes = cap;
+		job_settings.max_input_bytes = cap;
 	if (!strcmp(argv[1], "get")) {
 		struct fetch_input in = { .path = "" };
 

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "fetch/fetch.h"
-#include "jobs/jobs.h"
+#include "job/job.h"
 
 static char top[PATH_MAX];   /* temp folder of this run */
 static char data[PATH_MAX];  /* top/data = DATA_DIR */
@@ -71,8 +71,8 @@ static int setup(void **state)
 	snprintf(p, sizeof(p), "%s/link-in.txt", data);
 	if (symlink("sub/deep.txt", p) < 0)
 		return -1;
-	jobs_settings.data_dir = data;
-	jobs_settings.tmp_dir = top;
+	job_settings.data_dir = data;
+	job_settings.tmp_dir = top;
 	return 0;
 }
 

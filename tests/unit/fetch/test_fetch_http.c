@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "fetch/fetch.h"
-#include "jobs/jobs.h"
+#include "job/job.h"
 #include "testserver.h"
 
 static char tmp[PATH_MAX];
@@ -41,10 +41,10 @@ static int setup(void **state)
 	snprintf(tmp, sizeof(tmp), "/tmp/wakeq-fetch-http.XXXXXX");
 	if (!mkdtemp(tmp))
 		return -1;
-	jobs_settings.tmp_dir = tmp;
-	jobs_settings.data_dir = tmp;
-	jobs_settings.allow_private = "loopback";
-	jobs_settings.max_input_bytes = 1 << 20;
+	job_settings.tmp_dir = tmp;
+	job_settings.data_dir = tmp;
+	job_settings.allow_private = "loopback";
+	job_settings.max_input_bytes = 1 << 20;
 	fetch_limits.connect_timeout_s = 2;
 	fetch_limits.timeout_s = 10;
 	fetch_bind_jobs();
@@ -110,10 +110,10 @@ static void expect_input_error(const char *path, enum err_code code,
 static void test_size_cap(void **state)
 {
 	(void)state;
-	jobs_settings.max_input_bytes = 1000;
+	job_settings.max_input_bytes = 1000;
 	expect_input_error("/file/5000", ERR_TOOLARGE, "larger than 1000");
 	expect_input_error("/chunked/5000", ERR_TOOLARGE, "larger than 1000");
-	jobs_settings.max_input_bytes = 1 << 20;
+	job_settings.max_input_bytes = 1 << 20;
 }
 
 static void test_status_classes(void **state)
@@ -175,7 +175,7 @@ static void test_ssrf(void **state)
 	char url[80];
 
 	(void)state;
-	jobs_settings.allow_private = "";
+	job_settings.allow_private = "";
 	expect_input_error("/file/10", ERR_INVALID, "refused address 127.0.0.1");
 	/* by name too: localhost resolves to loopback */
 	snprintf(url, sizeof(url), "http://localhost:%d/file/10", ts.port);
@@ -183,23 +183,23 @@ static void test_ssrf(void **state)
 	assert_int_equal(e.code, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "refused address"));
 	/* an allow list without loopback refuses it too */
-	jobs_settings.allow_private = "10.0.0.0/8";
+	job_settings.allow_private = "10.0.0.0/8";
 	expect_input_error("/file/10", ERR_INVALID, "refused address");
 	assert_int_equal(fetch_input_open("http://metadata.google.internal/x", &in,
 					  NULL, &e), -1);
 	assert_non_null(strstr(e.msg, "metadata"));
-	jobs_settings.allow_private = "127.0.0.1/32";
+	job_settings.allow_private = "127.0.0.1/32";
 	assert_int_equal(fetch_input_open(ts_url("/file/10"), &in, NULL, &e), 0);
 	fetch_input_release(&in);
-	jobs_settings.allow_private = "loopback";
+	job_settings.allow_private = "loopback";
 	assert_int_equal(fetch_input_open(ts_url("/file/10"), &in, NULL, &e), 0);
 	fetch_input_release(&in);
 	/* a bad policy refuses everything with a clear message */
-	jobs_settings.allow_private = "loopbak";
+	job_settings.allow_private = "loopbak";
 	assert_int_equal(fetch_input_open(ts_url("/file/10"), &in, NULL, &e), -1);
 	assert_non_null(strstr(e.msg, "ALLOW_PRIVATE_NETWORKS"));
 	assert_int_equal(fetch_check_settings(&e), -1);
-	jobs_settings.allow_private = "loopback";
+	job_settings.allow_private = "loopback";
 	assert_int_equal(fetch_check_settings(&e), 0);
 }
 
@@ -399,9 +399,9 @@ static void test_allow_list(void **state)
 
 /* ---- the http.request job ------------------------------------------- */
 
-static int run_job(const char *payload, struct jobs_outcome *out)
+static int run_job(const char *payload, struct job_outcome *out)
 {
-	struct jobs_run run = { 0 };
+	struct job_run run = { 0 };
 	json_error_t jerr;
 	atomic_int cancel = 0;
 	int rc;
@@ -415,7 +415,7 @@ static int run_job(const char *payload, struct jobs_outcome *out)
 	run.max_attempts = 3;
 	run.cancel = &cancel;
 	memset(out, 0, sizeof(*out));
-	rc = jobs_execute(&run, out);
+	rc = job_execute(&run, out);
 	json_decref(run.payload);
 	return rc;
 }
@@ -431,7 +431,7 @@ static char *payload(const char *path, const char *extra)
 
 static void test_job_http_request(void **state)
 {
-	struct jobs_outcome out;
+	struct job_outcome out;
 	const char *body;
 
 	(void)state;
@@ -446,14 +446,14 @@ static void test_job_http_request(void **state)
 	assert_string_equal(json_string_value(json_object_get(
 		json_object_get(out.result, "headers"), "set-cookie")), "a=1, b=2");
 	assert_true(json_is_false(json_object_get(out.result, "truncated")));
-	jobs_outcome_release(&out);
+	job_outcome_release(&out);
 
 	/* the body is capped, and says so */
 	fetch_limits.max_response_bytes = 100;
 	assert_int_equal(run_job(payload("/file/5000", NULL), &out), 0);
 	assert_int_equal(json_string_length(json_object_get(out.result, "body")), 100);
 	assert_true(json_is_true(json_object_get(out.result, "truncated")));
-	jobs_outcome_release(&out);
+	job_outcome_release(&out);
 	fetch_limits.max_response_bytes = 1 << 20;
 
 	/* 404: final */
@@ -473,7 +473,7 @@ static void test_job_http_request(void **state)
 	/* expect_status */
 	assert_int_equal(run_job(payload("/status/201", "\"expect_status\":201"),
 				 &out), 0);
-	jobs_outcome_release(&out);
+	job_outcome_release(&out);
 	assert_int_equal(run_job(payload("/echo", "\"expect_status\":201"), &out), -1);
 	assert_int_equal(out.retryable, 0);
 	assert_non_null(strstr(out.error, "expected 201"));
@@ -481,19 +481,19 @@ static void test_job_http_request(void **state)
 	assert_int_equal(run_job(payload("/slow", "\"timeout_s\":0.3"), &out), -1);
 	assert_int_equal(out.retryable, 1);
 	/* a refused address does not */
-	jobs_settings.allow_private = "";
+	job_settings.allow_private = "";
 	assert_int_equal(run_job(payload("/echo", NULL), &out), -1);
 	assert_int_equal(out.retryable, 0);
 	assert_non_null(strstr(out.error, "refused address"));
-	jobs_settings.allow_private = "loopback";
+	job_settings.allow_private = "loopback";
 	/* bad payloads are refused before anything is sent */
 	assert_int_equal(run_job("{\"url\":\"ftp://x/y\"}", &out), -1);
 	assert_int_equal(out.retryable, 0);
 	assert_int_equal(run_job(payload("/echo", "\"headers\":{\"X\":\"a\\r\\nB: c\"}"),
 				 &out), -1);
 	assert_int_equal(run_job(payload("/echo", "\"method\":\"GE T\""), &out), -1);
-	assert_int_equal(jobs_check("http.request", "{\"url\":\"http://\"}", NULL), -1);
-	assert_int_equal(jobs_check("http.request",
+	assert_int_equal(job_check("http.request", "{\"url\":\"http://\"}", NULL), -1);
+	assert_int_equal(job_check("http.request",
 				    "{\"url\":\"https://example.com/a\"}", NULL), 0);
 }
 

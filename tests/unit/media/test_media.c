@@ -18,7 +18,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
-#include "jobs/jobs.h"
+#include "job/job.h"
 #include "media/media.h"
 
 static char dir[256];
@@ -99,8 +99,8 @@ static int setup(void **state)
 	o.faststart = 1;
 	if (media_synth_file(clip_fs, &o, &e) < 0)
 		return -1;
-	jobs_settings.data_dir = dir;
-	jobs_settings.tmp_dir = dir;
+	job_settings.data_dir = dir;
+	job_settings.tmp_dir = dir;
 	media_bind_jobs();
 	return 0;
 }
@@ -625,7 +625,7 @@ static void check_payload(const char *type, const char *payload,
 	int rc;
 
 	err_clear(&e);
-	rc = jobs_check(type, payload, &e);
+	rc = job_check(type, payload, &e);
 	if (!want && rc != 0)
 		fail_msg("%s %s: unexpected error '%s'", type, payload, e.msg);
 	if (want && (rc == 0 || !strstr(e.msg, want)))
@@ -712,10 +712,10 @@ static void on_progress(void *opaque, double pct, const char *stage)
 }
 
 static int run_job(const char *type, const char *payload,
-		   struct jobs_outcome *out, struct seen *seen)
+		   struct job_outcome *out, struct seen *seen)
 {
 	atomic_int cancel = 0;
-	struct jobs_run run;
+	struct job_run run;
 	int rc;
 
 	memset(&run, 0, sizeof(run));
@@ -731,14 +731,14 @@ static int run_job(const char *type, const char *payload,
 	run.progress = on_progress;
 	run.opaque = seen;
 	assert_non_null(run.payload);
-	rc = jobs_execute(&run, out);
+	rc = job_execute(&run, out);
 	json_decref(run.payload);
 	return rc;
 }
 
 static void test_jobs(void **state)
 {
-	struct jobs_outcome out;
+	struct job_outcome out;
 	struct seen seen;
 	uint32_t rgb;
 	struct err e;
@@ -748,7 +748,7 @@ static void test_jobs(void **state)
 	memset(&seen, 0, sizeof(seen));
 	assert_int_equal(run_job("media.probe", "{\"input\":\"file://clip.mp4\"}", &out, &seen), 0);
 	assert_true(fabs(num(out.result, "duration_s") - 3) < 0.1);
-	jobs_outcome_release(&out);
+	job_outcome_release(&out);
 
 	memset(&seen, 0, sizeof(seen));
 	if (run_job("media.thumbnail", "{\"input\":\"file://clip.mp4\",\"output\":"
@@ -756,7 +756,7 @@ static void test_jobs(void **state)
 		fail_msg("thumbnail job: %s", out.error);
 	assert_string_equal(str(out.result, "output"), "file://thumbs/a.jpg");
 	assert_int_equal((int)num(out.result, "width"), 80);
-	jobs_outcome_release(&out);
+	job_outcome_release(&out);
 	assert_int_equal(media_image_pixel(path("thumbs/a.jpg"), 40, 50, &rgb, &w, &h, &e), 0);
 	assert_true(near_colour(rgb, media_synth_colour(1), 24));
 	assert_true(seen.last == 100);
@@ -767,7 +767,7 @@ static void test_jobs(void **state)
 		    "\"duration_s\":4}", &out, &seen) < 0)
 		fail_msg("transcode job: %s", out.error);
 	assert_true(fabs(num(out.result, "duration_s") - 4) < 0.1);
-	jobs_outcome_release(&out);
+	job_outcome_release(&out);
 	assert_true(exists(path("out/t.mp4")));
 	assert_non_null(strstr(seen.stages, "download"));
 	assert_non_null(strstr(seen.stages, "encode"));

@@ -12,7 +12,7 @@
 
 #include "base/clock.h"
 #include "fetch/fetch.h"
-#include "jobs/jobs.h"
+#include "job/job.h"
 #include "webhook/webhook.h"
 #include "../fetch/testserver.h"
 
@@ -25,8 +25,8 @@ static const char kat_sig[] = "t=1700000000,v1="
 static int setup(void **state)
 {
 	(void)state;
-	jobs_settings.allow_private = "loopback";
-	jobs_settings.webhook_secret = "whsec_test";
+	job_settings.allow_private = "loopback";
+	job_settings.webhook_secret = "whsec_test";
 	fetch_limits.connect_timeout_s = 2;
 	webhook_bind_jobs();
 	return ts_start();
@@ -129,7 +129,7 @@ static void test_build(void **state)
 	assert_string_equal(json_string_value(json_object_get(b, "finished_at")),
 			    "2023-11-14T22:13:20.123456Z");
 	text = webhook_build_payload("https://example.com/cb", b);
-	assert_int_equal(jobs_check("webhook.deliver", text, NULL), 0);
+	assert_int_equal(job_check("webhook.deliver", text, NULL), 0);
 	p = json_loads(text, 0, &jerr);
 	assert_non_null(p);
 	assert_string_equal(json_string_value(json_object_get(p, "url")),
@@ -144,15 +144,15 @@ static void test_build(void **state)
 	assert_string_equal(json_string_value(json_object_get(b, "error")), "boom");
 	assert_null(json_object_get(b, "result"));
 	json_decref(b);
-	assert_int_equal(jobs_check("webhook.deliver", "{\"url\":\"file:///x\","
+	assert_int_equal(job_check("webhook.deliver", "{\"url\":\"file:///x\","
 				    "\"body\":{}}", NULL), -1);
-	assert_int_equal(jobs_check("webhook.deliver", "{\"url\":\"http://a/\"}",
+	assert_int_equal(job_check("webhook.deliver", "{\"url\":\"http://a/\"}",
 				    NULL), -1);
 }
 
-static int deliver(const char *path, struct jobs_outcome *out)
+static int deliver(const char *path, struct job_outcome *out)
 {
-	struct jobs_run run = { 0 };
+	struct job_run run = { 0 };
 	atomic_int cancel = 0;
 	json_t *body = webhook_build_body("job-9", "noop", "done", NULL, NULL, 1,
 					  clock_now_us());
@@ -167,7 +167,7 @@ static int deliver(const char *path, struct jobs_outcome *out)
 	run.max_attempts = 5;
 	run.cancel = &cancel;
 	memset(out, 0, sizeof(*out));
-	rc = jobs_execute(&run, out);
+	rc = job_execute(&run, out);
 	json_decref(run.payload);
 	json_decref(body);
 	free(text);
@@ -176,13 +176,13 @@ static int deliver(const char *path, struct jobs_outcome *out)
 
 static void test_deliver(void **state)
 {
-	struct jobs_outcome out;
+	struct job_outcome out;
 	struct err e;
 
 	(void)state;
 	ts.hook_status = 200;
 	assert_int_equal(deliver("/hook", &out), 0);
-	jobs_outcome_release(&out);
+	job_outcome_release(&out);
 	assert_string_equal(ts.last_method, "POST");
 	assert_string_equal(ts.last_ctype, "application/json");
 	assert_string_equal(ts.last_delivery, "delivery-1");
@@ -211,16 +211,16 @@ static void test_deliver(void **state)
 	assert_int_equal(deliver("/redirect/1", &out), -1);
 	assert_int_equal(out.retryable, 0);
 	/* refused address: final; no secret: sent unsigned */
-	jobs_settings.allow_private = "";
+	job_settings.allow_private = "";
 	assert_int_equal(deliver("/hook", &out), -1);
 	assert_int_equal(out.retryable, 0);
 	assert_non_null(strstr(out.error, "refused address"));
-	jobs_settings.allow_private = "loopback";
-	jobs_settings.webhook_secret = "";
+	job_settings.allow_private = "loopback";
+	job_settings.webhook_secret = "";
 	assert_int_equal(deliver("/hook", &out), 0);
-	jobs_outcome_release(&out);
+	job_outcome_release(&out);
 	assert_string_equal(ts.last_sig, "");
-	jobs_settings.webhook_secret = "whsec_test";
+	job_settings.webhook_secret = "whsec_test";
 }
 
 int main(void)

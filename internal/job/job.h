@@ -1,17 +1,17 @@
-/* jobs.h - job types: what each one accepts and the code that runs it.
+/* job.h - the job: what each one accepts and the code that runs it.
  *
  * Every type wakeq knows is listed once, in jobs.c, with a payload check
  * that needs no heavy library, so the API can refuse a bad job at the door
  * without linking FFmpeg. The worker binds a run function to each type it
- * can execute (jobs_bind); a type without one fails non-retryably.
+ * can execute (job_bind); a type without one fails non-retryably.
  *
  * A run function is given the parsed payload, a progress callback and a
  * cancel flag; it returns 0 with a JSON result, or -1 with an error marked
- * retryable or not. It must poll jobs_cancelled() at least every few
+ * retryable or not. It must poll job_cancelled() at least every few
  * hundred milliseconds during long work and return promptly once set.
  */
-#ifndef WAKEQ_JOBS_H
-#define WAKEQ_JOBS_H
+#ifndef WAKEQ_JOB_H
+#define WAKEQ_JOB_H
 
 #include "base/err.h"
 
@@ -21,7 +21,7 @@
 
 /* Settings that handlers read; filled once by the worker's main, then
  * read-only. Strings are borrowed for the life of the process. */
-struct jobs_settings {
+struct job_settings {
 	const char *data_dir;        /* file:// inputs and outputs live here */
 	const char *tmp_dir;         /* scratch files */
 	const char *allow_private;   /* ALLOW_PRIVATE_NETWORKS ("" = none) */
@@ -29,10 +29,10 @@ struct jobs_settings {
 	const char *webhook_secret;  /* HMAC key for callbacks ("" = unsigned) */
 };
 
-extern struct jobs_settings jobs_settings;
+extern struct job_settings job_settings;
 
 /* One run of one job. Everything is borrowed for the duration of the run. */
-struct jobs_run {
+struct job_run {
 	const char *id;
 	const char *queue;
 	const char *type;
@@ -48,78 +48,78 @@ struct jobs_run {
 	void *opaque;
 };
 
-static inline int jobs_cancelled(const struct jobs_run *r)
+static inline int job_cancelled(const struct job_run *r)
 {
 	return r->cancel && atomic_load_explicit(r->cancel, memory_order_relaxed);
 }
 
-static inline void jobs_progress(const struct jobs_run *r, double percent,
+static inline void job_progress(const struct job_run *r, double percent,
 				 const char *stage)
 {
 	if (r->progress)
 		r->progress(r->opaque, percent, stage);
 }
 
-#define JOBS_ERROR_MAX 1024
+#define JOB_ERROR_MAX 1024
 
 /* What a run produced. The run function fills it; the caller releases it. */
-struct jobs_outcome {
+struct job_outcome {
 	json_t *result;           /* on success; owned here, may stay NULL */
 	int retryable;            /* on failure: worth another attempt */
 	double retry_after_s;     /* on retryable failure: minimum delay, 0 =
 				   * the queue's backoff */
-	char error[JOBS_ERROR_MAX]; /* on failure: one readable line */
+	char error[JOB_ERROR_MAX]; /* on failure: one readable line */
 };
 
 /* Returns 0 with out->result set (or left NULL for null), or -1 with
  * out->error and out->retryable set. Blocks for as long as the work takes. */
-typedef int (*jobs_run_fn)(const struct jobs_run *run, struct jobs_outcome *out);
+typedef int (*job_run_fn)(const struct job_run *run, struct job_outcome *out);
 
 /* Checks a payload's shape. Returns 0, or -1 with err naming the field. */
-typedef int (*jobs_check_fn)(const json_t *payload, struct err *err);
+typedef int (*job_check_fn)(const json_t *payload, struct err *err);
 
-struct jobs_type {
+struct job_type {
 	const char *name;
-	jobs_check_fn check;
-	jobs_run_fn run; /* NULL until bound */
+	job_check_fn check;
+	job_run_fn run; /* NULL until bound */
 };
 
 /* The type named `name`, or NULL. */
-const struct jobs_type *jobs_find(const char *name);
+const struct job_type *job_find(const char *name);
 
 /* Checks that `type` is known and `payload` (a JSON text, NULL = {}) fits
  * it. Returns 0, or -1 with err (ERR_INVALID) naming the field. */
-int jobs_check(const char *type, const char *payload, struct err *err);
+int job_check(const char *type, const char *payload, struct err *err);
 
 /* Binds a run function to a known type. Returns 0, or -1 if unknown.
- * Call before any job runs (not thread-safe against jobs_find). */
-int jobs_bind(const char *name, jobs_run_fn run);
+ * Call before any job runs (not thread-safe against job_find). */
+int job_bind(const char *name, job_run_fn run);
 
 /* Binds noop, sleep and fail. */
-void jobs_bind_core(void);
+void job_bind_core(void);
 
 /* Runs one job: finds the type, parses nothing (the caller did), calls the
  * run function, and turns "no such type" or "no handler" into a
  * non-retryable failure. Returns as the run function does. */
-int jobs_execute(const struct jobs_run *run, struct jobs_outcome *out);
+int job_execute(const struct job_run *run, struct job_outcome *out);
 
 /* Sets a failure on `out`; returns -1. */
-int jobs_fail(struct jobs_outcome *out, int retryable, const char *fmt, ...)
+int job_fail(struct job_outcome *out, int retryable, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Releases out->result. */
-void jobs_outcome_release(struct jobs_outcome *out);
+void job_outcome_release(struct job_outcome *out);
 
 /* Comma-separated names of every known type, for error messages. */
-const char *jobs_type_names(void);
+const char *job_type_names(void);
 
 /* Helpers for payload checks: fetch an optional member of a given JSON
  * type; -1 with err naming `name` when present with the wrong type. */
-int jobs_get_string(const json_t *obj, const char *name, int required,
+int job_get_string(const json_t *obj, const char *name, int required,
 		    const char **out, struct err *err);
-int jobs_get_number(const json_t *obj, const char *name, int required,
+int job_get_number(const json_t *obj, const char *name, int required,
 		    double min, double max, double *out, struct err *err);
-int jobs_get_bool(const json_t *obj, const char *name, int required,
+int job_get_bool(const json_t *obj, const char *name, int required,
 		  int *out, struct err *err);
 
 #endif

@@ -3,7 +3,7 @@
  * Shape only: the address policy (ALLOW_PRIVATE_NETWORKS) is enforced by
  * the worker on the address actually connected, not here.
  */
-#include "jobs/checks.h"
+#include "job/checks.h"
 
 #include <string.h>
 #include <strings.h>
@@ -16,7 +16,7 @@ static int check_url(const json_t *payload, const char *field, struct err *err)
 	const char *host;
 	size_t i, n;
 
-	if (jobs_get_string(payload, field, 1, &url, err) < 0)
+	if (job_get_string(payload, field, 1, &url, err) < 0)
 		return -1;
 	n = strlen(url);
 	if (strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8))
@@ -50,7 +50,7 @@ static int token(const char *s, size_t max)
 	return 1;
 }
 
-int jobs_check_http_request(const json_t *payload, struct err *err)
+int job_check_http_request(const json_t *payload, struct err *err)
 {
 	const char *method = NULL, *key;
 	const json_t *h, *v;
@@ -58,7 +58,7 @@ int jobs_check_http_request(const json_t *payload, struct err *err)
 
 	if (check_url(payload, "url", err) < 0)
 		return -1;
-	if (jobs_get_string(payload, "method", 0, &method, err) < 0)
+	if (job_get_string(payload, "method", 0, &method, err) < 0)
 		return -1;
 	if (method && !token(method, 32))
 		return err_set(err, ERR_INVALID, "payload field 'method' is not an "
@@ -81,14 +81,14 @@ int jobs_check_http_request(const json_t *payload, struct err *err)
 					       "header '%.64s' must be one line", key);
 		}
 	}
-	if (jobs_get_number(payload, "timeout_s", 0, 0.001, 86400, &d, err) < 0)
+	if (job_get_number(payload, "timeout_s", 0, 0.001, 86400, &d, err) < 0)
 		return -1;
-	if (jobs_get_number(payload, "expect_status", 0, 100, 599, &d, err) < 0)
+	if (job_get_number(payload, "expect_status", 0, 100, 599, &d, err) < 0)
 		return -1;
 	return 0;
 }
 
-int jobs_check_webhook_deliver(const json_t *payload, struct err *err)
+int job_check_webhook_deliver(const json_t *payload, struct err *err)
 {
 	const json_t *body;
 

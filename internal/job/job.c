@@ -1,13 +1,13 @@
-#include "jobs/jobs.h"
+#include "job/job.h"
 
-#include "jobs/checks.h"
+#include "job/checks.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-struct jobs_settings jobs_settings = {
+struct job_settings job_settings = {
 	.data_dir = "/tmp",
 	.tmp_dir = "/tmp",
 	.allow_private = "",
@@ -16,20 +16,20 @@ struct jobs_settings jobs_settings = {
 };
 
 /* Every type wakeq knows. Run functions are bound by the worker. */
-static struct jobs_type types[] = {
-	{ "noop", jobs_check_noop, NULL },
-	{ "sleep", jobs_check_sleep, NULL },
-	{ "fail", jobs_check_fail, NULL },
-	{ "media.probe", jobs_check_media_probe, NULL },
-	{ "media.thumbnail", jobs_check_media_thumbnail, NULL },
-	{ "media.transcode", jobs_check_media_transcode, NULL },
-	{ "http.request", jobs_check_http_request, NULL },
-	{ "webhook.deliver", jobs_check_webhook_deliver, NULL },
+static struct job_type types[] = {
+	{ "noop", job_check_noop, NULL },
+	{ "sleep", job_check_sleep, NULL },
+	{ "fail", job_check_fail, NULL },
+	{ "media.probe", job_check_media_probe, NULL },
+	{ "media.thumbnail", job_check_media_thumbnail, NULL },
+	{ "media.transcode", job_check_media_transcode, NULL },
+	{ "http.request", job_check_http_request, NULL },
+	{ "webhook.deliver", job_check_webhook_deliver, NULL },
 };
 
 #define NTYPES (sizeof(types) / sizeof(types[0]))
 
-const struct jobs_type *jobs_find(const char *name)
+const struct job_type *job_find(const char *name)
 {
 	size_t i;
 
@@ -39,7 +39,7 @@ const struct jobs_type *jobs_find(const char *name)
 	return NULL;
 }
 
-const char *jobs_type_names(void)
+const char *job_type_names(void)
 {
 	static char names[256];
 	size_t i, off = 0;
@@ -52,16 +52,16 @@ const char *jobs_type_names(void)
 	return names;
 }
 
-int jobs_check(const char *type, const char *payload, struct err *err)
+int job_check(const char *type, const char *payload, struct err *err)
 {
-	const struct jobs_type *t = jobs_find(type);
+	const struct job_type *t = job_find(type);
 	json_error_t jerr;
 	json_t *p;
 	int r;
 
 	if (!t)
 		return err_set(err, ERR_INVALID, "unknown job type '%s' (known: %s)",
-			       type ? type : "", jobs_type_names());
+			       type ? type : "", job_type_names());
 	if (!payload)
 		payload = "{}";
 	p = json_loads(payload, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
@@ -72,7 +72,7 @@ int jobs_check(const char *type, const char *payload, struct err *err)
 	return r;
 }
 
-int jobs_bind(const char *name, jobs_run_fn run)
+int job_bind(const char *name, job_run_fn run)
 {
 	size_t i;
 
@@ -85,22 +85,22 @@ int jobs_bind(const char *name, jobs_run_fn run)
 	return -1;
 }
 
-int jobs_execute(const struct jobs_run *run, struct jobs_outcome *out)
+int job_execute(const struct job_run *run, struct job_outcome *out)
 {
-	const struct jobs_type *t = jobs_find(run->type);
+	const struct job_type *t = job_find(run->type);
 	struct err e;
 
 	if (!t)
-		return jobs_fail(out, 0, "unknown job type '%s'", run->type);
+		return job_fail(out, 0, "unknown job type '%s'", run->type);
 	if (!t->run)
-		return jobs_fail(out, 0, "no handler for job type '%s' in this worker",
+		return job_fail(out, 0, "no handler for job type '%s' in this worker",
 				 run->type);
 	if (t->check(run->payload, &e) < 0)
-		return jobs_fail(out, 0, "bad payload: %s", e.msg);
+		return job_fail(out, 0, "bad payload: %s", e.msg);
 	return t->run(run, out);
 }
 
-int jobs_fail(struct jobs_outcome *out, int retryable, const char *fmt, ...)
+int job_fail(struct job_outcome *out, int retryable, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -111,7 +111,7 @@ int jobs_fail(struct jobs_outcome *out, int retryable, const char *fmt, ...)
 	return -1;
 }
 
-void jobs_outcome_release(struct jobs_outcome *out)
+void job_outcome_release(struct job_outcome *out)
 {
 	json_decref(out->result);
 	out->result = NULL;
@@ -146,7 +146,7 @@ static const json_t *member(const json_t *obj, const char *name, int required,
 	return json_is_null(v) ? NULL : v;
 }
 
-int jobs_get_string(const json_t *obj, const char *name, int required,
+int job_get_string(const json_t *obj, const char *name, int required,
 		    const char **out, struct err *err)
 {
 	int rc;
@@ -161,7 +161,7 @@ int jobs_get_string(const json_t *obj, const char *name, int required,
 	return 0;
 }
 
-int jobs_get_number(const json_t *obj, const char *name, int required,
+int job_get_number(const json_t *obj, const char *name, int required,
 		    double min, double max, double *out, struct err *err)
 {
 	int rc;
@@ -181,7 +181,7 @@ int jobs_get_number(const json_t *obj, const char *name, int required,
 	return 0;
 }
 
-int jobs_get_bool(const json_t *obj, const char *name, int required,
+int job_get_bool(const json_t *obj, const char *name, int required,
 		  int *out, struct err *err)
 {
 	int rc;

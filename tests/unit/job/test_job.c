@@ -1,4 +1,4 @@
-/* Unit tests of internal/jobs: the type registry, payload checks of the
+/* Unit tests of internal/job: the type registry, payload checks of the
  * core types, and running them. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,37 +7,37 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "jobs/jobs.h"
+#include "job/job.h"
 
 static void test_checks(void **state)
 {
 	struct err e;
 
 	(void)state;
-	assert_int_equal(jobs_check("noop", NULL, &e), 0);
-	assert_int_equal(jobs_check("sleep", "{\"ms\":5}", &e), 0);
-	assert_int_equal(jobs_check("sleep", "{}", &e), -1);
+	assert_int_equal(job_check("noop", NULL, &e), 0);
+	assert_int_equal(job_check("sleep", "{\"ms\":5}", &e), 0);
+	assert_int_equal(job_check("sleep", "{}", &e), -1);
 	assert_string_equal(e.msg, "payload field 'ms' is required");
-	assert_int_equal(jobs_check("sleep", "{\"ms\":\"5\"}", &e), -1);
+	assert_int_equal(job_check("sleep", "{\"ms\":\"5\"}", &e), -1);
 	assert_string_equal(e.msg, "payload field 'ms' must be a number, not a string");
-	assert_int_equal(jobs_check("sleep", "{\"ms\":-1}", &e), -1);
-	assert_int_equal(jobs_check("fail", "{\"retryable\":1}", &e), -1);
+	assert_int_equal(job_check("sleep", "{\"ms\":-1}", &e), -1);
+	assert_int_equal(job_check("fail", "{\"retryable\":1}", &e), -1);
 	assert_non_null(strstr(e.msg, "'retryable'"));
-	assert_int_equal(jobs_check("nope", "{}", &e), -1);
+	assert_int_equal(job_check("nope", "{}", &e), -1);
 	assert_non_null(strstr(e.msg, "unknown job type 'nope'"));
-	assert_int_equal(jobs_check("noop", "{bad", &e), -1);
+	assert_int_equal(job_check("noop", "{bad", &e), -1);
 	assert_non_null(strstr(e.msg, "payload is not JSON"));
-	assert_int_equal(jobs_check("fail", "[1]", &e), -1);
+	assert_int_equal(job_check("fail", "[1]", &e), -1);
 	assert_non_null(strstr(e.msg, "must be a JSON object"));
-	assert_int_equal(jobs_check("noop", "{\"a\":1,\"a\":2}", &e), -1);
-	assert_non_null(jobs_find("media.transcode"));
-	assert_null(jobs_find(NULL));
+	assert_int_equal(job_check("noop", "{\"a\":1,\"a\":2}", &e), -1);
+	assert_non_null(job_find("media.transcode"));
+	assert_null(job_find(NULL));
 }
 
 static void run(const char *type, const char *payload, atomic_int *cancel,
-		struct jobs_outcome *out, int *rc)
+		struct job_outcome *out, int *rc)
 {
-	struct jobs_run r;
+	struct job_run r;
 
 	memset(&r, 0, sizeof(r));
 	memset(out, 0, sizeof(*out));
@@ -45,13 +45,13 @@ static void run(const char *type, const char *payload, atomic_int *cancel,
 	r.type = type;
 	r.payload = json_loads(payload, 0, NULL);
 	r.cancel = cancel;
-	*rc = jobs_execute(&r, out);
+	*rc = job_execute(&r, out);
 	json_decref(r.payload);
 }
 
 static void test_execute(void **state)
 {
-	struct jobs_outcome out;
+	struct job_outcome out;
 	atomic_int cancel;
 	int rc;
 
@@ -60,7 +60,7 @@ static void test_execute(void **state)
 	run("noop", "{}", &cancel, &out, &rc);
 	assert_int_equal(rc, -1); /* not bound yet */
 	assert_non_null(strstr(out.error, "no handler"));
-	jobs_bind_core();
+	job_bind_core();
 	run("noop", "{}", &cancel, &out, &rc);
 	assert_int_equal(rc, 0);
 	run("fail", "{\"retryable\":true,\"message\":\"flaky\"}", &cancel, &out, &rc);
@@ -70,7 +70,7 @@ static void test_execute(void **state)
 	run("sleep", "{\"ms\":5}", &cancel, &out, &rc);
 	assert_int_equal(rc, 0);
 	assert_true(json_number_value(json_object_get(out.result, "slept_ms")) == 5);
-	jobs_outcome_release(&out);
+	job_outcome_release(&out);
 	atomic_store(&cancel, 1);
 	run("sleep", "{\"ms\":60000}", &cancel, &out, &rc); /* returns at once */
 	assert_int_equal(rc, -1);

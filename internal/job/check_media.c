@@ -3,7 +3,7 @@
  * that name the field ("payload field 'video.crf' must be from 0 to 51").
  * Unknown fields are refused, so a typo ("at" for "at_s") is an error,
  * not a silent default. */
-#include "jobs/checks.h"
+#include "job/checks.h"
 
 #include <math.h>
 #include <string.h>
@@ -102,7 +102,7 @@ static int url(const json_t *p, const char *name, struct err *err)
 	const char *const *s;
 	const char *u = NULL;
 
-	if (jobs_get_string(p, name, 1, &u, err) < 0)
+	if (job_get_string(p, name, 1, &u, err) < 0)
 		return -1;
 	if (!*u)
 		return err_set(err, ERR_INVALID, "payload field '%s' is empty", name);
@@ -125,7 +125,7 @@ static int object_payload(const json_t *p, struct err *err)
 	return 0;
 }
 
-int jobs_check_media_probe(const json_t *payload, struct err *err)
+int job_check_media_probe(const json_t *payload, struct err *err)
 {
 	static const char *const known[] = { "input", NULL };
 
@@ -134,7 +134,7 @@ int jobs_check_media_probe(const json_t *payload, struct err *err)
 	return url(payload, "input", err);
 }
 
-int jobs_check_media_thumbnail(const json_t *payload, struct err *err)
+int job_check_media_thumbnail(const json_t *payload, struct err *err)
 {
 	static const char *const known[] = {
 		"input", "output", "at_s", "width", "height", "format", NULL
@@ -261,7 +261,7 @@ static int check_audio(const json_t *a, const struct box *b,
 	return 0;
 }
 
-int jobs_check_media_transcode(const json_t *payload, struct err *err)
+int job_check_media_transcode(const json_t *payload, struct err *err)
 {
 	static const char *const known[] = {
 		"input", "output", "container", "video", "audio", "start_s",
