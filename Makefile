@@ -38,6 +38,7 @@ metrics_PKGS :=
 worker_PKGS := jansson
 wake_PKGS := libcurl
 store_PKGS := libpq
+reconcile_PKGS :=
 api_PKGS := jansson libcrypto
 media_PKGS := libavformat libavcodec libavutil libswscale libswresample libavfilter
 fetch_PKGS := libcurl libcrypto
@@ -53,8 +54,8 @@ endif
 
 # Which modules each binary links (modules with no sources yet are skipped).
 wakeq-worker_MODULES := base log config job queue metrics httpd store fetch webhook worker
-wakeq-api_MODULES := base log config job queue metrics httpd wake store api
-wakeq_MODULES := base log config job queue wake store httpd metrics api
+wakeq-api_MODULES := base log config job queue metrics httpd wake store reconcile api
+wakeq_MODULES := base log config job queue wake store reconcile
 wakeq_PKGS := libcurl jansson
 
 BINS := wakeq-worker wakeq-api wakeq

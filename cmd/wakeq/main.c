@@ -1,11 +1,11 @@
 /* wakeq: the operator CLI over Redis. */
-#include "api/api.h"
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/mem.h"
 #include "base/parse.h"
 #include "job/job.h"
 #include "queue/queue.h"
+#include "reconcile/reconcile.h"
 #include "store/store.h"
 
 #include <getopt.h>
@@ -150,7 +150,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case O_TOKEN: o->token = optarg; break;
 		case O_JSON: o->json = 1; break;
 		case O_PRIORITY:
-			if (parse_int64(optarg, 0, QUEUE_PRIORITY_MAX, &o->priority) < 0)
+			if (parse_int64(optarg, 0, JOB_PRIORITY_MAX, &o->priority) < 0)
 				return usage_error("bad --priority '%s': expected 0 to 9", optarg);
 			break;
 		case O_MAX_ATTEMPTS:
@@ -185,7 +185,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
 static int cmd_enqueue(int argc, char **argv)
 {
-	struct queue_spec *specs;
+	struct job_spec *specs;
 	struct queue_enqueued *out;
 	struct opts o;
 	struct queue *q;
@@ -209,6 +209,7 @@ static int cmd_enqueue(int argc, char **argv)
 	specs = xcalloc(QUEUE_MAX_BATCH, sizeof(*specs));
 	out = xcalloc(QUEUE_MAX_BATCH, sizeof(*out));
 	for (i = 0; i < QUEUE_MAX_BATCH; i++) {
+		specs[i].queue = o.queue;
 		specs[i].type = type;
 		specs[i].payload = o.payload;
 		specs[i].priority = (int)o.priority;
@@ -236,28 +237,27 @@ static int cmd_enqueue(int argc, char **argv)
 	return rc;
 }
 
-/* Finds which configured queue holds `id` (the --queue given, else every
- * queue of QUEUES, else every queue in Redis). */
-static char *job_json_anywhere(struct queue *q, const struct opts *o, int explicit_queue,
-			       const char *id, struct err *e)
+/* Reads the job `id` from the --queue given, else from every queue in
+ * Redis. Returns 0 with *out filled (release it), or -1 with e. */
+static int job_anywhere(struct queue *q, const struct opts *o, int explicit_queue,
+			const char *id, struct job_info *out, struct err *e)
 {
 	char **names;
-	char *text = NULL;
-	int n, i;
+	int n, i, rc;
 
-	text = queue_job_json(q, o->queue, id, e);
-	if (text || explicit_queue || e->code != ERR_NOTFOUND)
-		return text;
+	rc = queue_job_get(q, o->queue, id, out, e);
+	if (rc == 0 || explicit_queue || e->code != ERR_NOTFOUND)
+		return rc;
 	n = queue_discover(q, &names, e);
 	for (i = 0; i < n; i++) {
-		if (!text)
-			text = queue_job_json(q, names[i], id, e);
+		if (rc < 0)
+			rc = queue_job_get(q, names[i], id, out, e);
 		free(names[i]);
 	}
 	free(names);
-	if (!text && n >= 0)
+	if (rc < 0 && n >= 0)
 		err_set(e, ERR_NOTFOUND, "no job '%s' in any queue", id);
-	return text;
+	return rc;
 }
 
 static int explicit_queue(int argc, char **argv)
@@ -273,8 +273,10 @@ static int explicit_queue(int argc, char **argv)
 static int cmd_status(int argc, char **argv)
 {
 	struct opts o;
+	struct job_info job;
 	struct queue *q;
 	struct err e;
+	json_t *doc;
 	char *text;
 	int rc = parse_opts(argc, argv, &o);
 
@@ -283,12 +285,16 @@ static int cmd_status(int argc, char **argv)
 	if (optind != argc - 1)
 		return usage_error("status takes one job ID");
 	q = connect_or_die();
-	text = job_json_anywhere(q, &o, explicit_queue(argc, argv), argv[optind], &e);
+	rc = job_anywhere(q, &o, explicit_queue(argc, argv), argv[optind], &job, &e);
 	queue_free(q);
-	if (!text)
+	if (rc < 0)
 		return exit_for(&e);
+	doc = job_info_to_json(&job);
+	text = json_dumps(doc, JSON_COMPACT);
 	printf("%s\n", text);
 	free(text);
+	json_decref(doc);
+	job_info_release(&job);
 	return EXIT_OK;
 }
 
@@ -347,18 +353,18 @@ static int cmd_stats(int argc, char **argv)
 		} else if (o.json) {
 			json_t *one = json_object();
 
-			for (s = 0; s < QUEUE_NSTATES; s++)
-				json_object_set_new(one, queue_state_name((enum queue_state)s),
+			for (s = 0; s < JOB_NSTATUS; s++)
+				json_object_set_new(one, job_status_name((enum job_status)s),
 						    json_integer(c.n[s]));
 			json_object_set_new(one, "workers", json_integer(c.workers));
 			json_object_set_new(one, "stale_refused", json_integer(c.stale));
 			json_object_set_new(all, names[i], one);
 		} else {
 			printf("%-20s %8lld %9lld %8lld %8lld %10lld %8lld %9lld %7lld\n", names[i],
-			       (long long)c.n[QUEUE_QUEUED], (long long)c.n[QUEUE_SCHEDULED],
-			       (long long)c.n[QUEUE_ACTIVE], (long long)c.n[QUEUE_RETRYING],
-			       (long long)c.n[QUEUE_DONE_STATE], (long long)c.n[QUEUE_FAILED],
-			       (long long)c.n[QUEUE_CANCELLED_STATE], (long long)c.workers);
+			       (long long)c.n[JOB_QUEUED], (long long)c.n[JOB_SCHEDULED],
+			       (long long)c.n[JOB_ACTIVE], (long long)c.n[JOB_RETRYING],
+			       (long long)c.n[JOB_DONE], (long long)c.n[JOB_FAILED],
+			       (long long)c.n[JOB_CANCELLED], (long long)c.workers);
 		}
 		free(names[i]);
 	}
@@ -391,7 +397,7 @@ static int cmd_dead(int argc, char **argv)
 	q = connect_or_die();
 	if (!strcmp(sub, "list") && optind == argc - 1) {
 		char **ids;
-		int n = queue_list(q, o.queue, QUEUE_FAILED, 0, (size_t)o.limit, &ids, &e), i;
+		int n = queue_list(q, o.queue, JOB_FAILED, 0, (size_t)o.limit, &ids, &e), i;
 
 		if (n < 0) {
 			rc = exit_for(&e);
@@ -463,7 +469,7 @@ int wakeq_cmd_wake(int argc, char **argv);
 static int cmd_reconcile(int argc, char **argv)
 {
 	const char *url = getenv("DATABASE_URL");
-	struct api_reconcile_stats st;
+	struct reconcile_stats st;
 	struct store *s;
 	struct queue *q;
 	struct err e;
@@ -483,7 +489,7 @@ static int cmd_reconcile(int argc, char **argv)
 		return exit_for(&e);
 	q = connect_or_die();
 	memset(&st, 0, sizeof(st));
-	if (api_reconcile(q, s, min_age, &st, &e) < 0)
+	if (reconcile_run(q, s, min_age, &st, &e) < 0)
 		rc = exit_for(&e);
 	else
 		printf("scanned %lld, requeued %lld, finals copied %lld, errors %lld\n",

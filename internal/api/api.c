@@ -9,6 +9,7 @@
 #include "job/job.h"
 #include "log/log.h"
 #include "log/trace.h"
+#include "reconcile/reconcile.h"
 #include "store/store.h"
 #include "wake/wake.h"
 
@@ -161,57 +162,34 @@ static int reply_json(struct api *a, struct httpd_request *req, unsigned status,
 	return httpd_respond_json(req, status, body);
 }
 
-json_t *api_find_job(struct api *a, struct queue *q, const char *id, size_t *qi,
-		     struct err *err)
+int api_find_job(struct api *a, struct queue *q, const char *id, size_t *qi,
+		 struct job_info *out, struct err *err)
 {
 	size_t i;
 
 	for (i = 0; i < a->nqueues; i++) {
 		struct err e;
-		char *text = queue_job_json(q, a->queues[i], id, &e);
 
-		if (text) {
-			json_t *j = json_loads(text, 0, NULL);
-
-			free(text);
-			if (!j) {
-				err_set(err, ERR_PROTOCOL, "job '%s' is not readable", id);
-				return NULL;
-			}
+		if (queue_job_get(q, a->queues[i], id, out, &e) == 0) {
 			*qi = i;
-			return j;
+			return 0;
 		}
 		if (e.code != ERR_NOTFOUND) {
 			if (err)
 				*err = e;
-			return NULL;
+			return -1;
 		}
 	}
-	err_set(err, ERR_NOTFOUND, "no job '%s'", id);
-	return NULL;
+	return err_set(err, ERR_NOTFOUND, "no job '%s'", id);
 }
 
-/* The job from Postgres, or NULL (err set; ERR_NOTFOUND when no row). */
-static json_t *store_job_doc(struct api *a, const char *id, char queue_out[QUEUE_NAME_MAX + 1],
-			     enum store_status *st, struct err *err)
+/* The job from Postgres. Returns 0, or -1 with err (ERR_NOTFOUND when no
+ * row or no store). */
+static int store_job(struct api *a, const char *id, struct job_info *out, struct err *err)
 {
-	struct store_job row;
-	json_t *j;
-
-	if (!a->store) {
-		err_set(err, ERR_NOTFOUND, "no job '%s'", id);
-		return NULL;
-	}
-	memset(&row, 0, sizeof(row));
-	if (store_get(a->store, id, &row, err) < 0)
-		return NULL;
-	j = store_job_to_json(&row);
-	if (queue_out)
-		snprintf(queue_out, QUEUE_NAME_MAX + 1, "%s", row.queue ? row.queue : "");
-	if (st)
-		*st = row.status;
-	store_job_release(&row);
-	return j;
+	if (!a->store)
+		return err_set(err, ERR_NOTFOUND, "no job '%s'", id);
+	return store_get(a->store, id, out, err);
 }
 
 /* ---- POST /v1/jobs ---------------------------------------------------------- */
@@ -228,20 +206,19 @@ static json_t *accepted_body(const char *id, const char *status)
 static int reply_existing(struct api *a, struct httpd_request *req, struct queue *q,
 			  const char *id)
 {
-	const char *status = "queued";
-	json_t *doc = NULL, *body;
+	enum job_status status = JOB_QUEUED;
+	struct job_info job;
+	json_t *body;
 	size_t qi;
 
 	atomic_fetch_add(&a->m_duplicates, 1);
-	if (q)
-		doc = api_find_job(a, q, id, &qi, NULL);
-	if (!doc)
-		doc = store_job_doc(a, id, NULL, NULL, NULL);
-	if (doc && json_is_string(json_object_get(doc, "status")))
-		status = json_string_value(json_object_get(doc, "status"));
-	body = accepted_body(id, status);
+	if ((q && api_find_job(a, q, id, &qi, &job, NULL) == 0) ||
+	    store_job(a, id, &job, NULL) == 0) {
+		status = job.status;
+		job_info_release(&job);
+	}
+	body = accepted_body(id, job_status_name(status));
 	json_object_set_new(body, "duplicate", json_true());
-	json_decref(doc);
 	return reply_json(a, req, 200, body);
 }
 
@@ -269,48 +246,21 @@ enum intake_state {
 struct api_intake {
 	struct api_intake *next;
 	struct httpd_request *req;    /* gone once answered */
-	struct api_job_req jr;
+	struct job_spec spec;         /* resolved: id, queue, run_at set */
 	char *idem;                   /* the key from the header (heap) */
-	char id[UUID_STR_LEN];
 	char existing[UUID_STR_LEN];
 	char trace[LOG_TRACE_ID_LEN];
-	int has_trace, scheduled;
-	int64_t now_us, t0;
+	int scheduled;
+	int64_t t0;
 	enum intake_state state;
 	struct err err;
 };
 
 static void intake_free(struct api_intake *it)
 {
-	api_job_req_release(&it->jr);
+	job_spec_release(&it->spec);
 	free(it->idem);
 	free(it);
-}
-
-static int intake_max_attempts(struct api *a, const struct api_intake *it)
-{
-	return it->jr.max_attempts ? it->jr.max_attempts
-	       : a->cfg.max_attempts ? a->cfg.max_attempts : 3;
-}
-
-static void intake_store_new(struct api *a, const struct api_intake *it,
-			     struct store_new *sn)
-{
-	const struct api_job_req *jr = &it->jr;
-
-	memset(sn, 0, sizeof(*sn));
-	sn->id = it->id;
-	sn->queue = jr->queue;
-	sn->type = jr->type;
-	sn->payload = jr->payload;
-	sn->status = it->scheduled ? STORE_SCHEDULED : STORE_QUEUED;
-	sn->priority = jr->priority;
-	sn->max_attempts = intake_max_attempts(a, it);
-	sn->timeout_s = jr->timeout_s;
-	sn->idempotency_key = jr->idempotency_key;
-	sn->callback_url = jr->callback_url;
-	sn->run_at = jr->run_at_us ? jr->run_at_us
-		     : jr->delay_ms ? it->now_us + jr->delay_ms * 1000 : 0;
 }
 
 /* Records a failure to answer with later (the batch goes on). */
@@ -338,7 +288,7 @@ static void reply_accepted(struct api *a, struct api_intake *it)
 
 	len = snprintf(body, sizeof(body),
 		       "{\"id\":\"%s\",\"status\":\"%s\",\"status_url\":\"/v1/jobs/%s\"}",
-		       it->id, it->scheduled ? "scheduled" : "queued", it->id);
+		       it->spec.id, it->scheduled ? "scheduled" : "queued", it->spec.id);
 	api_count_status(a, 202);
 	httpd_respond(it->req, 202, "application/json", body, (size_t)len);
 	it->state = IN_DONE;
@@ -347,7 +297,7 @@ static void reply_accepted(struct api *a, struct api_intake *it)
 /* Postgres first: the rows of every request of the batch in one INSERT. */
 static void intake_store(struct api *a, struct api_intake **its, size_t n)
 {
-	struct store_new *sn = xmalloc(n * sizeof(*sn));
+	struct job_spec *sn = xmalloc(n * sizeof(*sn));
 	char (*existing)[UUID_STR_LEN] = xmalloc(n * sizeof(*existing));
 	struct err *errs = xmalloc(n * sizeof(*errs));
 	int *rc = xmalloc(n * sizeof(*rc));
@@ -355,7 +305,7 @@ static void intake_store(struct api *a, struct api_intake **its, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		intake_store_new(a, its[i], &sn[i]);
+		sn[i] = its[i]->spec;
 	if (store_insert_many(a->store, sn, n, rc, existing, errs, &e) < 0) {
 		if (e.code != ERR_INVALID) {
 			for (i = 0; i < n; i++)
@@ -392,7 +342,7 @@ static void intake_undo(struct api *a, struct api_intake **its, size_t n)
 	struct err e;
 
 	for (i = 0; i < n; i++)
-		ids[i] = its[i]->id;
+		ids[i] = its[i]->spec.id;
 	if (store_delete_many(a->store, ids, n, &e) < 0)
 		for (i = 0; i < n; i++)
 			log_warn("cannot undo the job row; reconcile will enqueue it",
@@ -405,7 +355,7 @@ static void intake_undo(struct api *a, struct api_intake **its, size_t n)
 static void intake_enqueue(struct api *a, struct queue *q, const char *queue,
 			   struct api_intake **its, size_t n, const struct err *qerr)
 {
-	struct queue_spec *specs = xcalloc(n, sizeof(*specs));
+	struct job_spec *specs = xcalloc(n, sizeof(*specs));
 	struct queue_enqueued *out = xmalloc(n * sizeof(*out));
 	struct api_intake **undo = xmalloc(n * sizeof(*undo));
 	size_t i, nundo = 0;
@@ -416,23 +366,8 @@ static void intake_enqueue(struct api *a, struct queue *q, const char *queue,
 		e = *qerr;
 		goto failed;
 	}
-	for (i = 0; i < n; i++) {
-		const struct api_job_req *jr = &its[i]->jr;
-		struct queue_spec *s = &specs[i];
-
-		s->id = its[i]->id;
-		s->type = jr->type;
-		s->payload = jr->payload;
-		s->priority = jr->priority;
-		s->run_at_ms = jr->run_at_us / 1000;
-		s->delay_ms = jr->delay_ms;
-		s->max_attempts = jr->max_attempts ? jr->max_attempts : a->cfg.max_attempts;
-		s->timeout_s = jr->timeout_s;
-		s->idempotency_key = jr->idempotency_key;
-		s->callback_url = jr->callback_url;
-		/* the trace travels with the job into the worker's log lines */
-		s->trace = its[i]->has_trace ? its[i]->trace : NULL;
-	}
+	for (i = 0; i < n; i++)
+		specs[i] = its[i]->spec;
 	if (queue_enqueue(q, queue, specs, n, out, &live, &e) < 0) {
 		if (e.code == ERR_INVALID && n > 1) {
 			/* one job Redis refuses must not fail its batch-mates:
@@ -459,10 +394,7 @@ static void intake_enqueue(struct api *a, struct queue *q, const char *queue,
 		metrics_hist_observe(&a->m_enqueue_latency,
 				     (double)(clock_mono_us() - it->t0) / 1e6);
 		if (it->scheduled) {
-			const struct api_job_req *jr = &it->jr;
-
-			wake_at(a->wake, jr->run_at_us ? jr->run_at_us
-				: it->now_us + jr->delay_ms * 1000);
+			wake_at(a->wake, it->spec.run_at_us);
 			if (live)
 				wake_notify(a->wake, 1);
 		} else {
@@ -506,7 +438,7 @@ static void intake_run(struct api *a, struct api_intake **its, size_t n)
 		ng = 0;
 		for (i = 0; i < n; i++)
 			if ((its[i]->state == IN_NEW || its[i]->state == IN_INSERTED) &&
-			    !strcmp(its[i]->jr.queue, a->queues[qi]))
+			    !strcmp(its[i]->spec.queue, a->queues[qi]))
 				grp[ng++] = its[i];
 		if (ng)
 			intake_enqueue(a, q, a->queues[qi], grp, ng, &qerr);
@@ -520,14 +452,14 @@ static void intake_run(struct api *a, struct api_intake **its, size_t n)
 			/* a key taken by a batch-mate whose enqueue failed:
 			 * that job does not exist, share its answer */
 			for (j = 0; j < n; j++)
-				if (j != i && !strcmp(its[j]->id, it->existing))
+				if (j != i && !strcmp(its[j]->spec.id, it->existing))
 					break;
 			if (j < n && (its[j]->state == IN_FAILED ||
 				      (its[j]->state == IN_DONE && its[j]->err.code))) {
 				it->err = its[j]->err;
 				intake_reply_failed(a, it, "redis");
 			} else if (j < n && its[j]->existing[0] &&
-				   strcmp(its[j]->existing, its[j]->id)) {
+				   strcmp(its[j]->existing, its[j]->spec.id)) {
 				/* the batch-mate turned out to be a job Redis
 				 * already had: answer that one */
 				reply_existing(a, it->req, q, its[j]->existing);
@@ -593,6 +525,7 @@ static void post_job(struct api *a, struct httpd_request *req)
 	const char *ct = httpd_header(req, "Content-Type");
 	const char *body, *code = "invalid_field", *hkey;
 	struct api_intake *it;
+	int64_t now_us;
 	struct err e;
 	size_t len;
 
@@ -606,35 +539,35 @@ static void post_job(struct api *a, struct httpd_request *req)
 	it->t0 = clock_mono_us();
 	it->req = req;
 	body = httpd_body(req, &len);
-	if (api_job_parse(body, len, &it->jr, &code, &e) < 0) {
+	if (job_spec_parse(body, len, &it->spec, &code, &e) < 0) {
 		api_reply_error(a, req, 400, code, "%s", e.msg);
 		goto refused;
 	}
 	hkey = httpd_header(req, "Idempotency-Key");
-	if (hkey && !it->jr.idempotency_key) {
-		if (!api_idem_key_ok(hkey)) {
+	if (hkey && !it->spec.idempotency_key) {
+		if (!job_idem_key_ok(hkey)) {
 			api_reply_error(a, req, 400, "invalid_field",
-				    "header 'Idempotency-Key': expected 1 to 200 printable ASCII characters");
+				    "header 'Idempotency-Key': expected 1 to %d printable ASCII characters",
+				    JOB_IDEM_MAX);
 			goto refused;
 		}
 		/* headers go with the request once it is answered */
 		it->idem = xstrdup(hkey);
-		it->jr.idempotency_key = it->idem;
+		it->spec.idempotency_key = it->idem;
 	}
-	if (!it->jr.queue)
-		it->jr.queue = a->queues[0];
-	if (served_index(a, it->jr.queue) < 0) {
+	if (it->spec.queue && served_index(a, it->spec.queue) < 0) {
 		api_reply_error(a, req, 400, "invalid_field",
-			    "field 'queue': '%s' is not served here (QUEUES=%s)", it->jr.queue,
+			    "field 'queue': '%s' is not served here (QUEUES=%s)", it->spec.queue,
 			    a->cfg.queues ? a->cfg.queues : "default");
 		goto refused;
 	}
-	it->now_us = clock_now_us();
-	it->scheduled = it->jr.delay_ms > 0 ||
-			(it->jr.run_at_us > 0 && it->jr.run_at_us > it->now_us);
-	uuid7_new(it->id);
-	it->has_trace = log_trace_parse(httpd_header(req, "X-Cloud-Trace-Context"),
-					httpd_header(req, "traceparent"), it->trace) == 0;
+	now_us = clock_now_us();
+	job_spec_resolve(&it->spec, &a->defaults, now_us);
+	it->scheduled = job_spec_status(&it->spec, now_us) == JOB_SCHEDULED;
+	/* the trace travels with the job into the worker's log lines */
+	if (log_trace_parse(httpd_header(req, "X-Cloud-Trace-Context"),
+			    httpd_header(req, "traceparent"), it->trace) == 0)
+		it->spec.trace = it->trace;
 	it->state = IN_NEW;
 	if (httpd_defer(req) == 0) {
 		pthread_mutex_lock(&a->in_lock);
@@ -662,32 +595,27 @@ refused:
 static void get_job(struct api *a, struct httpd_request *req, const char *id)
 {
 	struct queue *q = api_qget(a, NULL);
+	struct job_info job;
 	struct err e;
-	json_t *doc = NULL;
 	size_t qi;
+	int rc = -1;
 
-	err_clear(&e);
+	err_set(&e, ERR_UNAVAILABLE, "redis is unavailable");
 	if (q) {
-		doc = api_find_job(a, q, id, &qi, &e);
+		rc = api_find_job(a, q, id, &qi, &job, &e);
 		api_qput(a, q);
-	} else {
-		e.code = ERR_UNAVAILABLE;
-		snprintf(e.msg, sizeof(e.msg), "redis is unavailable");
 	}
-	if (doc) {
-		reply_json(a, req, 200, doc);
-		return;
-	}
-	if (a->store && (e.code == ERR_NOTFOUND || e.code == ERR_UNAVAILABLE)) {
+	if (rc < 0 && a->store && (e.code == ERR_NOTFOUND || e.code == ERR_UNAVAILABLE)) {
 		struct err e2;
 
-		doc = store_job_doc(a, id, NULL, NULL, &e2);
-		if (doc) {
-			reply_json(a, req, 200, doc);
-			return;
-		}
-		if (e.code == ERR_NOTFOUND)
+		rc = store_job(a, id, &job, &e2);
+		if (rc < 0 && e.code == ERR_NOTFOUND)
 			e = e2;
+	}
+	if (rc == 0) {
+		reply_json(a, req, 200, job_info_to_json(&job));
+		job_info_release(&job);
+		return;
 	}
 	if (e.code == ERR_NOTFOUND)
 		api_reply_error(a, req, 404, "not_found", "no job '%s'", id);
@@ -698,18 +626,19 @@ static void get_job(struct api *a, struct httpd_request *req, const char *id)
 static void job_events(struct api *a, struct httpd_request *req, const char *id)
 {
 	struct queue *q = api_qget(a, NULL);
+	struct job_info job;
 	struct err e;
-	json_t *doc = NULL;
 	size_t qi = 0;
+	int rc;
 
 	if (!q) {
 		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
 		return;
 	}
-	doc = api_find_job(a, q, id, &qi, &e);
+	rc = api_find_job(a, q, id, &qi, &job, &e);
 	api_qput(a, q);
-	if (doc) {
-		json_decref(doc);
+	if (rc == 0) {
+		job_info_release(&job);
 		api_count_status(a, 200);
 		api_hub_serve(a->hub, req, a->queues[qi], id);
 		return;
@@ -717,10 +646,12 @@ static void job_events(struct api *a, struct httpd_request *req, const char *id)
 	if (e.code == ERR_NOTFOUND && a->store) {
 		/* gone from Redis: its record is final (or about to be requeued) */
 		struct buf b = BUF_INIT;
+		json_t *doc;
 		char *text;
 
-		doc = store_job_doc(a, id, NULL, NULL, &e);
-		if (doc) {
+		if (store_job(a, id, &job, &e) == 0) {
+			doc = job_info_to_json(&job);
+			job_info_release(&job);
 			text = json_dumps(doc, JSON_COMPACT);
 			buf_printf(&b, "event: end\ndata: %s\n\n", text ? text : "{}");
 			free(text);
@@ -759,7 +690,7 @@ static void cancel_job(struct api *a, struct httpd_request *req, const char *id)
 		if (a->store) {
 			struct err e2;
 
-			if (store_set_status(a->store, id, STORE_CANCELLED, NULL, 0, &e2) < 0 &&
+			if (store_set_status(a->store, id, JOB_CANCELLED, NULL, 0, &e2) < 0 &&
 			    e2.code != ERR_NOTFOUND)
 				log_warn("cannot record the cancel; reconcile will", "job_id", id,
 					 "error", e2.msg);
@@ -773,18 +704,19 @@ static void cancel_job(struct api *a, struct httpd_request *req, const char *id)
 		return;
 	}
 	if (e.code == ERR_NOTFOUND && a->store) {
-		enum store_status st;
-		json_t *doc = store_job_doc(a, id, NULL, &st, &e);
+		struct job_info job;
 
-		if (doc) {
-			json_decref(doc);
-			if (store_status_final(st)) {
+		if (store_job(a, id, &job, &e) == 0) {
+			enum job_status st = job.status;
+
+			job_info_release(&job);
+			if (job_status_final(st)) {
 				api_reply_error(a, req, 409, "conflict", "job '%s' is already %s", id,
-					    store_status_name(st));
+					    job_status_name(st));
 				return;
 			}
 			/* lost from Redis: cancelling the record is enough */
-			if (store_set_status(a->store, id, STORE_CANCELLED, NULL, 0, &e) == 0) {
+			if (store_set_status(a->store, id, JOB_CANCELLED, NULL, 0, &e) == 0) {
 				reply_json(a, req, 200,
 					   json_pack("{s:s,s:s}", "id", id, "status", "cancelled"));
 				return;
@@ -824,7 +756,7 @@ static void retry_job(struct api *a, struct httpd_request *req, const char *id)
 		if (a->store) {
 			struct err e2;
 
-			if (store_set_status(a->store, id, STORE_QUEUED, NULL, 0, &e2) < 0 &&
+			if (store_set_status(a->store, id, JOB_QUEUED, NULL, 0, &e2) < 0 &&
 			    e2.code != ERR_NOTFOUND)
 				log_warn("cannot record the retry", "job_id", id, "error", e2.msg);
 		}
@@ -845,8 +777,8 @@ static json_t *counts_json(const struct queue_counts *c)
 	json_t *o = json_object();
 	int s;
 
-	for (s = 0; s < QUEUE_NSTATES; s++)
-		json_object_set_new(o, queue_state_name((enum queue_state)s), json_integer(c->n[s]));
+	for (s = 0; s < JOB_NSTATUS; s++)
+		json_object_set_new(o, job_status_name((enum job_status)s), json_integer(c->n[s]));
 	json_object_set_new(o, "workers", json_integer(c->workers));
 	return o;
 }
@@ -897,7 +829,7 @@ static void list_jobs(struct api *a, struct httpd_request *req, const char *queu
 	const char *state_s = httpd_query(req, "state");
 	const char *limit_s = httpd_query(req, "limit");
 	const char *offset_s = httpd_query(req, "offset");
-	enum queue_state st = QUEUE_QUEUED;
+	enum job_status st = JOB_QUEUED;
 	int64_t limit = 50, offset = 0;
 	struct queue *q;
 	char **ids = NULL;
@@ -909,7 +841,7 @@ static void list_jobs(struct api *a, struct httpd_request *req, const char *queu
 		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
 		return;
 	}
-	if (state_s && queue_state_parse(state_s, &st) < 0) {
+	if (state_s && job_status_parse(state_s, &st, NULL) < 0) {
 		api_reply_error(a, req, 400, "invalid_query",
 			    "query 'state': expected queued, scheduled, active, retrying, done, failed or cancelled");
 		return;
@@ -935,35 +867,35 @@ static void list_jobs(struct api *a, struct httpd_request *req, const char *queu
 	}
 	arr = json_array();
 	for (i = 0; i < n; i++) {
-		char *text = queue_job_json(q, queue, ids[i], NULL);
-		json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+		struct job_info job;
 
-		if (j)
-			json_array_append_new(arr, j);
-		free(text);
+		if (queue_job_get(q, queue, ids[i], &job, NULL) == 0) {
+			json_array_append_new(arr, job_info_to_json(&job));
+			job_info_release(&job);
+		}
 		free(ids[i]);
 	}
 	free(ids);
 	api_qput(a, q);
 	reply_json(a, req, 200, json_pack("{s:s,s:s,s:o}", "queue", queue, "state",
-					  queue_state_name(st), "jobs", arr));
+					  job_status_name(st), "jobs", arr));
 }
 
-static json_t *reconcile_json(const struct api_reconcile_stats *st)
+static json_t *reconcile_json(const struct reconcile_stats *st)
 {
 	return json_pack("{s:I,s:I,s:I,s:I}", "scanned", (json_int_t)st->scanned,
 			 "requeued", (json_int_t)st->requeued, "finals", (json_int_t)st->finals,
 			 "errors", (json_int_t)st->errors);
 }
 
-static int run_reconcile(struct api *a, struct api_reconcile_stats *st, struct err *err)
+static int run_reconcile(struct api *a, struct reconcile_stats *st, struct err *err)
 {
 	struct queue *q = api_qget(a, err);
 	int rc;
 
 	if (!q)
 		return -1;
-	rc = api_reconcile(q, a->store, a->cfg.reconcile_min_age_s, st, err);
+	rc = reconcile_run(q, a->store, a->cfg.reconcile_min_age_s, st, err);
 	api_qput(a, q);
 	atomic_fetch_add(&a->m_reconciled, (uint64_t)(st->requeued + st->finals));
 	if (st->requeued > 0) {
@@ -975,7 +907,7 @@ static int run_reconcile(struct api *a, struct api_reconcile_stats *st, struct e
 
 static void post_reconcile(struct api *a, struct httpd_request *req)
 {
-	struct api_reconcile_stats st;
+	struct reconcile_stats st;
 	struct err e;
 
 	if (!a->store) {
@@ -1198,8 +1130,8 @@ static int backlog_cb(void *ctx, struct wake_backlog *out)
 
 		if (queue_counts(a->wake_q, a->queues[i], &c, &e) < 0)
 			return -1;
-		out->pending += c.n[QUEUE_QUEUED];
-		out->waiting += c.n[QUEUE_SCHEDULED] + c.n[QUEUE_RETRYING];
+		out->pending += c.n[JOB_QUEUED];
+		out->waiting += c.n[JOB_SCHEDULED] + c.n[JOB_RETRYING];
 		if (c.workers > out->workers)
 			out->workers = c.workers;
 		if (c.next_due_ms && (!out->next_due_us || c.next_due_ms * 1000 < out->next_due_us))
@@ -1226,7 +1158,7 @@ static void *reconcile_main(void *arg)
 			break;
 		pthread_mutex_unlock(&a->rec_lock);
 		{
-			struct api_reconcile_stats st;
+			struct reconcile_stats st;
 			struct err e;
 
 			if (run_reconcile(a, &st, &e) < 0) {
@@ -1261,6 +1193,8 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 	pthread_mutex_init(&a->rec_lock, NULL);
 	pthread_cond_init(&a->rec_cond, NULL);
 	a->queues = split_list(cfg->queues && *cfg->queues ? cfg->queues : "default", &a->nqueues);
+	a->defaults.queue = a->queues[0];
+	a->defaults.max_attempts = cfg->max_attempts;
 	if (a->nqueues == 0) {
 		err_set(err, ERR_INVALID, "bad QUEUES '%s': no queue named", cfg->queues);
 		goto fail;

@@ -52,10 +52,32 @@ struct api_hub {
 	struct queue *q;          /* hub thread only: final documents */
 };
 
-int api_status_final(const char *status)
+/* Whether an event's status names a final state. */
+static int status_final(const char *status)
 {
-	return status && (!strcmp(status, "done") || !strcmp(status, "failed") ||
-			  !strcmp(status, "cancelled"));
+	enum job_status st;
+
+	return job_status_parse(status, &st, NULL) == 0 && job_status_final(st);
+}
+
+/* Reads the job and returns its document as text for the stream (caller
+ * frees) with its status in *st, or NULL with e. */
+static char *job_text(struct queue *q, const char *queue, const char *id,
+		      enum job_status *st, struct err *e)
+{
+	struct job_info job;
+	json_t *doc;
+	char *text;
+
+	if (queue_job_get(q, queue, id, &job, e) < 0)
+		return NULL;
+	doc = job_info_to_json(&job);
+	text = json_dumps(doc, JSON_COMPACT);
+	if (st)
+		*st = job.status;
+	json_decref(doc);
+	job_info_release(&job);
+	return text;
 }
 
 static void event_text(struct buf *b, const char *name, const char *data)
@@ -83,22 +105,18 @@ static void unlink_watcher(struct api_hub *h, struct watcher *w)
 		}
 }
 
-/* The job document as JSON text (caller frees), or NULL. */
-static char *fetch_doc(struct api_hub *h, struct queue *q, const char *queue,
-		       const char *id)
+/* The job document as JSON text (caller frees) with its status in *st,
+ * or NULL. Uses the hub thread's own connection. */
+static char *fetch_doc(struct api_hub *h, const char *queue, const char *id,
+		       enum job_status *st)
 {
 	struct err e;
-	char *text;
 
-	if (!q) {
-		if (!h->q)
-			h->q = queue_connect(&h->a->qopts, &e);
-		q = h->q;
-	}
-	if (!q)
+	if (!h->q)
+		h->q = queue_connect(&h->a->qopts, &e);
+	if (!h->q)
 		return NULL;
-	text = queue_job_json(q, queue, id, &e);
-	return text;
+	return job_text(h->q, queue, id, st, &e);
 }
 
 static void send_end(struct watcher *w, const char *doc)
@@ -116,7 +134,7 @@ static void dispatch(struct api_hub *h, const struct queue_event *ev)
 	struct buf b = BUF_INIT;
 	json_t *j = json_object();
 	char *data;
-	int final = api_status_final(ev->status);
+	int final = status_final(ev->status);
 
 	json_object_set_new(j, "id", json_string(ev->id));
 	json_object_set_new(j, "status", json_string(ev->status));
@@ -154,7 +172,7 @@ static void dispatch(struct api_hub *h, const struct queue_event *ev)
 	buf_release(&b);
 
 	if (final && done) {
-		char *doc = fetch_doc(h, NULL, ev->queue, ev->id);
+		char *doc = fetch_doc(h, ev->queue, ev->id, NULL);
 
 		for (w = done; w; w = w->next)
 			if (doc)
@@ -184,12 +202,11 @@ static void refresh_all(struct api_hub *h)
 	}
 	pthread_mutex_unlock(&h->lock);
 	for (w = todo; w; w = next) {
-		char *doc = fetch_doc(h, NULL, w->queue, w->id);
-		json_t *j = doc ? json_loads(doc, 0, NULL) : NULL;
-		const char *st = j ? json_string_value(json_object_get(j, "status")) : NULL;
+		enum job_status st = JOB_QUEUED;
+		char *doc = fetch_doc(h, w->queue, w->id, &st);
 
 		next = w->next;
-		if (doc && api_status_final(st)) {
+		if (doc && job_status_final(st)) {
 			send_end(w, doc);
 			watcher_free(w);
 		} else {
@@ -206,7 +223,6 @@ static void refresh_all(struct api_hub *h)
 			h->n++;
 			pthread_mutex_unlock(&h->lock);
 		}
-		json_decref(j);
 		free(doc);
 	}
 }
@@ -367,8 +383,8 @@ void api_hub_serve(struct api_hub *h, struct httpd_request *req,
 	struct httpd_push *p;
 	struct queue *q;
 	struct err e;
+	enum job_status st = JOB_QUEUED;
 	char *doc = NULL;
-	json_t *j = NULL;
 	int final, saw;
 	struct buf b = BUF_INIT;
 
@@ -390,11 +406,10 @@ void api_hub_serve(struct api_hub *h, struct httpd_request *req,
 
 	q = api_qget(h->a, &e);
 	if (q) {
-		doc = queue_job_json(q, queue, id, &e);
+		doc = job_text(q, queue, id, &st, &e);
 		api_qput(h->a, q);
 	}
-	j = doc ? json_loads(doc, 0, NULL) : NULL;
-	final = !doc || api_status_final(json_string_value(json_object_get(j, "status")));
+	final = !doc || job_status_final(st);
 
 	pthread_mutex_lock(&h->lock);
 	if (!final)
@@ -414,7 +429,7 @@ void api_hub_serve(struct api_hub *h, struct httpd_request *req,
 		if (saw && !final) {
 			free(doc);
 			q = api_qget(h->a, &e);
-			doc = q ? queue_job_json(q, queue, id, &e) : NULL;
+			doc = q ? job_text(q, queue, id, NULL, &e) : NULL;
 			if (q)
 				api_qput(h->a, q);
 		}
@@ -434,6 +449,5 @@ void api_hub_serve(struct api_hub *h, struct httpd_request *req,
 		}
 		watcher_free(w);
 	}
-	json_decref(j);
 	free(doc);
 }

@@ -17,6 +17,7 @@ struct api_intake;
 
 struct api {
 	struct api_config cfg;
+	struct job_defaults defaults; /* queue = queues[0], MAX_ATTEMPTS */
 	char **queues;               /* served queues */
 	size_t nqueues;
 	char **tokens;               /* NULL-terminated; NULL when no_auth */
@@ -64,11 +65,11 @@ struct queue *api_qget(struct api *a, struct err *err);
 /* Returns a borrowed connection. */
 void api_qput(struct api *a, struct queue *q);
 
-/* The job document from Redis (trying each served queue, or `queue`
- * first when known). Returns the parsed JSON and the queue's index in
- * *qi, NULL with err ERR_NOTFOUND / ERR_UNAVAILABLE. */
-json_t *api_find_job(struct api *a, struct queue *q, const char *id, size_t *qi,
-		     struct err *err);
+/* Reads the job from Redis, trying each served queue. Returns 0 with *out
+ * filled (release it) and the queue's index in *qi, or -1 with err
+ * ERR_NOTFOUND / ERR_UNAVAILABLE. */
+int api_find_job(struct api *a, struct queue *q, const char *id, size_t *qi,
+		 struct job_info *out, struct err *err);
 
 /* ---- server-sent events (events.c) ---------------------------------- */
 
@@ -80,7 +81,6 @@ void api_hub_serve(struct api_hub *h, struct httpd_request *req,
 /* Number of open streams. */
 int api_hub_streams(struct api_hub *h);
 
-int api_status_final(const char *status);
 
 /* ---- uploads (uploads.c) ------------------------------------------------ */
 

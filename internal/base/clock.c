@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 int64_t clock_now_us(void)
@@ -45,4 +46,89 @@ void clock_sleep_us(int64_t us)
 		return;
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+static int digits(const char **p, int n, int *out)
+{
+	int v = 0, i;
+
+	for (i = 0; i < n; i++) {
+		if ((*p)[i] < '0' || (*p)[i] > '9')
+			return -1;
+		v = v * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	*out = v;
+	return 0;
+}
+
+static int days_in_month(int y, int m)
+{
+	static const int dm[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return m == 2 && leap ? 29 : dm[m - 1];
+}
+
+int clock_parse_rfc3339(const char *s, int64_t *us)
+{
+	struct tm tm;
+	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
+	int64_t frac = 0, scale = 1000000, t;
+	const char *p = s;
+
+	if (!s)
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
+	    digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' '))
+		return -1;
+	p++;
+	if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' ||
+	    digits(&p, 2, &sec))
+		return -1;
+	if (*p == '.') {
+		int n = 0;
+
+		p++;
+		while (*p >= '0' && *p <= '9') {
+			if (n < 6) {
+				frac = frac * 10 + (*p - '0');
+				scale /= 10;
+			}
+			n++;
+			p++;
+		}
+		if (n == 0)
+			return -1;
+		frac *= scale;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		sign = *p == '-' ? -1 : 1;
+		p++;
+		if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) || oh > 23 ||
+		    om > 59)
+			return -1;
+	} else {
+		return -1;
+	}
+	if (*p || y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 ||
+	    d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
+		return -1;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = (int64_t)timegm(&tm);
+	if (t < 0)
+		return -1;
+	t -= (int64_t)sign * (oh * 3600 + om * 60);
+	if (t < 0)
+		return -1;
+	*us = t * 1000000 + frac;
+	return 0;
 }

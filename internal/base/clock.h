@@ -17,6 +17,12 @@ int64_t clock_mono_us(void);
  * `out`, which holds at least CLOCK_RFC3339_LEN bytes. Returns `out`. */
 char *clock_rfc3339(int64_t us, char out[CLOCK_RFC3339_LEN]);
 
+/* Parses an RFC 3339 time ("2026-11-22T17:37:24.123456Z", offsets
+ * allowed, fractions beyond microseconds truncated) into epoch
+ * microseconds. The date must exist (2030-02-31 is refused) and lie
+ * within 1970..9999. Returns 0, or -1 with *us untouched. */
+int clock_parse_rfc3339(const char *s, int64_t *us);
+
 /* Sleeps `us` microseconds (EINTR restarts). */
 void clock_sleep_us(int64_t us);
 

@@ -153,22 +153,27 @@ int job_check_media_thumbnail(const json_t *payload, struct err *err)
 	return 0;
 }
 
-/* Which codecs each container takes (besides "copy" and "none"). */
-struct box {
-	const char *name;
-	const char *video; /* space-separated; "" = audio only */
-	const char *audio;
+/* The one container table: what each holds and writes by default. */
+static const struct job_container containers[] = {
+	{ "mp4", "mp4", "h264 vp9", "aac mp3 opus", "h264", "aac", 1 },
+	{ "mov", "mov", "h264", "aac mp3", "h264", "aac", 1 },
+	{ "mkv", "matroska", "h264 vp9", "aac opus mp3", "h264", "aac", 0 },
+	{ "webm", "webm", "vp9", "opus", "vp9", "opus", 0 },
+	{ "m4a", "ipod", "", "aac", "none", "aac", 1 },
+	{ "mp3", "mp3", "", "mp3", "none", "mp3", 0 },
+	{ "ogg", "ogg", "", "opus", "none", "opus", 0 },
+	{ NULL, NULL, NULL, NULL, NULL, NULL, 0 },
 };
 
-static const struct box boxes[] = {
-	{ "mp4", "h264 vp9", "aac mp3 opus" },
-	{ "mov", "h264", "aac mp3" },
-	{ "mkv", "h264 vp9", "aac opus mp3" },
-	{ "webm", "vp9", "opus" },
-	{ "m4a", "", "aac" },
-	{ "mp3", "", "mp3" },
-	{ "ogg", "", "opus" },
-};
+const struct job_container *job_container_find(const char *name)
+{
+	const struct job_container *c;
+
+	for (c = containers; name && c->name; c++)
+		if (!strcmp(c->name, name))
+			return c;
+	return NULL;
+}
 
 static int in_list(const char *list, const char *word)
 {
@@ -183,7 +188,7 @@ static int in_list(const char *list, const char *word)
 	return 0;
 }
 
-static int check_video(const json_t *v, const struct box *b,
+static int check_video(const json_t *v, const struct job_container *b,
 		       const char **codec, struct err *err)
 {
 	static const char *const known[] = {
@@ -232,7 +237,7 @@ static int check_video(const json_t *v, const struct box *b,
 	return 0;
 }
 
-static int check_audio(const json_t *a, const struct box *b,
+static int check_audio(const json_t *a, const struct job_container *b,
 		       const char **codec, struct err *err)
 {
 	static const char *const known[] = {
@@ -267,30 +272,23 @@ int job_check_media_transcode(const json_t *payload, struct err *err)
 		"input", "output", "container", "video", "audio", "start_s",
 		"duration_s", NULL
 	};
-	static const char *const containers[] = {
+	static const char *const names[] = {
 		"mp4", "webm", "mkv", "mov", "m4a", "mp3", "ogg", NULL
 	};
 	const char *container = "mp4", *vc = NULL, *ac = NULL;
-	const struct box *b = NULL;
+	const struct job_container *b;
 	const json_t *v, *a;
 	double d;
-	size_t i;
 
 	if (object_payload(payload, err) < 0 || only(payload, "", known, err) < 0 ||
 	    url(payload, "input", err) < 0 || url(payload, "output", err) < 0 ||
-	    choice(payload, "", "container", containers, &container, err) < 0 ||
+	    choice(payload, "", "container", names, &container, err) < 0 ||
 	    num(payload, "", "start_s", 0, 1e6, 0, &d, err) < 0 ||
 	    num(payload, "", "duration_s", 0.001, 1e6, 0, &d, err) < 0)
 		return -1;
-	for (i = 0; i < sizeof(boxes) / sizeof(boxes[0]); i++)
-		if (!strcmp(boxes[i].name, container))
-			b = &boxes[i];
-	vc = *b->video ? "h264" : "none";
-	if (!strcmp(container, "webm"))
-		vc = "vp9";
-	ac = strchr(b->audio, ' ') ? "aac" : b->audio;
-	if (!strcmp(container, "webm"))
-		ac = "opus";
+	b = job_container_find(container);
+	vc = b->vdef;
+	ac = b->adef;
 	if ((v = get(payload, "video")) && check_video(v, b, &vc, err) < 0)
 		return -1;
 	if ((a = get(payload, "audio")) && check_audio(a, b, &ac, err) < 0)

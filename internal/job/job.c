@@ -17,14 +17,14 @@ struct job_settings job_settings = {
 
 /* Every type wakeq knows. Run functions are bound by the worker. */
 static struct job_type types[] = {
-	{ "noop", job_check_noop, NULL },
-	{ "sleep", job_check_sleep, NULL },
-	{ "fail", job_check_fail, NULL },
-	{ "media.probe", job_check_media_probe, NULL },
-	{ "media.thumbnail", job_check_media_thumbnail, NULL },
-	{ "media.transcode", job_check_media_transcode, NULL },
-	{ "http.request", job_check_http_request, NULL },
-	{ "webhook.deliver", job_check_webhook_deliver, NULL },
+	{ .name = "noop", .check = job_check_noop },
+	{ .name = "sleep", .check = job_check_sleep },
+	{ .name = "fail", .check = job_check_fail },
+	{ .name = "media.probe", .check = job_check_media_probe },
+	{ .name = "media.thumbnail", .check = job_check_media_thumbnail },
+	{ .name = "media.transcode", .check = job_check_media_transcode },
+	{ .name = "http.request", .check = job_check_http_request },
+	{ .name = "webhook.deliver", .check = job_check_webhook_deliver, .internal = 1 },
 };
 
 #define NTYPES (sizeof(types) / sizeof(types[0]))
@@ -47,8 +47,9 @@ const char *job_type_names(void)
 	if (names[0])
 		return names;
 	for (i = 0; i < NTYPES; i++)
-		off += (size_t)snprintf(names + off, sizeof(names) - off, "%s%s",
-					i ? ", " : "", types[i].name);
+		if (!types[i].internal)
+			off += (size_t)snprintf(names + off, sizeof(names) - off,
+						"%s%s", off ? ", " : "", types[i].name);
 	return names;
 }
 
@@ -59,7 +60,7 @@ int job_check(const char *type, const char *payload, struct err *err)
 	json_t *p;
 	int r;
 
-	if (!t)
+	if (!t || t->internal)
 		return err_set(err, ERR_INVALID, "unknown job type '%s' (known: %s)",
 			       type ? type : "", job_type_names());
 	if (!payload)

@@ -1,4 +1,13 @@
-/* job.h - the job: what each one accepts and the code that runs it.
+/* job.h - the job: its one home.
+ *
+ * Two halves. The record: the status enum, `struct job_spec` (what a
+ * client asks for: parsed and checked once at the edge, defaults resolved
+ * once), `struct job_info` (what a job is, as read back from Redis or
+ * Postgres) and the one JSON document built from it, which every
+ * interface shows (GET /v1/jobs/{id}, lists, SSE, the CLI). The queue and
+ * the store speak these types; no module re-parses another's JSON text.
+ *
+ * The types: what each one accepts and the code that runs it.
  *
  * Every type wakeq knows is listed once, in jobs.c, with a payload check
  * that needs no heavy library, so the API can refuse a bad job at the door
@@ -14,10 +23,167 @@
 #define WAKEQ_JOB_H
 
 #include "base/err.h"
+#include "base/uuid.h"
 
 #include <jansson.h>
 #include <stdatomic.h>
 #include <stdint.h>
+
+/* ---- the record ---------------------------------------------------------- */
+
+/* Where a job is in its lifecycle (DESIGN.md "Job lifecycle"). The names
+ * are the ones stored in Redis and Postgres and shown everywhere. */
+enum job_status {
+	JOB_QUEUED,
+	JOB_SCHEDULED,
+	JOB_ACTIVE,
+	JOB_RETRYING,
+	JOB_DONE,
+	JOB_FAILED,
+	JOB_CANCELLED,
+};
+#define JOB_NSTATUS 7
+
+/* "queued", "scheduled", ...; "unknown" for a value out of range. */
+const char *job_status_name(enum job_status st);
+
+/* Parses a status name. Returns 0, or -1 with err (ERR_INVALID) listing
+ * the names; err may be NULL. */
+int job_status_parse(const char *name, enum job_status *out, struct err *err);
+
+/* Whether `st` is done, failed or cancelled: nothing will change it. */
+int job_status_final(enum job_status st);
+
+/* Bounds of a job's fields, the same at every door (API, CLI, reconcile). */
+#define JOB_PRIORITY_MAX 9              /* 0 runs first */
+#define JOB_MAX_ATTEMPTS_MAX 100
+#define JOB_MAX_ATTEMPTS_DEFAULT 3
+#define JOB_TIMEOUT_MAX_S (7.0 * 86400)
+#define JOB_DELAY_MAX_S (366.0 * 86400)
+#define JOB_IDEM_MAX 200                /* printable ASCII */
+#define JOB_IDEM_TTL_DEFAULT_S 86400
+#define JOB_URL_MAX 2048
+
+/* What a client asks for. Strings are borrowed, except that
+ * job_spec_parse makes them point into memory the spec owns (root,
+ * payload_text), which job_spec_release frees. */
+struct job_spec {
+	char id[UUID_STR_LEN];       /* "" until job_spec_resolve mints one */
+	const char *queue;           /* NULL = the default queue */
+	const char *type;            /* required */
+	const char *payload;         /* compact JSON object text; NULL = "{}" */
+	int priority;                /* 0..JOB_PRIORITY_MAX */
+	int64_t run_at_us;           /* wall clock; 0 = now (+ delay_ms) */
+	int64_t delay_ms;            /* used when run_at_us is 0 */
+	int max_attempts;            /* 0 = the default */
+	double timeout_s;            /* 0 = none (the worker's JOB_TIMEOUT) */
+	const char *idempotency_key; /* NULL = none */
+	int64_t idempotency_ttl_s;   /* 0 = the default */
+	const char *callback_url;    /* NULL = none */
+	const char *trace;           /* trace id carried to the worker's logs */
+	/* owned by a parsed spec */
+	json_t *root;
+	char *payload_text;
+};
+
+/* Defaults of a deployment, applied once by job_spec_resolve. */
+struct job_defaults {
+	const char *queue;           /* NULL = "default" */
+	int max_attempts;            /* 0 = JOB_MAX_ATTEMPTS_DEFAULT */
+	int64_t idempotency_ttl_s;   /* 0 = JOB_IDEM_TTL_DEFAULT_S */
+};
+
+/* Parses and checks a job request (the POST /v1/jobs body): a JSON object
+ * with known fields of the right types and ranges, a known type that
+ * clients may create, and a payload that fits it (job_check). Returns 0
+ * with *out filled (release it), or -1 with err naming the field and
+ * *code one of "invalid_json", "unknown_field", "invalid_field",
+ * "unknown_type", "invalid_payload" (*out untouched). Never blocks; `body`
+ * need not be NUL-terminated. */
+int job_spec_parse(const char *body, size_t len, struct job_spec *out,
+		   const char **code, struct err *err);
+
+/* Fills what the client left to the deployment: queue, max_attempts,
+ * idempotency TTL, payload "{}", and a fresh UUIDv7 id when id is "".
+ * run_at_us becomes absolute (now_us + delay_ms when a delay was asked),
+ * so the spec then says when the job is due. Never fails. */
+void job_spec_resolve(struct job_spec *s, const struct job_defaults *d,
+		      int64_t now_us);
+
+/* JOB_SCHEDULED when a resolved spec is due after now_us, else JOB_QUEUED. */
+enum job_status job_spec_status(const struct job_spec *s, int64_t now_us);
+
+/* Frees what job_spec_parse allocated and zeroes *s. Accepts NULL. */
+void job_spec_release(struct job_spec *s);
+
+/* Checks a value for the fields of the same names (shared by every door).
+ * Return 1 when acceptable. */
+int job_idem_key_ok(const char *key);
+int job_url_ok(const char *url);
+
+/* What a job is. Every string is a heap copy owned by the struct (NULL
+ * when absent); job_info_release frees them. payload and result hold JSON
+ * text as stored. Times are epoch microseconds, 0 = not set. */
+struct job_info {
+	char id[UUID_STR_LEN];
+	char *queue;
+	char *type;
+	char *payload;           /* JSON text; NULL reads as {} */
+	enum job_status status;
+	int priority;
+	int attempts;
+	int max_attempts;
+	double progress;         /* 0..100 */
+	char *stage;
+	char *result;            /* JSON text; NULL until done */
+	char *error;
+	char *idempotency_key;
+	char *callback_url;
+	char *trace;
+	double timeout_s;        /* 0 = none */
+	int cancel_requested;    /* a cancel waits for the running attempt */
+	int64_t created_at;
+	int64_t started_at;
+	int64_t finished_at;
+	int64_t updated_at;
+	int64_t run_at;
+};
+
+/* Frees the strings of `j` and zeroes it. Accepts NULL. */
+void job_info_release(struct job_info *j);
+
+/* The job as every interface shows it: a new object with {id, queue,
+ * type, status, priority, attempts, max_attempts, progress, stage,
+ * payload, result, error, cancel_requested, created_at,
+ * started_at, finished_at, run_at}. payload and result are JSON
+ * values (a stored text that is not JSON is kept as a string), times RFC
+ * 3339 UTC with microseconds or null. Caller owns the reference. Never
+ * fails (out of memory aborts). */
+json_t *job_info_to_json(const struct job_info *j);
+
+/* ---- the record in a Redis hash ------------------------------------------
+ * The queue stores a job as a hash `wakeq:{Q}:job:ID`. The fields a client
+ * sets are listed here once, in job.c's table; the queue's scripts read
+ * and write the lifecycle fields (status, attempts, token, ...) by name,
+ * as docs/QUEUE.md lists. */
+
+/* The hash fields of a resolved spec that the enqueue script stores as
+ * given: fills names[]/values[] (borrowed from `s` or static) and returns
+ * how many (at most JOB_HASH_SPEC_MAX). Fields left empty are omitted. */
+#define JOB_HASH_SPEC_MAX 12
+size_t job_spec_hash(const struct job_spec *s,
+		     const char *names[JOB_HASH_SPEC_MAX],
+		     const char *values[JOB_HASH_SPEC_MAX],
+		     char numbuf[JOB_HASH_SPEC_MAX][24]);
+
+/* Fills `out` (zeroed first; release it) from a hash's field/value pairs
+ * (`n` pairs; unknown fields ignored). id and queue are given. */
+void job_info_from_hash(struct job_info *out, const char *id,
+			const char *queue, const char *const *fields,
+			const char *const *values, size_t n);
+
+
+/* ---- the types ------------------------------------------------------------ */
 
 /* Settings that handlers read; filled once by the worker's main, then
  * read-only. Strings are borrowed for the life of the process. */
@@ -82,12 +248,15 @@ struct job_type {
 	const char *name;
 	job_check_fn check;
 	job_run_fn run; /* NULL until bound */
+	int internal;   /* made by the queue only (webhook.deliver): no
+			 * client may enqueue it, or it would sign any body
+			 * for any URL with WEBHOOK_SECRET */
 };
 
 /* The type named `name`, or NULL. */
 const struct job_type *job_find(const char *name);
 
-/* Checks that `type` is known and `payload` (a JSON text, NULL = {}) fits
+/* Checks that `type` is known to clients (not internal) and `payload` (a JSON text, NULL = {}) fits
  * it. Returns 0, or -1 with err (ERR_INVALID) naming the field. */
 int job_check(const char *type, const char *payload, struct err *err);
 
@@ -110,8 +279,26 @@ int job_fail(struct job_outcome *out, int retryable, const char *fmt, ...)
 /* Releases out->result. */
 void job_outcome_release(struct job_outcome *out);
 
-/* Comma-separated names of every known type, for error messages. */
+/* Comma-separated names of every type a client may enqueue, for error
+ * messages. */
 const char *job_type_names(void);
+
+/* A media container: the muxer that writes it, the codecs it can hold
+ * (space-separated; video "" = audio only; "copy" and "none" always
+ * allowed) and the codecs written when the job names none. The one table
+ * is shared by the payload check and the transcoder. */
+struct job_container {
+	const char *name;     /* "mp4", "webm", ... as in the payload */
+	const char *muxer;    /* FFmpeg muxer name */
+	const char *video;
+	const char *audio;
+	const char *vdef;     /* "none" for audio-only containers */
+	const char *adef;
+	int faststart;        /* move the index to the front (MP4 family) */
+};
+
+/* The container named `name`, or NULL. */
+const struct job_container *job_container_find(const char *name);
 
 /* Helpers for payload checks: fetch an optional member of a given JSON
  * type; -1 with err naming `name` when present with the wrong type. */

@@ -48,31 +48,6 @@ void media_transcode_opts_init(struct media_transcode_opts *o)
 	o->video.crf = -1;
 }
 
-/* Container: muxer name and default codecs. */
-struct box {
-	const char *name, *muxer, *vdef, *adef;
-	int faststart;
-};
-
-static const struct box boxes[] = {
-	{ "mp4", "mp4", "h264", "aac", 1 },
-	{ "mov", "mov", "h264", "aac", 1 },
-	{ "mkv", "matroska", "h264", "aac", 0 },
-	{ "webm", "webm", "vp9", "opus", 0 },
-	{ "m4a", "ipod", "none", "aac", 1 },
-	{ "mp3", "mp3", "none", "mp3", 0 },
-	{ "ogg", "ogg", "none", "opus", 0 },
-};
-
-static const struct box *find_box(const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(boxes) / sizeof(boxes[0]); i++)
-		if (!strcmp(boxes[i].name, name))
-			return &boxes[i];
-	return NULL;
-}
 
 static const char *encoder_name(const char *codec)
 {
@@ -502,7 +477,7 @@ static void ost_release(struct ost *s)
 static int pick_streams(struct tc *t, struct err *err)
 {
 	const struct media_transcode_opts *o = t->o;
-	const struct box *b = find_box(o->container);
+	const struct job_container *b = job_container_find(o->container);
 	const char *vc = o->video.codec[0] ? o->video.codec : b->vdef;
 	const char *ac = o->audio.codec[0] ? o->audio.codec : b->adef;
 	int vi = av_find_best_stream(t->ic, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
@@ -607,7 +582,7 @@ static json_t *describe_output(const char *out, AVFormatContext *fc)
 
 static int run(struct tc *t, struct err *err)
 {
-	const struct box *b = find_box(t->o->container);
+	const struct job_container *b = job_container_find(t->o->container);
 	AVDictionary *mopts = NULL;
 	int rc;
 
@@ -706,7 +681,7 @@ int media_transcode_file(const char *in, const char *out,
 	t.out = out;
 	t.name = media_base(in);
 	media_watch_init(&t.w, ctl);
-	if (!find_box(o.container))
+	if (!job_container_find(o.container))
 		return err_set(err, ERR_INVALID, "unknown container '%s'", o.container);
 	t.pkt = av_packet_alloc();
 	t.frame = av_frame_alloc();

@@ -12,7 +12,6 @@
 #include "base/mem.h"
 
 #include <hiredis.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,12 +123,6 @@ static void args_addi(struct args *a, int64_t v)
 	a->n++;
 }
 
-static void args_addd(struct args *a, double v)
-{
-	args_addi(a, 0);
-	a->len[a->n - 1] = (size_t)snprintf(a->nums[a->nnums - 1], 24, "%.17g", v);
-}
-
 static void args_finish(struct args *a)
 {
 	size_t i;
@@ -172,6 +165,34 @@ int queue_tls_supported(void)
 	return 0;
 #endif
 }
+
+/* ---- script reply layouts ------------------------------------------------
+ * The replies of the scripts are flat arrays read by position. Each layout
+ * is written down once here and once, with the same names, at the top of
+ * its .lua file. Rule (as for an on-disk format): a field is added at the
+ * end of its group, both files change in the same commit, and the reply
+ * length is checked before any field is read.
+ */
+
+/* enqueue: { live, then per job: id, created } */
+enum { ENQ_REPLY_LIVE, ENQ_REPLY_HEAD };
+enum { ENQ_JOB_ID, ENQ_JOB_CREATED, ENQ_REPLY_EACH };
+
+/* take: { now_ms, next_due_ms, flags, n, then per job: TAKE_JOB_* } */
+enum { TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_HEAD };
+enum {
+	TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
+	TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT,
+	TAKE_JOB_CALLBACK, TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY,
+	TAKE_FIELDS
+};
+
+/* counts: one integer each */
+enum {
+	COUNT_PENDING, COUNT_DELAYED, COUNT_ACTIVE, COUNT_DONE, COUNT_DEAD,
+	COUNT_RETRYING, COUNT_CANCELLED, COUNT_WORKERS, COUNT_STALE,
+	COUNT_NEXT_DUE, COUNT_FIELDS
+};
 
 #define BACKOFF_MIN_US 50000
 #define BACKOFF_MAX_US 2000000
@@ -458,15 +479,16 @@ static int bad_reply(struct err *err, const char *what)
 /* ---- enqueue ------------------------------------------------------------ */
 
 int queue_enqueue(struct queue *q, const char *queue,
-		  const struct queue_spec *specs, size_t n,
+		  const struct job_spec *specs, size_t n,
 		  struct queue_enqueued *out, int *live_worker,
 		  struct err *err)
 {
 	char prefix[PREFIX_MAX];
 	char (*ids)[UUID_STR_LEN] = NULL;
+	char (*nums)[JOB_HASH_SPEC_MAX][24] = NULL;
 	struct args a;
 	redisReply *r = NULL;
-	size_t i;
+	size_t i, k;
 	int rc = -1;
 
 	if (queue_name_check(queue, err) < 0)
@@ -475,60 +497,70 @@ int queue_enqueue(struct queue *q, const char *queue,
 		return err_set(err, ERR_INVALID, "enqueue takes 1 to %d jobs, not %zu",
 			       QUEUE_MAX_BATCH, n);
 	for (i = 0; i < n; i++) {
-		const struct queue_spec *s = &specs[i];
+		const struct job_spec *s = &specs[i];
 
 		if (!s->type || !*s->type)
 			return err_set(err, ERR_INVALID, "job type is required");
-		if (s->priority < 0 || s->priority > QUEUE_PRIORITY_MAX)
+		if (s->priority < 0 || s->priority > JOB_PRIORITY_MAX)
 			return err_set(err, ERR_INVALID, "priority %d out of range 0..%d",
-				       s->priority, QUEUE_PRIORITY_MAX);
-		if (s->max_attempts < 0 || s->delay_ms < 0 || s->run_at_ms < 0 || s->timeout_s < 0)
+				       s->priority, JOB_PRIORITY_MAX);
+		if (s->max_attempts < 0 || s->delay_ms < 0 || s->run_at_us < 0 || s->timeout_s < 0)
 			return err_set(err, ERR_INVALID, "negative max_attempts, delay, run_at or timeout");
-		if (s->id && !uuid_valid(s->id))
+		if (s->id[0] && !uuid_valid(s->id))
 			return err_set(err, ERR_INVALID, "bad job id '%.40s'", s->id);
 	}
 	ids = xmalloc(n * sizeof(*ids));
+	nums = xmalloc(n * sizeof(*nums));
 	script_args(&a, prefix, sizeof(prefix), queue);
 	args_addi(&a, (int64_t)n);
 	for (i = 0; i < n; i++) {
-		const struct queue_spec *s = &specs[i];
+		struct job_spec s = specs[i];
+		const char *names[JOB_HASH_SPEC_MAX], *values[JOB_HASH_SPEC_MAX];
+		size_t nf;
 
-		if (s->id)
-			memcpy(ids[i], s->id, UUID_STR_LEN);
+		if (s.id[0])
+			memcpy(ids[i], s.id, UUID_STR_LEN);
 		else
 			uuid7_new(ids[i]);
+		if (!s.max_attempts)
+			s.max_attempts = JOB_MAX_ATTEMPTS_DEFAULT;
+		nf = job_spec_hash(&s, names, values, nums[i]);
+		/* ENQ_* in enqueue.lua: the fields the script reads, then the
+		 * hash fields it stores as given */
 		args_add(&a, ids[i]);
-		args_add(&a, s->type);
-		args_add(&a, s->payload ? s->payload : "{}");
-		args_addi(&a, s->priority);
-		args_addi(&a, s->run_at_ms);
-		args_addi(&a, s->delay_ms);
-		args_addi(&a, s->max_attempts ? s->max_attempts : 3);
-		args_addd(&a, s->timeout_s);
-		args_add(&a, s->idempotency_key);
-		args_addi(&a, s->idempotency_ttl_s > 0 ? s->idempotency_ttl_s : 86400);
-		args_add(&a, s->callback_url);
-		args_add(&a, s->trace);
+		args_addi(&a, s.priority);
+		/* a delay runs on the Redis clock; run_at is absolute */
+		args_addi(&a, s.delay_ms > 0 ? 0 : s.run_at_us / 1000);
+		args_addi(&a, s.delay_ms);
+		args_add(&a, s.idempotency_key);
+		args_addi(&a, s.idempotency_ttl_s > 0 ? s.idempotency_ttl_s
+			  : JOB_IDEM_TTL_DEFAULT_S);
+		args_addi(&a, (int64_t)nf);
+		for (k = 0; k < nf; k++) {
+			args_add(&a, names[k]);
+			args_add(&a, values[k]);
+		}
 	}
 	r = run_script(q, S_ENQUEUE, &a, err);
 	if (!r)
 		goto out;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 1 + 2 * n) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != ENQ_REPLY_HEAD + ENQ_REPLY_EACH * n) {
 		bad_reply(err, "enqueue");
 		goto out;
 	}
 	if (live_worker)
-		*live_worker = rint_of(r->element[0]) != 0;
+		*live_worker = rint_of(r->element[ENQ_REPLY_LIVE]) != 0;
 	for (i = 0; i < n; i++) {
-		const redisReply *id = r->element[1 + 2 * i];
+		redisReply **e = r->element + ENQ_REPLY_HEAD + ENQ_REPLY_EACH * i;
 
-		if (id->type != REDIS_REPLY_STRING || id->len >= UUID_STR_LEN) {
+		if (e[ENQ_JOB_ID]->type != REDIS_REPLY_STRING ||
+		    e[ENQ_JOB_ID]->len >= UUID_STR_LEN) {
 			bad_reply(err, "enqueue");
 			goto out;
 		}
-		memcpy(out[i].id, id->str, id->len);
-		out[i].id[id->len] = '\0';
-		out[i].created = rint_of(r->element[2 + 2 * i]) != 0;
+		memcpy(out[i].id, e[ENQ_JOB_ID]->str, e[ENQ_JOB_ID]->len);
+		out[i].id[e[ENQ_JOB_ID]->len] = '\0';
+		out[i].created = rint_of(e[ENQ_JOB_CREATED]) != 0;
 	}
 	rc = 0;
 out:
@@ -536,6 +568,7 @@ out:
 		freeReplyObject(r);
 	args_release(&a);
 	free(ids);
+	free(nums);
 	return rc;
 }
 
@@ -556,8 +589,6 @@ static const char outcome_letter[] = {
 	[QUEUE_DONE] = 'd', [QUEUE_RETRY] = 'r', [QUEUE_FAIL] = 'f',
 	[QUEUE_CANCELLED] = 'c', [QUEUE_REQUEUE] = 'q',
 };
-
-#define TAKE_FIELDS 11
 
 int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 	       struct err *err)
@@ -603,46 +634,49 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 	r = run_script(q, S_TAKE, &a, err);
 	if (!r)
 		goto out;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements < 4 ||
-	    r->element[2]->type != REDIS_REPLY_STRING) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < TAKE_HEAD ||
+	    r->element[TAKE_FLAGS]->type != REDIS_REPLY_STRING) {
 		bad_reply(err, "take");
 		goto out;
 	}
-	n = (size_t)rint_of(r->element[3]);
-	flags = r->element[2];
-	if (n > t->max || r->elements != 4 + n * TAKE_FIELDS || flags->len != t->nsettle) {
+	n = (size_t)rint_of(r->element[TAKE_COUNT]);
+	flags = r->element[TAKE_FLAGS];
+	if (n > t->max || r->elements != TAKE_HEAD + n * TAKE_FIELDS ||
+	    flags->len != t->nsettle) {
 		bad_reply(err, "take");
 		goto out;
 	}
-	t->server_now_ms = rint_of(r->element[0]);
-	t->next_due_ms = rint_of(r->element[1]);
+	t->server_now_ms = rint_of(r->element[TAKE_NOW]);
+	t->next_due_ms = rint_of(r->element[TAKE_NEXT_DUE]);
 	for (i = 0; i < t->nsettle; i++) {
 		t->settle[i].stale = flags->str[i] == 's';
 		t->settle[i].final = flags->str[i] == 'f';
 		t->nstale += flags->str[i] == 's';
 	}
 	for (i = 0; i < n; i++) {
-		redisReply **e = r->element + 4 + i * TAKE_FIELDS;
+		redisReply **e = r->element + TAKE_HEAD + i * TAKE_FIELDS;
 		struct queue_job *j = &t->jobs[i];
 
 		memset(j, 0, sizeof(*j));
-		if (e[0]->type != REDIS_REPLY_STRING || e[0]->len >= UUID_STR_LEN) {
+		if (e[TAKE_JOB_ID]->type != REDIS_REPLY_STRING ||
+		    e[TAKE_JOB_ID]->len >= UUID_STR_LEN) {
 			bad_reply(err, "take");
 			while (i-- > 0)
 				queue_job_release(&t->jobs[i]);
 			goto out;
 		}
-		memcpy(j->id, e[0]->str, e[0]->len);
-		j->token = rint_of(e[1]);
-		j->attempts = (int)rint_of(e[2]);
-		j->type = rstr_dup(e[3]);
-		j->payload = rstr_dup(e[4]);
-		j->max_attempts = (int)rint_of(e[5]);
-		j->timeout_s = e[6]->type == REDIS_REPLY_STRING ? strtod(e[6]->str, NULL) : 0;
-		j->callback_url = e[7]->len ? rstr_dup(e[7]) : NULL;
-		j->trace = e[8]->len ? rstr_dup(e[8]) : NULL;
-		j->created_us = rint_of(e[9]);
-		j->priority = (int)rint_of(e[10]);
+		memcpy(j->id, e[TAKE_JOB_ID]->str, e[TAKE_JOB_ID]->len);
+		j->token = rint_of(e[TAKE_JOB_TOKEN]);
+		j->attempts = (int)rint_of(e[TAKE_JOB_ATTEMPTS]);
+		j->type = rstr_dup(e[TAKE_JOB_TYPE]);
+		j->payload = rstr_dup(e[TAKE_JOB_PAYLOAD]);
+		j->max_attempts = (int)rint_of(e[TAKE_JOB_MAX_ATTEMPTS]);
+		j->timeout_s = e[TAKE_JOB_TIMEOUT]->type == REDIS_REPLY_STRING ?
+			       strtod(e[TAKE_JOB_TIMEOUT]->str, NULL) : 0;
+		j->callback_url = e[TAKE_JOB_CALLBACK]->len ? rstr_dup(e[TAKE_JOB_CALLBACK]) : NULL;
+		j->trace = e[TAKE_JOB_TRACE]->len ? rstr_dup(e[TAKE_JOB_TRACE]) : NULL;
+		j->created_us = rint_of(e[TAKE_JOB_CREATED]);
+		j->priority = (int)rint_of(e[TAKE_JOB_PRIORITY]);
 		if (!j->type)
 			j->type = xstrdup("");
 		if (!j->payload)
@@ -918,27 +952,6 @@ void queue_wait_cancel(struct queue *q)
 
 /* ---- inspection and operations ------------------------------------------ */
 
-static const char *const state_names[QUEUE_NSTATES] = {
-	"queued", "scheduled", "active", "retrying", "done", "failed", "cancelled",
-};
-
-const char *queue_state_name(enum queue_state s)
-{
-	return (unsigned)s < QUEUE_NSTATES ? state_names[s] : "unknown";
-}
-
-int queue_state_parse(const char *name, enum queue_state *out)
-{
-	int i;
-
-	for (i = 0; i < QUEUE_NSTATES; i++)
-		if (name && !strcmp(name, state_names[i])) {
-			*out = (enum queue_state)i;
-			return 0;
-		}
-	return -1;
-}
-
 int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,
 		 struct err *err)
 {
@@ -955,69 +968,39 @@ int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,
 	args_release(&a);
 	if (rc < 0)
 		return -1;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 10) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != COUNT_FIELDS) {
 		freeReplyObject(r);
 		return bad_reply(err, "counts");
 	}
 	memset(out, 0, sizeof(*out));
-	out->n[QUEUE_QUEUED] = rint_of(r->element[0]);
-	out->n[QUEUE_RETRYING] = rint_of(r->element[5]);
-	out->n[QUEUE_SCHEDULED] = rint_of(r->element[1]) - out->n[QUEUE_RETRYING];
-	if (out->n[QUEUE_SCHEDULED] < 0)
-		out->n[QUEUE_SCHEDULED] = 0;
-	out->n[QUEUE_ACTIVE] = rint_of(r->element[2]);
-	out->n[QUEUE_DONE_STATE] = rint_of(r->element[3]);
-	out->n[QUEUE_FAILED] = rint_of(r->element[4]);
-	out->n[QUEUE_CANCELLED_STATE] = rint_of(r->element[6]);
-	out->workers = rint_of(r->element[7]);
-	out->stale = rint_of(r->element[8]);
-	out->next_due_ms = rint_of(r->element[9]);
+	out->n[JOB_QUEUED] = rint_of(r->element[COUNT_PENDING]);
+	out->n[JOB_RETRYING] = rint_of(r->element[COUNT_RETRYING]);
+	/* the delayed set holds scheduled and retrying jobs */
+	out->n[JOB_SCHEDULED] = rint_of(r->element[COUNT_DELAYED]) - out->n[JOB_RETRYING];
+	if (out->n[JOB_SCHEDULED] < 0)
+		out->n[JOB_SCHEDULED] = 0;
+	out->n[JOB_ACTIVE] = rint_of(r->element[COUNT_ACTIVE]);
+	out->n[JOB_DONE] = rint_of(r->element[COUNT_DONE]);
+	out->n[JOB_FAILED] = rint_of(r->element[COUNT_DEAD]);
+	out->n[JOB_CANCELLED] = rint_of(r->element[COUNT_CANCELLED]);
+	out->workers = rint_of(r->element[COUNT_WORKERS]);
+	out->stale = rint_of(r->element[COUNT_STALE]);
+	out->next_due_ms = rint_of(r->element[COUNT_NEXT_DUE]);
 	freeReplyObject(r);
 	return 0;
 }
 
-/* Adds a JSON value stored as text; a text that is not JSON is kept as a
- * string so nothing is lost. */
-static void set_json_text(json_t *o, const char *key, const char *text)
-{
-	json_t *v = NULL;
-
-	if (text && *text)
-		v = json_loads(text, JSON_DECODE_ANY, NULL);
-	if (!v && text && *text)
-		v = json_string(text);
-	json_object_set_new(o, key, v ? v : json_null());
-}
-
-static void set_time(json_t *o, const char *key, const char *us_text)
-{
-	char buf[CLOCK_RFC3339_LEN];
-	long long us = us_text && *us_text ? strtoll(us_text, NULL, 10) : 0;
-
-	json_object_set_new(o, key, us > 0 ? json_string(clock_rfc3339(us, buf)) : json_null());
-}
-
-char *queue_job_json(struct queue *q, const char *queue, const char *id,
-		     struct err *err)
+int queue_job_get(struct queue *q, const char *queue, const char *id,
+		  struct job_info *out, struct err *err)
 {
 	char key[PREFIX_MAX + UUID_STR_LEN + 8];
-	const char *f[32] = { 0 };
-	static const char *const names[] = {
-		"type", "payload", "status", "priority", "attempts", "max_attempts",
-		"progress", "stage", "result", "error", "created", "started",
-		"finished", "run_at", "cancel", "timeout",
-	};
-	enum { F_TYPE, F_PAYLOAD, F_STATUS, F_PRIORITY, F_ATTEMPTS, F_MAX, F_PROGRESS,
-	       F_STAGE, F_RESULT, F_ERROR, F_CREATED, F_STARTED, F_FINISHED, F_RUNAT,
-	       F_CANCEL, F_TIMEOUT, F_N };
+	const char **f = NULL, **v = NULL;
 	struct args a;
 	redisReply *r;
-	json_t *o;
-	char *text;
-	size_t i, k;
+	size_t i, n;
 
 	if (queue_name_check(queue, err) < 0)
-		return NULL;
+		return -1;
 	snprintf(key, sizeof(key), "wakeq:{%s}:job:%s", queue, id);
 	args_init(&a);
 	args_add(&a, "HGETALL");
@@ -1025,51 +1008,36 @@ char *queue_job_json(struct queue *q, const char *queue, const char *id,
 	r = command(q, &a, err);
 	args_release(&a);
 	if (!r)
-		return NULL;
-	if (r->type != REDIS_REPLY_ARRAY) {
+		return -1;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
 		freeReplyObject(r);
-		bad_reply(err, "HGETALL");
-		return NULL;
+		return bad_reply(err, "HGETALL");
 	}
 	if (r->elements == 0) {
 		freeReplyObject(r);
-		err_set(err, ERR_NOTFOUND, "no job '%s' in queue '%s'", id, queue);
-		return NULL;
+		return err_set(err, ERR_NOTFOUND, "no job '%s' in queue '%s'", id, queue);
 	}
-	for (i = 0; i + 1 < r->elements; i += 2)
-		for (k = 0; k < F_N; k++)
-			if (!strcmp(r->element[i]->str, names[k]))
-				f[k] = r->element[i + 1]->str;
-	o = json_object();
-	json_object_set_new(o, "id", json_string(id));
-	json_object_set_new(o, "queue", json_string(queue));
-	json_object_set_new(o, "type", json_string(f[F_TYPE] ? f[F_TYPE] : ""));
-	json_object_set_new(o, "status", json_string(f[F_STATUS] ? f[F_STATUS] : "unknown"));
-	json_object_set_new(o, "priority", json_integer(f[F_PRIORITY] ? atoll(f[F_PRIORITY]) : 0));
-	json_object_set_new(o, "attempts", json_integer(f[F_ATTEMPTS] ? atoll(f[F_ATTEMPTS]) : 0));
-	json_object_set_new(o, "max_attempts", json_integer(f[F_MAX] ? atoll(f[F_MAX]) : 0));
-	json_object_set_new(o, "progress", json_real(f[F_PROGRESS] ? atof(f[F_PROGRESS]) : 0));
-	json_object_set_new(o, "stage", f[F_STAGE] ? json_string(f[F_STAGE]) : json_null());
-	set_json_text(o, "payload", f[F_PAYLOAD]);
-	set_json_text(o, "result", f[F_RESULT]);
-	json_object_set_new(o, "error", f[F_ERROR] && *f[F_ERROR] ? json_string(f[F_ERROR]) : json_null());
-	set_time(o, "created_at", f[F_CREATED]);
-	set_time(o, "started_at", f[F_STARTED]);
-	set_time(o, "finished_at", f[F_FINISHED]);
-	set_time(o, "run_at", f[F_RUNAT]);
-	if (f[F_CANCEL])
-		json_object_set_new(o, "cancel_requested", json_true());
-	text = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
+	n = r->elements / 2;
+	f = xmalloc(n * sizeof(*f));
+	v = xmalloc(n * sizeof(*v));
+	for (i = 0; i < n; i++) {
+		const redisReply *k = r->element[2 * i], *x = r->element[2 * i + 1];
+
+		f[i] = k->type == REDIS_REPLY_STRING ? k->str : NULL;
+		v[i] = x->type == REDIS_REPLY_STRING ? x->str : NULL;
+	}
+	job_info_from_hash(out, id, queue, f, v, n);
+	free(f);
+	free(v);
 	freeReplyObject(r);
-	return text;
+	return 0;
 }
 
-int queue_list(struct queue *q, const char *queue, enum queue_state state,
+int queue_list(struct queue *q, const char *queue, enum job_status state,
 	       size_t offset, size_t limit, char ***ids, struct err *err)
 {
 	char key[PREFIX_MAX + 16];
-	static const char *const set_of[QUEUE_NSTATES] = {
+	static const char *const set_of[JOB_NSTATUS] = {
 		"pending", "delayed", "active", "delayed", "done", "dead", NULL,
 	};
 	char start[24], stop[24];
@@ -1077,12 +1045,12 @@ int queue_list(struct queue *q, const char *queue, enum queue_state state,
 	redisReply *r;
 	char **out;
 	size_t i, n = 0;
-	int rev = state == QUEUE_DONE_STATE || state == QUEUE_FAILED;
+	int rev = state == JOB_DONE || state == JOB_FAILED;
 
 	*ids = NULL;
 	if (queue_name_check(queue, err) < 0)
 		return -1;
-	if ((unsigned)state >= QUEUE_NSTATES || !set_of[state] || limit == 0)
+	if ((unsigned)state >= JOB_NSTATUS || !set_of[state] || limit == 0)
 		return 0;
 	snprintf(key, sizeof(key), "wakeq:{%s}:%s", queue, set_of[state]);
 	snprintf(start, sizeof(start), "%zu", offset);

@@ -21,13 +21,13 @@
 
 #include "base/err.h"
 #include "base/uuid.h"
+#include "job/job.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 #define QUEUE_NAME_MAX 64      /* [A-Za-z0-9_.-]+ */
 #define QUEUE_MAX_BATCH 1000   /* jobs per enqueue, take or settle call */
-#define QUEUE_PRIORITY_MAX 9   /* 0 runs first */
 
 /* ---- connection -------------------------------------------------------- */
 
@@ -69,32 +69,19 @@ int queue_name_check(const char *name, struct err *err);
 
 /* ---- enqueue ----------------------------------------------------------- */
 
-struct queue_spec {
-	const char *id;              /* NULL: a fresh UUIDv7 */
-	const char *type;            /* required */
-	const char *payload;         /* JSON text; NULL = "{}" */
-	int priority;                /* 0..9, 0 first; FIFO inside a priority */
-	int64_t run_at_ms;           /* 0 = now; otherwise wall-clock ms */
-	int64_t delay_ms;            /* added to now when run_at_ms is 0 */
-	int max_attempts;            /* 0 = 3 */
-	double timeout_s;            /* 0 = none (the worker's JOB_TIMEOUT) */
-	const char *idempotency_key; /* NULL = none */
-	int64_t idempotency_ttl_s;   /* 0 = 86400 */
-	const char *callback_url;    /* NULL = none */
-	const char *trace;           /* trace context carried to the worker */
-};
-
 struct queue_enqueued {
 	char id[UUID_STR_LEN];
 	int created;                 /* 0: an existing job had this key */
 };
 
 /* Enqueues `n` jobs (1..QUEUE_MAX_BATCH) on `queue` in one round trip.
- * out[i] tells the id of each. *live_worker (may be NULL) is set to
+ * The specs should be resolved (job_spec_resolve); a spec whose id is ""
+ * gets a fresh UUIDv7, and a delay is timed on the Redis clock. out[i]
+ * tells the id of each. *live_worker (may be NULL) is set to
  * whether a live worker was registered on the queue at the moment of the
  * enqueue, read in the same script. Returns 0 or -1 (nothing enqueued). */
 int queue_enqueue(struct queue *q, const char *queue,
-		  const struct queue_spec *specs, size_t n,
+		  const struct job_spec *specs, size_t n,
 		  struct queue_enqueued *out, int *live_worker,
 		  struct err *err);
 
@@ -243,18 +230,8 @@ void queue_wait_cancel(struct queue *q);
 
 /* ---- inspection and operations ------------------------------------------ */
 
-enum queue_state {
-	QUEUE_QUEUED, QUEUE_SCHEDULED, QUEUE_ACTIVE, QUEUE_RETRYING,
-	QUEUE_DONE_STATE, QUEUE_FAILED, QUEUE_CANCELLED_STATE, QUEUE_NSTATES
-};
-
-/* "queued", "scheduled", "active", "retrying", "done", "failed",
- * "cancelled"; parse returns -1 for an unknown name. */
-const char *queue_state_name(enum queue_state s);
-int queue_state_parse(const char *name, enum queue_state *out);
-
 struct queue_counts {
-	int64_t n[QUEUE_NSTATES];  /* by state; done and failed are the
+	int64_t n[JOB_NSTATUS];    /* by status; done and failed are the
 				    * retained sets, cancelled a running total */
 	int64_t workers;           /* live workers */
 	int64_t stale;             /* settles refused by fencing, in total */
@@ -264,17 +241,16 @@ struct queue_counts {
 int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,
 		 struct err *err);
 
-/* The job as every interface shows it, as a JSON text (caller frees):
- * {id, queue, type, status, priority, attempts, max_attempts, progress,
- * stage, payload, result, error, created_at, started_at, finished_at,
- * run_at}. Returns NULL with ERR_NOTFOUND when there is no such job. */
-char *queue_job_json(struct queue *q, const char *queue, const char *id,
-		     struct err *err);
+/* Reads the job `id` of `queue` into *out (the caller releases it with
+ * job_info_release; job_info_to_json gives its document). Returns 0, or
+ * -1 with ERR_NOTFOUND when there is no such job (*out untouched). */
+int queue_job_get(struct queue *q, const char *queue, const char *id,
+		  struct job_info *out, struct err *err);
 
 /* Ids in a state, newest last for queued (run order), most recent first
  * for done/failed; at most `limit` from `offset`. Fills ids (caller frees
  * each and the array). Returns the count or -1. */
-int queue_list(struct queue *q, const char *queue, enum queue_state state,
+int queue_list(struct queue *q, const char *queue, enum job_status state,
 	       size_t offset, size_t limit, char ***ids, struct err *err);
 
 /* Cancels a job. Returns 0 when it was queued/scheduled/retrying and is

@@ -554,9 +554,9 @@ static double col_dbl(const PGresult *res, int row, int col)
 }
 
 /* Fills `job` from a row selected with JOB_COLUMNS. */
-static void row_to_job(const PGresult *res, int row, struct store_job *job)
+static void row_to_job(const PGresult *res, int row, struct job_info *job)
 {
-	enum store_status st = STORE_QUEUED;
+	enum job_status st = JOB_QUEUED;
 
 	memset(job, 0, sizeof(*job));
 	snprintf(job->id, sizeof(job->id), "%s", PQgetvalue(res, row, 0));
@@ -564,7 +564,7 @@ static void row_to_job(const PGresult *res, int row, struct store_job *job)
 	job->type = col_str(res, row, 2);
 	job->payload = col_str(res, row, 3);
 	/* the CHECK constraint keeps status to known names */
-	store_status_parse(PQgetvalue(res, row, 4), &st, NULL);
+	job_status_parse(PQgetvalue(res, row, 4), &st, NULL);
 	job->status = st;
 	job->priority = (int)col_i64(res, row, 5);
 	job->attempts = (int)col_i64(res, row, 6);
@@ -638,7 +638,7 @@ static int check_json(const char *what, const char *text, struct err *err)
 	return 0;
 }
 
-int store_insert(struct store *s, const struct store_new *job,
+int store_insert(struct store *s, const struct job_spec *job,
 		 char existing_id[UUID_STR_LEN], struct err *err)
 {
 	static const char *const ins =
@@ -650,7 +650,7 @@ int store_insert(struct store *s, const struct store_new *job,
 		"  COALESCE(wakeq_ts($11::bigint), now()), now(),\n"
 		"  wakeq_ts($12::bigint))\n"
 		"ON CONFLICT DO NOTHING RETURNING 1";
-	char prio[16], maxa[16], tmo[32], cat[24], rat[24];
+	char prio[16], maxa[16], tmo[32], rat[24];
 	const char *vals[12];
 	PGresult *res = NULL;
 	int rc = -1, tries;
@@ -659,11 +659,6 @@ int store_insert(struct store *s, const struct store_new *job,
 		goto out;
 	if (!job->queue || !*job->queue || !job->type || !*job->type) {
 		err_set(err, ERR_INVALID, "invalid job: queue and type are required");
-		goto out;
-	}
-	if (job->status != STORE_QUEUED && job->status != STORE_SCHEDULED) {
-		err_set(err, ERR_INVALID, "invalid status '%s' for a new job",
-			store_status_name(job->status));
 		goto out;
 	}
 	if (check_json("payload", job->payload, err) < 0)
@@ -675,14 +670,14 @@ int store_insert(struct store *s, const struct store_new *job,
 	vals[1] = job->queue;
 	vals[2] = job->type;
 	vals[3] = job->payload;
-	vals[4] = store_status_name(job->status);
+	vals[4] = job_status_name(job_spec_status(job, clock_now_us()));
 	vals[5] = prio;
 	vals[6] = maxa;
 	vals[7] = tmo;
 	vals[8] = job->idempotency_key;
 	vals[9] = job->callback_url;
-	vals[10] = time_param(job->created_at, cat);
-	vals[11] = time_param(job->run_at, rat);
+	vals[10] = NULL; /* created now() */
+	vals[11] = time_param(job->run_at_us, rat);
 
 	/* ON CONFLICT DO NOTHING covers both unique indexes. Whichever one
 	 * fired, find the row that was there: our own id (a repeated insert)
@@ -738,7 +733,7 @@ out:
  * entry: one parameter whatever the batch size, and one plan. The payload
  * goes as a JSON string and is cast to jsonb by Postgres, so it is not
  * parsed here. */
-static json_t *new_job_json(const struct store_new *j)
+static json_t *new_job_json(const struct job_spec *j, int64_t now_us)
 {
 	json_t *o = json_object();
 
@@ -746,7 +741,7 @@ static json_t *new_job_json(const struct store_new *j)
 	json_object_set_new(o, "queue", json_string(j->queue));
 	json_object_set_new(o, "type", json_string(j->type));
 	json_object_set_new(o, "payload", j->payload ? json_string(j->payload) : json_null());
-	json_object_set_new(o, "status", json_string(store_status_name(j->status)));
+	json_object_set_new(o, "status", json_string(job_status_name(job_spec_status(j, now_us))));
 	json_object_set_new(o, "priority", json_integer(j->priority));
 	json_object_set_new(o, "max_attempts", json_integer(j->max_attempts));
 	json_object_set_new(o, "timeout_s", json_real(j->timeout_s));
@@ -754,13 +749,12 @@ static json_t *new_job_json(const struct store_new *j)
 			    j->idempotency_key ? json_string(j->idempotency_key) : json_null());
 	json_object_set_new(o, "callback_url",
 			    j->callback_url ? json_string(j->callback_url) : json_null());
-	json_object_set_new(o, "created_us",
-			    j->created_at ? json_integer(j->created_at) : json_null());
-	json_object_set_new(o, "run_us", j->run_at ? json_integer(j->run_at) : json_null());
+	json_object_set_new(o, "created_us", json_null());
+	json_object_set_new(o, "run_us", j->run_at_us ? json_integer(j->run_at_us) : json_null());
 	return o;
 }
 
-int store_insert_many(struct store *s, const struct store_new *jobs,
+int store_insert_many(struct store *s, const struct job_spec *jobs,
 		      size_t n, int *rc, char (*existing_ids)[UUID_STR_LEN],
 		      struct err *errs, struct err *err)
 {
@@ -785,6 +779,7 @@ int store_insert_many(struct store *s, const struct store_new *jobs,
 	const char *vals[1];
 	PGresult *res = NULL;
 	size_t i, next;
+	int64_t now_us;
 	int k, ret = -1;
 
 	if (n == 0 || n > STORE_MAX_BATCH) {
@@ -793,19 +788,19 @@ int store_insert_many(struct store *s, const struct store_new *jobs,
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		const struct store_new *j = &jobs[i];
+		const struct job_spec *j = &jobs[i];
 
-		if (!j->id || !uuid_valid(j->id) || !j->queue || !*j->queue ||
-		    !j->type || !*j->type ||
-		    (j->status != STORE_QUEUED && j->status != STORE_SCHEDULED)) {
+		if (!uuid_valid(j->id) || !j->queue || !*j->queue ||
+		    !j->type || !*j->type) {
 			err_set(err, ERR_INVALID, "invalid job %zu of the batch: "
-				"bad id, queue, type or status", i);
+				"bad id, queue or type", i);
 			goto out;
 		}
 	}
 	arr = json_array();
+	now_us = clock_now_us();
 	for (i = 0; i < n; i++)
-		json_array_append_new(arr, new_job_json(&jobs[i]));
+		json_array_append_new(arr, new_job_json(&jobs[i], now_us));
 	text = json_dumps(arr, JSON_COMPACT);
 	if (!text) {
 		err_set(err, ERR_INVALID, "invalid job in the batch: not encodable");
@@ -884,7 +879,7 @@ int store_delete_many(struct store *s, const char *const *ids, size_t n,
 	return res ? affected(res) : -1;
 }
 
-int store_get(struct store *s, const char *id, struct store_job *out,
+int store_get(struct store *s, const char *id, struct job_info *out,
 	      struct err *err)
 {
 	const char *vals[1] = { id };
@@ -959,12 +954,12 @@ int store_progress(struct store *s, const char *id, double progress,
 	return res ? affected(res) : -1;
 }
 
-int store_finish(struct store *s, const char *id, enum store_status status,
+int store_finish(struct store *s, const char *id, enum job_status status,
 		 const char *result, const char *error, int64_t finished_at,
 		 int attempts, struct err *err)
 {
 	char fat[24], att[16];
-	const char *vals[6] = { id, store_status_name(status), result, error,
+	const char *vals[6] = { id, job_status_name(status), result, error,
 				time_param(finished_at, fat),
 				attempts > 0 ? att : NULL };
 	PGresult *res;
@@ -972,9 +967,9 @@ int store_finish(struct store *s, const char *id, enum store_status status,
 
 	if (check_id(id, ERR_INVALID, err) < 0)
 		return -1;
-	if (!store_status_final(status))
+	if (!job_status_final(status))
 		return err_set(err, ERR_INVALID, "invalid final status '%s'",
-			       store_status_name(status));
+			       job_status_name(status));
 	if (check_json("result", result, err) < 0)
 		return -1;
 	snprintf(att, sizeof(att), "%d", attempts);
@@ -994,20 +989,20 @@ int store_finish(struct store *s, const char *id, enum store_status status,
 	return 0;
 }
 
-int store_set_status(struct store *s, const char *id, enum store_status status,
+int store_set_status(struct store *s, const char *id, enum job_status status,
 		     const char *error, int64_t run_at, struct err *err)
 {
 	char rat[24];
-	const char *vals[4] = { id, store_status_name(status), error,
+	const char *vals[4] = { id, job_status_name(status), error,
 				time_param(run_at, rat) };
 	PGresult *res;
 
 	if (check_id(id, ERR_INVALID, err) < 0)
 		return -1;
-	if (status != STORE_QUEUED && status != STORE_SCHEDULED &&
-	    status != STORE_RETRYING && status != STORE_CANCELLED)
+	if (status != JOB_QUEUED && status != JOB_SCHEDULED &&
+	    status != JOB_RETRYING && status != JOB_CANCELLED)
 		return err_set(err, ERR_INVALID, "invalid status change to '%s'",
-			       store_status_name(status));
+			       job_status_name(status));
 	res = query(s, "UPDATE jobs SET status = $2::text,\n"
 		    "  error = CASE WHEN $2::text = 'queued' THEN NULL\n"
 		    "    ELSE COALESCE($3, error) END,\n"
@@ -1038,17 +1033,17 @@ static int check_limit(int limit, struct err *err)
 	return 0;
 }
 
-int store_list(struct store *s, const char *queue, enum store_status status,
+int store_list(struct store *s, const char *queue, enum job_status status,
 	       int limit, const char *before, struct store_job_list *out,
 	       struct err *err)
 {
 	char lim[16];
-	const char *vals[4] = { queue, store_status_name(status), before, lim };
+	const char *vals[4] = { queue, job_status_name(status), before, lim };
 	PGresult *res;
 
 	if (check_limit(limit, err) < 0)
 		return -1;
-	if (!queue || (unsigned)status >= STORE_NSTATUS)
+	if (!queue || (unsigned)status >= JOB_NSTATUS)
 		return err_set(err, ERR_INVALID, "invalid list: queue and "
 			       "status are required");
 	if (before && check_id(before, ERR_INVALID, err) < 0)
@@ -1095,7 +1090,7 @@ int store_list_unfinished(struct store *s, const char *queue, double min_age_s,
 	return (int)out->len;
 }
 
-int store_apply_finals(struct store *s, const struct store_final *finals,
+int store_apply_finals(struct store *s, const struct job_info *finals,
 		       size_t n, struct err *err)
 {
 	json_t *arr = json_array();
@@ -1106,14 +1101,14 @@ int store_apply_finals(struct store *s, const struct store_final *finals,
 	int rc = -1;
 
 	for (i = 0; i < n; i++) {
-		const struct store_final *f = &finals[i];
+		const struct job_info *f = &finals[i];
 		json_t *o, *result = NULL, *err_json;
 
 		if (check_id(f->id, ERR_INVALID, err) < 0)
 			goto out;
-		if (!store_status_final(f->status)) {
+		if (!job_status_final(f->status)) {
 			err_set(err, ERR_INVALID, "invalid final status '%s' for "
-				"job '%s'", store_status_name(f->status), f->id);
+				"job '%s'", job_status_name(f->status), f->id);
 			goto out;
 		}
 		if (f->result) {
@@ -1129,7 +1124,7 @@ int store_apply_finals(struct store *s, const struct store_final *finals,
 		o = json_object();
 		json_object_set_new(o, "id", json_string(f->id));
 		json_object_set_new(o, "status",
-				    json_string(store_status_name(f->status)));
+				    json_string(job_status_name(f->status)));
 		json_object_set_new(o, "result", result ? result : json_null());
 		err_json = f->error ? json_string(f->error) : NULL;
 		json_object_set_new(o, "error", err_json ? err_json : json_null());

@@ -43,6 +43,7 @@
 
 #include "base/err.h"
 #include "base/uuid.h"
+#include "job/job.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -89,91 +90,22 @@ int store_schema_version(void);
 
 /* ---- job rows ----------------------------------------------------------- */
 
-enum store_status {
-	STORE_QUEUED,
-	STORE_SCHEDULED,
-	STORE_ACTIVE,
-	STORE_RETRYING,
-	STORE_DONE,
-	STORE_FAILED,
-	STORE_CANCELLED
-};
-#define STORE_NSTATUS 7
-
-/* "queued", "scheduled", ... ; "unknown" for a value out of range. */
-const char *store_status_name(enum store_status st);
-
-/* Parses a status name. Returns 0, or -1 with err (ERR_INVALID). */
-int store_status_parse(const char *name, enum store_status *out,
-		       struct err *err);
-
-/* Whether `st` is done, failed or cancelled. */
-int store_status_final(enum store_status st);
-
-/* One row of `jobs`, as read back. Every string is a heap copy owned by
- * the struct (NULL where the column is NULL); store_job_release frees
- * them. `payload` and `result` hold JSON text as Postgres normalised it. */
-struct store_job {
-	char id[UUID_STR_LEN];
-	char *queue;
-	char *type;
-	char *payload;          /* JSON text, never NULL ("{}" by default) */
-	enum store_status status;
-	int priority;
-	int attempts;
-	int max_attempts;
-	double progress;        /* 0..100 */
-	char *stage;            /* NULL = none yet */
-	char *result;           /* JSON text; NULL until finished */
-	char *error;            /* NULL unless failed (or a retry's error) */
-	char *idempotency_key;
-	char *callback_url;
-	double timeout_s;       /* 0 = none */
-	int64_t created_at;     /* epoch microseconds; 0 = NULL */
-	int64_t started_at;
-	int64_t finished_at;
-	int64_t updated_at;
-	int64_t run_at;         /* scheduled run time; 0 = at once */
-};
-
-/* Frees the strings of `job` and zeroes it. Accepts NULL. */
-void store_job_release(struct store_job *job);
+/* Rows are read into `struct job_info` (internal/job: the one home of the
+ * job; job_info_release frees a row, job_info_to_json gives its document).
+ * payload and result hold JSON text as Postgres normalised it; payload is
+ * never NULL. */
 
 /* A list of rows; store_job_list_release frees the rows and the array. */
 struct store_job_list {
-	struct store_job *items;
+	struct job_info *items;
 	size_t len;
 };
 
 void store_job_list_release(struct store_job_list *list);
 
-/* The job as every interface shows it (DESIGN.md): a new object with
- * exactly {id, queue, type, status, priority, attempts, max_attempts,
- * progress, stage, payload, result, error, created_at, started_at,
- * finished_at, run_at}. payload and result are JSON values (null when
- * absent; a text that is not JSON is kept as a string), times RFC 3339 UTC
- * with microseconds or null. Caller owns the reference (json_decref).
- * Never fails. */
-json_t *store_job_to_json(const struct store_job *job);
-
-/* What the API knows when it accepts a job. Strings are borrowed for the
- * call. NULL optional strings mean "none". */
-struct store_new {
-	const char *id;              /* UUIDv7 from uuid7_new; required */
-	const char *queue;           /* required */
-	const char *type;            /* required */
-	const char *payload;         /* JSON text; NULL = {} */
-	enum store_status status;    /* STORE_QUEUED or STORE_SCHEDULED */
-	int priority;
-	int max_attempts;
-	double timeout_s;            /* 0 = none */
-	const char *idempotency_key; /* unique per queue when not NULL */
-	const char *callback_url;
-	int64_t created_at;          /* 0 = the database's now() */
-	int64_t run_at;              /* 0 = none */
-};
-
-/* Inserts the row of a new job; call it before the Redis enqueue.
+/* Inserts the row of a new job from its resolved spec (job_spec_resolve:
+ * id, queue and run_at set); call it before the Redis enqueue. The status
+ * is scheduled when the spec is due later than now, else queued.
  * Returns 0 when inserted; 1 when `job->idempotency_key` is already used
  * in that queue, with the existing job's id written to `existing_id`
  * (nothing inserted: answer with the existing job); -1 with err:
@@ -181,7 +113,7 @@ struct store_new {
  * ERR_UNAVAILABLE, ERR_INTERNAL. A second insert of the same id (a retry
  * after a lost reply) returns 0 and changes nothing. `existing_id` may be
  * NULL when the caller does not want it. */
-int store_insert(struct store *s, const struct store_new *job,
+int store_insert(struct store *s, const struct job_spec *job,
 		 char existing_id[UUID_STR_LEN], struct err *err);
 
 #define STORE_MAX_BATCH 1000    /* entries per store_insert_many call */
@@ -200,7 +132,7 @@ int store_insert(struct store *s, const struct store_new *job,
  * (the lookup after a conflict failed), errs[i] says why (errs may be
  * NULL). Entries without a conflict cost nothing beyond the one
  * statement; each conflicting entry costs one to three more round trips. */
-int store_insert_many(struct store *s, const struct store_new *jobs,
+int store_insert_many(struct store *s, const struct job_spec *jobs,
 		      size_t n, int *rc, char (*existing_ids)[UUID_STR_LEN],
 		      struct err *errs, struct err *err);
 
@@ -213,7 +145,7 @@ int store_delete_many(struct store *s, const char *const *ids, size_t n,
 /* Reads the row of `id` into `*out` (which the caller then releases).
  * Returns 0, or -1 with err: ERR_NOTFOUND (no row, or `id` is not a UUID),
  * ERR_UNAVAILABLE, ERR_INTERNAL. `*out` is untouched on failure. */
-int store_get(struct store *s, const char *id, struct store_job *out,
+int store_get(struct store *s, const char *id, struct job_info *out,
 	      struct err *err);
 
 /* Deletes the row of `id` (the API undoing an insert whose Redis enqueue
@@ -241,7 +173,7 @@ int store_progress(struct store *s, const char *id, double progress,
  * when `attempts` > 0. Unconditional: the caller (worker or reconcile) has
  * Redis' word for it. Returns 0, or -1 with err (ERR_NOTFOUND when no row,
  * ERR_INVALID when `result` is not JSON). */
-int store_finish(struct store *s, const char *id, enum store_status status,
+int store_finish(struct store *s, const char *id, enum job_status status,
 		 const char *result, const char *error, int64_t finished_at,
 		 int attempts, struct err *err);
 
@@ -252,7 +184,7 @@ int store_finish(struct store *s, const char *id, enum store_status status,
  * (use store_finish). A move to queued also clears result, error,
  * finished_at, progress and stage. Returns 0, or -1 with err
  * (ERR_NOTFOUND, ERR_INVALID, ...). */
-int store_set_status(struct store *s, const char *id, enum store_status status,
+int store_set_status(struct store *s, const char *id, enum job_status status,
 		     const char *error, int64_t run_at, struct err *err);
 
 /* Rows of `queue` in `status`, newest first (by id, which is time-ordered),
@@ -260,7 +192,7 @@ int store_set_status(struct store *s, const char *id, enum store_status status,
  * = from the newest): pass the last id of a page to get the next.
  * Fills `*out` (caller releases; empty list when none). Returns the number
  * of rows or -1 with err. */
-int store_list(struct store *s, const char *queue, enum store_status status,
+int store_list(struct store *s, const char *queue, enum job_status status,
 	       int limit, const char *before, struct store_job_list *out,
 	       struct err *err);
 
@@ -274,23 +206,15 @@ int store_list_unfinished(struct store *s, const char *queue, double min_age_s,
 			  const char *after, int limit,
 			  struct store_job_list *out, struct err *err);
 
-/* A final state copied back from Redis by reconcile. Strings borrowed. */
-struct store_final {
-	const char *id;
-	enum store_status status;  /* done, failed or cancelled */
-	const char *result;        /* JSON text or NULL */
-	const char *error;         /* or NULL */
-	int attempts;              /* 0 = keep */
-	int64_t started_at;        /* 0 = keep */
-	int64_t finished_at;       /* 0 = now() */
-};
-
-/* Applies `n` final states in one statement: each row whose status or
- * finished_at differs is updated; rows already equal, and ids with no row,
+/* Applies `n` final states read from Redis (reconcile) in one statement:
+ * of each job_info, id, status (done, failed or cancelled), result,
+ * error, attempts (0 = keep), started_at (0 = keep) and finished_at (0 =
+ * now()) are used. Each row whose status or finished_at differs is
+ * updated; rows already equal, and ids with no row,
  * are skipped. Returns the number of rows changed, or -1 with err
  * (ERR_INVALID when an entry has a non-final status, a bad id or a result
  * that is not JSON; nothing is changed then). */
-int store_apply_finals(struct store *s, const struct store_final *finals,
+int store_apply_finals(struct store *s, const struct job_info *finals,
 		       size_t n, struct err *err);
 
 #endif

@@ -177,23 +177,23 @@ static void record_settled(struct worker *w, const struct queue_settle *s, int a
 	switch (s->outcome) {
 	case QUEUE_DONE:
 		records_add(w->rec, RECORDS_FINAL, s->id, attempts, 100, NULL, s->result, NULL,
-			    STORE_DONE);
+			    JOB_DONE);
 		break;
 	case QUEUE_RETRY:
 	case QUEUE_FAIL:
 		if (s->final)
 			records_add(w->rec, RECORDS_FINAL, s->id, attempts, 0, NULL, NULL, s->error,
-				    STORE_FAILED);
+				    JOB_FAILED);
 		else
 			records_add(w->rec, RECORDS_RETRYING, s->id, attempts, 0, NULL, NULL,
-				    s->error, STORE_RETRYING);
+				    s->error, JOB_RETRYING);
 		break;
 	case QUEUE_CANCELLED:
 		records_add(w->rec, RECORDS_FINAL, s->id, attempts, 0, NULL, NULL, s->error,
-			    STORE_CANCELLED);
+			    JOB_CANCELLED);
 		break;
 	case QUEUE_REQUEUE:
-		records_add(w->rec, RECORDS_QUEUED, s->id, 0, 0, NULL, NULL, NULL, STORE_QUEUED);
+		records_add(w->rec, RECORDS_QUEUED, s->id, 0, 0, NULL, NULL, NULL, JOB_QUEUED);
 		break;
 	}
 }
@@ -260,7 +260,7 @@ static int cycle(struct drain *d, struct task **done, size_t want)
 			d->server_skew_ms = t.server_now_ms - clock_now_us() / 1000;
 			for (i = 0; i < t.njobs; i++)
 				records_add(w->rec, RECORDS_STARTED, t.jobs[i].id, t.jobs[i].attempts,
-					    0, NULL, NULL, NULL, STORE_ACTIVE);
+					    0, NULL, NULL, NULL, JOB_ACTIVE);
 			for (i = 0; i < ns; i++)
 				record_settled(w, &d->settle[i], d->settled[i]->job.attempts);
 			pthread_mutex_lock(&w->mu);
@@ -319,7 +319,7 @@ static int64_t flush_progress(struct drain *d)
 		/* Postgres gets milestones only: a new stage or 10 points more. */
 		if (strcmp(t->stage, t->rec_stage) || t->progress >= t->rec_progress + 10) {
 			records_add(w->rec, RECORDS_PROGRESS, t->job.id, 0, t->progress, t->stage,
-				    NULL, NULL, STORE_ACTIVE);
+				    NULL, NULL, JOB_ACTIVE);
 			t->rec_progress = t->progress;
 			memcpy(t->rec_stage, t->stage, sizeof(t->rec_stage));
 		}

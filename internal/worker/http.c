@@ -243,9 +243,9 @@ static void handle_metrics(struct worker *w, struct httpd_request *req)
 
 		if (queue_counts(w->sq, w->queue_names[i], &c, NULL) < 0)
 			break;
-		for (s = 0; s < QUEUE_NSTATES; s++) {
+		for (s = 0; s < JOB_NSTATUS; s++) {
 			snprintf(labels, sizeof(labels), "queue=\"%s\",state=\"%s\"",
-				 w->queue_names[i], queue_state_name((enum queue_state)s));
+				 w->queue_names[i], job_status_name((enum job_status)s));
 			metrics_sample(&b, "wakeq_queue_depth", labels, (double)c.n[s]);
 		}
 	}

@@ -27,7 +27,7 @@ struct event {
 	int64_t at_us;
 	double progress;
 	char *stage, *result, *error;
-	enum store_status status;
+	enum job_status status;
 	uint64_t seq;
 };
 
@@ -64,7 +64,8 @@ static int by_id(const void *a, const void *b)
 
 static int write_batch(struct records *r, struct event *ev, size_t n, struct err *err)
 {
-	struct store_final *finals = xcalloc(n, sizeof(*finals));
+	/* the strings of finals[] are borrowed from ev[]: never released */
+	struct job_info *finals = xcalloc(n, sizeof(*finals));
 	size_t i, nf = 0;
 	int rc = 0;
 
@@ -89,20 +90,20 @@ static int write_batch(struct records *r, struct event *ev, size_t n, struct err
 				rc = -1;
 			break;
 		case RECORDS_RETRYING:
-			if (store_set_status(r->store, e->id, STORE_RETRYING, e->error, 0, err) < 0 &&
+			if (store_set_status(r->store, e->id, JOB_RETRYING, e->error, 0, err) < 0 &&
 			    err->code != ERR_NOTFOUND)
 				rc = -1;
 			break;
 		case RECORDS_QUEUED:
-			if (store_set_status(r->store, e->id, STORE_QUEUED, NULL, 0, err) < 0 &&
+			if (store_set_status(r->store, e->id, JOB_QUEUED, NULL, 0, err) < 0 &&
 			    err->code != ERR_NOTFOUND)
 				rc = -1;
 			break;
 		case RECORDS_FINAL:
-			finals[nf].id = e->id;
+			snprintf(finals[nf].id, sizeof(finals[nf].id), "%s", e->id);
 			finals[nf].status = e->status;
-			finals[nf].result = e->result;
-			finals[nf].error = e->error;
+			finals[nf].result = (char *)e->result;
+			finals[nf].error = (char *)e->error;
 			finals[nf].attempts = e->attempt;
 			finals[nf].started_at = started;
 			finals[nf].finished_at = e->at_us;
@@ -206,7 +207,7 @@ struct records *records_new(const char *url, struct err *err)
 
 void records_add(struct records *r, enum records_kind kind, const char *id,
 		 int attempt, double progress, const char *stage,
-		 const char *result, const char *error, enum store_status status)
+		 const char *result, const char *error, enum job_status status)
 {
 	struct event *e;
 

@@ -26,7 +26,7 @@ struct records *records_new(const char *url, struct err *err);
  * theirs). Accepts r == NULL. */
 void records_add(struct records *r, enum records_kind kind, const char *id,
 		 int attempt, double progress, const char *stage,
-		 const char *result, const char *error, enum store_status status);
+		 const char *result, const char *error, enum job_status status);
 
 /* Waits up to max_s for the queue to drain. */
 void records_flush(struct records *r, double max_s);

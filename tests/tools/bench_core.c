@@ -87,7 +87,7 @@ static void print_dist(const char *name, int64_t *v, size_t n)
 
 static int cmd_enqueue(const char *url, const char *queue, long n, long batch)
 {
-	struct queue_spec *specs;
+	struct job_spec *specs;
 	struct queue_enqueued *out;
 	struct queue *q;
 	struct err e;
@@ -122,51 +122,27 @@ static int cmd_enqueue(const char *url, const char *queue, long n, long batch)
 	return 0;
 }
 
-/* "2026-11-22T17:37:24.123456Z" -> epoch microseconds, or -1. */
-static int64_t parse_rfc3339_us(const char *s)
-{
-	struct tm tm;
-	int y, mo, d, h, mi, sec, frac;
-
-	if (!s || sscanf(s, "%d-%d-%dT%d:%d:%d.%6dZ", &y, &mo, &d, &h, &mi, &sec, &frac) != 7)
-		return -1;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	return (int64_t)timegm(&tm) * 1000000 + frac;
-}
-
 /* Reads started and finished (epoch µs) of a job; 0 when not there yet. */
 static int job_times(struct queue *q, const char *queue, const char *id,
 		     int64_t *started, int64_t *finished)
 {
+	struct job_info job;
 	struct err e;
-	json_t *o;
-	char *text;
 
-	text = queue_job_json(q, queue, id, &e);
-	if (!text) {
+	if (queue_job_get(q, queue, id, &job, &e) < 0) {
 		fprintf(stderr, "bench_core: job %s: %s\n", id, e.msg);
 		return -1;
 	}
-	o = json_loads(text, 0, NULL);
-	free(text);
-	if (!o)
-		return -1;
-	*started = parse_rfc3339_us(json_string_value(json_object_get(o, "started_at")));
-	*finished = parse_rfc3339_us(json_string_value(json_object_get(o, "finished_at")));
-	json_decref(o);
+	*started = job.started_at ? job.started_at : -1;
+	*finished = job.finished_at ? job.finished_at : -1;
+	job_info_release(&job);
 	return 0;
 }
 
 static int cmd_latency(const char *url, const char *queue, long n, long pace_us)
 {
 	struct queue *q;
-	struct queue_spec s = { 0 };
+	struct job_spec s = { 0 };
 	struct queue_enqueued *ids;
 	int64_t *t_enq, *start, *done, *rtt, next;
 	struct queue_counts c;
@@ -211,7 +187,7 @@ static int cmd_latency(const char *url, const char *queue, long n, long pace_us)
 			fprintf(stderr, "bench_core: counts: %s\n", e.msg);
 			return 1;
 		}
-		if (c.n[QUEUE_QUEUED] == 0 && c.n[QUEUE_ACTIVE] == 0)
+		if (c.n[JOB_QUEUED] == 0 && c.n[JOB_ACTIVE] == 0)
 			break;
 		clock_sleep_us(10000);
 	}
@@ -301,7 +277,7 @@ static int cold_once(const char *url, const char *queue, const char *bin,
 		     int64_t *listen_us, int64_t *start_us, int64_t *answer_us)
 {
 	struct queue *q = connect_or_die(url);
-	struct queue_spec s = { 0 };
+	struct job_spec s = { 0 };
 	struct queue_enqueued id;
 	struct err e;
 	char port_s[16], req[256], buf[4096];

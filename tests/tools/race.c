@@ -48,7 +48,7 @@ int main(int argc, char **argv)
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 5L);
 	for (i = 0; i < n; i++) {
-		struct queue_spec s = { 0 };
+		struct job_spec s = { 0 };
 		struct queue_enqueued out;
 		int live = 0;
 
@@ -74,14 +74,14 @@ int main(int argc, char **argv)
 			fprintf(stderr, "counts: %s\n", e.msg);
 			return 1;
 		}
-		if (c.n[QUEUE_DONE_STATE] >= n || clock_mono_us() > end)
+		if (c.n[JOB_DONE] >= n || clock_mono_us() > end)
 			break;
 		clock_sleep_us(20000);
 	}
 	printf("jobs=%d done=%lld queued=%lld active=%lld wakes=%d live=%d\n", n,
-	       (long long)c.n[QUEUE_DONE_STATE], (long long)c.n[QUEUE_QUEUED],
-	       (long long)c.n[QUEUE_ACTIVE], wakes, live_hits);
+	       (long long)c.n[JOB_DONE], (long long)c.n[JOB_QUEUED],
+	       (long long)c.n[JOB_ACTIVE], wakes, live_hits);
 	curl_easy_cleanup(curl);
 	queue_free(q);
-	return c.n[QUEUE_DONE_STATE] == n ? 0 : 1;
+	return c.n[JOB_DONE] == n ? 0 : 1;
 }

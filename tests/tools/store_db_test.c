@@ -138,28 +138,26 @@ static void test_insert_get_roundtrip(void **state)
 {
 	struct store *s = open_db(2);
 	char q[48], id[UUID_STR_LEN], existing[UUID_STR_LEN] = "";
-	struct store_new nj = { 0 };
-	struct store_job j;
-	int64_t created = 1700000000123457, run_at = 4102444800000001;
+	struct job_spec nj = { 0 };
+	struct job_info j;
+	int64_t run_at = 4102444800000001;
 	struct err e;
 	json_t *o, *p;
 
 	(void)state;
 	unique_queue(q, "rt");
 	uuid7_new(id);
-	nj.id = id;
+	snprintf(nj.id, sizeof(nj.id), "%s", id);
 	nj.queue = q;
 	nj.type = "media.thumbnail";
 	nj.payload = "{\"input\":\"file://a.mp4\",\"at\":1.25,\"tags\":[\"x\"],"
 		     "\"u\":\"caf\xc3\xa9 \\\"q\\\"\"}";
-	nj.status = STORE_SCHEDULED;
 	nj.priority = -7;
 	nj.max_attempts = 9;
 	nj.timeout_s = 12.5;
 	nj.idempotency_key = "idem-1";
 	nj.callback_url = "https://example.test/hook?a=1&b=2";
-	nj.created_at = created;
-	nj.run_at = run_at;
+	nj.run_at_us = run_at; /* due later: scheduled */
 	must(store_insert(s, &nj, existing, &e), &e, "insert");
 	assert_int_equal(store_insert(s, &nj, existing, &e), 0);
 	assert_string_equal(existing, ""); /* a repeat is not a conflict */
@@ -169,7 +167,7 @@ static void test_insert_get_roundtrip(void **state)
 	assert_string_equal(j.id, id);
 	assert_string_equal(j.queue, q);
 	assert_string_equal(j.type, "media.thumbnail");
-	assert_int_equal(j.status, STORE_SCHEDULED);
+	assert_int_equal(j.status, JOB_SCHEDULED);
 	assert_int_equal(j.priority, -7);
 	assert_int_equal(j.attempts, 0);
 	assert_int_equal(j.max_attempts, 9);
@@ -180,13 +178,13 @@ static void test_insert_get_roundtrip(void **state)
 	assert_string_equal(j.idempotency_key, "idem-1");
 	assert_string_equal(j.callback_url, "https://example.test/hook?a=1&b=2");
 	assert_true(j.timeout_s == 12.5);
-	assert_int_equal(j.created_at, created); /* microseconds survive */
-	assert_int_equal(j.run_at, run_at);
+	assert_true(llabs(j.created_at - clock_now_us()) < 60000000);
+	assert_int_equal(j.run_at, run_at); /* microseconds survive */
 	assert_int_equal(j.started_at, 0);
 	assert_int_equal(j.finished_at, 0);
 	assert_true(j.updated_at > clock_now_us() - 60000000);
 	/* payload comes back as the same JSON value */
-	o = store_job_to_json(&j);
+	o = job_info_to_json(&j);
 	p = json_object_get(o, "payload");
 	assert_true(json_is_object(p));
 	assert_string_equal(json_string_value(json_object_get(p, "input")),
@@ -199,22 +197,22 @@ static void test_insert_get_roundtrip(void **state)
 	assert_string_equal(json_string_value(json_object_get(o, "status")),
 			    "scheduled");
 	json_decref(o);
-	store_job_release(&j);
+	job_info_release(&j);
 
 	/* defaults: no payload → {}, created_at → now */
 	uuid7_new(id);
 	memset(&nj, 0, sizeof(nj));
-	nj.id = id;
+	snprintf(nj.id, sizeof(nj.id), "%s", id);
 	nj.queue = q;
 	nj.type = "noop";
 	must(store_insert(s, &nj, NULL, &e), &e, "insert minimal");
 	must(store_get(s, id, &j, &e), &e, "get minimal");
 	assert_string_equal(j.payload, "{}");
-	assert_int_equal(j.status, STORE_QUEUED);
+	assert_int_equal(j.status, JOB_QUEUED);
 	assert_null(j.idempotency_key);
 	assert_int_equal(j.run_at, 0);
 	assert_true(llabs(j.created_at - clock_now_us()) < 60000000);
-	store_job_release(&j);
+	job_info_release(&j);
 	store_free(s);
 }
 
@@ -223,8 +221,8 @@ static void test_insert_idempotency(void **state)
 	struct store *s = open_db(2);
 	char q[48], q2[48], a[UUID_STR_LEN], b[UUID_STR_LEN], c[UUID_STR_LEN];
 	char existing[UUID_STR_LEN] = "";
-	struct store_new nj = { 0 };
-	struct store_job j;
+	struct job_spec nj = { 0 };
+	struct job_info j;
 	struct err e;
 
 	(void)state;
@@ -236,20 +234,20 @@ static void test_insert_idempotency(void **state)
 	nj.queue = q;
 	nj.type = "noop";
 	nj.idempotency_key = "order-42";
-	nj.id = a;
+	snprintf(nj.id, sizeof(nj.id), "%s", a);
 	assert_int_equal(store_insert(s, &nj, existing, &e), 0);
-	nj.id = b;
+	snprintf(nj.id, sizeof(nj.id), "%s", b);
 	assert_int_equal(store_insert(s, &nj, existing, &e), 1);
 	assert_string_equal(existing, a);
 	assert_int_equal(store_get(s, b, &j, &e), -1); /* nothing inserted */
 	assert_int_equal(e.code, ERR_NOTFOUND);
 	/* the key is unique per queue only */
 	nj.queue = q2;
-	nj.id = c;
+	snprintf(nj.id, sizeof(nj.id), "%s", c);
 	assert_int_equal(store_insert(s, &nj, existing, &e), 0);
 	/* jobs without a key never conflict */
 	nj.idempotency_key = NULL;
-	nj.id = b;
+	snprintf(nj.id, sizeof(nj.id), "%s", b);
 	assert_int_equal(store_insert(s, &nj, existing, &e), 0);
 	store_free(s);
 }
@@ -258,29 +256,25 @@ static void test_bad_input(void **state)
 {
 	struct store *s = open_db(1);
 	char q[48], id[UUID_STR_LEN];
-	struct store_new nj = { 0 };
-	struct store_job j;
-	struct store_final f = { 0 };
+	struct job_spec nj = { 0 };
+	struct job_info j;
+	struct job_info f = { 0 };
 	struct err e;
 
 	(void)state;
 	unique_queue(q, "bad");
 	uuid7_new(id);
-	nj.id = id;
+	snprintf(nj.id, sizeof(nj.id), "%s", id);
 	nj.queue = q;
 	nj.type = "noop";
 	nj.payload = "{\"a\":";
 	assert_int_equal(store_insert(s, &nj, NULL, &e), -1);
 	assert_int_equal(e.code, ERR_INVALID);
 	nj.payload = NULL;
-	nj.id = "12345";
+	snprintf(nj.id, sizeof(nj.id), "%s", "12345");
 	assert_int_equal(store_insert(s, &nj, NULL, &e), -1);
 	assert_int_equal(e.code, ERR_INVALID);
-	nj.id = id;
-	nj.status = STORE_DONE;
-	assert_int_equal(store_insert(s, &nj, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
-	nj.status = STORE_QUEUED;
+	snprintf(nj.id, sizeof(nj.id), "%s", id);
 	nj.type = NULL;
 	assert_int_equal(store_insert(s, &nj, NULL, &e), -1);
 	assert_int_equal(e.code, ERR_INVALID);
@@ -293,20 +287,20 @@ static void test_bad_input(void **state)
 	assert_int_equal(e.code, ERR_NOTFOUND);
 	assert_int_equal(store_get(s, "not-a-uuid", &j, &e), -1);
 	assert_int_equal(e.code, ERR_NOTFOUND);
-	assert_int_equal(store_finish(s, id, STORE_DONE, NULL, NULL, 0, 0, &e),
+	assert_int_equal(store_finish(s, id, JOB_DONE, NULL, NULL, 0, 0, &e),
 			 -1);
 	assert_int_equal(e.code, ERR_NOTFOUND);
-	assert_int_equal(store_set_status(s, id, STORE_QUEUED, NULL, 0, &e), -1);
+	assert_int_equal(store_set_status(s, id, JOB_QUEUED, NULL, 0, &e), -1);
 	assert_int_equal(e.code, ERR_NOTFOUND);
-	assert_int_equal(store_set_status(s, id, STORE_ACTIVE, NULL, 0, &e), -1);
+	assert_int_equal(store_set_status(s, id, JOB_ACTIVE, NULL, 0, &e), -1);
 	assert_int_equal(e.code, ERR_INVALID);
 	assert_int_equal(store_mark_started(s, id, 1, 0, &e), 0); /* no row */
 	assert_int_equal(store_progress(s, id, 5, NULL, &e), 0);
 	assert_int_equal(store_delete(s, id, &e), 0);
-	assert_int_equal(store_list(s, q, STORE_QUEUED, 0, NULL, NULL, &e), -1);
+	assert_int_equal(store_list(s, q, JOB_QUEUED, 0, NULL, NULL, &e), -1);
 	assert_int_equal(e.code, ERR_INVALID);
-	f.id = id;
-	f.status = STORE_ACTIVE;
+	snprintf(f.id, sizeof(f.id), "%s", id);
+	f.status = JOB_ACTIVE;
 	assert_int_equal(store_apply_finals(s, &f, 1, &e), -1);
 	assert_int_equal(e.code, ERR_INVALID);
 	store_free(s);
@@ -316,15 +310,15 @@ static void test_state_updates(void **state)
 {
 	struct store *s = open_db(2);
 	char q[48], id[UUID_STR_LEN];
-	struct store_new nj = { 0 };
-	struct store_job j;
+	struct job_spec nj = { 0 };
+	struct job_info j;
 	int64_t started = 1600000000000001, finished = 1600000005500002;
 	struct err e;
 
 	(void)state;
 	unique_queue(q, "upd");
 	uuid7_new(id);
-	nj.id = id;
+	snprintf(nj.id, sizeof(nj.id), "%s", id);
 	nj.queue = q;
 	nj.type = "sleep";
 	nj.max_attempts = 3;
@@ -335,64 +329,64 @@ static void test_state_updates(void **state)
 	assert_int_equal(store_progress(s, id, 42.5, "decode", &e), 1);
 	assert_int_equal(store_progress(s, id, 250, NULL, &e), 1);
 	must(store_get(s, id, &j, &e), &e, "get active");
-	assert_int_equal(j.status, STORE_ACTIVE);
+	assert_int_equal(j.status, JOB_ACTIVE);
 	assert_int_equal(j.attempts, 1);
 	assert_int_equal(j.started_at, started);
 	assert_true(j.progress == 100); /* clamped */
 	assert_string_equal(j.stage, "decode"); /* NULL kept it */
-	store_job_release(&j);
+	job_info_release(&j);
 
 	/* attempt 1 fails, waits out its backoff, then runs again */
-	must(store_set_status(s, id, STORE_RETRYING, "timeout after 30 s",
+	must(store_set_status(s, id, JOB_RETRYING, "timeout after 30 s",
 			      1800000010000000, &e), &e, "retrying");
 	must(store_get(s, id, &j, &e), &e, "get retrying");
-	assert_int_equal(j.status, STORE_RETRYING);
+	assert_int_equal(j.status, JOB_RETRYING);
 	assert_string_equal(j.error, "timeout after 30 s");
 	assert_int_equal(j.run_at, 1800000010000000);
-	store_job_release(&j);
+	job_info_release(&j);
 	assert_int_equal(store_progress(s, id, 10, "x", &e), 0); /* not active */
 	assert_int_equal(store_mark_started(s, id, 2, 0, &e), 1);
-	must(store_finish(s, id, STORE_DONE, "{\"frames\": 12}", NULL, finished,
+	must(store_finish(s, id, JOB_DONE, "{\"frames\": 12}", NULL, finished,
 			  2, &e), &e, "finish");
 	must(store_get(s, id, &j, &e), &e, "get done");
-	assert_int_equal(j.status, STORE_DONE);
+	assert_int_equal(j.status, JOB_DONE);
 	assert_int_equal(j.attempts, 2);
 	assert_true(j.progress == 100);
 	assert_string_equal(j.result, "{\"frames\": 12}");
 	assert_int_equal(j.finished_at, finished);
 	assert_true(j.started_at > started); /* now(), not the old start */
-	store_job_release(&j);
+	job_info_release(&j);
 	/* a late progress or start from a stale worker changes nothing */
 	assert_int_equal(store_progress(s, id, 1, "late", &e), 0);
 	assert_int_equal(store_mark_started(s, id, 3, 0, &e), 0);
 	must(store_get(s, id, &j, &e), &e, "get still done");
-	assert_int_equal(j.status, STORE_DONE);
+	assert_int_equal(j.status, JOB_DONE);
 	assert_int_equal(j.attempts, 2);
-	store_job_release(&j);
+	job_info_release(&j);
 
 	/* dead → queued (retry from the dead letter) clears the outcome */
-	must(store_finish(s, id, STORE_FAILED, NULL, "exit 1", 0, 3, &e), &e,
+	must(store_finish(s, id, JOB_FAILED, NULL, "exit 1", 0, 3, &e), &e,
 	     "fail");
 	must(store_get(s, id, &j, &e), &e, "get failed");
-	assert_int_equal(j.status, STORE_FAILED);
+	assert_int_equal(j.status, JOB_FAILED);
 	assert_string_equal(j.error, "exit 1");
 	assert_null(j.result);
 	assert_true(llabs(j.finished_at - clock_now_us()) < 60000000);
-	store_job_release(&j);
-	must(store_set_status(s, id, STORE_QUEUED, NULL, 0, &e), &e, "requeue");
+	job_info_release(&j);
+	must(store_set_status(s, id, JOB_QUEUED, NULL, 0, &e), &e, "requeue");
 	must(store_get(s, id, &j, &e), &e, "get requeued");
-	assert_int_equal(j.status, STORE_QUEUED);
+	assert_int_equal(j.status, JOB_QUEUED);
 	assert_null(j.error);
 	assert_null(j.result);
 	assert_null(j.stage);
 	assert_int_equal(j.finished_at, 0);
 	assert_true(j.progress == 0);
-	store_job_release(&j);
-	must(store_set_status(s, id, STORE_CANCELLED, NULL, 0, &e), &e, "cancel");
+	job_info_release(&j);
+	must(store_set_status(s, id, JOB_CANCELLED, NULL, 0, &e), &e, "cancel");
 	must(store_get(s, id, &j, &e), &e, "get cancelled");
-	assert_int_equal(j.status, STORE_CANCELLED);
+	assert_int_equal(j.status, JOB_CANCELLED);
 	assert_true(j.finished_at != 0);
-	store_job_release(&j);
+	job_info_release(&j);
 	assert_int_equal(store_delete(s, id, &e), 1);
 	assert_int_equal(store_get(s, id, &j, &e), -1);
 	assert_int_equal(e.code, ERR_NOTFOUND);
@@ -403,7 +397,7 @@ static void test_list(void **state)
 {
 	struct store *s = open_db(2);
 	char q[48], ids[7][UUID_STR_LEN];
-	struct store_new nj = { 0 };
+	struct job_spec nj = { 0 };
 	struct store_job_list l = { 0 };
 	struct err e;
 	int i;
@@ -414,26 +408,26 @@ static void test_list(void **state)
 	nj.type = "noop";
 	for (i = 0; i < 7; i++) {
 		uuid7_new(ids[i]);
-		nj.id = ids[i];
+		snprintf(nj.id, sizeof(nj.id), "%s", ids[i]);
 		must(store_insert(s, &nj, NULL, &e), &e, "insert");
 	}
-	must(store_finish(s, ids[6], STORE_DONE, "1", NULL, 0, 1, &e), &e,
+	must(store_finish(s, ids[6], JOB_DONE, "1", NULL, 0, 1, &e), &e,
 	     "finish");
 	/* newest first, 6 queued, in pages of 4 */
-	assert_int_equal(store_list(s, q, STORE_QUEUED, 4, NULL, &l, &e), 4);
+	assert_int_equal(store_list(s, q, JOB_QUEUED, 4, NULL, &l, &e), 4);
 	assert_string_equal(l.items[0].id, ids[5]);
 	assert_string_equal(l.items[3].id, ids[2]);
 	assert_string_equal(l.items[0].queue, q);
 	store_job_list_release(&l);
-	assert_int_equal(store_list(s, q, STORE_QUEUED, 4, ids[2], &l, &e), 2);
+	assert_int_equal(store_list(s, q, JOB_QUEUED, 4, ids[2], &l, &e), 2);
 	assert_string_equal(l.items[0].id, ids[1]);
 	assert_string_equal(l.items[1].id, ids[0]);
 	store_job_list_release(&l);
-	assert_int_equal(store_list(s, q, STORE_DONE, 10, NULL, &l, &e), 1);
+	assert_int_equal(store_list(s, q, JOB_DONE, 10, NULL, &l, &e), 1);
 	assert_string_equal(l.items[0].id, ids[6]);
 	assert_string_equal(l.items[0].result, "1");
 	store_job_list_release(&l);
-	assert_int_equal(store_list(s, q, STORE_FAILED, 10, NULL, &l, &e), 0);
+	assert_int_equal(store_list(s, q, JOB_FAILED, 10, NULL, &l, &e), 0);
 	assert_null(l.items);
 	store_job_list_release(&l);
 	store_free(s);
@@ -443,10 +437,10 @@ static void test_reconcile(void **state)
 {
 	struct store *s = open_db(2);
 	char q[48], ids[5][UUID_STR_LEN], other[48], oid[UUID_STR_LEN];
-	struct store_new nj = { 0 };
+	struct job_spec nj = { 0 };
 	struct store_job_list l = { 0 };
-	struct store_final f[3];
-	struct store_job j;
+	struct job_info f[3];
+	struct job_info j;
 	struct err e;
 	int i;
 
@@ -457,17 +451,17 @@ static void test_reconcile(void **state)
 	nj.type = "noop";
 	for (i = 0; i < 5; i++) {
 		uuid7_new(ids[i]);
-		nj.id = ids[i];
-		nj.status = i == 1 ? STORE_SCHEDULED : STORE_QUEUED;
+		snprintf(nj.id, sizeof(nj.id), "%s", ids[i]);
+		nj.run_at_us = i == 1 ? clock_now_us() + 3600000000 : 0; /* scheduled */
 		must(store_insert(s, &nj, NULL, &e), &e, "insert");
 	}
 	uuid7_new(oid);
-	nj.id = oid;
+	snprintf(nj.id, sizeof(nj.id), "%s", oid);
 	nj.queue = other;
 	must(store_insert(s, &nj, NULL, &e), &e, "insert other");
 	assert_int_equal(store_mark_started(s, ids[2], 1, 0, &e), 1);
-	must(store_set_status(s, ids[3], STORE_RETRYING, "x", 0, &e), &e, "r");
-	must(store_finish(s, ids[4], STORE_DONE, NULL, NULL, 0, 1, &e), &e, "f");
+	must(store_set_status(s, ids[3], JOB_RETRYING, "x", 0, &e), &e, "r");
+	must(store_finish(s, ids[4], JOB_DONE, NULL, NULL, 0, 1, &e), &e, "f");
 
 	/* fresh rows are left alone while their enqueue may be in flight */
 	assert_int_equal(store_list_unfinished(s, q, 3600, NULL, 100, &l, &e),
@@ -478,9 +472,9 @@ static void test_reconcile(void **state)
 	assert_int_equal(store_list_unfinished(s, q, 0.01, NULL, 3, &l, &e), 3);
 	assert_string_equal(l.items[0].id, ids[0]);
 	assert_string_equal(l.items[1].id, ids[1]);
-	assert_int_equal(l.items[1].status, STORE_SCHEDULED);
+	assert_int_equal(l.items[1].status, JOB_SCHEDULED);
 	assert_string_equal(l.items[2].id, ids[2]);
-	assert_int_equal(l.items[2].status, STORE_ACTIVE);
+	assert_int_equal(l.items[2].status, JOB_ACTIVE);
 	store_job_list_release(&l);
 	assert_int_equal(store_list_unfinished(s, q, 0.01, ids[2], 3, &l, &e), 1);
 	assert_string_equal(l.items[0].id, ids[3]);
@@ -510,45 +504,45 @@ static void test_reconcile(void **state)
 
 	/* final states copied back from Redis after an outage */
 	memset(f, 0, sizeof(f));
-	f[0].id = ids[2];
-	f[0].status = STORE_DONE;
-	f[0].result = "{\"ok\":true}";
+	snprintf(f[0].id, sizeof(f[0].id), "%s", ids[2]);
+	f[0].status = JOB_DONE;
+	f[0].result = (char *)"{\"ok\":true}";
 	f[0].attempts = 1;
 	f[0].finished_at = 1800000000000007;
-	f[1].id = ids[3];
-	f[1].status = STORE_FAILED;
-	f[1].error = "gave up";
+	snprintf(f[1].id, sizeof(f[1].id), "%s", ids[3]);
+	f[1].status = JOB_FAILED;
+	f[1].error = (char *)"gave up";
 	f[1].attempts = 3;
 	f[1].started_at = 1799999999000000;
-	f[2].id = "01890a5d-ac96-774b-bcce-b302099a8057"; /* no such row */
-	f[2].status = STORE_CANCELLED;
+	snprintf(f[2].id, sizeof(f[2].id), "%s", "01890a5d-ac96-774b-bcce-b302099a8057"); /* no such row */
+	f[2].status = JOB_CANCELLED;
 	assert_int_equal(store_apply_finals(s, f, 3, &e), 2);
 	must(store_get(s, ids[2], &j, &e), &e, "get");
-	assert_int_equal(j.status, STORE_DONE);
+	assert_int_equal(j.status, JOB_DONE);
 	assert_string_equal(j.result, "{\"ok\": true}");
 	assert_int_equal(j.finished_at, 1800000000000007);
 	assert_true(j.progress == 100);
-	store_job_release(&j);
+	job_info_release(&j);
 	must(store_get(s, ids[3], &j, &e), &e, "get");
-	assert_int_equal(j.status, STORE_FAILED);
+	assert_int_equal(j.status, JOB_FAILED);
 	assert_string_equal(j.error, "gave up");
 	assert_null(j.result);
 	assert_int_equal(j.attempts, 3);
 	assert_int_equal(j.started_at, 1799999999000000);
-	store_job_release(&j);
+	job_info_release(&j);
 	/* again: already equal for the one with a time; nothing changes */
 	f[1].finished_at = 1800000000000009;
 	assert_int_equal(store_apply_finals(s, f, 3, &e), 1);
 	assert_int_equal(store_apply_finals(s, f, 3, &e), 0);
 	assert_int_equal(store_apply_finals(s, f, 0, &e), 0);
 	/* a bad entry refuses the whole batch */
-	f[0].status = STORE_FAILED;
-	f[1].result = "{nope";
+	f[0].status = JOB_FAILED;
+	f[1].result = (char *)"{nope";
 	assert_int_equal(store_apply_finals(s, f, 2, &e), -1);
 	assert_int_equal(e.code, ERR_INVALID);
 	must(store_get(s, ids[2], &j, &e), &e, "get");
-	assert_int_equal(j.status, STORE_DONE);
-	store_job_release(&j);
+	assert_int_equal(j.status, JOB_DONE);
+	job_info_release(&j);
 	assert_int_equal(store_list_unfinished(s, q, 0, NULL, 10, &l, &e), 2);
 	store_job_list_release(&l);
 	store_free(s);
@@ -566,7 +560,7 @@ struct ins_arg {
 static void *ins_thread(void *p)
 {
 	struct ins_arg *a = p;
-	struct store_new nj = { 0 };
+	struct job_spec nj = { 0 };
 	char id[UUID_STR_LEN];
 	struct err e;
 	int i;
@@ -576,10 +570,10 @@ static void *ins_thread(void *p)
 	nj.payload = "{\"n\":1}";
 	for (i = 0; i < a->n; i++) {
 		uuid7_new(id);
-		nj.id = id;
+		snprintf(nj.id, sizeof(nj.id), "%s", id);
 		if (store_insert(a->s, &nj, NULL, &e) != 0 ||
 		    store_mark_started(a->s, id, 1, 0, &e) != 1 ||
-		    store_finish(a->s, id, STORE_DONE, "{}", NULL, 0, 1, &e) != 0) {
+		    store_finish(a->s, id, JOB_DONE, "{}", NULL, 0, 1, &e) != 0) {
 			a->failed++;
 			snprintf(a->msg, sizeof(a->msg), "%s", e.msg);
 		}
@@ -618,7 +612,7 @@ static void test_threads_share_store(void **state)
 	       "connections: %.0f jobs/s\n", T * N,
 	       T * N / ((clock_mono_us() - t0) / 1e6));
 	do {
-		n = store_list(s, q, STORE_DONE, 500, before, &l, &e);
+		n = store_list(s, q, JOB_DONE, 500, before, &l, &e);
 		must(n, &e, "list");
 		total += n;
 		if (n > 0) {
@@ -646,12 +640,12 @@ static void run_cmd(const char *env)
 static int64_t wait_back(struct store *s, const char *id)
 {
 	int64_t t0 = clock_mono_us();
-	struct store_job j;
+	struct job_info j;
 	struct err e;
 
 	for (;;) {
 		if (store_get(s, id, &j, &e) == 0) {
-			store_job_release(&j);
+			job_info_release(&j);
 			return (clock_mono_us() - t0) / 1000;
 		}
 		assert_int_equal(e.code, ERR_UNAVAILABLE);
@@ -665,8 +659,8 @@ static void test_outage(void **state)
 {
 	struct store *s = open_db(2);
 	char q[48], id[UUID_STR_LEN], id2[UUID_STR_LEN];
-	struct store_new nj = { 0 };
-	struct store_job j;
+	struct job_spec nj = { 0 };
+	struct job_info j;
 	struct err e;
 	int64_t t0;
 	int i;
@@ -674,7 +668,7 @@ static void test_outage(void **state)
 	(void)state;
 	unique_queue(q, "out");
 	uuid7_new(id);
-	nj.id = id;
+	snprintf(nj.id, sizeof(nj.id), "%s", id);
 	nj.queue = q;
 	nj.type = "noop";
 	must(store_insert(s, &nj, NULL, &e), &e, "insert");
@@ -685,7 +679,7 @@ static void test_outage(void **state)
 	run_cmd("STORE_PG_STOP");
 	run_cmd("STORE_PG_START");
 	must(store_get(s, id, &j, &e), &e, "get after restart");
-	store_job_release(&j);
+	job_info_release(&j);
 
 	/* Postgres down: every call fails fast with ERR_UNAVAILABLE */
 	run_cmd("STORE_PG_STOP");
@@ -695,12 +689,12 @@ static void test_outage(void **state)
 		assert_int_equal(e.code, ERR_UNAVAILABLE);
 	}
 	uuid7_new(id2);
-	nj.id = id2;
+	snprintf(nj.id, sizeof(nj.id), "%s", id2);
 	assert_int_equal(store_insert(s, &nj, NULL, &e), -1);
 	assert_int_equal(e.code, ERR_UNAVAILABLE);
 	assert_int_equal(store_progress(s, id, 5, "x", &e), -1);
 	assert_int_equal(e.code, ERR_UNAVAILABLE);
-	assert_int_equal(store_finish(s, id, STORE_DONE, NULL, NULL, 0, 0, &e),
+	assert_int_equal(store_finish(s, id, JOB_DONE, NULL, NULL, 0, 0, &e),
 			 -1);
 	assert_int_equal(e.code, ERR_UNAVAILABLE);
 	assert_int_equal(store_ping(s, &e), -1);
@@ -719,11 +713,11 @@ static void test_outage(void **state)
 	assert_int_equal(store_get(s, id2, &j, &e), -1);
 	assert_int_equal(e.code, ERR_NOTFOUND);
 	must(store_insert(s, &nj, NULL, &e), &e, "insert after outage");
-	must(store_finish(s, id, STORE_DONE, NULL, NULL, 0, 1, &e), &e,
+	must(store_finish(s, id, JOB_DONE, NULL, NULL, 0, 1, &e), &e,
 	     "finish after outage");
 	must(store_get(s, id, &j, &e), &e, "get after outage");
-	assert_int_equal(j.status, STORE_DONE);
-	store_job_release(&j);
+	assert_int_equal(j.status, JOB_DONE);
+	job_info_release(&j);
 	store_free(s);
 }
 
@@ -735,7 +729,7 @@ struct bench_arg {
 static void *bench_thread(void *p)
 {
 	struct bench_arg *a = p;
-	struct store_new nj = { 0 };
+	struct job_spec nj = { 0 };
 	char id[UUID_STR_LEN];
 	struct err e;
 	int i;
@@ -745,7 +739,7 @@ static void *bench_thread(void *p)
 	nj.payload = "{\"ms\":1}";
 	for (i = 0; i < a->n; i++) {
 		uuid7_new(id);
-		nj.id = id;
+		snprintf(nj.id, sizeof(nj.id), "%s", id);
 		if (store_insert(a->s, &nj, NULL, &e) != 0)
 			a->failed++;
 	}

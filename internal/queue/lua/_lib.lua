@@ -29,6 +29,21 @@ local function seq(n)
   return s
 end
 
+-- Into pending: the one way a job enters the run order. Adds (score, id)
+-- to `batch` (a list for one ZADD, flushed by pending_flush): at the back
+-- of its priority band, or at the front with `front` (a job that was
+-- already running: a shutdown requeue or a reclaimed lease).
+local function pending_add(batch, prio, id, front)
+  local score = (tonumber(prio) or 0) * BAND
+  if not front then score = score + seq(1) end
+  batch[#batch + 1] = score
+  batch[#batch + 1] = id
+end
+
+local function pending_flush(batch)
+  if #batch > 0 then redis.call('ZADD', P .. 'pending', unpack(batch)) end
+end
+
 local function wake_markers(n)
   if n > 16 then n = 16 end
   local args = {}
@@ -96,6 +111,17 @@ local function webhook(id, jk, status, result, err)
     'created', NOW_US, 'run_at', NOW_US, 'parent', id)
   redis.call('ZADD', P .. 'pending', prio * BAND + s, wid)
   wake_markers(1)
+end
+
+-- A job ends cancelled (`err` says why); its hash expires after ttl_s
+-- (RESULT_TTL, whole seconds). cb: the job has a callback URL.
+local function finish_cancelled(id, jk, err, ttl_s, cb)
+  redis.call('HSET', jk, 'status', 'cancelled', 'error', err, 'token', '',
+    'finished', NOW_US_S)
+  redis.call('PEXPIRE', jk, ttl_s .. '000')
+  redis.call('HINCRBY', P .. 'stats', 'cancelled', 1)
+  publish(id, 'cancelled')
+  if cb then webhook(id, jk, 'cancelled', nil, err) end
 end
 
 -- Moves a job to the dead set, capping it (oldest hashes deleted). cb: the

@@ -1,5 +1,6 @@
 -- cancel: ARGV id, result_ttl_s. Returns 0 cancelled now, 1 cancel
 -- requested (active), -1 no such job, -2 already finished.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): job:ID, pending, delayed, stats; events; webhook: job:WID, pending, marker, seq.
 local id = ARGV[1]
 local jk = P .. 'job:' .. id
 local st = redis.call('HGET', jk, 'status')
@@ -16,9 +17,5 @@ elseif st == 'scheduled' or st == 'retrying' then
 else
   return -2
 end
-redis.call('HSET', jk, 'status', 'cancelled', 'error', 'cancelled', 'finished', NOW_US)
-redis.call('PEXPIRE', jk, tonumber(ARGV[2]) * 1000)
-redis.call('HINCRBY', P .. 'stats', 'cancelled', 1)
-publish(id, 'cancelled')
-webhook(id, jk, 'cancelled', nil, 'cancelled')
+finish_cancelled(id, jk, 'cancelled', ARGV[2], true)
 return 0

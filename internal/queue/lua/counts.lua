@@ -1,5 +1,8 @@
--- counts: returns { pending, delayed, active, done, dead, retrying,
--- cancelled, live workers, stale, earliest delayed due time (ms, 0 none) }.
+-- counts: returns the COUNT_* integers of queue.c, in this order:
+-- pending, delayed, active, done, dead, retrying, cancelled, live workers,
+-- stale, earliest delayed due time (ms, 0 none).
+-- Layout rule: this order and the COUNT_* names in queue.c change together.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): stats, pending, delayed, active, done, dead, workers.
 local s = redis.call('HMGET', P .. 'stats', 'retrying', 'cancelled', 'stale')
 local nd = redis.call('ZRANGE', P .. 'delayed', 0, 0, 'WITHSCORES')
 return { redis.call('ZCARD', P .. 'pending'), redis.call('ZCARD', P .. 'delayed'),

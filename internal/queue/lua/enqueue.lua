@@ -1,52 +1,57 @@
--- enqueue: ARGV[1] = number of jobs, then 12 fields a job:
--- id, type, payload, priority, run_at_ms, delay_ms, max_attempts,
--- timeout_s, idempotency_key, idempotency_ttl_s, callback_url, trace.
--- Returns { live_worker (0/1), id1, created1, id2, created2, ... }.
+-- enqueue: ARGV[1] = number of jobs, then a job each: the ENQ_* fields
+-- below, then ENQ_NFIELDS pairs of hash field and value stored as given
+-- (type, payload, max_attempts, timeout, idem, callback, trace:
+-- job_spec_hash in internal/job lists them; the script needs to know none).
+-- Returns { live_worker (0/1), then per job: id, created (0/1) }.
+-- Layout rule: these offsets and the ENQ_* names in queue.c change together.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): idem:KEY, job:ID, pending, delayed, seq, marker, workers.
+local ENQ_ID, ENQ_PRIORITY, ENQ_RUN_AT, ENQ_DELAY, ENQ_IDEM, ENQ_IDEM_TTL,
+  ENQ_NFIELDS = 0, 1, 2, 3, 4, 5, 6
 local n = tonumber(ARGV[1])
 local out = {}
 local pend = {}
 local created = 0
-for i = 0, n - 1 do
-  local b = 2 + i * 12
-  local id = ARGV[b]
-  local ik = ARGV[b + 8]
+local nxt = 2
+for i = 1, n do
+  local b = nxt
+  local id = ARGV[b + ENQ_ID]
+  local ik = ARGV[b + ENQ_IDEM]
+  local nf = tonumber(ARGV[b + ENQ_NFIELDS])
+  local fb = b + ENQ_NFIELDS + 1
+  nxt = fb + 2 * nf
   local existing = nil
   if ik ~= '' then
     existing = redis.call('GET', P .. 'idem:' .. ik)
     if not existing then
-      redis.call('SET', P .. 'idem:' .. ik, id, 'EX', tonumber(ARGV[b + 9]))
+      redis.call('SET', P .. 'idem:' .. ik, id, 'EX', tonumber(ARGV[b + ENQ_IDEM_TTL]))
     end
   end
   if existing then
     out[#out + 1] = existing
     out[#out + 1] = 0
   else
-    local prio = tonumber(ARGV[b + 3])
-    local run_at = tonumber(ARGV[b + 4])
-    if run_at == 0 then run_at = NOW + tonumber(ARGV[b + 5]) end
+    local prio = ARGV[b + ENQ_PRIORITY]
+    local run_at = tonumber(ARGV[b + ENQ_RUN_AT])
+    if run_at == 0 then run_at = NOW + tonumber(ARGV[b + ENQ_DELAY]) end
     local status = 'queued'
     if run_at > NOW then
       status = 'scheduled'
       redis.call('ZADD', P .. 'delayed', run_at, id)
     else
       run_at = NOW
-      pend[#pend + 1] = prio * BAND + seq(1)
-      pend[#pend + 1] = id
+      pending_add(pend, prio, id)
     end
-    local f = { 'type', ARGV[b + 1], 'payload', ARGV[b + 2], 'status', status,
-      'priority', ARGV[b + 3], 'attempts', '0', 'max_attempts', ARGV[b + 6],
-      'timeout', ARGV[b + 7], 'created', NOW_US_S,
+    local f = { 'status', status, 'priority', prio, 'attempts', '0',
+      'created', NOW_US_S,
       'run_at', run_at == NOW and NOW_S .. '000' or string.format('%d', run_at * 1000) }
-    if ik ~= '' then f[#f + 1] = 'idem'; f[#f + 1] = ik end
-    if ARGV[b + 10] ~= '' then f[#f + 1] = 'callback'; f[#f + 1] = ARGV[b + 10] end
-    if ARGV[b + 11] ~= '' then f[#f + 1] = 'trace'; f[#f + 1] = ARGV[b + 11] end
+    for k = fb, fb + 2 * nf - 1 do f[#f + 1] = ARGV[k] end
     redis.call('HSET', P .. 'job:' .. id, unpack(f))
     created = created + 1
     out[#out + 1] = id
     out[#out + 1] = 1
   end
 end
-if #pend > 0 then redis.call('ZADD', P .. 'pending', unpack(pend)) end
+pending_flush(pend)
 -- Wake idle workers: for due jobs, and for scheduled ones too, since an
 -- idle worker sleeping until its next due time must learn of an earlier one.
 if created > 0 then wake_markers(created) end

@@ -1,5 +1,6 @@
 -- progress: ARGV id, token, percent, stage ('' keeps it). Returns 1, or 0
 -- when the lease is no longer the caller's.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): job:ID; events.
 local jk = P .. 'job:' .. ARGV[1]
 if redis.call('HGET', jk, 'token') ~= ARGV[2] then return 0 end
 if ARGV[4] ~= '' then

@@ -1,6 +1,7 @@
 -- renew: ARGV worker, lease_ms, ttl_ms, n, then id, token pairs.
 -- Extends the leases still held and the worker's registration. Returns
 -- one letter a lease: o held, l lost (stop), c held with cancel requested.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): active, job:ID, workers.
 local worker = ARGV[1]
 local deadline = NOW + tonumber(ARGV[2])
 local n = tonumber(ARGV[4])

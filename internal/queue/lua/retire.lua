@@ -1,5 +1,6 @@
 -- retire: ARGV worker, force (0/1). Leaves the registry unless due work
 -- exists. Returns 1 when retired, 0 when refused.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): pending, delayed, active, workers.
 if ARGV[2] ~= '1' then
   if redis.call('ZCARD', P .. 'pending') > 0 then return 0 end
   if #redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', NOW, 'LIMIT', 0, 1) > 0 then return 0 end

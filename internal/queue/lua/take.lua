@@ -3,18 +3,23 @@
 -- ARGV: worker, lease_ms, max, nsettle, result_ttl_s, done_max, dead_max,
 -- then 6 fields a settle: id, token, outcome (d=done r=retry f=fail
 -- c=cancelled q=requeue), result, error, delay_ms.
--- Returns { now_ms, next_due_ms, flags, n, then 11 fields a job: id, token,
--- attempts, type, payload, max_attempts, timeout, callback, trace, created,
--- priority }. flags has one letter a settle: o applied, f applied and
--- final, s stale (refused).
+-- Returns { TAKE_* head, then TAKE_JOB_* fields a job }. flags has one
+-- letter a settle: o applied, f applied and final, s stale (refused).
+-- Layout rule: these offsets (1-based here) and the names in queue.c
+-- change together.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): job:ID, active, pending, delayed, done, dead, stats, seq, marker; events; webhook: job:WID.
+local TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_HEAD = 1, 2, 3, 4, 4
+local TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
+  TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT, TAKE_JOB_CALLBACK,
+  TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY = 1, 2, 3, 4, 5, 6, 7, 8,
+  9, 10, 11
 local worker = ARGV[1]
 local lease = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
 local nsettle = tonumber(ARGV[4])
-local ttl = tonumber(ARGV[5])
+local ttl = ARGV[5]
 local done_max = tonumber(ARGV[6])
 local dead_max = tonumber(ARGV[7])
-local ttl_ms = ARGV[5] .. '000'
 
 local flags = {}
 local unlease = {}
@@ -38,7 +43,7 @@ for i = 0, nsettle - 1 do
       local res = ARGV[b + 3]
       redis.call('HSET', jk, 'status', 'done', 'result', res, 'token', '',
         'progress', '100', 'finished', NOW_US_S)
-      redis.call('PEXPIRE', jk, ttl_ms)
+      redis.call('PEXPIRE', jk, ttl .. '000')
       done[#done + 1] = NOW_S
       done[#done + 1] = id
       publish(id, 'done', 100)
@@ -52,17 +57,14 @@ for i = 0, nsettle - 1 do
     elseif kind == 'r' or kind == 'f' then
       bury(id, jk, ARGV[b + 4], dead_max, cb)
     elseif kind == 'c' then
-      redis.call('HSET', jk, 'status', 'cancelled', 'error', ARGV[b + 4],
-        'token', '', 'finished', NOW_US)
-      redis.call('PEXPIRE', jk, ttl * 1000)
-      redis.call('HINCRBY', P .. 'stats', 'cancelled', 1)
-      publish(id, 'cancelled')
-      if cb then webhook(id, jk, 'cancelled', nil, ARGV[b + 4]) end
+      finish_cancelled(id, jk, ARGV[b + 4], ttl, cb)
     else -- requeue at the front of its band, attempt not counted
       fl = 'o'
       redis.call('HSET', jk, 'status', 'queued', 'token', '',
         'attempts', math.max(0, tonumber(h[2]) - 1))
-      redis.call('ZADD', P .. 'pending', tonumber(h[4]) * BAND, id)
+      local front = {}
+      pending_add(front, h[4], id, true)
+      pending_flush(front)
       publish(id, 'queued')
       wake_markers(1)
     end
@@ -95,12 +97,11 @@ if #due > 0 then
     if h[1] then
       if h[2] == 'retrying' then retried = retried + 1 end
       redis.call('HSET', jk, 'status', 'queued')
-      pend[#pend + 1] = tonumber(h[1]) * BAND + seq(1)
-      pend[#pend + 1] = due[i]
+      pending_add(pend, h[1], due[i])
     end
   end
   redis.call('ZREM', P .. 'delayed', unpack(due))
-  if #pend > 0 then redis.call('ZADD', P .. 'pending', unpack(pend)) end
+  pending_flush(pend)
   if retried > 0 then redis.call('HINCRBY', P .. 'stats', 'retrying', -retried) end
 end
 
@@ -117,27 +118,23 @@ if #exp > 0 then
     if h[1] then
       local msg = 'lease expired (worker ' .. (h[4] or '?') .. ' stopped renewing it)'
       if h[5] then
-        redis.call('HSET', jk, 'status', 'cancelled', 'error', 'cancelled',
-          'token', '', 'finished', NOW_US)
-        redis.call('PEXPIRE', jk, ttl * 1000)
-        redis.call('HINCRBY', P .. 'stats', 'cancelled', 1)
-        publish(id, 'cancelled')
-        if cb then webhook(id, jk, 'cancelled', nil, 'cancelled') end
+        finish_cancelled(id, jk, 'cancelled', ttl, cb)
       elseif tonumber(h[1]) >= tonumber(h[2]) then
         bury(id, jk, msg, dead_max, cb)
       else
         redis.call('HSET', jk, 'status', 'queued', 'token', '', 'error', msg)
-        pend[#pend + 1] = tonumber(h[3]) * BAND
-        pend[#pend + 1] = id
+        pending_add(pend, h[3], id, true)
       end
     end
   end
   redis.call('ZREM', P .. 'active', unpack(exp))
-  if #pend > 0 then redis.call('ZADD', P .. 'pending', unpack(pend)) end
+  pending_flush(pend)
   redis.call('HINCRBY', P .. 'stats', 'reclaimed', #exp)
 end
 
-local out = { NOW, 0, table.concat(flags), 0 }
+local out = {}
+out[TAKE_NOW] = NOW; out[TAKE_NEXT_DUE] = 0
+out[TAKE_FLAGS] = table.concat(flags); out[TAKE_COUNT] = 0
 if want > 0 then
   local pop = redis.call('ZPOPMIN', P .. 'pending', want)
   if #pop > 0 then
@@ -158,17 +155,19 @@ if want > 0 then
         za[#za + 1] = deadline
         za[#za + 1] = id
         local o = #out
-        out[o + 1] = id; out[o + 2] = tok; out[o + 3] = att
-        out[o + 4] = h[1]; out[o + 5] = h[2]; out[o + 6] = h[4]
-        out[o + 7] = h[5]; out[o + 8] = h[6] or ''; out[o + 9] = h[7] or ''
-        out[o + 10] = h[8]; out[o + 11] = h[9]
-        out[4] = out[4] + 1
+        out[o + TAKE_JOB_ID] = id; out[o + TAKE_JOB_TOKEN] = tok
+        out[o + TAKE_JOB_ATTEMPTS] = att; out[o + TAKE_JOB_TYPE] = h[1]
+        out[o + TAKE_JOB_PAYLOAD] = h[2]; out[o + TAKE_JOB_MAX_ATTEMPTS] = h[4]
+        out[o + TAKE_JOB_TIMEOUT] = h[5]; out[o + TAKE_JOB_CALLBACK] = h[6] or ''
+        out[o + TAKE_JOB_TRACE] = h[7] or ''; out[o + TAKE_JOB_CREATED] = h[8]
+        out[o + TAKE_JOB_PRIORITY] = h[9]
+        out[TAKE_COUNT] = out[TAKE_COUNT] + 1
       end
     end
     if #za > 0 then redis.call('ZADD', P .. 'active', unpack(za)) end
   end
 end
-if out[4] == 0 and want > 0 then
+if out[TAKE_COUNT] == 0 and want > 0 then
   -- Nothing due: tell the worker when to look again, and drop stale wake
   -- markers so its blocking wait does not return at once for nothing.
   local nd = redis.call('ZRANGE', P .. 'delayed', 0, 0, 'WITHSCORES')
@@ -178,7 +177,7 @@ if out[4] == 0 and want > 0 then
   if #na > 0 and (next_due == 0 or tonumber(na[2]) < next_due) then
     next_due = tonumber(na[2])
   end
-  out[2] = next_due
+  out[TAKE_NEXT_DUE] = next_due
   redis.call('DEL', P .. 'marker')
 end
 return out

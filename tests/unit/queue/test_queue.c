@@ -51,7 +51,7 @@ static int teardown(void **state)
 static void enq(const char *type, const char *payload, int prio, int64_t delay_ms,
 		int max_attempts, char id[UUID_STR_LEN], int *live)
 {
-	struct queue_spec s = { 0 };
+	struct job_spec s = { 0 };
 	struct queue_enqueued out;
 	struct err e;
 
@@ -103,14 +103,14 @@ static void settle1(struct queue_job *j, enum queue_outcome o, const char *res,
 static char *field(const char *id, const char *name)
 {
 	struct err e;
-	char *text = queue_job_json(Q, qname, id, &e);
+	struct job_info job;
 	json_t *o, *v;
 	char *out;
 
-	if (!text)
+	if (queue_job_get(Q, qname, id, &job, &e) < 0)
 		return NULL;
-	o = json_loads(text, 0, NULL);
-	free(text);
+	o = job_info_to_json(&job);
+	job_info_release(&job);
 	v = json_object_get(o, name);
 	if (json_is_string(v))
 		out = strdup(json_string_value(v));
@@ -225,7 +225,7 @@ static void test_priority_fifo(void **state)
 
 static void test_batch_and_ack(void **state)
 {
-	struct queue_spec specs[100];
+	struct job_spec specs[100];
 	struct queue_enqueued out[100];
 	struct queue_job jobs[100];
 	struct queue_settle st[100];
@@ -245,8 +245,8 @@ static void test_batch_and_ack(void **state)
 	n = take(jobs, 100, NULL, 0, 0);
 	assert_int_equal(n, 100);
 	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
-	assert_int_equal(c.n[QUEUE_ACTIVE], 100);
-	assert_int_equal(c.n[QUEUE_QUEUED], 0);
+	assert_int_equal(c.n[JOB_ACTIVE], 100);
+	assert_int_equal(c.n[JOB_QUEUED], 0);
 	memset(st, 0, sizeof(st));
 	for (i = 0; i < n; i++) {
 		st[i].id = jobs[i].id;
@@ -260,8 +260,8 @@ static void test_batch_and_ack(void **state)
 		assert_true(st[i].final);
 	}
 	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
-	assert_int_equal(c.n[QUEUE_ACTIVE], 0);
-	assert_int_equal(c.n[QUEUE_DONE_STATE], 100);
+	assert_int_equal(c.n[JOB_ACTIVE], 0);
+	assert_int_equal(c.n[JOB_DONE], 100);
 	assert_status(jobs[7].id, "done");
 	{
 		char *res = field(jobs[7].id, "result");
@@ -299,6 +299,7 @@ static void test_delay_and_next_due(void **state)
 
 static void test_retry_then_dead(void **state)
 {
+	struct job_info job;
 	struct queue_job j;
 	struct queue_counts c;
 	struct err e;
@@ -316,14 +317,14 @@ static void test_retry_then_dead(void **state)
 		if (k < 3) {
 			assert_status(id, "retrying");
 			assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
-			assert_int_equal(c.n[QUEUE_RETRYING], 1);
+			assert_int_equal(c.n[JOB_RETRYING], 1);
 			clock_sleep_us(5000);
 		}
 	}
 	assert_status(id, "failed");
 	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
-	assert_int_equal(c.n[QUEUE_FAILED], 1);
-	assert_int_equal(c.n[QUEUE_RETRYING], 0);
+	assert_int_equal(c.n[JOB_FAILED], 1);
+	assert_int_equal(c.n[JOB_RETRYING], 0);
 	/* retry from dead, then purge */
 	assert_int_equal(queue_retry_dead(Q, qname, id, &e), 0);
 	assert_status(id, "queued");
@@ -334,13 +335,13 @@ static void test_retry_then_dead(void **state)
 	settle1(&j, QUEUE_FAIL, NULL, 0, NULL);
 	queue_job_release(&j);
 	assert_int_equal(queue_purge_dead(Q, qname, &e), 1);
-	assert_null(queue_job_json(Q, qname, id, &e));
+	assert_int_equal(queue_job_get(Q, qname, id, &job, &e), -1);
 	assert_int_equal(e.code, ERR_NOTFOUND);
 }
 
 static void test_idempotency(void **state)
 {
-	struct queue_spec s = { 0 };
+	struct job_spec s = { 0 };
 	struct queue_enqueued a, b;
 	struct err e;
 
@@ -471,7 +472,7 @@ static void test_registry_retire(void **state)
 
 static void test_webhook_job(void **state)
 {
-	struct queue_spec s = { 0 };
+	struct job_spec s = { 0 };
 	struct queue_enqueued out;
 	struct queue_job j, w;
 	struct err e;
@@ -503,7 +504,7 @@ static void test_webhook_job(void **state)
  * (scripts are not rolled back): the job is done, the webhook carries null. */
 static void test_webhook_deep_result(void **state)
 {
-	struct queue_spec s = { 0 };
+	struct job_spec s = { 0 };
 	struct queue_enqueued out;
 	struct queue_job j, w;
 	struct err e;
@@ -543,7 +544,7 @@ static void test_list_and_discover(void **state)
 	(void)state;
 	enq("noop", NULL, 0, 0, 0, NULL, NULL);
 	enq("noop", NULL, 0, 0, 0, NULL, NULL);
-	n = queue_list(Q, qname, QUEUE_QUEUED, 0, 10, &ids, &e);
+	n = queue_list(Q, qname, JOB_QUEUED, 0, 10, &ids, &e);
 	assert_int_equal(n, 2);
 	for (i = 0; i < n; i++)
 		free(ids[i]);
@@ -561,6 +562,7 @@ static void test_list_and_discover(void **state)
 static void test_done_cap(void **state)
 {
 	char ids[8][UUID_STR_LEN];
+	struct job_info job;
 	struct queue_job j;
 	struct queue_counts c;
 	struct err e;
@@ -577,11 +579,11 @@ static void test_done_cap(void **state)
 	}
 	queue_limits.done_max = saved;
 	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
-	assert_int_equal(c.n[QUEUE_DONE_STATE], 5);
+	assert_int_equal(c.n[JOB_DONE], 5);
 	/* the oldest three went, hashes and all; the newest stay */
-	assert_null(queue_job_json(Q, qname, ids[0], &e));
+	assert_int_equal(queue_job_get(Q, qname, ids[0], &job, &e), -1);
 	assert_int_equal(e.code, ERR_NOTFOUND);
-	assert_null(queue_job_json(Q, qname, ids[2], &e));
+	assert_int_equal(queue_job_get(Q, qname, ids[2], &job, &e), -1);
 	assert_status(ids[3], "done");
 	assert_status(ids[7], "done");
 }

@@ -1,4 +1,5 @@
-/* Unit tests of the job request parser and the RFC 3339 parser. */
+/* Unit tests of the job spec parser (the POST /v1/jobs body) and the RFC
+ * 3339 parser. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,19 +7,20 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "base/clock.h"
+#include "job/job.h"
 
-static int parse(const char *body, struct api_job_req *r, const char **code)
+static int parse(const char *body, struct job_spec *r, const char **code)
 {
 	struct err e;
 
 	*code = "";
-	return api_job_parse(body, strlen(body), r, code, &e);
+	return job_spec_parse(body, strlen(body), r, code, &e);
 }
 
 static void test_good(void **state)
 {
-	struct api_job_req r;
+	struct job_spec r;
 	const char *code;
 
 	(void)state;
@@ -35,17 +37,17 @@ static void test_good(void **state)
 	assert_int_equal(r.delay_ms, 1500);
 	assert_string_equal(r.idempotency_key, "k-1");
 	assert_string_equal(r.callback_url, "https://x.example/cb");
-	api_job_req_release(&r);
+	job_spec_release(&r);
 
 	assert_int_equal(parse("{\"type\":\"noop\"}", &r, &code), 0);
 	assert_string_equal(r.payload, "{}");
 	assert_null(r.queue);
-	api_job_req_release(&r);
+	job_spec_release(&r);
 
 	assert_int_equal(parse("{\"type\":\"noop\",\"payload\":null,\"run_at\":\"2030-01-02T03:04:05.5+01:00\"}",
 			       &r, &code), 0);
 	assert_true(r.run_at_us == (int64_t)1893549845 * 1000000 + 500000);
-	api_job_req_release(&r);
+	job_spec_release(&r);
 }
 
 static void test_bad(void **state)
@@ -70,6 +72,13 @@ static void test_bad(void **state)
 		{ "{\"type\":\"noop\",\"run_at\":5}", "invalid_field", "run_at" },
 		{ "{\"type\":\"noop\",\"run_at\":\"2030-13-01T00:00:00Z\"}", "invalid_field", "run_at" },
 		{ "{\"type\":\"noop\",\"queue\":\"\"}", "invalid_field", "queue" },
+		/* only the queue makes webhook deliveries (a signing oracle) */
+		{ "{\"type\":\"webhook.deliver\",\"payload\":{\"url\":\"http://x.example/\","
+		  "\"body\":{}}}", "unknown_type", "webhook.deliver" },
+		/* a date that does not exist is not rolled over */
+		{ "{\"type\":\"noop\",\"run_at\":\"2030-02-31T00:00:00Z\"}", "invalid_field", "run_at" },
+		{ "{\"type\":\"noop\",\"run_at\":\"2030-02-29T00:00:00Z\"}", "invalid_field", "run_at" },
+		{ "{\"type\":\"noop\",\"run_at\":\"2030-04-31T00:00:00Z\"}", "invalid_field", "run_at" },
 		{ "{\"type\":\"noop\",\"idempotency_key\":\"a b\"}", "invalid_field", "idempotency_key" },
 		{ "{\"type\":\"noop\",\"callback_url\":\"http://\"}", "invalid_field", "callback_url" },
 	};
@@ -77,12 +86,12 @@ static void test_bad(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct api_job_req r;
+		struct job_spec r;
 		const char *code = "";
 		struct err e;
 
 		memset(&e, 0, sizeof(e));
-		if (api_job_parse(cases[i].body, strlen(cases[i].body), &r, &code, &e) != -1)
+		if (job_spec_parse(cases[i].body, strlen(cases[i].body), &r, &code, &e) != -1)
 			fail_msg("accepted: %s", cases[i].body);
 		if (strcmp(code, cases[i].code) || !strstr(e.msg, cases[i].field))
 			fail_msg("%s: got %s '%s'", cases[i].body, code, e.msg);
@@ -94,25 +103,30 @@ static void test_time(void **state)
 	int64_t us;
 
 	(void)state;
-	assert_int_equal(api_time_parse("1970-01-01T00:00:00Z", &us), 0);
+	assert_int_equal(clock_parse_rfc3339("1970-01-01T00:00:00Z", &us), 0);
 	assert_true(us == 0);
-	assert_int_equal(api_time_parse("2026-11-22T17:37:24.123456Z", &us), 0);
+	assert_int_equal(clock_parse_rfc3339("2026-11-22T17:37:24.123456Z", &us), 0);
 	assert_true(us % 1000000 == 123456);
-	assert_int_equal(api_time_parse("2026-11-22T18:37:24+01:00", &us), 0);
+	assert_int_equal(clock_parse_rfc3339("2026-11-22T18:37:24+01:00", &us), 0);
 	{
 		int64_t z;
 
-		assert_int_equal(api_time_parse("2026-11-22T17:37:24Z", &z), 0);
+		assert_int_equal(clock_parse_rfc3339("2026-11-22T17:37:24Z", &z), 0);
 		assert_true(us == z);
 	}
-	assert_int_equal(api_time_parse("2026-11-22", &us), -1);
-	assert_int_equal(api_time_parse("2026-11-22T17:37:24", &us), -1);
-	assert_int_equal(api_time_parse("2026-11-22T25:00:00Z", &us), -1);
-	assert_int_equal(api_time_parse("2026-11-22T17:37:24.Z", &us), -1);
-	assert_int_equal(api_time_parse("2026-11-22T17:37:24Zx", &us), -1);
-	assert_int_equal(api_idem_key_ok("ok-key"), 1);
-	assert_int_equal(api_idem_key_ok(""), 0);
-	assert_int_equal(api_idem_key_ok("tab\tkey"), 0);
+	assert_int_equal(clock_parse_rfc3339("2026-11-22", &us), -1);
+	assert_int_equal(clock_parse_rfc3339("2026-11-22T17:37:24", &us), -1);
+	assert_int_equal(clock_parse_rfc3339("2026-11-22T25:00:00Z", &us), -1);
+	assert_int_equal(clock_parse_rfc3339("2026-11-22T17:37:24.Z", &us), -1);
+	assert_int_equal(clock_parse_rfc3339("2026-11-22T17:37:24Zx", &us), -1);
+	assert_int_equal(clock_parse_rfc3339("2028-02-29T00:00:00Z", &us), 0);
+	assert_int_equal(clock_parse_rfc3339("2000-02-29T00:00:00Z", &us), 0);
+	assert_int_equal(clock_parse_rfc3339("2100-02-29T00:00:00Z", &us), -1);
+	assert_int_equal(clock_parse_rfc3339("2030-02-31T00:00:00Z", &us), -1);
+	assert_int_equal(clock_parse_rfc3339("1970-01-01T00:00:00+01:00", &us), -1);
+	assert_int_equal(job_idem_key_ok("ok-key"), 1);
+	assert_int_equal(job_idem_key_ok(""), 0);
+	assert_int_equal(job_idem_key_ok("tab\tkey"), 0);
 }
 
 int main(void)

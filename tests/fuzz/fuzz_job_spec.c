@@ -1,8 +1,8 @@
-/* fuzz_api_request - the POST /v1/jobs body parser (api_job_parse) and the
+/* fuzz_job_spec - the POST /v1/jobs body parser (job_spec_parse) and the
  * RFC 3339 parser, on arbitrary bytes. A parse either fails with a code
  * and a message, or yields a request whose fields respect their bounds. */
-#include "api/api.h"
-#include "queue/queue.h"
+#include "base/clock.h"
+#include "job/job.h"
 
 #include <assert.h>
 #include <stdint.h>
@@ -13,26 +13,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct api_job_req r;
+	struct job_spec r;
 	const char *code = NULL;
 	struct err e;
 	char *s;
 	int64_t us;
 
-	if (api_job_parse((const char *)data, size, &r, &code, &e) == 0) {
-		assert(r.type && r.payload);
-		assert(r.priority >= 0 && r.priority <= QUEUE_PRIORITY_MAX);
+	if (job_spec_parse((const char *)data, size, &r, &code, &e) == 0) {
+		assert(r.type && r.payload && job_find(r.type) && !job_find(r.type)->internal);
+		assert(!r.callback_url || job_url_ok(r.callback_url));
+		assert(r.priority >= 0 && r.priority <= JOB_PRIORITY_MAX);
 		assert(r.delay_ms >= 0);
-		assert(!r.idempotency_key || api_idem_key_ok(r.idempotency_key));
-		api_job_req_release(&r);
+		assert(!r.idempotency_key || job_idem_key_ok(r.idempotency_key));
+		job_spec_release(&r);
 	} else {
 		assert(code && e.msg[0]);
 	}
 	s = malloc(size + 1);
 	memcpy(s, data, size);
 	s[size] = '\0';
-	if (api_time_parse(s, &us) == 0)
-		assert(us >= -86400LL * 1000000);
+	if (clock_parse_rfc3339(s, &us) == 0)
+		assert(us >= 0);
 	free(s);
 	return 0;
 }

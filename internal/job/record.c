@@ -1,0 +1,502 @@
+/* record.c - the job record: status names, the spec a client sends, the
+ * info read back, the one JSON document, and the Redis hash layout of the
+ * fields a client sets. */
+#include "job/job.h"
+
+#include "base/clock.h"
+#include "base/mem.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- status ------------------------------------------------------------- */
+
+static const char *const status_names[JOB_NSTATUS] = {
+	[JOB_QUEUED] = "queued",
+	[JOB_SCHEDULED] = "scheduled",
+	[JOB_ACTIVE] = "active",
+	[JOB_RETRYING] = "retrying",
+	[JOB_DONE] = "done",
+	[JOB_FAILED] = "failed",
+	[JOB_CANCELLED] = "cancelled",
+};
+
+const char *job_status_name(enum job_status st)
+{
+	return (unsigned)st < JOB_NSTATUS ? status_names[st] : "unknown";
+}
+
+int job_status_parse(const char *name, enum job_status *out, struct err *err)
+{
+	int i;
+
+	for (i = 0; name && i < JOB_NSTATUS; i++)
+		if (!strcmp(name, status_names[i])) {
+			*out = (enum job_status)i;
+			return 0;
+		}
+	return err_set(err, ERR_INVALID,
+		       "invalid status '%.32s': expected queued, scheduled, "
+		       "active, retrying, done, failed or cancelled",
+		       name ? name : "");
+}
+
+int job_status_final(enum job_status st)
+{
+	return st == JOB_DONE || st == JOB_FAILED || st == JOB_CANCELLED;
+}
+
+/* ---- checks shared by every door ------------------------------------------ */
+
+int job_idem_key_ok(const char *key)
+{
+	size_t i, n = key ? strlen(key) : 0;
+
+	if (n == 0 || n > JOB_IDEM_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)key[i] < 0x21 || (unsigned char)key[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+int job_url_ok(const char *u)
+{
+	return u && strlen(u) >= 9 && strlen(u) <= JOB_URL_MAX &&
+	       (!strncasecmp(u, "http://", 7) || !strncasecmp(u, "https://", 8)) &&
+	       !strpbrk(u, " \t\r\n");
+}
+
+/* ---- the spec ------------------------------------------------------------- */
+
+static const char *const known_fields[] = {
+	"type", "payload", "queue", "priority", "delay_s", "run_at",
+	"max_attempts", "timeout_s", "idempotency_key", "callback_url", NULL
+};
+
+static int bad(struct err *err, const char **code, const char *c,
+	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int bad(struct err *err, const char **code, const char *c,
+	       const char *fmt, ...)
+{
+	char msg[ERR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	*code = c;
+	return err_set(err, ERR_INVALID, "%s", msg);
+}
+
+/* An integer member in [min, max] (a real with no fraction is accepted). */
+static int get_int(json_t *v, const char *name, int min, int max, int *out,
+		   const char **code, struct err *err)
+{
+	double d;
+
+	if (!json_is_number(v))
+		goto bad;
+	d = json_number_value(v);
+	if (!isfinite(d) || d != floor(d) || d < min || d > max)
+		goto bad;
+	*out = (int)d;
+	return 0;
+bad:
+	return bad(err, code, "invalid_field",
+		   "field '%s': expected an integer from %d to %d", name, min, max);
+}
+
+static int get_secs(json_t *v, const char *name, double min, double max,
+		    double *out, const char **code, struct err *err)
+{
+	double d;
+
+	if (!json_is_number(v))
+		goto bad;
+	d = json_number_value(v);
+	if (!isfinite(d) || d < min || d > max)
+		goto bad;
+	*out = d;
+	return 0;
+bad:
+	return bad(err, code, "invalid_field",
+		   "field '%s': expected seconds from %g to %g", name, min, max);
+}
+
+/* A string member without NUL bytes inside. */
+static const char *get_str(json_t *v)
+{
+	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+		return NULL;
+	return json_string_value(v);
+}
+
+static int queue_name_ok(const char *s)
+{
+	size_t i, n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 64)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "0123456789_.-", s[i]))
+			return 0;
+	return 1;
+}
+
+int job_spec_parse(const char *body, size_t len, struct job_spec *out,
+		   const char **code, struct err *err)
+{
+	const struct job_type *t;
+	struct job_spec r;
+	json_error_t je;
+	const char *key;
+	json_t *v;
+	struct err e;
+	size_t i;
+
+	memset(&r, 0, sizeof(r));
+	if (len == 0)
+		return bad(err, code, "invalid_json", "empty body: expected a JSON object");
+	r.root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	if (!r.root) {
+		bad(err, code, "invalid_json",
+		    "body is not valid JSON: %s (line %d, column %d)", je.text,
+		    je.line, je.column);
+		goto fail;
+	}
+	if (!json_is_object(r.root)) {
+		bad(err, code, "invalid_json", "body: expected a JSON object");
+		goto fail;
+	}
+	json_object_foreach(r.root, key, v) {
+		for (i = 0; known_fields[i]; i++)
+			if (!strcmp(key, known_fields[i]))
+				break;
+		if (!known_fields[i]) {
+			bad(err, code, "unknown_field", "unknown field '%.64s'", key);
+			goto fail;
+		}
+	}
+
+	v = json_object_get(r.root, "type");
+	if (!v) {
+		bad(err, code, "invalid_field", "field 'type' is required");
+		goto fail;
+	}
+	if (!json_is_string(v) || json_string_length(v) == 0) {
+		bad(err, code, "invalid_field", "field 'type': expected a non-empty string");
+		goto fail;
+	}
+	r.type = json_string_value(v);
+	t = job_find(r.type);
+	if (!t || t->internal || strlen(r.type) != json_string_length(v)) {
+		bad(err, code, "unknown_type",
+		    "field 'type': unknown job type '%.64s' (known: %s)", r.type,
+		    job_type_names());
+		goto fail;
+	}
+
+	v = json_object_get(r.root, "payload");
+	if (v && !json_is_null(v) && !json_is_object(v)) {
+		bad(err, code, "invalid_field", "field 'payload': expected an object");
+		goto fail;
+	}
+	r.payload_text = v && json_is_object(v) ? json_dumps(v, JSON_COMPACT)
+		       : xstrdup("{}");
+	if (!r.payload_text)
+		abort();
+	r.payload = r.payload_text;
+	if (job_check(r.type, r.payload, &e) < 0) {
+		bad(err, code, "invalid_payload", "payload: %s", e.msg);
+		goto fail;
+	}
+
+	if ((v = json_object_get(r.root, "queue"))) {
+		r.queue = get_str(v);
+		if (!queue_name_ok(r.queue)) {
+			bad(err, code, "invalid_field",
+			    "field 'queue': expected a queue name (1 to 64 of [A-Za-z0-9_.-])");
+			goto fail;
+		}
+	}
+	if ((v = json_object_get(r.root, "priority")) &&
+	    get_int(v, "priority", 0, JOB_PRIORITY_MAX, &r.priority, code, err) < 0)
+		goto fail;
+	if ((v = json_object_get(r.root, "max_attempts")) &&
+	    get_int(v, "max_attempts", 1, JOB_MAX_ATTEMPTS_MAX, &r.max_attempts,
+		    code, err) < 0)
+		goto fail;
+	if ((v = json_object_get(r.root, "timeout_s")) &&
+	    get_secs(v, "timeout_s", 0.001, JOB_TIMEOUT_MAX_S, &r.timeout_s, code,
+		     err) < 0)
+		goto fail;
+	if ((v = json_object_get(r.root, "delay_s"))) {
+		double d;
+
+		if (get_secs(v, "delay_s", 0, JOB_DELAY_MAX_S, &d, code, err) < 0)
+			goto fail;
+		r.delay_ms = (int64_t)llround(d * 1000);
+	}
+	if ((v = json_object_get(r.root, "run_at"))) {
+		if (json_object_get(r.root, "delay_s")) {
+			bad(err, code, "invalid_field",
+			    "fields 'delay_s' and 'run_at' exclude each other");
+			goto fail;
+		}
+		if (!get_str(v) || clock_parse_rfc3339(get_str(v), &r.run_at_us) < 0) {
+			bad(err, code, "invalid_field",
+			    "field 'run_at': expected an RFC 3339 time such as 2030-01-02T03:04:05Z");
+			goto fail;
+		}
+	}
+	if ((v = json_object_get(r.root, "idempotency_key"))) {
+		r.idempotency_key = get_str(v);
+		if (!job_idem_key_ok(r.idempotency_key)) {
+			bad(err, code, "invalid_field",
+			    "field 'idempotency_key': expected 1 to %d printable ASCII characters",
+			    JOB_IDEM_MAX);
+			goto fail;
+		}
+	}
+	if ((v = json_object_get(r.root, "callback_url"))) {
+		r.callback_url = get_str(v);
+		if (!job_url_ok(r.callback_url)) {
+			bad(err, code, "invalid_field",
+			    "field 'callback_url': expected an http:// or https:// URL");
+			goto fail;
+		}
+	}
+	*out = r;
+	return 0;
+fail:
+	job_spec_release(&r);
+	return -1;
+}
+
+void job_spec_resolve(struct job_spec *s, const struct job_defaults *d,
+		      int64_t now_us)
+{
+	if (!s->queue)
+		s->queue = d && d->queue ? d->queue : "default";
+	if (!s->max_attempts)
+		s->max_attempts = d && d->max_attempts ? d->max_attempts
+				  : JOB_MAX_ATTEMPTS_DEFAULT;
+	if (!s->idempotency_ttl_s)
+		s->idempotency_ttl_s = d && d->idempotency_ttl_s ? d->idempotency_ttl_s
+				       : JOB_IDEM_TTL_DEFAULT_S;
+	if (!s->payload)
+		s->payload = "{}";
+	if (!s->id[0])
+		uuid7_new(s->id);
+	if (!s->run_at_us && s->delay_ms > 0)
+		s->run_at_us = now_us + s->delay_ms * 1000;
+}
+
+enum job_status job_spec_status(const struct job_spec *s, int64_t now_us)
+{
+	return s->delay_ms > 0 || s->run_at_us > now_us ? JOB_SCHEDULED : JOB_QUEUED;
+}
+
+void job_spec_release(struct job_spec *s)
+{
+	if (!s)
+		return;
+	json_decref(s->root);
+	free(s->payload_text);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- the info and its document -------------------------------------------- */
+
+void job_info_release(struct job_info *j)
+{
+	if (!j)
+		return;
+	free(j->queue);
+	free(j->type);
+	free(j->payload);
+	free(j->stage);
+	free(j->result);
+	free(j->error);
+	free(j->idempotency_key);
+	free(j->callback_url);
+	free(j->trace);
+	memset(j, 0, sizeof(*j));
+}
+
+static json_t *str_or_null(const char *s)
+{
+	json_t *v = s ? json_string(s) : NULL;
+
+	return v ? v : json_null();
+}
+
+/* Stored JSON text back as a value; a text that is not JSON is kept as a
+ * string rather than lost. */
+static json_t *json_of(const char *text, json_t *absent)
+{
+	json_t *v;
+
+	if (!text || !*text)
+		return absent;
+	json_decref(absent);
+	v = json_loads(text, JSON_DECODE_ANY, NULL);
+	if (!v)
+		v = json_string(text);
+	return v ? v : json_null();
+}
+
+static json_t *time_or_null(int64_t us)
+{
+	char buf[CLOCK_RFC3339_LEN];
+
+	return us > 0 ? json_string(clock_rfc3339(us, buf)) : json_null();
+}
+
+json_t *job_info_to_json(const struct job_info *j)
+{
+	json_t *o = json_object();
+
+	if (!o)
+		abort();
+	/* json_object_set_new takes the reference even on failure, which can
+	 * only be out of memory here. */
+	json_object_set_new(o, "id", json_string(j->id));
+	json_object_set_new(o, "queue", str_or_null(j->queue));
+	json_object_set_new(o, "type", str_or_null(j->type));
+	json_object_set_new(o, "status", json_string(job_status_name(j->status)));
+	json_object_set_new(o, "priority", json_integer(j->priority));
+	json_object_set_new(o, "attempts", json_integer(j->attempts));
+	json_object_set_new(o, "max_attempts", json_integer(j->max_attempts));
+	json_object_set_new(o, "progress", json_real(j->progress));
+	json_object_set_new(o, "stage", str_or_null(j->stage && *j->stage ? j->stage : NULL));
+	json_object_set_new(o, "payload", json_of(j->payload, json_object()));
+	json_object_set_new(o, "result", json_of(j->result, json_null()));
+	json_object_set_new(o, "error", str_or_null(j->error && *j->error ? j->error : NULL));
+	json_object_set_new(o, "cancel_requested", json_boolean(j->cancel_requested));
+	json_object_set_new(o, "created_at", time_or_null(j->created_at));
+	json_object_set_new(o, "started_at", time_or_null(j->started_at));
+	json_object_set_new(o, "finished_at", time_or_null(j->finished_at));
+	json_object_set_new(o, "run_at", time_or_null(j->run_at));
+	return o;
+}
+
+/* ---- the record in a Redis hash ------------------------------------------ */
+
+size_t job_spec_hash(const struct job_spec *s,
+		     const char *names[JOB_HASH_SPEC_MAX],
+		     const char *values[JOB_HASH_SPEC_MAX],
+		     char numbuf[JOB_HASH_SPEC_MAX][24])
+{
+	size_t n = 0;
+
+#define PUT(name, value) do { \
+		if ((value) && *(value)) { \
+			names[n] = (name); \
+			values[n] = (value); \
+			n++; \
+		} \
+	} while (0)
+#define PUTNUM(name, fmt, num) do { \
+		snprintf(numbuf[n], 24, fmt, num); \
+		names[n] = (name); \
+		values[n] = numbuf[n]; \
+		n++; \
+	} while (0)
+	PUT("type", s->type);
+	PUT("payload", s->payload ? s->payload : "{}");
+	PUTNUM("max_attempts", "%d", s->max_attempts);
+	PUTNUM("timeout", "%.17g", s->timeout_s);
+	PUT("idem", s->idempotency_key);
+	PUT("callback", s->callback_url);
+	PUT("trace", s->trace);
+#undef PUT
+#undef PUTNUM
+	return n;
+}
+
+/* The hash fields of a job and where each lands in struct job_info. */
+enum hash_kind { H_STR, H_INT, H_I64, H_DBL, H_STATUS, H_FLAG };
+
+static const struct hash_field {
+	const char *name;
+	enum hash_kind kind;
+	size_t off;
+} hash_fields[] = {
+	{ "type", H_STR, offsetof(struct job_info, type) },
+	{ "payload", H_STR, offsetof(struct job_info, payload) },
+	{ "status", H_STATUS, offsetof(struct job_info, status) },
+	{ "priority", H_INT, offsetof(struct job_info, priority) },
+	{ "attempts", H_INT, offsetof(struct job_info, attempts) },
+	{ "max_attempts", H_INT, offsetof(struct job_info, max_attempts) },
+	{ "progress", H_DBL, offsetof(struct job_info, progress) },
+	{ "stage", H_STR, offsetof(struct job_info, stage) },
+	{ "result", H_STR, offsetof(struct job_info, result) },
+	{ "error", H_STR, offsetof(struct job_info, error) },
+	{ "idem", H_STR, offsetof(struct job_info, idempotency_key) },
+	{ "callback", H_STR, offsetof(struct job_info, callback_url) },
+	{ "trace", H_STR, offsetof(struct job_info, trace) },
+	{ "timeout", H_DBL, offsetof(struct job_info, timeout_s) },
+	{ "cancel", H_FLAG, offsetof(struct job_info, cancel_requested) },
+	{ "created", H_I64, offsetof(struct job_info, created_at) },
+	{ "started", H_I64, offsetof(struct job_info, started_at) },
+	{ "finished", H_I64, offsetof(struct job_info, finished_at) },
+	{ "run_at", H_I64, offsetof(struct job_info, run_at) },
+};
+
+static void set_field(struct job_info *j, const struct hash_field *f, const char *v)
+{
+	char *p = (char *)j + f->off;
+
+	switch (f->kind) {
+	case H_STR:
+		free(*(char **)p);
+		*(char **)p = *v ? xstrdup(v) : NULL;
+		break;
+	case H_INT:
+		*(int *)p = (int)strtol(v, NULL, 10);
+		break;
+	case H_I64:
+		*(int64_t *)p = strtoll(v, NULL, 10);
+		break;
+	case H_DBL:
+		*(double *)p = strtod(v, NULL);
+		break;
+	case H_STATUS:
+		if (job_status_parse(v, (enum job_status *)p, NULL) < 0)
+			*(enum job_status *)p = JOB_QUEUED;
+		break;
+	case H_FLAG:
+		*(int *)p = *v != 0;
+		break;
+	}
+}
+
+void job_info_from_hash(struct job_info *out, const char *id,
+			const char *queue, const char *const *fields,
+			const char *const *values, size_t n)
+{
+	size_t i, k;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->id, sizeof(out->id), "%s", id);
+	out->queue = xstrdup(queue);
+	out->status = JOB_QUEUED;
+	for (i = 0; i < n; i++) {
+		if (!fields[i] || !values[i])
+			continue;
+		for (k = 0; k < sizeof(hash_fields) / sizeof(hash_fields[0]); k++)
+			if (!strcmp(fields[i], hash_fields[k].name)) {
+				set_field(out, &hash_fields[k], values[i]);
+				break;
+			}
+	}
+}

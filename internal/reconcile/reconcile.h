@@ -1,0 +1,36 @@
+/* reconcile.h - keeping Postgres and Redis in step.
+ *
+ * Redis is the truth for a live job, Postgres the durable record. A pass
+ * pages through the rows that are not final in Postgres and looks each one
+ * up in Redis: a job missing from Redis is enqueued again under its own id
+ * (a flush or a failover without persistence loses nothing); a job that
+ * Redis holds as done, failed or cancelled has its final state copied to
+ * the row (it finished while Postgres was down). Used by `wakeq
+ * reconcile`, POST /v1/reconcile and the API's timer.
+ */
+#ifndef WAKEQ_RECONCILE_H
+#define WAKEQ_RECONCILE_H
+
+#include "base/err.h"
+
+#include <stdint.h>
+
+struct queue;
+struct store;
+
+struct reconcile_stats {
+	int64_t scanned;      /* unfinished Postgres rows looked at */
+	int64_t requeued;     /* missing from Redis, enqueued again (same id) */
+	int64_t finals;       /* final states copied from Redis to Postgres */
+	int64_t errors;       /* rows that could not be handled this pass */
+};
+
+/* One pass over every row still queued, scheduled, retrying or active in
+ * Postgres and at least min_age_s old (0 = 10; younger rows may still
+ * have their enqueue in flight). Blocks for the round trips (a page of
+ * 500 rows at a time). Returns 0 with *st filled, or -1 with err when
+ * Redis or Postgres is unavailable (the stats so far are kept). */
+int reconcile_run(struct queue *q, struct store *s, double min_age_s,
+		  struct reconcile_stats *st, struct err *err);
+
+#endif
