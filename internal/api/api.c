@@ -824,18 +824,42 @@ static int query_int(const char *s, int64_t min, int64_t max, int64_t *out)
 	return 0;
 }
 
+/* ?label=KEY:VALUE as the labels object a job must include, or NULL. */
+static json_t *label_filter(const char *s)
+{
+	const char *colon = s ? strchr(s, ':') : NULL;
+	json_t *o, *v;
+	char *key;
+
+	if (!colon)
+		return NULL;
+	key = xstrndup(s, (size_t)(colon - s));
+	v = json_string(colon + 1);
+	o = json_object();
+	if (v)
+		json_object_set_new(o, key, v);
+	free(key);
+	if (!v || job_labels_check(o, NULL) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+#define LIST_SCAN_MAX 10000 /* ids looked at for one filtered page */
+
 static void list_jobs(struct api *a, struct httpd_request *req, const char *queue)
 {
 	const char *state_s = httpd_query(req, "state");
 	const char *limit_s = httpd_query(req, "limit");
 	const char *offset_s = httpd_query(req, "offset");
+	const char *label_s = httpd_query(req, "label");
 	enum job_status st = JOB_QUEUED;
-	int64_t limit = 50, offset = 0;
+	int64_t limit = 50, offset = 0, scanned = 0;
+	json_t *arr, *want = NULL, *body;
 	struct queue *q;
-	char **ids = NULL;
-	json_t *arr;
 	struct err e;
-	int n, i;
+	int n, i, more = 1;
 
 	if (served_index(a, queue) < 0) {
 		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
@@ -854,31 +878,57 @@ static void list_jobs(struct api *a, struct httpd_request *req, const char *queu
 		api_reply_error(a, req, 400, "invalid_query", "query 'offset': expected an integer >= 0");
 		return;
 	}
+	if (label_s && !(want = label_filter(label_s))) {
+		api_reply_error(a, req, 400, "invalid_query",
+			    "query 'label': expected KEY:VALUE (a key of [A-Za-z0-9_./-])");
+		return;
+	}
 	q = api_qget(a, &e);
 	if (!q) {
+		json_decref(want);
 		reply_backend(a, req, &e, "redis");
 		return;
 	}
-	n = queue_list(q, queue, st, (size_t)offset, (size_t)limit, &ids, &e);
-	if (n < 0) {
-		api_qput(a, q);
-		reply_backend(a, req, &e, "redis");
-		return;
-	}
+	/* Without a filter one window of `limit` ids; with one, windows until
+	 * `limit` jobs match or LIST_SCAN_MAX ids were looked at.
+	 * next_offset resumes the scan. */
 	arr = json_array();
-	for (i = 0; i < n; i++) {
-		struct job_info job;
+	while (more && (int64_t)json_array_size(arr) < limit) {
+		size_t win = want ? LIST_MAX : (size_t)limit;
+		char **ids = NULL;
 
-		if (queue_job_get(q, queue, ids[i], &job, NULL) == 0) {
-			json_array_append_new(arr, job_info_to_json(&job));
-			job_info_release(&job);
+		n = queue_list(q, queue, st, (size_t)(offset + scanned), win, &ids, &e);
+		if (n < 0) {
+			api_qput(a, q);
+			json_decref(arr);
+			json_decref(want);
+			reply_backend(a, req, &e, "redis");
+			return;
 		}
-		free(ids[i]);
+		more = want && (size_t)n == win;
+		for (i = 0; i < n; i++) {
+			struct job_info job;
+
+			if ((int64_t)json_array_size(arr) < limit) {
+				scanned++;
+				if (queue_job_get(q, queue, ids[i], &job, NULL) == 0) {
+					if (job_info_has_labels(&job, want))
+						json_array_append_new(arr, job_info_to_json(&job));
+					job_info_release(&job);
+				}
+			}
+			free(ids[i]);
+		}
+		free(ids);
+		if (scanned >= LIST_SCAN_MAX)
+			more = 0;
 	}
-	free(ids);
 	api_qput(a, q);
-	reply_json(a, req, 200, json_pack("{s:s,s:s,s:o}", "queue", queue, "state",
-					  job_status_name(st), "jobs", arr));
+	json_decref(want);
+	body = json_pack("{s:s,s:s,s:o}", "queue", queue, "state", job_status_name(st),
+			 "jobs", arr);
+	json_object_set_new(body, "next_offset", json_integer(offset + scanned));
+	reply_json(a, req, 200, body);
 }
 
 static json_t *reconcile_json(const struct reconcile_stats *st)

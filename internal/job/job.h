@@ -63,10 +63,13 @@ int job_status_final(enum job_status st);
 #define JOB_IDEM_MAX 200                /* printable ASCII */
 #define JOB_IDEM_TTL_DEFAULT_S 86400
 #define JOB_URL_MAX 2048
+#define JOB_LABELS_MAX 32               /* entries */
+#define JOB_LABEL_KEY_MAX 63            /* [A-Za-z0-9_./-] */
+#define JOB_LABEL_VALUE_MAX 256         /* bytes of UTF-8 */
 
 /* What a client asks for. Strings are borrowed, except that
  * job_spec_parse makes them point into memory the spec owns (root,
- * payload_text), which job_spec_release frees. */
+ * payload_text, labels_text), which job_spec_release frees. */
 struct job_spec {
 	char id[UUID_STR_LEN];       /* "" until job_spec_resolve mints one */
 	const char *queue;           /* NULL = the default queue */
@@ -81,9 +84,12 @@ struct job_spec {
 	int64_t idempotency_ttl_s;   /* 0 = the default */
 	const char *callback_url;    /* NULL = none */
 	const char *trace;           /* trace id carried to the worker's logs */
+	const char *labels;          /* compact JSON object of strings, keys
+				      * sorted; NULL = none */
 	/* owned by a parsed spec */
 	json_t *root;
 	char *payload_text;
+	char *labels_text;
 };
 
 /* Defaults of a deployment, applied once by job_spec_resolve. */
@@ -121,6 +127,11 @@ void job_spec_release(struct job_spec *s);
 int job_idem_key_ok(const char *key);
 int job_url_ok(const char *url);
 
+/* Checks a labels object ({"k":"v",...}: at most JOB_LABELS_MAX entries,
+ * keys and values bounded as above). Returns 0, or -1 with err naming the
+ * label. */
+int job_labels_check(const json_t *labels, struct err *err);
+
 /* What a job is. Every string is a heap copy owned by the struct (NULL
  * when absent); job_info_release frees them. payload and result hold JSON
  * text as stored. Times are epoch microseconds, 0 = not set. */
@@ -140,6 +151,7 @@ struct job_info {
 	char *idempotency_key;
 	char *callback_url;
 	char *trace;
+	char *labels;            /* JSON object text; NULL = {} */
 	double timeout_s;        /* 0 = none */
 	int cancel_requested;    /* a cancel waits for the running attempt */
 	int64_t created_at;
@@ -154,12 +166,20 @@ void job_info_release(struct job_info *j);
 
 /* The job as every interface shows it: a new object with {id, queue,
  * type, status, priority, attempts, max_attempts, progress, stage,
- * payload, result, error, cancel_requested, created_at,
- * started_at, finished_at, run_at}. payload and result are JSON
+ * payload, result, error, labels, cancel_requested, created_at,
+ * started_at, finished_at, run_at}. payload, result and labels are JSON
  * values (a stored text that is not JSON is kept as a string), times RFC
  * 3339 UTC with microseconds or null. Caller owns the reference. Never
  * fails (out of memory aborts). */
 json_t *job_info_to_json(const struct job_info *j);
+
+/* The spec that asks for the job `j` again under its own id (reconcile's
+ * re-enqueue). Strings in *out are borrowed from `j`. */
+void job_info_spec(const struct job_info *j, struct job_spec *out);
+
+/* Whether the labels of `j` include every entry of `want` (an object of
+ * strings; NULL or {} matches every job). */
+int job_info_has_labels(const struct job_info *j, const json_t *want);
 
 /* ---- the record in a Redis hash ------------------------------------------
  * The queue stores a job as a hash `wakeq:{Q}:job:ID`. The fields a client

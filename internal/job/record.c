@@ -72,11 +72,52 @@ int job_url_ok(const char *u)
 	       !strpbrk(u, " \t\r\n");
 }
 
+/* A string member without NUL bytes inside. */
+static const char *get_str(json_t *v)
+{
+	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+		return NULL;
+	return json_string_value(v);
+}
+
+static int label_key_ok(const char *k)
+{
+	size_t n = strlen(k);
+
+	return n > 0 && n <= JOB_LABEL_KEY_MAX &&
+	       strspn(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		      "0123456789_./-") == n;
+}
+
+int job_labels_check(const json_t *labels, struct err *err)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(labels))
+		return err_set(err, ERR_INVALID, "expected an object of strings");
+	if (json_object_size(labels) > JOB_LABELS_MAX)
+		return err_set(err, ERR_INVALID, "at most %d entries",
+			       JOB_LABELS_MAX);
+	json_object_foreach((json_t *)labels, k, v) {
+		if (!label_key_ok(k))
+			return err_set(err, ERR_INVALID,
+				       "label '%.64s': keys are 1 to %d of [A-Za-z0-9_./-]",
+				       k, JOB_LABEL_KEY_MAX);
+		if (!get_str(v) || json_string_length(v) > JOB_LABEL_VALUE_MAX)
+			return err_set(err, ERR_INVALID,
+				       "label '%s': expected a string of at most %d bytes",
+				       k, JOB_LABEL_VALUE_MAX);
+	}
+	return 0;
+}
+
 /* ---- the spec ------------------------------------------------------------- */
 
 static const char *const known_fields[] = {
 	"type", "payload", "queue", "priority", "delay_s", "run_at",
-	"max_attempts", "timeout_s", "idempotency_key", "callback_url", NULL
+	"max_attempts", "timeout_s", "idempotency_key", "callback_url",
+	"labels", NULL
 };
 
 static int bad(struct err *err, const char **code, const char *c,
@@ -128,14 +169,6 @@ static int get_secs(json_t *v, const char *name, double min, double max,
 bad:
 	return bad(err, code, "invalid_field",
 		   "field '%s': expected seconds from %g to %g", name, min, max);
-}
-
-/* A string member without NUL bytes inside. */
-static const char *get_str(json_t *v)
-{
-	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
-		return NULL;
-	return json_string_value(v);
 }
 
 static int queue_name_ok(const char *s)
@@ -274,6 +307,18 @@ int job_spec_parse(const char *body, size_t len, struct job_spec *out,
 			goto fail;
 		}
 	}
+	if ((v = json_object_get(r.root, "labels")) && !json_is_null(v)) {
+		if (job_labels_check(v, &e) < 0) {
+			bad(err, code, "invalid_field", "field 'labels': %s", e.msg);
+			goto fail;
+		}
+		if (json_object_size(v) > 0) {
+			r.labels_text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+			if (!r.labels_text)
+				abort();
+			r.labels = r.labels_text;
+		}
+	}
 	*out = r;
 	return 0;
 fail:
@@ -311,6 +356,7 @@ void job_spec_release(struct job_spec *s)
 		return;
 	json_decref(s->root);
 	free(s->payload_text);
+	free(s->labels_text);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -329,6 +375,7 @@ void job_info_release(struct job_info *j)
 	free(j->idempotency_key);
 	free(j->callback_url);
 	free(j->trace);
+	free(j->labels);
 	memset(j, 0, sizeof(*j));
 }
 
@@ -381,12 +428,49 @@ json_t *job_info_to_json(const struct job_info *j)
 	json_object_set_new(o, "payload", json_of(j->payload, json_object()));
 	json_object_set_new(o, "result", json_of(j->result, json_null()));
 	json_object_set_new(o, "error", str_or_null(j->error && *j->error ? j->error : NULL));
+	json_object_set_new(o, "labels", json_of(j->labels, json_object()));
 	json_object_set_new(o, "cancel_requested", json_boolean(j->cancel_requested));
 	json_object_set_new(o, "created_at", time_or_null(j->created_at));
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));
 	json_object_set_new(o, "finished_at", time_or_null(j->finished_at));
 	json_object_set_new(o, "run_at", time_or_null(j->run_at));
 	return o;
+}
+
+int job_info_has_labels(const struct job_info *j, const json_t *want)
+{
+	json_t *have, *v;
+	const char *k;
+	int ok = 1;
+
+	if (!want || json_object_size(want) == 0)
+		return 1;
+	have = j->labels ? json_loads(j->labels, 0, NULL) : NULL;
+	json_object_foreach((json_t *)want, k, v) {
+		if (!json_equal(json_object_get(have, k), v)) {
+			ok = 0;
+			break;
+		}
+	}
+	json_decref(have);
+	return ok;
+}
+
+void job_info_spec(const struct job_info *j, struct job_spec *out)
+{
+	memset(out, 0, sizeof(*out));
+	memcpy(out->id, j->id, UUID_STR_LEN);
+	out->queue = j->queue;
+	out->type = j->type;
+	out->payload = j->payload;
+	out->priority = j->priority;
+	out->run_at_us = j->run_at;
+	out->max_attempts = j->max_attempts;
+	out->timeout_s = j->timeout_s;
+	out->idempotency_key = j->idempotency_key;
+	out->callback_url = j->callback_url;
+	out->trace = j->trace;
+	out->labels = j->labels;
 }
 
 /* ---- the record in a Redis hash ------------------------------------------ */
@@ -418,6 +502,7 @@ size_t job_spec_hash(const struct job_spec *s,
 	PUT("idem", s->idempotency_key);
 	PUT("callback", s->callback_url);
 	PUT("trace", s->trace);
+	PUT("labels", s->labels);
 #undef PUT
 #undef PUTNUM
 	return n;
@@ -444,6 +529,7 @@ static const struct hash_field {
 	{ "idem", H_STR, offsetof(struct job_info, idempotency_key) },
 	{ "callback", H_STR, offsetof(struct job_info, callback_url) },
 	{ "trace", H_STR, offsetof(struct job_info, trace) },
+	{ "labels", H_STR, offsetof(struct job_info, labels) },
 	{ "timeout", H_DBL, offsetof(struct job_info, timeout_s) },
 	{ "cancel", H_FLAG, offsetof(struct job_info, cancel_requested) },
 	{ "created", H_I64, offsetof(struct job_info, created_at) },

@@ -17,17 +17,7 @@ static int requeue(struct queue *q, const struct job_info *row, struct err *err)
 	struct job_spec spec;
 	struct queue_enqueued out;
 
-	memset(&spec, 0, sizeof(spec));
-	memcpy(spec.id, row->id, UUID_STR_LEN);
-	spec.queue = row->queue;
-	spec.type = row->type;
-	spec.payload = row->payload;
-	spec.priority = row->priority;
-	spec.run_at_us = row->run_at;
-	spec.max_attempts = row->max_attempts;
-	spec.timeout_s = row->timeout_s;
-	spec.idempotency_key = row->idempotency_key;
-	spec.callback_url = row->callback_url;
+	job_info_spec(row, &spec);
 	return queue_enqueue(q, row->queue, &spec, 1, &out, NULL, err);
 }
 

@@ -424,6 +424,8 @@ static const struct migration migrations[] = {
 	  "  WHERE status IN ('queued', 'scheduled', 'retrying', 'active');\n"
 	  /* listing: one queue, one status, newest first */
 	  "CREATE INDEX jobs_queue_status ON jobs (queue, status, id);\n" },
+	{ 2, "job labels",
+	  "ALTER TABLE jobs ADD COLUMN labels jsonb NOT NULL DEFAULT '{}';\n" },
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -530,7 +532,7 @@ out:
 	"max_attempts, progress, stage, result::text, error, " \
 	"idempotency_key, callback_url, timeout_s, wakeq_us(created_at), " \
 	"wakeq_us(started_at), wakeq_us(finished_at), wakeq_us(updated_at), " \
-	"wakeq_us(run_at)"
+	"wakeq_us(run_at), labels::text"
 
 static char *col_str(const PGresult *res, int row, int col)
 {
@@ -581,6 +583,7 @@ static void row_to_job(const PGresult *res, int row, struct job_info *job)
 	job->finished_at = col_i64(res, row, 17);
 	job->updated_at = col_i64(res, row, 18);
 	job->run_at = col_i64(res, row, 19);
+	job->labels = col_str(res, row, 20);
 }
 
 static void rows_to_list(const PGresult *res, struct store_job_list *out)
@@ -644,14 +647,14 @@ int store_insert(struct store *s, const struct job_spec *job,
 	static const char *const ins =
 		"INSERT INTO jobs (id, queue, type, payload, status, priority,\n"
 		"  max_attempts, timeout_s, idempotency_key, callback_url,\n"
-		"  created_at, updated_at, run_at)\n"
+		"  created_at, updated_at, run_at, labels)\n"
 		"VALUES ($1::uuid, $2, $3, COALESCE($4::jsonb, '{}'::jsonb), $5,\n"
 		"  $6::integer, $7::integer, $8::double precision, $9, $10,\n"
 		"  COALESCE(wakeq_ts($11::bigint), now()), now(),\n"
-		"  wakeq_ts($12::bigint))\n"
+		"  wakeq_ts($12::bigint), COALESCE($13::jsonb, '{}'::jsonb))\n"
 		"ON CONFLICT DO NOTHING RETURNING 1";
 	char prio[16], maxa[16], tmo[32], rat[24];
-	const char *vals[12];
+	const char *vals[13];
 	PGresult *res = NULL;
 	int rc = -1, tries;
 
@@ -678,6 +681,7 @@ int store_insert(struct store *s, const struct job_spec *job,
 	vals[9] = job->callback_url;
 	vals[10] = NULL; /* created now() */
 	vals[11] = time_param(job->run_at_us, rat);
+	vals[12] = job->labels;
 
 	/* ON CONFLICT DO NOTHING covers both unique indexes. Whichever one
 	 * fired, find the row that was there: our own id (a repeated insert)
@@ -687,7 +691,7 @@ int store_insert(struct store *s, const struct job_spec *job,
 		const char *idv[1] = { job->id };
 		const char *kv[2] = { job->queue, job->idempotency_key };
 
-		res = query(s, ins, 12, vals, err);
+		res = query(s, ins, 13, vals, err);
 		if (!res)
 			goto out;
 		if (PQntuples(res) == 1) {
@@ -751,6 +755,7 @@ static json_t *new_job_json(const struct job_spec *j, int64_t now_us)
 			    j->callback_url ? json_string(j->callback_url) : json_null());
 	json_object_set_new(o, "created_us", json_null());
 	json_object_set_new(o, "run_us", j->run_at_us ? json_integer(j->run_at_us) : json_null());
+	json_object_set_new(o, "labels", j->labels ? json_string(j->labels) : json_null());
 	return o;
 }
 
@@ -763,16 +768,17 @@ int store_insert_many(struct store *s, const struct job_spec *jobs,
 	static const char *const ins =
 		"INSERT INTO jobs (id, queue, type, payload, status, priority,\n"
 		"  max_attempts, timeout_s, idempotency_key, callback_url,\n"
-		"  created_at, updated_at, run_at)\n"
+		"  created_at, updated_at, run_at, labels)\n"
 		"SELECT r.id, r.queue, r.type, COALESCE(r.payload::jsonb, '{}'::jsonb),\n"
 		"  r.status, r.priority, r.max_attempts, r.timeout_s,\n"
 		"  r.idempotency_key, r.callback_url,\n"
-		"  COALESCE(wakeq_ts(r.created_us), now()), now(), wakeq_ts(r.run_us)\n"
+		"  COALESCE(wakeq_ts(r.created_us), now()), now(), wakeq_ts(r.run_us),\n"
+		"  COALESCE(r.labels::jsonb, '{}'::jsonb)\n"
 		"FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, queue text,\n"
 		"  type text, payload text, status text, priority integer,\n"
 		"  max_attempts integer, timeout_s double precision,\n"
 		"  idempotency_key text, callback_url text, created_us bigint,\n"
-		"  run_us bigint)\n"
+		"  run_us bigint, labels text)\n"
 		"ON CONFLICT DO NOTHING RETURNING id::text";
 	json_t *arr = NULL;
 	char *text = NULL;

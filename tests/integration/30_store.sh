@@ -42,8 +42,9 @@ fails=0
 for i in 1 2 3; do wait "${pids[$i]}" || fails=$((fails + 1)); done
 expect_eq "store: concurrent migrating processes all succeed" 0 "$fails"
 applied=$(cat "$T"/mig?.out | awk '{s += $1} END {print s}')
-expect_eq "store: migrations applied exactly once in total" 1 "$applied"
-expect_eq "store: schema_migrations has one row per version" "1" \
+NMIG=$(grep -c '^	{ [0-9]*, "' internal/store/store.c)
+expect_eq "store: migrations applied exactly once in total" "$NMIG" "$applied"
+expect_eq "store: schema_migrations has one row per version" "$NMIG" \
 	"$(psql -tA -d "$BASE/race" -c 'SELECT count(*) FROM schema_migrations')"
 expect_eq "store: a later migrate applies nothing" 0 "$("$TOOL" migrate "$BASE/race")"
 
@@ -54,7 +55,8 @@ for want in id:uuid payload:jsonb result:jsonb status:text priority:integer \
 	'created_at:timestamp with time zone' 'started_at:timestamp with time zone' \
 	'finished_at:timestamp with time zone' 'updated_at:timestamp with time zone' \
 	'run_at:timestamp with time zone' idempotency_key:text callback_url:text \
-	stage:text error:text queue:text type:text 'timeout_s:double precision'; do
+	stage:text error:text queue:text type:text 'timeout_s:double precision' \
+	labels:jsonb; do
 	case ",$cols," in
 	*",$want,"*) ok "store: jobs column $want" ;;
 	*) not_ok "store: jobs column $want missing (have $cols)" ;;

@@ -79,6 +79,19 @@ expect_eq "run_at kept" "2099-01-02T03:04:05.000000Z" "$(curl -s -H "$H" "$API/v
 # counts and lists
 q=$(curl -s -H "$H" "$API/v1/queues")
 expect_eq "queue counts (queued, scheduled)" "4 2" "$(jq -r '"\(.queues.default.queued) \(.queues.default.scheduled)"' <<<"$q")"
+# ---- labels: shown in every document, filterable in the list ----------------
+LR=$(post '{"type":"noop","delay_s":3600,"labels":{"team":"red","tier":"gold"}}' | jq -r .id)
+LB=$(post '{"type":"noop","delay_s":3600,"labels":{"team":"blue"}}' | jq -r .id)
+expect_eq "GET shows labels" "red gold" "$(curl -s -H "$H" "$API/v1/jobs/$LR" | jq -r '"\(.labels.team) \(.labels.tier)"')"
+expect_eq "a job without labels shows {}" "{}" "$(curl -s -H "$H" "$API/v1/jobs/$SID" | jq -c .labels)"
+l=$(curl -s -H "$H" "$API/v1/queues/default/jobs?state=scheduled&label=team:red")
+expect_eq "list filtered by label: only the red job" "$LR" "$(jq -r '[.jobs[].id] | join(",")' <<<"$l")"
+l=$(curl -s -H "$H" "$API/v1/queues/default/jobs?state=scheduled&label=team:blue&limit=1")
+expect_eq "filter with limit" "$LB" "$(jq -r '.jobs[0].id' <<<"$l")"
+expect_eq "bad label filter -> 400" 400 "$(status_of -H "$H" "$API/v1/queues/default/jobs?label=nocolon")"
+expect_eq "bad labels -> 400" 400 "$(status_of -H "$H" -H "$CT" -d '{"type":"noop","labels":{"a":1}}' "$API/v1/jobs")"
+curl -s -H "$H" -X DELETE "$API/v1/jobs/$LR" >/dev/null
+curl -s -H "$H" -X DELETE "$API/v1/jobs/$LB" >/dev/null
 l=$(curl -s -H "$H" "$API/v1/queues/default/jobs?state=scheduled&limit=1")
 expect_eq "list honours state and limit" "1 scheduled" "$(jq -r '"\(.jobs|length) \(.jobs[0].status)"' <<<"$l")"
 

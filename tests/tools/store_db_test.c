@@ -158,6 +158,7 @@ static void test_insert_get_roundtrip(void **state)
 	nj.idempotency_key = "idem-1";
 	nj.callback_url = "https://example.test/hook?a=1&b=2";
 	nj.run_at_us = run_at; /* due later: scheduled */
+	nj.labels = "{\"team\":\"red\"}";
 	must(store_insert(s, &nj, existing, &e), &e, "insert");
 	assert_int_equal(store_insert(s, &nj, existing, &e), 0);
 	assert_string_equal(existing, ""); /* a repeat is not a conflict */
@@ -180,6 +181,8 @@ static void test_insert_get_roundtrip(void **state)
 	assert_true(j.timeout_s == 12.5);
 	assert_true(llabs(j.created_at - clock_now_us()) < 60000000);
 	assert_int_equal(j.run_at, run_at); /* microseconds survive */
+	assert_non_null(j.labels);
+	assert_non_null(strstr(j.labels, "red"));
 	assert_int_equal(j.started_at, 0);
 	assert_int_equal(j.finished_at, 0);
 	assert_true(j.updated_at > clock_now_us() - 60000000);

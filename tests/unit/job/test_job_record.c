@@ -71,7 +71,7 @@ static void test_job_to_json(void **state)
 	static const char *const keys[] = {
 		"id", "queue", "type", "status", "priority", "attempts",
 		"max_attempts", "progress", "stage", "payload", "result",
-		"error", "cancel_requested", "created_at", "started_at",
+		"error", "labels", "cancel_requested", "created_at", "started_at",
 		"finished_at", "run_at"
 	};
 	struct job_info j = sample_job();
@@ -171,6 +171,7 @@ static void test_hash_round_trip(void **state)
 	s.idempotency_key = "k-1";
 	s.callback_url = "https://x.example/cb";
 	s.trace = "0af7651916cd43dd8448eb211c80319c";
+	s.labels = "{\"team\":\"red\"}";
 	job_spec_resolve(&s, NULL, 1000000);
 	assert_string_equal(s.queue, "default");
 	assert_int_equal(s.max_attempts, 7);
@@ -185,10 +186,22 @@ static void test_hash_round_trip(void **state)
 	assert_string_equal(j.idempotency_key, "k-1");
 	assert_string_equal(j.callback_url, "https://x.example/cb");
 	assert_string_equal(j.trace, s.trace);
+	assert_string_equal(j.labels, s.labels);
 	assert_string_equal(j.queue, "q1");
 	assert_int_equal(j.status, JOB_QUEUED);
 	doc = job_info_to_json(&j);
 	assert_false(json_is_true(json_object_get(doc, "cancel_requested")));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "labels"),
+							      "team")), "red");
+	{
+		json_t *want = json_pack("{s:s}", "team", "red");
+
+		assert_true(job_info_has_labels(&j, want));
+		json_object_set_new(want, "team", json_string("blue"));
+		assert_false(job_info_has_labels(&j, want));
+		assert_true(job_info_has_labels(&j, NULL));
+		json_decref(want);
+	}
 	json_decref(doc);
 	job_info_release(&j);
 }

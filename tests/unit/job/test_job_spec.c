@@ -39,7 +39,14 @@ static void test_good(void **state)
 	assert_string_equal(r.callback_url, "https://x.example/cb");
 	job_spec_release(&r);
 
+	/* labels: kept as compact JSON with sorted keys */
+	assert_int_equal(parse("{\"type\":\"noop\",\"labels\":{\"z\":\"1\",\"team\":\"red\"}}",
+			       &r, &code), 0);
+	assert_string_equal(r.labels, "{\"team\":\"red\",\"z\":\"1\"}");
+	job_spec_release(&r);
+
 	assert_int_equal(parse("{\"type\":\"noop\"}", &r, &code), 0);
+	assert_null(r.labels);
 	assert_string_equal(r.payload, "{}");
 	assert_null(r.queue);
 	job_spec_release(&r);
@@ -72,6 +79,9 @@ static void test_bad(void **state)
 		{ "{\"type\":\"noop\",\"run_at\":5}", "invalid_field", "run_at" },
 		{ "{\"type\":\"noop\",\"run_at\":\"2030-13-01T00:00:00Z\"}", "invalid_field", "run_at" },
 		{ "{\"type\":\"noop\",\"queue\":\"\"}", "invalid_field", "queue" },
+		{ "{\"type\":\"noop\",\"labels\":[1]}", "invalid_field", "labels" },
+		{ "{\"type\":\"noop\",\"labels\":{\"a b\":\"x\"}}", "invalid_field", "'a b'" },
+		{ "{\"type\":\"noop\",\"labels\":{\"team\":5}}", "invalid_field", "'team'" },
 		/* only the queue makes webhook deliveries (a signing oracle) */
 		{ "{\"type\":\"webhook.deliver\",\"payload\":{\"url\":\"http://x.example/\","
 		  "\"body\":{}}}", "unknown_type", "webhook.deliver" },
