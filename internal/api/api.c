@@ -1283,25 +1283,12 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 		free_list(a->tokens);
 		a->tokens = NULL;
 	}
-	a->qopts.url = cfg->redis_url;
+	if (queue_opts_init(&a->qopts, cfg->redis_url, err) < 0) {
+		err_wrap(err, "bad REDIS_URL");
+		goto fail;
+	}
 	a->qopts.connect_timeout_s = 1;
 	a->qopts.command_timeout_s = 5;
-	{
-		struct queue_url u;
-
-		if (queue_url_parse(cfg->redis_url && *cfg->redis_url ? cfg->redis_url
-								      : "redis://127.0.0.1:6379",
-				    &u, err) < 0) {
-			err_wrap(err, "bad REDIS_URL");
-			goto fail;
-		}
-		if (u.tls && !queue_tls_supported()) {
-			err_set(err, ERR_INVALID,
-				"bad REDIS_URL: rediss:// needs TLS, and this build's hiredis has none");
-			goto fail;
-		}
-		memset(&u, 0, sizeof(u));
-	}
 	if (cfg->database_url && *cfg->database_url) {
 		int threads = cfg->threads > 0 ? cfg->threads : (int)(ncpu > 0 ? ncpu : 1) * 2;
 
@@ -1411,6 +1398,7 @@ void api_stop(struct api *a)
 	for (i = 0; i < a->npool; i++)
 		queue_free(a->pool[i]);
 	free(a->pool);
+	queue_opts_release(&a->qopts);
 	free_list(a->queues);
 	free_list(a->tokens);
 	pthread_cond_destroy(&a->rec_cond);

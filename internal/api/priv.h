@@ -20,7 +20,7 @@ struct api {
 	char **queues;               /* served queues */
 	size_t nqueues;
 	char **tokens;               /* NULL-terminated; NULL when no_auth */
-	struct queue_opts qopts;
+	struct queue_opts qopts;     /* REDIS_URL, parsed once at start */
 	struct store *store;         /* NULL: Redis only */
 	struct wake *wake;           /* NULL: no WAKE_URL */
 	struct queue *wake_q;        /* the waker thread's own connection */

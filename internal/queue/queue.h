@@ -43,21 +43,40 @@ struct queue_url {
 	char password[256];
 };
 
-/* Parses `url`. Returns 0, or -1 with err naming what is wrong. */
+/* Parses `url`. Returns 0, or -1 with err naming what is wrong. Used by
+ * queue_opts_init (and the fuzzer): everything else takes a queue_opts. */
 int queue_url_parse(const char *url, struct queue_url *out, struct err *err);
 
+/* How to reach Redis: REDIS_URL parsed and checked once per process by
+ * queue_opts_init, then handed to every connect (queue_connect,
+ * queue_sub_connect), which never parse it again. A plain
+ * value: copy it to change a timeout. Every connection made from it runs
+ * the same handshake: connect (connect timeout), TLS for rediss:// (CA
+ * from REDIS_TLS_CA_FILE, else the system store), AUTH, SELECT, then the
+ * command timeout. */
 struct queue_opts {
-	const char *url;          /* REDIS_URL; NULL = redis://127.0.0.1:6379 */
+	struct queue_url url;     /* set by queue_opts_init */
 	double connect_timeout_s; /* 0 = 5 */
 	double command_timeout_s; /* 0 = 10 */
 };
 
+/* Parses `url` (NULL or "" = redis://127.0.0.1:6379) into *o, timeouts at
+ * their defaults. Returns 0, or -1 with err (ERR_INVALID: a bad URL, or
+ * rediss:// in a build without TLS support) and *o untouched. The one
+ * place REDIS_URL is read; release with queue_opts_release. */
+int queue_opts_init(struct queue_opts *o, const char *url, struct err *err);
+
+/* Wipes the password. */
+void queue_opts_release(struct queue_opts *o);
+
 /* Whether this build can speak TLS to Redis (hiredis_ssl found at build). */
 int queue_tls_supported(void);
 
-/* Connects and checks the server answers. Returns a queue, or NULL with err
- * set (ERR_INVALID for a bad URL or rediss:// without TLS support,
- * ERR_UNAVAILABLE when the server cannot be reached). Caller frees. */
+/* Connects as `opts` says (from queue_opts_init; read during the call only)
+ * and checks the server answers. Blocks up to the connect timeout plus one
+ * command timeout. Returns a queue, or NULL with err set (ERR_UNAVAILABLE
+ * when the server cannot be reached, ERR_AUTH for a refused password,
+ * ERR_INVALID for a refused db or TLS set-up). Caller frees. */
 struct queue *queue_connect(const struct queue_opts *opts, struct err *err);
 void queue_free(struct queue *q);
 
@@ -321,8 +340,9 @@ struct queue_event {
 	char stage[128];          /* "" when none */
 };
 
-/* Connects a subscriber. Returns it (caller frees), or NULL with err
- * (ERR_INVALID bad URL, ERR_UNAVAILABLE). Blocks up to the connect timeout. */
+/* Connects a subscriber with the handshake of queue_connect (TLS, AUTH).
+ * Returns it (caller frees), or NULL with err as queue_connect says.
+ * Blocks up to the connect timeout plus a command timeout per command. */
 struct queue_sub *queue_sub_connect(const struct queue_opts *opts,
 				    struct err *err);
 void queue_sub_free(struct queue_sub *s);
