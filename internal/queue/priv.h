@@ -24,4 +24,10 @@ redisContext *queue_conn_open(const struct queue_opts *o,
 /* Frees what queue_conn_open made in *tls (NULL is fine). */
 void queue_conn_tls_free(struct queue_tls *tls);
 
+/* queue.c, for the pool: whether `q` holds a live connection, and
+ * (re)connects it now when it does not (honouring its backoff). The
+ * latter returns 0 or -1 with err as queue_connect says. */
+int queue_connected(const struct queue *q);
+int queue_reconnect(struct queue *q, struct err *err);
+
 #endif

@@ -219,6 +219,18 @@ static int ensure(struct queue *q, struct err *err)
 	return 0;
 }
 
+int queue_connected(const struct queue *q)
+{
+	return q->c != NULL;
+}
+
+int queue_reconnect(struct queue *q, struct err *err)
+{
+	if (q->waiting)
+		return err_set(err, ERR_INTERNAL, "queue connection busy with a wait");
+	return ensure(q, err);
+}
+
 struct queue *queue_connect(const struct queue_opts *opts, struct err *err)
 {
 	struct queue *q = xcalloc(1, sizeof(*q));

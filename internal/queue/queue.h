@@ -49,7 +49,7 @@ int queue_url_parse(const char *url, struct queue_url *out, struct err *err);
 
 /* How to reach Redis: REDIS_URL parsed and checked once per process by
  * queue_opts_init, then handed to every connect (queue_connect,
- * queue_sub_connect), which never parse it again. A plain
+ * queue_sub_connect, queue_pool_new), which never parse it again. A plain
  * value: copy it to change a timeout. Every connection made from it runs
  * the same handshake: connect (connect timeout), TLS for rediss:// (CA
  * from REDIS_TLS_CA_FILE, else the system store), AUTH, SELECT, then the
@@ -79,6 +79,35 @@ int queue_tls_supported(void);
  * ERR_INVALID for a refused db or TLS set-up). Caller frees. */
 struct queue *queue_connect(const struct queue_opts *opts, struct err *err);
 void queue_free(struct queue *q);
+
+/* A thread-safe pool of connections, all made from one queue_opts, for
+ * threads that borrow a connection per request. Connects lazily: a get
+ * with no idle connection connects a new one. When a connect finds Redis
+ * unreachable, gets that would connect fail fast (ERR_UNAVAILABLE, no
+ * network) for QUEUE_POOL_RETRY_MS, so a Redis outage costs requests no
+ * connect timeouts; idle connections are still handed out meanwhile. A
+ * connection that lost its server is reconnected by the next get that
+ * takes it, under the same rule. */
+struct queue_pool;
+
+#define QUEUE_POOL_RETRY_MS 500
+
+/* Makes an empty pool keeping at most max_idle idle connections (0 = 64);
+ * `opts` is copied. Never fails. Free with queue_pool_free once every
+ * borrowed connection is back. */
+struct queue_pool *queue_pool_new(const struct queue_opts *opts,
+				  size_t max_idle);
+void queue_pool_free(struct queue_pool *p);
+
+/* Borrows a connection: an idle one, or a new one (blocks up to the
+ * connect timeout plus a command timeout). Returns it (return it with
+ * queue_pool_put, or queue_free it), or NULL with err as queue_connect
+ * says. */
+struct queue *queue_pool_get(struct queue_pool *p, struct err *err);
+
+/* Returns a borrowed connection (NULL is ignored); frees it when the pool
+ * already holds max_idle. Never blocks on the network. */
+void queue_pool_put(struct queue_pool *p, struct queue *q);
 
 /* Round trip PING. Returns 0 or -1. */
 int queue_ping(struct queue *q, struct err *err);
