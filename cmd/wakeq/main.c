@@ -63,12 +63,19 @@ static int usage_error(const char *fmt, ...)
 
 static struct queue *connect_or_die(void)
 {
-	struct queue_opts o = { 0 };
+	static struct queue_opts o; /* REDIS_URL, parsed on first use */
+	static int parsed;
 	struct queue *q;
 	struct err e;
 
-	o.url = getenv("REDIS_URL");
-	o.connect_timeout_s = 5;
+	if (!parsed) {
+		if (queue_opts_init(&o, getenv("REDIS_URL"), &e) < 0) {
+			fprintf(stderr, "wakeq: bad REDIS_URL: %s\n", e.msg);
+			exit(EXIT_USAGE);
+		}
+		o.connect_timeout_s = 5;
+		parsed = 1;
+	}
 	q = queue_connect(&o, &e);
 	if (!q) {
 		fprintf(stderr, "wakeq: %s\n", e.msg);

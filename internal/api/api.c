@@ -22,50 +22,18 @@
 #include <unistd.h>
 
 #define POOL_MAX 64
-#define REDIS_RETRY_US 500000 /* after a failed connect, fail fast this long */
 #define LIST_MAX 1000
 
 /* ---- the Redis pool ------------------------------------------------------- */
 
 struct queue *api_qget(struct api *a, struct err *err)
 {
-	struct queue *q = NULL;
-
-	pthread_mutex_lock(&a->pool_lock);
-	if (a->npool > 0)
-		q = a->pool[--a->npool];
-	else if (clock_mono_us() < a->redis_down_until_us) {
-		pthread_mutex_unlock(&a->pool_lock);
-		err_set(err, ERR_UNAVAILABLE, "redis is unavailable");
-		return NULL;
-	}
-	pthread_mutex_unlock(&a->pool_lock);
-	if (q)
-		return q;
-	q = queue_connect(&a->qopts, err);
-	if (!q && err && err->code == ERR_UNAVAILABLE) {
-		pthread_mutex_lock(&a->pool_lock);
-		a->redis_down_until_us = clock_mono_us() + REDIS_RETRY_US;
-		pthread_mutex_unlock(&a->pool_lock);
-	}
-	return q;
+	return queue_pool_get(a->pool, err);
 }
 
 void api_qput(struct api *a, struct queue *q)
 {
-	if (!q)
-		return;
-	pthread_mutex_lock(&a->pool_lock);
-	if (a->npool < POOL_MAX) {
-		if (a->npool == a->cap_pool) {
-			a->cap_pool = a->cap_pool ? a->cap_pool * 2 : 8;
-			a->pool = xrealloc(a->pool, a->cap_pool * sizeof(*a->pool));
-		}
-		a->pool[a->npool++] = q;
-		q = NULL;
-	}
-	pthread_mutex_unlock(&a->pool_lock);
-	queue_free(q);
+	queue_pool_put(a->pool, q);
 }
 
 /* ---- helpers -------------------------------------------------------------- */
@@ -1237,7 +1205,6 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 	a->cfg = *cfg;
-	pthread_mutex_init(&a->pool_lock, NULL);
 	pthread_mutex_init(&a->in_lock, NULL);
 	pthread_cond_init(&a->in_cond, NULL);
 	pthread_mutex_init(&a->rec_lock, NULL);
@@ -1267,25 +1234,13 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 		free_list(a->tokens);
 		a->tokens = NULL;
 	}
-	a->qopts.url = cfg->redis_url;
+	if (queue_opts_init(&a->qopts, cfg->redis_url, err) < 0) {
+		err_wrap(err, "bad REDIS_URL");
+		goto fail;
+	}
 	a->qopts.connect_timeout_s = 1;
 	a->qopts.command_timeout_s = 5;
-	{
-		struct queue_url u;
-
-		if (queue_url_parse(cfg->redis_url && *cfg->redis_url ? cfg->redis_url
-								      : "redis://127.0.0.1:6379",
-				    &u, err) < 0) {
-			err_wrap(err, "bad REDIS_URL");
-			goto fail;
-		}
-		if (u.tls && !queue_tls_supported()) {
-			err_set(err, ERR_INVALID,
-				"bad REDIS_URL: rediss:// needs TLS, and this build's hiredis has none");
-			goto fail;
-		}
-		memset(&u, 0, sizeof(u));
-	}
+	a->pool = queue_pool_new(&a->qopts, POOL_MAX);
 	if (cfg->database_url && *cfg->database_url) {
 		int threads = cfg->threads > 0 ? cfg->threads : (int)(ncpu > 0 ? ncpu : 1) * 2;
 
@@ -1374,8 +1329,6 @@ int api_port(const struct api *a)
 
 void api_stop(struct api *a)
 {
-	size_t i;
-
 	if (!a)
 		return;
 	if (a->rec_running) {
@@ -1392,14 +1345,12 @@ void api_stop(struct api *a)
 	wake_free(a->wake);
 	queue_free(a->wake_q);
 	store_free(a->store);
-	for (i = 0; i < a->npool; i++)
-		queue_free(a->pool[i]);
-	free(a->pool);
+	queue_pool_free(a->pool);
+	queue_opts_release(&a->qopts);
 	free_list(a->queues);
 	free_list(a->tokens);
 	pthread_cond_destroy(&a->rec_cond);
 	pthread_mutex_destroy(&a->rec_lock);
-	pthread_mutex_destroy(&a->pool_lock);
 	pthread_cond_destroy(&a->in_cond);
 	pthread_mutex_destroy(&a->in_lock);
 	free(a);

@@ -21,18 +21,14 @@ struct api {
 	char **queues;               /* served queues */
 	size_t nqueues;
 	char **tokens;               /* NULL-terminated; NULL when no_auth */
-	struct queue_opts qopts;
+	struct queue_opts qopts;     /* REDIS_URL, parsed once at start */
 	struct store *store;         /* NULL: Redis only */
 	struct wake *wake;           /* NULL: no WAKE_URL */
 	struct queue *wake_q;        /* the waker thread's own connection */
 	struct httpd *http;
 	struct api_hub *hub;
 
-	/* pool of Redis connections for request threads */
-	pthread_mutex_t pool_lock;
-	struct queue **pool;
-	size_t npool, cap_pool;
-	int64_t redis_down_until_us; /* monotonic: fail fast until then */
+	struct queue_pool *pool;     /* Redis connections for request threads */
 
 	/* POST /v1/jobs group commit: requests wait here (their connections
 	 * suspended) for an intake thread, which sends whatever has gathered
@@ -59,8 +55,8 @@ struct api {
 	atomic_int m_streams;
 };
 
-/* Borrows a Redis connection (connects one when the pool is empty).
- * Returns NULL with err (ERR_UNAVAILABLE) when Redis cannot be reached. */
+/* Borrows a Redis connection from a->pool (queue_pool_get). Returns NULL
+ * with err (ERR_UNAVAILABLE) when Redis cannot be reached. */
 struct queue *api_qget(struct api *a, struct err *err);
 /* Returns a borrowed connection. */
 void api_qput(struct api *a, struct queue *q);

@@ -1,8 +1,9 @@
 /* pubsub.c - a subscriber connection for the events the queue scripts
- * publish (see queue.h "pub/sub"). The connection is blocking for the
- * connect and the SUBSCRIBE write only; reads happen when poll(2) says the
+ * publish (see queue.h "pub/sub"). It is made by the module's one
+ * handshake (conn.c: TLS, AUTH) and is blocking for that and the
+ * SUBSCRIBE write only; reads happen when poll(2) says the
  * socket is readable, so queue_sub_read never waits. */
-#include "queue/queue.h"
+#include "queue/priv.h"
 
 #include "base/mem.h"
 
@@ -14,62 +15,19 @@
 
 struct queue_sub {
 	redisContext *c;
+	struct queue_tls *tls;
 };
-
-static struct timeval tv_secs(double s)
-{
-	struct timeval tv;
-
-	tv.tv_sec = (time_t)s;
-	tv.tv_usec = (suseconds_t)((s - (double)tv.tv_sec) * 1e6);
-	return tv;
-}
 
 struct queue_sub *queue_sub_connect(const struct queue_opts *opts,
 				    struct err *err)
 {
-	const char *u = opts && opts->url && *opts->url ? opts->url : "redis://127.0.0.1:6379";
-	struct queue_url url;
-	struct queue_sub *s = NULL;
-	struct timeval tv = tv_secs(opts && opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 5);
-	redisReply *r;
+	struct queue_sub *s = xcalloc(1, sizeof(*s));
 
-	if (queue_url_parse(u, &url, err) < 0)
+	s->c = queue_conn_open(opts, &s->tls, err);
+	if (!s->c) {
+		queue_sub_free(s);
 		return NULL;
-	if (url.tls && !queue_tls_supported()) {
-		err_set(err, ERR_INVALID, "rediss:// needs TLS, and this build's hiredis has none");
-		goto out;
 	}
-	s = xcalloc(1, sizeof(*s));
-	if (url.unix_socket)
-		s->c = redisConnectUnixWithTimeout(url.host, tv);
-	else
-		s->c = redisConnectWithTimeout(url.host, url.port, tv);
-	if (!s->c || s->c->err) {
-		err_set(err, ERR_UNAVAILABLE, "cannot connect to redis at '%s:%d': %s",
-			url.host, url.port, s->c ? s->c->errstr : "out of memory");
-		goto fail;
-	}
-	redisSetTimeout(s->c, tv);
-	if (url.password[0]) {
-		if (url.user[0])
-			r = redisCommand(s->c, "AUTH %s %s", url.user, url.password);
-		else
-			r = redisCommand(s->c, "AUTH %s", url.password);
-		if (!r || r->type == REDIS_REPLY_ERROR) {
-			err_set(err, r ? ERR_AUTH : ERR_UNAVAILABLE, "redis refused the password");
-			if (r)
-				freeReplyObject(r);
-			goto fail;
-		}
-		freeReplyObject(r);
-	}
-	goto out;
-fail:
-	queue_sub_free(s);
-	s = NULL;
-out:
-	memset(&url, 0, sizeof(url));
 	return s;
 }
 
@@ -79,6 +37,7 @@ void queue_sub_free(struct queue_sub *s)
 		return;
 	if (s->c)
 		redisFree(s->c);
+	queue_conn_tls_free(s->tls);
 	free(s);
 }
 

@@ -5,23 +5,18 @@
  * so there is no load round trip and no hashing at run time: NOSCRIPT is answered with EVAL, which also caches the
  * script for the next EVALSHA on any connection.
  */
-#include "queue/queue.h"
+#include "queue/priv.h"
 
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/mem.h"
 
 #include <hiredis.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
 #include "queue/scripts.h"
-
-#ifdef WAKEQ_HIREDIS_SSL
-#include <hiredis_ssl.h>
-#endif
 
 struct queue_limits queue_limits = { 86400, 10000, 10000 };
 
@@ -136,35 +131,13 @@ static void args_finish(struct args *a)
 
 struct queue {
 	redisContext *c;
-	struct queue_url url;
-	struct timeval connect_timeout;
-	struct timeval command_timeout;
+	struct queue_opts opts;  /* a copy: the password is wiped on free */
+	struct queue_tls *tls;   /* rediss://: made on first connect */
 	int64_t retry_at_us;     /* monotonic: no reconnect before this */
 	int64_t backoff_us;      /* next reconnect delay */
 	int waiting;             /* a BLPOP is outstanding */
 	int64_t skew_ms;         /* server clock - our clock, at connect */
-#ifdef WAKEQ_HIREDIS_SSL
-	redisSSLContext *ssl;    /* rediss://: made on first connect */
-#endif
 };
-
-static struct timeval tv_of(double s)
-{
-	struct timeval tv;
-
-	tv.tv_sec = (time_t)s;
-	tv.tv_usec = (suseconds_t)((s - (double)tv.tv_sec) * 1e6);
-	return tv;
-}
-
-int queue_tls_supported(void)
-{
-#ifdef WAKEQ_HIREDIS_SSL
-	return 1;
-#else
-	return 0;
-#endif
-}
 
 /* ---- script reply layouts ------------------------------------------------
  * The replies of the scripts are flat arrays read by position. Each layout
@@ -217,18 +190,21 @@ static int fail_io(struct queue *q, struct err *err, const char *what)
 	return -1;
 }
 
-#ifdef WAKEQ_HIREDIS_SSL
-static void init_openssl(void)
+/* Schedules the next connect attempt after an unreachable server. */
+static void back_off(struct queue *q, int64_t now)
 {
-	redisInitOpenSSL();
+	q->retry_at_us = now + q->backoff_us;
+	q->backoff_us = q->backoff_us * 2 > BACKOFF_MAX_US ? BACKOFF_MAX_US : q->backoff_us * 2;
 }
-#endif
 
-/* (Re)connects when needed, honouring the backoff. AUTH and SELECT as the
- * URL says. Returns 0 or -1. */
+/* (Re)connects when needed, honouring the backoff: the handshake of
+ * conn.c, then TIME for the clock skew. An unreachable server backs off
+ * from 50 ms to 2 s; a refusal (password, db, TLS set-up) waits 2 s.
+ * Returns 0 or -1. */
 static int ensure(struct queue *q, struct err *err)
 {
-	redisReply *r = NULL;
+	redisReply *r;
+	struct err e;
 	int64_t now;
 
 	if (q->c)
@@ -236,68 +212,25 @@ static int ensure(struct queue *q, struct err *err)
 	now = clock_mono_us();
 	if (now < q->retry_at_us)
 		return err_set(err, ERR_UNAVAILABLE, "redis at '%s' unavailable; retrying in %lld ms",
-			       q->url.host, (long long)(q->retry_at_us - now) / 1000);
-	if (q->url.unix_socket)
-		q->c = redisConnectUnixWithTimeout(q->url.host, q->connect_timeout);
-	else
-		q->c = redisConnectWithTimeout(q->url.host, q->url.port, q->connect_timeout);
-	if (!q->c || q->c->err)
-		goto fail;
-#ifdef WAKEQ_HIREDIS_SSL
-	if (q->url.tls) {
-		static pthread_once_t ssl_once = PTHREAD_ONCE_INIT;
-		redisSSLContextError serr = REDIS_SSL_CTX_NONE;
-		const char *ca = getenv("REDIS_TLS_CA_FILE");
-
-		pthread_once(&ssl_once, init_openssl);
-		if (!q->ssl)
-			q->ssl = redisCreateSSLContext(ca && *ca ? ca : NULL,
-						       ca && *ca ? NULL : "/etc/ssl/certs",
-						       NULL, NULL, q->url.host, &serr);
-		if (!q->ssl) {
-			err_set(err, ERR_INVALID, "cannot set up TLS for redis: %s",
-				redisSSLContextGetError(serr));
-			drop(q);
-			q->retry_at_us = now + BACKOFF_MAX_US;
-			return -1;
-		}
-		if (redisInitiateSSLWithContext(q->c, q->ssl) != REDIS_OK)
-			goto fail;
-	}
-#endif
-	if (redisSetTimeout(q->c, q->command_timeout) != REDIS_OK)
-		goto fail;
-	if (q->url.password[0]) {
-		if (q->url.user[0])
-			r = redisCommand(q->c, "AUTH %s %s", q->url.user, q->url.password);
+			       q->opts.url.host, (long long)(q->retry_at_us - now) / 1000);
+	q->c = queue_conn_open(&q->opts, &q->tls, &e);
+	if (!q->c) {
+		if (e.code == ERR_UNAVAILABLE)
+			back_off(q, now);
 		else
-			r = redisCommand(q->c, "AUTH %s", q->url.password);
-		if (!r)
-			goto fail;
-		if (r->type == REDIS_REPLY_ERROR) {
-			err_set(err, ERR_AUTH, "redis refused the password: %s", r->str);
-			freeReplyObject(r);
-			drop(q);
 			q->retry_at_us = now + BACKOFF_MAX_US;
-			return -1;
-		}
-		freeReplyObject(r);
-	}
-	if (q->url.db) {
-		r = redisCommand(q->c, "SELECT %d", q->url.db);
-		if (!r)
-			goto fail;
-		if (r->type == REDIS_REPLY_ERROR) {
-			err_set(err, ERR_INVALID, "redis refused db %d: %s", q->url.db, r->str);
-			freeReplyObject(r);
-			drop(q);
-			return -1;
-		}
-		freeReplyObject(r);
+		if (err)
+			*err = e;
+		return -1;
 	}
 	r = redisCommand(q->c, "TIME");
-	if (!r)
-		goto fail;
+	if (!r) {
+		err_set(err, ERR_UNAVAILABLE, "cannot connect to redis at '%s': %s",
+			q->opts.url.host, q->c->errstr[0] ? q->c->errstr : "connection lost");
+		drop(q);
+		back_off(q, now);
+		return -1;
+	}
 	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
 		q->skew_ms = strtoll(r->element[0]->str, NULL, 10) * 1000 +
 			     strtoll(r->element[1]->str, NULL, 10) / 1000 -
@@ -305,33 +238,25 @@ static int ensure(struct queue *q, struct err *err)
 	freeReplyObject(r);
 	q->backoff_us = BACKOFF_MIN_US;
 	return 0;
-fail:
-	err_set(err, ERR_UNAVAILABLE, "cannot connect to redis at '%s:%d': %s",
-		q->url.host, q->url.port,
-		q->c && q->c->errstr[0] ? q->c->errstr : "out of memory");
-	drop(q);
-	q->retry_at_us = now + q->backoff_us;
-	q->backoff_us = q->backoff_us * 2 > BACKOFF_MAX_US ? BACKOFF_MAX_US : q->backoff_us * 2;
-	return -1;
+}
+
+int queue_connected(const struct queue *q)
+{
+	return q->c != NULL;
+}
+
+int queue_reconnect(struct queue *q, struct err *err)
+{
+	if (q->waiting)
+		return err_set(err, ERR_INTERNAL, "queue connection busy with a wait");
+	return ensure(q, err);
 }
 
 struct queue *queue_connect(const struct queue_opts *opts, struct err *err)
 {
-	struct queue *q;
-	struct queue_url url;
-	const char *u = opts && opts->url && *opts->url ? opts->url : "redis://127.0.0.1:6379";
+	struct queue *q = xcalloc(1, sizeof(*q));
 
-	if (queue_url_parse(u, &url, err) < 0)
-		return NULL;
-	if (url.tls && !queue_tls_supported()) {
-		err_set(err, ERR_INVALID,
-			"rediss:// needs TLS, and this build's hiredis has none (hiredis >= 1.0 with hiredis_ssl)");
-		return NULL;
-	}
-	q = xcalloc(1, sizeof(*q));
-	q->url = url;
-	q->connect_timeout = tv_of(opts && opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 5);
-	q->command_timeout = tv_of(opts && opts->command_timeout_s > 0 ? opts->command_timeout_s : 10);
+	q->opts = *opts;
 	q->backoff_us = BACKOFF_MIN_US;
 	if (ensure(q, err) < 0 || queue_ping(q, err) < 0) {
 		queue_free(q);
@@ -345,11 +270,8 @@ void queue_free(struct queue *q)
 	if (!q)
 		return;
 	drop(q);
-#ifdef WAKEQ_HIREDIS_SSL
-	if (q->ssl)
-		redisFreeSSLContext(q->ssl);
-#endif
-	memset(&q->url, 0, sizeof(q->url)); /* the password */
+	queue_conn_tls_free(q->tls);
+	queue_opts_release(&q->opts); /* the password */
 	free(q);
 }
 

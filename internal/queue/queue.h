@@ -43,23 +43,71 @@ struct queue_url {
 	char password[256];
 };
 
-/* Parses `url`. Returns 0, or -1 with err naming what is wrong. */
+/* Parses `url`. Returns 0, or -1 with err naming what is wrong. Used by
+ * queue_opts_init (and the fuzzer): everything else takes a queue_opts. */
 int queue_url_parse(const char *url, struct queue_url *out, struct err *err);
 
+/* How to reach Redis: REDIS_URL parsed and checked once per process by
+ * queue_opts_init, then handed to every connect (queue_connect,
+ * queue_sub_connect, queue_pool_new), which never parse it again. A plain
+ * value: copy it to change a timeout. Every connection made from it runs
+ * the same handshake: connect (connect timeout), TLS for rediss:// (CA
+ * from REDIS_TLS_CA_FILE, else the system store), AUTH, SELECT, then the
+ * command timeout. */
 struct queue_opts {
-	const char *url;          /* REDIS_URL; NULL = redis://127.0.0.1:6379 */
+	struct queue_url url;     /* set by queue_opts_init */
 	double connect_timeout_s; /* 0 = 5 */
 	double command_timeout_s; /* 0 = 10 */
 };
 
+/* Parses `url` (NULL or "" = redis://127.0.0.1:6379) into *o, timeouts at
+ * their defaults. Returns 0, or -1 with err (ERR_INVALID: a bad URL, or
+ * rediss:// in a build without TLS support) and *o untouched. The one
+ * place REDIS_URL is read; release with queue_opts_release. */
+int queue_opts_init(struct queue_opts *o, const char *url, struct err *err);
+
+/* Wipes the password. */
+void queue_opts_release(struct queue_opts *o);
+
 /* Whether this build can speak TLS to Redis (hiredis_ssl found at build). */
 int queue_tls_supported(void);
 
-/* Connects and checks the server answers. Returns a queue, or NULL with err
- * set (ERR_INVALID for a bad URL or rediss:// without TLS support,
- * ERR_UNAVAILABLE when the server cannot be reached). Caller frees. */
+/* Connects as `opts` says (from queue_opts_init; read during the call only)
+ * and checks the server answers. Blocks up to the connect timeout plus one
+ * command timeout. Returns a queue, or NULL with err set (ERR_UNAVAILABLE
+ * when the server cannot be reached, ERR_AUTH for a refused password,
+ * ERR_INVALID for a refused db or TLS set-up). Caller frees. */
 struct queue *queue_connect(const struct queue_opts *opts, struct err *err);
 void queue_free(struct queue *q);
+
+/* A thread-safe pool of connections, all made from one queue_opts, for
+ * threads that borrow a connection per request. Connects lazily: a get
+ * with no idle connection connects a new one. When a connect finds Redis
+ * unreachable, gets that would connect fail fast (ERR_UNAVAILABLE, no
+ * network) for QUEUE_POOL_RETRY_MS, so a Redis outage costs requests no
+ * connect timeouts; idle connections are still handed out meanwhile. A
+ * connection that lost its server is reconnected by the next get that
+ * takes it, under the same rule. */
+struct queue_pool;
+
+#define QUEUE_POOL_RETRY_MS 500
+
+/* Makes an empty pool keeping at most max_idle idle connections (0 = 64);
+ * `opts` is copied. Never fails. Free with queue_pool_free once every
+ * borrowed connection is back. */
+struct queue_pool *queue_pool_new(const struct queue_opts *opts,
+				  size_t max_idle);
+void queue_pool_free(struct queue_pool *p);
+
+/* Borrows a connection: an idle one, or a new one (blocks up to the
+ * connect timeout plus a command timeout). Returns it (return it with
+ * queue_pool_put, or queue_free it), or NULL with err as queue_connect
+ * says. */
+struct queue *queue_pool_get(struct queue_pool *p, struct err *err);
+
+/* Returns a borrowed connection (NULL is ignored); frees it when the pool
+ * already holds max_idle. Never blocks on the network. */
+void queue_pool_put(struct queue_pool *p, struct queue *q);
 
 /* Round trip PING. Returns 0 or -1. */
 int queue_ping(struct queue *q, struct err *err);
@@ -297,8 +345,9 @@ struct queue_event {
 	char stage[128];          /* "" when none */
 };
 
-/* Connects a subscriber. Returns it (caller frees), or NULL with err
- * (ERR_INVALID bad URL, ERR_UNAVAILABLE). Blocks up to the connect timeout. */
+/* Connects a subscriber with the handshake of queue_connect (TLS, AUTH).
+ * Returns it (caller frees), or NULL with err as queue_connect says.
+ * Blocks up to the connect timeout plus a command timeout per command. */
 struct queue_sub *queue_sub_connect(const struct queue_opts *opts,
 				    struct err *err);
 void queue_sub_free(struct queue_sub *s);

@@ -52,10 +52,7 @@ struct drain {
 
 static struct queue *connect_q(struct worker *w, struct err *e)
 {
-	struct queue_opts o = { 0 };
-
-	o.url = w->cfg->redis_url;
-	return queue_connect(&o, e);
+	return queue_connect(&w->qopts, e);
 }
 
 static int ensure_conn(struct drain *d)

@@ -121,11 +121,9 @@ void *heartbeat_main(void *arg)
 {
 	struct worker *w = arg;
 	struct queue *hq = NULL;
-	struct queue_opts o = { 0 };
 	int64_t next_renew = 0;
 	struct err e;
 
-	o.url = w->cfg->redis_url;
 	pthread_mutex_lock(&w->mu);
 	while (!w->hb_quit) {
 		int64_t now = clock_mono_us();
@@ -146,7 +144,7 @@ void *heartbeat_main(void *arg)
 		if (now >= next_renew && (w->draining || w->nrunning || w->nready)) {
 			pthread_mutex_unlock(&w->mu);
 			if (!hq)
-				hq = queue_connect(&o, &e);
+				hq = queue_connect(&w->qopts, &e);
 			if (hq)
 				renew(w, hq);
 			pthread_mutex_lock(&w->mu);

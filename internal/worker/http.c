@@ -131,11 +131,11 @@ static void handle_readyz(struct worker *w, struct httpd_request *req)
 
 	pthread_mutex_lock(&w->sq_mu);
 	if (!w->sq) {
-		struct queue_opts o = { 0 };
+		struct queue_opts o = w->qopts;
 
-		o.url = w->cfg->redis_url;
 		o.connect_timeout_s = 2;
 		w->sq = queue_connect(&o, &e);
+		queue_opts_release(&o);
 		ok = w->sq != NULL;
 	} else {
 		ok = queue_ping(w->sq, &e) == 0;
@@ -231,11 +231,11 @@ static void handle_metrics(struct worker *w, struct httpd_request *req)
 	metrics_family(&b, "wakeq_queue_depth", "gauge", "Jobs by queue and state.");
 	pthread_mutex_lock(&w->sq_mu);
 	if (!w->sq) {
-		struct queue_opts o = { 0 };
+		struct queue_opts o = w->qopts;
 
-		o.url = w->cfg->redis_url;
 		o.connect_timeout_s = 2;
 		w->sq = queue_connect(&o, NULL);
+		queue_opts_release(&o);
 	}
 	for (i = 0; w->sq && i < w->nqueues; i++) {
 		struct queue_counts c;

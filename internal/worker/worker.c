@@ -67,18 +67,9 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 	w->wake_fd = -1;
 	if (split_queues(w, cfg->queues, err) < 0)
 		goto fail;
-	{
-		struct queue_url u;
-
-		if (queue_url_parse(cfg->redis_url, &u, err) < 0) {
-			err_wrap(err, "bad REDIS_URL");
-			goto fail;
-		}
-		if (u.tls && !queue_tls_supported()) {
-			err_set(err, ERR_INVALID, "bad REDIS_URL: rediss:// needs TLS, and this "
-				"build's hiredis has none (hiredis >= 1.0 with hiredis_ssl)");
-			goto fail;
-		}
+	if (queue_opts_init(&w->qopts, cfg->redis_url, err) < 0) {
+		err_wrap(err, "bad REDIS_URL");
+		goto fail;
 	}
 	make_id(w);
 	err_clear(err);
@@ -152,6 +143,7 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 	return w;
 fail:
 	records_free(w->rec);
+	queue_opts_release(&w->qopts);
 	for (i = 0; i < w->nqueues; i++)
 		free(w->queue_names[i]);
 	if (w->wake_fd >= 0)
@@ -316,5 +308,6 @@ void worker_free(struct worker *w)
 	for (i = 0; i < w->nqueues; i++)
 		free(w->queue_names[i]);
 	close(w->wake_fd);
+	queue_opts_release(&w->qopts);
 	free(w);
 }

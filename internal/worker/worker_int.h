@@ -59,6 +59,7 @@ struct drain_summary {
 
 struct worker {
 	const struct worker_config *cfg;
+	struct queue_opts qopts; /* REDIS_URL, parsed once at start */
 	char id[128];
 	char *queue_names[WORKER_MAX_QUEUES];
 	size_t nqueues;

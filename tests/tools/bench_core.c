@@ -45,12 +45,11 @@ extern char **environ;
 
 static struct queue *connect_or_die(const char *url)
 {
-	struct queue_opts o = { 0 };
+	struct queue_opts o;
 	struct queue *q;
 	struct err e;
 
-	o.url = url;
-	q = queue_connect(&o, &e);
+	q = queue_opts_init(&o, url, &e) == 0 ? queue_connect(&o, &e) : NULL;
 	if (!q) {
 		fprintf(stderr, "bench_core: %s\n", e.msg);
 		exit(1);

@@ -16,7 +16,7 @@
 
 int main(int argc, char **argv)
 {
-	struct queue_opts o = { 0 };
+	struct queue_opts o;
 	struct queue *q;
 	struct queue_take t;
 	struct queue_job job;
@@ -30,8 +30,7 @@ int main(int argc, char **argv)
 	}
 	steps = argc > 4 ? atoi(argv[4]) : 3;
 	step_ms = argc > 5 ? atoi(argv[5]) : 100;
-	o.url = argv[1];
-	q = queue_connect(&o, &e);
+	q = queue_opts_init(&o, argv[1], &e) == 0 ? queue_connect(&o, &e) : NULL;
 	if (!q) {
 		fprintf(stderr, "qdrive: %s\n", e.msg);
 		return 1;

@@ -23,7 +23,7 @@ static size_t sink(char *p, size_t s, size_t n, void *u)
 
 int main(int argc, char **argv)
 {
-	struct queue_opts o = { 0 };
+	struct queue_opts o;
 	struct queue_counts c;
 	struct queue *q;
 	struct err e;
@@ -34,10 +34,9 @@ int main(int argc, char **argv)
 
 	if (argc != 5)
 		return 2;
-	o.url = argv[1];
 	n = atoi(argv[3]);
 	limit = atof(argv[4]);
-	q = queue_connect(&o, &e);
+	q = queue_opts_init(&o, argv[1], &e) == 0 ? queue_connect(&o, &e) : NULL;
 	if (!q) {
 		fprintf(stderr, "%s\n", e.msg);
 		return 1;

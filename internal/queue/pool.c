@@ -1,0 +1,121 @@
+/* pool.c - connections borrowed per request (see queue.h "queue_pool").
+ *
+ * Invariants: idle[] holds at most max_idle connections, each owned by the
+ * pool; a borrowed connection belongs to its borrower until put back. The
+ * lock guards idle[] and down_until_us only: no network I/O happens under
+ * it, so a slow connect never blocks the gets that find an idle
+ * connection. */
+#include "queue/priv.h"
+
+#include "base/clock.h"
+#include "base/mem.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POOL_IDLE_DEFAULT 64
+
+struct queue_pool {
+	struct queue_opts opts;
+	pthread_mutex_t lock;
+	struct queue **idle;     /* a stack: the most recently used on top */
+	size_t nidle, max_idle;
+	int64_t down_until_us;   /* monotonic: gets that would connect fail
+				  * fast until then */
+};
+
+struct queue_pool *queue_pool_new(const struct queue_opts *opts, size_t max_idle)
+{
+	struct queue_pool *p = xcalloc(1, sizeof(*p));
+
+	p->opts = *opts;
+	p->max_idle = max_idle ? max_idle : POOL_IDLE_DEFAULT;
+	p->idle = xcalloc(p->max_idle, sizeof(*p->idle));
+	pthread_mutex_init(&p->lock, NULL);
+	return p;
+}
+
+void queue_pool_free(struct queue_pool *p)
+{
+	size_t i;
+
+	if (!p)
+		return;
+	for (i = 0; i < p->nidle; i++)
+		queue_free(p->idle[i]);
+	free(p->idle);
+	pthread_mutex_destroy(&p->lock);
+	queue_opts_release(&p->opts);
+	free(p);
+}
+
+/* Opens the fail-fast window after Redis proved unreachable. */
+static void mark_down(struct queue_pool *p, const struct err *e)
+{
+	if (e->code != ERR_UNAVAILABLE)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->down_until_us = clock_mono_us() + QUEUE_POOL_RETRY_MS * 1000;
+	pthread_mutex_unlock(&p->lock);
+}
+
+struct queue *queue_pool_get(struct queue_pool *p, struct err *err)
+{
+	struct queue *q = NULL;
+	struct err e;
+	int64_t now;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->nidle > 0) {
+		size_t i = p->nidle - 1;
+
+		/* the topmost live one; else the top one, to reconnect */
+		while (i > 0 && !queue_connected(p->idle[i]))
+			i--;
+		if (!queue_connected(p->idle[i]))
+			i = p->nidle - 1;
+		q = p->idle[i];
+		p->idle[i] = p->idle[--p->nidle];
+	}
+	now = clock_mono_us();
+	if ((!q || !queue_connected(q)) && now < p->down_until_us) {
+		int64_t left_us = p->down_until_us - now;
+
+		if (q)
+			p->idle[p->nidle++] = q;
+		pthread_mutex_unlock(&p->lock);
+		err_set(err, ERR_UNAVAILABLE, "redis is unavailable; retrying in %lld ms",
+			(long long)(left_us + 999) / 1000);
+		return NULL;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (q && queue_connected(q))
+		return q;
+	if (!q) {
+		q = queue_connect(&p->opts, &e);
+		if (q)
+			return q;
+	} else if (queue_reconnect(q, &e) == 0) {
+		return q;
+	} else {
+		queue_pool_put(p, q);
+	}
+	mark_down(p, &e);
+	if (err)
+		*err = e;
+	return NULL;
+}
+
+void queue_pool_put(struct queue_pool *p, struct queue *q)
+{
+	if (!q)
+		return;
+	pthread_mutex_lock(&p->lock);
+	if (p->nidle < p->max_idle) {
+		p->idle[p->nidle++] = q;
+		q = NULL;
+	}
+	pthread_mutex_unlock(&p->lock);
+	queue_free(q);
+}
