@@ -1,20 +1,18 @@
-/* webhook.c - HMAC-SHA256 signatures (OpenSSL) and the webhook.deliver
- * job. The HTTP side goes through internal/fetch, so deliveries obey the
- * same address policy, timeouts and redirect rules as every other
- * outbound request. */
+/* webhook.c - HMAC-SHA256 signatures (internal/crypto) and the
+ * webhook.deliver job. The HTTP side goes through internal/fetch, so
+ * deliveries obey the same address policy, timeouts and redirect rules as
+ * every other outbound request. */
 #include "webhook/webhook.h"
 
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/mem.h"
+#include "crypto/crypto.h"
 #include "fetch/fetch.h"
 #include "job/job.h"
 
 #include <ctype.h>
 #include <inttypes.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,19 +24,13 @@
 static void mac_hex(const char *secret, int64_t t, const char *body,
 		    size_t len, char hex[65])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
+	unsigned char md[CRYPTO_SHA256_LEN];
 	struct buf m = BUF_INIT;
 
 	buf_printf(&m, "%" PRId64 ".", t);
 	buf_add(&m, body, len);
-	if (!HMAC(EVP_sha256(), secret, (int)strlen(secret),
-		  (const unsigned char *)m.data, m.len, md, &mdlen))
-		abort(); /* allocation failure inside OpenSSL */
-	for (i = 0; i < 32 && i < mdlen; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	hex[64] = 0;
-	OPENSSL_cleanse(md, sizeof(md));
+	crypto_hmac_sha256(secret, strlen(secret), m.data, m.len, md);
+	crypto_hex(md, sizeof(md), hex);
 	buf_release(&m);
 }
 
@@ -105,7 +97,7 @@ int webhook_verify(const char *secret, const char *header, const char *body,
 		for (i = 0; i < 64; i++)
 			got[i] = (char)tolower((unsigned char)p[3 + i]);
 		got[64] = 0;
-		match |= CRYPTO_memcmp(got, want, 64) == 0;
+		match |= crypto_equal(got, 64, want, 64);
 	}
 	if (!n_v1)
 		return err_set(err, ERR_INVALID, "no v1 signature in " WEBHOOK_HEADER);
