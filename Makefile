@@ -29,6 +29,7 @@ endif
 # Each module's third-party libraries (pkg-config names); a binary links
 # the union of its modules' lists and nothing more.
 base_PKGS :=
+crypto_PKGS := libcrypto
 log_PKGS :=
 config_PKGS :=
 job_PKGS := jansson
@@ -39,10 +40,10 @@ worker_PKGS := jansson
 wake_PKGS := libcurl
 store_PKGS := libpq
 reconcile_PKGS :=
-api_PKGS := jansson libcrypto
+api_PKGS := jansson
 media_PKGS := libavformat libavcodec libavutil libswscale libswresample libavfilter
-fetch_PKGS := libcurl libcrypto
-webhook_PKGS := libcrypto libcurl
+fetch_PKGS := libcurl
+webhook_PKGS := libcurl
 -include $(wildcard internal/*/module.mk)
 
 # rediss:// needs hiredis >= 1.0 built with TLS (hiredis_ssl); bookworm's
@@ -53,8 +54,8 @@ CPPFLAGS += -DWAKEQ_HIREDIS_SSL
 endif
 
 # Which modules each binary links (modules with no sources yet are skipped).
-wakeq-worker_MODULES := base log config job queue metrics httpd store fetch webhook worker
-wakeq-api_MODULES := base log config job queue metrics httpd wake store reconcile api
+wakeq-worker_MODULES := base crypto log config job queue metrics httpd store fetch webhook worker
+wakeq-api_MODULES := base crypto log config job queue metrics httpd wake store reconcile api
 wakeq_MODULES := base log config job queue wake store reconcile
 wakeq_PKGS := libcurl jansson
 

@@ -56,7 +56,10 @@ static const struct config_var vars[] = {
 	{ "MAX_INPUT_BYTES", CONFIG_SIZE, F(max_input_bytes), 1, 1099511627776.0, "2G",
 	  "cap on downloaded inputs", 0 },
 	{ "WEBHOOK_SECRET", CONFIG_STRING, F(webhook_secret), 0, 0, "",
-	  "HMAC-SHA256 key of webhook signatures", CONFIG_SECRET },
+	  "HMAC-SHA256 key of webhook signatures (whsec_BASE64 for Standard Webhooks)",
+	  CONFIG_SECRET },
+	{ "WEBHOOK_SECRET_PREVIOUS", CONFIG_STRING, F(webhook_secret_previous), 0, 0, "",
+	  "the secret being rotated out: webhooks carry both signatures", CONFIG_SECRET },
 	{ "ONCE", CONFIG_BOOL, F(once), 0, 0, "false",
 	  "drain at start without HTTP until idle, then exit (cron mode)", 0 },
 	{ "LOG_FORMAT", CONFIG_STRING, F(log_format), 0, 0, "text", "text or json", 0 },
@@ -112,7 +115,8 @@ int main(int argc, char **argv)
 	job_settings.allow_private = cfg.allow_private;
 	job_settings.max_input_bytes = cfg.max_input_bytes;
 	job_settings.webhook_secret = cfg.webhook_secret;
-	if (fetch_check_settings(&e) < 0) {
+	job_settings.webhook_secret_previous = cfg.webhook_secret_previous;
+	if (fetch_check_settings(&e) < 0 || webhook_check_settings(&e) < 0) {
 		fprintf(stderr, "wakeq-worker: %s\n", e.msg);
 		config_release(vars, &cfg);
 		return 2;

@@ -11,12 +11,12 @@
 
 #include "base/mem.h"
 #include "base/uuid.h"
+#include "crypto/crypto.h"
 #include "log/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +33,7 @@ struct upload {
 	int fd;                       /* -1 once closed */
 	int kept;                     /* renamed into place: not removed */
 	int write_errno;              /* errno of a failed write */
-	EVP_MD_CTX *md;
+	struct crypto_sha256 *md;     /* of the bytes received so far */
 	char name[UUID_STR_LEN + 1 + UPLOAD_EXT_MAX]; /* final file name */
 	char tmp[PATH_MAX];           /* temp path, beside the final one */
 	char final[PATH_MAX];
@@ -85,7 +85,7 @@ static void upload_free(struct upload *u)
 		close(u->fd);
 	if (!u->kept && u->tmp[0])
 		unlink(u->tmp);
-	EVP_MD_CTX_free(u->md);
+	crypto_sha256_free(u->md);
 	free(u);
 }
 
@@ -121,11 +121,7 @@ static struct upload *upload_open(struct api *a, const char *name_arg,
 		u->tmp[0] = '\0'; /* not ours: never unlinked */
 		goto fail;
 	}
-	u->md = EVP_MD_CTX_new();
-	if (!u->md || EVP_DigestInit_ex(u->md, EVP_sha256(), NULL) != 1) {
-		err_set(err, ERR_INTERNAL, "cannot start sha-256");
-		goto fail;
-	}
+	u->md = crypto_sha256_new();
 	return u;
 fail:
 	upload_free(u);
@@ -137,10 +133,7 @@ static int upload_write(void *ctx, const char *data, size_t len)
 	struct upload *u = ctx;
 	size_t off = 0;
 
-	if (EVP_DigestUpdate(u->md, data, len) != 1) {
-		u->write_errno = EIO;
-		return -1;
-	}
+	crypto_sha256_update(u->md, data, len);
 	while (off < len) {
 		ssize_t w = write(u->fd, data + off, len - off);
 
@@ -214,9 +207,8 @@ static void write_failed(struct api *a, struct httpd_request *req, int no,
 
 void api_upload_post(struct api *a, struct httpd_request *req)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0, i;
-	char hex[2 * EVP_MAX_MD_SIZE + 1], url[sizeof(((struct upload *)0)->name) + 16];
+	unsigned char md[CRYPTO_SHA256_LEN];
+	char hex[CRYPTO_SHA256_HEX_LEN], url[sizeof(((struct upload *)0)->name) + 16];
 	char nbytes[24];
 	struct upload *u;
 	uint64_t bytes;
@@ -262,10 +254,8 @@ void api_upload_post(struct api *a, struct httpd_request *req)
 		return;
 	}
 	u->kept = 1;
-	EVP_DigestFinal_ex(u->md, md, &mdlen);
-	for (i = 0; i < mdlen; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	hex[2 * mdlen] = '\0';
+	crypto_sha256_final(u->md, md);
+	crypto_hex(md, sizeof(md), hex);
 	snprintf(url, sizeof(url), "file://uploads/%s", u->name);
 	snprintf(nbytes, sizeof(nbytes), "%llu", (unsigned long long)bytes);
 	log_info("upload stored", "url", url, "bytes", nbytes, "peer", httpd_peer(req));

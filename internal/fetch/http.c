@@ -10,6 +10,7 @@
 #include "fetch/fetch.h"
 
 #include "base/mem.h"
+#include "crypto/crypto.h"
 #include "fetch/priv.h"
 #include "job/job.h"
 
@@ -377,16 +378,6 @@ static int s3_resolve(const char *s3url, struct s3 *s, struct err *err)
 	return 0;
 }
 
-static void sha256_hex(const void *data, size_t len, char out[65])
-{
-	unsigned char md[32];
-	size_t i;
-
-	fetch_sha256(data, len, md);
-	for (i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
 /* Applies S3 signing to `x`: URL, SigV4, keys and the payload hash
  * header (libcurl 7.88 hashes only in-memory bodies and adds no
  * x-amz-content-sha256 itself, so the body is handed over in memory and
@@ -395,9 +386,11 @@ static struct curl_slist *s3_apply(struct xfer *x, struct s3 *s,
 				   const void *body, size_t len,
 				   struct curl_slist *h)
 {
-	char hex[65], line[96];
+	unsigned char md[CRYPTO_SHA256_LEN];
+	char hex[CRYPTO_SHA256_HEX_LEN], line[96];
 
-	sha256_hex(body ? body : "", body ? len : 0, hex);
+	crypto_sha256(body, body ? len : 0, md);
+	crypto_hex(md, sizeof(md), hex);
 	snprintf(line, sizeof(line), "x-amz-content-sha256: %s", hex);
 	h = curl_slist_append(h, line);
 	if (s->token_header)

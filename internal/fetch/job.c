@@ -13,10 +13,10 @@
 #include "fetch/fetch.h"
 
 #include "base/mem.h"
+#include "crypto/crypto.h"
 #include "job/job.h"
 
 #include <ctype.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,17 +69,17 @@ static json_t *headers_json(const struct buf *h)
 static json_t *body_json(const struct buf *b, const char **key)
 {
 	json_t *s = json_stringn(b->data, b->len);
-	unsigned char *enc;
-	int n;
+	char *enc;
+	size_t n;
 
 	*key = "body";
 	if (s)
 		return s;
 	/* not UTF-8: base64 */
 	*key = "body_base64";
-	enc = xmalloc(4 * ((b->len + 2) / 3) + 1);
-	n = EVP_EncodeBlock(enc, (const unsigned char *)b->data, (int)b->len);
-	s = json_stringn((const char *)enc, n > 0 ? (size_t)n : 0);
+	enc = xmalloc(CRYPTO_BASE64_LEN(b->len));
+	n = crypto_base64_encode(b->data, b->len, enc);
+	s = json_stringn(enc, n);
 	free(enc);
 	return s;
 }

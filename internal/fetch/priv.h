@@ -34,7 +34,4 @@ int fetch_download(const char *url, const char *path, long long *bytes,
 int fetch_upload(const char *url, const char *path, atomic_int *cancel,
 		 struct err *err);
 
-/* sha.c: SHA-256 of `len` bytes into `out`. */
-void fetch_sha256(const void *data, size_t len, unsigned char out[32]);
-
 #endif

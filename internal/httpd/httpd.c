@@ -2,6 +2,7 @@
 
 #include "base/buf.h"
 #include "base/mem.h"
+#include "crypto/crypto.h"
 
 #include <arpa/inet.h>
 #include <stdatomic.h>
@@ -90,17 +91,6 @@ const char *httpd_peer(const struct httpd_request *req)
 	return req->peer;
 }
 
-int httpd_secure_equal(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), i;
-	unsigned char diff = la != lb;
-
-	/* Walk the longer length so timing does not reveal a prefix match. */
-	for (i = 0; i < (la > lb ? la : lb); i++)
-		diff |= (unsigned char)(i < la ? a[i] : 0) ^ (unsigned char)(i < lb ? b[i] : 0);
-	return diff == 0;
-}
-
 int httpd_bearer_ok(const struct httpd_request *req, const char *const *tokens)
 {
 	const char *auth = httpd_header(req, "Authorization");
@@ -112,7 +102,8 @@ int httpd_bearer_ok(const struct httpd_request *req, const char *const *tokens)
 	while (*auth == ' ')
 		auth++;
 	for (; tokens && *tokens; tokens++)
-		ok |= (*tokens)[0] && httpd_secure_equal(auth, *tokens);
+		ok |= (*tokens)[0] && crypto_equal(auth, strlen(auth), *tokens,
+						   strlen(*tokens));
 	return ok;
 }
 

@@ -107,9 +107,6 @@ int httpd_respond_stream(struct httpd_request *req, unsigned status,
  * deferred request must be answered before httpd_stop. */
 int httpd_defer(struct httpd_request *req);
 
-/* Constant-time comparison of two strings (length leaks, content not). */
-int httpd_secure_equal(const char *a, const char *b);
-
 
 /* ---- pushed streams (server-sent events) --------------------------------- */
 

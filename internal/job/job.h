@@ -213,6 +213,7 @@ struct job_settings {
 	const char *allow_private;   /* ALLOW_PRIVATE_NETWORKS ("" = none) */
 	int64_t max_input_bytes;     /* cap on downloaded inputs */
 	const char *webhook_secret;  /* HMAC key for callbacks ("" = unsigned) */
+	const char *webhook_secret_previous; /* also signs during a rotation */
 };
 
 extern struct job_settings job_settings;

@@ -1,64 +1,167 @@
-/* webhook.c - HMAC-SHA256 signatures (OpenSSL) and the webhook.deliver
- * job. The HTTP side goes through internal/fetch, so deliveries obey the
- * same address policy, timeouts and redirect rules as every other
- * outbound request. */
+/* webhook.c - HMAC-SHA256 signatures (internal/crypto) and the
+ * webhook.deliver job. The HTTP side goes through internal/fetch, so
+ * deliveries obey the same address policy, timeouts and redirect rules as
+ * every other outbound request. */
 #include "webhook/webhook.h"
 
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/mem.h"
+#include "crypto/crypto.h"
 #include "fetch/fetch.h"
 #include "job/job.h"
 
 #include <ctype.h>
 #include <inttypes.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DELIVER_TIMEOUT_S 30.0
 #define RETRY_AFTER_MAX 86400.0
+/* Longest delivery id sent (and signed): job ids are 36-byte UUIDs. */
+#define ID_MAX 128
 
-/* HEX(HMAC-SHA256(secret, "T." + body)) into hex (65 bytes). */
-static void mac_hex(const char *secret, int64_t t, const char *body,
-		    size_t len, char hex[65])
+/* HMAC-SHA256 under `key` of `prefix` followed by `len` bytes of body. */
+static void mac(const void *key, size_t keylen, const char *prefix,
+		const char *body, size_t len, unsigned char md[CRYPTO_SHA256_LEN])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
 	struct buf m = BUF_INIT;
 
-	buf_printf(&m, "%" PRId64 ".", t);
+	buf_add(&m, prefix, strlen(prefix));
 	buf_add(&m, body, len);
-	if (!HMAC(EVP_sha256(), secret, (int)strlen(secret),
-		  (const unsigned char *)m.data, m.len, md, &mdlen))
-		abort(); /* allocation failure inside OpenSSL */
-	for (i = 0; i < 32 && i < mdlen; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	hex[64] = 0;
-	OPENSSL_cleanse(md, sizeof(md));
+	crypto_hmac_sha256(key, keylen, m.data, m.len, md);
 	buf_release(&m);
 }
 
-int webhook_sign(const char *secret, int64_t unix_time, const char *body,
-		 size_t len, char out[WEBHOOK_SIG_MAX])
+/* HEX(HMAC-SHA256(secret, "T." + body)) into hex. */
+static void mac_hex(const char *secret, int64_t t, const char *body,
+		    size_t len, char hex[CRYPTO_SHA256_HEX_LEN])
 {
-	char hex[65];
+	unsigned char md[CRYPTO_SHA256_LEN];
+	char prefix[32];
 
-	if (!secret || !*secret)
+	snprintf(prefix, sizeof(prefix), "%" PRId64 ".", t);
+	mac(secret, strlen(secret), prefix, body, len, md);
+	crypto_hex(md, sizeof(md), hex);
+}
+
+static int has_secret(const char *s)
+{
+	return s && *s;
+}
+
+int webhook_sign(const char *secret, const char *previous, int64_t unix_time,
+		 const char *body, size_t len, char out[WEBHOOK_SIG_MAX])
+{
+	char hex[CRYPTO_SHA256_HEX_LEN], prev[CRYPTO_SHA256_HEX_LEN];
+
+	if (!has_secret(secret))
 		return -1;
-	mac_hex(secret, unix_time, body ? body : "", body ? len : 0, hex);
-	snprintf(out, WEBHOOK_SIG_MAX, "t=%" PRId64 ",v1=%s", unix_time, hex);
+	if (!body)
+		len = 0;
+	mac_hex(secret, unix_time, body ? body : "", len, hex);
+	if (!has_secret(previous)) {
+		snprintf(out, WEBHOOK_SIG_MAX, "t=%" PRId64 ",v1=%s", unix_time,
+			 hex);
+		return 0;
+	}
+	mac_hex(previous, unix_time, body ? body : "", len, prev);
+	snprintf(out, WEBHOOK_SIG_MAX, "t=%" PRId64 ",v1=%s,v1=%s", unix_time,
+		 hex, prev);
 	return 0;
+}
+
+/* The Standard Webhooks key of `secret` into `key` (strlen(secret)
+ * bytes): the base64 after "whsec_", or the secret as written. `name` is
+ * the setting, for the message. Returns 0, or -1 with err. */
+static int std_key(const char *secret, const char *name, unsigned char *key,
+		   size_t *keylen, struct err *err)
+{
+	size_t n = strlen(WEBHOOK_STD_PREFIX);
+
+	if (strncmp(secret, WEBHOOK_STD_PREFIX, n)) {
+		*keylen = strlen(secret);
+		memcpy(key, secret, *keylen);
+		return 0;
+	}
+	if (crypto_base64_decode(secret + n, strlen(secret + n), key, keylen) < 0
+	    || *keylen == 0)
+		return err_set(err, ERR_INVALID, "bad %s: a secret that starts "
+			       "with '" WEBHOOK_STD_PREFIX "' must go on with "
+			       "its key in padded base64", name);
+	return 0;
+}
+
+/* Appends " v1,BASE64(HMAC(key of secret, id.t.body))" (no space when
+ * `out` is empty). */
+static int std_entry(const char *secret, const char *name, const char *id,
+		     int64_t t, const char *body, size_t len, char *out,
+		     size_t cap, struct err *err)
+{
+	unsigned char *key = xmalloc(strlen(secret) + 1);
+	unsigned char md[CRYPTO_SHA256_LEN];
+	char b64[CRYPTO_BASE64_LEN(CRYPTO_SHA256_LEN)], *prefix = NULL;
+	size_t keylen, used = strlen(out);
+	int rc = -1;
+
+	if (std_key(secret, name, key, &keylen, err) < 0)
+		goto out;
+	prefix = xasprintf("%s.%" PRId64 ".", id, t);
+	mac(key, keylen, prefix, body, len, md);
+	crypto_base64_encode(md, sizeof(md), b64);
+	snprintf(out + used, cap - used, "%sv1,%s", used ? " " : "", b64);
+	rc = 0;
+out:
+	free(prefix);
+	memset(key, 0, strlen(secret) + 1);
+	free(key);
+	return rc;
+}
+
+int webhook_sign_standard(const char *secret, const char *previous,
+			  const char *id, int64_t unix_time, const char *body,
+			  size_t len, char out[WEBHOOK_STD_SIG_MAX],
+			  struct err *err)
+{
+	char sig[WEBHOOK_STD_SIG_MAX] = "";
+
+	if (!has_secret(secret))
+		return err_set(err, ERR_INVALID, "no webhook secret to sign with");
+	if (!body)
+		len = 0;
+	if (std_entry(secret, "WEBHOOK_SECRET", id ? id : "", unix_time,
+		      body ? body : "", len, sig, sizeof(sig), err) < 0)
+		return -1;
+	if (has_secret(previous) &&
+	    std_entry(previous, "WEBHOOK_SECRET_PREVIOUS", id ? id : "",
+		      unix_time, body ? body : "", len, sig, sizeof(sig), err) < 0)
+		return -1;
+	memcpy(out, sig, sizeof(sig));
+	return 0;
+}
+
+int webhook_check_settings(struct err *err)
+{
+	const char *cur = job_settings.webhook_secret;
+	const char *prev = job_settings.webhook_secret_previous;
+	char sig[WEBHOOK_STD_SIG_MAX];
+
+	if (has_secret(prev) && !has_secret(cur))
+		return err_set(err, ERR_INVALID, "WEBHOOK_SECRET_PREVIOUS is set "
+			       "but WEBHOOK_SECRET is empty: set the new secret "
+			       "in WEBHOOK_SECRET");
+	if (!has_secret(cur))
+		return 0;
+	/* Signing once checks both keys the way every delivery will. */
+	return webhook_sign_standard(cur, prev, "check", 0, "", 0, sig, err);
 }
 
 int webhook_verify(const char *secret, const char *header, const char *body,
 		   size_t len, int64_t now, int64_t tolerance_s,
 		   struct err *err)
 {
-	char want[65], got[65];
+	char want[CRYPTO_SHA256_HEX_LEN], got[CRYPTO_SHA256_HEX_LEN];
 	const char *p, *end;
 	int64_t t = 0;
 	int have_t = 0, match = 0, n_v1 = 0;
@@ -105,7 +208,7 @@ int webhook_verify(const char *secret, const char *header, const char *body,
 		for (i = 0; i < 64; i++)
 			got[i] = (char)tolower((unsigned char)p[3 + i]);
 		got[64] = 0;
-		match |= CRYPTO_memcmp(got, want, 64) == 0;
+		match |= crypto_equal(got, 64, want, 64);
 	}
 	if (!n_v1)
 		return err_set(err, ERR_INVALID, "no v1 signature in " WEBHOOK_HEADER);
@@ -160,10 +263,14 @@ static int run_deliver(const struct job_run *run, struct job_outcome *out)
 	struct fetch_response resp = FETCH_RESPONSE_INIT;
 	const json_t *body;
 	const char *url = NULL, *secret = job_settings.webhook_secret;
-	const char *headers[5];
+	const char *previous = job_settings.webhook_secret_previous;
+	const char *headers[9];
 	char sig[WEBHOOK_SIG_MAX], sigline[WEBHOOK_SIG_MAX + 32];
-	char delivery[160];
+	char std[WEBHOOK_STD_SIG_MAX], stdline[WEBHOOK_STD_SIG_MAX + 32];
+	char id[ID_MAX + 1], delivery[ID_MAX + 32], stdid[ID_MAX + 32];
+	char stdtime[64];
 	char *text = NULL;
+	int64_t now = clock_now_us() / 1000000;
 	struct err e;
 	int rc = -1, h = 0, retry;
 
@@ -177,18 +284,35 @@ static int run_deliver(const struct job_run *run, struct job_outcome *out)
 		rc = job_fail(out, 0, "bad webhook payload");
 		goto out;
 	}
+	/* One id and one time for both header sets, and what is sent is
+	 * exactly what is signed. */
+	snprintf(id, sizeof(id), "%s", run->id ? run->id : "");
 	headers[h++] = "Content-Type: application/json";
 	headers[h++] = "Expect:"; /* no 100-continue round trip */
-	if (secret && *secret) {
-		webhook_sign(secret, clock_now_us() / 1000000, text, strlen(text), sig);
+	if (has_secret(secret)) {
+		webhook_sign(secret, previous, now, text, strlen(text), sig);
 		snprintf(sigline, sizeof(sigline), WEBHOOK_HEADER ": %s", sig);
 		headers[h++] = sigline;
 	}
-	if (run->id) {
-		snprintf(delivery, sizeof(delivery), "X-Wakeq-Delivery: %.128s",
-			 run->id);
-		headers[h++] = delivery;
+	/* The Standard Webhooks signature covers the id: none without one
+	 * (the queue always gives one). */
+	if (has_secret(secret) && id[0]) {
+		if (webhook_sign_standard(secret, previous, id, now, text,
+					  strlen(text), std, &e) < 0) {
+			rc = job_fail(out, 0, "cannot sign webhook: %s", e.msg);
+			goto out;
+		}
+		snprintf(stdline, sizeof(stdline), WEBHOOK_STD_SIGNATURE ": %s", std);
+		headers[h++] = stdline;
 	}
+	if (id[0]) {
+		snprintf(delivery, sizeof(delivery), "X-Wakeq-Delivery: %s", id);
+		headers[h++] = delivery;
+		snprintf(stdid, sizeof(stdid), WEBHOOK_STD_ID ": %s", id);
+		headers[h++] = stdid;
+	}
+	snprintf(stdtime, sizeof(stdtime), WEBHOOK_STD_TIMESTAMP ": %" PRId64, now);
+	headers[h++] = stdtime;
 	headers[h] = NULL;
 	req.method = "POST";
 	req.url = url;

@@ -41,6 +41,7 @@ struct worker_config {
 	char *allow_private;    /* ALLOW_PRIVATE_NETWORKS */
 	int64_t max_input_bytes;/* MAX_INPUT_BYTES */
 	char *webhook_secret;   /* WEBHOOK_SECRET */
+	char *webhook_secret_previous; /* WEBHOOK_SECRET_PREVIOUS */
 	char *log_format;       /* LOG_FORMAT */
 	char *log_level;        /* LOG_LEVEL */
 	int once;               /* ONCE: drain at start without HTTP, then exit

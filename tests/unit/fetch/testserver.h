@@ -46,6 +46,9 @@ static struct {
 	char last_sig[256];
 	char last_delivery[200];
 	char last_ctype[128];
+	char last_std_id[200];  /* Standard Webhooks headers of the last hook */
+	char last_std_ts[32];
+	char last_std_sig[256];
 	struct buf last_body;
 	int requests;
 } ts;
@@ -291,6 +294,12 @@ static enum MHD_Result ts_handler(void *cls, struct MHD_Connection *c,
 			 ts_hdr(c, "X-Wakeq-Delivery"));
 		snprintf(ts.last_ctype, sizeof(ts.last_ctype), "%s",
 			 ts_hdr(c, "Content-Type"));
+		snprintf(ts.last_std_id, sizeof(ts.last_std_id), "%s",
+			 ts_hdr(c, "webhook-id"));
+		snprintf(ts.last_std_ts, sizeof(ts.last_std_ts), "%s",
+			 ts_hdr(c, "webhook-timestamp"));
+		snprintf(ts.last_std_sig, sizeof(ts.last_std_sig), "%s",
+			 ts_hdr(c, "webhook-signature"));
 		status = ts.hook_status ? (unsigned)ts.hook_status : 200;
 		pthread_mutex_unlock(&ts.mu);
 		return ts_send(c, status, "hooked", 6);
