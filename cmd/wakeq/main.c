@@ -321,7 +321,9 @@ static int cmd_cancel(int argc, char **argv)
 	queue_free(q);
 	if (r < 0)
 		return exit_for(&e);
-	printf("%s\n", r == 0 ? "cancelled" : "cancel requested");
+	printf("%s\n", r == 1 ? "cancel requested" :
+	       r == QUEUE_CANCELLED_DELIVERY ? "cancelled (its webhook waits for a worker)" :
+	       "cancelled");
 	return EXIT_OK;
 }
 

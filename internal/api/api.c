@@ -641,7 +641,7 @@ static void cancel_job(struct api *a, struct httpd_request *req, const char *id)
 	struct queue *q = api_qget(a, NULL);
 	struct err e;
 	size_t i;
-	int rc = -1;
+	int rc = -1, live = 1;
 
 	if (!q) {
 		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
@@ -653,7 +653,14 @@ static void cancel_job(struct api *a, struct httpd_request *req, const char *id)
 		if (rc >= 0 || e.code != ERR_NOTFOUND)
 			break;
 	}
+	/* the cancelled webhook is a job of its own: someone must run it */
+	if (rc == QUEUE_CANCELLED_DELIVERY)
+		live = queue_live_workers(q, a->queues[i], NULL) != 0;
 	api_qput(a, q);
+	if (rc == QUEUE_CANCELLED_DELIVERY) {
+		wake_notify(a->wake, live);
+		rc = 0;
+	}
 	if (rc == 0) {
 		if (a->store) {
 			struct err e2;

@@ -302,9 +302,13 @@ int queue_list(struct queue *q, const char *queue, enum job_status state,
 	       size_t offset, size_t limit, char ***ids, struct err *err);
 
 /* Cancels a job. Returns 0 when it was queued/scheduled/retrying and is
- * now cancelled, 1 when it is active and a cancel was requested (the
- * worker stops it at its next lease renewal), -1 with ERR_NOTFOUND or
- * ERR_CONFLICT (already finished). */
+ * now cancelled; QUEUE_CANCELLED_DELIVERY (2) the same, and the job had a
+ * callback_url, so a webhook.deliver job was enqueued in the same script
+ * (the caller should wake a worker for it, as for an enqueue); 1 when it
+ * is active and a cancel was requested (the worker stops it at its next
+ * lease renewal and settles it, webhook included); -1 with ERR_NOTFOUND
+ * or ERR_CONFLICT (already finished). */
+#define QUEUE_CANCELLED_DELIVERY 2
 int queue_cancel(struct queue *q, const char *queue, const char *id,
 		 struct err *err);
 

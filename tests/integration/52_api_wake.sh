@@ -56,6 +56,21 @@ check "metrics count the sent wake" grep -q '^wakeq_api_wakes_total{outcome="sen
 stop_api
 stop_stub
 
+# ---- cancelling a job with a callback queues its webhook: a wake for it ----
+rcli flushall >/dev/null
+start_stub
+start_api
+live_worker w1
+CID=$(curl -s -H "$H" -H "$CT" -d '{"type":"noop","delay_s":3600,"callback_url":"http://127.0.0.1:9/hook"}' "$API/v1/jobs" | jq -r .id)
+rcli del 'wakeq:{default}:workers' >/dev/null
+n0=$(wakes)
+expect_eq "cancel answers cancelled" cancelled "$(curl -s -H "$H" -X DELETE "$API/v1/jobs/$CID" | jq -r .status)"
+expect_eq "the webhook delivery is queued" 1 "$(rcli zcard 'wakeq:{default}:pending')"
+wait_until 3 bash -c "[ \"\$(curl -s $STUB/count | jq -r .wakes)\" -gt $n0 ]"
+expect_eq "cancel with a callback and no worker: one wake" $((n0 + 1)) "$(wakes)"
+stop_api
+stop_stub
+
 # ---- a burst while a wake is held open: one call; a drain that leaves
 # work behind (the stub takes nothing) is followed by one more ----------------
 rcli flushall >/dev/null

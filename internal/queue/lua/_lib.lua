@@ -81,10 +81,11 @@ local function rfc3339(us)
 end
 
 -- A job reached an end state: when it has a callback URL, enqueue a
--- webhook.deliver job carrying the URL and the document to POST.
+-- webhook.deliver job carrying the URL and the document to POST. Returns
+-- true when it did.
 local function webhook(id, jk, status, result, err)
   local h = redis.call('HMGET', jk, 'callback', 'type', 'attempts', 'priority')
-  if not h[1] or h[1] == '' then return end
+  if not h[1] or h[1] == '' then return false end
   local body = { id = id, type = h[2], status = status,
     attempts = tonumber(h[3]) or 0, finished_at = rfc3339(NOW_US) }
   if status == 'done' then
@@ -111,17 +112,19 @@ local function webhook(id, jk, status, result, err)
     'created', NOW_US, 'run_at', NOW_US, 'parent', id)
   redis.call('ZADD', P .. 'pending', prio * BAND + s, wid)
   wake_markers(1)
+  return true
 end
 
 -- A job ends cancelled (`err` says why); its hash expires after ttl_s
--- (RESULT_TTL, whole seconds). cb: the job has a callback URL.
+-- (RESULT_TTL, whole seconds). cb: the job may have a callback URL.
+-- Returns true when a webhook delivery was queued.
 local function finish_cancelled(id, jk, err, ttl_s, cb)
   redis.call('HSET', jk, 'status', 'cancelled', 'error', err, 'token', '',
     'finished', NOW_US_S)
   redis.call('PEXPIRE', jk, ttl_s .. '000')
   redis.call('HINCRBY', P .. 'stats', 'cancelled', 1)
   publish(id, 'cancelled')
-  if cb then webhook(id, jk, 'cancelled', nil, err) end
+  return cb and webhook(id, jk, 'cancelled', nil, err) or false
 end
 
 -- Moves a job to the dead set, capping it (oldest hashes deleted). cb: the

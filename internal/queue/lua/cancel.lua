@@ -1,5 +1,6 @@
--- cancel: ARGV id, result_ttl_s. Returns 0 cancelled now, 1 cancel
--- requested (active), -1 no such job, -2 already finished.
+-- cancel: ARGV id, result_ttl_s. Returns 0 cancelled now, 2 cancelled
+-- now and a callback delivery queued (someone must wake a worker for it),
+-- 1 cancel requested (active), -1 no such job, -2 already finished.
 -- keys (all under KEYS[1] = wakeq:{QUEUE}:): job:ID, pending, delayed, stats; events; webhook: job:WID, pending, marker, seq.
 local id = ARGV[1]
 local jk = P .. 'job:' .. id
@@ -17,5 +18,5 @@ elseif st == 'scheduled' or st == 'retrying' then
 else
   return -2
 end
-finish_cancelled(id, jk, 'cancelled', ARGV[2], true)
+if finish_cancelled(id, jk, 'cancelled', ARGV[2], true) then return 2 end
 return 0
