@@ -23,18 +23,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-void worker_notify(struct worker *w)
-{
-	uint64_t one = 1;
-
-	if (w->notified)
-		return;
-	w->notified = 1;
-	if (write(w->wake_fd, &one, sizeof(one)) < 0) {
-		/* eventfd cannot overflow at one write per wake-up */
-	}
-}
-
 struct drain {
 	struct worker *w;
 	struct queue *q, *bq;
@@ -114,19 +102,8 @@ static void add_ready(struct worker *w, size_t qi, struct queue_job *jobs, size_
 {
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		struct task *t = xcalloc(1, sizeof(*t));
-
-		t->job = jobs[i];
-		t->qi = (int)qi;
-		atomic_init(&t->cancel, 0);
-		if (w->ready_tail)
-			w->ready_tail->next = t;
-		else
-			w->ready = t;
-		w->ready_tail = t;
-		w->nready++;
-	}
+	for (i = 0; i < n; i++)
+		tasks_push_ready(w, task_new(&jobs[i], (int)qi));
 	if (n == 1)
 		pthread_cond_signal(&w->slot_cv);
 	else if (n > 1)
@@ -335,23 +312,6 @@ static int64_t flush_progress(struct drain *d)
 	return again;
 }
 
-/* At shutdown: jobs not started yet go back at once (the ones still
- * running past the grace are re-queued by worker_shutdown). Called with
- * mu held. */
-static void requeue_ready(struct worker *w, struct task **done)
-{
-	struct task *t;
-
-	while ((t = w->ready)) {
-		w->ready = t->next;
-		w->nready--;
-		t->next = *done;
-		t->outcome = QUEUE_REQUEUE;
-		*done = t;
-	}
-	w->ready_tail = NULL;
-}
-
 void *drain_main(void *arg)
 {
 	struct worker *w = arg;
@@ -402,19 +362,16 @@ void *drain_main(void *arg)
 		pthread_mutex_lock(&w->mu);
 		/* Collect finished tasks (appended to any kept from a failed try). */
 		if (w->done) {
-			struct task **pp = &done;
-
-			while (*pp)
-				pp = &(*pp)->next;
-			*pp = w->done;
-			w->done = w->done_tail = NULL;
-			w->ndone = 0;
+			task_list_append(&done, tasks_take_done(w));
 			look = 1;
 		}
 		stopping = w->stopping;
 		abandon = w->abandon;
+		/* At shutdown, jobs not started yet go back at once (the ones
+		 * still running past the grace are re-queued by
+		 * worker_shutdown). */
 		if (stopping)
-			requeue_ready(w, &done);
+			tasks_requeue_ready(w, &done);
 		if (w->wake_seq != seen_seq) {
 			/* A /wake came: its caller saw no live worker here, so our
 			 * registration may have lapsed; and there may be work. */
@@ -602,12 +559,7 @@ void *drain_main(void *arg)
 	free(d.jobs);
 	free(d.settle);
 	free(d.settled);
-	while (done) {
-		struct task *t = done;
-
-		done = t->next;
-		task_free(t);
-	}
+	task_list_free(done);
 
 	pthread_mutex_lock(&w->mu);
 	w->cur.seconds = (double)(clock_mono_us() - t0) / 1e6;

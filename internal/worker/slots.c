@@ -22,16 +22,6 @@ struct slot_arg {
 	size_t index;
 };
 
-void task_free(struct task *t)
-{
-	if (!t)
-		return;
-	queue_job_release(&t->job);
-	free(t->result);
-	free(t->error);
-	free(t);
-}
-
 /* Progress from a handler: coalesced on the task, published by the drain
  * thread at most every PROGRESS_EVERY_US per job. */
 #define PROGRESS_EVERY_US 250000
@@ -157,12 +147,7 @@ static void *slot_main(void *arg)
 			pthread_cond_wait(&w->slot_cv, &w->mu);
 		if (w->quit_slots)
 			break;
-		t = w->ready;
-		w->ready = t->next;
-		if (!w->ready)
-			w->ready_tail = NULL;
-		w->nready--;
-		t->next = NULL;
+		t = tasks_pop_ready(w);
 		if (t->reason == STOP_LOST) {
 			task_free(t);
 			continue;
@@ -198,12 +183,7 @@ static void *slot_main(void *arg)
 			atomic_fetch_add(&w->m_lost, 1);
 			task_free(t);
 		} else {
-			if (w->done_tail)
-				w->done_tail->next = t;
-			else
-				w->done = t;
-			w->done_tail = t;
-			w->ndone++;
+			tasks_push_done(w, t);
 		}
 		if (w->nready <= (size_t)w->prefetch / 2 || w->ndone >= (size_t)w->cfg->batch ||
 		    w->stopping)

@@ -240,12 +240,7 @@ void worker_shutdown(struct worker *w)
 		copy->outcome = QUEUE_REQUEUE;
 		t->settled_early = 1;
 		w->nearly++;
-		if (w->done_tail)
-			w->done_tail->next = copy;
-		else
-			w->done = copy;
-		w->done_tail = copy;
-		w->ndone++;
+		tasks_push_done(w, copy);
 	}
 	worker_notify(w);
 	while (w->draining && clock_mono_us() - t0 < grace)
@@ -304,12 +299,7 @@ void worker_free(struct worker *w)
 	if (w->drain_joinable)
 		pthread_join(w->drain_thread, NULL);
 	slots_stop(w);
-	while (w->ready) {
-		struct task *t = w->ready;
-
-		w->ready = t->next;
-		task_free(t);
-	}
+	task_list_free(w->ready);
 	pthread_mutex_lock(&w->sq_mu);
 	queue_free(w->sq);
 	pthread_mutex_unlock(&w->sq_mu);

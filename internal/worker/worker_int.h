@@ -115,9 +115,36 @@ struct worker {
 	struct metrics_hist m_drain_seconds;
 };
 
+/* tasks.c: the task lists (see the top of tasks.c). Every function
+ * that takes a worker is called with w->mu held and does not block. */
+
+/* Wakes the drain thread (at most one pending wake-up on wake_fd). */
+void worker_notify(struct worker *w);
+
+/* A task for a taken job; takes ownership of job's contents. */
+struct task *task_new(const struct queue_job *job, int qi);
+/* Frees a task and its job. Accepts NULL. */
+void task_free(struct task *t);
+/* Frees every task of a list linked through next. */
+void task_list_free(struct task *list);
+size_t task_list_len(const struct task *list);
+/* Appends the list `more` to the end of *list. */
+void task_list_append(struct task **list, struct task *more);
+
+/* Appends t to w->ready (the caller signals slot_cv). */
+void tasks_push_ready(struct worker *w, struct task *t);
+/* Unlinks and returns the oldest ready task, or NULL. */
+struct task *tasks_pop_ready(struct worker *w);
+/* At shutdown: moves every ready task onto *list as QUEUE_REQUEUE
+ * (not started, so re-queued at once without counting the attempt). */
+void tasks_requeue_ready(struct worker *w, struct task **list);
+/* Appends a finished task to w->done for the drain to settle. */
+void tasks_push_done(struct worker *w, struct task *t);
+/* Detaches and returns all of w->done (oldest first); the caller owns it. */
+struct task *tasks_take_done(struct worker *w);
+
 /* drain.c */
 void *drain_main(void *arg);
-void worker_notify(struct worker *w); /* wake the drain thread (mu held) */
 
 /* slots.c */
 int slots_start(struct worker *w);
@@ -129,7 +156,5 @@ void *heartbeat_main(void *arg);
 /* http.c */
 struct httpd_request;
 void worker_http(struct httpd_request *req, void *ctx);
-
-void task_free(struct task *t);
 
 #endif
