@@ -144,7 +144,43 @@ void tasks_push_done(struct worker *w, struct task *t);
 struct task *tasks_take_done(struct worker *w);
 
 /* drain.c */
+
+/* The drain thread (w->draining set by whoever starts it). */
 void *drain_main(void *arg);
+
+/* A drain's end condition, as a pure function of what the drain thread
+ * saw at one moment; unit-tested in tests/unit/worker. */
+#define DRAIN_WAKE_MAX_OVERRUN_US 60000000 /* past WAKE_MAX, jobs held */
+
+struct drain_facts {
+	int stopping;            /* SIGTERM received */
+	int abandon;             /* past SHUTDOWN_GRACE: give up at once */
+	int64_t now_us;          /* monotonic */
+	int64_t wake_max_at;     /* monotonic: the drain's start + WAKE_MAX */
+	int64_t idle_since;      /* monotonic: last sign of work */
+	int64_t idle_us;         /* IDLE_TIMEOUT */
+	int64_t due_in_us;       /* until the next delayed job; INT64_MAX none */
+	size_t busy;             /* tasks ready or running */
+	size_t nearly;           /* of the running, re-queued early at shutdown */
+	size_t unsettled;        /* finished tasks not settled in Redis yet */
+};
+
+enum drain_verdict {
+	DRAIN_CONTINUE,
+	DRAIN_HOLD,              /* idle, but a job is due inside IDLE_TIMEOUT:
+				  * restart the idle clock and wait for it */
+	DRAIN_END_IDLE,          /* idle for IDLE_TIMEOUT: retire, then end
+				  * (unless a /wake came meanwhile) */
+	DRAIN_END_WAKE_MAX,      /* past WAKE_MAX with nothing held */
+	DRAIN_END_SHUTDOWN       /* SIGTERM with nothing held, or past grace */
+};
+
+/* Whether the drain should end now, and why. Pure: reads only f. */
+enum drain_verdict drain_decide(const struct drain_facts *f);
+
+/* "idle", "wake_max", "shutdown" (the summary's reason); "running" for
+ * the others. A static string. */
+const char *drain_verdict_name(enum drain_verdict v);
 
 /* slots.c */
 int slots_start(struct worker *w);
