@@ -435,8 +435,13 @@ static int drain_step(struct drain *d)
 	return took;
 }
 
-/* Under mu: what drain_decide needs. Anything held restarts the idle
- * clock. */
+/* What drain_decide needs. Anything held restarts the idle clock.
+ *
+ * The counts are read in one critical section, shared done list
+ * included: a slot moves a task from running to w->done under mu, so a
+ * task finished since drain_collect is seen either as busy or as
+ * unsettled, never as neither (which ended drains with jobs left active
+ * in Redis). */
 static void drain_facts(struct drain *d, struct drain_facts *f)
 {
 	struct worker *w = d->w;
@@ -448,8 +453,8 @@ static void drain_facts(struct drain *d, struct drain_facts *f)
 	f->abandon = d->abandon;
 	f->busy = w->nready + w->nrunning;
 	f->nearly = w->nearly;
+	f->unsettled = w->ndone + task_list_len(d->done);
 	pthread_mutex_unlock(&w->mu);
-	f->unsettled = task_list_len(d->done);
 	if (f->busy > 0)
 		d->idle_since = f->now_us;
 	f->wake_max_at = d->wake_max_at;

@@ -300,6 +300,7 @@ void worker_free(struct worker *w)
 		pthread_join(w->drain_thread, NULL);
 	slots_stop(w);
 	task_list_free(w->ready);
+	task_list_free(w->done); /* left past the grace: their leases expire */
 	pthread_mutex_lock(&w->sq_mu);
 	queue_free(w->sq);
 	pthread_mutex_unlock(&w->sq_mu);
