@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 static int split_queues(struct worker *w, const char *list, struct err *err)
@@ -60,7 +59,6 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 {
 	struct worker *w = xcalloc(1, sizeof(*w));
 	struct httpd_opts ho;
-	pthread_condattr_t ca;
 	size_t i;
 
 	w->cfg = cfg;
@@ -102,11 +100,9 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 	queue_limits.result_ttl_s = cfg->result_ttl;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_mutex_init(&w->sq_mu, NULL);
-	pthread_cond_init(&w->cv, NULL);
-	pthread_cond_init(&w->slot_cv, NULL);
-	pthread_condattr_init(&ca);
-	pthread_cond_init(&w->hb_cv, &ca);
-	pthread_condattr_destroy(&ca);
+	clock_cond_init(&w->cv);
+	pthread_cond_init(&w->slot_cv, NULL); /* waited without a timeout */
+	clock_cond_init(&w->hb_cv);
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->wake_fd < 0) {
 		err_set(err, ERR_INTERNAL, "cannot create eventfd");
@@ -184,16 +180,7 @@ int worker_idle_exit_due(struct worker *w)
 
 static void timed_wait(struct worker *w, int64_t us)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(us / 1000000);
-	ts.tv_nsec += (long)(us % 1000000) * 1000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+	clock_cond_wait_us(&w->cv, &w->mu, us);
 }
 
 void worker_shutdown(struct worker *w)
