@@ -206,8 +206,9 @@ int slots_start(struct worker *w)
 		sa->index = i;
 		if (pthread_create(&w->slot_threads[i], NULL, slot_main, sa)) {
 			free(sa);
-			return -1;
+			return -1; /* slots_stop joins the ones started */
 		}
+		w->nslots++;
 	}
 	return 0;
 }
@@ -220,10 +221,11 @@ void slots_stop(struct worker *w)
 	w->quit_slots = 1;
 	pthread_cond_broadcast(&w->slot_cv);
 	pthread_mutex_unlock(&w->mu);
-	for (i = 0; i < (size_t)w->cfg->concurrency; i++)
+	for (i = 0; i < w->nslots; i++)
 		pthread_join(w->slot_threads[i], NULL);
 	free(w->slot_threads);
 	free(w->running);
 	w->slot_threads = NULL;
 	w->running = NULL;
+	w->nslots = 0;
 }

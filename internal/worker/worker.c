@@ -55,14 +55,51 @@ static void make_id(struct worker *w)
 	snprintf(w->id, sizeof(w->id), "%s-%d-%04x", host, (int)getpid(), rnd);
 }
 
+/* Joins every thread started and frees everything: on a worker that
+ * failed half-way through worker_start, or that worker_free found idle
+ * (no drain running, no job held, HTTP stopped). */
+static void destroy(struct worker *w)
+{
+	size_t i;
+
+	if (w->hb_started) {
+		pthread_mutex_lock(&w->mu);
+		w->hb_quit = 1;
+		pthread_cond_broadcast(&w->hb_cv);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->hb_thread, NULL);
+	}
+	if (w->drain_joinable)
+		pthread_join(w->drain_thread, NULL);
+	slots_stop(w);
+	records_free(w->rec);
+	task_list_free(w->ready);
+	task_list_free(w->done); /* left past the grace: their leases expire */
+	queue_free(w->sq);
+	for (i = 0; i < w->nqueues; i++)
+		free(w->queue_names[i]);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	pthread_cond_destroy(&w->hb_cv);
+	pthread_cond_destroy(&w->slot_cv);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->sq_mu);
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+}
+
 struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 {
 	struct worker *w = xcalloc(1, sizeof(*w));
 	struct httpd_opts ho;
-	size_t i;
 
 	w->cfg = cfg;
 	w->wake_fd = -1;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_mutex_init(&w->sq_mu, NULL);
+	clock_cond_init(&w->cv);
+	pthread_cond_init(&w->slot_cv, NULL); /* waited without a timeout */
+	clock_cond_init(&w->hb_cv);
 	if (split_queues(w, cfg->queues, err) < 0)
 		goto fail;
 	{
@@ -98,11 +135,6 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 		w->hb_interval_ms = 50;
 	w->worker_ttl_ms = 3 * w->hb_interval_ms;
 	queue_limits.result_ttl_s = cfg->result_ttl;
-	pthread_mutex_init(&w->mu, NULL);
-	pthread_mutex_init(&w->sq_mu, NULL);
-	clock_cond_init(&w->cv);
-	pthread_cond_init(&w->slot_cv, NULL); /* waited without a timeout */
-	clock_cond_init(&w->hb_cv);
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->wake_fd < 0) {
 		err_set(err, ERR_INTERNAL, "cannot create eventfd");
@@ -117,6 +149,7 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 		err_set(err, ERR_INTERNAL, "cannot start the heartbeat thread");
 		goto fail;
 	}
+	w->hb_started = 1;
 	if (cfg->once) {
 		uint64_t gen;
 
@@ -125,6 +158,7 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 		w->draining = 1;
 		gen = w->drain_gen;
 		if (pthread_create(&w->drain_thread, NULL, drain_main, w)) {
+			w->draining = 0;
 			pthread_mutex_unlock(&w->mu);
 			err_set(err, ERR_INTERNAL, "cannot start the drain thread");
 			goto fail;
@@ -147,12 +181,7 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 		goto fail;
 	return w;
 fail:
-	records_free(w->rec);
-	for (i = 0; i < w->nqueues; i++)
-		free(w->queue_names[i]);
-	if (w->wake_fd >= 0)
-		close(w->wake_fd);
-	free(w);
+	destroy(w); /* the threads started are idle: joined at once */
 	return NULL;
 }
 
@@ -253,7 +282,6 @@ void worker_shutdown(struct worker *w)
 
 void worker_free(struct worker *w)
 {
-	size_t i;
 	int stuck;
 
 	if (!w)
@@ -281,18 +309,5 @@ void worker_free(struct worker *w)
 	if (stuck)
 		return; /* a handler ignores cancel: the process exits around it */
 	records_flush(w->rec, 2);
-	records_free(w->rec);
-	pthread_join(w->hb_thread, NULL);
-	if (w->drain_joinable)
-		pthread_join(w->drain_thread, NULL);
-	slots_stop(w);
-	task_list_free(w->ready);
-	task_list_free(w->done); /* left past the grace: their leases expire */
-	pthread_mutex_lock(&w->sq_mu);
-	queue_free(w->sq);
-	pthread_mutex_unlock(&w->sq_mu);
-	for (i = 0; i < w->nqueues; i++)
-		free(w->queue_names[i]);
-	close(w->wake_fd);
-	free(w);
+	destroy(w);
 }

@@ -104,7 +104,9 @@ struct worker {
 	int prefetch;            /* extra jobs to hold beyond free slots */
 	double ewma_job_s;       /* recent job duration */
 	pthread_t *slot_threads;
+	size_t nslots;           /* slot threads started (joined on free) */
 	pthread_t hb_thread;
+	int hb_started;
 	int hb_quit;
 	pthread_cond_t hb_cv;
 
