@@ -2,7 +2,8 @@
  *
  * One mutex (mu) guards everything below it in struct worker. The drain
  * thread is the only user of `q`/`bq`; the heartbeat thread the only user
- * of `hq`; HTTP threads share `sq` under sq_mu.
+ * of `hq`; HTTP threads share `sq` under sq_mu. docs/WORKER.md describes
+ * the threads, the locks, the task lists and when a drain ends.
  */
 #ifndef WAKEQ_WORKER_INT_H
 #define WAKEQ_WORKER_INT_H
