@@ -1168,17 +1168,11 @@ static int backlog_cb(void *ctx, struct wake_backlog *out)
 static void *reconcile_main(void *arg)
 {
 	struct api *a = arg;
-	struct timespec ts;
 
 	pthread_mutex_lock(&a->rec_lock);
 	while (!a->rec_stop) {
-		int64_t ns;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ns = (int64_t)ts.tv_nsec + (int64_t)(a->cfg.reconcile_interval_s * 1e9);
-		ts.tv_sec += (time_t)(ns / 1000000000);
-		ts.tv_nsec = (long)(ns % 1000000000);
-		pthread_cond_timedwait(&a->rec_cond, &a->rec_lock, &ts);
+		clock_cond_wait_us(&a->rec_cond, &a->rec_lock,
+				   (int64_t)(a->cfg.reconcile_interval_s * 1e6));
 		if (a->rec_stop)
 			break;
 		pthread_mutex_unlock(&a->rec_lock);
@@ -1215,7 +1209,7 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 	pthread_mutex_init(&a->in_lock, NULL);
 	pthread_cond_init(&a->in_cond, NULL);
 	pthread_mutex_init(&a->rec_lock, NULL);
-	pthread_cond_init(&a->rec_cond, NULL);
+	clock_cond_init(&a->rec_cond);
 	a->queues = split_list(cfg->queues && *cfg->queues ? cfg->queues : "default", &a->nqueues);
 	a->defaults.queue = a->queues[0];
 	a->defaults.max_attempts = cfg->max_attempts;

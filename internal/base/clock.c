@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -131,4 +132,28 @@ int clock_parse_rfc3339(const char *s, int64_t *us)
 		return -1;
 	*us = t * 1000000 + frac;
 	return 0;
+}
+
+void clock_cond_init(pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+
+	if (pthread_condattr_init(&ca) || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) ||
+	    pthread_cond_init(cv, &ca))
+		abort();
+	pthread_condattr_destroy(&ca);
+}
+
+int clock_cond_wait_us(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t us)
+{
+	struct timespec ts;
+	int64_t ns;
+
+	if (us < 0)
+		us = 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ns = (int64_t)ts.tv_nsec + us % 1000000 * 1000;
+	ts.tv_sec += (time_t)(us / 1000000 + ns / 1000000000);
+	ts.tv_nsec = (long)(ns % 1000000000);
+	return pthread_cond_timedwait(cv, mu, &ts);
 }

@@ -2,6 +2,7 @@
 #ifndef WAKEQ_BASE_CLOCK_H
 #define WAKEQ_BASE_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -25,5 +26,18 @@ int clock_parse_rfc3339(const char *s, int64_t *us);
 
 /* Sleeps `us` microseconds (EINTR restarts). */
 void clock_sleep_us(int64_t us);
+
+/* Initialises `cv` so that timed waits on it run on CLOCK_MONOTONIC: a
+ * wall-clock step (NTP, a VM resumed) neither cuts a wait short nor
+ * stretches it. Every condition variable waited with a timeout is made
+ * here and waited with clock_cond_wait_us. Aborts on failure (resources,
+ * as for memory). Release with pthread_cond_destroy. */
+void clock_cond_init(pthread_cond_t *cv);
+
+/* pthread_cond_timedwait on `cv` (from clock_cond_init; `mu` held) for at
+ * most `us` microseconds (<= 0: no wait beyond a check). Returns 0 when
+ * woken (spuriously too: callers re-check their condition), ETIMEDOUT
+ * when the time ran out. */
+int clock_cond_wait_us(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t us);
 
 #endif

@@ -1,6 +1,7 @@
 #include "httpd/httpd.h"
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/mem.h"
 #include "crypto/crypto.h"
 
@@ -298,13 +299,8 @@ static ssize_t push_read(void *cls, uint64_t pos, char *out, size_t max)
 
 	(void)pos;
 	pthread_mutex_lock(&p->lock);
-	if (p->off == p->buf.len && !p->ended && p->h && p->h->thread_per_connection) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
-		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
-	}
+	if (p->off == p->buf.len && !p->ended && p->h && p->h->thread_per_connection)
+		clock_cond_wait_us(&p->cond, &p->lock, 1000000);
 	if (p->off < p->buf.len) {
 		n = (ssize_t)(p->buf.len - p->off < max ? p->buf.len - p->off : max);
 		memcpy(out, p->buf.data + p->off, (size_t)n);
@@ -360,7 +356,7 @@ struct httpd_push *httpd_respond_push(struct httpd_request *req, unsigned status
 		return NULL;
 	p = xcalloc(1, sizeof(*p));
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->cond, NULL);
+	clock_cond_init(&p->cond);
 	buf_init(&p->buf);
 	p->h = h;
 	p->conn = req->conn;

@@ -20,34 +20,40 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
-void worker_notify(struct worker *w)
-{
-	uint64_t one = 1;
-
-	if (w->notified)
-		return;
-	w->notified = 1;
-	if (write(w->wake_fd, &one, sizeof(one)) < 0) {
-		/* eventfd cannot overflow at one write per wake-up */
-	}
-}
-
+/* The drain thread's state; only the drain thread touches it. The
+ * fields under "snapshot" are copied from struct worker under mu at the
+ * top of every turn of the loop (drain_collect). */
 struct drain {
 	struct worker *w;
+	const struct worker_config *c;
 	struct queue *q, *bq;
 	int waiting;              /* BLPOP outstanding on bq */
 	int registered;
+	int retired;              /* left every queue's registry: do not again */
+	int look;                 /* a take is worth a round trip */
+	uint64_t seen_seq;        /* w->wake_seq last seen */
+	const char *qnames[WORKER_MAX_QUEUES];
 	struct queue_job *jobs;   /* take buffer */
 	struct queue_settle *settle;
 	struct task **settled;    /* tasks behind settle[] */
+	struct task *done;        /* finished tasks taken from w->done, not
+				   * settled yet (kept when Redis fails) */
+	int64_t t0;               /* monotonic µs: the drain's start */
+	int64_t wake_max_at;      /* monotonic µs: t0 + WAKE_MAX */
+	int64_t idle_us;          /* IDLE_TIMEOUT */
+	int64_t idle_since;       /* monotonic µs: last sign of work */
+	int64_t progress_due;     /* µs until held-back progress is due, 0 */
 	int64_t next_due_ms;      /* earliest delayed job / lease expiry */
 	int64_t server_skew_ms;   /* redis clock - our wall clock */
 	int64_t backoff_until;    /* monotonic: Redis down, wait before retry */
 	int64_t bq_retry_at;      /* monotonic: after a failed marker wait */
 	int64_t bq_backoff;       /* its growing delay, µs */
+	/* snapshot */
+	int stopping, abandon, past_max;
+	size_t cap;               /* CONCURRENCY + prefetch */
+	size_t want;              /* room for this many more jobs */
 };
 
 static struct queue *connect_q(struct worker *w, struct err *e)
@@ -111,19 +117,8 @@ static void add_ready(struct worker *w, size_t qi, struct queue_job *jobs, size_
 {
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		struct task *t = xcalloc(1, sizeof(*t));
-
-		t->job = jobs[i];
-		t->qi = (int)qi;
-		atomic_init(&t->cancel, 0);
-		if (w->ready_tail)
-			w->ready_tail->next = t;
-		else
-			w->ready = t;
-		w->ready_tail = t;
-		w->nready++;
-	}
+	for (i = 0; i < n; i++)
+		tasks_push_ready(w, task_new(&jobs[i], (int)qi));
 	if (n == 1)
 		pthread_cond_signal(&w->slot_cv);
 	else if (n > 1)
@@ -198,7 +193,7 @@ static void record_settled(struct worker *w, const struct queue_settle *s, int a
 /* One cycle over every queue: settle what finished there and take up to
  * `want` jobs in queue order. Returns jobs taken, or -1 when Redis failed
  * (finished tasks are kept for the next cycle). */
-static int cycle(struct drain *d, struct task **done, size_t want)
+static int cycle(struct drain *d, size_t want)
 {
 	struct worker *w = d->w;
 	size_t qi, taken = 0, batch = (size_t)w->cfg->batch;
@@ -213,7 +208,7 @@ static int cycle(struct drain *d, struct task **done, size_t want)
 		do {
 			/* Settle up to a batch of this queue's finished tasks. */
 			ns = 0;
-			for (pp = done; *pp && ns < batch;) {
+			for (pp = &d->done; *pp && ns < batch;) {
 				tk = *pp;
 				if ((size_t)tk->qi != qi) {
 					pp = &tk->next;
@@ -243,8 +238,8 @@ static int cycle(struct drain *d, struct task **done, size_t want)
 			if (queue_take(d->q, w->queue_names[qi], &t, &e) < 0) {
 				/* Put the tasks back for the next try. */
 				for (i = ns; i-- > 0;) {
-					d->settled[i]->next = *done;
-					*done = d->settled[i];
+					d->settled[i]->next = d->done;
+					d->done = d->settled[i];
 				}
 				log_warn("take failed", "queue", w->queue_names[qi], "error", e.msg);
 				if (e.code == ERR_UNAVAILABLE) {
@@ -332,47 +327,26 @@ static int64_t flush_progress(struct drain *d)
 	return again;
 }
 
-/* At shutdown: jobs not started yet go back at once (the ones still
- * running past the grace are re-queued by worker_shutdown). Called with
- * mu held. */
-static void requeue_ready(struct worker *w, struct task **done)
-{
-	struct task *t;
+/* ---- the loop, in steps ------------------------------------------------ */
 
-	while ((t = w->ready)) {
-		w->ready = t->next;
-		w->nready--;
-		t->next = *done;
-		t->outcome = QUEUE_REQUEUE;
-		*done = t;
-	}
-	w->ready_tail = NULL;
-}
-
-void *drain_main(void *arg)
+static void drain_init(struct drain *d, struct worker *w)
 {
-	struct worker *w = arg;
 	const struct worker_config *c = w->cfg;
-	struct drain d;
-	struct task *done = NULL;
-	int64_t t0 = clock_mono_us();
-	int64_t idle_since = t0;
-	int64_t wake_max_at = t0 + (int64_t)(c->wake_max * 1e6);
-	int64_t idle_us = (int64_t)(c->idle_timeout * 1e6);
-	const char *reason = "idle";
-	int retired = 0;
-	int look = 1;        /* a take is worth a round trip */
-	uint64_t seen_seq;
-	const char *qnames[WORKER_MAX_QUEUES];
 	size_t i;
 
-	memset(&d, 0, sizeof(d));
-	d.w = w;
-	d.jobs = xcalloc((size_t)c->batch, sizeof(*d.jobs));
-	d.settle = xcalloc((size_t)c->batch, sizeof(*d.settle));
-	d.settled = xcalloc((size_t)c->batch, sizeof(*d.settled));
+	memset(d, 0, sizeof(*d));
+	d->w = w;
+	d->c = c;
+	d->jobs = xcalloc((size_t)c->batch, sizeof(*d->jobs));
+	d->settle = xcalloc((size_t)c->batch, sizeof(*d->settle));
+	d->settled = xcalloc((size_t)c->batch, sizeof(*d->settled));
 	for (i = 0; i < w->nqueues; i++)
-		qnames[i] = w->queue_names[i];
+		d->qnames[i] = w->queue_names[i];
+	d->t0 = clock_mono_us();
+	d->idle_since = d->t0;
+	d->wake_max_at = d->t0 + (int64_t)(c->wake_max * 1e6);
+	d->idle_us = (int64_t)(c->idle_timeout * 1e6);
+	d->look = 1;
 	{
 		static _Thread_local char trace[160];
 		static _Thread_local const char *fields[3];
@@ -385,229 +359,286 @@ void *drain_main(void *arg)
 		log_thread_fields(fields);
 	}
 	log_info("drain started", "queues", c->queues, "worker", w->id);
-
 	pthread_mutex_lock(&w->mu);
-	seen_seq = w->wake_seq;
+	d->seen_seq = w->wake_seq;
 	pthread_mutex_unlock(&w->mu);
-	for (;;) {
-		size_t busy, cap, want, nearly;
-		int stopping, abandon, past_max, took = 0;
-		int64_t now, timeout_us, progress_due = 0, due_in = INT64_MAX;
-		struct pollfd pfd[2];
-		int nfd;
+}
 
-		pthread_mutex_lock(&w->mu);
-		/* Collect finished tasks (appended to any kept from a failed try). */
-		if (w->done) {
-			struct task **pp = &done;
-
-			while (*pp)
-				pp = &(*pp)->next;
-			*pp = w->done;
-			w->done = w->done_tail = NULL;
-			w->ndone = 0;
-			look = 1;
-		}
-		stopping = w->stopping;
-		abandon = w->abandon;
-		if (stopping)
-			requeue_ready(w, &done);
-		if (w->wake_seq != seen_seq) {
-			/* A /wake came: its caller saw no live worker here, so our
-			 * registration may have lapsed; and there may be work. */
-			seen_seq = w->wake_seq;
-			d.registered = 0;
-			look = 1;
-		}
-		now = clock_mono_us();
-		busy = w->nready + w->nrunning;
-		cap = (size_t)c->concurrency + (size_t)w->prefetch;
-		past_max = now >= wake_max_at;
-		want = stopping || past_max || busy >= cap ? 0 : cap - busy;
-		pthread_mutex_unlock(&w->mu);
-		if (abandon) {
-			reason = "shutdown";
-			break;
-		}
-		if (done)
-			idle_since = now;
-
-		if (now >= d.backoff_until && ensure_conn(&d) == 0) {
-			if (!d.registered && !stopping && !past_max)
-				do_register(&d);
-			if (done || (want && look)) {
-				size_t asked = look ? want : 0;
-
-				took = cycle(&d, &done, asked);
-				if (took < 0) {
-					d.backoff_until = clock_mono_us() + 100000;
-					took = 0;
-				} else if (asked) {
-					/* A short take means nothing else is due: wait
-					 * for a marker, a due time or a completion. */
-					look = (size_t)took == asked;
-				}
-			}
-		} else if (!d.q && now >= d.backoff_until) {
-			d.backoff_until = clock_mono_us() + 200000;
-		}
-		progress_due = d.q ? flush_progress(&d) : 0;
-		now = clock_mono_us();
-		if (took > 0)
-			continue; /* more may be due right now */
-
-		pthread_mutex_lock(&w->mu);
-		busy = w->nready + w->nrunning;
-		nearly = w->nearly;
-		pthread_mutex_unlock(&w->mu);
-		if (busy > 0)
-			idle_since = now;
-		if (d.next_due_ms)
-			due_in = (d.next_due_ms - d.server_skew_ms) * 1000 - clock_now_us();
-		if (stopping || past_max) {
-			if (busy - nearly == 0 && !done) {
-				reason = stopping ? "shutdown" : "wake_max";
-				break;
-			}
-			if (past_max && !stopping && now - wake_max_at > 60000000) {
-				/* Redis has been gone for a minute past the deadline:
-				 * give up; the leases expire and the jobs run again. */
-				reason = "wake_max";
-				break;
-			}
-		} else if (busy == 0 && !done && now - idle_since >= idle_us) {
-			/* Something due within the idle window: wait for it here
-			 * rather than leave it to the next wake or cron tick. */
-			if (due_in < idle_us) {
-				idle_since = now;
-			} else {
-				/* Retire, unless a /wake arrived meanwhile: its job
-				 * was enqueued after the retire, and the caller counts
-				 * on this drain (or a new one) to run it. */
-				uint64_t seq0;
-				int end = 0;
-
-				pthread_mutex_lock(&w->mu);
-				seq0 = w->wake_seq;
-				pthread_mutex_unlock(&w->mu);
-				if (do_retire(&d, 0)) {
-					pthread_mutex_lock(&w->mu);
-					if (w->wake_seq == seq0)
-						end = w->ending = 1;
-					pthread_mutex_unlock(&w->mu);
-					if (end) {
-						retired = 1;
-						break;
-					}
-					do_register(&d);
-				}
-				idle_since = now;
-				look = 1;
-				continue;
-			}
-		}
-
-		/* How long to sleep: wake-ups normally come from the eventfd
-		 * (completions, /wake, shutdown) or the marker wait; the
-		 * timeout only covers due times, the idle deadline, held-back
-		 * progress and retries after errors. */
-		timeout_us = 1000000;
-		if (!stopping && !past_max) {
-			if (wake_max_at - now < timeout_us)
-				timeout_us = wake_max_at - now;
-			if (busy == 0 && idle_since + idle_us - now < timeout_us)
-				timeout_us = idle_since + idle_us - now;
-			if (busy < cap && due_in < timeout_us)
-				timeout_us = due_in;
-		}
-		if (progress_due && progress_due < timeout_us)
-			timeout_us = progress_due;
-		if (d.backoff_until > now && d.backoff_until - now < timeout_us)
-			timeout_us = d.backoff_until - now;
-		if (stopping && timeout_us > 20000)
-			timeout_us = 20000;
-		if (timeout_us < 0)
-			timeout_us = 0;
-
-		/* Block on the markers only while there is room for work. */
-		want = !stopping && !past_max && busy < cap;
-		if (want && !d.waiting && d.q && now >= d.backoff_until && now >= d.bq_retry_at) {
-			struct err e;
-
-			if (!d.bq)
-				d.bq = connect_q(w, &e);
-			if (d.bq && queue_wait_begin(d.bq, qnames, w->nqueues,
-						     idle_us / 1000 + 1, &e) == 0)
-				d.waiting = 1;
-		} else if (!want && d.waiting) {
-			queue_wait_cancel(d.bq);
-			d.waiting = 0;
-		}
-		pfd[0].fd = w->wake_fd;
-		pfd[0].events = POLLIN;
-		nfd = 1;
-		if (d.waiting) {
-			pfd[1].fd = queue_fd(d.bq);
-			pfd[1].events = POLLIN;
-			nfd = 2;
-		}
-		if (poll(pfd, (nfds_t)nfd, (int)((timeout_us + 999) / 1000)) > 0) {
-			if (pfd[0].revents) {
-				uint64_t v;
-
-				if (read(w->wake_fd, &v, sizeof(v)) < 0) {
-					/* nothing pending: fine */
-				}
-				pthread_mutex_lock(&w->mu);
-				w->notified = 0;
-				pthread_mutex_unlock(&w->mu);
-			}
-			if (nfd == 2 && pfd[1].revents) {
-				struct err e;
-				int r = queue_wait_poll(d.bq, &e);
-
-				if (r != 2) {
-					d.waiting = 0;
-					look = 1; /* a marker, or the wait ran out */
-				}
-				if (r < 0) {
-					/* An error reply (ACL, CROSSSLOT on a cluster with
-					 * several queues) must not become a hot loop. */
-					log_warn("waiting for work failed", "error", e.msg);
-					queue_free(d.bq);
-					d.bq = NULL;
-					d.bq_backoff = d.bq_backoff ? d.bq_backoff * 2 : 500000;
-					if (d.bq_backoff > 5000000)
-						d.bq_backoff = 5000000;
-					d.bq_retry_at = clock_mono_us() + d.bq_backoff;
-				} else if (r != 2) {
-					d.bq_backoff = 0;
-				}
-			}
-		}
-		if (d.next_due_ms &&
-		    (d.next_due_ms - d.server_skew_ms) * 1000 <= clock_now_us())
-			look = 1; /* a delayed job or a lease came due */
-	}
-
-	if (d.waiting)
-		queue_wait_cancel(d.bq);
-	if (!retired)
-		do_retire(&d, 1);
-	queue_free(d.q);
-	queue_free(d.bq);
-	free(d.jobs);
-	free(d.settle);
-	free(d.settled);
-	while (done) {
-		struct task *t = done;
-
-		done = t->next;
-		task_free(t);
-	}
+/* Under mu: takes the finished tasks, re-queues unstarted ones at
+ * shutdown, notices a /wake, and snapshots the flags and the room for
+ * more jobs. */
+static void drain_collect(struct drain *d)
+{
+	struct worker *w = d->w;
+	size_t busy;
+	int64_t now;
 
 	pthread_mutex_lock(&w->mu);
-	w->cur.seconds = (double)(clock_mono_us() - t0) / 1e6;
+	/* Appended to any kept from a failed try. */
+	if (w->done) {
+		task_list_append(&d->done, tasks_take_done(w));
+		d->look = 1;
+	}
+	d->stopping = w->stopping;
+	d->abandon = w->abandon;
+	/* At shutdown, jobs not started yet go back at once (the ones still
+	 * running past the grace are re-queued by worker_shutdown). */
+	if (d->stopping)
+		tasks_requeue_ready(w, &d->done);
+	if (w->wake_seq != d->seen_seq) {
+		/* A /wake came: its caller saw no live worker here, so our
+		 * registration may have lapsed; and there may be work. */
+		d->seen_seq = w->wake_seq;
+		d->registered = 0;
+		d->look = 1;
+	}
+	now = clock_mono_us();
+	busy = w->nready + w->nrunning;
+	d->cap = (size_t)d->c->concurrency + (size_t)w->prefetch;
+	d->past_max = now >= d->wake_max_at;
+	d->want = d->stopping || d->past_max || busy >= d->cap ? 0 : d->cap - busy;
+	pthread_mutex_unlock(&w->mu);
+	if (d->done)
+		d->idle_since = now;
+}
+
+/* One round with Redis: (re)connect and register, settle what finished
+ * and take what fits, publish progress. Returns the jobs taken. */
+static int drain_step(struct drain *d)
+{
+	int64_t now = clock_mono_us();
+	int took = 0;
+
+	if (now >= d->backoff_until && ensure_conn(d) == 0) {
+		if (!d->registered && !d->stopping && !d->past_max)
+			do_register(d);
+		if (d->done || (d->want && d->look)) {
+			size_t asked = d->look ? d->want : 0;
+
+			took = cycle(d, asked);
+			if (took < 0) {
+				d->backoff_until = clock_mono_us() + 100000;
+				took = 0;
+			} else if (asked) {
+				/* A short take means nothing else is due: wait for
+				 * a marker, a due time or a completion. */
+				d->look = (size_t)took == asked;
+			}
+		}
+	} else if (!d->q && now >= d->backoff_until) {
+		d->backoff_until = clock_mono_us() + 200000;
+	}
+	d->progress_due = d->q ? flush_progress(d) : 0;
+	return took;
+}
+
+/* What drain_decide needs. Anything held restarts the idle clock.
+ *
+ * The counts are read in one critical section, shared done list
+ * included: a slot moves a task from running to w->done under mu, so a
+ * task finished since drain_collect is seen either as busy or as
+ * unsettled, never as neither (which ended drains with jobs left active
+ * in Redis). */
+static void drain_facts(struct drain *d, struct drain_facts *f)
+{
+	struct worker *w = d->w;
+
+	memset(f, 0, sizeof(*f));
+	f->now_us = clock_mono_us();
+	pthread_mutex_lock(&w->mu);
+	f->stopping = d->stopping;
+	f->abandon = d->abandon;
+	f->busy = w->nready + w->nrunning;
+	f->nearly = w->nearly;
+	f->unsettled = w->ndone + task_list_len(d->done);
+	pthread_mutex_unlock(&w->mu);
+	if (f->busy > 0)
+		d->idle_since = f->now_us;
+	f->wake_max_at = d->wake_max_at;
+	f->idle_since = d->idle_since;
+	f->idle_us = d->idle_us;
+	f->due_in_us = INT64_MAX;
+	if (d->next_due_ms)
+		f->due_in_us = (d->next_due_ms - d->server_skew_ms) * 1000 - clock_now_us();
+}
+
+enum drain_verdict drain_decide(const struct drain_facts *f)
+{
+	int past_max = f->now_us >= f->wake_max_at;
+
+	if (f->abandon)
+		return DRAIN_END_SHUTDOWN;
+	if (f->stopping || past_max) {
+		/* Every job held is settled, or re-queued early by the
+		 * shutdown (its slot drops whatever it returns later). */
+		if (f->busy <= f->nearly && f->unsettled == 0)
+			return f->stopping ? DRAIN_END_SHUTDOWN : DRAIN_END_WAKE_MAX;
+		/* Redis has been gone for a minute past the deadline: give
+		 * up; the leases expire and the jobs run again. */
+		if (!f->stopping && f->now_us - f->wake_max_at > DRAIN_WAKE_MAX_OVERRUN_US)
+			return DRAIN_END_WAKE_MAX;
+		return DRAIN_CONTINUE;
+	}
+	if (f->busy > 0 || f->unsettled > 0 || f->now_us - f->idle_since < f->idle_us)
+		return DRAIN_CONTINUE;
+	/* Something due within the idle window: wait for it here rather
+	 * than leave it to the next wake or cron tick. */
+	if (f->due_in_us < f->idle_us)
+		return DRAIN_HOLD;
+	return DRAIN_END_IDLE;
+}
+
+const char *drain_verdict_name(enum drain_verdict v)
+{
+	switch (v) {
+	case DRAIN_END_IDLE:
+		return "idle";
+	case DRAIN_END_WAKE_MAX:
+		return "wake_max";
+	case DRAIN_END_SHUTDOWN:
+		return "shutdown";
+	case DRAIN_CONTINUE:
+	case DRAIN_HOLD:
+		break;
+	}
+	return "running";
+}
+
+/* Idle: retires, unless a /wake arrived meanwhile (its job was enqueued
+ * after the retire, and the caller counts on this drain, or a new one, to
+ * run it). Returns 1 when the drain is to end. */
+static int drain_retire(struct drain *d, int64_t now)
+{
+	struct worker *w = d->w;
+	uint64_t seq0;
+	int end = 0;
+
+	pthread_mutex_lock(&w->mu);
+	seq0 = w->wake_seq;
+	pthread_mutex_unlock(&w->mu);
+	if (do_retire(d, 0)) {
+		pthread_mutex_lock(&w->mu);
+		if (w->wake_seq == seq0)
+			end = w->ending = 1;
+		pthread_mutex_unlock(&w->mu);
+		if (end) {
+			d->retired = 1;
+			return 1;
+		}
+		do_register(d);
+	}
+	d->idle_since = now;
+	d->look = 1;
+	return 0;
+}
+
+/* Blocks until something may have changed: wake-ups normally come from
+ * the eventfd (completions, /wake, shutdown) or the marker wait; the
+ * timeout only covers due times, the idle deadline, held-back progress
+ * and retries after errors. */
+static void drain_sleep(struct drain *d, const struct drain_facts *f)
+{
+	struct worker *w = d->w;
+	int64_t now = f->now_us, timeout_us = 1000000;
+	struct pollfd pfd[2];
+	int nfd, want;
+
+	if (!d->stopping && !d->past_max) {
+		if (d->wake_max_at - now < timeout_us)
+			timeout_us = d->wake_max_at - now;
+		if (f->busy == 0 && d->idle_since + d->idle_us - now < timeout_us)
+			timeout_us = d->idle_since + d->idle_us - now;
+		if (f->busy < d->cap && f->due_in_us < timeout_us)
+			timeout_us = f->due_in_us;
+	}
+	if (d->progress_due && d->progress_due < timeout_us)
+		timeout_us = d->progress_due;
+	if (d->backoff_until > now && d->backoff_until - now < timeout_us)
+		timeout_us = d->backoff_until - now;
+	if (d->stopping && timeout_us > 20000)
+		timeout_us = 20000;
+	if (timeout_us < 0)
+		timeout_us = 0;
+
+	/* Block on the markers only while there is room for work. */
+	want = !d->stopping && !d->past_max && f->busy < d->cap;
+	if (want && !d->waiting && d->q && now >= d->backoff_until && now >= d->bq_retry_at) {
+		struct err e;
+
+		if (!d->bq)
+			d->bq = connect_q(w, &e);
+		if (d->bq && queue_wait_begin(d->bq, d->qnames, w->nqueues,
+					      d->idle_us / 1000 + 1, &e) == 0)
+			d->waiting = 1;
+	} else if (!want && d->waiting) {
+		queue_wait_cancel(d->bq);
+		d->waiting = 0;
+	}
+	pfd[0].fd = w->wake_fd;
+	pfd[0].events = POLLIN;
+	nfd = 1;
+	if (d->waiting) {
+		pfd[1].fd = queue_fd(d->bq);
+		pfd[1].events = POLLIN;
+		nfd = 2;
+	}
+	if (poll(pfd, (nfds_t)nfd, (int)((timeout_us + 999) / 1000)) > 0) {
+		if (pfd[0].revents) {
+			uint64_t v;
+
+			if (read(w->wake_fd, &v, sizeof(v)) < 0) {
+				/* nothing pending: fine */
+			}
+			pthread_mutex_lock(&w->mu);
+			w->notified = 0;
+			pthread_mutex_unlock(&w->mu);
+		}
+		if (nfd == 2 && pfd[1].revents) {
+			struct err e;
+			int r = queue_wait_poll(d->bq, &e);
+
+			if (r != 2) {
+				d->waiting = 0;
+				d->look = 1; /* a marker, or the wait ran out */
+			}
+			if (r < 0) {
+				/* An error reply (ACL, CROSSSLOT on a cluster with
+				 * several queues) must not become a hot loop. */
+				log_warn("waiting for work failed", "error", e.msg);
+				queue_free(d->bq);
+				d->bq = NULL;
+				d->bq_backoff = d->bq_backoff ? d->bq_backoff * 2 : 500000;
+				if (d->bq_backoff > 5000000)
+					d->bq_backoff = 5000000;
+				d->bq_retry_at = clock_mono_us() + d->bq_backoff;
+			} else if (r != 2) {
+				d->bq_backoff = 0;
+			}
+		}
+	}
+	if (d->next_due_ms && (d->next_due_ms - d->server_skew_ms) * 1000 <= clock_now_us())
+		d->look = 1; /* a delayed job or a lease came due */
+}
+
+/* Leaves the registry (unless retired already), frees the drain's state
+ * and publishes the summary; HTTP waiters are woken. */
+static void drain_finish(struct drain *d, const char *reason)
+{
+	struct worker *w = d->w;
+
+	if (d->waiting)
+		queue_wait_cancel(d->bq);
+	if (!d->retired)
+		do_retire(d, 1);
+	queue_free(d->q);
+	queue_free(d->bq);
+	free(d->jobs);
+	free(d->settle);
+	free(d->settled);
+	task_list_free(d->done);
+
+	pthread_mutex_lock(&w->mu);
+	w->cur.seconds = (double)(clock_mono_us() - d->t0) / 1e6;
 	w->cur.reason = reason;
 	w->summary = w->cur;
 	metrics_hist_observe(&w->m_drain_seconds, w->cur.seconds);
@@ -625,5 +656,37 @@ void *drain_main(void *arg)
 	w->last_activity_mono = clock_mono_us();
 	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
+}
+
+void *drain_main(void *arg)
+{
+	struct drain d;
+	struct drain_facts f;
+	enum drain_verdict v;
+
+	drain_init(&d, arg);
+	for (;;) {
+		drain_collect(&d);
+		if (d.abandon) {
+			/* Past the grace: not one more round trip. */
+			v = DRAIN_END_SHUTDOWN;
+			break;
+		}
+		if (drain_step(&d) > 0)
+			continue; /* more may be due right now */
+		drain_facts(&d, &f);
+		v = drain_decide(&f);
+		if (v == DRAIN_END_IDLE) {
+			if (drain_retire(&d, f.now_us))
+				break;
+			continue;
+		}
+		if (v != DRAIN_CONTINUE && v != DRAIN_HOLD)
+			break;
+		if (v == DRAIN_HOLD)
+			d.idle_since = f.now_us;
+		drain_sleep(&d, &f);
+	}
+	drain_finish(&d, drain_verdict_name(v));
 	return NULL;
 }

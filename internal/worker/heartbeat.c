@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define TICK_US 100000
 #define ABANDON_AFTER_US 10000000 /* past a job's timeout */
@@ -127,7 +126,6 @@ void *heartbeat_main(void *arg)
 	pthread_mutex_lock(&w->mu);
 	while (!w->hb_quit) {
 		int64_t now = clock_mono_us();
-		struct timespec ts;
 		size_t i;
 
 		for (i = 0; i < (size_t)w->cfg->concurrency; i++) {
@@ -152,13 +150,7 @@ void *heartbeat_main(void *arg)
 		} else if (!w->draining && !w->nrunning && !w->nready) {
 			next_renew = 0; /* renew at once when the next drain starts */
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += TICK_US * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&w->hb_cv, &w->mu, &ts);
+		clock_cond_wait_us(&w->hb_cv, &w->mu, TICK_US);
 	}
 	pthread_mutex_unlock(&w->mu);
 	queue_free(hq);

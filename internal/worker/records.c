@@ -195,7 +195,7 @@ struct records *records_new(const char *url, struct err *err)
 		return NULL;
 	}
 	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->cv, NULL);
+	clock_cond_init(&r->cv);
 	if (pthread_create(&r->thread, NULL, writer, r)) {
 		store_free(r->store);
 		free(r);
@@ -249,17 +249,8 @@ void records_flush(struct records *r, double max_s)
 	if (!r)
 		return;
 	pthread_mutex_lock(&r->mu);
-	while ((r->n || r->busy) && clock_mono_us() < until) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 20000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-	}
+	while ((r->n || r->busy) && clock_mono_us() < until)
+		clock_cond_wait_us(&r->cv, &r->mu, 20000);
 	pthread_mutex_unlock(&r->mu);
 }
 

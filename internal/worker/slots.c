@@ -22,16 +22,6 @@ struct slot_arg {
 	size_t index;
 };
 
-void task_free(struct task *t)
-{
-	if (!t)
-		return;
-	queue_job_release(&t->job);
-	free(t->result);
-	free(t->error);
-	free(t);
-}
-
 /* Progress from a handler: coalesced on the task, published by the drain
  * thread at most every PROGRESS_EVERY_US per job. */
 #define PROGRESS_EVERY_US 250000
@@ -157,12 +147,7 @@ static void *slot_main(void *arg)
 			pthread_cond_wait(&w->slot_cv, &w->mu);
 		if (w->quit_slots)
 			break;
-		t = w->ready;
-		w->ready = t->next;
-		if (!w->ready)
-			w->ready_tail = NULL;
-		w->nready--;
-		t->next = NULL;
+		t = tasks_pop_ready(w);
 		if (t->reason == STOP_LOST) {
 			task_free(t);
 			continue;
@@ -198,12 +183,7 @@ static void *slot_main(void *arg)
 			atomic_fetch_add(&w->m_lost, 1);
 			task_free(t);
 		} else {
-			if (w->done_tail)
-				w->done_tail->next = t;
-			else
-				w->done = t;
-			w->done_tail = t;
-			w->ndone++;
+			tasks_push_done(w, t);
 		}
 		if (w->nready <= (size_t)w->prefetch / 2 || w->ndone >= (size_t)w->cfg->batch ||
 		    w->stopping)
@@ -226,8 +206,9 @@ int slots_start(struct worker *w)
 		sa->index = i;
 		if (pthread_create(&w->slot_threads[i], NULL, slot_main, sa)) {
 			free(sa);
-			return -1;
+			return -1; /* slots_stop joins the ones started */
 		}
+		w->nslots++;
 	}
 	return 0;
 }
@@ -240,10 +221,11 @@ void slots_stop(struct worker *w)
 	w->quit_slots = 1;
 	pthread_cond_broadcast(&w->slot_cv);
 	pthread_mutex_unlock(&w->mu);
-	for (i = 0; i < (size_t)w->cfg->concurrency; i++)
+	for (i = 0; i < w->nslots; i++)
 		pthread_join(w->slot_threads[i], NULL);
 	free(w->slot_threads);
 	free(w->running);
 	w->slot_threads = NULL;
 	w->running = NULL;
+	w->nslots = 0;
 }

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 static int split_queues(struct worker *w, const char *list, struct err *err)
@@ -56,15 +55,52 @@ static void make_id(struct worker *w)
 	snprintf(w->id, sizeof(w->id), "%s-%d-%04x", host, (int)getpid(), rnd);
 }
 
+/* Joins every thread started and frees everything: on a worker that
+ * failed half-way through worker_start, or that worker_free found idle
+ * (no drain running, no job held, HTTP stopped). */
+static void destroy(struct worker *w)
+{
+	size_t i;
+
+	if (w->hb_started) {
+		pthread_mutex_lock(&w->mu);
+		w->hb_quit = 1;
+		pthread_cond_broadcast(&w->hb_cv);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->hb_thread, NULL);
+	}
+	if (w->drain_joinable)
+		pthread_join(w->drain_thread, NULL);
+	slots_stop(w);
+	records_free(w->rec);
+	task_list_free(w->ready);
+	task_list_free(w->done); /* left past the grace: their leases expire */
+	queue_free(w->sq);
+	for (i = 0; i < w->nqueues; i++)
+		free(w->queue_names[i]);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	pthread_cond_destroy(&w->hb_cv);
+	pthread_cond_destroy(&w->slot_cv);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->sq_mu);
+	pthread_mutex_destroy(&w->mu);
+	queue_opts_release(&w->qopts);
+	free(w);
+}
+
 struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 {
 	struct worker *w = xcalloc(1, sizeof(*w));
 	struct httpd_opts ho;
-	pthread_condattr_t ca;
-	size_t i;
 
 	w->cfg = cfg;
 	w->wake_fd = -1;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_mutex_init(&w->sq_mu, NULL);
+	clock_cond_init(&w->cv);
+	pthread_cond_init(&w->slot_cv, NULL); /* waited without a timeout */
+	clock_cond_init(&w->hb_cv);
 	if (split_queues(w, cfg->queues, err) < 0)
 		goto fail;
 	if (queue_opts_init(&w->qopts, cfg->redis_url, err) < 0) {
@@ -91,13 +127,6 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 		w->hb_interval_ms = 50;
 	w->worker_ttl_ms = 3 * w->hb_interval_ms;
 	queue_limits.result_ttl_s = cfg->result_ttl;
-	pthread_mutex_init(&w->mu, NULL);
-	pthread_mutex_init(&w->sq_mu, NULL);
-	pthread_cond_init(&w->cv, NULL);
-	pthread_cond_init(&w->slot_cv, NULL);
-	pthread_condattr_init(&ca);
-	pthread_cond_init(&w->hb_cv, &ca);
-	pthread_condattr_destroy(&ca);
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->wake_fd < 0) {
 		err_set(err, ERR_INTERNAL, "cannot create eventfd");
@@ -112,6 +141,7 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 		err_set(err, ERR_INTERNAL, "cannot start the heartbeat thread");
 		goto fail;
 	}
+	w->hb_started = 1;
 	if (cfg->once) {
 		uint64_t gen;
 
@@ -120,6 +150,7 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 		w->draining = 1;
 		gen = w->drain_gen;
 		if (pthread_create(&w->drain_thread, NULL, drain_main, w)) {
+			w->draining = 0;
 			pthread_mutex_unlock(&w->mu);
 			err_set(err, ERR_INTERNAL, "cannot start the drain thread");
 			goto fail;
@@ -142,13 +173,7 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 		goto fail;
 	return w;
 fail:
-	records_free(w->rec);
-	queue_opts_release(&w->qopts);
-	for (i = 0; i < w->nqueues; i++)
-		free(w->queue_names[i]);
-	if (w->wake_fd >= 0)
-		close(w->wake_fd);
-	free(w);
+	destroy(w); /* the threads started are idle: joined at once */
 	return NULL;
 }
 
@@ -176,16 +201,7 @@ int worker_idle_exit_due(struct worker *w)
 
 static void timed_wait(struct worker *w, int64_t us)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(us / 1000000);
-	ts.tv_nsec += (long)(us % 1000000) * 1000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+	clock_cond_wait_us(&w->cv, &w->mu, us);
 }
 
 void worker_shutdown(struct worker *w)
@@ -232,12 +248,7 @@ void worker_shutdown(struct worker *w)
 		copy->outcome = QUEUE_REQUEUE;
 		t->settled_early = 1;
 		w->nearly++;
-		if (w->done_tail)
-			w->done_tail->next = copy;
-		else
-			w->done = copy;
-		w->done_tail = copy;
-		w->ndone++;
+		tasks_push_done(w, copy);
 	}
 	worker_notify(w);
 	while (w->draining && clock_mono_us() - t0 < grace)
@@ -263,7 +274,6 @@ void worker_shutdown(struct worker *w)
 
 void worker_free(struct worker *w)
 {
-	size_t i;
 	int stuck;
 
 	if (!w)
@@ -291,23 +301,5 @@ void worker_free(struct worker *w)
 	if (stuck)
 		return; /* a handler ignores cancel: the process exits around it */
 	records_flush(w->rec, 2);
-	records_free(w->rec);
-	pthread_join(w->hb_thread, NULL);
-	if (w->drain_joinable)
-		pthread_join(w->drain_thread, NULL);
-	slots_stop(w);
-	while (w->ready) {
-		struct task *t = w->ready;
-
-		w->ready = t->next;
-		task_free(t);
-	}
-	pthread_mutex_lock(&w->sq_mu);
-	queue_free(w->sq);
-	pthread_mutex_unlock(&w->sq_mu);
-	for (i = 0; i < w->nqueues; i++)
-		free(w->queue_names[i]);
-	close(w->wake_fd);
-	queue_opts_release(&w->qopts);
-	free(w);
+	destroy(w);
 }

@@ -2,7 +2,8 @@
  *
  * One mutex (mu) guards everything below it in struct worker. The drain
  * thread is the only user of `q`/`bq`; the heartbeat thread the only user
- * of `hq`; HTTP threads share `sq` under sq_mu.
+ * of `hq`; HTTP threads share `sq` under sq_mu. docs/WORKER.md describes
+ * the threads, the locks, the task lists and when a drain ends.
  */
 #ifndef WAKEQ_WORKER_INT_H
 #define WAKEQ_WORKER_INT_H
@@ -105,7 +106,9 @@ struct worker {
 	int prefetch;            /* extra jobs to hold beyond free slots */
 	double ewma_job_s;       /* recent job duration */
 	pthread_t *slot_threads;
+	size_t nslots;           /* slot threads started (joined on free) */
 	pthread_t hb_thread;
+	int hb_started;
 	int hb_quit;
 	pthread_cond_t hb_cv;
 
@@ -116,9 +119,72 @@ struct worker {
 	struct metrics_hist m_drain_seconds;
 };
 
+/* tasks.c: the task lists (see the top of tasks.c). Every function
+ * that takes a worker is called with w->mu held and does not block. */
+
+/* Wakes the drain thread (at most one pending wake-up on wake_fd). */
+void worker_notify(struct worker *w);
+
+/* A task for a taken job; takes ownership of job's contents. */
+struct task *task_new(const struct queue_job *job, int qi);
+/* Frees a task and its job. Accepts NULL. */
+void task_free(struct task *t);
+/* Frees every task of a list linked through next. */
+void task_list_free(struct task *list);
+size_t task_list_len(const struct task *list);
+/* Appends the list `more` to the end of *list. */
+void task_list_append(struct task **list, struct task *more);
+
+/* Appends t to w->ready (the caller signals slot_cv). */
+void tasks_push_ready(struct worker *w, struct task *t);
+/* Unlinks and returns the oldest ready task, or NULL. */
+struct task *tasks_pop_ready(struct worker *w);
+/* At shutdown: moves every ready task onto *list as QUEUE_REQUEUE
+ * (not started, so re-queued at once without counting the attempt). */
+void tasks_requeue_ready(struct worker *w, struct task **list);
+/* Appends a finished task to w->done for the drain to settle. */
+void tasks_push_done(struct worker *w, struct task *t);
+/* Detaches and returns all of w->done (oldest first); the caller owns it. */
+struct task *tasks_take_done(struct worker *w);
+
 /* drain.c */
+
+/* The drain thread (w->draining set by whoever starts it). */
 void *drain_main(void *arg);
-void worker_notify(struct worker *w); /* wake the drain thread (mu held) */
+
+/* A drain's end condition, as a pure function of what the drain thread
+ * saw at one moment; unit-tested in tests/unit/worker. */
+#define DRAIN_WAKE_MAX_OVERRUN_US 60000000 /* past WAKE_MAX, jobs held */
+
+struct drain_facts {
+	int stopping;            /* SIGTERM received */
+	int abandon;             /* past SHUTDOWN_GRACE: give up at once */
+	int64_t now_us;          /* monotonic */
+	int64_t wake_max_at;     /* monotonic: the drain's start + WAKE_MAX */
+	int64_t idle_since;      /* monotonic: last sign of work */
+	int64_t idle_us;         /* IDLE_TIMEOUT */
+	int64_t due_in_us;       /* until the next delayed job; INT64_MAX none */
+	size_t busy;             /* tasks ready or running */
+	size_t nearly;           /* of the running, re-queued early at shutdown */
+	size_t unsettled;        /* finished tasks not settled in Redis yet */
+};
+
+enum drain_verdict {
+	DRAIN_CONTINUE,
+	DRAIN_HOLD,              /* idle, but a job is due inside IDLE_TIMEOUT:
+				  * restart the idle clock and wait for it */
+	DRAIN_END_IDLE,          /* idle for IDLE_TIMEOUT: retire, then end
+				  * (unless a /wake came meanwhile) */
+	DRAIN_END_WAKE_MAX,      /* past WAKE_MAX with nothing held */
+	DRAIN_END_SHUTDOWN       /* SIGTERM with nothing held, or past grace */
+};
+
+/* Whether the drain should end now, and why. Pure: reads only f. */
+enum drain_verdict drain_decide(const struct drain_facts *f);
+
+/* "idle", "wake_max", "shutdown" (the summary's reason); "running" for
+ * the others. A static string. */
+const char *drain_verdict_name(enum drain_verdict v);
 
 /* slots.c */
 int slots_start(struct worker *w);
@@ -130,7 +196,5 @@ void *heartbeat_main(void *arg);
 /* http.c */
 struct httpd_request;
 void worker_http(struct httpd_request *req, void *ctx);
-
-void task_free(struct task *t);
 
 #endif

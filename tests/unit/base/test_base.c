@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -164,6 +166,32 @@ static void test_err(void **state)
 	assert_int_equal(err_set(NULL, ERR_IO, "x"), -1);
 }
 
+/* Timed waits run on CLOCK_MONOTONIC from end to end: a condvar on the
+ * default (wall) clock with a monotonic deadline would return at once,
+ * the deadline being decades in the past. */
+static void test_cond_wait(void **state)
+{
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv;
+	int64_t t0, el;
+
+	(void)state;
+	clock_cond_init(&cv);
+	pthread_mutex_lock(&mu);
+	t0 = clock_mono_us();
+	while (clock_cond_wait_us(&cv, &mu, 30000) != ETIMEDOUT)
+		;
+	el = clock_mono_us() - t0;
+	assert_true(el >= 30000);
+	assert_true(el < 1000000);
+	t0 = clock_mono_us();
+	assert_int_equal(clock_cond_wait_us(&cv, &mu, 0), ETIMEDOUT);
+	assert_int_equal(clock_cond_wait_us(&cv, &mu, -5), ETIMEDOUT);
+	assert_true(clock_mono_us() - t0 < 1000000);
+	pthread_mutex_unlock(&mu);
+	pthread_cond_destroy(&cv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -175,6 +203,7 @@ int main(void)
 		cmocka_unit_test(test_uuid7_fork),
 		cmocka_unit_test(test_rfc3339),
 		cmocka_unit_test(test_err),
+		cmocka_unit_test(test_cond_wait),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,154 @@
+/* Unit tests of drain_decide (internal/worker/drain.c): when a drain
+ * ends, and why, from one snapshot of what the drain thread saw. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "worker/worker_int.h"
+
+#define S 1000000 /* µs */
+
+/* A drain 10 s into a 60 s WAKE_MAX with IDLE_TIMEOUT 2 s, working. */
+static struct drain_facts base(void)
+{
+	struct drain_facts f;
+
+	memset(&f, 0, sizeof(f));
+	f.now_us = 100 * S;
+	f.wake_max_at = 150 * S;
+	f.idle_since = 100 * S;
+	f.idle_us = 2 * S;
+	f.due_in_us = INT64_MAX;
+	return f;
+}
+
+static void test_working(void **state)
+{
+	struct drain_facts f = base();
+
+	(void)state;
+	f.busy = 3;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	f.busy = 0;
+	f.unsettled = 2;
+	f.idle_since = 0; /* long idle, but finished tasks wait to be settled */
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+}
+
+static void test_idle(void **state)
+{
+	struct drain_facts f = base();
+
+	(void)state;
+	f.idle_since = f.now_us - 2 * S + 1;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	f.idle_since = f.now_us - 2 * S;
+	assert_int_equal(drain_decide(&f), DRAIN_END_IDLE);
+	assert_string_equal(drain_verdict_name(DRAIN_END_IDLE), "idle");
+	/* A delayed job due inside the idle window: wait for it here. */
+	f.due_in_us = 2 * S - 1;
+	assert_int_equal(drain_decide(&f), DRAIN_HOLD);
+	f.due_in_us = 2 * S;
+	assert_int_equal(drain_decide(&f), DRAIN_END_IDLE);
+	/* Jobs held keep the drain: never idle with work in hand. */
+	f.busy = 1;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	f.busy = 0;
+	f.unsettled = 1;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+}
+
+static void test_shutdown(void **state)
+{
+	struct drain_facts f = base();
+
+	(void)state;
+	f.stopping = 1;
+	f.busy = 4;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	/* Every running job re-queued early by the shutdown: done. */
+	f.nearly = 4;
+	assert_int_equal(drain_decide(&f), DRAIN_END_SHUTDOWN);
+	assert_string_equal(drain_verdict_name(DRAIN_END_SHUTDOWN), "shutdown");
+	f.nearly = 3;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	/* Nothing running, but finished tasks not settled yet: the jobs
+	 * would stay `active` in Redis until their leases ran out. */
+	f.busy = f.nearly = 0;
+	f.unsettled = 1;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	f.unsettled = 0;
+	assert_int_equal(drain_decide(&f), DRAIN_END_SHUTDOWN);
+	/* SIGTERM never ends idle, even after IDLE_TIMEOUT. */
+	f.busy = 1;
+	f.idle_since = 0;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+}
+
+static void test_abandon(void **state)
+{
+	struct drain_facts f = base();
+
+	(void)state;
+	/* Past the grace nothing is waited for any more. */
+	f.stopping = f.abandon = 1;
+	f.busy = 4;
+	f.unsettled = 9;
+	assert_int_equal(drain_decide(&f), DRAIN_END_SHUTDOWN);
+}
+
+static void test_wake_max(void **state)
+{
+	struct drain_facts f = base();
+
+	(void)state;
+	f.now_us = f.idle_since = f.wake_max_at - 1;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	/* Ends at WAKE_MAX even inside IDLE_TIMEOUT. */
+	f.now_us = f.wake_max_at;
+	assert_int_equal(drain_decide(&f), DRAIN_END_WAKE_MAX);
+	assert_string_equal(drain_verdict_name(DRAIN_END_WAKE_MAX), "wake_max");
+	/* Past the deadline the running jobs finish and are settled first. */
+	f.busy = 2;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	f.busy = 0;
+	f.unsettled = 1;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	/* ...for at most a minute (Redis gone): then the leases expire. */
+	f.now_us = f.wake_max_at + DRAIN_WAKE_MAX_OVERRUN_US;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	f.now_us++;
+	assert_int_equal(drain_decide(&f), DRAIN_END_WAKE_MAX);
+	f.unsettled = 0;
+	f.busy = 2;
+	assert_int_equal(drain_decide(&f), DRAIN_END_WAKE_MAX);
+	/* A SIGTERM past WAKE_MAX ends as a shutdown, within its grace. */
+	f.stopping = 1;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	f.busy = 0;
+	assert_int_equal(drain_decide(&f), DRAIN_END_SHUTDOWN);
+}
+
+static void test_names(void **state)
+{
+	(void)state;
+	assert_string_equal(drain_verdict_name(DRAIN_CONTINUE), "running");
+	assert_string_equal(drain_verdict_name(DRAIN_HOLD), "running");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_working),
+		cmocka_unit_test(test_idle),
+		cmocka_unit_test(test_shutdown),
+		cmocka_unit_test(test_abandon),
+		cmocka_unit_test(test_wake_max),
+		cmocka_unit_test(test_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
