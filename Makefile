@@ -54,7 +54,7 @@ CPPFLAGS += -DWAKEQ_HIREDIS_SSL
 endif
 
 # Which modules each binary links (modules with no sources yet are skipped).
-wakeq-worker_MODULES := base crypto log config job queue metrics httpd store fetch webhook worker
+wakeq-worker_MODULES := base crypto log config job queue metrics httpd store reconcile fetch webhook worker
 wakeq-api_MODULES := base crypto log config job queue metrics httpd wake store reconcile api
 wakeq_MODULES := base log config job queue wake store reconcile
 wakeq_PKGS := libcurl jansson

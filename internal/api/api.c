@@ -647,6 +647,11 @@ static void cancel_job(struct api *a, struct httpd_request *req, const char *id)
 		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
 		return;
 	}
+	/* with Postgres, the cancel also goes to the finals log, so it is
+	 * recorded even if the row update below fails */
+	for (i = 0; a->store && !atomic_load(&a->finals_on) && i < a->nqueues; i++)
+		if (queue_finals_enable(q, a->queues[i], NULL) == 0 && i + 1 == a->nqueues)
+			atomic_store(&a->finals_on, 1);
 	err_set(&e, ERR_NOTFOUND, "no job '%s'", id);
 	for (i = 0; i < a->nqueues; i++) {
 		rc = queue_cancel(q, a->queues[i], id, &e);

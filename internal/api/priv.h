@@ -18,6 +18,7 @@ struct api_intake;
 struct api {
 	struct api_config cfg;
 	struct job_defaults defaults; /* queue = queues[0], MAX_ATTEMPTS */
+	atomic_int finals_on;         /* finals logs enabled (with a store) */
 	char **queues;               /* served queues */
 	size_t nqueues;
 	char **tokens;               /* NULL-terminated; NULL when no_auth */

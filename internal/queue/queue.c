@@ -1037,6 +1037,136 @@ static int job_script(struct queue *q, enum script s, const char *queue,
 	return (int)res;
 }
 
+/* ---- the finals log ------------------------------------------------------- */
+
+int queue_finals_enable(struct queue *q, const char *queue, struct err *err)
+{
+	char key[PREFIX_MAX + 16];
+	struct args a;
+	redisReply *r;
+
+	if (queue_name_check(queue, err) < 0)
+		return -1;
+	snprintf(key, sizeof(key), "wakeq:{%s}:record", queue);
+	args_init(&a);
+	args_add(&a, "SET");
+	args_add(&a, key);
+	args_add(&a, "1");
+	r = command(q, &a, err);
+	args_release(&a);
+	if (!r)
+		return -1;
+	freeReplyObject(r);
+	return 0;
+}
+
+/* One stream entry [id, [field, value, ...]] into *out; 0, or -1 when the
+ * entry is not readable. */
+static int final_of(const redisReply *e, const char *queue, struct job_info *out,
+		    char id[QUEUE_FINAL_ID_MAX])
+{
+	const char *f[16], *v[16];
+	const char *job_id = NULL;
+	const redisReply *kv;
+	size_t i, n = 0;
+
+	if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+	    e->element[0]->type != REDIS_REPLY_STRING ||
+	    e->element[0]->len >= QUEUE_FINAL_ID_MAX ||
+	    e->element[1]->type != REDIS_REPLY_ARRAY)
+		return -1;
+	memcpy(id, e->element[0]->str, e->element[0]->len + 1);
+	kv = e->element[1];
+	for (i = 0; i + 1 < kv->elements && n < 16; i += 2) {
+		if (kv->element[i]->type != REDIS_REPLY_STRING ||
+		    kv->element[i + 1]->type != REDIS_REPLY_STRING)
+			continue;
+		if (!strcmp(kv->element[i]->str, "id")) {
+			job_id = kv->element[i + 1]->str;
+			continue;
+		}
+		f[n] = kv->element[i]->str;
+		v[n++] = kv->element[i + 1]->str;
+	}
+	if (!job_id || !uuid_valid(job_id))
+		return -1;
+	job_info_from_hash(out, job_id, queue, f, v, n);
+	return 0;
+}
+
+int queue_finals_read(struct queue *q, const char *queue, struct job_info *out,
+		      char (*ids)[QUEUE_FINAL_ID_MAX], size_t max,
+		      struct err *err)
+{
+	char key[PREFIX_MAX + 16], count[24];
+	struct args a;
+	redisReply *r;
+	size_t i, n = 0;
+
+	if (queue_name_check(queue, err) < 0)
+		return -1;
+	snprintf(key, sizeof(key), "wakeq:{%s}:finals", queue);
+	snprintf(count, sizeof(count), "%zu", max);
+	args_init(&a);
+	args_add(&a, "XRANGE");
+	args_add(&a, key);
+	args_add(&a, "-");
+	args_add(&a, "+");
+	args_add(&a, "COUNT");
+	args_add(&a, count);
+	r = command(q, &a, err);
+	args_release(&a);
+	if (!r)
+		return -1;
+	if (r->type != REDIS_REPLY_ARRAY) {
+		freeReplyObject(r);
+		return bad_reply(err, "XRANGE");
+	}
+	for (i = 0; i < r->elements && n < max; i++) {
+		/* an entry that cannot be read is acknowledged as it is: it
+		 * would block the log for ever otherwise */
+		if (final_of(r->element[i], queue, &out[n], ids[n]) < 0) {
+			memset(&out[n], 0, sizeof(out[n]));
+			if (r->element[i]->type == REDIS_REPLY_ARRAY && r->element[i]->elements &&
+			    r->element[i]->element[0]->type == REDIS_REPLY_STRING &&
+			    r->element[i]->element[0]->len < QUEUE_FINAL_ID_MAX)
+				memcpy(ids[n], r->element[i]->element[0]->str,
+				       r->element[i]->element[0]->len + 1);
+			else
+				continue;
+		}
+		n++;
+	}
+	freeReplyObject(r);
+	return (int)n;
+}
+
+int queue_finals_ack(struct queue *q, const char *queue,
+		     char (*ids)[QUEUE_FINAL_ID_MAX], size_t n, struct err *err)
+{
+	char key[PREFIX_MAX + 16];
+	struct args a;
+	redisReply *r;
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	if (queue_name_check(queue, err) < 0)
+		return -1;
+	snprintf(key, sizeof(key), "wakeq:{%s}:finals", queue);
+	args_init(&a);
+	args_add(&a, "XDEL");
+	args_add(&a, key);
+	for (i = 0; i < n; i++)
+		args_add(&a, ids[i]);
+	r = command(q, &a, err);
+	args_release(&a);
+	if (!r)
+		return -1;
+	freeReplyObject(r);
+	return 0;
+}
+
 int queue_cancel(struct queue *q, const char *queue, const char *id,
 		 struct err *err)
 {

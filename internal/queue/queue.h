@@ -255,6 +255,32 @@ int queue_retire(struct queue *q, const char *queue, const char *worker,
 /* Number of live workers on `queue`. Returns the count or -1. */
 int queue_live_workers(struct queue *q, const char *queue, struct err *err);
 
+/* ---- the finals log -------------------------------------------------------
+ * While a queue is marked as recorded, every job that ends (done, failed,
+ * cancelled) is also appended, in the script that ends it, to the stream
+ * `wakeq:{Q}:finals`, where it stays until a consumer that wrote it to
+ * Postgres deletes it (reconcile_finals). A crash between Redis and
+ * Postgres therefore loses no completion (docs/STORE.md). */
+
+#define QUEUE_FINAL_ID_MAX 48  /* a stream entry id, NUL included */
+
+/* Marks `queue` as recorded in Postgres (idempotent; processes with
+ * DATABASE_URL call it at start). Returns 0 or -1. */
+int queue_finals_enable(struct queue *q, const char *queue, struct err *err);
+
+/* Reads up to `max` of the oldest finals of `queue` into out[] (id,
+ * queue, status, attempts, started_at, finished_at, result, error are set;
+ * release each) and their entry ids into ids[]. Returns how many (0 when
+ * the log is empty) or -1 with err. */
+int queue_finals_read(struct queue *q, const char *queue, struct job_info *out,
+		      char (*ids)[QUEUE_FINAL_ID_MAX], size_t max,
+		      struct err *err);
+
+/* Deletes `n` entries read with queue_finals_read, once recorded.
+ * Returns 0 or -1. */
+int queue_finals_ack(struct queue *q, const char *queue,
+		     char (*ids)[QUEUE_FINAL_ID_MAX], size_t n, struct err *err);
+
 /* ---- waiting for work --------------------------------------------------- */
 
 /* Starts a blocking wait (BLPOP on the wake markers of `queues`) for up to

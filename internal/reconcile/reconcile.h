@@ -1,8 +1,10 @@
 /* reconcile.h - keeping Postgres and Redis in step.
  *
  * Redis is the truth for a live job, Postgres the durable record. A pass
- * pages through the rows that are not final in Postgres and looks each one
- * up in Redis: a job missing from Redis is enqueued again under its own id
+ * first copies the finals log of each queue it meets into Postgres (so a
+ * job whose completion Redis recorded is never mistaken for a lost one,
+ * even after its hash was evicted), then pages through the rows that are
+ * not final in Postgres and looks each one up in Redis: a job missing from Redis is enqueued again under its own id
  * (a flush or a failover without persistence loses nothing); a job that
  * Redis holds as done, failed or cancelled has its final state copied to
  * the row (it finished while Postgres was down). Used by `wakeq
@@ -24,6 +26,16 @@ struct reconcile_stats {
 	int64_t finals;       /* final states copied from Redis to Postgres */
 	int64_t errors;       /* rows that could not be handled this pass */
 };
+
+/* Copies the finals log of `queue` (queue.h "the finals log": completions
+ * Redis recorded but Postgres may not have yet) into Postgres, a batch at
+ * a time, deleting each batch from the log once written, until the log
+ * is empty. Adds the number of rows changed to *applied (may be NULL).
+ * Returns 0, or -1 with err when Redis or Postgres failed (what was
+ * written stays written; the rest waits in the log). Blocks for the round
+ * trips. */
+int reconcile_finals(struct queue *q, struct store *s, const char *queue,
+		     int64_t *applied, struct err *err);
 
 /* One pass over every row still queued, scheduled, retrying or active in
  * Postgres and at least min_age_s old (0 = 10; younger rows may still

@@ -1,15 +1,25 @@
 /* records.c - keeps the Postgres job rows in step with what the worker
  * does (started, progress milestones, final state), when DATABASE_URL is
- * set. Writes happen on a thread of their own from an in-memory queue, so
- * a slow or stopped Postgres never slows or stops the drain: events wait
- * and are retried with backoff; past RECORDS_MAX waiting events the oldest
- * are dropped (reconcile copies final states from Redis later).
+ * set. Writes happen on a thread of their own, so a slow or stopped
+ * Postgres never slows or stops the drain.
+ *
+ * Two sources. Started, progress, retrying and re-queued come from an
+ * in-memory queue: they wait and are retried with backoff, and past
+ * RECORDS_MAX waiting events the oldest are dropped (they are not final:
+ * the next event or reconcile corrects the row). Final states come from
+ * each queue's finals log in Redis, written by the same script that ended
+ * the job: a FINAL event only says "the log has news"; the thread copies
+ * the log into Postgres and deletes what it wrote (reconcile_finals). A
+ * SIGKILL or a Postgres outage longer than this process loses no final
+ * state. Until the log is known to be on (queue_finals_enable succeeded),
+ * a FINAL event is also written from memory.
  */
 #include "worker/records.h"
 
 #include "base/clock.h"
 #include "base/mem.h"
 #include "log/log.h"
+#include "reconcile/reconcile.h"
 #include "store/store.h"
 
 #include <pthread.h>
@@ -33,6 +43,12 @@ struct event {
 
 struct records {
 	struct store *store;
+	const struct queue_opts *qopts;
+	char *const *queues;
+	size_t nqueues;
+	struct queue *q;   /* the writer's own connection (lazy) */
+	int log_on;        /* finals logs enabled on every queue */
+	int pump;          /* guarded by mu: the finals logs have news */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct event *ev;
@@ -100,6 +116,8 @@ static int write_batch(struct records *r, struct event *ev, size_t n, struct err
 				rc = -1;
 			break;
 		case RECORDS_FINAL:
+			if (r->log_on)
+				break; /* from the log, see pump() */
 			snprintf(finals[nf].id, sizeof(finals[nf].id), "%s", e->id);
 			finals[nf].status = e->status;
 			finals[nf].result = (char *)e->result;
@@ -117,6 +135,33 @@ static int write_batch(struct records *r, struct event *ev, size_t n, struct err
 	return rc;
 }
 
+/* Connects and turns the finals logs on (once). */
+static int log_ready(struct records *r, struct err *err)
+{
+	size_t i;
+
+	if (!r->q && !(r->q = queue_connect(r->qopts, err)))
+		return -1;
+	for (i = 0; !r->log_on && i < r->nqueues; i++)
+		if (queue_finals_enable(r->q, r->queues[i], err) < 0)
+			return -1;
+	r->log_on = 1;
+	return 0;
+}
+
+/* Copies every queue's finals log into Postgres. Returns 0 or -1. */
+static int pump(struct records *r, struct err *err)
+{
+	size_t i;
+
+	if (log_ready(r, err) < 0)
+		return -1;
+	for (i = 0; i < r->nqueues; i++)
+		if (reconcile_finals(r->q, r->store, r->queues[i], NULL, err) < 0)
+			return -1;
+	return 0;
+}
+
 static void *writer(void *arg)
 {
 	struct records *r = arg;
@@ -128,8 +173,32 @@ static void *writer(void *arg)
 		size_t n;
 		struct err e;
 
-		while (!r->n && !r->quit)
+		while (!r->n && !r->pump && !r->quit)
 			pthread_cond_wait(&r->cv, &r->mu);
+		if (!r->n && r->pump && !r->quit) {
+			r->pump = 0;
+			r->busy = 1;
+			pthread_mutex_unlock(&r->mu);
+			if (pump(r, &e) < 0) {
+				log_warn("final states not copied to postgres yet, will retry",
+					 "error", e.msg);
+				pthread_mutex_lock(&r->mu);
+				r->pump = !r->quit;
+				r->busy = 0;
+				pthread_cond_broadcast(&r->cv);
+				pthread_mutex_unlock(&r->mu);
+				clock_sleep_us(backoff);
+				backoff = backoff * 2 > 5000000 ? 5000000 : backoff * 2;
+			} else {
+				backoff = 100000;
+				pthread_mutex_lock(&r->mu);
+				r->busy = 0;
+				pthread_cond_broadcast(&r->cv);
+				pthread_mutex_unlock(&r->mu);
+			}
+			pthread_mutex_lock(&r->mu);
+			continue;
+		}
 		if (!r->n)
 			break;
 		n = r->n < RECORDS_BATCH ? r->n : RECORDS_BATCH;
@@ -182,13 +251,19 @@ static void *writer(void *arg)
 	return NULL;
 }
 
-struct records *records_new(const char *url, struct err *err)
+struct records *records_new(const char *url, const struct queue_opts *qopts,
+			    char *const *queues, size_t n, struct err *err)
 {
 	struct records *r;
 
 	if (!url || !*url)
 		return NULL;
 	r = xcalloc(1, sizeof(*r));
+	r->qopts = qopts;
+	r->queues = queues;
+	r->nqueues = n;
+	/* a log written while this process was away is copied at start */
+	r->pump = 1;
 	r->store = store_open(url, 2, err);
 	if (!r->store) {
 		free(r);
@@ -214,6 +289,8 @@ void records_add(struct records *r, enum records_kind kind, const char *id,
 	if (!r)
 		return;
 	pthread_mutex_lock(&r->mu);
+	if (kind == RECORDS_FINAL)
+		r->pump = 1;
 	if (r->n == RECORDS_MAX) {
 		/* Postgres has been away long: drop (reconcile copies final
 		 * states from Redis later), at O(1) under the caller's locks. */
@@ -268,6 +345,7 @@ void records_free(struct records *r)
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
 	pthread_join(r->thread, NULL);
+	queue_free(r->q);
 	store_free(r->store);
 	free(r->ev);
 	free(r);

@@ -5,6 +5,7 @@
 #define WAKEQ_WORKER_RECORDS_H
 
 #include "base/err.h"
+#include "queue/queue.h"
 #include "store/store.h"
 
 enum records_kind {
@@ -18,8 +19,12 @@ enum records_kind {
 struct records;
 
 /* NULL (and err untouched) when url is empty; NULL with err on a bad URL.
- * Does not connect: Postgres may be down at start. */
-struct records *records_new(const char *url, struct err *err);
+ * Does not connect: Postgres and Redis may be down at start. `qopts` and
+ * `queues` (n of them) are borrowed for the life of the records: final
+ * states are copied from each queue's finals log (queue.h) and deleted
+ * from it once written, so a crash of this process loses none. */
+struct records *records_new(const char *url, const struct queue_opts *qopts,
+			    char *const *queues, size_t n, struct err *err);
 
 /* Queues an event; copies the strings. `status` is the row's new status
  * (for RECORDS_FINAL: done, failed or cancelled; the other kinds imply
@@ -28,7 +33,7 @@ void records_add(struct records *r, enum records_kind kind, const char *id,
 		 int attempt, double progress, const char *stage,
 		 const char *result, const char *error, enum job_status status);
 
-/* Waits up to max_s for the queue to drain. */
+/* Waits up to max_s for the queue (and the finals log) to drain. */
 void records_flush(struct records *r, double max_s);
 
 /* Stops the writer (drops what is left) and frees. Accepts NULL. */

@@ -109,7 +109,7 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 	}
 	make_id(w);
 	err_clear(err);
-	w->rec = records_new(cfg->database_url, err);
+	w->rec = records_new(cfg->database_url, &w->qopts, w->queue_names, w->nqueues, err);
 	if (!w->rec && err && err->code != ERR_OK) {
 		err_wrap(err, "bad DATABASE_URL");
 		goto fail;

@@ -58,6 +58,26 @@ local function publish(id, status, progress, stage)
     id .. '\t' .. status .. '\t' .. (progress or '') .. '\t' .. (stage or ''))
 end
 
+-- The finals log: while wakeq:{Q}:record exists (a process keeps Postgres
+-- records for this queue), every job that ends is appended to the stream
+-- wakeq:{Q}:finals in the same script, and stays there until a consumer
+-- has written it to Postgres and deleted the entry (reconcile_finals). So
+-- a completion Redis has seen is never lost by a crash of the process
+-- that would copy it, and the done cap may evict the hash safely.
+local recording = nil
+local function record_final(id, jk, status, result, err)
+  if recording == nil then
+    recording = redis.call('EXISTS', P .. 'record') == 1
+  end
+  if not recording then return end
+  local h = redis.call('HMGET', jk, 'attempts', 'started')
+  local f = { 'id', id, 'status', status, 'attempts', h[1] or '0',
+    'started', h[2] or '', 'finished', NOW_US_S }
+  if result then f[#f + 1] = 'result'; f[#f + 1] = result end
+  if err then f[#f + 1] = 'error'; f[#f + 1] = err end
+  redis.call('XADD', P .. 'finals', '*', unpack(f))
+end
+
 -- RFC 3339 UTC with microseconds from epoch microseconds (days-to-civil
 -- conversion on the proleptic Gregorian calendar).
 local function rfc3339(us)
@@ -124,6 +144,7 @@ local function finish_cancelled(id, jk, err, ttl_s, cb)
   redis.call('PEXPIRE', jk, ttl_s .. '000')
   redis.call('HINCRBY', P .. 'stats', 'cancelled', 1)
   publish(id, 'cancelled')
+  record_final(id, jk, 'cancelled', nil, err)
   return cb and webhook(id, jk, 'cancelled', nil, err) or false
 end
 
@@ -132,6 +153,7 @@ end
 local function bury(id, jk, err, dead_max, cb)
   redis.call('HSET', jk, 'status', 'failed', 'error', err, 'token', '',
     'finished', NOW_US)
+  record_final(id, jk, 'failed', nil, err)
   redis.call('ZADD', P .. 'dead', NOW, id)
   local n = redis.call('ZCARD', P .. 'dead')
   if n > dead_max then

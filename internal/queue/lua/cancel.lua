@@ -1,7 +1,7 @@
 -- cancel: ARGV id, result_ttl_s. Returns 0 cancelled now, 2 cancelled
 -- now and a callback delivery queued (someone must wake a worker for it),
 -- 1 cancel requested (active), -1 no such job, -2 already finished.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): job:ID, pending, delayed, stats; events; webhook: job:WID, pending, marker, seq.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): job:ID, pending, delayed, stats, record, finals; events; webhook: job:WID, pending, marker, seq.
 local id = ARGV[1]
 local jk = P .. 'job:' .. id
 local st = redis.call('HGET', jk, 'status')

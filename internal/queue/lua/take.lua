@@ -7,7 +7,7 @@
 -- letter a settle: o applied, f applied and final, s stale (refused).
 -- Layout rule: these offsets (1-based here) and the names in queue.c
 -- change together.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): job:ID, active, pending, delayed, done, dead, stats, seq, marker; events; webhook: job:WID.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): job:ID, active, pending, delayed, done, dead, stats, seq, marker, record, finals; events; webhook: job:WID.
 local TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_HEAD = 1, 2, 3, 4, 4
 local TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
   TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT, TAKE_JOB_CALLBACK,
@@ -43,6 +43,7 @@ for i = 0, nsettle - 1 do
       local res = ARGV[b + 3]
       redis.call('HSET', jk, 'status', 'done', 'result', res, 'token', '',
         'progress', '100', 'finished', NOW_US_S)
+      record_final(id, jk, 'done', res, nil)
       redis.call('PEXPIRE', jk, ttl .. '000')
       done[#done + 1] = NOW_S
       done[#done + 1] = id

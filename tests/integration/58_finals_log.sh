@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# 58_finals_log - a completion Redis recorded is never lost on its way to
+# Postgres, and reconcile never runs a finished job again: a job finishes
+# while Postgres is down (the worker cannot write its row and then goes
+# away), 10,000 later jobs push its hash out of the done cap, Postgres
+# comes back, and reconcile copies the final state from the queue's
+# finals log instead of enqueueing the job a second time.
+cd "$(dirname "$0")/../.."
+source tests/lib/servers.sh
+source tests/lib/tap.sh
+source tests/lib/wakeq.sh
+t_tmpdir
+start_redis
+start_postgres
+
+API_BIN=$BIN/wakeq-api
+TOKEN=tok-58
+H="Authorization: Bearer $TOKEN"
+CT="Content-Type: application/json"
+pg() { psql "$DATABASE_URL" -Atq -c "$1"; }
+
+API_PORT=$($FREEPORT)
+env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN DATABASE_URL="$DATABASE_URL" \
+	RECONCILE_INTERVAL=0 RECONCILE_MIN_AGE=0.001 "$API_BIN" >>"$T/api.log" 2>&1 &
+API_PID=$!
+on_exit "kill_wait $API_PID"
+API=http://127.0.0.1:$API_PORT
+wait_until 10 curl -sf -o /dev/null "$API/healthz" || { diag "$T/api.log"; exit 1; }
+
+ID=$(curl -s -H "$H" -H "$CT" -d '{"type":"noop","payload":{"n":1}}' "$API/v1/jobs" | jq -r .id)
+expect_eq "row written as queued" queued "$(pg "select status from jobs where id = '$ID'")"
+
+# The job runs while Postgres is down: its row cannot be written, and the
+# worker exits with the write still in memory.
+stop_postgres
+DATABASE_URL=$DATABASE_URL IDLE_TIMEOUT=0.3 EXIT_ON_IDLE=1 wq drain >"$T/drain1.log" 2>&1
+expect_eq "the job is done in Redis" done "$(job_field "$ID" status)"
+expect_eq "its completion waits in the finals log" 1 "$(rcli xlen 'wakeq:{default}:finals')"
+
+# 10,000 later jobs: the done cap evicts the first job's hash.
+wq enqueue noop --count 10000 >/dev/null
+DATABASE_URL=$DATABASE_URL IDLE_TIMEOUT=0.3 EXIT_ON_IDLE=1 wq drain >"$T/drain2.log" 2>&1
+expect_eq "the finished job's hash was evicted" 0 "$(rcli exists "wakeq:{default}:job:$ID")"
+
+restart_postgres
+r=$(curl -s -H "$H" -X POST "$API/v1/reconcile")
+expect_eq "reconcile re-enqueues nothing" 0 "$(jq -r .requeued <<<"$r")"
+expect_eq "the row is final: done" done "$(pg "select status from jobs where id = '$ID'")"
+expect_eq "GET answers done from the record" done "$(curl -s -H "$H" "$API/v1/jobs/$ID" | jq -r .status)"
+expect_eq "the job was not queued again" 0 "$(rcli exists "wakeq:{default}:job:$ID")"
+expect_eq "the finals log is consumed" 0 "$(rcli xlen 'wakeq:{default}:finals')"
+
+# With Postgres up, a worker copies the log itself and empties it.
+ID2=$(curl -s -H "$H" -H "$CT" -d '{"type":"noop"}' "$API/v1/jobs" | jq -r .id)
+DATABASE_URL=$DATABASE_URL IDLE_TIMEOUT=0.3 EXIT_ON_IDLE=1 wq drain >"$T/drain3.log" 2>&1
+expect_eq "a worker records the final state" done "$(pg "select status from jobs where id = '$ID2'")"
+expect_eq "and leaves the log empty" 0 "$(rcli xlen 'wakeq:{default}:finals')"
+[ "$_t_failed" = 0 ] || { diag "$T/api.log"; diag "$T/drain1.log"; }
+exit 0
