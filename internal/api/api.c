@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1325,16 +1324,11 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 
 		memset(&wo, 0, sizeof(wo));
 		wo.url = cfg->wake_url;
-		if (cfg->wake_auth && !strcasecmp(cfg->wake_auth, "google")) {
-			wo.auth = WAKE_AUTH_GOOGLE;
-		} else if (cfg->wake_auth && *cfg->wake_auth && strcasecmp(cfg->wake_auth, "token") &&
-			   strcasecmp(cfg->wake_auth, "none")) {
-			err_set(err, ERR_INVALID, "bad WAKE_AUTH '%s': expected token, google or none",
-				cfg->wake_auth);
-			goto fail;
-		} else if (cfg->wake_token && *cfg->wake_token) {
-			wo.auth = WAKE_AUTH_TOKEN;
+		wo.auth = cfg->wake_auth;
+		if (wo.auth == WAKE_AUTH_TOKEN) {
 			wo.token = cfg->wake_token;
+			if (!wo.token || !*wo.token)
+				wo.auth = WAKE_AUTH_NONE; /* the default, no token set */
 		}
 		wo.audience = cfg->wake_audience;
 		wo.hold_s = cfg->wake_hold_s;

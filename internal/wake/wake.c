@@ -23,6 +23,11 @@
 #define TOKEN_MARGIN_US 300000000 /* refresh identity tokens 5 min early */
 #define MAX_FANOUT 64
 
+const struct config_choice wake_auth_choices[] = {
+	{ "token", WAKE_AUTH_TOKEN }, { "google", WAKE_AUTH_GOOGLE },
+	{ "none", WAKE_AUTH_NONE }, CONFIG_CHOICES_END
+};
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
 static void curl_init_once(void)

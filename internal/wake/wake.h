@@ -39,6 +39,7 @@
 #define WAKEQ_WAKE_H
 
 #include "base/err.h"
+#include "config/config.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -57,6 +58,9 @@ struct wake_backlog {
 typedef int (*wake_backlog_fn)(void *ctx, struct wake_backlog *out);
 
 enum wake_auth { WAKE_AUTH_NONE, WAKE_AUTH_TOKEN, WAKE_AUTH_GOOGLE };
+
+/* The names of the WAKE_AUTH setting (CONFIG_ENUM): none, token, google. */
+extern const struct config_choice wake_auth_choices[];
 
 struct wake_opts {
 	const char *url;            /* the worker's /wake URL; required */

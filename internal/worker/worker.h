@@ -41,8 +41,8 @@ struct worker_config {
 	char *allow_private;    /* ALLOW_PRIVATE_NETWORKS */
 	int64_t max_input_bytes;/* MAX_INPUT_BYTES */
 	char *webhook_secret;   /* WEBHOOK_SECRET */
-	char *log_format;       /* LOG_FORMAT */
-	char *log_level;        /* LOG_LEVEL */
+	int log_format;         /* LOG_FORMAT: enum log_format */
+	int log_level;          /* LOG_LEVEL: enum log_level */
 	int once;               /* ONCE: drain at start without HTTP, then exit
 				 * (wakeq drain, cron on plain VMs) */
 };
