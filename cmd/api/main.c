@@ -3,7 +3,9 @@
  * migrations and exits. */
 #include "api/api.h"
 #include "config/config.h"
+#include "job/job.h"
 #include "log/log.h"
+#include "queue/queue.h"
 #include "store/store.h"
 #include "wake/wake.h"
 
@@ -37,6 +39,7 @@ struct settings {
 	int64_t worker_concurrency;
 	int64_t wake_backlog;
 	int64_t max_attempts;
+	int64_t result_ttl;
 	double wake_hold;
 	double reconcile_interval;
 	double reconcile_min_age;
@@ -88,8 +91,11 @@ static const struct config_var vars[] = {
 	  "concurrent wake calls at most, for backlog-driven scale-out", 0, NULL },
 	{ "WORKER_CONCURRENCY", CONFIG_INT, F(worker_concurrency), 1, 1024, "1",
 	  "the worker's CONCURRENCY, for scale-out decisions", 0, NULL },
-	{ "MAX_ATTEMPTS", CONFIG_INT, F(max_attempts), 1, 1000, "3",
+	{ "MAX_ATTEMPTS", CONFIG_INT, F(max_attempts), 1, JOB_MAX_ATTEMPTS_MAX, "3",
 	  "attempts of a job that does not say (max_attempts)", 0, NULL },
+	{ "RESULT_TTL", CONFIG_INT, F(result_ttl), QUEUE_RESULT_TTL_MIN, QUEUE_RESULT_TTL_MAX,
+	  CONFIG_TEXT(QUEUE_RESULT_TTL_DEFAULT),
+	  "seconds a cancelled job's record stays in Redis (the worker's RESULT_TTL)", 0, NULL },
 	{ "WAKE_BACKLOG", CONFIG_INT, F(wake_backlog), 1, 1000000, "10",
 	  "pending jobs per worker slot before another wake is sent", 0, NULL },
 	{ "WAKE_HOLD", CONFIG_SECONDS, F(wake_hold), 1, 86400, "3600",
@@ -179,6 +185,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_init((enum log_format)s.log_format, (enum log_level)s.log_level, 2);
+	queue_limits.result_ttl_s = s.result_ttl;
 	if (argi < argc) {
 		if (!strcmp(argv[argi], "migrate") && argi + 1 == argc) {
 			rc = migrate(&s);

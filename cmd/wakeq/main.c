@@ -4,6 +4,7 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "base/parse.h"
+#include "config/config.h"
 #include "job/job.h"
 #include "queue/queue.h"
 #include "store/store.h"
@@ -12,6 +13,8 @@
 #include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +29,9 @@ static const char *const usage_text =
 	"\n"
 	"Commands:\n"
 	"  enqueue TYPE [--payload JSON] [--queue Q] [--priority 0-9] [--delay S]\n"
-	"          [--max-attempts N] [--timeout S] [--idempotency-key K]\n"
-	"          [--callback-url URL] [--count N]      enqueue, print the ids\n"
+	"          [--max-attempts 1-" CONFIG_TEXT(JOB_MAX_ATTEMPTS_MAX) "] [--timeout S]\n"
+	"          [--idempotency-key K] [--callback-url URL] [--count N]\n"
+	"                                         enqueue, print the ids\n"
 	"  status ID [--queue Q]                  the job as JSON\n"
 	"  cancel ID [--queue Q]                  cancel a queued or running job\n"
 	"  stats [--json] [--queue Q]             counts by state, per queue\n"
@@ -43,9 +47,21 @@ static const char *const usage_text =
 	"                                         states back to Postgres\n"
 	"\n"
 	"Environment: REDIS_URL (redis://127.0.0.1:6379), QUEUES (default),\n"
-	"DATABASE_URL (reconcile),\n"
-	"WAKE_TOKEN. Exit codes: 0 ok, 1 failed, 2 usage, 3 not found,\n"
-	"4 conflict.\n";
+	"DATABASE_URL (reconcile), WAKE_TOKEN, RESULT_TTL (86400: seconds a\n"
+	"cancelled job's record stays in Redis, as the worker's).\n"
+	"Exit codes: 0 ok, 1 failed, 2 usage, 3 not found, 4 conflict.\n";
+
+/* Settings read from the environment only (the commands take flags). */
+struct settings {
+	int64_t result_ttl;
+};
+
+static const struct config_var env_vars[] = {
+	{ "RESULT_TTL", CONFIG_INT, offsetof(struct settings, result_ttl),
+	  QUEUE_RESULT_TTL_MIN, QUEUE_RESULT_TTL_MAX, CONFIG_TEXT(QUEUE_RESULT_TTL_DEFAULT),
+	  "seconds a finished or cancelled job's record stays in Redis", 0, NULL },
+	CONFIG_END
+};
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -154,8 +170,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 				return usage_error("bad --priority '%s': expected 0 to 9", optarg);
 			break;
 		case O_MAX_ATTEMPTS:
-			if (parse_int64(optarg, 1, 1000, &o->max_attempts) < 0)
-				return usage_error("bad --max-attempts '%s': expected 1 to 1000", optarg);
+			if (parse_int64(optarg, 1, JOB_MAX_ATTEMPTS_MAX, &o->max_attempts) < 0)
+				return usage_error("bad --max-attempts '%s': expected an integer from 1 to %d",
+						   optarg, JOB_MAX_ATTEMPTS_MAX);
 			break;
 		case O_COUNT:
 			if (parse_int64(optarg, 1, 10000000, &o->count) < 0)
@@ -497,11 +514,19 @@ static int cmd_reconcile(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
+	struct settings s;
+	struct err e;
 
 	if (!cmd || !strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
 		fputs(usage_text, cmd ? stdout : stderr);
 		return cmd ? EXIT_OK : EXIT_USAGE;
 	}
+	/* argc 1: the environment only; a bad value stops every command */
+	if (config_load(env_vars, &s, 1, argv, NULL, &e) < 0) {
+		fprintf(stderr, "wakeq: %s\n", e.msg);
+		return EXIT_USAGE;
+	}
+	queue_limits.result_ttl_s = s.result_ttl;
 	argc--;
 	argv++;
 	if (!strcmp(cmd, "enqueue"))

@@ -4,6 +4,7 @@
 #include "fetch/fetch.h"
 #include "job/job.h"
 #include "log/log.h"
+#include "queue/queue.h"
 #include "webhook/webhook.h"
 #include "worker/worker.h"
 
@@ -46,8 +47,9 @@ static const struct config_var vars[] = {
 	  "first retry delay; doubles each attempt, with jitter", 0, NULL },
 	{ "BACKOFF_CAP", CONFIG_SECONDS, F(backoff_cap), 0.001, 604800, "600",
 	  "longest retry delay", 0, NULL },
-	{ "RESULT_TTL", CONFIG_INT, F(result_ttl), 1, 31536000, "86400",
-	  "seconds a finished job's record stays in Redis", 0, NULL },
+	{ "RESULT_TTL", CONFIG_INT, F(result_ttl), QUEUE_RESULT_TTL_MIN, QUEUE_RESULT_TTL_MAX,
+	  CONFIG_TEXT(QUEUE_RESULT_TTL_DEFAULT),
+	  "seconds a finished or cancelled job's record stays in Redis", 0, NULL },
 	{ "WORKER_ID", CONFIG_STRING, F(worker_id), 0, 0, "", "worker id (empty: host-pid-random)", 0, NULL },
 	{ "DATA_DIR", CONFIG_STRING, F(data_dir), 0, 0, "/tmp/wakeq",
 	  "root of file:// inputs and outputs", 0, NULL },

@@ -17,7 +17,6 @@
 
 #define MAX_DELAY_S (366.0 * 86400)
 #define MAX_TIMEOUT_S (7.0 * 86400)
-#define MAX_ATTEMPTS 100
 #define IDEM_MAX 200
 #define URL_MAX 2048
 
@@ -247,7 +246,7 @@ int api_job_parse(const char *body, size_t len, struct api_job_req *out,
 	    get_int(v, "priority", 0, QUEUE_PRIORITY_MAX, &r.priority, code, err) < 0)
 		goto fail;
 	if ((v = json_object_get(r.root, "max_attempts")) &&
-	    get_int(v, "max_attempts", 1, MAX_ATTEMPTS, &r.max_attempts, code, err) < 0)
+	    get_int(v, "max_attempts", 1, JOB_MAX_ATTEMPTS_MAX, &r.max_attempts, code, err) < 0)
 		goto fail;
 	if ((v = json_object_get(r.root, "timeout_s"))) {
 		if (get_secs(v, "timeout_s", 0.001, MAX_TIMEOUT_S, &r.timeout_s, code, err) < 0)

@@ -48,6 +48,10 @@ struct config_var {
 	const struct config_choice *choices; /* CONFIG_ENUM only, else NULL */
 };
 
+/* A number constant as a default's text: CONFIG_TEXT(QUEUE_RESULT_TTL_DEFAULT). */
+#define CONFIG_TEXT(x) CONFIG_TEXT_(x)
+#define CONFIG_TEXT_(x) #x
+
 #define CONFIG_END { NULL, CONFIG_STRING, 0, 0, 0, NULL, NULL, 0, NULL }
 
 /* Fills `cfg` from `vars` (ended by CONFIG_END), the environment and

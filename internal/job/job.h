@@ -19,6 +19,10 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+/* Attempts a job may have at most (from 1): the bound of max_attempts in
+ * POST /v1/jobs, `wakeq enqueue --max-attempts` and MAX_ATTEMPTS. */
+#define JOB_MAX_ATTEMPTS_MAX 100
+
 /* Settings that handlers read; filled once by the worker's main, then
  * read-only. Strings are borrowed for the life of the process. */
 struct job_settings {

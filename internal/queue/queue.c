@@ -24,7 +24,7 @@
 #include <hiredis_ssl.h>
 #endif
 
-struct queue_limits queue_limits = { 86400, 10000, 10000 };
+struct queue_limits queue_limits = { QUEUE_RESULT_TTL_DEFAULT, 10000, 10000 };
 
 /* ---- scripts ------------------------------------------------------------ */
 
