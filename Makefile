@@ -55,7 +55,7 @@ endif
 wakeq-worker_MODULES := base log config job queue metrics httpd store fetch webhook worker
 wakeq-api_MODULES := base log config job queue metrics httpd wake store api
 wakeq_MODULES := base log config job queue wake store httpd metrics api
-wakeq_PKGS := libcurl jansson
+wakeq_PKGS := jansson
 
 BINS := wakeq-worker wakeq-api wakeq
 ALL_MODULES := $(sort $(foreach b,$(BINS),$($(b)_MODULES)) media)
@@ -85,7 +85,7 @@ $(BUILD)/wakeq-media.so: $(MEDIA_PIC)
 	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(shell pkg-config --libs $(media_PKGS) jansson) -lm
 $(BUILD)/wakeq-api: $(BUILD)/obj/cmd/api/main.o $(call bin_objs,wakeq-api)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call bin_libs,wakeq-api)
-$(BUILD)/wakeq: $(BUILD)/obj/cmd/wakeq/main.o $(BUILD)/obj/cmd/wakeq/wake.o $(call bin_objs,wakeq)
+$(BUILD)/wakeq: $(BUILD)/obj/cmd/wakeq/main.o $(call bin_objs,wakeq)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call bin_libs,wakeq)
 
 $(BUILD)/obj/%.o: %.c

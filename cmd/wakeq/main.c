@@ -8,6 +8,7 @@
 #include "job/job.h"
 #include "queue/queue.h"
 #include "store/store.h"
+#include "wake/wake.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -41,7 +42,10 @@ static const char *const usage_text =
 	"  drain [--queue Q,...]                  run jobs in this process until\n"
 	"                                         idle, then exit (cron mode);\n"
 	"                                         runs wakeq-worker --once\n"
-	"  wake URL [--token T] [--timeout S]     POST URL (a worker's /wake)\n"
+	"  wake URL [--token T] [--timeout S]     POST URL (a worker's /wake) and\n"
+	"                                         print its answer: after a held\n"
+	"                                         wake, the drain summary; still\n"
+	"                                         draining after S (3600) is woken\n"
 	"  reconcile [--min-age S]                with DATABASE_URL: re-enqueue\n"
 	"                                         rows Redis lost, copy final\n"
 	"                                         states back to Postgres\n"
@@ -475,7 +479,46 @@ static int cmd_drain(int argc, char **argv)
 	return EXIT_FAIL;
 }
 
-int wakeq_cmd_wake(int argc, char **argv);
+/* wakeq wake: the worker holds /wake open until its drain ends and then
+ * answers the drain summary; a wake still held after --timeout was sent
+ * and is being served, so it counts as woken too (wake_once). */
+static int cmd_wake(int argc, char **argv)
+{
+	const char *url = NULL, *token = getenv("WAKE_TOKEN");
+	double timeout = 3600;
+	char *body = NULL;
+	struct err e;
+	int i, status;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--token") && i + 1 < argc) {
+			token = argv[++i];
+		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+			if (parse_seconds(argv[++i], 0.001, 86400, &timeout) < 0)
+				return usage_error("bad --timeout '%s': expected seconds from 0.001 to 86400",
+						   argv[i]);
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(usage_text, stdout);
+			return EXIT_OK;
+		} else if (argv[i][0] != '-' && !url) {
+			url = argv[i];
+		} else {
+			return usage_error("wake takes URL [--token T] [--timeout S] (got '%s')", argv[i]);
+		}
+	}
+	if (!url)
+		return usage_error("wake needs the worker's /wake URL");
+	if (wake_once(url, token, timeout, &status, &body, &e) < 0)
+		return exit_for(&e);
+	if (body && *body)
+		printf("%s\n", body); /* the drain summary, or the 202 of ?wait=0 */
+	else if (!status)
+		printf("woken: '%s' still draining after %g s\n", url, timeout);
+	else
+		printf("woken: '%s' answered HTTP %d\n", url, status);
+	free(body);
+	return EXIT_OK;
+}
 
 static int cmd_reconcile(int argc, char **argv)
 {
@@ -542,7 +585,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "drain"))
 		return cmd_drain(argc, argv);
 	if (!strcmp(cmd, "wake"))
-		return wakeq_cmd_wake(argc, argv);
+		return cmd_wake(argc, argv);
 	if (!strcmp(cmd, "reconcile"))
 		return cmd_reconcile(argc, argv);
 	return usage_error("unknown command '%s'", cmd);

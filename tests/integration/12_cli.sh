@@ -79,6 +79,24 @@ expect_eq "wake with --token succeeds" 0 "$(code wq wake "$cw_URL/wake?wait=0" -
 check "the woken worker ran the job" wait_until 5 sh -c "[ \$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json | jq .cliw.done) = 1 ]"
 expect_eq "wake of a bad URL is a usage error (2)" 2 "$(code wq wake ftp://x)"
 
+# a held wake (the default): the worker drains, then answers its summary,
+# which the CLI prints; one held past --timeout was sent and is being
+# served: woken too, not "Timeout was reached"
+start_worker ch QUEUES=clih IDLE_TIMEOUT=0.3 EXIT_ON_IDLE=false
+wq enqueue sleep --queue clih --payload '{"ms":1200}' >/dev/null
+t0=$(date +%s%N)
+out=$(wq wake "$ch_URL/wake" 2>&1)
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+expect_eq "a held wake that ends in a drain report exits 0 ($out)" 0 "$rc"
+check "it was held while the job ran ($ms ms)" test "$ms" -ge 1200
+expect_eq "and prints the drain report" "1 idle" "$(echo "$out" | jq -r '"\(.drain.done) \(.drain.reason)"' 2>&1)"
+wq enqueue sleep --queue clih --payload '{"ms":2500}' >/dev/null
+out=$(wq wake "$ch_URL/wake" --timeout 1 2>&1)
+expect_eq "a wake held past --timeout 1 exits 0 ($out)" 0 "$?"
+check "and says the worker is still draining" contains "$out" "still draining after 1 s"
+check "that drain runs the job to the end" wait_until 10 sh -c "[ \$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json | jq .clih.done) = 2 ]"
+
 # REDIS_URL forms: a password and a db number, and a unix socket
 SP=$($FREEPORT)
 mkdir -p "$T/r2"
