@@ -1084,19 +1084,24 @@ static void handle(struct httpd_request *req, void *ctx)
 
 	if (!strcmp(path, "/healthz")) {
 		if (!is(req, "GET") && !is(req, "HEAD"))
-			return method_not_allowed(a, req, "GET");
-		reply_json(a, req, 200, json_pack("{s:s}", "status", "ok"));
+			method_not_allowed(a, req, "GET");
+		else
+			reply_json(a, req, 200, json_pack("{s:s}", "status", "ok"));
 		return;
 	}
 	if (!strcmp(path, "/readyz")) {
 		if (!is(req, "GET") && !is(req, "HEAD"))
-			return method_not_allowed(a, req, "GET");
-		return readyz(a, req);
+			method_not_allowed(a, req, "GET");
+		else
+			readyz(a, req);
+		return;
 	}
 	if (!strcmp(path, "/metrics")) {
 		if (!is(req, "GET"))
-			return method_not_allowed(a, req, "GET");
-		return metrics(a, req);
+			method_not_allowed(a, req, "GET");
+		else
+			metrics(a, req);
+		return;
 	}
 	if (strncmp(path, "/v1/", 4)) {
 		api_reply_error(a, req, 404, "not_found", "no route '%.100s'", path);
@@ -1110,20 +1115,28 @@ static void handle(struct httpd_request *req, void *ctx)
 	}
 	if (!strcmp(path, "/v1/jobs")) {
 		if (!is(req, "POST"))
-			return method_not_allowed(a, req, "POST");
-		return post_job(a, req);
+			method_not_allowed(a, req, "POST");
+		else
+			post_job(a, req);
+		return;
 	}
-	if (!strcmp(path, "/v1/uploads"))
-		return api_upload_post(a, req);
+	if (!strcmp(path, "/v1/uploads")) {
+		api_upload_post(a, req);
+		return;
+	}
 	if (!strcmp(path, "/v1/queues")) {
 		if (!is(req, "GET"))
-			return method_not_allowed(a, req, "GET");
-		return get_queues(a, req);
+			method_not_allowed(a, req, "GET");
+		else
+			get_queues(a, req);
+		return;
 	}
 	if (!strcmp(path, "/v1/reconcile")) {
 		if (!is(req, "POST"))
-			return method_not_allowed(a, req, "POST");
-		return post_reconcile(a, req);
+			method_not_allowed(a, req, "POST");
+		else
+			post_reconcile(a, req);
+		return;
 	}
 	if (!strncmp(path, "/v1/queues/", 11)) {
 		char qn[QUEUE_NAME_MAX + 1];
@@ -1134,11 +1147,14 @@ static void handle(struct httpd_request *req, void *ctx)
 			api_reply_error(a, req, 404, "not_found", "no route '%.100s'", path);
 			return;
 		}
-		if (!is(req, "GET"))
-			return method_not_allowed(a, req, "GET");
+		if (!is(req, "GET")) {
+			method_not_allowed(a, req, "GET");
+			return;
+		}
 		memcpy(qn, rest, n);
 		qn[n] = '\0';
-		return list_jobs(a, req, qn);
+		list_jobs(a, req, qn);
+		return;
 	}
 	if (!strncmp(path, "/v1/jobs/", 9)) {
 		rest = path + 9;
@@ -1159,20 +1175,26 @@ static void handle(struct httpd_request *req, void *ctx)
 				id[n] = (char)(id[n] - 'A' + 'a');
 		if (!*rest) {
 			if (is(req, "GET") || is(req, "HEAD"))
-				return get_job(a, req, id);
-			if (is(req, "DELETE"))
-				return cancel_job(a, req, id);
-			return method_not_allowed(a, req, "GET, DELETE");
+				get_job(a, req, id);
+			else if (is(req, "DELETE"))
+				cancel_job(a, req, id);
+			else
+				method_not_allowed(a, req, "GET, DELETE");
+			return;
 		}
 		if (!strcmp(rest, "/events")) {
 			if (!is(req, "GET"))
-				return method_not_allowed(a, req, "GET");
-			return job_events(a, req, id);
+				method_not_allowed(a, req, "GET");
+			else
+				job_events(a, req, id);
+			return;
 		}
 		if (!strcmp(rest, "/retry")) {
 			if (!is(req, "POST"))
-				return method_not_allowed(a, req, "POST");
-			return retry_job(a, req, id);
+				method_not_allowed(a, req, "POST");
+			else
+				retry_job(a, req, id);
+			return;
 		}
 	}
 	api_reply_error(a, req, 404, "not_found", "no route '%.100s'", path);
