@@ -14,9 +14,17 @@ SANITIZE ?= 0
 WERROR ?= 1
 CFLAGS ?= -O2 -g
 
-WARN := -std=c11 -Wall -Wextra -Wformat=2 -Wstrict-prototypes \
+# -Wpedantic but for string literals longer than C99's minimum of 4095
+# characters: the queue's Lua scripts (build/gen/queue/scripts.h) are, and
+# gcc and clang take any length.
+WARN := -std=c11 -Wall -Wextra -Wpedantic -Wformat=2 -Wstrict-prototypes \
 	-Wmissing-prototypes -Wwrite-strings -Wvla -fno-common \
-	-Wno-format-truncation
+	-Wno-overlength-strings
+# gcc's -Wformat-truncation guesses; clang has no such option (and would
+# warn about its name), so it is turned off only where it exists.
+ifeq ($(shell $(CC) -Wformat-truncation -Werror -fsyntax-only -x c /dev/null 2>/dev/null && echo y),y)
+WARN += -Wno-format-truncation
+endif
 ifeq ($(WERROR),1)
 WARN += -Werror
 endif
@@ -57,7 +65,7 @@ endif
 wakeq-worker_MODULES := base crypto log config job queue metrics httpd store reconcile fetch webhook worker
 wakeq-api_MODULES := base crypto log config job queue metrics httpd wake store reconcile api
 wakeq_MODULES := base log config job queue wake store reconcile
-wakeq_PKGS := libcurl jansson
+wakeq_PKGS := jansson
 
 BINS := wakeq-worker wakeq-api wakeq
 ALL_MODULES := $(sort $(foreach b,$(BINS),$($(b)_MODULES)) media)
@@ -87,7 +95,7 @@ $(BUILD)/wakeq-media.so: $(MEDIA_PIC)
 	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(shell pkg-config --libs $(media_PKGS) jansson) -lm
 $(BUILD)/wakeq-api: $(BUILD)/obj/cmd/api/main.o $(call bin_objs,wakeq-api)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call bin_libs,wakeq-api)
-$(BUILD)/wakeq: $(BUILD)/obj/cmd/wakeq/main.o $(BUILD)/obj/cmd/wakeq/wake.o $(call bin_objs,wakeq)
+$(BUILD)/wakeq: $(BUILD)/obj/cmd/wakeq/main.o $(call bin_objs,wakeq)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call bin_libs,wakeq)
 
 $(BUILD)/obj/%.o: %.c
@@ -139,24 +147,30 @@ deps:
 test-deps:
 	@container/deps.sh install test
 
+# What test, demo, bench and test-images need: a dpkg query, and deps.sh
+# install only when something is missing (a fresh machine), so once make
+# deps or test-deps has run, no apt-get runs at all.
+have-test-deps:
+	@m=$$(container/deps.sh missing test) && [ -z "$$m" ] || container/deps.sh install test
+
 # make test installs what is missing, builds, then runs every test against
 # real servers that tests/run.sh starts; it ends with "N passed, N failed".
-test: test-deps
+test: have-test-deps
 	@$(MAKE) --no-print-directory tests
 	@$(MAKE) --no-print-directory fuzz
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) tests/run.sh $(TESTS)
 
-demo: test-deps
+demo: have-test-deps
 	@$(MAKE) --no-print-directory tests
 	@BUILD=$(BUILD) tests/demo.sh
 
-bench: test-deps
+bench: have-test-deps
 	@$(MAKE) --no-print-directory tests
 	@BUILD=$(BUILD) tests/bench/run.sh $(BENCH)
 
 # Both images built offline with podman and run against a real Redis:
 # API -> wake -> worker -> done, SIGTERM mid-job, idle exit (root only).
-test-images: test-deps
+test-images: have-test-deps
 	@$(MAKE) --no-print-directory $(TOOL_BINS)
 	@BUILD=$(BUILD) container/test-images.sh
 
@@ -186,5 +200,5 @@ valgrind: tests
 clean:
 	rm -rf build build-san build-hiredis1
 
-.PHONY: all tests deps test-deps test demo bench fuzz valgrind clean
+.PHONY: all tests deps test-deps have-test-deps test demo bench fuzz valgrind clean
 -include $(shell find $(BUILD)/obj $(BUILD)/pic build/fuzz/obj -name '*.d' 2>/dev/null)

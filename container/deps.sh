@@ -2,10 +2,15 @@
 # deps.sh - the one list of Debian packages wakeq needs, by purpose.
 #
 #   container/deps.sh list build|worker|api|test|images|all   print names
+#   container/deps.sh missing build|worker|api|test|images|all  print those
+#                                     not installed (dpkg only, no network)
 #   container/deps.sh install build|worker|api|test|images|all install missing
 #
 # Used by the Makefile (make deps, make test, make demo), .ci/run and both
-# Dockerfiles, so a package is named in one place only.
+# Dockerfiles, so a package is named in one place only. install does
+# nothing when nothing is missing, and runs apt-get update only when the
+# package lists cannot serve the install (none yet on a fresh machine or
+# image, or too old for the mirror).
 set -eu
 
 build="build-essential pkg-config libhiredis-dev libmicrohttpd-dev
@@ -56,9 +61,12 @@ install)
 	fi
 	echo "deps.sh: installing $want" >&2
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
 	# shellcheck disable=SC2086
-	apt-get install -y -qq --no-install-recommends $want >/dev/null
+	if ! apt-get install -y -qq --no-install-recommends $want >/dev/null 2>&1; then
+		apt-get update -qq
+		# shellcheck disable=SC2086
+		apt-get install -y -qq --no-install-recommends $want >/dev/null
+	fi
 	;;
 *) echo "usage: deps.sh list|missing|install build|worker|api|test|images|all" >&2; exit 2 ;;
 esac

@@ -3,7 +3,8 @@
 # the line "N passed, N failed" (exit 1 when anything failed).
 #
 # Unit tests are cmocka programs under $BUILD/tests/unit; their summaries
-# are counted test by test. Integration tests are tests/integration/*.sh,
+# are counted test by test (those named *_db need Postgres: the integration
+# test that starts it runs them). Integration tests are tests/integration/*.sh,
 # each starting the real servers and binaries it needs and printing
 # "ok - …" / "not ok - …" lines. Fuzz targets (when built with make fuzz)
 # run briefly over their corpus.
@@ -56,6 +57,12 @@ run_unit() {
 		[ -x "$t" ] || continue
 		name=${t#"$BUILD"/tests/}
 		want unit "$name" || continue
+		case $name in
+		*_db)
+			# needs Postgres: run by the integration test that starts it
+			echo "$name: run by integration/30_store.sh (needs Postgres)"
+			continue ;;
+		esac
 		log=$logs/$(echo "$name" | tr / _).log
 		if [ "${VALGRIND:-0}" = 1 ] && [ "$name" = unit/media/test_media ]; then
 			# FFmpeg's libhwy runs instructions valgrind 3.19 lacks at

@@ -3,8 +3,11 @@
  * migrations and exits. */
 #include "api/api.h"
 #include "config/config.h"
+#include "job/job.h"
 #include "log/log.h"
+#include "queue/queue.h"
 #include "store/store.h"
+#include "wake/wake.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -30,12 +33,13 @@ struct settings {
 	double conn_timeout;
 	char *wake_url;
 	char *wake_token;
-	char *wake_auth;
+	int wake_auth;
 	char *wake_audience;
 	int64_t wake_fanout_max;
 	int64_t worker_concurrency;
 	int64_t wake_backlog;
 	int64_t max_attempts;
+	int64_t result_ttl;
 	double wake_hold;
 	double reconcile_interval;
 	double reconcile_min_age;
@@ -43,70 +47,75 @@ struct settings {
 	int migrate;
 	char *data_dir;
 	int64_t max_upload;
-	char *log_format;
-	char *log_level;
+	int log_format;
+	int log_level;
 };
 
 #define F(x) offsetof(struct settings, x)
 
 static const struct config_var vars[] = {
-	{ "PORT", CONFIG_INT, F(port), 0, 65535, "8080", "TCP port to listen on", 0 },
-	{ "HOST", CONFIG_STRING, F(host), 0, 0, "0.0.0.0", "address to listen on", 0 },
+	{ "PORT", CONFIG_INT, F(port), 0, 65535, "8080", "TCP port to listen on", 0, NULL },
+	{ "HOST", CONFIG_STRING, F(host), 0, 0, "0.0.0.0", "address to listen on", 0, NULL },
 	{ "REDIS_URL", CONFIG_STRING, F(redis_url), 0, 0, "redis://127.0.0.1:6379",
-	  "Redis: redis://[[user]:pass@]host[:port][/db], unix:///path", CONFIG_SECRET },
+	  "Redis: redis://[[user]:pass@]host[:port][/db], unix:///path", CONFIG_SECRET, NULL },
 	{ "DATABASE_URL", CONFIG_STRING, F(database_url), 0, 0, "",
-	  "Postgres for durable job records (empty = Redis only)", CONFIG_SECRET },
+	  "Postgres for durable job records (empty = Redis only)", CONFIG_SECRET, NULL },
 	{ "QUEUES", CONFIG_STRING, F(queues), 0, 0, "default",
-	  "comma-separated queues this API accepts jobs for (first = default)", 0 },
+	  "comma-separated queues this API accepts jobs for (first = default)", 0, NULL },
 	{ "API_TOKEN", CONFIG_STRING, F(api_token), 0, 0, NULL,
-	  "bearer token(s) clients must send, comma-separated for rotation", CONFIG_SECRET },
+	  "bearer token(s) clients must send, comma-separated for rotation", CONFIG_SECRET, NULL },
 	{ "NO_AUTH", CONFIG_BOOL, F(no_auth), 0, 0, "false",
-	  "run without API_TOKEN (local development only)", 0 },
+	  "run without API_TOKEN (local development only)", 0, NULL },
 	{ "MAX_BODY", CONFIG_SIZE, F(max_body), 1024, 64 << 20, "1M",
-	  "largest request body accepted (413 above)", 0 },
+	  "largest request body accepted (413 above)", 0, NULL },
 	{ "HTTP_THREADS", CONFIG_INT, F(threads), 0, 256, "0",
-	  "HTTP worker threads (0 = 2 per CPU)", 0 },
+	  "HTTP worker threads (0 = 2 per CPU)", 0, NULL },
 	{ "INTAKE_THREADS", CONFIG_INT, F(intake_threads), 1, 8, "1",
-	  "threads that write POST /v1/jobs to Postgres and Redis in batches", 0 },
+	  "threads that write POST /v1/jobs to Postgres and Redis in batches", 0, NULL },
 	{ "INTAKE_BATCH", CONFIG_INT, F(intake_max), 1, 1000, "256",
-	  "jobs per batch at most (one INSERT and one enqueue script each)", 0 },
+	  "jobs per batch at most (one INSERT and one enqueue script each)", 0, NULL },
 	{ "MAX_CONNECTIONS", CONFIG_INT, F(max_connections), 1, 100000, "1024",
-	  "open client connections at most", 0 },
+	  "open client connections at most", 0, NULL },
 	{ "CONN_TIMEOUT", CONFIG_SECONDS, F(conn_timeout), 1, 3600, "30",
-	  "idle client connections are closed after this", 0 },
+	  "idle client connections are closed after this", 0, NULL },
 	{ "WAKE_URL", CONFIG_STRING, F(wake_url), 0, 0, "",
-	  "the worker's /wake URL, called when no worker is alive (empty = never)", 0 },
+	  "the worker's /wake URL, called when no worker is alive (empty = never)", 0, NULL },
 	{ "WAKE_TOKEN", CONFIG_STRING, F(wake_token), 0, 0, "",
-	  "bearer token for the wake call", CONFIG_SECRET },
-	{ "WAKE_AUTH", CONFIG_STRING, F(wake_auth), 0, 0, "token",
-	  "wake call auth: token (WAKE_TOKEN), google (OIDC identity token), none", 0 },
+	  "bearer token for the wake call", CONFIG_SECRET, NULL },
+	{ "WAKE_AUTH", CONFIG_ENUM, F(wake_auth), 0, 0, "token",
+	  "wake call auth: WAKE_TOKEN, a Google OIDC identity token, or none", 0,
+	  wake_auth_choices },
 	{ "WAKE_AUDIENCE", CONFIG_STRING, F(wake_audience), 0, 0, "",
-	  "audience of Google identity tokens (empty = origin of WAKE_URL)", 0 },
+	  "audience of Google identity tokens (empty = origin of WAKE_URL)", 0, NULL },
 	{ "WAKE_FANOUT_MAX", CONFIG_INT, F(wake_fanout_max), 1, 64, "1",
-	  "concurrent wake calls at most, for backlog-driven scale-out", 0 },
+	  "concurrent wake calls at most, for backlog-driven scale-out", 0, NULL },
 	{ "WORKER_CONCURRENCY", CONFIG_INT, F(worker_concurrency), 1, 1024, "1",
-	  "the worker's CONCURRENCY, for scale-out decisions", 0 },
-	{ "MAX_ATTEMPTS", CONFIG_INT, F(max_attempts), 1, 1000, "3",
-	  "attempts of a job that does not say (max_attempts)", 0 },
+	  "the worker's CONCURRENCY, for scale-out decisions", 0, NULL },
+	{ "MAX_ATTEMPTS", CONFIG_INT, F(max_attempts), 1, JOB_MAX_ATTEMPTS_MAX, "3",
+	  "attempts of a job that does not say (max_attempts)", 0, NULL },
+	{ "RESULT_TTL", CONFIG_INT, F(result_ttl), QUEUE_RESULT_TTL_MIN, QUEUE_RESULT_TTL_MAX,
+	  CONFIG_TEXT(QUEUE_RESULT_TTL_DEFAULT),
+	  "seconds a cancelled job's record stays in Redis (the worker's RESULT_TTL)", 0, NULL },
 	{ "WAKE_BACKLOG", CONFIG_INT, F(wake_backlog), 1, 1000000, "10",
-	  "pending jobs per worker slot before another wake is sent", 0 },
+	  "pending jobs per worker slot before another wake is sent", 0, NULL },
 	{ "WAKE_HOLD", CONFIG_SECONDS, F(wake_hold), 1, 86400, "3600",
-	  "longest a wake call is held open while the worker drains", 0 },
+	  "longest a wake call is held open while the worker drains", 0, NULL },
 	{ "RECONCILE_INTERVAL", CONFIG_SECONDS, F(reconcile_interval), 0, 86400, "60",
-	  "seconds between reconcile passes with Postgres (0 = off)", 0 },
+	  "seconds between reconcile passes with Postgres (0 = off)", 0, NULL },
 	{ "RECONCILE_MIN_AGE", CONFIG_SECONDS, F(reconcile_min_age), 0.001, 86400, "10",
-	  "rows younger than this are left alone by reconcile", 0 },
+	  "rows younger than this are left alone by reconcile", 0, NULL },
 	{ "PG_CONNS", CONFIG_INT, F(pg_conns), 0, 64, "0",
-	  "Postgres connections (0 = one per HTTP thread)", 0 },
+	  "Postgres connections (0 = one per HTTP thread)", 0, NULL },
 	{ "MIGRATE", CONFIG_BOOL, F(migrate), 0, 0, "true",
-	  "apply database migrations at start-up", 0 },
+	  "apply database migrations at start-up", 0, NULL },
 	{ "DATA_DIR", CONFIG_STRING, F(data_dir), 0, 0, "/tmp/wakeq",
-	  "POST /v1/uploads stores files in DATA_DIR/uploads (the worker's DATA_DIR)", 0 },
+	  "POST /v1/uploads stores files in DATA_DIR/uploads (the worker's DATA_DIR)", 0, NULL },
 	{ "MAX_UPLOAD", CONFIG_SIZE, F(max_upload), 1, 1099511627776.0, "2G",
-	  "largest file POST /v1/uploads accepts (413 above)", 0 },
-	{ "LOG_FORMAT", CONFIG_STRING, F(log_format), 0, 0, "text", "text or json", 0 },
-	{ "LOG_LEVEL", CONFIG_STRING, F(log_level), 0, 0, "info",
-	  "debug, info, warn or error", 0 },
+	  "largest file POST /v1/uploads accepts (413 above)", 0, NULL },
+	{ "LOG_FORMAT", CONFIG_ENUM, F(log_format), 0, 0, "text",
+	  "json: one object a line for Cloud Logging; text for people", 0, log_format_choices },
+	{ "LOG_LEVEL", CONFIG_ENUM, F(log_level), 0, 0, "info",
+	  "lowest level logged", 0, log_level_choices },
 	CONFIG_END
 };
 
@@ -160,8 +169,6 @@ int main(int argc, char **argv)
 	struct api *a = NULL;
 	struct sigaction sa;
 	sigset_t mask, old;
-	enum log_format lf;
-	enum log_level ll;
 	struct err e;
 	int argi = argc, rc = 1;
 	char port[16];
@@ -177,14 +184,8 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	if (log_parse_format(s.log_format, &lf) < 0 || log_parse_level(s.log_level, &ll) < 0) {
-		fprintf(stderr, "wakeq-api: bad %s '%s'\n",
-			log_parse_format(s.log_format, &lf) < 0 ? "LOG_FORMAT" : "LOG_LEVEL",
-			log_parse_format(s.log_format, &lf) < 0 ? s.log_format : s.log_level);
-		rc = 2;
-		goto out;
-	}
-	log_init(lf, ll, 2);
+	log_init((enum log_format)s.log_format, (enum log_level)s.log_level, 2);
+	queue_limits.result_ttl_s = s.result_ttl;
 	if (argi < argc) {
 		if (!strcmp(argv[argi], "migrate") && argi + 1 == argc) {
 			rc = migrate(&s);
@@ -211,7 +212,7 @@ int main(int argc, char **argv)
 	c.conn_timeout_s = (unsigned)(s.conn_timeout + 0.5);
 	c.wake_url = s.wake_url;
 	c.wake_token = s.wake_token;
-	c.wake_auth = s.wake_auth;
+	c.wake_auth = (enum wake_auth)s.wake_auth;
 	c.wake_audience = s.wake_audience;
 	c.wake_fanout_max = (int)s.wake_fanout_max;
 	c.worker_concurrency = (int)s.worker_concurrency;

@@ -3,15 +3,19 @@
 #include "base/err.h"
 #include "base/mem.h"
 #include "base/parse.h"
+#include "config/config.h"
 #include "job/job.h"
 #include "queue/queue.h"
 #include "reconcile/reconcile.h"
 #include "store/store.h"
+#include "wake/wake.h"
 
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +30,9 @@ static const char *const usage_text =
 	"\n"
 	"Commands:\n"
 	"  enqueue TYPE [--payload JSON] [--queue Q] [--priority 0-9] [--delay S]\n"
-	"          [--max-attempts N] [--timeout S] [--idempotency-key K]\n"
-	"          [--callback-url URL] [--count N]      enqueue, print the ids\n"
+	"          [--max-attempts 1-" CONFIG_TEXT(JOB_MAX_ATTEMPTS_MAX) "] [--timeout S]\n"
+	"          [--idempotency-key K] [--callback-url URL] [--count N]\n"
+	"                                         enqueue, print the ids\n"
 	"  status ID [--queue Q]                  the job as JSON\n"
 	"  cancel ID [--queue Q]                  cancel a queued or running job\n"
 	"  stats [--json] [--queue Q]             counts by state, per queue\n"
@@ -37,15 +42,30 @@ static const char *const usage_text =
 	"  drain [--queue Q,...]                  run jobs in this process until\n"
 	"                                         idle, then exit (cron mode);\n"
 	"                                         runs wakeq-worker --once\n"
-	"  wake URL [--token T] [--timeout S]     POST URL (a worker's /wake)\n"
+	"  wake URL [--token T] [--timeout S]     POST URL (a worker's /wake) and\n"
+	"                                         print its answer: after a held\n"
+	"                                         wake, the drain summary; still\n"
+	"                                         draining after S (3600) is woken\n"
 	"  reconcile [--min-age S]                with DATABASE_URL: re-enqueue\n"
 	"                                         rows Redis lost, copy final\n"
 	"                                         states back to Postgres\n"
 	"\n"
 	"Environment: REDIS_URL (redis://127.0.0.1:6379), QUEUES (default),\n"
-	"DATABASE_URL (reconcile),\n"
-	"WAKE_TOKEN. Exit codes: 0 ok, 1 failed, 2 usage, 3 not found,\n"
-	"4 conflict.\n";
+	"DATABASE_URL (reconcile), WAKE_TOKEN, RESULT_TTL (86400: seconds a\n"
+	"cancelled job's record stays in Redis, as the worker's).\n"
+	"Exit codes: 0 ok, 1 failed, 2 usage, 3 not found, 4 conflict.\n";
+
+/* Settings read from the environment only (the commands take flags). */
+struct settings {
+	int64_t result_ttl;
+};
+
+static const struct config_var env_vars[] = {
+	{ "RESULT_TTL", CONFIG_INT, offsetof(struct settings, result_ttl),
+	  QUEUE_RESULT_TTL_MIN, QUEUE_RESULT_TTL_MAX, CONFIG_TEXT(QUEUE_RESULT_TTL_DEFAULT),
+	  "seconds a finished or cancelled job's record stays in Redis", 0, NULL },
+	CONFIG_END
+};
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -161,8 +181,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 				return usage_error("bad --priority '%s': expected 0 to 9", optarg);
 			break;
 		case O_MAX_ATTEMPTS:
-			if (parse_int64(optarg, 1, 1000, &o->max_attempts) < 0)
-				return usage_error("bad --max-attempts '%s': expected 1 to 1000", optarg);
+			if (parse_int64(optarg, 1, JOB_MAX_ATTEMPTS_MAX, &o->max_attempts) < 0)
+				return usage_error("bad --max-attempts '%s': expected an integer from 1 to %d",
+						   optarg, JOB_MAX_ATTEMPTS_MAX);
 			break;
 		case O_COUNT:
 			if (parse_int64(optarg, 1, 10000000, &o->count) < 0)
@@ -473,7 +494,46 @@ static int cmd_drain(int argc, char **argv)
 	return EXIT_FAIL;
 }
 
-int wakeq_cmd_wake(int argc, char **argv);
+/* wakeq wake: the worker holds /wake open until its drain ends and then
+ * answers the drain summary; a wake still held after --timeout was sent
+ * and is being served, so it counts as woken too (wake_once). */
+static int cmd_wake(int argc, char **argv)
+{
+	const char *url = NULL, *token = getenv("WAKE_TOKEN");
+	double timeout = 3600;
+	char *body = NULL;
+	struct err e;
+	int i, status;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--token") && i + 1 < argc) {
+			token = argv[++i];
+		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+			if (parse_seconds(argv[++i], 0.001, 86400, &timeout) < 0)
+				return usage_error("bad --timeout '%s': expected seconds from 0.001 to 86400",
+						   argv[i]);
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(usage_text, stdout);
+			return EXIT_OK;
+		} else if (argv[i][0] != '-' && !url) {
+			url = argv[i];
+		} else {
+			return usage_error("wake takes URL [--token T] [--timeout S] (got '%s')", argv[i]);
+		}
+	}
+	if (!url)
+		return usage_error("wake needs the worker's /wake URL");
+	if (wake_once(url, token, timeout, &status, &body, &e) < 0)
+		return exit_for(&e);
+	if (body && *body)
+		printf("%s\n", body); /* the drain summary, or the 202 of ?wait=0 */
+	else if (!status)
+		printf("woken: '%s' still draining after %g s\n", url, timeout);
+	else
+		printf("woken: '%s' answered HTTP %d\n", url, status);
+	free(body);
+	return EXIT_OK;
+}
 
 static int cmd_reconcile(int argc, char **argv)
 {
@@ -512,11 +572,19 @@ static int cmd_reconcile(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
+	struct settings s;
+	struct err e;
 
 	if (!cmd || !strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
 		fputs(usage_text, cmd ? stdout : stderr);
 		return cmd ? EXIT_OK : EXIT_USAGE;
 	}
+	/* argc 1: the environment only; a bad value stops every command */
+	if (config_load(env_vars, &s, 1, argv, NULL, &e) < 0) {
+		fprintf(stderr, "wakeq: %s\n", e.msg);
+		return EXIT_USAGE;
+	}
+	queue_limits.result_ttl_s = s.result_ttl;
 	argc--;
 	argv++;
 	if (!strcmp(cmd, "enqueue"))
@@ -532,7 +600,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "drain"))
 		return cmd_drain(argc, argv);
 	if (!strcmp(cmd, "wake"))
-		return wakeq_cmd_wake(argc, argv);
+		return cmd_wake(argc, argv);
 	if (!strcmp(cmd, "reconcile"))
 		return cmd_reconcile(argc, argv);
 	return usage_error("unknown command '%s'", cmd);

@@ -4,6 +4,7 @@
 #include "fetch/fetch.h"
 #include "job/job.h"
 #include "log/log.h"
+#include "queue/queue.h"
 #include "webhook/webhook.h"
 #include "worker/worker.h"
 
@@ -18,52 +19,55 @@
 #define F(field) offsetof(struct worker_config, field)
 
 static const struct config_var vars[] = {
-	{ "PORT", CONFIG_INT, F(port), 0, 65535, "8080", "HTTP port", 0 },
-	{ "HOST", CONFIG_STRING, F(host), 0, 0, "", "bind address (empty: all)", 0 },
+	{ "PORT", CONFIG_INT, F(port), 0, 65535, "8080", "HTTP port", 0, NULL },
+	{ "HOST", CONFIG_STRING, F(host), 0, 0, "", "bind address (empty: all)", 0, NULL },
 	{ "REDIS_URL", CONFIG_STRING, F(redis_url), 0, 0, "redis://127.0.0.1:6379",
-	  "redis://[:pass@]host:port/db, rediss://, unix:///path", CONFIG_SECRET },
+	  "redis://[:pass@]host:port/db, rediss://, unix:///path", CONFIG_SECRET, NULL },
 	{ "DATABASE_URL", CONFIG_STRING, F(database_url), 0, 0, "",
-	  "Postgres for job records (empty: Redis only)", CONFIG_SECRET },
+	  "Postgres for job records (empty: Redis only)", CONFIG_SECRET, NULL },
 	{ "QUEUES", CONFIG_STRING, F(queues), 0, 0, "default",
-	  "queues to drain, comma-separated, most urgent first", 0 },
-	{ "CONCURRENCY", CONFIG_INT, F(concurrency), 1, 1024, "1", "jobs run at once", 0 },
-	{ "BATCH", CONFIG_INT, F(batch), 1, 1000, "64", "jobs taken or settled per round trip", 0 },
+	  "queues to drain, comma-separated, most urgent first", 0, NULL },
+	{ "CONCURRENCY", CONFIG_INT, F(concurrency), 1, 1024, "1", "jobs run at once", 0, NULL },
+	{ "BATCH", CONFIG_INT, F(batch), 1, 1000, "64", "jobs taken or settled per round trip", 0, NULL },
 	{ "IDLE_TIMEOUT", CONFIG_SECONDS, F(idle_timeout), 0.001, 86400, "30",
-	  "a drain ends, then the process exits, after this long with nothing due", 0 },
+	  "a drain ends, then the process exits, after this long with nothing due", 0, NULL },
 	{ "EXIT_ON_IDLE", CONFIG_BOOL, F(exit_on_idle), 0, 0, "true",
-	  "exit 0 when idle (scale to zero)", 0 },
+	  "exit 0 when idle (scale to zero)", 0, NULL },
 	{ "LEASE", CONFIG_SECONDS, F(lease), 0.1, 86400, "60",
-	  "lease of a running job; renewed three times per lease", 0 },
+	  "lease of a running job; renewed three times per lease", 0, NULL },
 	{ "JOB_TIMEOUT", CONFIG_SECONDS, F(job_timeout), 0, 604800, "3600",
-	  "default job timeout (0: none); a job's timeout_s wins", 0 },
+	  "default job timeout (0: none); a job's timeout_s wins", 0, NULL },
 	{ "SHUTDOWN_GRACE", CONFIG_SECONDS, F(shutdown_grace), 0.1, 3600, "9",
-	  "on SIGTERM, time for in-flight jobs before they are re-queued", 0 },
+	  "on SIGTERM, time for in-flight jobs before they are re-queued", 0, NULL },
 	{ "WAKE_MAX", CONFIG_SECONDS, F(wake_max), 1, 86400, "3540",
-	  "a drain ends before this (the platform's request deadline)", 0 },
+	  "a drain ends before this (the platform's request deadline)", 0, NULL },
 	{ "WAKE_TOKEN", CONFIG_STRING, F(wake_token), 0, 0, "",
-	  "bearer token required on /wake (empty: none)", CONFIG_SECRET },
+	  "bearer token required on /wake (empty: none)", CONFIG_SECRET, NULL },
 	{ "BACKOFF_BASE", CONFIG_SECONDS, F(backoff_base), 0.001, 86400, "1",
-	  "first retry delay; doubles each attempt, with jitter", 0 },
+	  "first retry delay; doubles each attempt, with jitter", 0, NULL },
 	{ "BACKOFF_CAP", CONFIG_SECONDS, F(backoff_cap), 0.001, 604800, "600",
-	  "longest retry delay", 0 },
-	{ "RESULT_TTL", CONFIG_INT, F(result_ttl), 1, 31536000, "86400",
-	  "seconds a finished job's record stays in Redis", 0 },
-	{ "WORKER_ID", CONFIG_STRING, F(worker_id), 0, 0, "", "worker id (empty: host-pid-random)", 0 },
+	  "longest retry delay", 0, NULL },
+	{ "RESULT_TTL", CONFIG_INT, F(result_ttl), QUEUE_RESULT_TTL_MIN, QUEUE_RESULT_TTL_MAX,
+	  CONFIG_TEXT(QUEUE_RESULT_TTL_DEFAULT),
+	  "seconds a finished or cancelled job's record stays in Redis", 0, NULL },
+	{ "WORKER_ID", CONFIG_STRING, F(worker_id), 0, 0, "", "worker id (empty: host-pid-random)", 0, NULL },
 	{ "DATA_DIR", CONFIG_STRING, F(data_dir), 0, 0, "/tmp/wakeq",
-	  "root of file:// inputs and outputs", 0 },
+	  "root of file:// inputs and outputs", 0, NULL },
 	{ "ALLOW_PRIVATE_NETWORKS", CONFIG_STRING, F(allow_private), 0, 0, "",
-	  "outbound to private addresses: '' none, loopback, all, or CIDRs", 0 },
+	  "outbound to private addresses: '' none, loopback, all, or CIDRs", 0, NULL },
 	{ "MAX_INPUT_BYTES", CONFIG_SIZE, F(max_input_bytes), 1, 1099511627776.0, "2G",
-	  "cap on downloaded inputs", 0 },
+	  "cap on downloaded inputs", 0, NULL },
 	{ "WEBHOOK_SECRET", CONFIG_STRING, F(webhook_secret), 0, 0, "",
 	  "HMAC-SHA256 key of webhook signatures (whsec_BASE64 for Standard Webhooks)",
-	  CONFIG_SECRET },
+	  CONFIG_SECRET, NULL },
 	{ "WEBHOOK_SECRET_PREVIOUS", CONFIG_STRING, F(webhook_secret_previous), 0, 0, "",
-	  "the secret being rotated out: webhooks carry both signatures", CONFIG_SECRET },
+	  "the secret being rotated out: webhooks carry both signatures", CONFIG_SECRET, NULL },
 	{ "ONCE", CONFIG_BOOL, F(once), 0, 0, "false",
-	  "drain at start without HTTP until idle, then exit (cron mode)", 0 },
-	{ "LOG_FORMAT", CONFIG_STRING, F(log_format), 0, 0, "text", "text or json", 0 },
-	{ "LOG_LEVEL", CONFIG_STRING, F(log_level), 0, 0, "info", "debug, info, warn, error", 0 },
+	  "drain at start without HTTP until idle, then exit (cron mode)", 0, NULL },
+	{ "LOG_FORMAT", CONFIG_ENUM, F(log_format), 0, 0, "text",
+	  "json: one object a line for Cloud Logging; text for people", 0, log_format_choices },
+	{ "LOG_LEVEL", CONFIG_ENUM, F(log_level), 0, 0, "info",
+	  "lowest level logged", 0, log_level_choices },
 	CONFIG_END
 };
 
@@ -80,8 +84,6 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	struct worker_config cfg;
-	enum log_format fmt;
-	enum log_level lvl;
 	struct worker *w;
 	struct err e;
 	sigset_t set;
@@ -102,14 +104,7 @@ int main(int argc, char **argv)
 		config_release(vars, &cfg);
 		return 2;
 	}
-	if (log_parse_format(cfg.log_format, &fmt) < 0 || log_parse_level(cfg.log_level, &lvl) < 0) {
-		fprintf(stderr, "wakeq-worker: bad %s '%s'\n",
-			log_parse_format(cfg.log_format, &fmt) < 0 ? "LOG_FORMAT" : "LOG_LEVEL",
-			log_parse_format(cfg.log_format, &fmt) < 0 ? cfg.log_format : cfg.log_level);
-		config_release(vars, &cfg);
-		return 2;
-	}
-	log_init(fmt, lvl, 2);
+	log_init((enum log_format)cfg.log_format, (enum log_level)cfg.log_level, 2);
 
 	job_settings.data_dir = cfg.data_dir;
 	job_settings.allow_private = cfg.allow_private;

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1047,19 +1046,24 @@ static void handle(struct httpd_request *req, void *ctx)
 
 	if (!strcmp(path, "/healthz")) {
 		if (!is(req, "GET") && !is(req, "HEAD"))
-			return method_not_allowed(a, req, "GET");
-		reply_json(a, req, 200, json_pack("{s:s}", "status", "ok"));
+			method_not_allowed(a, req, "GET");
+		else
+			reply_json(a, req, 200, json_pack("{s:s}", "status", "ok"));
 		return;
 	}
 	if (!strcmp(path, "/readyz")) {
 		if (!is(req, "GET") && !is(req, "HEAD"))
-			return method_not_allowed(a, req, "GET");
-		return readyz(a, req);
+			method_not_allowed(a, req, "GET");
+		else
+			readyz(a, req);
+		return;
 	}
 	if (!strcmp(path, "/metrics")) {
 		if (!is(req, "GET"))
-			return method_not_allowed(a, req, "GET");
-		return metrics(a, req);
+			method_not_allowed(a, req, "GET");
+		else
+			metrics(a, req);
+		return;
 	}
 	if (strncmp(path, "/v1/", 4)) {
 		api_reply_error(a, req, 404, "not_found", "no route '%.100s'", path);
@@ -1073,20 +1077,28 @@ static void handle(struct httpd_request *req, void *ctx)
 	}
 	if (!strcmp(path, "/v1/jobs")) {
 		if (!is(req, "POST"))
-			return method_not_allowed(a, req, "POST");
-		return post_job(a, req);
+			method_not_allowed(a, req, "POST");
+		else
+			post_job(a, req);
+		return;
 	}
-	if (!strcmp(path, "/v1/uploads"))
-		return api_upload_post(a, req);
+	if (!strcmp(path, "/v1/uploads")) {
+		api_upload_post(a, req);
+		return;
+	}
 	if (!strcmp(path, "/v1/queues")) {
 		if (!is(req, "GET"))
-			return method_not_allowed(a, req, "GET");
-		return get_queues(a, req);
+			method_not_allowed(a, req, "GET");
+		else
+			get_queues(a, req);
+		return;
 	}
 	if (!strcmp(path, "/v1/reconcile")) {
 		if (!is(req, "POST"))
-			return method_not_allowed(a, req, "POST");
-		return post_reconcile(a, req);
+			method_not_allowed(a, req, "POST");
+		else
+			post_reconcile(a, req);
+		return;
 	}
 	if (!strncmp(path, "/v1/queues/", 11)) {
 		char qn[QUEUE_NAME_MAX + 1];
@@ -1097,11 +1109,14 @@ static void handle(struct httpd_request *req, void *ctx)
 			api_reply_error(a, req, 404, "not_found", "no route '%.100s'", path);
 			return;
 		}
-		if (!is(req, "GET"))
-			return method_not_allowed(a, req, "GET");
+		if (!is(req, "GET")) {
+			method_not_allowed(a, req, "GET");
+			return;
+		}
 		memcpy(qn, rest, n);
 		qn[n] = '\0';
-		return list_jobs(a, req, qn);
+		list_jobs(a, req, qn);
+		return;
 	}
 	if (!strncmp(path, "/v1/jobs/", 9)) {
 		rest = path + 9;
@@ -1122,20 +1137,26 @@ static void handle(struct httpd_request *req, void *ctx)
 				id[n] = (char)(id[n] - 'A' + 'a');
 		if (!*rest) {
 			if (is(req, "GET") || is(req, "HEAD"))
-				return get_job(a, req, id);
-			if (is(req, "DELETE"))
-				return cancel_job(a, req, id);
-			return method_not_allowed(a, req, "GET, DELETE");
+				get_job(a, req, id);
+			else if (is(req, "DELETE"))
+				cancel_job(a, req, id);
+			else
+				method_not_allowed(a, req, "GET, DELETE");
+			return;
 		}
 		if (!strcmp(rest, "/events")) {
 			if (!is(req, "GET"))
-				return method_not_allowed(a, req, "GET");
-			return job_events(a, req, id);
+				method_not_allowed(a, req, "GET");
+			else
+				job_events(a, req, id);
+			return;
 		}
 		if (!strcmp(rest, "/retry")) {
 			if (!is(req, "POST"))
-				return method_not_allowed(a, req, "POST");
-			return retry_job(a, req, id);
+				method_not_allowed(a, req, "POST");
+			else
+				retry_job(a, req, id);
+			return;
 		}
 	}
 	api_reply_error(a, req, 404, "not_found", "no route '%.100s'", path);
@@ -1270,16 +1291,11 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 
 		memset(&wo, 0, sizeof(wo));
 		wo.url = cfg->wake_url;
-		if (cfg->wake_auth && !strcasecmp(cfg->wake_auth, "google")) {
-			wo.auth = WAKE_AUTH_GOOGLE;
-		} else if (cfg->wake_auth && *cfg->wake_auth && strcasecmp(cfg->wake_auth, "token") &&
-			   strcasecmp(cfg->wake_auth, "none")) {
-			err_set(err, ERR_INVALID, "bad WAKE_AUTH '%s': expected token, google or none",
-				cfg->wake_auth);
-			goto fail;
-		} else if (cfg->wake_token && *cfg->wake_token) {
-			wo.auth = WAKE_AUTH_TOKEN;
+		wo.auth = cfg->wake_auth;
+		if (wo.auth == WAKE_AUTH_TOKEN) {
 			wo.token = cfg->wake_token;
+			if (!wo.token || !*wo.token)
+				wo.auth = WAKE_AUTH_NONE; /* the default, no token set */
 		}
 		wo.audience = cfg->wake_audience;
 		wo.hold_s = cfg->wake_hold_s;

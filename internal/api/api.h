@@ -17,6 +17,7 @@
 #define WAKEQ_API_H
 
 #include "base/err.h"
+#include "wake/wake.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -47,7 +48,8 @@ struct api_config {
 	/* waking */
 	const char *wake_url;         /* NULL or "" = never wake */
 	const char *wake_token;
-	const char *wake_auth;        /* "", "token" or "google" */
+	enum wake_auth wake_auth;     /* TOKEN sends wake_token (none if
+				       * empty), GOOGLE an identity token */
 	const char *wake_audience;    /* google: NULL = origin of wake_url */
 	int wake_fanout_max;          /* 0 = 1 */
 	int worker_concurrency;       /* the worker's CONCURRENCY; 0 = 1 */

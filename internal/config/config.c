@@ -3,10 +3,12 @@
 #include "base/mem.h"
 #include "base/parse.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void flag_name(const char *name, char *out, size_t n)
 {
@@ -15,6 +17,25 @@ static void flag_name(const char *name, char *out, size_t n)
 	for (i = 0; name[i] && i + 1 < n; i++)
 		out[i] = name[i] == '_' ? '-' : (char)tolower((unsigned char)name[i]);
 	out[i] = '\0';
+}
+
+/* The first name of each value of a CONFIG_ENUM, joined by `sep` into
+ * `out` (cut short if it does not fit). Later names of a value already
+ * listed are aliases ("warning" for "warn") and left out. */
+static void choice_list(const struct config_var *v, const char *sep, char *out,
+			size_t n)
+{
+	const struct config_choice *c, *d;
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (c = v->choices; c->name && len < n; c++) {
+		for (d = v->choices; d != c && d->value != c->value; d++)
+			;
+		if (d == c)
+			len += (size_t)snprintf(out + len, n - len, "%s%s",
+						len ? sep : "", c->name);
+	}
 }
 
 static const char *type_word(const struct config_var *v)
@@ -32,6 +53,8 @@ static int set_value(const struct config_var *v, void *cfg, const char *text,
 		     struct err *err)
 {
 	char *field = (char *)cfg + v->offset;
+	const struct config_choice *c;
+	char names[256];
 	int64_t i;
 	double d;
 	int b;
@@ -61,6 +84,15 @@ static int set_value(const struct config_var *v, void *cfg, const char *text,
 			goto bad;
 		*(int64_t *)field = i;
 		return 0;
+	case CONFIG_ENUM:
+		assert(v->choices);
+		for (c = v->choices; c->name; c++) {
+			if (!strcasecmp(c->name, text)) {
+				*(int *)field = c->value;
+				return 0;
+			}
+		}
+		goto bad;
 	}
 bad:
 	if (v->flags & CONFIG_SECRET)
@@ -75,6 +107,10 @@ bad:
 	case CONFIG_BOOL:
 		return err_set(err, ERR_INVALID, "bad %s '%s': expected true or false",
 			       v->name, text);
+	case CONFIG_ENUM:
+		choice_list(v, ", ", names, sizeof(names));
+		return err_set(err, ERR_INVALID, "bad %s '%s': expected one of %s",
+			       v->name, text, names);
 	default:
 		return err_set(err, ERR_INVALID, "bad %s '%s': expected a size in bytes (K, M, G suffixes) up to %.0f",
 			       v->name, text, v->max);
@@ -158,16 +194,33 @@ void config_release(const struct config_var *vars, void *cfg)
 	}
 }
 
+/* "--flag KIND" of one setting, KIND its choices for a CONFIG_ENUM. */
+static void usage_left(const struct config_var *v, char *out, size_t n)
+{
+	char flag[64], names[64];
+
+	flag_name(v->name, flag, sizeof(flag));
+	if (v->type == CONFIG_ENUM)
+		choice_list(v, "|", names, sizeof(names));
+	snprintf(out, n, "--%s %s", flag, v->type == CONFIG_ENUM ? names : type_word(v));
+}
+
 void config_usage(FILE *out, const struct config_var *vars)
 {
-	char flag[64], left[96];
+	const struct config_var *v;
+	char left[96];
+	int width = 30;
 
-	for (; vars->name; vars++) {
-		flag_name(vars->name, flag, sizeof(flag));
-		snprintf(left, sizeof(left), "--%s %s", flag, type_word(vars));
-		fprintf(out, "  %-30s %-18s %s", left, vars->name, vars->help);
-		if (vars->def && !(vars->flags & CONFIG_SECRET) && *vars->def)
-			fprintf(out, " (default %s)", vars->def);
+	for (v = vars; v->name; v++) {
+		usage_left(v, left, sizeof(left));
+		if ((int)strlen(left) > width)
+			width = (int)strlen(left);
+	}
+	for (v = vars; v->name; v++) {
+		usage_left(v, left, sizeof(left));
+		fprintf(out, "  %-*s %-18s %s", width, left, v->name, v->help);
+		if (v->def && !(v->flags & CONFIG_SECRET) && *v->def)
+			fprintf(out, " (default %s)", v->def);
 		fputc('\n', out);
 	}
 }

@@ -5,6 +5,7 @@
  * NAME, then the flag --name (NAME lowercased, '_' → '-'), the last one
  * winning. A bad value stops start-up with one line naming the variable:
  *   bad IDLE_TIMEOUT 'abc': expected seconds from 0 to 86400
+ *   bad LOG_LEVEL 'loud': expected one of debug, info, warn, error
  */
 #ifndef WAKEQ_CONFIG_H
 #define WAKEQ_CONFIG_H
@@ -19,8 +20,20 @@ enum config_type {
 	CONFIG_INT,     /* int64_t in [min, max] */
 	CONFIG_SECONDS, /* double seconds in [min, max], fractions allowed */
 	CONFIG_BOOL,    /* int 0/1; a bare --flag means 1 */
-	CONFIG_SIZE     /* int64_t bytes, K/M/G suffixes, at most max */
+	CONFIG_SIZE,    /* int64_t bytes, K/M/G suffixes, at most max */
+	CONFIG_ENUM     /* int: the value of one of `choices`, named without
+			 * regard to case; anything else (empty too) is bad */
 };
+
+/* One name a CONFIG_ENUM setting accepts and the int it stands for. A
+ * value may have several names: --help and errors list the first only.
+ * A list ends with CONFIG_CHOICES_END. */
+struct config_choice {
+	const char *name;
+	int value;
+};
+
+#define CONFIG_CHOICES_END { NULL, 0 }
 
 #define CONFIG_SECRET 1u /* never printed, not even as a default */
 
@@ -32,9 +45,14 @@ struct config_var {
 	const char *def;    /* default as text; NULL leaves the field empty */
 	const char *help;   /* one line */
 	unsigned flags;
+	const struct config_choice *choices; /* CONFIG_ENUM only, else NULL */
 };
 
-#define CONFIG_END { NULL, CONFIG_STRING, 0, 0, 0, NULL, NULL, 0 }
+/* A number constant as a default's text: CONFIG_TEXT(QUEUE_RESULT_TTL_DEFAULT). */
+#define CONFIG_TEXT(x) CONFIG_TEXT_(x)
+#define CONFIG_TEXT_(x) #x
+
+#define CONFIG_END { NULL, CONFIG_STRING, 0, 0, 0, NULL, NULL, 0, NULL }
 
 /* Fills `cfg` from `vars` (ended by CONFIG_END), the environment and
  * argv[1..]. Flags stop at "--" or the first argument not starting with
@@ -48,7 +66,9 @@ int config_load(const struct config_var *vars, void *cfg, int argc,
 /* Frees the strings of `cfg`. */
 void config_release(const struct config_var *vars, void *cfg);
 
-/* Prints one line per setting: flag, variable, default, help. */
+/* Prints one line per setting: flag, variable, default, help; a
+ * CONFIG_ENUM shows its choices where others show their kind of value
+ * ("--log-format text|json"). */
 void config_usage(FILE *out, const struct config_var *vars);
 
 #endif

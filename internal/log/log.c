@@ -5,7 +5,6 @@
 
 #include <stdarg.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 enum log_level log_min_level = LOG_INFO;
@@ -22,31 +21,14 @@ void log_init(enum log_format format, enum log_level level, int fd)
 	log_fd = fd;
 }
 
-int log_parse_level(const char *s, enum log_level *out)
-{
-	if (!strcasecmp(s, "debug"))
-		*out = LOG_DEBUG;
-	else if (!strcasecmp(s, "info"))
-		*out = LOG_INFO;
-	else if (!strcasecmp(s, "warn") || !strcasecmp(s, "warning"))
-		*out = LOG_WARN;
-	else if (!strcasecmp(s, "error"))
-		*out = LOG_ERROR;
-	else
-		return -1;
-	return 0;
-}
+const struct config_choice log_level_choices[] = {
+	{ "debug", LOG_DEBUG }, { "info", LOG_INFO }, { "warn", LOG_WARN },
+	{ "warning", LOG_WARN }, { "error", LOG_ERROR }, CONFIG_CHOICES_END
+};
 
-int log_parse_format(const char *s, enum log_format *out)
-{
-	if (!strcasecmp(s, "text"))
-		*out = LOG_TEXT;
-	else if (!strcasecmp(s, "json"))
-		*out = LOG_JSON;
-	else
-		return -1;
-	return 0;
-}
+const struct config_choice log_format_choices[] = {
+	{ "text", LOG_TEXT }, { "json", LOG_JSON }, CONFIG_CHOICES_END
+};
 
 void log_thread_fields(const char *const *pairs)
 {

@@ -13,6 +13,8 @@
 #ifndef WAKEQ_LOG_H
 #define WAKEQ_LOG_H
 
+#include "config/config.h"
+
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 enum log_format { LOG_TEXT, LOG_JSON };
 
@@ -21,9 +23,11 @@ extern enum log_level log_min_level;
 /* Sets the format, the lowest level written, and the fd (2 by default). */
 void log_init(enum log_format format, enum log_level level, int fd);
 
-/* Parses "debug|info|warn|warning|error" / "text|json". Return 0 or -1. */
-int log_parse_level(const char *s, enum log_level *out);
-int log_parse_format(const char *s, enum log_format *out);
+/* The names of the levels and formats, for the LOG_LEVEL and LOG_FORMAT
+ * settings (CONFIG_ENUM): debug, info, warn (or warning), error; text,
+ * json. */
+extern const struct config_choice log_level_choices[];
+extern const struct config_choice log_format_choices[];
 
 /* Writes one line: `msg`, then pairs of (const char *key, const char *value)
  * ending with a NULL key. A NULL value skips its pair. */

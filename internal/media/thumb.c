@@ -4,6 +4,7 @@
 
 #include <libavutil/imgutils.h>
 #include <libswscale/swscale.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -191,7 +192,7 @@ int media_thumbnail_file(const char *in, const char *out,
 	AVFrame *frame = NULL;
 	AVPacket *pkt = av_packet_alloc();
 	AVStream *st;
-	FILE *fp = NULL;
+	FILE *fp;
 	int64_t ts, start;
 	int vidx, ow, oh, ret = -1;
 
@@ -227,14 +228,18 @@ int media_thumbnail_file(const char *in, const char *out,
 	if (encode_image(frame, ow, oh, o->format, pkt, err) < 0)
 		goto out;
 	fp = fopen(out, "wb");
-	if (!fp || fwrite(pkt->data, 1, (size_t)pkt->size, fp) != (size_t)pkt->size ||
-	    fclose(fp) != 0) {
-		fp = NULL;
-		err_set(err, ERR_IO, "cannot write '%s': %m", media_base(out));
+	if (!fp || fwrite(pkt->data, 1, (size_t)pkt->size, fp) != (size_t)pkt->size) {
+		err_set(err, ERR_IO, "cannot write '%s': %s", media_base(out), strerror(errno));
+		if (fp)
+			fclose(fp); /* the short write is the error that counts */
 		media_unlink(out);
 		goto out;
 	}
-	fp = NULL;
+	if (fclose(fp) != 0) {
+		err_set(err, ERR_IO, "cannot write '%s': %s", media_base(out), strerror(errno));
+		media_unlink(out);
+		goto out;
+	}
 	*result = json_pack("{s:s, s:i, s:i, s:I}", "output", out, "width", ow,
 			    "height", oh, "bytes", (json_int_t)pkt->size);
 	media_report(&w, 100, "encode", 1);

@@ -18,7 +18,7 @@
 
 #include "queue/scripts.h"
 
-struct queue_limits queue_limits = { 86400, 10000, 10000 };
+struct queue_limits queue_limits = { QUEUE_RESULT_TTL_DEFAULT, 10000, 10000 };
 
 /* ---- scripts ------------------------------------------------------------ */
 

@@ -350,6 +350,12 @@ int64_t queue_purge_dead(struct queue *q, const char *queue, struct err *err);
  * names (caller frees each and the array). Returns the count or -1. */
 int queue_discover(struct queue *q, char ***names, struct err *err);
 
+/* RESULT_TTL, the setting every binary that finishes or cancels jobs
+ * (worker, API, CLI) reads into queue_limits.result_ttl_s: seconds. */
+#define QUEUE_RESULT_TTL_MIN 1
+#define QUEUE_RESULT_TTL_MAX 31536000
+#define QUEUE_RESULT_TTL_DEFAULT 86400
+
 /* Retention of finished jobs, set before use (process-wide defaults). */
 struct queue_limits {
 	int64_t result_ttl_s;   /* done job hashes expire after this; 86400 */

@@ -23,6 +23,11 @@
 #define TOKEN_MARGIN_US 300000000 /* refresh identity tokens 5 min early */
 #define MAX_FANOUT 64
 
+const struct config_choice wake_auth_choices[] = {
+	{ "token", WAKE_AUTH_TOKEN }, { "google", WAKE_AUTH_GOOGLE },
+	{ "none", WAKE_AUTH_NONE }, CONFIG_CHOICES_END
+};
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
 static void curl_init_once(void)
@@ -662,8 +667,9 @@ void wake_get_stats(struct wake *w, struct wake_stats *out)
 }
 
 int wake_once(const char *url, const char *token, double timeout_s,
-	      int *http_status, struct err *err)
+	      int *http_status, char **body, struct err *err)
 {
+	struct buf answer = BUF_INIT;
 	struct curl_slist *h = NULL;
 	char *line = NULL;
 	CURL *c;
@@ -693,7 +699,8 @@ int wake_once(const char *url, const char *token, double timeout_s,
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)((timeout_s > 0 ? timeout_s : 30) * 1000));
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, body ? collect : discard);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "wakeq");
 	cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -709,9 +716,14 @@ int wake_once(const char *url, const char *token, double timeout_s,
 		err_set(err, ERR_AUTH, "wake '%s' refused: HTTP %ld", url, status);
 	} else if (status >= 400) {
 		err_set(err, ERR_PROTOCOL, "wake '%s' failed: HTTP %ld", url, status);
+	} else if (cc == CURLE_WRITE_ERROR) {
+		err_set(err, ERR_PROTOCOL, "wake '%s': answer over 64 KiB", url);
 	} else {
 		rc = 0;
 	}
+	if (rc == 0 && body)
+		*body = status ? buf_detach(&answer, NULL) : NULL;
+	buf_release(&answer);
 	free(line);
 	curl_slist_free_all(h);
 	curl_easy_cleanup(c);

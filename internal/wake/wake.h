@@ -39,6 +39,7 @@
 #define WAKEQ_WAKE_H
 
 #include "base/err.h"
+#include "config/config.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -57,6 +58,9 @@ struct wake_backlog {
 typedef int (*wake_backlog_fn)(void *ctx, struct wake_backlog *out);
 
 enum wake_auth { WAKE_AUTH_NONE, WAKE_AUTH_TOKEN, WAKE_AUTH_GOOGLE };
+
+/* The names of the WAKE_AUTH setting (CONFIG_ENUM): none, token, google. */
+extern const struct config_choice wake_auth_choices[];
 
 struct wake_opts {
 	const char *url;            /* the worker's /wake URL; required */
@@ -108,11 +112,15 @@ void wake_get_stats(struct wake *w, struct wake_stats *out);
  * (may be NULL) is sent as a bearer token. *http_status is the status, or
  * 0 when the request was sent but no answer came within the timeout (the
  * worker holds /wake open while it drains: that counts as woken).
+ * `body` may be NULL; otherwise, on success, *body is the answer's body
+ * (the drain summary of a held wake, 64 KiB at most; caller frees), or
+ * NULL when no answer came. Blocks up to timeout_s.
  * Returns 0 when the worker was reached (any status < 400, or sent and
  * held), -1 with err otherwise (ERR_UNAVAILABLE cannot connect, ERR_AUTH
- * 401/403, ERR_PROTOCOL other statuses). */
+ * 401/403, ERR_PROTOCOL other statuses or an answer over 64 KiB); *body
+ * is then left untouched. */
 int wake_once(const char *url, const char *token, double timeout_s,
-	      int *http_status, struct err *err);
+	      int *http_status, char **body, struct err *err);
 
 /* Fetches a Google identity token for `audience` from the metadata server
  * (`metadata_host` "host[:port]", NULL = default). On success returns 0,

@@ -42,8 +42,8 @@ struct worker_config {
 	int64_t max_input_bytes;/* MAX_INPUT_BYTES */
 	char *webhook_secret;   /* WEBHOOK_SECRET */
 	char *webhook_secret_previous; /* WEBHOOK_SECRET_PREVIOUS */
-	char *log_format;       /* LOG_FORMAT */
-	char *log_level;        /* LOG_LEVEL */
+	int log_format;         /* LOG_FORMAT: enum log_format */
+	int log_level;          /* LOG_LEVEL: enum log_level */
 	int once;               /* ONCE: drain at start without HTTP, then exit
 				 * (wakeq drain, cron on plain VMs) */
 };

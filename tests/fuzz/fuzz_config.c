@@ -1,5 +1,6 @@
 /* Fuzzes the configuration parsers (environment values and flags are
- * outside input): the input is split at NUL bytes into argv words. */
+ * outside input): the input is split at NUL bytes into argv words.
+ * Seeds in tests/fuzz/corpus/config. */
 #include "config/config.h"
 
 #include <stdint.h>
@@ -12,15 +13,20 @@ struct cfg {
 	char *s;
 	int64_t i, z;
 	double d;
-	int b;
+	int b, m;
+};
+
+static const struct config_choice modes[] = {
+	{ "low", 1 }, { "high", 9 }, { "hi", 9 }, { "off", -2 }, CONFIG_CHOICES_END
 };
 
 static const struct config_var vars[] = {
-	{ "NAME", CONFIG_STRING, offsetof(struct cfg, s), 0, 0, "x", "a string", 0 },
-	{ "COUNT", CONFIG_INT, offsetof(struct cfg, i), -5, 1000, "1", "an int", 0 },
-	{ "WAIT", CONFIG_SECONDS, offsetof(struct cfg, d), 0.001, 86400, "1", "seconds", 0 },
-	{ "ON", CONFIG_BOOL, offsetof(struct cfg, b), 0, 0, "true", "a bool", 0 },
-	{ "SIZE", CONFIG_SIZE, offsetof(struct cfg, z), 1, 1e12, "1M", "a size", 0 },
+	{ "NAME", CONFIG_STRING, offsetof(struct cfg, s), 0, 0, "x", "a string", 0, NULL },
+	{ "COUNT", CONFIG_INT, offsetof(struct cfg, i), -5, 1000, "1", "an int", 0, NULL },
+	{ "WAIT", CONFIG_SECONDS, offsetof(struct cfg, d), 0.001, 86400, "1", "seconds", 0, NULL },
+	{ "ON", CONFIG_BOOL, offsetof(struct cfg, b), 0, 0, "true", "a bool", 0, NULL },
+	{ "SIZE", CONFIG_SIZE, offsetof(struct cfg, z), 1, 1e12, "1M", "a size", 0, NULL },
+	{ "MODE", CONFIG_ENUM, offsetof(struct cfg, m), 0, 0, "low", "a choice", 0, modes },
 	CONFIG_END
 };
 
@@ -44,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&c, 0, sizeof(c));
 	if (config_load(vars, &c, argc, argv, &argi, &e) == 0) {
 		if (c.i < -5 || c.i > 1000 || !(c.d >= 0.001 && c.d <= 86400) || c.z < 1 ||
-		    (c.b != 0 && c.b != 1) || !c.s)
+		    (c.b != 0 && c.b != 1) || !c.s || (c.m != 1 && c.m != 9 && c.m != -2))
 			abort(); /* out of bounds got through */
 	}
 	config_release(vars, &c);

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # 30_store.sh - internal/store against a real Postgres (initdb in a temp
-# dir): the cmocka program tests/tools/store_db_test.c, one "ok" line per
-# test, plus migrations run by several processes at once and the schema
+# dir): the cmocka program tests/unit/store/test_store_db.c, one "ok" line
+# per test, plus migrations run by several processes at once and the schema
 # they leave behind, checked with psql.
 set -u
 . "$(dirname "$0")/../lib/servers.sh"
 . "$(dirname "$0")/../lib/tap.sh"
 
-TOOL=$BIN/tests/tools/store_db_test
+TOOL=$BIN/tests/unit/store/test_store_db
 [ -x "$TOOL" ] || { not_ok "store: $TOOL not built (make tests)"; exit 1; }
 
 t_tmpdir
@@ -27,7 +27,7 @@ sed -n -e 's/^ok [0-9]* - /ok - store: /p' -e 's/^not ok [0-9]* - /not ok - stor
 	"$T/tool.log"
 grep -E '^# ' "$T/tool.log" || true
 if [ "$rc" -ne 0 ]; then
-	grep -q '^not ok' "$T/tool.log" || not_ok "store: store_db_test exited $rc"
+	grep -q '^not ok' "$T/tool.log" || not_ok "store: test_store_db exited $rc"
 	diag "$T/tool.log"
 fi
 # the server may have been left stopped by a failed outage test

@@ -1,9 +1,11 @@
-/* Unit tests of internal/config: defaults, environment, flags, bounds. */
+/* Unit tests of internal/config: defaults, environment, flags, bounds,
+ * choices. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,16 +17,25 @@ struct cfg {
 	double wait;
 	int on;
 	int64_t size;
+	int mode;
+};
+
+enum { MODE_FAST = 3, MODE_SAFE = 7, MODE_OFF = 0 };
+
+static const struct config_choice modes[] = {
+	{ "fast", MODE_FAST }, { "safe", MODE_SAFE }, { "quick", MODE_FAST },
+	{ "off", MODE_OFF }, CONFIG_CHOICES_END
 };
 
 #define F(f) offsetof(struct cfg, f)
 static const struct config_var vars[] = {
-	{ "T_NAME", CONFIG_STRING, F(name), 0, 0, "def", "a name", 0 },
-	{ "T_COUNT", CONFIG_INT, F(count), 1, 100, "5", "a count", 0 },
-	{ "T_WAIT", CONFIG_SECONDS, F(wait), 0.001, 60, "1.5", "seconds", 0 },
-	{ "T_ON", CONFIG_BOOL, F(on), 0, 0, "false", "a switch", 0 },
-	{ "T_SIZE", CONFIG_SIZE, F(size), 1, 1073741824.0, "1M", "bytes", 0 },
-	{ "T_SECRET", CONFIG_STRING, F(name), 0, 0, NULL, "secret", CONFIG_SECRET },
+	{ "T_NAME", CONFIG_STRING, F(name), 0, 0, "def", "a name", 0, NULL },
+	{ "T_COUNT", CONFIG_INT, F(count), 1, 100, "5", "a count", 0, NULL },
+	{ "T_WAIT", CONFIG_SECONDS, F(wait), 0.001, 60, "1.5", "seconds", 0, NULL },
+	{ "T_ON", CONFIG_BOOL, F(on), 0, 0, "false", "a switch", 0, NULL },
+	{ "T_SIZE", CONFIG_SIZE, F(size), 1, 1073741824.0, "1M", "bytes", 0, NULL },
+	{ "T_SECRET", CONFIG_STRING, F(name), 0, 0, NULL, "secret", CONFIG_SECRET, NULL },
+	{ "T_MODE", CONFIG_ENUM, F(mode), 0, 0, "safe", "a mode", 0, modes },
 	CONFIG_END
 };
 
@@ -35,6 +46,7 @@ static void clear_env(void)
 	unsetenv("T_WAIT");
 	unsetenv("T_ON");
 	unsetenv("T_SIZE");
+	unsetenv("T_MODE");
 }
 
 static void test_defaults_env_flags(void **state)
@@ -109,12 +121,112 @@ static void test_help(void **state)
 	config_release(vars, &c);
 }
 
+/* Loads with T_MODE=`env` (NULL: unset) and --t-mode `flag` (NULL: none). */
+static int load_mode(const char *env, const char *flag, struct cfg *c, struct err *e)
+{
+	char *argv[] = { (char *)"prog", (char *)"--t-mode", (char *)flag, NULL };
+	int r;
+
+	clear_env();
+	if (env)
+		setenv("T_MODE", env, 1);
+	memset(c, 0, sizeof(*c));
+	c->mode = -1;
+	r = config_load(vars, c, flag ? 3 : 1, argv, NULL, e);
+	config_release(vars, c);
+	clear_env();
+	return r;
+}
+
+static void test_enum_good(void **state)
+{
+	struct cfg c;
+	struct err e;
+
+	(void)state;
+	assert_int_equal(load_mode(NULL, NULL, &c, &e), 0);
+	assert_int_equal(c.mode, MODE_SAFE); /* the default, by name */
+	assert_int_equal(load_mode("fast", NULL, &c, &e), 0);
+	assert_int_equal(c.mode, MODE_FAST);
+	assert_int_equal(load_mode("off", NULL, &c, &e), 0);
+	assert_int_equal(c.mode, MODE_OFF);
+	assert_int_equal(load_mode("quick", NULL, &c, &e), 0); /* an alias */
+	assert_int_equal(c.mode, MODE_FAST);
+	assert_int_equal(load_mode("fast", "off", &c, &e), 0); /* the flag wins */
+	assert_int_equal(c.mode, MODE_OFF);
+}
+
+static void test_enum_bad(void **state)
+{
+	struct cfg c;
+	struct err e;
+
+	(void)state;
+	assert_int_equal(load_mode("slow", NULL, &c, &e), -1);
+	/* one line naming the variable and every value once (no aliases) */
+	assert_string_equal(e.msg, "bad T_MODE 'slow': expected one of fast, safe, off");
+	assert_int_equal(load_mode(NULL, "fastest", &c, &e), -1);
+	assert_string_equal(e.msg, "bad T_MODE 'fastest': expected one of fast, safe, off");
+	assert_int_equal(load_mode("fas", NULL, &c, &e), -1); /* no prefixes */
+	assert_int_equal(load_mode("fast ", NULL, &c, &e), -1);
+	assert_int_equal(load_mode("1", NULL, &c, &e), -1); /* names, not numbers */
+}
+
+static void test_enum_empty(void **state)
+{
+	struct cfg c;
+	struct err e;
+
+	(void)state;
+	assert_int_equal(load_mode("", NULL, &c, &e), -1);
+	assert_string_equal(e.msg, "bad T_MODE '': expected one of fast, safe, off");
+	assert_int_equal(load_mode(NULL, "", &c, &e), -1);
+	assert_string_equal(e.msg, "bad T_MODE '': expected one of fast, safe, off");
+}
+
+static void test_enum_case(void **state)
+{
+	struct cfg c;
+	struct err e;
+
+	(void)state;
+	assert_int_equal(load_mode("FAST", NULL, &c, &e), 0);
+	assert_int_equal(c.mode, MODE_FAST);
+	assert_int_equal(load_mode(NULL, "Off", &c, &e), 0);
+	assert_int_equal(c.mode, MODE_OFF);
+	assert_int_equal(load_mode("sAfE", NULL, &c, &e), 0);
+	assert_int_equal(c.mode, MODE_SAFE);
+}
+
+static void test_usage_lists_choices(void **state)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	(void)state;
+	assert_non_null(f);
+	config_usage(f, vars);
+	fclose(f);
+	assert_non_null(strstr(text, "--t-mode fast|safe|off"));
+	assert_non_null(strstr(text, "T_MODE"));
+	assert_non_null(strstr(text, "a mode (default safe)"));
+	assert_null(strstr(text, "quick"));
+	assert_non_null(strstr(text, "--t-count N"));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults_env_flags),
 		cmocka_unit_test(test_bad_values_name_the_variable),
 		cmocka_unit_test(test_help),
+		cmocka_unit_test(test_enum_good),
+		cmocka_unit_test(test_enum_bad),
+		cmocka_unit_test(test_enum_empty),
+		cmocka_unit_test(test_enum_case),
+		cmocka_unit_test(test_usage_lists_choices),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,7 @@
 /* Unit tests of internal/store that need no database: URL checks, and the
  * behaviour against a loopback
  * port where nothing listens (what a stopped Postgres looks like). The
- * tests against a real Postgres are tests/tools/store_db_test.c, run by
+ * tests against a real Postgres are test_store_db.c, run by
  * tests/integration/30_store.sh. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -36,7 +36,8 @@ static void handle(struct httpd_request *req, void *ctx)
 		atomic_fetch_add(&wakes, 1);
 		if (hold_s > 0)
 			clock_sleep_us((int64_t)(hold_s * 1e6));
-		httpd_respond(req, (unsigned)wake_status, "application/json", "{}", 2);
+		httpd_respond(req, (unsigned)wake_status, "application/json",
+			      "{\"drain\":{\"done\":1}}", 20);
 		return;
 	}
 	if (!strcmp(path, "/computeMetadata/v1/instance/service-accounts/default/identity")) {
@@ -82,7 +83,7 @@ static int teardown(void **state)
 
 static void test_once(void **state)
 {
-	char url[128];
+	char url[128], *body = (char *)"untouched";
 	struct err e;
 	int st;
 
@@ -90,21 +91,31 @@ static void test_once(void **state)
 	snprintf(url, sizeof(url), "%s/wake", base);
 	wake_status = 200;
 	hold_s = 0;
-	assert_int_equal(wake_once(url, "tok", 5, &st, &e), 0);
+	assert_int_equal(wake_once(url, "tok", 5, &st, NULL, &e), 0);
 	assert_int_equal(st, 200);
 	assert_string_equal(last_auth, "Bearer tok");
+	/* a held wake that ends: its answer (the drain summary) comes back */
+	hold_s = 0.3;
+	assert_int_equal(wake_once(url, NULL, 5, &st, &body, &e), 0);
+	assert_int_equal(st, 200);
+	assert_string_equal(body, "{\"drain\":{\"done\":1}}");
+	free(body);
+	body = (char *)"untouched";
 	wake_status = 401;
-	assert_int_equal(wake_once(url, NULL, 5, &st, &e), -1);
+	hold_s = 0;
+	assert_int_equal(wake_once(url, NULL, 5, &st, &body, &e), -1);
 	assert_int_equal(e.code, ERR_AUTH);
+	assert_string_equal(body, "untouched");
 	wake_status = 200;
 	/* held open by a draining worker: sent, then timed out = woken */
 	hold_s = 1.5;
-	assert_int_equal(wake_once(url, NULL, 0.5, &st, &e), 0);
+	assert_int_equal(wake_once(url, NULL, 0.5, &st, &body, &e), 0);
 	assert_int_equal(st, 0);
+	assert_null(body);
 	hold_s = 0;
-	assert_int_equal(wake_once("http://127.0.0.1:1/wake", NULL, 2, &st, &e), -1);
+	assert_int_equal(wake_once("http://127.0.0.1:1/wake", NULL, 2, &st, NULL, &e), -1);
 	assert_int_equal(e.code, ERR_UNAVAILABLE);
-	assert_int_equal(wake_once("ftp://x/wake", NULL, 2, &st, &e), -1);
+	assert_int_equal(wake_once("ftp://x/wake", NULL, 2, &st, NULL, &e), -1);
 	assert_int_equal(e.code, ERR_INVALID);
 }
 

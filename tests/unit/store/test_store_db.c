@@ -1,16 +1,19 @@
-/* store_db_test - internal/store against a real Postgres (cmocka).
+/* test_store_db - internal/store against a real Postgres (cmocka).
  *
- *   store_db_test              runs the tests; needs DATABASE_URL (a
+ *   test_store_db              runs the tests; needs DATABASE_URL (a
  *                              database nobody migrated yet),
  *                              STORE_TEST_FRESH_URL (another one, for the
  *                              concurrent migration), STORE_PG_STOP and
  *                              STORE_PG_START (shell commands that stop
  *                              and start that server)
- *   store_db_test migrate URL  migrates URL, prints the count applied
- *   store_db_test bench URL JOBS THREADS CONNS
+ *   test_store_db migrate URL  migrates URL, prints the count applied
+ *   test_store_db bench URL JOBS THREADS CONNS
  *                              insert rate (one row per job, as the API)
  *
- * Run by tests/integration/30_store.sh, which starts the server. */
+ * Built with the unit tests; run by tests/integration/30_store.sh, which
+ * starts the server (tests/run.sh leaves it out of the unit run: a unit
+ * test named *_db needs Postgres). The unit tests that need no server
+ * are test_store.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -761,7 +764,7 @@ static int bench(char **argv)
 	int failed = 0;
 
 	if (!s || store_migrate(s, &e) < 0 || n < 1 || t < 1) {
-		fprintf(stderr, "store_db_test: %s\n", s ? e.msg : "bad args");
+		fprintf(stderr, "test_store_db: %s\n", s ? e.msg : "bad args");
 		store_free(s);
 		return 1;
 	}
@@ -809,7 +812,7 @@ int main(int argc, char **argv)
 
 		store_free(s);
 		if (n < 0) {
-			fprintf(stderr, "store_db_test: %s\n", e.msg);
+			fprintf(stderr, "test_store_db: %s\n", e.msg);
 			return 1;
 		}
 		printf("%d\n", n);
@@ -817,7 +820,7 @@ int main(int argc, char **argv)
 	}
 	db_url = getenv("DATABASE_URL");
 	if (!db_url || !*db_url) {
-		fprintf(stderr, "store_db_test: DATABASE_URL is not set\n");
+		fprintf(stderr, "test_store_db: DATABASE_URL is not set\n");
 		return 2;
 	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
