@@ -27,31 +27,60 @@ struct fetch_input {
 	char path[PATH_MAX]; /* local file to read */
 	int temp;            /* path is a download of ours: removed on release */
 	int64_t bytes;       /* size of the local file */
+	int fd;              /* file:// only: the input, open read-only
+			      * (>= 3; 0 = none); owned by `in`, closed on
+			      * release. Callers may read it (pread) instead
+			      * of opening path. */
 };
 
-/* Resolves `url` to a readable local file: file:// is checked against
- * DATA_DIR (no "..", no absolute escape, no symlink out of it) and used in
- * place; http(s):// and s3:// are streamed into a temp file under
+/* Resolves `url` to a readable local file.
+ *
+ * file:// names a file inside DATA_DIR ("file://a/b.mp4", or an absolute
+ * path starting with DATA_DIR). It is opened with openat2() beneath
+ * DATA_DIR: "..", absolute paths elsewhere and symlinks that lead out of
+ * DATA_DIR (absolute symlinks always) are refused, and a folder swapped
+ * for a link meanwhile cannot redirect it. `path` is then a symlink in a
+ * private folder under job_settings.tmp_dir to the open descriptor
+ * (/proc/PID/fd/FD, named like the file), so opening `path` later, here
+ * or in a forked child, reaches exactly the checked file and never walks
+ * DATA_DIR again. Needs Linux >= 5.6 (openat2) and /proc: without them
+ * file:// fails (ERR_INTERNAL, "openat2 unavailable (kernel < 5.6)").
+ *
+ * http(s):// and s3:// are streamed into a temp file under
  * job_settings.tmp_dir, capped at job_settings.max_input_bytes.
  * Returns 0 with `in` filled, or -1 with err set and `in` untouched. */
 int fetch_input_open(const char *url, struct fetch_input *in,
 		     atomic_int *cancel, struct err *err);
 
-/* Removes the temp file of `in` if it is ours. Safe on a zeroed struct. */
+/* Removes the temp file or link of `in` if it is ours and closes its
+ * descriptor. Safe on a zeroed struct. */
 void fetch_input_release(struct fetch_input *in);
 
 /* A job output: the caller writes `path`, then commits it. */
 struct fetch_output {
 	char path[PATH_MAX]; /* local file the caller writes */
-	char final[PATH_MAX];/* file:// target, renamed into place on commit */
+	char final[PATH_MAX];/* file://: where the file lands on commit (for
+			      * messages); "" for uploads */
 	char *url;           /* the output URL (owned) */
 	int committed;
+	/* file:// only, private to fetch (0 = none): */
+	int dirfd;           /* the target's folder, opened beneath DATA_DIR */
+	int fd;              /* the temp file in it, open read-write */
+	char part[NAME_MAX + 1]; /* the temp file's name in dirfd */
+	char name[NAME_MAX + 1]; /* the target's name in dirfd */
 };
 
-/* Prepares a local file for an output `url`. file:// targets (inside
- * DATA_DIR; parent folder created) are written to a temp name beside the
- * target; http(s):// (PUT to a presigned URL) and s3:// go to a temp file
- * under tmp_dir. Returns 0 or -1 with err set. */
+/* Prepares a local file for an output `url`.
+ *
+ * file:// targets lie inside DATA_DIR (same rules as inputs): missing
+ * parent folders are created one by one with mkdirat() beneath DATA_DIR,
+ * and an empty temp file is created beside the target (openat2, O_EXCL).
+ * `path` is a symlink to that open file, as for inputs, so writing
+ * `path` writes the temp file whatever happens to DATA_DIR meanwhile;
+ * commit renames it into place within the same open folder.
+ *
+ * http(s):// (PUT to a presigned URL) and s3:// go to a temp file under
+ * tmp_dir. Returns 0 or -1 with err set. */
 int fetch_output_prepare(const char *url, struct fetch_output *out,
 			 struct err *err);
 

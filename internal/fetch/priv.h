@@ -3,6 +3,7 @@
 #define WAKEQ_FETCH_PRIV_H
 
 #include "base/err.h"
+#include "fetch/fetch.h"
 
 #include <limits.h>
 #include <stdatomic.h>
@@ -13,16 +14,25 @@
 /* Whether `url` starts with `scheme` ("file://"), ignoring case. */
 int fetch_has_scheme(const char *url, const char *scheme);
 
-/* Resolves a file:// input to a real path (no symlinks left) inside
- * DATA_DIR; fills `out` and `*bytes`. */
-int fetch_file_input(const char *url, char out[PATH_MAX], long long *bytes,
+/* Opens a file:// input beneath DATA_DIR (see fetch_input_open) and
+ * fills `in`: fd, path (the link to fd), bytes. On failure `in` is
+ * untouched. */
+int fetch_file_input(const char *url, struct fetch_input *in,
 		     struct err *err);
 
-/* Resolves a file:// output: creates the parent folders inside DATA_DIR,
- * fills `final` (the target) and creates `tmp` (an empty temp file beside
- * it, same extension). */
-int fetch_file_output(const char *url, char final[PATH_MAX],
-		      char tmp[PATH_MAX], struct err *err);
+/* Prepares a file:// output beneath DATA_DIR (see fetch_output_prepare):
+ * fills path, final, dirfd, fd, part and name of `out`. On failure `out`
+ * is untouched and nothing is left behind but created parent folders. */
+int fetch_file_output(const char *url, struct fetch_output *out,
+		      struct err *err);
+
+/* Renames the temp file of a file:// output into place. */
+int fetch_file_commit(struct fetch_output *out, struct err *err);
+
+/* Removes the link (and, unless committed, the temp file) of a file://
+ * input or output and closes its descriptors. */
+void fetch_file_input_release(struct fetch_input *in);
+void fetch_file_output_release(struct fetch_output *out);
 
 /* Creates an empty temp file under job_settings.tmp_dir whose name keeps
  * the extension of `url`'s last path segment. */
