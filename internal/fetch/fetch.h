@@ -136,7 +136,8 @@ int fetch_allow_parse(const char *spec, struct fetch_allow *out,
 int fetch_addr_allowed(const struct fetch_allow *allow,
 		       const struct sockaddr *sa, socklen_t len);
 
-/* Checks job_settings (allow_private) for start-up: 0, or -1 with err. */
+/* Checks job_settings (allow_private) and the S3 endpoint and region
+ * settings for start-up: 0, or -1 with err naming the variable. */
 int fetch_check_settings(struct err *err);
 
 /* Checks that `url` is an http:// or https:// URL with a host that is not
@@ -203,14 +204,36 @@ int fetch_status_error(long status, const char *what, struct err *err);
 /* Whether an error code means "retry later". */
 int fetch_retryable(enum err_code code);
 
-/* The http(s) URL an s3://bucket/key URL stands for, from S3_ENDPOINT
- * (default https://s3.REGION.amazonaws.com), AWS_REGION (us-east-1) and
- * S3_PATH_STYLE (default on when S3_ENDPOINT is set: ENDPOINT/bucket/key;
- * off: bucket.HOST/key). The key is percent-encoded. Requests to s3://
- * URLs are signed with AWS SigV4 from AWS_ACCESS_KEY_ID,
- * AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (optional). Returns 0 with
- * *url set (caller frees), or -1 with err (ERR_INVALID). */
+/* ---- S3 ---------------------------------------------------------------
+ *
+ * s3://bucket/key URLs go to S3_ENDPOINT, AWS_ENDPOINT_URL_S3 or
+ * AWS_ENDPOINT_URL (the first set), else https://s3.REGION.amazonaws.com,
+ * with REGION from S3_REGION, AWS_REGION, AWS_DEFAULT_REGION, the
+ * profile's region (~/.aws/config), else us-east-1. S3_PATH_STYLE (default
+ * on when an endpoint is set) picks ENDPOINT/bucket/key over
+ * bucket.HOST/key. Requests are signed with AWS SigV4 by the first
+ * credentials found in: S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY (and
+ * S3_SESSION_TOKEN), AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and
+ * AWS_SESSION_TOKEN), the profile AWS_PROFILE (default "default") in
+ * ~/.aws/credentials then ~/.aws/config, the container provider
+ * (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / _FULL_URI), and the EC2
+ * instance metadata service (IMDSv2; AWS_EC2_METADATA_DISABLED=true turns
+ * it off). docs/STORAGE.md has every variable.
+ *
+ * A failed S3 request's message carries S3's error code and message:
+ * "s3 get 's3://b/k' failed: 404 NoSuchKey: The specified key does not
+ * exist."
+ */
+
+/* The http(s) URL an s3://bucket/key URL stands for (see above). The key
+ * is sent as given: percent-encoded as SigV4 wants (all but unreserved
+ * characters and '/'), "." and ".." segments kept. Returns 0 with *url set
+ * (caller frees), or -1 with err (ERR_INVALID). */
 int fetch_s3_url(const char *s3url, char **url, struct err *err);
+
+/* Where the container credentials provider's relative URI is resolved
+ * ("http://169.254.170.2"); tests point it at loopback. */
+extern const char *fetch_container_base;
 
 /* ---- jobs ----------------------------------------------------------- */
 

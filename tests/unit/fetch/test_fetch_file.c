@@ -280,8 +280,8 @@ static void test_output_escapes(void **state)
 	assert_int_equal(fetch_output_prepare("file://dir-out/x.mp4", &out, &e), -1);
 	assert_int_equal(e.code, ERR_INVALID);
 	assert_int_equal(fetch_output_prepare("file://dir-out/made/x.mp4", &out, &e), -1);
-	assert_int_equal(fetch_output_prepare("file://sub/up-out/made/x.mp4", &out,
-					      &e), -1);
+	assert_int_equal(fetch_output_prepare("file://sub/up-out/made/x.mp4",
+					      &out, &e), -1);
 	assert_int_equal(e.code, ERR_INVALID);
 	snprintf(p, sizeof(p), "%s/made", outside);
 	assert_int_not_equal(stat(p, &st), 0); /* nothing created outside */
