@@ -247,8 +247,10 @@ static const char *strerr_short(int e)
 
 static enum err_code errno_code(int e)
 {
+	/* EAGAIN: renames kept racing the lookup; later may work */
 	return e == ENOENT || e == ENOTDIR ? ERR_NOTFOUND :
-	       e == EACCES || e == EPERM ? ERR_AUTH : ERR_IO;
+	       e == EACCES || e == EPERM ? ERR_AUTH :
+	       e == EAGAIN ? ERR_UNAVAILABLE : ERR_IO;
 }
 
 /* The message for a failed open of `url`; `what` is "open input" ... */
@@ -258,6 +260,9 @@ static int open_error(int e, const char *what, const char *url,
 	if (e == ENOSYS)
 		return err_set(err, ERR_INTERNAL, "cannot %s '%s': openat2 "
 			       "unavailable (kernel < 5.6)", what, url);
+	if (e == EOPNOTSUPP)
+		return err_set(err, ERR_INTERNAL, "cannot %s '%s': openat2 "
+			       "blocked (by a seccomp profile?)", what, url);
 	if (e == EXDEV)
 		return err_set(err, ERR_INVALID, "cannot %s '%s': path resolves "
 			       "outside DATA_DIR", what, url);
@@ -268,9 +273,25 @@ static int open_error(int e, const char *what, const char *url,
 		       strerr_short(e));
 }
 
+/* Whether openat2 fails with EPERM whatever it opens: container seccomp
+ * profiles older than openat2 answer that for syscalls they do not
+ * know. */
+static int blocked(void)
+{
+	struct open_how how;
+	int fd;
+
+	memset(&how, 0, sizeof(how));
+	how.flags = O_PATH | O_CLOEXEC;
+	fd = (int)syscall(SYS_openat2, AT_FDCWD, "/", &how, sizeof(how));
+	if (fd >= 0)
+		close(fd);
+	return fd < 0 && errno == EPERM;
+}
+
 /* openat2(dirfd, path) with every step of the lookup kept beneath dirfd.
  * Returns a descriptor (close-on-exec) or -1 with errno set; ENOSYS when
- * the kernel has no openat2. */
+ * the kernel has no openat2, EOPNOTSUPP when something blocks it. */
 static int beneath(int dirfd, const char *path, int flags, mode_t mode)
 {
 	struct open_how how;
@@ -284,6 +305,8 @@ static int beneath(int dirfd, const char *path, int flags, mode_t mode)
 		fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
 	while (fd < 0 && (errno == EAGAIN || errno == EINTR) &&
 	       ++tries < OPEN_TRIES);
+	if (fd < 0 && errno == EPERM && blocked())
+		errno = EOPNOTSUPP;
 	return fd;
 }
 
