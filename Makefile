@@ -40,7 +40,7 @@ wake_PKGS := libcurl
 store_PKGS := libpq
 api_PKGS := jansson libcrypto
 media_PKGS := libavformat libavcodec libavutil libswscale libswresample libavfilter
-fetch_PKGS := libcurl libcrypto
+fetch_PKGS := libcurl libcrypto jansson
 webhook_PKGS := libcrypto libcurl
 -include $(wildcard internal/*/module.mk)
 
