@@ -50,7 +50,7 @@ store_PKGS := libpq
 reconcile_PKGS :=
 api_PKGS := jansson
 media_PKGS := libavformat libavcodec libavutil libswscale libswresample libavfilter
-fetch_PKGS := libcurl
+fetch_PKGS := libcurl jansson
 webhook_PKGS := libcurl
 -include $(wildcard internal/*/module.mk)
 

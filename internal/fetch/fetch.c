@@ -29,14 +29,8 @@ int fetch_input_open(const char *url, struct fetch_input *in,
 	char path[PATH_MAX];
 	long long bytes = 0;
 
-	if (fetch_has_scheme(url, "file://")) {
-		if (fetch_file_input(url, path, &bytes, err) < 0)
-			return -1;
-		memcpy(in->path, path, strlen(path) + 1);
-		in->temp = 0;
-		in->bytes = bytes;
-		return 0;
-	}
+	if (fetch_has_scheme(url, "file://"))
+		return fetch_file_input(url, in, err);
 	if (!remote(url))
 		return unsupported(url, err);
 	if (fetch_tmpfile(url, path, err) < 0)
@@ -48,6 +42,7 @@ int fetch_input_open(const char *url, struct fetch_input *in,
 	memcpy(in->path, path, strlen(path) + 1);
 	in->temp = 1;
 	in->bytes = bytes;
+	in->fd = 0;
 	return 0;
 }
 
@@ -55,6 +50,7 @@ void fetch_input_release(struct fetch_input *in)
 {
 	if (!in)
 		return;
+	fetch_file_input_release(in);
 	if (in->temp && in->path[0])
 		unlink(in->path);
 	in->temp = 0;
@@ -64,20 +60,21 @@ void fetch_input_release(struct fetch_input *in)
 int fetch_output_prepare(const char *url, struct fetch_output *out,
 			 struct err *err)
 {
-	char path[PATH_MAX], final[PATH_MAX];
+	char path[PATH_MAX];
 
-	final[0] = 0;
 	if (fetch_has_scheme(url, "file://")) {
-		if (fetch_file_output(url, final, path, err) < 0)
+		if (fetch_file_output(url, out, err) < 0)
 			return -1;
 	} else if (remote(url)) {
 		if (fetch_tmpfile(url, path, err) < 0)
 			return -1;
+		memcpy(out->path, path, strlen(path) + 1);
+		out->final[0] = 0;
+		out->dirfd = out->fd = 0;
+		out->part[0] = out->name[0] = 0;
 	} else {
 		return unsupported(url, err);
 	}
-	memcpy(out->path, path, strlen(path) + 1);
-	memcpy(out->final, final, strlen(final) + 1);
 	out->url = xstrdup(url);
 	out->committed = 0;
 	return 0;
@@ -90,10 +87,9 @@ int fetch_output_commit(struct fetch_output *out, atomic_int *cancel,
 		return err_set(err, ERR_INTERNAL, "output not prepared");
 	if (out->committed)
 		return 0;
-	if (out->final[0]) {
-		if (rename(out->path, out->final) < 0)
-			return err_set(err, ERR_IO, "cannot publish output '%s': %s",
-				       out->url, strerror(errno));
+	if (out->dirfd > 0) {
+		if (fetch_file_commit(out, err) < 0)
+			return -1;
 	} else {
 		if (fetch_upload(out->url, out->path, cancel, err) < 0)
 			return -1;
@@ -107,7 +103,9 @@ void fetch_output_release(struct fetch_output *out)
 {
 	if (!out)
 		return;
-	if (!out->committed && out->path[0])
+	if (out->dirfd > 0 || out->fd > 0)
+		fetch_file_output_release(out);
+	else if (!out->committed && out->path[0])
 		unlink(out->path);
 	out->path[0] = 0;
 	out->final[0] = 0;

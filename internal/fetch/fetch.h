@@ -27,31 +27,60 @@ struct fetch_input {
 	char path[PATH_MAX]; /* local file to read */
 	int temp;            /* path is a download of ours: removed on release */
 	int64_t bytes;       /* size of the local file */
+	int fd;              /* file:// only: the input, open read-only
+			      * (>= 3; 0 = none); owned by `in`, closed on
+			      * release. Callers may read it (pread) instead
+			      * of opening path. */
 };
 
-/* Resolves `url` to a readable local file: file:// is checked against
- * DATA_DIR (no "..", no absolute escape, no symlink out of it) and used in
- * place; http(s):// and s3:// are streamed into a temp file under
+/* Resolves `url` to a readable local file.
+ *
+ * file:// names a file inside DATA_DIR ("file://a/b.mp4", or an absolute
+ * path starting with DATA_DIR). It is opened with openat2() beneath
+ * DATA_DIR: "..", absolute paths elsewhere and symlinks that lead out of
+ * DATA_DIR (absolute symlinks always) are refused, and a folder swapped
+ * for a link meanwhile cannot redirect it. `path` is then a symlink in a
+ * private folder under job_settings.tmp_dir to the open descriptor
+ * (/proc/PID/fd/FD, named like the file), so opening `path` later, here
+ * or in a forked child, reaches exactly the checked file and never walks
+ * DATA_DIR again. Needs Linux >= 5.6 (openat2) and /proc: without them
+ * file:// fails (ERR_INTERNAL, "openat2 unavailable (kernel < 5.6)").
+ *
+ * http(s):// and s3:// are streamed into a temp file under
  * job_settings.tmp_dir, capped at job_settings.max_input_bytes.
  * Returns 0 with `in` filled, or -1 with err set and `in` untouched. */
 int fetch_input_open(const char *url, struct fetch_input *in,
 		     atomic_int *cancel, struct err *err);
 
-/* Removes the temp file of `in` if it is ours. Safe on a zeroed struct. */
+/* Removes the temp file or link of `in` if it is ours and closes its
+ * descriptor. Safe on a zeroed struct. */
 void fetch_input_release(struct fetch_input *in);
 
 /* A job output: the caller writes `path`, then commits it. */
 struct fetch_output {
 	char path[PATH_MAX]; /* local file the caller writes */
-	char final[PATH_MAX];/* file:// target, renamed into place on commit */
+	char final[PATH_MAX];/* file://: where the file lands on commit (for
+			      * messages); "" for uploads */
 	char *url;           /* the output URL (owned) */
 	int committed;
+	/* file:// only, private to fetch (0 = none): */
+	int dirfd;           /* the target's folder, opened beneath DATA_DIR */
+	int fd;              /* the temp file in it, open read-write */
+	char part[NAME_MAX + 1]; /* the temp file's name in dirfd */
+	char name[NAME_MAX + 1]; /* the target's name in dirfd */
 };
 
-/* Prepares a local file for an output `url`. file:// targets (inside
- * DATA_DIR; parent folder created) are written to a temp name beside the
- * target; http(s):// (PUT to a presigned URL) and s3:// go to a temp file
- * under tmp_dir. Returns 0 or -1 with err set. */
+/* Prepares a local file for an output `url`.
+ *
+ * file:// targets lie inside DATA_DIR (same rules as inputs): missing
+ * parent folders are created one by one with mkdirat() beneath DATA_DIR,
+ * and an empty temp file is created beside the target (openat2, O_EXCL).
+ * `path` is a symlink to that open file, as for inputs, so writing
+ * `path` writes the temp file whatever happens to DATA_DIR meanwhile;
+ * commit renames it into place within the same open folder.
+ *
+ * http(s):// (PUT to a presigned URL) and s3:// go to a temp file under
+ * tmp_dir. Returns 0 or -1 with err set. */
 int fetch_output_prepare(const char *url, struct fetch_output *out,
 			 struct err *err);
 
@@ -107,7 +136,8 @@ int fetch_allow_parse(const char *spec, struct fetch_allow *out,
 int fetch_addr_allowed(const struct fetch_allow *allow,
 		       const struct sockaddr *sa, socklen_t len);
 
-/* Checks job_settings (allow_private) for start-up: 0, or -1 with err. */
+/* Checks job_settings (allow_private) and the S3 endpoint and region
+ * settings for start-up: 0, or -1 with err naming the variable. */
 int fetch_check_settings(struct err *err);
 
 /* Checks that `url` is an http:// or https:// URL with a host that is not
@@ -174,14 +204,36 @@ int fetch_status_error(long status, const char *what, struct err *err);
 /* Whether an error code means "retry later". */
 int fetch_retryable(enum err_code code);
 
-/* The http(s) URL an s3://bucket/key URL stands for, from S3_ENDPOINT
- * (default https://s3.REGION.amazonaws.com), AWS_REGION (us-east-1) and
- * S3_PATH_STYLE (default on when S3_ENDPOINT is set: ENDPOINT/bucket/key;
- * off: bucket.HOST/key). The key is percent-encoded. Requests to s3://
- * URLs are signed with AWS SigV4 from AWS_ACCESS_KEY_ID,
- * AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (optional). Returns 0 with
- * *url set (caller frees), or -1 with err (ERR_INVALID). */
+/* ---- S3 ---------------------------------------------------------------
+ *
+ * s3://bucket/key URLs go to S3_ENDPOINT, AWS_ENDPOINT_URL_S3 or
+ * AWS_ENDPOINT_URL (the first set), else https://s3.REGION.amazonaws.com,
+ * with REGION from S3_REGION, AWS_REGION, AWS_DEFAULT_REGION, the
+ * profile's region (~/.aws/config), else us-east-1. S3_PATH_STYLE (default
+ * on when an endpoint is set) picks ENDPOINT/bucket/key over
+ * bucket.HOST/key. Requests are signed with AWS SigV4 by the first
+ * credentials found in: S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY (and
+ * S3_SESSION_TOKEN), AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and
+ * AWS_SESSION_TOKEN), the profile AWS_PROFILE (default "default") in
+ * ~/.aws/credentials then ~/.aws/config, the container provider
+ * (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI / _FULL_URI), and the EC2
+ * instance metadata service (IMDSv2; AWS_EC2_METADATA_DISABLED=true turns
+ * it off). docs/STORAGE.md has every variable.
+ *
+ * A failed S3 request's message carries S3's error code and message:
+ * "s3 get 's3://b/k' failed: 404 NoSuchKey: The specified key does not
+ * exist."
+ */
+
+/* The http(s) URL an s3://bucket/key URL stands for (see above). The key
+ * is sent as given: percent-encoded as SigV4 wants (all but unreserved
+ * characters and '/'), "." and ".." segments kept. Returns 0 with *url set
+ * (caller frees), or -1 with err (ERR_INVALID). */
 int fetch_s3_url(const char *s3url, char **url, struct err *err);
+
+/* Where the container credentials provider's relative URI is resolved
+ * ("http://169.254.170.2"); tests point it at loopback. */
+extern const char *fetch_container_base;
 
 /* ---- jobs ----------------------------------------------------------- */
 

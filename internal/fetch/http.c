@@ -35,8 +35,9 @@ struct fetch_limits fetch_limits = {
 	.max_response_bytes = 1 << 20,
 };
 
-/* Bytes of an error answer kept for the message. */
-#define ERROR_BODY_MAX 200
+/* Bytes of an error answer kept for the message (an S3 error document
+ * with its request ids fits). */
+#define ERROR_BODY_MAX 4096
 
 struct xfer {
 	CURL *curl;
@@ -115,12 +116,11 @@ static size_t on_body(char *data, size_t size, size_t n, void *opaque)
 	long status = 0;
 
 	curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
-	if (x->file && (status < 200 || status > 299)) {
-		/* an error answer to a download: keep its start for the
-		 * message, never write it into the input file */
-		if (x->errbody.len < ERROR_BODY_MAX)
-			buf_add(&x->errbody, data, len < ERROR_BODY_MAX ? len :
-				ERROR_BODY_MAX);
+	if (!x->mem && (status < 200 || status > 299)) {
+		/* an error answer to a download or upload: keep its start
+		 * for the message, never write it into the input file */
+		keep = ERROR_BODY_MAX - x->errbody.len;
+		buf_add(&x->errbody, data, len < keep ? len : keep);
 		return len;
 	}
 	if (x->file) {
@@ -152,15 +152,19 @@ static long ms(double s)
 	return s <= 0 ? 0 : s > 1e9 ? 1000000000L * 1000 : (long)(s * 1000 + 0.5);
 }
 
-/* Sets up `x` for `url`; the caller sets the method and body. */
+/* Sets up `x` for `url`; the caller sets the method and body. `trusted`
+ * URLs are the operator's own (credential providers), allowed to reach
+ * any address; all others go through ALLOW_PRIVATE_NETWORKS. */
 static int xfer_init(struct xfer *x, const char *url, double timeout_s,
-		     int follow, atomic_int *cancel, struct err *err)
+		     int follow, int trusted, atomic_int *cancel,
+		     struct err *err)
 {
 	memset(x, 0, sizeof(*x));
 	buf_init(&x->errbody);
 	x->cancel = cancel;
 	if (fetch_allow_parse(job_settings.allow_private, &x->allow, err) < 0)
 		return -1;
+	x->allow.all |= trusted;
 	pthread_once(&once, global_init);
 	x->curl = curl_easy_init();
 	if (!x->curl)
@@ -268,114 +272,65 @@ int fetch_status_error(long status, const char *what, struct err *err)
 
 /* What an s3:// URL turns into. */
 struct s3 {
+	const char *s3url;  /* borrowed */
 	char *url;
 	char sigv4[96];
-	const char *key_id, *secret;
+	struct fetch_aws_creds creds;
 	char *token_header;
 };
-
-static const char *env(const char *name, const char *def)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? v : def;
-}
 
 static void s3_release(struct s3 *s)
 {
 	free(s->url);
 	free(s->token_header);
+	fetch_aws_creds_release(&s->creds);
 	memset(s, 0, sizeof(*s));
 }
 
-static int bucket_ok(const char *b, size_t n)
+/* The URL first, so a bad one fails before any credential lookup (which
+ * may wait on a provider). `op` names the request in messages. */
+static int s3_resolve(const char *s3url, const char *op, struct s3 *s,
+		      struct err *err)
 {
-	size_t i;
-
-	if (n < 3 || n > 63)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') ||
-		      b[i] == '-' || b[i] == '.'))
-			return 0;
-	return b[0] != '.' && b[0] != '-';
-}
-
-int fetch_s3_url(const char *s3url, char **https_url, struct err *err)
-{
-	const char *p, *slash, *endpoint, *region, *sep;
-	struct buf u = BUF_INIT;
-	int path_style = -1, hostlen;
-	size_t blen;
-
-	if (!fetch_has_scheme(s3url, "s3://"))
-		return err_set(err, ERR_INVALID, "not an s3:// url '%.200s'", s3url);
-	p = s3url + 5;
-	slash = strchr(p, '/');
-	if (!slash || !slash[1] || !bucket_ok(p, (size_t)(slash - p)))
-		return err_set(err, ERR_INVALID,
-			       "bad s3 url '%.200s' (want s3://bucket/key)", s3url);
-	blen = (size_t)(slash - p);
-	endpoint = env("S3_ENDPOINT", NULL);
-	region = env("AWS_REGION", env("AWS_DEFAULT_REGION", "us-east-1"));
-	if (getenv("S3_PATH_STYLE") && *getenv("S3_PATH_STYLE"))
-		path_style = !strchr("0nNfF", getenv("S3_PATH_STYLE")[0]);
-	if (path_style < 0)
-		path_style = endpoint != NULL;
-	if (!endpoint) {
-		buf_printf(&u, "https://s3.%s.amazonaws.com", region);
-	} else {
-		if (strncasecmp(endpoint, "http://", 7) &&
-		    strncasecmp(endpoint, "https://", 8))
-			return err_set(err, ERR_INVALID,
-				       "S3_ENDPOINT must start with http:// or https://");
-		buf_adds(&u, endpoint);
-		while (u.len && u.data[u.len - 1] == '/')
-			u.data[--u.len] = 0;
-	}
-	if (path_style) {
-		buf_printf(&u, "/%.*s/", (int)blen, p);
-	} else {
-		/* virtual-hosted: the bucket goes in front of the host */
-		char *rest = xstrdup(u.data);
-
-		sep = strstr(rest, "://") + 3;
-		hostlen = (int)(sep - rest);
-		buf_reset(&u);
-		buf_printf(&u, "%.*s%.*s.%s/", hostlen, rest, (int)blen, p, sep);
-		free(rest);
-	}
-	/* the key, percent-encoded except for unreserved characters and '/' */
-	for (p = slash + 1; *p; p++) {
-		unsigned char c = (unsigned char)*p;
-
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || strchr("-._~/", c))
-			buf_addc(&u, (char)c);
-		else
-			buf_printf(&u, "%%%02X", c);
-	}
-	*https_url = buf_detach(&u, NULL);
-	return 0;
-}
-
-static int s3_resolve(const char *s3url, struct s3 *s, struct err *err)
-{
-	const char *token = env("AWS_SESSION_TOKEN", NULL);
+	char region[64];
 
 	memset(s, 0, sizeof(*s));
-	s->key_id = env("AWS_ACCESS_KEY_ID", NULL);
-	s->secret = env("AWS_SECRET_ACCESS_KEY", NULL);
-	if (!s->key_id || !s->secret)
-		return err_set(err, ERR_INVALID, "s3 url '%.200s' needs "
-			       "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", s3url);
-	if (fetch_s3_url(s3url, &s->url, err) < 0)
+	s->s3url = s3url;
+	if (fetch_s3_url(s3url, &s->url, err) < 0 ||
+	    fetch_aws_creds_get(&s->creds, err) < 0) {
+		err_wrap(err, "s3 %s '%.200s' failed", op, s3url);
+		s3_release(s);
 		return -1;
-	snprintf(s->sigv4, sizeof(s->sigv4), "aws:amz:%s:s3",
-		 env("AWS_REGION", env("AWS_DEFAULT_REGION", "us-east-1")));
-	if (token)
-		s->token_header = xasprintf("x-amz-security-token: %s", token);
+	}
+	fetch_s3_region(region);
+	snprintf(s->sigv4, sizeof(s->sigv4), "aws:amz:%s:s3", region);
+	if (s->creds.token)
+		s->token_header = xasprintf("x-amz-security-token: %s",
+					    s->creds.token);
 	return 0;
+}
+
+/* The error for a non-2xx S3 answer: its status and, from the XML body,
+ * S3's own code and message. Keys the provider handed out that S3 calls
+ * expired are dropped from the cache and the error is retryable. */
+static int s3_status_error(struct xfer *x, const struct s3 *s, const char *op,
+			   long status, struct err *err)
+{
+	char code[64], msg[256];
+	struct err st;
+	enum err_code ec = ERR_INVALID;
+
+	if (fetch_status_error(status, "", &st) < 0)
+		ec = st.code;
+	if (!fetch_s3_error_parse(x->errbody.data, x->errbody.len, code, msg))
+		return err_set(err, ec, "s3 %s '%.200s' failed: http status %ld",
+			       op, s->s3url, status);
+	if (!strcmp(code, "ExpiredToken") || !strcmp(code, "TokenRefreshRequired")) {
+		fetch_aws_creds_forget();
+		ec = ERR_UNAVAILABLE;
+	}
+	return err_set(err, ec, "s3 %s '%.200s' failed: %ld %s%s%s", op, s->s3url,
+		       status, code, msg[0] ? ": " : "", msg);
 }
 
 /* Applies S3 signing to `x`: URL, SigV4, keys and the payload hash
@@ -396,9 +351,11 @@ static struct curl_slist *s3_apply(struct xfer *x, struct s3 *s,
 	if (s->token_header)
 		h = curl_slist_append(h, s->token_header);
 	curl_easy_setopt(x->curl, CURLOPT_URL, s->url);
+	/* the key as given: no "." / ".." folding (see fetch_s3_url) */
+	curl_easy_setopt(x->curl, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(x->curl, CURLOPT_AWS_SIGV4, s->sigv4);
-	curl_easy_setopt(x->curl, CURLOPT_USERNAME, s->key_id);
-	curl_easy_setopt(x->curl, CURLOPT_PASSWORD, s->secret);
+	curl_easy_setopt(x->curl, CURLOPT_USERNAME, s->creds.key_id);
+	curl_easy_setopt(x->curl, CURLOPT_PASSWORD, s->creds.secret);
 	return h;
 }
 
@@ -427,12 +384,13 @@ int fetch_download(const char *url, const char *path, long long *bytes,
 	quote_url(url, q);
 	snprintf(what, sizeof(what), "cannot download %s", q);
 	if (fetch_has_scheme(url, "s3://")) {
-		if (s3_resolve(url, &s, err) < 0)
+		if (s3_resolve(url, "get", &s, err) < 0)
 			return -1;
+		snprintf(what, sizeof(what), "s3 get %s failed", q);
 	} else if (fetch_url_check(url, err) < 0) {
 		return -1;
 	}
-	if (xfer_init(&x, url, 0, 1, cancel, err) < 0)
+	if (xfer_init(&x, url, 0, 1, 0, cancel, err) < 0)
 		goto out;
 	x.file = fopen(path, "wb");
 	if (!x.file) {
@@ -459,6 +417,10 @@ int fetch_download(const char *url, const char *path, long long *bytes,
 		goto out;
 	}
 	curl_easy_getinfo(x.curl, CURLINFO_RESPONSE_CODE, &status);
+	if (s.url && (status < 200 || status > 299)) {
+		s3_status_error(&x, &s, "get", status, err);
+		goto out;
+	}
 	if (status < 200 || status > 299) {
 		if (status >= 300 && status < 400)
 			err_set(err, ERR_INVALID, "%s: http status %ld (redirect not "
@@ -515,8 +477,9 @@ int fetch_upload(const char *url, const char *path, atomic_int *cancel,
 	snprintf(what, sizeof(what), "cannot upload to %s", q);
 	memset(&x, 0, sizeof(x));
 	if (fetch_has_scheme(url, "s3://")) {
-		if (s3_resolve(url, &s, err) < 0)
+		if (s3_resolve(url, "put", &s, err) < 0)
 			return -1;
+		snprintf(what, sizeof(what), "s3 put %s failed", q);
 	} else if (fetch_url_check(url, err) < 0) {
 		return -1;
 	}
@@ -528,7 +491,7 @@ int fetch_upload(const char *url, const char *path, atomic_int *cancel,
 	}
 	/* Redirects are not followed: a PUT body cannot be replayed safely
 	 * and presigned URLs do not redirect. */
-	if (xfer_init(&x, url, 0, 0, cancel, err) < 0)
+	if (xfer_init(&x, url, 0, 0, 0, cancel, err) < 0)
 		goto out;
 	x.mem = NULL;
 	if (s.url) {
@@ -570,6 +533,10 @@ int fetch_upload(const char *url, const char *path, atomic_int *cancel,
 		goto out;
 	}
 	curl_easy_getinfo(x.curl, CURLINFO_RESPONSE_CODE, &status);
+	if (s.url && (status < 200 || status > 299)) {
+		s3_status_error(&x, &s, "put", status, err);
+		goto out;
+	}
 	if (status < 200 || status > 299) {
 		if (fetch_status_error(status, what, err) == 0)
 			err_set(err, ERR_INVALID, "%s: http status %ld", what, status);
@@ -591,8 +558,8 @@ out:
 
 /* ---- generic requests ----------------------------------------------- */
 
-int fetch_http(const struct fetch_request *req, struct fetch_response *resp,
-	       struct err *err)
+static int request(const struct fetch_request *req, int trusted,
+		   struct fetch_response *resp, struct err *err)
 {
 	struct xfer x;
 	struct s3 s = { 0 };
@@ -607,14 +574,14 @@ int fetch_http(const struct fetch_request *req, struct fetch_response *resp,
 	quote_url(req->url ? req->url : "", q);
 	snprintf(what, sizeof(what), "%s %s", method, q);
 	memset(&x, 0, sizeof(x));
-	if (fetch_has_scheme(req->url, "s3://")) {
-		if (s3_resolve(req->url, &s, err) < 0)
+	if (!trusted && fetch_has_scheme(req->url, "s3://")) {
+		if (s3_resolve(req->url, method, &s, err) < 0)
 			return -1;
 	} else if (fetch_url_check(req->url, err) < 0) {
 		return -1;
 	}
-	if (xfer_init(&x, req->url, req->timeout_s, !req->no_follow, req->cancel,
-		      err) < 0)
+	if (xfer_init(&x, req->url, req->timeout_s, !req->no_follow, trusted,
+		      req->cancel, err) < 0)
 		goto out;
 	buf_reset(&resp->headers);
 	buf_reset(&resp->body);
@@ -655,6 +622,18 @@ out:
 	xfer_release(&x);
 	s3_release(&s);
 	return ret;
+}
+
+int fetch_http(const struct fetch_request *req, struct fetch_response *resp,
+	       struct err *err)
+{
+	return request(req, 0, resp, err);
+}
+
+int fetch_http_trusted(const struct fetch_request *req,
+		       struct fetch_response *resp, struct err *err)
+{
+	return request(req, 1, resp, err);
 }
 
 void fetch_response_release(struct fetch_response *resp)

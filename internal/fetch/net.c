@@ -9,6 +9,7 @@
 #include "fetch/fetch.h"
 
 #include "base/mem.h"
+#include "fetch/priv.h"
 #include "job/job.h"
 
 #include <arpa/inet.h>
@@ -235,7 +236,9 @@ int fetch_check_settings(struct err *err)
 {
 	struct fetch_allow a;
 
-	return fetch_allow_parse(job_settings.allow_private, &a, err);
+	if (fetch_allow_parse(job_settings.allow_private, &a, err) < 0)
+		return -1;
+	return fetch_s3_check_settings(err);
 }
 
 static int host_refused(const char *host, const struct fetch_allow *a)

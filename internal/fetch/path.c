@@ -2,16 +2,32 @@
  *
  * A file:// URL names a path relative to DATA_DIR ("file://uploads/a.mp4")
  * or an absolute path that lies inside it ("file:///data/uploads/a.mp4").
- * Percent escapes are decoded first, then any ".." component is refused
- * outright, an absolute path must start with DATA_DIR (as configured or as
- * resolved), and the result is resolved with realpath() and must still lie
- * under the resolved DATA_DIR: a symlink inside DATA_DIR may point
- * elsewhere inside it, never out. The path handed back has no symlinks
- * left, so whoever opens it later opens what was checked (short of a
- * concurrent writer inside DATA_DIR swapping folders for links).
+ * Percent escapes are decoded first, any ".." component is refused
+ * outright and an absolute path must start with DATA_DIR (as configured or
+ * as resolved); what remains is a path relative to DATA_DIR.
  *
- * Output parents are created one component at a time, each checked after
- * creation, so mkdir never follows a link out of DATA_DIR.
+ * The kernel does the confinement: every open is openat2() relative to a
+ * descriptor of DATA_DIR with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, so
+ * no symlink, wherever it sits and whenever it was swapped in, resolves
+ * out of DATA_DIR. Absolute symlinks are refused even when they point
+ * inside; a relative one may point elsewhere inside. There is no fallback
+ * to checking a path and opening it afterwards (that is the race this
+ * replaces): without openat2 (Linux < 5.6, or a seccomp profile hiding it)
+ * file:// URLs fail with a message that says so.
+ *
+ * Using the file later must not walk DATA_DIR again, or a folder swapped
+ * for a link after the open would win. So the file stays open, and the
+ * path handed out is a symlink of ours, in a private (0700) folder under
+ * tmp_dir, to /proc/PID/fd/FD of this process. Whoever opens that path,
+ * this process or a child forked later (the media child closes the
+ * descriptors it inherits, but the worker keeps its own open until
+ * release), reaches exactly the file that was opened here. The link
+ * carries the file's own name, so extensions and messages read as before.
+ *
+ * Outputs: parent folders are made one at a time with mkdirat() in a
+ * descriptor of the folder above, each then opened beneath DATA_DIR; the
+ * temp file is created (O_EXCL) in the last one and renamed into place
+ * within that same descriptor on commit.
  */
 #include "fetch/priv.h"
 
@@ -21,14 +37,20 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define MAX_PARTS 64
+/* openat2 answers EAGAIN when a rename elsewhere raced its lookup */
+#define OPEN_TRIES 64
 
 int fetch_has_scheme(const char *url, const char *scheme)
 {
@@ -79,17 +101,25 @@ static int under(const char *path, const char *root)
 	return !strncmp(path, root, n) && (path[n] == 0 || path[n] == '/');
 }
 
-/* The resolved DATA_DIR into `root`. */
-static int data_root(char root[PATH_MAX], struct err *err)
+/* Opens DATA_DIR (O_PATH) and puts its resolved path into `root`.
+ * Returns the descriptor or -1. DATA_DIR itself is the operator's and may
+ * be a symlink; only what lies beneath it is confined. */
+static int root_open(char root[PATH_MAX], struct err *err)
 {
 	const char *d = job_settings.data_dir;
+	int fd;
 
 	if (!d || !*d)
 		return err_set(err, ERR_INVALID, "file:// urls need DATA_DIR");
-	if (!realpath(d, root))
-		return err_set(err, ERR_IO, "cannot use DATA_DIR '%s': %s", d,
-			       strerror(errno));
-	return 0;
+	fd = open(d, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !realpath(d, root)) {
+		err_set(err, ERR_IO, "cannot use DATA_DIR '%s': %s", d,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 /* Strips the scheme of a file:// URL and turns it into a path relative to
@@ -150,54 +180,6 @@ static int relative(const char *url, const char *root, char rel[PATH_MAX],
 	return 0;
 }
 
-static const char *strerr_short(int e)
-{
-	switch (e) {
-	case ENOENT: return "no such file";
-	case EACCES: case EPERM: return "permission denied";
-	case ENOTDIR: return "not a folder";
-	case ELOOP: return "too many symlinks";
-	default: return strerror(e);
-	}
-}
-
-static enum err_code errno_code(int e)
-{
-	return e == ENOENT || e == ENOTDIR ? ERR_NOTFOUND :
-	       e == EACCES || e == EPERM ? ERR_AUTH : ERR_IO;
-}
-
-int fetch_file_input(const char *url, char out[PATH_MAX], long long *bytes,
-		     struct err *err)
-{
-	char root[PATH_MAX], rel[PATH_MAX], full[PATH_MAX * 2], real[PATH_MAX];
-	struct stat st;
-	int fd;
-
-	if (data_root(root, err) < 0 || relative(url, root, rel, err) < 0)
-		return -1;
-	snprintf(full, sizeof(full), "%s/%s", root, rel);
-	if (!realpath(full, real))
-		return err_set(err, errno_code(errno), "cannot open input '%s': %s",
-			       url, strerr_short(errno));
-	if (!under(real, root))
-		return err_set(err, ERR_INVALID,
-			       "input '%s' resolves outside DATA_DIR", url);
-	fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0)
-		return err_set(err, errno_code(errno), "cannot open input '%s': %s",
-			       url, strerr_short(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return err_set(err, ERR_INVALID, "input '%s' is not a regular file",
-			       url);
-	}
-	close(fd);
-	memcpy(out, real, strlen(real) + 1);
-	*bytes = (long long)st.st_size;
-	return 0;
-}
-
 /* The extension of the last segment of `url`'s path (".mp4"), or "". */
 static void extension(const char *url, char ext[16])
 {
@@ -233,55 +215,6 @@ static int make_temp(char *tmpl, int extlen, const char *url, struct err *err)
 	return 0;
 }
 
-int fetch_file_output(const char *url, char final[PATH_MAX],
-		      char tmp[PATH_MAX], struct err *err)
-{
-	char root[PATH_MAX], rel[PATH_MAX], cur[PATH_MAX], next[PATH_MAX * 2];
-	char ext[16], t[PATH_MAX * 2];
-	char *p, *slash;
-	struct stat st;
-	int n;
-
-	if (data_root(root, err) < 0 || relative(url, root, rel, err) < 0)
-		return -1;
-	memcpy(cur, root, strlen(root) + 1);
-	/* Walk the parent folders, creating missing ones; every step is
-	 * resolved and must stay inside DATA_DIR. */
-	for (p = rel; (slash = strchr(p, '/')); p = slash + 1) {
-		*slash = 0;
-		snprintf(next, sizeof(next), "%s/%s", cur, p);
-		if (mkdir(next, 0755) < 0 && errno != EEXIST)
-			return err_set(err, errno_code(errno),
-				       "cannot create folder for output '%s': %s", url,
-				       strerr_short(errno));
-		if (!realpath(next, cur))
-			return err_set(err, errno_code(errno),
-				       "cannot create folder for output '%s': %s", url,
-				       strerr_short(errno));
-		if (!under(cur, root))
-			return err_set(err, ERR_INVALID,
-				       "output '%s' resolves outside DATA_DIR", url);
-		if (stat(cur, &st) < 0 || !S_ISDIR(st.st_mode))
-			return err_set(err, ERR_INVALID,
-				       "cannot write output '%s': a parent is not a folder", url);
-	}
-	snprintf(next, sizeof(next), "%s/%s", cur, p);
-	if (strlen(next) >= PATH_MAX)
-		return err_set(err, ERR_INVALID, "path of '%s' too long", url);
-	/* A link as the target is replaced by rename(), never followed. */
-	if (lstat(next, &st) == 0 && S_ISDIR(st.st_mode))
-		return err_set(err, ERR_INVALID, "output '%s' is a folder", url);
-	extension(p, ext);
-	n = snprintf(t, sizeof(t), "%s/.%.64s.part-XXXXXX%s", cur, p, ext);
-	if (n < 0 || n >= PATH_MAX)
-		return err_set(err, ERR_INVALID, "path of '%s' too long", url);
-	if (make_temp(t, (int)strlen(ext), url, err) < 0)
-		return -1;
-	memcpy(final, next, strlen(next) + 1);
-	memcpy(tmp, t, strlen(t) + 1);
-	return 0;
-}
-
 int fetch_tmpfile(const char *url, char out[PATH_MAX], struct err *err)
 {
 	const char *dir = job_settings.tmp_dir && *job_settings.tmp_dir ?
@@ -297,4 +230,362 @@ int fetch_tmpfile(const char *url, char out[PATH_MAX], struct err *err)
 		return -1;
 	memcpy(out, t, strlen(t) + 1);
 	return 0;
+}
+
+/* ---- opening beneath DATA_DIR ---------------------------------------- */
+
+static const char *strerr_short(int e)
+{
+	switch (e) {
+	case ENOENT: return "no such file";
+	case EACCES: case EPERM: return "permission denied";
+	case ENOTDIR: return "not a folder";
+	case ELOOP: return "too many symlinks";
+	default: return strerror(e);
+	}
+}
+
+static enum err_code errno_code(int e)
+{
+	/* EAGAIN: renames kept racing the lookup; later may work */
+	return e == ENOENT || e == ENOTDIR ? ERR_NOTFOUND :
+	       e == EACCES || e == EPERM ? ERR_AUTH :
+	       e == EAGAIN ? ERR_UNAVAILABLE : ERR_IO;
+}
+
+/* The message for a failed open of `url`; `what` is "open input" ... */
+static int open_error(int e, const char *what, const char *url,
+		      struct err *err)
+{
+	if (e == ENOSYS)
+		return err_set(err, ERR_INTERNAL, "cannot %s '%s': openat2 "
+			       "unavailable (kernel < 5.6)", what, url);
+	if (e == EOPNOTSUPP)
+		return err_set(err, ERR_INTERNAL, "cannot %s '%s': openat2 "
+			       "blocked (by a seccomp profile?)", what, url);
+	if (e == EXDEV)
+		return err_set(err, ERR_INVALID, "cannot %s '%s': path resolves "
+			       "outside DATA_DIR", what, url);
+	if (e == ELOOP)
+		return err_set(err, ERR_INVALID, "cannot %s '%s': too many "
+			       "symlinks", what, url);
+	return err_set(err, errno_code(e), "cannot %s '%s': %s", what, url,
+		       strerr_short(e));
+}
+
+/* Whether openat2 fails with EPERM whatever it opens: container seccomp
+ * profiles older than openat2 answer that for syscalls they do not
+ * know. */
+static int blocked(void)
+{
+	struct open_how how;
+	int fd;
+
+	memset(&how, 0, sizeof(how));
+	how.flags = O_PATH | O_CLOEXEC;
+	fd = (int)syscall(SYS_openat2, AT_FDCWD, "/", &how, sizeof(how));
+	if (fd >= 0)
+		close(fd);
+	return fd < 0 && errno == EPERM;
+}
+
+/* openat2(dirfd, path) with every step of the lookup kept beneath dirfd.
+ * Returns a descriptor (close-on-exec) or -1 with errno set; ENOSYS when
+ * the kernel has no openat2, EOPNOTSUPP when something blocks it. */
+static int beneath(int dirfd, const char *path, int flags, mode_t mode)
+{
+	struct open_how how;
+	int fd, tries = 0;
+
+	memset(&how, 0, sizeof(how));
+	how.flags = (uint64_t)(flags | O_CLOEXEC);
+	how.mode = flags & O_CREAT ? mode : 0;
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+	do
+		fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	while (fd < 0 && (errno == EAGAIN || errno == EINTR) &&
+	       ++tries < OPEN_TRIES);
+	if (fd < 0 && errno == EPERM && blocked())
+		errno = EOPNOTSUPP;
+	return fd;
+}
+
+/* Moves `fd` to 3 or above, so 0 can mean "none" in the structs (a
+ * zeroed struct must release nothing). Returns the new fd or -1. */
+static int high_fd(int fd)
+{
+	int h;
+
+	if (fd < 0 || fd > 2)
+		return fd;
+	h = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	close(fd);
+	return h;
+}
+
+static const char *tmp_dir(void)
+{
+	return job_settings.tmp_dir && *job_settings.tmp_dir ?
+		job_settings.tmp_dir : "/tmp";
+}
+
+/* Removes a link made by fd_link() and its private folder. */
+static void fd_unlink(const char *link)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(link, '/');
+	int e = errno;
+
+	if (!slash || (size_t)(slash - link) >= sizeof(dir))
+		return;
+	unlink(link);
+	memcpy(dir, link, (size_t)(slash - link));
+	dir[slash - link] = 0;
+	rmdir(dir);
+	errno = e;
+}
+
+/* Makes `link` = TMP/wakeq-XXXXXX/NAME, a symlink to /proc/PID/fd/FD,
+ * and checks that it reaches `fd` (it does not without /proc). */
+static int fd_link(int fd, const char *name, const char *url,
+		   char link[PATH_MAX], struct err *err)
+{
+	char dir[PATH_MAX], target[64];
+	struct stat a, b;
+	int n;
+
+	n = snprintf(dir, sizeof(dir), "%s/wakeq-XXXXXX", tmp_dir());
+	if (n < 0 || (size_t)n >= sizeof(dir))
+		return err_set(err, ERR_INVALID, "tmp_dir too long");
+	if (!mkdtemp(dir))
+		return err_set(err, ERR_IO, "cannot create a temp folder for '%s': %s",
+			       url, strerror(errno));
+	n = snprintf(link, PATH_MAX, "%s/%s", dir, name);
+	if (n < 0 || n >= PATH_MAX) {
+		rmdir(dir);
+		return err_set(err, ERR_INVALID, "path of '%s' too long", url);
+	}
+	snprintf(target, sizeof(target), "/proc/%ld/fd/%d", (long)getpid(), fd);
+	if (symlink(target, link) < 0) {
+		err_set(err, ERR_IO, "cannot link '%s' into tmp_dir: %s", url,
+			strerror(errno));
+		rmdir(dir);
+		return -1;
+	}
+	if (stat(link, &a) < 0 || fstat(fd, &b) < 0 || a.st_dev != b.st_dev ||
+	    a.st_ino != b.st_ino) {
+		fd_unlink(link);
+		return err_set(err, ERR_INTERNAL, "cannot hand over '%s': /proc "
+			       "is not mounted", url);
+	}
+	return 0;
+}
+
+/* The last component of the path `fd` was opened as, into `name`; `def`
+ * when the kernel cannot tell. */
+static void fd_name(int fd, const char *def, char name[NAME_MAX + 1])
+{
+	char proc[64], real[PATH_MAX];
+	const char *base;
+	ssize_t n;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	n = readlink(proc, real, sizeof(real) - 1);
+	if (n <= 0 || real[0] != '/') {
+		snprintf(name, NAME_MAX + 1, "%s", def);
+		return;
+	}
+	real[n] = 0;
+	base = strrchr(real, '/') + 1;
+	snprintf(name, NAME_MAX + 1, "%s", *base ? base : def);
+}
+
+/* The path `fd` was opened as, into `out` (PATH_MAX), or "". */
+static void fd_path(int fd, char *out)
+{
+	char proc[64];
+	ssize_t n;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	n = readlink(proc, out, PATH_MAX - 1);
+	out[n > 0 ? n : 0] = 0;
+}
+
+int fetch_file_input(const char *url, struct fetch_input *in,
+		     struct err *err)
+{
+	char root[PATH_MAX], rel[PATH_MAX], link[PATH_MAX], name[NAME_MAX + 1];
+	struct stat st;
+	int rootfd, fd = -1, ret = -1;
+
+	if ((rootfd = root_open(root, err)) < 0)
+		return -1;
+	if (relative(url, root, rel, err) < 0)
+		goto out;
+	/* O_NONBLOCK: a FIFO planted in DATA_DIR must not hang the open */
+	fd = high_fd(beneath(rootfd, rel, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0));
+	if (fd < 0) {
+		open_error(errno, "open input", url, err);
+		goto out;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		err_set(err, ERR_INVALID, "input '%s' is not a regular file", url);
+		goto out;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	fd_name(fd, "input", name);
+	if (fd_link(fd, name, url, link, err) < 0)
+		goto out;
+	memcpy(in->path, link, strlen(link) + 1);
+	in->fd = fd;
+	in->temp = 0;
+	in->bytes = (int64_t)st.st_size;
+	fd = -1;
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	close(rootfd);
+	return ret;
+}
+
+void fetch_file_input_release(struct fetch_input *in)
+{
+	if (in->fd <= 0)
+		return;
+	if (in->path[0])
+		fd_unlink(in->path);
+	close(in->fd);
+	in->fd = 0;
+}
+
+/* A fresh temp name beside the target: ".NAME.part-XXXXXX.EXT". */
+static void part_name(const char *name, const char *ext,
+		      char part[NAME_MAX + 1])
+{
+	static const char abc[] =
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	unsigned char r[6];
+	char suffix[7];
+	size_t i;
+
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		for (i = 0; i < sizeof(r); i++)
+			r[i] = (unsigned char)rand();
+	for (i = 0; i < sizeof(r); i++)
+		suffix[i] = abc[r[i] % (sizeof(abc) - 1)];
+	suffix[6] = 0;
+	snprintf(part, NAME_MAX + 1, ".%.64s.part-%s%s", name, suffix, ext);
+}
+
+int fetch_file_output(const char *url, struct fetch_output *out,
+		      struct err *err)
+{
+	char root[PATH_MAX], rel[PATH_MAX], link[PATH_MAX], dirpath[PATH_MAX];
+	char part[NAME_MAX + 1], ext[16], *p, *slash;
+	const char *name;
+	struct stat st;
+	int rootfd, dir = -1, next, fd = -1, tries, ret = -1;
+
+	if ((rootfd = root_open(root, err)) < 0)
+		return -1;
+	if (relative(url, root, rel, err) < 0)
+		goto out;
+	/* Walk the parent folders, creating missing ones: each mkdirat()
+	 * happens in a folder already opened beneath DATA_DIR, and each
+	 * step is opened beneath DATA_DIR again, so a link met on the way
+	 * (or swapped in) leads nowhere outside. */
+	dir = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+	if (dir < 0) {
+		err_set(err, ERR_IO, "cannot create output '%s': %s", url,
+			strerror(errno));
+		goto out;
+	}
+	for (p = rel; (slash = strchr(p, '/')); p = slash + 1) {
+		*slash = 0;
+		if (mkdirat(dir, p, 0755) < 0 && errno != EEXIST) {
+			open_error(errno, "create folder for output", url, err);
+			goto out;
+		}
+		next = high_fd(beneath(rootfd, rel, O_PATH | O_DIRECTORY, 0));
+		*slash = '/';
+		if (next < 0) {
+			if (errno == ENOTDIR)
+				err_set(err, ERR_INVALID, "cannot write output '%s': a "
+					"parent is not a folder", url);
+			else
+				open_error(errno, "create folder for output", url, err);
+			goto out;
+		}
+		close(dir);
+		dir = next;
+	}
+	name = p;
+	if (strlen(name) > NAME_MAX) {
+		err_set(err, ERR_INVALID, "path of '%s' too long", url);
+		goto out;
+	}
+	/* A link as the target is replaced by the rename, never followed. */
+	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISDIR(st.st_mode)) {
+		err_set(err, ERR_INVALID, "output '%s' is a folder", url);
+		goto out;
+	}
+	extension(name, ext);
+	for (tries = 0; tries < 100; tries++) {
+		part_name(name, ext, part);
+		fd = beneath(dir, part, O_RDWR | O_CREAT | O_EXCL | O_NOCTTY, 0644);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+	}
+	fd = high_fd(fd);
+	if (fd < 0) {
+		open_error(errno, "create output", url, err);
+		goto out;
+	}
+	if (fchmod(fd, 0644) < 0) {
+		/* harmless: the file stays private */
+	}
+	if (fd_link(fd, name, url, link, err) < 0) {
+		unlinkat(dir, part, 0);
+		goto out;
+	}
+	fd_path(dir, dirpath);
+	snprintf(out->final, sizeof(out->final), "%s/%s", dirpath, name);
+	memcpy(out->path, link, strlen(link) + 1);
+	memcpy(out->part, part, strlen(part) + 1);
+	memcpy(out->name, name, strlen(name) + 1);
+	out->dirfd = dir;
+	out->fd = fd;
+	dir = fd = -1;
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (dir >= 0)
+		close(dir);
+	close(rootfd);
+	return ret;
+}
+
+int fetch_file_commit(struct fetch_output *out, struct err *err)
+{
+	if (renameat(out->dirfd, out->part, out->dirfd, out->name) < 0)
+		return err_set(err, ERR_IO, "cannot publish output '%s': %s",
+			       out->url, strerror(errno));
+	return 0;
+}
+
+void fetch_file_output_release(struct fetch_output *out)
+{
+	if (out->dirfd > 0 && !out->committed && out->part[0])
+		unlinkat(out->dirfd, out->part, 0);
+	if (out->fd > 0 && out->path[0])
+		fd_unlink(out->path);
+	if (out->fd > 0)
+		close(out->fd);
+	if (out->dirfd > 0)
+		close(out->dirfd);
+	out->fd = out->dirfd = 0;
+	out->part[0] = out->name[0] = 0;
 }

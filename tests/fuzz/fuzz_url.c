@@ -88,13 +88,20 @@ static void allow(const char *s)
 static void file_url(const char *s)
 {
 	struct fetch_input in = { .path = "" };
-	char url[PATH_MAX + 8];
+	char url[PATH_MAX + 8], proc[64], real[PATH_MAX];
 	size_t n = strlen(root);
+	ssize_t len;
 
 	snprintf(url, sizeof(url), "file://%s", s);
 	if (fetch_input_open(url, &in, NULL, NULL) == 0) {
-		/* the one property that matters: never outside DATA_DIR */
-		if (strncmp(in.path, root, n) || (in.path[n] && in.path[n] != '/'))
+		/* the one property that matters: what was opened lies inside
+		 * DATA_DIR */
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", in.fd);
+		len = readlink(proc, real, sizeof(real) - 1);
+		if (len <= 0)
+			abort();
+		real[len] = 0;
+		if (strncmp(real, root, n) || (real[n] && real[n] != '/'))
 			abort();
 		fetch_input_release(&in);
 	}

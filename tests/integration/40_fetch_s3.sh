@@ -3,10 +3,13 @@
 # (build/tests/tools/fetchcp) against s3rver, an S3-compatible server from
 # the npm registry, installed by this test into a cache folder and run on
 # loopback. Objects must arrive intact: read back both from the server's
-# own storage and over S3 GET.
+# own storage and over S3 GET. Keys with "." and ".." segments reach the
+# server as given (its log names the key it stored), failures carry S3's
+# error code, and the AWS-standard settings (AWS_ENDPOINT_URL_S3, a shared
+# credentials file) work as well as S3_ENDPOINT and AWS_ACCESS_KEY_ID.
 #
 # s3rver checks the access key id but not the SigV4 signature itself; the
-# signature is checked independently in tests/unit/fetch (test_s3_sigv4).
+# signature is checked independently in tests/unit/fetch (test_fetch_s3).
 set -u
 . "$(dirname "$0")/../lib/servers.sh"
 . "$(dirname "$0")/../lib/tap.sh"
@@ -31,8 +34,9 @@ check "fetchcp is built" test -x "$FETCHCP"
 
 port=$($FREEPORT)
 mkdir -p "$T/s3"
+# not --silent: its log names each stored key
 "$s3rver" -d "$T/s3" -a 127.0.0.1 -p "$port" --configure-bucket media \
-	--silent >"$T/s3rver.log" 2>&1 &
+	>"$T/s3rver.log" 2>&1 &
 s3pid=$!
 on_exit "kill_wait $s3pid"
 if ! wait_until 20 curl -s -o /dev/null "http://127.0.0.1:$port/"; then
@@ -44,7 +48,8 @@ ok "s3rver started on port $port"
 
 export S3_ENDPOINT="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=S3RVER \
 	AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1 \
-	ALLOW_PRIVATE_NETWORKS=loopback TMP_DIR=$T DATA_DIR=$T
+	ALLOW_PRIVATE_NETWORKS=loopback TMP_DIR=$T DATA_DIR=$T \
+	AWS_EC2_METADATA_DISABLED=true HOME=$T
 
 head -c 3000000 /dev/urandom >"$T/clip.bin"
 key='out/clip 1+2.mp4'
@@ -64,10 +69,32 @@ check "empty object stored" test -f "$T/s3/media/empty._S3rver_object" -a \
 out=$("$FETCHCP" get "s3://media/missing.mp4" "$T/x" 2>&1)
 expect_eq "missing object is not_found" "not_found" \
 	"$(echo "$out" | sed -n 's/^fetchcp: \([a-z_]*\):.*/\1/p')"
+expect_eq "the message carries S3's code and message" \
+	"s3 get 's3://media/missing.mp4' failed: 404 NoSuchKey: The specified key does not exist." \
+	"$(echo "$out" | sed -n 's/^fetchcp: [a-z_]*: //p')"
 
 out=$(AWS_ACCESS_KEY_ID=nobody "$FETCHCP" put "$T/clip.bin" "s3://media/x" 2>&1)
 expect_eq "unknown access key is refused" "unauthorized" \
 	"$(echo "$out" | sed -n 's/^fetchcp: \([a-z_]*\):.*/\1/p')"
+case "$out" in
+*"s3 put 's3://media/x' failed: 403 InvalidAccessKeyId: "*) ok "refusal names InvalidAccessKeyId" ;;
+*) not_ok "refusal names InvalidAccessKeyId (got: $out)" ;;
+esac
+
+# "." and ".." segments are part of the key: sent as given, not folded
+echo dots >"$T/dots.bin"
+check "put s3://media/d/./x/../y.bin" "$FETCHCP" put "$T/dots.bin" "s3://media/d/./x/../y.bin"
+check "the server stored the literal key d/./x/../y.bin" \
+	grep -qF 'Stored object "d/./x/../y.bin"' "$T/s3rver.log"
+
+# AWS-standard settings: AWS_ENDPOINT_URL_S3 and a shared credentials file
+printf '[default]\naws_access_key_id = nobody\naws_secret_access_key = nobody\n[s3rver]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' >"$T/credentials"
+check "get through AWS_ENDPOINT_URL_S3 and AWS_PROFILE" env -u S3_ENDPOINT \
+	-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY \
+	AWS_ENDPOINT_URL_S3="http://127.0.0.1:$port" AWS_PROFILE=s3rver \
+	AWS_SHARED_CREDENTIALS_FILE="$T/credentials" \
+	"$FETCHCP" get "s3://media/$key" "$T/back2.bin"
+check "object read back intact" cmp -s "$T/clip.bin" "$T/back2.bin"
 
 out=$(ALLOW_PRIVATE_NETWORKS='' "$FETCHCP" put "$T/clip.bin" "s3://media/y" 2>&1)
 case "$out" in

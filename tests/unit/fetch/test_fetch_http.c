@@ -45,6 +45,9 @@ static int setup(void **state)
 	job_settings.data_dir = tmp;
 	job_settings.allow_private = "loopback";
 	job_settings.max_input_bytes = 1 << 20;
+	/* no ~/.aws, no instance metadata: s3:// keys come from the test */
+	setenv("HOME", tmp, 1);
+	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
 	fetch_limits.connect_timeout_s = 2;
 	fetch_limits.timeout_s = 10;
 	fetch_bind_jobs();

@@ -11,9 +11,25 @@
  *   PUT /put/...         stores the body (201); GET /put/... returns it
  *   ANY /echo            "METHOD|content-type|x-test|BODY", two Set-Cookie
  *   POST /hook           records body + headers, answers ts.hook_status
- *   ANY /s3/BUCKET/KEY   checks AWS SigV4 (key "testkey", secret
- *                        ts.s3_secret, payload hash) then PUT stores /
- *                        GET returns the object; 403 on a bad signature
+ *   ANY /s3/BUCKET/KEY   a fake S3: checks AWS SigV4 (key ts.s3_key,
+ *                        default "testkey"; secret ts.s3_secret; payload
+ *                        hash; x-amz-security-token == ts.s3_token when
+ *                        set) then PUT stores / GET returns the object
+ *                        under its literal (still percent-encoded) key.
+ *                        Errors are S3's XML documents: 403
+ *                        SignatureDoesNotMatch / InvalidAccessKeyId /
+ *                        InvalidToken, 400 ExpiredToken (token ==
+ *                        ts.s3_expired_token), 404 NoSuchKey.
+ *   PUT /latest/api/token, GET /latest/meta-data/iam/security-credentials/
+ *   [ROLE]               a fake EC2 instance metadata service, IMDSv2
+ *                        only (a GET without the session token gets 401)
+ *   GET /ecs/..., /v2/credentials/...
+ *                        a fake container credentials provider
+ *                        (Authorization must equal ts.container_auth)
+ *   Both answer the credentials ts.creds_* in AWS's JSON shapes (or
+ *   ts.creds_body verbatim).
+ *
+ * URLs reach the handlers as sent: percent escapes are not decoded.
  */
 #ifndef WAKEQ_TESTSERVER_H
 #define WAKEQ_TESTSERVER_H
@@ -39,8 +55,28 @@ static struct {
 	int hook_status;
 	const char *s3_secret;
 	int s3_verified;        /* requests whose SigV4 checked out */
+	const char *s3_key;     /* access key id the fake S3 accepts */
+	const char *s3_token;   /* session token it wants, NULL = none */
+	const char *s3_expired_token; /* a token it calls expired */
+	char s3_region[64];     /* region of the last signed request */
+	char s3_last_key[512];  /* BUCKET/KEY of the last S3 request, raw */
+	struct {
+		char key[512];
+		struct buf data;
+	} s3objs[16];
+	int s3nobj;
 	struct buf put;         /* last PUT /put body */
-	struct buf s3obj;       /* the one object of the fake bucket */
+	struct buf s3obj;       /* the last object PUT to the fake bucket */
+	/* credential providers */
+	const char *creds_key, *creds_secret, *creds_token, *creds_expiration;
+	const char *creds_body; /* answered verbatim when set */
+	int creds_gets;         /* credential documents served */
+	const char *imds_token; /* the IMDSv2 session token handed out */
+	const char *imds_role;  /* NULL = no instance role (404) */
+	int imds_token_status;  /* answer to the token PUT (0 = 200) */
+	int imds_token_puts;
+	int imds_delay_ms;      /* the token PUT answers this late */
+	const char *container_auth; /* Authorization wanted, NULL = none */
 	char last_method[16];
 	char last_url[512];
 	char last_sig[256];
@@ -114,7 +150,8 @@ static void ts_hmac(const void *key, size_t klen, const char *msg,
 	     out, &n);
 }
 
-/* An independent AWS SigV4 check (header form) of one request. */
+/* An independent AWS SigV4 check (header form) of one request: 1 good,
+ * 0 bad signature, -1 unknown key, -2 bad token, -3 expired token. */
 static int ts_sigv4_ok(struct MHD_Connection *c, const char *method,
 		       const char *url, const struct buf *body)
 {
@@ -138,11 +175,32 @@ static int ts_sigv4_ok(struct MHD_Connection *c, const char *method,
 	if (!(p = strstr(auth, "Signature=")) ||
 	    sscanf(p, "Signature=%79s", sig) != 1)
 		return 0;
-	/* cred = testkey/DATE/REGION/s3/aws4_request */
-	if (strncmp(cred, "testkey/", 8) ||
-	    sscanf(cred + 8, "%15[^/]/%63[^/]/", date, region) != 2 ||
-	    !strstr(cred, "/s3/aws4_request"))
-		return 0;
+	/* cred = KEY/DATE/REGION/s3/aws4_request */
+	{
+		const char *key = ts.s3_key ? ts.s3_key : "testkey";
+		size_t kl = strlen(key);
+
+		if (strncmp(cred, key, kl) || cred[kl] != '/')
+			return -1;
+		if (sscanf(cred + kl + 1, "%15[^/]/%63[^/]/", date, region) != 2 ||
+		    !strstr(cred, "/s3/aws4_request"))
+			return 0;
+		snprintf(ts.s3_region, sizeof(ts.s3_region), "%s", region);
+	}
+	/* a session token must be sent and signed */
+	if (ts.s3_token || *ts_hdr(c, "x-amz-security-token")) {
+		char list[520];
+
+		snprintf(list, sizeof(list), ";%s;", signed_h);
+		if (!strstr(list, ";x-amz-security-token;"))
+			return -2;
+		if (ts.s3_expired_token &&
+		    !strcmp(ts_hdr(c, "x-amz-security-token"), ts.s3_expired_token))
+			return -3;
+		if (!ts.s3_token ||
+		    strcmp(ts_hdr(c, "x-amz-security-token"), ts.s3_token))
+			return -2;
+	}
 	/* the payload hash must be the body's */
 	EVP_Digest(body->data, body->len, md, &mdlen, EVP_sha256(), NULL);
 	ts_hex(md, 32, hash);
@@ -179,6 +237,169 @@ static int ts_sigv4_ok(struct MHD_Connection *c, const char *method,
 	buf_release(&cr);
 	buf_release(&sts);
 	return ok;
+}
+
+/* S3's error document. */
+static enum MHD_Result ts_s3_error(struct MHD_Connection *c, unsigned status,
+				   const char *code, const char *msg,
+				   const char *key)
+{
+	char xml[1400];
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	snprintf(xml, sizeof(xml),
+		 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code>"
+		 "<Message>%s</Message><Key>%.500s</Key><RequestId>4442587FB7D0A2F9"
+		 "</RequestId><HostId>eftixk72aD6Ap51TnqcoF8eFidJG9Z/2mkiDFu8yU9AS1"
+		 "ed4OpIszj7UDNEHGran</HostId></Error>", code, msg, key);
+	r = MHD_create_response_from_buffer(strlen(xml), xml, MHD_RESPMEM_MUST_COPY);
+	MHD_add_response_header(r, "Content-Type", "application/xml");
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result ts_s3(struct MHD_Connection *c, const char *method,
+			     const char *url, struct ts_conn *conn)
+{
+	const char *key = url + 4;
+	enum MHD_Result r;
+	int i, ok;
+
+	pthread_mutex_lock(&ts.mu);
+	snprintf(ts.s3_last_key, sizeof(ts.s3_last_key), "%s", key);
+	ok = ts_sigv4_ok(c, method, url, &conn->body);
+	if (ok <= 0) {
+		pthread_mutex_unlock(&ts.mu);
+		if (ok == -1)
+			return ts_s3_error(c, 403, "InvalidAccessKeyId", "The AWS Access "
+					   "Key Id you provided does not exist in our "
+					   "records.", key);
+		if (ok == -2)
+			return ts_s3_error(c, 403, "InvalidToken", "The provided token "
+					   "is malformed or otherwise invalid.", key);
+		if (ok == -3)
+			return ts_s3_error(c, 400, "ExpiredToken", "The provided token "
+					   "has expired.", key);
+		return ts_s3_error(c, 403, "SignatureDoesNotMatch", "The request "
+				   "signature we calculated does not match the signature "
+				   "you provided. Check your key and signing method.", key);
+	}
+	ts.s3_verified++;
+	if (!strcmp(key, "media/entities")) {
+		pthread_mutex_unlock(&ts.mu);
+		return ts_s3_error(c, 400, "InvalidArgument", "a &lt;b&gt; &amp; "
+				   "&#34;c&#x27; \n\t d&bogus;", key);
+	}
+	for (i = 0; i < ts.s3nobj; i++)
+		if (!strcmp(ts.s3objs[i].key, key))
+			break;
+	if (!strcmp(method, "PUT")) {
+		if (i == ts.s3nobj && ts.s3nobj < 16) {
+			snprintf(ts.s3objs[i].key, sizeof(ts.s3objs[i].key), "%s", key);
+			buf_init(&ts.s3objs[i].data);
+			ts.s3nobj++;
+		}
+		if (i < 16) {
+			buf_reset(&ts.s3objs[i].data);
+			buf_add(&ts.s3objs[i].data, conn->body.data, conn->body.len);
+		}
+		buf_reset(&ts.s3obj);
+		buf_add(&ts.s3obj, conn->body.data, conn->body.len);
+		r = ts_send(c, 200, "", 0);
+	} else if (i < ts.s3nobj) {
+		r = ts_send(c, 200, ts.s3objs[i].data.data, ts.s3objs[i].data.len);
+	} else {
+		pthread_mutex_unlock(&ts.mu);
+		return ts_s3_error(c, 404, "NoSuchKey", "The specified key does not "
+				   "exist.", key);
+	}
+	pthread_mutex_unlock(&ts.mu);
+	return r;
+}
+
+/* A credential document: IMDS's shape (Code, Type...) or the container
+ * provider's (RoleArn). */
+static enum MHD_Result ts_creds(struct MHD_Connection *c, int imds)
+{
+	char json[3000];
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	pthread_mutex_lock(&ts.mu);
+	ts.creds_gets++;
+	if (ts.creds_body)
+		snprintf(json, sizeof(json), "%s", ts.creds_body);
+	else if (imds)
+		snprintf(json, sizeof(json), "{\n  \"Code\" : \"Success\",\n"
+			 "  \"LastUpdated\" : \"2024-05-01T10:00:00Z\",\n"
+			 "  \"Type\" : \"AWS-HMAC\",\n  \"AccessKeyId\" : \"%s\",\n"
+			 "  \"SecretAccessKey\" : \"%s\",\n  \"Token\" : \"%s\",\n"
+			 "  \"Expiration\" : \"%s\"\n}", ts.creds_key, ts.creds_secret,
+			 ts.creds_token, ts.creds_expiration);
+	else
+		snprintf(json, sizeof(json), "{\"RoleArn\":\"arn:aws:iam::123456789012"
+			 ":role/wakeq\",\"AccessKeyId\":\"%s\",\"SecretAccessKey\":"
+			 "\"%s\",\"Token\":\"%s\",\"Expiration\":\"%s\"}",
+			 ts.creds_key, ts.creds_secret, ts.creds_token,
+			 ts.creds_expiration);
+	pthread_mutex_unlock(&ts.mu);
+	r = MHD_create_response_from_buffer(strlen(json), json, MHD_RESPMEM_MUST_COPY);
+	MHD_add_response_header(r, "Content-Type", imds ? "text/plain" :
+				"application/json");
+	ret = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* The instance metadata service, IMDSv2. */
+static enum MHD_Result ts_imds(struct MHD_Connection *c, const char *method,
+			       const char *url)
+{
+	static const char prefix[] = "/latest/meta-data/iam/security-credentials/";
+	const char *ttl, *role;
+	char text[200];
+	long n;
+
+	if (!strcmp(url, "/latest/api/token")) {
+		if (strcmp(method, "PUT"))
+			return ts_send(c, 405, "", 0);
+		ttl = ts_hdr(c, "X-aws-ec2-metadata-token-ttl-seconds");
+		n = atol(ttl);
+		if (n < 1 || n > 21600)
+			return ts_send(c, 400, "", 0);
+		pthread_mutex_lock(&ts.mu);
+		ts.imds_token_puts++;
+		pthread_mutex_unlock(&ts.mu);
+		if (ts.imds_delay_ms)
+			usleep((useconds_t)ts.imds_delay_ms * 1000);
+		if (ts.imds_token_status)
+			return ts_send(c, (unsigned)ts.imds_token_status, "", 0);
+		return ts_send(c, 200, ts.imds_token, strlen(ts.imds_token));
+	}
+	if (strncmp(url, prefix, sizeof(prefix) - 1))
+		return ts_send(c, 404, "", 0);
+	if (strcmp(ts_hdr(c, "X-aws-ec2-metadata-token"), ts.imds_token))
+		return ts_send(c, 401, "", 0);
+	role = url + sizeof(prefix) - 1;
+	if (!ts.imds_role)
+		return ts_send(c, 404, "", 0);
+	if (!*role) {
+		snprintf(text, sizeof(text), "%s\n", ts.imds_role);
+		return ts_send(c, 200, text, strlen(text));
+	}
+	if (strcmp(role, ts.imds_role))
+		return ts_send(c, 404, "", 0);
+	return ts_creds(c, 1);
+}
+
+/* URLs as sent: no decoding of percent escapes. */
+static size_t ts_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls;
+	(void)c;
+	return strlen(s);
 }
 
 static enum MHD_Result ts_handler(void *cls, struct MHD_Connection *c,
@@ -304,24 +525,15 @@ static enum MHD_Result ts_handler(void *cls, struct MHD_Connection *c,
 		pthread_mutex_unlock(&ts.mu);
 		return ts_send(c, status, "hooked", 6);
 	}
-	if (!strncmp(url, "/s3/", 4)) {
-		enum MHD_Result r;
-
-		pthread_mutex_lock(&ts.mu);
-		if (!ts_sigv4_ok(c, method, url, &conn->body)) {
-			pthread_mutex_unlock(&ts.mu);
-			return ts_send(c, 403, "SignatureDoesNotMatch", 21);
-		}
-		ts.s3_verified++;
-		if (!strcmp(method, "PUT")) {
-			buf_reset(&ts.s3obj);
-			buf_add(&ts.s3obj, conn->body.data, conn->body.len);
-			r = ts_send(c, 200, "", 0);
-		} else {
-			r = ts_send(c, 200, ts.s3obj.data, ts.s3obj.len);
-		}
-		pthread_mutex_unlock(&ts.mu);
-		return r;
+	if (!strncmp(url, "/s3/", 4))
+		return ts_s3(c, method, url, conn);
+	if (!strncmp(url, "/latest/", 8))
+		return ts_imds(c, method, url);
+	if (!strncmp(url, "/ecs/", 5) || !strncmp(url, "/v2/credentials/", 16)) {
+		if (ts.container_auth &&
+		    strcmp(ts_hdr(c, "Authorization"), ts.container_auth))
+			return ts_send(c, 403, "{\"code\":\"AccessDenied\"}", 23);
+		return ts_creds(c, 0);
 	}
 	return ts_send(c, 404, "no route", 8);
 }
@@ -359,6 +571,7 @@ static int ts_start(void)
 				0, NULL, NULL, ts_handler, NULL,
 				MHD_OPTION_SOCK_ADDR, &sa,
 				MHD_OPTION_NOTIFY_COMPLETED, ts_completed, NULL,
+				MHD_OPTION_UNESCAPE_CALLBACK, ts_unescape, NULL,
 				MHD_OPTION_END);
 	if (!ts.d)
 		return -1;
@@ -375,6 +588,9 @@ static void ts_stop(void)
 	buf_release(&ts.put);
 	buf_release(&ts.s3obj);
 	buf_release(&ts.last_body);
+	for (int i = 0; i < ts.s3nobj; i++)
+		buf_release(&ts.s3objs[i].data);
+	ts.s3nobj = 0;
 }
 
 /* "http://127.0.0.1:PORT" + path into a static buffer (one at a time). */
