@@ -540,6 +540,7 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 	args_addi(&a, queue_limits.result_ttl_s);
 	args_addi(&a, queue_limits.done_max);
 	args_addi(&a, queue_limits.dead_max);
+	args_addi(&a, (int64_t)(t->nrun < t->max ? t->nrun : t->max));
 	for (i = 0; i < t->nsettle; i++) {
 		const struct queue_settle *s = &t->settle[i];
 
@@ -683,6 +684,7 @@ int queue_renew(struct queue *q, const char *queue, const char *worker,
 	for (i = 0; i < n; i++) {
 		args_add(&a, leases[i].id);
 		args_addi(&a, leases[i].token);
+		args_add(&a, leases[i].running ? "1" : "0");
 	}
 	if ((r = run_script(q, S_RENEW, &a, err))) {
 		if (r->type != REDIS_REPLY_STRING || r->len != n) {

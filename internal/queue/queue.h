@@ -184,6 +184,11 @@ struct queue_take {
 	const char *worker;        /* worker id recorded on taken jobs */
 	int64_t lease_ms;          /* lease length */
 	size_t max;                /* take at most this many (0: settle only) */
+	size_t nrun;               /* of those, how many start running at once
+				    * (free slots); the rest are leased ahead,
+				    * and a lease lost before the heartbeat
+				    * reports them running is not counted as
+				    * an attempt */
 	struct queue_settle *settle; /* results to apply first, may be NULL */
 	size_t nsettle;
 	/* out */
@@ -221,6 +226,9 @@ int queue_progress(struct queue *q, const char *queue, const char *id,
 struct queue_lease {
 	const char *id;
 	int64_t token;
+	int running;   /* in: the job's run has begun (not just leased
+			* ahead); a lease that expires without this
+			* reported once is not counted as an attempt */
 	int lost;      /* out: the lease is no longer ours: stop the job */
 	int cancel;    /* out: a cancel was requested: stop the job */
 };

@@ -60,6 +60,7 @@ static void renew(struct worker *w, struct queue *hq)
 			if ((size_t)t->qi == qi && n < cap) {
 				memcpy(ids[n], t->job.id, UUID_STR_LEN);
 				leases[n].token = t->job.token;
+				leases[n].running = 0; /* leased ahead */
 				n++;
 			}
 		for (i = 0; i < (size_t)w->cfg->concurrency; i++) {
@@ -78,6 +79,7 @@ static void renew(struct worker *w, struct queue *hq)
 			    t->reason != STOP_LOST && n < cap) {
 				memcpy(ids[n], t->job.id, UUID_STR_LEN);
 				leases[n].token = t->job.token;
+				leases[n].running = 1;
 				n++;
 			}
 		}

@@ -27,6 +27,35 @@ while read -r id; do
 done <"$T/kill.ids"
 check "the interrupted jobs counted a second attempt ($retried)" test "$retried" -ge 1
 
+# --- SIGKILL while short jobs are leased ahead: a job is dead-lettered for
+# lease expiry only after it has really started max_attempts times, so the
+# jobs the dead worker held ahead keep their attempts (issue 11, defect 2).
+pk_round() { # pk_round QUEUE NAME: a worker drains until ~20 done, then SIGKILL
+	local q=$1 name=$2 d0 pid url
+	d0=$(count_status "$q" done)
+	start_worker "$name" QUEUES="$q" CONCURRENCY=1 LEASE=1 IDLE_TIMEOUT=5
+	eval "pid=\$${name}_PID url=\$${name}_URL"
+	curl -fs -XPOST "$url/wake?wait=0" >/dev/null
+	wait_until 5 sh -c "[ \$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue $q | jq .$q.done) -ge $((d0 + 20)) ]"
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null
+	sleep 1.1 # the dead worker's leases expire
+}
+wq enqueue sleep --queue pk1 --payload '{"ms":2}' --max-attempts 1 --count 400 >/dev/null
+pk_round pk1 pa
+start_worker pz QUEUES=pk1 CONCURRENCY=4 LEASE=5 IDLE_TIMEOUT=1
+curl -fs -XPOST "$pz_URL/wake" >/dev/null
+expect_eq "max_attempts=1, one SIGKILL: no job dead without having run" 0 "$(count_status pk1 failed)"
+expect_eq "max_attempts=1, one SIGKILL: every job done" 400 "$(count_status pk1 done)"
+wq enqueue sleep --queue pk3 --payload '{"ms":2}' --count 400 >/dev/null
+pk_round pk3 pb
+pk_round pk3 pc
+pk_round pk3 pd
+start_worker py QUEUES=pk3 CONCURRENCY=4 LEASE=5 IDLE_TIMEOUT=1
+curl -fs -XPOST "$py_URL/wake" >/dev/null
+expect_eq "three SIGKILLs in a row: no job dead without having run" 0 "$(count_status pk3 failed)"
+expect_eq "three SIGKILLs in a row: every job done" 400 "$(count_status pk3 done)"
+
 # --- SIGTERM: in-flight jobs re-queued without counting an attempt, exit 0
 # inside the grace.
 id=$(wq enqueue sleep --queue term --payload '{"ms":20000}')

@@ -39,6 +39,7 @@ int main(int argc, char **argv)
 	t.worker = "qdrive";
 	t.lease_ms = 30000;
 	t.max = 1;
+	t.nrun = 1; /* runs what it takes at once */
 	t.jobs = &job;
 	if (queue_take(q, argv[2], &t, &e) < 0) {
 		fprintf(stderr, "qdrive: %s\n", e.msg);
@@ -50,7 +51,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	for (i = 1; i <= steps && !cancelled; i++) {
-		struct queue_lease l = { job.id, job.token, 0, 0 };
+		struct queue_lease l = { .id = job.id, .token = job.token, .running = 1 };
 		char stage[32];
 
 		snprintf(stage, sizeof(stage), "step-%d", i);

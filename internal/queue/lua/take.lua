@@ -1,7 +1,9 @@
 -- take: settle finished runs, promote due delayed jobs, reclaim expired
 -- leases, then lease up to MAX due jobs.
 -- ARGV: worker, lease_ms, max, nsettle, result_ttl_s, done_max, dead_max,
--- then 6 fields a settle: id, token, outcome (d=done r=retry f=fail
+-- nrun (how many of the jobs leased now start at once: they are marked
+-- `ran`; the rest are leased ahead, see the reclaim below), then 6 fields
+-- a settle: id, token, outcome (d=done r=retry f=fail
 -- c=cancelled q=requeue), result, error, delay_ms.
 -- Returns { TAKE_* head, then TAKE_JOB_* fields a job }. flags has one
 -- letter a settle: o applied, f applied and final, s stale (refused).
@@ -20,13 +22,14 @@ local nsettle = tonumber(ARGV[4])
 local ttl = ARGV[5]
 local done_max = tonumber(ARGV[6])
 local dead_max = tonumber(ARGV[7])
+local nrun = tonumber(ARGV[8])
 
 local flags = {}
 local unlease = {}
 local done = {}
 local stale = 0
 for i = 0, nsettle - 1 do
-  local b = 8 + i * 6
+  local b = 9 + i * 6
   local id, tok, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local jk = P .. 'job:' .. id
   local h = redis.call('HMGET', jk, 'token', 'attempts', 'max_attempts',
@@ -106,7 +109,10 @@ if #due > 0 then
   if retried > 0 then redis.call('HINCRBY', P .. 'stats', 'retrying', -retried) end
 end
 
--- Reclaim expired leases: their holder is gone (the attempt counts).
+-- Reclaim expired leases: their holder is gone. The attempt counts when the
+-- worker had reported the run begun (renew.lua sets `ran`); a job only
+-- leased ahead gets its attempt back.
+local UNSTARTED_MAX = 20
 local exp = redis.call('ZRANGEBYSCORE', P .. 'active', '-inf', NOW, 'LIMIT', 0, 1000)
 if #exp > 0 then
   local pend = {}
@@ -114,13 +120,26 @@ if #exp > 0 then
     local id = exp[i]
     local jk = P .. 'job:' .. id
     local h = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'priority',
-      'worker', 'cancel', 'callback')
+      'worker', 'cancel', 'callback', 'token', 'ran', 'unstarted')
     local cb = h[6] and h[6] ~= ''
     if h[1] then
       local msg = 'lease expired (worker ' .. (h[4] or '?') .. ' stopped renewing it)'
+      local att = tonumber(h[1])
+      local unstarted = tonumber(h[9]) or 0
+      if h[8] ~= h[7] and att > 0 then
+        -- Leased (a batch taken ahead) but never seen running: the
+        -- attempt does not count. UNSTARTED_MAX bounds a job that kills
+        -- its worker before the first heartbeat reports it running.
+        att = att - 1
+        unstarted = unstarted + 1
+        redis.call('HSET', jk, 'attempts', att, 'unstarted', unstarted)
+      end
       if h[5] then
         finish_cancelled(id, jk, 'cancelled', ttl, cb)
-      elseif tonumber(h[1]) >= tonumber(h[2]) then
+      elseif unstarted > UNSTARTED_MAX then
+        bury(id, jk, 'lease expired ' .. unstarted .. ' times before it was seen running (worker '
+          .. (h[4] or '?') .. ')', dead_max, cb)
+      elseif att >= tonumber(h[2]) then
         bury(id, jk, msg, dead_max, cb)
       else
         redis.call('HSET', jk, 'status', 'queued', 'token', '', 'error', msg)
@@ -152,7 +171,7 @@ if want > 0 then
         local att = tonumber(h[3]) + 1
         local tok = tostring(tok0 + i - 1)
         redis.call('HSET', jk, 'status', 'active', 'attempts', tostring(att), 'token', tok,
-          'worker', worker, 'started', NOW_US_S)
+          'worker', worker, 'started', NOW_US_S, 'ran', i <= nrun and tok or '')
         za[#za + 1] = deadline
         za[#za + 1] = id
         local o = #out

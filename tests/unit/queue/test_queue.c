@@ -352,6 +352,40 @@ static void test_idempotency(void **state)
 	assert_string_equal(a.id, b.id);
 }
 
+/* A job leased ahead and lost with its worker before it ran gets its
+ * attempt back; one that keeps vanishing unseen is buried eventually. */
+static void test_unstarted_not_counted(void **state)
+{
+	struct queue_job j;
+	struct err e;
+	char id[UUID_STR_LEN];
+	char *st;
+	int i;
+
+	(void)state;
+	enq("noop", NULL, 0, 0, 1, id, NULL); /* max_attempts 1 */
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(take(&j, 1, NULL, 0, 20), 1);
+		assert_string_equal(j.id, id);
+		assert_int_equal(j.attempts, 1); /* never more: none started */
+		queue_job_release(&j);
+		clock_sleep_us(40000);
+	}
+	for (i = 0; i < 25; i++) {
+		if (take(&j, 1, NULL, 0, 1) == 0)
+			break;
+		queue_job_release(&j);
+		clock_sleep_us(5000);
+	}
+	st = field(id, "status");
+	assert_string_equal(st, "failed");
+	free(st);
+	st = field(id, "error");
+	assert_non_null(strstr(st, "before it was seen running"));
+	free(st);
+	(void)e;
+}
+
 static void test_fencing(void **state)
 {
 	struct queue_job j1, j2;
@@ -363,6 +397,11 @@ static void test_fencing(void **state)
 	(void)state;
 	enq("noop", NULL, 0, 0, 5, id, NULL);
 	assert_int_equal(take(&j1, 1, NULL, 0, 50), 1); /* 50 ms lease */
+	/* the heartbeat reports the run begun: the expiry counts an attempt */
+	l.id = id;
+	l.token = j1.token;
+	l.running = 1;
+	assert_int_equal(queue_renew(Q, qname, "w1", 50, 1000, &l, 1, &e), 0);
 	clock_sleep_us(80000);
 	/* The lease expired: the next take reclaims and leases it again. */
 	assert_int_equal(take(&j2, 1, NULL, 0, 0), 1);
@@ -613,6 +652,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retry_then_dead, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idempotency, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fencing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unstarted_not_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_requeue_not_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_retire, setup, teardown),
