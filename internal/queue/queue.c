@@ -336,6 +336,80 @@ static redisReply *run_script(struct queue *q, enum script s, struct args *a,
 	return r;
 }
 
+static int64_t rint_of(const redisReply *r)
+{
+	if (!r)
+		return 0;
+	if (r->type == REDIS_REPLY_INTEGER)
+		return r->integer;
+	if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+		return strtoll(r->str, NULL, 10);
+	return 0;
+}
+
+/* Runs the script `s` with the arguments in `a` (released here) for its
+ * integer answer, stored in *out (may be NULL). Returns 0 or -1. */
+static int script_int(struct queue *q, enum script s, struct args *a,
+		      int64_t *out, struct err *err)
+{
+	redisReply *r = run_script(q, s, a, err);
+
+	args_release(a);
+	if (!r)
+		return -1;
+	if (out)
+		*out = rint_of(r);
+	freeReplyObject(r);
+	return 0;
+}
+
+/* Starts the arguments of a plain command on the key `suffix` of `queue`
+ * ("CMD wakeq:{queue}:suffix"); `key` holds the key for as long as `a`
+ * is used. Returns 0, or -1 with err for a bad queue name (`a` then
+ * untouched). */
+static int key_args(struct args *a, char *key, size_t cap, const char *queue,
+		    const char *cmd, const char *suffix, struct err *err)
+{
+	if (queue_name_check(queue, err) < 0)
+		return -1;
+	snprintf(key, cap, "wakeq:{%s}:%s", queue, suffix);
+	args_init(a);
+	args_add(a, cmd);
+	args_add(a, key);
+	return 0;
+}
+
+static int bad_reply(struct err *err, const char *what);
+
+/* Runs a plain command built in `a` (released here) that answers an
+ * array. Returns the reply (caller frees) or NULL with err. */
+static redisReply *command_array(struct queue *q, struct args *a,
+				 const char *what, struct err *err)
+{
+	redisReply *r = command(q, a, err);
+
+	args_release(a);
+	if (r && r->type != REDIS_REPLY_ARRAY) {
+		freeReplyObject(r);
+		bad_reply(err, what);
+		return NULL;
+	}
+	return r;
+}
+
+/* Runs a plain command built in `a` (released here) whose answer does
+ * not matter beyond success. Returns 0 or -1. */
+static int command_ok(struct queue *q, struct args *a, struct err *err)
+{
+	redisReply *r = command(q, a, err);
+
+	args_release(a);
+	if (!r)
+		return -1;
+	freeReplyObject(r);
+	return 0;
+}
+
 #define PREFIX_MAX (QUEUE_NAME_MAX + 16)
 
 int queue_name_check(const char *name, struct err *err)
@@ -372,17 +446,6 @@ int queue_ping(struct queue *q, struct err *err)
 }
 
 /* ---- reply helpers ------------------------------------------------------ */
-
-static int64_t rint_of(const redisReply *r)
-{
-	if (!r)
-		return 0;
-	if (r->type == REDIS_REPLY_INTEGER)
-		return r->integer;
-	if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
-		return strtoll(r->str, NULL, 10);
-	return 0;
-}
 
 static char *rstr_dup(const redisReply *r)
 {
@@ -707,20 +770,13 @@ int queue_register(struct queue *q, const char *queue, const char *worker,
 {
 	char prefix[PREFIX_MAX];
 	struct args a;
-	redisReply *r;
-	int rc;
 
 	if (queue_name_check(queue, err) < 0)
 		return -1;
 	script_args(&a, prefix, sizeof(prefix), queue);
 	args_add(&a, worker);
 	args_addi(&a, ttl_ms);
-	r = run_script(q, S_REGISTER, &a, err);
-	rc = r ? 0 : -1;
-	if (rc == 0)
-		freeReplyObject(r);
-	args_release(&a);
-	return rc;
+	return script_int(q, S_REGISTER, &a, NULL, err);
 }
 
 int queue_touch(struct queue *q, const char *queue, const char *worker,
@@ -728,25 +784,14 @@ int queue_touch(struct queue *q, const char *queue, const char *worker,
 {
 	char key[PREFIX_MAX + 16];
 	struct args a;
-	redisReply *r;
 
-	if (queue_name_check(queue, err) < 0)
+	if (ensure(q, err) < 0 ||
+	    key_args(&a, key, sizeof(key), queue, "ZADD", "workers", err) < 0)
 		return -1;
-	if (ensure(q, err) < 0)
-		return -1;
-	snprintf(key, sizeof(key), "wakeq:{%s}:workers", queue);
-	args_init(&a);
-	args_add(&a, "ZADD");
-	args_add(&a, key);
 	args_add(&a, "XX");
 	args_addi(&a, clock_now_us() / 1000 + q->skew_ms + ttl_ms);
 	args_add(&a, worker);
-	r = command(q, &a, err);
-	args_release(&a);
-	if (!r)
-		return -1;
-	freeReplyObject(r);
-	return 0;
+	return command_ok(q, &a, err);
 }
 
 int queue_retire(struct queue *q, const char *queue, const char *worker,
@@ -754,7 +799,7 @@ int queue_retire(struct queue *q, const char *queue, const char *worker,
 {
 	char prefix[PREFIX_MAX];
 	struct args a;
-	redisReply *r;
+	int64_t res;
 	int rc;
 
 	if (queue_name_check(queue, err) < 0)
@@ -762,13 +807,9 @@ int queue_retire(struct queue *q, const char *queue, const char *worker,
 	script_args(&a, prefix, sizeof(prefix), queue);
 	args_add(&a, worker);
 	args_add(&a, force ? "1" : "0");
-	r = run_script(q, S_RETIRE, &a, err);
-	rc = r ? 0 : -1;
-	if (rc == 0) {
-		*retired = rint_of(r) == 1;
-		freeReplyObject(r);
-	}
-	args_release(&a);
+	rc = script_int(q, S_RETIRE, &a, &res, err);
+	if (rc == 0)
+		*retired = res == 1;
 	return rc;
 }
 
@@ -984,14 +1025,9 @@ int queue_list(struct queue *q, const char *queue, enum job_status state,
 	args_add(&a, key);
 	args_add(&a, start);
 	args_add(&a, stop);
-	r = command(q, &a, err);
-	args_release(&a);
+	r = command_array(q, &a, "ZRANGE", err);
 	if (!r)
 		return -1;
-	if (r->type != REDIS_REPLY_ARRAY) {
-		freeReplyObject(r);
-		return bad_reply(err, "ZRANGE");
-	}
 	out = xcalloc(r->elements + 1, sizeof(*out));
 	for (i = 0; i < r->elements; i++)
 		out[n++] = rstr_dup(r->element[i]);
@@ -1005,8 +1041,6 @@ static int status_script(struct queue *q, enum script s, const char *queue,
 {
 	char prefix[PREFIX_MAX];
 	struct args a;
-	redisReply *r;
-	int rc;
 
 	if (queue_name_check(queue, err) < 0)
 		return -1;
@@ -1014,14 +1048,7 @@ static int status_script(struct queue *q, enum script s, const char *queue,
 	if (id)
 		args_add(&a, id);
 	args_addi(&a, queue_limits.result_ttl_s);
-	r = run_script(q, s, &a, err);
-	rc = r ? 0 : -1;
-	args_release(&a);
-	if (rc < 0)
-		return -1;
-	*res = rint_of(r);
-	freeReplyObject(r);
-	return 0;
+	return script_int(q, s, &a, res, err);
 }
 
 /* Runs a per-job script that answers -1 for no such job (turned into
@@ -1045,21 +1072,11 @@ int queue_finals_enable(struct queue *q, const char *queue, struct err *err)
 {
 	char key[PREFIX_MAX + 16];
 	struct args a;
-	redisReply *r;
 
-	if (queue_name_check(queue, err) < 0)
+	if (key_args(&a, key, sizeof(key), queue, "SET", "record", err) < 0)
 		return -1;
-	snprintf(key, sizeof(key), "wakeq:{%s}:record", queue);
-	args_init(&a);
-	args_add(&a, "SET");
-	args_add(&a, key);
 	args_add(&a, "1");
-	r = command(q, &a, err);
-	args_release(&a);
-	if (!r)
-		return -1;
-	freeReplyObject(r);
-	return 0;
+	return command_ok(q, &a, err);
 }
 
 /* One stream entry [id, [field, value, ...]] into *out; 0, or -1 when the
@@ -1105,25 +1122,16 @@ int queue_finals_read(struct queue *q, const char *queue, struct job_info *out,
 	redisReply *r;
 	size_t i, n = 0;
 
-	if (queue_name_check(queue, err) < 0)
+	if (key_args(&a, key, sizeof(key), queue, "XRANGE", "finals", err) < 0)
 		return -1;
-	snprintf(key, sizeof(key), "wakeq:{%s}:finals", queue);
 	snprintf(count, sizeof(count), "%zu", max);
-	args_init(&a);
-	args_add(&a, "XRANGE");
-	args_add(&a, key);
 	args_add(&a, "-");
 	args_add(&a, "+");
 	args_add(&a, "COUNT");
 	args_add(&a, count);
-	r = command(q, &a, err);
-	args_release(&a);
+	r = command_array(q, &a, "XRANGE", err);
 	if (!r)
 		return -1;
-	if (r->type != REDIS_REPLY_ARRAY) {
-		freeReplyObject(r);
-		return bad_reply(err, "XRANGE");
-	}
 	for (i = 0; i < r->elements && n < max; i++) {
 		/* an entry that cannot be read is acknowledged as it is: it
 		 * would block the log for ever otherwise */
@@ -1148,25 +1156,15 @@ int queue_finals_ack(struct queue *q, const char *queue,
 {
 	char key[PREFIX_MAX + 16];
 	struct args a;
-	redisReply *r;
 	size_t i;
 
 	if (n == 0)
 		return 0;
-	if (queue_name_check(queue, err) < 0)
+	if (key_args(&a, key, sizeof(key), queue, "XDEL", "finals", err) < 0)
 		return -1;
-	snprintf(key, sizeof(key), "wakeq:{%s}:finals", queue);
-	args_init(&a);
-	args_add(&a, "XDEL");
-	args_add(&a, key);
 	for (i = 0; i < n; i++)
 		args_add(&a, ids[i]);
-	r = command(q, &a, err);
-	args_release(&a);
-	if (!r)
-		return -1;
-	freeReplyObject(r);
-	return 0;
+	return command_ok(q, &a, err);
 }
 
 int queue_cancel(struct queue *q, const char *queue, const char *id,
