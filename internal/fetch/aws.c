@@ -48,16 +48,16 @@
 
 const char *fetch_container_base = "http://169.254.170.2";
 
-static const char *env(const char *name)
+const char *fetch_env(const char *name)
 {
 	const char *v = getenv(name);
 
 	return v && *v ? v : NULL;
 }
 
-static int env_true(const char *name)
+int fetch_env_true(const char *name)
 {
-	const char *v = env(name);
+	const char *v = fetch_env(name);
 
 	return v && (!strcasecmp(v, "true") || !strcmp(v, "1"));
 }
@@ -171,26 +171,26 @@ static char *read_small(const char *path, size_t *len)
  * ~/.aws/credentials and ~/.aws/config. */
 static void profile_paths(char cred[PATH_MAX], char conf[PATH_MAX])
 {
-	const char *home = env("HOME");
+	const char *home = fetch_env("HOME");
 
-	if (env("AWS_SHARED_CREDENTIALS_FILE"))
-		snprintf(cred, PATH_MAX, "%s", env("AWS_SHARED_CREDENTIALS_FILE"));
+	if (fetch_env("AWS_SHARED_CREDENTIALS_FILE"))
+		snprintf(cred, PATH_MAX, "%s", fetch_env("AWS_SHARED_CREDENTIALS_FILE"));
 	else
 		snprintf(cred, PATH_MAX, "%s/.aws/credentials", home ? home : "");
-	if (env("AWS_CONFIG_FILE"))
-		snprintf(conf, PATH_MAX, "%s", env("AWS_CONFIG_FILE"));
+	if (fetch_env("AWS_CONFIG_FILE"))
+		snprintf(conf, PATH_MAX, "%s", fetch_env("AWS_CONFIG_FILE"));
 	else
 		snprintf(conf, PATH_MAX, "%s/.aws/config", home ? home : "");
-	if (!home && !env("AWS_SHARED_CREDENTIALS_FILE"))
+	if (!home && !fetch_env("AWS_SHARED_CREDENTIALS_FILE"))
 		cred[0] = 0;
-	if (!home && !env("AWS_CONFIG_FILE"))
+	if (!home && !fetch_env("AWS_CONFIG_FILE"))
 		conf[0] = 0;
 }
 
 static const char *profile_name(void)
 {
-	return env("AWS_PROFILE") ? env("AWS_PROFILE") :
-	       env("AWS_DEFAULT_PROFILE") ? env("AWS_DEFAULT_PROFILE") : "default";
+	return fetch_env("AWS_PROFILE") ? fetch_env("AWS_PROFILE") :
+	       fetch_env("AWS_DEFAULT_PROFILE") ? fetch_env("AWS_DEFAULT_PROFILE") : "default";
 }
 
 /* The config file names its sections "profile NAME", except "default". */
@@ -319,8 +319,8 @@ static int from_env(const char *id_var, const char *secret_var,
 		    const char *token_var, struct fetch_aws_creds *c,
 		    struct err *err)
 {
-	const char *id = env(id_var), *secret = env(secret_var),
-		   *token = env(token_var);
+	const char *id = fetch_env(id_var), *secret = fetch_env(secret_var),
+		   *token = fetch_env(token_var);
 
 	if (!id && !secret)
 		return 0;
@@ -398,7 +398,7 @@ static int from_profile(struct fetch_aws_creds *c, struct err *err)
 		if (r)
 			return r;
 	}
-	if (!seen && (env("AWS_PROFILE") || env("AWS_DEFAULT_PROFILE")))
+	if (!seen && (fetch_env("AWS_PROFILE") || fetch_env("AWS_DEFAULT_PROFILE")))
 		return err_set(err, ERR_INVALID, "aws profile '%.100s' not found in "
 			       "'%.150s' or '%.150s'", name, cred, conf);
 	return 0;
@@ -435,8 +435,8 @@ static int container_host_ok(const char *url)
 /* The container provider's URL into `url`; 0 when not configured. */
 static int container_url(char *url, size_t cap, struct err *err)
 {
-	const char *rel = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-	const char *full = env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+	const char *rel = fetch_env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+	const char *full = fetch_env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
 
 	if (rel) {
 		if (rel[0] != '/' || strpbrk(rel, " \r\n#"))
@@ -458,8 +458,8 @@ static int container_url(char *url, size_t cap, struct err *err)
 /* The container provider's Authorization value into `out`, "" = none. */
 static int container_auth(char *out, size_t cap, struct err *err)
 {
-	const char *file = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
-	const char *tok = env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+	const char *file = fetch_env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+	const char *tok = fetch_env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
 	size_t n = 0;
 	char *text;
 
@@ -530,8 +530,8 @@ out:
 /* The IMDS endpoint (no trailing '/') into `out`. */
 static void imds_endpoint(char *out, size_t cap)
 {
-	const char *ep = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
-	const char *mode = env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
+	const char *ep = fetch_env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+	const char *mode = fetch_env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE");
 	size_t n;
 
 	if (!ep)
@@ -545,7 +545,7 @@ static void imds_endpoint(char *out, size_t cap)
 
 static double imds_timeout(void)
 {
-	const char *v = env("AWS_METADATA_SERVICE_TIMEOUT");
+	const char *v = fetch_env("AWS_METADATA_SERVICE_TIMEOUT");
 	double t = v ? strtod(v, NULL) : 1;
 
 	return t > 0 && t <= 60 ? t : 1;
@@ -553,7 +553,7 @@ static double imds_timeout(void)
 
 static int imds_attempts(void)
 {
-	const char *v = env("AWS_METADATA_SERVICE_NUM_ATTEMPTS");
+	const char *v = fetch_env("AWS_METADATA_SERVICE_NUM_ATTEMPTS");
 	long n = v ? strtol(v, NULL, 10) : 1;
 
 	return n >= 1 && n <= 10 ? (int)n : 1;
@@ -756,7 +756,7 @@ int fetch_aws_creds_get(struct fetch_aws_creds *c, struct err *err)
 		snprintf(key, sizeof(key), "container %s", url);
 		return cached(key, 0, url, c, why, sizeof(why), err) < 0 ? -1 : 0;
 	}
-	if (env_true("AWS_EC2_METADATA_DISABLED")) {
+	if (fetch_env_true("AWS_EC2_METADATA_DISABLED")) {
 		snprintf(why, sizeof(why), "instance metadata disabled "
 			 "(AWS_EC2_METADATA_DISABLED)");
 	} else {

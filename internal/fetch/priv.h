@@ -53,6 +53,12 @@ int fetch_http_trusted(const struct fetch_request *req,
 
 /* aws.c: credentials. */
 
+/* The environment variable `name`, or NULL when unset or empty. */
+const char *fetch_env(const char *name);
+
+/* Whether `name` is "true" (any case) or "1". */
+int fetch_env_true(const char *name);
+
 struct fetch_aws_creds {
 	char *key_id, *secret; /* owned */
 	char *token;           /* owned; NULL = none */

@@ -22,20 +22,6 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *env(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? v : NULL;
-}
-
-static int env_true(const char *name)
-{
-	const char *v = env(name);
-
-	return v && (!strcasecmp(v, "true") || !strcmp(v, "1"));
-}
-
 /* ---- region, endpoint, URL ------------------------------------------- */
 
 static int region_ok(const char *r)
@@ -59,8 +45,8 @@ static void region_of(char out[64], const char **from)
 	size_t i;
 
 	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
-		if (env(vars[i])) {
-			snprintf(out, 64, "%s", env(vars[i]));
+		if (fetch_env(vars[i])) {
+			snprintf(out, 64, "%s", fetch_env(vars[i]));
 			*from = vars[i];
 			return;
 		}
@@ -94,15 +80,15 @@ void fetch_s3_region(char out[64])
 static const char *endpoint_of(const char **from)
 {
 	*from = "S3_ENDPOINT";
-	if (env("S3_ENDPOINT"))
-		return env("S3_ENDPOINT");
-	if (env_true("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"))
+	if (fetch_env("S3_ENDPOINT"))
+		return fetch_env("S3_ENDPOINT");
+	if (fetch_env_true("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"))
 		return NULL;
 	*from = "AWS_ENDPOINT_URL_S3";
-	if (env("AWS_ENDPOINT_URL_S3"))
-		return env("AWS_ENDPOINT_URL_S3");
+	if (fetch_env("AWS_ENDPOINT_URL_S3"))
+		return fetch_env("AWS_ENDPOINT_URL_S3");
 	*from = "AWS_ENDPOINT_URL";
-	return env("AWS_ENDPOINT_URL");
+	return fetch_env("AWS_ENDPOINT_URL");
 }
 
 static int bucket_ok(const char *b, size_t n)
@@ -137,7 +123,7 @@ int fetch_s3_url(const char *s3url, char **https_url, struct err *err)
 	endpoint = endpoint_of(&from);
 	if (region_get(region, err) < 0)
 		return -1;
-	if ((ps = env("S3_PATH_STYLE")))
+	if ((ps = fetch_env("S3_PATH_STYLE")))
 		path_style = !strchr("0nNfF", ps[0]);
 	if (path_style < 0)
 		path_style = endpoint != NULL;

@@ -14,6 +14,8 @@
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <assert.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -527,6 +529,37 @@ out:
 
 /* ---- rows --------------------------------------------------------------- */
 
+/* The columns a job is read with, in SELECT order after id, and where
+ * each lands in struct job_info: the one list to extend for a new job
+ * field (JOB_COLUMNS must list the same expressions). */
+enum col_kind { C_STR, C_INT, C_I64, C_DBL, C_STATUS };
+
+static const struct column {
+	enum col_kind kind;
+	size_t off;
+} columns[] = {
+	{ C_STR, offsetof(struct job_info, queue) },
+	{ C_STR, offsetof(struct job_info, type) },
+	{ C_STR, offsetof(struct job_info, payload) },
+	{ C_STATUS, offsetof(struct job_info, status) },
+	{ C_INT, offsetof(struct job_info, priority) },
+	{ C_INT, offsetof(struct job_info, attempts) },
+	{ C_INT, offsetof(struct job_info, max_attempts) },
+	{ C_DBL, offsetof(struct job_info, progress) },
+	{ C_STR, offsetof(struct job_info, stage) },
+	{ C_STR, offsetof(struct job_info, result) },
+	{ C_STR, offsetof(struct job_info, error) },
+	{ C_STR, offsetof(struct job_info, idempotency_key) },
+	{ C_STR, offsetof(struct job_info, callback_url) },
+	{ C_DBL, offsetof(struct job_info, timeout_s) },
+	{ C_I64, offsetof(struct job_info, created_at) },
+	{ C_I64, offsetof(struct job_info, started_at) },
+	{ C_I64, offsetof(struct job_info, finished_at) },
+	{ C_I64, offsetof(struct job_info, updated_at) },
+	{ C_I64, offsetof(struct job_info, run_at) },
+	{ C_STR, offsetof(struct job_info, labels) },
+};
+
 #define JOB_COLUMNS \
 	"id::text, queue, type, payload::text, status, priority, attempts, " \
 	"max_attempts, progress, stage, result::text, error, " \
@@ -534,56 +567,41 @@ out:
 	"wakeq_us(started_at), wakeq_us(finished_at), wakeq_us(updated_at), " \
 	"wakeq_us(run_at), labels::text"
 
-static char *col_str(const PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return NULL;
-	return xstrdup(PQgetvalue(res, row, col));
-}
-
-static int64_t col_i64(const PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return 0;
-	return strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
-static double col_dbl(const PGresult *res, int row, int col)
-{
-	if (PQgetisnull(res, row, col))
-		return 0;
-	return strtod(PQgetvalue(res, row, col), NULL);
-}
-
 /* Fills `job` from a row selected with JOB_COLUMNS. */
 static void row_to_job(const PGresult *res, int row, struct job_info *job)
 {
-	enum job_status st = JOB_QUEUED;
+	size_t i;
 
+	/* JOB_COLUMNS and columns[] change together */
+	assert(PQnfields(res) == (int)(sizeof(columns) / sizeof(columns[0])) + 1);
 	memset(job, 0, sizeof(*job));
 	snprintf(job->id, sizeof(job->id), "%s", PQgetvalue(res, row, 0));
-	job->queue = col_str(res, row, 1);
-	job->type = col_str(res, row, 2);
-	job->payload = col_str(res, row, 3);
-	/* the CHECK constraint keeps status to known names */
-	job_status_parse(PQgetvalue(res, row, 4), &st, NULL);
-	job->status = st;
-	job->priority = (int)col_i64(res, row, 5);
-	job->attempts = (int)col_i64(res, row, 6);
-	job->max_attempts = (int)col_i64(res, row, 7);
-	job->progress = col_dbl(res, row, 8);
-	job->stage = col_str(res, row, 9);
-	job->result = col_str(res, row, 10);
-	job->error = col_str(res, row, 11);
-	job->idempotency_key = col_str(res, row, 12);
-	job->callback_url = col_str(res, row, 13);
-	job->timeout_s = col_dbl(res, row, 14);
-	job->created_at = col_i64(res, row, 15);
-	job->started_at = col_i64(res, row, 16);
-	job->finished_at = col_i64(res, row, 17);
-	job->updated_at = col_i64(res, row, 18);
-	job->run_at = col_i64(res, row, 19);
-	job->labels = col_str(res, row, 20);
+	for (i = 0; i < sizeof(columns) / sizeof(columns[0]); i++) {
+		char *p = (char *)job + columns[i].off;
+		const char *v;
+
+		if (PQgetisnull(res, row, (int)i + 1))
+			continue;
+		v = PQgetvalue(res, row, (int)i + 1);
+		switch (columns[i].kind) {
+		case C_STR:
+			*(char **)p = xstrdup(v);
+			break;
+		case C_INT:
+			*(int *)p = (int)strtol(v, NULL, 10);
+			break;
+		case C_I64:
+			*(int64_t *)p = strtoll(v, NULL, 10);
+			break;
+		case C_DBL:
+			*(double *)p = strtod(v, NULL);
+			break;
+		case C_STATUS:
+			/* the CHECK constraint keeps status to known names */
+			job_status_parse(v, (enum job_status *)p, NULL);
+			break;
+		}
+	}
 }
 
 static void rows_to_list(const PGresult *res, struct store_job_list *out)
@@ -594,6 +612,19 @@ static void rows_to_list(const PGresult *res, struct store_job_list *out)
 	out->items = n ? xcalloc((size_t)n, sizeof(out->items[0])) : NULL;
 	for (i = 0; i < n; i++)
 		row_to_job(res, i, &out->items[i]);
+}
+
+/* Runs a SELECT of JOB_COLUMNS into *out. Returns the row count or -1. */
+static int select_rows(struct store *s, const char *sql, int n, const char *const *vals,
+		       struct store_job_list *out, struct err *err)
+{
+	PGresult *res = query(s, sql, n, vals, err);
+
+	if (!res)
+		return -1;
+	rows_to_list(res, out);
+	PQclear(res);
+	return (int)out->len;
 }
 
 /* Formats a time parameter: 0 becomes SQL NULL. */
@@ -1045,7 +1076,6 @@ int store_list(struct store *s, const char *queue, enum job_status status,
 {
 	char lim[16];
 	const char *vals[4] = { queue, job_status_name(status), before, lim };
-	PGresult *res;
 
 	if (check_limit(limit, err) < 0)
 		return -1;
@@ -1055,15 +1085,10 @@ int store_list(struct store *s, const char *queue, enum job_status status,
 	if (before && check_id(before, ERR_INVALID, err) < 0)
 		return -1;
 	snprintf(lim, sizeof(lim), "%d", limit);
-	res = query(s, "SELECT " JOB_COLUMNS " FROM jobs\n"
-		    "WHERE queue = $1 AND status = $2\n"
-		    "  AND ($3::uuid IS NULL OR id < $3::uuid)\n"
-		    "ORDER BY id DESC LIMIT $4::integer", 4, vals, err);
-	if (!res)
-		return -1;
-	rows_to_list(res, out);
-	PQclear(res);
-	return (int)out->len;
+	return select_rows(s, "SELECT " JOB_COLUMNS " FROM jobs\n"
+			   "WHERE queue = $1 AND status = $2\n"
+			   "  AND ($3::uuid IS NULL OR id < $3::uuid)\n"
+			   "ORDER BY id DESC LIMIT $4::integer", 4, vals, out, err);
 }
 
 int store_list_unfinished(struct store *s, const char *queue, double min_age_s,
@@ -1072,7 +1097,6 @@ int store_list_unfinished(struct store *s, const char *queue, double min_age_s,
 {
 	char lim[16], age[32];
 	const char *vals[4] = { queue, age, after, lim };
-	PGresult *res;
 
 	if (check_limit(limit, err) < 0)
 		return -1;
@@ -1082,18 +1106,13 @@ int store_list_unfinished(struct store *s, const char *queue, double min_age_s,
 		min_age_s = 0;
 	snprintf(lim, sizeof(lim), "%d", limit);
 	snprintf(age, sizeof(age), "%.6f", min_age_s);
-	res = query(s, "SELECT " JOB_COLUMNS " FROM jobs\n"
-		    "WHERE status IN ('queued', 'scheduled', 'retrying', 'active')\n"
-		    "  AND ($1::text IS NULL OR queue = $1)\n"
-		    "  AND updated_at <= now() - $2::double precision\n"
-		    "    * interval '1 second'\n"
-		    "  AND ($3::uuid IS NULL OR id > $3::uuid)\n"
-		    "ORDER BY id LIMIT $4::integer", 4, vals, err);
-	if (!res)
-		return -1;
-	rows_to_list(res, out);
-	PQclear(res);
-	return (int)out->len;
+	return select_rows(s, "SELECT " JOB_COLUMNS " FROM jobs\n"
+			   "WHERE status IN ('queued', 'scheduled', 'retrying', 'active')\n"
+			   "  AND ($1::text IS NULL OR queue = $1)\n"
+			   "  AND updated_at <= now() - $2::double precision\n"
+			   "    * interval '1 second'\n"
+			   "  AND ($3::uuid IS NULL OR id > $3::uuid)\n"
+			   "ORDER BY id LIMIT $4::integer", 4, vals, out, err);
 }
 
 int store_apply_finals(struct store *s, const struct job_info *finals,

@@ -162,6 +162,20 @@ static int pump(struct records *r, struct err *err)
 	return 0;
 }
 
+/* The writer holds nothing any more: wakes records_flush. mu held. */
+static void writer_idle(struct records *r)
+{
+	r->busy = 0;
+	pthread_cond_broadcast(&r->cv);
+}
+
+/* After a failed write: waits out *backoff (100 ms doubling to 5 s). */
+static void back_off(int64_t *backoff)
+{
+	clock_sleep_us(*backoff);
+	*backoff = *backoff * 2 > 5000000 ? 5000000 : *backoff * 2;
+}
+
 static void *writer(void *arg)
 {
 	struct records *r = arg;
@@ -176,26 +190,24 @@ static void *writer(void *arg)
 		while (!r->n && !r->pump && !r->quit)
 			pthread_cond_wait(&r->cv, &r->mu);
 		if (!r->n && r->pump && !r->quit) {
+			int ok;
+
 			r->pump = 0;
 			r->busy = 1;
 			pthread_mutex_unlock(&r->mu);
-			if (pump(r, &e) < 0) {
+			ok = pump(r, &e) == 0;
+			if (!ok)
 				log_warn("final states not copied to postgres yet, will retry",
 					 "error", e.msg);
-				pthread_mutex_lock(&r->mu);
+			pthread_mutex_lock(&r->mu);
+			if (!ok)
 				r->pump = !r->quit;
-				r->busy = 0;
-				pthread_cond_broadcast(&r->cv);
-				pthread_mutex_unlock(&r->mu);
-				clock_sleep_us(backoff);
-				backoff = backoff * 2 > 5000000 ? 5000000 : backoff * 2;
-			} else {
+			writer_idle(r);
+			pthread_mutex_unlock(&r->mu);
+			if (ok)
 				backoff = 100000;
-				pthread_mutex_lock(&r->mu);
-				r->busy = 0;
-				pthread_cond_broadcast(&r->cv);
-				pthread_mutex_unlock(&r->mu);
-			}
+			else
+				back_off(&backoff);
 			pthread_mutex_lock(&r->mu);
 			continue;
 		}
@@ -228,11 +240,9 @@ static void *writer(void *arg)
 					event_release(&batch[i]);
 				r->dropped += n;
 			}
-			r->busy = 0;
-			pthread_cond_broadcast(&r->cv);
+			writer_idle(r);
 			pthread_mutex_unlock(&r->mu);
-			clock_sleep_us(backoff);
-			backoff = backoff * 2 > 5000000 ? 5000000 : backoff * 2;
+			back_off(&backoff);
 		} else {
 			size_t i;
 
@@ -240,8 +250,7 @@ static void *writer(void *arg)
 				event_release(&batch[i]);
 			backoff = 100000;
 			pthread_mutex_lock(&r->mu);
-			r->busy = 0;
-			pthread_cond_broadcast(&r->cv);
+			writer_idle(r);
 			pthread_mutex_unlock(&r->mu);
 		}
 		free(batch);
