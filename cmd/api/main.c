@@ -3,6 +3,8 @@
  * migrations and exits. */
 #include "api/api.h"
 #include "config/config.h"
+#include "handler/handler.h"
+#include "job/job.h"
 #include "log/log.h"
 #include "store/store.h"
 
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct settings {
 	int64_t port;
@@ -43,6 +46,7 @@ struct settings {
 	int migrate;
 	char *data_dir;
 	int64_t max_upload;
+	char *handlers_file;
 	char *log_format;
 	char *log_level;
 };
@@ -104,6 +108,9 @@ static const struct config_var vars[] = {
 	  "POST /v1/uploads stores files in DATA_DIR/uploads (the worker's DATA_DIR)", 0 },
 	{ "MAX_UPLOAD", CONFIG_SIZE, F(max_upload), 1, 1099511627776.0, "2G",
 	  "largest file POST /v1/uploads accepts (413 above)", 0 },
+	{ "HANDLERS_FILE", CONFIG_STRING, F(handlers_file), 0, 0, "",
+	  "your own job types, the worker's file (docs/HANDLERS.md); also WAKEQ_HANDLER_<TYPE>",
+	  0 },
 	{ "LOG_FORMAT", CONFIG_STRING, F(log_format), 0, 0, "text", "text or json", 0 },
 	{ "LOG_LEVEL", CONFIG_STRING, F(log_level), 0, 0, "info",
 	  "debug, info, warn or error", 0 },
@@ -158,6 +165,7 @@ int main(int argc, char **argv)
 	struct settings s;
 	struct api_config c;
 	struct api *a = NULL;
+	struct handler_registry reg;
 	struct sigaction sa;
 	sigset_t mask, old;
 	enum log_format lf;
@@ -167,6 +175,7 @@ int main(int argc, char **argv)
 	char port[16];
 
 	memset(&s, 0, sizeof(s));
+	handler_registry_init(&reg);
 	switch (config_load(vars, &s, argc, argv, &argi, &e)) {
 	case 1:
 		usage(stdout);
@@ -191,6 +200,14 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		fprintf(stderr, "wakeq-api: unknown command '%s' (see --help)\n", argv[argi]);
+		rc = 2;
+		goto out;
+	}
+
+	/* The user's own types, so intake knows them (and their schemas). */
+	if (handler_registry_load(&reg, s.handlers_file, environ, &e) < 0 ||
+	    handler_registry_add_types(&reg, &e) < 0) {
+		fprintf(stderr, "wakeq-api: %s\n", e.msg);
 		rc = 2;
 		goto out;
 	}
@@ -253,6 +270,8 @@ int main(int argc, char **argv)
 	api_stop(a);
 	rc = 0;
 out:
+	job_unregister_all();
+	handler_registry_release(&reg);
 	config_release(vars, &s);
 	return rc;
 }
