@@ -870,6 +870,11 @@ static int resolve(const char *cmd, const char *path, char *out, size_t n)
 	const char *p = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";
 
 	if (strchr(cmd, '/')) {
+		/* absolute: the handler starts in its own working directory */
+		char abs[PATH_MAX];
+
+		if (cmd[0] != '/' && realpath(cmd, abs))
+			cmd = abs;
 		snprintf(out, n, "%s", cmd);
 		return access(out, X_OK);
 	}

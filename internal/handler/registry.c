@@ -945,7 +945,7 @@ void handler_summary(const struct handler *h, char *buf, size_t n)
 			cat(buf, n, &off, " sh -c '%.60s'", h->argv[0]);
 		else
 			for (i = 0; h->argv[i] && i < 4; i++)
-				cat(buf, n, &off, " %.40s", h->argv[i]);
+				cat(buf, n, &off, " %.160s", h->argv[i]);
 		if (!h->shell && h->argv[0] && h->argv[1] && h->argv[2] && h->argv[3] &&
 		    h->argv[4])
 			cat(buf, n, &off, " ...");
