@@ -585,6 +585,19 @@ static void add(struct handler_registry *reg, struct handler *h)
 	reg->items[reg->n++] = *h;
 }
 
+/* Names and keys from outside may hold control characters: the message
+ * stays one printable line. Returns -1. */
+static int one_line(struct err *err)
+{
+	unsigned char *p;
+
+	if (err)
+		for (p = (unsigned char *)err->msg; *p; p++)
+			if (*p < 0x20 || *p == 0x7f)
+				*p = '?';
+	return -1;
+}
+
 int handler_registry_parse(struct handler_registry *reg, const char *text,
 			   size_t len, const char *origin, struct err *err)
 {
@@ -600,12 +613,14 @@ int handler_registry_parse(struct handler_registry *reg, const char *text,
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
 	if (!root) {
 		if (je.line > 0 && je.column > 0)
-			return err_set(err, ERR_INVALID, "%s:%d:%d: invalid JSON: %s", origin,
-				       je.line, je.column, je.text);
-		if (je.line > 0)
-			return err_set(err, ERR_INVALID, "%s:%d: invalid JSON: %s", origin,
-				       je.line, je.text);
-		return err_set(err, ERR_INVALID, "%s: invalid JSON: %s", origin, je.text);
+			err_set(err, ERR_INVALID, "%s:%d:%d: invalid JSON: %s", origin, je.line,
+				je.column, je.text);
+		else if (je.line > 0)
+			err_set(err, ERR_INVALID, "%s:%d: invalid JSON: %s", origin, je.line,
+				je.text);
+		else
+			err_set(err, ERR_INVALID, "%s: invalid JSON: %s", origin, je.text);
+		return one_line(err);
 	}
 	if (!json_is_object(root)) {
 		fail(&c, NULL, "expected a JSON object {\"handlers\": {\"TYPE\": {...}}}");
@@ -674,7 +689,7 @@ int handler_registry_parse(struct handler_registry *reg, const char *text,
 out:
 	handler_registry_release(&add_reg);
 	json_decref(root);
-	return rc;
+	return rc < 0 ? one_line(err) : 0;
 }
 
 int handler_registry_load_file(struct handler_registry *reg, const char *path,
@@ -750,9 +765,9 @@ int handler_registry_load_env(struct handler_registry *reg, char *const *envp,
 		obj = json_loads(value, JSON_REJECT_DUPLICATES, &je);
 		if (!obj || !json_is_object(obj)) {
 			json_decref(obj);
-			return err_set(err, ERR_INVALID, "%s: expected a JSON object of "
-				       "handler settings%s%s", var, obj ? "" : ": ",
-				       obj ? "" : je.text);
+			err_set(err, ERR_INVALID, "%s: expected a JSON object of handler "
+				"settings%s%s", var, obj ? "" : ": ", obj ? "" : je.text);
+			return one_line(err);
 		}
 		if (json_object_get(obj, "type")) {
 			const char *t = str_of(json_object_get(obj, "type"));
@@ -795,7 +810,7 @@ int handler_registry_load_env(struct handler_registry *reg, char *const *envp,
 		handler_release(&h);
 		free(type);
 		if (rc < 0)
-			return -1;
+			return one_line(err);
 	}
 	return 0;
 }
