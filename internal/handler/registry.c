@@ -551,7 +551,7 @@ static int parse_entry(struct ctx *c, const json_t *obj, struct handler *h)
 			if (get_str(c, v, k, 64, &h->user) < 0)
 				return -1;
 		} else if (!strcmp(k, "kill_grace_s")) {
-			if (get_num(c, v, k, 0, 60, &h->kill_grace_s) < 0)
+			if (get_num(c, v, k, 0, 10, &h->kill_grace_s) < 0)
 				return -1;
 		} else if (!strcmp(k, "limits")) {
 			if (get_limits(c, v, h) < 0)

@@ -224,5 +224,19 @@ check "the worker's memory stayed flat (${RSS0} -> ${RSS1} KiB)" test "$RSS1" -l
 no_handlers() { ! pgrep -f "$MIS" >/dev/null && ! pgrep -f "$EX/embed.py" >/dev/null; }
 wait_until 5 no_handlers
 check "no handler process is left (persistent ones stopped after IDLE_TIMEOUT)" no_handlers
+
+# ---- SIGTERM of the worker re-queues a running handler's job ------------------------
+SD=$(post t.mis '{"mode":"sleep"}')
+wait_until 15 bash -c "[ -n \"\$(curl -s -H '$H' $API/v1/jobs/$SD | jq -r '.stage // empty' | sed -n 's/^pid=//p')\" ]"
+PS=$(pid_of "$SD")
+kill -TERM "$WORKER_PID"
+wait_until 10 bash -c "! kill -0 $WORKER_PID 2>/dev/null"
+rc=0
+wait "$WORKER_PID" 2>/dev/null || rc=$?
+expect_eq "SIGTERM: the worker exits 0 with a handler running" 0 "$rc"
+expect_eq "... its job is back in the queue, the attempt not counted" "queued 0" \
+	"$(job "$SD" | jq -r '"\(.status) \(.attempts)"')"
+check "... and the handler's process group is gone" gone "$PS"
+
 [ "$_t_failed" = 0 ] || { diag "$T/sse.txt"; diag "$T/worker.log" | tail -80; diag "$T/api.log" | tail -20; }
 exit 0
