@@ -108,6 +108,19 @@ gone() { ! group_alive "$1"; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$WORKER_PID/status"; }
 njobs() { rcli --scan --pattern 'wakeq:{default}:job:*' | wc -l; }
 
+# ---- the CLI knows the registry too --------------------------------------------------
+wqh() { REDIS_URL=$REDIS_URL "$BIN/wakeq" "$@"; }
+msg=$(wqh enqueue py.count --payload '{}' 2>&1)
+expect_eq "wakeq enqueue checks the type's schema (exit 2)" \
+	"2 wakeq: payload field 'text' is required" "$? $msg"
+CLI=$(wqh enqueue py.count --payload '{"text":"from the cli"}')
+wqh wake "http://127.0.0.1:$WORKER_PORT/wake?wait=0" >/dev/null
+wait_final "$CLI"
+expect_eq "wakeq enqueue of a handler type runs, with the type's max_attempts" "done 2 3" \
+	"$(job "$CLI" | jq -r '"\(.status) \(.max_attempts) \(.result.words)"')"
+check "the examples' registry is valid" \
+	bash -c "HANDLERS_FILE='$EX/handlers.json' '$BIN/wakeq' handlers >/dev/null"
+
 # ---- bad input: nothing enqueued --------------------------------------------------
 before=$(njobs)
 r=$(curl -s -w ' %{http_code}' -H "$H" -H "$CT" -d '{"type":"py.cnt","payload":{}}' "$API/v1/jobs")
