@@ -219,11 +219,11 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
-	worker_free(w);
-	/* Persistent handlers, and process groups of jobs that outlived the
-	 * shutdown grace. The registry stays: a stuck slot may still read it
-	 * until the process exits. */
+	/* Persistent handlers (gracefully: their slot threads still live),
+	 * and process groups of jobs that outlived the shutdown grace. The
+	 * registry stays: a stuck slot may still read it until the exit. */
 	handler_stop();
+	worker_free(w);
 	config_release(vars, &cfg);
 	return code;
 }

@@ -30,7 +30,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <grp.h>
 #include <math.h>
 #include <poll.h>
 #include <pwd.h>
@@ -172,8 +171,11 @@ __attribute__((noreturn)) static void child(const struct plan *pl)
 	    (pl->set_as && setrlimit(RLIMIT_AS, &pl->as) < 0) ||
 	    (pl->set_nproc && setrlimit(RLIMIT_NPROC, &pl->nproc) < 0))
 		report(fd[4], STEP_SETUP);
+	/* Raw system calls: glibc's wrappers would try to reach the parent's
+	 * other threads, which do not exist in this child. */
 	if (pl->set_user &&
-	    (setgroups(0, NULL) < 0 || setgid(pl->gid) < 0 || setuid(pl->uid) < 0))
+	    (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setgid, pl->gid) < 0 ||
+	     syscall(SYS_setuid, pl->uid) < 0))
 		report(fd[4], STEP_USER);
 	if (chdir(pl->workdir) < 0)
 		report(fd[4], STEP_CHDIR);
