@@ -41,6 +41,7 @@ crypto_PKGS := libcrypto
 log_PKGS :=
 config_PKGS :=
 job_PKGS := jansson
+handler_PKGS := jansson
 queue_PKGS := hiredis
 httpd_PKGS := libmicrohttpd jansson
 metrics_PKGS :=
@@ -62,9 +63,9 @@ CPPFLAGS += -DWAKEQ_HIREDIS_SSL
 endif
 
 # Which modules each binary links (modules with no sources yet are skipped).
-wakeq-worker_MODULES := base crypto log config job queue metrics httpd store reconcile fetch webhook worker
-wakeq-api_MODULES := base crypto log config job queue metrics httpd wake store reconcile api
-wakeq_MODULES := base log config job queue wake store reconcile
+wakeq-worker_MODULES := base crypto log config job handler queue metrics httpd store reconcile fetch webhook worker
+wakeq-api_MODULES := base crypto log config job handler queue metrics httpd wake store reconcile api
+wakeq_MODULES := base log config job handler queue wake store reconcile
 wakeq_PKGS := jansson
 
 BINS := wakeq-worker wakeq-api wakeq

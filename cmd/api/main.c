@@ -3,6 +3,7 @@
  * migrations and exits. */
 #include "api/api.h"
 #include "config/config.h"
+#include "handler/handler.h"
 #include "job/job.h"
 #include "log/log.h"
 #include "queue/queue.h"
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct settings {
 	int64_t port;
@@ -47,6 +49,7 @@ struct settings {
 	int migrate;
 	char *data_dir;
 	int64_t max_upload;
+	char *handlers_file;
 	int log_format;
 	int log_level;
 };
@@ -112,6 +115,9 @@ static const struct config_var vars[] = {
 	  "POST /v1/uploads stores files in DATA_DIR/uploads (the worker's DATA_DIR)", 0, NULL },
 	{ "MAX_UPLOAD", CONFIG_SIZE, F(max_upload), 1, 1099511627776.0, "2G",
 	  "largest file POST /v1/uploads accepts (413 above)", 0, NULL },
+	{ "HANDLERS_FILE", CONFIG_STRING, F(handlers_file), 0, 0, "",
+	  "your own job types, the worker's file (docs/HANDLERS.md); also WAKEQ_HANDLER_<TYPE>",
+	  0, NULL },
 	{ "LOG_FORMAT", CONFIG_ENUM, F(log_format), 0, 0, "text",
 	  "json: one object a line for Cloud Logging; text for people", 0, log_format_choices },
 	{ "LOG_LEVEL", CONFIG_ENUM, F(log_level), 0, 0, "info",
@@ -167,6 +173,7 @@ int main(int argc, char **argv)
 	struct settings s;
 	struct api_config c;
 	struct api *a = NULL;
+	struct handler_registry reg;
 	struct sigaction sa;
 	sigset_t mask, old;
 	struct err e;
@@ -174,6 +181,7 @@ int main(int argc, char **argv)
 	char port[16];
 
 	memset(&s, 0, sizeof(s));
+	handler_registry_init(&reg);
 	switch (config_load(vars, &s, argc, argv, &argi, &e)) {
 	case 1:
 		usage(stdout);
@@ -192,6 +200,14 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		fprintf(stderr, "wakeq-api: unknown command '%s' (see --help)\n", argv[argi]);
+		rc = 2;
+		goto out;
+	}
+
+	/* The user's own types, so intake knows them (and their schemas). */
+	if (handler_registry_load(&reg, s.handlers_file, environ, &e) < 0 ||
+	    handler_registry_add_types(&reg, &e) < 0) {
+		fprintf(stderr, "wakeq-api: %s\n", e.msg);
 		rc = 2;
 		goto out;
 	}
@@ -254,6 +270,8 @@ int main(int argc, char **argv)
 	api_stop(a);
 	rc = 0;
 out:
+	job_unregister_all();
+	handler_registry_release(&reg);
 	config_release(vars, &s);
 	return rc;
 }

@@ -4,6 +4,7 @@
 #include "base/mem.h"
 #include "base/parse.h"
 #include "config/config.h"
+#include "handler/handler.h"
 #include "job/job.h"
 #include "queue/queue.h"
 #include "reconcile/reconcile.h"
@@ -49,10 +50,14 @@ static const char *const usage_text =
 	"  reconcile [--min-age S]                with DATABASE_URL: re-enqueue\n"
 	"                                         rows Redis lost, copy final\n"
 	"                                         states back to Postgres\n"
+	"  handlers [--json]                      the job types: built in, and\n"
+	"                                         your own from HANDLERS_FILE and\n"
+	"                                         WAKEQ_HANDLER_* with settings\n"
 	"\n"
 	"Environment: REDIS_URL (redis://127.0.0.1:6379), QUEUES (default),\n"
-	"DATABASE_URL (reconcile), WAKE_TOKEN, RESULT_TTL (86400: seconds a\n"
-	"cancelled job's record stays in Redis, as the worker's).\n"
+	"DATABASE_URL (reconcile), HANDLERS_FILE (enqueue, handlers),\n"
+	"WAKE_TOKEN, RESULT_TTL (86400: seconds a cancelled job's record\n"
+	"stays in Redis, as the worker's).\n"
 	"Exit codes: 0 ok, 1 failed, 2 usage, 3 not found, 4 conflict.\n";
 
 /* Settings read from the environment only (the commands take flags). */
@@ -211,6 +216,80 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
+/* The handler registry (HANDLERS_FILE, WAKEQ_HANDLER_*), registered as
+ * job types for the process's life. Returns 0 or an exit code. */
+static struct handler_registry registry;
+
+static int load_handlers(void)
+{
+	struct err e;
+
+	handler_registry_init(&registry);
+	if (handler_registry_load(&registry, getenv("HANDLERS_FILE"), environ, &e) < 0 ||
+	    handler_registry_add_types(&registry, &e) < 0) {
+		fprintf(stderr, "wakeq: %s\n", e.msg);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int cmd_handlers(int argc, char **argv)
+{
+	const struct job_type *t;
+	struct opts o;
+	char line[512];
+	size_t i;
+	int rc = parse_opts(argc, argv, &o);
+
+	if (rc)
+		return rc;
+	if (optind != argc)
+		return usage_error("handlers takes only --json");
+	rc = load_handlers();
+	if (rc)
+		return rc;
+	if (o.json) {
+		json_t *all = json_array();
+		char *text;
+
+		for (i = 0; (t = job_type_at(i)); i++) {
+			const struct handler *h = handler_find(&registry, t->name);
+
+			if (t->internal)
+				continue;
+			if (h) {
+				json_array_append_new(all, handler_to_json(h));
+			} else {
+				json_t *b = json_object();
+
+				json_object_set_new(b, "type", json_string(t->name));
+				json_object_set_new(b, "kind", json_string("built-in"));
+				json_array_append_new(all, b);
+			}
+		}
+		text = json_dumps(all, JSON_INDENT(2));
+		printf("%s\n", text);
+		free(text);
+		json_decref(all);
+		return EXIT_OK;
+	}
+	printf("%-24s %s\n", "TYPE", "SETTINGS");
+	for (i = 0; (t = job_type_at(i)); i++) {
+		const struct handler *h = handler_find(&registry, t->name);
+
+		if (t->internal)
+			continue;
+		if (h)
+			handler_summary(h, line, sizeof(line));
+		else
+			snprintf(line, sizeof(line), "built in");
+		printf("%-24s %s\n", t->name, line);
+		if (h)
+			printf("%-24s   from %s\n", "", h->origin);
+	}
+	return EXIT_OK;
+}
+
 static int cmd_enqueue(int argc, char **argv)
 {
 	struct job_spec *specs;
@@ -228,6 +307,9 @@ static int cmd_enqueue(int argc, char **argv)
 	if (optind != argc - 1)
 		return usage_error("enqueue takes one job TYPE");
 	type = argv[optind];
+	rc = load_handlers();
+	if (rc)
+		return rc;
 	if (job_check(type, o.payload, &e) < 0)
 		return exit_for(&e);
 	if (queue_name_check(o.queue, &e) < 0)
@@ -246,6 +328,7 @@ static int cmd_enqueue(int argc, char **argv)
 		specs[i].timeout_s = o.timeout;
 		specs[i].idempotency_key = o.idem;
 		specs[i].callback_url = o.callback;
+		job_spec_type_defaults(&specs[i]);
 	}
 	q = connect_or_die();
 	while (done < o.count) {
@@ -603,5 +686,7 @@ int main(int argc, char **argv)
 		return cmd_wake(argc, argv);
 	if (!strcmp(cmd, "reconcile"))
 		return cmd_reconcile(argc, argv);
+	if (!strcmp(cmd, "handlers"))
+		return cmd_handlers(argc, argv);
 	return usage_error("unknown command '%s'", cmd);
 }

@@ -2,6 +2,7 @@
 #include "base/err.h"
 #include "config/config.h"
 #include "fetch/fetch.h"
+#include "handler/handler.h"
 #include "job/job.h"
 #include "log/log.h"
 #include "queue/queue.h"
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define F(field) offsetof(struct worker_config, field)
 
@@ -62,6 +64,8 @@ static const struct config_var vars[] = {
 	  CONFIG_SECRET, NULL },
 	{ "WEBHOOK_SECRET_PREVIOUS", CONFIG_STRING, F(webhook_secret_previous), 0, 0, "",
 	  "the secret being rotated out: webhooks carry both signatures", CONFIG_SECRET, NULL },
+	{ "HANDLERS_FILE", CONFIG_STRING, F(handlers_file), 0, 0, "",
+	  "your own job types (docs/HANDLERS.md); also WAKEQ_HANDLER_<TYPE>", 0, NULL },
 	{ "ONCE", CONFIG_BOOL, F(once), 0, 0, "false",
 	  "drain at start without HTTP until idle, then exit (cron mode)", 0, NULL },
 	{ "LOG_FORMAT", CONFIG_ENUM, F(log_format), 0, 0, "text",
@@ -71,19 +75,55 @@ static const struct config_var vars[] = {
 	CONFIG_END
 };
 
-static void usage(void)
+/* HANDLERS_FILE as --help sees it: the flag, else the environment. */
+static const char *handlers_file_arg(int argc, char **argv)
 {
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--handlers-file") && i + 1 < argc)
+			return argv[i + 1];
+		if (!strncmp(argv[i], "--handlers-file=", 16))
+			return argv[i] + 16;
+	}
+	return getenv("HANDLERS_FILE");
+}
+
+static void usage(int argc, char **argv)
+{
+	struct handler_registry reg;
+	const struct job_type *t;
+	struct err e;
+	char line[512];
+	size_t i;
+
 	printf("usage: wakeq-worker [--FLAG VALUE]...\n\n"
 	       "Drains wakeq queues when POST /wake arrives and exits when idle,\n"
 	       "so the platform can scale it to zero. Every setting is an\n"
 	       "environment variable, or the flag beside it:\n\n");
 	config_usage(stdout, vars);
 	printf("\nEndpoints: POST /wake[?wait=0], GET /healthz, /readyz, /metrics, /status\n");
+	printf("\nJob types:\n");
+	for (i = 0; (t = job_type_at(i)); i++)
+		if (!t->internal)
+			printf("  %-22s built in\n", t->name);
+	handler_registry_init(&reg);
+	if (handler_registry_load(&reg, handlers_file_arg(argc, argv), environ, &e) < 0) {
+		printf("  (handler registry not loaded: %s)\n", e.msg);
+	} else {
+		for (i = 0; i < reg.n; i++) {
+			handler_summary(&reg.items[i], line, sizeof(line));
+			printf("  %-22s %s\n", reg.items[i].type, line);
+		}
+	}
+	handler_registry_release(&reg);
 }
 
 int main(int argc, char **argv)
 {
 	struct worker_config cfg;
+	struct handler_registry reg;
+	struct handler_opts hopts;
 	struct worker *w;
 	struct err e;
 	sigset_t set;
@@ -95,7 +135,7 @@ int main(int argc, char **argv)
 	memset(&cfg, 0, sizeof(cfg));
 	r = config_load(vars, &cfg, argc, argv, &argi, &e);
 	if (r == 1) {
-		usage();
+		usage(argc, argv);
 		return 0;
 	}
 	if (r < 0 || argi < argc) {
@@ -120,6 +160,23 @@ int main(int argc, char **argv)
 	fetch_bind_jobs();
 	webhook_bind_jobs();
 	worker_bind_media();
+	/* The user's own types: a bad entry stops start-up with one line. */
+	handler_registry_init(&reg);
+	memset(&hopts, 0, sizeof(hopts));
+	hopts.tmp_root = getenv("TMPDIR");
+	hopts.idle_s = cfg.idle_timeout;
+	if (handler_registry_load(&reg, cfg.handlers_file, environ, &e) < 0 ||
+	    handler_registry_add_types(&reg, &e) < 0 || handler_bind(&reg, &hopts, &e) < 0) {
+		fprintf(stderr, "wakeq-worker: %s\n", e.msg);
+		config_release(vars, &cfg);
+		return 2;
+	}
+	if (reg.n) {
+		char n[16];
+
+		snprintf(n, sizeof(n), "%zu", reg.n);
+		log_info("handlers registered", "count", n, "types", job_type_names());
+	}
 
 	/* Signals go to the main thread only: every thread inherits this mask. */
 	sigemptyset(&set);
@@ -157,6 +214,10 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
+	/* Persistent handlers (gracefully: their slot threads still live),
+	 * and process groups of jobs that outlived the shutdown grace. The
+	 * registry stays: a stuck slot may still read it until the exit. */
+	handler_stop();
 	worker_free(w);
 	config_release(vars, &cfg);
 	return code;

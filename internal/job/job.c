@@ -1,10 +1,13 @@
 #include "job/job.h"
 
+#include "base/buf.h"
+#include "base/mem.h"
 #include "job/checks.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct job_settings job_settings = {
@@ -29,28 +32,97 @@ static struct job_type types[] = {
 
 #define NTYPES (sizeof(types) / sizeof(types[0]))
 
-const struct job_type *job_find(const char *name)
+/* Types added at start-up (job_register), in registration order. */
+static struct job_type *registered;
+static size_t nregistered;
+static char *names_cache; /* job_type_names(), rebuilt after a change */
+
+const struct job_type *job_type_at(size_t i)
+{
+	if (i < NTYPES)
+		return &types[i];
+	i -= NTYPES;
+	return i < nregistered ? &registered[i] : NULL;
+}
+
+static struct job_type *find(const char *name)
 {
 	size_t i;
 
 	for (i = 0; name && i < NTYPES; i++)
 		if (!strcmp(types[i].name, name))
 			return &types[i];
+	for (i = 0; name && i < nregistered; i++)
+		if (!strcmp(registered[i].name, name))
+			return &registered[i];
 	return NULL;
+}
+
+const struct job_type *job_find(const char *name)
+{
+	return find(name);
+}
+
+int job_register(const struct job_type *t, struct err *err)
+{
+	const struct job_type *old;
+
+	if (!t->name || !*t->name)
+		return err_set(err, ERR_INVALID, "job type name is empty");
+	old = find(t->name);
+	if (old)
+		return err_set(err, ERR_INVALID, "job type '%s' is already defined%s",
+			       t->name, old >= types && old < types + NTYPES
+			       ? " (built in)" : "");
+	/* job_find's pointers stay valid: registration ends before any
+	 * lookup (start-up only). */
+	registered = xrealloc(registered, (nregistered + 1) * sizeof(*registered));
+	registered[nregistered++] = *t;
+	free(names_cache);
+	names_cache = NULL;
+	return 0;
+}
+
+void job_unregister_all(void)
+{
+	free(registered);
+	registered = NULL;
+	nregistered = 0;
+	free(names_cache);
+	names_cache = NULL;
+}
+
+void job_spec_type_defaults(struct job_spec *s)
+{
+	const struct job_type *t = find(s->type);
+
+	if (!t)
+		return;
+	if (!s->max_attempts && t->max_attempts > 0)
+		s->max_attempts = t->max_attempts;
+	if (s->timeout_s <= 0 && t->timeout_s > 0)
+		s->timeout_s = t->timeout_s;
 }
 
 const char *job_type_names(void)
 {
-	static char names[256];
-	size_t i, off = 0;
+	struct buf b;
+	const struct job_type *t;
+	size_t i;
 
-	if (names[0])
-		return names;
-	for (i = 0; i < NTYPES; i++)
-		if (!types[i].internal)
-			off += (size_t)snprintf(names + off, sizeof(names) - off,
-						"%s%s", off ? ", " : "", types[i].name);
-	return names;
+	if (names_cache)
+		return names_cache;
+	buf_init(&b);
+	for (i = 0; (t = job_type_at(i)); i++)
+		if (!t->internal)
+			buf_printf(&b, "%s%s", b.len ? ", " : "", t->name);
+	names_cache = buf_detach(&b, NULL);
+	return names_cache;
+}
+
+static int type_check(const struct job_type *t, const json_t *payload, struct err *err)
+{
+	return t->check_data ? t->check_data(payload, t->data, err) : t->check(payload, err);
 }
 
 int job_check(const char *type, const char *payload, struct err *err)
@@ -68,22 +140,19 @@ int job_check(const char *type, const char *payload, struct err *err)
 	p = json_loads(payload, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
 	if (!p)
 		return err_set(err, ERR_INVALID, "payload is not JSON: %s", jerr.text);
-	r = t->check(p, err);
+	r = type_check(t, p, err);
 	json_decref(p);
 	return r;
 }
 
 int job_bind(const char *name, job_run_fn run)
 {
-	size_t i;
+	struct job_type *t = find(name);
 
-	for (i = 0; i < NTYPES; i++) {
-		if (!strcmp(types[i].name, name)) {
-			types[i].run = run;
-			return 0;
-		}
-	}
-	return -1;
+	if (!t)
+		return -1;
+	t->run = run;
+	return 0;
 }
 
 int job_execute(const struct job_run *run, struct job_outcome *out)
@@ -96,7 +165,7 @@ int job_execute(const struct job_run *run, struct job_outcome *out)
 	if (!t->run)
 		return job_fail(out, 0, "no handler for job type '%s' in this worker",
 				 run->type);
-	if (t->check(run->payload, &e) < 0)
+	if (type_check(t, run->payload, &e) < 0)
 		return job_fail(out, 0, "bad payload: %s", e.msg);
 	return t->run(run, out);
 }

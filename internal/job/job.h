@@ -9,10 +9,12 @@
  *
  * The types: what each one accepts and the code that runs it.
  *
- * Every type wakeq knows is listed once, in jobs.c, with a payload check
+ * Every built-in type is listed once, in job.c, with a payload check
  * that needs no heavy library, so the API can refuse a bad job at the door
- * without linking FFmpeg. The worker binds a run function to each type it
- * can execute (job_bind); a type without one fails non-retryably.
+ * without linking FFmpeg; the user's own types (internal/handler's
+ * registry) are added at start-up with job_register. The worker binds a
+ * run function to each type it can execute (job_bind); a type without one
+ * fails non-retryably.
  *
  * A run function is given the parsed payload, a progress callback and a
  * cancel flag; it returns 0 with a JSON result, or -1 with an error marked
@@ -223,6 +225,8 @@ struct job_run {
 	const char *id;
 	const char *queue;
 	const char *type;
+	const char *trace;        /* trace id of the request that made it, or
+				   * NULL */
 	json_t *payload;          /* parsed; an object for every built-in type */
 	int attempt;              /* 1 on the first run */
 	int max_attempts;
@@ -265,6 +269,11 @@ typedef int (*job_run_fn)(const struct job_run *run, struct job_outcome *out);
 /* Checks a payload's shape. Returns 0, or -1 with err naming the field. */
 typedef int (*job_check_fn)(const json_t *payload, struct err *err);
 
+/* The same for a registered type, given the type's own data (a handler
+ * registry entry with its payload schema). */
+typedef int (*job_check_data_fn)(const json_t *payload, const void *data,
+				 struct err *err);
+
 struct job_type {
 	const char *name;
 	job_check_fn check;
@@ -272,10 +281,32 @@ struct job_type {
 	int internal;   /* made by the queue only (webhook.deliver): no
 			 * client may enqueue it, or it would sign any body
 			 * for any URL with WEBHOOK_SECRET */
+	/* Types registered at start-up (job_register) only: */
+	job_check_data_fn check_data; /* used instead of check when set */
+	const void *data;             /* borrowed; handed to check_data */
+	int max_attempts;             /* default of its jobs, 0 = the deployment's */
+	double timeout_s;             /* default of its jobs, 0 = the deployment's */
 };
 
 /* The type named `name`, or NULL. */
 const struct job_type *job_find(const char *name);
+
+/* Adds a type at start-up (the handler registry's types): copies *t (its
+ * strings and data stay borrowed for as long as it is registered). A type
+ * registered so is checked, listed and run as the built-in ones are.
+ * Returns 0, or -1 with err (ERR_INVALID) when the name is empty or taken.
+ * Call before any job is checked or run: not thread-safe against
+ * job_find. */
+int job_register(const struct job_type *t, struct err *err);
+
+/* Drops every registered type (the built-in ones stay). For tests and for
+ * a registry that is freed; same thread-safety as job_register. */
+void job_unregister_all(void);
+
+/* Fills max_attempts and timeout_s from the type's defaults where `s`
+ * leaves them 0 (job_spec_resolve does this; for doors that do not
+ * resolve). */
+void job_spec_type_defaults(struct job_spec *s);
 
 /* Checks that `type` is known to clients (not internal) and `payload` (a JSON text, NULL = {}) fits
  * it. Returns 0, or -1 with err (ERR_INVALID) naming the field. */
@@ -301,8 +332,12 @@ int job_fail(struct job_outcome *out, int retryable, const char *fmt, ...)
 void job_outcome_release(struct job_outcome *out);
 
 /* Comma-separated names of every type a client may enqueue, for error
- * messages. */
+ * messages. Valid until the next job_register. */
 const char *job_type_names(void);
+
+/* The type at `i` in listing order (built-in, then registered), or NULL
+ * past the end: for --help and `wakeq handlers`. */
+const struct job_type *job_type_at(size_t i);
 
 /* A media container: the muxer that writes it, the codecs it can hold
  * (space-separated; video "" = audio only; "copy" and "none" always

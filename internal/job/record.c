@@ -331,6 +331,7 @@ void job_spec_resolve(struct job_spec *s, const struct job_defaults *d,
 {
 	if (!s->queue)
 		s->queue = d && d->queue ? d->queue : "default";
+	job_spec_type_defaults(s); /* the type's defaults before the deployment's */
 	if (!s->max_attempts)
 		s->max_attempts = d && d->max_attempts ? d->max_attempts
 				  : JOB_MAX_ATTEMPTS_DEFAULT;

@@ -79,6 +79,7 @@ static void run_task(struct worker *w, struct task *t)
 		run.id = t->job.id;
 		run.queue = w->queue_names[t->qi];
 		run.type = t->job.type;
+		run.trace = t->job.trace;
 		run.payload = payload;
 		run.attempt = t->job.attempts;
 		run.max_attempts = t->job.max_attempts;

@@ -46,6 +46,7 @@ struct worker_config {
 	int log_level;          /* LOG_LEVEL: enum log_level */
 	int once;               /* ONCE: drain at start without HTTP, then exit
 				 * (wakeq drain, cron on plain VMs) */
+	char *handlers_file;    /* HANDLERS_FILE: read by main (internal/handler) */
 };
 
 struct worker;
