@@ -192,6 +192,17 @@ int httpd_error(struct httpd_request *req, unsigned status, const char *code,
 				  json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
 }
 
+/* libmicrohttpd 0.9.75 ends a chunked answer to HEAD with the last-chunk
+ * marker "0\r\n\r\n", bytes a client reads as the start of the next
+ * response. An answer of unknown length to HEAD goes unchunked instead:
+ * the headers alone, then the connection closes. */
+static void head_unchunked(const struct httpd_request *req,
+			   struct MHD_Response *resp)
+{
+	if (!strcmp(req->method, "HEAD"))
+		MHD_set_response_options(resp, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END);
+}
+
 struct stream {
 	httpd_reader read;
 	void *ctx;
@@ -235,6 +246,7 @@ int httpd_respond_stream(struct httpd_request *req, unsigned status,
 		stream_free(s);
 		return -1;
 	}
+	head_unchunked(req, resp);
 	return queue_response(req, status, content_type, resp);
 }
 
@@ -371,6 +383,7 @@ struct httpd_push *httpd_respond_push(struct httpd_request *req, unsigned status
 		free(p);
 		return NULL;
 	}
+	head_unchunked(req, resp);
 	MHD_add_response_header(resp, "Cache-Control", "no-cache");
 	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
 	pthread_mutex_lock(&h->push_lock);
