@@ -136,6 +136,36 @@ setup_jobs() {
 start_api
 setup_jobs
 run_table redis
+
+# ---- protocol-level errors -------------------------------------------------
+# JSON where wakeq sees the request first; libmicrohttpd's own HTML page
+# (status checked only) where it answers before any hook of ours runs.
+raw() { # raw REQUEST: sends it (printf %b) on a new connection, prints the answer
+	exec 3<>"/dev/tcp/127.0.0.1/$API_PORT" || return 1
+	printf '%b' "$1" >&3
+	timeout 5 cat <&3
+	exec 3<&-
+}
+LONGURI=$(head -c 9000 /dev/zero | tr '\0' u)
+BIGHDR=$(head -c 20000 /dev/zero | tr '\0' h)
+before=$(redis_snap)
+got=$(curl -s -o "$T/body" -w '%{http_code}' -H "$H" "$API/v1/queues/default/jobs?x=$LONGURI")
+expect_eq "request target over 8 KiB -> 414 uri_too_long as JSON" "414 uri_too_long" \
+	"$got $(jq -r .error.code "$T/body" 2>/dev/null)"
+got=$(curl -s -o "$T/body" -w '%{http_code}' -H "$H" -H "$CT" -H "X-Big: $BIGHDR" \
+	-d '{"type":"noop"}' "$API/v1/jobs")
+expect_eq "headers over 16 KiB -> 431 headers_too_large as JSON" "431 headers_too_large" \
+	"$got $(jq -r .error.code "$T/body" 2>/dev/null)"
+expect_eq "refused POST with large headers changed nothing" "$before" "$(redis_snap)"
+# status line of each answer; the body is libmicrohttpd's (docs/API.md)
+P="POST /v1/jobs HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer $TOKEN\r\nContent-Type: application/json\r\n"
+for c in "HTTP/2.0 request|505|GET /healthz HTTP/2.0\r\nHost: t\r\n\r\n" \
+	"negative Content-Length|400|${P}Content-Length: -1\r\n\r\n" \
+	"bad chunked encoding|400|${P}Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"; do
+	IFS='|' read -r name st req <<<"$c"
+	expect_eq "$name -> $st (libmicrohttpd's page)" "$st" "$(raw "$req" | head -1 | cut -d' ' -f2)"
+done
+expect_eq "malformed requests changed nothing" "$before" "$(redis_snap)"
 before=$(redis_snap)
 expect_eq "reconcile without Postgres -> 409" 409 \
 	"$(curl -s -o /dev/null -w '%{http_code}' -H "$H" -X POST "$API/v1/reconcile")"
