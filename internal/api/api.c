@@ -214,6 +214,8 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 				goto fail;
 			}
 		}
+		/* after the migrations, which may wait on another process */
+		store_set_timeout(a->store, cfg->store_timeout_s);
 	}
 	if (cfg->wake_url && *cfg->wake_url) {
 		struct wake_opts wo;
