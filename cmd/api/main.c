@@ -3,6 +3,7 @@
  * migrations and exits. */
 #include "api/api.h"
 #include "config/config.h"
+#include "job/job.h"
 #include "log/log.h"
 #include "store/store.h"
 
@@ -227,6 +228,8 @@ int main(int argc, char **argv)
 	c.store_timeout_s = s.pg_timeout;
 	c.migrate = s.migrate;
 	c.data_dir = s.data_dir;
+	/* the media checks refuse file:// paths outside it at the door */
+	job_settings.data_dir = s.data_dir;
 	c.max_upload = (uint64_t)s.max_upload;
 
 	memset(&sa, 0, sizeof(sa));

@@ -67,6 +67,12 @@ POST|/v1/jobs|y|json|{"type":"noop","payload":[1]}|400|invalid_field|payload not
 POST|/v1/jobs|y|json|{"type":"sleep","payload":{"ms":"x"}}|400|invalid_payload|sleep ms not a number
 POST|/v1/jobs|y|json|{"type":"media.probe","payload":{}}|400|invalid_payload|probe without input
 POST|/v1/jobs|y|json|{"type":"http.request","payload":{"url":5}}|400|invalid_payload|http url not a string
+POST|/v1/jobs|y|json|{"type":"media.probe","payload":{"input":"file:///etc/passwd"}}|400|invalid_payload|file input outside DATA_DIR
+POST|/v1/jobs|y|json|{"type":"media.probe","payload":{"input":"file://uploads/../../etc/passwd"}}|400|invalid_payload|file input escaping with ..
+POST|/v1/jobs|y|json|{"type":"media.probe","payload":{"input":"file:///tmp/wakeq/%2e%2e/x.mp4"}}|400|invalid_payload|file input escaping with escaped ..
+POST|/v1/jobs|y|json|{"type":"media.probe","payload":{"input":"file:///tmp/wakeqx/a.mp4"}}|400|invalid_payload|file input in a sibling of DATA_DIR
+POST|/v1/jobs|y|json|{"type":"media.thumbnail","payload":{"input":"file://in.mp4","output":"file:///var/tmp/t.png"}}|400|invalid_payload|file output outside DATA_DIR
+POST|/v1/jobs|y|json|{"type":"media.transcode","payload":{"input":"https://example.com/a.mp4","output":"file://out/../../x.mp4"}}|400|invalid_payload|transcode output escaping with ..
 POST|/v1/jobs|y|json|{"type":"noop","priority":10}|400|invalid_field|priority too high
 POST|/v1/jobs|y|json|{"type":"noop","priority":1.5}|400|invalid_field|priority fractional
 POST|/v1/jobs|y|json|{"type":"noop","max_attempts":0}|400|invalid_field|max_attempts zero
@@ -166,6 +172,11 @@ for c in "HTTP/2.0 request|505|GET /healthz HTTP/2.0\r\nHost: t\r\n\r\n" \
 	expect_eq "$name -> $st (libmicrohttpd's page)" "$st" "$(raw "$req" | head -1 | cut -d' ' -f2)"
 done
 expect_eq "malformed requests changed nothing" "$before" "$(redis_snap)"
+# file:// inside DATA_DIR (the default /tmp/wakeq) passes the same check
+for u in file://uploads/a.mp4 file:///tmp/wakeq/uploads/a.mp4 file:///tmp/wakeq//./in/b.mp4; do
+	expect_eq "file input $u inside DATA_DIR -> 202" 202 "$(curl -s -o /dev/null -w '%{http_code}' \
+		-H "$H" -H "$CT" -d "{\"type\":\"media.probe\",\"payload\":{\"input\":\"$u\"}}" "$API/v1/jobs")"
+done
 before=$(redis_snap)
 expect_eq "reconcile without Postgres -> 409" 409 \
 	"$(curl -s -o /dev/null -w '%{http_code}' -H "$H" -X POST "$API/v1/reconcile")"
