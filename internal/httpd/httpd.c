@@ -632,7 +632,7 @@ static MHD_RESULT add_header_len(void *cls, enum MHD_ValueKind kind,
 /* Our own limits on the request line and headers, below libmicrohttpd's
  * (its per-connection memory), so that what it would refuse in HTML is
  * refused here first, as JSON. Returns 0, or -1 once answered. */
-static int head_too_large(struct httpd_request *req)
+static int line_or_headers_too_large(struct httpd_request *req)
 {
 	size_t total = 0;
 
@@ -667,7 +667,7 @@ static MHD_RESULT access_cb(void *cls, struct MHD_Connection *c, const char *url
 		req->method = method;
 		req->path = url;
 		set_peer(req);
-		if (head_too_large(req) < 0) {
+		if (line_or_headers_too_large(req) < 0) {
 			req->too_large = 1; /* its body is not read */
 			return req->responded ? MHD_YES : MHD_NO;
 		}
