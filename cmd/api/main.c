@@ -46,6 +46,7 @@ struct settings {
 	double reconcile_interval;
 	double reconcile_min_age;
 	int64_t pg_conns;
+	double pg_timeout;
 	int migrate;
 	char *data_dir;
 	int64_t max_upload;
@@ -109,6 +110,8 @@ static const struct config_var vars[] = {
 	  "rows younger than this are left alone by reconcile", 0, NULL },
 	{ "PG_CONNS", CONFIG_INT, F(pg_conns), 0, 64, "0",
 	  "Postgres connections (0 = one per HTTP thread)", 0, NULL },
+	{ "PG_TIMEOUT", CONFIG_SECONDS, F(pg_timeout), 0, 60, "2",
+	  "longest a Postgres statement may take before the request answers 503 (0 = wait)", 0, NULL },
 	{ "MIGRATE", CONFIG_BOOL, F(migrate), 0, 0, "true",
 	  "apply database migrations at start-up", 0, NULL },
 	{ "DATA_DIR", CONFIG_STRING, F(data_dir), 0, 0, "/tmp/wakeq",
@@ -238,8 +241,11 @@ int main(int argc, char **argv)
 	c.reconcile_interval_s = s.reconcile_interval;
 	c.reconcile_min_age_s = s.reconcile_min_age;
 	c.store_conns = (int)s.pg_conns;
+	c.store_timeout_s = s.pg_timeout;
 	c.migrate = s.migrate;
 	c.data_dir = s.data_dir;
+	/* the media checks refuse file:// paths outside it at the door */
+	job_settings.data_dir = s.data_dir;
 	c.max_upload = (uint64_t)s.max_upload;
 
 	memset(&sa, 0, sizeof(sa));

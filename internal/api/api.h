@@ -59,6 +59,8 @@ struct api_config {
 	double reconcile_interval_s;  /* 0 = no timer */
 	double reconcile_min_age_s;   /* rows younger than this are left; 0 = 10 */
 	int store_conns;              /* Postgres pool; 0 = threads */
+	double store_timeout_s;       /* longest a Postgres call may take before
+				       * its request answers 503; 0 = wait */
 	int max_attempts;             /* default attempts of a job; 0 = 3 */
 	int migrate;                  /* apply migrations at start-up */
 	/* uploads (POST /v1/uploads, uploads.c) */

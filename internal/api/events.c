@@ -393,6 +393,11 @@ void api_hub_serve(struct api_hub *h, struct httpd_request *req,
 		httpd_error(req, 500, "internal", "cannot open an event stream");
 		return;
 	}
+	if (!strcmp(httpd_method(req), "HEAD")) {
+		/* a stream's status and headers, without the stream */
+		httpd_push_end(p);
+		return;
+	}
 	w = xcalloc(1, sizeof(*w));
 	buf_init(&w->pending);
 	memcpy(w->id, id, UUID_STR_LEN);

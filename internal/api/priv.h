@@ -56,17 +56,92 @@ struct api {
 	atomic_int m_streams;
 };
 
+/* ---- wiring (api.c) ------------------------------------------------------ */
+
 /* Borrows a Redis connection from a->pool (queue_pool_get). Returns NULL
  * with err (ERR_UNAVAILABLE) when Redis cannot be reached. */
 struct queue *api_qget(struct api *a, struct err *err);
 /* Returns a borrowed connection. */
 void api_qput(struct api *a, struct queue *q);
 
+/* The index of `queue` in a->queues, or -1 when it is not served. */
+int api_served_index(struct api *a, const char *queue);
+
+/* ---- routes (routes.c) ---------------------------------------------------- */
+
+/* The httpd handler of the API: finds the route of the request in the
+ * table, checks the token, the path parameter and the method, and calls
+ * the route's handler. */
+void api_dispatch(struct httpd_request *req, void *ctx);
+
+/* Route handlers have one shape: `arg` is the path parameter (a job id,
+ * checked and lowercased, or a queue name) or NULL for routes without one.
+ * Each answers exactly once (or defers, intake.c); HEAD gets the GET
+ * handler. */
+
+/* ---- replies (reply.c) ----------------------------------------------------- */
+
+/* Counts an answer in the request metrics by status class. */
+void api_count_status(struct api *a, unsigned status);
+
+/* Answers {"error":{code,message}} with `status`, counted, with
+ * Retry-After on 503 and WWW-Authenticate on 401. Returns as httpd_error. */
+int api_reply_error(struct api *a, struct httpd_request *req, unsigned status,
+		    const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+/* Answers a Redis or Postgres failure `e` of the backend named `what`:
+ * 503 when it is unavailable or timed out, else 500 (logged). */
+int api_reply_backend(struct api *a, struct httpd_request *req,
+		      const struct err *e, const char *what);
+
+/* Answers `body` (ownership taken) with `status`, counted. */
+int api_reply_json(struct api *a, struct httpd_request *req, unsigned status,
+		   json_t *body);
+
+/* ---- POST /v1/jobs (intake.c) --------------------------------------------- */
+
+/* Starts the intake threads (cfg.intake_threads, at most
+ * API_INTAKE_THREADS_MAX). Returns how many started; with none, each
+ * request is sent as a batch of one on its own pool thread. */
+int api_intake_start(struct api *a);
+/* Stops the intake threads once every queued request is answered. */
+void api_intake_stop(struct api *a);
+void api_post_job(struct api *a, struct httpd_request *req, const char *arg);
+
+/* ---- jobs (jobs.c) -------------------------------------------------------- */
+
 /* Reads the job from Redis, trying each served queue. Returns 0 with *out
  * filled (release it) and the queue's index in *qi, or -1 with err
  * ERR_NOTFOUND / ERR_UNAVAILABLE. */
 int api_find_job(struct api *a, struct queue *q, const char *id, size_t *qi,
 		 struct job_info *out, struct err *err);
+/* The job from Postgres. Returns 0 with *out filled (release it), or -1
+ * with err (ERR_NOTFOUND when no row or no store). */
+int api_store_job(struct api *a, const char *id, struct job_info *out,
+		  struct err *err);
+void api_get_job(struct api *a, struct httpd_request *req, const char *id);
+void api_cancel_job(struct api *a, struct httpd_request *req, const char *id);
+void api_retry_job(struct api *a, struct httpd_request *req, const char *id);
+void api_job_events(struct api *a, struct httpd_request *req, const char *id);
+void api_list_jobs(struct api *a, struct httpd_request *req, const char *queue);
+
+/* ---- queues (queues.c) ---------------------------------------------------- */
+
+struct reconcile_stats;
+
+/* One reconcile pass (the timer's and POST /v1/reconcile's): counted in
+ * the metrics, and a wake when jobs came back. Returns as reconcile_run. */
+int api_reconcile(struct api *a, struct reconcile_stats *st, struct err *err);
+void api_get_queues(struct api *a, struct httpd_request *req, const char *arg);
+void api_post_reconcile(struct api *a, struct httpd_request *req,
+			const char *arg);
+
+/* ---- health and metrics (health.c) ---------------------------------------- */
+
+void api_healthz(struct api *a, struct httpd_request *req, const char *arg);
+void api_readyz(struct api *a, struct httpd_request *req, const char *arg);
+void api_metrics(struct api *a, struct httpd_request *req, const char *arg);
 
 /* ---- server-sent events (events.c) ---------------------------------- */
 
@@ -93,14 +168,5 @@ int api_upload_sink(struct httpd_request *req, void *ctx,
  * 413/507/500 (the temp file is removed by the sink's release), or 405
  * for other methods. Blocks on fsync/rename. */
 void api_upload_post(struct api *a, struct httpd_request *req);
-
-/* api.c: counts an answer in the request metrics by status class. */
-void api_count_status(struct api *a, unsigned status);
-
-/* api.c: answers {"error":{code,message}} with `status`, counted, with
- * Retry-After on 503 and WWW-Authenticate on 401. Returns as httpd_error. */
-int api_reply_error(struct api *a, struct httpd_request *req, unsigned status,
-		    const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
 
 #endif

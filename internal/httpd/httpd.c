@@ -58,6 +58,7 @@ struct httpd_request {
 	unsigned pending_status;
 	struct header *headers;
 	size_t nheaders;
+	size_t uri_len;               /* the request target as sent, in bytes */
 	char peer[INET6_ADDRSTRLEN];
 	/* streamed body (httpd_sink): sinking once sink_for chose it */
 	int sinking;
@@ -193,6 +194,17 @@ int httpd_error(struct httpd_request *req, unsigned status, const char *code,
 				  json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
 }
 
+/* libmicrohttpd 0.9.75 ends a chunked answer to HEAD with the last-chunk
+ * marker "0\r\n\r\n", bytes a client reads as the start of the next
+ * response. An answer of unknown length to HEAD goes unchunked instead:
+ * the headers alone, then the connection closes. */
+static void head_unchunked(const struct httpd_request *req,
+			   struct MHD_Response *resp)
+{
+	if (!strcmp(req->method, "HEAD"))
+		MHD_set_response_options(resp, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END);
+}
+
 struct stream {
 	httpd_reader read;
 	void *ctx;
@@ -236,6 +248,7 @@ int httpd_respond_stream(struct httpd_request *req, unsigned status,
 		stream_free(s);
 		return -1;
 	}
+	head_unchunked(req, resp);
 	return queue_response(req, status, content_type, resp);
 }
 
@@ -367,6 +380,7 @@ struct httpd_push *httpd_respond_push(struct httpd_request *req, unsigned status
 		free(p);
 		return NULL;
 	}
+	head_unchunked(req, resp);
 	MHD_add_response_header(resp, "Cache-Control", "no-cache");
 	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
 	pthread_mutex_lock(&h->push_lock);
@@ -585,6 +599,53 @@ static MHD_RESULT sink_feed(struct httpd_request *req, const char *data,
 	return MHD_YES;
 }
 
+/* The request is made as soon as its request line is parsed (libmicrohttpd
+ * calls this once per request, before the headers; `completed` frees it),
+ * when the target is still whole, query included. */
+static void *request_new(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct httpd *h = cls;
+	struct httpd_request *req = xcalloc(1, sizeof(*req));
+
+	atomic_fetch_add(&h->active, 1);
+	req->h = h;
+	req->conn = c;
+	req->uri_len = strlen(uri);
+	buf_init(&req->body);
+	return req;
+}
+
+static MHD_RESULT add_header_len(void *cls, enum MHD_ValueKind kind,
+				 const char *key, const char *value)
+{
+	size_t *total = cls;
+
+	(void)kind;
+	*total += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": ", CRLF */
+	return MHD_YES;
+}
+
+/* Our own limits on the request line and headers, below libmicrohttpd's
+ * (its per-connection memory), so that what it would refuse in HTML is
+ * refused here first, as JSON. Returns 0, or -1 once answered. */
+static int line_or_headers_too_large(struct httpd_request *req)
+{
+	size_t total = 0;
+
+	if (req->uri_len > HTTPD_MAX_URI) {
+		httpd_error(req, 414, "uri_too_long", "request target over %d bytes",
+			    HTTPD_MAX_URI);
+		return -1;
+	}
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, add_header_len, &total);
+	if (total > HTTPD_MAX_HEADERS) {
+		httpd_error(req, 431, "headers_too_large", "request headers over %d bytes",
+			    HTTPD_MAX_HEADERS);
+		return -1;
+	}
+	return 0;
+}
+
 static MHD_RESULT access_cb(void *cls, struct MHD_Connection *c, const char *url,
 			    const char *method, const char *version,
 			    const char *upload, size_t *upload_size, void **con_cls)
@@ -594,18 +655,18 @@ static MHD_RESULT access_cb(void *cls, struct MHD_Connection *c, const char *url
 	MHD_RESULT r;
 
 	(void)version;
-	if (!req) {
+	if (!req) /* not seen by request_new: cannot happen, but be whole */
+		req = *con_cls = request_new(h, url, c);
+	if (!req->method) {
 		const char *cl;
 
-		req = xcalloc(1, sizeof(*req));
-		atomic_fetch_add(&h->active, 1);
-		req->h = h;
-		req->conn = c;
 		req->method = method;
 		req->path = url;
-		buf_init(&req->body);
 		set_peer(req);
-		*con_cls = req;
+		if (line_or_headers_too_large(req) < 0) {
+			req->too_large = 1; /* its body is not read */
+			return req->responded ? MHD_YES : MHD_NO;
+		}
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
 		if (h->sink_for)
 			return sink_start(req, cl);
@@ -704,6 +765,7 @@ struct httpd *httpd_start(const struct httpd_opts *opts, httpd_handler handler,
 	h->d = MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, access_cb, h,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 				MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+				MHD_OPTION_URI_LOG_CALLBACK, request_new, h,
 				MHD_OPTION_CONNECTION_LIMIT,
 				opts->max_connections ? opts->max_connections : 1024u,
 				MHD_OPTION_CONNECTION_TIMEOUT, opts->timeout_s ? opts->timeout_s : 60u,

@@ -5,6 +5,15 @@
  * Bodies over max_body are refused with 413 before they are read whole
  * (from Content-Length when given, else as they stream in). Connection
  * limits and timeouts keep a slow or flooding client from starving others.
+ *
+ * Errors found here are answered with the JSON error document, as the
+ * handlers' are: 413 too_large, 414 uri_too_long (a request target over
+ * HTTPD_MAX_URI), 431 headers_too_large (headers over HTTPD_MAX_HEADERS).
+ * Requests libmicrohttpd refuses while parsing, before any hook of ours
+ * runs, get its own HTML page instead: a malformed request line or HTTP
+ * version (400, 505), a bad Content-Length (400, 413), bad chunked
+ * encoding (400), and a request line or headers past its per-connection
+ * memory (414, 431 from about 32 KiB). docs/API.md lists them.
  */
 #ifndef WAKEQ_HTTPD_H
 #define WAKEQ_HTTPD_H
@@ -15,6 +24,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#define HTTPD_MAX_URI 8192       /* bytes of request target (path, query) */
+#define HTTPD_MAX_HEADERS 16384  /* bytes of headers, names and values */
 
 struct httpd;
 struct httpd_request;

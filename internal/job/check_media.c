@@ -5,7 +5,9 @@
  * not a silent default. */
 #include "job/checks.h"
 
+#include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define URL_MAX 4096
@@ -94,6 +96,89 @@ static int choice(const json_t *o, const char *prefix, const char *name,
 		       prefix, dot, name, list);
 }
 
+/* Whether `path` is `root` or lies under it (component-wise). */
+static int under(const char *path, const char *root, size_t n)
+{
+	if (n == 0) /* root is "/" */
+		return path[0] == '/';
+	return !strncmp(path, root, n) && (path[n] == 0 || path[n] == '/');
+}
+
+static int hexval(int c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* A file:// URL must name a file inside DATA_DIR (job_settings.data_dir,
+ * when set): checked here by its text alone, so the API refuses at the
+ * door what the worker would refuse when it opens the file. The rules
+ * are those of the worker's (internal/fetch/path.c, which also resolves
+ * symlinks): percent escapes decoded first, no query or fragment, no ".."
+ * component, an absolute path under DATA_DIR as configured or as
+ * resolved on this host, and some file named. */
+static int file_inside(const char *name, const char *u, struct err *err)
+{
+	const char *d = job_settings.data_dir, *p, *rest;
+	char dec[PATH_MAX], root[PATH_MAX];
+	size_t n = 0, len;
+	int named = 0;
+
+	if (!d || !*d)
+		return 0;
+	if (strpbrk(u, "?#"))
+		return err_set(err, ERR_INVALID, "payload field '%s': file:// url must "
+			       "not have a query or fragment", name);
+	for (p = u + 7; *p; p++) {
+		int c = (unsigned char)*p, hi, lo;
+
+		if (c == '%') {
+			if ((hi = hexval(p[1])) < 0 || (lo = hexval(p[2])) < 0)
+				c = 0;
+			else
+				c = hi * 16 + lo;
+			p += 2;
+		}
+		if (c == 0 || n + 1 >= sizeof(dec))
+			return err_set(err, ERR_INVALID, "payload field '%s': bad file:// url",
+				       name);
+		dec[n++] = (char)c;
+	}
+	dec[n] = 0;
+	rest = dec;
+	if (dec[0] == '/') {
+		len = strlen(d);
+		while (len > 0 && d[len - 1] == '/')
+			len--;
+		if (d[0] == '/' && under(dec, d, len)) {
+			rest = dec + len;
+		} else if (realpath(d, root)) {
+			len = strcmp(root, "/") ? strlen(root) : 0;
+			if (!under(dec, root, len))
+				goto outside;
+			rest = dec + len;
+		} else {
+			goto outside;
+		}
+	}
+	for (p = rest; *p; p += len) {
+		p += strspn(p, "/");
+		len = strcspn(p, "/");
+		if (len == 2 && !strncmp(p, "..", 2))
+			return err_set(err, ERR_INVALID, "payload field '%s': path of '%s' "
+				       "escapes DATA_DIR ('..')", name, u);
+		if (len && !(len == 1 && *p == '.'))
+			named = 1;
+	}
+	if (!named)
+		return err_set(err, ERR_INVALID, "payload field '%s': '%s' names no file",
+			       name, u);
+	return 0;
+outside:
+	return err_set(err, ERR_INVALID, "payload field '%s': path of '%s' is outside "
+		       "DATA_DIR", name, u);
+}
+
 static int url(const json_t *p, const char *name, struct err *err)
 {
 	static const char *const schemes[] = {
@@ -112,7 +197,7 @@ static int url(const json_t *p, const char *name, struct err *err)
 			       URL_MAX);
 	for (s = schemes; *s; s++)
 		if (!strncmp(u, *s, strlen(*s)) && u[strlen(*s)])
-			return 0;
+			return s == schemes ? file_inside(name, u, err) : 0;
 	return err_set(err, ERR_INVALID,
 		       "payload field '%s' must be a file://, http://, https:// "
 		       "or s3:// URL", name);

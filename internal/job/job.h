@@ -207,10 +207,14 @@ void job_info_from_hash(struct job_info *out, const char *id,
 
 /* ---- the types ------------------------------------------------------------ */
 
-/* Settings that handlers read; filled once by the worker's main, then
- * read-only. Strings are borrowed for the life of the process. */
+/* Settings that handlers read; filled once by the worker's main (the API's
+ * sets data_dir), then read-only. Strings are borrowed for the life of the
+ * process. */
 struct job_settings {
-	const char *data_dir;        /* file:// inputs and outputs live here */
+	const char *data_dir;        /* file:// inputs and outputs live here;
+				      * the media checks refuse a file:// URL
+				      * whose path leaves it (NULL or "" = no
+				      * such check) */
 	const char *tmp_dir;         /* scratch files */
 	const char *allow_private;   /* ALLOW_PRIVATE_NETWORKS ("" = none) */
 	int64_t max_input_bytes;     /* cap on downloaded inputs */

@@ -11,7 +11,9 @@
 #include "base/clock.h"
 #include "base/mem.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <assert.h>
@@ -36,6 +38,7 @@ struct store {
 	char *secret;         /* the URL's password, redacted from messages */
 	pthread_mutex_t lock;
 	pthread_cond_t freed;
+	int64_t timeout_us;   /* store_set_timeout; 0 = wait for the answer */
 	int nconns;
 	struct store_conn conns[];
 };
@@ -204,6 +207,11 @@ void store_free(struct store *s)
 	free(s);
 }
 
+void store_set_timeout(struct store *s, double seconds)
+{
+	s->timeout_us = seconds > 0 ? (int64_t)(seconds * 1e6) : 0;
+}
+
 /* ---- the pool ----------------------------------------------------------- */
 
 /* Takes a free connection, preferring one already open so that the pool
@@ -283,7 +291,15 @@ static int conn_ready(struct store *s, struct store_conn *c, int force,
 	if (c->pg) {
 		PQreset(c->pg);
 	} else {
-		snprintf(timeout, sizeof(timeout), "%d", STORE_CONNECT_TIMEOUT_S);
+		/* with a deadline, connecting takes no longer than a statement
+		 * may (libpq's least is 2 s) */
+		int secs = STORE_CONNECT_TIMEOUT_S;
+
+		if (s->timeout_us)
+			secs = (int)((s->timeout_us + 999999) / 1000000);
+		if (secs > STORE_CONNECT_TIMEOUT_S)
+			secs = STORE_CONNECT_TIMEOUT_S;
+		snprintf(timeout, sizeof(timeout), "%d", secs);
 		vals[7] = s->url;
 		c->pg = PQconnectdbParams(keys, vals, 1);
 		if (!c->pg)
@@ -329,11 +345,101 @@ static int result_err(struct store *s, struct store_conn *c, PGresult *res,
 	return err_set(err, code, "postgres refused: %s", msg);
 }
 
+/* Waits until the socket of `pg` is ready for `events` or the monotonic
+ * `deadline` (us) passes. Returns 1 ready, 0 deadline passed, -1 error. */
+static int wait_socket(PGconn *pg, short events, int64_t deadline)
+{
+	struct pollfd p;
+
+	p.fd = PQsocket(pg);
+	p.events = events;
+	for (;;) {
+		int64_t left = deadline - clock_mono_us();
+		int r;
+
+		if (left <= 0)
+			return 0;
+		r = poll(&p, 1, (int)((left + 999) / 1000));
+		if (r > 0)
+			return 1;
+		if (r == 0)
+			return 0;
+		if (errno != EINTR)
+			return -1;
+	}
+}
+
+/* Closes a connection left in an unknown state (a statement may still be
+ * in flight on it): the next call reconnects, after STORE_RETRY_MS. */
+static void conn_drop(struct store_conn *c, const char *why)
+{
+	PQfinish(c->pg);
+	c->pg = NULL;
+	snprintf(c->last_err, sizeof(c->last_err), "%s", why);
+	c->next_try_us = clock_mono_us() + (int64_t)STORE_RETRY_MS * 1000;
+}
+
+/* PQexecParams with the store's deadline: the statement is sent and its
+ * result awaited in non-blocking mode, so a server that stops answering
+ * (a frozen process, a network that drops packets without a reset) costs
+ * the caller s->timeout_us, not the whole outage. Past the deadline the
+ * connection is dropped and NULL is returned with *late set. The
+ * statement may still run when a frozen server wakes: the inserts of new
+ * jobs carry a guard that makes such a late run write nothing (GUARD_SQL).
+ * Otherwise returns the last result, or NULL when the connection broke
+ * (PQerrorMessage says why). */
+static PGresult *exec_deadline(struct store *s, struct store_conn *c,
+			       const char *sql, int n, const char *const *vals,
+			       int *late)
+{
+	int64_t deadline = clock_mono_us() + s->timeout_us;
+	PGconn *pg = c->pg;
+	PGresult *res = NULL, *r;
+	char why[64];
+
+	*late = 0;
+	if (PQsetnonblocking(pg, 1) != 0 ||
+	    !PQsendQueryParams(pg, sql, n, NULL, vals, NULL, NULL, 0))
+		goto out;
+	for (;;) {
+		int f = PQflush(pg), w;
+
+		if (f < 0)
+			goto out;
+		if (f == 0 && !PQisBusy(pg)) {
+			r = PQgetResult(pg);
+			if (!r)
+				break; /* every result of the statement is in */
+			PQclear(res);
+			res = r;
+			continue;
+		}
+		w = wait_socket(pg, f ? POLLIN | POLLOUT : POLLIN, deadline);
+		if (w <= 0) {
+			if (w == 0)
+				snprintf(why, sizeof(why), "no answer within %.3g s",
+					 (double)s->timeout_us / 1e6);
+			else
+				snprintf(why, sizeof(why), "poll: %s", strerror(errno));
+			PQclear(res);
+			conn_drop(c, why);
+			*late = 1;
+			return NULL;
+		}
+		if (!PQconsumeInput(pg))
+			goto out; /* broken: PQerrorMessage says why */
+	}
+out:
+	PQsetnonblocking(pg, 0);
+	return res;
+}
+
 /* Runs one statement on `c`. When the connection turns out to be broken
  * (Postgres restarted since the last use) and `retry` is set, resets it
  * and runs the statement once more: callers only pass `retry` for
- * statements that are harmless to run twice. Returns the result (caller
- * PQclear's) or NULL with err. */
+ * statements that are harmless to run twice. Past the store's deadline
+ * (store_set_timeout) it fails with ERR_UNAVAILABLE at once, no retry.
+ * Returns the result (caller PQclear's) or NULL with err. */
 static PGresult *run(struct store *s, struct store_conn *c, const char *sql,
 		     int n, const char *const *vals, int retry, struct err *err)
 {
@@ -342,10 +448,19 @@ static PGresult *run(struct store *s, struct store_conn *c, const char *sql,
 
 	for (attempt = 0; attempt < 2; attempt++) {
 		ExecStatusType st;
+		int late = 0;
 
 		if (conn_ready(s, c, attempt > 0, err) < 0)
 			return NULL;
-		res = PQexecParams(c->pg, sql, n, NULL, vals, NULL, NULL, 0);
+		if (s->timeout_us)
+			res = exec_deadline(s, c, sql, n, vals, &late);
+		else
+			res = PQexecParams(c->pg, sql, n, NULL, vals, NULL, NULL, 0);
+		if (late) {
+			err_set(err, ERR_UNAVAILABLE, "postgres unavailable: %s",
+				c->last_err);
+			return NULL;
+		}
 		st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 			return res;
@@ -672,20 +787,51 @@ static int check_json(const char *what, const char *text, struct err *err)
 	return 0;
 }
 
+/* The guard of the inserts of new jobs. A statement past its caller's
+ * deadline was answered 503 ("not stored"), but it may still sit unread
+ * in the socket of a frozen server and run when the server wakes: the
+ * guard makes that late run insert nothing, so no row (which reconcile
+ * would enqueue) exists for a job its client was told failed. The insert
+ * runs only while Postgres' clock is before GUARD_SQL's parameter, a time
+ * a little before the caller gives up: the margin (a quarter of the
+ * timeout) covers the commit, the answer's way back and clock skew
+ * between the two hosts. Without a timeout the parameter is NULL and the
+ * guard always passes. The statement's first column says whether it did. */
+#define GUARD_SQL(param) \
+	"WITH guard AS (SELECT COALESCE(clock_timestamp() < wakeq_ts(" param \
+	"::bigint), true) AS ok)"
+
+static int64_t guard_us(const struct store *s)
+{
+	return s->timeout_us ? clock_now_us() + s->timeout_us - s->timeout_us / 4 : 0;
+}
+
+/* Fails with ERR_UNAVAILABLE when the guard of `res` did not pass. */
+static int guard_late(const PGresult *res, struct err *err)
+{
+	if (PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "f") != 0)
+		return 0;
+	return err_set(err, ERR_UNAVAILABLE,
+		       "postgres unavailable: answered past the deadline, nothing stored");
+}
+
 int store_insert(struct store *s, const struct job_spec *job,
 		 char existing_id[UUID_STR_LEN], struct err *err)
 {
 	static const char *const ins =
-		"INSERT INTO jobs (id, queue, type, payload, status, priority,\n"
+		GUARD_SQL("$14") ",\n"
+		"ins AS (INSERT INTO jobs (id, queue, type, payload, status, priority,\n"
 		"  max_attempts, timeout_s, idempotency_key, callback_url,\n"
 		"  created_at, updated_at, run_at, labels)\n"
-		"VALUES ($1::uuid, $2, $3, COALESCE($4::jsonb, '{}'::jsonb), $5,\n"
+		"SELECT $1::uuid, $2, $3, COALESCE($4::jsonb, '{}'::jsonb), $5,\n"
 		"  $6::integer, $7::integer, $8::double precision, $9, $10,\n"
 		"  COALESCE(wakeq_ts($11::bigint), now()), now(),\n"
-		"  wakeq_ts($12::bigint), COALESCE($13::jsonb, '{}'::jsonb))\n"
-		"ON CONFLICT DO NOTHING RETURNING 1";
-	char prio[16], maxa[16], tmo[32], rat[24];
-	const char *vals[13];
+		"  wakeq_ts($12::bigint), COALESCE($13::jsonb, '{}'::jsonb)\n"
+		"FROM guard WHERE guard.ok\n"
+		"ON CONFLICT DO NOTHING RETURNING 1)\n"
+		"SELECT guard.ok, (SELECT count(*) FROM ins) FROM guard";
+	char prio[16], maxa[16], tmo[32], rat[24], gd[24];
+	const char *vals[14];
 	PGresult *res = NULL;
 	int rc = -1, tries;
 
@@ -713,6 +859,7 @@ int store_insert(struct store *s, const struct job_spec *job,
 	vals[10] = NULL; /* created now() */
 	vals[11] = time_param(job->run_at_us, rat);
 	vals[12] = job->labels;
+	vals[13] = time_param(guard_us(s), gd);
 
 	/* ON CONFLICT DO NOTHING covers both unique indexes. Whichever one
 	 * fired, find the row that was there: our own id (a repeated insert)
@@ -722,10 +869,12 @@ int store_insert(struct store *s, const struct job_spec *job,
 		const char *idv[1] = { job->id };
 		const char *kv[2] = { job->queue, job->idempotency_key };
 
-		res = query(s, ins, 13, vals, err);
+		res = query(s, ins, 14, vals, err);
 		if (!res)
 			goto out;
-		if (PQntuples(res) == 1) {
+		if (guard_late(res, err) < 0)
+			goto out;
+		if (atoi(PQgetvalue(res, 0, 1)) == 1) {
 			rc = 0;
 			goto out;
 		}
@@ -797,7 +946,8 @@ int store_insert_many(struct store *s, const struct job_spec *jobs,
 	/* ON CONFLICT DO NOTHING also skips an entry whose key an earlier
 	 * entry of the same statement took; RETURNING names the rows in. */
 	static const char *const ins =
-		"INSERT INTO jobs (id, queue, type, payload, status, priority,\n"
+		GUARD_SQL("$2") ",\n"
+		"ins AS (INSERT INTO jobs (id, queue, type, payload, status, priority,\n"
 		"  max_attempts, timeout_s, idempotency_key, callback_url,\n"
 		"  created_at, updated_at, run_at, labels)\n"
 		"SELECT r.id, r.queue, r.type, COALESCE(r.payload::jsonb, '{}'::jsonb),\n"
@@ -810,10 +960,12 @@ int store_insert_many(struct store *s, const struct job_spec *jobs,
 		"  max_attempts integer, timeout_s double precision,\n"
 		"  idempotency_key text, callback_url text, created_us bigint,\n"
 		"  run_us bigint, labels text)\n"
-		"ON CONFLICT DO NOTHING RETURNING id::text";
+		"WHERE (SELECT ok FROM guard)\n"
+		"ON CONFLICT DO NOTHING RETURNING id::text AS id)\n"
+		"SELECT guard.ok, ins.id FROM guard LEFT JOIN ins ON true";
 	json_t *arr = NULL;
-	char *text = NULL;
-	const char *vals[1];
+	char *text = NULL, gd[24];
+	const char *vals[2];
 	PGresult *res = NULL;
 	size_t i, next;
 	int64_t now_us;
@@ -844,18 +996,24 @@ int store_insert_many(struct store *s, const struct job_spec *jobs,
 		goto out;
 	}
 	vals[0] = text;
+	vals[1] = time_param(guard_us(s), gd);
 	/* Safe to run twice on a broken connection: a row the first run
 	 * put in is not returned by the second, and is then found under its
 	 * own id by the conflict lookup below (rc 0). */
-	res = query(s, ins, 1, vals, err);
+	res = query(s, ins, 2, vals, err);
 	if (!res)
+		goto out;
+	if (guard_late(res, err) < 0)
 		goto out;
 	for (i = 0; i < n; i++)
 		rc[i] = 2; /* not yet known */
 	next = 0;
 	for (k = 0; k < PQntuples(res); k++) {
-		const char *id = PQgetvalue(res, k, 0);
+		const char *id = PQgetvalue(res, k, 1);
 		size_t m;
+
+		if (PQgetisnull(res, k, 1))
+			continue; /* nothing inserted: the guard's row alone */
 
 		/* RETURNING comes back in input order in practice: look
 		 * from just after the last match, wrapping round once. */

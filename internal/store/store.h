@@ -73,6 +73,20 @@ struct store *store_open(const char *url, int conns, struct err *err);
  * be running or start afterwards. */
 void store_free(struct store *s);
 
+/* Gives every later call a deadline of `seconds` (0 = none, the default:
+ * a call waits for Postgres' answer, bounded by its 30 s statement_timeout
+ * while Postgres runs). A statement not answered in time fails with
+ * ERR_UNAVAILABLE ("no answer within N s") and its connection is closed;
+ * connecting waits as long at most (libpq's least is 2 s). Meant for a
+ * caller that answers people (the API): a frozen or silent Postgres then
+ * costs each call `seconds`, not the whole outage. A statement given up
+ * that Postgres runs later (woken from a freeze) is harmless: the inserts
+ * of new jobs (store_insert, store_insert_many) then insert nothing, and
+ * the other statements are safe to run twice. Call it before the store is
+ * shared between threads; store_migrate should run without it (it waits
+ * on another process' lock). Does not block. */
+void store_set_timeout(struct store *s, double seconds);
+
 /* Connects if needed and runs a trivial query. Returns 0 when Postgres
  * answers, -1 with err (ERR_UNAVAILABLE) otherwise. For /readyz. */
 int store_ping(struct store *s, struct err *err);

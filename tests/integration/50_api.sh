@@ -140,6 +140,41 @@ expect_eq "retry dead -> 200 queued" "queued 200" "$(jq -r .status <<<"${r% *}")
 expect_eq "retried job is pending again" 1 "$(rcli zscore 'wakeq:{default}:pending' "$DID" | grep -c .)"
 expect_eq "retry a queued job -> 409" 409 "$(status_of -H "$H" -X POST "$API/v1/jobs/$DID/retry")"
 
+# ---- HEAD: every GET route answers it, with GET's status and headers and no body
+raw() { # raw REQUEST: sends it (printf %b) on a new connection, prints the answer
+	exec 3<>"/dev/tcp/127.0.0.1/$API_PORT" || return 1
+	printf '%b' "$1" >&3
+	timeout 5 cat <&3
+	exec 3<&-
+}
+hdr() { tr -d '\r' <"$1" | sed -n "s/^$2: //Ip" | head -1; }
+UNKNOWN=01900000-0000-7000-8000-000000000000
+for p in /healthz /readyz /metrics /v1/queues "/v1/queues/default/jobs?state=scheduled" \
+	"/v1/jobs/$ID" "/v1/jobs/$UNKNOWN" "/v1/jobs/$EID/events"; do
+	raw "HEAD $p HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer $TOKEN\r\nConnection: close\r\n\r\n" >"$T/head"
+	curl -s -D "$T/gethdr" -o "$T/getbody" -H "$H" "$API$p"
+	hs=$(head -1 "$T/head" | cut -d' ' -f2)
+	gs=$(head -1 "$T/gethdr" | cut -d' ' -f2)
+	want="$gs $(hdr "$T/gethdr" Content-Type) 0"
+	got="$hs $(hdr "$T/head" Content-Type) $(sed '1,/^\r$/d' "$T/head" | wc -c)"
+	expect_eq "HEAD $p: GET's status and type, no body" "$want" "$got"
+	case $p in
+	/metrics | */events) ;; # counters move between the two; a stream has no length
+	*) expect_eq "HEAD $p: GET's Content-Length" "$(wc -c <"$T/getbody")" "$(hdr "$T/head" Content-Length)" ;;
+	esac
+done
+QID=$(post '{"type":"noop","delay_s":3600}' | jq -r .id)
+raw "HEAD /v1/jobs/$QID/events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer $TOKEN\r\n\r\n" >"$T/head"
+expect_eq "HEAD on the events of a live job: headers at once, no stream left open" \
+	"200 text/event-stream 0 0" "$(head -1 "$T/head" | cut -d' ' -f2) $(hdr "$T/head" Content-Type) \
+$(sed '1,/^\r$/d' "$T/head" | wc -c) $(curl -s "$API/metrics" | sed -n 's/^wakeq_api_event_streams //p')"
+expect_eq "HEAD /v1/queues needs the token" 401 "$(curl -s -I -o /dev/null -w '%{http_code}' "$API/v1/queues")"
+h=$(curl -s -D - -o /dev/null -X PUT "$API/metrics")
+expect_eq "405 on a GET route lists HEAD in Allow" "GET, HEAD" "$(tr -d '\r' <<<"$h" | sed -n 's/^Allow: //Ip')"
+h=$(curl -s -I -H "$H" "$API/v1/jobs")
+expect_eq "HEAD on a POST-only route -> 405 Allow: POST" "405 POST" \
+	"$(head -1 <<<"$h" | cut -d' ' -f2) $(tr -d '\r' <<<"$h" | sed -n 's/^Allow: //Ip')"
+
 # ---- metrics, 503 --------------------------------------------------------------
 m=$(curl -s "$API/metrics")
 check "metrics count enqueued jobs" grep -Eq '^wakeq_api_enqueued_total [1-9]' <<<"$m"

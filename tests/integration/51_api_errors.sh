@@ -67,6 +67,12 @@ POST|/v1/jobs|y|json|{"type":"noop","payload":[1]}|400|invalid_field|payload not
 POST|/v1/jobs|y|json|{"type":"sleep","payload":{"ms":"x"}}|400|invalid_payload|sleep ms not a number
 POST|/v1/jobs|y|json|{"type":"media.probe","payload":{}}|400|invalid_payload|probe without input
 POST|/v1/jobs|y|json|{"type":"http.request","payload":{"url":5}}|400|invalid_payload|http url not a string
+POST|/v1/jobs|y|json|{"type":"media.probe","payload":{"input":"file:///etc/passwd"}}|400|invalid_payload|file input outside DATA_DIR
+POST|/v1/jobs|y|json|{"type":"media.probe","payload":{"input":"file://uploads/../../etc/passwd"}}|400|invalid_payload|file input escaping with ..
+POST|/v1/jobs|y|json|{"type":"media.probe","payload":{"input":"file:///tmp/wakeq/%2e%2e/x.mp4"}}|400|invalid_payload|file input escaping with escaped ..
+POST|/v1/jobs|y|json|{"type":"media.probe","payload":{"input":"file:///tmp/wakeqx/a.mp4"}}|400|invalid_payload|file input in a sibling of DATA_DIR
+POST|/v1/jobs|y|json|{"type":"media.thumbnail","payload":{"input":"file://in.mp4","output":"file:///var/tmp/t.png"}}|400|invalid_payload|file output outside DATA_DIR
+POST|/v1/jobs|y|json|{"type":"media.transcode","payload":{"input":"https://example.com/a.mp4","output":"file://out/../../x.mp4"}}|400|invalid_payload|transcode output escaping with ..
 POST|/v1/jobs|y|json|{"type":"noop","priority":10}|400|invalid_field|priority too high
 POST|/v1/jobs|y|json|{"type":"noop","priority":1.5}|400|invalid_field|priority fractional
 POST|/v1/jobs|y|json|{"type":"noop","max_attempts":0}|400|invalid_field|max_attempts zero
@@ -136,6 +142,41 @@ setup_jobs() {
 start_api
 setup_jobs
 run_table redis
+
+# ---- protocol-level errors -------------------------------------------------
+# JSON where wakeq sees the request first; libmicrohttpd's own HTML page
+# (status checked only) where it answers before any hook of ours runs.
+raw() { # raw REQUEST: sends it (printf %b) on a new connection, prints the answer
+	exec 3<>"/dev/tcp/127.0.0.1/$API_PORT" || return 1
+	printf '%b' "$1" >&3
+	timeout 5 cat <&3
+	exec 3<&-
+}
+LONGURI=$(head -c 9000 /dev/zero | tr '\0' u)
+BIGHDR=$(head -c 20000 /dev/zero | tr '\0' h)
+before=$(redis_snap)
+got=$(curl -s -o "$T/body" -w '%{http_code}' -H "$H" "$API/v1/queues/default/jobs?x=$LONGURI")
+expect_eq "request target over 8 KiB -> 414 uri_too_long as JSON" "414 uri_too_long" \
+	"$got $(jq -r .error.code "$T/body" 2>/dev/null)"
+got=$(curl -s -o "$T/body" -w '%{http_code}' -H "$H" -H "$CT" -H "X-Big: $BIGHDR" \
+	-d '{"type":"noop"}' "$API/v1/jobs")
+expect_eq "headers over 16 KiB -> 431 headers_too_large as JSON" "431 headers_too_large" \
+	"$got $(jq -r .error.code "$T/body" 2>/dev/null)"
+expect_eq "refused POST with large headers changed nothing" "$before" "$(redis_snap)"
+# status line of each answer; the body is libmicrohttpd's (docs/API.md)
+P="POST /v1/jobs HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer $TOKEN\r\nContent-Type: application/json\r\n"
+for c in "HTTP/2.0 request|505|GET /healthz HTTP/2.0\r\n" \
+	"negative Content-Length|400|${P}Content-Length: -1\r\n\r\n" \
+	"bad chunked encoding|400|${P}Transfer-Encoding: chunked\r\n\r\nzz\r\n"; do
+	IFS='|' read -r name st req <<<"$c"
+	expect_eq "$name -> $st (libmicrohttpd's page)" "$st" "$(raw "$req" | head -1 | cut -d' ' -f2)"
+done
+expect_eq "malformed requests changed nothing" "$before" "$(redis_snap)"
+# file:// inside DATA_DIR (the default /tmp/wakeq) passes the same check
+for u in file://uploads/a.mp4 file:///tmp/wakeq/uploads/a.mp4 file:///tmp/wakeq//./in/b.mp4; do
+	expect_eq "file input $u inside DATA_DIR -> 202" 202 "$(curl -s -o /dev/null -w '%{http_code}' \
+		-H "$H" -H "$CT" -d "{\"type\":\"media.probe\",\"payload\":{\"input\":\"$u\"}}" "$API/v1/jobs")"
+done
 before=$(redis_snap)
 expect_eq "reconcile without Postgres -> 409" 409 \
 	"$(curl -s -o /dev/null -w '%{http_code}' -H "$H" -X POST "$API/v1/reconcile")"

@@ -17,6 +17,9 @@ H="Authorization: Bearer $TOKEN"
 CT="Content-Type: application/json"
 
 start_stub() { # start_stub ARGS...: sets STUB (base URL), STUB_PID
+	# the shell of `&` may truncate the file after the wait below looked:
+	# the last stub's port must not be there to be seen
+	rm -f "$T/stub.port"
 	"$STUB_BIN" "$@" >"$T/stub.port" 2>>"$T/stub.log" &
 	STUB_PID=$!
 	on_exit "kill_wait $STUB_PID"

@@ -94,5 +94,42 @@ rcli flushall >/dev/null
 wait_until 5 bash -c "[ \"\$(redis-cli -p $REDIS_PORT exists 'wakeq:{default}:job:$T1')\" = 1 ]"
 expect_eq "reconcile timer restores a flushed job" 1 "$(rcli exists "wakeq:{default}:job:$T1")"
 stop_api
+
+# ---- a frozen Postgres (SIGSTOP): POST fails fast, and nothing it was ------
+# told failed exists after Postgres wakes (the statement it sent runs then)
+rcli flushall >/dev/null
+pg 'delete from jobs'
+start_api PG_TIMEOUT=2
+expect_eq "POST works before the freeze" 202 \
+	"$(curl -s -o /dev/null -w '%{http_code}' -H "$H" -H "$CT" -d '{"type":"noop"}' "$API/v1/jobs")"
+rows=$(pg 'select count(*) from jobs')
+pm=$(head -1 "$PG_DIR/data/postmaster.pid")
+FROZEN="$pm $(pgrep -P "$pm" | tr '\n' ' ')"
+on_exit "kill -CONT $FROZEN"
+kill -STOP $FROZEN
+before=$(rcli --scan | sort)
+for i in 1 2; do
+	t0=$(date +%s%N)
+	r=$(curl -s -D "$T/hf" -w ' %{http_code}' --max-time 8 -H "$H" -H "$CT" \
+		-d "{\"type\":\"noop\",\"payload\":{\"frozen\":$i},\"idempotency_key\":\"frozen-$i\"}" "$API/v1/jobs")
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	expect_eq "frozen postgres: POST $i -> 503 unavailable" "unavailable 503" \
+		"$(jq -r .error.code <<<"${r% *}" 2>/dev/null) ${r##* }"
+	check "frozen postgres: POST $i answered within 3 s ($ms ms)" test "$ms" -lt 3000
+	check "frozen postgres: POST $i has Retry-After" grep -qi '^Retry-After:' "$T/hf"
+done
+expect_eq "frozen postgres: nothing reached redis" "$before" "$(rcli --scan | sort)"
+kill -CONT $FROZEN
+wait_until 10 bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' $API/readyz) = 200 ]"
+expect_eq "POST works again once postgres wakes" 202 \
+	"$(curl -s -o /dev/null -w '%{http_code}' -H "$H" -H "$CT" -d '{"type":"noop"}' "$API/v1/jobs")"
+sleep 0.5 # what the frozen server had unread has run by now
+expect_eq "no row for the jobs answered 503" "0 $((rows + 1))" \
+	"$(pg "select concat_ws(' ', count(*) filter (where payload ? 'frozen'), count(*)) from jobs")"
+expect_eq "their keys are free: reusing one makes a new job" 202 \
+	"$(curl -s -o /dev/null -w '%{http_code}' -H "$H" -H "$CT" -d '{"type":"noop","idempotency_key":"frozen-1"}' "$API/v1/jobs")"
+r=$(curl -s -H "$H" -X POST "$API/v1/reconcile")
+expect_eq "reconcile finds nothing to enqueue" 0 "$(jq -r .requeued <<<"$r")"
+stop_api
 [ "$_t_failed" = 0 ] || diag "$T/api.log"
 exit 0

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "job/job.h"
@@ -32,6 +33,52 @@ static void test_checks(void **state)
 	assert_int_equal(job_check("noop", "{\"a\":1,\"a\":2}", &e), -1);
 	assert_non_null(job_find("media.transcode"));
 	assert_null(job_find(NULL));
+}
+
+/* file:// inputs and outputs of media jobs stay inside DATA_DIR, judged by
+ * their text (the worker resolves symlinks later). */
+static void test_file_urls(void **state)
+{
+	static const char *const ok[] = {
+		"file://a.mp4", "file://uploads/a.mp4", "file://./in/a.mp4",
+		"file:///data/dir/a.mp4", "file:///data/dir//x/./a.mp4",
+		"file:///data/dir/%61.mp4", "file://a..b.mp4", NULL
+	};
+	static const char *const bad[] = {
+		"file:///etc/passwd", "file:///data/dirx/a.mp4", "file:///data/a.mp4",
+		"file://../a.mp4", "file://in/../../a.mp4", "file://%2e%2e/a.mp4",
+		"file:///data/dir/../x", "file:///data/dir", "file://./",
+		"file://a.mp4?x=1", "file://a%00b", "file://a%zz", NULL
+	};
+	const char *saved = job_settings.data_dir;
+	char payload[256];
+	struct err e;
+	size_t i;
+
+	(void)state;
+	job_settings.data_dir = "/data/dir/";
+	for (i = 0; ok[i]; i++) {
+		snprintf(payload, sizeof(payload), "{\"input\":\"%s\"}", ok[i]);
+		if (job_check("media.probe", payload, &e) != 0)
+			fail_msg("%s refused: %s", ok[i], e.msg);
+	}
+	for (i = 0; bad[i]; i++) {
+		snprintf(payload, sizeof(payload), "{\"input\":\"%s\"}", bad[i]);
+		if (job_check("media.probe", payload, &e) != -1)
+			fail_msg("%s accepted", bad[i]);
+	}
+	snprintf(payload, sizeof(payload),
+		 "{\"input\":\"file://a.mp4\",\"output\":\"file:///tmp/t.png\"}");
+	assert_int_equal(job_check("media.thumbnail", payload, &e), -1);
+	assert_non_null(strstr(e.msg, "'output'"));
+	assert_non_null(strstr(e.msg, "outside DATA_DIR"));
+	/* as resolved: "/" resolves to itself, so any absolute path is in */
+	job_settings.data_dir = "/";
+	assert_int_equal(job_check("media.probe", "{\"input\":\"file:///etc/x\"}", &e), 0);
+	/* no DATA_DIR: no such check */
+	job_settings.data_dir = NULL;
+	assert_int_equal(job_check("media.probe", "{\"input\":\"file:///etc/x\"}", &e), 0);
+	job_settings.data_dir = saved;
 }
 
 static void run(const char *type, const char *payload, atomic_int *cancel,
@@ -84,6 +131,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_checks),
+		cmocka_unit_test(test_file_urls),
 		cmocka_unit_test(test_execute),
 	};
 

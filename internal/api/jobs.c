@@ -1,0 +1,360 @@
+/* jobs.c - one job and lists of jobs: GET and DELETE (cancel)
+ * /v1/jobs/{id}, POST /v1/jobs/{id}/retry, the entry of GET
+ * /v1/jobs/{id}/events (the streams themselves are events.c), GET
+ * /v1/queues/{queue}/jobs, and the lookups they share: a job from Redis
+ * (any served queue), else from Postgres once Redis has let it go. */
+#include "api/priv.h"
+
+#include "base/buf.h"
+#include "base/mem.h"
+#include "job/job.h"
+#include "log/log.h"
+#include "store/store.h"
+#include "wake/wake.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LIST_MAX 1000
+
+int api_find_job(struct api *a, struct queue *q, const char *id, size_t *qi,
+		 struct job_info *out, struct err *err)
+{
+	size_t i;
+
+	for (i = 0; i < a->nqueues; i++) {
+		struct err e;
+
+		if (queue_job_get(q, a->queues[i], id, out, &e) == 0) {
+			*qi = i;
+			return 0;
+		}
+		if (e.code != ERR_NOTFOUND) {
+			if (err)
+				*err = e;
+			return -1;
+		}
+	}
+	return err_set(err, ERR_NOTFOUND, "no job '%s'", id);
+}
+
+int api_store_job(struct api *a, const char *id, struct job_info *out,
+		  struct err *err)
+{
+	if (!a->store)
+		return err_set(err, ERR_NOTFOUND, "no job '%s'", id);
+	return store_get(a->store, id, out, err);
+}
+
+void api_get_job(struct api *a, struct httpd_request *req, const char *id)
+{
+	struct queue *q = api_qget(a, NULL);
+	struct job_info job;
+	struct err e;
+	size_t qi;
+	int rc = -1;
+
+	err_set(&e, ERR_UNAVAILABLE, "redis is unavailable");
+	if (q) {
+		rc = api_find_job(a, q, id, &qi, &job, &e);
+		api_qput(a, q);
+	}
+	if (rc < 0 && a->store && (e.code == ERR_NOTFOUND || e.code == ERR_UNAVAILABLE)) {
+		struct err e2;
+
+		rc = api_store_job(a, id, &job, &e2);
+		if (rc < 0 && e.code == ERR_NOTFOUND)
+			e = e2;
+	}
+	if (rc == 0) {
+		api_reply_json(a, req, 200, job_info_to_json(&job));
+		job_info_release(&job);
+		return;
+	}
+	if (e.code == ERR_NOTFOUND)
+		api_reply_error(a, req, 404, "not_found", "no job '%s'", id);
+	else
+		api_reply_backend(a, req, &e, e.code == ERR_UNAVAILABLE && !q ? "redis" : "backend");
+}
+
+void api_job_events(struct api *a, struct httpd_request *req, const char *id)
+{
+	struct queue *q = api_qget(a, NULL);
+	struct job_info job;
+	struct err e;
+	size_t qi = 0;
+	int rc;
+
+	if (!q) {
+		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
+		return;
+	}
+	rc = api_find_job(a, q, id, &qi, &job, &e);
+	api_qput(a, q);
+	if (rc == 0) {
+		job_info_release(&job);
+		api_count_status(a, 200);
+		api_hub_serve(a->hub, req, a->queues[qi], id);
+		return;
+	}
+	if (e.code == ERR_NOTFOUND && a->store) {
+		/* gone from Redis: its record is final (or about to be requeued) */
+		struct buf b = BUF_INIT;
+		json_t *doc;
+		char *text;
+
+		if (api_store_job(a, id, &job, &e) == 0) {
+			doc = job_info_to_json(&job);
+			job_info_release(&job);
+			text = json_dumps(doc, JSON_COMPACT);
+			buf_printf(&b, "event: end\ndata: %s\n\n", text ? text : "{}");
+			free(text);
+			json_decref(doc);
+			api_count_status(a, 200);
+			httpd_respond(req, 200, "text/event-stream", b.data, b.len);
+			buf_release(&b);
+			return;
+		}
+	}
+	if (e.code == ERR_NOTFOUND)
+		api_reply_error(a, req, 404, "not_found", "no job '%s'", id);
+	else
+		api_reply_backend(a, req, &e, "backend");
+}
+
+void api_cancel_job(struct api *a, struct httpd_request *req, const char *id)
+{
+	struct queue *q = api_qget(a, NULL);
+	struct err e;
+	size_t i;
+	int rc = -1, live = 1;
+
+	if (!q) {
+		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
+		return;
+	}
+	/* with Postgres, the cancel also goes to the finals log, so it is
+	 * recorded even if the row update below fails */
+	for (i = 0; a->store && !atomic_load(&a->finals_on) && i < a->nqueues; i++)
+		if (queue_finals_enable(q, a->queues[i], NULL) == 0 && i + 1 == a->nqueues)
+			atomic_store(&a->finals_on, 1);
+	err_set(&e, ERR_NOTFOUND, "no job '%s'", id);
+	for (i = 0; i < a->nqueues; i++) {
+		rc = queue_cancel(q, a->queues[i], id, &e);
+		if (rc >= 0 || e.code != ERR_NOTFOUND)
+			break;
+	}
+	/* the cancelled webhook is a job of its own: someone must run it */
+	if (rc == QUEUE_CANCELLED_DELIVERY)
+		live = queue_live_workers(q, a->queues[i], NULL) != 0;
+	api_qput(a, q);
+	if (rc == QUEUE_CANCELLED_DELIVERY) {
+		wake_notify(a->wake, live);
+		rc = 0;
+	}
+	if (rc == 0) {
+		if (a->store) {
+			struct err e2;
+
+			if (store_set_status(a->store, id, JOB_CANCELLED, NULL, 0, &e2) < 0 &&
+			    e2.code != ERR_NOTFOUND)
+				log_warn("cannot record the cancel; reconcile will", "job_id", id,
+					 "error", e2.msg);
+		}
+		api_reply_json(a, req, 200, json_pack("{s:s,s:s}", "id", id, "status", "cancelled"));
+		return;
+	}
+	if (rc == 1) {
+		api_reply_json(a, req, 202, json_pack("{s:s,s:s,s:b}", "id", id, "status", "active",
+						  "cancel_requested", 1));
+		return;
+	}
+	if (e.code == ERR_NOTFOUND && a->store) {
+		struct job_info job;
+
+		if (api_store_job(a, id, &job, &e) == 0) {
+			enum job_status st = job.status;
+
+			job_info_release(&job);
+			if (job_status_final(st)) {
+				api_reply_error(a, req, 409, "conflict", "job '%s' is already %s", id,
+					    job_status_name(st));
+				return;
+			}
+			/* lost from Redis: cancelling the record is enough */
+			if (store_set_status(a->store, id, JOB_CANCELLED, NULL, 0, &e) == 0) {
+				api_reply_json(a, req, 200,
+					   json_pack("{s:s,s:s}", "id", id, "status", "cancelled"));
+				return;
+			}
+		}
+	}
+	if (e.code == ERR_NOTFOUND)
+		api_reply_error(a, req, 404, "not_found", "no job '%s'", id);
+	else if (e.code == ERR_CONFLICT)
+		api_reply_error(a, req, 409, "conflict", "%s", e.msg);
+	else
+		api_reply_backend(a, req, &e, "backend");
+}
+
+void api_retry_job(struct api *a, struct httpd_request *req, const char *id)
+{
+	struct queue *q = api_qget(a, NULL);
+	struct err e;
+	size_t i;
+	int rc = -1, live = 1;
+
+	if (!q) {
+		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
+		return;
+	}
+	err_set(&e, ERR_NOTFOUND, "no job '%s'", id);
+	for (i = 0; i < a->nqueues; i++) {
+		rc = queue_retry_dead(q, a->queues[i], id, &e);
+		if (rc >= 0 || e.code != ERR_NOTFOUND)
+			break;
+	}
+	if (rc == 0) {
+		live = queue_live_workers(q, a->queues[i], NULL) != 0;
+	}
+	api_qput(a, q);
+	if (rc == 0) {
+		if (a->store) {
+			struct err e2;
+
+			if (store_set_status(a->store, id, JOB_QUEUED, NULL, 0, &e2) < 0 &&
+			    e2.code != ERR_NOTFOUND)
+				log_warn("cannot record the retry", "job_id", id, "error", e2.msg);
+		}
+		api_reply_json(a, req, 200, json_pack("{s:s,s:s}", "id", id, "status", "queued"));
+		wake_notify(a->wake, live);
+		return;
+	}
+	if (e.code == ERR_NOTFOUND)
+		api_reply_error(a, req, 404, "not_found", "no job '%s'", id);
+	else if (e.code == ERR_CONFLICT)
+		api_reply_error(a, req, 409, "conflict", "job '%s' is not dead: %s", id, e.msg);
+	else
+		api_reply_backend(a, req, &e, "redis");
+}
+
+static int query_int(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s)
+		return -1;
+	v = strtoll(s, &end, 10);
+	if (*end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* ?label=KEY:VALUE as the labels object a job must include, or NULL. */
+static json_t *label_filter(const char *s)
+{
+	const char *colon = s ? strchr(s, ':') : NULL;
+	json_t *o, *v;
+	char *key;
+
+	if (!colon)
+		return NULL;
+	key = xstrndup(s, (size_t)(colon - s));
+	v = json_string(colon + 1);
+	o = json_object();
+	if (v)
+		json_object_set_new(o, key, v);
+	free(key);
+	if (!v || job_labels_check(o, NULL) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+#define LIST_SCAN_MAX 10000 /* ids looked at for one filtered page */
+
+void api_list_jobs(struct api *a, struct httpd_request *req, const char *queue)
+{
+	const char *state_s = httpd_query(req, "state");
+	const char *limit_s = httpd_query(req, "limit");
+	const char *offset_s = httpd_query(req, "offset");
+	const char *label_s = httpd_query(req, "label");
+	enum job_status st = JOB_QUEUED;
+	int64_t limit = 50, offset = 0, scanned = 0;
+	json_t *arr, *want = NULL, *body;
+	struct queue *q;
+	struct err e;
+	int n, i, more = 1;
+
+	if (api_served_index(a, queue) < 0) {
+		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
+		return;
+	}
+	if (state_s && job_status_parse(state_s, &st, NULL) < 0) {
+		api_reply_error(a, req, 400, "invalid_query",
+			    "query 'state': expected queued, scheduled, active, retrying, done, failed or cancelled");
+		return;
+	}
+	if (limit_s && query_int(limit_s, 1, LIST_MAX, &limit) < 0) {
+		api_reply_error(a, req, 400, "invalid_query", "query 'limit': expected 1 to %d", LIST_MAX);
+		return;
+	}
+	if (offset_s && query_int(offset_s, 0, 1000000000, &offset) < 0) {
+		api_reply_error(a, req, 400, "invalid_query", "query 'offset': expected an integer >= 0");
+		return;
+	}
+	if (label_s && !(want = label_filter(label_s))) {
+		api_reply_error(a, req, 400, "invalid_query",
+			    "query 'label': expected KEY:VALUE (a key of [A-Za-z0-9_./-])");
+		return;
+	}
+	q = api_qget(a, &e);
+	if (!q) {
+		json_decref(want);
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	/* Without a filter one window of `limit` ids; with one, windows until
+	 * `limit` jobs match or LIST_SCAN_MAX ids were looked at.
+	 * next_offset resumes the scan. */
+	arr = json_array();
+	while (more && (int64_t)json_array_size(arr) < limit) {
+		size_t win = want ? LIST_MAX : (size_t)limit;
+		char **ids = NULL;
+
+		n = queue_list(q, queue, st, (size_t)(offset + scanned), win, &ids, &e);
+		if (n < 0) {
+			api_qput(a, q);
+			json_decref(arr);
+			json_decref(want);
+			api_reply_backend(a, req, &e, "redis");
+			return;
+		}
+		more = want && (size_t)n == win;
+		for (i = 0; i < n; i++) {
+			struct job_info job;
+
+			if ((int64_t)json_array_size(arr) < limit) {
+				scanned++;
+				if (queue_job_get(q, queue, ids[i], &job, NULL) == 0) {
+					if (job_info_has_labels(&job, want))
+						json_array_append_new(arr, job_info_to_json(&job));
+					job_info_release(&job);
+				}
+			}
+			free(ids[i]);
+		}
+		free(ids);
+		if (scanned >= LIST_SCAN_MAX)
+			more = 0;
+	}
+	api_qput(a, q);
+	json_decref(want);
+	body = json_pack("{s:s,s:s,s:o}", "queue", queue, "state", job_status_name(st),
+			 "jobs", arr);
+	json_object_set_new(body, "next_offset", json_integer(offset + scanned));
+	api_reply_json(a, req, 200, body);
+}

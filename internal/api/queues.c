@@ -1,0 +1,89 @@
+/* queues.c - the queues as a whole: GET /v1/queues (counts by state and
+ * live workers per served queue) and reconcile between Postgres and
+ * Redis (POST /v1/reconcile; the timer in api.c runs the same pass). */
+#include "api/priv.h"
+
+#include "job/job.h"
+#include "reconcile/reconcile.h"
+#include "wake/wake.h"
+
+static json_t *counts_json(const struct queue_counts *c)
+{
+	json_t *o = json_object();
+	int s;
+
+	for (s = 0; s < JOB_NSTATUS; s++)
+		json_object_set_new(o, job_status_name((enum job_status)s), json_integer(c->n[s]));
+	json_object_set_new(o, "workers", json_integer(c->workers));
+	return o;
+}
+
+void api_get_queues(struct api *a, struct httpd_request *req, const char *arg)
+{
+	struct queue *q = api_qget(a, NULL);
+	json_t *all = json_object();
+	struct err e;
+	size_t i;
+
+	(void)arg;
+	if (!q) {
+		json_decref(all);
+		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
+		return;
+	}
+	for (i = 0; i < a->nqueues; i++) {
+		struct queue_counts c;
+
+		if (queue_counts(q, a->queues[i], &c, &e) < 0) {
+			api_qput(a, q);
+			json_decref(all);
+			api_reply_backend(a, req, &e, "redis");
+			return;
+		}
+		json_object_set_new(all, a->queues[i], counts_json(&c));
+	}
+	api_qput(a, q);
+	api_reply_json(a, req, 200, json_pack("{s:o}", "queues", all));
+}
+
+static json_t *reconcile_json(const struct reconcile_stats *st)
+{
+	return json_pack("{s:I,s:I,s:I,s:I}", "scanned", (json_int_t)st->scanned,
+			 "requeued", (json_int_t)st->requeued, "finals", (json_int_t)st->finals,
+			 "errors", (json_int_t)st->errors);
+}
+
+int api_reconcile(struct api *a, struct reconcile_stats *st, struct err *err)
+{
+	struct queue *q = api_qget(a, err);
+	int rc;
+
+	if (!q)
+		return -1;
+	rc = reconcile_run(q, a->store, a->cfg.reconcile_min_age_s, st, err);
+	api_qput(a, q);
+	atomic_fetch_add(&a->m_reconciled, (uint64_t)(st->requeued + st->finals));
+	if (st->requeued > 0) {
+		/* jobs came back: make sure someone runs them */
+		wake_notify(a->wake, 0);
+	}
+	return rc;
+}
+
+void api_post_reconcile(struct api *a, struct httpd_request *req, const char *arg)
+{
+	struct reconcile_stats st;
+	struct err e;
+
+	(void)arg;
+	if (!a->store) {
+		api_reply_error(a, req, 409, "conflict",
+			    "reconcile needs DATABASE_URL: without Postgres, Redis holds all state");
+		return;
+	}
+	if (api_reconcile(a, &st, &e) < 0) {
+		api_reply_backend(a, req, &e, "backend");
+		return;
+	}
+	api_reply_json(a, req, 200, reconcile_json(&st));
+}

@@ -1,0 +1,56 @@
+/* reply.c - how every answer of the API is sent and counted: the JSON
+ * error document {"error":{code,message}} (Retry-After on 503,
+ * WWW-Authenticate on 401), JSON bodies, the mapping of a Redis or
+ * Postgres failure to 503/500, and the request counters by status class
+ * that /metrics shows. */
+#include "api/priv.h"
+
+#include "log/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+void api_count_status(struct api *a, unsigned status)
+{
+	int k = status >= 500 ? 3 : status >= 400 ? 2 : status >= 300 ? 1 : 0;
+
+	atomic_fetch_add(&a->m_requests[k], 1);
+	if (status == 401)
+		atomic_fetch_add(&a->m_requests[4], 1);
+	if (status == 503)
+		atomic_fetch_add(&a->m_requests[5], 1);
+}
+
+int api_reply_error(struct api *a, struct httpd_request *req, unsigned status,
+		    const char *code, const char *fmt, ...)
+{
+	char msg[ERR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	api_count_status(a, status);
+	if (status == 503)
+		httpd_add_header(req, "Retry-After", "1");
+	if (status == 401)
+		httpd_add_header(req, "WWW-Authenticate", "Bearer");
+	return httpd_error(req, status, code, "%s", msg);
+}
+
+int api_reply_backend(struct api *a, struct httpd_request *req,
+		      const struct err *e, const char *what)
+{
+	if (e->code == ERR_UNAVAILABLE || e->code == ERR_TIMEOUT)
+		return api_reply_error(a, req, 503, "unavailable", "%s is unavailable: %s", what,
+				       e->msg);
+	log_error("backend error", "backend", what, "error", e->msg);
+	return api_reply_error(a, req, 500, "internal", "%s error: %s", what, e->msg);
+}
+
+int api_reply_json(struct api *a, struct httpd_request *req, unsigned status,
+		   json_t *body)
+{
+	api_count_status(a, status);
+	return httpd_respond_json(req, status, body);
+}

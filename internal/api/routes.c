@@ -1,0 +1,172 @@
+/* routes.c - the route table of wakeq-api and the dispatch of a request to
+ * its handler (the httpd handler of the API).
+ *
+ * A route is a method, a path pattern, a handler and whether it needs the
+ * bearer token. A pattern is literal segments and at most one parameter
+ * segment: {id}, a job id (a UUID, else 400 invalid_id; the handler gets
+ * it lowercased), or {queue}, a queue name (1 to QUEUE_NAME_MAX
+ * characters, else 404; whether it is served is the handler's to say).
+ *
+ * Dispatch, in order: the first route whose pattern fits the path decides
+ * (whatever its method); when none does, 404, except that a path under
+ * /v1/ asks for the token first, so a client without it learns nothing of
+ * the routes. Then the token, when the route needs it (401); then the
+ * parameter; then the method: when no route of that pattern takes it, 405
+ * with an Allow header listing the ones that do. HEAD is served by every
+ * GET route: the GET handler answers, and libmicrohttpd sends the status
+ * and headers of that answer without its body.
+ */
+#include "api/priv.h"
+
+#include "base/uuid.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef void (*api_route_fn)(struct api *a, struct httpd_request *req,
+			     const char *arg);
+
+struct route {
+	const char *method;   /* GET also serves HEAD */
+	const char *pattern;  /* "/v1/jobs/{id}/events" */
+	api_route_fn fn;      /* gets the parameter, or NULL when none */
+	int auth;             /* needs the bearer token */
+};
+
+static void upload(struct api *a, struct httpd_request *req, const char *arg)
+{
+	(void)arg;
+	api_upload_post(a, req);
+}
+
+/* Routes of one pattern are listed together (the order of Allow). */
+static const struct route routes[] = {
+	{ "GET", "/healthz", api_healthz, 0 },
+	{ "GET", "/readyz", api_readyz, 0 },
+	{ "GET", "/metrics", api_metrics, 0 },
+	{ "POST", "/v1/jobs", api_post_job, 1 },
+	{ "GET", "/v1/jobs/{id}", api_get_job, 1 },
+	{ "DELETE", "/v1/jobs/{id}", api_cancel_job, 1 },
+	{ "GET", "/v1/jobs/{id}/events", api_job_events, 1 },
+	{ "POST", "/v1/jobs/{id}/retry", api_retry_job, 1 },
+	{ "GET", "/v1/queues", api_get_queues, 1 },
+	{ "GET", "/v1/queues/{queue}/jobs", api_list_jobs, 1 },
+	{ "POST", "/v1/reconcile", api_post_reconcile, 1 },
+	{ "POST", "/v1/uploads", upload, 1 },
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+enum param_kind { PARAM_NONE, PARAM_ID, PARAM_QUEUE };
+
+struct param {
+	enum param_kind kind;
+	const char *s;        /* the segment in the path (not terminated) */
+	size_t n;
+};
+
+/* Whether `path` has the shape of `pattern`, segment by segment; a
+ * parameter segment takes any segment, even an empty one (the check comes
+ * later), and is noted in *pm. */
+static int match(const char *pattern, const char *path, struct param *pm)
+{
+	pm->kind = PARAM_NONE;
+	for (;;) {
+		size_t pn, sn;
+
+		if (*pattern != '/' || *path != '/')
+			return *pattern == *path; /* both at their end */
+		pattern++;
+		path++;
+		pn = strcspn(pattern, "/");
+		sn = strcspn(path, "/");
+		if (*pattern == '{') {
+			pm->kind = !strncmp(pattern, "{id}", 4) ? PARAM_ID : PARAM_QUEUE;
+			pm->s = path;
+			pm->n = sn;
+		} else if (pn != sn || memcmp(pattern, path, pn)) {
+			return 0;
+		}
+		pattern += pn;
+		path += sn;
+	}
+}
+
+/* Checks the parameter and copies it to arg (NUL-terminated). Returns 0,
+ * or -1 once it has answered. */
+static int param_check(struct api *a, struct httpd_request *req,
+		       const struct param *pm, char *arg)
+{
+	size_t i;
+
+	switch (pm->kind) {
+	case PARAM_NONE:
+		return 0;
+	case PARAM_ID:
+		if (pm->n == 0 || pm->n >= UUID_STR_LEN)
+			goto bad_id;
+		memcpy(arg, pm->s, pm->n);
+		arg[pm->n] = '\0';
+		if (!uuid_valid(arg))
+			goto bad_id;
+		for (i = 0; arg[i]; i++)
+			if (arg[i] >= 'A' && arg[i] <= 'F')
+				arg[i] = (char)(arg[i] - 'A' + 'a');
+		return 0;
+	case PARAM_QUEUE:
+		if (pm->n == 0 || pm->n > QUEUE_NAME_MAX) {
+			api_reply_error(a, req, 404, "not_found", "no route '%.100s'",
+					httpd_path(req));
+			return -1;
+		}
+		memcpy(arg, pm->s, pm->n);
+		arg[pm->n] = '\0';
+		return 0;
+	}
+bad_id:
+	api_reply_error(a, req, 400, "invalid_id", "job id must be a UUID");
+	return -1;
+}
+
+void api_dispatch(struct httpd_request *req, void *ctx)
+{
+	struct api *a = ctx;
+	const char *path = httpd_path(req), *method = httpd_method(req);
+	const struct route *r, *found = NULL;
+	char arg[QUEUE_NAME_MAX + UUID_STR_LEN], allow[64];
+	struct param pm;
+	size_t len = 0;
+	int auth;
+
+	for (r = routes; r < routes + NROUTES && !found; r++)
+		if (match(r->pattern, path, &pm))
+			found = r;
+	auth = found ? found->auth : !strncmp(path, "/v1/", 4);
+	if (auth && a->tokens && !httpd_bearer_ok(req, (const char *const *)a->tokens)) {
+		api_reply_error(a, req, 401, "unauthorized",
+				httpd_header(req, "Authorization") ? "bad bearer token"
+								   : "missing bearer token");
+		return;
+	}
+	if (!found) {
+		api_reply_error(a, req, 404, "not_found", "no route '%.100s'", path);
+		return;
+	}
+	if (param_check(a, req, &pm, arg) < 0)
+		return;
+	if (!strcmp(method, "HEAD"))
+		method = "GET";
+	allow[0] = '\0';
+	for (r = found; r < routes + NROUTES && !strcmp(r->pattern, found->pattern); r++) {
+		if (!strcmp(r->method, method)) {
+			r->fn(a, req, pm.kind == PARAM_NONE ? NULL : arg);
+			return;
+		}
+		len += (size_t)snprintf(allow + len, sizeof(allow) - len, "%s%s%s",
+					len ? ", " : "", r->method,
+					!strcmp(r->method, "GET") ? ", HEAD" : "");
+	}
+	httpd_add_header(req, "Allow", allow);
+	api_reply_error(a, req, 405, "method_not_allowed",
+			"method %s not allowed here (allowed: %s)", httpd_method(req), allow);
+}
