@@ -308,7 +308,10 @@ fi
 for img in worker api; do
 	f=Dockerfile.$img
 	miss=
-	grep -q '^FROM debian:bookworm-slim AS build$' "$f" || miss+=" build-stage"
+	# trixie: hiredis 1.2 with hiredis_ssl (rediss://), FFmpeg 7.1
+	grep -q '^FROM debian:trixie-slim AS build$' "$f" || miss+=" build-stage"
+	[ "$(grep -c '^FROM debian:trixie-slim$' "$f")" = 1 ] || miss+=" runtime-stage"
+	grep -q 'pkg-config --exists hiredis_ssl' "$f" || miss+=" tls-guard"
 	grep -q 'container/deps.sh install build' "$f" || miss+=" deps-build"
 	grep -q "deps.sh install $img " "$f" || miss+=" deps-$img"
 	grep -q '^USER 10001:10001$' "$f" || miss+=" USER"
@@ -317,7 +320,7 @@ for img in worker api; do
 	grep -q "^ENTRYPOINT \[\"/usr/local/bin/wakeq-$img\"\]$" "$f" || miss+=" ENTRYPOINT"
 	grep -q '<<' "$f" && miss+=" heredoc"
 	grep -Eiq '^(ENV|ARG).*(TOKEN|SECRET|PASSWORD|REDIS_URL|DATABASE_URL)' "$f" && miss+=" secret"
-	expect_eq "$f: two stages, deps.sh, non-root, 8080, SIGTERM, exec entrypoint, no secrets" "" "$miss"
+	expect_eq "$f: two trixie stages, hiredis_ssl required, deps.sh, non-root, 8080, SIGTERM, exec entrypoint, no secrets" "" "$miss"
 done
 if grep -q 'libav' <(container/deps.sh list api); then
 	not_ok "api runtime set has no FFmpeg"
