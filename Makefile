@@ -38,7 +38,7 @@ endif
 # the union of its modules' lists and nothing more.
 base_PKGS :=
 crypto_PKGS := libcrypto
-log_PKGS :=
+log_PKGS := libcurl
 config_PKGS :=
 job_PKGS := jansson
 queue_PKGS := hiredis
