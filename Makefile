@@ -38,7 +38,7 @@ endif
 # the union of its modules' lists and nothing more.
 base_PKGS :=
 crypto_PKGS := libcrypto
-log_PKGS :=
+log_PKGS := libcurl
 config_PKGS :=
 job_PKGS := jansson
 handler_PKGS := jansson
@@ -57,8 +57,9 @@ webhook_PKGS := libcurl
 
 # rediss:// needs hiredis >= 1.0 built with TLS (hiredis_ssl); bookworm's
 # 0.14 has none, and then rediss:// is refused at start-up.
+# The queue makes its own OpenSSL context (conn.c: host name checks).
 ifeq ($(shell pkg-config --exists hiredis_ssl && echo yes),yes)
-queue_PKGS += hiredis_ssl
+queue_PKGS += hiredis_ssl libssl
 CPPFLAGS += -DWAKEQ_HIREDIS_SSL
 endif
 

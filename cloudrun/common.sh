@@ -3,7 +3,9 @@
 #
 # Settings come from the environment, flags override them:
 #   PROJECT_ID (gcloud's configured project), REGION (us-central1),
-#   WORKER_SERVICE (wakeq-worker), API_SERVICE (wakeq-api).
+#   WORKER_SERVICE (wakeq-worker), API_SERVICE (wakeq-api), TASKS_QUEUE
+#   (wakeq-wake, the Cloud Tasks queue of wakes), the service accounts'
+#   names WORKER_SA_NAME, API_SA_NAME, SCHEDULER_SA_NAME, TASKS_SA_NAME.
 # run CMD...   prints "+ CMD" (shell-quoted) and runs it, or only prints it
 #              with --dry-run. Every gcloud call goes through run or ensure.
 # ensure "CHECK..." CMD...  runs CMD unless the CHECK command succeeds; with
@@ -16,6 +18,8 @@ API_SERVICE=${API_SERVICE:-wakeq-api}
 SCHEDULER_SA_NAME=${SCHEDULER_SA_NAME:-wakeq-scheduler}
 WORKER_SA_NAME=${WORKER_SA_NAME:-wakeq-worker}
 API_SA_NAME=${API_SA_NAME:-wakeq-api}
+TASKS_SA_NAME=${TASKS_SA_NAME:-wakeq-tasks}
+TASKS_QUEUE=${TASKS_QUEUE:-wakeq-wake}
 
 die() {
 	echo "${0##*/}: $*" >&2
@@ -68,6 +72,7 @@ need_project() {
 	WORKER_SA=$WORKER_SA_NAME@$PROJECT_ID.iam.gserviceaccount.com
 	API_SA=$API_SA_NAME@$PROJECT_ID.iam.gserviceaccount.com
 	SCHEDULER_SA=$SCHEDULER_SA_NAME@$PROJECT_ID.iam.gserviceaccount.com
+	TASKS_SA=$TASKS_SA_NAME@$PROJECT_ID.iam.gserviceaccount.com
 }
 
 # service_url NAME: the deployed service's https URL (a placeholder with

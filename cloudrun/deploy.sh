@@ -6,16 +6,24 @@
 #
 # Steps (every gcloud command is printed as "+ ..."; --dry-run only prints):
 #   1. enable the APIs; create the Artifact Registry repository REPO;
-#   2. build Dockerfile.worker and Dockerfile.api (docker, or podman when
-#      there is no docker engine) and push them;
-#   3. create the service accounts wakeq-worker, wakeq-api, wakeq-scheduler;
-#      give the runtime accounts access to their secrets (and Cloud SQL);
+#   2. build Dockerfile.worker and Dockerfile.api for linux/amd64 (what
+#      Cloud Run runs, whatever the build machine: --platform) with docker,
+#      or podman when there is no docker engine, and push them;
+#   3. create the service accounts wakeq-worker, wakeq-api, wakeq-scheduler
+#      and wakeq-tasks (the identity in Cloud Tasks' OIDC tokens); give the
+#      runtime accounts access to their secrets (and Cloud SQL);
 #   4. create missing secrets from REDIS_URL, DATABASE_URL, API_TOKEN,
 #      WEBHOOK_SECRET in the environment (values are never printed);
-#   5. gcloud run services replace worker.service.yaml (min instances 0);
-#   6. grant roles/run.invoker on the worker to the API's and the
-#      scheduler's accounts (no one else may call /wake);
-#   7. gcloud run services replace api.service.yaml with WAKE_URL set to
+#   5. create the bucket DATA_BUCKET (uniform access) that both services
+#      mount as DATA_DIR (a Cloud Storage volume: gcsfuse), read-write for
+#      the worker's and the API's accounts;
+#   6. create (or update) the Cloud Tasks queue TASKS_QUEUE for wakes: the
+#      API's account may create tasks in it and act as wakeq-tasks, whose
+#      OIDC token the tasks carry;
+#   7. gcloud run services replace worker.service.yaml (min instances 0);
+#   8. grant roles/run.invoker on the worker to the API's, the scheduler's
+#      and the tasks' accounts (no one else may call /wake);
+#   9. gcloud run services replace api.service.yaml with WAKE_URL set to
 #      the worker's URL; allUsers may invoke the API (API_PUBLIC=1, the
 #      default; it checks API_TOKEN itself).
 # Then run cloudrun/scheduler.sh for the backup cron.
@@ -28,7 +36,9 @@
 # SQL_INSTANCE (PROJECT:REGION:NAME for Cloud SQL; empty = no Postgres),
 # secret names SECRET_REDIS_URL (wakeq-redis-url), SECRET_DATABASE_URL
 # (wakeq-database-url), SECRET_API_TOKEN (wakeq-api-token), SECRET_WEBHOOK
-# (wakeq-webhook-secret), RENDER_DIR (keep the rendered YAML files there).
+# (wakeq-webhook-secret), DATA_BUCKET (PROJECT_ID-wakeq-data), TASKS_QUEUE
+# (wakeq-wake), TASKS_MAX_ATTEMPTS (20), PLATFORM (linux/amd64),
+# RENDER_DIR (keep the rendered YAML files there).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(cd "$HERE/.." && pwd)
@@ -74,15 +84,23 @@ SECRET_REDIS_URL=${SECRET_REDIS_URL:-wakeq-redis-url}
 SECRET_DATABASE_URL=${SECRET_DATABASE_URL:-wakeq-database-url}
 SECRET_API_TOKEN=${SECRET_API_TOKEN:-wakeq-api-token}
 SECRET_WEBHOOK=${SECRET_WEBHOOK:-wakeq-webhook-secret}
+DATA_BUCKET=${DATA_BUCKET:-$PROJECT_ID-wakeq-data}
+TASKS_MAX_ATTEMPTS=${TASKS_MAX_ATTEMPTS:-20}
+# Cloud Run runs linux/amd64 images: an arm64 laptop must not push arm64.
+PLATFORM=${PLATFORM:-linux/amd64}
 REGISTRY=$REGION-docker.pkg.dev
 WORKER_IMAGE=$REGISTRY/$PROJECT_ID/$REPO/wakeq-worker:$TAG
 API_IMAGE=$REGISTRY/$PROJECT_ID/$REPO/wakeq-api:$TAG
 WORKER_URL=
-for v in WORKER_MAX_INSTANCES WORKER_CONCURRENCY API_MIN_INSTANCES API_MAX_INSTANCES; do
+for v in WORKER_MAX_INSTANCES WORKER_CONCURRENCY API_MIN_INSTANCES API_MAX_INSTANCES \
+	TASKS_MAX_ATTEMPTS; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "bad $v '${!v}': expected a whole number"
 done
 [ "$WORKER_MAX_INSTANCES" -ge 1 ] || die "bad WORKER_MAX_INSTANCES '0': expected at least 1"
 [[ $QUEUES =~ ^[A-Za-z0-9_.,:-]+$ ]] || die "bad QUEUES '$QUEUES'"
+[[ $DATA_BUCKET =~ ^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$ ]] ||
+	die "bad DATA_BUCKET '$DATA_BUCKET': expected a bucket name (3-63 of a-z 0-9 - _ .)"
+[[ $TASKS_QUEUE =~ ^[A-Za-z0-9-]{1,100}$ ]] || die "bad TASKS_QUEUE '$TASKS_QUEUE'"
 if [ -n "$SQL_INSTANCE" ]; then
 	[[ $SQL_INSTANCE =~ ^[a-z0-9-]+:[a-z0-9-]+:[a-z0-9-]+$ ]] ||
 		die "bad SQL_INSTANCE '$SQL_INSTANCE': expected PROJECT:REGION:INSTANCE"
@@ -104,7 +122,7 @@ render() {
 		WORKER_URL QUEUES WORKER_MAX_INSTANCES WORKER_CONCURRENCY WORKER_CPU \
 		WORKER_MEMORY API_MIN_INSTANCES API_MAX_INSTANCES VPC_NETWORK VPC_SUBNET \
 		SQL_INSTANCE SECRET_REDIS_URL SECRET_DATABASE_URL SECRET_API_TOKEN \
-		SECRET_WEBHOOK; do
+		SECRET_WEBHOOK DATA_BUCKET TASKS_QUEUE TASKS_SA PROJECT_ID REGION; do
 		val=${!name}
 		if [ -z "$val" ]; then
 			sedargs+=(-e "/# if:$name\$/d")
@@ -135,7 +153,8 @@ builder() {
 # ---- 1. APIs and the image repository --------------------------------
 G=(--project "$PROJECT_ID")
 run gcloud services enable run.googleapis.com artifactregistry.googleapis.com \
-	secretmanager.googleapis.com cloudscheduler.googleapis.com iam.googleapis.com "${G[@]}"
+	secretmanager.googleapis.com cloudscheduler.googleapis.com iam.googleapis.com \
+	cloudtasks.googleapis.com storage.googleapis.com "${G[@]}"
 ensure "gcloud artifacts repositories describe $REPO --location $REGION --project $PROJECT_ID" \
 	gcloud artifacts repositories create "$REPO" --repository-format docker \
 	--location "$REGION" --description "wakeq images" "${G[@]}"
@@ -144,15 +163,16 @@ ensure "gcloud artifacts repositories describe $REPO --location $REGION --projec
 if [ "$SKIP_BUILD" = 0 ]; then
 	B=$(builder)
 	run gcloud auth configure-docker "$REGISTRY" --quiet
-	run "$B" build -f "$TOP/Dockerfile.worker" -t "$WORKER_IMAGE" "$TOP"
-	run "$B" build -f "$TOP/Dockerfile.api" -t "$API_IMAGE" "$TOP"
+	run "$B" build --platform "$PLATFORM" -f "$TOP/Dockerfile.worker" -t "$WORKER_IMAGE" "$TOP"
+	run "$B" build --platform "$PLATFORM" -f "$TOP/Dockerfile.api" -t "$API_IMAGE" "$TOP"
 	run "$B" push "$WORKER_IMAGE"
 	run "$B" push "$API_IMAGE"
 fi
 
 # ---- 3. service accounts, secret and SQL access ------------------------
 for sa in "$WORKER_SA_NAME:wakeq worker (runs jobs)" "$API_SA_NAME:wakeq API" \
-	"$SCHEDULER_SA_NAME:wakeq scheduler (calls the worker's /wake)"; do
+	"$SCHEDULER_SA_NAME:wakeq scheduler (calls the worker's /wake)" \
+	"$TASKS_SA_NAME:wakeq tasks (Cloud Tasks calls the worker's /wake)"; do
 	ensure "gcloud iam service-accounts describe ${sa%%:*}@$PROJECT_ID.iam.gserviceaccount.com --project $PROJECT_ID" \
 		gcloud iam service-accounts create "${sa%%:*}" --display-name "${sa#*:}" "${G[@]}"
 done
@@ -195,19 +215,54 @@ if [ -n "$SQL_INSTANCE" ]; then
 	done
 fi
 
-# ---- 5. the worker -----------------------------------------------------
+# ---- 5. shared storage: the bucket both services mount as DATA_DIR ------
+# Uploads land in it through the API and are read by the worker, which
+# writes its outputs there: the services share no disk otherwise.
+ensure "gcloud storage buckets describe gs://$DATA_BUCKET --project $PROJECT_ID" \
+	gcloud storage buckets create "gs://$DATA_BUCKET" --location "$REGION" \
+	--uniform-bucket-level-access --public-access-prevention "${G[@]}"
+for sa in "$WORKER_SA" "$API_SA"; do
+	run gcloud storage buckets add-iam-policy-binding "gs://$DATA_BUCKET" \
+		--member "serviceAccount:$sa" --role roles/storage.objectUser "${G[@]}" --quiet
+done
+
+# ---- 6. the Cloud Tasks queue of wakes -----------------------------------
+# A task holds the worker's /wake for as long as the drain runs (the API's
+# own instance need not stay up); each dispatch is one worker instance
+# (concurrency 1), so at most WORKER_MAX_INSTANCES at once. Retries (5xx,
+# deadline) back off from 1 s; the scheduler's tick stays the backstop.
+TQ=(--location "$REGION" "${G[@]}")
+tq_flags=(--max-concurrent-dispatches "$WORKER_MAX_INSTANCES"
+	--max-attempts "$TASKS_MAX_ATTEMPTS" --min-backoff 1s --max-backoff 300s)
+if [ "$DRY_RUN" = 1 ]; then
+	echo "+ $(quote gcloud tasks queues describe "$TASKS_QUEUE" "${TQ[@]}") >/dev/null 2>&1 &&"
+	echo "+   $(quote gcloud tasks queues update "$TASKS_QUEUE" "${TQ[@]}" "${tq_flags[@]}") ||"
+	echo "+   $(quote gcloud tasks queues create "$TASKS_QUEUE" "${TQ[@]}" "${tq_flags[@]}")"
+elif gcloud tasks queues describe "$TASKS_QUEUE" "${TQ[@]}" >/dev/null 2>&1; then
+	run gcloud tasks queues update "$TASKS_QUEUE" "${TQ[@]}" "${tq_flags[@]}"
+else
+	run gcloud tasks queues create "$TASKS_QUEUE" "${TQ[@]}" "${tq_flags[@]}"
+fi
+# The API creates the tasks, and names wakeq-tasks as their OIDC identity,
+# which Cloud Tasks allows only to a caller that may act as that account.
+run gcloud tasks queues add-iam-policy-binding "$TASKS_QUEUE" "${TQ[@]}" \
+	--member "serviceAccount:$API_SA" --role roles/cloudtasks.enqueuer --quiet
+run gcloud iam service-accounts add-iam-policy-binding "$TASKS_SA" \
+	--member "serviceAccount:$API_SA" --role roles/iam.serviceAccountUser "${G[@]}" --quiet
+
+# ---- 7. the worker -----------------------------------------------------
 yaml=$(render "$HERE/worker.service.yaml")
 run gcloud run services replace "$yaml" --region "$REGION" "${G[@]}"
 WORKER_URL=$(service_url "$WORKER_SERVICE")
 [ -n "$WORKER_URL" ] || die "cannot read the URL of '$WORKER_SERVICE'"
 
-# ---- 6. who may call /wake ---------------------------------------------
-for sa in "$API_SA" "$SCHEDULER_SA"; do
+# ---- 8. who may call /wake ---------------------------------------------
+for sa in "$API_SA" "$SCHEDULER_SA" "$TASKS_SA"; do
 	run gcloud run services add-iam-policy-binding "$WORKER_SERVICE" --region "$REGION" \
 		--member "serviceAccount:$sa" --role roles/run.invoker "${G[@]}" --quiet
 done
 
-# ---- 7. the API --------------------------------------------------------
+# ---- 9. the API --------------------------------------------------------
 yaml=$(render "$HERE/api.service.yaml")
 run gcloud run services replace "$yaml" --region "$REGION" "${G[@]}"
 if [ "$API_PUBLIC" = 1 ]; then
@@ -218,4 +273,6 @@ API_URL=$(service_url "$API_SERVICE")
 
 echo "# worker: $WORKER_URL (min instances 0, IAM-only)"
 echo "# api:    $API_URL"
+echo "# data:   gs://$DATA_BUCKET, mounted as DATA_DIR in both services"
+echo "# wakes:  Cloud Tasks queue $TASKS_QUEUE ($REGION), OIDC as $TASKS_SA"
 echo "# next:   cloudrun/scheduler.sh --project $PROJECT_ID --region $REGION"

@@ -9,9 +9,10 @@
 # installs podman/buildah/runc/debootstrap/catatonit when missing (as root),
 # writes containers.conf (runc, ulimits) and storage.conf (overlay) into
 # $STATE, makes the debootstrap base image docker.io/library/debian:
-# bookworm-slim once (rootfs tarball cached in $CACHE), builds both images
-# with --pull=never, then with a redis-server on loopback and the containers
-# on --network host:
+# trixie-slim once (rootfs tarball cached in $CACHE; the mirror of
+# /etc/apt/sources.list.d/debian.sources with trixie for bookworm), builds
+# both images with --pull=never, then with a redis-server on loopback and
+# the containers on --network host:
 #   - images: non-root user, EXPOSE 8080, STOPSIGNAL SIGTERM, no secrets in
 #     the environment, no FFmpeg in the API image, every library resolves,
 #     --help exits 0, sizes printed;
@@ -21,7 +22,16 @@
 #     (podman stop): the container exits 0 and the job is queued again in
 #     Redis without an attempt counted;
 #   - a worker container that is never woken exits 0 on its own;
-#   - the API container exits 0 on SIGTERM.
+#   - the API container exits 0 on SIGTERM;
+#   - TLS, the Upstash shape: a redis-server that speaks only TLS and wants
+#     a password, with a CA and a certificate made here (openssl CLI), the
+#     URL rediss://default:PASSWORD@127.0.0.1:PORT and the CA mounted as
+#     REDIS_TLS_CA_FILE: /readyz is 200, a noop job goes API -> /wake ->
+#     worker -> done and lands in that server, the job's event stream
+#     (SSE, the API's subscriber) sees it end; a wrong CA (the worker) or
+#     the system store (the API) is refused with a clear error: the worker
+#     logs it and its /readyz is 503 naming it, the API answers 503; a
+#     certificate from the right CA for another host name is refused too.
 # Prints "ok - ..." / "not ok - ..." and ends with "N passed, N failed";
 # exits 1 on any failure, 2 when it cannot run at all. It never skips.
 # Containers are named wakeq-it-<pid>-*; only those are removed on exit.
@@ -30,7 +40,8 @@ cd "$(dirname "$0")/.." || exit 2
 STATE=${STATE:-/var/tmp/wakeq-images}     # podman storage, confs (cache)
 CACHE=${CACHE:-/var/cache/wakeq-images}   # debootstrap rootfs tarball
 RUNROOT=${RUNROOT:-/run/wakeq-images}
-BASE=docker.io/library/debian:bookworm-slim
+SUITE=trixie   # hiredis 1.2 with hiredis_ssl (rediss://), FFmpeg 7.1
+BASE=docker.io/library/debian:$SUITE-slim
 WORKER_IMG=localhost/wakeq-worker:test
 API_IMG=localhost/wakeq-api:test
 BUILD=${BUILD:-build}
@@ -91,10 +102,12 @@ tidy_rootfs() {
 	local r=$1
 	rm -f "$r/etc/apt/sources.list" "$r/etc/hostname" "$r/etc/resolv.conf"
 	mkdir -p "$r/etc/apt/sources.list.d" "$r/etc/dpkg/dpkg.cfg.d" "$r/etc/apt/apt.conf.d"
+	# the host's mirror (a bookworm machine), for the image's release
 	if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-		cp /etc/apt/sources.list.d/debian.sources "$r/etc/apt/sources.list.d/"
+		sed -E "s/\b(bookworm|trixie)\b/$SUITE/g" /etc/apt/sources.list.d/debian.sources \
+			>"$r/etc/apt/sources.list.d/debian.sources"
 	else
-		printf 'deb %s bookworm main\n' "$MIRROR" >"$r/etc/apt/sources.list"
+		printf 'deb %s %s main\n' "$MIRROR" "$SUITE" >"$r/etc/apt/sources.list"
 	fi
 	cat >"$r/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
 # slim image: files not needed in containers are never installed
@@ -127,13 +140,13 @@ EOF
 }
 
 make_base() {
-	local tarball=$CACHE/bookworm-minbase.tar root t0=$SECONDS
+	local tarball=$CACHE/$SUITE-minbase.tar root t0=$SECONDS
 	if [ ! -s "$tarball" ]; then
 		MIRROR=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
 		MIRROR=${MIRROR:-http://deb.debian.org/debian}
 		root=$(mktemp -d /var/tmp/wakeq-rootfs.XXXXXX)
-		say "debootstrap --variant=minbase bookworm ($MIRROR), about a minute"
-		if ! debootstrap --variant=minbase bookworm "$root/rootfs" "$MIRROR" \
+		say "debootstrap --variant=minbase $SUITE ($MIRROR), about a minute"
+		if ! debootstrap --variant=minbase "$SUITE" "$root/rootfs" "$MIRROR" \
 			>"$root/debootstrap.log" 2>&1; then
 			tail -20 "$root/debootstrap.log" >&2
 			rm -rf "$root"
@@ -216,11 +229,13 @@ inspect_image() { # inspect_image IMAGE BINARY
 }
 inspect_image "$WORKER_IMG" wakeq-worker
 inspect_image "$API_IMG" wakeq-api
+# trixie: 16.5 MB (libcurl4t64, libpq5 and libmicrohttpd12t64 bring
+# gnutls, krb5, ldap, ssh2, nghttp2/3; ca-certificates brings openssl)
 api_over=$(($(podman image inspect --format '{{.Size}}' "$API_IMG") - base_size))
-if [ "$api_over" -lt 15000000 ]; then
-	ok "API image adds under 15 MB to the base ($(mb "$api_over") MB)"
+if [ "$api_over" -lt 20000000 ]; then
+	ok "API image adds under 20 MB to the base ($(mb "$api_over") MB)"
 else
-	not_ok "API image adds under 15 MB to the base ($(mb "$api_over") MB)"
+	not_ok "API image adds under 20 MB to the base ($(mb "$api_over") MB)"
 fi
 if podman run --rm --network none --entrypoint /usr/bin/find "$API_IMG" / -xdev \
 	-name 'libavcodec*' -print -quit 2>/dev/null | grep -q .; then
@@ -241,11 +256,17 @@ cleanup_containers() {
 }
 on_exit cleanup_containers
 
-# run_ctr NAME IMAGE ENV...: podman run -d on the host network.
+# run_ctr NAME IMAGE [-v=SRC:DST:ro]... ENV...: podman run -d on the host
+# network.
 run_ctr() {
 	local name=$RUN_ID-$1 img=$2 args=() e
 	shift 2
-	for e in "$@"; do args+=(-e "$e"); done
+	for e in "$@"; do
+		case "$e" in
+		-v=*) args+=(-v "${e#-v=}") ;;
+		*) args+=(-e "$e") ;;
+		esac
+	done
 	# Read-only root: only /tmp and the worker's DATA_DIR are writable.
 	[ "$img" = "$WORKER_IMG" ] &&
 		args+=(--tmpfs "/var/lib/wakeq:rw,mode=0750,U")
@@ -411,6 +432,166 @@ if [ "$(state_of api)" = running ]; then
 else
 	not_ok "api container exits 0 on SIGTERM (was $(state_of api))"
 fi
+
+# 6. TLS to Redis, the Upstash shape: only TLS, a password for the user
+# "default", a certificate from a CA made here (mounted read-only, named by
+# REDIS_TLS_CA_FILE). Second CA: a wrong one; a certificate from the right
+# CA for another host name: the wrong host.
+tls=$T/tls
+mkdir -p "$tls"
+chmod 755 "$tls"
+mkcert() { # mkcert CA NAME SAN: NAME.crt/.key signed by CA
+	openssl req -newkey rsa:2048 -nodes -keyout "$tls/$2.key" -out "$tls/$2.csr" \
+		-subj "/CN=$2" 2>/dev/null &&
+		printf 'subjectAltName=%s\n' "$3" >"$tls/$2.ext" &&
+		openssl x509 -req -in "$tls/$2.csr" -CA "$tls/$1.crt" -CAkey "$tls/$1.key" \
+			-CAcreateserial -out "$tls/$2.crt" -days 2 -extfile "$tls/$2.ext" 2>/dev/null
+}
+mkca() {
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tls/$1.key" -out "$tls/$1.crt" \
+		-days 2 -subj "/CN=wakeq test $1" 2>/dev/null
+}
+PW=$(openssl rand -hex 16)
+tls_server() { # tls_server CERT VAR: a TLS-only redis-server, its port in VAR
+	local port
+	port=$($FREEPORT)
+	redis-server --port 0 --tls-port "$port" --bind 127.0.0.1 \
+		--tls-cert-file "$tls/$1.crt" --tls-key-file "$tls/$1.key" \
+		--tls-ca-cert-file "$tls/ca.crt" --tls-auth-clients no --requirepass "$PW" \
+		--save '' --appendonly no --dir "$tls" --daemonize no --loglevel warning \
+		--logfile "$tls/redis-$1.log" >/dev/null 2>&1 &
+	on_exit "kill_wait $!"
+	printf -v "$2" %s "$port"
+}
+tcli() { redis-cli --tls --cacert "$tls/ca.crt" -p "$TLS_PORT" --no-auth-warning -a "$PW" "$@"; }
+if mkca ca && mkca other && mkcert ca server 'IP:127.0.0.1,DNS:localhost' &&
+	mkcert ca elsewhere 'DNS:redis.invalid'; then
+	chmod 644 "$tls"/*.crt
+	ok "a CA, a wrong CA and server certificates made with openssl"
+else
+	not_ok "a CA, a wrong CA and server certificates made with openssl"
+fi
+tls_server server TLS_PORT
+tls_server elsewhere HOST_PORT
+tls_up() { # tls_up PORT [NAME]: PONG over TLS with the password
+	redis-cli --tls --cacert "$tls/ca.crt" ${2:+--sni "$2"} -p "$1" --no-auth-warning \
+		-a "$PW" ping 2>/dev/null | grep -q PONG
+}
+# (both listening before more ports are picked: freeport races a server
+# that has its port but has not bound it yet)
+if wait_until 5 tls_up "$TLS_PORT" && wait_until 5 tls_up "$HOST_PORT" redis.invalid; then
+	ok "TLS-only redis-servers with requirepass answer redis-cli --tls"
+else
+	not_ok "TLS-only redis-servers with requirepass answer redis-cli --tls"
+	diag "$tls/redis-server.log" "$tls/redis-elsewhere.log"
+fi
+expect_eq "redis-cli without the password is refused by the TLS server" NOAUTH \
+	"$(redis-cli --tls --cacert "$tls/ca.crt" -p "$TLS_PORT" ping 2>&1 | awk '{ print $1; exit }')"
+TLS_URL="rediss://default:$PW@127.0.0.1:$TLS_PORT"
+CA_MOUNT="-v=$tls/ca.crt:/etc/wakeq/redis-ca.crt:ro"
+WRONG_MOUNT="-v=$tls/other.crt:/etc/wakeq/redis-ca.crt:ro"
+CA_ENV=REDIS_TLS_CA_FILE=/etc/wakeq/redis-ca.crt
+WPORT=$($FREEPORT)
+APORT=$($FREEPORT)
+W=http://127.0.0.1:$WPORT
+API=http://127.0.0.1:$APORT
+run_ctr tls-w "$WORKER_IMG" "$CA_MOUNT" "$CA_ENV" PORT="$WPORT" REDIS_URL="$TLS_URL" \
+	QUEUES=default IDLE_TIMEOUT=3 WAKE_TOKEN="$WAKE_TOKEN" || not_ok "TLS worker container starts"
+run_ctr tls-api "$API_IMG" "$CA_MOUNT" "$CA_ENV" PORT="$APORT" REDIS_URL="$TLS_URL" \
+	API_TOKEN="$API_TOKEN" WAKE_URL="$W/wake" WAKE_TOKEN="$WAKE_TOKEN" ||
+	not_ok "TLS api container starts"
+wait_until 15 http_ok "$W/healthz" || true
+wait_until 15 http_ok "$API/healthz" || true
+body=$(curl -s --max-time 5 "$W/readyz")
+expect_eq "worker /readyz over rediss:// with the password" '{"status":"ready","redis":"ok"}' \
+	"$(jq -c . <<<"$body" 2>/dev/null || echo "$body")"
+expect_eq "api /readyz over rediss:// with the password" 200 \
+	"$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$API/readyz")"
+id3=$(post_job '{"type":"noop","payload":{}}')
+if [ -n "$id3" ] && wait_until 20 job_is "$id3" "done"; then
+	ok "over TLS: noop job goes api -> wake -> worker container -> done ($id3)"
+else
+	not_ok "over TLS: noop job goes api -> wake -> worker container -> done (status '$(job_field "${id3:-none}" status)')"
+	logs_of tls-api
+	logs_of tls-w
+fi
+expect_eq "the job is in the TLS server" "done" "$(tcli HGET "wakeq:{default}:job:${id3:-none}" status 2>/dev/null)"
+expect_eq "and not in the plain one" "" "$(rcli HGET "wakeq:{default}:job:${id3:-none}" status)"
+
+# The event stream: its subscriber has its own connection, which must make
+# the same TLS handshake with the password. A 3 s job is active when the
+# stream opens; only a published message can end the stream.
+id4=$(post_job '{"type":"sleep","payload":{"ms":3000}}')
+if [ -n "$id4" ] && wait_until 20 job_is "$id4" active; then
+	curl -sN --max-time 30 -H "Authorization: Bearer $API_TOKEN" \
+		"$API/v1/jobs/$id4/events" >"$tls/sse.txt" 2>/dev/null &
+	sse=$!
+	on_exit "kill_wait $sse"
+	if wait_until 20 grep -q '^event: end' "$tls/sse.txt"; then
+		expect_eq "over TLS: the event stream opens with the state (active)" "event: state active" \
+			"$(head -1 "$tls/sse.txt") $(sed -n '2s/^data: //p' "$tls/sse.txt" | jq -r .status)"
+		expect_eq "over TLS: the event stream ends with the done job (the subscriber's message)" "done" \
+			"$(grep -A1 '^event: end' "$tls/sse.txt" | sed -n 's/^data: //p' | jq -r .status)"
+	else
+		not_ok "over TLS: the event stream of a job ends when the worker finishes it"
+		diag "$tls/sse.txt"
+		logs_of tls-api
+	fi
+else
+	not_ok "over TLS: a sleep job is active (status '$(job_field "${id4:-none}" status)')"
+	logs_of tls-w
+fi
+if wait_until 30 exited tls-w; then
+	expect_eq "TLS worker container exits 0 on its own once idle" 0 "$(exit_of tls-w)"
+else
+	not_ok "TLS worker container exits 0 on its own once idle (still $(state_of tls-w))"
+fi
+podman stop -t 10 "$RUN_ID-tls-api" >/dev/null 2>&1
+
+# A wrong CA (the worker) and the system store (the API) are refused.
+njobs=$(tcli KEYS 'wakeq:{default}:job:*' 2>/dev/null | wc -l)
+WPORT=$($FREEPORT)
+APORT=$($FREEPORT)
+W=http://127.0.0.1:$WPORT
+API=http://127.0.0.1:$APORT
+run_ctr bad-w "$WORKER_IMG" "$WRONG_MOUNT" "$CA_ENV" PORT="$WPORT" REDIS_URL="$TLS_URL" \
+	QUEUES=default IDLE_TIMEOUT=2 WAKE_TOKEN="$WAKE_TOKEN" || not_ok "worker container with a wrong CA starts"
+run_ctr bad-api "$API_IMG" PORT="$APORT" REDIS_URL="$TLS_URL" API_TOKEN="$API_TOKEN" \
+	WAKE_URL="$W/wake" WAKE_TOKEN="$WAKE_TOKEN" || not_ok "api container with the system CA store starts"
+wait_until 15 http_ok "$W/healthz" || true
+wait_until 15 http_ok "$API/healthz" || true
+code=$(curl -s -o "$tls/readyz.json" -w '%{http_code}' --max-time 10 "$W/readyz")
+msg=$(jq -r .redis "$tls/readyz.json" 2>/dev/null)
+expect_eq "wrong CA: worker /readyz is 503" 503 "$code"
+check "wrong CA: and names the refusal ($msg)" contains "$msg" "certificate verify failed"
+curl -s -o /dev/null --max-time 5 -X POST -H "Authorization: Bearer $WAKE_TOKEN" "$W/wake?wait=0"
+if wait_until 10 sh -c "podman logs '$RUN_ID-bad-w' 2>&1 | grep -q 'certificate verify failed'"; then
+	ok "wrong CA: the woken worker logs the refusal"
+	podman logs "$RUN_ID-bad-w" 2>&1 | grep -m1 'certificate verify failed' | sed 's/^/# /'
+else
+	not_ok "wrong CA: the woken worker logs the refusal"
+	logs_of bad-w
+fi
+podman stop -t 10 "$RUN_ID-bad-w" >/dev/null 2>&1
+code=$(curl -s -o "$tls/post.json" -w '%{http_code}' --max-time 10 -X POST \
+	-H "Authorization: Bearer $API_TOKEN" -H 'Content-Type: application/json' \
+	-d '{"type":"noop","payload":{}}' "$API/v1/jobs")
+expect_eq "system CA store: the api answers POST /v1/jobs with 503 ($(jq -c .error "$tls/post.json" 2>/dev/null))" 503 "$code"
+expect_eq "system CA store: api /readyz is 503" 503 \
+	"$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$API/readyz")"
+expect_eq "nothing reached the TLS server from the refused clients" "$njobs" \
+	"$(tcli KEYS 'wakeq:{default}:job:*' 2>/dev/null | wc -l)"
+podman stop -t 10 "$RUN_ID-bad-api" >/dev/null 2>&1
+
+# The right CA, but a certificate for another host name.
+WPORT=$($FREEPORT)
+run_ctr host-w "$WORKER_IMG" "$CA_MOUNT" "$CA_ENV" PORT="$WPORT" \
+	REDIS_URL="rediss://default:$PW@127.0.0.1:$HOST_PORT" QUEUES=default IDLE_TIMEOUT=2 ||
+	not_ok "worker container for the wrong host starts"
+wait_until 15 http_ok "http://127.0.0.1:$WPORT/healthz" || true
+code=$(curl -s -o "$tls/host.json" -w '%{http_code}' --max-time 10 "http://127.0.0.1:$WPORT/readyz")
+expect_eq "a certificate for another host name is refused: /readyz 503 ($(jq -r .redis "$tls/host.json" 2>/dev/null))" 503 "$code"
+podman stop -t 10 "$RUN_ID-host-w" >/dev/null 2>&1
 
 say "test-images took $((SECONDS - t_start)) s"
 echo "$passed passed, $failed failed"

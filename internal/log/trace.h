@@ -20,8 +20,16 @@ int log_trace_parse(const char *cloud_ctx, const char *traceparent,
 		    char out[LOG_TRACE_ID_LEN]);
 
 /* Formats the value of the trace field: "projects/P/traces/ID" when the
- * project is known (GOOGLE_CLOUD_PROJECT, else PROJECT_ID), else the bare
- * id. Returns `buf`, or NULL when `id` is NULL or empty. */
+ * project is known, else the bare id (which Cloud Logging does not join).
+ * The project is GOOGLE_CLOUD_PROJECT, else PROJECT_ID, else, on Google
+ * Cloud (K_SERVICE or CLOUD_RUN_JOB set, as Cloud Run does, or
+ * GCE_METADATA_HOST set), the metadata server's project/project-id
+ * (GCE_METADATA_HOST, else metadata.google.internal; header
+ * "Metadata-Flavor: Google"). That answer is cached for the process; a
+ * failed ask is repeated at most once a minute, and a changed
+ * GCE_METADATA_HOST asks again. So the first call on Cloud Run may block
+ * up to 1 s (once; every other call waits for it); the rest never block.
+ * Thread-safe. Returns `buf`, or NULL when `id` is NULL or empty. */
 const char *log_trace_resource(const char *id, char *buf, size_t n);
 
 #endif

@@ -4,6 +4,8 @@
 
 #include "base/clock.h"
 
+#include <libavcodec/version.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -26,6 +28,43 @@ static void quiet_once(void)
 
 	av_log_set_level(d && *d && strcmp(d, "0") ? AV_LOG_VERBOSE : AV_LOG_QUIET);
 }
+
+/* FFmpeg 7.1 deprecates AVCodec.sample_fmts and .supported_samplerates
+ * (removed in 8) for avcodec_get_supported_config(); 5.1 has only the
+ * fields. With a NULL context the call answers for the codec alone. */
+#if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(61, 13, 100)
+static const void *enc_config(const AVCodec *c, enum AVCodecConfig what)
+{
+	const void *list = NULL;
+	int n = 0;
+
+	if (avcodec_get_supported_config(NULL, c, what, 0, &list, &n) < 0 || n <= 0)
+		return NULL;
+	return list;
+}
+
+enum AVSampleFormat media_enc_sample_fmt(const AVCodec *c)
+{
+	const enum AVSampleFormat *f = enc_config(c, AV_CODEC_CONFIG_SAMPLE_FORMAT);
+
+	return f ? f[0] : AV_SAMPLE_FMT_S16;
+}
+
+const int *media_enc_sample_rates(const AVCodec *c)
+{
+	return enc_config(c, AV_CODEC_CONFIG_SAMPLE_RATE);
+}
+#else
+enum AVSampleFormat media_enc_sample_fmt(const AVCodec *c)
+{
+	return c->sample_fmts ? c->sample_fmts[0] : AV_SAMPLE_FMT_S16;
+}
+
+const int *media_enc_sample_rates(const AVCodec *c)
+{
+	return c->supported_samplerates;
+}
+#endif
 
 void media_watch_init(struct media_watch *w, const struct media_ctl *ctl)
 {

@@ -50,6 +50,15 @@ int media_open_decoder(AVFormatContext *fc, AVStream *st,
 		       struct media_watch *w, AVCodecContext **dec,
 		       struct err *err);
 
+/* What an audio encoder takes, asked the way the FFmpeg at hand wants it
+ * (avcodec_get_supported_config from libavcodec 61.13, FFmpeg 7.1; the
+ * AVCodec fields before, FFmpeg 5.1): its preferred sample format (the
+ * first it lists; AV_SAMPLE_FMT_S16 when it lists none), and its sample
+ * rates, terminated by 0, or NULL when it takes any. The list belongs to
+ * FFmpeg (static). Neither blocks nor fails. */
+enum AVSampleFormat media_enc_sample_fmt(const AVCodec *c);
+const int *media_enc_sample_rates(const AVCodec *c);
+
 /* The probe result of an open input; caller owns. */
 json_t *media_probe_json(AVFormatContext *fc, int64_t size_bytes);
 

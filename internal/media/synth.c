@@ -162,7 +162,7 @@ static int add_audio(struct synth *s, int webm, struct err *err)
 		return err_set(err, ERR_INTERNAL, "no audio encoder in this FFmpeg");
 	s->aenc = avcodec_alloc_context3(c);
 	s->aenc->sample_rate = 48000;
-	s->aenc->sample_fmt = c->sample_fmts[0];
+	s->aenc->sample_fmt = media_enc_sample_fmt(c);
 	av_channel_layout_default(&s->aenc->ch_layout, 2);
 	s->aenc->bit_rate = 96000;
 	s->aenc->time_base = (AVRational){ 1, 48000 };

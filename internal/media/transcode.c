@@ -229,7 +229,7 @@ static int setup_video(struct tc *t, struct err *err)
 
 static int pick_rate(const AVCodec *c, int want)
 {
-	const int *r = c->supported_samplerates;
+	const int *r = media_enc_sample_rates(c);
 	int best = 0;
 
 	if (!r)
@@ -271,7 +271,7 @@ static int setup_audio(struct tc *t, struct err *err)
 
 	s->enc = avcodec_alloc_context3(c);
 	s->enc->sample_rate = rate;
-	s->enc->sample_fmt = c->sample_fmts[0];
+	s->enc->sample_fmt = media_enc_sample_fmt(c);
 	av_channel_layout_default(&s->enc->ch_layout, ch);
 	s->enc->bit_rate = o->audio.bitrate > 0 ? o->audio.bitrate : 128000;
 	s->enc->time_base = (AVRational){ 1, rate };

@@ -13,8 +13,10 @@
 #include <string.h>
 
 #ifdef WAKEQ_HIREDIS_SSL
+#include <arpa/inet.h>
 #include <hiredis_ssl.h>
-#include <pthread.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #endif
 
 #define DEFAULT_URL "redis://127.0.0.1:6379"
@@ -61,34 +63,45 @@ static struct timeval tv_of(double s)
 }
 
 #ifdef WAKEQ_HIREDIS_SSL
+/* The TLS context is OpenSSL's own, not hiredis's redisSSLContext: that
+ * one verifies the chain but never the host name (hiredis 1.2 sends SNI
+ * only), so any certificate from a trusted CA, for any host, would do. */
 struct queue_tls {
-	redisSSLContext *ctx;
+	SSL_CTX *ctx;
 };
 
-static void init_openssl(void)
+/* Peers must show a chain to the CA of REDIS_TLS_CA_FILE, else of the
+ * system store, for the URL's host (below); TLS 1.2 at least. */
+static struct queue_tls *tls_new(struct err *err)
 {
-	redisInitOpenSSL();
-}
-
-/* The CA is REDIS_TLS_CA_FILE, else the system store; the host name goes
- * out as SNI. */
-static struct queue_tls *tls_new(const struct queue_url *u, struct err *err)
-{
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	redisSSLContextError serr = REDIS_SSL_CTX_NONE;
 	const char *ca = getenv("REDIS_TLS_CA_FILE");
 	struct queue_tls *t;
+	SSL_CTX *ctx;
+	int loaded;
 
-	pthread_once(&once, init_openssl);
-	t = xcalloc(1, sizeof(*t));
-	t->ctx = redisCreateSSLContext(ca && *ca ? ca : NULL, ca && *ca ? NULL : "/etc/ssl/certs",
-				       NULL, NULL, u->host, &serr);
-	if (!t->ctx) {
-		err_set(err, ERR_INVALID, "cannot set up TLS for redis: %s",
-			redisSSLContextGetError(serr));
-		free(t);
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) {
+		err_set(err, ERR_INVALID, "cannot set up TLS for redis: no TLS client context");
 		return NULL;
 	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (ca && *ca)
+		loaded = SSL_CTX_load_verify_locations(ctx, ca, NULL);
+	else
+		loaded = SSL_CTX_set_default_verify_paths(ctx);
+	if (loaded != 1) {
+		if (ca && *ca)
+			err_set(err, ERR_INVALID,
+				"cannot set up TLS for redis: cannot load CA file '%s' (REDIS_TLS_CA_FILE)", ca);
+		else
+			err_set(err, ERR_INVALID,
+				"cannot set up TLS for redis: cannot load the system CA store");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	t = xcalloc(1, sizeof(*t));
+	t->ctx = ctx;
 	return t;
 }
 
@@ -96,8 +109,42 @@ void queue_conn_tls_free(struct queue_tls *tls)
 {
 	if (!tls)
 		return;
-	redisFreeSSLContext(tls->ctx);
+	SSL_CTX_free(tls->ctx);
 	free(tls);
+}
+
+/* Starts TLS on `c` for `host`: SNI (names only, RFC 6066) and a check
+ * of the certificate's names against host (an IP address against its IP
+ * addresses). Returns 0, or -1 with *why set to the verifier's reason
+ * (static) when the certificate was refused, else NULL (see c->errstr). */
+static int tls_start(redisContext *c, const struct queue_tls *t, const char *host,
+		     const char **why)
+{
+	unsigned char ip[sizeof(struct in6_addr)];
+	long vr;
+	SSL *ssl;
+
+	*why = NULL;
+	ssl = SSL_new(t->ctx);
+	if (!ssl)
+		return -1;
+	if (inet_pton(AF_INET, host, ip) != 1 && inet_pton(AF_INET6, host, ip) != 1)
+		SSL_set_tlsext_host_name(ssl, host);
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	/* OpenSSL 3 takes an IP literal here as an IP address to match */
+	if (SSL_set1_host(ssl, host) != 1) {
+		SSL_free(ssl);
+		return -1;
+	}
+	/* on success the context owns ssl; on failure the caller does */
+	if (redisInitiateSSL(c, ssl) != REDIS_OK) {
+		vr = SSL_get_verify_result(ssl);
+		if (vr != X509_V_OK)
+			*why = X509_verify_cert_error_string(vr);
+		SSL_free(ssl);
+		return -1;
+	}
+	return 0;
 }
 #else
 void queue_conn_tls_free(struct queue_tls *tls)
@@ -151,10 +198,20 @@ redisContext *queue_conn_open(const struct queue_opts *o, struct queue_tls **tls
 		goto unreachable;
 #ifdef WAKEQ_HIREDIS_SSL
 	if (u->tls) {
-		if (!*tls && !(*tls = tls_new(u, err)))
+		const char *why;
+
+		if (!*tls && !(*tls = tls_new(err)))
 			goto fail;
-		if (redisInitiateSSLWithContext(c, (*tls)->ctx) != REDIS_OK)
-			goto unreachable;
+		if (tls_start(c, *tls, u->host, &why) < 0) {
+			if (!why)
+				goto unreachable;
+			/* unavailable, not invalid: callers answer 503 and
+			 * retry, and a rotated CA file or certificate heals */
+			err_set(err, ERR_UNAVAILABLE,
+				"cannot connect to redis at '%s:%d': certificate verify failed: %s",
+				u->host, u->port, why);
+			goto fail;
+		}
 	}
 #else
 	(void)tls;

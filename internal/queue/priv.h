@@ -6,9 +6,9 @@
 
 #include <hiredis.h>
 
-/* The TLS settings of a connection's owner (a redisSSLContext in builds
- * with hiredis_ssl), made on its first rediss:// connect and kept for
- * its reconnects. */
+/* The TLS settings of a connection's owner (an OpenSSL client context
+ * in builds with hiredis_ssl: CA, peer verification), made on its first
+ * rediss:// connect and kept for its reconnects. */
 struct queue_tls;
 
 /* conn.c: the one Redis handshake of the module. Connects as `o` says
@@ -16,8 +16,9 @@ struct queue_tls;
  * AUTH and SELECT as the URL says, and leaves the command timeout set.
  * Blocks up to the connect timeout plus a command timeout per command.
  * Returns a blocking context (caller frees with redisFree), or NULL with
- * err: ERR_UNAVAILABLE (unreachable, I/O), ERR_AUTH (password refused),
- * ERR_INVALID (db refused, TLS set-up failed). */
+ * err: ERR_UNAVAILABLE (unreachable, I/O, the server's certificate
+ * refused: untrusted, expired, or not for the URL's host), ERR_AUTH
+ * (password refused), ERR_INVALID (db refused, TLS set-up failed). */
 redisContext *queue_conn_open(const struct queue_opts *o,
 			      struct queue_tls **tls, struct err *err);
 

@@ -52,8 +52,8 @@ int queue_url_parse(const char *url, struct queue_url *out, struct err *err);
  * queue_sub_connect, queue_pool_new), which never parse it again. A plain
  * value: copy it to change a timeout. Every connection made from it runs
  * the same handshake: connect (connect timeout), TLS for rediss:// (CA
- * from REDIS_TLS_CA_FILE, else the system store), AUTH, SELECT, then the
- * command timeout. */
+ * from REDIS_TLS_CA_FILE, else the system store; the certificate must
+ * name the URL's host), AUTH, SELECT, then the command timeout. */
 struct queue_opts {
 	struct queue_url url;     /* set by queue_opts_init */
 	double connect_timeout_s; /* 0 = 5 */

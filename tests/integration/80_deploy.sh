@@ -48,7 +48,7 @@ has "worker deployed with services replace" \
 	"^\+ gcloud run services replace $T/full/worker\.service\.yaml --region $R --project $P"
 has "api deployed with services replace" \
 	"^\+ gcloud run services replace $T/full/api\.service\.yaml --region $R --project $P"
-for a in wakeq-worker wakeq-api wakeq-scheduler; do
+for a in wakeq-worker wakeq-api wakeq-scheduler wakeq-tasks; do
 	has "service account $a created" "gcloud iam service-accounts create $a "
 done
 has "api's account may invoke the worker" \
@@ -58,8 +58,9 @@ has "scheduler's account may invoke the worker" \
 hasnt "nobody else may invoke the worker" "add-iam-policy-binding wakeq-worker .*allUsers"
 has "the api is public (it checks API_TOKEN)" \
 	"gcloud run services add-iam-policy-binding wakeq-api .*--member allUsers --role roles/run\.invoker"
-has "worker image built from Dockerfile.worker" "(docker|podman) build -f [^ ]*/Dockerfile\.worker -t $R-docker\.pkg\.dev/$P/wakeq/wakeq-worker:t1"
-has "api image built from Dockerfile.api" "(docker|podman) build -f [^ ]*/Dockerfile\.api -t $R-docker\.pkg\.dev/$P/wakeq/wakeq-api:t1"
+# Cloud Run runs linux/amd64, whatever machine builds
+has "worker image built from Dockerfile.worker for linux/amd64" "(docker|podman) build --platform linux/amd64 -f [^ ]*/Dockerfile\.worker -t $R-docker\.pkg\.dev/$P/wakeq/wakeq-worker:t1"
+has "api image built from Dockerfile.api for linux/amd64" "(docker|podman) build --platform linux/amd64 -f [^ ]*/Dockerfile\.api -t $R-docker\.pkg\.dev/$P/wakeq/wakeq-api:t1"
 has "worker image pushed" "(docker|podman) push $R-docker\.pkg\.dev/$P/wakeq/wakeq-worker:t1"
 has "api image pushed" "(docker|podman) push $R-docker\.pkg\.dev/$P/wakeq/wakeq-api:t1"
 has "worker reads its Redis secret" \
@@ -67,6 +68,27 @@ has "worker reads its Redis secret" \
 has "api reads its token secret" \
 	"gcloud secrets add-iam-policy-binding wakeq-api-token --member serviceAccount:wakeq-api$SA"
 has "cloud sql client role with SQL_INSTANCE" "roles/cloudsql\.client"
+has "Cloud Tasks and Cloud Storage APIs enabled" \
+	"gcloud services enable .*cloudtasks\.googleapis\.com.*storage\.googleapis\.com"
+# the Cloud Tasks queue of wakes and who may use it
+has "tasks queue created in the region, one dispatch per worker instance" \
+	"gcloud tasks queues create wakeq-wake --location $R --project $P --max-concurrent-dispatches 7 "
+has "tasks queue updated when it exists" "gcloud tasks queues update wakeq-wake --location $R "
+has "tasks retried from 1 s" "gcloud tasks queues create .* --min-backoff 1s"
+has "the api's account may create tasks" \
+	"gcloud tasks queues add-iam-policy-binding wakeq-wake --location $R --project $P --member serviceAccount:wakeq-api$SA --role roles/cloudtasks\.enqueuer"
+has "the api's account may put wakeq-tasks's OIDC token in a task" \
+	"gcloud iam service-accounts add-iam-policy-binding wakeq-tasks$SA --member serviceAccount:wakeq-api$SA --role roles/iam\.serviceAccountUser"
+has "the tasks' OIDC account may invoke the worker" \
+	"gcloud run services add-iam-policy-binding wakeq-worker --region $R --member serviceAccount:wakeq-tasks$SA --role roles/run\.invoker"
+hasnt "the tasks' account may invoke nothing else" "add-iam-policy-binding wakeq-api .*wakeq-tasks"
+# the bucket both services mount as DATA_DIR
+has "data bucket created in the region, uniform access, never public" \
+	"gcloud storage buckets create gs://$P-wakeq-data --location $R --uniform-bucket-level-access --public-access-prevention"
+for a in wakeq-worker wakeq-api; do
+	has "$a may read and write the data bucket" \
+		"gcloud storage buckets add-iam-policy-binding gs://$P-wakeq-data --member serviceAccount:$a$SA --role roles/storage\.objectUser"
+done
 hasnt "no secret value in the output" "$SECRET"
 bad=$(grep -E '^\+ .*\bgcloud ' "$out" | grep -v 'auth configure-docker' |
 	grep -v "gcloud projects add-iam-policy-binding $P " | grep -vc -- "--project $P")
@@ -75,8 +97,8 @@ n=$(grep -c '^+ .*gcloud ' "$out")
 if [ "$n" -ge 20 ]; then ok "dry run printed $n gcloud commands"; else not_ok "dry run printed $n gcloud commands"; fi
 
 # The same without Cloud SQL or a VPC (Upstash): optional lines dropped.
-if RENDER_DIR=$T/min cloudrun/deploy.sh --dry-run --project $P --region $R --tag t1 \
-	--skip-build >"$T/min.out" 2>&1; then
+if RENDER_DIR=$T/min DATA_BUCKET=other-bucket_1 cloudrun/deploy.sh --dry-run --project $P \
+	--region $R --tag t1 --skip-build >"$T/min.out" 2>&1; then
 	ok "deploy.sh --dry-run --skip-build without SQL/VPC exits 0"
 else
 	not_ok "deploy.sh --dry-run --skip-build without SQL/VPC exits 0"
@@ -91,6 +113,11 @@ if cloudrun/deploy.sh --dry-run --project "Bad_Project" >"$T/bad.out" 2>&1; then
 	not_ok "deploy.sh refuses a bad project id"
 else
 	ok "deploy.sh refuses a bad project id"
+fi
+if DATA_BUCKET=Bad/Bucket cloudrun/deploy.sh --dry-run --project $P >"$T/bad.out" 2>&1; then
+	not_ok "deploy.sh refuses a bad bucket name"
+else
+	ok "deploy.sh refuses a bad bucket name"
 fi
 
 # ---- the YAML files, rendered and as shipped --------------------------
@@ -187,6 +214,31 @@ for variant in ("full", "min"):
           "autoscaling.knative.dev/maxScale" in s["metadata"]["annotations"])
     check(tag + "api startup probe GET /healthz",
           c.get("startupProbe", {}).get("httpGet", {}).get("path") == "/healthz")
+    # 60 s cut every event stream after a minute; 3600 is Cloud Run's most
+    check(tag + "api request timeout 3600 s (event streams last)",
+          s["spec"].get("timeoutSeconds") == 3600)
+
+    # DATA_DIR: the same Cloud Storage bucket in both services (gcsfuse)
+    bucket = "%s-wakeq-data" % P if variant == "full" else "other-bucket_1"
+    for name, tmpl, env in (("worker", ws, we), ("api", s, e)):
+        cont = tmpl["spec"]["containers"][0]
+        vols = {v["name"]: v for v in tmpl["spec"].get("volumes", [])}
+        dd = env.get("DATA_DIR", {}).get("value")
+        mounts = [m for m in cont.get("volumeMounts", []) if m.get("mountPath") == dd]
+        vol = vols.get(mounts[0]["name"], {}) if mounts else {}
+        csi = vol.get("csi", {})
+        attrs = csi.get("volumeAttributes", {})
+        check(tag + "%s mounts a volume at DATA_DIR (%s)" % (name, dd), bool(dd and mounts))
+        check(tag + "%s: that volume is Cloud Storage FUSE" % name,
+              csi.get("driver") == "gcsfuse.run.googleapis.com")
+        check(tag + "%s: bucket %s, read-write" % (name, bucket),
+              attrs.get("bucketName") == bucket and csi.get("readOnly") is False
+              and not mounts[0].get("readOnly", False))
+        check(tag + "%s: files belong to the image's user 10001" % name,
+              "uid=10001" in attrs.get("mountOptions", "")
+              and "gid=10001" in attrs.get("mountOptions", ""))
+        env_annot = tmpl["metadata"]["annotations"].get("run.googleapis.com/execution-environment")
+        check(tag + "%s: not gen1 (Cloud Storage volumes need gen2)" % name, env_annot != "gen1")
 
     sql = "run.googleapis.com/cloudsql-instances"
     vpc = "run.googleapis.com/network-interfaces"
@@ -308,7 +360,10 @@ fi
 for img in worker api; do
 	f=Dockerfile.$img
 	miss=
-	grep -q '^FROM debian:bookworm-slim AS build$' "$f" || miss+=" build-stage"
+	# trixie: hiredis 1.2 with hiredis_ssl (rediss://), FFmpeg 7.1
+	grep -q '^FROM debian:trixie-slim AS build$' "$f" || miss+=" build-stage"
+	[ "$(grep -c '^FROM debian:trixie-slim$' "$f")" = 1 ] || miss+=" runtime-stage"
+	grep -q 'pkg-config --exists hiredis_ssl' "$f" || miss+=" tls-guard"
 	grep -q 'container/deps.sh install build' "$f" || miss+=" deps-build"
 	grep -q "deps.sh install $img " "$f" || miss+=" deps-$img"
 	grep -q '^USER 10001:10001$' "$f" || miss+=" USER"
@@ -317,7 +372,7 @@ for img in worker api; do
 	grep -q "^ENTRYPOINT \[\"/usr/local/bin/wakeq-$img\"\]$" "$f" || miss+=" ENTRYPOINT"
 	grep -q '<<' "$f" && miss+=" heredoc"
 	grep -Eiq '^(ENV|ARG).*(TOKEN|SECRET|PASSWORD|REDIS_URL|DATABASE_URL)' "$f" && miss+=" secret"
-	expect_eq "$f: two stages, deps.sh, non-root, 8080, SIGTERM, exec entrypoint, no secrets" "" "$miss"
+	expect_eq "$f: two trixie stages, hiredis_ssl required, deps.sh, non-root, 8080, SIGTERM, exec entrypoint, no secrets" "" "$miss"
 done
 if grep -q 'libav' <(container/deps.sh list api); then
 	not_ok "api runtime set has no FFmpeg"

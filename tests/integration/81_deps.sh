@@ -77,6 +77,35 @@ expect_eq "updating the lists once, then installing" \
 	"$(apt_log)"
 expect_eq "after which nothing is missing (fresh)" "" "$(stubbed container/deps.sh missing test)"
 
+# The runtime sets follow the Debian release (sonames differ): bookworm
+# for the machines, trixie for the images (hiredis with TLS, FFmpeg 7.1).
+list_of() { DEBIAN_CODENAME=$1 container/deps.sh list "$2" | tr '\n' ' '; }
+for rel in bookworm trixie; do
+	for set in api worker; do
+		check "deps.sh list $set is not empty ($rel)" \
+			sh -c "[ -n \"\$(DEBIAN_CODENAME=$rel container/deps.sh list $set)\" ]"
+	done
+	case "$(list_of $rel api)" in *libav*) not_ok "$rel api set has no FFmpeg" ;; *) ok "$rel api set has no FFmpeg" ;; esac
+done
+check "bookworm worker set: hiredis 0.14, FFmpeg 5.1 sonames" \
+	contains "$(list_of bookworm worker)" "libhiredis0.14 libmicrohttpd12 libcurl4 "
+check "bookworm worker set has libavcodec59" contains "$(list_of bookworm worker)" "libavcodec59 "
+check "trixie worker set: hiredis 1.2 (with hiredis_ssl), t64 sonames" \
+	contains "$(list_of trixie worker)" "libhiredis1.1.0 libmicrohttpd12t64 libcurl4t64 "
+check "trixie worker set has libavcodec61 (FFmpeg 7.1)" contains "$(list_of trixie worker)" "libavcodec61 "
+rel=$(. /etc/os-release && echo "$VERSION_CODENAME")
+expect_eq "without DEBIAN_CODENAME the machine's release ($rel) is used" \
+	"$(list_of "$rel" worker)" "$(container/deps.sh list worker | tr '\n' ' ')"
+setup "" lists
+out=$(DEBIAN_CODENAME=hamm stubbed container/deps.sh install worker 2>&1)
+expect_eq "an unknown release: deps.sh install worker fails (2)" 2 "$?"
+check "and says why ($out)" contains "$out" "no worker set for Debian release 'hamm'"
+expect_eq "and runs no apt-get" "" "$(apt_log)"
+DEBIAN_CODENAME=hamm container/deps.sh list api >/dev/null 2>&1
+expect_eq "an unknown release: deps.sh list api fails (2)" 2 "$?"
+expect_eq "the build set does not depend on the release" \
+	"$(list_of bookworm build)" "$(list_of hamm build)"
+
 # not root: names what is missing and how to install it, installs nothing
 setup "jq" lists
 printf '#!/bin/sh\necho 1000\n' >"$S/bin/id"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The container images, built offline with podman and run against a real
-# Redis: API -> wake -> worker -> done, SIGTERM mid-job, idle exit
-# (container/test-images.sh). Minutes of work, so it runs when
+# The container images (Debian trixie), built offline with podman and run
+# against a real Redis, plain and TLS-only with a password: API -> wake ->
+# worker -> done, SIGTERM mid-job, idle exit, the event stream over TLS,
+# wrong CAs and host names refused (container/test-images.sh). Minutes of work, so it runs when
 # WAKEQ_TEST_IMAGES=1 (CI sets it) or through `make test-images`.
 set -u
 cd "$(dirname "$0")/../.."

@@ -10,8 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "httpd/httpd.h"
 #include "log/log.h"
 #include "log/trace.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
 
 static int fds[2];
 
@@ -107,10 +112,95 @@ static void test_trace(void **state)
 	assert_null(log_trace_resource("", buf, sizeof(buf)));
 }
 
+/* A fake metadata server speaking the real protocol on loopback: GET
+ * /computeMetadata/v1/project/project-id with "Metadata-Flavor: Google"
+ * answers the project as text/plain, a request without it gets 403 as
+ * from Google's. */
+static atomic_int meta_asks;
+static const char *meta_answer = "fake-proj-1";
+
+static void fake_metadata(struct httpd_request *req, void *ctx)
+{
+	const char *flavor = httpd_header(req, "Metadata-Flavor");
+
+	(void)ctx;
+	if (strcmp(httpd_path(req), "/computeMetadata/v1/project/project-id")) {
+		httpd_respond(req, 404, "text/html", "not found", 9);
+		return;
+	}
+	if (!flavor || strcmp(flavor, "Google")) {
+		httpd_respond(req, 403, "text/html", "Missing Metadata-Flavor:Google header.", 38);
+		return;
+	}
+	atomic_fetch_add(&meta_asks, 1);
+	httpd_respond(req, 200, "application/text", meta_answer, strlen(meta_answer));
+}
+
+static void test_trace_metadata(void **state)
+{
+	struct httpd_opts o = { .host = "127.0.0.1", .thread_per_connection = 1 };
+	struct httpd *h;
+	struct err e;
+	char buf[256], host[64];
+	int64_t t0;
+
+	(void)state;
+	unsetenv("GOOGLE_CLOUD_PROJECT");
+	unsetenv("PROJECT_ID");
+	unsetenv("K_SERVICE");
+	unsetenv("CLOUD_RUN_JOB");
+	unsetenv("GCE_METADATA_HOST");
+	h = httpd_start(&o, fake_metadata, NULL, &e);
+	assert_non_null(h);
+	snprintf(host, sizeof(host), "127.0.0.1:%d", httpd_port(h));
+
+	/* off Google Cloud the metadata server is not asked */
+	assert_string_equal(log_trace_resource("abc", buf, sizeof(buf)), "abc");
+	assert_int_equal(atomic_load(&meta_asks), 0);
+
+	/* asked once, with the header, then cached */
+	setenv("GCE_METADATA_HOST", host, 1);
+	assert_string_equal(log_trace_resource("abc", buf, sizeof(buf)),
+			    "projects/fake-proj-1/traces/abc");
+	assert_string_equal(log_trace_resource("def", buf, sizeof(buf)),
+			    "projects/fake-proj-1/traces/def");
+	assert_int_equal(atomic_load(&meta_asks), 1);
+
+	/* the environment wins, and then nothing is asked */
+	setenv("GOOGLE_CLOUD_PROJECT", "env-proj", 1);
+	assert_string_equal(log_trace_resource("abc", buf, sizeof(buf)),
+			    "projects/env-proj/traces/abc");
+	unsetenv("GOOGLE_CLOUD_PROJECT");
+	assert_int_equal(atomic_load(&meta_asks), 1);
+	httpd_stop(h);
+
+	/* a metadata server that is not there: the bare id, without waiting
+	 * out the timeout on a refused connection, and not asked again for
+	 * the next line */
+	snprintf(host, sizeof(host), "127.0.0.1:%d", 1);
+	setenv("GCE_METADATA_HOST", host, 1);
+	t0 = clock_mono_us();
+	assert_string_equal(log_trace_resource("abc", buf, sizeof(buf)), "abc");
+	assert_string_equal(log_trace_resource("abc", buf, sizeof(buf)), "abc");
+	assert_true(clock_mono_us() - t0 < 900000);
+
+	/* an answer that is no project id (say a captive portal's page) */
+	meta_answer = "<html>sign in</html>";
+	h = httpd_start(&o, fake_metadata, NULL, &e);
+	assert_non_null(h);
+	snprintf(host, sizeof(host), "127.0.0.1:%d", httpd_port(h));
+	setenv("GCE_METADATA_HOST", host, 1);
+	assert_string_equal(log_trace_resource("abc", buf, sizeof(buf)), "abc");
+	assert_int_equal(atomic_load(&meta_asks), 2);
+	httpd_stop(h);
+	unsetenv("GCE_METADATA_HOST");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_trace),
+		cmocka_unit_test(test_trace_metadata),
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_text_and_thread_fields),
 	};
