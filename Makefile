@@ -38,7 +38,7 @@ endif
 # the union of its modules' lists and nothing more.
 base_PKGS :=
 crypto_PKGS := libcrypto
-log_PKGS := libcurl
+log_PKGS :=
 config_PKGS :=
 job_PKGS := jansson
 handler_PKGS := jansson
@@ -65,7 +65,7 @@ endif
 
 # Which modules each binary links (modules with no sources yet are skipped).
 wakeq-worker_MODULES := base crypto log config job handler queue metrics httpd store reconcile fetch webhook worker
-wakeq-api_MODULES := base crypto log config job handler queue metrics httpd wake store reconcile api
+wakeq-api_MODULES := base crypto log config job handler queue metrics httpd fetch wake store reconcile api
 wakeq_MODULES := base log config job handler queue wake store reconcile
 wakeq_PKGS := jansson
 

@@ -3,9 +3,11 @@
  * migrations and exits. */
 #include "api/api.h"
 #include "config/config.h"
+#include "fetch/fetch.h"
 #include "handler/handler.h"
 #include "job/job.h"
 #include "log/log.h"
+#include "log/trace.h"
 #include "queue/queue.h"
 #include "store/store.h"
 #include "wake/wake.h"
@@ -196,6 +198,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_init((enum log_format)s.log_format, (enum log_level)s.log_level, 2);
+	log_trace_set_project_fn(fetch_gcp_project);
 	queue_limits.result_ttl_s = s.result_ttl;
 	if (argi < argc) {
 		if (!strcmp(argv[argi], "migrate") && argi + 1 == argc) {

@@ -5,6 +5,7 @@
 #include "handler/handler.h"
 #include "job/job.h"
 #include "log/log.h"
+#include "log/trace.h"
 #include "queue/queue.h"
 #include "webhook/webhook.h"
 #include "worker/worker.h"
@@ -145,6 +146,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_init((enum log_format)cfg.log_format, (enum log_level)cfg.log_level, 2);
+	log_trace_set_project_fn(fetch_gcp_project);
 
 	job_settings.data_dir = cfg.data_dir;
 	job_settings.allow_private = cfg.allow_private;

@@ -240,4 +240,15 @@ extern const char *fetch_container_base;
 /* Binds the http.request job type (see fetch/job.c for its payload). */
 void fetch_bind_jobs(void);
 
+/* The Google Cloud project this process runs in, for log lines' trace
+ * field (log_trace_set_project_fn): on Google Cloud only (K_SERVICE or
+ * CLOUD_RUN_JOB set, as Cloud Run does, or GCE_METADATA_HOST set), the
+ * metadata server's project/project-id (GCE_METADATA_HOST, else
+ * metadata.google.internal; "Metadata-Flavor: Google"). Cached for the
+ * process; a failed ask is repeated at most once a minute, a changed
+ * GCE_METADATA_HOST asks again, so the first call may block up to 1 s
+ * and the rest never do. Thread-safe. Returns 0 with `out` filled, or -1
+ * when not on Google Cloud or not known. */
+int fetch_gcp_project(char *out, size_t cap);
+
 #endif

@@ -21,15 +21,16 @@ int log_trace_parse(const char *cloud_ctx, const char *traceparent,
 
 /* Formats the value of the trace field: "projects/P/traces/ID" when the
  * project is known, else the bare id (which Cloud Logging does not join).
- * The project is GOOGLE_CLOUD_PROJECT, else PROJECT_ID, else, on Google
- * Cloud (K_SERVICE or CLOUD_RUN_JOB set, as Cloud Run does, or
- * GCE_METADATA_HOST set), the metadata server's project/project-id
- * (GCE_METADATA_HOST, else metadata.google.internal; header
- * "Metadata-Flavor: Google"). That answer is cached for the process; a
- * failed ask is repeated at most once a minute, and a changed
- * GCE_METADATA_HOST asks again. So the first call on Cloud Run may block
- * up to 1 s (once; every other call waits for it); the rest never block.
- * Thread-safe. Returns `buf`, or NULL when `id` is NULL or empty. */
+ * The project is GOOGLE_CLOUD_PROJECT, else PROJECT_ID, else what the
+ * function set with log_trace_set_project_fn answers (the mains set
+ * fetch_gcp_project: the metadata server's, on Google Cloud; it may block
+ * once, up to 1 s). Thread-safe. Returns `buf`, or NULL when `id` is NULL
+ * or empty. */
 const char *log_trace_resource(const char *id, char *buf, size_t n);
+
+/* Sets where log_trace_resource finds the project when the environment
+ * names none: fn fills out (cap bytes) and returns 0, or -1 when unknown;
+ * it must be thread-safe. Call once before threads start; NULL = none. */
+void log_trace_set_project_fn(int (*fn)(char *out, size_t cap));
 
 #endif

@@ -58,9 +58,9 @@ fi
 check "the TLS code path was compiled in" sh -c "nm '$TOP/$B/wakeq-api' | grep -q redisInitiateSSLWithContext"
 
 start_redis
-out=$(UNIT_REDIS_URL=$REDIS_URL "$TOP/$B/tests/unit/queue/test_queue" 2>&1)
+out=$(UNIT_REDIS_URL=$REDIS_URL "$TOP/$B/tests/unit/queue/test_queue" 2>&1); rc=$?
 check "queue unit tests pass on hiredis 1.2 ($(echo "$out" | grep -c 'OK \]') ok)" \
-	sh -c "echo '$out' | grep -q 'PASSED  \] 16 test'"
+	sh -c "[ $rc = 0 ] && ! echo '$out' | grep -q 'FAILED'"
 
 # A TLS redis-server with a CA and a certificate for 127.0.0.1 made here.
 cd "$T"

@@ -13,6 +13,7 @@
 #include "base/clock.h"
 #include "httpd/httpd.h"
 #include "log/log.h"
+#include "fetch/fetch.h"
 #include "log/trace.h"
 
 #include <stdatomic.h>
@@ -145,6 +146,7 @@ static void test_trace_metadata(void **state)
 	int64_t t0;
 
 	(void)state;
+	log_trace_set_project_fn(fetch_gcp_project);
 	unsetenv("GOOGLE_CLOUD_PROJECT");
 	unsetenv("PROJECT_ID");
 	unsetenv("K_SERVICE");
