@@ -616,6 +616,9 @@ int fetch_http(const struct fetch_request *req, struct fetch_response *resp,
 	if (xfer_init(&x, req->url, req->timeout_s, !req->no_follow, req->cancel,
 		      err) < 0)
 		goto out;
+	if (req->allow_private &&
+	    fetch_allow_parse(req->allow_private, &x.allow, err) < 0)
+		goto out;
 	buf_reset(&resp->headers);
 	buf_reset(&resp->body);
 	resp->truncated = 0;
