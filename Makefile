@@ -109,6 +109,20 @@ LUA := $(sort $(filter-out %/_lib.lua,$(wildcard internal/queue/lua/*.lua)))
 	sh internal/queue/lua2c.sh internal/queue/lua/_lib.lua $(LUA) > $@.tmp && mv $@.tmp $@
 $(call mod_objs,queue): $(BUILD)/gen/queue/scripts.h
 
+# The version of all three binaries, made once here (base/version.h):
+# `git describe` (v1.2.3-4-gabcdef, or the commit alone before the first
+# tag), else 0.0.0-unknown; make WAKEQ_VERSION=... overrides. The header
+# is rewritten only when the text changes, so nothing rebuilds otherwise.
+WAKEQ_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' --always --dirty 2>/dev/null) && \
+	case $$v in (v[0-9]*) echo "$${v\#v}" ;; (*) echo "0.0.0-g$$v" ;; esac || echo 0.0.0-unknown)
+%/gen/version_gen.h: FORCE
+	@mkdir -p $(dir $@)
+	@echo '#define WAKEQ_VERSION "$(WAKEQ_VERSION)"' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/obj/internal/base/version.o: $(BUILD)/gen/version_gen.h
+FORCE:
+.PHONY: FORCE
+
 # ---- tests -------------------------------------------------------------
 # Unit tests: tests/unit/<module>/test_*.c, each a cmocka program linked
 # with every module object except the binaries' own (worker, api).
@@ -188,6 +202,7 @@ build/fuzz/obj/%.o: %.c
 	clang $(FUZZ_CPPFLAGS) $(WARN) -Wno-unused-command-line-argument -Wno-unknown-warning-option \
 		-g -O1 -fsanitize=fuzzer-no-link,address,undefined -pthread -c -o $@ $<
 $(patsubst %.c,build/fuzz/obj/%.o,$(call mod_srcs,queue)): build/fuzz/gen/queue/scripts.h
+build/fuzz/obj/internal/base/version.o: build/fuzz/gen/version_gen.h
 $(FUZZ_BINS): build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBOBJS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CPPFLAGS) $(FUZZ_FLAGS) -pthread -o $@ $< $(FUZZ_LIBOBJS) $(LIB_LIBS)
