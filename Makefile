@@ -64,7 +64,7 @@ endif
 # Which modules each binary links (modules with no sources yet are skipped).
 wakeq-worker_MODULES := base crypto log config job queue metrics httpd store reconcile fetch webhook worker
 wakeq-api_MODULES := base crypto log config job queue metrics httpd wake store reconcile api
-wakeq_MODULES := base log config job queue wake store reconcile
+wakeq_MODULES := base crypto log config job queue wake store reconcile fetch
 wakeq_PKGS := jansson
 
 BINS := wakeq-worker wakeq-api wakeq
@@ -95,7 +95,9 @@ $(BUILD)/wakeq-media.so: $(MEDIA_PIC)
 	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(shell pkg-config --libs $(media_PKGS) jansson) -lm
 $(BUILD)/wakeq-api: $(BUILD)/obj/cmd/api/main.o $(call bin_objs,wakeq-api)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call bin_libs,wakeq-api)
-$(BUILD)/wakeq: $(BUILD)/obj/cmd/wakeq/main.o $(call bin_objs,wakeq)
+# The CLI is a few files (one per group of commands) under cmd/wakeq.
+WAKEQ_CLI_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cmd/wakeq/*.c))
+$(BUILD)/wakeq: $(WAKEQ_CLI_OBJS) $(call bin_objs,wakeq)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call bin_libs,wakeq)
 
 $(BUILD)/obj/%.o: %.c
