@@ -84,7 +84,8 @@ const struct cli_cmd cli_cmds[] = {
 	{ "cancel", "ID", NULL, "cancel a queued or running job", NULL, queue_only_opts, 1, 1, cmd_cancel },
 	{ "jobs", "", NULL, "list jobs: a table on a terminal, JSON otherwise",
 	  "Newest first for done and failed, in run order otherwise; states in\n"
-	  "the order active, queued, scheduled, retrying, failed, done.",
+	  "the order active, queued, scheduled, retrying, failed, done. No set\n"
+	  "holds cancelled jobs: --state cancelled lists none (status ID shows one).",
 	  jobs_opts, 0, 0, cmd_jobs },
 	{ "stats", "", NULL, "counts by state, per queue",
 	  "With --watch the table is redrawn like `rq info --interval`.",
