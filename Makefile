@@ -66,7 +66,7 @@ endif
 # Which modules each binary links (modules with no sources yet are skipped).
 wakeq-worker_MODULES := base crypto log config job handler queue metrics httpd store reconcile fetch webhook worker
 wakeq-api_MODULES := base crypto log config job handler queue metrics httpd fetch wake store reconcile api
-wakeq_MODULES := base log config job handler queue wake store reconcile
+wakeq_MODULES := base crypto log config job handler queue fetch wake store reconcile
 wakeq_PKGS := jansson
 
 BINS := wakeq-worker wakeq-api wakeq
@@ -97,7 +97,9 @@ $(BUILD)/wakeq-media.so: $(MEDIA_PIC)
 	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(shell pkg-config --libs $(media_PKGS) jansson) -lm
 $(BUILD)/wakeq-api: $(BUILD)/obj/cmd/api/main.o $(call bin_objs,wakeq-api)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call bin_libs,wakeq-api)
-$(BUILD)/wakeq: $(BUILD)/obj/cmd/wakeq/main.o $(call bin_objs,wakeq)
+# The CLI is a few files (one per group of commands) under cmd/wakeq.
+WAKEQ_CLI_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cmd/wakeq/*.c))
+$(BUILD)/wakeq: $(WAKEQ_CLI_OBJS) $(call bin_objs,wakeq)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call bin_libs,wakeq)
 
 $(BUILD)/obj/%.o: %.c
@@ -110,6 +112,20 @@ LUA := $(sort $(filter-out %/_lib.lua,$(wildcard internal/queue/lua/*.lua)))
 	@mkdir -p $(dir $@)
 	sh internal/queue/lua2c.sh internal/queue/lua/_lib.lua $(LUA) > $@.tmp && mv $@.tmp $@
 $(call mod_objs,queue): $(BUILD)/gen/queue/scripts.h
+
+# The version of all three binaries, made once here (base/version.h):
+# `git describe` (v1.2.3-4-gabcdef, or the commit alone before the first
+# tag), else 0.0.0-unknown; make WAKEQ_VERSION=... overrides. The header
+# is rewritten only when the text changes, so nothing rebuilds otherwise.
+WAKEQ_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' --always --dirty 2>/dev/null) && \
+	case $$v in (v[0-9]*) echo "$${v\#v}" ;; (*) echo "0.0.0-g$$v" ;; esac || echo 0.0.0-unknown)
+%/gen/version_gen.h: FORCE
+	@mkdir -p $(dir $@)
+	@echo '#define WAKEQ_VERSION "$(WAKEQ_VERSION)"' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/obj/internal/base/version.o: $(BUILD)/gen/version_gen.h
+FORCE:
+.PHONY: FORCE
 
 # ---- tests -------------------------------------------------------------
 # Unit tests: tests/unit/<module>/test_*.c, each a cmocka program linked
@@ -190,6 +206,7 @@ build/fuzz/obj/%.o: %.c
 	clang $(FUZZ_CPPFLAGS) $(WARN) -Wno-unused-command-line-argument -Wno-unknown-warning-option \
 		-g -O1 -fsanitize=fuzzer-no-link,address,undefined -pthread -c -o $@ $<
 $(patsubst %.c,build/fuzz/obj/%.o,$(call mod_srcs,queue)): build/fuzz/gen/queue/scripts.h
+build/fuzz/obj/internal/base/version.o: build/fuzz/gen/version_gen.h
 $(FUZZ_BINS): build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBOBJS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CPPFLAGS) $(FUZZ_FLAGS) -pthread -o $@ $< $(FUZZ_LIBOBJS) $(LIB_LIBS)

@@ -2,6 +2,7 @@
  * and waits for SIGTERM/SIGINT. `wakeq-api migrate` applies the Postgres
  * migrations and exits. */
 #include "api/api.h"
+#include "base/version.h"
 #include "config/config.h"
 #include "fetch/fetch.h"
 #include "handler/handler.h"
@@ -144,7 +145,8 @@ static void usage(FILE *out)
 		"\n"
 		"The wakeq HTTP API: POST /v1/jobs and friends (docs/API.md).\n"
 		"`migrate` applies the Postgres migrations and exits.\n"
-		"Every flag has an environment variable; flags win.\n\n");
+		"Every flag has an environment variable; flags win.\n"
+		"--version prints the version.\n\n");
 	config_usage(out, vars);
 }
 
@@ -185,6 +187,10 @@ int main(int argc, char **argv)
 	int argi = argc, rc = 1;
 	char port[16];
 
+	if (version_asked(argc, argv)) {
+		printf("wakeq-api %s\n", version_string());
+		return 0;
+	}
 	memset(&s, 0, sizeof(s));
 	handler_registry_init(&reg);
 	switch (config_load(vars, &s, argc, argv, &argi, &e)) {

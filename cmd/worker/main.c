@@ -1,5 +1,6 @@
 /* wakeq-worker: drains the queues when woken over HTTP, exits when idle. */
 #include "base/err.h"
+#include "base/version.h"
 #include "config/config.h"
 #include "fetch/fetch.h"
 #include "handler/handler.h"
@@ -101,7 +102,8 @@ static void usage(int argc, char **argv)
 	printf("usage: wakeq-worker [--FLAG VALUE]...\n\n"
 	       "Drains wakeq queues when POST /wake arrives and exits when idle,\n"
 	       "so the platform can scale it to zero. Every setting is an\n"
-	       "environment variable, or the flag beside it:\n\n");
+	       "environment variable, or the flag beside it (--version prints\n"
+	       "the version):\n\n");
 	config_usage(stdout, vars);
 	printf("\nEndpoints: POST /wake[?wait=0], GET /healthz, /readyz, /metrics, /status\n");
 	printf("\nJob types:\n");
@@ -133,6 +135,10 @@ int main(int argc, char **argv)
 	/* Slot threads allocate little and briefly: two malloc arenas instead
 	 * of one per thread keep the resident size down (~1 MiB at 32 slots). */
 	mallopt(M_ARENA_MAX, 2);
+	if (version_asked(argc, argv)) {
+		printf("wakeq-worker %s\n", version_string());
+		return 0;
+	}
 	memset(&cfg, 0, sizeof(cfg));
 	r = config_load(vars, &cfg, argc, argv, &argi, &e);
 	if (r == 1) {

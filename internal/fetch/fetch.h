@@ -172,6 +172,11 @@ struct fetch_request {
 	double timeout_s;            /* total; 0 = fetch_limits.timeout_s */
 	int no_follow;               /* do not follow redirects */
 	atomic_int *cancel;          /* may be NULL */
+	const char *allow_private;   /* the address policy of this request, as
+				      * ALLOW_PRIVATE_NETWORKS; NULL =
+				      * job_settings.allow_private. For URLs
+				      * an operator gave (the CLI's API URL),
+				      * never for a job's. */
 };
 
 struct fetch_response {

@@ -583,6 +583,9 @@ static int request(const struct fetch_request *req, int trusted,
 	if (xfer_init(&x, req->url, req->timeout_s, !req->no_follow, trusted,
 		      req->cancel, err) < 0)
 		goto out;
+	if (req->allow_private &&
+	    fetch_allow_parse(req->allow_private, &x.allow, err) < 0)
+		goto out;
 	buf_reset(&resp->headers);
 	buf_reset(&resp->body);
 	resp->truncated = 0;

@@ -248,7 +248,8 @@ int job_spec_parse(const char *body, size_t len, struct job_spec *out,
 		abort();
 	r.payload = r.payload_text;
 	if (job_check(r.type, r.payload, &e) < 0) {
-		bad(err, code, "invalid_payload", "payload: %s", e.msg);
+		bad(err, code, "invalid_payload", "%s%s",
+		    strncmp(e.msg, "payload", 7) ? "payload: " : "", e.msg);
 		goto fail;
 	}
 

@@ -335,6 +335,37 @@ int queue_job_get(struct queue *q, const char *queue, const char *id,
 int queue_list(struct queue *q, const char *queue, enum job_status state,
 	       size_t offset, size_t limit, char ***ids, struct err *err);
 
+/* A page of the jobs of one state that match a filter (the CLI's lists;
+ * any list that filters). The ids of the state's set are read in windows
+ * in queue_list's order, each job is read back and kept when it is in
+ * that state and matches every filter set; a job gone meanwhile is
+ * skipped. One round trip per window and one per id looked at. */
+struct queue_find {
+	/* in */
+	enum job_status state;   /* scheduled and retrying share a set: told
+				  * apart by each job's status; cancelled has
+				  * no set (finds nothing) */
+	const char *type;        /* only this type; NULL = any */
+	const char *id_part;     /* only ids containing this text; NULL = any */
+	const json_t *labels;    /* only jobs with these labels
+				  * (job_info_has_labels); NULL = any */
+	size_t offset;           /* position in the state's set to start at */
+	size_t scan_max;         /* ids looked at, at most; 0 = QUEUE_FIND_SCAN */
+	size_t max;              /* jobs wanted: entries of jobs[] */
+	struct job_info *jobs;   /* the caller's array */
+	/* out */
+	size_t njobs;            /* jobs[] filled (the caller releases each) */
+	size_t next_offset;      /* where the scan stopped: resume there */
+	int more;                /* 1 when the set may hold ids past it */
+};
+
+#define QUEUE_FIND_SCAN 10000
+
+/* Fills f->jobs with up to f->max matching jobs of `queue`. Returns 0, or
+ * -1 with err (nothing kept: njobs 0). Blocks for the round trips. */
+int queue_find(struct queue *q, const char *queue, struct queue_find *f,
+	       struct err *err);
+
 /* Cancels a job. Returns 0 when it was queued/scheduled/retrying and is
  * now cancelled; QUEUE_CANCELLED_DELIVERY (2) the same, and the job had a
  * callback_url, so a webhook.deliver job was enqueued in the same script

@@ -68,7 +68,7 @@ curl -fs -XPOST "$w5_URL/wake" >/dev/null
 expect_eq "retryable failure ends in the dead letter after max attempts" failed "$(job_field "$id" status)"
 expect_eq "three attempts were made" 3 "$(wq status --queue retry "$id" | jq -r .attempts)"
 expect_eq "the error is kept" flaky "$(wq status --queue retry "$id" | jq -r .error)"
-expect_eq "dead list shows it" "$id" "$(wq dead list --queue retry)"
+expect_eq "dead list shows it" "$id" "$(wq dead list --queue retry | jq -r '.[].id')"
 id2=$(wq enqueue fail --queue retry --payload '{"retryable":false}' --max-attempts 5)
 start_worker w6 IDLE_TIMEOUT=1 QUEUES=retry
 curl -fs -XPOST "$w6_URL/wake" >/dev/null

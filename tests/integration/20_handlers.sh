@@ -130,7 +130,7 @@ check "... unknown_type naming the known ones" \
 r=$(curl -s -w ' %{http_code}' -H "$H" -H "$CT" -d '{"type":"py.count","payload":{"fail":"x"}}' "$API/v1/jobs")
 expect_eq "payload failing the type's schema -> 400" 400 "${r##* }"
 expect_eq "... invalid_payload naming the field" \
-	"invalid_payload payload: payload field 'text' is required" \
+	"invalid_payload payload field 'text' is required" \
 	"$(jq -r '.error.code + " " + .error.message' <<<"${r% *}")"
 expect_eq "nothing was enqueued" "$before" "$(njobs)"
 
@@ -200,7 +200,7 @@ check "... its error is the exit status and the handler's stderr" \
 	contains "$(field "$RETRY" error)" "handler 'py.count' exited with status 75: upstream is busy, try again later"
 expect_eq "a hard failure goes to the dead letter at once (attempts 1)" "failed 1" \
 	"$(job "$HARD" | jq -r '"\(.status) \(.attempts)"')"
-check "... and is listed there" bash -c "REDIS_URL=$REDIS_URL '$BIN/wakeq' dead list | grep -qx '$HARD'"
+check "... and is listed there" bash -c "REDIS_URL=$REDIS_URL '$BIN/wakeq' dead list --json | grep -q '$HARD'"
 expect_eq "timeout -> failed (max_attempts 1)" "failed timed out after 1s" \
 	"$(job "$TMO" | jq -r '"\(.status) \(.error)"')"
 PT=$(pid_of "$TMO")

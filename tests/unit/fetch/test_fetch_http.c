@@ -206,6 +206,33 @@ static void test_ssrf(void **state)
 	assert_int_equal(fetch_check_settings(&e), 0);
 }
 
+/* A request's own policy (the CLI's call to an API URL the operator gave)
+ * replaces the jobs' one for that request only. */
+static void test_request_policy(void **state)
+{
+	struct fetch_request req = { 0 };
+	struct fetch_response resp = FETCH_RESPONSE_INIT;
+	struct err e = { 0 };
+
+	(void)state;
+	job_settings.allow_private = "";
+	req.url = ts_url("/file/10");
+	assert_int_equal(fetch_http(&req, &resp, &e), -1);
+	assert_non_null(strstr(e.msg, "refused address 127.0.0.1"));
+	req.allow_private = "all";
+	assert_int_equal(fetch_http(&req, &resp, &e), 0);
+	assert_int_equal(resp.status, 200);
+	assert_int_equal(resp.body.len, 10);
+	/* the jobs' policy is untouched */
+	req.allow_private = NULL;
+	assert_int_equal(fetch_http(&req, &resp, &e), -1);
+	req.allow_private = "loopbak";
+	assert_int_equal(fetch_http(&req, &resp, &e), -1);
+	assert_non_null(strstr(e.msg, "loopbak"));
+	fetch_response_release(&resp);
+	job_settings.allow_private = "loopback";
+}
+
 static void test_cancel(void **state)
 {
 	struct fetch_input in = { .path = "" };
@@ -509,6 +536,7 @@ int main(void)
 		cmocka_unit_test(test_redirects),
 		cmocka_unit_test(test_timeout_and_unreachable),
 		cmocka_unit_test(test_ssrf),
+		cmocka_unit_test(test_request_policy),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_put_upload),
 		cmocka_unit_test(test_s3_sigv4),

@@ -400,7 +400,7 @@ static void test_job_types(void **state)
 	}
 	assert_int_equal(job_spec_parse(body_bad, strlen(body_bad), &spec, &code, &e), -1);
 	assert_string_equal(code, "invalid_payload");
-	assert_string_equal(e.msg, "payload: payload field 'text' must be at most 5 characters "
+	assert_string_equal(e.msg, "payload field 'text' must be at most 5 characters "
 			    "long");
 	assert_int_equal(job_spec_parse(body_unknown, strlen(body_unknown), &spec, &code, &e),
 			 -1);
