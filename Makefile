@@ -127,6 +127,13 @@ $(BUILD)/obj/internal/base/version.o: $(BUILD)/gen/version_gen.h
 FORCE:
 .PHONY: FORCE
 
+# Documents the API serves (GET /openapi.yaml), compiled in as C strings.
+API_DOCS := docs/openapi.yaml
+%/gen/api/docs.h: $(API_DOCS) internal/api/embed.sh
+	@mkdir -p $(dir $@)
+	sh internal/api/embed.sh api_doc $(API_DOCS) > $@.tmp && mv $@.tmp $@
+$(call mod_objs,api): $(BUILD)/gen/api/docs.h
+
 # ---- tests -------------------------------------------------------------
 # Unit tests: tests/unit/<module>/test_*.c, each a cmocka program linked
 # with every module object except the binaries' own (worker, api).
@@ -206,6 +213,7 @@ build/fuzz/obj/%.o: %.c
 	clang $(FUZZ_CPPFLAGS) $(WARN) -Wno-unused-command-line-argument -Wno-unknown-warning-option \
 		-g -O1 -fsanitize=fuzzer-no-link,address,undefined -pthread -c -o $@ $<
 $(patsubst %.c,build/fuzz/obj/%.o,$(call mod_srcs,queue)): build/fuzz/gen/queue/scripts.h
+$(patsubst %.c,build/fuzz/obj/%.o,$(call mod_srcs,api)): build/fuzz/gen/api/docs.h
 build/fuzz/obj/internal/base/version.o: build/fuzz/gen/version_gen.h
 $(FUZZ_BINS): build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBOBJS)
 	@mkdir -p $(dir $@)

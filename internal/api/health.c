@@ -4,6 +4,8 @@
  * event streams, reconcile and wake counters). */
 #include "api/priv.h"
 
+#include "api/docs.h"
+
 #include "base/buf.h"
 #include "store/store.h"
 #include "wake/wake.h"
@@ -14,6 +16,15 @@ void api_healthz(struct api *a, struct httpd_request *req, const char *arg)
 {
 	(void)arg;
 	api_reply_json(a, req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+/* The API's contract, docs/openapi.yaml as built in. */
+void api_openapi(struct api *a, struct httpd_request *req, const char *arg)
+{
+	(void)arg;
+	api_count_status(a, 200);
+	httpd_respond(req, 200, "application/yaml", api_doc_openapi_yaml,
+		      sizeof(api_doc_openapi_yaml) - 1);
 }
 
 void api_readyz(struct api *a, struct httpd_request *req, const char *arg)

@@ -140,6 +140,7 @@ void api_post_reconcile(struct api *a, struct httpd_request *req,
 /* ---- health and metrics (health.c) ---------------------------------------- */
 
 void api_healthz(struct api *a, struct httpd_request *req, const char *arg);
+void api_openapi(struct api *a, struct httpd_request *req, const char *arg);
 void api_readyz(struct api *a, struct httpd_request *req, const char *arg);
 void api_metrics(struct api *a, struct httpd_request *req, const char *arg);
 

@@ -44,6 +44,7 @@ static const struct route routes[] = {
 	{ "GET", "/healthz", api_healthz, 0 },
 	{ "GET", "/readyz", api_readyz, 0 },
 	{ "GET", "/metrics", api_metrics, 0 },
+	{ "GET", "/openapi.yaml", api_openapi, 0 },
 	{ "POST", "/v1/jobs", api_post_job, 1 },
 	{ "GET", "/v1/jobs/{id}", api_get_job, 1 },
 	{ "DELETE", "/v1/jobs/{id}", api_cancel_job, 1 },

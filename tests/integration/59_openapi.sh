@@ -119,6 +119,7 @@ req GET /healthz
 req HEAD /healthz
 req GET /readyz
 req GET /metrics
+req GET /openapi.yaml
 API=$nopg_URL req GET /readyz
 
 # POST /v1/jobs: accepted, a repeat, scheduled, labels and every field
