@@ -164,9 +164,14 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 	ho.host = cfg->host;
 	ho.port = (int)cfg->port;
 	ho.thread_per_connection = 1;
-	ho.max_connections = 256;
-	ho.timeout_s = 0; /* /wake is held for up to WAKE_MAX */
+	ho.max_connections = cfg->max_connections > 0 ? (unsigned)cfg->max_connections : 256;
+	ho.per_ip_connections = (unsigned)cfg->per_ip_connections;
+	ho.reserve = (unsigned)cfg->conn_reserve;
+	ho.header_timeout_s = cfg->header_timeout;
+	ho.body_timeout_s = cfg->body_timeout;
 	ho.max_body = 64 * 1024;
+	/* /wake is held for up to WAKE_MAX; idle connections are closed by
+	 * the header deadline */
 	ho.timeout_s = (unsigned)cfg->wake_max + 60;
 	w->http = httpd_start(&ho, worker_http, w, err);
 	if (!w->http)
