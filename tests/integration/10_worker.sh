@@ -105,6 +105,11 @@ check "a failed job is logged with its id" \
 msg=$(IDLE_TIMEOUT=abc "$BIN/wakeq-worker" 2>&1)
 expect_eq "bad IDLE_TIMEOUT exits 2" 2 "$?"
 check "the message names IDLE_TIMEOUT ($msg)" contains "$msg" "wakeq-worker: bad IDLE_TIMEOUT 'abc'"
+for tok in ' ' '	' 'two words'; do
+	msg=$(WAKE_TOKEN="$tok" PORT=0 timeout 5 "$BIN/wakeq-worker" 2>&1)
+	expect_eq "WAKE_TOKEN='$tok' stops start-up (exit 2)" 2 "$?"
+	check "in one line naming WAKE_TOKEN ($msg)" contains "$msg" "wakeq-worker: bad WAKE_TOKEN: the token is blank or holds whitespace"
+done
 msg=$(QUEUES='a b' "$BIN/wakeq-worker" 2>&1)
 check "bad QUEUES is refused ($msg)" contains "$msg" "bad QUEUES"
 msg=$(REDIS_URL=rediss://127.0.0.1:1 PORT=0 "$BIN/wakeq-worker" 2>&1 | head -1)
