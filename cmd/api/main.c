@@ -36,6 +36,10 @@ struct settings {
 	int64_t intake_max;
 	int64_t max_connections;
 	double conn_timeout;
+	int64_t per_ip_connections;
+	int64_t conn_reserve;
+	double header_timeout;
+	double body_timeout;
 	char *wake_url;
 	char *wake_token;
 	int wake_auth;
@@ -70,7 +74,8 @@ static const struct config_var vars[] = {
 	{ "QUEUES", CONFIG_STRING, F(queues), 0, 0, "default",
 	  "comma-separated queues this API accepts jobs for (first = default)", 0, NULL },
 	{ "API_TOKEN", CONFIG_STRING, F(api_token), 0, 0, NULL,
-	  "bearer token(s) clients must send, comma-separated for rotation", CONFIG_SECRET, NULL },
+	  "bearer token(s) clients must send, comma-separated for rotation",
+	  CONFIG_SECRET | CONFIG_TOKEN_LIST, NULL },
 	{ "NO_AUTH", CONFIG_BOOL, F(no_auth), 0, 0, "false",
 	  "run without API_TOKEN (local development only)", 0, NULL },
 	{ "MAX_BODY", CONFIG_SIZE, F(max_body), 1024, 64 << 20, "1M",
@@ -85,10 +90,20 @@ static const struct config_var vars[] = {
 	  "open client connections at most", 0, NULL },
 	{ "CONN_TIMEOUT", CONFIG_SECONDS, F(conn_timeout), 1, 3600, "30",
 	  "idle client connections are closed after this", 0, NULL },
+	{ "PER_IP_CONNECTIONS", CONFIG_INT, F(per_ip_connections), 0, 100000, "256",
+	  "open connections from one client address at most (0 = no limit)", 0, NULL },
+	{ "CONN_RESERVE", CONFIG_INT, F(conn_reserve), 1, 99999, "64",
+	  "connections kept for requests being answered: past MAX_CONNECTIONS - this, "
+	  "a new connection closes the oldest one still sending its request", 0, NULL },
+	{ "HEADER_TIMEOUT", CONFIG_SECONDS, F(header_timeout), 0.1, 3600, "10",
+	  "request headers must arrive whole within this of the connect or the last "
+	  "answer (trickled bytes do not extend it)", 0, NULL },
+	{ "BODY_TIMEOUT", CONFIG_SECONDS, F(body_timeout), 0.1, 3600, "30",
+	  "a request body must arrive whole within this of its headers (not uploads)", 0, NULL },
 	{ "WAKE_URL", CONFIG_STRING, F(wake_url), 0, 0, "",
 	  "the worker's /wake URL, called when no worker is alive (empty = never)", 0, NULL },
 	{ "WAKE_TOKEN", CONFIG_STRING, F(wake_token), 0, 0, "",
-	  "bearer token for the wake call", CONFIG_SECRET, NULL },
+	  "bearer token for the wake call", CONFIG_SECRET | CONFIG_TOKEN, NULL },
 	{ "WAKE_AUTH", CONFIG_ENUM, F(wake_auth), 0, 0, "token",
 	  "wake call auth: WAKE_TOKEN, a Google OIDC identity token, or none", 0,
 	  wake_auth_choices },
@@ -203,6 +218,13 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	if (s.conn_reserve >= s.max_connections) {
+		fprintf(stderr, "wakeq-api: bad CONN_RESERVE '%lld': must be below "
+			"MAX_CONNECTIONS (%lld)\n", (long long)s.conn_reserve,
+			(long long)s.max_connections);
+		rc = 2;
+		goto out;
+	}
 	log_init((enum log_format)s.log_format, (enum log_level)s.log_level, 2);
 	log_trace_set_project_fn(fetch_gcp_project);
 	queue_limits.result_ttl_s = s.result_ttl;
@@ -238,6 +260,10 @@ int main(int argc, char **argv)
 	c.intake_max = (int)s.intake_max;
 	c.max_connections = (unsigned)s.max_connections;
 	c.conn_timeout_s = (unsigned)(s.conn_timeout + 0.5);
+	c.per_ip_connections = (unsigned)s.per_ip_connections;
+	c.conn_reserve = (unsigned)s.conn_reserve;
+	c.header_timeout_s = s.header_timeout;
+	c.body_timeout_s = s.body_timeout;
 	c.wake_url = s.wake_url;
 	c.wake_token = s.wake_token;
 	c.wake_auth = (enum wake_auth)s.wake_auth;

@@ -46,7 +46,20 @@ static const struct config_var vars[] = {
 	{ "WAKE_MAX", CONFIG_SECONDS, F(wake_max), 1, 86400, "3540",
 	  "a drain ends before this (the platform's request deadline)", 0, NULL },
 	{ "WAKE_TOKEN", CONFIG_STRING, F(wake_token), 0, 0, "",
-	  "bearer token required on /wake (empty: none)", CONFIG_SECRET, NULL },
+	  "bearer token required on /wake and /status (empty: none)",
+	  CONFIG_SECRET | CONFIG_TOKEN, NULL },
+	{ "MAX_CONNECTIONS", CONFIG_INT, F(max_connections), 2, 100000, "256",
+	  "open HTTP connections at most (a thread each)", 0, NULL },
+	{ "PER_IP_CONNECTIONS", CONFIG_INT, F(per_ip_connections), 0, 100000, "64",
+	  "open connections from one client address at most (0: no limit)", 0, NULL },
+	{ "CONN_RESERVE", CONFIG_INT, F(conn_reserve), 1, 99999, "16",
+	  "connections kept for requests being answered: past MAX_CONNECTIONS - this, "
+	  "a new connection closes the oldest one still sending its request", 0, NULL },
+	{ "HEADER_TIMEOUT", CONFIG_SECONDS, F(header_timeout), 0.1, 3600, "10",
+	  "request headers must arrive whole within this of the connect or the last "
+	  "answer (trickled bytes do not extend it)", 0, NULL },
+	{ "BODY_TIMEOUT", CONFIG_SECONDS, F(body_timeout), 0.1, 3600, "30",
+	  "a request body must arrive whole within this of its headers", 0, NULL },
 	{ "BACKOFF_BASE", CONFIG_SECONDS, F(backoff_base), 0.001, 86400, "1",
 	  "first retry delay; doubles each attempt, with jitter", 0, NULL },
 	{ "BACKOFF_CAP", CONFIG_SECONDS, F(backoff_cap), 0.001, 604800, "600",
@@ -148,6 +161,13 @@ int main(int argc, char **argv)
 	if (r < 0 || argi < argc) {
 		fprintf(stderr, "wakeq-worker: %s\n",
 			r < 0 ? e.msg : "unexpected argument (see --help)");
+		config_release(vars, &cfg);
+		return 2;
+	}
+	if (cfg.conn_reserve >= cfg.max_connections) {
+		fprintf(stderr, "wakeq-worker: bad CONN_RESERVE '%lld': must be below "
+			"MAX_CONNECTIONS (%lld)\n", (long long)cfg.conn_reserve,
+			(long long)cfg.max_connections);
 		config_release(vars, &cfg);
 		return 2;
 	}

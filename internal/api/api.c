@@ -243,6 +243,10 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 	ho.threads = cfg->threads > 0 ? cfg->threads : (int)(ncpu > 0 ? ncpu : 1) * 2;
 	ho.max_connections = cfg->max_connections;
 	ho.timeout_s = cfg->conn_timeout_s ? cfg->conn_timeout_s : 30;
+	ho.per_ip_connections = cfg->per_ip_connections;
+	ho.reserve = cfg->conn_reserve;
+	ho.header_timeout_s = cfg->header_timeout_s;
+	ho.body_timeout_s = cfg->body_timeout_s;
 	ho.max_body = cfg->max_body;
 	ho.allow_push = 1;
 	ho.sink_for = api_upload_sink;

@@ -45,6 +45,12 @@ struct api_config {
 	int intake_max;               /* jobs per batch at most; 0 = 256 */
 	unsigned max_connections;     /* 0 = 1024 */
 	unsigned conn_timeout_s;      /* idle connection timeout; 0 = 30 */
+	/* flood limits (httpd.h): 0 = httpd's defaults, except
+	 * per_ip_connections (0 = no limit) */
+	unsigned per_ip_connections;
+	unsigned conn_reserve;
+	double header_timeout_s;
+	double body_timeout_s;
 	/* waking */
 	const char *wake_url;         /* NULL or "" = never wake */
 	const char *wake_token;

@@ -93,6 +93,26 @@ int fetch_output_commit(struct fetch_output *out, atomic_int *cancel,
  * never remain) and frees `out`'s memory. Safe on a zeroed struct. */
 void fetch_output_release(struct fetch_output *out);
 
+/* Partial outputs. A file:// output is written to ".NAME.part-XXXXXX.EXT"
+ * beside its target until it is committed. A worker killed meanwhile
+ * (SIGKILL, out of memory, a lost host) leaves it behind. While a job
+ * writes one, its worker refreshes its mtime every FETCH_PART_TOUCH_S (the
+ * media child's parent does), so one untouched for FETCH_PART_STALE_S has
+ * no writer left, whatever the job's length. */
+#define FETCH_PART_TOUCH_S 60
+#define FETCH_PART_STALE_S 600
+
+/* Whether `name` (a file name, no folder) is a partial output's. */
+int fetch_is_part_name(const char *name);
+
+/* Removes partial outputs not modified for `older_than_s` seconds from
+ * DATA_DIR and its folders: symlinks are not followed, other filesystems
+ * not entered, 32 levels at most. Blocks for one walk of DATA_DIR; stops
+ * early once *stop (may be NULL) is non-zero. Returns the count removed,
+ * or -1 with err set when DATA_DIR cannot be opened. */
+long fetch_sweep_parts(double older_than_s, const atomic_int *stop,
+		       struct err *err);
+
 /* ---- outbound address policy ---------------------------------------
  *
  * ALLOW_PRIVATE_NETWORKS (job_settings.allow_private) is a comma list;

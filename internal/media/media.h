@@ -183,7 +183,10 @@ typedef int (*media_work_fn)(void *arg, const struct media_ctl *ctl,
  * *ctl->cancel is set or ctl->deadline_us passes, the child is asked to
  * stop (SIGTERM) and killed after kill_grace_s. `cleanup`, when not
  * NULL, is a file removed here after any failure (the child may have died
- * before removing its partial output).
+ * before removing its partial output); while the child runs, its mtime is
+ * refreshed every FETCH_PART_TOUCH_S (a partial output in use is never
+ * stale, fetch.h). The child is killed if the calling thread dies (the
+ * worker SIGKILLed).
  *
  * Returns 0 with *out set (caller owns), or -1 with err: the child's own
  * error; ERR_INTERNAL "decoder crashed: signal 11"; ERR_TOOLARGE "decoder

@@ -53,10 +53,24 @@ static json_t *summary_json(const struct worker *w, const struct drain_summary *
 			 "seconds", s->seconds, "reason", s->reason ? s->reason : "idle");
 }
 
+/* Whether `req` may use a guarded route (/wake, /status): WAKE_TOKEN is
+ * unset, or sent as the bearer token. Otherwise answers 401 itself.
+ * /healthz, /readyz and /metrics stay open: probes and scrapers carry no
+ * token, and they show no job ids (docs/WORKER.md, HTTP). */
+static int authorized(struct worker *w, struct httpd_request *req)
+{
+	const char *tokens[2] = { w->cfg->wake_token, NULL };
+
+	if (!w->cfg->wake_token[0] || httpd_bearer_ok(req, tokens))
+		return 1;
+	httpd_add_header(req, "WWW-Authenticate", "Bearer");
+	httpd_error(req, 401, "unauthorized", "missing or bad bearer token");
+	return 0;
+}
+
 static void handle_wake(struct worker *w, struct httpd_request *req)
 {
 	const char *wait = httpd_query(req, "wait");
-	const char *tokens[2] = { w->cfg->wake_token, NULL };
 	struct drain_summary s;
 	uint64_t gen;
 
@@ -65,11 +79,8 @@ static void handle_wake(struct worker *w, struct httpd_request *req)
 		httpd_error(req, 405, "method_not_allowed", "use POST /wake");
 		return;
 	}
-	if (w->cfg->wake_token[0] && !httpd_bearer_ok(req, tokens)) {
-		httpd_add_header(req, "WWW-Authenticate", "Bearer");
-		httpd_error(req, 401, "unauthorized", "missing or bad bearer token");
+	if (!authorized(w, req))
 		return;
-	}
 	pthread_mutex_lock(&w->mu);
 	if (w->stopping) {
 		pthread_mutex_unlock(&w->mu);
@@ -155,6 +166,10 @@ static void handle_status(struct worker *w, struct httpd_request *req)
 	int64_t now_mono = clock_mono_us(), now = clock_now_us();
 	size_t i;
 
+	if (!authorized(w, req)) { /* it lists job ids and types */
+		json_decref(inflight);
+		return;
+	}
 	pthread_mutex_lock(&w->mu);
 	for (i = 0; i < (size_t)w->cfg->concurrency; i++) {
 		struct task *t = w->running[i];

@@ -3,7 +3,9 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
+#include "fetch/fetch.h"
 #include "httpd/httpd.h"
+#include "job/job.h"
 #include "log/log.h"
 
 #include <stdio.h>
@@ -55,6 +57,25 @@ static void make_id(struct worker *w)
 	snprintf(w->id, sizeof(w->id), "%s-%d-%04x", host, (int)getpid(), rnd);
 }
 
+/* Removes the partial outputs a killed worker left in DATA_DIR (fetch.h),
+ * on a thread of its own: walking a large DATA_DIR must not delay /wake. */
+static void *sweep_parts_main(void *arg)
+{
+	struct worker *w = arg;
+	char count[24], age[24];
+	struct err e;
+	long n = fetch_sweep_parts(FETCH_PART_STALE_S, &w->parts_stop, &e);
+
+	snprintf(count, sizeof(count), "%ld", n);
+	snprintf(age, sizeof(age), "%d", FETCH_PART_STALE_S);
+	if (n > 0)
+		log_info("removed stale partial outputs", "count", count,
+			 "untouched_s", age, "data_dir", job_settings.data_dir);
+	else if (n < 0)
+		log_debug("no sweep of partial outputs", "error", e.msg);
+	return NULL;
+}
+
 /* Joins every thread started and frees everything: on a worker that
  * failed half-way through worker_start, or that worker_free found idle
  * (no drain running, no job held, HTTP stopped). */
@@ -62,6 +83,10 @@ static void destroy(struct worker *w)
 {
 	size_t i;
 
+	if (w->parts_started) {
+		atomic_store(&w->parts_stop, 1);
+		pthread_join(w->parts_thread, NULL);
+	}
 	if (w->hb_started) {
 		pthread_mutex_lock(&w->mu);
 		w->hb_quit = 1;
@@ -142,6 +167,9 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 		goto fail;
 	}
 	w->hb_started = 1;
+	if (job_settings.data_dir && *job_settings.data_dir &&
+	    pthread_create(&w->parts_thread, NULL, sweep_parts_main, w) == 0)
+		w->parts_started = 1;
 	if (cfg->once) {
 		uint64_t gen;
 
@@ -164,9 +192,14 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 	ho.host = cfg->host;
 	ho.port = (int)cfg->port;
 	ho.thread_per_connection = 1;
-	ho.max_connections = 256;
-	ho.timeout_s = 0; /* /wake is held for up to WAKE_MAX */
+	ho.max_connections = cfg->max_connections > 0 ? (unsigned)cfg->max_connections : 256;
+	ho.per_ip_connections = (unsigned)cfg->per_ip_connections;
+	ho.reserve = (unsigned)cfg->conn_reserve;
+	ho.header_timeout_s = cfg->header_timeout;
+	ho.body_timeout_s = cfg->body_timeout;
 	ho.max_body = 64 * 1024;
+	/* /wake is held for up to WAKE_MAX; idle connections are closed by
+	 * the header deadline */
 	ho.timeout_s = (unsigned)cfg->wake_max + 60;
 	w->http = httpd_start(&ho, worker_http, w, err);
 	if (!w->http)

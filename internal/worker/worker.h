@@ -33,6 +33,11 @@ struct worker_config {
 	double shutdown_grace;  /* SHUTDOWN_GRACE s */
 	double wake_max;        /* WAKE_MAX s: a drain ends before this */
 	char *wake_token;       /* WAKE_TOKEN ("" = open) */
+	int64_t max_connections;    /* MAX_CONNECTIONS: HTTP, one thread each */
+	int64_t per_ip_connections; /* PER_IP_CONNECTIONS, 0 = no limit */
+	int64_t conn_reserve;       /* CONN_RESERVE (httpd.h) */
+	double header_timeout;      /* HEADER_TIMEOUT s */
+	double body_timeout;        /* BODY_TIMEOUT s */
 	double backoff_base;    /* BACKOFF_BASE s */
 	double backoff_cap;     /* BACKOFF_CAP s */
 	int64_t result_ttl;     /* RESULT_TTL s */

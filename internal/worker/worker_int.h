@@ -111,6 +111,9 @@ struct worker {
 	int hb_started;
 	int hb_quit;
 	pthread_cond_t hb_cv;
+	pthread_t parts_thread;  /* removes stale partial outputs at start */
+	int parts_started;
+	atomic_int parts_stop;
 
 	/* metrics (atomics: read by /metrics without the lock) */
 	atomic_uint_least64_t m_done, m_failed, m_retried, m_cancelled,

@@ -42,4 +42,40 @@ start_worker m3 QUEUES=noplug DATA_DIR="$D" IDLE_TIMEOUT=1 WAKEQ_MEDIA_PLUGIN=/n
 curl -fs -XPOST "$m3_URL/wake" >/dev/null
 expect_eq "without the plugin the job fails once, for good" "failed 1" "$(wq status --queue noplug "$e" | jq -r '"\(.status) \(.attempts)"')"
 check "saying media support is not installed" contains "$(wq status --queue noplug "$e" | jq -r .error)" "media support is not installed"
+
+# A worker SIGKILLed during a media job: its decoder dies with it at once,
+# and the partial output it leaves is removed by the next worker to start
+# once it has been untouched for 10 minutes (FETCH_PART_STALE_S).
+h=$(wq enqueue media.thumbnail --queue hang --payload '{"input":"file://in/clip.mp4","output":"file://out/h.png","at_s":1}')
+start_worker m4 QUEUES=hang DATA_DIR="$D" IDLE_TIMEOUT=30 WAKEQ_MEDIA_FAULT=hang
+curl -fs -XPOST "$m4_URL/wake?wait=0" >/dev/null
+child=
+decoder() { child=$(ps -o pid= --ppid "$m4_PID" | tr -d ' ' | head -1); [ -n "$child" ]; }
+check "the hanging decoder runs in a child of the worker" wait_until 10 decoder
+[ -n "$child" ] && on_exit "kill_wait $child KILL"
+part=$(ls -A "$D/out" | grep '^\.h\.png\.part-' | head -1)
+check "its partial output is in DATA_DIR ($part)" test -n "$part"
+kill -KILL "$m4_PID"
+wait "$m4_PID" 2>/dev/null
+t0=$(date +%s%N)
+dead() { ! kill -0 "$child" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$child/stat" 2>/dev/null)" = Z ]; }
+wait_until 5 dead
+el=$((($(date +%s%N) - t0) / 1000000))
+check "the decoder died with the SIGKILLed worker (${el} ms after)" test "$el" -lt 500
+check "the partial output is left behind" test -f "$D/out/$part"
+touch -d '-11 minutes' "$D/out/.upload.mp4.part" "$D/out/keep.part-abcdef"
+touch "$D/out/.fresh.png.part-Ab12Cd.png"
+start_worker m5 QUEUES=none DATA_DIR="$D" IDLE_TIMEOUT=30
+sleep 0.5
+check "a partial output touched 10 minutes ago or less is kept" test -f "$D/out/$part"
+kill_wait "$m5_PID"
+touch -d '-11 minutes' "$D/out/$part"
+start_worker m6 QUEUES=none DATA_DIR="$D" IDLE_TIMEOUT=30
+gone() { ! test -e "$D/out/$part"; }
+check "the next worker removes it once untouched for 10 minutes" wait_until 3 gone
+check "and says so" wait_until 3 grep -q 'removed stale partial outputs' "$T/m6.log"
+check "a fresh partial output is kept" test -f "$D/out/.fresh.png.part-Ab12Cd.png"
+check "the API's upload and other names are not touched" \
+	test -f "$D/out/.upload.mp4.part" -a -f "$D/out/keep.part-abcdef"
+kill_wait "$m6_PID"
 exit 0

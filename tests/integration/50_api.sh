@@ -37,6 +37,12 @@ err=$(PORT=abc timeout 5 "$API_BIN" --no-auth 2>&1); rc=$?
 expect_eq "bad PORT stops start-up" 2 "$rc"
 check "bad PORT names the variable" grep -q "bad PORT 'abc'" <<<"$err"
 
+for v in "API_TOKEN= " "API_TOKEN=a,,b" "API_TOKEN=tok en" "WAKE_TOKEN= "; do
+	err=$(env PORT=0 REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN "$v" timeout 5 "$API_BIN" 2>&1); rc=$?
+	expect_eq "'$v' stops start-up (exit 2)" 2 "$rc"
+	check "in one line naming ${v%%=*} ($err)" contains "$err" "wakeq-api: bad ${v%%=*}: "
+done
+
 start_api
 
 # ---- auth -----------------------------------------------------------------
