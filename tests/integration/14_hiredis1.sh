@@ -78,7 +78,7 @@ tpid=$!
 on_exit "kill_wait $tpid"
 wait_until 5 sh -c "redis-cli --tls --cacert ca.crt -p $TP ping 2>/dev/null | grep -q PONG" ||
 	{ not_ok "a TLS redis-server starts"; diag "$T/tls.log"; exit 1; }
-id=$(REDIS_TLS_CA_FILE=$T/ca.crt REDIS_URL=rediss://127.0.0.1:$TP "$TOP/$B/wakeq" enqueue noop 2>&1)
+id=$(REDIS_TLS_CA_FILE=$T/ca.crt REDIS_URL=rediss://127.0.0.1:$TP "$TOP/$B/wakeq" enqueue noop 2>"$T/enq.err")
 check "enqueue over rediss:// ($id)" sh -c "echo '$id' | grep -qE '^[0-9a-f-]{36}$'"
 expect_eq "the job is in the TLS server" 1 "$(redis-cli --tls --cacert ca.crt -p "$TP" zcard 'wakeq:{default}:pending')"
 msg=$(REDIS_URL=rediss://127.0.0.1:$TP "$TOP/$B/wakeq" stats 2>&1)
