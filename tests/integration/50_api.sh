@@ -5,6 +5,7 @@
 cd "$(dirname "$0")/../.."
 source tests/lib/servers.sh
 source tests/lib/tap.sh
+source tests/lib/wakeq.sh
 t_tmpdir
 start_redis
 
@@ -14,15 +15,7 @@ TOKEN=s3cret-1
 H="Authorization: Bearer $TOKEN"
 CT="Content-Type: application/json"
 
-start_api() { # start_api [ENV=VAL ...]: sets API, API_PID
-	API_PORT=$($FREEPORT)
-	env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN="$TOKEN,other-token" \
-		RECONCILE_INTERVAL=0 "$@" "$API_BIN" >>"$T/api.log" 2>&1 &
-	API_PID=$!
-	on_exit "kill_wait $API_PID"
-	API=http://127.0.0.1:$API_PORT
-	wait_until 5 curl -sf -o /dev/null "$API/healthz" || { echo "# api did not start"; diag "$T/api.log"; exit 1; }
-}
+start_api() { _start_api API_TOKEN="$TOKEN,other-token" "$@"; }
 post() { curl -s -H "$H" -H "$CT" -d "$1" "$API/v1/jobs"; }
 status_of() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 

@@ -7,6 +7,7 @@
 cd "$(dirname "$0")/../.."
 source tests/lib/servers.sh
 source tests/lib/tap.sh
+source tests/lib/wakeq.sh
 t_tmpdir
 start_redis
 
@@ -28,16 +29,7 @@ start_stub() { # start_stub ARGS...: sets STUB (base URL), STUB_PID
 }
 stop_stub() { kill_wait "$STUB_PID"; }
 wakes() { curl -s "$STUB/count" | jq -r .wakes; }
-start_api() {
-	API_PORT=$($FREEPORT)
-	env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN DATABASE_URL= \
-		RECONCILE_INTERVAL=0 WAKE_URL="$STUB/wake" "$@" "$API_BIN" >>"$T/api.log" 2>&1 &
-	API_PID=$!
-	on_exit "kill_wait $API_PID"
-	API=http://127.0.0.1:$API_PORT
-	wait_until 5 curl -sf -o /dev/null "$API/healthz" || { echo "# api did not start"; diag "$T/api.log"; exit 1; }
-}
-stop_api() { kill_wait "$API_PID"; }
+start_api() { _start_api DATABASE_URL= WAKE_URL="$STUB/wake" "$@"; }
 post() { curl -s -o /dev/null -w '%{http_code}' -H "$H" -H "$CT" -d "${1:-{\"type\":\"noop\"\}}" "$API/v1/jobs"; }
 live_worker() { rcli zadd 'wakeq:{default}:workers' $(( $(date +%s%3N) + 600000 )) "$1" >/dev/null; }
 

@@ -7,6 +7,7 @@
 cd "$(dirname "$0")/../.."
 source tests/lib/servers.sh
 source tests/lib/tap.sh
+source tests/lib/wakeq.sh
 t_tmpdir
 start_redis
 start_postgres
@@ -17,16 +18,7 @@ TOKEN=tok-53
 H="Authorization: Bearer $TOKEN"
 CT="Content-Type: application/json"
 
-start_api() {
-	API_PORT=$($FREEPORT)
-	env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN DATABASE_URL="$DATABASE_URL" \
-		RECONCILE_INTERVAL=0 RECONCILE_MIN_AGE=0.001 "$@" "$API_BIN" >>"$T/api.log" 2>&1 &
-	API_PID=$!
-	on_exit "kill_wait $API_PID"
-	API=http://127.0.0.1:$API_PORT
-	wait_until 10 curl -sf -o /dev/null "$API/healthz" || { echo "# api did not start"; diag "$T/api.log"; exit 1; }
-}
-stop_api() { kill_wait "$API_PID"; }
+start_api() { _start_api DATABASE_URL="$DATABASE_URL" RECONCILE_MIN_AGE=0.001 "$@"; }
 post() { curl -s -H "$H" -H "$CT" -d "$1" "$API/v1/jobs"; }
 pg() { psql "$DATABASE_URL" -Atq -c "$1"; }
 row() { pg "select $2 from jobs where id = '$1'"; }
