@@ -2,10 +2,7 @@
 # The worker end to end: real redis-server, real wakeq-worker processes,
 # the wakeq CLI, over real HTTP.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 start_redis
 
 # --- a drain runs everything due, answers a summary, then exits when idle

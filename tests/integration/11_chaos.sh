@@ -2,10 +2,7 @@
 # Failure: killed workers, SIGTERM, a frozen worker (fencing), the
 # retire/enqueue race, and a Redis restart mid-drain. No job may be lost.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 start_redis
 
 # --- SIGKILL of a busy worker: its leases expire and another worker

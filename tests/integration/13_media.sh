@@ -3,10 +3,7 @@
 # media job, results are real, a crashing decoder fails its job and not the
 # worker, and a worker without the plugin says so.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 start_redis
 D=$T/data
 mkdir -p "$D/in"

@@ -9,9 +9,7 @@
 # and its event subscriber: a job's event stream must see the updates a
 # worker publishes). Fails loudly when any step cannot run.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 CACHE=${WAKEQ_CACHE:-/var/cache/wakeq}/hiredis-1.2
 H=$CACHE/root
 if [ ! -f "$H/ok" ]; then

@@ -12,10 +12,7 @@
 # connection to one of 32 source addresses), so the client on 127.0.0.1 is
 # another peer. Loopback only; about 40 s.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-source tests/lib/wakeq.sh
-t_tmpdir
+source tests/lib/test.sh
 
 FLOOD=$BIN/tests/tools/flood
 TOKEN=flood-token

@@ -3,10 +3,7 @@
 # idempotency, reads, lists, counts, cancel (pending and active), retry
 # from dead, server-sent events, metrics, --help and start-up refusals.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-source tests/lib/wakeq.sh
-t_tmpdir
+source tests/lib/test.sh
 start_redis
 
 API_BIN=$BIN/wakeq-api

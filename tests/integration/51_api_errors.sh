@@ -5,10 +5,7 @@
 # Postgres down -> 503 and nothing half-written in Redis; Redis down ->
 # 503 and no row left in Postgres.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-source tests/lib/wakeq.sh
-t_tmpdir
+source tests/lib/test.sh
 start_redis
 start_postgres
 

@@ -5,10 +5,7 @@
 # WAKE_TOKEN, Google identity tokens from a metadata server speaking the
 # real protocol on loopback (cached), and backlog fan-out.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-source tests/lib/wakeq.sh
-t_tmpdir
+source tests/lib/test.sh
 start_redis
 
 API_BIN=$BIN/wakeq-api

@@ -5,10 +5,7 @@
 # copied back after a Postgres outage, reads from Postgres once Redis has
 # let a job go.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-source tests/lib/wakeq.sh
-t_tmpdir
+source tests/lib/test.sh
 start_redis
 start_postgres
 

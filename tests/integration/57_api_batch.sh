@@ -6,10 +6,7 @@
 # names it; a burst over two queues lands in each; a burst while Postgres
 # or Redis is down is answered 503 each and leaves nothing behind.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-source tests/lib/wakeq.sh
-t_tmpdir
+source tests/lib/test.sh
 start_redis
 start_postgres
 

@@ -6,10 +6,7 @@
 # comes back, and reconcile copies the final state from the queue's
 # finals log instead of enqueueing the job a second time.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-source tests/lib/wakeq.sh
-t_tmpdir
+source tests/lib/test.sh
 start_redis
 start_postgres
 

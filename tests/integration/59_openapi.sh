@@ -13,10 +13,7 @@
 # there) are the document's operations. The npm packages are installed by
 # this test into $BUILD/npm (once).
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 
 REDOCLY_VERSION=2.77.0
 AJV_VERSION=8.20.0

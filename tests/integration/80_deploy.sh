@@ -7,11 +7,8 @@
 # Needs shellcheck and python3-yaml (container/deps.sh test set).
 set -u
 # shellcheck source=tests/lib/servers.sh
-. "$(dirname "$0")/../lib/servers.sh"
-# shellcheck source=tests/lib/tap.sh
-. "$(dirname "$0")/../lib/tap.sh"
+. "$(dirname "$0")/../lib/test.sh"
 cd "$TOP" || exit 1
-t_tmpdir
 
 PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
