@@ -27,6 +27,9 @@ struct worker_config {
 	int64_t concurrency;    /* CONCURRENCY: slots */
 	int64_t batch;          /* BATCH: jobs a take/settle round trip */
 	double idle_timeout;    /* IDLE_TIMEOUT s: drain end and process exit */
+	double empty_wake_linger; /* EMPTY_WAKE_LINGER s: how long a drain whose
+				 * first take found nothing due waits for
+				 * work, instead of IDLE_TIMEOUT */
 	int exit_on_idle;       /* EXIT_ON_IDLE */
 	double lease;           /* LEASE s */
 	double job_timeout;     /* JOB_TIMEOUT s, 0 = none */

@@ -163,6 +163,10 @@ struct drain_facts {
 	int64_t wake_max_at;     /* monotonic: the drain's start + WAKE_MAX */
 	int64_t idle_since;      /* monotonic: last sign of work */
 	int64_t idle_us;         /* IDLE_TIMEOUT */
+	int empty;               /* the drain's first take found nothing due,
+				  * and it has taken nothing since */
+	int64_t empty_linger_us; /* EMPTY_WAKE_LINGER: the idle window of an
+				  * empty drain, instead of idle_us */
 	int64_t due_in_us;       /* until the next delayed job; INT64_MAX none */
 	size_t busy;             /* tasks ready or running */
 	size_t nearly;           /* of the running, re-queued early at shutdown */
@@ -173,8 +177,9 @@ enum drain_verdict {
 	DRAIN_CONTINUE,
 	DRAIN_HOLD,              /* idle, but a job is due inside IDLE_TIMEOUT:
 				  * restart the idle clock and wait for it */
-	DRAIN_END_IDLE,          /* idle for IDLE_TIMEOUT: retire, then end
-				  * (unless a /wake came meanwhile) */
+	DRAIN_END_IDLE,          /* idle for IDLE_TIMEOUT (EMPTY_WAKE_LINGER
+				  * when empty): retire, then end (unless a
+				  * /wake came meanwhile) */
 	DRAIN_END_WAKE_MAX,      /* past WAKE_MAX with nothing held */
 	DRAIN_END_SHUTDOWN       /* SIGTERM with nothing held, or past grace */
 };
