@@ -91,6 +91,7 @@ struct worker {
 	int drain_joinable;
 	int open_requests;       /* held /wake requests */
 	int64_t last_activity_mono;
+	int64_t idle_check_mono; /* last worker_idle_exit_due call */
 	int stopping;            /* SIGTERM received */
 	int abandon;             /* past the grace: stop waiting for Redis */
 	/* tasks */
