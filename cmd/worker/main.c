@@ -35,6 +35,8 @@ static const struct config_var vars[] = {
 	{ "BATCH", CONFIG_INT, F(batch), 1, 1000, "64", "jobs taken or settled per round trip", 0, NULL },
 	{ "IDLE_TIMEOUT", CONFIG_SECONDS, F(idle_timeout), 0.001, 86400, "30",
 	  "a drain ends, then the process exits, after this long with nothing due", 0, NULL },
+	{ "EMPTY_WAKE_LINGER", CONFIG_SECONDS, F(empty_wake_linger), 0, 86400, "0",
+	  "a wake that finds nothing due (none within IDLE_TIMEOUT) answers after this", 0, NULL },
 	{ "EXIT_ON_IDLE", CONFIG_BOOL, F(exit_on_idle), 0, 0, "true",
 	  "exit 0 when idle (scale to zero)", 0, NULL },
 	{ "LEASE", CONFIG_SECONDS, F(lease), 0.1, 86400, "60",

@@ -33,6 +33,9 @@ struct drain {
 	int registered;
 	int retired;              /* left every queue's registry: do not again */
 	int look;                 /* a take is worth a round trip */
+	int first_taken;          /* a take has succeeded in this drain */
+	int empty;                /* the first take found nothing due, and
+				   * nothing was taken since (drain_decide) */
 	uint64_t seen_seq;        /* w->wake_seq last seen */
 	const char *qnames[WORKER_MAX_QUEUES];
 	struct queue_job *jobs;   /* take buffer */
@@ -419,15 +422,23 @@ static int drain_step(struct drain *d)
 		if (d->done || (d->want && d->look)) {
 			size_t asked = d->look ? d->want : 0;
 
+			int settling = d->done != NULL;
+
 			took = cycle(d, asked);
 			if (took < 0) {
 				d->backoff_until = clock_mono_us() + 100000;
 				took = 0;
+				d->empty = 0; /* Redis failing: no short cut */
 			} else if (asked) {
 				/* A short take means nothing else is due: wait for
 				 * a marker, a due time or a completion. */
 				d->look = (size_t)took == asked;
+				if (!d->first_taken)
+					d->empty = took == 0 && !settling;
+				d->first_taken = 1;
 			}
+			if (took > 0)
+				d->empty = 0;
 		}
 	} else if (!d->q && now >= d->backoff_until) {
 		d->backoff_until = clock_mono_us() + 200000;
@@ -461,6 +472,8 @@ static void drain_facts(struct drain *d, struct drain_facts *f)
 	f->wake_max_at = d->wake_max_at;
 	f->idle_since = d->idle_since;
 	f->idle_us = d->idle_us;
+	f->empty = d->empty;
+	f->empty_linger_us = (int64_t)(d->c->empty_wake_linger * 1e6);
 	f->due_in_us = INT64_MAX;
 	if (d->next_due_ms)
 		f->due_in_us = (d->next_due_ms - d->server_skew_ms) * 1000 - clock_now_us();
@@ -469,6 +482,11 @@ static void drain_facts(struct drain *d, struct drain_facts *f)
 enum drain_verdict drain_decide(const struct drain_facts *f)
 {
 	int past_max = f->now_us >= f->wake_max_at;
+	/* A wake that found nothing due (every cron tick on an idle queue,
+	 * a wake whose job another worker took) answers at once: lingering
+	 * would hold the request, and on Cloud Run bill it, for nothing.
+	 * After real work the drain waits IDLE_TIMEOUT for more. */
+	int64_t window = f->empty ? f->empty_linger_us : f->idle_us;
 
 	if (f->abandon)
 		return DRAIN_END_SHUTDOWN;
@@ -483,7 +501,7 @@ enum drain_verdict drain_decide(const struct drain_facts *f)
 			return DRAIN_END_WAKE_MAX;
 		return DRAIN_CONTINUE;
 	}
-	if (f->busy > 0 || f->unsettled > 0 || f->now_us - f->idle_since < f->idle_us)
+	if (f->busy > 0 || f->unsettled > 0 || f->now_us - f->idle_since < window)
 		return DRAIN_CONTINUE;
 	/* Something due within the idle window: wait for it here rather
 	 * than leave it to the next wake or cron tick. */
@@ -531,6 +549,10 @@ static int drain_retire(struct drain *d, int64_t now)
 		}
 		do_register(d);
 	}
+	/* Refused (due work, or Redis failing): linger as after work, so
+	 * that a queue the take and the retire disagree on is never a hot
+	 * loop of round trips. */
+	d->empty = 0;
 	d->idle_since = now;
 	d->look = 1;
 	return 0;

@@ -141,6 +141,7 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 	}
 	w->started_mono = clock_mono_us();
 	w->last_activity_mono = w->started_mono;
+	w->idle_check_mono = w->started_mono;
 	w->ewma_job_s = -1; /* no job seen: hold nothing ahead */
 	/* Leases are renewed three times per lease; the registration is
 	 * refreshed at most every 15 s (an idle worker costs ~4 commands a
@@ -215,11 +216,25 @@ int worker_port(const struct worker *w)
 	return w->http ? httpd_port(w->http) : 0;
 }
 
+/* Calls of worker_idle_exit_due further apart than this mean the process
+ * got no CPU meanwhile: stopped (Cloud Run's request-based CPU, SIGSTOP),
+ * or a suspended VM. The caller asks every 100 ms; a late call only puts
+ * the exit off. */
+#define WORKER_STALL_US 250000
+
 int worker_idle_exit_due(struct worker *w)
 {
+	int64_t now = clock_mono_us();
 	int due;
 
 	pthread_mutex_lock(&w->mu);
+	/* Time without CPU is not idle time: a process thawed after a long
+	 * freeze was thawed for a request, which may be on its way to the
+	 * handler and not counted yet. Exiting now would drop it (the
+	 * caller sees the connection close without an answer). */
+	if (now - w->idle_check_mono > WORKER_STALL_US)
+		w->last_activity_mono = now;
+	w->idle_check_mono = now;
 	if (w->cfg->once) {
 		due = !w->draining;
 		pthread_mutex_unlock(&w->mu);
@@ -227,7 +242,7 @@ int worker_idle_exit_due(struct worker *w)
 	}
 	due = w->cfg->exit_on_idle && !w->draining && !w->open_requests && !w->stopping &&
 	      !w->nready && !w->nrunning && !w->done &&
-	      clock_mono_us() - w->last_activity_mono >= (int64_t)(w->cfg->idle_timeout * 1e6);
+	      now - w->last_activity_mono >= (int64_t)(w->cfg->idle_timeout * 1e6);
 	pthread_mutex_unlock(&w->mu);
 	return due;
 }

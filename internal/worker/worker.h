@@ -27,6 +27,9 @@ struct worker_config {
 	int64_t concurrency;    /* CONCURRENCY: slots */
 	int64_t batch;          /* BATCH: jobs a take/settle round trip */
 	double idle_timeout;    /* IDLE_TIMEOUT s: drain end and process exit */
+	double empty_wake_linger; /* EMPTY_WAKE_LINGER s: how long a drain whose
+				 * first take found nothing due waits for
+				 * work, instead of IDLE_TIMEOUT */
 	int exit_on_idle;       /* EXIT_ON_IDLE */
 	double lease;           /* LEASE s */
 	double job_timeout;     /* JOB_TIMEOUT s, 0 = none */
@@ -67,7 +70,10 @@ int worker_port(const struct worker *w);
 
 /* Whether the process should exit now: EXIT_ON_IDLE is on, no drain runs,
  * no request is open, and nothing happened for IDLE_TIMEOUT; in once mode,
- * as soon as the drain has ended. */
+ * as soon as the drain has ended. Call it every 100 ms: a gap of over
+ * 250 ms between calls means the process was stopped (request-based CPU)
+ * and restarts the idle time, so a process thawed for a request serves
+ * it instead of exiting under it. */
 int worker_idle_exit_due(struct worker *w);
 
 /* SIGTERM: stop taking, let in-flight jobs finish within SHUTDOWN_GRACE,

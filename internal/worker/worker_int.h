@@ -91,6 +91,7 @@ struct worker {
 	int drain_joinable;
 	int open_requests;       /* held /wake requests */
 	int64_t last_activity_mono;
+	int64_t idle_check_mono; /* last worker_idle_exit_due call */
 	int stopping;            /* SIGTERM received */
 	int abandon;             /* past the grace: stop waiting for Redis */
 	/* tasks */
@@ -166,6 +167,10 @@ struct drain_facts {
 	int64_t wake_max_at;     /* monotonic: the drain's start + WAKE_MAX */
 	int64_t idle_since;      /* monotonic: last sign of work */
 	int64_t idle_us;         /* IDLE_TIMEOUT */
+	int empty;               /* the drain's first take found nothing due,
+				  * and it has taken nothing since */
+	int64_t empty_linger_us; /* EMPTY_WAKE_LINGER: the idle window of an
+				  * empty drain, instead of idle_us */
 	int64_t due_in_us;       /* until the next delayed job; INT64_MAX none */
 	size_t busy;             /* tasks ready or running */
 	size_t nearly;           /* of the running, re-queued early at shutdown */
@@ -176,8 +181,9 @@ enum drain_verdict {
 	DRAIN_CONTINUE,
 	DRAIN_HOLD,              /* idle, but a job is due inside IDLE_TIMEOUT:
 				  * restart the idle clock and wait for it */
-	DRAIN_END_IDLE,          /* idle for IDLE_TIMEOUT: retire, then end
-				  * (unless a /wake came meanwhile) */
+	DRAIN_END_IDLE,          /* idle for IDLE_TIMEOUT (EMPTY_WAKE_LINGER
+				  * when empty): retire, then end (unless a
+				  * /wake came meanwhile) */
 	DRAIN_END_WAKE_MAX,      /* past WAKE_MAX with nothing held */
 	DRAIN_END_SHUTDOWN       /* SIGTERM with nothing held, or past grace */
 };
