@@ -136,6 +136,11 @@ int api_reconcile(struct api *a, struct reconcile_stats *st, struct err *err);
 void api_get_queues(struct api *a, struct httpd_request *req, const char *arg);
 void api_post_reconcile(struct api *a, struct httpd_request *req,
 			const char *arg);
+/* POST /v1/queues/{queue}/purge-dead: deletes the queue's dead jobs. */
+void api_purge_dead(struct api *a, struct httpd_request *req,
+		    const char *queue);
+/* POST /v1/wake: asks the waker for a wake now (409 without WAKE_URL). */
+void api_post_wake(struct api *a, struct httpd_request *req, const char *arg);
 
 /* ---- health and metrics (health.c) ---------------------------------------- */
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # 50_api - wakeq-api over HTTP against a real redis-server: auth, intake,
-# idempotency, reads, lists, counts, cancel (pending and active), retry
-# from dead, server-sent events, metrics, --help and start-up refusals.
+# idempotency, reads, lists (filters), counts, cancel (pending and active),
+# retry from dead, purge dead, server-sent events, metrics, --help and
+# start-up refusals.
 cd "$(dirname "$0")/../.."
 source tests/lib/servers.sh
 source tests/lib/tap.sh
@@ -139,6 +140,30 @@ r=$(curl -s -w ' %{http_code}' -H "$H" -X POST "$API/v1/jobs/$DID/retry")
 expect_eq "retry dead -> 200 queued" "queued 200" "$(jq -r .status <<<"${r% *}") ${r##* }"
 expect_eq "retried job is pending again" 1 "$(rcli zscore 'wakeq:{default}:pending' "$DID" | grep -c .)"
 expect_eq "retry a queued job -> 409" 409 "$(status_of -H "$H" -X POST "$API/v1/jobs/$DID/retry")"
+
+# ---- filters by type and id; purge the dead ------------------------------------------
+FA=$(post '{"type":"sleep","payload":{"ms":1},"delay_s":3600}' | jq -r .id)
+FB=$(post '{"type":"noop","delay_s":3600}' | jq -r .id)
+l=$(curl -s -H "$H" "$API/v1/queues/default/jobs?state=scheduled&type=sleep")
+expect_eq "list filtered by type: only the sleep job" "$FA" "$(jq -r '[.jobs[].id] | join(",")' <<<"$l")"
+part=$(tr a-f A-F <<<"${FB: -7}")
+l=$(curl -s -H "$H" "$API/v1/queues/default/jobs?state=scheduled&id=$part")
+expect_eq "list filtered by part of the id (any case): that job" "$FB" "$(jq -r '[.jobs[].id] | join(",")' <<<"$l")"
+expect_eq "bad type filter -> 400" 400 "$(status_of -H "$H" "$API/v1/queues/default/jobs?type=a%20b")"
+expect_eq "bad id filter -> 400" 400 "$(status_of -H "$H" "$API/v1/queues/default/jobs?id=xyz")"
+for id in "$FA" "$FB"; do
+	rcli zrem 'wakeq:{default}:delayed' "$id" >/dev/null
+	rcli hset "wakeq:{default}:job:$id" status failed >/dev/null
+	rcli zadd 'wakeq:{default}:dead' 1 "$id" >/dev/null
+done
+r=$(curl -s -w ' %{http_code}' -H "$H" -X POST "$API/v1/queues/default/purge-dead")
+expect_eq "purge-dead -> 200 with the count" "2 200" "$(jq -r .purged <<<"${r% *}") ${r##* }"
+expect_eq "the dead set is empty" 0 "$(rcli zcard 'wakeq:{default}:dead')"
+expect_eq "the dead jobs are gone" 0 "$(rcli exists "wakeq:{default}:job:$FA" "wakeq:{default}:job:$FB")"
+expect_eq "purge-dead of a queue not served -> 404" 404 \
+	"$(status_of -H "$H" -X POST "$API/v1/queues/elsewhere/purge-dead")"
+expect_eq "purge-dead needs the token" 401 "$(status_of -X POST "$API/v1/queues/default/purge-dead")"
+expect_eq "wake without WAKE_URL -> 409" 409 "$(status_of -H "$H" -X POST "$API/v1/wake")"
 
 # ---- HEAD: every GET route answers it, with GET's status and headers and no body
 raw() { # raw REQUEST: sends it (printf %b) on a new connection, prints the answer
