@@ -125,6 +125,10 @@ req HEAD /healthz
 req GET /readyz
 req GET /metrics
 req GET /openapi.yaml
+req GET /dashboard
+req HEAD /dashboard
+req GET /dashboard/app.js
+req GET /dashboard/style.css
 API=$nopg_URL req GET /readyz
 
 # POST /v1/jobs: accepted, a repeat, scheduled, labels and every field
