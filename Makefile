@@ -134,6 +134,14 @@ API_DOCS := docs/openapi.yaml
 	sh internal/api/embed.sh api_doc $(API_DOCS) > $@.tmp && mv $@.tmp $@
 $(call mod_objs,api): $(BUILD)/gen/api/docs.h
 
+# The dashboard's page, script and style sheet (GET /dashboard), the same
+# way: plain files written here, no build step of their own.
+DASHBOARD := $(sort $(wildcard internal/api/dashboard/*))
+%/gen/api/dashboard.h: $(DASHBOARD) internal/api/embed.sh
+	@mkdir -p $(dir $@)
+	sh internal/api/embed.sh api_dash $(DASHBOARD) > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/internal/api/dashboard.o: $(BUILD)/gen/api/dashboard.h
+
 # ---- tests -------------------------------------------------------------
 # Unit tests: tests/unit/<module>/test_*.c, each a cmocka program linked
 # with every module object except the binaries' own (worker, api).
@@ -214,6 +222,7 @@ build/fuzz/obj/%.o: %.c
 		-g -O1 -fsanitize=fuzzer-no-link,address,undefined -pthread -c -o $@ $<
 $(patsubst %.c,build/fuzz/obj/%.o,$(call mod_srcs,queue)): build/fuzz/gen/queue/scripts.h
 $(patsubst %.c,build/fuzz/obj/%.o,$(call mod_srcs,api)): build/fuzz/gen/api/docs.h
+build/fuzz/obj/internal/api/dashboard.o: build/fuzz/gen/api/dashboard.h
 build/fuzz/obj/internal/base/version.o: build/fuzz/gen/version_gen.h
 $(FUZZ_BINS): build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBOBJS)
 	@mkdir -p $(dir $@)

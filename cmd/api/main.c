@@ -58,6 +58,7 @@ struct settings {
 	char *data_dir;
 	int64_t max_upload;
 	char *handlers_file;
+	char *dashboard_path;
 	int log_format;
 	int log_level;
 };
@@ -138,6 +139,9 @@ static const struct config_var vars[] = {
 	  "largest file POST /v1/uploads accepts (413 above)", 0, NULL },
 	{ "HANDLERS_FILE", CONFIG_STRING, F(handlers_file), 0, 0, "",
 	  "your own job types, the worker's file (docs/HANDLERS.md); also WAKEQ_HANDLER_<TYPE>",
+	  0, NULL },
+	{ "DASHBOARD_PATH", CONFIG_STRING, F(dashboard_path), 0, 0, "/dashboard",
+	  "where the dashboard page answers (empty = no dashboard; it asks for API_TOKEN)",
 	  0, NULL },
 	{ "LOG_FORMAT", CONFIG_ENUM, F(log_format), 0, 0, "text",
 	  "json: one object a line for Cloud Logging; text for people", 0, log_format_choices },
@@ -282,6 +286,7 @@ int main(int argc, char **argv)
 	/* the media checks refuse file:// paths outside it at the door */
 	job_settings.data_dir = s.data_dir;
 	c.max_upload = (uint64_t)s.max_upload;
+	c.dashboard_path = s.dashboard_path;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;

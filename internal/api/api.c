@@ -4,7 +4,7 @@
  * HTTP server with the route table of routes.c, the reconcile timer);
  * api_stop ends them in the reverse order. The handlers live in their own
  * files: intake.c (POST /v1/jobs), jobs.c, queues.c, health.c, events.c,
- * uploads.c; reply.c sends and counts the answers. */
+ * uploads.c, dashboard.c; reply.c sends and counts the answers. */
 #include "api/priv.h"
 
 #include "base/clock.h"
@@ -162,6 +162,8 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 	clock_cond_init(&a->rec_cond);
 	a->queues = split_list(cfg->queues && *cfg->queues ? cfg->queues : "default", &a->nqueues);
 	a->defaults.queue = a->queues[0];
+	if (api_dashboard_init(a, err) < 0)
+		goto fail;
 	a->defaults.max_attempts = cfg->max_attempts;
 	if (a->nqueues == 0) {
 		err_set(err, ERR_INVALID, "bad QUEUES '%s': no queue named", cfg->queues);

@@ -1,7 +1,8 @@
 /* api.h - the thin HTTP API of wakeq (DESIGN.md "The API", docs/API.md):
  * job intake into Redis (and Postgres when configured), reads, cancel,
  * retry, queue counts, server-sent progress events, wake calls when no
- * worker is alive, and reconcile between Postgres and Redis.
+ * worker is alive, reconcile between Postgres and Redis, and a dashboard
+ * page for operators (GET /dashboard) that uses all of these.
  *
  * The server runs on libmicrohttpd's thread pool; each request thread
  * borrows a Redis connection from a small pool (a `struct queue` is not
@@ -73,6 +74,9 @@ struct api_config {
 	const char *data_dir;         /* NULL or "" = /tmp/wakeq; files go to
 				       * DATA_DIR/uploads */
 	uint64_t max_upload;          /* bytes; 0 = 2 GiB */
+	/* the operator's page (dashboard.c) */
+	const char *dashboard_path;   /* where it answers; NULL = /dashboard,
+				       * "" = no dashboard */
 };
 
 struct api;
@@ -81,7 +85,9 @@ struct api;
  * up then; ERR_UNAVAILABLE otherwise), starts the waker, the event hub,
  * the reconcile timer and the HTTP server. Redis may be down at start.
  * Returns the server (stop with api_stop), or NULL with err: ERR_INVALID
- * for a bad setting (e.g. no API_TOKEN without no_auth), ERR_UNAVAILABLE
+ * for a bad setting (e.g. no API_TOKEN without no_auth, a dashboard_path
+ * that is not a clean absolute path or that would hide a route of the
+ * API), ERR_UNAVAILABLE
  * when the port is taken. */
 struct api *api_start(const struct api_config *cfg, struct err *err);
 

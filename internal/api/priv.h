@@ -136,6 +136,11 @@ int api_reconcile(struct api *a, struct reconcile_stats *st, struct err *err);
 void api_get_queues(struct api *a, struct httpd_request *req, const char *arg);
 void api_post_reconcile(struct api *a, struct httpd_request *req,
 			const char *arg);
+/* POST /v1/queues/{queue}/purge-dead: deletes the queue's dead jobs. */
+void api_purge_dead(struct api *a, struct httpd_request *req,
+		    const char *queue);
+/* POST /v1/wake: asks the waker for a wake now (409 without WAKE_URL). */
+void api_post_wake(struct api *a, struct httpd_request *req, const char *arg);
 
 /* ---- health and metrics (health.c) ---------------------------------------- */
 
@@ -143,6 +148,33 @@ void api_healthz(struct api *a, struct httpd_request *req, const char *arg);
 void api_openapi(struct api *a, struct httpd_request *req, const char *arg);
 void api_readyz(struct api *a, struct httpd_request *req, const char *arg);
 void api_metrics(struct api *a, struct httpd_request *req, const char *arg);
+
+/* ---- the dashboard (dashboard.c) ------------------------------------- */
+
+/* The route table lists the dashboard's files under this path (keep the
+ * table's literals in step); they answer at cfg.dashboard_path. */
+#define API_DASHBOARD_ROUTE "/dashboard"
+
+/* Checks cfg.dashboard_path (NULL becomes API_DASHBOARD_ROUTE). Returns 0,
+ * or -1 with err ERR_INVALID naming DASHBOARD_PATH. */
+int api_dashboard_init(struct api *a, struct err *err);
+/* The path to look up in the route table for the request path `path`:
+ * `path` itself, or for a path at or under DASHBOARD_PATH the same under
+ * API_DASHBOARD_ROUTE (written to buf), or NULL when no route may answer
+ * it (API_DASHBOARD_ROUTE itself while the dashboard answers elsewhere or
+ * nowhere, or a mapped path longer than size). */
+const char *api_dashboard_route(struct api *a, const char *path, char *buf,
+				size_t size);
+void api_dashboard_page(struct api *a, struct httpd_request *req,
+			const char *arg);
+void api_dashboard_js(struct api *a, struct httpd_request *req,
+		      const char *arg);
+void api_dashboard_css(struct api *a, struct httpd_request *req,
+		       const char *arg);
+
+/* Whether a route of the table other than the dashboard's is `prefix` or
+ * lies under prefix + "/" (routes.c). */
+int api_route_taken(const char *prefix);
 
 /* ---- server-sent events (events.c) ---------------------------------- */
 

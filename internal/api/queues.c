@@ -1,6 +1,8 @@
 /* queues.c - the queues as a whole: GET /v1/queues (counts by state and
- * live workers per served queue) and reconcile between Postgres and
- * Redis (POST /v1/reconcile; the timer in api.c runs the same pass). */
+ * live workers per served queue), POST /v1/queues/{queue}/purge-dead,
+ * POST /v1/wake (a wake now, through the API's waker) and reconcile
+ * between Postgres and Redis (POST /v1/reconcile; the timer in api.c runs
+ * the same pass). */
 #include "api/priv.h"
 
 #include "job/job.h"
@@ -86,4 +88,47 @@ void api_post_reconcile(struct api *a, struct httpd_request *req, const char *ar
 		return;
 	}
 	api_reply_json(a, req, 200, reconcile_json(&st));
+}
+
+void api_purge_dead(struct api *a, struct httpd_request *req, const char *queue)
+{
+	struct queue *q;
+	struct err e;
+	int64_t n;
+
+	if (api_served_index(a, queue) < 0) {
+		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
+		return;
+	}
+	q = api_qget(a, &e);
+	if (!q) {
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	/* the Postgres rows of these jobs keep their final state (failed):
+	 * the record of the failure outlives the dead letter */
+	n = queue_purge_dead(q, queue, &e);
+	api_qput(a, q);
+	if (n < 0) {
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	api_reply_json(a, req, 200, json_pack("{s:s,s:I}", "queue", queue, "purged", (json_int_t)n));
+}
+
+void api_post_wake(struct api *a, struct httpd_request *req, const char *arg)
+{
+	struct wake_stats ws;
+
+	(void)arg;
+	if (!a->wake) {
+		api_reply_error(a, req, 409, "conflict",
+			    "no WAKE_URL: this API has no worker to wake");
+		return;
+	}
+	/* with a wake open, the worker is draining and takes every due job;
+	 * the waker then checks the backlog when that wake ends */
+	wake_get_stats(a->wake, &ws);
+	wake_notify(a->wake, 0);
+	api_reply_json(a, req, 202, json_pack("{s:s}", "wake", ws.in_flight > 0 ? "in_flight" : "requested"));
 }

@@ -7,6 +7,9 @@
  * it lowercased), or {queue}, a queue name (1 to QUEUE_NAME_MAX
  * characters, else 404; whether it is served is the handler's to say).
  *
+ * The dashboard's routes are listed under /dashboard and answer at
+ * DASHBOARD_PATH instead (dashboard.c maps one onto the other).
+ *
  * Dispatch, in order: the first route whose pattern fits the path decides
  * (whatever its method); when none does, 404, except that a path under
  * /v1/ asks for the token first, so a client without it learns nothing of
@@ -45,6 +48,10 @@ static const struct route routes[] = {
 	{ "GET", "/readyz", api_readyz, 0 },
 	{ "GET", "/metrics", api_metrics, 0 },
 	{ "GET", "/openapi.yaml", api_openapi, 0 },
+	/* under API_DASHBOARD_ROUTE; they answer at DASHBOARD_PATH */
+	{ "GET", "/dashboard", api_dashboard_page, 0 },
+	{ "GET", "/dashboard/app.js", api_dashboard_js, 0 },
+	{ "GET", "/dashboard/style.css", api_dashboard_css, 0 },
 	{ "POST", "/v1/jobs", api_post_job, 1 },
 	{ "GET", "/v1/jobs/{id}", api_get_job, 1 },
 	{ "DELETE", "/v1/jobs/{id}", api_cancel_job, 1 },
@@ -52,7 +59,9 @@ static const struct route routes[] = {
 	{ "POST", "/v1/jobs/{id}/retry", api_retry_job, 1 },
 	{ "GET", "/v1/queues", api_get_queues, 1 },
 	{ "GET", "/v1/queues/{queue}/jobs", api_list_jobs, 1 },
+	{ "POST", "/v1/queues/{queue}/purge-dead", api_purge_dead, 1 },
 	{ "POST", "/v1/reconcile", api_post_reconcile, 1 },
+	{ "POST", "/v1/wake", api_post_wake, 1 },
 	{ "POST", "/v1/uploads", upload, 1 },
 };
 
@@ -129,18 +138,36 @@ bad_id:
 	return -1;
 }
 
+int api_route_taken(const char *prefix)
+{
+	size_t n = strlen(prefix), dn = strlen(API_DASHBOARD_ROUTE);
+	const struct route *r;
+
+	for (r = routes; r < routes + NROUTES; r++) {
+		if (!strncmp(r->pattern, API_DASHBOARD_ROUTE, dn) &&
+		    (r->pattern[dn] == '\0' || r->pattern[dn] == '/'))
+			continue;
+		if (!strncmp(r->pattern, prefix, n) &&
+		    (r->pattern[n] == '\0' || r->pattern[n] == '/'))
+			return 1;
+	}
+	return 0;
+}
+
 void api_dispatch(struct httpd_request *req, void *ctx)
 {
 	struct api *a = ctx;
-	const char *path = httpd_path(req), *method = httpd_method(req);
+	const char *path = httpd_path(req), *method = httpd_method(req), *rpath;
 	const struct route *r, *found = NULL;
-	char arg[QUEUE_NAME_MAX + UUID_STR_LEN], allow[64];
+	char arg[QUEUE_NAME_MAX + UUID_STR_LEN], allow[64], mapped[256];
 	struct param pm;
 	size_t len = 0;
 	int auth;
 
-	for (r = routes; r < routes + NROUTES && !found; r++)
-		if (match(r->pattern, path, &pm))
+	/* the dashboard's routes answer at DASHBOARD_PATH (dashboard.c) */
+	rpath = api_dashboard_route(a, path, mapped, sizeof(mapped));
+	for (r = routes; rpath && r < routes + NROUTES && !found; r++)
+		if (match(r->pattern, rpath, &pm))
 			found = r;
 	auth = found ? found->auth : !strncmp(path, "/v1/", 4);
 	if (auth && a->tokens && !httpd_bearer_ok(req, (const char *const *)a->tokens)) {

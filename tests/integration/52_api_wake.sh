@@ -79,6 +79,21 @@ expect_eq "after the drain ended with due work and no worker: one more wake" 2 "
 stop_api
 stop_stub
 
+# ---- POST /v1/wake: a wake now, even with nothing queued; none more while
+# that one is held open ----------------------------------------------------------------
+rcli flushall >/dev/null
+start_stub --hold 2
+start_api
+r=$(curl -s -w ' %{http_code}' -H "$H" -X POST "$API/v1/wake")
+expect_eq "POST /v1/wake -> 202 requested" "requested 202" "$(jq -r .wake <<<"${r% *}") ${r##* }"
+wait_until 3 bash -c "[ \"\$(curl -s $STUB/count | jq -r .wakes)\" -ge 1 ]"
+r=$(curl -s -w ' %{http_code}' -H "$H" -X POST "$API/v1/wake")
+expect_eq "a second one while the first is held -> 202 in_flight" "in_flight 202" "$(jq -r .wake <<<"${r% *}") ${r##* }"
+sleep 3
+expect_eq "one wake call reached the worker (nothing due after it)" 1 "$(wakes)"
+stop_api
+stop_stub
+
 # ---- failures are retried with backoff ------------------------------------------
 rcli flushall >/dev/null
 start_stub --status 503

@@ -77,8 +77,13 @@ start_api() { # start_api NAME ENV=VAL...: sets NAME_URL
 	wait_until 10 curl -fs "http://127.0.0.1:$port/healthz" >/dev/null ||
 		{ not_ok "wakeq-api $name started"; diag "$T/$name.log"; exit 1; }
 }
+# a stand-in for the worker's /wake, for POST /v1/wake
+"$BIN/tests/tools/wakestub" >"$T/stub.port" 2>"$T/stub.log" &
+STUB_PID=$!
+on_exit "kill_wait $STUB_PID"
+wait_until 5 test -s "$T/stub.port"
 start_api pg DATABASE_URL="$DATABASE_URL"
-start_api nopg DATABASE_URL=
+start_api nopg DATABASE_URL= WAKE_URL="http://127.0.0.1:$(head -1 "$T/stub.port")/wake"
 API=$pg_URL
 X=$T/exchanges.jsonl
 : >"$X"
@@ -117,12 +122,17 @@ req HEAD /healthz
 req GET /readyz
 req GET /metrics
 req GET /openapi.yaml
+req GET /dashboard
+req HEAD /dashboard
+req GET /dashboard/app.js
+req GET /dashboard/style.css
 API=$nopg_URL req GET /readyz
 
 # POST /v1/jobs: accepted, a repeat, scheduled, labels and every field
 jreq POST /v1/jobs '{"type":"noop"}'
 q1=$(id_of)
 jreq POST /v1/jobs '{"type":"sleep","payload":{"ms":1},"queue":"oa","priority":2,"max_attempts":5,"timeout_s":30,"idempotency_key":"oa-1","callback_url":"https://example.com/hook","labels":{"tenant":"acme"}}'
+oa1=$(id_of)
 jreq POST /v1/jobs '{"type":"sleep","payload":{"ms":1},"queue":"oa","idempotency_key":"oa-1"}'
 expect_eq "an idempotent repeat answers 200" 200 "$S"
 jreq POST /v1/jobs '{"type":"noop","delay_s":600,"payload":null,"labels":null}'
@@ -162,6 +172,10 @@ req GET '/v1/queues/default/jobs?state=sleeping'
 req GET '/v1/queues/default/jobs?limit=0'
 req GET '/v1/queues/default/jobs?label=nocolon'
 req GET '/v1/queues/elsewhere/jobs'
+req GET "/v1/queues/oa/jobs?state=queued&type=sleep&id=$(echo "${oa1: -6}" | tr a-f A-F)"
+expect_eq "the list filtered by type and part of the id finds the job" "$oa1" "$(jq -r '[.jobs[].id] | join(",")' "$T/body")"
+req GET '/v1/queues/default/jobs?type=no%20such'
+req GET '/v1/queues/default/jobs?id=xyz'
 
 # a job driven through the real queue scripts, followed over SSE
 jreq POST /v1/jobs '{"type":"noop","queue":"oa"}'
@@ -203,6 +217,14 @@ req POST "/v1/jobs/$dead/retry"
 req POST "/v1/jobs/$dead/retry"
 req POST /v1/jobs/01a20466-181e-7014-b516-77142d772f9d/retry
 req GET '/v1/queues/oa/jobs?state=done&limit=5'
+req POST /v1/queues/oa/purge-dead
+req POST /v1/queues/elsewhere/purge-dead
+
+# a wake now: without WAKE_URL, and with one
+req POST /v1/wake
+API=$nopg_URL req POST /v1/wake
+expect_eq "POST /v1/wake reached the worker's /wake" 1 \
+	"$(wait_until 5 sh -c "curl -s http://127.0.0.1:$(head -1 "$T/stub.port")/count | jq -e '.wakes >= 1' >/dev/null" && echo 1)"
 
 # uploads
 printf 'hello upload' >"$T/up.txt"
