@@ -258,7 +258,8 @@ struct queue *queue_connect(const struct queue_opts *opts, struct err *err)
 
 	q->opts = *opts;
 	q->backoff_us = BACKOFF_MIN_US;
-	if (ensure(q, err) < 0 || queue_ping(q, err) < 0) {
+	/* ensure's TIME is the check that the server answers: no PING */
+	if (ensure(q, err) < 0) {
 		queue_free(q);
 		return NULL;
 	}
