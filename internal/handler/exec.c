@@ -990,6 +990,11 @@ int handler_bind(struct handler_registry *reg, const struct handler_opts *o,
 	for (i = 0; i < reg->n; i++) {
 		struct handler *h = &reg->items[i];
 
+		if (h->kind == HANDLER_PLUGIN) {
+			if (plugin_bind(h, o, err) < 0)
+				return -1;
+			continue;
+		}
 		if (h->kind != HANDLER_EXEC) {
 			job_bind(h->type, run_not_built);
 			continue;
@@ -1009,6 +1014,7 @@ void handler_stop(void)
 	size_t i;
 
 	persist_stop_all();
+	plugin_stop_all();
 	/* jobs still running past the worker's shutdown grace */
 	pthread_mutex_lock(&live_mu);
 	for (i = 0; i < nlive; i++)
