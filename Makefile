@@ -220,7 +220,12 @@ $(TOOL_BINS): $(BUILD)/tests/tools/%: tests/tools/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIB_LIBS)
 
-tests: all $(UNIT_BINS) $(TOOL_BINS) $(TEST_PLUGINS)
+# The bare fork+exec baseline of the handler benchmark: libc alone.
+$(BUILD)/tests/bench/spawnloop: tests/bench/spawnloop.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -o $@ $<
+
+tests: all $(UNIT_BINS) $(TOOL_BINS) $(TEST_PLUGINS) $(BUILD)/tests/bench/spawnloop
 
 deps:
 	@container/deps.sh install build
