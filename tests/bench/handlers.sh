@@ -132,7 +132,8 @@ bare_run() {
 rq_run() { # rq_run LABEL FUNC N fork|simple
 	local line
 	rcli flushall >/dev/null
-	line=$(cd "$HD" && "$PY" rq_bench.py "$REDIS_URL" "$2" "$3" "$4")
+	# (no __pycache__ left in the source tree)
+	line=$(cd "$HD" && PYTHONDONTWRITEBYTECODE=1 "$PY" rq_bench.py "$REDIS_URL" "$2" "$3" "$4")
 	echo "$1 conc=1 n=$3 $line" | tee -a "$T/results" >&2
 }
 
