@@ -104,6 +104,11 @@ int persist_run(struct handler_rt *rt, const struct job_run *run,
 void persist_start_reaper(void);
 void persist_stop_all(void);
 
+/* plugin.c: binds a `plugin` entry (loads it; job_bind), and shuts
+ * down every plugin none of whose jobs is running (handler_stop). */
+int plugin_bind(struct handler *h, const struct handler_opts *o, struct err *err);
+void plugin_stop_all(void);
+
 /* exec.c: every bound entry (handler_bind), read by persist.c's reaper. */
 extern struct handler_rt *handler_rts;
 

@@ -207,8 +207,9 @@ int media_isolate(media_work_fn fn, void *arg, const char *cleanup,
 void media_bind_jobs(void);
 
 /* The run functions of media.probe, media.thumbnail and media.transcode
- * (job_run_fn). The worker does not link FFmpeg: it loads these from the
- * wakeq-media.so plugin on the first media job (worker/media_plugin.c). */
+ * (job_run_fn). The worker does not link FFmpeg: it loads the
+ * wakeq-media.so plugin on the first media job (worker/media_plugin.c),
+ * which runs these through the handler plugin ABI (plugin.c). */
 int media_job_probe(const struct job_run *run, struct job_outcome *out);
 int media_job_thumbnail(const struct job_run *run, struct job_outcome *out);
 int media_job_transcode(const struct job_run *run, struct job_outcome *out);

@@ -75,4 +75,22 @@ check "a fresh partial output is kept" test -f "$D/out/.fresh.png.part-Ab12Cd.pn
 check "the API's upload and other names are not touched" \
 	test -f "$D/out/.upload.mp4.part" -a -f "$D/out/keep.part-abcdef"
 kill_wait "$m6_PID"
+
+# The plugin speaks the handler ABI, checked before use: one of another ABI
+# version, or one without the version symbol (as the media plugin was
+# before the ABI), fails media jobs at once with that reason.
+b=$(wq enqueue media.probe --queue badabi --payload '{"input":"file://in/clip.mp4"}' --max-attempts 3)
+start_worker m4 QUEUES=badabi DATA_DIR="$D" IDLE_TIMEOUT=1 EXIT_ON_IDLE=false WAKEQ_MEDIA_PLUGIN="$BIN/tests/plugins/badabi.so"
+curl -fs -XPOST "$m4_URL/wake" >/dev/null
+expect_eq "a media plugin of another ABI: the job fails once, for good" "failed 1" \
+	"$(wq status --queue badabi "$b" | jq -r '"\(.status) \(.attempts)"')"
+expect_eq "... naming both ABI versions" \
+	"bad media plugin: plugin '$BIN/tests/plugins/badabi.so' was built for handler ABI 999, this worker speaks ABI 1 (rebuild it against wakeq/handler.h)" \
+	"$(wq status --queue badabi "$b" | jq -r .error)"
+check "... and the worker is still up" kill -0 "$m4_PID"
+n=$(wq enqueue media.probe --queue noabi --payload '{"input":"file://in/clip.mp4"}')
+start_worker m5 QUEUES=noabi DATA_DIR="$D" IDLE_TIMEOUT=1 WAKEQ_MEDIA_PLUGIN="$BIN/tests/plugins/noabi.so"
+curl -fs -XPOST "$m5_URL/wake" >/dev/null
+check "a media plugin without the ABI symbol is refused" \
+	contains "$(wq status --queue noabi "$n" | jq -r .error)" "is not a wakeq handler plugin: no symbol 'wakeq_handler_abi_version'"
 exit 0
