@@ -123,6 +123,38 @@ void api_job_events(struct api *a, struct httpd_request *req, const char *id)
 		api_reply_backend(a, req, &e, "backend");
 }
 
+/* Runs `op` (queue_cancel, queue_retry_dead) on the job `id` in each
+ * served queue until one knows it. Returns what op returned (-1 with e
+ * when no queue has it or Redis failed); *qi is that queue's index. */
+static int on_served(struct api *a, struct queue *q, const char *id,
+		     int (*op)(struct queue *, const char *, const char *, struct err *),
+		     size_t *qi, struct err *e)
+{
+	size_t i;
+	int rc = -1;
+
+	err_set(e, ERR_NOTFOUND, "no job '%s'", id);
+	for (i = 0; i < a->nqueues; i++) {
+		rc = op(q, a->queues[i], id, e);
+		if (rc >= 0 || e->code != ERR_NOTFOUND)
+			break;
+	}
+	*qi = i;
+	return rc;
+}
+
+/* The answer to an operation on a job that failed: 404, 409 or 503/500. */
+static void reply_op_error(struct api *a, struct httpd_request *req, const struct err *e,
+			   const char *id, const char *what)
+{
+	if (e->code == ERR_NOTFOUND)
+		api_reply_error(a, req, 404, "not_found", "no job '%s'", id);
+	else if (e->code == ERR_CONFLICT)
+		api_reply_error(a, req, 409, "conflict", "%s", e->msg);
+	else
+		api_reply_backend(a, req, e, what);
+}
+
 void api_cancel_job(struct api *a, struct httpd_request *req, const char *id)
 {
 	struct queue *q = api_qget(a, NULL);
@@ -139,12 +171,7 @@ void api_cancel_job(struct api *a, struct httpd_request *req, const char *id)
 	for (i = 0; a->store && !atomic_load(&a->finals_on) && i < a->nqueues; i++)
 		if (queue_finals_enable(q, a->queues[i], NULL) == 0 && i + 1 == a->nqueues)
 			atomic_store(&a->finals_on, 1);
-	err_set(&e, ERR_NOTFOUND, "no job '%s'", id);
-	for (i = 0; i < a->nqueues; i++) {
-		rc = queue_cancel(q, a->queues[i], id, &e);
-		if (rc >= 0 || e.code != ERR_NOTFOUND)
-			break;
-	}
+	rc = on_served(a, q, id, queue_cancel, &i, &e);
 	/* the cancelled webhook is a job of its own: someone must run it */
 	if (rc == QUEUE_CANCELLED_DELIVERY)
 		live = queue_live_workers(q, a->queues[i], NULL) != 0;
@@ -190,12 +217,7 @@ void api_cancel_job(struct api *a, struct httpd_request *req, const char *id)
 			}
 		}
 	}
-	if (e.code == ERR_NOTFOUND)
-		api_reply_error(a, req, 404, "not_found", "no job '%s'", id);
-	else if (e.code == ERR_CONFLICT)
-		api_reply_error(a, req, 409, "conflict", "%s", e.msg);
-	else
-		api_reply_backend(a, req, &e, "backend");
+	reply_op_error(a, req, &e, id, "backend");
 }
 
 void api_retry_job(struct api *a, struct httpd_request *req, const char *id)
@@ -209,12 +231,7 @@ void api_retry_job(struct api *a, struct httpd_request *req, const char *id)
 		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
 		return;
 	}
-	err_set(&e, ERR_NOTFOUND, "no job '%s'", id);
-	for (i = 0; i < a->nqueues; i++) {
-		rc = queue_retry_dead(q, a->queues[i], id, &e);
-		if (rc >= 0 || e.code != ERR_NOTFOUND)
-			break;
-	}
+	rc = on_served(a, q, id, queue_retry_dead, &i, &e);
 	if (rc == 0) {
 		live = queue_live_workers(q, a->queues[i], NULL) != 0;
 	}

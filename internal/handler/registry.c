@@ -253,19 +253,25 @@ static int get_num(struct ctx *c, const json_t *v, const char *f, double min,
 	return 0;
 }
 
-static int get_int(struct ctx *c, const json_t *v, const char *f, int64_t min,
-		   int64_t max, int64_t *out)
+/* A JSON number that is a whole number in [min, max]. Returns 0 or -1. */
+static int whole(const json_t *v, int64_t min, int64_t max, int64_t *out)
 {
 	double d;
 
 	if (!json_is_number(v))
-		goto bad;
+		return -1;
 	d = json_number_value(v);
 	if (!isfinite(d) || d != floor(d) || d < (double)min || d > (double)max)
-		goto bad;
+		return -1;
 	*out = (int64_t)d;
 	return 0;
-bad:
+}
+
+static int get_int(struct ctx *c, const json_t *v, const char *f, int64_t min,
+		   int64_t max, int64_t *out)
+{
+	if (whole(v, min, max, out) == 0)
+		return 0;
 	return fail(c, f, "expected an integer from %lld to %lld", (long long)min,
 		    (long long)max);
 }
@@ -275,7 +281,6 @@ static int get_size(struct ctx *c, const json_t *v, const char *f, int64_t min,
 		    int64_t max, int64_t *out)
 {
 	int64_t n;
-	double d;
 
 	if (json_is_string(v)) {
 		if (!str_of(v) || parse_size(str_of(v), max, &n) < 0 || n < min)
@@ -283,13 +288,8 @@ static int get_size(struct ctx *c, const json_t *v, const char *f, int64_t min,
 		*out = n;
 		return 0;
 	}
-	if (!json_is_number(v))
-		goto bad;
-	d = json_number_value(v);
-	if (!isfinite(d) || d != floor(d) || d < (double)min || d > (double)max)
-		goto bad;
-	*out = (int64_t)d;
-	return 0;
+	if (whole(v, min, max, out) == 0)
+		return 0;
 bad:
 	return fail(c, f, "expected a size from %lld to %lld bytes (a number, or a "
 		    "string with K, M or G)", (long long)min, (long long)max);

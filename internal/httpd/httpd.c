@@ -470,18 +470,8 @@ static void push_stop_all(struct httpd *h)
 		all[n++] = p;
 	}
 	pthread_mutex_unlock(&h->push_lock);
-	for (i = 0; i < n; i++) {
-		struct MHD_Connection *resume;
-
-		p = all[i];
-		pthread_mutex_lock(&p->lock);
-		p->ended = 1;
-		resume = push_kick(p);
-		pthread_mutex_unlock(&p->lock);
-		if (resume)
-			MHD_resume_connection(resume);
-		push_unref(p);
-	}
+	for (i = 0; i < n; i++)
+		httpd_push_end(all[i]); /* ends it and drops the reference taken above */
 	free(all);
 }
 
