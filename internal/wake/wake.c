@@ -6,6 +6,7 @@
 #include "base/clock.h"
 #include "base/mem.h"
 #include "log/log.h"
+#include "queue/queue.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -261,6 +262,15 @@ static void xfer_free(struct wake *w, struct xfer *x)
 	free(x);
 }
 
+/* Names the trigger of a wake, which the worker counts (queue.h). */
+static struct curl_slist *trigger_header(struct curl_slist *h, enum queue_trigger t)
+{
+	char line[64];
+
+	snprintf(line, sizeof(line), "%s: %s", QUEUE_TRIGGER_HEADER, queue_trigger_name(t));
+	return curl_slist_append(h, line);
+}
+
 static int start_xfer(struct wake *w, int base)
 {
 	struct xfer *x;
@@ -271,6 +281,7 @@ static int start_xfer(struct wake *w, int base)
 	x->base = base;
 	x->start_us = clock_mono_us();
 	x->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	x->headers = trigger_header(x->headers, base ? QUEUE_TRIGGER_API : QUEUE_TRIGGER_FANOUT);
 	if (auth_header(w, &x->headers) < 0) {
 		curl_slist_free_all(x->headers);
 		free(x);
@@ -687,6 +698,7 @@ int wake_once(const char *url, const char *token, double timeout_s,
 	if (!c)
 		return err_set(err, ERR_INTERNAL, "cannot start curl");
 	h = curl_slist_append(h, "Content-Type: application/json");
+	h = trigger_header(h, QUEUE_TRIGGER_CLI);
 	if (token && *token) {
 		line = xasprintf("Authorization: Bearer %s", token);
 		h = curl_slist_append(h, line);
