@@ -67,6 +67,10 @@ struct api_config {
 	const char *data_dir;         /* NULL or "" = /tmp/wakeq; files go to
 				       * DATA_DIR/uploads */
 	uint64_t max_upload;          /* bytes; 0 = 2 GiB */
+	/* browsers on other origins (CORS): comma list of origins
+	 * ("https://app.example.com"), "*" for any (then without cookies);
+	 * NULL or "" = none */
+	const char *cors_origins;
 };
 
 struct api;
