@@ -195,5 +195,12 @@ check "metrics cost a few HINCRBY per script run, not per job ($hincr for $scrip
 	test "$hincr" -le $((scripts * 8)) -a "$hincr" -lt $((N / 5))
 check "events cost at most one PUBLISH per script run ($pub for $scripts runs)" test "$pub" -le "$scripts"
 check "commands inside scripts: <= 6 a job ($inlua for $N jobs)" test "$inlua" -le $((N * 6))
+
+# ---- Redis down: /metrics still answers, and says so -------------------------------------
+stop_redis
+curl -s -o "$T/down.prom" -w '%{http_code}' "$API/metrics" >"$T/down.code"
+expect_eq "Redis down: /metrics answers 200 with wakeq_redis_up 0" "200 0" \
+	"$(cat "$T/down.code") $(val "$T/down.prom" wakeq_redis_up)"
+check "and promtool still accepts it" sh -c "promtool check metrics <'$T/down.prom' >/dev/null 2>&1"
 [ "$_t_failed" = 0 ] || diag "$T/api.log"
 exit 0
