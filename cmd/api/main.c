@@ -57,6 +57,7 @@ struct settings {
 	int migrate;
 	char *data_dir;
 	int64_t max_upload;
+	char *cors_origins;
 	char *handlers_file;
 	char *dashboard_path;
 	int log_format;
@@ -137,6 +138,9 @@ static const struct config_var vars[] = {
 	  "POST /v1/uploads stores files in DATA_DIR/uploads (the worker's DATA_DIR)", 0, NULL },
 	{ "MAX_UPLOAD", CONFIG_SIZE, F(max_upload), 1, 1099511627776.0, "2G",
 	  "largest file POST /v1/uploads accepts (413 above)", 0, NULL },
+	{ "CORS_ORIGINS", CONFIG_STRING, F(cors_origins), 0, 0, "",
+	  "browser origins allowed to call the API (CORS), comma-separated; * = any (empty = none)",
+	  0, NULL },
 	{ "HANDLERS_FILE", CONFIG_STRING, F(handlers_file), 0, 0, "",
 	  "your own job types, the worker's file (docs/HANDLERS.md); also WAKEQ_HANDLER_<TYPE>",
 	  0, NULL },
@@ -287,6 +291,7 @@ int main(int argc, char **argv)
 	job_settings.data_dir = s.data_dir;
 	c.max_upload = (uint64_t)s.max_upload;
 	c.dashboard_path = s.dashboard_path;
+	c.cors_origins = s.cors_origins;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;

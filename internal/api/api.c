@@ -187,6 +187,13 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 		free_list(a->tokens);
 		a->tokens = NULL;
 	}
+	{
+		size_t ncors = 0;
+
+		a->cors = split_list(cfg->cors_origins, &ncors);
+		for (i = 0; i < ncors; i++)
+			a->cors_any |= !strcmp(a->cors[i], "*");
+	}
 	if (queue_opts_init(&a->qopts, cfg->redis_url, err) < 0) {
 		err_wrap(err, "bad REDIS_URL");
 		goto fail;
@@ -293,6 +300,7 @@ void api_stop(struct api *a)
 	queue_opts_release(&a->qopts);
 	free_list(a->queues);
 	free_list(a->tokens);
+	free_list(a->cors);
 	pthread_cond_destroy(&a->rec_cond);
 	pthread_mutex_destroy(&a->rec_lock);
 	pthread_cond_destroy(&a->in_cond);

@@ -77,6 +77,10 @@ struct api_config {
 	/* the operator's page (dashboard.c) */
 	const char *dashboard_path;   /* where it answers; NULL = /dashboard,
 				       * "" = no dashboard */
+	/* browsers on other origins (CORS): comma list of origins
+	 * ("https://app.example.com"), "*" for any (then without cookies);
+	 * NULL or "" = none */
+	const char *cors_origins;
 };
 
 struct api;

@@ -93,27 +93,22 @@ void api_job_events(struct api *a, struct httpd_request *req, const char *id)
 	rc = api_find_job(a, q, id, &qi, &job, &e);
 	api_qput(a, q);
 	if (rc == 0) {
+		int final = job_status_final(job.status);
+
+		if (final)
+			api_events_final(a, req, &job);
 		job_info_release(&job);
+		if (final)
+			return;
 		api_count_status(a, 200);
 		api_hub_serve(a->hub, req, a->queues[qi], id);
 		return;
 	}
 	if (e.code == ERR_NOTFOUND && a->store) {
 		/* gone from Redis: its record is final (or about to be requeued) */
-		struct buf b = BUF_INIT;
-		json_t *doc;
-		char *text;
-
 		if (api_store_job(a, id, &job, &e) == 0) {
-			doc = job_info_to_json(&job);
+			api_events_final(a, req, &job);
 			job_info_release(&job);
-			text = json_dumps(doc, JSON_COMPACT);
-			buf_printf(&b, "event: end\ndata: %s\n\n", text ? text : "{}");
-			free(text);
-			json_decref(doc);
-			api_count_status(a, 200);
-			httpd_respond(req, 200, "text/event-stream", b.data, b.len);
-			buf_release(&b);
 			return;
 		}
 	}

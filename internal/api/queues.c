@@ -1,8 +1,9 @@
 /* queues.c - the queues as a whole: GET /v1/queues (counts by state and
- * live workers per served queue), POST /v1/queues/{queue}/purge-dead,
- * POST /v1/wake (a wake now, through the API's waker) and reconcile
- * between Postgres and Redis (POST /v1/reconcile; the timer in api.c runs
- * the same pass). */
+ * live workers per served queue), GET /v1/queues/{queue} (one queue with
+ * its backlog, for dashboards and autoscalers: KEDA's metrics-api scaler
+ * reads `backlog`), POST /v1/queues/{queue}/purge-dead, POST /v1/wake (a
+ * wake now, through the API's waker) and reconcile between Postgres and
+ * Redis (POST /v1/reconcile; the timer in api.c runs the same pass). */
 #include "api/priv.h"
 
 #include "job/job.h"
@@ -18,6 +19,49 @@ static json_t *counts_json(const struct queue_counts *c)
 		json_object_set_new(o, job_status_name((enum job_status)s), json_integer(c->n[s]));
 	json_object_set_new(o, "workers", json_integer(c->workers));
 	return o;
+}
+
+int64_t api_backlog(const struct queue_counts *c, const struct queue_stats *s)
+{
+	return c->n[JOB_QUEUED] + s->due;
+}
+
+double api_oldest_due_age_s(const struct queue_stats *s)
+{
+	if (!s->oldest_due_ms || s->now_ms < s->oldest_due_ms)
+		return 0;
+	return (double)(s->now_ms - s->oldest_due_ms) / 1000;
+}
+
+void api_get_queue(struct api *a, struct httpd_request *req, const char *queue)
+{
+	struct queue_counts c;
+	struct queue_stats s;
+	struct queue *q;
+	struct err e;
+	json_t *o;
+
+	if (api_served_index(a, queue) < 0) {
+		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
+		return;
+	}
+	q = api_qget(a, NULL);
+	if (!q) {
+		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
+		return;
+	}
+	if (queue_counts(q, queue, &c, &e) < 0 || queue_stats_read(q, queue, &s, &e) < 0) {
+		api_qput(a, q);
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	api_qput(a, q);
+	o = counts_json(&c);
+	json_object_set_new(o, "queue", json_string(queue));
+	json_object_set_new(o, "backlog", json_integer(api_backlog(&c, &s)));
+	json_object_set_new(o, "oldest_due_age_s", json_real(api_oldest_due_age_s(&s)));
+	queue_stats_release(&s);
+	api_reply_json(a, req, 200, o);
 }
 
 void api_get_queues(struct api *a, struct httpd_request *req, const char *arg)

@@ -107,20 +107,33 @@ const char *httpd_peer(const struct httpd_request *req)
 	return req->peer;
 }
 
+const char *httpd_cookie(const struct httpd_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+int httpd_token_ok(const char *given, const char *const *tokens)
+{
+	int ok = 0;
+
+	if (!given)
+		return 0;
+	for (; tokens && *tokens; tokens++)
+		ok |= (*tokens)[0] && crypto_equal(given, strlen(given), *tokens,
+						   strlen(*tokens));
+	return ok;
+}
+
 int httpd_bearer_ok(const struct httpd_request *req, const char *const *tokens)
 {
 	const char *auth = httpd_header(req, "Authorization");
-	int ok = 0;
 
 	if (!auth || strncasecmp(auth, "Bearer ", 7))
 		return 0;
 	auth += 7;
 	while (*auth == ' ')
 		auth++;
-	for (; tokens && *tokens; tokens++)
-		ok |= (*tokens)[0] && crypto_equal(auth, strlen(auth), *tokens,
-						   strlen(*tokens));
-	return ok;
+	return httpd_token_ok(auth, tokens);
 }
 
 void httpd_add_header(struct httpd_request *req, const char *name,

@@ -96,9 +96,16 @@ const char *httpd_body(const struct httpd_request *req, size_t *len);
 /* The peer's address as text ("127.0.0.1"). */
 const char *httpd_peer(const struct httpd_request *req);
 
+/* A cookie of the request (Cookie header), or NULL. */
+const char *httpd_cookie(const struct httpd_request *req, const char *name);
+
 /* Whether the request carries "Authorization: Bearer T" with T equal to one
  * of `tokens` (NULL-terminated), compared in constant time. */
 int httpd_bearer_ok(const struct httpd_request *req, const char *const *tokens);
+
+/* Whether `given` (may be NULL) equals one of `tokens`, compared in
+ * constant time. */
+int httpd_token_ok(const char *given, const char *const *tokens);
 
 /* ---- responses ----------------------------------------------------------- */
 

@@ -6,6 +6,7 @@
 #include "base/clock.h"
 #include "base/mem.h"
 #include "log/log.h"
+#include "queue/queue.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -261,7 +262,19 @@ static void xfer_free(struct wake *w, struct xfer *x)
 	free(x);
 }
 
-static int start_xfer(struct wake *w, int base)
+/* Names the trigger of a wake, which the worker counts (queue.h). */
+static struct curl_slist *trigger_header(struct curl_slist *h, enum queue_trigger t)
+{
+	char line[64];
+
+	snprintf(line, sizeof(line), "%s: %s", QUEUE_TRIGGER_HEADER, queue_trigger_name(t));
+	return curl_slist_append(h, line);
+}
+
+/* Starts a wake; `t` is the trigger it names (api: due work and no live
+ * worker; fanout: backlog scale-out, whether or not it becomes the base
+ * transfer). */
+static int start_xfer(struct wake *w, int base, enum queue_trigger t)
 {
 	struct xfer *x;
 
@@ -271,6 +284,7 @@ static int start_xfer(struct wake *w, int base)
 	x->base = base;
 	x->start_us = clock_mono_us();
 	x->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	x->headers = trigger_header(x->headers, t);
 	if (auth_header(w, &x->headers) < 0) {
 		curl_slist_free_all(x->headers);
 		free(x);
@@ -355,7 +369,7 @@ static void check_backlog(struct wake *w, int base_ok, int due)
 	if (due)
 		b.pending += b.waiting;
 	if (base_ok && !base_open && b.pending > 0 && b.workers == 0) {
-		if (clock_mono_us() >= w->next_try_us && start_xfer(w, 1) == 0) {
+		if (clock_mono_us() >= w->next_try_us && start_xfer(w, 1, QUEUE_TRIGGER_API) == 0) {
 			log_info("waking the worker: due jobs and no live worker");
 			base_open = 1;
 		} else {
@@ -372,7 +386,7 @@ static void check_backlog(struct wake *w, int base_ok, int due)
 		desired = w->fanout_max;
 	have = b.workers > w->nxfers ? b.workers : w->nxfers;
 	for (; have < desired; have++)
-		if (start_xfer(w, !base_open) < 0)
+		if (start_xfer(w, !base_open, QUEUE_TRIGGER_FANOUT) < 0)
 			break;
 		else
 			base_open = 1;
@@ -469,7 +483,7 @@ static void *waker_main(void *arg)
 		}
 		pthread_mutex_unlock(&w->lock);
 
-		if (want && start_xfer(w, 1) < 0) {
+		if (want && start_xfer(w, 1, QUEUE_TRIGGER_API) < 0) {
 			pthread_mutex_lock(&w->lock);
 			if (++w->failures <= MAX_FAILURES)
 				w->want = 1;
@@ -687,6 +701,7 @@ int wake_once(const char *url, const char *token, double timeout_s,
 	if (!c)
 		return err_set(err, ERR_INTERNAL, "cannot start curl");
 	h = curl_slist_append(h, "Content-Type: application/json");
+	h = trigger_header(h, QUEUE_TRIGGER_CLI);
 	if (token && *token) {
 		line = xasprintf("Authorization: Bearer %s", token);
 		h = curl_slist_append(h, line);

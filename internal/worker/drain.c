@@ -65,6 +65,39 @@ static struct queue *connect_q(struct worker *w, struct err *e)
 	return queue_connect(&w->qopts, e);
 }
 
+/* Logs a failed Redis call of the drain. While Redis is unreachable the
+ * drain retries every 200 ms: the first warning is written, then one
+ * every 10 to 60 s with how many were held back (w->drain_redis_warn). */
+static void warn_redis(struct drain *d, const char *msg, const char *queue,
+		       const struct err *e)
+{
+	unsigned long held = 0;
+	char n[24];
+
+	if (e->code != ERR_UNAVAILABLE && e->code != ERR_TIMEOUT) {
+		log_warn(msg, "queue", queue, "error", e->msg);
+		return;
+	}
+	if (!log_limit_due(&d->w->drain_redis_warn, &held))
+		return;
+	snprintf(n, sizeof(n), "%lu", held);
+	log_warn(msg, "queue", queue, "error", e->msg, "repeated", held ? n : NULL);
+}
+
+/* Redis answered: says so once after an outage. */
+static void redis_back(struct drain *d)
+{
+	unsigned long held;
+	double secs;
+	char s[32], n[24];
+
+	if (!log_limit_clear(&d->w->drain_redis_warn, &secs, &held))
+		return;
+	snprintf(s, sizeof(s), "%.1f", secs);
+	snprintf(n, sizeof(n), "%lu", held);
+	log_info("redis reachable again", "after_s", s, "repeated", held ? n : NULL);
+}
+
 static int ensure_conn(struct drain *d)
 {
 	struct err e;
@@ -73,10 +106,33 @@ static int ensure_conn(struct drain *d)
 		return 0;
 	d->q = connect_q(d->w, &e);
 	if (!d->q) {
-		log_warn("redis unavailable, retrying", "error", e.msg);
+		warn_redis(d, "redis unavailable, retrying", NULL, &e);
 		return -1;
 	}
 	return 0;
+}
+
+/* Adds the wakes this process got to every served queue's metrics in
+ * Redis (a queue that fails keeps them for the next round; the queues
+ * before it may then count them twice, a rare overcount). */
+static void send_wakes(struct drain *d)
+{
+	struct worker *w = d->w;
+	struct err e;
+	size_t i;
+	int t;
+
+	for (t = 0; t < QUEUE_NTRIGGERS; t++) {
+		uint64_t n = atomic_exchange(&w->wakes_unsent[t], 0);
+
+		for (i = 0; n && i < w->nqueues; i++)
+			if (queue_count_wake(d->q, w->queue_names[i], (enum queue_trigger)t,
+					     (int64_t)n, &e) < 0) {
+				atomic_fetch_add(&w->wakes_unsent[t], n);
+				log_debug("wake not counted", "error", e.msg);
+				return;
+			}
+	}
 }
 
 static void do_register(struct drain *d)
@@ -87,10 +143,11 @@ static void do_register(struct drain *d)
 
 	for (i = 0; i < w->nqueues; i++)
 		if (queue_register(d->q, w->queue_names[i], w->id, w->worker_ttl_ms, &e) < 0) {
-			log_warn("cannot register worker", "error", e.msg);
+			warn_redis(d, "cannot register worker", w->queue_names[i], &e);
 			return;
 		}
 	d->registered = 1;
+	redis_back(d);
 }
 
 /* Retires from every queue. Returns 1 when retired from all, 0 when some
@@ -106,11 +163,12 @@ static int do_retire(struct drain *d, int force)
 		return force; /* Redis is down: registrations expire on their own */
 	for (i = 0; i < w->nqueues; i++) {
 		if (queue_retire(d->q, w->queue_names[i], w->id, force, &retired, &e) < 0) {
-			log_warn("cannot retire", "error", e.msg);
+			warn_redis(d, "cannot retire", w->queue_names[i], &e);
 			return force;
 		}
 		all &= retired;
 	}
+	redis_back(d);
 	if (!all)
 		do_register(d);
 	return all;
@@ -228,6 +286,7 @@ static int cycle(struct drain *d, size_t want)
 				d->settle[ns].result = tk->result;
 				d->settle[ns].error = tk->error;
 				d->settle[ns].delay_ms = tk->delay_ms;
+				d->settle[ns].run_us = tk->started_mono ? tk->run_us : -1;
 				ns++;
 			}
 			memset(&t, 0, sizeof(t));
@@ -246,7 +305,7 @@ static int cycle(struct drain *d, size_t want)
 					d->settled[i]->next = d->done;
 					d->done = d->settled[i];
 				}
-				log_warn("take failed", "queue", w->queue_names[qi], "error", e.msg);
+				warn_redis(d, "take failed", w->queue_names[qi], &e);
 				if (e.code == ERR_UNAVAILABLE) {
 					queue_free(d->q);
 					d->q = NULL;
@@ -255,6 +314,7 @@ static int cycle(struct drain *d, size_t want)
 				return -1;
 			}
 			d->server_skew_ms = t.server_now_ms - clock_now_us() / 1000;
+			redis_back(d);
 			for (i = 0; i < t.njobs; i++)
 				records_add(w->rec, RECORDS_STARTED, t.jobs[i].id, t.jobs[i].attempts,
 					    0, NULL, NULL, NULL, JOB_ACTIVE);
@@ -419,6 +479,8 @@ static int drain_step(struct drain *d)
 	if (now >= d->backoff_until && ensure_conn(d) == 0) {
 		if (!d->registered && !d->stopping && !d->past_max)
 			do_register(d);
+		if (d->q)
+			send_wakes(d);
 		if (d->done || (d->want && d->look)) {
 			size_t asked = d->look ? d->want : 0;
 

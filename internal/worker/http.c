@@ -88,6 +88,9 @@ static void handle_wake(struct worker *w, struct httpd_request *req)
 		return;
 	}
 	atomic_fetch_add(&w->m_wakes, 1);
+	/* counted in Redis by the drain thread (send_wakes) */
+	atomic_fetch_add(&w->wakes_unsent[queue_trigger_parse(
+		httpd_header(req, QUEUE_TRIGGER_HEADER))], 1);
 	w->wake_seq++;
 	while (w->draining && w->ending && !w->abandon)
 		pthread_cond_wait(&w->cv, &w->mu);

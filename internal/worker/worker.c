@@ -174,6 +174,8 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 	if (cfg->once) {
 		uint64_t gen;
 
+		/* a timer's drain (wakeq drain): counted as a cron wake */
+		atomic_fetch_add(&w->wakes_unsent[QUEUE_TRIGGER_CRON], 1);
 		pthread_mutex_lock(&w->mu);
 		w->drain_gen++;
 		w->draining = 1;

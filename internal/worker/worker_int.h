@@ -10,6 +10,7 @@
 
 #include "worker/worker.h"
 
+#include "log/log.h"
 #include "metrics/metrics.h"
 #include "queue/queue.h"
 #include "worker/records.h"
@@ -36,6 +37,7 @@ struct task {
 	atomic_int cancel;       /* read by the handler (job_cancelled) */
 	int reason;              /* enum stop_reason, set with cancel */
 	int64_t started_mono;    /* 0 until a slot starts it */
+	int64_t run_us;          /* how long the handler ran (set by its slot) */
 	int64_t deadline_mono;   /* timeout; 0 = none */
 	/* outcome, filled by the slot */
 	enum queue_outcome outcome;
@@ -115,6 +117,12 @@ struct worker {
 	pthread_t parts_thread;  /* removes stale partial outputs at start */
 	int parts_started;
 	atomic_int parts_stop;
+
+	/* Redis-unreachable warnings of the drain threads (one at a time) */
+	struct log_limit drain_redis_warn;
+	/* wakes by trigger not yet added to the queues' metrics in Redis
+	 * (the drain thread sends them: queue_count_wake) */
+	atomic_uint_least64_t wakes_unsent[QUEUE_NTRIGGERS];
 
 	/* metrics (atomics: read by /metrics without the lock) */
 	atomic_uint_least64_t m_done, m_failed, m_retried, m_cancelled,

@@ -98,8 +98,8 @@ check "every log line is a JSON object with severity and message" \
 	sh -c "jq -e -s 'all(.severity and .message and .time)' '$T/w8.log' >/dev/null"
 check "the drain's lines carry the wake's trace" \
 	sh -c "jq -e -s 'map(select(.message == \"drain started\"))[0][\"logging.googleapis.com/trace\"] == \"projects/proj/traces/0123456789abcdef0123456789abcdef\"' '$T/w8.log' >/dev/null"
-check "a failed job is logged with its id" \
-	sh -c "jq -e -s 'map(select(.message == \"job failed\"))[0] | .job_id and .error == \"boom\"' '$T/w8.log' >/dev/null"
+check "a dead-lettered job is logged at ERROR with its id" \
+	sh -c "jq -e -s 'map(select(.message == \"job dead-lettered\"))[0] | .job_id and .error == \"boom\" and .severity == \"ERROR\"' '$T/w8.log' >/dev/null"
 
 # --- bad configuration stops start-up with one line naming the variable
 msg=$(IDLE_TIMEOUT=abc "$BIN/wakeq-worker" 2>&1)

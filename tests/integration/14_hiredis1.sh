@@ -121,8 +121,8 @@ on_exit "kill_wait $sse"
 sleep 0.3
 "$BIN/tests/tools/qdrive" "redis://wq:$PWQ@127.0.0.1:$PP" default run 3 50 >"$T/qd.out" 2>&1
 wait_until 5 grep -q '^event: end' "$T/sse.txt"
-expect_eq "SSE over rediss:// starts with the state" "event: state" "$(head -1 "$T/sse.txt")"
-expect_eq "SSE over rediss:// has the 3 progress updates" 3 "$(grep -c '^event: update' "$T/sse.txt")"
+expect_eq "SSE over rediss:// starts with the state" "event: state" "$(grep -m1 '^event: ' "$T/sse.txt")"
+expect_eq "SSE over rediss:// has the 3 progress updates" 3 "$(grep -A1 '^event: update' "$T/sse.txt" | grep -c '"stage":"step-')"
 expect_eq "SSE over rediss:// ends with the done job" "done true" \
 	"$(grep -A1 '^event: end' "$T/sse.txt" | sed -n 's/^data: //p' | jq -r '"\(.status) \(.result.ok)"')"
 grep -q '^event: end' "$T/sse.txt" || { diag "$T/api.log"; diag "$T/qd.out"; }

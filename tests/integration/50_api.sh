@@ -118,14 +118,20 @@ sleep 0.3
 "$QDRIVE" "$REDIS_URL" default run 3 50 >/dev/null
 wait_until 5 grep -q '^event: end' "$T/sse.txt"
 wait $SSE
-expect_eq "SSE starts with the current state" "event: state" "$(head -1 "$T/sse.txt")"
-expect_eq "SSE has 3 progress updates" 3 "$(grep -c '^event: update' "$T/sse.txt")"
-check "SSE update carries stage" grep -q '"stage":"step-2"' "$T/sse.txt"
+expect_eq "SSE starts with a retry hint and the current state" "retry: 2000 event: state" \
+	"$(head -1 "$T/sse.txt") $(sed -n 3p "$T/sse.txt")"
+expect_eq "SSE: the take's active, then 3 progress updates" "active - active step-1 active step-2 active step-3" \
+	"$(sed -n 's/^data: //p' "$T/sse.txt" | sed '1d;$d' | jq -r '"\(.status) \(.stage // "-")"' | tr '\n' ' ' | sed 's/ $//')"
+expect_eq "every event has an id" "$(grep -c '^event: ' "$T/sse.txt")" "$(grep -c '^id: [0-9]' "$T/sse.txt")"
 expect_eq "SSE ends with the done job and its result" "done true" \
 	"$(grep -A1 '^event: end' "$T/sse.txt" | sed -n 's/^data: //p' | jq -r '"\(.status) \(.result.ok)"')"
 # a late client gets the final state at once, and the stream closes
 late=$(timeout 5 curl -sN -H "$H" "$API/v1/jobs/$EID/events")
-expect_eq "late SSE client gets end at once" "event: end" "$(head -1 <<<"$late")"
+expect_eq "late SSE client gets end at once" "event: end" "$(grep '^event: ' <<<"$late")"
+# reconnecting with the end's id: told to stop
+END_ID=$(grep -B1 '^event: end' "$T/sse.txt" | sed -n 's/^id: //p')
+expect_eq "Last-Event-ID of the end -> 204" 204 \
+	"$(status_of -H "$H" -H "Last-Event-ID: $END_ID" "$API/v1/jobs/$EID/events")"
 
 # ---- retry from dead ---------------------------------------------------------------
 DID=$(post '{"type":"noop","max_attempts":1}' | jq -r .id)

@@ -43,6 +43,7 @@ wait_until 3 bash -c "[ \"\$(curl -s $STUB/count | jq -r .wakes)\" -ge 1 ]"
 sleep 1
 expect_eq "exactly one wake call when no worker is alive" 1 "$(wakes)"
 expect_eq "wake carries WAKE_TOKEN" "Bearer wake-tok" "$(curl -s "$STUB/count" | jq -r .auth)"
+expect_eq "and names its trigger: api" 1 "$(curl -s "$STUB/count" | jq -r .triggers.api)"
 m=$(curl -s "$API/metrics")
 check "metrics count the sent wake" grep -q '^wakeq_api_wakes_total{outcome="sent"} 1' <<<"$m"
 stop_api
@@ -149,6 +150,7 @@ sleep 1.5
 post >/dev/null
 sleep 1.5
 expect_eq "10 pending jobs, 1 worker slot, backlog 2: fan-out stops at WAKE_FANOUT_MAX" 3 "$(wakes)"
+expect_eq "each names its trigger: fanout" 3 "$(curl -s "$STUB/count" | jq -r .triggers.fanout)"
 stop_api
 stop_stub
 [ "$_t_failed" = 0 ] || diag "$T/api.log"

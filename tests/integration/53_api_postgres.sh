@@ -73,7 +73,10 @@ j=$(curl -s -w ' %{http_code}' -H "$H" "$API/v1/jobs/$P")
 expect_eq "GET after expiry answers from postgres" "done true 200" \
 	"$(jq -r '"\(.status) \(.result.ok)"' <<<"${j% *}") ${j##* }"
 ev=$(timeout 5 curl -sN -H "$H" "$API/v1/jobs/$P/events")
-expect_eq "events after expiry: end from postgres" "event: end" "$(head -1 <<<"$ev")"
+expect_eq "events after expiry: end from postgres" "event: end" "$(grep '^event: ' <<<"$ev")"
+end_id=$(sed -n 's/^id: //p' <<<"$ev")
+expect_eq "and a reconnect past its end (Last-Event-ID) is told to stop: 204" 204 \
+	"$(curl -s -o /dev/null -w '%{http_code}' -H "$H" -H "Last-Event-ID: $end_id" "$API/v1/jobs/$P/events")"
 stop_api
 
 # ---- the timer -------------------------------------------------------------------

@@ -165,6 +165,9 @@ req GET "/v1/jobs/$(echo "$q1" | tr a-f A-F)"
 req GET /v1/jobs/not-a-uuid
 req GET /v1/jobs/01a20466-181e-7014-b516-77142d772f9d
 req GET /v1/queues
+req GET /v1/queues/default
+req GET /v1/queues/oa
+req GET /v1/queues/elsewhere
 req GET '/v1/queues/default/jobs'
 req GET '/v1/queues/oa/jobs?state=queued&limit=10&offset=0&label=tenant:acme'
 req GET '/v1/queues/default/jobs?state=scheduled'
@@ -192,6 +195,12 @@ jq -cn --arg p "/v1/jobs/$ev/events" --rawfile h "$T/ev.head" --rawfile b "$T/ev
 	'{method:"GET", path:$p, status:200, headers:$h, body:$b, request:null}' >>"$X"
 req GET "/v1/jobs/$ev"
 req GET "/v1/jobs/$ev/events"
+end_id=$(sed -n 's/^id: //p' "$T/body" | tail -1)
+req GET "/v1/jobs/$ev/events" -H "Last-Event-ID: $end_id"
+expect_eq "the events of an ended job, reconnecting past its end: 204" 204 "$S"
+NOAUTH=1 req GET "/v1/jobs/$ev/events?access_token=$TOKEN"
+NOAUTH=1 req GET "/v1/jobs/$ev/events" -H "Cookie: wakeq_token=$TOKEN"
+NOAUTH=1 req GET "/v1/jobs/$ev/events?access_token=wrong"
 req GET /v1/jobs/not-a-uuid/events
 req GET /v1/jobs/01a20466-181e-7014-b516-77142d772f9d/events
 
@@ -248,6 +257,7 @@ req GET /v1/jobs/01a20466-181e-7014-b516-77142d772f9d/retry
 stop_redis
 req GET /readyz
 req GET /v1/queues
+req GET /v1/queues/default
 req GET "/v1/jobs/$q1"
 jreq POST /v1/jobs '{"type":"noop"}'
 expect_eq "POST with Redis down answers 503" 503 "$S"

@@ -15,9 +15,14 @@
 #   job_field ID FIELD                one field of `wakeq status ID`
 
 start_worker() {
-	local name=$1 port= pid i
+	local name=$1 port= pid i p0=0 a
 	shift
-	env PORT=0 HOST=127.0.0.1 REDIS_URL="$REDIS_URL" "$@" \
+	# the port is read from the "listening" line, logged at info: with a
+	# quieter LOG_LEVEL a free port is picked here instead
+	for a in "$@"; do
+		case "$a" in LOG_LEVEL=warn* | LOG_LEVEL=error*) p0=$($FREEPORT); port=$p0 ;; esac
+	done
+	env PORT="$p0" HOST=127.0.0.1 REDIS_URL="$REDIS_URL" "$@" \
 		"$BIN/wakeq-worker" >"$T/$name.log" 2>&1 &
 	pid=$!
 	on_exit "kill_wait $pid KILL"
@@ -44,16 +49,19 @@ _logged_port() {
 }
 
 _start_api() {
-	local log=$T/api.log n0 i
+	local log=$T/api.log n0 i p0=0 a
 	touch "$log"
 	n0=$(wc -l <"$log")
-	env PORT=0 HOST=127.0.0.1 REDIS_URL="$REDIS_URL" API_TOKEN="${TOKEN:-}" \
+	for a in "$@"; do # as in start_worker
+		case "$a" in LOG_LEVEL=warn* | LOG_LEVEL=error*) p0=$($FREEPORT) ;; esac
+	done
+	env PORT="$p0" HOST=127.0.0.1 REDIS_URL="$REDIS_URL" API_TOKEN="${TOKEN:-}" \
 		RECONCILE_INTERVAL=0 "$@" "$BIN/wakeq-api" >>"$log" 2>&1 &
 	API_PID=$!
 	on_exit "kill_wait $API_PID"
 	API_PORT=
 	for i in $(seq 1 500); do
-		API_PORT=$(_logged_port "$log" "$n0")
+		[ "$p0" != 0 ] && API_PORT=$p0 || API_PORT=$(_logged_port "$log" "$n0")
 		[ -n "$API_PORT" ] && break
 		kill -0 "$API_PID" 2>/dev/null || break
 		sleep 0.02

@@ -14,4 +14,5 @@ pending_add(batch, prio, id)
 pending_flush(batch)
 publish(id, 'queued')
 wake_markers(1)
+flush()
 return 0
