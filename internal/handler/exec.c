@@ -990,6 +990,11 @@ int handler_bind(struct handler_registry *reg, const struct handler_opts *o,
 	for (i = 0; i < reg->n; i++) {
 		struct handler *h = &reg->items[i];
 
+		if (h->kind == HANDLER_HTTP) {
+			if (http_bind(h, o, err) < 0)
+				return -1;
+			continue;
+		}
 		if (h->kind != HANDLER_EXEC) {
 			job_bind(h->type, run_not_built);
 			continue;

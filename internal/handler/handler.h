@@ -15,8 +15,9 @@
  *   exec with persistent: true
  *               one long-lived process per slot speaking newline-
  *               delimited JSON on stdin/stdout (persist.c)
- *   http, plugin
- *               parsed and checked; their jobs fail with "not built yet"
+ *   http        the job POSTed to a URL, the 2xx JSON answer its result
+ *               (http.c), with an OIDC identity token or a static bearer
+ *   plugin      parsed and checked; its jobs fail with "not built yet"
  *
  *   struct handler_registry reg;
  *   handler_registry_init(&reg);
@@ -92,9 +93,13 @@ struct handler {
 				 * the worker's own */
 	double kill_grace_s;
 	struct handler_limits limits;
-	/* http (parsed; not run yet) */
-	char *url;
-	char *oidc_audience;
+	/* http (http.c) */
+	char *url;              /* where each job is POSTed */
+	char *oidc_audience;    /* send an OIDC identity token for it; NULL =
+				 * none */
+	char *bearer_env;       /* or a static bearer from this variable of
+				 * the worker's environment; NULL = none */
+	int allow_private;      /* url may be loopback, private, link-local */
 	/* plugin (parsed; not run yet) */
 	char *path;
 	/* set by handler_bind */
@@ -195,8 +200,8 @@ struct handler_opts {
 
 /* Prepares every entry to run in this process and binds its runner
  * (job_bind): resolves exec commands in PATH, users, the environment
- * passed through; entries of kinds not built yet get a runner that fails
- * their jobs with a clear error. Call once, after
+ * passed through, http entries' bearer_env; entries of kinds not built
+ * yet get a runner that fails their jobs with a clear error. Call once, after
  * handler_registry_add_types and before any job runs; `reg` and `o` stay
  * borrowed until handler_stop. Returns 0, or -1 with err naming the entry
  * ("handler 'x' (handlers.json:3): command 'python4' not found in PATH"). */
