@@ -102,12 +102,15 @@ extern const struct config_choice wake_via_choices[];
  * several worker services), B the time bucket (bucket_s) of the wanted
  * time, S the fan-out slot (none for slot 0). Concurrent callers wanting
  * the same bucket create the same name: one wins, the rest get 409
- * ALREADY_EXISTS and then read the task (tasks.get): while it has not been
- * dispatched yet (dispatchCount 0), its drain will come after their jobs
- * were enqueued, and nothing more is needed. A task that was dispatched
- * already, or is gone (completed tasks' names stay taken for a while),
- * may have started its drain before their jobs arrived: the next name
- * (-r1, -r2, ...) is tried, so a wake is never swallowed by an old one.
+ * ALREADY_EXISTS and then read the task (tasks.get). While no dispatch of
+ * it is under way (not dispatched yet, or waiting for a retry), its drain
+ * comes after their jobs were enqueued, and nothing more is needed. One
+ * under way (lastAttempt dispatched, no response yet) may be a drain that
+ * is ending, and a task that is gone (completed tasks' names stay taken
+ * for a while) is over: the next name (-r1, -r2, ...) is tried, so a wake
+ * is never swallowed by an old one; after one under way, 2 s later (a
+ * worker that is starting will have taken the jobs by then, and a cold
+ * start does not turn into a storm of instances).
  *
  * When: a bucket that lies ahead is woken at its start (a little early;
  * the worker's drain holds for a job due within IDLE_TIMEOUT), one that
@@ -182,8 +185,10 @@ struct wake_opts {
 
 struct wake_stats {
 	uint64_t requested;   /* wake_notify calls that wanted a wake */
-	uint64_t sent;        /* transfers that reached "request sent" */
-	uint64_t failed;      /* transfers that failed before that */
+	uint64_t sent;        /* transfers that reached "request sent"
+			       * (Cloud Tasks: wakes arranged) */
+	uint64_t failed;      /* transfers that failed before that
+			       * (Cloud Tasks: tasks.create failed) */
 	uint64_t completed;   /* transfers that ended after being sent */
 	int in_flight;        /* transfers open now */
 };
