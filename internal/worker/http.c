@@ -56,7 +56,7 @@ static json_t *summary_json(const struct worker *w, const struct drain_summary *
 }
 
 /* Remembers the URL this /wake came to (mu held): with Cloud Tasks and
- * no WAKE_URL, the next wake is aimed there. Cloud Run passes the
+ * no WAKE_URL, the next wake is aimed there (drain_arrange). Cloud Run passes the
  * service's host and X-Forwarded-Proto: https. */
 static void note_url(struct worker *w, struct httpd_request *req)
 {
@@ -64,8 +64,8 @@ static void note_url(struct worker *w, struct httpd_request *req)
 	const char *proto = httpd_header(req, "X-Forwarded-Proto");
 	size_t i, n = host ? strlen(host) : 0;
 
-	if (!w->tasks || n == 0 || n > 255)
-		return;
+	if (!w->tasks || (w->cfg->wake_url && *w->cfg->wake_url) || n == 0 || n > 255)
+		return; /* WAKE_URL set: that one */
 	for (i = 0; i < n; i++)
 		if (!isalnum((unsigned char)host[i]) && !strchr(".-:[]", host[i]))
 			return;
