@@ -144,7 +144,8 @@ kill_wait "$W_PID"
 rcli flushall >/dev/null
 start_gcp
 WP=$($FREEPORT)
-run_worker W "$WP" IDLE_TIMEOUT=0.5 WAKE_MAX=5 BACKOFF_BASE=3 BACKOFF_CAP=3
+run_worker W "$WP" IDLE_TIMEOUT=0.5 WAKE_MAX=5 BACKOFF_BASE=3 BACKOFF_CAP=3 \
+	WAKE_URL="http://127.0.0.1:$WP/wake?from=worker"
 start_api "$WP" WAKE_MAX=5
 D1=$(post '{"type":"noop","delay_s":2}')
 D2=$(post '{"type":"noop","delay_s":3.5}')
@@ -163,6 +164,8 @@ wait_until 10 test "$(job_field "$R" status)" = failed
 expect_eq "a retry waiting out its backoff ran with no cron" 2 "$(job_field "$R" attempts)"
 check "the worker scheduled it: a task of its own at the retry's time" \
 	test "$(ntasks)" -ge $((n0 + 2))
+expect_eq "the worker aims its tasks at its WAKE_URL when set" "http://127.0.0.1:$WP/wake?from=worker" \
+	"$(fake '.tasks[-1].url')"
 grep -q 'next wake arranged: work comes due later' "$T/W.log"
 check "the worker logged it arranged the next wake" test $? = 0
 stop_api
