@@ -40,6 +40,8 @@ struct settings {
 	int64_t conn_reserve;
 	double header_timeout;
 	double body_timeout;
+	int wake_via;
+	int timers;
 	char *wake_url;
 	char *wake_token;
 	int wake_auth;
@@ -50,6 +52,13 @@ struct settings {
 	int64_t max_attempts;
 	int64_t result_ttl;
 	double wake_hold;
+	double wake_max;
+	char *tasks_project;
+	char *tasks_location;
+	char *tasks_queue;
+	char *tasks_service_account;
+	char *tasks_endpoint;
+	double tasks_bucket;
 	double reconcile_interval;
 	double reconcile_min_age;
 	int64_t pg_conns;
@@ -104,6 +113,11 @@ static const struct config_var vars[] = {
 	  "a request body must arrive whole within this of its headers (not uploads)", 0, NULL },
 	{ "WAKE_URL", CONFIG_STRING, F(wake_url), 0, 0, "",
 	  "the worker's /wake URL, called when no worker is alive (empty = never)", 0, NULL },
+	{ "WAKE_VIA", CONFIG_ENUM, F(wake_via), 0, 0, "http",
+	  "http: POST WAKE_URL and hold it; cloudtasks: a Cloud Tasks task does (TASKS_*)", 0,
+	  wake_via_choices },
+	{ "API_TIMERS", CONFIG_BOOL, F(timers), 0, 0, "true",
+	  "in-process timers: reconcile, wakes for scheduled jobs (off on Cloud Run)", 0, NULL },
 	{ "WAKE_TOKEN", CONFIG_STRING, F(wake_token), 0, 0, "",
 	  "bearer token for the wake call", CONFIG_SECRET | CONFIG_TOKEN, NULL },
 	{ "WAKE_AUTH", CONFIG_ENUM, F(wake_auth), 0, 0, "token",
@@ -124,8 +138,23 @@ static const struct config_var vars[] = {
 	  "pending jobs per worker slot before another wake is sent", 0, NULL },
 	{ "WAKE_HOLD", CONFIG_SECONDS, F(wake_hold), 1, 86400, "3600",
 	  "longest a wake call is held open while the worker drains", 0, NULL },
+	{ "WAKE_MAX", CONFIG_SECONDS, F(wake_max), 1, 86400, "1740",
+	  "the worker's WAKE_MAX: a Cloud Tasks wake is held for it + 60 s (1800 s at most)",
+	  0, NULL },
+	{ "TASKS_PROJECT", CONFIG_STRING, F(tasks_project), 0, 0, "",
+	  "cloudtasks: the project of the queue (empty = the metadata server's)", 0, NULL },
+	{ "TASKS_LOCATION", CONFIG_STRING, F(tasks_location), 0, 0, "",
+	  "cloudtasks: the queue's region, e.g. us-central1", 0, NULL },
+	{ "TASKS_QUEUE", CONFIG_STRING, F(tasks_queue), 0, 0, "",
+	  "cloudtasks: the queue id, e.g. wakeq-wake", 0, NULL },
+	{ "TASKS_SERVICE_ACCOUNT", CONFIG_STRING, F(tasks_service_account), 0, 0, "",
+	  "cloudtasks: the service account whose OIDC token the tasks carry", 0, NULL },
+	{ "TASKS_ENDPOINT", CONFIG_STRING, F(tasks_endpoint), 0, 0, "",
+	  "cloudtasks: the API's base URL (empty = https://cloudtasks.googleapis.com)", 0, NULL },
+	{ "TASKS_BUCKET", CONFIG_SECONDS, F(tasks_bucket), 0.001, 3600, "1",
+	  "cloudtasks: wakes wanted within one bucket of this many seconds share a task", 0, NULL },
 	{ "RECONCILE_INTERVAL", CONFIG_SECONDS, F(reconcile_interval), 0, 86400, "60",
-	  "seconds between reconcile passes with Postgres (0 = off)", 0, NULL },
+	  "seconds between reconcile passes with Postgres (0 = off; API_TIMERS=off: none)", 0, NULL },
 	{ "RECONCILE_MIN_AGE", CONFIG_SECONDS, F(reconcile_min_age), 0.001, 86400, "10",
 	  "rows younger than this are left alone by reconcile", 0, NULL },
 	{ "PG_CONNS", CONFIG_INT, F(pg_conns), 0, 64, "0",
@@ -272,7 +301,16 @@ int main(int argc, char **argv)
 	c.conn_reserve = (unsigned)s.conn_reserve;
 	c.header_timeout_s = s.header_timeout;
 	c.body_timeout_s = s.body_timeout;
+	c.wake_via = (enum wake_via)s.wake_via;
+	c.timers = s.timers;
 	c.wake_url = s.wake_url;
+	c.wake_max_s = s.wake_max;
+	c.tasks_project = s.tasks_project;
+	c.tasks_location = s.tasks_location;
+	c.tasks_queue = s.tasks_queue;
+	c.tasks_service_account = s.tasks_service_account;
+	c.tasks_endpoint = s.tasks_endpoint;
+	c.tasks_bucket_s = s.tasks_bucket;
 	c.wake_token = s.wake_token;
 	c.wake_auth = (enum wake_auth)s.wake_auth;
 	c.wake_audience = s.wake_audience;
@@ -313,7 +351,9 @@ int main(int argc, char **argv)
 	snprintf(port, sizeof(port), "%d", api_port(a));
 	log_info("wakeq-api listening", "port", port, "queues", s.queues,
 		 "postgres", s.database_url && *s.database_url ? "on" : "off",
-		 "wake", s.wake_url && *s.wake_url ? "on" : "off",
+		 "wake", !s.wake_url || !*s.wake_url ? "off" :
+			 s.wake_via == WAKE_VIA_CLOUDTASKS ? "cloudtasks" : "http",
+		 "timers", s.timers ? "on" : "off",
 		 "auth", s.no_auth ? "off" : "bearer");
 	while (!stop_signal)
 		sigsuspend(&old);

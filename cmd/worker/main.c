@@ -8,6 +8,7 @@
 #include "log/log.h"
 #include "log/trace.h"
 #include "queue/queue.h"
+#include "wake/wake.h"
 #include "webhook/webhook.h"
 #include "worker/worker.h"
 
@@ -83,6 +84,25 @@ static const struct config_var vars[] = {
 	  "the secret being rotated out: webhooks carry both signatures", CONFIG_SECRET, NULL },
 	{ "HANDLERS_FILE", CONFIG_STRING, F(handlers_file), 0, 0, "",
 	  "your own job types (docs/HANDLERS.md); also WAKEQ_HANDLER_<TYPE>", 0, NULL },
+	{ "WAKE_VIA", CONFIG_ENUM, F(wake_via), 0, 0, "http",
+	  "cloudtasks: arrange the next wake as a Cloud Tasks task before a drain answers",
+	  0, wake_via_choices },
+	{ "WAKE_URL", CONFIG_STRING, F(wake_url), 0, 0, "",
+	  "cloudtasks: this worker's /wake URL (empty = the URL the last /wake came to)", 0, NULL },
+	{ "WAKE_AUDIENCE", CONFIG_STRING, F(wake_audience), 0, 0, "",
+	  "cloudtasks: audience of the tasks' OIDC tokens (empty = origin of the URL)", 0, NULL },
+	{ "TASKS_PROJECT", CONFIG_STRING, F(tasks_project), 0, 0, "",
+	  "cloudtasks: the project of the queue (empty = the metadata server's)", 0, NULL },
+	{ "TASKS_LOCATION", CONFIG_STRING, F(tasks_location), 0, 0, "",
+	  "cloudtasks: the queue's region, e.g. us-central1", 0, NULL },
+	{ "TASKS_QUEUE", CONFIG_STRING, F(tasks_queue), 0, 0, "",
+	  "cloudtasks: the queue id, e.g. wakeq-wake", 0, NULL },
+	{ "TASKS_SERVICE_ACCOUNT", CONFIG_STRING, F(tasks_service_account), 0, 0, "",
+	  "cloudtasks: the service account whose OIDC token the tasks carry", 0, NULL },
+	{ "TASKS_ENDPOINT", CONFIG_STRING, F(tasks_endpoint), 0, 0, "",
+	  "cloudtasks: the API's base URL (empty = https://cloudtasks.googleapis.com)", 0, NULL },
+	{ "TASKS_BUCKET", CONFIG_SECONDS, F(tasks_bucket), 0.001, 3600, "1",
+	  "cloudtasks: wakes wanted within one bucket of this many seconds share a task", 0, NULL },
 	{ "ONCE", CONFIG_BOOL, F(once), 0, 0, "false",
 	  "drain at start without HTTP until idle, then exit (cron mode)", 0, NULL },
 	{ "LOG_FORMAT", CONFIG_ENUM, F(log_format), 0, 0, "text",

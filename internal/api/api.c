@@ -1,7 +1,8 @@
 /* api.c - the wiring of wakeq-api: api_start checks the settings and
  * starts the pieces (the Redis connection pool, the Postgres store, the
  * waker and its backlog callback, the event hub, the intake threads, the
- * HTTP server with the route table of routes.c, the reconcile timer);
+ * HTTP server with the route table of routes.c, the reconcile timer when
+ * in-process timers are on);
  * api_stop ends them in the reverse order. The handlers live in their own
  * files: intake.c (POST /v1/jobs), jobs.c, queues.c, health.c, events.c,
  * uploads.c, dashboard.c; reply.c sends and counts the answers. */
@@ -221,10 +222,25 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 		/* after the migrations, which may wait on another process */
 		store_set_timeout(a->store, cfg->store_timeout_s);
 	}
+	if (cfg->wake_via == WAKE_VIA_CLOUDTASKS && (!cfg->wake_url || !*cfg->wake_url)) {
+		err_set(err, ERR_INVALID, "WAKE_VIA=cloudtasks needs WAKE_URL (the worker's /wake)");
+		goto fail;
+	}
 	if (cfg->wake_url && *cfg->wake_url) {
 		struct wake_opts wo;
 
 		memset(&wo, 0, sizeof(wo));
+		wo.via = cfg->wake_via;
+		wo.timers = cfg->timers;
+		wo.tasks.project = cfg->tasks_project;
+		wo.tasks.location = cfg->tasks_location;
+		wo.tasks.queue = cfg->tasks_queue;
+		wo.tasks.service_account = cfg->tasks_service_account;
+		wo.tasks.endpoint = cfg->tasks_endpoint;
+		wo.tasks.bucket_s = cfg->tasks_bucket_s;
+		/* held past WAKE_MAX by the jobs still running then (a drain
+		 * gives up on them a minute later) */
+		wo.tasks.dispatch_deadline_s = cfg->wake_max_s > 0 ? cfg->wake_max_s + 60 : 0;
 		wo.url = cfg->wake_url;
 		wo.auth = cfg->wake_auth;
 		if (wo.auth == WAKE_AUTH_TOKEN) {
@@ -263,7 +279,7 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 	a->http = httpd_start(&ho, api_dispatch, a, err);
 	if (!a->http)
 		goto fail;
-	if (cfg->reconcile_interval_s > 0 && a->store) {
+	if (cfg->timers && cfg->reconcile_interval_s > 0 && a->store) {
 		if (pthread_create(&a->rec_thread, NULL, reconcile_main, a) == 0)
 			a->rec_running = 1;
 	}

@@ -53,6 +53,12 @@ struct api_config {
 	double header_timeout_s;
 	double body_timeout_s;
 	/* waking */
+	enum wake_via wake_via;       /* WAKE_VIA: http, or cloudtasks */
+	int timers;                   /* API_TIMERS: in-process timers (the
+				       * reconcile timer, wakes at scheduled
+				       * jobs' due times, the held wake's
+				       * follow-ups); 0 on Cloud Run, where
+				       * nothing runs outside a request */
 	const char *wake_url;         /* NULL or "" = never wake */
 	const char *wake_token;
 	enum wake_auth wake_auth;     /* TOKEN sends wake_token (none if
@@ -62,6 +68,14 @@ struct api_config {
 	int worker_concurrency;       /* the worker's CONCURRENCY; 0 = 1 */
 	int wake_backlog;             /* target jobs per worker slot; 0 = 10 */
 	double wake_hold_s;           /* longest a wake is held open; 0 = 3600 */
+	double wake_max_s;            /* the worker's WAKE_MAX: Cloud Tasks
+				       * holds a wake for it + 60 s */
+	const char *tasks_project;    /* cloudtasks: "" = the metadata server's */
+	const char *tasks_location;
+	const char *tasks_queue;
+	const char *tasks_service_account; /* the tasks' OIDC identity */
+	const char *tasks_endpoint;   /* "" = Google's */
+	double tasks_bucket_s;        /* time bucket of task names; 0 = 1 s */
 	/* reconcile */
 	double reconcile_interval_s;  /* 0 = no timer */
 	double reconcile_min_age_s;   /* rows younger than this are left; 0 = 10 */
@@ -87,7 +101,7 @@ struct api;
 
 /* Checks the settings, applies migrations when configured (needs Postgres
  * up then; ERR_UNAVAILABLE otherwise), starts the waker, the event hub,
- * the reconcile timer and the HTTP server. Redis may be down at start.
+ * the reconcile timer (with timers) and the HTTP server. Redis may be down at start.
  * Returns the server (stop with api_stop), or NULL with err: ERR_INVALID
  * for a bad setting (e.g. no API_TOKEN without no_auth, a dashboard_path
  * that is not a clean absolute path or that would hide a route of the

@@ -239,8 +239,9 @@ void api_retry_job(struct api *a, struct httpd_request *req, const char *id)
 			    e2.code != ERR_NOTFOUND)
 				log_warn("cannot record the retry", "job_id", id, "error", e2.msg);
 		}
-		api_reply_json(a, req, 200, json_pack("{s:s,s:s}", "id", id, "status", "queued"));
+		/* the wake goes out before the answer (no CPU after it) */
 		wake_notify(a->wake, live);
+		api_reply_json(a, req, 200, json_pack("{s:s,s:s}", "id", id, "status", "queued"));
 		return;
 	}
 	if (e.code == ERR_NOTFOUND)

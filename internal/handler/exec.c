@@ -1044,6 +1044,11 @@ int handler_bind(struct handler_registry *reg, const struct handler_opts *o,
 				return -1;
 			continue;
 		}
+		if (h->kind == HANDLER_HTTP) {
+			if (http_bind(h, o, err) < 0)
+				return -1;
+			continue;
+		}
 		if (h->kind != HANDLER_EXEC) {
 			job_bind(h->type, run_not_built);
 			continue;

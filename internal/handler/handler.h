@@ -18,7 +18,8 @@
  *   plugin      a shared object speaking the C ABI of wakeq_handler.h
  *               (installed as wakeq/handler.h), loaded at start-up and
  *               run in the worker's slot threads (plugin.c)
- *   http        parsed and checked; its jobs fail with "not built yet"
+ *   http        the job POSTed to a URL, the 2xx JSON answer its result
+ *               (http.c), with an OIDC identity token or a static bearer
  *
  *   struct handler_registry reg;
  *   handler_registry_init(&reg);
@@ -94,9 +95,13 @@ struct handler {
 				 * the worker's own */
 	double kill_grace_s;
 	struct handler_limits limits;
-	/* http (parsed; not run yet) */
-	char *url;
-	char *oidc_audience;
+	/* http (http.c) */
+	char *url;              /* where each job is POSTed */
+	char *oidc_audience;    /* send an OIDC identity token for it; NULL =
+				 * none */
+	char *bearer_env;       /* or a static bearer from this variable of
+				 * the worker's environment; NULL = none */
+	int allow_private;      /* url may be loopback, private, link-local */
 	/* plugin */
 	char *path;             /* the shared object (handler_plugin_locate) */
 	/* set by handler_bind */
@@ -197,10 +202,10 @@ struct handler_opts {
 
 /* Prepares every entry to run in this process and binds its runner
  * (job_bind): resolves exec commands in PATH, users, the environment
- * passed through; entries of kinds not built yet get a runner that fails
- * their jobs with a clear error; plugins are loaded (handler_plugin_open).
- * Call once, after handler_registry_add_types and before any job runs;
- * `reg` and `o` stay borrowed until handler_stop. Returns 0, or -1 with err naming the entry
+ * passed through, http entries' bearer_env; plugins are loaded
+ * (handler_plugin_open). Call once, after handler_registry_add_types and
+ * before any job runs; `reg` and `o` stay borrowed until handler_stop.
+ * Returns 0, or -1 with err naming the entry
  * ("handler 'x' (handlers.json:3): command 'python4' not found in PATH"). */
 int handler_bind(struct handler_registry *reg, const struct handler_opts *o,
 		 struct err *err);

@@ -29,6 +29,7 @@ struct handler_rt {
 	pthread_cond_t cv;       /* a concurrency place came free */
 	int running;             /* jobs of this type running now */
 	struct proc *idle;       /* persistent: processes waiting for a job */
+	char *bearer;            /* http: the static bearer (bearer_env) */
 	struct handler_rt *next; /* every bound entry, for handler_stop */
 };
 
@@ -97,6 +98,10 @@ void gate_leave(struct handler_rt *rt);
  * Returns 1 when the line was progress, 0 otherwise. *last keeps the
  * last percent (a line with a stage only keeps it). */
 int progress_line(const struct job_run *run, const char *line, size_t len, double *last);
+
+/* http.c: binds an http entry (reads bearer_env). Returns 0, or -1 with
+ * err naming the entry. */
+int http_bind(struct handler *h, const struct handler_opts *o, struct err *err);
 
 /* persist.c */
 int persist_run(struct handler_rt *rt, const struct job_run *run,

@@ -708,16 +708,71 @@ static void drain_sleep(struct drain *d, const struct drain_facts *f)
 		d->look = 1; /* a delayed job or a lease came due */
 }
 
-/* Leaves the registry (unless retired already), frees the drain's state
- * and publishes the summary; HTTP waiters are woken. */
+/* With Cloud Tasks: after the drain has left the registry and before it
+ * answers, arranges the next wake when no other worker is live and work
+ * is left (WAKE_MAX, SIGTERM: at once) or comes due later (a retry, a
+ * scheduled job: at that time). An enqueue after the retire sees no live
+ * worker and arranges its own wake; one before it is counted here. */
+static void drain_arrange(struct drain *d, const char *reason)
+{
+	struct worker *w = d->w;
+	int64_t pending = 0, workers = 0, next_ms = 0, at;
+	char url[512], n1[24];
+	struct err e;
+	size_t i;
+	int rc;
+
+	if (!w->tasks || d->abandon || ensure_conn(d) < 0)
+		return;
+	for (i = 0; i < w->nqueues; i++) {
+		struct queue_counts c;
+
+		if (queue_counts(d->q, w->queue_names[i], &c, &e) < 0) {
+			log_warn("cannot count what is left; the cron's tick will serve it",
+				 "error", e.msg);
+			return;
+		}
+		pending += c.n[JOB_QUEUED];
+		if (c.workers > workers)
+			workers = c.workers;
+		if (c.next_due_ms && (!next_ms || c.next_due_ms < next_ms))
+			next_ms = c.next_due_ms;
+	}
+	if (workers > 0 || (!pending && !next_ms))
+		return; /* a live worker serves it, or nothing to serve */
+	at = pending ? 0 : (next_ms - d->server_skew_ms) * 1000;
+	pthread_mutex_lock(&w->mu);
+	snprintf(url, sizeof(url), "%s", w->wake_url_seen);
+	pthread_mutex_unlock(&w->mu);
+	rc = wake_tasks_arrange(w->tasks, url[0] ? url : NULL, at, 0, &e);
+	snprintf(n1, sizeof(n1), "%lld", (long long)pending);
+	if (rc < 0)
+		log_warn("cannot arrange the next wake; the cron's tick will serve it",
+			 "reason", reason, "pending", n1, "error", e.msg);
+	else
+		log_info(pending ? "next wake arranged: work is left" :
+			 "next wake arranged: work comes due later", "reason", reason,
+			 "pending", n1, "task", rc ? "created" : "pending already");
+}
+
+/* Leaves the registry (unless retired already), arranges the next wake
+ * (Cloud Tasks), frees the drain's state and publishes the summary; HTTP
+ * waiters are woken. */
 static void drain_finish(struct drain *d, const char *reason)
 {
 	struct worker *w = d->w;
 
+	/* From here a new /wake waits for this drain to end and starts its
+	 * own, rather than joining one that is over (the wake arranged below
+	 * may reach this very process before the answer). */
+	pthread_mutex_lock(&w->mu);
+	w->ending = 1;
+	pthread_mutex_unlock(&w->mu);
 	if (d->waiting)
 		queue_wait_cancel(d->bq);
 	if (!d->retired)
 		do_retire(d, 1);
+	drain_arrange(d, reason);
 	queue_free(d->q);
 	queue_free(d->bq);
 	free(d->jobs);

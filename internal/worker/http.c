@@ -8,6 +8,8 @@
 #include "log/log.h"
 #include "log/trace.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +70,24 @@ static int authorized(struct worker *w, struct httpd_request *req)
 	return 0;
 }
 
+/* Remembers the URL this /wake came to (mu held): with Cloud Tasks and
+ * no WAKE_URL, the next wake is aimed there (drain_arrange). Cloud Run passes the
+ * service's host and X-Forwarded-Proto: https. */
+static void note_url(struct worker *w, struct httpd_request *req)
+{
+	const char *host = httpd_header(req, "Host");
+	const char *proto = httpd_header(req, "X-Forwarded-Proto");
+	size_t i, n = host ? strlen(host) : 0;
+
+	if (!w->tasks || (w->cfg->wake_url && *w->cfg->wake_url) || n == 0 || n > 255)
+		return; /* WAKE_URL set: that one */
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)host[i]) && !strchr(".-:[]", host[i]))
+			return;
+	snprintf(w->wake_url_seen, sizeof(w->wake_url_seen), "%s://%s/wake",
+		 proto && !strcmp(proto, "https") ? "https" : "http", host);
+}
+
 static void handle_wake(struct worker *w, struct httpd_request *req)
 {
 	const char *wait = httpd_query(req, "wait");
@@ -92,6 +112,7 @@ static void handle_wake(struct worker *w, struct httpd_request *req)
 	atomic_fetch_add(&w->wakes_unsent[queue_trigger_parse(
 		httpd_header(req, QUEUE_TRIGGER_HEADER))], 1);
 	w->wake_seq++;
+	note_url(w, req);
 	while (w->draining && w->ending && !w->abandon)
 		pthread_cond_wait(&w->cv, &w->mu);
 	if (w->stopping || w->abandon) {

@@ -98,6 +98,7 @@ static void destroy(struct worker *w)
 		pthread_join(w->drain_thread, NULL);
 	slots_stop(w);
 	records_free(w->rec);
+	wake_tasks_free(w->tasks);
 	task_list_free(w->ready);
 	task_list_free(w->done); /* left past the grace: their leases expire */
 	queue_free(w->sq);
@@ -138,6 +139,25 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 	if (!w->rec && err && err->code != ERR_OK) {
 		err_wrap(err, "bad DATABASE_URL");
 		goto fail;
+	}
+	if (cfg->wake_via == WAKE_VIA_CLOUDTASKS) {
+		struct wake_tasks_opts to;
+
+		memset(&to, 0, sizeof(to));
+		to.endpoint = cfg->tasks_endpoint;
+		to.project = cfg->tasks_project;
+		to.location = cfg->tasks_location;
+		to.queue = cfg->tasks_queue;
+		to.url = cfg->wake_url;
+		to.service_account = cfg->tasks_service_account;
+		to.audience = cfg->wake_audience;
+		to.bucket_s = cfg->tasks_bucket;
+		to.dispatch_deadline_s = cfg->wake_max + 60;
+		/* a drain's answer waits for these calls: keep them short */
+		to.timeout_s = 3;
+		w->tasks = wake_tasks_new(&to, err);
+		if (!w->tasks)
+			goto fail;
 	}
 	w->started_mono = clock_mono_us();
 	w->last_activity_mono = w->started_mono;

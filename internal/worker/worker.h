@@ -55,6 +55,21 @@ struct worker_config {
 	int once;               /* ONCE: drain at start without HTTP, then exit
 				 * (wakeq drain, cron on plain VMs) */
 	char *handlers_file;    /* HANDLERS_FILE: read by main (internal/handler) */
+	/* Cloud Tasks (WAKE_VIA=cloudtasks): before a drain answers its
+	 * /wake, it arranges the next wake when work is left (WAKE_MAX, a
+	 * SIGTERM) or comes due later (retries, scheduled jobs) and no
+	 * other worker is live. */
+	int wake_via;           /* WAKE_VIA: enum wake_via */
+	char *wake_url;         /* WAKE_URL: this worker's /wake ("" = the URL
+				 * the last /wake came to: Host and
+				 * X-Forwarded-Proto) */
+	char *wake_audience;    /* WAKE_AUDIENCE ("" = origin of the URL) */
+	char *tasks_project;    /* TASKS_PROJECT ("" = the metadata server's) */
+	char *tasks_location;   /* TASKS_LOCATION */
+	char *tasks_queue;      /* TASKS_QUEUE */
+	char *tasks_service_account; /* TASKS_SERVICE_ACCOUNT */
+	char *tasks_endpoint;   /* TASKS_ENDPOINT ("" = Google's) */
+	double tasks_bucket;    /* TASKS_BUCKET s */
 };
 
 struct worker;

@@ -14,6 +14,7 @@
 #include "metrics/metrics.h"
 #include "queue/queue.h"
 #include "worker/records.h"
+#include "wake/wake.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -68,6 +69,8 @@ struct worker {
 	size_t nqueues;
 	struct httpd *http;
 	struct records *rec;     /* Postgres rows; NULL without DATABASE_URL */
+	struct wake_tasks *tasks;/* WAKE_VIA=cloudtasks: the next wakes; NULL
+				  * otherwise */
 	int64_t started_mono;
 	int64_t hb_interval_ms;  /* lease renewal and registration refresh */
 	int64_t worker_ttl_ms;   /* registration lifetime without a refresh */
@@ -85,6 +88,7 @@ struct worker {
 				  * a new /wake waits for it, then starts anew */
 	uint64_t wake_seq;       /* /wake requests seen, for the retire check */
 	char drain_trace[33];    /* trace id of the /wake that started the drain */
+	char wake_url_seen[512]; /* the URL the last /wake came to ("" none) */
 	uint64_t drain_gen;      /* generation of the current/last drain */
 	uint64_t drains_done;    /* generations finished */
 	struct drain_summary summary; /* of the last finished drain */
