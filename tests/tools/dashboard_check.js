@@ -199,6 +199,22 @@ async function main() {
 async function run(browser, open) {
 	// ---- 1. no token, a wrong token ---------------------------------------
 	let page = await open();
+	// The page redraws its tables as it polls: a node found a moment ago
+	// can be replaced before the click lands ("detached"). Retry those
+	// (bounded); any other error stands.
+	const click = async (sel) => {
+		for (let i = 0; ; i++) {
+			try {
+				await page.waitForSelector(sel, { timeout: 10000 });
+				await page.click(sel);
+				return;
+			} catch (e) {
+				if (i >= 20 || !/detached|not clickable|No node found/i.test(String(e)))
+					throw e;
+				await new Promise((r) => setTimeout(r, 100));
+			}
+		}
+	};
 	const res = await page.goto(BASE + '/dashboard', { waitUntil: 'load' });
 	check('the page loads (200)', res.status() === 200, String(res.status()));
 	const h = res.headers();
@@ -240,7 +256,7 @@ async function run(browser, open) {
 	check('no worker is alive, and the page says so', /no worker alive/.test(pill), pill);
 
 	// the list: done jobs, filtered by type, then by part of an id
-	await page.click('#queues tbody tr[data-queue="default"] td[data-state="done"] button');
+	await click('#queues tbody tr[data-queue="default"] td[data-state="done"] button');
 	await until(page, (n) => {
 		const rs = [...document.querySelectorAll('#jobs tbody tr[data-id]')];
 		return rs.length === n && rs.every((r) => r.dataset.status === 'done');
@@ -248,29 +264,29 @@ async function run(browser, open) {
 	const all = await page.$$eval('#jobs tbody tr[data-id]', (rs) => rs.map((r) => [r.dataset.id, r.children[1].textContent]));
 	check('the done list shows the done jobs', all.length === EXPECT.done, JSON.stringify(all));
 	await page.type('#f-type', 'sleep');
-	await page.click('#filters button[type=submit]');
+	await click('#filters button[type=submit]');
 	await until(page, () => {
 		const rs = [...document.querySelectorAll('#jobs tbody tr[data-id]')];
 		return rs.length > 0 && rs.every((r) => r.children[1].textContent === 'sleep');
 	});
 	const sleeps = await page.$$eval('#jobs tbody tr[data-id]', (rs) => rs.map((r) => r.children[1].textContent));
 	check('filtered by type: only the sleep job', sleeps.length === 1 && sleeps[0] === 'sleep', JSON.stringify(sleeps));
-	await page.click('#f-clear');
+	await click('#f-clear');
 	const noop = all.find((r) => r[1] === 'noop');
 	const part = noop[0].slice(-6);
 	await until(page, () => document.querySelectorAll('#jobs tbody tr[data-id]').length > 1);
 	await page.type('#f-id', part.toUpperCase());
-	await page.click('#filters button[type=submit]');
+	await click('#filters button[type=submit]');
 	await until(page, (id) => {
 		const rs = document.querySelectorAll('#jobs tbody tr[data-id]');
 		return rs.length === 1 && rs[0].dataset.id === id;
 	}, noop[0]);
 	const byId = await page.$$eval('#jobs tbody tr[data-id]', (rs) => rs.map((r) => r.dataset.id));
 	check('filtered by part of the id: that job alone', byId.length === 1 && byId[0] === noop[0], JSON.stringify(byId));
-	await page.click('#f-clear');
+	await click('#f-clear');
 
 	// the dead letters, for the picture of a queue in every state
-	await page.click('#queues tbody tr[data-queue="default"] td[data-state="failed"] button');
+	await click('#queues tbody tr[data-queue="default"] td[data-state="failed"] button');
 	await until(page, (n) => document.querySelectorAll('#jobs tbody tr[data-id][data-status="failed"]').length === n, EXPECT.failed);
 	await shot(browser, page, 'dashboard-queues.png', ['#queues', '#chart-throughput', '#chart-latency', '#jobs']);
 
@@ -282,9 +298,9 @@ async function run(browser, open) {
 	delete wqEnv.WAKE_URL;
 	const liveId = execFileSync(env('WQ'), ['enqueue', 'demo.steps', '--queue', 'live',
 		'--payload', '{"steps":10}'], { env: wqEnv }).toString().trim();
-	await page.click('#queues tbody tr[data-queue="live"] td[data-state="queued"] button');
+	await click('#queues tbody tr[data-queue="live"] td[data-state="queued"] button');
 	await until(page, (id) => !!document.querySelector(`#jobs tbody tr[data-id="${id}"]`), liveId);
-	await page.click(`#jobs tbody tr[data-id="${liveId}"]`);
+	await click(`#jobs tbody tr[data-id="${liveId}"]`);
 	const following = await until(page, (id) => {
 		const j = document.getElementById('job');
 		return j.dataset.id === id && j.dataset.status === 'queued' &&
@@ -292,7 +308,7 @@ async function run(browser, open) {
 	}, liveId);
 	check('a queued job opens, followed live over the event stream', following);
 	await watchJob(page);
-	await page.click('#wake');
+	await click('#wake');
 	const woke = await until(page, () => /Wake sent|already open/.test(document.getElementById('notice').textContent));
 	check('"Wake worker now" asks the API to wake the worker', woke,
 		await page.$eval('#notice', (e) => e.textContent));
@@ -326,13 +342,13 @@ async function run(browser, open) {
 	// ---- 4. retry a dead job and see it run; the other actions -----------------
 	fs.writeFileSync(env('FLAG'), 'ok\n');
 	const flaky = env('FLAKY_ID');
-	await page.click('#queues tbody tr[data-queue="default"] td[data-state="failed"] button');
+	await click('#queues tbody tr[data-queue="default"] td[data-state="failed"] button');
 	await until(page, (id) => !!document.querySelector(`#jobs tbody tr[data-id="${id}"]`), flaky);
-	await page.click(`#jobs tbody tr[data-id="${flaky}"]`);
+	await click(`#jobs tbody tr[data-id="${flaky}"]`);
 	await until(page, (id) => document.getElementById('job').dataset.id === id &&
 		document.getElementById('job').dataset.status === 'failed', flaky);
 	await watchJob(page);
-	await page.click('#job-retry');
+	await click('#job-retry');
 	const rdone = await until(page, (id) => document.getElementById('job').dataset.id === id &&
 		document.getElementById('job').dataset.status === 'done', flaky, 30000);
 	const rseen = await page.evaluate(() => window.__seen.map((s) => s.status));
@@ -342,7 +358,7 @@ async function run(browser, open) {
 	// retry all: the other dead job runs and fails again (it always fails)
 	await until(page, () => Number(document.querySelector('#queues tr[data-queue="default"] td[data-state="failed"]').textContent) === 1);
 	const dead = (await api('GET', '/v1/queues/default/jobs?state=failed')).jobs;
-	await page.click('#queues tbody tr[data-queue="default"] button[data-action="retry-dead"]');
+	await click('#queues tbody tr[data-queue="default"] button[data-action="retry-dead"]');
 	const retried = await until(page, () => /Retried 1 dead job of default/.test(document.getElementById('notice').textContent));
 	check('"Retry all" retries the dead jobs of the queue', retried, await page.$eval('#notice', (e) => e.textContent));
 	// back in the dead letters after its new attempt
@@ -356,19 +372,19 @@ async function run(browser, open) {
 	const rerun = dead.length === 1 ? await api('GET', '/v1/jobs/' + dead[0].id) : {};
 	check('the retried job ran (and failed again)', again && rerun.status === 'failed' &&
 		Date.parse(rerun.finished_at) > Date.parse(dead[0].finished_at), JSON.stringify([dead, rerun]));
-	await page.click('#refresh');
+	await click('#refresh');
 	await until(page, () => !document.querySelector('#queues tr[data-queue="default"] button[data-action="purge-dead"]').disabled);
-	await page.click('#queues tbody tr[data-queue="default"] button[data-action="purge-dead"]');
+	await click('#queues tbody tr[data-queue="default"] button[data-action="purge-dead"]');
 	const purged = await until(page, () => /Purged 1 dead job of default/.test(document.getElementById('notice').textContent));
 	const afterPurge = await api('GET', '/v1/queues');
 	check('"Purge" deletes the dead jobs of the queue', purged && afterPurge.queues.default.failed === 0,
 		JSON.stringify(afterPurge.queues.default));
 	await until(page, () => document.querySelector('#queues tr[data-queue="default"] td[data-state="failed"]').textContent.trim() === '0');
 
-	await page.click('#queues tbody tr[data-queue="default"] td[data-state="scheduled"] button');
+	await click('#queues tbody tr[data-queue="default"] td[data-state="scheduled"] button');
 	await until(page, () => document.querySelectorAll('#jobs tbody tr[data-status="scheduled"]').length > 0);
 	const victim = await page.$eval('#jobs tbody tr[data-status="scheduled"]', (r) => r.dataset.id);
-	await page.click(`#jobs tbody tr[data-id="${victim}"] td:last-child button`);
+	await click(`#jobs tbody tr[data-id="${victim}"] td:last-child button`);
 	const cancelled = await until(page, (id) => document.getElementById('notice').textContent.includes(id + ' is cancelled'), victim);
 	const vdoc = await api('GET', '/v1/jobs/' + victim);
 	check('"Cancel" cancels a scheduled job', cancelled && vdoc.status === 'cancelled', JSON.stringify(vdoc));
