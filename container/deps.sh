@@ -24,7 +24,7 @@ worker="$api libavformat59 libavcodec59 libavutil57 libswscale6
  libswresample4 libavfilter8"
 test="$build redis-server redis-tools postgresql libcmocka-dev clang
  libclang-rt-14-dev curl jq procps ffmpeg wrk hyperfine valgrind
- shellcheck python3-yaml nodejs npm"
+ shellcheck python3-yaml nodejs npm iproute2 iptables"
 # Building and running the images offline (container/test-images.sh).
 images="podman buildah runc debootstrap catatonit"
 

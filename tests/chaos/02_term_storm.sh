@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # 02_term_storm - SIGTERM storm: one of three workers told to stop every
 # 0.5-1.1 s (and started again at once) while http.request jobs arrive
-# through the API. Jobs (300 ms, about four in flight per worker) are
+# through the API. Jobs (300 ms, three in flight per worker on average) are
 # shorter than SHUTDOWN_GRACE, so a stopping worker finishes and settles
 # what it runs and hands back what it had only taken ahead: no lease is
 # left behind, nothing runs twice, and every worker exits 0 inside its
@@ -17,7 +17,7 @@ chaos_api_start
 chaos_workers_start || exit 1
 
 SECS=$(pick 12 120)
-chaos_load_start "$(pick 40 80)" "$SECS" 300
+chaos_load_start 30 "$SECS" 300
 end=$((SECONDS + SECS))
 left=0 slow=0 badrc=0 nterm=0 exit_max=0
 while [ $SECONDS -lt $end ]; do
