@@ -9,6 +9,7 @@ cd "$(dirname "$0")/../.."
 chaos_init redis_kill
 chaos_redis_start
 start_postgres >/dev/null
+chaos_redis_ballast "$(pick 300000 500000)" || not_ok "redis ballast"
 chaos_counter_start
 chaos_api_start
 chaos_workers_start || exit 1
@@ -20,16 +21,15 @@ gap=$(chaos_gap "$SECS" "${DOWN[@]}")
 outages=()
 for d in "${DOWN[@]}"; do
 	sleep "$gap"
-	SNAP_US=$(now_us)
-	held=$(chaos_held)
 	t0=$(now_us)
+	held=$(chaos_held_pause)
 	kill -KILL "$REDIS_PID"
 	wait "$REDIS_PID" 2>/dev/null
 	sleep "$d"
 	chaos_redis_restart || { not_ok "redis did not restart from its AOF"; break; }
 	t1=$(now_us)
 	# shellcheck disable=SC2086
-	WIN_US=$t1 chaos_fault redis_kill "$t0" "$t1" redis $held
+	chaos_fault redis_kill "$t0" "$t1" redis $held
 	outages+=("$NFAULT:$d")
 done
 chaos_load_wait

@@ -20,15 +20,15 @@ gap=$(chaos_gap "$SECS" "${FREEZE[@]}")
 outages=()
 for d in "${FREEZE[@]}"; do
 	sleep "$gap"
-	SNAP_US=$(now_us)
-	held=$(chaos_held)
 	t0=$(now_us)
+	held=$(chaos_held_pause)
 	kill -STOP "$REDIS_PID"
 	sleep "$d"
 	kill -CONT "$REDIS_PID"
+	chaos_unpause
 	t1=$(now_us)
 	# shellcheck disable=SC2086
-	WIN_US=$t1 chaos_fault redis_freeze "$t0" "$t1" redis $held
+	chaos_fault redis_freeze "$t0" "$t1" redis $held
 	outages+=("$NFAULT:$d")
 done
 chaos_load_wait

@@ -18,7 +18,7 @@ PGBIN=$(pg_bin)
 pg_pids() { # the postmaster and its children: processes this test started
 	local pm
 	pm=$(head -1 "$PG_DIR/data/postmaster.pid" 2>/dev/null) || return 0
-	echo "$pm" $(ps -o pid= --ppid "$pm")
+	echo "$pm" "$(ps -o pid= --ppid "$pm" | tr -s ' \n' ' ')"
 }
 
 # KIND:SECONDS; stop = fast shutdown, crash = immediate, freeze = SIGSTOP

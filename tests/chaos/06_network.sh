@@ -86,7 +86,7 @@ ns_worker() {
 	local i=$1 ns=$2 url=$3 name pid
 	name=w${i}g1
 	ip netns exec "$ns" env PORT=$((8080 + i)) HOST=127.0.0.1 REDIS_URL="$url" QUEUES=$Q \
-		CONCURRENCY=$([ "$i" = 1 ] && echo 8 || echo 4) LEASE="$LEASE" IDLE_TIMEOUT=3600 \
+		CONCURRENCY="$([ "$i" = 1 ] && echo 8 || echo 4)" LEASE="$LEASE" IDLE_TIMEOUT=3600 \
 		EXIT_ON_IDLE=false ALLOW_PRIVATE_NETWORKS=loopback SHUTDOWN_GRACE=$GRACE \
 		WORKER_ID="$name" "$BIN/wakeq-worker" >"$T/$name.log" 2>&1 &
 	pid=$!

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # chaos/lib.sh - the fault-injection harness shared by tests/chaos/*.sh.
 # Source it; it sources servers.sh, tap.sh and wakeq.sh.
 #
@@ -14,8 +15,9 @@
 #                        test; full: make chaos, longer and more faults
 #   CHAOS_FIGURES=FILE   append the scenario's figures line to FILE
 #   CHAOS_KEEP=DIR       keep the scenario's files in DIR/NAME
-#   CHAOS_WORKER_BUILD=DIR  run DIR/wakeq-worker instead of this build's
-#                        (an older build, to see what a scenario catches)
+#   CHAOS_WORKER_BUILD=DIR, CHAOS_API_BUILD=DIR  run DIR/wakeq-worker or
+#                        DIR/wakeq-api instead of this build's (an older
+#                        build, to see what a scenario catches)
 #
 #   pick QUICK FULL      the value for the current mode
 #   chaos_init NAME      temp dir, fault and in-flight files
@@ -25,6 +27,9 @@
 #   chaos_worker_start I [VAR=VALUE...]  (re)starts worker slot I (1..3),
 #                        WORKER_ID w<I>g<generation>, woken with ?wait=0
 #   chaos_held [WID]     ids of active jobs (held by WID) in Redis, now
+#   chaos_held_pause / chaos_unpause  all active ids, and Redis paused
+#                        from that instant (for a fault that follows)
+#   chaos_redis_ballast KEYS  data that makes a restart take a while
 #   chaos_fault KIND START_US END_US TARGET [IDS...]  records a fault and
 #                        the jobs in flight at it (their re-runs are allowed);
 #                        with SNAP_US set (when the ids were read, before
@@ -82,7 +87,7 @@ chaos_init() {
 _redis_args() {
 	echo --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$T/redis" --save '' \
 		--appendonly yes --appendfsync always --daemonize no \
-		--loglevel warning --logfile "$T/redis/log"
+		--enable-debug-command local --loglevel warning --logfile "$T/redis/log"
 }
 
 chaos_redis_start() {
@@ -101,6 +106,29 @@ chaos_redis_restart() {
 	wait_redis
 }
 
+# chaos_redis_ballast KEYS: KEYS filler keys, compacted into the AOF's base
+# file, so that a restart spends a while LOADING (about 0.25 s for 300,000)
+# as a real data set makes it do: clients meet that state, not only a
+# refused connection.
+chaos_redis_ballast() {
+	rcli debug populate "$1" chaos:ballast 64 >/dev/null &&
+		rcli bgrewriteaof >/dev/null &&
+		wait_until 30 sh -c "redis-cli -p $REDIS_PORT info persistence | grep -q '^aof_rewrite_in_progress:0'"
+}
+
+# chaos_held_pause: like chaos_held (every active job), read in one
+# transaction with CLIENT PAUSE WRITE, so that Redis changes nothing more
+# (every queue script counts as a write) until chaos_unpause: the ids are
+# exactly the jobs in flight when the fault that follows (kill -9,
+# SIGSTOP) begins. (PAUSE ALL would hold CLIENT UNPAUSE itself.)
+chaos_held_pause() {
+	local sha
+	sha=$(rcli script load "$HELD_LUA") || return 1
+	printf 'MULTI\nEVALSHA %s 1 %s ""\nCLIENT PAUSE 60000 WRITE\nEXEC\n' "$sha" "$P" |
+		rcli --raw | grep -E '^[0-9a-f]{8}-[0-9a-f]{4}-'
+}
+chaos_unpause() { rcli client unpause >/dev/null; }
+
 chaos_counter_start() {
 	"$BIN/tests/tools/hitcount" "$HITS" >"$T/counter.port" 2>"$T/counter.log" &
 	CNT_PID=$!
@@ -114,7 +142,7 @@ chaos_api_start() {
 	API_PORT=$($FREEPORT)
 	env PORT="$API_PORT" HOST=127.0.0.1 REDIS_URL="$REDIS_URL" API_TOKEN=$TOKEN \
 		DATABASE_URL="${DATABASE_URL:-}" RECONCILE_INTERVAL=3 RECONCILE_MIN_AGE=5 \
-		"$@" "$BIN/wakeq-api" >>"$T/api.log" 2>&1 &
+		"$@" "${CHAOS_API_BUILD:-$BIN}/wakeq-api" >>"$T/api.log" 2>&1 &
 	API_PID=$!
 	on_exit "kill_wait $API_PID"
 	API=http://127.0.0.1:$API_PORT
@@ -160,7 +188,7 @@ chaos_fault() {
 	NFAULT=$((NFAULT + 1))
 	echo "$NFAULT $kind $t0 $t1 $target ${SNAP_US:-$t0} ${WIN_US:-$t0} ${WIN_BY:-*}" \
 		"${ORIGIN_US:-$t1} ${RESTART_BY:-*}" >>"$FAULTS"
-	SNAP_US= WIN_US= WIN_BY= ORIGIN_US= RESTART_BY=
+	SNAP_US='' WIN_US='' WIN_BY='' ORIGIN_US='' RESTART_BY=''
 	for id in "$@"; do echo "$NFAULT $id" >>"$INFLIGHT"; done
 }
 
@@ -232,7 +260,7 @@ _idem_left() {
 # (REDIS: the set the id is in: done dead pending active delayed or -).
 _jobs_table() {
 	local z
-	for z in done dead pending active delayed; do
+	for z in 'done' dead pending active delayed; do
 		rcli --raw zrange "${P}$z" 0 -1 2>/dev/null | sed "s/\$/ $z/"
 	done >"$T/redis.sets"
 	if [ -n "${DATABASE_URL:-}" ]; then
@@ -280,7 +308,9 @@ _window_inflight() {
 # completed after it (finished_at), and from ORIGIN (the fault's end, or
 # its start where leases can expire during it) to the restart (next
 # execution, seen by RESTART_BY) of each job that was in flight at the
-# fault and ran again; the larger of the two. Lines: IDX KIND RECOVERY_MS RESTARTED.
+# fault and ran again; the larger of the two. A job caught again by a
+# later fault before it restarted (taken by the next worker to die) is
+# that fault's to time. Lines: IDX KIND RECOVERY_MS RESTARTED.
 _recovery() {
 	awk -v FAULTS="$FAULTS" -v INF="$INFLIGHT" -v HITS="$T/hits" -v FIN="$T/finished" -v LOAD="$LOAD" '
 		BEGIN {
@@ -288,22 +318,34 @@ _recovery() {
 			while ((getline l < HITS) > 0) { split(l, f, " "); nh[f[2]]++; ht[f[2], nh[f[2]]] = f[3]; hb[f[2], nh[f[2]]] = f[1] }
 			nf = 0
 			while ((getline l < FIN) > 0) fin[++nf] = l + 0
-			while ((getline l < INF) > 0) { split(l, f, " "); inf[f[1]] = inf[f[1]] " " f[2] }
+			nfa = 0
 			while ((getline l < FAULTS) > 0) {
-				split(l, f, " "); idx = f[1]; kind = f[2]; t1 = f[4]; org = f[9]; by = f[10]
+				split(l, f, " "); nfa++
+				fidx[nfa] = f[1]; fkind[nfa] = f[2]; fend[nfa] = f[4]; forg[f[1]] = f[9]; fby[nfa] = f[10]
+			}
+			while ((getline l < INF) > 0) {
+				split(l, f, " ")
+				inf[f[1]] = inf[f[1]] " " f[2]
+				faultsof[f[2]] = faultsof[f[2]] " " f[1]
+			}
+			for (q = 1; q <= nfa; q++) {
+				idx = fidx[q]; t1 = fend[q]; org = forg[idx]; by = fby[q]
 				best = -1
 				for (i = 1; i <= nf; i++) if (fin[i] >= t1 && (best < 0 || fin[i] < best)) best = fin[i]
 				rec = best < 0 ? 0 : best - t1
 				n = split(inf[idx], ids, " "); restarted = 0
 				for (j = 1; j <= n; j++) {
 					k = key[ids[j]]
-					for (h = 1; h <= nh[k]; h++) if (ht[k, h] >= org && (by == "*" || hb[k, h] == by)) {
-						restarted++
-						if (ht[k, h] - org > rec) rec = ht[k, h] - org
-						break
-					}
+					for (h = 1; h <= nh[k]; h++) if (ht[k, h] >= org && (by == "*" || hb[k, h] == by)) break
+					if (h > nh[k]) continue
+					m = split(faultsof[ids[j]], gs, " "); later = 0
+					for (g = 1; g <= m; g++)
+						if (gs[g] != idx && forg[gs[g]] > org && forg[gs[g]] <= ht[k, h]) later = 1
+					if (later) continue
+					restarted++
+					if (ht[k, h] - org > rec) rec = ht[k, h] - org
 				}
-				printf "%s %s %d %d\n", idx, kind, rec / 1000, restarted
+				printf "%s %s %d %d\n", idx, fkind[q], rec / 1000, restarted
 			}
 		}' >"$T/recovery"
 }
