@@ -25,7 +25,6 @@ for d in "${FREEZE[@]}"; do
 	kill -STOP "$REDIS_PID"
 	sleep "$d"
 	kill -CONT "$REDIS_PID"
-	chaos_unpause
 	t1=$(now_us)
 	# shellcheck disable=SC2086
 	chaos_fault redis_freeze "$t0" "$t1" redis $held
