@@ -12,7 +12,8 @@
 #   partition  every packet dropped for longer than LEASE (iptables).
 # The near worker takes over the far workers' jobs once their leases
 # expire; the far workers' late results are fenced off; when the network
-# heals they carry on. Skipped, with a message, where namespaces cannot be
+# heals they carry on. Jobs a far worker held during a fault, or up to
+# LEASE + 1 s after it (retransmissions outlast it), count as in flight. Skipped, with a message, where namespaces cannot be
 # made.
 cd "$(dirname "$0")/../.."
 . tests/chaos/lib.sh
@@ -101,6 +102,22 @@ ns_worker 1 "$NSR" "$REDIS_URL" || exit 1
 ns_worker 2 "$NSW" "$FAR_REDIS" || exit 1
 ns_worker 3 "$NSW" "$FAR_REDIS" || exit 1
 
+# The jobs the far workers hold, every 100 ms: "US ID" lines. A slow or
+# lossy link delays their renewals and settles during a fault and for a
+# while after it (TCP retransmits with backoff), so the jobs they held in
+# that time are the ones in flight at it.
+far_poll() {
+	local t id
+	while :; do
+		t=$(now_us)
+		for id in $(chaos_held "${WID[2]}" "${WID[3]}"); do echo "$t $id"; done
+		sleep 0.1
+	done >"$T/farheld"
+}
+far_poll &
+POLL_PID=$!
+on_exit "kill_wait $POLL_PID"
+
 # KIND:SECONDS[:AMOUNT]
 read -ra FAULT <<<"$(pick "slow:3 lossy:3:10 partition:$((LEASE + 2))" \
 	"slow:10 lossy:10:10 partition:$((LEASE + 2)) lossy:8:25 partition:1 slow:8 partition:$((LEASE * 3))")"
@@ -116,7 +133,7 @@ for f in "${FAULT[@]}"; do
 	IFS=: read -r kind d amount <<<"$f"
 	sleep "$gap"
 	SNAP_US=$(now_us)
-	held="$(chaos_held "${WID[2]}") $(chaos_held "${WID[3]}")"
+	held=$(chaos_held "${WID[2]}" "${WID[3]}")
 	t0=$(now_us)
 	case $kind in
 	slow)
@@ -172,6 +189,13 @@ for f in "${FAULT[@]}"; do
 	fi
 done
 chaos_load_wait
+kill_wait "$POLL_PID"
+# in flight: held by a far worker from the fault's start until LEASE + 1 s
+# after its end
+awk -v F="$FAULTS" -v tail=$((LEASE_MS * 1000 + 1000000)) '
+	BEGIN { while ((getline l < F) > 0) { split(l, f, " "); n++; fi[n] = f[1]; a[n] = f[3]; b[n] = f[4] + tail } }
+	{ for (i = 1; i <= n; i++) if ($1 >= a[i] && $1 <= b[i]) print fi[i], $2 }' "$T/farheld" |
+	sort -u >>"$INFLIGHT_MORE"
 check "every accepted job reached a final state" chaos_settle $((LEASE * 3 + 30))
 for i in 2 3; do
 	check "far worker ${WID[$i]} is still alive" kill -0 "${WPID[$i]}"

@@ -26,7 +26,7 @@
 #   chaos_api_start      wakeq-api; sets API
 #   chaos_worker_start I [VAR=VALUE...]  (re)starts worker slot I (1..3),
 #                        WORKER_ID w<I>g<generation>, woken with ?wait=0
-#   chaos_held [WID]     ids of active jobs (held by WID) in Redis, now
+#   chaos_held [WID...]  ids of active jobs (held by one of WID) in Redis, now
 #   chaos_held_pause     all active ids, and Redis paused 250 ms from that
 #                        instant (for a fault that follows at once)
 #   chaos_redis_ballast KEYS  data that makes a restart take a while
@@ -73,10 +73,14 @@ chaos_init() {
 	[ -n "${CHAOS_KEEP:-}" ] && on_exit "rm -rf '$CHAOS_KEEP/$SCEN'; mkdir -p '$CHAOS_KEEP'; cp -r '$T' '$CHAOS_KEEP/$SCEN'"
 	FAULTS=$T/faults     # IDX KIND START END TARGET SNAP WIN WIN_BY ORIGIN RESTART_BY
 	INFLIGHT=$T/inflight # IDX JOB_ID
+	# more jobs in flight at a fault, whose re-runs are allowed but whose
+	# first run after it is no restart (not timed as a recovery)
+	INFLIGHT_MORE=$T/inflight.more
 	LOAD=$T/load         # jobload's answers
 	HITS=$T/hits         # hitcount's executions
 	: >"$FAULTS"
 	: >"$INFLIGHT"
+	: >"$INFLIGHT_MORE"
 	: >"$LOAD"
 	: >"$HITS"
 	NFAULT=0
@@ -176,8 +180,9 @@ chaos_workers_start() {
 HELD_LUA="local ids = redis.call('ZRANGE', KEYS[1] .. 'active', 0, -1)
 local out = {}
 for _, id in ipairs(ids) do
-  if ARGV[1] == '' or redis.call('HGET', KEYS[1] .. 'job:' .. id, 'worker') == ARGV[1] then
-    out[#out + 1] = id
+  local w = ARGV[1] ~= '' and redis.call('HGET', KEYS[1] .. 'job:' .. id, 'worker')
+  for i = 1, #ARGV do
+    if ARGV[i] == '' or ARGV[i] == w then out[#out + 1] = id; break end
   end
 end
 return out"
@@ -191,7 +196,7 @@ for _, e in ipairs(redis.call('XRANGE', KEYS[1] .. 'finals', '-', '+')) do
   out[#out + 1] = id .. ' ' .. st
 end
 return out"
-chaos_held() { rcli --raw eval "$HELD_LUA" 1 "$P" "${1:-}" 2>/dev/null; }
+chaos_held() { rcli --raw eval "$HELD_LUA" 1 "$P" "${@:-}" 2>/dev/null; }
 
 chaos_fault() {
 	local kind=$1 t0=$2 t1=$3 target=$4 id
@@ -397,9 +402,10 @@ chaos_audit() {
 		mism=0
 	fi
 	runs=$(awk '{ n += $3 } END { print n + 0 }' "$T/jobs")
-	dup_ok=$(awk -v INF="$INFLIGHT" 'BEGIN { while ((getline l < INF) > 0) { split(l, f, " "); a[f[2]] = 1 } }
+	cat "$INFLIGHT" "$INFLIGHT_MORE" >"$T/inflight.all"
+	dup_ok=$(awk -v INF="$T/inflight.all" 'BEGIN { while ((getline l < INF) > 0) { split(l, f, " "); a[f[2]] = 1 } }
 		$3 > 1 && ($2 in a) { n += $3 - 1 } END { print n + 0 }' "$T/jobs")
-	awk -v INF="$INFLIGHT" 'BEGIN { while ((getline l < INF) > 0) { split(l, f, " "); a[f[2]] = 1 } }
+	awk -v INF="$T/inflight.all" 'BEGIN { while ((getline l < INF) > 0) { split(l, f, " "); a[f[2]] = 1 } }
 		$3 > 1 && !($2 in a)' "$T/jobs" >"$T/dup.bad"
 	dup_bad=$(awk '{ n += $3 - 1 } END { print n + 0 }' "$T/dup.bad")
 	nrec=$(wc -l <"$T/recovery")
