@@ -5,7 +5,10 @@
 #   make install    into $(DESTDIR)$(PREFIX) (/usr/local): bin/, the media
 #                   plugin in lib/wakeq/, include/wakeq/handler.h; also
 #                   make uninstall
-#   make test       unit + integration tests (real redis-server, postgres)
+#   make test       unit + integration tests (real redis-server, postgres),
+#                   and the bounded subset of the chaos tests
+#   make chaos      the long fault-injection runs (tests/chaos), figures
+#                   into docs/RELIABILITY.md
 #   make demo       one media job end to end, local servers started for you
 #   make bench      benchmarks, figures into docs/BENCHMARKS.md
 #   make fuzz       libFuzzer targets (clang) into build/fuzz/
@@ -254,6 +257,16 @@ test: have-test-deps
 	@$(MAKE) --no-print-directory fuzz
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) tests/run.sh $(TESTS)
 
+# make chaos: every tests/chaos scenario in its long form (CHAOS=full,
+# about 15 minutes), then their figures into docs/RELIABILITY.md (written
+# even when a check failed: the figures say which).
+chaos: have-test-deps
+	@$(MAKE) --no-print-directory tests
+	@rm -f $(BUILD)/chaos-figures.jsonl
+	@BUILD=$(BUILD) CHAOS=full CHAOS_FIGURES=$(CURDIR)/$(BUILD)/chaos-figures.jsonl \
+		tests/run.sh chaos; rc=$$?; \
+		tests/chaos/report.sh $(BUILD)/chaos-figures.jsonl docs/RELIABILITY.md; exit $$rc
+
 demo: have-test-deps
 	@$(MAKE) --no-print-directory tests
 	@BUILD=$(BUILD) tests/demo.sh
@@ -299,5 +312,5 @@ valgrind: tests
 clean:
 	rm -rf build build-san build-hiredis1
 
-.PHONY: all examples install uninstall tests deps test-deps have-test-deps test demo bench fuzz valgrind clean
+.PHONY: all examples install uninstall tests deps test-deps have-test-deps test chaos demo bench fuzz valgrind clean
 -include $(shell find $(BUILD)/obj $(BUILD)/pic build/fuzz/obj -name '*.d' 2>/dev/null)

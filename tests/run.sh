@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# run.sh [unit|integration|fuzz|PATTERN...] - runs the tests and ends with
-# the line "N passed, N failed" (exit 1 when anything failed).
+# run.sh [unit|integration|chaos|fuzz|PATTERN...] - runs the tests and ends
+# with the line "N passed, N failed" (exit 1 when anything failed). A kind
+# name selects that kind only; any other word selects the tests whose name
+# contains it.
 #
 # Unit tests are cmocka programs under $BUILD/tests/unit; their summaries
 # are counted test by test (those named *_db need Postgres: the integration
 # test that starts it runs them). Integration tests are tests/integration/*.sh,
 # each starting the real servers and binaries it needs and printing
 # "ok - …" / "not ok - …" lines ("not ok - … # TODO …" is a known defect,
-# as in TAP: listed at the end, not counted as a failure). Fuzz targets
-# (when built with make fuzz) run briefly over their corpus.
+# as in TAP: listed at the end, not counted as a failure). Chaos tests are
+# tests/chaos/*.sh, fault injection with the same output: CHAOS=quick (the
+# default, in every run) is the bounded subset, CHAOS=full the long one
+# (make chaos). Fuzz targets (when built with make fuzz) run briefly over
+# their corpus.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-export BUILD
+CHAOS=${CHAOS:-quick}
+export BUILD CHAOS
 logs=$(mktemp -d /tmp/wakeq-run.XXXXXX)
 trap 'rm -rf "$logs"' EXIT
 passed=0
@@ -25,8 +31,12 @@ want() { # want KIND NAME: whether the command line selects this test
 	local sel
 	[ ${#SEL[@]} -eq 0 ] && return 0
 	for sel in "${SEL[@]}"; do
-		[ "$sel" = "$1" ] && return 0
-		case "$2" in *"$sel"*) return 0 ;; esac
+		case $sel in
+		unit | integration | chaos | fuzz)
+			[ "$sel" = "$1" ] && return 0 ;;
+		*)
+			case "$2" in *"$sel"*) return 0 ;; esac ;;
+		esac
 	done
 	return 1
 }
@@ -96,15 +106,16 @@ run_unit() {
 	done
 }
 
-run_integration() {
-	local s name log p f rc
-	for s in tests/integration/*.sh; do
+# run_scripts KIND TIMEOUT: the scripts tests/KIND/*.sh
+run_scripts() {
+	local kind=$1 limit=$2 s name log p f rc
+	for s in tests/"$kind"/[0-9]*.sh; do
 		[ -f "$s" ] || continue
 		name=${s#tests/}
-		want integration "$name" || continue
-		log=$logs/$(basename "$s").log
+		want "$kind" "$name" || continue
+		log=$logs/$kind-$(basename "$s").log
 		local t0=$SECONDS
-		timeout "${TEST_TIMEOUT:-600}" bash "$s" >"$log" 2>&1
+		timeout "$limit" bash "$s" >"$log" 2>&1
 		rc=$?
 		p=$(grep -c '^ok - ' "$log")
 		f=$(grep '^not ok - ' "$log" | grep -vc '# TODO')
@@ -118,6 +129,7 @@ run_integration() {
 		passed=$((passed + p))
 		failed=$((failed + f))
 		printf '%-50s %3d passed, %d failed (%ds)\n' "$name" "$p" "$f" $((SECONDS - t0))
+		grep '^# skip' "$log" | sed 's/^/    | /'
 		if [ "$f" -gt 0 ]; then
 			failures+=("$name")
 			grep -E '^not ok|^#' "$log" | head -40 | sed 's/^/    | /'
@@ -150,7 +162,8 @@ run_fuzz() {
 }
 
 run_unit
-run_integration
+run_scripts integration "${TEST_TIMEOUT:-600}"
+run_scripts chaos "${TEST_TIMEOUT:-$([ "$CHAOS" = full ] && echo 1200 || echo 240)}"
 run_fuzz
 
 if [ ${#todos[@]} -gt 0 ]; then

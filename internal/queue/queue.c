@@ -281,8 +281,30 @@ void queue_free(struct queue *q)
 	free(q);
 }
 
+/* Turns an error reply into err. The replies of a server that cannot
+ * serve now but will (LOADING its data set after a restart, BUSY with a
+ * script past its time limit, MASTERDOWN, TRYAGAIN and CLUSTERDOWN while
+ * a cluster moves, READONLY on a node that a failover made a replica) are
+ * ERR_UNAVAILABLE, as a lost connection is, so that callers retry (the
+ * API answers 503) instead of taking them for a protocol error (a 500).
+ * Any other error reply is ERR_PROTOCOL. Returns -1. */
+static int reply_error(struct err *err, const char *msg)
+{
+	static const char *const later[] = {
+		"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY"
+	};
+	size_t i, n;
+
+	for (i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
+		n = strlen(later[i]);
+		if (!strncmp(msg, later[i], n) && (msg[n] == ' ' || !msg[n]))
+			return err_set(err, ERR_UNAVAILABLE, "redis error: %s", msg);
+	}
+	return err_set(err, ERR_PROTOCOL, "redis error: %s", msg);
+}
+
 /* Runs argv as one command. Returns the reply (caller frees) or NULL with
- * err set; error replies are turned into err too. */
+ * err set; error replies are turned into err too (reply_error). */
 static redisReply *command(struct queue *q, struct args *a, struct err *err)
 {
 	redisReply *r;
@@ -300,7 +322,7 @@ static redisReply *command(struct queue *q, struct args *a, struct err *err)
 		return NULL;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
-		err_set(err, ERR_PROTOCOL, "redis error: %s", r->str);
+		reply_error(err, r->str);
 		freeReplyObject(r);
 		return NULL;
 	}
@@ -907,7 +929,7 @@ int queue_wait_poll(struct queue *q, struct err *err)
 	q->waiting = 0;
 	r = reply;
 	if (r->type == REDIS_REPLY_ERROR) {
-		err_set(err, ERR_PROTOCOL, "redis error: %s", r->str);
+		reply_error(err, r->str);
 		freeReplyObject(r);
 		return -1;
 	}

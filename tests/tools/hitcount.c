@@ -1,0 +1,136 @@
+/* hitcount - a counting HTTP endpoint on loopback for the chaos tests: every
+ * http.request job of a scenario calls it once per execution, so the count
+ * of hits per job is the count of times the job really ran.
+ *
+ *   hitcount LOG [--port N] [--name NAME]
+ *
+ * Prints its port on the first line, then serves (thread per connection):
+ *   any method /hit?k=KEY[&ms=N]   appends "NAME KEY START_US\n" to LOG at
+ *                                  arrival (one write on an O_APPEND file,
+ *                                  so several counters, in several network
+ *                                  namespaces, may share one LOG), then
+ *                                  holds the answer N ms (0..60000) and
+ *                                  answers 200 {"n":HITS_OF_THIS_PROCESS}
+ *   GET /count                     {"hits":N}
+ * START_US is the wall clock in microseconds (Redis's `finished` times
+ * are on the same clock on this machine). Runs until SIGTERM or SIGINT. */
+#include "base/clock.h"
+#include "httpd/httpd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int log_fd = -1;
+static const char *name = "c";
+static atomic_int hits;
+
+static int key_ok(const char *k)
+{
+	size_t i;
+
+	if (!k || !*k || strlen(k) > 128)
+		return 0;
+	for (i = 0; k[i]; i++)
+		if ((unsigned char)k[i] <= ' ' || k[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+static void handle(struct httpd_request *req, void *ctx)
+{
+	const char *k, *ms;
+	char line[256];
+	int n, len;
+	long wait_ms = 0;
+
+	(void)ctx;
+	if (!strcmp(httpd_path(req), "/count")) {
+		httpd_respond_json(req, 200, json_pack("{s:i}", "hits", atomic_load(&hits)));
+		return;
+	}
+	if (strcmp(httpd_path(req), "/hit")) {
+		httpd_error(req, 404, "not_found", "no route");
+		return;
+	}
+	k = httpd_query(req, "k");
+	if (!key_ok(k)) {
+		httpd_error(req, 400, "invalid_query", "bad or missing 'k'");
+		return;
+	}
+	ms = httpd_query(req, "ms");
+	if (ms)
+		wait_ms = strtol(ms, NULL, 10);
+	if (wait_ms < 0 || wait_ms > 60000)
+		wait_ms = 0;
+	len = snprintf(line, sizeof(line), "%s %s %" PRId64 "\n", name, k,
+		       clock_now_us());
+	n = atomic_fetch_add(&hits, 1) + 1;
+	/* one write of a short line on O_APPEND: never interleaved */
+	while (write(log_fd, line, (size_t)len) < 0 && errno == EINTR)
+		;
+	if (wait_ms > 0) {
+		struct timespec ts = { wait_ms / 1000, (wait_ms % 1000) * 1000000L };
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
+	httpd_respond_json(req, 200, json_pack("{s:i}", "n", n));
+}
+
+int main(int argc, char **argv)
+{
+	struct httpd_opts o = { 0 };
+	struct httpd *h;
+	struct err e;
+	sigset_t set;
+	int sig, i;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: hitcount LOG [--port N] [--name NAME]\n");
+		return 2;
+	}
+	for (i = 2; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--port"))
+			o.port = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--name"))
+			name = argv[i + 1];
+		else {
+			fprintf(stderr, "hitcount: unknown option '%s'\n", argv[i]);
+			return 2;
+		}
+	}
+	log_fd = open(argv[1], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (log_fd < 0) {
+		perror(argv[1]);
+		return 1;
+	}
+	/* handlers sleep: a thread per connection, as many as the workers
+	 * can have in flight */
+	o.host = "127.0.0.1";
+	o.thread_per_connection = 1;
+	o.max_connections = 4096;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	h = httpd_start(&o, handle, NULL, &e);
+	if (!h) {
+		fprintf(stderr, "hitcount: %s\n", e.msg);
+		return 1;
+	}
+	printf("%d\n", httpd_port(h));
+	fflush(stdout);
+	sigwait(&set, &sig);
+	httpd_stop(h);
+	close(log_fd);
+	return 0;
+}
