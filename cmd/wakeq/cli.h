@@ -164,6 +164,8 @@ int cmd_wake(struct cli *c);
 int cmd_reconcile(struct cli *c);
 int cmd_completion(struct cli *c);
 int cmd_handlers(struct cli *c);
+int cmd_pause(struct cli *c);
+int cmd_resume(struct cli *c);
 
 /* handlers.c: loads HANDLERS_FILE and WAKEQ_HANDLER_* and registers their
  * types for the process. Returns 0, or -1 with err naming the entry. */

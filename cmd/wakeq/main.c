@@ -99,6 +99,13 @@ const struct cli_cmd cli_cmds[] = {
 	  dead_retry_opts, 0, 1, cmd_dead_retry },
 	{ "dead purge", "", NULL, "delete every dead job of the queue", NULL, queue_only_opts, 0, 0,
 	  cmd_dead_purge },
+	{ "pause", "QUEUE", NULL, "pause a queue: it takes jobs, no worker runs them",
+	  "Jobs already running finish; workers lease nothing more from QUEUE and\n"
+	  "a worker whose queues are all paused ends its drain. Enqueues go on.",
+	  no_opts, 1, 1, cmd_pause },
+	{ "resume", "QUEUE", NULL, "resume a paused queue, waking a worker for its due work",
+	  "Idle workers look at once; when none is live and work is due, WAKE_URL\n"
+	  "(with WAKE_TOKEN) is woken as for enqueue.", no_opts, 1, 1, cmd_resume },
 	{ "drain", "", NULL, "run due jobs in this process until idle, then exit",
 	  "The cron mode: runs wakeq-worker --once (beside wakeq, else from PATH).",
 	  drain_opts, 0, 0, cmd_drain },

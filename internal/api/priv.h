@@ -134,6 +134,10 @@ struct reconcile_stats;
  * the metrics, and a wake when jobs came back. Returns as reconcile_run. */
 int api_reconcile(struct api *a, struct reconcile_stats *st, struct err *err);
 void api_get_queues(struct api *a, struct httpd_request *req, const char *arg);
+/* POST /v1/queues/{queue}/pause and /resume (a resume wakes a worker when
+ * due work has none). */
+void api_pause_queue(struct api *a, struct httpd_request *req, const char *queue);
+void api_resume_queue(struct api *a, struct httpd_request *req, const char *queue);
 void api_post_reconcile(struct api *a, struct httpd_request *req,
 			const char *arg);
 

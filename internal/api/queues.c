@@ -1,9 +1,11 @@
 /* queues.c - the queues as a whole: GET /v1/queues (counts by state and
- * live workers per served queue) and reconcile between Postgres and
- * Redis (POST /v1/reconcile; the timer in api.c runs the same pass). */
+ * live workers per served queue), pause and resume, and reconcile between
+ * Postgres and Redis (POST /v1/reconcile; the timer in api.c runs the
+ * same pass). */
 #include "api/priv.h"
 
 #include "job/job.h"
+#include "log/log.h"
 #include "reconcile/reconcile.h"
 #include "wake/wake.h"
 
@@ -15,7 +17,50 @@ static json_t *counts_json(const struct queue_counts *c)
 	for (s = 0; s < JOB_NSTATUS; s++)
 		json_object_set_new(o, job_status_name((enum job_status)s), json_integer(c->n[s]));
 	json_object_set_new(o, "workers", json_integer(c->workers));
+	json_object_set_new(o, "paused", json_boolean(c->paused));
 	return o;
+}
+
+static void pause_or_resume(struct api *a, struct httpd_request *req,
+			    const char *queue, int paused)
+{
+	struct queue_resumed r;
+	struct queue *q;
+	struct err e;
+
+	if (api_served_index(a, queue) < 0) {
+		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
+		return;
+	}
+	q = api_qget(a, &e);
+	if (!q) {
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	if (queue_pause(q, queue, paused, &r, &e) < 0) {
+		api_qput(a, q);
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	api_qput(a, q);
+	/* resumed work with no worker to run it: wake one (the markers the
+	 * script pushed reach the live ones) */
+	if (r.due > 0)
+		wake_notify(a->wake, r.live > 0);
+	if (r.next_due_ms > 0)
+		wake_at(a->wake, r.next_due_ms * 1000);
+	log_info(paused ? "queue paused" : "queue resumed", "queue", queue);
+	api_reply_json(a, req, 200, json_pack("{s:s,s:b}", "queue", queue, "paused", paused));
+}
+
+void api_pause_queue(struct api *a, struct httpd_request *req, const char *queue)
+{
+	pause_or_resume(a, req, queue, 1);
+}
+
+void api_resume_queue(struct api *a, struct httpd_request *req, const char *queue)
+{
+	pause_or_resume(a, req, queue, 0);
 }
 
 void api_get_queues(struct api *a, struct httpd_request *req, const char *arg)

@@ -52,6 +52,8 @@ static const struct route routes[] = {
 	{ "POST", "/v1/jobs/{id}/retry", api_retry_job, 1 },
 	{ "GET", "/v1/queues", api_get_queues, 1 },
 	{ "GET", "/v1/queues/{queue}/jobs", api_list_jobs, 1 },
+	{ "POST", "/v1/queues/{queue}/pause", api_pause_queue, 1 },
+	{ "POST", "/v1/queues/{queue}/resume", api_resume_queue, 1 },
 	{ "POST", "/v1/reconcile", api_post_reconcile, 1 },
 	{ "POST", "/v1/uploads", upload, 1 },
 };

@@ -24,7 +24,7 @@ struct queue_limits queue_limits = { QUEUE_RESULT_TTL_DEFAULT, 10000, 10000 };
 
 enum script {
 	S_ENQUEUE, S_TAKE, S_RENEW, S_REGISTER, S_RETIRE, S_PROGRESS,
-	S_CANCEL, S_RETRY_DEAD, S_PURGE_DEAD, S_COUNTS, S_NSCRIPTS
+	S_CANCEL, S_RETRY_DEAD, S_PURGE_DEAD, S_COUNTS, S_PAUSE, S_NSCRIPTS
 };
 
 static const char *const script_text[S_NSCRIPTS] = {
@@ -38,6 +38,7 @@ static const char *const script_text[S_NSCRIPTS] = {
 	[S_RETRY_DEAD] = queue_lua_retry_dead,
 	[S_PURGE_DEAD] = queue_lua_purge_dead,
 	[S_COUNTS] = queue_lua_counts,
+	[S_PAUSE] = queue_lua_pause,
 };
 
 static const char *const script_sha[S_NSCRIPTS] = {
@@ -51,6 +52,7 @@ static const char *const script_sha[S_NSCRIPTS] = {
 	[S_RETRY_DEAD] = queue_sha_retry_dead,
 	[S_PURGE_DEAD] = queue_sha_purge_dead,
 	[S_COUNTS] = queue_sha_counts,
+	[S_PAUSE] = queue_sha_pause,
 };
 
 /* ---- argument vectors --------------------------------------------------- */
@@ -151,8 +153,8 @@ struct queue {
 enum { ENQ_REPLY_LIVE, ENQ_REPLY_HEAD };
 enum { ENQ_JOB_ID, ENQ_JOB_CREATED, ENQ_REPLY_EACH };
 
-/* take: { now_ms, next_due_ms, flags, n, then per job: TAKE_JOB_* } */
-enum { TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_HEAD };
+/* take: { now_ms, next_due_ms, flags, n, paused, then per job: TAKE_JOB_* } */
+enum { TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_PAUSED, TAKE_HEAD };
 enum {
 	TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
 	TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT,
@@ -164,8 +166,11 @@ enum {
 enum {
 	COUNT_PENDING, COUNT_DELAYED, COUNT_ACTIVE, COUNT_DONE, COUNT_DEAD,
 	COUNT_RETRYING, COUNT_CANCELLED, COUNT_WORKERS, COUNT_STALE,
-	COUNT_NEXT_DUE, COUNT_FIELDS
+	COUNT_NEXT_DUE, COUNT_PAUSED, COUNT_FIELDS
 };
+
+/* pause: { due, live workers, next due } */
+enum { PAUSE_DUE, PAUSE_LIVE, PAUSE_NEXT_DUE, PAUSE_FIELDS };
 
 #define BACKOFF_MIN_US 50000
 #define BACKOFF_MAX_US 2000000
@@ -589,6 +594,7 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 	t->njobs = 0;
 	t->nstale = 0;
 	t->next_due_ms = 0;
+	t->paused = 0;
 	if (queue_name_check(queue, err) < 0)
 		return -1;
 	if (t->max > QUEUE_MAX_BATCH || t->nsettle > QUEUE_MAX_BATCH)
@@ -634,6 +640,7 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 	}
 	t->server_now_ms = rint_of(r->element[TAKE_NOW]);
 	t->next_due_ms = rint_of(r->element[TAKE_NEXT_DUE]);
+	t->paused = rint_of(r->element[TAKE_PAUSED]) != 0;
 	for (i = 0; i < t->nsettle; i++) {
 		t->settle[i].stale = flags->str[i] == 's';
 		t->settle[i].final = flags->str[i] == 'f';
@@ -951,8 +958,39 @@ int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,
 	out->workers = rint_of(r->element[COUNT_WORKERS]);
 	out->stale = rint_of(r->element[COUNT_STALE]);
 	out->next_due_ms = rint_of(r->element[COUNT_NEXT_DUE]);
+	out->paused = rint_of(r->element[COUNT_PAUSED]) != 0;
 	freeReplyObject(r);
 	return 0;
+}
+
+int queue_pause(struct queue *q, const char *queue, int paused,
+		struct queue_resumed *out, struct err *err)
+{
+	char prefix[PREFIX_MAX];
+	struct args a;
+	redisReply *r;
+	int rc = -1;
+
+	if (queue_name_check(queue, err) < 0)
+		return -1;
+	script_args(&a, prefix, sizeof(prefix), queue);
+	args_add(&a, paused ? "1" : "0");
+	r = run_script(q, S_PAUSE, &a, err);
+	args_release(&a);
+	if (!r)
+		return -1;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != PAUSE_FIELDS) {
+		bad_reply(err, "pause");
+	} else {
+		if (out) {
+			out->due = rint_of(r->element[PAUSE_DUE]);
+			out->live = rint_of(r->element[PAUSE_LIVE]);
+			out->next_due_ms = rint_of(r->element[PAUSE_NEXT_DUE]);
+		}
+		rc = 0;
+	}
+	freeReplyObject(r);
+	return rc;
 }
 
 int queue_job_get(struct queue *q, const char *queue, const char *id,

@@ -198,6 +198,8 @@ struct queue_take {
 				    * delayed job or lease expiry, 0 = none */
 	int64_t server_now_ms;     /* the Redis clock when the script ran */
 	size_t nstale;             /* settles refused by fencing */
+	int paused;                /* the queue is paused: nothing was leased
+				    * (settles still applied) */
 };
 
 /* Settles t->settle[] (acks, nacks, requeues: each refused when its token
@@ -318,10 +320,28 @@ struct queue_counts {
 	int64_t workers;           /* live workers */
 	int64_t stale;             /* settles refused by fencing, in total */
 	int64_t next_due_ms;       /* earliest scheduled or retrying job, 0 = none */
+	int paused;                /* queue_pause: nothing is leased from it */
 };
 
 int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,
 		 struct err *err);
+
+/* What a resume found (all 0 for a pause). */
+struct queue_resumed {
+	int64_t due;           /* jobs that may run now */
+	int64_t live;          /* live workers on the queue */
+	int64_t next_due_ms;   /* the earliest delayed job not due yet, 0 none */
+};
+
+/* Pauses `queue` (paused 1) or resumes it (0). A paused queue still
+ * accepts jobs, and settles apply, but take leases nothing from it, retire
+ * counts none of its work as due and enqueue reports it as served (no
+ * wake for work that cannot run). Resuming pushes wake markers for the
+ * due work; *out (may be NULL) then says what the caller should arrange:
+ * a wake now when due work has no live worker, one at next_due_ms.
+ * Idempotent. Returns 0 or -1. */
+int queue_pause(struct queue *q, const char *queue, int paused,
+		struct queue_resumed *out, struct err *err);
 
 /* Reads the job `id` of `queue` into *out (the caller releases it with
  * job_info_release; job_info_to_json gives its document). Returns 0, or

@@ -50,6 +50,7 @@ struct drain {
 	int64_t backoff_until;    /* monotonic: Redis down, wait before retry */
 	int64_t bq_retry_at;      /* monotonic: after a failed marker wait */
 	int64_t bq_backoff;       /* its growing delay, µs */
+	unsigned char paused[WORKER_MAX_QUEUES]; /* the last take said paused */
 	/* snapshot */
 	int stopping, abandon, past_max;
 	size_t cap;               /* CONCURRENCY + prefetch */
@@ -252,6 +253,7 @@ static int cycle(struct drain *d, size_t want)
 				return -1;
 			}
 			d->server_skew_ms = t.server_now_ms - clock_now_us() / 1000;
+			d->paused[qi] = (unsigned char)t.paused;
 			for (i = 0; i < t.njobs; i++)
 				records_add(w->rec, RECORDS_STARTED, t.jobs[i].id, t.jobs[i].attempts,
 					    0, NULL, NULL, NULL, JOB_ACTIVE);
@@ -446,6 +448,7 @@ static int drain_step(struct drain *d)
 static void drain_facts(struct drain *d, struct drain_facts *f)
 {
 	struct worker *w = d->w;
+	size_t i;
 
 	memset(f, 0, sizeof(*f));
 	f->now_us = clock_mono_us();
@@ -462,6 +465,9 @@ static void drain_facts(struct drain *d, struct drain_facts *f)
 	f->idle_since = d->idle_since;
 	f->idle_us = d->idle_us;
 	f->due_in_us = INT64_MAX;
+	f->paused = 1;
+	for (i = 0; i < w->nqueues; i++)
+		f->paused &= d->paused[i];
 	if (d->next_due_ms)
 		f->due_in_us = (d->next_due_ms - d->server_skew_ms) * 1000 - clock_now_us();
 }
@@ -483,6 +489,10 @@ enum drain_verdict drain_decide(const struct drain_facts *f)
 			return DRAIN_END_WAKE_MAX;
 		return DRAIN_CONTINUE;
 	}
+	/* Every queue paused: nothing can come due until a resume, which
+	 * wakes a worker when it must. */
+	if (f->paused && f->busy == 0 && f->unsettled == 0)
+		return DRAIN_END_IDLE;
 	if (f->busy > 0 || f->unsettled > 0 || f->now_us - f->idle_since < f->idle_us)
 		return DRAIN_CONTINUE;
 	/* Something due within the idle window: wait for it here rather

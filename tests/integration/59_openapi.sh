@@ -166,6 +166,12 @@ req GET '/v1/queues/default/jobs?limit=0'
 req GET '/v1/queues/default/jobs?label=nocolon'
 req GET '/v1/queues/elsewhere/jobs'
 
+# queue controls
+req POST /v1/queues/oa/pause
+req GET /v1/queues
+req POST /v1/queues/oa/resume
+req POST /v1/queues/elsewhere/pause
+
 # a job driven through the real queue scripts, followed over SSE
 jreq POST /v1/jobs '{"type":"noop","queue":"oa"}'
 ev=$(id_of)

@@ -44,6 +44,18 @@ local function pending_flush(batch)
   if #batch > 0 then redis.call('ZADD', P .. 'pending', unpack(batch)) end
 end
 
+-- The queue's settings: the hash wakeq:{Q}:config, set by operators
+-- (pause, retention, limits) and read at most once per script run, by
+-- config_load. An absent field leaves the process's default. Helpers read
+-- the table it returns (CFG) rather than the hash.
+local CFG = nil
+local function config_load()
+  if CFG then return CFG end
+  local v = redis.call('HMGET', P .. 'config', 'paused')
+  CFG = { paused = v[1] == '1' }
+  return CFG
+end
+
 local function wake_markers(n)
   if n > 16 then n = 16 end
   local args = {}

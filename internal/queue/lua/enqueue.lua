@@ -2,9 +2,11 @@
 -- below, then ENQ_NFIELDS pairs of hash field and value stored as given
 -- (type, payload, max_attempts, timeout, idem, callback, trace:
 -- job_spec_hash in internal/job lists them; the script needs to know none).
--- Returns { live_worker (0/1), then per job: id, created (0/1) }.
+-- Returns { live_worker (0/1), then per job: id, created (0/1) }. On a
+-- paused queue live_worker is 1 and no marker is pushed: nothing could
+-- run the jobs, so no worker is to be woken for them (resume does it).
 -- Layout rule: these offsets and the ENQ_* names in queue.c change together.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): idem:KEY, job:ID, pending, delayed, seq, marker, workers.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, idem:KEY, job:ID, pending, delayed, seq, marker, workers.
 local ENQ_ID, ENQ_PRIORITY, ENQ_RUN_AT, ENQ_DELAY, ENQ_IDEM, ENQ_IDEM_TTL,
   ENQ_NFIELDS = 0, 1, 2, 3, 4, 5, 6
 local n = tonumber(ARGV[1])
@@ -52,6 +54,10 @@ for i = 1, n do
   end
 end
 pending_flush(pend)
+if config_load().paused then
+  table.insert(out, 1, 1)
+  return out
+end
 -- Wake idle workers: for due jobs, and for scheduled ones too, since an
 -- idle worker sleeping until its next due time must learn of an earlier one.
 if created > 0 then wake_markers(created) end

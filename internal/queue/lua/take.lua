@@ -7,10 +7,12 @@
 -- c=cancelled q=requeue), result, error, delay_ms.
 -- Returns { TAKE_* head, then TAKE_JOB_* fields a job }. flags has one
 -- letter a settle: o applied, f applied and final, s stale (refused).
+-- paused is 1 when the queue is paused (nothing was leased from it).
 -- Layout rule: these offsets (1-based here) and the names in queue.c
 -- change together.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): job:ID, active, pending, delayed, done, dead, stats, seq, marker, record, finals; events; webhook: job:WID.
-local TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_HEAD = 1, 2, 3, 4, 4
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, job:ID, active, pending, delayed, done, dead, stats, seq, marker, record, finals; events; webhook: job:WID.
+local TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_PAUSED,
+  TAKE_HEAD = 1, 2, 3, 4, 5, 5
 local TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
   TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT, TAKE_JOB_CALLBACK,
   TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY = 1, 2, 3, 4, 5, 6, 7, 8,
@@ -23,6 +25,7 @@ local ttl = ARGV[5]
 local done_max = tonumber(ARGV[6])
 local dead_max = tonumber(ARGV[7])
 local nrun = tonumber(ARGV[8])
+local cfg = config_load()
 
 local flags = {}
 local unlease = {}
@@ -155,6 +158,13 @@ end
 local out = {}
 out[TAKE_NOW] = NOW; out[TAKE_NEXT_DUE] = 0
 out[TAKE_FLAGS] = table.concat(flags); out[TAKE_COUNT] = 0
+out[TAKE_PAUSED] = cfg.paused and 1 or 0
+if cfg.paused and want > 0 then
+  -- Paused: settles apply, nothing is leased. Stale wake markers go, so
+  -- a worker that also serves other queues does not spin on them.
+  redis.call('DEL', P .. 'marker')
+  want = 0
+end
 if want > 0 then
   local pop = redis.call('ZPOPMIN', P .. 'pending', want)
   if #pop > 0 then

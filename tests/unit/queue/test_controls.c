@@ -1,0 +1,192 @@
+/* Unit tests of the queue controls (docs/QUEUE.md "Controls") against the
+ * real redis-server that tests/run.sh starts (UNIT_REDIS_URL). Each test
+ * uses its own queue. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/uuid.h"
+#include "queue/queue.h"
+
+static struct queue *Q;
+static char qname[64];
+
+static int setup(void **state)
+{
+	static int n;
+	struct queue_opts o = { 0 };
+	const char *url = getenv("UNIT_REDIS_URL");
+	struct err e;
+
+	(void)state;
+	if (!url) {
+		fprintf(stderr, "UNIT_REDIS_URL is not set (run through tests/run.sh)\n");
+		return -1;
+	}
+	if (queue_opts_init(&o, url, &e) < 0 || !(Q = queue_connect(&o, &e))) {
+		fprintf(stderr, "%s\n", e.msg);
+		return -1;
+	}
+	snprintf(qname, sizeof(qname), "c%lld-%d", (long long)(clock_now_us() % 100000000), n++);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	queue_free(Q);
+	Q = NULL;
+	return 0;
+}
+
+/* Enqueues one job of `s` (type noop when unset); returns created. */
+static int enq_spec(struct job_spec *s, char id[UUID_STR_LEN], int *live)
+{
+	struct queue_enqueued out;
+	struct err e;
+
+	if (!s->type)
+		s->type = "noop";
+	if (queue_enqueue(Q, qname, s, 1, &out, live, &e) < 0)
+		fail_msg("enqueue: %s", e.msg);
+	if (id)
+		memcpy(id, out.id, UUID_STR_LEN);
+	return out.created;
+}
+
+static void enq(char id[UUID_STR_LEN], int *live)
+{
+	struct job_spec s = { 0 };
+
+	assert_true(enq_spec(&s, id, live));
+}
+
+/* One take of up to max jobs (settling `settle` first); *t is left with
+ * the answer. Returns how many were taken. */
+static size_t take_t(struct queue_take *t, struct queue_job *jobs, size_t max,
+		     struct queue_settle *settle, size_t nsettle)
+{
+	struct err e;
+
+	memset(t, 0, sizeof(*t));
+	t->worker = "w1";
+	t->lease_ms = 30000;
+	t->max = max;
+	t->nrun = max;
+	t->jobs = jobs;
+	t->settle = settle;
+	t->nsettle = nsettle;
+	if (queue_take(Q, qname, t, &e) < 0)
+		fail_msg("take: %s", e.msg);
+	return t->njobs;
+}
+
+static size_t take(struct queue_job *jobs, size_t max)
+{
+	struct queue_take t;
+
+	return take_t(&t, jobs, max, NULL, 0);
+}
+
+static void done(struct queue_job *j)
+{
+	struct queue_settle s = { 0 };
+	struct queue_take t;
+
+	s.id = j->id;
+	s.token = j->token;
+	s.outcome = QUEUE_DONE;
+	take_t(&t, NULL, 0, &s, 1);
+	assert_false(s.stale);
+	queue_job_release(j);
+}
+
+static void release_all(struct queue_job *jobs, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		queue_job_release(&jobs[i]);
+}
+
+/* ---- pause / resume -------------------------------------------------------- */
+
+static void test_pause(void **state)
+{
+	struct queue_job jobs[4], run;
+	struct queue_resumed r;
+	struct queue_counts c;
+	struct queue_take t;
+	struct err e;
+	int live = -1, retired = -1;
+
+	(void)state;
+	assert_int_equal(queue_register(Q, qname, "w1", 5000, &e), 0);
+	enq(NULL, NULL);
+	assert_int_equal(take(&run, 1), 1); /* running when the pause comes */
+	assert_int_equal(queue_pause(Q, qname, 1, &r, &e), 0);
+	assert_int_equal(r.due, 0);
+	/* a paused queue still accepts jobs, and reports itself served:
+	 * nobody is to be woken for work that cannot run */
+	assert_int_equal(queue_retire(Q, qname, "w1", 1, &retired, &e), 0);
+	enq(NULL, &live);
+	assert_int_equal(live, 1);
+	enq(NULL, NULL);
+	assert_int_equal(queue_register(Q, qname, "w1", 5000, &e), 0);
+	/* take leases nothing and says why; settles still apply */
+	assert_int_equal(take_t(&t, jobs, 4, NULL, 0), 0);
+	assert_int_equal(t.paused, 1);
+	assert_int_equal(t.next_due_ms, 0);
+	done(&run);
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(c.paused, 1);
+	assert_int_equal(c.n[JOB_QUEUED], 2);
+	assert_int_equal(c.n[JOB_DONE], 1);
+	/* the worker may leave: none of that work is due */
+	assert_int_equal(queue_retire(Q, qname, "w1", 0, &retired, &e), 0);
+	assert_int_equal(retired, 1);
+	/* resume: the due work is reported, with no live worker */
+	assert_int_equal(queue_pause(Q, qname, 0, &r, &e), 0);
+	assert_int_equal(r.due, 2);
+	assert_int_equal(r.live, 0);
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(c.paused, 0);
+	assert_int_equal(take_t(&t, jobs, 4, NULL, 0), 2);
+	assert_int_equal(t.paused, 0);
+	release_all(jobs, 2);
+	enq(NULL, &live);
+	assert_int_equal(live, 0); /* unpaused again: the truth */
+}
+
+/* A resume tells when scheduled work comes due, for a timed wake. */
+static void test_resume_next_due(void **state)
+{
+	struct job_spec s = { 0 };
+	struct queue_resumed r;
+	struct err e;
+	int64_t t0 = clock_now_us() / 1000;
+
+	(void)state;
+	assert_int_equal(queue_pause(Q, qname, 1, NULL, &e), 0);
+	s.delay_ms = 60000;
+	assert_true(enq_spec(&s, NULL, NULL));
+	assert_int_equal(queue_pause(Q, qname, 0, &r, &e), 0);
+	assert_int_equal(r.due, 0);
+	assert_true(r.next_due_ms >= t0 + 59000 && r.next_due_ms <= t0 + 61000);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_pause, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resume_next_due, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
