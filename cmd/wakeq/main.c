@@ -26,6 +26,9 @@ static const struct cli_opt
 			   " (" CONFIG_TEXT(JOB_MAX_ATTEMPTS_DEFAULT) ")", NULL },
 	o_job_timeout = { "timeout", "S", "the job's time limit (default: the worker's JOB_TIMEOUT)", NULL },
 	o_idem = { "idempotency-key", "K", "the same key on the same queue gives the same job", NULL },
+	o_unique = { "unique-key", "K",
+		     "while a job with key K is queued, scheduled, retrying or running, "
+		     "give that job", NULL },
 	o_callback = { "callback-url", "URL", "a signed webhook to URL when the job ends", NULL },
 	o_count = { "count", "N", "enqueue N such jobs (1)", NULL },
 	o_watch_job = { "watch", NULL,
@@ -48,7 +51,7 @@ static const struct cli_opt
 
 static const struct cli_opt *const enqueue_opts[] = {
 	&o_payload, &o_queue, &o_priority, &o_delay, &o_max_attempts, &o_job_timeout,
-	&o_idem, &o_callback, &o_count, NULL
+	&o_idem, &o_unique, &o_callback, &o_count, NULL
 };
 static const struct cli_opt *const status_opts[] = { &o_queue, &o_watch_job, NULL };
 static const struct cli_opt *const queue_only_opts[] = { &o_queue, NULL };

@@ -498,6 +498,8 @@ int queue_enqueue(struct queue *q, const char *queue,
 			return err_set(err, ERR_INVALID, "negative max_attempts, delay, run_at or timeout");
 		if (s->id[0] && !uuid_valid(s->id))
 			return err_set(err, ERR_INVALID, "bad job id '%.40s'", s->id);
+		if (s->unique_key && *s->unique_key && !job_idem_key_ok(s->unique_key))
+			return err_set(err, ERR_INVALID, "bad unique key '%.40s'", s->unique_key);
 	}
 	ids = xmalloc(n * sizeof(*ids));
 	nums = xmalloc(n * sizeof(*nums));
@@ -516,7 +518,7 @@ int queue_enqueue(struct queue *q, const char *queue,
 			s.max_attempts = JOB_MAX_ATTEMPTS_DEFAULT;
 		nf = job_spec_hash(&s, names, values, nums[i]);
 		/* ENQ_* in enqueue.lua: the fields the script reads, then the
-		 * hash fields it stores as given */
+		 * hash fields it stores as given (unique_key is both) */
 		args_add(&a, ids[i]);
 		args_addi(&a, s.priority);
 		/* a delay runs on the Redis clock; run_at is absolute */
@@ -526,6 +528,7 @@ int queue_enqueue(struct queue *q, const char *queue,
 		args_addi(&a, s.idempotency_ttl_s > 0 ? s.idempotency_ttl_s
 			  : JOB_IDEM_TTL_DEFAULT_S);
 		args_addi(&a, (int64_t)nf);
+		args_add(&a, s.unique_key);
 		for (k = 0; k < nf; k++) {
 			args_add(&a, names[k]);
 			args_add(&a, values[k]);
@@ -1222,6 +1225,9 @@ int queue_retry_dead(struct queue *q, const char *queue, const char *id,
 
 	if (r == -2)
 		return err_set(err, ERR_CONFLICT, "job '%s' is not in the dead letters", id);
+	if (r == -3)
+		return err_set(err, ERR_CONFLICT,
+			       "job '%s' cannot run again: its unique key is held by a live job", id);
 	return r < 0 ? -1 : 0;
 }
 

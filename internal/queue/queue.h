@@ -125,7 +125,9 @@ struct queue_enqueued {
 /* Enqueues `n` jobs (1..QUEUE_MAX_BATCH) on `queue` in one round trip.
  * The specs should be resolved (job_spec_resolve); a spec whose id is ""
  * gets a fresh UUIDv7, and a delay is timed on the Redis clock. out[i]
- * tells the id of each. *live_worker (may be NULL) is set to
+ * tells the id of each: an existing job (created 0) when the spec's
+ * idempotency key is known, or its unique key is held by a job not ended
+ * yet (queued, scheduled, retrying or active; released when it ends). *live_worker (may be NULL) is set to
  * whether a live worker was registered on the queue at the moment of the
  * enqueue, read in the same script. Returns 0 or -1 (nothing enqueued). */
 int queue_enqueue(struct queue *q, const char *queue,
@@ -397,8 +399,10 @@ int queue_find(struct queue *q, const char *queue, struct queue_find *f,
 int queue_cancel(struct queue *q, const char *queue, const char *id,
 		 struct err *err);
 
-/* Moves a dead job back to queued with attempts reset. Returns 0, or -1
- * with ERR_NOTFOUND / ERR_CONFLICT (not dead). */
+/* Moves a dead job back to queued with attempts reset; a job with a
+ * unique key takes it again. Returns 0, or -1 with ERR_NOTFOUND /
+ * ERR_CONFLICT (not dead, or its unique key is held by another live
+ * job). */
 int queue_retry_dead(struct queue *q, const char *queue, const char *id,
 		     struct err *err);
 

@@ -128,6 +128,9 @@ q1=$(id_of)
 jreq POST /v1/jobs '{"type":"sleep","payload":{"ms":1},"queue":"oa","priority":2,"max_attempts":5,"timeout_s":30,"idempotency_key":"oa-1","callback_url":"https://example.com/hook","labels":{"tenant":"acme"}}'
 jreq POST /v1/jobs '{"type":"sleep","payload":{"ms":1},"queue":"oa","idempotency_key":"oa-1"}'
 expect_eq "an idempotent repeat answers 200" 200 "$S"
+jreq POST /v1/jobs '{"type":"noop","unique_key":"oa-u"}'
+jreq POST /v1/jobs '{"type":"noop","unique_key":"oa-u"}'
+expect_eq "a unique key held by a live job answers 200" 200 "$S"
 jreq POST /v1/jobs '{"type":"noop","delay_s":600,"payload":null,"labels":null}'
 sched=$(id_of)
 jreq POST /v1/jobs '{"type":"noop","run_at":"2030-01-02T03:04:05Z"}'

@@ -147,10 +147,30 @@ local function webhook(id, jk, status, result, err)
   return true
 end
 
+-- Unique-while-active: uniq:KEY names the job holding KEY from its
+-- enqueue until it ends. Every way a job ends (done in take's settle,
+-- bury, finish_cancelled) lets its key go, given by the caller from the
+-- job's own HMGET (`uk`, false or '' for none: no call then), and only
+-- while the key still names this job.
+local function unique_release(uk, id)
+  if not uk or uk == '' then return end
+  local k = P .. 'uniq:' .. uk
+  if redis.call('GET', k) == id then redis.call('DEL', k) end
+end
+
+-- The live job holding unique key uk, or nil. A key whose job has gone
+-- (its record lost) is free.
+local function unique_holder(uk)
+  local id = redis.call('GET', P .. 'uniq:' .. uk)
+  if id and redis.call('EXISTS', P .. 'job:' .. id) == 1 then return id end
+  return nil
+end
+
 -- A job ends cancelled (`err` says why); its hash expires after ttl_s
--- (RESULT_TTL, whole seconds). cb: the job may have a callback URL.
--- Returns true when a webhook delivery was queued.
-local function finish_cancelled(id, jk, err, ttl_s, cb)
+-- (RESULT_TTL, whole seconds). cb: the job may have a callback URL; uk its
+-- unique key. Returns true when a webhook delivery was queued.
+local function finish_cancelled(id, jk, err, ttl_s, cb, uk)
+  unique_release(uk, id)
   redis.call('HSET', jk, 'status', 'cancelled', 'error', err, 'token', '',
     'finished', NOW_US_S)
   redis.call('PEXPIRE', jk, ttl_s .. '000')
@@ -161,8 +181,9 @@ local function finish_cancelled(id, jk, err, ttl_s, cb)
 end
 
 -- Moves a job to the dead set, capping it (oldest hashes deleted). cb: the
--- job has a callback URL (a webhook job follows).
-local function bury(id, jk, err, dead_max, cb)
+-- job has a callback URL (a webhook job follows); uk its unique key.
+local function bury(id, jk, err, dead_max, cb, uk)
+  unique_release(uk, id)
   redis.call('HSET', jk, 'status', 'failed', 'error', err, 'token', '',
     'finished', NOW_US)
   record_final(id, jk, 'failed', nil, err)

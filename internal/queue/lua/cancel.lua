@@ -1,10 +1,11 @@
 -- cancel: ARGV id, result_ttl_s. Returns 0 cancelled now, 2 cancelled
 -- now and a callback delivery queued (someone must wake a worker for it),
 -- 1 cancel requested (active), -1 no such job, -2 already finished.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): job:ID, pending, delayed, stats, record, finals; events; webhook: job:WID, pending, marker, seq.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): job:ID, uniq:KEY, pending, delayed, stats, record, finals; events; webhook: job:WID, pending, marker, seq.
 local id = ARGV[1]
 local jk = P .. 'job:' .. id
-local st = redis.call('HGET', jk, 'status')
+local h = redis.call('HMGET', jk, 'status', 'unique')
+local st = h[1]
 if not st then return -1 end
 if st == 'active' then
   redis.call('HSET', jk, 'cancel', 1)
@@ -18,5 +19,5 @@ elseif st == 'scheduled' or st == 'retrying' then
 else
   return -2
 end
-if finish_cancelled(id, jk, 'cancelled', ARGV[2], true) then return 2 end
+if finish_cancelled(id, jk, 'cancelled', ARGV[2], true, h[2]) then return 2 end
 return 0

@@ -1,14 +1,16 @@
 -- enqueue: ARGV[1] = number of jobs, then a job each: the ENQ_* fields
 -- below, then ENQ_NFIELDS pairs of hash field and value stored as given
--- (type, payload, max_attempts, timeout, idem, callback, trace:
+-- (type, payload, max_attempts, timeout, idem, callback, trace, unique:
 -- job_spec_hash in internal/job lists them; the script needs to know none).
+-- ENQ_UNIQUE ('' none): while uniq:KEY names a live job, that job is the
+-- answer (created 0), as for an idempotency key.
 -- Returns { live_worker (0/1), then per job: id, created (0/1) }. On a
 -- paused queue live_worker is 1 and no marker is pushed: nothing could
 -- run the jobs, so no worker is to be woken for them (resume does it).
 -- Layout rule: these offsets and the ENQ_* names in queue.c change together.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, idem:KEY, job:ID, pending, delayed, seq, marker, workers.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, idem:KEY, uniq:KEY, job:ID, pending, delayed, seq, marker, workers.
 local ENQ_ID, ENQ_PRIORITY, ENQ_RUN_AT, ENQ_DELAY, ENQ_IDEM, ENQ_IDEM_TTL,
-  ENQ_NFIELDS = 0, 1, 2, 3, 4, 5, 6
+  ENQ_NFIELDS, ENQ_UNIQUE, ENQ_EACH = 0, 1, 2, 3, 4, 5, 6, 7, 8
 local n = tonumber(ARGV[1])
 local out = {}
 local pend = {}
@@ -18,15 +20,18 @@ for i = 1, n do
   local b = nxt
   local id = ARGV[b + ENQ_ID]
   local ik = ARGV[b + ENQ_IDEM]
+  local uk = ARGV[b + ENQ_UNIQUE]
   local nf = tonumber(ARGV[b + ENQ_NFIELDS])
-  local fb = b + ENQ_NFIELDS + 1
+  local fb = b + ENQ_EACH
   nxt = fb + 2 * nf
   local existing = nil
-  if ik ~= '' then
-    existing = redis.call('GET', P .. 'idem:' .. ik)
-    if not existing then
+  if ik ~= '' then existing = redis.call('GET', P .. 'idem:' .. ik) end
+  if not existing and uk ~= '' then existing = unique_holder(uk) end
+  if not existing then
+    if ik ~= '' then
       redis.call('SET', P .. 'idem:' .. ik, id, 'EX', tonumber(ARGV[b + ENQ_IDEM_TTL]))
     end
+    if uk ~= '' then redis.call('SET', P .. 'uniq:' .. uk, id) end
   end
   if existing then
     out[#out + 1] = existing

@@ -10,7 +10,7 @@
 -- paused is 1 when the queue is paused (nothing was leased from it).
 -- Layout rule: these offsets (1-based here) and the names in queue.c
 -- change together.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, job:ID, active, pending, delayed, done, dead, stats, seq, marker, record, finals; events; webhook: job:WID.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, uniq:KEY, job:ID, active, pending, delayed, done, dead, stats, seq, marker, record, finals; events; webhook: job:WID.
 local TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_PAUSED,
   TAKE_HEAD = 1, 2, 3, 4, 5, 5
 local TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
@@ -36,7 +36,7 @@ for i = 0, nsettle - 1 do
   local id, tok, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local jk = P .. 'job:' .. id
   local h = redis.call('HMGET', jk, 'token', 'attempts', 'max_attempts',
-    'priority', 'cancel', 'callback')
+    'priority', 'cancel', 'callback', 'unique')
   local cb = h[6] and h[6] ~= ''
   if h[5] and kind == 'q' then kind = 'c' end
   if h[1] ~= tok then
@@ -50,6 +50,7 @@ for i = 0, nsettle - 1 do
       redis.call('HSET', jk, 'status', 'done', 'result', res, 'token', '',
         'progress', '100', 'finished', NOW_US_S)
       record_final(id, jk, 'done', res, nil)
+      unique_release(h[7], id)
       redis.call('PEXPIRE', jk, ttl .. '000')
       done[#done + 1] = NOW_S
       done[#done + 1] = id
@@ -62,9 +63,9 @@ for i = 0, nsettle - 1 do
       redis.call('HINCRBY', P .. 'stats', 'retrying', 1)
       publish(id, 'retrying')
     elseif kind == 'r' or kind == 'f' then
-      bury(id, jk, ARGV[b + 4], dead_max, cb)
+      bury(id, jk, ARGV[b + 4], dead_max, cb, h[7])
     elseif kind == 'c' then
-      finish_cancelled(id, jk, ARGV[b + 4], ttl, cb)
+      finish_cancelled(id, jk, ARGV[b + 4], ttl, cb, h[7])
     else -- requeue at the front of its band, attempt not counted
       fl = 'o'
       redis.call('HSET', jk, 'status', 'queued', 'token', '',
@@ -123,7 +124,7 @@ if #exp > 0 then
     local id = exp[i]
     local jk = P .. 'job:' .. id
     local h = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'priority',
-      'worker', 'cancel', 'callback', 'token', 'ran', 'unstarted')
+      'worker', 'cancel', 'callback', 'token', 'ran', 'unstarted', 'unique')
     local cb = h[6] and h[6] ~= ''
     if h[1] then
       local msg = 'lease expired (worker ' .. (h[4] or '?') .. ' stopped renewing it)'
@@ -138,12 +139,12 @@ if #exp > 0 then
         redis.call('HSET', jk, 'attempts', att, 'unstarted', unstarted)
       end
       if h[5] then
-        finish_cancelled(id, jk, 'cancelled', ttl, cb)
+        finish_cancelled(id, jk, 'cancelled', ttl, cb, h[10])
       elseif unstarted > UNSTARTED_MAX then
         bury(id, jk, 'lease expired ' .. unstarted .. ' times before it was seen running (worker '
-          .. (h[4] or '?') .. ')', dead_max, cb)
+          .. (h[4] or '?') .. ')', dead_max, cb, h[10])
       elseif att >= tonumber(h[2]) then
-        bury(id, jk, msg, dead_max, cb)
+        bury(id, jk, msg, dead_max, cb, h[10])
       else
         redis.call('HSET', jk, 'status', 'queued', 'token', '', 'error', msg)
         pending_add(pend, h[3], id, true)

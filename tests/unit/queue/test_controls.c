@@ -181,11 +181,111 @@ static void test_resume_next_due(void **state)
 	assert_true(r.next_due_ms >= t0 + 59000 && r.next_due_ms <= t0 + 61000);
 }
 
+/* ---- unique while active ------------------------------------------------------ */
+
+static int enq_unique(const char *key, int64_t delay_ms, char id[UUID_STR_LEN])
+{
+	struct job_spec s = { 0 };
+
+	s.unique_key = key;
+	s.delay_ms = delay_ms;
+	return enq_spec(&s, id, NULL);
+}
+
+static void settle_as(struct queue_job *j, enum queue_outcome o)
+{
+	struct queue_settle s = { 0 };
+	struct queue_take t;
+
+	s.id = j->id;
+	s.token = j->token;
+	s.outcome = o;
+	s.error = "boom";
+	take_t(&t, NULL, 0, &s, 1);
+	assert_false(s.stale);
+	queue_job_release(j);
+}
+
+static void test_unique(void **state)
+{
+	char a[UUID_STR_LEN], b[UUID_STR_LEN], c[UUID_STR_LEN];
+	struct queue_job j;
+	struct err e;
+
+	(void)state;
+	/* queued: the live job is the answer */
+	assert_true(enq_unique("u1", 0, a));
+	assert_false(enq_unique("u1", 0, b));
+	assert_string_equal(a, b);
+	assert_true(enq_unique("u2", 0, c)); /* another key is another job */
+	assert_string_not_equal(a, c);
+	/* active: still held */
+	assert_int_equal(take(&j, 1), 1);
+	assert_string_equal(j.id, a);
+	assert_false(enq_unique("u1", 0, b));
+	assert_string_equal(a, b);
+	/* done: released */
+	done(&j);
+	assert_true(enq_unique("u1", 0, b));
+	assert_string_not_equal(a, b);
+	/* cancelled while queued: released */
+	assert_int_equal(queue_cancel(Q, qname, b, &e), 0);
+	assert_true(enq_unique("u1", 0, a));
+	/* scheduled: held; failed for good: released */
+	assert_int_equal(queue_cancel(Q, qname, a, &e), 0);
+	assert_true(enq_unique("u3", 60000, a));
+	assert_false(enq_unique("u3", 0, b));
+	assert_string_equal(a, b);
+	assert_int_equal(queue_cancel(Q, qname, a, &e), 0);
+	assert_int_equal(queue_cancel(Q, qname, c, &e), 0);
+	assert_true(enq_unique("u4", 0, a));
+	assert_int_equal(take(&j, 1), 1);
+	assert_string_equal(j.id, a);
+	settle_as(&j, QUEUE_FAIL);
+	assert_true(enq_unique("u4", 0, b));
+	/* the dead job cannot run again while another holds its key ... */
+	assert_int_equal(queue_retry_dead(Q, qname, a, &e), -1);
+	assert_int_equal(e.code, ERR_CONFLICT);
+	/* ... and can once that one ended, taking the key back */
+	assert_int_equal(queue_cancel(Q, qname, b, &e), 0);
+	assert_int_equal(queue_retry_dead(Q, qname, a, &e), 0);
+	assert_false(enq_unique("u4", 0, b));
+	assert_string_equal(a, b);
+}
+
+/* An idempotency key and a unique key together: either one known gives
+ * the existing job, and a refused enqueue claims neither key. */
+static void test_unique_and_idempotency(void **state)
+{
+	struct job_spec s = { 0 };
+	char a[UUID_STR_LEN], b[UUID_STR_LEN];
+	struct queue_job j;
+
+	(void)state;
+	s.unique_key = "k";
+	s.idempotency_key = "i1";
+	assert_true(enq_spec(&s, a, NULL));
+	s.idempotency_key = "i2"; /* a new request, the same unique key */
+	assert_false(enq_spec(&s, b, NULL));
+	assert_string_equal(a, b);
+	assert_int_equal(take(&j, 1), 1);
+	done(&j);
+	/* i2 was not claimed by the refused request: a new job now */
+	assert_true(enq_spec(&s, b, NULL));
+	assert_string_not_equal(a, b);
+	s.unique_key = NULL;
+	s.idempotency_key = "i1"; /* still the first job's key */
+	assert_false(enq_spec(&s, b, NULL));
+	assert_string_equal(a, b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pause, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resume_next_due, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unique, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unique_and_idempotency, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
