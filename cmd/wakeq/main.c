@@ -109,6 +109,15 @@ const struct cli_cmd cli_cmds[] = {
 	{ "resume", "QUEUE", NULL, "resume a paused queue, waking a worker for its due work",
 	  "Idle workers look at once; when none is live and work is due, WAKE_URL\n"
 	  "(with WAKE_TOKEN) is woken as for enqueue.", no_opts, 1, 1, cmd_resume },
+	{ "settings", "QUEUE [NAME=VALUE...]", NULL, "show or change a queue's settings (retention)",
+	  "Each NAME=VALUE sets one (a number; null clears it, back to the default);\n"
+	  "the others stay. Settings live in Redis: every worker and API follows\n"
+	  "them at once. Names, as in PUT /v1/queues/{q}/settings:\n"
+	  "  result_ttl_s  seconds a done or cancelled job stays (RESULT_TTL)\n"
+	  "  done_max      done jobs kept, at most (10000)\n"
+	  "  dead_max      failed jobs kept in the dead letter, at most (10000)\n"
+	  "  dead_ttl_s    seconds a failed job stays (until the cap)",
+	  no_opts, 1, CLI_ARGS_MAX, cmd_settings },
 	{ "drain", "", NULL, "run due jobs in this process until idle, then exit",
 	  "The cron mode: runs wakeq-worker --once (beside wakeq, else from PATH).",
 	  drain_opts, 0, 0, cmd_drain },

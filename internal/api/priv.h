@@ -138,6 +138,9 @@ void api_get_queues(struct api *a, struct httpd_request *req, const char *arg);
  * due work has none). */
 void api_pause_queue(struct api *a, struct httpd_request *req, const char *queue);
 void api_resume_queue(struct api *a, struct httpd_request *req, const char *queue);
+/* GET and PUT /v1/queues/{queue}/settings (PUT replaces them all). */
+void api_get_settings(struct api *a, struct httpd_request *req, const char *queue);
+void api_put_settings(struct api *a, struct httpd_request *req, const char *queue);
 void api_post_reconcile(struct api *a, struct httpd_request *req,
 			const char *arg);
 

@@ -1,5 +1,6 @@
 /* queues.c - the queues as a whole: GET /v1/queues (counts by state and
- * live workers per served queue), pause and resume, and reconcile between
+ * live workers per served queue), pause and resume, the settings (GET and
+ * PUT /v1/queues/{queue}/settings), and reconcile between
  * Postgres and Redis (POST /v1/reconcile; the timer in api.c runs the
  * same pass). */
 #include "api/priv.h"
@@ -8,6 +9,9 @@
 #include "log/log.h"
 #include "reconcile/reconcile.h"
 #include "wake/wake.h"
+
+#include <string.h>
+#include <strings.h>
 
 static json_t *counts_json(const struct queue_counts *c)
 {
@@ -18,6 +22,8 @@ static json_t *counts_json(const struct queue_counts *c)
 		json_object_set_new(o, job_status_name((enum job_status)s), json_integer(c->n[s]));
 	json_object_set_new(o, "workers", json_integer(c->workers));
 	json_object_set_new(o, "paused", json_boolean(c->paused));
+	json_object_set_new(o, "done_total", json_integer(c->done_total));
+	json_object_set_new(o, "failed_total", json_integer(c->failed_total));
 	return o;
 }
 
@@ -51,6 +57,101 @@ static void pause_or_resume(struct api *a, struct httpd_request *req,
 		wake_at(a->wake, r.next_due_ms * 1000);
 	log_info(paused ? "queue paused" : "queue resumed", "queue", queue);
 	api_reply_json(a, req, 200, json_pack("{s:s,s:b}", "queue", queue, "paused", paused));
+}
+
+/* ---- settings ---------------------------------------------------------------- */
+
+/* The body of PUT .../settings into *out (replacing all: what it does
+ * not name is not set). Returns 0, or -1 once answered 400. */
+static int settings_parse(struct api *a, struct httpd_request *req,
+			  struct queue_settings *out)
+{
+	const char *body, *code = "invalid_json";
+	json_error_t je;
+	json_t *root;
+	struct err e;
+	size_t len;
+
+	memset(out, 0, sizeof(*out));
+	body = httpd_body(req, &len);
+	root = len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &je) : NULL;
+	if (!root) {
+		api_reply_error(a, req, 400, "invalid_json", "body: expected a JSON object of settings");
+		return -1;
+	}
+	if (queue_settings_from_json(root, out, &code, &e) < 0) {
+		json_decref(root);
+		api_reply_error(a, req, 400, code, "%s", e.msg);
+		return -1;
+	}
+	json_decref(root);
+	return 0;
+}
+
+static void settings_reply(struct api *a, struct httpd_request *req, struct queue *q,
+			   const char *queue)
+{
+	struct queue_settings st;
+	struct err e;
+
+	if (queue_settings_get(q, queue, &st, &e) < 0) {
+		api_qput(a, q);
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	api_qput(a, q);
+	api_reply_json(a, req, 200, queue_settings_to_json(queue, &st));
+}
+
+void api_get_settings(struct api *a, struct httpd_request *req, const char *queue)
+{
+	struct queue *q;
+	struct err e;
+
+	if (api_served_index(a, queue) < 0) {
+		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
+		return;
+	}
+	if (!(q = api_qget(a, &e))) {
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	settings_reply(a, req, q, queue);
+}
+
+void api_put_settings(struct api *a, struct httpd_request *req, const char *queue)
+{
+	const char *ct = httpd_header(req, "Content-Type");
+	struct queue_settings st;
+	struct queue *q;
+	struct err e;
+
+	if (api_served_index(a, queue) < 0) {
+		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
+		return;
+	}
+	if (!ct || strncasecmp(ct, "application/json", 16) ||
+	    (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
+		api_reply_error(a, req, 415, "unsupported_media_type",
+				"content type must be application/json");
+		return;
+	}
+	if (settings_parse(a, req, &st) < 0)
+		return;
+	if (!(q = api_qget(a, &e))) {
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	if (queue_settings_set(q, queue, &st, &e) < 0) {
+		api_qput(a, q);
+		if (e.code == ERR_INVALID)
+			api_reply_error(a, req, 400, "invalid_field", "%s", e.msg);
+		else
+			api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	log_info("queue settings changed", "queue", queue);
+	settings_reply(a, req, q, queue);
 }
 
 void api_pause_queue(struct api *a, struct httpd_request *req, const char *queue)

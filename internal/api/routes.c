@@ -54,6 +54,8 @@ static const struct route routes[] = {
 	{ "GET", "/v1/queues/{queue}/jobs", api_list_jobs, 1 },
 	{ "POST", "/v1/queues/{queue}/pause", api_pause_queue, 1 },
 	{ "POST", "/v1/queues/{queue}/resume", api_resume_queue, 1 },
+	{ "GET", "/v1/queues/{queue}/settings", api_get_settings, 1 },
+	{ "PUT", "/v1/queues/{queue}/settings", api_put_settings, 1 },
 	{ "POST", "/v1/reconcile", api_post_reconcile, 1 },
 	{ "POST", "/v1/uploads", upload, 1 },
 };

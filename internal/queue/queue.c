@@ -24,7 +24,8 @@ struct queue_limits queue_limits = { QUEUE_RESULT_TTL_DEFAULT, 10000, 10000 };
 
 enum script {
 	S_ENQUEUE, S_TAKE, S_RENEW, S_REGISTER, S_RETIRE, S_PROGRESS,
-	S_CANCEL, S_RETRY_DEAD, S_PURGE_DEAD, S_COUNTS, S_PAUSE, S_NSCRIPTS
+	S_CANCEL, S_RETRY_DEAD, S_PURGE_DEAD, S_COUNTS, S_PAUSE, S_SETTINGS,
+	S_NSCRIPTS
 };
 
 static const char *const script_text[S_NSCRIPTS] = {
@@ -39,6 +40,7 @@ static const char *const script_text[S_NSCRIPTS] = {
 	[S_PURGE_DEAD] = queue_lua_purge_dead,
 	[S_COUNTS] = queue_lua_counts,
 	[S_PAUSE] = queue_lua_pause,
+	[S_SETTINGS] = queue_lua_settings,
 };
 
 static const char *const script_sha[S_NSCRIPTS] = {
@@ -53,6 +55,7 @@ static const char *const script_sha[S_NSCRIPTS] = {
 	[S_PURGE_DEAD] = queue_sha_purge_dead,
 	[S_COUNTS] = queue_sha_counts,
 	[S_PAUSE] = queue_sha_pause,
+	[S_SETTINGS] = queue_sha_settings,
 };
 
 /* ---- argument vectors --------------------------------------------------- */
@@ -166,7 +169,8 @@ enum {
 enum {
 	COUNT_PENDING, COUNT_DELAYED, COUNT_ACTIVE, COUNT_DONE, COUNT_DEAD,
 	COUNT_RETRYING, COUNT_CANCELLED, COUNT_WORKERS, COUNT_STALE,
-	COUNT_NEXT_DUE, COUNT_PAUSED, COUNT_FIELDS
+	COUNT_NEXT_DUE, COUNT_PAUSED, COUNT_DONE_TOTAL, COUNT_FAILED_TOTAL,
+	COUNT_FIELDS
 };
 
 /* pause: { due, live workers, next due } */
@@ -962,8 +966,68 @@ int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,
 	out->stale = rint_of(r->element[COUNT_STALE]);
 	out->next_due_ms = rint_of(r->element[COUNT_NEXT_DUE]);
 	out->paused = rint_of(r->element[COUNT_PAUSED]) != 0;
+	out->done_total = rint_of(r->element[COUNT_DONE_TOTAL]);
+	out->failed_total = rint_of(r->element[COUNT_FAILED_TOTAL]);
 	freeReplyObject(r);
 	return 0;
+}
+
+/* ---- settings ------------------------------------------------------------- */
+
+int queue_settings_get(struct queue *q, const char *queue,
+		       struct queue_settings *out, struct err *err)
+{
+	char key[PREFIX_MAX + 16];
+	struct args a;
+	redisReply *r;
+	size_t i;
+
+	if (key_args(&a, key, sizeof(key), queue, "HMGET", "config", err) < 0)
+		return -1;
+	args_add(&a, "paused");
+	for (i = 0; i < QUEUE_NSETTINGS; i++)
+		args_add(&a, queue_settings_table[i].field);
+	r = command_array(q, &a, "HMGET", err);
+	if (!r)
+		return -1;
+	if (r->elements != QUEUE_NSETTINGS + 1) {
+		freeReplyObject(r);
+		return bad_reply(err, "HMGET");
+	}
+	memset(out, 0, sizeof(*out));
+	out->paused = rint_of(r->element[0]) == 1;
+	for (i = 0; i < QUEUE_NSETTINGS; i++)
+		out->v[i] = rint_of(r->element[i + 1]);
+	freeReplyObject(r);
+	return 0;
+}
+
+int queue_settings_set(struct queue *q, const char *queue,
+		       const struct queue_settings *in, struct err *err)
+{
+	char prefix[PREFIX_MAX];
+	struct args a;
+	size_t i;
+
+	if (queue_name_check(queue, err) < 0)
+		return -1;
+	for (i = 0; i < QUEUE_NSETTINGS; i++) {
+		const struct queue_setting *t = &queue_settings_table[i];
+
+		if (in->v[i] < 0 || in->v[i] > t->max)
+			return err_set(err, ERR_INVALID, "bad setting '%s': %lld is out of range",
+				       t->name, (long long)in->v[i]);
+	}
+	script_args(&a, prefix, sizeof(prefix), queue);
+	args_addi(&a, QUEUE_NSETTINGS);
+	for (i = 0; i < QUEUE_NSETTINGS; i++) {
+		args_add(&a, queue_settings_table[i].field);
+		if (in->v[i] > 0)
+			args_addi(&a, in->v[i]);
+		else
+			args_add(&a, "");
+	}
+	return script_int(q, S_SETTINGS, &a, NULL, err);
 }
 
 int queue_pause(struct queue *q, const char *queue, int paused,

@@ -323,6 +323,8 @@ struct queue_counts {
 	int64_t stale;             /* settles refused by fencing, in total */
 	int64_t next_due_ms;       /* earliest scheduled or retrying job, 0 = none */
 	int paused;                /* queue_pause: nothing is leased from it */
+	int64_t done_total;        /* all-time totals, whatever the retention */
+	int64_t failed_total;
 };
 
 int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,
@@ -344,6 +346,70 @@ struct queue_resumed {
  * Idempotent. Returns 0 or -1. */
 int queue_pause(struct queue *q, const char *queue, int paused,
 		struct queue_resumed *out, struct err *err);
+
+/* ---- settings ------------------------------------------------------------
+ * A queue's controls that operators set (wakeq settings, PUT
+ * /v1/queues/{q}/settings), kept in Redis (wakeq:{Q}:config) and read by
+ * the scripts once per run: every process serving the queue follows them
+ * at once. Each is an integer >= 1 when set, 0 when not (the process's
+ * default, or no limit). */
+enum queue_setting_id {
+	QUEUE_SET_RESULT_TTL,     /* s: done and cancelled jobs kept for */
+	QUEUE_SET_DONE_MAX,       /* done jobs kept, at most */
+	QUEUE_SET_DEAD_MAX,       /* failed (dead) jobs kept, at most */
+	QUEUE_SET_DEAD_TTL,       /* s: failed jobs kept for; 0 = until the cap */
+	QUEUE_NSETTINGS
+};
+
+/* The table of settings: the one list of their names. */
+struct queue_setting {
+	const char *name;    /* the API's JSON member and the CLI's NAME, e.g.
+			      * "result_ttl_s" */
+	const char *field;   /* the field of the config hash */
+	int64_t scale;       /* stored = given * scale: 1 for a whole number
+			      * (a count, whole seconds), 1000 for seconds
+			      * with fractions stored as ms */
+	int64_t max;         /* largest stored value */
+	const char *help;    /* one line */
+};
+extern const struct queue_setting queue_settings_table[QUEUE_NSETTINGS];
+
+struct queue_settings {
+	int paused;                      /* queue_pause sets it, not _set */
+	int64_t v[QUEUE_NSETTINGS];      /* stored values; 0 = not set */
+};
+
+/* A given value of setting `id` as stored: checked (whole when the scale
+ * is 1; the stored value 1 to the table's max) and scaled. Shared by every door. Returns 0, or -1 with err (ERR_INVALID
+ * naming the setting by its API name). */
+int queue_setting_value(enum queue_setting_id id, double given,
+			int64_t *stored, struct err *err);
+
+/* The stored value of setting `id` back in its given unit. */
+double queue_setting_given(enum queue_setting_id id, int64_t stored);
+
+/* The settings as every interface shows them: {queue, paused, then each
+ * setting by its API name: a number in its given unit, or null when not
+ * set}. Caller owns the reference. */
+json_t *queue_settings_to_json(const char *queue, const struct queue_settings *st);
+
+/* Applies an object of settings by API name (a number, or null to clear)
+ * to *st; settings it does not name are left as they are. Returns 0, or
+ * -1 with err and *code ("invalid_json", "unknown_field",
+ * "invalid_field") and *st untouched. */
+int queue_settings_from_json(const json_t *obj, struct queue_settings *st,
+			     const char **code, struct err *err);
+
+/* Reads the settings of `queue` into *out. Returns 0 or -1. */
+int queue_settings_get(struct queue *q, const char *queue,
+		       struct queue_settings *out, struct err *err);
+
+/* Replaces the settings of `queue` with in->v (0 clears one; paused is
+ * left as it is). Values are checked against the table first. Takes
+ * effect at the next script run of every process. Returns 0, or -1 with
+ * err (ERR_INVALID naming the setting; nothing changed). */
+int queue_settings_set(struct queue *q, const char *queue,
+		       const struct queue_settings *in, struct err *err);
 
 /* Reads the job `id` of `queue` into *out (the caller releases it with
  * job_info_release; job_info_to_json gives its document). Returns 0, or

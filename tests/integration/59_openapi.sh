@@ -174,6 +174,14 @@ req POST /v1/queues/oa/pause
 req GET /v1/queues
 req POST /v1/queues/oa/resume
 req POST /v1/queues/elsewhere/pause
+req GET /v1/queues/oa/settings
+jreq PUT /v1/queues/oa/settings '{"done_max":500,"result_ttl_s":3600,"dead_ttl_s":null}'
+jreq PUT /v1/queues/oa/settings '{"done_max":0.5}'
+jreq PUT /v1/queues/oa/settings '{"colour":"red"}'
+jreq PUT /v1/queues/oa/settings 'nope'
+req PUT /v1/queues/oa/settings -H 'Content-Type: text/plain' -d '{}'
+req GET /v1/queues/elsewhere/settings
+req DELETE /v1/queues/oa/settings
 
 # a job driven through the real queue scripts, followed over SSE
 jreq POST /v1/jobs '{"type":"noop","queue":"oa"}'

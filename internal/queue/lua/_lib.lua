@@ -48,11 +48,16 @@ end
 -- (pause, retention, limits) and read at most once per script run, by
 -- config_load. An absent field leaves the process's default. Helpers read
 -- the table it returns (CFG) rather than the hash.
+-- Fields (queue.c's settings table names the same): result_ttl and
+-- dead_ttl in seconds, done_max and dead_max counts.
 local CFG = nil
 local function config_load()
   if CFG then return CFG end
-  local v = redis.call('HMGET', P .. 'config', 'paused')
-  CFG = { paused = v[1] == '1' }
+  local v = redis.call('HMGET', P .. 'config', 'paused', 'result_ttl',
+    'done_max', 'dead_max', 'dead_ttl')
+  CFG = { paused = v[1] == '1', result_ttl = v[2] or nil,
+    done_max = tonumber(v[3]), dead_max = tonumber(v[4]),
+    dead_ttl = tonumber(v[5]) }
   return CFG
 end
 
@@ -180,10 +185,20 @@ local function finish_cancelled(id, jk, err, ttl_s, cb, uk)
   return cb and webhook(id, jk, 'cancelled', nil, err) or false
 end
 
--- Moves a job to the dead set, capping it (oldest hashes deleted). cb: the
--- job has a callback URL (a webhook job follows); uk its unique key.
+-- Jobs failed for good in this script run, added to stats.failed (an
+-- all-time total) once at its end by stats_flush.
+local FAILED_N = 0
+local function stats_flush()
+  if FAILED_N > 0 then redis.call('HINCRBY', P .. 'stats', 'failed', FAILED_N) end
+end
+
+-- Moves a job to the dead set, capping it (oldest hashes deleted) and,
+-- with the queue's dead_ttl (config_load ran), dropping those older than
+-- it. cb: the job has a callback URL (a webhook job follows); uk its
+-- unique key.
 local function bury(id, jk, err, dead_max, cb, uk)
   unique_release(uk, id)
+  FAILED_N = FAILED_N + 1
   redis.call('HSET', jk, 'status', 'failed', 'error', err, 'token', '',
     'finished', NOW_US)
   record_final(id, jk, 'failed', nil, err)
@@ -192,6 +207,10 @@ local function bury(id, jk, err, dead_max, cb, uk)
   if n > dead_max then
     local old = redis.call('ZPOPMIN', P .. 'dead', n - dead_max)
     for i = 1, #old, 2 do redis.call('DEL', P .. 'job:' .. old[i]) end
+  end
+  if CFG and CFG.dead_ttl then
+    redis.call('PEXPIRE', jk, CFG.dead_ttl * 1000)
+    redis.call('ZREMRANGEBYSCORE', P .. 'dead', '-inf', NOW - CFG.dead_ttl * 1000)
   end
   publish(id, 'failed')
   if cb then webhook(id, jk, 'failed', nil, err) end

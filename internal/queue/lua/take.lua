@@ -26,6 +26,10 @@ local done_max = tonumber(ARGV[6])
 local dead_max = tonumber(ARGV[7])
 local nrun = tonumber(ARGV[8])
 local cfg = config_load()
+-- the queue's own retention, over the process's defaults
+if cfg.result_ttl then ttl = cfg.result_ttl end
+done_max = cfg.done_max or done_max
+dead_max = cfg.dead_max or dead_max
 
 local flags = {}
 local unlease = {}
@@ -83,13 +87,17 @@ if #unlease > 0 then redis.call('ZREM', P .. 'active', unpack(unlease)) end
 if #done > 0 then
   redis.call('ZADD', P .. 'done', unpack(done))
   local n = redis.call('ZCARD', P .. 'done')
-  if n > done_max then
-    -- Over the cap: the oldest finished jobs go, hashes included (they
-    -- would otherwise live out RESULT_TTL unlisted).
+  if n > done_max + math.floor(done_max / 100) then
+    -- Over the cap by 1 % (so a busy queue trims once every done_max/100
+    -- jobs, not every batch): the oldest finished jobs go down to the
+    -- cap, hashes included (they would otherwise live out RESULT_TTL
+    -- unlisted). stats.done_trimmed counts them: the all-time total of
+    -- done jobs is it plus the set's size.
     local old = redis.call('ZPOPMIN', P .. 'done', n - done_max)
     local keys = {}
     for i = 1, #old, 2 do keys[#keys + 1] = P .. 'job:' .. old[i] end
     redis.call('DEL', unpack(keys))
+    redis.call('HINCRBY', P .. 'stats', 'done_trimmed', #keys)
   end
 end
 if stale > 0 then redis.call('HINCRBY', P .. 'stats', 'stale', stale) end
@@ -198,6 +206,7 @@ if want > 0 then
     if #za > 0 then redis.call('ZADD', P .. 'active', unpack(za)) end
   end
 end
+stats_flush()
 if out[TAKE_COUNT] == 0 and want > 0 then
   -- Nothing due: tell the worker when to look again, and drop stale wake
   -- markers so its blocking wait does not return at once for nothing.

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 
 #include "base/clock.h"
 #include "base/uuid.h"
@@ -279,6 +280,138 @@ static void test_unique_and_idempotency(void **state)
 	assert_string_equal(a, b);
 }
 
+/* ---- retention --------------------------------------------------------------- */
+
+static void set_settings(const char *json)
+{
+	struct queue_settings st;
+	const char *code;
+	json_t *o = json_loads(json, 0, NULL);
+	struct err e;
+
+	assert_non_null(o);
+	memset(&st, 0, sizeof(st));
+	if (queue_settings_from_json(o, &st, &code, &e) < 0)
+		fail_msg("settings: %s", e.msg);
+	json_decref(o);
+	assert_int_equal(queue_settings_set(Q, qname, &st, &e), 0);
+}
+
+static void test_settings(void **state)
+{
+	struct queue_settings st, st2;
+	const char *code;
+	json_t *o, *doc;
+	struct err e;
+
+	(void)state;
+	assert_int_equal(queue_settings_get(Q, qname, &st, &e), 0);
+	assert_int_equal(st.v[QUEUE_SET_DONE_MAX], 0);
+	set_settings("{\"done_max\":7,\"result_ttl_s\":60}");
+	assert_int_equal(queue_settings_get(Q, qname, &st, &e), 0);
+	assert_int_equal(st.v[QUEUE_SET_DONE_MAX], 7);
+	assert_int_equal(st.v[QUEUE_SET_RESULT_TTL], 60);
+	assert_int_equal(st.v[QUEUE_SET_DEAD_MAX], 0);
+	doc = queue_settings_to_json(qname, &st);
+	assert_int_equal(json_integer_value(json_object_get(doc, "done_max")), 7);
+	assert_true(json_is_null(json_object_get(doc, "dead_max")));
+	json_decref(doc);
+	/* merging: null clears, the rest stays; bad values change nothing */
+	o = json_loads("{\"done_max\":null}", 0, NULL);
+	assert_int_equal(queue_settings_from_json(o, &st, &code, &e), 0);
+	json_decref(o);
+	assert_int_equal(st.v[QUEUE_SET_DONE_MAX], 0);
+	assert_int_equal(st.v[QUEUE_SET_RESULT_TTL], 60);
+	st2 = st;
+	o = json_loads("{\"done_max\":1.5}", 0, NULL);
+	assert_int_equal(queue_settings_from_json(o, &st2, &code, &e), -1);
+	assert_string_equal(code, "invalid_field");
+	json_decref(o);
+	o = json_loads("{\"dead_max\":3,\"colour\":1}", 0, NULL);
+	assert_int_equal(queue_settings_from_json(o, &st2, &code, &e), -1);
+	assert_string_equal(code, "unknown_field");
+	assert_int_equal(st2.v[QUEUE_SET_DEAD_MAX], 0);
+	json_decref(o);
+	o = json_loads("{\"result_ttl_s\":0}", 0, NULL);
+	assert_int_equal(queue_settings_from_json(o, &st2, &code, &e), -1);
+	json_decref(o);
+	st2.v[QUEUE_SET_DONE_MAX] = -1;
+	assert_int_equal(queue_settings_set(Q, qname, &st2, &e), -1);
+	assert_int_equal(e.code, ERR_INVALID);
+}
+
+/* The queue's caps win over the process's, and the totals count every
+ * job ever finished whatever was trimmed. */
+static void test_retention_caps(void **state)
+{
+	char ids[6][UUID_STR_LEN];
+	struct queue_counts c;
+	struct job_info job;
+	struct queue_job j;
+	struct err e;
+	int i;
+
+	(void)state;
+	set_settings("{\"done_max\":3,\"dead_max\":2}");
+	for (i = 0; i < 6; i++) {
+		enq(ids[i], NULL);
+		assert_int_equal(take(&j, 1), 1);
+		done(&j);
+	}
+	for (i = 0; i < 4; i++) {
+		enq(NULL, NULL);
+		assert_int_equal(take(&j, 1), 1);
+		settle_as(&j, QUEUE_FAIL);
+	}
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(c.n[JOB_DONE], 3);
+	assert_int_equal(c.n[JOB_FAILED], 2);
+	assert_int_equal(c.done_total, 6);
+	assert_int_equal(c.failed_total, 4);
+	assert_int_equal(queue_job_get(Q, qname, ids[2], &job, &e), -1);
+	assert_int_equal(queue_job_get(Q, qname, ids[3], &job, &e), 0);
+	job_info_release(&job);
+	/* a purge empties the dead letter, not the total */
+	assert_int_equal(queue_purge_dead(Q, qname, &e), 2);
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(c.failed_total, 4);
+}
+
+/* The queue's TTLs: done and cancelled jobs after result_ttl_s, failed
+ * ones after dead_ttl_s (and out of the dead letter). */
+static void test_retention_ttls(void **state)
+{
+	char a[UUID_STR_LEN], b[UUID_STR_LEN], c[UUID_STR_LEN];
+	struct queue_counts k;
+	struct job_info job;
+	struct queue_job j;
+	struct err e;
+
+	(void)state;
+	set_settings("{\"result_ttl_s\":1,\"dead_ttl_s\":1}");
+	enq(a, NULL);
+	assert_int_equal(take(&j, 1), 1);
+	done(&j);
+	enq(b, NULL);
+	assert_int_equal(queue_cancel(Q, qname, b, &e), 0);
+	enq(c, NULL);
+	assert_int_equal(take(&j, 1), 1);
+	settle_as(&j, QUEUE_FAIL);
+	assert_int_equal(queue_job_get(Q, qname, c, &job, &e), 0);
+	job_info_release(&job);
+	clock_sleep_us(1200000);
+	assert_int_equal(queue_job_get(Q, qname, a, &job, &e), -1);
+	assert_int_equal(queue_job_get(Q, qname, b, &job, &e), -1);
+	assert_int_equal(queue_job_get(Q, qname, c, &job, &e), -1);
+	/* the next burial drops the expired one from the dead letter */
+	enq(NULL, NULL);
+	assert_int_equal(take(&j, 1), 1);
+	settle_as(&j, QUEUE_FAIL);
+	assert_int_equal(queue_counts(Q, qname, &k, &e), 0);
+	assert_int_equal(k.n[JOB_FAILED], 1);
+	assert_int_equal(k.failed_total, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -286,6 +419,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resume_next_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unique, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unique_and_idempotency, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_caps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_ttls, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
