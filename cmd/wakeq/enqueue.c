@@ -51,6 +51,8 @@ static json_t *request_body(struct cli *c, int api)
 		json_object_set_new(b, "timeout_s", json_real(timeout));
 	if (cli_get(c, "idempotency-key"))
 		json_object_set_new(b, "idempotency_key", json_string(cli_get(c, "idempotency-key")));
+	if (cli_get(c, "group"))
+		json_object_set_new(b, "group", json_string(cli_get(c, "group")));
 	if (cli_get(c, "unique-key"))
 		json_object_set_new(b, "unique_key", json_string(cli_get(c, "unique-key")));
 	if (cli_get(c, "callback-url"))

@@ -29,6 +29,9 @@ static const struct cli_opt
 	o_unique = { "unique-key", "K",
 		     "while a job with key K is queued, scheduled, retrying or running, "
 		     "give that job", NULL },
+	o_group = { "group", "G",
+		    "the job's group (a tenant, an API key): the queue's group limits "
+		    "apply to it, groups take turns", NULL },
 	o_callback = { "callback-url", "URL", "a signed webhook to URL when the job ends", NULL },
 	o_count = { "count", "N", "enqueue N such jobs (1)", NULL },
 	o_watch_job = { "watch", NULL,
@@ -51,7 +54,7 @@ static const struct cli_opt
 
 static const struct cli_opt *const enqueue_opts[] = {
 	&o_payload, &o_queue, &o_priority, &o_delay, &o_max_attempts, &o_job_timeout,
-	&o_idem, &o_unique, &o_callback, &o_count, NULL
+	&o_idem, &o_unique, &o_group, &o_callback, &o_count, NULL
 };
 static const struct cli_opt *const status_opts[] = { &o_queue, &o_watch_job, NULL };
 static const struct cli_opt *const queue_only_opts[] = { &o_queue, NULL };
@@ -109,14 +112,22 @@ const struct cli_cmd cli_cmds[] = {
 	{ "resume", "QUEUE", NULL, "resume a paused queue, waking a worker for its due work",
 	  "Idle workers look at once; when none is live and work is due, WAKE_URL\n"
 	  "(with WAKE_TOKEN) is woken as for enqueue.", no_opts, 1, 1, cmd_resume },
-	{ "settings", "QUEUE [NAME=VALUE...]", NULL, "show or change a queue's settings (retention)",
+	{ "settings", "QUEUE [NAME=VALUE...]", NULL,
+	  "show or change a queue's settings: retention, rate limits, concurrency",
 	  "Each NAME=VALUE sets one (a number; null clears it, back to the default);\n"
 	  "the others stay. Settings live in Redis: every worker and API follows\n"
 	  "them at once. Names, as in PUT /v1/queues/{q}/settings:\n"
-	  "  result_ttl_s  seconds a done or cancelled job stays (RESULT_TTL)\n"
-	  "  done_max      done jobs kept, at most (10000)\n"
-	  "  dead_max      failed jobs kept in the dead letter, at most (10000)\n"
-	  "  dead_ttl_s    seconds a failed job stays (until the cap)",
+	  "  result_ttl_s         seconds a done or cancelled job stays (RESULT_TTL)\n"
+	  "  done_max             done jobs kept, at most (10000)\n"
+	  "  dead_max             failed jobs kept in the dead letter, at most (10000)\n"
+	  "  dead_ttl_s           seconds a failed job stays (until the cap)\n"
+	  "  rate_max             jobs started per rate_period_s, at most (no limit)\n"
+	  "  rate_period_s        seconds (fractions allowed)\n"
+	  "  concurrency          jobs running at once across all workers (no limit)\n"
+	  "  group_rate_max       jobs of one group (enqueue --group) per group_rate_period_s\n"
+	  "  group_rate_period_s  seconds\n"
+	  "  group_concurrency    jobs of one group running at once\n"
+	  "A rate and its period go together. Rate-limited jobs wait (not failed).",
 	  no_opts, 1, CLI_ARGS_MAX, cmd_settings },
 	{ "drain", "", NULL, "run due jobs in this process until idle, then exit",
 	  "The cron mode: runs wakeq-worker --once (beside wakeq, else from PATH).",

@@ -109,8 +109,11 @@ static int backlog_cb(void *ctx, struct wake_backlog *out)
 			out->workers = c.workers;
 		if (c.paused)
 			continue; /* nothing of it can run: no wake for it */
-		out->pending += c.n[JOB_QUEUED];
-		out->waiting += c.n[JOB_SCHEDULED] + c.n[JOB_RETRYING];
+		/* jobs held by a rate limit count as due later, at wake_at */
+		out->pending += c.due;
+		out->waiting += c.n[JOB_SCHEDULED] + c.n[JOB_RETRYING] + c.held;
+		if (c.wake_at_ms && (!c.next_due_ms || c.wake_at_ms < c.next_due_ms))
+			c.next_due_ms = c.wake_at_ms;
 		if (c.next_due_ms && (!out->next_due_us || c.next_due_ms * 1000 < out->next_due_us))
 			out->next_due_us = c.next_due_ms * 1000;
 	}

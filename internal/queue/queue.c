@@ -170,7 +170,7 @@ enum {
 	COUNT_PENDING, COUNT_DELAYED, COUNT_ACTIVE, COUNT_DONE, COUNT_DEAD,
 	COUNT_RETRYING, COUNT_CANCELLED, COUNT_WORKERS, COUNT_STALE,
 	COUNT_NEXT_DUE, COUNT_PAUSED, COUNT_DONE_TOTAL, COUNT_FAILED_TOTAL,
-	COUNT_FIELDS
+	COUNT_DUE, COUNT_HELD, COUNT_WAKE_AT, COUNT_FIELDS
 };
 
 /* pause: { due, live workers, next due } */
@@ -504,6 +504,8 @@ int queue_enqueue(struct queue *q, const char *queue,
 			return err_set(err, ERR_INVALID, "bad job id '%.40s'", s->id);
 		if (s->unique_key && *s->unique_key && !job_idem_key_ok(s->unique_key))
 			return err_set(err, ERR_INVALID, "bad unique key '%.40s'", s->unique_key);
+		if (s->group && *s->group && !job_group_ok(s->group))
+			return err_set(err, ERR_INVALID, "bad group '%.40s'", s->group);
 	}
 	ids = xmalloc(n * sizeof(*ids));
 	nums = xmalloc(n * sizeof(*nums));
@@ -522,7 +524,8 @@ int queue_enqueue(struct queue *q, const char *queue,
 			s.max_attempts = JOB_MAX_ATTEMPTS_DEFAULT;
 		nf = job_spec_hash(&s, names, values, nums[i]);
 		/* ENQ_* in enqueue.lua: the fields the script reads, then the
-		 * hash fields it stores as given (unique_key is both) */
+		 * hash fields it stores as given (unique_key and group are
+		 * both) */
 		args_add(&a, ids[i]);
 		args_addi(&a, s.priority);
 		/* a delay runs on the Redis clock; run_at is absolute */
@@ -533,6 +536,7 @@ int queue_enqueue(struct queue *q, const char *queue,
 			  : JOB_IDEM_TTL_DEFAULT_S);
 		args_addi(&a, (int64_t)nf);
 		args_add(&a, s.unique_key);
+		args_add(&a, s.group);
 		for (k = 0; k < nf; k++) {
 			args_add(&a, names[k]);
 			args_add(&a, values[k]);
@@ -968,6 +972,9 @@ int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,
 	out->paused = rint_of(r->element[COUNT_PAUSED]) != 0;
 	out->done_total = rint_of(r->element[COUNT_DONE_TOTAL]);
 	out->failed_total = rint_of(r->element[COUNT_FAILED_TOTAL]);
+	out->due = rint_of(r->element[COUNT_DUE]);
+	out->held = rint_of(r->element[COUNT_HELD]);
+	out->wake_at_ms = rint_of(r->element[COUNT_WAKE_AT]);
 	freeReplyObject(r);
 	return 0;
 }
@@ -1018,6 +1025,12 @@ int queue_settings_set(struct queue *q, const char *queue,
 			return err_set(err, ERR_INVALID, "bad setting '%s': %lld is out of range",
 				       t->name, (long long)in->v[i]);
 	}
+	if (!in->v[QUEUE_SET_RATE_MAX] != !in->v[QUEUE_SET_RATE_PERIOD])
+		return err_set(err, ERR_INVALID,
+			       "settings 'rate_max' and 'rate_period_s' go together");
+	if (!in->v[QUEUE_SET_GROUP_RATE_MAX] != !in->v[QUEUE_SET_GROUP_RATE_PERIOD])
+		return err_set(err, ERR_INVALID,
+			       "settings 'group_rate_max' and 'group_rate_period_s' go together");
 	script_args(&a, prefix, sizeof(prefix), queue);
 	args_addi(&a, QUEUE_NSETTINGS);
 	for (i = 0; i < QUEUE_NSETTINGS; i++) {

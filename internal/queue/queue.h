@@ -325,6 +325,10 @@ struct queue_counts {
 	int paused;                /* queue_pause: nothing is leased from it */
 	int64_t done_total;        /* all-time totals, whatever the retention */
 	int64_t failed_total;
+	/* for waking (all 0 while paused): */
+	int64_t due;               /* queued jobs a worker could lease now */
+	int64_t held;              /* queued jobs held back by a rate limit */
+	int64_t wake_at_ms;        /* when the first of those may go, 0 none */
 };
 
 int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,
@@ -358,6 +362,13 @@ enum queue_setting_id {
 	QUEUE_SET_DONE_MAX,       /* done jobs kept, at most */
 	QUEUE_SET_DEAD_MAX,       /* failed (dead) jobs kept, at most */
 	QUEUE_SET_DEAD_TTL,       /* s: failed jobs kept for; 0 = until the cap */
+	QUEUE_SET_RATE_MAX,       /* jobs started per rate period, at most */
+	QUEUE_SET_RATE_PERIOD,    /* ms (given in seconds) */
+	QUEUE_SET_CONCURRENCY,    /* jobs active at once, at most, across
+				   * every worker */
+	QUEUE_SET_GROUP_RATE_MAX, /* the same for each group (a job's group) */
+	QUEUE_SET_GROUP_RATE_PERIOD,
+	QUEUE_SET_GROUP_CONCURRENCY,
 	QUEUE_NSETTINGS
 };
 
@@ -405,7 +416,8 @@ int queue_settings_get(struct queue *q, const char *queue,
 		       struct queue_settings *out, struct err *err);
 
 /* Replaces the settings of `queue` with in->v (0 clears one; paused is
- * left as it is). Values are checked against the table first. Takes
+ * left as it is). Values are checked against the table first, and a rate
+ * and its period go together. Takes
  * effect at the next script run of every process. Returns 0, or -1 with
  * err (ERR_INVALID naming the setting; nothing changed). */
 int queue_settings_set(struct queue *q, const char *queue,

@@ -19,6 +19,18 @@ const struct queue_setting queue_settings_table[QUEUE_NSETTINGS] = {
 	[QUEUE_SET_DEAD_TTL] = { "dead_ttl_s", "dead_ttl", 1,
 				 QUEUE_RESULT_TTL_MAX,
 				 "seconds a failed job stays (default: until the cap)" },
+	[QUEUE_SET_RATE_MAX] = { "rate_max", "rate_max", 1, 1000000,
+				 "jobs started per rate_period_s, at most (no limit)" },
+	[QUEUE_SET_RATE_PERIOD] = { "rate_period_s", "rate_ms", 1000, 86400000,
+				    "the rate limit's period, seconds" },
+	[QUEUE_SET_CONCURRENCY] = { "concurrency", "conc", 1, 1000000,
+				    "jobs running at once across all workers, at most (no limit)" },
+	[QUEUE_SET_GROUP_RATE_MAX] = { "group_rate_max", "grate_max", 1, 1000000,
+				       "jobs of one group started per group_rate_period_s" },
+	[QUEUE_SET_GROUP_RATE_PERIOD] = { "group_rate_period_s", "grate_ms", 1000, 86400000,
+					  "the group rate limit's period, seconds" },
+	[QUEUE_SET_GROUP_CONCURRENCY] = { "group_concurrency", "gconc", 1, 1000000,
+					  "jobs of one group running at once, at most" },
 };
 
 int queue_setting_value(enum queue_setting_id id, double given,

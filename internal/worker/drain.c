@@ -268,8 +268,8 @@ static int cycle(struct drain *d, size_t want)
 			for (i = 0; i < ns; i++)
 				task_free(d->settled[i]);
 			taken += t.njobs;
-			if (t.njobs == 0 && t.next_due_ms &&
-			    (next_due == 0 || t.next_due_ms < next_due))
+			/* (with jobs taken, a rate limit's next token) */
+			if (t.next_due_ms && (next_due == 0 || t.next_due_ms < next_due))
 				next_due = t.next_due_ms;
 			/* Keep going on this queue while it fills whole batches. */
 		} while (ns == batch || (t.njobs == t.max && t.max > 0 && taken < want));

@@ -38,7 +38,7 @@ expect_eq "DELETE is 405" 405 "$(code -XDELETE "$API/v1/queues/keep/settings")"
 # ---- the worker follows them -------------------------------------------------------
 wq enqueue noop --queue keep --count 10 >/dev/null
 for i in 1 2 3 4; do wq enqueue fail --queue keep --payload '{"retryable":false}' >/dev/null; done
-start_worker w1 QUEUES=keep IDLE_TIMEOUT=0.3 RESULT_TTL=86400
+start_worker w1 QUEUES=keep IDLE_TIMEOUT=0.3 RESULT_TTL=86400 EXIT_ON_IDLE=false
 curl -fs -XPOST "$w1_URL/wake" >/dev/null
 q=$(api "$API/v1/queues" | jq -c .queues.keep)
 expect_eq "done jobs kept: the queue's cap, not the worker's" 3 "$(jq -r .done <<<"$q")"

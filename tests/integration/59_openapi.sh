@@ -176,6 +176,10 @@ req POST /v1/queues/oa/resume
 req POST /v1/queues/elsewhere/pause
 req GET /v1/queues/oa/settings
 jreq PUT /v1/queues/oa/settings '{"done_max":500,"result_ttl_s":3600,"dead_ttl_s":null}'
+jreq PUT /v1/queues/oa/settings '{"rate_max":1000,"rate_period_s":0.5,"group_concurrency":100}'
+jreq PUT /v1/queues/oa/settings '{"rate_max":10}'
+jreq PUT /v1/queues/oa/settings '{}'
+jreq POST /v1/jobs '{"type":"noop","group":"tenant-1"}'
 jreq PUT /v1/queues/oa/settings '{"done_max":0.5}'
 jreq PUT /v1/queues/oa/settings '{"colour":"red"}'
 jreq PUT /v1/queues/oa/settings 'nope'

@@ -29,36 +29,112 @@ local function seq(n)
   return s
 end
 
--- Into pending: the one way a job enters the run order. Adds (score, id)
--- to `batch` (a list for one ZADD, flushed by pending_flush): at the back
--- of its priority band, or at the front with `front` (a job that was
--- already running: a shutdown requeue or a reclaimed lease).
-local function pending_add(batch, prio, id, front)
-  local score = (tonumber(prio) or 0) * BAND
-  if not front then score = score + seq(1) end
-  batch[#batch + 1] = score
-  batch[#batch + 1] = id
-end
-
-local function pending_flush(batch)
-  if #batch > 0 then redis.call('ZADD', P .. 'pending', unpack(batch)) end
-end
-
 -- The queue's settings: the hash wakeq:{Q}:config, set by operators
 -- (pause, retention, limits) and read at most once per script run, by
 -- config_load. An absent field leaves the process's default. Helpers read
 -- the table it returns (CFG) rather than the hash.
--- Fields (queue.c's settings table names the same): result_ttl and
--- dead_ttl in seconds, done_max and dead_max counts.
+-- Fields (internal/queue/settings.c's table names the same): result_ttl
+-- and dead_ttl in seconds, done_max and dead_max counts; rate_max jobs
+-- per rate_ms (ms) and at most conc active, for the queue; grate_max per
+-- grate_ms and gconc for each group; grouped (set by group_join). CFG.limited:
+-- any of the last seven, so take needs its limited path.
 local CFG = nil
 local function config_load()
   if CFG then return CFG end
   local v = redis.call('HMGET', P .. 'config', 'paused', 'result_ttl',
-    'done_max', 'dead_max', 'dead_ttl')
+    'done_max', 'dead_max', 'dead_ttl', 'rate_max', 'rate_ms', 'conc',
+    'grate_max', 'grate_ms', 'gconc', 'grouped')
   CFG = { paused = v[1] == '1', result_ttl = v[2] or nil,
     done_max = tonumber(v[3]), dead_max = tonumber(v[4]),
-    dead_ttl = tonumber(v[5]) }
+    dead_ttl = tonumber(v[5]), rate_max = tonumber(v[6]),
+    rate_ms = tonumber(v[7]), conc = tonumber(v[8]),
+    grate_max = tonumber(v[9]), grate_ms = tonumber(v[10]),
+    gconc = tonumber(v[11]), grouped = v[12] == '1' }
+  if not CFG.rate_ms then CFG.rate_max = nil end
+  if not CFG.grate_ms then CFG.grate_max = nil end
+  CFG.limited = CFG.rate_max or CFG.conc or CFG.grate_max or CFG.gconc or
+    CFG.grouped
   return CFG
+end
+
+-- ---- rate limits ------------------------------------------------------------
+-- A token bucket of `max` jobs per `ms`, bursts up to `max`, kept as its
+-- theoretical arrival time (GCRA) in the string key k, which expires when
+-- the bucket is full again. Reads are cached for the script run and
+-- writes gathered: bucket_flush writes each changed one once.
+local BUCKETS = {}
+local function bucket(k)
+  local b = BUCKETS[k]
+  if not b then
+    b = { tat = tonumber(redis.call('GET', k)) or 0 }
+    BUCKETS[k] = b
+  end
+  if b.tat < NOW then b.tat = NOW end
+  return b
+end
+
+-- How many may go now; when none may, the time (ms) the next one may.
+local function bucket_room(k, max, ms)
+  local b = bucket(k)
+  local t = ms / max
+  local n = math.floor((NOW + ms - b.tat) / t + 1e-9)
+  if n >= 1 then return n, 0 end
+  return 0, math.ceil(b.tat + t - ms)
+end
+
+local function bucket_spend(k, max, ms, n)
+  local b = bucket(k)
+  b.tat = b.tat + n * ms / max
+  b.dirty = true
+end
+
+local function bucket_flush()
+  for k, b in pairs(BUCKETS) do
+    if b.dirty then
+      redis.call('SET', k, string.format('%.3f', b.tat), 'PX',
+        math.max(1, math.ceil(b.tat - NOW)))
+    end
+  end
+end
+
+-- Queued jobs a worker could lease now under the queue's limits (the
+-- pause aside), those held back by a rate limit, and when the first of
+-- those may go (ms, 0 none). O(groups): for counts and resume, never take.
+local function queue_due(cfg)
+  local ready = redis.call('ZCARD', P .. 'pending')
+  local held, wake_at = 0, 0
+  if cfg.grouped then
+    for _, g in ipairs(redis.call('LRANGE', P .. 'grr', 0, -1)) do
+      ready = ready + redis.call('ZCARD', P .. 'gpend:' .. g)
+    end
+    local w = redis.call('ZRANGE', P .. 'gwait', 0, -1, 'WITHSCORES')
+    for i = 1, #w, 2 do
+      local n, at = redis.call('ZCARD', P .. 'gpend:' .. w[i]), tonumber(w[i + 1])
+      if at <= NOW then
+        ready = ready + n
+      elseif n > 0 then
+        held = held + n
+        if wake_at == 0 or at < wake_at then wake_at = at end
+      end
+    end
+  end
+  if ready > 0 and cfg.conc and redis.call('ZCARD', P .. 'active') >= cfg.conc then
+    ready = 0 -- the jobs running free room when they settle
+  end
+  if ready > 0 and cfg.rate_max then
+    local n, at = bucket_room(P .. 'rate', cfg.rate_max, cfg.rate_ms)
+    if n == 0 then
+      held = held + ready
+      ready = 0
+      if wake_at == 0 or at < wake_at then wake_at = at end
+    end
+  end
+  return ready, held, wake_at
+end
+
+local function publish(id, status, progress, stage)
+  redis.call('PUBLISH', P .. 'events',
+    id .. '\t' .. status .. '\t' .. (progress or '') .. '\t' .. (stage or ''))
 end
 
 local function wake_markers(n)
@@ -70,9 +146,60 @@ local function wake_markers(n)
   end
 end
 
-local function publish(id, status, progress, stage)
-  redis.call('PUBLISH', P .. 'events',
-    id .. '\t' .. status .. '\t' .. (progress or '') .. '\t' .. (stage or ''))
+-- ---- groups ---------------------------------------------------------------
+-- A job with a group waits in gpend:G (scored as in pending) rather than
+-- in pending. A group with waiting jobs is in the set gin and in exactly
+-- one of: grr (a list: the rotation take serves round robin), gwait (a
+-- zset: rate-limited until the score, ms), gfull (a set: at its
+-- concurrency cap, back in the rotation when one of its jobs leaves
+-- active). A group whose jobs all went stays until take next visits it
+-- (then it leaves gin). gact:G holds the ids of its leased jobs.
+-- config.grouped is set while groups exist, so take's no-controls path
+-- needs nothing but its one config_load to know there are none.
+local function group_join(g)
+  if redis.call('SADD', P .. 'gin', g) == 1 then
+    redis.call('LPUSH', P .. 'grr', g)
+    redis.call('HSET', P .. 'config', 'grouped', '1')
+  end
+end
+
+-- A job of group g (false or '' for none: no call) left active.
+local function group_release(g, id)
+  if not g or g == '' then return end
+  redis.call('SREM', P .. 'gact:' .. g, id)
+  if redis.call('SREM', P .. 'gfull', g) == 1 then
+    redis.call('LPUSH', P .. 'grr', g)
+    wake_markers(1) -- a capped group may go again: idle workers look
+  end
+end
+
+-- Into pending: the one way a job enters the run order. Adds (score, id)
+-- to `batch` (a list for one ZADD, flushed by pending_flush): at the back
+-- of its priority band, or at the front with `front` (a job that was
+-- already running: a shutdown requeue or a reclaimed lease). A job of a
+-- group (false, nil or '' for none) goes to its group's set at once.
+local function pending_add(batch, prio, id, front, group)
+  local score = (tonumber(prio) or 0) * BAND
+  if not front then score = score + seq(1) end
+  if group and group ~= '' then
+    redis.call('ZADD', P .. 'gpend:' .. group, score, id)
+    group_join(group)
+    return
+  end
+  batch[#batch + 1] = score
+  batch[#batch + 1] = id
+end
+
+-- Out of the run order (a cancel): returns 1 when the job was waiting.
+local function pending_remove(id, group)
+  if group and group ~= '' then
+    return redis.call('ZREM', P .. 'gpend:' .. group, id)
+  end
+  return redis.call('ZREM', P .. 'pending', id)
+end
+
+local function pending_flush(batch)
+  if #batch > 0 then redis.call('ZADD', P .. 'pending', unpack(batch)) end
 end
 
 -- The finals log: while wakeq:{Q}:record exists (a process keeps Postgres

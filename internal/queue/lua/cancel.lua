@@ -1,10 +1,10 @@
 -- cancel: ARGV id, result_ttl_s (the queue's own result_ttl comes first). Returns 0 cancelled now, 2 cancelled
 -- now and a callback delivery queued (someone must wake a worker for it),
 -- 1 cancel requested (active), -1 no such job, -2 already finished.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, job:ID, uniq:KEY, pending, delayed, stats, record, finals; events; webhook: job:WID, pending, marker, seq.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, job:ID, uniq:KEY, pending, gpend:G, delayed, stats, record, finals; events; webhook: job:WID, pending, marker, seq.
 local id = ARGV[1]
 local jk = P .. 'job:' .. id
-local h = redis.call('HMGET', jk, 'status', 'unique')
+local h = redis.call('HMGET', jk, 'status', 'unique', 'group')
 local st = h[1]
 if not st then return -1 end
 if st == 'active' then
@@ -12,7 +12,7 @@ if st == 'active' then
   return 1
 end
 if st == 'queued' then
-  if redis.call('ZREM', P .. 'pending', id) == 0 then return -2 end
+  if pending_remove(id, h[3]) == 0 then return -2 end
 elseif st == 'scheduled' or st == 'retrying' then
   if redis.call('ZREM', P .. 'delayed', id) == 0 then return -2 end
   if st == 'retrying' then redis.call('HINCRBY', P .. 'stats', 'retrying', -1) end

@@ -8,9 +8,12 @@
 -- Returns { TAKE_* head, then TAKE_JOB_* fields a job }. flags has one
 -- letter a settle: o applied, f applied and final, s stale (refused).
 -- paused is 1 when the queue is paused (nothing was leased from it).
+-- next_due: when nothing was leased, when to look again (a delayed job, a
+-- lease expiry, a rate limit's next token); when jobs were leased but a
+-- rate limit held others back, that token's time; else 0.
 -- Layout rule: these offsets (1-based here) and the names in queue.c
 -- change together.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, uniq:KEY, job:ID, active, pending, delayed, done, dead, stats, seq, marker, record, finals; events; webhook: job:WID.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, uniq:KEY, job:ID, active, pending, gpend:G, gin, grr, gwait, gfull, gact:G, rate, grate:G, delayed, done, dead, stats, seq, marker, record, finals; events; webhook: job:WID.
 local TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_PAUSED,
   TAKE_HEAD = 1, 2, 3, 4, 5, 5
 local TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
@@ -40,7 +43,7 @@ for i = 0, nsettle - 1 do
   local id, tok, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local jk = P .. 'job:' .. id
   local h = redis.call('HMGET', jk, 'token', 'attempts', 'max_attempts',
-    'priority', 'cancel', 'callback', 'unique')
+    'priority', 'cancel', 'callback', 'unique', 'group')
   local cb = h[6] and h[6] ~= ''
   if h[5] and kind == 'q' then kind = 'c' end
   if h[1] ~= tok then
@@ -48,6 +51,7 @@ for i = 0, nsettle - 1 do
     flags[#flags + 1] = 's'
   else
     unlease[#unlease + 1] = id
+    group_release(h[8], id)
     local fl = 'f'
     if kind == 'd' then
       local res = ARGV[b + 3]
@@ -75,7 +79,7 @@ for i = 0, nsettle - 1 do
       redis.call('HSET', jk, 'status', 'queued', 'token', '',
         'attempts', math.max(0, tonumber(h[2]) - 1))
       local front = {}
-      pending_add(front, h[4], id, true)
+      pending_add(front, h[4], id, true, h[8])
       pending_flush(front)
       publish(id, 'queued')
       wake_markers(1)
@@ -83,7 +87,11 @@ for i = 0, nsettle - 1 do
     flags[#flags + 1] = fl
   end
 end
-if #unlease > 0 then redis.call('ZREM', P .. 'active', unpack(unlease)) end
+if #unlease > 0 then
+  redis.call('ZREM', P .. 'active', unpack(unlease))
+  -- room under the queue's concurrency cap: idle workers look
+  if cfg.conc then wake_markers(1) end
+end
 if #done > 0 then
   redis.call('ZADD', P .. 'done', unpack(done))
   local n = redis.call('ZCARD', P .. 'done')
@@ -109,11 +117,11 @@ if #due > 0 then
   local retried = 0
   for i = 1, #due do
     local jk = P .. 'job:' .. due[i]
-    local h = redis.call('HMGET', jk, 'priority', 'status')
+    local h = redis.call('HMGET', jk, 'priority', 'status', 'group')
     if h[1] then
       if h[2] == 'retrying' then retried = retried + 1 end
       redis.call('HSET', jk, 'status', 'queued')
-      pending_add(pend, h[1], due[i])
+      pending_add(pend, h[1], due[i], false, h[3])
     end
   end
   redis.call('ZREM', P .. 'delayed', unpack(due))
@@ -132,9 +140,11 @@ if #exp > 0 then
     local id = exp[i]
     local jk = P .. 'job:' .. id
     local h = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'priority',
-      'worker', 'cancel', 'callback', 'token', 'ran', 'unstarted', 'unique')
+      'worker', 'cancel', 'callback', 'token', 'ran', 'unstarted', 'unique',
+      'group')
     local cb = h[6] and h[6] ~= ''
     if h[1] then
+      group_release(h[11], id)
       local msg = 'lease expired (worker ' .. (h[4] or '?') .. ' stopped renewing it)'
       local att = tonumber(h[1])
       local unstarted = tonumber(h[9]) or 0
@@ -155,7 +165,7 @@ if #exp > 0 then
         bury(id, jk, msg, dead_max, cb, h[10])
       else
         redis.call('HSET', jk, 'status', 'queued', 'token', '', 'error', msg)
-        pending_add(pend, h[3], id, true)
+        pending_add(pend, h[3], id, true, h[11])
       end
     end
   end
@@ -174,46 +184,155 @@ if cfg.paused and want > 0 then
   redis.call('DEL', P .. 'marker')
   want = 0
 end
-if want > 0 then
-  local pop = redis.call('ZPOPMIN', P .. 'pending', want)
-  if #pop > 0 then
-    local k = #pop / 2
-    local tok0 = seq(k)
-    local deadline = string.format('%d', NOW + lease)
-    local za = {}
-    for i = 1, k do
-      local id = pop[2 * i - 1]
-      local jk = P .. 'job:' .. id
-      local h = redis.call('HMGET', jk, 'type', 'payload', 'attempts',
-        'max_attempts', 'timeout', 'callback', 'trace', 'created', 'priority')
-      if h[1] then
-        local att = tonumber(h[3]) + 1
-        local tok = tostring(tok0 + i - 1)
-        redis.call('HSET', jk, 'status', 'active', 'attempts', tostring(att), 'token', tok,
-          'worker', worker, 'started', NOW_US_S, 'ran', i <= nrun and tok or '')
-        za[#za + 1] = deadline
-        za[#za + 1] = id
-        local o = #out
-        out[o + TAKE_JOB_ID] = id; out[o + TAKE_JOB_TOKEN] = tok
-        out[o + TAKE_JOB_ATTEMPTS] = att; out[o + TAKE_JOB_TYPE] = h[1]
-        out[o + TAKE_JOB_PAYLOAD] = h[2]; out[o + TAKE_JOB_MAX_ATTEMPTS] = h[4]
-        out[o + TAKE_JOB_TIMEOUT] = h[5]; out[o + TAKE_JOB_CALLBACK] = h[6] or ''
-        out[o + TAKE_JOB_TRACE] = h[7] or ''; out[o + TAKE_JOB_CREATED] = h[8]
-        out[o + TAKE_JOB_PRIORITY] = h[9]
-        out[TAKE_COUNT] = out[TAKE_COUNT] + 1
+-- Leases the jobs `ids` (in order; gids[i] the group of ids[i], or false)
+-- with fresh fencing tokens into `out`.
+local function lease_jobs(ids, gids)
+  if #ids == 0 then return end
+  local tok0 = seq(#ids)
+  local deadline = string.format('%d', NOW + lease)
+  local za = {}
+  for i = 1, #ids do
+    local id = ids[i]
+    local jk = P .. 'job:' .. id
+    local h = redis.call('HMGET', jk, 'type', 'payload', 'attempts',
+      'max_attempts', 'timeout', 'callback', 'trace', 'created', 'priority')
+    if h[1] then
+      local att = tonumber(h[3]) + 1
+      local tok = tostring(tok0 + i - 1)
+      redis.call('HSET', jk, 'status', 'active', 'attempts', tostring(att), 'token', tok,
+        'worker', worker, 'started', NOW_US_S, 'ran', i <= nrun and tok or '')
+      if gids and gids[i] then redis.call('SADD', P .. 'gact:' .. gids[i], id) end
+      za[#za + 1] = deadline
+      za[#za + 1] = id
+      local o = #out
+      out[o + TAKE_JOB_ID] = id; out[o + TAKE_JOB_TOKEN] = tok
+      out[o + TAKE_JOB_ATTEMPTS] = att; out[o + TAKE_JOB_TYPE] = h[1]
+      out[o + TAKE_JOB_PAYLOAD] = h[2]; out[o + TAKE_JOB_MAX_ATTEMPTS] = h[4]
+      out[o + TAKE_JOB_TIMEOUT] = h[5]; out[o + TAKE_JOB_CALLBACK] = h[6] or ''
+      out[o + TAKE_JOB_TRACE] = h[7] or ''; out[o + TAKE_JOB_CREATED] = h[8]
+      out[o + TAKE_JOB_PRIORITY] = h[9]
+      out[TAKE_COUNT] = out[TAKE_COUNT] + 1
+    end
+  end
+  if #za > 0 then redis.call('ZADD', P .. 'active', unpack(za)) end
+end
+
+-- The limited path (docs/QUEUE.md "Rate limits and concurrency"): up to
+-- `want` job ids under the queue's concurrency cap and rate, serving the
+-- groups round robin (one job a visit; a visit to a group at its cap or
+-- out of tokens takes it out of the rotation, into gfull or gwait), the
+-- ungrouped jobs taking one turn a round. Returns ids, their groups, and
+-- when work held back by a rate limit may go (ms, 0 none).
+local function take_limited(want)
+  local ids, gids, held = {}, {}, 0
+  local function hold(t)
+    if t > 0 and (held == 0 or t < held) then held = t end
+  end
+  local room = want
+  if cfg.conc then
+    room = math.min(room, cfg.conc - redis.call('ZCARD', P .. 'active'))
+  end
+  if cfg.rate_max then
+    room = math.min(room, (bucket_room(P .. 'rate', cfg.rate_max, cfg.rate_ms)))
+  end
+  local ngr = 0
+  if cfg.grouped then
+    -- rate-limited groups whose time came rejoin the rotation
+    local back = redis.call('ZRANGEBYSCORE', P .. 'gwait', '-inf', NOW, 'LIMIT', 0, 1000)
+    if #back > 0 then
+      redis.call('ZREM', P .. 'gwait', unpack(back))
+      redis.call('LPUSH', P .. 'grr', unpack(back))
+    end
+    ngr = redis.call('LLEN', P .. 'grr')
+  end
+  local plain = room > 0       -- ungrouped jobs may be waiting
+  local gact = {}              -- a group's active jobs, read once
+  while room > 0 and (plain or ngr > 0) do
+    if plain then
+      local pop = redis.call('ZPOPMIN', P .. 'pending', ngr > 0 and 1 or room)
+      if #pop == 0 then plain = false end
+      for i = 1, #pop, 2 do
+        ids[#ids + 1] = pop[i]; gids[#gids + 1] = false; room = room - 1
       end
     end
-    if #za > 0 then redis.call('ZADD', P .. 'active', unpack(za)) end
+    if room > 0 and ngr > 0 then
+      local g = redis.call('RPOPLPUSH', P .. 'grr', P .. 'grr')
+      local out_of_turn, at = nil, 0
+      if cfg.gconc then
+        gact[g] = gact[g] or redis.call('SCARD', P .. 'gact:' .. g)
+        if gact[g] >= cfg.gconc then out_of_turn = 'full' end
+      end
+      if not out_of_turn and cfg.grate_max then
+        local n
+        n, at = bucket_room(P .. 'grate:' .. g, cfg.grate_max, cfg.grate_ms)
+        if n == 0 then out_of_turn = 'wait' end
+      end
+      if not out_of_turn then
+        local pop = redis.call('ZPOPMIN', P .. 'gpend:' .. g, 1)
+        if #pop == 0 then
+          out_of_turn = 'gone'
+        else
+          ids[#ids + 1] = pop[1]; gids[#gids + 1] = g; room = room - 1
+          if cfg.gconc then gact[g] = gact[g] + 1 end
+          if cfg.grate_max then
+            bucket_spend(P .. 'grate:' .. g, cfg.grate_max, cfg.grate_ms, 1)
+          end
+        end
+      end
+      if out_of_turn then
+        redis.call('LPOP', P .. 'grr') -- g, at the head since the RPOPLPUSH
+        ngr = ngr - 1
+        if out_of_turn == 'full' then
+          redis.call('SADD', P .. 'gfull', g)
+        elseif out_of_turn == 'wait' then
+          redis.call('ZADD', P .. 'gwait', at, g)
+        else
+          redis.call('SREM', P .. 'gin', g)
+        end
+      end
+    end
+  end
+  if cfg.rate_max then
+    if #ids > 0 then bucket_spend(P .. 'rate', cfg.rate_max, cfg.rate_ms, #ids) end
+    -- out of tokens with work left: when the next one comes
+    local n, at = bucket_room(P .. 'rate', cfg.rate_max, cfg.rate_ms)
+    if n == 0 and (ngr > 0 or redis.call('ZCARD', P .. 'pending') > 0) then hold(at) end
+  end
+  if cfg.grouped then
+    local w = redis.call('ZRANGE', P .. 'gwait', 0, 0, 'WITHSCORES')
+    if #w > 0 then hold(tonumber(w[2])) end
+    if ngr == 0 and not plain and redis.call('SCARD', P .. 'gin') == 0 then
+      redis.call('HDEL', P .. 'config', 'grouped') -- no group left
+    end
+  end
+  bucket_flush()
+  return ids, gids, held
+end
+
+local held = 0
+if want > 0 then
+  if cfg.limited then
+    local ids, gids
+    ids, gids, held = take_limited(want)
+    lease_jobs(ids, gids)
+  else
+    local pop = redis.call('ZPOPMIN', P .. 'pending', want)
+    local ids = {}
+    for i = 1, #pop, 2 do ids[#ids + 1] = pop[i] end
+    lease_jobs(ids, nil)
   end
 end
 stats_flush()
+out[TAKE_NEXT_DUE] = held
 if out[TAKE_COUNT] == 0 and want > 0 then
   -- Nothing due: tell the worker when to look again, and drop stale wake
   -- markers so its blocking wait does not return at once for nothing.
   local nd = redis.call('ZRANGE', P .. 'delayed', 0, 0, 'WITHSCORES')
   local na = redis.call('ZRANGE', P .. 'active', 0, 0, 'WITHSCORES')
-  local next_due = 0
-  if #nd > 0 then next_due = tonumber(nd[2]) end
+  local next_due = held
+  if #nd > 0 and (next_due == 0 or tonumber(nd[2]) < next_due) then
+    next_due = tonumber(nd[2])
+  end
   if #na > 0 and (next_due == 0 or tonumber(na[2]) < next_due) then
     next_due = tonumber(na[2])
   end

@@ -71,7 +71,7 @@ static void test_job_to_json(void **state)
 	static const char *const keys[] = {
 		"id", "queue", "type", "status", "priority", "attempts",
 		"max_attempts", "progress", "stage", "payload", "result",
-		"error", "labels", "unique_key", "cancel_requested", "created_at", "started_at",
+		"error", "labels", "unique_key", "group", "cancel_requested", "created_at", "started_at",
 		"finished_at", "run_at"
 	};
 	struct job_info j = sample_job();

@@ -412,6 +412,189 @@ static void test_retention_ttls(void **state)
 	assert_int_equal(k.failed_total, 2);
 }
 
+/* ---- rate limits, concurrency caps, groups ----------------------------------- */
+
+static void enq_group(const char *group, int n)
+{
+	struct job_spec s = { 0 };
+	int i;
+
+	s.group = group;
+	for (i = 0; i < n; i++)
+		assert_true(enq_spec(&s, NULL, NULL));
+}
+
+/* The group of a leased job, "" for none. */
+static char *group_of(const struct queue_job *j)
+{
+	struct job_info info;
+	struct err e;
+	char *g;
+
+	assert_int_equal(queue_job_get(Q, qname, j->id, &info, &e), 0);
+	g = strdup(info.group ? info.group : "");
+	job_info_release(&info);
+	return g;
+}
+
+static void test_rate_limit(void **state)
+{
+	struct queue_job jobs[10];
+	struct queue_counts c;
+	struct queue_take t;
+	struct err e;
+	int64_t t0;
+	int retired = -1, i;
+
+	(void)state;
+	set_settings("{\"rate_max\":3,\"rate_period_s\":1}");
+	for (i = 0; i < 10; i++)
+		enq(NULL, NULL);
+	t0 = clock_now_us() / 1000;
+	/* a burst of 3, and when the next token comes (1 s / 3) */
+	assert_int_equal(take_t(&t, jobs, 10, NULL, 0), 3);
+	release_all(jobs, 3);
+	assert_true(t.next_due_ms >= t0 + 300 && t.next_due_ms <= t0 + 400);
+	/* held work is not due: a worker may leave, a waker waits */
+	assert_int_equal(take_t(&t, jobs, 10, NULL, 0), 0);
+	assert_true(t.next_due_ms >= t0 + 300 && t.next_due_ms <= t0 + 400);
+	assert_int_equal(queue_register(Q, qname, "w1", 5000, &e), 0);
+	assert_int_equal(queue_retire(Q, qname, "w1", 0, &retired, &e), 0);
+	assert_int_equal(retired, 1);
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(c.n[JOB_QUEUED], 7);
+	assert_int_equal(c.due, 0);
+	assert_int_equal(c.held, 7);
+	assert_true(c.wake_at_ms >= t0 + 300 && c.wake_at_ms <= t0 + 400);
+	/* the next token: one job */
+	clock_sleep_us((uint64_t)(t.next_due_ms - clock_now_us() / 1000 + 20) * 1000);
+	assert_int_equal(take_t(&t, jobs, 10, NULL, 0), 1);
+	release_all(jobs, 1);
+	/* over 1.1 s more, about 3 more: never more than the rate */
+	clock_sleep_us(1100000);
+	assert_int_equal(take_t(&t, jobs, 10, NULL, 0), 3);
+	release_all(jobs, 3);
+}
+
+static void test_concurrency_cap(void **state)
+{
+	struct queue_job jobs[5];
+	struct queue_counts c;
+	struct err e;
+	int retired = -1;
+
+	(void)state;
+	set_settings("{\"concurrency\":2}");
+	enq(NULL, NULL);
+	enq(NULL, NULL);
+	enq(NULL, NULL);
+	assert_int_equal(take(jobs, 5), 2);
+	assert_int_equal(take(&jobs[2], 5), 0);
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(c.due, 0); /* waits for a settle, not a wake */
+	assert_int_equal(queue_register(Q, qname, "w2", 5000, &e), 0);
+	assert_int_equal(queue_retire(Q, qname, "w2", 0, &retired, &e), 0);
+	assert_int_equal(retired, 1);
+	done(&jobs[0]);
+	assert_int_equal(take(&jobs[0], 5), 1);
+	release_all(jobs, 2);
+}
+
+/* Groups take turns, the ungrouped jobs one turn a round; a group at its
+ * cap waits for one of its jobs to end, without holding up the others. */
+static void test_group_cap_and_rotation(void **state)
+{
+	struct queue_job jobs[10];
+	struct queue_counts c;
+	struct err e;
+	char *g[10] = { 0 };
+	size_t i, n;
+
+	(void)state;
+	set_settings("{\"group_concurrency\":1}");
+	enq_group("A", 3);
+	enq_group("B", 3);
+	enq(NULL, NULL);
+	enq(NULL, NULL);
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(c.n[JOB_QUEUED], 8);
+	n = take(jobs, 10);
+	assert_int_equal(n, 4);
+	for (i = 0; i < n; i++)
+		g[i] = group_of(&jobs[i]);
+	/* one of each group, and both ungrouped */
+	assert_string_equal(g[0], "");
+	assert_string_equal(g[1], "A");
+	assert_string_equal(g[2], "");
+	assert_string_equal(g[3], "B");
+	for (i = 0; i < n; i++)
+		free(g[i]);
+	assert_int_equal(take(&jobs[4], 5), 0);
+	/* A's job ends: A may go again, B may not */
+	done(&jobs[1]);
+	assert_int_equal(take(&jobs[1], 5), 1);
+	g[0] = group_of(&jobs[1]);
+	assert_string_equal(g[0], "A");
+	free(g[0]);
+	release_all(jobs, 4);
+}
+
+static void test_group_fairness(void **state)
+{
+	struct queue_job jobs[8];
+	char *g;
+	size_t i, n;
+	int a = 0, b = 0;
+
+	(void)state;
+	enq_group("big", 20); /* a big tenant first ... */
+	enq_group("small", 3); /* ... does not starve a small one */
+	n = take(jobs, 6);
+	assert_int_equal(n, 6);
+	for (i = 0; i < n; i++) {
+		g = group_of(&jobs[i]);
+		a += !strcmp(g, "big");
+		b += !strcmp(g, "small");
+		free(g);
+	}
+	assert_int_equal(b, 3);
+	assert_int_equal(a, 3);
+	release_all(jobs, n);
+}
+
+static void test_group_rate(void **state)
+{
+	struct queue_job jobs[10];
+	struct queue_counts c;
+	struct queue_take t;
+	struct err e;
+	int64_t t0;
+	char id[UUID_STR_LEN];
+	struct job_spec s = { 0 };
+
+	(void)state;
+	set_settings("{\"group_rate_max\":2,\"group_rate_period_s\":1}");
+	enq_group("A", 5);
+	enq_group("B", 5);
+	t0 = clock_now_us() / 1000;
+	assert_int_equal(take_t(&t, jobs, 10, NULL, 0), 4); /* 2 of each */
+	release_all(jobs, 4);
+	assert_true(t.next_due_ms >= t0 + 450 && t.next_due_ms <= t0 + 600);
+	assert_int_equal(take_t(&t, jobs, 10, NULL, 0), 0);
+	assert_true(t.next_due_ms >= t0 + 450 && t.next_due_ms <= t0 + 600);
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(c.due, 0);
+	assert_int_equal(c.held, 6);
+	/* a grouped job can be cancelled while it waits */
+	s.group = "C";
+	assert_true(enq_spec(&s, id, NULL));
+	assert_int_equal(queue_cancel(Q, qname, id, &e), 0);
+	assert_int_equal(take_t(&t, jobs, 10, NULL, 0), 0);
+	clock_sleep_us((uint64_t)(t.next_due_ms - clock_now_us() / 1000 + 20) * 1000);
+	assert_int_equal(take_t(&t, jobs, 10, NULL, 0), 2); /* one token each */
+	release_all(jobs, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -422,6 +605,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_caps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_ttls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrency_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_cap_and_rotation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_fairness, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_rate, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
