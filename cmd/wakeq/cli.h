@@ -167,6 +167,11 @@ int cmd_handlers(struct cli *c);
 int cmd_pause(struct cli *c);
 int cmd_resume(struct cli *c);
 int cmd_settings(struct cli *c);
+int cmd_schedules_list(struct cli *c);
+int cmd_schedules_add(struct cli *c);
+int cmd_schedules_delete(struct cli *c);
+int cmd_schedules_pause(struct cli *c);
+int cmd_schedules_resume(struct cli *c);
 
 /* handlers.c: loads HANDLERS_FILE and WAKEQ_HANDLER_* and registers their
  * types for the process. Returns 0, or -1 with err naming the entry. */

@@ -144,6 +144,15 @@ void api_put_settings(struct api *a, struct httpd_request *req, const char *queu
 void api_post_reconcile(struct api *a, struct httpd_request *req,
 			const char *arg);
 
+/* ---- cron schedules (schedules.c) ------------------------------------------- */
+
+void api_post_schedule(struct api *a, struct httpd_request *req, const char *arg);
+void api_list_schedules(struct api *a, struct httpd_request *req, const char *arg);
+void api_get_schedule(struct api *a, struct httpd_request *req, const char *name);
+void api_delete_schedule(struct api *a, struct httpd_request *req, const char *name);
+void api_pause_schedule(struct api *a, struct httpd_request *req, const char *name);
+void api_resume_schedule(struct api *a, struct httpd_request *req, const char *name);
+
 /* ---- health and metrics (health.c) ---------------------------------------- */
 
 void api_healthz(struct api *a, struct httpd_request *req, const char *arg);

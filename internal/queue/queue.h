@@ -21,6 +21,7 @@
 
 #include "base/err.h"
 #include "base/uuid.h"
+#include "cron/cron.h"
 #include "job/job.h"
 
 #include <stddef.h>
@@ -202,6 +203,8 @@ struct queue_take {
 	size_t nstale;             /* settles refused by fencing */
 	int paused;                /* the queue is paused: nothing was leased
 				    * (settles still applied) */
+	int refill;                /* a cron schedule fired here runs low on
+				    * fire times: run queue_schedule_refill */
 };
 
 /* Settles t->settle[] (acks, nacks, requeues: each refused when its token
@@ -422,6 +425,95 @@ int queue_settings_get(struct queue *q, const char *queue,
  * err (ERR_INVALID naming the setting; nothing changed). */
 int queue_settings_set(struct queue *q, const char *queue,
 		       const struct queue_settings *in, struct err *err);
+
+/* ---- cron schedules ---------------------------------------------------------
+ * A schedule makes a job from its template at each fire time of its cron
+ * expression in its time zone (internal/cron). The fire times are
+ * computed here, ahead (QUEUE_SCHED_AHEAD of them), and kept in Redis;
+ * the take script makes the jobs of the due ones, atomically and once per
+ * fire time (the job's id comes from the queue, the name and the time),
+ * and says when to compute more (queue_take.refill). The next fire time
+ * is part of take's next_due and of the counts a waker reads, so a worker
+ * is woken for it like for a delayed job. */
+
+#define QUEUE_SCHED_AHEAD 64      /* fire times computed ahead */
+#define QUEUE_SCHED_CRON_MAX 127
+
+enum queue_catchup {
+	QUEUE_CATCHUP_ONE,   /* after a downtime, one job for the missed times */
+	QUEUE_CATCHUP_ALL,   /* one job each, the last catchup_max of them */
+	QUEUE_CATCHUP_SKIP   /* none: the next time on schedule */
+};
+
+struct queue_schedule {
+	char name[QUEUE_NAME_MAX + 1];     /* [A-Za-z0-9_.-]+ */
+	char cron[QUEUE_SCHED_CRON_MAX + 1];
+	char tz[CRON_TZ_NAME_MAX + 1];     /* "" = UTC */
+	int overlap_allow;     /* 0 (skip): no job while the last one has not
+				* ended; 1: a job at every fire time */
+	enum queue_catchup catchup;
+	int catchup_max;       /* QUEUE_CATCHUP_ALL: 1..QUEUE_SCHED_AHEAD */
+	int paused;
+	struct job_spec job;   /* the template (queue_schedule_from_json
+				* fills it, and owns its memory); resolve it
+				* (job_spec_resolve) before a put */
+	/* read back (get, list), owned: */
+	struct job_info tmpl;  /* the template as stored (id "") */
+	int64_t created_us, next_ms, last_fire_ms, fired, skipped;
+	char last_job[UUID_STR_LEN];
+};
+
+/* Frees what the struct owns and zeroes it. Accepts NULL. */
+void queue_schedule_release(struct queue_schedule *s);
+
+/* A schedule request ({name, cron, timezone?, job, overlap?, catch_up?,
+ * catch_up_max?, paused?}: the API's body and the CLI's) into *out
+ * (zeroed first; release it), its cron and zone checked. The job is a job
+ * request without queue, delay_s, run_at or idempotency_key. The queue is
+ * the caller's (the body's "queue" member is left to it). Returns 0, or
+ * -1 with err, *code ("invalid_json", "unknown_field", "invalid_field",
+ * "unknown_type", "invalid_payload") and nothing to release. */
+int queue_schedule_from_json(const json_t *obj, struct queue_schedule *out,
+			     const char **code, struct err *err);
+
+/* The schedule as every interface shows it: {name, queue, cron, timezone,
+ * job, overlap, catch_up, catch_up_max, paused, next_run_at, last_run_at,
+ * last_job_id, fired, skipped, created_at}. Caller owns it. */
+json_t *queue_schedule_to_json(const char *queue, const struct queue_schedule *s);
+
+/* Creates or replaces schedule s->name on `queue` (what it did so far is
+ * kept) with its fire times from now. *created (may be NULL): 1 when new.
+ * s->next_ms is set to its first fire time (0 when paused). Returns 0, or
+ * -1 with err (ERR_INVALID: the cron or zone; nothing changed). */
+int queue_schedule_put(struct queue *q, const char *queue, struct queue_schedule *s,
+		       int *created, struct err *err);
+
+/* Reads schedule `name` into *out (release it). Returns 0, or -1 with
+ * ERR_NOTFOUND. */
+int queue_schedule_get(struct queue *q, const char *queue, const char *name,
+		       struct queue_schedule *out, struct err *err);
+
+/* Names of the schedules of `queue`, sorted (caller frees each and the
+ * array). Returns how many, or -1. */
+int queue_schedule_names(struct queue *q, const char *queue, char ***names,
+			 struct err *err);
+
+/* Deletes schedule `name` (the jobs it made stay). Returns 0, or -1 with
+ * ERR_NOTFOUND. */
+int queue_schedule_delete(struct queue *q, const char *queue, const char *name,
+			  struct err *err);
+
+/* Pauses (1) or resumes (0) schedule `name`; a resume takes up its fire
+ * times from now (nothing missed meanwhile is made). *next_ms (may be
+ * NULL): the next fire time after a resume. Returns 0, or -1 with
+ * ERR_NOTFOUND. */
+int queue_schedule_pause(struct queue *q, const char *queue, const char *name,
+			 int paused, int64_t *next_ms, struct err *err);
+
+/* Computes more fire times for the schedules of `queue` running low (the
+ * worker calls it when a take says refill; any number of processes may
+ * at once). Returns 0 or -1. */
+int queue_schedule_refill(struct queue *q, const char *queue, struct err *err);
 
 /* Reads the job `id` of `queue` into *out (the caller releases it with
  * job_info_release; job_info_to_json gives its document). Returns 0, or

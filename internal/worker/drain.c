@@ -254,6 +254,10 @@ static int cycle(struct drain *d, size_t want)
 			}
 			d->server_skew_ms = t.server_now_ms - clock_now_us() / 1000;
 			d->paused[qi] = (unsigned char)t.paused;
+			/* a cron schedule ran low on fire times computed ahead */
+			if (t.refill && queue_schedule_refill(d->q, w->queue_names[qi], &e) < 0)
+				log_warn("cannot compute fire times", "queue", w->queue_names[qi],
+					 "error", e.msg);
 			for (i = 0; i < t.njobs; i++)
 				records_add(w->rec, RECORDS_STARTED, t.jobs[i].id, t.jobs[i].attempts,
 					    0, NULL, NULL, NULL, JOB_ACTIVE);

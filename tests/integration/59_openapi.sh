@@ -228,6 +228,25 @@ req POST "/v1/jobs/$dead/retry"
 req POST /v1/jobs/01a20466-181e-7014-b516-77142d772f9d/retry
 req GET '/v1/queues/oa/jobs?state=done&limit=5'
 
+# cron schedules
+jreq POST /v1/schedules '{"name":"oa-s","queue":"oa","cron":"0 3 * * *","timezone":"Europe/Paris","job":{"type":"noop","payload":{"a":1},"labels":{"k":"v"}},"overlap":"allow","catch_up":"all","catch_up_max":5}'
+jreq POST /v1/schedules '{"name":"oa-s","queue":"oa","cron":"@daily","job":{"type":"noop"}}'
+jreq POST /v1/schedules '{"name":"oa-s","cron":"61 * * * *","job":{"type":"noop"}}'
+jreq POST /v1/schedules '{"name":"oa-s","cron":"* * * * *","job":{"type":"noop","delay_s":5}}'
+jreq POST /v1/schedules '{"name":"oa-s","cron":"* * * * *","job":{"type":"noop"},"colour":1}'
+jreq POST /v1/schedules '{"name":"oa-s","cron":"* * * * *","job":{"type":"nope"}}'
+jreq POST /v1/schedules 'nope'
+req POST /v1/schedules -H 'Content-Type: text/plain' -d '{}'
+req GET /v1/schedules
+req GET /v1/schedules/oa-s
+req POST /v1/schedules/oa-s/pause
+req POST /v1/schedules/oa-s/resume
+req DELETE /v1/schedules/oa-s
+req GET /v1/schedules/oa-s
+req DELETE /v1/schedules/oa-s
+req POST /v1/schedules/oa-s/pause
+req POST /v1/schedules/oa-s/resume
+
 # uploads
 printf 'hello upload' >"$T/up.txt"
 req POST '/v1/uploads?name=hello.txt' -H 'Content-Type: application/octet-stream' --data-binary @"$T/up.txt"

@@ -36,20 +36,21 @@ end
 -- Fields (internal/queue/settings.c's table names the same): result_ttl
 -- and dead_ttl in seconds, done_max and dead_max counts; rate_max jobs
 -- per rate_ms (ms) and at most conc active, for the queue; grate_max per
--- grate_ms and gconc for each group; grouped (set by group_join). CFG.limited:
--- any of the last seven, so take needs its limited path.
+-- grate_ms and gconc for each group; grouped (set by group_join); scheduled
+-- (set while the queue has cron schedules). CFG.limited: any of the
+-- limits or grouped, so take needs its limited path.
 local CFG = nil
 local function config_load()
   if CFG then return CFG end
   local v = redis.call('HMGET', P .. 'config', 'paused', 'result_ttl',
     'done_max', 'dead_max', 'dead_ttl', 'rate_max', 'rate_ms', 'conc',
-    'grate_max', 'grate_ms', 'gconc', 'grouped')
+    'grate_max', 'grate_ms', 'gconc', 'grouped', 'scheduled')
   CFG = { paused = v[1] == '1', result_ttl = v[2] or nil,
     done_max = tonumber(v[3]), dead_max = tonumber(v[4]),
     dead_ttl = tonumber(v[5]), rate_max = tonumber(v[6]),
     rate_ms = tonumber(v[7]), conc = tonumber(v[8]),
     grate_max = tonumber(v[9]), grate_ms = tonumber(v[10]),
-    gconc = tonumber(v[11]), grouped = v[12] == '1' }
+    gconc = tonumber(v[11]), grouped = v[12] == '1', scheduled = v[13] == '1' }
   if not CFG.rate_ms then CFG.rate_max = nil end
   if not CFG.grate_ms then CFG.grate_max = nil end
   CFG.limited = CFG.rate_max or CFG.conc or CFG.grate_max or CFG.gconc or
@@ -116,6 +117,16 @@ local function queue_due(cfg)
         held = held + n
         if wake_at == 0 or at < wake_at then wake_at = at end
       end
+    end
+  end
+  if cfg.scheduled then
+    -- a schedule due is work: its job is made by the next take
+    ready = ready + redis.call('ZCOUNT', P .. 'schedules', '-inf', NOW)
+    local f = redis.call('ZRANGEBYSCORE', P .. 'schedules', '(' .. NOW, '+inf',
+      'WITHSCORES', 'LIMIT', 0, 1)
+    if #f > 0 then
+      held = held + 1
+      if wake_at == 0 or tonumber(f[2]) < wake_at then wake_at = tonumber(f[2]) end
     end
   end
   if ready > 0 and cfg.conc and redis.call('ZCARD', P .. 'active') >= cfg.conc then
@@ -341,4 +352,122 @@ local function bury(id, jk, err, dead_max, cb, uk)
   end
   publish(id, 'failed')
   if cb then webhook(id, jk, 'failed', nil, err) end
+end
+
+-- ---- cron schedules ------------------------------------------------------
+-- sched:NAME (hash) holds a schedule: cron, tz, overlap (allow|skip),
+-- catchup (one|all|skip), catchup_max, paused, prio, the job template's
+-- hash fields as h:FIELD, and what it did (last_fire, last_job, fired,
+-- skipped). stimes:NAME (zset) holds its next fire times (ms), computed
+-- ahead by the C side (queue_schedule_refill: cron and time zones are
+-- not Lua's); `schedules` (zset) names each active schedule with its next
+-- fire time; schedset (set) every schedule, paused ones too.
+local SCHED_GRACE = 60000  -- ms: a fire time later than this is missed
+local SCHED_LOW = 16       -- fire times ahead below which to refill
+
+-- The job of schedule `name` for fire time t (ms): an id made from the
+-- queue, the name and t, so a fire time makes one job whoever fires it.
+local function schedule_job_id(name, t)
+  local hx = redis.sha1hex(P .. name .. ':' .. t)
+  return string.format('%08x-%04x-7%s-8%s-%s', math.floor(t / 65536), t % 65536,
+    string.sub(hx, 1, 3), string.sub(hx, 4, 6), string.sub(hx, 7, 18))
+end
+
+-- Fires schedule `name`: takes its due fire times out of stimes:NAME (so
+-- each is fired once, by one script), and makes a job for each one the
+-- policies let through: the times more than SCHED_GRACE late are missed
+-- (catchup skip: none of them, one: the last, all: the last catchup_max);
+-- overlap skip lets none through while the last job has not ended, and a
+-- held unique key none. Returns true when its times ahead run low.
+local function schedule_fire(name)
+  local sk = P .. 'sched:' .. name
+  local tk = P .. 'stimes:' .. name
+  local times = redis.call('ZRANGEBYSCORE', tk, '-inf', NOW, 'LIMIT', 0, 1000)
+  local h = redis.call('HGETALL', sk)
+  if #h == 0 then
+    redis.call('ZREM', P .. 'schedules', name)
+    return false
+  end
+  local sc, fields = {}, {}
+  for i = 1, #h, 2 do
+    if string.sub(h[i], 1, 2) == 'h:' then
+      fields[#fields + 1] = string.sub(h[i], 3)
+      fields[#fields + 1] = h[i + 1]
+    else
+      sc[h[i]] = h[i + 1]
+    end
+  end
+  local fire, missed = {}, {}
+  for i = 1, #times do
+    local t = tonumber(times[i])
+    if t < NOW - SCHED_GRACE then missed[#missed + 1] = t else fire[#fire + 1] = t end
+  end
+  local nskip = #missed
+  if #missed > 0 and sc.catchup ~= 'skip' then
+    local keep = sc.catchup == 'all' and (tonumber(sc.catchup_max) or 1) or 1
+    local from = math.max(1, #missed - keep + 1)
+    local ins = {}
+    for i = from, #missed do ins[#ins + 1] = missed[i] end
+    nskip = #missed - #ins
+    for i = 1, #fire do ins[#ins + 1] = fire[i] end
+    fire = ins
+  end
+  if #times > 0 then redis.call('ZREM', tk, unpack(times)) end
+  local batch, made, last = {}, 0, sc.last_job
+  local group, uk = nil, nil
+  for i = 1, #fields, 2 do
+    if fields[i] == 'group' then group = fields[i + 1] end
+    if fields[i] == 'unique' then uk = fields[i + 1] end
+  end
+  for _, t in ipairs(fire) do
+    local id = schedule_job_id(name, t)
+    local live = false
+    if sc.overlap ~= 'allow' and last and last ~= '' then
+      local st = redis.call('HGET', P .. 'job:' .. last, 'status')
+      live = st == 'queued' or st == 'scheduled' or st == 'active' or st == 'retrying'
+    end
+    if not live and uk and unique_holder(uk) then live = true end
+    if live or redis.call('EXISTS', P .. 'job:' .. id) == 1 then
+      nskip = nskip + 1
+    else
+      local f = { 'status', 'queued', 'priority', sc.prio or '0', 'attempts', '0',
+        'created', NOW_US_S, 'run_at', string.format('%d', t * 1000),
+        'schedule', name }
+      for k = 1, #fields do f[#f + 1] = fields[k] end
+      redis.call('HSET', P .. 'job:' .. id, unpack(f))
+      if uk then redis.call('SET', P .. 'uniq:' .. uk, id) end
+      pending_add(batch, sc.prio, id, false, group)
+      publish(id, 'queued')
+      made = made + 1
+      last = id
+    end
+  end
+  pending_flush(batch)
+  local upd = { 'last_fire', string.format('%d', NOW) }
+  if made > 0 then
+    upd[#upd + 1] = 'last_job'; upd[#upd + 1] = last
+    redis.call('HINCRBY', sk, 'fired', made)
+  end
+  if nskip > 0 then redis.call('HINCRBY', sk, 'skipped', nskip) end
+  redis.call('HSET', sk, unpack(upd))
+  local nx = redis.call('ZRANGE', tk, 0, 0, 'WITHSCORES')
+  local low = redis.call('ZCARD', tk) < SCHED_LOW
+  if #nx > 0 then
+    redis.call('ZADD', P .. 'schedules', nx[2], name)
+  else
+    -- out of times: due again in a minute unless refilled before
+    redis.call('ZADD', P .. 'schedules', NOW + SCHED_GRACE, name)
+  end
+  return low
+end
+
+-- Fires every due schedule (config.scheduled). Returns 1 when one of them
+-- needs more fire times (the caller runs queue_schedule_refill).
+local function schedules_fire()
+  local due = redis.call('ZRANGEBYSCORE', P .. 'schedules', '-inf', NOW, 'LIMIT', 0, 100)
+  local low = false
+  for i = 1, #due do
+    if schedule_fire(due[i]) then low = true end
+  end
+  return low and 1 or 0
 end

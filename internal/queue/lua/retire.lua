@@ -3,7 +3,7 @@
 -- jobs held back by the queue's concurrency cap or rate limit are not due
 -- (a settle or the next token is: take's next_due). Returns 1 when
 -- retired, 0 when refused.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, pending, grr, gwait, rate, delayed, active, workers.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, pending, grr, gwait, rate, schedules, delayed, active, workers.
 local cfg = ARGV[2] ~= '1' and config_load()
 if cfg and not cfg.paused then
   local open = not (cfg.conc and redis.call('ZCARD', P .. 'active') >= cfg.conc)
@@ -18,6 +18,10 @@ if cfg and not cfg.paused then
     end
   end
   if #redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', NOW, 'LIMIT', 0, 1) > 0 then return 0 end
+  if cfg.scheduled and
+      #redis.call('ZRANGEBYSCORE', P .. 'schedules', '-inf', NOW, 'LIMIT', 0, 1) > 0 then
+    return 0
+  end
   if #redis.call('ZRANGEBYSCORE', P .. 'active', '-inf', NOW, 'LIMIT', 0, 1) > 0 then return 0 end
 end
 redis.call('ZREM', P .. 'workers', ARGV[1])

@@ -9,13 +9,16 @@
 -- letter a settle: o applied, f applied and final, s stale (refused).
 -- paused is 1 when the queue is paused (nothing was leased from it).
 -- next_due: when nothing was leased, when to look again (a delayed job, a
--- lease expiry, a rate limit's next token); when jobs were leased but a
--- rate limit held others back, that token's time; else 0.
+-- lease expiry, a rate limit's next token, a cron schedule's next fire
+-- time); when jobs were leased but a rate limit held others back, that
+-- token's time; else 0. refill is 1 when a cron schedule fired here runs
+-- low on the fire times computed ahead (the caller runs
+-- queue_schedule_refill).
 -- Layout rule: these offsets (1-based here) and the names in queue.c
 -- change together.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, uniq:KEY, job:ID, active, pending, gpend:G, gin, grr, gwait, gfull, gact:G, rate, grate:G, delayed, done, dead, stats, seq, marker, record, finals; events; webhook: job:WID.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, uniq:KEY, job:ID, active, pending, gpend:G, gin, grr, gwait, gfull, gact:G, rate, grate:G, schedules, sched:NAME, stimes:NAME, delayed, done, dead, stats, seq, marker, record, finals; events; webhook: job:WID.
 local TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_PAUSED,
-  TAKE_HEAD = 1, 2, 3, 4, 5, 5
+  TAKE_REFILL, TAKE_HEAD = 1, 2, 3, 4, 5, 6, 6
 local TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
   TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT, TAKE_JOB_CALLBACK,
   TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY = 1, 2, 3, 4, 5, 6, 7, 8,
@@ -174,10 +177,14 @@ if #exp > 0 then
   redis.call('HINCRBY', P .. 'stats', 'reclaimed', #exp)
 end
 
+-- Due cron schedules make their jobs (docs/QUEUE.md "Cron schedules").
+local refill = cfg.scheduled and schedules_fire() or 0
+
 local out = {}
 out[TAKE_NOW] = NOW; out[TAKE_NEXT_DUE] = 0
 out[TAKE_FLAGS] = table.concat(flags); out[TAKE_COUNT] = 0
 out[TAKE_PAUSED] = cfg.paused and 1 or 0
+out[TAKE_REFILL] = refill
 if cfg.paused and want > 0 then
   -- Paused: settles apply, nothing is leased. Stale wake markers go, so
   -- a worker that also serves other queues does not spin on them.
@@ -335,6 +342,12 @@ if out[TAKE_COUNT] == 0 and want > 0 then
   end
   if #na > 0 and (next_due == 0 or tonumber(na[2]) < next_due) then
     next_due = tonumber(na[2])
+  end
+  if cfg.scheduled then
+    local ns = redis.call('ZRANGE', P .. 'schedules', 0, 0, 'WITHSCORES')
+    if #ns > 0 and (next_due == 0 or tonumber(ns[2]) < next_due) then
+      next_due = tonumber(ns[2])
+    end
   end
   out[TAKE_NEXT_DUE] = next_due
   redis.call('DEL', P .. 'marker')

@@ -595,6 +595,147 @@ static void test_group_rate(void **state)
 	release_all(jobs, 2);
 }
 
+/* ---- cron schedules -------------------------------------------------------------- */
+
+static void put_schedule(const char *json, struct queue_schedule *out)
+{
+	const char *code;
+	json_t *o = json_loads(json, 0, NULL);
+	struct err e;
+	int created = -1;
+
+	assert_non_null(o);
+	if (queue_schedule_from_json(o, out, &code, &e) < 0)
+		fail_msg("schedule: %s", e.msg);
+	json_decref(o);
+	job_spec_resolve(&out->job, NULL, 0);
+	if (queue_schedule_put(Q, qname, out, &created, &e) < 0)
+		fail_msg("put: %s", e.msg);
+	assert_int_equal(created, 1);
+}
+
+static void sleep_until_ms(int64_t ms)
+{
+	int64_t now = clock_now_us() / 1000;
+
+	if (ms > now)
+		clock_sleep_us((ms - now + 30) * 1000);
+}
+
+static void test_schedule_fires(void **state)
+{
+	struct queue_schedule s, g;
+	struct queue_job jobs[4];
+	struct job_info info;
+	struct err e;
+	char **names;
+	json_t *doc;
+	int64_t first;
+	size_t n;
+
+	(void)state;
+	put_schedule("{\"name\":\"tick\",\"cron\":\"* * * * * *\",\"overlap\":\"allow\","
+		     "\"job\":{\"type\":\"noop\",\"payload\":{\"x\":1},\"priority\":3}}", &s);
+	first = s.next_ms;
+	assert_true(first > clock_now_us() / 1000 && first <= clock_now_us() / 1000 + 1000);
+	assert_int_equal(queue_schedule_names(Q, qname, &names, &e), 1);
+	assert_string_equal(names[0], "tick");
+	free(names[0]);
+	free(names);
+	/* nothing before the fire time; at it, one job, run_at the fire time */
+	assert_int_equal(take(jobs, 4), 0);
+	sleep_until_ms(first);
+	n = take(jobs, 4);
+	assert_int_equal(n, 1);
+	assert_string_equal(jobs[0].type, "noop");
+	assert_string_equal(jobs[0].payload, "{\"x\":1}");
+	assert_int_equal(jobs[0].priority, 3);
+	assert_int_equal(queue_job_get(Q, qname, jobs[0].id, &info, &e), 0);
+	assert_true(info.run_at == first * 1000);
+	job_info_release(&info);
+	assert_int_equal(queue_schedule_get(Q, qname, "tick", &g, &e), 0);
+	assert_int_equal(g.fired, 1);
+	assert_string_equal(g.last_job, jobs[0].id);
+	assert_true(g.next_ms == first + 1000);
+	doc = queue_schedule_to_json(qname, &g);
+	assert_string_equal(json_string_value(json_object_get(doc, "timezone")), "UTC");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "job"),
+							    "priority")), 3);
+	json_decref(doc);
+	queue_schedule_release(&g);
+	release_all(jobs, n);
+	/* paused: no jobs; resumed: from now on */
+	assert_int_equal(queue_schedule_pause(Q, qname, "tick", 1, NULL, &e), 0);
+	clock_sleep_us(1100000);
+	assert_int_equal(take(jobs, 4), 0);
+	assert_int_equal(queue_schedule_pause(Q, qname, "tick", 0, &first, &e), 0);
+	assert_true(first > clock_now_us() / 1000);
+	sleep_until_ms(first);
+	assert_int_equal(take(jobs, 4), 1);
+	release_all(jobs, 1);
+	/* deleted: gone, its jobs stay */
+	assert_int_equal(queue_schedule_delete(Q, qname, "tick", &e), 0);
+	assert_int_equal(queue_schedule_get(Q, qname, "tick", &g, &e), -1);
+	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_int_equal(queue_schedule_delete(Q, qname, "tick", &e), -1);
+	clock_sleep_us(1100000);
+	assert_int_equal(take(jobs, 4), 0);
+	queue_schedule_release(&s);
+}
+
+/* overlap skip: no job while the last one has not ended */
+static void test_schedule_overlap(void **state)
+{
+	struct queue_schedule s, g;
+	struct queue_job j, more[2];
+	struct err e;
+
+	(void)state;
+	put_schedule("{\"name\":\"once\",\"cron\":\"* * * * * *\",\"job\":{\"type\":\"noop\"}}", &s);
+	sleep_until_ms(s.next_ms);
+	assert_int_equal(take(&j, 1), 1);
+	clock_sleep_us(1100000);
+	assert_int_equal(take(more, 2), 0); /* the first still runs */
+	assert_int_equal(queue_schedule_get(Q, qname, "once", &g, &e), 0);
+	assert_true(g.skipped >= 1);
+	assert_int_equal(g.fired, 1);
+	queue_schedule_release(&g);
+	done(&j);
+	clock_sleep_us(1100000);
+	assert_int_equal(take(more, 2), 1);
+	release_all(more, 1);
+	queue_schedule_release(&s);
+}
+
+static void test_schedule_refused(void **state)
+{
+	static const char *const bad[] = {
+		"{\"name\":\"x\",\"cron\":\"* * *\",\"job\":{\"type\":\"noop\"}}",
+		"{\"name\":\"x\",\"cron\":\"* * * * *\",\"timezone\":\"Nowhere/Land\",\"job\":{\"type\":\"noop\"}}",
+		"{\"name\":\"x y\",\"cron\":\"* * * * *\",\"job\":{\"type\":\"noop\"}}",
+		"{\"name\":\"x\",\"cron\":\"0 0 30 2 *\",\"job\":{\"type\":\"noop\"}}",
+		"{\"name\":\"x\",\"cron\":\"* * * * *\",\"job\":{\"type\":\"nope\"}}",
+		"{\"name\":\"x\",\"cron\":\"* * * * *\",\"job\":{\"type\":\"noop\",\"delay_s\":1}}",
+		"{\"name\":\"x\",\"cron\":\"* * * * *\",\"job\":{\"type\":\"noop\"},\"catch_up\":\"some\"}",
+		"{\"name\":\"x\",\"cron\":\"* * * * *\",\"job\":{\"type\":\"noop\"},\"colour\":1}",
+		"{\"name\":\"x\",\"cron\":\"* * * * *\"}",
+	};
+	struct queue_schedule s;
+	const char *code;
+	struct err e;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *o = json_loads(bad[i], 0, NULL);
+
+		assert_non_null(o);
+		if (queue_schedule_from_json(o, &s, &code, &e) == 0)
+			fail_msg("accepted: %s", bad[i]);
+		json_decref(o);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -610,6 +751,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_cap_and_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_fairness, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_rate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schedule_fires, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schedule_overlap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schedule_refused, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
