@@ -1,6 +1,10 @@
 # wakeq - a scale-to-zero job system.
 #
-#   make            build/wakeq-worker, build/wakeq-api, build/wakeq
+#   make            build/wakeq-worker, build/wakeq-api, build/wakeq, the
+#                   media plugin and the example plugin (make examples)
+#   make install    into $(DESTDIR)$(PREFIX) (/usr/local): bin/, the media
+#                   plugin in lib/wakeq/, include/wakeq/handler.h; also
+#                   make uninstall
 #   make test       unit + integration tests (real redis-server, postgres)
 #   make demo       one media job end to end, local servers started for you
 #   make bench      benchmarks, figures into docs/BENCHMARKS.md
@@ -64,7 +68,7 @@ CPPFLAGS += -DWAKEQ_HIREDIS_SSL
 endif
 
 # Which modules each binary links (modules with no sources yet are skipped).
-wakeq-worker_MODULES := base crypto log config cron job handler queue metrics httpd store reconcile fetch webhook worker
+wakeq-worker_MODULES := base crypto log config cron job handler queue metrics httpd store reconcile fetch webhook wake worker
 wakeq-api_MODULES := base crypto log config cron job handler queue metrics httpd fetch wake store reconcile api
 wakeq_MODULES := base crypto log config cron job handler queue fetch wake store reconcile
 wakeq_PKGS := jansson
@@ -83,7 +87,7 @@ mod_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(call mod_srcs,$(1)))
 bin_objs = $(foreach m,$($(1)_MODULES),$(call mod_objs,$(m)))
 bin_libs = $(shell pkg-config --libs $(sort $($(1)_PKGS) $(foreach m,$($(1)_MODULES),$($(m)_PKGS))) 2>/dev/null) -lm
 
-all: $(addprefix $(BUILD)/,$(BINS)) $(BUILD)/wakeq-media.so
+all: $(addprefix $(BUILD)/,$(BINS)) $(BUILD)/wakeq-media.so examples
 
 # The worker exports its symbols to the media plugin (FFmpeg lives there,
 # loaded on the first media job: see internal/worker/media_plugin.c).
@@ -95,6 +99,8 @@ $(BUILD)/pic/%.o: %.c
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -fPIC -c -o $@ $<
 $(BUILD)/wakeq-media.so: $(MEDIA_PIC)
 	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(shell pkg-config --libs $(media_PKGS) jansson) -lm
+# media/plugin.c names the build it belongs to (WAKEQ_VERSION).
+$(BUILD)/pic/internal/media/plugin.o $(BUILD)/obj/internal/media/plugin.o: $(BUILD)/gen/version_gen.h
 $(BUILD)/wakeq-api: $(BUILD)/obj/cmd/api/main.o $(call bin_objs,wakeq-api)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call bin_libs,wakeq-api)
 # The CLI is a few files (one per group of commands) under cmd/wakeq.
@@ -134,6 +140,64 @@ API_DOCS := docs/openapi.yaml
 	sh internal/api/embed.sh api_doc $(API_DOCS) > $@.tmp && mv $@.tmp $@
 $(call mod_objs,api): $(BUILD)/gen/api/docs.h
 
+# The dashboard's page, script and style sheet (GET /dashboard), the same
+# way: plain files written here, no build step of their own.
+DASHBOARD := $(sort $(wildcard internal/api/dashboard/*))
+%/gen/api/dashboard.h: $(DASHBOARD) internal/api/embed.sh
+	@mkdir -p $(dir $@)
+	sh internal/api/embed.sh api_dash $(DASHBOARD) > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/internal/api/dashboard.o: $(BUILD)/gen/api/dashboard.h
+
+# ---- handler plugins ---------------------------------------------------
+# wakeq's one public header: the C ABI of handler plugins
+# (internal/handler/wakeq_handler.h), which plugins include as
+# <wakeq/handler.h>: from $(BUILD)/include here, from $(PREFIX)/include
+# once installed. Plugins outside wakeq are built as their authors would
+# build them: that header, their own libraries, every symbol resolved at
+# link time (-z defs), nothing taken from the worker.
+ABI_HEADER := $(BUILD)/include/wakeq/handler.h
+$(ABI_HEADER): internal/handler/wakeq_handler.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+PLUGIN_BUILD = $(CC) $(WARN) $(CFLAGS) $(SAN) -fPIC -shared -I$(BUILD)/include \
+	$(shell pkg-config --cflags jansson) $(LDFLAGS) -Wl,-z,defs
+EXAMPLES := $(BUILD)/examples/wordcount.so
+$(BUILD)/examples/wordcount.so: docs/examples/plugin/wordcount.c $(ABI_HEADER)
+	@mkdir -p $(dir $@)
+	$(PLUGIN_BUILD) -o $@ $< $(shell pkg-config --libs jansson)
+examples: $(EXAMPLES)
+# Test plugins (tests/plugins/testplug.c): this ABI, another one, none.
+TEST_PLUGINS := $(addprefix $(BUILD)/tests/plugins/,testplug.so badabi.so noabi.so)
+$(BUILD)/tests/plugins/testplug.so: tests/plugins/testplug.c $(ABI_HEADER)
+	@mkdir -p $(dir $@)
+	$(PLUGIN_BUILD) -o $@ $< -lm
+$(BUILD)/tests/plugins/badabi.so: tests/plugins/testplug.c $(ABI_HEADER)
+	@mkdir -p $(dir $@)
+	$(PLUGIN_BUILD) -DTESTPLUG_ABI=999 -o $@ $< -lm
+$(BUILD)/tests/plugins/noabi.so: tests/plugins/testplug.c $(ABI_HEADER)
+	@mkdir -p $(dir $@)
+	$(PLUGIN_BUILD) -DTESTPLUG_NOABI -o $@ $< -lm
+
+# ---- install -----------------------------------------------------------
+# A fixed layout under PREFIX: the worker finds wakeq-media.so (and
+# plugins named without a path) beside itself or in ../lib/wakeq from its
+# own directory, so the tree can be moved as a whole.
+PREFIX ?= /usr/local
+DESTDIR ?=
+INSTALL ?= install
+install: all
+	$(INSTALL) -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/wakeq \
+		$(DESTDIR)$(PREFIX)/include/wakeq
+	$(INSTALL) -m 755 $(addprefix $(BUILD)/,$(BINS)) $(DESTDIR)$(PREFIX)/bin/
+	$(INSTALL) -m 644 $(BUILD)/wakeq-media.so $(DESTDIR)$(PREFIX)/lib/wakeq/
+	$(INSTALL) -m 644 internal/handler/wakeq_handler.h \
+		$(DESTDIR)$(PREFIX)/include/wakeq/handler.h
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(BINS)) \
+		$(DESTDIR)$(PREFIX)/lib/wakeq/wakeq-media.so \
+		$(DESTDIR)$(PREFIX)/include/wakeq/handler.h
+	-rmdir $(DESTDIR)$(PREFIX)/lib/wakeq $(DESTDIR)$(PREFIX)/include/wakeq 2>/dev/null
+
 # ---- tests -------------------------------------------------------------
 # Unit tests: tests/unit/<module>/test_*.c, each a cmocka program linked
 # with every module object except the binaries' own (worker, api).
@@ -164,7 +228,12 @@ $(TOOL_BINS): $(BUILD)/tests/tools/%: tests/tools/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIB_LIBS)
 
-tests: all $(UNIT_BINS) $(TOOL_BINS)
+# The bare fork+exec baseline of the handler benchmark: libc alone.
+$(BUILD)/tests/bench/spawnloop: tests/bench/spawnloop.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -o $@ $<
+
+tests: all $(UNIT_BINS) $(TOOL_BINS) $(TEST_PLUGINS) $(BUILD)/tests/bench/spawnloop
 
 deps:
 	@container/deps.sh install build
@@ -214,7 +283,10 @@ build/fuzz/obj/%.o: %.c
 		-g -O1 -fsanitize=fuzzer-no-link,address,undefined -pthread -c -o $@ $<
 $(patsubst %.c,build/fuzz/obj/%.o,$(call mod_srcs,queue)): build/fuzz/gen/queue/scripts.h
 $(patsubst %.c,build/fuzz/obj/%.o,$(call mod_srcs,api)): build/fuzz/gen/api/docs.h
+build/fuzz/obj/internal/api/dashboard.o: build/fuzz/gen/api/dashboard.h
 build/fuzz/obj/internal/base/version.o: build/fuzz/gen/version_gen.h
+
+build/fuzz/obj/internal/base/version.o build/fuzz/obj/internal/media/plugin.o: build/fuzz/gen/version_gen.h
 $(FUZZ_BINS): build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBOBJS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CPPFLAGS) $(FUZZ_FLAGS) -pthread -o $@ $< $(FUZZ_LIBOBJS) $(LIB_LIBS)
@@ -227,5 +299,5 @@ valgrind: tests
 clean:
 	rm -rf build build-san build-hiredis1
 
-.PHONY: all tests deps test-deps have-test-deps test demo bench fuzz valgrind clean
+.PHONY: all examples install uninstall tests deps test-deps have-test-deps test demo bench fuzz valgrind clean
 -include $(shell find $(BUILD)/obj $(BUILD)/pic build/fuzz/obj -name '*.d' 2>/dev/null)

@@ -18,8 +18,8 @@
 #      mount as DATA_DIR (a Cloud Storage volume: gcsfuse), read-write for
 #      the worker's and the API's accounts;
 #   6. create (or update) the Cloud Tasks queue TASKS_QUEUE for wakes: the
-#      API's account may create tasks in it and act as wakeq-tasks, whose
-#      OIDC token the tasks carry;
+#      API's and the worker's accounts may create tasks in it and act as
+#      wakeq-tasks, whose OIDC token the tasks carry;
 #   7. gcloud run services replace worker.service.yaml (min instances 0);
 #   8. grant roles/run.invoker on the worker to the API's, the scheduler's
 #      and the tasks' accounts (no one else may call /wake);
@@ -243,12 +243,16 @@ elif gcloud tasks queues describe "$TASKS_QUEUE" "${TQ[@]}" >/dev/null 2>&1; the
 else
 	run gcloud tasks queues create "$TASKS_QUEUE" "${TQ[@]}" "${tq_flags[@]}"
 fi
-# The API creates the tasks, and names wakeq-tasks as their OIDC identity,
-# which Cloud Tasks allows only to a caller that may act as that account.
-run gcloud tasks queues add-iam-policy-binding "$TASKS_QUEUE" "${TQ[@]}" \
-	--member "serviceAccount:$API_SA" --role roles/cloudtasks.enqueuer --quiet
-run gcloud iam service-accounts add-iam-policy-binding "$TASKS_SA" \
-	--member "serviceAccount:$API_SA" --role roles/iam.serviceAccountUser "${G[@]}" --quiet
+# The API creates the tasks, and so does the worker (its next wake, when
+# a drain ends with work left or due later); both name wakeq-tasks as the
+# tasks' OIDC identity, which Cloud Tasks allows only to a caller that may
+# act as that account.
+for sa in "$API_SA" "$WORKER_SA"; do
+	run gcloud tasks queues add-iam-policy-binding "$TASKS_QUEUE" "${TQ[@]}" \
+		--member "serviceAccount:$sa" --role roles/cloudtasks.enqueuer --quiet
+	run gcloud iam service-accounts add-iam-policy-binding "$TASKS_SA" \
+		--member "serviceAccount:$sa" --role roles/iam.serviceAccountUser "${G[@]}" --quiet
+done
 
 # ---- 7. the worker -----------------------------------------------------
 yaml=$(render "$HERE/worker.service.yaml")

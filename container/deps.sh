@@ -40,7 +40,7 @@ trixie)
 esac
 test="$build tzdata redis-server redis-tools postgresql libcmocka-dev clang
  libclang-rt-14-dev curl jq procps ffmpeg wrk hyperfine valgrind
- shellcheck python3 python3-yaml nodejs npm tmux zsh"
+ shellcheck python3 python3-yaml python3-rq nodejs npm tmux zsh chromium prometheus"
 # Building and running the images offline (container/test-images.sh).
 images="podman buildah runc debootstrap catatonit"
 

@@ -36,6 +36,12 @@ struct settings {
 	int64_t intake_max;
 	int64_t max_connections;
 	double conn_timeout;
+	int64_t per_ip_connections;
+	int64_t conn_reserve;
+	double header_timeout;
+	double body_timeout;
+	int wake_via;
+	int timers;
 	char *wake_url;
 	char *wake_token;
 	int wake_auth;
@@ -46,6 +52,13 @@ struct settings {
 	int64_t max_attempts;
 	int64_t result_ttl;
 	double wake_hold;
+	double wake_max;
+	char *tasks_project;
+	char *tasks_location;
+	char *tasks_queue;
+	char *tasks_service_account;
+	char *tasks_endpoint;
+	double tasks_bucket;
 	double reconcile_interval;
 	double reconcile_min_age;
 	int64_t pg_conns;
@@ -53,7 +66,9 @@ struct settings {
 	int migrate;
 	char *data_dir;
 	int64_t max_upload;
+	char *cors_origins;
 	char *handlers_file;
+	char *dashboard_path;
 	int log_format;
 	int log_level;
 };
@@ -70,7 +85,8 @@ static const struct config_var vars[] = {
 	{ "QUEUES", CONFIG_STRING, F(queues), 0, 0, "default",
 	  "comma-separated queues this API accepts jobs for (first = default)", 0, NULL },
 	{ "API_TOKEN", CONFIG_STRING, F(api_token), 0, 0, NULL,
-	  "bearer token(s) clients must send, comma-separated for rotation", CONFIG_SECRET, NULL },
+	  "bearer token(s) clients must send, comma-separated for rotation",
+	  CONFIG_SECRET | CONFIG_TOKEN_LIST, NULL },
 	{ "NO_AUTH", CONFIG_BOOL, F(no_auth), 0, 0, "false",
 	  "run without API_TOKEN (local development only)", 0, NULL },
 	{ "MAX_BODY", CONFIG_SIZE, F(max_body), 1024, 64 << 20, "1M",
@@ -85,10 +101,25 @@ static const struct config_var vars[] = {
 	  "open client connections at most", 0, NULL },
 	{ "CONN_TIMEOUT", CONFIG_SECONDS, F(conn_timeout), 1, 3600, "30",
 	  "idle client connections are closed after this", 0, NULL },
+	{ "PER_IP_CONNECTIONS", CONFIG_INT, F(per_ip_connections), 0, 100000, "256",
+	  "open connections from one client address at most (0 = no limit)", 0, NULL },
+	{ "CONN_RESERVE", CONFIG_INT, F(conn_reserve), 1, 99999, "64",
+	  "connections kept for requests being answered: past MAX_CONNECTIONS - this, "
+	  "a new connection closes the oldest one still sending its request", 0, NULL },
+	{ "HEADER_TIMEOUT", CONFIG_SECONDS, F(header_timeout), 0.1, 3600, "10",
+	  "request headers must arrive whole within this of the connect or the last "
+	  "answer (trickled bytes do not extend it)", 0, NULL },
+	{ "BODY_TIMEOUT", CONFIG_SECONDS, F(body_timeout), 0.1, 3600, "30",
+	  "a request body must arrive whole within this of its headers (not uploads)", 0, NULL },
 	{ "WAKE_URL", CONFIG_STRING, F(wake_url), 0, 0, "",
 	  "the worker's /wake URL, called when no worker is alive (empty = never)", 0, NULL },
+	{ "WAKE_VIA", CONFIG_ENUM, F(wake_via), 0, 0, "http",
+	  "http: POST WAKE_URL and hold it; cloudtasks: a Cloud Tasks task does (TASKS_*)", 0,
+	  wake_via_choices },
+	{ "API_TIMERS", CONFIG_BOOL, F(timers), 0, 0, "true",
+	  "in-process timers: reconcile, wakes for scheduled jobs (off on Cloud Run)", 0, NULL },
 	{ "WAKE_TOKEN", CONFIG_STRING, F(wake_token), 0, 0, "",
-	  "bearer token for the wake call", CONFIG_SECRET, NULL },
+	  "bearer token for the wake call", CONFIG_SECRET | CONFIG_TOKEN, NULL },
 	{ "WAKE_AUTH", CONFIG_ENUM, F(wake_auth), 0, 0, "token",
 	  "wake call auth: WAKE_TOKEN, a Google OIDC identity token, or none", 0,
 	  wake_auth_choices },
@@ -107,8 +138,23 @@ static const struct config_var vars[] = {
 	  "pending jobs per worker slot before another wake is sent", 0, NULL },
 	{ "WAKE_HOLD", CONFIG_SECONDS, F(wake_hold), 1, 86400, "3600",
 	  "longest a wake call is held open while the worker drains", 0, NULL },
+	{ "WAKE_MAX", CONFIG_SECONDS, F(wake_max), 1, 86400, "1740",
+	  "the worker's WAKE_MAX: a Cloud Tasks wake is held for it + 60 s (1800 s at most)",
+	  0, NULL },
+	{ "TASKS_PROJECT", CONFIG_STRING, F(tasks_project), 0, 0, "",
+	  "cloudtasks: the project of the queue (empty = the metadata server's)", 0, NULL },
+	{ "TASKS_LOCATION", CONFIG_STRING, F(tasks_location), 0, 0, "",
+	  "cloudtasks: the queue's region, e.g. us-central1", 0, NULL },
+	{ "TASKS_QUEUE", CONFIG_STRING, F(tasks_queue), 0, 0, "",
+	  "cloudtasks: the queue id, e.g. wakeq-wake", 0, NULL },
+	{ "TASKS_SERVICE_ACCOUNT", CONFIG_STRING, F(tasks_service_account), 0, 0, "",
+	  "cloudtasks: the service account whose OIDC token the tasks carry", 0, NULL },
+	{ "TASKS_ENDPOINT", CONFIG_STRING, F(tasks_endpoint), 0, 0, "",
+	  "cloudtasks: the API's base URL (empty = https://cloudtasks.googleapis.com)", 0, NULL },
+	{ "TASKS_BUCKET", CONFIG_SECONDS, F(tasks_bucket), 0.001, 3600, "1",
+	  "cloudtasks: wakes wanted within one bucket of this many seconds share a task", 0, NULL },
 	{ "RECONCILE_INTERVAL", CONFIG_SECONDS, F(reconcile_interval), 0, 86400, "60",
-	  "seconds between reconcile passes with Postgres (0 = off)", 0, NULL },
+	  "seconds between reconcile passes with Postgres (0 = off; API_TIMERS=off: none)", 0, NULL },
 	{ "RECONCILE_MIN_AGE", CONFIG_SECONDS, F(reconcile_min_age), 0.001, 86400, "10",
 	  "rows younger than this are left alone by reconcile", 0, NULL },
 	{ "PG_CONNS", CONFIG_INT, F(pg_conns), 0, 64, "0",
@@ -121,8 +167,14 @@ static const struct config_var vars[] = {
 	  "POST /v1/uploads stores files in DATA_DIR/uploads (the worker's DATA_DIR)", 0, NULL },
 	{ "MAX_UPLOAD", CONFIG_SIZE, F(max_upload), 1, 1099511627776.0, "2G",
 	  "largest file POST /v1/uploads accepts (413 above)", 0, NULL },
+	{ "CORS_ORIGINS", CONFIG_STRING, F(cors_origins), 0, 0, "",
+	  "browser origins allowed to call the API (CORS), comma-separated; * = any (empty = none)",
+	  0, NULL },
 	{ "HANDLERS_FILE", CONFIG_STRING, F(handlers_file), 0, 0, "",
 	  "your own job types, the worker's file (docs/HANDLERS.md); also WAKEQ_HANDLER_<TYPE>",
+	  0, NULL },
+	{ "DASHBOARD_PATH", CONFIG_STRING, F(dashboard_path), 0, 0, "/dashboard",
+	  "where the dashboard page answers (empty = no dashboard; it asks for API_TOKEN)",
 	  0, NULL },
 	{ "LOG_FORMAT", CONFIG_ENUM, F(log_format), 0, 0, "text",
 	  "json: one object a line for Cloud Logging; text for people", 0, log_format_choices },
@@ -203,6 +255,13 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	if (s.conn_reserve >= s.max_connections) {
+		fprintf(stderr, "wakeq-api: bad CONN_RESERVE '%lld': must be below "
+			"MAX_CONNECTIONS (%lld)\n", (long long)s.conn_reserve,
+			(long long)s.max_connections);
+		rc = 2;
+		goto out;
+	}
 	log_init((enum log_format)s.log_format, (enum log_level)s.log_level, 2);
 	log_trace_set_project_fn(fetch_gcp_project);
 	queue_limits.result_ttl_s = s.result_ttl;
@@ -238,7 +297,20 @@ int main(int argc, char **argv)
 	c.intake_max = (int)s.intake_max;
 	c.max_connections = (unsigned)s.max_connections;
 	c.conn_timeout_s = (unsigned)(s.conn_timeout + 0.5);
+	c.per_ip_connections = (unsigned)s.per_ip_connections;
+	c.conn_reserve = (unsigned)s.conn_reserve;
+	c.header_timeout_s = s.header_timeout;
+	c.body_timeout_s = s.body_timeout;
+	c.wake_via = (enum wake_via)s.wake_via;
+	c.timers = s.timers;
 	c.wake_url = s.wake_url;
+	c.wake_max_s = s.wake_max;
+	c.tasks_project = s.tasks_project;
+	c.tasks_location = s.tasks_location;
+	c.tasks_queue = s.tasks_queue;
+	c.tasks_service_account = s.tasks_service_account;
+	c.tasks_endpoint = s.tasks_endpoint;
+	c.tasks_bucket_s = s.tasks_bucket;
 	c.wake_token = s.wake_token;
 	c.wake_auth = (enum wake_auth)s.wake_auth;
 	c.wake_audience = s.wake_audience;
@@ -256,6 +328,8 @@ int main(int argc, char **argv)
 	/* the media checks refuse file:// paths outside it at the door */
 	job_settings.data_dir = s.data_dir;
 	c.max_upload = (uint64_t)s.max_upload;
+	c.dashboard_path = s.dashboard_path;
+	c.cors_origins = s.cors_origins;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -277,7 +351,9 @@ int main(int argc, char **argv)
 	snprintf(port, sizeof(port), "%d", api_port(a));
 	log_info("wakeq-api listening", "port", port, "queues", s.queues,
 		 "postgres", s.database_url && *s.database_url ? "on" : "off",
-		 "wake", s.wake_url && *s.wake_url ? "on" : "off",
+		 "wake", !s.wake_url || !*s.wake_url ? "off" :
+			 s.wake_via == WAKE_VIA_CLOUDTASKS ? "cloudtasks" : "http",
+		 "timers", s.timers ? "on" : "off",
 		 "auth", s.no_auth ? "off" : "bearer");
 	while (!stop_signal)
 		sigsuspend(&old);

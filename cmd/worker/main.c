@@ -8,6 +8,7 @@
 #include "log/log.h"
 #include "log/trace.h"
 #include "queue/queue.h"
+#include "wake/wake.h"
 #include "webhook/webhook.h"
 #include "worker/worker.h"
 
@@ -35,6 +36,8 @@ static const struct config_var vars[] = {
 	{ "BATCH", CONFIG_INT, F(batch), 1, 1000, "64", "jobs taken or settled per round trip", 0, NULL },
 	{ "IDLE_TIMEOUT", CONFIG_SECONDS, F(idle_timeout), 0.001, 86400, "30",
 	  "a drain ends, then the process exits, after this long with nothing due", 0, NULL },
+	{ "EMPTY_WAKE_LINGER", CONFIG_SECONDS, F(empty_wake_linger), 0, 86400, "0",
+	  "a wake that finds nothing due (none within IDLE_TIMEOUT) answers after this", 0, NULL },
 	{ "EXIT_ON_IDLE", CONFIG_BOOL, F(exit_on_idle), 0, 0, "true",
 	  "exit 0 when idle (scale to zero)", 0, NULL },
 	{ "LEASE", CONFIG_SECONDS, F(lease), 0.1, 86400, "60",
@@ -46,7 +49,20 @@ static const struct config_var vars[] = {
 	{ "WAKE_MAX", CONFIG_SECONDS, F(wake_max), 1, 86400, "3540",
 	  "a drain ends before this (the platform's request deadline)", 0, NULL },
 	{ "WAKE_TOKEN", CONFIG_STRING, F(wake_token), 0, 0, "",
-	  "bearer token required on /wake (empty: none)", CONFIG_SECRET, NULL },
+	  "bearer token required on /wake and /status (empty: none)",
+	  CONFIG_SECRET | CONFIG_TOKEN, NULL },
+	{ "MAX_CONNECTIONS", CONFIG_INT, F(max_connections), 2, 100000, "256",
+	  "open HTTP connections at most (a thread each)", 0, NULL },
+	{ "PER_IP_CONNECTIONS", CONFIG_INT, F(per_ip_connections), 0, 100000, "64",
+	  "open connections from one client address at most (0: no limit)", 0, NULL },
+	{ "CONN_RESERVE", CONFIG_INT, F(conn_reserve), 1, 99999, "16",
+	  "connections kept for requests being answered: past MAX_CONNECTIONS - this, "
+	  "a new connection closes the oldest one still sending its request", 0, NULL },
+	{ "HEADER_TIMEOUT", CONFIG_SECONDS, F(header_timeout), 0.1, 3600, "10",
+	  "request headers must arrive whole within this of the connect or the last "
+	  "answer (trickled bytes do not extend it)", 0, NULL },
+	{ "BODY_TIMEOUT", CONFIG_SECONDS, F(body_timeout), 0.1, 3600, "30",
+	  "a request body must arrive whole within this of its headers", 0, NULL },
 	{ "BACKOFF_BASE", CONFIG_SECONDS, F(backoff_base), 0.001, 86400, "1",
 	  "first retry delay; doubles each attempt, with jitter", 0, NULL },
 	{ "BACKOFF_CAP", CONFIG_SECONDS, F(backoff_cap), 0.001, 604800, "600",
@@ -68,6 +84,25 @@ static const struct config_var vars[] = {
 	  "the secret being rotated out: webhooks carry both signatures", CONFIG_SECRET, NULL },
 	{ "HANDLERS_FILE", CONFIG_STRING, F(handlers_file), 0, 0, "",
 	  "your own job types (docs/HANDLERS.md); also WAKEQ_HANDLER_<TYPE>", 0, NULL },
+	{ "WAKE_VIA", CONFIG_ENUM, F(wake_via), 0, 0, "http",
+	  "cloudtasks: arrange the next wake as a Cloud Tasks task before a drain answers",
+	  0, wake_via_choices },
+	{ "WAKE_URL", CONFIG_STRING, F(wake_url), 0, 0, "",
+	  "cloudtasks: this worker's /wake URL (empty = the URL the last /wake came to)", 0, NULL },
+	{ "WAKE_AUDIENCE", CONFIG_STRING, F(wake_audience), 0, 0, "",
+	  "cloudtasks: audience of the tasks' OIDC tokens (empty = origin of the URL)", 0, NULL },
+	{ "TASKS_PROJECT", CONFIG_STRING, F(tasks_project), 0, 0, "",
+	  "cloudtasks: the project of the queue (empty = the metadata server's)", 0, NULL },
+	{ "TASKS_LOCATION", CONFIG_STRING, F(tasks_location), 0, 0, "",
+	  "cloudtasks: the queue's region, e.g. us-central1", 0, NULL },
+	{ "TASKS_QUEUE", CONFIG_STRING, F(tasks_queue), 0, 0, "",
+	  "cloudtasks: the queue id, e.g. wakeq-wake", 0, NULL },
+	{ "TASKS_SERVICE_ACCOUNT", CONFIG_STRING, F(tasks_service_account), 0, 0, "",
+	  "cloudtasks: the service account whose OIDC token the tasks carry", 0, NULL },
+	{ "TASKS_ENDPOINT", CONFIG_STRING, F(tasks_endpoint), 0, 0, "",
+	  "cloudtasks: the API's base URL (empty = https://cloudtasks.googleapis.com)", 0, NULL },
+	{ "TASKS_BUCKET", CONFIG_SECONDS, F(tasks_bucket), 0.001, 3600, "1",
+	  "cloudtasks: wakes wanted within one bucket of this many seconds share a task", 0, NULL },
 	{ "ONCE", CONFIG_BOOL, F(once), 0, 0, "false",
 	  "drain at start without HTTP until idle, then exit (cron mode)", 0, NULL },
 	{ "LOG_FORMAT", CONFIG_ENUM, F(log_format), 0, 0, "text",
@@ -148,6 +183,13 @@ int main(int argc, char **argv)
 	if (r < 0 || argi < argc) {
 		fprintf(stderr, "wakeq-worker: %s\n",
 			r < 0 ? e.msg : "unexpected argument (see --help)");
+		config_release(vars, &cfg);
+		return 2;
+	}
+	if (cfg.conn_reserve >= cfg.max_connections) {
+		fprintf(stderr, "wakeq-worker: bad CONN_RESERVE '%lld': must be below "
+			"MAX_CONNECTIONS (%lld)\n", (long long)cfg.conn_reserve,
+			(long long)cfg.max_connections);
 		config_release(vars, &cfg);
 		return 2;
 	}

@@ -1,10 +1,11 @@
 /* api.c - the wiring of wakeq-api: api_start checks the settings and
  * starts the pieces (the Redis connection pool, the Postgres store, the
  * waker and its backlog callback, the event hub, the intake threads, the
- * HTTP server with the route table of routes.c, the reconcile timer);
+ * HTTP server with the route table of routes.c, the reconcile timer when
+ * in-process timers are on);
  * api_stop ends them in the reverse order. The handlers live in their own
  * files: intake.c (POST /v1/jobs), jobs.c, queues.c, health.c, events.c,
- * uploads.c; reply.c sends and counts the answers. */
+ * uploads.c, dashboard.c; reply.c sends and counts the answers. */
 #include "api/priv.h"
 
 #include "base/clock.h"
@@ -167,6 +168,8 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 	clock_cond_init(&a->rec_cond);
 	a->queues = split_list(cfg->queues && *cfg->queues ? cfg->queues : "default", &a->nqueues);
 	a->defaults.queue = a->queues[0];
+	if (api_dashboard_init(a, err) < 0)
+		goto fail;
 	a->defaults.max_attempts = cfg->max_attempts;
 	if (a->nqueues == 0) {
 		err_set(err, ERR_INVALID, "bad QUEUES '%s': no queue named", cfg->queues);
@@ -189,6 +192,13 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 	} else if (cfg->no_auth) {
 		free_list(a->tokens);
 		a->tokens = NULL;
+	}
+	{
+		size_t ncors = 0;
+
+		a->cors = split_list(cfg->cors_origins, &ncors);
+		for (i = 0; i < ncors; i++)
+			a->cors_any |= !strcmp(a->cors[i], "*");
 	}
 	if (queue_opts_init(&a->qopts, cfg->redis_url, err) < 0) {
 		err_wrap(err, "bad REDIS_URL");
@@ -217,10 +227,25 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 		/* after the migrations, which may wait on another process */
 		store_set_timeout(a->store, cfg->store_timeout_s);
 	}
+	if (cfg->wake_via == WAKE_VIA_CLOUDTASKS && (!cfg->wake_url || !*cfg->wake_url)) {
+		err_set(err, ERR_INVALID, "WAKE_VIA=cloudtasks needs WAKE_URL (the worker's /wake)");
+		goto fail;
+	}
 	if (cfg->wake_url && *cfg->wake_url) {
 		struct wake_opts wo;
 
 		memset(&wo, 0, sizeof(wo));
+		wo.via = cfg->wake_via;
+		wo.timers = cfg->timers;
+		wo.tasks.project = cfg->tasks_project;
+		wo.tasks.location = cfg->tasks_location;
+		wo.tasks.queue = cfg->tasks_queue;
+		wo.tasks.service_account = cfg->tasks_service_account;
+		wo.tasks.endpoint = cfg->tasks_endpoint;
+		wo.tasks.bucket_s = cfg->tasks_bucket_s;
+		/* held past WAKE_MAX by the jobs still running then (a drain
+		 * gives up on them a minute later) */
+		wo.tasks.dispatch_deadline_s = cfg->wake_max_s > 0 ? cfg->wake_max_s + 60 : 0;
 		wo.url = cfg->wake_url;
 		wo.auth = cfg->wake_auth;
 		if (wo.auth == WAKE_AUTH_TOKEN) {
@@ -248,6 +273,10 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 	ho.threads = cfg->threads > 0 ? cfg->threads : (int)(ncpu > 0 ? ncpu : 1) * 2;
 	ho.max_connections = cfg->max_connections;
 	ho.timeout_s = cfg->conn_timeout_s ? cfg->conn_timeout_s : 30;
+	ho.per_ip_connections = cfg->per_ip_connections;
+	ho.reserve = cfg->conn_reserve;
+	ho.header_timeout_s = cfg->header_timeout_s;
+	ho.body_timeout_s = cfg->body_timeout_s;
 	ho.max_body = cfg->max_body;
 	ho.allow_push = 1;
 	ho.sink_for = api_upload_sink;
@@ -255,7 +284,7 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 	a->http = httpd_start(&ho, api_dispatch, a, err);
 	if (!a->http)
 		goto fail;
-	if (cfg->reconcile_interval_s > 0 && a->store) {
+	if (cfg->timers && cfg->reconcile_interval_s > 0 && a->store) {
 		if (pthread_create(&a->rec_thread, NULL, reconcile_main, a) == 0)
 			a->rec_running = 1;
 	}
@@ -292,6 +321,7 @@ void api_stop(struct api *a)
 	queue_opts_release(&a->qopts);
 	free_list(a->queues);
 	free_list(a->tokens);
+	free_list(a->cors);
 	pthread_cond_destroy(&a->rec_cond);
 	pthread_mutex_destroy(&a->rec_lock);
 	pthread_cond_destroy(&a->in_cond);

@@ -2,19 +2,29 @@
  * scripts' PUBLISH messages.
  *
  * One hub thread per API holds one subscriber connection for all served
- * queues and fans messages out to the open streams (pushed responses, see
- * httpd.h: an idle stream is a suspended connection and costs no thread).
+ * queues and fans the lines of each message (a script run's changes, see
+ * queue.h) out to the streams that follow their jobs (pushed responses,
+ * see httpd.h: an idle stream is a suspended connection and costs no
+ * thread).
  *
- * A stream opens with the job's current state, so a client that connects
- * late misses nothing: the watcher is registered before the state is read,
- * messages that arrive meanwhile are held and written after the state, and
- * since messages are published in order, the last thing a client reads is
- * always the newest state. Then one `update` event per message, and an
- * `end` event with the whole job once it is done, failed or cancelled;
- * then the stream closes. A comment line every 15 s keeps proxies from
- * closing the stream and lets the hub notice clients that went away. After
- * the subscriber reconnects (Redis restart), every stream is refreshed
- * from Redis, since messages published meanwhile are lost.
+ * A stream opens with a `retry:` hint and the job's current state, so a
+ * client that connects late misses nothing: the watcher is registered
+ * before the state is read, messages that arrive meanwhile are held and
+ * written after the state, and since messages are published in order,
+ * the last thing a client reads is always the newest state. Then one
+ * `update` event per state change (`active` included) or progress
+ * report, and an `end` event with the whole job once it is done, failed
+ * or cancelled; then the stream closes. A comment line every 15 s keeps
+ * proxies from closing the stream and lets the hub notice clients that
+ * went away. After the subscriber reconnects (Redis restart), every stream
+ * is refreshed from Redis, since messages published meanwhile are lost.
+ *
+ * Every event has an `id:`, the time of the change in µs on the Redis
+ * clock (for `state`, the job's latest time; for `end`, its finish time).
+ * A browser's EventSource reconnects after a stream closes and sends the
+ * last id in Last-Event-ID: when the job has ended and that id is its
+ * finish time or later, the client has seen the end and is answered 204,
+ * which tells EventSource to stop (api_events_final).
  */
 #include "api/priv.h"
 
@@ -30,6 +40,7 @@
 #include <unistd.h>
 
 #define PING_US 15000000
+#define RETRY_MS 2000   /* the reconnect delay browsers are told */
 
 struct watcher {
 	struct watcher *next;
@@ -60,29 +71,91 @@ static int status_final(const char *status)
 	return job_status_parse(status, &st, NULL) == 0 && job_status_final(st);
 }
 
+/* A job's event id: its latest time (µs); for a job that ended, when it
+ * did, the same value as the id of the change that ended it. */
+static int64_t job_version(const struct job_info *j)
+{
+	int64_t v = j->created_at;
+
+	if (j->started_at > v)
+		v = j->started_at;
+	if (j->finished_at > v)
+		v = j->finished_at;
+	return v;
+}
+
+/* The job's document as text (caller frees). */
+static char *doc_text(const struct job_info *job)
+{
+	json_t *doc = job_info_to_json(job);
+	char *text = json_dumps(doc, JSON_COMPACT);
+
+	json_decref(doc);
+	return text;
+}
+
 /* Reads the job and returns its document as text for the stream (caller
- * frees) with its status in *st, or NULL with e. */
+ * frees) with its status in *st and its event id in *ver (both may be
+ * NULL), or NULL with e. */
 static char *job_text(struct queue *q, const char *queue, const char *id,
-		      enum job_status *st, struct err *e)
+		      enum job_status *st, int64_t *ver, struct err *e)
 {
 	struct job_info job;
-	json_t *doc;
 	char *text;
 
 	if (queue_job_get(q, queue, id, &job, e) < 0)
 		return NULL;
-	doc = job_info_to_json(&job);
-	text = json_dumps(doc, JSON_COMPACT);
+	text = doc_text(&job);
 	if (st)
 		*st = job.status;
-	json_decref(doc);
+	if (ver)
+		*ver = job_version(&job);
 	job_info_release(&job);
 	return text;
 }
 
-static void event_text(struct buf *b, const char *name, const char *data)
+/* One event; id 0 = none. */
+static void event_text(struct buf *b, const char *name, int64_t id, const char *data)
 {
+	if (id > 0)
+		buf_printf(b, "id: %lld\n", (long long)id);
 	buf_printf(b, "event: %s\ndata: %s\n\n", name, data);
+}
+
+/* The Last-Event-ID of a reconnecting EventSource, or 0. */
+static int64_t last_event_id(struct httpd_request *req)
+{
+	const char *s = httpd_header(req, "Last-Event-ID");
+	char *end;
+	long long v;
+
+	if (!s || !*s)
+		return 0;
+	v = strtoll(s, &end, 10);
+	return *end == '\0' && v > 0 ? v : 0;
+}
+
+void api_events_final(struct api *a, struct httpd_request *req,
+		      const struct job_info *job)
+{
+	struct buf b = BUF_INIT;
+	int64_t ver = job_version(job);
+	char *text;
+
+	if (ver > 0 && last_event_id(req) >= ver) {
+		/* it has seen the end: EventSource stops on 204 */
+		api_count_status(a, 204);
+		httpd_respond(req, 204, NULL, "", 0);
+		return;
+	}
+	text = doc_text(job);
+	buf_printf(&b, "retry: %d\n", RETRY_MS);
+	event_text(&b, "end", ver, text ? text : "{}");
+	free(text);
+	api_count_status(a, 200);
+	httpd_add_header(req, "Cache-Control", "no-cache");
+	httpd_respond(req, 200, "text/event-stream", b.data, b.len);
+	buf_release(&b);
 }
 
 static void watcher_free(struct watcher *w)
@@ -105,10 +178,11 @@ static void unlink_watcher(struct api_hub *h, struct watcher *w)
 		}
 }
 
-/* The job document as JSON text (caller frees) with its status in *st,
- * or NULL. Uses the hub thread's own connection. */
+/* The job document as JSON text (caller frees) with its status in *st
+ * and event id in *ver (may be NULL), or NULL. Uses the hub thread's own
+ * connection. */
 static char *fetch_doc(struct api_hub *h, const char *queue, const char *id,
-		       enum job_status *st)
+		       enum job_status *st, int64_t *ver)
 {
 	struct err e;
 
@@ -116,14 +190,14 @@ static char *fetch_doc(struct api_hub *h, const char *queue, const char *id,
 		h->q = queue_connect(&h->a->qopts, &e);
 	if (!h->q)
 		return NULL;
-	return job_text(h->q, queue, id, st, &e);
+	return job_text(h->q, queue, id, st, ver, &e);
 }
 
-static void send_end(struct watcher *w, const char *doc)
+static void send_end(struct watcher *w, const char *doc, int64_t ver)
 {
 	struct buf b = BUF_INIT;
 
-	event_text(&b, "end", doc);
+	event_text(&b, "end", ver, doc);
 	httpd_push_write(w->push, b.data, b.len);
 	buf_release(&b);
 }
@@ -142,7 +216,7 @@ static void dispatch(struct api_hub *h, const struct queue_event *ev)
 	json_object_set_new(j, "stage", ev->stage[0] ? json_string(ev->stage) : json_null());
 	data = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
-	event_text(&b, "update", data ? data : "{}");
+	event_text(&b, "update", ev->time_us, data ? data : "{}");
 	free(data);
 
 	pthread_mutex_lock(&h->lock);
@@ -172,11 +246,12 @@ static void dispatch(struct api_hub *h, const struct queue_event *ev)
 	buf_release(&b);
 
 	if (final && done) {
-		char *doc = fetch_doc(h, ev->queue, ev->id, NULL);
+		int64_t ver = ev->time_us;
+		char *doc = fetch_doc(h, ev->queue, ev->id, NULL, &ver);
 
 		for (w = done; w; w = w->next)
 			if (doc)
-				send_end(w, doc);
+				send_end(w, doc, ver);
 		free(doc);
 	}
 	for (w = done; w; w = next) {
@@ -203,17 +278,18 @@ static void refresh_all(struct api_hub *h)
 	pthread_mutex_unlock(&h->lock);
 	for (w = todo; w; w = next) {
 		enum job_status st = JOB_QUEUED;
-		char *doc = fetch_doc(h, w->queue, w->id, &st);
+		int64_t ver = 0;
+		char *doc = fetch_doc(h, w->queue, w->id, &st, &ver);
 
 		next = w->next;
 		if (doc && job_status_final(st)) {
-			send_end(w, doc);
+			send_end(w, doc, ver);
 			watcher_free(w);
 		} else {
 			if (doc) {
 				struct buf b = BUF_INIT;
 
-				event_text(&b, "state", doc);
+				event_text(&b, "state", ver, doc);
 				httpd_push_write(w->push, b.data, b.len);
 				buf_release(&b);
 			}
@@ -384,6 +460,7 @@ void api_hub_serve(struct api_hub *h, struct httpd_request *req,
 	struct queue *q;
 	struct err e;
 	enum job_status st = JOB_QUEUED;
+	int64_t ver = 0;
 	char *doc = NULL;
 	int final, saw;
 	struct buf b = BUF_INIT;
@@ -411,14 +488,15 @@ void api_hub_serve(struct api_hub *h, struct httpd_request *req,
 
 	q = api_qget(h->a, &e);
 	if (q) {
-		doc = job_text(q, queue, id, &st, &e);
+		doc = job_text(q, queue, id, &st, &ver, &e);
 		api_qput(h->a, q);
 	}
 	final = !doc || job_status_final(st);
 
 	pthread_mutex_lock(&h->lock);
+	buf_printf(&b, "retry: %d\n", RETRY_MS);
 	if (!final)
-		event_text(&b, "state", doc);
+		event_text(&b, "state", ver, doc);
 	buf_add(&b, w->pending.data, w->pending.len);
 	buf_reset(&w->pending);
 	saw = w->saw_final;
@@ -434,19 +512,19 @@ void api_hub_serve(struct api_hub *h, struct httpd_request *req,
 		if (saw && !final) {
 			free(doc);
 			q = api_qget(h->a, &e);
-			doc = q ? job_text(q, queue, id, NULL, &e) : NULL;
+			doc = q ? job_text(q, queue, id, NULL, &ver, &e) : NULL;
 			if (q)
 				api_qput(h->a, q);
 		}
 		if (doc) {
-			send_end(w, doc);
+			send_end(w, doc, ver);
 		} else {
 			json_t *err_doc = json_pack("{s:s,s:s}", "code",
 						    e.code == ERR_NOTFOUND ? "not_found" : "unavailable",
 						    "message", e.msg);
 			char *t = json_dumps(err_doc, JSON_COMPACT);
 
-			event_text(&b, "error", t ? t : "{}");
+			event_text(&b, "error", 0, t ? t : "{}");
 			httpd_push_write(p, b.data, b.len);
 			buf_release(&b);
 			free(t);

@@ -177,7 +177,8 @@ static void intake_enqueue(struct api *a, struct queue *q, const char *queue,
 	struct job_spec *specs = xcalloc(n, sizeof(*specs));
 	struct queue_enqueued *out = xmalloc(n * sizeof(*out));
 	struct api_intake **undo = xmalloc(n * sizeof(*undo));
-	size_t i, nundo = 0;
+	size_t i, nundo = 0, nnow = 0;
+	int64_t due = 0;
 	struct err e;
 	int live = 1;
 
@@ -212,15 +213,25 @@ static void intake_enqueue(struct api *a, struct queue *q, const char *queue,
 		atomic_fetch_add(&a->m_enqueued, 1);
 		metrics_hist_observe(&a->m_enqueue_latency,
 				     (double)(clock_mono_us() - it->t0) / 1e6);
-		if (it->scheduled) {
-			wake_at(a->wake, it->spec.run_at_us);
-			if (live)
-				wake_notify(a->wake, 1);
-		} else {
-			wake_notify(a->wake, live);
-		}
-		reply_accepted(a, it);
+		if (!it->scheduled)
+			nnow++;
+		else if (!due || it->spec.run_at_us < due)
+			due = it->spec.run_at_us;
 	}
+	/* Waking is done for the whole batch, and before anyone is answered:
+	 * on Cloud Run the API has no CPU once its requests are answered, so
+	 * the wake (a Cloud Tasks task, or the hand-off of an HTTP wake) must
+	 * be out by then. The earliest scheduled job is enough: the drain it
+	 * starts arranges the next one when it ends. */
+	if (due)
+		wake_at(a->wake, due);
+	if (nnow)
+		wake_notify(a->wake, live);
+	else if (due && live)
+		wake_notify(a->wake, 1);
+	for (i = 0; i < n; i++)
+		if (out[i].created)
+			reply_accepted(a, its[i]);
 	goto out;
 failed:
 	/* nothing enqueued: take back the rows, answer 503 */

@@ -1,8 +1,9 @@
 /* jobs.c - one job and lists of jobs: GET and DELETE (cancel)
  * /v1/jobs/{id}, POST /v1/jobs/{id}/retry, the entry of GET
  * /v1/jobs/{id}/events (the streams themselves are events.c), GET
- * /v1/queues/{queue}/jobs, and the lookups they share: a job from Redis
- * (any served queue), else from Postgres once Redis has let it go. */
+ * /v1/queues/{queue}/jobs (pages of queue_find, filtered by type, part of
+ * the id and a label), and the lookups they share: a job from Redis (any
+ * served queue), else from Postgres once Redis has let it go. */
 #include "api/priv.h"
 
 #include "base/buf.h"
@@ -92,27 +93,22 @@ void api_job_events(struct api *a, struct httpd_request *req, const char *id)
 	rc = api_find_job(a, q, id, &qi, &job, &e);
 	api_qput(a, q);
 	if (rc == 0) {
+		int final = job_status_final(job.status);
+
+		if (final)
+			api_events_final(a, req, &job);
 		job_info_release(&job);
+		if (final)
+			return;
 		api_count_status(a, 200);
 		api_hub_serve(a->hub, req, a->queues[qi], id);
 		return;
 	}
 	if (e.code == ERR_NOTFOUND && a->store) {
 		/* gone from Redis: its record is final (or about to be requeued) */
-		struct buf b = BUF_INIT;
-		json_t *doc;
-		char *text;
-
 		if (api_store_job(a, id, &job, &e) == 0) {
-			doc = job_info_to_json(&job);
+			api_events_final(a, req, &job);
 			job_info_release(&job);
-			text = json_dumps(doc, JSON_COMPACT);
-			buf_printf(&b, "event: end\ndata: %s\n\n", text ? text : "{}");
-			free(text);
-			json_decref(doc);
-			api_count_status(a, 200);
-			httpd_respond(req, 200, "text/event-stream", b.data, b.len);
-			buf_release(&b);
 			return;
 		}
 	}
@@ -120,6 +116,38 @@ void api_job_events(struct api *a, struct httpd_request *req, const char *id)
 		api_reply_error(a, req, 404, "not_found", "no job '%s'", id);
 	else
 		api_reply_backend(a, req, &e, "backend");
+}
+
+/* Runs `op` (queue_cancel, queue_retry_dead) on the job `id` in each
+ * served queue until one knows it. Returns what op returned (-1 with e
+ * when no queue has it or Redis failed); *qi is that queue's index. */
+static int on_served(struct api *a, struct queue *q, const char *id,
+		     int (*op)(struct queue *, const char *, const char *, struct err *),
+		     size_t *qi, struct err *e)
+{
+	size_t i;
+	int rc = -1;
+
+	err_set(e, ERR_NOTFOUND, "no job '%s'", id);
+	for (i = 0; i < a->nqueues; i++) {
+		rc = op(q, a->queues[i], id, e);
+		if (rc >= 0 || e->code != ERR_NOTFOUND)
+			break;
+	}
+	*qi = i;
+	return rc;
+}
+
+/* The answer to an operation on a job that failed: 404, 409 or 503/500. */
+static void reply_op_error(struct api *a, struct httpd_request *req, const struct err *e,
+			   const char *id, const char *what)
+{
+	if (e->code == ERR_NOTFOUND)
+		api_reply_error(a, req, 404, "not_found", "no job '%s'", id);
+	else if (e->code == ERR_CONFLICT)
+		api_reply_error(a, req, 409, "conflict", "%s", e->msg);
+	else
+		api_reply_backend(a, req, e, what);
 }
 
 void api_cancel_job(struct api *a, struct httpd_request *req, const char *id)
@@ -138,12 +166,7 @@ void api_cancel_job(struct api *a, struct httpd_request *req, const char *id)
 	for (i = 0; a->store && !atomic_load(&a->finals_on) && i < a->nqueues; i++)
 		if (queue_finals_enable(q, a->queues[i], NULL) == 0 && i + 1 == a->nqueues)
 			atomic_store(&a->finals_on, 1);
-	err_set(&e, ERR_NOTFOUND, "no job '%s'", id);
-	for (i = 0; i < a->nqueues; i++) {
-		rc = queue_cancel(q, a->queues[i], id, &e);
-		if (rc >= 0 || e.code != ERR_NOTFOUND)
-			break;
-	}
+	rc = on_served(a, q, id, queue_cancel, &i, &e);
 	/* the cancelled webhook is a job of its own: someone must run it */
 	if (rc == QUEUE_CANCELLED_DELIVERY)
 		live = queue_live_workers(q, a->queues[i], NULL) != 0;
@@ -189,12 +212,7 @@ void api_cancel_job(struct api *a, struct httpd_request *req, const char *id)
 			}
 		}
 	}
-	if (e.code == ERR_NOTFOUND)
-		api_reply_error(a, req, 404, "not_found", "no job '%s'", id);
-	else if (e.code == ERR_CONFLICT)
-		api_reply_error(a, req, 409, "conflict", "%s", e.msg);
-	else
-		api_reply_backend(a, req, &e, "backend");
+	reply_op_error(a, req, &e, id, "backend");
 }
 
 void api_retry_job(struct api *a, struct httpd_request *req, const char *id)
@@ -208,12 +226,7 @@ void api_retry_job(struct api *a, struct httpd_request *req, const char *id)
 		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
 		return;
 	}
-	err_set(&e, ERR_NOTFOUND, "no job '%s'", id);
-	for (i = 0; i < a->nqueues; i++) {
-		rc = queue_retry_dead(q, a->queues[i], id, &e);
-		if (rc >= 0 || e.code != ERR_NOTFOUND)
-			break;
-	}
+	rc = on_served(a, q, id, queue_retry_dead, &i, &e);
 	if (rc == 0) {
 		live = queue_live_workers(q, a->queues[i], NULL) != 0;
 	}
@@ -226,8 +239,9 @@ void api_retry_job(struct api *a, struct httpd_request *req, const char *id)
 			    e2.code != ERR_NOTFOUND)
 				log_warn("cannot record the retry", "job_id", id, "error", e2.msg);
 		}
-		api_reply_json(a, req, 200, json_pack("{s:s,s:s}", "id", id, "status", "queued"));
+		/* the wake goes out before the answer (no CPU after it) */
 		wake_notify(a->wake, live);
+		api_reply_json(a, req, 200, json_pack("{s:s,s:s}", "id", id, "status", "queued"));
 		return;
 	}
 	if (e.code == ERR_NOTFOUND)
@@ -274,7 +288,26 @@ static json_t *label_filter(const char *s)
 	return o;
 }
 
-#define LIST_SCAN_MAX 10000 /* ids looked at for one filtered page */
+/* ?type=: a job type's name, 1 to 64 of [A-Za-z0-9_.-]. */
+static int type_ok(const char *s)
+{
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-");
+
+	return n >= 1 && n <= 64 && !s[n];
+}
+
+/* ?id=: part of a job id, 1 to 36 of [0-9A-Fa-f-], lowercased into out
+ * (UUID_STR_LEN bytes). */
+static int id_part_ok(const char *s, char *out)
+{
+	size_t n = strspn(s, "0123456789abcdefABCDEF-"), i;
+
+	if (n < 1 || n >= UUID_STR_LEN || s[n])
+		return 0;
+	for (i = 0; i <= n; i++)
+		out[i] = (char)(s[i] >= 'A' && s[i] <= 'F' ? s[i] - 'A' + 'a' : s[i]);
+	return 1;
+}
 
 void api_list_jobs(struct api *a, struct httpd_request *req, const char *queue)
 {
@@ -282,12 +315,17 @@ void api_list_jobs(struct api *a, struct httpd_request *req, const char *queue)
 	const char *limit_s = httpd_query(req, "limit");
 	const char *offset_s = httpd_query(req, "offset");
 	const char *label_s = httpd_query(req, "label");
+	const char *type_s = httpd_query(req, "type");
+	const char *id_s = httpd_query(req, "id");
 	enum job_status st = JOB_QUEUED;
-	int64_t limit = 50, offset = 0, scanned = 0;
+	int64_t limit = 50, offset = 0;
 	json_t *arr, *want = NULL, *body;
+	struct queue_find f;
+	char id_part[UUID_STR_LEN];
 	struct queue *q;
 	struct err e;
-	int n, i, more = 1;
+	size_t i;
+	int rc;
 
 	if (api_served_index(a, queue) < 0) {
 		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
@@ -306,6 +344,16 @@ void api_list_jobs(struct api *a, struct httpd_request *req, const char *queue)
 		api_reply_error(a, req, 400, "invalid_query", "query 'offset': expected an integer >= 0");
 		return;
 	}
+	if (type_s && !type_ok(type_s)) {
+		api_reply_error(a, req, 400, "invalid_query",
+			    "query 'type': expected a job type (1 to 64 of [A-Za-z0-9_.-])");
+		return;
+	}
+	if (id_s && !id_part_ok(id_s, id_part)) {
+		api_reply_error(a, req, 400, "invalid_query",
+			    "query 'id': expected part of a job id (1 to 36 of [0-9a-f-])");
+		return;
+	}
 	if (label_s && !(want = label_filter(label_s))) {
 		api_reply_error(a, req, 400, "invalid_query",
 			    "query 'label': expected KEY:VALUE (a key of [A-Za-z0-9_./-])");
@@ -318,43 +366,32 @@ void api_list_jobs(struct api *a, struct httpd_request *req, const char *queue)
 		return;
 	}
 	/* Without a filter one window of `limit` ids; with one, windows until
-	 * `limit` jobs match or LIST_SCAN_MAX ids were looked at.
+	 * `limit` jobs match or QUEUE_FIND_SCAN ids were looked at.
 	 * next_offset resumes the scan. */
-	arr = json_array();
-	while (more && (int64_t)json_array_size(arr) < limit) {
-		size_t win = want ? LIST_MAX : (size_t)limit;
-		char **ids = NULL;
-
-		n = queue_list(q, queue, st, (size_t)(offset + scanned), win, &ids, &e);
-		if (n < 0) {
-			api_qput(a, q);
-			json_decref(arr);
-			json_decref(want);
-			api_reply_backend(a, req, &e, "redis");
-			return;
-		}
-		more = want && (size_t)n == win;
-		for (i = 0; i < n; i++) {
-			struct job_info job;
-
-			if ((int64_t)json_array_size(arr) < limit) {
-				scanned++;
-				if (queue_job_get(q, queue, ids[i], &job, NULL) == 0) {
-					if (job_info_has_labels(&job, want))
-						json_array_append_new(arr, job_info_to_json(&job));
-					job_info_release(&job);
-				}
-			}
-			free(ids[i]);
-		}
-		free(ids);
-		if (scanned >= LIST_SCAN_MAX)
-			more = 0;
-	}
+	memset(&f, 0, sizeof(f));
+	f.state = st;
+	f.type = type_s;
+	f.id_part = id_s ? id_part : NULL;
+	f.labels = want;
+	f.offset = (size_t)offset;
+	f.max = (size_t)limit;
+	f.jobs = xcalloc(f.max, sizeof(*f.jobs));
+	rc = queue_find(q, queue, &f, &e);
 	api_qput(a, q);
 	json_decref(want);
+	if (rc < 0) {
+		free(f.jobs);
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	arr = json_array();
+	for (i = 0; i < f.njobs; i++) {
+		json_array_append_new(arr, job_info_to_json(&f.jobs[i]));
+		job_info_release(&f.jobs[i]);
+	}
+	free(f.jobs);
 	body = json_pack("{s:s,s:s,s:o}", "queue", queue, "state", job_status_name(st),
 			 "jobs", arr);
-	json_object_set_new(body, "next_offset", json_integer(offset + scanned));
+	json_object_set_new(body, "next_offset", json_integer((json_int_t)f.next_offset));
 	api_reply_json(a, req, 200, body);
 }

@@ -22,6 +22,8 @@ struct api {
 	char **queues;               /* served queues */
 	size_t nqueues;
 	char **tokens;               /* NULL-terminated; NULL when no_auth */
+	char **cors;                 /* CORS_ORIGINS, NULL-terminated; NULL = none */
+	int cors_any;                /* "*" among them */
 	struct queue_opts qopts;     /* REDIS_URL, parsed once at start */
 	struct store *store;         /* NULL: Redis only */
 	struct wake *wake;           /* NULL: no WAKE_URL */
@@ -68,6 +70,10 @@ void api_qput(struct api *a, struct queue *q);
 int api_served_index(struct api *a, const char *queue);
 
 /* ---- routes (routes.c) ---------------------------------------------------- */
+
+/* The cookie a browser may hold the API token in (routes that take it:
+ * the event stream, which EventSource opens without headers). */
+#define API_TOKEN_COOKIE "wakeq_token"
 
 /* The httpd handler of the API: finds the route of the request in the
  * table, checks the token, the path parameter and the method, and calls
@@ -134,6 +140,13 @@ struct reconcile_stats;
  * the metrics, and a wake when jobs came back. Returns as reconcile_run. */
 int api_reconcile(struct api *a, struct reconcile_stats *st, struct err *err);
 void api_get_queues(struct api *a, struct httpd_request *req, const char *arg);
+void api_get_queue(struct api *a, struct httpd_request *req, const char *queue);
+/* Jobs due and not running: queued, and delayed ones whose time has come
+ * (not promoted yet). The one definition of a queue's backlog (GET
+ * /v1/queues/{queue}, /metrics). */
+int64_t api_backlog(const struct queue_counts *c, const struct queue_stats *s);
+/* Seconds since the longest-waiting due job became due; 0 when none. */
+double api_oldest_due_age_s(const struct queue_stats *s);
 /* POST /v1/queues/{queue}/pause and /resume (a resume wakes a worker when
  * due work has none). */
 void api_pause_queue(struct api *a, struct httpd_request *req, const char *queue);
@@ -143,6 +156,11 @@ void api_get_settings(struct api *a, struct httpd_request *req, const char *queu
 void api_put_settings(struct api *a, struct httpd_request *req, const char *queue);
 void api_post_reconcile(struct api *a, struct httpd_request *req,
 			const char *arg);
+/* POST /v1/queues/{queue}/purge-dead: deletes the queue's dead jobs. */
+void api_purge_dead(struct api *a, struct httpd_request *req,
+		    const char *queue);
+/* POST /v1/wake: asks the waker for a wake now (409 without WAKE_URL). */
+void api_post_wake(struct api *a, struct httpd_request *req, const char *arg);
 
 /* ---- cron schedules (schedules.c) ------------------------------------------- */
 
@@ -160,6 +178,33 @@ void api_openapi(struct api *a, struct httpd_request *req, const char *arg);
 void api_readyz(struct api *a, struct httpd_request *req, const char *arg);
 void api_metrics(struct api *a, struct httpd_request *req, const char *arg);
 
+/* ---- the dashboard (dashboard.c) ------------------------------------- */
+
+/* The route table lists the dashboard's files under this path (keep the
+ * table's literals in step); they answer at cfg.dashboard_path. */
+#define API_DASHBOARD_ROUTE "/dashboard"
+
+/* Checks cfg.dashboard_path (NULL becomes API_DASHBOARD_ROUTE). Returns 0,
+ * or -1 with err ERR_INVALID naming DASHBOARD_PATH. */
+int api_dashboard_init(struct api *a, struct err *err);
+/* The path to look up in the route table for the request path `path`:
+ * `path` itself, or for a path at or under DASHBOARD_PATH the same under
+ * API_DASHBOARD_ROUTE (written to buf), or NULL when no route may answer
+ * it (API_DASHBOARD_ROUTE itself while the dashboard answers elsewhere or
+ * nowhere, or a mapped path longer than size). */
+const char *api_dashboard_route(struct api *a, const char *path, char *buf,
+				size_t size);
+void api_dashboard_page(struct api *a, struct httpd_request *req,
+			const char *arg);
+void api_dashboard_js(struct api *a, struct httpd_request *req,
+		      const char *arg);
+void api_dashboard_css(struct api *a, struct httpd_request *req,
+		       const char *arg);
+
+/* Whether a route of the table other than the dashboard's is `prefix` or
+ * lies under prefix + "/" (routes.c). */
+int api_route_taken(const char *prefix);
+
 /* ---- server-sent events (events.c) ---------------------------------- */
 
 struct api_hub *api_hub_new(struct api *a, struct err *err);
@@ -167,6 +212,11 @@ void api_hub_free(struct api_hub *h);
 /* Serves GET /v1/jobs/{id}/events for a job known to be in `queue`. */
 void api_hub_serve(struct api_hub *h, struct httpd_request *req,
 		   const char *queue, const char *id);
+/* Answers the events of a job that has ended: 204 when the request's
+ * Last-Event-ID shows the client has seen the end (EventSource then
+ * stops reconnecting), else a stream of one `end` event. */
+void api_events_final(struct api *a, struct httpd_request *req,
+		      const struct job_info *job);
 /* Number of open streams. */
 int api_hub_streams(struct api_hub *h);
 

@@ -1,6 +1,9 @@
 /* queues.c - the queues as a whole: GET /v1/queues (counts by state and
- * live workers per served queue), pause and resume, the settings (GET and
- * PUT /v1/queues/{queue}/settings), and reconcile between
+ * live workers per served queue), GET /v1/queues/{queue} (one queue with
+ * its backlog, for dashboards and autoscalers: KEDA's metrics-api scaler
+ * reads `backlog`), pause and resume, the settings (GET and PUT
+ * /v1/queues/{queue}/settings), POST /v1/queues/{queue}/purge-dead, POST
+ * /v1/wake (a wake now, through the API's waker) and reconcile between
  * Postgres and Redis (POST /v1/reconcile; the timer in api.c runs the
  * same pass). */
 #include "api/priv.h"
@@ -25,6 +28,51 @@ static json_t *counts_json(const struct queue_counts *c)
 	json_object_set_new(o, "done_total", json_integer(c->done_total));
 	json_object_set_new(o, "failed_total", json_integer(c->failed_total));
 	return o;
+}
+
+int64_t api_backlog(const struct queue_counts *c, const struct queue_stats *s)
+{
+	/* c->due: the queued jobs a worker could lease now (none while
+	 * paused; those held by a rate limit or a concurrency cap not) */
+	return c->paused ? 0 : c->due + s->due;
+}
+
+double api_oldest_due_age_s(const struct queue_stats *s)
+{
+	if (!s->oldest_due_ms || s->now_ms < s->oldest_due_ms)
+		return 0;
+	return (double)(s->now_ms - s->oldest_due_ms) / 1000;
+}
+
+void api_get_queue(struct api *a, struct httpd_request *req, const char *queue)
+{
+	struct queue_counts c;
+	struct queue_stats s;
+	struct queue *q;
+	struct err e;
+	json_t *o;
+
+	if (api_served_index(a, queue) < 0) {
+		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
+		return;
+	}
+	q = api_qget(a, NULL);
+	if (!q) {
+		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
+		return;
+	}
+	if (queue_counts(q, queue, &c, &e) < 0 || queue_stats_read(q, queue, &s, &e) < 0) {
+		api_qput(a, q);
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	api_qput(a, q);
+	o = counts_json(&c);
+	json_object_set_new(o, "queue", json_string(queue));
+	json_object_set_new(o, "backlog", json_integer(api_backlog(&c, &s)));
+	json_object_set_new(o, "oldest_due_age_s", json_real(api_oldest_due_age_s(&s)));
+	queue_stats_release(&s);
+	api_reply_json(a, req, 200, o);
 }
 
 static void pause_or_resume(struct api *a, struct httpd_request *req,
@@ -232,4 +280,47 @@ void api_post_reconcile(struct api *a, struct httpd_request *req, const char *ar
 		return;
 	}
 	api_reply_json(a, req, 200, reconcile_json(&st));
+}
+
+void api_purge_dead(struct api *a, struct httpd_request *req, const char *queue)
+{
+	struct queue *q;
+	struct err e;
+	int64_t n;
+
+	if (api_served_index(a, queue) < 0) {
+		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
+		return;
+	}
+	q = api_qget(a, &e);
+	if (!q) {
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	/* the Postgres rows of these jobs keep their final state (failed):
+	 * the record of the failure outlives the dead letter */
+	n = queue_purge_dead(q, queue, &e);
+	api_qput(a, q);
+	if (n < 0) {
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	api_reply_json(a, req, 200, json_pack("{s:s,s:I}", "queue", queue, "purged", (json_int_t)n));
+}
+
+void api_post_wake(struct api *a, struct httpd_request *req, const char *arg)
+{
+	struct wake_stats ws;
+
+	(void)arg;
+	if (!a->wake) {
+		api_reply_error(a, req, 409, "conflict",
+			    "no WAKE_URL: this API has no worker to wake");
+		return;
+	}
+	/* with a wake open, the worker is draining and takes every due job;
+	 * the waker then checks the backlog when that wake ends */
+	wake_get_stats(a->wake, &ws);
+	wake_notify(a->wake, 0);
+	api_reply_json(a, req, 202, json_pack("{s:s}", "wake", ws.in_flight > 0 ? "in_flight" : "requested"));
 }

@@ -49,6 +49,42 @@ static const char *type_word(const struct config_var *v)
 	}
 }
 
+/* Whether [p, end) is a token a bearer header can carry: not empty, no
+ * whitespace or control character. */
+static int token_ok(const char *p, const char *end)
+{
+	if (p == end)
+		return 0;
+	for (; p < end; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* CONFIG_TOKEN(_LIST): "" is none; otherwise every token must be good. */
+static int tokens_ok(const char *text, int list)
+{
+	const char *p = text, *end;
+
+	if (!*text)
+		return 1;
+	if (!list)
+		return token_ok(text, text + strlen(text));
+	for (;;) {
+		end = p + strcspn(p, ",");
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		if (!token_ok(p, end))
+			return 0;
+		p = end + strspn(end, " \t");
+		if (!*p)
+			return 1;
+		p++; /* the comma */
+	}
+}
+
 static int set_value(const struct config_var *v, void *cfg, const char *text,
 		     struct err *err)
 {
@@ -61,6 +97,14 @@ static int set_value(const struct config_var *v, void *cfg, const char *text,
 
 	switch (v->type) {
 	case CONFIG_STRING:
+		if ((v->flags & (CONFIG_TOKEN | CONFIG_TOKEN_LIST)) &&
+		    !tokens_ok(text, (v->flags & CONFIG_TOKEN_LIST) != 0))
+			return err_set(err, ERR_INVALID,
+				       "bad %s: %s blank or holds whitespace "
+				       "(it could never match a bearer header); "
+				       "leave it empty for none", v->name,
+				       v->flags & CONFIG_TOKEN_LIST ? "a token in the list is"
+								    : "the token is");
 		free(*(char **)field);
 		*(char **)field = xstrdup(text);
 		return 0;

@@ -36,6 +36,13 @@ struct config_choice {
 #define CONFIG_CHOICES_END { NULL, 0 }
 
 #define CONFIG_SECRET 1u /* never printed, not even as a default */
+/* A CONFIG_STRING that is a bearer token: empty (none), or a token with no
+ * whitespace or control character. A blank or spaced token could never
+ * match an Authorization header, so it is refused rather than taken. */
+#define CONFIG_TOKEN 2u
+/* The same for a comma-separated list of tokens (blanks around the commas
+ * are ignored; no item may be empty). */
+#define CONFIG_TOKEN_LIST 4u
 
 struct config_var {
 	const char *name;   /* environment variable */

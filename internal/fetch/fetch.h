@@ -93,6 +93,26 @@ int fetch_output_commit(struct fetch_output *out, atomic_int *cancel,
  * never remain) and frees `out`'s memory. Safe on a zeroed struct. */
 void fetch_output_release(struct fetch_output *out);
 
+/* Partial outputs. A file:// output is written to ".NAME.part-XXXXXX.EXT"
+ * beside its target until it is committed. A worker killed meanwhile
+ * (SIGKILL, out of memory, a lost host) leaves it behind. While a job
+ * writes one, its worker refreshes its mtime every FETCH_PART_TOUCH_S (the
+ * media child's parent does), so one untouched for FETCH_PART_STALE_S has
+ * no writer left, whatever the job's length. */
+#define FETCH_PART_TOUCH_S 60
+#define FETCH_PART_STALE_S 600
+
+/* Whether `name` (a file name, no folder) is a partial output's. */
+int fetch_is_part_name(const char *name);
+
+/* Removes partial outputs not modified for `older_than_s` seconds from
+ * DATA_DIR and its folders: symlinks are not followed, other filesystems
+ * not entered, 32 levels at most. Blocks for one walk of DATA_DIR; stops
+ * early once *stop (may be NULL) is non-zero. Returns the count removed,
+ * or -1 with err set when DATA_DIR cannot be opened. */
+long fetch_sweep_parts(double older_than_s, const atomic_int *stop,
+		       struct err *err);
+
 /* ---- outbound address policy ---------------------------------------
  *
  * ALLOW_PRIVATE_NETWORKS (job_settings.allow_private) is a comma list;
@@ -175,8 +195,11 @@ struct fetch_request {
 	const char *allow_private;   /* the address policy of this request, as
 				      * ALLOW_PRIVATE_NETWORKS; NULL =
 				      * job_settings.allow_private. For URLs
-				      * an operator gave (the CLI's API URL),
-				      * never for a job's. */
+				      * an operator gave (the CLI's API URL,
+				      * a handler entry's URL), never for a
+				      * job's. */
+	int64_t max_response_bytes;  /* body bytes kept; 0 =
+				      * fetch_limits.max_response_bytes */
 };
 
 struct fetch_response {
@@ -208,6 +231,10 @@ int fetch_status_error(long status, const char *what, struct err *err);
 
 /* Whether an error code means "retry later". */
 int fetch_retryable(enum err_code code);
+
+/* `s` percent-encoded for a URL's query (all but unreserved characters).
+ * Caller frees. Never fails (out of memory aborts). */
+char *fetch_url_escape(const char *s);
 
 /* ---- S3 ---------------------------------------------------------------
  *
@@ -255,5 +282,43 @@ void fetch_bind_jobs(void);
  * and the rest never do. Thread-safe. Returns 0 with `out` filled, or -1
  * when not on Google Cloud or not known. */
 int fetch_gcp_project(char *out, size_t cap);
+
+/* ---- Google service account tokens -----------------------------------
+ *
+ * The service account's tokens from the metadata server (GCE_METADATA_HOST
+ * "host[:port]", else metadata.google.internal; "Metadata-Flavor:
+ * Google"), cached per audience or scope list and metadata host for the
+ * process and renewed 5 minutes before they expire (half their lifetime
+ * when that is shorter). One home for every caller: the waker, the Cloud
+ * Tasks client, http handlers and http.request. Thread-safe. A cold cache
+ * blocks up to 5 s on the metadata server (callers wanting the same token
+ * wait for one ask); a warm one never blocks. */
+
+/* The scope of access tokens for Google Cloud APIs. */
+#define FETCH_GCP_SCOPE_CLOUD "https://www.googleapis.com/auth/cloud-platform"
+
+/* An OIDC identity token (a JWT) whose `aud` is `audience`, as Cloud Run
+ * checks it. Returns the token (caller frees), or NULL with err:
+ * ERR_UNAVAILABLE (metadata server unreachable or 5xx), ERR_AUTH (it
+ * refused), ERR_PROTOCOL (not a JWT), ERR_INVALID (no audience). When a
+ * renewal fails while the cached token has more than half its renewal
+ * margin left (2.5 min of an hour's token), that one is returned. */
+char *fetch_gcp_id_token(const char *audience, struct err *err);
+
+/* An OAuth 2 access token for `scopes` (space-separated; NULL =
+ * FETCH_GCP_SCOPE_CLOUD) from {"access_token", "expires_in"}. Returns and
+ * fails as fetch_gcp_id_token. */
+char *fetch_gcp_access_token(const char *scopes, struct err *err);
+
+/* The exp claim of a JWT (seconds since the epoch), or -1 when `jwt` is
+ * not a JWT with one. The signature is not checked. */
+int64_t fetch_jwt_exp(const char *jwt);
+
+/* Tokens asked of metadata servers by this process so far (for tests
+ * and metrics). */
+uint64_t fetch_gcp_token_asks(void);
+
+/* Drops every cached token (tests). */
+void fetch_gcp_tokens_forget(void);
 
 #endif

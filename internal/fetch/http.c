@@ -249,6 +249,19 @@ static int curl_error(struct xfer *x, CURLcode rc, const char *what,
 	}
 }
 
+char *fetch_url_escape(const char *s)
+{
+	char *e, *out;
+
+	pthread_once(&once, global_init);
+	e = curl_easy_escape(NULL, s ? s : "", 0);
+	if (!e)
+		abort();
+	out = xstrdup(e);
+	curl_free(e);
+	return out;
+}
+
 int fetch_status_error(long status, const char *what, struct err *err)
 {
 	enum err_code code;
@@ -594,7 +607,8 @@ static int request(const struct fetch_request *req, int trusted,
 	x.headers = &resp->headers;
 	x.mem = &resp->body;
 	x.truncated = &resp->truncated;
-	x.cap = fetch_limits.max_response_bytes;
+	x.cap = req->max_response_bytes > 0 ? req->max_response_bytes
+					    : fetch_limits.max_response_bytes;
 	for (line = req->headers; line && *line; line++)
 		h = curl_slist_append(h, *line);
 	if (s.url)

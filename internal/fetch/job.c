@@ -1,7 +1,14 @@
 /* job.c - the http.request job type.
  *
  * Payload: {url, method="GET", headers={name: value}, body (a string, or
- * any other JSON value sent as JSON), timeout_s=30, expect_status?}.
+ * any other JSON value sent as JSON), timeout_s=30, expect_status?,
+ * auth?: {oidc_audience}}.
+ *
+ * auth.oidc_audience sends the worker's OIDC identity token for that
+ * audience (fetch_gcp_id_token: a private Cloud Run service checks it).
+ * The token is a credential for the service it names, so it only goes to
+ * that service: the audience must be a URL of the same origin (scheme,
+ * host, port) as `url`, and redirects are not followed.
  * Result: {status, headers: {lowercase name: value}, body (UTF-8 text) or
  * body_base64 (other bytes), truncated} with the body capped at
  * fetch_limits.max_response_bytes.
@@ -17,6 +24,7 @@
 #include "job/job.h"
 
 #include <ctype.h>
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,13 +105,42 @@ static void excerpt(const struct buf *b, char out[128])
 	out[n] = 0;
 }
 
+/* Whether two http(s) URLs have the same origin (scheme, host, port;
+ * default ports filled in, case ignored). */
+static int same_origin(const char *a, const char *b)
+{
+	CURLU *u[2] = { curl_url(), curl_url() };
+	char *p[2][3] = { { NULL } };
+	const CURLUPart parts[3] = { CURLUPART_SCHEME, CURLUPART_HOST, CURLUPART_PORT };
+	const char *url[2] = { a, b };
+	int i, k, same = 1;
+
+	for (i = 0; i < 2; i++) {
+		if (!u[i] || curl_url_set(u[i], CURLUPART_URL, url[i], 0) != CURLUE_OK) {
+			same = 0;
+			continue;
+		}
+		for (k = 0; k < 3; k++)
+			if (curl_url_get(u[i], parts[k], &p[i][k], CURLU_DEFAULT_PORT) != CURLUE_OK)
+				same = 0;
+	}
+	for (k = 0; same && k < 3; k++)
+		same = p[0][k] && p[1][k] && !strcasecmp(p[0][k], p[1][k]);
+	for (i = 0; i < 2; i++) {
+		for (k = 0; k < 3; k++)
+			curl_free(p[i][k]);
+		curl_url_cleanup(u[i]);
+	}
+	return same;
+}
+
 static int run_http_request(const struct job_run *run, struct job_outcome *out)
 {
 	struct fetch_request req = { 0 };
 	struct fetch_response resp = FETCH_RESPONSE_INIT;
 	const json_t *hdrs, *body, *v;
-	const char *key, *bkey, **lines = NULL;
-	char *body_text = NULL, ex[128];
+	const char *key, *bkey, **lines = NULL, *aud = NULL;
+	char *body_text = NULL, *auth = NULL, ex[128];
 	double timeout = 30, expect = 0;
 	size_t n = 0, i = 0;
 	struct err e;
@@ -113,9 +150,31 @@ static int run_http_request(const struct job_run *run, struct job_outcome *out)
 	job_get_string(run->payload, "method", 0, &req.method, NULL);
 	job_get_number(run->payload, "timeout_s", 0, 0.001, 86400, &timeout, NULL);
 	job_get_number(run->payload, "expect_status", 0, 100, 599, &expect, NULL);
+	v = json_object_get(run->payload, "auth");
+	if (json_is_object(v))
+		job_get_string(v, "oidc_audience", 0, &aud, NULL);
+	if (aud) {
+		char *tok;
+
+		if (!same_origin(aud, req.url)) {
+			rc = job_fail(out, 0, "auth.oidc_audience '%.200s' is not the origin of "
+				      "url '%.200s': an identity token only goes to the service "
+				      "it is minted for", aud, req.url);
+			goto out;
+		}
+		tok = fetch_gcp_id_token(aud, &e);
+		if (!tok) {
+			rc = job_fail(out, fetch_retryable(e.code), "%s", e.msg);
+			goto out;
+		}
+		auth = xasprintf("Authorization: Bearer %s", tok);
+		memset(tok, 0, strlen(tok));
+		free(tok);
+		req.no_follow = 1;
+	}
 	hdrs = json_object_get(run->payload, "headers");
 	if (json_is_object(hdrs)) {
-		lines = xcalloc(json_object_size(hdrs) + 2, sizeof(*lines));
+		lines = xcalloc(json_object_size(hdrs) + 3, sizeof(*lines));
 		json_object_foreach((json_t *)hdrs, key, v) {
 			if (!json_is_string(v))
 				continue;
@@ -137,9 +196,16 @@ static int run_http_request(const struct job_run *run, struct job_outcome *out)
 		req.body_len = body_text ? strlen(body_text) : 0;
 		if (!has_ct) {
 			if (!lines)
-				lines = xcalloc(2, sizeof(*lines));
+				lines = xcalloc(3, sizeof(*lines));
 			lines[n++] = xstrdup("Content-Type: application/json");
 		}
+	}
+	if (auth) {
+		/* not from the headers object: the check refuses both */
+		if (!lines)
+			lines = xcalloc(2, sizeof(*lines));
+		lines[n++] = auth;
+		auth = NULL;
 	}
 	req.headers = lines;
 	req.timeout_s = timeout;
@@ -183,8 +249,11 @@ static int run_http_request(const struct job_run *run, struct job_outcome *out)
 	job_progress(run, 100, NULL);
 	rc = 0;
 out:
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		memset((void *)lines[i], 0, strlen(lines[i])); /* maybe a token */
 		free((void *)lines[i]);
+	}
+	free(auth);
 	free(lines);
 	free(body_text);
 	fetch_response_release(&resp);

@@ -29,12 +29,14 @@
  * temp file is created (O_EXCL) in the last one and renamed into place
  * within that same descriptor on commit.
  */
+#include "fetch/fetch.h"
 #include "fetch/priv.h"
 
 #include "base/mem.h"
 #include "job/job.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -46,11 +48,13 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_PARTS 64
 /* openat2 answers EAGAIN when a rename elsewhere raced its lookup */
 #define OPEN_TRIES 64
+#define SWEEP_DEPTH 32
 
 int fetch_has_scheme(const char *url, const char *scheme)
 {
@@ -588,4 +592,91 @@ void fetch_file_output_release(struct fetch_output *out)
 		close(out->dirfd);
 	out->fd = out->dirfd = 0;
 	out->part[0] = out->name[0] = 0;
+}
+
+/* ".NAME.part-XXXXXX" then "" or "." and 1 to 8 letters or digits: what
+ * fetch_file_output makes (part_name fills the X with letters and
+ * digits). The API's uploads (".NAME.part", no suffix) are not ours. */
+int fetch_is_part_name(const char *name)
+{
+	const char *p;
+
+	if (name[0] != '.' || !name[1])
+		return 0;
+	for (p = strstr(name + 2, ".part-"); p; p = strstr(p + 1, ".part-")) {
+		const char *x = p + 6, *e;
+		int i;
+
+		for (i = 0; i < 6 && isalnum((unsigned char)x[i]); i++)
+			;
+		if (i < 6)
+			continue;
+		e = x + 6;
+		if (!*e)
+			return 1;
+		if (*e != '.' || strlen(e + 1) < 1 || strlen(e + 1) > 8)
+			continue;
+		for (i = 1; e[i] && isalnum((unsigned char)e[i]); i++)
+			;
+		if (!e[i])
+			return 1;
+	}
+	return 0;
+}
+
+/* One folder of the sweep; takes `dfd`. */
+static long sweep_dir(int dfd, int depth, dev_t dev, time_t cutoff,
+		      const atomic_int *stop)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *de;
+	long n = 0;
+
+	if (!d) {
+		close(dfd);
+		return 0;
+	}
+	while (!(stop && atomic_load(stop)) && (de = readdir(d))) {
+		struct stat st;
+		int sub;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (depth >= SWEEP_DEPTH || st.st_dev != dev)
+				continue;
+			sub = openat(dirfd(d), de->d_name,
+				     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0)
+				n += sweep_dir(sub, depth + 1, dev, cutoff, stop);
+		} else if (S_ISREG(st.st_mode) && st.st_mtime < cutoff &&
+			   fetch_is_part_name(de->d_name) &&
+			   unlinkat(dirfd(d), de->d_name, 0) == 0) {
+			n++;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+long fetch_sweep_parts(double older_than_s, const atomic_int *stop,
+		       struct err *err)
+{
+	char root[PATH_MAX];
+	struct stat st;
+	int pfd, fd;
+
+	if ((pfd = root_open(root, err)) < 0)
+		return -1;
+	close(pfd);
+	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		err_set(err, ERR_IO, "cannot open DATA_DIR '%s': %s", root, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return sweep_dir(fd, 0, st.st_dev, time(NULL) - (time_t)older_than_s, stop);
 }

@@ -15,8 +15,11 @@
  *   exec with persistent: true
  *               one long-lived process per slot speaking newline-
  *               delimited JSON on stdin/stdout (persist.c)
- *   http, plugin
- *               parsed and checked; their jobs fail with "not built yet"
+ *   plugin      a shared object speaking the C ABI of wakeq_handler.h
+ *               (installed as wakeq/handler.h), loaded at start-up and
+ *               run in the worker's slot threads (plugin.c)
+ *   http        the job POSTed to a URL, the 2xx JSON answer its result
+ *               (http.c), with an OIDC identity token or a static bearer
  *
  *   struct handler_registry reg;
  *   handler_registry_init(&reg);
@@ -92,11 +95,15 @@ struct handler {
 				 * the worker's own */
 	double kill_grace_s;
 	struct handler_limits limits;
-	/* http (parsed; not run yet) */
-	char *url;
-	char *oidc_audience;
-	/* plugin (parsed; not run yet) */
-	char *path;
+	/* http (http.c) */
+	char *url;              /* where each job is POSTed */
+	char *oidc_audience;    /* send an OIDC identity token for it; NULL =
+				 * none */
+	char *bearer_env;       /* or a static bearer from this variable of
+				 * the worker's environment; NULL = none */
+	int allow_private;      /* url may be loopback, private, link-local */
+	/* plugin */
+	char *path;             /* the shared object (handler_plugin_locate) */
 	/* set by handler_bind */
 	struct handler_rt *rt;
 };
@@ -195,17 +202,58 @@ struct handler_opts {
 
 /* Prepares every entry to run in this process and binds its runner
  * (job_bind): resolves exec commands in PATH, users, the environment
- * passed through; entries of kinds not built yet get a runner that fails
- * their jobs with a clear error. Call once, after
- * handler_registry_add_types and before any job runs; `reg` and `o` stay
- * borrowed until handler_stop. Returns 0, or -1 with err naming the entry
+ * passed through, http entries' bearer_env; plugins are loaded
+ * (handler_plugin_open). Call once, after handler_registry_add_types and
+ * before any job runs; `reg` and `o` stay borrowed until handler_stop.
+ * Returns 0, or -1 with err naming the entry
  * ("handler 'x' (handlers.json:3): command 'python4' not found in PATH"). */
 int handler_bind(struct handler_registry *reg, const struct handler_opts *o,
 		 struct err *err);
 
 /* Stops persistent processes (EOF on stdin, SIGTERM, then SIGKILL after
- * their grace) and kills every process group of a job still running.
- * Blocks for at most the longest kill grace. Call at worker exit. */
+ * their grace), kills every process group of a job still running, and
+ * shuts down plugins none of whose jobs is running. Blocks for at most the
+ * longest kill grace. Call at worker exit. */
 void handler_stop(void);
+
+/* ---- C plugins (plugin.c) ------------------------------------------------
+ * The loader of the ABI in handler/wakeq_handler.h, shared by the
+ * registry's `plugin` entries and the worker's media plugin: one place
+ * checks a plugin's ABI version and translates jobs and results. */
+
+struct handler_plugin;
+struct job_run;
+struct job_outcome;
+
+/* The file a plugin `name` names, into out (n bytes): a name with a slash
+ * as given (a relative one made absolute against the working directory);
+ * a bare file name beside this executable, else in ../lib/wakeq from it
+ * (where `make install` puts plugins), else the first of those. Returns 0,
+ * or -1 when out is too small. */
+int handler_plugin_locate(const char *name, char *out, size_t n);
+
+/* Loads the plugin at `path` (dlopen; a file already loaded is shared),
+ * checks its ABI version, its entry points and that it runs `type`, then
+ * calls its init for `type`. Returns the loaded plugin (caller owns:
+ * handler_plugin_close), or NULL with err: ERR_NOTFOUND when the file
+ * cannot be loaded ("cannot load plugin '...': ..."), ERR_INVALID
+ * otherwise, one line each ("plugin '/x/p.so' was built for handler ABI
+ * 2, this worker speaks ABI 1 (rebuild it against wakeq/handler.h)"). Call
+ * from one thread at a time; blocks for as long as the plugin's init. */
+struct handler_plugin *handler_plugin_open(const char *path, const char *type,
+					   struct err *err);
+
+/* Runs one job through the plugin: its payload as JSON text, progress and
+ * cancel passed through, the result text parsed back (at most
+ * `result_max` bytes, JSON) into out. Returns 0 or -1 as a job_run_fn
+ * does; the plugin's error text is the job's error as written.
+ * Thread-safe as far as the plugin is; blocks for the run. */
+int handler_plugin_run(struct handler_plugin *p, const struct job_run *run,
+		       int64_t result_max, struct job_outcome *out);
+
+/* Calls the plugin's shutdown and frees `p` (the object stays loaded: a
+ * plugin's code may still be referenced). No run may be in progress.
+ * Accepts NULL. */
+void handler_plugin_close(struct handler_plugin *p);
 
 #endif

@@ -29,6 +29,7 @@ struct handler_rt {
 	pthread_cond_t cv;       /* a concurrency place came free */
 	int running;             /* jobs of this type running now */
 	struct proc *idle;       /* persistent: processes waiting for a job */
+	char *bearer;            /* http: the static bearer (bearer_env) */
 	struct handler_rt *next; /* every bound entry, for handler_stop */
 };
 
@@ -98,11 +99,20 @@ void gate_leave(struct handler_rt *rt);
  * last percent (a line with a stage only keeps it). */
 int progress_line(const struct job_run *run, const char *line, size_t len, double *last);
 
+/* http.c: binds an http entry (reads bearer_env). Returns 0, or -1 with
+ * err naming the entry. */
+int http_bind(struct handler *h, const struct handler_opts *o, struct err *err);
+
 /* persist.c */
 int persist_run(struct handler_rt *rt, const struct job_run *run,
 		struct job_outcome *out);
 void persist_start_reaper(void);
 void persist_stop_all(void);
+
+/* plugin.c: binds a `plugin` entry (loads it; job_bind), and shuts
+ * down every plugin none of whose jobs is running (handler_stop). */
+int plugin_bind(struct handler *h, const struct handler_opts *o, struct err *err);
+void plugin_stop_all(void);
 
 /* exec.c: every bound entry (handler_bind), read by persist.c's reaper. */
 extern struct handler_rt *handler_rts;

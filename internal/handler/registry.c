@@ -45,6 +45,7 @@ static void handler_release(struct handler *h)
 	free(h->user);
 	free(h->url);
 	free(h->oidc_audience);
+	free(h->bearer_env);
 	free(h->path);
 	/* h->rt belongs to exec.c and lives until handler_stop */
 	memset(h, 0, sizeof(*h));
@@ -253,19 +254,25 @@ static int get_num(struct ctx *c, const json_t *v, const char *f, double min,
 	return 0;
 }
 
-static int get_int(struct ctx *c, const json_t *v, const char *f, int64_t min,
-		   int64_t max, int64_t *out)
+/* A JSON number that is a whole number in [min, max]. Returns 0 or -1. */
+static int whole(const json_t *v, int64_t min, int64_t max, int64_t *out)
 {
 	double d;
 
 	if (!json_is_number(v))
-		goto bad;
+		return -1;
 	d = json_number_value(v);
 	if (!isfinite(d) || d != floor(d) || d < (double)min || d > (double)max)
-		goto bad;
+		return -1;
 	*out = (int64_t)d;
 	return 0;
-bad:
+}
+
+static int get_int(struct ctx *c, const json_t *v, const char *f, int64_t min,
+		   int64_t max, int64_t *out)
+{
+	if (whole(v, min, max, out) == 0)
+		return 0;
 	return fail(c, f, "expected an integer from %lld to %lld", (long long)min,
 		    (long long)max);
 }
@@ -275,7 +282,6 @@ static int get_size(struct ctx *c, const json_t *v, const char *f, int64_t min,
 		    int64_t max, int64_t *out)
 {
 	int64_t n;
-	double d;
 
 	if (json_is_string(v)) {
 		if (!str_of(v) || parse_size(str_of(v), max, &n) < 0 || n < min)
@@ -283,13 +289,8 @@ static int get_size(struct ctx *c, const json_t *v, const char *f, int64_t min,
 		*out = n;
 		return 0;
 	}
-	if (!json_is_number(v))
-		goto bad;
-	d = json_number_value(v);
-	if (!isfinite(d) || d != floor(d) || d < (double)min || d > (double)max)
-		goto bad;
-	*out = (int64_t)d;
-	return 0;
+	if (whole(v, min, max, out) == 0)
+		return 0;
 bad:
 	return fail(c, f, "expected a size from %lld to %lld bytes (a number, or a "
 		    "string with K, M or G)", (long long)min, (long long)max);
@@ -442,7 +443,8 @@ static const struct {
 	{ "command", K_EXEC }, { "shell", K_EXEC }, { "persistent", K_EXEC },
 	{ "retry_exit_codes", K_EXEC }, { "env", K_EXEC }, { "user", K_EXEC },
 	{ "kill_grace_s", K_EXEC }, { "limits", K_EXEC },
-	{ "url", K_HTTP }, { "oidc_audience", K_HTTP },
+	{ "url", K_HTTP }, { "oidc_audience", K_HTTP }, { "bearer_env", K_HTTP },
+	{ "allow_private", K_HTTP },
 	{ "path", K_PLUGIN },
 };
 
@@ -501,7 +503,8 @@ static int parse_entry(struct ctx *c, const json_t *obj, struct handler *h)
 			return fail(c, k, "unknown field (known: kind, command, shell, "
 				    "persistent, timeout_s, max_attempts, concurrency, "
 				    "result_max, retry_exit_codes, env, user, kill_grace_s, "
-				    "limits, schema, description, url, oidc_audience, path)");
+				    "limits, schema, description, url, oidc_audience, bearer_env, "
+				    "allow_private, path)");
 		if (!(fields[i].kinds & (1 << h->kind)))
 			return fail(c, k, "does not apply to %s handlers",
 				    handler_kind_name(h->kind));
@@ -563,6 +566,17 @@ static int parse_entry(struct ctx *c, const json_t *obj, struct handler *h)
 		} else if (!strcmp(k, "oidc_audience")) {
 			if (get_str(c, v, k, 2048, &h->oidc_audience) < 0)
 				return -1;
+			if (strpbrk(h->oidc_audience, "\r\n"))
+				return fail(c, k, "expected one line");
+		} else if (!strcmp(k, "bearer_env")) {
+			if (get_str(c, v, k, 128, &h->bearer_env) < 0)
+				return -1;
+			if (!env_name_ok(h->bearer_env, strlen(h->bearer_env)))
+				return fail(c, k, "expected the name of an environment variable "
+					    "([A-Za-z_][A-Za-z0-9_]*) holding the token");
+		} else if (!strcmp(k, "allow_private")) {
+			if (get_bool(c, v, k, &h->allow_private) < 0)
+				return -1;
 		} else if (!strcmp(k, "path")) {
 			if (get_str(c, v, k, 4096, &h->path) < 0)
 				return -1;
@@ -572,6 +586,9 @@ static int parse_entry(struct ctx *c, const json_t *obj, struct handler *h)
 		return fail(c, "command", "is required for exec handlers");
 	if (h->kind == HANDLER_HTTP && !h->url)
 		return fail(c, "url", "is required for http handlers");
+	if (h->oidc_audience && h->bearer_env)
+		return fail(c, "bearer_env", "an http handler sends an OIDC token "
+			    "(oidc_audience) or a static bearer (bearer_env), not both");
 	if (h->kind == HANDLER_PLUGIN && !h->path)
 		return fail(c, "path", "is required for plugin handlers");
 	return 0;
@@ -922,6 +939,10 @@ json_t *handler_to_json(const struct handler *h)
 		json_object_set_new(o, "url", json_string(h->url));
 		if (h->oidc_audience)
 			json_object_set_new(o, "oidc_audience", json_string(h->oidc_audience));
+		/* the variable's name only, never its value */
+		if (h->bearer_env)
+			json_object_set_new(o, "bearer_env", json_string(h->bearer_env));
+		json_object_set_new(o, "allow_private", json_boolean(h->allow_private));
 	} else {
 		json_object_set_new(o, "path", json_string(h->path));
 	}
@@ -966,6 +987,12 @@ void handler_summary(const struct handler *h, char *buf, size_t n)
 			cat(buf, n, &off, " ...");
 	} else if (h->kind == HANDLER_HTTP) {
 		cat(buf, n, &off, " %.80s", h->url);
+		if (h->oidc_audience)
+			cat(buf, n, &off, "  oidc %.80s", h->oidc_audience);
+		else if (h->bearer_env)
+			cat(buf, n, &off, "  bearer $%.64s", h->bearer_env);
+		if (h->allow_private)
+			cat(buf, n, &off, "  allow_private");
 	} else {
 		cat(buf, n, &off, " %.80s", h->path);
 	}

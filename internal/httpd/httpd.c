@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -38,6 +39,18 @@ struct httpd {
 	atomic_int active;            /* requests not yet completed */
 	int (*sink_for)(struct httpd_request *req, void *ctx,
 			struct httpd_sink *sink);
+	/* connection limits (see "connection limits" below) */
+	pthread_mutex_t conn_lock;    /* guards the fields below and every
+				       * struct hconn */
+	pthread_cond_t conn_cond;     /* wakes the sweep thread */
+	struct hconn *wait_head;      /* waiting connections, oldest first */
+	struct hconn *wait_tail;
+	size_t nwaiting;
+	size_t wait_cap;              /* max_connections - reserve */
+	int64_t header_us, body_us;   /* the deadlines */
+	pthread_t sweeper;
+	int sweeping;                 /* sweeper started */
+	int stopping;                 /* sweeper asked to end */
 };
 
 struct header {
@@ -66,6 +79,7 @@ struct httpd_request {
 	enum httpd_sink_result sink_res;
 	uint64_t sink_bytes;
 	struct httpd_sink sink;
+	struct hconn *hc;             /* its connection's limits entry */
 };
 
 const char *httpd_method(const struct httpd_request *req) { return req->method; }
@@ -93,20 +107,33 @@ const char *httpd_peer(const struct httpd_request *req)
 	return req->peer;
 }
 
+const char *httpd_cookie(const struct httpd_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+int httpd_token_ok(const char *given, const char *const *tokens)
+{
+	int ok = 0;
+
+	if (!given)
+		return 0;
+	for (; tokens && *tokens; tokens++)
+		ok |= (*tokens)[0] && crypto_equal(given, strlen(given), *tokens,
+						   strlen(*tokens));
+	return ok;
+}
+
 int httpd_bearer_ok(const struct httpd_request *req, const char *const *tokens)
 {
 	const char *auth = httpd_header(req, "Authorization");
-	int ok = 0;
 
 	if (!auth || strncasecmp(auth, "Bearer ", 7))
 		return 0;
 	auth += 7;
 	while (*auth == ' ')
 		auth++;
-	for (; tokens && *tokens; tokens++)
-		ok |= (*tokens)[0] && crypto_equal(auth, strlen(auth), *tokens,
-						   strlen(*tokens));
-	return ok;
+	return httpd_token_ok(auth, tokens);
 }
 
 void httpd_add_header(struct httpd_request *req, const char *name,
@@ -456,19 +483,203 @@ static void push_stop_all(struct httpd *h)
 		all[n++] = p;
 	}
 	pthread_mutex_unlock(&h->push_lock);
-	for (i = 0; i < n; i++) {
-		struct MHD_Connection *resume;
-
-		p = all[i];
-		pthread_mutex_lock(&p->lock);
-		p->ended = 1;
-		resume = push_kick(p);
-		pthread_mutex_unlock(&p->lock);
-		if (resume)
-			MHD_resume_connection(resume);
-		push_unref(p);
-	}
+	for (i = 0; i < n; i++)
+		httpd_push_end(all[i]); /* ends it and drops the reference taken above */
 	free(all);
+}
+
+/* ---- connection limits ------------------------------------------------------
+ *
+ * libmicrohttpd's own timeout is an idle timeout, reset by every byte: a
+ * client sending a header byte every few seconds keeps its connection
+ * forever, and a thousand such clients hold every slot (and, in
+ * thread-per-connection mode, a thread each). So every connection is
+ * tracked here from accept to close (MHD_OPTION_NOTIFY_CONNECTION), in one
+ * of these phases:
+ *   HEADERS  waiting for a request's headers, since the connect or since
+ *            the previous answer went out (keep-alive);
+ *   BODY     headers in, a buffered body arriving (since the headers);
+ *   BUSY     in the handler, deferred, answering, or streaming its body to
+ *            a sink: never closed here;
+ *   KICKED   shut down here; libmicrohttpd has not closed it yet.
+ * HEADERS and BODY connections are "waiting", on a list ordered by `since`
+ * (a connection entering a phase goes to the tail). Two rules:
+ *   - deadlines: the sweep thread closes a connection that has been
+ *     HEADERS for header_us or BODY for body_us, whatever it trickled;
+ *   - reserve: at most wait_cap connections wait; a new connection past
+ *     that closes the oldest waiting one, right on accept. A flood of
+ *     connections that never finish a request thus only ever holds the
+ *     waiting slots, and only until newer connections come, while a new
+ *     client whose request arrives whole (the youngest, BUSY within a
+ *     round trip) gets a slot and keeps it until answered.
+ * Closing is shutdown(2): libmicrohttpd sees the end of the stream on the
+ * connection's own thread and closes it as usual. A socket is only shut
+ * down under conn_lock while its connection is registered, and it is
+ * unregistered (NOTIFY_CLOSED) before libmicrohttpd closes the descriptor
+ * (in 0.9.75 and 1.0), so a number reused by a newer connection is never
+ * touched.
+ */
+enum hconn_phase { HCONN_HEADERS, HCONN_BODY, HCONN_BUSY, HCONN_KICKED };
+
+struct hconn {
+	struct hconn *prev, *next;    /* on wait_* while HEADERS or BODY */
+	int fd;
+	enum hconn_phase phase;
+	int64_t since_us;             /* monotonic: entered its phase */
+};
+
+static int hconn_waits(const struct hconn *hc)
+{
+	return hc->phase == HCONN_HEADERS || hc->phase == HCONN_BODY;
+}
+
+/* conn_lock held. */
+static void hconn_unlink(struct httpd *h, struct hconn *hc)
+{
+	if (!hconn_waits(hc))
+		return;
+	if (hc->prev)
+		hc->prev->next = hc->next;
+	else
+		h->wait_head = hc->next;
+	if (hc->next)
+		hc->next->prev = hc->prev;
+	else
+		h->wait_tail = hc->prev;
+	hc->prev = hc->next = NULL;
+	h->nwaiting--;
+}
+
+/* conn_lock held. */
+static void hconn_kick(struct httpd *h, struct hconn *hc)
+{
+	hconn_unlink(h, hc);
+	hc->phase = HCONN_KICKED;
+	shutdown(hc->fd, SHUT_RDWR);
+}
+
+/* Moves `hc` to `phase` (a kicked connection stays kicked). conn_lock held. */
+static void hconn_enter(struct httpd *h, struct hconn *hc, enum hconn_phase phase)
+{
+	if (hc->phase == HCONN_KICKED)
+		return;
+	hconn_unlink(h, hc);
+	hc->phase = phase;
+	hc->since_us = clock_mono_us();
+	if (!hconn_waits(hc))
+		return;
+	hc->prev = h->wait_tail;
+	if (h->wait_tail)
+		h->wait_tail->next = hc;
+	else
+		h->wait_head = hc;
+	h->wait_tail = hc;
+	if (h->nwaiting++ == 0)
+		pthread_cond_signal(&h->conn_cond); /* the sweep had nothing to wait for */
+}
+
+static void hconn_set(struct httpd *h, struct hconn *hc, enum hconn_phase phase)
+{
+	if (!hc)
+		return;
+	pthread_mutex_lock(&h->conn_lock);
+	hconn_enter(h, hc, phase);
+	pthread_mutex_unlock(&h->conn_lock);
+}
+
+static struct hconn *hconn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+static void hconn_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+			 enum MHD_ConnectionNotificationCode code)
+{
+	struct httpd *h = cls;
+	struct hconn *hc = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		if (!ci)
+			return;
+		hc = xcalloc(1, sizeof(*hc));
+		hc->fd = ci->connect_fd;
+		hc->phase = HCONN_BUSY;
+		*socket_context = hc;
+		pthread_mutex_lock(&h->conn_lock);
+		hconn_enter(h, hc, HCONN_HEADERS);
+		while (h->nwaiting > h->wait_cap)
+			hconn_kick(h, h->wait_head);
+		pthread_mutex_unlock(&h->conn_lock);
+		return;
+	}
+	if (!hc)
+		return;
+	pthread_mutex_lock(&h->conn_lock);
+	hconn_unlink(h, hc);
+	pthread_mutex_unlock(&h->conn_lock);
+	free(hc);
+	*socket_context = NULL;
+}
+
+/* Closes waiting connections past their deadline; sleeps until the next
+ * one (at most a second). */
+static void *sweep_main(void *arg)
+{
+	struct httpd *h = arg;
+	int64_t first = h->header_us < h->body_us ? h->header_us : h->body_us;
+
+	pthread_mutex_lock(&h->conn_lock);
+	while (!h->stopping) {
+		int64_t now = clock_mono_us(), next = now + 1000000;
+		struct hconn *hc, *after;
+
+		/* Entries are in `since` order: none past the first whose
+		 * shorter deadline is still ahead can be due. */
+		for (hc = h->wait_head; hc && hc->since_us + first <= now; hc = after) {
+			int64_t due = hc->since_us +
+				      (hc->phase == HCONN_HEADERS ? h->header_us : h->body_us);
+
+			after = hc->next;
+			if (due <= now)
+				hconn_kick(h, hc);
+			else if (due < next)
+				next = due;
+		}
+		if (hc && hc->since_us + first < next)
+			next = hc->since_us + first;
+		clock_cond_wait_us(&h->conn_cond, &h->conn_lock, next - now);
+	}
+	pthread_mutex_unlock(&h->conn_lock);
+	return NULL;
+}
+
+/* max_connections, after making room under RLIMIT_NOFILE: the soft limit
+ * is raised towards the hard one (as Go's runtime does at start), and the
+ * count lowered when even that is short. `spare` descriptors are kept for
+ * the rest of the process (Redis, Postgres, wake calls, logs). */
+static unsigned fit_fd_limit(unsigned want)
+{
+	const rlim_t spare = 256;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return want;
+	if (rl.rlim_cur < want + spare && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want + spare
+				      ? want + spare : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
+			return want;
+	}
+	if (rl.rlim_cur < want + spare)
+		want = rl.rlim_cur > 2 * spare ? (unsigned)(rl.rlim_cur - spare)
+					       : (unsigned)(rl.rlim_cur / 2);
+	return want > 0 ? want : 1;
 }
 
 static void request_free(struct httpd_request *req)
@@ -498,6 +709,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			MHD_destroy_response(req->pending);
 		if (req->sinking && req->sink.release)
 			req->sink.release(req->sink.ctx);
+		/* keep-alive: the next request's headers are due from now */
+		hconn_set(h, req->hc, HCONN_HEADERS);
 		request_free(req);
 		atomic_fetch_sub(&h->active, 1);
 	}
@@ -570,6 +783,7 @@ static MHD_RESULT sink_start(struct httpd_request *req, const char *cl)
 	}
 	req->sinking = 1;
 	req->sink_res = HTTPD_SINK_OK;
+	hconn_set(h, req->hc, HCONN_BUSY); /* long uploads: the idle timeout */
 	if (cl && req->sink.max && strtoull(cl, NULL, 10) > req->sink.max) {
 		/* before reading: MHD closes instead of draining */
 		req->sink_res = HTTPD_SINK_TOO_LARGE;
@@ -663,6 +877,8 @@ static MHD_RESULT access_cb(void *cls, struct MHD_Connection *c, const char *url
 		req->method = method;
 		req->path = url;
 		set_peer(req);
+		req->hc = hconn_of(c);
+		hconn_set(h, req->hc, HCONN_BODY);
 		if (line_or_headers_too_large(req) < 0) {
 			req->too_large = 1; /* its body is not read */
 			return req->responded ? MHD_YES : MHD_NO;
@@ -705,6 +921,7 @@ static MHD_RESULT access_cb(void *cls, struct MHD_Connection *c, const char *url
 	if (req->too_large)
 		return httpd_error(req, 413, "too_large", "request body over %zu bytes",
 				   h->max_body) == 0 ? MHD_YES : MHD_NO;
+	hconn_set(h, req->hc, HCONN_BUSY);
 	h->handler(req, h->ctx);
 	/* A deferred request may already be answered (and resumed) by
 	 * another thread: `responded` is theirs to set then. */
@@ -734,6 +951,17 @@ struct httpd *httpd_start(const struct httpd_opts *opts, httpd_handler handler,
 	unsigned threads = opts->threads > 0 ? (unsigned)opts->threads
 					     : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	const union MHD_DaemonInfo *info;
+	unsigned max_conns = opts->max_connections ? opts->max_connections : 1024u;
+	/* libmicrohttpd's own limit leaves room for connections closed here
+	 * but not yet reaped by it: under a flood they come and go by
+	 * thousands a second, and a new client must not find them in its
+	 * way. */
+	unsigned mhd_limit = fit_fd_limit(max_conns + max_conns / 4 + 16);
+	unsigned reserve;
+
+	if (max_conns > mhd_limit - mhd_limit / 5)
+		max_conns = mhd_limit - mhd_limit / 5;
+	reserve = opts->reserve ? opts->reserve : max_conns / 16;
 
 	h->handler = handler;
 	h->ctx = ctx;
@@ -754,10 +982,15 @@ struct httpd *httpd_start(const struct httpd_opts *opts, httpd_handler handler,
 	h->allow_push = opts->allow_push;
 	h->sink_for = opts->sink_for;
 	pthread_mutex_init(&h->push_lock, NULL);
+	pthread_mutex_init(&h->conn_lock, NULL);
+	clock_cond_init(&h->conn_cond);
+	h->wait_cap = reserve < max_conns ? max_conns - reserve : 1;
+	h->header_us = (int64_t)((opts->header_timeout_s > 0 ? opts->header_timeout_s : 10) * 1e6);
+	h->body_us = (int64_t)((opts->body_timeout_s > 0 ? opts->body_timeout_s : 30) * 1e6);
 	if (opts->allow_push && !opts->thread_per_connection)
 		flags |= MHD_ALLOW_SUSPEND_RESUME;
 	if (opts->thread_per_connection)
-		flags |= MHD_USE_THREAD_PER_CONNECTION;
+		flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL; /* no FD_SETSIZE cap */
 	else
 		flags |= MHD_USE_EPOLL;
 	if (opts->thread_per_connection || threads < 1)
@@ -766,21 +999,32 @@ struct httpd *httpd_start(const struct httpd_opts *opts, httpd_handler handler,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 				MHD_OPTION_NOTIFY_COMPLETED, completed, h,
 				MHD_OPTION_URI_LOG_CALLBACK, request_new, h,
-				MHD_OPTION_CONNECTION_LIMIT,
-				opts->max_connections ? opts->max_connections : 1024u,
+				MHD_OPTION_NOTIFY_CONNECTION, hconn_notify, h,
+				MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
 				MHD_OPTION_CONNECTION_TIMEOUT, opts->timeout_s ? opts->timeout_s : 60u,
-				MHD_OPTION_PER_IP_CONNECTION_LIMIT, 0u,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->per_ip_connections,
 				opts->thread_per_connection ? MHD_OPTION_END : MHD_OPTION_THREAD_POOL_SIZE,
 				threads, MHD_OPTION_END);
 	if (!h->d) {
 		err_set(err, ERR_UNAVAILABLE, "cannot listen on %s:%d (port taken?)",
 			opts->host && *opts->host ? opts->host : "0.0.0.0", opts->port);
-		free(h);
-		return NULL;
+		goto fail;
 	}
 	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
 	h->port = info ? info->port : opts->port;
+	if (pthread_create(&h->sweeper, NULL, sweep_main, h)) {
+		err_set(err, ERR_INTERNAL, "cannot start the connection sweep thread");
+		MHD_stop_daemon(h->d);
+		goto fail;
+	}
+	h->sweeping = 1;
 	return h;
+fail:
+	pthread_cond_destroy(&h->conn_cond);
+	pthread_mutex_destroy(&h->conn_lock);
+	pthread_mutex_destroy(&h->push_lock);
+	free(h);
+	return NULL;
 }
 
 int httpd_port(const struct httpd *h)
@@ -801,7 +1045,16 @@ void httpd_stop(struct httpd *h)
 		for (i = 0; i < 100 && atomic_load(&h->active) > 0; i++)
 			usleep(10000);
 	}
-	MHD_stop_daemon(h->d);
+	if (h->sweeping) {
+		pthread_mutex_lock(&h->conn_lock);
+		h->stopping = 1;
+		pthread_cond_signal(&h->conn_cond);
+		pthread_mutex_unlock(&h->conn_lock);
+		pthread_join(h->sweeper, NULL);
+	}
+	MHD_stop_daemon(h->d); /* every connection is unregistered here */
+	pthread_cond_destroy(&h->conn_cond);
+	pthread_mutex_destroy(&h->conn_lock);
 	pthread_mutex_destroy(&h->push_lock);
 	free(h);
 }

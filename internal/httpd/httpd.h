@@ -3,8 +3,7 @@
  * answers with exactly one httpd_respond* call.
  *
  * Bodies over max_body are refused with 413 before they are read whole
- * (from Content-Length when given, else as they stream in). Connection
- * limits and timeouts keep a slow or flooding client from starving others.
+ * (from Content-Length when given, else as they stream in).
  *
  * Errors found here are answered with the JSON error document, as the
  * handlers' are: 413 too_large, 414 uri_too_long (a request target over
@@ -14,6 +13,19 @@
  * version (400, 505), a bad Content-Length (400, 413), bad chunked
  * encoding (400), and a request line or headers past its per-connection
  * memory (414, 431 from about 32 KiB). docs/API.md lists them.
+ *
+ * Floods: a client that opens connections and never finishes a request
+ * cannot starve others. A request's headers must arrive whole within
+ * header_timeout_s of the connect (or of the previous answer, on a
+ * keep-alive connection), and a buffered body within body_timeout_s of
+ * its headers; bytes trickled in do not extend either deadline (unlike
+ * the idle timeout_s). At most max_connections - reserve connections may
+ * be waiting for their headers or body: past that, each new connection
+ * closes the oldest waiting one, so a new client whose request arrives
+ * whole always gets a slot, and `reserve` slots are left for requests
+ * being answered (held /wake calls, event streams, uploads). One peer
+ * address holds per_ip_connections at most (further ones are closed on
+ * accept).
  */
 #ifndef WAKEQ_HTTPD_H
 #define WAKEQ_HTTPD_H
@@ -41,8 +53,18 @@ struct httpd_opts {
 	int thread_per_connection; /* handlers may block (the worker's /wake);
 				    * otherwise a pool of `threads` threads */
 	int threads;               /* pool size; 0 = number of CPUs */
-	unsigned max_connections;  /* 0 = 1024 */
+	unsigned max_connections;  /* 0 = 1024; lowered to fit under the fd
+				    * limit (the soft RLIMIT_NOFILE is raised
+				    * up to the hard one first) */
 	unsigned timeout_s;        /* idle connection timeout; 0 = 60 */
+	unsigned per_ip_connections; /* from one peer address; 0 = no limit */
+	unsigned reserve;          /* slots only for requests whose headers
+				    * are in (see above); 0 = max/16; at most
+				    * max_connections - 1 */
+	double header_timeout_s;   /* headers whole within this; 0 = 10 */
+	double body_timeout_s;     /* a buffered body whole within this (not
+				    * sinks: they stream under their own
+				    * cap and the idle timeout); 0 = 30 */
 	size_t max_body;           /* 0 = 1 MiB */
 	int allow_push;            /* enables httpd_respond_push (suspend and
 				    * resume of connections in pool mode) */
@@ -74,9 +96,16 @@ const char *httpd_body(const struct httpd_request *req, size_t *len);
 /* The peer's address as text ("127.0.0.1"). */
 const char *httpd_peer(const struct httpd_request *req);
 
+/* A cookie of the request (Cookie header), or NULL. */
+const char *httpd_cookie(const struct httpd_request *req, const char *name);
+
 /* Whether the request carries "Authorization: Bearer T" with T equal to one
  * of `tokens` (NULL-terminated), compared in constant time. */
 int httpd_bearer_ok(const struct httpd_request *req, const char *const *tokens);
+
+/* Whether `given` (may be NULL) equals one of `tokens`, compared in
+ * constant time. */
+int httpd_token_ok(const char *given, const char *const *tokens);
 
 /* ---- responses ----------------------------------------------------------- */
 

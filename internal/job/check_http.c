@@ -1,7 +1,9 @@
 /* check_http.c - payload checks of http.request and webhook.deliver.
  *
  * Shape only: the address policy (ALLOW_PRIVATE_NETWORKS) is enforced by
- * the worker on the address actually connected, not here.
+ * the worker on the address actually connected, not here; so is the rule
+ * that an identity token (auth.oidc_audience) only goes to the origin it
+ * is minted for (fetch/job.c).
  */
 #include "job/checks.h"
 
@@ -85,6 +87,27 @@ int job_check_http_request(const json_t *payload, struct err *err)
 		return -1;
 	if (job_get_number(payload, "expect_status", 0, 100, 599, &d, err) < 0)
 		return -1;
+	h = json_object_get(payload, "auth");
+	if (h && !json_is_null(h)) {
+		const char *aud = NULL;
+
+		if (!json_is_object(h))
+			return err_set(err, ERR_INVALID, "payload field 'auth' must be an object "
+				       "{\"oidc_audience\": \"https://...\"}");
+		json_object_foreach((json_t *)h, key, v)
+			if (strcmp(key, "oidc_audience"))
+				return err_set(err, ERR_INVALID, "payload field 'auth.%.64s' is "
+					       "unknown (known: oidc_audience)", key);
+		if (job_get_string(h, "oidc_audience", 1, &aud, err) < 0)
+			return err_wrap(err, "payload field 'auth'");
+		if (!*aud || strlen(aud) > 2048 || strpbrk(aud, "\r\n"))
+			return err_set(err, ERR_INVALID, "payload field 'auth.oidc_audience' must "
+				       "be one line of 1 to 2048 characters");
+		json_object_foreach(json_object_get(payload, "headers"), key, v)
+			if (!strcasecmp(key, "authorization"))
+				return err_set(err, ERR_INVALID, "payload field 'auth' and an "
+					       "Authorization header exclude each other");
+	}
 	return 0;
 }
 

@@ -136,3 +136,41 @@ void log_write(enum log_level level, const char *msg, ...)
 	}
 	buf_release(&b);
 }
+
+int log_limit_due(struct log_limit *l, unsigned long *held)
+{
+	int64_t now = clock_mono_us();
+
+	if (!l->since_us) {
+		l->since_us = now;
+		l->gap_us = LOG_LIMIT_MIN_US;
+		l->next_us = now + l->gap_us;
+		l->held = 0;
+		if (held)
+			*held = 0;
+		return 1;
+	}
+	if (now < l->next_us) {
+		l->held++;
+		return 0;
+	}
+	if (held)
+		*held = l->held;
+	l->held = 0;
+	l->gap_us = l->gap_us * 2 > LOG_LIMIT_MAX_US ? LOG_LIMIT_MAX_US : l->gap_us * 2;
+	l->next_us = now + l->gap_us;
+	return 1;
+}
+
+int log_limit_clear(struct log_limit *l, double *secs, unsigned long *held)
+{
+	int was = l->since_us != 0;
+
+	if (secs)
+		*secs = was ? (double)(clock_mono_us() - l->since_us) / 1e6 : 0;
+	if (held)
+		*held = l->held;
+	l->since_us = 0;
+	l->held = 0;
+	return was;
+}

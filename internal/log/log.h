@@ -15,6 +15,8 @@
 
 #include "config/config.h"
 
+#include <stdint.h>
+
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 enum log_format { LOG_TEXT, LOG_JSON };
 
@@ -37,6 +39,32 @@ void log_write(enum log_level level, const char *msg, ...);
  * cleared (e.g. job_id, trace), as pairs of borrowed strings. Pass NULL to
  * clear. The strings must outlive their use. */
 void log_thread_fields(const char *const *pairs);
+
+/* A warning that repeats while a condition lasts (Redis unreachable):
+ * written the first time, then at most once per interval, the interval
+ * doubling from LOG_LIMIT_MIN_US to LOG_LIMIT_MAX_US, each with the count
+ * of lines held back since the one before. Zero-initialised; not
+ * thread-safe: one per thread, or under the caller's lock. */
+struct log_limit {
+	int64_t next_us;      /* monotonic: no line before this */
+	int64_t gap_us;       /* the interval after the next line */
+	int64_t since_us;     /* monotonic: when the condition began, 0 = it
+			       * does not hold */
+	unsigned long held;   /* lines held back since the last written */
+};
+
+#define LOG_LIMIT_MIN_US 10000000
+#define LOG_LIMIT_MAX_US 60000000
+
+/* Notes one more occurrence. Returns 1 when its line is to be written
+ * now, with *held (may be NULL) the number held back before it (0 the
+ * first time); 0 when it is held back. */
+int log_limit_due(struct log_limit *l, unsigned long *held);
+
+/* The condition is over. Returns 1 when it held (then *secs, may be
+ * NULL, is how long, and *held the lines held back since the last one
+ * written), 0 when it did not; resets the limit either way. */
+int log_limit_clear(struct log_limit *l, double *secs, unsigned long *held);
 
 #define log_at(level, ...) \
 	do { \

@@ -6,6 +6,11 @@
  *   E <code> <message>      error (struct err)
  * The parent stops the child with SIGTERM (the child's interrupt callback
  * sees it and removes its partial output), then SIGKILL after a grace.
+ * The child dies with the worker (PR_SET_PDEATHSIG): a SIGKILLed worker
+ * leaves no decoder running. Its partial output then stays behind, so
+ * while the child runs the parent refreshes that file's mtime every
+ * FETCH_PART_TOUCH_S, and the next worker to start removes partial
+ * outputs left untouched for longer (fetch_sweep_parts).
  *
  * After fork() in a multi-threaded process only the forking thread exists
  * in the child, and locks other threads held stay held. The child
@@ -16,6 +21,7 @@
 #include "media/internal.h"
 
 #include "base/clock.h"
+#include "fetch/fetch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -106,7 +114,7 @@ static void set_limit(int res, int64_t soft, int64_t hard)
 }
 
 static _Noreturn void child_main(int wfd, media_work_fn fn, void *arg,
-				 const struct media_ctl *ctl)
+				 const struct media_ctl *ctl, pid_t parent)
 {
 	struct media_ctl cc;
 	struct sigaction sa;
@@ -116,6 +124,13 @@ static _Noreturn void child_main(int wfd, media_work_fn fn, void *arg,
 	char *text;
 	int rc;
 
+	/* Die with the worker, at once: otherwise a decoder outlives a
+	 * SIGKILLed worker until its next write to the pipe fails. The signal
+	 * comes when the forking thread ends, and that thread waits for this
+	 * child. A worker that died before the prctl is seen by getppid. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
 	/* Signals: the forking thread's mask and the worker's handlers are
 	 * not what a decoder child wants. */
 	/* Every handler back to the default: a crash handler of the
@@ -224,8 +239,8 @@ int media_isolate(media_work_fn fn, void *arg, const char *cleanup,
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
 	int fds[2], status = 0, stopped = 0, killed = 0, ret = -1;
-	int64_t term_at = 0;
-	pid_t pid;
+	int64_t term_at = 0, touched_at = INT64_MIN / 2;
+	pid_t pid, self = getpid();
 
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return err_set(err, ERR_INTERNAL, "cannot create a pipe: %s",
@@ -239,7 +254,7 @@ int media_isolate(media_work_fn fn, void *arg, const char *cleanup,
 	}
 	if (pid == 0) {
 		close(fds[0]);
-		child_main(fds[1], fn, arg, ctl);
+		child_main(fds[1], fn, arg, ctl, self);
 	}
 	close(fds[1]);
 
@@ -281,6 +296,11 @@ int media_isolate(media_work_fn fn, void *arg, const char *cleanup,
 			}
 		}
 		now = clock_mono_us();
+		if (cleanup && now - touched_at >= (int64_t)FETCH_PART_TOUCH_S * 1000000) {
+			/* still written: not stale (fetch.h) */
+			utimensat(AT_FDCWD, cleanup, NULL, 0);
+			touched_at = now;
+		}
 		if (!stopped && ctl) {
 			if (ctl->cancel && atomic_load(ctl->cancel))
 				stopped = ERR_CANCELLED;

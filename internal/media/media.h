@@ -183,7 +183,10 @@ typedef int (*media_work_fn)(void *arg, const struct media_ctl *ctl,
  * *ctl->cancel is set or ctl->deadline_us passes, the child is asked to
  * stop (SIGTERM) and killed after kill_grace_s. `cleanup`, when not
  * NULL, is a file removed here after any failure (the child may have died
- * before removing its partial output).
+ * before removing its partial output); while the child runs, its mtime is
+ * refreshed every FETCH_PART_TOUCH_S (a partial output in use is never
+ * stale, fetch.h). The child is killed if the calling thread dies (the
+ * worker SIGKILLed).
  *
  * Returns 0 with *out set (caller owns), or -1 with err: the child's own
  * error; ERR_INTERNAL "decoder crashed: signal 11"; ERR_TOOLARGE "decoder
@@ -204,8 +207,9 @@ int media_isolate(media_work_fn fn, void *arg, const char *cleanup,
 void media_bind_jobs(void);
 
 /* The run functions of media.probe, media.thumbnail and media.transcode
- * (job_run_fn). The worker does not link FFmpeg: it loads these from the
- * wakeq-media.so plugin on the first media job (worker/media_plugin.c). */
+ * (job_run_fn). The worker does not link FFmpeg: it loads the
+ * wakeq-media.so plugin on the first media job (worker/media_plugin.c),
+ * which runs these through the handler plugin ABI (plugin.c). */
 int media_job_probe(const struct job_run *run, struct job_outcome *out);
 int media_job_thumbnail(const struct job_run *run, struct job_outcome *out);
 int media_job_transcode(const struct job_run *run, struct job_outcome *out);

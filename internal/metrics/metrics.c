@@ -1,3 +1,4 @@
+/* metrics.c - Prometheus text exposition (metrics.h). */
 #include "metrics/metrics.h"
 
 static const double bounds[METRICS_BUCKETS] = {
@@ -52,4 +53,43 @@ void metrics_hist_render(struct buf *b, const char *name, const char *labels,
 		   (double)atomic_load_explicit(&h->sum_us, memory_order_relaxed) / 1e6);
 	buf_printf(b, "%s_count%s%s%s %llu\n", name, *labels ? "{" : "", labels,
 		   *labels ? "}" : "", (unsigned long long)cum);
+}
+
+void metrics_hist_render_counts(struct buf *b, const char *name, const char *labels,
+				const double *bounds, size_t n, const int64_t *counts,
+				double sum)
+{
+	const char *sep = labels && *labels ? "," : "";
+	int64_t cum = 0;
+	size_t i;
+
+	if (!labels)
+		labels = "";
+	for (i = 0; i < n; i++) {
+		cum += counts[i];
+		buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %lld\n", name, labels, sep, bounds[i],
+			   (long long)cum);
+	}
+	cum += counts[n];
+	buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %lld\n", name, labels, sep, (long long)cum);
+	buf_printf(b, "%s_sum%s%s%s %.6f\n", name, *labels ? "{" : "", labels,
+		   *labels ? "}" : "", sum);
+	buf_printf(b, "%s_count%s%s%s %lld\n", name, *labels ? "{" : "", labels,
+		   *labels ? "}" : "", (long long)cum);
+}
+
+void metrics_label(struct buf *b, const char *key, const char *value)
+{
+	if (b->len)
+		buf_addc(b, ',');
+	buf_printf(b, "%s=\"", key);
+	for (; *value; value++) {
+		if (*value == '\\' || *value == '"')
+			buf_addc(b, '\\');
+		if (*value == '\n')
+			buf_adds(b, "\\n");
+		else
+			buf_addc(b, *value);
+	}
+	buf_addc(b, '"');
 }

@@ -31,4 +31,16 @@ void metrics_sample(struct buf *b, const char *name, const char *labels,
 void metrics_hist_render(struct buf *b, const char *name, const char *labels,
 			 const struct metrics_hist *h);
 
+/* Appends the _bucket/_sum/_count lines of a histogram kept elsewhere
+ * (Redis): `n` upper bounds (seconds, ascending) and n + 1 counts per
+ * bucket, not cumulative (the last above every bound), and the sum in
+ * seconds. labels may be NULL or "". */
+void metrics_hist_render_counts(struct buf *b, const char *name, const char *labels,
+				const double *bounds, size_t n, const int64_t *counts,
+				double sum);
+
+/* Appends `key="value"` to b, with a comma first when b is not empty and
+ * the value escaped as the text format wants (backslash, quote, newline). */
+void metrics_label(struct buf *b, const char *key, const char *value);
+
 #endif

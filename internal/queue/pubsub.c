@@ -13,9 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Invariant: while `msg` is set, its lines from `off` on are still to
+ * be handed out (queue_sub_read), for the queue named by its channel. */
 struct queue_sub {
 	redisContext *c;
 	struct queue_tls *tls;
+	redisReply *msg;          /* the message being handed out, or NULL */
+	size_t off;               /* its next line */
+	char queue[QUEUE_NAME_MAX + 1];
 };
 
 struct queue_sub *queue_sub_connect(const struct queue_opts *opts,
@@ -35,6 +40,8 @@ void queue_sub_free(struct queue_sub *s)
 {
 	if (!s)
 		return;
+	if (s->msg)
+		freeReplyObject(s->msg);
 	if (s->c)
 		redisFree(s->c);
 	queue_conn_tls_free(s->tls);
@@ -63,23 +70,30 @@ int queue_sub_fd(const struct queue_sub *s)
 	return s->c ? s->c->fd : -1;
 }
 
-/* Splits "ID\tSTATUS\tPROGRESS\tSTAGE" from channel "wakeq:{Q}:events".
- * Returns 0, or -1 when malformed. */
-static int parse_event(const char *chan, size_t clen, const char *msg,
-		       size_t mlen, struct queue_event *ev)
+/* The queue name of channel "wakeq:{Q}:events" into out. Returns 0, or
+ * -1 when the channel is not one of ours. */
+static int channel_queue(const char *chan, size_t clen, char out[QUEUE_NAME_MAX + 1])
 {
 	const char *open = memchr(chan, '{', clen), *close;
-	const char *f[4];
-	size_t flen[4], i, start = 0, k = 0;
 
 	if (!open)
 		return -1;
 	close = memchr(open, '}', clen - (size_t)(open - chan));
 	if (!close || close - open - 1 <= 0 || close - open - 1 > QUEUE_NAME_MAX)
 		return -1;
-	memset(ev, 0, sizeof(*ev));
-	memcpy(ev->queue, open + 1, (size_t)(close - open - 1));
-	for (i = 0; i <= mlen && k < 4; i++) {
+	memcpy(out, open + 1, (size_t)(close - open - 1));
+	out[close - open - 1] = '\0';
+	return 0;
+}
+
+/* Splits one line "ID\tSTATUS\tPROGRESS\tSTAGE\tTIME" (the last three may
+ * be missing or empty). Returns 0, or -1 when malformed. */
+static int parse_event(const char *msg, size_t mlen, struct queue_event *ev)
+{
+	const char *f[5];
+	size_t flen[5], i, start = 0, k = 0;
+
+	for (i = 0; i <= mlen && k < 5; i++) {
 		if (i == mlen || msg[i] == '\t') {
 			f[k] = msg + start;
 			flen[k] = i - start;
@@ -91,8 +105,12 @@ static int parse_event(const char *chan, size_t clen, const char *msg,
 	    flen[1] >= sizeof(ev->status))
 		return -1;
 	memcpy(ev->id, f[0], flen[0]);
+	ev->id[flen[0]] = '\0';
 	memcpy(ev->status, f[1], flen[1]);
+	ev->status[flen[1]] = '\0';
 	ev->progress = -1;
+	ev->stage[0] = '\0';
+	ev->time_us = 0;
 	if (k > 2 && flen[2] > 0 && flen[2] < 32) {
 		char num[32], *end;
 		double p;
@@ -107,7 +125,40 @@ static int parse_event(const char *chan, size_t clen, const char *msg,
 		size_t n = flen[3] < sizeof(ev->stage) - 1 ? flen[3] : sizeof(ev->stage) - 1;
 
 		memcpy(ev->stage, f[3], n);
+		ev->stage[n] = '\0';
 	}
+	if (k > 4 && flen[4] > 0 && flen[4] < 24) {
+		char num[24], *end;
+		long long t;
+
+		memcpy(num, f[4], flen[4]);
+		num[flen[4]] = '\0';
+		t = strtoll(num, &end, 10);
+		if (*end == '\0' && t > 0)
+			ev->time_us = t;
+	}
+	return 0;
+}
+
+/* The next well-formed line of the message being handed out into *ev.
+ * Returns 1, or 0 when the message is used up (and freed). */
+static int next_line(struct queue_sub *s, struct queue_event *ev)
+{
+	const redisReply *m = s->msg->element[2];
+
+	while (s->off < m->len) {
+		const char *line = m->str + s->off;
+		const char *nl = memchr(line, '\n', m->len - s->off);
+		size_t len = nl ? (size_t)(nl - line) : m->len - s->off;
+
+		s->off += len + 1;
+		memset(ev, 0, sizeof(*ev));
+		memcpy(ev->queue, s->queue, sizeof(ev->queue));
+		if (parse_event(line, len, ev) == 0)
+			return 1;
+	}
+	freeReplyObject(s->msg);
+	s->msg = NULL;
 	return 0;
 }
 
@@ -115,9 +166,10 @@ int queue_sub_read(struct queue_sub *s, struct queue_event *ev, struct err *err)
 {
 	void *reply;
 	redisReply *r;
-	int got;
 
 	for (;;) {
+		if (s->msg && next_line(s, ev))
+			return 1;
 		reply = NULL;
 		if (redisGetReplyFromReader(s->c, &reply) != REDIS_OK)
 			return err_set(err, ERR_PROTOCOL, "redis subscriber: %s", s->c->errstr);
@@ -136,17 +188,17 @@ int queue_sub_read(struct queue_sub *s, struct queue_event *ev, struct err *err)
 				return 0;
 		}
 		r = reply;
-		got = 0;
 		if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
 		    r->element[0]->type == REDIS_REPLY_STRING &&
 		    !strcmp(r->element[0]->str, "message") &&
 		    r->element[1]->type == REDIS_REPLY_STRING &&
-		    r->element[2]->type == REDIS_REPLY_STRING)
-			got = parse_event(r->element[1]->str, r->element[1]->len,
-					  r->element[2]->str, r->element[2]->len, ev) == 0;
+		    r->element[2]->type == REDIS_REPLY_STRING &&
+		    channel_queue(r->element[1]->str, r->element[1]->len, s->queue) == 0) {
+			s->msg = r;
+			s->off = 0;
+			continue;
+		}
+		/* a subscribe confirmation or another channel's message: next */
 		freeReplyObject(r);
-		if (got)
-			return 1;
-		/* a subscribe confirmation or a malformed message: next */
 	}
 }

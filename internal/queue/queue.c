@@ -25,7 +25,7 @@ struct queue_limits queue_limits = { QUEUE_RESULT_TTL_DEFAULT, 10000, 10000 };
 enum script {
 	S_ENQUEUE, S_TAKE, S_RENEW, S_REGISTER, S_RETIRE, S_PROGRESS,
 	S_CANCEL, S_RETRY_DEAD, S_PURGE_DEAD, S_COUNTS, S_PAUSE, S_SETTINGS,
-	S_SCHED_PUT, S_SCHED_TIMES, S_SCHED_DEL, S_NSCRIPTS
+	S_SCHED_PUT, S_SCHED_TIMES, S_SCHED_DEL, S_METRICS, S_NSCRIPTS
 };
 
 static const char *const script_text[S_NSCRIPTS] = {
@@ -44,6 +44,7 @@ static const char *const script_text[S_NSCRIPTS] = {
 	[S_SCHED_PUT] = queue_lua_sched_put,
 	[S_SCHED_TIMES] = queue_lua_sched_times,
 	[S_SCHED_DEL] = queue_lua_sched_del,
+	[S_METRICS] = queue_lua_metrics,
 };
 
 static const char *const script_sha[S_NSCRIPTS] = {
@@ -62,6 +63,7 @@ static const char *const script_sha[S_NSCRIPTS] = {
 	[S_SCHED_PUT] = queue_sha_sched_put,
 	[S_SCHED_TIMES] = queue_sha_sched_times,
 	[S_SCHED_DEL] = queue_sha_sched_del,
+	[S_METRICS] = queue_sha_metrics,
 };
 
 /* ---- argument vectors --------------------------------------------------- */
@@ -175,6 +177,9 @@ enum {
 	TAKE_FIELDS
 };
 
+/* metrics: { now_ms, due, oldest_due_ms, then field, value pairs } */
+enum { MET_NOW, MET_DUE, MET_OLDEST_DUE, MET_HEAD };
+
 /* counts: one integer each */
 enum {
 	COUNT_PENDING, COUNT_DELAYED, COUNT_ACTIVE, COUNT_DONE, COUNT_DEAD,
@@ -277,7 +282,8 @@ struct queue *queue_connect(const struct queue_opts *opts, struct err *err)
 
 	q->opts = *opts;
 	q->backoff_us = BACKOFF_MIN_US;
-	if (ensure(q, err) < 0 || queue_ping(q, err) < 0) {
+	/* ensure's TIME is the check that the server answers: no PING */
+	if (ensure(q, err) < 0) {
 		queue_free(q);
 		return NULL;
 	}
@@ -644,6 +650,7 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 		args_add(&a, s->outcome == QUEUE_DONE ? (s->result ? s->result : "null") : "");
 		args_add(&a, s->error);
 		args_addi(&a, s->delay_ms);
+		args_addi(&a, s->run_us);
 	}
 	r = run_script(q, S_TAKE, &a, err);
 	if (!r)
@@ -1083,6 +1090,186 @@ int queue_pause(struct queue *q, const char *queue, int paused,
 	}
 	freeReplyObject(r);
 	return rc;
+}
+
+/* ---- metrics that outlive the worker -------------------------------------- */
+
+const int64_t queue_hist_bounds_ms[QUEUE_HIST_BUCKETS] = {
+	5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+	30000, 60000, 300000, 900000, 1800000, 3600000,
+};
+
+static const char *const trigger_names[QUEUE_NTRIGGERS] = {
+	[QUEUE_TRIGGER_CRON] = "cron", [QUEUE_TRIGGER_API] = "api",
+	[QUEUE_TRIGGER_FANOUT] = "fanout", [QUEUE_TRIGGER_CLI] = "cli",
+};
+
+const char *queue_trigger_name(enum queue_trigger t)
+{
+	return (unsigned)t < QUEUE_NTRIGGERS ? trigger_names[t] : "cron";
+}
+
+enum queue_trigger queue_trigger_parse(const char *s)
+{
+	int t;
+
+	for (t = 0; s && t < QUEUE_NTRIGGERS; t++)
+		if (!strcmp(s, trigger_names[t]))
+			return (enum queue_trigger)t;
+	return QUEUE_TRIGGER_CRON;
+}
+
+int queue_count_wake(struct queue *q, const char *queue, enum queue_trigger t,
+		     int64_t n, struct err *err)
+{
+	char key[PREFIX_MAX + 16], field[32];
+	struct args a;
+
+	if (key_args(&a, key, sizeof(key), queue, "HINCRBY", "metrics", err) < 0)
+		return -1;
+	/* the field layout of _lib.lua's metrics: k:TRIGGER: */
+	snprintf(field, sizeof(field), "k:%s:", queue_trigger_name(t));
+	args_add(&a, field);
+	args_addi(&a, n);
+	return command_ok(q, &a, err);
+}
+
+void queue_stats_release(struct queue_stats *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->noutcomes; i++) {
+		free(s->outcomes[i].type);
+		free(s->outcomes[i].name);
+	}
+	for (i = 0; i < s->nwakes; i++) {
+		free(s->wakes[i].type);
+		free(s->wakes[i].name);
+	}
+	for (i = 0; i < s->nhists; i++)
+		free(s->hists[i].type);
+	free(s->outcomes);
+	free(s->wakes);
+	free(s->hists);
+	memset(s, 0, sizeof(*s));
+}
+
+static void counter_add(struct queue_counter **v, size_t *n, const char *type,
+			size_t tlen, const char *name, size_t nlen, int64_t val)
+{
+	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
+	(*v)[*n].type = xstrndup(type, tlen);
+	(*v)[*n].name = xstrndup(name, nlen);
+	(*v)[*n].n = val;
+	(*n)++;
+}
+
+static struct queue_type_hist *hist_of(struct queue_stats *s, const char *type,
+				       size_t tlen)
+{
+	size_t i;
+
+	for (i = 0; i < s->nhists; i++)
+		if (strlen(s->hists[i].type) == tlen && !memcmp(s->hists[i].type, type, tlen))
+			return &s->hists[i];
+	s->hists = xrealloc(s->hists, (s->nhists + 1) * sizeof(*s->hists));
+	memset(&s->hists[s->nhists], 0, sizeof(s->hists[s->nhists]));
+	s->hists[s->nhists].type = xstrndup(type, tlen);
+	return &s->hists[s->nhists++];
+}
+
+/* One field of the hash `metrics` (KIND:KEY:TYPE, see _lib.lua) into *s;
+ * fields of another shape are skipped. */
+static void stats_field(struct queue_stats *s, const char *f, size_t flen, int64_t v)
+{
+	const char *c1 = memchr(f, ':', flen), *c2, *key, *type;
+	size_t klen, tlen;
+
+	if (!c1 || c1 - f != 1)
+		return;
+	key = c1 + 1;
+	c2 = memchr(key, ':', flen - 2);
+	if (!c2)
+		return;
+	klen = (size_t)(c2 - key);
+	type = c2 + 1;
+	tlen = flen - (size_t)(type - f);
+	if (f[0] == 'n' && klen) {
+		counter_add(&s->outcomes, &s->noutcomes, type, tlen, key, klen, v);
+	} else if (f[0] == 'k' && klen) {
+		counter_add(&s->wakes, &s->nwakes, "", 0, key, klen, v);
+	} else if (f[0] == 'w' || f[0] == 'r') {
+		struct queue_type_hist *th = hist_of(s, type, tlen);
+		struct queue_hist *h = f[0] == 'w' ? &th->wait : &th->run;
+		char num[8];
+		long b;
+
+		if (klen == 1 && key[0] == 's') {
+			h->sum_us += v;
+			return;
+		}
+		if (klen == 0 || klen >= sizeof(num))
+			return;
+		memcpy(num, key, klen);
+		num[klen] = '\0';
+		b = strtol(num, NULL, 10);
+		if (b >= 0 && b <= QUEUE_HIST_BUCKETS)
+			h->count[b] += v;
+	}
+}
+
+static int counter_cmp(const void *x, const void *y)
+{
+	const struct queue_counter *a = x, *b = y;
+	int c = strcmp(a->type, b->type);
+
+	return c ? c : strcmp(a->name, b->name);
+}
+
+static int hist_cmp(const void *x, const void *y)
+{
+	return strcmp(((const struct queue_type_hist *)x)->type,
+		      ((const struct queue_type_hist *)y)->type);
+}
+
+int queue_stats_read(struct queue *q, const char *queue, struct queue_stats *out,
+		     struct err *err)
+{
+	char prefix[PREFIX_MAX];
+	struct args a;
+	redisReply *r;
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	if (queue_name_check(queue, err) < 0)
+		return -1;
+	script_args(&a, prefix, sizeof(prefix), queue);
+	r = run_script(q, S_METRICS, &a, err);
+	args_release(&a);
+	if (!r)
+		return -1;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < MET_HEAD ||
+	    (r->elements - MET_HEAD) % 2) {
+		freeReplyObject(r);
+		return bad_reply(err, "metrics");
+	}
+	out->now_ms = rint_of(r->element[MET_NOW]);
+	out->due = rint_of(r->element[MET_DUE]);
+	out->oldest_due_ms = rint_of(r->element[MET_OLDEST_DUE]);
+	for (i = MET_HEAD; i + 1 < r->elements; i += 2) {
+		const redisReply *f = r->element[i];
+
+		if (f->type == REDIS_REPLY_STRING)
+			stats_field(out, f->str, f->len, rint_of(r->element[i + 1]));
+	}
+	freeReplyObject(r);
+	if (out->noutcomes)
+		qsort(out->outcomes, out->noutcomes, sizeof(*out->outcomes), counter_cmp);
+	if (out->nwakes)
+		qsort(out->wakes, out->nwakes, sizeof(*out->wakes), counter_cmp);
+	if (out->nhists)
+		qsort(out->hists, out->nhists, sizeof(*out->hists), hist_cmp);
+	return 0;
 }
 
 int queue_job_get(struct queue *q, const char *queue, const char *id,

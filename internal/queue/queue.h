@@ -173,6 +173,9 @@ struct queue_settle {
 	const char *result;        /* DONE: JSON text, NULL = null */
 	const char *error;         /* RETRY, FAIL, CANCELLED */
 	int64_t delay_ms;          /* RETRY: backoff before the next attempt */
+	int64_t run_us;            /* how long the run took, for the run-time
+				    * histogram (queue_stats_read); < 0: not
+				    * measured (not counted) */
 	/* When the job has a callback and this ends it (done, failed for good,
 	 * cancelled), a webhook.deliver job with this id and payload is
 	 * enqueued in the same script; NULL = none. */
@@ -598,12 +601,88 @@ struct queue_limits {
 extern struct queue_limits queue_limits;
 
 
+/* ---- metrics that outlive the worker ---------------------------------------
+ * The scripts count, per queue and job type, the runs that ended by outcome
+ * and histograms of wait times (due or enqueued -> started, counted when a
+ * job is leased) and run times (passed in each settle), in the hash
+ * `wakeq:{Q}:metrics`: a few HINCRBY a script run, whatever the batch size
+ * (docs/QUEUE.md "Metrics"). Workers add the wakes they got, by trigger.
+ * The API exports them on /metrics, so they survive the worker's exit. */
+
+/* Upper bounds of the histogram buckets, ms (Prometheus `le`), ascending.
+ * Layout rule: the same list as HIST_MS in lua/_lib.lua. */
+#define QUEUE_HIST_BUCKETS 17
+extern const int64_t queue_hist_bounds_ms[QUEUE_HIST_BUCKETS];
+
+struct queue_hist {
+	int64_t count[QUEUE_HIST_BUCKETS + 1]; /* per bucket, not cumulative;
+						* the last: above every bound */
+	int64_t sum_us;
+};
+
+/* A counter of the hash: `n` runs of `type` that ended with `name` (done,
+ * retried, failed, cancelled, requeued, expired: the scripts' words, kept
+ * as they are), or `n` wakes with trigger `name` (type ""). */
+struct queue_counter {
+	char *type;
+	char *name;
+	int64_t n;
+};
+
+struct queue_type_hist {
+	char *type;
+	struct queue_hist wait, run;
+};
+
+struct queue_stats {
+	int64_t now_ms;            /* the Redis clock when read */
+	int64_t due;               /* scheduled or retrying jobs due now, not
+				    * promoted to queued yet */
+	int64_t oldest_due_ms;     /* since when the longest-waiting due job
+				    * has been due (Redis clock ms), 0 = none */
+	struct queue_counter *outcomes; /* by type, then outcome */
+	size_t noutcomes;
+	struct queue_counter *wakes;    /* by trigger name */
+	size_t nwakes;
+	struct queue_type_hist *hists;  /* by type */
+	size_t nhists;
+};
+
+/* Reads the metrics of `queue` into *out (one round trip; the caller
+ * releases it). Returns 0, or -1 with err (*out then empty). */
+int queue_stats_read(struct queue *q, const char *queue, struct queue_stats *out,
+		     struct err *err);
+void queue_stats_release(struct queue_stats *s);
+
+/* Who asked a worker to drain: wakeq's own callers name themselves in the
+ * header QUEUE_TRIGGER_HEADER of their POST /wake ("api": the API saw no
+ * live worker; "fanout": the API's backlog scale-out; "cli": `wakeq wake`
+ * and `wakeq enqueue`); a wake that names none, or a `wakeq drain` run,
+ * counts as "cron" (Cloud Scheduler, a timer, crontab: the backup). */
+#define QUEUE_TRIGGER_HEADER "X-Wakeq-Trigger"
+enum queue_trigger {
+	QUEUE_TRIGGER_CRON, QUEUE_TRIGGER_API, QUEUE_TRIGGER_FANOUT,
+	QUEUE_TRIGGER_CLI, QUEUE_NTRIGGERS
+};
+
+/* "cron", "api", "fanout", "cli". */
+const char *queue_trigger_name(enum queue_trigger t);
+/* The trigger named `s`; QUEUE_TRIGGER_CRON for NULL or any other text. */
+enum queue_trigger queue_trigger_parse(const char *s);
+
+/* Adds n wakes with trigger t to the metrics of `queue` (one HINCRBY).
+ * Returns 0 or -1. */
+int queue_count_wake(struct queue *q, const char *queue, enum queue_trigger t,
+		     int64_t n, struct err *err);
+
 /* ---- pub/sub ------------------------------------------------------------ */
 
-/* The queue scripts PUBLISH on `wakeq:{QUEUE}:events` a message
- * "ID\tSTATUS\tPROGRESS\tSTAGE" on every progress update and state change.
+/* The queue scripts PUBLISH on `wakeq:{QUEUE}:events`, once a script run,
+ * a message of one line per state change or progress report:
+ * "ID\tSTATUS\tPROGRESS\tSTAGE\tTIME" (TIME: µs on the Redis clock).
  * A `struct queue_sub` is a connection of its own in subscriber mode (it
- * can do nothing else), used by one thread. */
+ * can do nothing else), used by one thread; it hands out the lines one at
+ * a time, so a subscriber keeps the jobs it follows and skips the rest. */
 struct queue_sub;
 
 struct queue_event {
@@ -612,6 +691,8 @@ struct queue_event {
 	char status[16];          /* "active", "done", ... */
 	double progress;          /* 0..100; -1 when the message had none */
 	char stage[128];          /* "" when none */
+	int64_t time_us;          /* when it happened (Redis clock); 0 when
+				   * the message did not say */
 };
 
 /* Connects a subscriber with the handshake of queue_connect (TLS, AUTH).
@@ -633,7 +714,7 @@ int queue_sub_fd(const struct queue_sub *s);
  * again until it returns 0). Returns 1 with *ev filled, 0 when nothing
  * complete is buffered, -1 with err when the connection is gone (free it
  * and connect again; events published meanwhile are lost). Malformed
- * messages are skipped. */
+ * lines are skipped. */
 int queue_sub_read(struct queue_sub *s, struct queue_event *ev,
 		   struct err *err);
 

@@ -1,11 +1,14 @@
-/* wake.c - the waker thread (curl multi) and the synchronous wake_once.
- * The policy is described in wake.h. */
+/* wake.c - the waker: the HTTP transport's thread (curl multi), the
+ * Cloud Tasks transport's synchronous calls (tasks.c does the calls), and
+ * the synchronous wake_once. The policy is described in wake.h. */
 #include "wake/wake.h"
 
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/mem.h"
+#include "fetch/fetch.h"
 #include "log/log.h"
+#include "queue/queue.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -20,12 +23,18 @@
 #define MAX_FAILURES 20          /* then give up until the next notify */
 #define CHECK_EVERY_US 1000000   /* fan-out checks at most this often */
 #define QUICK_US 1000000         /* a drain shorter than this backs off */
-#define TOKEN_MARGIN_US 300000000 /* refresh identity tokens 5 min early */
 #define MAX_FANOUT 64
+#define HANDOFF_MAX_US 2000000   /* timers off: longest wait for "sent" */
+#define SUMMARY_MAX 4096         /* bytes of a drain summary read */
 
 const struct config_choice wake_auth_choices[] = {
 	{ "token", WAKE_AUTH_TOKEN }, { "google", WAKE_AUTH_GOOGLE },
 	{ "none", WAKE_AUTH_NONE }, CONFIG_CHOICES_END
+};
+
+const struct config_choice wake_via_choices[] = {
+	{ "http", WAKE_VIA_HTTP }, { "cloudtasks", WAKE_VIA_CLOUDTASKS },
+	CONFIG_CHOICES_END
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -41,12 +50,16 @@ struct xfer {
 	int base;          /* the one base wake (vs a fan-out wake) */
 	int sent;          /* pre-transfer reached: the request went out */
 	int64_t start_us;  /* monotonic */
+	struct buf answer; /* the start of the answer: the drain summary */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
 struct wake {
 	/* settings, read-only after wake_new */
-	char *url, *token, *audience, *metadata_host;
+	enum wake_via via;
+	struct wake_tasks *tasks;  /* CLOUDTASKS: the client */
+	int timers;
+	char *url, *token, *audience;
 	enum wake_auth auth;
 	long connect_ms, hold_ms;
 	int fanout_max, slots, backlog_per_slot;
@@ -63,15 +76,17 @@ struct wake {
 	int check;              /* a fan-out check was asked for */
 	int base_busy;          /* a base transfer is open */
 	int64_t due_us;         /* earliest scheduled job (wall clock), 0 none */
+	uint64_t handoffs;      /* base transfers sent or failed (timers off) */
+	pthread_cond_t handoff_cv;
 	struct wake_stats stats;
+	int64_t tasks_check_us; /* CLOUDTASKS: last fan-out check (mono) */
+	pthread_mutex_t check_lock; /* CLOUDTASKS: one backlog check at a time */
 
 	/* waker thread only */
 	struct xfer *xfers[MAX_FANOUT + 1];
 	int nxfers;
 	int64_t backoff_us, next_try_us, last_check_us;
 	int failures;
-	char *id_token;
-	int64_t id_token_exp_us;
 };
 
 /* ---- helpers --------------------------------------------------------- */
@@ -88,9 +103,32 @@ static size_t collect(char *p, size_t size, size_t n, void *ctx)
 	struct buf *b = ctx;
 
 	if (b->len + size * n > 64 * 1024)
-		return 0; /* an identity token is a few KB; refuse more */
+		return 0; /* a drain summary is far smaller; refuse more */
 	buf_add(b, p, size * n);
 	return size * n;
+}
+
+/* Keeps the start of a held wake's answer (the drain summary). */
+static size_t keep_start(char *p, size_t size, size_t n, void *ctx)
+{
+	struct buf *b = ctx;
+	size_t len = size * n;
+
+	if (b->len < SUMMARY_MAX)
+		buf_add(b, p, len < SUMMARY_MAX - b->len ? len : SUMMARY_MAX - b->len);
+	return len;
+}
+
+/* Whether a drain summary says the drain was cut short with work maybe
+ * left: WAKE_MAX or a SIGTERM. */
+static int cut_short(const struct buf *answer)
+{
+	json_t *j = json_loadb(answer->data, answer->len, 0, NULL);
+	const char *r = json_string_value(json_object_get(json_object_get(j, "drain"), "reason"));
+	int cut = r && (!strcmp(r, "wake_max") || !strcmp(r, "shutdown"));
+
+	json_decref(j);
+	return cut;
 }
 
 /* scheme://host[:port] of `url`, heap copy. */
@@ -106,115 +144,6 @@ static char *url_origin(const char *url)
 	return xstrndup(url, (size_t)(p - url) + n);
 }
 
-static int b64url_val(int c)
-{
-	if (c >= 'A' && c <= 'Z') return c - 'A';
-	if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-	if (c >= '0' && c <= '9') return c - '0' + 52;
-	if (c == '-' || c == '+') return 62;
-	if (c == '_' || c == '/') return 63;
-	return -1;
-}
-
-/* The exp claim (seconds) of a JWT, or -1. */
-static int64_t jwt_exp(const char *jwt)
-{
-	const char *a = strchr(jwt, '.'), *b;
-	struct buf out = BUF_INIT;
-	unsigned acc = 0;
-	int bits = 0;
-	int64_t exp = -1;
-	json_t *j;
-
-	if (!a || !(b = strchr(a + 1, '.')))
-		return -1;
-	for (a++; a < b; a++) {
-		int v = b64url_val((unsigned char)*a);
-
-		if (v < 0)
-			break;
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf_addc(&out, (char)((acc >> bits) & 0xff));
-		}
-	}
-	j = json_loadb(out.data, out.len, 0, NULL);
-	if (j && json_is_integer(json_object_get(j, "exp")))
-		exp = json_integer_value(json_object_get(j, "exp"));
-	else if (j && json_is_real(json_object_get(j, "exp")))
-		exp = (int64_t)json_real_value(json_object_get(j, "exp"));
-	json_decref(j);
-	buf_release(&out);
-	return exp;
-}
-
-int wake_google_token(const char *metadata_host, const char *audience,
-		      char **token, int64_t *expires_us, struct err *err)
-{
-	const char *host = metadata_host && *metadata_host ? metadata_host : getenv("GCE_METADATA_HOST");
-	struct buf body = BUF_INIT;
-	struct curl_slist *h = NULL;
-	char *url = NULL, *aud = NULL;
-	CURL *c;
-	CURLcode cc;
-	long status = 0;
-	int64_t exp;
-	size_t n;
-	int rc = -1;
-
-	pthread_once(&curl_once, curl_init_once);
-	if (!host || !*host)
-		host = "metadata.google.internal";
-	c = curl_easy_init();
-	if (!c)
-		return err_set(err, ERR_INTERNAL, "cannot start curl");
-	aud = curl_easy_escape(c, audience, 0);
-	url = xasprintf("http://%s/computeMetadata/v1/instance/service-accounts/default/identity?audience=%s&format=full",
-			host, aud ? aud : "");
-	h = curl_slist_append(h, "Metadata-Flavor: Google");
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-	curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never through a proxy */
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-	cc = curl_easy_perform(c);
-	if (cc != CURLE_OK) {
-		err_set(err, ERR_UNAVAILABLE, "cannot reach metadata server '%s': %s", host,
-			curl_easy_strerror(cc));
-		goto out;
-	}
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	if (status != 200) {
-		err_set(err, ERR_AUTH, "metadata server '%s' answered %ld for an identity token",
-			host, status);
-		goto out;
-	}
-	n = body.len;
-	while (n && (body.data[n - 1] == '\n' || body.data[n - 1] == '\r' || body.data[n - 1] == ' '))
-		n--;
-	body.data[n] = '\0';
-	body.len = n;
-	exp = jwt_exp(body.data);
-	if (exp <= 0) {
-		err_set(err, ERR_PROTOCOL, "metadata server '%s' sent a token that is not a JWT", host);
-		goto out;
-	}
-	*expires_us = exp * 1000000;
-	*token = buf_detach(&body, NULL);
-	rc = 0;
-out:
-	buf_release(&body);
-	curl_slist_free_all(h);
-	curl_free(aud);
-	free(url);
-	curl_easy_cleanup(c);
-	return rc;
-}
-
 /* ---- the waker thread ------------------------------------------------ */
 
 /* The Authorization header value for the next wake, or NULL for none;
@@ -227,23 +156,21 @@ static int auth_header(struct wake *w, struct curl_slist **headers)
 	if (w->auth == WAKE_AUTH_TOKEN) {
 		tok = w->token;
 	} else if (w->auth == WAKE_AUTH_GOOGLE) {
-		int64_t now = clock_now_us();
+		struct err e;
+		char *id = fetch_gcp_id_token(w->audience, &e);
 
-		if (!w->id_token || now >= w->id_token_exp_us - TOKEN_MARGIN_US) {
-			struct err e;
-			char *t;
-			int64_t exp;
-
-			if (wake_google_token(w->metadata_host, w->audience, &t, &exp, &e) < 0) {
-				log_warn("cannot get an identity token for the wake call",
-					 "error", e.msg);
-				return -1;
-			}
-			free(w->id_token);
-			w->id_token = t;
-			w->id_token_exp_us = exp;
+		if (!id) {
+			log_warn("cannot get an identity token for the wake call",
+				 "error", e.msg);
+			return -1;
 		}
-		tok = w->id_token;
+		line = xasprintf("Authorization: Bearer %s", id);
+		*headers = curl_slist_append(*headers, line);
+		memset(line, 0, strlen(line));
+		memset(id, 0, strlen(id));
+		free(line);
+		free(id);
+		return 0;
 	}
 	if (tok) {
 		line = xasprintf("Authorization: Bearer %s", tok);
@@ -258,10 +185,33 @@ static void xfer_free(struct wake *w, struct xfer *x)
 	curl_multi_remove_handle(w->multi, x->easy);
 	curl_easy_cleanup(x->easy);
 	curl_slist_free_all(x->headers);
+	buf_release(&x->answer);
 	free(x);
 }
 
-static int start_xfer(struct wake *w, int base)
+/* Names the trigger of a wake, which the worker counts (queue.h). */
+static struct curl_slist *trigger_header(struct curl_slist *h, enum queue_trigger t)
+{
+	char line[64];
+
+	snprintf(line, sizeof(line), "%s: %s", QUEUE_TRIGGER_HEADER, queue_trigger_name(t));
+	return curl_slist_append(h, line);
+}
+
+/* A base transfer was sent, or failed: a hand-off waiting in wake_notify
+ * (timers off) may return. */
+static void handed_off(struct wake *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->handoffs++;
+	pthread_cond_broadcast(&w->handoff_cv);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Starts a wake; `t` is the trigger it names (api: due work and no live
+ * worker; fanout: backlog scale-out, whether or not it becomes the base
+ * transfer). */
+static int start_xfer(struct wake *w, int base, enum queue_trigger t)
 {
 	struct xfer *x;
 
@@ -270,7 +220,9 @@ static int start_xfer(struct wake *w, int base)
 	x = xcalloc(1, sizeof(*x));
 	x->base = base;
 	x->start_us = clock_mono_us();
+	buf_init(&x->answer);
 	x->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	x->headers = trigger_header(x->headers, t);
 	if (auth_header(w, &x->headers) < 0) {
 		curl_slist_free_all(x->headers);
 		free(x);
@@ -285,7 +237,8 @@ static int start_xfer(struct wake *w, int base)
 	curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, w->connect_ms);
 	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, w->hold_ms);
-	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, keep_start);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, &x->answer);
 	curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "wakeq-api");
@@ -311,6 +264,8 @@ static void backoff(struct wake *w)
 
 static void set_due(struct wake *w, int64_t due_us)
 {
+	if (!w->timers)
+		return; /* no in-process timers: the cron (or Cloud Tasks) */
 	pthread_mutex_lock(&w->lock);
 	if (!w->due_us || due_us < w->due_us)
 		w->due_us = due_us;
@@ -355,7 +310,7 @@ static void check_backlog(struct wake *w, int base_ok, int due)
 	if (due)
 		b.pending += b.waiting;
 	if (base_ok && !base_open && b.pending > 0 && b.workers == 0) {
-		if (clock_mono_us() >= w->next_try_us && start_xfer(w, 1) == 0) {
+		if (clock_mono_us() >= w->next_try_us && start_xfer(w, 1, QUEUE_TRIGGER_API) == 0) {
 			log_info("waking the worker: due jobs and no live worker");
 			base_open = 1;
 		} else {
@@ -372,7 +327,7 @@ static void check_backlog(struct wake *w, int base_ok, int due)
 		desired = w->fanout_max;
 	have = b.workers > w->nxfers ? b.workers : w->nxfers;
 	for (; have < desired; have++)
-		if (start_xfer(w, !base_open) < 0)
+		if (start_xfer(w, !base_open, QUEUE_TRIGGER_FANOUT) < 0)
 			break;
 		else
 			base_open = 1;
@@ -415,6 +370,8 @@ static void finish_xfer(struct wake *w, struct xfer *x, CURLcode cc)
 	if (failed && x->base && ++w->failures <= MAX_FAILURES)
 		w->want = 1;
 	pthread_mutex_unlock(&w->lock);
+	if (x->base && !x->sent)
+		handed_off(w); /* failed, or answered before "sent" was seen */
 	if (failed) {
 		char st[16];
 
@@ -431,9 +388,11 @@ static void finish_xfer(struct wake *w, struct xfer *x, CURLcode cc)
 		else
 			w->backoff_us = BACKOFF_MIN_US;
 		/* The drain is over: anything enqueued meanwhile that saw no
-		 * worker may have missed it, and work due later (a retry's
-		 * backoff) needs a timer now that no worker waits for it. */
-		if (x->base && want_during)
+		 * worker may have missed it, a drain cut short at WAKE_MAX
+		 * (or by SIGTERM) may have left work, and work due later (a
+		 * retry's backoff) needs a timer now that no worker waits for
+		 * it. */
+		if (x->base && (want_during || cut_short(&x->answer)))
 			check_backlog(w, 1, 0);
 		else if (x->base)
 			schedule_due(w);
@@ -469,12 +428,13 @@ static void *waker_main(void *arg)
 		}
 		pthread_mutex_unlock(&w->lock);
 
-		if (want && start_xfer(w, 1) < 0) {
+		if (want && start_xfer(w, 1, QUEUE_TRIGGER_API) < 0) {
 			pthread_mutex_lock(&w->lock);
 			if (++w->failures <= MAX_FAILURES)
 				w->want = 1;
 			w->stats.failed++;
 			pthread_mutex_unlock(&w->lock);
+			handed_off(w);
 			backoff(w);
 		}
 		if (check)
@@ -493,6 +453,8 @@ static void *waker_main(void *arg)
 				pthread_mutex_lock(&w->lock);
 				w->stats.sent++;
 				pthread_mutex_unlock(&w->lock);
+				if (x->base)
+					handed_off(w);
 				log_info("wake call sent", "url", w->url);
 			}
 		}
@@ -511,6 +473,8 @@ static void *waker_main(void *arg)
 					pthread_mutex_lock(&w->lock);
 					w->stats.sent++;
 					pthread_mutex_unlock(&w->lock);
+					if (x->base)
+						handed_off(w);
 				}
 				finish_xfer(w, x, m->data.result);
 			}
@@ -545,6 +509,56 @@ static void *waker_main(void *arg)
 	return NULL;
 }
 
+/* ---- the Cloud Tasks transport ------------------------------------------ */
+
+/* Arranges one wake (slot 0 = the base one) and counts it. */
+static int tasks_wake(struct wake *w, int64_t at_us, int slot)
+{
+	struct err e;
+	int rc = wake_tasks_arrange(w->tasks, NULL, at_us, slot, &e);
+
+	pthread_mutex_lock(&w->lock);
+	if (rc < 0)
+		w->stats.failed++;
+	else
+		w->stats.sent++;
+	pthread_mutex_unlock(&w->lock);
+	if (rc < 0)
+		log_warn("cannot arrange a wake with Cloud Tasks; the cron's tick will serve it",
+			 "error", e.msg);
+	else if (rc == 1)
+		log_info(at_us ? "wake task scheduled" : "wake task created", "url", w->url);
+	return rc;
+}
+
+/* Fan-out with Cloud Tasks: at most once a second (one caller at a time),
+ * a task per instance wanted beyond the live workers and the base wake. */
+static void tasks_fanout(struct wake *w, int base_sent)
+{
+	struct wake_backlog b;
+	int64_t now = clock_mono_us(), cap, desired, k;
+
+	if (w->fanout_max <= 1 || !w->backlog || pthread_mutex_trylock(&w->check_lock))
+		return;
+	if (now - w->tasks_check_us < CHECK_EVERY_US ||
+	    w->backlog(w->backlog_ctx, &b) < 0) {
+		pthread_mutex_unlock(&w->check_lock);
+		return;
+	}
+	w->tasks_check_us = now;
+	pthread_mutex_unlock(&w->check_lock);
+	if (b.pending <= 0)
+		return;
+	cap = (int64_t)w->slots * w->backlog_per_slot;
+	desired = (b.pending + cap - 1) / cap;
+	if (desired > w->fanout_max)
+		desired = w->fanout_max;
+	/* slot k wakes the k+1-th instance: slot 0 is the base wake */
+	for (k = b.workers > base_sent ? b.workers : base_sent; k < desired; k++)
+		if (tasks_wake(w, 0, (int)k) < 0)
+			break;
+}
+
 /* ---- public ------------------------------------------------------------ */
 
 struct wake *wake_new(const struct wake_opts *opts, struct err *err)
@@ -557,16 +571,18 @@ struct wake *wake_new(const struct wake_opts *opts, struct err *err)
 			opts->url ? opts->url : "");
 		return NULL;
 	}
-	if (opts->auth == WAKE_AUTH_TOKEN && (!opts->token || !*opts->token)) {
+	if (opts->via == WAKE_VIA_HTTP && opts->auth == WAKE_AUTH_TOKEN &&
+	    (!opts->token || !*opts->token)) {
 		err_set(err, ERR_INVALID, "WAKE_TOKEN is empty");
 		return NULL;
 	}
 	w = xcalloc(1, sizeof(*w));
+	w->via = opts->via;
+	w->timers = opts->timers;
 	w->url = xstrdup(opts->url);
 	w->auth = opts->auth;
 	w->token = opts->token ? xstrdup(opts->token) : NULL;
 	w->audience = opts->audience && *opts->audience ? xstrdup(opts->audience) : url_origin(opts->url);
-	w->metadata_host = opts->metadata_host && *opts->metadata_host ? xstrdup(opts->metadata_host) : NULL;
 	w->connect_ms = (long)((opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 5) * 1000);
 	w->hold_ms = (long)((opts->hold_s > 0 ? opts->hold_s : 3600) * 1000);
 	w->fanout_max = opts->fanout_max > 0 ? (opts->fanout_max > MAX_FANOUT ? MAX_FANOUT : opts->fanout_max) : 1;
@@ -576,50 +592,84 @@ struct wake *wake_new(const struct wake_opts *opts, struct err *err)
 	w->backlog_ctx = opts->backlog_ctx;
 	w->backoff_us = BACKOFF_MIN_US;
 	w->last_check_us = clock_mono_us() - CHECK_EVERY_US;
+	w->tasks_check_us = w->last_check_us;
 	pthread_mutex_init(&w->lock, NULL);
+	pthread_mutex_init(&w->check_lock, NULL);
+	clock_cond_init(&w->handoff_cv);
+	if (w->via == WAKE_VIA_CLOUDTASKS) {
+		struct wake_tasks_opts to = opts->tasks;
+
+		if (!to.url || !*to.url)
+			to.url = w->url;
+		if (!to.audience || !*to.audience)
+			to.audience = w->audience;
+		w->tasks = wake_tasks_new(&to, err);
+		if (!w->tasks)
+			goto fail;
+		return w;
+	}
 	w->multi = curl_multi_init();
 	if (!w->multi || pthread_create(&w->thread, NULL, waker_main, w) != 0) {
 		err_set(err, ERR_INTERNAL, "cannot start the waker");
 		if (w->multi)
 			curl_multi_cleanup(w->multi);
-		pthread_mutex_destroy(&w->lock);
-		free(w->url);
-		free(w->token);
-		free(w->audience);
-		free(w->metadata_host);
-		free(w);
-		return NULL;
+		goto fail;
 	}
 	return w;
+fail:
+	pthread_cond_destroy(&w->handoff_cv);
+	pthread_mutex_destroy(&w->check_lock);
+	pthread_mutex_destroy(&w->lock);
+	free(w->url);
+	free(w->token);
+	free(w->audience);
+	free(w);
+	return NULL;
 }
 
 void wake_free(struct wake *w)
 {
 	if (!w)
 		return;
-	pthread_mutex_lock(&w->lock);
-	w->stop = 1;
-	pthread_mutex_unlock(&w->lock);
-	curl_multi_wakeup(w->multi);
-	pthread_join(w->thread, NULL);
-	curl_multi_cleanup(w->multi);
+	if (w->via == WAKE_VIA_HTTP) {
+		pthread_mutex_lock(&w->lock);
+		w->stop = 1;
+		pthread_mutex_unlock(&w->lock);
+		curl_multi_wakeup(w->multi);
+		pthread_join(w->thread, NULL);
+		curl_multi_cleanup(w->multi);
+	}
+	wake_tasks_free(w->tasks);
+	pthread_cond_destroy(&w->handoff_cv);
+	pthread_mutex_destroy(&w->check_lock);
 	pthread_mutex_destroy(&w->lock);
 	free(w->url);
 	if (w->token)
 		memset(w->token, 0, strlen(w->token));
 	free(w->token);
 	free(w->audience);
-	free(w->metadata_host);
-	free(w->id_token);
 	free(w);
 }
 
 void wake_notify(struct wake *w, int live_worker)
 {
-	int kick = 0;
+	int kick = 0, wait = 0;
+	uint64_t h0 = 0;
 
 	if (!w)
 		return;
+	if (w->via == WAKE_VIA_CLOUDTASKS) {
+		int sent = 0;
+
+		if (!live_worker) {
+			pthread_mutex_lock(&w->lock);
+			w->stats.requested++;
+			pthread_mutex_unlock(&w->lock);
+			sent = tasks_wake(w, 0, 0) >= 0;
+		}
+		tasks_fanout(w, sent);
+		return;
+	}
 	pthread_mutex_lock(&w->lock);
 	if (!live_worker) {
 		w->stats.requested++;
@@ -630,6 +680,11 @@ void wake_notify(struct wake *w, int live_worker)
 			w->want = 1;
 			kick = 1;
 		}
+		/* Without timers, hand the wake off before the caller answers:
+		 * wait until the request went out (or failed). One already in
+		 * flight needs no wait. */
+		wait = !w->timers && !w->base_busy;
+		h0 = w->handoffs;
 	} else if (w->fanout_max > 1 && w->backlog && !w->check) {
 		w->check = 1;
 		kick = 1;
@@ -637,6 +692,17 @@ void wake_notify(struct wake *w, int live_worker)
 	pthread_mutex_unlock(&w->lock);
 	if (kick)
 		curl_multi_wakeup(w->multi);
+	if (wait) {
+		int64_t until = clock_mono_us() + HANDOFF_MAX_US;
+
+		pthread_mutex_lock(&w->lock);
+		while (w->handoffs == h0 && !w->base_busy && clock_mono_us() < until)
+			clock_cond_wait_us(&w->handoff_cv, &w->lock, until - clock_mono_us());
+		/* base_busy: started; now wait for "sent" */
+		while (w->handoffs == h0 && clock_mono_us() < until)
+			clock_cond_wait_us(&w->handoff_cv, &w->lock, until - clock_mono_us());
+		pthread_mutex_unlock(&w->lock);
+	}
 }
 
 void wake_at(struct wake *w, int64_t due_us)
@@ -645,6 +711,12 @@ void wake_at(struct wake *w, int64_t due_us)
 
 	if (!w)
 		return;
+	if (w->via == WAKE_VIA_CLOUDTASKS) {
+		tasks_wake(w, due_us > 0 ? due_us : 1, 0);
+		return;
+	}
+	if (!w->timers)
+		return; /* the cron's tick serves it */
 	pthread_mutex_lock(&w->lock);
 	if (!w->due_us || due_us < w->due_us) {
 		w->due_us = due_us;
@@ -687,6 +759,7 @@ int wake_once(const char *url, const char *token, double timeout_s,
 	if (!c)
 		return err_set(err, ERR_INTERNAL, "cannot start curl");
 	h = curl_slist_append(h, "Content-Type: application/json");
+	h = trigger_header(h, QUEUE_TRIGGER_CLI);
 	if (token && *token) {
 		line = xasprintf("Authorization: Bearer %s", token);
 		h = curl_slist_append(h, line);

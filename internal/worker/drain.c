@@ -33,6 +33,9 @@ struct drain {
 	int registered;
 	int retired;              /* left every queue's registry: do not again */
 	int look;                 /* a take is worth a round trip */
+	int first_taken;          /* a take has succeeded in this drain */
+	int empty;                /* the first take found nothing due, and
+				   * nothing was taken since (drain_decide) */
 	uint64_t seen_seq;        /* w->wake_seq last seen */
 	const char *qnames[WORKER_MAX_QUEUES];
 	struct queue_job *jobs;   /* take buffer */
@@ -63,6 +66,39 @@ static struct queue *connect_q(struct worker *w, struct err *e)
 	return queue_connect(&w->qopts, e);
 }
 
+/* Logs a failed Redis call of the drain. While Redis is unreachable the
+ * drain retries every 200 ms: the first warning is written, then one
+ * every 10 to 60 s with how many were held back (w->drain_redis_warn). */
+static void warn_redis(struct drain *d, const char *msg, const char *queue,
+		       const struct err *e)
+{
+	unsigned long held = 0;
+	char n[24];
+
+	if (e->code != ERR_UNAVAILABLE && e->code != ERR_TIMEOUT) {
+		log_warn(msg, "queue", queue, "error", e->msg);
+		return;
+	}
+	if (!log_limit_due(&d->w->drain_redis_warn, &held))
+		return;
+	snprintf(n, sizeof(n), "%lu", held);
+	log_warn(msg, "queue", queue, "error", e->msg, "repeated", held ? n : NULL);
+}
+
+/* Redis answered: says so once after an outage. */
+static void redis_back(struct drain *d)
+{
+	unsigned long held;
+	double secs;
+	char s[32], n[24];
+
+	if (!log_limit_clear(&d->w->drain_redis_warn, &secs, &held))
+		return;
+	snprintf(s, sizeof(s), "%.1f", secs);
+	snprintf(n, sizeof(n), "%lu", held);
+	log_info("redis reachable again", "after_s", s, "repeated", held ? n : NULL);
+}
+
 static int ensure_conn(struct drain *d)
 {
 	struct err e;
@@ -71,10 +107,33 @@ static int ensure_conn(struct drain *d)
 		return 0;
 	d->q = connect_q(d->w, &e);
 	if (!d->q) {
-		log_warn("redis unavailable, retrying", "error", e.msg);
+		warn_redis(d, "redis unavailable, retrying", NULL, &e);
 		return -1;
 	}
 	return 0;
+}
+
+/* Adds the wakes this process got to every served queue's metrics in
+ * Redis (a queue that fails keeps them for the next round; the queues
+ * before it may then count them twice, a rare overcount). */
+static void send_wakes(struct drain *d)
+{
+	struct worker *w = d->w;
+	struct err e;
+	size_t i;
+	int t;
+
+	for (t = 0; t < QUEUE_NTRIGGERS; t++) {
+		uint64_t n = atomic_exchange(&w->wakes_unsent[t], 0);
+
+		for (i = 0; n && i < w->nqueues; i++)
+			if (queue_count_wake(d->q, w->queue_names[i], (enum queue_trigger)t,
+					     (int64_t)n, &e) < 0) {
+				atomic_fetch_add(&w->wakes_unsent[t], n);
+				log_debug("wake not counted", "error", e.msg);
+				return;
+			}
+	}
 }
 
 static void do_register(struct drain *d)
@@ -85,10 +144,11 @@ static void do_register(struct drain *d)
 
 	for (i = 0; i < w->nqueues; i++)
 		if (queue_register(d->q, w->queue_names[i], w->id, w->worker_ttl_ms, &e) < 0) {
-			log_warn("cannot register worker", "error", e.msg);
+			warn_redis(d, "cannot register worker", w->queue_names[i], &e);
 			return;
 		}
 	d->registered = 1;
+	redis_back(d);
 }
 
 /* Retires from every queue. Returns 1 when retired from all, 0 when some
@@ -104,11 +164,12 @@ static int do_retire(struct drain *d, int force)
 		return force; /* Redis is down: registrations expire on their own */
 	for (i = 0; i < w->nqueues; i++) {
 		if (queue_retire(d->q, w->queue_names[i], w->id, force, &retired, &e) < 0) {
-			log_warn("cannot retire", "error", e.msg);
+			warn_redis(d, "cannot retire", w->queue_names[i], &e);
 			return force;
 		}
 		all &= retired;
 	}
+	redis_back(d);
 	if (!all)
 		do_register(d);
 	return all;
@@ -226,6 +287,7 @@ static int cycle(struct drain *d, size_t want)
 				d->settle[ns].result = tk->result;
 				d->settle[ns].error = tk->error;
 				d->settle[ns].delay_ms = tk->delay_ms;
+				d->settle[ns].run_us = tk->started_mono ? tk->run_us : -1;
 				ns++;
 			}
 			memset(&t, 0, sizeof(t));
@@ -244,7 +306,7 @@ static int cycle(struct drain *d, size_t want)
 					d->settled[i]->next = d->done;
 					d->done = d->settled[i];
 				}
-				log_warn("take failed", "queue", w->queue_names[qi], "error", e.msg);
+				warn_redis(d, "take failed", w->queue_names[qi], &e);
 				if (e.code == ERR_UNAVAILABLE) {
 					queue_free(d->q);
 					d->q = NULL;
@@ -253,6 +315,7 @@ static int cycle(struct drain *d, size_t want)
 				return -1;
 			}
 			d->server_skew_ms = t.server_now_ms - clock_now_us() / 1000;
+			redis_back(d);
 			d->paused[qi] = (unsigned char)t.paused;
 			/* a cron schedule ran low on fire times computed ahead */
 			if (t.refill && queue_schedule_refill(d->q, w->queue_names[qi], &e) < 0)
@@ -422,18 +485,28 @@ static int drain_step(struct drain *d)
 	if (now >= d->backoff_until && ensure_conn(d) == 0) {
 		if (!d->registered && !d->stopping && !d->past_max)
 			do_register(d);
+		if (d->q)
+			send_wakes(d);
 		if (d->done || (d->want && d->look)) {
 			size_t asked = d->look ? d->want : 0;
+
+			int settling = d->done != NULL;
 
 			took = cycle(d, asked);
 			if (took < 0) {
 				d->backoff_until = clock_mono_us() + 100000;
 				took = 0;
+				d->empty = 0; /* Redis failing: no short cut */
 			} else if (asked) {
 				/* A short take means nothing else is due: wait for
 				 * a marker, a due time or a completion. */
 				d->look = (size_t)took == asked;
+				if (!d->first_taken)
+					d->empty = took == 0 && !settling;
+				d->first_taken = 1;
 			}
+			if (took > 0)
+				d->empty = 0;
 		}
 	} else if (!d->q && now >= d->backoff_until) {
 		d->backoff_until = clock_mono_us() + 200000;
@@ -468,6 +541,8 @@ static void drain_facts(struct drain *d, struct drain_facts *f)
 	f->wake_max_at = d->wake_max_at;
 	f->idle_since = d->idle_since;
 	f->idle_us = d->idle_us;
+	f->empty = d->empty;
+	f->empty_linger_us = (int64_t)(d->c->empty_wake_linger * 1e6);
 	f->due_in_us = INT64_MAX;
 	f->paused = 1;
 	for (i = 0; i < w->nqueues; i++)
@@ -479,6 +554,11 @@ static void drain_facts(struct drain *d, struct drain_facts *f)
 enum drain_verdict drain_decide(const struct drain_facts *f)
 {
 	int past_max = f->now_us >= f->wake_max_at;
+	/* A wake that found nothing due (every cron tick on an idle queue,
+	 * a wake whose job another worker took) answers at once: lingering
+	 * would hold the request, and on Cloud Run bill it, for nothing.
+	 * After real work the drain waits IDLE_TIMEOUT for more. */
+	int64_t window = f->empty ? f->empty_linger_us : f->idle_us;
 
 	if (f->abandon)
 		return DRAIN_END_SHUTDOWN;
@@ -497,7 +577,7 @@ enum drain_verdict drain_decide(const struct drain_facts *f)
 	 * wakes a worker when it must. */
 	if (f->paused && f->busy == 0 && f->unsettled == 0)
 		return DRAIN_END_IDLE;
-	if (f->busy > 0 || f->unsettled > 0 || f->now_us - f->idle_since < f->idle_us)
+	if (f->busy > 0 || f->unsettled > 0 || f->now_us - f->idle_since < window)
 		return DRAIN_CONTINUE;
 	/* Something due within the idle window: wait for it here rather
 	 * than leave it to the next wake or cron tick. */
@@ -545,6 +625,10 @@ static int drain_retire(struct drain *d, int64_t now)
 		}
 		do_register(d);
 	}
+	/* Refused (due work, or Redis failing): linger as after work, so
+	 * that a queue the take and the retire disagree on is never a hot
+	 * loop of round trips. */
+	d->empty = 0;
 	d->idle_since = now;
 	d->look = 1;
 	return 0;
@@ -638,16 +722,78 @@ static void drain_sleep(struct drain *d, const struct drain_facts *f)
 		d->look = 1; /* a delayed job or a lease came due */
 }
 
-/* Leaves the registry (unless retired already), frees the drain's state
- * and publishes the summary; HTTP waiters are woken. */
+/* With Cloud Tasks: after the drain has left the registry and before it
+ * answers, arranges the next wake when no other worker is live and work
+ * is left (WAKE_MAX, SIGTERM: at once) or comes due later (a retry, a
+ * scheduled job: at that time). An enqueue after the retire sees no live
+ * worker and arranges its own wake; one before it is counted here. */
+static void drain_arrange(struct drain *d, const char *reason)
+{
+	struct worker *w = d->w;
+	int64_t pending = 0, workers = 0, next_ms = 0, at;
+	char url[512], n1[24];
+	struct err e;
+	size_t i;
+	int rc;
+
+	if (!w->tasks || d->abandon || ensure_conn(d) < 0)
+		return;
+	for (i = 0; i < w->nqueues; i++) {
+		struct queue_counts c;
+
+		if (queue_counts(d->q, w->queue_names[i], &c, &e) < 0) {
+			log_warn("cannot count what is left; the cron's tick will serve it",
+				 "error", e.msg);
+			return;
+		}
+		if (c.workers > workers)
+			workers = c.workers;
+		if (c.paused)
+			continue; /* its resume wakes a worker when it must */
+		/* c.due: what a worker could lease now (not what a rate limit
+		 * or a concurrency cap holds back); c.wake_at_ms: when held
+		 * work (a rate limit's token, a cron fire time) may go */
+		pending += c.due;
+		if (c.next_due_ms && (!next_ms || c.next_due_ms < next_ms))
+			next_ms = c.next_due_ms;
+		if (c.wake_at_ms && (!next_ms || c.wake_at_ms < next_ms))
+			next_ms = c.wake_at_ms;
+	}
+	if (workers > 0 || (!pending && !next_ms))
+		return; /* a live worker serves it, or nothing to serve */
+	at = pending ? 0 : (next_ms - d->server_skew_ms) * 1000;
+	pthread_mutex_lock(&w->mu);
+	snprintf(url, sizeof(url), "%s", w->wake_url_seen);
+	pthread_mutex_unlock(&w->mu);
+	rc = wake_tasks_arrange(w->tasks, url[0] ? url : NULL, at, 0, &e);
+	snprintf(n1, sizeof(n1), "%lld", (long long)pending);
+	if (rc < 0)
+		log_warn("cannot arrange the next wake; the cron's tick will serve it",
+			 "reason", reason, "pending", n1, "error", e.msg);
+	else
+		log_info(pending ? "next wake arranged: work is left" :
+			 "next wake arranged: work comes due later", "reason", reason,
+			 "pending", n1, "task", rc ? "created" : "pending already");
+}
+
+/* Leaves the registry (unless retired already), arranges the next wake
+ * (Cloud Tasks), frees the drain's state and publishes the summary; HTTP
+ * waiters are woken. */
 static void drain_finish(struct drain *d, const char *reason)
 {
 	struct worker *w = d->w;
 
+	/* From here a new /wake waits for this drain to end and starts its
+	 * own, rather than joining one that is over (the wake arranged below
+	 * may reach this very process before the answer). */
+	pthread_mutex_lock(&w->mu);
+	w->ending = 1;
+	pthread_mutex_unlock(&w->mu);
 	if (d->waiting)
 		queue_wait_cancel(d->bq);
 	if (!d->retired)
 		do_retire(d, 1);
+	drain_arrange(d, reason);
 	queue_free(d->q);
 	queue_free(d->bq);
 	free(d->jobs);

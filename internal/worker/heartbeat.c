@@ -42,7 +42,22 @@ static void stop_task(struct task *t, int reason)
 	atomic_store(&t->cancel, 1);
 }
 
-static void renew(struct worker *w, struct queue *hq)
+/* A failed renewal or touch: while Redis is unreachable, written the
+ * first time, then every 10 to 60 s with a count (log_limit). */
+static void warn_renew(struct log_limit *lim, const char *msg, const char *queue,
+		       const struct err *e)
+{
+	unsigned long held = 0;
+	char n[24];
+
+	if ((e->code == ERR_UNAVAILABLE || e->code == ERR_TIMEOUT) &&
+	    !log_limit_due(lim, &held))
+		return;
+	snprintf(n, sizeof(n), "%lu", held);
+	log_warn(msg, "queue", queue, "error", e->msg, "repeated", held ? n : NULL);
+}
+
+static void renew(struct worker *w, struct queue *hq, struct log_limit *lim)
 {
 	struct queue_lease *leases = NULL;
 	char (*ids)[UUID_STR_LEN] = NULL;
@@ -89,14 +104,17 @@ static void renew(struct worker *w, struct queue *hq)
 		if (n == 0) {
 			/* Idle: one plain command keeps the registration. */
 			if (queue_touch(hq, w->queue_names[qi], w->id, w->worker_ttl_ms, &e) < 0)
-				log_warn("heartbeat failed", "queue", w->queue_names[qi], "error", e.msg);
+				warn_renew(lim, "heartbeat failed", w->queue_names[qi], &e);
+			else
+				log_limit_clear(lim, NULL, NULL);
 			continue;
 		}
 		if (queue_renew(hq, w->queue_names[qi], w->id, (int64_t)(w->cfg->lease * 1000),
 				w->worker_ttl_ms, leases, n, &e) < 0) {
-			log_warn("lease renewal failed", "queue", w->queue_names[qi], "error", e.msg);
+			warn_renew(lim, "lease renewal failed", w->queue_names[qi], &e);
 			continue;
 		}
+		log_limit_clear(lim, NULL, NULL);
 		pthread_mutex_lock(&w->mu);
 		for (i = 0; i < n; i++) {
 			if (!leases[i].lost && !leases[i].cancel)
@@ -122,6 +140,7 @@ void *heartbeat_main(void *arg)
 {
 	struct worker *w = arg;
 	struct queue *hq = NULL;
+	struct log_limit lim = { 0 };
 	int64_t next_renew = 0;
 	struct err e;
 
@@ -146,7 +165,7 @@ void *heartbeat_main(void *arg)
 			if (!hq)
 				hq = queue_connect(&w->qopts, &e);
 			if (hq)
-				renew(w, hq);
+				renew(w, hq, &lim);
 			pthread_mutex_lock(&w->mu);
 			next_renew = now + w->hb_interval_ms * 1000;
 		} else if (!w->draining && !w->nrunning && !w->nready) {

@@ -8,6 +8,8 @@
 #include "log/log.h"
 #include "log/trace.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,10 +55,42 @@ static json_t *summary_json(const struct worker *w, const struct drain_summary *
 			 "seconds", s->seconds, "reason", s->reason ? s->reason : "idle");
 }
 
+/* Whether `req` may use a guarded route (/wake, /status): WAKE_TOKEN is
+ * unset, or sent as the bearer token. Otherwise answers 401 itself.
+ * /healthz, /readyz and /metrics stay open: probes and scrapers carry no
+ * token, and they show no job ids (docs/WORKER.md, HTTP). */
+static int authorized(struct worker *w, struct httpd_request *req)
+{
+	const char *tokens[2] = { w->cfg->wake_token, NULL };
+
+	if (!w->cfg->wake_token[0] || httpd_bearer_ok(req, tokens))
+		return 1;
+	httpd_add_header(req, "WWW-Authenticate", "Bearer");
+	httpd_error(req, 401, "unauthorized", "missing or bad bearer token");
+	return 0;
+}
+
+/* Remembers the URL this /wake came to (mu held): with Cloud Tasks and
+ * no WAKE_URL, the next wake is aimed there (drain_arrange). Cloud Run passes the
+ * service's host and X-Forwarded-Proto: https. */
+static void note_url(struct worker *w, struct httpd_request *req)
+{
+	const char *host = httpd_header(req, "Host");
+	const char *proto = httpd_header(req, "X-Forwarded-Proto");
+	size_t i, n = host ? strlen(host) : 0;
+
+	if (!w->tasks || (w->cfg->wake_url && *w->cfg->wake_url) || n == 0 || n > 255)
+		return; /* WAKE_URL set: that one */
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)host[i]) && !strchr(".-:[]", host[i]))
+			return;
+	snprintf(w->wake_url_seen, sizeof(w->wake_url_seen), "%s://%s/wake",
+		 proto && !strcmp(proto, "https") ? "https" : "http", host);
+}
+
 static void handle_wake(struct worker *w, struct httpd_request *req)
 {
 	const char *wait = httpd_query(req, "wait");
-	const char *tokens[2] = { w->cfg->wake_token, NULL };
 	struct drain_summary s;
 	uint64_t gen;
 
@@ -65,11 +99,8 @@ static void handle_wake(struct worker *w, struct httpd_request *req)
 		httpd_error(req, 405, "method_not_allowed", "use POST /wake");
 		return;
 	}
-	if (w->cfg->wake_token[0] && !httpd_bearer_ok(req, tokens)) {
-		httpd_add_header(req, "WWW-Authenticate", "Bearer");
-		httpd_error(req, 401, "unauthorized", "missing or bad bearer token");
+	if (!authorized(w, req))
 		return;
-	}
 	pthread_mutex_lock(&w->mu);
 	if (w->stopping) {
 		pthread_mutex_unlock(&w->mu);
@@ -77,7 +108,11 @@ static void handle_wake(struct worker *w, struct httpd_request *req)
 		return;
 	}
 	atomic_fetch_add(&w->m_wakes, 1);
+	/* counted in Redis by the drain thread (send_wakes) */
+	atomic_fetch_add(&w->wakes_unsent[queue_trigger_parse(
+		httpd_header(req, QUEUE_TRIGGER_HEADER))], 1);
 	w->wake_seq++;
+	note_url(w, req);
 	while (w->draining && w->ending && !w->abandon)
 		pthread_cond_wait(&w->cv, &w->mu);
 	if (w->stopping || w->abandon) {
@@ -155,6 +190,10 @@ static void handle_status(struct worker *w, struct httpd_request *req)
 	int64_t now_mono = clock_mono_us(), now = clock_now_us();
 	size_t i;
 
+	if (!authorized(w, req)) { /* it lists job ids and types */
+		json_decref(inflight);
+		return;
+	}
 	pthread_mutex_lock(&w->mu);
 	for (i = 0; i < (size_t)w->cfg->concurrency; i++) {
 		struct task *t = w->running[i];

@@ -4,84 +4,66 @@
  * worker they cost ~80 ms of dynamic loading at every start and ~30 MiB of
  * resident memory even for drains that never touch media. So the media
  * code is built as a plugin, wakeq-media.so, loaded on the first media job
- * of a process (then forked media children inherit it). The plugin takes
- * the rest of wakeq (fetch, jobs, base) from this executable, which is
- * linked with --export-dynamic.
+ * of a process (then forked media children inherit it). It speaks the
+ * handler plugin ABI (handler/wakeq_handler.h), checked by the same loader
+ * as the registry's plugins, so a plugin of another build's ABI is refused
+ * with a clear error instead of being called. The plugin takes the rest of
+ * wakeq (fetch, jobs, base) from this executable, which is linked with
+ * --export-dynamic.
  */
 #include "worker/worker.h"
 
+#include "handler/handler.h"
 #include "job/job.h"
 
-#include <dlfcn.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static const char *const names[] = { "media.probe", "media.thumbnail", "media.transcode" };
-static const char *const symbols[] = { "media_job_probe", "media_job_thumbnail",
-				       "media_job_transcode" };
-static job_run_fn real[3];
-static char load_error[PATH_MAX + 256];
+static struct handler_plugin *plug[3];
+static char load_error[PATH_MAX + 512];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-/* WAKEQ_MEDIA_PLUGIN, else wakeq-media.so beside the executable. */
-static void plugin_path(char *out, size_t n)
-{
-	const char *env = getenv("WAKEQ_MEDIA_PLUGIN");
-	char self[PATH_MAX];
-	ssize_t len;
-	char *slash;
-
-	if (env && *env) {
-		snprintf(out, n, "%s", env);
-		return;
-	}
-	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (len <= 0) {
-		snprintf(out, n, "wakeq-media.so");
-		return;
-	}
-	self[len] = '\0';
-	slash = strrchr(self, '/');
-	if (slash)
-		*slash = '\0';
-	snprintf(out, n, "%s/wakeq-media.so", self);
-}
 
 static void load(void)
 {
+	const char *env = getenv("WAKEQ_MEDIA_PLUGIN");
 	char path[PATH_MAX];
-	void *h;
+	struct err e;
 	int i;
 
-	plugin_path(path, sizeof(path));
-	h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (!h) {
-		snprintf(load_error, sizeof(load_error), "media support is not installed: %s",
-			 dlerror());
+	/* WAKEQ_MEDIA_PLUGIN, else wakeq-media.so beside the executable or
+	 * in ../lib/wakeq (installed) */
+	if (handler_plugin_locate(env && *env ? env : "wakeq-media.so", path,
+				  sizeof(path)) < 0) {
+		snprintf(load_error, sizeof(load_error), "media support is not installed: "
+			 "plugin path too long");
 		return;
 	}
 	for (i = 0; i < 3; i++) {
-		/* POSIX: a function pointer is read through a void * object. */
-		*(void **)&real[i] = dlsym(h, symbols[i]);
-		if (!real[i]) {
-			snprintf(load_error, sizeof(load_error), "bad media plugin '%s': no '%s'",
-				 path, symbols[i]);
-			memset(real, 0, sizeof(real));
-			return;
-		}
+		plug[i] = handler_plugin_open(path, names[i], &e);
+		if (!plug[i])
+			break;
+	}
+	if (i == 3)
+		return;
+	snprintf(load_error, sizeof(load_error), "%s: %s",
+		 e.code == ERR_NOTFOUND ? "media support is not installed" : "bad media plugin",
+		 e.msg);
+	while (i-- > 0) {
+		handler_plugin_close(plug[i]);
+		plug[i] = NULL;
 	}
 }
 
 static int run(int i, const struct job_run *r, struct job_outcome *out)
 {
 	pthread_once(&once, load);
-	if (!real[i])
+	if (!plug[i])
 		return job_fail(out, 0, "%s", load_error);
-	return real[i](r, out);
+	return handler_plugin_run(plug[i], r, HANDLER_RESULT_MAX_DEFAULT, out);
 }
 
 static int run_probe(const struct job_run *r, struct job_outcome *out) { return run(0, r, out); }

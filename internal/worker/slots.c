@@ -54,6 +54,40 @@ static void on_progress(void *opaque, double percent, const char *stage)
 	pthread_mutex_unlock(&w->mu);
 }
 
+/* One line per run that ended (the thread's fields name the job, queue,
+ * type and trace): INFO when done or cancelled, WARNING for a failure
+ * that will be retried, ERROR for one that goes to the dead letters. The
+ * settle may still be refused (a lost lease): "lease lost" says so. */
+static void log_finished(const struct task *t)
+{
+	char att[16], dur[32], delay[32];
+
+	snprintf(att, sizeof(att), "%d", t->job.attempts);
+	snprintf(dur, sizeof(dur), "%.6f", (double)t->run_us / 1e6);
+	switch (t->outcome) {
+	case QUEUE_DONE:
+		log_info("job done", "attempt", att, "duration_s", dur);
+		break;
+	case QUEUE_RETRY:
+	case QUEUE_FAIL:
+		if (t->outcome == QUEUE_RETRY && t->job.attempts < t->job.max_attempts) {
+			snprintf(delay, sizeof(delay), "%.3f", (double)t->delay_ms / 1000);
+			log_warn("job failed", "attempt", att, "duration_s", dur, "error", t->error,
+				 "retry", "yes", "retry_in_s", delay);
+		} else {
+			log_error("job dead-lettered", "attempt", att, "duration_s", dur,
+				  "error", t->error, "retry", "no");
+		}
+		break;
+	case QUEUE_CANCELLED:
+		log_info("job cancelled", "attempt", att, "duration_s", dur);
+		break;
+	case QUEUE_REQUEUE:
+		log_info("job requeued at shutdown", "attempt", att, "duration_s", dur);
+		break;
+	}
+}
+
 static void run_task(struct worker *w, struct task *t)
 {
 	const struct worker_config *c = w->cfg;
@@ -124,12 +158,8 @@ static void run_task(struct worker *w, struct task *t)
 			d = (int64_t)(out.retry_after_s * 1000);
 		t->delay_ms = d;
 	}
-	if (t->outcome == QUEUE_FAIL || t->outcome == QUEUE_RETRY)
-		log_info("job failed", "error", t->error,
-			 "retry", t->outcome == QUEUE_RETRY && t->job.attempts < t->job.max_attempts
-					  ? "yes" : "no");
-	else
-		log_debug("job finished", "outcome", t->outcome == QUEUE_DONE ? "done" : "stopped");
+	t->run_us = clock_mono_us() - t->started_mono;
+	log_finished(t);
 	log_thread_fields(NULL);
 	job_outcome_release(&out);
 }
@@ -167,7 +197,7 @@ static void *slot_main(void *arg)
 
 		pthread_mutex_lock(&w->mu);
 		{
-			double secs = (double)(clock_mono_us() - t->started_mono) / 1e6;
+			double secs = (double)t->run_us / 1e6;
 
 			metrics_hist_observe(&w->m_job_seconds, secs);
 			w->ewma_job_s = w->ewma_job_s < 0 ? secs : w->ewma_job_s * 0.8 + secs * 0.2;

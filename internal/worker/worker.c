@@ -3,7 +3,9 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
+#include "fetch/fetch.h"
 #include "httpd/httpd.h"
+#include "job/job.h"
 #include "log/log.h"
 
 #include <stdio.h>
@@ -55,6 +57,25 @@ static void make_id(struct worker *w)
 	snprintf(w->id, sizeof(w->id), "%s-%d-%04x", host, (int)getpid(), rnd);
 }
 
+/* Removes the partial outputs a killed worker left in DATA_DIR (fetch.h),
+ * on a thread of its own: walking a large DATA_DIR must not delay /wake. */
+static void *sweep_parts_main(void *arg)
+{
+	struct worker *w = arg;
+	char count[24], age[24];
+	struct err e;
+	long n = fetch_sweep_parts(FETCH_PART_STALE_S, &w->parts_stop, &e);
+
+	snprintf(count, sizeof(count), "%ld", n);
+	snprintf(age, sizeof(age), "%d", FETCH_PART_STALE_S);
+	if (n > 0)
+		log_info("removed stale partial outputs", "count", count,
+			 "untouched_s", age, "data_dir", job_settings.data_dir);
+	else if (n < 0)
+		log_debug("no sweep of partial outputs", "error", e.msg);
+	return NULL;
+}
+
 /* Joins every thread started and frees everything: on a worker that
  * failed half-way through worker_start, or that worker_free found idle
  * (no drain running, no job held, HTTP stopped). */
@@ -62,6 +83,10 @@ static void destroy(struct worker *w)
 {
 	size_t i;
 
+	if (w->parts_started) {
+		atomic_store(&w->parts_stop, 1);
+		pthread_join(w->parts_thread, NULL);
+	}
 	if (w->hb_started) {
 		pthread_mutex_lock(&w->mu);
 		w->hb_quit = 1;
@@ -73,6 +98,7 @@ static void destroy(struct worker *w)
 		pthread_join(w->drain_thread, NULL);
 	slots_stop(w);
 	records_free(w->rec);
+	wake_tasks_free(w->tasks);
 	task_list_free(w->ready);
 	task_list_free(w->done); /* left past the grace: their leases expire */
 	queue_free(w->sq);
@@ -114,8 +140,28 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 		err_wrap(err, "bad DATABASE_URL");
 		goto fail;
 	}
+	if (cfg->wake_via == WAKE_VIA_CLOUDTASKS) {
+		struct wake_tasks_opts to;
+
+		memset(&to, 0, sizeof(to));
+		to.endpoint = cfg->tasks_endpoint;
+		to.project = cfg->tasks_project;
+		to.location = cfg->tasks_location;
+		to.queue = cfg->tasks_queue;
+		to.url = cfg->wake_url;
+		to.service_account = cfg->tasks_service_account;
+		to.audience = cfg->wake_audience;
+		to.bucket_s = cfg->tasks_bucket;
+		to.dispatch_deadline_s = cfg->wake_max + 60;
+		/* a drain's answer waits for these calls: keep them short */
+		to.timeout_s = 3;
+		w->tasks = wake_tasks_new(&to, err);
+		if (!w->tasks)
+			goto fail;
+	}
 	w->started_mono = clock_mono_us();
 	w->last_activity_mono = w->started_mono;
+	w->idle_check_mono = w->started_mono;
 	w->ewma_job_s = -1; /* no job seen: hold nothing ahead */
 	/* Leases are renewed three times per lease; the registration is
 	 * refreshed at most every 15 s (an idle worker costs ~4 commands a
@@ -142,9 +188,14 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 		goto fail;
 	}
 	w->hb_started = 1;
+	if (job_settings.data_dir && *job_settings.data_dir &&
+	    pthread_create(&w->parts_thread, NULL, sweep_parts_main, w) == 0)
+		w->parts_started = 1;
 	if (cfg->once) {
 		uint64_t gen;
 
+		/* a timer's drain (wakeq drain): counted as a cron wake */
+		atomic_fetch_add(&w->wakes_unsent[QUEUE_TRIGGER_CRON], 1);
 		pthread_mutex_lock(&w->mu);
 		w->drain_gen++;
 		w->draining = 1;
@@ -164,9 +215,14 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 	ho.host = cfg->host;
 	ho.port = (int)cfg->port;
 	ho.thread_per_connection = 1;
-	ho.max_connections = 256;
-	ho.timeout_s = 0; /* /wake is held for up to WAKE_MAX */
+	ho.max_connections = cfg->max_connections > 0 ? (unsigned)cfg->max_connections : 256;
+	ho.per_ip_connections = (unsigned)cfg->per_ip_connections;
+	ho.reserve = (unsigned)cfg->conn_reserve;
+	ho.header_timeout_s = cfg->header_timeout;
+	ho.body_timeout_s = cfg->body_timeout;
 	ho.max_body = 64 * 1024;
+	/* /wake is held for up to WAKE_MAX; idle connections are closed by
+	 * the header deadline */
 	ho.timeout_s = (unsigned)cfg->wake_max + 60;
 	w->http = httpd_start(&ho, worker_http, w, err);
 	if (!w->http)
@@ -182,11 +238,25 @@ int worker_port(const struct worker *w)
 	return w->http ? httpd_port(w->http) : 0;
 }
 
+/* Calls of worker_idle_exit_due further apart than this mean the process
+ * got no CPU meanwhile: stopped (Cloud Run's request-based CPU, SIGSTOP),
+ * or a suspended VM. The caller asks every 100 ms; a late call only puts
+ * the exit off. */
+#define WORKER_STALL_US 250000
+
 int worker_idle_exit_due(struct worker *w)
 {
+	int64_t now = clock_mono_us();
 	int due;
 
 	pthread_mutex_lock(&w->mu);
+	/* Time without CPU is not idle time: a process thawed after a long
+	 * freeze was thawed for a request, which may be on its way to the
+	 * handler and not counted yet. Exiting now would drop it (the
+	 * caller sees the connection close without an answer). */
+	if (now - w->idle_check_mono > WORKER_STALL_US)
+		w->last_activity_mono = now;
+	w->idle_check_mono = now;
 	if (w->cfg->once) {
 		due = !w->draining;
 		pthread_mutex_unlock(&w->mu);
@@ -194,7 +264,7 @@ int worker_idle_exit_due(struct worker *w)
 	}
 	due = w->cfg->exit_on_idle && !w->draining && !w->open_requests && !w->stopping &&
 	      !w->nready && !w->nrunning && !w->done &&
-	      clock_mono_us() - w->last_activity_mono >= (int64_t)(w->cfg->idle_timeout * 1e6);
+	      now - w->last_activity_mono >= (int64_t)(w->cfg->idle_timeout * 1e6);
 	pthread_mutex_unlock(&w->mu);
 	return due;
 }

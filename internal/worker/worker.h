@@ -27,12 +27,20 @@ struct worker_config {
 	int64_t concurrency;    /* CONCURRENCY: slots */
 	int64_t batch;          /* BATCH: jobs a take/settle round trip */
 	double idle_timeout;    /* IDLE_TIMEOUT s: drain end and process exit */
+	double empty_wake_linger; /* EMPTY_WAKE_LINGER s: how long a drain whose
+				 * first take found nothing due waits for
+				 * work, instead of IDLE_TIMEOUT */
 	int exit_on_idle;       /* EXIT_ON_IDLE */
 	double lease;           /* LEASE s */
 	double job_timeout;     /* JOB_TIMEOUT s, 0 = none */
 	double shutdown_grace;  /* SHUTDOWN_GRACE s */
 	double wake_max;        /* WAKE_MAX s: a drain ends before this */
 	char *wake_token;       /* WAKE_TOKEN ("" = open) */
+	int64_t max_connections;    /* MAX_CONNECTIONS: HTTP, one thread each */
+	int64_t per_ip_connections; /* PER_IP_CONNECTIONS, 0 = no limit */
+	int64_t conn_reserve;       /* CONN_RESERVE (httpd.h) */
+	double header_timeout;      /* HEADER_TIMEOUT s */
+	double body_timeout;        /* BODY_TIMEOUT s */
 	double backoff_base;    /* BACKOFF_BASE s */
 	double backoff_cap;     /* BACKOFF_CAP s */
 	int64_t result_ttl;     /* RESULT_TTL s */
@@ -47,6 +55,21 @@ struct worker_config {
 	int once;               /* ONCE: drain at start without HTTP, then exit
 				 * (wakeq drain, cron on plain VMs) */
 	char *handlers_file;    /* HANDLERS_FILE: read by main (internal/handler) */
+	/* Cloud Tasks (WAKE_VIA=cloudtasks): before a drain answers its
+	 * /wake, it arranges the next wake when work is left (WAKE_MAX, a
+	 * SIGTERM) or comes due later (retries, scheduled jobs) and no
+	 * other worker is live. */
+	int wake_via;           /* WAKE_VIA: enum wake_via */
+	char *wake_url;         /* WAKE_URL: this worker's /wake ("" = the URL
+				 * the last /wake came to: Host and
+				 * X-Forwarded-Proto) */
+	char *wake_audience;    /* WAKE_AUDIENCE ("" = origin of the URL) */
+	char *tasks_project;    /* TASKS_PROJECT ("" = the metadata server's) */
+	char *tasks_location;   /* TASKS_LOCATION */
+	char *tasks_queue;      /* TASKS_QUEUE */
+	char *tasks_service_account; /* TASKS_SERVICE_ACCOUNT */
+	char *tasks_endpoint;   /* TASKS_ENDPOINT ("" = Google's) */
+	double tasks_bucket;    /* TASKS_BUCKET s */
 };
 
 struct worker;
@@ -62,7 +85,10 @@ int worker_port(const struct worker *w);
 
 /* Whether the process should exit now: EXIT_ON_IDLE is on, no drain runs,
  * no request is open, and nothing happened for IDLE_TIMEOUT; in once mode,
- * as soon as the drain has ended. */
+ * as soon as the drain has ended. Call it every 100 ms: a gap of over
+ * 250 ms between calls means the process was stopped (request-based CPU)
+ * and restarts the idle time, so a process thawed for a request serves
+ * it instead of exiting under it. */
 int worker_idle_exit_due(struct worker *w);
 
 /* SIGTERM: stop taking, let in-flight jobs finish within SHUTDOWN_GRACE,

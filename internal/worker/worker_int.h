@@ -10,9 +10,11 @@
 
 #include "worker/worker.h"
 
+#include "log/log.h"
 #include "metrics/metrics.h"
 #include "queue/queue.h"
 #include "worker/records.h"
+#include "wake/wake.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,6 +38,7 @@ struct task {
 	atomic_int cancel;       /* read by the handler (job_cancelled) */
 	int reason;              /* enum stop_reason, set with cancel */
 	int64_t started_mono;    /* 0 until a slot starts it */
+	int64_t run_us;          /* how long the handler ran (set by its slot) */
 	int64_t deadline_mono;   /* timeout; 0 = none */
 	/* outcome, filled by the slot */
 	enum queue_outcome outcome;
@@ -66,6 +69,8 @@ struct worker {
 	size_t nqueues;
 	struct httpd *http;
 	struct records *rec;     /* Postgres rows; NULL without DATABASE_URL */
+	struct wake_tasks *tasks;/* WAKE_VIA=cloudtasks: the next wakes; NULL
+				  * otherwise */
 	int64_t started_mono;
 	int64_t hb_interval_ms;  /* lease renewal and registration refresh */
 	int64_t worker_ttl_ms;   /* registration lifetime without a refresh */
@@ -83,6 +88,7 @@ struct worker {
 				  * a new /wake waits for it, then starts anew */
 	uint64_t wake_seq;       /* /wake requests seen, for the retire check */
 	char drain_trace[33];    /* trace id of the /wake that started the drain */
+	char wake_url_seen[512]; /* the URL the last /wake came to ("" none) */
 	uint64_t drain_gen;      /* generation of the current/last drain */
 	uint64_t drains_done;    /* generations finished */
 	struct drain_summary summary; /* of the last finished drain */
@@ -91,6 +97,7 @@ struct worker {
 	int drain_joinable;
 	int open_requests;       /* held /wake requests */
 	int64_t last_activity_mono;
+	int64_t idle_check_mono; /* last worker_idle_exit_due call */
 	int stopping;            /* SIGTERM received */
 	int abandon;             /* past the grace: stop waiting for Redis */
 	/* tasks */
@@ -111,6 +118,15 @@ struct worker {
 	int hb_started;
 	int hb_quit;
 	pthread_cond_t hb_cv;
+	pthread_t parts_thread;  /* removes stale partial outputs at start */
+	int parts_started;
+	atomic_int parts_stop;
+
+	/* Redis-unreachable warnings of the drain threads (one at a time) */
+	struct log_limit drain_redis_warn;
+	/* wakes by trigger not yet added to the queues' metrics in Redis
+	 * (the drain thread sends them: queue_count_wake) */
+	atomic_uint_least64_t wakes_unsent[QUEUE_NTRIGGERS];
 
 	/* metrics (atomics: read by /metrics without the lock) */
 	atomic_uint_least64_t m_done, m_failed, m_retried, m_cancelled,
@@ -163,6 +179,10 @@ struct drain_facts {
 	int64_t wake_max_at;     /* monotonic: the drain's start + WAKE_MAX */
 	int64_t idle_since;      /* monotonic: last sign of work */
 	int64_t idle_us;         /* IDLE_TIMEOUT */
+	int empty;               /* the drain's first take found nothing due,
+				  * and it has taken nothing since */
+	int64_t empty_linger_us; /* EMPTY_WAKE_LINGER: the idle window of an
+				  * empty drain, instead of idle_us */
 	int64_t due_in_us;       /* until the next delayed job; INT64_MAX none */
 	size_t busy;             /* tasks ready or running */
 	size_t nearly;           /* of the running, re-queued early at shutdown */
@@ -174,8 +194,9 @@ enum drain_verdict {
 	DRAIN_CONTINUE,
 	DRAIN_HOLD,              /* idle, but a job is due inside IDLE_TIMEOUT:
 				  * restart the idle clock and wait for it */
-	DRAIN_END_IDLE,          /* idle for IDLE_TIMEOUT: retire, then end
-				  * (unless a /wake came meanwhile) */
+	DRAIN_END_IDLE,          /* idle for IDLE_TIMEOUT (EMPTY_WAKE_LINGER
+				  * when empty): retire, then end (unless a
+				  * /wake came meanwhile) */
 	DRAIN_END_WAKE_MAX,      /* past WAKE_MAX with nothing held */
 	DRAIN_END_SHUTDOWN       /* SIGTERM with nothing held, or past grace */
 };

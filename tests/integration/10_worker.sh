@@ -2,10 +2,7 @@
 # The worker end to end: real redis-server, real wakeq-worker processes,
 # the wakeq CLI, over real HTTP.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 start_redis
 
 # --- a drain runs everything due, answers a summary, then exits when idle
@@ -58,8 +55,11 @@ expect_eq "/wake with a wrong token is 401" 401 "$(curl -s -o /dev/null -w '%{ht
 expect_eq "/wake with the token is 202" 202 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer s3cret' -XPOST "$w4_URL/wake?wait=0")"
 expect_eq "GET /nope is 404 JSON" not_found "$(curl -s "$w4_URL/nope" | jq -r .error.code)"
 expect_eq "/readyz is 200 with redis up" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$w4_URL/readyz")"
-check "/status names the worker" sh -c "curl -fs '$w4_URL/status' | jq -e '.worker | length > 0' >/dev/null"
-check "/metrics has the job histogram" sh -c "curl -fs '$w4_URL/metrics' | grep -q '^wakeq_job_duration_seconds_bucket'"
+expect_eq "/status without the token is 401 (it lists job ids)" 401 "$(curl -s -o /dev/null -w '%{http_code}' "$w4_URL/status")"
+expect_eq "/status with a wrong token is 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' "$w4_URL/status")"
+check "/status with the token names the worker" sh -c "curl -fs -H 'Authorization: Bearer s3cret' '$w4_URL/status' | jq -e '.worker | length > 0' >/dev/null"
+expect_eq "/healthz stays open with WAKE_TOKEN set" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$w4_URL/healthz")"
+check "/metrics stays open and has the job histogram" sh -c "curl -fs '$w4_URL/metrics' | grep -q '^wakeq_job_duration_seconds_bucket'"
 
 # --- retries with backoff, then the dead letter
 id=$(wq enqueue fail --queue retry --payload '{"retryable":true,"message":"flaky"}' --max-attempts 3)
@@ -98,13 +98,18 @@ check "every log line is a JSON object with severity and message" \
 	sh -c "jq -e -s 'all(.severity and .message and .time)' '$T/w8.log' >/dev/null"
 check "the drain's lines carry the wake's trace" \
 	sh -c "jq -e -s 'map(select(.message == \"drain started\"))[0][\"logging.googleapis.com/trace\"] == \"projects/proj/traces/0123456789abcdef0123456789abcdef\"' '$T/w8.log' >/dev/null"
-check "a failed job is logged with its id" \
-	sh -c "jq -e -s 'map(select(.message == \"job failed\"))[0] | .job_id and .error == \"boom\"' '$T/w8.log' >/dev/null"
+check "a dead-lettered job is logged at ERROR with its id" \
+	sh -c "jq -e -s 'map(select(.message == \"job dead-lettered\"))[0] | .job_id and .error == \"boom\" and .severity == \"ERROR\"' '$T/w8.log' >/dev/null"
 
 # --- bad configuration stops start-up with one line naming the variable
 msg=$(IDLE_TIMEOUT=abc "$BIN/wakeq-worker" 2>&1)
 expect_eq "bad IDLE_TIMEOUT exits 2" 2 "$?"
 check "the message names IDLE_TIMEOUT ($msg)" contains "$msg" "wakeq-worker: bad IDLE_TIMEOUT 'abc'"
+for tok in ' ' '	' 'two words'; do
+	msg=$(WAKE_TOKEN="$tok" PORT=0 timeout 5 "$BIN/wakeq-worker" 2>&1)
+	expect_eq "WAKE_TOKEN='$tok' stops start-up (exit 2)" 2 "$?"
+	check "in one line naming WAKE_TOKEN ($msg)" contains "$msg" "wakeq-worker: bad WAKE_TOKEN: the token is blank or holds whitespace"
+done
 msg=$(QUEUES='a b' "$BIN/wakeq-worker" 2>&1)
 check "bad QUEUES is refused ($msg)" contains "$msg" "bad QUEUES"
 msg=$(REDIS_URL=rediss://127.0.0.1:1 PORT=0 "$BIN/wakeq-worker" 2>&1 | head -1)

@@ -2,10 +2,7 @@
 # Failure: killed workers, SIGTERM, a frozen worker (fencing), the
 # retire/enqueue race, and a Redis restart mid-drain. No job may be lost.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 start_redis
 
 # --- SIGKILL of a busy worker: its leases expire and another worker
@@ -30,10 +27,14 @@ check "the interrupted jobs counted a second attempt ($retried)" test "$retried"
 # --- SIGKILL while short jobs are leased ahead: a job is dead-lettered for
 # lease expiry only after it has really started max_attempts times, so the
 # jobs the dead worker held ahead keep their attempts (issue 11, defect 2).
+# The jobs that did run at the kill (the one running, and finished ones not
+# yet settled) may count their attempt: with max_attempts=1 and BATCH=4,
+# at most CONCURRENCY + BATCH of them per kill can be dead; the previous
+# version dead-lettered dozens (65 in one run) that never ran.
 pk_round() { # pk_round QUEUE NAME: a worker drains until ~20 done, then SIGKILL
 	local q=$1 name=$2 d0 pid url
 	d0=$(count_status "$q" done)
-	start_worker "$name" QUEUES="$q" CONCURRENCY=1 LEASE=1 IDLE_TIMEOUT=5
+	start_worker "$name" QUEUES="$q" CONCURRENCY=1 LEASE=1 IDLE_TIMEOUT=5 BATCH=4
 	eval "pid=\$${name}_PID url=\$${name}_URL"
 	curl -fs -XPOST "$url/wake?wait=0" >/dev/null
 	wait_until 5 sh -c "[ \$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue $q | jq .$q.done) -ge $((d0 + 20)) ]"
@@ -45,8 +46,10 @@ wq enqueue sleep --queue pk1 --payload '{"ms":2}' --max-attempts 1 --count 400 >
 pk_round pk1 pa
 start_worker pz QUEUES=pk1 CONCURRENCY=4 LEASE=5 IDLE_TIMEOUT=1
 curl -fs -XPOST "$pz_URL/wake" >/dev/null
-expect_eq "max_attempts=1, one SIGKILL: no job dead without having run" 0 "$(count_status pk1 failed)"
-expect_eq "max_attempts=1, one SIGKILL: every job done" 400 "$(count_status pk1 done)"
+dead=$(count_status pk1 failed)
+check "max_attempts=1, one SIGKILL: no job dead without having run ($dead dead, at most 5 ran at the kill)" \
+	test "$dead" -le 5
+expect_eq "max_attempts=1, one SIGKILL: every job ended" 400 "$(( $(count_status pk1 done) + dead ))"
 wq enqueue sleep --queue pk3 --payload '{"ms":2}' --count 400 >/dev/null
 pk_round pk3 pb
 pk_round pk3 pc

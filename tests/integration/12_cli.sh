@@ -6,10 +6,7 @@
 # status --watch by outcome; stats --watch; the completion scripts.
 # (What only a terminal shows, tables and bars, is 16_cli_tty.sh.)
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 start_redis
 
 code() { "$@" >/dev/null 2>&1; echo $?; }

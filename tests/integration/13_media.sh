@@ -3,10 +3,7 @@
 # media job, results are real, a crashing decoder fails its job and not the
 # worker, and a worker without the plugin says so.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 start_redis
 D=$T/data
 mkdir -p "$D/in"
@@ -42,4 +39,58 @@ start_worker m3 QUEUES=noplug DATA_DIR="$D" IDLE_TIMEOUT=1 WAKEQ_MEDIA_PLUGIN=/n
 curl -fs -XPOST "$m3_URL/wake" >/dev/null
 expect_eq "without the plugin the job fails once, for good" "failed 1" "$(wq status --queue noplug "$e" | jq -r '"\(.status) \(.attempts)"')"
 check "saying media support is not installed" contains "$(wq status --queue noplug "$e" | jq -r .error)" "media support is not installed"
+
+# A worker SIGKILLed during a media job: its decoder dies with it at once,
+# and the partial output it leaves is removed by the next worker to start
+# once it has been untouched for 10 minutes (FETCH_PART_STALE_S).
+h=$(wq enqueue media.thumbnail --queue hang --payload '{"input":"file://in/clip.mp4","output":"file://out/h.png","at_s":1}')
+start_worker m4 QUEUES=hang DATA_DIR="$D" IDLE_TIMEOUT=30 WAKEQ_MEDIA_FAULT=hang
+curl -fs -XPOST "$m4_URL/wake?wait=0" >/dev/null
+child=
+decoder() { child=$(ps -o pid= --ppid "$m4_PID" | tr -d ' ' | head -1); [ -n "$child" ]; }
+check "the hanging decoder runs in a child of the worker" wait_until 10 decoder
+[ -n "$child" ] && on_exit "kill_wait $child KILL"
+part=$(ls -A "$D/out" | grep '^\.h\.png\.part-' | head -1)
+check "its partial output is in DATA_DIR ($part)" test -n "$part"
+kill -KILL "$m4_PID"
+wait "$m4_PID" 2>/dev/null
+t0=$(date +%s%N)
+dead() { ! kill -0 "$child" 2>/dev/null || [ "$(awk '{print $3}' "/proc/$child/stat" 2>/dev/null)" = Z ]; }
+wait_until 5 dead
+el=$((($(date +%s%N) - t0) / 1000000))
+check "the decoder died with the SIGKILLed worker (${el} ms after)" test "$el" -lt 500
+check "the partial output is left behind" test -f "$D/out/$part"
+touch -d '-11 minutes' "$D/out/.upload.mp4.part" "$D/out/keep.part-abcdef"
+touch "$D/out/.fresh.png.part-Ab12Cd.png"
+start_worker m5 QUEUES=none DATA_DIR="$D" IDLE_TIMEOUT=30
+sleep 0.5
+check "a partial output touched 10 minutes ago or less is kept" test -f "$D/out/$part"
+kill_wait "$m5_PID"
+touch -d '-11 minutes' "$D/out/$part"
+start_worker m6 QUEUES=none DATA_DIR="$D" IDLE_TIMEOUT=30
+gone() { ! test -e "$D/out/$part"; }
+check "the next worker removes it once untouched for 10 minutes" wait_until 3 gone
+check "and says so" wait_until 3 grep -q 'removed stale partial outputs' "$T/m6.log"
+check "a fresh partial output is kept" test -f "$D/out/.fresh.png.part-Ab12Cd.png"
+check "the API's upload and other names are not touched" \
+	test -f "$D/out/.upload.mp4.part" -a -f "$D/out/keep.part-abcdef"
+kill_wait "$m6_PID"
+
+# The plugin speaks the handler ABI, checked before use: one of another ABI
+# version, or one without the version symbol (as the media plugin was
+# before the ABI), fails media jobs at once with that reason.
+b=$(wq enqueue media.probe --queue badabi --payload '{"input":"file://in/clip.mp4"}' --max-attempts 3)
+start_worker m4 QUEUES=badabi DATA_DIR="$D" IDLE_TIMEOUT=1 EXIT_ON_IDLE=false WAKEQ_MEDIA_PLUGIN="$BIN/tests/plugins/badabi.so"
+curl -fs -XPOST "$m4_URL/wake" >/dev/null
+expect_eq "a media plugin of another ABI: the job fails once, for good" "failed 1" \
+	"$(wq status --queue badabi "$b" | jq -r '"\(.status) \(.attempts)"')"
+expect_eq "... naming both ABI versions" \
+	"bad media plugin: plugin '$BIN/tests/plugins/badabi.so' was built for handler ABI 999, this worker speaks ABI 1 (rebuild it against wakeq/handler.h)" \
+	"$(wq status --queue badabi "$b" | jq -r .error)"
+check "... and the worker is still up" kill -0 "$m4_PID"
+n=$(wq enqueue media.probe --queue noabi --payload '{"input":"file://in/clip.mp4"}')
+start_worker m5 QUEUES=noabi DATA_DIR="$D" IDLE_TIMEOUT=1 WAKEQ_MEDIA_PLUGIN="$BIN/tests/plugins/noabi.so"
+curl -fs -XPOST "$m5_URL/wake" >/dev/null
+check "a media plugin without the ABI symbol is refused" \
+	contains "$(wq status --queue noabi "$n" | jq -r .error)" "is not a wakeq handler plugin: no symbol 'wakeq_handler_abi_version'"
 exit 0

@@ -9,9 +9,7 @@
 # and its event subscriber: a job's event stream must see the updates a
 # worker publishes). Fails loudly when any step cannot run.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 CACHE=${WAKEQ_CACHE:-/var/cache/wakeq}/hiredis-1.2
 H=$CACHE/root
 if [ ! -f "$H/ok" ]; then
@@ -78,7 +76,7 @@ tpid=$!
 on_exit "kill_wait $tpid"
 wait_until 5 sh -c "redis-cli --tls --cacert ca.crt -p $TP ping 2>/dev/null | grep -q PONG" ||
 	{ not_ok "a TLS redis-server starts"; diag "$T/tls.log"; exit 1; }
-id=$(REDIS_TLS_CA_FILE=$T/ca.crt REDIS_URL=rediss://127.0.0.1:$TP "$TOP/$B/wakeq" enqueue noop 2>&1)
+id=$(REDIS_TLS_CA_FILE=$T/ca.crt REDIS_URL=rediss://127.0.0.1:$TP "$TOP/$B/wakeq" enqueue noop 2>"$T/enq.err")
 check "enqueue over rediss:// ($id)" sh -c "echo '$id' | grep -qE '^[0-9a-f-]{36}$'"
 expect_eq "the job is in the TLS server" 1 "$(redis-cli --tls --cacert ca.crt -p "$TP" zcard 'wakeq:{default}:pending')"
 msg=$(REDIS_URL=rediss://127.0.0.1:$TP "$TOP/$B/wakeq" stats 2>&1)
@@ -123,8 +121,8 @@ on_exit "kill_wait $sse"
 sleep 0.3
 "$BIN/tests/tools/qdrive" "redis://wq:$PWQ@127.0.0.1:$PP" default run 3 50 >"$T/qd.out" 2>&1
 wait_until 5 grep -q '^event: end' "$T/sse.txt"
-expect_eq "SSE over rediss:// starts with the state" "event: state" "$(head -1 "$T/sse.txt")"
-expect_eq "SSE over rediss:// has the 3 progress updates" 3 "$(grep -c '^event: update' "$T/sse.txt")"
+expect_eq "SSE over rediss:// starts with the state" "event: state" "$(grep -m1 '^event: ' "$T/sse.txt")"
+expect_eq "SSE over rediss:// has the 3 progress updates" 3 "$(grep -A1 '^event: update' "$T/sse.txt" | grep -c '"stage":"step-')"
 expect_eq "SSE over rediss:// ends with the done job" "done true" \
 	"$(grep -A1 '^event: end' "$T/sse.txt" | sed -n 's/^data: //p' | jq -r '"\(.status) \(.result.ok)"')"
 grep -q '^event: end' "$T/sse.txt" || { diag "$T/api.log"; diag "$T/qd.out"; }

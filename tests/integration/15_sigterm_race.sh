@@ -9,10 +9,7 @@
 # RUNS (default 200) iterations, one redis, one queue and one worker
 # process per iteration; then WRUNS (8) drains ending at WAKE_MAX.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 start_redis
 
 RUNS=${RUNS:-200}

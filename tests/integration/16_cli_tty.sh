@@ -7,10 +7,7 @@
 # redraw of stats --watch, Ctrl-C, and the completion of bash and zsh as
 # typed with Tab. Every wait is bounded.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 
 if ! command -v tmux >/dev/null 2>&1; then
 	not_ok "tmux is needed to drive a terminal (container/deps.sh install test)"

@@ -10,9 +10,7 @@
 # RLIMIT_NPROC, a persistent handler reused across jobs; bad input and a
 # bad registry refused; the worker's memory flat throughout.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-t_tmpdir
+source tests/lib/test.sh
 
 EX=$TOP/docs/examples/handlers
 MIS=$TOP/tests/integration/handlers/misbehave.py

@@ -30,8 +30,10 @@ wq settings lim group_concurrency=2 >/dev/null
 for i in $(seq 1 30); do
 	echo '{"type":"sleep","queue":"lim","group":"t1","payload":{"ms":40}}'
 done >"$T/t1.jsonl"
-start_worker w1 QUEUES=lim CONCURRENCY=4 IDLE_TIMEOUT=1 EXIT_ON_IDLE=false
-start_worker w2 QUEUES=lim CONCURRENCY=4 IDLE_TIMEOUT=1 EXIT_ON_IDLE=false
+# woken before the jobs come: an empty drain lingers (EMPTY_WAKE_LINGER)
+# for them as long as a busy one would
+start_worker w1 QUEUES=lim CONCURRENCY=4 IDLE_TIMEOUT=1 EMPTY_WAKE_LINGER=1 EXIT_ON_IDLE=false
+start_worker w2 QUEUES=lim CONCURRENCY=4 IDLE_TIMEOUT=1 EMPTY_WAKE_LINGER=1 EXIT_ON_IDLE=false
 curl -fs -XPOST "$w1_URL/wake?wait=0" >/dev/null
 curl -fs -XPOST "$w2_URL/wake?wait=0" >/dev/null
 # enqueued while both drain: hammering, from two enqueuers at once

@@ -4,13 +4,11 @@
 # per test, plus migrations run by several processes at once and the schema
 # they leave behind, checked with psql.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
+. "$(dirname "$0")/../lib/test.sh"
 
 TOOL=$BIN/tests/unit/store/test_store_db
 [ -x "$TOOL" ] || { not_ok "store: $TOOL not built (make tests)"; exit 1; }
 
-t_tmpdir
 start_postgres || { not_ok "store: postgres did not start"; exit 1; }
 BASE=${DATABASE_URL%/postgres}
 psql -q -d "$DATABASE_URL" -c 'CREATE DATABASE fresh' -c 'CREATE DATABASE race' \

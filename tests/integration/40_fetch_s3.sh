@@ -11,9 +11,7 @@
 # s3rver checks the access key id but not the SigV4 signature itself; the
 # signature is checked independently in tests/unit/fetch (test_fetch_s3).
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 
 FETCHCP=$BIN/tests/tools/fetchcp
 S3RVER_VERSION=3.7.1

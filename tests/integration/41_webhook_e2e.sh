@@ -4,10 +4,7 @@
 # POSTs it signed, a receiver verifies the signature; a receiver that
 # answers 503 gets the delivery again. And an http.request job.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 start_redis
 SECRET=whsec-$RANDOM
 

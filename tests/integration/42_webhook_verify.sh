@@ -11,10 +11,7 @@
 # accept the same delivery; a wrong secret is refused by both libraries.
 # Both packages are installed by this test into $BUILD/npm (once).
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 
 STANDARDWEBHOOKS_VERSION=1.1.1
 STRIPE_VERSION=23.1.0

@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # 50_api - wakeq-api over HTTP against a real redis-server: auth, intake,
-# idempotency, reads, lists, counts, cancel (pending and active), retry
-# from dead, server-sent events, metrics, --help and start-up refusals.
+# idempotency, reads, lists (filters), counts, cancel (pending and active),
+# retry from dead, purge dead, server-sent events, the dashboard's files
+# (headers, DASHBOARD_PATH), metrics, --help and start-up refusals.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-t_tmpdir
+source tests/lib/test.sh
 start_redis
 
 API_BIN=$BIN/wakeq-api
@@ -14,15 +13,7 @@ TOKEN=s3cret-1
 H="Authorization: Bearer $TOKEN"
 CT="Content-Type: application/json"
 
-start_api() { # start_api [ENV=VAL ...]: sets API, API_PID
-	API_PORT=$($FREEPORT)
-	env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN="$TOKEN,other-token" \
-		RECONCILE_INTERVAL=0 "$@" "$API_BIN" >>"$T/api.log" 2>&1 &
-	API_PID=$!
-	on_exit "kill_wait $API_PID"
-	API=http://127.0.0.1:$API_PORT
-	wait_until 5 curl -sf -o /dev/null "$API/healthz" || { echo "# api did not start"; diag "$T/api.log"; exit 1; }
-}
+start_api() { _start_api API_TOKEN="$TOKEN,other-token" "$@"; }
 post() { curl -s -H "$H" -H "$CT" -d "$1" "$API/v1/jobs"; }
 status_of() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 
@@ -36,6 +27,12 @@ check "says why it refused" grep -q 'API_TOKEN is not set' <<<"$err"
 err=$(PORT=abc timeout 5 "$API_BIN" --no-auth 2>&1); rc=$?
 expect_eq "bad PORT stops start-up" 2 "$rc"
 check "bad PORT names the variable" grep -q "bad PORT 'abc'" <<<"$err"
+
+for v in "API_TOKEN= " "API_TOKEN=a,,b" "API_TOKEN=tok en" "WAKE_TOKEN= "; do
+	err=$(env PORT=0 REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN "$v" timeout 5 "$API_BIN" 2>&1); rc=$?
+	expect_eq "'$v' stops start-up (exit 2)" 2 "$rc"
+	check "in one line naming ${v%%=*} ($err)" contains "$err" "wakeq-api: bad ${v%%=*}: "
+done
 
 start_api
 
@@ -121,14 +118,20 @@ sleep 0.3
 "$QDRIVE" "$REDIS_URL" default run 3 50 >/dev/null
 wait_until 5 grep -q '^event: end' "$T/sse.txt"
 wait $SSE
-expect_eq "SSE starts with the current state" "event: state" "$(head -1 "$T/sse.txt")"
-expect_eq "SSE has 3 progress updates" 3 "$(grep -c '^event: update' "$T/sse.txt")"
-check "SSE update carries stage" grep -q '"stage":"step-2"' "$T/sse.txt"
+expect_eq "SSE starts with a retry hint and the current state" "retry: 2000 event: state" \
+	"$(head -1 "$T/sse.txt") $(sed -n 3p "$T/sse.txt")"
+expect_eq "SSE: the take's active, then 3 progress updates" "active - active step-1 active step-2 active step-3" \
+	"$(sed -n 's/^data: //p' "$T/sse.txt" | sed '1d;$d' | jq -r '"\(.status) \(.stage // "-")"' | tr '\n' ' ' | sed 's/ $//')"
+expect_eq "every event has an id" "$(grep -c '^event: ' "$T/sse.txt")" "$(grep -c '^id: [0-9]' "$T/sse.txt")"
 expect_eq "SSE ends with the done job and its result" "done true" \
 	"$(grep -A1 '^event: end' "$T/sse.txt" | sed -n 's/^data: //p' | jq -r '"\(.status) \(.result.ok)"')"
 # a late client gets the final state at once, and the stream closes
 late=$(timeout 5 curl -sN -H "$H" "$API/v1/jobs/$EID/events")
-expect_eq "late SSE client gets end at once" "event: end" "$(head -1 <<<"$late")"
+expect_eq "late SSE client gets end at once" "event: end" "$(grep '^event: ' <<<"$late")"
+# reconnecting with the end's id: told to stop
+END_ID=$(grep -B1 '^event: end' "$T/sse.txt" | sed -n 's/^id: //p')
+expect_eq "Last-Event-ID of the end -> 204" 204 \
+	"$(status_of -H "$H" -H "Last-Event-ID: $END_ID" "$API/v1/jobs/$EID/events")"
 
 # ---- retry from dead ---------------------------------------------------------------
 DID=$(post '{"type":"noop","max_attempts":1}' | jq -r .id)
@@ -140,6 +143,71 @@ expect_eq "retry dead -> 200 queued" "queued 200" "$(jq -r .status <<<"${r% *}")
 expect_eq "retried job is pending again" 1 "$(rcli zscore 'wakeq:{default}:pending' "$DID" | grep -c .)"
 expect_eq "retry a queued job -> 409" 409 "$(status_of -H "$H" -X POST "$API/v1/jobs/$DID/retry")"
 
+# ---- filters by type and id; purge the dead ------------------------------------------
+FA=$(post '{"type":"sleep","payload":{"ms":1},"delay_s":3600}' | jq -r .id)
+FB=$(post '{"type":"noop","delay_s":3600}' | jq -r .id)
+l=$(curl -s -H "$H" "$API/v1/queues/default/jobs?state=scheduled&type=sleep")
+expect_eq "list filtered by type: only the sleep job" "$FA" "$(jq -r '[.jobs[].id] | join(",")' <<<"$l")"
+part=$(tr a-f A-F <<<"${FB: -7}")
+l=$(curl -s -H "$H" "$API/v1/queues/default/jobs?state=scheduled&id=$part")
+expect_eq "list filtered by part of the id (any case): that job" "$FB" "$(jq -r '[.jobs[].id] | join(",")' <<<"$l")"
+expect_eq "bad type filter -> 400" 400 "$(status_of -H "$H" "$API/v1/queues/default/jobs?type=a%20b")"
+expect_eq "bad id filter -> 400" 400 "$(status_of -H "$H" "$API/v1/queues/default/jobs?id=xyz")"
+for id in "$FA" "$FB"; do
+	rcli zrem 'wakeq:{default}:delayed' "$id" >/dev/null
+	rcli hset "wakeq:{default}:job:$id" status failed >/dev/null
+	rcli zadd 'wakeq:{default}:dead' 1 "$id" >/dev/null
+done
+r=$(curl -s -w ' %{http_code}' -H "$H" -X POST "$API/v1/queues/default/purge-dead")
+expect_eq "purge-dead -> 200 with the count" "2 200" "$(jq -r .purged <<<"${r% *}") ${r##* }"
+expect_eq "the dead set is empty" 0 "$(rcli zcard 'wakeq:{default}:dead')"
+expect_eq "the dead jobs are gone" 0 "$(rcli exists "wakeq:{default}:job:$FA" "wakeq:{default}:job:$FB")"
+expect_eq "purge-dead of a queue not served -> 404" 404 \
+	"$(status_of -H "$H" -X POST "$API/v1/queues/elsewhere/purge-dead")"
+expect_eq "purge-dead needs the token" 401 "$(status_of -X POST "$API/v1/queues/default/purge-dead")"
+expect_eq "wake without WAKE_URL -> 409" 409 "$(status_of -H "$H" -X POST "$API/v1/wake")"
+
+# ---- the dashboard's files: open, with a strict CSP, at DASHBOARD_PATH ---------------
+h=$(curl -s -D - -o "$T/dash.html" "$API/dashboard")
+expect_eq "GET /dashboard -> 200 html" "200 text/html; charset=utf-8" \
+	"$(head -1 <<<"$h" | cut -d' ' -f2) $(tr -d '\r' <<<"$h" | sed -n 's/^Content-Type: //Ip')"
+csp=$(tr -d '\r' <<<"$h" | sed -n 's/^Content-Security-Policy: //Ip')
+csp_strict() { contains "$1" "script-src 'self'" && contains "$1" "frame-ancestors 'none'" && ! contains "$1" unsafe; }
+check "the page has a CSP with no inline script: $csp" csp_strict "$csp"
+expect_eq "the page may not be framed" DENY "$(tr -d '\r' <<<"$h" | sed -n 's/^X-Frame-Options: //Ip')"
+check "the page loads its script by path, not inline" grep -q '<script src="/dashboard/app.js"' "$T/dash.html"
+check "no inline script in the page" sh -c "! grep -q '<script>' '$T/dash.html'"
+expect_eq "GET /dashboard/app.js -> javascript" "text/javascript; charset=utf-8" \
+	"$(curl -s -o /dev/null -w '%{content_type}' "$API/dashboard/app.js")"
+expect_eq "GET /dashboard/style.css -> css" "text/css; charset=utf-8" \
+	"$(curl -s -o /dev/null -w '%{content_type}' "$API/dashboard/style.css")"
+DPORT=$($FREEPORT)
+env PORT=$DPORT REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN RECONCILE_INTERVAL=0 DASHBOARD_PATH=/ops/queues \
+	"$API_BIN" >>"$T/api-dash.log" 2>&1 &
+DPID=$!
+on_exit "kill_wait $DPID"
+wait_until 5 curl -sf -o /dev/null "http://127.0.0.1:$DPORT/healthz"
+D=http://127.0.0.1:$DPORT
+expect_eq "DASHBOARD_PATH moves the page" 200 "$(status_of "$D/ops/queues")"
+check "and the page names its files there" grep -q 'src="/ops/queues/app.js"' <(curl -s "$D/ops/queues")
+expect_eq "and its files" "200 200" "$(status_of "$D/ops/queues/app.js") $(status_of "$D/ops/queues/style.css")"
+expect_eq "/dashboard is then no route" 404 "$(status_of "$D/dashboard")"
+expect_eq "nor is a file under the page that does not exist" 404 "$(status_of "$D/ops/queues/nothing.js")"
+kill_wait "$DPID"
+env PORT=$DPORT REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN RECONCILE_INTERVAL=0 DASHBOARD_PATH= \
+	"$API_BIN" >>"$T/api-dash.log" 2>&1 &
+DPID=$!
+on_exit "kill_wait $DPID"
+wait_until 5 curl -sf -o /dev/null "$D/healthz"
+expect_eq "DASHBOARD_PATH empty: no dashboard" 404 "$(status_of "$D/dashboard")"
+kill_wait "$DPID"
+for bad in dashboard /v1/dash /healthz / /a//b /a/ /a/../b '/a b'; do
+	err=$(env PORT=0 REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN DASHBOARD_PATH="$bad" timeout 5 "$API_BIN" 2>&1)
+	rc=$?
+	expect_eq "DASHBOARD_PATH='$bad' stops start-up (exit 2, named)" "2 1" \
+		"$rc $(grep -c "bad DASHBOARD_PATH" <<<"$err")"
+done
+
 # ---- HEAD: every GET route answers it, with GET's status and headers and no body
 raw() { # raw REQUEST: sends it (printf %b) on a new connection, prints the answer
 	exec 3<>"/dev/tcp/127.0.0.1/$API_PORT" || return 1
@@ -149,7 +217,7 @@ raw() { # raw REQUEST: sends it (printf %b) on a new connection, prints the answ
 }
 hdr() { tr -d '\r' <"$1" | sed -n "s/^$2: //Ip" | head -1; }
 UNKNOWN=01900000-0000-7000-8000-000000000000
-for p in /healthz /readyz /metrics /v1/queues "/v1/queues/default/jobs?state=scheduled" \
+for p in /healthz /readyz /metrics /dashboard /v1/queues "/v1/queues/default/jobs?state=scheduled" \
 	"/v1/jobs/$ID" "/v1/jobs/$UNKNOWN" "/v1/jobs/$EID/events"; do
 	raw "HEAD $p HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer $TOKEN\r\nConnection: close\r\n\r\n" >"$T/head"
 	curl -s -D "$T/gethdr" -o "$T/getbody" -H "$H" "$API$p"

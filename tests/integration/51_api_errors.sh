@@ -5,9 +5,7 @@
 # Postgres down -> 503 and nothing half-written in Redis; Redis down ->
 # 503 and no row left in Postgres.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-t_tmpdir
+source tests/lib/test.sh
 start_redis
 start_postgres
 
@@ -16,16 +14,7 @@ TOKEN=tok-51
 H="Authorization: Bearer $TOKEN"
 CT="Content-Type: application/json"
 
-start_api() {
-	API_PORT=$($FREEPORT)
-	env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN MAX_BODY=4K \
-		RECONCILE_INTERVAL=0 DATABASE_URL= "$@" "$API_BIN" >>"$T/api.log" 2>&1 &
-	API_PID=$!
-	on_exit "kill_wait $API_PID"
-	API=http://127.0.0.1:$API_PORT
-	wait_until 5 curl -sf -o /dev/null "$API/healthz" || { echo "# api did not start"; diag "$T/api.log"; exit 1; }
-}
-stop_api() { kill_wait "$API_PID"; }
+start_api() { _start_api MAX_BODY=4K DATABASE_URL= "$@"; }
 
 # Everything in Redis, canonically: keys, types and contents.
 redis_snap() {

@@ -5,9 +5,7 @@
 # WAKE_TOKEN, Google identity tokens from a metadata server speaking the
 # real protocol on loopback (cached), and backlog fan-out.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-t_tmpdir
+source tests/lib/test.sh
 start_redis
 
 API_BIN=$BIN/wakeq-api
@@ -28,16 +26,7 @@ start_stub() { # start_stub ARGS...: sets STUB (base URL), STUB_PID
 }
 stop_stub() { kill_wait "$STUB_PID"; }
 wakes() { curl -s "$STUB/count" | jq -r .wakes; }
-start_api() {
-	API_PORT=$($FREEPORT)
-	env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN DATABASE_URL= \
-		RECONCILE_INTERVAL=0 WAKE_URL="$STUB/wake" "$@" "$API_BIN" >>"$T/api.log" 2>&1 &
-	API_PID=$!
-	on_exit "kill_wait $API_PID"
-	API=http://127.0.0.1:$API_PORT
-	wait_until 5 curl -sf -o /dev/null "$API/healthz" || { echo "# api did not start"; diag "$T/api.log"; exit 1; }
-}
-stop_api() { kill_wait "$API_PID"; }
+start_api() { _start_api DATABASE_URL= WAKE_URL="$STUB/wake" "$@"; }
 post() { curl -s -o /dev/null -w '%{http_code}' -H "$H" -H "$CT" -d "${1:-{\"type\":\"noop\"\}}" "$API/v1/jobs"; }
 live_worker() { rcli zadd 'wakeq:{default}:workers' $(( $(date +%s%3N) + 600000 )) "$1" >/dev/null; }
 
@@ -54,6 +43,7 @@ wait_until 3 bash -c "[ \"\$(curl -s $STUB/count | jq -r .wakes)\" -ge 1 ]"
 sleep 1
 expect_eq "exactly one wake call when no worker is alive" 1 "$(wakes)"
 expect_eq "wake carries WAKE_TOKEN" "Bearer wake-tok" "$(curl -s "$STUB/count" | jq -r .auth)"
+expect_eq "and names its trigger: api" 1 "$(curl -s "$STUB/count" | jq -r .triggers.api)"
 m=$(curl -s "$API/metrics")
 check "metrics count the sent wake" grep -q '^wakeq_api_wakes_total{outcome="sent"} 1' <<<"$m"
 stop_api
@@ -90,6 +80,21 @@ expect_eq "after the drain ended with due work and no worker: one more wake" 2 "
 stop_api
 stop_stub
 
+# ---- POST /v1/wake: a wake now, even with nothing queued; none more while
+# that one is held open ----------------------------------------------------------------
+rcli flushall >/dev/null
+start_stub --hold 2
+start_api
+r=$(curl -s -w ' %{http_code}' -H "$H" -X POST "$API/v1/wake")
+expect_eq "POST /v1/wake -> 202 requested" "requested 202" "$(jq -r .wake <<<"${r% *}") ${r##* }"
+wait_until 3 bash -c "[ \"\$(curl -s $STUB/count | jq -r .wakes)\" -ge 1 ]"
+r=$(curl -s -w ' %{http_code}' -H "$H" -X POST "$API/v1/wake")
+expect_eq "a second one while the first is held -> 202 in_flight" "in_flight 202" "$(jq -r .wake <<<"${r% *}") ${r##* }"
+sleep 3
+expect_eq "one wake call reached the worker (nothing due after it)" 1 "$(wakes)"
+stop_api
+stop_stub
+
 # ---- failures are retried with backoff ------------------------------------------
 rcli flushall >/dev/null
 start_stub --status 503
@@ -120,16 +125,17 @@ expect_eq "two wakes, the token fetched once (cached)" "2 1" \
 	"$(curl -s "$STUB/count" | jq -r '"\(.wakes) \(.metadata)"')"
 stop_api
 stop_stub
-# a token about to expire is fetched again
+# a token is renewed 5 min before it expires, or after half its life
+# when it lives less than 10 min (fetch_gcp_id_token): a 2 s one after 1 s
 rcli flushall >/dev/null
-start_stub --token-ttl 60
+start_stub --token-ttl 2
 start_api WAKE_AUTH=google GCE_METADATA_HOST="${STUB#http://}"
 post >/dev/null
 wait_until 3 bash -c "[ \"\$(curl -s $STUB/count | jq -r .wakes)\" -ge 1 ]"
-sleep 0.5
+sleep 1.2
 post >/dev/null
 wait_until 3 bash -c "[ \"\$(curl -s $STUB/count | jq -r .wakes)\" -ge 2 ]"
-expect_eq "a token within 5 min of expiry is refreshed" "2 2" \
+expect_eq "a token past half its short life is renewed" "2 2" \
 	"$(curl -s "$STUB/count" | jq -r '"\(.wakes) \(.metadata)"')"
 stop_api
 stop_stub
@@ -145,6 +151,7 @@ sleep 1.5
 post >/dev/null
 sleep 1.5
 expect_eq "10 pending jobs, 1 worker slot, backlog 2: fan-out stops at WAKE_FANOUT_MAX" 3 "$(wakes)"
+expect_eq "each names its trigger: fanout" 3 "$(curl -s "$STUB/count" | jq -r .triggers.fanout)"
 stop_api
 stop_stub
 [ "$_t_failed" = 0 ] || diag "$T/api.log"

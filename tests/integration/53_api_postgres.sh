@@ -5,9 +5,7 @@
 # copied back after a Postgres outage, reads from Postgres once Redis has
 # let a job go.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-t_tmpdir
+source tests/lib/test.sh
 start_redis
 start_postgres
 
@@ -17,16 +15,7 @@ TOKEN=tok-53
 H="Authorization: Bearer $TOKEN"
 CT="Content-Type: application/json"
 
-start_api() {
-	API_PORT=$($FREEPORT)
-	env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN DATABASE_URL="$DATABASE_URL" \
-		RECONCILE_INTERVAL=0 RECONCILE_MIN_AGE=0.001 "$@" "$API_BIN" >>"$T/api.log" 2>&1 &
-	API_PID=$!
-	on_exit "kill_wait $API_PID"
-	API=http://127.0.0.1:$API_PORT
-	wait_until 10 curl -sf -o /dev/null "$API/healthz" || { echo "# api did not start"; diag "$T/api.log"; exit 1; }
-}
-stop_api() { kill_wait "$API_PID"; }
+start_api() { _start_api DATABASE_URL="$DATABASE_URL" RECONCILE_MIN_AGE=0.001 "$@"; }
 post() { curl -s -H "$H" -H "$CT" -d "$1" "$API/v1/jobs"; }
 pg() { psql "$DATABASE_URL" -Atq -c "$1"; }
 row() { pg "select $2 from jobs where id = '$1'"; }
@@ -84,7 +73,10 @@ j=$(curl -s -w ' %{http_code}' -H "$H" "$API/v1/jobs/$P")
 expect_eq "GET after expiry answers from postgres" "done true 200" \
 	"$(jq -r '"\(.status) \(.result.ok)"' <<<"${j% *}") ${j##* }"
 ev=$(timeout 5 curl -sN -H "$H" "$API/v1/jobs/$P/events")
-expect_eq "events after expiry: end from postgres" "event: end" "$(head -1 <<<"$ev")"
+expect_eq "events after expiry: end from postgres" "event: end" "$(grep '^event: ' <<<"$ev")"
+end_id=$(sed -n 's/^id: //p' <<<"$ev")
+expect_eq "and a reconnect past its end (Last-Event-ID) is told to stop: 204" 204 \
+	"$(curl -s -o /dev/null -w '%{http_code}' -H "$H" -H "Last-Event-ID: $end_id" "$API/v1/jobs/$P/events")"
 stop_api
 
 # ---- the timer -------------------------------------------------------------------

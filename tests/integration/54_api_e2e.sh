@@ -4,9 +4,7 @@
 # response, the SSE stream and the Postgres row; then the worker exits
 # when idle, and a later POST wakes a fresh one.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-t_tmpdir
+source tests/lib/test.sh
 
 WORKER_BIN=$BIN/wakeq-worker
 start_redis

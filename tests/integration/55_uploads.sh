@@ -8,10 +8,7 @@
 # with a 50 MB upload.
 set -u
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-source tests/lib/wakeq.sh
-t_tmpdir
+source tests/lib/test.sh
 start_redis
 
 D=$T/data

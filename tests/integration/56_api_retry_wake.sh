@@ -3,10 +3,7 @@
 # retires, and the API wakes a worker again when the retry comes due (no
 # enqueue, no cron needed).
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 start_redis
 # The platform's part: a worker process is there to answer every wake
 # (EXIT_ON_IDLE=false stands in for Cloud Run starting a new instance).

@@ -6,9 +6,7 @@
 # names it; a burst over two queues lands in each; a burst while Postgres
 # or Redis is down is answered 503 each and leaves nothing behind.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-t_tmpdir
+source tests/lib/test.sh
 start_redis
 start_postgres
 
@@ -17,16 +15,7 @@ TOKEN=tok-57
 H="Authorization: Bearer $TOKEN"
 CT="Content-Type: application/json"
 
-start_api() {
-	API_PORT=$($FREEPORT)
-	env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN QUEUES=default,other \
-		RECONCILE_INTERVAL=0 INTAKE_THREADS=1 DATABASE_URL= "$@" "$API_BIN" >>"$T/api.log" 2>&1 &
-	API_PID=$!
-	on_exit "kill_wait $API_PID"
-	API=http://127.0.0.1:$API_PORT
-	wait_until 10 curl -sf -o /dev/null "$API/healthz" || { echo "# api did not start"; diag "$T/api.log"; exit 1; }
-}
-stop_api() { kill_wait "$API_PID"; }
+start_api() { _start_api QUEUES=default,other INTAKE_THREADS=1 DATABASE_URL= "$@"; }
 pg() { psql "$DATABASE_URL" -Atq -c "$1"; }
 metric() { curl -s "$API/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 

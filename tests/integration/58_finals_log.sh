@@ -6,26 +6,16 @@
 # comes back, and reconcile copies the final state from the queue's
 # finals log instead of enqueueing the job a second time.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-source tests/lib/wakeq.sh
-t_tmpdir
+source tests/lib/test.sh
 start_redis
 start_postgres
 
-API_BIN=$BIN/wakeq-api
 TOKEN=tok-58
 H="Authorization: Bearer $TOKEN"
 CT="Content-Type: application/json"
 pg() { psql "$DATABASE_URL" -Atq -c "$1"; }
 
-API_PORT=$($FREEPORT)
-env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN DATABASE_URL="$DATABASE_URL" \
-	RECONCILE_INTERVAL=0 RECONCILE_MIN_AGE=0.001 "$API_BIN" >>"$T/api.log" 2>&1 &
-API_PID=$!
-on_exit "kill_wait $API_PID"
-API=http://127.0.0.1:$API_PORT
-wait_until 10 curl -sf -o /dev/null "$API/healthz" || { diag "$T/api.log"; exit 1; }
+_start_api DATABASE_URL="$DATABASE_URL" RECONCILE_MIN_AGE=0.001
 
 ID=$(curl -s -H "$H" -H "$CT" -d '{"type":"noop","payload":{"n":1}}' "$API/v1/jobs" | jq -r .id)
 expect_eq "row written as queued" queued "$(pg "select status from jobs where id = '$ID'")"

@@ -13,10 +13,7 @@
 # there) are the document's operations. The npm packages are installed by
 # this test into $BUILD/npm (once).
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 
 REDOCLY_VERSION=2.77.0
 AJV_VERSION=8.20.0
@@ -80,8 +77,13 @@ start_api() { # start_api NAME ENV=VAL...: sets NAME_URL
 	wait_until 10 curl -fs "http://127.0.0.1:$port/healthz" >/dev/null ||
 		{ not_ok "wakeq-api $name started"; diag "$T/$name.log"; exit 1; }
 }
+# a stand-in for the worker's /wake, for POST /v1/wake
+"$BIN/tests/tools/wakestub" >"$T/stub.port" 2>"$T/stub.log" &
+STUB_PID=$!
+on_exit "kill_wait $STUB_PID"
+wait_until 5 test -s "$T/stub.port"
 start_api pg DATABASE_URL="$DATABASE_URL"
-start_api nopg DATABASE_URL=
+start_api nopg DATABASE_URL= WAKE_URL="http://127.0.0.1:$(head -1 "$T/stub.port")/wake"
 API=$pg_URL
 X=$T/exchanges.jsonl
 : >"$X"
@@ -120,12 +122,17 @@ req HEAD /healthz
 req GET /readyz
 req GET /metrics
 req GET /openapi.yaml
+req GET /dashboard
+req HEAD /dashboard
+req GET /dashboard/app.js
+req GET /dashboard/style.css
 API=$nopg_URL req GET /readyz
 
 # POST /v1/jobs: accepted, a repeat, scheduled, labels and every field
 jreq POST /v1/jobs '{"type":"noop"}'
 q1=$(id_of)
 jreq POST /v1/jobs '{"type":"sleep","payload":{"ms":1},"queue":"oa","priority":2,"max_attempts":5,"timeout_s":30,"idempotency_key":"oa-1","callback_url":"https://example.com/hook","labels":{"tenant":"acme"}}'
+oa1=$(id_of)
 jreq POST /v1/jobs '{"type":"sleep","payload":{"ms":1},"queue":"oa","idempotency_key":"oa-1"}'
 expect_eq "an idempotent repeat answers 200" 200 "$S"
 jreq POST /v1/jobs '{"type":"noop","unique_key":"oa-u"}'
@@ -161,6 +168,9 @@ req GET "/v1/jobs/$(echo "$q1" | tr a-f A-F)"
 req GET /v1/jobs/not-a-uuid
 req GET /v1/jobs/01a20466-181e-7014-b516-77142d772f9d
 req GET /v1/queues
+req GET /v1/queues/default
+req GET /v1/queues/oa
+req GET /v1/queues/elsewhere
 req GET '/v1/queues/default/jobs'
 req GET '/v1/queues/oa/jobs?state=queued&limit=10&offset=0&label=tenant:acme'
 req GET '/v1/queues/default/jobs?state=scheduled'
@@ -168,6 +178,10 @@ req GET '/v1/queues/default/jobs?state=sleeping'
 req GET '/v1/queues/default/jobs?limit=0'
 req GET '/v1/queues/default/jobs?label=nocolon'
 req GET '/v1/queues/elsewhere/jobs'
+req GET "/v1/queues/oa/jobs?state=queued&type=sleep&id=$(echo "${oa1: -6}" | tr a-f A-F)"
+expect_eq "the list filtered by type and part of the id finds the job" "$oa1" "$(jq -r '[.jobs[].id] | join(",")' "$T/body")"
+req GET '/v1/queues/default/jobs?type=no%20such'
+req GET '/v1/queues/default/jobs?id=xyz'
 
 # queue controls
 req POST /v1/queues/oa/pause
@@ -202,6 +216,12 @@ jq -cn --arg p "/v1/jobs/$ev/events" --rawfile h "$T/ev.head" --rawfile b "$T/ev
 	'{method:"GET", path:$p, status:200, headers:$h, body:$b, request:null}' >>"$X"
 req GET "/v1/jobs/$ev"
 req GET "/v1/jobs/$ev/events"
+end_id=$(sed -n 's/^id: //p' "$T/body" | tail -1)
+req GET "/v1/jobs/$ev/events" -H "Last-Event-ID: $end_id"
+expect_eq "the events of an ended job, reconnecting past its end: 204" 204 "$S"
+NOAUTH=1 req GET "/v1/jobs/$ev/events?access_token=$TOKEN"
+NOAUTH=1 req GET "/v1/jobs/$ev/events" -H "Cookie: wakeq_token=$TOKEN"
+NOAUTH=1 req GET "/v1/jobs/$ev/events?access_token=wrong"
 req GET /v1/jobs/not-a-uuid/events
 req GET /v1/jobs/01a20466-181e-7014-b516-77142d772f9d/events
 
@@ -227,6 +247,14 @@ req POST "/v1/jobs/$dead/retry"
 req POST "/v1/jobs/$dead/retry"
 req POST /v1/jobs/01a20466-181e-7014-b516-77142d772f9d/retry
 req GET '/v1/queues/oa/jobs?state=done&limit=5'
+req POST /v1/queues/oa/purge-dead
+req POST /v1/queues/elsewhere/purge-dead
+
+# a wake now: without WAKE_URL, and with one
+req POST /v1/wake
+API=$nopg_URL req POST /v1/wake
+expect_eq "POST /v1/wake reached the worker's /wake" 1 \
+	"$(wait_until 5 sh -c "curl -s http://127.0.0.1:$(head -1 "$T/stub.port")/count | jq -e '.wakes >= 1' >/dev/null" && echo 1)"
 
 # cron schedules
 jreq POST /v1/schedules '{"name":"oa-s","queue":"oa","cron":"0 3 * * *","timezone":"Europe/Paris","job":{"type":"noop","payload":{"a":1},"labels":{"k":"v"}},"overlap":"allow","catch_up":"all","catch_up_max":5}'
@@ -269,6 +297,7 @@ req GET /v1/jobs/01a20466-181e-7014-b516-77142d772f9d/retry
 stop_redis
 req GET /readyz
 req GET /v1/queues
+req GET /v1/queues/default
 req GET "/v1/jobs/$q1"
 jreq POST /v1/jobs '{"type":"noop"}'
 expect_eq "POST with Redis down answers 503" 503 "$S"

@@ -7,11 +7,8 @@
 # Needs shellcheck and python3-yaml (container/deps.sh test set).
 set -u
 # shellcheck source=tests/lib/servers.sh
-. "$(dirname "$0")/../lib/servers.sh"
-# shellcheck source=tests/lib/tap.sh
-. "$(dirname "$0")/../lib/tap.sh"
+. "$(dirname "$0")/../lib/test.sh"
 cd "$TOP" || exit 1
-t_tmpdir
 
 PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
@@ -79,6 +76,10 @@ has "the api's account may create tasks" \
 	"gcloud tasks queues add-iam-policy-binding wakeq-wake --location $R --project $P --member serviceAccount:wakeq-api$SA --role roles/cloudtasks\.enqueuer"
 has "the api's account may put wakeq-tasks's OIDC token in a task" \
 	"gcloud iam service-accounts add-iam-policy-binding wakeq-tasks$SA --member serviceAccount:wakeq-api$SA --role roles/iam\.serviceAccountUser"
+has "the worker's account may create tasks (its next wake)" \
+	"gcloud tasks queues add-iam-policy-binding wakeq-wake --location $R --project $P --member serviceAccount:wakeq-worker$SA --role roles/cloudtasks\.enqueuer"
+has "... and put wakeq-tasks's OIDC token in them" \
+	"gcloud iam service-accounts add-iam-policy-binding wakeq-tasks$SA --member serviceAccount:wakeq-worker$SA --role roles/iam\.serviceAccountUser"
 has "the tasks' OIDC account may invoke the worker" \
 	"gcloud run services add-iam-policy-binding wakeq-worker --region $R --member serviceAccount:wakeq-tasks$SA --role roles/run\.invoker"
 hasnt "the tasks' account may invoke nothing else" "add-iam-policy-binding wakeq-api .*wakeq-tasks"
@@ -203,6 +204,17 @@ for variant in ("full", "min"):
     check(tag + "api WAKE_URL is the worker's /wake",
           e.get("WAKE_URL", {}).get("value") == "https://wakeq-worker-dryrun-uc.a.run.app/wake")
     check(tag + "api wakes with Google OIDC tokens", e.get("WAKE_AUTH", {}).get("value") == "google")
+    tasks = {"TASKS_PROJECT": P, "TASKS_LOCATION": R, "TASKS_QUEUE": "wakeq-wake",
+             "TASKS_SERVICE_ACCOUNT": "wakeq-tasks@%s.iam.gserviceaccount.com" % P}
+    for name, env in (("api", e), ("worker", we)):
+        check(tag + "%s wakes through Cloud Tasks" % name,
+              env.get("WAKE_VIA", {}).get("value") == "cloudtasks")
+        check(tag + "%s names the tasks queue and the tasks' account" % name,
+              all(env.get(k, {}).get("value") == v for k, v in tasks.items()))
+    check(tag + "api keeps no in-process timers (no CPU outside requests)",
+          e.get("API_TIMERS", {}).get("value") == "false")
+    check(tag + "api knows the worker's WAKE_MAX (tasks held for it + 60 s <= 1800 s)",
+          float(e.get("WAKE_MAX", {}).get("value", "0")) == wm and wm + 60 <= 1800)
     check(tag + "api fans wakes out to the worker's max instances",
           e.get("WAKE_FANOUT_MAX", {}).get("value") == mx)
     check(tag + "api holds a wake longer than the worker's WAKE_MAX",

@@ -7,11 +7,8 @@
 # first, then installs.
 set -u
 # shellcheck source=tests/lib/servers.sh
-. "$(dirname "$0")/../lib/servers.sh"
-# shellcheck source=tests/lib/tap.sh
-. "$(dirname "$0")/../lib/tap.sh"
+. "$(dirname "$0")/../lib/test.sh"
 cd "$TOP" || exit 1
-t_tmpdir
 
 S=$T/stub
 mkdir -p "$S/bin"

@@ -4,27 +4,75 @@
 #   start_worker NAME [VAR=VALUE...]  build/wakeq-worker on a free port;
 #                                     sets NAME_PID, NAME_PORT, NAME_URL;
 #                                     log in $T/NAME.log
+#   _start_api [VAR=VALUE...]         build/wakeq-api on 127.0.0.1, on the
+#                                     port it picks (PORT=0: no race with
+#                                     other processes for a free port);
+#                                     API_TOKEN=$TOKEN, no reconcile timer;
+#                                     sets API, API_PORT, API_PID; log
+#                                     appended to $T/api.log
+#   stop_api                          SIGTERM and wait
 #   wq ARGS                           build/wakeq against $REDIS_URL
 #   job_field ID FIELD                one field of `wakeq status ID`
 
 start_worker() {
-	local name=$1 port pid i
+	local name=$1 port= pid i p0=0 a
 	shift
-	port=$($FREEPORT)
-	env PORT="$port" HOST=127.0.0.1 REDIS_URL="$REDIS_URL" "$@" \
+	# the port is read from the "listening" line, logged at info: with a
+	# quieter LOG_LEVEL a free port is picked here instead
+	for a in "$@"; do
+		case "$a" in LOG_LEVEL=warn* | LOG_LEVEL=error*) p0=$($FREEPORT); port=$p0 ;; esac
+	done
+	env PORT="$p0" HOST=127.0.0.1 REDIS_URL="$REDIS_URL" "$@" \
 		"$BIN/wakeq-worker" >"$T/$name.log" 2>&1 &
 	pid=$!
 	on_exit "kill_wait $pid KILL"
-	eval "${name}_PID=$pid ${name}_PORT=$port ${name}_URL=http://127.0.0.1:$port"
 	for i in $(seq 1 250); do
-		curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+		[ -n "$port" ] || port=$(_logged_port "$T/$name.log" 0)
+		if [ -n "$port" ] && curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
+			eval "${name}_PID=$pid ${name}_PORT=$port ${name}_URL=http://127.0.0.1:$port"
+			return 0
+		fi
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.02
 	done
+	eval "${name}_PID=$pid ${name}_PORT=$port ${name}_URL=http://127.0.0.1:$port"
 	echo "# worker $name did not start:"
 	diag "$T/$name.log"
 	return 1
 }
+
+# The port a process logged ("... listening port=N") after line $2 of $1.
+_logged_port() {
+	tail -n +"$(($2 + 1))" "$1" 2>/dev/null |
+		sed -n -e 's/.* listening port=\([0-9]*\).*/\1/p' \
+			-e '/listening/s/.*"port":"\([0-9]*\)".*/\1/p' | head -1
+}
+
+_start_api() {
+	local log=$T/api.log n0 i p0=0 a
+	touch "$log"
+	n0=$(wc -l <"$log")
+	for a in "$@"; do # as in start_worker
+		case "$a" in LOG_LEVEL=warn* | LOG_LEVEL=error*) p0=$($FREEPORT) ;; esac
+	done
+	env PORT="$p0" HOST=127.0.0.1 REDIS_URL="$REDIS_URL" API_TOKEN="${TOKEN:-}" \
+		RECONCILE_INTERVAL=0 "$@" "$BIN/wakeq-api" >>"$log" 2>&1 &
+	API_PID=$!
+	on_exit "kill_wait $API_PID"
+	API_PORT=
+	for i in $(seq 1 500); do
+		[ "$p0" != 0 ] && API_PORT=$p0 || API_PORT=$(_logged_port "$log" "$n0")
+		[ -n "$API_PORT" ] && break
+		kill -0 "$API_PID" 2>/dev/null || break
+		sleep 0.02
+	done
+	API=http://127.0.0.1:$API_PORT
+	[ -n "$API_PORT" ] && wait_until 10 curl -sf -o /dev/null "$API/healthz" && return 0
+	echo "# api did not start"
+	diag "$log"
+	exit 1
+}
+stop_api() { kill_wait "$API_PID"; }
 
 wq() { REDIS_URL=$REDIS_URL "$BIN/wakeq" "$@"; }
 

@@ -4,10 +4,12 @@
  *   wakestub [--port N] [--hold SECONDS] [--status CODE] [--token-ttl S]
  *
  * Prints the port on the first line of stdout, then serves:
- *   POST /wake      counts the call, records its Authorization header,
+ *   POST /wake      counts the call (and by its X-Wakeq-Trigger header),
+ *                   records its Authorization header,
  *                   holds the request for --hold seconds (as a draining
  *                   worker does), answers --status (200) with JSON
- *   GET  /count     {"wakes":N,"metadata":M,"auth":"last Authorization"}
+ *   GET  /count     {"wakes":N,"metadata":M,"auth":"last Authorization",
+ *                   "triggers":{"api":N,...}}
  *   GET  /computeMetadata/v1/instance/service-accounts/default/identity
  *                   the metadata protocol: needs "Metadata-Flavor: Google"
  *                   and ?audience=, answers a JWT (header.payload.sig,
@@ -16,6 +18,7 @@
 #include "base/clock.h"
 #include "base/mem.h"
 #include "httpd/httpd.h"
+#include "queue/queue.h"
 
 #include <signal.h>
 #include <stdatomic.h>
@@ -31,6 +34,7 @@ static int status = 200;
 static int64_t ttl_s = 3600;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char last_auth[4096];
+static int triggers[QUEUE_NTRIGGERS]; /* under lock */
 
 static void b64url(const char *in, size_t n, char *out)
 {
@@ -71,6 +75,7 @@ static void handle(struct httpd_request *req, void *ctx)
 		atomic_fetch_add(&wakes, 1);
 		pthread_mutex_lock(&lock);
 		snprintf(last_auth, sizeof(last_auth), "%s", a ? a : "");
+		triggers[queue_trigger_parse(httpd_header(req, QUEUE_TRIGGER_HEADER))]++;
 		pthread_mutex_unlock(&lock);
 		if (hold_s > 0)
 			clock_sleep_us((int64_t)(hold_s * 1e6));
@@ -79,10 +84,15 @@ static void handle(struct httpd_request *req, void *ctx)
 	}
 	if (!strcmp(path, "/count")) {
 		json_t *j;
+		int t;
 
 		pthread_mutex_lock(&lock);
-		j = json_pack("{s:i,s:i,s:s}", "wakes", atomic_load(&wakes), "metadata",
-			      atomic_load(&meta), "auth", last_auth);
+		j = json_pack("{s:i,s:i,s:s,s:{}}", "wakes", atomic_load(&wakes), "metadata",
+			      atomic_load(&meta), "auth", last_auth, "triggers");
+		for (t = 0; t < QUEUE_NTRIGGERS; t++)
+			json_object_set_new(json_object_get(j, "triggers"),
+					    queue_trigger_name((enum queue_trigger)t),
+					    json_integer(triggers[t]));
 		pthread_mutex_unlock(&lock);
 		httpd_respond_json(req, 200, j);
 		return;

@@ -143,11 +143,6 @@ local function queue_due(cfg)
   return ready, held, wake_at
 end
 
-local function publish(id, status, progress, stage)
-  redis.call('PUBLISH', P .. 'events',
-    id .. '\t' .. status .. '\t' .. (progress or '') .. '\t' .. (stage or ''))
-end
-
 local function wake_markers(n)
   if n > 16 then n = 16 end
   local args = {}
@@ -211,6 +206,59 @@ end
 
 local function pending_flush(batch)
   if #batch > 0 then redis.call('ZADD', P .. 'pending', unpack(batch)) end
+end
+
+-- Events: the state changes and progress reports of a script run, sent
+-- to the channel `events` in one PUBLISH when the script ends (flush), a
+-- line each: ID\tSTATUS\tPROGRESS\tSTAGE\tTIME (TIME: µs on the Redis
+-- clock). Subscribers (the API's event hub, `wakeq status --watch`) keep
+-- the lines of the jobs they follow.
+local events = {}
+local function publish(id, status, progress, stage)
+  if stage and string.find(stage, '[\t\n]') then
+    stage = (string.gsub(stage, '[\t\n]', ' '))
+  end
+  events[#events + 1] = id .. '\t' .. status .. '\t' .. (progress or '') .. '\t'
+    .. (stage or '') .. '\t' .. NOW_US_S
+end
+
+-- Metrics that outlive the worker: the hash `metrics`, read by the API's
+-- /metrics (queue_stats_read). Counts are added up while a script runs
+-- and written by flush, one HINCRBY a field: a batch of jobs costs a few
+-- calls, whatever its size. Fields are KIND:KEY:TYPE:
+--   n:OUTCOME:TYPE   runs that ended so: done, retried, failed, cancelled,
+--                    requeued (shutdown), expired (lease lost, run again)
+--   w:B:TYPE         jobs whose wait (due or enqueued -> started) fell in
+--   r:B:TYPE         bucket B, and runs whose run time did: B is the
+--                    0-based index of the first bound of HIST_MS at or
+--                    above the time, #HIST_MS when above them all
+--   w:s:TYPE, r:s:TYPE  the sums of those times, µs
+--   k:TRIGGER:       wakes of the workers of this queue (queue_count_wake)
+-- Layout rule: HIST_MS and queue_hist_bounds_ms[] in queue.c change
+-- together (tests/unit/queue checks that they agree).
+local HIST_MS = { 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+  30000, 60000, 300000, 900000, 1800000, 3600000 }
+local metric = {}
+local function m_add(field, n) metric[field] = (metric[field] or 0) + n end
+local function m_outcome(type, name) m_add('n:' .. name .. ':' .. (type or ''), 1) end
+local function m_observe(kind, type, us)
+  if us < 0 then us = 0 end
+  local b = #HIST_MS
+  for i = 1, #HIST_MS do
+    if us <= HIST_MS[i] * 1000 then b = i - 1; break end
+  end
+  type = type or ''
+  m_add(kind .. ':' .. b .. ':' .. type, 1)
+  m_add(kind .. ':s:' .. type, us)
+end
+
+-- Writes what the script gathered: the metrics, then the events. Every
+-- script that publishes or counts calls it once, last, before it returns.
+local function flush()
+  for f, n in pairs(metric) do
+    redis.call('HINCRBY', P .. 'metrics', f, string.format('%d', n))
+  end
+  if #events > 0 then redis.call('PUBLISH', P .. 'events', table.concat(events, '\n')) end
 end
 
 -- The finals log: while wakeq:{Q}:record exists (a process keeps Postgres

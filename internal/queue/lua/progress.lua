@@ -11,4 +11,5 @@ end
 local stage = ARGV[4]
 if stage == '' then stage = redis.call('HGET', jk, 'stage') or '' end
 publish(ARGV[1], 'active', ARGV[3], stage)
+flush()
 return 1

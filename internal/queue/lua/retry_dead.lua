@@ -22,4 +22,5 @@ pending_add(batch, prio, id, false, h[3])
 pending_flush(batch)
 publish(id, 'queued')
 wake_markers(1)
+flush()
 return 0

@@ -2,9 +2,10 @@
 -- leases, then lease up to MAX due jobs.
 -- ARGV: worker, lease_ms, max, nsettle, result_ttl_s, done_max, dead_max,
 -- nrun (how many of the jobs leased now start at once: they are marked
--- `ran`; the rest are leased ahead, see the reclaim below), then 6 fields
+-- `ran`; the rest are leased ahead, see the reclaim below), then 7 fields
 -- a settle: id, token, outcome (d=done r=retry f=fail
--- c=cancelled q=requeue), result, error, delay_ms.
+-- c=cancelled q=requeue), result, error, delay_ms, run_us (how long the
+-- run took, for the run-time histogram; negative: not measured).
 -- Returns { TAKE_* head, then TAKE_JOB_* fields a job }. flags has one
 -- letter a settle: o applied, f applied and final, s stale (refused).
 -- paused is 1 when the queue is paused (nothing was leased from it).
@@ -16,7 +17,9 @@
 -- queue_schedule_refill).
 -- Layout rule: these offsets (1-based here) and the names in queue.c
 -- change together.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, uniq:KEY, job:ID, active, pending, gpend:G, gin, grr, gwait, gfull, gact:G, rate, grate:G, schedules, sched:NAME, stimes:NAME, delayed, done, dead, stats, seq, marker, record, finals; events; webhook: job:WID.
+-- Every state change is published (one PUBLISH a run: flush), `active`
+-- included; ended runs, wait and run times are counted in `metrics`.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, uniq:KEY, job:ID, active, pending, gpend:G, gin, grr, gwait, gfull, gact:G, rate, grate:G, schedules, sched:NAME, stimes:NAME, delayed, done, dead, stats, seq, marker, record, finals, metrics; events; webhook: job:WID.
 local TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_PAUSED,
   TAKE_REFILL, TAKE_HEAD = 1, 2, 3, 4, 5, 6, 6
 local TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
@@ -41,13 +44,15 @@ local flags = {}
 local unlease = {}
 local done = {}
 local stale = 0
+local nretry = 0
 for i = 0, nsettle - 1 do
-  local b = 9 + i * 6
+  local b = 9 + i * 7
   local id, tok, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local jk = P .. 'job:' .. id
   local h = redis.call('HMGET', jk, 'token', 'attempts', 'max_attempts',
-    'priority', 'cancel', 'callback', 'unique', 'group')
+    'priority', 'cancel', 'callback', 'unique', 'group', 'type')
   local cb = h[6] and h[6] ~= ''
+  local run_us = tonumber(ARGV[b + 6]) or -1
   if h[5] and kind == 'q' then kind = 'c' end
   if h[1] ~= tok then
     stale = stale + 1
@@ -56,6 +61,7 @@ for i = 0, nsettle - 1 do
     unlease[#unlease + 1] = id
     group_release(h[8], id)
     local fl = 'f'
+    if kind ~= 'q' and run_us >= 0 then m_observe('r', h[9], run_us) end
     if kind == 'd' then
       local res = ARGV[b + 3]
       redis.call('HSET', jk, 'status', 'done', 'result', res, 'token', '',
@@ -66,21 +72,29 @@ for i = 0, nsettle - 1 do
       done[#done + 1] = NOW_S
       done[#done + 1] = id
       publish(id, 'done', 100)
+      m_outcome(h[9], 'done')
       if cb then webhook(id, jk, 'done', res, nil) end
     elseif kind == 'r' and tonumber(h[2]) < tonumber(h[3]) then
       fl = 'o'
-      redis.call('HSET', jk, 'status', 'retrying', 'error', ARGV[b + 4], 'token', '')
-      redis.call('ZADD', P .. 'delayed', NOW + tonumber(ARGV[b + 5]), id)
-      redis.call('HINCRBY', P .. 'stats', 'retrying', 1)
+      -- run_at: when it is due again (the wait time counts from there)
+      local due = NOW + tonumber(ARGV[b + 5])
+      redis.call('HSET', jk, 'status', 'retrying', 'error', ARGV[b + 4], 'token', '',
+        'run_at', string.format('%d', due * 1000))
+      redis.call('ZADD', P .. 'delayed', due, id)
+      nretry = nretry + 1
       publish(id, 'retrying')
+      m_outcome(h[9], 'retried')
     elseif kind == 'r' or kind == 'f' then
       bury(id, jk, ARGV[b + 4], dead_max, cb, h[7])
+      m_outcome(h[9], 'failed')
     elseif kind == 'c' then
       finish_cancelled(id, jk, ARGV[b + 4], ttl, cb, h[7])
+      m_outcome(h[9], 'cancelled')
     else -- requeue at the front of its band, attempt not counted
       fl = 'o'
       redis.call('HSET', jk, 'status', 'queued', 'token', '',
-        'attempts', math.max(0, tonumber(h[2]) - 1))
+        'attempts', math.max(0, tonumber(h[2]) - 1), 'run_at', NOW_US_S)
+      m_outcome(h[9], 'requeued')
       local front = {}
       pending_add(front, h[4], id, true, h[8])
       pending_flush(front)
@@ -112,6 +126,7 @@ if #done > 0 then
   end
 end
 if stale > 0 then redis.call('HINCRBY', P .. 'stats', 'stale', stale) end
+if nretry > 0 then redis.call('HINCRBY', P .. 'stats', 'retrying', nretry) end
 
 -- Promote due delayed jobs into pending.
 local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', NOW, 'LIMIT', 0, 1000)
@@ -125,6 +140,7 @@ if #due > 0 then
       if h[2] == 'retrying' then retried = retried + 1 end
       redis.call('HSET', jk, 'status', 'queued')
       pending_add(pend, h[1], due[i], false, h[3])
+      publish(due[i], 'queued')
     end
   end
   redis.call('ZREM', P .. 'delayed', unpack(due))
@@ -144,7 +160,7 @@ if #exp > 0 then
     local jk = P .. 'job:' .. id
     local h = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'priority',
       'worker', 'cancel', 'callback', 'token', 'ran', 'unstarted', 'unique',
-      'group')
+      'group', 'type')
     local cb = h[6] and h[6] ~= ''
     if h[1] then
       group_release(h[11], id)
@@ -161,14 +177,20 @@ if #exp > 0 then
       end
       if h[5] then
         finish_cancelled(id, jk, 'cancelled', ttl, cb, h[10])
+        m_outcome(h[12], 'cancelled')
       elseif unstarted > UNSTARTED_MAX then
         bury(id, jk, 'lease expired ' .. unstarted .. ' times before it was seen running (worker '
           .. (h[4] or '?') .. ')', dead_max, cb, h[10])
+        m_outcome(h[12], 'failed')
       elseif att >= tonumber(h[2]) then
         bury(id, jk, msg, dead_max, cb, h[10])
+        m_outcome(h[12], 'failed')
       else
-        redis.call('HSET', jk, 'status', 'queued', 'token', '', 'error', msg)
+        redis.call('HSET', jk, 'status', 'queued', 'token', '', 'error', msg,
+          'run_at', NOW_US_S)
         pending_add(pend, h[3], id, true, h[11])
+        publish(id, 'queued')
+        m_outcome(h[12], 'expired')
       end
     end
   end
@@ -202,7 +224,8 @@ local function lease_jobs(ids, gids)
     local id = ids[i]
     local jk = P .. 'job:' .. id
     local h = redis.call('HMGET', jk, 'type', 'payload', 'attempts',
-      'max_attempts', 'timeout', 'callback', 'trace', 'created', 'priority')
+      'max_attempts', 'timeout', 'callback', 'trace', 'created', 'priority',
+      'run_at')
     if h[1] then
       local att = tonumber(h[3]) + 1
       local tok = tostring(tok0 + i - 1)
@@ -211,6 +234,8 @@ local function lease_jobs(ids, gids)
       if gids and gids[i] then redis.call('SADD', P .. 'gact:' .. gids[i], id) end
       za[#za + 1] = deadline
       za[#za + 1] = id
+      publish(id, 'active')
+      m_observe('w', h[1], NOW_US - (tonumber(h[10] or h[8]) or NOW_US))
       local o = #out
       out[o + TAKE_JOB_ID] = id; out[o + TAKE_JOB_TOKEN] = tok
       out[o + TAKE_JOB_ATTEMPTS] = att; out[o + TAKE_JOB_TYPE] = h[1]
@@ -352,4 +377,5 @@ if out[TAKE_COUNT] == 0 and want > 0 then
   out[TAKE_NEXT_DUE] = next_due
   redis.call('DEL', P .. 'marker')
 end
+flush()
 return out

@@ -198,6 +198,64 @@ static void test_enum_case(void **state)
 	assert_int_equal(c.mode, MODE_SAFE);
 }
 
+struct tcfg {
+	char *one, *list;
+};
+
+static const struct config_var token_vars[] = {
+	{ "T_TOKEN", CONFIG_STRING, offsetof(struct tcfg, one), 0, 0, "", "a token",
+	  CONFIG_SECRET | CONFIG_TOKEN, NULL },
+	{ "T_TOKENS", CONFIG_STRING, offsetof(struct tcfg, list), 0, 0, "", "tokens",
+	  CONFIG_SECRET | CONFIG_TOKEN_LIST, NULL },
+	CONFIG_END
+};
+
+/* Loads token_vars with T_TOKEN=one and T_TOKENS=list (NULL: unset). */
+static int load_tokens(const char *one, const char *list, struct err *e)
+{
+	struct tcfg c;
+	char *argv[] = { (char *)"prog", NULL };
+	int r;
+
+	unsetenv("T_TOKEN");
+	unsetenv("T_TOKENS");
+	if (one)
+		setenv("T_TOKEN", one, 1);
+	if (list)
+		setenv("T_TOKENS", list, 1);
+	memset(&c, 0, sizeof(c));
+	r = config_load(token_vars, &c, 1, argv, NULL, e);
+	config_release(token_vars, &c);
+	unsetenv("T_TOKEN");
+	unsetenv("T_TOKENS");
+	return r;
+}
+
+static void test_tokens(void **state)
+{
+	struct err e;
+
+	(void)state;
+	assert_int_equal(load_tokens(NULL, NULL, &e), 0);
+	assert_int_equal(load_tokens("", "", &e), 0);
+	assert_int_equal(load_tokens("s3cret", "a,b", &e), 0);
+	assert_int_equal(load_tokens("s3cret", " a , b ", &e), 0);
+	/* blank or spaced: could never match a header, so refused */
+	assert_int_equal(load_tokens(" ", NULL, &e), -1);
+	assert_string_equal(e.msg, "bad T_TOKEN: the token is blank or holds whitespace "
+				   "(it could never match a bearer header); leave it empty for none");
+	assert_null(strstr(e.msg, "'")); /* a secret is not printed */
+	assert_int_equal(load_tokens("\t", NULL, &e), -1);
+	assert_int_equal(load_tokens(" s3cret", NULL, &e), -1);
+	assert_int_equal(load_tokens("s3cret\n", NULL, &e), -1);
+	assert_int_equal(load_tokens("s3 cret", NULL, &e), -1);
+	assert_int_equal(load_tokens(NULL, " ", &e), -1);
+	assert_non_null(strstr(e.msg, "bad T_TOKENS: a token in the list is blank"));
+	assert_int_equal(load_tokens(NULL, "a,,b", &e), -1);
+	assert_int_equal(load_tokens(NULL, "a, ", &e), -1);
+	assert_int_equal(load_tokens(NULL, "a,b c", &e), -1);
+}
+
 static void test_usage_lists_choices(void **state)
 {
 	char *text = NULL;
@@ -227,6 +285,7 @@ int main(void)
 		cmocka_unit_test(test_enum_empty),
 		cmocka_unit_test(test_enum_case),
 		cmocka_unit_test(test_usage_lists_choices),
+		cmocka_unit_test(test_tokens),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -154,7 +154,22 @@ static void test_malformed(void **state)
 		"h.json:3: handler 'b': field 'comand': unknown field (known: kind, command, "
 		"shell, persistent, timeout_s, max_attempts, concurrency, result_max, "
 		"retry_exit_codes, env, user, kill_grace_s, limits, schema, description, url, "
-		"oidc_audience, path)");
+		"oidc_audience, bearer_env, allow_private, path)");
+	/* http entries: one kind of auth, a variable's name, a boolean */
+	refused("{\"handlers\": {\"h\": {\"kind\": \"http\", \"url\": \"https://x.example/run\",\n"
+		"  \"oidc_audience\": \"https://x.example\", \"bearer_env\": \"TOK\"}}}",
+		"h.json:2: handler 'h': field 'bearer_env': an http handler sends an OIDC token "
+		"(oidc_audience) or a static bearer (bearer_env), not both");
+	refused("{\"handlers\": {\"h\": {\"kind\": \"http\", \"url\": \"https://x.example/run\",\n"
+		"  \"bearer_env\": \"MY-TOKEN\"}}}",
+		"h.json:2: handler 'h': field 'bearer_env': expected the name of an environment "
+		"variable ([A-Za-z_][A-Za-z0-9_]*) holding the token");
+	refused("{\"handlers\": {\"h\": {\"kind\": \"http\", \"url\": \"https://x.example/run\",\n"
+		"  \"allow_private\": \"yes\"}}}",
+		"h.json:2: handler 'h': field 'allow_private': expected true or false");
+	refused("{\"handlers\": {\"h\": {\"url\": \"https://x.example/run\",\n"
+		"  \"command\": [\"x\"], \"bearer_env\": \"T\"}}}",
+		"h.json:1: handler 'h': field 'url': does not apply to exec handlers");
 	/* missing field: the entry's line */
 	refused("{\"handlers\": {\n\n  \"b\": {\"timeout_s\": 1}}}",
 		"h.json:3: handler 'b': field 'command': is required for exec handlers");

@@ -198,6 +198,42 @@ static void test_trace_metadata(void **state)
 	unsetenv("GCE_METADATA_HOST");
 }
 
+/* A repeating warning: the first is written, the next are held back
+ * until the interval has passed (10 s, doubling to 60 s), then one line
+ * tells how many were held; clearing says how long it lasted. */
+static void test_limit(void **state)
+{
+	struct log_limit l = { 0 };
+	unsigned long held = 99;
+	double secs = -1;
+	int i;
+
+	(void)state;
+	assert_int_equal(log_limit_clear(&l, &secs, &held), 0);
+	assert_int_equal(log_limit_due(&l, &held), 1);
+	assert_int_equal(held, 0);
+	for (i = 0; i < 50; i++) /* 10 s of retries every 200 ms */
+		assert_int_equal(log_limit_due(&l, &held), 0);
+	assert_true(l.next_us - clock_mono_us() > LOG_LIMIT_MIN_US - 1000000);
+	l.next_us = 0; /* the interval has passed */
+	assert_int_equal(log_limit_due(&l, &held), 1);
+	assert_int_equal(held, 50);
+	assert_true(l.next_us - clock_mono_us() > 2 * LOG_LIMIT_MIN_US - 1000000);
+	for (i = 0; i < 5; i++) {
+		l.next_us = 0;
+		assert_int_equal(log_limit_due(&l, NULL), 1);
+	}
+	assert_true(l.next_us - clock_mono_us() <= LOG_LIMIT_MAX_US);
+	assert_true(l.next_us - clock_mono_us() > LOG_LIMIT_MAX_US - 1000000);
+	assert_int_equal(log_limit_due(&l, NULL), 0);
+	assert_int_equal(log_limit_clear(&l, &secs, &held), 1);
+	assert_int_equal(held, 1);
+	assert_true(secs >= 0 && secs < 5);
+	/* after it cleared, the next occurrence is written at once */
+	assert_int_equal(log_limit_due(&l, &held), 1);
+	assert_int_equal(held, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -205,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_trace_metadata),
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_text_and_thread_fields),
+		cmocka_unit_test(test_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* Unit tests of internal/wake against an in-process HTTP server (the
  * httpd module on loopback) playing the worker's /wake and the GCE
- * metadata server's identity endpoint. */
+ * metadata server's identity endpoint (the tokens themselves are
+ * fetch's: tests/unit/fetch/test_fetch_gcp.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -119,22 +120,6 @@ static void test_once(void **state)
 	assert_int_equal(e.code, ERR_INVALID);
 }
 
-static void test_google_token(void **state)
-{
-	char *tok = NULL;
-	int64_t exp = 0;
-	struct err e;
-
-	(void)state;
-	assert_int_equal(wake_google_token(base + 7, "https://svc.example", &tok, &exp, &e), 0);
-	assert_string_equal(tok, JWT);
-	assert_true(exp == (int64_t)4102444800 * 1000000);
-	assert_string_equal(last_aud, "https://svc.example");
-	free(tok);
-	assert_int_equal(wake_google_token("127.0.0.1:1", "a", &tok, &exp, &e), -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
-}
-
 static void test_waker(void **state)
 {
 	struct wake_opts o;
@@ -149,7 +134,7 @@ static void test_waker(void **state)
 	memset(&o, 0, sizeof(o));
 	o.url = url;
 	o.auth = WAKE_AUTH_GOOGLE;
-	o.metadata_host = base + 7;
+	setenv("GCE_METADATA_HOST", base + 7, 1); /* fetch_gcp_id_token asks it */
 	wake_status = 200;
 	hold_s = 1;
 	w = wake_new(&o, &e);
@@ -164,6 +149,7 @@ static void test_waker(void **state)
 	assert_int_equal(st.in_flight, 1);
 	assert_string_equal(last_auth, "Bearer " JWT);
 	assert_int_equal(atomic_load(&meta) - m0, 1);
+	assert_string_equal(last_aud, base); /* the origin of the URL */
 	wake_free(w); /* drops the held transfer */
 	hold_s = 0;
 	assert_null(wake_new(&(struct wake_opts){ .url = "nope" }, &e));
@@ -174,7 +160,6 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_once),
-		cmocka_unit_test(test_google_token),
 		cmocka_unit_test(test_waker),
 	};
 

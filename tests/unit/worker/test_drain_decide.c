@@ -80,6 +80,58 @@ static void test_idle(void **state)
 	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
 }
 
+/* A wake whose first take found nothing due ends at once (an idle cron
+ * tick bills almost nothing); after real work the drain lingers. */
+static void test_empty_wake(void **state)
+{
+	struct drain_facts f = base();
+
+	(void)state;
+	f.empty = 1;
+	f.empty_linger_us = 0;
+	assert_int_equal(drain_decide(&f), DRAIN_END_IDLE);
+	/* ...unless a delayed job comes due within IDLE_TIMEOUT: held. */
+	f.due_in_us = 2 * S - 1;
+	assert_int_equal(drain_decide(&f), DRAIN_HOLD);
+	f.due_in_us = 2 * S;
+	assert_int_equal(drain_decide(&f), DRAIN_END_IDLE);
+	/* Jobs held (taken by a /wake joining it) keep it, as ever. */
+	f.busy = 1;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	f.busy = 0;
+	f.unsettled = 1;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	f.unsettled = 0;
+	/* EMPTY_WAKE_LINGER replaces IDLE_TIMEOUT as the window. */
+	f.empty_linger_us = S / 2;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	f.idle_since = f.now_us - S / 2 + 1;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	f.idle_since = f.now_us - S / 2;
+	assert_int_equal(drain_decide(&f), DRAIN_END_IDLE);
+	/* After work the drain waits the whole IDLE_TIMEOUT. */
+	f.empty = 0;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	f.empty_linger_us = 0;
+	f.idle_since = f.now_us;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	f.idle_since = f.now_us - 2 * S + 1;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	f.idle_since = f.now_us - 2 * S;
+	assert_int_equal(drain_decide(&f), DRAIN_END_IDLE);
+	/* SIGTERM and WAKE_MAX rules come first, empty or not. */
+	f.empty = 1;
+	f.idle_since = f.now_us;
+	f.stopping = 1;
+	f.busy = 1;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	f.busy = 0;
+	assert_int_equal(drain_decide(&f), DRAIN_END_SHUTDOWN);
+	f.stopping = 0;
+	f.now_us = f.wake_max_at;
+	assert_int_equal(drain_decide(&f), DRAIN_END_WAKE_MAX);
+}
+
 static void test_shutdown(void **state)
 {
 	struct drain_facts f = base();
@@ -164,6 +216,7 @@ int main(void)
 		cmocka_unit_test(test_working),
 		cmocka_unit_test(test_idle),
 		cmocka_unit_test(test_paused),
+		cmocka_unit_test(test_empty_wake),
 		cmocka_unit_test(test_shutdown),
 		cmocka_unit_test(test_abandon),
 		cmocka_unit_test(test_wake_max),

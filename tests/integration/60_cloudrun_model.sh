@@ -1,0 +1,282 @@
+#!/usr/bin/env bash
+# 60_cloudrun_model - wakeq under a model of Cloud Run (tests/tools/runmodel.c,
+# docs/CLOUDRUN.md): request-based CPU (an instance with no open request is
+# frozen), idle instances shut down, containerConcurrency, max instances,
+# the request timeout and the body cap, and a billing meter.
+#
+#   1. the model itself, with the worker behind it: cold start, freeze and
+#      thaw, 504 at the timeout, 429 past max instances, 413, idle shutdown;
+#      a worker thawed after a long freeze serves the request that thawed it
+#   2. idle cron ticks: an empty wake answers at once; billed seconds,
+#      Redis commands and wall time per tick (the figures of CLOUDRUN.md)
+#   3. the API as deployed (request-based CPU) in front of the worker: a
+#      job and a delayed job posted to a sleeping system
+#   4. the API with CPU outside requests (instance-based billing): jobs at
+#      random times, a burst, delayed jobs, retries, a worker SIGKILLed
+#      mid-drain, the API instance shut down while its wake is held
+#
+# Job states are read from Redis (redis-cli, the CLI), never through the
+# API: a request to the API would give it CPU and hide what it does
+# without. Known defects of the API's wake path (issue 10 section 2, being
+# fixed elsewhere) are "not ok ... # TODO" lines.
+cd "$(dirname "$0")/../.."
+source tests/lib/servers.sh
+source tests/lib/tap.sh
+source tests/lib/wakeq.sh
+source tests/lib/runmodel.sh
+t_tmpdir
+start_redis
+start_postgres
+
+TOKEN=tok-60
+H="Authorization: Bearer $TOKEN"
+CT="Content-Type: application/json"
+Q='wakeq:{default}'
+IDLE=1.5 # the worker's IDLE_TIMEOUT
+WORKER_ENV=(HOST=127.0.0.1 REDIS_URL=$REDIS_URL DATABASE_URL=$DATABASE_URL
+	IDLE_TIMEOUT=$IDLE LEASE=2 WAKE_MAX=20 SHUTDOWN_GRACE=1 CONCURRENCY=4
+	BACKOFF_BASE=0.2 BACKOFF_CAP=0.4)
+t_start=$SECONDS
+
+# statuses ID...: "N done, N queued"..., one redis-cli for all
+statuses() {
+	local id
+	for id in "$@"; do echo "HGET $Q:job:$id status"; done | rcli | sort | uniq -c |
+		awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2}'
+}
+# all_in STATE ID...: every job is in STATE
+all_in() {
+	local want=$1
+	shift
+	[ "$(statuses "$@")" = "$# $want" ]
+}
+post() { # post JSON: the job id (through the API's proxy)
+	curl -s -H "$H" -H "$CT" -d "$1" "$api_URL/v1/jobs" | jq -r .id
+}
+tick() { # tick: a cron tick, POST /wake on the worker's proxy; prints the summary
+	curl -s -XPOST "$worker_URL/wake"
+}
+
+# ---- 1. the model itself ------------------------------------------------------
+wq enqueue sleep --queue mcheck --payload '{"ms":6000}' >/dev/null
+start_service check "$BIN/wakeq-worker" --concurrency 1 --max 1 --timeout 3 --pending 0.5 \
+	--idle 1.5 -- "${WORKER_ENV[@]}" QUEUES=mcheck SHUTDOWN_GRACE=1
+expect_eq "no instance before the first request" 0 "$(mstat check .instances_alive)"
+curl -s -o "$T/held.body" -w '%{http_code} %{time_total}' -XPOST "$check_URL/wake" >"$T/held" &
+held=$!
+wait_until 5 mstat_is check .routed 1
+r=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -XPOST "$check_URL/wake")
+expect_eq "max instances reached, concurrency 1: 429 after the pending wait (${r#* } s)" 429 "${r% *}"
+pid=$(inst_pid check)
+check "the first request started an instance (cold start $(mstat check .cold_start.last_s) s)" \
+	test -n "$pid" -a "$(mstat check .cold_start.count)" = 1
+check "an instance holding a request has CPU" test "$(proc_state "$pid")" != T
+wait "$held"
+r=$(cat "$T/held")
+expect_eq "a request past the timeout is cut: 504" 504 "${r% *}"
+check "cut at 3 s (${r#* } s, cold start included)" awk -v t="${r#* }" 'BEGIN { exit !(t >= 2.9 && t < 4.5) }'
+wait_until 2 state_is "$pid" T
+expect_eq "with no open request the instance is frozen (SIGSTOP)" T "$(proc_state "$pid")"
+expect_eq "the meter counts it: 1 timeout, 1 rejection" "1 1" "$(mstat check '"\(.timeouts_504) \(.rejected_429)"')"
+wait_until 5 state_is "$pid" gone
+expect_eq "idle for 1.5 s: shut down (SIGTERM, thawed for it)" "1 0" "$(mstat check '"\(.reaps) \(.instances_alive)"')"
+check "the instance exited 0 on SIGTERM" grep -q "instance 1 (pid $pid) exited 0" "$T/model-check.log"
+head -c $((32 * 1024 * 1024 + 1)) /dev/zero >"$T/big"
+expect_eq "a body over 32 MiB: 413" 413 \
+	"$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$T/big" "$check_URL/wake")"
+expect_eq "a chunked body over 32 MiB: 413" 413 \
+	"$(curl -s -o /dev/null -w '%{http_code}' -H 'Transfer-Encoding: chunked' \
+		--data-binary @"$T/big" "$check_URL/wake")"
+rm -f "$T/big"
+stop_service check
+# A worker thawed after a freeze longer than IDLE_TIMEOUT serves the request
+# that thawed it (it used to find itself idle and exit under it: 503).
+start_service thaw "$BIN/wakeq-worker" --concurrency 1 --max 3 --idle 60 -- \
+	"${WORKER_ENV[@]}" QUEUES=thaw IDLE_TIMEOUT=0.3
+codes=()
+for i in 1 2 3 4 5 6 7; do
+	codes+=("$(curl -s -o /dev/null -w '%{http_code}' -XPOST "$thaw_URL/wake")")
+	sleep 0.6
+done
+expect_eq "7 wakes, each after a freeze over IDLE_TIMEOUT: all answered, one instance" \
+	"200 200 200 200 200 200 200 / 1 0" \
+	"${codes[*]} / $(mstat thaw '"\(.starts) \(.failed_503)"')"
+stop_service thaw
+
+# ---- 2. idle cron ticks ---------------------------------------------------------
+start_service worker "$BIN/wakeq-worker" --concurrency 1 --max 3 --idle 30 --timeout 30 \
+	--pending 10 -- "${WORKER_ENV[@]}"
+monitor_start "$T/monitor"
+# tick_measure LABEL [SERVICE]: one tick, prints "LABEL wall billed
+# commands"; the commands of the tick are left in $T/tick.cmds
+tick_measure() {
+	local svc=${2:-worker} c0 b0 w url
+	eval "url=\$${svc}_URL"
+	c0=$(client_cmds "$T/monitor" | wc -l)
+	b0=$(mstat "$svc" .billed_request_s)
+	w=$(curl -s -o "$T/tick.json" -w '%{time_total}' -XPOST "$url/wake")
+	wait_until 2 mstat_is "$svc" '[.instances[] | select(.open > 0)] | length' 0
+	sleep 0.2 # MONITOR lines may trail
+	client_cmds "$T/monitor" | tail -n +$((c0 + 1)) >"$T/tick.cmds"
+	echo "$1 $w $(mstat "$svc" ".billed_request_s - $b0 | . * 1000 | round / 1000") $(wc -l <"$T/tick.cmds")"
+}
+cold=$(tick_measure cold)
+awk '{print $4}' "$T/tick.cmds" | tr -d '"' | sort | uniq -c | tr '\n' ' ' | sed 's/^/# cold tick commands: /'
+echo
+expect_eq "an empty tick drains nothing" "0 idle" "$(jq -r '"\(.drain.jobs) \(.drain.reason)"' "$T/tick.json")"
+n0=$(client_cmds "$T/monitor" | wc -l)
+sleep 1
+expect_eq "a frozen instance sends nothing" "$n0" "$(client_cmds "$T/monitor" | wc -l)"
+warm=()
+for i in 1 2 3; do warm+=("$(tick_measure warm)"); done
+awk '{print $4}' "$T/tick.cmds" | tr -d '"' | sort | uniq -c | tr '\n' ' ' | sed 's/^/# warm tick commands: /'
+echo
+echo "# idle ticks (label, wall s, billed s, redis commands): $cold | ${warm[*]}"
+read -r _ cw cb cc <<<"$cold"
+read -r _ ww wb wc <<<"${warm[2]}"
+check "an empty tick answers at once, not after IDLE_TIMEOUT ${IDLE}s (cold ${cw}s, warm ${ww}s)" \
+	awk -v a="$cw" -v b="$ww" 'BEGIN { exit !(a < 0.5 && b < 0.5) }'
+check "a warm idle tick bills one 100 ms step (${wb}s)" awk -v b="$wb" 'BEGIN { exit !(b <= 0.1) }'
+check "a cold idle tick bills start-up and one step (${cb}s)" awk -v b="$cb" 'BEGIN { exit !(b <= 0.2) }'
+expect_eq "a warm idle tick runs 3 scripts: register, take, retire" 3 "$(grep -c '"EVALSHA"' "$T/tick.cmds")"
+# What an empty tick cost before, kept as a setting: EMPTY_WAKE_LINGER.
+start_service linger "$BIN/wakeq-worker" --concurrency 1 --max 1 --idle 30 -- \
+	"${WORKER_ENV[@]}" QUEUES=linger EMPTY_WAKE_LINGER=$IDLE
+tick_measure cold linger >/dev/null
+lw=$(tick_measure warm linger)
+echo "# EMPTY_WAKE_LINGER=$IDLE (as before): $lw"
+read -r _ ww wb wc <<<"$lw"
+check "EMPTY_WAKE_LINGER=$IDLE: an empty tick lingers as before (${ww} s, billed ${wb} s)" \
+	awk -v w="$ww" -v b="$wb" -v i="$IDLE" 'BEGIN { exit !(w >= i && b >= i) }'
+stop_service linger
+
+# ---- 3. the API as deployed: request-based CPU --------------------------------------
+api_env() { # the API's settings, waking the worker service of now
+	API_ENV=(HOST=127.0.0.1 REDIS_URL=$REDIS_URL DATABASE_URL=$DATABASE_URL API_TOKEN=$TOKEN
+		WAKE_URL=$worker_URL/wake)
+}
+api_env
+start_service api "$BIN/wakeq-api" --concurrency 80 --max 1 --idle 60 --timeout 30 -- "${API_ENV[@]}"
+sleeping() { mstat_is worker '[.instances[] | select(.open > 0)] | length' 0; }
+# settled: no worker registered, none holding a request (a drain ended)
+settled() { sleeping && [ "$(rcli zcard "$Q:workers")" = 0 ]; }
+r0=$(mstat worker .requests)
+id=$(post '{"type":"noop"}')
+if wait_until 3 all_in done "$id"; then
+	ok "a job posted to a sleeping system runs without a cron tick"
+else
+	why="the API answered 202 and was frozen before its waker thread sent the wake"
+	why+=" (worker requests +$(($(mstat worker .requests) - r0)))"
+	not_ok "a job posted to a sleeping system runs without a cron tick: $why" \
+		"# TODO API: send the wake before answering (issue 10 s.2)"
+	tick >/dev/null
+	check "nothing lost: the next tick runs it" wait_until 3 all_in done "$id"
+fi
+wait_until 5 sleeping
+r0=$(mstat worker .requests)
+id=$(post '{"type":"noop","delay_s":2.5}') # due after IDLE_TIMEOUT: no drain holds it
+if wait_until 5 all_in done "$id"; then
+	ok "a delayed job posted to a sleeping system runs when due"
+else
+	why="the API's timer for it is frozen with the API"
+	why+=" (worker requests +$(($(mstat worker .requests) - r0)))"
+	not_ok "a delayed job posted to a sleeping system runs when due: $why" \
+		"# TODO API: a scheduled wake held by Cloud Tasks (issue 10 s.2)"
+	tick >/dev/null
+	check "nothing lost: the next tick runs it" wait_until 3 all_in done "$id"
+fi
+echo "# API billed $(mstat api .billed_request_s) s (request-based), frozen now: $(mstat api '.instances[0].frozen')"
+# A wake the frozen API still holds back may leave at its shutdown and be
+# cut at once, leaving a worker frozen mid-drain: start afresh.
+stop_service api
+stop_service worker
+expect_eq "stopped services leave no worker registered" 0 "$(rcli zcard "$Q:workers")"
+start_service worker "$BIN/wakeq-worker" --concurrency 1 --max 3 --idle 30 --timeout 30 \
+	--pending 10 -- "${WORKER_ENV[@]}"
+api_env
+
+# ---- 4. the API with CPU outside requests (instance-based billing) -----------------
+start_service api "$BIN/wakeq-api" --billing instance --concurrency 80 --max 1 --idle 60 \
+	--timeout 30 -- "${API_ENV[@]}" WAKE_FANOUT_MAX=3 WORKER_CONCURRENCY=4 WAKE_BACKLOG=2
+ok_ids=() fail_ids=() delayed=()
+for i in $(seq 1 12); do
+	if [ $((i % 2)) = 0 ]; then
+		ok_ids+=("$(post "{\"type\":\"sleep\",\"payload\":{\"ms\":$((50 + RANDOM % 200))}}")")
+	else
+		ok_ids+=("$(post '{"type":"noop"}')")
+	fi
+	[ "$i" = 4 ] && delayed+=("$(post '{"type":"noop","delay_s":1}')")
+	[ "$i" = 8 ] && fail_ids+=("$(post '{"type":"fail","payload":{"retryable":true},"max_attempts":3}')")
+	sleep "0.$((RANDOM % 3))"
+done
+check "the API instance is never frozen with instance-based billing" mstat_is api '.instances[0].frozen' false
+burst=()
+for i in $(seq 1 20); do
+	post '{"type":"sleep","payload":{"ms":100}}' >"$T/burst.$i" &
+	burst+=($!)
+done
+wait "${burst[@]}"
+for i in $(seq 1 20); do ok_ids+=("$(cat "$T/burst.$i")"); done
+delayed+=("$(post '{"type":"noop","delay_s":2.5}')" "$(post '{"type":"noop","delay_s":4}')")
+fail_ids+=("$(post '{"type":"fail","payload":{"retryable":false}}')")
+expect_eq "every POST was accepted" "$((32 + 3))" "$(printf '%s\n' "${ok_ids[@]}" "${delayed[@]}" | grep -c .)"
+wait_until 10 all_in done "${ok_ids[@]}"
+expect_eq "jobs at random times and a burst all end done" "32 done" "$(statuses "${ok_ids[@]}")"
+wait_until 5 all_in failed "${fail_ids[@]}"
+expect_eq "retries end in the dead letter as intended" "2 failed" "$(statuses "${fail_ids[@]}")"
+expect_eq "the retryable one made 3 attempts" 3 "$(rcli hget "$Q:job:${fail_ids[0]}" attempts)"
+wait_until 8 all_in done "${delayed[@]}"
+expect_eq "delayed jobs run without a tick, the last one due 4 s later" "3 done" \
+	"$(statuses "${delayed[@]}")"
+for id in "${delayed[@]}"; do
+	lag=$(wq status "$id" | jq -r '[.started_at, .run_at] | map(sub("\\.[0-9]+Z$"; "Z") | fromdate) | .[0] - .[1]')
+	check "delayed job started within 1 s of its run time (${lag} s)" test "$lag" -le 1
+done
+echo "# worker service: $(mstat worker '"\(.starts) starts, \(.requests) requests, \(.billed_request_s) s billed (request-based)"')"
+
+# A worker SIGKILLed mid-drain: its leases expire and the jobs run again.
+wait_until 5 sleeping
+kill_ids=()
+for i in 1 2 3 4; do kill_ids+=("$(post '{"type":"sleep","payload":{"ms":1500}}')"); done
+wait_until 5 all_in active "${kill_ids[@]}"
+pid=$(inst_pid worker '.open > 0')
+check "a worker instance is draining (pid $pid)" test -n "$pid"
+kill -KILL "$pid"
+wait_until 3 state_is "$pid" gone
+check "its held /wake failed: 503" wait_until 2 mstat_is worker '.failed_503 > 0' true
+sleep 2.5 # LEASE 2 s: the leases run out
+more=$(post '{"type":"noop"}')
+wait_until 8 all_in done "${kill_ids[@]}" "$more"
+expect_eq "the next job wakes a new instance that runs them again" "5 done" \
+	"$(statuses "${kill_ids[@]}" "$more")"
+expect_eq "each ran twice (at least once)" "4 2" \
+	"$(for id in "${kill_ids[@]}"; do rcli hget "$Q:job:$id" attempts; done | sort | uniq -c | awk '{print $1, $2}')"
+# the drain has ended (retired, its wake answered) before the API goes
+wait_until 5 settled
+stop_service api
+
+# The API instance shut down while idle, with the worker's /wake held.
+start_service api "$BIN/wakeq-api" --billing instance --concurrency 80 --max 1 --idle 1.5 \
+	--timeout 30 -- "${API_ENV[@]}"
+gone0=$(mstat worker .client_gone)
+id=$(post '{"type":"sleep","payload":{"ms":3000}}')
+check "the API's wake started it" wait_until 3 all_in active "$id"
+wait_until 4 mstat_is api .reaps 1
+pid=$(inst_pid worker)
+if wait_until 6 all_in done "$id"; then
+	ok "a job outlives the API instance that woke the worker"
+else
+	why="the API's shutdown closed the /wake it held; the worker lost its last request"
+	why+=" and was frozen mid-job (state $(proc_state "$pid"),"
+	why+=" held wakes cut $(($(mstat worker .client_gone) - gone0)))"
+	not_ok "a job outlives the API instance that woke the worker: $why" \
+		"# TODO API: wakes held by Cloud Tasks, not by the API (issue 10 s.2)"
+	tick >/dev/null
+	check "nothing lost: the next tick thaws the worker and the job ends done" \
+		wait_until 6 all_in done "$id"
+fi
+stop_service api
+stop_service worker
+echo "# $((SECONDS - t_start)) s"
+[ "$_t_failed" = 0 ] || { diag "$T/model-worker.log"; diag "$T/model-api.log"; }
+exit 0

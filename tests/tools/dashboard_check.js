@@ -1,0 +1,412 @@
+#!/usr/bin/env node
+// dashboard_check.js - drives the wakeq dashboard in a real headless
+// Chromium (puppeteer-core) against a running wakeq-api, Redis and worker
+// that tests/integration/62_dashboard.sh started and seeded:
+//
+//   1. no token, then a wrong one: a clear message, no data in the page;
+//   2. the right token: the counts of the seeded queue, as seeded; the
+//      list filtered by type and by part of an id; a screenshot of a queue
+//      with jobs in every state;
+//   3. a job opened in the page, the worker woken from the page, the
+//      job's progress moving to done over the event stream; a screenshot
+//      of the job live;
+//   4. a dead job retried from the page runs to done; retry all dead,
+//      purge dead and cancel from the page;
+//   5. a fresh tab left idle: the Redis commands of 30 s (INFO
+//      commandstats) and the API's VmRSS.
+// Screenshots are checked: not blank (pixels that differ from the
+// background) and the key elements laid out.
+//
+// Settings (environment): BASE (the API's URL), TOKEN, CHROMIUM (the
+// browser), OUT (where screenshots go), REDIS_PORT, API_PID, QDRIVE_PID
+// (the runner holding the seeded active job, stopped after step 2), WQ
+// (build/wakeq), FLAG (the file the flaky job needs), FLAKY_ID, EXPECT
+// (the seeded counts of queue "default", JSON), IDLE_S (30).
+// Prints "ok - ..." / "not ok - ..." lines and "# ..." measurements;
+// exits 1 when any check failed. Needs puppeteer-core (NODE_PATH).
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const { execFileSync } = require('child_process');
+const puppeteer = require('puppeteer-core');
+
+const env = (k, d) => {
+	const v = process.env[k];
+	if (v === undefined && d === undefined) {
+		console.error(`dashboard_check: ${k} is not set`);
+		process.exit(2);
+	}
+	return v === undefined ? d : v;
+};
+const BASE = env('BASE');
+const TOKEN = env('TOKEN');
+const OUT = env('OUT');
+const EXPECT = JSON.parse(env('EXPECT'));
+const IDLE_S = Number(env('IDLE_S', '30'));
+
+let failed = 0;
+const ok = (name) => console.log(`ok - ${name}`);
+const notOk = (name, why) => {
+	console.log(`not ok - ${name}${why ? ': ' + why : ''}`);
+	failed++;
+};
+const check = (name, cond, why) => (cond ? ok(name) : notOk(name, why));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function api(method, p) {
+	const res = await fetch(BASE + p, { method, headers: { Authorization: 'Bearer ' + TOKEN } });
+	return res.json();
+}
+
+// Waits for fn() (in the page) to be true; false on timeout.
+async function until(page, fn, arg, ms = 15000) {
+	try {
+		await page.waitForFunction(fn, { timeout: ms, polling: 100 }, arg);
+		return true;
+	} catch (e) {
+		return false;
+	}
+}
+
+// The screenshot is not blank: counts pixels unlike the most common one
+// (decoded by the browser itself, on a blank page of its own).
+async function pixels(browser, file) {
+	const p = await browser.newPage();
+	const b64 = fs.readFileSync(file).toString('base64');
+	const r = await p.evaluate(async (data) => {
+		const img = new Image();
+		img.src = 'data:image/png;base64,' + data;
+		await img.decode();
+		const c = document.createElement('canvas');
+		c.width = img.width;
+		c.height = img.height;
+		const g = c.getContext('2d');
+		g.drawImage(img, 0, 0);
+		const d = g.getImageData(0, 0, c.width, c.height).data;
+		const hist = new Map();
+		for (let i = 0; i < d.length; i += 4) {
+			const k = (d[i] << 16) | (d[i + 1] << 8) | d[i + 2];
+			hist.set(k, (hist.get(k) || 0) + 1);
+		}
+		let bg = 0;
+		for (const n of hist.values())
+			bg = Math.max(bg, n);
+		return { w: c.width, h: c.height, total: d.length / 4, other: d.length / 4 - bg, colours: hist.size };
+	}, b64);
+	await p.close();
+	return r;
+}
+
+async function shot(browser, page, name, selectors) {
+	const file = path.join(OUT, name);
+	await page.screenshot({ path: file, fullPage: true });
+	const px = await pixels(browser, file);
+	check(`${name}: not blank (${px.other} of ${px.total} pixels unlike the background, ${px.colours} colours)`,
+		px.other > px.total * 0.05 && px.colours > 50);
+	for (const sel of selectors) {
+		const box = await page.$eval(sel, (e) => {
+			const r = e.getBoundingClientRect();
+			return { w: r.width, h: r.height, visible: !!(e.offsetParent || e.tagName === 'svg' || e.closest('svg')) };
+		}).catch(() => null);
+		check(`${name}: ${sel} is laid out`, box && box.w >= 100 && box.h >= 10 && box.visible,
+			JSON.stringify(box));
+	}
+}
+
+async function counts(page, q) {
+	return page.evaluate((queue) => {
+		const tr = document.querySelector(`#queues tbody tr[data-queue="${queue}"]`);
+		if (!tr)
+			return null;
+		const o = {};
+		for (const td of tr.querySelectorAll('td[data-state]'))
+			o[td.dataset.state] = Number(td.textContent.trim());
+		return o;
+	}, q);
+}
+
+async function signIn(page, token) {
+	await page.waitForSelector('#login:not([hidden])', { timeout: 10000 });
+	await page.type('#token', token);
+	await page.click('#login-form button[type=submit]');
+}
+
+// Records what the job panel shows (status, progress) and the worker pill,
+// on every change, into window.__seen.
+async function watchJob(page) {
+	await page.evaluate(() => {
+		window.__seen = [];
+		const note = () => {
+			const job = document.getElementById('job');
+			window.__seen.push({
+				t: Date.now(),
+				status: job.dataset.status || '',
+				progress: document.getElementById('job-progress').value,
+				stage: document.getElementById('job-progress-text').textContent,
+				workers: Number(document.getElementById('worker').dataset.workers || 0),
+				live: document.getElementById('job-live').textContent,
+			});
+		};
+		window.__obs = new MutationObserver(note);
+		for (const id of ['job', 'job-progress-text', 'worker', 'job-live'])
+			window.__obs.observe(document.getElementById(id),
+				{ attributes: true, childList: true, characterData: true, subtree: true });
+		note();
+	});
+}
+
+function commandstats() {
+	const text = execFileSync('redis-cli', ['-p', env('REDIS_PORT'), 'info', 'commandstats']).toString();
+	const o = {};
+	for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm))
+		o[m[1]] = Number(m[2]);
+	return o;
+}
+
+function vmrss(pid) {
+	const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+	return m ? Number(m[1]) : NaN;
+}
+
+async function main() {
+	const browser = await puppeteer.launch({
+		executablePath: env('CHROMIUM'),
+		headless: true,
+		args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
+			'--no-default-browser-check', '--disable-extensions', '--mute-audio'],
+	});
+	const problems = [];
+	const open = async () => {
+		const page = await browser.newPage();
+		await page.setViewport({ width: 1360, height: 900 });
+		page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+		page.on('console', (m) => {
+			// a refused token shows as a failed 401 fetch: expected
+			if (m.type() === 'error' && !/status of 401/.test(m.text()))
+				problems.push('console: ' + m.text());
+		});
+		page.on('dialog', (d) => d.accept());
+		return page;
+	};
+	try {
+		await run(browser, open);
+	} finally {
+		check('no script error nor CSP violation in the page', problems.length === 0, problems.join(' | '));
+		await browser.close();
+	}
+}
+
+async function run(browser, open) {
+	// ---- 1. no token, a wrong token ---------------------------------------
+	let page = await open();
+	const res = await page.goto(BASE + '/dashboard', { waitUntil: 'load' });
+	check('the page loads (200)', res.status() === 200, String(res.status()));
+	const h = res.headers();
+	check('it has a Content-Security-Policy without inline script',
+		/script-src 'self'/.test(h['content-security-policy'] || '') &&
+		!/unsafe-inline/.test(h['content-security-policy'] || ''), h['content-security-policy']);
+	check('X-Frame-Options DENY', h['x-frame-options'] === 'DENY', h['x-frame-options']);
+	await page.waitForSelector('#login:not([hidden])', { timeout: 10000 });
+	const empty = await page.evaluate(() => ({
+		app: document.getElementById('app').hidden,
+		rows: document.querySelectorAll('#queues tbody tr').length,
+		msg: document.getElementById('login-msg').textContent,
+	}));
+	check('without a token: asks for it and shows no data', empty.app && empty.rows === 0 &&
+		/token/i.test(empty.msg), JSON.stringify(empty));
+
+	await signIn(page, 'not-the-token');
+	const refused = await until(page, () => /refused/.test(document.getElementById('login-msg').textContent));
+	const wrong = await page.evaluate(() => ({
+		app: document.getElementById('app').hidden,
+		rows: document.querySelectorAll('#queues tbody tr').length,
+		jobs: document.querySelectorAll('#jobs tbody tr').length,
+		msg: document.getElementById('login-msg').textContent,
+		stored: Object.keys(sessionStorage).filter((k) => /token/.test(k)).length,
+	}));
+	check('a wrong token is refused with a clear message, and no data is shown',
+		refused && wrong.app && wrong.rows === 0 && wrong.jobs === 0 && wrong.stored === 0,
+		JSON.stringify(wrong));
+
+	// ---- 2. the counts of the seeded queue ------------------------------------
+	await signIn(page, TOKEN);
+	const shown = await until(page, () => !!document.querySelector('#queues tbody tr[data-queue="default"]'));
+	check('the right token shows the queues', shown);
+	const c = await counts(page, 'default');
+	const want = Object.fromEntries(Object.keys(EXPECT).map((k) => [k, c ? c[k] : undefined]));
+	check('the counts of the seeded queue are shown as seeded', JSON.stringify(want) === JSON.stringify(EXPECT),
+		`shown ${JSON.stringify(c)}, seeded ${JSON.stringify(EXPECT)}`);
+	const pill = await page.$eval('#worker', (e) => e.textContent);
+	check('no worker is alive, and the page says so', /no worker alive/.test(pill), pill);
+
+	// the list: done jobs, filtered by type, then by part of an id
+	await page.click('#queues tbody tr[data-queue="default"] td[data-state="done"] button');
+	await until(page, (n) => {
+		const rs = [...document.querySelectorAll('#jobs tbody tr[data-id]')];
+		return rs.length === n && rs.every((r) => r.dataset.status === 'done');
+	}, EXPECT.done);
+	const all = await page.$$eval('#jobs tbody tr[data-id]', (rs) => rs.map((r) => [r.dataset.id, r.children[1].textContent]));
+	check('the done list shows the done jobs', all.length === EXPECT.done, JSON.stringify(all));
+	await page.type('#f-type', 'sleep');
+	await page.click('#filters button[type=submit]');
+	await until(page, () => {
+		const rs = [...document.querySelectorAll('#jobs tbody tr[data-id]')];
+		return rs.length > 0 && rs.every((r) => r.children[1].textContent === 'sleep');
+	});
+	const sleeps = await page.$$eval('#jobs tbody tr[data-id]', (rs) => rs.map((r) => r.children[1].textContent));
+	check('filtered by type: only the sleep job', sleeps.length === 1 && sleeps[0] === 'sleep', JSON.stringify(sleeps));
+	await page.click('#f-clear');
+	const noop = all.find((r) => r[1] === 'noop');
+	const part = noop[0].slice(-6);
+	await until(page, () => document.querySelectorAll('#jobs tbody tr[data-id]').length > 1);
+	await page.type('#f-id', part.toUpperCase());
+	await page.click('#filters button[type=submit]');
+	await until(page, (id) => {
+		const rs = document.querySelectorAll('#jobs tbody tr[data-id]');
+		return rs.length === 1 && rs[0].dataset.id === id;
+	}, noop[0]);
+	const byId = await page.$$eval('#jobs tbody tr[data-id]', (rs) => rs.map((r) => r.dataset.id));
+	check('filtered by part of the id: that job alone', byId.length === 1 && byId[0] === noop[0], JSON.stringify(byId));
+	await page.click('#f-clear');
+
+	// the dead letters, for the picture of a queue in every state
+	await page.click('#queues tbody tr[data-queue="default"] td[data-state="failed"] button');
+	await until(page, (n) => document.querySelectorAll('#jobs tbody tr[data-id][data-status="failed"]').length === n, EXPECT.failed);
+	await shot(browser, page, 'dashboard-queues.png', ['#queues', '#chart-throughput', '#chart-latency', '#jobs']);
+
+	// the seeded active job is no longer needed: nothing runs but the worker
+	process.kill(Number(env('QDRIVE_PID')), 'SIGTERM');
+
+	// ---- 3. a job followed live while the woken worker runs it -----------------
+	const wqEnv = { ...process.env };
+	delete wqEnv.WAKE_URL;
+	const liveId = execFileSync(env('WQ'), ['enqueue', 'demo.steps', '--queue', 'live',
+		'--payload', '{"steps":10}'], { env: wqEnv }).toString().trim();
+	await page.click('#queues tbody tr[data-queue="live"] td[data-state="queued"] button');
+	await until(page, (id) => !!document.querySelector(`#jobs tbody tr[data-id="${id}"]`), liveId);
+	await page.click(`#jobs tbody tr[data-id="${liveId}"]`);
+	const following = await until(page, (id) => {
+		const j = document.getElementById('job');
+		return j.dataset.id === id && j.dataset.status === 'queued' &&
+			document.getElementById('job-live').textContent === 'live';
+	}, liveId);
+	check('a queued job opens, followed live over the event stream', following);
+	await watchJob(page);
+	await page.click('#wake');
+	const woke = await until(page, () => /Wake sent|already open/.test(document.getElementById('notice').textContent));
+	check('"Wake worker now" asks the API to wake the worker', woke,
+		await page.$eval('#notice', (e) => e.textContent));
+	// a picture mid-run
+	const mid = await until(page, () => {
+		const j = document.getElementById('job');
+		const p = document.getElementById('job-progress').value;
+		return j.dataset.status === 'active' && p >= 30 && p <= 80;
+	}, null, 30000);
+	if (mid)
+		await shot(browser, page, 'dashboard-job.png', ['#job', '#job-progress', '#queues']);
+	else
+		notOk('the job was seen running between 30 and 80 %');
+	const done = await until(page, () => document.getElementById('job').dataset.status === 'done', null, 30000);
+	await sleep(300);
+	const seen = await page.evaluate(() => window.__seen);
+	const progress = [...new Set(seen.filter((s) => s.status === 'active').map((s) => s.progress))]
+		.filter((p) => p > 0 && p < 100);
+	check('the job moved to done in the page', done, JSON.stringify(seen.slice(-3)));
+	check(`its progress moved while it ran (${progress.join(', ')} %)`, progress.length >= 3 &&
+		progress.every((p, i) => i === 0 || p > progress[i - 1]), JSON.stringify(progress));
+	check('the stages came with it', seen.some((s) => /step-\d+/.test(s.stage)));
+	check('the stream ended with the job', seen.some((s) => s.live === 'ended'));
+	const alive = await until(page, () => Number(document.getElementById('worker').dataset.workers) >= 1 ||
+		window.__seen.some((s) => s.workers >= 1), null, 15000);
+	check('the page showed the worker alive while it ran', alive);
+	const doc = await api('GET', '/v1/jobs/' + liveId);
+	check('the API agrees: done with its result', doc.status === 'done' && doc.result && doc.result.steps === 10,
+		JSON.stringify(doc));
+
+	// ---- 4. retry a dead job and see it run; the other actions -----------------
+	fs.writeFileSync(env('FLAG'), 'ok\n');
+	const flaky = env('FLAKY_ID');
+	await page.click('#queues tbody tr[data-queue="default"] td[data-state="failed"] button');
+	await until(page, (id) => !!document.querySelector(`#jobs tbody tr[data-id="${id}"]`), flaky);
+	await page.click(`#jobs tbody tr[data-id="${flaky}"]`);
+	await until(page, (id) => document.getElementById('job').dataset.id === id &&
+		document.getElementById('job').dataset.status === 'failed', flaky);
+	await watchJob(page);
+	await page.click('#job-retry');
+	const rdone = await until(page, (id) => document.getElementById('job').dataset.id === id &&
+		document.getElementById('job').dataset.status === 'done', flaky, 30000);
+	const rseen = await page.evaluate(() => window.__seen.map((s) => s.status));
+	check('a dead job retried from the page runs again, to done', rdone &&
+		rseen.includes('active'), JSON.stringify([...new Set(rseen)]));
+
+	// retry all: the other dead job runs and fails again (it always fails)
+	await until(page, () => Number(document.querySelector('#queues tr[data-queue="default"] td[data-state="failed"]').textContent) === 1);
+	const dead = (await api('GET', '/v1/queues/default/jobs?state=failed')).jobs;
+	await page.click('#queues tbody tr[data-queue="default"] button[data-action="retry-dead"]');
+	const retried = await until(page, () => /Retried 1 dead job of default/.test(document.getElementById('notice').textContent));
+	check('"Retry all" retries the dead jobs of the queue', retried, await page.$eval('#notice', (e) => e.textContent));
+	// back in the dead letters after its new attempt
+	let again = false;
+	for (let i = 0; i < 100 && !again; i++) {
+		const q = await api('GET', '/v1/queues');
+		again = q.queues.default.failed === 1 && q.queues.default.queued === 0 && q.queues.default.active <= 1;
+		if (!again)
+			await sleep(200);
+	}
+	const rerun = dead.length === 1 ? await api('GET', '/v1/jobs/' + dead[0].id) : {};
+	check('the retried job ran (and failed again)', again && rerun.status === 'failed' &&
+		Date.parse(rerun.finished_at) > Date.parse(dead[0].finished_at), JSON.stringify([dead, rerun]));
+	await page.click('#refresh');
+	await until(page, () => !document.querySelector('#queues tr[data-queue="default"] button[data-action="purge-dead"]').disabled);
+	await page.click('#queues tbody tr[data-queue="default"] button[data-action="purge-dead"]');
+	const purged = await until(page, () => /Purged 1 dead job of default/.test(document.getElementById('notice').textContent));
+	const afterPurge = await api('GET', '/v1/queues');
+	check('"Purge" deletes the dead jobs of the queue', purged && afterPurge.queues.default.failed === 0,
+		JSON.stringify(afterPurge.queues.default));
+	await until(page, () => document.querySelector('#queues tr[data-queue="default"] td[data-state="failed"]').textContent.trim() === '0');
+
+	await page.click('#queues tbody tr[data-queue="default"] td[data-state="scheduled"] button');
+	await until(page, () => document.querySelectorAll('#jobs tbody tr[data-status="scheduled"]').length > 0);
+	const victim = await page.$eval('#jobs tbody tr[data-status="scheduled"]', (r) => r.dataset.id);
+	await page.click(`#jobs tbody tr[data-id="${victim}"] td:last-child button`);
+	const cancelled = await until(page, (id) => document.getElementById('notice').textContent.includes(id + ' is cancelled'), victim);
+	const vdoc = await api('GET', '/v1/jobs/' + victim);
+	check('"Cancel" cancels a scheduled job', cancelled && vdoc.status === 'cancelled', JSON.stringify(vdoc));
+
+	// ---- 5. an idle tab: Redis commands, and the API's memory ------------------
+	await page.close();
+	page = await open();
+	await page.goto(BASE + '/dashboard', { waitUntil: 'load' });
+	await signIn(page, TOKEN);
+	await until(page, () => !!document.querySelector('#queues tbody tr[data-queue="default"]'));
+	// the page slows down once nothing has changed for a few polls
+	const settled = await until(page, () => /next in 30 s/.test(document.getElementById('updated').textContent), null, 40000);
+	check('an idle page polls every 30 s', settled, await page.$eval('#updated', (e) => e.textContent));
+	const before = commandstats();
+	await sleep(IDLE_S * 1000);
+	const after = commandstats();
+	const delta = {};
+	let total = 0;
+	for (const [k, v] of Object.entries(after)) {
+		const d = v - (before[k] || 0) - (k === 'info' ? 1 : 0); // our own INFO
+		if (d > 0) {
+			delta[k] = d;
+			total += d;
+		}
+	}
+	const trips = (delta.evalsha || 0) + (delta.eval || 0) +
+		Object.entries(delta).filter(([k]) => !/^(evalsha|eval|hmget|zrange|zcard|zcount|time)$/.test(k))
+			.reduce((s, [, v]) => s + v, 0);
+	console.log(`# idle tab, ${IDLE_S} s: ${total} Redis commands (INFO commandstats, script-internal ones included: ` +
+		`${JSON.stringify(delta)}), ${(total / IDLE_S).toFixed(2)}/s; round trips ${trips}, ${(trips / IDLE_S).toFixed(2)}/s`);
+	check(`an idle open tab costs <= 1 Redis command per second (${(total / IDLE_S).toFixed(2)}/s)`, total <= IDLE_S,
+		JSON.stringify(delta));
+	const rss = vmrss(Number(env('API_PID')));
+	console.log(`# wakeq-api VmRSS after the run: ${rss} kB`);
+	check(`the API's RSS stays <= 16 MB (${rss} kB)`, rss <= 16 * 1024);
+	await page.close();
+}
+
+main().catch((e) => {
+	notOk('the browser session ran', e.stack || String(e));
+}).finally(() => process.exit(failed ? 1 : 0));
