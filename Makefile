@@ -71,9 +71,9 @@ CPPFLAGS += -DWAKEQ_HIREDIS_SSL
 endif
 
 # Which modules each binary links (modules with no sources yet are skipped).
-wakeq-worker_MODULES := base crypto log config job handler queue metrics httpd store reconcile fetch webhook wake worker
-wakeq-api_MODULES := base crypto log config job handler queue metrics httpd fetch wake store reconcile api
-wakeq_MODULES := base crypto log config job handler queue fetch wake store reconcile
+wakeq-worker_MODULES := base crypto log config cron job handler queue metrics httpd store reconcile fetch webhook wake worker
+wakeq-api_MODULES := base crypto log config cron job handler queue metrics httpd fetch wake store reconcile api
+wakeq_MODULES := base crypto log config cron job handler queue fetch wake store reconcile
 wakeq_PKGS := jansson
 
 BINS := wakeq-worker wakeq-api wakeq

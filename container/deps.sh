@@ -22,22 +22,23 @@ build="build-essential pkg-config libhiredis-dev libmicrohttpd-dev
  libcurl4-openssl-dev libjansson-dev libssl-dev libpq-dev
  libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
  libswresample-dev libavfilter-dev"
-# Runtime libraries of the binaries, by release (see above).
+# Runtime libraries of the binaries, by release (see above); tzdata for
+# the time zones of cron schedules (internal/cron).
 codename=${DEBIAN_CODENAME:-$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")}
 case "$codename" in
 bookworm)
-	api="ca-certificates libhiredis0.14 libmicrohttpd12 libcurl4 libjansson4
+	api="ca-certificates tzdata libhiredis0.14 libmicrohttpd12 libcurl4 libjansson4
  libssl3 libpq5"
 	worker="$api libavformat59 libavcodec59 libavutil57 libswscale6
  libswresample4 libavfilter8" ;;
 trixie)
-	api="ca-certificates libhiredis1.1.0 libmicrohttpd12t64 libcurl4t64
+	api="ca-certificates tzdata libhiredis1.1.0 libmicrohttpd12t64 libcurl4t64
  libjansson4 libssl3t64 libpq5"
 	worker="$api libavformat61 libavcodec61 libavutil59 libswscale8
  libswresample5 libavfilter10" ;;
 *) api='' worker='' ;;
 esac
-test="$build redis-server redis-tools postgresql libcmocka-dev clang
+test="$build tzdata redis-server redis-tools postgresql libcmocka-dev clang
  libclang-rt-14-dev curl jq procps ffmpeg wrk hyperfine valgrind
  shellcheck python3 python3-yaml python3-rq nodejs npm tmux zsh chromium prometheus
  iproute2 iptables"

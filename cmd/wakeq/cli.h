@@ -53,7 +53,7 @@ struct cli_cmd {
 };
 
 #define CLI_OPTS_MAX 16
-#define CLI_ARGS_MAX 8
+#define CLI_ARGS_MAX 16
 
 /* A parsed command line of one command. */
 struct cli {
@@ -164,6 +164,14 @@ int cmd_wake(struct cli *c);
 int cmd_reconcile(struct cli *c);
 int cmd_completion(struct cli *c);
 int cmd_handlers(struct cli *c);
+int cmd_pause(struct cli *c);
+int cmd_resume(struct cli *c);
+int cmd_settings(struct cli *c);
+int cmd_schedules_list(struct cli *c);
+int cmd_schedules_add(struct cli *c);
+int cmd_schedules_delete(struct cli *c);
+int cmd_schedules_pause(struct cli *c);
+int cmd_schedules_resume(struct cli *c);
 
 /* handlers.c: loads HANDLERS_FILE and WAKEQ_HANDLER_* and registers their
  * types for the process. Returns 0, or -1 with err naming the entry. */

@@ -51,6 +51,10 @@ static json_t *request_body(struct cli *c, int api)
 		json_object_set_new(b, "timeout_s", json_real(timeout));
 	if (cli_get(c, "idempotency-key"))
 		json_object_set_new(b, "idempotency_key", json_string(cli_get(c, "idempotency-key")));
+	if (cli_get(c, "group"))
+		json_object_set_new(b, "group", json_string(cli_get(c, "group")));
+	if (cli_get(c, "unique-key"))
+		json_object_set_new(b, "unique_key", json_string(cli_get(c, "unique-key")));
 	if (cli_get(c, "callback-url"))
 		json_object_set_new(b, "callback_url", json_string(cli_get(c, "callback-url")));
 	return b;
@@ -122,7 +126,7 @@ static int enqueue_api(const char *base, const char *body, int64_t count)
 		if ((resp.status == 202 || resp.status == 200) && id) {
 			printf("%s\n", id);
 			if (json_is_true(json_object_get(doc, "duplicate")))
-				fprintf(stderr, "wakeq: an existing job has this idempotency key\n");
+				fprintf(stderr, "wakeq: an existing job has this idempotency key or unique key\n");
 		} else {
 			msg = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
 			code = json_string_value(json_object_get(json_object_get(doc, "error"), "code"));
@@ -177,7 +181,7 @@ static int enqueue_direct(struct cli *c, const struct job_spec *spec, int64_t co
 		for (i = 0; i < n; i++) {
 			printf("%s\n", out[i].id);
 			if (!out[i].created)
-				fprintf(stderr, "wakeq: an existing job has this idempotency key\n");
+				fprintf(stderr, "wakeq: an existing job has this idempotency key or unique key\n");
 		}
 		done += (int64_t)n;
 	}

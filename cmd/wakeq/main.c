@@ -26,6 +26,12 @@ static const struct cli_opt
 			   " (" CONFIG_TEXT(JOB_MAX_ATTEMPTS_DEFAULT) ")", NULL },
 	o_job_timeout = { "timeout", "S", "the job's time limit (default: the worker's JOB_TIMEOUT)", NULL },
 	o_idem = { "idempotency-key", "K", "the same key on the same queue gives the same job", NULL },
+	o_unique = { "unique-key", "K",
+		     "while a job with key K is queued, scheduled, retrying or running, "
+		     "give that job", NULL },
+	o_group = { "group", "G",
+		    "the job's group (a tenant, an API key): the queue's group limits "
+		    "apply to it, groups take turns", NULL },
 	o_callback = { "callback-url", "URL", "a signed webhook to URL when the job ends", NULL },
 	o_count = { "count", "N", "enqueue N such jobs (1)", NULL },
 	o_watch_job = { "watch", NULL,
@@ -44,11 +50,18 @@ static const struct cli_opt
 	o_wake_timeout = { "timeout", "S",
 			   "longest wait for the answer (3600); a wake still held then "
 			   "counts as woken", NULL },
-	o_min_age = { "min-age", "S", "only rows at least S seconds old (10)", NULL };
+	o_min_age = { "min-age", "S", "only rows at least S seconds old (10)", NULL },
+	o_tz = { "tz", "ZONE", "the cron's time zone, IANA (UTC)", NULL },
+	o_overlap = { "overlap", "P", "skip: no job while the last one runs (default); allow",
+		      "skip allow" },
+	o_catchup = { "catch-up", "P", "after a downtime: one job (default), all missed, or skip",
+		      "one all skip" },
+	o_catchup_max = { "catch-up-max", "N", "with --catch-up all: at most N (1)", NULL },
+	o_paused = { "paused", NULL, "create it paused", NULL };
 
 static const struct cli_opt *const enqueue_opts[] = {
 	&o_payload, &o_queue, &o_priority, &o_delay, &o_max_attempts, &o_job_timeout,
-	&o_idem, &o_callback, &o_count, NULL
+	&o_idem, &o_unique, &o_group, &o_callback, &o_count, NULL
 };
 static const struct cli_opt *const status_opts[] = { &o_queue, &o_watch_job, NULL };
 static const struct cli_opt *const queue_only_opts[] = { &o_queue, NULL };
@@ -67,6 +80,11 @@ static const struct cli_opt *const wake_opts[] = { &o_token, &o_wake_timeout, NU
 static const struct cli_opt *const reconcile_opts[] = { &o_min_age, NULL };
 static const struct cli_opt *const no_opts[] = { NULL };
 static const struct cli_opt *const handlers_opts[] = { &o_json, NULL };
+static const struct cli_opt *const sched_add_opts[] = {
+	&o_queue, &o_tz, &o_payload, &o_priority, &o_max_attempts, &o_job_timeout, &o_group,
+	&o_unique, &o_overlap, &o_catchup, &o_catchup_max, &o_paused, NULL
+};
+static const struct cli_opt *const sched_list_opts[] = { &o_queue_any, NULL };
 
 /* ---- commands ------------------------------------------------------------ */
 
@@ -99,6 +117,47 @@ const struct cli_cmd cli_cmds[] = {
 	  dead_retry_opts, 0, 1, cmd_dead_retry },
 	{ "dead purge", "", NULL, "delete every dead job of the queue", NULL, queue_only_opts, 0, 0,
 	  cmd_dead_purge },
+	{ "pause", "QUEUE", NULL, "pause a queue: it takes jobs, no worker runs them",
+	  "Jobs already running finish; workers lease nothing more from QUEUE and\n"
+	  "a worker whose queues are all paused ends its drain. Enqueues go on.",
+	  no_opts, 1, 1, cmd_pause },
+	{ "resume", "QUEUE", NULL, "resume a paused queue, waking a worker for its due work",
+	  "Idle workers look at once; when none is live and work is due, WAKE_URL\n"
+	  "(with WAKE_TOKEN) is woken as for enqueue.", no_opts, 1, 1, cmd_resume },
+	{ "settings", "QUEUE [NAME=VALUE...]", NULL,
+	  "show or change a queue's settings: retention, rate limits, concurrency",
+	  "Each NAME=VALUE sets one (a number; null clears it, back to the default);\n"
+	  "the others stay. Settings live in Redis: every worker and API follows\n"
+	  "them at once. Names, as in PUT /v1/queues/{q}/settings:\n"
+	  "  result_ttl_s         seconds a done or cancelled job stays (RESULT_TTL)\n"
+	  "  done_max             done jobs kept, at most (10000)\n"
+	  "  dead_max             failed jobs kept in the dead letter, at most (10000)\n"
+	  "  dead_ttl_s           seconds a failed job stays (until the cap)\n"
+	  "  rate_max             jobs started per rate_period_s, at most (no limit)\n"
+	  "  rate_period_s        seconds (fractions allowed)\n"
+	  "  concurrency          jobs running at once across all workers (no limit)\n"
+	  "  group_rate_max       jobs of one group (enqueue --group) per group_rate_period_s\n"
+	  "  group_rate_period_s  seconds\n"
+	  "  group_concurrency    jobs of one group running at once\n"
+	  "A rate and its period go together. Rate-limited jobs wait (not failed).",
+	  no_opts, 1, CLI_ARGS_MAX, cmd_settings },
+	{ "schedules list", "", NULL, "cron schedules, as JSON",
+	  "Every queue's in Redis, or --queue's.", sched_list_opts, 0, 0, cmd_schedules_list },
+	{ "schedules add", "NAME CRON TYPE", NULL, "create or replace a cron schedule",
+	  "CRON has 5 fields (minute hour day month weekday) or 6 (a second first),\n"
+	  "or @hourly, @daily, @weekly, @monthly, @yearly; in --tz's local time (a\n"
+	  "skipped local time fires when the clocks jump, a repeated one once).\n"
+	  "At each fire time a job of TYPE is made on the queue, once, whichever\n"
+	  "worker is there (the API wakes one for it). Example:\n"
+	  "  wakeq schedules add nightly '0 3 * * *' http.request --tz Europe/Paris \\\n"
+	  "    --payload '{\"url\":\"https://example.com/report\"}'",
+	  sched_add_opts, 3, 3, cmd_schedules_add },
+	{ "schedules delete", "NAME", NULL, "delete a schedule (its jobs stay)", NULL,
+	  queue_only_opts, 1, 1, cmd_schedules_delete },
+	{ "schedules pause", "NAME", NULL, "pause a schedule: no jobs until resumed", NULL,
+	  queue_only_opts, 1, 1, cmd_schedules_pause },
+	{ "schedules resume", "NAME", NULL, "resume a schedule from now (missed times not made)",
+	  NULL, queue_only_opts, 1, 1, cmd_schedules_resume },
 	{ "drain", "", NULL, "run due jobs in this process until idle, then exit",
 	  "The cron mode: runs wakeq-worker --once (beside wakeq, else from PATH).",
 	  drain_opts, 0, 0, cmd_drain },

@@ -49,13 +49,17 @@ static int stats_once(const struct cli *c, struct queue *q, int json, int compac
 						    json_integer(k.n[s]));
 			json_object_set_new(one, "workers", json_integer(k.workers));
 			json_object_set_new(one, "stale_refused", json_integer(k.stale));
+			json_object_set_new(one, "paused", json_boolean(k.paused));
+			json_object_set_new(one, "done_total", json_integer(k.done_total));
+			json_object_set_new(one, "failed_total", json_integer(k.failed_total));
 			json_object_set_new(all, names[i], one);
 		} else {
-			printf("%-20s %8lld %9lld %8lld %8lld %10lld %8lld %9lld %7lld\n", names[i],
+			printf("%-20s %8lld %9lld %8lld %8lld %10lld %8lld %9lld %7lld%s\n", names[i],
 			       (long long)k.n[JOB_QUEUED], (long long)k.n[JOB_SCHEDULED],
 			       (long long)k.n[JOB_ACTIVE], (long long)k.n[JOB_RETRYING],
 			       (long long)k.n[JOB_DONE], (long long)k.n[JOB_FAILED],
-			       (long long)k.n[JOB_CANCELLED], (long long)k.workers);
+			       (long long)k.n[JOB_CANCELLED], (long long)k.workers,
+			       k.paused ? "  paused" : "");
 		}
 		free(names[i]);
 	}

@@ -106,10 +106,15 @@ static int backlog_cb(void *ctx, struct wake_backlog *out)
 
 		if (queue_counts(a->wake_q, a->queues[i], &c, &e) < 0)
 			return -1;
-		out->pending += c.n[JOB_QUEUED];
-		out->waiting += c.n[JOB_SCHEDULED] + c.n[JOB_RETRYING];
 		if (c.workers > out->workers)
 			out->workers = c.workers;
+		if (c.paused)
+			continue; /* nothing of it can run: no wake for it */
+		/* jobs held by a rate limit count as due later, at wake_at */
+		out->pending += c.due;
+		out->waiting += c.n[JOB_SCHEDULED] + c.n[JOB_RETRYING] + c.held;
+		if (c.wake_at_ms && (!c.next_due_ms || c.wake_at_ms < c.next_due_ms))
+			c.next_due_ms = c.wake_at_ms;
 		if (c.next_due_ms && (!out->next_due_us || c.next_due_ms * 1000 < out->next_due_us))
 			out->next_due_us = c.next_due_ms * 1000;
 	}

@@ -147,6 +147,13 @@ void api_get_queue(struct api *a, struct httpd_request *req, const char *queue);
 int64_t api_backlog(const struct queue_counts *c, const struct queue_stats *s);
 /* Seconds since the longest-waiting due job became due; 0 when none. */
 double api_oldest_due_age_s(const struct queue_stats *s);
+/* POST /v1/queues/{queue}/pause and /resume (a resume wakes a worker when
+ * due work has none). */
+void api_pause_queue(struct api *a, struct httpd_request *req, const char *queue);
+void api_resume_queue(struct api *a, struct httpd_request *req, const char *queue);
+/* GET and PUT /v1/queues/{queue}/settings (PUT replaces them all). */
+void api_get_settings(struct api *a, struct httpd_request *req, const char *queue);
+void api_put_settings(struct api *a, struct httpd_request *req, const char *queue);
 void api_post_reconcile(struct api *a, struct httpd_request *req,
 			const char *arg);
 /* POST /v1/queues/{queue}/purge-dead: deletes the queue's dead jobs. */
@@ -154,6 +161,15 @@ void api_purge_dead(struct api *a, struct httpd_request *req,
 		    const char *queue);
 /* POST /v1/wake: asks the waker for a wake now (409 without WAKE_URL). */
 void api_post_wake(struct api *a, struct httpd_request *req, const char *arg);
+
+/* ---- cron schedules (schedules.c) ------------------------------------------- */
+
+void api_post_schedule(struct api *a, struct httpd_request *req, const char *arg);
+void api_list_schedules(struct api *a, struct httpd_request *req, const char *arg);
+void api_get_schedule(struct api *a, struct httpd_request *req, const char *name);
+void api_delete_schedule(struct api *a, struct httpd_request *req, const char *name);
+void api_pause_schedule(struct api *a, struct httpd_request *req, const char *name);
+void api_resume_schedule(struct api *a, struct httpd_request *req, const char *name);
 
 /* ---- health and metrics (health.c) ---------------------------------------- */
 

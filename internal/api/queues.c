@@ -1,14 +1,20 @@
 /* queues.c - the queues as a whole: GET /v1/queues (counts by state and
  * live workers per served queue), GET /v1/queues/{queue} (one queue with
  * its backlog, for dashboards and autoscalers: KEDA's metrics-api scaler
- * reads `backlog`), POST /v1/queues/{queue}/purge-dead, POST /v1/wake (a
- * wake now, through the API's waker) and reconcile between Postgres and
- * Redis (POST /v1/reconcile; the timer in api.c runs the same pass). */
+ * reads `backlog`), pause and resume, the settings (GET and PUT
+ * /v1/queues/{queue}/settings), POST /v1/queues/{queue}/purge-dead, POST
+ * /v1/wake (a wake now, through the API's waker) and reconcile between
+ * Postgres and Redis (POST /v1/reconcile; the timer in api.c runs the
+ * same pass). */
 #include "api/priv.h"
 
 #include "job/job.h"
+#include "log/log.h"
 #include "reconcile/reconcile.h"
 #include "wake/wake.h"
+
+#include <string.h>
+#include <strings.h>
 
 static json_t *counts_json(const struct queue_counts *c)
 {
@@ -18,12 +24,17 @@ static json_t *counts_json(const struct queue_counts *c)
 	for (s = 0; s < JOB_NSTATUS; s++)
 		json_object_set_new(o, job_status_name((enum job_status)s), json_integer(c->n[s]));
 	json_object_set_new(o, "workers", json_integer(c->workers));
+	json_object_set_new(o, "paused", json_boolean(c->paused));
+	json_object_set_new(o, "done_total", json_integer(c->done_total));
+	json_object_set_new(o, "failed_total", json_integer(c->failed_total));
 	return o;
 }
 
 int64_t api_backlog(const struct queue_counts *c, const struct queue_stats *s)
 {
-	return c->n[JOB_QUEUED] + s->due;
+	/* c->due: the queued jobs a worker could lease now (none while
+	 * paused; those held by a rate limit or a concurrency cap not) */
+	return c->paused ? 0 : c->due + s->due;
 }
 
 double api_oldest_due_age_s(const struct queue_stats *s)
@@ -62,6 +73,143 @@ void api_get_queue(struct api *a, struct httpd_request *req, const char *queue)
 	json_object_set_new(o, "oldest_due_age_s", json_real(api_oldest_due_age_s(&s)));
 	queue_stats_release(&s);
 	api_reply_json(a, req, 200, o);
+}
+
+static void pause_or_resume(struct api *a, struct httpd_request *req,
+			    const char *queue, int paused)
+{
+	struct queue_resumed r;
+	struct queue *q;
+	struct err e;
+
+	if (api_served_index(a, queue) < 0) {
+		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
+		return;
+	}
+	q = api_qget(a, &e);
+	if (!q) {
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	if (queue_pause(q, queue, paused, &r, &e) < 0) {
+		api_qput(a, q);
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	api_qput(a, q);
+	/* resumed work with no worker to run it: wake one (the markers the
+	 * script pushed reach the live ones) */
+	if (r.due > 0)
+		wake_notify(a->wake, r.live > 0);
+	if (r.next_due_ms > 0)
+		wake_at(a->wake, r.next_due_ms * 1000);
+	log_info(paused ? "queue paused" : "queue resumed", "queue", queue);
+	api_reply_json(a, req, 200, json_pack("{s:s,s:b}", "queue", queue, "paused", paused));
+}
+
+/* ---- settings ---------------------------------------------------------------- */
+
+/* The body of PUT .../settings into *out (replacing all: what it does
+ * not name is not set). Returns 0, or -1 once answered 400. */
+static int settings_parse(struct api *a, struct httpd_request *req,
+			  struct queue_settings *out)
+{
+	const char *body, *code = "invalid_json";
+	json_error_t je;
+	json_t *root;
+	struct err e;
+	size_t len;
+
+	memset(out, 0, sizeof(*out));
+	body = httpd_body(req, &len);
+	root = len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &je) : NULL;
+	if (!root) {
+		api_reply_error(a, req, 400, "invalid_json", "body: expected a JSON object of settings");
+		return -1;
+	}
+	if (queue_settings_from_json(root, out, &code, &e) < 0) {
+		json_decref(root);
+		api_reply_error(a, req, 400, code, "%s", e.msg);
+		return -1;
+	}
+	json_decref(root);
+	return 0;
+}
+
+static void settings_reply(struct api *a, struct httpd_request *req, struct queue *q,
+			   const char *queue)
+{
+	struct queue_settings st;
+	struct err e;
+
+	if (queue_settings_get(q, queue, &st, &e) < 0) {
+		api_qput(a, q);
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	api_qput(a, q);
+	api_reply_json(a, req, 200, queue_settings_to_json(queue, &st));
+}
+
+void api_get_settings(struct api *a, struct httpd_request *req, const char *queue)
+{
+	struct queue *q;
+	struct err e;
+
+	if (api_served_index(a, queue) < 0) {
+		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
+		return;
+	}
+	if (!(q = api_qget(a, &e))) {
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	settings_reply(a, req, q, queue);
+}
+
+void api_put_settings(struct api *a, struct httpd_request *req, const char *queue)
+{
+	const char *ct = httpd_header(req, "Content-Type");
+	struct queue_settings st;
+	struct queue *q;
+	struct err e;
+
+	if (api_served_index(a, queue) < 0) {
+		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
+		return;
+	}
+	if (!ct || strncasecmp(ct, "application/json", 16) ||
+	    (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
+		api_reply_error(a, req, 415, "unsupported_media_type",
+				"content type must be application/json");
+		return;
+	}
+	if (settings_parse(a, req, &st) < 0)
+		return;
+	if (!(q = api_qget(a, &e))) {
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	if (queue_settings_set(q, queue, &st, &e) < 0) {
+		api_qput(a, q);
+		if (e.code == ERR_INVALID)
+			api_reply_error(a, req, 400, "invalid_field", "%s", e.msg);
+		else
+			api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	log_info("queue settings changed", "queue", queue);
+	settings_reply(a, req, q, queue);
+}
+
+void api_pause_queue(struct api *a, struct httpd_request *req, const char *queue)
+{
+	pause_or_resume(a, req, queue, 1);
+}
+
+void api_resume_queue(struct api *a, struct httpd_request *req, const char *queue)
+{
+	pause_or_resume(a, req, queue, 0);
 }
 
 void api_get_queues(struct api *a, struct httpd_request *req, const char *arg)

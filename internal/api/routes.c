@@ -4,8 +4,9 @@
  * A route is a method, a path pattern, a handler and whether it needs the
  * bearer token. A pattern is literal segments and at most one parameter
  * segment: {id}, a job id (a UUID, else 400 invalid_id; the handler gets
- * it lowercased), or {queue}, a queue name (1 to QUEUE_NAME_MAX
- * characters, else 404; whether it is served is the handler's to say).
+ * it lowercased), or {queue} or {name}, a queue or schedule name (1 to
+ * QUEUE_NAME_MAX characters, else 404; whether it is served or exists is
+ * the handler's to say).
  *
  * The dashboard's routes are listed under /dashboard and answer at
  * DASHBOARD_PATH instead (dashboard.c maps one onto the other).
@@ -75,6 +76,16 @@ static const struct route routes[] = {
 	{ "GET", "/v1/queues/{queue}", api_get_queue, 1 },
 	{ "GET", "/v1/queues/{queue}/jobs", api_list_jobs, 1 },
 	{ "POST", "/v1/queues/{queue}/purge-dead", api_purge_dead, 1 },
+	{ "POST", "/v1/queues/{queue}/pause", api_pause_queue, 1 },
+	{ "POST", "/v1/queues/{queue}/resume", api_resume_queue, 1 },
+	{ "GET", "/v1/queues/{queue}/settings", api_get_settings, 1 },
+	{ "PUT", "/v1/queues/{queue}/settings", api_put_settings, 1 },
+	{ "POST", "/v1/schedules", api_post_schedule, 1 },
+	{ "GET", "/v1/schedules", api_list_schedules, 1 },
+	{ "GET", "/v1/schedules/{name}", api_get_schedule, 1 },
+	{ "DELETE", "/v1/schedules/{name}", api_delete_schedule, 1 },
+	{ "POST", "/v1/schedules/{name}/pause", api_pause_schedule, 1 },
+	{ "POST", "/v1/schedules/{name}/resume", api_resume_schedule, 1 },
 	{ "POST", "/v1/reconcile", api_post_reconcile, 1 },
 	{ "POST", "/v1/wake", api_post_wake, 1 },
 	{ "POST", "/v1/uploads", upload, 1 },
@@ -106,6 +117,7 @@ static int match(const char *pattern, const char *path, struct param *pm)
 		pn = strcspn(pattern, "/");
 		sn = strcspn(path, "/");
 		if (*pattern == '{') {
+			/* {queue} and {name} are checked alike */
 			pm->kind = !strncmp(pattern, "{id}", 4) ? PARAM_ID : PARAM_QUEUE;
 			pm->s = path;
 			pm->n = sn;

@@ -64,6 +64,8 @@ int job_status_final(enum job_status st);
 #define JOB_DELAY_MAX_S (366.0 * 86400)
 #define JOB_IDEM_MAX 200                /* printable ASCII */
 #define JOB_IDEM_TTL_DEFAULT_S 86400
+#define JOB_UNIQUE_MAX 200              /* printable ASCII */
+#define JOB_GROUP_MAX 128               /* printable ASCII */
 #define JOB_URL_MAX 2048
 #define JOB_LABELS_MAX 32               /* entries */
 #define JOB_LABEL_KEY_MAX 63            /* [A-Za-z0-9_./-] */
@@ -88,6 +90,13 @@ struct job_spec {
 	const char *trace;           /* trace id carried to the worker's logs */
 	const char *labels;          /* compact JSON object of strings, keys
 				      * sorted; NULL = none */
+	const char *unique_key;      /* while a job with this key is queued,
+				      * scheduled, retrying or active, an
+				      * enqueue with it gives that job; NULL =
+				      * none */
+	const char *group;           /* rate limits and concurrency caps per
+				      * group (a tenant, an API key), served
+				      * round robin; NULL = none */
 	/* owned by a parsed spec */
 	json_t *root;
 	char *payload_text;
@@ -125,8 +134,11 @@ enum job_status job_spec_status(const struct job_spec *s, int64_t now_us);
 void job_spec_release(struct job_spec *s);
 
 /* Checks a value for the fields of the same names (shared by every door).
- * Return 1 when acceptable. */
+ * Return 1 when acceptable. A unique key follows the idempotency key's
+ * rule (1 to JOB_UNIQUE_MAX printable ASCII characters); a group is 1 to
+ * JOB_GROUP_MAX printable ASCII characters. */
 int job_idem_key_ok(const char *key);
+int job_group_ok(const char *group);
 int job_url_ok(const char *url);
 
 /* Checks a labels object ({"k":"v",...}: at most JOB_LABELS_MAX entries,
@@ -154,6 +166,8 @@ struct job_info {
 	char *callback_url;
 	char *trace;
 	char *labels;            /* JSON object text; NULL = {} */
+	char *unique_key;
+	char *group;
 	double timeout_s;        /* 0 = none */
 	int cancel_requested;    /* a cancel waits for the running attempt */
 	int64_t created_at;
@@ -168,8 +182,8 @@ void job_info_release(struct job_info *j);
 
 /* The job as every interface shows it: a new object with {id, queue,
  * type, status, priority, attempts, max_attempts, progress, stage,
- * payload, result, error, labels, cancel_requested, created_at,
- * started_at, finished_at, run_at}. payload, result and labels are JSON
+ * payload, result, error, labels, unique_key, group, cancel_requested,
+ * created_at, started_at, finished_at, run_at}. payload, result and labels are JSON
  * values (a stored text that is not JSON is kept as a string), times RFC
  * 3339 UTC with microseconds or null. Caller owns the reference. Never
  * fails (out of memory aborts). */

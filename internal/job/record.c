@@ -65,6 +65,11 @@ int job_idem_key_ok(const char *key)
 	return 1;
 }
 
+int job_group_ok(const char *g)
+{
+	return job_idem_key_ok(g) && strlen(g) <= JOB_GROUP_MAX;
+}
+
 int job_url_ok(const char *u)
 {
 	return u && strlen(u) >= 9 && strlen(u) <= JOB_URL_MAX &&
@@ -117,7 +122,7 @@ int job_labels_check(const json_t *labels, struct err *err)
 static const char *const known_fields[] = {
 	"type", "payload", "queue", "priority", "delay_s", "run_at",
 	"max_attempts", "timeout_s", "idempotency_key", "callback_url",
-	"labels", NULL
+	"labels", "unique_key", "group", NULL
 };
 
 static int bad(struct err *err, const char **code, const char *c,
@@ -300,6 +305,24 @@ int job_spec_parse(const char *body, size_t len, struct job_spec *out,
 			goto fail;
 		}
 	}
+	if ((v = json_object_get(r.root, "unique_key")) && !json_is_null(v)) {
+		r.unique_key = get_str(v);
+		if (!job_idem_key_ok(r.unique_key)) {
+			bad(err, code, "invalid_field",
+			    "field 'unique_key': expected 1 to %d printable ASCII characters",
+			    JOB_UNIQUE_MAX);
+			goto fail;
+		}
+	}
+	if ((v = json_object_get(r.root, "group")) && !json_is_null(v)) {
+		r.group = get_str(v);
+		if (!job_group_ok(r.group)) {
+			bad(err, code, "invalid_field",
+			    "field 'group': expected 1 to %d printable ASCII characters",
+			    JOB_GROUP_MAX);
+			goto fail;
+		}
+	}
 	if ((v = json_object_get(r.root, "callback_url"))) {
 		r.callback_url = get_str(v);
 		if (!job_url_ok(r.callback_url)) {
@@ -378,6 +401,8 @@ void job_info_release(struct job_info *j)
 	free(j->callback_url);
 	free(j->trace);
 	free(j->labels);
+	free(j->unique_key);
+	free(j->group);
 	memset(j, 0, sizeof(*j));
 }
 
@@ -431,6 +456,8 @@ json_t *job_info_to_json(const struct job_info *j)
 	json_object_set_new(o, "result", json_of(j->result, json_null()));
 	json_object_set_new(o, "error", str_or_null(j->error && *j->error ? j->error : NULL));
 	json_object_set_new(o, "labels", json_of(j->labels, json_object()));
+	json_object_set_new(o, "unique_key", str_or_null(j->unique_key));
+	json_object_set_new(o, "group", str_or_null(j->group));
 	json_object_set_new(o, "cancel_requested", json_boolean(j->cancel_requested));
 	json_object_set_new(o, "created_at", time_or_null(j->created_at));
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));
@@ -473,6 +500,8 @@ void job_info_spec(const struct job_info *j, struct job_spec *out)
 	out->callback_url = j->callback_url;
 	out->trace = j->trace;
 	out->labels = j->labels;
+	out->unique_key = j->unique_key;
+	out->group = j->group;
 }
 
 /* ---- the record in a Redis hash ------------------------------------------ */
@@ -505,6 +534,8 @@ size_t job_spec_hash(const struct job_spec *s,
 	PUT("callback", s->callback_url);
 	PUT("trace", s->trace);
 	PUT("labels", s->labels);
+	PUT("unique", s->unique_key);
+	PUT("group", s->group);
 #undef PUT
 #undef PUTNUM
 	return n;
@@ -532,6 +563,8 @@ static const struct hash_field {
 	{ "callback", H_STR, offsetof(struct job_info, callback_url) },
 	{ "trace", H_STR, offsetof(struct job_info, trace) },
 	{ "labels", H_STR, offsetof(struct job_info, labels) },
+	{ "unique", H_STR, offsetof(struct job_info, unique_key) },
+	{ "group", H_STR, offsetof(struct job_info, group) },
 	{ "timeout", H_DBL, offsetof(struct job_info, timeout_s) },
 	{ "cancel", H_FLAG, offsetof(struct job_info, cancel_requested) },
 	{ "created", H_I64, offsetof(struct job_info, created_at) },

@@ -31,4 +31,12 @@ void queue_conn_tls_free(struct queue_tls *tls);
 int queue_connected(const struct queue *q);
 int queue_reconnect(struct queue *q, struct err *err);
 
+/* schedule.c, for queue.c: up to `max` fire times (ms) of `s` after
+ * after_ms into out[], ascending. Returns how many (0: none within eight
+ * years) or -1 with err (a bad cron or zone). */
+int queue_schedule_times(const struct queue_schedule *s, int64_t after_ms,
+			 int64_t *out, size_t max, struct err *err);
+const char *queue_catchup_name(enum queue_catchup c);
+int queue_catchup_parse(const char *s, enum queue_catchup *out);
+
 #endif

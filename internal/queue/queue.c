@@ -24,7 +24,8 @@ struct queue_limits queue_limits = { QUEUE_RESULT_TTL_DEFAULT, 10000, 10000 };
 
 enum script {
 	S_ENQUEUE, S_TAKE, S_RENEW, S_REGISTER, S_RETIRE, S_PROGRESS,
-	S_CANCEL, S_RETRY_DEAD, S_PURGE_DEAD, S_COUNTS, S_METRICS, S_NSCRIPTS
+	S_CANCEL, S_RETRY_DEAD, S_PURGE_DEAD, S_COUNTS, S_PAUSE, S_SETTINGS,
+	S_SCHED_PUT, S_SCHED_TIMES, S_SCHED_DEL, S_METRICS, S_NSCRIPTS
 };
 
 static const char *const script_text[S_NSCRIPTS] = {
@@ -38,6 +39,11 @@ static const char *const script_text[S_NSCRIPTS] = {
 	[S_RETRY_DEAD] = queue_lua_retry_dead,
 	[S_PURGE_DEAD] = queue_lua_purge_dead,
 	[S_COUNTS] = queue_lua_counts,
+	[S_PAUSE] = queue_lua_pause,
+	[S_SETTINGS] = queue_lua_settings,
+	[S_SCHED_PUT] = queue_lua_sched_put,
+	[S_SCHED_TIMES] = queue_lua_sched_times,
+	[S_SCHED_DEL] = queue_lua_sched_del,
 	[S_METRICS] = queue_lua_metrics,
 };
 
@@ -52,6 +58,11 @@ static const char *const script_sha[S_NSCRIPTS] = {
 	[S_RETRY_DEAD] = queue_sha_retry_dead,
 	[S_PURGE_DEAD] = queue_sha_purge_dead,
 	[S_COUNTS] = queue_sha_counts,
+	[S_PAUSE] = queue_sha_pause,
+	[S_SETTINGS] = queue_sha_settings,
+	[S_SCHED_PUT] = queue_sha_sched_put,
+	[S_SCHED_TIMES] = queue_sha_sched_times,
+	[S_SCHED_DEL] = queue_sha_sched_del,
 	[S_METRICS] = queue_sha_metrics,
 };
 
@@ -153,8 +164,12 @@ struct queue {
 enum { ENQ_REPLY_LIVE, ENQ_REPLY_HEAD };
 enum { ENQ_JOB_ID, ENQ_JOB_CREATED, ENQ_REPLY_EACH };
 
-/* take: { now_ms, next_due_ms, flags, n, then per job: TAKE_JOB_* } */
-enum { TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_HEAD };
+/* take: { now_ms, next_due_ms, flags, n, paused, refill, then per job:
+ * TAKE_JOB_* } */
+enum {
+	TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_PAUSED, TAKE_REFILL,
+	TAKE_HEAD
+};
 enum {
 	TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
 	TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT,
@@ -169,8 +184,12 @@ enum { MET_NOW, MET_DUE, MET_OLDEST_DUE, MET_HEAD };
 enum {
 	COUNT_PENDING, COUNT_DELAYED, COUNT_ACTIVE, COUNT_DONE, COUNT_DEAD,
 	COUNT_RETRYING, COUNT_CANCELLED, COUNT_WORKERS, COUNT_STALE,
-	COUNT_NEXT_DUE, COUNT_FIELDS
+	COUNT_NEXT_DUE, COUNT_PAUSED, COUNT_DONE_TOTAL, COUNT_FAILED_TOTAL,
+	COUNT_DUE, COUNT_HELD, COUNT_WAKE_AT, COUNT_FIELDS
 };
+
+/* pause: { due, live workers, next due } */
+enum { PAUSE_DUE, PAUSE_LIVE, PAUSE_NEXT_DUE, PAUSE_FIELDS };
 
 #define BACKOFF_MIN_US 50000
 #define BACKOFF_MAX_US 2000000
@@ -521,6 +540,10 @@ int queue_enqueue(struct queue *q, const char *queue,
 			return err_set(err, ERR_INVALID, "negative max_attempts, delay, run_at or timeout");
 		if (s->id[0] && !uuid_valid(s->id))
 			return err_set(err, ERR_INVALID, "bad job id '%.40s'", s->id);
+		if (s->unique_key && *s->unique_key && !job_idem_key_ok(s->unique_key))
+			return err_set(err, ERR_INVALID, "bad unique key '%.40s'", s->unique_key);
+		if (s->group && *s->group && !job_group_ok(s->group))
+			return err_set(err, ERR_INVALID, "bad group '%.40s'", s->group);
 	}
 	ids = xmalloc(n * sizeof(*ids));
 	nums = xmalloc(n * sizeof(*nums));
@@ -539,7 +562,8 @@ int queue_enqueue(struct queue *q, const char *queue,
 			s.max_attempts = JOB_MAX_ATTEMPTS_DEFAULT;
 		nf = job_spec_hash(&s, names, values, nums[i]);
 		/* ENQ_* in enqueue.lua: the fields the script reads, then the
-		 * hash fields it stores as given */
+		 * hash fields it stores as given (unique_key and group are
+		 * both) */
 		args_add(&a, ids[i]);
 		args_addi(&a, s.priority);
 		/* a delay runs on the Redis clock; run_at is absolute */
@@ -549,6 +573,8 @@ int queue_enqueue(struct queue *q, const char *queue,
 		args_addi(&a, s.idempotency_ttl_s > 0 ? s.idempotency_ttl_s
 			  : JOB_IDEM_TTL_DEFAULT_S);
 		args_addi(&a, (int64_t)nf);
+		args_add(&a, s.unique_key);
+		args_add(&a, s.group);
 		for (k = 0; k < nf; k++) {
 			args_add(&a, names[k]);
 			args_add(&a, values[k]);
@@ -617,6 +643,8 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 	t->njobs = 0;
 	t->nstale = 0;
 	t->next_due_ms = 0;
+	t->paused = 0;
+	t->refill = 0;
 	if (queue_name_check(queue, err) < 0)
 		return -1;
 	if (t->max > QUEUE_MAX_BATCH || t->nsettle > QUEUE_MAX_BATCH)
@@ -663,6 +691,8 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 	}
 	t->server_now_ms = rint_of(r->element[TAKE_NOW]);
 	t->next_due_ms = rint_of(r->element[TAKE_NEXT_DUE]);
+	t->paused = rint_of(r->element[TAKE_PAUSED]) != 0;
+	t->refill = rint_of(r->element[TAKE_REFILL]) != 0;
 	for (i = 0; i < t->nsettle; i++) {
 		t->settle[i].stale = flags->str[i] == 's';
 		t->settle[i].final = flags->str[i] == 'f';
@@ -980,8 +1010,108 @@ int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,
 	out->workers = rint_of(r->element[COUNT_WORKERS]);
 	out->stale = rint_of(r->element[COUNT_STALE]);
 	out->next_due_ms = rint_of(r->element[COUNT_NEXT_DUE]);
+	out->paused = rint_of(r->element[COUNT_PAUSED]) != 0;
+	out->done_total = rint_of(r->element[COUNT_DONE_TOTAL]);
+	out->failed_total = rint_of(r->element[COUNT_FAILED_TOTAL]);
+	out->due = rint_of(r->element[COUNT_DUE]);
+	out->held = rint_of(r->element[COUNT_HELD]);
+	out->wake_at_ms = rint_of(r->element[COUNT_WAKE_AT]);
 	freeReplyObject(r);
 	return 0;
+}
+
+/* ---- settings ------------------------------------------------------------- */
+
+int queue_settings_get(struct queue *q, const char *queue,
+		       struct queue_settings *out, struct err *err)
+{
+	char key[PREFIX_MAX + 16];
+	struct args a;
+	redisReply *r;
+	size_t i;
+
+	if (key_args(&a, key, sizeof(key), queue, "HMGET", "config", err) < 0)
+		return -1;
+	args_add(&a, "paused");
+	for (i = 0; i < QUEUE_NSETTINGS; i++)
+		args_add(&a, queue_settings_table[i].field);
+	r = command_array(q, &a, "HMGET", err);
+	if (!r)
+		return -1;
+	if (r->elements != QUEUE_NSETTINGS + 1) {
+		freeReplyObject(r);
+		return bad_reply(err, "HMGET");
+	}
+	memset(out, 0, sizeof(*out));
+	out->paused = rint_of(r->element[0]) == 1;
+	for (i = 0; i < QUEUE_NSETTINGS; i++)
+		out->v[i] = rint_of(r->element[i + 1]);
+	freeReplyObject(r);
+	return 0;
+}
+
+int queue_settings_set(struct queue *q, const char *queue,
+		       const struct queue_settings *in, struct err *err)
+{
+	char prefix[PREFIX_MAX];
+	struct args a;
+	size_t i;
+
+	if (queue_name_check(queue, err) < 0)
+		return -1;
+	for (i = 0; i < QUEUE_NSETTINGS; i++) {
+		const struct queue_setting *t = &queue_settings_table[i];
+
+		if (in->v[i] < 0 || in->v[i] > t->max)
+			return err_set(err, ERR_INVALID, "bad setting '%s': %lld is out of range",
+				       t->name, (long long)in->v[i]);
+	}
+	if (!in->v[QUEUE_SET_RATE_MAX] != !in->v[QUEUE_SET_RATE_PERIOD])
+		return err_set(err, ERR_INVALID,
+			       "settings 'rate_max' and 'rate_period_s' go together");
+	if (!in->v[QUEUE_SET_GROUP_RATE_MAX] != !in->v[QUEUE_SET_GROUP_RATE_PERIOD])
+		return err_set(err, ERR_INVALID,
+			       "settings 'group_rate_max' and 'group_rate_period_s' go together");
+	script_args(&a, prefix, sizeof(prefix), queue);
+	args_addi(&a, QUEUE_NSETTINGS);
+	for (i = 0; i < QUEUE_NSETTINGS; i++) {
+		args_add(&a, queue_settings_table[i].field);
+		if (in->v[i] > 0)
+			args_addi(&a, in->v[i]);
+		else
+			args_add(&a, "");
+	}
+	return script_int(q, S_SETTINGS, &a, NULL, err);
+}
+
+int queue_pause(struct queue *q, const char *queue, int paused,
+		struct queue_resumed *out, struct err *err)
+{
+	char prefix[PREFIX_MAX];
+	struct args a;
+	redisReply *r;
+	int rc = -1;
+
+	if (queue_name_check(queue, err) < 0)
+		return -1;
+	script_args(&a, prefix, sizeof(prefix), queue);
+	args_add(&a, paused ? "1" : "0");
+	r = run_script(q, S_PAUSE, &a, err);
+	args_release(&a);
+	if (!r)
+		return -1;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != PAUSE_FIELDS) {
+		bad_reply(err, "pause");
+	} else {
+		if (out) {
+			out->due = rint_of(r->element[PAUSE_DUE]);
+			out->live = rint_of(r->element[PAUSE_LIVE]);
+			out->next_due_ms = rint_of(r->element[PAUSE_NEXT_DUE]);
+		}
+		rc = 0;
+	}
+	freeReplyObject(r);
+	return rc;
 }
 
 /* ---- metrics that outlive the worker -------------------------------------- */
@@ -1393,6 +1523,9 @@ int queue_retry_dead(struct queue *q, const char *queue, const char *id,
 
 	if (r == -2)
 		return err_set(err, ERR_CONFLICT, "job '%s' is not in the dead letters", id);
+	if (r == -3)
+		return err_set(err, ERR_CONFLICT,
+			       "job '%s' cannot run again: its unique key is held by a live job", id);
 	return r < 0 ? -1 : 0;
 }
 
@@ -1457,4 +1590,289 @@ fail:
 		free(out[i]);
 	free(out);
 	return -1;
+}
+
+/* ---- cron schedules -------------------------------------------------------- */
+
+static int by_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int queue_schedule_names(struct queue *q, const char *queue, char ***names,
+			 struct err *err)
+{
+	char key[PREFIX_MAX + 16];
+	struct args a;
+	redisReply *r;
+	char **out;
+	size_t i;
+
+	*names = NULL;
+	if (key_args(&a, key, sizeof(key), queue, "SMEMBERS", "schedset", err) < 0)
+		return -1;
+	r = command_array(q, &a, "SMEMBERS", err);
+	if (!r)
+		return -1;
+	out = xcalloc(r->elements + 1, sizeof(*out));
+	for (i = 0; i < r->elements; i++)
+		out[i] = rstr_dup(r->element[i]);
+	qsort(out, r->elements, sizeof(*out), by_str);
+	*names = out;
+	i = r->elements;
+	freeReplyObject(r);
+	return (int)i;
+}
+
+int queue_schedule_put(struct queue *q, const char *queue, struct queue_schedule *s,
+		       int *created, struct err *err)
+{
+	const char *names[JOB_HASH_SPEC_MAX], *values[JOB_HASH_SPEC_MAX];
+	char nums[JOB_HASH_SPEC_MAX][24], hf[JOB_HASH_SPEC_MAX][32];
+	int64_t times[QUEUE_SCHED_AHEAD];
+	char prefix[PREFIX_MAX];
+	struct args a;
+	size_t nf, k;
+	int64_t res;
+	int n = 0;
+
+	if (queue_name_check(queue, err) < 0 || queue_name_check(s->name, err) < 0)
+		return -1;
+	if (!s->job.type)
+		return err_set(err, ERR_INVALID, "schedule '%s' has no job", s->name);
+	if (!s->paused) {
+		n = queue_schedule_times(s, clock_now_us() / 1000, times, QUEUE_SCHED_AHEAD, err);
+		if (n < 0)
+			return -1;
+	}
+	nf = job_spec_hash(&s->job, names, values, nums);
+	script_args(&a, prefix, sizeof(prefix), queue);
+	args_add(&a, s->name);
+	args_add(&a, s->paused ? "1" : "0");
+	args_addi(&a, (int64_t)(6 + nf));
+	args_add(&a, "cron");
+	args_add(&a, s->cron);
+	args_add(&a, "tz");
+	args_add(&a, s->tz[0] ? s->tz : "UTC");
+	args_add(&a, "overlap");
+	args_add(&a, s->overlap_allow ? "allow" : "skip");
+	args_add(&a, "catchup");
+	args_add(&a, queue_catchup_name(s->catchup));
+	args_add(&a, "catchup_max");
+	args_addi(&a, s->catchup_max > 0 ? s->catchup_max : 1);
+	args_add(&a, "prio");
+	args_addi(&a, s->job.priority);
+	for (k = 0; k < nf; k++) {
+		snprintf(hf[k], sizeof(hf[k]), "h:%s", names[k]);
+		args_add(&a, hf[k]);
+		args_add(&a, values[k]);
+	}
+	for (k = 0; k < (size_t)n; k++)
+		args_addi(&a, times[k]);
+	if (script_int(q, S_SCHED_PUT, &a, &res, err) < 0)
+		return -1;
+	if (created)
+		*created = res == 1;
+	s->next_ms = n > 0 ? times[0] : 0;
+	return 0;
+}
+
+int queue_schedule_get(struct queue *q, const char *queue, const char *name,
+		       struct queue_schedule *out, struct err *err)
+{
+	char key[PREFIX_MAX + QUEUE_NAME_MAX + 16];
+	const char *f[JOB_HASH_SPEC_MAX + 4], *v[JOB_HASH_SPEC_MAX + 4];
+	struct queue_schedule s;
+	struct args a;
+	redisReply *r;
+	size_t i, nf = 0;
+
+	if (queue_name_check(queue, err) < 0)
+		return -1;
+	if (queue_name_check(name, NULL) < 0)
+		return err_set(err, ERR_NOTFOUND, "no schedule '%.64s' in queue '%s'", name, queue);
+	snprintf(key, sizeof(key), "wakeq:{%s}:sched:%s", queue, name);
+	args_init(&a);
+	args_add(&a, "HGETALL");
+	args_add(&a, key);
+	r = command_array(q, &a, "HGETALL", err);
+	if (!r)
+		return -1;
+	if (r->elements == 0) {
+		freeReplyObject(r);
+		return err_set(err, ERR_NOTFOUND, "no schedule '%s' in queue '%s'", name, queue);
+	}
+	memset(&s, 0, sizeof(s));
+	snprintf(s.name, sizeof(s.name), "%s", name);
+	s.catchup_max = 1;
+	for (i = 0; i + 1 < r->elements; i += 2) {
+		const char *k = r->element[i]->str, *x = r->element[i + 1]->str;
+
+		if (r->element[i]->type != REDIS_REPLY_STRING ||
+		    r->element[i + 1]->type != REDIS_REPLY_STRING)
+			continue;
+		if (!strncmp(k, "h:", 2) && nf < JOB_HASH_SPEC_MAX) {
+			f[nf] = k + 2;
+			v[nf++] = x;
+		} else if (!strcmp(k, "prio")) {
+			f[nf] = "priority";
+			v[nf++] = x;
+		} else if (!strcmp(k, "cron")) {
+			snprintf(s.cron, sizeof(s.cron), "%s", x);
+		} else if (!strcmp(k, "tz")) {
+			snprintf(s.tz, sizeof(s.tz), "%s", x);
+		} else if (!strcmp(k, "overlap")) {
+			s.overlap_allow = !strcmp(x, "allow");
+		} else if (!strcmp(k, "catchup")) {
+			queue_catchup_parse(x, &s.catchup);
+		} else if (!strcmp(k, "catchup_max")) {
+			s.catchup_max = atoi(x);
+		} else if (!strcmp(k, "paused")) {
+			s.paused = 1;
+		} else if (!strcmp(k, "created")) {
+			s.created_us = strtoll(x, NULL, 10);
+		} else if (!strcmp(k, "last_fire")) {
+			s.last_fire_ms = strtoll(x, NULL, 10);
+		} else if (!strcmp(k, "last_job")) {
+			snprintf(s.last_job, sizeof(s.last_job), "%s", x);
+		} else if (!strcmp(k, "fired")) {
+			s.fired = strtoll(x, NULL, 10);
+		} else if (!strcmp(k, "skipped")) {
+			s.skipped = strtoll(x, NULL, 10);
+		}
+	}
+	job_info_from_hash(&s.tmpl, "", queue, f, v, nf);
+	freeReplyObject(r);
+	snprintf(key, sizeof(key), "wakeq:{%s}:stimes:%s", queue, name);
+	args_init(&a);
+	args_add(&a, "ZRANGE");
+	args_add(&a, key);
+	args_add(&a, "0");
+	args_add(&a, "0");
+	args_add(&a, "WITHSCORES");
+	r = command_array(q, &a, "ZRANGE", err);
+	if (!r) {
+		queue_schedule_release(&s);
+		return -1;
+	}
+	if (r->elements == 2)
+		s.next_ms = rint_of(r->element[1]);
+	freeReplyObject(r);
+	*out = s;
+	return 0;
+}
+
+int queue_schedule_delete(struct queue *q, const char *queue, const char *name,
+			  struct err *err)
+{
+	char prefix[PREFIX_MAX];
+	struct args a;
+	int64_t res;
+
+	if (queue_name_check(queue, err) < 0)
+		return -1;
+	if (queue_name_check(name, NULL) < 0)
+		return err_set(err, ERR_NOTFOUND, "no schedule '%.64s' in queue '%s'", name, queue);
+	script_args(&a, prefix, sizeof(prefix), queue);
+	args_add(&a, name);
+	if (script_int(q, S_SCHED_DEL, &a, &res, err) < 0)
+		return -1;
+	if (res != 1)
+		return err_set(err, ERR_NOTFOUND, "no schedule '%s' in queue '%s'", name, queue);
+	return 0;
+}
+
+/* Runs sched_times for `name` in `mode` with n fire times. Returns 0, or
+ * -1 (ERR_NOTFOUND when the schedule is gone). */
+static int sched_times(struct queue *q, const char *queue, const char *name,
+		       const char *mode, const int64_t *times, int n, struct err *err)
+{
+	char prefix[PREFIX_MAX];
+	struct args a;
+	int64_t res;
+	int k;
+
+	script_args(&a, prefix, sizeof(prefix), queue);
+	args_add(&a, name);
+	args_add(&a, mode);
+	for (k = 0; k < n; k++)
+		args_addi(&a, times[k]);
+	if (script_int(q, S_SCHED_TIMES, &a, &res, err) < 0)
+		return -1;
+	if (res < 0)
+		return err_set(err, ERR_NOTFOUND, "no schedule '%s' in queue '%s'", name, queue);
+	return 0;
+}
+
+int queue_schedule_pause(struct queue *q, const char *queue, const char *name,
+			 int paused, int64_t *next_ms, struct err *err)
+{
+	struct queue_schedule s;
+	int64_t times[QUEUE_SCHED_AHEAD];
+	int n, rc;
+
+	if (queue_schedule_get(q, queue, name, &s, err) < 0)
+		return -1;
+	if (paused) {
+		queue_schedule_release(&s);
+		return sched_times(q, queue, name, "pause", NULL, 0, err);
+	}
+	n = queue_schedule_times(&s, clock_now_us() / 1000, times, QUEUE_SCHED_AHEAD, err);
+	queue_schedule_release(&s);
+	if (n < 0)
+		return -1;
+	rc = sched_times(q, queue, name, "resume", times, n, err);
+	if (rc == 0 && next_ms)
+		*next_ms = n > 0 ? times[0] : 0;
+	return rc;
+}
+
+int queue_schedule_refill(struct queue *q, const char *queue, struct err *err)
+{
+	char **names = NULL;
+	int n, i, rc = 0;
+
+	n = queue_schedule_names(q, queue, &names, err);
+	if (n < 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		char key[PREFIX_MAX + QUEUE_NAME_MAX + 16];
+		int64_t times[QUEUE_SCHED_AHEAD], after = clock_now_us() / 1000;
+		struct queue_schedule s;
+		struct args a;
+		redisReply *r;
+		int k;
+
+		if (rc < 0 || queue_schedule_get(q, queue, names[i], &s, err) < 0) {
+			rc = rc < 0 ? rc : (err && err->code == ERR_NOTFOUND ? 0 : -1);
+			free(names[i]);
+			continue;
+		}
+		/* after the last time known: none is computed twice, none
+		 * between skipped */
+		snprintf(key, sizeof(key), "wakeq:{%s}:stimes:%s", queue, names[i]);
+		args_init(&a);
+		args_add(&a, "ZRANGE");
+		args_add(&a, key);
+		args_add(&a, "0");
+		args_add(&a, "-1");
+		args_add(&a, "WITHSCORES");
+		r = command_array(q, &a, "ZRANGE", err);
+		if (!r) {
+			rc = -1;
+		} else if (!s.paused && r->elements / 2 < QUEUE_SCHED_AHEAD / 4) {
+			if (r->elements >= 2 && rint_of(r->element[r->elements - 1]) > after)
+				after = rint_of(r->element[r->elements - 1]);
+			k = queue_schedule_times(&s, after, times,
+						 QUEUE_SCHED_AHEAD - r->elements / 2, err);
+			if (k < 0 || sched_times(q, queue, names[i], "add", times, k, err) < 0)
+				rc = err && err->code == ERR_NOTFOUND ? rc : -1;
+		}
+		if (r)
+			freeReplyObject(r);
+		queue_schedule_release(&s);
+		free(names[i]);
+	}
+	free(names);
+	return rc;
 }

@@ -21,6 +21,7 @@
 
 #include "base/err.h"
 #include "base/uuid.h"
+#include "cron/cron.h"
 #include "job/job.h"
 
 #include <stddef.h>
@@ -125,7 +126,9 @@ struct queue_enqueued {
 /* Enqueues `n` jobs (1..QUEUE_MAX_BATCH) on `queue` in one round trip.
  * The specs should be resolved (job_spec_resolve); a spec whose id is ""
  * gets a fresh UUIDv7, and a delay is timed on the Redis clock. out[i]
- * tells the id of each. *live_worker (may be NULL) is set to
+ * tells the id of each: an existing job (created 0) when the spec's
+ * idempotency key is known, or its unique key is held by a job not ended
+ * yet (queued, scheduled, retrying or active; released when it ends). *live_worker (may be NULL) is set to
  * whether a live worker was registered on the queue at the moment of the
  * enqueue, read in the same script. Returns 0 or -1 (nothing enqueued). */
 int queue_enqueue(struct queue *q, const char *queue,
@@ -201,6 +204,10 @@ struct queue_take {
 				    * delayed job or lease expiry, 0 = none */
 	int64_t server_now_ms;     /* the Redis clock when the script ran */
 	size_t nstale;             /* settles refused by fencing */
+	int paused;                /* the queue is paused: nothing was leased
+				    * (settles still applied) */
+	int refill;                /* a cron schedule fired here runs low on
+				    * fire times: run queue_schedule_refill */
 };
 
 /* Settles t->settle[] (acks, nacks, requeues: each refused when its token
@@ -321,10 +328,195 @@ struct queue_counts {
 	int64_t workers;           /* live workers */
 	int64_t stale;             /* settles refused by fencing, in total */
 	int64_t next_due_ms;       /* earliest scheduled or retrying job, 0 = none */
+	int paused;                /* queue_pause: nothing is leased from it */
+	int64_t done_total;        /* all-time totals, whatever the retention */
+	int64_t failed_total;
+	/* for waking (all 0 while paused): */
+	int64_t due;               /* queued jobs a worker could lease now */
+	int64_t held;              /* queued jobs held back by a rate limit */
+	int64_t wake_at_ms;        /* when the first of those may go, 0 none */
 };
 
 int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,
 		 struct err *err);
+
+/* What a resume found (all 0 for a pause). */
+struct queue_resumed {
+	int64_t due;           /* jobs that may run now */
+	int64_t live;          /* live workers on the queue */
+	int64_t next_due_ms;   /* the earliest delayed job not due yet, 0 none */
+};
+
+/* Pauses `queue` (paused 1) or resumes it (0). A paused queue still
+ * accepts jobs, and settles apply, but take leases nothing from it, retire
+ * counts none of its work as due and enqueue reports it as served (no
+ * wake for work that cannot run). Resuming pushes wake markers for the
+ * due work; *out (may be NULL) then says what the caller should arrange:
+ * a wake now when due work has no live worker, one at next_due_ms.
+ * Idempotent. Returns 0 or -1. */
+int queue_pause(struct queue *q, const char *queue, int paused,
+		struct queue_resumed *out, struct err *err);
+
+/* ---- settings ------------------------------------------------------------
+ * A queue's controls that operators set (wakeq settings, PUT
+ * /v1/queues/{q}/settings), kept in Redis (wakeq:{Q}:config) and read by
+ * the scripts once per run: every process serving the queue follows them
+ * at once. Each is an integer >= 1 when set, 0 when not (the process's
+ * default, or no limit). */
+enum queue_setting_id {
+	QUEUE_SET_RESULT_TTL,     /* s: done and cancelled jobs kept for */
+	QUEUE_SET_DONE_MAX,       /* done jobs kept, at most */
+	QUEUE_SET_DEAD_MAX,       /* failed (dead) jobs kept, at most */
+	QUEUE_SET_DEAD_TTL,       /* s: failed jobs kept for; 0 = until the cap */
+	QUEUE_SET_RATE_MAX,       /* jobs started per rate period, at most */
+	QUEUE_SET_RATE_PERIOD,    /* ms (given in seconds) */
+	QUEUE_SET_CONCURRENCY,    /* jobs active at once, at most, across
+				   * every worker */
+	QUEUE_SET_GROUP_RATE_MAX, /* the same for each group (a job's group) */
+	QUEUE_SET_GROUP_RATE_PERIOD,
+	QUEUE_SET_GROUP_CONCURRENCY,
+	QUEUE_NSETTINGS
+};
+
+/* The table of settings: the one list of their names. */
+struct queue_setting {
+	const char *name;    /* the API's JSON member and the CLI's NAME, e.g.
+			      * "result_ttl_s" */
+	const char *field;   /* the field of the config hash */
+	int64_t scale;       /* stored = given * scale: 1 for a whole number
+			      * (a count, whole seconds), 1000 for seconds
+			      * with fractions stored as ms */
+	int64_t max;         /* largest stored value */
+	const char *help;    /* one line */
+};
+extern const struct queue_setting queue_settings_table[QUEUE_NSETTINGS];
+
+struct queue_settings {
+	int paused;                      /* queue_pause sets it, not _set */
+	int64_t v[QUEUE_NSETTINGS];      /* stored values; 0 = not set */
+};
+
+/* A given value of setting `id` as stored: checked (whole when the scale
+ * is 1; the stored value 1 to the table's max) and scaled. Shared by every door. Returns 0, or -1 with err (ERR_INVALID
+ * naming the setting by its API name). */
+int queue_setting_value(enum queue_setting_id id, double given,
+			int64_t *stored, struct err *err);
+
+/* The stored value of setting `id` back in its given unit. */
+double queue_setting_given(enum queue_setting_id id, int64_t stored);
+
+/* The settings as every interface shows them: {queue, paused, then each
+ * setting by its API name: a number in its given unit, or null when not
+ * set}. Caller owns the reference. */
+json_t *queue_settings_to_json(const char *queue, const struct queue_settings *st);
+
+/* Applies an object of settings by API name (a number, or null to clear)
+ * to *st; settings it does not name are left as they are. Returns 0, or
+ * -1 with err and *code ("invalid_json", "unknown_field",
+ * "invalid_field") and *st untouched. */
+int queue_settings_from_json(const json_t *obj, struct queue_settings *st,
+			     const char **code, struct err *err);
+
+/* Reads the settings of `queue` into *out. Returns 0 or -1. */
+int queue_settings_get(struct queue *q, const char *queue,
+		       struct queue_settings *out, struct err *err);
+
+/* Replaces the settings of `queue` with in->v (0 clears one; paused is
+ * left as it is). Values are checked against the table first, and a rate
+ * and its period go together. Takes
+ * effect at the next script run of every process. Returns 0, or -1 with
+ * err (ERR_INVALID naming the setting; nothing changed). */
+int queue_settings_set(struct queue *q, const char *queue,
+		       const struct queue_settings *in, struct err *err);
+
+/* ---- cron schedules ---------------------------------------------------------
+ * A schedule makes a job from its template at each fire time of its cron
+ * expression in its time zone (internal/cron). The fire times are
+ * computed here, ahead (QUEUE_SCHED_AHEAD of them), and kept in Redis;
+ * the take script makes the jobs of the due ones, atomically and once per
+ * fire time (the job's id comes from the queue, the name and the time),
+ * and says when to compute more (queue_take.refill). The next fire time
+ * is part of take's next_due and of the counts a waker reads, so a worker
+ * is woken for it like for a delayed job. */
+
+#define QUEUE_SCHED_AHEAD 64      /* fire times computed ahead */
+#define QUEUE_SCHED_CRON_MAX 127
+
+enum queue_catchup {
+	QUEUE_CATCHUP_ONE,   /* after a downtime, one job for the missed times */
+	QUEUE_CATCHUP_ALL,   /* one job each, the last catchup_max of them */
+	QUEUE_CATCHUP_SKIP   /* none: the next time on schedule */
+};
+
+struct queue_schedule {
+	char name[QUEUE_NAME_MAX + 1];     /* [A-Za-z0-9_.-]+ */
+	char cron[QUEUE_SCHED_CRON_MAX + 1];
+	char tz[CRON_TZ_NAME_MAX + 1];     /* "" = UTC */
+	int overlap_allow;     /* 0 (skip): no job while the last one has not
+				* ended; 1: a job at every fire time */
+	enum queue_catchup catchup;
+	int catchup_max;       /* QUEUE_CATCHUP_ALL: 1..QUEUE_SCHED_AHEAD */
+	int paused;
+	struct job_spec job;   /* the template (queue_schedule_from_json
+				* fills it, and owns its memory); resolve it
+				* (job_spec_resolve) before a put */
+	/* read back (get, list), owned: */
+	struct job_info tmpl;  /* the template as stored (id "") */
+	int64_t created_us, next_ms, last_fire_ms, fired, skipped;
+	char last_job[UUID_STR_LEN];
+};
+
+/* Frees what the struct owns and zeroes it. Accepts NULL. */
+void queue_schedule_release(struct queue_schedule *s);
+
+/* A schedule request ({name, cron, timezone?, job, overlap?, catch_up?,
+ * catch_up_max?, paused?}: the API's body and the CLI's) into *out
+ * (zeroed first; release it), its cron and zone checked. The job is a job
+ * request without queue, delay_s, run_at or idempotency_key. The queue is
+ * the caller's (the body's "queue" member is left to it). Returns 0, or
+ * -1 with err, *code ("invalid_json", "unknown_field", "invalid_field",
+ * "unknown_type", "invalid_payload") and nothing to release. */
+int queue_schedule_from_json(const json_t *obj, struct queue_schedule *out,
+			     const char **code, struct err *err);
+
+/* The schedule as every interface shows it: {name, queue, cron, timezone,
+ * job, overlap, catch_up, catch_up_max, paused, next_run_at, last_run_at,
+ * last_job_id, fired, skipped, created_at}. Caller owns it. */
+json_t *queue_schedule_to_json(const char *queue, const struct queue_schedule *s);
+
+/* Creates or replaces schedule s->name on `queue` (what it did so far is
+ * kept) with its fire times from now. *created (may be NULL): 1 when new.
+ * s->next_ms is set to its first fire time (0 when paused). Returns 0, or
+ * -1 with err (ERR_INVALID: the cron or zone; nothing changed). */
+int queue_schedule_put(struct queue *q, const char *queue, struct queue_schedule *s,
+		       int *created, struct err *err);
+
+/* Reads schedule `name` into *out (release it). Returns 0, or -1 with
+ * ERR_NOTFOUND. */
+int queue_schedule_get(struct queue *q, const char *queue, const char *name,
+		       struct queue_schedule *out, struct err *err);
+
+/* Names of the schedules of `queue`, sorted (caller frees each and the
+ * array). Returns how many, or -1. */
+int queue_schedule_names(struct queue *q, const char *queue, char ***names,
+			 struct err *err);
+
+/* Deletes schedule `name` (the jobs it made stay). Returns 0, or -1 with
+ * ERR_NOTFOUND. */
+int queue_schedule_delete(struct queue *q, const char *queue, const char *name,
+			  struct err *err);
+
+/* Pauses (1) or resumes (0) schedule `name`; a resume takes up its fire
+ * times from now (nothing missed meanwhile is made). *next_ms (may be
+ * NULL): the next fire time after a resume. Returns 0, or -1 with
+ * ERR_NOTFOUND. */
+int queue_schedule_pause(struct queue *q, const char *queue, const char *name,
+			 int paused, int64_t *next_ms, struct err *err);
+
+/* Computes more fire times for the schedules of `queue` running low (the
+ * worker calls it when a take says refill; any number of processes may
+ * at once). Returns 0 or -1. */
+int queue_schedule_refill(struct queue *q, const char *queue, struct err *err);
 
 /* Reads the job `id` of `queue` into *out (the caller releases it with
  * job_info_release; job_info_to_json gives its document). Returns 0, or
@@ -380,8 +572,10 @@ int queue_find(struct queue *q, const char *queue, struct queue_find *f,
 int queue_cancel(struct queue *q, const char *queue, const char *id,
 		 struct err *err);
 
-/* Moves a dead job back to queued with attempts reset. Returns 0, or -1
- * with ERR_NOTFOUND / ERR_CONFLICT (not dead). */
+/* Moves a dead job back to queued with attempts reset; a job with a
+ * unique key takes it again. Returns 0, or -1 with ERR_NOTFOUND /
+ * ERR_CONFLICT (not dead, or its unique key is held by another live
+ * job). */
 int queue_retry_dead(struct queue *q, const char *queue, const char *id,
 		     struct err *err);
 

@@ -543,6 +543,9 @@ static const struct migration migrations[] = {
 	  "CREATE INDEX jobs_queue_status ON jobs (queue, status, id);\n" },
 	{ 2, "job labels",
 	  "ALTER TABLE jobs ADD COLUMN labels jsonb NOT NULL DEFAULT '{}';\n" },
+	{ 3, "job controls",
+	  "ALTER TABLE jobs ADD COLUMN unique_key text;\n"
+	  "ALTER TABLE jobs ADD COLUMN job_group text;\n" },
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -673,6 +676,8 @@ static const struct column {
 	{ C_I64, offsetof(struct job_info, updated_at) },
 	{ C_I64, offsetof(struct job_info, run_at) },
 	{ C_STR, offsetof(struct job_info, labels) },
+	{ C_STR, offsetof(struct job_info, unique_key) },
+	{ C_STR, offsetof(struct job_info, group) },
 };
 
 #define JOB_COLUMNS \
@@ -680,7 +685,7 @@ static const struct column {
 	"max_attempts, progress, stage, result::text, error, " \
 	"idempotency_key, callback_url, timeout_s, wakeq_us(created_at), " \
 	"wakeq_us(started_at), wakeq_us(finished_at), wakeq_us(updated_at), " \
-	"wakeq_us(run_at), labels::text"
+	"wakeq_us(run_at), labels::text, unique_key, job_group"
 
 /* Fills `job` from a row selected with JOB_COLUMNS. */
 static void row_to_job(const PGresult *res, int row, struct job_info *job)
@@ -822,16 +827,16 @@ int store_insert(struct store *s, const struct job_spec *job,
 		GUARD_SQL("$14") ",\n"
 		"ins AS (INSERT INTO jobs (id, queue, type, payload, status, priority,\n"
 		"  max_attempts, timeout_s, idempotency_key, callback_url,\n"
-		"  created_at, updated_at, run_at, labels)\n"
+		"  created_at, updated_at, run_at, labels, unique_key, job_group)\n"
 		"SELECT $1::uuid, $2, $3, COALESCE($4::jsonb, '{}'::jsonb), $5,\n"
 		"  $6::integer, $7::integer, $8::double precision, $9, $10,\n"
 		"  COALESCE(wakeq_ts($11::bigint), now()), now(),\n"
-		"  wakeq_ts($12::bigint), COALESCE($13::jsonb, '{}'::jsonb)\n"
+		"  wakeq_ts($12::bigint), COALESCE($13::jsonb, '{}'::jsonb), $15, $16\n"
 		"FROM guard WHERE guard.ok\n"
 		"ON CONFLICT DO NOTHING RETURNING 1)\n"
 		"SELECT guard.ok, (SELECT count(*) FROM ins) FROM guard";
 	char prio[16], maxa[16], tmo[32], rat[24], gd[24];
-	const char *vals[14];
+	const char *vals[16];
 	PGresult *res = NULL;
 	int rc = -1, tries;
 
@@ -860,6 +865,8 @@ int store_insert(struct store *s, const struct job_spec *job,
 	vals[11] = time_param(job->run_at_us, rat);
 	vals[12] = job->labels;
 	vals[13] = time_param(guard_us(s), gd);
+	vals[14] = job->unique_key;
+	vals[15] = job->group;
 
 	/* ON CONFLICT DO NOTHING covers both unique indexes. Whichever one
 	 * fired, find the row that was there: our own id (a repeated insert)
@@ -869,7 +876,7 @@ int store_insert(struct store *s, const struct job_spec *job,
 		const char *idv[1] = { job->id };
 		const char *kv[2] = { job->queue, job->idempotency_key };
 
-		res = query(s, ins, 14, vals, err);
+		res = query(s, ins, 16, vals, err);
 		if (!res)
 			goto out;
 		if (guard_late(res, err) < 0)
@@ -936,6 +943,9 @@ static json_t *new_job_json(const struct job_spec *j, int64_t now_us)
 	json_object_set_new(o, "created_us", json_null());
 	json_object_set_new(o, "run_us", j->run_at_us ? json_integer(j->run_at_us) : json_null());
 	json_object_set_new(o, "labels", j->labels ? json_string(j->labels) : json_null());
+	json_object_set_new(o, "unique_key",
+			    j->unique_key ? json_string(j->unique_key) : json_null());
+	json_object_set_new(o, "job_group", j->group ? json_string(j->group) : json_null());
 	return o;
 }
 
@@ -949,17 +959,17 @@ int store_insert_many(struct store *s, const struct job_spec *jobs,
 		GUARD_SQL("$2") ",\n"
 		"ins AS (INSERT INTO jobs (id, queue, type, payload, status, priority,\n"
 		"  max_attempts, timeout_s, idempotency_key, callback_url,\n"
-		"  created_at, updated_at, run_at, labels)\n"
+		"  created_at, updated_at, run_at, labels, unique_key, job_group)\n"
 		"SELECT r.id, r.queue, r.type, COALESCE(r.payload::jsonb, '{}'::jsonb),\n"
 		"  r.status, r.priority, r.max_attempts, r.timeout_s,\n"
 		"  r.idempotency_key, r.callback_url,\n"
 		"  COALESCE(wakeq_ts(r.created_us), now()), now(), wakeq_ts(r.run_us),\n"
-		"  COALESCE(r.labels::jsonb, '{}'::jsonb)\n"
+		"  COALESCE(r.labels::jsonb, '{}'::jsonb), r.unique_key, r.job_group\n"
 		"FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, queue text,\n"
 		"  type text, payload text, status text, priority integer,\n"
 		"  max_attempts integer, timeout_s double precision,\n"
 		"  idempotency_key text, callback_url text, created_us bigint,\n"
-		"  run_us bigint, labels text)\n"
+		"  run_us bigint, labels text, unique_key text, job_group text)\n"
 		"WHERE (SELECT ok FROM guard)\n"
 		"ON CONFLICT DO NOTHING RETURNING id::text AS id)\n"
 		"SELECT guard.ok, ins.id FROM guard LEFT JOIN ins ON true";

@@ -53,6 +53,7 @@ struct drain {
 	int64_t backoff_until;    /* monotonic: Redis down, wait before retry */
 	int64_t bq_retry_at;      /* monotonic: after a failed marker wait */
 	int64_t bq_backoff;       /* its growing delay, µs */
+	unsigned char paused[WORKER_MAX_QUEUES]; /* the last take said paused */
 	/* snapshot */
 	int stopping, abandon, past_max;
 	size_t cap;               /* CONCURRENCY + prefetch */
@@ -315,6 +316,11 @@ static int cycle(struct drain *d, size_t want)
 			}
 			d->server_skew_ms = t.server_now_ms - clock_now_us() / 1000;
 			redis_back(d);
+			d->paused[qi] = (unsigned char)t.paused;
+			/* a cron schedule ran low on fire times computed ahead */
+			if (t.refill && queue_schedule_refill(d->q, w->queue_names[qi], &e) < 0)
+				log_warn("cannot compute fire times", "queue", w->queue_names[qi],
+					 "error", e.msg);
 			for (i = 0; i < t.njobs; i++)
 				records_add(w->rec, RECORDS_STARTED, t.jobs[i].id, t.jobs[i].attempts,
 					    0, NULL, NULL, NULL, JOB_ACTIVE);
@@ -329,8 +335,8 @@ static int cycle(struct drain *d, size_t want)
 			for (i = 0; i < ns; i++)
 				task_free(d->settled[i]);
 			taken += t.njobs;
-			if (t.njobs == 0 && t.next_due_ms &&
-			    (next_due == 0 || t.next_due_ms < next_due))
+			/* (with jobs taken, a rate limit's next token) */
+			if (t.next_due_ms && (next_due == 0 || t.next_due_ms < next_due))
 				next_due = t.next_due_ms;
 			/* Keep going on this queue while it fills whole batches. */
 		} while (ns == batch || (t.njobs == t.max && t.max > 0 && taken < want));
@@ -519,6 +525,7 @@ static int drain_step(struct drain *d)
 static void drain_facts(struct drain *d, struct drain_facts *f)
 {
 	struct worker *w = d->w;
+	size_t i;
 
 	memset(f, 0, sizeof(*f));
 	f->now_us = clock_mono_us();
@@ -537,6 +544,9 @@ static void drain_facts(struct drain *d, struct drain_facts *f)
 	f->empty = d->empty;
 	f->empty_linger_us = (int64_t)(d->c->empty_wake_linger * 1e6);
 	f->due_in_us = INT64_MAX;
+	f->paused = 1;
+	for (i = 0; i < w->nqueues; i++)
+		f->paused &= d->paused[i];
 	if (d->next_due_ms)
 		f->due_in_us = (d->next_due_ms - d->server_skew_ms) * 1000 - clock_now_us();
 }
@@ -563,6 +573,10 @@ enum drain_verdict drain_decide(const struct drain_facts *f)
 			return DRAIN_END_WAKE_MAX;
 		return DRAIN_CONTINUE;
 	}
+	/* Every queue paused: nothing can come due until a resume, which
+	 * wakes a worker when it must. */
+	if (f->paused && f->busy == 0 && f->unsettled == 0)
+		return DRAIN_END_IDLE;
 	if (f->busy > 0 || f->unsettled > 0 || f->now_us - f->idle_since < window)
 		return DRAIN_CONTINUE;
 	/* Something due within the idle window: wait for it here rather
@@ -732,11 +746,18 @@ static void drain_arrange(struct drain *d, const char *reason)
 				 "error", e.msg);
 			return;
 		}
-		pending += c.n[JOB_QUEUED];
 		if (c.workers > workers)
 			workers = c.workers;
+		if (c.paused)
+			continue; /* its resume wakes a worker when it must */
+		/* c.due: what a worker could lease now (not what a rate limit
+		 * or a concurrency cap holds back); c.wake_at_ms: when held
+		 * work (a rate limit's token, a cron fire time) may go */
+		pending += c.due;
 		if (c.next_due_ms && (!next_ms || c.next_due_ms < next_ms))
 			next_ms = c.next_due_ms;
+		if (c.wake_at_ms && (!next_ms || c.wake_at_ms < next_ms))
+			next_ms = c.wake_at_ms;
 	}
 	if (workers > 0 || (!pending && !next_ms))
 		return; /* a live worker serves it, or nothing to serve */

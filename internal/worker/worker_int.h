@@ -187,6 +187,7 @@ struct drain_facts {
 	size_t busy;             /* tasks ready or running */
 	size_t nearly;           /* of the running, re-queued early at shutdown */
 	size_t unsettled;        /* finished tasks not settled in Redis yet */
+	int paused;              /* the last take of every queue said paused */
 };
 
 enum drain_verdict {

@@ -135,6 +135,9 @@ jreq POST /v1/jobs '{"type":"sleep","payload":{"ms":1},"queue":"oa","priority":2
 oa1=$(id_of)
 jreq POST /v1/jobs '{"type":"sleep","payload":{"ms":1},"queue":"oa","idempotency_key":"oa-1"}'
 expect_eq "an idempotent repeat answers 200" 200 "$S"
+jreq POST /v1/jobs '{"type":"noop","unique_key":"oa-u"}'
+jreq POST /v1/jobs '{"type":"noop","unique_key":"oa-u"}'
+expect_eq "a unique key held by a live job answers 200" 200 "$S"
 jreq POST /v1/jobs '{"type":"noop","delay_s":600,"payload":null,"labels":null}'
 sched=$(id_of)
 jreq POST /v1/jobs '{"type":"noop","run_at":"2030-01-02T03:04:05Z"}'
@@ -179,6 +182,24 @@ req GET "/v1/queues/oa/jobs?state=queued&type=sleep&id=$(echo "${oa1: -6}" | tr 
 expect_eq "the list filtered by type and part of the id finds the job" "$oa1" "$(jq -r '[.jobs[].id] | join(",")' "$T/body")"
 req GET '/v1/queues/default/jobs?type=no%20such'
 req GET '/v1/queues/default/jobs?id=xyz'
+
+# queue controls
+req POST /v1/queues/oa/pause
+req GET /v1/queues
+req POST /v1/queues/oa/resume
+req POST /v1/queues/elsewhere/pause
+req GET /v1/queues/oa/settings
+jreq PUT /v1/queues/oa/settings '{"done_max":500,"result_ttl_s":3600,"dead_ttl_s":null}'
+jreq PUT /v1/queues/oa/settings '{"rate_max":1000,"rate_period_s":0.5,"group_concurrency":100}'
+jreq PUT /v1/queues/oa/settings '{"rate_max":10}'
+jreq PUT /v1/queues/oa/settings '{}'
+jreq POST /v1/jobs '{"type":"noop","group":"tenant-1"}'
+jreq PUT /v1/queues/oa/settings '{"done_max":0.5}'
+jreq PUT /v1/queues/oa/settings '{"colour":"red"}'
+jreq PUT /v1/queues/oa/settings 'nope'
+req PUT /v1/queues/oa/settings -H 'Content-Type: text/plain' -d '{}'
+req GET /v1/queues/elsewhere/settings
+req DELETE /v1/queues/oa/settings
 
 # a job driven through the real queue scripts, followed over SSE
 jreq POST /v1/jobs '{"type":"noop","queue":"oa"}'
@@ -234,6 +255,25 @@ req POST /v1/wake
 API=$nopg_URL req POST /v1/wake
 expect_eq "POST /v1/wake reached the worker's /wake" 1 \
 	"$(wait_until 5 sh -c "curl -s http://127.0.0.1:$(head -1 "$T/stub.port")/count | jq -e '.wakes >= 1' >/dev/null" && echo 1)"
+
+# cron schedules
+jreq POST /v1/schedules '{"name":"oa-s","queue":"oa","cron":"0 3 * * *","timezone":"Europe/Paris","job":{"type":"noop","payload":{"a":1},"labels":{"k":"v"}},"overlap":"allow","catch_up":"all","catch_up_max":5}'
+jreq POST /v1/schedules '{"name":"oa-s","queue":"oa","cron":"@daily","job":{"type":"noop"}}'
+jreq POST /v1/schedules '{"name":"oa-s","cron":"61 * * * *","job":{"type":"noop"}}'
+jreq POST /v1/schedules '{"name":"oa-s","cron":"* * * * *","job":{"type":"noop","delay_s":5}}'
+jreq POST /v1/schedules '{"name":"oa-s","cron":"* * * * *","job":{"type":"noop"},"colour":1}'
+jreq POST /v1/schedules '{"name":"oa-s","cron":"* * * * *","job":{"type":"nope"}}'
+jreq POST /v1/schedules 'nope'
+req POST /v1/schedules -H 'Content-Type: text/plain' -d '{}'
+req GET /v1/schedules
+req GET /v1/schedules/oa-s
+req POST /v1/schedules/oa-s/pause
+req POST /v1/schedules/oa-s/resume
+req DELETE /v1/schedules/oa-s
+req GET /v1/schedules/oa-s
+req DELETE /v1/schedules/oa-s
+req POST /v1/schedules/oa-s/pause
+req POST /v1/schedules/oa-s/resume
 
 # uploads
 printf 'hello upload' >"$T/up.txt"

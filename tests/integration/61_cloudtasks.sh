@@ -171,6 +171,19 @@ check "the worker logged it arranged the next wake" test $? = 0
 stop_api
 kill_wait "$W_PID"
 
+# ---- a paused queue's work arranges no wake (its resume wakes) ---------------
+rcli flushall >/dev/null
+start_gcp
+WP=$($FREEPORT)
+run_worker P "$WP" IDLE_TIMEOUT=0.5 WAKE_MAX=5
+REDIS_URL=$REDIS_URL "$BIN/wakeq" pause default >/dev/null
+for i in 1 2 3; do REDIS_URL=$REDIS_URL "$BIN/wakeq" enqueue noop >/dev/null 2>&1; done
+curl -fs -o /dev/null -XPOST "http://127.0.0.1:$WP/wake"
+expect_eq "the paused queue's jobs wait" 3 "$(count_status default queued)"
+expect_eq "a drain ending on a paused queue arranges no next wake" 0 "$(ntasks)"
+expect_eq "... nor says it did" 0 "$(grep -c 'next wake arranged' "$T/P.log")"
+kill_wait "$P_PID"
+
 # ---- backlog fan-out: a task per instance wanted ----------------------------
 rcli flushall >/dev/null
 start_gcp --paused 1

@@ -29,19 +29,118 @@ local function seq(n)
   return s
 end
 
--- Into pending: the one way a job enters the run order. Adds (score, id)
--- to `batch` (a list for one ZADD, flushed by pending_flush): at the back
--- of its priority band, or at the front with `front` (a job that was
--- already running: a shutdown requeue or a reclaimed lease).
-local function pending_add(batch, prio, id, front)
-  local score = (tonumber(prio) or 0) * BAND
-  if not front then score = score + seq(1) end
-  batch[#batch + 1] = score
-  batch[#batch + 1] = id
+-- The queue's settings: the hash wakeq:{Q}:config, set by operators
+-- (pause, retention, limits) and read at most once per script run, by
+-- config_load. An absent field leaves the process's default. Helpers read
+-- the table it returns (CFG) rather than the hash.
+-- Fields (internal/queue/settings.c's table names the same): result_ttl
+-- and dead_ttl in seconds, done_max and dead_max counts; rate_max jobs
+-- per rate_ms (ms) and at most conc active, for the queue; grate_max per
+-- grate_ms and gconc for each group; grouped (set by group_join); scheduled
+-- (set while the queue has cron schedules). CFG.limited: any of the
+-- limits or grouped, so take needs its limited path.
+local CFG = nil
+local function config_load()
+  if CFG then return CFG end
+  local v = redis.call('HMGET', P .. 'config', 'paused', 'result_ttl',
+    'done_max', 'dead_max', 'dead_ttl', 'rate_max', 'rate_ms', 'conc',
+    'grate_max', 'grate_ms', 'gconc', 'grouped', 'scheduled')
+  CFG = { paused = v[1] == '1', result_ttl = v[2] or nil,
+    done_max = tonumber(v[3]), dead_max = tonumber(v[4]),
+    dead_ttl = tonumber(v[5]), rate_max = tonumber(v[6]),
+    rate_ms = tonumber(v[7]), conc = tonumber(v[8]),
+    grate_max = tonumber(v[9]), grate_ms = tonumber(v[10]),
+    gconc = tonumber(v[11]), grouped = v[12] == '1', scheduled = v[13] == '1' }
+  if not CFG.rate_ms then CFG.rate_max = nil end
+  if not CFG.grate_ms then CFG.grate_max = nil end
+  CFG.limited = CFG.rate_max or CFG.conc or CFG.grate_max or CFG.gconc or
+    CFG.grouped
+  return CFG
 end
 
-local function pending_flush(batch)
-  if #batch > 0 then redis.call('ZADD', P .. 'pending', unpack(batch)) end
+-- ---- rate limits ------------------------------------------------------------
+-- A token bucket of `max` jobs per `ms`, bursts up to `max`, kept as its
+-- theoretical arrival time (GCRA) in the string key k, which expires when
+-- the bucket is full again. Reads are cached for the script run and
+-- writes gathered: bucket_flush writes each changed one once.
+local BUCKETS = {}
+local function bucket(k)
+  local b = BUCKETS[k]
+  if not b then
+    b = { tat = tonumber(redis.call('GET', k)) or 0 }
+    BUCKETS[k] = b
+  end
+  if b.tat < NOW then b.tat = NOW end
+  return b
+end
+
+-- How many may go now; when none may, the time (ms) the next one may.
+local function bucket_room(k, max, ms)
+  local b = bucket(k)
+  local t = ms / max
+  local n = math.floor((NOW + ms - b.tat) / t + 1e-9)
+  if n >= 1 then return n, 0 end
+  return 0, math.ceil(b.tat + t - ms)
+end
+
+local function bucket_spend(k, max, ms, n)
+  local b = bucket(k)
+  b.tat = b.tat + n * ms / max
+  b.dirty = true
+end
+
+local function bucket_flush()
+  for k, b in pairs(BUCKETS) do
+    if b.dirty then
+      redis.call('SET', k, string.format('%.3f', b.tat), 'PX',
+        math.max(1, math.ceil(b.tat - NOW)))
+    end
+  end
+end
+
+-- Queued jobs a worker could lease now under the queue's limits (the
+-- pause aside), those held back by a rate limit, and when the first of
+-- those may go (ms, 0 none). O(groups): for counts and resume, never take.
+local function queue_due(cfg)
+  local ready = redis.call('ZCARD', P .. 'pending')
+  local held, wake_at = 0, 0
+  if cfg.grouped then
+    for _, g in ipairs(redis.call('LRANGE', P .. 'grr', 0, -1)) do
+      ready = ready + redis.call('ZCARD', P .. 'gpend:' .. g)
+    end
+    local w = redis.call('ZRANGE', P .. 'gwait', 0, -1, 'WITHSCORES')
+    for i = 1, #w, 2 do
+      local n, at = redis.call('ZCARD', P .. 'gpend:' .. w[i]), tonumber(w[i + 1])
+      if at <= NOW then
+        ready = ready + n
+      elseif n > 0 then
+        held = held + n
+        if wake_at == 0 or at < wake_at then wake_at = at end
+      end
+    end
+  end
+  if cfg.scheduled then
+    -- a schedule due is work: its job is made by the next take
+    ready = ready + redis.call('ZCOUNT', P .. 'schedules', '-inf', NOW)
+    local f = redis.call('ZRANGEBYSCORE', P .. 'schedules', '(' .. NOW, '+inf',
+      'WITHSCORES', 'LIMIT', 0, 1)
+    if #f > 0 then
+      held = held + 1
+      if wake_at == 0 or tonumber(f[2]) < wake_at then wake_at = tonumber(f[2]) end
+    end
+  end
+  if ready > 0 and cfg.conc and redis.call('ZCARD', P .. 'active') >= cfg.conc then
+    ready = 0 -- the jobs running free room when they settle
+  end
+  if ready > 0 and cfg.rate_max then
+    local n, at = bucket_room(P .. 'rate', cfg.rate_max, cfg.rate_ms)
+    if n == 0 then
+      held = held + ready
+      ready = 0
+      if wake_at == 0 or at < wake_at then wake_at = at end
+    end
+  end
+  return ready, held, wake_at
 end
 
 local function wake_markers(n)
@@ -51,6 +150,62 @@ local function wake_markers(n)
   if redis.call('LPUSH', P .. 'marker', unpack(args)) > 16 then
     redis.call('LTRIM', P .. 'marker', 0, 15)
   end
+end
+
+-- ---- groups ---------------------------------------------------------------
+-- A job with a group waits in gpend:G (scored as in pending) rather than
+-- in pending. A group with waiting jobs is in the set gin and in exactly
+-- one of: grr (a list: the rotation take serves round robin), gwait (a
+-- zset: rate-limited until the score, ms), gfull (a set: at its
+-- concurrency cap, back in the rotation when one of its jobs leaves
+-- active). A group whose jobs all went stays until take next visits it
+-- (then it leaves gin). gact:G holds the ids of its leased jobs.
+-- config.grouped is set while groups exist, so take's no-controls path
+-- needs nothing but its one config_load to know there are none.
+local function group_join(g)
+  if redis.call('SADD', P .. 'gin', g) == 1 then
+    redis.call('LPUSH', P .. 'grr', g)
+    redis.call('HSET', P .. 'config', 'grouped', '1')
+  end
+end
+
+-- A job of group g (false or '' for none: no call) left active.
+local function group_release(g, id)
+  if not g or g == '' then return end
+  redis.call('SREM', P .. 'gact:' .. g, id)
+  if redis.call('SREM', P .. 'gfull', g) == 1 then
+    redis.call('LPUSH', P .. 'grr', g)
+    wake_markers(1) -- a capped group may go again: idle workers look
+  end
+end
+
+-- Into pending: the one way a job enters the run order. Adds (score, id)
+-- to `batch` (a list for one ZADD, flushed by pending_flush): at the back
+-- of its priority band, or at the front with `front` (a job that was
+-- already running: a shutdown requeue or a reclaimed lease). A job of a
+-- group (false, nil or '' for none) goes to its group's set at once.
+local function pending_add(batch, prio, id, front, group)
+  local score = (tonumber(prio) or 0) * BAND
+  if not front then score = score + seq(1) end
+  if group and group ~= '' then
+    redis.call('ZADD', P .. 'gpend:' .. group, score, id)
+    group_join(group)
+    return
+  end
+  batch[#batch + 1] = score
+  batch[#batch + 1] = id
+end
+
+-- Out of the run order (a cancel): returns 1 when the job was waiting.
+local function pending_remove(id, group)
+  if group and group ~= '' then
+    return redis.call('ZREM', P .. 'gpend:' .. group, id)
+  end
+  return redis.call('ZREM', P .. 'pending', id)
+end
+
+local function pending_flush(batch)
+  if #batch > 0 then redis.call('ZADD', P .. 'pending', unpack(batch)) end
 end
 
 -- Events: the state changes and progress reports of a script run, sent
@@ -183,10 +338,30 @@ local function webhook(id, jk, status, result, err)
   return true
 end
 
+-- Unique-while-active: uniq:KEY names the job holding KEY from its
+-- enqueue until it ends. Every way a job ends (done in take's settle,
+-- bury, finish_cancelled) lets its key go, given by the caller from the
+-- job's own HMGET (`uk`, false or '' for none: no call then), and only
+-- while the key still names this job.
+local function unique_release(uk, id)
+  if not uk or uk == '' then return end
+  local k = P .. 'uniq:' .. uk
+  if redis.call('GET', k) == id then redis.call('DEL', k) end
+end
+
+-- The live job holding unique key uk, or nil. A key whose job has gone
+-- (its record lost) is free.
+local function unique_holder(uk)
+  local id = redis.call('GET', P .. 'uniq:' .. uk)
+  if id and redis.call('EXISTS', P .. 'job:' .. id) == 1 then return id end
+  return nil
+end
+
 -- A job ends cancelled (`err` says why); its hash expires after ttl_s
--- (RESULT_TTL, whole seconds). cb: the job may have a callback URL.
--- Returns true when a webhook delivery was queued.
-local function finish_cancelled(id, jk, err, ttl_s, cb)
+-- (RESULT_TTL, whole seconds). cb: the job may have a callback URL; uk its
+-- unique key. Returns true when a webhook delivery was queued.
+local function finish_cancelled(id, jk, err, ttl_s, cb, uk)
+  unique_release(uk, id)
   redis.call('HSET', jk, 'status', 'cancelled', 'error', err, 'token', '',
     'finished', NOW_US_S)
   redis.call('PEXPIRE', jk, ttl_s .. '000')
@@ -196,9 +371,20 @@ local function finish_cancelled(id, jk, err, ttl_s, cb)
   return cb and webhook(id, jk, 'cancelled', nil, err) or false
 end
 
--- Moves a job to the dead set, capping it (oldest hashes deleted). cb: the
--- job has a callback URL (a webhook job follows).
-local function bury(id, jk, err, dead_max, cb)
+-- Jobs failed for good in this script run, added to stats.failed (an
+-- all-time total) once at its end by stats_flush.
+local FAILED_N = 0
+local function stats_flush()
+  if FAILED_N > 0 then redis.call('HINCRBY', P .. 'stats', 'failed', FAILED_N) end
+end
+
+-- Moves a job to the dead set, capping it (oldest hashes deleted) and,
+-- with the queue's dead_ttl (config_load ran), dropping those older than
+-- it. cb: the job has a callback URL (a webhook job follows); uk its
+-- unique key.
+local function bury(id, jk, err, dead_max, cb, uk)
+  unique_release(uk, id)
+  FAILED_N = FAILED_N + 1
   redis.call('HSET', jk, 'status', 'failed', 'error', err, 'token', '',
     'finished', NOW_US)
   record_final(id, jk, 'failed', nil, err)
@@ -208,6 +394,128 @@ local function bury(id, jk, err, dead_max, cb)
     local old = redis.call('ZPOPMIN', P .. 'dead', n - dead_max)
     for i = 1, #old, 2 do redis.call('DEL', P .. 'job:' .. old[i]) end
   end
+  if CFG and CFG.dead_ttl then
+    redis.call('PEXPIRE', jk, CFG.dead_ttl * 1000)
+    redis.call('ZREMRANGEBYSCORE', P .. 'dead', '-inf', NOW - CFG.dead_ttl * 1000)
+  end
   publish(id, 'failed')
   if cb then webhook(id, jk, 'failed', nil, err) end
+end
+
+-- ---- cron schedules ------------------------------------------------------
+-- sched:NAME (hash) holds a schedule: cron, tz, overlap (allow|skip),
+-- catchup (one|all|skip), catchup_max, paused, prio, the job template's
+-- hash fields as h:FIELD, and what it did (last_fire, last_job, fired,
+-- skipped). stimes:NAME (zset) holds its next fire times (ms), computed
+-- ahead by the C side (queue_schedule_refill: cron and time zones are
+-- not Lua's); `schedules` (zset) names each active schedule with its next
+-- fire time; schedset (set) every schedule, paused ones too.
+local SCHED_GRACE = 60000  -- ms: a fire time later than this is missed
+local SCHED_LOW = 16       -- fire times ahead below which to refill
+
+-- The job of schedule `name` for fire time t (ms): an id made from the
+-- queue, the name and t, so a fire time makes one job whoever fires it.
+local function schedule_job_id(name, t)
+  local hx = redis.sha1hex(P .. name .. ':' .. t)
+  return string.format('%08x-%04x-7%s-8%s-%s', math.floor(t / 65536), t % 65536,
+    string.sub(hx, 1, 3), string.sub(hx, 4, 6), string.sub(hx, 7, 18))
+end
+
+-- Fires schedule `name`: takes its due fire times out of stimes:NAME (so
+-- each is fired once, by one script), and makes a job for each one the
+-- policies let through: the times more than SCHED_GRACE late are missed
+-- (catchup skip: none of them, one: the last, all: the last catchup_max);
+-- overlap skip lets none through while the last job has not ended, and a
+-- held unique key none. Returns true when its times ahead run low.
+local function schedule_fire(name)
+  local sk = P .. 'sched:' .. name
+  local tk = P .. 'stimes:' .. name
+  local times = redis.call('ZRANGEBYSCORE', tk, '-inf', NOW, 'LIMIT', 0, 1000)
+  local h = redis.call('HGETALL', sk)
+  if #h == 0 then
+    redis.call('ZREM', P .. 'schedules', name)
+    return false
+  end
+  local sc, fields = {}, {}
+  for i = 1, #h, 2 do
+    if string.sub(h[i], 1, 2) == 'h:' then
+      fields[#fields + 1] = string.sub(h[i], 3)
+      fields[#fields + 1] = h[i + 1]
+    else
+      sc[h[i]] = h[i + 1]
+    end
+  end
+  local fire, missed = {}, {}
+  for i = 1, #times do
+    local t = tonumber(times[i])
+    if t < NOW - SCHED_GRACE then missed[#missed + 1] = t else fire[#fire + 1] = t end
+  end
+  local nskip = #missed
+  if #missed > 0 and sc.catchup ~= 'skip' then
+    local keep = sc.catchup == 'all' and (tonumber(sc.catchup_max) or 1) or 1
+    local from = math.max(1, #missed - keep + 1)
+    local ins = {}
+    for i = from, #missed do ins[#ins + 1] = missed[i] end
+    nskip = #missed - #ins
+    for i = 1, #fire do ins[#ins + 1] = fire[i] end
+    fire = ins
+  end
+  if #times > 0 then redis.call('ZREM', tk, unpack(times)) end
+  local batch, made, last = {}, 0, sc.last_job
+  local group, uk = nil, nil
+  for i = 1, #fields, 2 do
+    if fields[i] == 'group' then group = fields[i + 1] end
+    if fields[i] == 'unique' then uk = fields[i + 1] end
+  end
+  for _, t in ipairs(fire) do
+    local id = schedule_job_id(name, t)
+    local live = false
+    if sc.overlap ~= 'allow' and last and last ~= '' then
+      local st = redis.call('HGET', P .. 'job:' .. last, 'status')
+      live = st == 'queued' or st == 'scheduled' or st == 'active' or st == 'retrying'
+    end
+    if not live and uk and unique_holder(uk) then live = true end
+    if live or redis.call('EXISTS', P .. 'job:' .. id) == 1 then
+      nskip = nskip + 1
+    else
+      local f = { 'status', 'queued', 'priority', sc.prio or '0', 'attempts', '0',
+        'created', NOW_US_S, 'run_at', string.format('%d', t * 1000),
+        'schedule', name }
+      for k = 1, #fields do f[#f + 1] = fields[k] end
+      redis.call('HSET', P .. 'job:' .. id, unpack(f))
+      if uk then redis.call('SET', P .. 'uniq:' .. uk, id) end
+      pending_add(batch, sc.prio, id, false, group)
+      publish(id, 'queued')
+      made = made + 1
+      last = id
+    end
+  end
+  pending_flush(batch)
+  local upd = { 'last_fire', string.format('%d', NOW) }
+  if made > 0 then
+    upd[#upd + 1] = 'last_job'; upd[#upd + 1] = last
+    redis.call('HINCRBY', sk, 'fired', made)
+  end
+  if nskip > 0 then redis.call('HINCRBY', sk, 'skipped', nskip) end
+  redis.call('HSET', sk, unpack(upd))
+  local nx = redis.call('ZRANGE', tk, 0, 0, 'WITHSCORES')
+  local low = redis.call('ZCARD', tk) < SCHED_LOW
+  if #nx > 0 then
+    redis.call('ZADD', P .. 'schedules', nx[2], name)
+  else
+    -- out of times: due again in a minute unless refilled before
+    redis.call('ZADD', P .. 'schedules', NOW + SCHED_GRACE, name)
+  end
+  return low
+end
+
+-- Fires every due schedule (config.scheduled). Returns 1 when one of them
+-- needs more fire times (the caller runs queue_schedule_refill).
+local function schedules_fire()
+  local due = redis.call('ZRANGEBYSCORE', P .. 'schedules', '-inf', NOW, 'LIMIT', 0, 100)
+  local low = false
+  for i = 1, #due do
+    if schedule_fire(due[i]) then low = true end
+  end
+  return low and 1 or 0
 end

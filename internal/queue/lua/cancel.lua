@@ -1,10 +1,10 @@
--- cancel: ARGV id, result_ttl_s. Returns 0 cancelled now, 2 cancelled
+-- cancel: ARGV id, result_ttl_s (the queue's own result_ttl comes first). Returns 0 cancelled now, 2 cancelled
 -- now and a callback delivery queued (someone must wake a worker for it),
 -- 1 cancel requested (active), -1 no such job, -2 already finished.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): job:ID, pending, delayed, stats, record, finals, metrics; events; webhook: job:WID, pending, marker, seq.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, job:ID, uniq:KEY, pending, gpend:G, delayed, stats, record, finals, metrics; events; webhook: job:WID, pending, marker, seq.
 local id = ARGV[1]
 local jk = P .. 'job:' .. id
-local h = redis.call('HMGET', jk, 'status', 'type')
+local h = redis.call('HMGET', jk, 'status', 'unique', 'group', 'type')
 local st = h[1]
 if not st then return -1 end
 if st == 'active' then
@@ -12,15 +12,16 @@ if st == 'active' then
   return 1
 end
 if st == 'queued' then
-  if redis.call('ZREM', P .. 'pending', id) == 0 then return -2 end
+  if pending_remove(id, h[3]) == 0 then return -2 end
 elseif st == 'scheduled' or st == 'retrying' then
   if redis.call('ZREM', P .. 'delayed', id) == 0 then return -2 end
   if st == 'retrying' then redis.call('HINCRBY', P .. 'stats', 'retrying', -1) end
 else
   return -2
 end
-local cb = finish_cancelled(id, jk, 'cancelled', ARGV[2], true)
-m_outcome(h[2], 'cancelled')
+local cb = finish_cancelled(id, jk, 'cancelled', config_load().result_ttl or ARGV[2],
+  true, h[2])
+m_outcome(h[4], 'cancelled')
 flush()
 if cb then return 2 end
 return 0

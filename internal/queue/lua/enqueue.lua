@@ -1,12 +1,17 @@
 -- enqueue: ARGV[1] = number of jobs, then a job each: the ENQ_* fields
 -- below, then ENQ_NFIELDS pairs of hash field and value stored as given
--- (type, payload, max_attempts, timeout, idem, callback, trace:
--- job_spec_hash in internal/job lists them; the script needs to know none).
--- Returns { live_worker (0/1), then per job: id, created (0/1) }.
+-- (type, payload, max_attempts, timeout, idem, callback, trace, unique,
+-- group: job_spec_hash in internal/job lists them; the script needs to
+-- know none). ENQ_UNIQUE ('' none): while uniq:KEY names a live job, that
+-- job is the answer (created 0), as for an idempotency key. ENQ_GROUP (''
+-- none): the job waits in its group's pending set (pending_add).
+-- Returns { live_worker (0/1), then per job: id, created (0/1) }. On a
+-- paused queue live_worker is 1 and no marker is pushed: nothing could
+-- run the jobs, so no worker is to be woken for them (resume does it).
 -- Layout rule: these offsets and the ENQ_* names in queue.c change together.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): idem:KEY, job:ID, pending, delayed, seq, marker, workers.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, idem:KEY, uniq:KEY, job:ID, pending, gpend:G, gin, grr, delayed, seq, marker, workers.
 local ENQ_ID, ENQ_PRIORITY, ENQ_RUN_AT, ENQ_DELAY, ENQ_IDEM, ENQ_IDEM_TTL,
-  ENQ_NFIELDS = 0, 1, 2, 3, 4, 5, 6
+  ENQ_NFIELDS, ENQ_UNIQUE, ENQ_GROUP, ENQ_EACH = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
 local n = tonumber(ARGV[1])
 local out = {}
 local pend = {}
@@ -16,15 +21,18 @@ for i = 1, n do
   local b = nxt
   local id = ARGV[b + ENQ_ID]
   local ik = ARGV[b + ENQ_IDEM]
+  local uk = ARGV[b + ENQ_UNIQUE]
   local nf = tonumber(ARGV[b + ENQ_NFIELDS])
-  local fb = b + ENQ_NFIELDS + 1
+  local fb = b + ENQ_EACH
   nxt = fb + 2 * nf
   local existing = nil
-  if ik ~= '' then
-    existing = redis.call('GET', P .. 'idem:' .. ik)
-    if not existing then
+  if ik ~= '' then existing = redis.call('GET', P .. 'idem:' .. ik) end
+  if not existing and uk ~= '' then existing = unique_holder(uk) end
+  if not existing then
+    if ik ~= '' then
       redis.call('SET', P .. 'idem:' .. ik, id, 'EX', tonumber(ARGV[b + ENQ_IDEM_TTL]))
     end
+    if uk ~= '' then redis.call('SET', P .. 'uniq:' .. uk, id) end
   end
   if existing then
     out[#out + 1] = existing
@@ -39,7 +47,7 @@ for i = 1, n do
       redis.call('ZADD', P .. 'delayed', run_at, id)
     else
       run_at = NOW
-      pending_add(pend, prio, id)
+      pending_add(pend, prio, id, false, ARGV[b + ENQ_GROUP])
     end
     local f = { 'status', status, 'priority', prio, 'attempts', '0',
       'created', NOW_US_S,
@@ -52,6 +60,10 @@ for i = 1, n do
   end
 end
 pending_flush(pend)
+if config_load().paused then
+  table.insert(out, 1, 1)
+  return out
+end
 -- Wake idle workers: for due jobs, and for scheduled ones too, since an
 -- idle worker sleeping until its next due time must learn of an earlier one.
 if created > 0 then wake_markers(created) end

@@ -8,12 +8,20 @@
 -- run took, for the run-time histogram; negative: not measured).
 -- Returns { TAKE_* head, then TAKE_JOB_* fields a job }. flags has one
 -- letter a settle: o applied, f applied and final, s stale (refused).
+-- paused is 1 when the queue is paused (nothing was leased from it).
+-- next_due: when nothing was leased, when to look again (a delayed job, a
+-- lease expiry, a rate limit's next token, a cron schedule's next fire
+-- time); when jobs were leased but a rate limit held others back, that
+-- token's time; else 0. refill is 1 when a cron schedule fired here runs
+-- low on the fire times computed ahead (the caller runs
+-- queue_schedule_refill).
 -- Layout rule: these offsets (1-based here) and the names in queue.c
 -- change together.
 -- Every state change is published (one PUBLISH a run: flush), `active`
 -- included; ended runs, wait and run times are counted in `metrics`.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): job:ID, active, pending, delayed, done, dead, stats, seq, marker, record, finals, metrics; events; webhook: job:WID.
-local TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_HEAD = 1, 2, 3, 4, 4
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, uniq:KEY, job:ID, active, pending, gpend:G, gin, grr, gwait, gfull, gact:G, rate, grate:G, schedules, sched:NAME, stimes:NAME, delayed, done, dead, stats, seq, marker, record, finals, metrics; events; webhook: job:WID.
+local TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_PAUSED,
+  TAKE_REFILL, TAKE_HEAD = 1, 2, 3, 4, 5, 6, 6
 local TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
   TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT, TAKE_JOB_CALLBACK,
   TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY = 1, 2, 3, 4, 5, 6, 7, 8,
@@ -26,6 +34,11 @@ local ttl = ARGV[5]
 local done_max = tonumber(ARGV[6])
 local dead_max = tonumber(ARGV[7])
 local nrun = tonumber(ARGV[8])
+local cfg = config_load()
+-- the queue's own retention, over the process's defaults
+if cfg.result_ttl then ttl = cfg.result_ttl end
+done_max = cfg.done_max or done_max
+dead_max = cfg.dead_max or dead_max
 
 local flags = {}
 local unlease = {}
@@ -37,7 +50,7 @@ for i = 0, nsettle - 1 do
   local id, tok, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local jk = P .. 'job:' .. id
   local h = redis.call('HMGET', jk, 'token', 'attempts', 'max_attempts',
-    'priority', 'cancel', 'callback', 'type')
+    'priority', 'cancel', 'callback', 'unique', 'group', 'type')
   local cb = h[6] and h[6] ~= ''
   local run_us = tonumber(ARGV[b + 6]) or -1
   if h[5] and kind == 'q' then kind = 'c' end
@@ -46,18 +59,20 @@ for i = 0, nsettle - 1 do
     flags[#flags + 1] = 's'
   else
     unlease[#unlease + 1] = id
+    group_release(h[8], id)
     local fl = 'f'
-    if kind ~= 'q' and run_us >= 0 then m_observe('r', h[7], run_us) end
+    if kind ~= 'q' and run_us >= 0 then m_observe('r', h[9], run_us) end
     if kind == 'd' then
       local res = ARGV[b + 3]
       redis.call('HSET', jk, 'status', 'done', 'result', res, 'token', '',
         'progress', '100', 'finished', NOW_US_S)
       record_final(id, jk, 'done', res, nil)
+      unique_release(h[7], id)
       redis.call('PEXPIRE', jk, ttl .. '000')
       done[#done + 1] = NOW_S
       done[#done + 1] = id
       publish(id, 'done', 100)
-      m_outcome(h[7], 'done')
+      m_outcome(h[9], 'done')
       if cb then webhook(id, jk, 'done', res, nil) end
     elseif kind == 'r' and tonumber(h[2]) < tonumber(h[3]) then
       fl = 'o'
@@ -68,20 +83,20 @@ for i = 0, nsettle - 1 do
       redis.call('ZADD', P .. 'delayed', due, id)
       nretry = nretry + 1
       publish(id, 'retrying')
-      m_outcome(h[7], 'retried')
+      m_outcome(h[9], 'retried')
     elseif kind == 'r' or kind == 'f' then
-      bury(id, jk, ARGV[b + 4], dead_max, cb)
-      m_outcome(h[7], 'failed')
+      bury(id, jk, ARGV[b + 4], dead_max, cb, h[7])
+      m_outcome(h[9], 'failed')
     elseif kind == 'c' then
-      finish_cancelled(id, jk, ARGV[b + 4], ttl, cb)
-      m_outcome(h[7], 'cancelled')
+      finish_cancelled(id, jk, ARGV[b + 4], ttl, cb, h[7])
+      m_outcome(h[9], 'cancelled')
     else -- requeue at the front of its band, attempt not counted
       fl = 'o'
       redis.call('HSET', jk, 'status', 'queued', 'token', '',
         'attempts', math.max(0, tonumber(h[2]) - 1), 'run_at', NOW_US_S)
-      m_outcome(h[7], 'requeued')
+      m_outcome(h[9], 'requeued')
       local front = {}
-      pending_add(front, h[4], id, true)
+      pending_add(front, h[4], id, true, h[8])
       pending_flush(front)
       publish(id, 'queued')
       wake_markers(1)
@@ -89,17 +104,25 @@ for i = 0, nsettle - 1 do
     flags[#flags + 1] = fl
   end
 end
-if #unlease > 0 then redis.call('ZREM', P .. 'active', unpack(unlease)) end
+if #unlease > 0 then
+  redis.call('ZREM', P .. 'active', unpack(unlease))
+  -- room under the queue's concurrency cap: idle workers look
+  if cfg.conc then wake_markers(1) end
+end
 if #done > 0 then
   redis.call('ZADD', P .. 'done', unpack(done))
   local n = redis.call('ZCARD', P .. 'done')
-  if n > done_max then
-    -- Over the cap: the oldest finished jobs go, hashes included (they
-    -- would otherwise live out RESULT_TTL unlisted).
+  if n > done_max + math.floor(done_max / 100) then
+    -- Over the cap by 1 % (so a busy queue trims once every done_max/100
+    -- jobs, not every batch): the oldest finished jobs go down to the
+    -- cap, hashes included (they would otherwise live out RESULT_TTL
+    -- unlisted). stats.done_trimmed counts them: the all-time total of
+    -- done jobs is it plus the set's size.
     local old = redis.call('ZPOPMIN', P .. 'done', n - done_max)
     local keys = {}
     for i = 1, #old, 2 do keys[#keys + 1] = P .. 'job:' .. old[i] end
     redis.call('DEL', unpack(keys))
+    redis.call('HINCRBY', P .. 'stats', 'done_trimmed', #keys)
   end
 end
 if stale > 0 then redis.call('HINCRBY', P .. 'stats', 'stale', stale) end
@@ -112,11 +135,11 @@ if #due > 0 then
   local retried = 0
   for i = 1, #due do
     local jk = P .. 'job:' .. due[i]
-    local h = redis.call('HMGET', jk, 'priority', 'status')
+    local h = redis.call('HMGET', jk, 'priority', 'status', 'group')
     if h[1] then
       if h[2] == 'retrying' then retried = retried + 1 end
       redis.call('HSET', jk, 'status', 'queued')
-      pending_add(pend, h[1], due[i])
+      pending_add(pend, h[1], due[i], false, h[3])
       publish(due[i], 'queued')
     end
   end
@@ -136,9 +159,11 @@ if #exp > 0 then
     local id = exp[i]
     local jk = P .. 'job:' .. id
     local h = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'priority',
-      'worker', 'cancel', 'callback', 'token', 'ran', 'unstarted', 'type')
+      'worker', 'cancel', 'callback', 'token', 'ran', 'unstarted', 'unique',
+      'group', 'type')
     local cb = h[6] and h[6] ~= ''
     if h[1] then
+      group_release(h[11], id)
       local msg = 'lease expired (worker ' .. (h[4] or '?') .. ' stopped renewing it)'
       local att = tonumber(h[1])
       local unstarted = tonumber(h[9]) or 0
@@ -151,21 +176,21 @@ if #exp > 0 then
         redis.call('HSET', jk, 'attempts', att, 'unstarted', unstarted)
       end
       if h[5] then
-        finish_cancelled(id, jk, 'cancelled', ttl, cb)
-        m_outcome(h[10], 'cancelled')
+        finish_cancelled(id, jk, 'cancelled', ttl, cb, h[10])
+        m_outcome(h[12], 'cancelled')
       elseif unstarted > UNSTARTED_MAX then
         bury(id, jk, 'lease expired ' .. unstarted .. ' times before it was seen running (worker '
-          .. (h[4] or '?') .. ')', dead_max, cb)
-        m_outcome(h[10], 'failed')
+          .. (h[4] or '?') .. ')', dead_max, cb, h[10])
+        m_outcome(h[12], 'failed')
       elseif att >= tonumber(h[2]) then
-        bury(id, jk, msg, dead_max, cb)
-        m_outcome(h[10], 'failed')
+        bury(id, jk, msg, dead_max, cb, h[10])
+        m_outcome(h[12], 'failed')
       else
         redis.call('HSET', jk, 'status', 'queued', 'token', '', 'error', msg,
           'run_at', NOW_US_S)
-        pending_add(pend, h[3], id, true)
+        pending_add(pend, h[3], id, true, h[11])
         publish(id, 'queued')
-        m_outcome(h[10], 'expired')
+        m_outcome(h[12], 'expired')
       end
     end
   end
@@ -174,53 +199,180 @@ if #exp > 0 then
   redis.call('HINCRBY', P .. 'stats', 'reclaimed', #exp)
 end
 
+-- Due cron schedules make their jobs (docs/QUEUE.md "Cron schedules").
+local refill = cfg.scheduled and schedules_fire() or 0
+
 local out = {}
 out[TAKE_NOW] = NOW; out[TAKE_NEXT_DUE] = 0
 out[TAKE_FLAGS] = table.concat(flags); out[TAKE_COUNT] = 0
-if want > 0 then
-  local pop = redis.call('ZPOPMIN', P .. 'pending', want)
-  if #pop > 0 then
-    local k = #pop / 2
-    local tok0 = seq(k)
-    local deadline = string.format('%d', NOW + lease)
-    local za = {}
-    for i = 1, k do
-      local id = pop[2 * i - 1]
-      local jk = P .. 'job:' .. id
-      local h = redis.call('HMGET', jk, 'type', 'payload', 'attempts',
-        'max_attempts', 'timeout', 'callback', 'trace', 'created', 'priority',
-        'run_at')
-      if h[1] then
-        local att = tonumber(h[3]) + 1
-        local tok = tostring(tok0 + i - 1)
-        redis.call('HSET', jk, 'status', 'active', 'attempts', tostring(att), 'token', tok,
-          'worker', worker, 'started', NOW_US_S, 'ran', i <= nrun and tok or '')
-        za[#za + 1] = deadline
-        za[#za + 1] = id
-        publish(id, 'active')
-        m_observe('w', h[1], NOW_US - (tonumber(h[10] or h[8]) or NOW_US))
-        local o = #out
-        out[o + TAKE_JOB_ID] = id; out[o + TAKE_JOB_TOKEN] = tok
-        out[o + TAKE_JOB_ATTEMPTS] = att; out[o + TAKE_JOB_TYPE] = h[1]
-        out[o + TAKE_JOB_PAYLOAD] = h[2]; out[o + TAKE_JOB_MAX_ATTEMPTS] = h[4]
-        out[o + TAKE_JOB_TIMEOUT] = h[5]; out[o + TAKE_JOB_CALLBACK] = h[6] or ''
-        out[o + TAKE_JOB_TRACE] = h[7] or ''; out[o + TAKE_JOB_CREATED] = h[8]
-        out[o + TAKE_JOB_PRIORITY] = h[9]
-        out[TAKE_COUNT] = out[TAKE_COUNT] + 1
+out[TAKE_PAUSED] = cfg.paused and 1 or 0
+out[TAKE_REFILL] = refill
+if cfg.paused and want > 0 then
+  -- Paused: settles apply, nothing is leased. Stale wake markers go, so
+  -- a worker that also serves other queues does not spin on them.
+  redis.call('DEL', P .. 'marker')
+  want = 0
+end
+-- Leases the jobs `ids` (in order; gids[i] the group of ids[i], or false)
+-- with fresh fencing tokens into `out`.
+local function lease_jobs(ids, gids)
+  if #ids == 0 then return end
+  local tok0 = seq(#ids)
+  local deadline = string.format('%d', NOW + lease)
+  local za = {}
+  for i = 1, #ids do
+    local id = ids[i]
+    local jk = P .. 'job:' .. id
+    local h = redis.call('HMGET', jk, 'type', 'payload', 'attempts',
+      'max_attempts', 'timeout', 'callback', 'trace', 'created', 'priority',
+      'run_at')
+    if h[1] then
+      local att = tonumber(h[3]) + 1
+      local tok = tostring(tok0 + i - 1)
+      redis.call('HSET', jk, 'status', 'active', 'attempts', tostring(att), 'token', tok,
+        'worker', worker, 'started', NOW_US_S, 'ran', i <= nrun and tok or '')
+      if gids and gids[i] then redis.call('SADD', P .. 'gact:' .. gids[i], id) end
+      za[#za + 1] = deadline
+      za[#za + 1] = id
+      publish(id, 'active')
+      m_observe('w', h[1], NOW_US - (tonumber(h[10] or h[8]) or NOW_US))
+      local o = #out
+      out[o + TAKE_JOB_ID] = id; out[o + TAKE_JOB_TOKEN] = tok
+      out[o + TAKE_JOB_ATTEMPTS] = att; out[o + TAKE_JOB_TYPE] = h[1]
+      out[o + TAKE_JOB_PAYLOAD] = h[2]; out[o + TAKE_JOB_MAX_ATTEMPTS] = h[4]
+      out[o + TAKE_JOB_TIMEOUT] = h[5]; out[o + TAKE_JOB_CALLBACK] = h[6] or ''
+      out[o + TAKE_JOB_TRACE] = h[7] or ''; out[o + TAKE_JOB_CREATED] = h[8]
+      out[o + TAKE_JOB_PRIORITY] = h[9]
+      out[TAKE_COUNT] = out[TAKE_COUNT] + 1
+    end
+  end
+  if #za > 0 then redis.call('ZADD', P .. 'active', unpack(za)) end
+end
+
+-- The limited path (docs/QUEUE.md "Rate limits and concurrency"): up to
+-- `want` job ids under the queue's concurrency cap and rate, serving the
+-- groups round robin (one job a visit; a visit to a group at its cap or
+-- out of tokens takes it out of the rotation, into gfull or gwait), the
+-- ungrouped jobs taking one turn a round. Returns ids, their groups, and
+-- when work held back by a rate limit may go (ms, 0 none).
+local function take_limited(want)
+  local ids, gids, held = {}, {}, 0
+  local function hold(t)
+    if t > 0 and (held == 0 or t < held) then held = t end
+  end
+  local room = want
+  if cfg.conc then
+    room = math.min(room, cfg.conc - redis.call('ZCARD', P .. 'active'))
+  end
+  if cfg.rate_max then
+    room = math.min(room, (bucket_room(P .. 'rate', cfg.rate_max, cfg.rate_ms)))
+  end
+  local ngr = 0
+  if cfg.grouped then
+    -- rate-limited groups whose time came rejoin the rotation
+    local back = redis.call('ZRANGEBYSCORE', P .. 'gwait', '-inf', NOW, 'LIMIT', 0, 1000)
+    if #back > 0 then
+      redis.call('ZREM', P .. 'gwait', unpack(back))
+      redis.call('LPUSH', P .. 'grr', unpack(back))
+    end
+    ngr = redis.call('LLEN', P .. 'grr')
+  end
+  local plain = room > 0       -- ungrouped jobs may be waiting
+  local gact = {}              -- a group's active jobs, read once
+  while room > 0 and (plain or ngr > 0) do
+    if plain then
+      local pop = redis.call('ZPOPMIN', P .. 'pending', ngr > 0 and 1 or room)
+      if #pop == 0 then plain = false end
+      for i = 1, #pop, 2 do
+        ids[#ids + 1] = pop[i]; gids[#gids + 1] = false; room = room - 1
       end
     end
-    if #za > 0 then redis.call('ZADD', P .. 'active', unpack(za)) end
+    if room > 0 and ngr > 0 then
+      local g = redis.call('RPOPLPUSH', P .. 'grr', P .. 'grr')
+      local out_of_turn, at = nil, 0
+      if cfg.gconc then
+        gact[g] = gact[g] or redis.call('SCARD', P .. 'gact:' .. g)
+        if gact[g] >= cfg.gconc then out_of_turn = 'full' end
+      end
+      if not out_of_turn and cfg.grate_max then
+        local n
+        n, at = bucket_room(P .. 'grate:' .. g, cfg.grate_max, cfg.grate_ms)
+        if n == 0 then out_of_turn = 'wait' end
+      end
+      if not out_of_turn then
+        local pop = redis.call('ZPOPMIN', P .. 'gpend:' .. g, 1)
+        if #pop == 0 then
+          out_of_turn = 'gone'
+        else
+          ids[#ids + 1] = pop[1]; gids[#gids + 1] = g; room = room - 1
+          if cfg.gconc then gact[g] = gact[g] + 1 end
+          if cfg.grate_max then
+            bucket_spend(P .. 'grate:' .. g, cfg.grate_max, cfg.grate_ms, 1)
+          end
+        end
+      end
+      if out_of_turn then
+        redis.call('LPOP', P .. 'grr') -- g, at the head since the RPOPLPUSH
+        ngr = ngr - 1
+        if out_of_turn == 'full' then
+          redis.call('SADD', P .. 'gfull', g)
+        elseif out_of_turn == 'wait' then
+          redis.call('ZADD', P .. 'gwait', at, g)
+        else
+          redis.call('SREM', P .. 'gin', g)
+        end
+      end
+    end
+  end
+  if cfg.rate_max then
+    if #ids > 0 then bucket_spend(P .. 'rate', cfg.rate_max, cfg.rate_ms, #ids) end
+    -- out of tokens with work left: when the next one comes
+    local n, at = bucket_room(P .. 'rate', cfg.rate_max, cfg.rate_ms)
+    if n == 0 and (ngr > 0 or redis.call('ZCARD', P .. 'pending') > 0) then hold(at) end
+  end
+  if cfg.grouped then
+    local w = redis.call('ZRANGE', P .. 'gwait', 0, 0, 'WITHSCORES')
+    if #w > 0 then hold(tonumber(w[2])) end
+    if ngr == 0 and not plain and redis.call('SCARD', P .. 'gin') == 0 then
+      redis.call('HDEL', P .. 'config', 'grouped') -- no group left
+    end
+  end
+  bucket_flush()
+  return ids, gids, held
+end
+
+local held = 0
+if want > 0 then
+  if cfg.limited then
+    local ids, gids
+    ids, gids, held = take_limited(want)
+    lease_jobs(ids, gids)
+  else
+    local pop = redis.call('ZPOPMIN', P .. 'pending', want)
+    local ids = {}
+    for i = 1, #pop, 2 do ids[#ids + 1] = pop[i] end
+    lease_jobs(ids, nil)
   end
 end
+stats_flush()
+out[TAKE_NEXT_DUE] = held
 if out[TAKE_COUNT] == 0 and want > 0 then
   -- Nothing due: tell the worker when to look again, and drop stale wake
   -- markers so its blocking wait does not return at once for nothing.
   local nd = redis.call('ZRANGE', P .. 'delayed', 0, 0, 'WITHSCORES')
   local na = redis.call('ZRANGE', P .. 'active', 0, 0, 'WITHSCORES')
-  local next_due = 0
-  if #nd > 0 then next_due = tonumber(nd[2]) end
+  local next_due = held
+  if #nd > 0 and (next_due == 0 or tonumber(nd[2]) < next_due) then
+    next_due = tonumber(nd[2])
+  end
   if #na > 0 and (next_due == 0 or tonumber(na[2]) < next_due) then
     next_due = tonumber(na[2])
+  end
+  if cfg.scheduled then
+    local ns = redis.call('ZRANGE', P .. 'schedules', 0, 0, 'WITHSCORES')
+    if #ns > 0 and (next_due == 0 or tonumber(ns[2]) < next_due) then
+      next_due = tonumber(ns[2])
+    end
   end
   out[TAKE_NEXT_DUE] = next_due
   redis.call('DEL', P .. 'marker')

@@ -71,7 +71,7 @@ static void test_job_to_json(void **state)
 	static const char *const keys[] = {
 		"id", "queue", "type", "status", "priority", "attempts",
 		"max_attempts", "progress", "stage", "payload", "result",
-		"error", "labels", "cancel_requested", "created_at", "started_at",
+		"error", "labels", "unique_key", "group", "cancel_requested", "created_at", "started_at",
 		"finished_at", "run_at"
 	};
 	struct job_info j = sample_job();
@@ -172,6 +172,7 @@ static void test_hash_round_trip(void **state)
 	s.callback_url = "https://x.example/cb";
 	s.trace = "0af7651916cd43dd8448eb211c80319c";
 	s.labels = "{\"team\":\"red\"}";
+	s.unique_key = "report:42";
 	job_spec_resolve(&s, NULL, 1000000);
 	assert_string_equal(s.queue, "default");
 	assert_int_equal(s.max_attempts, 7);
@@ -187,6 +188,7 @@ static void test_hash_round_trip(void **state)
 	assert_string_equal(j.callback_url, "https://x.example/cb");
 	assert_string_equal(j.trace, s.trace);
 	assert_string_equal(j.labels, s.labels);
+	assert_string_equal(j.unique_key, "report:42");
 	assert_string_equal(j.queue, "q1");
 	assert_int_equal(j.status, JOB_QUEUED);
 	doc = job_info_to_json(&j);

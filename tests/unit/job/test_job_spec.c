@@ -45,6 +45,10 @@ static void test_good(void **state)
 	assert_string_equal(r.labels, "{\"team\":\"red\",\"z\":\"1\"}");
 	job_spec_release(&r);
 
+	assert_int_equal(parse("{\"type\":\"noop\",\"unique_key\":\"report:42\"}", &r, &code), 0);
+	assert_string_equal(r.unique_key, "report:42");
+	job_spec_release(&r);
+
 	assert_int_equal(parse("{\"type\":\"noop\"}", &r, &code), 0);
 	assert_null(r.labels);
 	assert_string_equal(r.payload, "{}");
@@ -80,6 +84,8 @@ static void test_bad(void **state)
 		{ "{\"type\":\"noop\",\"run_at\":\"2030-13-01T00:00:00Z\"}", "invalid_field", "run_at" },
 		{ "{\"type\":\"noop\",\"queue\":\"\"}", "invalid_field", "queue" },
 		{ "{\"type\":\"noop\",\"labels\":[1]}", "invalid_field", "labels" },
+		{ "{\"type\":\"noop\",\"unique_key\":\"a b\"}", "invalid_field", "unique_key" },
+		{ "{\"type\":\"noop\",\"unique_key\":\"\"}", "invalid_field", "unique_key" },
 		{ "{\"type\":\"noop\",\"labels\":{\"a b\":\"x\"}}", "invalid_field", "'a b'" },
 		{ "{\"type\":\"noop\",\"labels\":{\"team\":5}}", "invalid_field", "'team'" },
 		/* only the queue makes webhook deliveries (a signing oracle) */

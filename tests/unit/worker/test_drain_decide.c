@@ -38,6 +38,25 @@ static void test_working(void **state)
 	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
 }
 
+/* Every queue paused: the drain ends once nothing is held, without
+ * waiting out IDLE_TIMEOUT (a paused queue must keep no worker awake). */
+static void test_paused(void **state)
+{
+	struct drain_facts f = base();
+
+	(void)state;
+	f.paused = 1;
+	assert_int_equal(drain_decide(&f), DRAIN_END_IDLE);
+	f.busy = 1;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	f.busy = 0;
+	f.unsettled = 1;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	f.unsettled = 0;
+	f.paused = 0;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+}
+
 static void test_idle(void **state)
 {
 	struct drain_facts f = base();
@@ -196,6 +215,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_working),
 		cmocka_unit_test(test_idle),
+		cmocka_unit_test(test_paused),
 		cmocka_unit_test(test_empty_wake),
 		cmocka_unit_test(test_shutdown),
 		cmocka_unit_test(test_abandon),

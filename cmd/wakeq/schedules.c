@@ -1,0 +1,176 @@
+/* schedules.c - wakeq schedules list|add|delete|pause|resume: cron
+ * schedules over Redis, with the API's parser and document (queue.h). */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void print_json(json_t *doc)
+{
+	char *text = json_dumps(doc, JSON_INDENT(2));
+
+	printf("%s\n", text ? text : "null");
+	free(text);
+	json_decref(doc);
+}
+
+int cmd_schedules_list(struct cli *c)
+{
+	struct queue *q = cli_connect();
+	json_t *arr = json_array();
+	char **qnames = NULL;
+	struct err e;
+	int nq, i, k, rc = EXIT_OK;
+
+	if (cli_get(c, "queue")) {
+		qnames = calloc(2, sizeof(*qnames));
+		qnames[0] = strdup(cli_get(c, "queue"));
+		nq = 1;
+	} else if ((nq = queue_discover(q, &qnames, &e)) < 0) {
+		rc = cli_exit_for(&e);
+		nq = 0;
+	}
+	for (i = 0; i < nq; i++) {
+		char **names = NULL;
+		int n = queue_schedule_names(q, qnames[i], &names, &e);
+
+		if (n < 0)
+			rc = cli_exit_for(&e);
+		for (k = 0; k < n; k++) {
+			struct queue_schedule s;
+
+			if (queue_schedule_get(q, qnames[i], names[k], &s, NULL) == 0) {
+				json_array_append_new(arr, queue_schedule_to_json(qnames[i], &s));
+				queue_schedule_release(&s);
+			}
+			free(names[k]);
+		}
+		free(names);
+		free(qnames[i]);
+	}
+	free(qnames);
+	queue_free(q);
+	print_json(arr);
+	return rc;
+}
+
+/* The request of `wakeq schedules add NAME CRON TYPE [options]`, as the
+ * API takes it; NULL once a usage error was said. */
+static json_t *add_request(struct cli *c)
+{
+	const char *payload = cli_get(c, "payload");
+	int64_t priority = -1, attempts = 0, cmax = 0;
+	double timeout = 0;
+	json_t *b, *job, *p;
+	json_error_t je;
+
+	if (cli_int(c, "priority", 0, JOB_PRIORITY_MAX, &priority) ||
+	    cli_int(c, "max-attempts", 1, JOB_MAX_ATTEMPTS_MAX, &attempts) ||
+	    cli_int(c, "catch-up-max", 1, QUEUE_SCHED_AHEAD, &cmax) ||
+	    cli_seconds(c, "timeout", 0, JOB_TIMEOUT_MAX_S, &timeout))
+		return NULL;
+	job = json_pack("{s:s}", "type", c->args[2]);
+	if (payload) {
+		p = json_loads(payload, JSON_REJECT_DUPLICATES, &je);
+		if (!json_is_object(p)) {
+			json_decref(p);
+			json_decref(job);
+			cli_usage_error(c, "bad --payload: expected a JSON object");
+			return NULL;
+		}
+		json_object_set_new(job, "payload", p);
+	}
+	if (priority >= 0)
+		json_object_set_new(job, "priority", json_integer(priority));
+	if (attempts > 0)
+		json_object_set_new(job, "max_attempts", json_integer(attempts));
+	if (timeout > 0)
+		json_object_set_new(job, "timeout_s", json_real(timeout));
+	if (cli_get(c, "group"))
+		json_object_set_new(job, "group", json_string(cli_get(c, "group")));
+	if (cli_get(c, "unique-key"))
+		json_object_set_new(job, "unique_key", json_string(cli_get(c, "unique-key")));
+	b = json_pack("{s:s,s:s,s:o}", "name", c->args[0], "cron", c->args[1], "job", job);
+	if (cli_get(c, "tz"))
+		json_object_set_new(b, "timezone", json_string(cli_get(c, "tz")));
+	if (cli_get(c, "overlap"))
+		json_object_set_new(b, "overlap", json_string(cli_get(c, "overlap")));
+	if (cli_get(c, "catch-up"))
+		json_object_set_new(b, "catch_up", json_string(cli_get(c, "catch-up")));
+	if (cmax > 0)
+		json_object_set_new(b, "catch_up_max", json_integer(cmax));
+	if (cli_get(c, "paused"))
+		json_object_set_new(b, "paused", json_true());
+	return b;
+}
+
+int cmd_schedules_add(struct cli *c)
+{
+	struct job_defaults d = { cli_queue(c), 0, 0 };
+	struct queue_schedule s, back;
+	json_t *req = add_request(c);
+	const char *code;
+	struct queue *q;
+	struct err e;
+	int rc = EXIT_OK, created = 0;
+
+	if (!req)
+		return EXIT_USAGE;
+	if (queue_schedule_from_json(req, &s, &code, &e) < 0) {
+		json_decref(req);
+		return cli_usage_error(c, "%s", e.msg);
+	}
+	json_decref(req);
+	job_spec_resolve(&s.job, &d, 0);
+	q = cli_connect();
+	if (queue_schedule_put(q, cli_queue(c), &s, &created, &e) < 0 ||
+	    queue_schedule_get(q, cli_queue(c), s.name, &back, &e) < 0) {
+		rc = cli_exit_for(&e);
+	} else {
+		fprintf(stderr, "wakeq: schedule '%s' %s on '%s'\n", s.name,
+			created ? "created" : "replaced", cli_queue(c));
+		print_json(queue_schedule_to_json(cli_queue(c), &back));
+		queue_schedule_release(&back);
+	}
+	queue_schedule_release(&s);
+	queue_free(q);
+	return rc;
+}
+
+int cmd_schedules_delete(struct cli *c)
+{
+	struct queue *q = cli_connect();
+	struct err e;
+	int rc = EXIT_OK;
+
+	if (queue_schedule_delete(q, cli_queue(c), c->args[0], &e) < 0)
+		rc = cli_exit_for(&e);
+	else
+		printf("%s deleted\n", c->args[0]);
+	queue_free(q);
+	return rc;
+}
+
+static int pause_one(struct cli *c, int paused)
+{
+	struct queue *q = cli_connect();
+	struct err e;
+	int rc = EXIT_OK;
+
+	if (queue_schedule_pause(q, cli_queue(c), c->args[0], paused, NULL, &e) < 0)
+		rc = cli_exit_for(&e);
+	else
+		printf("%s %s\n", c->args[0], paused ? "paused" : "resumed");
+	queue_free(q);
+	return rc;
+}
+
+int cmd_schedules_pause(struct cli *c)
+{
+	return pause_one(c, 1);
+}
+
+int cmd_schedules_resume(struct cli *c)
+{
+	return pause_one(c, 0);
+}

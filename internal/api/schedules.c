@@ -1,0 +1,237 @@
+/* schedules.c - cron schedules over HTTP: POST /v1/schedules (create or
+ * replace), GET /v1/schedules (every served queue's), GET and DELETE
+ * /v1/schedules/{name}, POST /v1/schedules/{name}/pause and /resume. A
+ * name is looked for in the served queues in QUEUES order. The waker is
+ * told each schedule's next fire time, so a worker is woken for it. */
+#include "api/priv.h"
+
+#include "log/log.h"
+#include "wake/wake.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Finds schedule `name` in the served queues into *out. Returns the
+ * queue's index, or -1 with err (ERR_NOTFOUND). */
+static int find_schedule(struct api *a, struct queue *q, const char *name,
+			 struct queue_schedule *out, struct err *err)
+{
+	size_t i;
+
+	for (i = 0; i < a->nqueues; i++) {
+		struct err e;
+
+		if (queue_schedule_get(q, a->queues[i], name, out, &e) == 0)
+			return (int)i;
+		if (e.code != ERR_NOTFOUND) {
+			if (err)
+				*err = e;
+			return -1;
+		}
+	}
+	return err_set(err, ERR_NOTFOUND, "no schedule '%.64s'", name);
+}
+
+static void reply_find_error(struct api *a, struct httpd_request *req, const struct err *e,
+			     const char *name)
+{
+	if (e->code == ERR_NOTFOUND)
+		api_reply_error(a, req, 404, "not_found", "no schedule '%.64s'", name);
+	else
+		api_reply_backend(a, req, e, "redis");
+}
+
+void api_post_schedule(struct api *a, struct httpd_request *req, const char *arg)
+{
+	const char *ct = httpd_header(req, "Content-Type"), *body, *code = "invalid_json";
+	const char *queue = a->queues[0];
+	struct queue_schedule s, back;
+	json_error_t je;
+	json_t *root, *qv;
+	struct queue *q;
+	struct err e;
+	size_t len;
+	int created = 0;
+
+	(void)arg;
+	if (!ct || strncasecmp(ct, "application/json", 16) ||
+	    (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
+		api_reply_error(a, req, 415, "unsupported_media_type",
+				"content type must be application/json");
+		return;
+	}
+	body = httpd_body(req, &len);
+	root = len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &je) : NULL;
+	if (!root) {
+		api_reply_error(a, req, 400, "invalid_json", "body: expected a JSON object (a schedule)");
+		return;
+	}
+	if ((qv = json_object_get(root, "queue")) && !json_is_null(qv)) {
+		if (!json_is_string(qv) || api_served_index(a, json_string_value(qv)) < 0) {
+			json_decref(root);
+			api_reply_error(a, req, 400, "invalid_field",
+					"field 'queue': not a queue served here (QUEUES=%s)",
+					a->cfg.queues ? a->cfg.queues : "default");
+			return;
+		}
+		queue = a->queues[api_served_index(a, json_string_value(qv))];
+	}
+	if (queue_schedule_from_json(root, &s, &code, &e) < 0) {
+		json_decref(root);
+		api_reply_error(a, req, 400, code, "%s", e.msg);
+		return;
+	}
+	json_decref(root);
+	job_spec_resolve(&s.job, &a->defaults, 0);
+	q = api_qget(a, &e);
+	if (!q) {
+		queue_schedule_release(&s);
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	if (queue_schedule_put(q, queue, &s, &created, &e) < 0 ||
+	    queue_schedule_get(q, queue, s.name, &back, &e) < 0) {
+		api_qput(a, q);
+		queue_schedule_release(&s);
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	api_qput(a, q);
+	if (back.next_ms)
+		wake_at(a->wake, back.next_ms * 1000);
+	log_info(created ? "schedule created" : "schedule replaced", "queue", queue,
+		 "schedule", s.name);
+	api_reply_json(a, req, created ? 201 : 200, queue_schedule_to_json(queue, &back));
+	queue_schedule_release(&back);
+	queue_schedule_release(&s);
+}
+
+void api_list_schedules(struct api *a, struct httpd_request *req, const char *arg)
+{
+	json_t *arr = json_array();
+	struct queue *q;
+	struct err e;
+	size_t i;
+	int n, k;
+
+	(void)arg;
+	q = api_qget(a, &e);
+	if (!q) {
+		json_decref(arr);
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
+	for (i = 0; i < a->nqueues; i++) {
+		char **names = NULL;
+
+		n = queue_schedule_names(q, a->queues[i], &names, &e);
+		if (n < 0) {
+			api_qput(a, q);
+			json_decref(arr);
+			api_reply_backend(a, req, &e, "redis");
+			return;
+		}
+		for (k = 0; k < n; k++) {
+			struct queue_schedule s;
+
+			if (queue_schedule_get(q, a->queues[i], names[k], &s, NULL) == 0) {
+				json_array_append_new(arr, queue_schedule_to_json(a->queues[i], &s));
+				queue_schedule_release(&s);
+			}
+			free(names[k]);
+		}
+		free(names);
+	}
+	api_qput(a, q);
+	api_reply_json(a, req, 200, json_pack("{s:o}", "schedules", arr));
+}
+
+void api_get_schedule(struct api *a, struct httpd_request *req, const char *name)
+{
+	struct queue_schedule s;
+	struct queue *q = api_qget(a, NULL);
+	struct err e;
+	int qi;
+
+	if (!q) {
+		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
+		return;
+	}
+	qi = find_schedule(a, q, name, &s, &e);
+	api_qput(a, q);
+	if (qi < 0) {
+		reply_find_error(a, req, &e, name);
+		return;
+	}
+	api_reply_json(a, req, 200, queue_schedule_to_json(a->queues[qi], &s));
+	queue_schedule_release(&s);
+}
+
+void api_delete_schedule(struct api *a, struct httpd_request *req, const char *name)
+{
+	struct queue_schedule s;
+	struct queue *q = api_qget(a, NULL);
+	struct err e;
+	int qi;
+
+	if (!q) {
+		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
+		return;
+	}
+	qi = find_schedule(a, q, name, &s, &e);
+	if (qi >= 0) {
+		queue_schedule_release(&s);
+		if (queue_schedule_delete(q, a->queues[qi], name, &e) < 0)
+			qi = -1;
+	}
+	api_qput(a, q);
+	if (qi < 0) {
+		reply_find_error(a, req, &e, name);
+		return;
+	}
+	log_info("schedule deleted", "queue", a->queues[qi], "schedule", name);
+	api_reply_json(a, req, 200, json_pack("{s:s,s:s,s:b}", "name", name, "queue",
+					      a->queues[qi], "deleted", 1));
+}
+
+static void pause_schedule(struct api *a, struct httpd_request *req, const char *name,
+			   int paused)
+{
+	struct queue_schedule s;
+	struct queue *q = api_qget(a, NULL);
+	int64_t next = 0;
+	struct err e;
+	int qi;
+
+	if (!q) {
+		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
+		return;
+	}
+	qi = find_schedule(a, q, name, &s, &e);
+	if (qi >= 0) {
+		queue_schedule_release(&s);
+		if (queue_schedule_pause(q, a->queues[qi], name, paused, &next, &e) < 0 ||
+		    queue_schedule_get(q, a->queues[qi], name, &s, &e) < 0)
+			qi = -1;
+	}
+	api_qput(a, q);
+	if (qi < 0) {
+		reply_find_error(a, req, &e, name);
+		return;
+	}
+	if (next)
+		wake_at(a->wake, next * 1000);
+	api_reply_json(a, req, 200, queue_schedule_to_json(a->queues[qi], &s));
+	queue_schedule_release(&s);
+}
+
+void api_pause_schedule(struct api *a, struct httpd_request *req, const char *name)
+{
+	pause_schedule(a, req, name, 1);
+}
+
+void api_resume_schedule(struct api *a, struct httpd_request *req, const char *name)
+{
+	pause_schedule(a, req, name, 0);
+}

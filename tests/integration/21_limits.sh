@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# 21_limits - rate limits and concurrency caps, per queue and per group,
+# with real workers, the real API and its waker: two workers hammering one
+# group never run more of it at once than its cap (measured from the
+# jobs' start and end times); a rate-limited worker sleeps until the next
+# token; a token later than IDLE_TIMEOUT ends the drain and the API's
+# waker wakes a worker at that time, as for a delayed job.
+set -u
+. "$(dirname "$0")/../lib/servers.sh"
+. "$(dirname "$0")/../lib/tap.sh"
+. "$(dirname "$0")/../lib/wakeq.sh"
+t_tmpdir
+start_redis
+
+# done jobs of QUEUE as "start end group" lines (epoch seconds, µs)
+spans() {
+	wq jobs --queue "$1" --state done --limit 10000 --json | jq -r '
+		def ts: (.[0:19] + "Z" | fromdateiso8601) + ((.[20:26]) | tonumber) / 1e6;
+		.[] | "\(.started_at | ts) \(.finished_at | ts) \(.group // "-")"'
+}
+# the most spans of GROUP ("" all) open at once
+max_open() {
+	awk -v g="$1" 'g == "" || $3 == g { printf "%.6f 1\n%.6f -1\n", $1, $2 }' |
+		sort -k1,1n -k2,2n | awk '{ n += $2; if (n > m) m = n } END { print m + 0 }'
+}
+drains() { curl -fs "$1/metrics" | awk '/^wakeq_drains_total/ {print $2}'; }
+
+# ---- two workers, one group capped at 2, another group beside it ---------------
+wq settings lim group_concurrency=2 >/dev/null
+for i in $(seq 1 30); do
+	echo '{"type":"sleep","queue":"lim","group":"t1","payload":{"ms":40}}'
+done >"$T/t1.jsonl"
+# woken before the jobs come: an empty drain lingers (EMPTY_WAKE_LINGER)
+# for them as long as a busy one would
+start_worker w1 QUEUES=lim CONCURRENCY=4 IDLE_TIMEOUT=1 EMPTY_WAKE_LINGER=1 EXIT_ON_IDLE=false
+start_worker w2 QUEUES=lim CONCURRENCY=4 IDLE_TIMEOUT=1 EMPTY_WAKE_LINGER=1 EXIT_ON_IDLE=false
+curl -fs -XPOST "$w1_URL/wake?wait=0" >/dev/null
+curl -fs -XPOST "$w2_URL/wake?wait=0" >/dev/null
+# enqueued while both drain: hammering, from two enqueuers at once
+( for i in $(seq 1 15); do wq enqueue sleep --queue lim --payload '{"ms":40}' >/dev/null 2>&1; done ) &
+e1=$!
+API_PORT=$($FREEPORT)
+env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=tok QUEUES=lim RECONCILE_INTERVAL=0 \
+	"$BIN/wakeq-api" >"$T/api.log" 2>&1 &
+on_exit "kill_wait $!"
+API=http://127.0.0.1:$API_PORT
+wait_until 5 curl -sf -o /dev/null "$API/healthz" || { diag "$T/api.log"; exit 1; }
+while read -r job; do
+	curl -s -o /dev/null -H 'Authorization: Bearer tok' -H 'Content-Type: application/json' \
+		-d "$job" "$API/v1/jobs" &
+done <"$T/t1.jsonl"
+for i in $(seq 1 10); do
+	curl -s -o /dev/null -H 'Authorization: Bearer tok' -H 'Content-Type: application/json' \
+		-d '{"type":"sleep","queue":"lim","group":"t2","payload":{"ms":40}}' "$API/v1/jobs" &
+done
+wait $e1
+check "all 55 jobs ran" wait_until 30 sh -c "[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue lim | jq -r .lim.done)\" = 55 ]"
+spans lim >"$T/spans"
+m=$(max_open t1 <"$T/spans")
+expect_eq "group t1 never had more than 2 running at once (start/end times)" 2 "$m"
+check "the other group ran beside it ($(max_open "" <"$T/spans") at once in all)" test "$(max_open "" <"$T/spans")" -gt 2
+done_by() { curl -fs "$1/metrics" | awk '/^wakeq_jobs_total\{outcome="done"\}/ {print $2}'; }
+check "both workers ran jobs ($(done_by "$w1_URL") and $(done_by "$w2_URL"))" \
+	test "$(done_by "$w1_URL")" -gt 0 -a "$(done_by "$w2_URL")" -gt 0
+expect_eq "nothing left active" 0 "$(count_status lim active)"
+expect_eq "no group left in Redis" 0 "$(rcli scard 'wakeq:{lim}:gin')"
+
+# ---- the queue's concurrency cap across the two workers ------------------------
+wq settings lim group_concurrency=null concurrency=3 >/dev/null
+wq enqueue sleep --queue lim --payload '{"ms":30}' --count 30 >/dev/null
+curl -fs -XPOST "$w1_URL/wake?wait=0" >/dev/null
+curl -fs -XPOST "$w2_URL/wake?wait=0" >/dev/null
+check "the 30 more ran" wait_until 30 sh -c "[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue lim | jq -r .lim.done)\" = 85 ]"
+spans lim | sort -n | tail -30 >"$T/spans2"
+expect_eq "the queue never had more than 3 running at once" 3 "$(max_open "" <"$T/spans2")"
+kill_wait "$w1_PID"
+kill_wait "$w2_PID"
+
+# ---- a rate limit: the worker sleeps until the next token ----------------------
+wq settings rl rate_max=5 rate_period_s=1 >/dev/null
+wq enqueue noop --queue rl --count 15 >/dev/null
+start_worker w3 QUEUES=rl CONCURRENCY=4 IDLE_TIMEOUT=2
+out=$(curl -fs -XPOST "$w3_URL/wake")
+expect_eq "one drain ran all 15 (it waited for tokens, idle 2 s)" 15 "$(jq -r .drain.jobs <<<"$out")"
+spans rl | sort -n | awk '{print $1}' >"$T/starts"
+# a burst of 5, then one per 200 ms: job k starts >= (k - 4) * 0.2 s after the first
+late=$(awk 'NR == 1 { t0 = $1 } NR > 5 && $1 - t0 < (NR - 5) * 0.2 - 0.01 { n++ } END { print n + 0 }' "$T/starts")
+expect_eq "no job started before its token" 0 "$late"
+span=$(awk 'NR == 1 { t0 = $1 } END { printf "%d", ($1 - t0) * 1000 }' "$T/starts")
+check "15 jobs at 5/s after a burst of 5 took >= 2 s (${span} ms)" test "$span" -ge 1990
+check "and not much more (${span} ms < 3500)" test "$span" -lt 3500
+
+# ---- a token later than IDLE_TIMEOUT: the drain ends, the API wakes at the token --
+wq settings slow rate_max=1 rate_period_s=3 >/dev/null
+start_worker w4 QUEUES=slow IDLE_TIMEOUT=0.5 EXIT_ON_IDLE=false
+API2_PORT=$($FREEPORT)
+env PORT=$API2_PORT REDIS_URL=$REDIS_URL API_TOKEN=tok QUEUES=slow RECONCILE_INTERVAL=0 \
+	WAKE_URL="$w4_URL/wake" "$BIN/wakeq-api" >"$T/api2.log" 2>&1 &
+on_exit "kill_wait $!"
+API2=http://127.0.0.1:$API2_PORT
+wait_until 5 curl -sf -o /dev/null "$API2/healthz" || { diag "$T/api2.log"; exit 1; }
+for i in 1 2; do
+	curl -s -o /dev/null -H 'Authorization: Bearer tok' -H 'Content-Type: application/json' \
+		-d '{"type":"noop","queue":"slow"}' "$API2/v1/jobs"
+done
+check "the first ran at once" wait_until 3 sh -c "[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue slow | jq -r .slow.done)\" = 1 ]"
+check "the drain ended meanwhile (no worker waits 3 s for a token)" \
+	wait_until 2 sh -c "[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue slow | jq -r .slow.workers)\" = 0 ]"
+expect_eq "the second is held by the rate" "1 1" \
+	"$(wq stats --json --queue slow | jq -r '"\(.slow.queued) \(.slow.done)"')"
+check "the API's waker woke the worker at the token: both done" \
+	wait_until 6 sh -c "[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue slow | jq -r .slow.done)\" = 2 ]"
+spans slow | sort -n | awk '{print $1}' >"$T/slow"
+gap=$(awk 'NR == 1 { t0 = $1 } END { printf "%d", ($1 - t0) * 1000 }' "$T/slow")
+check "3 s apart, as the rate says (${gap} ms)" test "$gap" -ge 2990 -a "$gap" -lt 4500
+check "in two drains" wait_until 3 sh -c "[ \"\$(curl -fs $w4_URL/metrics | awk '/^wakeq_drains_total/ {print \$2}')\" = 2 ]"
+exit 0

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# 22_cron - cron schedules with the real API, CLI and workers: a schedule
+# made through the API fires on time, each fire time woken for by the
+# API's waker (the worker is gone in between); a fire time makes exactly
+# one job however many workers race for it (1,000 fire times, two workers,
+# then the same times again); the catch-up policies after a downtime; the
+# fire times computed ahead are refilled; pause, resume, delete. Time
+# zones across DST changes: tests/unit/cron.
+set -u
+. "$(dirname "$0")/../lib/servers.sh"
+. "$(dirname "$0")/../lib/tap.sh"
+. "$(dirname "$0")/../lib/wakeq.sh"
+t_tmpdir
+start_redis
+
+drains() { curl -fs "$1/metrics" | awk '/^wakeq_drains_total/ {print $2}'; }
+done_in() { wq stats --json --queue "$1" | jq -r ".\"$1\".done"; }
+now_ms() { date +%s%3N; }
+
+# ---- the API: a schedule every second, woken for each time ----------------------
+start_worker w1 QUEUES=cq IDLE_TIMEOUT=0.3 EXIT_ON_IDLE=false
+API_PORT=$($FREEPORT)
+env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=tok QUEUES=cq,race RECONCILE_INTERVAL=0 \
+	WAKE_URL="$w1_URL/wake" "$BIN/wakeq-api" >"$T/api.log" 2>&1 &
+on_exit "kill_wait $!"
+API=http://127.0.0.1:$API_PORT
+wait_until 5 curl -sf -o /dev/null "$API/healthz" || { diag "$T/api.log"; exit 1; }
+api() { curl -s -H 'Authorization: Bearer tok' -H 'Content-Type: application/json' "$@"; }
+code() { api -o /dev/null -w '%{http_code}' "$@"; }
+
+body='{"name":"tick","queue":"cq","cron":"* * * * * *","overlap":"allow","job":{"type":"noop","payload":{"k":1}}}'
+r=$(api -w '\n%{http_code}' -d "$body" "$API/v1/schedules")
+expect_eq "POST /v1/schedules creates it (201)" 201 "$(tail -1 <<<"$r")"
+expect_eq "and answers it" "tick cq UTC noop" \
+	"$(head -1 <<<"$r" | jq -r '"\(.name) \(.queue) \(.timezone) \(.job.type)"')"
+check "its next run is within a second" test -n "$(head -1 <<<"$r" | jq -r '.next_run_at // empty')"
+check "the API wakes the worker for each fire time: 3 jobs done" wait_until 6 sh -c \
+	"[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue cq | jq -r .cq.done)\" -ge 3 ]"
+d=$(drains "$w1_URL")
+check "in drains of their own ($d), the worker leaving in between" test "$d" -ge 2
+expect_eq "the same name again replaces it (200)" 200 \
+	"$(code -d "${body/\"k\":1/\"k\":2}" "$API/v1/schedules")"
+expect_eq "GET /v1/schedules/tick: the new job, what it did kept" "2 true" \
+	"$(api "$API/v1/schedules/tick" | jq -r '"\(.job.payload.k) \(.fired > 2)"')"
+expect_eq "GET /v1/schedules lists it" tick "$(api "$API/v1/schedules" | jq -r '.schedules[].name')"
+expect_eq "pause" true "$(api -XPOST "$API/v1/schedules/tick/pause" | jq -r .paused)"
+sleep 1.5
+n0=$(done_in cq)
+sleep 1.5
+expect_eq "no jobs while paused" "$n0" "$(done_in cq)"
+expect_eq "resume" false "$(api -XPOST "$API/v1/schedules/tick/resume" | jq -r .paused)"
+check "jobs again after the resume" wait_until 5 sh -c \
+	"[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue cq | jq -r .cq.done)\" -gt $n0 ]"
+expect_eq "DELETE /v1/schedules/tick" true "$(api -XDELETE "$API/v1/schedules/tick" | jq -r .deleted)"
+expect_eq "then it is 404" 404 "$(code "$API/v1/schedules/tick")"
+expect_eq "a bad cron is 400" invalid_field \
+	"$(api -d '{"name":"x","cron":"61 * * * *","job":{"type":"noop"}}' "$API/v1/schedules" | jq -r .error.code)"
+expect_eq "an unknown zone is 400" invalid_field \
+	"$(api -d '{"name":"x","cron":"* * * * *","timezone":"Mars/Base","job":{"type":"noop"}}' "$API/v1/schedules" | jq -r .error.code)"
+expect_eq "a queue not served is 400" 400 \
+	"$(code -d '{"name":"x","queue":"nope","cron":"* * * * *","job":{"type":"noop"}}' "$API/v1/schedules")"
+kill_wait "$w1_PID"
+
+# ---- 1,000 fire times, two workers racing: one job each ----------------------------
+out=$(wq schedules add burst '0 0 1 1 *' noop --queue race --overlap allow 2>&1)
+check "wakeq schedules add" grep -q "schedule 'burst' created on 'race'" <<<"$out"
+now=$(now_ms)
+for i in $(seq 1 1000); do t=$((now - 50000 + i * 40)); echo "$t $t"; done | tr '\n' ' ' >"$T/times"
+inject() { # the schedule's next fire times are these 1,000, all due
+	rcli zadd 'wakeq:{race}:stimes:burst' $(cat "$T/times") >/dev/null
+	rcli zadd 'wakeq:{race}:schedules' "$((now - 50000))" burst >/dev/null
+}
+inject
+start_worker r1 QUEUES=race CONCURRENCY=8 IDLE_TIMEOUT=0.5 EXIT_ON_IDLE=false
+start_worker r2 QUEUES=race CONCURRENCY=8 IDLE_TIMEOUT=0.5 EXIT_ON_IDLE=false
+curl -fs -XPOST "$r1_URL/wake" >"$T/r1.out" &
+c1=$!
+curl -fs -XPOST "$r2_URL/wake" >"$T/r2.out" &
+c2=$!
+wait $c1 $c2
+expect_eq "1,000 fire times made 1,000 jobs" 1000 "$(done_in race)"
+wq jobs --queue race --state done --limit 2000 --json >"$T/jobs"
+expect_eq "each for a fire time of its own" 1000 "$(jq -r '.[].run_at' "$T/jobs" | sort -u | wc -l)"
+expect_eq "1,000 distinct ids" 1000 "$(jq -r '.[].id' "$T/jobs" | sort -u | wc -l)"
+echo "# worker jobs: $(jq -r .drain.jobs "$T/r1.out") and $(jq -r .drain.jobs "$T/r2.out")"
+# the same fire times again (a retried wake, a clock stepped back): nothing new
+inject
+curl -fs -XPOST "$r1_URL/wake" >/dev/null &
+c1=$!
+curl -fs -XPOST "$r2_URL/wake" >/dev/null &
+c2=$!
+wait $c1 $c2
+expect_eq "the same fire times again make no job" 1000 "$(done_in race)"
+expect_eq "and are counted as skipped" 1000 "$(wq schedules list --queue race | jq -r '.[0].skipped')"
+check "its times ahead were refilled (64)" test "$(rcli zcard 'wakeq:{race}:stimes:burst')" -ge 16
+
+# ---- catch-up after a downtime: times more than a minute late ---------------------------
+catchup() { # catchup POLICY [MAX]: 5 missed times; prints the jobs made
+	local name=cu-$1 t
+	wq schedules add "$name" '0 0 1 1 *' noop --queue cu --overlap allow --catch-up "$1" \
+		${2:+--catch-up-max $2} >/dev/null 2>&1
+	rcli del "wakeq:{cu}:stimes:$name" >/dev/null
+	now=$(now_ms)
+	for t in 600 500 400 300 200; do
+		rcli zadd "wakeq:{cu}:stimes:$name" $((now - t * 1000)) $((now - t * 1000)) >/dev/null
+	done
+	rcli zadd 'wakeq:{cu}:schedules' $((now - 600000)) "$name" >/dev/null
+	IDLE_TIMEOUT=0.2 QUEUES=cu wq drain >/dev/null 2>&1
+	wq schedules list --queue cu | jq -r ".[] | select(.name == \"$name\") | \"\(.fired) \(.skipped)\""
+}
+expect_eq "catch_up skip: none of the 5 missed" "0 5" "$(catchup skip)"
+expect_eq "catch_up one: one for all 5" "1 4" "$(catchup one)"
+expect_eq "catch_up all, at most 3: the last 3" "3 2" "$(catchup all 3)"
+
+# ---- the CLI ----------------------------------------------------------------------------------
+expect_eq "wakeq schedules list" "burst" "$(wq schedules list --queue race | jq -r '.[].name')"
+expect_eq "wakeq schedules pause" "burst paused" "$(wq schedules pause burst --queue race)"
+expect_eq "listed as paused" true "$(wq schedules list --queue race | jq -r '.[0].paused')"
+expect_eq "wakeq schedules delete" "burst deleted" "$(wq schedules delete burst --queue race)"
+wq schedules delete burst --queue race >/dev/null 2>&1
+expect_eq "deleting it again: not found (3)" 3 "$?"
+wq schedules add x 'nope' noop >/dev/null 2>&1
+expect_eq "a bad cron: usage (2)" 2 "$?"
+exit 0
