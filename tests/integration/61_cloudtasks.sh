@@ -154,8 +154,11 @@ wait_until 8 all_done 2
 for id in $D1 $D2; do
 	late=$(awk -v s="$(epoch "$(job_field "$id" started_at)")" -v r="$(epoch "$(job_field "$id" run_at)")" \
 		'BEGIN { printf "%.3f", s - r }')
-	check "delayed job served on time (${late} s after run_at)" \
-		awk -v l="$late" 'BEGIN { exit !(l >= 0 && l < 0.5) }'
+	# Cloud Tasks schedules to the second: a dispatch up to 1 s early
+	# finds nothing due, and the task's retry serves the job (2 s later at
+	# worst); what matters is that no cron tick is needed.
+	check "delayed job served on time, no cron (${late} s after run_at)" \
+		awk -v l="$late" 'BEGIN { exit !(l >= 0 && l < 3.0) }'
 done
 wait_until 5 test "$(count_status default workers)" = 0 # R finds no worker
 n0=$(ntasks)

@@ -381,6 +381,15 @@ async function run(browser, open) {
 		JSON.stringify(afterPurge.queues.default));
 	await until(page, () => document.querySelector('#queues tr[data-queue="default"] td[data-state="failed"]').textContent.trim() === '0');
 
+	await click('#queues tbody tr[data-queue="live"] button[data-action="pause"]');
+	const shownPaused = await until(page, () => !!document.querySelector('#queues tr[data-queue="live"] button[data-action="resume"]'));
+	const pdoc = await api('GET', '/v1/queues');
+	check('"Pause" pauses the queue', shownPaused && pdoc.queues.live.paused === true, JSON.stringify(pdoc.queues.live));
+	await click('#queues tbody tr[data-queue="live"] button[data-action="resume"]');
+	const shownResumed = await until(page, () => !!document.querySelector('#queues tr[data-queue="live"] button[data-action="pause"]'));
+	const rdoc = await api('GET', '/v1/queues');
+	check('"Resume" resumes it', shownResumed && rdoc.queues.live.paused === false, JSON.stringify(rdoc.queues.live));
+
 	await click('#queues tbody tr[data-queue="default"] td[data-state="scheduled"] button');
 	await until(page, () => document.querySelectorAll('#jobs tbody tr[data-status="scheduled"]').length > 0);
 	const victim = await page.$eval('#jobs tbody tr[data-status="scheduled"]', (r) => r.dataset.id);

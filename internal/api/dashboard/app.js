@@ -310,7 +310,15 @@
 				ev.stopPropagation();
 				purgeDead(name);
 			});
-			actions.append(retry, purge);
+			const paused = !!c.paused;
+			const pause = el('button', { type: 'button', 'data-action': paused ? 'resume' : 'pause',
+				'data-queue': name, title: 'POST /v1/queues/' + name + (paused ? '/resume' : '/pause') },
+				paused ? 'Resume' : 'Pause');
+			pause.addEventListener('click', (ev) => {
+				ev.stopPropagation();
+				pauseQueue(name, !paused);
+			});
+			actions.append(pause, retry, purge);
 			tr.append(actions);
 			tr.addEventListener('click', () => selectQueue(name, st.state));
 			rows.push(tr);
@@ -702,6 +710,19 @@
 		await Promise.all([worker(), worker(), worker(), worker()]);
 		notice('Retried ' + done + ' dead job' + (done === 1 ? '' : 's') + ' of ' + q +
 			(skipped ? ' (' + skipped + ' no longer dead)' : '') + '.');
+		busy();
+	}
+
+	// A paused queue takes jobs but leases none (docs/QUEUE.md); resuming
+	// wakes a worker when work is due.
+	async function pauseQueue(q, on) {
+		try {
+			await api('POST', '/queues/' + enc(q) + (on ? '/pause' : '/resume'));
+			notice('Queue ' + q + (on ? ' is paused: it takes jobs and runs none.' : ' is resumed.'));
+		} catch (e) {
+			failed('Cannot ' + (on ? 'pause' : 'resume') + ' queue ' + q, e);
+			return;
+		}
 		busy();
 	}
 
