@@ -529,7 +529,7 @@ if [ -n "$id4" ] && wait_until 20 job_is "$id4" active; then
 	on_exit "kill_wait $sse"
 	if wait_until 20 grep -q '^event: end' "$tls/sse.txt"; then
 		expect_eq "over TLS: the event stream opens with the state (active)" "event: state active" \
-			"$(head -1 "$tls/sse.txt") $(sed -n '2s/^data: //p' "$tls/sse.txt" | jq -r .status)"
+			"$(grep -m1 '^event:' "$tls/sse.txt") $(grep -m1 -A3 '^event: state' "$tls/sse.txt" | sed -n 's/^data: //p' | head -1 | jq -r .status)"
 		expect_eq "over TLS: the event stream ends with the done job (the subscriber's message)" "done" \
 			"$(grep -A1 '^event: end' "$tls/sse.txt" | sed -n 's/^data: //p' | jq -r .status)"
 	else
