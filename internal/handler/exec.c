@@ -1075,3 +1075,30 @@ void handler_stop(void)
 		kill(-live[i], SIGKILL);
 	pthread_mutex_unlock(&live_mu);
 }
+
+/* The document a job is handed to an http or persistent handler as:
+ * {id, type, queue, attempt, max_attempts, deadline, trace, payload}.
+ * Caller frees. */
+char *handler_request_json(const struct job_run *run)
+{
+	json_t *o = json_object();
+	char *s;
+
+	json_object_set_new(o, "id", json_string(run->id));
+	json_object_set_new(o, "type", json_string(run->type));
+	json_object_set_new(o, "queue", run->queue ? json_string(run->queue) : json_null());
+	json_object_set_new(o, "attempt", json_integer(run->attempt));
+	json_object_set_new(o, "max_attempts", json_integer(run->max_attempts));
+	json_object_set_new(o, "deadline", run->timeout_s > 0
+			    ? json_real(floor((double)clock_now_us() / 1e3 +
+					      run->timeout_s * 1e3) / 1e3)
+			    : json_null());
+	json_object_set_new(o, "trace", run->trace && *run->trace ? json_string(run->trace)
+								  : json_null());
+	json_object_set_new(o, "payload", json_incref(run->payload));
+	s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!s)
+		abort();
+	return s;
+}

@@ -35,29 +35,6 @@
  * ALLOW_PRIVATE_NETWORKS; "metadata" is left out on purpose. */
 #define ENTRY_PRIVATE "loopback,private,link-local"
 
-static char *request_body(const struct job_run *run)
-{
-	json_t *o = json_object();
-	char *s;
-
-	json_object_set_new(o, "id", json_string(run->id));
-	json_object_set_new(o, "type", json_string(run->type));
-	json_object_set_new(o, "queue", run->queue ? json_string(run->queue) : json_null());
-	json_object_set_new(o, "attempt", json_integer(run->attempt));
-	json_object_set_new(o, "max_attempts", json_integer(run->max_attempts));
-	json_object_set_new(o, "deadline", run->timeout_s > 0
-			    ? json_real(floor((double)clock_now_us() / 1e3 +
-					      run->timeout_s * 1e3) / 1e3)
-			    : json_null());
-	json_object_set_new(o, "trace", run->trace && *run->trace ? json_string(run->trace)
-								  : json_null());
-	json_object_set_new(o, "payload", json_incref(run->payload));
-	s = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (!s)
-		abort();
-	return s;
-}
 
 /* A short printable excerpt of an answer for the job's error. */
 static void excerpt(const struct buf *b, char out[160])
@@ -125,7 +102,7 @@ static int run_http(const struct job_run *run, struct job_outcome *out)
 	for (i = 0; i < nl; i++)
 		headers[i] = lines[i];
 	headers[nl] = NULL;
-	body = request_body(run);
+	body = handler_request_json(run);
 	if (h->allow_private)
 		policy = xasprintf("%s,%s", job_settings.allow_private ? job_settings.allow_private
 								   : "", ENTRY_PRIVATE);

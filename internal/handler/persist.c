@@ -88,25 +88,8 @@ static void put_idle(struct handler_rt *rt, struct proc *p)
 
 static char *request_line(const struct job_run *run, size_t *len)
 {
-	json_t *o = json_object();
-	char *s;
+	char *s = handler_request_json(run);
 
-	json_object_set_new(o, "id", json_string(run->id));
-	json_object_set_new(o, "type", json_string(run->type));
-	json_object_set_new(o, "queue", run->queue ? json_string(run->queue) : json_null());
-	json_object_set_new(o, "attempt", json_integer(run->attempt));
-	json_object_set_new(o, "max_attempts", json_integer(run->max_attempts));
-	json_object_set_new(o, "deadline", run->timeout_s > 0
-			    ? json_real(floor((double)clock_now_us() / 1e3 +
-					      run->timeout_s * 1e3) / 1e3)
-			    : json_null());
-	json_object_set_new(o, "trace", run->trace && *run->trace ? json_string(run->trace)
-								  : json_null());
-	json_object_set_new(o, "payload", json_incref(run->payload));
-	s = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (!s)
-		abort();
 	*len = strlen(s) + 1;
 	s = xrealloc(s, *len + 1);
 	s[*len - 1] = '\n';

@@ -117,4 +117,9 @@ void plugin_stop_all(void);
 /* exec.c: every bound entry (handler_bind), read by persist.c's reaper. */
 extern struct handler_rt *handler_rts;
 
+/* exec.c: the JSON request of a job for http and persistent handlers
+ * ({id, type, queue, attempt, max_attempts, deadline, trace, payload}),
+ * compact, caller frees. */
+char *handler_request_json(const struct job_run *run);
+
 #endif
