@@ -37,6 +37,26 @@ void api_qput(struct api *a, struct queue *q)
 	queue_pool_put(a->pool, q);
 }
 
+struct queue *api_qget_req(struct api *a, struct httpd_request *req)
+{
+	struct queue *q;
+	struct err e;
+
+	if (!(q = api_qget(a, &e)))
+		api_reply_backend(a, req, &e, "redis");
+	return q;
+}
+
+struct queue *api_qget_served(struct api *a, struct httpd_request *req,
+			      const char *queue)
+{
+	if (api_served_index(a, queue) < 0) {
+		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
+		return NULL;
+	}
+	return api_qget_req(a, req);
+}
+
 /* ---- settings -------------------------------------------------------------- */
 
 static char **split_list(const char *s, size_t *n)

@@ -366,7 +366,6 @@ void api_intake_stop(struct api *a)
 
 void api_post_job(struct api *a, struct httpd_request *req, const char *arg)
 {
-	const char *ct = httpd_header(req, "Content-Type");
 	const char *body, *code = "invalid_field", *hkey;
 	struct api_intake *it;
 	int64_t now_us;
@@ -374,12 +373,8 @@ void api_post_job(struct api *a, struct httpd_request *req, const char *arg)
 	size_t len;
 
 	(void)arg;
-	if (!ct || strncasecmp(ct, "application/json", 16) ||
-	    (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
-		api_reply_error(a, req, 415, "unsupported_media_type",
-			    "content type must be application/json");
+	if (api_require_json(a, req) < 0)
 		return;
-	}
 	it = xcalloc(1, sizeof(*it));
 	it->t0 = clock_mono_us();
 	it->req = req;

@@ -80,16 +80,14 @@ void api_get_job(struct api *a, struct httpd_request *req, const char *id)
 
 void api_job_events(struct api *a, struct httpd_request *req, const char *id)
 {
-	struct queue *q = api_qget(a, NULL);
+	struct queue *q = api_qget_req(a, req);
 	struct job_info job;
 	struct err e;
 	size_t qi = 0;
 	int rc;
 
-	if (!q) {
-		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
+	if (!q)
 		return;
-	}
 	rc = api_find_job(a, q, id, &qi, &job, &e);
 	api_qput(a, q);
 	if (rc == 0) {
@@ -150,17 +148,27 @@ static void reply_op_error(struct api *a, struct httpd_request *req, const struc
 		api_reply_backend(a, req, e, what);
 }
 
+/* Records `status` of job `id` in Postgres, if there is one; a failure
+ * is logged as `what` (Redis has the state; reconcile copies it). */
+static void record_status(struct api *a, const char *id, enum job_status status,
+			  const char *what)
+{
+	struct err e;
+
+	if (a->store && store_set_status(a->store, id, status, NULL, 0, &e) < 0 &&
+	    e.code != ERR_NOTFOUND)
+		log_warn(what, "job_id", id, "error", e.msg);
+}
+
 void api_cancel_job(struct api *a, struct httpd_request *req, const char *id)
 {
-	struct queue *q = api_qget(a, NULL);
+	struct queue *q = api_qget_req(a, req);
 	struct err e;
 	size_t i;
 	int rc = -1, live = 1;
 
-	if (!q) {
-		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
+	if (!q)
 		return;
-	}
 	/* with Postgres, the cancel also goes to the finals log, so it is
 	 * recorded even if the row update below fails */
 	for (i = 0; a->store && !atomic_load(&a->finals_on) && i < a->nqueues; i++)
@@ -176,14 +184,7 @@ void api_cancel_job(struct api *a, struct httpd_request *req, const char *id)
 		rc = 0;
 	}
 	if (rc == 0) {
-		if (a->store) {
-			struct err e2;
-
-			if (store_set_status(a->store, id, JOB_CANCELLED, NULL, 0, &e2) < 0 &&
-			    e2.code != ERR_NOTFOUND)
-				log_warn("cannot record the cancel; reconcile will", "job_id", id,
-					 "error", e2.msg);
-		}
+		record_status(a, id, JOB_CANCELLED, "cannot record the cancel; reconcile will");
 		api_reply_json(a, req, 200, json_pack("{s:s,s:s}", "id", id, "status", "cancelled"));
 		return;
 	}
@@ -217,39 +218,28 @@ void api_cancel_job(struct api *a, struct httpd_request *req, const char *id)
 
 void api_retry_job(struct api *a, struct httpd_request *req, const char *id)
 {
-	struct queue *q = api_qget(a, NULL);
+	struct queue *q;
 	struct err e;
-	size_t i;
-	int rc = -1, live = 1;
+	size_t qi;
+	int live;
 
-	if (!q) {
-		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
+	if (!(q = api_qget_req(a, req)))
+		return;
+	if (on_served(a, q, id, queue_retry_dead, &qi, &e) < 0) {
+		api_qput(a, q);
+		if (e.code == ERR_CONFLICT)
+			api_reply_error(a, req, 409, "conflict", "job '%s' is not dead: %s", id,
+					e.msg);
+		else
+			reply_op_error(a, req, &e, id, "redis");
 		return;
 	}
-	rc = on_served(a, q, id, queue_retry_dead, &i, &e);
-	if (rc == 0) {
-		live = queue_live_workers(q, a->queues[i], NULL) != 0;
-	}
+	live = queue_live_workers(q, a->queues[qi], NULL) != 0;
 	api_qput(a, q);
-	if (rc == 0) {
-		if (a->store) {
-			struct err e2;
-
-			if (store_set_status(a->store, id, JOB_QUEUED, NULL, 0, &e2) < 0 &&
-			    e2.code != ERR_NOTFOUND)
-				log_warn("cannot record the retry", "job_id", id, "error", e2.msg);
-		}
-		/* the wake goes out before the answer (no CPU after it) */
-		wake_notify(a->wake, live);
-		api_reply_json(a, req, 200, json_pack("{s:s,s:s}", "id", id, "status", "queued"));
-		return;
-	}
-	if (e.code == ERR_NOTFOUND)
-		api_reply_error(a, req, 404, "not_found", "no job '%s'", id);
-	else if (e.code == ERR_CONFLICT)
-		api_reply_error(a, req, 409, "conflict", "job '%s' is not dead: %s", id, e.msg);
-	else
-		api_reply_backend(a, req, &e, "redis");
+	record_status(a, id, JOB_QUEUED, "cannot record the retry");
+	/* the wake goes out before the answer (no CPU after it) */
+	wake_notify(a->wake, live);
+	api_reply_json(a, req, 200, json_pack("{s:s,s:s}", "id", id, "status", "queued"));
 }
 
 static int query_int(const char *s, int64_t min, int64_t max, int64_t *out)

@@ -69,6 +69,13 @@ void api_qput(struct api *a, struct queue *q);
 /* The index of `queue` in a->queues, or -1 when it is not served. */
 int api_served_index(struct api *a, const char *queue);
 
+/* api_qget for a request: NULL once `req` is answered 503. */
+struct queue *api_qget_req(struct api *a, struct httpd_request *req);
+/* api_qget_req for a route on `queue`: NULL once `req` is answered (404
+ * when the queue is not served here, 503 when Redis is down). */
+struct queue *api_qget_served(struct api *a, struct httpd_request *req,
+			      const char *queue);
+
 /* ---- routes (routes.c) ---------------------------------------------------- */
 
 /* The cookie a browser may hold the API token in (routes that take it:
@@ -100,6 +107,9 @@ int api_reply_error(struct api *a, struct httpd_request *req, unsigned status,
  * 503 when it is unavailable or timed out, else 500 (logged). */
 int api_reply_backend(struct api *a, struct httpd_request *req,
 		      const struct err *e, const char *what);
+
+/* 0 when `req` says its body is JSON; else -1 once answered 415. */
+int api_require_json(struct api *a, struct httpd_request *req);
 
 /* Answers `body` (ownership taken) with `status`, counted. */
 int api_reply_json(struct api *a, struct httpd_request *req, unsigned status,

@@ -52,15 +52,8 @@ void api_get_queue(struct api *a, struct httpd_request *req, const char *queue)
 	struct err e;
 	json_t *o;
 
-	if (api_served_index(a, queue) < 0) {
-		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
+	if (!(q = api_qget_served(a, req, queue)))
 		return;
-	}
-	q = api_qget(a, NULL);
-	if (!q) {
-		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
-		return;
-	}
 	if (queue_counts(q, queue, &c, &e) < 0 || queue_stats_read(q, queue, &s, &e) < 0) {
 		api_qput(a, q);
 		api_reply_backend(a, req, &e, "redis");
@@ -82,15 +75,8 @@ static void pause_or_resume(struct api *a, struct httpd_request *req,
 	struct queue *q;
 	struct err e;
 
-	if (api_served_index(a, queue) < 0) {
-		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
+	if (!(q = api_qget_served(a, req, queue)))
 		return;
-	}
-	q = api_qget(a, &e);
-	if (!q) {
-		api_reply_backend(a, req, &e, "redis");
-		return;
-	}
 	if (queue_pause(q, queue, paused, &r, &e) < 0) {
 		api_qput(a, q);
 		api_reply_backend(a, req, &e, "redis");
@@ -154,22 +140,14 @@ static void settings_reply(struct api *a, struct httpd_request *req, struct queu
 void api_get_settings(struct api *a, struct httpd_request *req, const char *queue)
 {
 	struct queue *q;
-	struct err e;
 
-	if (api_served_index(a, queue) < 0) {
-		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
+	if (!(q = api_qget_served(a, req, queue)))
 		return;
-	}
-	if (!(q = api_qget(a, &e))) {
-		api_reply_backend(a, req, &e, "redis");
-		return;
-	}
 	settings_reply(a, req, q, queue);
 }
 
 void api_put_settings(struct api *a, struct httpd_request *req, const char *queue)
 {
-	const char *ct = httpd_header(req, "Content-Type");
 	struct queue_settings st;
 	struct queue *q;
 	struct err e;
@@ -178,18 +156,10 @@ void api_put_settings(struct api *a, struct httpd_request *req, const char *queu
 		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
 		return;
 	}
-	if (!ct || strncasecmp(ct, "application/json", 16) ||
-	    (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
-		api_reply_error(a, req, 415, "unsupported_media_type",
-				"content type must be application/json");
+	if (api_require_json(a, req) < 0 || settings_parse(a, req, &st) < 0)
 		return;
-	}
-	if (settings_parse(a, req, &st) < 0)
+	if (!(q = api_qget_req(a, req)))
 		return;
-	if (!(q = api_qget(a, &e))) {
-		api_reply_backend(a, req, &e, "redis");
-		return;
-	}
 	if (queue_settings_set(q, queue, &st, &e) < 0) {
 		api_qput(a, q);
 		if (e.code == ERR_INVALID)
@@ -214,17 +184,15 @@ void api_resume_queue(struct api *a, struct httpd_request *req, const char *queu
 
 void api_get_queues(struct api *a, struct httpd_request *req, const char *arg)
 {
-	struct queue *q = api_qget(a, NULL);
-	json_t *all = json_object();
+	struct queue *q = api_qget_req(a, req);
+	json_t *all;
 	struct err e;
 	size_t i;
 
 	(void)arg;
-	if (!q) {
-		json_decref(all);
-		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
+	if (!q)
 		return;
-	}
+	all = json_object();
 	for (i = 0; i < a->nqueues; i++) {
 		struct queue_counts c;
 
@@ -288,15 +256,8 @@ void api_purge_dead(struct api *a, struct httpd_request *req, const char *queue)
 	struct err e;
 	int64_t n;
 
-	if (api_served_index(a, queue) < 0) {
-		api_reply_error(a, req, 404, "not_found", "queue '%.64s' is not served here", queue);
+	if (!(q = api_qget_served(a, req, queue)))
 		return;
-	}
-	q = api_qget(a, &e);
-	if (!q) {
-		api_reply_backend(a, req, &e, "redis");
-		return;
-	}
 	/* the Postgres rows of these jobs keep their final state (failed):
 	 * the record of the failure outlives the dead letter */
 	n = queue_purge_dead(q, queue, &e);

@@ -9,6 +9,8 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <strings.h>
 
 void api_count_status(struct api *a, unsigned status)
 {
@@ -41,11 +43,29 @@ int api_reply_error(struct api *a, struct httpd_request *req, unsigned status,
 int api_reply_backend(struct api *a, struct httpd_request *req,
 		      const struct err *e, const char *what)
 {
+	size_t n = strlen(what);
+
+	/* the pool's own message already names the backend */
+	if ((e->code == ERR_UNAVAILABLE || e->code == ERR_TIMEOUT) &&
+	    !strncmp(e->msg, what, n) && e->msg[n] == ' ')
+		return api_reply_error(a, req, 503, "unavailable", "%s", e->msg);
 	if (e->code == ERR_UNAVAILABLE || e->code == ERR_TIMEOUT)
 		return api_reply_error(a, req, 503, "unavailable", "%s is unavailable: %s", what,
 				       e->msg);
 	log_error("backend error", "backend", what, "error", e->msg);
 	return api_reply_error(a, req, 500, "internal", "%s error: %s", what, e->msg);
+}
+
+int api_require_json(struct api *a, struct httpd_request *req)
+{
+	const char *ct = httpd_header(req, "Content-Type");
+
+	if (ct && !strncasecmp(ct, "application/json", 16) &&
+	    (!ct[16] || ct[16] == ';' || ct[16] == ' '))
+		return 0;
+	api_reply_error(a, req, 415, "unsupported_media_type",
+			"content type must be application/json");
+	return -1;
 }
 
 int api_reply_json(struct api *a, struct httpd_request *req, unsigned status,

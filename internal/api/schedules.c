@@ -44,7 +44,7 @@ static void reply_find_error(struct api *a, struct httpd_request *req, const str
 
 void api_post_schedule(struct api *a, struct httpd_request *req, const char *arg)
 {
-	const char *ct = httpd_header(req, "Content-Type"), *body, *code = "invalid_json";
+	const char *body, *code = "invalid_json";
 	const char *queue = a->queues[0];
 	struct queue_schedule s, back;
 	json_error_t je;
@@ -55,12 +55,8 @@ void api_post_schedule(struct api *a, struct httpd_request *req, const char *arg
 	int created = 0;
 
 	(void)arg;
-	if (!ct || strncasecmp(ct, "application/json", 16) ||
-	    (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
-		api_reply_error(a, req, 415, "unsupported_media_type",
-				"content type must be application/json");
+	if (api_require_json(a, req) < 0)
 		return;
-	}
 	body = httpd_body(req, &len);
 	root = len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, &je) : NULL;
 	if (!root) {
@@ -84,10 +80,8 @@ void api_post_schedule(struct api *a, struct httpd_request *req, const char *arg
 	}
 	json_decref(root);
 	job_spec_resolve(&s.job, &a->defaults, 0);
-	q = api_qget(a, &e);
-	if (!q) {
+	if (!(q = api_qget_req(a, req))) {
 		queue_schedule_release(&s);
-		api_reply_backend(a, req, &e, "redis");
 		return;
 	}
 	if (queue_schedule_put(q, queue, &s, &created, &e) < 0 ||
@@ -109,19 +103,16 @@ void api_post_schedule(struct api *a, struct httpd_request *req, const char *arg
 
 void api_list_schedules(struct api *a, struct httpd_request *req, const char *arg)
 {
-	json_t *arr = json_array();
-	struct queue *q;
+	struct queue *q = api_qget_req(a, req);
+	json_t *arr;
 	struct err e;
 	size_t i;
 	int n, k;
 
 	(void)arg;
-	q = api_qget(a, &e);
-	if (!q) {
-		json_decref(arr);
-		api_reply_backend(a, req, &e, "redis");
+	if (!q)
 		return;
-	}
+	arr = json_array();
 	for (i = 0; i < a->nqueues; i++) {
 		char **names = NULL;
 
@@ -147,77 +138,44 @@ void api_list_schedules(struct api *a, struct httpd_request *req, const char *ar
 	api_reply_json(a, req, 200, json_pack("{s:o}", "schedules", arr));
 }
 
-void api_get_schedule(struct api *a, struct httpd_request *req, const char *name)
+enum schedule_op { SCHED_GET, SCHED_DELETE, SCHED_PAUSE, SCHED_RESUME };
+
+/* Finds schedule `name` in the served queues, applies `op` and answers:
+ * the schedule as it is afterwards, or {name, queue, deleted}. */
+static void schedule_op(struct api *a, struct httpd_request *req, const char *name,
+			enum schedule_op op)
 {
 	struct queue_schedule s;
-	struct queue *q = api_qget(a, NULL);
-	struct err e;
-	int qi;
-
-	if (!q) {
-		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
-		return;
-	}
-	qi = find_schedule(a, q, name, &s, &e);
-	api_qput(a, q);
-	if (qi < 0) {
-		reply_find_error(a, req, &e, name);
-		return;
-	}
-	api_reply_json(a, req, 200, queue_schedule_to_json(a->queues[qi], &s));
-	queue_schedule_release(&s);
-}
-
-void api_delete_schedule(struct api *a, struct httpd_request *req, const char *name)
-{
-	struct queue_schedule s;
-	struct queue *q = api_qget(a, NULL);
-	struct err e;
-	int qi;
-
-	if (!q) {
-		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
-		return;
-	}
-	qi = find_schedule(a, q, name, &s, &e);
-	if (qi >= 0) {
-		queue_schedule_release(&s);
-		if (queue_schedule_delete(q, a->queues[qi], name, &e) < 0)
-			qi = -1;
-	}
-	api_qput(a, q);
-	if (qi < 0) {
-		reply_find_error(a, req, &e, name);
-		return;
-	}
-	log_info("schedule deleted", "queue", a->queues[qi], "schedule", name);
-	api_reply_json(a, req, 200, json_pack("{s:s,s:s,s:b}", "name", name, "queue",
-					      a->queues[qi], "deleted", 1));
-}
-
-static void pause_schedule(struct api *a, struct httpd_request *req, const char *name,
-			   int paused)
-{
-	struct queue_schedule s;
-	struct queue *q = api_qget(a, NULL);
+	struct queue *q = api_qget_req(a, req);
 	int64_t next = 0;
 	struct err e;
 	int qi;
 
-	if (!q) {
-		api_reply_error(a, req, 503, "unavailable", "redis is unavailable");
+	if (!q)
 		return;
-	}
 	qi = find_schedule(a, q, name, &s, &e);
-	if (qi >= 0) {
+	if (qi >= 0 && op != SCHED_GET) {
+		const char *queue = a->queues[qi];
+		int rc;
+
 		queue_schedule_release(&s);
-		if (queue_schedule_pause(q, a->queues[qi], name, paused, &next, &e) < 0 ||
-		    queue_schedule_get(q, a->queues[qi], name, &s, &e) < 0)
+		if (op == SCHED_DELETE)
+			rc = queue_schedule_delete(q, queue, name, &e);
+		else if ((rc = queue_schedule_pause(q, queue, name, op == SCHED_PAUSE, &next,
+						    &e)) == 0)
+			rc = queue_schedule_get(q, queue, name, &s, &e);
+		if (rc < 0)
 			qi = -1;
 	}
 	api_qput(a, q);
 	if (qi < 0) {
 		reply_find_error(a, req, &e, name);
+		return;
+	}
+	if (op == SCHED_DELETE) {
+		log_info("schedule deleted", "queue", a->queues[qi], "schedule", name);
+		api_reply_json(a, req, 200, json_pack("{s:s,s:s,s:b}", "name", name, "queue",
+						      a->queues[qi], "deleted", 1));
 		return;
 	}
 	if (next)
@@ -226,12 +184,22 @@ static void pause_schedule(struct api *a, struct httpd_request *req, const char 
 	queue_schedule_release(&s);
 }
 
+void api_get_schedule(struct api *a, struct httpd_request *req, const char *name)
+{
+	schedule_op(a, req, name, SCHED_GET);
+}
+
+void api_delete_schedule(struct api *a, struct httpd_request *req, const char *name)
+{
+	schedule_op(a, req, name, SCHED_DELETE);
+}
+
 void api_pause_schedule(struct api *a, struct httpd_request *req, const char *name)
 {
-	pause_schedule(a, req, name, 1);
+	schedule_op(a, req, name, SCHED_PAUSE);
 }
 
 void api_resume_schedule(struct api *a, struct httpd_request *req, const char *name)
 {
-	pause_schedule(a, req, name, 0);
+	schedule_op(a, req, name, SCHED_RESUME);
 }
