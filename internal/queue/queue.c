@@ -71,6 +71,8 @@ static const char *const script_sha[S_NSCRIPTS] = {
 /* Arguments are borrowed strings or numbers formatted into `nums`; numbers
  * are referenced by index until args_finish() resolves them, since `nums`
  * may move while it grows. */
+#define PREFIX_MAX (QUEUE_NAME_MAX + 16)
+
 struct args {
 	const char **v;
 	size_t *len;
@@ -78,6 +80,7 @@ struct args {
 	size_t n, cap;
 	char (*nums)[24];
 	size_t nnums, numcap;
+	char prefix[PREFIX_MAX]; /* a script's KEYS[1], from script_args */
 };
 
 static void args_init(struct args *a)
@@ -350,14 +353,17 @@ static redisReply *command(struct queue *q, struct args *a, struct err *err)
 
 /* Runs script `s` on queue `name` with ARGV from `a` (already holding the
  * ARGV part after two leading slots reserved by script_args). */
-static void script_args(struct args *a, char *prefix, size_t cap, const char *name)
+static int script_args(struct args *a, const char *queue, struct err *err)
 {
+	if (queue_name_check(queue, err) < 0)
+		return -1;
 	args_init(a);
 	args_add(a, "EVALSHA");
 	args_add(a, NULL); /* sha or script, set in run_script */
 	args_add(a, "1");
-	snprintf(prefix, cap, "wakeq:{%s}:", name);
-	args_add(a, prefix);
+	snprintf(a->prefix, sizeof(a->prefix), "wakeq:{%s}:", queue);
+	args_add(a, a->prefix);
+	return 0;
 }
 
 static redisReply *run_script(struct queue *q, enum script s, struct args *a,
@@ -457,8 +463,6 @@ static int command_ok(struct queue *q, struct args *a, struct err *err)
 	return 0;
 }
 
-#define PREFIX_MAX (QUEUE_NAME_MAX + 16)
-
 int queue_name_check(const char *name, struct err *err)
 {
 	size_t i, n = name ? strlen(name) : 0;
@@ -515,7 +519,6 @@ int queue_enqueue(struct queue *q, const char *queue,
 		  struct queue_enqueued *out, int *live_worker,
 		  struct err *err)
 {
-	char prefix[PREFIX_MAX];
 	char (*ids)[UUID_STR_LEN] = NULL;
 	char (*nums)[JOB_HASH_SPEC_MAX][24] = NULL;
 	struct args a;
@@ -545,9 +548,10 @@ int queue_enqueue(struct queue *q, const char *queue,
 		if (s->group && *s->group && !job_group_ok(s->group))
 			return err_set(err, ERR_INVALID, "bad group '%.40s'", s->group);
 	}
+	if (script_args(&a, queue, err) < 0)
+		return -1;
 	ids = xmalloc(n * sizeof(*ids));
 	nums = xmalloc(n * sizeof(*nums));
-	script_args(&a, prefix, sizeof(prefix), queue);
 	args_addi(&a, (int64_t)n);
 	for (i = 0; i < n; i++) {
 		struct job_spec s = specs[i];
@@ -632,7 +636,6 @@ static const char outcome_letter[] = {
 int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 	       struct err *err)
 {
-	char prefix[PREFIX_MAX];
 	char (*tokens)[24] = NULL;
 	char letters[QUEUE_MAX_BATCH][2];
 	struct args a;
@@ -650,8 +653,9 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 	if (t->max > QUEUE_MAX_BATCH || t->nsettle > QUEUE_MAX_BATCH)
 		return err_set(err, ERR_INVALID, "take and settle at most %d jobs a call",
 			       QUEUE_MAX_BATCH);
+	if (script_args(&a, queue, err) < 0)
+		return -1;
 	tokens = xmalloc((t->nsettle ? t->nsettle : 1) * sizeof(*tokens));
-	script_args(&a, prefix, sizeof(prefix), queue);
 	args_add(&a, t->worker);
 	args_addi(&a, t->lease_ms);
 	args_addi(&a, (int64_t)t->max);
@@ -756,18 +760,16 @@ int queue_progress(struct queue *q, const char *queue, const char *id,
 		   int64_t token, double percent, const char *stage,
 		   struct err *err)
 {
-	char prefix[PREFIX_MAX];
 	struct args a;
 	redisReply *r;
 	int rc = -1;
 
-	if (queue_name_check(queue, err) < 0)
-		return -1;
 	if (percent < 0)
 		percent = 0;
 	if (percent > 100)
 		percent = 100;
-	script_args(&a, prefix, sizeof(prefix), queue);
+	if (script_args(&a, queue, err) < 0)
+		return -1;
 	args_add(&a, id);
 	args_addi(&a, token);
 	args_addi(&a, 0);
@@ -790,15 +792,13 @@ int queue_renew(struct queue *q, const char *queue, const char *worker,
 		int64_t lease_ms, int64_t ttl_ms, struct queue_lease *leases,
 		size_t n, struct err *err)
 {
-	char prefix[PREFIX_MAX];
 	struct args a;
 	redisReply *r;
 	size_t i;
 	int rc = -1;
 
-	if (queue_name_check(queue, err) < 0)
+	if (script_args(&a, queue, err) < 0)
 		return -1;
-	script_args(&a, prefix, sizeof(prefix), queue);
 	args_add(&a, worker);
 	args_addi(&a, lease_ms);
 	args_addi(&a, ttl_ms);
@@ -827,12 +827,10 @@ int queue_renew(struct queue *q, const char *queue, const char *worker,
 int queue_register(struct queue *q, const char *queue, const char *worker,
 		   int64_t ttl_ms, struct err *err)
 {
-	char prefix[PREFIX_MAX];
 	struct args a;
 
-	if (queue_name_check(queue, err) < 0)
+	if (script_args(&a, queue, err) < 0)
 		return -1;
-	script_args(&a, prefix, sizeof(prefix), queue);
 	args_add(&a, worker);
 	args_addi(&a, ttl_ms);
 	return script_int(q, S_REGISTER, &a, NULL, err);
@@ -856,14 +854,12 @@ int queue_touch(struct queue *q, const char *queue, const char *worker,
 int queue_retire(struct queue *q, const char *queue, const char *worker,
 		 int force, int *retired, struct err *err)
 {
-	char prefix[PREFIX_MAX];
 	struct args a;
 	int64_t res;
 	int rc;
 
-	if (queue_name_check(queue, err) < 0)
+	if (script_args(&a, queue, err) < 0)
 		return -1;
-	script_args(&a, prefix, sizeof(prefix), queue);
 	args_add(&a, worker);
 	args_add(&a, force ? "1" : "0");
 	rc = script_int(q, S_RETIRE, &a, &res, err);
@@ -979,14 +975,12 @@ void queue_wait_cancel(struct queue *q)
 int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,
 		 struct err *err)
 {
-	char prefix[PREFIX_MAX];
 	struct args a;
 	redisReply *r;
 	int rc;
 
-	if (queue_name_check(queue, err) < 0)
+	if (script_args(&a, queue, err) < 0)
 		return -1;
-	script_args(&a, prefix, sizeof(prefix), queue);
 	r = run_script(q, S_COUNTS, &a, err);
 	rc = r ? 0 : -1;
 	args_release(&a);
@@ -1053,7 +1047,6 @@ int queue_settings_get(struct queue *q, const char *queue,
 int queue_settings_set(struct queue *q, const char *queue,
 		       const struct queue_settings *in, struct err *err)
 {
-	char prefix[PREFIX_MAX];
 	struct args a;
 	size_t i;
 
@@ -1072,7 +1065,8 @@ int queue_settings_set(struct queue *q, const char *queue,
 	if (!in->v[QUEUE_SET_GROUP_RATE_MAX] != !in->v[QUEUE_SET_GROUP_RATE_PERIOD])
 		return err_set(err, ERR_INVALID,
 			       "settings 'group_rate_max' and 'group_rate_period_s' go together");
-	script_args(&a, prefix, sizeof(prefix), queue);
+	if (script_args(&a, queue, err) < 0)
+		return -1;
 	args_addi(&a, QUEUE_NSETTINGS);
 	for (i = 0; i < QUEUE_NSETTINGS; i++) {
 		args_add(&a, queue_settings_table[i].field);
@@ -1087,14 +1081,12 @@ int queue_settings_set(struct queue *q, const char *queue,
 int queue_pause(struct queue *q, const char *queue, int paused,
 		struct queue_resumed *out, struct err *err)
 {
-	char prefix[PREFIX_MAX];
 	struct args a;
 	redisReply *r;
 	int rc = -1;
 
-	if (queue_name_check(queue, err) < 0)
+	if (script_args(&a, queue, err) < 0)
 		return -1;
-	script_args(&a, prefix, sizeof(prefix), queue);
 	args_add(&a, paused ? "1" : "0");
 	r = run_script(q, S_PAUSE, &a, err);
 	args_release(&a);
@@ -1257,15 +1249,13 @@ static int hist_cmp(const void *x, const void *y)
 int queue_stats_read(struct queue *q, const char *queue, struct queue_stats *out,
 		     struct err *err)
 {
-	char prefix[PREFIX_MAX];
 	struct args a;
 	redisReply *r;
 	size_t i;
 
 	memset(out, 0, sizeof(*out));
-	if (queue_name_check(queue, err) < 0)
+	if (script_args(&a, queue, err) < 0)
 		return -1;
-	script_args(&a, prefix, sizeof(prefix), queue);
 	r = run_script(q, S_METRICS, &a, err);
 	args_release(&a);
 	if (!r)
@@ -1378,12 +1368,10 @@ int queue_list(struct queue *q, const char *queue, enum job_status state,
 static int status_script(struct queue *q, enum script s, const char *queue,
 			 const char *id, struct err *err, int64_t *res)
 {
-	char prefix[PREFIX_MAX];
 	struct args a;
 
-	if (queue_name_check(queue, err) < 0)
+	if (script_args(&a, queue, err) < 0)
 		return -1;
-	script_args(&a, prefix, sizeof(prefix), queue);
 	if (id)
 		args_add(&a, id);
 	args_addi(&a, queue_limits.result_ttl_s);
@@ -1630,7 +1618,6 @@ int queue_schedule_put(struct queue *q, const char *queue, struct queue_schedule
 	const char *names[JOB_HASH_SPEC_MAX], *values[JOB_HASH_SPEC_MAX];
 	char nums[JOB_HASH_SPEC_MAX][24], hf[JOB_HASH_SPEC_MAX][32];
 	int64_t times[QUEUE_SCHED_AHEAD];
-	char prefix[PREFIX_MAX];
 	struct args a;
 	size_t nf, k;
 	int64_t res;
@@ -1646,7 +1633,8 @@ int queue_schedule_put(struct queue *q, const char *queue, struct queue_schedule
 			return -1;
 	}
 	nf = job_spec_hash(&s->job, names, values, nums);
-	script_args(&a, prefix, sizeof(prefix), queue);
+	if (script_args(&a, queue, err) < 0)
+		return -1;
 	args_add(&a, s->name);
 	args_add(&a, s->paused ? "1" : "0");
 	args_addi(&a, (int64_t)(6 + nf));
@@ -1675,6 +1663,24 @@ int queue_schedule_put(struct queue *q, const char *queue, struct queue_schedule
 		*created = res == 1;
 	s->next_ms = n > 0 ? times[0] : 0;
 	return 0;
+}
+
+/* ZRANGE of schedule `name`'s fire times, 0 to `stop`, with their
+ * scores (a reply to free), or NULL with err. */
+static redisReply *fire_times(struct queue *q, const char *queue, const char *name,
+			      const char *stop, struct err *err)
+{
+	char key[PREFIX_MAX + QUEUE_NAME_MAX + 16];
+	struct args a;
+
+	snprintf(key, sizeof(key), "wakeq:{%s}:stimes:%s", queue, name);
+	args_init(&a);
+	args_add(&a, "ZRANGE");
+	args_add(&a, key);
+	args_add(&a, "0");
+	args_add(&a, stop);
+	args_add(&a, "WITHSCORES");
+	return command_array(q, &a, "ZRANGE", err);
 }
 
 int queue_schedule_get(struct queue *q, const char *queue, const char *name,
@@ -1743,14 +1749,7 @@ int queue_schedule_get(struct queue *q, const char *queue, const char *name,
 	}
 	job_info_from_hash(&s.tmpl, "", queue, f, v, nf);
 	freeReplyObject(r);
-	snprintf(key, sizeof(key), "wakeq:{%s}:stimes:%s", queue, name);
-	args_init(&a);
-	args_add(&a, "ZRANGE");
-	args_add(&a, key);
-	args_add(&a, "0");
-	args_add(&a, "0");
-	args_add(&a, "WITHSCORES");
-	r = command_array(q, &a, "ZRANGE", err);
+	r = fire_times(q, queue, name, "0", err);
 	if (!r) {
 		queue_schedule_release(&s);
 		return -1;
@@ -1765,15 +1764,13 @@ int queue_schedule_get(struct queue *q, const char *queue, const char *name,
 int queue_schedule_delete(struct queue *q, const char *queue, const char *name,
 			  struct err *err)
 {
-	char prefix[PREFIX_MAX];
 	struct args a;
 	int64_t res;
 
-	if (queue_name_check(queue, err) < 0)
-		return -1;
 	if (queue_name_check(name, NULL) < 0)
 		return err_set(err, ERR_NOTFOUND, "no schedule '%.64s' in queue '%s'", name, queue);
-	script_args(&a, prefix, sizeof(prefix), queue);
+	if (script_args(&a, queue, err) < 0)
+		return -1;
 	args_add(&a, name);
 	if (script_int(q, S_SCHED_DEL, &a, &res, err) < 0)
 		return -1;
@@ -1787,12 +1784,12 @@ int queue_schedule_delete(struct queue *q, const char *queue, const char *name,
 static int sched_times(struct queue *q, const char *queue, const char *name,
 		       const char *mode, const int64_t *times, int n, struct err *err)
 {
-	char prefix[PREFIX_MAX];
 	struct args a;
 	int64_t res;
 	int k;
 
-	script_args(&a, prefix, sizeof(prefix), queue);
+	if (script_args(&a, queue, err) < 0)
+		return -1;
 	args_add(&a, name);
 	args_add(&a, mode);
 	for (k = 0; k < n; k++)
@@ -1836,10 +1833,8 @@ int queue_schedule_refill(struct queue *q, const char *queue, struct err *err)
 	if (n < 0)
 		return -1;
 	for (i = 0; i < n; i++) {
-		char key[PREFIX_MAX + QUEUE_NAME_MAX + 16];
 		int64_t times[QUEUE_SCHED_AHEAD], after = clock_now_us() / 1000;
 		struct queue_schedule s;
-		struct args a;
 		redisReply *r;
 		int k;
 
@@ -1850,14 +1845,7 @@ int queue_schedule_refill(struct queue *q, const char *queue, struct err *err)
 		}
 		/* after the last time known: none is computed twice, none
 		 * between skipped */
-		snprintf(key, sizeof(key), "wakeq:{%s}:stimes:%s", queue, names[i]);
-		args_init(&a);
-		args_add(&a, "ZRANGE");
-		args_add(&a, key);
-		args_add(&a, "0");
-		args_add(&a, "-1");
-		args_add(&a, "WITHSCORES");
-		r = command_array(q, &a, "ZRANGE", err);
+		r = fire_times(q, queue, names[i], "-1", err);
 		if (!r) {
 			rc = -1;
 		} else if (!s.paused && r->elements / 2 < QUEUE_SCHED_AHEAD / 4) {
