@@ -305,6 +305,10 @@ int fetch_gcp_project(char *out, size_t cap);
  * margin left (2.5 min of an hour's token), that one is returned. */
 char *fetch_gcp_id_token(const char *audience, struct err *err);
 
+/* The audience Cloud Run expects in an ID token for `url`: its
+ * scheme://host[:port] (heap copy; `url` itself when it has no "://"). */
+char *fetch_gcp_audience(const char *url);
+
 /* An OAuth 2 access token for `scopes` (space-separated; NULL =
  * FETCH_GCP_SCOPE_CLOUD) from {"access_token", "expires_in"}. Returns and
  * fails as fetch_gcp_id_token. */

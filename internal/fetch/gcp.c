@@ -336,6 +336,16 @@ out:
 	return token;
 }
 
+char *fetch_gcp_audience(const char *url)
+{
+	const char *p = strstr(url, "://");
+
+	if (!p)
+		return xstrdup(url);
+	p += 3;
+	return xstrndup(url, (size_t)(p - url) + strcspn(p, "/?#"));
+}
+
 char *fetch_gcp_id_token(const char *audience, struct err *err)
 {
 	return get_token(TOK_IDENTITY, audience, err);

@@ -760,6 +760,20 @@ static MHD_RESULT sink_stop(struct httpd_request *req, int before_body)
 	return before_body ? MHD_YES : MHD_NO;
 }
 
+/* First call of a request whose body is read into memory: a declared
+ * Content-Length over max_body is answered 413 before reading (MHD then
+ * closes instead of draining). */
+static MHD_RESULT body_start(struct httpd_request *req, const char *cl)
+{
+	if (cl && strtoull(cl, NULL, 10) > req->h->max_body) {
+		req->too_large = 1;
+		return httpd_error(req, 413, "too_large", "request body over %zu bytes",
+				   req->h->max_body) == 0
+			       ? MHD_YES : MHD_NO;
+	}
+	return MHD_YES;
+}
+
 /* First call of a request when sink_for is set. */
 static MHD_RESULT sink_start(struct httpd_request *req, const char *cl)
 {
@@ -773,13 +787,7 @@ static MHD_RESULT sink_start(struct httpd_request *req, const char *cl)
 	}
 	if (r != 1) {
 		memset(&req->sink, 0, sizeof(req->sink));
-		if (cl && strtoull(cl, NULL, 10) > h->max_body) {
-			req->too_large = 1;
-			return httpd_error(req, 413, "too_large",
-					   "request body over %zu bytes", h->max_body) == 0
-				       ? MHD_YES : MHD_NO;
-		}
-		return MHD_YES;
+		return body_start(req, cl);
 	}
 	req->sinking = 1;
 	req->sink_res = HTTPD_SINK_OK;
@@ -884,16 +892,7 @@ static MHD_RESULT access_cb(void *cls, struct MHD_Connection *c, const char *url
 			return req->responded ? MHD_YES : MHD_NO;
 		}
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-		if (h->sink_for)
-			return sink_start(req, cl);
-		if (cl && strtoull(cl, NULL, 10) > h->max_body) {
-			req->too_large = 1;
-			/* Answer before reading: MHD closes instead of draining. */
-			return httpd_error(req, 413, "too_large",
-					   "request body over %zu bytes", h->max_body) == 0
-				       ? MHD_YES : MHD_NO;
-		}
-		return MHD_YES;
+		return h->sink_for ? sink_start(req, cl) : body_start(req, cl);
 	}
 	if (*upload_size && req->sinking)
 		return sink_feed(req, upload, upload_size);

@@ -66,19 +66,6 @@ static int http_url(const char *u)
 	       !strpbrk(u, " \t\r\n\"\\");
 }
 
-/* scheme://host[:port] of `url`, heap copy. */
-static char *origin(const char *url)
-{
-	const char *p = strstr(url, "://");
-	size_t n;
-
-	if (!p)
-		return xstrdup(url);
-	p += 3;
-	n = strcspn(p, "/?#");
-	return xstrndup(url, (size_t)(p - url) + n);
-}
-
 struct wake_tasks *wake_tasks_new(const struct wake_tasks_opts *o, struct err *err)
 {
 	struct wake_tasks *t;
@@ -323,7 +310,7 @@ int wake_tasks_arrange(struct wake_tasks *t, const char *url, int64_t at_us,
 		snprintf(slotpart, sizeof(slotpart), "-%d", slot);
 	snprintf(base, sizeof(base), "wake-%s-%lld%s", hex, (long long)bucket, slotpart);
 	parent = xasprintf("projects/%s/locations/%s/queues/%s", proj, t->location, t->queue);
-	aud = t->audience ? xstrdup(t->audience) : origin(url);
+	aud = t->audience ? xstrdup(t->audience) : fetch_gcp_audience(url);
 	for (r = 0; r < NAMES_MAX; r++) {
 		struct fetch_response resp = FETCH_RESPONSE_INIT;
 		char name[512], *body, *u;

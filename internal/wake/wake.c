@@ -131,19 +131,6 @@ static int cut_short(const struct buf *answer)
 	return cut;
 }
 
-/* scheme://host[:port] of `url`, heap copy. */
-static char *url_origin(const char *url)
-{
-	const char *p = strstr(url, "://");
-	size_t n;
-
-	if (!p)
-		return xstrdup(url);
-	p += 3;
-	n = strcspn(p, "/?#");
-	return xstrndup(url, (size_t)(p - url) + n);
-}
-
 /* ---- the waker thread ------------------------------------------------ */
 
 /* The Authorization header value for the next wake, or NULL for none;
@@ -206,6 +193,26 @@ static void handed_off(struct wake *w)
 	w->handoffs++;
 	pthread_cond_broadcast(&w->handoff_cv);
 	pthread_mutex_unlock(&w->lock);
+}
+
+/* Counts `x` as sent once its request has gone out (libcurl is past the
+ * connect and TLS handshake). Returns 1 the first time it is seen so. */
+static int mark_sent(struct wake *w, struct xfer *x)
+{
+	curl_off_t pre = 0;
+
+	if (x->sent)
+		return 0;
+	curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
+	if (pre <= 0)
+		return 0;
+	x->sent = 1;
+	pthread_mutex_lock(&w->lock);
+	w->stats.sent++;
+	pthread_mutex_unlock(&w->lock);
+	if (x->base)
+		handed_off(w);
+	return 1;
 }
 
 /* Starts a wake; `t` is the trigger it names (api: due work and no live
@@ -441,23 +448,9 @@ static void *waker_main(void *arg)
 			check_backlog(w, check == 2, check == 2);
 
 		curl_multi_perform(w->multi, &running);
-		for (i = 0; i < w->nxfers; i++) {
-			struct xfer *x = w->xfers[i];
-			curl_off_t pre = 0;
-
-			if (x->sent)
-				continue;
-			curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
-			if (pre > 0) {
-				x->sent = 1;
-				pthread_mutex_lock(&w->lock);
-				w->stats.sent++;
-				pthread_mutex_unlock(&w->lock);
-				if (x->base)
-					handed_off(w);
+		for (i = 0; i < w->nxfers; i++)
+			if (mark_sent(w, w->xfers[i]))
 				log_info("wake call sent", "url", w->url);
-			}
-		}
 		while ((m = curl_multi_info_read(w->multi, &msgs))) {
 			struct xfer *x = NULL;
 
@@ -465,17 +458,7 @@ static void *waker_main(void *arg)
 				continue;
 			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 			if (x) {
-				curl_off_t pre = 0;
-
-				curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
-				if (pre > 0 && !x->sent) {
-					x->sent = 1;
-					pthread_mutex_lock(&w->lock);
-					w->stats.sent++;
-					pthread_mutex_unlock(&w->lock);
-					if (x->base)
-						handed_off(w);
-				}
+				mark_sent(w, x);
 				finish_xfer(w, x, m->data.result);
 			}
 		}
@@ -582,7 +565,7 @@ struct wake *wake_new(const struct wake_opts *opts, struct err *err)
 	w->url = xstrdup(opts->url);
 	w->auth = opts->auth;
 	w->token = opts->token ? xstrdup(opts->token) : NULL;
-	w->audience = opts->audience && *opts->audience ? xstrdup(opts->audience) : url_origin(opts->url);
+	w->audience = opts->audience && *opts->audience ? xstrdup(opts->audience) : fetch_gcp_audience(opts->url);
 	w->connect_ms = (long)((opts->connect_timeout_s > 0 ? opts->connect_timeout_s : 5) * 1000);
 	w->hold_ms = (long)((opts->hold_s > 0 ? opts->hold_s : 3600) * 1000);
 	w->fanout_max = opts->fanout_max > 0 ? (opts->fanout_max > MAX_FANOUT ? MAX_FANOUT : opts->fanout_max) : 1;
