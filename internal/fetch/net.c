@@ -281,11 +281,9 @@ int fetch_url_check(const char *url, struct err *err)
 	}
 	if (fetch_allow_parse(job_settings.allow_private, &a, err) < 0)
 		goto out;
-	if (host_refused(host, &a)) {
-		err_set(err, ERR_INVALID, "refused host '%s' (metadata server)", host);
-		goto out;
-	}
-	rc = 0;
+	rc = host_refused(host, &a)
+		     ? err_set(err, ERR_INVALID, "refused host '%s' (metadata server)", host)
+		     : 0;
 out:
 	curl_free(scheme);
 	curl_free(host);

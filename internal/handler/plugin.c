@@ -234,21 +234,15 @@ int handler_plugin_run(struct handler_plugin *p, const struct job_run *run,
 	payload = json_dumps(run->payload, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (!payload)
 		abort(); /* out of memory */
-	memset(&j, 0, sizeof(j));
-	j.id = run->id;
-	j.type = run->type;
-	j.queue = run->queue;
-	j.trace = run->trace;
-	j.attempt = run->attempt;
-	j.max_attempts = run->max_attempts;
-	j.payload = payload;
-	j.payload_len = strlen(payload);
-	j.timeout_s = run->timeout_s;
-	if (run->timeout_s > 0)
-		j.deadline = (double)clock_now_us() / 1e6 + run->timeout_s;
-	j.cancel = (const volatile int *)(const void *)run->cancel;
-	j.progress = on_progress;
-	j.host_data = (void *)run;
+	j = (struct wakeq_job){
+		.id = run->id, .type = run->type, .queue = run->queue, .trace = run->trace,
+		.attempt = run->attempt, .max_attempts = run->max_attempts,
+		.payload = payload, .payload_len = strlen(payload),
+		.timeout_s = run->timeout_s,
+		.deadline = run->timeout_s > 0 ? (double)clock_now_us() / 1e6 + run->timeout_s : 0,
+		.cancel = (const volatile int *)(const void *)run->cancel,
+		.progress = on_progress, .host_data = (void *)run,
+	};
 	memset(&r, 0, sizeof(r));
 
 	rc = p->api->run(p->state, &j, &r);

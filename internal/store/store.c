@@ -756,6 +756,15 @@ static const char *time_param(int64_t us, char buf[24])
 	return buf;
 }
 
+/* `n` as a text parameter in buf, or NULL (SQL NULL) when it is <= 0. */
+static const char *count_param(int n, char buf[16])
+{
+	if (n <= 0)
+		return NULL;
+	snprintf(buf, 16, "%d", n);
+	return buf;
+}
+
 /* Number of rows an UPDATE/DELETE touched. */
 static int affected(PGresult *res)
 {
@@ -1123,14 +1132,13 @@ int store_mark_started(struct store *s, const char *id, int attempt,
 		       int64_t started_at, struct err *err)
 {
 	char att[16], sat[24];
-	const char *vals[3] = { id, att, time_param(started_at, sat) };
+	const char *vals[3] = { id, count_param(attempt, att), time_param(started_at, sat) };
 	PGresult *res;
 
 	if (check_id(id, ERR_INVALID, err) < 0)
 		return -1;
-	snprintf(att, sizeof(att), "%d", attempt);
 	res = query(s, "UPDATE jobs SET status = 'active',\n"
-		    "  attempts = $2::integer,\n"
+		    "  attempts = COALESCE($2::integer, attempts),\n"
 		    "  started_at = COALESCE(wakeq_ts($3::bigint), now()),\n"
 		    "  progress = 0, stage = NULL, updated_at = now()\n"
 		    "WHERE id = $1::uuid\n"
@@ -1165,8 +1173,7 @@ int store_finish(struct store *s, const char *id, enum job_status status,
 {
 	char fat[24], att[16];
 	const char *vals[6] = { id, job_status_name(status), result, error,
-				time_param(finished_at, fat),
-				attempts > 0 ? att : NULL };
+				time_param(finished_at, fat), count_param(attempts, att) };
 	PGresult *res;
 	int n;
 
@@ -1177,7 +1184,6 @@ int store_finish(struct store *s, const char *id, enum job_status status,
 			       job_status_name(status));
 	if (check_json("result", result, err) < 0)
 		return -1;
-	snprintf(att, sizeof(att), "%d", attempts);
 	res = query(s, "UPDATE jobs SET status = $2::text,\n"
 		    "  result = $3::jsonb, error = $4,\n"
 		    "  finished_at = COALESCE(wakeq_ts($5::bigint), now()),\n"

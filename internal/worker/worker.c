@@ -141,20 +141,17 @@ struct worker *worker_start(const struct worker_config *cfg, struct err *err)
 		goto fail;
 	}
 	if (cfg->wake_via == WAKE_VIA_CLOUDTASKS) {
-		struct wake_tasks_opts to;
+		const struct wake_tasks_opts to = {
+			.endpoint = cfg->tasks_endpoint, .project = cfg->tasks_project,
+			.location = cfg->tasks_location, .queue = cfg->tasks_queue,
+			.url = cfg->wake_url, .audience = cfg->wake_audience,
+			.service_account = cfg->tasks_service_account,
+			.bucket_s = cfg->tasks_bucket,
+			.dispatch_deadline_s = cfg->wake_max + 60,
+			/* a drain's answer waits for these calls: keep them short */
+			.timeout_s = 3,
+		};
 
-		memset(&to, 0, sizeof(to));
-		to.endpoint = cfg->tasks_endpoint;
-		to.project = cfg->tasks_project;
-		to.location = cfg->tasks_location;
-		to.queue = cfg->tasks_queue;
-		to.url = cfg->wake_url;
-		to.service_account = cfg->tasks_service_account;
-		to.audience = cfg->wake_audience;
-		to.bucket_s = cfg->tasks_bucket;
-		to.dispatch_deadline_s = cfg->wake_max + 60;
-		/* a drain's answer waits for these calls: keep them short */
-		to.timeout_s = 3;
 		w->tasks = wake_tasks_new(&to, err);
 		if (!w->tasks)
 			goto fail;
