@@ -489,6 +489,19 @@ static int provider_status(long status, const char *what, struct err *err)
 		       ERR_AUTH, "%s answered http status %ld", what, status);
 }
 
+/* Keys from a provider's answer `resp` into *c, with `what` as their
+ * source. Returns 0, or -1 with err. */
+static int provider_creds(const struct fetch_response *resp, const char *what,
+			  struct fetch_aws_creds *c, struct err *err)
+{
+	if (resp->status != 200)
+		return provider_status(resp->status, what, err);
+	if (fetch_aws_creds_parse(resp->body.data, resp->body.len, c, err) < 0)
+		return err_wrap(err, "%s", what);
+	c->source = what;
+	return 0;
+}
+
 static int from_container(const char *url, struct fetch_aws_creds *c,
 			  struct err *err)
 {
@@ -508,21 +521,10 @@ static int from_container(const char *url, struct fetch_aws_creds *c,
 	req.headers = headers;
 	req.timeout_s = CONTAINER_TIMEOUT_S;
 	req.no_follow = 1;
-	if (fetch_http_trusted(&req, &resp, err) < 0) {
+	if (fetch_http_trusted(&req, &resp, err) < 0)
 		err_wrap(err, "container credentials provider");
-		goto out;
-	}
-	if (resp.status != 200) {
-		provider_status(resp.status, "container credentials provider", err);
-		goto out;
-	}
-	if (fetch_aws_creds_parse(resp.body.data, resp.body.len, c, err) < 0) {
-		err_wrap(err, "container credentials provider");
-		goto out;
-	}
-	c->source = "container credentials provider";
-	ret = 0;
-out:
+	else
+		ret = provider_creds(&resp, "container credentials provider", c, err);
 	fetch_response_release(&resp);
 	return ret;
 }
@@ -655,20 +657,10 @@ static int from_imds(const char *ep, struct fetch_aws_creds *c,
 	}
 	snprintf(url, sizeof(url), "%s/latest/meta-data/iam/security-credentials/%s",
 		 ep, role);
-	if (imds_call("GET", url, headers, &resp, err) < 0) {
+	if (imds_call("GET", url, headers, &resp, err) < 0)
 		err_wrap(err, "instance metadata service");
-		goto out;
-	}
-	if (resp.status != 200) {
-		provider_status(resp.status, "instance metadata service", err);
-		goto out;
-	}
-	if (fetch_aws_creds_parse(resp.body.data, resp.body.len, c, err) < 0) {
-		err_wrap(err, "instance metadata service");
-		goto out;
-	}
-	c->source = "instance metadata service";
-	ret = 1;
+	else if (provider_creds(&resp, "instance metadata service", c, err) == 0)
+		ret = 1;
 out:
 	free(tokline);
 	fetch_response_release(&resp);

@@ -257,6 +257,18 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+/* A read of what non-blocking *fd has now: > 0 bytes, or 0 when there
+ * is nothing more for now or it ended (*fd then closed and -1). */
+static ssize_t read_ready(int *fd, char *b, size_t cap)
+{
+	ssize_t n = read(*fd, b, cap);
+
+	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+		return n > 0 ? n : 0;
+	close_fd(fd);
+	return 0;
+}
+
 static int nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
@@ -706,14 +718,7 @@ static void read_progress(struct oneshot *o, const struct job_run *run)
 	ssize_t n;
 	size_t i;
 
-	for (;;) {
-		n = read(o->p.fd_prog, b, sizeof(b));
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0) {
-			close_fd(&o->p.fd_prog);
-			return;
-		}
+	while ((n = read_ready(&o->p.fd_prog, b, sizeof(b))) > 0) {
 		for (i = 0; i < (size_t)n; i++) {
 			if (b[i] == '\n') {
 				if (!o->prog_skip && o->prog.len)
@@ -734,14 +739,7 @@ static void read_stdout(struct oneshot *o, const struct handler *h)
 	char b[16384];
 	ssize_t n;
 
-	for (;;) {
-		n = read(o->p.fd_out, b, sizeof(b));
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0) {
-			close_fd(&o->p.fd_out);
-			return;
-		}
+	while ((n = read_ready(&o->p.fd_out, b, sizeof(b))) > 0) {
 		if (o->p.out.len + (size_t)n > (size_t)h->result_max) {
 			/* no use reading on: stop it now */
 			o->oversized = 1;

@@ -273,6 +273,26 @@ static int in_list(const char *list, const char *word)
 	return 0;
 }
 
+/* The settings object `v` of stream `kind` with `codec` against the
+ * codecs `list` of container `container`: "copy" and "none" take no
+ * settings, any other codec must be one the container holds. */
+static int codec_fits(const json_t *v, const char *kind, const char *codec,
+		      const char *list, const char *container, struct err *err)
+{
+	int encodes = strcmp(codec, "copy") && strcmp(codec, "none");
+
+	if (!encodes && json_object_size(v) > (get(v, "codec") ? 1u : 0u))
+		return err_set(err, ERR_INVALID, "payload field '%s' has settings "
+			       "but codec '%s' encodes nothing", kind, codec);
+	if (encodes && !*list && !strcmp(kind, "video"))
+		return err_set(err, ERR_INVALID, "container '%s' is audio only (video codec '%s')",
+			       container, codec);
+	if (encodes && !in_list(list, codec))
+		return err_set(err, ERR_INVALID, "container '%s' cannot hold %s codec '%s'",
+			       container, kind, codec);
+	return 0;
+}
+
 static int check_video(const json_t *v, const struct job_container *b,
 		       const char **codec, struct err *err)
 {
@@ -286,7 +306,7 @@ static int check_video(const json_t *v, const struct job_container *b,
 	};
 	const char *preset;
 	double w = 0, h = 0, crf, br, fps;
-	int has_crf, has_br, n;
+	int has_crf, has_br;
 
 	if (!json_is_object(v))
 		return err_set(err, ERR_INVALID, "payload field 'video' must be an object");
@@ -306,15 +326,8 @@ static int check_video(const json_t *v, const struct job_container *b,
 	if (has_crf && has_br)
 		return err_set(err, ERR_INVALID, "payload fields 'video.crf' and "
 			       "'video.bitrate' exclude each other");
-	n = json_object_size(v) - (get(v, "codec") ? 1 : 0);
-	if (n > 0 && (!strcmp(*codec, "copy") || !strcmp(*codec, "none")))
-		return err_set(err, ERR_INVALID, "payload field 'video' has settings "
-			       "but codec '%s' encodes nothing", *codec);
-	if (strcmp(*codec, "none") && strcmp(*codec, "copy") && !in_list(b->video, *codec))
-		return err_set(err, ERR_INVALID,
-			       *b->video ? "container '%s' cannot hold video codec '%s'" :
-			       "container '%s' is audio only (video codec '%s')",
-			       b->name, *codec);
+	if (codec_fits(v, "video", *codec, b->video, b->name, err) < 0)
+		return -1;
 	if (!*b->video && !strcmp(*codec, "copy"))
 		return err_set(err, ERR_INVALID,
 			       "container '%s' is audio only (video codec 'copy')",
@@ -330,7 +343,6 @@ static int check_audio(const json_t *a, const struct job_container *b,
 	};
 	static const char *const codecs[] = { "aac", "opus", "mp3", "copy", "none", NULL };
 	double d;
-	int n;
 
 	if (!json_is_object(a))
 		return err_set(err, ERR_INVALID, "payload field 'audio' must be an object");
@@ -340,15 +352,7 @@ static int check_audio(const json_t *a, const struct job_container *b,
 	    num(a, "audio", "sample_rate", 8000, 192000, 1, &d, err) < 0 ||
 	    num(a, "audio", "channels", 1, 8, 1, &d, err) < 0)
 		return -1;
-	n = json_object_size(a) - (get(a, "codec") ? 1 : 0);
-	if (n > 0 && (!strcmp(*codec, "copy") || !strcmp(*codec, "none")))
-		return err_set(err, ERR_INVALID, "payload field 'audio' has settings "
-			       "but codec '%s' encodes nothing", *codec);
-	if (strcmp(*codec, "none") && strcmp(*codec, "copy") && !in_list(b->audio, *codec))
-		return err_set(err, ERR_INVALID,
-			       "container '%s' cannot hold audio codec '%s'",
-			       b->name, *codec);
-	return 0;
+	return codec_fits(a, "audio", *codec, b->audio, b->name, err);
 }
 
 int job_check_media_transcode(const json_t *payload, struct err *err)

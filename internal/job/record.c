@@ -159,6 +159,23 @@ bad:
 		   "field '%s': expected an integer from %d to %d", name, min, max);
 }
 
+/* Field `name` of `root`, a key of 1 to `max` printable ASCII characters
+ * that `ok` accepts, into *out (absent, or null when `nullable`: left
+ * alone). Returns 0, or -1 with err and *code. */
+static int get_key(json_t *root, const char *name, int nullable, int (*ok)(const char *),
+		   int max, const char **out, const char **code, struct err *err)
+{
+	json_t *v = json_object_get(root, name);
+
+	if (!v || (nullable && json_is_null(v)))
+		return 0;
+	*out = get_str(v);
+	if (ok(*out))
+		return 0;
+	return bad(err, code, "invalid_field",
+		   "field '%s': expected 1 to %d printable ASCII characters", name, max);
+}
+
 static int get_secs(json_t *v, const char *name, double min, double max,
 		    double *out, const char **code, struct err *err)
 {
@@ -296,33 +313,12 @@ int job_spec_parse(const char *body, size_t len, struct job_spec *out,
 			goto fail;
 		}
 	}
-	if ((v = json_object_get(r.root, "idempotency_key"))) {
-		r.idempotency_key = get_str(v);
-		if (!job_idem_key_ok(r.idempotency_key)) {
-			bad(err, code, "invalid_field",
-			    "field 'idempotency_key': expected 1 to %d printable ASCII characters",
-			    JOB_IDEM_MAX);
-			goto fail;
-		}
-	}
-	if ((v = json_object_get(r.root, "unique_key")) && !json_is_null(v)) {
-		r.unique_key = get_str(v);
-		if (!job_idem_key_ok(r.unique_key)) {
-			bad(err, code, "invalid_field",
-			    "field 'unique_key': expected 1 to %d printable ASCII characters",
-			    JOB_UNIQUE_MAX);
-			goto fail;
-		}
-	}
-	if ((v = json_object_get(r.root, "group")) && !json_is_null(v)) {
-		r.group = get_str(v);
-		if (!job_group_ok(r.group)) {
-			bad(err, code, "invalid_field",
-			    "field 'group': expected 1 to %d printable ASCII characters",
-			    JOB_GROUP_MAX);
-			goto fail;
-		}
-	}
+	if (get_key(r.root, "idempotency_key", 0, job_idem_key_ok, JOB_IDEM_MAX,
+		    &r.idempotency_key, code, err) < 0 ||
+	    get_key(r.root, "unique_key", 1, job_idem_key_ok, JOB_UNIQUE_MAX, &r.unique_key,
+		    code, err) < 0 ||
+	    get_key(r.root, "group", 1, job_group_ok, JOB_GROUP_MAX, &r.group, code, err) < 0)
+		goto fail;
 	if ((v = json_object_get(r.root, "callback_url"))) {
 		r.callback_url = get_str(v);
 		if (!job_url_ok(r.callback_url)) {

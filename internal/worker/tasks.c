@@ -76,15 +76,18 @@ void task_list_append(struct task **list, struct task *more)
 	*list = more;
 }
 
-void tasks_push_ready(struct worker *w, struct task *t)
+/* Appends `t` to the list head..tail of *n tasks. */
+static void fifo_push(struct task **head, struct task **tail, size_t *n, struct task *t)
 {
 	t->next = NULL;
-	if (w->ready_tail)
-		w->ready_tail->next = t;
-	else
-		w->ready = t;
-	w->ready_tail = t;
-	w->nready++;
+	*(*tail ? &(*tail)->next : head) = t;
+	*tail = t;
+	(*n)++;
+}
+
+void tasks_push_ready(struct worker *w, struct task *t)
+{
+	fifo_push(&w->ready, &w->ready_tail, &w->nready, t);
 }
 
 struct task *tasks_pop_ready(struct worker *w)
@@ -117,13 +120,7 @@ void tasks_requeue_ready(struct worker *w, struct task **list)
 
 void tasks_push_done(struct worker *w, struct task *t)
 {
-	t->next = NULL;
-	if (w->done_tail)
-		w->done_tail->next = t;
-	else
-		w->done = t;
-	w->done_tail = t;
-	w->ndone++;
+	fifo_push(&w->done, &w->done_tail, &w->ndone, t);
 }
 
 struct task *tasks_take_done(struct worker *w)
