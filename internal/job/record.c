@@ -159,11 +159,16 @@ bad:
 		   "field '%s': expected an integer from %d to %d", name, min, max);
 }
 
-/* Field `name` of `root`, a key of 1 to `max` printable ASCII characters
- * that `ok` accepts, into *out (absent, or null when `nullable`: left
- * alone). Returns 0, or -1 with err and *code. */
-static int get_key(json_t *root, const char *name, int nullable, int (*ok)(const char *),
-		   int max, const char **out, const char **code, struct err *err)
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define PRINTABLE(max) "1 to " STR(max) " printable ASCII characters"
+
+/* Field `name` of `root`, a string that `ok` accepts (`expected` says
+ * which), into *out; absent, or null when `nullable`, it is left alone.
+ * Returns 0, or -1 with err and *code. */
+static int get_text(json_t *root, const char *name, int nullable, int (*ok)(const char *),
+		    const char *expected, const char **out, const char **code,
+		    struct err *err)
 {
 	json_t *v = json_object_get(root, name);
 
@@ -172,8 +177,7 @@ static int get_key(json_t *root, const char *name, int nullable, int (*ok)(const
 	*out = get_str(v);
 	if (ok(*out))
 		return 0;
-	return bad(err, code, "invalid_field",
-		   "field '%s': expected 1 to %d printable ASCII characters", name, max);
+	return bad(err, code, "invalid_field", "field '%s': expected %s", name, expected);
 }
 
 static int get_secs(json_t *v, const char *name, double min, double max,
@@ -275,14 +279,9 @@ int job_spec_parse(const char *body, size_t len, struct job_spec *out,
 		goto fail;
 	}
 
-	if ((v = json_object_get(r.root, "queue"))) {
-		r.queue = get_str(v);
-		if (!queue_name_ok(r.queue)) {
-			bad(err, code, "invalid_field",
-			    "field 'queue': expected a queue name (1 to 64 of [A-Za-z0-9_.-])");
-			goto fail;
-		}
-	}
+	if (get_text(r.root, "queue", 0, queue_name_ok,
+		     "a queue name (1 to 64 of [A-Za-z0-9_.-])", &r.queue, code, err) < 0)
+		goto fail;
 	if ((v = json_object_get(r.root, "priority")) &&
 	    get_int(v, "priority", 0, JOB_PRIORITY_MAX, &r.priority, code, err) < 0)
 		goto fail;
@@ -313,20 +312,15 @@ int job_spec_parse(const char *body, size_t len, struct job_spec *out,
 			goto fail;
 		}
 	}
-	if (get_key(r.root, "idempotency_key", 0, job_idem_key_ok, JOB_IDEM_MAX,
-		    &r.idempotency_key, code, err) < 0 ||
-	    get_key(r.root, "unique_key", 1, job_idem_key_ok, JOB_UNIQUE_MAX, &r.unique_key,
-		    code, err) < 0 ||
-	    get_key(r.root, "group", 1, job_group_ok, JOB_GROUP_MAX, &r.group, code, err) < 0)
+	if (get_text(r.root, "idempotency_key", 0, job_idem_key_ok, PRINTABLE(JOB_IDEM_MAX),
+		     &r.idempotency_key, code, err) < 0 ||
+	    get_text(r.root, "unique_key", 1, job_idem_key_ok, PRINTABLE(JOB_UNIQUE_MAX),
+		     &r.unique_key, code, err) < 0 ||
+	    get_text(r.root, "group", 1, job_group_ok, PRINTABLE(JOB_GROUP_MAX), &r.group,
+		     code, err) < 0 ||
+	    get_text(r.root, "callback_url", 0, job_url_ok, "an http:// or https:// URL",
+		     &r.callback_url, code, err) < 0)
 		goto fail;
-	if ((v = json_object_get(r.root, "callback_url"))) {
-		r.callback_url = get_str(v);
-		if (!job_url_ok(r.callback_url)) {
-			bad(err, code, "invalid_field",
-			    "field 'callback_url': expected an http:// or https:// URL");
-			goto fail;
-		}
-	}
 	if ((v = json_object_get(r.root, "labels")) && !json_is_null(v)) {
 		if (job_labels_check(v, &e) < 0) {
 			bad(err, code, "invalid_field", "field 'labels': %s", e.msg);
