@@ -15,6 +15,7 @@
 #include "wake/wake.h"
 
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +72,31 @@ static const char *labels(struct buf *l, const char *queue, const char *type)
 	return l->data;
 }
 
+/* The histogram family `name` of every readable queue and job type: the
+ * queue_hist at `off` in each struct queue_type_hist. */
+static void hists(struct buf *b, struct api *a, const struct queue_stats *s, const int *ok,
+		  const char *name, const char *help, size_t off)
+{
+	double bounds[QUEUE_HIST_BUCKETS];
+	struct buf l = BUF_INIT;
+	size_t i, k;
+
+	for (i = 0; i < QUEUE_HIST_BUCKETS; i++)
+		bounds[i] = (double)queue_hist_bounds_ms[i] / 1000;
+	metrics_family(b, name, "histogram", help);
+	for (i = 0; i < a->nqueues; i++)
+		for (k = 0; ok[i] && k < s[i].nhists; k++) {
+			const struct queue_hist *h =
+				(const void *)((const char *)&s[i].hists[k] + off);
+
+			metrics_hist_render_counts(b, name, labels(&l, a->queues[i],
+								   s[i].hists[k].type),
+						   bounds, QUEUE_HIST_BUCKETS, h->count,
+						   (double)h->sum_us / 1e6);
+		}
+	buf_release(&l);
+}
+
 /* The figures of the served queues, from Redis: two script runs a queue
  * (counts, metrics). A queue that cannot be read is left out, and
  * wakeq_redis_up says 0. */
@@ -80,7 +106,6 @@ static void queue_metrics(struct api *a, struct buf *b)
 	struct queue_counts *c = xcalloc(a->nqueues, sizeof(*c));
 	struct queue_stats *s = xcalloc(a->nqueues, sizeof(*s));
 	int *ok = xcalloc(a->nqueues, sizeof(*ok));
-	double bounds[QUEUE_HIST_BUCKETS];
 	struct buf l = BUF_INIT;
 	size_t i, k;
 	int st, up = q != NULL;
@@ -91,11 +116,8 @@ static void queue_metrics(struct api *a, struct buf *b)
 		up &= ok[i];
 	}
 	api_qput(a, q);
-	for (i = 0; i < QUEUE_HIST_BUCKETS; i++)
-		bounds[i] = (double)queue_hist_bounds_ms[i] / 1000;
-	metrics_family(b, "wakeq_redis_up", "gauge",
-		       "1 when every served queue could be read from Redis for this scrape");
-	metrics_sample(b, "wakeq_redis_up", NULL, up);
+	metrics_one(b, "wakeq_redis_up", "gauge", "1 when every served queue could be read from Redis for this scrape",
+		    up);
 	metrics_family(b, "wakeq_queue_jobs", "gauge",
 		       "jobs by queue and state (done and failed: the retained sets; cancelled: a running total)");
 	for (i = 0; i < a->nqueues; i++)
@@ -129,21 +151,11 @@ static void queue_metrics(struct api *a, struct buf *b)
 			metrics_label(&l, "outcome", s[i].outcomes[k].name);
 			metrics_sample(b, "wakeq_jobs_total", l.data, (double)s[i].outcomes[k].n);
 		}
-	metrics_family(b, "wakeq_job_wait_seconds", "histogram",
-		       "time from due (or enqueued) to started, by queue and type");
-	for (i = 0; i < a->nqueues; i++)
-		for (k = 0; ok[i] && k < s[i].nhists; k++)
-			metrics_hist_render_counts(b, "wakeq_job_wait_seconds",
-						   labels(&l, a->queues[i], s[i].hists[k].type), bounds,
-						   QUEUE_HIST_BUCKETS, s[i].hists[k].wait.count,
-						   (double)s[i].hists[k].wait.sum_us / 1e6);
-	metrics_family(b, "wakeq_job_run_seconds", "histogram", "handler run time, by queue and type");
-	for (i = 0; i < a->nqueues; i++)
-		for (k = 0; ok[i] && k < s[i].nhists; k++)
-			metrics_hist_render_counts(b, "wakeq_job_run_seconds",
-						   labels(&l, a->queues[i], s[i].hists[k].type), bounds,
-						   QUEUE_HIST_BUCKETS, s[i].hists[k].run.count,
-						   (double)s[i].hists[k].run.sum_us / 1e6);
+	hists(b, a, s, ok, "wakeq_job_wait_seconds",
+	      "time from due (or enqueued) to started, by queue and type",
+	      offsetof(struct queue_type_hist, wait));
+	hists(b, a, s, ok, "wakeq_job_run_seconds", "handler run time, by queue and type",
+	      offsetof(struct queue_type_hist, run));
 	metrics_family(b, "wakeq_queue_wakes_total", "counter",
 		       "wakes received by the workers of the queue, by trigger (api, fanout, cli, cron)");
 	for (i = 0; i < a->nqueues; i++)
@@ -181,30 +193,29 @@ void api_metrics(struct api *a, struct httpd_request *req, const char *arg)
 		metrics_sample(&b, "wakeq_api_requests_total", lab,
 			       (double)atomic_load(&a->m_requests[i]));
 	}
-	metrics_family(&b, "wakeq_api_unauthorized_total", "counter", "requests refused with 401");
-	metrics_sample(&b, "wakeq_api_unauthorized_total", NULL, (double)atomic_load(&a->m_requests[4]));
-	metrics_family(&b, "wakeq_api_unavailable_total", "counter", "requests answered 503");
-	metrics_sample(&b, "wakeq_api_unavailable_total", NULL, (double)atomic_load(&a->m_requests[5]));
-	metrics_family(&b, "wakeq_api_enqueued_total", "counter", "jobs accepted");
-	metrics_sample(&b, "wakeq_api_enqueued_total", NULL, (double)atomic_load(&a->m_enqueued));
-	metrics_family(&b, "wakeq_api_duplicates_total", "counter", "idempotent repeats answered with the existing job");
-	metrics_sample(&b, "wakeq_api_duplicates_total", NULL, (double)atomic_load(&a->m_duplicates));
-	metrics_family(&b, "wakeq_api_intake_batches_total", "counter",
-		       "batches of POST /v1/jobs sent (one INSERT, one enqueue script per queue)");
-	metrics_sample(&b, "wakeq_api_intake_batches_total", NULL, (double)atomic_load(&a->m_batches));
+	metrics_one(&b, "wakeq_api_unauthorized_total", "counter", "requests refused with 401",
+		    (double)atomic_load(&a->m_requests[4]));
+	metrics_one(&b, "wakeq_api_unavailable_total", "counter", "requests answered 503",
+		    (double)atomic_load(&a->m_requests[5]));
+	metrics_one(&b, "wakeq_api_enqueued_total", "counter", "jobs accepted",
+		    (double)atomic_load(&a->m_enqueued));
+	metrics_one(&b, "wakeq_api_duplicates_total", "counter", "idempotent repeats answered with the existing job",
+		    (double)atomic_load(&a->m_duplicates));
+	metrics_one(&b, "wakeq_api_intake_batches_total", "counter", "batches of POST /v1/jobs sent (one INSERT, one enqueue script per queue)",
+		    (double)atomic_load(&a->m_batches));
 	metrics_family(&b, "wakeq_api_enqueue_seconds", "histogram", "time to accept a job");
 	metrics_hist_render(&b, "wakeq_api_enqueue_seconds", NULL, &a->m_enqueue_latency);
-	metrics_family(&b, "wakeq_api_event_streams", "gauge", "open event streams");
-	metrics_sample(&b, "wakeq_api_event_streams", NULL, a->hub ? api_hub_streams(a->hub) : 0);
-	metrics_family(&b, "wakeq_api_reconciled_total", "counter", "jobs requeued or finals copied by reconcile");
-	metrics_sample(&b, "wakeq_api_reconciled_total", NULL, (double)atomic_load(&a->m_reconciled));
+	metrics_one(&b, "wakeq_api_event_streams", "gauge", "open event streams",
+		    a->hub ? api_hub_streams(a->hub) : 0);
+	metrics_one(&b, "wakeq_api_reconciled_total", "counter", "jobs requeued or finals copied by reconcile",
+		    (double)atomic_load(&a->m_reconciled));
 	wake_get_stats(a->wake, &ws);
 	metrics_family(&b, "wakeq_api_wakes_total", "counter", "wake calls by outcome");
 	metrics_sample(&b, "wakeq_api_wakes_total", "outcome=\"sent\"", (double)ws.sent);
 	metrics_sample(&b, "wakeq_api_wakes_total", "outcome=\"failed\"", (double)ws.failed);
 	metrics_sample(&b, "wakeq_api_wakes_total", "outcome=\"completed\"", (double)ws.completed);
-	metrics_family(&b, "wakeq_api_wakes_requested_total", "counter", "enqueues that found no live worker");
-	metrics_sample(&b, "wakeq_api_wakes_requested_total", NULL, (double)ws.requested);
+	metrics_one(&b, "wakeq_api_wakes_requested_total", "counter", "enqueues that found no live worker",
+		    (double)ws.requested);
 	queue_metrics(a, &b);
 	api_count_status(a, 200);
 	httpd_respond(req, 200, "text/plain; version=0.0.4", b.data, b.len);

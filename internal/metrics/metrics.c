@@ -30,6 +30,13 @@ void metrics_sample(struct buf *b, const char *name, const char *labels,
 		buf_printf(b, "%s %.17g\n", name, value);
 }
 
+void metrics_one(struct buf *b, const char *name, const char *type, const char *help,
+		 double value)
+{
+	metrics_family(b, name, type, help);
+	metrics_sample(b, name, NULL, value);
+}
+
 void metrics_hist_render(struct buf *b, const char *name, const char *labels,
 			 const struct metrics_hist *h)
 {

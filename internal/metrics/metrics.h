@@ -27,6 +27,11 @@ void metrics_family(struct buf *b, const char *name, const char *type,
 void metrics_sample(struct buf *b, const char *name, const char *labels,
 		    double value);
 
+/* Appends a family of one sample without labels: metrics_family, then
+ * metrics_sample. */
+void metrics_one(struct buf *b, const char *name, const char *type, const char *help,
+		 double value);
+
 /* Appends the _bucket/_sum/_count lines of a histogram. */
 void metrics_hist_render(struct buf *b, const char *name, const char *labels,
 			 const struct metrics_hist *h);

@@ -240,32 +240,31 @@ static void handle_metrics(struct worker *w, struct httpd_request *req)
 		metrics_sample(&b, "wakeq_jobs_total", labels,
 			       (double)atomic_load((atomic_uint_least64_t *)((char *)w + outcomes[i].off)));
 	}
-	metrics_family(&b, "wakeq_fencing_refused_total", "counter",
-		       "Settles refused because the lease had been reassigned.");
-	metrics_sample(&b, "wakeq_fencing_refused_total", NULL, (double)atomic_load(&w->m_stale));
-	metrics_family(&b, "wakeq_leases_lost_total", "counter", "Jobs stopped because their lease was lost.");
-	metrics_sample(&b, "wakeq_leases_lost_total", NULL, (double)atomic_load(&w->m_lost));
-	metrics_family(&b, "wakeq_job_timeouts_total", "counter", "Jobs stopped by their timeout.");
-	metrics_sample(&b, "wakeq_job_timeouts_total", NULL, (double)atomic_load(&w->m_timeouts));
+	metrics_one(&b, "wakeq_fencing_refused_total", "counter",
+		    "Settles refused because the lease had been reassigned.",
+		    (double)atomic_load(&w->m_stale));
+	metrics_one(&b, "wakeq_leases_lost_total", "counter", "Jobs stopped because their lease was lost.",
+		    (double)atomic_load(&w->m_lost));
+	metrics_one(&b, "wakeq_job_timeouts_total", "counter", "Jobs stopped by their timeout.",
+		    (double)atomic_load(&w->m_timeouts));
 	metrics_family(&b, "wakeq_job_duration_seconds", "histogram", "Handler run time.");
 	metrics_hist_render(&b, "wakeq_job_duration_seconds", NULL, &w->m_job_seconds);
-	metrics_family(&b, "wakeq_wakes_total", "counter", "POST /wake requests accepted.");
-	metrics_sample(&b, "wakeq_wakes_total", NULL, (double)atomic_load(&w->m_wakes));
-	metrics_family(&b, "wakeq_drains_total", "counter", "Drains finished.");
-	metrics_sample(&b, "wakeq_drains_total", NULL, (double)atomic_load(&w->m_drains));
+	metrics_one(&b, "wakeq_wakes_total", "counter", "POST /wake requests accepted.",
+		    (double)atomic_load(&w->m_wakes));
+	metrics_one(&b, "wakeq_drains_total", "counter", "Drains finished.",
+		    (double)atomic_load(&w->m_drains));
 	metrics_family(&b, "wakeq_drain_duration_seconds", "histogram", "Drain length.");
 	metrics_hist_render(&b, "wakeq_drain_duration_seconds", NULL, &w->m_drain_seconds);
 	pthread_mutex_lock(&w->mu);
 	inflight = (int)w->nrunning;
 	draining = w->draining;
 	pthread_mutex_unlock(&w->mu);
-	metrics_family(&b, "wakeq_inflight_jobs", "gauge", "Jobs running now.");
-	metrics_sample(&b, "wakeq_inflight_jobs", NULL, inflight);
-	metrics_family(&b, "wakeq_draining", "gauge", "1 while a drain runs.");
-	metrics_sample(&b, "wakeq_draining", NULL, draining);
-	metrics_family(&b, "wakeq_uptime_seconds", "gauge", "Seconds since start.");
-	metrics_sample(&b, "wakeq_uptime_seconds", NULL,
-		       (double)(clock_mono_us() - w->started_mono) / 1e6);
+	metrics_one(&b, "wakeq_inflight_jobs", "gauge", "Jobs running now.",
+		    inflight);
+	metrics_one(&b, "wakeq_draining", "gauge", "1 while a drain runs.",
+		    draining);
+	metrics_one(&b, "wakeq_uptime_seconds", "gauge", "Seconds since start.",
+		    (double)(clock_mono_us() - w->started_mono) / 1e6);
 	/* Queue depth is read from Redis only when scraped. */
 	metrics_family(&b, "wakeq_queue_depth", "gauge", "Jobs by queue and state.");
 	pthread_mutex_lock(&w->sq_mu);
