@@ -261,18 +261,18 @@ static enum err_code errno_code(int e)
 static int open_error(int e, const char *what, const char *url,
 		      struct err *err)
 {
-	if (e == ENOSYS)
-		return err_set(err, ERR_INTERNAL, "cannot %s '%s': openat2 "
-			       "unavailable (kernel < 5.6)", what, url);
-	if (e == EOPNOTSUPP)
-		return err_set(err, ERR_INTERNAL, "cannot %s '%s': openat2 "
-			       "blocked (by a seccomp profile?)", what, url);
-	if (e == EXDEV)
-		return err_set(err, ERR_INVALID, "cannot %s '%s': path resolves "
-			       "outside DATA_DIR", what, url);
-	if (e == ELOOP)
-		return err_set(err, ERR_INVALID, "cannot %s '%s': too many "
-			       "symlinks", what, url);
+	static const struct { int e; enum err_code code; const char *why; } known[] = {
+		{ ENOSYS, ERR_INTERNAL, "openat2 unavailable (kernel < 5.6)" },
+		{ EOPNOTSUPP, ERR_INTERNAL, "openat2 blocked (by a seccomp profile?)" },
+		{ EXDEV, ERR_INVALID, "path resolves outside DATA_DIR" },
+		{ ELOOP, ERR_INVALID, "too many symlinks" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (e == known[i].e)
+			return err_set(err, known[i].code, "cannot %s '%s': %s", what, url,
+				       known[i].why);
 	return err_set(err, errno_code(e), "cannot %s '%s': %s", what, url,
 		       strerr_short(e));
 }

@@ -205,6 +205,22 @@ static int invalid(struct err *err, const char *path, const char *fmt, ...)
 	return err_set(err, ERR_INVALID, "payload field '%s' %s", path, msg);
 }
 
+/* `n` (a length or a count) against the schema's keywords `min` and
+ * `max`: "must VERB at least|most K WHAT". Returns 0 or -1. */
+static int count_bounds(const json_t *s, const char *min, const char *max, size_t n,
+			const char *verb, const char *what, const char *path, struct err *err)
+{
+	const json_t *k;
+
+	if ((k = json_object_get(s, min)) && n < (size_t)json_integer_value(k))
+		return invalid(err, path, "must %s at least %lld %s", verb,
+			       (long long)json_integer_value(k), what);
+	if ((k = json_object_get(s, max)) && n > (size_t)json_integer_value(k))
+		return invalid(err, path, "must %s at most %lld %s", verb,
+			       (long long)json_integer_value(k), what);
+	return 0;
+}
+
 /* The values of an enum, for a message: "a", "b", 3 (cut short). */
 static void list_values(const json_t *arr, char *out, size_t n)
 {
@@ -339,22 +355,15 @@ static int validate(const json_t *s, const json_t *v, char *path, size_t cap,
 	if (json_is_string(v)) {
 		size_t n = utf8_len(json_string_value(v), json_string_length(v));
 
-		if ((k = json_object_get(s, "minLength")) && n < (size_t)json_integer_value(k))
-			return invalid(err, path, "must be at least %lld characters long",
-				       (long long)json_integer_value(k));
-		if ((k = json_object_get(s, "maxLength")) && n > (size_t)json_integer_value(k))
-			return invalid(err, path, "must be at most %lld characters long",
-				       (long long)json_integer_value(k));
+		if (count_bounds(s, "minLength", "maxLength", n, "be", "characters long", path,
+				 err) < 0)
+			return -1;
 	}
 	if (json_is_array(v)) {
 		size_t n = json_array_size(v);
 
-		if ((k = json_object_get(s, "minItems")) && n < (size_t)json_integer_value(k))
-			return invalid(err, path, "must have at least %lld items",
-				       (long long)json_integer_value(k));
-		if ((k = json_object_get(s, "maxItems")) && n > (size_t)json_integer_value(k))
-			return invalid(err, path, "must have at most %lld items",
-				       (long long)json_integer_value(k));
+		if (count_bounds(s, "minItems", "maxItems", n, "have", "items", path, err) < 0)
+			return -1;
 		if ((k = json_object_get(s, "items"))) {
 			for (i = 0; i < n; i++) {
 				snprintf(path + len, cap - len, "[%zu]", i);
