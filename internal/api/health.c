@@ -144,7 +144,7 @@ static void queue_metrics(struct api *a, struct buf *b)
 			metrics_sample(b, "wakeq_queue_workers", labels(&l, a->queues[i], NULL),
 				       (double)c[i].workers);
 	metrics_family(b, "wakeq_jobs_total", "counter",
-		       "runs that ended, by queue, type and outcome (done, retried, failed, cancelled, requeued, expired), all processes");
+		       "runs that ended, by queue, type and outcome (done, retried, failed, cancelled, requeued, expired, throttled), all processes");
 	for (i = 0; i < a->nqueues; i++)
 		for (k = 0; ok[i] && k < s[i].noutcomes; k++) {
 			labels(&l, a->queues[i], s[i].outcomes[k].type);

@@ -15,7 +15,9 @@
  *
  * Outcome: an answer with expect_status (when given) or any 1xx-3xx (when
  * not) succeeds. 5xx, 408, 429 and network errors/timeouts fail
- * retryably, honouring Retry-After; everything else fails for good.
+ * retryably, honouring Retry-After; everything else fails for good. A
+ * 429 with Retry-After pushes back the job's group (rate_limit_group:
+ * the group waits that long, the attempt does not count).
  */
 #include "fetch/fetch.h"
 
@@ -238,6 +240,8 @@ static int run_http_request(const struct job_run *run, struct job_outcome *out)
 		if (retry && resp.retry_after_s > 0)
 			out->retry_after_s = resp.retry_after_s > RETRY_AFTER_MAX ?
 				RETRY_AFTER_MAX : resp.retry_after_s;
+		/* rate limited, and told until when: the group waits */
+		out->rate_limit_group = resp.status == 429 && out->retry_after_s > 0;
 		goto out;
 	}
 	out->result = json_object();

@@ -7,7 +7,8 @@
  * and its trace as X-Cloud-Trace-Context and traceparent. A 2xx answer's
  * body (JSON; empty = null) is the result, at most result_max bytes. 408,
  * 429, 5xx, timeouts and network errors are retryable (Retry-After
- * honoured); any other answer fails the job for good. Redirects are not
+ * honoured; a 429 with it pushes back the job's group: rate_limit_group);
+ * any other answer fails the job for good. Redirects are not
  * followed: a push goes to the configured URL or nowhere.
  *
  * Auth: an OIDC identity token for oidc_audience from the metadata server
@@ -156,6 +157,7 @@ static int run_http(const struct job_run *run, struct job_outcome *out)
 		if (resp.retry_after_s > 0)
 			out->retry_after_s = resp.retry_after_s > RETRY_AFTER_MAX_S ?
 				RETRY_AFTER_MAX_S : resp.retry_after_s;
+		out->rate_limit_group = resp.status == 429 && out->retry_after_s > 0;
 		goto out;
 	}
 	rc = job_fail(out, 0, "handler '%s' answered %ld%s%s%s", h->type, resp.status,

@@ -7,7 +7,8 @@
  *     {"id","type","queue","attempt","max_attempts","deadline","trace","payload"}
  *   handler -> worker, any number of progress lines, then one answer:
  *     {"progress":40,"stage":"encoding"}
- *     {"result":ANY}  |  {"error":"text","retryable":bool,"retry_after_s":N}
+ *     {"result":ANY}  |  {"error":"text","retryable":bool,"retry_after_s":N,
+ *                          "rate_limit_group":bool}
  *
  * A process serves one job at a time; an entry has as many as jobs of its
  * type run at once (one per slot at most, or its concurrency). Between
@@ -130,6 +131,8 @@ static enum answer read_line(const struct handler *h, const struct job_run *run,
 		if (json_is_number(ra) && json_number_value(ra) > 0 &&
 		    json_number_value(ra) < 86400 * 7)
 			out->retry_after_s = json_number_value(ra);
+		out->rate_limit_group = out->retryable && out->retry_after_s > 0 &&
+					json_is_true(json_object_get(o, "rate_limit_group"));
 		a = A_ERROR;
 	} else if (progress_line(run, line, len, pct)) {
 		a = A_NONE;

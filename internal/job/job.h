@@ -277,6 +277,12 @@ struct job_outcome {
 	int retryable;            /* on failure: worth another attempt */
 	double retry_after_s;     /* on retryable failure: minimum delay, 0 =
 				   * the queue's backoff */
+	int rate_limit_group;     /* on retryable failure with retry_after_s:
+				   * the service called answered that it is
+				   * rate limited (429 + Retry-After), so the
+				   * job's whole group waits retry_after_s and
+				   * the attempt does not count (docs/QUEUE.md
+				   * "Push-back") */
 	char error[JOB_ERROR_MAX]; /* on failure: one readable line */
 };
 

@@ -630,7 +630,7 @@ void queue_job_release(struct queue_job *job)
 
 static const char outcome_letter[] = {
 	[QUEUE_DONE] = 'd', [QUEUE_RETRY] = 'r', [QUEUE_FAIL] = 'f',
-	[QUEUE_CANCELLED] = 'c', [QUEUE_REQUEUE] = 'q',
+	[QUEUE_CANCELLED] = 'c', [QUEUE_REQUEUE] = 'q', [QUEUE_PUSHBACK] = 'b',
 };
 
 int queue_take(struct queue *q, const char *queue, struct queue_take *t,

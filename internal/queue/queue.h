@@ -161,8 +161,13 @@ enum queue_outcome {
 			  * when attempts are used up */
 	QUEUE_FAIL,      /* failed for good: dead letter */
 	QUEUE_CANCELLED, /* stopped by a cancel request */
-	QUEUE_REQUEUE    /* shutdown: back to the front of pending, the
+	QUEUE_REQUEUE,   /* shutdown: back to the front of pending, the
 			  * attempt not counted */
+	QUEUE_PUSHBACK   /* the upstream's rate limit (a 429 with
+			  * Retry-After): back to the front of its group's
+			  * waiting jobs, the attempt not counted, and the
+			  * whole group held for delay_ms (an ungrouped job
+			  * alone waits delay_ms); docs/QUEUE.md "Push-back" */
 };
 
 /* How one run ended. Strings are borrowed for the call. */
@@ -172,7 +177,8 @@ struct queue_settle {
 	enum queue_outcome outcome;
 	const char *result;        /* DONE: JSON text, NULL = null */
 	const char *error;         /* RETRY, FAIL, CANCELLED */
-	int64_t delay_ms;          /* RETRY: backoff before the next attempt */
+	int64_t delay_ms;          /* RETRY: backoff before the next attempt;
+				    * PUSHBACK: how long the group waits */
 	int64_t run_us;            /* how long the run took, for the run-time
 				    * histogram (queue_stats_read); < 0: not
 				    * measured (not counted) */

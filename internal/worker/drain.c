@@ -218,6 +218,7 @@ static void count_settled(struct worker *w, const struct queue_settle *s)
 		atomic_fetch_add(&w->m_cancelled, 1);
 		break;
 	case QUEUE_REQUEUE:
+	case QUEUE_PUSHBACK:
 		w->cur.requeued++;
 		atomic_fetch_add(&w->m_requeued, 1);
 		break;
@@ -248,6 +249,7 @@ static void record_settled(struct worker *w, const struct queue_settle *s, int a
 			    JOB_CANCELLED);
 		break;
 	case QUEUE_REQUEUE:
+	case QUEUE_PUSHBACK:
 		records_add(w->rec, RECORDS_QUEUED, s->id, 0, 0, NULL, NULL, NULL, JOB_QUEUED);
 		break;
 	}

@@ -85,6 +85,11 @@ static void log_finished(const struct task *t)
 	case QUEUE_REQUEUE:
 		log_info("job requeued at shutdown", "attempt", att, "duration_s", dur);
 		break;
+	case QUEUE_PUSHBACK:
+		snprintf(delay, sizeof(delay), "%.3f", (double)t->delay_ms / 1000);
+		log_warn("job pushed back: its group waits", "attempt", att, "duration_s", dur,
+			 "error", t->error, "retry_in_s", delay);
+		break;
 	}
 }
 
@@ -146,6 +151,11 @@ static void run_task(struct worker *w, struct task *t)
 		t->error = xasprintf("timed out after %gs", run.timeout_s);
 	} else if (reason == STOP_SHUTDOWN) {
 		t->outcome = QUEUE_REQUEUE;
+	} else if (out.retryable && out.rate_limit_group && out.retry_after_s > 0) {
+		/* the service is rate limited: the group waits, no attempt lost */
+		t->outcome = QUEUE_PUSHBACK;
+		t->error = xstrdup(out.error[0] ? out.error : "rate limited");
+		t->delay_ms = (int64_t)(out.retry_after_s * 1000);
 	} else {
 		t->outcome = out.retryable ? QUEUE_RETRY : QUEUE_FAIL;
 		t->error = xstrdup(out.error[0] ? out.error : "failed");

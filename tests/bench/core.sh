@@ -15,11 +15,18 @@
 #   Redis commands per minute of an awake idle worker and after it exited
 #   (on a second redis-server, in the background while the rest runs);
 #   cold start (process launch -> handler start, via /wake);
-#   warm latency (enqueue -> handler start on an idle awake worker).
+#   warm latency (enqueue -> handler start on an idle awake worker);
+#   the cost of the queue controls (part "controls", a section of its
+#   own): drain throughput and Redis CPU per job with no control
+#   configured, with rate-limited groups and with concurrency-capped
+#   groups, and the same drain by the worker of the commit before the
+#   controls landed (CTL_BASE, built in the temp dir); `PARTS=controls`
+#   measures and writes that section alone.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 . tests/lib/servers.sh
+. tests/lib/bench.sh
 
 N=${N:-100000}                 # jobs per drain run
 RUNS=${RUNS:-3}                # drain runs per concurrency (median)
@@ -34,9 +41,16 @@ AFTER_WINDOW=${AFTER_WINDOW:-20} # seconds measured after the worker exited
 COLD_RUNS=${COLD_RUNS:-11}
 LAT_N=${LAT_N:-2000}
 LAT_PACE_US=${LAT_PACE_US:-3000}
-ALL_PARTS="drain enqueue cold latency idle"
+CTL_N=${CTL_N:-50000}          # jobs per controls drain run
+CTL_RUNS=${CTL_RUNS:-3}        # runs of each controls case (interleaved; median)
+CTL_CONC=${CTL_CONC:-32}
+CTL_GROUPS=${CTL_GROUPS:-10}   # groups of the grouped cases
+# the commit before the controls merge (its first parent), unless given
+CTL_BASE=${CTL_BASE:-$(git log --merges --grep="^Merge branch 'controls'" -1 --format=%H 2>/dev/null | sed -n 's/.$/&^1/p')}
+ALL_PARTS="drain enqueue cold latency idle controls"
 PARTS=${PARTS:-$ALL_PARTS}
-[ "$PARTS" = "$ALL_PARTS" ] || NOWRITE=1
+PARTIAL=0
+[ "$PARTS" = "$ALL_PARTS" ] || PARTIAL=1 # the core section wants every part
 part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 WORKER=$BIN/wakeq-worker
@@ -107,6 +121,7 @@ busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9 "_" $5 + $6}' /pr
 # runq_ns PID: nanoseconds the process's threads waited runnable for a CPU.
 runq_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $2} END {print s + 0}'; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+fmt0() { printf "%'.0f" "$1" 2>/dev/null || printf "%.0f" "$1"; }
 
 # ---- idle worker, in the background on server B --------------------------
 idle_bench() {
@@ -143,16 +158,25 @@ if part idle; then
 fi
 
 # ---- drain throughput ----------------------------------------------------
-# drain_run LABEL CONC [VAR=VALUE...]: one run; appends a line to $T/drain.
+# drain_run LABEL CONC [VAR=VALUE...]: one run; appends a line to
+# ${DRAIN_OUT:-$T/drain}. DRAIN_SETUP: a command run after the flush (the
+# queue's settings); DRAIN_GROUPS: the jobs spread over that many groups.
 drain_run() {
-	local label=$1 conc=$2
+	local label=$1 conc=$2 groups=${DRAIN_GROUPS:-0}
 	shift 2
 	ra flushall >/dev/null
-	"$TOOL" enqueue "$A_URL" bench "$N" 1000 >/dev/null
+	[ -z "${DRAIN_SETUP:-}" ] || eval "$DRAIN_SETUP"
+	"$TOOL" enqueue "$A_URL" bench "$N" 1000 "$groups" >/dev/null
 	start_w DW "$A_URL" QUEUES=bench CONCURRENCY="$conc" IDLE_TIMEOUT="$DRAIN_IDLE" \
 		EXIT_ON_IDLE=false "$@"
 	local first r0 w0 k0 m0 body r1 w1 k1 m1 last st fin hwm b0 b1 q0 q1 x0 x1
-	first=$(ra zrange 'wakeq:{bench}:pending' 0 0)
+	# the first job taken: pending's first, or the first group's (the
+	# first group joined is the rotation's tail, visited first)
+	if [ "$groups" -gt 0 ]; then
+		first=$(ra zrange 'wakeq:{bench}:gpend:g0' 0 0)
+	else
+		first=$(ra zrange 'wakeq:{bench}:pending' 0 0)
+	fi
 	ra config resetstat >/dev/null
 	r0=$(redis_cpu "$A_PORT"); k0=$(proc_ticks "$A_PID"); w0=$(proc_ticks "$DW_PID")
 	b0=$(busy_ticks); q0=$(runq_ns "$A_PID"); x0=$(runq_ns "$DW_PID")
@@ -198,7 +222,7 @@ drain_run() {
 			busy = B1[1] - B0[1]; idl = B1[2] - B0[2]
 			printf " machine_busy=%.2f redis_runq_s=%.3f worker_runq_s=%.3f\n", \
 				busy / (busy + idl), (q1 - q0) / 1e9, (x1 - x0) / 1e9
-		}' "$T/cmds.$label" | tee -a "$T/drain" >&2
+		}' "$T/cmds.$label" | tee -a "${DRAIN_OUT:-$T/drain}" >&2
 }
 
 if part drain; then
@@ -253,6 +277,105 @@ if part latency; then
 	kill_wait "$LW_PID"
 fi
 
+# ---- the cost of the controls ----------------------------------------------
+# Cases, each CTL_RUNS drains of CTL_N noop jobs at C=CTL_CONC, interleaved
+# so the machine's load falls on all alike:
+#   base   no control, the worker built from CTL_BASE (before the controls)
+#   none   no control configured, this build
+#   rate   CTL_GROUPS groups, group_rate_max 1,000,000 a second (never
+#          binding: the cost of the buckets and the rotation, not a wait)
+#   cap    CTL_GROUPS groups, group_concurrency 100,000 (never binding)
+# The jobs are enqueued by this build's script in every case (not timed).
+ctl_base_worker() {
+	local src=$T/base
+	[ -n "$CTL_BASE" ] || { echo "no controls merge found in git log"; return 1; }
+	mkdir -p "$src"
+	git archive "$CTL_BASE" | tar -x -C "$src" || { echo "git archive $CTL_BASE failed"; return 1; }
+	make -C "$src" -j2 BUILD=build build/wakeq-worker >"$T/base-build.log" 2>&1 ||
+		{ echo "the build of $CTL_BASE failed ($(tail -3 "$T/base-build.log" | tr '\n' ' '))"; return 1; }
+	cp "$src/build/wakeq-worker" "$T/bin/wakeq-worker-base"
+}
+if part controls; then
+	ctl_cases="none rate cap"
+	base_note=
+	log "controls: building the worker of $CTL_BASE (the commit before the controls)"
+	if base_err=$(ctl_base_worker); then
+		ctl_cases="base $ctl_cases"
+		base_sha=$(git rev-parse --short "$CTL_BASE")
+	else
+		base_note="The pre-controls baseline was not measured: $base_err."
+		log "$base_note"
+	fi
+	set_ctl() { REDIS_URL=$A_URL "$BIN/wakeq" settings bench "$@" >/dev/null; }
+	for i in $(seq 1 "$CTL_RUNS"); do
+		for c in $ctl_cases; do
+			log "controls: $c run $i/$CTL_RUNS ($CTL_N jobs, C=$CTL_CONC)"
+			w=$WORKER setup= groups=0
+			case $c in
+			base) w=$T/bin/wakeq-worker-base ;;
+			rate) groups=$CTL_GROUPS setup="set_ctl group_rate_max=1000000 group_rate_period_s=1" ;;
+			cap) groups=$CTL_GROUPS setup="set_ctl group_concurrency=100000" ;;
+			esac
+			WORKER=$w N=$CTL_N DRAIN_OUT=$T/ctl DRAIN_SETUP=$setup DRAIN_GROUPS=$groups \
+				drain_run "$c-run$i" "$CTL_CONC"
+		done
+	done
+	cfield() { grep -E "^$1-run" "$T/ctl" | tr ' ' '\n' | sed -n "s/^$2=//p" | median; }
+	declare -A CT
+	for c in $ctl_cases; do
+		for k in tput redis_us_job cmds_job; do CT[$c.$k]=$(cfield "$c" "$k"); done
+	done
+	pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%+.1f %%", (a / b - 1) * 100}'; }
+	ctl_row() { # CASE LABEL
+		local vs="–"
+		[ "$1" = none ] || vs="$(pct "${CT[$1.tput]}" "${CT[none.tput]}") / $(pct "${CT[$1.redis_us_job]}" "${CT[none.redis_us_job]}")"
+		echo "| $2 | $(fmt0 "${CT[$1.tput]}") | ${CT[$1.redis_us_job]} | ${CT[$1.cmds_job]} | $vs |"
+	}
+	base_row=
+	verdict=$base_note
+	if [ -n "${CT[base.tput]:-}" ]; then
+		within=$(awk -v t="${CT[none.tput]}" -v tb="${CT[base.tput]}" -v r="${CT[none.redis_us_job]}" \
+			-v rb="${CT[base.redis_us_job]}" 'BEGIN {print (t >= tb * 0.95 && r <= rb * 1.05) ? "yes" : "**no**"}')
+		base_row="| no control, the worker of $base_sha (before the controls) | $(fmt0 "${CT[base.tput]}") | ${CT[base.redis_us_job]} | ${CT[base.cmds_job]} | $(pct "${CT[base.tput]}" "${CT[none.tput]}") / $(pct "${CT[base.redis_us_job]}" "${CT[none.redis_us_job]}") |"
+		verdict="No control configured, against the worker before the controls ($base_sha): throughput $(pct "${CT[none.tput]}" "${CT[base.tput]}"), Redis CPU per job $(pct "${CT[none.redis_us_job]}" "${CT[base.redis_us_job]}"). Within 5 % (the target): $within."
+	fi
+	{
+		echo "<!-- bench:controls -->"
+		echo "## The cost of the queue controls"
+		echo
+		echo "$(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'),"
+		echo "redis-server $redis_version, \`PARTS=controls tests/bench/core.sh\` (CTL_N=$CTL_N"
+		echo "noop jobs a drain, CTL_RUNS=$CTL_RUNS interleaved runs of each case, C=$CTL_CONC,"
+		echo "worker defaults). Load average at start / end: $load0 / $(cut -d' ' -f1-3 /proc/loadavg)."
+		echo "Medians. Redis CPU is \`used_cpu_sys + used_cpu_user\` of the test server"
+		echo "over the drain divided by the jobs; commands include those the scripts"
+		echo "run (INFO commandstats). The grouped cases spread the jobs over"
+		echo "$CTL_GROUPS groups, with limits so high that they never hold a job back:"
+		echo "what is measured is the bookkeeping (token buckets, the rotation, the"
+		echo "groups' active sets), not a wait. The jobs of every case are enqueued"
+		echo "(untimed) by this build's enqueue script."
+		echo
+		echo "| case | drain, jobs/s | Redis CPU per job, µs | Redis commands per job | vs no control (jobs/s / CPU) |"
+		echo "|---|---|---|---|---|"
+		[ -z "$base_row" ] || echo "$base_row"
+		ctl_row none "no control configured"
+		ctl_row rate "$CTL_GROUPS groups, rate-limited (group_rate_max)"
+		ctl_row cap "$CTL_GROUPS groups, concurrency-capped (group_concurrency)"
+		echo
+		echo "$verdict"
+		echo
+		echo '```'
+		cat "$T/ctl"
+		echo '```'
+		echo "<!-- /bench:controls -->"
+	} >"$T/ctl_section"
+	if [ "${NOWRITE:-0}" = 1 ]; then
+		cat "$T/ctl_section"
+	else
+		BENCH_SECTION=controls bench_write "$T/ctl_section"
+	fi
+fi
+
 # ---- idle (background) ---------------------------------------------------
 if ! part idle; then
 	log "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -304,7 +427,6 @@ lo() { printf '%s\n' "$@" | sort -g | head -1; }
 tput_best=$(hi "${M[1.tput]:-0}" "${M[32.tput]:-0}")
 ratio() { awk -v m="$1" -v t="$2" 'BEGIN {printf "%.2f", m / t}'; }
 met() { awk -v m="$1" -v t="$2" -v d="$3" 'BEGIN {print ((d == "ge" && m >= t) || (d == "le" && m <= t)) ? "yes" : "**no**"}'; }
-fmt0() { printf "%'.0f" "$1" 2>/dev/null || printf "%.0f" "$1"; }
 redis_cpu_row=$(lo "${M[1.redis_us_job]}" "${M[32.redis_us_job]}")
 cmds_row=$(lo "${M[1.cmds_job]}" "${M[32.cmds_job]}")
 rt_row=$(hi "${M[1.rt_job]}" "${M[32.rt_job]}")
@@ -437,22 +559,8 @@ EOF
 )
 
 printf '%s\n' "$section" >"$T/section"
-if [ "${NOWRITE:-0}" = 1 ]; then
+if [ "${NOWRITE:-0}" = 1 ] || [ "$PARTIAL" = 1 ]; then
 	cat "$T/section"
 	exit 0
 fi
-doc=docs/BENCHMARKS.md
-[ -f "$doc" ] || printf '# Benchmarks\n\nFigures measured on the project machine; each section is written by\nits script in tests/bench/.\n' >"$doc"
-python3 - "$doc" "$T/section" <<'PY'
-import re, sys
-doc, sec = sys.argv[1], sys.argv[2]
-new = open(sec).read().rstrip("\n")
-text = open(doc).read()
-pat = re.compile(r"<!-- bench:core -->.*?<!-- /bench:core -->", re.S)
-if pat.search(text):
-    text = pat.sub(lambda m: new, text)
-else:
-    text = text.rstrip("\n") + "\n\n" + new + "\n"
-open(doc, "w").write(text)
-PY
-log "written to $doc"
+BENCH_SECTION=core bench_write "$T/section"

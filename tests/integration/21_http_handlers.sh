@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 log = open(sys.argv[1], "a", buffering=1)
 lock = threading.Lock()
+calls = {}  # requests per job id
 
 class H(BaseHTTPRequestHandler):
     def log_message(self, *a):
@@ -53,6 +54,11 @@ class H(BaseHTTPRequestHandler):
         mode = p.get("mode", "ok")
         if mode == "busy" and req.get("attempt", 1) <= p.get("times", 1):
             return self.answer(503, {"error": "busy"}, [("Retry-After", "2")])
+        with lock:
+            calls[req.get("id")] = calls.get(req.get("id"), 0) + 1
+            first = calls[req.get("id")] == 1
+        if mode == "limited" and first:
+            return self.answer(429, {"error": "slow down"}, [("Retry-After", "1")])
         if mode == "bad":
             return self.answer(422, {"error": "text is required"})
         if mode == "notjson":
@@ -147,6 +153,15 @@ expect_eq "a 503 is retried, then done" "done 2" "$(wq status "$R" | jq -r '"\(.
 gap=$(seen "$R" | jq -s '.[1].t - .[0].t')
 check "Retry-After: 2 honoured (next attempt ${gap} s later, backoff 0.1 s)" \
 	awk -v g="$gap" 'BEGIN { exit !(g >= 1.9) }'
+
+# ---- 429 with Retry-After: a push-back, the attempt not counted --------------------
+L=$(post '{"type":"svc.oidc","group":"tenant-a","payload":{"mode":"limited"}}')
+final "$L" 15
+expect_eq "a 429 is pushed back, then done on attempt 1" "done 1" \
+	"$(wq status "$L" | jq -r '"\(.status) \(.attempts)"')"
+expect_eq "both requests carried attempt 1" "1 1" "$(seen "$L" | jq -rs '"\(.[0].body.attempt) \(.[1].body.attempt)"')"
+gap=$(seen "$L" | jq -s '.[1].t - .[0].t')
+check "its group waited Retry-After: 1 (${gap} s)" awk -v g="$gap" 'BEGIN { exit !(g >= 0.95) }'
 
 # ---- answers that fail the job -----------------------------------------------------
 F=$(post '{"type":"svc.oidc","payload":{"mode":"bad"}}')

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # 21_limits - rate limits and concurrency caps, per queue and per group,
-# with real workers, the real API and its waker: two workers hammering one
-# group never run more of it at once than its cap (measured from the
-# jobs' start and end times); a rate-limited worker sleeps until the next
+# with real workers, the real API and its waker: two workers fed by two
+# API instances and the CLI at once never run more of one group at once
+# than its cap (measured from the jobs' start and end times in Redis and
+# from the handler's own start and end, logged by the server the jobs
+# call: tests/tools/hitcount); a rate-limited worker sleeps until the next
 # token; a token later than IDLE_TIMEOUT ends the drain and the API's
 # waker wakes a worker at that time, as for a delayed job.
 set -u
@@ -25,15 +27,22 @@ max_open() {
 }
 drains() { curl -fs "$1/metrics" | awk '/^wakeq_drains_total/ {print $2}'; }
 
-# ---- two workers, one group capped at 2, another group beside it ---------------
+# ---- two workers, two APIs, one group capped at 2, another group beside it -----
 wq settings lim group_concurrency=2 >/dev/null
+# group t1's jobs call a server that logs each call's start and end
+"$BIN/tests/tools/hitcount" "$T/hits" >"$T/hit.port" 2>"$T/hit.err" &
+on_exit "kill_wait $!"
+wait_until 5 test -s "$T/hit.port" || { diag "$T/hit.err"; exit 1; }
+HIT=http://127.0.0.1:$(head -1 "$T/hit.port")/hit
 for i in $(seq 1 30); do
-	echo '{"type":"sleep","queue":"lim","group":"t1","payload":{"ms":40}}'
+	echo "{\"type\":\"http.request\",\"queue\":\"lim\",\"group\":\"t1\",\"payload\":{\"url\":\"$HIT?k=t1-$i&ms=40&span=1\"}}"
 done >"$T/t1.jsonl"
 # woken before the jobs come: an empty drain lingers (EMPTY_WAKE_LINGER)
 # for them as long as a busy one would
-start_worker w1 QUEUES=lim CONCURRENCY=4 IDLE_TIMEOUT=1 EMPTY_WAKE_LINGER=1 EXIT_ON_IDLE=false
-start_worker w2 QUEUES=lim CONCURRENCY=4 IDLE_TIMEOUT=1 EMPTY_WAKE_LINGER=1 EXIT_ON_IDLE=false
+start_worker w1 QUEUES=lim CONCURRENCY=4 IDLE_TIMEOUT=1 EMPTY_WAKE_LINGER=1 EXIT_ON_IDLE=false \
+	ALLOW_PRIVATE_NETWORKS=loopback
+start_worker w2 QUEUES=lim CONCURRENCY=4 IDLE_TIMEOUT=1 EMPTY_WAKE_LINGER=1 EXIT_ON_IDLE=false \
+	ALLOW_PRIVATE_NETWORKS=loopback
 curl -fs -XPOST "$w1_URL/wake?wait=0" >/dev/null
 curl -fs -XPOST "$w2_URL/wake?wait=0" >/dev/null
 # enqueued while both drain: hammering, from two enqueuers at once
@@ -45,19 +54,32 @@ env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=tok QUEUES=lim RECONCILE_INTER
 on_exit "kill_wait $!"
 API=http://127.0.0.1:$API_PORT
 wait_until 5 curl -sf -o /dev/null "$API/healthz" || { diag "$T/api.log"; exit 1; }
-while read -r job; do
+A1=$API
+TOKEN=tok _start_api QUEUES=lim # a second API instance, on a port it picks
+API1B=$API
+API=$A1
+n=0
+while read -r job; do # alternately to each API instance
+	n=$((n + 1))
+	[ $((n % 2)) = 0 ] && to=$API || to=$API1B
 	curl -s -o /dev/null -H 'Authorization: Bearer tok' -H 'Content-Type: application/json' \
-		-d "$job" "$API/v1/jobs" &
+		-d "$job" "$to/v1/jobs" &
 done <"$T/t1.jsonl"
 for i in $(seq 1 10); do
+	[ $((i % 2)) = 0 ] && to=$API || to=$API1B
 	curl -s -o /dev/null -H 'Authorization: Bearer tok' -H 'Content-Type: application/json' \
-		-d '{"type":"sleep","queue":"lim","group":"t2","payload":{"ms":40}}' "$API/v1/jobs" &
+		-d '{"type":"sleep","queue":"lim","group":"t2","payload":{"ms":40}}' "$to/v1/jobs" &
 done
 wait $e1
 check "all 55 jobs ran" wait_until 30 sh -c "[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue lim | jq -r .lim.done)\" = 55 ]"
 spans lim >"$T/spans"
 m=$(max_open t1 <"$T/spans")
 expect_eq "group t1 never had more than 2 running at once (start/end times)" 2 "$m"
+expect_eq "each of t1's 30 calls made once, answered 200" "30 30" \
+	"$(awk '$5 == 200 { n++; k[$2] } END { printf "%d %d", n, length(k) }' "$T/hits")"
+hm=$(awk '{ printf "%.0f 1\n%.0f -1\n", $3, $4 }' "$T/hits" | sort -k1,1n -k2,2n |
+	awk '{ n += $2; if (n > m) m = n } END { print m + 0 }')
+expect_eq "nor more than 2 of its handlers at once (the handler's own start/end)" 2 "$hm"
 check "the other group ran beside it ($(max_open "" <"$T/spans") at once in all)" test "$(max_open "" <"$T/spans")" -gt 2
 done_by() { curl -fs "$1/metrics" | awk '/^wakeq_jobs_total\{outcome="done"\}/ {print $2}'; }
 check "both workers ran jobs ($(done_by "$w1_URL") and $(done_by "$w2_URL"))" \

@@ -3,7 +3,8 @@
 # made through the API fires on time, each fire time woken for by the
 # API's waker (the worker is gone in between); a fire time makes exactly
 # one job however many workers race for it (1,000 fire times, two workers,
-# then the same times again); the catch-up policies after a downtime; the
+# then the same times again; 1,000 times coming due one by one, raced for
+# by two workers while two processes replay them); the catch-up policies after a downtime; the
 # fire times computed ahead are refilled; pause, resume, delete. Time
 # zones across DST changes: tests/unit/cron.
 set -u
@@ -93,6 +94,37 @@ wait $c1 $c2
 expect_eq "the same fire times again make no job" 1000 "$(done_in race)"
 expect_eq "and are counted as skipped" 1000 "$(wq schedules list --queue race | jq -r '.[0].skipped')"
 check "its times ahead were refilled (64)" test "$(rcli zcard 'wakeq:{race}:stimes:burst')" -ge 16
+
+# ---- 1,000 fire times coming due one by one, raced for each -----------------------
+# Every 3 ms a fire time comes due and both workers (woken for it by their
+# next-due time) race to make its job; halfway, two processes replay all
+# 1,000 times at once (a refill retried, a clock stepped back): the made
+# ones come due again at once and must make nothing, the rest exactly one.
+wq schedules add tick '0 0 1 1 *' noop --queue race2 --overlap allow >/dev/null 2>&1
+start_worker r3 QUEUES=race2 CONCURRENCY=8 IDLE_TIMEOUT=3 EXIT_ON_IDLE=false
+start_worker r4 QUEUES=race2 CONCURRENCY=8 IDLE_TIMEOUT=3 EXIT_ON_IDLE=false
+base=$(($(now_ms) + 1500))
+for i in $(seq 0 999); do t=$((base + i * 3)); echo "$t $t"; done | tr '\n' ' ' >"$T/times2"
+rcli zadd 'wakeq:{race2}:stimes:tick' $(cat "$T/times2") >/dev/null
+rcli zadd 'wakeq:{race2}:schedules' "$base" tick >/dev/null
+curl -fs -XPOST "$r3_URL/wake" >"$T/r3.out" &
+c1=$!
+curl -fs -XPOST "$r4_URL/wake" >"$T/r4.out" &
+c2=$!
+while [ "$(now_ms)" -lt $((base + 1500)) ]; do sleep 0.05; done
+for p in 1 2; do
+	( rcli zadd 'wakeq:{race2}:stimes:tick' $(cat "$T/times2") >/dev/null
+	  rcli zadd 'wakeq:{race2}:schedules' "$base" tick >/dev/null ) &
+done
+wait $c1 $c2
+expect_eq "1,000 fire times raced for one by one made 1,000 jobs" 1000 "$(done_in race2)"
+wq jobs --queue race2 --state done --limit 2000 --json >"$T/jobs2"
+expect_eq "each for a fire time of its own" 1000 "$(jq -r '.[].run_at' "$T/jobs2" | sort -u | wc -l)"
+expect_eq "fired 1,000 in all" 1000 "$(wq schedules list --queue race2 | jq -r '.[0].fired')"
+r3n=$(jq -r .drain.jobs "$T/r3.out")
+r4n=$(jq -r .drain.jobs "$T/r4.out")
+check "both workers took part ($r3n and $r4n jobs)" test "$r3n" -gt 0 -a "$r4n" -gt 0
+echo "# replayed fire times skipped: $(wq schedules list --queue race2 | jq -r '.[0].skipped')"
 
 # ---- catch-up after a downtime: times more than a minute late ---------------------------
 catchup() { # catchup POLICY [MAX]: 5 missed times; prints the jobs made

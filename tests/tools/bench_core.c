@@ -1,9 +1,10 @@
 /* bench_core - load generator and probes for tests/bench/core.sh, through
  * the real queue API (internal/queue):
  *
- *   bench_core enqueue URL QUEUE N BATCH
+ *   bench_core enqueue URL QUEUE N BATCH [GROUPS]
  *       enqueues N noop jobs, BATCH (1..1000) per queue_enqueue call, from
- *       one connection; prints "N SECONDS JOBS_PER_S".
+ *       one connection; prints "N SECONDS JOBS_PER_S". With GROUPS > 0 the
+ *       jobs take the groups g0 … g(GROUPS-1) in turn (job i: g(i % GROUPS)).
  *   bench_core latency URL QUEUE N PACE_US
  *       for an idle awake worker: enqueues N noop jobs one at a time,
  *       PACE_US apart; the client clock is read just before each
@@ -84,7 +85,8 @@ static void print_dist(const char *name, int64_t *v, size_t n)
 	       (long long)pct(v, n, 99), (long long)v[n - 1]);
 }
 
-static int cmd_enqueue(const char *url, const char *queue, long n, long batch)
+static int cmd_enqueue(const char *url, const char *queue, long n, long batch,
+		       long groups)
 {
 	struct job_spec *specs;
 	struct queue_enqueued *out;
@@ -92,9 +94,17 @@ static int cmd_enqueue(const char *url, const char *queue, long n, long batch)
 	struct err e;
 	int64_t t0, t1;
 	long done = 0, i;
+	char (*gname)[16] = NULL;
 
-	if (n < 1 || batch < 1 || batch > QUEUE_MAX_BATCH)
+	if (n < 1 || batch < 1 || batch > QUEUE_MAX_BATCH || groups < 0 || groups > 100000)
 		return 2;
+	if (groups > 0) {
+		gname = calloc((size_t)groups, sizeof(*gname));
+		if (!gname)
+			abort();
+		for (i = 0; i < groups; i++)
+			snprintf(gname[i], sizeof(gname[i]), "g%ld", i);
+	}
 	q = connect_or_die(url);
 	specs = calloc((size_t)batch, sizeof(*specs));
 	out = calloc((size_t)batch, sizeof(*out));
@@ -106,6 +116,8 @@ static int cmd_enqueue(const char *url, const char *queue, long n, long batch)
 	while (done < n) {
 		long k = n - done < batch ? n - done : batch;
 
+		for (i = 0; gname && i < k; i++)
+			specs[i].group = gname[(done + i) % groups];
 		if (queue_enqueue(q, queue, specs, (size_t)k, out, NULL, &e) < 0) {
 			fprintf(stderr, "bench_core: enqueue: %s\n", e.msg);
 			return 1;
@@ -117,6 +129,7 @@ static int cmd_enqueue(const char *url, const char *queue, long n, long batch)
 	       (double)n * 1e6 / (double)(t1 - t0));
 	free(specs);
 	free(out);
+	free(gname);
 	queue_free(q);
 	return 0;
 }
@@ -393,8 +406,9 @@ int main(int argc, char **argv)
 {
 	int rc = 2;
 
-	if (argc == 6 && !strcmp(argv[1], "enqueue"))
-		rc = cmd_enqueue(argv[2], argv[3], atol(argv[4]), atol(argv[5]));
+	if ((argc == 6 || argc == 7) && !strcmp(argv[1], "enqueue"))
+		rc = cmd_enqueue(argv[2], argv[3], atol(argv[4]), atol(argv[5]),
+				 argc == 7 ? atol(argv[6]) : 0);
 	else if (argc == 6 && !strcmp(argv[1], "latency"))
 		rc = cmd_latency(argv[2], argv[3], atol(argv[4]), atol(argv[5]));
 	else if (argc == 6 && !strcmp(argv[1], "first"))
@@ -402,7 +416,7 @@ int main(int argc, char **argv)
 	else if (argc == 6 && !strcmp(argv[1], "cold"))
 		rc = cmd_cold(argv[2], argv[3], atol(argv[4]), argv[5]);
 	if (rc == 2)
-		fprintf(stderr, "usage: bench_core enqueue URL QUEUE N BATCH\n"
+		fprintf(stderr, "usage: bench_core enqueue URL QUEUE N BATCH [GROUPS]\n"
 			"       bench_core latency URL QUEUE N PACE_US\n"
 			"       bench_core first URL QUEUE ID TIMEOUT_MS\n"
 			"       bench_core cold URL QUEUE RUNS WORKER_BIN\n");

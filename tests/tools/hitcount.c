@@ -11,6 +11,13 @@
  *                                  namespaces, may share one LOG), then
  *                                  holds the answer N ms (0..60000) and
  *                                  answers 200 {"n":HITS_OF_THIS_PROCESS}
+ *     &span=1                      logs after the hold instead, one line
+ *                                  "NAME KEY START_US END_US STATUS"
+ *                                  (handler start/end for cap checks)
+ *     &busy=S                      the first hit of this process carrying
+ *                                  busy answers 429 with Retry-After: S at
+ *                                  once (a rate-limited upstream); later
+ *                                  ones answer as usual
  *   GET /count                     {"hits":N}
  * START_US is the wall clock in microseconds (Redis's `finished` times
  * are on the same clock on this machine). Runs until SIGTERM or SIGINT. */
@@ -32,6 +39,7 @@
 static int log_fd = -1;
 static const char *name = "c";
 static atomic_int hits;
+static atomic_int busy_sent;
 
 static int key_ok(const char *k)
 {
@@ -47,10 +55,11 @@ static int key_ok(const char *k)
 
 static void handle(struct httpd_request *req, void *ctx)
 {
-	const char *k, *ms;
+	const char *k, *ms, *busy;
 	char line[256];
-	int n, len;
+	int n, len, span, status = 200;
 	long wait_ms = 0;
+	int64_t start;
 
 	(void)ctx;
 	if (!strcmp(httpd_path(req), "/count")) {
@@ -71,17 +80,39 @@ static void handle(struct httpd_request *req, void *ctx)
 		wait_ms = strtol(ms, NULL, 10);
 	if (wait_ms < 0 || wait_ms > 60000)
 		wait_ms = 0;
-	len = snprintf(line, sizeof(line), "%s %s %" PRId64 "\n", name, k,
-		       clock_now_us());
+	span = httpd_query(req, "span") != NULL;
+	busy = httpd_query(req, "busy");
+	if (busy && (!*busy || strspn(busy, "0123456789") != strlen(busy) || strlen(busy) > 6)) {
+		httpd_error(req, 400, "invalid_query", "'busy' takes whole seconds");
+		return;
+	}
+	start = clock_now_us();
 	n = atomic_fetch_add(&hits, 1) + 1;
+	if (busy && atomic_exchange(&busy_sent, 1) == 0) {
+		status = 429;
+		wait_ms = 0;
+	}
+	len = snprintf(line, sizeof(line), "%s %s %" PRId64 "\n", name, k, start);
 	/* one write of a short line on O_APPEND: never interleaved */
-	while (write(log_fd, line, (size_t)len) < 0 && errno == EINTR)
-		;
+	if (!span)
+		while (write(log_fd, line, (size_t)len) < 0 && errno == EINTR)
+			;
 	if (wait_ms > 0) {
 		struct timespec ts = { wait_ms / 1000, (wait_ms % 1000) * 1000000L };
 
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
+	}
+	if (span) {
+		len = snprintf(line, sizeof(line), "%s %s %" PRId64 " %" PRId64 " %d\n", name, k,
+			       start, clock_now_us(), status);
+		while (write(log_fd, line, (size_t)len) < 0 && errno == EINTR)
+			;
+	}
+	if (status == 429) {
+		httpd_add_header(req, "Retry-After", busy);
+		httpd_error(req, 429, "rate_limited", "busy");
+		return;
 	}
 	httpd_respond_json(req, 200, json_pack("{s:i}", "n", n));
 }

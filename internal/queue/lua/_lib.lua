@@ -222,12 +222,38 @@ local function publish(id, status, progress, stage)
     .. (stage or '') .. '\t' .. NOW_US_S
 end
 
+-- Push-back (docs/QUEUE.md "Push-back"): job id (hash jk, priority
+-- prio) was answered 429 with Retry-After by the service it calls, so
+-- its whole group g waits until `at` (ms): the job goes back to the
+-- front of gpend:g, and g leaves the rotation (or gfull) for gwait,
+-- where take brings it back at that time (a later hold wins). An
+-- ungrouped job (g false or '') alone waits in delayed until `at`.
+local function group_hold(g, prio, id, jk, at)
+  if not g or g == '' then
+    redis.call('HSET', jk, 'status', 'scheduled')
+    redis.call('ZADD', P .. 'delayed', at, id)
+    publish(id, 'scheduled')
+    return
+  end
+  redis.call('HSET', jk, 'status', 'queued')
+  redis.call('ZADD', P .. 'gpend:' .. g, (tonumber(prio) or 0) * BAND, id)
+  if redis.call('SADD', P .. 'gin', g) == 1 then
+    redis.call('HSET', P .. 'config', 'grouped', '1')
+  end
+  redis.call('LREM', P .. 'grr', 0, g)
+  redis.call('SREM', P .. 'gfull', g)
+  local cur = tonumber(redis.call('ZSCORE', P .. 'gwait', g))
+  if not cur or cur < at then redis.call('ZADD', P .. 'gwait', at, g) end
+  publish(id, 'queued')
+end
+
 -- Metrics that outlive the worker: the hash `metrics`, read by the API's
 -- /metrics (queue_stats_read). Counts are added up while a script runs
 -- and written by flush, one HINCRBY a field: a batch of jobs costs a few
 -- calls, whatever its size. Fields are KIND:KEY:TYPE:
 --   n:OUTCOME:TYPE   runs that ended so: done, retried, failed, cancelled,
---                    requeued (shutdown), expired (lease lost, run again)
+--                    requeued (shutdown), expired (lease lost, run again),
+--                    throttled (pushed back by a 429: group_hold)
 --   w:B:TYPE         jobs whose wait (due or enqueued -> started) fell in
 --   r:B:TYPE         bucket B, and runs whose run time did: B is the
 --                    0-based index of the first bound of HIST_MS at or

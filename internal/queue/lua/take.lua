@@ -4,7 +4,8 @@
 -- nrun (how many of the jobs leased now start at once: they are marked
 -- `ran`; the rest are leased ahead, see the reclaim below), then 7 fields
 -- a settle: id, token, outcome (d=done r=retry f=fail
--- c=cancelled q=requeue), result, error, delay_ms, run_us (how long the
+-- c=cancelled q=requeue b=pushed back by the upstream's rate limit, its
+-- group held delay_ms), result, error, delay_ms, run_us (how long the
 -- run took, for the run-time histogram; negative: not measured).
 -- Returns { TAKE_* head, then TAKE_JOB_* fields a job }. flags has one
 -- letter a settle: o applied, f applied and final, s stale (refused).
@@ -53,7 +54,7 @@ for i = 0, nsettle - 1 do
     'priority', 'cancel', 'callback', 'unique', 'group', 'type')
   local cb = h[6] and h[6] ~= ''
   local run_us = tonumber(ARGV[b + 6]) or -1
-  if h[5] and kind == 'q' then kind = 'c' end
+  if h[5] and (kind == 'q' or kind == 'b') then kind = 'c' end
   if h[1] ~= tok then
     stale = stale + 1
     flags[#flags + 1] = 's'
@@ -90,6 +91,16 @@ for i = 0, nsettle - 1 do
     elseif kind == 'c' then
       finish_cancelled(id, jk, ARGV[b + 4], ttl, cb, h[7])
       m_outcome(h[9], 'cancelled')
+    elseif kind == 'b' then
+      -- pushed back (a 429 with Retry-After): queued again, attempt not
+      -- counted, its group held until then (group_hold)
+      fl = 'o'
+      local at = NOW + tonumber(ARGV[b + 5])
+      redis.call('HSET', jk, 'token', '', 'error', ARGV[b + 4],
+        'attempts', math.max(0, tonumber(h[2]) - 1),
+        'run_at', string.format('%d', at * 1000))
+      group_hold(h[8], h[4], id, jk, at)
+      m_outcome(h[9], 'throttled')
     else -- requeue at the front of its band, attempt not counted
       fl = 'o'
       redis.call('HSET', jk, 'status', 'queued', 'token', '',

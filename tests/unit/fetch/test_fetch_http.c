@@ -490,13 +490,16 @@ static void test_job_http_request(void **state)
 	assert_int_equal(run_job(payload("/status/404", NULL), &out), -1);
 	assert_int_equal(out.retryable, 0);
 	assert_non_null(strstr(out.error, "404"));
-	/* 503 and 429: retry, after Retry-After */
+	/* 503 and 429: retry, after Retry-After; a 429 with it pushes back
+	 * the job's group (rate_limit_group), a 503 does not */
 	assert_int_equal(run_job(payload("/status/503", NULL), &out), -1);
 	assert_int_equal(out.retryable, 1);
 	assert_true(out.retry_after_s == 7);
+	assert_int_equal(out.rate_limit_group, 0);
 	assert_int_equal(run_job(payload("/status/429", NULL), &out), -1);
 	assert_int_equal(out.retryable, 1);
 	assert_true(out.retry_after_s == 7);
+	assert_int_equal(out.rate_limit_group, 1);
 	assert_int_equal(run_job(payload("/status/500", NULL), &out), -1);
 	assert_int_equal(out.retryable, 1);
 	assert_true(out.retry_after_s == 0);

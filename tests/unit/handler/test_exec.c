@@ -81,7 +81,9 @@ static int setup(void **state)
 	entry(hs, "p.echo",
 	      "echo started >&2; while read -r line; do case \"$line\" in "
 	      "*die*) exit 3;; *junk*) echo hello;; *err*) echo '{\"error\":\"nope\","
-	      "\"retryable\":true,\"retry_after_s\":7}';; *slow*) sleep 30;; "
+	      "\"retryable\":true,\"retry_after_s\":7}';; *busy*) echo '{\"error\":\"busy\","
+	      "\"retryable\":true,\"retry_after_s\":3,\"rate_limit_group\":true}';; "
+	      "*slow*) sleep 30;; "
 	      "*) echo '{\"progress\":50}'; echo \"{\\\"result\\\":{\\\"pid\\\":$$,"
 	      "\\\"req\\\":$line}}\";; esac; done",
 	      "{\"persistent\": true, \"kill_grace_s\": 0.3}");
@@ -461,7 +463,14 @@ static void test_persistent(void **state)
 	assert_int_equal(c->rc, -1);
 	assert_true(c->out.retryable);
 	assert_true(c->out.retry_after_s == 7);
+	assert_int_equal(c->out.rate_limit_group, 0);
 	assert_string_equal(c->out.error, "nope");
+	done(c);
+	/* an error that says the service is rate limited: a push-back */
+	c = run("p.echo", "{\"busy\":1}");
+	assert_int_equal(c->rc, -1);
+	assert_true(c->out.retry_after_s == 3);
+	assert_int_equal(c->out.rate_limit_group, 1);
 	done(c);
 	/* an error answer keeps the process */
 	c = run("p.echo", "{}");

@@ -595,6 +595,96 @@ static void test_group_rate(void **state)
 	release_all(jobs, 2);
 }
 
+/* A 429 with Retry-After pushes back the whole group: the job is queued
+ * again without its attempt, the group's other jobs wait until the time,
+ * other groups go on; an ungrouped job alone waits. */
+static void test_pushback(void **state)
+{
+	struct queue_job jobs[10];
+	struct queue_settle s = { 0 };
+	struct queue_counts c;
+	struct queue_take t;
+	struct job_info info;
+	struct err e;
+	char *g, id[UUID_STR_LEN];
+	int64_t t0;
+	size_t i, n;
+	int retired = -1;
+
+	(void)state;
+	enq_group("A", 3);
+	enq_group("B", 3);
+	assert_int_equal(take(jobs, 1), 1);
+	g = group_of(&jobs[0]);
+	assert_string_equal(g, "A");
+	free(g);
+	memcpy(id, jobs[0].id, UUID_STR_LEN);
+	s.id = jobs[0].id;
+	s.token = jobs[0].token;
+	s.outcome = QUEUE_PUSHBACK;
+	s.error = "http status 429";
+	s.delay_ms = 600;
+	t0 = clock_now_us() / 1000;
+	n = take_t(&t, &jobs[1], 10, &s, 1);
+	assert_false(s.stale);
+	assert_false(s.final);
+	queue_job_release(&jobs[0]);
+	/* only B's jobs go; A waits until the Retry-After time */
+	assert_int_equal(n, 3);
+	for (i = 1; i <= n; i++) {
+		g = group_of(&jobs[i]);
+		assert_string_equal(g, "B");
+		free(g);
+	}
+	release_all(&jobs[1], n);
+	assert_true(t.next_due_ms >= t0 + 550 && t.next_due_ms <= t0 + 700);
+	assert_int_equal(queue_job_get(Q, qname, id, &info, &e), 0);
+	assert_int_equal(info.status, JOB_QUEUED);
+	assert_int_equal(info.attempts, 0); /* the attempt did not count */
+	job_info_release(&info);
+	/* held, not due: a worker may leave and a waker wakes at the time */
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(c.due, 0);
+	assert_int_equal(c.held, 3);
+	assert_true(c.wake_at_ms >= t0 + 550 && c.wake_at_ms <= t0 + 700);
+	assert_int_equal(queue_register(Q, qname, "w1", 5000, &e), 0);
+	assert_int_equal(queue_retire(Q, qname, "w1", 0, &retired, &e), 0);
+	assert_int_equal(retired, 1);
+	assert_int_equal(take_t(&t, jobs, 10, NULL, 0), 0);
+	clock_sleep_us((uint64_t)(t.next_due_ms - clock_now_us() / 1000 + 20) * 1000);
+	/* then A's three, the pushed-back one first, on its first attempt */
+	assert_int_equal(take_t(&t, jobs, 10, NULL, 0), 3);
+	assert_string_equal(jobs[0].id, id);
+	assert_int_equal(jobs[0].attempts, 1);
+	release_all(jobs, 3);
+
+	/* an ungrouped job waits alone, as a delayed job */
+	enq(NULL, NULL);
+	enq(NULL, NULL);
+	assert_int_equal(take(jobs, 1), 1);
+	memcpy(id, jobs[0].id, UUID_STR_LEN);
+	memset(&s, 0, sizeof(s));
+	s.id = jobs[0].id;
+	s.token = jobs[0].token;
+	s.outcome = QUEUE_PUSHBACK;
+	s.error = "http status 429";
+	s.delay_ms = 400;
+	n = take_t(&t, &jobs[1], 10, &s, 1);
+	queue_job_release(&jobs[0]);
+	assert_int_equal(n, 1); /* the other one */
+	assert_string_not_equal(jobs[1].id, id);
+	release_all(&jobs[1], 1);
+	assert_int_equal(queue_job_get(Q, qname, id, &info, &e), 0);
+	assert_int_equal(info.status, JOB_SCHEDULED);
+	assert_int_equal(info.attempts, 0);
+	job_info_release(&info);
+	clock_sleep_us(450000);
+	assert_int_equal(take_t(&t, jobs, 10, NULL, 0), 1);
+	assert_string_equal(jobs[0].id, id);
+	assert_int_equal(jobs[0].attempts, 1);
+	release_all(jobs, 1);
+}
+
 /* ---- cron schedules -------------------------------------------------------------- */
 
 static void put_schedule(const char *json, struct queue_schedule *out)
@@ -751,6 +841,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_cap_and_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_fairness, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_rate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pushback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_fires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_overlap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_refused, setup, teardown),
