@@ -75,13 +75,13 @@ int fetch_gs_split(const char *url, char bucket[FETCH_GS_BUCKET_MAX],
 	if (n == 0)
 		return err_set(err, ERR_INVALID, "bad gs url '%.200s': no bucket "
 			       "(want gs://bucket/object)", url);
+	if (!slash || !slash[1])
+		return err_set(err, ERR_INVALID, "bad gs url '%.200s': no object "
+			       "name (want gs://bucket/object)", url);
 	if (!gs_bucket_ok(p, n))
 		return err_set(err, ERR_INVALID, "bad gs url '%.200s': bad bucket "
 			       "name '%.*s' (want 3-63 of a-z, 0-9, '-', '_', '.')",
 			       url, (int)(n > 80 ? 80 : n), p);
-	if (!slash || !slash[1])
-		return err_set(err, ERR_INVALID, "bad gs url '%.200s': no object "
-			       "name (want gs://bucket/object)", url);
 	slash++;
 	if (strlen(slash) > 1024)
 		return err_set(err, ERR_INVALID, "bad gs url '%.200s': object name "

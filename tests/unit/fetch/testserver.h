@@ -19,7 +19,11 @@
  *                        Errors are S3's XML documents: 403
  *                        SignatureDoesNotMatch / InvalidAccessKeyId /
  *                        InvalidToken, 400 ExpiredToken (token ==
- *                        ts.s3_expired_token), 404 NoSuchKey.
+ *                        ts.s3_expired_token), 404 NoSuchKey. A request
+ *                        with X-Amz-Signature in its query is checked
+ *                        as a presigned URL instead (query form,
+ *                        UNSIGNED-PAYLOAD, X-Amz-Expires against
+ *                        X-Amz-Date: 403 AccessDenied once expired).
  *   PUT /latest/api/token, GET /latest/meta-data/iam/security-credentials/
  *   [ROLE]               a fake EC2 instance metadata service, IMDSv2
  *                        only (a GET without the session token gets 401)
@@ -44,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/buf.h"
@@ -239,6 +244,121 @@ static int ts_sigv4_ok(struct MHD_Connection *c, const char *method,
 	return ok;
 }
 
+/* Percent-encoding as SigV4 wants it (all but unreserved characters). */
+static void ts_uri_encode(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~')
+			buf_addc(b, (char)ch);
+		else
+			buf_printf(b, "%%%02X", ch);
+	}
+}
+
+/* A query argument, percent escapes decoded (the server is told not to
+ * decode anything itself), into a static slot of 4; NULL when absent. */
+static const char *ts_arg(struct MHD_Connection *c, const char *name)
+{
+	static char slots[4][1024];
+	static int next;
+	const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+	char *out;
+	size_t n = 0;
+
+	if (!v)
+		return NULL;
+	out = slots[next++ % 4];
+	for (; *v && n + 1 < sizeof(slots[0]); v++) {
+		unsigned int x;
+
+		if (*v == '%' && isxdigit((unsigned char)v[1]) &&
+		    isxdigit((unsigned char)v[2]) && sscanf(v + 1, "%2x", &x) == 1) {
+			out[n++] = (char)x;
+			v += 2;
+		} else {
+			out[n++] = *v;
+		}
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* An independent AWS SigV4 check of a presigned URL (query form): 1
+ * good, 0 bad signature, -1 unknown key, -2 bad token, -4 expired. Each argument is
+ * decoded, then re-encoded as the signer must have encoded it. */
+static int ts_sigv4_query_ok(struct MHD_Connection *c, const char *method,
+			     const char *url)
+{
+	static const char *const names[] = {
+		"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+		"X-Amz-Security-Token", "X-Amz-SignedHeaders",
+	};
+	const char *v, *cred, *sig, *key = ts.s3_key ? ts.s3_key : "testkey";
+	char date[16], region[64], want[65], hash[65], keybuf[300], list[512];
+	char scope[200], stamp[20], given[80], *tok, *save = NULL;
+	unsigned char md[32], k[32];
+	unsigned int mdlen = 32;
+	struct buf cr = BUF_INIT, sts = BUF_INIT;
+	struct tm tm;
+	size_t i, kl = strlen(key);
+	int first = 1, ok;
+
+	cred = ts_arg(c, "X-Amz-Credential");
+	sig = ts_arg(c, "X-Amz-Signature");
+	v = ts_arg(c, "X-Amz-Algorithm");
+	if (!cred || !sig || !v || strcmp(v, "AWS4-HMAC-SHA256"))
+		return 0;
+	if (strncmp(cred, key, kl) || cred[kl] != '/')
+		return -1;
+	snprintf(scope, sizeof(scope), "%s", cred + kl + 1);
+	snprintf(given, sizeof(given), "%s", sig);
+	if (sscanf(cred + kl + 1, "%15[^/]/%63[^/]/", date, region) != 2)
+		return 0;
+	snprintf(ts.s3_region, sizeof(ts.s3_region), "%s", region);
+	v = ts_arg(c, "X-Amz-Date");
+	memset(&tm, 0, sizeof(tm));
+	snprintf(stamp, sizeof(stamp), "%s", v ? v : "");
+	if (!v || !strptime(v, "%Y%m%dT%H%M%SZ", &tm) ||
+	    !ts_arg(c, "X-Amz-Expires"))
+		return 0;
+	if (time(NULL) > timegm(&tm) + atol(ts_arg(c, "X-Amz-Expires")))
+		return -4;
+	v = ts_arg(c, "X-Amz-Security-Token");
+	if ((ts.s3_token || v) && (!ts.s3_token || !v || strcmp(v, ts.s3_token)))
+		return -2;
+	buf_printf(&cr, "%s\n%s\n", method, url);
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		v = ts_arg(c, names[i]);
+		if (!v)
+			continue;
+		buf_printf(&cr, "%s%s=", first ? "" : "&", names[i]);
+		ts_uri_encode(&cr, v);
+		first = 0;
+	}
+	buf_addc(&cr, '\n');
+	v = ts_arg(c, "X-Amz-SignedHeaders");
+	snprintf(list, sizeof(list), "%s", v ? v : "");
+	for (tok = strtok_r(list, ";", &save); tok; tok = strtok_r(NULL, ";", &save))
+		buf_printf(&cr, "%s:%s\n", tok, ts_hdr(c, tok));
+	buf_printf(&cr, "\n%s\nUNSIGNED-PAYLOAD", v ? v : "");
+	EVP_Digest(cr.data, cr.len, md, &mdlen, EVP_sha256(), NULL);
+	ts_hex(md, 32, hash);
+	buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s\n%s", stamp, scope, hash);
+	snprintf(keybuf, sizeof(keybuf), "AWS4%s", ts.s3_secret ? ts.s3_secret : "");
+	ts_hmac(keybuf, strlen(keybuf), date, k);
+	ts_hmac(k, 32, region, k);
+	ts_hmac(k, 32, "s3", k);
+	ts_hmac(k, 32, "aws4_request", k);
+	ts_hmac(k, 32, sts.data, md);
+	ts_hex(md, 32, want);
+	ok = !strcmp(want, given);
+	buf_release(&cr);
+	buf_release(&sts);
+	return ok;
+}
+
 /* S3's error document. */
 static enum MHD_Result ts_s3_error(struct MHD_Connection *c, unsigned status,
 				   const char *code, const char *msg,
@@ -269,7 +389,10 @@ static enum MHD_Result ts_s3(struct MHD_Connection *c, const char *method,
 
 	pthread_mutex_lock(&ts.mu);
 	snprintf(ts.s3_last_key, sizeof(ts.s3_last_key), "%s", key);
-	ok = ts_sigv4_ok(c, method, url, &conn->body);
+	if (MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "X-Amz-Signature"))
+		ok = ts_sigv4_query_ok(c, method, url);
+	else
+		ok = ts_sigv4_ok(c, method, url, &conn->body);
 	if (ok <= 0) {
 		pthread_mutex_unlock(&ts.mu);
 		if (ok == -1)
@@ -282,6 +405,9 @@ static enum MHD_Result ts_s3(struct MHD_Connection *c, const char *method,
 		if (ok == -3)
 			return ts_s3_error(c, 400, "ExpiredToken", "The provided token "
 					   "has expired.", key);
+		if (ok == -4)
+			return ts_s3_error(c, 403, "AccessDenied", "Request has expired",
+					   key);
 		return ts_s3_error(c, 403, "SignatureDoesNotMatch", "The request "
 				   "signature we calculated does not match the signature "
 				   "you provided. Check your key and signing method.", key);
