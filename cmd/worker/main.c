@@ -199,6 +199,10 @@ int main(int argc, char **argv)
 	job_settings.data_dir = cfg.data_dir;
 	job_settings.allow_private = cfg.allow_private;
 	job_settings.max_input_bytes = cfg.max_input_bytes;
+	/* downloads of inputs and outputs before upload go where handlers'
+	 * work folders go: TMPDIR (on Cloud Run, /tmp is memory) */
+	if (getenv("TMPDIR") && *getenv("TMPDIR"))
+		job_settings.tmp_dir = getenv("TMPDIR");
 	job_settings.webhook_secret = cfg.webhook_secret;
 	job_settings.webhook_secret_previous = cfg.webhook_secret_previous;
 	if (fetch_check_settings(&e) < 0 || webhook_check_settings(&e) < 0) {
