@@ -8,7 +8,7 @@
  * account from the metadata server (gcp.c's cache): no long-lived keys.
  *
  * The URL and error parsers read outside input: bounded, tolerant of
- * junk, fuzzed (tests/fuzz/fuzz_gcs.c).
+ * junk, fuzzed (tests/fuzz/fuzz_s3.c).
  */
 #include "fetch/priv.h"
 

@@ -155,18 +155,41 @@ static void ts_hmac(const void *key, size_t klen, const char *msg,
 	     out, &n);
 }
 
+/* The signature SigV4 wants for canonical request `cr` signed at `stamp`
+ * (X-Amz-Date) in DATE/REGION/s3/aws4_request with ts.s3_secret. */
+static void ts_sigv4_sign(const struct buf *cr, const char *stamp, const char *date,
+			  const char *region, char want[65])
+{
+	unsigned char md[32], k[32];
+	unsigned int mdlen = 32;
+	char hash[65], keybuf[300];
+	struct buf sts = BUF_INIT;
+
+	EVP_Digest(cr->data, cr->len, md, &mdlen, EVP_sha256(), NULL);
+	ts_hex(md, 32, hash);
+	buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/s3/aws4_request\n%s", stamp, date,
+		   region, hash);
+	snprintf(keybuf, sizeof(keybuf), "AWS4%s", ts.s3_secret ? ts.s3_secret : "");
+	ts_hmac(keybuf, strlen(keybuf), date, k);
+	ts_hmac(k, 32, region, k);
+	ts_hmac(k, 32, "s3", k);
+	ts_hmac(k, 32, "aws4_request", k);
+	ts_hmac(k, 32, sts.data, md);
+	ts_hex(md, 32, want);
+	buf_release(&sts);
+}
+
 /* An independent AWS SigV4 check (header form) of one request: 1 good,
  * 0 bad signature, -1 unknown key, -2 bad token, -3 expired token. */
 static int ts_sigv4_ok(struct MHD_Connection *c, const char *method,
 		       const char *url, const struct buf *body)
 {
-	const char *auth = ts_hdr(c, "Authorization"), *p, *q;
+	const char *auth = ts_hdr(c, "Authorization"), *p;
 	char cred[256], signed_h[512], sig[80], date[16], region[64];
-	char hash[65], want[65], scope[160], *tok, *save = NULL;
-	unsigned char md[32], k[32];
+	char hash[65], want[65], *tok, *save = NULL;
+	unsigned char md[32];
 	unsigned int mdlen = 32;
-	struct buf cr = BUF_INIT, sts = BUF_INIT;
-	char keybuf[300];
+	struct buf cr = BUF_INIT;
 	int ok = 0;
 
 	if (strncmp(auth, "AWS4-HMAC-SHA256 ", 17))
@@ -226,21 +249,9 @@ static int ts_sigv4_ok(struct MHD_Connection *c, const char *method,
 		}
 	}
 	buf_printf(&cr, "\n%s\n%s", signed_h, hash);
-	EVP_Digest(cr.data, cr.len, md, &mdlen, EVP_sha256(), NULL);
-	ts_hex(md, 32, hash);
-	q = ts_hdr(c, "x-amz-date");
-	snprintf(scope, sizeof(scope), "%s/%s/s3/aws4_request", date, region);
-	buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s\n%s", q, scope, hash);
-	snprintf(keybuf, sizeof(keybuf), "AWS4%s", ts.s3_secret ? ts.s3_secret : "");
-	ts_hmac(keybuf, strlen(keybuf), date, k);
-	ts_hmac(k, 32, region, k);
-	ts_hmac(k, 32, "s3", k);
-	ts_hmac(k, 32, "aws4_request", k);
-	ts_hmac(k, 32, sts.data, md);
-	ts_hex(md, 32, want);
+	ts_sigv4_sign(&cr, ts_hdr(c, "x-amz-date"), date, region, want);
 	ok = !strcmp(want, sig);
 	buf_release(&cr);
-	buf_release(&sts);
 	return ok;
 }
 
@@ -296,11 +307,9 @@ static int ts_sigv4_query_ok(struct MHD_Connection *c, const char *method,
 		"X-Amz-Security-Token", "X-Amz-SignedHeaders",
 	};
 	const char *v, *cred, *sig, *key = ts.s3_key ? ts.s3_key : "testkey";
-	char date[16], region[64], want[65], hash[65], keybuf[300], list[512];
-	char scope[200], stamp[20], given[80], *tok, *save = NULL;
-	unsigned char md[32], k[32];
-	unsigned int mdlen = 32;
-	struct buf cr = BUF_INIT, sts = BUF_INIT;
+	char date[16], region[64], want[65], list[512];
+	char stamp[20], given[80], *tok, *save = NULL;
+	struct buf cr = BUF_INIT;
 	struct tm tm;
 	size_t i, kl = strlen(key);
 	int first = 1, ok;
@@ -312,7 +321,6 @@ static int ts_sigv4_query_ok(struct MHD_Connection *c, const char *method,
 		return 0;
 	if (strncmp(cred, key, kl) || cred[kl] != '/')
 		return -1;
-	snprintf(scope, sizeof(scope), "%s", cred + kl + 1);
 	snprintf(given, sizeof(given), "%s", sig);
 	if (sscanf(cred + kl + 1, "%15[^/]/%63[^/]/", date, region) != 2)
 		return 0;
@@ -343,19 +351,9 @@ static int ts_sigv4_query_ok(struct MHD_Connection *c, const char *method,
 	for (tok = strtok_r(list, ";", &save); tok; tok = strtok_r(NULL, ";", &save))
 		buf_printf(&cr, "%s:%s\n", tok, ts_hdr(c, tok));
 	buf_printf(&cr, "\n%s\nUNSIGNED-PAYLOAD", v ? v : "");
-	EVP_Digest(cr.data, cr.len, md, &mdlen, EVP_sha256(), NULL);
-	ts_hex(md, 32, hash);
-	buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s\n%s", stamp, scope, hash);
-	snprintf(keybuf, sizeof(keybuf), "AWS4%s", ts.s3_secret ? ts.s3_secret : "");
-	ts_hmac(keybuf, strlen(keybuf), date, k);
-	ts_hmac(k, 32, region, k);
-	ts_hmac(k, 32, "s3", k);
-	ts_hmac(k, 32, "aws4_request", k);
-	ts_hmac(k, 32, sts.data, md);
-	ts_hex(md, 32, want);
+	ts_sigv4_sign(&cr, stamp, date, region, want);
 	ok = !strcmp(want, given);
 	buf_release(&cr);
-	buf_release(&sts);
 	return ok;
 }
 
