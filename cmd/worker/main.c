@@ -76,7 +76,7 @@ static const struct config_var vars[] = {
 	{ "ALLOW_PRIVATE_NETWORKS", CONFIG_STRING, F(allow_private), 0, 0, "",
 	  "outbound to private addresses: '' none, loopback, all, or CIDRs", 0, NULL },
 	{ "MAX_INPUT_BYTES", CONFIG_SIZE, F(max_input_bytes), 1, 1099511627776.0, "2G",
-	  "cap on downloaded inputs", 0, NULL },
+	  "cap on downloaded inputs (http, s3, gs: held in TMPDIR, memory on Cloud Run)", 0, NULL },
 	{ "WEBHOOK_SECRET", CONFIG_STRING, F(webhook_secret), 0, 0, "",
 	  "HMAC-SHA256 key of webhook signatures (whsec_BASE64 for Standard Webhooks)",
 	  CONFIG_SECRET, NULL },
