@@ -141,6 +141,11 @@ r=$(curl -sS -o "$T/r.json" -w '%{http_code}' -XPOST -H "$H" "$API/v1/uploads?pr
 expect_eq "a bad content_type -> 400" 400 "$r"
 r=$(curl -sS -o "$T/r.json" -w '%{http_code}' -XPOST "$API/v1/uploads?presign=1")
 expect_eq "presign needs the API token -> 401" 401 "$r"
+r=$(curl -sS -o "$T/r.json" -w '%{http_code}' -XPOST -H "$H" --data-binary @"$T/clip.mp4" \
+	"$API/v1/uploads?presign=1")
+expect_eq "presign with a body -> 400 unexpected_body" "400 unexpected_body" \
+	"$r $(jq -r .error.code "$T/r.json")"
+expect_eq "... and nothing stored in DATA_DIR" "" "$(ls -A "$T/data/uploads" 2>/dev/null)"
 stop_api
 
 _start_api DATA_DIR="$T/data"
