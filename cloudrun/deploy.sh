@@ -16,7 +16,9 @@
 #      WEBHOOK_SECRET in the environment (values are never printed);
 #   5. create the bucket DATA_BUCKET (uniform access) that both services
 #      mount as DATA_DIR (a Cloud Storage volume: gcsfuse), read-write for
-#      the worker's and the API's accounts;
+#      the worker's and the API's accounts; an HMAC key of the API's
+#      account, kept in two secrets, signs presigned upload URLs into
+#      gs://DATA_BUCKET/uploads/ (uploads over Cloud Run's 32 MiB cap);
 #   6. create (or update) the Cloud Tasks queue TASKS_QUEUE for wakes: the
 #      API's and the worker's accounts may create tasks in it and act as
 #      wakeq-tasks, whose OIDC token the tasks carry;
@@ -31,12 +33,14 @@
 # Environment (defaults): PROJECT_ID, REGION (us-central1), REPO (wakeq),
 # TAG (git short hash, else a UTC timestamp), QUEUES (default),
 # WORKER_MAX_INSTANCES (10), WORKER_CONCURRENCY (2), WORKER_CPU (2),
-# WORKER_MEMORY (2Gi), API_MIN_INSTANCES (0), API_MAX_INSTANCES (20),
+# WORKER_MEMORY (2Gi), WORKER_MAX_INPUT (384M: MAX_INPUT_BYTES, downloads
+# live in /tmp, which is memory), API_MIN_INSTANCES (0), API_MAX_INSTANCES (20),
 # API_PUBLIC (1), VPC_NETWORK and VPC_SUBNET (Memorystore; empty = none),
 # SQL_INSTANCE (PROJECT:REGION:NAME for Cloud SQL; empty = no Postgres),
 # secret names SECRET_REDIS_URL (wakeq-redis-url), SECRET_DATABASE_URL
 # (wakeq-database-url), SECRET_API_TOKEN (wakeq-api-token), SECRET_WEBHOOK
-# (wakeq-webhook-secret), DATA_BUCKET (PROJECT_ID-wakeq-data), TASKS_QUEUE
+# (wakeq-webhook-secret), SECRET_GCS_HMAC_ID (wakeq-gcs-hmac-id),
+# SECRET_GCS_HMAC_SECRET (wakeq-gcs-hmac-secret), DATA_BUCKET (PROJECT_ID-wakeq-data), TASKS_QUEUE
 # (wakeq-wake), TASKS_MAX_ATTEMPTS (20), PLATFORM (linux/amd64),
 # RENDER_DIR (keep the rendered YAML files there).
 set -euo pipefail
@@ -74,6 +78,7 @@ WORKER_MAX_INSTANCES=${WORKER_MAX_INSTANCES:-10}
 WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-2}
 WORKER_CPU=${WORKER_CPU:-2}
 WORKER_MEMORY=${WORKER_MEMORY:-2Gi}
+WORKER_MAX_INPUT=${WORKER_MAX_INPUT:-384M}
 API_MIN_INSTANCES=${API_MIN_INSTANCES:-0}
 API_MAX_INSTANCES=${API_MAX_INSTANCES:-20}
 API_PUBLIC=${API_PUBLIC:-1}
@@ -84,6 +89,8 @@ SECRET_REDIS_URL=${SECRET_REDIS_URL:-wakeq-redis-url}
 SECRET_DATABASE_URL=${SECRET_DATABASE_URL:-wakeq-database-url}
 SECRET_API_TOKEN=${SECRET_API_TOKEN:-wakeq-api-token}
 SECRET_WEBHOOK=${SECRET_WEBHOOK:-wakeq-webhook-secret}
+SECRET_GCS_HMAC_ID=${SECRET_GCS_HMAC_ID:-wakeq-gcs-hmac-id}
+SECRET_GCS_HMAC_SECRET=${SECRET_GCS_HMAC_SECRET:-wakeq-gcs-hmac-secret}
 DATA_BUCKET=${DATA_BUCKET:-$PROJECT_ID-wakeq-data}
 TASKS_MAX_ATTEMPTS=${TASKS_MAX_ATTEMPTS:-20}
 # Cloud Run runs linux/amd64 images: an arm64 laptop must not push arm64.
@@ -101,6 +108,8 @@ done
 [[ $DATA_BUCKET =~ ^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$ ]] ||
 	die "bad DATA_BUCKET '$DATA_BUCKET': expected a bucket name (3-63 of a-z 0-9 - _ .)"
 [[ $TASKS_QUEUE =~ ^[A-Za-z0-9-]{1,100}$ ]] || die "bad TASKS_QUEUE '$TASKS_QUEUE'"
+[[ $WORKER_MAX_INPUT =~ ^[0-9]+[KMG]?$ ]] ||
+	die "bad WORKER_MAX_INPUT '$WORKER_MAX_INPUT': expected bytes with K, M or G (384M)"
 if [ -n "$SQL_INSTANCE" ]; then
 	[[ $SQL_INSTANCE =~ ^[a-z0-9-]+:[a-z0-9-]+:[a-z0-9-]+$ ]] ||
 		die "bad SQL_INSTANCE '$SQL_INSTANCE': expected PROJECT:REGION:INSTANCE"
@@ -120,9 +129,10 @@ render() {
 	out=$RENDER_DIR/${file##*/}
 	for name in WORKER_SERVICE API_SERVICE WORKER_SA API_SA WORKER_IMAGE API_IMAGE \
 		WORKER_URL QUEUES WORKER_MAX_INSTANCES WORKER_CONCURRENCY WORKER_CPU \
-		WORKER_MEMORY API_MIN_INSTANCES API_MAX_INSTANCES VPC_NETWORK VPC_SUBNET \
-		SQL_INSTANCE SECRET_REDIS_URL SECRET_DATABASE_URL SECRET_API_TOKEN \
-		SECRET_WEBHOOK DATA_BUCKET TASKS_QUEUE TASKS_SA PROJECT_ID REGION; do
+		WORKER_MEMORY WORKER_MAX_INPUT API_MIN_INSTANCES API_MAX_INSTANCES VPC_NETWORK \
+		VPC_SUBNET SQL_INSTANCE SECRET_REDIS_URL SECRET_DATABASE_URL SECRET_API_TOKEN \
+		SECRET_WEBHOOK SECRET_GCS_HMAC_ID SECRET_GCS_HMAC_SECRET DATA_BUCKET TASKS_QUEUE \
+		TASKS_SA PROJECT_ID REGION; do
 		val=${!name}
 		if [ -z "$val" ]; then
 			sedargs+=(-e "/# if:$name\$/d")
@@ -225,6 +235,31 @@ for sa in "$WORKER_SA" "$API_SA"; do
 	run gcloud storage buckets add-iam-policy-binding "gs://$DATA_BUCKET" \
 		--member "serviceAccount:$sa" --role roles/storage.objectUser "${G[@]}" --quiet
 done
+# Presigned uploads: the API signs PUT URLs with an HMAC key of its own
+# account (so a URL may do what that account may: write the bucket). The
+# key is made once and kept in two secrets; its secret is shown by Cloud
+# Storage only when it is made, and goes straight into Secret Manager.
+hmac_create=(gcloud storage hmac create "$API_SA" "${G[@]}"
+	--format "value(metadata.accessId,secret)")
+if [ "$DRY_RUN" = 1 ]; then
+	echo "+ gcloud secrets describe $SECRET_GCS_HMAC_ID --project $PROJECT_ID >/dev/null 2>&1 ||" \
+		"$(quote "${hmac_create[@]}") | { read -r id secret;" \
+		"printf %s \"\$id\" | gcloud secrets create $SECRET_GCS_HMAC_ID --data-file=- --project $PROJECT_ID;" \
+		"printf %s \"\$secret\" | gcloud secrets create $SECRET_GCS_HMAC_SECRET --data-file=- --project $PROJECT_ID; }"
+elif gcloud secrets describe "$SECRET_GCS_HMAC_ID" --project "$PROJECT_ID" >/dev/null 2>&1; then
+	echo "# exists: secret $SECRET_GCS_HMAC_ID (an HMAC key of $API_SA)"
+else
+	echo "+ $(quote "${hmac_create[@]}") | (into secrets $SECRET_GCS_HMAC_ID, $SECRET_GCS_HMAC_SECRET)"
+	read -r hmac_id hmac_secret < <("${hmac_create[@]}")
+	if [ -z "$hmac_id" ] || [ -z "$hmac_secret" ]; then
+		die "cannot create an HMAC key for $API_SA"
+	fi
+	printf %s "$hmac_id" | gcloud secrets create "$SECRET_GCS_HMAC_ID" --data-file=- "${G[@]}"
+	printf %s "$hmac_secret" | gcloud secrets create "$SECRET_GCS_HMAC_SECRET" --data-file=- "${G[@]}"
+	unset hmac_secret
+fi
+grant_secret "$SECRET_GCS_HMAC_ID" "$API_SA"
+grant_secret "$SECRET_GCS_HMAC_SECRET" "$API_SA"
 
 # ---- 6. the Cloud Tasks queue of wakes -----------------------------------
 # A task holds the worker's /wake for as long as the drain runs (the API's

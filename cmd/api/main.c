@@ -66,6 +66,8 @@ struct settings {
 	int migrate;
 	char *data_dir;
 	int64_t max_upload;
+	const char *upload_target;
+	double upload_url_ttl;
 	char *cors_origins;
 	char *handlers_file;
 	char *dashboard_path;
@@ -167,6 +169,11 @@ static const struct config_var vars[] = {
 	  "POST /v1/uploads stores files in DATA_DIR/uploads (the worker's DATA_DIR)", 0, NULL },
 	{ "MAX_UPLOAD", CONFIG_SIZE, F(max_upload), 1, 1099511627776.0, "2G",
 	  "largest file POST /v1/uploads accepts (413 above)", 0, NULL },
+	{ "UPLOAD_TARGET", CONFIG_STRING, F(upload_target), 0, 0, "",
+	  "s3://bucket/prefix/ or gs://bucket/prefix/: POST /v1/uploads?presign=1 answers a "
+	  "presigned PUT there (empty = off)", 0, NULL },
+	{ "UPLOAD_URL_TTL", CONFIG_SECONDS, F(upload_url_ttl), 1, 604800, "900",
+	  "seconds a presigned upload URL stays valid", 0, NULL },
 	{ "CORS_ORIGINS", CONFIG_STRING, F(cors_origins), 0, 0, "",
 	  "browser origins allowed to call the API (CORS), comma-separated; * = any (empty = none)",
 	  0, NULL },
@@ -328,6 +335,8 @@ int main(int argc, char **argv)
 	/* the media checks refuse file:// paths outside it at the door */
 	job_settings.data_dir = s.data_dir;
 	c.max_upload = (uint64_t)s.max_upload;
+	c.upload_target = s.upload_target;
+	c.upload_url_ttl_s = s.upload_url_ttl;
 	c.dashboard_path = s.dashboard_path;
 	c.cors_origins = s.cors_origins;
 

@@ -76,7 +76,7 @@ static const struct config_var vars[] = {
 	{ "ALLOW_PRIVATE_NETWORKS", CONFIG_STRING, F(allow_private), 0, 0, "",
 	  "outbound to private addresses: '' none, loopback, all, or CIDRs", 0, NULL },
 	{ "MAX_INPUT_BYTES", CONFIG_SIZE, F(max_input_bytes), 1, 1099511627776.0, "2G",
-	  "cap on downloaded inputs", 0, NULL },
+	  "cap on downloaded inputs (http, s3, gs: held in TMPDIR, memory on Cloud Run)", 0, NULL },
 	{ "WEBHOOK_SECRET", CONFIG_STRING, F(webhook_secret), 0, 0, "",
 	  "HMAC-SHA256 key of webhook signatures (whsec_BASE64 for Standard Webhooks)",
 	  CONFIG_SECRET, NULL },
@@ -199,6 +199,10 @@ int main(int argc, char **argv)
 	job_settings.data_dir = cfg.data_dir;
 	job_settings.allow_private = cfg.allow_private;
 	job_settings.max_input_bytes = cfg.max_input_bytes;
+	/* downloads of inputs and outputs before upload go where handlers'
+	 * work folders go: TMPDIR (on Cloud Run, /tmp is memory) */
+	if (getenv("TMPDIR") && *getenv("TMPDIR"))
+		job_settings.tmp_dir = getenv("TMPDIR");
 	job_settings.webhook_secret = cfg.webhook_secret;
 	job_settings.webhook_secret_previous = cfg.webhook_secret_previous;
 	if (fetch_check_settings(&e) < 0 || webhook_check_settings(&e) < 0) {

@@ -188,7 +188,7 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 	clock_cond_init(&a->rec_cond);
 	a->queues = split_list(cfg->queues && *cfg->queues ? cfg->queues : "default", &a->nqueues);
 	a->defaults.queue = a->queues[0];
-	if (api_dashboard_init(a, err) < 0)
+	if (api_dashboard_init(a, err) < 0 || api_upload_check(cfg, err) < 0)
 		goto fail;
 	a->defaults.max_attempts = cfg->max_attempts;
 	if (a->nqueues == 0) {

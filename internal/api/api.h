@@ -88,6 +88,12 @@ struct api_config {
 	const char *data_dir;         /* NULL or "" = /tmp/wakeq; files go to
 				       * DATA_DIR/uploads */
 	uint64_t max_upload;          /* bytes; 0 = 2 GiB */
+	const char *upload_target;    /* "s3://bucket/prefix/" or
+				       * "gs://bucket/prefix/": POST
+				       * /v1/uploads?presign=1 answers a
+				       * presigned PUT into it; NULL or "" =
+				       * none */
+	double upload_url_ttl_s;      /* life of those URLs; 0 = 900 */
 	/* the operator's page (dashboard.c) */
 	const char *dashboard_path;   /* where it answers; NULL = /dashboard,
 				       * "" = no dashboard */

@@ -243,7 +243,14 @@ int api_upload_sink(struct httpd_request *req, void *ctx,
 /* The handler of /v1/uploads once the body is in (or stopped): renames the
  * temp file into place and answers 201 {url, bytes, sha256}, or answers
  * 413/507/500 (the temp file is removed by the sink's release), or 405
- * for other methods. Blocks on fsync/rename. */
+ * for other methods. With ?presign=1 (no body) it answers 201 {url,
+ * upload_url, method, headers, expires_at, expires_in}: a presigned PUT
+ * into UPLOAD_TARGET (400 not_configured without one). Blocks on
+ * fsync/rename, or on the AWS credential providers when presigning. */
 void api_upload_post(struct api *a, struct httpd_request *req);
+
+/* Checks UPLOAD_TARGET and UPLOAD_URL_TTL of `cfg` (start-up). Returns 0
+ * or -1 with err (ERR_INVALID) naming the setting. */
+int api_upload_check(const struct api_config *cfg, struct err *err);
 
 #endif

@@ -6,12 +6,20 @@
  * The body goes to ".NAME.part" beside its final name (O_EXCL, 0640) and
  * is renamed into place only when it arrived whole and was synced; the
  * sink's release removes the temp file in every other case (over the
- * cap, client gone, disk error, server stopping). */
+ * cap, client gone, disk error, server stopping).
+ *
+ * With UPLOAD_TARGET (an s3:// or gs:// prefix), POST
+ * /v1/uploads?presign=1 carries no body: it answers a presigned PUT URL
+ * for a new object under the prefix, so the file goes straight to the
+ * bucket, past Cloud Run's 32 MiB request cap, and never through this
+ * process; the object's s3:// or gs:// URL is the job's input. */
 #include "api/priv.h"
 
 #include "base/mem.h"
 #include "base/uuid.h"
+#include "base/clock.h"
 #include "crypto/crypto.h"
+#include "fetch/fetch.h"
 #include "log/log.h"
 
 #include <errno.h>
@@ -28,6 +36,8 @@
 #define UPLOAD_DIR_DEFAULT "/tmp/wakeq"
 #define UPLOAD_MAX_DEFAULT ((uint64_t)2 << 30)
 #define UPLOAD_EXT_MAX 10 /* characters of a kept extension */
+#define UPLOAD_URL_TTL_DEFAULT 900
+#define UPLOAD_TARGET_MAX 512
 
 struct upload {
 	int fd;                       /* -1 once closed */
@@ -162,6 +172,9 @@ int api_upload_sink(struct httpd_request *req, void *ctx, struct httpd_sink *sin
 
 	if (strcmp(httpd_path(req), "/v1/uploads") || strcmp(httpd_method(req), "POST"))
 		return 0;
+	/* a presign request has no body: the route answers it */
+	if (httpd_query(req, "presign"))
+		return 0;
 	/* Refused requests are answered before any byte of the body is read
 	 * and leave nothing on disk. */
 	if (a->tokens && !httpd_bearer_ok(req, (const char *const *)a->tokens)) {
@@ -205,6 +218,115 @@ static void write_failed(struct api *a, struct httpd_request *req, int no,
 	api_reply_error(a, req, 500, "internal", "cannot %s upload: %s", what, strerror(no));
 }
 
+
+/* ---- presigned uploads -------------------------------------------------- */
+
+static int target_ok(const char *t, struct err *err)
+{
+	char probe[UPLOAD_TARGET_MAX + 64], *url = NULL;
+	int rc;
+
+	if (strlen(t) > UPLOAD_TARGET_MAX)
+		return err_set(err, ERR_INVALID, "bad UPLOAD_TARGET: over %d bytes",
+			       UPLOAD_TARGET_MAX);
+	/* the URL of an object under it must be one fetch can reach */
+	snprintf(probe, sizeof(probe), "%s%s00000000-0000-7000-8000-000000000000.mp4", t,
+		 t[strlen(t) - 1] == '/' ? "" : "/");
+	if (!strncmp(t, "s3://", 5))
+		rc = fetch_s3_url(probe, &url, err);
+	else if (!strncmp(t, "gs://", 5))
+		rc = fetch_gs_url(probe, FETCH_GS_XML, &url, err);
+	else
+		return err_set(err, ERR_INVALID, "bad UPLOAD_TARGET '%.200s' (want "
+			       "s3://bucket/prefix/ or gs://bucket/prefix/)", t);
+	free(url);
+	return rc < 0 ? err_wrap(err, "bad UPLOAD_TARGET") : 0;
+}
+
+int api_upload_check(const struct api_config *cfg, struct err *err)
+{
+	if (cfg->upload_url_ttl_s < 0 || cfg->upload_url_ttl_s > FETCH_PRESIGN_MAX_S)
+		return err_set(err, ERR_INVALID, "bad UPLOAD_URL_TTL %g (want 1..%d s)",
+			       cfg->upload_url_ttl_s, FETCH_PRESIGN_MAX_S);
+	if (cfg->upload_target && *cfg->upload_target)
+		return target_ok(cfg->upload_target, err);
+	return 0;
+}
+
+/* Content types a client may ask to be signed: type/subtype, printable. */
+static int ctype_ok(const char *s)
+{
+	const char *slash = strchr(s, '/');
+
+	if (!slash || slash == s || !slash[1] || strlen(s) > 100)
+		return 0;
+	for (; *s; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+			return 0;
+	return 1;
+}
+
+static void upload_presign(struct api *a, struct httpd_request *req)
+{
+	const char *t = a->cfg.upload_target, *ct = httpd_query(req, "content_type");
+	double ttl = a->cfg.upload_url_ttl_s > 0 ? a->cfg.upload_url_ttl_s
+						 : UPLOAD_URL_TTL_DEFAULT;
+	struct fetch_presign_req r;
+	struct fetch_presigned p;
+	char ext[UPLOAD_EXT_MAX + 1], id[UUID_STR_LEN], when[CLOCK_RFC3339_LEN];
+	char *object;
+	json_t *headers;
+	size_t len;
+	struct err e;
+
+	if (!t || !*t) {
+		api_reply_error(a, req, 400, "not_configured", "presigned uploads need "
+				"UPLOAD_TARGET (an s3:// or gs:// prefix) on the API");
+		return;
+	}
+	if (httpd_body(req, &len) && len) {
+		api_reply_error(a, req, 400, "unexpected_body", "a presign request has no "
+				"body: PUT the file to the upload_url it answers");
+		return;
+	}
+	if (ct && !ctype_ok(ct)) {
+		api_reply_error(a, req, 400, "bad_content_type", "bad content_type '%.60s' "
+				"(want type/subtype)", ct);
+		return;
+	}
+	safe_ext(httpd_query(req, "name"), ext);
+	uuid7_new(id);
+	object = xasprintf("%s%s%s%s%s", t, t[strlen(t) - 1] == '/' ? "" : "/", id,
+			   ext[0] ? "." : "", ext);
+	memset(&r, 0, sizeof(r));
+	memset(&p, 0, sizeof(p));
+	r.url = object;
+	r.method = "PUT";
+	r.content_type = ct;
+	r.expires_s = (int64_t)ttl;
+	if (fetch_presign(&r, &p, &e) < 0) {
+		log_error("cannot presign upload", "error", e.msg);
+		api_reply_error(a, req, fetch_retryable(e.code) ? 503 : 500,
+				fetch_retryable(e.code) ? "unavailable" : "internal",
+				"cannot presign the upload: %s", e.msg);
+		goto out;
+	}
+	headers = json_object();
+	if (p.content_type)
+		json_object_set_new(headers, "Content-Type", json_string(p.content_type));
+	clock_rfc3339(p.expires_at * 1000000, when);
+	log_info("upload presigned", "url", object, "peer", httpd_peer(req));
+	api_count_status(a, 201);
+	httpd_respond_json(req, 201, json_pack("{s:s,s:s,s:s,s:o,s:s,s:I}", "url", object,
+					       "upload_url", p.url, "method", p.method,
+					       "headers", headers, "expires_at", when,
+					       "expires_in",
+					       (json_int_t)(p.expires_at - time(NULL))));
+	fetch_presigned_release(&p);
+out:
+	free(object);
+}
+
 void api_upload_post(struct api *a, struct httpd_request *req)
 {
 	unsigned char md[CRYPTO_SHA256_LEN];
@@ -216,7 +338,9 @@ void api_upload_post(struct api *a, struct httpd_request *req)
 
 	switch (httpd_sink_result(req, &bytes, &ctx)) {
 	case HTTPD_SINK_NONE:
-		if (strcmp(httpd_method(req), "POST")) {
+		if (!strcmp(httpd_method(req), "POST") && httpd_query(req, "presign")) {
+			upload_presign(a, req);
+		} else if (strcmp(httpd_method(req), "POST")) {
 			httpd_add_header(req, "Allow", "POST");
 			api_reply_error(a, req, 405, "method_not_allowed",
 				 "method %s not allowed here (allowed: POST)", httpd_method(req));

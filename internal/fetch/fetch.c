@@ -13,13 +13,14 @@
 static int remote(const char *url)
 {
 	return fetch_has_scheme(url, "http://") ||
-	       fetch_has_scheme(url, "https://") || fetch_has_scheme(url, "s3://");
+	       fetch_has_scheme(url, "https://") || fetch_has_scheme(url, "s3://") ||
+	       fetch_has_scheme(url, "gs://");
 }
 
 static int unsupported(const char *url, struct err *err)
 {
 	return err_set(err, ERR_INVALID,
-		       "unsupported url '%.200s' (want file://, http(s):// or s3://)",
+		       "unsupported url '%.200s' (want file://, http(s)://, s3:// or gs://)",
 		       url ? url : "");
 }
 

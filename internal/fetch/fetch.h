@@ -1,6 +1,7 @@
 /* fetch.h - job inputs and outputs by URL: file:// inside DATA_DIR,
- * http(s):// downloads, uploads by HTTP PUT to a presigned URL, and
- * s3://bucket/key through libcurl's AWS SigV4.
+ * http(s):// downloads, uploads by HTTP PUT to a presigned URL,
+ * s3://bucket/key through libcurl's AWS SigV4, and gs://bucket/object
+ * through Cloud Storage's JSON API with a metadata-server token.
  *
  * Outbound requests to loopback, private, link-local and metadata
  * addresses are refused unless job_settings.allow_private allows them; the
@@ -46,8 +47,9 @@ struct fetch_input {
  * DATA_DIR again. Needs Linux >= 5.6 (openat2) and /proc: without them
  * file:// fails (ERR_INTERNAL, "openat2 unavailable (kernel < 5.6)").
  *
- * http(s):// and s3:// are streamed into a temp file under
- * job_settings.tmp_dir, capped at job_settings.max_input_bytes.
+ * http(s)://, s3:// and gs:// are streamed into a temp file under
+ * job_settings.tmp_dir, capped at job_settings.max_input_bytes: a larger
+ * input fails (ERR_TOOLARGE) and its partial download is removed.
  * Returns 0 with `in` filled, or -1 with err set and `in` untouched. */
 int fetch_input_open(const char *url, struct fetch_input *in,
 		     atomic_int *cancel, struct err *err);
@@ -79,7 +81,7 @@ struct fetch_output {
  * `path` writes the temp file whatever happens to DATA_DIR meanwhile;
  * commit renames it into place within the same open folder.
  *
- * http(s):// (PUT to a presigned URL) and s3:// go to a temp file under
+ * http(s):// (PUT to a presigned URL), s3:// and gs:// go to a temp file under
  * tmp_dir. Returns 0 or -1 with err set. */
 int fetch_output_prepare(const char *url, struct fetch_output *out,
 			 struct err *err);
@@ -156,8 +158,8 @@ int fetch_allow_parse(const char *spec, struct fetch_allow *out,
 int fetch_addr_allowed(const struct fetch_allow *allow,
 		       const struct sockaddr *sa, socklen_t len);
 
-/* Checks job_settings (allow_private) and the S3 endpoint and region
- * settings for start-up: 0, or -1 with err naming the variable. */
+/* Checks job_settings (allow_private), the S3 endpoint and region
+ * and GCS_ENDPOINT settings for start-up: 0, or -1 with err naming the variable. */
 int fetch_check_settings(struct err *err);
 
 /* Checks that `url` is an http:// or https:// URL with a host that is not
@@ -262,6 +264,82 @@ char *fetch_url_escape(const char *s);
  * characters and '/'), "." and ".." segments kept. Returns 0 with *url set
  * (caller frees), or -1 with err (ERR_INVALID). */
 int fetch_s3_url(const char *s3url, char **url, struct err *err);
+
+/* ---- Cloud Storage ----------------------------------------------------
+ *
+ * gs://bucket/object URLs go to Cloud Storage's JSON API under
+ * GCS_ENDPOINT (https://storage.googleapis.com unless set: a fake or an
+ * emulator in tests): downloads GET .../storage/v1/b/B/o/O?alt=media,
+ * uploads POST .../upload/storage/v1/b/B/o?uploadType=media&name=O,
+ * each with "Authorization: Bearer" an access token of the service
+ * account from the metadata server (fetch_gcp_access_token; no keys).
+ * The endpoint is a job destination like any other: its address goes
+ * through ALLOW_PRIVATE_NETWORKS.
+ *
+ * A failed request's message carries Cloud Storage's reason and message:
+ * "gs get 'gs://b/o' failed: 404 notFound: No such object: b/o".
+ */
+
+#define FETCH_GS_BUCKET_MAX 223
+
+/* Splits a gs://bucket/object URL: the bucket into `bucket`, *object
+ * pointing into `url` (borrowed). Checks Cloud Storage's naming rules.
+ * Returns 0, or -1 with err (ERR_INVALID) saying what is wrong: no
+ * bucket, a bad bucket name, no object name. */
+int fetch_gs_split(const char *url, char bucket[FETCH_GS_BUCKET_MAX],
+		   const char **object, struct err *err);
+
+enum fetch_gs_api {
+	FETCH_GS_DOWNLOAD, /* JSON API media download (alt=media) */
+	FETCH_GS_UPLOAD,   /* JSON API simple upload (uploadType=media) */
+	FETCH_GS_XML,      /* XML API object URL (signed URLs) */
+};
+
+/* The http(s) URL for `gsurl` on `api` (see above); the object name is
+ * percent-encoded ('/' too, except in the XML path). Returns 0 with *url
+ * set (caller frees), or -1 with err (ERR_INVALID). */
+int fetch_gs_url(const char *gsurl, enum fetch_gs_api api, char **url,
+		 struct err *err);
+
+/* ---- presigned URLs ---------------------------------------------------
+ *
+ * A URL that lets whoever holds it PUT (or GET) one object until it
+ * expires, with no other credential: s3:// by AWS SigV4 query signing
+ * (X-Amz-Algorithm, -Credential, -Date, -Expires, -SignedHeaders,
+ * -Signature; keys from the S3 chain above, a session token as
+ * X-Amz-Security-Token), gs:// by Cloud Storage V4 signing with an HMAC
+ * key (GOOG4-HMAC-SHA256; GCS_HMAC_ACCESS_ID, GCS_HMAC_SECRET) on the XML
+ * API. The payload is not signed (UNSIGNED-PAYLOAD): any size. */
+
+#define FETCH_PRESIGN_MAX_S 604800 /* 7 days, both services' limit */
+
+struct fetch_presign_req {
+	const char *url;          /* s3://bucket/key or gs://bucket/object */
+	const char *method;       /* "PUT" (NULL) or "GET" */
+	const char *content_type; /* signed: the client must send exactly
+				   * this Content-Type; NULL = none */
+	int64_t expires_s;        /* 1..FETCH_PRESIGN_MAX_S */
+	int64_t now;              /* unix seconds signed as the date; 0 =
+				   * the clock (tests pin it) */
+};
+
+struct fetch_presigned {
+	char *url;                /* the signed URL (owned) */
+	const char *method;       /* "PUT" or "GET" (static) */
+	char *content_type;       /* the header the client must send, or
+				   * NULL (owned) */
+	int64_t expires_at;       /* unix seconds; earlier than asked when
+				   * temporary keys expire first */
+};
+
+/* Signs `r` into `out` (caller releases). May block on the AWS
+ * credential providers when their cache is cold. Returns 0, or -1 with
+ * err: ERR_INVALID for a bad URL, expiry, method or missing keys, or the
+ * credential chain's error. Keys never appear in messages. */
+int fetch_presign(const struct fetch_presign_req *r,
+		  struct fetch_presigned *out, struct err *err);
+
+void fetch_presigned_release(struct fetch_presigned *p);
 
 /* Where the container credentials provider's relative URI is resolved
  * ("http://169.254.170.2"); tests point it at loopback. */

@@ -1,4 +1,4 @@
-/* http.c - transfers over HTTP(S) and S3 with libcurl.
+/* http.c - transfers over HTTP(S), S3 and Cloud Storage with libcurl.
  *
  * One easy handle per transfer (no shared state between jobs besides
  * curl's global init). Every socket is opened through open_socket(), which
@@ -281,95 +281,132 @@ int fetch_status_error(long status, const char *what, struct err *err)
 	return err_set(err, code, "%s: http status %ld", what, status);
 }
 
-/* ---- S3 -------------------------------------------------------------- */
+/* ---- object stores: S3 and Cloud Storage ------------------------------ */
 
-/* What an s3:// URL turns into. */
-struct s3 {
-	const char *s3url;  /* borrowed */
-	char *url;
-	char sigv4[96];
-	struct fetch_aws_creds creds;
-	char *token_header;
+enum store_kind { STORE_NONE, STORE_S3, STORE_GS };
+
+/* What an s3:// or gs:// URL turns into. */
+struct store {
+	enum store_kind kind;
+	const char *src;    /* the s3:// or gs:// URL (borrowed) */
+	const char *op;     /* "get", "put", or the method (static) */
+	char *url;          /* the http(s) URL of the request */
+	char sigv4[96];     /* S3 */
+	struct fetch_aws_creds creds; /* S3 */
+	char *auth_header;  /* S3: the session token; GS: the bearer token */
 };
 
-static void s3_release(struct s3 *s)
+static const char *store_name(const struct store *s)
+{
+	return s->kind == STORE_GS ? "gs" : "s3";
+}
+
+static void store_release(struct store *s)
 {
 	free(s->url);
-	free(s->token_header);
+	free(s->auth_header);
 	fetch_aws_creds_release(&s->creds);
 	memset(s, 0, sizeof(*s));
 }
 
 /* The URL first, so a bad one fails before any credential lookup (which
- * may wait on a provider). `op` names the request in messages. */
-static int s3_resolve(const char *s3url, const char *op, struct s3 *s,
-		      struct err *err)
+ * may wait on a provider or the metadata server). `op` names the
+ * request in messages; for gs:// "put" is an upload, anything else a
+ * media download. */
+static int store_resolve(const char *src, const char *op, struct store *s,
+			 struct err *err)
 {
-	char region[64];
+	char region[64], *token;
 
 	memset(s, 0, sizeof(*s));
-	s->s3url = s3url;
-	if (fetch_s3_url(s3url, &s->url, err) < 0 ||
-	    fetch_aws_creds_get(&s->creds, err) < 0) {
-		err_wrap(err, "s3 %s '%.200s' failed", op, s3url);
-		s3_release(s);
-		return -1;
+	s->src = src;
+	s->op = op;
+	if (fetch_has_scheme(src, "gs://")) {
+		s->kind = STORE_GS;
+		if (fetch_gs_url(src, strcmp(op, "put") ? FETCH_GS_DOWNLOAD :
+				 FETCH_GS_UPLOAD, &s->url, err) < 0 ||
+		    !(token = fetch_gcp_access_token(NULL, err)))
+			goto fail;
+		s->auth_header = xasprintf("Authorization: Bearer %s", token);
+		free(token);
+		return 0;
 	}
+	s->kind = STORE_S3;
+	if (fetch_s3_url(src, &s->url, err) < 0 ||
+	    fetch_aws_creds_get(&s->creds, err) < 0)
+		goto fail;
 	fetch_s3_region(region);
 	snprintf(s->sigv4, sizeof(s->sigv4), "aws:amz:%s:s3", region);
 	if (s->creds.token)
-		s->token_header = xasprintf("x-amz-security-token: %s",
-					    s->creds.token);
+		s->auth_header = xasprintf("x-amz-security-token: %s",
+					   s->creds.token);
 	return 0;
+fail:
+	err_wrap(err, "%s %s '%.200s' failed", store_name(s), op, src);
+	store_release(s);
+	return -1;
 }
 
-/* The error for a non-2xx S3 answer: its status and, from the XML body,
- * S3's own code and message. Keys the provider handed out that S3 calls
- * expired are dropped from the cache and the error is retryable. */
-static int s3_status_error(struct xfer *x, const struct s3 *s, const char *op,
-			   long status, struct err *err)
+/* The error for a non-2xx answer: its status and the service's own code
+ * and message from the body (S3's XML, Cloud Storage's JSON). S3 keys
+ * the provider handed out that S3 calls expired are dropped from the
+ * cache and the error is retryable. */
+static int store_status_error(struct xfer *x, const struct store *s,
+			      long status, struct err *err)
 {
 	char code[64], msg[256];
 	struct err st;
 	enum err_code ec = ERR_INVALID;
+	int found;
 
 	if (fetch_status_error(status, "", &st) < 0)
 		ec = st.code;
-	if (!fetch_s3_error_parse(x->errbody.data, x->errbody.len, code, msg))
-		return err_set(err, ec, "s3 %s '%.200s' failed: http status %ld",
-			       op, s->s3url, status);
-	if (!strcmp(code, "ExpiredToken") || !strcmp(code, "TokenRefreshRequired")) {
+	found = s->kind == STORE_GS ?
+		fetch_gcs_error_parse(x->errbody.data, x->errbody.len, code, msg) :
+		fetch_s3_error_parse(x->errbody.data, x->errbody.len, code, msg);
+	if (!found)
+		return err_set(err, ec, "%s %s '%.200s' failed: http status %ld",
+			       store_name(s), s->op, s->src, status);
+	if (s->kind == STORE_S3 &&
+	    (!strcmp(code, "ExpiredToken") || !strcmp(code, "TokenRefreshRequired"))) {
 		fetch_aws_creds_forget();
 		ec = ERR_UNAVAILABLE;
 	}
-	return err_set(err, ec, "s3 %s '%.200s' failed: %ld %s%s%s", op, s->s3url,
-		       status, code, msg[0] ? ": " : "", msg);
+	return err_set(err, ec, "%s %s '%.200s' failed: %ld %s%s%s", store_name(s),
+		       s->op, s->src, status, code, code[0] && msg[0] ? ": " : "", msg);
 }
 
-/* Applies S3 signing to `x`: URL, SigV4, keys and the payload hash
- * header (libcurl 7.88 hashes only in-memory bodies and adds no
- * x-amz-content-sha256 itself, so the body is handed over in memory and
- * its hash set here). */
-static struct curl_slist *s3_apply(struct xfer *x, struct s3 *s,
-				   const void *body, size_t len,
-				   struct curl_slist *h)
+/* Applies the store's URL and credentials to `x`. For S3: SigV4, keys
+ * and the payload hash header (libcurl 7.88 hashes only in-memory bodies
+ * and adds no x-amz-content-sha256 itself, so the body is handed over in
+ * memory and its hash set here). For Cloud Storage: the bearer token. */
+static struct curl_slist *store_apply(struct xfer *x, struct store *s,
+				      const void *body, size_t len,
+				      struct curl_slist *h)
 {
 	unsigned char md[CRYPTO_SHA256_LEN];
 	char hex[CRYPTO_SHA256_HEX_LEN], line[96];
 
+	curl_easy_setopt(x->curl, CURLOPT_URL, s->url);
+	/* the key as given: no "." / ".." folding (see fetch_s3_url) */
+	curl_easy_setopt(x->curl, CURLOPT_PATH_AS_IS, 1L);
+	if (s->auth_header)
+		h = curl_slist_append(h, s->auth_header);
+	if (s->kind == STORE_GS)
+		return h;
 	crypto_sha256(body, body ? len : 0, md);
 	crypto_hex(md, sizeof(md), hex);
 	snprintf(line, sizeof(line), "x-amz-content-sha256: %s", hex);
 	h = curl_slist_append(h, line);
-	if (s->token_header)
-		h = curl_slist_append(h, s->token_header);
-	curl_easy_setopt(x->curl, CURLOPT_URL, s->url);
-	/* the key as given: no "." / ".." folding (see fetch_s3_url) */
-	curl_easy_setopt(x->curl, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(x->curl, CURLOPT_AWS_SIGV4, s->sigv4);
 	curl_easy_setopt(x->curl, CURLOPT_USERNAME, s->creds.key_id);
 	curl_easy_setopt(x->curl, CURLOPT_PASSWORD, s->creds.secret);
 	return h;
+}
+
+static int is_store(const char *url)
+{
+	return fetch_has_scheme(url, "s3://") || fetch_has_scheme(url, "gs://");
 }
 
 /* ---- whole-file transfers ------------------------------------------- */
@@ -387,7 +424,7 @@ int fetch_download(const char *url, const char *path, long long *bytes,
 		   atomic_int *cancel, struct err *err)
 {
 	struct xfer x;
-	struct s3 s = { 0 };
+	struct store s = { 0 };
 	struct curl_slist *h = NULL;
 	char what[300], q[256];
 	long status = 0;
@@ -396,10 +433,10 @@ int fetch_download(const char *url, const char *path, long long *bytes,
 
 	quote_url(url, q);
 	snprintf(what, sizeof(what), "cannot download %s", q);
-	if (fetch_has_scheme(url, "s3://")) {
-		if (s3_resolve(url, "get", &s, err) < 0)
+	if (is_store(url)) {
+		if (store_resolve(url, "get", &s, err) < 0)
 			return -1;
-		snprintf(what, sizeof(what), "s3 get %s failed", q);
+		snprintf(what, sizeof(what), "%s get %s failed", store_name(&s), q);
 	} else if (fetch_url_check(url, err) < 0) {
 		return -1;
 	}
@@ -415,7 +452,7 @@ int fetch_download(const char *url, const char *path, long long *bytes,
 	if (x.cap)
 		curl_easy_setopt(x.curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x.cap);
 	if (s.url)
-		h = s3_apply(&x, &s, NULL, 0, h);
+		h = store_apply(&x, &s, NULL, 0, h);
 	curl_easy_setopt(x.curl, CURLOPT_HTTPHEADER, h);
 	rc = curl_easy_perform(x.curl);
 	if (fclose(x.file) != 0 && rc == CURLE_OK) {
@@ -431,7 +468,7 @@ int fetch_download(const char *url, const char *path, long long *bytes,
 	}
 	curl_easy_getinfo(x.curl, CURLINFO_RESPONSE_CODE, &status);
 	if (s.url && (status < 200 || status > 299)) {
-		s3_status_error(&x, &s, "get", status, err);
+		store_status_error(&x, &s, status, err);
 		goto out;
 	}
 	if (status < 200 || status > 299) {
@@ -449,7 +486,7 @@ out:
 		fclose(x.file);
 	curl_slist_free_all(h);
 	xfer_release(&x);
-	s3_release(&s);
+	store_release(&s);
 	return ret;
 }
 
@@ -476,7 +513,7 @@ int fetch_upload(const char *url, const char *path, atomic_int *cancel,
 		 struct err *err)
 {
 	struct xfer x;
-	struct s3 s = { 0 };
+	struct store s = { 0 };
 	struct curl_slist *h = NULL;
 	struct stat st;
 	char what[300], q[256], ct[96];
@@ -489,10 +526,10 @@ int fetch_upload(const char *url, const char *path, atomic_int *cancel,
 	quote_url(url, q);
 	snprintf(what, sizeof(what), "cannot upload to %s", q);
 	memset(&x, 0, sizeof(x));
-	if (fetch_has_scheme(url, "s3://")) {
-		if (s3_resolve(url, "put", &s, err) < 0)
+	if (is_store(url)) {
+		if (store_resolve(url, "put", &s, err) < 0)
 			return -1;
-		snprintf(what, sizeof(what), "s3 put %s failed", q);
+		snprintf(what, sizeof(what), "%s put %s failed", store_name(&s), q);
 	} else if (fetch_url_check(url, err) < 0) {
 		return -1;
 	}
@@ -507,8 +544,9 @@ int fetch_upload(const char *url, const char *path, atomic_int *cancel,
 	if (xfer_init(&x, url, 0, 0, 0, cancel, err) < 0)
 		goto out;
 	x.mem = NULL;
-	if (s.url) {
-		/* in memory, so libcurl can hash it for SigV4 (see s3_apply) */
+	snprintf(ct, sizeof(ct), "Content-Type: %s", content_type(path));
+	if (s.kind == STORE_S3) {
+		/* in memory, so libcurl can hash it for SigV4 (see store_apply) */
 		if (st.st_size > 0) {
 			map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 			if (map == MAP_FAILED) {
@@ -517,9 +555,8 @@ int fetch_upload(const char *url, const char *path, atomic_int *cancel,
 				goto out;
 			}
 		}
-		h = s3_apply(&x, &s, map == MAP_FAILED ? NULL : map,
-			     (size_t)st.st_size, h);
-		snprintf(ct, sizeof(ct), "Content-Type: %s", content_type(path));
+		h = store_apply(&x, &s, map == MAP_FAILED ? NULL : map,
+				(size_t)st.st_size, h);
 		h = curl_slist_append(h, ct);
 		curl_easy_setopt(x.curl, CURLOPT_CUSTOMREQUEST, "PUT");
 		curl_easy_setopt(x.curl, CURLOPT_POSTFIELDS,
@@ -538,6 +575,13 @@ int fetch_upload(const char *url, const char *path, atomic_int *cancel,
 		curl_easy_setopt(x.curl, CURLOPT_READDATA, f);
 		curl_easy_setopt(x.curl, CURLOPT_INFILESIZE_LARGE,
 				 (curl_off_t)st.st_size);
+		if (s.kind == STORE_GS) {
+			/* a media upload, streamed from the file: the JSON API
+			 * takes the object's bytes as a POST body */
+			h = store_apply(&x, &s, NULL, 0, h);
+			h = curl_slist_append(h, ct);
+			curl_easy_setopt(x.curl, CURLOPT_CUSTOMREQUEST, "POST");
+		}
 	}
 	curl_easy_setopt(x.curl, CURLOPT_HTTPHEADER, h);
 	rc = curl_easy_perform(x.curl);
@@ -547,7 +591,7 @@ int fetch_upload(const char *url, const char *path, atomic_int *cancel,
 	}
 	curl_easy_getinfo(x.curl, CURLINFO_RESPONSE_CODE, &status);
 	if (s.url && (status < 200 || status > 299)) {
-		s3_status_error(&x, &s, "put", status, err);
+		store_status_error(&x, &s, status, err);
 		goto out;
 	}
 	if (status < 200 || status > 299) {
@@ -565,7 +609,7 @@ out:
 		close(fd);
 	curl_slist_free_all(h);
 	xfer_release(&x);
-	s3_release(&s);
+	store_release(&s);
 	return ret;
 }
 
@@ -575,7 +619,7 @@ static int request(const struct fetch_request *req, int trusted,
 		   struct fetch_response *resp, struct err *err)
 {
 	struct xfer x;
-	struct s3 s = { 0 };
+	struct store s = { 0 };
 	struct curl_slist *h = NULL;
 	const char *const *line;
 	const char *method = req->method ? req->method : "GET";
@@ -588,7 +632,7 @@ static int request(const struct fetch_request *req, int trusted,
 	snprintf(what, sizeof(what), "%s %s", method, q);
 	memset(&x, 0, sizeof(x));
 	if (!trusted && fetch_has_scheme(req->url, "s3://")) {
-		if (s3_resolve(req->url, method, &s, err) < 0)
+		if (store_resolve(req->url, method, &s, err) < 0)
 			return -1;
 	} else if (fetch_url_check(req->url, err) < 0) {
 		return -1;
@@ -612,7 +656,7 @@ static int request(const struct fetch_request *req, int trusted,
 	for (line = req->headers; line && *line; line++)
 		h = curl_slist_append(h, *line);
 	if (s.url)
-		h = s3_apply(&x, &s, req->body, req->body ? req->body_len : 0, h);
+		h = store_apply(&x, &s, req->body, req->body ? req->body_len : 0, h);
 	if (!strcmp(method, "HEAD"))
 		curl_easy_setopt(x.curl, CURLOPT_NOBODY, 1L);
 	else if (strcmp(method, "GET") || req->body)
@@ -637,7 +681,7 @@ static int request(const struct fetch_request *req, int trusted,
 out:
 	curl_slist_free_all(h);
 	xfer_release(&x);
-	s3_release(&s);
+	store_release(&s);
 	return ret;
 }
 

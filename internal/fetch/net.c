@@ -238,7 +238,9 @@ int fetch_check_settings(struct err *err)
 
 	if (fetch_allow_parse(job_settings.allow_private, &a, err) < 0)
 		return -1;
-	return fetch_s3_check_settings(err);
+	if (fetch_s3_check_settings(err) < 0)
+		return -1;
+	return fetch_gcs_check_settings(err);
 }
 
 static int host_refused(const char *host, const struct fetch_allow *a)

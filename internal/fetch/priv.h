@@ -118,4 +118,19 @@ int fetch_aws_time_parse(const char *s, int64_t *t);
 int fetch_s3_error_parse(const char *body, size_t len, char code[64],
 			 char msg[256]);
 
+/* gcs.c */
+
+/* Appends `s` percent-encoded as SigV4 and Cloud Storage want it: all
+ * but unreserved characters (and '/' when keep_slash), uppercase hex. */
+void fetch_path_escape(struct buf *b, const char *s, int keep_slash);
+
+/* Checks GCS_ENDPOINT (start-up). */
+int fetch_gcs_check_settings(struct err *err);
+
+/* The reason (error.errors[0].reason, else error.status) and message of
+ * a Cloud Storage JSON error body (not NUL-terminated), as printable
+ * ASCII. Returns 1 when either was found, else 0. */
+int fetch_gcs_error_parse(const char *body, size_t len, char reason[64],
+			  char msg[256]);
+
 #endif

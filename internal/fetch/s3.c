@@ -154,15 +154,7 @@ int fetch_s3_url(const char *s3url, char **https_url, struct err *err)
 	 * everything but unreserved characters and '/', uppercase hex.
 	 * "." and ".." segments stay: they are part of the key, and the
 	 * request is sent with CURLOPT_PATH_AS_IS so nothing folds them. */
-	for (p = slash + 1; *p; p++) {
-		unsigned char c = (unsigned char)*p;
-
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || strchr("-._~/", c))
-			buf_addc(&u, (char)c);
-		else
-			buf_printf(&u, "%%%02X", c);
-	}
+	fetch_path_escape(&u, slash + 1, 1);
 	*https_url = buf_detach(&u, NULL);
 	return 0;
 }

@@ -182,7 +182,7 @@ outside:
 static int url(const json_t *p, const char *name, struct err *err)
 {
 	static const char *const schemes[] = {
-		"file://", "http://", "https://", "s3://", NULL
+		"file://", "http://", "https://", "s3://", "gs://", NULL
 	};
 	const char *const *s;
 	const char *u = NULL;
@@ -199,8 +199,8 @@ static int url(const json_t *p, const char *name, struct err *err)
 		if (!strncmp(u, *s, strlen(*s)) && u[strlen(*s)])
 			return s == schemes ? file_inside(name, u, err) : 0;
 	return err_set(err, ERR_INVALID,
-		       "payload field '%s' must be a file://, http://, https:// "
-		       "or s3:// URL", name);
+		       "payload field '%s' must be a file://, http://, https://, "
+		       "s3:// or gs:// URL", name);
 }
 
 static int object_payload(const json_t *p, struct err *err)

@@ -1,9 +1,12 @@
-/* fuzz_s3 - the parsers of what S3 and the AWS credential providers hand
- * us, in internal/fetch/s3.c. The first byte picks the parser:
+/* fuzz_s3 - the parsers of what object stores and their credential
+ * providers hand us, in internal/fetch/aws.c, s3.c and gcs.c. The first
+ * byte picks the parser:
  *   'i' shared config / credentials files (fetch_aws_ini_get)
  *   'j' credential JSON of the container provider and IMDS
  *   't' Expiration times (fetch_aws_time_parse)
  *   'x' S3 error documents (fetch_s3_error_parse)
+ *   'g' gs:// URLs (fetch_gs_split, fetch_gs_url for each API)
+ *   'e' Cloud Storage JSON error documents (fetch_gcs_error_parse)
  * Anything else runs every parser. Each output is checked for the
  * properties callers rely on (bounded, NUL-terminated, printable). */
 #include <stdint.h>
@@ -84,6 +87,45 @@ static void s3error(const char *s, size_t len)
 	}
 }
 
+/* A split names a valid bucket and a non-empty object inside the input;
+ * a URL that splits always builds, without raw space, CR or LF. */
+static void gsurl(const char *s)
+{
+	static const enum fetch_gs_api apis[] = { FETCH_GS_DOWNLOAD, FETCH_GS_UPLOAD,
+						  FETCH_GS_XML };
+	char bucket[FETCH_GS_BUCKET_MAX], *u;
+	const char *object = NULL;
+	struct err e;
+	size_t i;
+	int ok = fetch_gs_split(s, bucket, &object, &e) == 0;
+
+	if (ok && (strlen(bucket) < 3 || strlen(bucket) > 222 || !object || !*object ||
+		   object < s || object > s + strlen(s) || strpbrk(object, "\r\n")))
+		abort();
+	for (i = 0; i < sizeof(apis) / sizeof(apis[0]); i++) {
+		u = NULL;
+		if (fetch_gs_url(s, apis[i], &u, &e) == 0) {
+			if (!ok || !u || strpbrk(u, " \r\n"))
+				abort();
+			free(u);
+		} else if (u || ok) {
+			abort();
+		}
+	}
+}
+
+static void gcserror(const char *s, size_t len)
+{
+	char reason[64], msg[256];
+
+	if (fetch_gcs_error_parse(s, len, reason, msg)) {
+		printable(reason, sizeof(reason), 1);
+		printable(msg, sizeof(msg), 1);
+		if (!reason[0] && !msg[0])
+			abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *s;
@@ -100,11 +142,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 'j': creds(s, n); break;
 	case 't': when(s); break;
 	case 'x': s3error(s, n); break;
+	case 'g': gsurl(s); break;
+	case 'e': gcserror(s, n); break;
 	default:
 		ini(s, n);
 		creds(s, n);
 		when(s);
 		s3error(s, n);
+		gsurl(s);
+		gcserror(s, n);
 	}
 	free(s);
 	return 0;

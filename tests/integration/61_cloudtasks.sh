@@ -28,14 +28,6 @@ API_BIN=$BIN/wakeq-api
 SA=wakeq-tasks@fake-project.iam.gserviceaccount.com
 CT="Content-Type: application/json"
 
-start_gcp() { # start_gcp ARGS...: sets G (base URL), G_PID
-	rm -f "$T/gcp.port"
-	"$BIN/tests/tools/fakegcp" "$@" >"$T/gcp.port" 2>>"$T/gcp.log" &
-	G_PID=$!
-	on_exit "kill_wait $G_PID"
-	wait_until 5 test -s "$T/gcp.port"
-	G=http://127.0.0.1:$(head -1 "$T/gcp.port")
-}
 tasks_env() { # the Cloud Tasks settings, shared by the API and the worker
 	echo WAKE_VIA=cloudtasks TASKS_ENDPOINT="$G" TASKS_LOCATION=us-central1 \
 		TASKS_QUEUE=wakeq-wake TASKS_SERVICE_ACCOUNT="$SA" GCE_METADATA_HOST="${G#http://}"

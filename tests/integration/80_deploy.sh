@@ -90,6 +90,14 @@ for a in wakeq-worker wakeq-api; do
 	has "$a may read and write the data bucket" \
 		"gcloud storage buckets add-iam-policy-binding gs://$P-wakeq-data --member serviceAccount:$a$SA --role roles/storage\.objectUser"
 done
+# presigned uploads: an HMAC key of the API's account, in two secrets only it reads
+has "an HMAC key of the api's account, straight into a secret" \
+	"gcloud secrets describe wakeq-gcs-hmac-id --project $P .*\|\| gcloud storage hmac create wakeq-api$SA --project $P .*gcloud secrets create wakeq-gcs-hmac-id --data-file=- .*gcloud secrets create wakeq-gcs-hmac-secret --data-file=-"
+for s in wakeq-gcs-hmac-id wakeq-gcs-hmac-secret; do
+	has "the api reads $s" \
+		"gcloud secrets add-iam-policy-binding $s --member serviceAccount:wakeq-api$SA --role roles/secretmanager\.secretAccessor"
+done
+hasnt "nobody else reads the HMAC key" "add-iam-policy-binding wakeq-gcs-hmac-[a-z]* --member serviceAccount:wakeq-(worker|scheduler|tasks)"
 hasnt "no secret value in the output" "$SECRET"
 bad=$(grep -E '^\+ .*\bgcloud ' "$out" | grep -v 'auth configure-docker' |
 	grep -v "gcloud projects add-iam-policy-binding $P " | grep -vc -- "--project $P")
@@ -232,6 +240,17 @@ for variant in ("full", "min"):
 
     # DATA_DIR: the same Cloud Storage bucket in both services (gcsfuse)
     bucket = "%s-wakeq-data" % P if variant == "full" else "other-bucket_1"
+    # uploads past Cloud Run's 32 MiB request cap: presigned, into that bucket
+    check(tag + "api presigns uploads into gs://%s/uploads/" % bucket,
+          e.get("UPLOAD_TARGET", {}).get("value") == "gs://%s/uploads/" % bucket)
+    check(tag + "api HMAC key from Secret Manager",
+          secret_ref(e.get("GCS_HMAC_ACCESS_ID", {})) == "wakeq-gcs-hmac-id"
+          and secret_ref(e.get("GCS_HMAC_SECRET", {})) == "wakeq-gcs-hmac-secret")
+    plain = [k for k, v in e.items() if any(x in k for x in ("TOKEN", "SECRET")) and "value" in v]
+    check(tag + "no secret-bearing api variable in plain text %s" % plain, not plain)
+    # /tmp is memory on Cloud Run: downloads are capped
+    check(tag + "worker caps downloads (MAX_INPUT_BYTES 384M)",
+          we.get("MAX_INPUT_BYTES", {}).get("value") == "384M")
     for name, tmpl, env in (("worker", ws, we), ("api", s, e)):
         cont = tmpl["spec"]["containers"][0]
         vols = {v["name"]: v for v in tmpl["spec"].get("volumes", [])}
@@ -273,6 +292,12 @@ if c:
           sv["worker"]["build"]["dockerfile"] == "Dockerfile.worker"
           and sv["worker"].get("stop_signal") == "SIGTERM")
     check("compose: api wakes the worker", sv["api"]["environment"]["WAKE_URL"] == "http://worker:8080/wake")
+    dd = {n: sv[n]["environment"].get("DATA_DIR") for n in ("api", "worker")}
+    mounts = {n: [v.split(":")[0] for v in sv[n].get("volumes", [])
+                  if isinstance(v, str) and v.split(":")[1:2] == [dd[n]]] for n in dd}
+    check("compose: api and worker share DATA_DIR (%s) on one named volume %s" % (dd, mounts),
+          dd["api"] and dd["api"] == dd["worker"] and mounts["api"]
+          and mounts["api"] == mounts["worker"] and mounts["api"][0] in c.get("volumes", {}))
 EOF
 
 # ---- scheduler.sh --------------------------------------------------------

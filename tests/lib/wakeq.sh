@@ -11,6 +11,9 @@
 #                                     sets API, API_PORT, API_PID; log
 #                                     appended to $T/api.log
 #   stop_api                          SIGTERM and wait
+#   start_gcp [ARGS...]               tests/tools/fakegcp (metadata server,
+#                                     Cloud Tasks, Cloud Storage) on a free
+#                                     port; sets G (its base URL), G_PID
 #   wq ARGS                           build/wakeq against $REDIS_URL
 #   job_field ID FIELD                one field of `wakeq status ID`
 
@@ -73,6 +76,15 @@ _start_api() {
 	exit 1
 }
 stop_api() { kill_wait "$API_PID"; }
+
+start_gcp() {
+	rm -f "$T/gcp.port"
+	"$BIN/tests/tools/fakegcp" "$@" >"$T/gcp.port" 2>>"$T/gcp.log" &
+	G_PID=$!
+	on_exit "kill_wait $G_PID"
+	wait_until 5 test -s "$T/gcp.port"
+	G=http://127.0.0.1:$(head -1 "$T/gcp.port")
+}
 
 wq() { REDIS_URL=$REDIS_URL "$BIN/wakeq" "$@"; }
 

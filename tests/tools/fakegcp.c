@@ -1,12 +1,14 @@
 /* fakegcp - the Google services wakeq talks to, faked on loopback and
  * speaking their real protocols, for the integration tests: the
- * metadata server (identity and access tokens, the project) and Cloud
+ * metadata server (identity and access tokens, the project), Cloud
  * Tasks (REST v2: tasks.create and tasks.get, and the dispatch of HTTP
- * tasks as Cloud Tasks does it).
+ * tasks as Cloud Tasks does it) and Cloud Storage (the JSON API's media
+ * download and upload, and V4 HMAC signed URLs on the XML API).
  *
  *   fakegcp [--port N] [--token-ttl S] [--max-dispatches N]
  *           [--min-backoff S] [--max-backoff S] [--max-attempts N]
- *           [--paused 1]
+ *           [--paused 1] [--bucket B]... [--deny-bucket B]...
+ *           [--hmac-id ID --hmac-secret S]
  *
  * Prints the port on the first line of stdout, then serves until killed:
  *
@@ -44,6 +46,24 @@
  *       first_dispatch, last_end (epoch s), url, audience, email,
  *       deadline_s, auth_aud (the aud of the last token sent)}],
  *       creates, conflicts, gets, refused}
+ *   Cloud Storage (buckets from --bucket; objects kept in memory, 64 MiB
+ *   a request at most). JSON API calls need "Authorization: Bearer" an
+ *   access token handed out above (401 authError otherwise); errors are
+ *   {error: {code, message, errors: [{reason, message, domain}]}}:
+ *   GET /storage/v1/b/B/o/O?alt=media   the object's bytes (404 notFound
+ *       for a missing object or bucket; 403 forbidden for a
+ *       --deny-bucket); without alt=media its metadata
+ *   POST /upload/storage/v1/b/B/o?uploadType=media&name=O   stores the
+ *       body (Content-Type kept), answers the object resource
+ *   PUT|GET /B/O?X-Goog-Algorithm=GOOG4-HMAC-SHA256&X-Goog-Credential=...
+ *       a V4 signed URL (XML API): the signature is checked with the
+ *       --hmac-id/--hmac-secret key (host and any signed content-type;
+ *       UNSIGNED-PAYLOAD), expiry and date too; XML errors 403
+ *       SignatureDoesNotMatch / 400 ExpiredToken... as Cloud Storage.
+ *   GET /fake/objects   {objects: [{bucket, name, size, sha256,
+ *       content_type, via}], signed_ok, signed_refused, downloads,
+ *       uploads}
+ *
  *   GET /fake/metadata  {id_asks, access_asks, audiences: [...]}
  *   POST /fake/resume   starts dispatching when started with --paused
  *       (as a Cloud Tasks queue paused, then resumed: tasks wait)
@@ -539,6 +559,366 @@ static void *dispatcher(void *arg)
 	return NULL;
 }
 
+
+/* ---- Cloud Storage ------------------------------------------------------------ */
+
+#define GCS_MAX_BUCKETS 8
+
+struct object {
+	struct object *next;
+	char *bucket, *name, *content_type;
+	const char *via;         /* "json" or "signed" */
+	struct buf data;
+};
+
+static struct object *objects;
+static const char *buckets[GCS_MAX_BUCKETS], *denied[GCS_MAX_BUCKETS];
+static int nbuckets, ndenied;
+static const char *hmac_id, *hmac_secret;
+static int signed_ok, signed_refused, downloads, uploads;
+
+static int in_list(const char *const *list, int n, const char *b)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(list[i], b))
+			return 1;
+	return 0;
+}
+
+static void gcs_error(struct httpd_request *req, unsigned code, const char *reason,
+		      const char *msg)
+{
+	httpd_respond_json(req, code, json_pack("{s:{s:i,s:s,s:[{s:s,s:s,s:s}]}}", "error",
+						"code", (int)code, "message", msg, "errors",
+						"message", msg, "domain", "global",
+						"reason", reason));
+}
+
+static void xml_error(struct httpd_request *req, unsigned code, const char *ecode,
+		      const char *msg)
+{
+	char *x = xasprintf("<?xml version='1.0' encoding='UTF-8'?><Error><Code>%s</Code>"
+			    "<Message>%s</Message></Error>", ecode, msg);
+
+	httpd_respond(req, code, "application/xml; charset=UTF-8", x, strlen(x));
+	free(x);
+}
+
+static struct object *object_find(const char *bucket, const char *name)
+{
+	struct object *o;
+
+	for (o = objects; o; o = o->next)
+		if (!strcmp(o->bucket, bucket) && !strcmp(o->name, name))
+			return o;
+	return NULL;
+}
+
+/* Stores (or replaces) an object; mu held. */
+static struct object *object_put(const char *bucket, const char *name, const char *ct,
+				 const char *via, const char *data, size_t len)
+{
+	struct object *o = object_find(bucket, name);
+
+	if (!o) {
+		o = xcalloc(1, sizeof(*o));
+		o->bucket = xstrdup(bucket);
+		o->name = xstrdup(name);
+		buf_init(&o->data);
+		o->next = objects;
+		objects = o;
+	}
+	free(o->content_type);
+	o->content_type = xstrdup(ct && *ct ? ct : "application/octet-stream");
+	o->via = via;
+	buf_reset(&o->data);
+	buf_add(&o->data, data, len);
+	return o;
+}
+
+static json_t *object_json(const struct object *o)
+{
+	char size[24];
+
+	snprintf(size, sizeof(size), "%zu", o->data.len);
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "kind", "storage#object", "id", o->name,
+			 "name", o->name, "bucket", o->bucket, "size", size,
+			 "contentType", o->content_type);
+}
+
+/* Checks the bucket of a JSON API call; answers and returns -1 when the
+ * call cannot go on. */
+static int bucket_check(struct httpd_request *req, const char *bucket, const char *perm,
+			const char *name)
+{
+	char msg[600];
+
+	if (!in_list(buckets, nbuckets, bucket) && !in_list(denied, ndenied, bucket)) {
+		gcs_error(req, 404, "notFound", "The specified bucket does not exist.");
+		return -1;
+	}
+	if (in_list(denied, ndenied, bucket)) {
+		snprintf(msg, sizeof(msg), "default@fake-project.iam.gserviceaccount.com does "
+			 "not have %s access to the Google Cloud Storage object. Permission "
+			 "'%s' denied on resource (or it may not exist).", perm, perm);
+		(void)name;
+		gcs_error(req, 403, "forbidden", msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* GET /storage/v1/b/B/o/O[?alt=media] */
+static void gcs_get(struct httpd_request *req, const char *rest)
+{
+	const char *o_at = strstr(rest, "/o/"), *alt = httpd_query(req, "alt");
+	char *bucket, msg[1200];
+	struct object *o;
+
+	if (!authorized(req)) {
+		gcs_error(req, 401, "authError", "Invalid Credentials");
+		return;
+	}
+	if (!o_at || !o_at[3]) {
+		gcs_error(req, 404, "notFound", "Not Found");
+		return;
+	}
+	bucket = xstrndup(rest, (size_t)(o_at - rest));
+	if (bucket_check(req, bucket, "storage.objects.get", o_at + 3) < 0)
+		goto out;
+	pthread_mutex_lock(&mu);
+	o = object_find(bucket, o_at + 3);
+	if (!o) {
+		pthread_mutex_unlock(&mu);
+		snprintf(msg, sizeof(msg), "No such object: %s/%.1024s", bucket, o_at + 3);
+		gcs_error(req, 404, "notFound", msg);
+		goto out;
+	}
+	if (alt && !strcmp(alt, "media")) {
+		downloads++;
+		httpd_respond(req, 200, o->content_type, o->data.data ? o->data.data : "",
+			      o->data.len);
+	} else {
+		httpd_respond_json(req, 200, object_json(o));
+	}
+	pthread_mutex_unlock(&mu);
+out:
+	free(bucket);
+}
+
+/* POST /upload/storage/v1/b/B/o?uploadType=media&name=O */
+static void gcs_upload(struct httpd_request *req, const char *rest)
+{
+	const char *type = httpd_query(req, "uploadType"), *name = httpd_query(req, "name");
+	size_t n = strlen(rest), len;
+	const char *body = httpd_body(req, &len);
+	char *bucket;
+	struct object *o;
+
+	if (!authorized(req)) {
+		gcs_error(req, 401, "authError", "Invalid Credentials");
+		return;
+	}
+	if (n < 3 || strcmp(rest + n - 2, "/o")) {
+		gcs_error(req, 404, "notFound", "Not Found");
+		return;
+	}
+	if (!type || strcmp(type, "media")) {
+		gcs_error(req, 400, "invalid", "Upload requests must include an uploadType URL "
+			  "parameter and a URL path beginning with /upload/");
+		return;
+	}
+	if (!name || !*name) {
+		gcs_error(req, 400, "required", "Required");
+		return;
+	}
+	bucket = xstrndup(rest, n - 2);
+	if (bucket_check(req, bucket, "storage.objects.create", name) == 0) {
+		pthread_mutex_lock(&mu);
+		uploads++;
+		o = object_put(bucket, name, httpd_header(req, "Content-Type"), "json",
+			       body ? body : "", body ? len : 0);
+		httpd_respond_json(req, 200, object_json(o));
+		pthread_mutex_unlock(&mu);
+	}
+	free(bucket);
+}
+
+static void escape_into(struct buf *b, const char *s, int keep_slash)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (isalnum(c) || strchr("-._~", c) || (keep_slash && c == '/'))
+			buf_addc(b, (char)c);
+		else
+			buf_printf(b, "%%%02X", c);
+	}
+}
+
+static void hmac_step(const unsigned char *key, size_t klen, const char *msg,
+		      unsigned char out[CRYPTO_SHA256_LEN])
+{
+	crypto_hmac_sha256(key, klen, msg, strlen(msg), out);
+}
+
+/* Checks a V4 signed URL as Cloud Storage does: 1 good, 0 refused with
+ * the answer sent. Independent of wakeq's signer: the canonical request
+ * is rebuilt from what arrived (decoded path and query re-encoded). */
+static int signed_check(struct httpd_request *req, const char *path)
+{
+	static const char *const names[] = { "X-Goog-Algorithm", "X-Goog-Credential",
+					     "X-Goog-Date", "X-Goog-Expires",
+					     "X-Goog-SignedHeaders" };
+	const char *v[5], *sig = httpd_query(req, "X-Goog-Signature"), *p, *hv;
+	char date[16], scope_region[64], *list, *save = NULL, *tok;
+	unsigned char k[CRYPTO_SHA256_LEN], md[CRYPTO_SHA256_LEN];
+	char hex[CRYPTO_SHA256_HEX_LEN], *kbuf;
+	struct buf cr = BUF_INIT, sts = BUF_INIT;
+	struct tm tm;
+	int64_t t0, exp;
+	size_t i;
+	int ok = 0;
+
+	for (i = 0; i < 5; i++)
+		if (!(v[i] = httpd_query(req, names[i]))) {
+			xml_error(req, 400, "MissingSecurityHeader",
+				  "Your request was missing a required header.");
+			return 0;
+		}
+	if (strcmp(v[0], "GOOG4-HMAC-SHA256")) {
+		xml_error(req, 400, "InvalidArgument", "Invalid argument.");
+		return 0;
+	}
+	p = strchr(v[1], '/');
+	if (!hmac_id || !p || (size_t)(p - v[1]) != strlen(hmac_id) ||
+	    strncmp(v[1], hmac_id, strlen(hmac_id))) {
+		xml_error(req, 403, "InvalidAccessKeyId",
+			  "The Google Cloud access key Id you provided does not exist in our records.");
+		return 0;
+	}
+	if (sscanf(p + 1, "%15[^/]/%63[^/]/", date, scope_region) != 2 ||
+	    !strstr(p, "/storage/goog4_request") || strncmp(v[2], date, 8)) {
+		xml_error(req, 400, "AuthorizationQueryParametersError",
+			  "Error parsing the X-Goog-Credential parameter.");
+		return 0;
+	}
+	memset(&tm, 0, sizeof(tm));
+	if (!strptime(v[2], "%Y%m%dT%H%M%SZ", &tm)) {
+		xml_error(req, 400, "AuthorizationQueryParametersError", "Invalid X-Goog-Date.");
+		return 0;
+	}
+	t0 = (int64_t)timegm(&tm);
+	exp = atoll(v[3]);
+	if (exp < 1 || exp > 604800) {
+		xml_error(req, 400, "AuthorizationQueryParametersError",
+			  "X-Goog-Expires must be between 1 and 604800.");
+		return 0;
+	}
+	if (clock_now_us() / 1000000 > t0 + exp) {
+		xml_error(req, 400, "ExpiredToken", "Invalid argument.");
+		return 0;
+	}
+	buf_printf(&cr, "%s\n", httpd_method(req));
+	escape_into(&cr, path, 1);
+	buf_addc(&cr, '\n');
+	for (i = 0; i < 5; i++) {
+		buf_printf(&cr, "%s%s=", i ? "&" : "", names[i]);
+		escape_into(&cr, v[i], 0);
+	}
+	buf_addc(&cr, '\n');
+	list = xstrdup(v[4]);
+	for (tok = strtok_r(list, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
+		hv = httpd_header(req, tok);
+		buf_printf(&cr, "%s:%s\n", tok, hv ? hv : "");
+	}
+	free(list);
+	buf_printf(&cr, "\n%s\nUNSIGNED-PAYLOAD", v[4]);
+	crypto_sha256(cr.data, cr.len, md);
+	crypto_hex(md, sizeof(md), hex);
+	buf_printf(&sts, "GOOG4-HMAC-SHA256\n%s\n%s\n%s", v[2], p + 1, hex);
+	kbuf = xasprintf("GOOG4%s", hmac_secret ? hmac_secret : "");
+	hmac_step((unsigned char *)kbuf, strlen(kbuf), date, k);
+	hmac_step(k, sizeof(k), scope_region, k);
+	hmac_step(k, sizeof(k), "storage", k);
+	hmac_step(k, sizeof(k), "goog4_request", k);
+	hmac_step(k, sizeof(k), sts.data, md);
+	crypto_hex(md, sizeof(md), hex);
+	free(kbuf);
+	ok = sig && !strcmp(sig, hex) && strstr(v[4], "host") != NULL;
+	if (!ok)
+		xml_error(req, 403, "SignatureDoesNotMatch",
+			  "Access denied. The request signature we calculated does not match "
+			  "the signature you provided. Check your Google secret key and signing "
+			  "method.");
+	buf_release(&cr);
+	buf_release(&sts);
+	return ok;
+}
+
+/* PUT|GET /B/O with a V4 signature in the query (the XML API). */
+static void gcs_signed(struct httpd_request *req, const char *path)
+{
+	const char *slash = strchr(path + 1, '/'), *m = httpd_method(req);
+	size_t len;
+	const char *body = httpd_body(req, &len);
+	char *bucket;
+	struct object *o;
+
+	if (!signed_check(req, path)) {
+		pthread_mutex_lock(&mu);
+		signed_refused++;
+		pthread_mutex_unlock(&mu);
+		return;
+	}
+	if (!slash || !slash[1]) {
+		xml_error(req, 400, "InvalidURI", "Couldn't parse the specified URI.");
+		return;
+	}
+	bucket = xstrndup(path + 1, (size_t)(slash - path - 1));
+	pthread_mutex_lock(&mu);
+	signed_ok++;
+	if (!in_list(buckets, nbuckets, bucket)) {
+		xml_error(req, 404, "NoSuchBucket", "The specified bucket does not exist.");
+	} else if (!strcmp(m, "PUT")) {
+		object_put(bucket, slash + 1, httpd_header(req, "Content-Type"), "signed",
+			   body ? body : "", body ? len : 0);
+		httpd_respond(req, 200, "text/html", "", 0);
+	} else if ((o = object_find(bucket, slash + 1))) {
+		httpd_respond(req, 200, o->content_type, o->data.data ? o->data.data : "",
+			      o->data.len);
+	} else {
+		xml_error(req, 404, "NoSuchKey", "The specified key does not exist.");
+	}
+	pthread_mutex_unlock(&mu);
+	free(bucket);
+}
+
+static void fake_objects(struct httpd_request *req)
+{
+	unsigned char md[CRYPTO_SHA256_LEN];
+	char hex[CRYPTO_SHA256_HEX_LEN];
+	json_t *all = json_array();
+	struct object *o;
+
+	pthread_mutex_lock(&mu);
+	for (o = objects; o; o = o->next) {
+		crypto_sha256(o->data.data ? o->data.data : "", o->data.len, md);
+		crypto_hex(md, sizeof(md), hex);
+		json_array_append_new(all, json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "bucket",
+						     o->bucket, "name", o->name, "size",
+						     (json_int_t)o->data.len, "sha256", hex,
+						     "content_type", o->content_type, "via", o->via));
+	}
+	httpd_respond_json(req, 200, json_pack("{s:o,s:i,s:i,s:i,s:i}", "objects", all,
+					       "signed_ok", signed_ok, "signed_refused",
+					       signed_refused, "downloads", downloads,
+					       "uploads", uploads));
+	pthread_mutex_unlock(&mu);
+}
+
 /* ---- routes --------------------------------------------------------------------- */
 
 static void fake_tasks(struct httpd_request *req)
@@ -593,6 +973,22 @@ static void handle(struct httpd_request *req, void *ctx)
 		pthread_mutex_unlock(&mu);
 		return;
 	}
+	if (!strcmp(path, "/fake/objects")) {
+		fake_objects(req);
+		return;
+	}
+	if (!strncmp(path, "/storage/v1/b/", 14) && !strcmp(method, "GET")) {
+		gcs_get(req, path + 14);
+		return;
+	}
+	if (!strncmp(path, "/upload/storage/v1/b/", 21) && !strcmp(method, "POST")) {
+		gcs_upload(req, path + 21);
+		return;
+	}
+	if (httpd_query(req, "X-Goog-Signature") || httpd_query(req, "X-Goog-Algorithm")) {
+		gcs_signed(req, path);
+		return;
+	}
 	if (!strncmp(path, "/v2/projects/", 13)) {
 		size_t n = strlen(path);
 
@@ -623,7 +1019,7 @@ int main(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	o.host = "127.0.0.1";
 	o.thread_per_connection = 1;
-	o.max_body = 1 << 20;
+	o.max_body = 64u << 20; /* Cloud Storage objects the tests upload */
 	for (i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--port"))
 			o.port = atoi(argv[i + 1]);
@@ -639,6 +1035,14 @@ int main(int argc, char **argv)
 			max_attempts = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--paused"))
 			paused = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--bucket") && nbuckets < GCS_MAX_BUCKETS)
+			buckets[nbuckets++] = argv[i + 1];
+		else if (!strcmp(argv[i], "--deny-bucket") && ndenied < GCS_MAX_BUCKETS)
+			denied[ndenied++] = argv[i + 1];
+		else if (!strcmp(argv[i], "--hmac-id"))
+			hmac_id = argv[i + 1];
+		else if (!strcmp(argv[i], "--hmac-secret"))
+			hmac_secret = argv[i + 1];
 	}
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -19,7 +19,11 @@
  *                        Errors are S3's XML documents: 403
  *                        SignatureDoesNotMatch / InvalidAccessKeyId /
  *                        InvalidToken, 400 ExpiredToken (token ==
- *                        ts.s3_expired_token), 404 NoSuchKey.
+ *                        ts.s3_expired_token), 404 NoSuchKey. A request
+ *                        with X-Amz-Signature in its query is checked
+ *                        as a presigned URL instead (query form,
+ *                        UNSIGNED-PAYLOAD, X-Amz-Expires against
+ *                        X-Amz-Date: 403 AccessDenied once expired).
  *   PUT /latest/api/token, GET /latest/meta-data/iam/security-credentials/
  *   [ROLE]               a fake EC2 instance metadata service, IMDSv2
  *                        only (a GET without the session token gets 401)
@@ -44,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/buf.h"
@@ -150,18 +155,41 @@ static void ts_hmac(const void *key, size_t klen, const char *msg,
 	     out, &n);
 }
 
+/* The signature SigV4 wants for canonical request `cr` signed at `stamp`
+ * (X-Amz-Date) in DATE/REGION/s3/aws4_request with ts.s3_secret. */
+static void ts_sigv4_sign(const struct buf *cr, const char *stamp, const char *date,
+			  const char *region, char want[65])
+{
+	unsigned char md[32], k[32];
+	unsigned int mdlen = 32;
+	char hash[65], keybuf[300];
+	struct buf sts = BUF_INIT;
+
+	EVP_Digest(cr->data, cr->len, md, &mdlen, EVP_sha256(), NULL);
+	ts_hex(md, 32, hash);
+	buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/s3/aws4_request\n%s", stamp, date,
+		   region, hash);
+	snprintf(keybuf, sizeof(keybuf), "AWS4%s", ts.s3_secret ? ts.s3_secret : "");
+	ts_hmac(keybuf, strlen(keybuf), date, k);
+	ts_hmac(k, 32, region, k);
+	ts_hmac(k, 32, "s3", k);
+	ts_hmac(k, 32, "aws4_request", k);
+	ts_hmac(k, 32, sts.data, md);
+	ts_hex(md, 32, want);
+	buf_release(&sts);
+}
+
 /* An independent AWS SigV4 check (header form) of one request: 1 good,
  * 0 bad signature, -1 unknown key, -2 bad token, -3 expired token. */
 static int ts_sigv4_ok(struct MHD_Connection *c, const char *method,
 		       const char *url, const struct buf *body)
 {
-	const char *auth = ts_hdr(c, "Authorization"), *p, *q;
+	const char *auth = ts_hdr(c, "Authorization"), *p;
 	char cred[256], signed_h[512], sig[80], date[16], region[64];
-	char hash[65], want[65], scope[160], *tok, *save = NULL;
-	unsigned char md[32], k[32];
+	char hash[65], want[65], *tok, *save = NULL;
+	unsigned char md[32];
 	unsigned int mdlen = 32;
-	struct buf cr = BUF_INIT, sts = BUF_INIT;
-	char keybuf[300];
+	struct buf cr = BUF_INIT;
 	int ok = 0;
 
 	if (strncmp(auth, "AWS4-HMAC-SHA256 ", 17))
@@ -221,21 +249,111 @@ static int ts_sigv4_ok(struct MHD_Connection *c, const char *method,
 		}
 	}
 	buf_printf(&cr, "\n%s\n%s", signed_h, hash);
-	EVP_Digest(cr.data, cr.len, md, &mdlen, EVP_sha256(), NULL);
-	ts_hex(md, 32, hash);
-	q = ts_hdr(c, "x-amz-date");
-	snprintf(scope, sizeof(scope), "%s/%s/s3/aws4_request", date, region);
-	buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s\n%s", q, scope, hash);
-	snprintf(keybuf, sizeof(keybuf), "AWS4%s", ts.s3_secret ? ts.s3_secret : "");
-	ts_hmac(keybuf, strlen(keybuf), date, k);
-	ts_hmac(k, 32, region, k);
-	ts_hmac(k, 32, "s3", k);
-	ts_hmac(k, 32, "aws4_request", k);
-	ts_hmac(k, 32, sts.data, md);
-	ts_hex(md, 32, want);
+	ts_sigv4_sign(&cr, ts_hdr(c, "x-amz-date"), date, region, want);
 	ok = !strcmp(want, sig);
 	buf_release(&cr);
-	buf_release(&sts);
+	return ok;
+}
+
+/* Percent-encoding as SigV4 wants it (all but unreserved characters). */
+static void ts_uri_encode(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~')
+			buf_addc(b, (char)ch);
+		else
+			buf_printf(b, "%%%02X", ch);
+	}
+}
+
+/* A query argument, percent escapes decoded (the server is told not to
+ * decode anything itself), into a static slot of 4; NULL when absent. */
+static const char *ts_arg(struct MHD_Connection *c, const char *name)
+{
+	static char slots[4][1024];
+	static int next;
+	const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+	char *out;
+	size_t n = 0;
+
+	if (!v)
+		return NULL;
+	out = slots[next++ % 4];
+	for (; *v && n + 1 < sizeof(slots[0]); v++) {
+		unsigned int x;
+
+		if (*v == '%' && isxdigit((unsigned char)v[1]) &&
+		    isxdigit((unsigned char)v[2]) && sscanf(v + 1, "%2x", &x) == 1) {
+			out[n++] = (char)x;
+			v += 2;
+		} else {
+			out[n++] = *v;
+		}
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* An independent AWS SigV4 check of a presigned URL (query form): 1
+ * good, 0 bad signature, -1 unknown key, -2 bad token, -4 expired. Each argument is
+ * decoded, then re-encoded as the signer must have encoded it. */
+static int ts_sigv4_query_ok(struct MHD_Connection *c, const char *method,
+			     const char *url)
+{
+	static const char *const names[] = {
+		"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+		"X-Amz-Security-Token", "X-Amz-SignedHeaders",
+	};
+	const char *v, *cred, *sig, *key = ts.s3_key ? ts.s3_key : "testkey";
+	char date[16], region[64], want[65], list[512];
+	char stamp[20], given[80], *tok, *save = NULL;
+	struct buf cr = BUF_INIT;
+	struct tm tm;
+	size_t i, kl = strlen(key);
+	int first = 1, ok;
+
+	cred = ts_arg(c, "X-Amz-Credential");
+	sig = ts_arg(c, "X-Amz-Signature");
+	v = ts_arg(c, "X-Amz-Algorithm");
+	if (!cred || !sig || !v || strcmp(v, "AWS4-HMAC-SHA256"))
+		return 0;
+	if (strncmp(cred, key, kl) || cred[kl] != '/')
+		return -1;
+	snprintf(given, sizeof(given), "%s", sig);
+	if (sscanf(cred + kl + 1, "%15[^/]/%63[^/]/", date, region) != 2)
+		return 0;
+	snprintf(ts.s3_region, sizeof(ts.s3_region), "%s", region);
+	v = ts_arg(c, "X-Amz-Date");
+	memset(&tm, 0, sizeof(tm));
+	snprintf(stamp, sizeof(stamp), "%s", v ? v : "");
+	if (!v || !strptime(v, "%Y%m%dT%H%M%SZ", &tm) ||
+	    !ts_arg(c, "X-Amz-Expires"))
+		return 0;
+	if (time(NULL) > timegm(&tm) + atol(ts_arg(c, "X-Amz-Expires")))
+		return -4;
+	v = ts_arg(c, "X-Amz-Security-Token");
+	if ((ts.s3_token || v) && (!ts.s3_token || !v || strcmp(v, ts.s3_token)))
+		return -2;
+	buf_printf(&cr, "%s\n%s\n", method, url);
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		v = ts_arg(c, names[i]);
+		if (!v)
+			continue;
+		buf_printf(&cr, "%s%s=", first ? "" : "&", names[i]);
+		ts_uri_encode(&cr, v);
+		first = 0;
+	}
+	buf_addc(&cr, '\n');
+	v = ts_arg(c, "X-Amz-SignedHeaders");
+	snprintf(list, sizeof(list), "%s", v ? v : "");
+	for (tok = strtok_r(list, ";", &save); tok; tok = strtok_r(NULL, ";", &save))
+		buf_printf(&cr, "%s:%s\n", tok, ts_hdr(c, tok));
+	buf_printf(&cr, "\n%s\nUNSIGNED-PAYLOAD", v ? v : "");
+	ts_sigv4_sign(&cr, stamp, date, region, want);
+	ok = !strcmp(want, given);
+	buf_release(&cr);
 	return ok;
 }
 
@@ -269,7 +387,10 @@ static enum MHD_Result ts_s3(struct MHD_Connection *c, const char *method,
 
 	pthread_mutex_lock(&ts.mu);
 	snprintf(ts.s3_last_key, sizeof(ts.s3_last_key), "%s", key);
-	ok = ts_sigv4_ok(c, method, url, &conn->body);
+	if (MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "X-Amz-Signature"))
+		ok = ts_sigv4_query_ok(c, method, url);
+	else
+		ok = ts_sigv4_ok(c, method, url, &conn->body);
 	if (ok <= 0) {
 		pthread_mutex_unlock(&ts.mu);
 		if (ok == -1)
@@ -282,6 +403,9 @@ static enum MHD_Result ts_s3(struct MHD_Connection *c, const char *method,
 		if (ok == -3)
 			return ts_s3_error(c, 400, "ExpiredToken", "The provided token "
 					   "has expired.", key);
+		if (ok == -4)
+			return ts_s3_error(c, 403, "AccessDenied", "Request has expired",
+					   key);
 		return ts_s3_error(c, 403, "SignatureDoesNotMatch", "The request "
 				   "signature we calculated does not match the signature "
 				   "you provided. Check your key and signing method.", key);
