@@ -411,6 +411,29 @@ static int is_store(const char *url)
 
 /* ---- whole-file transfers ------------------------------------------- */
 
+/* The outcome of a whole-file transfer: libcurl's `rc`, then the HTTP
+ * status (with the object store's error document for s3:// and gs://).
+ * Redirects are never followed here. Returns 0, or -1 with err. */
+static int transfer_result(struct xfer *x, const struct store *s, CURLcode rc,
+			   const char *what, struct err *err)
+{
+	long status = 0;
+
+	if (rc != CURLE_OK)
+		return curl_error(x, rc, what, err);
+	curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status >= 200 && status <= 299)
+		return 0;
+	if (s->url)
+		return store_status_error(x, s, status, err);
+	if (status >= 300 && status < 400)
+		return err_set(err, ERR_INVALID, "%s: http status %ld (redirect not followed)",
+			       what, status);
+	if (fetch_status_error(status, what, err) < 0)
+		return -1;
+	return err_set(err, ERR_INVALID, "%s: http status %ld", what, status);
+}
+
 static void quote_url(const char *url, char out[256])
 {
 	/* presigned URLs carry credentials in the query: never show it */
@@ -427,7 +450,6 @@ int fetch_download(const char *url, const char *path, long long *bytes,
 	struct store s = { 0 };
 	struct curl_slist *h = NULL;
 	char what[300], q[256];
-	long status = 0;
 	CURLcode rc;
 	int ret = -1;
 
@@ -462,23 +484,8 @@ int fetch_download(const char *url, const char *path, long long *bytes,
 		goto out;
 	}
 	x.file = NULL;
-	if (rc != CURLE_OK) {
-		curl_error(&x, rc, what, err);
+	if (transfer_result(&x, &s, rc, what, err) < 0)
 		goto out;
-	}
-	curl_easy_getinfo(x.curl, CURLINFO_RESPONSE_CODE, &status);
-	if (s.url && (status < 200 || status > 299)) {
-		store_status_error(&x, &s, status, err);
-		goto out;
-	}
-	if (status < 200 || status > 299) {
-		if (status >= 300 && status < 400)
-			err_set(err, ERR_INVALID, "%s: http status %ld (redirect not "
-				"followed)", what, status);
-		else
-			fetch_status_error(status, what, err);
-		goto out;
-	}
 	*bytes = x.bytes;
 	ret = 0;
 out:
@@ -519,7 +526,6 @@ int fetch_upload(const char *url, const char *path, atomic_int *cancel,
 	char what[300], q[256], ct[96];
 	void *map = MAP_FAILED;
 	FILE *f = NULL;
-	long status = 0;
 	CURLcode rc;
 	int ret = -1, fd = -1;
 
@@ -585,21 +591,7 @@ int fetch_upload(const char *url, const char *path, atomic_int *cancel,
 	}
 	curl_easy_setopt(x.curl, CURLOPT_HTTPHEADER, h);
 	rc = curl_easy_perform(x.curl);
-	if (rc != CURLE_OK) {
-		curl_error(&x, rc, what, err);
-		goto out;
-	}
-	curl_easy_getinfo(x.curl, CURLINFO_RESPONSE_CODE, &status);
-	if (s.url && (status < 200 || status > 299)) {
-		store_status_error(&x, &s, status, err);
-		goto out;
-	}
-	if (status < 200 || status > 299) {
-		if (fetch_status_error(status, what, err) == 0)
-			err_set(err, ERR_INVALID, "%s: http status %ld", what, status);
-		goto out;
-	}
-	ret = 0;
+	ret = transfer_result(&x, &s, rc, what, err);
 out:
 	if (map != MAP_FAILED)
 		munmap(map, (size_t)st.st_size);
