@@ -377,22 +377,49 @@ void job_spec_release(struct job_spec *s)
 
 /* ---- the info and its document -------------------------------------------- */
 
+/* The hash fields of a job and where each lands in struct job_info (its
+ * strings, also what job_info_release frees). */
+enum hash_kind { H_STR, H_INT, H_I64, H_DBL, H_STATUS, H_FLAG };
+
+static const struct hash_field {
+	const char *name;
+	enum hash_kind kind;
+	size_t off;
+} hash_fields[] = {
+	{ "type", H_STR, offsetof(struct job_info, type) },
+	{ "payload", H_STR, offsetof(struct job_info, payload) },
+	{ "status", H_STATUS, offsetof(struct job_info, status) },
+	{ "priority", H_INT, offsetof(struct job_info, priority) },
+	{ "attempts", H_INT, offsetof(struct job_info, attempts) },
+	{ "max_attempts", H_INT, offsetof(struct job_info, max_attempts) },
+	{ "progress", H_DBL, offsetof(struct job_info, progress) },
+	{ "stage", H_STR, offsetof(struct job_info, stage) },
+	{ "result", H_STR, offsetof(struct job_info, result) },
+	{ "error", H_STR, offsetof(struct job_info, error) },
+	{ "idem", H_STR, offsetof(struct job_info, idempotency_key) },
+	{ "callback", H_STR, offsetof(struct job_info, callback_url) },
+	{ "trace", H_STR, offsetof(struct job_info, trace) },
+	{ "labels", H_STR, offsetof(struct job_info, labels) },
+	{ "unique", H_STR, offsetof(struct job_info, unique_key) },
+	{ "group", H_STR, offsetof(struct job_info, group) },
+	{ "timeout", H_DBL, offsetof(struct job_info, timeout_s) },
+	{ "cancel", H_FLAG, offsetof(struct job_info, cancel_requested) },
+	{ "created", H_I64, offsetof(struct job_info, created_at) },
+	{ "started", H_I64, offsetof(struct job_info, started_at) },
+	{ "finished", H_I64, offsetof(struct job_info, finished_at) },
+	{ "run_at", H_I64, offsetof(struct job_info, run_at) },
+};
+
 void job_info_release(struct job_info *j)
 {
+	size_t i;
+
 	if (!j)
 		return;
 	free(j->queue);
-	free(j->type);
-	free(j->payload);
-	free(j->stage);
-	free(j->result);
-	free(j->error);
-	free(j->idempotency_key);
-	free(j->callback_url);
-	free(j->trace);
-	free(j->labels);
-	free(j->unique_key);
-	free(j->group);
+	for (i = 0; i < sizeof(hash_fields) / sizeof(hash_fields[0]); i++)
+		if (hash_fields[i].kind == H_STR)
+			free(*(char **)(void *)((char *)j + hash_fields[i].off));
 	memset(j, 0, sizeof(*j));
 }
 
@@ -531,37 +558,7 @@ size_t job_spec_hash(const struct job_spec *s,
 	return n;
 }
 
-/* The hash fields of a job and where each lands in struct job_info. */
-enum hash_kind { H_STR, H_INT, H_I64, H_DBL, H_STATUS, H_FLAG };
 
-static const struct hash_field {
-	const char *name;
-	enum hash_kind kind;
-	size_t off;
-} hash_fields[] = {
-	{ "type", H_STR, offsetof(struct job_info, type) },
-	{ "payload", H_STR, offsetof(struct job_info, payload) },
-	{ "status", H_STATUS, offsetof(struct job_info, status) },
-	{ "priority", H_INT, offsetof(struct job_info, priority) },
-	{ "attempts", H_INT, offsetof(struct job_info, attempts) },
-	{ "max_attempts", H_INT, offsetof(struct job_info, max_attempts) },
-	{ "progress", H_DBL, offsetof(struct job_info, progress) },
-	{ "stage", H_STR, offsetof(struct job_info, stage) },
-	{ "result", H_STR, offsetof(struct job_info, result) },
-	{ "error", H_STR, offsetof(struct job_info, error) },
-	{ "idem", H_STR, offsetof(struct job_info, idempotency_key) },
-	{ "callback", H_STR, offsetof(struct job_info, callback_url) },
-	{ "trace", H_STR, offsetof(struct job_info, trace) },
-	{ "labels", H_STR, offsetof(struct job_info, labels) },
-	{ "unique", H_STR, offsetof(struct job_info, unique_key) },
-	{ "group", H_STR, offsetof(struct job_info, group) },
-	{ "timeout", H_DBL, offsetof(struct job_info, timeout_s) },
-	{ "cancel", H_FLAG, offsetof(struct job_info, cancel_requested) },
-	{ "created", H_I64, offsetof(struct job_info, created_at) },
-	{ "started", H_I64, offsetof(struct job_info, started_at) },
-	{ "finished", H_I64, offsetof(struct job_info, finished_at) },
-	{ "run_at", H_I64, offsetof(struct job_info, run_at) },
-};
 
 static void set_field(struct job_info *j, const struct hash_field *f, const char *v)
 {
