@@ -12,6 +12,7 @@
 #include "base/mem.h"
 
 #include <hiredis.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -167,11 +168,11 @@ struct queue {
 enum { ENQ_REPLY_LIVE, ENQ_REPLY_HEAD };
 enum { ENQ_JOB_ID, ENQ_JOB_CREATED, ENQ_REPLY_EACH };
 
-/* take: { now_ms, next_due_ms, flags, n, paused, refill, then per job:
- * TAKE_JOB_* } */
+/* take: { now_ms, next_due_ms, flags, n, paused, refill, finals, then per
+ * job: TAKE_JOB_* } */
 enum {
 	TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_PAUSED, TAKE_REFILL,
-	TAKE_HEAD
+	TAKE_FINALS, TAKE_HEAD
 };
 enum {
 	TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
@@ -269,6 +270,22 @@ static int ensure(struct queue *q, struct err *err)
 
 int queue_connected(const struct queue *q)
 {
+	return q->c != NULL;
+}
+
+int queue_check(struct queue *q)
+{
+	struct pollfd p;
+
+	if (!q->c || q->waiting)
+		return q->c != NULL;
+	/* an idle connection has nothing to read: anything (EOF, a TLS
+	 * alert, an error) means it is over */
+	p.fd = q->c->fd;
+	p.events = POLLIN;
+	p.revents = 0;
+	if (poll(&p, 1, 0) != 0)
+		drop(q);
 	return q->c != NULL;
 }
 
@@ -648,6 +665,7 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 	t->next_due_ms = 0;
 	t->paused = 0;
 	t->refill = 0;
+	t->finals = 0;
 	if (queue_name_check(queue, err) < 0)
 		return -1;
 	if (t->max > QUEUE_MAX_BATCH || t->nsettle > QUEUE_MAX_BATCH)
@@ -678,6 +696,13 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 		args_addi(&a, s->delay_ms);
 		args_addi(&a, s->run_us);
 	}
+	args_addi(&a, t->register_ttl_ms > 0 ? t->register_ttl_ms : 0);
+	args_add(&a, t->record ? "1" : "0");
+	for (i = 0; t->wakes && i < QUEUE_NTRIGGERS; i++)
+		if (t->wakes[i] > 0) {
+			args_add(&a, queue_trigger_name((enum queue_trigger)i));
+			args_addi(&a, t->wakes[i]);
+		}
 	r = run_script(q, S_TAKE, &a, err);
 	if (!r)
 		goto out;
@@ -697,6 +722,7 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 	t->next_due_ms = rint_of(r->element[TAKE_NEXT_DUE]);
 	t->paused = rint_of(r->element[TAKE_PAUSED]) != 0;
 	t->refill = rint_of(r->element[TAKE_REFILL]) != 0;
+	t->finals = rint_of(r->element[TAKE_FINALS]);
 	for (i = 0; i < t->nsettle; i++) {
 		t->settle[i].stale = flags->str[i] == 's';
 		t->settle[i].final = flags->str[i] == 'f';

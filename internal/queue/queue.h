@@ -81,6 +81,14 @@ int queue_tls_supported(void);
 struct queue *queue_connect(const struct queue_opts *opts, struct err *err);
 void queue_free(struct queue *q);
 
+/* For a connection kept across idle time (the worker keeps its drain's
+ * from one wake to the next): drops it when the server has closed it or
+ * sent anything unasked (poll, no command sent, does not block), so the
+ * next command connects afresh (with its own TIME) instead of failing.
+ * A connection that died silently is not seen here: its next command
+ * fails after the command timeout. Returns 1 when still connected. */
+int queue_check(struct queue *q);
+
 /* A thread-safe pool of connections, all made from one queue_opts, for
  * threads that borrow a connection per request. Connects lazily: a get
  * with no idle connection connects a new one. When a connect finds Redis
@@ -214,6 +222,18 @@ struct queue_take {
 				    * (settles still applied) */
 	int refill;                /* a cron schedule fired here runs low on
 				    * fire times: run queue_schedule_refill */
+	/* in, optional (0/NULL: none): what rides on the take's round trip,
+	 * so that an idle worker's wake is one take and one retire */
+	int64_t register_ttl_ms;   /* > 0: registers `worker` as live, as
+				    * queue_register does, before the take */
+	int record;                /* the caller keeps Postgres records: the
+				    * finals log is turned on first (as
+				    * queue_finals_enable does) */
+	const int64_t *wakes;      /* QUEUE_NTRIGGERS counts of wakes to add
+				    * to the queue's metrics (queue_count_wake) */
+	/* out */
+	int64_t finals;            /* with record: entries waiting in the
+				    * finals log, for the caller to copy */
 };
 
 /* Settles t->settle[] (acks, nacks, requeues: each refused when its token

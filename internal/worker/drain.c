@@ -7,6 +7,12 @@
  * completions can be settled while a wait is outstanding. A wait is never
  * left outstanding while every slot is busy: it would swallow a wake
  * marker meant for another, idle worker.
+ *
+ * `q` is kept from one drain to the next (w->dq), and the registration
+ * and the wake counts ride on the first take of each queue, so a wake
+ * that finds nothing due is one take and one retire per queue (Redis
+ * billed per command: docs/CLOUDRUN.md). The worker is live to the API
+ * from that take on, as it was from a register script sent just before.
  */
 #include "worker/worker_int.h"
 
@@ -31,6 +37,9 @@ struct drain {
 	struct queue *q, *bq;
 	int waiting;              /* BLPOP outstanding on bq */
 	int registered;
+	/* per queue, for its next take: register; wakes to count */
+	unsigned char reg_due[WORKER_MAX_QUEUES];
+	int64_t wakes_due[WORKER_MAX_QUEUES][QUEUE_NTRIGGERS];
 	int retired;              /* left every queue's registry: do not again */
 	int look;                 /* a take is worth a round trip */
 	int first_taken;          /* a take has succeeded in this drain */
@@ -113,13 +122,11 @@ static int ensure_conn(struct drain *d)
 	return 0;
 }
 
-/* Adds the wakes this process got to every served queue's metrics in
- * Redis (a queue that fails keeps them for the next round; the queues
- * before it may then count them twice, a rare overcount). */
-static void send_wakes(struct drain *d)
+/* Moves the wakes this process got into every served queue's count,
+ * for its next take to add to the queue's metrics in Redis. */
+static void collect_wakes(struct drain *d)
 {
 	struct worker *w = d->w;
-	struct err e;
 	size_t i;
 	int t;
 
@@ -127,12 +134,50 @@ static void send_wakes(struct drain *d)
 		uint64_t n = atomic_exchange(&w->wakes_unsent[t], 0);
 
 		for (i = 0; n && i < w->nqueues; i++)
+			d->wakes_due[i][t] += (int64_t)n;
+	}
+}
+
+static int wakes_pending(const struct drain *d, size_t qi)
+{
+	int t;
+
+	for (t = 0; t < QUEUE_NTRIGGERS; t++)
+		if (d->wakes_due[qi][t])
+			return 1;
+	return 0;
+}
+
+/* What no take carried (a queue not taken from this round: every slot
+ * busy): registrations and wake counts, one command each. A failed
+ * registration is tried again next round; a failed count too. */
+static void send_due(struct drain *d)
+{
+	struct worker *w = d->w;
+	struct err e;
+	size_t i;
+	int t;
+
+	for (i = 0; d->q && i < w->nqueues; i++) {
+		if (d->reg_due[i]) {
+			if (queue_register(d->q, w->queue_names[i], w->id, w->worker_ttl_ms,
+					   &e) < 0) {
+				warn_redis(d, "cannot register worker", w->queue_names[i], &e);
+				d->registered = 0;
+				return;
+			}
+			d->reg_due[i] = 0;
+		}
+		for (t = 0; t < QUEUE_NTRIGGERS; t++) {
+			if (!d->wakes_due[i][t])
+				continue;
 			if (queue_count_wake(d->q, w->queue_names[i], (enum queue_trigger)t,
-					     (int64_t)n, &e) < 0) {
-				atomic_fetch_add(&w->wakes_unsent[t], n);
+					     d->wakes_due[i][t], &e) < 0) {
 				log_debug("wake not counted", "error", e.msg);
 				return;
 			}
+			d->wakes_due[i][t] = 0;
+		}
 	}
 }
 
@@ -302,6 +347,9 @@ static int cycle(struct drain *d, size_t want)
 			t.jobs = d->jobs;
 			if (t.max == 0 && ns == 0)
 				break;
+			t.register_ttl_ms = d->reg_due[qi] ? w->worker_ttl_ms : 0;
+			t.record = w->rec != NULL;
+			t.wakes = wakes_pending(d, qi) ? d->wakes_due[qi] : NULL;
 			if (queue_take(d->q, w->queue_names[qi], &t, &e) < 0) {
 				/* Put the tasks back for the next try. */
 				for (i = ns; i-- > 0;) {
@@ -318,6 +366,11 @@ static int cycle(struct drain *d, size_t want)
 			}
 			d->server_skew_ms = t.server_now_ms - clock_now_us() / 1000;
 			redis_back(d);
+			d->reg_due[qi] = 0;
+			memset(d->wakes_due[qi], 0, sizeof(d->wakes_due[qi]));
+			/* final states another process left in the log */
+			if (t.finals > 0)
+				records_pump(w->rec);
 			d->paused[qi] = (unsigned char)t.paused;
 			/* a cron schedule ran low on fire times computed ahead */
 			if (t.refill && queue_schedule_refill(d->q, w->queue_names[qi], &e) < 0)
@@ -420,6 +473,13 @@ static void drain_init(struct drain *d, struct worker *w)
 	d->wake_max_at = d->t0 + (int64_t)(c->wake_max * 1e6);
 	d->idle_us = (int64_t)(c->idle_timeout * 1e6);
 	d->look = 1;
+	/* the last drain's connection, unless the server closed it since */
+	pthread_mutex_lock(&w->mu);
+	d->q = w->dq;
+	w->dq = NULL;
+	pthread_mutex_unlock(&w->mu);
+	if (d->q)
+		queue_check(d->q);
 	{
 		static _Thread_local char trace[160];
 		static _Thread_local const char *fields[3];
@@ -485,10 +545,12 @@ static int drain_step(struct drain *d)
 	int took = 0;
 
 	if (now >= d->backoff_until && ensure_conn(d) == 0) {
-		if (!d->registered && !d->stopping && !d->past_max)
-			do_register(d);
-		if (d->q)
-			send_wakes(d);
+		if (!d->registered && !d->stopping && !d->past_max) {
+			/* on the next take of each queue (send_due: the rest) */
+			memset(d->reg_due, 1, sizeof(d->reg_due));
+			d->registered = 1;
+		}
+		collect_wakes(d);
 		if (d->done || (d->want && d->look)) {
 			size_t asked = d->look ? d->want : 0;
 
@@ -510,6 +572,7 @@ static int drain_step(struct drain *d)
 			if (took > 0)
 				d->empty = 0;
 		}
+		send_due(d);
 	} else if (!d->q && now >= d->backoff_until) {
 		d->backoff_until = clock_mono_us() + 200000;
 	}
@@ -738,7 +801,16 @@ static void drain_arrange(struct drain *d, const char *reason)
 	size_t i;
 	int rc;
 
-	if (!w->tasks || d->abandon || ensure_conn(d) < 0)
+	if (!w->tasks || d->abandon)
+		return;
+	/* A wake that found nothing and settled nothing, whose take saw
+	 * nothing coming due (no delayed job, lease, limit or schedule),
+	 * leaves nothing to arrange: an enqueue since then saw this worker
+	 * live and the retire refused, or saw none and woke its own. So an
+	 * idle cron tick stays one take and one retire. */
+	if (!strcmp(reason, "idle") && d->empty && d->next_due_ms == 0)
+		return;
+	if (ensure_conn(d) < 0)
 		return;
 	for (i = 0; i < w->nqueues; i++) {
 		struct queue_counts c;
@@ -796,7 +868,11 @@ static void drain_finish(struct drain *d, const char *reason)
 	if (!d->retired)
 		do_retire(d, 1);
 	drain_arrange(d, reason);
-	queue_free(d->q);
+	/* wakes no take counted: now, or never (metrics only); never a
+	 * registration, which would undo the retire */
+	memset(d->reg_due, 0, sizeof(d->reg_due));
+	if (d->q)
+		send_due(d);
 	queue_free(d->bq);
 	free(d->jobs);
 	free(d->settle);
@@ -816,6 +892,8 @@ static void drain_finish(struct drain *d, const char *reason)
 		snprintf(secs, sizeof(secs), "%.3f", w->cur.seconds);
 		log_info("drain ended", "reason", reason, "jobs", jobs, "seconds", secs);
 	}
+	/* kept for the next drain: no connect, no TIME on its first take */
+	w->dq = d->q;
 	w->draining = 0;
 	w->ending = 0;
 	w->drains_done = w->drain_gen;

@@ -142,6 +142,7 @@ void *heartbeat_main(void *arg)
 	struct queue *hq = NULL;
 	struct log_limit lim = { 0 };
 	int64_t next_renew = 0;
+	uint64_t seen_gen = 0;
 	struct err e;
 
 	pthread_mutex_lock(&w->mu);
@@ -158,6 +159,15 @@ void *heartbeat_main(void *arg)
 				stop_task(t, STOP_TIMEOUT);
 			}
 		}
+		/* A new drain registers itself on its first take: its first
+		 * refresh is due an interval later, so a wake that finds
+		 * nothing (ended by then) costs no command here. */
+		if (w->drain_gen != seen_gen) {
+			seen_gen = w->drain_gen;
+			if (!w->nrunning && !w->nready &&
+			    next_renew < now + w->hb_interval_ms * 1000)
+				next_renew = now + w->hb_interval_ms * 1000;
+		}
 		/* Renew while a drain runs or jobs are held (a shutdown may
 		 * outlive the drain's registration). */
 		if (now >= next_renew && (w->draining || w->nrunning || w->nready)) {
@@ -169,7 +179,7 @@ void *heartbeat_main(void *arg)
 			pthread_mutex_lock(&w->mu);
 			next_renew = now + w->hb_interval_ms * 1000;
 		} else if (!w->draining && !w->nrunning && !w->nready) {
-			next_renew = 0; /* renew at once when the next drain starts */
+			next_renew = 0; /* held jobs of the next drain: at once */
 		}
 		clock_cond_wait_us(&w->hb_cv, &w->mu, TICK_US);
 	}

@@ -11,7 +11,8 @@
  * the job: a FINAL event only says "the log has news"; the thread copies
  * the log into Postgres and deletes what it wrote (reconcile_finals). A
  * SIGKILL or a Postgres outage longer than this process loses no final
- * state. Until the log is known to be on (queue_finals_enable succeeded),
+ * state: the drain's takes turn each log on before they settle anything
+ * (queue_take's record). Until the log is known to be on (queue_finals_enable succeeded),
  * a FINAL event is also written from memory.
  */
 #include "worker/records.h"
@@ -271,8 +272,9 @@ struct records *records_new(const char *url, const struct queue_opts *qopts,
 	r->qopts = qopts;
 	r->queues = queues;
 	r->nqueues = n;
-	/* a log written while this process was away is copied at start */
-	r->pump = 1;
+	/* a log written while this process was away is copied when the
+	 * first take reports it (records_pump), not at start: an idle
+	 * wake's process never connects here */
 	r->store = store_open(url, 2, err);
 	if (!r->store) {
 		free(r);
@@ -327,6 +329,17 @@ void records_add(struct records *r, enum records_kind kind, const char *id,
 	pthread_mutex_unlock(&r->mu);
 }
 
+void records_pump(struct records *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->mu);
+	if (!r->pump) {
+		r->pump = 1;
+		pthread_cond_signal(&r->cv);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
 
 void records_flush(struct records *r, double max_s)
 {

@@ -33,6 +33,13 @@ void records_add(struct records *r, enum records_kind kind, const char *id,
 		 int attempt, double progress, const char *stage,
 		 const char *result, const char *error, enum job_status status);
 
+/* Asks the writer to copy the finals logs into Postgres (it does so
+ * after every final state anyway): for entries another process left,
+ * which the drain's take reports (queue_take's finals). The writer only
+ * connects to Redis when asked, so a wake that finds nothing costs it no
+ * command. Accepts r == NULL. */
+void records_pump(struct records *r);
+
 /* Waits up to max_s for the queue (and the finals log) to drain. */
 void records_flush(struct records *r, double max_s);
 

@@ -102,6 +102,7 @@ static void destroy(struct worker *w)
 	task_list_free(w->ready);
 	task_list_free(w->done); /* left past the grace: their leases expire */
 	queue_free(w->sq);
+	queue_free(w->dq);
 	for (i = 0; i < w->nqueues; i++)
 		free(w->queue_names[i]);
 	if (w->wake_fd >= 0)

@@ -95,6 +95,8 @@ struct worker {
 	struct drain_summary cur;     /* of the running drain */
 	pthread_t drain_thread;
 	int drain_joinable;
+	struct queue *dq;        /* the last drain's script connection, kept
+				  * for the next (NULL: none) */
 	int open_requests;       /* held /wake requests */
 	int64_t last_activity_mono;
 	int64_t idle_check_mono; /* last worker_idle_exit_due call */

@@ -372,7 +372,7 @@ if part controls; then
 	if [ "${NOWRITE:-0}" = 1 ]; then
 		cat "$T/ctl_section"
 	else
-		BENCH_SECTION=controls bench_write "$T/ctl_section"
+		bench_write controls "$T/ctl_section"
 	fi
 fi
 
@@ -559,8 +559,8 @@ EOF
 )
 
 printf '%s\n' "$section" >"$T/section"
-if [ "${NOWRITE:-0}" = 1 ] || [ "$PARTIAL" = 1 ]; then
+if [ "$PARTIAL" = 1 ]; then
 	cat "$T/section"
 	exit 0
 fi
-BENCH_SECTION=core bench_write "$T/section"
+bench_write core "$T/section"

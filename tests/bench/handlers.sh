@@ -36,8 +36,6 @@ N_PEER=${N_PEER:-1000}        # RQ SimpleWorker / BullMQ trivial jobs per run
 N_PEER_TRUE=${N_PEER_TRUE:-300} # BullMQ /bin/true jobs per run
 N_RQ_FORK=${N_RQ_FORK:-150}   # jobs per run of RQ's forking Worker (~25 ms
                               # each: a fork of the work horse per job)
-BULLMQ_VERSION=${BULLMQ_VERSION:-6.7.0}
-IOREDIS_VERSION=${IOREDIS_VERSION:-6.0.0} # BullMQ's Redis client (a peer dependency)
 PEERS=${PEERS-rq bullmq}       # peers to run ("" = wakeq and bare only)
 PY=/usr/bin/python3
 HD=$TOP/tests/bench/handlers
@@ -69,24 +67,10 @@ elif ! "$PY" -c 'import rq' 2>/dev/null; then
 	RQ_OK=0 RQ_WHY="python3-rq not installed (container/deps.sh install test)"
 fi
 RQ_VERSION=$("$PY" -c 'import rq; print(rq.__version__)' 2>/dev/null || echo -)
-NPM_DIR=$BIN/npm-bench
-BULL_OK=1 BULL_WHY=
-npm_version() { node -p "require('$NPM_DIR/node_modules/$1/package.json').version" 2>/dev/null; }
-have_bull() {
-	[ "$(npm_version bullmq)" = "$BULLMQ_VERSION" ] && [ "$(npm_version ioredis)" = "$IOREDIS_VERSION" ]
-}
 if [[ " $PEERS " != *" bullmq "* ]]; then
 	BULL_OK=0 BULL_WHY="left out (PEERS)"
-elif ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-	BULL_OK=0 BULL_WHY="node and npm missing"
-elif ! have_bull; then
-	log "installing bullmq@$BULLMQ_VERSION and ioredis@$IOREDIS_VERSION into $NPM_DIR"
-	mkdir -p "$NPM_DIR"
-	if ! timeout 300 npm install --prefix "$NPM_DIR" --no-audit --no-fund --loglevel=error \
-		"bullmq@$BULLMQ_VERSION" "ioredis@$IOREDIS_VERSION" >"$T/npm.log" 2>&1 || ! have_bull; then
-		BULL_OK=0 BULL_WHY="cannot install bullmq@$BULLMQ_VERSION, ioredis@$IOREDIS_VERSION from the npm registry"
-		cat "$T/npm.log" >&2
-	fi
+else
+	bullmq_ready
 fi
 
 # ---- wakeq ---------------------------------------------------------------------
@@ -270,8 +254,4 @@ EOF
 )
 
 printf '%s\n' "$section" >"$T/section"
-if [ "${NOWRITE:-0}" = 1 ]; then
-	cat "$T/section"
-	exit 0
-fi
-BENCH_SECTION=handlers bench_write "$T/section"
+bench_write handlers "$T/section"

@@ -7,8 +7,10 @@
 #   1. the model itself, with the worker behind it: cold start, freeze and
 #      thaw, 504 at the timeout, 429 past max instances, 413, idle shutdown;
 #      a worker thawed after a long freeze serves the request that thawed it
-#   2. idle cron ticks: an empty wake answers at once; billed seconds,
-#      Redis commands and wall time per tick (the figures of CLOUDRUN.md)
+#   2. idle cron ticks: an empty wake answers at once and sends at most 3
+#      Redis commands (a take that registers, a retire; TIME on a fresh
+#      connection); billed seconds, Redis commands and wall time per tick
+#      (the figures of CLOUDRUN.md); a draining worker stays registered
 #   3. the API as deployed (request-based CPU) in front of the worker: a
 #      job and a delayed job posted to a sleeping system
 #   4. the API with CPU outside requests (instance-based billing): jobs at
@@ -138,7 +140,27 @@ check "an empty tick answers at once, not after IDLE_TIMEOUT ${IDLE}s (cold ${cw
 	awk -v a="$cw" -v b="$ww" 'BEGIN { exit !(a < 0.5 && b < 0.5) }'
 check "a warm idle tick bills one 100 ms step (${wb}s)" awk -v b="$wb" 'BEGIN { exit !(b <= 0.1) }'
 check "a cold idle tick bills start-up and one step (${cb}s)" awk -v b="$cb" 'BEGIN { exit !(b <= 0.2) }'
-expect_eq "a warm idle tick runs 3 scripts: register, take, retire" 3 "$(grep -c '"EVALSHA"' "$T/tick.cmds")"
+expect_eq "a warm idle tick runs 2 scripts: a take that registers, a retire" 2 \
+	"$(grep -c '"EVALSHA"' "$T/tick.cmds")"
+# Upstash bills per command (an EVALSHA is one): an idle tick sends at most
+# 3, cold (the connection's TIME) or warm (the connection is kept).
+check "an idle tick sends at most 3 Redis commands (cold $cc, warm $(printf '%s ' "${warm[@]}" |
+	awk '{printf "%s %s %s", $4, $8, $12}'))" \
+	awk -v c="$cc" -v w="${warm[*]}" 'BEGIN { n = split(w, a, " "); ok = c <= 3
+		for (i = 4; i <= n; i += 4) ok = ok && a[i] <= 3; exit !ok }'
+# Registered inside the take, the worker is still live to the API for the
+# whole drain: from its first take, then by the heartbeat past the
+# registration's first lifetime (3 x LEASE/3 = 2 s here).
+live() { [ "$(rcli zcount "$Q:workers" "($(date +%s%3N)" +inf)" -ge 1 ]; }
+lid=$(wq enqueue sleep --payload '{"ms":3500}' 2>/dev/null)
+curl -s -o /dev/null -XPOST "$worker_URL/wake" &
+held=$!
+wait_until 3 all_in active "$lid"
+check "a draining worker is live to the API from its first take" live
+sleep 2.5
+check "and still live 2.5 s later, past the take's registration (the heartbeat's)" live
+wait "$held"
+expect_eq "the job ran, and the drain retired" "done 0" "$(job_field "$lid" status) $(rcli zcard "$Q:workers")"
 # What an empty tick cost before, kept as a setting: EMPTY_WAKE_LINGER.
 start_service linger "$BIN/wakeq-worker" --concurrency 1 --max 1 --idle 30 -- \
 	"${WORKER_ENV[@]}" QUEUES=linger EMPTY_WAKE_LINGER=$IDLE

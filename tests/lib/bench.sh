@@ -1,13 +1,29 @@
-# bench.sh - what the benchmarks in tests/bench/ share. Source after
-# servers.sh; log() is the caller's.
+# bench.sh - what the benchmarks of tests/bench share. Source it from the
+# top of the tree (after servers.sh where there is one: bullmq_ready logs
+# to $T).
 #
-# BENCH_SECTION=NAME bench_write FILE: FILE replaces the section
-# <!-- bench:NAME --> … <!-- /bench:NAME --> of docs/BENCHMARKS.md (or
-# is appended to it).
+#   bench_write NAME FILE   puts FILE, a section from "<!-- bench:NAME -->"
+#                           to "<!-- /bench:NAME -->", into
+#                           docs/BENCHMARKS.md in place of the old one (at
+#                           the end when there was none); with NOWRITE=1
+#                           prints it instead
+#   bullmq_ready            BullMQ and ioredis (BULLMQ_VERSION,
+#                           IOREDIS_VERSION) from the npm registry,
+#                           installed once into $NPM_DIR; sets BULL_OK (1
+#                           when usable, else 0) and BULL_WHY (why not)
+
+BULLMQ_VERSION=${BULLMQ_VERSION:-6.7.0}
+IOREDIS_VERSION=${IOREDIS_VERSION:-6.0.0} # BullMQ's Redis client (a peer dependency)
+NPM_DIR=${BIN:-$PWD/build}/npm-bench
+
 bench_write() {
 	local doc=docs/BENCHMARKS.md
+	if [ "${NOWRITE:-0}" = 1 ]; then
+		cat "$2"
+		return 0
+	fi
 	[ -f "$doc" ] || printf '# Benchmarks\n\nFigures measured on the project machine; each section is written by\nits script in tests/bench/.\n' >"$doc"
-	python3 - "$doc" "$1" "$BENCH_SECTION" <<'PY'
+	python3 - "$doc" "$2" "$1" <<'PY'
 import re, sys
 doc, sec, name = sys.argv[1], sys.argv[2], sys.argv[3]
 new = open(sec).read().rstrip("\n")
@@ -19,5 +35,25 @@ else:
     text = text.rstrip("\n") + "\n\n" + new + "\n"
 open(doc, "w").write(text)
 PY
-	log "written to $doc (section $BENCH_SECTION)"
+	echo "# written to $doc" >&2
+}
+
+_npm_version() { node -p "require('$NPM_DIR/node_modules/$1/package.json').version" 2>/dev/null; }
+_have_bull() {
+	[ "$(_npm_version bullmq)" = "$BULLMQ_VERSION" ] && [ "$(_npm_version ioredis)" = "$IOREDIS_VERSION" ]
+}
+
+bullmq_ready() {
+	BULL_OK=1 BULL_WHY=
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		BULL_OK=0 BULL_WHY="node and npm missing"
+	elif ! _have_bull; then
+		echo "# installing bullmq@$BULLMQ_VERSION and ioredis@$IOREDIS_VERSION into $NPM_DIR" >&2
+		mkdir -p "$NPM_DIR"
+		if ! timeout 300 npm install --prefix "$NPM_DIR" --no-audit --no-fund --loglevel=error \
+			"bullmq@$BULLMQ_VERSION" "ioredis@$IOREDIS_VERSION" >"$T/npm.log" 2>&1 || ! _have_bull; then
+			BULL_OK=0 BULL_WHY="cannot install bullmq@$BULLMQ_VERSION, ioredis@$IOREDIS_VERSION from the npm registry"
+			cat "$T/npm.log" >&2
+		fi
+	fi
 }

@@ -96,6 +96,8 @@ struct inst {
 	int reaped;          /* the platform shut it down */
 	int64_t idle_since;  /* monotonic µs: its last request ended */
 	int64_t kill_at;     /* monotonic µs: SIGKILL due (stopping) */
+	int64_t started_wall_us; /* epoch µs of m.start_us (for a client's
+				  * latency from its own clock) */
 	struct meter m;
 };
 
@@ -393,6 +395,7 @@ static void spawn(int64_t now)
 	in->port = port;
 	in->state = I_STARTING;
 	meter_start(&in->m, now);
+	in->started_wall_us = clock_now_us() - (clock_mono_us() - now);
 	in->next = M.insts;
 	M.insts = in;
 	M.starts++;
@@ -1162,12 +1165,13 @@ static json_t *stats_json(void)
 			continue;
 		nalive++;
 		json_array_append_new(list, json_pack(
-			"{s:i,s:i,s:i,s:s,s:b,s:i,s:I,s:f,s:f,s:f}",
+			"{s:i,s:i,s:i,s:s,s:b,s:i,s:I,s:f,s:f,s:f,s:f}",
 			"id", in->id, "pid", (int)in->pid, "port", in->port,
 			"state", state_names[in->state], "frozen", in->frozen,
 			"open", in->m.open, "requests", (json_int_t)in->m.requests,
 			"cold_start_s", in->m.ready_us ? (double)(in->m.ready_us - in->m.start_us) / 1e6 : 0.0,
-			"billed_request_s", (double)r / 1e6, "billed_instance_s", (double)i / 1e6));
+			"billed_request_s", (double)r / 1e6, "billed_instance_s", (double)i / 1e6,
+			"started_at", (double)in->started_wall_us / 1e6));
 	}
 	return json_pack(
 		"{s:s,s:s,s:i,s:i,s:i,s:f,s:f,"

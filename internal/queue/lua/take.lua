@@ -7,22 +7,28 @@
 -- c=cancelled q=requeue b=pushed back by the upstream's rate limit, its
 -- group held delay_ms), result, error, delay_ms, run_us (how long the
 -- run took, for the run-time histogram; negative: not measured).
+-- After the settles (all optional, so that an idle cron tick is one take
+-- and one retire): reg_ttl (ms; > 0 registers the worker as register.lua
+-- does), record ('1': the caller keeps Postgres records, so the finals log
+-- is turned on before anything is settled), then trigger, count pairs:
+-- wakes to add to the metrics (queue_count_wake's k:TRIGGER:).
 -- Returns { TAKE_* head, then TAKE_JOB_* fields a job }. flags has one
 -- letter a settle: o applied, f applied and final, s stale (refused).
 -- paused is 1 when the queue is paused (nothing was leased from it).
 -- next_due: when nothing was leased, when to look again (a delayed job, a
 -- lease expiry, a rate limit's next token, a cron schedule's next fire
 -- time); when jobs were leased but a rate limit held others back, that
--- token's time; else 0. refill is 1 when a cron schedule fired here runs
+-- token's time; else 0. finals: with record, the entries waiting in the
+-- finals log (the caller's records writer copies them), else 0. refill is 1 when a cron schedule fired here runs
 -- low on the fire times computed ahead (the caller runs
 -- queue_schedule_refill).
 -- Layout rule: these offsets (1-based here) and the names in queue.c
 -- change together.
 -- Every state change is published (one PUBLISH a run: flush), `active`
 -- included; ended runs, wait and run times are counted in `metrics`.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, uniq:KEY, job:ID, active, pending, gpend:G, gin, grr, gwait, gfull, gact:G, rate, grate:G, schedules, sched:NAME, stimes:NAME, delayed, done, dead, stats, seq, marker, record, finals, metrics; events; webhook: job:WID.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, uniq:KEY, job:ID, active, pending, gpend:G, gin, grr, gwait, gfull, gact:G, rate, grate:G, schedules, sched:NAME, stimes:NAME, delayed, done, dead, stats, seq, marker, record, finals, metrics, workers; events; webhook: job:WID.
 local TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_PAUSED,
-  TAKE_REFILL, TAKE_HEAD = 1, 2, 3, 4, 5, 6, 6
+  TAKE_REFILL, TAKE_FINALS, TAKE_HEAD = 1, 2, 3, 4, 5, 6, 7, 7
 local TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
   TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT, TAKE_JOB_CALLBACK,
   TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY = 1, 2, 3, 4, 5, 6, 7, 8,
@@ -40,6 +46,18 @@ local cfg = config_load()
 if cfg.result_ttl then ttl = cfg.result_ttl end
 done_max = cfg.done_max or done_max
 dead_max = cfg.dead_max or dead_max
+local xa = 9 + nsettle * 7
+local reg_ttl = tonumber(ARGV[xa]) or 0
+if reg_ttl > 0 then
+  redis.call('ZREMRANGEBYSCORE', P .. 'workers', '-inf', NOW)
+  redis.call('ZADD', P .. 'workers', NOW + reg_ttl, worker)
+end
+local rec = ARGV[xa + 1] == '1'
+if rec then
+  if redis.call('EXISTS', P .. 'record') == 0 then redis.call('SET', P .. 'record', '1') end
+  recording = true
+end
+for i = xa + 2, #ARGV - 1, 2 do m_add('k:' .. ARGV[i] .. ':', tonumber(ARGV[i + 1])) end
 
 local flags = {}
 local unlease = {}
@@ -218,6 +236,7 @@ out[TAKE_NOW] = NOW; out[TAKE_NEXT_DUE] = 0
 out[TAKE_FLAGS] = table.concat(flags); out[TAKE_COUNT] = 0
 out[TAKE_PAUSED] = cfg.paused and 1 or 0
 out[TAKE_REFILL] = refill
+out[TAKE_FINALS] = 0
 if cfg.paused and want > 0 then
   -- Paused: settles apply, nothing is leased. Stale wake markers go, so
   -- a worker that also serves other queues does not spin on them.
@@ -388,5 +407,6 @@ if out[TAKE_COUNT] == 0 and want > 0 then
   out[TAKE_NEXT_DUE] = next_due
   redis.call('DEL', P .. 'marker')
 end
+if rec then out[TAKE_FINALS] = redis.call('XLEN', P .. 'finals') end
 flush()
 return out

@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "base/clock.h"
 #include "base/uuid.h"
@@ -698,6 +701,101 @@ static int teardown_busy(void **state)
 	return teardown(state);
 }
 
+/* What rides on a take (the worker's idle wake is one take and one
+ * retire): the registration, the finals log turned on before the settles
+ * of that very take, the wake counts; and the log's backlog reported. */
+static void test_take_carries(void **state)
+{
+	redisContext *raw = raw_connect();
+	struct queue_take t = { 0 };
+	struct queue_settle st = { 0 };
+	struct queue_stats s;
+	struct queue_job j;
+	char cmd[160];
+	int64_t wakes[QUEUE_NTRIGGERS] = { 0 };
+	redisReply *r;
+	struct err e;
+	int live = -1;
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "DEL wakeq:{%s}:record", qname);
+	raw_ok(raw, cmd);
+	enq("noop", NULL, 0, 0, 0, NULL, &live);
+	assert_int_equal(live, 0);
+	t.worker = "w1";
+	t.lease_ms = 30000;
+	t.max = 1;
+	t.jobs = &j;
+	t.register_ttl_ms = 5000;
+	t.record = 1;
+	wakes[QUEUE_TRIGGER_API] = 2;
+	wakes[QUEUE_TRIGGER_CRON] = 1;
+	t.wakes = wakes;
+	assert_int_equal(queue_take(Q, qname, &t, &e), 0);
+	assert_int_equal(t.njobs, 1);
+	assert_int_equal(t.finals, 0);
+	assert_int_equal(queue_live_workers(Q, qname, &e), 1);
+	enq("noop", NULL, 0, 0, 0, NULL, &live);
+	assert_int_equal(live, 1);
+	/* the log is on: the settle of the next take is in it */
+	st.id = j.id;
+	st.token = j.token;
+	st.outcome = QUEUE_DONE;
+	memset(&t, 0, sizeof(t));
+	t.worker = "w1";
+	t.lease_ms = 30000;
+	t.settle = &st;
+	t.nsettle = 1;
+	t.record = 1;
+	assert_int_equal(queue_take(Q, qname, &t, &e), 0);
+	assert_int_equal(t.finals, 1);
+	snprintf(cmd, sizeof(cmd), "XLEN wakeq:{%s}:finals", qname);
+	r = redisCommand(raw, cmd);
+	assert_non_null(r);
+	assert_int_equal(r->integer, 1);
+	freeReplyObject(r);
+	queue_job_release(&j);
+	/* without record: no backlog reported, nothing registered */
+	memset(&t, 0, sizeof(t));
+	t.worker = "w2";
+	t.lease_ms = 30000;
+	assert_int_equal(queue_take(Q, qname, &t, &e), 0);
+	assert_int_equal(t.finals, 0);
+	assert_int_equal(queue_live_workers(Q, qname, &e), 1);
+	assert_int_equal(queue_stats_read(Q, qname, &s, &e), 0);
+	assert_int_equal(s.nwakes, 2);
+	assert_string_equal(s.wakes[0].name, "api");
+	assert_int_equal(s.wakes[0].n, 2);
+	assert_string_equal(s.wakes[1].name, "cron");
+	assert_int_equal(s.wakes[1].n, 1);
+	queue_stats_release(&s);
+	redisFree(raw);
+}
+
+/* A kept connection the server closed meanwhile is dropped without a
+ * command, and the next command connects afresh; a live one is kept. */
+static void test_check_drops_closed(void **state)
+{
+	redisContext *raw = raw_connect();
+	struct sockaddr_in a;
+	socklen_t alen = sizeof(a);
+	struct queue_counts c;
+	char cmd[96];
+	struct err e;
+
+	(void)state;
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(queue_check(Q), 1);
+	assert_int_equal(getsockname(queue_fd(Q), (struct sockaddr *)&a, &alen), 0);
+	snprintf(cmd, sizeof(cmd), "CLIENT KILL ADDR 127.0.0.1:%d", ntohs(a.sin_port));
+	raw_ok(raw, cmd);
+	redisFree(raw);
+	usleep(20000);
+	assert_int_equal(queue_check(Q), 0);
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(queue_check(Q), 1);
+}
+
 static void test_backoff(void **state)
 {
 	int i;
@@ -735,6 +833,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_done_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_webhook_deep_result, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_is_unavailable, setup, teardown_busy),
+		cmocka_unit_test_setup_teardown(test_take_carries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_drops_closed, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
