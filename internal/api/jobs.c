@@ -47,6 +47,24 @@ int api_store_job(struct api *a, const char *id, struct job_info *out,
 	return store_get(a->store, id, out, err);
 }
 
+/* The dependencies of `job` with their status and result (the children
+ * of a flow's parent), or NULL when they cannot be read now. */
+static json_t *job_deps_json(struct queue *q, const char *queue,
+			     const struct job_info *job)
+{
+	struct job_info *deps;
+	json_t *doc;
+	size_t i, n;
+
+	if (queue_job_deps(q, queue, job, &deps, &n, NULL) < 0)
+		return NULL;
+	doc = job_deps_to_json(deps, n);
+	for (i = 0; i < n; i++)
+		job_info_release(&deps[i]);
+	free(deps);
+	return doc;
+}
+
 void api_get_job(struct api *a, struct httpd_request *req, const char *id)
 {
 	struct queue *q = api_qget(a, NULL);
@@ -55,9 +73,13 @@ void api_get_job(struct api *a, struct httpd_request *req, const char *id)
 	size_t qi;
 	int rc = -1;
 
+	json_t *deps = NULL;
+
 	err_set(&e, ERR_UNAVAILABLE, "redis is unavailable");
 	if (q) {
 		rc = api_find_job(a, q, id, &qi, &job, &e);
+		if (rc == 0 && job.depends_on)
+			deps = job_deps_json(q, a->queues[qi], &job);
 		api_qput(a, q);
 	}
 	if (rc < 0 && a->store && (e.code == ERR_NOTFOUND || e.code == ERR_UNAVAILABLE)) {
@@ -68,7 +90,11 @@ void api_get_job(struct api *a, struct httpd_request *req, const char *id)
 			e = e2;
 	}
 	if (rc == 0) {
-		api_reply_json(a, req, 200, job_info_to_json(&job));
+		json_t *doc = job_info_to_json(&job);
+
+		if (deps)
+			json_object_set_new(doc, "dependencies", deps);
+		api_reply_json(a, req, 200, doc);
 		job_info_release(&job);
 		return;
 	}

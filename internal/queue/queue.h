@@ -120,10 +120,22 @@ int queue_name_check(const char *name, struct err *err);
 
 struct queue_enqueued {
 	char id[UUID_STR_LEN];
-	int created;                 /* 0: an existing job had this key */
+	int created;                 /* 0: an existing job had this key, or
+				      * the job was refused (missing) */
+	enum job_status status;      /* created: what it is now (queued,
+				      * scheduled, waiting; failed or
+				      * cancelled when a dependency was) */
+	char missing[UUID_STR_LEN];  /* refused: a depends_on id that names
+				      * no job of the queue; "" otherwise */
 };
 
-/* Enqueues `n` jobs (1..QUEUE_MAX_BATCH) on `queue` in one round trip.
+/* Enqueues `n` jobs (1..QUEUE_MAX_BATCH) on `queue` in one round trip,
+ * in order: a job may depend on one enqueued before it in the same call
+ * (a flow). A job with depends_on waits (JOB_WAITING) until each of
+ * them has ended, then is queued; a dependency that failed or was
+ * cancelled fails or cancels it as its dep_policy says (docs/QUEUE.md
+ * "Dependencies"). A depends_on id that names no job of this queue
+ * refuses that job alone (created 0, out[i].missing names the id).
  * The specs should be resolved (job_spec_resolve); a spec whose id is ""
  * gets a fresh UUIDv7, and a delay is timed on the Redis clock. out[i]
  * tells the id of each: an existing job (created 0) when the spec's
@@ -523,6 +535,15 @@ int queue_schedule_refill(struct queue *q, const char *queue, struct err *err);
  * -1 with ERR_NOTFOUND when there is no such job (*out untouched). */
 int queue_job_get(struct queue *q, const char *queue, const char *id,
 		  struct job_info *out, struct err *err);
+
+/* Reads the dependencies of `j` (a job of `queue`: its depends_on ids,
+ * in order) into a new array *out of *n infos (release each, then free
+ * the array; NULL and 0 for a job without any). A dependency whose record
+ * is gone (its RESULT_TTL passed) has its id only and status JOB_NSTATUS
+ * ("unknown"). One round trip per dependency. Returns 0, or -1 with err
+ * (nothing to release). */
+int queue_job_deps(struct queue *q, const char *queue, const struct job_info *j,
+		   struct job_info **out, size_t *n, struct err *err);
 
 /* Ids in a state, newest last for queued (run order), most recent first
  * for done/failed; at most `limit` from `offset`. Fills ids (caller frees

@@ -19,7 +19,7 @@
 -- change together.
 -- Every state change is published (one PUBLISH a run: flush), `active`
 -- included; ended runs, wait and run times are counted in `metrics`.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, uniq:KEY, job:ID, active, pending, gpend:G, gin, grr, gwait, gfull, gact:G, rate, grate:G, schedules, sched:NAME, stimes:NAME, delayed, done, dead, stats, seq, marker, record, finals, metrics; events; webhook: job:WID.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, uniq:KEY, job:ID, deps:ID, waiting, active, pending, gpend:G, gin, grr, gwait, gfull, gact:G, rate, grate:G, schedules, sched:NAME, stimes:NAME, delayed, done, dead, stats, seq, marker, record, finals, metrics; events; webhook: job:WID.
 local TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_PAUSED,
   TAKE_REFILL, TAKE_HEAD = 1, 2, 3, 4, 5, 6, 6
 local TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
@@ -39,6 +39,7 @@ local cfg = config_load()
 if cfg.result_ttl then ttl = cfg.result_ttl end
 done_max = cfg.done_max or done_max
 dead_max = cfg.dead_max or dead_max
+RET = { ttl = ttl, dead_max = dead_max } -- for jobs a failed dependency ends
 
 local flags = {}
 local unlease = {}
@@ -50,7 +51,7 @@ for i = 0, nsettle - 1 do
   local id, tok, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local jk = P .. 'job:' .. id
   local h = redis.call('HMGET', jk, 'token', 'attempts', 'max_attempts',
-    'priority', 'cancel', 'callback', 'unique', 'group', 'type')
+    'priority', 'cancel', 'callback', 'unique', 'group', 'type', 'dependents')
   local cb = h[6] and h[6] ~= ''
   local run_us = tonumber(ARGV[b + 6]) or -1
   if h[5] and kind == 'q' then kind = 'c' end
@@ -74,6 +75,7 @@ for i = 0, nsettle - 1 do
       publish(id, 'done', 100)
       m_outcome(h[9], 'done')
       if cb then webhook(id, jk, 'done', res, nil) end
+      if h[10] then deps_settle(id, 'done') end
     elseif kind == 'r' and tonumber(h[2]) < tonumber(h[3]) then
       fl = 'o'
       -- run_at: when it is due again (the wait time counts from there)
