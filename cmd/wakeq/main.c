@@ -98,9 +98,14 @@ const struct cli_cmd cli_cmds[] = {
 	  "happened is said on stderr; stdout has one id a line.",
 	  enqueue_opts, 1, 1, cmd_enqueue },
 	{ "status", "ID", NULL, "a job as JSON; --watch follows it to the end",
-	  "Without --queue the job is looked for in every queue.",
+	  "Without --queue the job is looked for in every queue. A job with\n"
+	  "depends_on also lists its dependencies with their states and results.",
 	  status_opts, 1, 1, cmd_status },
 	{ "cancel", "ID", NULL, "cancel a queued or running job", NULL, queue_only_opts, 1, 1, cmd_cancel },
+	{ "batch", "ID", NULL, "a batch as JSON: counts of its jobs by how they ended",
+	  "ID is the batch's id (its callback job's, as POST /v1/batches answers).\n"
+	  "Without --queue the batch is looked for in every queue.",
+	  queue_only_opts, 1, 1, cmd_batch },
 	{ "jobs", "", NULL, "list jobs: a table on a terminal, JSON otherwise",
 	  "Newest first for done and failed, in run order otherwise; states in\n"
 	  "the order active, queued, scheduled, retrying, failed, done. No set\n"

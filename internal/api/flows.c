@@ -364,7 +364,7 @@ void api_post_batch(struct api *a, struct httpd_request *req, const char *arg)
 	if (create_linked(a, req, &l, out) < 0)
 		goto out;
 	snprintf(where, sizeof(where), "/v1/batches/");
-	doc = json_pack("{s:s,s:s,s:s++,s:[]}", "id", out[l.n].id, "queue", l.queue,
+	doc = json_pack("{s:s,s:s,s:s+,s:[]}", "id", out[l.n].id, "queue", l.queue,
 			"status_url", where, out[l.n].id, "jobs");
 	for (i = 0; i < l.n; i++)
 		json_array_append_new(json_object_get(doc, "jobs"), json_string(out[i].id));
