@@ -260,16 +260,10 @@ int cmd_status(struct cli *c)
 		rc = watch(q, &job);
 	} else if (job.depends_on) {
 		/* with its dependencies' states and results (a flow's children) */
-		json_t *doc = job_info_to_json(&job);
-		struct job_info *deps;
-		size_t i, n;
+		json_t *doc = job_info_to_json(&job), *deps;
 
-		if (queue_job_deps(q, job.queue, &job, &deps, &n, &e) == 0) {
-			json_object_set_new(doc, "dependencies", job_deps_to_json(deps, n));
-			for (i = 0; i < n; i++)
-				job_info_release(&deps[i]);
-			free(deps);
-		}
+		if (queue_job_deps(q, job.queue, &job, &deps, &e) == 0)
+			json_object_set_new(doc, "dependencies", deps);
 		print_json(doc);
 		rc = EXIT_OK;
 	} else {

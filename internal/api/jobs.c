@@ -47,24 +47,6 @@ int api_store_job(struct api *a, const char *id, struct job_info *out,
 	return store_get(a->store, id, out, err);
 }
 
-/* The dependencies of `job` with their status and result (the children
- * of a flow's parent), or NULL when they cannot be read now. */
-static json_t *job_deps_json(struct queue *q, const char *queue,
-			     const struct job_info *job)
-{
-	struct job_info *deps;
-	json_t *doc;
-	size_t i, n;
-
-	if (queue_job_deps(q, queue, job, &deps, &n, NULL) < 0)
-		return NULL;
-	doc = job_deps_to_json(deps, n);
-	for (i = 0; i < n; i++)
-		job_info_release(&deps[i]);
-	free(deps);
-	return doc;
-}
-
 void api_get_job(struct api *a, struct httpd_request *req, const char *id)
 {
 	struct queue *q = api_qget(a, NULL);
@@ -79,7 +61,7 @@ void api_get_job(struct api *a, struct httpd_request *req, const char *id)
 	if (q) {
 		rc = api_find_job(a, q, id, &qi, &job, &e);
 		if (rc == 0 && job.depends_on)
-			deps = job_deps_json(q, a->queues[qi], &job);
+			queue_job_deps(q, a->queues[qi], &job, &deps, NULL);
 		api_qput(a, q);
 	}
 	if (rc < 0 && a->store && (e.code == ERR_NOTFOUND || e.code == ERR_UNAVAILABLE)) {

@@ -84,16 +84,16 @@ int queue_find(struct queue *q, const char *queue, struct queue_find *f,
 }
 
 int queue_job_deps(struct queue *q, const char *queue, const struct job_info *j,
-		   struct job_info **out, size_t *n, struct err *err)
+		   json_t **out, struct err *err)
 {
 	json_t *ids = j->depends_on ? json_loads(j->depends_on, 0, NULL) : NULL;
 	struct job_info *v = NULL;
 	size_t i, k = 0;
 	json_t *id;
 	struct err e;
+	int rc = 0;
 
 	*out = NULL;
-	*n = 0;
 	if (!json_is_array(ids)) {
 		json_decref(ids);
 		return 0;
@@ -108,11 +108,8 @@ int queue_job_deps(struct queue *q, const char *queue, const struct job_info *j,
 			if (e.code != ERR_NOTFOUND) {
 				if (err)
 					*err = e;
-				while (k-- > 0)
-					job_info_release(&v[k]);
-				free(v);
-				json_decref(ids);
-				return -1;
+				rc = -1;
+				break;
 			}
 			/* its record is gone (RESULT_TTL): only its id */
 			memset(&v[k], 0, sizeof(v[k]));
@@ -121,8 +118,11 @@ int queue_job_deps(struct queue *q, const char *queue, const struct job_info *j,
 		}
 		k++;
 	}
+	if (rc == 0)
+		*out = job_deps_to_json(v, k);
+	while (k-- > 0)
+		job_info_release(&v[k]);
+	free(v);
 	json_decref(ids);
-	*out = v;
-	*n = k;
-	return 0;
+	return rc;
 }

@@ -536,14 +536,13 @@ int queue_schedule_refill(struct queue *q, const char *queue, struct err *err);
 int queue_job_get(struct queue *q, const char *queue, const char *id,
 		  struct job_info *out, struct err *err);
 
-/* Reads the dependencies of `j` (a job of `queue`: its depends_on ids,
- * in order) into a new array *out of *n infos (release each, then free
- * the array; NULL and 0 for a job without any). A dependency whose record
- * is gone (its RESULT_TTL passed) has its id only and status JOB_NSTATUS
- * ("unknown"). One round trip per dependency. Returns 0, or -1 with err
- * (nothing to release). */
+/* The dependencies of `j` (a job of `queue`: its depends_on ids, in
+ * order) with their states and results: *out is job_deps_to_json of them
+ * (caller owns; NULL for a job without any). A dependency whose record is
+ * gone (its RESULT_TTL passed) shows status "unknown". One round trip per
+ * dependency. Returns 0, or -1 with err (*out NULL). */
 int queue_job_deps(struct queue *q, const char *queue, const struct job_info *j,
-		   struct job_info **out, size_t *n, struct err *err);
+		   json_t **out, struct err *err);
 
 /* Ids in a state, newest last for queued (run order), most recent first
  * for done/failed; at most `limit` from `offset`. Fills ids (caller frees
