@@ -128,6 +128,20 @@ bad "{\"type\":\"noop\",\"depends_on\":[\"$a\"],\"on_dependency_failure\":\"mayb
 expect_eq "nothing refused left a row" "$rows" "$(pg "SELECT count(*) FROM jobs")"
 expect_eq "nor a job in Redis" 0 "$(count_status other queued)"
 
+# ---- the CLI -----------------------------------------------------------------------
+x=$(wq enqueue noop --depends-on "$a,$s" --on-dependency-failure cancel 2>"$T/cli.err")
+expect_eq "wakeq enqueue --depends-on: the job waits" "waiting cancel" \
+	"$(wq status "$x" | jq -r '"\(.status) \(.on_dependency_failure)"')"
+check "and says no wake is needed" grep -q "waiting for its dependencies" "$T/cli.err"
+check "wakeq status lists its dependencies" sh -c \
+	"[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq status $x | jq -r '[.dependencies[].status] | join(\",\")')\" = done,scheduled ]"
+wq enqueue noop --depends-on "$ghost" >/dev/null 2>"$T/cli2.err"
+expect_eq "an unknown id: exit 3 (not found), said on stderr" \
+	"3 wakeq: no job '$ghost' in queue 'default' (--depends-on names jobs of the job's own queue)" \
+	"$? $(cat "$T/cli2.err")"
+wq enqueue noop --depends-on "$a,nope" >/dev/null 2>"$T/cli3.err"
+check "a malformed one: the API's words" grep -q "field 'depends_on': entry 1: expected a job id (a UUID)" "$T/cli3.err"
+
 # ---- SIGKILL of the worker running a dependency ------------------------------------
 kill_wait "$w2_PID"
 r=$(post '{"type":"sleep","payload":{"ms":1500},"max_attempts":3}')

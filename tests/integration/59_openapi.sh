@@ -197,7 +197,7 @@ req GET "/v1/jobs/$flow"
 jreq POST /v1/flows '{"parent":{"type":"noop"},"children":[]}'
 jreq POST /v1/flows '{"parent":{"type":"noop","unique_key":"x"},"children":[{"type":"noop"}]}'
 req POST /v1/flows -H 'Content-Type: text/plain' -d '{}'
-jreq POST /v1/batches '{"queue":"oa","jobs":[{"type":"noop"}],"callback":{"type":"noop","labels":{"k":"v"}}}'
+jreq POST /v1/batches '{"queue":"default","jobs":[{"type":"noop"}],"callback":{"type":"noop","labels":{"k":"v"}}}'
 jreq POST /v1/batches '{"jobs":[{"type":"noop"},{"type":"noop"}],"callback_url":"https://example.com/hook"}'
 expect_eq "a batch answers 202" 202 "$S"
 batch=$(id_of)
