@@ -301,6 +301,9 @@ struct job_run {
 	const char *trace;        /* trace id of the request that made it, or
 				   * NULL */
 	json_t *payload;          /* parsed; an object for every built-in type */
+	json_t *dependencies;     /* a job with depends_on: {id: result} of its
+				   * dependencies (a flow's children); NULL
+				   * otherwise */
 	int attempt;              /* 1 on the first run */
 	int max_attempts;
 	double timeout_s;         /* 0 = none; the worker also sets *cancel */

@@ -174,7 +174,7 @@ enum {
 	TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
 	TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT,
 	TAKE_JOB_CALLBACK, TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY,
-	TAKE_FIELDS
+	TAKE_JOB_DEPS, TAKE_FIELDS
 };
 
 /* metrics: { now_ms, due, oldest_due_ms, then field, value pairs } */
@@ -632,6 +632,7 @@ void queue_job_release(struct queue_job *job)
 	free(job->payload);
 	free(job->callback_url);
 	free(job->trace);
+	free(job->dependencies);
 	memset(job, 0, sizeof(*job));
 }
 
@@ -733,6 +734,8 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 		j->trace = e[TAKE_JOB_TRACE]->len ? rstr_dup(e[TAKE_JOB_TRACE]) : NULL;
 		j->created_us = rint_of(e[TAKE_JOB_CREATED]);
 		j->priority = (int)rint_of(e[TAKE_JOB_PRIORITY]);
+		j->dependencies = e[TAKE_JOB_DEPS]->type == REDIS_REPLY_STRING &&
+				  e[TAKE_JOB_DEPS]->len ? rstr_dup(e[TAKE_JOB_DEPS]) : NULL;
 		if (!j->type)
 			j->type = xstrdup("");
 		if (!j->payload)

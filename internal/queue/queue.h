@@ -157,6 +157,9 @@ struct queue_job {
 	char *payload;
 	char *callback_url;    /* NULL when none */
 	char *trace;           /* NULL when none */
+	char *dependencies;    /* a job with depends_on: the results of its
+				* dependencies, a JSON object {id: result}
+				* (null for one without); NULL otherwise */
 	int priority;
 	int attempts;          /* including this one */
 	int max_attempts;

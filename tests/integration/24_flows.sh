@@ -11,6 +11,15 @@ start_redis
 start_postgres
 SECRET=whsec-$RANDOM
 
+# a persistent handler that answers with the dependencies it was handed
+cat >"$T/join.py" <<'PY'
+import json, sys
+for line in sys.stdin:
+    req = json.loads(line)
+    print(json.dumps({"result": {"deps": req.get("dependencies")}}), flush=True)
+PY
+export WAKEQ_HANDLER_FLOW__JOIN="{\"command\":[\"python3\",\"$T/join.py\"],\"persistent\":true}"
+
 TOKEN=tok
 _start_api DATABASE_URL="$DATABASE_URL"
 pg() { psql "$DATABASE_URL" -Atq -c "$1"; }
@@ -53,6 +62,15 @@ deps=$(get "/v1/jobs/$p")
 expect_eq "the parent reads its children's results" "50 done 40" \
 	"$(jq -r '"\(.dependencies | length) \(.dependencies | map(.status) | unique | join(",")) \(.dependencies[4].result.slept_ms)"' <<<"$deps")"
 expect_eq "wakeq status shows them too" 50 "$(wq status "$p" | jq '.dependencies | length')"
+
+# ---- a handler gets its dependencies' results --------------------------------------
+r=$(call /v1/flows '{"parent":{"type":"flow.join"},"children":[{"type":"sleep","payload":{"ms":1}},{"type":"sleep","payload":{"ms":2}},{"type":"fail","max_attempts":1}],"on_dependency_failure":"ignore"}')
+jp=$(head -1 <<<"$r" | jq -r .id)
+k0=$(head -1 <<<"$r" | jq -r '.children[0].id')
+k2=$(head -1 <<<"$r" | jq -r '.children[2].id')
+curl -fs -XPOST "$w1_URL/wake" >/dev/null
+expect_eq "the parent's handler request carried {id: result} of its children" "3 1 null" \
+	"$(wq status "$jp" | jq -r ".result.deps | \"\(length) \(.[\"$k0\"].slept_ms) \(.[\"$k2\"])\"")"
 
 # ---- bad flows change nothing ------------------------------------------------------
 rows=$(pg "SELECT count(*) FROM jobs")

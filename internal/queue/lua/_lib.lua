@@ -502,6 +502,22 @@ local function batch_payload(d, jk)
   redis.call('HSET', jk, 'payload', cjson.encode(p))
 end
 
+-- The results of the dependencies in dj (JSON array text) as a JSON
+-- object's text, {id: result}, for the job's handler (a flow's parent
+-- reads its children's): a result is stored JSON text and goes in as it
+-- is; a dependency without one (failed, cancelled, gone) is null.
+local function deps_results(dj)
+  local ok, ids = pcall(cjson.decode, dj)
+  if not ok or type(ids) ~= 'table' then return '' end
+  local parts = {}
+  for i = 1, #ids do
+    local r = redis.call('HGET', P .. 'job:' .. ids[i], 'result')
+    if not r or r == '' then r = 'null' end
+    parts[i] = cjson.encode(ids[i]) .. ':' .. r
+  end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
 -- Job id ended `how` (done, failed, cancelled): its waiting dependents
 -- hear of it once.
 deps_settle = function(id, how)

@@ -9,6 +9,8 @@
 -- Returns { TAKE_* head, then TAKE_JOB_* fields a job }. flags has one
 -- letter a settle: o applied, f applied and final, s stale (refused).
 -- paused is 1 when the queue is paused (nothing was leased from it).
+-- TAKE_JOB_DEPS: for a job with dependencies, their results as a JSON
+-- object {id: result} (deps_results), else ''.
 -- next_due: when nothing was leased, when to look again (a delayed job, a
 -- lease expiry, a rate limit's next token, a cron schedule's next fire
 -- time); when jobs were leased but a rate limit held others back, that
@@ -24,8 +26,8 @@ local TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_PAUSED,
   TAKE_REFILL, TAKE_HEAD = 1, 2, 3, 4, 5, 6, 6
 local TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
   TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT, TAKE_JOB_CALLBACK,
-  TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY = 1, 2, 3, 4, 5, 6, 7, 8,
-  9, 10, 11
+  TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY, TAKE_JOB_DEPS = 1, 2, 3,
+  4, 5, 6, 7, 8, 9, 10, 11, 12
 local worker = ARGV[1]
 local lease = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
@@ -227,7 +229,7 @@ local function lease_jobs(ids, gids)
     local jk = P .. 'job:' .. id
     local h = redis.call('HMGET', jk, 'type', 'payload', 'attempts',
       'max_attempts', 'timeout', 'callback', 'trace', 'created', 'priority',
-      'run_at')
+      'run_at', 'deps')
     if h[1] then
       local att = tonumber(h[3]) + 1
       local tok = tostring(tok0 + i - 1)
@@ -245,6 +247,7 @@ local function lease_jobs(ids, gids)
       out[o + TAKE_JOB_TIMEOUT] = h[5]; out[o + TAKE_JOB_CALLBACK] = h[6] or ''
       out[o + TAKE_JOB_TRACE] = h[7] or ''; out[o + TAKE_JOB_CREATED] = h[8]
       out[o + TAKE_JOB_PRIORITY] = h[9]
+      out[o + TAKE_JOB_DEPS] = h[11] and deps_results(h[11]) or ''
       out[TAKE_COUNT] = out[TAKE_COUNT] + 1
     end
   end

@@ -698,6 +698,56 @@ static int teardown_busy(void **state)
 	return teardown(state);
 }
 
+/* depends_on: the dependent waits (not leased), the done settle of its
+ * dependency queues it, and its lease carries the dependency's result;
+ * an unknown id refuses the job alone. */
+static void test_dependencies(void **state)
+{
+	struct queue_job jobs[4];
+	struct job_spec s = { 0 };
+	struct queue_enqueued out[2];
+	struct err e;
+	char a[UUID_STR_LEN], deps[64], want[128];
+
+	(void)state;
+	enq("noop", NULL, 0, 0, 3, a, NULL);
+	snprintf(deps, sizeof(deps), "[\"%s\"]", a);
+	s.type = "noop";
+	s.depends_on = deps;
+	assert_int_equal(queue_enqueue(Q, qname, &s, 1, out, NULL, &e), 0);
+	assert_true(out[0].created);
+	assert_int_equal(out[0].status, JOB_WAITING);
+	assert_status(out[0].id, "waiting");
+	assert_int_equal(take(jobs, 4, NULL, 0, 0), 1);
+	assert_string_equal(jobs[0].id, a);
+	assert_null(jobs[0].dependencies);
+	settle1(&jobs[0], QUEUE_DONE, "{\"n\":7}", 0, NULL);
+	queue_job_release(&jobs[0]);
+	assert_status(out[0].id, "queued");
+	assert_int_equal(take(jobs, 4, NULL, 0, 0), 1);
+	assert_string_equal(jobs[0].id, out[0].id);
+	snprintf(want, sizeof(want), "{\"%s\":{\"n\":7}}", a);
+	assert_non_null(jobs[0].dependencies);
+	assert_string_equal(jobs[0].dependencies, want);
+	queue_job_release(&jobs[0]);
+
+	/* an unknown id: that job alone is refused, its batch-mate made */
+	s.depends_on = "[\"01890a5d-ac96-774b-bcce-b302099a8057\"]";
+	{
+		struct job_spec two[2];
+
+		memset(two, 0, sizeof(two));
+		two[0] = s;
+		two[1].type = "noop";
+		assert_int_equal(queue_enqueue(Q, qname, two, 2, out, NULL, &e), 0);
+	}
+	assert_false(out[0].created);
+	assert_string_equal(out[0].missing, "01890a5d-ac96-774b-bcce-b302099a8057");
+	assert_true(out[1].created);
+	assert_string_equal(out[1].missing, "");
+	assert_null(field(out[0].id, "status"));
+}
+
 static void test_backoff(void **state)
 {
 	int i;
@@ -734,6 +784,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list_and_discover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_done_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_webhook_deep_result, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dependencies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_is_unavailable, setup, teardown_busy),
 	};
 
