@@ -240,8 +240,9 @@ json_t *job_deps_to_json(const struct job_info *deps, size_t n);
 
 /* The batch whose callback job is `cb` (a batch's id is its callback's):
  * a new object {id, queue, status ("running" until every job of the
- * batch has ended, then "finished"), total, done, failed, cancelled,
- * pending, callback: {id, type, status}, created_at}. Caller owns it. */
+ * batch has ended, then "finished"; "cancelled" when its callback was
+ * cancelled before), total, done, failed, cancelled, pending (not ended
+ * yet), callback: {id, type, status}, created_at}. Caller owns it. */
 json_t *job_batch_to_json(const struct job_info *cb);
 
 /* The spec that asks for the job `j` again under its own id (reconcile's

@@ -580,14 +580,15 @@ json_t *job_batch_to_json(const struct job_info *cb)
 	json_decref(deps);
 	json_object_set_new(o, "id", json_string(cb->id));
 	json_object_set_new(o, "queue", str_or_null(cb->queue));
-	json_object_set_new(o, "status", json_string(cb->status == JOB_WAITING ?
-						     "running" : "finished"));
+	/* a callback cancelled while jobs still ran: the batch was given up */
+	json_object_set_new(o, "status", json_string(cb->status == JOB_WAITING ? "running" :
+						     cb->status == JOB_CANCELLED &&
+						     ended < total ? "cancelled" : "finished"));
 	json_object_set_new(o, "total", json_integer(total));
 	json_object_set_new(o, "done", json_integer(cb->deps_done));
 	json_object_set_new(o, "failed", json_integer(cb->deps_failed));
 	json_object_set_new(o, "cancelled", json_integer(cb->deps_cancelled));
-	json_object_set_new(o, "pending", json_integer(cb->status == JOB_WAITING ?
-						       total - ended : 0));
+	json_object_set_new(o, "pending", json_integer(ended < total ? total - ended : 0));
 	json_object_set_new(o, "callback", json_pack("{s:s,s:o,s:s}", "id", cb->id,
 						     "type", str_or_null(cb->type), "status",
 						     job_status_name(cb->status)));

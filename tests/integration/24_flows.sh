@@ -134,6 +134,13 @@ check "wakeq batch on a job that is no batch is refused" sh -c \
 expect_eq "GET of a job that is no batch is 404" 404 \
 	"$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$API/v1/batches/$m")"
 
+r=$(call /v1/batches '{"jobs":[{"type":"noop"}]}')
+cb=$(head -1 <<<"$r" | jq -r .id)
+curl -fs -o /dev/null -XDELETE -H "Authorization: Bearer $TOKEN" "$API/v1/jobs/$cb"
+curl -fs -XPOST "$w1_URL/wake" >/dev/null
+expect_eq "a batch whose callback was cancelled says so; its job still ran" "cancelled 1 cancelled done" \
+	"$(get "/v1/batches/$cb" | jq -r '"\(.status) \(.pending) \(.callback.status)"') $(job_field "$(head -1 <<<"$r" | jq -r '.jobs[0]')" status)"
+
 # ---- the callback fires once a batch, with two workers racing (x100) ------------------
 kill_wait "$w1_PID"
 n0=$(curl -fs "$R/last" | jq .count)

@@ -75,6 +75,12 @@ static void test_deps_doc(void **state)
 	assert_int_equal(json_integer_value(json_object_get(doc, "failed")), 1);
 	assert_int_equal(json_integer_value(json_object_get(doc, "pending")), 1);
 	json_decref(doc);
+	j.status = JOB_CANCELLED;
+	doc = job_batch_to_json(&j);
+	assert_string_equal(json_string_value(json_object_get(doc, "status")), "cancelled");
+	assert_int_equal(json_integer_value(json_object_get(doc, "pending")), 1);
+	json_decref(doc);
+	j.deps_cancelled = 1;
 	j.status = JOB_DONE;
 	doc = job_batch_to_json(&j);
 	assert_string_equal(json_string_value(json_object_get(doc, "status")), "finished");
