@@ -748,6 +748,45 @@ static void test_dependencies(void **state)
 	assert_null(field(out[0].id, "status"));
 }
 
+/* A failure runs down a long chain in the one settle script: 500 jobs,
+ * each depending on the one before, all failed by the first. */
+static void test_dependency_chain(void **state)
+{
+	enum { N = 500 };
+	struct job_spec *s = calloc(N, sizeof(*s));
+	struct queue_enqueued *out = calloc(N, sizeof(*out));
+	char (*deps)[64] = calloc(N, sizeof(*deps));
+	struct queue_job j;
+	struct err e;
+	char *err;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < N; i++) {
+		s[i].type = i ? "noop" : "fail";
+		s[i].max_attempts = 1;
+		uuid7_new(s[i].id);
+		if (i) {
+			snprintf(deps[i], sizeof(deps[i]), "[\"%s\"]", s[i - 1].id);
+			s[i].depends_on = deps[i];
+		}
+	}
+	assert_int_equal(queue_enqueue(Q, qname, s, N, out, NULL, &e), 0);
+	assert_int_equal(out[N - 1].status, JOB_WAITING);
+	assert_int_equal(take(&j, 1, NULL, 0, 0), 1);
+	assert_string_equal(j.id, s[0].id);
+	settle1(&j, QUEUE_FAIL, NULL, 0, NULL);
+	queue_job_release(&j);
+	assert_status(s[N - 1].id, "failed");
+	err = field(s[N - 1].id, "error");
+	assert_non_null(strstr(err, s[N - 2].id));
+	free(err);
+	assert_int_equal(take(&j, 1, NULL, 0, 0), 0);
+	free(s);
+	free(out);
+	free(deps);
+}
+
 static void test_backoff(void **state)
 {
 	int i;
@@ -785,6 +824,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_done_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_webhook_deep_result, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dependencies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dependency_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_is_unavailable, setup, teardown_busy),
 	};
 
