@@ -584,10 +584,12 @@ struct queue_find {
 int queue_find(struct queue *q, const char *queue, struct queue_find *f,
 	       struct err *err);
 
-/* Cancels a job. Returns 0 when it was queued/scheduled/retrying and is
- * now cancelled; QUEUE_CANCELLED_DELIVERY (2) the same, and the job had a
- * callback_url, so a webhook.deliver job was enqueued in the same script
- * (the caller should wake a worker for it, as for an enqueue); 1 when it
+/* Cancels a job. Returns 0 when it was queued/scheduled/retrying/waiting
+ * and is now cancelled (its dependents are failed, cancelled or released
+ * as their on_dependency_failure says); QUEUE_CANCELLED_DELIVERY (2) the
+ * same, and the job had a callback_url, so a webhook.deliver job was
+ * enqueued in the same script, or dependents were queued (the caller
+ * should wake a worker for them, as for an enqueue); 1 when it
  * is active and a cancel was requested (the worker stops it at its next
  * lease renewal and settles it, webhook included); -1 with ERR_NOTFOUND
  * or ERR_CONFLICT (already finished). */
