@@ -30,24 +30,44 @@
 #include <string.h>
 #include <strings.h>
 
-/* The members of a flow or batch as parsed: specs[0..n-1] the children
+/* The members of a flow or batch as parsed, in the order they are
+ * enqueued (a job after those it depends on): specs[0..n-1] the children
  * (or the batch's jobs), specs[n] the parent (or the callback). */
 struct linked {
 	struct job_spec *specs;
-	size_t n;                 /* children; specs has n + 1 */
+	char **deps;              /* per spec: its depends_on text, or NULL */
+	size_t n;                 /* specs has n + 1 */
 	const char *queue;        /* borrowed from the body, or the default */
-	char *deps;               /* the last one's depends_on text */
 };
+
+/* Room for `cap` members. */
+static void linked_alloc(struct linked *l, size_t cap)
+{
+	l->specs = xcalloc(cap, sizeof(*l->specs));
+	l->deps = xcalloc(cap, sizeof(*l->deps));
+}
 
 static void linked_release(struct linked *l)
 {
 	size_t i;
 
-	for (i = 0; l->specs && i <= l->n; i++)
+	for (i = 0; l->specs && i <= l->n; i++) {
 		job_spec_release(&l->specs[i]);
+		free(l->deps[i]);
+	}
 	free(l->specs);
 	free(l->deps);
 	memset(l, 0, sizeof(*l));
+}
+
+/* Links member i to the members whose ids are in `ids` (a JSON array). */
+static void link_to(struct linked *l, size_t i, json_t *ids, enum job_dep_policy policy)
+{
+	l->deps[i] = json_dumps(ids, JSON_COMPACT);
+	if (!l->deps[i])
+		abort();
+	l->specs[i].depends_on = l->deps[i];
+	l->specs[i].dep_policy = policy;
 }
 
 /* One member (a job request object) into *out, as POST /v1/jobs checks
@@ -173,7 +193,7 @@ static int members_parse(struct api *a, struct httpd_request *req, json_t *body,
 		return -1;
 	}
 	l->n = json_array_size(arr);
-	l->specs = xcalloc(l->n + 1, sizeof(*l->specs));
+	linked_alloc(l, l->n + 1);
 	json_array_foreach(arr, i, v) {
 		snprintf(where, sizeof(where), "%s[%zu]", name, i);
 		if (member_parse(a, req, v, where, l->queue, &l->specs[i]) < 0)
@@ -196,12 +216,8 @@ static void link_members(struct api *a, struct linked *l, enum job_dep_policy po
 		if (i < l->n)
 			json_array_append_new(ids, json_string(l->specs[i].id));
 	}
-	l->deps = json_dumps(ids, JSON_COMPACT);
-	if (!l->deps)
-		abort();
+	link_to(l, l->n, ids, policy);
 	json_decref(ids);
-	l->specs[l->n].depends_on = l->deps;
-	l->specs[l->n].dep_policy = policy;
 }
 
 /* Writes the members (Postgres first, then one enqueue script) and wakes
@@ -270,8 +286,95 @@ out:
 	return rc;
 }
 
+/* A node of a flow and, depth first, its children (`kids`: an array of
+ * job objects, each with children of its own or not): they go into
+ * l->specs before it, and it is linked to them (with `policy`). Ids are
+ * minted here, so the links can name them. *count is how many members
+ * there are; *shape gets {i: its index, children?: [their shapes]}, for
+ * the answer. `where` names the node in messages ("children[1]"), "" for
+ * the root (the parent, whose children are the body's). Returns its
+ * index, or -1 with the answer given. */
+static long flow_node(struct api *a, struct httpd_request *req, json_t *node, json_t *kids,
+		      const char *where, struct linked *l, size_t *count,
+		      enum job_dep_policy policy, json_t **shape)
+{
+	json_t *ids = NULL, *kshape = NULL, *copy = NULL, *v;
+	char kwhere[256];
+	long k, me = -1;
+	size_t i;
+
+	if (kids && (!json_is_array(kids) || json_array_size(kids) == 0)) {
+		api_reply_error(a, req, 400, "invalid_field",
+				"%s%sfield 'children': expected an array of 1 or more jobs", where,
+				*where ? ": " : "");
+		return -1;
+	}
+	if (kids) {
+		ids = json_array();
+		kshape = json_array();
+		json_array_foreach(kids, i, v) {
+			json_t *ks = NULL;
+
+			snprintf(kwhere, sizeof(kwhere), "%s%schildren[%zu]", where,
+				 *where ? "." : "", i);
+			k = flow_node(a, req, v, json_is_object(v) ? json_object_get(v, "children")
+					: NULL, kwhere, l, count, policy, &ks);
+			if (k < 0)
+				goto out;
+			json_array_append_new(ids, json_string(l->specs[k].id));
+			json_array_append_new(kshape, ks);
+		}
+	}
+	if (*count >= QUEUE_MAX_BATCH) {
+		api_reply_error(a, req, 400, "invalid_field",
+				"a flow holds at most %d jobs", QUEUE_MAX_BATCH);
+		goto out;
+	}
+	/* a child's own children were taken above; the parent's are the
+	 * body's (a "children" member in it is refused as unknown) */
+	copy = json_is_object(node) && *where ? json_copy(node) : json_incref(node);
+	if (*where)
+		json_object_del(copy, "children");
+	if (member_parse(a, req, copy, *where ? where : "parent", l->queue, &l->specs[*count]) < 0)
+		goto out;
+	me = (long)(*count)++;
+	l->specs[me].queue = l->queue;
+	job_spec_resolve(&l->specs[me], &a->defaults, clock_now_us());
+	if (ids)
+		link_to(l, (size_t)me, ids, policy);
+	*shape = json_pack("{s:I}", "i", (json_int_t)me);
+	if (kshape)
+		json_object_set(*shape, "children", kshape);
+out:
+	json_decref(copy);
+	json_decref(ids);
+	json_decref(kshape);
+	return me;
+}
+
+/* The answer's {id, status, children?} of a node from its shape. */
+static json_t *flow_doc(const json_t *shape, const struct queue_enqueued *out)
+{
+	size_t i = (size_t)json_integer_value(json_object_get(shape, "i"));
+	json_t *doc = json_pack("{s:s,s:s}", "id", out[i].id, "status",
+				job_status_name(out[i].status));
+	const json_t *kids = json_object_get(shape, "children");
+	json_t *arr;
+	size_t k;
+
+	if (kids) {
+		arr = json_array();
+		for (k = 0; k < json_array_size(kids); k++)
+			json_array_append_new(arr, flow_doc(json_array_get(kids, k), out));
+		json_object_set_new(doc, "children", arr);
+	}
+	return doc;
+}
+
 /* POST /v1/flows {queue?, parent: job, children: [job...]}: the parent
- * depends on every child (on_dependency_failure?, default fail). */
+ * depends on every child (on_dependency_failure?, default fail), and a
+ * child with children of its own on them, to any depth (a tree of at
+ * most QUEUE_MAX_BATCH jobs). */
 void api_post_flow(struct api *a, struct httpd_request *req, const char *arg)
 {
 	static const char *const known[] = {
@@ -280,9 +383,9 @@ void api_post_flow(struct api *a, struct httpd_request *req, const char *arg)
 	struct queue_enqueued *out = NULL;
 	enum job_dep_policy policy = JOB_DEP_FAIL;
 	struct linked l = { 0 };
-	json_t *body, *v, *doc;
+	json_t *body, *v, *doc, *shape = NULL;
+	size_t count = 0;
 	struct err e;
-	size_t i;
 
 	(void)arg;
 	if (!(body = body_object(a, req, known)))
@@ -293,28 +396,34 @@ void api_post_flow(struct api *a, struct httpd_request *req, const char *arg)
 				e.msg);
 		goto out;
 	}
-	if (members_parse(a, req, body, "children", &l) < 0)
+	if (!(l.queue = body_queue(a, req, body)))
 		goto out;
+	v = json_object_get(body, "children");
+	if (!json_is_array(v) || json_array_size(v) == 0) {
+		api_reply_error(a, req, 400, "invalid_field",
+				"field 'children': expected an array of 1 or more jobs");
+		goto out;
+	}
 	if (!json_object_get(body, "parent")) {
 		api_reply_error(a, req, 400, "invalid_field", "field 'parent' is required");
 		goto out;
 	}
-	if (member_parse(a, req, json_object_get(body, "parent"), "parent", l.queue,
-			 &l.specs[l.n]) < 0)
+	linked_alloc(&l, QUEUE_MAX_BATCH);
+	if (flow_node(a, req, json_object_get(body, "parent"), v, "", &l, &count, policy,
+		      &shape) < 0)
 		goto out;
-	link_members(a, &l, policy);
-	out = xmalloc((l.n + 1) * sizeof(*out));
+	l.n = count - 1; /* the root, last */
+	out = xmalloc(count * sizeof(*out));
 	if (create_linked(a, req, &l, out) < 0)
 		goto out;
-	doc = json_pack("{s:s,s:s,s:s,s:[]}", "id", out[l.n].id, "status",
-			job_status_name(out[l.n].status), "queue", l.queue, "children");
-	for (i = 0; i < l.n; i++)
-		json_array_append_new(json_object_get(doc, "children"),
-				      json_pack("{s:s,s:s}", "id", out[i].id, "status",
-						job_status_name(out[i].status)));
+	doc = flow_doc(shape, out);
+	json_object_set_new(doc, "queue", json_string(l.queue));
 	api_reply_json(a, req, 202, doc);
 out:
 	free(out);
+	json_decref(shape);
+	/* the members parsed (one refused is left zeroed) */
+	l.n = count ? count - 1 : 0;
 	linked_release(&l);
 	json_decref(body);
 }

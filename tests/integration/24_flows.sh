@@ -63,6 +63,24 @@ expect_eq "the parent reads its children's results" "50 done 40" \
 	"$(jq -r '"\(.dependencies | length) \(.dependencies | map(.status) | unique | join(",")) \(.dependencies[4].result.slept_ms)"' <<<"$deps")"
 expect_eq "wakeq status shows them too" 50 "$(wq status "$p" | jq '.dependencies | length')"
 
+# ---- a tree: grandchildren run before their parent, which runs before the root ---------
+r=$(call /v1/flows '{"parent":{"type":"noop"},"children":[{"type":"sleep","payload":{"ms":50},"children":[{"type":"sleep","payload":{"ms":30}},{"type":"sleep","payload":{"ms":10}}]},{"type":"noop"}]}')
+expect_eq "a tree is accepted" 202 "$(tail -1 <<<"$r")"
+tree=$(head -1 <<<"$r")
+root=$(jq -r .id <<<"$tree")
+mid=$(jq -r '.children[0].id' <<<"$tree")
+g0=$(jq -r '.children[0].children[0].id' <<<"$tree")
+g1=$(jq -r '.children[0].children[1].id' <<<"$tree")
+expect_eq "the answer mirrors it: the middle waits for two, the leaves are queued" "waiting waiting queued queued" \
+	"$(jq -r '"\(.status) \(.children[0].status) \(.children[0].children | map(.status) | join(" "))"' <<<"$tree")"
+expect_eq "the middle job depends on its own children" "[\"$g0\",\"$g1\"]" "$(get "/v1/jobs/$mid" | jq -c .depends_on)"
+curl -fs -XPOST "$w1_URL/wake" >/dev/null
+expect_eq "all done" "done done done done" \
+	"$(job_field "$root" status) $(job_field "$mid" status) $(job_field "$g0" status) $(job_field "$g1" status)"
+check "the middle started after both grandchildren" sh -c \
+	"[ $(tus "$mid" started_at) -ge $(tus "$g0" finished_at) ] && [ $(tus "$mid" started_at) -ge $(tus "$g1" finished_at) ]"
+check "the root after the middle" test "$(tus "$root" started_at)" -ge "$(tus "$mid" finished_at)"
+
 # ---- a handler gets its dependencies' results --------------------------------------
 r=$(call /v1/flows '{"parent":{"type":"flow.join"},"children":[{"type":"sleep","payload":{"ms":1}},{"type":"sleep","payload":{"ms":2}},{"type":"fail","max_attempts":1}],"on_dependency_failure":"ignore"}')
 jp=$(head -1 <<<"$r" | jq -r .id)
@@ -81,7 +99,18 @@ bad() {
 }
 bad /v1/flows '{"children":[{"type":"noop"}]}' "no parent" "invalid_field field 'parent' is required"
 bad /v1/flows '{"parent":{"type":"noop"},"children":[]}' "no children" \
-	"invalid_field field 'children': expected an array of 1 to 999 jobs"
+	"invalid_field field 'children': expected an array of 1 or more jobs"
+bad /v1/flows '{"parent":{"type":"noop"},"children":[{"type":"noop","children":[{"type":"noop"},{"type":"noop","children":{}}]}]}' \
+	"a grandchild's bad children" \
+	"invalid_field children[0].children[1]: field 'children': expected an array of 1 or more jobs"
+bad /v1/flows '{"parent":{"type":"noop"},"children":[{"type":"noop","children":[{"type":"nope"}]}]}' \
+	"a grandchild of an unknown type" \
+	"unknown_type children[0].children[0]: field 'type': unknown job type 'nope' (known: $(jq -r '.error.message | sub(".*known: "; "") | rtrimstr(")")' <<<"$(call /v1/jobs '{"type":"nope"}' | head -1)"))"
+bad /v1/flows '{"parent":{"type":"noop","children":[{"type":"noop"}]},"children":[{"type":"noop"}]}' \
+	"children inside the parent" "unknown_field parent: unknown field 'children'"
+big=$(jq -cn '[range(1000) | {type: "noop"}]')
+bad /v1/flows "{\"parent\":{\"type\":\"noop\"},\"children\":[{\"type\":\"noop\",\"children\":$big}]}" \
+	"over 1000 jobs" "invalid_field a flow holds at most 1000 jobs"
 bad /v1/flows "{\"parent\":{\"type\":\"noop\"},\"children\":[{\"type\":\"noop\"},{\"type\":\"noop\",\"depends_on\":[\"$p\"]}]}" \
 	"a child with its own depends_on" \
 	"invalid_field children[1]: field 'depends_on' is not allowed here (the flow or batch links its jobs)"

@@ -194,6 +194,8 @@ jreq POST /v1/flows '{"parent":{"type":"noop"},"children":[{"type":"noop"},{"typ
 expect_eq "a flow answers 202" 202 "$S"
 flow=$(id_of)
 req GET "/v1/jobs/$flow"
+jreq POST /v1/flows '{"parent":{"type":"noop"},"children":[{"type":"noop","children":[{"type":"noop"}]}]}'
+expect_eq "a tree answers 202" 202 "$S"
 jreq POST /v1/flows '{"parent":{"type":"noop"},"children":[]}'
 jreq POST /v1/flows '{"parent":{"type":"noop","unique_key":"x"},"children":[{"type":"noop"}]}'
 req POST /v1/flows -H 'Content-Type: text/plain' -d '{}'
