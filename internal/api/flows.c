@@ -1,7 +1,8 @@
 /* flows.c - jobs created together, linked by their dependencies:
  * POST /v1/flows (a parent that runs after its children, BullMQ's
- * FlowProducer), POST /v1/batches and GET /v1/batches/{id} (Sidekiq Pro's
- * batches: a callback job once every job of the batch has ended).
+ * FlowProducer; children may have children, a tree to any depth), POST
+ * /v1/batches and GET /v1/batches/{id} (Sidekiq Pro's batches: a callback
+ * job once every job of the batch has ended).
  *
  * Both are one Postgres INSERT and one enqueue script: the script stores
  * the jobs in order, so the parent (or the callback) that depends on the
