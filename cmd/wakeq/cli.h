@@ -154,6 +154,7 @@ int term_interrupted(void);
 int cmd_enqueue(struct cli *c);
 int cmd_status(struct cli *c);
 int cmd_cancel(struct cli *c);
+int cmd_batch(struct cli *c);
 int cmd_jobs(struct cli *c);
 int cmd_stats(struct cli *c);
 int cmd_dead_list(struct cli *c);

@@ -57,6 +57,22 @@ static json_t *request_body(struct cli *c, int api)
 		json_object_set_new(b, "unique_key", json_string(cli_get(c, "unique-key")));
 	if (cli_get(c, "callback-url"))
 		json_object_set_new(b, "callback_url", json_string(cli_get(c, "callback-url")));
+	if (cli_get(c, "depends-on")) {
+		/* ID,ID,...: the array job_spec_parse checks */
+		const char *d = cli_get(c, "depends-on");
+		json_t *ids = json_array();
+
+		while (*d) {
+			size_t n = strcspn(d, ",");
+
+			json_array_append_new(ids, json_stringn(d, n));
+			d += n + (d[n] == ',');
+		}
+		json_object_set_new(b, "depends_on", ids);
+	}
+	if (cli_get(c, "on-dependency-failure"))
+		json_object_set_new(b, "on_dependency_failure",
+				    json_string(cli_get(c, "on-dependency-failure")));
 	return b;
 }
 
@@ -157,7 +173,7 @@ static int enqueue_direct(struct cli *c, const struct job_spec *spec, int64_t co
 	struct queue_enqueued *out = xcalloc(batch, sizeof(*out));
 	struct queue *q = cli_connect();
 	int64_t done = 0, now = 0;
-	int rc = EXIT_OK, live = 1, scheduled = 0;
+	int rc = EXIT_OK, live = 1, scheduled = 0, waiting = 0;
 	struct err e;
 
 	while (done < count) {
@@ -178,16 +194,28 @@ static int enqueue_direct(struct cli *c, const struct job_spec *spec, int64_t co
 		}
 		if (!l)
 			live = 0;
-		for (i = 0; i < n; i++) {
+		for (i = 0; i < n && rc == EXIT_OK; i++) {
+			if (out[i].missing[0]) {
+				fprintf(stderr, "wakeq: no job '%s' in queue '%s' (--depends-on names "
+					"jobs of the job's own queue)\n", out[i].missing, specs[0].queue);
+				rc = EXIT_NOTFOUND;
+				break;
+			}
 			printf("%s\n", out[i].id);
 			if (!out[i].created)
 				fprintf(stderr, "wakeq: an existing job has this idempotency key or unique key\n");
+			waiting = out[i].created && out[i].status == JOB_WAITING;
 		}
+		if (rc != EXIT_OK)
+			break;
 		done += (int64_t)n;
 	}
 	fflush(stdout);
 	if (done > 0) {
-		if (scheduled) {
+		if (waiting) {
+			fprintf(stderr, "wakeq: waiting for its dependencies: no wake now (the "
+				"worker that ends the last one runs it)\n");
+		} else if (scheduled) {
 			char when[CLOCK_RFC3339_LEN];
 
 			fprintf(stderr, "wakeq: scheduled for %s: no wake now (the first wake after "

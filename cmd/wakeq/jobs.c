@@ -32,14 +32,19 @@ static int job_anywhere(struct queue *q, const struct cli *c, const char *id,
 	return rc;
 }
 
-static void print_doc(const struct job_info *job)
+/* Prints `doc` compact on one line and drops it. */
+static void print_json(json_t *doc)
 {
-	json_t *doc = job_info_to_json(job);
 	char *text = json_dumps(doc, JSON_COMPACT);
 
 	printf("%s\n", text);
 	free(text);
 	json_decref(doc);
+}
+
+static void print_doc(const struct job_info *job)
+{
+	print_json(job_info_to_json(job));
 }
 
 /* ---- status --watch ---------------------------------------------------------
@@ -253,6 +258,14 @@ int cmd_status(struct cli *c)
 	}
 	if (cli_get(c, "watch")) {
 		rc = watch(q, &job);
+	} else if (job.depends_on) {
+		/* with its dependencies' states and results (a flow's children) */
+		json_t *doc = job_info_to_json(&job), *deps;
+
+		if (queue_job_deps(q, job.queue, &job, &deps, &e) == 0)
+			json_object_set_new(doc, "dependencies", deps);
+		print_json(doc);
+		rc = EXIT_OK;
 	} else {
 		print_doc(&job);
 		rc = EXIT_OK;
@@ -260,6 +273,31 @@ int cmd_status(struct cli *c)
 	job_info_release(&job);
 	queue_free(q);
 	return rc;
+}
+
+int cmd_batch(struct cli *c)
+{
+	struct job_info job;
+	struct queue *q = cli_connect();
+	struct err e;
+	int rc;
+
+	rc = job_anywhere(q, c, c->args[0], &job, &e);
+	queue_free(q);
+	if (rc < 0) {
+		if (e.code == ERR_NOTFOUND)
+			err_set(&e, ERR_NOTFOUND, "no batch '%s'", c->args[0]);
+		return cli_exit_for(&e);
+	}
+	if (!job.batch || strcmp(job.batch, job.id)) {
+		err_set(&e, ERR_NOTFOUND, "no batch '%s': job '%s' is not a batch's callback",
+			c->args[0], job.id);
+		job_info_release(&job);
+		return cli_exit_for(&e);
+	}
+	print_json(job_batch_to_json(&job));
+	job_info_release(&job);
+	return EXIT_OK;
 }
 
 int cmd_cancel(struct cli *c)

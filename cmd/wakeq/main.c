@@ -33,6 +33,11 @@ static const struct cli_opt
 		    "the job's group (a tenant, an API key): the queue's group limits "
 		    "apply to it, groups take turns", NULL },
 	o_callback = { "callback-url", "URL", "a signed webhook to URL when the job ends", NULL },
+	o_depends = { "depends-on", "ID,...",
+		      "run after these jobs of the queue have ended (it waits meanwhile)", NULL },
+	o_depfail = { "on-dependency-failure", "P",
+		      "when a dependency fails or is cancelled: fail, cancel or ignore (fail)",
+		      "fail cancel ignore" },
 	o_count = { "count", "N", "enqueue N such jobs (1)", NULL },
 	o_watch_job = { "watch", NULL,
 			"follow the job until it ends (a progress bar on a terminal); "
@@ -61,7 +66,7 @@ static const struct cli_opt
 
 static const struct cli_opt *const enqueue_opts[] = {
 	&o_payload, &o_queue, &o_priority, &o_delay, &o_max_attempts, &o_job_timeout,
-	&o_idem, &o_unique, &o_group, &o_callback, &o_count, NULL
+	&o_idem, &o_unique, &o_group, &o_callback, &o_depends, &o_depfail, &o_count, NULL
 };
 static const struct cli_opt *const status_opts[] = { &o_queue, &o_watch_job, NULL };
 static const struct cli_opt *const queue_only_opts[] = { &o_queue, NULL };
@@ -98,9 +103,14 @@ const struct cli_cmd cli_cmds[] = {
 	  "happened is said on stderr; stdout has one id a line.",
 	  enqueue_opts, 1, 1, cmd_enqueue },
 	{ "status", "ID", NULL, "a job as JSON; --watch follows it to the end",
-	  "Without --queue the job is looked for in every queue.",
+	  "Without --queue the job is looked for in every queue. A job with\n"
+	  "depends_on also lists its dependencies with their states and results.",
 	  status_opts, 1, 1, cmd_status },
 	{ "cancel", "ID", NULL, "cancel a queued or running job", NULL, queue_only_opts, 1, 1, cmd_cancel },
+	{ "batch", "ID", NULL, "a batch as JSON: counts of its jobs by how they ended",
+	  "ID is the batch's id (its callback job's, as POST /v1/batches answers).\n"
+	  "Without --queue the batch is looked for in every queue.",
+	  queue_only_opts, 1, 1, cmd_batch },
 	{ "jobs", "", NULL, "list jobs: a table on a terminal, JSON otherwise",
 	  "Newest first for done and failed, in run order otherwise; states in\n"
 	  "the order active, queued, scheduled, retrying, failed, done. No set\n"

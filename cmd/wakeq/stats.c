@@ -33,9 +33,9 @@ static int stats_once(const struct cli *c, struct queue *q, int json, int compac
 		qsort(names, (size_t)n, sizeof(*names), by_name);
 	}
 	if (!json)
-		printf("%-20s %8s %9s %8s %8s %10s %8s %9s %7s\n", "QUEUE", "queued",
-		       "scheduled", "active", "retrying", "done", "failed", "cancelled",
-		       "workers");
+		printf("%-20s %8s %9s %8s %8s %8s %10s %8s %9s %7s\n", "QUEUE", "queued",
+		       "scheduled", "active", "retrying", "waiting", "done", "failed",
+		       "cancelled", "workers");
 	for (i = 0; i < n; i++) {
 		struct queue_counts k;
 
@@ -54,10 +54,10 @@ static int stats_once(const struct cli *c, struct queue *q, int json, int compac
 			json_object_set_new(one, "failed_total", json_integer(k.failed_total));
 			json_object_set_new(all, names[i], one);
 		} else {
-			printf("%-20s %8lld %9lld %8lld %8lld %10lld %8lld %9lld %7lld%s\n", names[i],
+			printf("%-20s %8lld %9lld %8lld %8lld %8lld %10lld %8lld %9lld %7lld%s\n", names[i],
 			       (long long)k.n[JOB_QUEUED], (long long)k.n[JOB_SCHEDULED],
 			       (long long)k.n[JOB_ACTIVE], (long long)k.n[JOB_RETRYING],
-			       (long long)k.n[JOB_DONE], (long long)k.n[JOB_FAILED],
+			       (long long)k.n[JOB_WAITING], (long long)k.n[JOB_DONE], (long long)k.n[JOB_FAILED],
 			       (long long)k.n[JOB_CANCELLED], (long long)k.workers,
 			       k.paused ? "  paused" : "");
 		}

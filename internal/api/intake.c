@@ -41,7 +41,7 @@ struct api_intake {
 	char *idem;                   /* the key from the header (heap) */
 	char existing[UUID_STR_LEN];
 	char trace[LOG_TRACE_ID_LEN];
-	int scheduled;
+	enum job_status status;       /* as enqueued (waiting, queued, ...) */
 	int64_t t0;
 	enum intake_state state;
 	struct err err;
@@ -93,7 +93,9 @@ static void intake_fail(struct api_intake *it, const struct err *e)
  * (or 500) naming the backend. */
 static void intake_reply_failed(struct api *a, struct api_intake *it, const char *what)
 {
-	if (it->err.code == ERR_INVALID && !strcmp(what, "postgres"))
+	if (it->err.code == ERR_NOTFOUND && !strcmp(what, "redis"))
+		api_reply_error(a, it->req, 400, "unknown_dependency", "%s", it->err.msg);
+	else if (it->err.code == ERR_INVALID && !strcmp(what, "postgres"))
 		api_reply_error(a, it->req, 400, "invalid_field", "%s", it->err.msg);
 	else
 		api_reply_backend(a, it->req, &it->err, what);
@@ -107,7 +109,7 @@ static void reply_accepted(struct api *a, struct api_intake *it)
 
 	len = snprintf(body, sizeof(body),
 		       "{\"id\":\"%s\",\"status\":\"%s\",\"status_url\":\"/v1/jobs/%s\"}",
-		       it->spec.id, it->scheduled ? "scheduled" : "queued", it->spec.id);
+		       it->spec.id, job_status_name(it->status), it->spec.id);
 	api_count_status(a, 202);
 	httpd_respond(it->req, 202, "application/json", body, (size_t)len);
 	it->state = IN_DONE;
@@ -201,6 +203,17 @@ static void intake_enqueue(struct api *a, struct queue *q, const char *queue,
 	for (i = 0; i < n; i++) {
 		struct api_intake *it = its[i];
 
+		if (!out[i].created && out[i].missing[0]) {
+			/* a dependency that names no job: refused, and
+			 * nothing of it stays */
+			if (it->state == IN_INSERTED)
+				undo[nundo++] = it;
+			err_set(&e, ERR_NOTFOUND,
+				"field 'depends_on': no job '%s' in queue '%s' (a job "
+				"depends on jobs of its own queue only)", out[i].missing, queue);
+			intake_fail(it, &e);
+			continue;
+		}
 		if (!out[i].created) {
 			/* Redis knew the key (no Postgres, or a row that
 			 * Postgres lost): drop our row, answer the job */
@@ -213,10 +226,15 @@ static void intake_enqueue(struct api *a, struct queue *q, const char *queue,
 		atomic_fetch_add(&a->m_enqueued, 1);
 		metrics_hist_observe(&a->m_enqueue_latency,
 				     (double)(clock_mono_us() - it->t0) / 1e6);
-		if (!it->scheduled)
+		/* a waiting job is not due: the settle of its last
+		 * dependency queues it, in a worker already awake */
+		it->status = out[i].status;
+		if (it->status == JOB_SCHEDULED) {
+			if (!due || it->spec.run_at_us < due)
+				due = it->spec.run_at_us;
+		} else if (it->status != JOB_WAITING) {
 			nnow++;
-		else if (!due || it->spec.run_at_us < due)
-			due = it->spec.run_at_us;
+		}
 	}
 	/* Waking is done for the whole batch, and before anyone is answered:
 	 * on Cloud Run the API has no CPU once its requests are answered, so
@@ -403,7 +421,6 @@ void api_post_job(struct api *a, struct httpd_request *req, const char *arg)
 	}
 	now_us = clock_now_us();
 	job_spec_resolve(&it->spec, &a->defaults, now_us);
-	it->scheduled = job_spec_status(&it->spec, now_us) == JOB_SCHEDULED;
 	/* the trace travels with the job into the worker's log lines */
 	if (log_trace_parse(httpd_header(req, "X-Cloud-Trace-Context"),
 			    httpd_header(req, "traceparent"), it->trace) == 0)

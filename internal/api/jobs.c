@@ -55,9 +55,13 @@ void api_get_job(struct api *a, struct httpd_request *req, const char *id)
 	size_t qi;
 	int rc = -1;
 
+	json_t *deps = NULL;
+
 	err_set(&e, ERR_UNAVAILABLE, "redis is unavailable");
 	if (q) {
 		rc = api_find_job(a, q, id, &qi, &job, &e);
+		if (rc == 0 && job.depends_on)
+			queue_job_deps(q, a->queues[qi], &job, &deps, NULL);
 		api_qput(a, q);
 	}
 	if (rc < 0 && a->store && (e.code == ERR_NOTFOUND || e.code == ERR_UNAVAILABLE)) {
@@ -68,7 +72,11 @@ void api_get_job(struct api *a, struct httpd_request *req, const char *id)
 			e = e2;
 	}
 	if (rc == 0) {
-		api_reply_json(a, req, 200, job_info_to_json(&job));
+		json_t *doc = job_info_to_json(&job);
+
+		if (deps)
+			json_object_set_new(doc, "dependencies", deps);
+		api_reply_json(a, req, 200, doc);
 		job_info_release(&job);
 		return;
 	}

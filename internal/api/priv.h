@@ -142,6 +142,18 @@ void api_retry_job(struct api *a, struct httpd_request *req, const char *id);
 void api_job_events(struct api *a, struct httpd_request *req, const char *id);
 void api_list_jobs(struct api *a, struct httpd_request *req, const char *queue);
 
+/* ---- flows and batches (flows.c) ------------------------------------------ */
+
+/* POST /v1/flows: a parent job and its children, created in one
+ * enqueue; the parent depends on them. Answers 202 {id, status, queue,
+ * children: [{id, status}]}. */
+void api_post_flow(struct api *a, struct httpd_request *req, const char *arg);
+/* POST /v1/batches: jobs and the callback job that runs once they have
+ * all ended. Answers 202 {id, queue, status_url, jobs: [id]}. */
+void api_post_batch(struct api *a, struct httpd_request *req, const char *arg);
+/* GET /v1/batches/{id}: job_batch_to_json of the batch's callback. */
+void api_get_batch(struct api *a, struct httpd_request *req, const char *id);
+
 /* ---- queues (queues.c) ---------------------------------------------------- */
 
 struct reconcile_stats;

@@ -1075,8 +1075,9 @@ void handler_stop(void)
 }
 
 /* The document a job is handed to an http or persistent handler as:
- * {id, type, queue, attempt, max_attempts, deadline, trace, payload}.
- * Caller frees. */
+ * {id, type, queue, attempt, max_attempts, deadline, trace, payload}, and
+ * for a job with depends_on `dependencies`: {id: result} (a flow's parent
+ * reads its children's results). Caller frees. */
 char *handler_request_json(const struct job_run *run)
 {
 	json_t *o = json_object();
@@ -1094,6 +1095,8 @@ char *handler_request_json(const struct job_run *run)
 	json_object_set_new(o, "trace", run->trace && *run->trace ? json_string(run->trace)
 								  : json_null());
 	json_object_set_new(o, "payload", json_incref(run->payload));
+	if (run->dependencies)
+		json_object_set_new(o, "dependencies", json_incref(run->dependencies));
 	s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!s)

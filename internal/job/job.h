@@ -43,8 +43,9 @@ enum job_status {
 	JOB_DONE,
 	JOB_FAILED,
 	JOB_CANCELLED,
+	JOB_WAITING,     /* for its dependencies (depends_on) to finish */
 };
-#define JOB_NSTATUS 7
+#define JOB_NSTATUS 8
 
 /* "queued", "scheduled", ...; "unknown" for a value out of range. */
 const char *job_status_name(enum job_status st);
@@ -53,7 +54,8 @@ const char *job_status_name(enum job_status st);
  * the names; err may be NULL. */
 int job_status_parse(const char *name, enum job_status *out, struct err *err);
 
-/* Whether `st` is done, failed or cancelled: nothing will change it. */
+/* Whether `st` is done, failed or cancelled: nothing will change it
+ * (waiting is not final). */
 int job_status_final(enum job_status st);
 
 /* Bounds of a job's fields, the same at every door (API, CLI, reconcile). */
@@ -70,6 +72,18 @@ int job_status_final(enum job_status st);
 #define JOB_LABELS_MAX 32               /* entries */
 #define JOB_LABEL_KEY_MAX 63            /* [A-Za-z0-9_./-] */
 #define JOB_LABEL_VALUE_MAX 256         /* bytes of UTF-8 */
+#define JOB_DEPS_MAX 1000               /* ids in depends_on */
+
+/* What a failed or cancelled dependency does to a job waiting for it
+ * (on_dependency_failure). */
+enum job_dep_policy {
+	JOB_DEP_FAIL,    /* the dependent fails too (the default) */
+	JOB_DEP_CANCEL,  /* it is cancelled */
+	JOB_DEP_IGNORE   /* it counts as finished: the dependent runs */
+};
+
+/* "fail", "cancel", "ignore"; NULL for a value out of range. */
+const char *job_dep_policy_name(enum job_dep_policy p);
 
 /* What a client asks for. Strings are borrowed, except that
  * job_spec_parse makes them point into memory the spec owns (root,
@@ -97,10 +111,19 @@ struct job_spec {
 	const char *group;           /* rate limits and concurrency caps per
 				      * group (a tenant, an API key), served
 				      * round robin; NULL = none */
+	const char *depends_on;      /* compact JSON array of the ids of jobs
+				      * of the same queue it runs after (1 to
+				      * JOB_DEPS_MAX, no repeats); NULL = none */
+	enum job_dep_policy dep_policy; /* when one of those fails or is
+				      * cancelled */
+	const char *batch;           /* the batch (its callback job's id) it
+				      * belongs to; NULL = none. Set by the
+				      * batch door, never by a client. */
 	/* owned by a parsed spec */
 	json_t *root;
 	char *payload_text;
 	char *labels_text;
+	char *deps_text;
 };
 
 /* Defaults of a deployment, applied once by job_spec_resolve. */
@@ -127,7 +150,8 @@ int job_spec_parse(const char *body, size_t len, struct job_spec *out,
 void job_spec_resolve(struct job_spec *s, const struct job_defaults *d,
 		      int64_t now_us);
 
-/* JOB_SCHEDULED when a resolved spec is due after now_us, else JOB_QUEUED. */
+/* JOB_WAITING when a resolved spec has dependencies, else JOB_SCHEDULED
+ * when it is due after now_us, else JOB_QUEUED. */
 enum job_status job_spec_status(const struct job_spec *s, int64_t now_us);
 
 /* Frees what job_spec_parse allocated and zeroes *s. Accepts NULL. */
@@ -140,6 +164,17 @@ void job_spec_release(struct job_spec *s);
 int job_idem_key_ok(const char *key);
 int job_group_ok(const char *group);
 int job_url_ok(const char *url);
+
+/* Checks a depends_on value (an array of 1 to JOB_DEPS_MAX distinct job
+ * ids, UUIDs) and makes its compact text (*text, caller frees). Returns
+ * 0, or -1 with err saying what is wrong (*text untouched). Shared by
+ * every door and the fuzzer. */
+int job_deps_parse(const json_t *deps, char **text, struct err *err);
+
+/* Parses an on_dependency_failure name. Returns 0, or -1 (ERR_INVALID,
+ * err may be NULL). */
+int job_dep_policy_parse(const char *name, enum job_dep_policy *out,
+			 struct err *err);
 
 /* Checks a labels object ({"k":"v",...}: at most JOB_LABELS_MAX entries,
  * keys and values bounded as above). Returns 0, or -1 with err naming the
@@ -168,6 +203,12 @@ struct job_info {
 	char *labels;            /* JSON object text; NULL = {} */
 	char *unique_key;
 	char *group;
+	char *depends_on;        /* JSON array text; NULL = none */
+	enum job_dep_policy dep_policy;
+	char *batch;             /* the batch it belongs to, or NULL */
+	int deps_done;           /* of its dependencies: how many ended */
+	int deps_failed;         /* so (a batch's counts, kept on its */
+	int deps_cancelled;      /* callback job) */
 	double timeout_s;        /* 0 = none */
 	int cancel_requested;    /* a cancel waits for the running attempt */
 	int64_t created_at;
@@ -183,11 +224,26 @@ void job_info_release(struct job_info *j);
 /* The job as every interface shows it: a new object with {id, queue,
  * type, status, priority, attempts, max_attempts, progress, stage,
  * payload, result, error, labels, unique_key, group, cancel_requested,
- * created_at, started_at, finished_at, run_at}. payload, result and labels are JSON
+ * created_at, started_at, finished_at, run_at, depends_on,
+ * on_dependency_failure, batch}; the last three only for a job with
+ * dependencies (or of a batch). payload, result and labels are JSON
  * values (a stored text that is not JSON is kept as a string), times RFC
  * 3339 UTC with microseconds or null. Caller owns the reference. Never
  * fails (out of memory aborts). */
 json_t *job_info_to_json(const struct job_info *j);
+
+/* The dependencies of a job as every interface shows them: a new array
+ * of {id, status, result, error, finished_at}, one per entry of deps[]
+ * (read back by the queue; status "unknown" for one whose record is
+ * gone). Caller owns the reference. */
+json_t *job_deps_to_json(const struct job_info *deps, size_t n);
+
+/* The batch whose callback job is `cb` (a batch's id is its callback's):
+ * a new object {id, queue, status ("running" until every job of the
+ * batch has ended, then "finished"; "cancelled" when its callback was
+ * cancelled before), total, done, failed, cancelled, pending (not ended
+ * yet), callback: {id, type, status}, created_at}. Caller owns it. */
+json_t *job_batch_to_json(const struct job_info *cb);
 
 /* The spec that asks for the job `j` again under its own id (reconcile's
  * re-enqueue). Strings in *out are borrowed from `j`. */
@@ -206,7 +262,7 @@ int job_info_has_labels(const struct job_info *j, const json_t *want);
 /* The hash fields of a resolved spec that the enqueue script stores as
  * given: fills names[]/values[] (borrowed from `s` or static) and returns
  * how many (at most JOB_HASH_SPEC_MAX). Fields left empty are omitted. */
-#define JOB_HASH_SPEC_MAX 12
+#define JOB_HASH_SPEC_MAX 16
 size_t job_spec_hash(const struct job_spec *s,
 		     const char *names[JOB_HASH_SPEC_MAX],
 		     const char *values[JOB_HASH_SPEC_MAX],
@@ -246,6 +302,9 @@ struct job_run {
 	const char *trace;        /* trace id of the request that made it, or
 				   * NULL */
 	json_t *payload;          /* parsed; an object for every built-in type */
+	json_t *dependencies;     /* a job with depends_on: {id: result} of its
+				   * dependencies (a flow's children); NULL
+				   * otherwise */
 	int attempt;              /* 1 on the first run */
 	int max_attempts;
 	double timeout_s;         /* 0 = none; the worker also sets *cancel */

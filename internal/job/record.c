@@ -24,6 +24,7 @@ static const char *const status_names[JOB_NSTATUS] = {
 	[JOB_DONE] = "done",
 	[JOB_FAILED] = "failed",
 	[JOB_CANCELLED] = "cancelled",
+	[JOB_WAITING] = "waiting",
 };
 
 const char *job_status_name(enum job_status st)
@@ -42,7 +43,7 @@ int job_status_parse(const char *name, enum job_status *out, struct err *err)
 		}
 	return err_set(err, ERR_INVALID,
 		       "invalid status '%.32s': expected queued, scheduled, "
-		       "active, retrying, done, failed or cancelled",
+		       "active, retrying, done, failed, cancelled or waiting",
 		       name ? name : "");
 }
 
@@ -75,6 +76,62 @@ int job_url_ok(const char *u)
 	return u && strlen(u) >= 9 && strlen(u) <= JOB_URL_MAX &&
 	       (!strncasecmp(u, "http://", 7) || !strncasecmp(u, "https://", 8)) &&
 	       !strpbrk(u, " \t\r\n");
+}
+
+static const char *const dep_policy_names[] = {
+	[JOB_DEP_FAIL] = "fail", [JOB_DEP_CANCEL] = "cancel",
+	[JOB_DEP_IGNORE] = "ignore",
+};
+
+const char *job_dep_policy_name(enum job_dep_policy p)
+{
+	return (unsigned)p <= JOB_DEP_IGNORE ? dep_policy_names[p] : NULL;
+}
+
+int job_dep_policy_parse(const char *name, enum job_dep_policy *out,
+			 struct err *err)
+{
+	int i;
+
+	for (i = 0; name && i <= JOB_DEP_IGNORE; i++)
+		if (!strcmp(name, dep_policy_names[i])) {
+			*out = (enum job_dep_policy)i;
+			return 0;
+		}
+	return err_set(err, ERR_INVALID, "expected fail, cancel or ignore");
+}
+
+int job_deps_parse(const json_t *deps, char **text, struct err *err)
+{
+	size_t i, k, n;
+	json_t *v;
+
+	if (!json_is_array(deps))
+		return err_set(err, ERR_INVALID, "expected an array of job ids");
+	n = json_array_size(deps);
+	if (n == 0 || n > JOB_DEPS_MAX)
+		return err_set(err, ERR_INVALID, "expected 1 to %d job ids, not %zu",
+			       JOB_DEPS_MAX, n);
+	json_array_foreach(deps, i, v) {
+		const char *id = json_string_value(v);
+
+		if (!json_is_string(v) || strlen(id) != json_string_length(v) ||
+		    !uuid_valid(id))
+			return err_set(err, ERR_INVALID,
+				       "entry %zu: expected a job id (a UUID)", i);
+		for (k = 0; k < i; k++)
+			if (!strcasecmp(id, json_string_value(json_array_get(deps, k))))
+				return err_set(err, ERR_INVALID,
+					       "entry %zu: job '%s' is listed twice", i, id);
+	}
+	*text = json_dumps(deps, JSON_COMPACT);
+	if (!*text)
+		abort();
+	/* ids are stored lowercase, as the API's routes hand them out */
+	for (i = 0; (*text)[i]; i++)
+		if ((*text)[i] >= 'A' && (*text)[i] <= 'F')
+			(*text)[i] = (char)((*text)[i] - 'A' + 'a');
+	return 0;
 }
 
 /* A string member without NUL bytes inside. */
@@ -122,7 +179,8 @@ int job_labels_check(const json_t *labels, struct err *err)
 static const char *const known_fields[] = {
 	"type", "payload", "queue", "priority", "delay_s", "run_at",
 	"max_attempts", "timeout_s", "idempotency_key", "callback_url",
-	"labels", "unique_key", "group", NULL
+	"labels", "unique_key", "group", "depends_on", "on_dependency_failure",
+	NULL
 };
 
 static int bad(struct err *err, const char **code, const char *c,
@@ -317,8 +375,23 @@ int job_spec_parse(const char *body, size_t len, struct job_spec *out,
 	    get_text(r.root, "unique_key", 1, job_idem_key_ok, PRINTABLE(JOB_UNIQUE_MAX),
 		     &r.unique_key, code, err) < 0 ||
 	    get_text(r.root, "group", 1, job_group_ok, PRINTABLE(JOB_GROUP_MAX), &r.group,
-		     code, err) < 0 ||
-	    get_text(r.root, "callback_url", 0, job_url_ok, "an http:// or https:// URL",
+		     code, err) < 0)
+		goto fail;
+	if ((v = json_object_get(r.root, "depends_on")) && !json_is_null(v)) {
+		if (job_deps_parse(v, &r.deps_text, &e) < 0) {
+			bad(err, code, "invalid_field", "field 'depends_on': %s", e.msg);
+			goto fail;
+		}
+		r.depends_on = r.deps_text;
+	}
+	if ((v = json_object_get(r.root, "on_dependency_failure")) && !json_is_null(v)) {
+		if (job_dep_policy_parse(get_str(v), &r.dep_policy, &e) < 0) {
+			bad(err, code, "invalid_field", "field 'on_dependency_failure': %s",
+			    e.msg);
+			goto fail;
+		}
+	}
+	if (get_text(r.root, "callback_url", 0, job_url_ok, "an http:// or https:// URL",
 		     &r.callback_url, code, err) < 0)
 		goto fail;
 	if ((v = json_object_get(r.root, "labels")) && !json_is_null(v)) {
@@ -362,6 +435,8 @@ void job_spec_resolve(struct job_spec *s, const struct job_defaults *d,
 
 enum job_status job_spec_status(const struct job_spec *s, int64_t now_us)
 {
+	if (s->depends_on)
+		return JOB_WAITING;
 	return s->delay_ms > 0 || s->run_at_us > now_us ? JOB_SCHEDULED : JOB_QUEUED;
 }
 
@@ -372,6 +447,7 @@ void job_spec_release(struct job_spec *s)
 	json_decref(s->root);
 	free(s->payload_text);
 	free(s->labels_text);
+	free(s->deps_text);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -379,7 +455,7 @@ void job_spec_release(struct job_spec *s)
 
 /* The hash fields of a job and where each lands in struct job_info (its
  * strings, also what job_info_release frees). */
-enum hash_kind { H_STR, H_INT, H_I64, H_DBL, H_STATUS, H_FLAG };
+enum hash_kind { H_STR, H_INT, H_I64, H_DBL, H_STATUS, H_FLAG, H_DEPFAIL };
 
 static const struct hash_field {
 	const char *name;
@@ -402,6 +478,12 @@ static const struct hash_field {
 	{ "labels", H_STR, offsetof(struct job_info, labels) },
 	{ "unique", H_STR, offsetof(struct job_info, unique_key) },
 	{ "group", H_STR, offsetof(struct job_info, group) },
+	{ "deps", H_STR, offsetof(struct job_info, depends_on) },
+	{ "depfail", H_DEPFAIL, offsetof(struct job_info, dep_policy) },
+	{ "batch", H_STR, offsetof(struct job_info, batch) },
+	{ "dep_done", H_INT, offsetof(struct job_info, deps_done) },
+	{ "dep_failed", H_INT, offsetof(struct job_info, deps_failed) },
+	{ "dep_cancelled", H_INT, offsetof(struct job_info, deps_cancelled) },
 	{ "timeout", H_DBL, offsetof(struct job_info, timeout_s) },
 	{ "cancel", H_FLAG, offsetof(struct job_info, cancel_requested) },
 	{ "created", H_I64, offsetof(struct job_info, created_at) },
@@ -480,6 +562,59 @@ json_t *job_info_to_json(const struct job_info *j)
 	json_object_set_new(o, "started_at", time_or_null(j->started_at));
 	json_object_set_new(o, "finished_at", time_or_null(j->finished_at));
 	json_object_set_new(o, "run_at", time_or_null(j->run_at));
+	if (j->depends_on) {
+		json_object_set_new(o, "depends_on", json_of(j->depends_on, json_array()));
+		json_object_set_new(o, "on_dependency_failure",
+				    json_string(job_dep_policy_name(j->dep_policy)));
+	}
+	if (j->batch)
+		json_object_set_new(o, "batch", json_string(j->batch));
+	return o;
+}
+
+json_t *job_deps_to_json(const struct job_info *deps, size_t n)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const struct job_info *d = &deps[i];
+		json_t *o = json_object();
+
+		json_object_set_new(o, "id", json_string(d->id));
+		json_object_set_new(o, "status", json_string(job_status_name(d->status)));
+		json_object_set_new(o, "result", json_of(d->result, json_null()));
+		json_object_set_new(o, "error",
+				    str_or_null(d->error && *d->error ? d->error : NULL));
+		json_object_set_new(o, "finished_at", time_or_null(d->finished_at));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+json_t *job_batch_to_json(const struct job_info *cb)
+{
+	json_t *deps = cb->depends_on ? json_loads(cb->depends_on, 0, NULL) : NULL;
+	int total = (int)json_array_size(deps);
+	int ended = cb->deps_done + cb->deps_failed + cb->deps_cancelled;
+	json_t *o = json_object();
+
+	json_decref(deps);
+	json_object_set_new(o, "id", json_string(cb->id));
+	json_object_set_new(o, "queue", str_or_null(cb->queue));
+	/* a callback cancelled while jobs still ran: the batch was given up */
+	json_object_set_new(o, "status", json_string(cb->status == JOB_WAITING ? "running" :
+						     cb->status == JOB_CANCELLED &&
+						     ended < total ? "cancelled" : "finished"));
+	json_object_set_new(o, "total", json_integer(total));
+	json_object_set_new(o, "done", json_integer(cb->deps_done));
+	json_object_set_new(o, "failed", json_integer(cb->deps_failed));
+	json_object_set_new(o, "cancelled", json_integer(cb->deps_cancelled));
+	json_object_set_new(o, "pending", json_integer(ended < total ? total - ended : 0));
+	json_object_set_new(o, "callback", json_pack("{s:s,s:o,s:s}", "id", cb->id,
+						     "type", str_or_null(cb->type), "status",
+						     job_status_name(cb->status)));
+	json_object_set_new(o, "created_at", time_or_null(cb->created_at));
 	return o;
 }
 
@@ -519,6 +654,9 @@ void job_info_spec(const struct job_info *j, struct job_spec *out)
 	out->labels = j->labels;
 	out->unique_key = j->unique_key;
 	out->group = j->group;
+	out->depends_on = j->depends_on;
+	out->dep_policy = j->dep_policy;
+	out->batch = j->batch;
 }
 
 /* ---- the record in a Redis hash ------------------------------------------ */
@@ -553,11 +691,14 @@ size_t job_spec_hash(const struct job_spec *s,
 	PUT("labels", s->labels);
 	PUT("unique", s->unique_key);
 	PUT("group", s->group);
+	PUT("deps", s->depends_on);
+	if (s->depends_on)
+		PUT("depfail", job_dep_policy_name(s->dep_policy));
+	PUT("batch", s->batch);
 #undef PUT
 #undef PUTNUM
 	return n;
 }
-
 
 
 static void set_field(struct job_info *j, const struct hash_field *f, const char *v)
@@ -584,6 +725,10 @@ static void set_field(struct job_info *j, const struct hash_field *f, const char
 		break;
 	case H_FLAG:
 		*(int *)p = *v != 0;
+		break;
+	case H_DEPFAIL:
+		if (job_dep_policy_parse(v, (enum job_dep_policy *)p, NULL) < 0)
+			*(enum job_dep_policy *)p = JOB_DEP_FAIL;
 		break;
 	}
 }

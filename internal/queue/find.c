@@ -1,7 +1,11 @@
-/* find.c - pages of jobs that match a filter, over queue_list and
- * queue_job_get (the public calls: no script of its own). */
+/* find.c - pages of jobs that match a filter, and the dependencies of a
+ * job, over queue_list and queue_job_get (the public calls: no script of
+ * its own). */
 #include "queue/queue.h"
 
+#include "base/mem.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,5 +80,49 @@ int queue_find(struct queue *q, const char *queue, struct queue_find *f,
 			job_info_release(&f->jobs[i]);
 		f->njobs = 0;
 	}
+	return rc;
+}
+
+int queue_job_deps(struct queue *q, const char *queue, const struct job_info *j,
+		   json_t **out, struct err *err)
+{
+	json_t *ids = j->depends_on ? json_loads(j->depends_on, 0, NULL) : NULL;
+	struct job_info *v = NULL;
+	size_t i, k = 0;
+	json_t *id;
+	struct err e;
+	int rc = 0;
+
+	*out = NULL;
+	if (!json_is_array(ids)) {
+		json_decref(ids);
+		return 0;
+	}
+	v = xcalloc(json_array_size(ids) + 1, sizeof(*v));
+	json_array_foreach(ids, i, id) {
+		const char *s = json_string_value(id);
+
+		if (!s || !uuid_valid(s))
+			continue;
+		if (queue_job_get(q, queue, s, &v[k], &e) < 0) {
+			if (e.code != ERR_NOTFOUND) {
+				if (err)
+					*err = e;
+				rc = -1;
+				break;
+			}
+			/* its record is gone (RESULT_TTL): only its id */
+			memset(&v[k], 0, sizeof(v[k]));
+			snprintf(v[k].id, sizeof(v[k].id), "%s", s);
+			v[k].status = JOB_NSTATUS;
+		}
+		k++;
+	}
+	if (rc == 0)
+		*out = job_deps_to_json(v, k);
+	while (k-- > 0)
+		job_info_release(&v[k]);
+	free(v);
+	json_decref(ids);
 	return rc;
 }

@@ -164,9 +164,9 @@ struct queue {
  * length is checked before any field is read.
  */
 
-/* enqueue: { live, then per job: id, created } */
+/* enqueue: { live, then per job: id, created, status, missing } */
 enum { ENQ_REPLY_LIVE, ENQ_REPLY_HEAD };
-enum { ENQ_JOB_ID, ENQ_JOB_CREATED, ENQ_REPLY_EACH };
+enum { ENQ_JOB_ID, ENQ_JOB_CREATED, ENQ_JOB_STATUS, ENQ_JOB_MISSING, ENQ_REPLY_EACH };
 
 /* take: { now_ms, next_due_ms, flags, n, paused, refill, finals, then per
  * job: TAKE_JOB_* } */
@@ -178,7 +178,7 @@ enum {
 	TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
 	TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT,
 	TAKE_JOB_CALLBACK, TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY,
-	TAKE_FIELDS
+	TAKE_JOB_DEPS, TAKE_FIELDS
 };
 
 /* metrics: { now_ms, due, oldest_due_ms, then field, value pairs } */
@@ -189,7 +189,7 @@ enum {
 	COUNT_PENDING, COUNT_DELAYED, COUNT_ACTIVE, COUNT_DONE, COUNT_DEAD,
 	COUNT_RETRYING, COUNT_CANCELLED, COUNT_WORKERS, COUNT_STALE,
 	COUNT_NEXT_DUE, COUNT_PAUSED, COUNT_DONE_TOTAL, COUNT_FAILED_TOTAL,
-	COUNT_DUE, COUNT_HELD, COUNT_WAKE_AT, COUNT_FIELDS
+	COUNT_DUE, COUNT_HELD, COUNT_WAKE_AT, COUNT_WAITING, COUNT_FIELDS
 };
 
 /* pause: { due, live workers, next due } */
@@ -596,6 +596,8 @@ int queue_enqueue(struct queue *q, const char *queue,
 		args_addi(&a, (int64_t)nf);
 		args_add(&a, s.unique_key);
 		args_add(&a, s.group);
+		args_add(&a, s.depends_on);
+		args_add(&a, s.depends_on ? job_dep_policy_name(s.dep_policy) : "");
 		for (k = 0; k < nf; k++) {
 			args_add(&a, names[k]);
 			args_add(&a, values[k]);
@@ -621,6 +623,15 @@ int queue_enqueue(struct queue *q, const char *queue,
 		memcpy(out[i].id, e[ENQ_JOB_ID]->str, e[ENQ_JOB_ID]->len);
 		out[i].id[e[ENQ_JOB_ID]->len] = '\0';
 		out[i].created = rint_of(e[ENQ_JOB_CREATED]) != 0;
+		out[i].status = JOB_QUEUED;
+		if (e[ENQ_JOB_STATUS]->type == REDIS_REPLY_STRING && e[ENQ_JOB_STATUS]->len)
+			job_status_parse(e[ENQ_JOB_STATUS]->str, &out[i].status, NULL);
+		out[i].missing[0] = '\0';
+		if (e[ENQ_JOB_MISSING]->type == REDIS_REPLY_STRING &&
+		    e[ENQ_JOB_MISSING]->len > 0 && e[ENQ_JOB_MISSING]->len < UUID_STR_LEN) {
+			memcpy(out[i].missing, e[ENQ_JOB_MISSING]->str, e[ENQ_JOB_MISSING]->len);
+			out[i].missing[e[ENQ_JOB_MISSING]->len] = '\0';
+		}
 	}
 	rc = 0;
 out:
@@ -642,6 +653,7 @@ void queue_job_release(struct queue_job *job)
 	free(job->payload);
 	free(job->callback_url);
 	free(job->trace);
+	free(job->dependencies);
 	memset(job, 0, sizeof(*job));
 }
 
@@ -752,6 +764,8 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 		j->trace = e[TAKE_JOB_TRACE]->len ? rstr_dup(e[TAKE_JOB_TRACE]) : NULL;
 		j->created_us = rint_of(e[TAKE_JOB_CREATED]);
 		j->priority = (int)rint_of(e[TAKE_JOB_PRIORITY]);
+		j->dependencies = e[TAKE_JOB_DEPS]->type == REDIS_REPLY_STRING &&
+				  e[TAKE_JOB_DEPS]->len ? rstr_dup(e[TAKE_JOB_DEPS]) : NULL;
 		if (!j->type)
 			j->type = xstrdup("");
 		if (!j->payload)
@@ -1036,6 +1050,7 @@ int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,
 	out->due = rint_of(r->element[COUNT_DUE]);
 	out->held = rint_of(r->element[COUNT_HELD]);
 	out->wake_at_ms = rint_of(r->element[COUNT_WAKE_AT]);
+	out->n[JOB_WAITING] = rint_of(r->element[COUNT_WAITING]);
 	freeReplyObject(r);
 	return 0;
 }
@@ -1359,6 +1374,7 @@ int queue_list(struct queue *q, const char *queue, enum job_status state,
 	char key[PREFIX_MAX + 16];
 	static const char *const set_of[JOB_NSTATUS] = {
 		"pending", "delayed", "active", "delayed", "done", "dead", NULL,
+		"waiting",
 	};
 	char start[24], stop[24];
 	struct args a;

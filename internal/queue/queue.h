@@ -128,10 +128,22 @@ int queue_name_check(const char *name, struct err *err);
 
 struct queue_enqueued {
 	char id[UUID_STR_LEN];
-	int created;                 /* 0: an existing job had this key */
+	int created;                 /* 0: an existing job had this key, or
+				      * the job was refused (missing) */
+	enum job_status status;      /* created: what it is now (queued,
+				      * scheduled, waiting; failed or
+				      * cancelled when a dependency was) */
+	char missing[UUID_STR_LEN];  /* refused: a depends_on id that names
+				      * no job of the queue; "" otherwise */
 };
 
-/* Enqueues `n` jobs (1..QUEUE_MAX_BATCH) on `queue` in one round trip.
+/* Enqueues `n` jobs (1..QUEUE_MAX_BATCH) on `queue` in one round trip,
+ * in order: a job may depend on one enqueued before it in the same call
+ * (a flow). A job with depends_on waits (JOB_WAITING) until each of
+ * them has ended, then is queued; a dependency that failed or was
+ * cancelled fails or cancels it as its dep_policy says (docs/QUEUE.md
+ * "Dependencies"). A depends_on id that names no job of this queue
+ * refuses that job alone (created 0, out[i].missing names the id).
  * The specs should be resolved (job_spec_resolve); a spec whose id is ""
  * gets a fresh UUIDv7, and a delay is timed on the Redis clock. out[i]
  * tells the id of each: an existing job (created 0) when the spec's
@@ -153,6 +165,9 @@ struct queue_job {
 	char *payload;
 	char *callback_url;    /* NULL when none */
 	char *trace;           /* NULL when none */
+	char *dependencies;    /* a job with depends_on: the results of its
+				* dependencies, a JSON object {id: result}
+				* (null for one without); NULL otherwise */
 	int priority;
 	int attempts;          /* including this one */
 	int max_attempts;
@@ -550,6 +565,14 @@ int queue_schedule_refill(struct queue *q, const char *queue, struct err *err);
 int queue_job_get(struct queue *q, const char *queue, const char *id,
 		  struct job_info *out, struct err *err);
 
+/* The dependencies of `j` (a job of `queue`: its depends_on ids, in
+ * order) with their states and results: *out is job_deps_to_json of them
+ * (caller owns; NULL for a job without any). A dependency whose record is
+ * gone (its RESULT_TTL passed) shows status "unknown". One round trip per
+ * dependency. Returns 0, or -1 with err (*out NULL). */
+int queue_job_deps(struct queue *q, const char *queue, const struct job_info *j,
+		   json_t **out, struct err *err);
+
 /* Ids in a state, newest last for queued (run order), most recent first
  * for done/failed; at most `limit` from `offset`. Fills ids (caller frees
  * each and the array). Returns the count or -1. */
@@ -587,10 +610,12 @@ struct queue_find {
 int queue_find(struct queue *q, const char *queue, struct queue_find *f,
 	       struct err *err);
 
-/* Cancels a job. Returns 0 when it was queued/scheduled/retrying and is
- * now cancelled; QUEUE_CANCELLED_DELIVERY (2) the same, and the job had a
- * callback_url, so a webhook.deliver job was enqueued in the same script
- * (the caller should wake a worker for it, as for an enqueue); 1 when it
+/* Cancels a job. Returns 0 when it was queued/scheduled/retrying/waiting
+ * and is now cancelled (its dependents are failed, cancelled or released
+ * as their on_dependency_failure says); QUEUE_CANCELLED_DELIVERY (2) the
+ * same, and the job had a callback_url, so a webhook.deliver job was
+ * enqueued in the same script, or dependents were queued (the caller
+ * should wake a worker for them, as for an enqueue); 1 when it
  * is active and a cancel was requested (the worker stops it at its next
  * lease renewal and settles it, webhook included); -1 with ERR_NOTFOUND
  * or ERR_CONFLICT (already finished). */

@@ -79,7 +79,8 @@ int queue_schedule_from_json(const json_t *obj, struct queue_schedule *out,
 		"catch_up_max", "paused", NULL
 	};
 	static const char *const not_in_job[] = {
-		"queue", "delay_s", "run_at", "idempotency_key", NULL
+		"queue", "delay_s", "run_at", "idempotency_key", "depends_on",
+		"on_dependency_failure", NULL
 	};
 	struct queue_schedule s;
 	const char *key, *v = NULL;

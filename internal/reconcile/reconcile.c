@@ -18,7 +18,14 @@ static int requeue(struct queue *q, const struct job_info *row, struct err *err)
 	struct queue_enqueued out;
 
 	job_info_spec(row, &spec);
-	return queue_enqueue(q, row->queue, &spec, 1, &out, NULL, err);
+	if (queue_enqueue(q, row->queue, &spec, 1, &out, NULL, err) < 0)
+		return -1;
+	if (out.missing[0])
+		/* a waiting job whose dependency Redis no longer knows */
+		return err_set(err, ERR_CONFLICT, "cannot enqueue job '%s' again: its "
+			       "dependency '%s' is gone from queue '%s'", row->id,
+			       out.missing, row->queue);
+	return 0;
 }
 
 #define FINALS_BATCH 256

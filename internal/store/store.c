@@ -546,6 +546,17 @@ static const struct migration migrations[] = {
 	{ 3, "job controls",
 	  "ALTER TABLE jobs ADD COLUMN unique_key text;\n"
 	  "ALTER TABLE jobs ADD COLUMN job_group text;\n" },
+	{ 4, "job dependencies",
+	  "ALTER TABLE jobs DROP CONSTRAINT jobs_status_check;\n"
+	  "ALTER TABLE jobs ADD CONSTRAINT jobs_status_check CHECK (status IN\n"
+	  "  ('queued', 'scheduled', 'active', 'retrying', 'done', 'failed',\n"
+	  "   'cancelled', 'waiting'));\n"
+	  "ALTER TABLE jobs ADD COLUMN depends_on jsonb;\n"
+	  "ALTER TABLE jobs ADD COLUMN dep_policy text;\n"
+	  "ALTER TABLE jobs ADD COLUMN batch text;\n"
+	  "DROP INDEX jobs_unfinished;\n"
+	  "CREATE INDEX jobs_unfinished ON jobs (id)\n"
+	  "  WHERE status IN ('queued', 'scheduled', 'retrying', 'active', 'waiting');\n" },
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -650,7 +661,7 @@ out:
 /* The columns a job is read with, in SELECT order after id, and where
  * each lands in struct job_info: the one list to extend for a new job
  * field (JOB_COLUMNS must list the same expressions). */
-enum col_kind { C_STR, C_INT, C_I64, C_DBL, C_STATUS };
+enum col_kind { C_STR, C_INT, C_I64, C_DBL, C_STATUS, C_DEPFAIL };
 
 static const struct column {
 	enum col_kind kind;
@@ -678,6 +689,9 @@ static const struct column {
 	{ C_STR, offsetof(struct job_info, labels) },
 	{ C_STR, offsetof(struct job_info, unique_key) },
 	{ C_STR, offsetof(struct job_info, group) },
+	{ C_STR, offsetof(struct job_info, depends_on) },
+	{ C_DEPFAIL, offsetof(struct job_info, dep_policy) },
+	{ C_STR, offsetof(struct job_info, batch) },
 };
 
 #define JOB_COLUMNS \
@@ -685,7 +699,8 @@ static const struct column {
 	"max_attempts, progress, stage, result::text, error, " \
 	"idempotency_key, callback_url, timeout_s, wakeq_us(created_at), " \
 	"wakeq_us(started_at), wakeq_us(finished_at), wakeq_us(updated_at), " \
-	"wakeq_us(run_at), labels::text, unique_key, job_group"
+	"wakeq_us(run_at), labels::text, unique_key, job_group, " \
+	"depends_on::text, dep_policy, batch"
 
 /* Fills `job` from a row selected with JOB_COLUMNS. */
 static void row_to_job(const PGresult *res, int row, struct job_info *job)
@@ -719,6 +734,9 @@ static void row_to_job(const PGresult *res, int row, struct job_info *job)
 		case C_STATUS:
 			/* the CHECK constraint keeps status to known names */
 			job_status_parse(v, (enum job_status *)p, NULL);
+			break;
+		case C_DEPFAIL:
+			job_dep_policy_parse(v, (enum job_dep_policy *)p, NULL);
 			break;
 		}
 	}
@@ -836,16 +854,18 @@ int store_insert(struct store *s, const struct job_spec *job,
 		GUARD_SQL("$14") ",\n"
 		"ins AS (INSERT INTO jobs (id, queue, type, payload, status, priority,\n"
 		"  max_attempts, timeout_s, idempotency_key, callback_url,\n"
-		"  created_at, updated_at, run_at, labels, unique_key, job_group)\n"
+		"  created_at, updated_at, run_at, labels, unique_key, job_group,\n"
+		"  depends_on, dep_policy, batch)\n"
 		"SELECT $1::uuid, $2, $3, COALESCE($4::jsonb, '{}'::jsonb), $5,\n"
 		"  $6::integer, $7::integer, $8::double precision, $9, $10,\n"
 		"  COALESCE(wakeq_ts($11::bigint), now()), now(),\n"
-		"  wakeq_ts($12::bigint), COALESCE($13::jsonb, '{}'::jsonb), $15, $16\n"
+		"  wakeq_ts($12::bigint), COALESCE($13::jsonb, '{}'::jsonb), $15, $16,\n"
+		"  $17::jsonb, $18, $19\n"
 		"FROM guard WHERE guard.ok\n"
 		"ON CONFLICT DO NOTHING RETURNING 1)\n"
 		"SELECT guard.ok, (SELECT count(*) FROM ins) FROM guard";
 	char prio[16], maxa[16], tmo[32], rat[24], gd[24];
-	const char *vals[16];
+	const char *vals[19];
 	PGresult *res = NULL;
 	int rc = -1, tries;
 
@@ -876,6 +896,9 @@ int store_insert(struct store *s, const struct job_spec *job,
 	vals[13] = time_param(guard_us(s), gd);
 	vals[14] = job->unique_key;
 	vals[15] = job->group;
+	vals[16] = job->depends_on;
+	vals[17] = job->depends_on ? job_dep_policy_name(job->dep_policy) : NULL;
+	vals[18] = job->batch;
 
 	/* ON CONFLICT DO NOTHING covers both unique indexes. Whichever one
 	 * fired, find the row that was there: our own id (a repeated insert)
@@ -885,7 +908,7 @@ int store_insert(struct store *s, const struct job_spec *job,
 		const char *idv[1] = { job->id };
 		const char *kv[2] = { job->queue, job->idempotency_key };
 
-		res = query(s, ins, 16, vals, err);
+		res = query(s, ins, 19, vals, err);
 		if (!res)
 			goto out;
 		if (guard_late(res, err) < 0)
@@ -955,6 +978,10 @@ static json_t *new_job_json(const struct job_spec *j, int64_t now_us)
 	json_object_set_new(o, "unique_key",
 			    j->unique_key ? json_string(j->unique_key) : json_null());
 	json_object_set_new(o, "job_group", j->group ? json_string(j->group) : json_null());
+	json_object_set_new(o, "depends_on", j->depends_on ? json_string(j->depends_on) : json_null());
+	json_object_set_new(o, "dep_policy", j->depends_on ?
+			    json_string(job_dep_policy_name(j->dep_policy)) : json_null());
+	json_object_set_new(o, "batch", j->batch ? json_string(j->batch) : json_null());
 	return o;
 }
 
@@ -968,17 +995,20 @@ int store_insert_many(struct store *s, const struct job_spec *jobs,
 		GUARD_SQL("$2") ",\n"
 		"ins AS (INSERT INTO jobs (id, queue, type, payload, status, priority,\n"
 		"  max_attempts, timeout_s, idempotency_key, callback_url,\n"
-		"  created_at, updated_at, run_at, labels, unique_key, job_group)\n"
+		"  created_at, updated_at, run_at, labels, unique_key, job_group,\n"
+		"  depends_on, dep_policy, batch)\n"
 		"SELECT r.id, r.queue, r.type, COALESCE(r.payload::jsonb, '{}'::jsonb),\n"
 		"  r.status, r.priority, r.max_attempts, r.timeout_s,\n"
 		"  r.idempotency_key, r.callback_url,\n"
 		"  COALESCE(wakeq_ts(r.created_us), now()), now(), wakeq_ts(r.run_us),\n"
-		"  COALESCE(r.labels::jsonb, '{}'::jsonb), r.unique_key, r.job_group\n"
+		"  COALESCE(r.labels::jsonb, '{}'::jsonb), r.unique_key, r.job_group,\n"
+		"  r.depends_on::jsonb, r.dep_policy, r.batch\n"
 		"FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, queue text,\n"
 		"  type text, payload text, status text, priority integer,\n"
 		"  max_attempts integer, timeout_s double precision,\n"
 		"  idempotency_key text, callback_url text, created_us bigint,\n"
-		"  run_us bigint, labels text, unique_key text, job_group text)\n"
+		"  run_us bigint, labels text, unique_key text, job_group text,\n"
+		"  depends_on text, dep_policy text, batch text)\n"
 		"WHERE (SELECT ok FROM guard)\n"
 		"ON CONFLICT DO NOTHING RETURNING id::text AS id)\n"
 		"SELECT guard.ok, ins.id FROM guard LEFT JOIN ins ON true";
@@ -1281,7 +1311,7 @@ int store_list_unfinished(struct store *s, const char *queue, double min_age_s,
 	snprintf(lim, sizeof(lim), "%d", limit);
 	snprintf(age, sizeof(age), "%.6f", min_age_s);
 	return select_rows(s, "SELECT " JOB_COLUMNS " FROM jobs\n"
-			   "WHERE status IN ('queued', 'scheduled', 'retrying', 'active')\n"
+			   "WHERE status IN ('queued', 'scheduled', 'retrying', 'active', 'waiting')\n"
 			   "  AND ($1::text IS NULL OR queue = $1)\n"
 			   "  AND updated_at <= now() - $2::double precision\n"
 			   "    * interval '1 second'\n"

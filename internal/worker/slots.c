@@ -120,6 +120,8 @@ static void run_task(struct worker *w, struct task *t)
 		run.type = t->job.type;
 		run.trace = t->job.trace;
 		run.payload = payload;
+		run.dependencies = t->job.dependencies ?
+				   json_loads(t->job.dependencies, 0, NULL) : NULL;
 		run.attempt = t->job.attempts;
 		run.max_attempts = t->job.max_attempts;
 		run.timeout_s = t->job.timeout_s > 0 ? t->job.timeout_s : c->job_timeout;
@@ -134,6 +136,7 @@ static void run_task(struct worker *w, struct task *t)
 		}
 		rc = job_execute(&run, &out);
 		json_decref(payload);
+		json_decref(run.dependencies);
 	}
 
 	pthread_mutex_lock(&w->mu);

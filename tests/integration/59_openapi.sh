@@ -183,6 +183,34 @@ expect_eq "the list filtered by type and part of the id finds the job" "$oa1" "$
 req GET '/v1/queues/default/jobs?type=no%20such'
 req GET '/v1/queues/default/jobs?id=xyz'
 
+# dependencies, flows and batches
+jreq POST /v1/jobs "{\"type\":\"noop\",\"depends_on\":[\"$q1\"],\"on_dependency_failure\":\"cancel\"}"
+dep=$(id_of)
+req GET "/v1/jobs/$dep"
+jreq POST /v1/jobs '{"type":"noop","depends_on":["01a20466-181e-7014-b516-77142d772f9d"]}'
+expect_eq "an unknown dependency answers 400" 400 "$S"
+jreq POST /v1/jobs '{"type":"noop","depends_on":[]}'
+jreq POST /v1/flows '{"parent":{"type":"noop"},"children":[{"type":"noop"},{"type":"sleep","payload":{"ms":1}}],"on_dependency_failure":"ignore"}'
+expect_eq "a flow answers 202" 202 "$S"
+flow=$(id_of)
+req GET "/v1/jobs/$flow"
+jreq POST /v1/flows '{"parent":{"type":"noop"},"children":[{"type":"noop","children":[{"type":"noop"}]}]}'
+expect_eq "a tree answers 202" 202 "$S"
+jreq POST /v1/flows '{"parent":{"type":"noop"},"children":[]}'
+jreq POST /v1/flows '{"parent":{"type":"noop","unique_key":"x"},"children":[{"type":"noop"}]}'
+req POST /v1/flows -H 'Content-Type: text/plain' -d '{}'
+jreq POST /v1/batches '{"queue":"default","jobs":[{"type":"noop"}],"callback":{"type":"noop","labels":{"k":"v"}}}'
+jreq POST /v1/batches '{"jobs":[{"type":"noop"},{"type":"noop"}],"callback_url":"https://example.com/hook"}'
+expect_eq "a batch answers 202" 202 "$S"
+batch=$(id_of)
+req GET "/v1/batches/$batch"
+expect_eq "its counts" 200 "$S"
+req GET "/v1/batches/$q1"
+expect_eq "a job that is no batch is 404" 404 "$S"
+req GET /v1/batches/not-a-uuid
+jreq POST /v1/batches '{"jobs":"x"}'
+req POST /v1/batches -H 'Content-Type: text/plain' -d '{}'
+
 # queue controls
 req POST /v1/queues/oa/pause
 req GET /v1/queues

@@ -21,8 +21,8 @@
 'use strict';
 (() => {
 	const API = '/v1';
-	const STATES = ['queued', 'scheduled', 'active', 'retrying', 'done', 'failed', 'cancelled'];
-	const LISTED = ['queued', 'scheduled', 'active', 'retrying', 'done', 'failed'];
+	const STATES = ['queued', 'scheduled', 'active', 'retrying', 'waiting', 'done', 'failed', 'cancelled'];
+	const LISTED = ['queued', 'scheduled', 'active', 'retrying', 'waiting', 'done', 'failed'];
 	const FINAL = new Set(['done', 'failed', 'cancelled']);
 	const FAST_MS = 5000;
 	const IDLE_MS = 30000;

@@ -333,10 +333,17 @@ end
 -- webhook.deliver job carrying the URL and the document to POST. Returns
 -- true when it did.
 local function webhook(id, jk, status, result, err)
-  local h = redis.call('HMGET', jk, 'callback', 'type', 'attempts', 'priority')
+  local h = redis.call('HMGET', jk, 'callback', 'type', 'attempts', 'priority',
+    'batch', 'deps', 'dep_done', 'dep_failed', 'dep_cancelled')
   if not h[1] or h[1] == '' then return false end
   local body = { id = id, type = h[2], status = status,
     attempts = tonumber(h[3]) or 0, finished_at = rfc3339(NOW_US) }
+  if h[5] == id then
+    -- a batch's callback job: the batch's counts (docs/QUEUE.md)
+    body.batch = { id = id, total = #cjson.decode(h[6] or '[]'),
+      done = tonumber(h[7]) or 0, failed = tonumber(h[8]) or 0,
+      cancelled = tonumber(h[9]) or 0 }
+  end
   if status == 'done' then
     local ok, v = pcall(cjson.decode, result or 'null')
     body.result = ok and v or cjson.null
@@ -383,6 +390,9 @@ local function unique_holder(uk)
   return nil
 end
 
+-- Dependencies (below): every way a job ends tells its dependents.
+local deps_settle
+
 -- A job ends cancelled (`err` says why); its hash expires after ttl_s
 -- (RESULT_TTL, whole seconds). cb: the job may have a callback URL; uk its
 -- unique key. Returns true when a webhook delivery was queued.
@@ -394,7 +404,9 @@ local function finish_cancelled(id, jk, err, ttl_s, cb, uk)
   redis.call('HINCRBY', P .. 'stats', 'cancelled', 1)
   publish(id, 'cancelled')
   record_final(id, jk, 'cancelled', nil, err)
-  return cb and webhook(id, jk, 'cancelled', nil, err) or false
+  local sent = cb and webhook(id, jk, 'cancelled', nil, err) or false
+  deps_settle(id, 'cancelled')
+  return sent
 end
 
 -- Jobs failed for good in this script run, added to stats.failed (an
@@ -426,6 +438,150 @@ local function bury(id, jk, err, dead_max, cb, uk)
   end
   publish(id, 'failed')
   if cb then webhook(id, jk, 'failed', nil, err) end
+  deps_settle(id, 'failed')
+end
+
+-- ---- dependencies ---------------------------------------------------------
+-- A job with depends_on (hash field deps, a JSON array of ids of this
+-- queue) waits, status waiting, in the zset `waiting` (id -> when it began
+-- to wait, ms), until each dependency has ended: never in pending, so no
+-- worker leases it or stays awake for it. Each unfinished dependency D
+-- names its dependents in the set deps:D (and has the hash field
+-- dependents, so the settle that ends it knows from the HMGET it already
+-- makes); the dependent counts the dependencies left in ndeps and how the
+-- others ended in dep_done, dep_failed, dep_cancelled (a batch's counts,
+-- kept on its callback job). Every way a job ends (take's done settle,
+-- bury, finish_cancelled) calls deps_settle, which takes deps:D away in
+-- the same script, so each dependent hears of D once whoever ends it.
+-- Retention for the jobs ended here by a failed dependency: take sets the
+-- process's (RESULT_TTL, the dead cap); other scripts the queue's config.
+local RET = nil
+local function ret()
+  if not RET then
+    local c = config_load()
+    RET = { ttl = c.result_ttl or '86400', dead_max = c.dead_max or 10000 }
+  end
+  return RET
+end
+local RELEASED = 0  -- dependents this script run moved into pending
+
+-- The statuses of the dependencies in dj (JSON array text): a table
+-- {ids, st}, or nil and the first id that names no job of this queue.
+local function deps_read(dj)
+  local ids = cjson.decode(dj)
+  local st = {}
+  for i = 1, #ids do
+    local s = redis.call('HGET', P .. 'job:' .. ids[i], 'status')
+    if not s then return nil, ids[i] end
+    st[i] = s
+  end
+  return { ids = ids, st = st }
+end
+
+-- Links the new job id to its dependencies (read by deps_read). Returns
+-- how many it waits for, or, when one failed or was cancelled already
+-- and policy is not ignore, 0, that one and how it ended (nothing
+-- linked). A done one counts as done.
+local function deps_link(id, dr, policy)
+  local n = 0
+  for i = 1, #dr.ids do
+    local s = dr.st[i]
+    if s == 'failed' or s == 'cancelled' then
+      if policy ~= 'ignore' then return 0, dr.ids[i], s end
+    elseif s ~= 'done' then
+      n = n + 1
+    end
+  end
+  for i = 1, #dr.ids do
+    local s = dr.st[i]
+    if s ~= 'done' and s ~= 'failed' and s ~= 'cancelled' then
+      redis.call('SADD', P .. 'deps:' .. dr.ids[i], id)
+      redis.call('HSET', P .. 'job:' .. dr.ids[i], 'dependents', '1')
+    end
+  end
+  return n
+end
+
+-- The waiting job d (hash jk, h its HMGET below) ends because its
+-- dependency `from` ended `how` (failed, cancelled): as its policy says.
+local function deps_fail(d, jk, h, from, how)
+  redis.call('ZREM', P .. 'waiting', d)
+  local why = "dependency '" .. from .. "' " .. how
+  local cb = h[6] and h[6] ~= ''
+  if h[2] == 'cancel' then
+    finish_cancelled(d, jk, why, ret().ttl, cb, h[7])
+  else
+    bury(d, jk, why, ret().dead_max, cb, h[7])
+  end
+end
+
+-- A batch's callback (its field batch is its own id) learns the counts
+-- in its payload (member `batch`) when it is released.
+local function batch_payload(d, jk)
+  local h = redis.call('HMGET', jk, 'payload', 'deps', 'dep_done', 'dep_failed',
+    'dep_cancelled')
+  local ok, p = pcall(cjson.decode, h[1] or '{}')
+  if not ok or type(p) ~= 'table' then return end
+  p.batch = { id = d, total = #cjson.decode(h[2] or '[]'),
+    done = tonumber(h[3]) or 0, failed = tonumber(h[4]) or 0,
+    cancelled = tonumber(h[5]) or 0 }
+  redis.call('HSET', jk, 'payload', cjson.encode(p))
+end
+
+-- The results of the dependencies in dj (JSON array text) as a JSON
+-- object's text, {id: result}, for the job's handler (a flow's parent
+-- reads its children's): a result is stored JSON text and goes in as it
+-- is; a dependency without one (failed, cancelled, gone) is null.
+local function deps_results(dj)
+  local ok, ids = pcall(cjson.decode, dj)
+  if not ok or type(ids) ~= 'table' then return '' end
+  local parts = {}
+  for i = 1, #ids do
+    local r = redis.call('HGET', P .. 'job:' .. ids[i], 'result')
+    if not r or r == '' then r = 'null' end
+    parts[i] = cjson.encode(ids[i]) .. ':' .. r
+  end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+-- Job id ended `how` (done, failed, cancelled): its waiting dependents
+-- hear of it once.
+deps_settle = function(id, how)
+  local k = P .. 'deps:' .. id
+  local ms = redis.call('SMEMBERS', k)
+  if #ms == 0 then return end
+  redis.call('DEL', k)
+  local pend, nrel = {}, 0
+  for _, d in ipairs(ms) do
+    local jk = P .. 'job:' .. d
+    local h = redis.call('HMGET', jk, 'status', 'depfail', 'run_at', 'priority',
+      'group', 'callback', 'unique', 'batch')
+    if h[1] == 'waiting' then
+      redis.call('HINCRBY', jk, 'dep_' .. how, 1)
+      if how ~= 'done' and h[2] ~= 'ignore' then
+        deps_fail(d, jk, h, id, how)
+      elseif redis.call('HINCRBY', jk, 'ndeps', -1) <= 0 then
+        redis.call('ZREM', P .. 'waiting', d)
+        if h[8] == d then batch_payload(d, jk) end
+        local at = math.floor((tonumber(h[3]) or 0) / 1000)
+        if at > NOW then
+          redis.call('HSET', jk, 'status', 'scheduled')
+          redis.call('ZADD', P .. 'delayed', at, d)
+          publish(d, 'scheduled')
+        else
+          redis.call('HSET', jk, 'status', 'queued', 'run_at', NOW_US_S)
+          pending_add(pend, h[4], d, false, h[5])
+          publish(d, 'queued')
+        end
+        nrel = nrel + 1
+      end
+    end
+  end
+  pending_flush(pend)
+  if nrel > 0 then
+    RELEASED = RELEASED + nrel
+    wake_markers(nrel)
+  end
 end
 
 -- ---- cron schedules ------------------------------------------------------

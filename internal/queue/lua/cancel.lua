@@ -1,7 +1,8 @@
 -- cancel: ARGV id, result_ttl_s (the queue's own result_ttl comes first). Returns 0 cancelled now, 2 cancelled
--- now and a callback delivery queued (someone must wake a worker for it),
+-- now and a callback delivery queued or dependents released (someone must
+-- wake a worker for it); its dependents hear of it (deps_settle),
 -- 1 cancel requested (active), -1 no such job, -2 already finished.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, job:ID, uniq:KEY, pending, gpend:G, delayed, stats, record, finals, metrics; events; webhook: job:WID, pending, marker, seq.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, job:ID, uniq:KEY, waiting, deps:ID, pending, gpend:G, delayed, stats, record, finals, metrics; events; webhook: job:WID, pending, marker, seq.
 local id = ARGV[1]
 local jk = P .. 'job:' .. id
 local h = redis.call('HMGET', jk, 'status', 'unique', 'group', 'type')
@@ -13,15 +14,19 @@ if st == 'active' then
 end
 if st == 'queued' then
   if pending_remove(id, h[3]) == 0 then return -2 end
+elseif st == 'waiting' then
+  if redis.call('ZREM', P .. 'waiting', id) == 0 then return -2 end
 elseif st == 'scheduled' or st == 'retrying' then
   if redis.call('ZREM', P .. 'delayed', id) == 0 then return -2 end
   if st == 'retrying' then redis.call('HINCRBY', P .. 'stats', 'retrying', -1) end
 else
   return -2
 end
-local cb = finish_cancelled(id, jk, 'cancelled', config_load().result_ttl or ARGV[2],
-  true, h[2])
+local ttl = config_load().result_ttl or ARGV[2]
+RET = { ttl = ttl, dead_max = config_load().dead_max or 10000 }
+local cb = finish_cancelled(id, jk, 'cancelled', ttl, true, h[2])
 m_outcome(h[4], 'cancelled')
 flush()
-if cb then return 2 end
+-- dependents it released (on_dependency_failure ignore) need a worker too
+if cb or RELEASED > 0 then return 2 end
 return 0

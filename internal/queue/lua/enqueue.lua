@@ -5,13 +5,19 @@
 -- know none). ENQ_UNIQUE ('' none): while uniq:KEY names a live job, that
 -- job is the answer (created 0), as for an idempotency key. ENQ_GROUP (''
 -- none): the job waits in its group's pending set (pending_add).
--- Returns { live_worker (0/1), then per job: id, created (0/1) }. On a
+-- ENQ_DEPS ('' none): a JSON array of the ids of jobs of this queue it
+-- depends on; ENQ_DEPFAIL its policy (fail, cancel, ignore): it waits in
+-- `waiting` until they end (_lib.lua "dependencies"); an id that names no
+-- job refuses the job (created 0, missing = that id; nothing claimed).
+-- Returns { live_worker (0/1), then per job: id, created (0/1), status
+-- ('' when not created), missing ('' or an unknown dependency) }. On a
 -- paused queue live_worker is 1 and no marker is pushed: nothing could
 -- run the jobs, so no worker is to be woken for them (resume does it).
 -- Layout rule: these offsets and the ENQ_* names in queue.c change together.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, idem:KEY, uniq:KEY, job:ID, pending, gpend:G, gin, grr, delayed, seq, marker, workers.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, idem:KEY, uniq:KEY, job:ID, deps:ID, waiting, dead, stats, pending, gpend:G, gin, grr, delayed, seq, marker, workers.
 local ENQ_ID, ENQ_PRIORITY, ENQ_RUN_AT, ENQ_DELAY, ENQ_IDEM, ENQ_IDEM_TTL,
-  ENQ_NFIELDS, ENQ_UNIQUE, ENQ_GROUP, ENQ_EACH = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
+  ENQ_NFIELDS, ENQ_UNIQUE, ENQ_GROUP, ENQ_DEPS, ENQ_DEPFAIL,
+  ENQ_EACH = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 local n = tonumber(ARGV[1])
 local out = {}
 local pend = {}
@@ -25,24 +31,36 @@ for i = 1, n do
   local nf = tonumber(ARGV[b + ENQ_NFIELDS])
   local fb = b + ENQ_EACH
   nxt = fb + 2 * nf
+  local dj = ARGV[b + ENQ_DEPS]
   local existing = nil
   if ik ~= '' then existing = redis.call('GET', P .. 'idem:' .. ik) end
   if not existing and uk ~= '' then existing = unique_holder(uk) end
-  if not existing then
+  local dr, missing = nil, nil
+  if not existing and dj ~= '' then dr, missing = deps_read(dj) end
+  if not existing and not missing then
     if ik ~= '' then
       redis.call('SET', P .. 'idem:' .. ik, id, 'EX', tonumber(ARGV[b + ENQ_IDEM_TTL]))
     end
     if uk ~= '' then redis.call('SET', P .. 'uniq:' .. uk, id) end
   end
-  if existing then
-    out[#out + 1] = existing
+  if existing or missing then
+    out[#out + 1] = existing or id
     out[#out + 1] = 0
+    out[#out + 1] = ''
+    out[#out + 1] = missing or ''
   else
     local prio = ARGV[b + ENQ_PRIORITY]
     local run_at = tonumber(ARGV[b + ENQ_RUN_AT])
     if run_at == 0 then run_at = NOW + tonumber(ARGV[b + ENQ_DELAY]) end
     local status = 'queued'
-    if run_at > NOW then
+    local nd, fdep, fhow = 0, nil, nil
+    if dr then nd, fdep, fhow = deps_link(id, dr, ARGV[b + ENQ_DEPFAIL]) end
+    if fdep or nd > 0 then
+      -- waits for its dependencies (or ends at once below): not due
+      status = 'waiting'
+      if run_at < NOW then run_at = NOW end
+      if not fdep then redis.call('ZADD', P .. 'waiting', NOW, id) end
+    elseif run_at > NOW then
       status = 'scheduled'
       redis.call('ZADD', P .. 'delayed', run_at, id)
     else
@@ -53,13 +71,24 @@ for i = 1, n do
       'created', NOW_US_S,
       'run_at', run_at == NOW and NOW_S .. '000' or string.format('%d', run_at * 1000) }
     for k = fb, fb + 2 * nf - 1 do f[#f + 1] = ARGV[k] end
+    if nd > 0 then f[#f + 1] = 'ndeps'; f[#f + 1] = tostring(nd) end
     redis.call('HSET', P .. 'job:' .. id, unpack(f))
-    created = created + 1
+    if fdep then
+      -- a dependency failed or was cancelled already: as the policy says
+      deps_fail(id, P .. 'job:' .. id, { 'waiting', ARGV[b + ENQ_DEPFAIL], nil,
+        nil, nil, redis.call('HGET', P .. 'job:' .. id, 'callback'), uk }, fdep, fhow)
+      status = ARGV[b + ENQ_DEPFAIL] == 'cancel' and 'cancelled' or 'failed'
+    end
+    if status ~= 'waiting' then created = created + 1 end
     out[#out + 1] = id
     out[#out + 1] = 1
+    out[#out + 1] = status
+    out[#out + 1] = ''
   end
 end
 pending_flush(pend)
+flush()
+stats_flush()
 if config_load().paused then
   table.insert(out, 1, 1)
   return out

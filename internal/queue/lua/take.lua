@@ -15,6 +15,8 @@
 -- Returns { TAKE_* head, then TAKE_JOB_* fields a job }. flags has one
 -- letter a settle: o applied, f applied and final, s stale (refused).
 -- paused is 1 when the queue is paused (nothing was leased from it).
+-- TAKE_JOB_DEPS: for a job with dependencies, their results as a JSON
+-- object {id: result} (deps_results), else ''.
 -- next_due: when nothing was leased, when to look again (a delayed job, a
 -- lease expiry, a rate limit's next token, a cron schedule's next fire
 -- time); when jobs were leased but a rate limit held others back, that
@@ -26,13 +28,13 @@
 -- change together.
 -- Every state change is published (one PUBLISH a run: flush), `active`
 -- included; ended runs, wait and run times are counted in `metrics`.
--- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, uniq:KEY, job:ID, active, pending, gpend:G, gin, grr, gwait, gfull, gact:G, rate, grate:G, schedules, sched:NAME, stimes:NAME, delayed, done, dead, stats, seq, marker, record, finals, metrics, workers; events; webhook: job:WID.
+-- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, uniq:KEY, job:ID, deps:ID, waiting, active, pending, gpend:G, gin, grr, gwait, gfull, gact:G, rate, grate:G, schedules, sched:NAME, stimes:NAME, delayed, done, dead, stats, seq, marker, record, finals, metrics, workers; events; webhook: job:WID.
 local TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_PAUSED,
   TAKE_REFILL, TAKE_FINALS, TAKE_HEAD = 1, 2, 3, 4, 5, 6, 7, 7
 local TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
   TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT, TAKE_JOB_CALLBACK,
-  TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY = 1, 2, 3, 4, 5, 6, 7, 8,
-  9, 10, 11
+  TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY, TAKE_JOB_DEPS = 1, 2, 3,
+  4, 5, 6, 7, 8, 9, 10, 11, 12
 local worker = ARGV[1]
 local lease = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
@@ -58,6 +60,7 @@ if rec then
   recording = true
 end
 for i = xa + 2, #ARGV - 1, 2 do m_add('k:' .. ARGV[i] .. ':', tonumber(ARGV[i + 1])) end
+RET = { ttl = ttl, dead_max = dead_max } -- for jobs a failed dependency ends
 
 local flags = {}
 local unlease = {}
@@ -69,7 +72,7 @@ for i = 0, nsettle - 1 do
   local id, tok, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local jk = P .. 'job:' .. id
   local h = redis.call('HMGET', jk, 'token', 'attempts', 'max_attempts',
-    'priority', 'cancel', 'callback', 'unique', 'group', 'type')
+    'priority', 'cancel', 'callback', 'unique', 'group', 'type', 'dependents')
   local cb = h[6] and h[6] ~= ''
   local run_us = tonumber(ARGV[b + 6]) or -1
   if h[5] and (kind == 'q' or kind == 'b') then kind = 'c' end
@@ -93,6 +96,7 @@ for i = 0, nsettle - 1 do
       publish(id, 'done', 100)
       m_outcome(h[9], 'done')
       if cb then webhook(id, jk, 'done', res, nil) end
+      if h[10] then deps_settle(id, 'done') end
     elseif kind == 'r' and tonumber(h[2]) < tonumber(h[3]) then
       fl = 'o'
       -- run_at: when it is due again (the wait time counts from there)
@@ -255,7 +259,7 @@ local function lease_jobs(ids, gids)
     local jk = P .. 'job:' .. id
     local h = redis.call('HMGET', jk, 'type', 'payload', 'attempts',
       'max_attempts', 'timeout', 'callback', 'trace', 'created', 'priority',
-      'run_at')
+      'run_at', 'deps')
     if h[1] then
       local att = tonumber(h[3]) + 1
       local tok = tostring(tok0 + i - 1)
@@ -273,6 +277,7 @@ local function lease_jobs(ids, gids)
       out[o + TAKE_JOB_TIMEOUT] = h[5]; out[o + TAKE_JOB_CALLBACK] = h[6] or ''
       out[o + TAKE_JOB_TRACE] = h[7] or ''; out[o + TAKE_JOB_CREATED] = h[8]
       out[o + TAKE_JOB_PRIORITY] = h[9]
+      out[o + TAKE_JOB_DEPS] = h[11] and deps_results(h[11]) or ''
       out[TAKE_COUNT] = out[TAKE_COUNT] + 1
     end
   end

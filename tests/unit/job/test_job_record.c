@@ -40,6 +40,76 @@ static void test_status_names(void **state)
 	assert_false(job_status_final(JOB_RETRYING));
 	assert_false(job_status_final(JOB_QUEUED));
 	assert_false(job_status_final(JOB_SCHEDULED));
+	assert_false(job_status_final(JOB_WAITING));
+	assert_string_equal(job_status_name(JOB_WAITING), "waiting");
+}
+
+/* A job with dependencies read back from its hash: the fields the scripts
+ * keep, the document, and the batch document of a batch's callback. */
+static void test_deps_doc(void **state)
+{
+	static const char *const f[] = {
+		"type", "status", "deps", "depfail", "batch", "dep_done", "dep_failed",
+		"dep_cancelled", "created"
+	};
+	static const char *const v[] = {
+		"noop", "waiting", "[\"01890a5d-ac96-774b-bcce-b302099a8057\",\"01890a5d-ac96-774b-bcce-b302099a8058\",\"01890a5d-ac96-774b-bcce-b302099a8059\"]",
+		"ignore", "01890a5d-ac96-774b-bcce-b302099a8060", "1", "1", "0", "1700000000000000"
+	};
+	struct job_info j, d[2];
+	json_t *doc;
+
+	(void)state;
+	job_info_from_hash(&j, "01890a5d-ac96-774b-bcce-b302099a8060", "q", f, v, 9);
+	assert_int_equal(j.status, JOB_WAITING);
+	assert_int_equal(j.dep_policy, JOB_DEP_IGNORE);
+	doc = job_info_to_json(&j);
+	assert_int_equal(json_array_size(json_object_get(doc, "depends_on")), 3);
+	assert_string_equal(json_string_value(json_object_get(doc, "on_dependency_failure")), "ignore");
+	assert_string_equal(json_string_value(json_object_get(doc, "batch")), j.id);
+	json_decref(doc);
+	doc = job_batch_to_json(&j);
+	assert_string_equal(json_string_value(json_object_get(doc, "status")), "running");
+	assert_int_equal(json_integer_value(json_object_get(doc, "total")), 3);
+	assert_int_equal(json_integer_value(json_object_get(doc, "done")), 1);
+	assert_int_equal(json_integer_value(json_object_get(doc, "failed")), 1);
+	assert_int_equal(json_integer_value(json_object_get(doc, "pending")), 1);
+	json_decref(doc);
+	j.status = JOB_CANCELLED;
+	doc = job_batch_to_json(&j);
+	assert_string_equal(json_string_value(json_object_get(doc, "status")), "cancelled");
+	assert_int_equal(json_integer_value(json_object_get(doc, "pending")), 1);
+	json_decref(doc);
+	j.deps_cancelled = 1;
+	j.status = JOB_DONE;
+	doc = job_batch_to_json(&j);
+	assert_string_equal(json_string_value(json_object_get(doc, "status")), "finished");
+	assert_int_equal(json_integer_value(json_object_get(doc, "pending")), 0);
+	json_decref(doc);
+	job_info_release(&j);
+
+	/* a job without dependencies shows none of those fields */
+	job_info_from_hash(&j, "01890a5d-ac96-774b-bcce-b302099a8057", "q", f, v, 2);
+	doc = job_info_to_json(&j);
+	assert_null(json_object_get(doc, "depends_on"));
+	assert_null(json_object_get(doc, "batch"));
+	json_decref(doc);
+	job_info_release(&j);
+
+	/* the dependencies' list: a done one with its result, a gone one */
+	memset(d, 0, sizeof(d));
+	snprintf(d[0].id, sizeof(d[0].id), "%s", "01890a5d-ac96-774b-bcce-b302099a8057");
+	d[0].status = JOB_DONE;
+	d[0].result = xstrdup("{\"n\":1}");
+	snprintf(d[1].id, sizeof(d[1].id), "%s", "01890a5d-ac96-774b-bcce-b302099a8058");
+	d[1].status = JOB_NSTATUS;
+	doc = job_deps_to_json(d, 2);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(json_array_get(doc, 0),
+									    "result"), "n")), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(doc, 1), "status")),
+			    "unknown");
+	json_decref(doc);
+	job_info_release(&d[0]);
 }
 
 static struct job_info sample_job(void)
@@ -235,6 +305,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_status_names),
+		cmocka_unit_test(test_deps_doc),
 		cmocka_unit_test(test_job_to_json),
 		cmocka_unit_test(test_job_to_json_nulls),
 		cmocka_unit_test(test_hash_round_trip),

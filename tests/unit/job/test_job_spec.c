@@ -145,12 +145,80 @@ static void test_time(void **state)
 	assert_int_equal(job_idem_key_ok("tab\tkey"), 0);
 }
 
+/* depends_on and on_dependency_failure: the parser and its errors */
+static void test_deps(void **state)
+{
+	static const struct {
+		const char *body, *msg;
+	} bad[] = {
+		{ "{\"type\":\"noop\",\"depends_on\":\"x\"}",
+		  "field 'depends_on': expected an array of job ids" },
+		{ "{\"type\":\"noop\",\"depends_on\":[]}",
+		  "field 'depends_on': expected 1 to 1000 job ids, not 0" },
+		{ "{\"type\":\"noop\",\"depends_on\":[\"01890a5d-ac96-774b-bcce-b302099a805\"]}",
+		  "field 'depends_on': entry 0: expected a job id (a UUID)" },
+		{ "{\"type\":\"noop\",\"depends_on\":[\"01890a5d-ac96-774b-bcce-b302099a8057\",null]}",
+		  "field 'depends_on': entry 1: expected a job id (a UUID)" },
+		{ "{\"type\":\"noop\",\"depends_on\":[\"01890a5d-ac96-774b-bcce-b302099a8057\","
+		  "\"01890A5D-AC96-774B-BCCE-B302099A8057\"]}",
+		  "field 'depends_on': entry 1: job '01890A5D-AC96-774B-BCCE-B302099A8057' is listed twice" },
+		{ "{\"type\":\"noop\",\"on_dependency_failure\":\"skip\"}",
+		  "field 'on_dependency_failure': expected fail, cancel or ignore" },
+		{ "{\"type\":\"noop\",\"on_dependency_failure\":1}",
+		  "field 'on_dependency_failure': expected fail, cancel or ignore" },
+	};
+	struct job_spec r;
+	struct err e;
+	const char *code;
+	json_t *big;
+	char *text;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(parse("{\"type\":\"noop\",\"depends_on\":[\"01890A5D-ac96-774b-bcce-b302099a8057\","
+			       "\"01890a5d-ac96-774b-bcce-b302099a8058\"],\"on_dependency_failure\":\"ignore\"}",
+			       &r, &code), 0);
+	assert_string_equal(r.depends_on, "[\"01890a5d-ac96-774b-bcce-b302099a8057\","
+			    "\"01890a5d-ac96-774b-bcce-b302099a8058\"]");
+	assert_int_equal(r.dep_policy, JOB_DEP_IGNORE);
+	assert_int_equal(job_spec_status(&r, 0), JOB_WAITING);
+	job_spec_release(&r);
+	assert_int_equal(parse("{\"type\":\"noop\",\"depends_on\":null}", &r, &code), 0);
+	assert_null(r.depends_on);
+	assert_int_equal(r.dep_policy, JOB_DEP_FAIL);
+	assert_int_equal(job_spec_status(&r, 0), JOB_QUEUED);
+	job_spec_release(&r);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&e, 0, sizeof(e));
+		assert_int_equal(job_spec_parse(bad[i].body, strlen(bad[i].body), &r, &code, &e), -1);
+		assert_string_equal(code, "invalid_field");
+		assert_string_equal(e.msg, bad[i].msg);
+	}
+	/* the bound: 1000 ids pass, 1001 do not */
+	big = json_array();
+	for (i = 0; i < JOB_DEPS_MAX + 1; i++) {
+		char id[UUID_STR_LEN];
+
+		uuid7_new(id);
+		json_array_append_new(big, json_string(id));
+	}
+	assert_int_equal(job_deps_parse(big, &text, &e), -1);
+	assert_string_equal(e.msg, "expected 1 to 1000 job ids, not 1001");
+	json_array_remove(big, 0);
+	assert_int_equal(job_deps_parse(big, &text, &e), 0);
+	free(text);
+	json_decref(big);
+	assert_string_equal(job_dep_policy_name(JOB_DEP_CANCEL), "cancel");
+	assert_null(job_dep_policy_name((enum job_dep_policy)9));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_time),
+		cmocka_unit_test(test_deps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -794,6 +794,94 @@ static void test_check_drops_closed(void **state)
 	assert_int_equal(queue_check(Q), 0);
 	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
 	assert_int_equal(queue_check(Q), 1);
+
+/* depends_on: the dependent waits (not leased), the done settle of its
+ * dependency queues it, and its lease carries the dependency's result;
+ * an unknown id refuses the job alone. */
+static void test_dependencies(void **state)
+{
+	struct queue_job jobs[4];
+	struct job_spec s = { 0 };
+	struct queue_enqueued out[2];
+	struct err e;
+	char a[UUID_STR_LEN], deps[64], want[128];
+
+	(void)state;
+	enq("noop", NULL, 0, 0, 3, a, NULL);
+	snprintf(deps, sizeof(deps), "[\"%s\"]", a);
+	s.type = "noop";
+	s.depends_on = deps;
+	assert_int_equal(queue_enqueue(Q, qname, &s, 1, out, NULL, &e), 0);
+	assert_true(out[0].created);
+	assert_int_equal(out[0].status, JOB_WAITING);
+	assert_status(out[0].id, "waiting");
+	assert_int_equal(take(jobs, 4, NULL, 0, 0), 1);
+	assert_string_equal(jobs[0].id, a);
+	assert_null(jobs[0].dependencies);
+	settle1(&jobs[0], QUEUE_DONE, "{\"n\":7}", 0, NULL);
+	queue_job_release(&jobs[0]);
+	assert_status(out[0].id, "queued");
+	assert_int_equal(take(jobs, 4, NULL, 0, 0), 1);
+	assert_string_equal(jobs[0].id, out[0].id);
+	snprintf(want, sizeof(want), "{\"%s\":{\"n\":7}}", a);
+	assert_non_null(jobs[0].dependencies);
+	assert_string_equal(jobs[0].dependencies, want);
+	queue_job_release(&jobs[0]);
+
+	/* an unknown id: that job alone is refused, its batch-mate made */
+	s.depends_on = "[\"01890a5d-ac96-774b-bcce-b302099a8057\"]";
+	{
+		struct job_spec two[2];
+
+		memset(two, 0, sizeof(two));
+		two[0] = s;
+		two[1].type = "noop";
+		assert_int_equal(queue_enqueue(Q, qname, two, 2, out, NULL, &e), 0);
+	}
+	assert_false(out[0].created);
+	assert_string_equal(out[0].missing, "01890a5d-ac96-774b-bcce-b302099a8057");
+	assert_true(out[1].created);
+	assert_string_equal(out[1].missing, "");
+	assert_null(field(out[0].id, "status"));
+}
+
+/* A failure runs down a long chain in the one settle script: 500 jobs,
+ * each depending on the one before, all failed by the first. */
+static void test_dependency_chain(void **state)
+{
+	enum { N = 500 };
+	struct job_spec *s = calloc(N, sizeof(*s));
+	struct queue_enqueued *out = calloc(N, sizeof(*out));
+	char (*deps)[64] = calloc(N, sizeof(*deps));
+	struct queue_job j;
+	struct err e;
+	char *err;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < N; i++) {
+		s[i].type = i ? "noop" : "fail";
+		s[i].max_attempts = 1;
+		uuid7_new(s[i].id);
+		if (i) {
+			snprintf(deps[i], sizeof(deps[i]), "[\"%s\"]", s[i - 1].id);
+			s[i].depends_on = deps[i];
+		}
+	}
+	assert_int_equal(queue_enqueue(Q, qname, s, N, out, NULL, &e), 0);
+	assert_int_equal(out[N - 1].status, JOB_WAITING);
+	assert_int_equal(take(&j, 1, NULL, 0, 0), 1);
+	assert_string_equal(j.id, s[0].id);
+	settle1(&j, QUEUE_FAIL, NULL, 0, NULL);
+	queue_job_release(&j);
+	assert_status(s[N - 1].id, "failed");
+	err = field(s[N - 1].id, "error");
+	assert_non_null(strstr(err, s[N - 2].id));
+	free(err);
+	assert_int_equal(take(&j, 1, NULL, 0, 0), 0);
+	free(s);
+	free(out);
+	free(deps);
 }
 
 static void test_backoff(void **state)
@@ -832,6 +920,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list_and_discover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_done_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_webhook_deep_result, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dependencies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dependency_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_is_unavailable, setup, teardown_busy),
 		cmocka_unit_test_setup_teardown(test_take_carries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_drops_closed, setup, teardown),
