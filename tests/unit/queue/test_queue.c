@@ -794,6 +794,7 @@ static void test_check_drops_closed(void **state)
 	assert_int_equal(queue_check(Q), 0);
 	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
 	assert_int_equal(queue_check(Q), 1);
+}
 
 /* depends_on: the dependent waits (not leased), the done settle of its
  * dependency queues it, and its lease carries the dependency's result;
