@@ -12,7 +12,19 @@
 #                                     appended to $T/api.log
 #   stop_api                          SIGTERM and wait
 #   wq ARGS                           build/wakeq against $REDIS_URL
+#   API_BIN, CT                       build/wakeq-api; the JSON content
+#                                     type header for curl -H
+#   api_token TOKEN                   the API's bearer token: sets TOKEN
+#                                     and H (its header for curl -H)
 #   job_field ID FIELD                one field of `wakeq status ID`
+#   api_job ID / api_field ID FIELD   the job as GET $API/v1/jobs/ID answers
+#                                     (bearer $TOKEN), or one jq field of it
+#   wait_final ID [SECONDS]           until the API has it done, failed or
+#                                     cancelled (20 s)
+
+API_BIN=$BIN/wakeq-api
+CT="Content-Type: application/json"
+api_token() { TOKEN=$1 H="Authorization: Bearer $1"; }
 
 start_worker() {
 	local name=$1 port= pid i p0=0 a
@@ -77,6 +89,11 @@ stop_api() { kill_wait "$API_PID"; }
 wq() { REDIS_URL=$REDIS_URL "$BIN/wakeq" "$@"; }
 
 job_field() { wq status "$1" | jq -r ".$2"; }
+
+api_job() { curl -s -H "Authorization: Bearer ${TOKEN:-}" "$API/v1/jobs/$1"; }
+api_field() { api_job "$1" | jq -r ".$2"; }
+_api_final() { case "$(api_field "$1" status)" in done | failed | cancelled) return 0 ;; esac; return 1; }
+wait_final() { wait_until "${2:-20}" _api_final "$1"; }
 
 # count_status QUEUE STATUS: jobs of QUEUE in STATUS (wakeq stats --json)
 count_status() { wq stats --json --queue "$1" | jq -r ".\"$1\".$2"; }
