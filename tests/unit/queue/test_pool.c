@@ -20,27 +20,13 @@
 
 #include "base/clock.h"
 #include "queue/queue.h"
+#include "../../tools/loopback.h"
 
 /* ---- a redis-server of our own ------------------------------------------ */
 
 static pid_t srv_pid = -1;
 static int srv_port;
 static char srv_dir[] = "/tmp/wakeq-pool-XXXXXX";
-
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
 
 static void srv_opts(struct queue_opts *o)
 {
@@ -94,7 +80,7 @@ static int srv_setup(void **state)
 	(void)state;
 	if (!mkdtemp(srv_dir))
 		return -1;
-	srv_port = free_port();
+	srv_port = loopback_free_port();
 	return srv_port > 0 ? 0 : -1;
 }
 
