@@ -27,6 +27,7 @@
 
 #include "fetch/fetch.h"
 #include "job/job.h"
+#include "../unit.h"
 
 static char top[PATH_MAX];   /* temp folder of this run */
 static char data[PATH_MAX];  /* top/data = DATA_DIR */
@@ -82,8 +83,7 @@ static int setup(void **state)
 	char p[PATH_MAX + 64];
 
 	(void)state;
-	snprintf(top, sizeof(top), "/tmp/wakeq-fetch-file.XXXXXX");
-	if (!mkdtemp(top))
+	if (unit_tmpdir(top, "fetch-file") < 0)
 		return -1;
 	snprintf(data, sizeof(data), "%s/data", top);
 	snprintf(outside, sizeof(outside), "%s/outside", top);
@@ -126,11 +126,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[PATH_MAX + 16];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
-	return system(cmd) == 0 ? 0 : -1;
+	return unit_rmtree(top);
 }
 
 static void test_input_relative_and_absolute(void **state)

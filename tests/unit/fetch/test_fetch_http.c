@@ -16,9 +16,9 @@
 
 #include "fetch/fetch.h"
 #include "job/job.h"
+#include "testfetch.h"
 #include "testserver.h"
 
-static char tmp[PATH_MAX];
 
 static int count_files(const char *dir)
 {
@@ -38,30 +38,20 @@ static int count_files(const char *dir)
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(tmp, sizeof(tmp), "/tmp/wakeq-fetch-http.XXXXXX");
-	if (!mkdtemp(tmp))
+	if (testfetch_setup("fetch-http") < 0)
 		return -1;
-	job_settings.tmp_dir = tmp;
-	job_settings.data_dir = tmp;
-	job_settings.allow_private = "loopback";
-	job_settings.max_input_bytes = 1 << 20;
 	/* no ~/.aws, no instance metadata: s3:// keys come from the test */
 	setenv("HOME", tmp, 1);
 	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-	fetch_limits.connect_timeout_s = 2;
-	fetch_limits.timeout_s = 10;
 	fetch_bind_jobs();
 	return ts_start();
 }
 
 static int teardown(void **state)
 {
-	char cmd[PATH_MAX + 16];
-
 	(void)state;
 	ts_stop();
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-	return system(cmd) == 0 ? 0 : -1;
+	return unit_rmtree(tmp);
 }
 
 static void test_download(void **state)

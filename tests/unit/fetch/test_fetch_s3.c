@@ -20,9 +20,9 @@
 #include "fetch/fetch.h"
 #include "fetch/priv.h"
 #include "job/job.h"
+#include "testfetch.h"
 #include "testserver.h"
 
-static char tmp[PATH_MAX];
 static char base[80]; /* http://127.0.0.1:PORT */
 
 /* Every variable the S3 side reads, cleared before each test. */
@@ -92,15 +92,8 @@ static int reset(void **state)
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(tmp, sizeof(tmp), "/tmp/wakeq-fetch-s3.XXXXXX");
-	if (!mkdtemp(tmp))
+	if (testfetch_setup("fetch-s3") < 0)
 		return -1;
-	job_settings.tmp_dir = tmp;
-	job_settings.data_dir = tmp;
-	job_settings.allow_private = "loopback";
-	job_settings.max_input_bytes = 1 << 20;
-	fetch_limits.connect_timeout_s = 2;
-	fetch_limits.timeout_s = 10;
 	snprintf(nohome, sizeof(nohome), "%s/nohome", tmp);
 	if (ts_start() < 0)
 		return -1;
@@ -110,12 +103,9 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[PATH_MAX + 16];
-
 	(void)state;
 	ts_stop();
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-	return system(cmd) == 0 ? 0 : -1;
+	return unit_rmtree(tmp);
 }
 
 static void write_file(const char *path, const char *text)

@@ -25,6 +25,10 @@
 #include "job/job.h"
 #include "log/log.h"
 
+/* a deadline: the test plugin reports whether it saw one */
+#define CALL_TIMEOUT_S 30
+#include "testcall.h"
+
 static char plugdir[PATH_MAX], example[PATH_MAX], logpath[] = "/tmp/wakeq-plugin-log-XXXXXX";
 static int logfd = -1;
 
@@ -192,87 +196,6 @@ static void unbind_registry(void)
 	handler_registry_release(&reg);
 }
 
-struct seen {
-	int n;
-	double pct[8];
-	char stage[8][32];
-};
-
-static void on_progress(void *opaque, double pct, const char *stage)
-{
-	struct seen *s = opaque;
-
-	if (s->n < 8) {
-		s->pct[s->n] = pct;
-		snprintf(s->stage[s->n], sizeof(s->stage[0]), "%s", stage ? stage : "");
-	}
-	s->n++;
-}
-
-struct call {
-	const char *type;
-	const char *payload;
-	double timeout_s;
-	atomic_int cancel;
-	struct seen seen;
-	struct job_outcome out;
-	int rc;
-	double secs;
-};
-
-static void *call_run(void *arg)
-{
-	struct call *c = arg;
-	struct job_run r;
-	int64_t t0 = clock_mono_us();
-
-	memset(&r, 0, sizeof(r));
-	memset(&c->out, 0, sizeof(c->out));
-	r.id = "0190c6c8-0000-7000-8000-000000000009";
-	r.queue = "default";
-	r.type = c->type;
-	r.payload = json_loads(c->payload, 0, NULL);
-	r.attempt = 2;
-	r.max_attempts = 3;
-	r.timeout_s = c->timeout_s;
-	r.cancel = &c->cancel;
-	r.progress = on_progress;
-	r.opaque = &c->seen;
-	c->rc = job_execute(&r, &c->out);
-	c->secs = (double)(clock_mono_us() - t0) / 1e6;
-	json_decref(r.payload);
-	return NULL;
-}
-
-static struct call *run(const char *type, const char *payload)
-{
-	struct call *c = calloc(1, sizeof(*c));
-
-	c->type = type;
-	c->payload = payload;
-	c->timeout_s = 30;
-	atomic_init(&c->cancel, 0);
-	call_run(c);
-	return c;
-}
-
-static void done(struct call *c)
-{
-	job_outcome_release(&c->out);
-	free(c);
-}
-
-static const char *result_text(struct call *c)
-{
-	static char buf[4096];
-	char *t = c->out.result ? json_dumps(c->out.result, JSON_COMPACT | JSON_ENCODE_ANY)
-				: strdup("null");
-
-	snprintf(buf, sizeof(buf), "%s", t);
-	free(t);
-	return buf;
-}
-
 static void test_bind_refuses_bad_abi(void **state)
 {
 	char extra[PATH_MAX + 128], want[2 * PATH_MAX];
@@ -347,7 +270,7 @@ static void test_run(void **state)
 	c = run("t.plug", "{\"mode\":\"hard\"}");
 	assert_int_equal(c->rc, -1);
 	assert_int_equal(c->out.retryable, 0);
-	assert_string_equal(c->out.error, "bad input '0190c6c8-0000-7000-8000-000000000009'");
+	assert_string_equal(c->out.error, "bad input '" CALL_JOB_ID "'");
 	done(c);
 
 	c = run("t.plug", "{\"mode\":\"silent\"}");
@@ -357,13 +280,9 @@ static void test_run(void **state)
 
 	/* cancel: the flag reaches the plugin, which returns */
 	{
-		struct call *s = calloc(1, sizeof(*s));
 		pthread_t th;
+		struct call *s = call_start("t.plug", "{\"mode\":\"spin\"}", &th);
 
-		s->type = "t.plug";
-		s->payload = "{\"mode\":\"spin\"}";
-		atomic_init(&s->cancel, 0);
-		assert_int_equal(pthread_create(&th, NULL, call_run, s), 0);
 		usleep(200000);
 		atomic_store(&s->cancel, 1);
 		pthread_join(th, NULL);

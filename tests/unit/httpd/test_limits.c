@@ -24,6 +24,7 @@
 
 #include "base/clock.h"
 #include "httpd/httpd.h"
+#include "testhttpd.h"
 
 static atomic_int handled;
 
@@ -77,28 +78,6 @@ static struct httpd *start(int tpc, unsigned max, unsigned reserve, unsigned per
 	assert_non_null(h);
 	atomic_store(&handled, 0);
 	return h;
-}
-
-/* A connection to the server from 127.0.0.`from`. */
-static int dial(int port, int from)
-{
-	struct sockaddr_in a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_true(fd >= 0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)from);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	a.sin_port = htons((uint16_t)port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	return fd;
-}
-
-static void say(int fd, const char *s)
-{
-	assert_true(send(fd, s, strlen(s), MSG_NOSIGNAL) == (ssize_t)strlen(s));
 }
 
 /* Whether the server has closed `fd` (EOF or reset) within `ms`; an answer
@@ -162,8 +141,9 @@ static int trickle(int fd, const char *s, int every_ms)
 	return -1;
 }
 
-static void run_deadlines(int tpc)
+static void test_deadlines(void **state)
 {
+	int tpc = tpc_of(state);
 	struct httpd *h = start(tpc, 64, 4, 0, 0);
 	int port = httpd_port(h), fd, ms;
 
@@ -210,8 +190,9 @@ static void run_deadlines(int tpc)
 	httpd_stop(h);
 }
 
-static void run_reserve(int tpc)
+static void test_reserve(void **state)
 {
+	int tpc = tpc_of(state);
 	/* 20 connections, 4 reserved: 16 may wait for their request */
 	struct httpd *h = start(tpc, 20, 4, 0, 1);
 	int port = httpd_port(h), fds[40], i, closed = 0, fd;
@@ -243,8 +224,9 @@ static void run_reserve(int tpc)
 	httpd_stop(h);
 }
 
-static void run_per_ip(int tpc)
+static void test_per_ip(void **state)
 {
+	int tpc = tpc_of(state);
 	struct httpd *h = start(tpc, 64, 4, 5, 1);
 	int port = httpd_port(h), fds[10], i, closed = 0, fd;
 
@@ -262,51 +244,12 @@ static void run_per_ip(int tpc)
 	httpd_stop(h);
 }
 
-static void test_deadlines_pool(void **state)
-{
-	(void)state;
-	run_deadlines(0);
-}
-
-static void test_deadlines_thread_per_connection(void **state)
-{
-	(void)state;
-	run_deadlines(1);
-}
-
-static void test_reserve_pool(void **state)
-{
-	(void)state;
-	run_reserve(0);
-}
-
-static void test_reserve_thread_per_connection(void **state)
-{
-	(void)state;
-	run_reserve(1);
-}
-
-static void test_per_ip_pool(void **state)
-{
-	(void)state;
-	run_per_ip(0);
-}
-
-static void test_per_ip_thread_per_connection(void **state)
-{
-	(void)state;
-	run_per_ip(1);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_deadlines_pool),
-		cmocka_unit_test(test_deadlines_thread_per_connection),
-		cmocka_unit_test(test_reserve_pool),
-		cmocka_unit_test(test_reserve_thread_per_connection),
-		cmocka_unit_test(test_per_ip_pool),
-		cmocka_unit_test(test_per_ip_thread_per_connection),
+		BOTH_MODES(test_deadlines),
+		BOTH_MODES(test_reserve),
+		BOTH_MODES(test_per_ip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

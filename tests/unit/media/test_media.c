@@ -20,8 +20,9 @@
 #include "base/err.h"
 #include "job/job.h"
 #include "media/media.h"
+#include "../unit.h"
 
-static char dir[256];
+static char dir[PATH_MAX];
 static char clip[300];      /* 3 s 320x240 25 fps, H.264 + AAC, MP4 */
 static char clip_fs[300];   /* the same, faststart, 6 s */
 
@@ -86,8 +87,7 @@ static int setup(void **state)
 	struct err e;
 
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/wakeq-media.XXXXXX");
-	if (!mkdtemp(dir))
+	if (unit_tmpdir(dir, "media") < 0)
 		return -1;
 	snprintf(clip, sizeof(clip), "%s/clip.mp4", dir);
 	snprintf(clip_fs, sizeof(clip_fs), "%s/clip_fs.mp4", dir);
@@ -107,11 +107,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[300];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return unit_rmtree(dir);
 }
 
 static const json_t *stream_of(const json_t *probe, const char *type)

@@ -15,36 +15,8 @@
 #include "base/uuid.h"
 #include "queue/queue.h"
 
-static struct queue *Q;
-static char qname[64];
-
-static int setup(void **state)
-{
-	static int n;
-	struct queue_opts o = { 0 };
-	const char *url = getenv("UNIT_REDIS_URL");
-	struct err e;
-
-	(void)state;
-	if (!url) {
-		fprintf(stderr, "UNIT_REDIS_URL is not set (run through tests/run.sh)\n");
-		return -1;
-	}
-	if (queue_opts_init(&o, url, &e) < 0 || !(Q = queue_connect(&o, &e))) {
-		fprintf(stderr, "%s\n", e.msg);
-		return -1;
-	}
-	snprintf(qname, sizeof(qname), "c%lld-%d", (long long)(clock_now_us() % 100000000), n++);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	queue_free(Q);
-	Q = NULL;
-	return 0;
-}
+#define QNAME_PREFIX "c"
+#include "testqueue.h"
 
 /* Enqueues one job of `s` (type noop when unset); returns created. */
 static int enq_spec(struct job_spec *s, char id[UUID_STR_LEN], int *live)

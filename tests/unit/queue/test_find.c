@@ -13,36 +13,8 @@
 #include "base/clock.h"
 #include "queue/queue.h"
 
-static struct queue *Q;
-static char qname[64];
-
-static int setup(void **state)
-{
-	static int n;
-	struct queue_opts o = { 0 };
-	const char *url = getenv("UNIT_REDIS_URL");
-	struct err e;
-
-	(void)state;
-	if (!url) {
-		fprintf(stderr, "UNIT_REDIS_URL is not set (run through tests/run.sh)\n");
-		return -1;
-	}
-	if (queue_opts_init(&o, url, &e) < 0 || !(Q = queue_connect(&o, &e))) {
-		fprintf(stderr, "%s\n", e.msg);
-		return -1;
-	}
-	snprintf(qname, sizeof(qname), "f%lld-%d", (long long)(clock_now_us() % 100000000), n++);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	queue_free(Q);
-	Q = NULL;
-	return 0;
-}
+#define QNAME_PREFIX "f"
+#include "testqueue.h"
 
 static void enq(const char *type, int64_t delay_ms, char id[UUID_STR_LEN])
 {

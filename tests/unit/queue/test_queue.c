@@ -16,42 +16,8 @@
 #include "base/uuid.h"
 #include "queue/queue.h"
 
-static struct queue *Q;
-static char qname[64];
-static const char *url;
-
-static int setup(void **state)
-{
-	static int n;
-	struct queue_opts o = { 0 };
-	struct err e;
-
-	(void)state;
-	url = getenv("UNIT_REDIS_URL");
-	if (!url) {
-		fprintf(stderr, "UNIT_REDIS_URL is not set (run through tests/run.sh)\n");
-		return -1;
-	}
-	if (queue_opts_init(&o, url, &e) < 0) {
-		fprintf(stderr, "%s\n", e.msg);
-		return -1;
-	}
-	Q = queue_connect(&o, &e);
-	if (!Q) {
-		fprintf(stderr, "%s\n", e.msg);
-		return -1;
-	}
-	snprintf(qname, sizeof(qname), "t%lld-%d", (long long)(clock_now_us() % 100000000), n++);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	queue_free(Q);
-	Q = NULL;
-	return 0;
-}
+#define QNAME_PREFIX "t"
+#include "testqueue.h"
 
 static void enq(const char *type, const char *payload, int prio, int64_t delay_ms,
 		int max_attempts, char id[UUID_STR_LEN], int *live)
@@ -634,7 +600,7 @@ static redisContext *raw_connect(void)
 	struct err e;
 	redisContext *c;
 
-	assert_int_equal(queue_url_parse(url, &u, &e), 0);
+	assert_int_equal(queue_url_parse(getenv("UNIT_REDIS_URL"), &u, &e), 0);
 	c = redisConnect(u.host, u.port);
 	assert_non_null(c);
 	assert_int_equal(c->err, 0);

@@ -1,0 +1,27 @@
+/* unit.h - small helpers several unit tests share. Header-only, include
+ * it after <cmocka.h>. */
+#ifndef WAKEQ_UNIT_H
+#define WAKEQ_UNIT_H
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Makes a scratch folder /tmp/wakeq-NAME.XXXXXX into dir (PATH_MAX bytes)
+ * for one test program; 0, or -1 with errno set. */
+static inline int unit_tmpdir(char *dir, const char *name)
+{
+	snprintf(dir, PATH_MAX, "/tmp/wakeq-%s.XXXXXX", name);
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+/* Removes `dir` and everything below it; 0, or -1. */
+static inline int unit_rmtree(const char *dir)
+{
+	char cmd[PATH_MAX + 16];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+#endif
