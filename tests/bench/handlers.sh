@@ -25,6 +25,7 @@ set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 . tests/lib/servers.sh
+. tests/bench/lib.sh
 
 RUNS=${RUNS:-3}
 N_TRUE=${N_TRUE:-1000}        # wakeq and bare /bin/true runs
@@ -273,18 +274,4 @@ if [ "${NOWRITE:-0}" = 1 ]; then
 	cat "$T/section"
 	exit 0
 fi
-doc=docs/BENCHMARKS.md
-[ -f "$doc" ] || printf '# Benchmarks\n\nFigures measured on the project machine; each section is written by\nits script in tests/bench/.\n' >"$doc"
-python3 - "$doc" "$T/section" <<'PY'
-import re, sys
-doc, sec = sys.argv[1], sys.argv[2]
-new = open(sec).read().rstrip("\n")
-text = open(doc).read()
-pat = re.compile(r"<!-- bench:handlers -->.*?<!-- /bench:handlers -->", re.S)
-if pat.search(text):
-    text = pat.sub(lambda m: new, text)
-else:
-    text = text.rstrip("\n") + "\n\n" + new + "\n"
-open(doc, "w").write(text)
-PY
-log "written to $doc"
+bench_write handlers "$section"

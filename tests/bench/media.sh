@@ -14,6 +14,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
+. tests/bench/lib.sh
 RUNS=${RUNS:-5}        # transcode runs per side
 QRUNS=${QRUNS:-15}     # thumbnail and probe runs per side
 PRESET=${PRESET:-medium}
@@ -134,18 +135,4 @@ EOT
 )
 echo "$section"
 [ "${NOWRITE:-0}" = 1 ] && exit 0
-doc=docs/BENCHMARKS.md
-[ -f "$doc" ] || printf '# Benchmarks\n\nFigures measured on the project machine; each section is written by\nits script in tests/bench/.\n' >"$doc"
-python3 - "$doc" "$tmp/section" <<'PY' 3<<<"$section"
-import os, re, sys
-doc = sys.argv[1]
-new = os.fdopen(3).read().rstrip("\n")
-text = open(doc).read()
-pat = re.compile(r"<!-- bench:media -->.*?<!-- /bench:media -->", re.S)
-if pat.search(text):
-    text = pat.sub(lambda m: new, text)
-else:
-    text = text.rstrip("\n") + "\n\n" + new + "\n"
-open(doc, "w").write(text)
-PY
-echo "# written to $doc" >&2
+bench_write media "$section"
