@@ -132,6 +132,5 @@ time-ordered ids), so it is the default.
 <!-- /bench:api -->
 MD
 )
-echo "$section"
-[ -n "${BENCH_NO_DOC:-}" ] && exit 0
+[ -n "${BENCH_NO_DOC:-}" ] && NOWRITE=1
 bench_write api "$section"

@@ -437,9 +437,4 @@ exited ($after_calls).
 EOF
 )
 
-printf '%s\n' "$section" >"$T/section"
-if [ "${NOWRITE:-0}" = 1 ]; then
-	cat "$T/section"
-	exit 0
-fi
 bench_write core "$section"

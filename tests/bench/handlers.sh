@@ -269,9 +269,4 @@ $(cat "$T/results")
 EOF
 )
 
-printf '%s\n' "$section" >"$T/section"
-if [ "${NOWRITE:-0}" = 1 ]; then
-	cat "$T/section"
-	exit 0
-fi
 bench_write handlers "$section"

@@ -133,6 +133,4 @@ $(row "probe" 1.0 "$(m wq_probe)" "$(m ff_probe)")
 <!-- /bench:media -->
 EOT
 )
-echo "$section"
-[ "${NOWRITE:-0}" = 1 ] && exit 0
 bench_write media "$section"
