@@ -46,12 +46,14 @@
 
 extern char **environ;
 
+/* Prints the distribution of v[0..n) as one line named `name`, then frees v. */
 static void print_dist(const char *name, int64_t *v, size_t n)
 {
 	stat_sort(v, n);
 	printf("%s n=%zu p50=%lld p90=%lld p99=%lld max=%lld\n", name, n,
 	       (long long)stat_pct(v, n, 50), (long long)stat_pct(v, n, 90),
 	       (long long)stat_pct(v, n, 99), (long long)v[n - 1]);
+	free(v);
 }
 
 static int cmd_enqueue(const char *url, const char *queue, long n, long batch)
@@ -175,9 +177,6 @@ static int cmd_latency(const char *url, const char *queue, long n, long pace_us)
 	print_dist("enqueue_rtt_us", rtt, (size_t)n);
 	free(ids);
 	free(t_enq);
-	free(start);
-	free(done);
-	free(rtt);
 	queue_free(q);
 	return 0;
 }
@@ -314,9 +313,6 @@ static int cmd_cold(const char *url, const char *queue, long runs, const char *b
 	print_dist("listen_us", lis, (size_t)runs);
 	print_dist("start_us", st, (size_t)runs);
 	print_dist("answer_us", ans, (size_t)runs);
-	free(lis);
-	free(st);
-	free(ans);
 	return 0;
 }
 

@@ -53,6 +53,7 @@
 #include "base/mem.h"
 #include "crypto/crypto.h"
 #include "httpd/httpd.h"
+#include "fakeserve.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -615,13 +616,10 @@ static void handle(struct httpd_request *req, void *ctx)
 int main(int argc, char **argv)
 {
 	struct httpd_opts o;
-	struct httpd *h;
 	pthread_t th;
-	struct err e;
 	int i;
 
 	memset(&o, 0, sizeof(o));
-	o.host = "127.0.0.1";
 	o.thread_per_connection = 1;
 	o.max_body = 1 << 20;
 	for (i = 1; i + 1 < argc; i += 2) {
@@ -640,21 +638,12 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--paused"))
 			paused = atoi(argv[i + 1]);
 	}
-	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	clock_cond_init(&cv);
 	audiences = json_array();
-	h = httpd_start(&o, handle, NULL, &e);
-	if (!h) {
-		fprintf(stderr, "fakegcp: %s\n", e.msg);
-		return 1;
-	}
 	if (pthread_create(&th, NULL, dispatcher, NULL)) {
 		fprintf(stderr, "fakegcp: cannot start the dispatcher\n");
 		return 1;
 	}
-	printf("%d\n", httpd_port(h));
-	fflush(stdout);
-	for (;;)
-		pause();
+	return fake_serve("fakegcp", &o, handle);
 }

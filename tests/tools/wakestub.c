@@ -18,6 +18,7 @@
 #include "base/clock.h"
 #include "base/mem.h"
 #include "httpd/httpd.h"
+#include "fakeserve.h"
 #include "queue/queue.h"
 
 #include <signal.h>
@@ -128,12 +129,9 @@ static void handle(struct httpd_request *req, void *ctx)
 int main(int argc, char **argv)
 {
 	struct httpd_opts o;
-	struct httpd *h;
-	struct err e;
 	int i;
 
 	memset(&o, 0, sizeof(o));
-	o.host = "127.0.0.1";
 	o.thread_per_connection = 1;
 	for (i = 1; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--port"))
@@ -145,14 +143,5 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--token-ttl"))
 			ttl_s = atoll(argv[i + 1]);
 	}
-	signal(SIGPIPE, SIG_IGN);
-	h = httpd_start(&o, handle, NULL, &e);
-	if (!h) {
-		fprintf(stderr, "wakestub: %s\n", e.msg);
-		return 1;
-	}
-	printf("%d\n", httpd_port(h));
-	fflush(stdout);
-	for (;;)
-		pause();
+	return fake_serve("wakestub", &o, handle);
 }
