@@ -15,6 +15,20 @@ static inline int unit_tmpdir(char *dir, const char *name)
 	return mkdtemp(dir) ? 0 : -1;
 }
 
+/* Defines main() running the cmocka tests given, in order, as one group
+ * without group fixtures; a trailing comma is fine:
+ *   UNIT_MAIN(
+ *		cmocka_unit_test(test_a),
+ *		cmocka_unit_test_setup_teardown(test_b, setup, teardown),
+ *   )
+ */
+#define UNIT_MAIN(...)                                                   \
+	int main(void)                                                   \
+	{                                                                \
+		const struct CMUnitTest tests[] = { __VA_ARGS__ };       \
+		return cmocka_run_group_tests(tests, NULL, NULL);        \
+	}
+
 /* Removes `dir` and everything below it; 0, or -1. */
 static inline int unit_rmtree(const char *dir)
 {

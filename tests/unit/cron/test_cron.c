@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "cron/cron.h"
+#include "../unit.h"
 
 /* epoch seconds of an RFC 3339 time */
 static int64_t at(const char *s)
@@ -146,14 +147,9 @@ static void test_zones(void **state)
 	cron_tz_free(tz);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_next_utc),
 		cmocka_unit_test(test_next_dst),
 		cmocka_unit_test(test_zones),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

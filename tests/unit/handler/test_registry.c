@@ -14,6 +14,7 @@
 
 #include "handler/handler.h"
 #include "job/job.h"
+#include "../unit.h"
 
 static const char good[] =
 	"{\n"
@@ -459,16 +460,11 @@ static void test_job_types(void **state)
 	handler_registry_release(&reg);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_good),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_file),
 		cmocka_unit_test(test_env),
 		cmocka_unit_test(test_schema),
 		cmocka_unit_test(test_job_types),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

@@ -25,6 +25,7 @@
 #include "base/clock.h"
 #include "httpd/httpd.h"
 #include "testhttpd.h"
+#include "../unit.h"
 
 static atomic_int handled;
 
@@ -244,13 +245,8 @@ static void test_per_ip(void **state)
 	httpd_stop(h);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		BOTH_MODES(test_deadlines),
 		BOTH_MODES(test_reserve),
 		BOTH_MODES(test_per_ip),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

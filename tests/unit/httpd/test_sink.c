@@ -20,6 +20,7 @@
 #include "base/clock.h"
 #include "httpd/httpd.h"
 #include "testhttpd.h"
+#include "../unit.h"
 
 #define CAP 200000
 
@@ -268,11 +269,6 @@ static void test_sink(void **state)
 	httpd_stop(h);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		BOTH_MODES(test_sink),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

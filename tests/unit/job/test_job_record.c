@@ -11,6 +11,7 @@
 
 #include "base/mem.h"
 #include "job/job.h"
+#include "../unit.h"
 
 static void test_status_names(void **state)
 {
@@ -231,15 +232,10 @@ static void test_resolve(void **state)
 	assert_int_equal(s.idempotency_ttl_s, JOB_IDEM_TTL_DEFAULT_S);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_status_names),
 		cmocka_unit_test(test_job_to_json),
 		cmocka_unit_test(test_job_to_json_nulls),
 		cmocka_unit_test(test_hash_round_trip),
 		cmocka_unit_test(test_resolve),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

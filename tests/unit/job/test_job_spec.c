@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "job/job.h"
+#include "../unit.h"
 
 static int parse(const char *body, struct job_spec *r, const char **code)
 {
@@ -145,13 +146,8 @@ static void test_time(void **state)
 	assert_int_equal(job_idem_key_ok("tab\tkey"), 0);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_good),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_time),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

@@ -15,6 +15,7 @@
 #include "log/log.h"
 #include "fetch/fetch.h"
 #include "log/trace.h"
+#include "../unit.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -234,15 +235,10 @@ static void test_limit(void **state)
 	assert_int_equal(held, 0);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_trace),
 		cmocka_unit_test(test_trace_metadata),
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_text_and_thread_fields),
 		cmocka_unit_test(test_limit),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

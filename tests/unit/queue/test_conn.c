@@ -17,6 +17,7 @@
 
 #include "base/clock.h"
 #include "queue/priv.h"
+#include "../unit.h"
 
 static void test_opts_init(void **state)
 {
@@ -216,13 +217,8 @@ static void test_tls_roundtrip(void **state)
 	queue_opts_release(&o);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_opts_init),
 		cmocka_unit_test(test_auth_select),
 		cmocka_unit_test(test_tls_roundtrip),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

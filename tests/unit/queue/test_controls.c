@@ -17,6 +17,7 @@
 
 #define QNAME_PREFIX "c"
 #include "testqueue.h"
+#include "../unit.h"
 
 /* Enqueues one job of `s` (type noop when unset); returns created. */
 static int enq_spec(struct job_spec *s, char id[UUID_STR_LEN], int *live)
@@ -708,9 +709,7 @@ static void test_schedule_refused(void **state)
 	}
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test_setup_teardown(test_pause, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resume_next_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unique, setup, teardown),
@@ -726,7 +725,4 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_schedule_fires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_overlap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_refused, setup, teardown),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

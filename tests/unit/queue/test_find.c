@@ -15,6 +15,7 @@
 
 #define QNAME_PREFIX "f"
 #include "testqueue.h"
+#include "../unit.h"
 
 static void enq(const char *type, int64_t delay_ms, char id[UUID_STR_LEN])
 {
@@ -147,12 +148,7 @@ static void test_states(void **state)
 	assert_int_equal(f.njobs, 0);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test_setup_teardown(test_type_and_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_states, setup, teardown),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

@@ -20,6 +20,7 @@
 #define QNAME_PREFIX "m"
 #include "testqueue.h"
 #include "queue/scripts.h"
+#include "../unit.h"
 
 /* calls of a Redis command so far (INFO commandstats), through redis-cli */
 static long calls(const char *cmd)
@@ -342,15 +343,10 @@ static void test_events_batched(void **state)
 		queue_job_release(&jobs[i]);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_bounds_agree),
 		cmocka_unit_test_setup_teardown(test_counters_batched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_wait_and_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oldest_due_and_wakes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events_batched, setup, teardown),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

@@ -18,6 +18,7 @@
 
 #define QNAME_PREFIX "t"
 #include "testqueue.h"
+#include "../unit.h"
 
 static void enq(const char *type, const char *payload, int prio, int64_t delay_ms,
 		int max_attempts, char id[UUID_STR_LEN], int *live)
@@ -680,9 +681,7 @@ static void test_backoff(void **state)
 	}
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_url_parse),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test_setup_teardown(test_connect_errors, setup, teardown),
@@ -701,7 +700,4 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_done_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_webhook_deep_result, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_is_unavailable, setup, teardown_busy),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

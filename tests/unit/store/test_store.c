@@ -19,6 +19,7 @@
 #include "base/clock.h"
 #include "base/mem.h"
 #include "store/store.h"
+#include "../unit.h"
 
 static void expect_bad_url(const char *url, const char *fragment)
 {
@@ -124,12 +125,7 @@ static void test_unreachable(void **state)
 	close(fd);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_open_bad_urls),
 		cmocka_unit_test(test_unreachable),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "worker/worker_int.h"
+#include "../unit.h"
 
 #define S 1000000 /* µs */
 
@@ -210,9 +211,7 @@ static void test_names(void **state)
 	assert_string_equal(drain_verdict_name(DRAIN_HOLD), "running");
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_working),
 		cmocka_unit_test(test_idle),
 		cmocka_unit_test(test_paused),
@@ -221,7 +220,4 @@ int main(void)
 		cmocka_unit_test(test_abandon),
 		cmocka_unit_test(test_wake_max),
 		cmocka_unit_test(test_names),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)
