@@ -264,8 +264,46 @@ static void expect_url(const char *s3url, const char *want)
 	free(u);
 }
 
+/* Each step sets `var` to `value` (NULL: unsets it), after which
+ * s3://media/k is at `want`. */
+struct url_step {
+	const char *var, *value, *want;
+};
+
+static void expect_urls(const struct url_step *steps, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (steps[i].value)
+			setenv(steps[i].var, steps[i].value, 1);
+		else
+			unsetenv(steps[i].var);
+		expect_url("s3://media/k", steps[i].want);
+	}
+}
+
 static void test_settings(void **state)
 {
+	/* the region: each setting wins over those before it */
+	static const struct url_step regions[] = {
+		{ "AWS_PROFILE", "other", "https://media.s3.sa-east-1.amazonaws.com/k" },
+		{ "AWS_DEFAULT_REGION", "eu-north-1", "https://media.s3.eu-north-1.amazonaws.com/k" },
+		{ "AWS_REGION", "eu-west-3", "https://media.s3.eu-west-3.amazonaws.com/k" },
+		{ "S3_REGION", "us-west-2", "https://media.s3.us-west-2.amazonaws.com/k" },
+	};
+	/* endpoints: S3_ENDPOINT, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL */
+	static const struct url_step endpoints[] = {
+		{ "AWS_ENDPOINT_URL", "http://all.example", "http://all.example/media/k" },
+		{ "AWS_ENDPOINT_URL_S3", "https://s3.example/", "https://s3.example/media/k" },
+		{ "S3_ENDPOINT", "http://mine.example", "http://mine.example/media/k" },
+		{ "S3_PATH_STYLE", "false", "http://media.mine.example/k" },
+		{ "S3_PATH_STYLE", NULL, "http://mine.example/media/k" },
+		{ "S3_ENDPOINT", NULL, "https://s3.example/media/k" },
+		{ "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true",
+		  "https://media.s3.eu-west-3.amazonaws.com/k" },
+		{ "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", NULL, "https://s3.example/media/k" },
+	};
 	char conf[PATH_MAX + 16];
 	struct err e = { 0 };
 	char *u = NULL;
@@ -279,34 +317,14 @@ static void test_settings(void **state)
 		   "[profile other]\nregion=sa-east-1\n");
 	setenv("AWS_CONFIG_FILE", conf, 1);
 	expect_url("s3://media/k", "https://media.s3.ap-south-1.amazonaws.com/k");
-	setenv("AWS_PROFILE", "other", 1);
-	expect_url("s3://media/k", "https://media.s3.sa-east-1.amazonaws.com/k");
-	setenv("AWS_DEFAULT_REGION", "eu-north-1", 1);
-	expect_url("s3://media/k", "https://media.s3.eu-north-1.amazonaws.com/k");
-	setenv("AWS_REGION", "eu-west-3", 1);
-	expect_url("s3://media/k", "https://media.s3.eu-west-3.amazonaws.com/k");
-	setenv("S3_REGION", "us-west-2", 1);
-	expect_url("s3://media/k", "https://media.s3.us-west-2.amazonaws.com/k");
+	expect_urls(regions, sizeof(regions) / sizeof(regions[0]));
 	setenv("S3_REGION", "us-west-2:evil", 1);
 	assert_int_equal(fetch_s3_url("s3://media/k", &u, &e), -1);
 	assert_non_null(strstr(e.msg, "S3_REGION"));
 	assert_int_equal(fetch_check_settings(&e), -1);
 	unsetenv("S3_REGION");
 
-	/* endpoints: S3_ENDPOINT, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL */
-	setenv("AWS_ENDPOINT_URL", "http://all.example", 1);
-	expect_url("s3://media/k", "http://all.example/media/k");
-	setenv("AWS_ENDPOINT_URL_S3", "https://s3.example/", 1);
-	expect_url("s3://media/k", "https://s3.example/media/k");
-	setenv("S3_ENDPOINT", "http://mine.example", 1);
-	expect_url("s3://media/k", "http://mine.example/media/k");
-	setenv("S3_PATH_STYLE", "false", 1);
-	expect_url("s3://media/k", "http://media.mine.example/k");
-	unsetenv("S3_PATH_STYLE");
-	unsetenv("S3_ENDPOINT");
-	setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true", 1);
-	expect_url("s3://media/k", "https://media.s3.eu-west-3.amazonaws.com/k");
-	unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+	expect_urls(endpoints, sizeof(endpoints) / sizeof(endpoints[0]));
 	setenv("AWS_ENDPOINT_URL_S3", "ftp://x", 1);
 	assert_int_equal(fetch_s3_url("s3://media/k", &u, &e), -1);
 	assert_string_equal(e.msg, "AWS_ENDPOINT_URL_S3 must start with http:// "
