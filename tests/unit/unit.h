@@ -29,6 +29,13 @@ static inline int unit_tmpdir(char *dir, const char *name)
 		return cmocka_run_group_tests(tests, NULL, NULL);        \
 	}
 
+/* The string / integer member `key` of JSON object `obj` is `want` (a
+ * missing member fails the first as NULL, the second as 0). */
+#define assert_json_str(obj, key, want) \
+	assert_string_equal(json_string_value(json_object_get((obj), (key))), (want))
+#define assert_json_int(obj, key, want) \
+	assert_int_equal(json_integer_value(json_object_get((obj), (key))), (want))
+
 /* Removes `dir` and everything below it; 0, or -1. */
 static inline int unit_rmtree(const char *dir)
 {

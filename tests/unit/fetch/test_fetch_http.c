@@ -18,6 +18,7 @@
 #include "job/job.h"
 #include "testfetch.h"
 #include "testserver.h"
+#include "../unit.h"
 
 
 static int count_files(const char *dir)
@@ -468,7 +469,7 @@ static void test_job_http_request(void **state)
 	(void)state;
 	assert_int_equal(run_job(payload("/echo", "\"method\":\"POST\","
 		"\"headers\":{\"X-Test\":\"yes\"},\"body\":{\"a\":1}"), &out), 0);
-	assert_int_equal(json_integer_value(json_object_get(out.result, "status")), 200);
+	assert_json_int(out.result, "status", 200);
 	body = json_string_value(json_object_get(out.result, "body"));
 	assert_non_null(body);
 	assert_string_equal(body, "POST|application/json|yes|{\"a\":1}");

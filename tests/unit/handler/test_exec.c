@@ -188,20 +188,17 @@ static void test_protocol(void **state)
 	c = run("t.env", NULL);
 	assert_int_equal(c->rc, 0);
 	r = c->out.result;
-	assert_string_equal(json_string_value(json_object_get(r, "id")),
-			    "0190c6c8-0000-7000-8000-000000000001");
-	assert_string_equal(json_string_value(json_object_get(r, "type")), "t.env");
-	assert_int_equal(json_integer_value(json_object_get(r, "attempt")), 2);
-	assert_string_equal(json_string_value(json_object_get(r, "home")), ""); /* clean */
+	assert_json_str(r, "id", "0190c6c8-0000-7000-8000-000000000001");
+	assert_json_str(r, "type", "t.env");
+	assert_json_int(r, "attempt", 2);
+	assert_json_str(r, "home", ""); /* clean */
 	assert_non_null(strstr(json_string_value(json_object_get(r, "pwd")), root));
-	assert_string_equal(json_string_value(json_object_get(r, "pwd")),
-			    json_string_value(json_object_get(r, "tmp")));
-	assert_string_equal(json_string_value(json_object_get(r, "fd")), "3");
-	assert_string_equal(json_string_value(json_object_get(r, "lang")), "C.UTF-8");
-	assert_string_equal(json_string_value(json_object_get(r, "secret")), "s3");
-	assert_string_equal(json_string_value(json_object_get(r, "trace")),
-			    "4bf92f3577b34da6a3ce929d0e0e4736");
-	assert_string_equal(json_string_value(json_object_get(r, "deadline")), "");
+	assert_json_str(r, "pwd", json_string_value(json_object_get(r, "tmp")));
+	assert_json_str(r, "fd", "3");
+	assert_json_str(r, "lang", "C.UTF-8");
+	assert_json_str(r, "secret", "s3");
+	assert_json_str(r, "trace", "4bf92f3577b34da6a3ce929d0e0e4736");
+	assert_json_str(r, "deadline", "");
 	/* PATH, TMPDIR, LANG, T_SECRET, 7 WAKEQ_*, and what sh adds (PWD...) */
 	assert_true(json_integer_value(json_object_get(r, "n")) <= 14);
 	assert_int_equal(workdirs(), 0);
@@ -366,7 +363,7 @@ static void test_persistent(void **state)
 	c = run("p.echo", "{\"n\":2}");
 	assert_int_equal(c->rc, 0);
 	/* the same process */
-	assert_int_equal(json_integer_value(json_object_get(c->out.result, "pid")), pid1);
+	assert_json_int(c->out.result, "pid", pid1);
 	done(c);
 	c = run("p.echo", "{\"err\":1}");
 	assert_int_equal(c->rc, -1);
@@ -376,7 +373,7 @@ static void test_persistent(void **state)
 	done(c);
 	/* an error answer keeps the process */
 	c = run("p.echo", "{}");
-	assert_int_equal(json_integer_value(json_object_get(c->out.result, "pid")), pid1);
+	assert_json_int(c->out.result, "pid", pid1);
 	done(c);
 	c = run("p.echo", "{\"junk\":1}");
 	assert_int_equal(c->rc, -1);

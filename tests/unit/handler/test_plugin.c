@@ -28,6 +28,7 @@
 /* a deadline: the test plugin reports whether it saw one */
 #define CALL_TIMEOUT_S 30
 #include "testcall.h"
+#include "../unit.h"
 
 static char plugdir[PATH_MAX], example[PATH_MAX], logpath[] = "/tmp/wakeq-plugin-log-XXXXXX";
 static int logfd = -1;
@@ -233,8 +234,8 @@ static void test_run(void **state)
 	assert_non_null(r);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(r, "payload"),
 							      "text")), "héllo");
-	assert_int_equal(json_integer_value(json_object_get(r, "attempt")), 2);
-	assert_string_equal(json_string_value(json_object_get(r, "type")), "t.plug");
+	assert_json_int(r, "attempt", 2);
+	assert_json_str(r, "type", "t.plug");
 	assert_true(json_is_true(json_object_get(r, "deadline")));
 	/* NaN progress dropped, then 50 "half" */
 	assert_int_equal(c->seen.n, 1);

@@ -88,7 +88,7 @@ static void test_good(void **state)
 		json_t *j = handler_to_json(handler_find(&reg, "tts.render"));
 		char line[512];
 
-		assert_string_equal(json_string_value(json_object_get(j, "kind")), "exec");
+		assert_json_str(j, "kind", "exec");
 		/* only names of the environment: values may be secrets */
 		assert_string_equal(json_string_value(json_array_get(json_object_get(j, "env"), 1)),
 				    "LANG");

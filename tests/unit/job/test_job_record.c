@@ -85,30 +85,24 @@ static void test_job_to_json(void **state)
 	assert_int_equal(json_object_size(o), sizeof(keys) / sizeof(keys[0]));
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		assert_non_null(json_object_get(o, keys[i]));
-	assert_string_equal(json_string_value(json_object_get(o, "id")), j.id);
-	assert_string_equal(json_string_value(json_object_get(o, "status")),
-			    "done");
-	assert_int_equal(json_integer_value(json_object_get(o, "priority")), 5);
-	assert_int_equal(json_integer_value(json_object_get(o, "attempts")), 2);
-	assert_int_equal(json_integer_value(json_object_get(o, "max_attempts")),
-			 3);
+	assert_json_str(o, "id", j.id);
+	assert_json_str(o, "status", "done");
+	assert_json_int(o, "priority", 5);
+	assert_json_int(o, "attempts", 2);
+	assert_json_int(o, "max_attempts", 3);
 	assert_true(json_real_value(json_object_get(o, "progress")) == 100.0);
 	/* payload and result are values, not strings */
 	v = json_object_get(o, "payload");
 	assert_true(json_is_object(v));
-	assert_string_equal(json_string_value(json_object_get(v, "input")),
-			    "file://a.mp4");
+	assert_json_str(v, "input", "file://a.mp4");
 	assert_int_equal(json_array_size(json_object_get(v, "n")), 2);
 	v = json_object_get(o, "result");
 	assert_true(json_is_object(v));
 	assert_true(json_real_value(json_object_get(v, "duration")) == 1.5);
 	assert_true(json_is_null(json_object_get(o, "error")));
-	assert_string_equal(json_string_value(json_object_get(o, "created_at")),
-			    "2023-11-14T22:13:20.123456Z");
-	assert_string_equal(json_string_value(json_object_get(o, "started_at")),
-			    "2023-11-14T22:13:21.000001Z");
-	assert_string_equal(json_string_value(json_object_get(o, "finished_at")),
-			    "2023-11-14T22:13:22.999999Z");
+	assert_json_str(o, "created_at", "2023-11-14T22:13:20.123456Z");
+	assert_json_str(o, "started_at", "2023-11-14T22:13:21.000001Z");
+	assert_json_str(o, "finished_at", "2023-11-14T22:13:22.999999Z");
 	assert_true(json_is_null(json_object_get(o, "run_at")));
 	json_decref(o);
 	job_info_release(&j);
@@ -132,12 +126,9 @@ static void test_job_to_json_nulls(void **state)
 	j.payload = xstrdup("[1,2,3]"); /* any JSON value */
 	o = job_info_to_json(&j);
 	assert_true(json_is_array(json_object_get(o, "payload")));
-	assert_string_equal(json_string_value(json_object_get(o, "result")),
-			    "not json");
-	assert_string_equal(json_string_value(json_object_get(o, "error")),
-			    "boom");
-	assert_string_equal(json_string_value(json_object_get(o, "status")),
-			    "failed");
+	assert_json_str(o, "result", "not json");
+	assert_json_str(o, "error", "boom");
+	assert_json_str(o, "status", "failed");
 	assert_true(json_is_null(json_object_get(o, "stage")));
 	assert_true(json_is_null(json_object_get(o, "created_at")));
 	assert_true(json_is_null(json_object_get(o, "started_at")));

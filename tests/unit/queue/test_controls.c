@@ -286,7 +286,7 @@ static void test_settings(void **state)
 	assert_int_equal(st.v[QUEUE_SET_RESULT_TTL], 60);
 	assert_int_equal(st.v[QUEUE_SET_DEAD_MAX], 0);
 	doc = queue_settings_to_json(qname, &st);
-	assert_int_equal(json_integer_value(json_object_get(doc, "done_max")), 7);
+	assert_json_int(doc, "done_max", 7);
 	assert_true(json_is_null(json_object_get(doc, "dead_max")));
 	json_decref(doc);
 	/* merging: null clears, the rest stays; bad values change nothing */
@@ -631,7 +631,7 @@ static void test_schedule_fires(void **state)
 	assert_string_equal(g.last_job, jobs[0].id);
 	assert_true(g.next_ms == first + 1000);
 	doc = queue_schedule_to_json(qname, &g);
-	assert_string_equal(json_string_value(json_object_get(doc, "timezone")), "UTC");
+	assert_json_str(doc, "timezone", "UTC");
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "job"),
 							    "priority")), 3);
 	json_decref(doc);

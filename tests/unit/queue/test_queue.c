@@ -495,7 +495,7 @@ static void test_webhook_job(void **state)
 	assert_true(uuid_valid(w.id));
 	p = json_loads(w.payload, 0, NULL);
 	assert_non_null(p);
-	assert_string_equal(json_string_value(json_object_get(p, "url")), "http://127.0.0.1:9/hook");
+	assert_json_str(p, "url", "http://127.0.0.1:9/hook");
 	assert_string_equal(json_string_value(json_object_get(json_object_get(p, "body"), "id")), out.id);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(p, "body"), "status")), "done");
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(json_object_get(p, "body"), "result"), "frames")), 3);

@@ -27,6 +27,7 @@
 #include "base/clock.h"
 #include "base/uuid.h"
 #include "store/store.h"
+#include "../unit.h"
 
 static const char *db_url;
 
@@ -193,15 +194,11 @@ static void test_insert_get_roundtrip(void **state)
 	o = job_info_to_json(&j);
 	p = json_object_get(o, "payload");
 	assert_true(json_is_object(p));
-	assert_string_equal(json_string_value(json_object_get(p, "input")),
-			    "file://a.mp4");
+	assert_json_str(p, "input", "file://a.mp4");
 	assert_true(json_real_value(json_object_get(p, "at")) == 1.25);
-	assert_string_equal(json_string_value(json_object_get(p, "u")),
-			    "caf\xc3\xa9 \"q\"");
-	assert_string_equal(json_string_value(json_object_get(o, "run_at")),
-			    "2100-01-01T00:00:00.000001Z");
-	assert_string_equal(json_string_value(json_object_get(o, "status")),
-			    "scheduled");
+	assert_json_str(p, "u", "caf\xc3\xa9 \"q\"");
+	assert_json_str(o, "run_at", "2100-01-01T00:00:00.000001Z");
+	assert_json_str(o, "status", "scheduled");
 	json_decref(o);
 	job_info_release(&j);
 

@@ -17,6 +17,7 @@
 #include "job/job.h"
 #include "webhook/webhook.h"
 #include "../fetch/testserver.h"
+#include "../unit.h"
 
 static const char kat_body[] = "{\"id\":\"j1\",\"status\":\"done\"}";
 /* printf '%s' '1700000000.{"id":"j1","status":"done"}' |
@@ -228,22 +229,20 @@ static void test_build(void **state)
 	char *text;
 
 	(void)state;
-	assert_string_equal(json_string_value(json_object_get(b, "id")), "id1");
-	assert_string_equal(json_string_value(json_object_get(b, "status")), "done");
+	assert_json_str(b, "id", "id1");
+	assert_json_str(b, "status", "done");
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(b,
 		"result"), "bytes")), 42);
 	assert_null(json_object_get(b, "error"));
-	assert_int_equal(json_integer_value(json_object_get(b, "attempts")), 2);
-	assert_string_equal(json_string_value(json_object_get(b, "finished_at")),
-			    "2023-11-14T22:13:20.123456Z");
+	assert_json_int(b, "attempts", 2);
+	assert_json_str(b, "finished_at", "2023-11-14T22:13:20.123456Z");
 	text = webhook_build_payload("https://example.com/cb", b);
 	/* a payload the queue makes fits the type, which no client may use */
 	assert_int_equal(job_check("webhook.deliver", text, NULL), -1);
 	p = json_loads(text, 0, &jerr);
 	assert_non_null(p);
 	assert_int_equal(job_find("webhook.deliver")->check(p, NULL), 0);
-	assert_string_equal(json_string_value(json_object_get(p, "url")),
-			    "https://example.com/cb");
+	assert_json_str(p, "url", "https://example.com/cb");
 	assert_true(json_equal(json_object_get(p, "body"), b));
 	json_decref(p);
 	free(text);
@@ -251,7 +250,7 @@ static void test_build(void **state)
 	json_decref(res);
 
 	b = webhook_build_body("id2", "fail", "failed", NULL, "boom", 3, 0);
-	assert_string_equal(json_string_value(json_object_get(b, "error")), "boom");
+	assert_json_str(b, "error", "boom");
 	assert_null(json_object_get(b, "result"));
 	json_decref(b);
 	assert_int_equal(job_check("webhook.deliver", "{\"url\":\"file:///x\","
