@@ -60,23 +60,16 @@ static void handle(struct httpd_request *req, void *ctx)
 static struct httpd *start(int tpc, unsigned max, unsigned reserve, unsigned per_ip,
 			   int patient)
 {
-	struct httpd_opts o;
-	struct err e;
-	struct httpd *h;
+	struct httpd_opts o = {
+		.max_connections = max,
+		.reserve = reserve,
+		.per_ip_connections = per_ip,
+		.header_timeout_s = patient ? 10 : 0.5,
+		.body_timeout_s = patient ? 10 : 0.5,
+		.sink_for = sink_for,
+	};
+	struct httpd *h = start_httpd(&o, tpc, handle);
 
-	memset(&o, 0, sizeof(o));
-	o.host = "127.0.0.1";
-	o.thread_per_connection = tpc;
-	o.threads = 2;
-	o.max_body = 1000;
-	o.max_connections = max;
-	o.reserve = reserve;
-	o.per_ip_connections = per_ip;
-	o.header_timeout_s = patient ? 10 : 0.5;
-	o.body_timeout_s = patient ? 10 : 0.5;
-	o.sink_for = sink_for;
-	h = httpd_start(&o, handle, NULL, &e);
-	assert_non_null(h);
 	atomic_store(&handled, 0);
 	return h;
 }

@@ -92,19 +92,9 @@ static void handle(struct httpd_request *req, void *ctx)
 
 static struct httpd *start(int tpc)
 {
-	struct httpd_opts o;
-	struct err e;
-	struct httpd *h;
+	struct httpd_opts o = { .allow_push = !tpc, .sink_for = sink_for };
+	struct httpd *h = start_httpd(&o, tpc, handle);
 
-	memset(&o, 0, sizeof(o));
-	o.host = "127.0.0.1";
-	o.thread_per_connection = tpc;
-	o.threads = 2;
-	o.allow_push = !tpc;
-	o.max_body = 1000;
-	o.sink_for = sink_for;
-	h = httpd_start(&o, handle, NULL, &e);
-	assert_non_null(h);
 	atomic_store(&released, 0);
 	atomic_store(&handled, 0);
 	atomic_store(&writes, 0);

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "httpd/httpd.h"
+
 static int testhttpd_tpc[2] = { 0, 1 };
 
 /* The two cmocka tests of F: NAME_pool and NAME_thread_per_connection. F
@@ -25,6 +27,25 @@ static int testhttpd_tpc[2] = { 0, 1 };
 static int tpc_of(void **state)
 {
 	return *(int *)*state;
+}
+
+/* Starts httpd on 127.0.0.1 in mode `tpc`, with `handle` and the rest of
+ * `o` (2 threads and bodies of 1000 bytes unless it says otherwise). */
+static struct httpd *start_httpd(struct httpd_opts *o, int tpc, httpd_handler handle)
+{
+	struct httpd *h;
+	struct err e;
+
+	o->host = "127.0.0.1";
+	o->thread_per_connection = tpc;
+	if (!o->threads)
+		o->threads = 2;
+	if (!o->max_body)
+		o->max_body = 1000;
+	h = httpd_start(o, handle, NULL, &e);
+	if (!h)
+		fail_msg("%s", e.msg);
+	return h;
 }
 
 /* A connection to the server on `port` from 127.0.0.`from`. */

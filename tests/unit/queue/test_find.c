@@ -39,6 +39,16 @@ static void release(struct queue_find *f)
 		job_info_release(&f->jobs[i]);
 }
 
+/* A search of the jobs in `state`, a page of `max` into `jobs`. */
+static void find_init(struct queue_find *f, enum job_status state, size_t max,
+		      struct job_info *jobs)
+{
+	memset(f, 0, sizeof(*f));
+	f->state = state;
+	f->max = max;
+	f->jobs = jobs;
+}
+
 static void test_type_and_pages(void **state)
 {
 	struct job_info jobs[4];
@@ -52,11 +62,8 @@ static void test_type_and_pages(void **state)
 		enq("noop", 0, NULL);
 		enq("sleep", 0, sleeps[i]);
 	}
-	memset(&f, 0, sizeof(f));
-	f.state = JOB_QUEUED;
+	find_init(&f, JOB_QUEUED, 2, jobs);
 	f.type = "sleep";
-	f.max = 2;
-	f.jobs = jobs;
 	assert_int_equal(queue_find(Q, qname, &f, &e), 0);
 	assert_int_equal(f.njobs, 2);
 	assert_string_equal(jobs[0].id, sleeps[0]);
@@ -73,10 +80,7 @@ static void test_type_and_pages(void **state)
 	release(&f);
 
 	/* no filter: exactly the page, in queue order */
-	memset(&f, 0, sizeof(f));
-	f.state = JOB_QUEUED;
-	f.max = 4;
-	f.jobs = jobs;
+	find_init(&f, JOB_QUEUED, 4, jobs);
 	assert_int_equal(queue_find(Q, qname, &f, &e), 0);
 	assert_int_equal(f.njobs, 4);
 	assert_int_equal(f.next_offset, 4);
@@ -84,23 +88,17 @@ static void test_type_and_pages(void **state)
 	release(&f);
 
 	/* a part of an id */
-	memset(&f, 0, sizeof(f));
-	f.state = JOB_QUEUED;
+	find_init(&f, JOB_QUEUED, 4, jobs);
 	f.id_part = sleeps[2] + 24;
-	f.max = 4;
-	f.jobs = jobs;
 	assert_int_equal(queue_find(Q, qname, &f, &e), 0);
 	assert_int_equal(f.njobs, 1);
 	assert_string_equal(jobs[0].id, sleeps[2]);
 	release(&f);
 
 	/* the scan cap stops early and says where to resume */
-	memset(&f, 0, sizeof(f));
-	f.state = JOB_QUEUED;
+	find_init(&f, JOB_QUEUED, 4, jobs);
 	f.type = "sleep";
 	f.scan_max = 3;
-	f.max = 4;
-	f.jobs = jobs;
 	assert_int_equal(queue_find(Q, qname, &f, &e), 0);
 	assert_int_equal(f.njobs, 1);
 	assert_int_equal(f.next_offset, 3);
@@ -117,10 +115,7 @@ static void test_states(void **state)
 	(void)state;
 	enq("noop", 0, NULL);
 	enq("noop", 600000, sched);
-	memset(&f, 0, sizeof(f));
-	f.state = JOB_SCHEDULED;
-	f.max = 4;
-	f.jobs = jobs;
+	find_init(&f, JOB_SCHEDULED, 4, jobs);
 	assert_int_equal(queue_find(Q, qname, &f, &e), 0);
 	assert_int_equal(f.njobs, 1);
 	assert_string_equal(jobs[0].id, sched);

@@ -103,49 +103,51 @@ static void assert_status(const char *id, const char *want)
 
 static void test_url_parse(void **state)
 {
+	static const struct {
+		const char *url;
+		struct queue_url want;
+	} good[] = {
+		{ "redis://h:1234/2", { .host = "h", .port = 1234, .db = 2 } },
+		{ "redis://:p%40ss@127.0.0.1",
+		  { .host = "127.0.0.1", .port = 6379, .password = "p@ss" } },
+		{ "redis://user:pw@[::1]:7000",
+		  { .host = "::1", .port = 7000, .user = "user", .password = "pw" } },
+		{ "rediss://x", { .host = "x", .port = 6379, .tls = 1 } },
+		{ "unix:///run/redis.sock?db=3",
+		  { .host = "/run/redis.sock", .port = 6379, .unix_socket = 1, .db = 3 } },
+		{ "unix:///s?password=a%26b&db=2&user=me",
+		  { .host = "/s", .port = 6379, .unix_socket = 1, .db = 2, .user = "me",
+		    .password = "a&b" } },
+		{ "redis://", { .host = "127.0.0.1", .port = 6379 } },
+	};
+	static const char *const bad[] = {
+		"unix:///s?db=", "unix:///s?foo=1", "http://x", "redis://h:0",
+		"redis://h:70000", "redis://h:12x", "redis://h/db", "redis://h/-1",
+		"redis://[::1", "redis://:%zz@h", "redis://:%00@h", "unix://relative", "", NULL,
+	};
 	struct queue_url u;
 	struct err e;
+	size_t i;
 
 	(void)state;
-	assert_int_equal(queue_url_parse("redis://h:1234/2", &u, &e), 0);
-	assert_string_equal(u.host, "h");
-	assert_int_equal(u.port, 1234);
-	assert_int_equal(u.db, 2);
-	assert_int_equal(queue_url_parse("redis://:p%40ss@127.0.0.1", &u, &e), 0);
-	assert_string_equal(u.password, "p@ss");
-	assert_int_equal(u.port, 6379);
-	assert_int_equal(queue_url_parse("redis://user:pw@[::1]:7000", &u, &e), 0);
-	assert_string_equal(u.user, "user");
-	assert_string_equal(u.host, "::1");
-	assert_int_equal(u.port, 7000);
-	assert_int_equal(queue_url_parse("rediss://x", &u, &e), 0);
-	assert_true(u.tls);
-	assert_int_equal(queue_url_parse("unix:///run/redis.sock?db=3", &u, &e), 0);
-	assert_true(u.unix_socket);
-	assert_string_equal(u.host, "/run/redis.sock");
-	assert_int_equal(u.db, 3);
-	assert_int_equal(queue_url_parse("unix:///s?password=a%26b&db=2&user=me", &u, &e), 0);
-	assert_string_equal(u.password, "a&b");
-	assert_string_equal(u.user, "me");
-	assert_int_equal(u.db, 2);
-	assert_int_equal(queue_url_parse("unix:///s?db=", &u, &e), -1);
-	assert_int_equal(queue_url_parse("unix:///s?foo=1", &u, &e), -1);
-	assert_int_equal(queue_url_parse("redis://", &u, &e), 0);
-	assert_string_equal(u.host, "127.0.0.1");
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		const struct queue_url *w = &good[i].want;
 
+		if (queue_url_parse(good[i].url, &u, &e) < 0)
+			fail_msg("%s: %s", good[i].url, e.msg);
+		assert_string_equal(u.host, w->host);
+		assert_int_equal(u.port, w->port);
+		assert_int_equal(u.unix_socket, w->unix_socket);
+		assert_int_equal(u.tls, w->tls);
+		assert_int_equal(u.db, w->db);
+		assert_string_equal(u.user, w->user);
+		assert_string_equal(u.password, w->password);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (queue_url_parse(bad[i], &u, &e) != -1)
+			fail_msg("'%s' taken", bad[i] ? bad[i] : "(null)");
 	assert_int_equal(queue_url_parse("http://x", &u, &e), -1);
 	assert_non_null(strstr(e.msg, "bad redis url"));
-	assert_int_equal(queue_url_parse("redis://h:0", &u, &e), -1);
-	assert_int_equal(queue_url_parse("redis://h:70000", &u, &e), -1);
-	assert_int_equal(queue_url_parse("redis://h:12x", &u, &e), -1);
-	assert_int_equal(queue_url_parse("redis://h/db", &u, &e), -1);
-	assert_int_equal(queue_url_parse("redis://h/-1", &u, &e), -1);
-	assert_int_equal(queue_url_parse("redis://[::1", &u, &e), -1);
-	assert_int_equal(queue_url_parse("redis://:%zz@h", &u, &e), -1);
-	assert_int_equal(queue_url_parse("redis://:%00@h", &u, &e), -1);
-	assert_int_equal(queue_url_parse("unix://relative", &u, &e), -1);
-	assert_int_equal(queue_url_parse("", &u, &e), -1);
-	assert_int_equal(queue_url_parse(NULL, &u, &e), -1);
 }
 
 static void test_connect_errors(void **state)
