@@ -690,27 +690,25 @@ static void test_parse_ini(void **state)
 		"novalue\n"
 		"[last]\n"
 		"region = no-newline";
+	/* section, key: the value found */
+	static const char *const found[][3] = {
+		{ "default", "region", "us-east-2" },
+		{ "profile spaced", "REGION", "eu-west-1" },
+		{ "profile spaced", "key#hash", "v#1" },
+		{ "profile dup", "region", "second" },
+		{ "profile nested", "region", "" },
+		{ "last", "region", "no-newline" },
+	};
 	char v[64];
+	size_t i;
 
 	(void)state;
-	assert_int_equal(fetch_aws_ini_get(text, strlen(text), "default", "region",
-					   v, sizeof(v)), 1);
-	assert_string_equal(v, "us-east-2");
-	assert_int_equal(fetch_aws_ini_get(text, strlen(text), "profile spaced",
-					   "REGION", v, sizeof(v)), 1);
-	assert_string_equal(v, "eu-west-1");
-	assert_int_equal(fetch_aws_ini_get(text, strlen(text), "profile spaced",
-					   "key#hash", v, sizeof(v)), 1);
-	assert_string_equal(v, "v#1");
-	assert_int_equal(fetch_aws_ini_get(text, strlen(text), "profile dup",
-					   "region", v, sizeof(v)), 1);
-	assert_string_equal(v, "second");
-	assert_int_equal(fetch_aws_ini_get(text, strlen(text), "profile nested",
-					   "region", v, sizeof(v)), 1);
-	assert_string_equal(v, "");
-	assert_int_equal(fetch_aws_ini_get(text, strlen(text), "last", "region", v,
-					   sizeof(v)), 1);
-	assert_string_equal(v, "no-newline");
+	for (i = 0; i < sizeof(found) / sizeof(found[0]); i++) {
+		if (fetch_aws_ini_get(text, strlen(text), found[i][0], found[i][1], v,
+				      sizeof(v)) != 1)
+			fail_msg("[%s] %s not found", found[i][0], found[i][1]);
+		assert_string_equal(v, found[i][2]);
+	}
 	assert_int_equal(fetch_aws_ini_get(text, strlen(text), "broken", "region",
 					   v, sizeof(v)), 0);
 	assert_int_equal(fetch_aws_ini_get(text, strlen(text), "profile missing",

@@ -504,23 +504,27 @@ static enum MHD_Result ts_handler(void *cls, struct MHD_Connection *c,
 		return ret;
 	}
 	if (!strcmp(url, "/hook")) {
+		/* the headers a test looks at afterwards, and where */
+		const struct {
+			const char *name;
+			char *dst;
+			size_t size;
+		} kept[] = {
+			{ "X-Wakeq-Signature", ts.last_sig, sizeof(ts.last_sig) },
+			{ "X-Wakeq-Delivery", ts.last_delivery, sizeof(ts.last_delivery) },
+			{ "Content-Type", ts.last_ctype, sizeof(ts.last_ctype) },
+			{ "webhook-id", ts.last_std_id, sizeof(ts.last_std_id) },
+			{ "webhook-timestamp", ts.last_std_ts, sizeof(ts.last_std_ts) },
+			{ "webhook-signature", ts.last_std_sig, sizeof(ts.last_std_sig) },
+		};
 		unsigned status;
+		size_t i;
 
 		pthread_mutex_lock(&ts.mu);
 		buf_reset(&ts.last_body);
 		buf_add(&ts.last_body, conn->body.data, conn->body.len);
-		snprintf(ts.last_sig, sizeof(ts.last_sig), "%s",
-			 ts_hdr(c, "X-Wakeq-Signature"));
-		snprintf(ts.last_delivery, sizeof(ts.last_delivery), "%s",
-			 ts_hdr(c, "X-Wakeq-Delivery"));
-		snprintf(ts.last_ctype, sizeof(ts.last_ctype), "%s",
-			 ts_hdr(c, "Content-Type"));
-		snprintf(ts.last_std_id, sizeof(ts.last_std_id), "%s",
-			 ts_hdr(c, "webhook-id"));
-		snprintf(ts.last_std_ts, sizeof(ts.last_std_ts), "%s",
-			 ts_hdr(c, "webhook-timestamp"));
-		snprintf(ts.last_std_sig, sizeof(ts.last_std_sig), "%s",
-			 ts_hdr(c, "webhook-signature"));
+		for (i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+			snprintf(kept[i].dst, kept[i].size, "%s", ts_hdr(c, kept[i].name));
 		status = ts.hook_status ? (unsigned)ts.hook_status : 200;
 		pthread_mutex_unlock(&ts.mu);
 		return ts_send(c, status, "hooked", 6);

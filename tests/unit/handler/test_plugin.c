@@ -77,45 +77,41 @@ static int teardown(void **state)
 
 static void test_abi_checks(void **state)
 {
-	char path[PATH_MAX + 64], want[2 * PATH_MAX];
+	/* the plugin file, the type asked of it, the error code (ERR_OK: not
+	 * checked) and the message before and after the plugin's path */
+	static const struct {
+		const char *file, *type;
+		enum err_code code;
+		const char *before, *after;
+	} refused[] = {
+		{ "badabi.so", "t.plug", ERR_INVALID, "plugin '",
+		  "' was built for handler ABI 999, this worker speaks ABI 1 (rebuild it "
+		  "against wakeq/handler.h)" },
+		{ "noabi.so", "t.plug", ERR_INVALID, "plugin '",
+		  "' is not a wakeq handler plugin: no symbol 'wakeq_handler_abi_version' "
+		  "(build it with WAKEQ_HANDLER_PLUGIN of wakeq/handler.h)" },
+		{ "nothere.so", "t.plug", ERR_NOTFOUND, "cannot load plugin '",
+		  "': cannot open shared object file: No such file or directory" },
+		{ "testplug.so", "t.other", ERR_OK, "plugin '",
+		  "' does not run type 't.other' (it runs: t.plug, t.plug2, t.initfail)" },
+		{ "testplug.so", "t.initfail", ERR_OK, "plugin '",
+		  "' failed to start: cannot open the model file '/nonexistent'" },
+	};
+	char path[PATH_MAX + 64], want[2 * PATH_MAX + 256];
 	struct handler_plugin *p;
 	struct err e;
+	size_t i;
 
 	(void)state;
-	plug(path, sizeof(path), "badabi.so");
-	p = handler_plugin_open(path, "t.plug", &e);
-	assert_null(p);
-	assert_int_equal(e.code, ERR_INVALID);
-	snprintf(want, sizeof(want), "plugin '%s' was built for handler ABI 999, this worker "
-		 "speaks ABI 1 (rebuild it against wakeq/handler.h)", path);
-	assert_string_equal(e.msg, want);
-
-	plug(path, sizeof(path), "noabi.so");
-	assert_null(handler_plugin_open(path, "t.plug", &e));
-	assert_int_equal(e.code, ERR_INVALID);
-	snprintf(want, sizeof(want), "plugin '%s' is not a wakeq handler plugin: no symbol "
-		 "'wakeq_handler_abi_version' (build it with WAKEQ_HANDLER_PLUGIN of "
-		 "wakeq/handler.h)", path);
-	assert_string_equal(e.msg, want);
-
-	plug(path, sizeof(path), "nothere.so");
-	assert_null(handler_plugin_open(path, "t.plug", &e));
-	assert_int_equal(e.code, ERR_NOTFOUND);
-	snprintf(want, sizeof(want), "cannot load plugin '%s': cannot open shared object "
-		 "file: No such file or directory", path);
-	assert_string_equal(e.msg, want);
-
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		plug(path, sizeof(path), refused[i].file);
+		assert_null(handler_plugin_open(path, refused[i].type, &e));
+		if (refused[i].code != ERR_OK)
+			assert_int_equal(e.code, refused[i].code);
+		snprintf(want, sizeof(want), "%s%s%s", refused[i].before, path, refused[i].after);
+		assert_string_equal(e.msg, want);
+	}
 	plug(path, sizeof(path), "testplug.so");
-	assert_null(handler_plugin_open(path, "t.other", &e));
-	snprintf(want, sizeof(want), "plugin '%s' does not run type 't.other' (it runs: "
-		 "t.plug, t.plug2, t.initfail)", path);
-	assert_string_equal(e.msg, want);
-
-	assert_null(handler_plugin_open(path, "t.initfail", &e));
-	snprintf(want, sizeof(want), "plugin '%s' failed to start: cannot open the model "
-		 "file '/nonexistent'", path);
-	assert_string_equal(e.msg, want);
-
 	p = handler_plugin_open(path, "t.plug", &e);
 	if (!p)
 		fail_msg("%s", e.msg);

@@ -184,23 +184,46 @@ static void test_probe_buffer(void **state)
 
 /* ---- thumbnail ------------------------------------------------------- */
 
+/* The thumbnail of the clip that `o` asks for, written to `name` in the
+ * scratch folder: the job's result (release it), the file in *out. */
+static json_t *thumb(const struct media_thumb_opts *o, const char *name, const char **out)
+{
+	json_t *r = NULL;
+	struct err e;
+
+	*out = path(name);
+	if (media_thumbnail_file(clip, *out, o, NULL, &r, &e) < 0)
+		fail_msg("%s: %s", name, e.msg);
+	return r;
+}
+
+/* The colour of the pixel at x,y of image `file`, its size in *w, *h. */
+static uint32_t pixel(const char *file, int x, int y, int *w, int *h)
+{
+	struct err e;
+	uint32_t rgb;
+
+	if (media_image_pixel(file, x, y, &rgb, w, h, &e) < 0)
+		fail_msg("%s: %s", file, e.msg);
+	return rgb;
+}
+
 static void test_thumbnail_colour(void **state)
 {
 	struct media_thumb_opts o = { .at_s = 2.5, .width = 160, .format = MEDIA_JPEG };
-	const char *out = path("t.jpg");
-	json_t *r = NULL;
-	struct err e;
+	const char *out;
+	json_t *r;
 	uint32_t rgb;
 	int w, h;
 
 	(void)state;
-	assert_int_equal(media_thumbnail_file(clip, out, &o, NULL, &r, &e), 0);
+	r = thumb(&o, "t.jpg", &out);
 	assert_int_equal((int)num(r, "width"), 160);
 	assert_int_equal((int)num(r, "height"), 120); /* aspect kept */
 	assert_true(num(r, "bytes") > 100);
 	json_decref(r);
 	/* Below the frame-number bar the frame is the colour of second 2. */
-	assert_int_equal(media_image_pixel(out, 80, 90, &rgb, &w, &h, &e), 0);
+	rgb = pixel(out, 80, 90, &w, &h);
 	assert_int_equal(w, 160);
 	assert_int_equal(h, 120);
 	assert_true(near_colour(rgb, media_synth_colour(2), 24));
@@ -211,11 +234,10 @@ static void test_thumbnail_colour(void **state)
 	o.width = 0;
 	o.height = 60;
 	o.format = MEDIA_PNG;
-	out = path("t.png");
-	assert_int_equal(media_thumbnail_file(clip, out, &o, NULL, &r, &e), 0);
+	r = thumb(&o, "t.png", &out);
 	assert_int_equal((int)num(r, "width"), 80);
 	json_decref(r);
-	assert_int_equal(media_image_pixel(out, 40, 50, &rgb, &w, &h, &e), 0);
+	rgb = pixel(out, 40, 50, &w, &h);
 	assert_int_equal(h, 60);
 	assert_true(near_colour(rgb, media_synth_colour(0), 8));
 }
@@ -223,19 +245,16 @@ static void test_thumbnail_colour(void **state)
 static void test_thumbnail_webp_and_end(void **state)
 {
 	struct media_thumb_opts o = { .at_s = 99, .format = MEDIA_WEBP };
-	const char *out = path("t.webp");
-	json_t *r = NULL;
-	struct err e;
-	uint32_t rgb;
+	const char *out;
+	json_t *r;
 	int w, h;
 
 	(void)state;
 	/* Past the end: the last frame (second 2). */
-	assert_int_equal(media_thumbnail_file(clip, out, &o, NULL, &r, &e), 0);
+	r = thumb(&o, "t.webp", &out);
 	assert_int_equal((int)num(r, "width"), 320);
 	json_decref(r);
-	assert_int_equal(media_image_pixel(out, 160, 200, &rgb, &w, &h, &e), 0);
-	assert_true(near_colour(rgb, media_synth_colour(2), 24));
+	assert_true(near_colour(pixel(out, 160, 200, &w, &h), media_synth_colour(2), 24));
 }
 
 /* ---- transcode ------------------------------------------------------- */
