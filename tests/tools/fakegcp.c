@@ -54,6 +54,7 @@
 #include "crypto/crypto.h"
 #include "httpd/httpd.h"
 #include "fakeserve.h"
+#include "toolargs.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -615,28 +616,23 @@ static void handle(struct httpd_request *req, void *ctx)
 
 int main(int argc, char **argv)
 {
-	struct httpd_opts o;
+	struct httpd_opts o = { .thread_per_connection = 1, .max_body = 1 << 20 };
+	const struct tool_arg args[] = {
+		{ "--port", TOOL_INT, &o.port },
+		{ "--token-ttl", TOOL_INT64, &ttl_s },
+		{ "--max-dispatches", TOOL_INT, &max_dispatches },
+		{ "--min-backoff", TOOL_DOUBLE, &min_backoff },
+		{ "--max-backoff", TOOL_DOUBLE, &max_backoff },
+		{ "--max-attempts", TOOL_INT, &max_attempts },
+		{ "--paused", TOOL_INT, &paused },
+		{ NULL, TOOL_INT, NULL },
+	};
 	pthread_t th;
-	int i;
 
-	memset(&o, 0, sizeof(o));
-	o.thread_per_connection = 1;
-	o.max_body = 1 << 20;
-	for (i = 1; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--port"))
-			o.port = atoi(argv[i + 1]);
-		else if (!strcmp(argv[i], "--token-ttl"))
-			ttl_s = atoll(argv[i + 1]);
-		else if (!strcmp(argv[i], "--max-dispatches"))
-			max_dispatches = atoi(argv[i + 1]);
-		else if (!strcmp(argv[i], "--min-backoff"))
-			min_backoff = atof(argv[i + 1]);
-		else if (!strcmp(argv[i], "--max-backoff"))
-			max_backoff = atof(argv[i + 1]);
-		else if (!strcmp(argv[i], "--max-attempts"))
-			max_attempts = atoi(argv[i + 1]);
-		else if (!strcmp(argv[i], "--paused"))
-			paused = atoi(argv[i + 1]);
+	if (tool_args(argc, argv, 1, args) < 0) {
+		fprintf(stderr, "usage: fakegcp [--port N] [--token-ttl S] [--max-dispatches N] "
+			"[--min-backoff S] [--max-backoff S] [--max-attempts N] [--paused 0|1]\n");
+		return 2;
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	clock_cond_init(&cv);
