@@ -36,6 +36,13 @@ static inline int unit_tmpdir(char *dir, const char *name)
 #define assert_json_int(obj, key, want) \
 	assert_int_equal(json_integer_value(json_object_get((obj), (key))), (want))
 
+/* `call` failed: it returned -1 with the code `want` in *err. */
+#define assert_fails(call, err, want)                      \
+	do {                                               \
+		assert_int_equal((call), -1);              \
+		assert_int_equal((err)->code, (want));     \
+	} while (0)
+
 /* Removes `dir` and everything below it; 0, or -1. */
 static inline int unit_rmtree(const char *dir)
 {

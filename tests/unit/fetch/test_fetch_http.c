@@ -123,10 +123,8 @@ static void test_status_classes(void **state)
 	assert_true(fetch_retryable(ERR_UNAVAILABLE));
 	assert_true(fetch_retryable(ERR_TIMEOUT));
 	assert_int_equal(fetch_status_error(204, "x", &e), 0);
-	assert_int_equal(fetch_status_error(429, "x", &e), -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
-	assert_int_equal(fetch_status_error(400, "x", &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(fetch_status_error(429, "x", &e), &e, ERR_UNAVAILABLE);
+	assert_fails(fetch_status_error(400, "x", &e), &e, ERR_INVALID);
 }
 
 static void test_redirects(void **state)
@@ -173,8 +171,7 @@ static void test_ssrf(void **state)
 	expect_input_error("/file/10", ERR_INVALID, "refused address 127.0.0.1");
 	/* by name too: localhost resolves to loopback */
 	snprintf(url, sizeof(url), "http://localhost:%d/file/10", ts.port);
-	assert_int_equal(fetch_input_open(url, &in, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(fetch_input_open(url, &in, NULL, &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "refused address"));
 	/* an allow list without loopback refuses it too */
 	job_settings.allow_private = "10.0.0.0/8";
@@ -231,8 +228,7 @@ static void test_cancel(void **state)
 	atomic_int cancel = 1;
 
 	(void)state;
-	assert_int_equal(fetch_input_open(ts_url("/slow"), &in, &cancel, &e), -1);
-	assert_int_equal(e.code, ERR_CANCELLED);
+	assert_fails(fetch_input_open(ts_url("/slow"), &in, &cancel, &e), &e, ERR_CANCELLED);
 	assert_int_equal(count_files(tmp), 0);
 }
 
@@ -266,8 +262,7 @@ static void test_put_upload(void **state)
 	/* a refused upload keeps nothing and hides the presigned query */
 	assert_int_equal(fetch_output_prepare(ts_url("/status/403?X-Sig=secret"),
 					      &out, &e), 0);
-	assert_int_equal(fetch_output_commit(&out, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(fetch_output_commit(&out, NULL, &e), &e, ERR_AUTH);
 	assert_null(strstr(e.msg, "secret"));
 	fetch_output_release(&out);
 	assert_int_equal(count_files(tmp), 0);
@@ -318,8 +313,7 @@ static void test_s3_sigv4(void **state)
 
 	/* a wrong secret is refused by the server's signature check */
 	setenv("AWS_SECRET_ACCESS_KEY", "wrong", 1);
-	assert_int_equal(fetch_input_open("s3://media/dir/obj.bin", &in, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(fetch_input_open("s3://media/dir/obj.bin", &in, NULL, &e), &e, ERR_AUTH);
 	setenv("AWS_SECRET_ACCESS_KEY", "testsecret", 1);
 
 	/* virtual-hosted style and the AWS default endpoint */

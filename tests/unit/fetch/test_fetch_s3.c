@@ -22,6 +22,7 @@
 #include "job/job.h"
 #include "testfetch.h"
 #include "testserver.h"
+#include "../unit.h"
 
 static char base[80]; /* http://127.0.0.1:PORT */
 
@@ -217,15 +218,13 @@ static void test_error_codes(void **state)
 			    "SignatureDoesNotMatch: The request signature we "
 			    "calculated does not match the signature you provided. "
 			    "Check your key and signing method.");
-	assert_int_equal(s3_put("s3://media/new.bin", "x", &e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(s3_put("s3://media/new.bin", "x", &e), &e, ERR_AUTH);
 	assert_non_null(strstr(e.msg, "s3 put 's3://media/new.bin' failed: 403 "
 			       "SignatureDoesNotMatch: "));
 	assert_null(strstr(e.msg, "wrong")); /* no secret in messages */
 
 	setenv("AWS_ACCESS_KEY_ID", "nobody", 1);
-	assert_int_equal(s3_put("s3://media/new.bin", "x", &e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(s3_put("s3://media/new.bin", "x", &e), &e, ERR_AUTH);
 	assert_non_null(strstr(e.msg, "403 InvalidAccessKeyId: The AWS Access Key "
 			       "Id you provided does not exist"));
 
@@ -357,8 +356,7 @@ static void test_creds_settings(void **state)
 	setenv("S3_SECRET_ACCESS_KEY", "testsecret", 1);
 	assert_int_equal(s3_put("s3://media/c1", "one", &e), 0);
 	unsetenv("S3_SECRET_ACCESS_KEY");
-	assert_int_equal(s3_put("s3://media/c1", "one", &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(s3_put("s3://media/c1", "one", &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "S3_ACCESS_KEY_ID is set but "
 			       "S3_SECRET_ACCESS_KEY is not"));
 	unsetenv("S3_ACCESS_KEY_ID");
@@ -373,8 +371,7 @@ static void test_creds_settings(void **state)
 	setenv("AWS_SESSION_TOKEN", "tok-env", 1);
 	assert_int_equal(s3_put("s3://media/c1", "one", &e), 0);
 	setenv("AWS_SESSION_TOKEN", "tok\r\nX-Evil: 1", 1);
-	assert_int_equal(s3_put("s3://media/c1", "one", &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(s3_put("s3://media/c1", "one", &e), &e, ERR_INVALID);
 }
 
 static void test_creds_profile(void **state)
@@ -424,8 +421,7 @@ static void test_creds_profile(void **state)
 
 	/* a profile asked for by name must exist */
 	setenv("AWS_PROFILE", "nope", 1);
-	assert_int_equal(s3_put("s3://media/p2", "two", &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(s3_put("s3://media/p2", "two", &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "aws profile 'nope' not found"));
 }
 
@@ -442,8 +438,7 @@ static void test_creds_container(void **state)
 	ts.container_auth = "Bearer abc";
 	snprintf(url, sizeof(url), "%s/ecs/creds", base);
 	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
-	assert_int_equal(s3_put("s3://media/k1", "one", &e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(s3_put("s3://media/k1", "one", &e), &e, ERR_AUTH);
 	assert_non_null(strstr(e.msg, "container credentials provider answered "
 			       "http status 403"));
 	setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "Bearer abc", 1);
@@ -484,16 +479,14 @@ static void test_creds_container(void **state)
 	/* plain http only to loopback or the container addresses */
 	unsetenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
 	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://10.0.0.1/creds", 1);
-	assert_int_equal(s3_put("s3://media/k1", "one", &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(s3_put("s3://media/k1", "one", &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "AWS_CONTAINER_CREDENTIALS_FULL_URI"));
 
 	/* a malformed answer is a protocol error, not keys */
 	fetch_aws_creds_forget();
 	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
 	ts.creds_body = "{\"AccessKeyId\":\"testkey\",\"SecretAccessKey\":";
-	assert_int_equal(s3_put("s3://media/k1", "one", &e), -1);
-	assert_int_equal(e.code, ERR_PROTOCOL);
+	assert_fails(s3_put("s3://media/k1", "one", &e), &e, ERR_PROTOCOL);
 	assert_non_null(strstr(e.msg, "container credentials provider"));
 }
 

@@ -29,8 +29,7 @@ static void test_status_names(void **state)
 	assert_string_equal(job_status_name(JOB_RETRYING), "retrying");
 	assert_string_equal(job_status_name((enum job_status)99), "unknown");
 	st = JOB_DONE;
-	assert_int_equal(job_status_parse("finished", &st, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(job_status_parse("finished", &st, &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "'finished'"));
 	assert_int_equal(st, JOB_DONE);
 	assert_int_equal(job_status_parse(NULL, &st, &e), -1);

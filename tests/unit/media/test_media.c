@@ -176,8 +176,7 @@ static void test_probe_buffer(void **state)
 	assert_int_equal((int)num(p, "size_bytes"), (int)n);
 	assert_non_null(stream_of(p, "video"));
 	json_decref(p);
-	assert_int_equal(media_probe_buffer(b, 100, &p, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(media_probe_buffer(b, 100, &p, &e), &e, ERR_INVALID);
 	assert_int_equal(media_probe_buffer((const uint8_t *)"hello", 5, &p, &e), -1);
 	free(b);
 }
@@ -397,8 +396,8 @@ static void test_transcode_copy_fps(void **state)
 	media_transcode_opts_init(&o);
 	snprintf(o.container, sizeof(o.container), "webm");
 	snprintf(o.video.codec, sizeof(o.video.codec), "h264");
-	assert_int_equal(media_transcode_file(clip, path("bad.webm"), &o, NULL, &r, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(media_transcode_file(clip, path("bad.webm"), &o, NULL, &r, &e),
+	             &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "cannot hold"));
 	assert_false(exists(path("bad.webm")));
 }
@@ -439,16 +438,15 @@ static void test_cancel_removes_output(void **state)
 	/* In process. */
 	atomic_store(&cancel_flag, 0);
 	progress_calls = 0;
-	assert_int_equal(work_transcode((void *)out, &ctl, &r, &e), -1);
-	assert_int_equal(e.code, ERR_CANCELLED);
+	assert_fails(work_transcode((void *)out, &ctl, &r, &e), &e, ERR_CANCELLED);
 	assert_true(progress_calls > 0);
 	assert_false(exists(out));
 	/* In a child: the cancel set here reaches it as SIGTERM. */
 	atomic_store(&cancel_flag, 0);
 	progress_calls = 0;
 	t0 = clock_mono_us();
-	assert_int_equal(media_isolate(work_transcode, (void *)out, out, &ctl, &r, &e), -1);
-	assert_int_equal(e.code, ERR_CANCELLED);
+	assert_fails(media_isolate(work_transcode, (void *)out, out, &ctl, &r, &e),
+	             &e, ERR_CANCELLED);
 	assert_true(progress_calls > 0);
 	assert_true(clock_mono_us() - t0 < 5000000);
 	assert_false(exists(out));
@@ -463,8 +461,8 @@ static void test_timeout(void **state)
 
 	(void)state;
 	ctl.deadline_us = clock_mono_us() + 150000;
-	assert_int_equal(media_isolate(work_transcode, (void *)out, out, &ctl, &r, &e), -1);
-	assert_int_equal(e.code, ERR_TIMEOUT);
+	assert_fails(media_isolate(work_transcode, (void *)out, out, &ctl, &r, &e),
+	             &e, ERR_TIMEOUT);
 	assert_string_equal(e.msg, "timed out");
 	assert_false(exists(out));
 }
@@ -528,14 +526,12 @@ static void test_isolate(void **state)
 	media_limits.kill_grace_s = 0.2;
 	ctl.deadline_us = clock_mono_us() + 100000;
 	t0 = clock_mono_us();
-	assert_int_equal(media_isolate(work_hang, NULL, NULL, &ctl, &r, &e), -1);
-	assert_int_equal(e.code, ERR_TIMEOUT);
+	assert_fails(media_isolate(work_hang, NULL, NULL, &ctl, &r, &e), &e, ERR_TIMEOUT);
 	assert_true(clock_mono_us() - t0 < 2000000);
 
 	/* A busy loop meets the CPU limit. */
 	media_limits.cpu_s = 1;
-	assert_int_equal(media_isolate(work_spin, NULL, NULL, NULL, &r, &e), -1);
-	assert_int_equal(e.code, ERR_TOOLARGE);
+	assert_fails(media_isolate(work_spin, NULL, NULL, NULL, &r, &e), &e, ERR_TOOLARGE);
 	assert_non_null(strstr(e.msg, "cpu limit"));
 	media_limits = saved;
 }
@@ -604,9 +600,8 @@ static void test_bad_inputs(void **state)
 
 		media_transcode_opts_init(&o);
 		snprintf(o.video.preset, sizeof(o.video.preset), "ultrafast");
-		assert_int_equal(media_transcode_file(path("trunc_fs.mp4"), path("t.mp4"),
-						      &o, NULL, &r, &e), -1);
-		assert_int_equal(e.code, ERR_INVALID);
+		assert_fails(media_transcode_file(path("trunc_fs.mp4"), path("t.mp4"), &o, NULL, &r, &e),
+		             &e, ERR_INVALID);
 		assert_non_null(strstr(e.msg, "is truncated"));
 		assert_false(exists(path("t.mp4")));
 	}
@@ -624,9 +619,8 @@ static void test_bad_inputs(void **state)
 		assert_int_equal(media_isolate(work_probe, (void *)path("garbled.mp4"),
 					       NULL, NULL, &r, &e), 0);
 		json_decref(r);
-		assert_int_equal(media_transcode_file(path("garbled.mp4"), path("g.mp4"),
-						      &o, NULL, &r, &e), -1);
-		assert_int_equal(e.code, ERR_INVALID);
+		assert_fails(media_transcode_file(path("garbled.mp4"), path("g.mp4"), &o, NULL, &r, &e),
+		             &e, ERR_INVALID);
 		assert_false(exists(path("g.mp4")));
 	}
 	free(fs);

@@ -41,8 +41,7 @@ static void test_opts_init(void **state)
 	/* a bad URL leaves *o as it was */
 	memset(&o, 0x5a, sizeof(o));
 	keep = o;
-	assert_int_equal(queue_opts_init(&o, "http://x", &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(queue_opts_init(&o, "http://x", &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "bad redis url"));
 	assert_memory_equal(&o, &keep, sizeof(o));
 
@@ -51,8 +50,7 @@ static void test_opts_init(void **state)
 		assert_int_equal(queue_opts_init(&o, "rediss://h:6380", &e), 0);
 		assert_true(o.url.tls);
 	} else {
-		assert_int_equal(queue_opts_init(&o, "rediss://h:6380", &e), -1);
-		assert_int_equal(e.code, ERR_INVALID);
+		assert_fails(queue_opts_init(&o, "rediss://h:6380", &e), &e, ERR_INVALID);
 		assert_non_null(strstr(e.msg, "rediss://"));
 		assert_non_null(strstr(e.msg, "TLS"));
 		assert_memory_equal(&o, &keep, sizeof(o));

@@ -218,8 +218,7 @@ static void test_unique(void **state)
 	settle_as(&j, QUEUE_FAIL);
 	assert_true(enq_unique("u4", 0, b));
 	/* the dead job cannot run again while another holds its key ... */
-	assert_int_equal(queue_retry_dead(Q, qname, a, &e), -1);
-	assert_int_equal(e.code, ERR_CONFLICT);
+	assert_fails(queue_retry_dead(Q, qname, a, &e), &e, ERR_CONFLICT);
 	/* ... and can once that one ended, taking the key back */
 	assert_int_equal(queue_cancel(Q, qname, b, &e), 0);
 	assert_int_equal(queue_retry_dead(Q, qname, a, &e), 0);
@@ -309,8 +308,7 @@ static void test_settings(void **state)
 	assert_int_equal(queue_settings_from_json(o, &st2, &code, &e), -1);
 	json_decref(o);
 	st2.v[QUEUE_SET_DONE_MAX] = -1;
-	assert_int_equal(queue_settings_set(Q, qname, &st2, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(queue_settings_set(Q, qname, &st2, &e), &e, ERR_INVALID);
 }
 
 /* The queue's caps win over the process's, and the totals count every
@@ -648,8 +646,7 @@ static void test_schedule_fires(void **state)
 	release_all(jobs, 1);
 	/* deleted: gone, its jobs stay */
 	assert_int_equal(queue_schedule_delete(Q, qname, "tick", &e), 0);
-	assert_int_equal(queue_schedule_get(Q, qname, "tick", &g, &e), -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_fails(queue_schedule_get(Q, qname, "tick", &g, &e), &e, ERR_NOTFOUND);
 	assert_int_equal(queue_schedule_delete(Q, qname, "tick", &e), -1);
 	clock_sleep_us(1100000);
 	assert_int_equal(take(jobs, 4), 0);

@@ -296,15 +296,13 @@ static void test_retry_then_dead(void **state)
 	/* retry from dead, then purge */
 	assert_int_equal(queue_retry_dead(Q, qname, id, &e), 0);
 	assert_status(id, "queued");
-	assert_int_equal(queue_retry_dead(Q, qname, id, &e), -1);
-	assert_int_equal(e.code, ERR_CONFLICT);
+	assert_fails(queue_retry_dead(Q, qname, id, &e), &e, ERR_CONFLICT);
 	assert_int_equal(take(&j, 1, NULL, 0, 0), 1);
 	assert_int_equal(j.attempts, 1);
 	settle1(&j, QUEUE_FAIL, NULL, 0, NULL);
 	queue_job_release(&j);
 	assert_int_equal(queue_purge_dead(Q, qname, &e), 1);
-	assert_int_equal(queue_job_get(Q, qname, id, &job, &e), -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_fails(queue_job_get(Q, qname, id, &job, &e), &e, ERR_NOTFOUND);
 }
 
 static void test_idempotency(void **state)
@@ -380,8 +378,7 @@ static void test_fencing(void **state)
 	assert_int_equal(j2.attempts, 2);
 	assert_true(j2.token != j1.token);
 	/* The stale holder is refused everywhere. */
-	assert_int_equal(queue_progress(Q, qname, id, j1.token, 50, "x", &e), -1);
-	assert_int_equal(e.code, ERR_STALE);
+	assert_fails(queue_progress(Q, qname, id, j1.token, 50, "x", &e), &e, ERR_STALE);
 	l.id = id;
 	l.token = j1.token;
 	assert_int_equal(queue_renew(Q, qname, "w1", 1000, 1000, &l, 1, &e), 0);
@@ -442,10 +439,9 @@ static void test_cancel(void **state)
 	assert_false(l.lost);
 	settle1(&j, QUEUE_CANCELLED, NULL, 0, NULL);
 	assert_status(b, "cancelled");
-	assert_int_equal(queue_cancel(Q, qname, b, &e), -1);
-	assert_int_equal(e.code, ERR_CONFLICT);
-	assert_int_equal(queue_cancel(Q, qname, "01234567-89ab-7def-8123-456789abcdef", &e), -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_fails(queue_cancel(Q, qname, b, &e), &e, ERR_CONFLICT);
+	assert_fails(queue_cancel(Q, qname, "01234567-89ab-7def-8123-456789abcdef", &e),
+	             &e, ERR_NOTFOUND);
 	queue_job_release(&j);
 }
 
@@ -588,8 +584,7 @@ static void test_done_cap(void **state)
 	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
 	assert_int_equal(c.n[JOB_DONE], 5);
 	/* the oldest three went, hashes and all; the newest stay */
-	assert_int_equal(queue_job_get(Q, qname, ids[0], &job, &e), -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_fails(queue_job_get(Q, qname, ids[0], &job, &e), &e, ERR_NOTFOUND);
 	assert_int_equal(queue_job_get(Q, qname, ids[2], &job, &e), -1);
 	assert_status(ids[3], "done");
 	assert_status(ids[7], "done");
@@ -640,8 +635,7 @@ static void test_busy_is_unavailable(void **state)
 	rc = queue_counts(Q, qname, &c, &e);
 	raw_ok(admin, "SCRIPT KILL");
 	redisFree(busy);
-	assert_int_equal(rc, -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails(rc, &e, ERR_UNAVAILABLE);
 	assert_non_null(strstr(e.msg, "BUSY"));
 	for (i = 0, rc = -1; i < 100 && rc < 0; i++) {
 		rc = queue_counts(Q, qname, &c, &e);

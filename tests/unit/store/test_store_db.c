@@ -271,41 +271,30 @@ static void test_bad_input(void **state)
 	nj.queue = q;
 	nj.type = "noop";
 	nj.payload = "{\"a\":";
-	assert_int_equal(store_insert(s, &nj, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(store_insert(s, &nj, NULL, &e), &e, ERR_INVALID);
 	nj.payload = NULL;
 	snprintf(nj.id, sizeof(nj.id), "%s", "12345");
-	assert_int_equal(store_insert(s, &nj, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(store_insert(s, &nj, NULL, &e), &e, ERR_INVALID);
 	snprintf(nj.id, sizeof(nj.id), "%s", id);
 	nj.type = NULL;
-	assert_int_equal(store_insert(s, &nj, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(store_insert(s, &nj, NULL, &e), &e, ERR_INVALID);
 	/* a payload Postgres refuses though jansson takes it: \u0000 */
 	nj.type = "noop";
 	nj.payload = "{\"a\":\"x\\u0000y\"}";
-	assert_int_equal(store_insert(s, &nj, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(store_insert(s, &nj, NULL, &e), &e, ERR_INVALID);
 	assert_int_equal(store_get(s, id, &j, &e), -1); /* nothing written */
 	assert_int_equal(e.code, ERR_NOTFOUND);
-	assert_int_equal(store_get(s, "not-a-uuid", &j, &e), -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
-	assert_int_equal(store_finish(s, id, JOB_DONE, NULL, NULL, 0, 0, &e),
-			 -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
-	assert_int_equal(store_set_status(s, id, JOB_QUEUED, NULL, 0, &e), -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
-	assert_int_equal(store_set_status(s, id, JOB_ACTIVE, NULL, 0, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(store_get(s, "not-a-uuid", &j, &e), &e, ERR_NOTFOUND);
+	assert_fails(store_finish(s, id, JOB_DONE, NULL, NULL, 0, 0, &e), &e, ERR_NOTFOUND);
+	assert_fails(store_set_status(s, id, JOB_QUEUED, NULL, 0, &e), &e, ERR_NOTFOUND);
+	assert_fails(store_set_status(s, id, JOB_ACTIVE, NULL, 0, &e), &e, ERR_INVALID);
 	assert_int_equal(store_mark_started(s, id, 1, 0, &e), 0); /* no row */
 	assert_int_equal(store_progress(s, id, 5, NULL, &e), 0);
 	assert_int_equal(store_delete(s, id, &e), 0);
-	assert_int_equal(store_list(s, q, JOB_QUEUED, 0, NULL, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(store_list(s, q, JOB_QUEUED, 0, NULL, NULL, &e), &e, ERR_INVALID);
 	snprintf(f.id, sizeof(f.id), "%s", id);
 	f.status = JOB_ACTIVE;
-	assert_int_equal(store_apply_finals(s, &f, 1, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(store_apply_finals(s, &f, 1, &e), &e, ERR_INVALID);
 	store_free(s);
 }
 
@@ -391,8 +380,7 @@ static void test_state_updates(void **state)
 	assert_true(j.finished_at != 0);
 	job_info_release(&j);
 	assert_int_equal(store_delete(s, id, &e), 1);
-	assert_int_equal(store_get(s, id, &j, &e), -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_fails(store_get(s, id, &j, &e), &e, ERR_NOTFOUND);
 	store_free(s);
 }
 
@@ -541,8 +529,7 @@ static void test_reconcile(void **state)
 	/* a bad entry refuses the whole batch */
 	f[0].status = JOB_FAILED;
 	f[1].result = (char *)"{nope";
-	assert_int_equal(store_apply_finals(s, f, 2, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(store_apply_finals(s, f, 2, &e), &e, ERR_INVALID);
 	must(store_get(s, ids[2], &j, &e), &e, "get");
 	assert_int_equal(j.status, JOB_DONE);
 	job_info_release(&j);
@@ -688,22 +675,15 @@ static void test_outage(void **state)
 	run_cmd("STORE_PG_STOP");
 	t0 = clock_mono_us();
 	for (i = 0; i < 20; i++) {
-		assert_int_equal(store_get(s, id, &j, &e), -1);
-		assert_int_equal(e.code, ERR_UNAVAILABLE);
+		assert_fails(store_get(s, id, &j, &e), &e, ERR_UNAVAILABLE);
 	}
 	uuid7_new(id2);
 	snprintf(nj.id, sizeof(nj.id), "%s", id2);
-	assert_int_equal(store_insert(s, &nj, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
-	assert_int_equal(store_progress(s, id, 5, "x", &e), -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
-	assert_int_equal(store_finish(s, id, JOB_DONE, NULL, NULL, 0, 0, &e),
-			 -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
-	assert_int_equal(store_ping(s, &e), -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
-	assert_int_equal(store_migrate(s, &e), -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails(store_insert(s, &nj, NULL, &e), &e, ERR_UNAVAILABLE);
+	assert_fails(store_progress(s, id, 5, "x", &e), &e, ERR_UNAVAILABLE);
+	assert_fails(store_finish(s, id, JOB_DONE, NULL, NULL, 0, 0, &e), &e, ERR_UNAVAILABLE);
+	assert_fails(store_ping(s, &e), &e, ERR_UNAVAILABLE);
+	assert_fails(store_migrate(s, &e), &e, ERR_UNAVAILABLE);
 	printf("# 26 calls during the outage took %.1f ms\n",
 	       (clock_mono_us() - t0) / 1000.0);
 	assert_true(clock_mono_us() - t0 < 3000000);
@@ -713,8 +693,7 @@ static void test_outage(void **state)
 	run_cmd("STORE_PG_START");
 	printf("# reconnected %lld ms after postgres was back\n",
 	       (long long)wait_back(s, id));
-	assert_int_equal(store_get(s, id2, &j, &e), -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_fails(store_get(s, id2, &j, &e), &e, ERR_NOTFOUND);
 	must(store_insert(s, &nj, NULL, &e), &e, "insert after outage");
 	must(store_finish(s, id, JOB_DONE, NULL, NULL, 0, 1, &e), &e,
 	     "finish after outage");

@@ -83,9 +83,8 @@ static void test_sign_rotation(void **state)
 					300, &e), 0);
 	assert_int_equal(webhook_verify("old", sig, kat_body, n, 1700000000, 300,
 					&e), 0);
-	assert_int_equal(webhook_verify("neither", sig, kat_body, n, 1700000000,
-					300, &e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(webhook_verify("neither", sig, kat_body, n, 1700000000, 300, &e),
+	             &e, ERR_AUTH);
 	/* the longest header fits: a 20-digit time and two entries */
 	assert_int_equal(webhook_sign("a", "b", INT64_MIN, "", 0, sig), 0);
 	assert_int_equal(strlen(sig), 2 + 20 + 2 * (4 + 64));
@@ -124,9 +123,8 @@ static void test_sign_standard(void **state)
 	/* "whsec_" promises base64: anything else is refused, naming the
 	 * setting and never the secret */
 	strcpy(sig, "untouched");
-	assert_int_equal(webhook_sign_standard("whsec_not base64!", NULL, "m", 1,
-					       "", 0, sig, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(webhook_sign_standard("whsec_not base64!", NULL, "m", 1, "", 0, sig, &e),
+	             &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "WEBHOOK_SECRET"));
 	assert_null(strstr(e.msg, "not base64!"));
 	assert_string_equal(sig, "untouched");
@@ -178,23 +176,21 @@ static void test_verify(void **state)
 	assert_int_equal(webhook_verify("whsec_test", kat_sig, kat_body, n,
 					t + 300, 300, &e), 0);
 	/* too old, or from the future */
-	assert_int_equal(webhook_verify("whsec_test", kat_sig, kat_body, n,
-					t + 301, 300, &e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(webhook_verify("whsec_test", kat_sig, kat_body, n, t + 301, 300, &e),
+	             &e, ERR_AUTH);
 	assert_int_equal(webhook_verify("whsec_test", kat_sig, kat_body, n,
 					t - 301, 300, &e), -1);
 	/* another body, another secret, another time */
 	memcpy(tampered, kat_body, sizeof(kat_body));
 	tampered[8] = 'X';
-	assert_int_equal(webhook_verify("whsec_test", kat_sig, tampered, n, t, 300,
-					&e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(webhook_verify("whsec_test", kat_sig, tampered, n, t, 300, &e),
+	             &e, ERR_AUTH);
 	assert_int_equal(webhook_verify("whsec_other", kat_sig, kat_body, n, t, 300,
 					&e), -1);
-	assert_int_equal(webhook_verify("whsec_test", "t=1700000001,v1=53406800bef0"
-		"91f19a5510edf85726cae89f89f95ee64cbe74c489161258786e", kat_body, n,
-		t, 300, &e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(webhook_verify("whsec_test", "t=1700000001,v1=53406800bef0"
+				    "91f19a5510edf85726cae89f89f95ee64cbe74c489161258786e",
+				    kat_body, n, t, 300, &e),
+	             &e, ERR_AUTH);
 	/* upper-case hex and a rotated extra v1 entry are accepted */
 	memcpy(upper, kat_sig, sizeof(kat_sig));
 	for (i = 16; upper[i]; i++)
@@ -205,9 +201,8 @@ static void test_verify(void **state)
 	assert_int_equal(webhook_verify("whsec_test", two, kat_body, n, t, 300, &e),
 			 0);
 	/* malformed */
-	assert_int_equal(webhook_verify("whsec_test", "v1=abc", kat_body, n, t, 300,
-					&e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(webhook_verify("whsec_test", "v1=abc", kat_body, n, t, 300, &e),
+	             &e, ERR_INVALID);
 	assert_int_equal(webhook_verify("whsec_test", "t=1700000000", kat_body, n, t,
 					300, &e), -1);
 	assert_int_equal(webhook_verify("whsec_test", "t=-5,v1=00", kat_body, n, t,
