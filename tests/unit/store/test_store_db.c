@@ -59,6 +59,13 @@ static void unique_queue(char out[48], const char *prefix)
 	snprintf(out, 48, "%s-%s", prefix, id + 24);
 }
 
+/* A fresh job id, in `id` and in `nj`. */
+static void new_id(struct job_spec *nj, char id[UUID_STR_LEN])
+{
+	uuid7_new(id);
+	snprintf(nj->id, sizeof(nj->id), "%s", id);
+}
+
 static void must(int rc, const struct err *e, const char *what)
 {
 	if (rc < 0)
@@ -150,8 +157,7 @@ static void test_insert_get_roundtrip(void **state)
 
 	(void)state;
 	unique_queue(q, "rt");
-	uuid7_new(id);
-	snprintf(nj.id, sizeof(nj.id), "%s", id);
+	new_id(&nj, id);
 	nj.queue = q;
 	nj.type = "media.thumbnail";
 	nj.payload = "{\"input\":\"file://a.mp4\",\"at\":1.25,\"tags\":[\"x\"],"
@@ -266,8 +272,7 @@ static void test_bad_input(void **state)
 
 	(void)state;
 	unique_queue(q, "bad");
-	uuid7_new(id);
-	snprintf(nj.id, sizeof(nj.id), "%s", id);
+	new_id(&nj, id);
 	nj.queue = q;
 	nj.type = "noop";
 	nj.payload = "{\"a\":";
@@ -309,8 +314,7 @@ static void test_state_updates(void **state)
 
 	(void)state;
 	unique_queue(q, "upd");
-	uuid7_new(id);
-	snprintf(nj.id, sizeof(nj.id), "%s", id);
+	new_id(&nj, id);
 	nj.queue = q;
 	nj.type = "sleep";
 	nj.max_attempts = 3;
@@ -559,8 +563,7 @@ static void *ins_thread(void *p)
 	nj.type = "noop";
 	nj.payload = "{\"n\":1}";
 	for (i = 0; i < a->n; i++) {
-		uuid7_new(id);
-		snprintf(nj.id, sizeof(nj.id), "%s", id);
+		new_id(&nj, id);
 		if (store_insert(a->s, &nj, NULL, &e) != 0 ||
 		    store_mark_started(a->s, id, 1, 0, &e) != 1 ||
 		    store_finish(a->s, id, JOB_DONE, "{}", NULL, 0, 1, &e) != 0) {
@@ -657,8 +660,7 @@ static void test_outage(void **state)
 
 	(void)state;
 	unique_queue(q, "out");
-	uuid7_new(id);
-	snprintf(nj.id, sizeof(nj.id), "%s", id);
+	new_id(&nj, id);
 	nj.queue = q;
 	nj.type = "noop";
 	must(store_insert(s, &nj, NULL, &e), &e, "insert");
@@ -720,8 +722,7 @@ static void *bench_thread(void *p)
 	nj.type = "noop";
 	nj.payload = "{\"ms\":1}";
 	for (i = 0; i < a->n; i++) {
-		uuid7_new(id);
-		snprintf(nj.id, sizeof(nj.id), "%s", id);
+		new_id(&nj, id);
 		if (store_insert(a->s, &nj, NULL, &e) != 0)
 			a->failed++;
 	}
