@@ -427,23 +427,7 @@ static void test_allow_list(void **state)
 
 static int run_job(const char *payload, struct job_outcome *out)
 {
-	struct job_run run = { 0 };
-	json_error_t jerr;
-	atomic_int cancel = 0;
-	int rc;
-
-	run.id = "job-1";
-	run.type = "http.request";
-	run.payload = json_loads(payload, 0, &jerr);
-	if (!run.payload)
-		fail_msg("bad test payload: %s", jerr.text);
-	run.attempt = 1;
-	run.max_attempts = 3;
-	run.cancel = &cancel;
-	memset(out, 0, sizeof(*out));
-	rc = job_execute(&run, out);
-	json_decref(run.payload);
-	return rc;
+	return ts_run_job("http.request", "job-1", payload, 3, out);
 }
 
 static char *payload(const char *path, const char *extra)

@@ -41,12 +41,14 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "job/job.h"
 
 static struct {
 	struct MHD_Daemon *d;
@@ -604,6 +606,34 @@ static const char *ts_url(const char *path)
 
 	snprintf(u, sizeof(u), "http://127.0.0.1:%d%s", ts.port, path);
 	return u;
+}
+
+/* Runs a job of `type` (http.request, webhook.deliver: the jobs that talk
+ * to this server) with `payload` (JSON text) as the worker runs it: job
+ * `id`, attempt 1 of `max_attempts`. Returns what job_execute returns,
+ * with *out filled (the caller releases it). */
+static inline int ts_run_job(const char *type, const char *id, const char *payload,
+			     int max_attempts, struct job_outcome *out)
+{
+	struct job_run run = { 0 };
+	json_error_t jerr;
+	atomic_int cancel = 0;
+	int rc;
+
+	run.id = id;
+	run.type = type;
+	run.payload = json_loads(payload, 0, &jerr);
+	if (!run.payload) {
+		fprintf(stderr, "bad test payload: %s\n", jerr.text);
+		abort();
+	}
+	run.attempt = 1;
+	run.max_attempts = max_attempts;
+	run.cancel = &cancel;
+	memset(out, 0, sizeof(*out));
+	rc = job_execute(&run, out);
+	json_decref(run.payload);
+	return rc;
 }
 
 #endif

@@ -256,23 +256,11 @@ static void test_build(void **state)
 
 static int deliver(const char *path, struct job_outcome *out)
 {
-	struct job_run run = { 0 };
-	atomic_int cancel = 0;
 	json_t *body = webhook_build_body("job-9", "noop", "done", NULL, NULL, 1,
 					  clock_now_us());
 	char *text = webhook_build_payload(ts_url(path), body);
-	json_error_t jerr;
-	int rc;
+	int rc = ts_run_job("webhook.deliver", "delivery-1", text, 5, out);
 
-	run.id = "delivery-1";
-	run.type = "webhook.deliver";
-	run.payload = json_loads(text, 0, &jerr);
-	run.attempt = 1;
-	run.max_attempts = 5;
-	run.cancel = &cancel;
-	memset(out, 0, sizeof(*out));
-	rc = job_execute(&run, out);
-	json_decref(run.payload);
 	json_decref(body);
 	free(text);
 	return rc;
