@@ -43,6 +43,13 @@ static inline int unit_tmpdir(char *dir, const char *name)
 		assert_int_equal((err)->code, (want));     \
 	} while (0)
 
+/* The same for a call that fails by returning NULL. */
+#define assert_fails_null(call, err, want)                 \
+	do {                                               \
+		assert_null(call);                         \
+		assert_int_equal((err)->code, (want));     \
+	} while (0)
+
 /* Removes `dir` and everything below it; 0, or -1. */
 static inline int unit_rmtree(const char *dir)
 {

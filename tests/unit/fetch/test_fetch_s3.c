@@ -193,8 +193,7 @@ static void test_literal_keys(void **state)
 		assert_string_equal(ts.s3_last_key, keys[i].wire);
 	}
 	/* "c.bin" itself was never written */
-	assert_null(s3_get("s3://media/a/c.bin", &e));
-	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_fails_null(s3_get("s3://media/a/c.bin", &e), &e, ERR_NOTFOUND);
 }
 
 /* ---- S3 error codes --------------------------------------------------- */
@@ -206,14 +205,12 @@ static void test_error_codes(void **state)
 	(void)state;
 	setenv("AWS_ACCESS_KEY_ID", "testkey", 1);
 	setenv("AWS_SECRET_ACCESS_KEY", "testsecret", 1);
-	assert_null(s3_get("s3://media/missing.bin", &e));
-	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_fails_null(s3_get("s3://media/missing.bin", &e), &e, ERR_NOTFOUND);
 	assert_string_equal(e.msg, "s3 get 's3://media/missing.bin' failed: 404 "
 			    "NoSuchKey: The specified key does not exist.");
 
 	setenv("AWS_SECRET_ACCESS_KEY", "wrong", 1);
-	assert_null(s3_get("s3://media/missing.bin", &e));
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails_null(s3_get("s3://media/missing.bin", &e), &e, ERR_AUTH);
 	assert_string_equal(e.msg, "s3 get 's3://media/missing.bin' failed: 403 "
 			    "SignatureDoesNotMatch: The request signature we "
 			    "calculated does not match the signature you provided. "
@@ -231,8 +228,7 @@ static void test_error_codes(void **state)
 	/* entities decoded, controls folded, unknown entities kept */
 	setenv("AWS_ACCESS_KEY_ID", "testkey", 1);
 	setenv("AWS_SECRET_ACCESS_KEY", "testsecret", 1);
-	assert_null(s3_get("s3://media/entities", &e));
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails_null(s3_get("s3://media/entities", &e), &e, ERR_INVALID);
 	assert_string_equal(e.msg, "s3 get 's3://media/entities' failed: 400 "
 			    "InvalidArgument: a <b> & \"c' d&bogus;");
 
@@ -244,8 +240,7 @@ static void test_error_codes(void **state)
 		snprintf(ep, sizeof(ep), "%s/status", base);
 		setenv("S3_ENDPOINT", ep, 1);
 	}
-	assert_null(s3_get("s3://503/x", &e));
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails_null(s3_get("s3://503/x", &e), &e, ERR_UNAVAILABLE);
 	assert_string_equal(e.msg, "s3 get 's3://503/x' failed: http status 503");
 }
 
@@ -342,8 +337,7 @@ static void test_creds_settings(void **state)
 
 	(void)state;
 	/* nothing anywhere: a message naming where it looked */
-	assert_null(s3_get("s3://media/k", &e));
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails_null(s3_get("s3://media/k", &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "s3 get 's3://media/k' failed: no s3 "
 			       "credentials"));
 	assert_non_null(strstr(e.msg, "AWS_ACCESS_KEY_ID"));
@@ -515,8 +509,7 @@ static void test_creds_imds(void **state)
 	/* S3 says the token expired: dropped, retryable, fetched anew */
 	ts.s3_expired_token = "session-token-1";
 	ts.s3_token = "session-token-2";
-	assert_null(s3_get("s3://media/i1", &e));
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails_null(s3_get("s3://media/i1", &e), &e, ERR_UNAVAILABLE);
 	assert_non_null(strstr(e.msg, "400 ExpiredToken"));
 	ts.creds_token = "session-token-2";
 	assert_string_equal(s3_get("s3://media/i1", &e), "imds");
@@ -527,48 +520,41 @@ static void test_creds_imds(void **state)
 	fetch_aws_creds_forget();
 	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
 	puts = ts.imds_token_puts;
-	assert_null(s3_get("s3://media/i1", &e));
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails_null(s3_get("s3://media/i1", &e), &e, ERR_INVALID);
 	assert_int_equal(ts.imds_token_puts, puts);
 	unsetenv("AWS_EC2_METADATA_DISABLED");
 
 	/* no instance role: no credentials, said so */
 	ts.imds_role = NULL;
-	assert_null(s3_get("s3://media/i1", &e));
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails_null(s3_get("s3://media/i1", &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "no instance role"));
 	ts.imds_role = "wakeq-role";
 
 	/* an IMDS refusing tokens (IMDSv1-only or off) ends the chain too */
 	ts.imds_token_status = 403;
-	assert_null(s3_get("s3://media/i1", &e));
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails_null(s3_get("s3://media/i1", &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "refused a token"));
 	ts.imds_token_status = 500;
-	assert_null(s3_get("s3://media/i1", &e));
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails_null(s3_get("s3://media/i1", &e), &e, ERR_UNAVAILABLE);
 	ts.imds_token_status = 0;
 
 	/* IMDS's answer with Code other than Success */
 	ts.creds_body = "{\"Code\":\"AssumeRoleUnauthorizedAccess\","
 		"\"Message\":\"no\",\"LastUpdated\":\"2024-05-01T10:00:00Z\"}";
-	assert_null(s3_get("s3://media/i1", &e));
-	assert_int_equal(e.code, ERR_PROTOCOL);
+	assert_fails_null(s3_get("s3://media/i1", &e), &e, ERR_PROTOCOL);
 	ts.creds_body = NULL;
 
 	/* a slow IMDS (AWS_METADATA_SERVICE_TIMEOUT): retry later */
 	setenv("AWS_METADATA_SERVICE_TIMEOUT", "0.2", 1);
 	ts.imds_delay_ms = 700;
-	assert_null(s3_get("s3://media/i1", &e));
-	assert_int_equal(e.code, ERR_TIMEOUT);
+	assert_fails_null(s3_get("s3://media/i1", &e), &e, ERR_TIMEOUT);
 	assert_non_null(strstr(e.msg, "instance metadata service"));
 	ts.imds_delay_ms = 0;
 	unsetenv("AWS_METADATA_SERVICE_TIMEOUT");
 
 	/* nothing listening at the endpoint: no IMDS here */
 	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1", 1);
-	assert_null(s3_get("s3://media/i1", &e));
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails_null(s3_get("s3://media/i1", &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "instance metadata unreachable"));
 
 	/* container provider comes before IMDS */

@@ -181,10 +181,8 @@ static void test_auth_select(void **state)
 	snprintf(url, sizeof(url), "redis://%s:wrong@%s:%d", user, admin_o.url.host,
 		 admin_o.url.port);
 	assert_int_equal(queue_opts_init(&o, url, &e), 0);
-	assert_null(queue_connect(&o, &e));
-	assert_int_equal(e.code, ERR_AUTH);
-	assert_null(queue_sub_connect(&o, &e));
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails_null(queue_connect(&o, &e), &e, ERR_AUTH);
+	assert_fails_null(queue_sub_connect(&o, &e), &e, ERR_AUTH);
 	assert_null(strstr(e.msg, "wrong")); /* the password is never echoed */
 
 	admin(c, "ACL DELUSER %s", user);

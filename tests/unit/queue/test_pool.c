@@ -21,6 +21,7 @@
 #include "base/clock.h"
 #include "queue/queue.h"
 #include "../../tools/loopback.h"
+#include "../unit.h"
 
 /* ---- a redis-server of our own ------------------------------------------ */
 
@@ -217,11 +218,9 @@ static void test_pool_fail_fast_refused(void **state)
 	(void)state;
 	srv_opts(&o); /* srv_port: nothing started on it */
 	p = queue_pool_new(&o, 0);
-	assert_null(queue_pool_get(p, &e));
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails_null(queue_pool_get(p, &e), &e, ERR_UNAVAILABLE);
 	assert_non_null(strstr(e.msg, "cannot connect"));
-	assert_null(queue_pool_get(p, &e));
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails_null(queue_pool_get(p, &e), &e, ERR_UNAVAILABLE);
 	assert_non_null(strstr(e.msg, "redis is unavailable"));
 	clock_sleep_us((QUEUE_POOL_RETRY_MS + 100) * 1000);
 	assert_null(queue_pool_get(p, &e));
@@ -261,14 +260,12 @@ static void test_pool_fail_fast_frozen(void **state)
 	queue_pool_put(p, q);
 	/* the next get reconnects, which times out too, and opens the window */
 	t0 = clock_mono_us();
-	assert_null(queue_pool_get(p, &e));
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails_null(queue_pool_get(p, &e), &e, ERR_UNAVAILABLE);
 	assert_true(since(t0) >= 0.25);
 	/* inside the window: no network, no waiting */
 	for (i = 0; i < 20; i++) {
 		t0 = clock_mono_us();
-		assert_null(queue_pool_get(p, &e));
-		assert_int_equal(e.code, ERR_UNAVAILABLE);
+		assert_fails_null(queue_pool_get(p, &e), &e, ERR_UNAVAILABLE);
 		assert_non_null(strstr(e.msg, "redis is unavailable"));
 		assert_true(since(t0) < 0.1);
 	}

@@ -158,8 +158,7 @@ static void test_connect_errors(void **state)
 	(void)state;
 	assert_int_equal(queue_opts_init(&o, "redis://127.0.0.1:1", &e), 0);
 	o.connect_timeout_s = 0.5;
-	assert_null(queue_connect(&o, &e));
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails_null(queue_connect(&o, &e), &e, ERR_UNAVAILABLE);
 	assert_int_equal(queue_name_check("ok-name_1.x", &e), 0);
 	assert_int_equal(queue_name_check("bad name", &e), -1);
 	assert_int_equal(queue_name_check("a{b}", &e), -1);

@@ -54,8 +54,8 @@ static void test_open_bad_urls(void **state)
 	expect_bad_url("postgres://u:s3cret@h:abc/db", "bad port");
 	expect_bad_url("postgresql://u:s3cret@[::1/db", NULL);
 	expect_bad_url("host=h password=s3cret bogus", NULL);
-	assert_null(store_open("postgres://h/db", STORE_MAX_CONNS + 1, &e));
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails_null(store_open("postgres://h/db", STORE_MAX_CONNS + 1, &e),
+	                  &e, ERR_INVALID);
 }
 
 /* A loopback port where nothing listens: bind without listen. */

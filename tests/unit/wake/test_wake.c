@@ -151,8 +151,7 @@ static void test_waker(void **state)
 	assert_string_equal(last_aud, base); /* the origin of the URL */
 	wake_free(w); /* drops the held transfer */
 	hold_s = 0;
-	assert_null(wake_new(&(struct wake_opts){ .url = "nope" }, &e));
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails_null(wake_new(&(struct wake_opts){ .url = "nope" }, &e), &e, ERR_INVALID);
 }
 
 int main(void)
