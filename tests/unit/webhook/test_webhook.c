@@ -266,6 +266,14 @@ static int deliver(const char *path, struct job_outcome *out)
 	return rc;
 }
 
+/* The delivery to `path` fails, retryably or for good as `retryable`
+ * says; *out holds the outcome. */
+static void deliver_fails(const char *path, int retryable, struct job_outcome *out)
+{
+	assert_int_equal(deliver(path, out), -1);
+	assert_int_equal(out->retryable, retryable);
+}
+
 static int count(const char *s, const char *needle)
 {
 	int n = 0;
@@ -335,30 +343,24 @@ static void test_deliver(void **state)
 	 * (the worker refuses it at start-up already) */
 	job_settings.webhook_secret_previous = "whsec_?";
 	ts.requests = 0;
-	assert_int_equal(deliver("/hook", &out), -1);
-	assert_int_equal(out.retryable, 0);
+	deliver_fails("/hook", 0, &out);
 	assert_non_null(strstr(out.error, "WEBHOOK_SECRET_PREVIOUS"));
 	assert_int_equal(ts.requests, 0); /* nothing sent */
 	job_settings.webhook_secret_previous = NULL;
 
 	ts.hook_status = 500;
-	assert_int_equal(deliver("/hook", &out), -1);
-	assert_int_equal(out.retryable, 1);
+	deliver_fails("/hook", 1, &out);
 	ts.hook_status = 429;
-	assert_int_equal(deliver("/hook", &out), -1);
-	assert_int_equal(out.retryable, 1);
+	deliver_fails("/hook", 1, &out);
 	assert_true(out.retry_after_s == 7);
 	ts.hook_status = 410;
-	assert_int_equal(deliver("/hook", &out), -1);
-	assert_int_equal(out.retryable, 0);
+	deliver_fails("/hook", 0, &out);
 	ts.hook_status = 200;
 	/* redirects are not followed: final */
-	assert_int_equal(deliver("/redirect/1", &out), -1);
-	assert_int_equal(out.retryable, 0);
+	deliver_fails("/redirect/1", 0, &out);
 	/* refused address: final; no secret: sent unsigned */
 	job_settings.allow_private = "";
-	assert_int_equal(deliver("/hook", &out), -1);
-	assert_int_equal(out.retryable, 0);
+	deliver_fails("/hook", 0, &out);
 	assert_non_null(strstr(out.error, "refused address"));
 	job_settings.allow_private = "loopback";
 	job_settings.webhook_secret = "";
