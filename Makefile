@@ -313,4 +313,4 @@ clean:
 	rm -rf build build-san build-hiredis1
 
 .PHONY: all examples install uninstall tests deps test-deps have-test-deps test chaos demo bench fuzz valgrind clean
--include $(shell find $(BUILD)/obj $(BUILD)/pic build/fuzz/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/pic $(BUILD)/tests build/fuzz/obj -name '*.d' 2>/dev/null)

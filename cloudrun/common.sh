@@ -10,6 +10,9 @@
 #              with --dry-run. Every gcloud call goes through run or ensure.
 # ensure "CHECK..." CMD...  runs CMD unless the CHECK command succeeds; with
 #              --dry-run prints "+ CHECK || CMD".
+# common_flag ARGS...  takes the flags every script has (--dry-run,
+#              --project, --region, -h/--help); sets SHIFT to the words
+#              it used, or returns 1 when $1 is not one of them.
 
 DRY_RUN=${DRY_RUN:-0}
 REGION=${REGION:-us-central1}
@@ -20,6 +23,21 @@ WORKER_SA_NAME=${WORKER_SA_NAME:-wakeq-worker}
 API_SA_NAME=${API_SA_NAME:-wakeq-api}
 TASKS_SA_NAME=${TASKS_SA_NAME:-wakeq-tasks}
 TASKS_QUEUE=${TASKS_QUEUE:-wakeq-wake}
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'; }
+
+common_flag() {
+	SHIFT=1
+	case "$1" in
+	--dry-run) DRY_RUN=1 ;;
+	--project) PROJECT_ID=${2:?--project needs an id}; SHIFT=2 ;;
+	--project=*) PROJECT_ID=${1#*=} ;;
+	--region) REGION=${2:?--region needs a region}; SHIFT=2 ;;
+	--region=*) REGION=${1#*=} ;;
+	-h | --help) usage; exit 0 ;;
+	*) return 1 ;;
+	esac
+}
 
 die() {
 	echo "${0##*/}: $*" >&2

@@ -49,20 +49,16 @@ TOP=$(cd "$HERE/.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$HERE/common.sh"
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'; }
-
 SKIP_BUILD=0
 while [ $# -gt 0 ]; do
+	if common_flag "$@"; then
+		shift "$SHIFT"
+		continue
+	fi
 	case "$1" in
-	--dry-run) DRY_RUN=1 ;;
-	--project) PROJECT_ID=${2:?--project needs an id}; shift ;;
-	--project=*) PROJECT_ID=${1#*=} ;;
-	--region) REGION=${2:?--region needs a region}; shift ;;
-	--region=*) REGION=${1#*=} ;;
 	--tag) TAG=${2:?--tag needs a tag}; shift ;;
 	--tag=*) TAG=${1#*=} ;;
 	--skip-build) SKIP_BUILD=1 ;;
-	-h | --help) usage; exit 0 ;;
 	*) die "unknown argument '$1' (see --help)" ;;
 	esac
 	shift

@@ -28,25 +28,21 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$HERE/common.sh"
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'; }
-
 JOB_NAME=${JOB_NAME:-wakeq-wake}
 SCHEDULE=${SCHEDULE:-*/5 * * * *}
 TIME_ZONE=${TIME_ZONE:-Etc/UTC}
 ATTEMPT_DEADLINE=${ATTEMPT_DEADLINE:-1800}
 WORKER_URL=${WORKER_URL:-}
 while [ $# -gt 0 ]; do
+	if common_flag "$@"; then
+		shift "$SHIFT"
+		continue
+	fi
 	case "$1" in
-	--dry-run) DRY_RUN=1 ;;
-	--project) PROJECT_ID=${2:?--project needs an id}; shift ;;
-	--project=*) PROJECT_ID=${1#*=} ;;
-	--region) REGION=${2:?--region needs a region}; shift ;;
-	--region=*) REGION=${1#*=} ;;
 	--schedule) SCHEDULE=${2:?--schedule needs a cron expression}; shift ;;
 	--schedule=*) SCHEDULE=${1#*=} ;;
 	--attempt-deadline) ATTEMPT_DEADLINE=${2:?--attempt-deadline needs seconds}; shift ;;
 	--attempt-deadline=*) ATTEMPT_DEADLINE=${1#*=} ;;
-	-h | --help) usage; exit 0 ;;
 	*) die "unknown argument '$1' (see --help)" ;;
 	esac
 	shift

@@ -279,6 +279,24 @@ state_of() { podman inspect --format '{{.State.Status}}' "$RUN_ID-$1" 2>/dev/nul
 exit_of() { podman inspect --format '{{.State.ExitCode}}' "$RUN_ID-$1" 2>/dev/null; }
 exited() { [ "$(state_of "$1")" = exited ]; }
 http_ok() { curl -fs -o /dev/null --max-time 1 "$1"; }
+# new_ports: fresh ports for a worker and an API container (WPORT, APORT)
+# and their URLs (W, API)
+new_ports() {
+	WPORT=$($FREEPORT)
+	APORT=$($FREEPORT)
+	W=http://127.0.0.1:$WPORT
+	API=http://127.0.0.1:$APORT
+}
+# answers NAME WHAT URL: the check that container NAME (WHAT: api, worker)
+# answers GET URL/healthz within 15 s; its state and log when not.
+answers() {
+	if wait_until 15 http_ok "$3/healthz"; then
+		ok "$2 container answers GET /healthz"
+	else
+		not_ok "$2 container answers GET /healthz (state $(state_of "$1"))"
+		logs_of "$1"
+	fi
+}
 
 start_redis
 t_tmpdir
@@ -298,12 +316,7 @@ run_ctr api "$API_IMG" PORT="$APORT" REDIS_URL="$REDIS_URL" \
 	API_TOKEN="$API_TOKEN" WAKE_URL="http://127.0.0.1:$WPORT/wake" \
 	WAKE_TOKEN="$WAKE_TOKEN" || not_ok "api container starts"
 API=http://127.0.0.1:$APORT
-if wait_until 15 http_ok "$API/healthz"; then
-	ok "api container answers GET /healthz"
-else
-	not_ok "api container answers GET /healthz (state $(state_of api))"
-	logs_of api
-fi
+answers api api "$API"
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST \
 	-H 'Content-Type: application/json' -d '{"type":"noop","payload":{}}' "$API/v1/jobs")
 expect_eq "api refuses POST /v1/jobs without the API_TOKEN given at run time" 401 "$code"
@@ -325,12 +338,7 @@ job_is() { [ "$(job_field "$1" status)" = "$2" ]; }
 run_ctr w1 "$WORKER_IMG" PORT="$WPORT" REDIS_URL="$REDIS_URL" QUEUES=default \
 	IDLE_TIMEOUT=3 CONCURRENCY=2 WAKE_TOKEN="$WAKE_TOKEN" || not_ok "worker container starts"
 W=http://127.0.0.1:$WPORT
-if wait_until 15 http_ok "$W/healthz"; then
-	ok "worker container answers GET /healthz"
-else
-	not_ok "worker container answers GET /healthz (state $(state_of w1))"
-	logs_of w1
-fi
+answers w1 worker "$W"
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST "$W/wake?wait=0")
 expect_eq "worker refuses POST /wake without the WAKE_TOKEN given at run time" 401 "$code"
 uid=$(podman top "$RUN_ID-w1" huser 2>/dev/null | sed -n 2p)
@@ -491,10 +499,7 @@ TLS_URL="rediss://default:$PW@127.0.0.1:$TLS_PORT"
 CA_MOUNT="-v=$tls/ca.crt:/etc/wakeq/redis-ca.crt:ro"
 WRONG_MOUNT="-v=$tls/other.crt:/etc/wakeq/redis-ca.crt:ro"
 CA_ENV=REDIS_TLS_CA_FILE=/etc/wakeq/redis-ca.crt
-WPORT=$($FREEPORT)
-APORT=$($FREEPORT)
-W=http://127.0.0.1:$WPORT
-API=http://127.0.0.1:$APORT
+new_ports
 run_ctr tls-w "$WORKER_IMG" "$CA_MOUNT" "$CA_ENV" PORT="$WPORT" REDIS_URL="$TLS_URL" \
 	QUEUES=default IDLE_TIMEOUT=3 WAKE_TOKEN="$WAKE_TOKEN" || not_ok "TLS worker container starts"
 run_ctr tls-api "$API_IMG" "$CA_MOUNT" "$CA_ENV" PORT="$APORT" REDIS_URL="$TLS_URL" \
@@ -550,10 +555,7 @@ podman stop -t 10 "$RUN_ID-tls-api" >/dev/null 2>&1
 
 # A wrong CA (the worker) and the system store (the API) are refused.
 njobs=$(tcli KEYS 'wakeq:{default}:job:*' 2>/dev/null | wc -l)
-WPORT=$($FREEPORT)
-APORT=$($FREEPORT)
-W=http://127.0.0.1:$WPORT
-API=http://127.0.0.1:$APORT
+new_ports
 run_ctr bad-w "$WORKER_IMG" "$WRONG_MOUNT" "$CA_ENV" PORT="$WPORT" REDIS_URL="$TLS_URL" \
 	QUEUES=default IDLE_TIMEOUT=2 WAKE_TOKEN="$WAKE_TOKEN" || not_ok "worker container with a wrong CA starts"
 run_ctr bad-api "$API_IMG" PORT="$APORT" REDIS_URL="$TLS_URL" API_TOKEN="$API_TOKEN" \

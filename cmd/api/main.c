@@ -4,6 +4,7 @@
 #include "api/api.h"
 #include "base/version.h"
 #include "config/config.h"
+#include "config/shared_vars.h"
 #include "fetch/fetch.h"
 #include "handler/handler.h"
 #include "job/job.h"
@@ -103,14 +104,7 @@ static const struct config_var vars[] = {
 	  "open client connections at most", 0, NULL },
 	{ "CONN_TIMEOUT", CONFIG_SECONDS, F(conn_timeout), 1, 3600, "30",
 	  "idle client connections are closed after this", 0, NULL },
-	{ "PER_IP_CONNECTIONS", CONFIG_INT, F(per_ip_connections), 0, 100000, "256",
-	  "open connections from one client address at most (0 = no limit)", 0, NULL },
-	{ "CONN_RESERVE", CONFIG_INT, F(conn_reserve), 1, 99999, "64",
-	  "connections kept for requests being answered: past MAX_CONNECTIONS - this, "
-	  "a new connection closes the oldest one still sending its request", 0, NULL },
-	{ "HEADER_TIMEOUT", CONFIG_SECONDS, F(header_timeout), 0.1, 3600, "10",
-	  "request headers must arrive whole within this of the connect or the last "
-	  "answer (trickled bytes do not extend it)", 0, NULL },
+	CONFIG_VARS_HTTP_LIMITS("256", "64"),
 	{ "BODY_TIMEOUT", CONFIG_SECONDS, F(body_timeout), 0.1, 3600, "30",
 	  "a request body must arrive whole within this of its headers (not uploads)", 0, NULL },
 	{ "WAKE_URL", CONFIG_STRING, F(wake_url), 0, 0, "",
@@ -143,18 +137,7 @@ static const struct config_var vars[] = {
 	{ "WAKE_MAX", CONFIG_SECONDS, F(wake_max), 1, 86400, "1740",
 	  "the worker's WAKE_MAX: a Cloud Tasks wake is held for it + 60 s (1800 s at most)",
 	  0, NULL },
-	{ "TASKS_PROJECT", CONFIG_STRING, F(tasks_project), 0, 0, "",
-	  "cloudtasks: the project of the queue (empty = the metadata server's)", 0, NULL },
-	{ "TASKS_LOCATION", CONFIG_STRING, F(tasks_location), 0, 0, "",
-	  "cloudtasks: the queue's region, e.g. us-central1", 0, NULL },
-	{ "TASKS_QUEUE", CONFIG_STRING, F(tasks_queue), 0, 0, "",
-	  "cloudtasks: the queue id, e.g. wakeq-wake", 0, NULL },
-	{ "TASKS_SERVICE_ACCOUNT", CONFIG_STRING, F(tasks_service_account), 0, 0, "",
-	  "cloudtasks: the service account whose OIDC token the tasks carry", 0, NULL },
-	{ "TASKS_ENDPOINT", CONFIG_STRING, F(tasks_endpoint), 0, 0, "",
-	  "cloudtasks: the API's base URL (empty = https://cloudtasks.googleapis.com)", 0, NULL },
-	{ "TASKS_BUCKET", CONFIG_SECONDS, F(tasks_bucket), 0.001, 3600, "1",
-	  "cloudtasks: wakes wanted within one bucket of this many seconds share a task", 0, NULL },
+	CONFIG_VARS_CLOUD_TASKS,
 	{ "RECONCILE_INTERVAL", CONFIG_SECONDS, F(reconcile_interval), 0, 86400, "60",
 	  "seconds between reconcile passes with Postgres (0 = off; API_TIMERS=off: none)", 0, NULL },
 	{ "RECONCILE_MIN_AGE", CONFIG_SECONDS, F(reconcile_min_age), 0.001, 86400, "10",

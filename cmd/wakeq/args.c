@@ -2,6 +2,7 @@
  * usage errors; and what every command shares (Redis, the wake). */
 #include "cli.h"
 
+#include "base/mem.h"
 #include "base/parse.h"
 #include "wake/wake.h"
 
@@ -263,6 +264,32 @@ struct queue *cli_connect(void)
 		exit(EXIT_FAIL);
 	}
 	return q;
+}
+
+void cli_copy_opt(const struct cli *c, const char *opt, json_t *b, const char *field)
+{
+	if (cli_get(c, opt))
+		json_object_set_new(b, field, json_string(cli_get(c, opt)));
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int cli_queue_names(const struct cli *c, struct queue *q, char ***names, struct err *e)
+{
+	int n;
+
+	if (cli_get(c, "queue")) {
+		*names = xcalloc(1, sizeof(**names));
+		(*names)[0] = xstrdup(cli_get(c, "queue"));
+		return 1;
+	}
+	n = queue_discover(q, names, e);
+	if (n > 0)
+		qsort(*names, (size_t)n, sizeof(**names), by_name);
+	return n;
 }
 
 const char *cli_queue(const struct cli *c)

@@ -96,6 +96,15 @@ int cli_int(const struct cli *c, const char *name, int64_t min, int64_t max,
 int cli_seconds(const struct cli *c, const char *name, double min, double max,
 		double *out);
 
+/* Sets `field` of object `b` to the string of --opt, when given. */
+void cli_copy_opt(const struct cli *c, const char *opt, json_t *b, const char *field);
+
+/* A job of `type` as POST /v1/jobs and a schedule's "job" take it, from
+ * the options every job has: --payload (a JSON object), --priority,
+ * --max-attempts, --timeout, --group, --unique-key. Returns it (caller
+ * owns), or NULL once a usage error was said. */
+json_t *cli_job_request(struct cli *c, const char *type);
+
 /* ---- Redis ------------------------------------------------------------- */
 
 /* REDIS_URL, parsed once; exits 2 on a bad one. */
@@ -106,6 +115,11 @@ struct queue *cli_connect(void);
 
 /* --queue when given, else the first of QUEUES, else "default". */
 const char *cli_queue(const struct cli *c);
+
+/* The queues a command looks at: --queue when given, else every queue in
+ * Redis (queue_discover), sorted by name. Returns their count with
+ * *names set (the caller frees each and the array), or -1 with e set. */
+int cli_queue_names(const struct cli *c, struct queue *q, char ***names, struct err *e);
 
 /* Wakes a worker when none is live on `queue`, after new due work was put
  * there: with WAKE_URL (and WAKE_TOKEN) through wake_once, holding the

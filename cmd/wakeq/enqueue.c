@@ -13,21 +13,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The request body of the options; NULL once a usage error was said. */
-static json_t *request_body(struct cli *c, int api)
+json_t *cli_job_request(struct cli *c, const char *type)
 {
 	const char *payload = cli_get(c, "payload");
 	int64_t priority = -1, attempts = 0;
-	double delay = 0, timeout = 0;
+	double timeout = 0;
 	json_error_t je;
 	json_t *b, *p;
 
 	if (cli_int(c, "priority", 0, JOB_PRIORITY_MAX, &priority) ||
 	    cli_int(c, "max-attempts", 1, JOB_MAX_ATTEMPTS_MAX, &attempts) ||
-	    cli_seconds(c, "delay", 0, JOB_DELAY_MAX_S, &delay) ||
 	    cli_seconds(c, "timeout", 0, JOB_TIMEOUT_MAX_S, &timeout))
 		return NULL;
-	b = json_pack("{s:s}", "type", c->args[0]);
+	b = json_pack("{s:s}", "type", type);
 	if (payload) {
 		p = json_loads(payload, JSON_REJECT_DUPLICATES, &je);
 		if (!p || !json_is_object(p)) {
@@ -38,25 +36,33 @@ static json_t *request_body(struct cli *c, int api)
 		}
 		json_object_set_new(b, "payload", p);
 	}
-	/* through the API, the API's default queue unless one was named */
-	if (!api || cli_get(c, "queue"))
-		json_object_set_new(b, "queue", json_string(cli_queue(c)));
 	if (priority >= 0)
 		json_object_set_new(b, "priority", json_integer(priority));
 	if (attempts > 0)
 		json_object_set_new(b, "max_attempts", json_integer(attempts));
-	if (delay > 0)
-		json_object_set_new(b, "delay_s", json_real(delay));
 	if (timeout > 0)
 		json_object_set_new(b, "timeout_s", json_real(timeout));
-	if (cli_get(c, "idempotency-key"))
-		json_object_set_new(b, "idempotency_key", json_string(cli_get(c, "idempotency-key")));
-	if (cli_get(c, "group"))
-		json_object_set_new(b, "group", json_string(cli_get(c, "group")));
-	if (cli_get(c, "unique-key"))
-		json_object_set_new(b, "unique_key", json_string(cli_get(c, "unique-key")));
-	if (cli_get(c, "callback-url"))
-		json_object_set_new(b, "callback_url", json_string(cli_get(c, "callback-url")));
+	cli_copy_opt(c, "group", b, "group");
+	cli_copy_opt(c, "unique-key", b, "unique_key");
+	return b;
+}
+
+/* The request body of the options; NULL once a usage error was said. */
+static json_t *request_body(struct cli *c, int api)
+{
+	double delay = 0;
+	json_t *b;
+
+	if (cli_seconds(c, "delay", 0, JOB_DELAY_MAX_S, &delay) ||
+	    !(b = cli_job_request(c, c->args[0])))
+		return NULL;
+	/* through the API, the API's default queue unless one was named */
+	if (!api || cli_get(c, "queue"))
+		json_object_set_new(b, "queue", json_string(cli_queue(c)));
+	if (delay > 0)
+		json_object_set_new(b, "delay_s", json_real(delay));
+	cli_copy_opt(c, "idempotency-key", b, "idempotency_key");
+	cli_copy_opt(c, "callback-url", b, "callback_url");
 	if (cli_get(c, "depends-on")) {
 		/* ID,ID,...: the array job_spec_parse checks */
 		const char *d = cli_get(c, "depends-on");
@@ -70,9 +76,7 @@ static json_t *request_body(struct cli *c, int api)
 		}
 		json_object_set_new(b, "depends_on", ids);
 	}
-	if (cli_get(c, "on-dependency-failure"))
-		json_object_set_new(b, "on_dependency_failure",
-				    json_string(cli_get(c, "on-dependency-failure")));
+	cli_copy_opt(c, "on-dependency-failure", b, "on_dependency_failure");
 	return b;
 }
 

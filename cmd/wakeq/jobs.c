@@ -376,11 +376,6 @@ void cli_print_jobs(const struct cli *c, const struct job_info *jobs, size_t n, 
 	term_table_release(&t);
 }
 
-static int by_name(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int check_type(const struct cli *c)
 {
 	const char *type = cli_get(c, "type");
@@ -412,15 +407,10 @@ int cmd_jobs(struct cli *c)
 	if (cli_get(c, "queue") && queue_name_check(cli_get(c, "queue"), &e) < 0)
 		return cli_exit_for(&e);
 	q = cli_connect();
-	if (cli_get(c, "queue")) {
-		names = xcalloc(1, sizeof(*names));
-		names[0] = xstrdup(cli_get(c, "queue"));
-		nq = 1;
-	} else if ((nq = queue_discover(q, &names, &e)) < 0) {
+	if ((nq = cli_queue_names(c, q, &names, &e)) < 0) {
 		queue_free(q);
 		return cli_exit_for(&e);
 	}
-	qsort(names, (size_t)nq, sizeof(*names), by_name);
 	jobs = xcalloc((size_t)limit, sizeof(*jobs));
 	nst = state ? 1 : sizeof(order) / sizeof(order[0]);
 	for (k = 0; k < nq && rc == EXIT_OK; k++) {

@@ -22,11 +22,7 @@ int cmd_schedules_list(struct cli *c)
 	struct err e;
 	int nq, i, k, rc = EXIT_OK;
 
-	if (cli_get(c, "queue")) {
-		qnames = calloc(2, sizeof(*qnames));
-		qnames[0] = strdup(cli_get(c, "queue"));
-		nq = 1;
-	} else if ((nq = queue_discover(q, &qnames, &e)) < 0) {
+	if ((nq = cli_queue_names(c, q, &qnames, &e)) < 0) {
 		rc = cli_exit_for(&e);
 		nq = 0;
 	}
@@ -58,45 +54,16 @@ int cmd_schedules_list(struct cli *c)
  * API takes it; NULL once a usage error was said. */
 static json_t *add_request(struct cli *c)
 {
-	const char *payload = cli_get(c, "payload");
-	int64_t priority = -1, attempts = 0, cmax = 0;
-	double timeout = 0;
-	json_t *b, *job, *p;
-	json_error_t je;
+	int64_t cmax = 0;
+	json_t *b, *job;
 
-	if (cli_int(c, "priority", 0, JOB_PRIORITY_MAX, &priority) ||
-	    cli_int(c, "max-attempts", 1, JOB_MAX_ATTEMPTS_MAX, &attempts) ||
-	    cli_int(c, "catch-up-max", 1, QUEUE_SCHED_AHEAD, &cmax) ||
-	    cli_seconds(c, "timeout", 0, JOB_TIMEOUT_MAX_S, &timeout))
+	if (cli_int(c, "catch-up-max", 1, QUEUE_SCHED_AHEAD, &cmax) ||
+	    !(job = cli_job_request(c, c->args[2])))
 		return NULL;
-	job = json_pack("{s:s}", "type", c->args[2]);
-	if (payload) {
-		p = json_loads(payload, JSON_REJECT_DUPLICATES, &je);
-		if (!json_is_object(p)) {
-			json_decref(p);
-			json_decref(job);
-			cli_usage_error(c, "bad --payload: expected a JSON object");
-			return NULL;
-		}
-		json_object_set_new(job, "payload", p);
-	}
-	if (priority >= 0)
-		json_object_set_new(job, "priority", json_integer(priority));
-	if (attempts > 0)
-		json_object_set_new(job, "max_attempts", json_integer(attempts));
-	if (timeout > 0)
-		json_object_set_new(job, "timeout_s", json_real(timeout));
-	if (cli_get(c, "group"))
-		json_object_set_new(job, "group", json_string(cli_get(c, "group")));
-	if (cli_get(c, "unique-key"))
-		json_object_set_new(job, "unique_key", json_string(cli_get(c, "unique-key")));
 	b = json_pack("{s:s,s:s,s:o}", "name", c->args[0], "cron", c->args[1], "job", job);
-	if (cli_get(c, "tz"))
-		json_object_set_new(b, "timezone", json_string(cli_get(c, "tz")));
-	if (cli_get(c, "overlap"))
-		json_object_set_new(b, "overlap", json_string(cli_get(c, "overlap")));
-	if (cli_get(c, "catch-up"))
-		json_object_set_new(b, "catch_up", json_string(cli_get(c, "catch-up")));
+	cli_copy_opt(c, "tz", b, "timezone");
+	cli_copy_opt(c, "overlap", b, "overlap");
+	cli_copy_opt(c, "catch-up", b, "catch_up");
 	if (cmax > 0)
 		json_object_set_new(b, "catch_up_max", json_integer(cmax));
 	if (cli_get(c, "paused"))

@@ -7,11 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int by_name(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* One round of stats: the table or the JSON document on stdout. */
 static int stats_once(const struct cli *c, struct queue *q, int json, int compact)
 {
@@ -20,17 +15,10 @@ static int stats_once(const struct cli *c, struct queue *q, int json, int compac
 	struct err e;
 	int n, i, s, rc = EXIT_OK;
 
-	if (cli_get(c, "queue")) {
-		names = xcalloc(1, sizeof(*names));
-		names[0] = xstrdup(cli_get(c, "queue"));
-		n = 1;
-	} else {
-		n = queue_discover(q, &names, &e);
-		if (n < 0) {
-			json_decref(all);
-			return cli_exit_for(&e);
-		}
-		qsort(names, (size_t)n, sizeof(*names), by_name);
+	n = cli_queue_names(c, q, &names, &e);
+	if (n < 0) {
+		json_decref(all);
+		return cli_exit_for(&e);
 	}
 	if (!json)
 		printf("%-20s %8s %9s %8s %8s %8s %10s %8s %9s %7s\n", "QUEUE", "queued",

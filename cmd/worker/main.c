@@ -2,6 +2,7 @@
 #include "base/err.h"
 #include "base/version.h"
 #include "config/config.h"
+#include "config/shared_vars.h"
 #include "fetch/fetch.h"
 #include "handler/handler.h"
 #include "job/job.h"
@@ -53,14 +54,7 @@ static const struct config_var vars[] = {
 	  CONFIG_SECRET | CONFIG_TOKEN, NULL },
 	{ "MAX_CONNECTIONS", CONFIG_INT, F(max_connections), 2, 100000, "256",
 	  "open HTTP connections at most (a thread each)", 0, NULL },
-	{ "PER_IP_CONNECTIONS", CONFIG_INT, F(per_ip_connections), 0, 100000, "64",
-	  "open connections from one client address at most (0: no limit)", 0, NULL },
-	{ "CONN_RESERVE", CONFIG_INT, F(conn_reserve), 1, 99999, "16",
-	  "connections kept for requests being answered: past MAX_CONNECTIONS - this, "
-	  "a new connection closes the oldest one still sending its request", 0, NULL },
-	{ "HEADER_TIMEOUT", CONFIG_SECONDS, F(header_timeout), 0.1, 3600, "10",
-	  "request headers must arrive whole within this of the connect or the last "
-	  "answer (trickled bytes do not extend it)", 0, NULL },
+	CONFIG_VARS_HTTP_LIMITS("64", "16"),
 	{ "BODY_TIMEOUT", CONFIG_SECONDS, F(body_timeout), 0.1, 3600, "30",
 	  "a request body must arrive whole within this of its headers", 0, NULL },
 	{ "BACKOFF_BASE", CONFIG_SECONDS, F(backoff_base), 0.001, 86400, "1",
@@ -91,18 +85,7 @@ static const struct config_var vars[] = {
 	  "cloudtasks: this worker's /wake URL (empty = the URL the last /wake came to)", 0, NULL },
 	{ "WAKE_AUDIENCE", CONFIG_STRING, F(wake_audience), 0, 0, "",
 	  "cloudtasks: audience of the tasks' OIDC tokens (empty = origin of the URL)", 0, NULL },
-	{ "TASKS_PROJECT", CONFIG_STRING, F(tasks_project), 0, 0, "",
-	  "cloudtasks: the project of the queue (empty = the metadata server's)", 0, NULL },
-	{ "TASKS_LOCATION", CONFIG_STRING, F(tasks_location), 0, 0, "",
-	  "cloudtasks: the queue's region, e.g. us-central1", 0, NULL },
-	{ "TASKS_QUEUE", CONFIG_STRING, F(tasks_queue), 0, 0, "",
-	  "cloudtasks: the queue id, e.g. wakeq-wake", 0, NULL },
-	{ "TASKS_SERVICE_ACCOUNT", CONFIG_STRING, F(tasks_service_account), 0, 0, "",
-	  "cloudtasks: the service account whose OIDC token the tasks carry", 0, NULL },
-	{ "TASKS_ENDPOINT", CONFIG_STRING, F(tasks_endpoint), 0, 0, "",
-	  "cloudtasks: the API's base URL (empty = https://cloudtasks.googleapis.com)", 0, NULL },
-	{ "TASKS_BUCKET", CONFIG_SECONDS, F(tasks_bucket), 0.001, 3600, "1",
-	  "cloudtasks: wakes wanted within one bucket of this many seconds share a task", 0, NULL },
+	CONFIG_VARS_CLOUD_TASKS,
 	{ "ONCE", CONFIG_BOOL, F(once), 0, 0, "false",
 	  "drain at start without HTTP until idle, then exit (cron mode)", 0, NULL },
 	{ "LOG_FORMAT", CONFIG_ENUM, F(log_format), 0, 0, "text",

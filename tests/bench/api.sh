@@ -11,6 +11,7 @@
 #   for the API (HTTP_THREADS=2 INTAKE_THREADS=1 ...) go in BENCH_API_ENV.
 cd "$(dirname "$0")/../.."
 source tests/lib/servers.sh
+. tests/lib/bench.sh
 t_tmpdir
 SECS=${BENCH_SECONDS:-10}
 API_BIN=${API_BIN:-$BIN/wakeq-api}
@@ -131,15 +132,6 @@ time-ordered ids), so it is the default.
 <!-- /bench:api -->
 MD
 )
-echo "$section"
-[ -n "${BENCH_NO_DOC:-}" ] && exit 0
-doc=docs/BENCHMARKS.md
-[ -f "$doc" ] || printf '# Benchmarks\n\n' >"$doc"
-if grep -q '<!-- bench:api -->' "$doc"; then
-	awk -v repl="$section" '
-		/<!-- bench:api -->/ { print repl; skip = 1; next }
-		/<!-- \/bench:api -->/ { skip = 0; next }
-		!skip { print }' "$doc" >"$doc.tmp" && mv "$doc.tmp" "$doc"
-else
-	printf '\n%s\n' "$section" >>"$doc"
-fi
+[ -n "${BENCH_NO_DOC:-}" ] && NOWRITE=1
+printf '%s\n' "$section" >"$T/section"
+bench_write api "$T/section"

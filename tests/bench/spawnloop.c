@@ -21,30 +21,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../tools/benchstat.h"
+
 static int64_t mono_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static int64_t pct(const int64_t *v, size_t n, double p)
-{
-	size_t k = (size_t)(p / 100.0 * (double)n + 0.999999);
-
-	if (k < 1)
-		k = 1;
-	if (k > n)
-		k = n;
-	return v[k - 1];
 }
 
 /* One bare run: fork, exec, payload in, stdout drained, wait. */
@@ -107,9 +91,9 @@ static int run_loop(long n, const char *payload, char **argv)
 		t[i] = mono_us() - t0;
 		sum += t[i];
 	}
-	qsort(t, (size_t)n, sizeof(*t), cmp_i64);
+	stat_sort(t, (size_t)n);
 	printf("n=%ld per_us_mean=%.1f per_us_p50=%lld\n", n, (double)sum / (double)n,
-	       (long long)pct(t, (size_t)n, 50));
+	       (long long)stat_pct(t, (size_t)n, 50));
 	free(t);
 	return 0;
 }

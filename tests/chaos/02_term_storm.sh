@@ -9,12 +9,7 @@
 # leases behind per run here, and those jobs ran again).
 cd "$(dirname "$0")/../.."
 . tests/chaos/lib.sh
-chaos_init term_storm
-chaos_redis_start
-start_postgres >/dev/null
-chaos_counter_start
-chaos_api_start
-chaos_workers_start || exit 1
+chaos_start term_storm
 
 SECS=$(pick 12 120)
 chaos_load_start 30 "$SECS" 300

@@ -7,12 +7,7 @@
 # Redis record of them; nothing runs twice.
 cd "$(dirname "$0")/../.."
 . tests/chaos/lib.sh
-chaos_init postgres
-chaos_redis_start
-start_postgres >/dev/null
-chaos_counter_start
-chaos_api_start
-chaos_workers_start || exit 1
+chaos_start postgres
 
 PGBIN=$(pg_bin)
 pg_pids() { # the postmaster and its children: processes this test started
@@ -47,9 +42,7 @@ for f in "${FAULT[@]}"; do
 	outages+=("$NFAULT:$kind:$d:$t_down")
 done
 chaos_load_wait
-check "every accepted job reached a final state" chaos_settle $((LEASE * 3 + 30))
-expect_eq "reconcile finds no job to enqueue again" 0 \
-	"$(curl -s -XPOST -H "Authorization: Bearer $TOKEN" "$API/v1/reconcile" | jq -r .requeued)"
+chaos_recovered 30
 lat_max=0
 for o in "${outages[@]}"; do
 	IFS=: read -r idx kind d t_down <<<"$o"

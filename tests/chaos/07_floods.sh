@@ -29,12 +29,7 @@ if [ "$nofile" != unlimited ] && [ "$nofile" -lt $((SLOW + IDLE + 1000)) ]; then
 	echo "# skip: floods need $((SLOW + IDLE + 1000)) open files, the hard limit is $nofile"
 	exit 0
 fi
-chaos_init floods
-chaos_redis_start
-start_postgres >/dev/null
-chaos_counter_start
-chaos_api_start
-chaos_workers_start || exit 1
+chaos_start floods
 
 SECS=$(pick 14 60)
 D=$(pick 8 40)

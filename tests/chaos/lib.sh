@@ -21,6 +21,9 @@
 #
 #   pick QUICK FULL      the value for the current mode
 #   chaos_init NAME      temp dir, fault and in-flight files
+#   chaos_start NAME [BALLAST]  chaos_init, then the servers of a scenario:
+#                        Redis (with BALLAST filler keys), Postgres,
+#                        hitcount, the API and the three workers
 #   chaos_redis_start / chaos_redis_restart   Redis (AOF, appendfsync always)
 #   chaos_counter_start  hitcount; sets HIT_URL
 #   chaos_api_start      wakeq-api; sets API
@@ -41,8 +44,15 @@
 #   chaos_load_start RATE SECONDS MS [PREFIX [MAX_ATTEMPTS]]  jobload in
 #                        the background; chaos_load_wait waits for all
 #   chaos_settle SECONDS every accepted job final; 0 when it happened
+#   chaos_recovered SLACK [WHY]  the checks after the faults: every accepted
+#                        job final within 3 leases + SLACK s, and reconcile
+#                        finding no job to enqueue again (WHY: why not)
 #   chaos_audit          the checks and the figures
 #   chaos_gap SECONDS D...  pause between faults of D... seconds in a run
+#   chaos_faults KIND TARGET SECONDS INJECT D...  one fault per D, spread
+#                        over SECONDS of load: `INJECT D` makes it last D s
+#                        (non-zero: no more faults); the jobs active just
+#                        before are in flight at it. Sets OUTAGES ("IDX:D")
 #   chaos_outage_answers IDX  what the API answered to the jobs sent
 #                        during fault IDX: "SENT ACCEPTED REFUSED_503
 #                        OTHER MAX_LATENCY_MS"
@@ -86,6 +96,18 @@ chaos_init() {
 	NFAULT=0
 	T_BEGIN=$SECONDS
 	echo "# chaos scenario $SCEN, mode $CHAOS, LEASE=$LEASE"
+}
+
+chaos_start() {
+	chaos_init "$1"
+	chaos_redis_start
+	start_postgres >/dev/null
+	if [ -n "${2:-}" ]; then
+		chaos_redis_ballast "$2" || not_ok "redis ballast"
+	fi
+	chaos_counter_start
+	chaos_api_start
+	chaos_workers_start || exit 1
 }
 
 _redis_args() {
@@ -233,6 +255,23 @@ chaos_gap() {
 	echo "$@" | awk -v s="$s" '{ for (i = 1; i <= NF; i++) d += $i; g = (s - d) / (NF + 1); printf "%.1f", (g < 0.5 ? 0.5 : g) }'
 }
 
+chaos_faults() {
+	local kind=$1 target=$2 secs=$3 inject=$4 gap d t0 t1 held
+	shift 4
+	gap=$(chaos_gap "$secs" "$@")
+	OUTAGES=()
+	for d in "$@"; do
+		sleep "$gap"
+		t0=$(now_us)
+		held=$(chaos_held_pause)
+		"$inject" "$d" || break
+		t1=$(now_us)
+		# shellcheck disable=SC2086
+		chaos_fault "$kind" "$t0" "$t1" "$target" $held
+		OUTAGES+=("$NFAULT:$d")
+	done
+}
+
 chaos_outage_answers() {
 	awk -v F="$1" -v FAULTS="$FAULTS" '
 		BEGIN { while ((getline l < FAULTS) > 0) { split(l, f, " "); if (f[1] == F) { a = f[3]; b = f[4] } } }
@@ -259,6 +298,12 @@ chaos_settle() {
 		sleep 0.2
 	done
 	return 1
+}
+
+chaos_recovered() {
+	check "every accepted job reached a final state" chaos_settle $((LEASE * 3 + $1))
+	expect_eq "reconcile finds no job to enqueue again${2:+ ($2)}" 0 \
+		"$(curl -s -XPOST -H "Authorization: Bearer $TOKEN" "$API/v1/reconcile" | jq -r .requeued)"
 }
 
 # How many of the keys in file $1 still have an idempotency record in Redis.

@@ -298,11 +298,7 @@ expect_eq "completion fish is a usage error (2)" 2 "$(code wq completion fish)"
 
 # ---- enqueue straight into Redis wakes a worker when none is live ------------
 STUB_BIN=$BIN/tests/tools/wakestub
-"$STUB_BIN" --hold 5 >"$T/stub.port" 2>"$T/stub.log" &
-stub=$!
-on_exit "kill_wait $stub"
-wait_until 5 test -s "$T/stub.port"
-STUB=http://127.0.0.1:$(head -1 "$T/stub.port")
+start_fake STUB "$STUB_BIN" --hold 5
 wakes() { curl -s "$STUB/count" | jq -r .wakes; }
 t0=$(date +%s%N)
 id=$(WAKE_URL=$STUB/wake WAKE_TOKEN=wtok wq enqueue noop --queue cliwk 2>"$T/wk.err")

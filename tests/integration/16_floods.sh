@@ -27,17 +27,6 @@ if [ "$nofile" != unlimited ] && [ "$nofile" -lt 4096 ]; then
 fi
 start_redis
 
-start_api() { # start_api [ENV=VAL ...]: sets API, API_PORT, API_PID
-	API_PORT=$($FREEPORT)
-	env HOST=127.0.0.1 PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN \
-		RECONCILE_INTERVAL=0 "$@" "$BIN/wakeq-api" >>"$T/api.log" 2>&1 &
-	API_PID=$!
-	on_exit "kill_wait $API_PID"
-	API=http://127.0.0.1:$API_PORT
-	wait_until 5 curl -sf -o /dev/null "$API/healthz" ||
-		{ echo "# api did not start"; diag "$T/api.log"; exit 1; }
-}
-
 # flood_start NAME PORT ARGS...: starts a flood, waits until every first
 # connect has ended. flood_stop NAME: stops it; its report is in $T/NAME.
 flood_start() {
@@ -72,7 +61,7 @@ timed() {
 }
 
 # ---- the API under both floods at once ----------------------------------
-start_api
+_start_api
 flood_start api "$API_PORT" --slow 1100 --idle 2000 --from 127.0.0.2 --ips 32 \
 	--every 10000 --reconnect 1000
 sleep 2
@@ -110,32 +99,30 @@ kill_wait "$w_PID"
 # ---- the header deadline: trickled bytes do not extend it ---------------
 # 20 slowloris connections with a byte every 0.5 s and 20 idle ones, for
 # 6 s against HEADER_TIMEOUT=2: every one is closed, none later than ~3 s.
-start_api HEADER_TIMEOUT=2
-flood_start deadline "$API_PORT" --slow 20 --idle 20 --every 500 --seconds 6
-wait "$flood_deadline_pid"
-expect_eq "API: every slowloris connection is closed by HEADER_TIMEOUT" 20 \
-	"$(flood_field deadline slow closed)"
-expect_eq "API: every idle connection is closed by HEADER_TIMEOUT" 20 \
-	"$(flood_field deadline idle closed)"
-age=$(flood_field deadline slow max_closed_age_ms)
-check "API: closed within HEADER_TIMEOUT + 1 s (${age} ms), not reset by each byte" \
-	test "${age:-99999}" -ge 1900 -a "${age:-99999}" -le 3000
+# header_deadline NAME WHO PORT: that flood against a server on PORT
+# started with HEADER_TIMEOUT=2
+header_deadline() {
+	local name=$1 who=$2 age pid
+	flood_start "$name" "$3" --slow 20 --idle 20 --every 500 --seconds 6
+	eval "pid=\$flood_${name}_pid"
+	wait "$pid"
+	expect_eq "$who: every slowloris connection is closed by HEADER_TIMEOUT" 20 \
+		"$(flood_field "$name" slow closed)"
+	expect_eq "$who: every idle connection is closed by HEADER_TIMEOUT" 20 \
+		"$(flood_field "$name" idle closed)"
+	age=$(flood_field "$name" slow max_closed_age_ms)
+	check "$who: closed within HEADER_TIMEOUT + 1 s (${age} ms), not reset by each byte" \
+		test "${age:-99999}" -ge 1900 -a "${age:-99999}" -le 3000
+}
+_start_api HEADER_TIMEOUT=2
+header_deadline deadline API "$API_PORT"
 kill_wait "$API_PID"
-
 start_worker wd EXIT_ON_IDLE=false HEADER_TIMEOUT=2
-flood_start wdeadline "$wd_PORT" --slow 20 --idle 20 --every 500 --seconds 6
-wait "$flood_wdeadline_pid"
-expect_eq "worker: every slowloris connection is closed by HEADER_TIMEOUT" 20 \
-	"$(flood_field wdeadline slow closed)"
-expect_eq "worker: every idle connection is closed by HEADER_TIMEOUT" 20 \
-	"$(flood_field wdeadline idle closed)"
-age=$(flood_field wdeadline slow max_closed_age_ms)
-check "worker: closed within HEADER_TIMEOUT + 1 s (${age} ms)" \
-	test "${age:-99999}" -ge 1900 -a "${age:-99999}" -le 3000
+header_deadline wdeadline worker "$wd_PORT"
 kill_wait "$wd_PID"
 
 # ---- one address gets PER_IP_CONNECTIONS at most -------------------------
-start_api PER_IP_CONNECTIONS=50
+_start_api PER_IP_CONNECTIONS=50
 flood_start perip "$API_PORT" --idle 200 --ips 1 --seconds 2
 wait "$flood_perip_pid"
 open=$(flood_field perip idle open)

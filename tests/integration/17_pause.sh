@@ -4,10 +4,7 @@
 # paused ends its drain at once (it does not wait out IDLE_TIMEOUT); the
 # API wakes nobody for a paused queue and wakes a worker on resume.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 start_redis
 
 ms() { date +%s%3N; }
@@ -58,12 +55,8 @@ kill_wait "$w2_PID"
 # ---- the API: pause, no wake for a paused queue, resume wakes ----------------
 wq pause pq >/dev/null
 start_worker w1 QUEUES=pq IDLE_TIMEOUT=0.5 EXIT_ON_IDLE=false
-API_PORT=$($FREEPORT)
-env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=tok QUEUES=pq,other RECONCILE_INTERVAL=0 \
-	WAKE_URL="$w1_URL/wake" "$BIN/wakeq-api" >"$T/api.log" 2>&1 &
-on_exit "kill_wait $!"
-API=http://127.0.0.1:$API_PORT
-wait_until 5 curl -sf -o /dev/null "$API/healthz" || { diag "$T/api.log"; exit 1; }
+TOKEN=tok
+_start_api QUEUES=pq,other WAKE_URL="$w1_URL/wake"
 H="Authorization: Bearer tok"
 api() { curl -s -H "$H" -H 'Content-Type: application/json' "$@"; }
 d0=$(drains "$w1_URL")

@@ -6,10 +6,7 @@
 # every 10-60 s with the count held back (not one every 200 ms), and a
 # line when it is reachable again.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 start_redis
 
 lines() { # lines LOG MESSAGE: the JSON lines with that message

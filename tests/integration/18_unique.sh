@@ -5,10 +5,7 @@
 # is answered with that job (200, like an idempotent repeat) and leaves no
 # Postgres row behind; once the job ends, the key is free again.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 start_redis
 start_postgres
 

@@ -4,10 +4,7 @@
 # win over the process's RESULT_TTL and defaults, and the counts keep
 # all-time totals of done and failed jobs whatever was trimmed.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 start_redis
 
 API_PORT=$($FREEPORT)

@@ -74,36 +74,18 @@ check "wakeq-worker --help lists the registered types" \
 
 # ---- servers ---------------------------------------------------------------------
 start_redis
-TOKEN=tok-20
-H="Authorization: Bearer $TOKEN"
-CT="Content-Type: application/json"
-read -r API_PORT WORKER_PORT <<<"$($FREEPORT 2 | tr '\n' ' ')"
-env PORT=$API_PORT HOST=127.0.0.1 REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN RECONCILE_INTERVAL=0 \
-	WAKE_URL="http://127.0.0.1:$WORKER_PORT/wake" WORKER_CONCURRENCY=4 WAKE_BACKLOG=1 \
-	"$BIN/wakeq-api" >"$T/api.log" 2>&1 &
-API_PID=$!
-on_exit "kill_wait $API_PID"
-env PORT=$WORKER_PORT HOST=127.0.0.1 REDIS_URL=$REDIS_URL QUEUES=default CONCURRENCY=4 \
-	IDLE_TIMEOUT=1 EXIT_ON_IDLE=false LEASE=3 BACKOFF_BASE=0.3 BACKOFF_CAP=1 SHUTDOWN_GRACE=3 \
-	TMPDIR=$T/work LOG_FORMAT=json "$BIN/wakeq-worker" >"$T/worker.log" 2>&1 &
-WORKER_PID=$!
-on_exit "kill_wait $WORKER_PID"
-API=http://127.0.0.1:$API_PORT
-wait_until 10 curl -sf -o /dev/null "$API/healthz" || { echo "# api did not start"; diag "$T/api.log"; exit 1; }
-wait_until 5 curl -sf -o /dev/null "http://127.0.0.1:$WORKER_PORT/healthz" ||
-	{ echo "# worker did not start"; diag "$T/worker.log"; exit 1; }
+api_token tok-20
+start_worker worker QUEUES=default CONCURRENCY=4 IDLE_TIMEOUT=1 EXIT_ON_IDLE=false LEASE=3 \
+	BACKOFF_BASE=0.3 BACKOFF_CAP=1 SHUTDOWN_GRACE=3 TMPDIR=$T/work LOG_FORMAT=json || exit 1
+_start_api WAKE_URL="$worker_URL/wake" WORKER_CONCURRENCY=4 WAKE_BACKLOG=1
 
 post() { # post TYPE PAYLOAD [EXTRA_FIELDS]: prints the id
 	curl -s -H "$H" -H "$CT" -d "{\"type\":\"$1\",\"payload\":$2${3:+,$3}}" "$API/v1/jobs" | jq -r .id
 }
-job() { curl -s -H "$H" "$API/v1/jobs/$1"; }
-field() { job "$1" | jq -r ".$2"; }
-final() { case "$(field "$1" status)" in done | failed | cancelled) return 0 ;; esac; return 1; }
-wait_final() { wait_until "${2:-20}" final "$1"; }
 # group_alive PGID: a process of that group that is not a zombie
 group_alive() { ps -e -o pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ {f=1} END {exit !f}'; }
 gone() { ! group_alive "$1"; }
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$WORKER_PID/status"; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$worker_PID/status"; }
 njobs() { rcli --scan --pattern 'wakeq:{default}:job:*' | wc -l; }
 
 # ---- the CLI knows the registry too --------------------------------------------------
@@ -112,10 +94,10 @@ msg=$(wqh enqueue py.count --payload '{}' 2>&1)
 expect_eq "wakeq enqueue checks the type's schema (exit 2)" \
 	"2 wakeq: payload field 'text' is required" "$? $msg"
 CLI=$(wqh enqueue py.count --payload '{"text":"from the cli"}')
-wqh wake "http://127.0.0.1:$WORKER_PORT/wake?wait=0" >/dev/null
+wqh wake "$worker_URL/wake?wait=0" >/dev/null
 wait_final "$CLI"
 expect_eq "wakeq enqueue of a handler type runs, with the type's max_attempts" "done 2 3" \
-	"$(job "$CLI" | jq -r '"\(.status) \(.max_attempts) \(.result.words)"')"
+	"$(api_job "$CLI" | jq -r '"\(.status) \(.max_attempts) \(.result.words)"')"
 check "the examples' registry is valid" \
 	bash -c "HANDLERS_FILE='$EX/handlers.json' '$BIN/wakeq' handlers >/dev/null"
 
@@ -140,7 +122,7 @@ RSS0=$(rss_kb)
 # ---- cancels: started first, so they hold slots while the rest flows ---------------
 C1=$(post t.mis '{"mode":"sleep"}')
 C2=$(post t.mis '{"mode":"ignore_term"}')
-pid_of() { field "$1" stage | sed -n 's/^pid=//p'; }
+pid_of() { api_field "$1" stage | sed -n 's/^pid=//p'; }
 wait_until 15 bash -c "[ -n \"\$(curl -s -H '$H' $API/v1/jobs/$C1 | jq -r '.stage // empty' | sed -n 's/^pid=//p')\" ]"
 wait_until 15 bash -c "[ -n \"\$(curl -s -H '$H' $API/v1/jobs/$C2 | jq -r '.stage // empty' | sed -n 's/^pid=//p')\" ]"
 P1=$(pid_of "$C1")
@@ -172,8 +154,8 @@ curl -s -o /dev/null -X DELETE -H "$H" "$API/v1/jobs/$C2"
 wait_final "$C1" 10
 wait_final "$C2" 10
 ms=$((($(date +%s%N) - t0) / 1000000))
-expect_eq "cancel mid-run -> cancelled" cancelled "$(field "$C1" status)"
-expect_eq "a handler ignoring SIGTERM is cancelled too (SIGKILL after its grace)" cancelled "$(field "$C2" status)"
+expect_eq "cancel mid-run -> cancelled" cancelled "$(api_field "$C1" status)"
+expect_eq "a handler ignoring SIGTERM is cancelled too (SIGKILL after its grace)" cancelled "$(api_field "$C2" status)"
 check "... within the grace and a heartbeat ($ms ms)" test "$ms" -lt 6000
 wait_until 3 gone "$P1"
 check "no process of the cancelled job's group is left (grandchild included)" gone "$P1"
@@ -187,29 +169,29 @@ for i in $(seq 1 12); do wait_final "${E[$i]}" 30; done
 
 # ---- outcomes -------------------------------------------------------------------------------
 expect_eq "python one-shot -> done with its result" '{"words":3,"chars":13,"attempt":1}' \
-	"$(field "$OKPY" 'result|tojson')"
+	"$(api_field "$OKPY" 'result|tojson')"
 expect_eq "node one-shot -> done with its result" "hello-world $OKJS" \
-	"$(job "$OKJS" | jq -r '.result.slug + " " + .result.job')"
+	"$(api_job "$OKJS" | jq -r '.result.slug + " " + .result.job')"
 expect_eq "sh one-shot -> done with its result" \
-	"$(printf '%s' '{"a":[1,2]}' | sha256sum | cut -d' ' -f1)" "$(field "$OKSH" result.sha256)"
+	"$(printf '%s' '{"a":[1,2]}' | sha256sum | cut -d' ' -f1)" "$(api_field "$OKSH" result.sha256)"
 expect_eq "a retryable exit code is retried with backoff, then dead (attempts 2)" "failed 2" \
-	"$(job "$RETRY" | jq -r '"\(.status) \(.attempts)"')"
+	"$(api_job "$RETRY" | jq -r '"\(.status) \(.attempts)"')"
 check "... its error is the exit status and the handler's stderr" \
-	contains "$(field "$RETRY" error)" "handler 'py.count' exited with status 75: upstream is busy, try again later"
+	contains "$(api_field "$RETRY" error)" "handler 'py.count' exited with status 75: upstream is busy, try again later"
 expect_eq "a hard failure goes to the dead letter at once (attempts 1)" "failed 1" \
-	"$(job "$HARD" | jq -r '"\(.status) \(.attempts)"')"
+	"$(api_job "$HARD" | jq -r '"\(.status) \(.attempts)"')"
 check "... and is listed there" bash -c "REDIS_URL=$REDIS_URL '$BIN/wakeq' dead list --json | grep -q '$HARD'"
 expect_eq "timeout -> failed (max_attempts 1)" "failed timed out after 1s" \
-	"$(job "$TMO" | jq -r '"\(.status) \(.error)"')"
+	"$(api_job "$TMO" | jq -r '"\(.status) \(.error)"')"
 PT=$(pid_of "$TMO")
 check "... and its process group is gone" bash -c "[ -n '$PT' ] && ! ps -e -o pgid=,stat= | awk '\$1 == $PT && \$2 !~ /^Z/' | grep -q ."
-expect_eq "invalid JSON on stdout -> failed, naming the handler" failed "$(field "$BAD" status)"
-check "... with the parse error" contains "$(field "$BAD" error)" "handler 't.mis' wrote invalid JSON on stdout"
+expect_eq "invalid JSON on stdout -> failed, naming the handler" failed "$(api_field "$BAD" status)"
+check "... with the parse error" contains "$(api_field "$BAD" error)" "handler 't.mis' wrote invalid JSON on stdout"
 expect_eq "oversized result -> failed" \
 	"failed handler 't.mis' wrote a result larger than 65536 bytes (result_max)" \
-	"$(job "$BIG" | jq -r '"\(.status) \(.error)"')"
-expect_eq "a handler whose grandchild outlives it -> done" done "$(field "$GRAND" status)"
-G=$(field "$GRAND" result.grandchild)
+	"$(api_job "$BIG" | jq -r '"\(.status) \(.error)"')"
+expect_eq "a handler whose grandchild outlives it -> done" done "$(api_field "$GRAND" status)"
+G=$(api_field "$GRAND" result.grandchild)
 check "... the grandchild was killed with the group" \
 	wait_until 3 bash -c "! ps -o stat= -p '$G' | grep -qv Z"
 wait_until 5 grep -q '^event: end' "$T/sse.txt"
@@ -217,19 +199,19 @@ check "progress from fd 3 over SSE (stage two at 50%)" \
 	bash -c "grep '^data:' '$T/sse.txt' | sed 's/^data: //' | jq -s -e 'any(.[]; .progress == 50 and .stage == \"two\")' >/dev/null"
 check "... and the stream ends with the done job" \
 	bash -c "grep -A1 '^event: end' '$T/sse.txt' | grep -q '\"status\":\"done\"'"
-expect_eq "fork bomb under RLIMIT_NPROC: bounded, the job fails" failed "$(field "$BOMB" status)"
-check "... on the failed fork ($(field "$BOMB" error | cut -c1-80))" contains "$(field "$BOMB" error)" "fork"
+expect_eq "fork bomb under RLIMIT_NPROC: bounded, the job fails" failed "$(api_field "$BOMB" status)"
+check "... on the failed fork ($(api_field "$BOMB" error | cut -c1-80))" contains "$(api_field "$BOMB" error)" "fork"
 if [ -n "$BOMB_USER" ]; then
 	check "... and none of its processes is left" \
 		wait_until 3 bash -c "[ \"\$(ps -u nobody -o stat= | grep -cv Z)\" = 0 ]"
 fi
 ndone=0
-for i in $(seq 1 12); do [ "$(field "${E[$i]}" status)" = done ] && ndone=$((ndone + 1)); done
+for i in $(seq 1 12); do [ "$(api_field "${E[$i]}" status)" = done ] && ndone=$((ndone + 1)); done
 expect_eq "persistent python: 12 jobs done" 12 "$ndone"
-npids=$(for i in $(seq 1 12); do field "${E[$i]}" result.pid; done | sort -u | wc -l)
+npids=$(for i in $(seq 1 12); do api_field "${E[$i]}" result.pid; done | sort -u | wc -l)
 check "... served by at most one process per slot ($npids for 12 jobs)" test "$npids" -le 4
 check "no working directory left under the temp root" bash -c "[ -z \"\$(ls -A '$T/work')\" ]"
-check "the worker stayed up" kill -0 "$WORKER_PID"
+check "the worker stayed up" kill -0 "$worker_PID"
 RSS1=$(rss_kb)
 check "the worker's memory stayed flat (${RSS0} -> ${RSS1} KiB)" test "$RSS1" -le $((RSS0 + 4096))
 no_handlers() { ! pgrep -f "$MIS" >/dev/null && ! pgrep -f "$EX/embed.py" >/dev/null; }
@@ -240,13 +222,13 @@ check "no handler process is left (persistent ones stopped after IDLE_TIMEOUT)" 
 SD=$(post t.mis '{"mode":"sleep"}')
 wait_until 15 bash -c "[ -n \"\$(curl -s -H '$H' $API/v1/jobs/$SD | jq -r '.stage // empty' | sed -n 's/^pid=//p')\" ]"
 PS=$(pid_of "$SD")
-kill -TERM "$WORKER_PID"
-wait_until 10 bash -c "! kill -0 $WORKER_PID 2>/dev/null"
+kill -TERM "$worker_PID"
+wait_until 10 bash -c "! kill -0 $worker_PID 2>/dev/null"
 rc=0
-wait "$WORKER_PID" 2>/dev/null || rc=$?
+wait "$worker_PID" 2>/dev/null || rc=$?
 expect_eq "SIGTERM: the worker exits 0 with a handler running" 0 "$rc"
 expect_eq "... its job is back in the queue, the attempt not counted" "queued 0" \
-	"$(job "$SD" | jq -r '"\(.status) \(.attempts)"')"
+	"$(api_job "$SD" | jq -r '"\(.status) \(.attempts)"')"
 check "... and the handler's process group is gone" gone "$PS"
 
 [ "$_t_failed" = 0 ] || { diag "$T/sse.txt"; diag "$T/worker.log" | tail -80; diag "$T/api.log" | tail -20; }

@@ -11,13 +11,9 @@
 # allow_private the address policy refuses loopback. http.request's
 # auth.oidc_audience sends a token to its own origin only.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-source tests/lib/wakeq.sh
-t_tmpdir
+. tests/lib/test.sh
 start_redis
 
-CT="Content-Type: application/json"
 
 # ---- the user's service: records every request, answers by payload.mode ----
 cat >"$T/svc.py" <<'EOF'
@@ -73,17 +69,8 @@ srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
 print(srv.server_address[1], flush=True)
 srv.serve_forever()
 EOF
-python3 "$T/svc.py" "$T/svc.log" >"$T/svc.port" 2>"$T/svc.err" &
-SVC_PID=$!
-on_exit "kill_wait $SVC_PID"
-wait_until 5 test -s "$T/svc.port"
-SVC=http://127.0.0.1:$(head -1 "$T/svc.port")
-
-"$BIN/tests/tools/fakegcp" --token-ttl 4 >"$T/gcp.port" 2>"$T/gcp.log" &
-G_PID=$!
-on_exit "kill_wait $G_PID"
-wait_until 5 test -s "$T/gcp.port"
-G=http://127.0.0.1:$(head -1 "$T/gcp.port")
+start_fake SVC python3 "$T/svc.py" "$T/requests.log"
+start_fake G "$BIN/tests/tools/fakegcp" --token-ttl 4
 
 cat >"$T/handlers.json" <<EOF
 {"version": 1, "handlers": {
@@ -111,7 +98,7 @@ wait_until 5 curl -sf -o /dev/null "$API/healthz" || { diag "$T/api.log"; exit 1
 TRACE=4bf92f3577b34da6a3ce929d0e0e4736
 post() { curl -s -H "$CT" -H "traceparent: 00-$TRACE-00f067aa0ba902b7-01" -d "$1" "$API/v1/jobs" | jq -r .id; }
 final() { wait_until "${2:-10}" bash -c "case \$(REDIS_URL=$REDIS_URL $BIN/wakeq status $1 | jq -r .status) in done|failed) exit 0;; esac; exit 1"; }
-seen() { jq -c "select(.body.id == \"$1\")" "$T/svc.log"; } # requests for job $1
+seen() { jq -c "select(.body.id == \"$1\")" "$T/requests.log"; } # requests for job $1
 aud_of() { cut -d. -f2 <<<"${1#Bearer }" | tr '_-' '/+' | { read -r p; while [ $(( ${#p} % 4 )) -ne 0 ]; do p="$p="; done; base64 -d <<<"$p" 2>/dev/null; } | jq -r .aud; }
 id_asks() { curl -s "$G/fake/metadata" | jq '[.audiences[] | select(. == "https://svc.example")] | length'; }
 

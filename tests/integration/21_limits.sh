@@ -8,10 +8,7 @@
 # token; a token later than IDLE_TIMEOUT ends the drain and the API's
 # waker wakes a worker at that time, as for a delayed job.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 start_redis
 
 # done jobs of QUEUE as "start end group" lines (epoch seconds, µs)

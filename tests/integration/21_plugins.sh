@@ -10,9 +10,7 @@
 # into a DESTDIR, with the example built against the installed header and
 # the installed worker finding its media plugin in lib/wakeq.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-t_tmpdir
+. tests/lib/test.sh
 
 WC=$BIN/examples/wordcount.so
 PL=$BIN/tests/plugins
@@ -76,33 +74,15 @@ check "the example registry (docs/examples/plugin/handlers.json) is valid" \
 
 # ---- servers ---------------------------------------------------------------------------
 start_redis
-TOKEN=tok-21
-H="Authorization: Bearer $TOKEN"
-CT="Content-Type: application/json"
-read -r API_PORT WORKER_PORT <<<"$($FREEPORT 2 | tr '\n' ' ')"
-env PORT=$API_PORT HOST=127.0.0.1 REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN RECONCILE_INTERVAL=0 \
-	WAKE_URL="http://127.0.0.1:$WORKER_PORT/wake" WORKER_CONCURRENCY=4 \
-	"$BIN/wakeq-api" >"$T/api.log" 2>&1 &
-API_PID=$!
-on_exit "kill_wait $API_PID"
-env PORT=$WORKER_PORT HOST=127.0.0.1 REDIS_URL=$REDIS_URL QUEUES=default CONCURRENCY=4 \
-	IDLE_TIMEOUT=1 EXIT_ON_IDLE=false LEASE=3 BACKOFF_BASE=0.3 BACKOFF_CAP=1 SHUTDOWN_GRACE=3 \
-	LOG_FORMAT=json "$BIN/wakeq-worker" >"$T/worker.log" 2>&1 &
-WORKER_PID=$!
-on_exit "kill_wait $WORKER_PID"
-API=http://127.0.0.1:$API_PORT
-wait_until 10 curl -sf -o /dev/null "$API/healthz" || { echo "# api did not start"; diag "$T/api.log"; exit 1; }
-wait_until 5 curl -sf -o /dev/null "http://127.0.0.1:$WORKER_PORT/healthz" ||
-	{ echo "# worker did not start"; diag "$T/worker.log"; exit 1; }
+api_token tok-21
+start_worker worker QUEUES=default CONCURRENCY=4 IDLE_TIMEOUT=1 EXIT_ON_IDLE=false LEASE=3 \
+	BACKOFF_BASE=0.3 BACKOFF_CAP=1 SHUTDOWN_GRACE=3 LOG_FORMAT=json || exit 1
+_start_api WAKE_URL="$worker_URL/wake" WORKER_CONCURRENCY=4
 
 post() { # post PAYLOAD [EXTRA_FIELDS]: prints the id
 	curl -s -H "$H" -H "$CT" -d "{\"type\":\"text.wordcount\",\"payload\":$1${2:+,$2}}" \
 		"$API/v1/jobs" | jq -r .id
 }
-job() { curl -s -H "$H" "$API/v1/jobs/$1"; }
-field() { job "$1" | jq -r ".$2"; }
-final() { case "$(field "$1" status)" in done | failed | cancelled) return 0 ;; esac; return 1; }
-wait_final() { wait_until "${2:-20}" final "$1"; }
 
 # ---- bad input at intake ------------------------------------------------------------
 r=$(curl -s -w ' %{http_code}' -H "$H" -H "$CT" -d '{"type":"text.wordcount","payload":{"txt":"a"}}' "$API/v1/jobs")
@@ -115,7 +95,7 @@ OK=$(post '{"text":"one two three"}')
 wait_final "$OK"
 expect_eq "API -> wake -> worker -> plugin -> result" \
 	'done {"words":3,"lines":1,"chars":13,"runs":1}' \
-	"$(job "$OK" | jq -c -r '"\(.status) \(.result|tojson)"')"
+	"$(api_job "$OK" | jq -c -r '"\(.status) \(.result|tojson)"')"
 
 TEXT=$(printf 'w%.0s ' $(seq 1 200))
 PROG=$(post "{\"text\":\"$TEXT\",\"delay_ms\":120}")
@@ -127,7 +107,7 @@ wait_until 5 grep -q '^event: end' "$T/sse.txt"
 check "progress from the plugin over SSE (stage counting, 10..90 %)" \
 	bash -c "grep '^data:' '$T/sse.txt' | sed 's/^data: //' | jq -s -e '[.[] | select(.stage == \"counting\" and .progress >= 10 and .progress <= 90)] | length >= 2' >/dev/null"
 expect_eq "... and the job is done with 200 words, its state kept across jobs (runs 2)" "done 200 2" \
-	"$(job "$PROG" | jq -r '"\(.status) \(.result.words) \(.result.runs)"')"
+	"$(api_job "$PROG" | jq -r '"\(.status) \(.result.words) \(.result.runs)"')"
 
 # ---- cancel, failures, timeout ------------------------------------------------------------
 CAN=$(post "{\"text\":\"$TEXT\",\"delay_ms\":1000}")
@@ -140,24 +120,24 @@ t0=$(date +%s%N)
 curl -s -o /dev/null -X DELETE -H "$H" "$API/v1/jobs/$CAN"
 wait_final "$CAN" 10
 ms=$((($(date +%s%N) - t0) / 1000000))
-expect_eq "cancel mid-run -> cancelled" cancelled "$(field "$CAN" status)"
+expect_eq "cancel mid-run -> cancelled" cancelled "$(api_field "$CAN" status)"
 check "... the plugin saw its cancel flag within a heartbeat and a step ($ms ms)" test "$ms" -lt 4000
 for id in "$RETRY" "$HARD" "$TMO"; do wait_final "$id" 20; done
 expect_eq "a retryable plugin error is retried with backoff, then dead (attempts 2)" \
 	"failed 2 upstream is busy, try again later" \
-	"$(job "$RETRY" | jq -r '"\(.status) \(.attempts) \(.error)"')"
+	"$(api_job "$RETRY" | jq -r '"\(.status) \(.attempts) \(.error)"')"
 expect_eq "a hard plugin error goes to the dead letter at once" "failed 1 this text cannot be counted" \
-	"$(job "$HARD" | jq -r '"\(.status) \(.attempts) \(.error)"')"
+	"$(api_job "$HARD" | jq -r '"\(.status) \(.attempts) \(.error)"')"
 check "... and is listed there" bash -c "REDIS_URL=$REDIS_URL '$BIN/wakeq' dead list --json | grep -q '$HARD'"
 expect_eq "timeout -> the plugin stops, the job fails" "failed timed out after 1s" \
-	"$(job "$TMO" | jq -r '"\(.status) \(.error)"')"
-check "the worker stayed up" kill -0 "$WORKER_PID"
+	"$(api_job "$TMO" | jq -r '"\(.status) \(.error)"')"
+check "the worker stayed up" kill -0 "$worker_PID"
 
 # ---- shutdown at exit ------------------------------------------------------------------------
-kill -TERM "$WORKER_PID"
-wait_until 10 bash -c "! kill -0 $WORKER_PID 2>/dev/null"
+kill -TERM "$worker_PID"
+wait_until 10 bash -c "! kill -0 $worker_PID 2>/dev/null"
 rc=0
-wait "$WORKER_PID" 2>/dev/null || rc=$?
+wait "$worker_PID" 2>/dev/null || rc=$?
 expect_eq "SIGTERM: the worker exits 0" 0 "$rc"
 check "... after calling the plugin's shutdown (its own log line, through the worker's log)" \
 	bash -c "grep '\"message\":\"wordcount: shutting down after' '$T/worker.log' | grep -q '\"handler\":\"text.wordcount\"'"

@@ -8,10 +8,7 @@
 # fire times computed ahead are refilled; pause, resume, delete. Time
 # zones across DST changes: tests/unit/cron.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 start_redis
 
 drains() { curl -fs "$1/metrics" | awk '/^wakeq_drains_total/ {print $2}'; }
@@ -20,12 +17,8 @@ now_ms() { date +%s%3N; }
 
 # ---- the API: a schedule every second, woken for each time ----------------------
 start_worker w1 QUEUES=cq IDLE_TIMEOUT=0.3 EXIT_ON_IDLE=false
-API_PORT=$($FREEPORT)
-env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=tok QUEUES=cq,race RECONCILE_INTERVAL=0 \
-	WAKE_URL="$w1_URL/wake" "$BIN/wakeq-api" >"$T/api.log" 2>&1 &
-on_exit "kill_wait $!"
-API=http://127.0.0.1:$API_PORT
-wait_until 5 curl -sf -o /dev/null "$API/healthz" || { diag "$T/api.log"; exit 1; }
+TOKEN=tok
+_start_api QUEUES=cq,race WAKE_URL="$w1_URL/wake"
 api() { curl -s -H 'Authorization: Bearer tok' -H 'Content-Type: application/json' "$@"; }
 code() { api -o /dev/null -w '%{http_code}' "$@"; }
 

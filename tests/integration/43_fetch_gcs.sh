@@ -158,5 +158,5 @@ out=$(env PORT=0 HOST=127.0.0.1 REDIS_URL="$REDIS_URL" API_TOKEN=x UPLOAD_TARGET
 check "a bad UPLOAD_TARGET stops the API with one clear line ($out)" contains "$out" \
 	"bad UPLOAD_TARGET: bad gs url"
 
-[ "$_t_failed" = 0 ] || { diag "$T/w.log"; diag "$T/api.log"; diag "$T/gcp.log"; }
+[ "$_t_failed" = 0 ] || { diag "$T/w.log"; diag "$T/api.log"; diag "$T/g.log"; }
 exit "${_t_failed:-0}"

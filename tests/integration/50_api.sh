@@ -7,11 +7,8 @@ cd "$(dirname "$0")/../.."
 source tests/lib/test.sh
 start_redis
 
-API_BIN=$BIN/wakeq-api
 QDRIVE=$BIN/tests/tools/qdrive
-TOKEN=s3cret-1
-H="Authorization: Bearer $TOKEN"
-CT="Content-Type: application/json"
+api_token s3cret-1
 
 start_api() { _start_api API_TOKEN="$TOKEN,other-token" "$@"; }
 post() { curl -s -H "$H" -H "$CT" -d "$1" "$API/v1/jobs"; }

@@ -9,10 +9,7 @@ source tests/lib/test.sh
 start_redis
 start_postgres
 
-API_BIN=$BIN/wakeq-api
-TOKEN=tok-51
-H="Authorization: Bearer $TOKEN"
-CT="Content-Type: application/json"
+api_token tok-51
 
 start_api() { _start_api MAX_BODY=4K DATABASE_URL= "$@"; }
 

@@ -8,22 +8,10 @@ cd "$(dirname "$0")/../.."
 source tests/lib/test.sh
 start_redis
 
-API_BIN=$BIN/wakeq-api
 STUB_BIN=$BIN/tests/tools/wakestub
-TOKEN=tok-52
-H="Authorization: Bearer $TOKEN"
-CT="Content-Type: application/json"
+api_token tok-52
 
-start_stub() { # start_stub ARGS...: sets STUB (base URL), STUB_PID
-	# the shell of `&` may truncate the file after the wait below looked:
-	# the last stub's port must not be there to be seen
-	rm -f "$T/stub.port"
-	"$STUB_BIN" "$@" >"$T/stub.port" 2>>"$T/stub.log" &
-	STUB_PID=$!
-	on_exit "kill_wait $STUB_PID"
-	wait_until 5 test -s "$T/stub.port"
-	STUB=http://127.0.0.1:$(head -1 "$T/stub.port")
-}
+start_stub() { start_fake STUB "$STUB_BIN" "$@"; } # sets STUB (base URL), STUB_PID
 stop_stub() { kill_wait "$STUB_PID"; }
 wakes() { curl -s "$STUB/count" | jq -r .wakes; }
 start_api() { _start_api DATABASE_URL= WAKE_URL="$STUB/wake" "$@"; }

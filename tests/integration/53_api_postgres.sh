@@ -9,11 +9,8 @@ source tests/lib/test.sh
 start_redis
 start_postgres
 
-API_BIN=$BIN/wakeq-api
 QDRIVE=$BIN/tests/tools/qdrive
-TOKEN=tok-53
-H="Authorization: Bearer $TOKEN"
-CT="Content-Type: application/json"
+api_token tok-53
 
 start_api() { _start_api DATABASE_URL="$DATABASE_URL" RECONCILE_MIN_AGE=0.001 "$@"; }
 post() { curl -s -H "$H" -H "$CT" -d "$1" "$API/v1/jobs"; }

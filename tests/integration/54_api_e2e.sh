@@ -10,11 +10,9 @@ WORKER_BIN=$BIN/wakeq-worker
 start_redis
 start_postgres
 
-API_BIN=$BIN/wakeq-api
 TOKEN=tok-54
 WTOKEN=wake-54
 H="Authorization: Bearer $TOKEN"
-CT="Content-Type: application/json"
 WORKER_PORT=$($FREEPORT)
 
 start_worker() {

@@ -14,8 +14,7 @@ start_redis
 D=$T/data
 U=$D/uploads
 mkdir -p "$D"
-TOKEN=tok-55
-H="Authorization: Bearer $TOKEN"
+api_token tok-55
 OCT="Content-Type: application/octet-stream"
 
 start_worker w DATA_DIR="$D" EXIT_ON_IDLE=false CONCURRENCY=1 || exit 1

@@ -10,10 +10,7 @@ source tests/lib/test.sh
 start_redis
 start_postgres
 
-API_BIN=$BIN/wakeq-api
-TOKEN=tok-57
-H="Authorization: Bearer $TOKEN"
-CT="Content-Type: application/json"
+api_token tok-57
 
 start_api() { _start_api QUEUES=default,other INTAKE_THREADS=1 DATABASE_URL= "$@"; }
 pg() { psql "$DATABASE_URL" -Atq -c "$1"; }

@@ -10,9 +10,7 @@ source tests/lib/test.sh
 start_redis
 start_postgres
 
-TOKEN=tok-58
-H="Authorization: Bearer $TOKEN"
-CT="Content-Type: application/json"
+api_token tok-58
 pg() { psql "$DATABASE_URL" -Atq -c "$1"; }
 
 _start_api DATABASE_URL="$DATABASE_URL" RECONCILE_MIN_AGE=0.001

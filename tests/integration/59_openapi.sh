@@ -78,12 +78,9 @@ start_api() { # start_api NAME ENV=VAL...: sets NAME_URL
 		{ not_ok "wakeq-api $name started"; diag "$T/$name.log"; exit 1; }
 }
 # a stand-in for the worker's /wake, for POST /v1/wake
-"$BIN/tests/tools/wakestub" >"$T/stub.port" 2>"$T/stub.log" &
-STUB_PID=$!
-on_exit "kill_wait $STUB_PID"
-wait_until 5 test -s "$T/stub.port"
+start_fake STUB "$BIN/tests/tools/wakestub"
 start_api pg DATABASE_URL="$DATABASE_URL"
-start_api nopg DATABASE_URL= WAKE_URL="http://127.0.0.1:$(head -1 "$T/stub.port")/wake"
+start_api nopg DATABASE_URL= WAKE_URL="$STUB/wake"
 API=$pg_URL
 X=$T/exchanges.jsonl
 : >"$X"
@@ -282,7 +279,7 @@ req POST /v1/queues/elsewhere/purge-dead
 req POST /v1/wake
 API=$nopg_URL req POST /v1/wake
 expect_eq "POST /v1/wake reached the worker's /wake" 1 \
-	"$(wait_until 5 sh -c "curl -s http://127.0.0.1:$(head -1 "$T/stub.port")/count | jq -e '.wakes >= 1' >/dev/null" && echo 1)"
+	"$(wait_until 5 sh -c "curl -s $STUB/count | jq -e '.wakes >= 1' >/dev/null" && echo 1)"
 
 # cron schedules
 jreq POST /v1/schedules '{"name":"oa-s","queue":"oa","cron":"0 3 * * *","timezone":"Europe/Paris","job":{"type":"noop","payload":{"a":1},"labels":{"k":"v"}},"overlap":"allow","catch_up":"all","catch_up_max":5}'

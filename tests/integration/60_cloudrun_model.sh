@@ -22,17 +22,12 @@
 # without. Known defects of the API's wake path (issue 10 section 2, being
 # fixed elsewhere) are "not ok ... # TODO" lines.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-source tests/lib/wakeq.sh
+. tests/lib/test.sh
 source tests/lib/runmodel.sh
-t_tmpdir
 start_redis
 start_postgres
 
-TOKEN=tok-60
-H="Authorization: Bearer $TOKEN"
-CT="Content-Type: application/json"
+api_token tok-60
 Q='wakeq:{default}'
 IDLE=1.5 # the worker's IDLE_TIMEOUT
 WORKER_ENV=(HOST=127.0.0.1 REDIS_URL=$REDIS_URL DATABASE_URL=$DATABASE_URL
@@ -182,31 +177,29 @@ start_service api "$BIN/wakeq-api" --concurrency 80 --max 1 --idle 60 --timeout 
 sleeping() { mstat_is worker '[.instances[] | select(.open > 0)] | length' 0; }
 # settled: no worker registered, none holding a request (a drain ended)
 settled() { sleeping && [ "$(rcli zcard "$Q:workers")" = 0 ]; }
-r0=$(mstat worker .requests)
-id=$(post '{"type":"noop"}')
-if wait_until 3 all_in done "$id"; then
-	ok "a job posted to a sleeping system runs without a cron tick"
-else
-	why="the API answered 202 and was frozen before its waker thread sent the wake"
-	why+=" (worker requests +$(($(mstat worker .requests) - r0)))"
-	not_ok "a job posted to a sleeping system runs without a cron tick: $why" \
-		"# TODO API: send the wake before answering (issue 10 s.2)"
+# runs_asleep NAME SECONDS JOB WHY TODO: JOB posted to the sleeping system
+# is done within SECONDS; if not, a known defect (WHY, "# TODO TODO"), and
+# the next tick must still run it
+runs_asleep() {
+	local r0 id
+	r0=$(mstat worker .requests)
+	id=$(post "$3")
+	if wait_until "$2" all_in done "$id"; then
+		ok "$1"
+		return
+	fi
+	not_ok "$1: $4 (worker requests +$(($(mstat worker .requests) - r0)))" "# TODO $5"
 	tick >/dev/null
 	check "nothing lost: the next tick runs it" wait_until 3 all_in done "$id"
-fi
+}
+runs_asleep "a job posted to a sleeping system runs without a cron tick" 3 '{"type":"noop"}' \
+	"the API answered 202 and was frozen before its waker thread sent the wake" \
+	"API: send the wake before answering (issue 10 s.2)"
 wait_until 5 sleeping
-r0=$(mstat worker .requests)
-id=$(post '{"type":"noop","delay_s":2.5}') # due after IDLE_TIMEOUT: no drain holds it
-if wait_until 5 all_in done "$id"; then
-	ok "a delayed job posted to a sleeping system runs when due"
-else
-	why="the API's timer for it is frozen with the API"
-	why+=" (worker requests +$(($(mstat worker .requests) - r0)))"
-	not_ok "a delayed job posted to a sleeping system runs when due: $why" \
-		"# TODO API: a scheduled wake held by Cloud Tasks (issue 10 s.2)"
-	tick >/dev/null
-	check "nothing lost: the next tick runs it" wait_until 3 all_in done "$id"
-fi
+# due after IDLE_TIMEOUT: no drain holds it
+runs_asleep "a delayed job posted to a sleeping system runs when due" 5 \
+	'{"type":"noop","delay_s":2.5}' "the API's timer for it is frozen with the API" \
+	"API: a scheduled wake held by Cloud Tasks (issue 10 s.2)"
 echo "# API billed $(mstat api .billed_request_s) s (request-based), frozen now: $(mstat api '.instances[0].frozen')"
 # A wake the frozen API still holds back may leave at its shutdown and be
 # cut at once, leaving a worker frozen mid-drain: start afresh.

@@ -12,10 +12,7 @@
 # Redis cost of a drain: client commands per job (MONITOR) and the
 # commands scripts run (INFO commandstats), HINCRBY and PUBLISH per batch.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 for tool in promtool prometheus; do
 	command -v "$tool" >/dev/null ||
 		{ not_ok "$tool present (Debian package prometheus: container/deps.sh install test)"; exit 1; }
@@ -24,19 +21,7 @@ PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 start_redis
 
-TOKEN=metrics-token
-H="Authorization: Bearer $TOKEN"
-start_api() { # start_api [ENV=VAL...]: sets API, API_PID
-	local port
-	port=$($FREEPORT)
-	env PORT="$port" REDIS_URL="$REDIS_URL" API_TOKEN=$TOKEN RECONCILE_INTERVAL=0 "$@" \
-		"$BIN/wakeq-api" >>"$T/api.log" 2>&1 &
-	API_PID=$!
-	on_exit "kill_wait $API_PID"
-	API=http://127.0.0.1:$port
-	wait_until 5 curl -sf -o /dev/null "$API/healthz" ||
-		{ not_ok "wakeq-api started"; diag "$T/api.log"; exit 1; }
-}
+api_token metrics-token
 post() { curl -s -H "$H" -H 'Content-Type: application/json' -d "$1" "$API/v1/jobs" | jq -r .id; }
 # val FILE SERIES: the value of one series ("name{labels}") in a scrape
 val() { awk -v s="$2" '$1 == s {print $2}' "$1"; }
@@ -44,7 +29,7 @@ val() { awk -v s="$2" '$1 == s {print $2}' "$1"; }
 # ---- jobs run by a worker the API wakes ------------------------------------------
 start_worker w QUEUES=default IDLE_TIMEOUT=0.3 EXIT_ON_IDLE=false CONCURRENCY=2 \
 	BACKOFF_BASE=0.05 LOG_LEVEL=warn
-start_api QUEUES=default WAKE_URL="$w_URL/wake"
+_start_api QUEUES=default WAKE_URL="$w_URL/wake"
 for _ in 1 2 3 4 5; do post '{"type":"noop"}' >/dev/null; done
 post '{"type":"sleep","payload":{"ms":300}}' >/dev/null
 post '{"type":"sleep","payload":{"ms":300}}' >/dev/null
@@ -98,7 +83,7 @@ expect_eq "wakes by trigger: api 1, cron 1, cli 1, fanout 0" "1 1 1 0" \
 	"$(for t in api cron cli fanout; do val "$M" "wakeq_queue_wakes_total{$Q,trigger=\"$t\"}"; done | tr '\n' ' ' | sed 's/ $//')"
 # They live in Redis: a new API process shows the same counters.
 kill_wait "$API_PID"
-start_api QUEUES=default
+_start_api QUEUES=default
 curl -fs "$API/metrics" >"$T/api2.prom"
 expect_eq "a restarted API shows the same counters" \
 	"$(grep -E '^wakeq_(jobs_total|job_run_seconds_count|queue_wakes_total)' "$M")" \

@@ -18,15 +18,10 @@
 # seams; with the HTTP transport and API_TIMERS=off the wake is handed
 # off before the answer.
 cd "$(dirname "$0")/../.."
-source tests/lib/servers.sh
-source tests/lib/tap.sh
-source tests/lib/wakeq.sh
-t_tmpdir
+. tests/lib/test.sh
 start_redis
 
-API_BIN=$BIN/wakeq-api
 SA=wakeq-tasks@fake-project.iam.gserviceaccount.com
-CT="Content-Type: application/json"
 
 tasks_env() { # the Cloud Tasks settings, shared by the API and the worker
 	echo WAKE_VIA=cloudtasks TASKS_ENDPOINT="$G" TASKS_LOCATION=us-central1 \
@@ -49,18 +44,10 @@ run_worker() {
 start_api() { # start_api WORKER_PORT VAR=VALUE...
 	local wport=$1
 	shift
-	API_PORT=$($FREEPORT)
 	# shellcheck disable=SC2046
-	env PORT=$API_PORT REDIS_URL=$REDIS_URL NO_AUTH=true DATABASE_URL= \
-		WAKE_URL="http://127.0.0.1:$wport/wake" API_TIMERS=off $(tasks_env) "$@" \
-		"$API_BIN" >>"$T/api.log" 2>&1 &
-	API_PID=$!
-	on_exit "kill_wait $API_PID"
-	API=http://127.0.0.1:$API_PORT
-	wait_until 5 curl -sf -o /dev/null "$API/healthz" ||
-		{ echo "# api did not start"; diag "$T/api.log"; exit 1; }
+	_start_api NO_AUTH=true DATABASE_URL= WAKE_URL="http://127.0.0.1:$wport/wake" \
+		API_TIMERS=off $(tasks_env) "$@"
 }
-stop_api() { kill_wait "$API_PID"; }
 post() { curl -s -H "$CT" -d "$1" "$API/v1/jobs" | jq -r .id; }
 ntasks() { curl -s "$G/fake/tasks" | jq "[.tasks[] | select(${1:-true})] | length"; }
 fake() { curl -s "$G/fake/tasks" | jq -r "$1"; }
@@ -223,19 +210,8 @@ kill_wait "$W_PID"
 
 # ---- HTTP transport with API_TIMERS=off: handed off before the answer -----------
 rcli flushall >/dev/null
-rm -f "$T/stub.port"
-"$BIN/tests/tools/wakestub" --hold 3 >"$T/stub.port" 2>>"$T/stub.log" &
-STUB_PID=$!
-on_exit "kill_wait $STUB_PID"
-wait_until 5 test -s "$T/stub.port"
-STUB=http://127.0.0.1:$(head -1 "$T/stub.port")
-API_PORT=$($FREEPORT)
-env PORT=$API_PORT REDIS_URL=$REDIS_URL NO_AUTH=true DATABASE_URL= WAKE_URL="$STUB/wake" \
-	API_TIMERS=off "$API_BIN" >>"$T/api.log" 2>&1 &
-API_PID=$!
-on_exit "kill_wait $API_PID"
-API=http://127.0.0.1:$API_PORT
-wait_until 5 curl -sf -o /dev/null "$API/healthz"
+start_fake STUB "$BIN/tests/tools/wakestub" --hold 3
+_start_api NO_AUTH=true DATABASE_URL= WAKE_URL="$STUB/wake" API_TIMERS=off
 post '{"type":"noop"}' >/dev/null
 kill -STOP "$API_PID"
 sleep 0.3

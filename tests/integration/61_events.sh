@@ -9,10 +9,7 @@
 # `eventsource` package, installed into $BUILD/npm) follows a job to its
 # end and stops.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 
 EVENTSOURCE_VERSION=4.1.1
 NPM_DIR=$BIN/npm
@@ -33,20 +30,8 @@ fi
 check "eventsource $EVENTSOURCE_VERSION is installed" installed eventsource "$EVENTSOURCE_VERSION"
 start_redis
 
-TOKEN=ev-token
-H="Authorization: Bearer $TOKEN"
+api_token ev-token
 ORIGIN=https://app.example.com
-start_api() { # start_api [ENV=VAL...]: sets API, API_PID
-	local port
-	port=$($FREEPORT)
-	env PORT="$port" REDIS_URL="$REDIS_URL" API_TOKEN=$TOKEN RECONCILE_INTERVAL=0 "$@" \
-		"$BIN/wakeq-api" >>"$T/api.log" 2>&1 &
-	API_PID=$!
-	on_exit "kill_wait $API_PID"
-	API=http://127.0.0.1:$port
-	wait_until 5 curl -sf -o /dev/null "$API/healthz" ||
-		{ not_ok "wakeq-api started"; diag "$T/api.log"; exit 1; }
-}
 post() { curl -s -H "$H" -H 'Content-Type: application/json' -d "$1" "$API/v1/jobs" | jq -r .id; }
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 es() { # es URL MODE OUT [LIMIT_MS]: a real EventSource in the background; sets ES
@@ -58,7 +43,7 @@ es() { # es URL MODE OUT [LIMIT_MS]: a real EventSource in the background; sets 
 types() { jq -r '.type + (if .data.status then ":" + .data.status else "" end)' "$1" | tr '\n' ' ' | sed 's/ $//'; }
 
 start_worker w QUEUES=default IDLE_TIMEOUT=0.5 EXIT_ON_IDLE=false BACKOFF_BASE=0.3 LOG_LEVEL=warn
-start_api CORS_ORIGINS="$ORIGIN,http://localhost:3000" WAKE_URL="$w_URL/wake"
+_start_api CORS_ORIGINS="$ORIGIN,http://localhost:3000" WAKE_URL="$w_URL/wake"
 
 # ---- a real EventSource follows a job a real worker retries, to its end -----------
 ID=$(wq enqueue fail --max-attempts 2 --payload '{"message":"once more","retryable":true}' 2>/dev/null)
@@ -150,7 +135,7 @@ h=$(curl -s -D - -o /dev/null -X OPTIONS -H "Origin: https://evil.example" \
 	-H 'Access-Control-Request-Method: POST' "$API/v1/jobs" | tr -d '\r')
 expect_eq "a preflight from another origin gets no CORS headers" "" "$(sed -n 's/^Access-Control-Allow-Origin: //Ip' <<<"$h")"
 kill_wait "$API_PID"
-start_api
+_start_api
 h=$(curl -s -D - -o /dev/null -H "$H" -H "Origin: $ORIGIN" "$API/v1/queues" | tr -d '\r')
 expect_eq "without CORS_ORIGINS: no CORS header" "" "$(grep -i '^Access-Control' <<<"$h")"
 [ "$_t_failed" = 0 ] || { diag "$T/api.log"; diag "$T/es1.jsonl"; cat "$T"/*.err 2>/dev/null | sed 's/^/# /'; }

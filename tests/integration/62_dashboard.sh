@@ -16,10 +16,7 @@
 # elements laid out). puppeteer-core is installed by this test into
 # $BUILD/npm (once).
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 
 PUPPETEER_VERSION=24.43.1 # the last line for Node.js 18 and 20 (bookworm has 18)
 NPM_DIR=$BIN/npm

@@ -8,6 +8,8 @@
 #   stop_postgres / restart_postgres
 #   on_exit CMD         adds CMD to the exit trap (LIFO)
 #   rcli ARGS           redis-cli against $REDIS_PORT
+#   start_fake NAME CMD...  a fake service that prints its port first;
+#                       sets NAME (base URL) and NAME_PID
 
 : "${BUILD:=build}"
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -77,6 +79,28 @@ restart_redis() {
 }
 
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+# start_fake NAME CMD ARGS...: runs a fake service (tests/tools/wakestub,
+# fakegcp, ...) that prints the port it listens on as its first line; sets
+# NAME to its base URL and NAME_PID. Its stderr goes to $T/name.log (name
+# lowercased), appended to across restarts.
+start_fake() {
+	local name=$1 file pid
+	shift
+	file=$T/${name,,}
+	# the shell of `&` may truncate the file after the wait below looked:
+	# a former run's port must not be there to be seen
+	rm -f "$file.port"
+	"$@" >"$file.port" 2>>"$file.log" &
+	pid=$!
+	on_exit "kill_wait $pid"
+	if ! wait_until 5 test -s "$file.port"; then
+		echo "# $name did not start"
+		diag "$file.log"
+		exit 1
+	fi
+	eval "${name}_PID=$pid ${name}=http://127.0.0.1:$(head -1 "$file.port")"
+}
 
 pg_bin() {
 	local d

@@ -15,7 +15,19 @@
 #                                     Cloud Tasks, Cloud Storage) on a free
 #                                     port; sets G (its base URL), G_PID
 #   wq ARGS                           build/wakeq against $REDIS_URL
+#   API_BIN, CT                       build/wakeq-api; the JSON content
+#                                     type header for curl -H
+#   api_token TOKEN                   the API's bearer token: sets TOKEN
+#                                     and H (its header for curl -H)
 #   job_field ID FIELD                one field of `wakeq status ID`
+#   api_job ID / api_field ID FIELD   the job as GET $API/v1/jobs/ID answers
+#                                     (bearer $TOKEN), or one jq field of it
+#   wait_final ID [SECONDS]           until the API has it done, failed or
+#                                     cancelled (20 s)
+
+API_BIN=$BIN/wakeq-api
+CT="Content-Type: application/json"
+api_token() { TOKEN=$1 H="Authorization: Bearer $1"; }
 
 start_worker() {
 	local name=$1 port= pid i p0=0 a
@@ -77,18 +89,16 @@ _start_api() {
 }
 stop_api() { kill_wait "$API_PID"; }
 
-start_gcp() {
-	rm -f "$T/gcp.port"
-	"$BIN/tests/tools/fakegcp" "$@" >"$T/gcp.port" 2>>"$T/gcp.log" &
-	G_PID=$!
-	on_exit "kill_wait $G_PID"
-	wait_until 5 test -s "$T/gcp.port"
-	G=http://127.0.0.1:$(head -1 "$T/gcp.port")
-}
+start_gcp() { start_fake G "$BIN/tests/tools/fakegcp" "$@"; } # sets G (base URL), G_PID
 
 wq() { REDIS_URL=$REDIS_URL "$BIN/wakeq" "$@"; }
 
 job_field() { wq status "$1" | jq -r ".$2"; }
+
+api_job() { curl -s -H "Authorization: Bearer ${TOKEN:-}" "$API/v1/jobs/$1"; }
+api_field() { api_job "$1" | jq -r ".$2"; }
+_api_final() { case "$(api_field "$1" status)" in done | failed | cancelled) return 0 ;; esac; return 1; }
+wait_final() { wait_until "${2:-20}" _api_final "$1"; }
 
 # count_status QUEUE STATUS: jobs of QUEUE in STATUS (wakeq stats --json)
 count_status() { wq stats --json --queue "$1" | jq -r ".\"$1\".$2"; }

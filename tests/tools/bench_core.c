@@ -27,7 +27,10 @@
  * Exit 0 on success, 1 on a failure (message on stderr), 2 on bad usage.
  */
 #include "base/clock.h"
+#include "benchstat.h"
+#include "loopback.h"
 #include "queue/queue.h"
+#include "toolqueue.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -44,45 +47,14 @@
 
 extern char **environ;
 
-static struct queue *connect_or_die(const char *url)
-{
-	struct queue_opts o;
-	struct queue *q;
-	struct err e;
-
-	q = queue_opts_init(&o, url, &e) == 0 ? queue_connect(&o, &e) : NULL;
-	if (!q) {
-		fprintf(stderr, "bench_core: %s\n", e.msg);
-		exit(1);
-	}
-	return q;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of a sorted array. */
-static int64_t pct(const int64_t *v, size_t n, double p)
-{
-	size_t k = (size_t)(p / 100.0 * (double)n + 0.999999);
-
-	if (k < 1)
-		k = 1;
-	if (k > n)
-		k = n;
-	return v[k - 1];
-}
-
+/* Prints the distribution of v[0..n) as one line named `name`, then frees v. */
 static void print_dist(const char *name, int64_t *v, size_t n)
 {
-	qsort(v, n, sizeof(*v), cmp_i64);
+	stat_sort(v, n);
 	printf("%s n=%zu p50=%lld p90=%lld p99=%lld max=%lld\n", name, n,
-	       (long long)pct(v, n, 50), (long long)pct(v, n, 90),
-	       (long long)pct(v, n, 99), (long long)v[n - 1]);
+	       (long long)stat_pct(v, n, 50), (long long)stat_pct(v, n, 90),
+	       (long long)stat_pct(v, n, 99), (long long)v[n - 1]);
+	free(v);
 }
 
 static int cmd_enqueue(const char *url, const char *queue, long n, long batch,
@@ -105,7 +77,7 @@ static int cmd_enqueue(const char *url, const char *queue, long n, long batch,
 		for (i = 0; i < groups; i++)
 			snprintf(gname[i], sizeof(gname[i]), "g%ld", i);
 	}
-	q = connect_or_die(url);
+	q = tool_queue_connect("bench_core", url);
 	specs = calloc((size_t)batch, sizeof(*specs));
 	out = calloc((size_t)batch, sizeof(*out));
 	if (!specs || !out)
@@ -164,7 +136,7 @@ static int cmd_latency(const char *url, const char *queue, long n, long pace_us)
 
 	if (n < 1 || pace_us < 0)
 		return 2;
-	q = connect_or_die(url);
+	q = tool_queue_connect("bench_core", url);
 	ids = calloc((size_t)n, sizeof(*ids));
 	t_enq = calloc((size_t)n, sizeof(*t_enq));
 	start = calloc((size_t)n, sizeof(*start));
@@ -218,16 +190,13 @@ static int cmd_latency(const char *url, const char *queue, long n, long pace_us)
 	print_dist("enqueue_rtt_us", rtt, (size_t)n);
 	free(ids);
 	free(t_enq);
-	free(start);
-	free(done);
-	free(rtt);
 	queue_free(q);
 	return 0;
 }
 
 static int cmd_first(const char *url, const char *queue, const char *id, long timeout_ms)
 {
-	struct queue *q = connect_or_die(url);
+	struct queue *q = tool_queue_connect("bench_core", url);
 	int64_t until = clock_mono_us() + timeout_ms * 1000, started = -1, finished;
 
 	while (clock_mono_us() < until) {
@@ -246,49 +215,10 @@ static int cmd_first(const char *url, const char *queue, const char *id, long ti
 	return 0;
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int fd, port = -1;
-
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
-		return -1;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
-/* Connects to 127.0.0.1:port; returns the socket or -1 (not listening). */
-static int try_connect(int port)
-{
-	struct sockaddr_in a;
-	int fd;
-
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
-		return -1;
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)port);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static int cold_once(const char *url, const char *queue, const char *bin,
 		     int64_t *listen_us, int64_t *start_us, int64_t *answer_us)
 {
-	struct queue *q = connect_or_die(url);
+	struct queue *q = tool_queue_connect("bench_core", url);
 	struct job_spec s = { 0 };
 	struct queue_enqueued id;
 	struct err e;
@@ -304,7 +234,7 @@ static int cold_once(const char *url, const char *queue, const char *bin,
 		fprintf(stderr, "bench_core: enqueue: %s\n", e.msg);
 		goto out;
 	}
-	port = free_port();
+	port = loopback_free_port();
 	snprintf(port_s, sizeof(port_s), "%d", port);
 	setenv("PORT", port_s, 1);
 	setenv("HOST", "127.0.0.1", 1);
@@ -323,7 +253,7 @@ static int cold_once(const char *url, const char *queue, const char *bin,
 		fprintf(stderr, "bench_core: cannot start '%s'\n", bin);
 		goto out;
 	}
-	while ((fd = try_connect(port)) < 0) {
+	while ((fd = loopback_dial(port)) < 0) {
 		if (clock_now_us() - t0 > 10000000 || waitpid(pid, &status, WNOHANG) == pid) {
 			fprintf(stderr, "bench_core: worker did not listen\n");
 			kill(pid, SIGKILL);
@@ -396,9 +326,6 @@ static int cmd_cold(const char *url, const char *queue, long runs, const char *b
 	print_dist("listen_us", lis, (size_t)runs);
 	print_dist("start_us", st, (size_t)runs);
 	print_dist("answer_us", ans, (size_t)runs);
-	free(lis);
-	free(st);
-	free(ans);
 	return 0;
 }
 

@@ -16,45 +16,15 @@
  * Exit 0 on success, 1 on a failure (message on stderr), 2 on bad usage.
  */
 #include "base/clock.h"
+#include "benchstat.h"
 #include "job/job.h"
 #include "queue/queue.h"
+#include "toolqueue.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static struct queue *connect_or_die(const char *url)
-{
-	struct queue_opts o;
-	struct queue *q;
-	struct err e;
-
-	q = queue_opts_init(&o, url, &e) == 0 ? queue_connect(&o, &e) : NULL;
-	if (!q) {
-		fprintf(stderr, "bench_handlers: %s\n", e.msg);
-		exit(1);
-	}
-	return q;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static int64_t pct(const int64_t *v, size_t n, double p)
-{
-	size_t k = (size_t)(p / 100.0 * (double)n + 0.999999);
-
-	if (k < 1)
-		k = 1;
-	if (k > n)
-		k = n;
-	return v[k - 1];
-}
 
 static int cmd_enqueue(const char *url, const char *queue, const char *type, long n,
 		       const char *ids_file)
@@ -77,7 +47,7 @@ static int cmd_enqueue(const char *url, const char *queue, const char *type, lon
 			strerror(errno));
 		return 1;
 	}
-	q = connect_or_die(url);
+	q = tool_queue_connect("bench_handlers", url);
 	while (done < n) {
 		long k = n - done < BATCH ? n - done : BATCH;
 
@@ -114,7 +84,7 @@ static int cmd_span(const char *url, const char *queue, const char *ids_file)
 			strerror(errno));
 		return 1;
 	}
-	q = connect_or_die(url);
+	q = tool_queue_connect("bench_handlers", url);
 	while (fgets(line, sizeof(line), f)) {
 		struct job_info j;
 		struct err e;
@@ -150,10 +120,10 @@ static int cmd_span(const char *url, const char *queue, const char *ids_file)
 		free(runs);
 		return 1;
 	}
-	qsort(runs, done, sizeof(*runs), cmp_i64);
+	stat_sort(runs, done);
 	printf("done=%zu span_s=%.6f tput=%.1f run_us_p50=%lld run_us_p90=%lld\n", done,
 	       (double)(last - first) / 1e6, (double)done * 1e6 / (double)(last - first),
-	       (long long)pct(runs, done, 50), (long long)pct(runs, done, 90));
+	       (long long)stat_pct(runs, done, 50), (long long)stat_pct(runs, done, 90));
 	free(runs);
 	return 0;
 }

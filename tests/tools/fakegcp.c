@@ -73,6 +73,8 @@
 #include "base/mem.h"
 #include "crypto/crypto.h"
 #include "httpd/httpd.h"
+#include "fakeserve.h"
+#include "toolargs.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -1010,55 +1012,38 @@ static void handle(struct httpd_request *req, void *ctx)
 
 int main(int argc, char **argv)
 {
-	struct httpd_opts o;
-	struct httpd *h;
+	/* max_body: the Cloud Storage objects the tests upload */
+	struct httpd_opts o = { .thread_per_connection = 1, .max_body = 64u << 20 };
+	const struct tool_arg args[] = {
+		{ "--port", TOOL_INT, &o.port },
+		{ "--token-ttl", TOOL_INT64, &ttl_s },
+		{ "--max-dispatches", TOOL_INT, &max_dispatches },
+		{ "--min-backoff", TOOL_DOUBLE, &min_backoff },
+		{ "--max-backoff", TOOL_DOUBLE, &max_backoff },
+		{ "--max-attempts", TOOL_INT, &max_attempts },
+		{ "--paused", TOOL_INT, &paused },
+		{ "--bucket", TOOL_STRING, &buckets[0] },
+		{ "--deny-bucket", TOOL_STRING, &denied[0] },
+		{ "--hmac-id", TOOL_STRING, &hmac_id },
+		{ "--hmac-secret", TOOL_STRING, &hmac_secret },
+		{ NULL, TOOL_INT, NULL },
+	};
 	pthread_t th;
-	struct err e;
-	int i;
 
-	memset(&o, 0, sizeof(o));
-	o.host = "127.0.0.1";
-	o.thread_per_connection = 1;
-	o.max_body = 64u << 20; /* Cloud Storage objects the tests upload */
-	for (i = 1; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--port"))
-			o.port = atoi(argv[i + 1]);
-		else if (!strcmp(argv[i], "--token-ttl"))
-			ttl_s = atoll(argv[i + 1]);
-		else if (!strcmp(argv[i], "--max-dispatches"))
-			max_dispatches = atoi(argv[i + 1]);
-		else if (!strcmp(argv[i], "--min-backoff"))
-			min_backoff = atof(argv[i + 1]);
-		else if (!strcmp(argv[i], "--max-backoff"))
-			max_backoff = atof(argv[i + 1]);
-		else if (!strcmp(argv[i], "--max-attempts"))
-			max_attempts = atoi(argv[i + 1]);
-		else if (!strcmp(argv[i], "--paused"))
-			paused = atoi(argv[i + 1]);
-		else if (!strcmp(argv[i], "--bucket") && nbuckets < GCS_MAX_BUCKETS)
-			buckets[nbuckets++] = argv[i + 1];
-		else if (!strcmp(argv[i], "--deny-bucket") && ndenied < GCS_MAX_BUCKETS)
-			denied[ndenied++] = argv[i + 1];
-		else if (!strcmp(argv[i], "--hmac-id"))
-			hmac_id = argv[i + 1];
-		else if (!strcmp(argv[i], "--hmac-secret"))
-			hmac_secret = argv[i + 1];
+	if (tool_args(argc, argv, 1, args) < 0) {
+		fprintf(stderr, "usage: fakegcp [--port N] [--token-ttl S] [--max-dispatches N] "
+			"[--min-backoff S] [--max-backoff S] [--max-attempts N] [--paused 0|1] "
+			"[--bucket B] [--deny-bucket B] [--hmac-id ID] [--hmac-secret S]\n");
+		return 2;
 	}
-	signal(SIGPIPE, SIG_IGN);
+	nbuckets = buckets[0] != NULL;
+	ndenied = denied[0] != NULL;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	clock_cond_init(&cv);
 	audiences = json_array();
-	h = httpd_start(&o, handle, NULL, &e);
-	if (!h) {
-		fprintf(stderr, "fakegcp: %s\n", e.msg);
-		return 1;
-	}
 	if (pthread_create(&th, NULL, dispatcher, NULL)) {
 		fprintf(stderr, "fakegcp: cannot start the dispatcher\n");
 		return 1;
 	}
-	printf("%d\n", httpd_port(h));
-	fflush(stdout);
-	for (;;)
-		pause();
+	return fake_serve("fakegcp", &o, handle);
 }

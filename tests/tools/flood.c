@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "toolargs.h"
+
 enum kind { SLOW, IDLE };
 enum state { DOWN, CONNECTING, OPEN };
 
@@ -203,33 +205,21 @@ int main(int argc, char **argv)
 	struct rlimit rl;
 	struct sigaction sa;
 	int64_t start, end, now;
-	int ready = 0, a;
+	int ready = 0;
+	const struct tool_arg args[] = {
+		{ "--port", TOOL_INT, &port },
+		{ "--slow", TOOL_LONG, &nslow },
+		{ "--idle", TOOL_LONG, &nidle },
+		{ "--from", TOOL_STRING, &from },
+		{ "--ips", TOOL_LONG, &nips },
+		{ "--every", TOOL_INT, &every_ms },
+		{ "--reconnect", TOOL_INT, &reconnect_ms },
+		{ "--seconds", TOOL_LONG, &seconds },
+		{ NULL, TOOL_INT, NULL },
+	};
 
-	for (a = 1; a < argc; a++) {
-		const char *v = a + 1 < argc ? argv[a + 1] : NULL;
-
-		if (!v)
-			usage();
-		if (!strcmp(argv[a], "--port"))
-			port = atoi(v);
-		else if (!strcmp(argv[a], "--slow"))
-			nslow = atol(v);
-		else if (!strcmp(argv[a], "--idle"))
-			nidle = atol(v);
-		else if (!strcmp(argv[a], "--from"))
-			from = v;
-		else if (!strcmp(argv[a], "--ips"))
-			nips = atol(v);
-		else if (!strcmp(argv[a], "--every"))
-			every_ms = atoi(v);
-		else if (!strcmp(argv[a], "--reconnect"))
-			reconnect_ms = atoi(v);
-		else if (!strcmp(argv[a], "--seconds"))
-			seconds = atol(v);
-		else
-			usage();
-		a++;
-	}
+	if (tool_args(argc, argv, 1, args) < 0)
+		usage();
 	if (port <= 0 || port > 65535 || nslow < 0 || nidle < 0 || nslow + nidle < 1 ||
 	    nips < 1 || nips > 250 || every_ms < 1 || reconnect_ms < 0 ||
 	    inet_pton(AF_INET, from, &base) != 1 || (ntohl(base.s_addr) >> 24) != 127)

@@ -23,6 +23,7 @@
  * are on the same clock on this machine). Runs until SIGTERM or SIGINT. */
 #include "base/clock.h"
 #include "httpd/httpd.h"
+#include "fakeserve.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -120,10 +121,7 @@ static void handle(struct httpd_request *req, void *ctx)
 int main(int argc, char **argv)
 {
 	struct httpd_opts o = { 0 };
-	struct httpd *h;
-	struct err e;
-	sigset_t set;
-	int sig, i;
+	int i, rc;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: hitcount LOG [--port N] [--name NAME]\n");
@@ -146,22 +144,9 @@ int main(int argc, char **argv)
 	}
 	/* handlers sleep: a thread per connection, as many as the workers
 	 * can have in flight */
-	o.host = "127.0.0.1";
 	o.thread_per_connection = 1;
 	o.max_connections = 4096;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	h = httpd_start(&o, handle, NULL, &e);
-	if (!h) {
-		fprintf(stderr, "hitcount: %s\n", e.msg);
-		return 1;
-	}
-	printf("%d\n", httpd_port(h));
-	fflush(stdout);
-	sigwait(&set, &sig);
-	httpd_stop(h);
+	rc = fake_serve("hitcount", &o, handle);
 	close(log_fd);
-	return 0;
+	return rc;
 }

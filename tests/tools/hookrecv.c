@@ -10,6 +10,7 @@
  * Runs until killed. */
 #include "base/clock.h"
 #include "httpd/httpd.h"
+#include "fakeserve.h"
 #include "webhook/webhook.h"
 
 #include <pthread.h>
@@ -61,29 +62,11 @@ static void handle(struct httpd_request *req, void *ctx)
 int main(int argc, char **argv)
 {
 	struct httpd_opts o = { 0 };
-	struct httpd *h;
-	struct err e;
-	sigset_t set;
-	int sig;
 
 	if (argc < 2)
 		return 2;
 	secret = argv[1];
 	fail_first = argc > 2 ? atoi(argv[2]) : 0;
-	o.host = "127.0.0.1";
 	o.threads = 1;
-	h = httpd_start(&o, handle, NULL, &e);
-	if (!h) {
-		fprintf(stderr, "hookrecv: %s\n", e.msg);
-		return 1;
-	}
-	printf("%d\n", httpd_port(h));
-	fflush(stdout);
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	sigwait(&set, &sig);
-	httpd_stop(h);
-	return 0;
+	return fake_serve("hookrecv", &o, handle);
 }

@@ -9,6 +9,7 @@
  * Prints "ID done|cancelled|none". */
 #include "base/clock.h"
 #include "queue/queue.h"
+#include "toolqueue.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,6 @@
 
 int main(int argc, char **argv)
 {
-	struct queue_opts o;
 	struct queue *q;
 	struct queue_take t;
 	struct queue_job job;
@@ -30,11 +30,7 @@ int main(int argc, char **argv)
 	}
 	steps = argc > 4 ? atoi(argv[4]) : 3;
 	step_ms = argc > 5 ? atoi(argv[5]) : 100;
-	q = queue_opts_init(&o, argv[1], &e) == 0 ? queue_connect(&o, &e) : NULL;
-	if (!q) {
-		fprintf(stderr, "qdrive: %s\n", e.msg);
-		return 1;
-	}
+	q = tool_queue_connect("qdrive", argv[1]);
 	memset(&t, 0, sizeof(t));
 	t.worker = "qdrive";
 	t.lease_ms = 30000;

@@ -8,6 +8,7 @@
  */
 #include "base/clock.h"
 #include "queue/queue.h"
+#include "toolqueue.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -23,7 +24,6 @@ static size_t sink(char *p, size_t s, size_t n, void *u)
 
 int main(int argc, char **argv)
 {
-	struct queue_opts o;
 	struct queue_counts c;
 	struct queue *q;
 	struct err e;
@@ -36,11 +36,7 @@ int main(int argc, char **argv)
 		return 2;
 	n = atoi(argv[3]);
 	limit = atof(argv[4]);
-	q = queue_opts_init(&o, argv[1], &e) == 0 ? queue_connect(&o, &e) : NULL;
-	if (!q) {
-		fprintf(stderr, "%s\n", e.msg);
-		return 1;
-	}
+	q = tool_queue_connect("race", argv[1]);
 	curl = curl_easy_init();
 	curl_easy_setopt(curl, CURLOPT_URL, argv[2]);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");

@@ -44,6 +44,7 @@
  */
 #include "base/clock.h"
 #include "base/mem.h"
+#include "loopback.h"
 #include "runmodel_meter.h"
 
 #include <arpa/inet.h>
@@ -142,39 +143,6 @@ static void logf_(const char *fmt, ...)
 
 /* ---- sockets ---------------------------------------------------------- */
 
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-/* A blocking connect to 127.0.0.1:port; -1 when refused. */
-static int dial(int port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-
-	if (fd < 0)
-		return -1;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)port);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		close(fd);
-		return -1;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
-
 /* Writes all of buf to a blocking or non-blocking fd within `ms`. */
 static int write_all(int fd, const char *buf, size_t len, int ms)
 {
@@ -264,7 +232,7 @@ static int probe_once(int port)
 				  "User-Agent: runmodel-probe\r\nConnection: close\r\n\r\n";
 	char buf[64];
 	size_t got = 0;
-	int fd = dial(port), ok = 0;
+	int fd = loopback_dial(port), ok = 0;
 
 	if (fd < 0)
 		return 0;
@@ -336,7 +304,7 @@ static void spawn(int64_t now)
 	pthread_t t;
 	char **envp, portvar[32], svc[160], rev[192], conf[160];
 	size_t n = 0, i, j = 0;
-	int port = free_port(), logfd = -1;
+	int port = loopback_free_port(), logfd = -1;
 	pid_t pid;
 
 	if (port < 0) {
@@ -1064,7 +1032,7 @@ static void *conn_main(void *arg)
 		in = acquire();
 		if (!in)
 			break;
-		ufd = dial(in->port);
+		ufd = loopback_dial(in->port);
 		if (ufd < 0) {
 			/* Gone meanwhile (exited on its own): another one. */
 			pthread_mutex_lock(&M.mu);

@@ -18,6 +18,8 @@
 #include "base/clock.h"
 #include "base/mem.h"
 #include "httpd/httpd.h"
+#include "fakeserve.h"
+#include "toolargs.h"
 #include "queue/queue.h"
 
 #include <signal.h>
@@ -127,32 +129,19 @@ static void handle(struct httpd_request *req, void *ctx)
 
 int main(int argc, char **argv)
 {
-	struct httpd_opts o;
-	struct httpd *h;
-	struct err e;
-	int i;
+	struct httpd_opts o = { .thread_per_connection = 1 };
+	const struct tool_arg args[] = {
+		{ "--port", TOOL_INT, &o.port },
+		{ "--hold", TOOL_DOUBLE, &hold_s },
+		{ "--status", TOOL_INT, &status },
+		{ "--token-ttl", TOOL_INT64, &ttl_s },
+		{ NULL, TOOL_INT, NULL },
+	};
 
-	memset(&o, 0, sizeof(o));
-	o.host = "127.0.0.1";
-	o.thread_per_connection = 1;
-	for (i = 1; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--port"))
-			o.port = atoi(argv[i + 1]);
-		else if (!strcmp(argv[i], "--hold"))
-			hold_s = atof(argv[i + 1]);
-		else if (!strcmp(argv[i], "--status"))
-			status = atoi(argv[i + 1]);
-		else if (!strcmp(argv[i], "--token-ttl"))
-			ttl_s = atoll(argv[i + 1]);
+	if (tool_args(argc, argv, 1, args) < 0) {
+		fprintf(stderr, "usage: wakestub [--port N] [--hold SECONDS] [--status CODE] "
+			"[--token-ttl S]\n");
+		return 2;
 	}
-	signal(SIGPIPE, SIG_IGN);
-	h = httpd_start(&o, handle, NULL, &e);
-	if (!h) {
-		fprintf(stderr, "wakestub: %s\n", e.msg);
-		return 1;
-	}
-	printf("%d\n", httpd_port(h));
-	fflush(stdout);
-	for (;;)
-		pause();
+	return fake_serve("wakestub", &o, handle);
 }

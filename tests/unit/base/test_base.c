@@ -16,6 +16,7 @@
 #include "base/err.h"
 #include "base/parse.h"
 #include "base/uuid.h"
+#include "../unit.h"
 
 static void test_parse_int(void **state)
 {
@@ -192,9 +193,7 @@ static void test_cond_wait(void **state)
 	pthread_cond_destroy(&cv);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_parse_int),
 		cmocka_unit_test(test_parse_seconds),
 		cmocka_unit_test(test_parse_bool_size),
@@ -204,7 +203,4 @@ int main(void)
 		cmocka_unit_test(test_rfc3339),
 		cmocka_unit_test(test_err),
 		cmocka_unit_test(test_cond_wait),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "../unit.h"
 
 struct cfg {
 	char *name;
@@ -274,9 +275,7 @@ static void test_usage_lists_choices(void **state)
 	free(text);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_defaults_env_flags),
 		cmocka_unit_test(test_bad_values_name_the_variable),
 		cmocka_unit_test(test_help),
@@ -286,7 +285,4 @@ int main(void)
 		cmocka_unit_test(test_enum_case),
 		cmocka_unit_test(test_usage_lists_choices),
 		cmocka_unit_test(test_tokens),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

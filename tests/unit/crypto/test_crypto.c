@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "crypto/crypto.h"
+#include "../unit.h"
 
 static void assert_hex(const unsigned char *md, size_t n, const char *want)
 {
@@ -209,9 +210,7 @@ static void test_equal(void **state)
 	assert_int_equal(crypto_equal(NULL, 0, NULL, 0), 1);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_sha256_fips),
 		cmocka_unit_test(test_sha256_incremental),
 		cmocka_unit_test(test_hmac_rfc4231),
@@ -219,7 +218,4 @@ int main(void)
 		cmocka_unit_test(test_base64_rfc4648),
 		cmocka_unit_test(test_base64_refuses),
 		cmocka_unit_test(test_equal),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

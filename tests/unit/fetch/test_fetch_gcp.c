@@ -16,6 +16,7 @@
 #include "crypto/crypto.h"
 #include "fetch/fetch.h"
 #include "httpd/httpd.h"
+#include "../unit.h"
 
 static atomic_int id_asks, access_asks;
 static int64_t ttl_s = 3600;     /* lifetime of the tokens handed out */
@@ -153,8 +154,7 @@ static void test_identity(void **state)
 	free(t1);
 	free(t2);
 	free(t3);
-	assert_null(fetch_gcp_id_token("", &e));
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails_null(fetch_gcp_id_token("", &e), &e, ERR_INVALID);
 }
 
 static void test_identity_renewed(void **state)
@@ -224,12 +224,10 @@ static void test_errors(void **state)
 	(void)state;
 	fetch_gcp_tokens_forget();
 	fail_status = 404;
-	assert_null(fetch_gcp_id_token("https://x.example", &e));
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails_null(fetch_gcp_id_token("https://x.example", &e), &e, ERR_AUTH);
 	assert_non_null(strstr(e.msg, "http status 404"));
 	fail_status = 503;
-	assert_null(fetch_gcp_access_token(NULL, &e));
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails_null(fetch_gcp_access_token(NULL, &e), &e, ERR_UNAVAILABLE);
 	fail_status = 0;
 	/* a cached token still valid outlives a metadata hiccup at renewal:
 	 * 4 s of life, renewed after 2 s, kept until 1 s before it expires */
@@ -243,8 +241,7 @@ static void test_errors(void **state)
 	assert_string_equal(t, keep);
 	free(t);
 	clock_sleep_us(1000000);
-	assert_null(fetch_gcp_id_token("https://x.example", &e));
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails_null(fetch_gcp_id_token("https://x.example", &e), &e, ERR_UNAVAILABLE);
 	fail_status = 0;
 	ttl_s = 3600;
 	/* no metadata server at all */

@@ -16,9 +16,10 @@
 
 #include "fetch/fetch.h"
 #include "job/job.h"
+#include "testfetch.h"
 #include "testserver.h"
+#include "../unit.h"
 
-static char tmp[PATH_MAX];
 
 static int count_files(const char *dir)
 {
@@ -38,30 +39,20 @@ static int count_files(const char *dir)
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(tmp, sizeof(tmp), "/tmp/wakeq-fetch-http.XXXXXX");
-	if (!mkdtemp(tmp))
+	if (testfetch_setup("fetch-http") < 0)
 		return -1;
-	job_settings.tmp_dir = tmp;
-	job_settings.data_dir = tmp;
-	job_settings.allow_private = "loopback";
-	job_settings.max_input_bytes = 1 << 20;
 	/* no ~/.aws, no instance metadata: s3:// keys come from the test */
 	setenv("HOME", tmp, 1);
 	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
-	fetch_limits.connect_timeout_s = 2;
-	fetch_limits.timeout_s = 10;
 	fetch_bind_jobs();
 	return ts_start();
 }
 
 static int teardown(void **state)
 {
-	char cmd[PATH_MAX + 16];
-
 	(void)state;
 	ts_stop();
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-	return system(cmd) == 0 ? 0 : -1;
+	return unit_rmtree(tmp);
 }
 
 static void test_download(void **state)
@@ -132,10 +123,8 @@ static void test_status_classes(void **state)
 	assert_true(fetch_retryable(ERR_UNAVAILABLE));
 	assert_true(fetch_retryable(ERR_TIMEOUT));
 	assert_int_equal(fetch_status_error(204, "x", &e), 0);
-	assert_int_equal(fetch_status_error(429, "x", &e), -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
-	assert_int_equal(fetch_status_error(400, "x", &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(fetch_status_error(429, "x", &e), &e, ERR_UNAVAILABLE);
+	assert_fails(fetch_status_error(400, "x", &e), &e, ERR_INVALID);
 }
 
 static void test_redirects(void **state)
@@ -182,8 +171,7 @@ static void test_ssrf(void **state)
 	expect_input_error("/file/10", ERR_INVALID, "refused address 127.0.0.1");
 	/* by name too: localhost resolves to loopback */
 	snprintf(url, sizeof(url), "http://localhost:%d/file/10", ts.port);
-	assert_int_equal(fetch_input_open(url, &in, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(fetch_input_open(url, &in, NULL, &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "refused address"));
 	/* an allow list without loopback refuses it too */
 	job_settings.allow_private = "10.0.0.0/8";
@@ -240,8 +228,7 @@ static void test_cancel(void **state)
 	atomic_int cancel = 1;
 
 	(void)state;
-	assert_int_equal(fetch_input_open(ts_url("/slow"), &in, &cancel, &e), -1);
-	assert_int_equal(e.code, ERR_CANCELLED);
+	assert_fails(fetch_input_open(ts_url("/slow"), &in, &cancel, &e), &e, ERR_CANCELLED);
 	assert_int_equal(count_files(tmp), 0);
 }
 
@@ -275,8 +262,7 @@ static void test_put_upload(void **state)
 	/* a refused upload keeps nothing and hides the presigned query */
 	assert_int_equal(fetch_output_prepare(ts_url("/status/403?X-Sig=secret"),
 					      &out, &e), 0);
-	assert_int_equal(fetch_output_commit(&out, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(fetch_output_commit(&out, NULL, &e), &e, ERR_AUTH);
 	assert_null(strstr(e.msg, "secret"));
 	fetch_output_release(&out);
 	assert_int_equal(count_files(tmp), 0);
@@ -327,8 +313,7 @@ static void test_s3_sigv4(void **state)
 
 	/* a wrong secret is refused by the server's signature check */
 	setenv("AWS_SECRET_ACCESS_KEY", "wrong", 1);
-	assert_int_equal(fetch_input_open("s3://media/dir/obj.bin", &in, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(fetch_input_open("s3://media/dir/obj.bin", &in, NULL, &e), &e, ERR_AUTH);
 	setenv("AWS_SECRET_ACCESS_KEY", "testsecret", 1);
 
 	/* virtual-hosted style and the AWS default endpoint */
@@ -385,6 +370,34 @@ static void test_allow_list(void **state)
 		"8.8.8.8", "1.1.1.1", "172.32.0.1", "192.169.0.1", "2001:4860::8888",
 		"::ffff:8.8.8.8", "64:ff9b::808:808",
 	};
+	/* ALLOW_PRIVATE_NETWORKS settings: what each lets through */
+	static const struct {
+		const char *setting, *addr;
+		int allowed;
+	} cases[] = {
+		{ "loopback", "127.0.0.1", 1 },
+		{ "loopback", "::1", 1 },
+		{ "loopback", "::ffff:127.0.0.1", 1 },
+		{ "loopback", "10.0.0.1", 0 },
+		{ " private , loopback", "10.0.0.1", 1 },
+		{ "private", "fd12::1", 1 },
+		{ "private", "fd00:ec2::254", 0 }, /* metadata */
+		{ "link-local", "169.254.169.254", 0 },
+		{ "link-local", "169.254.1.1", 1 },
+		{ "metadata", "169.254.169.254", 1 },
+		{ "169.254.0.0/16", "169.254.169.254", 1 },
+		{ "10.1.0.0/16", "10.1.200.3", 1 },
+		{ "10.1.0.0/16", "10.2.0.1", 0 },
+		{ "10.1.2.3", "10.1.2.3", 1 },
+		{ "10.1.2.3", "10.1.2.4", 0 },
+		{ "fd12:3456::/32", "fd12:3456:1::1", 1 },
+		{ "all", "169.254.169.254", 1 },
+		{ "none", "8.8.8.8", 1 },
+		{ "none", "127.0.0.1", 0 },
+	};
+	static const char *const bad[] = {
+		"10.0.0.0/33", "loopbak", "1.2.3.4/", "/8", "1.2.3.4/-1", "::1/129",
+	};
 	struct fetch_allow a;
 	struct err e;
 	size_t i;
@@ -396,32 +409,15 @@ static void test_allow_list(void **state)
 	for (i = 0; i < sizeof(public_ok) / sizeof(public_ok[0]); i++)
 		if (!allowed("", public_ok[i]))
 			fail_msg("%s refused by default", public_ok[i]);
-	assert_true(allowed("loopback", "127.0.0.1"));
-	assert_true(allowed("loopback", "::1"));
-	assert_true(allowed("loopback", "::ffff:127.0.0.1"));
-	assert_false(allowed("loopback", "10.0.0.1"));
-	assert_true(allowed(" private , loopback", "10.0.0.1"));
-	assert_true(allowed("private", "fd12::1"));
-	assert_false(allowed("private", "fd00:ec2::254")); /* metadata */
-	assert_false(allowed("link-local", "169.254.169.254"));
-	assert_true(allowed("link-local", "169.254.1.1"));
-	assert_true(allowed("metadata", "169.254.169.254"));
-	assert_true(allowed("169.254.0.0/16", "169.254.169.254"));
-	assert_true(allowed("10.1.0.0/16", "10.1.200.3"));
-	assert_false(allowed("10.1.0.0/16", "10.2.0.1"));
-	assert_true(allowed("10.1.2.3", "10.1.2.3"));
-	assert_false(allowed("10.1.2.3", "10.1.2.4"));
-	assert_true(allowed("fd12:3456::/32", "fd12:3456:1::1"));
-	assert_true(allowed("all", "169.254.169.254"));
-	assert_true(allowed("none", "8.8.8.8"));
-	assert_false(allowed("none", "127.0.0.1"));
-	assert_int_equal(fetch_allow_parse("10.0.0.0/33", &a, &e), -1);
-	assert_non_null(strstr(e.msg, "10.0.0.0/33"));
-	assert_int_equal(fetch_allow_parse("loopbak", &a, &e), -1);
-	assert_int_equal(fetch_allow_parse("1.2.3.4/", &a, &e), -1);
-	assert_int_equal(fetch_allow_parse("/8", &a, &e), -1);
-	assert_int_equal(fetch_allow_parse("1.2.3.4/-1", &a, &e), -1);
-	assert_int_equal(fetch_allow_parse("::1/129", &a, &e), -1);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (!allowed(cases[i].setting, cases[i].addr) != !cases[i].allowed)
+			fail_msg("'%s' %s %s", cases[i].setting,
+				 cases[i].allowed ? "refuses" : "allows", cases[i].addr);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (fetch_allow_parse(bad[i], &a, &e) != -1)
+			fail_msg("'%s' taken", bad[i]);
+		assert_non_null(strstr(e.msg, bad[i]));
+	}
 	assert_int_equal(fetch_allow_parse("", &a, &e), 0);
 	assert_int_equal(fetch_allow_parse(NULL, &a, &e), 0);
 	assert_int_equal(fetch_allow_parse(",,", &a, &e), 0);
@@ -431,23 +427,7 @@ static void test_allow_list(void **state)
 
 static int run_job(const char *payload, struct job_outcome *out)
 {
-	struct job_run run = { 0 };
-	json_error_t jerr;
-	atomic_int cancel = 0;
-	int rc;
-
-	run.id = "job-1";
-	run.type = "http.request";
-	run.payload = json_loads(payload, 0, &jerr);
-	if (!run.payload)
-		fail_msg("bad test payload: %s", jerr.text);
-	run.attempt = 1;
-	run.max_attempts = 3;
-	run.cancel = &cancel;
-	memset(out, 0, sizeof(*out));
-	rc = job_execute(&run, out);
-	json_decref(run.payload);
-	return rc;
+	return ts_run_job("http.request", "job-1", payload, 3, out);
 }
 
 static char *payload(const char *path, const char *extra)
@@ -467,7 +447,7 @@ static void test_job_http_request(void **state)
 	(void)state;
 	assert_int_equal(run_job(payload("/echo", "\"method\":\"POST\","
 		"\"headers\":{\"X-Test\":\"yes\"},\"body\":{\"a\":1}"), &out), 0);
-	assert_int_equal(json_integer_value(json_object_get(out.result, "status")), 200);
+	assert_json_int(out.result, "status", 200);
 	body = json_string_value(json_object_get(out.result, "body"));
 	assert_non_null(body);
 	assert_string_equal(body, "POST|application/json|yes|{\"a\":1}");

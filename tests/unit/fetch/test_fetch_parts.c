@@ -18,6 +18,7 @@
 
 #include "fetch/fetch.h"
 #include "job/job.h"
+#include "../unit.h"
 
 static char top[PATH_MAX];   /* temp folder of this run */
 static char data[PATH_MAX];  /* top/data = DATA_DIR */
@@ -122,8 +123,7 @@ static void test_sweep(void **state)
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(top, sizeof(top), "/tmp/wakeq-fetch-parts.XXXXXX");
-	if (!mkdtemp(top))
+	if (unit_tmpdir(top, "fetch-parts") < 0)
 		return -1;
 	snprintf(data, sizeof(data), "%s/data", top);
 	mkdir(data, 0755);
@@ -133,11 +133,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[PATH_MAX + 16];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
-	return system(cmd) == 0 ? 0 : -1;
+	return unit_rmtree(top);
 }
 
 int main(void)

@@ -20,9 +20,10 @@
 #include "fetch/fetch.h"
 #include "fetch/priv.h"
 #include "job/job.h"
+#include "testfetch.h"
 #include "testserver.h"
+#include "../unit.h"
 
-static char tmp[PATH_MAX];
 static char base[80]; /* http://127.0.0.1:PORT */
 
 /* Every variable the S3 side reads, cleared before each test. */
@@ -92,15 +93,8 @@ static int reset(void **state)
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(tmp, sizeof(tmp), "/tmp/wakeq-fetch-s3.XXXXXX");
-	if (!mkdtemp(tmp))
+	if (testfetch_setup("fetch-s3") < 0)
 		return -1;
-	job_settings.tmp_dir = tmp;
-	job_settings.data_dir = tmp;
-	job_settings.allow_private = "loopback";
-	job_settings.max_input_bytes = 1 << 20;
-	fetch_limits.connect_timeout_s = 2;
-	fetch_limits.timeout_s = 10;
 	snprintf(nohome, sizeof(nohome), "%s/nohome", tmp);
 	if (ts_start() < 0)
 		return -1;
@@ -110,12 +104,9 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[PATH_MAX + 16];
-
 	(void)state;
 	ts_stop();
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-	return system(cmd) == 0 ? 0 : -1;
+	return unit_rmtree(tmp);
 }
 
 static void write_file(const char *path, const char *text)
@@ -202,8 +193,7 @@ static void test_literal_keys(void **state)
 		assert_string_equal(ts.s3_last_key, keys[i].wire);
 	}
 	/* "c.bin" itself was never written */
-	assert_null(s3_get("s3://media/a/c.bin", &e));
-	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_fails_null(s3_get("s3://media/a/c.bin", &e), &e, ERR_NOTFOUND);
 }
 
 /* ---- S3 error codes --------------------------------------------------- */
@@ -215,35 +205,30 @@ static void test_error_codes(void **state)
 	(void)state;
 	setenv("AWS_ACCESS_KEY_ID", "testkey", 1);
 	setenv("AWS_SECRET_ACCESS_KEY", "testsecret", 1);
-	assert_null(s3_get("s3://media/missing.bin", &e));
-	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_fails_null(s3_get("s3://media/missing.bin", &e), &e, ERR_NOTFOUND);
 	assert_string_equal(e.msg, "s3 get 's3://media/missing.bin' failed: 404 "
 			    "NoSuchKey: The specified key does not exist.");
 
 	setenv("AWS_SECRET_ACCESS_KEY", "wrong", 1);
-	assert_null(s3_get("s3://media/missing.bin", &e));
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails_null(s3_get("s3://media/missing.bin", &e), &e, ERR_AUTH);
 	assert_string_equal(e.msg, "s3 get 's3://media/missing.bin' failed: 403 "
 			    "SignatureDoesNotMatch: The request signature we "
 			    "calculated does not match the signature you provided. "
 			    "Check your key and signing method.");
-	assert_int_equal(s3_put("s3://media/new.bin", "x", &e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(s3_put("s3://media/new.bin", "x", &e), &e, ERR_AUTH);
 	assert_non_null(strstr(e.msg, "s3 put 's3://media/new.bin' failed: 403 "
 			       "SignatureDoesNotMatch: "));
 	assert_null(strstr(e.msg, "wrong")); /* no secret in messages */
 
 	setenv("AWS_ACCESS_KEY_ID", "nobody", 1);
-	assert_int_equal(s3_put("s3://media/new.bin", "x", &e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(s3_put("s3://media/new.bin", "x", &e), &e, ERR_AUTH);
 	assert_non_null(strstr(e.msg, "403 InvalidAccessKeyId: The AWS Access Key "
 			       "Id you provided does not exist"));
 
 	/* entities decoded, controls folded, unknown entities kept */
 	setenv("AWS_ACCESS_KEY_ID", "testkey", 1);
 	setenv("AWS_SECRET_ACCESS_KEY", "testsecret", 1);
-	assert_null(s3_get("s3://media/entities", &e));
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails_null(s3_get("s3://media/entities", &e), &e, ERR_INVALID);
 	assert_string_equal(e.msg, "s3 get 's3://media/entities' failed: 400 "
 			    "InvalidArgument: a <b> & \"c' d&bogus;");
 
@@ -255,8 +240,7 @@ static void test_error_codes(void **state)
 		snprintf(ep, sizeof(ep), "%s/status", base);
 		setenv("S3_ENDPOINT", ep, 1);
 	}
-	assert_null(s3_get("s3://503/x", &e));
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails_null(s3_get("s3://503/x", &e), &e, ERR_UNAVAILABLE);
 	assert_string_equal(e.msg, "s3 get 's3://503/x' failed: http status 503");
 }
 
@@ -274,8 +258,46 @@ static void expect_url(const char *s3url, const char *want)
 	free(u);
 }
 
+/* Each step sets `var` to `value` (NULL: unsets it), after which
+ * s3://media/k is at `want`. */
+struct url_step {
+	const char *var, *value, *want;
+};
+
+static void expect_urls(const struct url_step *steps, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (steps[i].value)
+			setenv(steps[i].var, steps[i].value, 1);
+		else
+			unsetenv(steps[i].var);
+		expect_url("s3://media/k", steps[i].want);
+	}
+}
+
 static void test_settings(void **state)
 {
+	/* the region: each setting wins over those before it */
+	static const struct url_step regions[] = {
+		{ "AWS_PROFILE", "other", "https://media.s3.sa-east-1.amazonaws.com/k" },
+		{ "AWS_DEFAULT_REGION", "eu-north-1", "https://media.s3.eu-north-1.amazonaws.com/k" },
+		{ "AWS_REGION", "eu-west-3", "https://media.s3.eu-west-3.amazonaws.com/k" },
+		{ "S3_REGION", "us-west-2", "https://media.s3.us-west-2.amazonaws.com/k" },
+	};
+	/* endpoints: S3_ENDPOINT, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL */
+	static const struct url_step endpoints[] = {
+		{ "AWS_ENDPOINT_URL", "http://all.example", "http://all.example/media/k" },
+		{ "AWS_ENDPOINT_URL_S3", "https://s3.example/", "https://s3.example/media/k" },
+		{ "S3_ENDPOINT", "http://mine.example", "http://mine.example/media/k" },
+		{ "S3_PATH_STYLE", "false", "http://media.mine.example/k" },
+		{ "S3_PATH_STYLE", NULL, "http://mine.example/media/k" },
+		{ "S3_ENDPOINT", NULL, "https://s3.example/media/k" },
+		{ "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true",
+		  "https://media.s3.eu-west-3.amazonaws.com/k" },
+		{ "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", NULL, "https://s3.example/media/k" },
+	};
 	char conf[PATH_MAX + 16];
 	struct err e = { 0 };
 	char *u = NULL;
@@ -289,34 +311,14 @@ static void test_settings(void **state)
 		   "[profile other]\nregion=sa-east-1\n");
 	setenv("AWS_CONFIG_FILE", conf, 1);
 	expect_url("s3://media/k", "https://media.s3.ap-south-1.amazonaws.com/k");
-	setenv("AWS_PROFILE", "other", 1);
-	expect_url("s3://media/k", "https://media.s3.sa-east-1.amazonaws.com/k");
-	setenv("AWS_DEFAULT_REGION", "eu-north-1", 1);
-	expect_url("s3://media/k", "https://media.s3.eu-north-1.amazonaws.com/k");
-	setenv("AWS_REGION", "eu-west-3", 1);
-	expect_url("s3://media/k", "https://media.s3.eu-west-3.amazonaws.com/k");
-	setenv("S3_REGION", "us-west-2", 1);
-	expect_url("s3://media/k", "https://media.s3.us-west-2.amazonaws.com/k");
+	expect_urls(regions, sizeof(regions) / sizeof(regions[0]));
 	setenv("S3_REGION", "us-west-2:evil", 1);
 	assert_int_equal(fetch_s3_url("s3://media/k", &u, &e), -1);
 	assert_non_null(strstr(e.msg, "S3_REGION"));
 	assert_int_equal(fetch_check_settings(&e), -1);
 	unsetenv("S3_REGION");
 
-	/* endpoints: S3_ENDPOINT, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL */
-	setenv("AWS_ENDPOINT_URL", "http://all.example", 1);
-	expect_url("s3://media/k", "http://all.example/media/k");
-	setenv("AWS_ENDPOINT_URL_S3", "https://s3.example/", 1);
-	expect_url("s3://media/k", "https://s3.example/media/k");
-	setenv("S3_ENDPOINT", "http://mine.example", 1);
-	expect_url("s3://media/k", "http://mine.example/media/k");
-	setenv("S3_PATH_STYLE", "false", 1);
-	expect_url("s3://media/k", "http://media.mine.example/k");
-	unsetenv("S3_PATH_STYLE");
-	unsetenv("S3_ENDPOINT");
-	setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true", 1);
-	expect_url("s3://media/k", "https://media.s3.eu-west-3.amazonaws.com/k");
-	unsetenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+	expect_urls(endpoints, sizeof(endpoints) / sizeof(endpoints[0]));
 	setenv("AWS_ENDPOINT_URL_S3", "ftp://x", 1);
 	assert_int_equal(fetch_s3_url("s3://media/k", &u, &e), -1);
 	assert_string_equal(e.msg, "AWS_ENDPOINT_URL_S3 must start with http:// "
@@ -335,8 +337,7 @@ static void test_creds_settings(void **state)
 
 	(void)state;
 	/* nothing anywhere: a message naming where it looked */
-	assert_null(s3_get("s3://media/k", &e));
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails_null(s3_get("s3://media/k", &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "s3 get 's3://media/k' failed: no s3 "
 			       "credentials"));
 	assert_non_null(strstr(e.msg, "AWS_ACCESS_KEY_ID"));
@@ -349,8 +350,7 @@ static void test_creds_settings(void **state)
 	setenv("S3_SECRET_ACCESS_KEY", "testsecret", 1);
 	assert_int_equal(s3_put("s3://media/c1", "one", &e), 0);
 	unsetenv("S3_SECRET_ACCESS_KEY");
-	assert_int_equal(s3_put("s3://media/c1", "one", &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(s3_put("s3://media/c1", "one", &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "S3_ACCESS_KEY_ID is set but "
 			       "S3_SECRET_ACCESS_KEY is not"));
 	unsetenv("S3_ACCESS_KEY_ID");
@@ -365,8 +365,7 @@ static void test_creds_settings(void **state)
 	setenv("AWS_SESSION_TOKEN", "tok-env", 1);
 	assert_int_equal(s3_put("s3://media/c1", "one", &e), 0);
 	setenv("AWS_SESSION_TOKEN", "tok\r\nX-Evil: 1", 1);
-	assert_int_equal(s3_put("s3://media/c1", "one", &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(s3_put("s3://media/c1", "one", &e), &e, ERR_INVALID);
 }
 
 static void test_creds_profile(void **state)
@@ -416,8 +415,7 @@ static void test_creds_profile(void **state)
 
 	/* a profile asked for by name must exist */
 	setenv("AWS_PROFILE", "nope", 1);
-	assert_int_equal(s3_put("s3://media/p2", "two", &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(s3_put("s3://media/p2", "two", &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "aws profile 'nope' not found"));
 }
 
@@ -434,8 +432,7 @@ static void test_creds_container(void **state)
 	ts.container_auth = "Bearer abc";
 	snprintf(url, sizeof(url), "%s/ecs/creds", base);
 	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
-	assert_int_equal(s3_put("s3://media/k1", "one", &e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(s3_put("s3://media/k1", "one", &e), &e, ERR_AUTH);
 	assert_non_null(strstr(e.msg, "container credentials provider answered "
 			       "http status 403"));
 	setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "Bearer abc", 1);
@@ -476,16 +473,14 @@ static void test_creds_container(void **state)
 	/* plain http only to loopback or the container addresses */
 	unsetenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
 	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://10.0.0.1/creds", 1);
-	assert_int_equal(s3_put("s3://media/k1", "one", &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(s3_put("s3://media/k1", "one", &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "AWS_CONTAINER_CREDENTIALS_FULL_URI"));
 
 	/* a malformed answer is a protocol error, not keys */
 	fetch_aws_creds_forget();
 	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
 	ts.creds_body = "{\"AccessKeyId\":\"testkey\",\"SecretAccessKey\":";
-	assert_int_equal(s3_put("s3://media/k1", "one", &e), -1);
-	assert_int_equal(e.code, ERR_PROTOCOL);
+	assert_fails(s3_put("s3://media/k1", "one", &e), &e, ERR_PROTOCOL);
 	assert_non_null(strstr(e.msg, "container credentials provider"));
 }
 
@@ -514,8 +509,7 @@ static void test_creds_imds(void **state)
 	/* S3 says the token expired: dropped, retryable, fetched anew */
 	ts.s3_expired_token = "session-token-1";
 	ts.s3_token = "session-token-2";
-	assert_null(s3_get("s3://media/i1", &e));
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails_null(s3_get("s3://media/i1", &e), &e, ERR_UNAVAILABLE);
 	assert_non_null(strstr(e.msg, "400 ExpiredToken"));
 	ts.creds_token = "session-token-2";
 	assert_string_equal(s3_get("s3://media/i1", &e), "imds");
@@ -526,48 +520,41 @@ static void test_creds_imds(void **state)
 	fetch_aws_creds_forget();
 	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
 	puts = ts.imds_token_puts;
-	assert_null(s3_get("s3://media/i1", &e));
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails_null(s3_get("s3://media/i1", &e), &e, ERR_INVALID);
 	assert_int_equal(ts.imds_token_puts, puts);
 	unsetenv("AWS_EC2_METADATA_DISABLED");
 
 	/* no instance role: no credentials, said so */
 	ts.imds_role = NULL;
-	assert_null(s3_get("s3://media/i1", &e));
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails_null(s3_get("s3://media/i1", &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "no instance role"));
 	ts.imds_role = "wakeq-role";
 
 	/* an IMDS refusing tokens (IMDSv1-only or off) ends the chain too */
 	ts.imds_token_status = 403;
-	assert_null(s3_get("s3://media/i1", &e));
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails_null(s3_get("s3://media/i1", &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "refused a token"));
 	ts.imds_token_status = 500;
-	assert_null(s3_get("s3://media/i1", &e));
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails_null(s3_get("s3://media/i1", &e), &e, ERR_UNAVAILABLE);
 	ts.imds_token_status = 0;
 
 	/* IMDS's answer with Code other than Success */
 	ts.creds_body = "{\"Code\":\"AssumeRoleUnauthorizedAccess\","
 		"\"Message\":\"no\",\"LastUpdated\":\"2024-05-01T10:00:00Z\"}";
-	assert_null(s3_get("s3://media/i1", &e));
-	assert_int_equal(e.code, ERR_PROTOCOL);
+	assert_fails_null(s3_get("s3://media/i1", &e), &e, ERR_PROTOCOL);
 	ts.creds_body = NULL;
 
 	/* a slow IMDS (AWS_METADATA_SERVICE_TIMEOUT): retry later */
 	setenv("AWS_METADATA_SERVICE_TIMEOUT", "0.2", 1);
 	ts.imds_delay_ms = 700;
-	assert_null(s3_get("s3://media/i1", &e));
-	assert_int_equal(e.code, ERR_TIMEOUT);
+	assert_fails_null(s3_get("s3://media/i1", &e), &e, ERR_TIMEOUT);
 	assert_non_null(strstr(e.msg, "instance metadata service"));
 	ts.imds_delay_ms = 0;
 	unsetenv("AWS_METADATA_SERVICE_TIMEOUT");
 
 	/* nothing listening at the endpoint: no IMDS here */
 	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1", 1);
-	assert_null(s3_get("s3://media/i1", &e));
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails_null(s3_get("s3://media/i1", &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "instance metadata unreachable"));
 
 	/* container provider comes before IMDS */
@@ -682,27 +669,25 @@ static void test_parse_ini(void **state)
 		"novalue\n"
 		"[last]\n"
 		"region = no-newline";
+	/* section, key: the value found */
+	static const char *const found[][3] = {
+		{ "default", "region", "us-east-2" },
+		{ "profile spaced", "REGION", "eu-west-1" },
+		{ "profile spaced", "key#hash", "v#1" },
+		{ "profile dup", "region", "second" },
+		{ "profile nested", "region", "" },
+		{ "last", "region", "no-newline" },
+	};
 	char v[64];
+	size_t i;
 
 	(void)state;
-	assert_int_equal(fetch_aws_ini_get(text, strlen(text), "default", "region",
-					   v, sizeof(v)), 1);
-	assert_string_equal(v, "us-east-2");
-	assert_int_equal(fetch_aws_ini_get(text, strlen(text), "profile spaced",
-					   "REGION", v, sizeof(v)), 1);
-	assert_string_equal(v, "eu-west-1");
-	assert_int_equal(fetch_aws_ini_get(text, strlen(text), "profile spaced",
-					   "key#hash", v, sizeof(v)), 1);
-	assert_string_equal(v, "v#1");
-	assert_int_equal(fetch_aws_ini_get(text, strlen(text), "profile dup",
-					   "region", v, sizeof(v)), 1);
-	assert_string_equal(v, "second");
-	assert_int_equal(fetch_aws_ini_get(text, strlen(text), "profile nested",
-					   "region", v, sizeof(v)), 1);
-	assert_string_equal(v, "");
-	assert_int_equal(fetch_aws_ini_get(text, strlen(text), "last", "region", v,
-					   sizeof(v)), 1);
-	assert_string_equal(v, "no-newline");
+	for (i = 0; i < sizeof(found) / sizeof(found[0]); i++) {
+		if (fetch_aws_ini_get(text, strlen(text), found[i][0], found[i][1], v,
+				      sizeof(v)) != 1)
+			fail_msg("[%s] %s not found", found[i][0], found[i][1]);
+		assert_string_equal(v, found[i][2]);
+	}
 	assert_int_equal(fetch_aws_ini_get(text, strlen(text), "broken", "region",
 					   v, sizeof(v)), 0);
 	assert_int_equal(fetch_aws_ini_get(text, strlen(text), "profile missing",

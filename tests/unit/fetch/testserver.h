@@ -45,6 +45,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,7 @@
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "job/job.h"
 
 static struct {
 	struct MHD_Daemon *d;
@@ -628,23 +630,27 @@ static enum MHD_Result ts_handler(void *cls, struct MHD_Connection *c,
 		return ret;
 	}
 	if (!strcmp(url, "/hook")) {
+		/* the headers a test looks at afterwards, and where */
+		const struct {
+			const char *name;
+			char *dst;
+			size_t size;
+		} kept[] = {
+			{ "X-Wakeq-Signature", ts.last_sig, sizeof(ts.last_sig) },
+			{ "X-Wakeq-Delivery", ts.last_delivery, sizeof(ts.last_delivery) },
+			{ "Content-Type", ts.last_ctype, sizeof(ts.last_ctype) },
+			{ "webhook-id", ts.last_std_id, sizeof(ts.last_std_id) },
+			{ "webhook-timestamp", ts.last_std_ts, sizeof(ts.last_std_ts) },
+			{ "webhook-signature", ts.last_std_sig, sizeof(ts.last_std_sig) },
+		};
 		unsigned status;
+		size_t i;
 
 		pthread_mutex_lock(&ts.mu);
 		buf_reset(&ts.last_body);
 		buf_add(&ts.last_body, conn->body.data, conn->body.len);
-		snprintf(ts.last_sig, sizeof(ts.last_sig), "%s",
-			 ts_hdr(c, "X-Wakeq-Signature"));
-		snprintf(ts.last_delivery, sizeof(ts.last_delivery), "%s",
-			 ts_hdr(c, "X-Wakeq-Delivery"));
-		snprintf(ts.last_ctype, sizeof(ts.last_ctype), "%s",
-			 ts_hdr(c, "Content-Type"));
-		snprintf(ts.last_std_id, sizeof(ts.last_std_id), "%s",
-			 ts_hdr(c, "webhook-id"));
-		snprintf(ts.last_std_ts, sizeof(ts.last_std_ts), "%s",
-			 ts_hdr(c, "webhook-timestamp"));
-		snprintf(ts.last_std_sig, sizeof(ts.last_std_sig), "%s",
-			 ts_hdr(c, "webhook-signature"));
+		for (i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+			snprintf(kept[i].dst, kept[i].size, "%s", ts_hdr(c, kept[i].name));
 		status = ts.hook_status ? (unsigned)ts.hook_status : 200;
 		pthread_mutex_unlock(&ts.mu);
 		return ts_send(c, status, "hooked", 6);
@@ -724,6 +730,34 @@ static const char *ts_url(const char *path)
 
 	snprintf(u, sizeof(u), "http://127.0.0.1:%d%s", ts.port, path);
 	return u;
+}
+
+/* Runs a job of `type` (http.request, webhook.deliver: the jobs that talk
+ * to this server) with `payload` (JSON text) as the worker runs it: job
+ * `id`, attempt 1 of `max_attempts`. Returns what job_execute returns,
+ * with *out filled (the caller releases it). */
+static inline int ts_run_job(const char *type, const char *id, const char *payload,
+			     int max_attempts, struct job_outcome *out)
+{
+	struct job_run run = { 0 };
+	json_error_t jerr;
+	atomic_int cancel = 0;
+	int rc;
+
+	run.id = id;
+	run.type = type;
+	run.payload = json_loads(payload, 0, &jerr);
+	if (!run.payload) {
+		fprintf(stderr, "bad test payload: %s\n", jerr.text);
+		abort();
+	}
+	run.attempt = 1;
+	run.max_attempts = max_attempts;
+	run.cancel = &cancel;
+	memset(out, 0, sizeof(*out));
+	rc = job_execute(&run, out);
+	json_decref(run.payload);
+	return rc;
 }
 
 #endif

@@ -23,6 +23,8 @@
 #include "base/clock.h"
 #include "handler/handler.h"
 #include "job/job.h"
+#include "testcall.h"
+#include "../unit.h"
 
 static struct handler_registry reg;
 static struct handler_opts opts;
@@ -105,95 +107,11 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[256];
-
 	(void)state;
 	handler_stop();
 	job_unregister_all();
 	handler_registry_release(&reg);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-struct seen {
-	int n;
-	double pct[8];
-	char stage[8][32];
-};
-
-static void on_progress(void *opaque, double pct, const char *stage)
-{
-	struct seen *s = opaque;
-
-	if (s->n < 8) {
-		s->pct[s->n] = pct;
-		snprintf(s->stage[s->n], sizeof(s->stage[0]), "%s", stage ? stage : "");
-	}
-	s->n++;
-}
-
-struct call {
-	const char *type;
-	const char *payload;
-	atomic_int cancel;
-	double timeout_s;
-	struct seen seen;
-	struct job_outcome out;
-	int rc;
-	double secs;
-};
-
-static void *call_run(void *arg)
-{
-	struct call *c = arg;
-	struct job_run r;
-	int64_t t0 = clock_mono_us();
-
-	memset(&r, 0, sizeof(r));
-	memset(&c->out, 0, sizeof(c->out));
-	r.id = "0190c6c8-0000-7000-8000-000000000001";
-	r.queue = "default";
-	r.type = c->type;
-	r.trace = "4bf92f3577b34da6a3ce929d0e0e4736";
-	r.payload = json_loads(c->payload ? c->payload : "{}", JSON_DECODE_ANY, NULL);
-	r.attempt = 2;
-	r.max_attempts = 3;
-	r.timeout_s = c->timeout_s;
-	r.cancel = &c->cancel;
-	r.progress = on_progress;
-	r.opaque = &c->seen;
-	c->rc = job_execute(&r, &c->out);
-	c->secs = (double)(clock_mono_us() - t0) / 1e6;
-	json_decref(r.payload);
-	return NULL;
-}
-
-static struct call *run(const char *type, const char *payload)
-{
-	struct call *c = calloc(1, sizeof(*c));
-
-	c->type = type;
-	c->payload = payload;
-	atomic_init(&c->cancel, 0);
-	call_run(c);
-	return c;
-}
-
-static void done(struct call *c)
-{
-	job_outcome_release(&c->out);
-	free(c);
-}
-
-static char *result_text(struct call *c)
-{
-	static char buf[4096];
-	char *t = c->out.result ? json_dumps(c->out.result, JSON_COMPACT | JSON_ENCODE_ANY)
-				: strdup("null");
-
-	snprintf(buf, sizeof(buf), "%s", t);
-	free(t);
-	return buf;
+	return unit_rmtree(root);
 }
 
 /* Entries under the temp root: working directories must be gone. */
@@ -272,20 +190,17 @@ static void test_protocol(void **state)
 	c = run("t.env", NULL);
 	assert_int_equal(c->rc, 0);
 	r = c->out.result;
-	assert_string_equal(json_string_value(json_object_get(r, "id")),
-			    "0190c6c8-0000-7000-8000-000000000001");
-	assert_string_equal(json_string_value(json_object_get(r, "type")), "t.env");
-	assert_int_equal(json_integer_value(json_object_get(r, "attempt")), 2);
-	assert_string_equal(json_string_value(json_object_get(r, "home")), ""); /* clean */
+	assert_json_str(r, "id", "0190c6c8-0000-7000-8000-000000000001");
+	assert_json_str(r, "type", "t.env");
+	assert_json_int(r, "attempt", 2);
+	assert_json_str(r, "home", ""); /* clean */
 	assert_non_null(strstr(json_string_value(json_object_get(r, "pwd")), root));
-	assert_string_equal(json_string_value(json_object_get(r, "pwd")),
-			    json_string_value(json_object_get(r, "tmp")));
-	assert_string_equal(json_string_value(json_object_get(r, "fd")), "3");
-	assert_string_equal(json_string_value(json_object_get(r, "lang")), "C.UTF-8");
-	assert_string_equal(json_string_value(json_object_get(r, "secret")), "s3");
-	assert_string_equal(json_string_value(json_object_get(r, "trace")),
-			    "4bf92f3577b34da6a3ce929d0e0e4736");
-	assert_string_equal(json_string_value(json_object_get(r, "deadline")), "");
+	assert_json_str(r, "pwd", json_string_value(json_object_get(r, "tmp")));
+	assert_json_str(r, "fd", "3");
+	assert_json_str(r, "lang", "C.UTF-8");
+	assert_json_str(r, "secret", "s3");
+	assert_json_str(r, "trace", "4bf92f3577b34da6a3ce929d0e0e4736");
+	assert_json_str(r, "deadline", "");
 	/* PATH, TMPDIR, LANG, T_SECRET, 7 WAKEQ_*, and what sh adds (PWD...) */
 	assert_true(json_integer_value(json_object_get(r, "n")) <= 14);
 	assert_int_equal(workdirs(), 0);
@@ -356,15 +271,13 @@ static void test_failures(void **state)
 
 static void test_cancel_and_orphans(void **state)
 {
-	struct call *c = calloc(1, sizeof(*c));
+	struct call *c;
 	pthread_t th;
 	pid_t leader, child;
 
 	(void)state;
 	/* a handler that ignores SIGTERM: SIGKILL after the grace */
-	c->type = "t.stubborn";
-	atomic_init(&c->cancel, 0);
-	assert_int_equal(pthread_create(&th, NULL, call_run, c), 0);
+	c = call_start("t.stubborn", NULL, &th);
 	clock_sleep_us(400000);
 	leader = read_pid("stubborn.pid");
 	child = read_pid("stubborn.child");
@@ -414,16 +327,11 @@ static void test_cancel_and_orphans(void **state)
 
 static void test_gate(void **state)
 {
-	struct call *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
 	pthread_t ta, tb;
 	int64_t t0 = clock_mono_us();
+	struct call *a = call_start("t.gate", NULL, &ta), *b = call_start("t.gate", NULL, &tb);
 
 	(void)state;
-	a->type = b->type = "t.gate";
-	atomic_init(&a->cancel, 0);
-	atomic_init(&b->cancel, 0);
-	pthread_create(&ta, NULL, call_run, a);
-	pthread_create(&tb, NULL, call_run, b);
 	pthread_join(ta, NULL);
 	pthread_join(tb, NULL);
 	assert_int_equal(a->rc, 0);
@@ -457,7 +365,7 @@ static void test_persistent(void **state)
 	c = run("p.echo", "{\"n\":2}");
 	assert_int_equal(c->rc, 0);
 	/* the same process */
-	assert_int_equal(json_integer_value(json_object_get(c->out.result, "pid")), pid1);
+	assert_json_int(c->out.result, "pid", pid1);
 	done(c);
 	c = run("p.echo", "{\"err\":1}");
 	assert_int_equal(c->rc, -1);
@@ -474,7 +382,7 @@ static void test_persistent(void **state)
 	done(c);
 	/* an error answer keeps the process */
 	c = run("p.echo", "{}");
-	assert_int_equal(json_integer_value(json_object_get(c->out.result, "pid")), pid1);
+	assert_json_int(c->out.result, "pid", pid1);
 	done(c);
 	c = run("p.echo", "{\"junk\":1}");
 	assert_int_equal(c->rc, -1);
@@ -499,11 +407,7 @@ static void test_persistent(void **state)
 	assert_true(pid1 != pid2);
 	done(c);
 	/* cancel mid-job stops the process */
-	c = calloc(1, sizeof(*c));
-	c->type = "p.echo";
-	c->payload = "{\"slow\":1}";
-	atomic_init(&c->cancel, 0);
-	pthread_create(&th, NULL, call_run, c);
+	c = call_start("p.echo", "{\"slow\":1}", &th);
 	clock_sleep_us(300000);
 	atomic_store(&c->cancel, 1);
 	pthread_join(th, NULL);

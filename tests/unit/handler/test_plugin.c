@@ -25,6 +25,11 @@
 #include "job/job.h"
 #include "log/log.h"
 
+/* a deadline: the test plugin reports whether it saw one */
+#define CALL_TIMEOUT_S 30
+#include "testcall.h"
+#include "../unit.h"
+
 static char plugdir[PATH_MAX], example[PATH_MAX], logpath[] = "/tmp/wakeq-plugin-log-XXXXXX";
 static int logfd = -1;
 
@@ -72,45 +77,41 @@ static int teardown(void **state)
 
 static void test_abi_checks(void **state)
 {
-	char path[PATH_MAX + 64], want[2 * PATH_MAX];
+	/* the plugin file, the type asked of it, the error code (ERR_OK: not
+	 * checked) and the message before and after the plugin's path */
+	static const struct {
+		const char *file, *type;
+		enum err_code code;
+		const char *before, *after;
+	} refused[] = {
+		{ "badabi.so", "t.plug", ERR_INVALID, "plugin '",
+		  "' was built for handler ABI 999, this worker speaks ABI 1 (rebuild it "
+		  "against wakeq/handler.h)" },
+		{ "noabi.so", "t.plug", ERR_INVALID, "plugin '",
+		  "' is not a wakeq handler plugin: no symbol 'wakeq_handler_abi_version' "
+		  "(build it with WAKEQ_HANDLER_PLUGIN of wakeq/handler.h)" },
+		{ "nothere.so", "t.plug", ERR_NOTFOUND, "cannot load plugin '",
+		  "': cannot open shared object file: No such file or directory" },
+		{ "testplug.so", "t.other", ERR_OK, "plugin '",
+		  "' does not run type 't.other' (it runs: t.plug, t.plug2, t.initfail)" },
+		{ "testplug.so", "t.initfail", ERR_OK, "plugin '",
+		  "' failed to start: cannot open the model file '/nonexistent'" },
+	};
+	char path[PATH_MAX + 64], want[2 * PATH_MAX + 256];
 	struct handler_plugin *p;
 	struct err e;
+	size_t i;
 
 	(void)state;
-	plug(path, sizeof(path), "badabi.so");
-	p = handler_plugin_open(path, "t.plug", &e);
-	assert_null(p);
-	assert_int_equal(e.code, ERR_INVALID);
-	snprintf(want, sizeof(want), "plugin '%s' was built for handler ABI 999, this worker "
-		 "speaks ABI 1 (rebuild it against wakeq/handler.h)", path);
-	assert_string_equal(e.msg, want);
-
-	plug(path, sizeof(path), "noabi.so");
-	assert_null(handler_plugin_open(path, "t.plug", &e));
-	assert_int_equal(e.code, ERR_INVALID);
-	snprintf(want, sizeof(want), "plugin '%s' is not a wakeq handler plugin: no symbol "
-		 "'wakeq_handler_abi_version' (build it with WAKEQ_HANDLER_PLUGIN of "
-		 "wakeq/handler.h)", path);
-	assert_string_equal(e.msg, want);
-
-	plug(path, sizeof(path), "nothere.so");
-	assert_null(handler_plugin_open(path, "t.plug", &e));
-	assert_int_equal(e.code, ERR_NOTFOUND);
-	snprintf(want, sizeof(want), "cannot load plugin '%s': cannot open shared object "
-		 "file: No such file or directory", path);
-	assert_string_equal(e.msg, want);
-
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		plug(path, sizeof(path), refused[i].file);
+		assert_null(handler_plugin_open(path, refused[i].type, &e));
+		if (refused[i].code != ERR_OK)
+			assert_int_equal(e.code, refused[i].code);
+		snprintf(want, sizeof(want), "%s%s%s", refused[i].before, path, refused[i].after);
+		assert_string_equal(e.msg, want);
+	}
 	plug(path, sizeof(path), "testplug.so");
-	assert_null(handler_plugin_open(path, "t.other", &e));
-	snprintf(want, sizeof(want), "plugin '%s' does not run type 't.other' (it runs: "
-		 "t.plug, t.plug2, t.initfail)", path);
-	assert_string_equal(e.msg, want);
-
-	assert_null(handler_plugin_open(path, "t.initfail", &e));
-	snprintf(want, sizeof(want), "plugin '%s' failed to start: cannot open the model "
-		 "file '/nonexistent'", path);
-	assert_string_equal(e.msg, want);
-
 	p = handler_plugin_open(path, "t.plug", &e);
 	if (!p)
 		fail_msg("%s", e.msg);
@@ -192,87 +193,6 @@ static void unbind_registry(void)
 	handler_registry_release(&reg);
 }
 
-struct seen {
-	int n;
-	double pct[8];
-	char stage[8][32];
-};
-
-static void on_progress(void *opaque, double pct, const char *stage)
-{
-	struct seen *s = opaque;
-
-	if (s->n < 8) {
-		s->pct[s->n] = pct;
-		snprintf(s->stage[s->n], sizeof(s->stage[0]), "%s", stage ? stage : "");
-	}
-	s->n++;
-}
-
-struct call {
-	const char *type;
-	const char *payload;
-	double timeout_s;
-	atomic_int cancel;
-	struct seen seen;
-	struct job_outcome out;
-	int rc;
-	double secs;
-};
-
-static void *call_run(void *arg)
-{
-	struct call *c = arg;
-	struct job_run r;
-	int64_t t0 = clock_mono_us();
-
-	memset(&r, 0, sizeof(r));
-	memset(&c->out, 0, sizeof(c->out));
-	r.id = "0190c6c8-0000-7000-8000-000000000009";
-	r.queue = "default";
-	r.type = c->type;
-	r.payload = json_loads(c->payload, 0, NULL);
-	r.attempt = 2;
-	r.max_attempts = 3;
-	r.timeout_s = c->timeout_s;
-	r.cancel = &c->cancel;
-	r.progress = on_progress;
-	r.opaque = &c->seen;
-	c->rc = job_execute(&r, &c->out);
-	c->secs = (double)(clock_mono_us() - t0) / 1e6;
-	json_decref(r.payload);
-	return NULL;
-}
-
-static struct call *run(const char *type, const char *payload)
-{
-	struct call *c = calloc(1, sizeof(*c));
-
-	c->type = type;
-	c->payload = payload;
-	c->timeout_s = 30;
-	atomic_init(&c->cancel, 0);
-	call_run(c);
-	return c;
-}
-
-static void done(struct call *c)
-{
-	job_outcome_release(&c->out);
-	free(c);
-}
-
-static const char *result_text(struct call *c)
-{
-	static char buf[4096];
-	char *t = c->out.result ? json_dumps(c->out.result, JSON_COMPACT | JSON_ENCODE_ANY)
-				: strdup("null");
-
-	snprintf(buf, sizeof(buf), "%s", t);
-	free(t);
-	return buf;
-}
-
 static void test_bind_refuses_bad_abi(void **state)
 {
 	char extra[PATH_MAX + 128], want[2 * PATH_MAX];
@@ -310,8 +230,8 @@ static void test_run(void **state)
 	assert_non_null(r);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(r, "payload"),
 							      "text")), "héllo");
-	assert_int_equal(json_integer_value(json_object_get(r, "attempt")), 2);
-	assert_string_equal(json_string_value(json_object_get(r, "type")), "t.plug");
+	assert_json_int(r, "attempt", 2);
+	assert_json_str(r, "type", "t.plug");
 	assert_true(json_is_true(json_object_get(r, "deadline")));
 	/* NaN progress dropped, then 50 "half" */
 	assert_int_equal(c->seen.n, 1);
@@ -347,7 +267,7 @@ static void test_run(void **state)
 	c = run("t.plug", "{\"mode\":\"hard\"}");
 	assert_int_equal(c->rc, -1);
 	assert_int_equal(c->out.retryable, 0);
-	assert_string_equal(c->out.error, "bad input '0190c6c8-0000-7000-8000-000000000009'");
+	assert_string_equal(c->out.error, "bad input '" CALL_JOB_ID "'");
 	done(c);
 
 	c = run("t.plug", "{\"mode\":\"silent\"}");
@@ -357,13 +277,9 @@ static void test_run(void **state)
 
 	/* cancel: the flag reaches the plugin, which returns */
 	{
-		struct call *s = calloc(1, sizeof(*s));
 		pthread_t th;
+		struct call *s = call_start("t.plug", "{\"mode\":\"spin\"}", &th);
 
-		s->type = "t.plug";
-		s->payload = "{\"mode\":\"spin\"}";
-		atomic_init(&s->cancel, 0);
-		assert_int_equal(pthread_create(&th, NULL, call_run, s), 0);
 		usleep(200000);
 		atomic_store(&s->cancel, 1);
 		pthread_join(th, NULL);

@@ -14,6 +14,7 @@
 
 #include "handler/handler.h"
 #include "job/job.h"
+#include "../unit.h"
 
 static const char good[] =
 	"{\n"
@@ -87,7 +88,7 @@ static void test_good(void **state)
 		json_t *j = handler_to_json(handler_find(&reg, "tts.render"));
 		char line[512];
 
-		assert_string_equal(json_string_value(json_object_get(j, "kind")), "exec");
+		assert_json_str(j, "kind", "exec");
 		/* only names of the environment: values may be secrets */
 		assert_string_equal(json_string_value(json_array_get(json_object_get(j, "env"), 1)),
 				    "LANG");
@@ -459,16 +460,11 @@ static void test_job_types(void **state)
 	handler_registry_release(&reg);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_good),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_file),
 		cmocka_unit_test(test_env),
 		cmocka_unit_test(test_schema),
 		cmocka_unit_test(test_job_types),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

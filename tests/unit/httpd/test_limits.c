@@ -24,6 +24,8 @@
 
 #include "base/clock.h"
 #include "httpd/httpd.h"
+#include "testhttpd.h"
+#include "../unit.h"
 
 static atomic_int handled;
 
@@ -58,47 +60,18 @@ static void handle(struct httpd_request *req, void *ctx)
 static struct httpd *start(int tpc, unsigned max, unsigned reserve, unsigned per_ip,
 			   int patient)
 {
-	struct httpd_opts o;
-	struct err e;
-	struct httpd *h;
+	struct httpd_opts o = {
+		.max_connections = max,
+		.reserve = reserve,
+		.per_ip_connections = per_ip,
+		.header_timeout_s = patient ? 10 : 0.5,
+		.body_timeout_s = patient ? 10 : 0.5,
+		.sink_for = sink_for,
+	};
+	struct httpd *h = start_httpd(&o, tpc, handle);
 
-	memset(&o, 0, sizeof(o));
-	o.host = "127.0.0.1";
-	o.thread_per_connection = tpc;
-	o.threads = 2;
-	o.max_body = 1000;
-	o.max_connections = max;
-	o.reserve = reserve;
-	o.per_ip_connections = per_ip;
-	o.header_timeout_s = patient ? 10 : 0.5;
-	o.body_timeout_s = patient ? 10 : 0.5;
-	o.sink_for = sink_for;
-	h = httpd_start(&o, handle, NULL, &e);
-	assert_non_null(h);
 	atomic_store(&handled, 0);
 	return h;
-}
-
-/* A connection to the server from 127.0.0.`from`. */
-static int dial(int port, int from)
-{
-	struct sockaddr_in a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_true(fd >= 0);
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)from);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	a.sin_port = htons((uint16_t)port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	return fd;
-}
-
-static void say(int fd, const char *s)
-{
-	assert_true(send(fd, s, strlen(s), MSG_NOSIGNAL) == (ssize_t)strlen(s));
 }
 
 /* Whether the server has closed `fd` (EOF or reset) within `ms`; an answer
@@ -162,8 +135,9 @@ static int trickle(int fd, const char *s, int every_ms)
 	return -1;
 }
 
-static void run_deadlines(int tpc)
+static void test_deadlines(void **state)
 {
+	int tpc = tpc_of(state);
 	struct httpd *h = start(tpc, 64, 4, 0, 0);
 	int port = httpd_port(h), fd, ms;
 
@@ -210,8 +184,9 @@ static void run_deadlines(int tpc)
 	httpd_stop(h);
 }
 
-static void run_reserve(int tpc)
+static void test_reserve(void **state)
 {
+	int tpc = tpc_of(state);
 	/* 20 connections, 4 reserved: 16 may wait for their request */
 	struct httpd *h = start(tpc, 20, 4, 0, 1);
 	int port = httpd_port(h), fds[40], i, closed = 0, fd;
@@ -243,8 +218,9 @@ static void run_reserve(int tpc)
 	httpd_stop(h);
 }
 
-static void run_per_ip(int tpc)
+static void test_per_ip(void **state)
 {
+	int tpc = tpc_of(state);
 	struct httpd *h = start(tpc, 64, 4, 5, 1);
 	int port = httpd_port(h), fds[10], i, closed = 0, fd;
 
@@ -262,52 +238,8 @@ static void run_per_ip(int tpc)
 	httpd_stop(h);
 }
 
-static void test_deadlines_pool(void **state)
-{
-	(void)state;
-	run_deadlines(0);
-}
-
-static void test_deadlines_thread_per_connection(void **state)
-{
-	(void)state;
-	run_deadlines(1);
-}
-
-static void test_reserve_pool(void **state)
-{
-	(void)state;
-	run_reserve(0);
-}
-
-static void test_reserve_thread_per_connection(void **state)
-{
-	(void)state;
-	run_reserve(1);
-}
-
-static void test_per_ip_pool(void **state)
-{
-	(void)state;
-	run_per_ip(0);
-}
-
-static void test_per_ip_thread_per_connection(void **state)
-{
-	(void)state;
-	run_per_ip(1);
-}
-
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_deadlines_pool),
-		cmocka_unit_test(test_deadlines_thread_per_connection),
-		cmocka_unit_test(test_reserve_pool),
-		cmocka_unit_test(test_reserve_thread_per_connection),
-		cmocka_unit_test(test_per_ip_pool),
-		cmocka_unit_test(test_per_ip_thread_per_connection),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UNIT_MAIN(
+		BOTH_MODES(test_deadlines),
+		BOTH_MODES(test_reserve),
+		BOTH_MODES(test_per_ip),
+)

@@ -19,6 +19,8 @@
 
 #include "base/clock.h"
 #include "httpd/httpd.h"
+#include "testhttpd.h"
+#include "../unit.h"
 
 #define CAP 200000
 
@@ -90,19 +92,9 @@ static void handle(struct httpd_request *req, void *ctx)
 
 static struct httpd *start(int tpc)
 {
-	struct httpd_opts o;
-	struct err e;
-	struct httpd *h;
+	struct httpd_opts o = { .allow_push = !tpc, .sink_for = sink_for };
+	struct httpd *h = start_httpd(&o, tpc, handle);
 
-	memset(&o, 0, sizeof(o));
-	o.host = "127.0.0.1";
-	o.thread_per_connection = tpc;
-	o.threads = 2;
-	o.allow_push = !tpc;
-	o.max_body = 1000;
-	o.sink_for = sink_for;
-	h = httpd_start(&o, handle, NULL, &e);
-	assert_non_null(h);
 	atomic_store(&released, 0);
 	atomic_store(&handled, 0);
 	atomic_store(&writes, 0);
@@ -115,20 +107,13 @@ static struct httpd *start(int tpc)
  * connection closed without one). */
 static int exchange(int port, const char *head, size_t n, int chunked)
 {
-	struct sockaddr_in a;
 	struct timeval tv = { 5, 0 };
 	char buf[8192 + 32], resp[512];
 	size_t off = 0, got = 0;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), status = 0;
+	int fd = dial(port, 1), status = 0;
 	ssize_t r;
 
-	assert_true(fd >= 0);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_port = htons((uint16_t)port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	if (send(fd, head, strlen(head), MSG_NOSIGNAL) < 0)
 		goto read;
 	while (off < n) {
@@ -177,8 +162,9 @@ static void wait_released(int want)
 	assert_int_equal(atomic_load(&released), want);
 }
 
-static void run_cases(int tpc)
+static void test_sink(void **state)
 {
+	int tpc = tpc_of(state);
 	struct httpd *h = start(tpc);
 	int port = httpd_port(h), st;
 	char head[256];
@@ -259,17 +245,11 @@ static void run_cases(int tpc)
 		 "POST /sink HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n",
 		 100000);
 	{
-		struct sockaddr_in a;
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int fd = dial(port, 1);
 		char part[4096];
 
 		memset(part, 'x', sizeof(part));
-		memset(&a, 0, sizeof(a));
-		a.sin_family = AF_INET;
-		a.sin_port = htons((uint16_t)port);
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-		assert_true(send(fd, head, strlen(head), MSG_NOSIGNAL) > 0);
+		say(fd, head);
 		assert_true(send(fd, part, sizeof(part), MSG_NOSIGNAL) > 0);
 		clock_sleep_us(100000);
 		close(fd);
@@ -279,24 +259,6 @@ static void run_cases(int tpc)
 	httpd_stop(h);
 }
 
-static void test_sink_pool(void **state)
-{
-	(void)state;
-	run_cases(0);
-}
-
-static void test_sink_thread_per_connection(void **state)
-{
-	(void)state;
-	run_cases(1);
-}
-
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sink_pool),
-		cmocka_unit_test(test_sink_thread_per_connection),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UNIT_MAIN(
+		BOTH_MODES(test_sink),
+)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "job/job.h"
+#include "../unit.h"
 
 static void test_checks(void **state)
 {
@@ -127,13 +128,8 @@ static void test_execute(void **state)
 	assert_non_null(strstr(out.error, "bad payload"));
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_checks),
 		cmocka_unit_test(test_file_urls),
 		cmocka_unit_test(test_execute),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

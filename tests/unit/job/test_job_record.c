@@ -11,6 +11,7 @@
 
 #include "base/mem.h"
 #include "job/job.h"
+#include "../unit.h"
 
 static void test_status_names(void **state)
 {
@@ -28,8 +29,7 @@ static void test_status_names(void **state)
 	assert_string_equal(job_status_name(JOB_RETRYING), "retrying");
 	assert_string_equal(job_status_name((enum job_status)99), "unknown");
 	st = JOB_DONE;
-	assert_int_equal(job_status_parse("finished", &st, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(job_status_parse("finished", &st, &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "'finished'"));
 	assert_int_equal(st, JOB_DONE);
 	assert_int_equal(job_status_parse(NULL, &st, &e), -1);
@@ -154,30 +154,24 @@ static void test_job_to_json(void **state)
 	assert_int_equal(json_object_size(o), sizeof(keys) / sizeof(keys[0]));
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		assert_non_null(json_object_get(o, keys[i]));
-	assert_string_equal(json_string_value(json_object_get(o, "id")), j.id);
-	assert_string_equal(json_string_value(json_object_get(o, "status")),
-			    "done");
-	assert_int_equal(json_integer_value(json_object_get(o, "priority")), 5);
-	assert_int_equal(json_integer_value(json_object_get(o, "attempts")), 2);
-	assert_int_equal(json_integer_value(json_object_get(o, "max_attempts")),
-			 3);
+	assert_json_str(o, "id", j.id);
+	assert_json_str(o, "status", "done");
+	assert_json_int(o, "priority", 5);
+	assert_json_int(o, "attempts", 2);
+	assert_json_int(o, "max_attempts", 3);
 	assert_true(json_real_value(json_object_get(o, "progress")) == 100.0);
 	/* payload and result are values, not strings */
 	v = json_object_get(o, "payload");
 	assert_true(json_is_object(v));
-	assert_string_equal(json_string_value(json_object_get(v, "input")),
-			    "file://a.mp4");
+	assert_json_str(v, "input", "file://a.mp4");
 	assert_int_equal(json_array_size(json_object_get(v, "n")), 2);
 	v = json_object_get(o, "result");
 	assert_true(json_is_object(v));
 	assert_true(json_real_value(json_object_get(v, "duration")) == 1.5);
 	assert_true(json_is_null(json_object_get(o, "error")));
-	assert_string_equal(json_string_value(json_object_get(o, "created_at")),
-			    "2023-11-14T22:13:20.123456Z");
-	assert_string_equal(json_string_value(json_object_get(o, "started_at")),
-			    "2023-11-14T22:13:21.000001Z");
-	assert_string_equal(json_string_value(json_object_get(o, "finished_at")),
-			    "2023-11-14T22:13:22.999999Z");
+	assert_json_str(o, "created_at", "2023-11-14T22:13:20.123456Z");
+	assert_json_str(o, "started_at", "2023-11-14T22:13:21.000001Z");
+	assert_json_str(o, "finished_at", "2023-11-14T22:13:22.999999Z");
 	assert_true(json_is_null(json_object_get(o, "run_at")));
 	json_decref(o);
 	job_info_release(&j);
@@ -201,12 +195,9 @@ static void test_job_to_json_nulls(void **state)
 	j.payload = xstrdup("[1,2,3]"); /* any JSON value */
 	o = job_info_to_json(&j);
 	assert_true(json_is_array(json_object_get(o, "payload")));
-	assert_string_equal(json_string_value(json_object_get(o, "result")),
-			    "not json");
-	assert_string_equal(json_string_value(json_object_get(o, "error")),
-			    "boom");
-	assert_string_equal(json_string_value(json_object_get(o, "status")),
-			    "failed");
+	assert_json_str(o, "result", "not json");
+	assert_json_str(o, "error", "boom");
+	assert_json_str(o, "status", "failed");
 	assert_true(json_is_null(json_object_get(o, "stage")));
 	assert_true(json_is_null(json_object_get(o, "created_at")));
 	assert_true(json_is_null(json_object_get(o, "started_at")));
@@ -301,16 +292,11 @@ static void test_resolve(void **state)
 	assert_int_equal(s.idempotency_ttl_s, JOB_IDEM_TTL_DEFAULT_S);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_status_names),
 		cmocka_unit_test(test_deps_doc),
 		cmocka_unit_test(test_job_to_json),
 		cmocka_unit_test(test_job_to_json_nulls),
 		cmocka_unit_test(test_hash_round_trip),
 		cmocka_unit_test(test_resolve),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "job/job.h"
+#include "../unit.h"
 
 static int parse(const char *body, struct job_spec *r, const char **code)
 {
@@ -212,14 +213,9 @@ static void test_deps(void **state)
 	assert_null(job_dep_policy_name((enum job_dep_policy)9));
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_good),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_time),
 		cmocka_unit_test(test_deps),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

@@ -15,6 +15,7 @@
 #include "log/log.h"
 #include "fetch/fetch.h"
 #include "log/trace.h"
+#include "../unit.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -51,10 +52,10 @@ static void test_json(void **state)
 	assert_int_equal(line[strlen(line) - 1], '\n');
 	o = json_loads(line, 0, NULL);
 	assert_non_null(o);
-	assert_string_equal(json_string_value(json_object_get(o, "severity")), "INFO");
-	assert_string_equal(json_string_value(json_object_get(o, "message")), "job done");
-	assert_string_equal(json_string_value(json_object_get(o, "job_id")), "abc");
-	assert_string_equal(json_string_value(json_object_get(o, "note")), "quote \" and\nnewline");
+	assert_json_str(o, "severity", "INFO");
+	assert_json_str(o, "message", "job done");
+	assert_json_str(o, "job_id", "abc");
+	assert_json_str(o, "note", "quote \" and\nnewline");
 	assert_null(json_object_get(o, "skipped"));
 	assert_non_null(json_object_get(o, "time"));
 	json_decref(o);
@@ -234,15 +235,10 @@ static void test_limit(void **state)
 	assert_int_equal(held, 0);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_trace),
 		cmocka_unit_test(test_trace_metadata),
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_text_and_thread_fields),
 		cmocka_unit_test(test_limit),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

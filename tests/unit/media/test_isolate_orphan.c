@@ -24,6 +24,7 @@
 
 #include "base/clock.h"
 #include "media/media.h"
+#include "../unit.h"
 
 static char dir[PATH_MAX];
 
@@ -122,8 +123,7 @@ static void test_child_dies_with_worker(void **state)
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/wakeq-orphan.XXXXXX");
-	if (!mkdtemp(dir))
+	if (unit_tmpdir(dir, "orphan") < 0)
 		return -1;
 	/* orphans of our children come back to us, to be waited for */
 	return prctl(PR_SET_CHILD_SUBREAPER, 1) == 0 ? 0 : -1;
@@ -131,11 +131,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[PATH_MAX + 16];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return unit_rmtree(dir);
 }
 
 int main(void)

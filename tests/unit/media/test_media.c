@@ -20,8 +20,9 @@
 #include "base/err.h"
 #include "job/job.h"
 #include "media/media.h"
+#include "../unit.h"
 
-static char dir[256];
+static char dir[PATH_MAX];
 static char clip[300];      /* 3 s 320x240 25 fps, H.264 + AAC, MP4 */
 static char clip_fs[300];   /* the same, faststart, 6 s */
 
@@ -86,8 +87,7 @@ static int setup(void **state)
 	struct err e;
 
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/wakeq-media.XXXXXX");
-	if (!mkdtemp(dir))
+	if (unit_tmpdir(dir, "media") < 0)
 		return -1;
 	snprintf(clip, sizeof(clip), "%s/clip.mp4", dir);
 	snprintf(clip_fs, sizeof(clip_fs), "%s/clip_fs.mp4", dir);
@@ -107,11 +107,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[300];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return unit_rmtree(dir);
 }
 
 static const json_t *stream_of(const json_t *probe, const char *type)
@@ -179,31 +176,53 @@ static void test_probe_buffer(void **state)
 	assert_int_equal((int)num(p, "size_bytes"), (int)n);
 	assert_non_null(stream_of(p, "video"));
 	json_decref(p);
-	assert_int_equal(media_probe_buffer(b, 100, &p, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(media_probe_buffer(b, 100, &p, &e), &e, ERR_INVALID);
 	assert_int_equal(media_probe_buffer((const uint8_t *)"hello", 5, &p, &e), -1);
 	free(b);
 }
 
 /* ---- thumbnail ------------------------------------------------------- */
 
+/* The thumbnail of the clip that `o` asks for, written to `name` in the
+ * scratch folder: the job's result (release it), the file in *out. */
+static json_t *thumb(const struct media_thumb_opts *o, const char *name, const char **out)
+{
+	json_t *r = NULL;
+	struct err e;
+
+	*out = path(name);
+	if (media_thumbnail_file(clip, *out, o, NULL, &r, &e) < 0)
+		fail_msg("%s: %s", name, e.msg);
+	return r;
+}
+
+/* The colour of the pixel at x,y of image `file`, its size in *w, *h. */
+static uint32_t pixel(const char *file, int x, int y, int *w, int *h)
+{
+	struct err e;
+	uint32_t rgb;
+
+	if (media_image_pixel(file, x, y, &rgb, w, h, &e) < 0)
+		fail_msg("%s: %s", file, e.msg);
+	return rgb;
+}
+
 static void test_thumbnail_colour(void **state)
 {
 	struct media_thumb_opts o = { .at_s = 2.5, .width = 160, .format = MEDIA_JPEG };
-	const char *out = path("t.jpg");
-	json_t *r = NULL;
-	struct err e;
+	const char *out;
+	json_t *r;
 	uint32_t rgb;
 	int w, h;
 
 	(void)state;
-	assert_int_equal(media_thumbnail_file(clip, out, &o, NULL, &r, &e), 0);
+	r = thumb(&o, "t.jpg", &out);
 	assert_int_equal((int)num(r, "width"), 160);
 	assert_int_equal((int)num(r, "height"), 120); /* aspect kept */
 	assert_true(num(r, "bytes") > 100);
 	json_decref(r);
 	/* Below the frame-number bar the frame is the colour of second 2. */
-	assert_int_equal(media_image_pixel(out, 80, 90, &rgb, &w, &h, &e), 0);
+	rgb = pixel(out, 80, 90, &w, &h);
 	assert_int_equal(w, 160);
 	assert_int_equal(h, 120);
 	assert_true(near_colour(rgb, media_synth_colour(2), 24));
@@ -214,11 +233,10 @@ static void test_thumbnail_colour(void **state)
 	o.width = 0;
 	o.height = 60;
 	o.format = MEDIA_PNG;
-	out = path("t.png");
-	assert_int_equal(media_thumbnail_file(clip, out, &o, NULL, &r, &e), 0);
+	r = thumb(&o, "t.png", &out);
 	assert_int_equal((int)num(r, "width"), 80);
 	json_decref(r);
-	assert_int_equal(media_image_pixel(out, 40, 50, &rgb, &w, &h, &e), 0);
+	rgb = pixel(out, 40, 50, &w, &h);
 	assert_int_equal(h, 60);
 	assert_true(near_colour(rgb, media_synth_colour(0), 8));
 }
@@ -226,19 +244,16 @@ static void test_thumbnail_colour(void **state)
 static void test_thumbnail_webp_and_end(void **state)
 {
 	struct media_thumb_opts o = { .at_s = 99, .format = MEDIA_WEBP };
-	const char *out = path("t.webp");
-	json_t *r = NULL;
-	struct err e;
-	uint32_t rgb;
+	const char *out;
+	json_t *r;
 	int w, h;
 
 	(void)state;
 	/* Past the end: the last frame (second 2). */
-	assert_int_equal(media_thumbnail_file(clip, out, &o, NULL, &r, &e), 0);
+	r = thumb(&o, "t.webp", &out);
 	assert_int_equal((int)num(r, "width"), 320);
 	json_decref(r);
-	assert_int_equal(media_image_pixel(out, 160, 200, &rgb, &w, &h, &e), 0);
-	assert_true(near_colour(rgb, media_synth_colour(2), 24));
+	assert_true(near_colour(pixel(out, 160, 200, &w, &h), media_synth_colour(2), 24));
 }
 
 /* ---- transcode ------------------------------------------------------- */
@@ -381,8 +396,8 @@ static void test_transcode_copy_fps(void **state)
 	media_transcode_opts_init(&o);
 	snprintf(o.container, sizeof(o.container), "webm");
 	snprintf(o.video.codec, sizeof(o.video.codec), "h264");
-	assert_int_equal(media_transcode_file(clip, path("bad.webm"), &o, NULL, &r, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(media_transcode_file(clip, path("bad.webm"), &o, NULL, &r, &e),
+	             &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "cannot hold"));
 	assert_false(exists(path("bad.webm")));
 }
@@ -423,16 +438,15 @@ static void test_cancel_removes_output(void **state)
 	/* In process. */
 	atomic_store(&cancel_flag, 0);
 	progress_calls = 0;
-	assert_int_equal(work_transcode((void *)out, &ctl, &r, &e), -1);
-	assert_int_equal(e.code, ERR_CANCELLED);
+	assert_fails(work_transcode((void *)out, &ctl, &r, &e), &e, ERR_CANCELLED);
 	assert_true(progress_calls > 0);
 	assert_false(exists(out));
 	/* In a child: the cancel set here reaches it as SIGTERM. */
 	atomic_store(&cancel_flag, 0);
 	progress_calls = 0;
 	t0 = clock_mono_us();
-	assert_int_equal(media_isolate(work_transcode, (void *)out, out, &ctl, &r, &e), -1);
-	assert_int_equal(e.code, ERR_CANCELLED);
+	assert_fails(media_isolate(work_transcode, (void *)out, out, &ctl, &r, &e),
+	             &e, ERR_CANCELLED);
 	assert_true(progress_calls > 0);
 	assert_true(clock_mono_us() - t0 < 5000000);
 	assert_false(exists(out));
@@ -447,8 +461,8 @@ static void test_timeout(void **state)
 
 	(void)state;
 	ctl.deadline_us = clock_mono_us() + 150000;
-	assert_int_equal(media_isolate(work_transcode, (void *)out, out, &ctl, &r, &e), -1);
-	assert_int_equal(e.code, ERR_TIMEOUT);
+	assert_fails(media_isolate(work_transcode, (void *)out, out, &ctl, &r, &e),
+	             &e, ERR_TIMEOUT);
 	assert_string_equal(e.msg, "timed out");
 	assert_false(exists(out));
 }
@@ -512,14 +526,12 @@ static void test_isolate(void **state)
 	media_limits.kill_grace_s = 0.2;
 	ctl.deadline_us = clock_mono_us() + 100000;
 	t0 = clock_mono_us();
-	assert_int_equal(media_isolate(work_hang, NULL, NULL, &ctl, &r, &e), -1);
-	assert_int_equal(e.code, ERR_TIMEOUT);
+	assert_fails(media_isolate(work_hang, NULL, NULL, &ctl, &r, &e), &e, ERR_TIMEOUT);
 	assert_true(clock_mono_us() - t0 < 2000000);
 
 	/* A busy loop meets the CPU limit. */
 	media_limits.cpu_s = 1;
-	assert_int_equal(media_isolate(work_spin, NULL, NULL, NULL, &r, &e), -1);
-	assert_int_equal(e.code, ERR_TOOLARGE);
+	assert_fails(media_isolate(work_spin, NULL, NULL, NULL, &r, &e), &e, ERR_TOOLARGE);
 	assert_non_null(strstr(e.msg, "cpu limit"));
 	media_limits = saved;
 }
@@ -588,9 +600,8 @@ static void test_bad_inputs(void **state)
 
 		media_transcode_opts_init(&o);
 		snprintf(o.video.preset, sizeof(o.video.preset), "ultrafast");
-		assert_int_equal(media_transcode_file(path("trunc_fs.mp4"), path("t.mp4"),
-						      &o, NULL, &r, &e), -1);
-		assert_int_equal(e.code, ERR_INVALID);
+		assert_fails(media_transcode_file(path("trunc_fs.mp4"), path("t.mp4"), &o, NULL, &r, &e),
+		             &e, ERR_INVALID);
 		assert_non_null(strstr(e.msg, "is truncated"));
 		assert_false(exists(path("t.mp4")));
 	}
@@ -608,9 +619,8 @@ static void test_bad_inputs(void **state)
 		assert_int_equal(media_isolate(work_probe, (void *)path("garbled.mp4"),
 					       NULL, NULL, &r, &e), 0);
 		json_decref(r);
-		assert_int_equal(media_transcode_file(path("garbled.mp4"), path("g.mp4"),
-						      &o, NULL, &r, &e), -1);
-		assert_int_equal(e.code, ERR_INVALID);
+		assert_fails(media_transcode_file(path("garbled.mp4"), path("g.mp4"), &o, NULL, &r, &e),
+		             &e, ERR_INVALID);
 		assert_false(exists(path("g.mp4")));
 	}
 	free(fs);

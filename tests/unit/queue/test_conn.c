@@ -17,6 +17,7 @@
 
 #include "base/clock.h"
 #include "queue/priv.h"
+#include "../unit.h"
 
 static void test_opts_init(void **state)
 {
@@ -40,8 +41,7 @@ static void test_opts_init(void **state)
 	/* a bad URL leaves *o as it was */
 	memset(&o, 0x5a, sizeof(o));
 	keep = o;
-	assert_int_equal(queue_opts_init(&o, "http://x", &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(queue_opts_init(&o, "http://x", &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "bad redis url"));
 	assert_memory_equal(&o, &keep, sizeof(o));
 
@@ -50,8 +50,7 @@ static void test_opts_init(void **state)
 		assert_int_equal(queue_opts_init(&o, "rediss://h:6380", &e), 0);
 		assert_true(o.url.tls);
 	} else {
-		assert_int_equal(queue_opts_init(&o, "rediss://h:6380", &e), -1);
-		assert_int_equal(e.code, ERR_INVALID);
+		assert_fails(queue_opts_init(&o, "rediss://h:6380", &e), &e, ERR_INVALID);
 		assert_non_null(strstr(e.msg, "rediss://"));
 		assert_non_null(strstr(e.msg, "TLS"));
 		assert_memory_equal(&o, &keep, sizeof(o));
@@ -182,10 +181,8 @@ static void test_auth_select(void **state)
 	snprintf(url, sizeof(url), "redis://%s:wrong@%s:%d", user, admin_o.url.host,
 		 admin_o.url.port);
 	assert_int_equal(queue_opts_init(&o, url, &e), 0);
-	assert_null(queue_connect(&o, &e));
-	assert_int_equal(e.code, ERR_AUTH);
-	assert_null(queue_sub_connect(&o, &e));
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails_null(queue_connect(&o, &e), &e, ERR_AUTH);
+	assert_fails_null(queue_sub_connect(&o, &e), &e, ERR_AUTH);
 	assert_null(strstr(e.msg, "wrong")); /* the password is never echoed */
 
 	admin(c, "ACL DELUSER %s", user);
@@ -216,13 +213,8 @@ static void test_tls_roundtrip(void **state)
 	queue_opts_release(&o);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_opts_init),
 		cmocka_unit_test(test_auth_select),
 		cmocka_unit_test(test_tls_roundtrip),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

@@ -15,36 +15,9 @@
 #include "base/uuid.h"
 #include "queue/queue.h"
 
-static struct queue *Q;
-static char qname[64];
-
-static int setup(void **state)
-{
-	static int n;
-	struct queue_opts o = { 0 };
-	const char *url = getenv("UNIT_REDIS_URL");
-	struct err e;
-
-	(void)state;
-	if (!url) {
-		fprintf(stderr, "UNIT_REDIS_URL is not set (run through tests/run.sh)\n");
-		return -1;
-	}
-	if (queue_opts_init(&o, url, &e) < 0 || !(Q = queue_connect(&o, &e))) {
-		fprintf(stderr, "%s\n", e.msg);
-		return -1;
-	}
-	snprintf(qname, sizeof(qname), "c%lld-%d", (long long)(clock_now_us() % 100000000), n++);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	queue_free(Q);
-	Q = NULL;
-	return 0;
-}
+#define QNAME_PREFIX "c"
+#include "testqueue.h"
+#include "../unit.h"
 
 /* Enqueues one job of `s` (type noop when unset); returns created. */
 static int enq_spec(struct job_spec *s, char id[UUID_STR_LEN], int *live)
@@ -245,8 +218,7 @@ static void test_unique(void **state)
 	settle_as(&j, QUEUE_FAIL);
 	assert_true(enq_unique("u4", 0, b));
 	/* the dead job cannot run again while another holds its key ... */
-	assert_int_equal(queue_retry_dead(Q, qname, a, &e), -1);
-	assert_int_equal(e.code, ERR_CONFLICT);
+	assert_fails(queue_retry_dead(Q, qname, a, &e), &e, ERR_CONFLICT);
 	/* ... and can once that one ended, taking the key back */
 	assert_int_equal(queue_cancel(Q, qname, b, &e), 0);
 	assert_int_equal(queue_retry_dead(Q, qname, a, &e), 0);
@@ -313,7 +285,7 @@ static void test_settings(void **state)
 	assert_int_equal(st.v[QUEUE_SET_RESULT_TTL], 60);
 	assert_int_equal(st.v[QUEUE_SET_DEAD_MAX], 0);
 	doc = queue_settings_to_json(qname, &st);
-	assert_int_equal(json_integer_value(json_object_get(doc, "done_max")), 7);
+	assert_json_int(doc, "done_max", 7);
 	assert_true(json_is_null(json_object_get(doc, "dead_max")));
 	json_decref(doc);
 	/* merging: null clears, the rest stays; bad values change nothing */
@@ -336,8 +308,7 @@ static void test_settings(void **state)
 	assert_int_equal(queue_settings_from_json(o, &st2, &code, &e), -1);
 	json_decref(o);
 	st2.v[QUEUE_SET_DONE_MAX] = -1;
-	assert_int_equal(queue_settings_set(Q, qname, &st2, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(queue_settings_set(Q, qname, &st2, &e), &e, ERR_INVALID);
 }
 
 /* The queue's caps win over the process's, and the totals count every
@@ -748,7 +719,7 @@ static void test_schedule_fires(void **state)
 	assert_string_equal(g.last_job, jobs[0].id);
 	assert_true(g.next_ms == first + 1000);
 	doc = queue_schedule_to_json(qname, &g);
-	assert_string_equal(json_string_value(json_object_get(doc, "timezone")), "UTC");
+	assert_json_str(doc, "timezone", "UTC");
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "job"),
 							    "priority")), 3);
 	json_decref(doc);
@@ -765,8 +736,7 @@ static void test_schedule_fires(void **state)
 	release_all(jobs, 1);
 	/* deleted: gone, its jobs stay */
 	assert_int_equal(queue_schedule_delete(Q, qname, "tick", &e), 0);
-	assert_int_equal(queue_schedule_get(Q, qname, "tick", &g, &e), -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_fails(queue_schedule_get(Q, qname, "tick", &g, &e), &e, ERR_NOTFOUND);
 	assert_int_equal(queue_schedule_delete(Q, qname, "tick", &e), -1);
 	clock_sleep_us(1100000);
 	assert_int_equal(take(jobs, 4), 0);
@@ -826,9 +796,7 @@ static void test_schedule_refused(void **state)
 	}
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test_setup_teardown(test_pause, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resume_next_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unique, setup, teardown),
@@ -845,7 +813,4 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_schedule_fires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_overlap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_refused, setup, teardown),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

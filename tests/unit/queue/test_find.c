@@ -13,36 +13,9 @@
 #include "base/clock.h"
 #include "queue/queue.h"
 
-static struct queue *Q;
-static char qname[64];
-
-static int setup(void **state)
-{
-	static int n;
-	struct queue_opts o = { 0 };
-	const char *url = getenv("UNIT_REDIS_URL");
-	struct err e;
-
-	(void)state;
-	if (!url) {
-		fprintf(stderr, "UNIT_REDIS_URL is not set (run through tests/run.sh)\n");
-		return -1;
-	}
-	if (queue_opts_init(&o, url, &e) < 0 || !(Q = queue_connect(&o, &e))) {
-		fprintf(stderr, "%s\n", e.msg);
-		return -1;
-	}
-	snprintf(qname, sizeof(qname), "f%lld-%d", (long long)(clock_now_us() % 100000000), n++);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	queue_free(Q);
-	Q = NULL;
-	return 0;
-}
+#define QNAME_PREFIX "f"
+#include "testqueue.h"
+#include "../unit.h"
 
 static void enq(const char *type, int64_t delay_ms, char id[UUID_STR_LEN])
 {
@@ -66,6 +39,16 @@ static void release(struct queue_find *f)
 		job_info_release(&f->jobs[i]);
 }
 
+/* A search of the jobs in `state`, a page of `max` into `jobs`. */
+static void find_init(struct queue_find *f, enum job_status state, size_t max,
+		      struct job_info *jobs)
+{
+	memset(f, 0, sizeof(*f));
+	f->state = state;
+	f->max = max;
+	f->jobs = jobs;
+}
+
 static void test_type_and_pages(void **state)
 {
 	struct job_info jobs[4];
@@ -79,11 +62,8 @@ static void test_type_and_pages(void **state)
 		enq("noop", 0, NULL);
 		enq("sleep", 0, sleeps[i]);
 	}
-	memset(&f, 0, sizeof(f));
-	f.state = JOB_QUEUED;
+	find_init(&f, JOB_QUEUED, 2, jobs);
 	f.type = "sleep";
-	f.max = 2;
-	f.jobs = jobs;
 	assert_int_equal(queue_find(Q, qname, &f, &e), 0);
 	assert_int_equal(f.njobs, 2);
 	assert_string_equal(jobs[0].id, sleeps[0]);
@@ -100,10 +80,7 @@ static void test_type_and_pages(void **state)
 	release(&f);
 
 	/* no filter: exactly the page, in queue order */
-	memset(&f, 0, sizeof(f));
-	f.state = JOB_QUEUED;
-	f.max = 4;
-	f.jobs = jobs;
+	find_init(&f, JOB_QUEUED, 4, jobs);
 	assert_int_equal(queue_find(Q, qname, &f, &e), 0);
 	assert_int_equal(f.njobs, 4);
 	assert_int_equal(f.next_offset, 4);
@@ -111,23 +88,17 @@ static void test_type_and_pages(void **state)
 	release(&f);
 
 	/* a part of an id */
-	memset(&f, 0, sizeof(f));
-	f.state = JOB_QUEUED;
+	find_init(&f, JOB_QUEUED, 4, jobs);
 	f.id_part = sleeps[2] + 24;
-	f.max = 4;
-	f.jobs = jobs;
 	assert_int_equal(queue_find(Q, qname, &f, &e), 0);
 	assert_int_equal(f.njobs, 1);
 	assert_string_equal(jobs[0].id, sleeps[2]);
 	release(&f);
 
 	/* the scan cap stops early and says where to resume */
-	memset(&f, 0, sizeof(f));
-	f.state = JOB_QUEUED;
+	find_init(&f, JOB_QUEUED, 4, jobs);
 	f.type = "sleep";
 	f.scan_max = 3;
-	f.max = 4;
-	f.jobs = jobs;
 	assert_int_equal(queue_find(Q, qname, &f, &e), 0);
 	assert_int_equal(f.njobs, 1);
 	assert_int_equal(f.next_offset, 3);
@@ -144,10 +115,7 @@ static void test_states(void **state)
 	(void)state;
 	enq("noop", 0, NULL);
 	enq("noop", 600000, sched);
-	memset(&f, 0, sizeof(f));
-	f.state = JOB_SCHEDULED;
-	f.max = 4;
-	f.jobs = jobs;
+	find_init(&f, JOB_SCHEDULED, 4, jobs);
 	assert_int_equal(queue_find(Q, qname, &f, &e), 0);
 	assert_int_equal(f.njobs, 1);
 	assert_string_equal(jobs[0].id, sched);
@@ -175,12 +143,7 @@ static void test_states(void **state)
 	assert_int_equal(f.njobs, 0);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test_setup_teardown(test_type_and_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_states, setup, teardown),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

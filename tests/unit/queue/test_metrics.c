@@ -16,39 +16,11 @@
 #include "base/clock.h"
 #include "base/uuid.h"
 #include "queue/queue.h"
+
+#define QNAME_PREFIX "m"
+#include "testqueue.h"
 #include "queue/scripts.h"
-
-static struct queue *Q;
-static struct queue_opts O;
-static char qname[64];
-
-static int setup(void **state)
-{
-	static int n;
-	const char *url = getenv("UNIT_REDIS_URL");
-	struct err e;
-
-	(void)state;
-	if (!url) {
-		fprintf(stderr, "UNIT_REDIS_URL is not set (run through tests/run.sh)\n");
-		return -1;
-	}
-	if (queue_opts_init(&O, url, &e) < 0 || !(Q = queue_connect(&O, &e))) {
-		fprintf(stderr, "%s\n", e.msg);
-		return -1;
-	}
-	snprintf(qname, sizeof(qname), "m%lld-%d", (long long)(clock_now_us() % 100000000), n++);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	queue_free(Q);
-	queue_opts_release(&O);
-	Q = NULL;
-	return 0;
-}
+#include "../unit.h"
 
 /* calls of a Redis command so far (INFO commandstats), through redis-cli */
 static long calls(const char *cmd)
@@ -319,7 +291,7 @@ static void test_events_batched(void **state)
 	int got = 0, done = 0, rc;
 
 	(void)state;
-	sub = queue_sub_connect(&O, &e);
+	sub = queue_sub_connect(&Qopts, &e);
 	assert_non_null(sub);
 	assert_int_equal(queue_sub_subscribe(sub, qname, &e), 0);
 	until = clock_mono_us() + 2000000;
@@ -371,15 +343,10 @@ static void test_events_batched(void **state)
 		queue_job_release(&jobs[i]);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_bounds_agree),
 		cmocka_unit_test_setup_teardown(test_counters_batched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_wait_and_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oldest_due_and_wakes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events_batched, setup, teardown),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

@@ -19,42 +19,9 @@
 #include "base/uuid.h"
 #include "queue/queue.h"
 
-static struct queue *Q;
-static char qname[64];
-static const char *url;
-
-static int setup(void **state)
-{
-	static int n;
-	struct queue_opts o = { 0 };
-	struct err e;
-
-	(void)state;
-	url = getenv("UNIT_REDIS_URL");
-	if (!url) {
-		fprintf(stderr, "UNIT_REDIS_URL is not set (run through tests/run.sh)\n");
-		return -1;
-	}
-	if (queue_opts_init(&o, url, &e) < 0) {
-		fprintf(stderr, "%s\n", e.msg);
-		return -1;
-	}
-	Q = queue_connect(&o, &e);
-	if (!Q) {
-		fprintf(stderr, "%s\n", e.msg);
-		return -1;
-	}
-	snprintf(qname, sizeof(qname), "t%lld-%d", (long long)(clock_now_us() % 100000000), n++);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	queue_free(Q);
-	Q = NULL;
-	return 0;
-}
+#define QNAME_PREFIX "t"
+#include "testqueue.h"
+#include "../unit.h"
 
 static void enq(const char *type, const char *payload, int prio, int64_t delay_ms,
 		int max_attempts, char id[UUID_STR_LEN], int *live)
@@ -139,49 +106,51 @@ static void assert_status(const char *id, const char *want)
 
 static void test_url_parse(void **state)
 {
+	static const struct {
+		const char *url;
+		struct queue_url want;
+	} good[] = {
+		{ "redis://h:1234/2", { .host = "h", .port = 1234, .db = 2 } },
+		{ "redis://:p%40ss@127.0.0.1",
+		  { .host = "127.0.0.1", .port = 6379, .password = "p@ss" } },
+		{ "redis://user:pw@[::1]:7000",
+		  { .host = "::1", .port = 7000, .user = "user", .password = "pw" } },
+		{ "rediss://x", { .host = "x", .port = 6379, .tls = 1 } },
+		{ "unix:///run/redis.sock?db=3",
+		  { .host = "/run/redis.sock", .port = 6379, .unix_socket = 1, .db = 3 } },
+		{ "unix:///s?password=a%26b&db=2&user=me",
+		  { .host = "/s", .port = 6379, .unix_socket = 1, .db = 2, .user = "me",
+		    .password = "a&b" } },
+		{ "redis://", { .host = "127.0.0.1", .port = 6379 } },
+	};
+	static const char *const bad[] = {
+		"unix:///s?db=", "unix:///s?foo=1", "http://x", "redis://h:0",
+		"redis://h:70000", "redis://h:12x", "redis://h/db", "redis://h/-1",
+		"redis://[::1", "redis://:%zz@h", "redis://:%00@h", "unix://relative", "", NULL,
+	};
 	struct queue_url u;
 	struct err e;
+	size_t i;
 
 	(void)state;
-	assert_int_equal(queue_url_parse("redis://h:1234/2", &u, &e), 0);
-	assert_string_equal(u.host, "h");
-	assert_int_equal(u.port, 1234);
-	assert_int_equal(u.db, 2);
-	assert_int_equal(queue_url_parse("redis://:p%40ss@127.0.0.1", &u, &e), 0);
-	assert_string_equal(u.password, "p@ss");
-	assert_int_equal(u.port, 6379);
-	assert_int_equal(queue_url_parse("redis://user:pw@[::1]:7000", &u, &e), 0);
-	assert_string_equal(u.user, "user");
-	assert_string_equal(u.host, "::1");
-	assert_int_equal(u.port, 7000);
-	assert_int_equal(queue_url_parse("rediss://x", &u, &e), 0);
-	assert_true(u.tls);
-	assert_int_equal(queue_url_parse("unix:///run/redis.sock?db=3", &u, &e), 0);
-	assert_true(u.unix_socket);
-	assert_string_equal(u.host, "/run/redis.sock");
-	assert_int_equal(u.db, 3);
-	assert_int_equal(queue_url_parse("unix:///s?password=a%26b&db=2&user=me", &u, &e), 0);
-	assert_string_equal(u.password, "a&b");
-	assert_string_equal(u.user, "me");
-	assert_int_equal(u.db, 2);
-	assert_int_equal(queue_url_parse("unix:///s?db=", &u, &e), -1);
-	assert_int_equal(queue_url_parse("unix:///s?foo=1", &u, &e), -1);
-	assert_int_equal(queue_url_parse("redis://", &u, &e), 0);
-	assert_string_equal(u.host, "127.0.0.1");
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		const struct queue_url *w = &good[i].want;
 
+		if (queue_url_parse(good[i].url, &u, &e) < 0)
+			fail_msg("%s: %s", good[i].url, e.msg);
+		assert_string_equal(u.host, w->host);
+		assert_int_equal(u.port, w->port);
+		assert_int_equal(u.unix_socket, w->unix_socket);
+		assert_int_equal(u.tls, w->tls);
+		assert_int_equal(u.db, w->db);
+		assert_string_equal(u.user, w->user);
+		assert_string_equal(u.password, w->password);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (queue_url_parse(bad[i], &u, &e) != -1)
+			fail_msg("'%s' taken", bad[i] ? bad[i] : "(null)");
 	assert_int_equal(queue_url_parse("http://x", &u, &e), -1);
 	assert_non_null(strstr(e.msg, "bad redis url"));
-	assert_int_equal(queue_url_parse("redis://h:0", &u, &e), -1);
-	assert_int_equal(queue_url_parse("redis://h:70000", &u, &e), -1);
-	assert_int_equal(queue_url_parse("redis://h:12x", &u, &e), -1);
-	assert_int_equal(queue_url_parse("redis://h/db", &u, &e), -1);
-	assert_int_equal(queue_url_parse("redis://h/-1", &u, &e), -1);
-	assert_int_equal(queue_url_parse("redis://[::1", &u, &e), -1);
-	assert_int_equal(queue_url_parse("redis://:%zz@h", &u, &e), -1);
-	assert_int_equal(queue_url_parse("redis://:%00@h", &u, &e), -1);
-	assert_int_equal(queue_url_parse("unix://relative", &u, &e), -1);
-	assert_int_equal(queue_url_parse("", &u, &e), -1);
-	assert_int_equal(queue_url_parse(NULL, &u, &e), -1);
 }
 
 static void test_connect_errors(void **state)
@@ -192,8 +161,7 @@ static void test_connect_errors(void **state)
 	(void)state;
 	assert_int_equal(queue_opts_init(&o, "redis://127.0.0.1:1", &e), 0);
 	o.connect_timeout_s = 0.5;
-	assert_null(queue_connect(&o, &e));
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails_null(queue_connect(&o, &e), &e, ERR_UNAVAILABLE);
 	assert_int_equal(queue_name_check("ok-name_1.x", &e), 0);
 	assert_int_equal(queue_name_check("bad name", &e), -1);
 	assert_int_equal(queue_name_check("a{b}", &e), -1);
@@ -330,15 +298,13 @@ static void test_retry_then_dead(void **state)
 	/* retry from dead, then purge */
 	assert_int_equal(queue_retry_dead(Q, qname, id, &e), 0);
 	assert_status(id, "queued");
-	assert_int_equal(queue_retry_dead(Q, qname, id, &e), -1);
-	assert_int_equal(e.code, ERR_CONFLICT);
+	assert_fails(queue_retry_dead(Q, qname, id, &e), &e, ERR_CONFLICT);
 	assert_int_equal(take(&j, 1, NULL, 0, 0), 1);
 	assert_int_equal(j.attempts, 1);
 	settle1(&j, QUEUE_FAIL, NULL, 0, NULL);
 	queue_job_release(&j);
 	assert_int_equal(queue_purge_dead(Q, qname, &e), 1);
-	assert_int_equal(queue_job_get(Q, qname, id, &job, &e), -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_fails(queue_job_get(Q, qname, id, &job, &e), &e, ERR_NOTFOUND);
 }
 
 static void test_idempotency(void **state)
@@ -414,8 +380,7 @@ static void test_fencing(void **state)
 	assert_int_equal(j2.attempts, 2);
 	assert_true(j2.token != j1.token);
 	/* The stale holder is refused everywhere. */
-	assert_int_equal(queue_progress(Q, qname, id, j1.token, 50, "x", &e), -1);
-	assert_int_equal(e.code, ERR_STALE);
+	assert_fails(queue_progress(Q, qname, id, j1.token, 50, "x", &e), &e, ERR_STALE);
 	l.id = id;
 	l.token = j1.token;
 	assert_int_equal(queue_renew(Q, qname, "w1", 1000, 1000, &l, 1, &e), 0);
@@ -476,10 +441,9 @@ static void test_cancel(void **state)
 	assert_false(l.lost);
 	settle1(&j, QUEUE_CANCELLED, NULL, 0, NULL);
 	assert_status(b, "cancelled");
-	assert_int_equal(queue_cancel(Q, qname, b, &e), -1);
-	assert_int_equal(e.code, ERR_CONFLICT);
-	assert_int_equal(queue_cancel(Q, qname, "01234567-89ab-7def-8123-456789abcdef", &e), -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_fails(queue_cancel(Q, qname, b, &e), &e, ERR_CONFLICT);
+	assert_fails(queue_cancel(Q, qname, "01234567-89ab-7def-8123-456789abcdef", &e),
+	             &e, ERR_NOTFOUND);
 	queue_job_release(&j);
 }
 
@@ -531,7 +495,7 @@ static void test_webhook_job(void **state)
 	assert_true(uuid_valid(w.id));
 	p = json_loads(w.payload, 0, NULL);
 	assert_non_null(p);
-	assert_string_equal(json_string_value(json_object_get(p, "url")), "http://127.0.0.1:9/hook");
+	assert_json_str(p, "url", "http://127.0.0.1:9/hook");
 	assert_string_equal(json_string_value(json_object_get(json_object_get(p, "body"), "id")), out.id);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(p, "body"), "status")), "done");
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(json_object_get(p, "body"), "result"), "frames")), 3);
@@ -622,8 +586,7 @@ static void test_done_cap(void **state)
 	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
 	assert_int_equal(c.n[JOB_DONE], 5);
 	/* the oldest three went, hashes and all; the newest stay */
-	assert_int_equal(queue_job_get(Q, qname, ids[0], &job, &e), -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_fails(queue_job_get(Q, qname, ids[0], &job, &e), &e, ERR_NOTFOUND);
 	assert_int_equal(queue_job_get(Q, qname, ids[2], &job, &e), -1);
 	assert_status(ids[3], "done");
 	assert_status(ids[7], "done");
@@ -637,7 +600,7 @@ static redisContext *raw_connect(void)
 	struct err e;
 	redisContext *c;
 
-	assert_int_equal(queue_url_parse(url, &u, &e), 0);
+	assert_int_equal(queue_url_parse(getenv("UNIT_REDIS_URL"), &u, &e), 0);
 	c = redisConnect(u.host, u.port);
 	assert_non_null(c);
 	assert_int_equal(c->err, 0);
@@ -674,8 +637,7 @@ static void test_busy_is_unavailable(void **state)
 	rc = queue_counts(Q, qname, &c, &e);
 	raw_ok(admin, "SCRIPT KILL");
 	redisFree(busy);
-	assert_int_equal(rc, -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails(rc, &e, ERR_UNAVAILABLE);
 	assert_non_null(strstr(e.msg, "BUSY"));
 	for (i = 0, rc = -1; i < 100 && rc < 0; i++) {
 		rc = queue_counts(Q, qname, &c, &e);
@@ -901,9 +863,7 @@ static void test_backoff(void **state)
 	}
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_url_parse),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test_setup_teardown(test_connect_errors, setup, teardown),
@@ -926,7 +886,4 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_busy_is_unavailable, setup, teardown_busy),
 		cmocka_unit_test_setup_teardown(test_take_carries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_drops_closed, setup, teardown),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "../../tools/runmodel_meter.h"
+#include "../unit.h"
 
 #define MS 1000 /* µs */
 #define S 1000000
@@ -107,15 +108,10 @@ static void test_failed_start(void **state)
 	assert_int_equal(meter_instance_us(&m, 10 * S), 300 * MS);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_round),
 		cmocka_unit_test(test_request_based),
 		cmocka_unit_test(test_shutdown),
 		cmocka_unit_test(test_crash),
 		cmocka_unit_test(test_failed_start),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

@@ -19,6 +19,7 @@
 #include "base/clock.h"
 #include "base/mem.h"
 #include "store/store.h"
+#include "../unit.h"
 
 static void expect_bad_url(const char *url, const char *fragment)
 {
@@ -53,8 +54,8 @@ static void test_open_bad_urls(void **state)
 	expect_bad_url("postgres://u:s3cret@h:abc/db", "bad port");
 	expect_bad_url("postgresql://u:s3cret@[::1/db", NULL);
 	expect_bad_url("host=h password=s3cret bogus", NULL);
-	assert_null(store_open("postgres://h/db", STORE_MAX_CONNS + 1, &e));
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails_null(store_open("postgres://h/db", STORE_MAX_CONNS + 1, &e),
+	                  &e, ERR_INVALID);
 }
 
 /* A loopback port where nothing listens: bind without listen. */
@@ -87,49 +88,35 @@ static void test_unreachable(void **state)
 	s = store_open(url, 2, &e);
 	assert_non_null(s); /* opening does not connect */
 	t0 = clock_mono_us();
-	assert_int_equal(store_ping(s, &e), -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails(store_ping(s, &e), &e, ERR_UNAVAILABLE);
 	assert_non_null(strstr(e.msg, "postgres"));
 	assert_null(strstr(e.msg, "s3cret"));
 	/* inside the retry pause: fails at once, without a new connect */
-	assert_int_equal(store_ping(s, &e), -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails(store_ping(s, &e), &e, ERR_UNAVAILABLE);
 	assert_non_null(strstr(e.msg, "unavailable"));
-	assert_int_equal(store_migrate(s, &e), -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails(store_migrate(s, &e), &e, ERR_UNAVAILABLE);
 	snprintf(nj.id, sizeof(nj.id), "%s", "01890a5d-ac96-774b-bcce-b302099a8057");
 	nj.queue = "q";
 	nj.type = "noop";
-	assert_int_equal(store_insert(s, &nj, existing, &e), -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails(store_insert(s, &nj, existing, &e), &e, ERR_UNAVAILABLE);
 	assert_string_equal(existing, "");
 	memset(&job, 0x5a, sizeof(job));
-	assert_int_equal(store_get(s, nj.id, &job, &e), -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails(store_get(s, nj.id, &job, &e), &e, ERR_UNAVAILABLE);
 	assert_int_equal((unsigned char)job.id[0], 0x5a); /* untouched */
 	assert_true(clock_mono_us() - t0 < 2000000);
 	/* input errors are found before any connection is needed */
-	assert_int_equal(store_get(s, "nope", &job, &e), -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_fails(store_get(s, "nope", &job, &e), &e, ERR_NOTFOUND);
 	nj.payload = "{bad";
-	assert_int_equal(store_insert(s, &nj, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(store_insert(s, &nj, NULL, &e), &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "payload"));
-	assert_int_equal(store_finish(s, nj.id, JOB_ACTIVE, NULL, NULL, 0, 0,
-				      &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(store_finish(s, nj.id, JOB_ACTIVE, NULL, NULL, 0, 0, &e), &e, ERR_INVALID);
 	store_free(s);
 	store_free(NULL);
 	store_job_list_release(NULL);
 	close(fd);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_open_bad_urls),
 		cmocka_unit_test(test_unreachable),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

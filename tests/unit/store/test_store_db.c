@@ -27,6 +27,7 @@
 #include "base/clock.h"
 #include "base/uuid.h"
 #include "store/store.h"
+#include "../unit.h"
 
 static const char *db_url;
 
@@ -56,6 +57,13 @@ static void unique_queue(char out[48], const char *prefix)
 
 	uuid7_new(id);
 	snprintf(out, 48, "%s-%s", prefix, id + 24);
+}
+
+/* A fresh job id, in `id` and in `nj`. */
+static void new_id(struct job_spec *nj, char id[UUID_STR_LEN])
+{
+	uuid7_new(id);
+	snprintf(nj->id, sizeof(nj->id), "%s", id);
 }
 
 static void must(int rc, const struct err *e, const char *what)
@@ -149,8 +157,7 @@ static void test_insert_get_roundtrip(void **state)
 
 	(void)state;
 	unique_queue(q, "rt");
-	uuid7_new(id);
-	snprintf(nj.id, sizeof(nj.id), "%s", id);
+	new_id(&nj, id);
 	nj.queue = q;
 	nj.type = "media.thumbnail";
 	nj.payload = "{\"input\":\"file://a.mp4\",\"at\":1.25,\"tags\":[\"x\"],"
@@ -193,15 +200,11 @@ static void test_insert_get_roundtrip(void **state)
 	o = job_info_to_json(&j);
 	p = json_object_get(o, "payload");
 	assert_true(json_is_object(p));
-	assert_string_equal(json_string_value(json_object_get(p, "input")),
-			    "file://a.mp4");
+	assert_json_str(p, "input", "file://a.mp4");
 	assert_true(json_real_value(json_object_get(p, "at")) == 1.25);
-	assert_string_equal(json_string_value(json_object_get(p, "u")),
-			    "caf\xc3\xa9 \"q\"");
-	assert_string_equal(json_string_value(json_object_get(o, "run_at")),
-			    "2100-01-01T00:00:00.000001Z");
-	assert_string_equal(json_string_value(json_object_get(o, "status")),
-			    "scheduled");
+	assert_json_str(p, "u", "caf\xc3\xa9 \"q\"");
+	assert_json_str(o, "run_at", "2100-01-01T00:00:00.000001Z");
+	assert_json_str(o, "status", "scheduled");
 	json_decref(o);
 	job_info_release(&j);
 
@@ -269,46 +272,34 @@ static void test_bad_input(void **state)
 
 	(void)state;
 	unique_queue(q, "bad");
-	uuid7_new(id);
-	snprintf(nj.id, sizeof(nj.id), "%s", id);
+	new_id(&nj, id);
 	nj.queue = q;
 	nj.type = "noop";
 	nj.payload = "{\"a\":";
-	assert_int_equal(store_insert(s, &nj, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(store_insert(s, &nj, NULL, &e), &e, ERR_INVALID);
 	nj.payload = NULL;
 	snprintf(nj.id, sizeof(nj.id), "%s", "12345");
-	assert_int_equal(store_insert(s, &nj, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(store_insert(s, &nj, NULL, &e), &e, ERR_INVALID);
 	snprintf(nj.id, sizeof(nj.id), "%s", id);
 	nj.type = NULL;
-	assert_int_equal(store_insert(s, &nj, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(store_insert(s, &nj, NULL, &e), &e, ERR_INVALID);
 	/* a payload Postgres refuses though jansson takes it: \u0000 */
 	nj.type = "noop";
 	nj.payload = "{\"a\":\"x\\u0000y\"}";
-	assert_int_equal(store_insert(s, &nj, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(store_insert(s, &nj, NULL, &e), &e, ERR_INVALID);
 	assert_int_equal(store_get(s, id, &j, &e), -1); /* nothing written */
 	assert_int_equal(e.code, ERR_NOTFOUND);
-	assert_int_equal(store_get(s, "not-a-uuid", &j, &e), -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
-	assert_int_equal(store_finish(s, id, JOB_DONE, NULL, NULL, 0, 0, &e),
-			 -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
-	assert_int_equal(store_set_status(s, id, JOB_QUEUED, NULL, 0, &e), -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
-	assert_int_equal(store_set_status(s, id, JOB_ACTIVE, NULL, 0, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(store_get(s, "not-a-uuid", &j, &e), &e, ERR_NOTFOUND);
+	assert_fails(store_finish(s, id, JOB_DONE, NULL, NULL, 0, 0, &e), &e, ERR_NOTFOUND);
+	assert_fails(store_set_status(s, id, JOB_QUEUED, NULL, 0, &e), &e, ERR_NOTFOUND);
+	assert_fails(store_set_status(s, id, JOB_ACTIVE, NULL, 0, &e), &e, ERR_INVALID);
 	assert_int_equal(store_mark_started(s, id, 1, 0, &e), 0); /* no row */
 	assert_int_equal(store_progress(s, id, 5, NULL, &e), 0);
 	assert_int_equal(store_delete(s, id, &e), 0);
-	assert_int_equal(store_list(s, q, JOB_QUEUED, 0, NULL, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(store_list(s, q, JOB_QUEUED, 0, NULL, NULL, &e), &e, ERR_INVALID);
 	snprintf(f.id, sizeof(f.id), "%s", id);
 	f.status = JOB_ACTIVE;
-	assert_int_equal(store_apply_finals(s, &f, 1, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(store_apply_finals(s, &f, 1, &e), &e, ERR_INVALID);
 	store_free(s);
 }
 
@@ -323,8 +314,7 @@ static void test_state_updates(void **state)
 
 	(void)state;
 	unique_queue(q, "upd");
-	uuid7_new(id);
-	snprintf(nj.id, sizeof(nj.id), "%s", id);
+	new_id(&nj, id);
 	nj.queue = q;
 	nj.type = "sleep";
 	nj.max_attempts = 3;
@@ -394,8 +384,7 @@ static void test_state_updates(void **state)
 	assert_true(j.finished_at != 0);
 	job_info_release(&j);
 	assert_int_equal(store_delete(s, id, &e), 1);
-	assert_int_equal(store_get(s, id, &j, &e), -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_fails(store_get(s, id, &j, &e), &e, ERR_NOTFOUND);
 	store_free(s);
 }
 
@@ -544,8 +533,7 @@ static void test_reconcile(void **state)
 	/* a bad entry refuses the whole batch */
 	f[0].status = JOB_FAILED;
 	f[1].result = (char *)"{nope";
-	assert_int_equal(store_apply_finals(s, f, 2, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(store_apply_finals(s, f, 2, &e), &e, ERR_INVALID);
 	must(store_get(s, ids[2], &j, &e), &e, "get");
 	assert_int_equal(j.status, JOB_DONE);
 	job_info_release(&j);
@@ -575,8 +563,7 @@ static void *ins_thread(void *p)
 	nj.type = "noop";
 	nj.payload = "{\"n\":1}";
 	for (i = 0; i < a->n; i++) {
-		uuid7_new(id);
-		snprintf(nj.id, sizeof(nj.id), "%s", id);
+		new_id(&nj, id);
 		if (store_insert(a->s, &nj, NULL, &e) != 0 ||
 		    store_mark_started(a->s, id, 1, 0, &e) != 1 ||
 		    store_finish(a->s, id, JOB_DONE, "{}", NULL, 0, 1, &e) != 0) {
@@ -673,8 +660,7 @@ static void test_outage(void **state)
 
 	(void)state;
 	unique_queue(q, "out");
-	uuid7_new(id);
-	snprintf(nj.id, sizeof(nj.id), "%s", id);
+	new_id(&nj, id);
 	nj.queue = q;
 	nj.type = "noop";
 	must(store_insert(s, &nj, NULL, &e), &e, "insert");
@@ -691,22 +677,15 @@ static void test_outage(void **state)
 	run_cmd("STORE_PG_STOP");
 	t0 = clock_mono_us();
 	for (i = 0; i < 20; i++) {
-		assert_int_equal(store_get(s, id, &j, &e), -1);
-		assert_int_equal(e.code, ERR_UNAVAILABLE);
+		assert_fails(store_get(s, id, &j, &e), &e, ERR_UNAVAILABLE);
 	}
 	uuid7_new(id2);
 	snprintf(nj.id, sizeof(nj.id), "%s", id2);
-	assert_int_equal(store_insert(s, &nj, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
-	assert_int_equal(store_progress(s, id, 5, "x", &e), -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
-	assert_int_equal(store_finish(s, id, JOB_DONE, NULL, NULL, 0, 0, &e),
-			 -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
-	assert_int_equal(store_ping(s, &e), -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
-	assert_int_equal(store_migrate(s, &e), -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_fails(store_insert(s, &nj, NULL, &e), &e, ERR_UNAVAILABLE);
+	assert_fails(store_progress(s, id, 5, "x", &e), &e, ERR_UNAVAILABLE);
+	assert_fails(store_finish(s, id, JOB_DONE, NULL, NULL, 0, 0, &e), &e, ERR_UNAVAILABLE);
+	assert_fails(store_ping(s, &e), &e, ERR_UNAVAILABLE);
+	assert_fails(store_migrate(s, &e), &e, ERR_UNAVAILABLE);
 	printf("# 26 calls during the outage took %.1f ms\n",
 	       (clock_mono_us() - t0) / 1000.0);
 	assert_true(clock_mono_us() - t0 < 3000000);
@@ -716,8 +695,7 @@ static void test_outage(void **state)
 	run_cmd("STORE_PG_START");
 	printf("# reconnected %lld ms after postgres was back\n",
 	       (long long)wait_back(s, id));
-	assert_int_equal(store_get(s, id2, &j, &e), -1);
-	assert_int_equal(e.code, ERR_NOTFOUND);
+	assert_fails(store_get(s, id2, &j, &e), &e, ERR_NOTFOUND);
 	must(store_insert(s, &nj, NULL, &e), &e, "insert after outage");
 	must(store_finish(s, id, JOB_DONE, NULL, NULL, 0, 1, &e), &e,
 	     "finish after outage");
@@ -744,8 +722,7 @@ static void *bench_thread(void *p)
 	nj.type = "noop";
 	nj.payload = "{\"ms\":1}";
 	for (i = 0; i < a->n; i++) {
-		uuid7_new(id);
-		snprintf(nj.id, sizeof(nj.id), "%s", id);
+		new_id(&nj, id);
 		if (store_insert(a->s, &nj, NULL, &e) != 0)
 			a->failed++;
 	}

@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "httpd/httpd.h"
 #include "wake/wake.h"
+#include "../unit.h"
 
 static atomic_int wakes, meta;
 static int wake_status = 200;
@@ -104,8 +105,7 @@ static void test_once(void **state)
 	body = (char *)"untouched";
 	wake_status = 401;
 	hold_s = 0;
-	assert_int_equal(wake_once(url, NULL, 5, &st, &body, &e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(wake_once(url, NULL, 5, &st, &body, &e), &e, ERR_AUTH);
 	assert_string_equal(body, "untouched");
 	wake_status = 200;
 	/* held open by a draining worker: sent, then timed out = woken */
@@ -114,10 +114,9 @@ static void test_once(void **state)
 	assert_int_equal(st, 0);
 	assert_null(body);
 	hold_s = 0;
-	assert_int_equal(wake_once("http://127.0.0.1:1/wake", NULL, 2, &st, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_UNAVAILABLE);
-	assert_int_equal(wake_once("ftp://x/wake", NULL, 2, &st, NULL, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(wake_once("http://127.0.0.1:1/wake", NULL, 2, &st, NULL, &e),
+	             &e, ERR_UNAVAILABLE);
+	assert_fails(wake_once("ftp://x/wake", NULL, 2, &st, NULL, &e), &e, ERR_INVALID);
 }
 
 static void test_waker(void **state)
@@ -152,8 +151,7 @@ static void test_waker(void **state)
 	assert_string_equal(last_aud, base); /* the origin of the URL */
 	wake_free(w); /* drops the held transfer */
 	hold_s = 0;
-	assert_null(wake_new(&(struct wake_opts){ .url = "nope" }, &e));
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails_null(wake_new(&(struct wake_opts){ .url = "nope" }, &e), &e, ERR_INVALID);
 }
 
 int main(void)

@@ -17,6 +17,7 @@
 #include "job/job.h"
 #include "webhook/webhook.h"
 #include "../fetch/testserver.h"
+#include "../unit.h"
 
 static const char kat_body[] = "{\"id\":\"j1\",\"status\":\"done\"}";
 /* printf '%s' '1700000000.{"id":"j1","status":"done"}' |
@@ -82,9 +83,8 @@ static void test_sign_rotation(void **state)
 					300, &e), 0);
 	assert_int_equal(webhook_verify("old", sig, kat_body, n, 1700000000, 300,
 					&e), 0);
-	assert_int_equal(webhook_verify("neither", sig, kat_body, n, 1700000000,
-					300, &e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(webhook_verify("neither", sig, kat_body, n, 1700000000, 300, &e),
+	             &e, ERR_AUTH);
 	/* the longest header fits: a 20-digit time and two entries */
 	assert_int_equal(webhook_sign("a", "b", INT64_MIN, "", 0, sig), 0);
 	assert_int_equal(strlen(sig), 2 + 20 + 2 * (4 + 64));
@@ -123,9 +123,8 @@ static void test_sign_standard(void **state)
 	/* "whsec_" promises base64: anything else is refused, naming the
 	 * setting and never the secret */
 	strcpy(sig, "untouched");
-	assert_int_equal(webhook_sign_standard("whsec_not base64!", NULL, "m", 1,
-					       "", 0, sig, &e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(webhook_sign_standard("whsec_not base64!", NULL, "m", 1, "", 0, sig, &e),
+	             &e, ERR_INVALID);
 	assert_non_null(strstr(e.msg, "WEBHOOK_SECRET"));
 	assert_null(strstr(e.msg, "not base64!"));
 	assert_string_equal(sig, "untouched");
@@ -177,23 +176,21 @@ static void test_verify(void **state)
 	assert_int_equal(webhook_verify("whsec_test", kat_sig, kat_body, n,
 					t + 300, 300, &e), 0);
 	/* too old, or from the future */
-	assert_int_equal(webhook_verify("whsec_test", kat_sig, kat_body, n,
-					t + 301, 300, &e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(webhook_verify("whsec_test", kat_sig, kat_body, n, t + 301, 300, &e),
+	             &e, ERR_AUTH);
 	assert_int_equal(webhook_verify("whsec_test", kat_sig, kat_body, n,
 					t - 301, 300, &e), -1);
 	/* another body, another secret, another time */
 	memcpy(tampered, kat_body, sizeof(kat_body));
 	tampered[8] = 'X';
-	assert_int_equal(webhook_verify("whsec_test", kat_sig, tampered, n, t, 300,
-					&e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(webhook_verify("whsec_test", kat_sig, tampered, n, t, 300, &e),
+	             &e, ERR_AUTH);
 	assert_int_equal(webhook_verify("whsec_other", kat_sig, kat_body, n, t, 300,
 					&e), -1);
-	assert_int_equal(webhook_verify("whsec_test", "t=1700000001,v1=53406800bef0"
-		"91f19a5510edf85726cae89f89f95ee64cbe74c489161258786e", kat_body, n,
-		t, 300, &e), -1);
-	assert_int_equal(e.code, ERR_AUTH);
+	assert_fails(webhook_verify("whsec_test", "t=1700000001,v1=53406800bef0"
+				    "91f19a5510edf85726cae89f89f95ee64cbe74c489161258786e",
+				    kat_body, n, t, 300, &e),
+	             &e, ERR_AUTH);
 	/* upper-case hex and a rotated extra v1 entry are accepted */
 	memcpy(upper, kat_sig, sizeof(kat_sig));
 	for (i = 16; upper[i]; i++)
@@ -204,9 +201,8 @@ static void test_verify(void **state)
 	assert_int_equal(webhook_verify("whsec_test", two, kat_body, n, t, 300, &e),
 			 0);
 	/* malformed */
-	assert_int_equal(webhook_verify("whsec_test", "v1=abc", kat_body, n, t, 300,
-					&e), -1);
-	assert_int_equal(e.code, ERR_INVALID);
+	assert_fails(webhook_verify("whsec_test", "v1=abc", kat_body, n, t, 300, &e),
+	             &e, ERR_INVALID);
 	assert_int_equal(webhook_verify("whsec_test", "t=1700000000", kat_body, n, t,
 					300, &e), -1);
 	assert_int_equal(webhook_verify("whsec_test", "t=-5,v1=00", kat_body, n, t,
@@ -228,22 +224,20 @@ static void test_build(void **state)
 	char *text;
 
 	(void)state;
-	assert_string_equal(json_string_value(json_object_get(b, "id")), "id1");
-	assert_string_equal(json_string_value(json_object_get(b, "status")), "done");
+	assert_json_str(b, "id", "id1");
+	assert_json_str(b, "status", "done");
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(b,
 		"result"), "bytes")), 42);
 	assert_null(json_object_get(b, "error"));
-	assert_int_equal(json_integer_value(json_object_get(b, "attempts")), 2);
-	assert_string_equal(json_string_value(json_object_get(b, "finished_at")),
-			    "2023-11-14T22:13:20.123456Z");
+	assert_json_int(b, "attempts", 2);
+	assert_json_str(b, "finished_at", "2023-11-14T22:13:20.123456Z");
 	text = webhook_build_payload("https://example.com/cb", b);
 	/* a payload the queue makes fits the type, which no client may use */
 	assert_int_equal(job_check("webhook.deliver", text, NULL), -1);
 	p = json_loads(text, 0, &jerr);
 	assert_non_null(p);
 	assert_int_equal(job_find("webhook.deliver")->check(p, NULL), 0);
-	assert_string_equal(json_string_value(json_object_get(p, "url")),
-			    "https://example.com/cb");
+	assert_json_str(p, "url", "https://example.com/cb");
 	assert_true(json_equal(json_object_get(p, "body"), b));
 	json_decref(p);
 	free(text);
@@ -251,7 +245,7 @@ static void test_build(void **state)
 	json_decref(res);
 
 	b = webhook_build_body("id2", "fail", "failed", NULL, "boom", 3, 0);
-	assert_string_equal(json_string_value(json_object_get(b, "error")), "boom");
+	assert_json_str(b, "error", "boom");
 	assert_null(json_object_get(b, "result"));
 	json_decref(b);
 	assert_int_equal(job_check("webhook.deliver", "{\"url\":\"file:///x\","
@@ -262,26 +256,22 @@ static void test_build(void **state)
 
 static int deliver(const char *path, struct job_outcome *out)
 {
-	struct job_run run = { 0 };
-	atomic_int cancel = 0;
 	json_t *body = webhook_build_body("job-9", "noop", "done", NULL, NULL, 1,
 					  clock_now_us());
 	char *text = webhook_build_payload(ts_url(path), body);
-	json_error_t jerr;
-	int rc;
+	int rc = ts_run_job("webhook.deliver", "delivery-1", text, 5, out);
 
-	run.id = "delivery-1";
-	run.type = "webhook.deliver";
-	run.payload = json_loads(text, 0, &jerr);
-	run.attempt = 1;
-	run.max_attempts = 5;
-	run.cancel = &cancel;
-	memset(out, 0, sizeof(*out));
-	rc = job_execute(&run, out);
-	json_decref(run.payload);
 	json_decref(body);
 	free(text);
 	return rc;
+}
+
+/* The delivery to `path` fails, retryably or for good as `retryable`
+ * says; *out holds the outcome. */
+static void deliver_fails(const char *path, int retryable, struct job_outcome *out)
+{
+	assert_int_equal(deliver(path, out), -1);
+	assert_int_equal(out->retryable, retryable);
 }
 
 static int count(const char *s, const char *needle)
@@ -353,30 +343,24 @@ static void test_deliver(void **state)
 	 * (the worker refuses it at start-up already) */
 	job_settings.webhook_secret_previous = "whsec_?";
 	ts.requests = 0;
-	assert_int_equal(deliver("/hook", &out), -1);
-	assert_int_equal(out.retryable, 0);
+	deliver_fails("/hook", 0, &out);
 	assert_non_null(strstr(out.error, "WEBHOOK_SECRET_PREVIOUS"));
 	assert_int_equal(ts.requests, 0); /* nothing sent */
 	job_settings.webhook_secret_previous = NULL;
 
 	ts.hook_status = 500;
-	assert_int_equal(deliver("/hook", &out), -1);
-	assert_int_equal(out.retryable, 1);
+	deliver_fails("/hook", 1, &out);
 	ts.hook_status = 429;
-	assert_int_equal(deliver("/hook", &out), -1);
-	assert_int_equal(out.retryable, 1);
+	deliver_fails("/hook", 1, &out);
 	assert_true(out.retry_after_s == 7);
 	ts.hook_status = 410;
-	assert_int_equal(deliver("/hook", &out), -1);
-	assert_int_equal(out.retryable, 0);
+	deliver_fails("/hook", 0, &out);
 	ts.hook_status = 200;
 	/* redirects are not followed: final */
-	assert_int_equal(deliver("/redirect/1", &out), -1);
-	assert_int_equal(out.retryable, 0);
+	deliver_fails("/redirect/1", 0, &out);
 	/* refused address: final; no secret: sent unsigned */
 	job_settings.allow_private = "";
-	assert_int_equal(deliver("/hook", &out), -1);
-	assert_int_equal(out.retryable, 0);
+	deliver_fails("/hook", 0, &out);
 	assert_non_null(strstr(out.error, "refused address"));
 	job_settings.allow_private = "loopback";
 	job_settings.webhook_secret = "";

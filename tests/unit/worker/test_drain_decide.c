@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "worker/worker_int.h"
+#include "../unit.h"
 
 #define S 1000000 /* µs */
 
@@ -23,6 +24,31 @@ static struct drain_facts base(void)
 	f.idle_us = 2 * S;
 	f.due_in_us = INT64_MAX;
 	return f;
+}
+
+/* Jobs in hand, running or finished and not settled yet, keep the drain
+ * whatever else `f` says. */
+static void assert_work_keeps(struct drain_facts f)
+{
+	f.busy = 1;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	f.busy = 0;
+	f.unsettled = 1;
+	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+}
+
+/* The verdict on `f` had the drain been idle for `us` until now. */
+static enum drain_verdict idle_for(struct drain_facts f, int64_t us)
+{
+	f.idle_since = f.now_us - us;
+	return drain_decide(&f);
+}
+
+/* The verdict on `f` with the next delayed job due in `us`. */
+static enum drain_verdict due_in(struct drain_facts f, int64_t us)
+{
+	f.due_in_us = us;
+	return drain_decide(&f);
 }
 
 static void test_working(void **state)
@@ -47,12 +73,7 @@ static void test_paused(void **state)
 	(void)state;
 	f.paused = 1;
 	assert_int_equal(drain_decide(&f), DRAIN_END_IDLE);
-	f.busy = 1;
-	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
-	f.busy = 0;
-	f.unsettled = 1;
-	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
-	f.unsettled = 0;
+	assert_work_keeps(f);
 	f.paused = 0;
 	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
 }
@@ -62,22 +83,15 @@ static void test_idle(void **state)
 	struct drain_facts f = base();
 
 	(void)state;
-	f.idle_since = f.now_us - 2 * S + 1;
-	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
-	f.idle_since = f.now_us - 2 * S;
-	assert_int_equal(drain_decide(&f), DRAIN_END_IDLE);
+	assert_int_equal(idle_for(f, 2 * S - 1), DRAIN_CONTINUE);
+	assert_int_equal(idle_for(f, 2 * S), DRAIN_END_IDLE);
 	assert_string_equal(drain_verdict_name(DRAIN_END_IDLE), "idle");
+	f.idle_since = f.now_us - 2 * S;
 	/* A delayed job due inside the idle window: wait for it here. */
-	f.due_in_us = 2 * S - 1;
-	assert_int_equal(drain_decide(&f), DRAIN_HOLD);
-	f.due_in_us = 2 * S;
-	assert_int_equal(drain_decide(&f), DRAIN_END_IDLE);
+	assert_int_equal(due_in(f, 2 * S - 1), DRAIN_HOLD);
+	assert_int_equal(due_in(f, 2 * S), DRAIN_END_IDLE);
 	/* Jobs held keep the drain: never idle with work in hand. */
-	f.busy = 1;
-	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
-	f.busy = 0;
-	f.unsettled = 1;
-	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
+	assert_work_keeps(f);
 }
 
 /* A wake whose first take found nothing due ends at once (an idle cron
@@ -91,34 +105,24 @@ static void test_empty_wake(void **state)
 	f.empty_linger_us = 0;
 	assert_int_equal(drain_decide(&f), DRAIN_END_IDLE);
 	/* ...unless a delayed job comes due within IDLE_TIMEOUT: held. */
-	f.due_in_us = 2 * S - 1;
-	assert_int_equal(drain_decide(&f), DRAIN_HOLD);
-	f.due_in_us = 2 * S;
-	assert_int_equal(drain_decide(&f), DRAIN_END_IDLE);
+	assert_int_equal(due_in(f, 2 * S - 1), DRAIN_HOLD);
+	assert_int_equal(due_in(f, 2 * S), DRAIN_END_IDLE);
 	/* Jobs held (taken by a /wake joining it) keep it, as ever. */
-	f.busy = 1;
-	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
-	f.busy = 0;
-	f.unsettled = 1;
-	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
-	f.unsettled = 0;
+	assert_work_keeps(f);
 	/* EMPTY_WAKE_LINGER replaces IDLE_TIMEOUT as the window. */
 	f.empty_linger_us = S / 2;
 	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
-	f.idle_since = f.now_us - S / 2 + 1;
-	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
-	f.idle_since = f.now_us - S / 2;
-	assert_int_equal(drain_decide(&f), DRAIN_END_IDLE);
+	assert_int_equal(idle_for(f, S / 2 - 1), DRAIN_CONTINUE);
+	assert_int_equal(idle_for(f, S / 2), DRAIN_END_IDLE);
 	/* After work the drain waits the whole IDLE_TIMEOUT. */
 	f.empty = 0;
+	f.idle_since = f.now_us - S / 2;
 	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
 	f.empty_linger_us = 0;
 	f.idle_since = f.now_us;
 	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
-	f.idle_since = f.now_us - 2 * S + 1;
-	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
-	f.idle_since = f.now_us - 2 * S;
-	assert_int_equal(drain_decide(&f), DRAIN_END_IDLE);
+	assert_int_equal(idle_for(f, 2 * S - 1), DRAIN_CONTINUE);
+	assert_int_equal(idle_for(f, 2 * S), DRAIN_END_IDLE);
 	/* SIGTERM and WAKE_MAX rules come first, empty or not. */
 	f.empty = 1;
 	f.idle_since = f.now_us;
@@ -183,11 +187,8 @@ static void test_wake_max(void **state)
 	assert_int_equal(drain_decide(&f), DRAIN_END_WAKE_MAX);
 	assert_string_equal(drain_verdict_name(DRAIN_END_WAKE_MAX), "wake_max");
 	/* Past the deadline the running jobs finish and are settled first. */
-	f.busy = 2;
-	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
-	f.busy = 0;
+	assert_work_keeps(f);
 	f.unsettled = 1;
-	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
 	/* ...for at most a minute (Redis gone): then the leases expire. */
 	f.now_us = f.wake_max_at + DRAIN_WAKE_MAX_OVERRUN_US;
 	assert_int_equal(drain_decide(&f), DRAIN_CONTINUE);
@@ -210,9 +211,7 @@ static void test_names(void **state)
 	assert_string_equal(drain_verdict_name(DRAIN_HOLD), "running");
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_working),
 		cmocka_unit_test(test_idle),
 		cmocka_unit_test(test_paused),
@@ -221,7 +220,4 @@ int main(void)
 		cmocka_unit_test(test_abandon),
 		cmocka_unit_test(test_wake_max),
 		cmocka_unit_test(test_names),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)

@@ -18,6 +18,7 @@
 
 #include "base/clock.h"
 #include "worker/worker.h"
+#include "../unit.h"
 
 static struct worker_config config(int port)
 {
@@ -137,13 +138,8 @@ static void test_bad_config(void **state)
 	assert_int_equal(threads(), n0);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
+UNIT_MAIN(
 		cmocka_unit_test(test_port_taken),
 		cmocka_unit_test(test_start_free),
 		cmocka_unit_test(test_bad_config),
-	};
-
-	return cmocka_run_group_tests(tests, NULL, NULL);
-}
+)
