@@ -214,8 +214,10 @@ UNIT_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 LIB_MODULES := $(ALL_MODULES)
 LIB_OBJS := $(foreach m,$(LIB_MODULES),$(call mod_objs,$(m)))
 LIB_LIBS = $(shell pkg-config --libs $(ALL_PKGS) cmocka 2>/dev/null) -lm -ldl
-# The test tools call libcurl themselves (as clients of the API): linked.
+# The test tools call libcurl themselves (as clients of the API): linked;
+# but not mediatool, which maps what the worker maps (tests/bench/media.sh).
 TOOL_LIBS = $(LIB_LIBS) $(shell pkg-config --libs $(ALL_DLOPEN) 2>/dev/null)
+$(BUILD)/tests/tools/mediatool: TOOL_LIBS = $(LIB_LIBS)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
 
