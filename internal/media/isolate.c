@@ -637,3 +637,8 @@ int media_isolate_copy(media_work_fn fn, const void *arg, size_t size, const cha
 	}
 	return rc;
 }
+
+void media_isolate_done(void)
+{
+	spare_discard(&thread_spare);
+}

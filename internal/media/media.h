@@ -216,6 +216,12 @@ int media_isolate(media_work_fn fn, void *arg, const char *cleanup,
 int media_isolate_copy(media_work_fn fn, const void *arg, size_t size, const char *cleanup,
 		       const struct media_ctl *ctl, json_t **out, struct err *err);
 
+/* Ends the calling thread's child of media_isolate_copy, if any, and reaps
+ * it, so that its CPU time and peak memory count in this process's
+ * RUSAGE_CHILDREN (a child left to die with its thread is never waited
+ * for). Blocks until it is gone. */
+void media_isolate_done(void);
+
 /* ---- job handlers ----------------------------------------------------- */
 
 /* Binds media.probe, media.thumbnail and media.transcode in the jobs

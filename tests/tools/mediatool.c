@@ -139,6 +139,8 @@ int main(int argc, char **argv)
 					   &res, &err);
 		t[i] = clock_mono_us() - t0;
 	}
+	/* reaped, so that time(1) counts its CPU and memory */
+	media_isolate_done();
 	if (rc < 0) {
 		fprintf(stderr, "mediatool: %s (%s)\n", err.msg,
 			err_code_name(err.code));
