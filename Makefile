@@ -42,7 +42,10 @@ BUILD := build-san
 endif
 
 # Each module's third-party libraries (pkg-config names); a binary links
-# the union of its modules' lists and nothing more.
+# the union of its modules' lists and nothing more. <module>_DLOPEN: the
+# libraries a module loads itself on first use (base/dl.h): their headers
+# only, never linked, so a start without DATABASE_URL or a fetch does not
+# load libpq or libcurl and the ~20 libraries they pull in.
 base_PKGS :=
 crypto_PKGS := libcrypto
 log_PKGS :=
@@ -53,13 +56,14 @@ queue_PKGS := hiredis
 httpd_PKGS := libmicrohttpd jansson
 metrics_PKGS :=
 worker_PKGS := jansson
-wake_PKGS := libcurl
-store_PKGS := libpq
+wake_DLOPEN := libcurl
+store_DLOPEN := libpq
 reconcile_PKGS :=
 api_PKGS := jansson
 media_PKGS := libavformat libavcodec libavutil libswscale libswresample libavfilter
-fetch_PKGS := libcurl jansson
-webhook_PKGS := libcurl
+fetch_PKGS := jansson
+fetch_DLOPEN := libcurl
+webhook_DLOPEN := libcurl
 -include $(wildcard internal/*/module.mk)
 
 # rediss:// needs hiredis >= 1.0 built with TLS (hiredis_ssl); bookworm's
@@ -79,7 +83,8 @@ wakeq_PKGS := jansson
 BINS := wakeq-worker wakeq-api wakeq
 ALL_MODULES := $(sort $(foreach b,$(BINS),$($(b)_MODULES)) media)
 ALL_PKGS := $(sort $(foreach m,$(ALL_MODULES),$($(m)_PKGS)))
-PKG_CFLAGS := $(shell pkg-config --cflags $(ALL_PKGS) 2>/dev/null)
+ALL_DLOPEN := $(sort $(foreach m,$(ALL_MODULES),$($(m)_DLOPEN)))
+PKG_CFLAGS := $(shell pkg-config --cflags $(ALL_PKGS) $(ALL_DLOPEN) 2>/dev/null)
 
 CPPFLAGS += -D_GNU_SOURCE -Iinternal -I$(BUILD)/gen $(PKG_CFLAGS)
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) -pthread -MMD -MP
@@ -88,14 +93,14 @@ ALL_LDFLAGS = $(LDFLAGS) $(SAN) -pthread
 mod_srcs = $(wildcard internal/$(1)/*.c)
 mod_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(call mod_srcs,$(1)))
 bin_objs = $(foreach m,$($(1)_MODULES),$(call mod_objs,$(m)))
-bin_libs = $(shell pkg-config --libs $(sort $($(1)_PKGS) $(foreach m,$($(1)_MODULES),$($(m)_PKGS))) 2>/dev/null) -lm
+bin_libs = $(shell pkg-config --libs $(sort $($(1)_PKGS) $(foreach m,$($(1)_MODULES),$($(m)_PKGS))) 2>/dev/null) -lm -ldl
 
 all: $(addprefix $(BUILD)/,$(BINS)) $(BUILD)/wakeq-media.so examples
 
 # The worker exports its symbols to the media plugin (FFmpeg lives there,
 # loaded on the first media job: see internal/worker/media_plugin.c).
 $(BUILD)/wakeq-worker: $(BUILD)/obj/cmd/worker/main.o $(call bin_objs,wakeq-worker)
-	$(CC) $(ALL_LDFLAGS) -Wl,--export-dynamic -o $@ $^ $(call bin_libs,wakeq-worker) -ldl
+	$(CC) $(ALL_LDFLAGS) -Wl,--export-dynamic -o $@ $^ $(call bin_libs,wakeq-worker)
 MEDIA_PIC := $(patsubst %.c,$(BUILD)/pic/%.o,$(call mod_srcs,media))
 $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -208,7 +213,11 @@ UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 LIB_MODULES := $(ALL_MODULES)
 LIB_OBJS := $(foreach m,$(LIB_MODULES),$(call mod_objs,$(m)))
-LIB_LIBS = $(shell pkg-config --libs $(ALL_PKGS) cmocka 2>/dev/null) -lm
+LIB_LIBS = $(shell pkg-config --libs $(ALL_PKGS) cmocka 2>/dev/null) -lm -ldl
+# The test tools call libcurl themselves (as clients of the API): linked;
+# but not mediatool, which maps what the worker maps (tests/bench/media.sh).
+TOOL_LIBS = $(LIB_LIBS) $(shell pkg-config --libs $(ALL_DLOPEN) 2>/dev/null)
+$(BUILD)/tests/tools/mediatool: TOOL_LIBS = $(LIB_LIBS)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
 
@@ -216,7 +225,7 @@ TOOL_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
 # uses instructions valgrind cannot run, and the rest need none of it.
 NOMEDIA_MODULES := $(filter-out media,$(LIB_MODULES))
 NOMEDIA_OBJS := $(foreach m,$(NOMEDIA_MODULES),$(call mod_objs,$(m)))
-NOMEDIA_LIBS = $(shell pkg-config --libs $(sort $(foreach m,$(NOMEDIA_MODULES),$($(m)_PKGS))) cmocka 2>/dev/null) -lm
+NOMEDIA_LIBS = $(shell pkg-config --libs $(sort $(foreach m,$(NOMEDIA_MODULES),$($(m)_PKGS))) cmocka 2>/dev/null) -lm -ldl
 # Static pattern rules: the targets are listed, so make never falls back
 # to the other rule while objects are still to be built.
 MEDIA_UNIT_BINS := $(filter $(BUILD)/tests/unit/media/%,$(UNIT_BINS))
@@ -229,7 +238,7 @@ $(OTHER_UNIT_BINS): $(BUILD)/tests/unit/%: tests/unit/%.c $(NOMEDIA_OBJS)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(NOMEDIA_OBJS) $(ALL_LDFLAGS) $(NOMEDIA_LIBS)
 $(TOOL_BINS): $(BUILD)/tests/tools/%: tests/tools/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LIB_LIBS)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(TOOL_LIBS)
 
 # The bare fork+exec baseline of the handler benchmark: libc alone.
 $(BUILD)/tests/bench/spawnloop: tests/bench/spawnloop.c
@@ -302,7 +311,7 @@ build/fuzz/obj/internal/base/version.o: build/fuzz/gen/version_gen.h
 build/fuzz/obj/internal/base/version.o build/fuzz/obj/internal/media/plugin.o: build/fuzz/gen/version_gen.h
 $(FUZZ_BINS): build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBOBJS)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CPPFLAGS) $(FUZZ_FLAGS) -pthread -o $@ $< $(FUZZ_LIBOBJS) $(LIB_LIBS)
+	clang $(FUZZ_CPPFLAGS) $(FUZZ_FLAGS) -pthread -o $@ $< $(FUZZ_LIBOBJS) $(TOOL_LIBS)
 
 fuzz: $(FUZZ_BINS)
 

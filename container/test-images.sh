@@ -220,6 +220,19 @@ inspect_image() { # inspect_image IMAGE BINARY
 		not_ok "$img: every library of $bin resolves"
 		sed 's/^/# /' "$STATE/ldd-$bin.txt"
 	fi
+	# libpq and libcurl are not linked but loaded on first use (base/dl.h):
+	# they and their own libraries must be in the image all the same
+	for so in libpq.so.5 libcurl.so.4; do
+		if podman run --rm --network none --entrypoint /bin/sh "$img" -c \
+			"p=\$(/sbin/ldconfig -p | sed -n 's/.*$so .*=> //p' | head -1) &&
+			 [ -n \"\$p\" ] && /usr/bin/ldd \"\$p\"" >"$STATE/ldd-$so.txt" 2>&1 &&
+			! grep -q 'not found' "$STATE/ldd-$so.txt"; then
+			ok "$img: $so (loaded on first use) and its libraries resolve"
+		else
+			not_ok "$img: $so (loaded on first use) and its libraries resolve"
+			sed 's/^/# /' "$STATE/ldd-$so.txt"
+		fi
+	done
 	if timeout 30 podman run --rm --network none "$img" --help >"$STATE/help-$bin.txt" 2>&1; then
 		ok "$img: $bin --help exits 0 as the non-root user"
 	else

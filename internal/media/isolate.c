@@ -12,6 +12,11 @@
  * FETCH_PART_TOUCH_S, and the next worker to start removes partial
  * outputs left untouched for longer (fetch_sweep_parts).
  *
+ * media_isolate_copy keeps one such child per thread and reuses it, job
+ * after job, over a socket that carries each job (a flat copy of its
+ * argument, the limits, the deadline): a warm child skips the fork and
+ * FFmpeg's first-touch costs (see "spares" below and media.h).
+ *
  * After fork() in a multi-threaded process only the forking thread exists
  * in the child, and locks other threads held stay held. The child
  * therefore takes no lock of ours (no logging, no config), silences
@@ -25,6 +30,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +38,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -113,16 +120,13 @@ static void set_limit(int res, int64_t soft, int64_t hard)
 	setrlimit(res, &rl);
 }
 
-static _Noreturn void child_main(int wfd, media_work_fn fn, void *arg,
-				 const struct media_ctl *ctl, pid_t parent)
+/* The child's start: signals, descriptors (the pipe to the parent on
+ * CHILD_FD; `rfd`, when >= 0, the job's socket of a spare on
+ * CHILD_FD + 1; nothing else) and limits. */
+static void child_setup(int wfd, int rfd, pid_t parent)
 {
-	struct media_ctl cc;
 	struct sigaction sa;
 	sigset_t none;
-	struct err e;
-	json_t *res = NULL;
-	char *text;
-	int rc;
 
 	/* Die with the worker, at once: otherwise a decoder outlives a
 	 * SIGKILLed worker until its next write to the pipe fails. The signal
@@ -147,30 +151,76 @@ static _Noreturn void child_main(int wfd, media_work_fn fn, void *arg,
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
-	if (wfd != CHILD_FD) {
-		dup2(wfd, CHILD_FD);
-		close(wfd);
-	}
+	/* Above every descriptor first, so that neither dup2 below closes
+	 * the other one. */
+	wfd = fcntl(wfd, F_DUPFD, 64);
+	if (rfd >= 0)
+		rfd = fcntl(rfd, F_DUPFD, 64);
+	if (wfd < 0 || dup2(wfd, CHILD_FD) < 0 || (rfd >= 0 && dup2(rfd, CHILD_FD + 1) < 0))
+		_exit(1);
 	/* The worker's sockets and files are none of the child's business. */
-	close_range(CHILD_FD + 1, ~0U, 0);
+	close_range(rfd >= 0 ? CHILD_FD + 2 : CHILD_FD + 1, ~0U, 0);
 
-	set_limit(RLIMIT_CPU, media_limits.cpu_s, media_limits.cpu_s + 5);
-	if (!UNDER_ASAN)
-		set_limit(RLIMIT_AS, media_limits.as_bytes, media_limits.as_bytes);
-	set_limit(RLIMIT_FSIZE, media_limits.fsize_bytes, media_limits.fsize_bytes);
-	set_limit(RLIMIT_NOFILE, media_limits.nofile, media_limits.nofile);
-	{
-		struct rlimit rl = { 0, 0 };
-
-		setrlimit(RLIMIT_CORE, &rl);
-	}
 	av_log_set_callback(quiet_log);
+}
+
+static void child_limits_rest(const struct media_limits *l);
+
+/* The limits, applied just before the work: a spare gets those of the
+ * moment its job is handed over (CPU time counts from its fork; waiting
+ * costs none). */
+static void child_limits(const struct media_limits *l)
+{
+	struct rlimit rl = { 0, 0 };
+
+	set_limit(RLIMIT_CPU, l->cpu_s, l->cpu_s + 5);
+	child_limits_rest(l);
+	setrlimit(RLIMIT_CORE, &rl);
+}
+
+/* A reused child's CPU limit: the CPU time it used so far plus the job's
+ * allowance, as a soft limit (SIGXCPU); the hard limit stays unlimited so
+ * that the next job can raise the soft one again (the parent's deadline
+ * kill remains the backstop). */
+static void child_limits_reused(const struct media_limits *l)
+{
+	struct rlimit rl = { 0, 0 };
+	struct rusage ru;
+
+	if (l->cpu_s > 0 && getrusage(RUSAGE_SELF, &ru) == 0) {
+		rl.rlim_cur = (rlim_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1 + l->cpu_s);
+		rl.rlim_max = RLIM_INFINITY;
+		setrlimit(RLIMIT_CPU, &rl);
+	}
+	child_limits_rest(l);
+	rl.rlim_cur = rl.rlim_max = 0;
+	setrlimit(RLIMIT_CORE, &rl);
+}
+
+static void child_limits_rest(const struct media_limits *l)
+{
+	if (!UNDER_ASAN)
+		set_limit(RLIMIT_AS, l->as_bytes, l->as_bytes);
+	set_limit(RLIMIT_FSIZE, l->fsize_bytes, l->fsize_bytes);
+	set_limit(RLIMIT_NOFILE, l->nofile, l->nofile);
+}
+
+/* Runs the work and sends its result or error to the parent; never
+ * returns. */
+static void child_work(media_work_fn fn, void *arg, int cancelled, int64_t deadline_us)
+{
+	struct media_ctl cc;
+	struct err e;
+	json_t *res = NULL;
+	char *text;
+	int rc;
 
 	memset(&cc, 0, sizeof(cc));
+	atomic_store(&child_stop, 0);
 	cc.cancel = &child_stop;
-	cc.deadline_us = ctl ? ctl->deadline_us : 0;
+	cc.deadline_us = deadline_us;
 	cc.progress = child_progress;
-	if (ctl && ctl->cancel && atomic_load(ctl->cancel))
+	if (cancelled)
 		atomic_store(&child_stop, 1);
 
 	err_clear(&e);
@@ -195,6 +245,13 @@ static _Noreturn void child_main(int wfd, media_work_fn fn, void *arg,
 			write_all(CHILD_FD, line, (size_t)n < sizeof(line) ?
 				  (size_t)n : sizeof(line) - 1);
 	}
+	json_decref(res);
+}
+
+static _Noreturn void child_run(media_work_fn fn, void *arg, int cancelled,
+				int64_t deadline_us)
+{
+	child_work(fn, arg, cancelled, deadline_us);
 	_exit(0);
 }
 
@@ -232,34 +289,20 @@ static void handle_line(char *line, const struct media_ctl *ctl,
 	}
 }
 
-int media_isolate(media_work_fn fn, void *arg, const char *cleanup,
-		  const struct media_ctl *ctl, json_t **out, struct err *err)
+/* Reads the child `pid`'s lines on `rfd` (closed here) until it ended,
+ * enforcing cancel, deadline and grace; reaps it and maps how it ended.
+ * See media_isolate. */
+static int watch(pid_t pid, int rfd, const char *cleanup, const struct media_ctl *ctl,
+		 int *alive, json_t **out, struct err *err)
 {
 	struct heard h = { NULL, 0, { ERR_OK, "" } };
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
-	int fds[2], status = 0, stopped = 0, killed = 0, ret = -1;
+	int status = 0, stopped = 0, killed = 0, ret = -1;
 	int64_t term_at = 0, touched_at = INT64_MIN / 2;
-	pid_t pid, self = getpid();
-
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return err_set(err, ERR_INTERNAL, "cannot create a pipe: %s",
-			       strerror(errno));
-	pid = fork();
-	if (pid < 0) {
-		close(fds[0]);
-		close(fds[1]);
-		return err_set(err, ERR_UNAVAILABLE, "cannot fork a decoder: %s",
-			       strerror(errno));
-	}
-	if (pid == 0) {
-		close(fds[0]);
-		child_main(fds[1], fn, arg, ctl, self);
-	}
-	close(fds[1]);
 
 	for (;;) {
-		struct pollfd pfd = { fds[0], POLLIN, 0 };
+		struct pollfd pfd = { rfd, POLLIN, 0 };
 		int64_t now;
 		int n = poll(&pfd, 1, 50);
 
@@ -275,7 +318,7 @@ int media_isolate(media_work_fn fn, void *arg, const char *cleanup,
 				if (!buf)
 					abort();
 			}
-			r = read(fds[0], buf + len, cap - len - 1);
+			r = read(rfd, buf + len, cap - len - 1);
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r <= 0)
@@ -287,6 +330,13 @@ int media_isolate(media_work_fn fn, void *arg, const char *cleanup,
 				*nl = 0;
 				handle_line(line, ctl, &h);
 				line = nl + 1;
+			}
+			/* A reused child answered and waits for its next job;
+			 * one asked to stop is not reused: EOF comes now. */
+			if (alive && (h.result || h.has_error)) {
+				if (!stopped && !killed)
+					break;
+				kill(pid, SIGKILL);
 			}
 			len -= (size_t)(line - buf);
 			memmove(buf, line, len);
@@ -317,10 +367,24 @@ int media_isolate(media_work_fn fn, void *arg, const char *cleanup,
 			killed = 1;
 		}
 	}
-	close(fds[0]);
+	free(buf);
+	if (alive && (h.result || h.has_error) && !stopped && !killed) {
+		*alive = 1; /* rfd stays open for its next job */
+		if (h.has_error) {
+			if (err)
+				*err = h.error;
+		} else {
+			*out = h.result;
+			h.result = NULL;
+			ret = 0;
+		}
+		goto out;
+	}
+	if (alive)
+		*alive = 0;
+	close(rfd);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	free(buf);
 
 	if (stopped) {
 		err_set(err, (enum err_code)stopped, "%s",
@@ -351,8 +415,230 @@ int media_isolate(media_work_fn fn, void *arg, const char *cleanup,
 		h.result = NULL;
 		ret = 0;
 	}
+out:
 	json_decref(h.result);
 	if (ret < 0 && cleanup)
 		media_unlink(cleanup);
 	return ret;
+}
+
+int media_isolate(media_work_fn fn, void *arg, const char *cleanup,
+		  const struct media_ctl *ctl, json_t **out, struct err *err)
+{
+	int fds[2];
+	pid_t pid, self = getpid();
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return err_set(err, ERR_INTERNAL, "cannot create a pipe: %s",
+			       strerror(errno));
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return err_set(err, ERR_UNAVAILABLE, "cannot fork a decoder: %s",
+			       strerror(errno));
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		child_setup(fds[1], -1, self);
+		child_limits(&media_limits);
+		child_run(fn, arg, ctl && ctl->cancel && atomic_load(ctl->cancel),
+			  ctl ? ctl->deadline_us : 0);
+	}
+	close(fds[1]);
+	return watch(pid, fds[0], cleanup, ctl, NULL, out, err);
+}
+
+/* ---- spares: children forked before their job, reused ------------------ */
+
+/* Jobs one child serves at most before it exits and is replaced: bounds
+ * what a leak in FFmpeg (memory, descriptors) can pile up. */
+#define SPARE_JOBS_MAX 64
+
+/* A child forked ahead of its first job, then reused for the jobs that
+ * follow, waiting for each on its socket. */
+struct spare {
+	pid_t pid;   /* 0: none */
+	int job_fd;  /* our end of the job socket */
+	int res_fd;  /* read end of its result pipe */
+	int jobs;    /* jobs handed to it */
+	struct media_limits limits; /* those of its first job */
+};
+
+/* What a spare is sent for a job, then `size` bytes of the argument. */
+struct job_head {
+	media_work_fn fn;
+	size_t size;
+	int cancelled;
+	int64_t deadline_us;
+	struct media_limits limits;
+};
+
+/* One spare per thread: the worker's slot threads each run one media job
+ * at a time, and a spare dies with the thread that forked it. */
+static _Thread_local struct spare thread_spare;
+
+static void spare_discard(struct spare *sp)
+{
+	if (sp->pid <= 0)
+		return;
+	kill(sp->pid, SIGKILL);
+	while (waitpid(sp->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	close(sp->job_fd);
+	close(sp->res_fd);
+	sp->pid = 0;
+}
+
+static int read_full(int fd, void *p, size_t n)
+{
+	char *c = p;
+
+	while (n > 0) {
+		ssize_t r = read(fd, c, n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		c += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* The spare's side: set up at once (signals, descriptors), then serve
+ * jobs one after the other; the parent closing the socket ends it. */
+static _Noreturn void spare_main(int wfd, int jfd, pid_t parent)
+{
+	struct job_head head;
+	void *arg;
+	int n;
+
+	child_setup(wfd, jfd, parent);
+	for (n = 0; n < SPARE_JOBS_MAX; n++) {
+		struct pollfd pfd = { CHILD_FD + 1, POLLIN, 0 };
+
+		/* Freed frames go back to the system once no job came for a
+		 * second: jobs back to back keep their memory warm (trimming
+		 * after each made a thumbnail ~2x slower), an idle worker is
+		 * small again. */
+		if (n > 0 && poll(&pfd, 1, 1000) == 0)
+			malloc_trim(0);
+		if (read_full(CHILD_FD + 1, &head, sizeof(head)) < 0 ||
+		    head.size > LINE_MAX_BYTES)
+			break;
+		arg = malloc(head.size ? head.size : 1);
+		if (!arg || read_full(CHILD_FD + 1, arg, head.size) < 0)
+			break;
+		if (n == 0)
+			child_limits(&head.limits);
+		else
+			child_limits_reused(&head.limits);
+		child_work(head.fn, arg, head.cancelled, head.deadline_us);
+		free(arg);
+	}
+	_exit(0);
+}
+
+static int spare_fork(struct spare *sp, struct err *err)
+{
+	int res[2], job[2];
+	pid_t pid, self = getpid();
+
+	if (pipe2(res, O_CLOEXEC) < 0)
+		return err_set(err, ERR_INTERNAL, "cannot create a pipe: %s", strerror(errno));
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, job) < 0) {
+		close(res[0]);
+		close(res[1]);
+		return err_set(err, ERR_INTERNAL, "cannot create a socket pair: %s",
+			       strerror(errno));
+	}
+	pid = fork();
+	if (pid < 0) {
+		close(res[0]);
+		close(res[1]);
+		close(job[0]);
+		close(job[1]);
+		return err_set(err, ERR_UNAVAILABLE, "cannot fork a decoder: %s",
+			       strerror(errno));
+	}
+	if (pid == 0)
+		spare_main(res[1], job[1], self);
+	close(res[1]);
+	close(job[1]);
+	memset(sp, 0, sizeof(*sp));
+	sp->pid = pid;
+	sp->job_fd = job[0];
+	sp->res_fd = res[0];
+	sp->limits = media_limits;
+	return 0;
+}
+
+/* Hands a job to the spare. -1 when the spare is gone (killed meanwhile,
+ * or done with its SPARE_JOBS_MAX): nothing was started. */
+static int spare_send(struct spare *sp, media_work_fn fn, const void *arg, size_t size,
+		      const struct media_ctl *ctl)
+{
+	struct job_head head;
+	const char *p[2] = { (const char *)&head, arg };
+	size_t n[2] = { sizeof(head), size }, k, done;
+
+	memset(&head, 0, sizeof(head));
+	head.fn = fn;
+	head.size = size;
+	head.cancelled = ctl && ctl->cancel && atomic_load(ctl->cancel);
+	head.deadline_us = ctl ? ctl->deadline_us : 0;
+	head.limits = media_limits;
+	for (k = 0; k < 2; k++)
+		for (done = 0; done < n[k];) {
+			ssize_t w = send(sp->job_fd, p[k] + done, n[k] - done, MSG_NOSIGNAL);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				return -1;
+			done += (size_t)w;
+		}
+	sp->jobs++;
+	return 0;
+}
+
+int media_isolate_copy(media_work_fn fn, const void *arg, size_t size, const char *cleanup,
+		       const struct media_ctl *ctl, json_t **out, struct err *err)
+{
+	struct spare *sp = &thread_spare;
+	int alive = 0, rc;
+
+	if (size > LINE_MAX_BYTES)
+		return err_set(err, ERR_INTERNAL, "media job of %zu bytes: too large", size);
+	/* limits changed since it started (tests): its hard limits may be
+	 * too low to raise again */
+	if (sp->pid > 0 && (sp->jobs >= SPARE_JOBS_MAX ||
+			    memcmp(&sp->limits, &media_limits, sizeof(media_limits))))
+		spare_discard(sp);
+	if (sp->pid > 0 && spare_send(sp, fn, arg, size, ctl) < 0)
+		spare_discard(sp); /* died while it waited: fork another */
+	if (sp->pid <= 0) {
+		if (spare_fork(sp, err) < 0)
+			return -1;
+		if (spare_send(sp, fn, arg, size, ctl) < 0) {
+			spare_discard(sp);
+			return err_set(err, ERR_INTERNAL, "cannot hand a job to the decoder");
+		}
+	}
+	rc = watch(sp->pid, sp->res_fd, cleanup, ctl, &alive, out, err);
+	if (!alive) {
+		/* crashed, killed or stopped: reaped by watch, its pipe closed;
+		 * its replacement is forked now, ready for the next job */
+		close(sp->job_fd);
+		sp->pid = 0;
+		spare_fork(sp, NULL);
+	}
+	return rc;
+}
+
+void media_isolate_done(void)
+{
+	spare_discard(&thread_spare);
 }

@@ -14,10 +14,11 @@
 
 enum op { OP_PROBE, OP_THUMB, OP_TRANSCODE };
 
-/* Everything the child needs; filled in the parent before fork. */
+/* Everything the child needs, without pointers: copied to a child forked
+ * ahead of time (media_isolate_copy). */
 struct media_job {
 	enum op op;
-	const char *in, *out;
+	char in[PATH_MAX], out[PATH_MAX]; /* out: "" = none */
 	struct media_thumb_opts th;
 	struct media_transcode_opts tr;
 	int fault; /* tests only: 1 = crash, 2 = hang (WAKEQ_MEDIA_FAULT) */
@@ -37,9 +38,11 @@ static int child_work(void *arg, const struct media_ctl *ctl, json_t **out,
 	case OP_PROBE:
 		return media_probe_file(j->in, ctl, out, err);
 	case OP_THUMB:
-		return media_thumbnail_file(j->in, j->out, &j->th, ctl, out, err);
+		return media_thumbnail_file(j->in, j->out[0] ? j->out : NULL, &j->th, ctl,
+					    out, err);
 	default:
-		return media_transcode_file(j->in, j->out, &j->tr, ctl, out, err);
+		return media_transcode_file(j->in, j->out[0] ? j->out : NULL, &j->tr, ctl,
+					    out, err);
 	}
 }
 
@@ -181,17 +184,18 @@ static int run_media(const struct job_run *run, enum op op,
 			  in_url, e.msg);
 		goto out;
 	}
-	j.in = in.path;
+	snprintf(j.in, sizeof(j.in), "%s", in.path);
 	if (out_url) {
 		if (fetch_output_prepare(out_url, &fo, &e) < 0) {
 			job_fail(out, retryable(e.code), "cannot write output '%s': %s",
 				  out_url, e.msg);
 			goto out;
 		}
-		j.out = fo.path;
+		snprintf(j.out, sizeof(j.out), "%s", fo.path);
 	}
 	job_progress(run, 5, "decode");
-	if (media_isolate(child_work, &j, j.out, &ctl, &res, &e) < 0) {
+	if (media_isolate_copy(child_work, &j, sizeof(j), j.out[0] ? j.out : NULL, &ctl, &res,
+			       &e) < 0) {
 		job_fail(out, retryable(e.code), "%s", e.msg);
 		goto out;
 	}

@@ -198,6 +198,30 @@ typedef int (*media_work_fn)(void *arg, const struct media_ctl *ctl,
 int media_isolate(media_work_fn fn, void *arg, const char *cleanup,
 		  const struct media_ctl *ctl, json_t **out, struct err *err);
 
+/* media_isolate for an argument of `size` bytes that holds no pointer (a
+ * flat struct: paths as arrays), which is copied to the child: each
+ * calling thread keeps one child and hands it job after job (at most 64),
+ * so a job pays neither the fork of this whole process (~4-8 ms with
+ * FFmpeg loaded) nor a fresh process's first touch of FFmpeg (lazy
+ * binding, page faults of its buffers): a warm child decodes like the
+ * worker itself would. A child that crashed, was killed, or was asked to
+ * stop (cancel, deadline) is not reused: it is reaped and a replacement
+ * forked at once, so the job after a crash starts in a clean process;
+ * its errors are media_isolate's. Limits: media_limits as of each call
+ * (a child whose limits changed is replaced); RLIMIT_CPU counts the
+ * child's CPU time so far plus cpu_s as a soft limit (SIGXCPU), without
+ * the hard 5 s backstop; the deadline kill stays. The first call of a
+ * thread forks its child itself; the child dies with the thread. `arg` is
+ * borrowed for the call. Blocks. */
+int media_isolate_copy(media_work_fn fn, const void *arg, size_t size, const char *cleanup,
+		       const struct media_ctl *ctl, json_t **out, struct err *err);
+
+/* Ends the calling thread's child of media_isolate_copy, if any, and reaps
+ * it, so that its CPU time and peak memory count in this process's
+ * RUSAGE_CHILDREN (a child left to die with its thread is never waited
+ * for). Blocks until it is gone. */
+void media_isolate_done(void);
+
 /* ---- job handlers ----------------------------------------------------- */
 
 /* Binds media.probe, media.thumbnail and media.transcode in the jobs

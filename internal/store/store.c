@@ -6,6 +6,7 @@
  * functions of the first migration, so no client-side time parsing exists.
  */
 #include "store/store.h"
+#include "store/priv.h"
 
 #include "base/buf.h"
 #include "base/clock.h"
@@ -149,6 +150,9 @@ struct store *store_open(const char *url, int conns, struct err *err)
 			conns, STORE_MAX_CONNS);
 		goto out;
 	}
+	/* libpq is loaded here, by the first store opened (pq.c) */
+	if (store_pq_load(err) < 0)
+		goto out;
 	secret = url_password(url);
 	tmp.secret = secret;
 	if (strncmp(url, "postgres://", 11) != 0 &&

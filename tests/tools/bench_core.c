@@ -23,6 +23,13 @@
  *       the process to exit, then reads the job's started time. Prints per
  *       run: launch->listening, launch->handler start (started_at),
  *       launch->/wake answered, in microseconds.
+ *   bench_core coldstart URL QUEUE RUNS WORKER_BIN BARE_BIN
+ *       RUNS rounds, interleaved: BARE_BIN (e.g. /bin/true) spawned the same
+ *       way and waited for (the bare launch: exec, loader, libc, exit);
+ *       the cold start above (IDLE_TIMEOUT=0.05); and one with ONCE=true
+ *       (drains at start, no HTTP). Prints per round, then p50/p90/p99/max
+ *       of bare_exit_us, wake_listen_us, wake_start_us, once_start_us and
+ *       once_exit_us (launch -> the worker exited).
  *
  * Exit 0 on success, 1 on a failure (message on stderr), 2 on bad usage.
  */
@@ -215,7 +222,11 @@ static int cmd_first(const char *url, const char *queue, const char *id, long ti
 	return 0;
 }
 
+/* One cold start of WORKER_BIN with one noop job queued. `idle`: its
+ * IDLE_TIMEOUT. `once`: ONCE=true (drains at start, no HTTP; listen_us and
+ * answer_us are then the exit), else POST /wake as soon as it listens. */
 static int cold_once(const char *url, const char *queue, const char *bin,
+		     const char *idle, int once,
 		     int64_t *listen_us, int64_t *start_us, int64_t *answer_us)
 {
 	struct queue *q = tool_queue_connect("bench_core", url);
@@ -240,8 +251,9 @@ static int cold_once(const char *url, const char *queue, const char *bin,
 	setenv("HOST", "127.0.0.1", 1);
 	setenv("REDIS_URL", url, 1);
 	setenv("QUEUES", queue, 1);
-	setenv("IDLE_TIMEOUT", "0.2", 1);
+	setenv("IDLE_TIMEOUT", idle, 1);
 	setenv("EXIT_ON_IDLE", "true", 1);
+	setenv("ONCE", once ? "true" : "false", 1);
 	setenv("LOG_LEVEL", "warn", 1);
 	unsetenv("DATABASE_URL");
 	argv[0] = (char *)bin;
@@ -252,6 +264,15 @@ static int cold_once(const char *url, const char *queue, const char *bin,
 	if (posix_spawn(&pid, bin, NULL, NULL, argv, environ) != 0) {
 		fprintf(stderr, "bench_core: cannot start '%s'\n", bin);
 		goto out;
+	}
+	if (once) {
+		waitpid(pid, &status, 0);
+		t_listen = t_answer = clock_now_us();
+		if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+			fprintf(stderr, "bench_core: worker status %d\n", status);
+			goto out;
+		}
+		goto times;
 	}
 	while ((fd = loopback_dial(port)) < 0) {
 		if (clock_now_us() - t0 > 10000000 || waitpid(pid, &status, WNOHANG) == pid) {
@@ -289,6 +310,7 @@ static int cold_once(const char *url, const char *queue, const char *bin,
 			buf, status);
 		goto out;
 	}
+times:
 	if (job_times(q, queue, id.id, &started, &finished) < 0 || started < 0) {
 		fprintf(stderr, "bench_core: job %s did not start\n", id.id);
 		goto out;
@@ -317,7 +339,7 @@ static int cmd_cold(const char *url, const char *queue, long runs, const char *b
 	if (!lis || !st || !ans)
 		abort();
 	for (i = 0; i < runs; i++) {
-		if (cold_once(url, queue, bin, &lis[i], &st[i], &ans[i]) < 0)
+		if (cold_once(url, queue, bin, "0.2", 0, &lis[i], &st[i], &ans[i]) < 0)
 			return 1;
 		printf("run %ld listen_us=%lld start_us=%lld answer_us=%lld\n", i + 1,
 		       (long long)lis[i], (long long)st[i], (long long)ans[i]);
@@ -326,6 +348,59 @@ static int cmd_cold(const char *url, const char *queue, long runs, const char *b
 	print_dist("listen_us", lis, (size_t)runs);
 	print_dist("start_us", st, (size_t)runs);
 	print_dist("answer_us", ans, (size_t)runs);
+	return 0;
+}
+
+/* A bare launch: posix_spawn of PROG (no arguments), until it exited. */
+static int bare_once(const char *prog, int64_t *us)
+{
+	char *argv[2] = { (char *)prog, NULL };
+	int64_t t0 = clock_now_us();
+	int status;
+	pid_t pid;
+
+	if (posix_spawn(&pid, prog, NULL, NULL, argv, environ) != 0 ||
+	    waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status)) {
+		fprintf(stderr, "bench_core: '%s' did not run\n", prog);
+		return -1;
+	}
+	*us = clock_now_us() - t0;
+	return 0;
+}
+
+/* RUNS rounds of: a bare launch of BARE_BIN, a cold start of WORKER_BIN
+ * woken by POST /wake, a cold start with ONCE=true; interleaved so the
+ * machine's load falls on all three alike. */
+static int cmd_coldstart(const char *url, const char *queue, long runs, const char *bin,
+			 const char *bare)
+{
+	int64_t *v[5], l, a;
+	const char *names[5] = { "bare_exit_us", "wake_listen_us", "wake_start_us",
+				 "once_start_us", "once_exit_us" };
+	long i;
+	int k;
+
+	if (runs < 1)
+		return 2;
+	for (k = 0; k < 5; k++) {
+		v[k] = calloc((size_t)runs, sizeof(int64_t));
+		if (!v[k])
+			abort();
+	}
+	for (i = 0; i < runs; i++) {
+		if (bare_once(bare, &v[0][i]) < 0 ||
+		    cold_once(url, queue, bin, "0.05", 0, &v[1][i], &v[2][i], &a) < 0 ||
+		    cold_once(url, queue, bin, "0.05", 1, &l, &v[3][i], &v[4][i]) < 0)
+			return 1;
+		printf("run %ld bare_exit_us=%lld wake_listen_us=%lld wake_start_us=%lld "
+		       "once_start_us=%lld\n", i + 1, (long long)v[0][i], (long long)v[1][i],
+		       (long long)v[2][i], (long long)v[3][i]);
+		fflush(stdout);
+	}
+	for (k = 0; k < 5; k++) {
+		print_dist(names[k], v[k], (size_t)runs);
+		free(v[k]);
+	}
 	return 0;
 }
 
@@ -342,10 +417,13 @@ int main(int argc, char **argv)
 		rc = cmd_first(argv[2], argv[3], argv[4], atol(argv[5]));
 	else if (argc == 6 && !strcmp(argv[1], "cold"))
 		rc = cmd_cold(argv[2], argv[3], atol(argv[4]), argv[5]);
+	else if (argc == 7 && !strcmp(argv[1], "coldstart"))
+		rc = cmd_coldstart(argv[2], argv[3], atol(argv[4]), argv[5], argv[6]);
 	if (rc == 2)
 		fprintf(stderr, "usage: bench_core enqueue URL QUEUE N BATCH [GROUPS]\n"
 			"       bench_core latency URL QUEUE N PACE_US\n"
 			"       bench_core first URL QUEUE ID TIMEOUT_MS\n"
-			"       bench_core cold URL QUEUE RUNS WORKER_BIN\n");
+			"       bench_core cold URL QUEUE RUNS WORKER_BIN\n"
+			"       bench_core coldstart URL QUEUE RUNS WORKER_BIN BARE_BIN\n");
 	return rc;
 }

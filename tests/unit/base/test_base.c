@@ -13,6 +13,7 @@
 
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/dl.h"
 #include "base/err.h"
 #include "base/parse.h"
 #include "base/uuid.h"
@@ -170,6 +171,34 @@ static void test_err(void **state)
 /* Timed waits run on CLOCK_MONOTONIC from end to end: a condvar on the
  * default (wall) clock with a monotonic deadline would return at once,
  * the deadline being decades in the past. */
+/* dl_load: a library's functions into a table, once; a missing library
+ * or symbol is an error that stays. */
+static size_t (*p_strlen)(const char *);
+static const struct dl_sym libc_syms[] = { { "strlen", (void (**)(void))&p_strlen } };
+static void (*p_nothing)(void);
+static const struct dl_sym bad_syms[] = { { "wakeq_no_such_symbol", &p_nothing } };
+
+static void test_dl_load(void **state)
+{
+	static struct dl_lib libc = DL_LIB_INIT("libc.so.6", libc_syms, 1);
+	static struct dl_lib none = DL_LIB_INIT("libwakeq-none.so.9", libc_syms, 1);
+	static struct dl_lib bad = DL_LIB_INIT("libc.so.6", bad_syms, 1);
+	struct err e;
+
+	(void)state;
+	assert_int_equal(dl_load(&libc, &e), 0);
+	assert_non_null(p_strlen);
+	assert_int_equal(p_strlen("wakeq"), 5);
+	assert_int_equal(dl_load(&libc, NULL), 0);
+	assert_int_equal(dl_load(&none, &e), -1);
+	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_non_null(strstr(e.msg, "cannot load 'libwakeq-none.so.9'"));
+	assert_int_equal(dl_load(&none, NULL), -1);
+	assert_int_equal(dl_load(&bad, &e), -1);
+	assert_non_null(strstr(e.msg, "no symbol 'wakeq_no_such_symbol'"));
+	assert_null(p_nothing);
+}
+
 static void test_cond_wait(void **state)
 {
 	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -195,6 +224,7 @@ static void test_cond_wait(void **state)
 
 UNIT_MAIN(
 		cmocka_unit_test(test_parse_int),
+		cmocka_unit_test(test_dl_load),
 		cmocka_unit_test(test_parse_seconds),
 		cmocka_unit_test(test_parse_bool_size),
 		cmocka_unit_test(test_buf),

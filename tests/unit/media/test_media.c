@@ -536,6 +536,108 @@ static void test_isolate(void **state)
 	media_limits = saved;
 }
 
+/* media_isolate_copy: one child per thread serves job after job; a crash
+ * is the job's alone and the child is replaced at once; the limits hold in
+ * a reused child. */
+static int work_pid(void *arg, const struct media_ctl *ctl, json_t **out,
+		    struct err *err)
+{
+	(void)arg; (void)ctl; (void)err;
+	*out = json_pack("{s:i}", "pid", (int)getpid());
+	return 0;
+}
+
+static int work_alloc(void *arg, const struct media_ctl *ctl, json_t **out,
+		      struct err *err)
+{
+	size_t n = *(const size_t *)arg;
+	char *p = malloc(n);
+
+	(void)ctl;
+	if (!p)
+		return err_set(err, ERR_TOOLARGE, "out of memory");
+	memset(p, 1, n);
+	*out = json_pack("{s:i}", "sum", p[n - 1]);
+	free(p);
+	return 0;
+}
+
+/* The pids of this thread's children (needs CONFIG_PROC_CHILDREN). */
+static void children(char *out, size_t n)
+{
+	char f[64];
+	FILE *fp;
+
+	snprintf(f, sizeof(f), "/proc/self/task/%d/children", (int)gettid());
+	fp = fopen(f, "r");
+	assert_non_null(fp);
+	out[0] = ' ';
+	if (!fgets(out + 1, (int)n - 2, fp))
+		out[1] = '\0';
+	fclose(fp);
+	strcat(out, " ");
+}
+
+static int copy_pid(void)
+{
+	json_t *r = NULL;
+	struct err e;
+	int pid;
+
+	assert_int_equal(media_isolate_copy(work_pid, "", 1, NULL, NULL, &r, &e), 0);
+	pid = (int)json_integer_value(json_object_get(r, "pid"));
+	json_decref(r);
+	return pid;
+}
+
+static void test_isolate_spare(void **state)
+{
+	struct media_limits saved = media_limits;
+	char kids[4096], me[32];
+	json_t *r = NULL;
+	struct err e;
+	size_t big = (size_t)256 << 20;
+	int first, pid;
+
+	(void)state;
+	first = copy_pid();
+	children(kids, sizeof(kids));
+	snprintf(me, sizeof(me), " %d ", first);
+	assert_non_null(strstr(kids, me)); /* still there, waiting */
+	assert_int_equal(copy_pid(), first); /* and reused */
+
+	/* a crash is the job's alone; its replacement waits already */
+	assert_int_equal(media_isolate_copy(work_crash, "", 1, NULL, NULL, &r, &e), -1);
+	assert_string_equal(e.msg, "decoder crashed: signal 11");
+	children(kids, sizeof(kids));
+	assert_null(strstr(kids, me));
+	pid = copy_pid();
+	assert_int_not_equal(pid, first);
+	snprintf(me, sizeof(me), " %d ", pid);
+	assert_non_null(strstr(kids, me));
+
+	/* the CPU limit holds for each job of a reused child */
+	media_limits.cpu_s = 1;
+	pid = copy_pid();
+	assert_int_equal(copy_pid(), pid);
+	assert_int_equal(media_isolate_copy(work_spin, "", 1, NULL, NULL, &r, &e), -1);
+	assert_int_equal(e.code, ERR_TOOLARGE);
+	assert_non_null(strstr(e.msg, "cpu limit"));
+	media_limits = saved;
+#ifndef __SANITIZE_ADDRESS__
+	/* and the memory limit */
+	media_limits.as_bytes = (int64_t)128 << 20;
+	pid = copy_pid();
+	assert_int_equal(media_isolate_copy(work_alloc, &big, sizeof(big), NULL, NULL, &r, &e), -1);
+	assert_string_equal(e.msg, "out of memory");
+	assert_int_equal(copy_pid(), pid); /* a failed job is not a dead child */
+	media_limits = saved;
+#endif
+	big = 1 << 20;
+	assert_int_equal(media_isolate_copy(work_alloc, &big, sizeof(big), NULL, NULL, &r, &e), 0);
+	json_decref(r);
+}
+
 /* ---- bad inputs -------------------------------------------------------- */
 
 static void expect_invalid(const char *in, const char *needle)
@@ -814,6 +916,7 @@ int main(void)
 		cmocka_unit_test(test_cancel_removes_output),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_isolate),
+		cmocka_unit_test(test_isolate_spare),
 		cmocka_unit_test(test_bad_inputs),
 		cmocka_unit_test(test_checks),
 		cmocka_unit_test(test_jobs),

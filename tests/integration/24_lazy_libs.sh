@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# 24_lazy_libs - the worker starts without libpq and libcurl (issue 14:
+# cold start): a noop drain without DATABASE_URL never maps them; the
+# first job that needs HTTP loads libcurl then, and runs.
+set -u
+. "$(dirname "$0")/../lib/servers.sh"
+. "$(dirname "$0")/../lib/tap.sh"
+. "$(dirname "$0")/../lib/wakeq.sh"
+t_tmpdir
+start_redis
+
+mapped() { grep -q "/$2" "/proc/$1/maps"; } # mapped PID LIBNAME-PREFIX
+
+for lib in libpq.so libcurl.so; do
+	check "the worker binary does not link $lib" bash -c "! ldd '$BIN/wakeq-worker' | grep -q '$lib'"
+done
+id=$(wq enqueue noop --queue lazy)
+start_worker w1 QUEUES=lazy IDLE_TIMEOUT=0.3 EXIT_ON_IDLE=false ALLOW_PRIVATE_NETWORKS=loopback
+curl -fs -XPOST "$w1_URL/wake" >/dev/null
+expect_eq "a noop job runs" done "$(job_field "$id" status)"
+check "after it, libpq is not mapped" bash -c "! grep -q /libpq.so /proc/$w1_PID/maps"
+check "nor libcurl" bash -c "! grep -q /libcurl.so /proc/$w1_PID/maps"
+
+# an http.request to a closed loopback port: curl runs, the job fails
+# for its own reason (not "cannot start curl")
+h=$(wq enqueue http.request --queue lazy --max-attempts 1 --payload '{"url":"http://127.0.0.1:1/x"}')
+curl -fs -XPOST "$w1_URL/wake" >/dev/null
+st=$(job_field "$h" status)
+check "the http.request ran and failed ($st)" contains " failed dead " " $st "
+e=$(job_field "$h" error)
+check "with curl's own error, not a load failure ($e)" contains "$e" "Failed to connect"
+check "libcurl is mapped now" mapped "$w1_PID" libcurl.so
+kill_wait "$w1_PID"
+exit 0
