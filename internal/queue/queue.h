@@ -130,7 +130,12 @@ struct queue_enqueued {
  * idempotency key is known, or its unique key is held by a job not ended
  * yet (queued, scheduled, retrying or active; released when it ends). *live_worker (may be NULL) is set to
  * whether a live worker was registered on the queue at the moment of the
- * enqueue, read in the same script. Returns 0 or -1 (nothing enqueued). */
+ * enqueue, read in the same script. Returns 0 or -1: nothing enqueued,
+ * except with ERR_UNKNOWN (the script was sent, no answer came within the
+ * command timeout): then the jobs were queued, or will never be, since the
+ * script refuses to run (DEADLINE, ERR_UNAVAILABLE) more than half the
+ * command timeout after it was sent, on the server's clock (the clock skew
+ * measured at connect is applied). */
 int queue_enqueue(struct queue *q, const char *queue,
 		  const struct job_spec *specs, size_t n,
 		  struct queue_enqueued *out, int *live_worker,
