@@ -716,7 +716,6 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 	args_addi(&a, queue_limits.result_ttl_s);
 	args_addi(&a, queue_limits.done_max);
 	args_addi(&a, queue_limits.dead_max);
-	args_addi(&a, (int64_t)(t->nrun < t->max ? t->nrun : t->max));
 	for (i = 0; i < t->nsettle; i++) {
 		const struct queue_settle *s = &t->settle[i];
 

@@ -195,11 +195,6 @@ struct queue_take {
 	const char *worker;        /* worker id recorded on taken jobs */
 	int64_t lease_ms;          /* lease length */
 	size_t max;                /* take at most this many (0: settle only) */
-	size_t nrun;               /* of those, how many start running at once
-				    * (free slots); the rest are leased ahead,
-				    * and a lease lost before the heartbeat
-				    * reports them running is not counted as
-				    * an attempt */
 	struct queue_settle *settle; /* results to apply first, may be NULL */
 	size_t nsettle;
 	/* out */
