@@ -236,6 +236,7 @@ static int ensure(struct queue *q, struct err *err)
 
 	if (q->c)
 		return 0;
+	q->in_doubt = 0; /* a new connection: no command on it yet */
 	now = clock_mono_us();
 	if (now < q->retry_at_us)
 		return err_set(err, ERR_UNAVAILABLE, "redis at '%s' unavailable; retrying in %lld ms",
@@ -270,6 +271,11 @@ static int ensure(struct queue *q, struct err *err)
 int queue_connected(const struct queue *q)
 {
 	return q->c != NULL;
+}
+
+int queue_unanswered(const struct queue *q)
+{
+	return q->in_doubt;
 }
 
 int queue_reconnect(struct queue *q, struct err *err)

@@ -87,6 +87,10 @@ void queue_free(struct queue *q);
  * unreachable, gets that would connect fail fast (ERR_UNAVAILABLE, no
  * network) for QUEUE_POOL_RETRY_MS, so a Redis outage costs requests no
  * connect timeouts; idle connections are still handed out meanwhile. A
+ * connection put back after a command went unanswered (the command
+ * timeout: a frozen or cut-off server) makes every get fail fast for
+ * QUEUE_POOL_RETRY_MS, idle connections included, so that the requests
+ * gathered behind it do not each wait out a timeout of their own. A
  * connection that lost its server is reconnected by the next get that
  * takes it, under the same rule. */
 struct queue_pool;

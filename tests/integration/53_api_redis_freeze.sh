@@ -57,6 +57,29 @@ expect_eq "each script found on thaw refused to run (DEADLINE)" \
 	"$(awk '$1 == 504' "$T/answers" | wc -l)" "$(deadline_refusals)"
 expect_eq "nothing reached redis for the jobs answered 503/504" "$before" "$(rcli --scan | sort)"
 expect_eq "their keys are free: reusing one makes a new job" 202 "$(post nopg-1 | cut -d' ' -f1)"
+
+# A burst: POST 1, then 2 and 3 while 1 waits out its timeout, with several
+# connections idle in the pool. The ones gathered behind it are answered at
+# once when it fails (the pool asks a silent Redis again only after half a
+# second), not after a timeout of their own on another idle connection.
+pids=()
+for i in 1 2 3 4 5 6; do curl -s -o /dev/null "$API/readyz" & pids+=($!); done
+wait "${pids[@]}"
+before=$(rcli --scan | sort)
+kill -STOP "$REDIS_PID"
+pids=()
+for i in 1 2 3; do post "burst-$i" >"$T/burst$i" & pids+=($!); sleep 0.2; done
+wait "${pids[@]}"
+sleep 0.5
+kill -CONT "$REDIS_PID"
+wait_redis
+sleep 0.3
+for i in 1 2 3; do
+	read -r st ms code _ <"$T/burst$i"
+	check "burst POST $i: 503 or 504 within REDIS_TIMEOUT + 0.5 s ($st $code, $ms ms)" \
+		test "$ms" -lt 1500 -a "$st" -ge 503 -a "$st" -le 504
+done
+expect_eq "burst: nothing reached redis" "$before" "$(rcli --scan | sort)"
 stop_api
 
 # ---- with Postgres: an unanswered enqueue is accepted, and runs once ------
