@@ -64,6 +64,7 @@ struct settings {
 	double reconcile_min_age;
 	int64_t pg_conns;
 	double pg_timeout;
+	double redis_timeout;
 	int migrate;
 	char *data_dir;
 	int64_t max_upload;
@@ -146,6 +147,8 @@ static const struct config_var vars[] = {
 	  "Postgres connections (0 = one per HTTP thread)", 0, NULL },
 	{ "PG_TIMEOUT", CONFIG_SECONDS, F(pg_timeout), 0, 60, "2",
 	  "longest a Postgres statement may take before the request answers 503 (0 = wait)", 0, NULL },
+	{ "REDIS_TIMEOUT", CONFIG_SECONDS, F(redis_timeout), 0.1, 60, "5",
+	  "longest a Redis command may take; an enqueue unanswered this long answers 202 with a row kept (Postgres), else 504", 0, NULL },
 	{ "MIGRATE", CONFIG_BOOL, F(migrate), 0, 0, "true",
 	  "apply database migrations at start-up", 0, NULL },
 	{ "DATA_DIR", CONFIG_STRING, F(data_dir), 0, 0, "/tmp/wakeq",
@@ -313,6 +316,7 @@ int main(int argc, char **argv)
 	c.reconcile_min_age_s = s.reconcile_min_age;
 	c.store_conns = (int)s.pg_conns;
 	c.store_timeout_s = s.pg_timeout;
+	c.redis_timeout_s = s.redis_timeout;
 	c.migrate = s.migrate;
 	c.data_dir = s.data_dir;
 	/* the media checks refuse file:// paths outside it at the door */

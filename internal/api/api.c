@@ -225,7 +225,7 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 		goto fail;
 	}
 	a->qopts.connect_timeout_s = 1;
-	a->qopts.command_timeout_s = 5;
+	a->qopts.command_timeout_s = cfg->redis_timeout_s > 0 ? cfg->redis_timeout_s : 5;
 	a->pool = queue_pool_new(&a->qopts, POOL_MAX);
 	if (cfg->database_url && *cfg->database_url) {
 		int threads = cfg->threads > 0 ? cfg->threads : (int)(ncpu > 0 ? ncpu : 1) * 2;

@@ -82,6 +82,7 @@ struct api_config {
 	int store_conns;              /* Postgres pool; 0 = threads */
 	double store_timeout_s;       /* longest a Postgres call may take before
 				       * its request answers 503; 0 = wait */
+	double redis_timeout_s;       /* Redis command timeout; 0 = 5 */
 	int max_attempts;             /* default attempts of a job; 0 = 3 */
 	int migrate;                  /* apply migrations at start-up */
 	/* uploads (POST /v1/uploads, uploads.c) */

@@ -8,7 +8,11 @@
  * fails its batch-mates: a batch INSERT refused for bad input is redone
  * row by row, and each request gets its own answer. A failed Redis
  * enqueue takes back the rows it had inserted, so a refused request
- * still changes nothing.
+ * still changes nothing. An enqueue whose outcome is unknown (sent, no
+ * answer within REDIS_TIMEOUT) is accepted when its row is written (the
+ * row is kept; the script's deadline means Redis has the job or never
+ * will, and reconcile enqueues it then), else answered 504: never 503,
+ * which promises the job will not run.
  */
 #include "api/priv.h"
 
@@ -252,12 +256,26 @@ static void intake_enqueue(struct api *a, struct queue *q, const char *queue,
 			reply_accepted(a, its[i]);
 	goto out;
 failed:
-	/* nothing enqueued: take back the rows, answer 503 */
+	/* nothing enqueued: take back the rows, answer 503. Unless the
+	 * script went out and no answer came (ERR_UNKNOWN): then the jobs
+	 * are queued or never will be (its deadline), and a job with a row
+	 * is accepted: the row stays, and reconcile enqueues it if Redis
+	 * never ran the script. Without a row, the answer is 504. */
 	for (i = 0; i < n; i++) {
+		if (e.code == ERR_UNKNOWN && its[i]->state == IN_INSERTED) {
+			log_warn("enqueue unanswered; the row stays, reconcile enqueues it if redis has not",
+				 "job_id", its[i]->spec.id, "error", e.msg);
+			if (!its[i]->scheduled)
+				nnow++;
+			reply_accepted(a, its[i]);
+			continue;
+		}
 		if (its[i]->state == IN_INSERTED)
 			undo[nundo++] = its[i];
 		intake_fail(its[i], &e);
 	}
+	if (nnow)
+		wake_notify(a->wake, 0);
 out:
 	if (nundo)
 		intake_undo(a, undo, nundo);

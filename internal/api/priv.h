@@ -104,7 +104,8 @@ int api_reply_error(struct api *a, struct httpd_request *req, unsigned status,
 	__attribute__((format(printf, 5, 6)));
 
 /* Answers a Redis or Postgres failure `e` of the backend named `what`:
- * 503 when it is unavailable or timed out, else 500 (logged). */
+ * 503 when it is unavailable or timed out, 504 "unconfirmed" when the
+ * outcome is unknown (ERR_UNKNOWN), else 500 (logged). */
 int api_reply_backend(struct api *a, struct httpd_request *req,
 		      const struct err *e, const char *what);
 

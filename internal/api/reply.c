@@ -1,7 +1,7 @@
 /* reply.c - how every answer of the API is sent and counted: the JSON
  * error document {"error":{code,message}} (Retry-After on 503,
  * WWW-Authenticate on 401), JSON bodies, the mapping of a Redis or
- * Postgres failure to 503/500, and the request counters by status class
+ * Postgres failure to 503/500 (504 when its outcome is unknown), and the request counters by status class
  * that /metrics shows. */
 #include "api/priv.h"
 
@@ -43,6 +43,10 @@ int api_reply_error(struct api *a, struct httpd_request *req, unsigned status,
 int api_reply_backend(struct api *a, struct httpd_request *req,
 		      const struct err *e, const char *what)
 {
+	if (e->code == ERR_UNKNOWN)
+		return api_reply_error(a, req, 504, "unconfirmed",
+				       "%s did not answer in time, so it may or may not have done it: %s",
+				       what, e->msg);
 	size_t n = strlen(what);
 
 	/* the pool's own message already names the backend */

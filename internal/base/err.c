@@ -56,6 +56,7 @@ const char *err_code_name(enum err_code code)
 		[ERR_IO] = "io",
 		[ERR_PROTOCOL] = "protocol",
 		[ERR_INTERNAL] = "internal",
+		[ERR_UNKNOWN] = "unknown",
 	};
 
 	if ((size_t)code >= sizeof(names) / sizeof(names[0]) || !names[code])

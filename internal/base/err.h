@@ -23,7 +23,9 @@ enum err_code {
 	ERR_AUTH,
 	ERR_IO,
 	ERR_PROTOCOL,    /* a peer answered something we cannot read */
-	ERR_INTERNAL
+	ERR_INTERNAL,
+	ERR_UNKNOWN      /* sent, but no answer came: it may or may not have
+	                  * taken effect (a timeout after a command left) */
 };
 
 #define ERR_MSG_MAX 512

@@ -2,9 +2,9 @@
  *
  * Invariants: idle[] holds at most max_idle connections, each owned by the
  * pool; a borrowed connection belongs to its borrower until put back. The
- * lock guards idle[] and down_until_us only: no network I/O happens under
- * it, so a slow connect never blocks the gets that find an idle
- * connection. */
+ * lock guards idle[], down_until_us and silent_until_us only: no network
+ * I/O happens under it, so a slow connect never blocks the gets that find
+ * an idle connection. */
 #include "queue/priv.h"
 
 #include "base/clock.h"
@@ -23,6 +23,8 @@ struct queue_pool {
 	size_t nidle, max_idle;
 	int64_t down_until_us;   /* monotonic: gets that would connect fail
 				  * fast until then */
+	int64_t silent_until_us; /* monotonic: every get fails fast until
+				  * then (a command went unanswered) */
 };
 
 struct queue_pool *queue_pool_new(const struct queue_opts *opts, size_t max_idle)
@@ -67,6 +69,15 @@ struct queue *queue_pool_get(struct queue_pool *p, struct err *err)
 	int64_t now;
 
 	pthread_mutex_lock(&p->lock);
+	now = clock_mono_us();
+	if (now < p->silent_until_us) {
+		int64_t left_us = p->silent_until_us - now;
+
+		pthread_mutex_unlock(&p->lock);
+		err_set(err, ERR_UNAVAILABLE, "redis did not answer; retrying in %lld ms",
+			(long long)(left_us + 999) / 1000);
+		return NULL;
+	}
 	if (p->nidle > 0) {
 		size_t i = p->nidle - 1;
 
@@ -112,6 +123,12 @@ void queue_pool_put(struct queue_pool *p, struct queue *q)
 	if (!q)
 		return;
 	pthread_mutex_lock(&p->lock);
+	/* A server that let a command time out (frozen, cut off) is not
+	 * asked again by any connection for a while: the other idle ones
+	 * would each wait out a command timeout of their own, and the
+	 * requests gathered behind the first one with them. */
+	if (queue_unanswered(q))
+		p->silent_until_us = clock_mono_us() + QUEUE_POOL_RETRY_MS * 1000;
 	if (p->nidle < p->max_idle) {
 		p->idle[p->nidle++] = q;
 		q = NULL;

@@ -29,6 +29,9 @@ void queue_conn_tls_free(struct queue_tls *tls);
  * (re)connects it now when it does not (honouring its backoff). The
  * latter returns 0 or -1 with err as queue_connect says. */
 int queue_connected(const struct queue *q);
+/* Whether the last command on q left whole and got no answer within the
+ * command timeout (the connection was dropped): the server is silent. */
+int queue_unanswered(const struct queue *q);
 int queue_reconnect(struct queue *q, struct err *err);
 
 /* schedule.c, for queue.c: up to `max` fire times (ms) of `s` after

@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "base/mem.h"
 
+#include <errno.h>
 #include <hiredis.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -154,6 +155,8 @@ struct queue {
 	int64_t backoff_us;      /* next reconnect delay */
 	int waiting;             /* a BLPOP is outstanding */
 	int64_t skew_ms;         /* server clock - our clock, at connect */
+	int in_doubt;            /* the last command left whole and its answer
+				  * timed out: it may run (see command()) */
 };
 
 /* ---- script reply layouts ------------------------------------------------
@@ -237,6 +240,7 @@ static int ensure(struct queue *q, struct err *err)
 
 	if (q->c)
 		return 0;
+	q->in_doubt = 0; /* a new connection: no command on it yet */
 	now = clock_mono_us();
 	if (now < q->retry_at_us)
 		return err_set(err, ERR_UNAVAILABLE, "redis at '%s' unavailable; retrying in %lld ms",
@@ -289,6 +293,11 @@ int queue_check(struct queue *q)
 	return q->c != NULL;
 }
 
+int queue_unanswered(const struct queue *q)
+{
+	return q->in_doubt;
+}
+
 int queue_reconnect(struct queue *q, struct err *err)
 {
 	if (q->waiting)
@@ -323,14 +332,16 @@ void queue_free(struct queue *q)
 /* Turns an error reply into err. The replies of a server that cannot
  * serve now but will (LOADING its data set after a restart, BUSY with a
  * script past its time limit, MASTERDOWN, TRYAGAIN and CLUSTERDOWN while
- * a cluster moves, READONLY on a node that a failover made a replica) are
- * ERR_UNAVAILABLE, as a lost connection is, so that callers retry (the
+ * a cluster moves, READONLY on a node that a failover made a replica,
+ * DEADLINE of an enqueue that reached it too late, having changed nothing)
+ * are ERR_UNAVAILABLE, as a lost connection is, so that callers retry (the
  * API answers 503) instead of taking them for a protocol error (a 500).
  * Any other error reply is ERR_PROTOCOL. Returns -1. */
 static int reply_error(struct err *err, const char *msg)
 {
 	static const char *const later[] = {
-		"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY"
+		"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "READONLY",
+		"DEADLINE" /* enqueue.lua: it reached the server too late */
 	};
 	size_t i, n;
 
@@ -342,23 +353,49 @@ static int reply_error(struct err *err, const char *msg)
 	return err_set(err, ERR_PROTOCOL, "redis error: %s", msg);
 }
 
+/* Whether the read that failed on `c` (errno `saved`) ran out of time. */
+static int timed_out(const redisContext *c, int saved)
+{
+#ifdef REDIS_ERR_TIMEOUT
+	if (c->err == REDIS_ERR_TIMEOUT)
+		return 1;
+#endif
+	return c->err == REDIS_ERR_IO &&
+	       (saved == EAGAIN || saved == EWOULDBLOCK || saved == ETIMEDOUT);
+}
+
 /* Runs argv as one command. Returns the reply (caller frees) or NULL with
  * err set; error replies are turned into err too (reply_error). */
 static redisReply *command(struct queue *q, struct args *a, struct err *err)
 {
-	redisReply *r;
+	redisReply *r = NULL;
+	int done = 0;
 
 	if (q->waiting) {
 		err_set(err, ERR_INTERNAL, "queue connection busy with a wait");
 		return NULL;
 	}
+	q->in_doubt = 0;
 	if (ensure(q, err) < 0)
 		return NULL;
 	args_finish(a);
-	r = redisCommandArgv(q->c, (int)a->n, a->v, a->len);
-	if (!r) {
-		fail_io(q, err, a->n ? a->v[0] : "command");
-		return NULL;
+	/* redisCommandArgv, with the write apart from the read: once the
+	 * command has left whole (into the kernel: closing the socket does
+	 * not take it back), an answer that does not come in time leaves its
+	 * outcome in doubt, since the server runs what it has read even
+	 * after we gave up (a frozen Redis runs it when it thaws). A closed
+	 * or reset connection does not: a server that is gone runs nothing
+	 * later (a stale pooled connection to a restarted Redis is the
+	 * common case). */
+	if (redisAppendCommandArgv(q->c, (int)a->n, a->v, a->len) != REDIS_OK)
+		goto io;
+	do {
+		if (redisBufferWrite(q->c, &done) != REDIS_OK)
+			goto io;
+	} while (!done);
+	if (redisGetReply(q->c, (void **)&r) != REDIS_OK || !r) {
+		q->in_doubt = timed_out(q->c, errno);
+		goto io;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
 		reply_error(err, r->str);
@@ -366,6 +403,9 @@ static redisReply *command(struct queue *q, struct args *a, struct err *err)
 		return NULL;
 	}
 	return r;
+io:
+	fail_io(q, err, a->n ? a->v[0] : "command");
+	return NULL;
 }
 
 /* Runs script `s` on queue `name` with ARGV from `a` (already holding the
@@ -531,6 +571,15 @@ static int bad_reply(struct err *err, const char *what)
 
 /* ---- enqueue ------------------------------------------------------------ */
 
+/* How long after it was sent an enqueue may still run: half the command
+ * timeout (ms). */
+static int64_t deadline_ms(const struct queue *q)
+{
+	double t = q->opts.command_timeout_s > 0 ? q->opts.command_timeout_s : 10;
+
+	return (int64_t)(t * 500);
+}
+
 int queue_enqueue(struct queue *q, const char *queue,
 		  const struct job_spec *specs, size_t n,
 		  struct queue_enqueued *out, int *live_worker,
@@ -603,9 +652,23 @@ int queue_enqueue(struct queue *q, const char *queue,
 			args_add(&a, values[k]);
 		}
 	}
+	/* ENQ_DEADLINE, last: on the server's clock, half the command
+	 * timeout from now. Past it the script refuses to run, so that a
+	 * script a frozen server finds in its input when it thaws, after we
+	 * gave up on it at the full timeout, changes nothing. The half left
+	 * covers the answer's way back and the error of the skew measured
+	 * at connect (a round trip). */
+	args_addi(&a, clock_now_us() / 1000 + q->skew_ms + deadline_ms(q));
 	r = run_script(q, S_ENQUEUE, &a, err);
-	if (!r)
+	if (!r) {
+		/* sent whole, no answer: it ran before its deadline (and the
+		 * answer was lost), or it never will */
+		if (q->in_doubt && err)
+			err_set(err, ERR_UNKNOWN,
+				"redis enqueue unanswered: the jobs are queued or, after %lld ms, never will be",
+				(long long)deadline_ms(q));
 		goto out;
+	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != ENQ_REPLY_HEAD + ENQ_REPLY_EACH * n) {
 		bad_reply(err, "enqueue");
 		goto out;
@@ -693,7 +756,6 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 	args_addi(&a, queue_limits.result_ttl_s);
 	args_addi(&a, queue_limits.done_max);
 	args_addi(&a, queue_limits.dead_max);
-	args_addi(&a, (int64_t)(t->nrun < t->max ? t->nrun : t->max));
 	for (i = 0; i < t->nsettle; i++) {
 		const struct queue_settle *s = &t->settle[i];
 

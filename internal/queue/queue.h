@@ -95,6 +95,10 @@ int queue_check(struct queue *q);
  * unreachable, gets that would connect fail fast (ERR_UNAVAILABLE, no
  * network) for QUEUE_POOL_RETRY_MS, so a Redis outage costs requests no
  * connect timeouts; idle connections are still handed out meanwhile. A
+ * connection put back after a command went unanswered (the command
+ * timeout: a frozen or cut-off server) makes every get fail fast for
+ * QUEUE_POOL_RETRY_MS, idle connections included, so that the requests
+ * gathered behind it do not each wait out a timeout of their own. A
  * connection that lost its server is reconnected by the next get that
  * takes it, under the same rule. */
 struct queue_pool;
@@ -150,7 +154,12 @@ struct queue_enqueued {
  * idempotency key is known, or its unique key is held by a job not ended
  * yet (queued, scheduled, retrying or active; released when it ends). *live_worker (may be NULL) is set to
  * whether a live worker was registered on the queue at the moment of the
- * enqueue, read in the same script. Returns 0 or -1 (nothing enqueued). */
+ * enqueue, read in the same script. Returns 0 or -1: nothing enqueued,
+ * except with ERR_UNKNOWN (the script was sent, no answer came within the
+ * command timeout): then the jobs were queued, or will never be, since the
+ * script refuses to run (DEADLINE, ERR_UNAVAILABLE) more than half the
+ * command timeout after it was sent, on the server's clock (the clock skew
+ * measured at connect is applied). */
 int queue_enqueue(struct queue *q, const char *queue,
 		  const struct job_spec *specs, size_t n,
 		  struct queue_enqueued *out, int *live_worker,
@@ -219,11 +228,6 @@ struct queue_take {
 	const char *worker;        /* worker id recorded on taken jobs */
 	int64_t lease_ms;          /* lease length */
 	size_t max;                /* take at most this many (0: settle only) */
-	size_t nrun;               /* of those, how many start running at once
-				    * (free slots); the rest are leased ahead,
-				    * and a lease lost before the heartbeat
-				    * reports them running is not counted as
-				    * an attempt */
 	struct queue_settle *settle; /* results to apply first, may be NULL */
 	size_t nsettle;
 	/* out */

@@ -156,10 +156,17 @@ int reconcile_run(struct queue *q, struct store *s, double min_age_s,
 					st->errors++;
 				continue;
 			}
-			if (job_status_final(finals[nf].status))
-				nf++;
-			else
+			if (!job_status_final(finals[nf].status)) {
 				job_info_release(&finals[nf]);
+				continue;
+			}
+			/* final in Redis, not in Postgres: its completion may
+			 * wait in the log too (a burial by lease expiry, made
+			 * by a take that has no Postgres to tell), where no
+			 * worker copies it until one next ends a job */
+			if (pump_once(q, s, row->queue, &pumped, &npumped, st, &e) < 0)
+				st->errors++;
+			nf++;
 		}
 		if (nf > 0) {
 			int changed = store_apply_finals(s, finals, nf, err);

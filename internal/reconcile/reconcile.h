@@ -1,10 +1,13 @@
 /* reconcile.h - keeping Postgres and Redis in step.
  *
  * Redis is the truth for a live job, Postgres the durable record. A pass
- * first copies the finals log of each queue it meets into Postgres (so a
- * job whose completion Redis recorded is never mistaken for a lost one,
- * even after its hash was evicted), then pages through the rows that are
- * not final in Postgres and looks each one up in Redis: a job missing from Redis is enqueued again under its own id
+ * pages through the rows that are not final in Postgres and looks each one
+ * up in Redis; the first row of a queue whose job Redis does not have, or
+ * has in a final state, makes it copy that queue's finals log into
+ * Postgres (so a job whose completion Redis recorded is never mistaken for
+ * a lost one, even after its hash was evicted, and no completion lingers
+ * in the log: a burial by lease expiry is logged by a take that may have
+ * no Postgres to tell). Then: a job missing from Redis is enqueued again under its own id
  * (a flush or a failover without persistence loses nothing); a job that
  * Redis holds as done, failed or cancelled has its final state copied to
  * the row (it finished while Postgres was down). Used by `wakeq

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <assert.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,9 @@ struct store {
 	pthread_mutex_t lock;
 	pthread_cond_t freed;
 	int64_t timeout_us;   /* store_set_timeout; 0 = wait for the answer */
+	_Atomic int64_t silent_until_us; /* monotonic: with a timeout, a
+			       * statement or connect went unanswered; until
+			       * then every call fails at once (silent()) */
 	int nconns;
 	struct store_conn conns[];
 };
@@ -218,6 +222,32 @@ void store_set_timeout(struct store *s, double seconds)
 
 /* ---- the pool ----------------------------------------------------------- */
 
+/* With a timeout, a server that let one call down is not asked again by
+ * any connection for STORE_RETRY_MS: the callers fail at once instead of
+ * each waiting out its own deadline on another pooled connection (the
+ * requests the API gathered behind the first one then waited two
+ * deadlines and more). Past that, the next call is the probe. */
+static void silence(struct store *s)
+{
+	if (s->timeout_us)
+		atomic_store(&s->silent_until_us,
+			     clock_mono_us() + (int64_t)STORE_RETRY_MS * 1000);
+}
+
+static int silent(struct store *s, struct err *err)
+{
+	int64_t left;
+
+	if (!s->timeout_us)
+		return 0;
+	left = atomic_load(&s->silent_until_us) - clock_mono_us();
+	if (left <= 0)
+		return 0;
+	return err_set(err, ERR_UNAVAILABLE,
+		       "postgres unavailable: it let a call down; next try in %lld ms",
+		       (long long)(left + 999) / 1000);
+}
+
 /* Takes a free connection, preferring one already open so that the pool
  * only grows under real concurrency. Waits while all are busy. */
 static struct store_conn *conn_get(struct store *s)
@@ -319,6 +349,7 @@ static int conn_ready(struct store *s, struct store_conn *c, int force,
 	}
 	clean_msg(s, PQerrorMessage(c->pg), c->last_err, sizeof(c->last_err));
 	c->next_try_us = clock_mono_us() + (int64_t)STORE_RETRY_MS * 1000;
+	silence(s);
 	return err_set(err, ERR_UNAVAILABLE, "cannot connect to postgres: %s",
 		       c->last_err);
 }
@@ -427,6 +458,7 @@ static PGresult *exec_deadline(struct store *s, struct store_conn *c,
 				snprintf(why, sizeof(why), "poll: %s", strerror(errno));
 			PQclear(res);
 			conn_drop(c, why);
+			silence(s);
 			*late = 1;
 			return NULL;
 		}
@@ -450,6 +482,8 @@ static PGresult *run(struct store *s, struct store_conn *c, const char *sql,
 	PGresult *res = NULL;
 	int attempt;
 
+	if (silent(s, err) < 0)
+		return NULL;
 	for (attempt = 0; attempt < 2; attempt++) {
 		ExecStatusType st;
 		int late = 0;

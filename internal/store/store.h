@@ -77,7 +77,9 @@ void store_free(struct store *s);
  * a call waits for Postgres' answer, bounded by its 30 s statement_timeout
  * while Postgres runs). A statement not answered in time fails with
  * ERR_UNAVAILABLE ("no answer within N s") and its connection is closed;
- * connecting waits as long at most (libpq's least is 2 s). Meant for a
+ * connecting waits as long at most (libpq's least is 2 s). After either
+ * went unanswered, every call fails at once for STORE_RETRY_MS (no
+ * connection asks a silent server again), then the next one tries. Meant for a
  * caller that answers people (the API): a frozen or silent Postgres then
  * costs each call `seconds`, not the whole outage. A statement given up
  * that Postgres runs later (woken from a freeze) is harmless: the inserts

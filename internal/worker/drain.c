@@ -66,7 +66,6 @@ struct drain {
 	/* snapshot */
 	int stopping, abandon, past_max;
 	size_t cap;               /* CONCURRENCY + prefetch */
-	size_t nrun;              /* free slots when the take starts */
 	size_t want;              /* room for this many more jobs */
 };
 
@@ -341,7 +340,6 @@ static int cycle(struct drain *d, size_t want)
 			t.worker = w->id;
 			t.lease_ms = (int64_t)(w->cfg->lease * 1000);
 			t.max = want - taken < batch ? want - taken : batch;
-			t.nrun = d->nrun > taken ? d->nrun - taken : 0;
 			t.settle = d->settle;
 			t.nsettle = ns;
 			t.jobs = d->jobs;
@@ -530,8 +528,6 @@ static void drain_collect(struct drain *d)
 	d->cap = (size_t)d->c->concurrency + (size_t)w->prefetch;
 	d->past_max = now >= d->wake_max_at;
 	d->want = d->stopping || d->past_max || busy >= d->cap ? 0 : d->cap - busy;
-	/* free slots: jobs taken now up to this many start at once */
-	d->nrun = busy >= (size_t)d->c->concurrency ? 0 : (size_t)d->c->concurrency - busy;
 	pthread_mutex_unlock(&w->mu);
 	if (d->done)
 		d->idle_since = now;

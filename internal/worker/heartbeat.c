@@ -4,6 +4,14 @@
  * loses its lease. It also enforces job timeouts (checked every 100 ms)
  * and turns renewal answers into cancel flags: lost lease or cancel
  * request.
+ *
+ * The renewal is also how Redis learns that a job's run has begun (it
+ * marks `ran`, and only then does a lease that expires count an attempt:
+ * a job leased by a worker that died before starting it gets its attempt
+ * back). So a job still running REPORT_AFTER_US after its start is
+ * reported by the next tick, without waiting for hb_interval: a job
+ * shorter than that is settled first and costs no renewal at all, and
+ * jobs that start together share one.
  */
 #include "worker/worker_int.h"
 
@@ -17,6 +25,7 @@
 
 #define TICK_US 100000
 #define ABANDON_AFTER_US 10000000 /* past a job's timeout */
+#define REPORT_AFTER_US 250000    /* a run not yet reported is, this long after its start */
 
 static struct task *find_task(struct worker *w, const char *id, int64_t token)
 {
@@ -32,6 +41,21 @@ static struct task *find_task(struct worker *w, const char *id, int64_t token)
 			return t;
 	}
 	return NULL;
+}
+
+/* Whether a running job has gone unreported for REPORT_AFTER_US. */
+static int unreported(const struct worker *w, int64_t now)
+{
+	size_t i;
+
+	for (i = 0; i < (size_t)w->cfg->concurrency; i++) {
+		const struct task *t = w->running[i];
+
+		if (t && !t->reported && t->reason == STOP_NONE && t->started_mono &&
+		    now - t->started_mono >= REPORT_AFTER_US)
+			return 1;
+	}
+	return 0;
 }
 
 static void stop_task(struct task *t, int reason)
@@ -117,10 +141,14 @@ static void renew(struct worker *w, struct queue *hq, struct log_limit *lim)
 		log_limit_clear(lim, NULL, NULL);
 		pthread_mutex_lock(&w->mu);
 		for (i = 0; i < n; i++) {
-			if (!leases[i].lost && !leases[i].cancel)
+			if (!leases[i].running && !leases[i].lost && !leases[i].cancel)
 				continue;
 			t = find_task(w, leases[i].id, leases[i].token);
 			if (!t)
+				continue;
+			if (leases[i].running && !leases[i].lost)
+				t->reported = 1;
+			if (!leases[i].lost && !leases[i].cancel)
 				continue;
 			if (leases[i].lost) {
 				log_warn("lease lost, stopping job", "job_id", leases[i].id);
@@ -141,7 +169,7 @@ void *heartbeat_main(void *arg)
 	struct worker *w = arg;
 	struct queue *hq = NULL;
 	struct log_limit lim = { 0 };
-	int64_t next_renew = 0;
+	int64_t next_renew = 0, last_renew = 0;
 	uint64_t seen_gen = 0;
 	struct err e;
 
@@ -170,7 +198,11 @@ void *heartbeat_main(void *arg)
 		}
 		/* Renew while a drain runs or jobs are held (a shutdown may
 		 * outlive the drain's registration). */
-		if (now >= next_renew && (w->draining || w->nrunning || w->nready)) {
+		/* (an early report is not retried faster than that either,
+		 * while Redis cannot be reached) */
+		if ((now >= next_renew && (w->draining || w->nrunning || w->nready)) ||
+		    (now - last_renew >= REPORT_AFTER_US && unreported(w, now))) {
+			last_renew = now;
 			pthread_mutex_unlock(&w->mu);
 			if (!hq)
 				hq = queue_connect(&w->qopts, &e);

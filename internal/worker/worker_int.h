@@ -38,6 +38,7 @@ struct task {
 	atomic_int cancel;       /* read by the handler (job_cancelled) */
 	int reason;              /* enum stop_reason, set with cancel */
 	int64_t started_mono;    /* 0 until a slot starts it */
+	int reported;            /* a renewal told Redis it runs (`ran`) */
 	int64_t run_us;          /* how long the handler ran (set by its slot) */
 	int64_t deadline_mono;   /* timeout; 0 = none */
 	/* outcome, filled by the slot */

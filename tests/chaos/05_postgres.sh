@@ -55,9 +55,11 @@ for o in "${outages[@]}"; do
 	esac
 	if [ "$kind" = freeze ]; then
 		[ "$lat" -gt "$lat_max" ] && lat_max=$lat
-		# issue 11: intake should fail fast (503) instead of waiting
-		# for a frozen Postgres; the full run's 4 s freeze shows it
-		check "Postgres frozen $d s: the API answered within 2 s (slowest ${lat} ms)" test "$lat" -le 2000
+		# issue 11: intake fails fast (503) instead of waiting for a
+		# frozen Postgres: PG_TIMEOUT (2 s) at most, plus the answer's
+		# way (the full run's 4 s freeze took 4 s before the store
+		# stopped asking a silent Postgres again on another connection)
+		check "Postgres frozen $d s: the API answered within PG_TIMEOUT + 0.5 s (slowest ${lat} ms)" test "$lat" -le 2500
 	fi
 done
 chaos_audit "\"answer_max_ms_while_pg_frozen\":$lat_max"

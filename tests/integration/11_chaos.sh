@@ -6,11 +6,13 @@ set -u
 start_redis
 
 # --- SIGKILL of a busy worker: its leases expire and another worker
-# finishes every job (each counted one extra attempt).
-wq enqueue sleep --queue kill --payload '{"ms":300}' --count 6 >"$T/kill.ids"
+# finishes every job (each counted one extra attempt: the worker reported
+# them running, a quarter second after their start).
+wq enqueue sleep --queue kill --payload '{"ms":1500}' --count 6 >"$T/kill.ids"
 start_worker k1 QUEUES=kill CONCURRENCY=3 LEASE=1 IDLE_TIMEOUT=5
 curl -fs -XPOST "$k1_URL/wake?wait=0" >/dev/null
 wait_until 3 sh -c "[ \$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue kill | jq .kill.active) -ge 3 ]"
+sleep 0.6
 kill -KILL "$k1_PID"
 wait "$k1_PID" 2>/dev/null
 active=$(count_status kill active)
@@ -58,6 +60,31 @@ start_worker py QUEUES=pk3 CONCURRENCY=4 LEASE=5 IDLE_TIMEOUT=1
 curl -fs -XPOST "$py_URL/wake" >/dev/null
 expect_eq "three SIGKILLs in a row: no job dead without having run" 0 "$(count_status pk3 failed)"
 expect_eq "three SIGKILLs in a row: every job done" 400 "$(count_status pk3 done)"
+
+# --- A job taken for a free slot, its worker frozen before the job
+# starts (the take-to-start window of a SIGKILL): the take does not count
+# the job as run, so its attempt comes back and it runs, where the take
+# that marked free-slot jobs run at once dead-lettered it unstarted
+# ("lease expired", attempts 1/1). Redis holds the worker's take (CLIENT
+# PAUSE WRITE) until the worker is frozen, then runs it.
+id=$(wq enqueue noop --queue fz --delay 1 --max-attempts 1 2>/dev/null)
+start_worker f1 QUEUES=fz CONCURRENCY=1 LEASE=1 IDLE_TIMEOUT=30 WORKER_ID=f1
+curl -fs -XPOST "$f1_URL/wake?wait=0" >/dev/null
+sleep 0.3 # the worker knows the due time and waits for it
+rcli client pause 5000 write >/dev/null
+sleep 1.2 # due: the worker's take waits in Redis
+kill -STOP "$f1_PID"
+rcli client unpause >/dev/null
+wait_until 2 sh -c "[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq status --queue fz $id | jq -r .status)\" = active ]"
+expect_eq "the frozen worker holds the job (taken for its free slot)" "active 1 f1" \
+	"$(wq status --queue fz "$id" | jq -r '"\(.status) \(.attempts)"') $(rcli hget "wakeq:{fz}:job:$id" worker)"
+kill -KILL "$f1_PID"
+wait "$f1_PID" 2>/dev/null
+sleep 1.1 # its lease expires
+start_worker f2 QUEUES=fz CONCURRENCY=1 LEASE=5 IDLE_TIMEOUT=1
+curl -fs -XPOST "$f2_URL/wake" >/dev/null
+expect_eq "max_attempts=1, worker dead between take and start: the job ran, once" "done 1" \
+	"$(wq status --queue fz "$id" | jq -r '"\(.status) \(.attempts)"')"
 
 # --- SIGTERM: in-flight jobs re-queued without counting an attempt, exit 0
 # inside the grace.

@@ -44,5 +44,21 @@ ID2=$(curl -s -H "$H" -H "$CT" -d '{"type":"noop"}' "$API/v1/jobs" | jq -r .id)
 DATABASE_URL=$DATABASE_URL IDLE_TIMEOUT=0.3 EXIT_ON_IDLE=1 wq drain >"$T/drain3.log" 2>&1
 expect_eq "a worker records the final state" done "$(pg "select status from jobs where id = '$ID2'")"
 expect_eq "and leaves the log empty" 0 "$(rcli xlen 'wakeq:{default}:finals')"
+# A burial by lease expiry: the take that buries the job appends it to the
+# log, but that worker has no Postgres; reconcile, finding the job final
+# in Redis and its row not, copies the log too, so no entry lingers.
+ID3=$(curl -s -H "$H" -H "$CT" -d '{"type":"sleep","payload":{"ms":8000},"max_attempts":1}' "$API/v1/jobs" | jq -r .id)
+start_worker k1 LEASE=1 IDLE_TIMEOUT=5
+curl -fs -XPOST "$k1_URL/wake?wait=0" >/dev/null
+wait_until 3 sh -c "[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq status $ID3 | jq -r .status)\" = active ]"
+sleep 0.6 # its heartbeat reports the run begun: the expiry counts
+kill_wait "$k1_PID" KILL
+sleep 1.1 # the lease runs out
+IDLE_TIMEOUT=0.3 EXIT_ON_IDLE=1 wq drain >"$T/drain4.log" 2>&1
+expect_eq "buried by lease expiry, its row not told" "failed active 1" \
+	"$(job_field "$ID3" status) $(pg "select status from jobs where id = '$ID3'") $(rcli xlen 'wakeq:{default}:finals')"
+r=$(curl -s -H "$H" -X POST "$API/v1/reconcile")
+expect_eq "reconcile copies the burial and empties the log" "failed 0" \
+	"$(pg "select status from jobs where id = '$ID3'") $(rcli xlen 'wakeq:{default}:finals')"
 [ "$_t_failed" = 0 ] || { diag "$T/api.log"; diag "$T/drain1.log"; }
 exit 0

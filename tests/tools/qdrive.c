@@ -35,7 +35,6 @@ int main(int argc, char **argv)
 	t.worker = "qdrive";
 	t.lease_ms = 30000;
 	t.max = 1;
-	t.nrun = 1; /* runs what it takes at once */
 	t.jobs = &job;
 	if (queue_take(q, argv[2], &t, &e) < 0) {
 		fprintf(stderr, "qdrive: %s\n", e.msg);

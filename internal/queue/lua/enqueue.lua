@@ -13,11 +13,19 @@
 -- ('' when not created), missing ('' or an unknown dependency) }. On a
 -- paused queue live_worker is 1 and no marker is pushed: nothing could
 -- run the jobs, so no worker is to be woken for them (resume does it).
+-- ENQ_DEADLINE, the last ARGV: a time in ms on this server's clock (0
+-- none); past it the script refuses with DEADLINE and changes nothing, so
+-- that a script a frozen server runs when it thaws, after its client gave
+-- up on it, cannot queue jobs the client was told were refused.
 -- Layout rule: these offsets and the ENQ_* names in queue.c change together.
 -- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, idem:KEY, uniq:KEY, job:ID, deps:ID, waiting, dead, stats, pending, gpend:G, gin, grr, delayed, seq, marker, workers.
 local ENQ_ID, ENQ_PRIORITY, ENQ_RUN_AT, ENQ_DELAY, ENQ_IDEM, ENQ_IDEM_TTL,
   ENQ_NFIELDS, ENQ_UNIQUE, ENQ_GROUP, ENQ_DEPS, ENQ_DEPFAIL,
   ENQ_EACH = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
+local ENQ_DEADLINE = tonumber(ARGV[#ARGV])
+if ENQ_DEADLINE > 0 and NOW > ENQ_DEADLINE then
+  return redis.error_reply('DEADLINE enqueue reached redis ' .. (NOW - ENQ_DEADLINE) .. ' ms past its deadline')
+end
 local n = tonumber(ARGV[1])
 local out = {}
 local pend = {}

@@ -1,9 +1,7 @@
 -- take: settle finished runs, promote due delayed jobs, reclaim expired
 -- leases, then lease up to MAX due jobs.
 -- ARGV: worker, lease_ms, max, nsettle, result_ttl_s, done_max, dead_max,
--- nrun (how many of the jobs leased now start at once: they are marked
--- `ran`; the rest are leased ahead, see the reclaim below), then 7 fields
--- a settle: id, token, outcome (d=done r=retry f=fail
+-- then 7 fields a settle: id, token, outcome (d=done r=retry f=fail
 -- c=cancelled q=requeue b=pushed back by the upstream's rate limit, its
 -- group held delay_ms), result, error, delay_ms, run_us (how long the
 -- run took, for the run-time histogram; negative: not measured).
@@ -42,13 +40,12 @@ local nsettle = tonumber(ARGV[4])
 local ttl = ARGV[5]
 local done_max = tonumber(ARGV[6])
 local dead_max = tonumber(ARGV[7])
-local nrun = tonumber(ARGV[8])
 local cfg = config_load()
 -- the queue's own retention, over the process's defaults
 if cfg.result_ttl then ttl = cfg.result_ttl end
 done_max = cfg.done_max or done_max
 dead_max = cfg.dead_max or dead_max
-local xa = 9 + nsettle * 7
+local xa = 8 + nsettle * 7
 local reg_ttl = tonumber(ARGV[xa]) or 0
 if reg_ttl > 0 then
   redis.call('ZREMRANGEBYSCORE', P .. 'workers', '-inf', NOW)
@@ -68,7 +65,7 @@ local done = {}
 local stale = 0
 local nretry = 0
 for i = 0, nsettle - 1 do
-  local b = 9 + i * 7
+  local b = 8 + i * 7
   local id, tok, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local jk = P .. 'job:' .. id
   local h = redis.call('HMGET', jk, 'token', 'attempts', 'max_attempts',
@@ -183,7 +180,8 @@ end
 
 -- Reclaim expired leases: their holder is gone. The attempt counts when the
 -- worker had reported the run begun (renew.lua sets `ran`); a job only
--- leased ahead gets its attempt back.
+-- leased (ahead of a slot, or killed with its worker before its handler
+-- started) gets its attempt back.
 local UNSTARTED_MAX = 20
 local exp = redis.call('ZRANGEBYSCORE', P .. 'active', '-inf', NOW, 'LIMIT', 0, 1000)
 if #exp > 0 then
@@ -264,7 +262,7 @@ local function lease_jobs(ids, gids)
       local att = tonumber(h[3]) + 1
       local tok = tostring(tok0 + i - 1)
       redis.call('HSET', jk, 'status', 'active', 'attempts', tostring(att), 'token', tok,
-        'worker', worker, 'started', NOW_US_S, 'ran', i <= nrun and tok or '')
+        'worker', worker, 'started', NOW_US_S, 'ran', '')
       if gids and gids[i] then redis.call('SADD', P .. 'gact:' .. gids[i], id) end
       za[#za + 1] = deadline
       za[#za + 1] = id

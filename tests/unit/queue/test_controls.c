@@ -52,7 +52,6 @@ static size_t take_t(struct queue_take *t, struct queue_job *jobs, size_t max,
 	t->worker = "w1";
 	t->lease_ms = 30000;
 	t->max = max;
-	t->nrun = max;
 	t->jobs = jobs;
 	t->settle = settle;
 	t->nsettle = nsettle;

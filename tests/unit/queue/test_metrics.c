@@ -64,7 +64,6 @@ static size_t take(struct queue_job *jobs, size_t max, struct queue_settle *st, 
 	t.worker = "w1";
 	t.lease_ms = 30000;
 	t.max = max;
-	t.nrun = max;
 	t.jobs = jobs;
 	t.settle = st;
 	t.nsettle = ns;

@@ -230,12 +230,14 @@ static void test_pool_fail_fast_refused(void **state)
 
 /* A frozen server (SIGSTOP: connects are accepted, nothing answers) costs
  * one command timeout; the gets after it fail at once instead of each
- * waiting it out, and all is well once the server runs again. */
+ * waiting it out (idle connections included), a reconnect past that
+ * window costs one more and opens the connect window, and all is well
+ * once the server runs again. */
 static void test_pool_fail_fast_frozen(void **state)
 {
 	struct queue_pool *p;
 	struct queue_opts o;
-	struct queue *q;
+	struct queue *q, *q2;
 	struct err e;
 	int64_t t0;
 	int i;
@@ -247,8 +249,11 @@ static void test_pool_fail_fast_frozen(void **state)
 	o.command_timeout_s = 0.3;
 	p = queue_pool_new(&o, 0);
 	q = queue_pool_get(p, &e);
+	q2 = queue_pool_get(p, &e);
 	assert_non_null(q);
+	assert_non_null(q2);
 	queue_pool_put(p, q);
+	queue_pool_put(p, q2);
 
 	assert_int_equal(kill(srv_pid, SIGSTOP), 0);
 	/* the idle connection is handed out and times out once */
@@ -258,6 +263,20 @@ static void test_pool_fail_fast_frozen(void **state)
 	assert_int_equal(queue_ping(q, &e), -1);
 	assert_true(since(t0) >= 0.25);
 	queue_pool_put(p, q);
+	/* unanswered: no get asks the server for a while, not even with the
+	 * other idle connection, which looks alive */
+	t0 = clock_mono_us();
+	assert_null(queue_pool_get(p, &e));
+	assert_int_equal(e.code, ERR_UNAVAILABLE);
+	assert_non_null(strstr(e.msg, "did not answer"));
+	assert_true(since(t0) < 0.1);
+	/* past the window, one get probes with that connection */
+	clock_sleep_us((QUEUE_POOL_RETRY_MS + 50) * 1000);
+	q = queue_pool_get(p, &e);
+	assert_non_null(q);
+	assert_int_equal(queue_ping(q, &e), -1);
+	queue_pool_put(p, q);
+	clock_sleep_us((QUEUE_POOL_RETRY_MS + 50) * 1000);
 	/* the next get reconnects, which times out too, and opens the window */
 	t0 = clock_mono_us();
 	assert_fails_null(queue_pool_get(p, &e), &e, ERR_UNAVAILABLE);
