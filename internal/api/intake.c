@@ -265,7 +265,8 @@ failed:
 		if (e.code == ERR_UNKNOWN && its[i]->state == IN_INSERTED) {
 			log_warn("enqueue unanswered; the row stays, reconcile enqueues it if redis has not",
 				 "job_id", its[i]->spec.id, "error", e.msg);
-			if (!its[i]->scheduled)
+			its[i]->status = job_spec_status(&its[i]->spec, clock_now_us());
+			if (its[i]->status == JOB_QUEUED)
 				nnow++;
 			reply_accepted(a, its[i]);
 			continue;
