@@ -33,7 +33,12 @@
 /* ---- connection -------------------------------------------------------- */
 
 /* A parsed Redis URL: redis://[[user]:password@]host[:port][/db],
- * rediss://… (TLS), unix:///path/to/socket[?db=N&password=P&user=U]. */
+ * rediss://… (TLS), unix:///path/to/socket[?db=N&password=P&user=U],
+ * redis+cluster://[[user]:password@]host[:port] and rediss+cluster://…
+ * for a Redis Cluster: host:port is any node (Memorystore's discovery
+ * endpoint, ElastiCache's configuration endpoint); the slot map is read
+ * from it and every queue's commands go to the node owning the queue's
+ * hash tag (docs/QUEUE.md "Redis Cluster"). */
 struct queue_url {
 	char host[256];     /* or the socket path for unix:// */
 	int port;           /* 6379 by default */
@@ -42,6 +47,7 @@ struct queue_url {
 	int db;
 	char user[128];
 	char password[256];
+	int cluster;        /* redis+cluster://, rediss+cluster:// */
 };
 
 /* Parses `url`. Returns 0, or -1 with err naming what is wrong. Used by
@@ -308,7 +314,11 @@ int queue_finals_ack(struct queue *q, const char *queue,
 /* ---- waiting for work --------------------------------------------------- */
 
 /* Starts a blocking wait (BLPOP on the wake markers of `queues`) for up to
- * timeout_ms (rounded up to 1 ms). The reply is collected with
+ * timeout_ms (rounded up to 1 ms). On a cluster, one BLPOP per queue, each
+ * on a connection of its own to the node serving the queue (a BLPOP over
+ * several slots is refused), and queue_fd() is an epoll set of them; a
+ * BLPOP still outstanding when the wait ended (another queue answered
+ * first) is kept for the next wait until queue_wait_cancel. The reply is collected with
  * queue_wait_poll once queue_fd() is readable. Only queue_wait_poll may be
  * called on `q` until the wait completes. Returns 0 or -1. */
 int queue_wait_begin(struct queue *q, const char *const *queues, size_t n,
@@ -323,7 +333,8 @@ int queue_fd(const struct queue *q);
 int queue_wait_poll(struct queue *q, struct err *err);
 
 /* Abandons a wait in progress by dropping the connection (reconnects on
- * next use). */
+ * next use); on a cluster, also the BLPOPs a finished wait left
+ * outstanding. Without a wait outstanding it does nothing (no I/O). */
 void queue_wait_cancel(struct queue *q);
 
 /* ---- inspection and operations ------------------------------------------ */
