@@ -101,14 +101,16 @@ int queue_redirect_parse(const char *msg, struct queue_redirect *out,
 	size_t n;
 
 	memset(&r, 0, sizeof(r));
-	if (!strncmp(msg, "MOVED ", 6)) {
-		p = msg + 6;
-	} else if (!strncmp(msg, "ASK ", 4)) {
-		p = msg + 4;
+	if (!strncmp(msg, "MOVED", 5) && (msg[5] == ' ' || !msg[5])) {
+		p = msg + 5;
+	} else if (!strncmp(msg, "ASK", 3) && (msg[3] == ' ' || !msg[3])) {
+		p = msg + 3;
 		r.ask = 1;
 	} else {
 		return 0;
 	}
+	if (*p++ != ' ')
+		goto bad;
 	if (*p < '0' || *p > '9')
 		goto bad;
 	while (*p >= '0' && *p <= '9' && slot < QUEUE_SLOTS)
@@ -487,8 +489,14 @@ redisReply *queue_cluster_command(struct queue_cluster *cl, int slot, int script
 			return r; /* the caller's to read */
 		if (k == 0 || (rd.ask && script)) {
 			/* a migration in progress: wait for it (see the top) */
-			if (clock_mono_us() + RETRY_SLEEP_US > deadline)
-				return r;
+			if (clock_mono_us() + RETRY_SLEEP_US > deadline) {
+				if (k == 0)
+					return r; /* TRYAGAIN: unavailable to the caller */
+				err_set(err, ERR_UNAVAILABLE,
+					"redis cluster slot %d is being migrated; try again", rd.slot);
+				freeReplyObject(r);
+				return NULL;
+			}
 			freeReplyObject(r);
 			clock_sleep_us(RETRY_SLEEP_US);
 			asking = -1;
