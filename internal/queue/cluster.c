@@ -429,6 +429,18 @@ static int pick(struct queue_cluster *cl, int slot, struct err *err)
 	return cl->map.owner[slot] - 1;
 }
 
+/* Whether an idle connection was closed by its node (a node killed or
+ * restarted, a failover closing its clients): it has something to read
+ * although nothing was asked. Then nothing sent on it could have run,
+ * so the command goes out on a new connection instead of failing. One
+ * poll(2), no command. */
+static int conn_closed(const redisContext *c)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) > 0;
+}
+
 /* Sends argv to node i (after ASKING when asking) and reads its reply.
  * Returns it, or NULL on an I/O error (err set, the node dropped). */
 static redisReply *send_at(struct queue_cluster *cl, size_t i, int asking, int argc,
@@ -474,6 +486,11 @@ redisReply *queue_cluster_command(struct queue_cluster *cl, int slot, int script
 				return NULL;
 		} else if ((i = pick(cl, slot, err)) < 0) {
 			return NULL;
+		}
+		if (conn_closed(cl->conns[i]) && ++redirects <= MAX_REDIRECTS) {
+			node_drop(cl, (size_t)i);
+			cl->stale = 1;
+			continue;
 		}
 		r = send_at(cl, (size_t)i, asking >= 0, argc, argv, lens, err);
 		if (!r)
