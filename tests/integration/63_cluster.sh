@@ -52,6 +52,26 @@ post() {
 		"$API/v1/jobs?n=[1-$n]" 2>/dev/null | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}'
 }
 count() { count_status "$1" "$2"; }
+# accepted FILE: how many 202s post wrote to FILE
+accepted() {
+	local n
+	n=$(grep -o '202:[0-9]*' "$1" | cut -d: -f2)
+	echo "${n:-0}"
+}
+# drained Q WANT WHAT: waits for WANT jobs of Q done; none lost, dead, queued
+drained() {
+	local q=$1 want=$2
+	wait_until 40 bash -c "[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue $q | jq '.\"$q\".done')\" -ge $want ]"
+	expect_eq "every accepted job of $3 done: none lost" "$want" "$(count "$q" done)"
+	expect_eq "none dead" 0 "$(count "$q" failed)"
+	expect_eq "none left queued" 0 "$(count "$q" queued)"
+}
+# replica_of PORT: the port of a replica of the master on PORT
+replica_of() {
+	local id
+	id=$(node_id "$1")
+	redis-cli -p "$1" cluster nodes | awk -v m="$id" '$4 == m {split($2, a, "[:@]"); print a[2]}' | head -1
+}
 
 # ---- enqueue by the API, drain by the worker, two nodes ---------------
 expect_eq "20 jobs on $QA accepted" "202:20 " "$(post 20 "$QA" noop '{}')"
@@ -111,20 +131,13 @@ check "slot $SLOT of $QA moved from $SRC to $DST ($moved keys) mid-drain ($((at_
 	test "$at_start" -lt $((d0 + 300))
 # a script waits out a migration within the command timeout (the API's
 # is 5 s), else answers 503: on a loaded machine some may
-n202=$(grep -o '202:[0-9]*' "$T/during" | cut -d: -f2)
-n202=${n202:-0}
+n202=$(accepted "$T/during")
 check "jobs posted during the migration: $(cat "$T/during")" test "$n202" -gt 0
 expect_eq "$QA is now served by $DST" "$DST" "$(cluster_owner "wakeq:{$QA}:x")"
-want=$((d0 + 300 + n202))
-wait_until 30 bash -c "[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue $QA | jq '.\"$QA\".done')\" = $want ]"
-expect_eq "every accepted job of the migrated queue done: none lost" "$want" "$(count "$QA" done)"
-expect_eq "none dead" 0 "$(count "$QA" failed)"
-expect_eq "none left queued" 0 "$(count "$QA" queued)"
+drained "$QA" $((d0 + 300 + n202)) "the migrated queue"
 
 # ---- a failover of a master in the middle of a drain -------------------
-M=$(cluster_owner "wakeq:{$QB}:x")
-M_ID=$(node_id "$M")
-R=$(cli cluster nodes | awk -v m="$M_ID" '$4 == m {split($2, a, "[:@]"); print a[2]}' | head -1)
+R=$(replica_of "$(cluster_owner "wakeq:{$QB}:x")")
 d0=$(count "$QB" done)
 expect_eq "300 jobs on $QB accepted" "202:300 " "$(post 300 "$QB" sleep '{"ms":30}')"
 at_start=$(count "$QB" done)
@@ -136,14 +149,9 @@ wait "$POSTER"
 expect_eq "the replica $R is $QB's master now" master "$(redis-cli -p "$R" role | head -1)"
 check "the failover came mid-drain ($((at_start - d0)) of 300 done at its start)" \
 	test "$at_start" -lt $((d0 + 300))
-n202=$(grep -o '202:[0-9]*' "$T/during2" | cut -d: -f2)
-n202=${n202:-0}
+n202=$(accepted "$T/during2")
 ok "$n202 of 50 jobs posted during the failover accepted ($(cat "$T/during2"))"
-want=$((d0 + 300 + n202))
-wait_until 40 bash -c "[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue $QB | jq '.\"$QB\".done')\" -ge $want ]"
-expect_eq "every accepted job of the failed-over queue done: none lost" "$want" "$(count "$QB" done)"
-expect_eq "none dead" 0 "$(count "$QB" failed)"
-expect_eq "none left queued" 0 "$(count "$QB" queued)"
+drained "$QB" $((d0 + 300 + n202)) "the failed-over queue"
 
 # ---- a master killed (kill -9) in the middle of a drain ----------------
 # Replication is asynchronous: what the master acknowledged in its last
@@ -151,15 +159,26 @@ expect_eq "none left queued" 0 "$(count "$QB" queued)"
 # API carry on with the promoted replica, everything the new master holds
 # is drained, and every job accepted after the promotion is done.
 M=$(cluster_owner "wakeq:{$QA}:x")
-M_ID=$(node_id "$M")
-R=$(cli cluster nodes | awk -v m="$M_ID" '$4 == m {split($2, a, "[:@]"); print a[2]}' | head -1)
-[ -n "$R" ] || R=$(redis-cli -p "$M" cluster nodes | awk -v m="$M_ID" '$4 == m {split($2, a, "[:@]"); print a[2]}' | head -1)
+R=$(replica_of "$M")
 d0=$(count "$QA" done)
 expect_eq "200 jobs on $QA accepted" "202:200 " "$(post 200 "$QA" sleep '{"ms":30}')"
 kill_wait "${CLUSTER_PIDS[$M]}" KILL
 C0=$R # the harness's first node may have been the one killed
 wait_until 20 bash -c "redis-cli -p $R role 2>/dev/null | head -1 | grep -q master"
 expect_eq "the replica $R took over from the killed master $M" master "$(redis-cli -p "$R" role | head -1)"
+# and every live node says so (the news travels the bus in some ms)
+SLOT=$(redis-cli -p "$R" cluster keyslot "wakeq:{$QA}:x")
+agreed() {
+	local p
+	for p in "${CLUSTER_PORTS[@]}"; do
+		[ "$p" = "$M" ] && continue
+		redis-cli -p "$p" --json cluster slots 2>/dev/null | python3 -c '
+import json, sys
+s, r = int(sys.argv[1]), int(sys.argv[2])
+sys.exit(0 if any(e[0] <= s <= e[1] and e[2][1] == r for e in json.load(sys.stdin)) else 1)' "$SLOT" "$R" || return 1
+	done
+}
+wait_until 10 agreed
 expect_eq "jobs posted after the promotion accepted" "202:20 " "$(post 20 "$QA" noop '{}')"
 wait_until 40 bash -c "s=\$(REDIS_URL=redis+cluster://127.0.0.1:$R $BIN/wakeq stats --json --queue $QA) &&
 	[ \"\$(jq '.\"$QA\" | .queued + .active + .retrying' <<<\"\$s\")\" = 0 ]"
