@@ -37,6 +37,7 @@
 
 #define MAX_REDIRECTS 8           /* per command: a map changing under us */
 #define RETRY_SLEEP_US 20000      /* between tries while a slot migrates */
+#define MAX_WAITERS 64            /* queues one cluster wait can cover */
 
 /* ---- slots -------------------------------------------------------------- */
 
@@ -610,6 +611,11 @@ int queue_cluster_wait_begin(struct queue_cluster *cl, const char *const *queues
 	struct err e;
 	int rc = -1;
 
+	if (n > MAX_WAITERS) {
+		err_set(err, ERR_INVALID, "cannot wait on %zu queues of a cluster: %d at most",
+			n, MAX_WAITERS);
+		goto out;
+	}
 	err_set(&e, ERR_UNAVAILABLE, "no queue to wait on");
 	for (i = 0; i < n; i++)
 		snprintf(keys[i], sizeof(keys[i]), "wakeq:{%s}:marker", queues[i]);
@@ -688,11 +694,11 @@ int queue_cluster_wait_fd(const struct queue_cluster *cl)
 
 int queue_cluster_wait_poll(struct queue_cluster *cl, struct err *err)
 {
-	struct pollfd pfd[64];
-	size_t i, np = 0, map[64];
+	struct pollfd pfd[MAX_WAITERS];
+	size_t i, np = 0, map[MAX_WAITERS];
 	int got = 0, timedout = 0, failed = 0, left = 0;
 
-	for (i = 0; i < cl->nw && np < 64; i++)
+	for (i = 0; i < cl->nw && np < MAX_WAITERS; i++)
 		if (cl->w[i].outstanding) {
 			pfd[np].fd = cl->w[i].c->fd;
 			pfd[np].events = POLLIN;

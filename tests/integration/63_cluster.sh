@@ -21,7 +21,7 @@ node_id() { redis-cli -p "$1" cluster myid; }
 masters() { cli cluster nodes | awk '$3 ~ /master/ && $3 !~ /fail/ {split($2, a, "[:@]"); print a[2]}'; }
 
 # two queues on different masters
-QA= QB=
+QA='' QB=''
 for i in $(seq 0 50); do
 	q=q$i
 	o=$(cluster_owner "wakeq:{$q}:x")
