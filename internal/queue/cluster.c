@@ -424,6 +424,15 @@ static int pick(struct queue_cluster *cl, int slot, struct err *err)
 		return err_set(err, ERR_UNAVAILABLE, "redis cluster serves no node for slot %d", slot);
 	}
 	if (!node_conn(cl, cl->map.owner[slot] - 1u, err)) {
+		/* our map may be older than the cluster's (a failover we
+		 * have not heard of): read it again once, and go to the new
+		 * owner if there is one */
+		unsigned dead = cl->map.owner[slot];
+
+		if (refresh(cl, NULL) == 0 && cl->map.owner[slot] &&
+		    cl->map.owner[slot] != dead &&
+		    node_conn(cl, cl->map.owner[slot] - 1u, NULL))
+			return cl->map.owner[slot] - 1;
 		cl->stale = 1;
 		return -1;
 	}
