@@ -10,6 +10,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/mem.h"
+#include "base/parse.h"
 
 #include <hiredis.h>
 #include <stdlib.h>
@@ -522,6 +523,19 @@ static int command_ok(struct queue *q, struct args *a, struct err *err)
 int queue_name_check(const char *name, struct err *err)
 {
 	size_t i, n = name ? strlen(name) : 0;
+	const char *hash = name ? strchr(name, '#') : NULL;
+
+	/* a shard: NAME#K, K the shard's number without leading zeros */
+	if (hash && n <= QUEUE_NAME_MAX) {
+		const char *k = hash + 1;
+
+		if (hash == name || !*k || strspn(k, "0123456789") != strlen(k) ||
+		    (k[0] == '0' && k[1]) || strlen(k) > 2 || atoi(k) >= QUEUE_SHARDS_MAX)
+			return err_set(err, ERR_INVALID,
+				       "bad queue name '%.80s': a shard is NAME#K, K from 0 to %d",
+				       name, QUEUE_SHARDS_MAX - 1);
+		n = (size_t)(hash - name);
+	}
 
 	if (n == 0 || n > QUEUE_NAME_MAX)
 		return err_set(err, ERR_INVALID, "bad queue name '%.80s': 1 to %d characters",
@@ -535,6 +549,37 @@ int queue_name_check(const char *name, struct err *err)
 				       "bad queue name '%.80s': use letters, digits, '_', '-', '.'", name);
 	}
 	return 0;
+}
+
+int queue_shard_spec(const char *entry, char name[QUEUE_NAME_MAX + 1], int *n,
+		     struct err *err)
+{
+	const char *star = strchr(entry, '*');
+	char base[QUEUE_NAME_MAX + 1];
+	size_t len = star ? (size_t)(star - entry) : strlen(entry);
+	int64_t v = 1;
+
+	if (len > QUEUE_NAME_MAX - (star ? 3 : 0))
+		return err_set(err, ERR_INVALID, "bad queue name '%.80s': 1 to %d characters",
+			       entry, star ? QUEUE_NAME_MAX - 3 : QUEUE_NAME_MAX);
+	memcpy(base, entry, len);
+	base[len] = '\0';
+	if (star && strchr(base, '#'))
+		return err_set(err, ERR_INVALID,
+			       "bad queue '%.80s': name a sharded queue as NAME*N, not its shards", entry);
+	if (queue_name_check(base, err) < 0)
+		return -1;
+	if (star && (star[1] == '-' || parse_int64(star + 1, 2, QUEUE_SHARDS_MAX, &v) < 0))
+		return err_set(err, ERR_INVALID, "bad queue '%.80s': NAME*N with N from 2 to %d shards",
+			       entry, QUEUE_SHARDS_MAX);
+	memcpy(name, base, len + 1);
+	*n = (int)v;
+	return 0;
+}
+
+int queue_shard_of(const char *key, int n)
+{
+	return n > 1 ? queue_crc16(key, strlen(key)) % n : 0;
 }
 
 int queue_ping(struct queue *q, struct err *err)

@@ -119,8 +119,29 @@ void queue_pool_put(struct queue_pool *p, struct queue *q);
 /* Round trip PING. Returns 0 or -1. */
 int queue_ping(struct queue *q, struct err *err);
 
-/* Checks a queue name. Returns 0 or -1 with err. */
+/* Checks a queue name: [A-Za-z0-9_.-]+, or a shard's NAME#K (below).
+ * Returns 0 or -1 with err. */
 int queue_name_check(const char *name, struct err *err);
+
+/* ---- sharded queues -------------------------------------------------------
+ * One busy queue can be spread over N queues NAME#0 … NAME#(N-1), each
+ * with its own hash tag, so that on a cluster they land in different
+ * slots (and, most likely, on different masters). QUEUES names them all
+ * at once as NAME*N: the API sends a job posted to NAME to one shard, the
+ * worker drains every shard. Each shard is an ordinary queue: FIFO
+ * within a priority holds per shard, not across them (docs/QUEUE.md
+ * "Sharding a queue"). */
+#define QUEUE_SHARDS_MAX 16
+
+/* Reads one entry of QUEUES: "NAME*N" (N in 2..QUEUE_SHARDS_MAX, NAME at
+ * most QUEUE_NAME_MAX - 3 characters) sets name and *n = N; a plain
+ * queue name sets *n = 1. Returns 0, or -1 with err (ERR_INVALID). */
+int queue_shard_spec(const char *entry, char name[QUEUE_NAME_MAX + 1], int *n,
+		     struct err *err);
+
+/* The shard (0..n-1) of a job with `key` (its idempotency or unique key,
+ * so that the same key always meets the same shard): CRC16 of the key. */
+int queue_shard_of(const char *key, int n);
 
 /* ---- enqueue ----------------------------------------------------------- */
 

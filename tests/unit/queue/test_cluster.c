@@ -205,6 +205,51 @@ static void test_url(void **state)
 	queue_opts_release(&o);
 }
 
+static void test_shards(void **state)
+{
+	char name[QUEUE_NAME_MAX + 1];
+	struct err e;
+	int n, k, seen[4] = { 0 };
+
+	(void)state;
+	assert_int_equal(queue_shard_spec("busy*4", name, &n, &e), 0);
+	assert_string_equal(name, "busy");
+	assert_int_equal(n, 4);
+	assert_int_equal(queue_shard_spec("plain", name, &n, &e), 0);
+	assert_int_equal(n, 1);
+	/* one shard may be named alone (a worker pinned to it) */
+	assert_int_equal(queue_shard_spec("busy#3", name, &n, &e), 0);
+	assert_string_equal(name, "busy#3");
+	assert_int_equal(n, 1);
+	assert_int_equal(queue_shard_spec("busy*1", name, &n, &e), -1);
+	assert_int_equal(queue_shard_spec("busy*17", name, &n, &e), -1);
+	assert_int_equal(queue_shard_spec("busy*-2", name, &n, &e), -1);
+	assert_int_equal(queue_shard_spec("busy*", name, &n, &e), -1);
+	assert_int_equal(queue_shard_spec("*4", name, &n, &e), -1);
+	assert_int_equal(queue_shard_spec("b#1*2", name, &n, &e), -1);
+	assert_int_equal(queue_shard_spec("b u*2", name, &n, &e), -1);
+	/* shard names */
+	assert_int_equal(queue_name_check("busy#0", &e), 0);
+	assert_int_equal(queue_name_check("busy#15", &e), 0);
+	assert_int_equal(queue_name_check("busy#16", &e), -1);
+	assert_int_equal(queue_name_check("busy#01", &e), -1);
+	assert_int_equal(queue_name_check("busy#", &e), -1);
+	assert_int_equal(queue_name_check("#1", &e), -1);
+	assert_int_equal(queue_name_check("a#1#2", &e), -1);
+	assert_int_equal(queue_name_check("a#x", &e), -1);
+	/* a key always meets the same shard, and keys spread */
+	assert_int_equal(queue_shard_of("k1", 4), queue_shard_of("k1", 4));
+	assert_int_equal(queue_shard_of("k1", 1), 0);
+	for (k = 0; k < 64; k++) {
+		char key[16];
+
+		snprintf(key, sizeof(key), "key-%d", k);
+		seen[queue_shard_of(key, 4)]++;
+	}
+	for (k = 0; k < 4; k++)
+		assert_true(seen[k] > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -213,6 +258,7 @@ int main(void)
 		cmocka_unit_test(test_slots),
 		cmocka_unit_test(test_slots_malformed),
 		cmocka_unit_test(test_url),
+		cmocka_unit_test(test_shards),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
