@@ -83,7 +83,7 @@ static const struct config_var vars[] = {
 	{ "PORT", CONFIG_INT, F(port), 0, 65535, "8080", "TCP port to listen on", 0, NULL },
 	{ "HOST", CONFIG_STRING, F(host), 0, 0, "0.0.0.0", "address to listen on", 0, NULL },
 	{ "REDIS_URL", CONFIG_STRING, F(redis_url), 0, 0, "redis://127.0.0.1:6379",
-	  "Redis: redis://[[user]:pass@]host[:port][/db], unix:///path", CONFIG_SECRET, NULL },
+	  "Redis: redis://[[user]:pass@]host[:port][/db], unix:///path, redis+cluster://node:port", CONFIG_SECRET, NULL },
 	{ "DATABASE_URL", CONFIG_STRING, F(database_url), 0, 0, "",
 	  "Postgres for durable job records (empty = Redis only)", CONFIG_SECRET, NULL },
 	{ "QUEUES", CONFIG_STRING, F(queues), 0, 0, "default",

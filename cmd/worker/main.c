@@ -28,7 +28,7 @@ static const struct config_var vars[] = {
 	{ "PORT", CONFIG_INT, F(port), 0, 65535, "8080", "HTTP port", 0, NULL },
 	{ "HOST", CONFIG_STRING, F(host), 0, 0, "", "bind address (empty: all)", 0, NULL },
 	{ "REDIS_URL", CONFIG_STRING, F(redis_url), 0, 0, "redis://127.0.0.1:6379",
-	  "redis://[:pass@]host:port/db, rediss://, unix:///path", CONFIG_SECRET, NULL },
+	  "redis://[:pass@]host:port/db, rediss://, unix:///path, redis+cluster://node:port", CONFIG_SECRET, NULL },
 	{ "DATABASE_URL", CONFIG_STRING, F(database_url), 0, 0, "",
 	  "Postgres for job records (empty: Redis only)", CONFIG_SECRET, NULL },
 	{ "QUEUES", CONFIG_STRING, F(queues), 0, 0, "default",

@@ -97,6 +97,58 @@ static void free_list(char **l)
 	free(l);
 }
 
+/* Replaces each QUEUES entry NAME*N of a->queues by its shards NAME#0 …
+ * NAME#(N-1), noted in a->shards; checks every name. Returns 0 or -1. */
+static int expand_shards(struct api *a, struct err *err)
+{
+	char **out = NULL, name[QUEUE_NAME_MAX + 1];
+	size_t i, n = 0;
+	int k, ns;
+
+	for (i = 0; i < a->nqueues; i++) {
+		if (queue_shard_spec(a->queues[i], name, &ns, err) < 0) {
+			err_wrap(err, "bad QUEUES");
+			goto fail;
+		}
+		if (i == 0)
+			snprintf(a->first_queue, sizeof(a->first_queue), "%s", name);
+		if (ns > 1) {
+			a->shards = xrealloc(a->shards, (a->nshards + 1) * sizeof(*a->shards));
+			memcpy(a->shards[a->nshards].name, name, sizeof(name));
+			a->shards[a->nshards].first = n;
+			a->shards[a->nshards++].n = ns;
+		}
+		out = xrealloc(out, (n + (size_t)ns + 1) * sizeof(*out));
+		for (k = 0; k < ns; k++)
+			out[n++] = ns > 1 ? xasprintf("%s#%d", name, k) : xstrdup(name);
+		out[n] = NULL;
+	}
+	free_list(a->queues);
+	a->queues = out;
+	a->nqueues = n;
+	a->defaults.queue = a->queues[0];
+	return 0;
+fail:
+	free_list(out);
+	return -1;
+}
+
+void api_shard_route(struct api *a, struct job_spec *s)
+{
+	const char *q = s->queue ? s->queue : a->first_queue;
+	const char *key = s->idempotency_key ? s->idempotency_key : s->unique_key;
+	size_t i;
+	int k;
+
+	for (i = 0; i < a->nshards; i++)
+		if (!strcmp(q, a->shards[i].name)) {
+			k = key ? queue_shard_of(key, a->shards[i].n) :
+				  (int)(atomic_fetch_add(&a->shard_rr, 1) % (unsigned)a->shards[i].n);
+			s->queue = a->queues[a->shards[i].first + (size_t)k];
+			return;
+		}
+}
+
 int api_served_index(struct api *a, const char *queue)
 {
 	size_t i;
@@ -195,11 +247,8 @@ struct api *api_start(const struct api_config *cfg, struct err *err)
 		err_set(err, ERR_INVALID, "bad QUEUES '%s': no queue named", cfg->queues);
 		goto fail;
 	}
-	for (i = 0; i < a->nqueues; i++)
-		if (queue_name_check(a->queues[i], err) < 0) {
-			err_wrap(err, "bad QUEUES");
-			goto fail;
-		}
+	if (expand_shards(a, err) < 0)
+		goto fail;
 	a->tokens = split_list(cfg->api_tokens, &ntok);
 	if (ntok == 0) {
 		free_list(a->tokens);
@@ -340,6 +389,7 @@ void api_stop(struct api *a)
 	queue_pool_free(a->pool);
 	queue_opts_release(&a->qopts);
 	free_list(a->queues);
+	free(a->shards);
 	free_list(a->tokens);
 	free_list(a->cors);
 	pthread_cond_destroy(&a->rec_cond);

@@ -432,6 +432,7 @@ void api_post_job(struct api *a, struct httpd_request *req, const char *arg)
 		it->idem = xstrdup(hkey);
 		it->spec.idempotency_key = it->idem;
 	}
+	api_shard_route(a, &it->spec);
 	if (it->spec.queue && api_served_index(a, it->spec.queue) < 0) {
 		api_reply_error(a, req, 400, "invalid_field",
 			    "field 'queue': '%s' is not served here (QUEUES=%s)", it->spec.queue,

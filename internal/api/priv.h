@@ -19,8 +19,17 @@ struct api {
 	struct api_config cfg;
 	struct job_defaults defaults; /* queue = queues[0], MAX_ATTEMPTS */
 	atomic_int finals_on;         /* finals logs enabled (with a store) */
-	char **queues;               /* served queues */
+	char **queues;               /* served queues (a sharded one's
+				      * shards NAME#K) */
 	size_t nqueues;
+	struct api_shards {          /* QUEUES entries NAME*N */
+		char name[QUEUE_NAME_MAX + 1];
+		size_t first;        /* NAME#0 is queues[first] */
+		int n;
+	} *shards;
+	size_t nshards;
+	char first_queue[QUEUE_NAME_MAX + 1]; /* QUEUES' first entry, by name */
+	atomic_uint shard_rr;        /* round robin over a shard set */
 	char **tokens;               /* NULL-terminated; NULL when no_auth */
 	char **cors;                 /* CORS_ORIGINS, NULL-terminated; NULL = none */
 	int cors_any;                /* "*" among them */
@@ -68,6 +77,13 @@ void api_qput(struct api *a, struct queue *q);
 
 /* The index of `queue` in a->queues, or -1 when it is not served. */
 int api_served_index(struct api *a, const char *queue);
+
+/* A job posted to a sharded queue NAME (or to none, when QUEUES starts
+ * with NAME*N) is sent to one of its shards: by its idempotency or
+ * unique key when it has one (the same key, the same shard), else in
+ * turn. Sets s->queue to the shard (borrowed from a->queues); leaves
+ * other jobs alone. */
+void api_shard_route(struct api *a, struct job_spec *s);
 
 /* api_qget for a request: NULL once `req` is answered 503. */
 struct queue *api_qget_req(struct api *a, struct httpd_request *req);

@@ -42,4 +42,95 @@ int queue_schedule_times(const struct queue_schedule *s, int64_t after_ms,
 const char *queue_catchup_name(enum queue_catchup c);
 int queue_catchup_parse(const char *s, enum queue_catchup *out);
 
+/* ---- Redis Cluster (cluster.c) -------------------------------------------
+ * For redis+cluster:// URLs. The pure parts (slots, redirections, the
+ * slot map) are declared for the unit tests and the fuzzer. */
+
+#define QUEUE_SLOTS 16384
+
+/* CRC16 (XMODEM) of buf, the cluster's key hash: "123456789" -> 0x31C3. */
+uint16_t queue_crc16(const char *buf, size_t len);
+
+/* The cluster slot (0..16383) of a key: of its hash tag, the text between
+ * the first '{' and the next '}' when not empty, else of the whole key. */
+int queue_key_slot(const char *key, size_t len);
+
+/* A redirection reply: "MOVED SLOT HOST:PORT" or "ASK SLOT HOST:PORT". */
+struct queue_redirect {
+	int ask;            /* 0: MOVED */
+	int slot;
+	char host[256];     /* "" = the node that answered (Redis 7) */
+	int port;
+};
+
+/* Reads the error reply text `msg`. Returns 1 with *out set when it is a
+ * redirection, 0 when it is another error (out untouched), -1 with err
+ * (ERR_PROTOCOL) when it starts as one but is malformed. */
+int queue_redirect_parse(const char *msg, struct queue_redirect *out,
+			 struct err *err);
+
+/* A slot map as read from CLUSTER SLOTS: owner[s] is 0 (no node serves
+ * slot s) or 1 + the index in nodes[] of the master serving it. */
+struct queue_slotmap {
+	uint16_t *owner;              /* QUEUE_SLOTS entries */
+	struct {
+		char host[256];
+		int port;
+	} *nodes;
+	size_t nnodes;
+};
+
+/* Reads a CLUSTER SLOTS reply into *out (release it); an entry naming no
+ * host ("" or "?") is taken for asked_host, the node that answered.
+ * Returns 0, or -1 with err (ERR_PROTOCOL naming the bad entry; nothing
+ * to release). */
+int queue_slots_parse(const redisReply *r, const char *asked_host,
+		      struct queue_slotmap *out, struct err *err);
+void queue_slotmap_release(struct queue_slotmap *m);
+
+/* A cluster's connections: one per node for commands, one per queue for
+ * marker waits. Made from the seed URL `o` (copied); never fails. */
+struct queue_cluster;
+struct queue_cluster *queue_cluster_new(const struct queue_opts *o);
+void queue_cluster_free(struct queue_cluster *cl);
+
+/* Reads the slot map when there is none or it is stale. Returns 0, or -1
+ * with err (ERR_UNAVAILABLE: no node answered). */
+int queue_cluster_ready(struct queue_cluster *cl, struct err *err);
+/* Whether a fresh slot map is held. */
+int queue_cluster_connected(const struct queue_cluster *cl);
+
+/* Runs argv on the node serving `slot` (-1: any node), following MOVED
+ * (the map is read again) and ASK (with ASKING), except that a script
+ * (`script` set) waits out a migration instead of following ASK, as it
+ * does TRYAGAIN, within the command timeout. Returns the reply (caller
+ * frees; an error reply other than a redirection is returned as is), or
+ * NULL with err (ERR_UNAVAILABLE on I/O: the map is read again before
+ * the next command). Blocks. */
+redisReply *queue_cluster_command(struct queue_cluster *cl, int slot, int script,
+				  int argc, const char **argv, const size_t *lens,
+				  struct err *err);
+
+/* The node indices of the masters serving slots into idx[] (at most max).
+ * Returns how many (0 with err when no map could be read). */
+size_t queue_cluster_masters(struct queue_cluster *cl, int *idx, size_t max,
+			     struct err *err);
+/* Runs argv on node `node` (an index from queue_cluster_masters); no
+ * redirection is followed. Returns as queue_cluster_command. */
+redisReply *queue_cluster_command_at(struct queue_cluster *cl, int node, int argc,
+				     const char **argv, const size_t *lens,
+				     struct err *err);
+
+/* Marker waits (queue_wait_begin on a cluster): one BLPOP per queue, each
+ * on its own connection to the node serving the queue. A BLPOP still
+ * outstanding from the last wait is kept, not sent again. The fd to poll
+ * is an epoll set of those connections. Poll returns as queue_wait_poll
+ * (a slot that moved counts as a marker: look, and wait on the new
+ * owner next time); cancel drops every outstanding BLPOP. */
+int queue_cluster_wait_begin(struct queue_cluster *cl, const char *const *queues,
+			     size_t n, int64_t timeout_ms, struct err *err);
+int queue_cluster_wait_fd(const struct queue_cluster *cl);
+int queue_cluster_wait_poll(struct queue_cluster *cl, struct err *err);
+void queue_cluster_wait_cancel(struct queue_cluster *cl);
+
 #endif

@@ -10,6 +10,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/mem.h"
+#include "base/parse.h"
 
 #include <errno.h>
 #include <hiredis.h>
@@ -157,6 +158,8 @@ struct queue {
 	int64_t skew_ms;         /* server clock - our clock, at connect */
 	int in_doubt;            /* the last command left whole and its answer
 				  * timed out: it may run (see command()) */
+	struct queue_cluster *cl; /* redis+cluster://: its connections
+				   * (cluster.c); c is then unused */
 };
 
 /* ---- script reply layouts ------------------------------------------------
@@ -228,6 +231,44 @@ static void back_off(struct queue *q, int64_t now)
 	q->backoff_us = q->backoff_us * 2 > BACKOFF_MAX_US ? BACKOFF_MAX_US : q->backoff_us * 2;
 }
 
+static int64_t skew_of(const redisReply *r)
+{
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+		return strtoll(r->element[0]->str, NULL, 10) * 1000 +
+		       strtoll(r->element[1]->str, NULL, 10) / 1000 - clock_now_us() / 1000;
+	return 0;
+}
+
+/* A connect that failed with *e: an unreachable server backs off, a
+ * refusal waits the longest. Returns -1 with err = *e. */
+static int connect_failed(struct queue *q, int64_t now, const struct err *e,
+			  struct err *err)
+{
+	if (e->code == ERR_UNAVAILABLE)
+		back_off(q, now);
+	else
+		q->retry_at_us = now + BACKOFF_MAX_US;
+	if (err)
+		*err = *e;
+	return -1;
+}
+
+/* ensure() on a cluster: the slot map (re)read, then TIME on any node. */
+static int ensure_cluster(struct queue *q, int64_t now, struct err *err)
+{
+	static const char *const time_argv[] = { "TIME" };
+	redisReply *r;
+	struct err e;
+
+	if (queue_cluster_ready(q->cl, &e) < 0 ||
+	    !(r = queue_cluster_command(q->cl, -1, 0, 1, (const char **)time_argv, NULL, &e)))
+		return connect_failed(q, now, &e, err);
+	q->skew_ms = skew_of(r);
+	freeReplyObject(r);
+	q->backoff_us = BACKOFF_MIN_US;
+	return 0;
+}
+
 /* (Re)connects when needed, honouring the backoff: the handshake of
  * conn.c, then TIME for the clock skew. An unreachable server backs off
  * from 50 ms to 2 s; a refusal (password, db, TLS set-up) waits 2 s.
@@ -238,23 +279,18 @@ static int ensure(struct queue *q, struct err *err)
 	struct err e;
 	int64_t now;
 
-	if (q->c)
+	if (q->c || (q->cl && queue_cluster_connected(q->cl)))
 		return 0;
 	q->in_doubt = 0; /* a new connection: no command on it yet */
 	now = clock_mono_us();
 	if (now < q->retry_at_us)
 		return err_set(err, ERR_UNAVAILABLE, "redis at '%s' unavailable; retrying in %lld ms",
 			       q->opts.url.host, (long long)(q->retry_at_us - now) / 1000);
+	if (q->cl)
+		return ensure_cluster(q, now, err);
 	q->c = queue_conn_open(&q->opts, &q->tls, &e);
-	if (!q->c) {
-		if (e.code == ERR_UNAVAILABLE)
-			back_off(q, now);
-		else
-			q->retry_at_us = now + BACKOFF_MAX_US;
-		if (err)
-			*err = e;
-		return -1;
-	}
+	if (!q->c)
+		return connect_failed(q, now, &e, err);
 	r = redisCommand(q->c, "TIME");
 	if (!r) {
 		err_set(err, ERR_UNAVAILABLE, "cannot connect to redis at '%s': %s",
@@ -263,10 +299,7 @@ static int ensure(struct queue *q, struct err *err)
 		back_off(q, now);
 		return -1;
 	}
-	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
-		q->skew_ms = strtoll(r->element[0]->str, NULL, 10) * 1000 +
-			     strtoll(r->element[1]->str, NULL, 10) / 1000 -
-			     clock_now_us() / 1000;
+	q->skew_ms = skew_of(r);
 	freeReplyObject(r);
 	q->backoff_us = BACKOFF_MIN_US;
 	return 0;
@@ -274,7 +307,7 @@ static int ensure(struct queue *q, struct err *err)
 
 int queue_connected(const struct queue *q)
 {
-	return q->c != NULL;
+	return q->cl ? queue_cluster_connected(q->cl) : q->c != NULL;
 }
 
 int queue_check(struct queue *q)
@@ -311,6 +344,8 @@ struct queue *queue_connect(const struct queue_opts *opts, struct err *err)
 
 	q->opts = *opts;
 	q->backoff_us = BACKOFF_MIN_US;
+	if (opts->url.cluster)
+		q->cl = queue_cluster_new(opts);
 	/* ensure's TIME is the check that the server answers: no PING */
 	if (ensure(q, err) < 0) {
 		queue_free(q);
@@ -324,6 +359,7 @@ void queue_free(struct queue *q)
 	if (!q)
 		return;
 	drop(q);
+	queue_cluster_free(q->cl);
 	queue_conn_tls_free(q->tls);
 	queue_opts_release(&q->opts); /* the password */
 	free(q);
@@ -364,6 +400,22 @@ static int timed_out(const redisContext *c, int saved)
 	       (saved == EAGAIN || saved == EWOULDBLOCK || saved == ETIMEDOUT);
 }
 
+/* A command on a cluster goes to the node serving its key: a script's
+ * KEYS[1] (argv[3]), else argv[1]; a command without a key (PING) to any
+ * node. */
+static redisReply *cluster_command(struct queue *q, struct args *a, struct err *err)
+{
+	int slot = -1, script = 0;
+
+	if (a->n > 3 && (!strcmp(a->v[0], "EVALSHA") || !strcmp(a->v[0], "EVAL"))) {
+		script = 1;
+		slot = queue_key_slot(a->v[3], a->len[3]);
+	} else if (a->n > 1) {
+		slot = queue_key_slot(a->v[1], a->len[1]);
+	}
+	return queue_cluster_command(q->cl, slot, script, (int)a->n, a->v, a->len, err);
+}
+
 /* Runs argv as one command. Returns the reply (caller frees) or NULL with
  * err set; error replies are turned into err too (reply_error). */
 static redisReply *command(struct queue *q, struct args *a, struct err *err)
@@ -379,6 +431,12 @@ static redisReply *command(struct queue *q, struct args *a, struct err *err)
 	if (ensure(q, err) < 0)
 		return NULL;
 	args_finish(a);
+	if (q->cl) {
+		/* cluster.c reports its own failures */
+		if (!(r = cluster_command(q, a, err)))
+			return NULL;
+		goto answered;
+	}
 	/* redisCommandArgv, with the write apart from the read: once the
 	 * command has left whole (into the kernel: closing the socket does
 	 * not take it back), an answer that does not come in time leaves its
@@ -397,6 +455,7 @@ static redisReply *command(struct queue *q, struct args *a, struct err *err)
 		q->in_doubt = timed_out(q->c, errno);
 		goto io;
 	}
+answered:
 	if (r->type == REDIS_REPLY_ERROR) {
 		reply_error(err, r->str);
 		freeReplyObject(r);
@@ -408,8 +467,9 @@ io:
 	return NULL;
 }
 
-/* Runs script `s` on queue `name` with ARGV from `a` (already holding the
- * ARGV part after two leading slots reserved by script_args). */
+/* Starts the arguments of a script call on `queue`: EVALSHA, its sha (set
+ * by run_script), one key (the queue's prefix). Returns 0, or -1 with err
+ * for a bad queue name. */
 static int script_args(struct args *a, const char *queue, struct err *err)
 {
 	if (queue_name_check(queue, err) < 0)
@@ -423,6 +483,8 @@ static int script_args(struct args *a, const char *queue, struct err *err)
 	return 0;
 }
 
+/* Runs script `s` with the arguments `a` (from script_args, then the
+ * script's ARGV). */
 static redisReply *run_script(struct queue *q, enum script s, struct args *a,
 			      struct err *err)
 {
@@ -523,6 +585,19 @@ static int command_ok(struct queue *q, struct args *a, struct err *err)
 int queue_name_check(const char *name, struct err *err)
 {
 	size_t i, n = name ? strlen(name) : 0;
+	const char *hash = name ? strchr(name, '#') : NULL;
+
+	/* a shard: NAME#K, K the shard's number without leading zeros */
+	if (hash && n <= QUEUE_NAME_MAX) {
+		const char *k = hash + 1;
+
+		if (hash == name || !*k || strspn(k, "0123456789") != strlen(k) ||
+		    (k[0] == '0' && k[1]) || strlen(k) > 2 || atoi(k) >= QUEUE_SHARDS_MAX)
+			return err_set(err, ERR_INVALID,
+				       "bad queue name '%.80s': a shard is NAME#K, K from 0 to %d",
+				       name, QUEUE_SHARDS_MAX - 1);
+		n = (size_t)(hash - name);
+	}
 
 	if (n == 0 || n > QUEUE_NAME_MAX)
 		return err_set(err, ERR_INVALID, "bad queue name '%.80s': 1 to %d characters",
@@ -536,6 +611,37 @@ int queue_name_check(const char *name, struct err *err)
 				       "bad queue name '%.80s': use letters, digits, '_', '-', '.'", name);
 	}
 	return 0;
+}
+
+int queue_shard_spec(const char *entry, char name[QUEUE_NAME_MAX + 1], int *n,
+		     struct err *err)
+{
+	const char *star = strchr(entry, '*');
+	char base[QUEUE_NAME_MAX + 1];
+	size_t len = star ? (size_t)(star - entry) : strlen(entry);
+	int64_t v = 1;
+
+	if (len > QUEUE_NAME_MAX - (star ? 3 : 0))
+		return err_set(err, ERR_INVALID, "bad queue name '%.80s': 1 to %d characters",
+			       entry, star ? QUEUE_NAME_MAX - 3 : QUEUE_NAME_MAX);
+	memcpy(base, entry, len);
+	base[len] = '\0';
+	if (star && strchr(base, '#'))
+		return err_set(err, ERR_INVALID,
+			       "bad queue '%.80s': name a sharded queue as NAME*N, not its shards", entry);
+	if (queue_name_check(base, err) < 0)
+		return -1;
+	if (star && (star[1] == '-' || parse_int64(star + 1, 2, QUEUE_SHARDS_MAX, &v) < 0))
+		return err_set(err, ERR_INVALID, "bad queue '%.80s': NAME*N with N from 2 to %d shards",
+			       entry, QUEUE_SHARDS_MAX);
+	memcpy(name, base, len + 1);
+	*n = (int)v;
+	return 0;
+}
+
+int queue_shard_of(const char *key, int n)
+{
+	return n > 1 ? queue_crc16(key, strlen(key)) % n : 0;
 }
 
 int queue_ping(struct queue *q, struct err *err)
@@ -992,6 +1098,13 @@ int queue_wait_begin(struct queue *q, const char *const *queues, size_t n,
 
 	if (q->waiting)
 		return err_set(err, ERR_INTERNAL, "a wait is already in progress");
+	if (q->cl) {
+		/* no BLPOP over several queues: they live in other slots */
+		if (queue_cluster_wait_begin(q->cl, queues, n, timeout_ms, err) < 0)
+			return -1;
+		q->waiting = 1;
+		return 0;
+	}
 	if (ensure(q, err) < 0)
 		return -1;
 	keys = xmalloc((n ? n : 1) * sizeof(*keys));
@@ -1031,6 +1144,8 @@ out:
 
 int queue_fd(const struct queue *q)
 {
+	if (q->cl)
+		return queue_cluster_wait_fd(q->cl);
 	return q->c ? q->c->fd : -1;
 }
 
@@ -1040,6 +1155,12 @@ int queue_wait_poll(struct queue *q, struct err *err)
 	redisReply *r;
 	int got;
 
+	if (q->cl && q->waiting) {
+		got = queue_cluster_wait_poll(q->cl, err);
+		if (got != 2)
+			q->waiting = 0;
+		return got;
+	}
 	if (!q->waiting || !q->c)
 		return err_set(err, ERR_INTERNAL, "no wait in progress");
 	/* Something is buffered already, or the socket is readable: one read
@@ -1068,8 +1189,13 @@ int queue_wait_poll(struct queue *q, struct err *err)
 
 void queue_wait_cancel(struct queue *q)
 {
-	if (q->waiting)
+	if (q->cl) {
+		/* also the BLPOPs left outstanding by a wait that ended */
+		queue_cluster_wait_cancel(q->cl);
+		q->waiting = 0;
+	} else if (q->waiting) {
 		drop(q);
+	}
 }
 
 /* ---- inspection and operations ------------------------------------------ */
@@ -1633,14 +1759,15 @@ int64_t queue_purge_dead(struct queue *q, const char *queue, struct err *err)
 	return total;
 }
 
-int queue_discover(struct queue *q, char ***names, struct err *err)
+/* SCAN of one node (node < 0: the queue's own connection) for queue
+ * names, appended to *out. Returns 0 or -1. */
+static int discover_at(struct queue *q, int node, char ***out, size_t *n, size_t *cap,
+		       struct err *err)
 {
-	struct args a;
 	char cursor[32] = "0";
-	char **out = NULL;
-	size_t n = 0, cap = 0, i;
+	struct args a;
+	size_t i;
 
-	*names = NULL;
 	do {
 		redisReply *r;
 
@@ -1651,14 +1778,23 @@ int queue_discover(struct queue *q, char ***names, struct err *err)
 		args_add(&a, "wakeq:{*}:seq");
 		args_add(&a, "COUNT");
 		args_add(&a, "1000");
-		r = command(q, &a, err);
+		if (node < 0) {
+			r = command(q, &a, err);
+		} else {
+			args_finish(&a);
+			r = queue_cluster_command_at(q->cl, node, (int)a.n, a.v, a.len, err);
+			if (r && r->type == REDIS_REPLY_ERROR) {
+				reply_error(err, r->str);
+				freeReplyObject(r);
+				r = NULL;
+			}
+		}
 		args_release(&a);
 		if (!r)
-			goto fail;
+			return -1;
 		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
 			freeReplyObject(r);
-			bad_reply(err, "SCAN");
-			goto fail;
+			return bad_reply(err, "SCAN");
 		}
 		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
 		for (i = 0; i < r->element[1]->elements; i++) {
@@ -1667,14 +1803,40 @@ int queue_discover(struct queue *q, char ***names, struct err *err)
 
 			if (!open || !close || close <= open)
 				continue;
-			if (n + 1 >= cap) {
-				cap = cap ? cap * 2 : 8;
-				out = xrealloc(out, cap * sizeof(*out));
+			if (*n + 1 >= *cap) {
+				*cap = *cap ? *cap * 2 : 8;
+				*out = xrealloc(*out, *cap * sizeof(**out));
 			}
-			out[n++] = xstrndup(open + 1, (size_t)(close - open - 1));
+			(*out)[(*n)++] = xstrndup(open + 1, (size_t)(close - open - 1));
 		}
 		freeReplyObject(r);
 	} while (strcmp(cursor, "0"));
+	return 0;
+}
+
+int queue_discover(struct queue *q, char ***names, struct err *err)
+{
+	char **out = NULL;
+	size_t n = 0, cap = 0, i;
+	int rc;
+
+	*names = NULL;
+	if (q->cl) {
+		/* every master holds its own slots' keys */
+		int masters[256];
+		size_t nm;
+
+		if (ensure(q, err) < 0)
+			return -1;
+		nm = queue_cluster_masters(q->cl, masters, 256, err);
+		rc = nm ? 0 : -1;
+		for (i = 0; i < nm && rc == 0; i++)
+			rc = discover_at(q, masters[i], &out, &n, &cap, err);
+	} else {
+		rc = discover_at(q, -1, &out, &n, &cap, err);
+	}
+	if (rc < 0)
+		goto fail;
 	*names = out;
 	return (int)n;
 fail:

@@ -33,7 +33,12 @@
 /* ---- connection -------------------------------------------------------- */
 
 /* A parsed Redis URL: redis://[[user]:password@]host[:port][/db],
- * rediss://… (TLS), unix:///path/to/socket[?db=N&password=P&user=U]. */
+ * rediss://… (TLS), unix:///path/to/socket[?db=N&password=P&user=U],
+ * redis+cluster://[[user]:password@]host[:port] and rediss+cluster://…
+ * for a Redis Cluster: host:port is any node (Memorystore's discovery
+ * endpoint, ElastiCache's configuration endpoint); the slot map is read
+ * from it and every queue's commands go to the node owning the queue's
+ * hash tag (docs/QUEUE.md "Redis Cluster"). */
 struct queue_url {
 	char host[256];     /* or the socket path for unix:// */
 	int port;           /* 6379 by default */
@@ -42,6 +47,7 @@ struct queue_url {
 	int db;
 	char user[128];
 	char password[256];
+	int cluster;        /* redis+cluster://, rediss+cluster:// */
 };
 
 /* Parses `url`. Returns 0, or -1 with err naming what is wrong. Used by
@@ -125,8 +131,29 @@ void queue_pool_put(struct queue_pool *p, struct queue *q);
 /* Round trip PING. Returns 0 or -1. */
 int queue_ping(struct queue *q, struct err *err);
 
-/* Checks a queue name. Returns 0 or -1 with err. */
+/* Checks a queue name: [A-Za-z0-9_.-]+, or a shard's NAME#K (below).
+ * Returns 0 or -1 with err. */
 int queue_name_check(const char *name, struct err *err);
+
+/* ---- sharded queues -------------------------------------------------------
+ * One busy queue can be spread over N queues NAME#0 … NAME#(N-1), each
+ * with its own hash tag, so that on a cluster they land in different
+ * slots (and, most likely, on different masters). QUEUES names them all
+ * at once as NAME*N: the API sends a job posted to NAME to one shard, the
+ * worker drains every shard. Each shard is an ordinary queue: FIFO
+ * within a priority holds per shard, not across them (docs/QUEUE.md
+ * "Sharding a queue"). */
+#define QUEUE_SHARDS_MAX 16
+
+/* Reads one entry of QUEUES: "NAME*N" (N in 2..QUEUE_SHARDS_MAX, NAME at
+ * most QUEUE_NAME_MAX - 3 characters) sets name and *n = N; a plain
+ * queue name sets *n = 1. Returns 0, or -1 with err (ERR_INVALID). */
+int queue_shard_spec(const char *entry, char name[QUEUE_NAME_MAX + 1], int *n,
+		     struct err *err);
+
+/* The shard (0..n-1) of a job with `key` (its idempotency or unique key,
+ * so that the same key always meets the same shard): CRC16 of the key. */
+int queue_shard_of(const char *key, int n);
 
 /* ---- enqueue ----------------------------------------------------------- */
 
@@ -347,7 +374,11 @@ int queue_finals_ack(struct queue *q, const char *queue,
 /* ---- waiting for work --------------------------------------------------- */
 
 /* Starts a blocking wait (BLPOP on the wake markers of `queues`) for up to
- * timeout_ms (rounded up to 1 ms). The reply is collected with
+ * timeout_ms (rounded up to 1 ms). On a cluster, one BLPOP per queue, each
+ * on a connection of its own to the node serving the queue (a BLPOP over
+ * several slots is refused), and queue_fd() is an epoll set of them; a
+ * BLPOP still outstanding when the wait ended (another queue answered
+ * first) is kept for the next wait until queue_wait_cancel. The reply is collected with
  * queue_wait_poll once queue_fd() is readable. Only queue_wait_poll may be
  * called on `q` until the wait completes. Returns 0 or -1. */
 int queue_wait_begin(struct queue *q, const char *const *queues, size_t n,
@@ -362,7 +393,8 @@ int queue_fd(const struct queue *q);
 int queue_wait_poll(struct queue *q, struct err *err);
 
 /* Abandons a wait in progress by dropping the connection (reconnects on
- * next use). */
+ * next use); on a cluster, also the BLPOPs a finished wait left
+ * outstanding. Without a wait outstanding it does nothing (no I/O). */
 void queue_wait_cancel(struct queue *q);
 
 /* ---- inspection and operations ------------------------------------------ */

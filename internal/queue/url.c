@@ -1,5 +1,7 @@
 /* url.c - Redis URLs: redis://[[user]:password@]host[:port][/db],
- * rediss://… (TLS), unix:///path/to/socket[?db=N&password=P&user=U].
+ * rediss://… (TLS), unix:///path/to/socket[?db=N&password=P&user=U],
+ * redis+cluster:// and rediss+cluster:// (a Redis Cluster reached
+ * through one of its nodes: docs/QUEUE.md "Redis Cluster").
  * Outside input: strict,
  * bounded, fuzzed (tests/fuzz/fuzz_redis_url.c). */
 #include "queue/queue.h"
@@ -69,12 +71,20 @@ int queue_url_parse(const char *url, struct queue_url *out, struct err *err)
 	} else if (!strncmp(url, "rediss://", 9)) {
 		p = url + 9;
 		u.tls = 1;
+	} else if (!strncmp(url, "redis+cluster://", 16)) {
+		p = url + 16;
+		u.cluster = 1;
+	} else if (!strncmp(url, "rediss+cluster://", 17)) {
+		p = url + 17;
+		u.tls = 1;
+		u.cluster = 1;
 	} else if (!strncmp(url, "unix://", 7)) {
 		p = url + 7;
 		u.unix_socket = 1;
 	} else {
 		return err_set(err, ERR_INVALID,
-			       "bad redis url '%.100s': expected redis://, rediss:// or unix://", url);
+			       "bad redis url '%.100s': expected redis://, rediss://, redis+cluster://, rediss+cluster:// or unix://",
+			       url);
 	}
 
 	if (u.unix_socket) {
@@ -171,6 +181,10 @@ int queue_url_parse(const char *url, struct queue_url *out, struct err *err)
 	} else if (*end && !(*end == '/' && !end[1])) {
 		return err_set(err, ERR_INVALID, "bad redis url '%.100s': unexpected '%c'", url, *end);
 	}
+	/* a cluster has database 0 only (SELECT is refused there) */
+	if (u.cluster && u.db)
+		return err_set(err, ERR_INVALID,
+			       "bad redis url '%.100s': a cluster has no database but 0", url);
 	*out = u;
 	return 0;
 }

@@ -733,7 +733,9 @@ static void drain_sleep(struct drain *d, const struct drain_facts *f)
 		if (d->bq && queue_wait_begin(d->bq, d->qnames, w->nqueues,
 					      d->idle_us / 1000 + 1, &e) == 0)
 			d->waiting = 1;
-	} else if (!want && d->waiting) {
+	} else if (!want && d->bq) {
+		/* also a cluster's BLPOPs left over from a wait that ended:
+		 * without a wait this is no I/O at all */
 		queue_wait_cancel(d->bq);
 		d->waiting = 0;
 	}
@@ -765,8 +767,8 @@ static void drain_sleep(struct drain *d, const struct drain_facts *f)
 				d->look = 1; /* a marker, or the wait ran out */
 			}
 			if (r < 0) {
-				/* An error reply (ACL, CROSSSLOT on a cluster with
-				 * several queues) must not become a hot loop. */
+				/* An error reply (ACL, say) must not become a
+				 * hot loop. */
 				log_warn("waiting for work failed", "error", e.msg);
 				queue_free(d->bq);
 				d->bq = NULL;

@@ -20,20 +20,26 @@ static int split_queues(struct worker *w, const char *list, struct err *err)
 	char *copy = xstrdup(list), *save = NULL, *tok;
 
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char name[QUEUE_NAME_MAX + 1];
+		int n, k;
+
 		while (*tok == ' ')
 			tok++;
 		if (!*tok)
 			continue;
-		if (queue_name_check(tok, err) < 0) {
+		/* NAME*N: the N shards NAME#0 … NAME#(N-1), each a queue */
+		if (queue_shard_spec(tok, name, &n, err) < 0) {
 			free(copy);
 			return err_wrap(err, "bad QUEUES");
 		}
-		if (w->nqueues == WORKER_MAX_QUEUES) {
-			free(copy);
-			return err_set(err, ERR_INVALID, "bad QUEUES: at most %d queues",
-				       WORKER_MAX_QUEUES);
+		for (k = 0; k < n; k++) {
+			if (w->nqueues == WORKER_MAX_QUEUES) {
+				free(copy);
+				return err_set(err, ERR_INVALID, "bad QUEUES: at most %d queues (shards count)",
+					       WORKER_MAX_QUEUES);
+			}
+			w->queue_names[w->nqueues++] = n > 1 ? xasprintf("%s#%d", name, k) : xstrdup(name);
 		}
-		w->queue_names[w->nqueues++] = xstrdup(tok);
 	}
 	free(copy);
 	if (!w->nqueues)

@@ -4,6 +4,10 @@
 #   t_tmpdir            makes $T (removed on exit)
 #   start_redis [NAME]  sets REDIS_PORT REDIS_URL REDIS_PID (NAME: var prefix)
 #   stop_redis / restart_redis
+#   start_redis_cluster [MASTERS [REPLICAS]]  a Redis Cluster (3 masters,
+#                       0 replicas each by default); sets CLUSTER_PORTS
+#                       (masters first), CLUSTER_PIDS (port -> pid) and
+#                       REDIS_URL=redis+cluster://127.0.0.1:FIRST
 #   start_postgres      sets PG_PORT DATABASE_URL PG_DIR (initdb as postgres)
 #   stop_postgres / restart_postgres
 #   on_exit CMD         adds CMD to the exit trap (LIFO)
@@ -100,6 +104,71 @@ start_fake() {
 		exit 1
 	fi
 	eval "${name}_PID=$pid ${name}=http://127.0.0.1:$(head -1 "$file.port")"
+}
+
+# One node of a test cluster on port $1 (fast failure detection: 1 s);
+# its bus on a free port of its own (the default, port + 10000, may be
+# taken or past 65535).
+_cluster_node() {
+	local port=$1 dir=$T/cluster/$1
+	mkdir -p "$dir"
+	redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" \
+		--cluster-enabled yes --cluster-port "$($FREEPORT)" --cluster-config-file nodes.conf \
+		--cluster-node-timeout 1000 --save '' --appendonly no \
+		--daemonize no --loglevel warning --logfile "$dir/log" &
+	CLUSTER_PIDS[$port]=$!
+	on_exit "kill_wait ${CLUSTER_PIDS[$port]}"
+}
+
+declare -A CLUSTER_PIDS
+start_redis_cluster() {
+	local masters=${1:-3} replicas=${2:-0} n i p addrs=()
+	[ -n "${T:-}" ] || t_tmpdir
+	n=$((masters * (1 + replicas)))
+	CLUSTER_PORTS=()
+	for i in $(seq 1 "$n"); do
+		p=$($FREEPORT)
+		CLUSTER_PORTS+=("$p")
+		_cluster_node "$p"
+	done
+	for p in "${CLUSTER_PORTS[@]}"; do
+		REDIS_PORT=$p wait_redis || return 1
+		addrs+=("127.0.0.1:$p")
+	done
+	redis-cli --cluster create "${addrs[@]}" --cluster-replicas "$replicas" \
+		--cluster-yes >"$T/cluster/create.log" 2>&1 || {
+		cat "$T/cluster/create.log" >&2
+		return 1
+	}
+	# ready: every node sees the cluster ok and every slot served
+	for i in $(seq 1 300); do
+		local ok=1
+		for p in "${CLUSTER_PORTS[@]}"; do
+			redis-cli -p "$p" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || ok=0
+		done
+		[ "$ok" = 1 ] && break
+		sleep 0.05
+	done
+	[ "$ok" = 1 ] || { echo "redis cluster did not come up" >&2; return 1; }
+	if [ "$replicas" -gt 0 ]; then
+		# and every replica attached to its master
+		for i in $(seq 1 300); do
+			[ "$(redis-cli -p "${CLUSTER_PORTS[0]}" cluster nodes | grep -c ' slave ')" \
+				-ge $((masters * replicas)) ] && break
+			sleep 0.05
+		done
+	fi
+	REDIS_PORT=${CLUSTER_PORTS[0]}
+	REDIS_URL="redis+cluster://127.0.0.1:$REDIS_PORT"
+	export REDIS_URL REDIS_PORT
+}
+
+# cluster_owner KEY: the port of the master serving KEY's slot.
+cluster_owner() {
+	local slot
+	slot=$(redis-cli -p "${CLUSTER_PORTS[0]}" cluster keyslot "$1")
+	redis-cli -p "${CLUSTER_PORTS[0]}" --json cluster slots 2>/dev/null |
+		python3 -c 'import json,sys; s=int(sys.argv[1]); print(next(e[2][1] for e in json.load(sys.stdin) if e[0]<=s<=e[1]))' "$slot"
 }
 
 pg_bin() {
