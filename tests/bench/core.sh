@@ -293,6 +293,9 @@ if part latency; then
 	log "warm latency: $LAT_N jobs, one every $LAT_PACE_US us"
 	ra flushall >/dev/null
 	start_w LW "$A_URL" QUEUES=lat IDLE_TIMEOUT=120 EXIT_ON_IDLE=true
+	# a job to run, so the wake starts a drain that then stays awake
+	# (a wake finding nothing due answers at once and the worker retires)
+	"$TOOL" enqueue "$A_URL" lat 1 1 >/dev/null
 	curl -fs -X POST "http://127.0.0.1:$LW_PORT/wake?wait=0" >/dev/null
 	sleep 0.5
 	"$TOOL" latency "$A_URL" lat "$LAT_N" "$LAT_PACE_US" >"$T/lat"

@@ -188,7 +188,7 @@ static int cmd_drain(int port, long n, long batch)
 	       "enqueue_redis_us_job=%.2f drain_redis_us_job=%.2f drain_cmds_job=%.3f\n",
 	       n, batch, (double)n * 1e6 / (double)(t1 - t0),
 	       (double)n * 1e6 / (double)(t2 - t1), (c1 - c0) * 1e6 / (double)n,
-	       (c2 - c1) * 1e6 / (double)n, (double)(k1 - k0 - 1) / (double)n);
+	       (c2 - c1) * 1e6 / (double)n, (double)(k1 - k0) / (double)n);
 	command_or_die(c, "FLUSHALL");
 	free(ids);
 	free(prev);
