@@ -14,6 +14,11 @@
 #   enqueue rate one at a time and in batches of 1000 (bench_core);
 #   Redis commands per minute of an awake idle worker and after it exited
 #   (on a second redis-server, in the background while the rest runs);
+#   the bare-Redis limit (part "bare", issue 14): the same N jobs through
+#   the cheapest structure that keeps a record per job (bench_bare drain:
+#   pipelined, a write per job at enqueue and at settle, a pop a batch),
+#   and the PING rate of one connection, one at a time; the section
+#   gives wakeq's drain and one-at-a-time enqueue as % of them;
 #   cold start (process launch -> handler start, via /wake);
 #   warm latency (enqueue -> handler start on an idle awake worker);
 #   the cost of the queue controls (part "controls", a section of its
@@ -47,7 +52,8 @@ CTL_CONC=${CTL_CONC:-32}
 CTL_GROUPS=${CTL_GROUPS:-10}   # groups of the grouped cases
 # the commit before the controls merge (its first parent), unless given
 CTL_BASE=${CTL_BASE:-$(git log --merges --grep="^Merge branch 'controls'" -1 --format=%H 2>/dev/null | sed -n 's/.$/&^1/p')}
-ALL_PARTS="drain enqueue cold latency idle controls"
+BARE_BATCH=${BARE_BATCH:-64}   # jobs a pipeline of the bare-Redis limit (wakeq's BATCH)
+ALL_PARTS="drain enqueue bare cold latency idle controls"
 PARTS=${PARTS:-$ALL_PARTS}
 PARTIAL=0
 [ "$PARTS" = "$ALL_PARTS" ] || PARTIAL=1 # the core section wants every part
@@ -55,7 +61,8 @@ part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 WORKER=$BIN/wakeq-worker
 TOOL=$BIN/tests/tools/bench_core
-for b in "$WORKER" "$TOOL" "$FREEPORT"; do
+BARE=$BIN/tests/tools/bench_bare
+for b in "$WORKER" "$TOOL" "$BARE" "$FREEPORT"; do
 	[ -x "$b" ] || { echo "core.sh: $b missing (make tests)" >&2; exit 1; }
 done
 command -v jq >/dev/null || { echo "core.sh: jq missing" >&2; exit 1; }
@@ -107,11 +114,11 @@ redis_cpu() {
 	redis-cli -p "$1" info cpu | tr -d '\r' |
 		awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.6f\n", s}'
 }
-# cmdstats PORT: "name calls" per command, our own INFO/CONFIG and the
+# cmdstats PORT: "name calls usec" per command, our own INFO/CONFIG and the
 # first-job watcher's HGETALL left out (wakeq sends no HGETALL in a drain).
 cmdstats() {
 	redis-cli -p "$1" info commandstats | tr -d '\r' |
-		sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),.*/\1 \2/p' |
+		sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),usec=\([0-9]*\),.*/\1 \2 \3/p' |
 		grep -v -E '^(info|config\|.*|hgetall) ' || true
 }
 proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -206,7 +213,7 @@ drain_run() {
 	    -v hwm="$hwm" -v m0="$m0" -v m1="$m1" -v b0="$b0" -v b1="$b1" \
 	    -v q0="$q0" -v q1="$q1" -v x0="$x0" -v x1="$x1" '
 		{ calls += $2; if ($1 ~ /^(evalsha|eval|blpop|ping|select|auth|hello|script\|.*|client\|.*)$/) rt += $2
-		  if ($1 == "evalsha" || $1 == "eval") scripts += $2 }
+		  if ($1 == "evalsha" || $1 == "eval") { scripts += $2; script_us += $3 } }
 		END {
 			span = (fin - st) / 1e6
 			printf "%s conc=%d jobs=%d span_s=%.3f tput=%.0f wake_s=%.3f tput_wake=%.0f", \
@@ -215,8 +222,8 @@ drain_run() {
 				r1 - r0, (r1 - r0) * 1e6 / n, (k1 - k0) / hz / span
 			printf " worker_cpu_s=%.2f worker_us_job=%.2f worker_util=%.2f", \
 				(w1 - w0) / hz, (w1 - w0) / hz * 1e6 / n, (w1 - w0) / hz / span
-			printf " cmds_job=%.2f rt_job=%.4f jobs_per_script=%.1f hwm_kib=%d", \
-				calls / n, rt / n, n / scripts, hwm
+			printf " cmds_job=%.2f rt_job=%.4f jobs_per_script=%.1f script_us_job=%.2f hwm_kib=%d", \
+				calls / n, rt / n, n / scripts, script_us / n, hwm
 			wall = (m1 - m0) / 1e6
 			split(b0, B0, "_"); split(b1, B1, "_")
 			busy = B1[1] - B0[1]; idl = B1[2] - B0[2]
@@ -258,6 +265,22 @@ if part enqueue; then
 	ra flushall >/dev/null
 fi
 
+# ---- the bare-Redis limit ------------------------------------------------
+if part bare; then
+	for i in $(seq 1 "$RUNS"); do
+		log "bare-Redis limit run $i/$RUNS ($N jobs, $BARE_BATCH a pipeline; $ENQ_ONE PINGs)"
+		"$BARE" drain "$A_PORT" "$N" "$BARE_BATCH" | tee -a "$T/bare" >&2
+		"$BARE" ping "$A_PORT" "$ENQ_ONE" | tee -a "$T/bare" >&2
+	done
+	if part drain; then
+		b=$(grep '^bare ' "$T/bare" | tr ' ' '\n' | sed -n 's/^drain_rate=//p' | median)
+		for c in $CONCS; do
+			w=$(grep "^c$c-run" "$T/drain" | tr ' ' '\n' | sed -n 's/^tput=//p' | median)
+			log "wakeq drain C=$c: $w jobs/s = $(awk -v w="$w" -v b="$b" 'BEGIN {printf "%.1f", w * 100 / b}') % of the bare-Redis limit ($b)"
+		done
+	fi
+fi
+
 # ---- cold start ----------------------------------------------------------
 if part cold; then
 	log "cold start x$COLD_RUNS"
@@ -270,6 +293,9 @@ if part latency; then
 	log "warm latency: $LAT_N jobs, one every $LAT_PACE_US us"
 	ra flushall >/dev/null
 	start_w LW "$A_URL" QUEUES=lat IDLE_TIMEOUT=120 EXIT_ON_IDLE=true
+	# a job to run, so the wake starts a drain that then stays awake
+	# (a wake finding nothing due answers at once and the worker retires)
+	"$TOOL" enqueue "$A_URL" lat 1 1 >/dev/null
 	curl -fs -X POST "http://127.0.0.1:$LW_PORT/wake?wait=0" >/dev/null
 	sleep 0.5
 	"$TOOL" latency "$A_URL" lat "$LAT_N" "$LAT_PACE_US" >"$T/lat"
@@ -420,6 +446,12 @@ lat_p99=$(awk '/^start_us/ {sub("p99=", "", $5); printf "%.3f", $5 / 1000}' "$T/
 done_p50=$(awk '/^done_us/ {sub("p50=", "", $3); printf "%.3f", $3 / 1000}' "$T/lat")
 done_p99=$(awk '/^done_us/ {sub("p99=", "", $5); printf "%.3f", $5 / 1000}' "$T/lat")
 rtt_p50=$(awk '/^enqueue_rtt_us/ {sub("p50=", "", $3); printf "%.3f", $3 / 1000}' "$T/lat")
+declare -A BR # the bare-Redis limit's medians (bench_bare lines "bare …", "ping …")
+for k in bare.drain_rate bare.drain_redis_us_job bare.drain_cmds_job bare.enqueue_rate \
+	 ping.rate ping.p50_us; do
+	BR[$k]=$(med "$T/bare" "^${k%%.*} " "${k#*.}")
+done
+pctof() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", a * 100 / b}'; }
 
 # Best of the two concurrencies for the headline rows that have one value.
 hi() { printf '%s\n' "$@" | sort -g | tail -1; }
@@ -458,11 +490,30 @@ figures are the reference of issue 2 (same machine kind, 20,000 jobs).
 | warm latency, ms p99 | 4.9 | 3.3 | $lat_p99 | ≤ 2 | $(ratio "$lat_p99" 2) | $(met "$lat_p99" 2 le) |
 | worker peak RSS during the drain, MiB | 93 | 28 | $hwm_mib | ≤ 10 | $(ratio "$hwm_mib" 10) | $(met "$hwm_mib" 10 le) |
 
+The bare-Redis limit (issue 14; \`bench_bare drain\`, $RUNS runs, medians):
+the same $N jobs through the cheapest structure that still keeps one
+record per job, from one C client (hiredis), pipelined $BARE_BATCH jobs a
+round trip: an HSET a job and an RPUSH a batch at enqueue, then a round
+trip a batch carrying the HSET of each job of the batch before (status,
+result, finish time) and an LPOP of the next $BARE_BATCH. Drain $(fmt0 "${BR[bare.drain_rate]}") jobs/s
+at ${BR[bare.drain_redis_us_job]} µs of Redis CPU and ${BR[bare.drain_cmds_job]} commands a job (enqueue $(fmt0 "${BR[bare.enqueue_rate]}") jobs/s).
+
+| figure | bare Redis | wakeq | wakeq / bare | target | met |
+|---|---|---|---|---|---|
+| drain, one client / worker process, jobs/s | $(fmt0 "${BR[bare.drain_rate]}") | $(fmt0 "${M[1.tput]}") (C=1), $(fmt0 "${M[32.tput]}") (C=32) | $(pctof "$tput_best" "${BR[bare.drain_rate]}") % | ≥ 50 % | $(met "$(pctof "$tput_best" "${BR[bare.drain_rate]}")" 50 ge) |
+| Redis CPU per job of the drain, µs | ${BR[bare.drain_redis_us_job]} | ${M[1.redis_us_job]} (C=1), ${M[32.redis_us_job]} (C=32) | $(ratio "$redis_cpu_row" "${BR[bare.drain_redis_us_job]}")× | – | – |
+| one at a time, one connection, a second: PING vs enqueue | $(fmt0 "${BR[ping.rate]}") (p50 ${BR[ping.p50_us]} µs) | $(fmt0 "$enq_one") | $(pctof "$enq_one" "${BR[ping.rate]}") % | ≥ 90 % | $(met "$(pctof "$enq_one" "${BR[ping.rate]}")" 90 ge) |
+
+\`\`\`
+$(cat "$T/bare")
+\`\`\`
+
 Every drain run (\`span_s\`: first job's \`started\` (read by \`bench_core
 first\` while the drain runs) to last job's \`finished\`, both Redis TIME stamps; \`tput\` = N / span; \`tput_wake\` = N /
 (drain.seconds of the /wake answer − IDLE_TIMEOUT $DRAIN_IDLE s);
 \`*_util\`: CPU seconds of the process over the span, 1.00 = one core;
 \`rt_job\`: client commands — EVALSHA, EVAL, BLPOP, PING, SCRIPT, … —
+per job; \`script_us_job\`: the EVALSHA/EVAL usec of INFO commandstats
 per job; \`hwm_kib\`: VmHWM of the worker at drain end):
 
 \`\`\`

@@ -179,7 +179,9 @@ check "client commands per job <= 0.05 ($client for $N jobs)" test "$client" -le
 check "metrics cost a few HINCRBY per script run, not per job ($hincr for $scripts runs)" \
 	test "$hincr" -le $((scripts * 8)) -a "$hincr" -lt $((N / 5))
 check "events cost at most one PUBLISH per script run ($pub for $scripts runs)" test "$pub" -le "$scripts"
-check "commands inside scripts: <= 6 a job ($inlua for $N jobs)" test "$inlua" -le $((N * 6))
+check "commands inside scripts: <= 5 a job ($inlua for $N jobs)" test "$inlua" -le $((N * 5))
+pexp=$(grep -c ' \[[0-9]* lua\] "PEXPIRE"' "$T/monitor.txt")
+expect_eq "done records age out in bulk: no PEXPIRE a job (docs/QUEUE.md \"Engine costs\")" 0 "$pexp"
 
 # ---- Redis down: /metrics still answers, and says so -------------------------------------
 stop_redis

@@ -267,6 +267,10 @@ local HIST_MS = { 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
 local metric = {}
 local function m_add(field, n) metric[field] = (metric[field] or 0) + n end
 local function m_outcome(type, name) m_add('n:' .. name .. ':' .. (type or ''), 1) end
+-- Per job (a wait at take, a run at settle), so the field names are made
+-- once a script run (MKEYS[kind .. type][b + 1], [0] the sum's): a Lua
+-- concatenation with a number formats it through sprintf.
+local MKEYS = {}
 local function m_observe(kind, type, us)
   if us < 0 then us = 0 end
   local b = #HIST_MS
@@ -274,8 +278,15 @@ local function m_observe(kind, type, us)
     if us <= HIST_MS[i] * 1000 then b = i - 1; break end
   end
   type = type or ''
-  m_add(kind .. ':' .. b .. ':' .. type, 1)
-  m_add(kind .. ':s:' .. type, us)
+  local ks = MKEYS[kind .. type]
+  if not ks then
+    ks = { [0] = kind .. ':s:' .. type }
+    for i = 0, #HIST_MS do ks[i + 1] = kind .. ':' .. i .. ':' .. type end
+    MKEYS[kind .. type] = ks
+  end
+  local k = ks[b + 1]
+  metric[k] = (metric[k] or 0) + 1
+  metric[ks[0]] = (metric[ks[0]] or 0) + us
 end
 
 -- Writes what the script gathered: the metrics, then the events. Every

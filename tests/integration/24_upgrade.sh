@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# 24_upgrade - a queue written by the previous engine drains correctly
+# after an upgrade (docs/QUEUE.md "Engine costs", migration note). The
+# previous version's scripts (_lib.lua + enqueue.lua / take.lua at PREV,
+# read from git) are run through EVAL as its processes would: they
+# enqueue jobs, lease and settle some (done records with a PEXPIRE each)
+# and leave others leased by a worker that then dies. The current worker
+# then drains the queue: every job done once it is reclaimed, the old
+# records readable, and the new bulk retention trims the old records too.
+set -u
+. "$(dirname "$0")/../lib/servers.sh"
+. "$(dirname "$0")/../lib/tap.sh"
+. "$(dirname "$0")/../lib/wakeq.sh"
+PREV=${PREV:-bd96966} # the last commit before "Engine costs"
+t_tmpdir
+old() { # old SCRIPT: the previous version's script as Redis ran it
+	{ git -C "$TOP" show "$PREV:internal/queue/lua/_lib.lua" &&
+		git -C "$TOP" show "$PREV:internal/queue/lua/$1.lua"; } >"$T/$1.lua"
+}
+if ! old enqueue 2>/dev/null || ! old take 2>/dev/null; then
+	ok "# SKIP no git history with $PREV (the previous scripts)"
+	exit 0
+fi
+start_redis
+Q='wakeq:{up}:'
+N=20
+
+# ---- the previous version writes the queue ------------------------------------
+args=()
+for i in $(seq 1 $N); do
+	id=$(cat /proc/sys/kernel/random/uuid)
+	ids+=("$id")
+	# id priority run_at delay idem idem_ttl nfields unique group, fields
+	args+=("$id" 0 0 0 '' 0 4 '' '' type noop payload '{}' max_attempts 3 timeout 30)
+done
+rcli eval "$(cat "$T/enqueue.lua")" 1 "$Q" "$N" "${args[@]}" >"$T/enq.out"
+expect_eq "the previous enqueue script queued $N jobs" "$N" "$(rcli zcard "${Q}pending")"
+
+# take 5 and settle them done (a record each with a PEXPIRE), then lease
+# 3 more to a worker that dies (lease 300 ms, never settled)
+take() { # take WANT LEASE_MS [settle fields...]: the reply, a line a field
+	local want=$1 lease=$2 nset=$(((${#} - 2) / 7))
+	shift 2
+	rcli eval "$(cat "$T/take.lua")" 1 "$Q" old-w "$lease" "$want" "$nset" 600 10000 10000 "$want" "$@"
+}
+mapfile -t r < <(take 5 60000)
+expect_eq "the previous take script leased 5" 5 "${r[3]}"
+settle=()
+for k in 0 1 2 3 4; do
+	b=$((6 + k * 11))
+	settle+=("${r[$b]}" "${r[$((b + 1))]}" d '{"old":true}' '' 0 100)
+	done_ids+=("${r[$b]}")
+done
+mapfile -t r < <(take 3 300 "${settle[@]}")
+expect_eq "… settled them done and leased 3 more" "fffff 3" "${r[2]} ${r[3]}"
+for k in 0 1 2; do leased_ids+=("${r[$((6 + k * 11))]}"); done
+ttl=$(rcli ttl "${Q}job:${done_ids[0]}")
+check "an old done record has its own TTL ($ttl s)" test "$ttl" -gt 0 -a "$ttl" -le 600
+sleep 0.4 # the old worker's leases run out
+
+# ---- the current worker drains it ---------------------------------------------
+start_worker w QUEUES=up IDLE_TIMEOUT=0.3 EXIT_ON_IDLE=false
+sum=$(curl -fs -XPOST "$w_URL/wake")
+expect_eq "the new worker ran the 12 queued and the 3 reclaimed jobs" 15 "$(jq -r .drain.done <<<"$sum")"
+expect_eq "nothing pending, active or dead" "0 0 0" \
+	"$(rcli zcard "${Q}pending") $(rcli zcard "${Q}active") $(rcli zcard "${Q}dead")"
+expect_eq "all-time done total: $N" "$N" "$(count_status up done_total)"
+expect_eq "an old done record reads as before" "done true" \
+	"$(job_field "${done_ids[0]}" status) $(job_field "${done_ids[0]}" result.old)"
+att=$(job_field "${leased_ids[0]}" attempts)
+expect_eq "a job leased by the dead old worker ran again, done" done "$(job_field "${leased_ids[0]}" status)"
+expect_eq "… its first run (started, lease lost) counted: 2 attempts" 2 "$att"
+expect_eq "a new done record has no TTL of its own" -1 "$(rcli ttl "${Q}job:${leased_ids[0]}")"
+
+# ---- retention covers old and new records alike -------------------------------
+wq settings up result_ttl_s=1 >/dev/null
+sleep 1.1
+curl -fs -XPOST "$w_URL/wake" >/dev/null
+expect_eq "after result_ttl_s a take trimmed old and new records" "0 0 0" \
+	"$(rcli zcard "${Q}done") $(rcli exists "${Q}job:${done_ids[1]}") $(rcli exists "${Q}job:${leased_ids[1]}")"
+expect_eq "… and the all-time total stays $N" "$N" "$(count_status up done_total)"
+exit 0
