@@ -4,7 +4,10 @@
 # free loopback port, no-op jobs, the real build/wakeq-worker process.
 #
 #   tests/bench/core.sh                        figures into docs/BENCHMARKS.md
-#   NOWRITE=1 RUNS=1 N=20000 IDLE_WINDOW=10 tests/bench/core.sh   quick look
+#   NOWRITE=1 RUNS=1 N=20000 IDLE_WINDOW=10 RQ_N=2000 tests/bench/core.sh
+#                                             quick look (RQ's SimpleWorker
+#                                             drains ~300 jobs/s here: at the
+#                                             default N=100,000, ~6 min a run)
 #   PARTS="drain cold" tests/bench/core.sh    only some parts (prints them,
 #                                             writes nothing)
 #
