@@ -4,7 +4,10 @@
 # free loopback port, no-op jobs, the real build/wakeq-worker process.
 #
 #   tests/bench/core.sh                        figures into docs/BENCHMARKS.md
-#   NOWRITE=1 RUNS=1 N=20000 IDLE_WINDOW=10 tests/bench/core.sh   quick look
+#   NOWRITE=1 RUNS=1 N=20000 IDLE_WINDOW=10 RQ_N=2000 tests/bench/core.sh
+#                                             quick look (RQ's SimpleWorker
+#                                             drains ~300 jobs/s here: at the
+#                                             default N=100,000, ~6 min a run)
 #   PARTS="drain cold" tests/bench/core.sh    only some parts (prints them,
 #                                             writes nothing)
 #
@@ -27,6 +30,11 @@
 #   groups, and the same drain by the worker of the commit before the
 #   controls landed (CTL_BASE, built in the temp dir); `PARTS=controls`
 #   measures and writes that section alone.
+# The peers, BullMQ (npm) and RQ (Debian python3-rq), are measured in the
+# same run on the same redis-server with the same job counts, each with
+# the part of the same name (drain, enqueue, idle; tests/lib/peers.sh,
+# PEERS= leaves them out); the table gives wakeq / the best peer and the
+# issue-14 targets against BullMQ.
 set -eu
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -129,6 +137,7 @@ busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9 "_" $5 + $6}' /pr
 runq_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $2} END {print s + 0}'; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 fmt0() { printf "%'.0f" "$1" 2>/dev/null || printf "%.0f" "$1"; }
+. tests/lib/peers.sh
 
 # ---- idle worker, in the background on server B --------------------------
 idle_bench() {
@@ -162,6 +171,7 @@ if part idle; then
 	idle_bench &
 	IDLE_BG=$!
 	log "idle worker measured in the background (${IDLE_WINDOW} s + exit + ${AFTER_WINDOW} s)"
+	peers_idle_start
 fi
 
 # ---- drain throughput ----------------------------------------------------
@@ -302,6 +312,9 @@ if part latency; then
 	cat "$T/lat" >&2
 	kill_wait "$LW_PID"
 fi
+
+# ---- the peers: BullMQ and RQ, same server, same job counts -------------------
+part drain || part enqueue && peers_run
 
 # ---- the cost of the controls ----------------------------------------------
 # Cases, each CTL_RUNS drains of CTL_N noop jobs at C=CTL_CONC, interleaved
@@ -463,6 +476,7 @@ redis_cpu_row=$(lo "${M[1.redis_us_job]}" "${M[32.redis_us_job]}")
 cmds_row=$(lo "${M[1.cmds_job]}" "${M[32.cmds_job]}")
 rt_row=$(hi "${M[1.rt_job]}" "${M[32.rt_job]}")
 hwm_mib=$(awk -v a="${M[1.hwm_kib]}" -v b="${M[32.hwm_kib]}" 'BEGIN {printf "%.1f", (a > b ? a : b) / 1024}')
+peers_figures
 
 section=$(cat <<EOF
 <!-- bench:core -->
@@ -472,23 +486,33 @@ $(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cu
 redis-server $redis_version (one local server, loopback TCP, no persistence),
 \`tests/bench/core.sh\` (N=$N, RUNS=$RUNS, worker defaults: BATCH 64, lease 60 s).
 Load average at start / end: $load0 / $load1 — the machine is shared,
-so the figures are medians and carry that noise. BullMQ 6.7 and RQ 1.13
-figures are the reference of issue 2 (same machine kind, 20,000 jobs).
+so the figures are medians and carry that noise. The peers ran in the
+same run on the same redis-server (BullMQ $BULLMQ_VERSION with ioredis $IOREDIS_VERSION on Node
+$(node --version 2>/dev/null || echo -), RQ $RQ_VERSION from Debian; how, below the table); no figure
+of theirs is taken from elsewhere.
 
-| figure | BullMQ | RQ | wakeq | target | ratio (wakeq / target) | met |
-|---|---|---|---|---|---|---|
-| drain throughput, one worker process, jobs/s | 6,672 (C=1), 16,521 (C=50) | 690 / 27 | $(fmt0 "${M[1.tput]}") (C=1), $(fmt0 "${M[32.tput]}") (C=32) | ≥ 80,000 | $(ratio "$tput_best" 80000) | $(met "$tput_best" 80000 ge) |
-| Redis server CPU per job, µs | 39–64 | 385 | ${M[1.redis_us_job]} (C=1), ${M[32.redis_us_job]} (C=32) | ≤ 8 | $(ratio "$redis_cpu_row" 8) | $(met "$redis_cpu_row" 8 le) |
-| Redis commands per job, Lua-internal included | 24 | 42 | ${M[1.cmds_job]} (C=1), ${M[32.cmds_job]} (C=32) | ≤ 8 | $(ratio "$cmds_row" 8) | $(met "$cmds_row" 8 le) |
-| client round trips per job | 1.0 | ~20 | ${M[1.rt_job]} (C=1), ${M[32.rt_job]} (C=32) | ≤ 0.1 | $(ratio "$rt_row" 0.1) | $(met "$rt_row" 0.1 le) |
-| enqueue, one client, jobs/s: one at a time | 10,113 | 6,476 | $(fmt0 "$enq_one") | ≥ 25,000 | $(ratio "$enq_one" 25000) | $(met "$enq_one" 25000 ge) |
-| enqueue, one client, jobs/s: batched | 24,330 | 14,560 | $(fmt0 "$enq_many") (1,000 a call) | ≥ 150,000 | $(ratio "$enq_many" 150000) | $(met "$enq_many" 150000 ge) |
-| Redis commands per minute, awake idle worker | 110 | 0 (blocks 405 s) | $idle_per_min | ≤ 6 | $(ratio "$idle_per_min" 6) | $(met "$idle_per_min" 6 le) |
-| … after the worker exited (in ${AFTER_WINDOW} s) | – | – | $after_calls | 0 | – | $(met "$after_calls" 0 le) |
-| cold start: launch → handler started, ms median | 305 | 161 | $cold_ms | ≤ 20 | $(ratio "$cold_ms" 20) | $(met "$cold_ms" 20 le) |
-| warm latency: enqueue → handler start, ms p50 | 2.56 | 2.08 | $lat_p50 | ≤ 0.5 | $(ratio "$lat_p50" 0.5) | $(met "$lat_p50" 0.5 le) |
-| warm latency, ms p99 | 4.9 | 3.3 | $lat_p99 | ≤ 2 | $(ratio "$lat_p99" 2) | $(met "$lat_p99" 2 le) |
-| worker peak RSS during the drain, MiB | 93 | 28 | $hwm_mib | ≤ 10 | $(ratio "$hwm_mib" 10) | $(met "$hwm_mib" 10 le) |
+Issue 14's targets against BullMQ, from this run:
+
+| target | wakeq | BullMQ (best configuration) | wakeq / BullMQ | met |
+|---|---|---|---|---|
+| drain ≥ 10× BullMQ's best, jobs/s | $(fmt0 "$tput_best") | $(pnum "${P[bull.tput]}") | $(pvs "$tput_best" "${P[bull.tput]}") | $(pmet "$tput_best" "${P[bull.tput]}" 10 ge) |
+| Redis CPU per job ≤ 1/10 of BullMQ's, µs | $redis_cpu_row | ${P[bull.redis_us_job]:-–} | $(pvs "$redis_cpu_row" "${P[bull.redis_us_job]}") | $(pmet "$redis_cpu_row" "${P[bull.redis_us_job]}" 0.1 le) |
+| batched enqueue ≥ 10× BullMQ's addBulk, jobs/s | $(fmt0 "$enq_many") | $(pnum "${P[enq-bull-batch]}") | $(pvs "$enq_many" "${P[enq-bull-batch]}") | $(pmet "$enq_many" "${P[enq-bull-batch]}" 10 ge) |
+
+| figure | BullMQ | RQ | wakeq | wakeq / best peer | target | ratio (wakeq / target) | met |
+|---|---|---|---|---|---|---|---|
+| drain throughput, one worker process, jobs/s | ${PC[bull.tput]} | ${PC[rq.tput]} | $(fmt0 "${M[1.tput]}") (C=1), $(fmt0 "${M[32.tput]}") (C=32) | $(pvs "$tput_best" "${P[best.tput]}") | ≥ 80,000 | $(ratio "$tput_best" 80000) | $(met "$tput_best" 80000 ge) |
+| Redis server CPU per job, µs | ${PC[bull.redis]} | ${PC[rq.redis]} | ${M[1.redis_us_job]} (C=1), ${M[32.redis_us_job]} (C=32) | $(pvs "$redis_cpu_row" "${P[best.redis_us_job]}") | ≤ 8 | $(ratio "$redis_cpu_row" 8) | $(met "$redis_cpu_row" 8 le) |
+| Redis commands per job, Lua-internal included | ${PC[bull.cmds]} | ${PC[rq.cmds]} | ${M[1.cmds_job]} (C=1), ${M[32.cmds_job]} (C=32) | $(pvs "$cmds_row" "${P[best.cmds_job]}") | ≤ 8 | $(ratio "$cmds_row" 8) | $(met "$cmds_row" 8 le) |
+| client round trips (commands sent) per job | ${PC[bull.rt]} | ${PC[rq.rt]} | ${M[1.rt_job]} (C=1), ${M[32.rt_job]} (C=32) | $(pvs "$rt_row" "${P[best.rt_job]}") | ≤ 0.1 | $(ratio "$rt_row" 0.1) | $(met "$rt_row" 0.1 le) |
+| enqueue, one client, jobs/s: one at a time | ${PC[bull.enq_one]} | ${PC[rq.enq_one]} | $(fmt0 "$enq_one") | $(pvs "$enq_one" "${P[best.enq_one]}") | ≥ 25,000 | $(ratio "$enq_one" 25000) | $(met "$enq_one" 25000 ge) |
+| enqueue, one client, jobs/s: batched | ${PC[bull.enq_batch]} | ${PC[rq.enq_batch]} | $(fmt0 "$enq_many") (1,000 a call) | $(pvs "$enq_many" "${P[best.enq_batch]}") | ≥ 150,000 | $(ratio "$enq_many" 150000) | $(met "$enq_many" 150000 ge) |
+| Redis commands per minute, awake idle worker | ${PC[bull.idle]} | ${PC[rq.idle]} | $idle_per_min | $(pvs "$idle_per_min" "${P[best.idle]}") | ≤ 6 | $(ratio "$idle_per_min" 6) | $(met "$idle_per_min" 6 le) |
+| … after the worker exited (in ${AFTER_WINDOW} s) | – | – | $after_calls | – | 0 | – | $(met "$after_calls" 0 le) |
+| cold start: launch → handler started, ms median | not measured | not measured | $cold_ms | – | ≤ 20 | $(ratio "$cold_ms" 20) | $(met "$cold_ms" 20 le) |
+| warm latency: enqueue → handler start, ms p50 | not measured | not measured | $lat_p50 | – | ≤ 0.5 | $(ratio "$lat_p50" 0.5) | $(met "$lat_p50" 0.5 le) |
+| warm latency, ms p99 | not measured | not measured | $lat_p99 | – | ≤ 2 | $(ratio "$lat_p99" 2) | $(met "$lat_p99" 2 le) |
+| worker peak RSS during the drain, MiB | ${PC[bull.hwm]} | ${PC[rq.hwm]} | $hwm_mib | $(pvs "$hwm_mib" "${P[best.hwm_mib]}") | ≤ 10 | $(ratio "$hwm_mib" 10) | $(met "$hwm_mib" 10 le) |
 
 The bare-Redis limit (issue 14; \`bench_bare drain\`, $RUNS runs, medians):
 the same $N jobs through the cheapest structure that still keeps one
@@ -526,6 +550,31 @@ client CPU per job):
 
 \`\`\`
 $(cat "$T/enq")
+\`\`\`
+
+The peers (tests/lib/peers.sh; PEER_RUNS=$PEER_RUNS rounds, medians): the jobs are
+added first (untimed, 1,000 a call), then one worker process drains them:
+BullMQ with a processor that returns nothing, at concurrency
+${BULL_CONCS// / and } ($PEER_N jobs); RQ's SimpleWorker ($RQ_N jobs) and its default Worker,
+which forks a work horse a job ($RQ_FORK_N jobs), in burst mode, on a
+function that does nothing. Jobs/s from the systems' own stamps (BullMQ:
+first processor call → last "completed" event; RQ: first started_at →
+last ended_at); Redis CPU and commands (Lua-internal included) over the
+drain process's whole life (Redis 7.0's INFO commandstats counts the
+commands a script runs: the \`mon-\` lines' \`cmds_job\`, counted by MONITOR,
+agree); peak RSS of that process (RQ's Worker: the
+parent, not the horses). Client commands per job: MONITOR over a drain of
+$PEER_MON_N jobs of its own (commands the scripts run left out; pipelined
+commands count one each). Enqueue: the same counts as wakeq's, one
+\`Queue.add\` / \`enqueue\` at a time or \`addBulk\` / \`enqueue_many\` of 1,000.
+Idle: one worker each (BullMQ's \`Worker\` and RQ's \`Worker\`, their
+defaults) on an empty queue of a redis-server of its own, commands over
+$IDLE_WINDOW s after its start. Ratios: wakeq's best concurrency over the
+peers' best configuration (for CPU, commands and round trips, lower is
+better: a ratio below 1 is wakeq ahead).
+
+\`\`\`
+$(cat "$T/peers" 2>/dev/null)
 \`\`\`
 
 Cold start (\`bench_core cold\`, $COLD_RUNS runs; one job enqueued, clock

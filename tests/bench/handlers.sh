@@ -60,13 +60,8 @@ start_redis
 redis_version=$(rcli info server | awk -F: '/^redis_version:/ {print $2}' | tr -d '\r')
 
 # ---- peers: RQ from Debian, BullMQ from npm (installed once) ---------------
-RQ_OK=1 RQ_WHY=
-if [[ " $PEERS " != *" rq "* ]]; then
-	RQ_OK=0 RQ_WHY="left out (PEERS)"
-elif ! "$PY" -c 'import rq' 2>/dev/null; then
-	RQ_OK=0 RQ_WHY="python3-rq not installed (container/deps.sh install test)"
-fi
-RQ_VERSION=$("$PY" -c 'import rq; print(rq.__version__)' 2>/dev/null || echo -)
+rq_ready
+[[ " $PEERS " == *" rq "* ]] || RQ_OK=0 RQ_WHY="left out (PEERS)"
 if [[ " $PEERS " != *" bullmq "* ]]; then
 	BULL_OK=0 BULL_WHY="left out (PEERS)"
 else

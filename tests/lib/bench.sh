@@ -11,6 +11,9 @@
 #                           IOREDIS_VERSION) from the npm registry,
 #                           installed once into $NPM_DIR; sets BULL_OK (1
 #                           when usable, else 0) and BULL_WHY (why not)
+#   rq_ready                RQ of the system Python (Debian python3-rq,
+#                           container/deps.sh): sets RQ_OK, RQ_WHY and
+#                           RQ_VERSION ("-" when missing)
 
 BULLMQ_VERSION=${BULLMQ_VERSION:-6.7.0}
 IOREDIS_VERSION=${IOREDIS_VERSION:-6.0.0} # BullMQ's Redis client (a peer dependency)
@@ -56,4 +59,12 @@ bullmq_ready() {
 			cat "$T/npm.log" >&2
 		fi
 	fi
+}
+
+rq_ready() {
+	RQ_OK=1 RQ_WHY=
+	if ! /usr/bin/python3 -c 'import rq' 2>/dev/null; then
+		RQ_OK=0 RQ_WHY="python3-rq not installed (container/deps.sh install test)"
+	fi
+	RQ_VERSION=$(/usr/bin/python3 -c 'import rq; print(rq.__version__)' 2>/dev/null || echo -)
 }

@@ -3,15 +3,26 @@
 // "oneshot" (oneshot.py), both spawned with the payload on stdin and
 // stdout read, as wakeq's exec handlers are; "trivial" ({n} returned by
 // the processor itself, BullMQ's own way of running code, against
-// wakeq's persistent handler). Prints "done=D span_s=S tput=J", from the
-// first processor call to the last "completed" event.
+// wakeq's persistent handler); "noop" (the processor returns nothing:
+// wakeq's noop job). Prints "done=D span_s=S tput=J", from the first
+// processor call to the last "completed" event.
+//
+// The phases alone (tests/bench/core.sh, so that the caller can count
+// Redis CPU and commands around one of them):
+//   bullmq_bench.js PORT add N BATCH    N noop jobs added, BATCH 1: one
+//       Queue.add at a time, else Queue.addBulk of BATCH; prints
+//       "n=N secs=S rate=J" (the adding alone, connection made before)
+//   bullmq_bench.js PORT drain KIND N CONCURRENCY    the N jobs added
+//       before, run as above (no adding)
 'use strict';
 const path = require('path');
 const { spawn } = require('child_process');
 const { performance } = require('perf_hooks');
 const { Queue, Worker } = require('bullmq');
 
-const [port, kind, nText, concText] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const phase = ['add', 'drain'].includes(args[1]) ? args.splice(1, 1)[0] : 'both';
+const [port, kind, nText, concText] = phase === 'add' ? [args[0], 'noop', ...args.slice(1)] : args;
 const N = Number(nText);
 const connection = { host: '127.0.0.1', port: Number(port) };
 const PY = '/usr/bin/python3';
@@ -30,19 +41,39 @@ function run(prog, args, input) {
   });
 }
 
-const work = {
+const works = {
   true: async (job) => { await run('/bin/true', [], JSON.stringify(job.data)); return null; },
   oneshot: async (job) => JSON.parse(await run(PY, [ONESHOT], JSON.stringify(job.data))),
   trivial: async (job) => ({ n: job.data.n }),
-}[kind];
+  noop: async () => undefined,
+};
+
+// add: N jobs of KIND, BATCH a call (1: Queue.add); seconds taken.
+async function add(q, kind, n, batch) {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i += batch) {
+    if (batch === 1) {
+      await q.add(kind, { n: i });
+      continue;
+    }
+    const jobs = [];
+    for (let k = i; k < Math.min(n, i + batch); k++) jobs.push({ name: kind, data: { n: k } });
+    await q.addBulk(jobs);
+  }
+  return (performance.now() - t0) / 1000;
+}
 
 async function main() {
   const q = new Queue('bench', { connection });
-  for (let i = 0; i < N; i += 1000) {
-    const batch = [];
-    for (let k = i; k < Math.min(N, i + 1000); k++) batch.push({ name: kind, data: { n: k } });
-    await q.addBulk(batch);
+  await q.waitUntilReady();
+  if (phase === 'add') {
+    const secs = await add(q, 'noop', N, Number(concText));
+    await q.close();
+    console.log(`n=${N} secs=${secs.toFixed(6)} rate=${(N / secs).toFixed(1)}`);
+    return;
   }
+  if (phase !== 'drain') await add(q, kind, N, 1000);
+  const work = works[kind];
   let first = 0;
   let done = 0;
   let failed = 0;

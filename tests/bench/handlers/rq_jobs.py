@@ -22,3 +22,7 @@ def run_oneshot(n):
 
 def trivial(n):
     return {"n": n}
+
+
+def noop(n):
+    """wakeq's noop job (tests/bench/core.sh): nothing done, nothing returned."""
