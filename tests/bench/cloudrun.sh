@@ -45,11 +45,8 @@ BULL_WINDOW=${BULL_WINDOW:-30} # seconds of BullMQ's idle commands counted
 PEERS=${PEERS-bullmq}
 IDLE_S=$(awk -v i="$IDLE" 'BEGIN {printf "%d", i + 1}') # whole seconds, for waits
 
-for b in "$BIN/wakeq-worker" "$BIN/wakeq-api" "$MODEL_BIN" "$BIN/tests/tools/fakegcp" \
-	"$BIN/tests/bench/spawnloop" "$FREEPORT"; do
-	[ -x "$b" ] || { echo "cloudrun.sh: $b missing (make tests)" >&2; exit 1; }
-done
-command -v jq >/dev/null || { echo "cloudrun.sh: jq missing" >&2; exit 1; }
+bench_need "$BIN/wakeq-worker" "$BIN/wakeq-api" "$MODEL_BIN" "$BIN/tests/tools/fakegcp" \
+	"$BIN/tests/bench/spawnloop" "$FREEPORT" -- jq
 
 t_tmpdir
 log() { echo "# $*" >&2; }

@@ -26,10 +26,7 @@ DRAIN_IDLE=${DRAIN_IDLE:-0.5} # IDLE_TIMEOUT (subtracted)
 
 WORKER=$BIN/wakeq-worker
 TOOL=$BIN/tests/tools/bench_core
-for b in "$WORKER" "$TOOL" "$FREEPORT"; do
-	[ -x "$b" ] || { echo "cluster.sh: $b missing (make tests)" >&2; exit 1; }
-done
-command -v jq >/dev/null || { echo "cluster.sh: jq missing" >&2; exit 1; }
+bench_need "$WORKER" "$TOOL" "$FREEPORT" -- jq
 
 t_tmpdir
 log() { echo "# $*" >&2; }

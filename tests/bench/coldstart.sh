@@ -26,9 +26,7 @@ RUNS=${RUNS:-101}
 BARE=${BARE:-/bin/true}
 WORKER=$BIN/wakeq-worker
 TOOL=$BIN/tests/tools/bench_core
-for b in "$WORKER" "$TOOL" "$FREEPORT" "$BARE"; do
-	[ -x "$b" ] || { echo "coldstart.sh: $b missing (make tests)" >&2; exit 1; }
-done
+bench_need "$WORKER" "$TOOL" "$FREEPORT" "$BARE"
 log() { echo "# $*" >&2; }
 
 t_tmpdir

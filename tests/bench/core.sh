@@ -70,10 +70,7 @@ part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 WORKER=$BIN/wakeq-worker
 TOOL=$BIN/tests/tools/bench_core
 BARE=$BIN/tests/tools/bench_bare
-for b in "$WORKER" "$TOOL" "$BARE" "$FREEPORT"; do
-	[ -x "$b" ] || { echo "core.sh: $b missing (make tests)" >&2; exit 1; }
-done
-command -v jq >/dev/null || { echo "core.sh: jq missing" >&2; exit 1; }
+bench_need "$WORKER" "$TOOL" "$BARE" "$FREEPORT" -- jq
 HZ=$(getconf CLK_TCK)
 
 t_tmpdir

@@ -43,10 +43,7 @@ HD=$TOP/tests/bench/handlers
 WORKER=$BIN/wakeq-worker
 TOOL=$BIN/tests/tools/bench_handlers
 SPAWN=$BIN/tests/bench/spawnloop
-for b in "$WORKER" "$TOOL" "$SPAWN" "$FREEPORT"; do
-	[ -x "$b" ] || { echo "handlers.sh: $b missing (make tests)" >&2; exit 1; }
-done
-command -v jq >/dev/null || { echo "handlers.sh: jq missing" >&2; exit 1; }
+bench_need "$WORKER" "$TOOL" "$SPAWN" "$FREEPORT" -- jq
 [ -x "$PY" ] || { echo "handlers.sh: $PY missing" >&2; exit 1; }
 
 t_tmpdir

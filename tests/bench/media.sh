@@ -22,9 +22,7 @@ PRESET=${PRESET:-medium}
 CRF=${CRF:-23}
 MK=$BUILD/tests/tools/mkmedia
 TOOL=$BUILD/tests/tools/mediatool
-for b in "$MK" "$TOOL"; do
-	[ -x "$b" ] || { echo "media.sh: $b missing (make tests)" >&2; exit 1; }
-done
+bench_need "$MK" "$TOOL"
 command -v ffmpeg >/dev/null || { echo "media.sh: ffmpeg missing" >&2; exit 1; }
 
 tmp=$(mktemp -d /tmp/wakeq-bench-media.XXXXXX)

@@ -7,6 +7,8 @@
 #                           docs/BENCHMARKS.md in place of the old one (at
 #                           the end when there was none); with NOWRITE=1
 #                           prints it instead
+#   bench_need FILE... [-- CMD...]  stops unless every FILE is built and
+#                           every CMD is on PATH
 #   bullmq_ready            BullMQ and ioredis (BULLMQ_VERSION,
 #                           IOREDIS_VERSION) from the npm registry,
 #                           installed once into $NPM_DIR; sets BULL_OK (1
@@ -18,6 +20,21 @@
 BULLMQ_VERSION=${BULLMQ_VERSION:-6.7.0}
 IOREDIS_VERSION=${IOREDIS_VERSION:-6.0.0} # BullMQ's Redis client (a peer dependency)
 NPM_DIR=${BIN:-$PWD/build}/npm-bench
+
+# bench_need FILE... [-- CMD...]: every FILE executable (built by make
+# tests) and every CMD on PATH, or the calling script stops saying which.
+bench_need() {
+	local me=${0##*/} x cmds=0
+	for x in "$@"; do
+		if [ "$x" = -- ]; then
+			cmds=1
+		elif [ "$cmds" = 1 ]; then
+			command -v "$x" >/dev/null || { echo "$me: $x missing" >&2; exit 1; }
+		else
+			[ -x "$x" ] || { echo "$me: $x missing (make tests)" >&2; exit 1; }
+		fi
+	done
+}
 
 bench_write() {
 	local doc=docs/BENCHMARKS.md
