@@ -55,8 +55,14 @@ sleep 0.6 # its heartbeat reports the run begun: the expiry counts
 kill_wait "$k1_PID" KILL
 sleep 1.1 # the lease runs out
 IDLE_TIMEOUT=0.3 EXIT_ON_IDLE=1 wq drain >"$T/drain4.log" 2>&1
-expect_eq "buried by lease expiry, its row not told" "failed active 1" \
-	"$(job_field "$ID3" status) $(pg "select status from jobs where id = '$ID3'") $(rcli xlen 'wakeq:{default}:finals')"
+expect_eq "buried by lease expiry" failed "$(job_field "$ID3" status)"
+# its row is told by whoever copies the log first (a take that reports the
+# entry to a worker with Postgres may already have): either way, after
+# reconcile nothing lingers
+case "$(pg "select status from jobs where id = '$ID3'") $(rcli xlen 'wakeq:{default}:finals')" in
+"active 1" | "failed 0") ok "the row is not told, or told with the log emptied" ;;
+*) not_ok "the row is not told, or told with the log emptied" ;;
+esac
 r=$(curl -s -H "$H" -X POST "$API/v1/reconcile")
 expect_eq "reconcile copies the burial and empties the log" "failed 0" \
 	"$(pg "select status from jobs where id = '$ID3'") $(rcli xlen 'wakeq:{default}:finals')"

@@ -254,6 +254,7 @@ wait_until 5 sleeping
 kill_ids=()
 for i in 1 2 3 4; do kill_ids+=("$(post '{"type":"sleep","payload":{"ms":1500}}')"); done
 wait_until 5 all_in active "${kill_ids[@]}"
+sleep 0.6 # the heartbeat reports the runs begun: their attempts count
 pid=$(inst_pid worker '.open > 0')
 check "a worker instance is draining (pid $pid)" test -n "$pid"
 kill -KILL "$pid"
