@@ -7,12 +7,7 @@ set -u
 . "$(dirname "$0")/../lib/test.sh"
 start_redis
 
-API_PORT=$($FREEPORT)
-env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=tok QUEUES=default,keep RECONCILE_INTERVAL=0 \
-	"$BIN/wakeq-api" >"$T/api.log" 2>&1 &
-on_exit "kill_wait $!"
-API=http://127.0.0.1:$API_PORT
-wait_until 5 curl -sf -o /dev/null "$API/healthz" || { diag "$T/api.log"; exit 1; }
+TOKEN=tok _start_api QUEUES=default,keep
 api() { curl -s -H 'Authorization: Bearer tok' -H 'Content-Type: application/json' "$@"; }
 code() { api -o /dev/null -w '%{http_code}' "$@"; }
 

@@ -7,10 +7,7 @@
 # time within IDLE_TIMEOUT, and otherwise ends its drain and the API's
 # waker wakes it at that time, as for a delayed job.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 start_redis
 
 # hitcount NAME: a counting server logging "NAME KEY START END STATUS"

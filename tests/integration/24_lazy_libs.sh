@@ -3,10 +3,7 @@
 # cold start): a noop drain without DATABASE_URL never maps them; the
 # first job that needs HTTP loads libcurl then, and runs.
 set -u
-. "$(dirname "$0")/../lib/servers.sh"
-. "$(dirname "$0")/../lib/tap.sh"
-. "$(dirname "$0")/../lib/wakeq.sh"
-t_tmpdir
+. "$(dirname "$0")/../lib/test.sh"
 start_redis
 
 mapped() { grep -q "/$2" "/proc/$1/maps"; } # mapped PID LIBNAME-PREFIX
