@@ -99,6 +99,19 @@ static void upload_free(struct upload *u)
 	free(u);
 }
 
+/* Removes the temp file of a refused upload now, before the answer (a
+ * client that reads the answer then the folder finds nothing left). */
+static void upload_discard(struct upload *u)
+{
+	if (!u || u->kept || !u->tmp[0])
+		return;
+	if (u->fd >= 0)
+		close(u->fd);
+	u->fd = -1;
+	unlink(u->tmp);
+	u->tmp[0] = '\0';
+}
+
 /* Creates the temp file of a new upload. Returns it, or NULL with err
  * (ERR_UNAVAILABLE: DATA_DIR cannot be written). */
 static struct upload *upload_open(struct api *a, const char *name_arg,
@@ -349,11 +362,13 @@ void api_upload_post(struct api *a, struct httpd_request *req)
 		}
 		return;
 	case HTTPD_SINK_TOO_LARGE:
+		upload_discard(ctx);
 		api_reply_error(a, req, 413, "too_large", "upload over %llu bytes (MAX_UPLOAD)",
 			 (unsigned long long)max_upload(a));
 		return;
 	case HTTPD_SINK_FAILED:
 		u = ctx;
+		upload_discard(u);
 		write_failed(a, req, u->write_errno, "write");
 		return;
 	case HTTPD_SINK_OK:
@@ -361,6 +376,7 @@ void api_upload_post(struct api *a, struct httpd_request *req)
 	}
 	u = ctx;
 	if (bytes == 0) {
+		upload_discard(u);
 		api_reply_error(a, req, 400, "empty_body", "the upload is empty");
 		return;
 	}
@@ -369,12 +385,16 @@ void api_upload_post(struct api *a, struct httpd_request *req)
 		int no = errno;
 
 		u->fd = -1;
+		upload_discard(u);
 		write_failed(a, req, no, "sync");
 		return;
 	}
 	u->fd = -1;
 	if (rename(u->tmp, u->final) < 0) {
-		write_failed(a, req, errno, "store");
+		int no = errno;
+
+		upload_discard(u);
+		write_failed(a, req, no, "store");
 		return;
 	}
 	u->kept = 1;
