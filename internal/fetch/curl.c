@@ -8,7 +8,7 @@
  * binding to libcurl's own), so the callers read as plain libcurl. A
  * forwarder loads the library on its first call; when that fails it
  * answers as libcurl does when out of memory (NULL, CURLE_FAILED_INIT,
- * …), so callers need no second error path: "cannot start curl".
+ * …); callers first call fetch_curl_load, which says why.
  */
 /* curl_easy_setopt and _getinfo are macros with gcc (type checks) */
 #define CURL_DISABLE_TYPECHECK
@@ -23,6 +23,7 @@ CURLUcode curl_url_get(const CURLU *u, CURLUPart what, char **part, unsigned int
 #pragma GCC visibility pop
 
 #include "base/dl.h"
+#include "fetch/fetch.h"
 
 #include <stdarg.h>
 
@@ -86,6 +87,11 @@ static const struct dl_sym syms[] = {
 #undef SYM
 
 static struct dl_lib curl = DL_LIB_INIT(FETCH_LIBCURL, syms, sizeof(syms) / sizeof(syms[0]));
+
+int fetch_curl_load(struct err *err)
+{
+	return dl_load(&curl, err);
+}
 
 /* the forwarders, but for the variadic two */
 #define FN(ret, name, params, args, failed)                                    \

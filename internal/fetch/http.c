@@ -165,6 +165,8 @@ static int xfer_init(struct xfer *x, const char *url, double timeout_s,
 	if (fetch_allow_parse(job_settings.allow_private, &x->allow, err) < 0)
 		return -1;
 	x->allow.all |= trusted;
+	if (fetch_curl_load(err) < 0)
+		return -1;
 	pthread_once(&once, global_init);
 	x->curl = curl_easy_init();
 	if (!x->curl)
@@ -251,15 +253,11 @@ static int curl_error(struct xfer *x, CURLcode rc, const char *what,
 
 char *fetch_url_escape(const char *s)
 {
-	char *e, *out;
+	struct buf b = BUF_INIT;
 
-	pthread_once(&once, global_init);
-	e = curl_easy_escape(NULL, s ? s : "", 0);
-	if (!e)
-		abort();
-	out = xstrdup(e);
-	curl_free(e);
-	return out;
+	/* not libcurl's: needs no library loaded, so cannot fail */
+	fetch_path_escape(&b, s ? s : "", 0);
+	return buf_detach(&b, NULL);
 }
 
 int fetch_status_error(long status, const char *what, struct err *err)

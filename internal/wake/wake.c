@@ -236,6 +236,11 @@ static int start_xfer(struct wake *w, int base, enum queue_trigger t)
 		return -1;
 	}
 	x->easy = curl_easy_init();
+	if (!x->easy) {
+		curl_slist_free_all(x->headers);
+		free(x);
+		return -1;
+	}
 	curl_easy_setopt(x->easy, CURLOPT_URL, w->url);
 	curl_easy_setopt(x->easy, CURLOPT_POST, 1L);
 	curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, "{}");
@@ -548,6 +553,8 @@ struct wake *wake_new(const struct wake_opts *opts, struct err *err)
 {
 	struct wake *w;
 
+	if (fetch_curl_load(err) < 0)
+		return NULL;
 	pthread_once(&curl_once, curl_init_once);
 	if (!opts->url || (strncasecmp(opts->url, "http://", 7) && strncasecmp(opts->url, "https://", 8))) {
 		err_set(err, ERR_INVALID, "bad WAKE_URL '%s': expected http:// or https://",
@@ -733,6 +740,8 @@ int wake_once(const char *url, const char *token, double timeout_s,
 	curl_off_t pre = 0;
 	int rc = -1;
 
+	if (fetch_curl_load(err) < 0)
+		return -1;
 	pthread_once(&curl_once, curl_init_once);
 	*http_status = 0;
 	if (!url || (strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8)))

@@ -31,4 +31,20 @@ e=$(job_field "$h" error)
 check "with curl's own error, not a load failure ($e)" contains "$e" "Failed to connect"
 check "libcurl is mapped now" mapped "$w1_PID" libcurl.so
 kill_wait "$w1_PID"
+
+# a libcurl that cannot be loaded (an empty file found first) is reported
+# as such: the job fails for that reason, not for a "bad url"; the API
+# with a waker does not start, and says why
+mkdir -p "$T/nocurl"
+: >"$T/nocurl/libcurl.so.4"
+h=$(wq enqueue http.request --queue lazy2 --max-attempts 1 --payload '{"url":"http://127.0.0.1:1/x"}')
+start_worker w2 QUEUES=lazy2 IDLE_TIMEOUT=0.3 EXIT_ON_IDLE=false ALLOW_PRIVATE_NETWORKS=loopback \
+	LD_LIBRARY_PATH="$T/nocurl"
+curl -fs -XPOST "$w2_URL/wake" >/dev/null
+e=$(job_field "$h" error)
+check "no libcurl: the job says so ($e)" contains "$e" "cannot load 'libcurl.so.4'"
+kill_wait "$w2_PID"
+out=$(env PORT=0 HOST=127.0.0.1 REDIS_URL="$REDIS_URL" API_TOKEN=t WAKE_URL=http://127.0.0.1:1/wake WAKE_AUTH=none \
+	LD_LIBRARY_PATH="$T/nocurl" timeout 10 "$BIN/wakeq-api" 2>&1)
+check "nor does the API's waker start ($out)" contains "$out" "cannot load 'libcurl.so.4'"
 exit 0
