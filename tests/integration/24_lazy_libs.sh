@@ -32,6 +32,17 @@ check "with curl's own error, not a load failure ($e)" contains "$e" "Failed to 
 check "libcurl is mapped now" mapped "$w1_PID" libcurl.so
 kill_wait "$w1_PID"
 
+# a media job loads libcurl with the plugin, even for a file:// input that
+# needs no fetch: no load may run later while a slot forks a decoder
+mkdir -p "$T/data/in"
+"$BIN/tests/tools/mkmedia" "$T/data/in/clip.mp4" -d 1 -s 64x48 -r 5 >/dev/null 2>&1
+m=$(wq enqueue media.probe --queue lazym --payload '{"input":"file://in/clip.mp4"}')
+start_worker w3 QUEUES=lazym DATA_DIR="$T/data" IDLE_TIMEOUT=0.3 EXIT_ON_IDLE=false
+curl -fs -XPOST "$w3_URL/wake" >/dev/null
+expect_eq "a media.probe of a file runs" done "$(job_field "$m" status)"
+check "and libcurl is mapped after it" mapped "$w3_PID" libcurl.so
+kill_wait "$w3_PID"
+
 # a libcurl that cannot be loaded (an empty file found first) is reported
 # as such: the job fails for that reason, not for a "bad url"; the API
 # with a waker does not start, and says why
