@@ -18,7 +18,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,13 +55,6 @@ struct xfer {
 	struct buf *headers;
 	char errbuf[CURL_ERROR_SIZE];
 };
-
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-static void global_init(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 static curl_socket_t open_socket(void *opaque, curlsocktype purpose,
 				 struct curl_sockaddr *a)
@@ -167,7 +159,6 @@ static int xfer_init(struct xfer *x, const char *url, double timeout_s,
 	x->allow.all |= trusted;
 	if (fetch_curl_load(err) < 0)
 		return -1;
-	pthread_once(&once, global_init);
 	x->curl = curl_easy_init();
 	if (!x->curl)
 		return err_set(err, ERR_INTERNAL, "cannot start a transfer");

@@ -37,13 +37,6 @@ const struct config_choice wake_via_choices[] = {
 	CONFIG_CHOICES_END
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init_once(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 struct xfer {
 	CURL *easy;
 	struct curl_slist *headers;
@@ -555,7 +548,6 @@ struct wake *wake_new(const struct wake_opts *opts, struct err *err)
 
 	if (fetch_curl_load(err) < 0)
 		return NULL;
-	pthread_once(&curl_once, curl_init_once);
 	if (!opts->url || (strncasecmp(opts->url, "http://", 7) && strncasecmp(opts->url, "https://", 8))) {
 		err_set(err, ERR_INVALID, "bad WAKE_URL '%s': expected http:// or https://",
 			opts->url ? opts->url : "");
@@ -742,7 +734,6 @@ int wake_once(const char *url, const char *token, double timeout_s,
 
 	if (fetch_curl_load(err) < 0)
 		return -1;
-	pthread_once(&curl_once, curl_init_once);
 	*http_status = 0;
 	if (!url || (strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8)))
 		return err_set(err, ERR_INVALID, "bad wake url '%s': expected http:// or https://",
