@@ -546,8 +546,6 @@ struct wake *wake_new(const struct wake_opts *opts, struct err *err)
 {
 	struct wake *w;
 
-	if (fetch_curl_load(err) < 0)
-		return NULL;
 	if (!opts->url || (strncasecmp(opts->url, "http://", 7) && strncasecmp(opts->url, "https://", 8))) {
 		err_set(err, ERR_INVALID, "bad WAKE_URL '%s': expected http:// or https://",
 			opts->url ? opts->url : "");
@@ -558,6 +556,8 @@ struct wake *wake_new(const struct wake_opts *opts, struct err *err)
 		err_set(err, ERR_INVALID, "WAKE_TOKEN is empty");
 		return NULL;
 	}
+	if (fetch_curl_load(err) < 0)
+		return NULL;
 	w = xcalloc(1, sizeof(*w));
 	w->via = opts->via;
 	w->timers = opts->timers;
