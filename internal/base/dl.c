@@ -1,4 +1,7 @@
-/* dl.c - libraries loaded on first use (dl.h). */
+/* dl.c - libraries loaded on first use (dl.h).
+ *
+ * No load while another thread forks a child that keeps running: see
+ * dl.h; the worker loads libpq at start and libcurl with its media plugin. */
 #include "base/dl.h"
 
 #include <dlfcn.h>

@@ -7,6 +7,16 @@
  * jump through a table this loads. The process then starts without the
  * library and everything it pulls in (libcurl: krb5, ldap, sasl, ssh2,
  * …; ~20 shared objects), which is most of a cold start's loader time.
+ *
+ * The rule that comes with it: a load must not run in one thread while
+ * another forks a child that goes on running code of ours (a media
+ * decoder): dlopen holds the loader's lock, and the child would inherit
+ * it held and hang at its first need of it. So a process that forks such
+ * children loads first: the worker opens its store (libpq) at start, and
+ * loads libcurl with the media plugin, before the first media child is
+ * forked (internal/worker/media_plugin.c). A failed load is not retried,
+ * so it runs no dlopen later either. Children that only exec (handlers)
+ * are not concerned.
  */
 #ifndef WAKEQ_BASE_DL_H
 #define WAKEQ_BASE_DL_H

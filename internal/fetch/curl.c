@@ -8,7 +8,8 @@
  * binding to libcurl's own), so the callers read as plain libcurl. A
  * forwarder loads the library on its first call; when that fails it
  * answers as libcurl does when out of memory (NULL, CURLE_FAILED_INIT,
- * …), so callers need no second error path: "cannot start curl".
+ * …); callers first call fetch_curl_load, which says why and also
+ * runs curl_global_init, once (it has no forwarder: this is its home).
  */
 /* curl_easy_setopt and _getinfo are macros with gcc (type checks) */
 #define CURL_DISABLE_TYPECHECK
@@ -23,7 +24,9 @@ CURLUcode curl_url_get(const CURLU *u, CURLUPart what, char **part, unsigned int
 #pragma GCC visibility pop
 
 #include "base/dl.h"
+#include "fetch/fetch.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 
 /* libcurl's soname since 7.16 (2006), Debian's libcurl4 / libcurl4t64 */
@@ -33,7 +36,6 @@ CURLUcode curl_url_get(const CURLU *u, CURLUPart what, char **part, unsigned int
  * (`failed`: the answer when libcurl cannot be loaded); VFN for void
  * ones (nothing done then). The two variadic ones are written out below. */
 #define CURL_FUNCS                                                             \
-	FN(CURLcode, curl_global_init, (long f), (f), CURLE_FAILED_INIT)       \
 	FN(CURL *, curl_easy_init, (void), (), NULL)                           \
 	FN(CURLcode, curl_easy_perform, (CURL *c), (c), CURLE_FAILED_INIT)     \
 	VFN(curl_easy_cleanup, (CURL *c), (c))                                 \
@@ -72,6 +74,7 @@ CURLUcode curl_url_get(const CURLU *u, CURLUPart what, char **part, unsigned int
 CURL_FUNCS
 #undef FN
 #undef VFN
+static CURLcode (*p_curl_global_init)(long flags);
 static CURLcode (*p_curl_easy_setopt)(CURL *c, CURLoption o, ...);
 static CURLcode (*p_curl_easy_getinfo)(CURL *c, CURLINFO i, ...);
 
@@ -79,13 +82,29 @@ static CURLcode (*p_curl_easy_getinfo)(CURL *c, CURLINFO i, ...);
 #define FN(ret, name, params, args, failed) SYM(name)
 #define VFN(name, params, args) SYM(name)
 static const struct dl_sym syms[] = {
-	CURL_FUNCS SYM(curl_easy_setopt) SYM(curl_easy_getinfo)
+	CURL_FUNCS SYM(curl_global_init) SYM(curl_easy_setopt) SYM(curl_easy_getinfo)
 };
 #undef FN
 #undef VFN
 #undef SYM
 
 static struct dl_lib curl = DL_LIB_INIT(FETCH_LIBCURL, syms, sizeof(syms) / sizeof(syms[0]));
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+
+static void global_init(void)
+{
+	p_curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* The one curl_global_init of the process, right after the load. */
+int fetch_curl_load(struct err *err)
+{
+	if (dl_load(&curl, err) < 0)
+		return -1;
+	pthread_once(&global_once, global_init);
+	return 0;
+}
 
 /* the forwarders, but for the variadic two */
 #define FN(ret, name, params, args, failed)                                    \

@@ -218,7 +218,8 @@ struct fetch_response {
 /* Sends one request and reads the answer into `resp` (which the caller
  * inits with FETCH_RESPONSE_INIT and releases). Returns 0 when an HTTP
  * answer arrived, whatever its status, or -1 with err: ERR_UNAVAILABLE /
- * ERR_TIMEOUT for network errors and timeouts (retry), ERR_INVALID for a
+ * ERR_TIMEOUT for network errors and timeouts (retry) and a libcurl that
+ * cannot be loaded (fetch_curl_load), ERR_INVALID for a
  * bad URL, a refused address or too many redirects, ERR_CANCELLED. Blocks. */
 int fetch_http(const struct fetch_request *req, struct fetch_response *resp,
 	       struct err *err);
@@ -233,6 +234,13 @@ int fetch_status_error(long status, const char *what, struct err *err);
 
 /* Whether an error code means "retry later". */
 int fetch_retryable(enum err_code code);
+
+/* Loads libcurl (fetch/curl.c) if not done yet. Returns 0, or -1 with
+ * ERR_UNAVAILABLE "cannot load 'libcurl.so.4': …" when it cannot be
+ * loaded; that answer stays. Every user of libcurl (fetch, webhooks, the
+ * waker) calls it before its first libcurl call, so that a missing
+ * library is reported as such, not as a bad URL or a failed start. */
+int fetch_curl_load(struct err *err);
 
 /* `s` percent-encoded for a URL's query (all but unreserved characters).
  * Caller frees. Never fails (out of memory aborts). */

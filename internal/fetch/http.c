@@ -18,7 +18,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,13 +55,6 @@ struct xfer {
 	struct buf *headers;
 	char errbuf[CURL_ERROR_SIZE];
 };
-
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-static void global_init(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 static curl_socket_t open_socket(void *opaque, curlsocktype purpose,
 				 struct curl_sockaddr *a)
@@ -165,7 +157,8 @@ static int xfer_init(struct xfer *x, const char *url, double timeout_s,
 	if (fetch_allow_parse(job_settings.allow_private, &x->allow, err) < 0)
 		return -1;
 	x->allow.all |= trusted;
-	pthread_once(&once, global_init);
+	if (fetch_curl_load(err) < 0)
+		return -1;
 	x->curl = curl_easy_init();
 	if (!x->curl)
 		return err_set(err, ERR_INTERNAL, "cannot start a transfer");
@@ -251,15 +244,11 @@ static int curl_error(struct xfer *x, CURLcode rc, const char *what,
 
 char *fetch_url_escape(const char *s)
 {
-	char *e, *out;
+	struct buf b = BUF_INIT;
 
-	pthread_once(&once, global_init);
-	e = curl_easy_escape(NULL, s ? s : "", 0);
-	if (!e)
-		abort();
-	out = xstrdup(e);
-	curl_free(e);
-	return out;
+	/* not libcurl's: needs no library loaded, so cannot fail */
+	fetch_path_escape(&b, s ? s : "", 0);
+	return buf_detach(&b, NULL);
 }
 
 int fetch_status_error(long status, const char *what, struct err *err)

@@ -274,6 +274,8 @@ int fetch_url_check(const char *url, struct err *err)
 		err_set(err, ERR_INVALID, "url too long");
 		goto out;
 	}
+	if (fetch_curl_load(err) < 0)
+		goto out;
 	u = curl_url();
 	if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||

@@ -166,9 +166,8 @@ static void child_setup(int wfd, int rfd, pid_t parent)
 
 static void child_limits_rest(const struct media_limits *l);
 
-/* The limits, applied just before the work: a spare gets those of the
- * moment its job is handed over (CPU time counts from its fork; waiting
- * costs none). */
+/* The limits of a child forked for one job (media_isolate), applied just
+ * before the work; a spare's are child_limits_reused's. */
 static void child_limits(const struct media_limits *l)
 {
 	struct rlimit rl = { 0, 0 };
@@ -178,23 +177,33 @@ static void child_limits(const struct media_limits *l)
 	setrlimit(RLIMIT_CORE, &rl);
 }
 
-/* A reused child's CPU limit: the CPU time it used so far plus the job's
- * allowance, as a soft limit (SIGXCPU); the hard limit stays unlimited so
- * that the next job can raise the soft one again (the parent's deadline
- * kill remains the backstop). */
-static void child_limits_reused(const struct media_limits *l)
+/* A reused child's CPU limit, from its first job on: the CPU time it used
+ * so far plus the job's allowance, as a soft limit (SIGXCPU). The hard
+ * limit is left as it is (unlimited unless the worker was started under
+ * one), never lowered: an unprivileged child cannot raise it again, and a
+ * hard limit set for the first job would bound the sum of all its jobs.
+ * The parent's deadline kill remains the backstop. Returns -1 with `err`
+ * set when the limit cannot be set: the job is not run without it. */
+static int child_limits_reused(const struct media_limits *l, struct err *err)
 {
 	struct rlimit rl = { 0, 0 };
 	struct rusage ru;
 
-	if (l->cpu_s > 0 && getrusage(RUSAGE_SELF, &ru) == 0) {
+	if (l->cpu_s > 0) {
+		if (getrusage(RUSAGE_SELF, &ru) < 0 || getrlimit(RLIMIT_CPU, &rl) < 0)
+			return err_set(err, ERR_INTERNAL, "cannot read the cpu time: %s",
+				       strerror(errno));
 		rl.rlim_cur = (rlim_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1 + l->cpu_s);
-		rl.rlim_max = RLIM_INFINITY;
-		setrlimit(RLIMIT_CPU, &rl);
+		if (rl.rlim_max != RLIM_INFINITY && rl.rlim_cur > rl.rlim_max)
+			rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_CPU, &rl) < 0)
+			return err_set(err, ERR_INTERNAL, "cannot set the cpu limit: %s",
+				       strerror(errno));
 	}
 	child_limits_rest(l);
 	rl.rlim_cur = rl.rlim_max = 0;
 	setrlimit(RLIMIT_CORE, &rl);
+	return 0;
 }
 
 static void child_limits_rest(const struct media_limits *l)
@@ -205,8 +214,22 @@ static void child_limits_rest(const struct media_limits *l)
 	set_limit(RLIMIT_NOFILE, l->nofile, l->nofile);
 }
 
-/* Runs the work and sends its result or error to the parent; never
- * returns. */
+/* Sends the job's error to the parent. */
+static void child_error(struct err *e)
+{
+	char line[ERR_MSG_MAX + 32], *p;
+	int n;
+
+	for (p = e->msg; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	n = snprintf(line, sizeof(line), "E %d %s\n", (int)e->code, e->msg);
+	if (n > 0)
+		write_all(CHILD_FD, line, (size_t)n < sizeof(line) ?
+			  (size_t)n : sizeof(line) - 1);
+}
+
+/* Runs the work and sends its result or error to the parent. */
 static void child_work(media_work_fn fn, void *arg, int cancelled, int64_t deadline_us)
 {
 	struct media_ctl cc;
@@ -234,16 +257,7 @@ static void child_work(media_work_fn fn, void *arg, int cancelled, int64_t deadl
 			write_all(CHILD_FD, "\n", 1);
 		}
 	} else {
-		char line[ERR_MSG_MAX + 32], *p;
-		int n;
-
-		for (p = e.msg; *p; p++)
-			if (*p == '\n' || *p == '\r')
-				*p = ' ';
-		n = snprintf(line, sizeof(line), "E %d %s\n", (int)e.code, e.msg);
-		if (n > 0)
-			write_all(CHILD_FD, line, (size_t)n < sizeof(line) ?
-				  (size_t)n : sizeof(line) - 1);
+		child_error(&e);
 	}
 	json_decref(res);
 }
@@ -512,6 +526,7 @@ static int read_full(int fd, void *p, size_t n)
 static _Noreturn void spare_main(int wfd, int jfd, pid_t parent)
 {
 	struct job_head head;
+	struct err e;
 	void *arg;
 	int n;
 
@@ -531,11 +546,11 @@ static _Noreturn void spare_main(int wfd, int jfd, pid_t parent)
 		arg = malloc(head.size ? head.size : 1);
 		if (!arg || read_full(CHILD_FD + 1, arg, head.size) < 0)
 			break;
-		if (n == 0)
-			child_limits(&head.limits);
+		err_clear(&e);
+		if (child_limits_reused(&head.limits, &e) < 0)
+			child_error(&e);
 		else
-			child_limits_reused(&head.limits);
-		child_work(head.fn, arg, head.cancelled, head.deadline_us);
+			child_work(head.fn, arg, head.cancelled, head.deadline_us);
 		free(arg);
 	}
 	_exit(0);

@@ -37,13 +37,6 @@ const struct config_choice wake_via_choices[] = {
 	CONFIG_CHOICES_END
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init_once(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 struct xfer {
 	CURL *easy;
 	struct curl_slist *headers;
@@ -236,6 +229,11 @@ static int start_xfer(struct wake *w, int base, enum queue_trigger t)
 		return -1;
 	}
 	x->easy = curl_easy_init();
+	if (!x->easy) {
+		curl_slist_free_all(x->headers);
+		free(x);
+		return -1;
+	}
 	curl_easy_setopt(x->easy, CURLOPT_URL, w->url);
 	curl_easy_setopt(x->easy, CURLOPT_POST, 1L);
 	curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, "{}");
@@ -548,7 +546,6 @@ struct wake *wake_new(const struct wake_opts *opts, struct err *err)
 {
 	struct wake *w;
 
-	pthread_once(&curl_once, curl_init_once);
 	if (!opts->url || (strncasecmp(opts->url, "http://", 7) && strncasecmp(opts->url, "https://", 8))) {
 		err_set(err, ERR_INVALID, "bad WAKE_URL '%s': expected http:// or https://",
 			opts->url ? opts->url : "");
@@ -559,6 +556,8 @@ struct wake *wake_new(const struct wake_opts *opts, struct err *err)
 		err_set(err, ERR_INVALID, "WAKE_TOKEN is empty");
 		return NULL;
 	}
+	if (fetch_curl_load(err) < 0)
+		return NULL;
 	w = xcalloc(1, sizeof(*w));
 	w->via = opts->via;
 	w->timers = opts->timers;
@@ -733,7 +732,8 @@ int wake_once(const char *url, const char *token, double timeout_s,
 	curl_off_t pre = 0;
 	int rc = -1;
 
-	pthread_once(&curl_once, curl_init_once);
+	if (fetch_curl_load(err) < 0)
+		return -1;
 	*http_status = 0;
 	if (!url || (strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8)))
 		return err_set(err, ERR_INVALID, "bad wake url '%s': expected http:// or https://",

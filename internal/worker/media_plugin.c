@@ -13,6 +13,7 @@
  */
 #include "worker/worker.h"
 
+#include "fetch/fetch.h"
 #include "handler/handler.h"
 #include "job/job.h"
 
@@ -34,6 +35,10 @@ static void load(void)
 	struct err e;
 	int i;
 
+	/* libcurl first (media jobs fetch their inputs anyway): once media
+	 * children are forked, no thread may be loading it (base/dl.h). A
+	 * failure is the fetches' to report. */
+	fetch_curl_load(NULL);
 	/* WAKEQ_MEDIA_PLUGIN, else wakeq-media.so beside the executable or
 	 * in ../lib/wakeq (installed) */
 	if (handler_plugin_locate(env && *env ? env : "wakeq-media.so", path,

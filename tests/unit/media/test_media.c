@@ -13,7 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -638,6 +642,75 @@ static void test_isolate_spare(void **state)
 	json_decref(r);
 }
 
+/* A reused child of an unprivileged worker (the image runs as uid 10001)
+ * gives each job its own CPU allowance: two jobs of 0.6 s each under a 1 s
+ * limit both succeed in one child, though together they used more. */
+static int work_burn(void *arg, const struct media_ctl *ctl, json_t **out,
+		     struct err *err)
+{
+	struct timespec t;
+	int64_t start, now;
+
+	(void)arg; (void)ctl; (void)err;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+	start = (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+	do {
+		spin_sink++;
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+		now = (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+	} while (now - start < 600000000);
+	*out = json_pack("{s:i}", "pid", (int)getpid());
+	return 0;
+}
+
+/* in a thread of its own: a fresh spare, not the copy fork() made of the
+ * test thread's */
+static void *burn_twice(void *arg)
+{
+	json_t *r = NULL;
+	struct err e;
+	int pid[2], i;
+
+	(void)arg;
+	media_limits.cpu_s = 1;
+	for (i = 0; i < 2; i++) {
+		if (media_isolate_copy(work_burn, "", 1, NULL, NULL, &r, &e) < 0) {
+			fprintf(stderr, "job %d: %s\n", i, e.msg);
+			return (void *)1;
+		}
+		pid[i] = (int)json_integer_value(json_object_get(r, "pid"));
+		json_decref(r);
+	}
+	media_isolate_done();
+	return (void *)(intptr_t)(pid[0] == pid[1] ? 0 : 2);
+}
+
+static void test_isolate_spare_unprivileged(void **state)
+{
+	pthread_t th;
+	void *res;
+	pid_t pid;
+	int status;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (getuid() == 0 && (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+				      setresuid(65534, 65534, 65534) < 0))
+			_exit(3);
+		if (pthread_create(&th, NULL, burn_twice, NULL) != 0 ||
+		    pthread_join(th, &res) != 0)
+			_exit(4);
+		_exit((int)(intptr_t)res);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 3)
+		skip(); /* cannot drop privileges here */
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* ---- bad inputs -------------------------------------------------------- */
 
 static void expect_invalid(const char *in, const char *needle)
@@ -917,6 +990,7 @@ int main(void)
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_isolate),
 		cmocka_unit_test(test_isolate_spare),
+		cmocka_unit_test(test_isolate_spare_unprivileged),
 		cmocka_unit_test(test_bad_inputs),
 		cmocka_unit_test(test_checks),
 		cmocka_unit_test(test_jobs),
