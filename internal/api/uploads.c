@@ -245,7 +245,9 @@ static int target_ok(const char *t, struct err *err)
 
 int api_upload_check(const struct api_config *cfg, struct err *err)
 {
-	if (cfg->upload_url_ttl_s < 0 || cfg->upload_url_ttl_s > FETCH_PRESIGN_MAX_S)
+	/* 0 = the default; a fraction of a second would be signed as 0 s */
+	if (cfg->upload_url_ttl_s != 0 &&
+	    !(cfg->upload_url_ttl_s >= 1 && cfg->upload_url_ttl_s <= FETCH_PRESIGN_MAX_S))
 		return err_set(err, ERR_INVALID, "bad UPLOAD_URL_TTL %g (want 1..%d s)",
 			       cfg->upload_url_ttl_s, FETCH_PRESIGN_MAX_S);
 	if (cfg->upload_target && *cfg->upload_target)
