@@ -334,7 +334,8 @@ struct fetch_presigned {
 
 /* Signs `r` into `out` (caller releases). May block on the AWS
  * credential providers when their cache is cold. Returns 0, or -1 with
- * err: ERR_INVALID for a bad URL, expiry, method or missing keys, or the
+ * err: ERR_INVALID for a bad URL (a key with a "." or ".." segment
+ * included), content type, expiry, method or missing keys, or the
  * credential chain's error. Keys never appear in messages. */
 int fetch_presign(const struct fetch_presign_req *r,
 		  struct fetch_presigned *out, struct err *err);

@@ -117,6 +117,25 @@ static int content_type_ok(const char *s)
 	return 1;
 }
 
+/* 1 when the key of "s3://bucket/key" or "gs://bucket/key" has a "." or
+ * ".." segment: clients fold those out of the path before they send it
+ * (RFC 3986 5.2.4), so the request no longer matches the signature. */
+static int dot_segment(const char *url)
+{
+	const char *p = strchr(url + 5, '/'), *end;
+	size_t n;
+
+	while (p) {
+		p++;
+		end = strchr(p, '/');
+		n = end ? (size_t)(end - p) : strlen(p);
+		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return 1;
+		p = end;
+	}
+	return 0;
+}
+
 int fetch_presign(const struct fetch_presign_req *r,
 		  struct fetch_presigned *out, struct err *err)
 {
@@ -135,6 +154,11 @@ int fetch_presign(const struct fetch_presign_req *r,
 			       "(want PUT or GET)", method);
 	if (ct && !content_type_ok(ct))
 		return err_set(err, ERR_INVALID, "bad content type '%.60s'", ct);
+	if ((fetch_has_scheme(r->url, "s3://") || fetch_has_scheme(r->url, "gs://")) &&
+	    dot_segment(r->url))
+		return err_set(err, ERR_INVALID, "bad object key '%.200s': a '.' or '..' "
+			       "segment (clients fold it, and the signature no longer "
+			       "matches)", r->url);
 	if (fetch_has_scheme(r->url, "s3://")) {
 		if (fetch_s3_url(r->url, &url, err) < 0 ||
 		    fetch_aws_creds_get(&c, err) < 0) {
