@@ -687,6 +687,40 @@ static void test_pushback_last_group(void **state)
 	release_all(jobs, 1);
 }
 
+/* A service that answers 429 for ever: past 50 push-backs the run is an
+ * ordinary retry, its attempt counted. */
+static void test_pushback_cap(void **state)
+{
+	struct queue_job j;
+	struct queue_settle s = { 0 };
+	struct queue_take t;
+	struct job_info info;
+	struct err e;
+	char id[UUID_STR_LEN];
+	int i;
+
+	(void)state;
+	enq(id, NULL);
+	for (i = 0; i <= 50; i++) {
+		while (take(&j, 1) == 0)
+			clock_sleep_us(2000);
+		assert_string_equal(j.id, id);
+		assert_int_equal(j.attempts, 1);
+		pushback_of(&s, &j, 1);
+		assert_int_equal(take_t(&t, NULL, 0, &s, 1), 0);
+		queue_job_release(&j);
+		assert_int_equal(queue_job_get(Q, qname, id, &info, &e), 0);
+		if (i < 50) {
+			assert_int_equal(info.status, JOB_SCHEDULED);
+			assert_int_equal(info.attempts, 0);
+		} else {
+			assert_int_equal(info.status, JOB_RETRYING);
+			assert_int_equal(info.attempts, 1);
+		}
+		job_info_release(&info);
+	}
+}
+
 /* ---- cron schedules -------------------------------------------------------------- */
 
 static void put_schedule(const char *json, struct queue_schedule *out)
@@ -842,6 +876,7 @@ UNIT_MAIN(
 		cmocka_unit_test_setup_teardown(test_group_rate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pushback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pushback_last_group, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pushback_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_fires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_overlap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_refused, setup, teardown),
