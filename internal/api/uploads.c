@@ -255,19 +255,6 @@ int api_upload_check(const struct api_config *cfg, struct err *err)
 	return 0;
 }
 
-/* Content types a client may ask to be signed: type/subtype, printable. */
-static int ctype_ok(const char *s)
-{
-	const char *slash = strchr(s, '/');
-
-	if (!slash || slash == s || !slash[1] || strlen(s) > 100)
-		return 0;
-	for (; *s; s++)
-		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
-			return 0;
-	return 1;
-}
-
 static void upload_presign(struct api *a, struct httpd_request *req)
 {
 	const char *t = a->cfg.upload_target, *ct = httpd_query(req, "content_type");
@@ -291,7 +278,7 @@ static void upload_presign(struct api *a, struct httpd_request *req)
 				"body: PUT the file to the upload_url it answers");
 		return;
 	}
-	if (ct && !ctype_ok(ct)) {
+	if (ct && !fetch_content_type_ok(ct)) {
 		api_reply_error(a, req, 400, "bad_content_type", "bad content_type '%.60s' "
 				"(want type/subtype)", ct);
 		return;

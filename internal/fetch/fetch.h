@@ -342,6 +342,10 @@ int fetch_presign(const struct fetch_presign_req *r,
 
 void fetch_presigned_release(struct fetch_presigned *p);
 
+/* 1 when `s` may be signed as a Content-Type: type/subtype (parameters
+ * allowed), printable ASCII, at most 200 bytes; else 0. */
+int fetch_content_type_ok(const char *s);
+
 /* Where the container credentials provider's relative URI is resolved
  * ("http://169.254.170.2"); tests point it at loopback. */
 extern const char *fetch_container_base;

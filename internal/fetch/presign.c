@@ -106,10 +106,11 @@ static void sign(const struct family *f, const char *method, const char *url,
 	buf_release(&sts);
 }
 
-/* Content types go into a signed header: printable ASCII only. */
-static int content_type_ok(const char *s)
+int fetch_content_type_ok(const char *s)
 {
-	if (!*s || strlen(s) > 200)
+	const char *slash = strchr(s, '/');
+
+	if (!slash || slash == s || !slash[1] || strlen(s) > 200)
 		return 0;
 	for (; *s; s++)
 		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
@@ -152,8 +153,8 @@ int fetch_presign(const struct fetch_presign_req *r,
 	if (strcmp(method, "PUT") && strcmp(method, "GET"))
 		return err_set(err, ERR_INVALID, "cannot presign method '%.16s' "
 			       "(want PUT or GET)", method);
-	if (ct && !content_type_ok(ct))
-		return err_set(err, ERR_INVALID, "bad content type '%.60s'", ct);
+	if (ct && !fetch_content_type_ok(ct))
+		return err_set(err, ERR_INVALID, "bad content type '%.60s' (want type/subtype)", ct);
 	if ((fetch_has_scheme(r->url, "s3://") || fetch_has_scheme(r->url, "gs://")) &&
 	    dot_segment(r->url))
 		return err_set(err, ERR_INVALID, "bad object key '%.200s': a '.' or '..' "

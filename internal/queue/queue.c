@@ -781,8 +781,8 @@ int queue_enqueue(struct queue *q, const char *queue,
 		 * answer was lost), or it never will */
 		if (q->in_doubt && err)
 			err_set(err, ERR_UNKNOWN,
-				"redis enqueue unanswered: the jobs are queued or, after %lld ms, never will be",
-				(long long)deadline_ms(q));
+				"enqueue unanswered by redis at '%s': the jobs are queued or, after %lld ms, never will be",
+				q->opts.url.host, (long long)deadline_ms(q));
 		goto out;
 	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != ENQ_REPLY_HEAD + ENQ_REPLY_EACH * n) {

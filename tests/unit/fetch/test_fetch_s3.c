@@ -795,6 +795,9 @@ static void test_presign_aws_vector(void **state)
 	r.content_type = "video/mp4\r\nX-Evil: 1";
 	assert_int_equal(fetch_presign(&r, &p, &e), -1);
 	assert_non_null(strstr(e.msg, "bad content type"));
+	r.content_type = "video";
+	assert_int_equal(fetch_presign(&r, &p, &e), -1);
+	assert_non_null(strstr(e.msg, "bad content type"));
 	r.content_type = NULL;
 	/* "." and ".." segments: clients fold them, the signature would not
 	 * match; a dot inside a name is fine */
