@@ -39,6 +39,8 @@ static const struct config_var vars[] = {
 	  "a drain ends, then the process exits, after this long with nothing due", 0, NULL },
 	{ "EMPTY_WAKE_LINGER", CONFIG_SECONDS, F(empty_wake_linger), 0, 86400, "0",
 	  "a wake that finds nothing due (none within IDLE_TIMEOUT) answers after this", 0, NULL },
+	{ "REDIS_IDLE_MAX", CONFIG_SECONDS, F(redis_idle_max), 0, 86400, "60",
+	  "a drain reconnects when the last one's connection was idle longer (0: never)", 0, NULL },
 	{ "EXIT_ON_IDLE", CONFIG_BOOL, F(exit_on_idle), 0, 0, "true",
 	  "exit 0 when idle (scale to zero)", 0, NULL },
 	{ "LEASE", CONFIG_SECONDS, F(lease), 0.1, 86400, "60",

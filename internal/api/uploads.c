@@ -258,25 +258,14 @@ static int target_ok(const char *t, struct err *err)
 
 int api_upload_check(const struct api_config *cfg, struct err *err)
 {
-	if (cfg->upload_url_ttl_s < 0 || cfg->upload_url_ttl_s > FETCH_PRESIGN_MAX_S)
+	/* 0 = the default; a fraction of a second would be signed as 0 s */
+	if (cfg->upload_url_ttl_s != 0 &&
+	    !(cfg->upload_url_ttl_s >= 1 && cfg->upload_url_ttl_s <= FETCH_PRESIGN_MAX_S))
 		return err_set(err, ERR_INVALID, "bad UPLOAD_URL_TTL %g (want 1..%d s)",
 			       cfg->upload_url_ttl_s, FETCH_PRESIGN_MAX_S);
 	if (cfg->upload_target && *cfg->upload_target)
 		return target_ok(cfg->upload_target, err);
 	return 0;
-}
-
-/* Content types a client may ask to be signed: type/subtype, printable. */
-static int ctype_ok(const char *s)
-{
-	const char *slash = strchr(s, '/');
-
-	if (!slash || slash == s || !slash[1] || strlen(s) > 100)
-		return 0;
-	for (; *s; s++)
-		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
-			return 0;
-	return 1;
 }
 
 static void upload_presign(struct api *a, struct httpd_request *req)
@@ -302,7 +291,7 @@ static void upload_presign(struct api *a, struct httpd_request *req)
 				"body: PUT the file to the upload_url it answers");
 		return;
 	}
-	if (ct && !ctype_ok(ct)) {
+	if (ct && !fetch_content_type_ok(ct)) {
 		api_reply_error(a, req, 400, "bad_content_type", "bad content_type '%.60s' "
 				"(want type/subtype)", ct);
 		return;

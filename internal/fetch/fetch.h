@@ -342,12 +342,17 @@ struct fetch_presigned {
 
 /* Signs `r` into `out` (caller releases). May block on the AWS
  * credential providers when their cache is cold. Returns 0, or -1 with
- * err: ERR_INVALID for a bad URL, expiry, method or missing keys, or the
+ * err: ERR_INVALID for a bad URL (a key with a "." or ".." segment
+ * included), content type, expiry, method or missing keys, or the
  * credential chain's error. Keys never appear in messages. */
 int fetch_presign(const struct fetch_presign_req *r,
 		  struct fetch_presigned *out, struct err *err);
 
 void fetch_presigned_release(struct fetch_presigned *p);
+
+/* 1 when `s` may be signed as a Content-Type: type/subtype (parameters
+ * allowed), printable ASCII, at most 200 bytes; else 0. */
+int fetch_content_type_ok(const char *s);
 
 /* Where the container credentials provider's relative URI is resolved
  * ("http://169.254.170.2"); tests point it at loopback. */

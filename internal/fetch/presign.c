@@ -106,15 +106,35 @@ static void sign(const struct family *f, const char *method, const char *url,
 	buf_release(&sts);
 }
 
-/* Content types go into a signed header: printable ASCII only. */
-static int content_type_ok(const char *s)
+int fetch_content_type_ok(const char *s)
 {
-	if (!*s || strlen(s) > 200)
+	const char *slash = strchr(s, '/');
+
+	if (!slash || slash == s || !slash[1] || strlen(s) > 200)
 		return 0;
 	for (; *s; s++)
 		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
 			return 0;
 	return 1;
+}
+
+/* 1 when the key of "s3://bucket/key" or "gs://bucket/key" has a "." or
+ * ".." segment: clients fold those out of the path before they send it
+ * (RFC 3986 5.2.4), so the request no longer matches the signature. */
+static int dot_segment(const char *url)
+{
+	const char *p = strchr(url + 5, '/'), *end;
+	size_t n;
+
+	while (p) {
+		p++;
+		end = strchr(p, '/');
+		n = end ? (size_t)(end - p) : strlen(p);
+		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return 1;
+		p = end;
+	}
+	return 0;
 }
 
 int fetch_presign(const struct fetch_presign_req *r,
@@ -133,8 +153,13 @@ int fetch_presign(const struct fetch_presign_req *r,
 	if (strcmp(method, "PUT") && strcmp(method, "GET"))
 		return err_set(err, ERR_INVALID, "cannot presign method '%.16s' "
 			       "(want PUT or GET)", method);
-	if (ct && !content_type_ok(ct))
-		return err_set(err, ERR_INVALID, "bad content type '%.60s'", ct);
+	if (ct && !fetch_content_type_ok(ct))
+		return err_set(err, ERR_INVALID, "bad content type '%.60s' (want type/subtype)", ct);
+	if ((fetch_has_scheme(r->url, "s3://") || fetch_has_scheme(r->url, "gs://")) &&
+	    dot_segment(r->url))
+		return err_set(err, ERR_INVALID, "bad object key '%.200s': a '.' or '..' "
+			       "segment (clients fold it, and the signature no longer "
+			       "matches)", r->url);
 	if (fetch_has_scheme(r->url, "s3://")) {
 		if (fetch_s3_url(r->url, &url, err) < 0 ||
 		    fetch_aws_creds_get(&c, err) < 0) {

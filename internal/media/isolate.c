@@ -626,7 +626,8 @@ int media_isolate_copy(media_work_fn fn, const void *arg, size_t size, const cha
 	int alive = 0, rc;
 
 	if (size > LINE_MAX_BYTES)
-		return err_set(err, ERR_INTERNAL, "media job of %zu bytes: too large", size);
+		return err_set(err, ERR_INTERNAL, "media job too large: %zu bytes (at most %d)", size,
+			       LINE_MAX_BYTES);
 	/* limits changed since it started (tests): its hard limits may be
 	 * too low to raise again */
 	if (sp->pid > 0 && (sp->jobs >= SPARE_JOBS_MAX ||

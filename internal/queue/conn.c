@@ -193,6 +193,11 @@ redisContext *queue_conn_open(const struct queue_opts *o, struct queue_tls **tls
 		c = redisConnectWithTimeout(u->host, u->port, ct);
 	if (!c || c->err)
 		goto unreachable;
+	/* a peer gone silently (a NAT that forgot an idle flow) fails the
+	 * connection within about 30 s instead of the next command waiting
+	 * out its timeout; hiredis 0.14 and 1.x both probe after 15 s */
+	if (!u->unix_socket && redisEnableKeepAlive(c) != REDIS_OK)
+		goto unreachable;
 	/* the TLS handshake is bounded by the connect timeout too */
 	if (redisSetTimeout(c, ct) != REDIS_OK)
 		goto unreachable;

@@ -160,6 +160,7 @@ struct queue {
 				  * timed out: it may run (see command()) */
 	struct queue_cluster *cl; /* redis+cluster://: its connections
 				   * (cluster.c); c is then unused */
+	int64_t used_us;         /* monotonic: c's last answer (queue_check) */
 };
 
 /* ---- script reply layouts ------------------------------------------------
@@ -266,6 +267,7 @@ static int ensure_cluster(struct queue *q, int64_t now, struct err *err)
 	q->skew_ms = skew_of(r);
 	freeReplyObject(r);
 	q->backoff_us = BACKOFF_MIN_US;
+	q->used_us = clock_mono_us();
 	return 0;
 }
 
@@ -310,12 +312,19 @@ int queue_connected(const struct queue *q)
 	return q->cl ? queue_cluster_connected(q->cl) : q->c != NULL;
 }
 
-int queue_check(struct queue *q)
+int queue_check(struct queue *q, int64_t max_idle_ms)
 {
 	struct pollfd p;
 
 	if (!q->c || q->waiting)
 		return q->c != NULL;
+	/* a flow idle that long may be gone from a NAT without a FIN or RST:
+	 * a new connection costs less than a take that waits out the
+	 * command timeout */
+	if (max_idle_ms > 0 && clock_mono_us() - q->used_us > max_idle_ms * 1000) {
+		drop(q);
+		return 0;
+	}
 	/* an idle connection has nothing to read: anything (EOF, a TLS
 	 * alert, an error) means it is over */
 	p.fd = q->c->fd;
@@ -455,6 +464,7 @@ static redisReply *command(struct queue *q, struct args *a, struct err *err)
 		q->in_doubt = timed_out(q->c, errno);
 		goto io;
 	}
+	q->used_us = clock_mono_us();
 answered:
 	if (r->type == REDIS_REPLY_ERROR) {
 		reply_error(err, r->str);
@@ -771,8 +781,8 @@ int queue_enqueue(struct queue *q, const char *queue,
 		 * answer was lost), or it never will */
 		if (q->in_doubt && err)
 			err_set(err, ERR_UNKNOWN,
-				"redis enqueue unanswered: the jobs are queued or, after %lld ms, never will be",
-				(long long)deadline_ms(q));
+				"enqueue unanswered by redis at '%s': the jobs are queued or, after %lld ms, never will be",
+				q->opts.url.host, (long long)deadline_ms(q));
 		goto out;
 	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != ENQ_REPLY_HEAD + ENQ_REPLY_EACH * n) {
@@ -1176,6 +1186,7 @@ int queue_wait_poll(struct queue *q, struct err *err)
 			return 2;
 	}
 	q->waiting = 0;
+	q->used_us = clock_mono_us();
 	r = reply;
 	if (r->type == REDIS_REPLY_ERROR) {
 		reply_error(err, r->str);

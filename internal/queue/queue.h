@@ -89,11 +89,14 @@ void queue_free(struct queue *q);
 
 /* For a connection kept across idle time (the worker keeps its drain's
  * from one wake to the next): drops it when the server has closed it or
- * sent anything unasked (poll, no command sent, does not block), so the
- * next command connects afresh (with its own TIME) instead of failing.
- * A connection that died silently is not seen here: its next command
- * fails after the command timeout. Returns 1 when still connected. */
-int queue_check(struct queue *q);
+ * sent anything unasked (poll, no command sent, does not block), or when
+ * its last answer is older than max_idle_ms (> 0), so the next command
+ * connects afresh (with its own TIME) instead of failing. A connection
+ * that died silently within max_idle_ms is not seen here: TCP keepalive
+ * (every queue connection has it, see conn.c) fails it, else its next
+ * command fails after the command timeout. Returns 1 when still
+ * connected. */
+int queue_check(struct queue *q, int64_t max_idle_ms);
 
 /* A thread-safe pool of connections, all made from one queue_opts, for
  * threads that borrow a connection per request. Connects lazily: a get

@@ -471,13 +471,17 @@ static void drain_init(struct drain *d, struct worker *w)
 	d->wake_max_at = d->t0 + (int64_t)(c->wake_max * 1e6);
 	d->idle_us = (int64_t)(c->idle_timeout * 1e6);
 	d->look = 1;
-	/* the last drain's connection, unless the server closed it since */
+	/* the last drain's connection, unless the server closed it since or
+	 * it idled past REDIS_IDLE_MAX: a NAT or VPC connector may have
+	 * dropped its flow without a word while the instance slept, and a
+	 * take on it would wait out the command timeout. Reconnecting costs
+	 * one TIME, within an idle tick's 3 commands (docs/CLOUDRUN.md). */
 	pthread_mutex_lock(&w->mu);
 	d->q = w->dq;
 	w->dq = NULL;
 	pthread_mutex_unlock(&w->mu);
 	if (d->q)
-		queue_check(d->q);
+		queue_check(d->q, (int64_t)(c->redis_idle_max * 1000));
 	{
 		static _Thread_local char trace[160];
 		static _Thread_local const char *fields[3];

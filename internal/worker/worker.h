@@ -30,6 +30,10 @@ struct worker_config {
 	double empty_wake_linger; /* EMPTY_WAKE_LINGER s: how long a drain whose
 				 * first take found nothing due waits for
 				 * work, instead of IDLE_TIMEOUT */
+	double redis_idle_max;  /* REDIS_IDLE_MAX s: the kept drain
+				 * connection is not reused after idling
+				 * longer (a NAT may have dropped it); 0 =
+				 * always reused */
 	int exit_on_idle;       /* EXIT_ON_IDLE */
 	double lease;           /* LEASE s */
 	double job_timeout;     /* JOB_TIMEOUT s, 0 = none */

@@ -240,6 +240,9 @@ local function group_hold(g, prio, id, jk, at)
   if redis.call('SADD', P .. 'gin', g) == 1 then
     redis.call('HSET', P .. 'config', 'grouped', '1')
   end
+  -- this script's cached config too: a take that re-creates the last
+  -- group must count gwait in its next_due
+  if CFG then CFG.grouped = true; CFG.limited = true end
   redis.call('LREM', P .. 'grr', 0, g)
   redis.call('SREM', P .. 'gfull', g)
   local cur = tonumber(redis.call('ZSCORE', P .. 'gwait', g))

@@ -41,6 +41,7 @@ local ttl = ARGV[5]
 local done_max = tonumber(ARGV[6])
 local dead_max = tonumber(ARGV[7])
 local cfg = config_load()
+local PUSHBACK_MAX = 50 -- push-backs of one job; more count as attempts
 -- the queue's own retention, over the process's defaults
 if cfg.result_ttl then ttl = cfg.result_ttl end
 done_max = cfg.done_max or done_max
@@ -89,6 +90,11 @@ for i = 0, nsettle - 1 do
   else
     unlease[#unlease + 1] = id
     group_release(h[8], id)
+    -- a service that answers 429 for ever: past PUSHBACK_MAX push-backs
+    -- the run is an ordinary retry (its attempt counts)
+    if kind == 'b' and redis.call('HINCRBY', jk, 'pushbacks', 1) > PUSHBACK_MAX then
+      kind = 'r'
+    end
     local fl = 'f'
     if kind ~= 'q' and run_us >= 0 then m_observe('r', h[9], run_us) end
     if kind == 'd' then

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "config/config.h"
 #include "../unit.h"
 
@@ -275,6 +276,29 @@ static void test_usage_lists_choices(void **state)
 	free(text);
 }
 
+/* The API refuses at start-up an UPLOAD_URL_TTL it could not sign: a
+ * fraction of a second (it would truncate to 0 and every presign fail),
+ * or past the services' week. */
+static void test_upload_url_ttl(void **state)
+{
+	static const double bad[] = { 0.5, 0.999, -1, 604801 };
+	struct api_config c;
+	struct api *a;
+	struct err e;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&c, 0, sizeof(c));
+		c.no_auth = 1;
+		c.upload_url_ttl_s = bad[i];
+		a = api_start(&c, &e);
+		assert_null(a);
+		assert_int_equal(e.code, ERR_INVALID);
+		assert_non_null(strstr(e.msg, "bad UPLOAD_URL_TTL"));
+	}
+}
+
 UNIT_MAIN(
 		cmocka_unit_test(test_defaults_env_flags),
 		cmocka_unit_test(test_bad_values_name_the_variable),
@@ -285,4 +309,5 @@ UNIT_MAIN(
 		cmocka_unit_test(test_enum_case),
 		cmocka_unit_test(test_usage_lists_choices),
 		cmocka_unit_test(test_tokens),
+		cmocka_unit_test(test_upload_url_ttl),
 )

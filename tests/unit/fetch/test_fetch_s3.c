@@ -795,6 +795,30 @@ static void test_presign_aws_vector(void **state)
 	r.content_type = "video/mp4\r\nX-Evil: 1";
 	assert_int_equal(fetch_presign(&r, &p, &e), -1);
 	assert_non_null(strstr(e.msg, "bad content type"));
+	r.content_type = "video";
+	assert_int_equal(fetch_presign(&r, &p, &e), -1);
+	assert_non_null(strstr(e.msg, "bad content type"));
+	r.content_type = NULL;
+	/* "." and ".." segments: clients fold them, the signature would not
+	 * match; a dot inside a name is fine */
+	{
+		static const char *const bad[] = {
+			"s3://examplebucket/a/../k", "s3://examplebucket/./k",
+			"gs://examplebucket/a/..", "gs://examplebucket/a/./b",
+			"S3://examplebucket/..",
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			r.url = bad[i];
+			assert_int_equal(fetch_presign(&r, &p, &e), -1);
+			assert_int_equal(e.code, ERR_INVALID);
+			assert_non_null(strstr(e.msg, "bad object key '"));
+		}
+		r.url = "s3://examplebucket/a/..k/.b./c.mp4";
+		assert_int_equal(fetch_presign(&r, &p, &e), 0);
+		fetch_presigned_release(&p);
+	}
 }
 
 /* A client PUTs to the presigned URL with nothing but the URL and the

@@ -569,6 +569,17 @@ static void test_group_rate(void **state)
 	release_all(jobs, 2);
 }
 
+/* s: a push-back of j's run by delay_ms (a 429 with Retry-After) */
+static void pushback_of(struct queue_settle *s, const struct queue_job *j, int64_t delay_ms)
+{
+	memset(s, 0, sizeof(*s));
+	s->id = j->id;
+	s->token = j->token;
+	s->outcome = QUEUE_PUSHBACK;
+	s->error = "http status 429";
+	s->delay_ms = delay_ms;
+}
+
 /* A 429 with Retry-After pushes back the whole group: the job is queued
  * again without its attempt, the group's other jobs wait until the time,
  * other groups go on; an ungrouped job alone waits. */
@@ -593,11 +604,7 @@ static void test_pushback(void **state)
 	assert_string_equal(g, "A");
 	free(g);
 	memcpy(id, jobs[0].id, UUID_STR_LEN);
-	s.id = jobs[0].id;
-	s.token = jobs[0].token;
-	s.outcome = QUEUE_PUSHBACK;
-	s.error = "http status 429";
-	s.delay_ms = 600;
+	pushback_of(&s, &jobs[0], 600);
 	t0 = clock_now_us() / 1000;
 	n = take_t(&t, &jobs[1], 10, &s, 1);
 	assert_false(s.stale);
@@ -637,12 +644,7 @@ static void test_pushback(void **state)
 	enq(NULL, NULL);
 	assert_int_equal(take(jobs, 1), 1);
 	memcpy(id, jobs[0].id, UUID_STR_LEN);
-	memset(&s, 0, sizeof(s));
-	s.id = jobs[0].id;
-	s.token = jobs[0].token;
-	s.outcome = QUEUE_PUSHBACK;
-	s.error = "http status 429";
-	s.delay_ms = 400;
+	pushback_of(&s, &jobs[0], 400);
 	n = take_t(&t, &jobs[1], 10, &s, 1);
 	queue_job_release(&jobs[0]);
 	assert_int_equal(n, 1); /* the other one */
@@ -657,6 +659,66 @@ static void test_pushback(void **state)
 	assert_string_equal(jobs[0].id, id);
 	assert_int_equal(jobs[0].attempts, 1);
 	release_all(jobs, 1);
+}
+
+/* A push-back that re-creates the queue's only group (its last job was
+ * taken, so no group was left) still tells the take when to look again:
+ * the Retry-After time, not "never". */
+static void test_pushback_last_group(void **state)
+{
+	struct queue_job jobs[2];
+	struct queue_settle s;
+	struct queue_take t;
+	int64_t t0;
+
+	(void)state;
+	enq_group("A", 1);
+	assert_int_equal(take(jobs, 1), 1);
+	/* a take finds group A empty: no group left */
+	assert_int_equal(take(&jobs[1], 1), 0);
+	pushback_of(&s, &jobs[0], 600);
+	t0 = clock_now_us() / 1000;
+	assert_int_equal(take_t(&t, &jobs[1], 1, &s, 1), 0);
+	queue_job_release(&jobs[0]);
+	assert_true(t.next_due_ms >= t0 + 550 && t.next_due_ms <= t0 + 700);
+	clock_sleep_us((uint64_t)(t.next_due_ms - clock_now_us() / 1000 + 20) * 1000);
+	assert_int_equal(take_t(&t, jobs, 1, NULL, 0), 1);
+	assert_int_equal(jobs[0].attempts, 1);
+	release_all(jobs, 1);
+}
+
+/* A service that answers 429 for ever: past 50 push-backs the run is an
+ * ordinary retry, its attempt counted. */
+static void test_pushback_cap(void **state)
+{
+	struct queue_job j;
+	struct queue_settle s = { 0 };
+	struct queue_take t;
+	struct job_info info;
+	struct err e;
+	char id[UUID_STR_LEN];
+	int i;
+
+	(void)state;
+	enq(id, NULL);
+	for (i = 0; i <= 50; i++) {
+		while (take(&j, 1) == 0)
+			clock_sleep_us(2000);
+		assert_string_equal(j.id, id);
+		assert_int_equal(j.attempts, 1);
+		pushback_of(&s, &j, 1);
+		assert_int_equal(take_t(&t, NULL, 0, &s, 1), 0);
+		queue_job_release(&j);
+		assert_int_equal(queue_job_get(Q, qname, id, &info, &e), 0);
+		if (i < 50) {
+			assert_int_equal(info.status, JOB_SCHEDULED);
+			assert_int_equal(info.attempts, 0);
+		} else {
+			assert_int_equal(info.status, JOB_RETRYING);
+			assert_int_equal(info.attempts, 1);
+		}
+		job_info_release(&info);
+	}
 }
 
 /* ---- cron schedules -------------------------------------------------------------- */
@@ -813,6 +875,8 @@ UNIT_MAIN(
 		cmocka_unit_test_setup_teardown(test_group_fairness, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_rate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pushback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pushback_last_group, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pushback_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_fires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_overlap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_refused, setup, teardown),

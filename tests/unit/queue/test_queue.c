@@ -747,15 +747,37 @@ static void test_check_drops_closed(void **state)
 
 	(void)state;
 	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
-	assert_int_equal(queue_check(Q), 1);
+	assert_int_equal(queue_check(Q, 0), 1);
 	assert_int_equal(getsockname(queue_fd(Q), (struct sockaddr *)&a, &alen), 0);
 	snprintf(cmd, sizeof(cmd), "CLIENT KILL ADDR 127.0.0.1:%d", ntohs(a.sin_port));
 	raw_ok(raw, cmd);
 	redisFree(raw);
 	usleep(20000);
-	assert_int_equal(queue_check(Q), 0);
+	assert_int_equal(queue_check(Q, 0), 0);
 	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
-	assert_int_equal(queue_check(Q), 1);
+	assert_int_equal(queue_check(Q, 0), 1);
+}
+
+/* A kept connection idle past the bound is dropped (a NAT may have
+ * forgotten it) and the next command connects afresh; queue connections
+ * have TCP keepalive on. */
+static void test_check_drops_idle(void **state)
+{
+	struct queue_counts c;
+	struct err e;
+	int on = 0;
+	socklen_t len = sizeof(on);
+
+	(void)state;
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(getsockopt(queue_fd(Q), SOL_SOCKET, SO_KEEPALIVE, &on, &len), 0);
+	assert_int_equal(on, 1);
+	assert_int_equal(queue_check(Q, 1000), 1);
+	usleep(60000);
+	assert_int_equal(queue_check(Q, 1000), 1);
+	assert_int_equal(queue_check(Q, 40), 0);
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(queue_check(Q, 40), 1);
 }
 
 /* depends_on: the dependent waits (not leased), the done settle of its
@@ -885,5 +907,6 @@ UNIT_MAIN(
 		cmocka_unit_test_setup_teardown(test_dependency_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_is_unavailable, setup, teardown_busy),
 		cmocka_unit_test_setup_teardown(test_take_carries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_drops_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_drops_closed, setup, teardown),
 )
