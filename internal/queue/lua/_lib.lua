@@ -37,20 +37,22 @@ end
 -- and dead_ttl in seconds, done_max and dead_max counts; rate_max jobs
 -- per rate_ms (ms) and at most conc active, for the queue; grate_max per
 -- grate_ms and gconc for each group; grouped (set by group_join); scheduled
--- (set while the queue has cron schedules). CFG.limited: any of the
+-- (set while the queue has cron schedules); depfail (set while the list
+-- depfail holds cascades left for later: deps_resume). CFG.limited: any of the
 -- limits or grouped, so take needs its limited path.
 local CFG = nil
 local function config_load()
   if CFG then return CFG end
   local v = redis.call('HMGET', P .. 'config', 'paused', 'result_ttl',
     'done_max', 'dead_max', 'dead_ttl', 'rate_max', 'rate_ms', 'conc',
-    'grate_max', 'grate_ms', 'gconc', 'grouped', 'scheduled')
+    'grate_max', 'grate_ms', 'gconc', 'grouped', 'scheduled', 'depfail')
   CFG = { paused = v[1] == '1', result_ttl = v[2] or nil,
     done_max = tonumber(v[3]), dead_max = tonumber(v[4]),
     dead_ttl = tonumber(v[5]), rate_max = tonumber(v[6]),
     rate_ms = tonumber(v[7]), conc = tonumber(v[8]),
     grate_max = tonumber(v[9]), grate_ms = tonumber(v[10]),
-    gconc = tonumber(v[11]), grouped = v[12] == '1', scheduled = v[13] == '1' }
+    gconc = tonumber(v[11]), grouped = v[12] == '1', scheduled = v[13] == '1',
+    depfail = v[14] == '1' }
   if not CFG.rate_ms then CFG.rate_max = nil end
   if not CFG.grate_ms then CFG.grate_max = nil end
   CFG.limited = CFG.rate_max or CFG.conc or CFG.grate_max or CFG.gconc or
@@ -556,12 +558,35 @@ local function deps_results(dj)
 end
 
 -- Job id ended `how` (done, failed, cancelled): its waiting dependents
--- hear of it once.
-deps_settle = function(id, how)
+-- hear of it once. A failure that ends dependents ends theirs in turn:
+-- the cascade runs from a work list (DEP_WORK), not by recursion, and one
+-- script run handles at most DEP_CAP dependents; what is left goes, as
+-- "how:id", to the list `depfail`, which the next take or cancel carries
+-- on (deps_resume; docs/QUEUE.md "Dependencies").
+local DEP_CAP = 1000
+local DEP_WORK, DEP_HEAD, DEP_LEFT, DEP_DRAINING = {}, 1, DEP_CAP, false
+local DEP_DEFERRED = false
+
+-- Leaves id's dependents (still in deps:ID) for a later run.
+local function deps_defer(id, how)
+  redis.call('RPUSH', P .. 'depfail', how .. ':' .. id)
+  if not DEP_DEFERRED then
+    DEP_DEFERRED = true
+    redis.call('HSET', P .. 'config', 'depfail', '1')
+    wake_markers(1) -- a worker's take carries on
+  end
+end
+
+-- The dependents of id (at most DEP_LEFT of them) hear that it ended how.
+-- (SPOP takes the set's members away: one call, as SMEMBERS and DEL were
+-- two.)
+local function deps_one(id, how)
   local k = P .. 'deps:' .. id
-  local ms = redis.call('SMEMBERS', k)
+  if DEP_LEFT <= 0 then return deps_defer(id, how) end
+  local ms = redis.call('SPOP', k, DEP_LEFT)
   if #ms == 0 then return end
-  redis.call('DEL', k)
+  DEP_LEFT = DEP_LEFT - #ms
+  if DEP_LEFT <= 0 and redis.call('EXISTS', k) == 1 then deps_defer(id, how) end
   local pend, nrel = {}, 0
   for _, d in ipairs(ms) do
     local jk = P .. 'job:' .. d
@@ -593,6 +618,38 @@ deps_settle = function(id, how)
     RELEASED = RELEASED + nrel
     wake_markers(nrel)
   end
+end
+
+deps_settle = function(id, how)
+  DEP_WORK[#DEP_WORK + 1] = { id, how }
+  if DEP_DRAINING then return end -- the loop below gets to it
+  DEP_DRAINING = true
+  while DEP_HEAD <= #DEP_WORK do
+    local w = DEP_WORK[DEP_HEAD]
+    DEP_HEAD = DEP_HEAD + 1
+    deps_one(w[1], w[2])
+  end
+  DEP_WORK, DEP_HEAD, DEP_DRAINING = {}, 1, false
+end
+
+-- Carries on the cascades an earlier run left in `depfail`, within this
+-- run's DEP_CAP. Returns true when some are still left (a worker must
+-- take again: the caller wakes one).
+local function deps_resume()
+  if not config_load().depfail then return false end
+  local k = P .. 'depfail'
+  while DEP_LEFT > 0 do
+    local v = redis.call('LPOP', k)
+    if not v then break end
+    local how, id = string.match(v, '^(%a+):(.+)$')
+    if how then deps_settle(id, how) end
+  end
+  if redis.call('EXISTS', k) == 1 then
+    if not DEP_DEFERRED then wake_markers(1) end
+    return true
+  end
+  redis.call('HDEL', P .. 'config', 'depfail')
+  return false
 end
 
 -- ---- cron schedules ------------------------------------------------------

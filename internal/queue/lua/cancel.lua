@@ -25,8 +25,10 @@ end
 local ttl = config_load().result_ttl or ARGV[2]
 RET = { ttl = ttl, dead_max = config_load().dead_max or 10000 }
 local cb = finish_cancelled(id, jk, 'cancelled', ttl, true, h[2])
+local depmore = deps_resume() or DEP_DEFERRED
 m_outcome(h[4], 'cancelled')
 flush()
--- dependents it released (on_dependency_failure ignore) need a worker too
-if cb or RELEASED > 0 then return 2 end
+-- dependents it released (on_dependency_failure ignore), or a cascade left
+-- for a take (depfail), need a worker too
+if cb or RELEASED > 0 or depmore then return 2 end
 return 0

@@ -17,8 +17,8 @@
 -- object {id: result} (deps_results), else ''.
 -- next_due: when nothing was leased, when to look again (a delayed job, a
 -- lease expiry, a rate limit's next token, a cron schedule's next fire
--- time); when jobs were leased but a rate limit held others back, that
--- token's time; else 0. finals: with record, the entries waiting in the
+-- time, or now while a failure's cascade is left in depfail); when jobs
+-- were leased but a rate limit held others back, that token's time; else 0. finals: with record, the entries waiting in the
 -- finals log (the caller's records writer copies them), else 0. refill is 1 when a cron schedule fired here runs
 -- low on the fire times computed ahead (the caller runs
 -- queue_schedule_refill).
@@ -179,6 +179,8 @@ if #aged > 0 then
   redis.call('ZREM', P .. 'done', unpack(aged))
   redis.call('HINCRBY', P .. 'stats', 'done_trimmed', #aged)
 end
+-- Cascades an earlier run left for later (deps_settle's cap) go on here.
+local depmore = deps_resume() or DEP_DEFERRED
 if stale > 0 then redis.call('HINCRBY', P .. 'stats', 'stale', stale) end
 if nretry > 0 then redis.call('HINCRBY', P .. 'stats', 'retrying', nretry) end
 
@@ -431,6 +433,8 @@ if out[TAKE_COUNT] == 0 and want > 0 then
       next_due = tonumber(ns[2])
     end
   end
+  -- dependents of a failure still to hear of it: look again at once
+  if depmore then next_due = NOW end
   out[TAKE_NEXT_DUE] = next_due
   redis.call('DEL', P .. 'marker')
 end

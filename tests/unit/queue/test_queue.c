@@ -808,14 +808,36 @@ static void test_dependencies(void **state)
 	assert_null(field(out[0].id, "status"));
 }
 
-/* A failure runs down a long chain in the one settle script: 500 jobs,
- * each depending on the one before, all failed by the first. */
-static void test_dependency_chain(void **state)
+/* Takes (nothing to lease) until no job of the queue waits; returns how
+ * many takes it needed, at most max + 1. */
+static int takes_until_none_waits(int max)
 {
-	enum { N = 500 };
+	struct queue_counts c;
+	struct queue_job j;
+	struct err e;
+	int n;
+
+	for (n = 1; n <= max; n++) {
+		assert_int_equal(take(&j, 1, NULL, 0, 0), 0);
+		assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+		if (c.n[JOB_WAITING] == 0)
+			return n;
+	}
+	return max + 1;
+}
+
+/* A failure's cascade is bounded a script run (deps_settle: 1000
+ * dependents) and carried on by the next takes: a chain of 20000 jobs,
+ * each depending on the one before (a Lua stack overflow by recursion
+ * once), and a fan-out of 2500 dependents of one job. The failed job
+ * itself leaves `active` with the settle; nothing stays waiting. */
+static void test_dependency_cascade(void **state)
+{
+	enum { N = 20000, FAN = 2500, CHUNK = 1000 };
 	struct job_spec *s = calloc(N, sizeof(*s));
-	struct queue_enqueued *out = calloc(N, sizeof(*out));
+	struct queue_enqueued *out = calloc(CHUNK, sizeof(*out));
 	char (*deps)[64] = calloc(N, sizeof(*deps));
+	struct queue_counts c;
 	struct queue_job j;
 	struct err e;
 	char *err;
@@ -831,17 +853,45 @@ static void test_dependency_chain(void **state)
 			s[i].depends_on = deps[i];
 		}
 	}
-	assert_int_equal(queue_enqueue(Q, qname, s, N, out, NULL, &e), 0);
-	assert_int_equal(out[N - 1].status, JOB_WAITING);
+	for (i = 0; i < N; i += CHUNK)
+		assert_int_equal(queue_enqueue(Q, qname, s + i, CHUNK, out, NULL, &e), 0);
 	assert_int_equal(take(&j, 1, NULL, 0, 0), 1);
 	assert_string_equal(j.id, s[0].id);
 	settle1(&j, QUEUE_FAIL, NULL, 0, NULL);
 	queue_job_release(&j);
+	assert_status(s[0].id, "failed");
+	/* bounded: the settle's run ended at most its cap of the chain */
+	assert_status(s[1001].id, "waiting");
+	assert_true(takes_until_none_waits(25) <= 25);
 	assert_status(s[N - 1].id, "failed");
 	err = field(s[N - 1].id, "error");
 	assert_non_null(strstr(err, s[N - 2].id));
 	free(err);
-	assert_int_equal(take(&j, 1, NULL, 0, 0), 0);
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(c.n[JOB_ACTIVE], 0);
+
+	/* fan-out: FAN dependents of one job, cancelled */
+	memset(s, 0, N * sizeof(*s));
+	for (i = 0; i <= FAN; i++) {
+		s[i].type = "noop";
+		uuid7_new(s[i].id);
+		if (i) {
+			snprintf(deps[i], sizeof(deps[i]), "[\"%s\"]", s[0].id);
+			s[i].depends_on = deps[i];
+		}
+	}
+	assert_int_equal(queue_enqueue(Q, qname, s, 1, out, NULL, &e), 0);
+	for (i = 1; i <= FAN; i += CHUNK) {
+		size_t n = FAN + 1 - i < CHUNK ? FAN + 1 - i : CHUNK;
+
+		assert_int_equal(queue_enqueue(Q, qname, s + i, n, out, NULL, &e), 0);
+	}
+	assert_int_equal(queue_cancel(Q, qname, s[0].id, &e), 2);
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_true(c.n[JOB_WAITING] >= FAN - 1000);
+	assert_true(takes_until_none_waits(5) <= 5);
+	for (i = 1; i <= FAN; i += 97)
+		assert_status(s[i].id, "failed");
 	free(s);
 	free(out);
 	free(deps);
@@ -882,7 +932,7 @@ UNIT_MAIN(
 		cmocka_unit_test_setup_teardown(test_done_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_webhook_deep_result, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dependencies, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dependency_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dependency_cascade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_is_unavailable, setup, teardown_busy),
 		cmocka_unit_test_setup_teardown(test_take_carries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_drops_closed, setup, teardown),
