@@ -413,6 +413,7 @@ local function finish_cancelled(id, jk, err, ttl_s, cb, uk)
   unique_release(uk, id)
   redis.call('HSET', jk, 'status', 'cancelled', 'error', err, 'token', '',
     'finished', NOW_US_S)
+  redis.call('DEL', P .. 'dres:' .. id)
   redis.call('PEXPIRE', jk, ttl_s .. '000')
   redis.call('HINCRBY', P .. 'stats', 'cancelled', 1)
   publish(id, 'cancelled')
@@ -438,6 +439,7 @@ local function bury(id, jk, err, dead_max, cb, uk)
   FAILED_N = FAILED_N + 1
   redis.call('HSET', jk, 'status', 'failed', 'error', err, 'token', '',
     'finished', NOW_US)
+  redis.call('DEL', P .. 'dres:' .. id)
   record_final(id, jk, 'failed', nil, err)
   redis.call('ZADD', P .. 'dead', NOW, id)
   local n = redis.call('ZCARD', P .. 'dead')
@@ -507,7 +509,10 @@ local function deps_link(id, dr, policy)
   end
   for i = 1, #dr.ids do
     local s = dr.st[i]
-    if s ~= 'done' and s ~= 'failed' and s ~= 'cancelled' then
+    if s == 'done' then
+      local r = redis.call('HGET', P .. 'job:' .. dr.ids[i], 'result')
+      if r and r ~= '' then redis.call('HSET', P .. 'dres:' .. id, dr.ids[i], r) end
+    elseif s ~= 'failed' and s ~= 'cancelled' then
       redis.call('SADD', P .. 'deps:' .. dr.ids[i], id)
       redis.call('HSET', P .. 'job:' .. dr.ids[i], 'dependents', '1')
     end
@@ -541,24 +546,30 @@ local function batch_payload(d, jk)
   redis.call('HSET', jk, 'payload', cjson.encode(p))
 end
 
--- The results of the dependencies in dj (JSON array text) as a JSON
--- object's text, {id: result}, for the job's handler (a flow's parent
--- reads its children's): a result is stored JSON text and goes in as it
--- is; a dependency without one (failed, cancelled, gone) is null.
-local function deps_results(dj)
+-- The results of the dependencies in dj (JSON array text) of job id as
+-- a JSON object's text, {id: result}, for the job's handler (a flow's
+-- parent reads its children's): a result is stored JSON text and goes in
+-- as it is; a dependency without one (failed, cancelled) is null. They
+-- come from dres:ID, where each done dependency's settle (or the link,
+-- for one done before) copied its result, so a dependency's record
+-- trimmed since (done_max, RESULT_TTL) still gives it; the record is the
+-- fallback (a job re-run by retry_dead).
+local function deps_results(id, dj)
   local ok, ids = pcall(cjson.decode, dj)
-  if not ok or type(ids) ~= 'table' then return '' end
+  if not ok or type(ids) ~= 'table' or #ids == 0 then return '' end
+  local kept = redis.call('HMGET', P .. 'dres:' .. id, unpack(ids))
   local parts = {}
   for i = 1, #ids do
-    local r = redis.call('HGET', P .. 'job:' .. ids[i], 'result')
+    local r = kept[i]
+    if not r then r = redis.call('HGET', P .. 'job:' .. ids[i], 'result') end
     if not r or r == '' then r = 'null' end
     parts[i] = cjson.encode(ids[i]) .. ':' .. r
   end
   return '{' .. table.concat(parts, ',') .. '}'
 end
 
--- Job id ended `how` (done, failed, cancelled): its waiting dependents
--- hear of it once. A failure that ends dependents ends theirs in turn:
+-- Job id ended `how` (done, failed, cancelled; res: a done job's result
+-- when the caller has it): its waiting dependents hear of it once. A failure that ends dependents ends theirs in turn:
 -- the cascade runs from a work list (DEP_WORK), not by recursion, and one
 -- script run handles at most DEP_CAP dependents; what is left goes, as
 -- "how:id", to the list `depfail`, which the next take or cancel carries
@@ -580,7 +591,7 @@ end
 -- The dependents of id (at most DEP_LEFT of them) hear that it ended how.
 -- (SPOP takes the set's members away: one call, as SMEMBERS and DEL were
 -- two.)
-local function deps_one(id, how)
+local function deps_one(id, how, res)
   local k = P .. 'deps:' .. id
   if DEP_LEFT <= 0 then return deps_defer(id, how) end
   local ms = redis.call('SPOP', k, DEP_LEFT)
@@ -594,6 +605,12 @@ local function deps_one(id, how)
       'group', 'callback', 'unique', 'batch')
     if h[1] == 'waiting' then
       redis.call('HINCRBY', jk, 'dep_' .. how, 1)
+      if how == 'done' then
+        -- the dependent's copy (deps_results): id's record may be trimmed
+        -- before the dependent runs
+        if not res then res = redis.call('HGET', P .. 'job:' .. id, 'result') end
+        if res and res ~= '' then redis.call('HSET', P .. 'dres:' .. d, id, res) end
+      end
       if how ~= 'done' and h[2] ~= 'ignore' then
         deps_fail(d, jk, h, id, how)
       elseif redis.call('HINCRBY', jk, 'ndeps', -1) <= 0 then
@@ -620,14 +637,14 @@ local function deps_one(id, how)
   end
 end
 
-deps_settle = function(id, how)
-  DEP_WORK[#DEP_WORK + 1] = { id, how }
+deps_settle = function(id, how, res)
+  DEP_WORK[#DEP_WORK + 1] = { id, how, res }
   if DEP_DRAINING then return end -- the loop below gets to it
   DEP_DRAINING = true
   while DEP_HEAD <= #DEP_WORK do
     local w = DEP_WORK[DEP_HEAD]
     DEP_HEAD = DEP_HEAD + 1
-    deps_one(w[1], w[2])
+    deps_one(w[1], w[2], w[3])
   end
   DEP_WORK, DEP_HEAD, DEP_DRAINING = {}, 1, false
 end

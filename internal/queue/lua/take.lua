@@ -69,13 +69,13 @@ for i = 0, nsettle - 1 do
   local id, tok, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local jk = P .. 'job:' .. id
   -- h: token, attempts, max_attempts, priority, cancel, callback, unique,
-  -- group, type, dependents. A run done (the common case) needs six of
-  -- them; the other four are read only for the outcomes that use them (a
+  -- group, type, dependents, depfail (it has dependencies). A run done
+  -- (the common case) needs seven of them; the other four are read only for the outcomes that use them (a
   -- field read costs about as much as a call's fixed part: docs/QUEUE.md
   -- "Engine costs").
   local h = redis.call('HMGET', jk, 'token', 'callback', 'unique', 'group', 'type',
-    'dependents')
-  h = { h[1], false, false, false, false, h[2], h[3], h[4], h[5], h[6] }
+    'dependents', 'depfail')
+  h = { h[1], false, false, false, false, h[2], h[3], h[4], h[5], h[6], h[7] }
   if kind ~= 'd' and h[1] == tok then
     local x = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'priority', 'cancel')
     h[2], h[3], h[4], h[5] = x[1], x[2], x[3], x[4]
@@ -104,7 +104,8 @@ for i = 0, nsettle - 1 do
       publish(id, 'done', 100)
       m_outcome(h[9], 'done')
       if cb then webhook(id, jk, 'done', res, nil) end
-      if h[10] then deps_settle(id, 'done') end
+      if h[10] then deps_settle(id, 'done', res) end
+      if h[11] then redis.call('DEL', P .. 'dres:' .. id) end -- deps_results' copies
     elseif kind == 'r' and tonumber(h[2]) < tonumber(h[3]) then
       fl = 'o'
       -- run_at: when it is due again (the wait time counts from there)
@@ -301,7 +302,7 @@ local function lease_jobs(ids, gids)
       out[o + TAKE_JOB_TIMEOUT] = h[5]; out[o + TAKE_JOB_CALLBACK] = h[6] or ''
       out[o + TAKE_JOB_TRACE] = h[7] or ''; out[o + TAKE_JOB_CREATED] = h[8]
       out[o + TAKE_JOB_PRIORITY] = h[9]
-      out[o + TAKE_JOB_DEPS] = h[11] and deps_results(h[11]) or ''
+      out[o + TAKE_JOB_DEPS] = h[11] and deps_results(id, h[11]) or ''
       out[TAKE_COUNT] = out[TAKE_COUNT] + 1
     end
   end

@@ -808,6 +808,50 @@ static void test_dependencies(void **state)
 	assert_null(field(out[0].id, "status"));
 }
 
+/* A dependency's result reaches its dependent though the dependency's
+ * record is trimmed (done_max 1) before the dependent runs: the settle
+ * copied it (dres:ID). */
+static void test_dependency_result_kept(void **state)
+{
+	struct queue_job jobs[4];
+	struct job_spec s = { 0 };
+	struct queue_enqueued out;
+	redisContext *raw = raw_connect();
+	struct err e;
+	char a[UUID_STR_LEN], b[UUID_STR_LEN], deps[64], want[128], cmd[160];
+	size_t i, n;
+	char *st;
+
+	(void)state;
+	enq("noop", NULL, 0, 0, 3, a, NULL);
+	snprintf(deps, sizeof(deps), "[\"%s\"]", a);
+	s.type = "noop";
+	s.depends_on = deps;
+	assert_int_equal(queue_enqueue(Q, qname, &s, 1, &out, NULL, &e), 0);
+	enq("noop", NULL, 0, 0, 3, b, NULL);
+	snprintf(cmd, sizeof(cmd), "HSET wakeq:{%s}:config done_max 1", qname);
+	raw_ok(raw, cmd);
+	redisFree(raw);
+	n = take(jobs, 4, NULL, 0, 0);
+	assert_int_equal(n, 2);
+	for (i = 0; i < n; i++)
+		if (!strcmp(jobs[i].id, a))
+			settle1(&jobs[i], QUEUE_DONE, "{\"n\":7}", 0, NULL);
+	for (i = 0; i < n; i++) {
+		if (strcmp(jobs[i].id, a))
+			settle1(&jobs[i], QUEUE_DONE, "1", 0, NULL);
+		queue_job_release(&jobs[i]);
+	}
+	st = field(a, "status");
+	assert_null(st);         /* trimmed: the done cap is 1 */
+	assert_int_equal(take(jobs, 4, NULL, 0, 0), 1);
+	assert_string_equal(jobs[0].id, out.id);
+	snprintf(want, sizeof(want), "{\"%s\":{\"n\":7}}", a);
+	assert_non_null(jobs[0].dependencies);
+	assert_string_equal(jobs[0].dependencies, want);
+	queue_job_release(&jobs[0]);
+}
+
 /* Takes (nothing to lease) until no job of the queue waits; returns how
  * many takes it needed, at most max + 1. */
 static int takes_until_none_waits(int max)
@@ -933,6 +977,7 @@ UNIT_MAIN(
 		cmocka_unit_test_setup_teardown(test_webhook_deep_result, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dependencies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dependency_cascade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dependency_result_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_is_unavailable, setup, teardown_busy),
 		cmocka_unit_test_setup_teardown(test_take_carries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_drops_closed, setup, teardown),
