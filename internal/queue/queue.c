@@ -1595,6 +1595,8 @@ int queue_list(struct queue *q, const char *queue, enum job_status state,
 	return (int)n;
 }
 
+/* Runs a status script: ARGV [id,] then the process's RESULT_TTL and dead
+ * cap (queue_limits), which cancel's burials of dependents use. */
 static int status_script(struct queue *q, enum script s, const char *queue,
 			 const char *id, struct err *err, int64_t *res)
 {
@@ -1605,6 +1607,7 @@ static int status_script(struct queue *q, enum script s, const char *queue,
 	if (id)
 		args_add(&a, id);
 	args_addi(&a, queue_limits.result_ttl_s);
+	args_addi(&a, queue_limits.dead_max);
 	return script_int(q, s, &a, res, err);
 }
 

@@ -468,8 +468,9 @@ end
 -- kept on its callback job). Every way a job ends (take's done settle,
 -- bury, finish_cancelled) calls deps_settle, which takes deps:D away in
 -- the same script, so each dependent hears of D once whoever ends it.
--- Retention for the jobs ended here by a failed dependency: take sets the
--- process's (RESULT_TTL, the dead cap); other scripts the queue's config.
+-- Retention for the jobs ended here by a failed dependency: take and
+-- cancel set the process's (RESULT_TTL, the dead cap, from ARGV) under
+-- the queue's config; enqueue the queue's config, else the defaults.
 local RET = nil
 local function ret()
   if not RET then

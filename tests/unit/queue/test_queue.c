@@ -852,6 +852,36 @@ static void test_dependency_result_kept(void **state)
 	queue_job_release(&jobs[0]);
 }
 
+/* A cancel's cascade buries the dependents under the process's dead cap
+ * (queue_limits.dead_max, DEAD_MAX), as take does, not the default. */
+static void test_dependency_cancel_dead_max(void **state)
+{
+	enum { N = 5 };
+	struct job_spec s[N + 1];
+	struct queue_enqueued out[N + 1];
+	struct queue_counts c;
+	int64_t keep = queue_limits.dead_max;
+	char deps[64];
+	struct err e;
+	int i;
+
+	(void)state;
+	memset(s, 0, sizeof(s));
+	for (i = 0; i <= N; i++) {
+		s[i].type = "noop";
+		uuid7_new(s[i].id);
+		s[i].depends_on = i ? deps : NULL;
+	}
+	snprintf(deps, sizeof(deps), "[\"%s\"]", s[0].id);
+	assert_int_equal(queue_enqueue(Q, qname, s, N + 1, out, NULL, &e), 0);
+	queue_limits.dead_max = 2;
+	assert_true(queue_cancel(Q, qname, s[0].id, &e) >= 0);
+	queue_limits.dead_max = keep;
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(c.n[JOB_WAITING], 0);
+	assert_int_equal(c.n[JOB_FAILED], 2);
+}
+
 /* Takes (nothing to lease) until no job of the queue waits; returns how
  * many takes it needed, at most max + 1. */
 static int takes_until_none_waits(int max)
@@ -978,6 +1008,7 @@ UNIT_MAIN(
 		cmocka_unit_test_setup_teardown(test_dependencies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dependency_cascade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dependency_result_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dependency_cancel_dead_max, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_is_unavailable, setup, teardown_busy),
 		cmocka_unit_test_setup_teardown(test_take_carries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_drops_closed, setup, teardown),
