@@ -184,7 +184,7 @@ enum {
 	TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
 	TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT,
 	TAKE_JOB_CALLBACK, TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY,
-	TAKE_JOB_DEPS, TAKE_FIELDS
+	TAKE_JOB_DEPS, TAKE_JOB_DEPS_CUT, TAKE_FIELDS
 };
 
 /* metrics: { now_ms, due, oldest_due_ms, then field, value pairs } */
@@ -934,6 +934,7 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 		j->priority = (int)rint_of(e[TAKE_JOB_PRIORITY]);
 		j->dependencies = e[TAKE_JOB_DEPS]->type == REDIS_REPLY_STRING &&
 				  e[TAKE_JOB_DEPS]->len ? rstr_dup(e[TAKE_JOB_DEPS]) : NULL;
+		j->dependencies_cut = rint_of(e[TAKE_JOB_DEPS_CUT]) == 1;
 		if (!j->type)
 			j->type = xstrdup("");
 		if (!j->payload)

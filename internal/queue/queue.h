@@ -204,6 +204,8 @@ struct queue_job {
 	char *dependencies;    /* a job with depends_on: the results of its
 				* dependencies, a JSON object {id: result}
 				* (null for one without); NULL otherwise */
+	int dependencies_cut;  /* 1: some results were left out (null) to
+				* keep them within 16 MiB (deps_results) */
 	int priority;
 	int attempts;          /* including this one */
 	int max_attempts;

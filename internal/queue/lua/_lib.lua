@@ -554,25 +554,35 @@ end
 -- come from dres:ID, where each done dependency's settle (or the link,
 -- for one done before) copied its result, so a dependency's record
 -- trimmed since (done_max, RESULT_TTL) still gives it; the record is the
--- fallback (a job re-run by retry_dead).
+-- fallback (a job re-run by retry_dead). The results together stay
+-- within DEPS_RESULTS_MAX bytes (a take's reply is bounded: 1000
+-- dependencies of 1 MiB would be 1 GiB): past it a dependency's result is
+-- null, and the second value returned is 1 (cut), else 0.
+local DEPS_RESULTS_MAX = 16 * 1024 * 1024
 local function deps_results(id, dj)
   local ok, ids = pcall(cjson.decode, dj)
-  if not ok or type(ids) ~= 'table' or #ids == 0 then return '' end
+  if not ok or type(ids) ~= 'table' or #ids == 0 then return '', 0 end
   local kept = redis.call('HMGET', P .. 'dres:' .. id, unpack(ids))
-  local parts = {}
+  local parts, total, cut = {}, 0, 0
   for i = 1, #ids do
     local r = kept[i]
     if not r then r = redis.call('HGET', P .. 'job:' .. ids[i], 'result') end
     if not r or r == '' then r = 'null' end
+    total = total + #r
+    if total > DEPS_RESULTS_MAX then
+      total = total - #r
+      r = 'null'
+      cut = 1
+    end
     parts[i] = cjson.encode(ids[i]) .. ':' .. r
   end
-  return '{' .. table.concat(parts, ',') .. '}'
+  return '{' .. table.concat(parts, ',') .. '}', cut
 end
 
 -- Job id ended `how` (done, failed, cancelled; res: a done job's result
--- when the caller has it): its waiting dependents hear of it once. A failure that ends dependents ends theirs in turn:
--- the cascade runs from a work list (DEP_WORK), not by recursion, and one
--- script run handles at most DEP_CAP dependents; what is left goes, as
+-- when the caller has it): its waiting dependents hear of it once. A
+-- failure that ends dependents ends theirs in turn: the cascade runs from
+-- a work list (DEP_WORK), not by recursion, and one script run handles at most DEP_CAP dependents; what is left goes, as
 -- "how:id", to the list `depfail`, which the next take or cancel carries
 -- on (deps_resume; docs/QUEUE.md "Dependencies").
 local DEP_CAP = 1000

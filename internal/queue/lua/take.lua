@@ -14,7 +14,8 @@
 -- letter a settle: o applied, f applied and final, s stale (refused).
 -- paused is 1 when the queue is paused (nothing was leased from it).
 -- TAKE_JOB_DEPS: for a job with dependencies, their results as a JSON
--- object {id: result} (deps_results), else ''.
+-- object {id: result} (deps_results), else ''; TAKE_JOB_DEPS_CUT 1 when
+-- some results were left out (null) to keep them within 16 MiB, else 0.
 -- next_due: when nothing was leased, when to look again (a delayed job, a
 -- lease expiry, a rate limit's next token, a cron schedule's next fire
 -- time, or now while a failure's cascade is left in depfail); when jobs
@@ -31,8 +32,8 @@ local TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_PAUSED,
   TAKE_REFILL, TAKE_FINALS, TAKE_HEAD = 1, 2, 3, 4, 5, 6, 7, 7
 local TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
   TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT, TAKE_JOB_CALLBACK,
-  TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY, TAKE_JOB_DEPS = 1, 2, 3,
-  4, 5, 6, 7, 8, 9, 10, 11, 12
+  TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY, TAKE_JOB_DEPS,
+  TAKE_JOB_DEPS_CUT = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
 local worker = ARGV[1]
 local lease = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
@@ -302,7 +303,9 @@ local function lease_jobs(ids, gids)
       out[o + TAKE_JOB_TIMEOUT] = h[5]; out[o + TAKE_JOB_CALLBACK] = h[6] or ''
       out[o + TAKE_JOB_TRACE] = h[7] or ''; out[o + TAKE_JOB_CREATED] = h[8]
       out[o + TAKE_JOB_PRIORITY] = h[9]
-      out[o + TAKE_JOB_DEPS] = h[11] and deps_results(id, h[11]) or ''
+      local dres, cut = '', 0
+      if h[11] then dres, cut = deps_results(id, h[11]) end
+      out[o + TAKE_JOB_DEPS] = dres; out[o + TAKE_JOB_DEPS_CUT] = cut
       out[TAKE_COUNT] = out[TAKE_COUNT] + 1
     end
   end

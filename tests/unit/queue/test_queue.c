@@ -882,6 +882,54 @@ static void test_dependency_cancel_dead_max(void **state)
 	assert_int_equal(c.n[JOB_FAILED], 2);
 }
 
+/* The dependencies' results a take hands out are bounded (16 MiB): 17
+ * results of 1 MiB give 15 and 2 nulls, and the job is told (cut). */
+static void test_dependency_results_bounded(void **state)
+{
+	enum { N = 17, MIB = 1024 * 1024 };
+	struct job_spec s[N + 1];
+	struct queue_enqueued out[N + 1];
+	struct queue_job jobs[N];
+	char *big = malloc(MIB + 3), *deps = malloc(N * 48 + 4), *p;
+	size_t i, n, nnull = 0;
+	struct err e;
+
+	(void)state;
+	big[0] = '"';
+	memset(big + 1, 'x', MIB);
+	big[MIB + 1] = '"';
+	big[MIB + 2] = '\0';
+	memset(s, 0, sizeof(s));
+	p = deps;
+	*p++ = '[';
+	for (i = 0; i <= N; i++) {
+		s[i].type = "noop";
+		uuid7_new(s[i].id);
+		if (i < N)
+			p += sprintf(p, "%s\"%s\"", i ? "," : "", s[i].id);
+	}
+	strcpy(p, "]");
+	s[N].depends_on = deps;
+	assert_int_equal(queue_enqueue(Q, qname, s, N + 1, out, NULL, &e), 0);
+	n = take(jobs, N, NULL, 0, 0);
+	assert_int_equal(n, N);
+	for (i = 0; i < n; i++) {
+		settle1(&jobs[i], QUEUE_DONE, big, 0, NULL);
+		queue_job_release(&jobs[i]);
+	}
+	assert_int_equal(take(jobs, 1, NULL, 0, 0), 1);
+	assert_string_equal(jobs[0].id, s[N].id);
+	assert_non_null(jobs[0].dependencies);
+	assert_true(strlen(jobs[0].dependencies) <= 16 * MIB + N * 48);
+	for (p = jobs[0].dependencies; (p = strstr(p, ":null")); p++)
+		nnull++;
+	assert_int_equal(nnull, 2);
+	assert_int_equal(jobs[0].dependencies_cut, 1);
+	queue_job_release(&jobs[0]);
+	free(big);
+	free(deps);
+}
+
 /* Takes (nothing to lease) until no job of the queue waits; returns how
  * many takes it needed, at most max + 1. */
 static int takes_until_none_waits(int max)
@@ -1009,6 +1057,7 @@ UNIT_MAIN(
 		cmocka_unit_test_setup_teardown(test_dependency_cascade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dependency_result_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dependency_cancel_dead_max, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dependency_results_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_is_unavailable, setup, teardown_busy),
 		cmocka_unit_test_setup_teardown(test_take_carries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_drops_closed, setup, teardown),
