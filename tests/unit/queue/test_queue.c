@@ -930,6 +930,44 @@ static void test_dependency_results_bounded(void **state)
 	free(deps);
 }
 
+/* queue_job_deps reads the dependencies in one round trip (jobs_get): 300
+ * of them, and an id whose record is gone comes back with its id alone. */
+static void test_job_deps_one_trip(void **state)
+{
+	enum { N = 300 };
+	struct job_spec *s = calloc(N, sizeof(*s));
+	struct queue_enqueued *out = calloc(N, sizeof(*out));
+	char *deps = malloc((N + 1) * 40 + 4), *p = deps;
+	struct job_info j = { 0 };
+	json_t *v = NULL;
+	struct err e;
+	size_t i;
+
+	(void)state;
+	*p++ = '[';
+	for (i = 0; i < N; i++) {
+		s[i].type = "noop";
+		uuid7_new(s[i].id);
+		p += sprintf(p, "\"%s\",", s[i].id);
+	}
+	strcpy(p, "\"01890a5d-ac96-774b-bcce-b302099a8057\"]");
+	assert_int_equal(queue_enqueue(Q, qname, s, N, out, NULL, &e), 0);
+	j.depends_on = deps;
+	assert_int_equal(queue_job_deps(Q, qname, &j, &v, &e), 0);
+	assert_true(json_is_array(v));
+	assert_int_equal(json_array_size(v), N + 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(v, 7), "id")),
+			    s[7].id);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(v, 7), "status")),
+			    "queued");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(v, N), "id")),
+			    "01890a5d-ac96-774b-bcce-b302099a8057");
+	json_decref(v);
+	free(deps);
+	free(s);
+	free(out);
+}
+
 /* Takes (nothing to lease) until no job of the queue waits; returns how
  * many takes it needed, at most max + 1. */
 static int takes_until_none_waits(int max)
@@ -1058,6 +1096,7 @@ UNIT_MAIN(
 		cmocka_unit_test_setup_teardown(test_dependency_result_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dependency_cancel_dead_max, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dependency_results_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_deps_one_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_is_unavailable, setup, teardown_busy),
 		cmocka_unit_test_setup_teardown(test_take_carries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_drops_closed, setup, teardown),
