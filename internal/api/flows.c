@@ -223,7 +223,10 @@ static void link_members(struct api *a, struct linked *l, enum job_dep_policy po
 
 /* Writes the members (Postgres first, then one enqueue script) and wakes
  * a worker for the ones due. Returns 0 with out[] filled, or -1 with the
- * answer given (nothing stays written). */
+ * answer given (nothing stays written). An enqueue that went out
+ * unanswered (ERR_UNKNOWN) with the rows written is accepted, as intake
+ * does for one job: Redis may have run it (deleting the rows would let a
+ * retry make the flow twice), and reconcile enqueues the rows if not. */
 static int create_linked(struct api *a, struct httpd_request *req, struct linked *l,
 			 struct queue_enqueued *out)
 {
@@ -249,8 +252,21 @@ static int create_linked(struct api *a, struct httpd_request *req, struct linked
 	}
 	q = api_qget(a, &e);
 	if (!q || queue_enqueue(q, l->queue, l->specs, n, out, &live, &e) < 0) {
-		api_reply_backend(a, req, &e, "redis");
-		goto out;
+		int64_t now = clock_now_us();
+
+		if (!inserted || e.code != ERR_UNKNOWN) {
+			api_reply_backend(a, req, &e, "redis");
+			goto out;
+		}
+		log_warn("enqueue of linked jobs unanswered; the rows stay, reconcile enqueues "
+			 "them if redis has not", "job_id", l->specs[n - 1].id, "error", e.msg);
+		memset(out, 0, n * sizeof(*out));
+		for (i = 0; i < n; i++) {
+			memcpy(out[i].id, l->specs[i].id, UUID_STR_LEN);
+			out[i].created = 1;
+			out[i].status = job_spec_status(&l->specs[i], now);
+		}
+		live = 0;
 	}
 	for (i = 0; i < n; i++) {
 		if (!out[i].created) {

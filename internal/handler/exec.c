@@ -1077,7 +1077,9 @@ void handler_stop(void)
 /* The document a job is handed to an http or persistent handler as:
  * {id, type, queue, attempt, max_attempts, deadline, trace, payload}, and
  * for a job with depends_on `dependencies`: {id: result} (a flow's parent
- * reads its children's results). Caller frees. */
+ * reads its children's results) and, when some of them were left out
+ * (null) to keep them within 16 MiB, `dependencies_truncated`: true.
+ * Caller frees. */
 char *handler_request_json(const struct job_run *run)
 {
 	json_t *o = json_object();
@@ -1097,6 +1099,8 @@ char *handler_request_json(const struct job_run *run)
 	json_object_set_new(o, "payload", json_incref(run->payload));
 	if (run->dependencies)
 		json_object_set_new(o, "dependencies", json_incref(run->dependencies));
+	if (run->dependencies_cut)
+		json_object_set_new(o, "dependencies_truncated", json_true());
 	s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!s)

@@ -305,6 +305,8 @@ struct job_run {
 	json_t *dependencies;     /* a job with depends_on: {id: result} of its
 				   * dependencies (a flow's children); NULL
 				   * otherwise */
+	int dependencies_cut;     /* 1: some of them left out (null) to keep
+				   * them within 16 MiB */
 	int attempt;              /* 1 on the first run */
 	int max_attempts;
 	double timeout_s;         /* 0 = none; the worker also sets *cancel */

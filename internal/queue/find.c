@@ -88,9 +88,10 @@ int queue_job_deps(struct queue *q, const char *queue, const struct job_info *j,
 {
 	json_t *ids = j->depends_on ? json_loads(j->depends_on, 0, NULL) : NULL;
 	struct job_info *v = NULL;
+	const char **s = NULL;
+	int *found = NULL;
 	size_t i, k = 0;
 	json_t *id;
-	struct err e;
 	int rc = 0;
 
 	*out = NULL;
@@ -99,30 +100,33 @@ int queue_job_deps(struct queue *q, const char *queue, const struct job_info *j,
 		return 0;
 	}
 	v = xcalloc(json_array_size(ids) + 1, sizeof(*v));
+	s = xcalloc(json_array_size(ids) + 1, sizeof(*s));
+	found = xcalloc(json_array_size(ids) + 1, sizeof(*found));
 	json_array_foreach(ids, i, id) {
-		const char *s = json_string_value(id);
-
-		if (!s || !uuid_valid(s))
+		if (json_string_value(id) && uuid_valid(json_string_value(id)))
+			s[k++] = json_string_value(id);
+	}
+	/* one round trip for them all (a batch's callback has up to 1000) */
+	if (queue_jobs_get(q, queue, s, k, v, found, err) < 0) {
+		rc = -1;
+		k = 0;
+	}
+	for (i = 0; i < k; i++) {
+		if (found[i])
 			continue;
-		if (queue_job_get(q, queue, s, &v[k], &e) < 0) {
-			if (e.code != ERR_NOTFOUND) {
-				if (err)
-					*err = e;
-				rc = -1;
-				break;
-			}
-			/* its record is gone (RESULT_TTL): only its id */
-			memset(&v[k], 0, sizeof(v[k]));
-			snprintf(v[k].id, sizeof(v[k].id), "%s", s);
-			v[k].status = JOB_NSTATUS;
-		}
-		k++;
+		/* its record is gone (RESULT_TTL): only its id */
+		memset(&v[i], 0, sizeof(v[i]));
+		snprintf(v[i].id, sizeof(v[i].id), "%s", s[i]);
+		v[i].status = JOB_NSTATUS;
 	}
 	if (rc == 0)
 		*out = job_deps_to_json(v, k);
-	while (k-- > 0)
-		job_info_release(&v[k]);
+	for (i = 0; i < k; i++)
+		if (found[i])
+			job_info_release(&v[i]);
 	free(v);
+	free(s);
+	free(found);
 	json_decref(ids);
 	return rc;
 }

@@ -28,7 +28,7 @@ struct queue_limits queue_limits = { QUEUE_RESULT_TTL_DEFAULT, 10000, 10000 };
 enum script {
 	S_ENQUEUE, S_TAKE, S_RENEW, S_REGISTER, S_RETIRE, S_PROGRESS,
 	S_CANCEL, S_RETRY_DEAD, S_PURGE_DEAD, S_COUNTS, S_PAUSE, S_SETTINGS,
-	S_SCHED_PUT, S_SCHED_TIMES, S_SCHED_DEL, S_METRICS, S_NSCRIPTS
+	S_SCHED_PUT, S_SCHED_TIMES, S_SCHED_DEL, S_METRICS, S_JOBS_GET, S_NSCRIPTS
 };
 
 static const char *const script_text[S_NSCRIPTS] = {
@@ -48,6 +48,7 @@ static const char *const script_text[S_NSCRIPTS] = {
 	[S_SCHED_TIMES] = queue_lua_sched_times,
 	[S_SCHED_DEL] = queue_lua_sched_del,
 	[S_METRICS] = queue_lua_metrics,
+	[S_JOBS_GET] = queue_lua_jobs_get,
 };
 
 static const char *const script_sha[S_NSCRIPTS] = {
@@ -67,6 +68,7 @@ static const char *const script_sha[S_NSCRIPTS] = {
 	[S_SCHED_TIMES] = queue_sha_sched_times,
 	[S_SCHED_DEL] = queue_sha_sched_del,
 	[S_METRICS] = queue_sha_metrics,
+	[S_JOBS_GET] = queue_sha_jobs_get,
 };
 
 /* ---- argument vectors --------------------------------------------------- */
@@ -185,7 +187,7 @@ enum {
 	TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
 	TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT,
 	TAKE_JOB_CALLBACK, TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY,
-	TAKE_JOB_DEPS, TAKE_FIELDS
+	TAKE_JOB_DEPS, TAKE_JOB_DEPS_CUT, TAKE_FIELDS
 };
 
 /* metrics: { now_ms, due, oldest_due_ms, then field, value pairs } */
@@ -944,6 +946,7 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 		j->priority = (int)rint_of(e[TAKE_JOB_PRIORITY]);
 		j->dependencies = e[TAKE_JOB_DEPS]->type == REDIS_REPLY_STRING &&
 				  e[TAKE_JOB_DEPS]->len ? rstr_dup(e[TAKE_JOB_DEPS]) : NULL;
+		j->dependencies_cut = rint_of(e[TAKE_JOB_DEPS_CUT]) == 1;
 		if (!j->type)
 			j->type = xstrdup("");
 		if (!j->payload)
@@ -1524,33 +1527,18 @@ int queue_stats_read(struct queue *q, const char *queue, struct queue_stats *out
 	return 0;
 }
 
-int queue_job_get(struct queue *q, const char *queue, const char *id,
-		  struct job_info *out, struct err *err)
+/* A job's hash as HGETALL answers it (field, value pairs) into *out.
+ * Returns 0, or -1 with err (ERR_NOTFOUND for an empty one). */
+static int job_of_hash(const redisReply *r, const char *queue, const char *id,
+		       struct job_info *out, struct err *err)
 {
-	char key[PREFIX_MAX + UUID_STR_LEN + 8];
-	const char **f = NULL, **v = NULL;
-	struct args a;
-	redisReply *r;
+	const char **f, **v;
 	size_t i, n;
 
-	if (queue_name_check(queue, err) < 0)
-		return -1;
-	snprintf(key, sizeof(key), "wakeq:{%s}:job:%s", queue, id);
-	args_init(&a);
-	args_add(&a, "HGETALL");
-	args_add(&a, key);
-	r = command(q, &a, err);
-	args_release(&a);
-	if (!r)
-		return -1;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
-		freeReplyObject(r);
+	if (r->type != REDIS_REPLY_ARRAY || r->elements % 2)
 		return bad_reply(err, "HGETALL");
-	}
-	if (r->elements == 0) {
-		freeReplyObject(r);
+	if (r->elements == 0)
 		return err_set(err, ERR_NOTFOUND, "no job '%s' in queue '%s'", id, queue);
-	}
 	n = r->elements / 2;
 	f = xmalloc(n * sizeof(*f));
 	v = xmalloc(n * sizeof(*v));
@@ -1563,6 +1551,67 @@ int queue_job_get(struct queue *q, const char *queue, const char *id,
 	job_info_from_hash(out, id, queue, f, v, n);
 	free(f);
 	free(v);
+	return 0;
+}
+
+int queue_job_get(struct queue *q, const char *queue, const char *id,
+		  struct job_info *out, struct err *err)
+{
+	char key[PREFIX_MAX + UUID_STR_LEN + 8];
+	struct args a;
+	redisReply *r;
+	int rc;
+
+	if (queue_name_check(queue, err) < 0)
+		return -1;
+	snprintf(key, sizeof(key), "wakeq:{%s}:job:%s", queue, id);
+	args_init(&a);
+	args_add(&a, "HGETALL");
+	args_add(&a, key);
+	r = command(q, &a, err);
+	args_release(&a);
+	if (!r)
+		return -1;
+	rc = job_of_hash(r, queue, id, out, err);
+	freeReplyObject(r);
+	return rc;
+}
+
+int queue_jobs_get(struct queue *q, const char *queue, const char *const *ids, size_t n,
+		   struct job_info *out, int *found, struct err *err)
+{
+	struct args a;
+	redisReply *r;
+	size_t i;
+
+	if (n == 0)
+		return 0;
+	if (script_args(&a, queue, err) < 0)
+		return -1;
+	for (i = 0; i < n; i++)
+		args_add(&a, ids[i]);
+	r = run_script(q, S_JOBS_GET, &a, err);
+	args_release(&a);
+	if (!r)
+		return -1;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+		freeReplyObject(r);
+		return bad_reply(err, "jobs_get");
+	}
+	for (i = 0; i < n; i++) {
+		struct err e;
+
+		found[i] = job_of_hash(r->element[i], queue, ids[i], &out[i], &e) == 0;
+		if (!found[i] && e.code != ERR_NOTFOUND) {
+			while (i-- > 0)
+				if (found[i])
+					job_info_release(&out[i]);
+			freeReplyObject(r);
+			if (err)
+				*err = e;
+			return -1;
+		}
+	}
 	freeReplyObject(r);
 	return 0;
 }
@@ -1606,6 +1655,8 @@ int queue_list(struct queue *q, const char *queue, enum job_status state,
 	return (int)n;
 }
 
+/* Runs a status script: ARGV [id,] then the process's RESULT_TTL and dead
+ * cap (queue_limits), which cancel's burials of dependents use. */
 static int status_script(struct queue *q, enum script s, const char *queue,
 			 const char *id, struct err *err, int64_t *res)
 {
@@ -1616,6 +1667,7 @@ static int status_script(struct queue *q, enum script s, const char *queue,
 	if (id)
 		args_add(&a, id);
 	args_addi(&a, queue_limits.result_ttl_s);
+	args_addi(&a, queue_limits.dead_max);
 	return script_int(q, s, &a, res, err);
 }
 

@@ -207,6 +207,8 @@ struct queue_job {
 	char *dependencies;    /* a job with depends_on: the results of its
 				* dependencies, a JSON object {id: result}
 				* (null for one without); NULL otherwise */
+	int dependencies_cut;  /* 1: some results were left out (null) to
+				* keep them within 16 MiB (deps_results) */
 	int priority;
 	int attempts;          /* including this one */
 	int max_attempts;
@@ -603,6 +605,12 @@ int queue_schedule_refill(struct queue *q, const char *queue, struct err *err);
  * -1 with ERR_NOTFOUND when there is no such job (*out untouched). */
 int queue_job_get(struct queue *q, const char *queue, const char *id,
 		  struct job_info *out, struct err *err);
+
+/* The jobs `ids` (n of them, 1000 at most) of `queue` in one round trip:
+ * found[i] 1 with out[i] filled (caller releases), 0 for an id that names
+ * no job. Returns 0, or -1 with err (nothing to release). */
+int queue_jobs_get(struct queue *q, const char *queue, const char *const *ids, size_t n,
+		   struct job_info *out, int *found, struct err *err);
 
 /* The dependencies of `j` (a job of `queue`: its depends_on ids, in
  * order) with their states and results: *out is job_deps_to_json of them

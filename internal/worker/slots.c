@@ -122,6 +122,7 @@ static void run_task(struct worker *w, struct task *t)
 		run.payload = payload;
 		run.dependencies = t->job.dependencies ?
 				   json_loads(t->job.dependencies, 0, NULL) : NULL;
+		run.dependencies_cut = t->job.dependencies_cut;
 		run.attempt = t->job.attempts;
 		run.max_attempts = t->job.max_attempts;
 		run.timeout_s = t->job.timeout_s > 0 ? t->job.timeout_s : c->job_timeout;

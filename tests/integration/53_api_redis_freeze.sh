@@ -107,6 +107,28 @@ expect_eq "each is in redis once, under its id" "$nacc $nacc" \
 	"$(inredis) $(for i in $acc; do rcli zscore 'wakeq:{default}:pending' "$i"; done | wc -l)"
 r=$(curl -s -H "$H" -X POST "$API/v1/reconcile")
 expect_eq "a second reconcile finds nothing to do" 0 "$(jq -r .requeued <<<"$r")"
+
+# A flow whose enqueue went unanswered is accepted the same way: its rows
+# stay (a retry must not make it twice), and reconcile enqueues the
+# children before the parent, which waits for them (not refused).
+kill -STOP "$REDIS_PID"
+r=$(curl -s -w ' %{http_code}' --max-time 10 -H "$H" -H "$CT" \
+	-d '{"parent":{"type":"noop"},"children":[{"type":"noop"},{"type":"noop"}]}' "$API/v1/flows")
+sleep 0.7
+kill -CONT "$REDIS_PID"
+wait_redis
+sleep 0.3
+diag <<<"$r"
+fid=$(jq -r '.id // "-"' <<<"${r% *}" 2>/dev/null)
+kids=$(jq -r '.children[]?.id' <<<"${r% *}" 2>/dev/null)
+expect_eq "unanswered flow enqueue: 202, its 3 rows kept" "202 3" \
+	"${r##* } $(pg "select count(*) from jobs where id in ('$fid'$(printf ",'%s'" $kids))")"
+expect_eq "the flow is not in redis before reconcile" 0 "$(rcli exists "wakeq:{default}:job:$fid")"
+curl -s -H "$H" -X POST "$API/v1/reconcile" >/dev/null
+expect_eq "reconcile enqueues the parent, waiting for its children" "waiting" \
+	"$(rcli hget "wakeq:{default}:job:$fid" status)"
+expect_eq "and each child, queued" "queued queued" \
+	"$(for k in $kids; do rcli hget "wakeq:{default}:job:$k" status; done | xargs)"
 stop_api
 [ "$_t_failed" = 0 ] || diag "$T/api.log"
 exit 0

@@ -37,20 +37,22 @@ end
 -- and dead_ttl in seconds, done_max and dead_max counts; rate_max jobs
 -- per rate_ms (ms) and at most conc active, for the queue; grate_max per
 -- grate_ms and gconc for each group; grouped (set by group_join); scheduled
--- (set while the queue has cron schedules). CFG.limited: any of the
+-- (set while the queue has cron schedules); depfail (set while the list
+-- depfail holds cascades left for later: deps_resume). CFG.limited: any of the
 -- limits or grouped, so take needs its limited path.
 local CFG = nil
 local function config_load()
   if CFG then return CFG end
   local v = redis.call('HMGET', P .. 'config', 'paused', 'result_ttl',
     'done_max', 'dead_max', 'dead_ttl', 'rate_max', 'rate_ms', 'conc',
-    'grate_max', 'grate_ms', 'gconc', 'grouped', 'scheduled')
+    'grate_max', 'grate_ms', 'gconc', 'grouped', 'scheduled', 'depfail')
   CFG = { paused = v[1] == '1', result_ttl = v[2] or nil,
     done_max = tonumber(v[3]), dead_max = tonumber(v[4]),
     dead_ttl = tonumber(v[5]), rate_max = tonumber(v[6]),
     rate_ms = tonumber(v[7]), conc = tonumber(v[8]),
     grate_max = tonumber(v[9]), grate_ms = tonumber(v[10]),
-    gconc = tonumber(v[11]), grouped = v[12] == '1', scheduled = v[13] == '1' }
+    gconc = tonumber(v[11]), grouped = v[12] == '1', scheduled = v[13] == '1',
+    depfail = v[14] == '1' }
   if not CFG.rate_ms then CFG.rate_max = nil end
   if not CFG.grate_ms then CFG.grate_max = nil end
   CFG.limited = CFG.rate_max or CFG.conc or CFG.grate_max or CFG.gconc or
@@ -414,6 +416,7 @@ local function finish_cancelled(id, jk, err, ttl_s, cb, uk)
   unique_release(uk, id)
   redis.call('HSET', jk, 'status', 'cancelled', 'error', err, 'token', '',
     'finished', NOW_US_S)
+  redis.call('DEL', P .. 'dres:' .. id)
   redis.call('PEXPIRE', jk, ttl_s .. '000')
   redis.call('HINCRBY', P .. 'stats', 'cancelled', 1)
   publish(id, 'cancelled')
@@ -439,6 +442,7 @@ local function bury(id, jk, err, dead_max, cb, uk)
   FAILED_N = FAILED_N + 1
   redis.call('HSET', jk, 'status', 'failed', 'error', err, 'token', '',
     'finished', NOW_US)
+  redis.call('DEL', P .. 'dres:' .. id)
   record_final(id, jk, 'failed', nil, err)
   redis.call('ZADD', P .. 'dead', NOW, id)
   local n = redis.call('ZCARD', P .. 'dead')
@@ -467,8 +471,9 @@ end
 -- kept on its callback job). Every way a job ends (take's done settle,
 -- bury, finish_cancelled) calls deps_settle, which takes deps:D away in
 -- the same script, so each dependent hears of D once whoever ends it.
--- Retention for the jobs ended here by a failed dependency: take sets the
--- process's (RESULT_TTL, the dead cap); other scripts the queue's config.
+-- Retention for the jobs ended here by a failed dependency: take and
+-- cancel set the process's (RESULT_TTL, the dead cap, from ARGV) under
+-- the queue's config; enqueue the queue's config, else the defaults.
 local RET = nil
 local function ret()
   if not RET then
@@ -508,7 +513,10 @@ local function deps_link(id, dr, policy)
   end
   for i = 1, #dr.ids do
     local s = dr.st[i]
-    if s ~= 'done' and s ~= 'failed' and s ~= 'cancelled' then
+    if s == 'done' then
+      local r = redis.call('HGET', P .. 'job:' .. dr.ids[i], 'result')
+      if r and r ~= '' then redis.call('HSET', P .. 'dres:' .. id, dr.ids[i], r) end
+    elseif s ~= 'failed' and s ~= 'cancelled' then
       redis.call('SADD', P .. 'deps:' .. dr.ids[i], id)
       redis.call('HSET', P .. 'job:' .. dr.ids[i], 'dependents', '1')
     end
@@ -542,29 +550,68 @@ local function batch_payload(d, jk)
   redis.call('HSET', jk, 'payload', cjson.encode(p))
 end
 
--- The results of the dependencies in dj (JSON array text) as a JSON
--- object's text, {id: result}, for the job's handler (a flow's parent
--- reads its children's): a result is stored JSON text and goes in as it
--- is; a dependency without one (failed, cancelled, gone) is null.
-local function deps_results(dj)
+-- The results of the dependencies in dj (JSON array text) of job id as
+-- a JSON object's text, {id: result}, for the job's handler (a flow's
+-- parent reads its children's): a result is stored JSON text and goes in
+-- as it is; a dependency without one (failed, cancelled) is null. They
+-- come from dres:ID, where each done dependency's settle (or the link,
+-- for one done before) copied its result, so a dependency's record
+-- trimmed since (done_max, RESULT_TTL) still gives it; the record is the
+-- fallback (a job re-run by retry_dead). The results together stay
+-- within DEPS_RESULTS_MAX bytes (a take's reply is bounded: 1000
+-- dependencies of 1 MiB would be 1 GiB): past it a dependency's result is
+-- null, and the second value returned is 1 (cut), else 0.
+local DEPS_RESULTS_MAX = 16 * 1024 * 1024
+local function deps_results(id, dj)
   local ok, ids = pcall(cjson.decode, dj)
-  if not ok or type(ids) ~= 'table' then return '' end
-  local parts = {}
+  if not ok or type(ids) ~= 'table' or #ids == 0 then return '', 0 end
+  local kept = redis.call('HMGET', P .. 'dres:' .. id, unpack(ids))
+  local parts, total, cut = {}, 0, 0
   for i = 1, #ids do
-    local r = redis.call('HGET', P .. 'job:' .. ids[i], 'result')
+    local r = kept[i]
+    if not r then r = redis.call('HGET', P .. 'job:' .. ids[i], 'result') end
     if not r or r == '' then r = 'null' end
+    total = total + #r
+    if total > DEPS_RESULTS_MAX then
+      total = total - #r
+      r = 'null'
+      cut = 1
+    end
     parts[i] = cjson.encode(ids[i]) .. ':' .. r
   end
-  return '{' .. table.concat(parts, ',') .. '}'
+  return '{' .. table.concat(parts, ',') .. '}', cut
 end
 
--- Job id ended `how` (done, failed, cancelled): its waiting dependents
--- hear of it once.
-deps_settle = function(id, how)
+-- Job id ended `how` (done, failed, cancelled; res: a done job's result
+-- when the caller has it): its waiting dependents hear of it once. A
+-- failure that ends dependents ends theirs in turn: the cascade runs from
+-- a work list (DEP_WORK), not by recursion, and one script run handles at most DEP_CAP dependents; what is left goes, as
+-- "how:id", to the list `depfail`, which the next take or cancel carries
+-- on (deps_resume; docs/QUEUE.md "Dependencies").
+local DEP_CAP = 1000
+local DEP_WORK, DEP_HEAD, DEP_LEFT, DEP_DRAINING = {}, 1, DEP_CAP, false
+local DEP_DEFERRED = false
+
+-- Leaves id's dependents (still in deps:ID) for a later run.
+local function deps_defer(id, how)
+  redis.call('RPUSH', P .. 'depfail', how .. ':' .. id)
+  if not DEP_DEFERRED then
+    DEP_DEFERRED = true
+    redis.call('HSET', P .. 'config', 'depfail', '1')
+    wake_markers(1) -- a worker's take carries on
+  end
+end
+
+-- The dependents of id (at most DEP_LEFT of them) hear that it ended how.
+-- (SPOP takes the set's members away: one call, as SMEMBERS and DEL were
+-- two.)
+local function deps_one(id, how, res)
   local k = P .. 'deps:' .. id
-  local ms = redis.call('SMEMBERS', k)
+  if DEP_LEFT <= 0 then return deps_defer(id, how) end
+  local ms = redis.call('SPOP', k, DEP_LEFT)
   if #ms == 0 then return end
-  redis.call('DEL', k)
+  DEP_LEFT = DEP_LEFT - #ms
+  if DEP_LEFT <= 0 and redis.call('EXISTS', k) == 1 then deps_defer(id, how) end
   local pend, nrel = {}, 0
   for _, d in ipairs(ms) do
     local jk = P .. 'job:' .. d
@@ -572,6 +619,12 @@ deps_settle = function(id, how)
       'group', 'callback', 'unique', 'batch')
     if h[1] == 'waiting' then
       redis.call('HINCRBY', jk, 'dep_' .. how, 1)
+      if how == 'done' then
+        -- the dependent's copy (deps_results): id's record may be trimmed
+        -- before the dependent runs
+        if not res then res = redis.call('HGET', P .. 'job:' .. id, 'result') end
+        if res and res ~= '' then redis.call('HSET', P .. 'dres:' .. d, id, res) end
+      end
       if how ~= 'done' and h[2] ~= 'ignore' then
         deps_fail(d, jk, h, id, how)
       elseif redis.call('HINCRBY', jk, 'ndeps', -1) <= 0 then
@@ -596,6 +649,38 @@ deps_settle = function(id, how)
     RELEASED = RELEASED + nrel
     wake_markers(nrel)
   end
+end
+
+deps_settle = function(id, how, res)
+  DEP_WORK[#DEP_WORK + 1] = { id, how, res }
+  if DEP_DRAINING then return end -- the loop below gets to it
+  DEP_DRAINING = true
+  while DEP_HEAD <= #DEP_WORK do
+    local w = DEP_WORK[DEP_HEAD]
+    DEP_HEAD = DEP_HEAD + 1
+    deps_one(w[1], w[2], w[3])
+  end
+  DEP_WORK, DEP_HEAD, DEP_DRAINING = {}, 1, false
+end
+
+-- Carries on the cascades an earlier run left in `depfail`, within this
+-- run's DEP_CAP. Returns true when some are still left (a worker must
+-- take again: the caller wakes one).
+local function deps_resume()
+  if not config_load().depfail then return false end
+  local k = P .. 'depfail'
+  while DEP_LEFT > 0 do
+    local v = redis.call('LPOP', k)
+    if not v then break end
+    local how, id = string.match(v, '^(%a+):(.+)$')
+    if how then deps_settle(id, how) end
+  end
+  if redis.call('EXISTS', k) == 1 then
+    if not DEP_DEFERRED then wake_markers(1) end
+    return true
+  end
+  redis.call('HDEL', P .. 'config', 'depfail')
+  return false
 end
 
 -- ---- cron schedules ------------------------------------------------------

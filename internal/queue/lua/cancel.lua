@@ -1,4 +1,6 @@
--- cancel: ARGV id, result_ttl_s (the queue's own result_ttl comes first). Returns 0 cancelled now, 2 cancelled
+-- cancel: ARGV id, result_ttl_s, dead_max (the process's RESULT_TTL and
+-- dead cap, for it and the dependents it ends; the queue's own
+-- result_ttl and dead_max come first). Returns 0 cancelled now, 2 cancelled
 -- now and a callback delivery queued or dependents released (someone must
 -- wake a worker for it); its dependents hear of it (deps_settle),
 -- 1 cancel requested (active), -1 no such job, -2 already finished.
@@ -23,10 +25,12 @@ else
   return -2
 end
 local ttl = config_load().result_ttl or ARGV[2]
-RET = { ttl = ttl, dead_max = config_load().dead_max or 10000 }
+RET = { ttl = ttl, dead_max = config_load().dead_max or tonumber(ARGV[3]) or 10000 }
 local cb = finish_cancelled(id, jk, 'cancelled', ttl, true, h[2])
+local depmore = deps_resume() or DEP_DEFERRED
 m_outcome(h[4], 'cancelled')
 flush()
--- dependents it released (on_dependency_failure ignore) need a worker too
-if cb or RELEASED > 0 then return 2 end
+-- dependents it released (on_dependency_failure ignore), or a cascade left
+-- for a take (depfail), need a worker too
+if cb or RELEASED > 0 or depmore then return 2 end
 return 0

@@ -14,11 +14,12 @@
 -- letter a settle: o applied, f applied and final, s stale (refused).
 -- paused is 1 when the queue is paused (nothing was leased from it).
 -- TAKE_JOB_DEPS: for a job with dependencies, their results as a JSON
--- object {id: result} (deps_results), else ''.
+-- object {id: result} (deps_results), else ''; TAKE_JOB_DEPS_CUT 1 when
+-- some results were left out (null) to keep them within 16 MiB, else 0.
 -- next_due: when nothing was leased, when to look again (a delayed job, a
 -- lease expiry, a rate limit's next token, a cron schedule's next fire
--- time); when jobs were leased but a rate limit held others back, that
--- token's time; else 0. finals: with record, the entries waiting in the
+-- time, or now while a failure's cascade is left in depfail); when jobs
+-- were leased but a rate limit held others back, that token's time; else 0. finals: with record, the entries waiting in the
 -- finals log (the caller's records writer copies them), else 0. refill is 1 when a cron schedule fired here runs
 -- low on the fire times computed ahead (the caller runs
 -- queue_schedule_refill).
@@ -31,8 +32,8 @@ local TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_PAUSED,
   TAKE_REFILL, TAKE_FINALS, TAKE_HEAD = 1, 2, 3, 4, 5, 6, 7, 7
 local TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
   TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT, TAKE_JOB_CALLBACK,
-  TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY, TAKE_JOB_DEPS = 1, 2, 3,
-  4, 5, 6, 7, 8, 9, 10, 11, 12
+  TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY, TAKE_JOB_DEPS,
+  TAKE_JOB_DEPS_CUT = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
 local worker = ARGV[1]
 local lease = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
@@ -70,13 +71,13 @@ for i = 0, nsettle - 1 do
   local id, tok, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local jk = P .. 'job:' .. id
   -- h: token, attempts, max_attempts, priority, cancel, callback, unique,
-  -- group, type, dependents. A run done (the common case) needs six of
-  -- them; the other four are read only for the outcomes that use them (a
+  -- group, type, dependents, depfail (it has dependencies). A run done
+  -- (the common case) needs seven of them; the other four are read only for the outcomes that use them (a
   -- field read costs about as much as a call's fixed part: docs/QUEUE.md
   -- "Engine costs").
   local h = redis.call('HMGET', jk, 'token', 'callback', 'unique', 'group', 'type',
-    'dependents')
-  h = { h[1], false, false, false, false, h[2], h[3], h[4], h[5], h[6] }
+    'dependents', 'depfail')
+  h = { h[1], false, false, false, false, h[2], h[3], h[4], h[5], h[6], h[7] }
   if kind ~= 'd' and h[1] == tok then
     local x = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'priority', 'cancel')
     h[2], h[3], h[4], h[5] = x[1], x[2], x[3], x[4]
@@ -110,7 +111,8 @@ for i = 0, nsettle - 1 do
       publish(id, 'done', 100)
       m_outcome(h[9], 'done')
       if cb then webhook(id, jk, 'done', res, nil) end
-      if h[10] then deps_settle(id, 'done') end
+      if h[10] then deps_settle(id, 'done', res) end
+      if h[11] then redis.call('DEL', P .. 'dres:' .. id) end -- deps_results' copies
     elseif kind == 'r' and tonumber(h[2]) < tonumber(h[3]) then
       fl = 'o'
       -- run_at: when it is due again (the wait time counts from there)
@@ -185,6 +187,8 @@ if #aged > 0 then
   redis.call('ZREM', P .. 'done', unpack(aged))
   redis.call('HINCRBY', P .. 'stats', 'done_trimmed', #aged)
 end
+-- Cascades an earlier run left for later (deps_settle's cap) go on here.
+local depmore = deps_resume() or DEP_DEFERRED
 if stale > 0 then redis.call('HINCRBY', P .. 'stats', 'stale', stale) end
 if nretry > 0 then redis.call('HINCRBY', P .. 'stats', 'retrying', nretry) end
 
@@ -305,7 +309,9 @@ local function lease_jobs(ids, gids)
       out[o + TAKE_JOB_TIMEOUT] = h[5]; out[o + TAKE_JOB_CALLBACK] = h[6] or ''
       out[o + TAKE_JOB_TRACE] = h[7] or ''; out[o + TAKE_JOB_CREATED] = h[8]
       out[o + TAKE_JOB_PRIORITY] = h[9]
-      out[o + TAKE_JOB_DEPS] = h[11] and deps_results(h[11]) or ''
+      local dres, cut = '', 0
+      if h[11] then dres, cut = deps_results(id, h[11]) end
+      out[o + TAKE_JOB_DEPS] = dres; out[o + TAKE_JOB_DEPS_CUT] = cut
       out[TAKE_COUNT] = out[TAKE_COUNT] + 1
     end
   end
@@ -437,6 +443,8 @@ if out[TAKE_COUNT] == 0 and want > 0 then
       next_due = tonumber(ns[2])
     end
   end
+  -- dependents of a failure still to hear of it: look again at once
+  if depmore then next_due = NOW end
   out[TAKE_NEXT_DUE] = next_due
   redis.call('DEL', P .. 'marker')
 end

@@ -830,14 +830,196 @@ static void test_dependencies(void **state)
 	assert_null(field(out[0].id, "status"));
 }
 
-/* A failure runs down a long chain in the one settle script: 500 jobs,
- * each depending on the one before, all failed by the first. */
-static void test_dependency_chain(void **state)
+/* A dependency's result reaches its dependent though the dependency's
+ * record is trimmed (done_max 1) before the dependent runs: the settle
+ * copied it (dres:ID). */
+static void test_dependency_result_kept(void **state)
 {
-	enum { N = 500 };
+	struct queue_job jobs[4];
+	struct job_spec s = { 0 };
+	struct queue_enqueued out;
+	redisContext *raw = raw_connect();
+	struct err e;
+	char a[UUID_STR_LEN], b[UUID_STR_LEN], deps[64], want[128], cmd[160];
+	size_t i, n;
+	char *st;
+
+	(void)state;
+	enq("noop", NULL, 0, 0, 3, a, NULL);
+	snprintf(deps, sizeof(deps), "[\"%s\"]", a);
+	s.type = "noop";
+	s.depends_on = deps;
+	assert_int_equal(queue_enqueue(Q, qname, &s, 1, &out, NULL, &e), 0);
+	enq("noop", NULL, 0, 0, 3, b, NULL);
+	snprintf(cmd, sizeof(cmd), "HSET wakeq:{%s}:config done_max 1", qname);
+	raw_ok(raw, cmd);
+	redisFree(raw);
+	n = take(jobs, 4, NULL, 0, 0);
+	assert_int_equal(n, 2);
+	for (i = 0; i < n; i++)
+		if (!strcmp(jobs[i].id, a))
+			settle1(&jobs[i], QUEUE_DONE, "{\"n\":7}", 0, NULL);
+	for (i = 0; i < n; i++) {
+		if (strcmp(jobs[i].id, a))
+			settle1(&jobs[i], QUEUE_DONE, "1", 0, NULL);
+		queue_job_release(&jobs[i]);
+	}
+	st = field(a, "status");
+	assert_null(st);         /* trimmed: the done cap is 1 */
+	assert_int_equal(take(jobs, 4, NULL, 0, 0), 1);
+	assert_string_equal(jobs[0].id, out.id);
+	snprintf(want, sizeof(want), "{\"%s\":{\"n\":7}}", a);
+	assert_non_null(jobs[0].dependencies);
+	assert_string_equal(jobs[0].dependencies, want);
+	queue_job_release(&jobs[0]);
+}
+
+/* A cancel's cascade buries the dependents under the process's dead cap
+ * (queue_limits.dead_max, DEAD_MAX), as take does, not the default. */
+static void test_dependency_cancel_dead_max(void **state)
+{
+	enum { N = 5 };
+	struct job_spec s[N + 1];
+	struct queue_enqueued out[N + 1];
+	struct queue_counts c;
+	int64_t keep = queue_limits.dead_max;
+	char deps[64];
+	struct err e;
+	int i;
+
+	(void)state;
+	memset(s, 0, sizeof(s));
+	for (i = 0; i <= N; i++) {
+		s[i].type = "noop";
+		uuid7_new(s[i].id);
+		s[i].depends_on = i ? deps : NULL;
+	}
+	snprintf(deps, sizeof(deps), "[\"%s\"]", s[0].id);
+	assert_int_equal(queue_enqueue(Q, qname, s, N + 1, out, NULL, &e), 0);
+	queue_limits.dead_max = 2;
+	assert_true(queue_cancel(Q, qname, s[0].id, &e) >= 0);
+	queue_limits.dead_max = keep;
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(c.n[JOB_WAITING], 0);
+	assert_int_equal(c.n[JOB_FAILED], 2);
+}
+
+/* The dependencies' results a take hands out are bounded (16 MiB): 17
+ * results of 1 MiB give 15 and 2 nulls, and the job is told (cut). */
+static void test_dependency_results_bounded(void **state)
+{
+	enum { N = 17, MIB = 1024 * 1024 };
+	struct job_spec s[N + 1];
+	struct queue_enqueued out[N + 1];
+	struct queue_job jobs[N];
+	char *big = malloc(MIB + 3), *deps = malloc(N * 48 + 4), *p;
+	size_t i, n, nnull = 0;
+	struct err e;
+
+	(void)state;
+	big[0] = '"';
+	memset(big + 1, 'x', MIB);
+	big[MIB + 1] = '"';
+	big[MIB + 2] = '\0';
+	memset(s, 0, sizeof(s));
+	p = deps;
+	*p++ = '[';
+	for (i = 0; i <= N; i++) {
+		s[i].type = "noop";
+		uuid7_new(s[i].id);
+		if (i < N)
+			p += sprintf(p, "%s\"%s\"", i ? "," : "", s[i].id);
+	}
+	strcpy(p, "]");
+	s[N].depends_on = deps;
+	assert_int_equal(queue_enqueue(Q, qname, s, N + 1, out, NULL, &e), 0);
+	n = take(jobs, N, NULL, 0, 0);
+	assert_int_equal(n, N);
+	for (i = 0; i < n; i++) {
+		settle1(&jobs[i], QUEUE_DONE, big, 0, NULL);
+		queue_job_release(&jobs[i]);
+	}
+	assert_int_equal(take(jobs, 1, NULL, 0, 0), 1);
+	assert_string_equal(jobs[0].id, s[N].id);
+	assert_non_null(jobs[0].dependencies);
+	assert_true(strlen(jobs[0].dependencies) <= 16 * MIB + N * 48);
+	for (p = jobs[0].dependencies; (p = strstr(p, ":null")); p++)
+		nnull++;
+	assert_int_equal(nnull, 2);
+	assert_int_equal(jobs[0].dependencies_cut, 1);
+	queue_job_release(&jobs[0]);
+	free(big);
+	free(deps);
+}
+
+/* queue_job_deps reads the dependencies in one round trip (jobs_get): 300
+ * of them, and an id whose record is gone comes back with its id alone. */
+static void test_job_deps_one_trip(void **state)
+{
+	enum { N = 300 };
 	struct job_spec *s = calloc(N, sizeof(*s));
 	struct queue_enqueued *out = calloc(N, sizeof(*out));
+	char *deps = malloc((N + 1) * 40 + 4), *p = deps;
+	struct job_info j = { 0 };
+	json_t *v = NULL;
+	struct err e;
+	size_t i;
+
+	(void)state;
+	*p++ = '[';
+	for (i = 0; i < N; i++) {
+		s[i].type = "noop";
+		uuid7_new(s[i].id);
+		p += sprintf(p, "\"%s\",", s[i].id);
+	}
+	strcpy(p, "\"01890a5d-ac96-774b-bcce-b302099a8057\"]");
+	assert_int_equal(queue_enqueue(Q, qname, s, N, out, NULL, &e), 0);
+	j.depends_on = deps;
+	assert_int_equal(queue_job_deps(Q, qname, &j, &v, &e), 0);
+	assert_true(json_is_array(v));
+	assert_int_equal(json_array_size(v), N + 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(v, 7), "id")),
+			    s[7].id);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(v, 7), "status")),
+			    "queued");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(v, N), "id")),
+			    "01890a5d-ac96-774b-bcce-b302099a8057");
+	json_decref(v);
+	free(deps);
+	free(s);
+	free(out);
+}
+
+/* Takes (nothing to lease) until no job of the queue waits; returns how
+ * many takes it needed, at most max + 1. */
+static int takes_until_none_waits(int max)
+{
+	struct queue_counts c;
+	struct queue_job j;
+	struct err e;
+	int n;
+
+	for (n = 1; n <= max; n++) {
+		assert_int_equal(take(&j, 1, NULL, 0, 0), 0);
+		assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+		if (c.n[JOB_WAITING] == 0)
+			return n;
+	}
+	return max + 1;
+}
+
+/* A failure's cascade is bounded a script run (deps_settle: 1000
+ * dependents) and carried on by the next takes: a chain of 20000 jobs,
+ * each depending on the one before (a Lua stack overflow by recursion
+ * once), and a fan-out of 2500 dependents of one job. The failed job
+ * itself leaves `active` with the settle; nothing stays waiting. */
+static void test_dependency_cascade(void **state)
+{
+	enum { N = 20000, FAN = 2500, CHUNK = 1000 };
+	struct job_spec *s = calloc(N, sizeof(*s));
+	struct queue_enqueued *out = calloc(CHUNK, sizeof(*out));
 	char (*deps)[64] = calloc(N, sizeof(*deps));
+	struct queue_counts c;
 	struct queue_job j;
 	struct err e;
 	char *err;
@@ -853,17 +1035,45 @@ static void test_dependency_chain(void **state)
 			s[i].depends_on = deps[i];
 		}
 	}
-	assert_int_equal(queue_enqueue(Q, qname, s, N, out, NULL, &e), 0);
-	assert_int_equal(out[N - 1].status, JOB_WAITING);
+	for (i = 0; i < N; i += CHUNK)
+		assert_int_equal(queue_enqueue(Q, qname, s + i, CHUNK, out, NULL, &e), 0);
 	assert_int_equal(take(&j, 1, NULL, 0, 0), 1);
 	assert_string_equal(j.id, s[0].id);
 	settle1(&j, QUEUE_FAIL, NULL, 0, NULL);
 	queue_job_release(&j);
+	assert_status(s[0].id, "failed");
+	/* bounded: the settle's run ended at most its cap of the chain */
+	assert_status(s[1001].id, "waiting");
+	assert_true(takes_until_none_waits(25) <= 25);
 	assert_status(s[N - 1].id, "failed");
 	err = field(s[N - 1].id, "error");
 	assert_non_null(strstr(err, s[N - 2].id));
 	free(err);
-	assert_int_equal(take(&j, 1, NULL, 0, 0), 0);
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_int_equal(c.n[JOB_ACTIVE], 0);
+
+	/* fan-out: FAN dependents of one job, cancelled */
+	memset(s, 0, N * sizeof(*s));
+	for (i = 0; i <= FAN; i++) {
+		s[i].type = "noop";
+		uuid7_new(s[i].id);
+		if (i) {
+			snprintf(deps[i], sizeof(deps[i]), "[\"%s\"]", s[0].id);
+			s[i].depends_on = deps[i];
+		}
+	}
+	assert_int_equal(queue_enqueue(Q, qname, s, 1, out, NULL, &e), 0);
+	for (i = 1; i <= FAN; i += CHUNK) {
+		size_t n = FAN + 1 - i < CHUNK ? FAN + 1 - i : CHUNK;
+
+		assert_int_equal(queue_enqueue(Q, qname, s + i, n, out, NULL, &e), 0);
+	}
+	assert_int_equal(queue_cancel(Q, qname, s[0].id, &e), 2);
+	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
+	assert_true(c.n[JOB_WAITING] >= FAN - 1000);
+	assert_true(takes_until_none_waits(5) <= 5);
+	for (i = 1; i <= FAN; i += 97)
+		assert_status(s[i].id, "failed");
 	free(s);
 	free(out);
 	free(deps);
@@ -904,7 +1114,11 @@ UNIT_MAIN(
 		cmocka_unit_test_setup_teardown(test_done_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_webhook_deep_result, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dependencies, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dependency_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dependency_cascade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dependency_result_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dependency_cancel_dead_max, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dependency_results_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_job_deps_one_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_is_unavailable, setup, teardown_busy),
 		cmocka_unit_test_setup_teardown(test_take_carries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_drops_idle, setup, teardown),
