@@ -27,12 +27,9 @@
 #     an instance kept (frozen); the model's process start to that take;
 #     against a bare launch of the worker binary (--version) in the same run.
 set -eu
-cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-. tests/lib/servers.sh
+. "$(dirname "$0")/../lib/bench.sh"
 . tests/lib/tap.sh
 . tests/lib/runmodel.sh
-. tests/lib/bench.sh
 
 TICKS=${TICKS:-20}             # warm idle ticks
 COLD_TICKS=${COLD_TICKS:-5}    # cold idle ticks (the instance shut down between)

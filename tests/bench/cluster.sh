@@ -14,10 +14,7 @@
 # N over that time; the median of RUNS runs per setup, the setups
 # interleaved so that a change in the machine's load hits both.
 set -eu
-cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-. tests/lib/servers.sh
-. tests/lib/bench.sh
+. "$(dirname "$0")/../lib/bench.sh"
 
 N=${N:-60000}                 # jobs per run (over the 3 queues)
 RUNS=${RUNS:-3}

@@ -17,10 +17,7 @@
 # BASE_WORKER=PATH adds the same rounds for another build of the worker
 # (e.g. one built from an older commit), interleaved too.
 set -eu
-cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-. tests/lib/servers.sh
-. tests/lib/bench.sh
+. "$(dirname "$0")/../lib/bench.sh"
 
 RUNS=${RUNS:-101}
 BARE=${BARE:-/bin/true}

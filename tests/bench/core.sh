@@ -36,10 +36,7 @@
 # PEERS= leaves them out); the table gives wakeq / the best peer and the
 # issue-14 targets against BullMQ.
 set -eu
-cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-. tests/lib/servers.sh
-. tests/lib/bench.sh
+. "$(dirname "$0")/../lib/bench.sh"
 
 N=${N:-100000}                 # jobs per drain run
 RUNS=${RUNS:-3}                # drain runs per concurrency (median)

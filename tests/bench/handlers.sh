@@ -22,10 +22,7 @@
 # waits, N times in a row; exec overhead = wakeq ms/job - bare ms/job.
 # Runs are interleaved (RUNS rounds of every measurement); medians.
 set -eu
-cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-. tests/lib/servers.sh
-. tests/lib/bench.sh
+. "$(dirname "$0")/../lib/bench.sh"
 
 RUNS=${RUNS:-3}
 N_TRUE=${N_TRUE:-1000}        # wakeq and bare /bin/true runs

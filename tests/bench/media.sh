@@ -13,9 +13,7 @@
 # transcode, thumbnail and probe; a warm thumbnail in the isolated child
 # within 2 % of the same work in-process. Medians of interleaved runs.
 set -eu
-cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-. tests/lib/bench.sh
+. "$(dirname "$0")/../lib/bench.sh"
 RUNS=${RUNS:-5}        # transcode runs per side
 QRUNS=${QRUNS:-15}     # thumbnail and probe runs per side
 PRESET=${PRESET:-medium}

@@ -1,6 +1,6 @@
-# bench.sh - what the benchmarks of tests/bench share. Source it from the
-# top of the tree (after servers.sh where there is one: bullmq_ready logs
-# to $T).
+# bench.sh - how every benchmark of tests/bench begins, and what they
+# share: sourced first (`. "$(dirname "$0")/../lib/bench.sh"`), it moves
+# to the top of the tree, sets BUILD (default build) and loads servers.sh.
 #
 #   bench_write NAME FILE   puts FILE, a section from "<!-- bench:NAME -->"
 #                           to "<!-- /bench:NAME -->", into
@@ -16,6 +16,10 @@
 #   rq_ready                RQ of the system Python (Debian python3-rq,
 #                           container/deps.sh): sets RQ_OK, RQ_WHY and
 #                           RQ_VERSION ("-" when missing)
+
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+BUILD=${BUILD:-build}
+. tests/lib/servers.sh
 
 BULLMQ_VERSION=${BULLMQ_VERSION:-6.7.0}
 IOREDIS_VERSION=${IOREDIS_VERSION:-6.0.0} # BullMQ's Redis client (a peer dependency)
