@@ -318,6 +318,45 @@ static void invalid(const char *schema, const char *value, const char *want)
 
 static void test_schema(void **state)
 {
+	static const struct {
+		const char *value, *want;
+	} bad[] = {
+		{ "{}",
+		  "payload field 'text' is required" },
+		{ "[]",
+		  "payload must be an object, not an array" },
+		{ "{\"text\":5}",
+		  "payload field 'text' must be a string, not an integer" },
+		{ "{\"text\":\"\"}",
+		  "payload field 'text' must be at least 1 characters long" },
+		{ "{\"text\":\"abcd\"}",
+		  "payload field 'text' must be at most 3 characters long" },
+		{ "{\"text\":\"a\",\"voice\":\"x\"}",
+		  "payload field 'voice' must be one of \"alloy\", \"echo\", 1" },
+		{ "{\"text\":\"a\",\"speed\":3}",
+		  "payload field 'speed' must be at most 2" },
+		{ "{\"text\":\"a\",\"speed\":0.1}",
+		  "payload field 'speed' must be at least 0.5" },
+		{ "{\"text\":\"a\",\"n\":0}",
+		  "payload field 'n' must be greater than 0" },
+		{ "{\"text\":\"a\",\"n\":10}",
+		  "payload field 'n' must be less than 10" },
+		{ "{\"text\":\"a\",\"n\":1.5}",
+		  "payload field 'n' must be an integer, not a number" },
+		{ "{\"text\":\"a\",\"tags\":[\"x\",2]}",
+		  "payload field 'tags[1]' must be a string, not an integer" },
+		{ "{\"text\":\"a\",\"tags\":[\"x\",\"y\",\"z\"]}",
+		  "payload field 'tags' must have at most 2 items" },
+		{ "{\"text\":\"a\",\"opt\":1}",
+		  "payload field 'opt' must be one of the types \"string\", \"null\", not an integer" },
+		{ "{\"text\":\"a\",\"mode\":\"slow\"}",
+		  "payload field 'mode' must be \"fast\"" },
+		{ "{\"text\":\"a\",\"sub\":{}}",
+		  "payload field 'sub.a' is required" },
+		{ "{\"text\":\"a\",\"extra\":1}",
+		  "payload field 'extra' is not allowed" },
+	};
+	size_t i;
 	static const char s[] =
 		"{\"type\":\"object\",\"required\":[\"text\"],\"additionalProperties\":false,"
 		"\"title\":\"ignored\",\"properties\":{"
@@ -336,27 +375,8 @@ static void test_schema(void **state)
 	assert_int_equal(validate(s, "{\"text\":\"a\",\"voice\":1.0,\"speed\":2,\"n\":9.0,"
 				  "\"tags\":[\"x\"],\"opt\":null,\"mode\":\"fast\","
 				  "\"sub\":{\"a\":1}}", &e), 0);
-	invalid(s, "{}", "payload field 'text' is required");
-	invalid(s, "[]", "payload must be an object, not an array");
-	invalid(s, "{\"text\":5}", "payload field 'text' must be a string, not an integer");
-	invalid(s, "{\"text\":\"\"}", "payload field 'text' must be at least 1 characters long");
-	invalid(s, "{\"text\":\"abcd\"}", "payload field 'text' must be at most 3 characters long");
-	invalid(s, "{\"text\":\"a\",\"voice\":\"x\"}",
-		"payload field 'voice' must be one of \"alloy\", \"echo\", 1");
-	invalid(s, "{\"text\":\"a\",\"speed\":3}", "payload field 'speed' must be at most 2");
-	invalid(s, "{\"text\":\"a\",\"speed\":0.1}", "payload field 'speed' must be at least 0.5");
-	invalid(s, "{\"text\":\"a\",\"n\":0}", "payload field 'n' must be greater than 0");
-	invalid(s, "{\"text\":\"a\",\"n\":10}", "payload field 'n' must be less than 10");
-	invalid(s, "{\"text\":\"a\",\"n\":1.5}", "payload field 'n' must be an integer, not a number");
-	invalid(s, "{\"text\":\"a\",\"tags\":[\"x\",2]}",
-		"payload field 'tags[1]' must be a string, not an integer");
-	invalid(s, "{\"text\":\"a\",\"tags\":[\"x\",\"y\",\"z\"]}",
-		"payload field 'tags' must have at most 2 items");
-	invalid(s, "{\"text\":\"a\",\"opt\":1}",
-		"payload field 'opt' must be one of the types \"string\", \"null\", not an integer");
-	invalid(s, "{\"text\":\"a\",\"mode\":\"slow\"}", "payload field 'mode' must be \"fast\"");
-	invalid(s, "{\"text\":\"a\",\"sub\":{}}", "payload field 'sub.a' is required");
-	invalid(s, "{\"text\":\"a\",\"extra\":1}", "payload field 'extra' is not allowed");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		invalid(s, bad[i].value, bad[i].want);
 	invalid("{\"additionalProperties\":{\"type\":\"integer\"}}", "{\"a\":\"x\"}",
 		"payload field 'a' must be an integer, not a string");
 	invalid("{\"properties\":{\"a\":false}}", "{\"a\":1}", "payload field 'a' is not allowed");

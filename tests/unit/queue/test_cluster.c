@@ -107,18 +107,24 @@ static redisReply *reply_of(const char *resp)
 	"*4\r\n:" from "\r\n:" to "\r\n*3\r\n$" host "\r\n:" port "\r\n$2\r\nid\r\n" \
 	"*3\r\n$9\r\n127.0.0.9\r\n:9\r\n$2\r\nid\r\n"
 
+/* The slot map of the CLUSTER SLOTS reply `resp` asked of `seed`. */
+static void parsed(const char *resp, const char *seed, struct queue_slotmap *m)
+{
+	redisReply *r = reply_of(resp);
+	struct err e;
+
+	assert_int_equal(queue_slots_parse(r, seed, m, &e), 0);
+	freeReplyObject(r);
+}
+
 static void test_slots(void **state)
 {
 	struct queue_slotmap m;
-	redisReply *r;
-	struct err e;
 
 	(void)state;
-	r = reply_of("*3\r\n" ENTRY("0", "5460", "9\r\n127.0.0.1", "7000")
-		     ENTRY("5461", "10922", "0\r\n", "7001")
-		     ENTRY("10923", "16383", "1\r\n?", "7002"));
-	assert_int_equal(queue_slots_parse(r, "seed.example", &m, &e), 0);
-	freeReplyObject(r);
+	parsed("*3\r\n" ENTRY("0", "5460", "9\r\n127.0.0.1", "7000")
+	       ENTRY("5461", "10922", "0\r\n", "7001")
+	       ENTRY("10923", "16383", "1\r\n?", "7002"), "seed.example", &m);
 	assert_int_equal(m.nnodes, 3);
 	assert_int_equal(m.owner[0], 1);
 	assert_int_equal(m.owner[5460], 1);
@@ -133,10 +139,8 @@ static void test_slots(void **state)
 	queue_slotmap_release(&m);
 
 	/* a node serving several ranges is one node; unserved slots are 0 */
-	r = reply_of("*2\r\n" ENTRY("0", "9", "9\r\n127.0.0.1", "7000")
-		     ENTRY("20", "29", "9\r\n127.0.0.1", "7000"));
-	assert_int_equal(queue_slots_parse(r, "x", &m, &e), 0);
-	freeReplyObject(r);
+	parsed("*2\r\n" ENTRY("0", "9", "9\r\n127.0.0.1", "7000")
+	       ENTRY("20", "29", "9\r\n127.0.0.1", "7000"), "x", &m);
 	assert_int_equal(m.nnodes, 1);
 	assert_int_equal(m.owner[15], 0);
 	assert_int_equal(m.owner[25], 1);
