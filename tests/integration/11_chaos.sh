@@ -121,6 +121,7 @@ id=$(wq enqueue sleep --queue fence --payload '{"ms":600}' --max-attempts 5)
 start_worker f1 QUEUES=fence LEASE=0.6 IDLE_TIMEOUT=5
 curl -fs -XPOST "$f1_URL/wake?wait=0" >/dev/null
 wait_until 3 sh -c "[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq status --queue fence $id | jq -r .status)\" = active ]"
+sleep 0.4 # the heartbeat reports the run begun (250 ms in): its attempt counts
 kill -STOP "$f1_PID"
 sleep 1
 start_worker f2 QUEUES=fence LEASE=10 IDLE_TIMEOUT=1
