@@ -131,4 +131,4 @@ All servers and workers share this machine's CPUs: the cluster's gain is
 bounded by the cores left to its three redis-server processes.
 <!-- /bench:cluster -->
 EOF
-BENCH_SECTION=cluster bench_write "$T/section"
+bench_write cluster "$T/section"

@@ -94,4 +94,4 @@ sec=$T/section
 	echo "<!-- /bench:coldstart -->"
 } >"$sec"
 cat "$sec"
-[ "${NOWRITE:-0}" = 1 ] || BENCH_SECTION=coldstart bench_write "$sec"
+[ "${NOWRITE:-0}" = 1 ] || bench_write coldstart "$sec"
