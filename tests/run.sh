@@ -25,6 +25,7 @@ passed=0
 failed=0
 failures=()
 todos=()
+why=()   # the first failed checks of each failed script, for the summary
 
 want() { # want KIND NAME: whether the command line selects this test
 	[ $# -gt 0 ] || return 0
@@ -132,6 +133,9 @@ run_scripts() {
 		grep '^# skip' "$log" | sed 's/^/    | /'
 		if [ "$f" -gt 0 ]; then
 			failures+=("$name")
+			while IFS= read -r line; do
+				why+=("$name: ${line#not ok - }")
+			done < <(grep '^not ok - ' "$log" | grep -v '# TODO' | head -3)
 			grep -E '^not ok|^#' "$log" | head -40 | sed 's/^/    | /'
 			echo "    | --- last lines:"
 			tail -30 "$log" | sed 's/^/    | /'
@@ -171,6 +175,8 @@ if [ ${#todos[@]} -gt 0 ]; then
 	printf '    %s\n' "${todos[@]}"
 fi
 if [ ${#failures[@]} -gt 0 ]; then
+	# repeated here, last, so that a log read from its tail shows why
+	[ ${#why[@]} -gt 0 ] && printf '    not ok - %s\n' "${why[@]}"
 	echo "failed: ${failures[*]}"
 fi
 echo "$passed passed, $failed failed"

@@ -70,7 +70,7 @@ print(srv.server_address[1], flush=True)
 srv.serve_forever()
 EOF
 start_fake SVC python3 "$T/svc.py" "$T/requests.log"
-start_fake G "$BIN/tests/tools/fakegcp" --token-ttl 4
+start_fake G "$BIN/tests/tools/fakegcp" --token-ttl 6
 
 cat >"$T/handlers.json" <<EOF
 {"version": 1, "handlers": {
@@ -87,13 +87,7 @@ EOF
 start_worker W HANDLERS_FILE="$T/handlers.json" GCE_METADATA_HOST="${G#http://}" \
 	SVC_TOKEN=s3cret-token BACKOFF_BASE=0.1 BACKOFF_CAP=0.2 IDLE_TIMEOUT=5 \
 	ALLOW_PRIVATE_NETWORKS= || exit 1
-API_PORT=$($FREEPORT)
-env PORT=$API_PORT REDIS_URL=$REDIS_URL NO_AUTH=true HANDLERS_FILE="$T/handlers.json" \
-	WAKE_URL="$W_URL/wake" "$BIN/wakeq-api" >"$T/api.log" 2>&1 &
-API_PID=$!
-on_exit "kill_wait $API_PID"
-API=http://127.0.0.1:$API_PORT
-wait_until 5 curl -sf -o /dev/null "$API/healthz" || { diag "$T/api.log"; exit 1; }
+_start_api NO_AUTH=true HANDLERS_FILE="$T/handlers.json" WAKE_URL="$W_URL/wake"
 
 TRACE=4bf92f3577b34da6a3ce929d0e0e4736
 post() { curl -s -H "$CT" -H "traceparent: 00-$TRACE-00f067aa0ba902b7-01" -d "$1" "$API/v1/jobs" | jq -r .id; }
@@ -125,7 +119,7 @@ final "$B"
 TOK2=$(seen "$B" | jq -r '.headers.authorization')
 expect_eq "the next job reuses the cached token" "$TOK1" "$TOK2"
 expect_eq "asked of the metadata server once" 1 "$(id_asks)"
-sleep 2.2 # the fake's tokens live 4 s: renewed after half that
+sleep 3.2 # the fake's tokens live 6 s: renewed after half their remaining life (2.5-3 s)
 C=$(post '{"type":"svc.oidc","payload":{"text":"later"}}')
 final "$C"
 TOK3=$(seen "$C" | jq -r '.headers.authorization')
@@ -185,12 +179,8 @@ expect_eq "the service never saw it" "" "$(seen "$P")"
 kill_wait "$W_PID"
 start_worker W2 HANDLERS_FILE="$T/handlers.json" GCE_METADATA_HOST="${G#http://}" \
 	SVC_TOKEN=x ALLOW_PRIVATE_NETWORKS=loopback IDLE_TIMEOUT=5 || exit 1
-kill_wait "$API_PID"
-env PORT=$API_PORT REDIS_URL=$REDIS_URL NO_AUTH=true HANDLERS_FILE="$T/handlers.json" \
-	WAKE_URL="$W2_URL/wake" "$BIN/wakeq-api" >>"$T/api.log" 2>&1 &
-API_PID=$!
-on_exit "kill_wait $API_PID"
-wait_until 5 curl -sf -o /dev/null "$API/healthz"
+stop_api
+_start_api NO_AUTH=true HANDLERS_FILE="$T/handlers.json" WAKE_URL="$W2_URL/wake"
 H=$(post "{\"type\":\"http.request\",\"payload\":{\"url\":\"$SVC/run\",\"method\":\"POST\",
 	\"body\":{\"id\":\"hr-1\",\"payload\":{}},\"auth\":{\"oidc_audience\":\"$SVC\"}}}")
 final "$H"
