@@ -3,6 +3,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/mem.h"
+#include "base/thread.h"
 #include "crypto/crypto.h"
 
 #include <arpa/inet.h>
@@ -1044,13 +1045,9 @@ void httpd_stop(struct httpd *h)
 		for (i = 0; i < 100 && atomic_load(&h->active) > 0; i++)
 			usleep(10000);
 	}
-	if (h->sweeping) {
-		pthread_mutex_lock(&h->conn_lock);
-		h->stopping = 1;
-		pthread_cond_signal(&h->conn_cond);
-		pthread_mutex_unlock(&h->conn_lock);
-		pthread_join(h->sweeper, NULL);
-	}
+	if (h->sweeping)
+		thread_stop(&h->conn_lock, &h->conn_cond, &h->stopping,
+			    &h->sweeper, 1);
 	MHD_stop_daemon(h->d); /* every connection is unregistered here */
 	pthread_cond_destroy(&h->conn_cond);
 	pthread_mutex_destroy(&h->conn_lock);
