@@ -23,15 +23,12 @@ struct cron_tz {
 
 static int name_ok(const char *s)
 {
-	size_t i, n = strlen(s);
+	size_t n = strlen(s);
 
-	if (n == 0 || n > CRON_TZ_NAME_MAX || s[0] == '/' || s[0] == '.' || strstr(s, ".."))
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			    "0123456789/_+-", s[i]))
-			return 0;
-	return 1;
+	return n > 0 && n <= CRON_TZ_NAME_MAX && s[0] != '/' && s[0] != '.' &&
+	       !strstr(s, "..") &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		      "0123456789/_+-") == n;
 }
 
 static int64_t be(const unsigned char *p, int n)
