@@ -10,6 +10,7 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
+#include "base/thread.h"
 #include "job/job.h"
 #include "log/log.h"
 #include "reconcile/reconcile.h"
@@ -372,13 +373,9 @@ void api_stop(struct api *a)
 {
 	if (!a)
 		return;
-	if (a->rec_running) {
-		pthread_mutex_lock(&a->rec_lock);
-		a->rec_stop = 1;
-		pthread_cond_signal(&a->rec_cond);
-		pthread_mutex_unlock(&a->rec_lock);
-		pthread_join(a->rec_thread, NULL);
-	}
+	if (a->rec_running)
+		thread_stop(&a->rec_lock, &a->rec_cond, &a->rec_stop,
+			    &a->rec_thread, 1);
 	/* every deferred POST is answered before the server stops */
 	api_intake_stop(a);
 	httpd_stop(a->http);

@@ -203,8 +203,8 @@ void api_metrics(struct api *a, struct httpd_request *req, const char *arg)
 		    (double)atomic_load(&a->m_duplicates));
 	metrics_one(&b, "wakeq_api_intake_batches_total", "counter", "batches of POST /v1/jobs sent (one INSERT, one enqueue script per queue)",
 		    (double)atomic_load(&a->m_batches));
-	metrics_family(&b, "wakeq_api_enqueue_seconds", "histogram", "time to accept a job");
-	metrics_hist_render(&b, "wakeq_api_enqueue_seconds", NULL, &a->m_enqueue_latency);
+	metrics_hist_one(&b, "wakeq_api_enqueue_seconds", "time to accept a job",
+			 &a->m_enqueue_latency);
 	metrics_one(&b, "wakeq_api_event_streams", "gauge", "open event streams",
 		    a->hub ? api_hub_streams(a->hub) : 0);
 	metrics_one(&b, "wakeq_api_reconciled_total", "counter", "jobs requeued or finals copied by reconcile",

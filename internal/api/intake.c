@@ -18,6 +18,7 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
+#include "base/thread.h"
 #include "base/uuid.h"
 #include "job/job.h"
 #include "log/log.h"
@@ -390,14 +391,8 @@ int api_intake_start(struct api *a)
 
 void api_intake_stop(struct api *a)
 {
-	int i;
-
-	pthread_mutex_lock(&a->in_lock);
-	a->in_stop = 1;
-	pthread_cond_broadcast(&a->in_cond);
-	pthread_mutex_unlock(&a->in_lock);
-	for (i = 0; i < a->in_nthreads; i++)
-		pthread_join(a->in_threads[i], NULL);
+	thread_stop(&a->in_lock, &a->in_cond, &a->in_stop, a->in_threads,
+		    (size_t)a->in_nthreads);
 	a->in_nthreads = 0;
 }
 

@@ -11,11 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A transition: from instant `at` on, local time is UTC + `off` s. */
+struct tz_change {
+	int64_t at;
+	int32_t off;
+};
+
 struct cron_tz {
 	char name[CRON_TZ_NAME_MAX + 1];
 	size_t n;              /* transitions */
-	int64_t *at;           /* their instants, ascending */
-	int32_t *off;          /* the offset from each on */
+	struct tz_change *ch;  /* n of them, `at` ascending */
 	int32_t off0;          /* before the first */
 };
 
@@ -23,15 +28,12 @@ struct cron_tz {
 
 static int name_ok(const char *s)
 {
-	size_t i, n = strlen(s);
+	size_t n = strlen(s);
 
-	if (n == 0 || n > CRON_TZ_NAME_MAX || s[0] == '/' || s[0] == '.' || strstr(s, ".."))
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			    "0123456789/_+-", s[i]))
-			return 0;
-	return 1;
+	return n > 0 && n <= CRON_TZ_NAME_MAX && s[0] != '/' && s[0] != '.' &&
+	       !strstr(s, "..") &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		      "0123456789/_+-") == n;
 }
 
 static int64_t be(const unsigned char *p, int n)
@@ -73,16 +75,14 @@ static long parse_block(struct cron_tz *tz, const unsigned char *p, size_t len, 
 	times = p + 44;
 	idx = times + timecnt * tsize;
 	types = idx + timecnt;
-	free(tz->at);
-	free(tz->off);
+	free(tz->ch);
 	tz->n = (size_t)timecnt;
-	tz->at = xcalloc(tz->n + 1, sizeof(*tz->at));
-	tz->off = xcalloc(tz->n + 1, sizeof(*tz->off));
+	tz->ch = xcalloc(tz->n + 1, sizeof(*tz->ch));
 	for (i = 0; i < tz->n; i++) {
 		if (idx[i] >= typecnt)
 			return -1;
-		tz->at[i] = be(times + i * (size_t)tsize, tsize);
-		tz->off[i] = (int32_t)be(types + idx[i] * 6, 4);
+		tz->ch[i].at = be(times + i * (size_t)tsize, tsize);
+		tz->ch[i].off = (int32_t)be(types + idx[i] * 6, 4);
 	}
 	/* before the first transition: the first standard-time type */
 	tz->off0 = (int32_t)be(types, 4);
@@ -142,8 +142,7 @@ void cron_tz_free(struct cron_tz *tz)
 {
 	if (!tz)
 		return;
-	free(tz->at);
-	free(tz->off);
+	free(tz->ch);
 	free(tz);
 }
 
@@ -155,7 +154,7 @@ static long last_at(const struct cron_tz *tz, int64_t t)
 	while (lo <= hi) {
 		long mid = lo + (hi - lo) / 2;
 
-		if (tz->at[mid] <= t) {
+		if (tz->ch[mid].at <= t) {
 			r = mid;
 			lo = mid + 1;
 		} else {
@@ -169,7 +168,7 @@ int32_t cron_tz_offset(const struct cron_tz *tz, int64_t t)
 {
 	long i = last_at(tz, t);
 
-	return i < 0 ? tz->off0 : tz->off[i];
+	return i < 0 ? tz->off0 : tz->ch[i].off;
 }
 
 int cron_tz_utc(const struct cron_tz *tz, int64_t local, int64_t u[2])
@@ -193,6 +192,6 @@ int cron_tz_utc(const struct cron_tz *tz, int64_t local, int64_t u[2])
 	}
 	/* skipped: the instant the clocks jumped, between the two */
 	i = last_at(tz, ua > ub ? ua : ub);
-	u[0] = i >= 0 ? tz->at[i] : ua;
+	u[0] = i >= 0 ? tz->ch[i].at : ua;
 	return 1;
 }

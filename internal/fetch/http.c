@@ -432,25 +432,39 @@ static void quote_url(const char *url, char out[256])
 		 url[n] ? "?..." : "");
 }
 
+/* Where a whole-file transfer goes: a store URL (s3://, gs://) is
+ * resolved into *s for `op` ("get" or "put"); any other URL must pass
+ * fetch_url_check. `what` gets the prefix of the transfer's messages:
+ * "<store> <op> 'url' failed" for a store, else `verb` and the quoted
+ * URL. Returns 0, or -1 with *s left empty. */
+static int transfer_target(const char *url, const char *op, const char *verb,
+			   struct store *s, char what[300], struct err *err)
+{
+	char q[256];
+
+	quote_url(url, q);
+	if (!is_store(url)) {
+		snprintf(what, 300, "%s %s", verb, q);
+		return fetch_url_check(url, err);
+	}
+	if (store_resolve(url, op, s, err) < 0)
+		return -1;
+	snprintf(what, 300, "%s %s %s failed", store_name(s), op, q);
+	return 0;
+}
+
 int fetch_download(const char *url, const char *path, long long *bytes,
 		   atomic_int *cancel, struct err *err)
 {
 	struct xfer x;
 	struct store s = { 0 };
 	struct curl_slist *h = NULL;
-	char what[300], q[256];
+	char what[300];
 	CURLcode rc;
 	int ret = -1;
 
-	quote_url(url, q);
-	snprintf(what, sizeof(what), "cannot download %s", q);
-	if (is_store(url)) {
-		if (store_resolve(url, "get", &s, err) < 0)
-			return -1;
-		snprintf(what, sizeof(what), "%s get %s failed", store_name(&s), q);
-	} else if (fetch_url_check(url, err) < 0) {
+	if (transfer_target(url, "get", "cannot download", &s, what, err) < 0)
 		return -1;
-	}
 	if (xfer_init(&x, url, 0, 1, 0, cancel, err) < 0)
 		goto out;
 	x.file = fopen(path, "wb");
@@ -512,22 +526,15 @@ int fetch_upload(const char *url, const char *path, atomic_int *cancel,
 	struct store s = { 0 };
 	struct curl_slist *h = NULL;
 	struct stat st;
-	char what[300], q[256], ct[96];
+	char what[300], ct[96];
 	void *map = MAP_FAILED;
 	FILE *f = NULL;
 	CURLcode rc;
 	int ret = -1, fd = -1;
 
-	quote_url(url, q);
-	snprintf(what, sizeof(what), "cannot upload to %s", q);
 	memset(&x, 0, sizeof(x));
-	if (is_store(url)) {
-		if (store_resolve(url, "put", &s, err) < 0)
-			return -1;
-		snprintf(what, sizeof(what), "%s put %s failed", store_name(&s), q);
-	} else if (fetch_url_check(url, err) < 0) {
+	if (transfer_target(url, "put", "cannot upload to", &s, what, err) < 0)
 		return -1;
-	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		err_set(err, ERR_IO, "cannot read output file '%s': %s", path,

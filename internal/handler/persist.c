@@ -25,6 +25,7 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
+#include "base/thread.h"
 #include "log/log.h"
 
 #include <errno.h>
@@ -411,12 +412,8 @@ void persist_stop_all(void)
 	struct proc *all = NULL, *list, *last;
 	double grace = 0;
 
-	pthread_mutex_lock(&reaper_mu);
-	reaper_quit = 1;
-	pthread_cond_broadcast(&reaper_cv);
-	pthread_mutex_unlock(&reaper_mu);
-	if (reaper_on)
-		pthread_join(reaper, NULL);
+	thread_stop(&reaper_mu, &reaper_cv, &reaper_quit, &reaper,
+		    reaper_on ? 1 : 0);
 	reaper_on = 0;
 	for (rt = handler_rts; rt; rt = rt->next) {
 		if (!rt->h->persistent)

@@ -3,6 +3,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/mem.h"
+#include "base/thread.h"
 #include "crypto/crypto.h"
 
 #include <arpa/inet.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -35,7 +37,7 @@ struct httpd {
 	int thread_per_connection;
 	int allow_push;
 	pthread_mutex_t push_lock;    /* guards `pushes` */
-	struct httpd_push *pushes;    /* live pushed streams, for httpd_stop */
+	LIST_HEAD(, httpd_push) pushes; /* live pushed streams, for httpd_stop */
 	atomic_int active;            /* requests not yet completed */
 	int (*sink_for)(struct httpd_request *req, void *ctx,
 			struct httpd_sink *sink);
@@ -43,8 +45,7 @@ struct httpd {
 	pthread_mutex_t conn_lock;    /* guards the fields below and every
 				       * struct hconn */
 	pthread_cond_t conn_cond;     /* wakes the sweep thread */
-	struct hconn *wait_head;      /* waiting connections, oldest first */
-	struct hconn *wait_tail;
+	TAILQ_HEAD(, hconn) waiting;  /* waiting connections, oldest first */
 	size_t nwaiting;
 	size_t wait_cap;              /* max_connections - reserve */
 	int64_t header_us, body_us;   /* the deadlines */
@@ -300,7 +301,7 @@ struct httpd_push {
 	size_t off;                  /* bytes of buf already sent */
 	int suspended, ended, gone;
 	int refs;
-	struct httpd_push *prev, *next;
+	LIST_ENTRY(httpd_push) link;  /* on h->pushes while h is set */
 };
 
 static void push_unref(struct httpd_push *p)
@@ -371,12 +372,7 @@ static void push_released(void *cls)
 	pthread_mutex_unlock(&p->lock);
 	if (h) {
 		pthread_mutex_lock(&h->push_lock);
-		if (p->prev)
-			p->prev->next = p->next;
-		else
-			h->pushes = p->next;
-		if (p->next)
-			p->next->prev = p->prev;
+		LIST_REMOVE(p, link);
 		pthread_mutex_unlock(&h->push_lock);
 		pthread_mutex_lock(&p->lock);
 		p->h = NULL;
@@ -411,10 +407,7 @@ struct httpd_push *httpd_respond_push(struct httpd_request *req, unsigned status
 	MHD_add_response_header(resp, "Cache-Control", "no-cache");
 	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
 	pthread_mutex_lock(&h->push_lock);
-	p->next = h->pushes;
-	if (p->next)
-		p->next->prev = p;
-	h->pushes = p;
+	LIST_INSERT_HEAD(&h->pushes, p, link);
 	pthread_mutex_unlock(&h->push_lock);
 	if (queue_response(req, status, content_type, resp) < 0) {
 		/* MHD_destroy_response ran push_released: one reference left */
@@ -475,7 +468,7 @@ static void push_stop_all(struct httpd *h)
 	size_t n = 0, i;
 
 	pthread_mutex_lock(&h->push_lock);
-	for (p = h->pushes; p; p = p->next) {
+	LIST_FOREACH(p, &h->pushes, link) {
 		pthread_mutex_lock(&p->lock);
 		p->refs++;
 		pthread_mutex_unlock(&p->lock);
@@ -522,7 +515,7 @@ static void push_stop_all(struct httpd *h)
 enum hconn_phase { HCONN_HEADERS, HCONN_BODY, HCONN_BUSY, HCONN_KICKED };
 
 struct hconn {
-	struct hconn *prev, *next;    /* on wait_* while HEADERS or BODY */
+	TAILQ_ENTRY(hconn) link;      /* on h->waiting while HEADERS or BODY */
 	int fd;
 	enum hconn_phase phase;
 	int64_t since_us;             /* monotonic: entered its phase */
@@ -538,15 +531,7 @@ static void hconn_unlink(struct httpd *h, struct hconn *hc)
 {
 	if (!hconn_waits(hc))
 		return;
-	if (hc->prev)
-		hc->prev->next = hc->next;
-	else
-		h->wait_head = hc->next;
-	if (hc->next)
-		hc->next->prev = hc->prev;
-	else
-		h->wait_tail = hc->prev;
-	hc->prev = hc->next = NULL;
+	TAILQ_REMOVE(&h->waiting, hc, link);
 	h->nwaiting--;
 }
 
@@ -568,12 +553,7 @@ static void hconn_enter(struct httpd *h, struct hconn *hc, enum hconn_phase phas
 	hc->since_us = clock_mono_us();
 	if (!hconn_waits(hc))
 		return;
-	hc->prev = h->wait_tail;
-	if (h->wait_tail)
-		h->wait_tail->next = hc;
-	else
-		h->wait_head = hc;
-	h->wait_tail = hc;
+	TAILQ_INSERT_TAIL(&h->waiting, hc, link);
 	if (h->nwaiting++ == 0)
 		pthread_cond_signal(&h->conn_cond); /* the sweep had nothing to wait for */
 }
@@ -614,7 +594,7 @@ static void hconn_notify(void *cls, struct MHD_Connection *c, void **socket_cont
 		pthread_mutex_lock(&h->conn_lock);
 		hconn_enter(h, hc, HCONN_HEADERS);
 		while (h->nwaiting > h->wait_cap)
-			hconn_kick(h, h->wait_head);
+			hconn_kick(h, TAILQ_FIRST(&h->waiting));
 		pthread_mutex_unlock(&h->conn_lock);
 		return;
 	}
@@ -641,11 +621,12 @@ static void *sweep_main(void *arg)
 
 		/* Entries are in `since` order: none past the first whose
 		 * shorter deadline is still ahead can be due. */
-		for (hc = h->wait_head; hc && hc->since_us + first <= now; hc = after) {
+		for (hc = TAILQ_FIRST(&h->waiting); hc && hc->since_us + first <= now;
+		     hc = after) {
 			int64_t due = hc->since_us +
 				      (hc->phase == HCONN_HEADERS ? h->header_us : h->body_us);
 
-			after = hc->next;
+			after = TAILQ_NEXT(hc, link);
 			if (due <= now)
 				hconn_kick(h, hc);
 			else if (due < next)
@@ -982,6 +963,8 @@ struct httpd *httpd_start(const struct httpd_opts *opts, httpd_handler handler,
 	h->sink_for = opts->sink_for;
 	pthread_mutex_init(&h->push_lock, NULL);
 	pthread_mutex_init(&h->conn_lock, NULL);
+	LIST_INIT(&h->pushes);
+	TAILQ_INIT(&h->waiting);
 	clock_cond_init(&h->conn_cond);
 	h->wait_cap = reserve < max_conns ? max_conns - reserve : 1;
 	h->header_us = (int64_t)((opts->header_timeout_s > 0 ? opts->header_timeout_s : 10) * 1e6);
@@ -1044,13 +1027,9 @@ void httpd_stop(struct httpd *h)
 		for (i = 0; i < 100 && atomic_load(&h->active) > 0; i++)
 			usleep(10000);
 	}
-	if (h->sweeping) {
-		pthread_mutex_lock(&h->conn_lock);
-		h->stopping = 1;
-		pthread_cond_signal(&h->conn_cond);
-		pthread_mutex_unlock(&h->conn_lock);
-		pthread_join(h->sweeper, NULL);
-	}
+	if (h->sweeping)
+		thread_stop(&h->conn_lock, &h->conn_cond, &h->stopping,
+			    &h->sweeper, 1);
 	MHD_stop_daemon(h->d); /* every connection is unregistered here */
 	pthread_cond_destroy(&h->conn_cond);
 	pthread_mutex_destroy(&h->conn_lock);

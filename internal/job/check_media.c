@@ -293,6 +293,22 @@ static int codec_fits(const json_t *v, const char *kind, const char *codec,
 	return 0;
 }
 
+/* The opening of a stream's section ('video', 'audio'): an object of
+ * `known` keys whose codec, if given, is one of `codecs` (into *codec).
+ * Returns 0 or -1. */
+static int stream_section(const json_t *o, const char *name,
+			  const char *const *known, const char *const *codecs,
+			  const char **codec, struct err *err)
+{
+	if (!json_is_object(o))
+		return err_set(err, ERR_INVALID, "payload field '%s' must be an object",
+			       name);
+	if (only(o, name, known, err) < 0 ||
+	    choice(o, name, "codec", codecs, codec, err) < 0)
+		return -1;
+	return 0;
+}
+
 static int check_video(const json_t *v, const struct job_container *b,
 		       const char **codec, struct err *err)
 {
@@ -308,10 +324,7 @@ static int check_video(const json_t *v, const struct job_container *b,
 	double w = 0, h = 0, crf, br, fps;
 	int has_crf, has_br;
 
-	if (!json_is_object(v))
-		return err_set(err, ERR_INVALID, "payload field 'video' must be an object");
-	if (only(v, "video", known, err) < 0 ||
-	    choice(v, "video", "codec", codecs, codec, err) < 0 ||
+	if (stream_section(v, "video", known, codecs, codec, err) < 0 ||
 	    num(v, "video", "width", 2, 16384, 1, &w, err) < 0 ||
 	    num(v, "video", "height", 2, 16384, 1, &h, err) < 0 ||
 	    (has_crf = num(v, "video", "crf", 0,
@@ -344,10 +357,7 @@ static int check_audio(const json_t *a, const struct job_container *b,
 	static const char *const codecs[] = { "aac", "opus", "mp3", "copy", "none", NULL };
 	double d;
 
-	if (!json_is_object(a))
-		return err_set(err, ERR_INVALID, "payload field 'audio' must be an object");
-	if (only(a, "audio", known, err) < 0 ||
-	    choice(a, "audio", "codec", codecs, codec, err) < 0 ||
+	if (stream_section(a, "audio", known, codecs, codec, err) < 0 ||
 	    num(a, "audio", "bitrate", 6e3, 1e6, 1, &d, err) < 0 ||
 	    num(a, "audio", "sample_rate", 8000, 192000, 1, &d, err) < 0 ||
 	    num(a, "audio", "channels", 1, 8, 1, &d, err) < 0)

@@ -257,15 +257,11 @@ bad:
 
 static int queue_name_ok(const char *s)
 {
-	size_t i, n = s ? strlen(s) : 0;
+	size_t n = s ? strlen(s) : 0;
 
-	if (n == 0 || n > 64)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			    "0123456789_.-", s[i]))
-			return 0;
-	return 1;
+	return n > 0 && n <= 64 &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		      "0123456789_.-") == n;
 }
 
 int job_spec_parse(const char *body, size_t len, struct job_spec *out,

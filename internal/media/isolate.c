@@ -436,22 +436,46 @@ out:
 	return ret;
 }
 
+/* Forks a decoder child with its result pipe in res (res[1] the child's
+ * end) and, when `job` is given, a socket pair for its jobs (job[1] the
+ * child's end); every descriptor is close-on-exec. Returns the child's
+ * pid in the parent, 0 in the child, or -1 with err set and nothing left
+ * open. */
+static pid_t fork_decoder(int res[2], int job[2], struct err *err)
+{
+	pid_t pid;
+
+	if (pipe2(res, O_CLOEXEC) < 0)
+		return err_set(err, ERR_INTERNAL, "cannot create a pipe: %s", strerror(errno));
+	if (job && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, job) < 0) {
+		close(res[0]);
+		close(res[1]);
+		return err_set(err, ERR_INTERNAL, "cannot create a socket pair: %s",
+			       strerror(errno));
+	}
+	pid = fork();
+	if (pid < 0) {
+		close(res[0]);
+		close(res[1]);
+		if (job) {
+			close(job[0]);
+			close(job[1]);
+		}
+		return err_set(err, ERR_UNAVAILABLE, "cannot fork a decoder: %s",
+			       strerror(errno));
+	}
+	return pid;
+}
+
 int media_isolate(media_work_fn fn, void *arg, const char *cleanup,
 		  const struct media_ctl *ctl, json_t **out, struct err *err)
 {
 	int fds[2];
 	pid_t pid, self = getpid();
 
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return err_set(err, ERR_INTERNAL, "cannot create a pipe: %s",
-			       strerror(errno));
-	pid = fork();
-	if (pid < 0) {
-		close(fds[0]);
-		close(fds[1]);
-		return err_set(err, ERR_UNAVAILABLE, "cannot fork a decoder: %s",
-			       strerror(errno));
-	}
+	pid = fork_decoder(fds, NULL, err);
+	if (pid < 0)
+		return -1;
 	if (pid == 0) {
 		close(fds[0]);
 		child_setup(fds[1], -1, self);
@@ -561,23 +585,9 @@ static int spare_fork(struct spare *sp, struct err *err)
 	int res[2], job[2];
 	pid_t pid, self = getpid();
 
-	if (pipe2(res, O_CLOEXEC) < 0)
-		return err_set(err, ERR_INTERNAL, "cannot create a pipe: %s", strerror(errno));
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, job) < 0) {
-		close(res[0]);
-		close(res[1]);
-		return err_set(err, ERR_INTERNAL, "cannot create a socket pair: %s",
-			       strerror(errno));
-	}
-	pid = fork();
-	if (pid < 0) {
-		close(res[0]);
-		close(res[1]);
-		close(job[0]);
-		close(job[1]);
-		return err_set(err, ERR_UNAVAILABLE, "cannot fork a decoder: %s",
-			       strerror(errno));
-	}
+	pid = fork_decoder(res, job, err);
+	if (pid < 0)
+		return -1;
 	if (pid == 0)
 		spare_main(res[1], job[1], self);
 	close(res[1]);

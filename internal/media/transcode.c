@@ -146,22 +146,52 @@ fail:
 	return 0;
 }
 
+/* The start of re-encoding stream `s` ("video" or "audio") as `codec`:
+ * its encoder is in this FFmpeg, the output format takes it, the input's
+ * decoder is open. Returns the encoder, or NULL with err set. */
+static const AVCodec *start_encode(struct tc *t, struct ost *s,
+				   const char *what, const char *codec,
+				   struct err *err)
+{
+	const AVCodec *c = avcodec_find_encoder_by_name(encoder_name(codec));
+
+	if (!c) {
+		err_set(err, ERR_INTERNAL, "no %s encoder in this FFmpeg",
+			encoder_name(codec));
+		return NULL;
+	}
+	if (query_codec(t, c->id, what, err) < 0 ||
+	    media_open_decoder(t->ic, s->ist, &t->w, &s->dec, err) < 0)
+		return NULL;
+	return c;
+}
+
+/* Opens s->enc (its settings made) as `c`, threads left to FFmpeg. */
+static int open_encoder(struct tc *t, struct ost *s, const AVCodec *c,
+			struct err *err)
+{
+	int rc;
+
+	s->enc->thread_count = 0;
+	if (t->oc->oformat->flags & AVFMT_GLOBALHEADER)
+		s->enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+	rc = avcodec_open2(s->enc, c, NULL);
+	if (rc < 0)
+		return media_averr(err, &t->w, rc, "cannot open the %s encoder", c->name);
+	return 0;
+}
+
 static int setup_video(struct tc *t, struct err *err)
 {
 	struct ost *s = &t->v;
 	const struct media_transcode_opts *o = t->o;
 	AVCodecParameters *p = s->ist->codecpar;
-	const AVCodec *c = avcodec_find_encoder_by_name(encoder_name(o->video.codec));
+	const AVCodec *c = start_encode(t, s, "video", o->video.codec, err);
 	AVRational fr, sar;
 	char args[512], desc[256], *d = desc;
-	int w = o->video.width, h = o->video.height, rc;
+	int w = o->video.width, h = o->video.height;
 
 	if (!c)
-		return err_set(err, ERR_INTERNAL, "no %s encoder in this FFmpeg",
-			       encoder_name(o->video.codec));
-	if (query_codec(t, c->id, "video", err) < 0)
-		return -1;
-	if (media_open_decoder(t->ic, s->ist, &t->w, &s->dec, err) < 0)
 		return -1;
 	/* One side given: the other keeps the aspect ratio, rounded to even
 	 * (4:2:0 needs even sizes). */
@@ -198,9 +228,6 @@ static int setup_video(struct tc *t, struct err *err)
 	s->enc->time_base = av_buffersink_get_time_base(s->sink);
 	if (fr.num > 0 && fr.den > 0)
 		s->enc->framerate = fr;
-	s->enc->thread_count = 0;
-	if (t->oc->oformat->flags & AVFMT_GLOBALHEADER)
-		s->enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
 	if (o->video.bitrate > 0)
 		s->enc->bit_rate = o->video.bitrate;
 	if (c->id == AV_CODEC_ID_H264) {
@@ -218,9 +245,8 @@ static int setup_video(struct tc *t, struct err *err)
 			av_opt_set_int(s->enc->priv_data, "crf",
 				       o->video.crf >= 0 ? o->video.crf : 32, 0);
 	}
-	rc = avcodec_open2(s->enc, c, NULL);
-	if (rc < 0)
-		return media_averr(err, &t->w, rc, "cannot open the %s encoder", c->name);
+	if (open_encoder(t, s, c, err) < 0)
+		return -1;
 	s->st = new_stream(t);
 	s->st->time_base = s->enc->time_base;
 	s->st->avg_frame_rate = s->enc->framerate;
@@ -247,16 +273,11 @@ static int setup_audio(struct tc *t, struct err *err)
 {
 	struct ost *s = &t->a;
 	const struct media_transcode_opts *o = t->o;
-	const AVCodec *c = avcodec_find_encoder_by_name(encoder_name(o->audio.codec));
+	const AVCodec *c = start_encode(t, s, "audio", o->audio.codec, err);
 	char args[512], desc[256], layout[64];
-	int ch, rate, rc;
+	int ch, rate;
 
 	if (!c)
-		return err_set(err, ERR_INTERNAL, "no %s encoder in this FFmpeg",
-			       encoder_name(o->audio.codec));
-	if (query_codec(t, c->id, "audio", err) < 0)
-		return -1;
-	if (media_open_decoder(t->ic, s->ist, &t->w, &s->dec, err) < 0)
 		return -1;
 	if (!s->dec->ch_layout.nb_channels || s->dec->sample_rate <= 0)
 		return err_set(err, ERR_INVALID, "input '%s': audio without a format",
@@ -275,12 +296,8 @@ static int setup_audio(struct tc *t, struct err *err)
 	av_channel_layout_default(&s->enc->ch_layout, ch);
 	s->enc->bit_rate = o->audio.bitrate > 0 ? o->audio.bitrate : 128000;
 	s->enc->time_base = (AVRational){ 1, rate };
-	s->enc->thread_count = 0;
-	if (t->oc->oformat->flags & AVFMT_GLOBALHEADER)
-		s->enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-	rc = avcodec_open2(s->enc, c, NULL);
-	if (rc < 0)
-		return media_averr(err, &t->w, rc, "cannot open the %s encoder", c->name);
+	if (open_encoder(t, s, c, err) < 0)
+		return -1;
 
 	if (s->dec->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC)
 		av_channel_layout_default(&s->dec->ch_layout,

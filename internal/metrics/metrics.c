@@ -62,6 +62,13 @@ void metrics_hist_render(struct buf *b, const char *name, const char *labels,
 		   *labels ? "}" : "", (unsigned long long)cum);
 }
 
+void metrics_hist_one(struct buf *b, const char *name, const char *help,
+		      const struct metrics_hist *h)
+{
+	metrics_family(b, name, "histogram", help);
+	metrics_hist_render(b, name, NULL, h);
+}
+
 void metrics_hist_render_counts(struct buf *b, const char *name, const char *labels,
 				const double *bounds, size_t n, const int64_t *counts,
 				double sum)

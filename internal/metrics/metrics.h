@@ -36,6 +36,11 @@ void metrics_one(struct buf *b, const char *name, const char *type, const char *
 void metrics_hist_render(struct buf *b, const char *name, const char *labels,
 			 const struct metrics_hist *h);
 
+/* Appends a histogram family of one histogram without labels:
+ * metrics_family, then metrics_hist_render. */
+void metrics_hist_one(struct buf *b, const char *name, const char *help,
+		      const struct metrics_hist *h);
+
 /* Appends the _bucket/_sum/_count lines of a histogram kept elsewhere
  * (Redis): `n` upper bounds (seconds, ascending) and n + 1 counts per
  * bucket, not cumulative (the last above every bound), and the sum in

@@ -247,14 +247,14 @@ static void handle_metrics(struct worker *w, struct httpd_request *req)
 		    (double)atomic_load(&w->m_lost));
 	metrics_one(&b, "wakeq_job_timeouts_total", "counter", "Jobs stopped by their timeout.",
 		    (double)atomic_load(&w->m_timeouts));
-	metrics_family(&b, "wakeq_job_duration_seconds", "histogram", "Handler run time.");
-	metrics_hist_render(&b, "wakeq_job_duration_seconds", NULL, &w->m_job_seconds);
+	metrics_hist_one(&b, "wakeq_job_duration_seconds", "Handler run time.",
+			 &w->m_job_seconds);
 	metrics_one(&b, "wakeq_wakes_total", "counter", "POST /wake requests accepted.",
 		    (double)atomic_load(&w->m_wakes));
 	metrics_one(&b, "wakeq_drains_total", "counter", "Drains finished.",
 		    (double)atomic_load(&w->m_drains));
-	metrics_family(&b, "wakeq_drain_duration_seconds", "histogram", "Drain length.");
-	metrics_hist_render(&b, "wakeq_drain_duration_seconds", NULL, &w->m_drain_seconds);
+	metrics_hist_one(&b, "wakeq_drain_duration_seconds", "Drain length.",
+			 &w->m_drain_seconds);
 	pthread_mutex_lock(&w->mu);
 	inflight = (int)w->nrunning;
 	draining = w->draining;

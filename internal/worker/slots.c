@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
+#include "base/thread.h"
 #include "job/job.h"
 #include "log/log.h"
 #include "log/trace.h"
@@ -260,14 +261,8 @@ int slots_start(struct worker *w)
 
 void slots_stop(struct worker *w)
 {
-	size_t i;
-
-	pthread_mutex_lock(&w->mu);
-	w->quit_slots = 1;
-	pthread_cond_broadcast(&w->slot_cv);
-	pthread_mutex_unlock(&w->mu);
-	for (i = 0; i < w->nslots; i++)
-		pthread_join(w->slot_threads[i], NULL);
+	thread_stop(&w->mu, &w->slot_cv, &w->quit_slots, w->slot_threads,
+		    w->nslots);
 	free(w->slot_threads);
 	free(w->running);
 	w->slot_threads = NULL;

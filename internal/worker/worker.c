@@ -3,6 +3,7 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
+#include "base/thread.h"
 #include "fetch/fetch.h"
 #include "httpd/httpd.h"
 #include "job/job.h"
@@ -93,13 +94,8 @@ static void destroy(struct worker *w)
 		atomic_store(&w->parts_stop, 1);
 		pthread_join(w->parts_thread, NULL);
 	}
-	if (w->hb_started) {
-		pthread_mutex_lock(&w->mu);
-		w->hb_quit = 1;
-		pthread_cond_broadcast(&w->hb_cv);
-		pthread_mutex_unlock(&w->mu);
-		pthread_join(w->hb_thread, NULL);
-	}
+	if (w->hb_started)
+		thread_stop(&w->mu, &w->hb_cv, &w->hb_quit, &w->hb_thread, 1);
 	if (w->drain_joinable)
 		pthread_join(w->drain_thread, NULL);
 	slots_stop(w);

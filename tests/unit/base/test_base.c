@@ -16,6 +16,7 @@
 #include "base/dl.h"
 #include "base/err.h"
 #include "base/parse.h"
+#include "base/thread.h"
 #include "base/uuid.h"
 #include "../unit.h"
 
@@ -222,6 +223,48 @@ static void test_cond_wait(void **state)
 	pthread_cond_destroy(&cv);
 }
 
+/* Waiters of thread_stop's test: each waits for quit, then counts its end. */
+struct stop_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int quit;
+	int ended;
+};
+
+static void *stop_waiter(void *arg)
+{
+	struct stop_pool *p = arg;
+
+	pthread_mutex_lock(&p->mu);
+	while (!p->quit)
+		pthread_cond_wait(&p->cv, &p->mu);
+	p->ended++;
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static void test_thread_stop(void **state)
+{
+	struct stop_pool p = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+	pthread_t t[3];
+	size_t i;
+
+	(void)state;
+	/* no threads: the flag is set all the same */
+	thread_stop(&p.mu, &p.cv, &p.quit, NULL, 0);
+	assert_int_equal(p.quit, 1);
+	p.quit = 0;
+	for (i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, stop_waiter, &p), 0);
+	usleep(20000); /* most of them asleep on cv: all must be woken */
+	thread_stop(&p.mu, &p.cv, &p.quit, t, 3);
+	/* joined: every waiter has ended, none is left to count later */
+	assert_int_equal(p.ended, 3);
+	assert_int_equal(p.quit, 1);
+	pthread_cond_destroy(&p.cv);
+	pthread_mutex_destroy(&p.mu);
+}
+
 UNIT_MAIN(
 		cmocka_unit_test(test_parse_int),
 		cmocka_unit_test(test_dl_load),
@@ -233,4 +276,5 @@ UNIT_MAIN(
 		cmocka_unit_test(test_rfc3339),
 		cmocka_unit_test(test_err),
 		cmocka_unit_test(test_cond_wait),
+		cmocka_unit_test(test_thread_stop),
 )
