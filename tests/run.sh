@@ -102,6 +102,10 @@ run_unit() {
 		printf '%-50s %3d passed, %d failed\n' "$name" "$p" "$f"
 		if [ "$f" -gt 0 ]; then
 			failures+=("$name")
+			while IFS= read -r line; do
+				why+=("$name: $line")
+			done < <(grep -E '^\[  (FAILED|ERROR)  \] [a-z_]' "$log" | head -3)
+			[ "$rc" -ne 0 ] && why+=("$name: exited $rc")
 			sed 's/^/    | /' "$log" | tail -40
 		fi
 	done
