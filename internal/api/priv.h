@@ -64,7 +64,6 @@ struct api {
 	atomic_uint_least64_t m_enqueued, m_duplicates, m_reconciled;
 	atomic_uint_least64_t m_batches;     /* intake batches sent */
 	struct metrics_hist m_enqueue_latency;
-	atomic_int m_streams;
 };
 
 /* ---- wiring (api.c) ------------------------------------------------------ */

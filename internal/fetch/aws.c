@@ -231,14 +231,21 @@ void fetch_aws_creds_release(struct fetch_aws_creds *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/* Fills *c with copies (a NULL or empty token: none). */
+static void creds_set(struct fetch_aws_creds *c, const char *id, const char *secret,
+		      const char *token, int64_t expires, const char *source)
+{
+	c->key_id = xstrdup(id);
+	c->secret = xstrdup(secret);
+	c->token = token && *token ? xstrdup(token) : NULL;
+	c->expires = expires;
+	c->source = source;
+}
+
 static void creds_copy(struct fetch_aws_creds *to,
 		       const struct fetch_aws_creds *from)
 {
-	to->key_id = xstrdup(from->key_id);
-	to->secret = xstrdup(from->secret);
-	to->token = from->token ? xstrdup(from->token) : NULL;
-	to->expires = from->expires;
-	to->source = from->source;
+	creds_set(to, from->key_id, from->secret, from->token, from->expires, from->source);
 }
 
 /* Keys and tokens go into headers: printable ASCII, no spaces. */
@@ -250,6 +257,13 @@ static int token_ok(const char *s, size_t max)
 		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
 			return 0;
 	return n > 0 && n <= max;
+}
+
+/* A key pair and its optional session token (NULL or empty: none). */
+static int keys_ok(const char *id, const char *secret, const char *token)
+{
+	return token_ok(id, 128) && token_ok(secret, 256) &&
+	       (!token || !*token || token_ok(token, 8192));
 }
 
 int fetch_aws_time_parse(const char *s, int64_t *t)
@@ -304,10 +318,7 @@ int fetch_aws_creds_parse(const char *text, size_t len,
 		goto out;
 	}
 	memset(c, 0, sizeof(*c));
-	c->key_id = xstrdup(id);
-	c->secret = xstrdup(secret);
-	c->token = token && *token ? xstrdup(token) : NULL;
-	c->expires = t;
+	creds_set(c, id, secret, token, t, NULL);
 	rc = 0;
 out:
 	json_decref(j);
@@ -327,15 +338,10 @@ static int from_env(const char *id_var, const char *secret_var,
 	if (!id || !secret)
 		return err_set(err, ERR_INVALID, "%s is set but %s is not",
 			       id ? id_var : secret_var, id ? secret_var : id_var);
-	if (!token_ok(id, 128) || !token_ok(secret, 256) ||
-	    (token && !token_ok(token, 8192)))
+	if (!keys_ok(id, secret, token))
 		return err_set(err, ERR_INVALID, "bad characters in %s, %s or %s",
 			       id_var, secret_var, token_var);
-	c->key_id = xstrdup(id);
-	c->secret = xstrdup(secret);
-	c->token = token ? xstrdup(token) : NULL;
-	c->expires = 0;
-	c->source = id_var;
+	creds_set(c, id, secret, token, 0, id_var);
 	return 1;
 }
 
@@ -354,18 +360,13 @@ static int keys_in(const char *text, size_t len, const char *section,
 		goto out;
 	if (!fetch_aws_ini_get(text, len, section, "aws_session_token", token, 8200))
 		token[0] = 0;
-	if (!token_ok(id, 128) || !token_ok(secret, 256) ||
-	    (token[0] && !token_ok(token, 8192))) {
+	if (!keys_ok(id, secret, token)) {
 		ret = err_set(err, ERR_INVALID, "bad aws_access_key_id, "
 			      "aws_secret_access_key or aws_session_token in %s",
 			      source);
 		goto out;
 	}
-	c->key_id = xstrdup(id);
-	c->secret = xstrdup(secret);
-	c->token = token[0] ? xstrdup(token) : NULL;
-	c->expires = 0;
-	c->source = source;
+	creds_set(c, id, secret, token, 0, source);
 	ret = 1;
 out:
 	free(token);
