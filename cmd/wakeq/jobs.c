@@ -32,19 +32,10 @@ static int job_anywhere(struct queue *q, const struct cli *c, const char *id,
 	return rc;
 }
 
-/* Prints `doc` compact on one line and drops it. */
-static void print_json(json_t *doc)
-{
-	char *text = json_dumps(doc, JSON_COMPACT);
-
-	printf("%s\n", text);
-	free(text);
-	json_decref(doc);
-}
-
+/* Prints the job's document compact on one line. */
 static void print_doc(const struct job_info *job)
 {
-	print_json(job_info_to_json(job));
+	cli_print_json(job_info_to_json(job), JSON_COMPACT);
 }
 
 /* ---- status --watch ---------------------------------------------------------
@@ -264,7 +255,7 @@ int cmd_status(struct cli *c)
 
 		if (queue_job_deps(q, job.queue, &job, &deps, &e) == 0)
 			json_object_set_new(doc, "dependencies", deps);
-		print_json(doc);
+		cli_print_json(doc, JSON_COMPACT);
 		rc = EXIT_OK;
 	} else {
 		print_doc(&job);
@@ -295,7 +286,7 @@ int cmd_batch(struct cli *c)
 		job_info_release(&job);
 		return cli_exit_for(&e);
 	}
-	print_json(job_batch_to_json(&job));
+	cli_print_json(job_batch_to_json(&job), JSON_COMPACT);
 	job_info_release(&job);
 	return EXIT_OK;
 }
