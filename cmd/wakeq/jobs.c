@@ -114,12 +114,10 @@ static void draw(struct view *v)
 static int reread(struct queue *q, struct view *v, struct err *e)
 {
 	struct job_info fresh;
-	char queue[QUEUE_NAME_MAX + 1];
-	char id[UUID_STR_LEN];
 
-	snprintf(queue, sizeof(queue), "%s", v->job->queue);
-	memcpy(id, v->job->id, UUID_STR_LEN);
-	if (queue_job_get(q, queue, id, &fresh, e) < 0)
+	/* fresh is another struct: v->job's queue and id stay valid until
+	 * the release below */
+	if (queue_job_get(q, v->job->queue, v->job->id, &fresh, e) < 0)
 		return -1;
 	job_info_release(v->job);
 	*v->job = fresh;
