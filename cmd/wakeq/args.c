@@ -266,6 +266,15 @@ struct queue *cli_connect(void)
 	return q;
 }
 
+void cli_print_json(json_t *doc, size_t flags)
+{
+	char *text = json_dumps(doc, flags);
+
+	printf("%s\n", text ? text : "null");
+	free(text);
+	json_decref(doc);
+}
+
 void cli_copy_opt(const struct cli *c, const char *opt, json_t *b, const char *field)
 {
 	if (cli_get(c, opt))

@@ -96,6 +96,10 @@ int cli_int(const struct cli *c, const char *name, int64_t min, int64_t max,
 int cli_seconds(const struct cli *c, const char *name, double min, double max,
 		double *out);
 
+/* Prints `doc` as json_dumps(doc, flags) makes it, and a newline, on
+ * stdout; drops the reference (takes ownership). */
+void cli_print_json(json_t *doc, size_t flags);
+
 /* Sets `field` of object `b` to the string of --opt, when given. */
 void cli_copy_opt(const struct cli *c, const char *opt, json_t *b, const char *field);
 

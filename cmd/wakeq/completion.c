@@ -28,20 +28,34 @@ static char *choices(const char *c)
 	return s;
 }
 
+/* Whether `k` is the first command of the table with its first word (for
+ * "dead": "dead list", not "dead retry"): each word is offered once, and a
+ * group's own completion is written at its first command. */
+static int first_of_word(const struct cli_cmd *k)
+{
+	size_t n = strcspn(k->name, " ");
+	const struct cli_cmd *j;
+
+	for (j = cli_cmds; j < k; j++)
+		if (strcspn(j->name, " ") == n && !strncmp(j->name, k->name, n))
+			return 0;
+	return 1;
+}
+
+/* Whether `k` is the first command of a group ("dead list"). */
+static int group_start(const struct cli_cmd *k)
+{
+	return k->name[strcspn(k->name, " ")] && first_of_word(k);
+}
+
 /* Words of the command table: the first word of each command, once. */
 static void first_words(FILE *out)
 {
-	const struct cli_cmd *k, *j;
+	const struct cli_cmd *k;
 
-	for (k = cli_cmds; k->name; k++) {
-		size_t n = strcspn(k->name, " ");
-
-		for (j = cli_cmds; j < k; j++)
-			if (strcspn(j->name, " ") == n && !strncmp(j->name, k->name, n))
-				break;
-		if (j == k)
-			fprintf(out, "%.*s ", (int)n, k->name);
-	}
+	for (k = cli_cmds; k->name; k++)
+		if (first_of_word(k))
+			fprintf(out, "%.*s ", (int)strcspn(k->name, " "), k->name);
 }
 
 /* ---- bash ------------------------------------------------------------------- */
@@ -69,7 +83,7 @@ static void bash(FILE *out)
 		size_t n = strcspn(k->name, " ");
 		const struct cli_cmd *j;
 
-		if (!k->name[n] || (k > cli_cmds && !strncmp(k[-1].name, k->name, n + 1)))
+		if (!group_start(k))
 			continue;
 		fprintf(out, "\t%.*s)\n\t\tif [ \"$COMP_CWORD\" -eq 2 ]; then\n"
 			"\t\t\tCOMPREPLY=($(compgen -W \"", (int)n, k->name);
@@ -139,7 +153,7 @@ static void zq(FILE *out, const char *s)
 
 static void zsh_describe(FILE *out, const char *var, const char *group)
 {
-	const struct cli_cmd *k, *j;
+	const struct cli_cmd *k;
 	size_t g = group ? strlen(group) : 0;
 
 	fprintf(out, "\tlocal -a %s\n\t%s=(\n", var, var);
@@ -154,10 +168,7 @@ static void zsh_describe(FILE *out, const char *var, const char *group)
 			fprintf(out, "'\n");
 			continue;
 		}
-		for (j = cli_cmds; j < k; j++)
-			if (strcspn(j->name, " ") == n && !strncmp(j->name, k->name, n))
-				break;
-		if (j < k)
+		if (!first_of_word(k))
 			continue;
 		fprintf(out, "\t\t'%.*s:", (int)n, k->name);
 		if (k->name[n])
@@ -191,7 +202,7 @@ static void zsh(FILE *out)
 		size_t n = strcspn(k->name, " ");
 		char var[32];
 
-		if (!k->name[n] || (k > cli_cmds && !strncmp(k[-1].name, k->name, n + 1)))
+		if (!group_start(k))
 			continue;
 		fprintf(out, "\t(%.*s)\n", (int)n, k->name);
 		snprintf(var, sizeof(var), "%.*s_cmds", (int)n, k->name);

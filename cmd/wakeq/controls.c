@@ -47,10 +47,9 @@ int cmd_settings(struct cli *c)
 {
 	const char *queue = c->args[0], *code;
 	struct queue_settings st;
-	json_t *given = json_object(), *doc;
+	json_t *given = json_object();
 	struct queue *q;
 	struct err e;
-	char *text;
 	int i, rc = EXIT_OK;
 
 	if (queue_name_check(queue, &e) < 0) {
@@ -90,11 +89,8 @@ int cmd_settings(struct cli *c)
 			goto out;
 		}
 	}
-	doc = queue_settings_to_json(queue, &st);
-	text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	printf("%s\n", text);
-	free(text);
-	json_decref(doc);
+	cli_print_json(queue_settings_to_json(queue, &st),
+		       JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 out:
 	json_decref(given);
 	queue_free(q);

@@ -24,37 +24,34 @@ void cli_handlers_release(void)
 	handler_registry_release(&registry);
 }
 
-int cmd_handlers(struct cli *c)
+/* --json: every type as an object (handler_to_json for the user's own). */
+static void print_json(void)
 {
 	const struct job_type *t;
 	json_t *all = json_array();
-	char line[512];
 	size_t i;
 
 	for (i = 0; (t = job_type_at(i)); i++) {
 		const struct handler *h = handler_find(&registry, t->name);
-		json_t *b;
 
 		if (t->internal)
 			continue;
-		if (h) {
-			b = handler_to_json(h);
-		} else {
-			b = json_object();
-			json_object_set_new(b, "type", json_string(t->name));
-			json_object_set_new(b, "kind", json_string("built-in"));
-		}
-		json_array_append_new(all, b);
+		json_array_append_new(all, h ? handler_to_json(h) :
+				      json_pack("{s:s,s:s}", "type", t->name, "kind", "built-in"));
 	}
-	if (cli_get(c, "json")) {
-		char *text = json_dumps(all, JSON_INDENT(2));
+	cli_print_json(all, JSON_INDENT(2));
+}
 
-		printf("%s\n", text);
-		free(text);
-		json_decref(all);
+int cmd_handlers(struct cli *c)
+{
+	const struct job_type *t;
+	char line[512];
+	size_t i;
+
+	if (cli_get(c, "json")) {
+		print_json();
 		return EXIT_OK;
 	}
-	json_decref(all);
 	printf("%-24s %s\n", "TYPE", "SETTINGS");
 	for (i = 0; (t = job_type_at(i)); i++) {
 		const struct handler *h = handler_find(&registry, t->name);

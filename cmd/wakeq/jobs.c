@@ -32,19 +32,10 @@ static int job_anywhere(struct queue *q, const struct cli *c, const char *id,
 	return rc;
 }
 
-/* Prints `doc` compact on one line and drops it. */
-static void print_json(json_t *doc)
-{
-	char *text = json_dumps(doc, JSON_COMPACT);
-
-	printf("%s\n", text);
-	free(text);
-	json_decref(doc);
-}
-
+/* Prints the job's document compact on one line. */
 static void print_doc(const struct job_info *job)
 {
-	print_json(job_info_to_json(job));
+	cli_print_json(job_info_to_json(job), JSON_COMPACT);
 }
 
 /* ---- status --watch ---------------------------------------------------------
@@ -123,12 +114,10 @@ static void draw(struct view *v)
 static int reread(struct queue *q, struct view *v, struct err *e)
 {
 	struct job_info fresh;
-	char queue[QUEUE_NAME_MAX + 1];
-	char id[UUID_STR_LEN];
 
-	snprintf(queue, sizeof(queue), "%s", v->job->queue);
-	memcpy(id, v->job->id, UUID_STR_LEN);
-	if (queue_job_get(q, queue, id, &fresh, e) < 0)
+	/* fresh is another struct: v->job's queue and id stay valid until
+	 * the release below */
+	if (queue_job_get(q, v->job->queue, v->job->id, &fresh, e) < 0)
 		return -1;
 	job_info_release(v->job);
 	*v->job = fresh;
@@ -264,7 +253,7 @@ int cmd_status(struct cli *c)
 
 		if (queue_job_deps(q, job.queue, &job, &deps, &e) == 0)
 			json_object_set_new(doc, "dependencies", deps);
-		print_json(doc);
+		cli_print_json(doc, JSON_COMPACT);
 		rc = EXIT_OK;
 	} else {
 		print_doc(&job);
@@ -295,7 +284,7 @@ int cmd_batch(struct cli *c)
 		job_info_release(&job);
 		return cli_exit_for(&e);
 	}
-	print_json(job_batch_to_json(&job));
+	cli_print_json(job_batch_to_json(&job), JSON_COMPACT);
 	job_info_release(&job);
 	return EXIT_OK;
 }

@@ -5,15 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void print_json(json_t *doc)
-{
-	char *text = json_dumps(doc, JSON_INDENT(2));
-
-	printf("%s\n", text ? text : "null");
-	free(text);
-	json_decref(doc);
-}
-
 int cmd_schedules_list(struct cli *c)
 {
 	struct queue *q = cli_connect();
@@ -46,7 +37,7 @@ int cmd_schedules_list(struct cli *c)
 	}
 	free(qnames);
 	queue_free(q);
-	print_json(arr);
+	cli_print_json(arr, JSON_INDENT(2));
 	return rc;
 }
 
@@ -96,7 +87,8 @@ int cmd_schedules_add(struct cli *c)
 	} else {
 		fprintf(stderr, "wakeq: schedule '%s' %s on '%s'\n", s.name,
 			created ? "created" : "replaced", cli_queue(c));
-		print_json(queue_schedule_to_json(cli_queue(c), &back));
+		cli_print_json(queue_schedule_to_json(cli_queue(c), &back),
+			       JSON_INDENT(2));
 		queue_schedule_release(&back);
 	}
 	queue_schedule_release(&s);

@@ -52,14 +52,10 @@ static int stats_once(const struct cli *c, struct queue *q, int json, int compac
 		free(names[i]);
 	}
 	free(names);
-	if (json) {
-		char *text = json_dumps(all, (compact ? JSON_COMPACT : JSON_INDENT(2)) |
-					JSON_SORT_KEYS);
-
-		printf("%s\n", text);
-		free(text);
-	}
-	json_decref(all);
+	if (json)
+		cli_print_json(all, (compact ? JSON_COMPACT : JSON_INDENT(2)) | JSON_SORT_KEYS);
+	else
+		json_decref(all);
 	return rc;
 }
 

@@ -144,13 +144,14 @@ static void usage(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	const char *tmp = getenv("TMPDIR");
 	struct worker_config cfg;
 	struct handler_registry reg;
 	struct handler_opts hopts;
 	struct worker *w;
 	struct err e;
 	sigset_t set;
-	int argi, r, code = 0;
+	int argi, r, rc = 2;
 
 	/* Slot threads allocate little and briefly: two malloc arenas instead
 	 * of one per thread keep the resident size down (~1 MiB at 32 slots). */
@@ -163,20 +164,19 @@ int main(int argc, char **argv)
 	r = config_load(vars, &cfg, argc, argv, &argi, &e);
 	if (r == 1) {
 		usage(argc, argv);
-		return 0;
+		rc = 0;
+		goto out;
 	}
 	if (r < 0 || argi < argc) {
 		fprintf(stderr, "wakeq-worker: %s\n",
 			r < 0 ? e.msg : "unexpected argument (see --help)");
-		config_release(vars, &cfg);
-		return 2;
+		goto out;
 	}
 	if (cfg.conn_reserve >= cfg.max_connections) {
 		fprintf(stderr, "wakeq-worker: bad CONN_RESERVE '%lld': must be below "
 			"MAX_CONNECTIONS (%lld)\n", (long long)cfg.conn_reserve,
 			(long long)cfg.max_connections);
-		config_release(vars, &cfg);
-		return 2;
+		goto out;
 	}
 	log_init((enum log_format)cfg.log_format, (enum log_level)cfg.log_level, 2);
 	log_trace_set_project_fn(fetch_gcp_project);
@@ -186,14 +186,13 @@ int main(int argc, char **argv)
 	job_settings.max_input_bytes = cfg.max_input_bytes;
 	/* downloads of inputs and outputs before upload go where handlers'
 	 * work folders go: TMPDIR (on Cloud Run, /tmp is memory) */
-	if (getenv("TMPDIR") && *getenv("TMPDIR"))
-		job_settings.tmp_dir = getenv("TMPDIR");
+	if (tmp && *tmp)
+		job_settings.tmp_dir = tmp;
 	job_settings.webhook_secret = cfg.webhook_secret;
 	job_settings.webhook_secret_previous = cfg.webhook_secret_previous;
 	if (fetch_check_settings(&e) < 0 || webhook_check_settings(&e) < 0) {
 		fprintf(stderr, "wakeq-worker: %s\n", e.msg);
-		config_release(vars, &cfg);
-		return 2;
+		goto out;
 	}
 	job_bind_core();
 	fetch_bind_jobs();
@@ -202,13 +201,12 @@ int main(int argc, char **argv)
 	/* The user's own types: a bad entry stops start-up with one line. */
 	handler_registry_init(&reg);
 	memset(&hopts, 0, sizeof(hopts));
-	hopts.tmp_root = getenv("TMPDIR");
+	hopts.tmp_root = tmp;
 	hopts.idle_s = cfg.idle_timeout;
 	if (handler_registry_load(&reg, cfg.handlers_file, environ, &e) < 0 ||
 	    handler_registry_add_types(&reg, &e) < 0 || handler_bind(&reg, &hopts, &e) < 0) {
 		fprintf(stderr, "wakeq-worker: %s\n", e.msg);
-		config_release(vars, &cfg);
-		return 2;
+		goto out;
 	}
 	if (reg.n) {
 		char n[16];
@@ -227,17 +225,16 @@ int main(int argc, char **argv)
 	w = worker_start(&cfg, &e);
 	if (!w) {
 		fprintf(stderr, "wakeq-worker: %s\n", e.msg);
-		config_release(vars, &cfg);
-		return 1;
+		rc = 1;
+		goto out;
 	}
-	{
+	if (cfg.once) {
+		log_info("draining once", "queues", cfg.queues);
+	} else {
 		char port[16];
 
 		snprintf(port, sizeof(port), "%d", worker_port(w));
-		if (cfg.once)
-			log_info("draining once", "queues", cfg.queues);
-		else
-			log_info("worker listening", "port", port, "queues", cfg.queues);
+		log_info("worker listening", "port", port, "queues", cfg.queues);
 	}
 	for (;;) {
 		struct timespec ts = { 0, 100000000 };
@@ -258,6 +255,8 @@ int main(int argc, char **argv)
 	 * registry stays: a stuck slot may still read it until the exit. */
 	handler_stop();
 	worker_free(w);
+	rc = 0;
+out:
 	config_release(vars, &cfg);
-	return code;
+	return rc;
 }

@@ -84,8 +84,7 @@ bullmq_ready() {
 
 rq_ready() {
 	RQ_OK=1 RQ_WHY=
-	if ! /usr/bin/python3 -c 'import rq' 2>/dev/null; then
-		RQ_OK=0 RQ_WHY="python3-rq not installed (container/deps.sh install test)"
+	if ! RQ_VERSION=$(/usr/bin/python3 -c 'import rq; print(rq.__version__)' 2>/dev/null); then
+		RQ_OK=0 RQ_WHY="python3-rq not installed (container/deps.sh install test)" RQ_VERSION=-
 	fi
-	RQ_VERSION=$(/usr/bin/python3 -c 'import rq; print(rq.__version__)' 2>/dev/null || echo -)
 }

@@ -56,6 +56,9 @@ peer_calls() {
 		awk '$1 != "info" && $1 !~ /^config/ {s += $2} END {print s + 0}'
 }
 
+# peer_per_min PORT: peer_calls PORT as commands a minute of IDLE_WINDOW s.
+peer_per_min() { peer_calls "$1" | awk -v w="$IDLE_WINDOW" '{printf "%.1f", $1 * 60 / w}'; }
+
 # peer_drain LABEL bull|rq N CONC|simple|fork [mon]: one drain on server A;
 # a line "LABEL conc=… n=… done=… span_s=… tput=… redis_us_job=…
 # cmds_job=… hwm_kib=…" (mon: "LABEL n=… rt_job=… cmds_job=…") into $T/peers.
@@ -156,8 +159,7 @@ peers_idle_bg() {
 			"$port" 1 "$IDLE_WINDOW" 2>>"$T/peer-idle.err" |
 			while read -r l; do
 				[ "$l" = ready ] && redis-cli -p "$port" config resetstat >/dev/null
-				[ "$l" = end ] && echo "idle-bull per_min=$(peer_calls "$port" |
-					awk -v w="$IDLE_WINDOW" '{printf "%.1f", $1 * 60 / w}')" >>"$T/peers"
+				[ "$l" = end ] && echo "idle-bull per_min=$(peer_per_min "$port")" >>"$T/peers"
 			done
 	fi
 	if [ "$RQ_OK" = 1 ]; then
@@ -166,7 +168,7 @@ peers_idle_bg() {
 		sleep 3 # its start (registration, the first BLPOP)
 		redis-cli -p "$port" config resetstat >/dev/null
 		sleep "$IDLE_WINDOW"
-		echo "idle-rq per_min=$(peer_calls "$port" | awk -v w="$IDLE_WINDOW" '{printf "%.1f", $1 * 60 / w}')" >>"$T/peers"
+		echo "idle-rq per_min=$(peer_per_min "$port")" >>"$T/peers"
 		kill_wait "$pid"
 	fi
 }

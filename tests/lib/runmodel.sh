@@ -18,7 +18,7 @@
 MODEL_BIN=$BIN/tests/tools/runmodel
 
 start_service() {
-	local name=$1 prog=$2 margs=() i
+	local name=$1 prog=$2 margs=()
 	shift 2
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do margs+=("$1"); shift; done
 	[ $# -gt 0 ] && shift
@@ -27,10 +27,7 @@ start_service() {
 		>"$T/$name.port" 2>>"$T/model-$name.log" &
 	eval "${name}_MPID=$!"
 	on_exit "kill_wait $!"
-	for i in $(seq 1 250); do
-		[ -s "$T/$name.port" ] && break
-		sleep 0.02
-	done
+	wait_until 5 test -s "$T/$name.port"
 	eval "${name}_URL=http://127.0.0.1:$(head -1 "$T/$name.port")"
 }
 

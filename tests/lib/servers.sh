@@ -2,7 +2,7 @@
 # loopback ports in a temp dir; stop them by pid on exit. Source it.
 #
 #   t_tmpdir            makes $T (removed on exit)
-#   start_redis [NAME]  sets REDIS_PORT REDIS_URL REDIS_PID (NAME: var prefix)
+#   start_redis         sets REDIS_PORT REDIS_URL REDIS_PID
 #   stop_redis / restart_redis
 #   start_redis_cluster [MASTERS [REPLICAS]]  a Redis Cluster (3 masters,
 #                       0 replicas each by default); sets CLUSTER_PORTS
@@ -51,13 +51,19 @@ start_redis() {
 	[ -n "${T:-}" ] || t_tmpdir
 	REDIS_PORT=$($FREEPORT)
 	mkdir -p "$T/redis"
+	REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+	export REDIS_URL REDIS_PORT
+	_redis_start
+}
+
+# redis-server on $REDIS_PORT, data and log in $T/redis; sets REDIS_PID
+# and waits until it answers.
+_redis_start() {
 	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$T/redis" \
 		--save '' --appendonly no --daemonize no --loglevel warning \
 		--logfile "$T/redis/log" &
 	REDIS_PID=$!
 	on_exit "kill_wait $REDIS_PID"
-	REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
-	export REDIS_URL REDIS_PORT
 	wait_redis
 }
 
@@ -73,14 +79,7 @@ wait_redis() {
 
 stop_redis() { kill_wait "$REDIS_PID"; }
 
-restart_redis() {
-	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$T/redis" \
-		--save '' --appendonly no --daemonize no --loglevel warning \
-		--logfile "$T/redis/log" &
-	REDIS_PID=$!
-	on_exit "kill_wait $REDIS_PID"
-	wait_redis
-}
+restart_redis() { _redis_start; }
 
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 

@@ -29,14 +29,22 @@ API_BIN=$BIN/wakeq-api
 CT="Content-Type: application/json"
 api_token() { TOKEN=$1 H="Authorization: Bearer $1"; }
 
-start_worker() {
-	local name=$1 port= pid i p0=0 a
-	shift
-	# the port is read from the "listening" line, logged at info: with a
-	# quieter LOG_LEVEL a free port is picked here instead
+# The PORT to start a binary with, given its VAR=VALUE arguments: 0 (it
+# picks one and logs it in its "listening" line, at info), or with a
+# quieter LOG_LEVEL, where that line is not logged, a free port picked here.
+_start_port() {
+	local a
 	for a in "$@"; do
-		case "$a" in LOG_LEVEL=warn* | LOG_LEVEL=error*) p0=$($FREEPORT); port=$p0 ;; esac
+		case "$a" in LOG_LEVEL=warn* | LOG_LEVEL=error*) $FREEPORT; return ;; esac
 	done
+	echo 0
+}
+
+start_worker() {
+	local name=$1 port= pid i p0
+	shift
+	p0=$(_start_port "$@")
+	[ "$p0" = 0 ] || port=$p0
 	env PORT="$p0" HOST=127.0.0.1 REDIS_URL="$REDIS_URL" "$@" \
 		"$BIN/wakeq-worker" >"$T/$name.log" 2>&1 &
 	pid=$!
@@ -64,12 +72,10 @@ _logged_port() {
 }
 
 _start_api() {
-	local log=$T/api.log n0 i p0=0 a
+	local log=$T/api.log n0 i p0
 	touch "$log"
 	n0=$(wc -l <"$log")
-	for a in "$@"; do # as in start_worker
-		case "$a" in LOG_LEVEL=warn* | LOG_LEVEL=error*) p0=$($FREEPORT) ;; esac
-	done
+	p0=$(_start_port "$@")
 	env PORT="$p0" HOST=127.0.0.1 REDIS_URL="$REDIS_URL" API_TOKEN="${TOKEN:-}" \
 		RECONCILE_INTERVAL=0 "$@" "$BIN/wakeq-api" >>"$log" 2>&1 &
 	API_PID=$!

@@ -24,6 +24,7 @@
  * Exit 0 on success, 1 on a failure (message on stderr), 2 on bad usage.
  */
 #include "base/clock.h"
+#include "benchstat.h"
 
 #include <hiredis.h>
 #include <stdio.h>
@@ -196,13 +197,6 @@ static int cmd_drain(int port, long n, long batch)
 	return 0;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static int cmd_ping(int port, long n)
 {
 	redisContext *c = connect_or_die(port);
@@ -223,7 +217,7 @@ static int cmd_ping(int port, long n)
 		rtt[i] = clock_mono_us() - s;
 	}
 	t1 = clock_mono_us();
-	qsort(rtt, (size_t)n, sizeof(*rtt), cmp_i64);
+	stat_sort(rtt, (size_t)n);
 	printf("ping n=%ld rate=%.0f p50_us=%lld\n", n, (double)n * 1e6 / (double)(t1 - t0),
 	       (long long)rtt[n / 2]);
 	free(rtt);

@@ -397,10 +397,8 @@ static int cmd_coldstart(const char *url, const char *queue, long runs, const ch
 		       (long long)v[2][i], (long long)v[3][i]);
 		fflush(stdout);
 	}
-	for (k = 0; k < 5; k++) {
-		print_dist(names[k], v[k], (size_t)runs);
-		free(v[k]);
-	}
+	for (k = 0; k < 5; k++)
+		print_dist(names[k], v[k], (size_t)runs); /* frees v[k] */
 	return 0;
 }
 

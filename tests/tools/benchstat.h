@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int stat_cmp_i64(const void *a, const void *b)
+static inline int stat_cmp_i64(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 
@@ -17,13 +17,13 @@ static int stat_cmp_i64(const void *a, const void *b)
 }
 
 /* Sorts v[0..n) in place. */
-static void stat_sort(int64_t *v, size_t n)
+static inline void stat_sort(int64_t *v, size_t n)
 {
 	qsort(v, n, sizeof(*v), stat_cmp_i64);
 }
 
 /* The nearest-rank p-th percentile (0 < p <= 100) of sorted v[0..n), n > 0. */
-static int64_t stat_pct(const int64_t *v, size_t n, double p)
+static inline int64_t stat_pct(const int64_t *v, size_t n, double p)
 {
 	size_t k = (size_t)(p / 100.0 * (double)n + 0.999999);
 

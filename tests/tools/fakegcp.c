@@ -122,64 +122,17 @@ static int naccess;
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static void b64url(const char *in, size_t n, char *out)
-{
-	char *std = xmalloc(CRYPTO_BASE64_LEN(n));
-	size_t m = crypto_base64_encode(in, n, std), i, o = 0;
-
-	for (i = 0; i < m && std[i] != '='; i++)
-		out[o++] = std[i] == '+' ? '-' : std[i] == '/' ? '_' : std[i];
-	out[o] = '\0';
-	free(std);
-}
-
 static char *jwt(const char *aud, const char *email, int64_t exp_s, int n)
 {
-	char hdr[64], pl[2048], *payload;
+	char *payload, *tok;
 
-	b64url("{\"alg\":\"RS256\",\"typ\":\"JWT\"}", 27, hdr);
 	payload = xasprintf("{\"aud\":\"%.400s\",\"azp\":\"fake\",\"email\":\"%.200s\","
 			    "\"email_verified\":true,\"exp\":%lld,\"iat\":%lld,"
 			    "\"iss\":\"https://accounts.google.com\",\"n\":%d}",
 			    aud, email, (long long)exp_s, (long long)(clock_now_us() / 1000000), n);
-	b64url(payload, strlen(payload), pl);
+	tok = fake_jwt(payload, "ZmFrZXNpZ25hdHVyZQ");
 	free(payload);
-	return xasprintf("%s.%s.ZmFrZXNpZ25hdHVyZQ", hdr, pl);
-}
-
-/* RFC 3339 "2024-05-01T12:00:00[.ffffff]Z" (or +00:00) into epoch µs. */
-static int parse_time(const char *s, int64_t *out)
-{
-	struct tm tm;
-	const char *p;
-	int64_t frac = 0, scale = 1000000;
-
-	memset(&tm, 0, sizeof(tm));
-	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!p)
-		return -1;
-	if (*p == '.') {
-		for (p++; isdigit((unsigned char)*p); p++)
-			if (scale > 1) {
-				scale /= 10;
-				frac += (*p - '0') * scale;
-			}
-	}
-	if (strcmp(p, "Z") && strcmp(p, "+00:00"))
-		return -1;
-	*out = (int64_t)timegm(&tm) * 1000000 + frac;
-	return 0;
-}
-
-static void stamp(int64_t us, char out[40])
-{
-	time_t t = (time_t)(us / 1000000);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 (long long)(us % 1000000));
+	return tok;
 }
 
 static void google_error(struct httpd_request *req, unsigned code, const char *status,
@@ -191,11 +144,11 @@ static void google_error(struct httpd_request *req, unsigned code, const char *s
 
 static json_t *task_json(const struct task *t)
 {
-	char c[40], s[40], d[32];
+	char c[CLOCK_RFC3339_LEN], s[CLOCK_RFC3339_LEN], d[32];
 	json_t *o;
 
-	stamp(t->created_us, c);
-	stamp(t->schedule_us, s);
+	clock_rfc3339(t->created_us, c);
+	clock_rfc3339(t->schedule_us, s);
 	snprintf(d, sizeof(d), "%gs", t->deadline_s);
 	o = json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:s},s:s}", "name", t->name, "createTime", c,
 		      "scheduleTime", s, "dispatchDeadline", d, "httpRequest", "url", t->url,
@@ -208,9 +161,9 @@ static json_t *task_json(const struct task *t)
 	if (t->first_dispatch_us) {
 		json_t *last;
 
-		stamp(t->first_dispatch_us, c);
+		clock_rfc3339(t->first_dispatch_us, c);
 		json_object_set_new(o, "firstAttempt", json_pack("{s:s}", "dispatchTime", c));
-		stamp(t->last_dispatch_us, c);
+		clock_rfc3339(t->last_dispatch_us, c);
 		last = json_pack("{s:s}", "dispatchTime", c);
 		if (t->last_end_us >= t->last_dispatch_us) {
 			/* google.rpc.Status of the attempt */
@@ -218,7 +171,7 @@ static json_t *task_json(const struct task *t)
 				   t->last_status == 0 ? 14 : t->last_status == 404 ? 5 :
 				   t->last_status >= 500 ? 13 : 9;
 
-			stamp(t->last_end_us, c);
+			clock_rfc3339(t->last_end_us, c);
 			json_object_set_new(last, "responseTime", json_string(c));
 			json_object_set_new(last, "responseStatus",
 					    json_pack("{s:i,s:s}", "code", code, "message",
@@ -371,7 +324,7 @@ static void create(struct httpd_request *req, const char *parent)
 			goto out;
 		}
 	}
-	if (st && parse_time(st, &when) < 0) {
+	if (st && clock_parse_rfc3339(st, &when) < 0) {
 		google_error(req, 400, "INVALID_ARGUMENT", "scheduleTime is not RFC 3339");
 		goto out;
 	}
@@ -444,7 +397,7 @@ static void *dispatch(void *arg)
 {
 	struct task *t = arg;
 	struct curl_slist *h = NULL;
-	char *line, *tok, eta[40];
+	char *line, *tok, eta[CLOCK_RFC3339_LEN];
 	const char *k, *id = strrchr(t->name, '/') + 1;
 	json_t *v;
 	long status = 0;
@@ -461,7 +414,7 @@ static void *dispatch(void *arg)
 		}
 	tok = jwt(t->audience, t->email, clock_now_us() / 1000000 + 3600, n);
 	snprintf(t->auth_aud, sizeof(t->auth_aud), "%s", t->audience);
-	stamp(t->schedule_us, eta);
+	clock_rfc3339(t->schedule_us, eta);
 	pthread_mutex_unlock(&mu);
 	line = xasprintf("Authorization: Bearer %s", tok);
 	h = curl_slist_append(h, line);

@@ -24,6 +24,7 @@
 #include "base/clock.h"
 #include "httpd/httpd.h"
 #include "fakeserve.h"
+#include "toolargs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -121,21 +122,16 @@ static void handle(struct httpd_request *req, void *ctx)
 int main(int argc, char **argv)
 {
 	struct httpd_opts o = { 0 };
-	int i, rc;
+	const struct tool_arg args[] = {
+		{ "--port", TOOL_INT, &o.port },
+		{ "--name", TOOL_STRING, &name },
+		{ NULL, TOOL_INT, NULL },
+	};
+	int rc;
 
-	if (argc < 2) {
+	if (argc < 2 || tool_args(argc, argv, 2, args) < 0) {
 		fprintf(stderr, "usage: hitcount LOG [--port N] [--name NAME]\n");
 		return 2;
-	}
-	for (i = 2; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--port"))
-			o.port = atoi(argv[i + 1]);
-		else if (!strcmp(argv[i], "--name"))
-			name = argv[i + 1];
-		else {
-			fprintf(stderr, "hitcount: unknown option '%s'\n", argv[i]);
-			return 2;
-		}
 	}
 	log_fd = open(argv[1], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (log_fd < 0) {

@@ -14,6 +14,7 @@
 #include "media/media.h"
 
 #include "base/clock.h"
+#include "benchstat.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -40,13 +41,6 @@ static int work(void *arg, const struct media_ctl *ctl, json_t **out,
 		return media_transcode_file(j->in, j->out, &j->tr, ctl, out, err);
 	*out = json_object();
 	return 0;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 static void usage(void)
@@ -97,7 +91,7 @@ int main(int argc, char **argv)
 			t[i] = clock_mono_us() - t0;
 			json_decref(res);
 		}
-		qsort(t, (size_t)n, sizeof(*t), cmp);
+		stat_sort(t, (size_t)n);
 		printf("{\"runs\":%d,\"median_us\":%lld,\"p90_us\":%lld}\n", n,
 		       (long long)t[n / 2], (long long)t[n * 9 / 10]);
 		free(t);
@@ -148,7 +142,7 @@ int main(int argc, char **argv)
 	}
 	if (runs > 1) {
 		/* the first run forks its own child: left out */
-		qsort(t + 1, (size_t)runs - 1, sizeof(*t), cmp);
+		stat_sort(t + 1, (size_t)runs - 1);
 		printf("{\"runs\":%d,\"median_ms\":%.1f,\"p90_ms\":%.1f}\n", runs - 1,
 		       (double)t[1 + (runs - 1) / 2] / 1e3,
 		       (double)t[1 + (runs - 1) * 9 / 10] / 1e3);

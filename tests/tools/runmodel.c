@@ -44,6 +44,7 @@
  */
 #include "base/clock.h"
 #include "base/mem.h"
+#include "base/parse.h"
 #include "loopback.h"
 #include "runmodel_meter.h"
 
@@ -1209,17 +1210,6 @@ static void usage(FILE *f)
 		   "                [--max-body BYTES] [--log FILE] -- PROGRAM [ARGS...]\n");
 }
 
-static int num(const char *s, double lo, double hi, double *out)
-{
-	char *e;
-	double v = strtod(s, &e);
-
-	if (e == s || *e || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static int parse_args(int argc, char **argv)
 {
 	int i;
@@ -1245,7 +1235,7 @@ static int parse_args(int argc, char **argv)
 			if (strcmp(v, "request") && strcmp(v, "instance"))
 				return -1;
 			O.instance_billing = !strcmp(v, "instance");
-		} else if (num(v, 0, 1e12, &d) < 0) {
+		} else if (parse_seconds(v, 0, 1e12, &d) < 0) {
 			return -1;
 		} else if (!strcmp(a, "--port")) {
 			O.port = (int)d;

@@ -38,34 +38,6 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char last_auth[4096];
 static int triggers[QUEUE_NTRIGGERS]; /* under lock */
 
-static void b64url(const char *in, size_t n, char *out)
-{
-	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	size_t i, o = 0;
-
-	for (i = 0; i + 2 < n; i += 3) {
-		unsigned v = ((unsigned char)in[i] << 16) | ((unsigned char)in[i + 1] << 8) | (unsigned char)in[i + 2];
-
-		out[o++] = t[v >> 18];
-		out[o++] = t[(v >> 12) & 63];
-		out[o++] = t[(v >> 6) & 63];
-		out[o++] = t[v & 63];
-	}
-	if (n - i == 1) {
-		unsigned v = (unsigned char)in[i] << 16;
-
-		out[o++] = t[v >> 18];
-		out[o++] = t[(v >> 12) & 63];
-	} else if (n - i == 2) {
-		unsigned v = ((unsigned char)in[i] << 16) | ((unsigned char)in[i + 1] << 8);
-
-		out[o++] = t[v >> 18];
-		out[o++] = t[(v >> 12) & 63];
-		out[o++] = t[(v >> 6) & 63];
-	}
-	out[o] = '\0';
-}
-
 static void handle(struct httpd_request *req, void *ctx)
 {
 	const char *path = httpd_path(req);
@@ -102,8 +74,7 @@ static void handle(struct httpd_request *req, void *ctx)
 	if (!strcmp(path, "/computeMetadata/v1/instance/service-accounts/default/identity")) {
 		const char *flavor = httpd_header(req, "Metadata-Flavor");
 		const char *aud = httpd_query(req, "audience");
-		char hdr[128], pl[1024], *payload, tok[2048];
-		size_t n;
+		char *payload, *tok;
 
 		if (!flavor || strcmp(flavor, "Google")) {
 			httpd_respond(req, 403, "text/html", "Missing Metadata-Flavor:Google header.", 38);
@@ -114,14 +85,13 @@ static void handle(struct httpd_request *req, void *ctx)
 			return;
 		}
 		atomic_fetch_add(&meta, 1);
-		b64url("{\"alg\":\"RS256\",\"typ\":\"JWT\"}", 27, hdr);
 		payload = xasprintf("{\"aud\":\"%.200s\",\"exp\":%lld,\"iat\":%lld,\"iss\":\"https://accounts.google.com\",\"n\":%d}",
 				    aud, (long long)(clock_now_us() / 1000000 + ttl_s),
 				    (long long)(clock_now_us() / 1000000), atomic_load(&meta));
-		b64url(payload, strlen(payload), pl);
+		tok = fake_jwt(payload, "c2lnbmF0dXJl");
 		free(payload);
-		n = (size_t)snprintf(tok, sizeof(tok), "%s.%s.c2lnbmF0dXJl", hdr, pl);
-		httpd_respond(req, 200, "text/html", tok, n);
+		httpd_respond(req, 200, "text/html", tok, strlen(tok));
+		free(tok);
 		return;
 	}
 	httpd_error(req, 404, "not_found", "no route");
