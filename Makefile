@@ -241,7 +241,7 @@ $(TOOL_BINS): $(BUILD)/tests/tools/%: tests/tools/%.c $(LIB_OBJS)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(TOOL_LIBS)
 
 # The bare fork+exec baseline of the handler benchmark: libc alone.
-$(BUILD)/tests/bench/spawnloop: tests/bench/spawnloop.c
+$(BUILD)/tests/bench/spawnloop: tests/bench/spawnloop.c tests/tools/benchstat.h
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -o $@ $<
 
