@@ -271,10 +271,20 @@ local HIST_MS = { 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
   30000, 60000, 300000, 900000, 1800000, 3600000 }
 local metric = {}
 local function m_add(field, n) metric[field] = (metric[field] or 0) + n end
-local function m_outcome(type, name) m_add('n:' .. name .. ':' .. (type or ''), 1) end
--- Per job (a wait at take, a run at settle), so the field names are made
--- once a script run (MKEYS[kind .. type][b + 1], [0] the sum's): a Lua
--- concatenation with a number formats it through sprintf.
+-- Field names are made once a script run per kind (or outcome) and type,
+-- in nested tables: a Lua concatenation per job would make (and intern) a
+-- new string each time, and one with a number formats it through sprintf.
+local OKEYS = {}
+local function m_outcome(type, name)
+  type = type or ''
+  local ks = OKEYS[name]
+  if not ks then ks = {}; OKEYS[name] = ks end
+  local k = ks[type]
+  if not k then k = 'n:' .. name .. ':' .. type; ks[type] = k end
+  metric[k] = (metric[k] or 0) + 1
+end
+-- Per job (a wait at take, a run at settle): MKEYS[kind][type][b + 1] is
+-- bucket b's field, [0] the sum's.
 local MKEYS = {}
 local function m_observe(kind, type, us)
   if us < 0 then us = 0 end
@@ -283,11 +293,13 @@ local function m_observe(kind, type, us)
     if us <= HIST_MS[i] * 1000 then b = i - 1; break end
   end
   type = type or ''
-  local ks = MKEYS[kind .. type]
+  local kt = MKEYS[kind]
+  if not kt then kt = {}; MKEYS[kind] = kt end
+  local ks = kt[type]
   if not ks then
     ks = { [0] = kind .. ':s:' .. type }
     for i = 0, #HIST_MS do ks[i + 1] = kind .. ':' .. i .. ':' .. type end
-    MKEYS[kind .. type] = ks
+    kt[type] = ks
   end
   local k = ks[b + 1]
   metric[k] = (metric[k] or 0) + 1
