@@ -28,7 +28,6 @@
 #     against a bare launch of the worker binary (--version) in the same run.
 set -eu
 . "$(dirname "$0")/../lib/bench.sh"
-. tests/lib/tap.sh
 . tests/lib/runmodel.sh
 
 TICKS=${TICKS:-20}             # warm idle ticks

@@ -11,6 +11,7 @@
 #   start_postgres      sets PG_PORT DATABASE_URL PG_DIR (initdb as postgres)
 #   stop_postgres / restart_postgres
 #   on_exit CMD         adds CMD to the exit trap (LIFO)
+#   wait_until SECONDS CMD...   polls CMD every 20 ms; 0 when it succeeded
 #   rcli ARGS           redis-cli against $REDIS_PORT
 #   start_fake NAME CMD...  a fake service that prints its port first;
 #                       sets NAME (base URL) and NAME_PID
@@ -67,12 +68,21 @@ _redis_start() {
 	wait_redis
 }
 
-wait_redis() {
-	local i
-	for i in $(seq 1 200); do
-		redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && return 0
+# wait_until SECONDS CMD...: polls CMD every 20 ms; 0 when it succeeded.
+wait_until() {
+	local limit=$1 end
+	shift
+	end=$(($(date +%s%N) + ${limit%.*} * 1000000000))
+	while :; do
+		"$@" && return 0
+		[ "$(date +%s%N)" -ge "$end" ] && return 1
 		sleep 0.02
 	done
+}
+
+_pong() { redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
+wait_redis() {
+	wait_until 5 _pong && return 0
 	echo "redis did not start on port $REDIS_PORT" >&2
 	return 1
 }
@@ -119,6 +129,14 @@ _cluster_node() {
 	on_exit "kill_wait ${CLUSTER_PIDS[$port]}"
 }
 
+_cluster_ok() {
+	local p
+	for p in "${CLUSTER_PORTS[@]}"; do
+		redis-cli -p "$p" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || return 1
+	done
+}
+_cluster_replicas() { [ "$(redis-cli -p "${CLUSTER_PORTS[0]}" cluster nodes | grep -c ' slave ')" -ge "$1" ]; }
+
 declare -A CLUSTER_PIDS
 start_redis_cluster() {
 	local masters=${1:-3} replicas=${2:-0} n i p addrs=()
@@ -139,24 +157,10 @@ start_redis_cluster() {
 		cat "$T/cluster/create.log" >&2
 		return 1
 	}
-	# ready: every node sees the cluster ok and every slot served
-	for i in $(seq 1 300); do
-		local ok=1
-		for p in "${CLUSTER_PORTS[@]}"; do
-			redis-cli -p "$p" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || ok=0
-		done
-		[ "$ok" = 1 ] && break
-		sleep 0.05
-	done
-	[ "$ok" = 1 ] || { echo "redis cluster did not come up" >&2; return 1; }
-	if [ "$replicas" -gt 0 ]; then
-		# and every replica attached to its master
-		for i in $(seq 1 300); do
-			[ "$(redis-cli -p "${CLUSTER_PORTS[0]}" cluster nodes | grep -c ' slave ')" \
-				-ge $((masters * replicas)) ] && break
-			sleep 0.05
-		done
-	fi
+	# ready: every node sees the cluster ok and every slot served, and
+	# every replica attached to its master
+	wait_until 15 _cluster_ok || { echo "redis cluster did not come up" >&2; return 1; }
+	wait_until 15 _cluster_replicas $((masters * replicas))
 	REDIS_PORT=${CLUSTER_PORTS[0]}
 	REDIS_URL="redis+cluster://127.0.0.1:$REDIS_PORT"
 	export REDIS_URL REDIS_PORT

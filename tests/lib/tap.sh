@@ -21,18 +21,6 @@ expect_eq() {
 	fi
 }
 
-# wait_until SECONDS CMD...: polls CMD every 20 ms; 0 when it succeeded.
-wait_until() {
-	local limit=$1 end
-	shift
-	end=$(($(date +%s%N) + ${limit%.*} * 1000000000))
-	while :; do
-		"$@" && return 0
-		[ "$(date +%s%N)" -ge "$end" ] && return 1
-		sleep 0.02
-	done
-}
-
 # Print a diagnostic block (runner shows it on failure).
 diag() { sed 's/^/# /' "$@"; }
 
