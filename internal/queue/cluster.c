@@ -176,7 +176,7 @@ int queue_slots_parse(const redisReply *r, const char *asked_host,
 		      struct queue_slotmap *out, struct err *err)
 {
 	struct queue_slotmap m;
-	size_t i, covered = 0;
+	size_t i;
 
 	memset(&m, 0, sizeof(m));
 	if (r->type == REDIS_REPLY_ERROR)
@@ -212,13 +212,10 @@ int queue_slots_parse(const redisReply *r, const char *asked_host,
 		if (strpbrk(host, " \t\r\n"))
 			goto bad;
 		idx = map_node(&m, host, (int)port);
-		for (s = from; s <= to; s++) {
-			if (!m.owner[s])
-				covered++;
+		/* a partly served cluster is still usable: unserved slots stay 0 */
+		for (s = from; s <= to; s++)
 			m.owner[s] = (uint16_t)(idx + 1);
-		}
 	}
-	(void)covered; /* a partly served cluster is still usable */
 	*out = m;
 	return 0;
 bad:
@@ -338,6 +335,7 @@ static int refresh_from(struct queue_cluster *cl, size_t i, struct err *err)
 	struct queue_slotmap m;
 	redisContext *c;
 	redisReply *r;
+	uint16_t *tr;
 	size_t s, k;
 	int rc;
 
@@ -357,12 +355,14 @@ static int refresh_from(struct queue_cluster *cl, size_t i, struct err *err)
 		return -1;
 	if (!cl->map.owner)
 		cl->map.owner = xmalloc(QUEUE_SLOTS * sizeof(*cl->map.owner));
-	/* the parsed map's node indices into ours (which only grow) */
-	for (s = 0; s < QUEUE_SLOTS; s++) {
-		k = m.owner[s];
-		cl->map.owner[s] = k ? (uint16_t)(node_index(cl, m.nodes[k - 1].host,
-							     m.nodes[k - 1].port) + 1) : 0;
-	}
+	/* the parsed map's node indices into ours (which only grow), found
+	 * once a node, not once a slot */
+	tr = xmalloc(m.nnodes * sizeof(*tr));
+	for (k = 0; k < m.nnodes; k++)
+		tr[k] = (uint16_t)(node_index(cl, m.nodes[k].host, m.nodes[k].port) + 1);
+	for (s = 0; s < QUEUE_SLOTS; s++)
+		cl->map.owner[s] = m.owner[s] ? tr[m.owner[s] - 1] : 0;
+	free(tr);
 	queue_slotmap_release(&m);
 	cl->stale = 0;
 	return 0;
@@ -560,15 +560,17 @@ size_t queue_cluster_masters(struct queue_cluster *cl, int *idx, size_t max,
 			     struct err *err)
 {
 	size_t n = 0, i, s;
+	char *serves;
 
 	if (queue_cluster_ready(cl, err) < 0)
 		return 0;
+	serves = xcalloc(cl->map.nnodes + 1, 1);
+	for (s = 0; s < QUEUE_SLOTS; s++)
+		serves[cl->map.owner[s]] = 1;
 	for (i = 0; i < cl->map.nnodes && n < max; i++)
-		for (s = 0; s < QUEUE_SLOTS; s++)
-			if (cl->map.owner[s] == i + 1) {
-				idx[n++] = (int)i;
-				break;
-			}
+		if (serves[i + 1])
+			idx[n++] = (int)i;
+	free(serves);
 	return n;
 }
 
