@@ -170,11 +170,8 @@ static void child_limits_rest(const struct media_limits *l);
  * before the work; a spare's are child_limits_reused's. */
 static void child_limits(const struct media_limits *l)
 {
-	struct rlimit rl = { 0, 0 };
-
 	set_limit(RLIMIT_CPU, l->cpu_s, l->cpu_s + 5);
 	child_limits_rest(l);
-	setrlimit(RLIMIT_CORE, &rl);
 }
 
 /* A reused child's CPU limit, from its first job on: the CPU time it used
@@ -201,17 +198,20 @@ static int child_limits_reused(const struct media_limits *l, struct err *err)
 				       strerror(errno));
 	}
 	child_limits_rest(l);
-	rl.rlim_cur = rl.rlim_max = 0;
-	setrlimit(RLIMIT_CORE, &rl);
 	return 0;
 }
 
+/* The limits both kinds of child share: memory, file size, descriptors,
+ * and no core dump. */
 static void child_limits_rest(const struct media_limits *l)
 {
+	static const struct rlimit nocore = { 0, 0 };
+
 	if (!UNDER_ASAN)
 		set_limit(RLIMIT_AS, l->as_bytes, l->as_bytes);
 	set_limit(RLIMIT_FSIZE, l->fsize_bytes, l->fsize_bytes);
 	set_limit(RLIMIT_NOFILE, l->nofile, l->nofile);
+	setrlimit(RLIMIT_CORE, &nocore);
 }
 
 /* Sends the job's error to the parent. */

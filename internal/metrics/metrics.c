@@ -37,8 +37,9 @@ void metrics_one(struct buf *b, const char *name, const char *type, const char *
 	metrics_sample(b, name, NULL, value);
 }
 
-void metrics_hist_render(struct buf *b, const char *name, const char *labels,
-			 const struct metrics_hist *h)
+/* Appends the _bucket/_sum/_count lines of a histogram. */
+static void hist_render(struct buf *b, const char *name, const char *labels,
+			const struct metrics_hist *h)
 {
 	const char *sep = labels && *labels ? "," : "";
 	uint64_t cum = 0;
@@ -66,7 +67,7 @@ void metrics_hist_one(struct buf *b, const char *name, const char *help,
 		      const struct metrics_hist *h)
 {
 	metrics_family(b, name, "histogram", help);
-	metrics_hist_render(b, name, NULL, h);
+	hist_render(b, name, NULL, h);
 }
 
 void metrics_hist_render_counts(struct buf *b, const char *name, const char *labels,

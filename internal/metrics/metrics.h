@@ -32,12 +32,8 @@ void metrics_sample(struct buf *b, const char *name, const char *labels,
 void metrics_one(struct buf *b, const char *name, const char *type, const char *help,
 		 double value);
 
-/* Appends the _bucket/_sum/_count lines of a histogram. */
-void metrics_hist_render(struct buf *b, const char *name, const char *labels,
-			 const struct metrics_hist *h);
-
 /* Appends a histogram family of one histogram without labels:
- * metrics_family, then metrics_hist_render. */
+ * metrics_family, then its _bucket/_sum/_count lines. */
 void metrics_hist_one(struct buf *b, const char *name, const char *help,
 		      const struct metrics_hist *h);
 
