@@ -121,7 +121,7 @@ static int expand_shards(struct api *a, struct err *err)
 		}
 		out = xrealloc(out, (n + (size_t)ns + 1) * sizeof(*out));
 		for (k = 0; k < ns; k++)
-			out[n++] = ns > 1 ? xasprintf("%s#%d", name, k) : xstrdup(name);
+			out[n++] = queue_shard_name(name, k, ns);
 		out[n] = NULL;
 	}
 	free_list(a->queues);

@@ -651,6 +651,11 @@ int queue_shard_spec(const char *entry, char name[QUEUE_NAME_MAX + 1], int *n,
 	return 0;
 }
 
+char *queue_shard_name(const char *name, int k, int n)
+{
+	return n > 1 ? xasprintf("%s#%d", name, k) : xstrdup(name);
+}
+
 int queue_shard_of(const char *key, int n)
 {
 	return n > 1 ? queue_crc16(key, strlen(key)) % n : 0;

@@ -154,6 +154,10 @@ int queue_name_check(const char *name, struct err *err);
 int queue_shard_spec(const char *entry, char name[QUEUE_NAME_MAX + 1], int *n,
 		     struct err *err);
 
+/* The queue name of shard k of the n that queue_shard_spec read for
+ * `name`: NAME#k, or `name` itself when n is 1. Caller frees. */
+char *queue_shard_name(const char *name, int k, int n);
+
 /* The shard (0..n-1) of a job with `key` (its idempotency or unique key,
  * so that the same key always meets the same shard): CRC16 of the key. */
 int queue_shard_of(const char *key, int n);

@@ -39,7 +39,7 @@ static int split_queues(struct worker *w, const char *list, struct err *err)
 				return err_set(err, ERR_INVALID, "bad QUEUES: at most %d queues (shards count)",
 					       WORKER_MAX_QUEUES);
 			}
-			w->queue_names[w->nqueues++] = n > 1 ? xasprintf("%s#%d", name, k) : xstrdup(name);
+			w->queue_names[w->nqueues++] = queue_shard_name(name, k, n);
 		}
 	}
 	free(copy);
