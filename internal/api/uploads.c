@@ -87,18 +87,6 @@ static int mkdir_ok(const char *path)
 	return mkdir(path, 0750) == 0 || errno == EEXIST;
 }
 
-static void upload_free(struct upload *u)
-{
-	if (!u)
-		return;
-	if (u->fd >= 0)
-		close(u->fd);
-	if (!u->kept && u->tmp[0])
-		unlink(u->tmp);
-	crypto_sha256_free(u->md);
-	free(u);
-}
-
 /* Removes the temp file of a refused upload now, before the answer (a
  * client that reads the answer then the folder finds nothing left). */
 static void upload_discard(struct upload *u)
@@ -110,6 +98,17 @@ static void upload_discard(struct upload *u)
 	u->fd = -1;
 	unlink(u->tmp);
 	u->tmp[0] = '\0';
+}
+
+static void upload_free(struct upload *u)
+{
+	if (!u)
+		return;
+	upload_discard(u);
+	if (u->fd >= 0) /* a kept upload's file */
+		close(u->fd);
+	crypto_sha256_free(u->md);
+	free(u);
 }
 
 /* Creates the temp file of a new upload. Returns it, or NULL with err
