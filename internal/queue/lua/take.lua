@@ -70,50 +70,52 @@ for i = 0, nsettle - 1 do
   local b = 8 + i * 7
   local id, tok, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local jk = P .. 'job:' .. id
-  -- h: token, attempts, max_attempts, priority, cancel, callback, unique,
-  -- group, type, dependents, depfail (it has dependencies). A run done
-  -- (the common case) needs seven of them; the other four are read only for the outcomes that use them (a
-  -- field read costs about as much as a call's fixed part: docs/QUEUE.md
-  -- "Engine costs").
+  -- A run done (the common case) needs the token (fencing), callback,
+  -- unique key, group, type, dependents and depfail (it has
+  -- dependencies); attempts, max_attempts, priority and the cancel mark
+  -- are read only for the outcomes that use them (a field read costs
+  -- about as much as a call's fixed part: docs/QUEUE.md "Engine costs").
   local h = redis.call('HMGET', jk, 'token', 'callback', 'unique', 'group', 'type',
     'dependents', 'depfail')
-  h = { h[1], false, false, false, false, h[2], h[3], h[4], h[5], h[6], h[7] }
-  if kind ~= 'd' and h[1] == tok then
+  local token, callback, uk, grp, jtype, dependents, depfail =
+    h[1], h[2], h[3], h[4], h[5], h[6], h[7]
+  local attempts, max_attempts, prio, cancel
+  if kind ~= 'd' and token == tok then
     local x = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'priority', 'cancel')
-    h[2], h[3], h[4], h[5] = x[1], x[2], x[3], x[4]
+    attempts, max_attempts, prio, cancel = x[1], x[2], x[3], x[4]
   end
-  local cb = h[6] and h[6] ~= ''
+  local cb = callback and callback ~= ''
   local run_us = tonumber(ARGV[b + 6]) or -1
-  if h[5] and (kind == 'q' or kind == 'b') then kind = 'c' end
-  if h[1] ~= tok then
+  if cancel and (kind == 'q' or kind == 'b') then kind = 'c' end
+  if token ~= tok then
     stale = stale + 1
     flags[#flags + 1] = 's'
   else
     unlease[#unlease + 1] = id
-    group_release(h[8], id)
+    group_release(grp, id)
     -- a service that answers 429 for ever: past PUSHBACK_MAX push-backs
     -- the run is an ordinary retry (its attempt counts)
     if kind == 'b' and redis.call('HINCRBY', jk, 'pushbacks', 1) > PUSHBACK_MAX then
       kind = 'r'
     end
     local fl = 'f'
-    if kind ~= 'q' and run_us >= 0 then m_observe('r', h[9], run_us) end
+    if kind ~= 'q' and run_us >= 0 then m_observe('r', jtype, run_us) end
     if kind == 'd' then
       local res = ARGV[b + 3]
       redis.call('HSET', jk, 'status', 'done', 'result', res, 'token', '',
         'progress', '100', 'finished', NOW_US_S)
       record_final(id, jk, 'done', res, nil)
-      unique_release(h[7], id)
+      unique_release(uk, id)
       -- no PEXPIRE: the done set (scored by finish time) is the record's
       -- retention, trimmed in bulk below (docs/QUEUE.md "Engine costs")
       done[#done + 1] = NOW_S
       done[#done + 1] = id
       publish(id, 'done', 100)
-      m_outcome(h[9], 'done')
+      m_outcome(jtype, 'done')
       if cb then webhook(id, jk, 'done', res, nil) end
-      if h[10] then deps_settle(id, 'done', res) end
-      if h[11] then redis.call('DEL', P .. 'dres:' .. id) end -- deps_results' copies
-    elseif kind == 'r' and tonumber(h[2]) < tonumber(h[3]) then
+      if dependents then deps_settle(id, 'done', res) end
+      if depfail then redis.call('DEL', P .. 'dres:' .. id) end -- deps_results' copies
+    elseif kind == 'r' and tonumber(attempts) < tonumber(max_attempts) then
       fl = 'o'
       -- run_at: when it is due again (the wait time counts from there)
       local due = NOW + tonumber(ARGV[b + 5])
@@ -122,30 +124,30 @@ for i = 0, nsettle - 1 do
       redis.call('ZADD', P .. 'delayed', due, id)
       nretry = nretry + 1
       publish(id, 'retrying')
-      m_outcome(h[9], 'retried')
+      m_outcome(jtype, 'retried')
     elseif kind == 'r' or kind == 'f' then
-      bury(id, jk, ARGV[b + 4], dead_max, cb, h[7])
-      m_outcome(h[9], 'failed')
+      bury(id, jk, ARGV[b + 4], dead_max, cb, uk)
+      m_outcome(jtype, 'failed')
     elseif kind == 'c' then
-      finish_cancelled(id, jk, ARGV[b + 4], ttl, cb, h[7])
-      m_outcome(h[9], 'cancelled')
+      finish_cancelled(id, jk, ARGV[b + 4], ttl, cb, uk)
+      m_outcome(jtype, 'cancelled')
     elseif kind == 'b' then
       -- pushed back (a 429 with Retry-After): queued again, attempt not
       -- counted, its group held until then (group_hold)
       fl = 'o'
       local at = NOW + tonumber(ARGV[b + 5])
       redis.call('HSET', jk, 'token', '', 'error', ARGV[b + 4],
-        'attempts', math.max(0, tonumber(h[2]) - 1),
+        'attempts', math.max(0, tonumber(attempts) - 1),
         'run_at', string.format('%d', at * 1000))
-      group_hold(h[8], h[4], id, jk, at)
-      m_outcome(h[9], 'throttled')
+      group_hold(grp, prio, id, jk, at)
+      m_outcome(jtype, 'throttled')
     else -- requeue at the front of its band, attempt not counted
       fl = 'o'
       redis.call('HSET', jk, 'status', 'queued', 'token', '',
-        'attempts', math.max(0, tonumber(h[2]) - 1), 'run_at', NOW_US_S)
-      m_outcome(h[9], 'requeued')
+        'attempts', math.max(0, tonumber(attempts) - 1), 'run_at', NOW_US_S)
+      m_outcome(jtype, 'requeued')
       local front = {}
-      pending_add(front, h[4], id, true, h[8])
+      pending_add(front, prio, id, true, grp)
       pending_flush(front)
       publish(id, 'queued')
       wake_markers(1)
