@@ -500,16 +500,17 @@ local RELEASED = 0  -- dependents this script run moved into pending
 -- {ids, st}, or nil and the first id that names no job of this queue.
 local function deps_read(dj)
   local ids = cjson.decode(dj)
-  local st = {}
+  local st, res = {}, {}
   for i = 1, #ids do
-    local s = redis.call('HGET', P .. 'job:' .. ids[i], 'status')
-    if not s then return nil, ids[i] end
-    st[i] = s
+    local h = redis.call('HMGET', P .. 'job:' .. ids[i], 'status', 'result')
+    if not h[1] then return nil, ids[i] end
+    st[i], res[i] = h[1], h[2]
   end
-  return { ids = ids, st = st }
+  return { ids = ids, st = st, res = res }
 end
 
--- Links the new job id to its dependencies (read by deps_read). Returns
+-- Links the new job id to its dependencies (read by deps_read, with
+-- their results: a done one's is copied, all in one HSET). Returns
 -- how many it waits for, or, when one failed or was cancelled already
 -- and policy is not ignore, 0, that one and how it ended (nothing
 -- linked). A done one counts as done.
@@ -523,16 +524,20 @@ local function deps_link(id, dr, policy)
       n = n + 1
     end
   end
+  local copies = {}
   for i = 1, #dr.ids do
-    local s = dr.st[i]
+    local s, r = dr.st[i], dr.res[i]
     if s == 'done' then
-      local r = redis.call('HGET', P .. 'job:' .. dr.ids[i], 'result')
-      if r and r ~= '' then redis.call('HSET', P .. 'dres:' .. id, dr.ids[i], r) end
+      if r and r ~= '' then
+        copies[#copies + 1] = dr.ids[i]
+        copies[#copies + 1] = r
+      end
     elseif s ~= 'failed' and s ~= 'cancelled' then
       redis.call('SADD', P .. 'deps:' .. dr.ids[i], id)
       redis.call('HSET', P .. 'job:' .. dr.ids[i], 'dependents', '1')
     end
   end
+  if #copies > 0 then redis.call('HSET', P .. 'dres:' .. id, unpack(copies)) end
   return n
 end
 
