@@ -160,6 +160,16 @@ if #unlease > 0 then
   -- room under the queue's concurrency cap: idle workers look
   if cfg.conc then wake_markers(1) end
 end
+-- Deletes the records of the done jobs ids[1], ids[1 + step], ... (step
+-- 2 for a reply with scores between) and counts them in
+-- stats.done_trimmed: the all-time total of done jobs is it plus the done
+-- set's size.
+local function drop_done(ids, step)
+  local keys = {}
+  for i = 1, #ids, step do keys[#keys + 1] = P .. 'job:' .. ids[i] end
+  redis.call('DEL', unpack(keys))
+  redis.call('HINCRBY', P .. 'stats', 'done_trimmed', #keys)
+end
 if #done > 0 then
   redis.call('ZADD', P .. 'done', unpack(done))
   local n = redis.call('ZCARD', P .. 'done')
@@ -167,13 +177,8 @@ if #done > 0 then
     -- Over the cap by 1 % (so a busy queue trims once every done_max/100
     -- jobs, not every batch): the oldest finished jobs go down to the
     -- cap, hashes included (they would otherwise live out RESULT_TTL
-    -- unlisted). stats.done_trimmed counts them: the all-time total of
-    -- done jobs is it plus the set's size.
-    local old = redis.call('ZPOPMIN', P .. 'done', n - done_max)
-    local keys = {}
-    for i = 1, #old, 2 do keys[#keys + 1] = P .. 'job:' .. old[i] end
-    redis.call('DEL', unpack(keys))
-    redis.call('HINCRBY', P .. 'stats', 'done_trimmed', #keys)
+    -- unlisted).
+    drop_done(redis.call('ZPOPMIN', P .. 'done', n - done_max), 2)
   end
 end
 -- Retention of done records: those finished more than the queue's
@@ -183,11 +188,8 @@ end
 local aged = redis.call('ZRANGEBYSCORE', P .. 'done', '-inf',
   string.format('%d', NOW - tonumber(ttl) * 1000), 'LIMIT', 0, 1000)
 if #aged > 0 then
-  local keys = {}
-  for i = 1, #aged do keys[i] = P .. 'job:' .. aged[i] end
-  redis.call('DEL', unpack(keys))
+  drop_done(aged, 1)
   redis.call('ZREM', P .. 'done', unpack(aged))
-  redis.call('HINCRBY', P .. 'stats', 'done_trimmed', #aged)
 end
 -- Cascades an earlier run left for later (deps_settle's cap) go on here.
 local depmore = deps_resume() or DEP_DEFERRED
