@@ -600,8 +600,7 @@ static void waiter_drop(struct waiter *w)
 }
 
 /* Whether the waiters are those of `keys` (same order). */
-static int same_keys(const struct queue_cluster *cl, char (*keys)[QUEUE_NAME_MAX + 32],
-		     size_t n)
+static int same_keys(const struct queue_cluster *cl, const char *const *keys, size_t n)
 {
 	size_t i;
 
@@ -613,10 +612,9 @@ static int same_keys(const struct queue_cluster *cl, char (*keys)[QUEUE_NAME_MAX
 	return 1;
 }
 
-int queue_cluster_wait_begin(struct queue_cluster *cl, const char *const *queues,
+int queue_cluster_wait_begin(struct queue_cluster *cl, const char *const *keys,
 			     size_t n, int64_t timeout_ms, struct err *err)
 {
-	char (*keys)[QUEUE_NAME_MAX + 32] = xcalloc(n ? n : 1, sizeof(*keys));
 	char secs[32];
 	size_t i, sent = 0;
 	struct err e;
@@ -628,14 +626,12 @@ int queue_cluster_wait_begin(struct queue_cluster *cl, const char *const *queues
 		goto out;
 	}
 	err_set(&e, ERR_UNAVAILABLE, "no queue to wait on");
-	for (i = 0; i < n; i++)
-		snprintf(keys[i], sizeof(keys[i]), "wakeq:{%s}:marker", queues[i]);
 	if (!same_keys(cl, keys, n)) {
 		waiters_free(cl);
 		cl->w = xcalloc(n ? n : 1, sizeof(*cl->w));
 		cl->nw = n;
 		for (i = 0; i < n; i++) {
-			memcpy(cl->w[i].key, keys[i], sizeof(keys[i]));
+			snprintf(cl->w[i].key, sizeof(cl->w[i].key), "%s", keys[i]);
 			cl->w[i].slot = queue_key_slot(keys[i], strlen(keys[i]));
 		}
 	}
@@ -694,7 +690,6 @@ lost:
 	}
 	rc = 0;
 out:
-	free(keys);
 	return rc;
 }
 

@@ -127,7 +127,7 @@ redisReply *queue_cluster_command_at(struct queue_cluster *cl, int node, int arg
  * is an epoll set of those connections. Poll returns as queue_wait_poll
  * (a slot that moved counts as a marker: look, and wait on the new
  * owner next time); cancel drops every outstanding BLPOP. */
-int queue_cluster_wait_begin(struct queue_cluster *cl, const char *const *queues,
+int queue_cluster_wait_begin(struct queue_cluster *cl, const char *const *keys,
 			     size_t n, int64_t timeout_ms, struct err *err);
 int queue_cluster_wait_fd(const struct queue_cluster *cl);
 int queue_cluster_wait_poll(struct queue_cluster *cl, struct err *err);

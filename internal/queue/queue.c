@@ -1109,6 +1109,7 @@ int queue_wait_begin(struct queue *q, const char *const *queues, size_t n,
 		     int64_t timeout_ms, struct err *err)
 {
 	char (*keys)[PREFIX_MAX + 8];
+	const char **kp;
 	char secs[32];
 	struct args a;
 	size_t i;
@@ -1116,22 +1117,26 @@ int queue_wait_begin(struct queue *q, const char *const *queues, size_t n,
 
 	if (q->waiting)
 		return err_set(err, ERR_INTERNAL, "a wait is already in progress");
-	if (q->cl) {
-		/* no BLPOP over several queues: they live in other slots */
-		if (queue_cluster_wait_begin(q->cl, queues, n, timeout_ms, err) < 0)
-			return -1;
-		q->waiting = 1;
-		return 0;
-	}
-	if (ensure(q, err) < 0)
-		return -1;
 	keys = xmalloc((n ? n : 1) * sizeof(*keys));
-	args_init(&a);
-	args_add(&a, "BLPOP");
+	kp = xmalloc((n ? n : 1) * sizeof(*kp));
 	for (i = 0; i < n; i++) {
 		snprintf(keys[i], sizeof(keys[i]), "wakeq:{%s}:marker", queues[i]);
-		args_add(&a, keys[i]);
+		kp[i] = keys[i];
 	}
+	args_init(&a);
+	if (q->cl) {
+		/* no BLPOP over several queues: they live in other slots */
+		if (queue_cluster_wait_begin(q->cl, kp, n, timeout_ms, err) < 0)
+			goto out;
+		q->waiting = 1;
+		rc = 0;
+		goto out;
+	}
+	if (ensure(q, err) < 0)
+		goto out;
+	args_add(&a, "BLPOP");
+	for (i = 0; i < n; i++)
+		args_add(&a, keys[i]);
 	if (timeout_ms < 1)
 		timeout_ms = 1;
 	snprintf(secs, sizeof(secs), "%.3f", (double)timeout_ms / 1000.0);
@@ -1156,6 +1161,7 @@ int queue_wait_begin(struct queue *q, const char *const *queues, size_t n,
 	rc = 0;
 out:
 	args_release(&a);
+	free(kp);
 	free(keys);
 	return rc;
 }
