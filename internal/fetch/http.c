@@ -393,11 +393,6 @@ static struct curl_slist *store_apply(struct xfer *x, struct store *s,
 	return h;
 }
 
-static int is_store(const char *url)
-{
-	return fetch_has_scheme(url, "s3://") || fetch_has_scheme(url, "gs://");
-}
-
 /* ---- whole-file transfers ------------------------------------------- */
 
 /* The outcome of a whole-file transfer: libcurl's `rc`, then the HTTP
@@ -443,7 +438,7 @@ static int transfer_target(const char *url, const char *op, const char *verb,
 	char q[256];
 
 	quote_url(url, q);
-	if (!is_store(url)) {
+	if (!fetch_is_store(url)) {
 		snprintf(what, 300, "%s %s", verb, q);
 		return fetch_url_check(url, err);
 	}

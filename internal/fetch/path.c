@@ -61,6 +61,11 @@ int fetch_has_scheme(const char *url, const char *scheme)
 	return url && !strncasecmp(url, scheme, strlen(scheme));
 }
 
+int fetch_is_store(const char *url)
+{
+	return fetch_has_scheme(url, "s3://") || fetch_has_scheme(url, "gs://");
+}
+
 static int hexval(int c)
 {
 	if (c >= '0' && c <= '9')

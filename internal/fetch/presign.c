@@ -155,8 +155,7 @@ int fetch_presign(const struct fetch_presign_req *r,
 			       "(want PUT or GET)", method);
 	if (ct && !fetch_content_type_ok(ct))
 		return err_set(err, ERR_INVALID, "bad content type '%.60s' (want type/subtype)", ct);
-	if ((fetch_has_scheme(r->url, "s3://") || fetch_has_scheme(r->url, "gs://")) &&
-	    dot_segment(r->url))
+	if (fetch_is_store(r->url) && dot_segment(r->url))
 		return err_set(err, ERR_INVALID, "bad object key '%.200s': a '.' or '..' "
 			       "segment (clients fold it, and the signature no longer "
 			       "matches)", r->url);

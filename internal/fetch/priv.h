@@ -15,6 +15,9 @@
 /* Whether `url` starts with `scheme` ("file://"), ignoring case. */
 int fetch_has_scheme(const char *url, const char *scheme);
 
+/* Whether url names an object of a store (s3:// or gs://). */
+int fetch_is_store(const char *url);
+
 /* Opens a file:// input beneath DATA_DIR (see fetch_input_open) and
  * fills `in`: fd, path (the link to fd), bytes. On failure `in` is
  * untouched. */
