@@ -56,7 +56,7 @@ env PORT="$APORT" REDIS_URL="$REDIS_URL" DATABASE_URL="$DATABASE_URL" API_TOKEN=
 	WAKE_URL="http://127.0.0.1:$WPORT/wake" "$BIN/wakeq-api" >"$T/api.log" 2>&1 &
 APID=$!
 on_exit "kill_wait $APID"
-wait_until 10 curl -fs "http://127.0.0.1:$APORT/healthz" >/dev/null || { cat "$T/api.log"; die "api did not start"; }
+wait_until "$START_S" curl -fs "http://127.0.0.1:$APORT/healthz" >/dev/null || { cat "$T/api.log"; die "api did not start"; }
 
 # On Cloud Run the platform starts the worker when the wake call arrives;
 # here it is started just before, with nothing to do until woken.
@@ -65,7 +65,7 @@ env PORT="$WPORT" HOST=127.0.0.1 REDIS_URL="$REDIS_URL" DATABASE_URL="$DATABASE_
 	DATA_DIR="$DATA" IDLE_TIMEOUT=3 CONCURRENCY=2 "$BIN/wakeq-worker" >"$T/worker.log" 2>&1 &
 WPID=$!
 on_exit "kill_wait $WPID"
-wait_until 10 curl -fs "http://127.0.0.1:$WPORT/healthz" >/dev/null || die "worker did not start"
+wait_until "$START_S" curl -fs "http://127.0.0.1:$WPORT/healthz" >/dev/null || die "worker did not start"
 
 post() {
 	curl -fsS -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \

@@ -173,7 +173,7 @@ chaos_api_start() {
 	API_PID=$!
 	on_exit "kill_wait $API_PID"
 	API=http://127.0.0.1:$API_PORT
-	wait_until 10 curl -sf -o /dev/null "$API/healthz" || { diag "$T/api.log"; return 1; }
+	wait_until "$START_S" curl -sf -o /dev/null "$API/healthz" || { diag "$T/api.log"; return 1; }
 }
 
 WORKER_ENV=()

@@ -172,7 +172,7 @@ env PORT="$APORT" REDIS_URL="$REDIS_URL" DATABASE_URL="$DATABASE_URL" NO_AUTH=tr
 	"$BIN/wakeq-api" >"$T/api.log" 2>&1 &
 apid=$!
 on_exit "kill_wait $apid"
-wait_until 10 curl -fs "http://127.0.0.1:$APORT/healthz" >/dev/null
+wait_until "$START_S" curl -fs "http://127.0.0.1:$APORT/healthz" >/dev/null
 j=$(curl -fs -H 'Content-Type: application/json' -d '{"type":"noop"}' "http://127.0.0.1:$APORT/v1/jobs" | jq -r .id)
 rcli flushall >/dev/null
 expect_eq "after FLUSHALL the job is gone from Redis (3)" 3 "$(code wq status "$j")"
@@ -332,7 +332,7 @@ env PORT="$AP" REDIS_URL="$REDIS_URL" DATABASE_URL="$DATABASE_URL" API_TOKEN=tok
 	"$BIN/wakeq-api" >"$T/api2.log" 2>&1 &
 ap=$!
 on_exit "kill_wait $ap"
-wait_until 10 curl -fs "http://127.0.0.1:$AP/healthz" >/dev/null
+wait_until "$START_S" curl -fs "http://127.0.0.1:$AP/healthz" >/dev/null
 w0=$(wakes)
 id=$(WAKEQ_API_URL=http://127.0.0.1:$AP/ WAKEQ_API_TOKEN=tok2 wq enqueue sleep --queue clapi \
 	--payload '{"ms":5}' --priority 3 --max-attempts 7 2>"$T/api.err")

@@ -112,7 +112,7 @@ env PORT=$API_PORT API_TOKEN=tls-token RECONCILE_INTERVAL=0 REDIS_TLS_CA_FILE=$T
 	REDIS_URL="rediss://wq:$PWQ@127.0.0.1:$TP2" "$TOP/$B/wakeq-api" >"$T/api.log" 2>&1 &
 apid=$!
 on_exit "kill_wait $apid"
-wait_until 5 curl -sf -o /dev/null "$API/healthz" || { not_ok "the API starts on rediss://"; diag "$T/api.log"; exit 1; }
+wait_until "$START_S" curl -sf -o /dev/null "$API/healthz" || { not_ok "the API starts on rediss://"; diag "$T/api.log"; exit 1; }
 EID=$(curl -s -H "$H" -H 'Content-Type: application/json' -d '{"type":"noop"}' "$API/v1/jobs" | jq -r .id)
 check "the API enqueues over rediss:// with a password ($EID)" sh -c "echo '$EID' | grep -qE '^[0-9a-f-]{36}$'"
 curl -sN -H "$H" "$API/v1/jobs/$EID/events" >"$T/sse.txt" &

@@ -15,7 +15,7 @@ env PORT=$API_PORT REDIS_URL=$REDIS_URL DATABASE_URL=$DATABASE_URL API_TOKEN=tok
 	RECONCILE_INTERVAL=0 "$BIN/wakeq-api" >"$T/api.log" 2>&1 &
 on_exit "kill_wait $!"
 API=http://127.0.0.1:$API_PORT
-wait_until 10 curl -sf -o /dev/null "$API/healthz" || { diag "$T/api.log"; exit 1; }
+wait_until "$START_S" curl -sf -o /dev/null "$API/healthz" || { diag "$T/api.log"; exit 1; }
 post() { curl -s -w '\n%{http_code}' -H 'Authorization: Bearer tok' \
 	-H 'Content-Type: application/json' -d "$1" "$API/v1/jobs"; }
 

@@ -50,7 +50,7 @@ env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=tok QUEUES=lim RECONCILE_INTER
 	"$BIN/wakeq-api" >"$T/api.log" 2>&1 &
 on_exit "kill_wait $!"
 API=http://127.0.0.1:$API_PORT
-wait_until 5 curl -sf -o /dev/null "$API/healthz" || { diag "$T/api.log"; exit 1; }
+wait_until "$START_S" curl -sf -o /dev/null "$API/healthz" || { diag "$T/api.log"; exit 1; }
 A1=$API
 TOKEN=tok _start_api QUEUES=lim # a second API instance, on a port it picks
 API1B=$API
@@ -117,7 +117,7 @@ env PORT=$API2_PORT REDIS_URL=$REDIS_URL API_TOKEN=tok QUEUES=slow RECONCILE_INT
 	WAKE_URL="$w4_URL/wake" "$BIN/wakeq-api" >"$T/api2.log" 2>&1 &
 on_exit "kill_wait $!"
 API2=http://127.0.0.1:$API2_PORT
-wait_until 5 curl -sf -o /dev/null "$API2/healthz" || { diag "$T/api2.log"; exit 1; }
+wait_until "$START_S" curl -sf -o /dev/null "$API2/healthz" || { diag "$T/api2.log"; exit 1; }
 for i in 1 2; do
 	curl -s -o /dev/null -H 'Authorization: Bearer tok' -H 'Content-Type: application/json' \
 		-d '{"type":"noop","queue":"slow"}' "$API2/v1/jobs"

@@ -183,7 +183,7 @@ env PORT=$DPORT REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN RECONCILE_INTERVAL=0 DASHB
 	"$API_BIN" >>"$T/api-dash.log" 2>&1 &
 DPID=$!
 on_exit "kill_wait $DPID"
-wait_until 5 curl -sf -o /dev/null "http://127.0.0.1:$DPORT/healthz"
+wait_until "$START_S" curl -sf -o /dev/null "http://127.0.0.1:$DPORT/healthz"
 D=http://127.0.0.1:$DPORT
 expect_eq "DASHBOARD_PATH moves the page" 200 "$(status_of "$D/ops/queues")"
 check "and the page names its files there" grep -q 'src="/ops/queues/app.js"' <(curl -s "$D/ops/queues")
@@ -195,7 +195,7 @@ env PORT=$DPORT REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN RECONCILE_INTERVAL=0 DASHB
 	"$API_BIN" >>"$T/api-dash.log" 2>&1 &
 DPID=$!
 on_exit "kill_wait $DPID"
-wait_until 5 curl -sf -o /dev/null "$D/healthz"
+wait_until "$START_S" curl -sf -o /dev/null "$D/healthz"
 expect_eq "DASHBOARD_PATH empty: no dashboard" 404 "$(status_of "$D/dashboard")"
 kill_wait "$DPID"
 for bad in dashboard /v1/dash /healthz / /a//b /a/ /a/../b '/a b'; do

@@ -22,7 +22,7 @@ start_worker() {
 		"$WORKER_BIN" >>"$T/worker.log" 2>&1 &
 	WORKER_PID=$!
 	on_exit "kill_wait $WORKER_PID"
-	wait_until 5 curl -sf -o /dev/null "http://127.0.0.1:$WORKER_PORT/healthz"
+	wait_until "$START_S" curl -sf -o /dev/null "http://127.0.0.1:$WORKER_PORT/healthz"
 }
 API_PORT=$($FREEPORT)
 env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN DATABASE_URL="$DATABASE_URL" \
@@ -31,7 +31,7 @@ env PORT=$API_PORT REDIS_URL=$REDIS_URL API_TOKEN=$TOKEN DATABASE_URL="$DATABASE
 API_PID=$!
 on_exit "kill_wait $API_PID"
 API=http://127.0.0.1:$API_PORT
-wait_until 10 curl -sf -o /dev/null "$API/healthz" || { echo "# api did not start"; diag "$T/api.log"; exit 1; }
+wait_until "$START_S" curl -sf -o /dev/null "$API/healthz" || { echo "# api did not start"; diag "$T/api.log"; exit 1; }
 
 start_worker
 expect_eq "the idle worker is not registered before a wake" 0 "$(rcli zcard 'wakeq:{default}:workers')"

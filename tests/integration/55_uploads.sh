@@ -29,7 +29,7 @@ start_api() {
 	pid=$!
 	on_exit "kill_wait $pid"
 	eval "${name}_PID=$pid ${name}_URL=http://127.0.0.1:$port"
-	wait_until 10 curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" && return 0
+	wait_until "$START_S" curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" && return 0
 	echo "# api $name did not start"
 	diag "$T/$name.log"
 	return 1

@@ -14,7 +14,7 @@ env PORT="$APORT" REDIS_URL="$REDIS_URL" NO_AUTH=true RECONCILE_INTERVAL=0 \
 apid=$!
 on_exit "kill_wait $apid"
 A=http://127.0.0.1:$APORT
-wait_until 10 curl -fs "$A/healthz" >/dev/null
+wait_until "$START_S" curl -fs "$A/healthz" >/dev/null
 id=$(curl -fs -H 'Content-Type: application/json' \
 	-d '{"type":"fail","payload":{"retryable":true,"message":"flaky"},"max_attempts":2}' "$A/v1/jobs" | jq -r .id)
 check "the first attempt fails and waits out its backoff" \

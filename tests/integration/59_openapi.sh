@@ -74,7 +74,7 @@ start_api() { # start_api NAME ENV=VAL...: sets NAME_URL
 	pid=$!
 	on_exit "kill_wait $pid"
 	eval "${name}_URL=http://127.0.0.1:$port ${name}_PID=$pid"
-	wait_until 10 curl -fs "http://127.0.0.1:$port/healthz" >/dev/null ||
+	wait_until "$START_S" curl -fs "http://127.0.0.1:$port/healthz" >/dev/null ||
 		{ not_ok "wakeq-api $name started"; diag "$T/$name.log"; exit 1; }
 }
 # a stand-in for the worker's /wake, for POST /v1/wake

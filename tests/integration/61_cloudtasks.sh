@@ -38,7 +38,7 @@ run_worker() {
 	pid=$!
 	on_exit "kill_wait $pid KILL"
 	eval "${name}_PID=$pid"
-	wait_until 5 curl -fs -o /dev/null "http://127.0.0.1:$port/healthz" ||
+	wait_until "$START_S" curl -fs -o /dev/null "http://127.0.0.1:$port/healthz" ||
 		{ echo "# worker $name did not start"; diag "$T/$name.log"; exit 1; }
 }
 start_api() { # start_api WORKER_PORT VAR=VALUE...

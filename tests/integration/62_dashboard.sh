@@ -105,7 +105,7 @@ env PORT="$API_PORT" HOST=127.0.0.1 REDIS_URL="$REDIS_URL" API_TOKEN="$TOKEN" \
 API_PID=$!
 on_exit "kill_wait $API_PID"
 API=http://127.0.0.1:$API_PORT
-wait_until 10 curl -fs "$API/healthz" >/dev/null || { not_ok "wakeq-api started"; diag "$T/api.log"; exit 1; }
+wait_until "$START_S" curl -fs "$API/healthz" >/dev/null || { not_ok "wakeq-api started"; diag "$T/api.log"; exit 1; }
 
 # ---- the browser ---------------------------------------------------------------------
 rm -rf "$OUT"

@@ -41,7 +41,7 @@ env PORT=$WPORT HOST=127.0.0.1 REDIS_URL="$REDIS_URL" QUEUES="$QA,$QB" CONCURREN
 	"$BIN/wakeq-worker" >"$T/worker.log" 2>&1 &
 WPID=$!
 on_exit "kill_wait $WPID KILL"
-wait_until 10 curl -sf -o /dev/null "http://127.0.0.1:$WPORT/healthz" ||
+wait_until "$START_S" curl -sf -o /dev/null "http://127.0.0.1:$WPORT/healthz" ||
 	{ not_ok "the worker starts"; diag "$T/worker.log"; exit 1; }
 
 # post N Q TYPE PAYLOAD: N jobs through the API (each 202)

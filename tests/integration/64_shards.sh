@@ -42,7 +42,7 @@ env PORT=$WPORT HOST=127.0.0.1 REDIS_URL="$REDIS_URL" QUEUES="busy*4" CONCURRENC
 	IDLE_TIMEOUT=1 EXIT_ON_IDLE=false LOG_LEVEL=info "$BIN/wakeq-worker" >"$T/worker.log" 2>&1 &
 WPID=$!
 on_exit "kill_wait $WPID KILL"
-wait_until 10 curl -sf -o /dev/null "http://127.0.0.1:$WPORT/healthz"
+wait_until "$START_S" curl -sf -o /dev/null "http://127.0.0.1:$WPORT/healthz"
 curl -s -X POST "http://127.0.0.1:$WPORT/wake" >/dev/null
 total=0
 for k in 0 1 2 3; do total=$((total + $(count_status "busy#$k" done))); done

@@ -27,7 +27,7 @@ start_service() {
 		>"$T/$name.port" 2>>"$T/model-$name.log" &
 	eval "${name}_MPID=$!"
 	on_exit "kill_wait $!"
-	wait_until 5 test -s "$T/$name.port"
+	wait_until "$START_S" test -s "$T/$name.port"
 	eval "${name}_URL=http://127.0.0.1:$(head -1 "$T/$name.port")"
 }
 

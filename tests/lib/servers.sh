@@ -68,6 +68,11 @@ _redis_start() {
 	wait_redis
 }
 
+# START_S: how long a server or process a test starts may take to come up
+# (a clock's time, not a count of polls: on a loaded machine a poll itself
+# takes long). Generous, since it is waited out only on a failure.
+START_S=${START_S:-30}
+
 # wait_until SECONDS CMD...: polls CMD every 20 ms; 0 when it succeeded.
 wait_until() {
 	local limit=$1 end
@@ -82,7 +87,7 @@ wait_until() {
 
 _pong() { redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
 wait_redis() {
-	wait_until 5 _pong && return 0
+	wait_until "$START_S" _pong && return 0
 	echo "redis did not start on port $REDIS_PORT" >&2
 	return 1
 }
@@ -107,7 +112,7 @@ start_fake() {
 	"$@" >"$file.port" 2>>"$file.log" &
 	pid=$!
 	on_exit "kill_wait $pid"
-	if ! wait_until 5 test -s "$file.port"; then
+	if ! wait_until "$START_S" test -s "$file.port"; then
 		echo "# $name did not start"
 		diag "$file.log"
 		exit 1

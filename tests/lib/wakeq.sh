@@ -49,16 +49,17 @@ start_worker() {
 		"$BIN/wakeq-worker" >"$T/$name.log" 2>&1 &
 	pid=$!
 	on_exit "kill_wait $pid KILL"
-	for i in $(seq 1 250); do
+	_up() { # listening and healthy; 2: exited
 		[ -n "$port" ] || port=$(_logged_port "$T/$name.log" 0)
-		if [ -n "$port" ] && curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
-			eval "${name}_PID=$pid ${name}_PORT=$port ${name}_URL=http://127.0.0.1:$port"
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.02
-	done
+		[ -n "$port" ] && curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+		kill -0 "$pid" 2>/dev/null || return 2
+		return 1
+	}
+	_up_or_gone() { _up; [ $? != 1 ]; }
+	wait_until "$START_S" _up_or_gone && _up
+	i=$?
 	eval "${name}_PID=$pid ${name}_PORT=$port ${name}_URL=http://127.0.0.1:$port"
+	[ "$i" = 0 ] && return 0
 	echo "# worker $name did not start:"
 	diag "$T/$name.log"
 	return 1
@@ -81,14 +82,13 @@ _start_api() {
 	API_PID=$!
 	on_exit "kill_wait $API_PID"
 	API_PORT=
-	for i in $(seq 1 500); do
+	_api_port() { # the port known, or the API gone
 		[ "$p0" != 0 ] && API_PORT=$p0 || API_PORT=$(_logged_port "$log" "$n0")
-		[ -n "$API_PORT" ] && break
-		kill -0 "$API_PID" 2>/dev/null || break
-		sleep 0.02
-	done
+		[ -n "$API_PORT" ] || ! kill -0 "$API_PID" 2>/dev/null
+	}
+	wait_until "$START_S" _api_port
 	API=http://127.0.0.1:$API_PORT
-	[ -n "$API_PORT" ] && wait_until 10 curl -sf -o /dev/null "$API/healthz" && return 0
+	[ -n "$API_PORT" ] && wait_until "$START_S" curl -sf -o /dev/null "$API/healthz" && return 0
 	echo "# api did not start"
 	diag "$log"
 	exit 1
