@@ -111,8 +111,6 @@ static int expand_shards(struct api *a, struct err *err)
 			err_wrap(err, "bad QUEUES");
 			goto fail;
 		}
-		if (i == 0)
-			snprintf(a->first_queue, sizeof(a->first_queue), "%s", name);
 		if (ns > 1) {
 			a->shards = xrealloc(a->shards, (a->nshards + 1) * sizeof(*a->shards));
 			memcpy(a->shards[a->nshards].name, name, sizeof(name));
@@ -134,20 +132,52 @@ fail:
 	return -1;
 }
 
-void api_shard_route(struct api *a, struct job_spec *s)
+/* The name work posted to no queue goes to: QUEUES' first entry, which is
+ * the first shard set when that entry is NAME*N (each set is noted in
+ * QUEUES order, and NAME#0 of the first entry is queues[0]). */
+static const char *default_queue(const struct api *a)
 {
-	const char *q = s->queue ? s->queue : a->first_queue;
-	const char *key = s->idempotency_key ? s->idempotency_key : s->unique_key;
+	return a->nshards && a->shards[0].first == 0 ? a->shards[0].name : a->queues[0];
+}
+
+const char *api_route_queue(struct api *a, struct httpd_request *req,
+			    const char *queue, const char *key)
+{
+	const char *q = queue ? queue : default_queue(a);
+	const struct api_shards *set;
 	size_t i;
 	int k;
 
-	for (i = 0; i < a->nshards; i++)
-		if (!strcmp(q, a->shards[i].name)) {
-			k = key ? queue_shard_of(key, a->shards[i].n) :
-				  (int)(atomic_fetch_add(&a->shard_rr, 1) % (unsigned)a->shards[i].n);
-			s->queue = a->queues[a->shards[i].first + (size_t)k];
-			return;
-		}
+	/* a sharded queue's name is no queue of its own: it is its set */
+	for (i = 0; i < a->nshards; i++) {
+		set = &a->shards[i];
+		if (strcmp(q, set->name))
+			continue;
+		k = key ? queue_shard_of(key, set->n) :
+			  (int)(atomic_fetch_add(&a->shard_rr, 1) % (unsigned)set->n);
+		return a->queues[set->first + (size_t)k];
+	}
+	if ((k = api_served_index(a, q)) < 0) {
+		api_reply_error(a, req, 400, "invalid_field",
+				"field 'queue': '%.64s' is not served here (QUEUES=%s)", q,
+				a->cfg.queues ? a->cfg.queues : "default");
+		return NULL;
+	}
+	return a->queues[k];
+}
+
+const char *api_body_queue(struct api *a, struct httpd_request *req, const json_t *body,
+			   const char *key)
+{
+	const json_t *v = json_object_get(body, "queue");
+
+	if (v && !json_is_null(v) && !json_is_string(v)) {
+		api_reply_error(a, req, 400, "invalid_field",
+				"field 'queue': expected a queue name (QUEUES=%s)",
+				a->cfg.queues ? a->cfg.queues : "default");
+		return NULL;
+	}
+	return api_route_queue(a, req, json_string_value(v), key);
 }
 
 int api_served_index(struct api *a, const char *queue)

@@ -38,7 +38,10 @@ struct linked {
 	struct job_spec *specs;
 	char **deps;              /* per spec: its depends_on text, or NULL */
 	size_t n;                 /* specs has n + 1 */
-	const char *queue;        /* borrowed from the body, or the default */
+	const char *asked;        /* the body's queue (borrowed), NULL = none */
+	const char *queue;        /* where they all go (api_route_queue): a
+				   * sharded queue's one shard, as linked jobs
+				   * share one queue */
 };
 
 /* Room for `cap` members. */
@@ -74,10 +77,11 @@ static void link_to(struct linked *l, size_t i, json_t *ids, enum job_dep_policy
 /* One member (a job request object) into *out, as POST /v1/jobs checks
  * it, with what a linked job may not have refused: its links are made
  * here, and keys that could answer an existing job would break them.
- * `where` names it in messages ("children[3]"). Returns 0, or -1 with the
+ * `where` names it in messages ("children[3]"); a queue it names must be
+ * l's (as routed, or as the body named it). Returns 0, or -1 with the
  * answer given (400). */
 static int member_parse(struct api *a, struct httpd_request *req, json_t *v,
-			const char *where, const char *queue, struct job_spec *out)
+			const char *where, const struct linked *l, struct job_spec *out)
 {
 	static const char *const refused[] = {
 		"depends_on", "on_dependency_failure", "idempotency_key", "unique_key",
@@ -109,33 +113,25 @@ static int member_parse(struct api *a, struct httpd_request *req, json_t *v,
 		api_reply_error(a, req, 400, code, "%s: %s", where, e.msg);
 		return -1;
 	}
-	if (out->queue && strcmp(out->queue, queue)) {
+	if (out->queue && strcmp(out->queue, l->queue) &&
+	    (!l->asked || strcmp(out->queue, l->asked))) {
 		api_reply_error(a, req, 400, "invalid_field",
 				"%s: field 'queue': '%s' is not the flow's queue '%s' "
-				"(linked jobs share one queue)", where, out->queue, queue);
+				"(linked jobs share one queue)", where, out->queue, l->queue);
 		job_spec_release(out);
 		return -1;
 	}
 	return 0;
 }
 
-/* The body's `queue` (or the default), checked to be served. Returns it,
- * or NULL with the answer given. */
-static const char *body_queue(struct api *a, struct httpd_request *req, json_t *body)
+/* The body's queue into l: a flow or batch has no key, so a sharded
+ * queue's shard is the next in turn. Returns 0, or -1 with the answer
+ * given. */
+static int linked_queue(struct api *a, struct httpd_request *req, json_t *body,
+			struct linked *l)
 {
-	json_t *v = json_object_get(body, "queue");
-	const char *q;
-
-	if (!v)
-		return a->defaults.queue;
-	q = json_string_value(v);
-	if (!q || api_served_index(a, q) < 0) {
-		api_reply_error(a, req, 400, "invalid_field",
-				"field 'queue': expected a queue served here (QUEUES=%s)",
-				a->cfg.queues ? a->cfg.queues : "default");
-		return NULL;
-	}
-	return q;
+	l->asked = json_string_value(json_object_get(body, "queue"));
+	return (l->queue = api_body_queue(a, req, body, NULL)) ? 0 : -1;
 }
 
 /* The request body as a JSON object with only the `known` members.
@@ -184,7 +180,7 @@ static int members_parse(struct api *a, struct httpd_request *req, json_t *body,
 	char where[48];
 	size_t i;
 
-	if (!(l->queue = body_queue(a, req, body)))
+	if (linked_queue(a, req, body, l) < 0)
 		return -1;
 	if (!json_is_array(arr) || json_array_size(arr) == 0 ||
 	    json_array_size(arr) > QUEUE_MAX_BATCH - 1) {
@@ -197,7 +193,7 @@ static int members_parse(struct api *a, struct httpd_request *req, json_t *body,
 	linked_alloc(l, l->n + 1);
 	json_array_foreach(arr, i, v) {
 		snprintf(where, sizeof(where), "%s[%zu]", name, i);
-		if (member_parse(a, req, v, where, l->queue, &l->specs[i]) < 0)
+		if (member_parse(a, req, v, where, l, &l->specs[i]) < 0)
 			return -1;
 	}
 	return 0;
@@ -352,7 +348,7 @@ static long flow_node(struct api *a, struct httpd_request *req, json_t *node, js
 	copy = json_is_object(node) && *where ? json_copy(node) : json_incref(node);
 	if (*where)
 		json_object_del(copy, "children");
-	if (member_parse(a, req, copy, *where ? where : "parent", l->queue, &l->specs[*count]) < 0)
+	if (member_parse(a, req, copy, *where ? where : "parent", l, &l->specs[*count]) < 0)
 		goto out;
 	me = (long)(*count)++;
 	l->specs[me].queue = l->queue;
@@ -413,7 +409,7 @@ void api_post_flow(struct api *a, struct httpd_request *req, const char *arg)
 				e.msg);
 		goto out;
 	}
-	if (!(l.queue = body_queue(a, req, body)))
+	if (linked_queue(a, req, body, &l) < 0)
 		goto out;
 	v = json_object_get(body, "children");
 	if (!json_is_array(v) || json_array_size(v) == 0) {
@@ -481,7 +477,7 @@ void api_post_batch(struct api *a, struct httpd_request *req, const char *arg)
 	}
 	if (url)
 		json_object_set_new(cb, "callback_url", json_string(url));
-	if (member_parse(a, req, cb, "callback", l.queue, &l.specs[l.n]) < 0)
+	if (member_parse(a, req, cb, "callback", &l, &l.specs[l.n]) < 0)
 		goto out;
 	link_members(a, &l, JOB_DEP_IGNORE);
 	for (i = 0; i <= l.n; i++)

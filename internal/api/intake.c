@@ -427,13 +427,12 @@ void api_post_job(struct api *a, struct httpd_request *req, const char *arg)
 		it->idem = xstrdup(hkey);
 		it->spec.idempotency_key = it->idem;
 	}
-	api_shard_route(a, &it->spec);
-	if (it->spec.queue && api_served_index(a, it->spec.queue) < 0) {
-		api_reply_error(a, req, 400, "invalid_field",
-			    "field 'queue': '%s' is not served here (QUEUES=%s)", it->spec.queue,
-			    a->cfg.queues ? a->cfg.queues : "default");
+	/* the same key meets the same shard, so its rules hold as for one queue */
+	it->spec.queue = api_route_queue(a, req, it->spec.queue,
+					 it->spec.idempotency_key ? it->spec.idempotency_key :
+					 it->spec.unique_key);
+	if (!it->spec.queue)
 		goto refused;
-	}
 	now_us = clock_now_us();
 	job_spec_resolve(&it->spec, &a->defaults, now_us);
 	/* the trace travels with the job into the worker's log lines */

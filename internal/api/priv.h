@@ -22,13 +22,12 @@ struct api {
 	char **queues;               /* served queues (a sharded one's
 				      * shards NAME#K) */
 	size_t nqueues;
-	struct api_shards {          /* QUEUES entries NAME*N */
+	struct api_shards {          /* QUEUES entries NAME*N, in order */
 		char name[QUEUE_NAME_MAX + 1];
 		size_t first;        /* NAME#0 is queues[first] */
 		int n;
 	} *shards;
 	size_t nshards;
-	char first_queue[QUEUE_NAME_MAX + 1]; /* QUEUES' first entry, by name */
 	atomic_uint shard_rr;        /* round robin over a shard set */
 	char **tokens;               /* NULL-terminated; NULL when no_auth */
 	char **cors;                 /* CORS_ORIGINS, NULL-terminated; NULL = none */
@@ -77,12 +76,21 @@ void api_qput(struct api *a, struct queue *q);
 /* The index of `queue` in a->queues, or -1 when it is not served. */
 int api_served_index(struct api *a, const char *queue);
 
-/* A job posted to a sharded queue NAME (or to none, when QUEUES starts
- * with NAME*N) is sent to one of its shards: by its idempotency or
- * unique key when it has one (the same key, the same shard), else in
- * turn. Sets s->queue to the shard (borrowed from a->queues); leaves
- * other jobs alone. */
-void api_shard_route(struct api *a, struct job_spec *s);
+/* The served queue that work posted to `queue` goes to: the one home of
+ * that choice for every route that creates work (jobs, flows, batches,
+ * schedules). `queue` NULL means none named: QUEUES' first entry. A
+ * sharded NAME (a QUEUES entry NAME*N) becomes one of its shards: CRC16
+ * of `key` modulo N when key is not NULL (the same key always meets the
+ * same shard), else the next in turn; any other served queue, a shard
+ * named explicitly among them, is itself. Returns it (borrowed from
+ * a->queues for the API's life), or NULL once `req` is answered 400
+ * invalid_field naming the queue. Never blocks. */
+const char *api_route_queue(struct api *a, struct httpd_request *req,
+			    const char *queue, const char *key);
+/* api_route_queue for the member "queue" of a request body (absent or
+ * null: none named); a value that is not a string is answered 400. */
+const char *api_body_queue(struct api *a, struct httpd_request *req, const json_t *body,
+			   const char *key);
 
 /* api_qget for a request: NULL once `req` is answered 503. */
 struct queue *api_qget_req(struct api *a, struct httpd_request *req);

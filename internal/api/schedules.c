@@ -1,8 +1,10 @@
 /* schedules.c - cron schedules over HTTP: POST /v1/schedules (create or
  * replace), GET /v1/schedules (every served queue's), GET and DELETE
  * /v1/schedules/{name}, POST /v1/schedules/{name}/pause and /resume. A
- * name is looked for in the served queues in QUEUES order. The waker is
- * told each schedule's next fire time, so a worker is woken for it. */
+ * schedule posted to a sharded queue (or to none, when it comes first)
+ * lives in the shard its name maps to (api_route_queue); a name is looked
+ * for in the served queues, shards among them, in QUEUES order. The waker
+ * is told each schedule's next fire time, so a worker is woken for it. */
 #include "api/priv.h"
 
 #include "log/log.h"
@@ -44,11 +46,10 @@ static void reply_find_error(struct api *a, struct httpd_request *req, const str
 
 void api_post_schedule(struct api *a, struct httpd_request *req, const char *arg)
 {
-	const char *body, *code = "invalid_json";
-	const char *queue = a->queues[0];
+	const char *body, *code = "invalid_json", *queue;
 	struct queue_schedule s, back;
 	json_error_t je;
-	json_t *root, *qv;
+	json_t *root;
 	struct queue *q;
 	struct err e;
 	size_t len;
@@ -63,22 +64,19 @@ void api_post_schedule(struct api *a, struct httpd_request *req, const char *arg
 		api_reply_error(a, req, 400, "invalid_json", "body: expected a JSON object (a schedule)");
 		return;
 	}
-	if ((qv = json_object_get(root, "queue")) && !json_is_null(qv)) {
-		if (!json_is_string(qv) || api_served_index(a, json_string_value(qv)) < 0) {
-			json_decref(root);
-			api_reply_error(a, req, 400, "invalid_field",
-					"field 'queue': not a queue served here (QUEUES=%s)",
-					a->cfg.queues ? a->cfg.queues : "default");
-			return;
-		}
-		queue = a->queues[api_served_index(a, json_string_value(qv))];
-	}
 	if (queue_schedule_from_json(root, &s, &code, &e) < 0) {
 		json_decref(root);
 		api_reply_error(a, req, 400, code, "%s", e.msg);
 		return;
 	}
+	/* by its name: posting the same name again replaces it in its shard,
+	 * never makes a second one in another */
+	queue = api_body_queue(a, req, root, s.name);
 	json_decref(root);
+	if (!queue) {
+		queue_schedule_release(&s);
+		return;
+	}
 	job_spec_resolve(&s.job, &a->defaults, 0);
 	if (!(q = api_qget_req(a, req))) {
 		queue_schedule_release(&s);

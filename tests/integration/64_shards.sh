@@ -4,7 +4,11 @@
 # queue, busy being the first) over busy#0..busy#3 in turn, a job with an
 # idempotency key always meets the same shard (the same job back), the
 # shards sit on more than one master, one worker drains them all, FIFO
-# holds within a shard, and bad shard specs stop start-up with one line.
+# holds within a shard; a flow or batch posted to busy (or to none) goes
+# whole to one shard, in turn, and runs to done; a schedule goes to the
+# shard of its name and is found, paused and deleted by name; a queue not
+# served is 400 alike on every route; bad shard specs stop start-up with
+# one line.
 cd "$(dirname "$0")/../.." || exit 1
 source tests/lib/test.sh
 
@@ -57,6 +61,66 @@ for k in 0 1 2 3; do
 	sort -c "$T/ran.$k" 2>/dev/null || fifo=0
 done
 expect_eq "FIFO within each shard" 1 "$fifo"
+
+# ---- flows, batches and schedules: one shard each ------------------------------
+r=$(api_post /v1/flows '{"queue":"busy","parent":{"type":"noop"},"children":[{"type":"noop"},{"type":"noop","queue":"busy"}]}' -w '\n%{http_code}')
+expect_eq "a flow posted to busy is accepted" 202 "$(tail -1 <<<"$r")"
+fq=$(head -1 <<<"$r" | jq -r .queue)
+check "...into one shard ($fq)" grep -qx 'busy#[0-3]' <<<"$fq"
+fid=$(head -1 <<<"$r" | jq -r .id)
+expect_eq "all its jobs live in that shard" "$fq $fq $fq" \
+	"$(for id in $fid $(head -1 <<<"$r" | jq -r '.children[].id'); do api_field "$id" queue; done | xargs)"
+wait_final "$fid"
+expect_eq "the worker (busy*4) runs it to done" done "$(api_field "$fid" status)"
+expect_eq "a flow posted to the shard busy#2 by name stays there" "busy#2" \
+	"$(api_post /v1/flows '{"queue":"busy#2","parent":{"type":"noop"},"children":[{"type":"noop"}]}' | jq -r .queue)"
+# with no queue named (busy*4 comes first), each in turn goes to the next shard
+shards_of() { for i in 1 2 3 4 5 6 7 8; do api_post "$1" "$2" | jq -r .queue; done | sort -u | xargs; }
+expect_eq "8 flows posted to no queue spread over the 4 shards" "busy#0 busy#1 busy#2 busy#3" \
+	"$(shards_of /v1/flows '{"parent":{"type":"noop"},"children":[{"type":"noop"}]}')"
+expect_eq "8 batches posted to no queue spread over the 4 shards" "busy#0 busy#1 busy#2 busy#3" \
+	"$(shards_of /v1/batches '{"jobs":[{"type":"noop"},{"type":"noop"}]}')"
+r=$(api_post /v1/batches '{"queue":"busy","jobs":[{"type":"noop"},{"type":"noop"},{"type":"noop"}]}')
+bid=$(jq -r .id <<<"$r")
+expect_eq "a batch posted to busy: its jobs in its shard" \
+	"$(jq -r .queue <<<"$r") $(jq -r .queue <<<"$r") $(jq -r .queue <<<"$r")" \
+	"$(for id in $(jq -r '.jobs[]' <<<"$r"); do api_field "$id" queue; done | xargs)"
+wait_final "$bid"
+expect_eq "...counted by its callback once they ran" "finished 3 3 0" \
+	"$(curl -s -H "$H" "$API/v1/batches/$bid" | jq -r '"\(.status) \(.total) \(.done) \(.pending)"')"
+
+# a schedule goes to the shard of its name: the same name, the same shard
+sch='{"name":"tick64","queue":"busy","cron":"* * * * * *","overlap":"allow","job":{"type":"noop"}}'
+r=$(api_post /v1/schedules "$sch" -w '\n%{http_code}')
+expect_eq "a schedule posted to busy is created" 201 "$(tail -1 <<<"$r")"
+sq=$(head -1 <<<"$r" | jq -r .queue)
+check "...in one shard ($sq)" grep -qx 'busy#[0-3]' <<<"$sq"
+r=$(api_post /v1/schedules "${sch/\"queue\":\"busy\",/}" -w '\n%{http_code}')
+expect_eq "posted again (to no queue: busy comes first) it is replaced in that shard" "200 $sq" \
+	"$(tail -1 <<<"$r") $(head -1 <<<"$r" | jq -r .queue)"
+expect_eq "GET /v1/schedules/tick64 finds it there" "tick64 $sq" \
+	"$(curl -s -H "$H" "$API/v1/schedules/tick64" | jq -r '"\(.name) \(.queue)"')"
+expect_eq "listed once" 1 "$(curl -s -H "$H" "$API/v1/schedules" | jq '[.schedules[] | select(.name == "tick64")] | length')"
+fired() { [ "$(curl -s -H "$H" "$API/v1/schedules/tick64" | jq -r .fired)" -ge 1 ]; }
+wait_until 10 fired
+expect_eq "it fires a job into its shard" "$sq" \
+	"$(api_field "$(curl -s -H "$H" "$API/v1/schedules/tick64" | jq -r .last_job_id)" queue)"
+expect_eq "pause by name" "true $sq" \
+	"$(curl -s -XPOST -H "$H" "$API/v1/schedules/tick64/pause" | jq -r '"\(.paused) \(.queue)"')"
+expect_eq "delete by name" "true $sq" \
+	"$(curl -s -XDELETE -H "$H" "$API/v1/schedules/tick64" | jq -r '"\(.deleted) \(.queue)"')"
+expect_eq "then it is 404" 404 "$(curl -s -o /dev/null -w '%{http_code}' -H "$H" "$API/v1/schedules/tick64")"
+
+# a queue not served is 400, with the same words on every route that makes work
+nope="field 'queue': 'nope' is not served here (QUEUES=busy*4,other)"
+for route in "/v1/jobs {\"type\":\"noop\",\"queue\":\"nope\"}" \
+	"/v1/flows {\"queue\":\"nope\",\"parent\":{\"type\":\"noop\"},\"children\":[{\"type\":\"noop\"}]}" \
+	"/v1/batches {\"queue\":\"nope\",\"jobs\":[{\"type\":\"noop\"}]}" \
+	"/v1/schedules {\"name\":\"s\",\"queue\":\"nope\",\"cron\":\"* * * * *\",\"job\":{\"type\":\"noop\"}}"; do
+	r=$(api_post "${route%% *}" "${route#* }" -w '\n%{http_code}')
+	expect_eq "POST ${route%% *} to queue nope: 400 naming it" "400 $nope" \
+		"$(tail -1 <<<"$r") $(head -1 <<<"$r" | jq -r .error.message)"
+done
 
 for bad in "busy*1" "busy*17" "b#1*2"; do
 	out=$(env PORT=0 REDIS_URL="$REDIS_URL" QUEUES="$bad" "$BIN/wakeq-worker" 2>&1 </dev/null)

@@ -22,6 +22,8 @@
 #   job_field ID FIELD                one field of `wakeq status ID`
 #   api_job ID / api_field ID FIELD   the job as GET $API/v1/jobs/ID answers
 #                                     (bearer $TOKEN), or one jq field of it
+#   api_post PATH BODY [CURL ARGS]    POST BODY (JSON) to $API/PATH with the
+#                                     bearer $TOKEN; prints the answer
 #   wait_final ID [SECONDS]           until the API has it done, failed or
 #                                     cancelled (20 s)
 
@@ -103,6 +105,7 @@ job_field() { wq status "$1" | jq -r ".$2"; }
 
 api_job() { curl -s -H "Authorization: Bearer ${TOKEN:-}" "$API/v1/jobs/$1"; }
 api_field() { api_job "$1" | jq -r ".$2"; }
+api_post() { curl -s -H "Authorization: Bearer ${TOKEN:-}" -H "$CT" -d "$2" "${@:3}" "$API$1"; }
 _api_final() { case "$(api_field "$1" status)" in done | failed | cancelled) return 0 ;; esac; return 1; }
 wait_final() { wait_until "${2:-20}" _api_final "$1"; }
 
