@@ -122,7 +122,7 @@ $(BUILD)/obj/%.o: %.c
 
 # Lua scripts of the queue, compiled in as C strings.
 LUA := $(sort $(filter-out %/_lib.lua,$(wildcard internal/queue/lua/*.lua)))
-%/gen/queue/scripts.h: $(LUA) internal/queue/lua/_lib.lua internal/queue/lua2c.sh
+%/gen/queue/scripts.h: $(LUA) internal/queue/lua/_lib.lua internal/queue/lua2c.sh internal/queue/luashake.awk
 	@mkdir -p $(dir $@)
 	sh internal/queue/lua2c.sh internal/queue/lua/_lib.lua $(LUA) > $@.tmp && mv $@.tmp $@
 $(call mod_objs,queue): $(BUILD)/gen/queue/scripts.h
