@@ -65,6 +65,27 @@ check "ids rise with each event" jq -s -e '[.[] | select(.id) | .id | tonumber] 
 fin=$(rcli hget "wakeq:{default}:job:$ID" finished)
 expect_eq "the end's id is the job's finish time (µs)" "$fin" "$(jq -r 'select(.type == "end") | .id' "$T/es1.jsonl")"
 
+# ---- a stream cut mid-job (the instance replaced, a request timeout) resumes ----------
+# Cloud Run ends a request at timeoutSeconds and replaces instances: the
+# browser's EventSource reconnects after retry: with Last-Event-ID and,
+# from whichever instance answers, gets the job's state again and then its
+# end. (Enqueued straight into Redis: the API would wake the worker at once.)
+AP=$API_PORT
+ID4=$(wq enqueue noop 2>/dev/null)
+es "$API/v1/jobs/$ID4/events?access_token=$TOKEN" query "$T/es4.jsonl" 20000
+wait_until 5 grep -q '"type":"state"' "$T/es4.jsonl"
+stop_api # the stream is cut with the job still queued
+_start_api CORS_ORIGINS="$ORIGIN,http://localhost:3000" WAKE_URL="$w_URL/wake" PORT="$AP"
+wait_until 10 test "$(grep -c '"type":"open"' "$T/es4.jsonl")" -ge 2
+curl -fs -XPOST "$w_URL/wake?wait=0" >/dev/null
+wait "$ES"
+expect_eq "a stream cut mid-job: EventSource stopped by itself (exit 0, not the timeout)" 0 "$?"
+expect_eq "... it resumed on the new instance: the state again, then active and the end" \
+	"open state:queued conn-error open state:queued update:active end:done" \
+	"$(types "$T/es4.jsonl" | sed 's/ conn-error conn-error closed$//')"
+expect_eq "... and stopped after the end (refused with 204)" "204" \
+	"$(jq -r 'select(.type == "conn-error" and .code != null) | .code' "$T/es4.jsonl" | tail -1)"
+
 # ---- the wire format, with curl ------------------------------------------------------
 # (enqueued straight into Redis: the API would wake the worker at once)
 wait_until 10 sh -c "curl -fs '$w_URL/status' | jq -e '.draining == false' >/dev/null"
