@@ -28,7 +28,8 @@
 #   9. gcloud run services replace api.service.yaml with WAKE_URL set to
 #      the worker's URL; allUsers may invoke the API (API_PUBLIC=1, the
 #      default; it checks API_TOKEN itself).
-# Then run cloudrun/scheduler.sh for the backup cron.
+# Then run cloudrun/scheduler.sh for the backup cron and, with Postgres,
+# the scheduled reconcile (the API keeps no timers on Cloud Run).
 #
 # Environment (defaults): PROJECT_ID, REGION (us-central1), REPO (wakeq),
 # TAG (git short hash, else a UTC timestamp), QUEUES (default),
@@ -310,4 +311,10 @@ echo "# worker: $WORKER_URL (min instances 0, IAM-only)"
 echo "# api:    $API_URL"
 echo "# data:   gs://$DATA_BUCKET, mounted as DATA_DIR in both services"
 echo "# wakes:  Cloud Tasks queue $TASKS_QUEUE ($REGION), OIDC as $TASKS_SA"
-echo "# next:   cloudrun/scheduler.sh --project $PROJECT_ID --region $REGION"
+# The reconcile job needs Postgres (else the API answers 409) and an API
+# that is public at Cloud Run's level (it carries API_TOKEN, not OIDC).
+next="cloudrun/scheduler.sh --project $PROJECT_ID --region $REGION"
+if [ -z "$SQL_INSTANCE" ] || [ "$API_PUBLIC" != 1 ]; then
+	next+=" --reconcile-schedule off"
+fi
+echo "# next:   $next"

@@ -167,6 +167,20 @@ read -r _ ww wb wc <<<"$lw"
 check "EMPTY_WAKE_LINGER=$IDLE: an empty tick lingers as before (${ww} s, billed ${wb} s)" \
 	awk -v w="$ww" -v b="$wb" -v i="$IDLE" 'BEGIN { exit !(w >= i && b >= i) }'
 stop_service linger
+# A kept instance's tick after its connection idled past REDIS_IDLE_MAX
+# replaces it, paying a cold tick's TIME: every tick of a 5-minute cron
+# with the default 60 s (3 commands, 864 a day in docs/CLOUDRUN.md).
+start_service idlemax "$BIN/wakeq-worker" --concurrency 1 --max 1 --idle 30 -- \
+	"${WORKER_ENV[@]}" QUEUES=idlemax REDIS_IDLE_MAX=1
+tick_measure cold idlemax >/dev/null
+sleep 1.5
+tick_measure warm idlemax >/dev/null
+expect_eq "a warm tick past REDIS_IDLE_MAX: a new connection's TIME, a take, a retire" "3 1" \
+	"$(wc -l <"$T/tick.cmds") $(grep -c '"TIME"' "$T/tick.cmds")"
+tick_measure warm idlemax >/dev/null
+expect_eq "the next, within it: the connection kept, no TIME" "2 0" \
+	"$(wc -l <"$T/tick.cmds") $(grep -c '"TIME"' "$T/tick.cmds")"
+stop_service idlemax
 
 # ---- 3. the API as deployed: request-based CPU, wakes held by Cloud Tasks ----------
 # As cloudrun/api.service.yaml deploys it: WAKE_VIA=cloudtasks and

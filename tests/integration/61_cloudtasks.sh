@@ -12,7 +12,9 @@
 # timer of its own serves delayed jobs. Shown: one task per wake with the
 # worker's audience and the service account; concurrent wakes share a
 # name; a wake while the last one is still dispatched gets a follow-up;
-# delayed jobs and retries are served on time with no cron; backlog
+# delayed jobs and retries are served on time with no cron, and so are a
+# cron schedule's fire times and the tokens of a rate limit (each next
+# wake a task the worker schedules at that time); backlog
 # fan-out makes one task per instance wanted; a long backlog is drained
 # by a chain of drains cut by WAKE_MAX, none lost or run twice at the
 # seams; with the HTTP transport and API_TIMERS=off the wake is handed
@@ -52,6 +54,15 @@ post() { curl -s -H "$CT" -d "$1" "$API/v1/jobs" | jq -r .id; }
 ntasks() { curl -s "$G/fake/tasks" | jq "[.tasks[] | select(${1:-true})] | length"; }
 fake() { curl -s "$G/fake/tasks" | jq -r "$1"; }
 all_done() { [ "$(count_status default done)" = "$1" ]; }
+# (wait_until runs a command again and again: the tests in these are
+# evaluated each time, not once when wait_until is called)
+is() { [ "$(job_field "$1" status)" = "$2" ]; }
+no_worker() { [ "$(count_status default workers)" = 0 ]; }
+fake_is() { [ "$(fake "$1")" = "$2" ]; }
+# fresh: an empty Redis, a new fake, a free port WP for the worker
+fresh() { rcli flushall >/dev/null; start_gcp; WP=$($FREEPORT); }
+# done_case: the API thawed (a case may freeze it) and stopped, the worker W too
+done_case() { kill -CONT "$API_PID"; stop_api; kill_wait "$W_PID"; }
 epoch() { date -d "$1" +%s.%N; }
 # a wake task's id: wake-HASH-BUCKET[-SLOT][-rRETRY], HASH 8 hex digits of
 # the URL (all of them decimal digits now and then: anchor on the shape)
@@ -66,7 +77,7 @@ ID=$(post '{"type":"noop"}')
 kill -STOP "$API_PID" # request-based CPU: nothing more happens in the API
 expect_eq "the wake task exists when the job is answered" 1 "$(ntasks)"
 wait_until 5 all_done 1
-wait_until 5 test "$(fake '.tasks[0].state')" = done
+wait_until 5 fake_is '.tasks[0].state' done
 kill -CONT "$API_PID"
 expect_eq "the job ran with the API frozen after its answer" done "$(job_field "$ID" status)"
 expect_eq "the task targets the worker's /wake" "http://127.0.0.1:$WP/wake" "$(fake '.tasks[0].url')"
@@ -100,15 +111,15 @@ check "a failed dispatch is retried ($(fake '.tasks[0].dispatches') dispatches)"
 	test "$(fake '.tasks[0].dispatches')" -ge 2
 run_worker W "$WP" IDLE_TIMEOUT=0.5 WAKE_MAX=5
 wait_until 5 all_done 20
-wait_until 5 test "$(fake '.tasks[0].state')" = done
+wait_until 5 fake_is '.tasks[0].state' done
 expect_eq "the retried task drained all 20 once the worker was up" 20 "$(count_status default done)"
 expect_eq "the task completed on its first answer" 200 "$(fake '.tasks[0].statuses[-1]')"
 
 # ---- a wake while the last one is still dispatched: a follow-up -------------
-wait_until 5 test "$(count_status default workers)" = 0
+wait_until 5 no_worker
 kill -STOP "$W_PID" # holds the next dispatch open, registers nothing
 post '{"type":"noop"}' >/dev/null
-wait_until 3 test "$(fake '[.tasks[] | select(.state == "dispatching")] | length')" = 1
+wait_until 3 fake_is '[.tasks[] | select(.state == "dispatching")] | length' 1
 t0=$(date +%s.%N)
 post '{"type":"noop"}' >/dev/null
 expect_eq "the second wake, during the first's dispatch, makes a follow-up" 3 "$(ntasks)"
@@ -142,10 +153,10 @@ for id in $D1 $D2; do
 	check "delayed job served on time, no cron (${late} s after run_at)" \
 		awk -v l="$late" 'BEGIN { exit !(l >= 0 && l < 3.0) }'
 done
-wait_until 5 test "$(count_status default workers)" = 0 # R finds no worker
+wait_until 5 no_worker # R finds no worker
 n0=$(ntasks)
 R=$(post '{"type":"fail","payload":{"retryable":true},"max_attempts":2}')
-wait_until 10 test "$(job_field "$R" status)" = failed
+wait_until 10 is "$R" failed
 expect_eq "a retry waiting out its backoff ran with no cron" 2 "$(job_field "$R" attempts)"
 check "the worker scheduled it: a task of its own at the retry's time" \
 	test "$(ntasks)" -ge $((n0 + 2))
@@ -155,6 +166,49 @@ grep -q 'next wake arranged: work comes due later' "$T/W.log"
 check "the worker logged it arranged the next wake" test $? = 0
 stop_api
 kill_wait "$W_PID"
+
+# ---- a cron schedule on a sleeping system: each fire time is a scheduled task --
+fresh # no worker yet: the system sleeps
+start_api "$WP" WAKE_MAX=5
+from_worker='.url | endswith("from=worker")'
+sched=$(curl -s -H "$CT" -d '{"name":"every2","cron":"*/2 * * * * *","overlap":"allow","job":{"type":"noop"}}' \
+	"$API/v1/schedules")
+kill -STOP "$API_PID" # no in-process timer (API_TIMERS=off): the API does nothing more
+first=$(epoch "$(jq -r .next_run_at <<<"$sched")")
+expect_eq "the schedule's first fire time makes a task before the answer" 1 "$(ntasks)"
+check "scheduled at that fire time ($(fake '.tasks[0].schedule') for $first)" \
+	awk -v s="$(fake '.tasks[0].schedule')" -v f="$first" 'BEGIN { d = s - f; exit !(d > -1 && d < 1) }'
+run_worker W "$WP" IDLE_TIMEOUT=0.5 WAKE_MAX=5 WAKE_URL="http://127.0.0.1:$WP/wake?from=worker"
+wait_until 8 all_done 2
+expect_eq "two fire times ran with no cron and the API frozen" 2 "$(count_status default done)"
+wq jobs --queue default --state done --json | jq -r '.[].run_at' | sort >"$T/fires"
+expect_eq "one job per fire time" 2 "$(sort -u "$T/fires" | wc -l)"
+second=$(epoch "$(tail -1 "$T/fires")")
+check "the wake for the next fire time is a task the worker scheduled at it ($second)" \
+	test "$(ntasks "($from_worker) and (.schedule - $second | fabs) < 1")" -ge 1
+done_case
+
+# ---- a rate limit: held-back work runs at its token, through the worker's task --
+fresh
+start_api "$WP" WAKE_MAX=5
+expect_eq "PUT settings: 1 job per 3 s" "1 3" "$(curl -s -XPUT -H "$CT" \
+	-d '{"rate_max":1,"rate_period_s":3}' "$API/v1/queues/default/settings" |
+	jq -r '"\(.rate_max) \(.rate_period_s)"')"
+run_worker W "$WP" IDLE_TIMEOUT=1 WAKE_MAX=5 WAKE_URL="http://127.0.0.1:$WP/wake?from=worker"
+L1=$(post '{"type":"noop"}')
+L2=$(post '{"type":"noop"}')
+kill -STOP "$API_PID"
+wait_until 3 is "$L1" done
+check "the drain ended without waiting 3 s for the token" wait_until 2 no_worker
+expect_eq "the second is held back by the rate" queued "$(job_field "$L2" status)"
+check "then ran at its token, with no cron and the API frozen" wait_until 5 is "$L2" done
+gap=$(awk -v a="$(epoch "$(job_field "$L1" started_at)")" -v b="$(epoch "$(job_field "$L2" started_at)")" \
+	'BEGIN { printf "%.3f", b - a }')
+check "3 s after the first, as the rate says (${gap} s)" awk -v g="$gap" 'BEGIN { exit !(g >= 2.99 && g < 4.5) }'
+l2=$(epoch "$(job_field "$L2" started_at)")
+check "woken by a task the worker scheduled for the token ($l2)" \
+	test "$(ntasks "($from_worker) and (.schedule - $l2 | fabs) < 1")" -ge 1
+done_case
 
 # ---- a paused queue's work arranges no wake (its resume wakes) ---------------
 rcli flushall >/dev/null

@@ -118,6 +118,11 @@ if grep -Eq '(docker|podman) (build|push)' "$T/min.out"; then
 else
 	ok "--skip-build builds nothing"
 fi
+# next: scheduler.sh, with the reconcile job only where there is Postgres
+check "with Cloud SQL: next, scheduler.sh with its reconcile job" \
+	grep -qx "# next:   cloudrun/scheduler.sh --project $P --region $R" "$T/deploy.out"
+check "without: next, scheduler.sh --reconcile-schedule off" \
+	grep -qx "# next:   cloudrun/scheduler.sh --project $P --region $R --reconcile-schedule off" "$T/min.out"
 if cloudrun/deploy.sh --dry-run --project "Bad_Project" >"$T/bad.out" 2>&1; then
 	not_ok "deploy.sh refuses a bad project id"
 else
@@ -321,7 +326,7 @@ has "attempt deadline fits a drain (1800s)" "create http .* --attempt-deadline 1
 cloudrun/scheduler.sh --dry-run --project $P --region $R --schedule '*/10 * * * *' \
 	--attempt-deadline 900 >"$T/s2.out" 2>&1
 out=$T/s2.out
-has "schedule is configurable" "create http .* --schedule '\*/10 \* \* \* \*'"
+has "schedule is configurable" "create http wakeq-wake .* --schedule '\*/10 \* \* \* \*'"
 has "attempt deadline is configurable" "create http .* --attempt-deadline 900s"
 if cloudrun/scheduler.sh --dry-run --project $P --attempt-deadline 3600 >/dev/null 2>&1; then
 	not_ok "scheduler.sh refuses an attempt deadline over 1800 s"
@@ -333,6 +338,74 @@ if cloudrun/scheduler.sh --dry-run --project $P --schedule '*/5 * *' >/dev/null 
 else
 	ok "scheduler.sh refuses a bad cron expression"
 fi
+
+# The reconcile job: the API keeps no timers on Cloud Run (API_TIMERS=false),
+# so a scheduled POST /v1/reconcile runs its pass, authenticated as the API
+# authenticates everyone: API_TOKEN as a bearer token (no OIDC: the API
+# does not check it, and it would take the Authorization header).
+out=$sout
+A=https://wakeq-api-dryrun-uc\.a\.run\.app
+has "reconcile job created" "gcloud scheduler jobs create http wakeq-reconcile --project $P --location $R "
+has "reconcile job updated when it exists" "gcloud scheduler jobs update http wakeq-reconcile "
+has "reconcile every 10 minutes by default" "create http wakeq-reconcile .* --schedule '\*/10 \* \* \* \*'"
+has "reconcile calls the API's /v1/reconcile with POST" \
+	"create http wakeq-reconcile .* --uri $A/v1/reconcile --http-method POST"
+has "with the API token as a bearer header (create)" \
+	"create http wakeq-reconcile .* --headers 'Authorization=Bearer \\\$RECONCILE_TOKEN'"
+has "with the API token as a bearer header (update)" \
+	"update http wakeq-reconcile .* --update-headers 'Authorization=Bearer \\\$RECONCILE_TOKEN'"
+hasnt "and no OIDC token, which would take the Authorization header" "wakeq-reconcile .*--oidc"
+has "the token is the first of the API's secret" \
+	"RECONCILE_TOKEN=.*gcloud secrets versions access latest --secret wakeq-api-token --project $P \| cut -d, -f1"
+SECRET=s3cr3t-$$-token
+RECONCILE_TOKEN=$SECRET cloudrun/scheduler.sh --dry-run --project $P --region $R \
+	--reconcile-schedule '*/30 * * * *' >"$T/s3.out" 2>&1
+out=$T/s3.out
+has "reconcile schedule is configurable" "create http wakeq-reconcile .* --schedule '\*/30 \* \* \* \*'"
+hasnt "a given RECONCILE_TOKEN is never printed" "$SECRET"
+hasnt "nor read from the secret" "secrets versions access"
+cloudrun/scheduler.sh --dry-run --project $P --reconcile-schedule off >"$T/s4.out" 2>&1
+out=$T/s4.out
+hasnt "--reconcile-schedule off: no reconcile job (no Postgres)" "wakeq-reconcile|secrets versions"
+has "... the wake job still" "create http wakeq-wake "
+if API_PUBLIC=0 cloudrun/scheduler.sh --dry-run --project $P >"$T/s5.out" 2>&1; then
+	not_ok "reconcile job refused with API_PUBLIC=0 (IAM wants OIDC in that header)"
+else
+	check "reconcile job refused with API_PUBLIC=0 (IAM wants OIDC in that header)" \
+		grep -q "reconcile-schedule off" "$T/s5.out"
+fi
+if RECONCILE_TOKEN='a,b' cloudrun/scheduler.sh --dry-run --project $P >/dev/null 2>&1; then
+	not_ok "a RECONCILE_TOKEN that is not one bearer token is refused"
+else
+	ok "a RECONCILE_TOKEN that is not one bearer token is refused"
+fi
+# Not a dry run, against a stand-in gcloud that logs its arguments: the
+# real token reaches gcloud, and only its name is printed.
+mkdir -p "$T/gbin"
+cat >"$T/gbin/gcloud" <<'EOS'
+#!/bin/sh
+printf '%s\n' "$*" >>"$GCLOUD_LOG"
+case "$*" in
+"secrets versions access"*) printf 'tok-first-1,tok-second-2' ;;
+"run services describe"*) echo "https://$4-real.a.run.app" ;;
+"scheduler jobs describe"*) exit 1 ;;
+esac
+exit 0
+EOS
+chmod 755 "$T/gbin/gcloud"
+if PATH=$T/gbin:$PATH GCLOUD_LOG=$T/gcloud.log cloudrun/scheduler.sh --project $P --region $R \
+	>"$T/s6.out" 2>&1; then
+	ok "scheduler.sh runs against a gcloud"
+else
+	not_ok "scheduler.sh runs against a gcloud"
+	diag "$T/s6.out"
+fi
+check "gcloud got the secret's first token as the reconcile job's header" grep -Eq \
+	"^scheduler jobs create http wakeq-reconcile .*--uri https://wakeq-api-real\.a\.run\.app/v1/reconcile .*--headers Authorization=Bearer tok-first-1$" \
+	"$T/gcloud.log"
+out=$T/s6.out
+hasnt "the token is not printed" "tok-first|tok-second"
+has "its name is" "create http wakeq-reconcile .* --headers 'Authorization=Bearer \\\$RECONCILE_TOKEN'"
 
 # ---- shell scripts ---------------------------------------------------------
 scripts=(cloudrun/*.sh container/test-images.sh tests/integration/80_deploy.sh)
