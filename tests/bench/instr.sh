@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# instr.sh - what Redis spends on wakeq's scripts, counted in instructions
+# (callgrind on redis-server): deterministic to ~0.1 %, unlike time on a
+# shared machine, so two builds compare even under load (issue 14).
+#
+#   tests/bench/instr.sh                             figures into docs/BENCHMARKS.md
+#   NOWRITE=1 N=500 tests/bench/instr.sh             quick look, nothing written
+#   BASE_BUILD=/path/to/other/build tests/bench/instr.sh   a second column
+#
+# Each figure is the instructions redis-server ran (counters zeroed after
+# a warm-up, dumped after the measured part) divided by the operations;
+# the server's timer runs once a second (hz 1), so that its work, which
+# grows with the time callgrind takes, is not counted with the operations':
+#   PING, EVALSHA of `return 1`     one client, one command at a time (redis-benchmark -c 1)
+#   enqueue, one at a time          bench_core enqueue N 1 (a script run a job)
+#   enqueue, batches of 1000        bench_core enqueue N 1000, per job
+#   drain, C=1                      a worker's /wake draining N queued noop jobs, per job
+set -eu
+. "$(dirname "$0")/../lib/bench.sh"
+
+N=${N:-2000}
+BIN=$PWD/$BUILD
+bench_need "$BIN/tests/tools/bench_core" "$BIN/wakeq-worker" "$FREEPORT" -- \
+	valgrind callgrind_control redis-server redis-benchmark curl jq
+log() { echo "# $*" >&2; }
+t_tmpdir
+
+# cg_start: a redis-server under callgrind on a free port; sets CP, CPID, CU
+cg_start() {
+	CP=$($FREEPORT)
+	rm -f "$T"/cg.out*
+	valgrind --tool=callgrind --callgrind-out-file="$T/cg.out" redis-server --port "$CP" \
+		--bind 127.0.0.1 --save '' --appendonly no --dir "$T" --hz 1 --dynamic-hz no \
+		>"$T/vg.log" 2>&1 &
+	CPID=$!
+	CU=redis://127.0.0.1:$CP
+	wait_until 60 sh -c "redis-cli -p $CP ping 2>/dev/null | grep -q PONG" ||
+		{ echo "instr: redis-server under callgrind did not start" >&2; exit 1; }
+}
+cg_stop() {
+	redis-cli -p "$CP" shutdown nosave >/dev/null 2>&1 || true
+	wait "$CPID" 2>/dev/null || true
+}
+cg_zero() { callgrind_control -z "$CPID" >/dev/null; }
+# cg_dump OPS: instructions since cg_zero, per operation
+cg_dump() {
+	local f
+	callgrind_control -d "$CPID" >/dev/null
+	f=$(ls -t "$T"/cg.out.* | head -1)
+	awk -v n="$1" '/^(summary|totals):/ {s = $2} END {printf "%d\n", s / n}' "$f"
+	rm -f "$T"/cg.out.*
+}
+
+# measure BUILDDIR: one line "ping r1 enq1 enqb drain"
+measure() {
+	local b=$1 sha wp wpid body
+	cg_start
+	redis-benchmark -p "$CP" -c 1 -n 20 ping >/dev/null
+	cg_zero
+	redis-benchmark -p "$CP" -c 1 -n "$N" ping >/dev/null
+	echo "ping $(cg_dump "$N")"
+	sha=$(redis-cli -p "$CP" script load 'return 1')
+	redis-benchmark -p "$CP" -c 1 -n 20 evalsha "$sha" 0 >/dev/null
+	cg_zero
+	redis-benchmark -p "$CP" -c 1 -n "$N" evalsha "$sha" 0 >/dev/null
+	echo "r1 $(cg_dump "$N")"
+	"$b/tests/tools/bench_core" enqueue "$CU" warm 20 1 >/dev/null
+	cg_zero
+	"$b/tests/tools/bench_core" enqueue "$CU" one "$N" 1 >/dev/null
+	echo "enq1 $(cg_dump "$N")"
+	cg_zero
+	"$b/tests/tools/bench_core" enqueue "$CU" bench "$N" 1000 >/dev/null
+	echo "enqb $(cg_dump "$N")"
+	wp=$($FREEPORT)
+	env PORT="$wp" HOST=127.0.0.1 REDIS_URL="$CU" QUEUES=bench CONCURRENCY=1 IDLE_TIMEOUT=0.3 \
+		EXIT_ON_IDLE=false LOG_LEVEL=warn "$b/wakeq-worker" >"$T/w.log" 2>&1 &
+	wpid=$!
+	wait_until 60 curl -fs -o /dev/null "http://127.0.0.1:$wp/healthz" ||
+		{ echo "instr: the worker did not start" >&2; cat "$T/w.log" >&2; exit 1; }
+	cg_zero
+	body=$(curl -fs -X POST "http://127.0.0.1:$wp/wake")
+	[ "$(jq -r .drain.done <<<"$body")" = "$N" ] ||
+		{ echo "instr: the drain did $(jq -r .drain.done <<<"$body") of $N jobs" >&2; exit 1; }
+	echo "drain $(cg_dump "$N")"
+	kill_wait "$wpid"
+	cg_stop
+}
+
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+log "this build ($BUILD), N=$N"
+measure "$BIN" >"$T/this"
+cat "$T/this" >&2
+if [ -n "${BASE_BUILD:-}" ]; then
+	log "base build ($BASE_BUILD)"
+	measure "$BASE_BUILD" >"$T/base"
+	cat "$T/base" >&2
+fi
+rev() { git -C "$1/.." log -1 --format='%h (%s)' 2>/dev/null | cut -c1-90 || echo "?"; }
+v() { awk -v k="$2" '$1 == k {print $2}' "$1"; }
+fmt() { awk -v n="$1" 'BEGIN { s = sprintf("%d", n); o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'; }
+row() { # row LABEL KEY
+	local a b
+	a=$(v "$T/this" "$2")
+	if [ -n "${BASE_BUILD:-}" ]; then
+		b=$(v "$T/base" "$2")
+		echo "| $1 | $(fmt "$b") | $(fmt "$a") | $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%+.1f %%", (a - b) * 100 / b}') |"
+	else
+		echo "| $1 | $(fmt "$a") | $(awk -v a="$a" -v p="$(v "$T/this" ping)" 'BEGIN {printf "%.1f", a / p}') |"
+	fi
+}
+sec=$T/section
+{
+	echo "<!-- bench:instr -->"
+	echo "## Redis instructions an operation"
+	echo
+	echo "$(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'),"
+	echo "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') under callgrind, \`tests/bench/instr.sh\` (N=$N)."
+	echo "Load average at start / end: $load0 / $(cut -d' ' -f1-3 /proc/loadavg) (instructions do not depend on it)."
+	echo "Instructions redis-server ran, divided by the operations (its whole"
+	echo "work: reading the request, the script, the reply). This build: $(rev "$BIN")."
+	[ -z "${BASE_BUILD:-}" ] || echo "Base build (\`BASE_BUILD\`): $(rev "$BASE_BUILD")."
+	echo
+	if [ -n "${BASE_BUILD:-}" ]; then
+		echo "| operation | base build | this build | change |"
+		echo "|---|---|---|---|"
+	else
+		echo "| operation | instructions | PINGs |"
+		echo "|---|---|---|"
+	fi
+	row "PING (one client, one at a time)" ping
+	row "EVALSHA of \`return 1\`" r1
+	row "enqueue, one at a time (a script run a job)" enq1
+	row "enqueue, batches of 1000, a job" enqb
+	row "drain at C=1, a job (take and settle)" drain
+	echo "<!-- /bench:instr -->"
+} >"$sec"
+cat "$sec"
+[ "${NOWRITE:-0}" = 1 ] || bench_write instr "$sec"
