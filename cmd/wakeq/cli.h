@@ -132,6 +132,20 @@ int cli_queue_names(const struct cli *c, struct queue *q, char ***names, struct 
  * command: without a wake the work waits for the next one (cron, API). */
 void cli_wake_if_idle(struct queue *q, const char *queue, int live);
 
+/* ---- the API (enqueue.c) ---------------------------------------------------- */
+
+/* WAKEQ_API_URL, with *len its length without trailing slashes; NULL when
+ * it is not set (or empty): the commands that create jobs then go
+ * straight into Redis. */
+const char *cli_api_url(size_t *len);
+
+/* POSTs `body` (JSON text) to WAKEQ_API_URL + `path` ("/v1/jobs") with
+ * the bearer token WAKEQ_API_TOKEN, else the first of API_TOKEN. Returns
+ * EXIT_OK with *answer the JSON of its 2xx answer (caller owns; NULL when
+ * it was not JSON), or an exit code once what went wrong (the API's
+ * status, code and message) was said on stderr. Blocks (30 s at most). */
+int cli_api_post(const char *path, const char *body, json_t **answer);
+
 /* ---- the terminal --------------------------------------------------------- */
 
 /* Whether stdout is a terminal (tables, bars, redraws). */
@@ -173,6 +187,8 @@ int cmd_enqueue(struct cli *c);
 int cmd_status(struct cli *c);
 int cmd_cancel(struct cli *c);
 int cmd_batch(struct cli *c);
+int cmd_batch_create(struct cli *c);
+int cmd_flow(struct cli *c);
 int cmd_jobs(struct cli *c);
 int cmd_stats(struct cli *c);
 int cmd_dead_list(struct cli *c);
@@ -187,6 +203,7 @@ int cmd_pause(struct cli *c);
 int cmd_resume(struct cli *c);
 int cmd_settings(struct cli *c);
 int cmd_schedules_list(struct cli *c);
+int cmd_schedules_get(struct cli *c);
 int cmd_schedules_add(struct cli *c);
 int cmd_schedules_delete(struct cli *c);
 int cmd_schedules_pause(struct cli *c);

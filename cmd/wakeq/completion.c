@@ -42,10 +42,30 @@ static int first_of_word(const struct cli_cmd *k)
 	return 1;
 }
 
-/* Whether `k` is the first command of a group ("dead list"). */
+/* Whether `k` is the first command of a group ("dead list"; "batch
+ * create", though "batch" is a command of its own before it). A group's
+ * commands follow each other in the table. */
 static int group_start(const struct cli_cmd *k)
 {
-	return k->name[strcspn(k->name, " ")] && first_of_word(k);
+	size_t n = strcspn(k->name, " ");
+	const struct cli_cmd *j;
+
+	if (!k->name[n])
+		return 0;
+	for (j = cli_cmds; j < k; j++)
+		if (!strncmp(j->name, k->name, n + 1))
+			return 0;
+	return 1;
+}
+
+/* The second words of k's group, separated by `sep`. */
+static void group_words(FILE *out, const struct cli_cmd *k, const char *sep)
+{
+	size_t n = strcspn(k->name, " ");
+	const struct cli_cmd *j;
+
+	for (j = k; j->name && !strncmp(j->name, k->name, n + 1); j++)
+		fprintf(out, "%s%s", j == k ? "" : sep, j->name + n + 1);
 }
 
 /* Words of the command table: the first word of each command, once. */
@@ -81,16 +101,17 @@ static void bash(FILE *out)
 	/* groups: the second word is a command of its own */
 	for (k = cli_cmds; k->name; k++) {
 		size_t n = strcspn(k->name, " ");
-		const struct cli_cmd *j;
 
 		if (!group_start(k))
 			continue;
-		fprintf(out, "\t%.*s)\n\t\tif [ \"$COMP_CWORD\" -eq 2 ]; then\n"
+		fprintf(out, "\t%.*s)\n\t\tif [ \"$COMP_CWORD\" -eq 2 ] && [[ $cur != -* ]]; then\n"
 			"\t\t\tCOMPREPLY=($(compgen -W \"", (int)n, k->name);
-		for (j = k; j->name && !strncmp(j->name, k->name, n + 1); j++)
-			fprintf(out, "%s ", j->name + n + 1);
+		group_words(out, k, " ");
 		fprintf(out, "\" -- \"$cur\"))\n\t\t\treturn\n\t\tfi\n"
-			"\t\tcmd=\"$cmd ${COMP_WORDS[2]}\" first=3 ;;\n");
+			"\t\tcase ${COMP_WORDS[2]} in ");
+		/* else the first word is the command ("batch ID") */
+		group_words(out, k, "|");
+		fprintf(out, ") cmd=\"$cmd ${COMP_WORDS[2]}\" first=3 ;; esac ;;\n");
 	}
 	fprintf(out, "\tesac\n\tcase $cmd in\n");
 	for (k = cli_cmds; k->name; k++) {
@@ -213,13 +234,18 @@ static void zsh(FILE *out)
 			zsh_describe(out, var, group);
 		}
 		fprintf(out,
-			"\t\tif (( CURRENT == 3 )); then\n"
+			"\t\tif (( CURRENT == 3 )) && [[ $words[3] != -* ]]; then\n"
 			"\t\t\t_describe -t commands 'wakeq %.*s command' %s\n"
 			"\t\t\treturn\n"
 			"\t\tfi\n"
-			"\t\tcmd=\"$cmd $words[3]\"\n"
-			"\t\tshift words\n"
-			"\t\t(( CURRENT-- )) ;;\n", (int)n, k->name, var);
+			"\t\tcase $words[3] in\n\t\t(", (int)n, k->name, var);
+		/* else the first word is the command ("batch ID") */
+		group_words(out, k, "|");
+		fprintf(out, ")\n"
+			"\t\t\tcmd=\"$cmd $words[3]\"\n"
+			"\t\t\tshift words\n"
+			"\t\t\t(( CURRENT-- )) ;;\n"
+			"\t\tesac ;;\n");
 	}
 	fprintf(out,
 		"\tesac\n"

@@ -93,21 +93,33 @@ static int exit_for_status(long status)
 	}
 }
 
-static int enqueue_api(const char *base, const char *body, int64_t count)
+const char *cli_api_url(size_t *len)
 {
-	const char *token = getenv("WAKEQ_API_TOKEN");
-	char *url, *auth = NULL;
-	const char *headers[4];
-	struct fetch_request req;
+	const char *base = getenv("WAKEQ_API_URL");
+	size_t n;
+
+	if (!base || !*base)
+		return NULL;
+	n = strlen(base);
+	while (n && base[n - 1] == '/')
+		n--;
+	*len = n;
+	return base;
+}
+
+int cli_api_post(const char *path, const char *body, json_t **answer)
+{
+	const char *token = getenv("WAKEQ_API_TOKEN"), *headers[4], *base, *msg, *code;
 	struct fetch_response resp = FETCH_RESPONSE_INIT;
+	struct fetch_request req;
+	char *url, *auth = NULL;
+	json_t *doc = NULL;
 	struct err e;
-	size_t blen = strlen(base);
-	int64_t i;
+	size_t blen = 0;
 	int rc = EXIT_OK, h = 0;
 
-	while (blen && base[blen - 1] == '/')
-		blen--;
-	url = xasprintf("%.*s/v1/jobs", (int)blen, base);
+	base = cli_api_url(&blen);
+	url = xasprintf("%.*s%s", (int)blen, base, path);
 	if (!token || !*token) {
 		/* API_TOKEN may list several (rotation): any one will do */
 		const char *list = getenv("API_TOKEN");
@@ -133,27 +145,50 @@ static int enqueue_api(const char *base, const char *body, int64_t count)
 	/* the operator named this URL: loopback and private networks are
 	 * where an API usually is, unlike a job's URLs */
 	req.allow_private = "all";
-	for (i = 0; i < count && rc == EXIT_OK; i++) {
-		json_t *doc;
-		const char *id, *msg, *code;
+	if (fetch_http(&req, &resp, &e) < 0) {
+		rc = cli_exit_for(&e);
+		goto out;
+	}
+	doc = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, NULL);
+	if (resp.status >= 200 && resp.status < 300) {
+		*answer = doc;
+		doc = NULL;
+		goto out;
+	}
+	msg = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
+	code = json_string_value(json_object_get(json_object_get(doc, "error"), "code"));
+	fprintf(stderr, "wakeq: the API at '%s' answered HTTP %ld%s%s%s%s\n", url, resp.status,
+		code ? " " : "", code ? code : "", msg ? ": " : "", msg ? msg : "");
+	rc = exit_for_status(resp.status);
+out:
+	json_decref(doc);
+	fetch_response_release(&resp);
+	free(auth);
+	free(url);
+	return rc;
+}
 
-		if (fetch_http(&req, &resp, &e) < 0) {
-			rc = cli_exit_for(&e);
+static int enqueue_api(const char *body, int64_t count)
+{
+	size_t blen = 0;
+	const char *base = cli_api_url(&blen);
+	int64_t i;
+	int rc = EXIT_OK;
+
+	for (i = 0; i < count && rc == EXIT_OK; i++) {
+		json_t *doc = NULL;
+		const char *id;
+
+		if ((rc = cli_api_post("/v1/jobs", body, &doc)) != EXIT_OK)
 			break;
-		}
-		doc = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, NULL);
 		id = json_string_value(json_object_get(doc, "id"));
-		if ((resp.status == 202 || resp.status == 200) && id) {
+		if (id) {
 			printf("%s\n", id);
 			if (json_is_true(json_object_get(doc, "duplicate")))
 				fprintf(stderr, "wakeq: an existing job has this idempotency key or unique key\n");
 		} else {
-			msg = json_string_value(json_object_get(json_object_get(doc, "error"), "message"));
-			code = json_string_value(json_object_get(json_object_get(doc, "error"), "code"));
-			fprintf(stderr, "wakeq: the API at '%s' answered HTTP %ld%s%s%s%s\n", url,
-				resp.status, code ? " " : "", code ? code : "", msg ? ": " : "",
-				msg ? msg : "");
-			rc = exit_for_status(resp.status);
+			fprintf(stderr, "wakeq: the API at '%.*s' answered no job id\n", (int)blen, base);
+			rc = EXIT_FAIL;
 		}
 		json_decref(doc);
 	}
@@ -161,9 +196,6 @@ static int enqueue_api(const char *base, const char *body, int64_t count)
 	if (rc == EXIT_OK)
 		fprintf(stderr, "wakeq: enqueued through the API at '%.*s' (it wakes a worker "
 			"when none is live)\n", (int)blen, base);
-	fetch_response_release(&resp);
-	free(auth);
-	free(url);
 	return rc;
 }
 
@@ -236,7 +268,8 @@ static int enqueue_direct(struct cli *c, const struct job_spec *spec, int64_t co
 
 int cmd_enqueue(struct cli *c)
 {
-	const char *api = getenv("WAKEQ_API_URL");
+	size_t alen;
+	const char *api = cli_api_url(&alen);
 	struct job_spec spec;
 	const char *code;
 	int64_t count = 1;
@@ -245,8 +278,6 @@ int cmd_enqueue(struct cli *c)
 	struct err e;
 	int rc;
 
-	if (api && !*api)
-		api = NULL;
 	if ((rc = cli_int(c, "count", 1, 10000000, &count)) != 0)
 		return rc;
 	if (cli_get(c, "idempotency-key") && count > 1)
@@ -261,7 +292,7 @@ int cmd_enqueue(struct cli *c)
 		free(text);
 		return EXIT_USAGE;
 	}
-	rc = api ? enqueue_api(api, text, count) : enqueue_direct(c, &spec, count);
+	rc = api ? enqueue_api(text, count) : enqueue_direct(c, &spec, count);
 	job_spec_release(&spec);
 	free(text);
 	return rc;

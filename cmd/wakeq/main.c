@@ -108,9 +108,30 @@ const struct cli_cmd cli_cmds[] = {
 	  status_opts, 1, 1, cmd_status },
 	{ "cancel", "ID", NULL, "cancel a queued or running job", NULL, queue_only_opts, 1, 1, cmd_cancel },
 	{ "batch", "ID", NULL, "a batch as JSON: counts of its jobs by how they ended",
-	  "ID is the batch's id (its callback job's, as POST /v1/batches answers).\n"
+	  "ID is the batch's id (its callback job's, as POST /v1/batches and\n"
+	  "wakeq batch create answer).\n"
 	  "Without --queue the batch is looked for in every queue.",
 	  queue_only_opts, 1, 1, cmd_batch },
+	{ "batch create", "FILE|-", NULL, "create a batch from a JSON file, print its ids",
+	  "FILE (- for stdin) is the body of POST /v1/batches: {\"jobs\": [job...],\n"
+	  "\"callback\": job, \"callback_url\": URL, \"queue\": Q}, each job as enqueue's\n"
+	  "(type, payload, priority, ...). The callback (a noop when none) runs once\n"
+	  "every job has ended; its id is the batch's (wakeq batch ID). It goes\n"
+	  "through the API or straight into Redis as enqueue does; stdout has the\n"
+	  "answer, {id, queue, jobs: [ids]}, on one line. Example:\n"
+	  "  echo '{\"jobs\":[{\"type\":\"noop\"},{\"type\":\"noop\"}]}' | wakeq batch create -",
+	  queue_only_opts, 1, 1, cmd_batch_create },
+	{ "flow", "FILE|-", NULL, "create a flow from a JSON file: a parent run after its children",
+	  "FILE (- for stdin) is the body of POST /v1/flows: {\"parent\": job,\n"
+	  "\"children\": [job...], \"on_dependency_failure\": fail|cancel|ignore,\n"
+	  "\"queue\": Q}, each job as enqueue's; a child may have \"children\" of its\n"
+	  "own. The parent runs once its children have ended (and reads their\n"
+	  "results). It goes through the API or straight into Redis as enqueue\n"
+	  "does; stdout has the answer, {id, status, children: [...], queue}, on one\n"
+	  "line. Example:\n"
+	  "  echo '{\"parent\":{\"type\":\"noop\"},\"children\":[{\"type\":\"noop\"}]}' |\n"
+	  "    wakeq flow -",
+	  queue_only_opts, 1, 1, cmd_flow },
 	{ "jobs", "", NULL, "list jobs: a table on a terminal, JSON otherwise",
 	  "Newest first for done and failed, in run order otherwise; states in\n"
 	  "the order active, queued, scheduled, retrying, failed, done. No set\n"
@@ -153,6 +174,10 @@ const struct cli_cmd cli_cmds[] = {
 	  no_opts, 1, CLI_ARGS_MAX, cmd_settings },
 	{ "schedules list", "", NULL, "cron schedules, as JSON",
 	  "Every queue's in Redis, or --queue's.", sched_list_opts, 0, 0, cmd_schedules_list },
+	{ "schedules get", "NAME", NULL, "one cron schedule, as JSON",
+	  "Its cron, zone, policies, job template, next fire time and what it did\n"
+	  "(fired, skipped), as GET /v1/schedules/{name}. Not found: exit 3.",
+	  queue_only_opts, 1, 1, cmd_schedules_get },
 	{ "schedules add", "NAME CRON TYPE", NULL, "create or replace a cron schedule",
 	  "CRON has 5 fields (minute hour day month weekday) or 6 (a second first),\n"
 	  "or @hourly, @daily, @weekly, @monthly, @yearly; in --tz's local time (a\n"
@@ -202,20 +227,23 @@ static const struct config_var env_vars[] = {
 };
 
 /* The command named by argv[1] (and argv[2] for a group such as "dead");
- * *words says how many words its name took. NULL when none. */
+ * *words says how many words its name took. NULL when none. Two words
+ * first: "batch create" is a command, "batch ID" another. */
 static const struct cli_cmd *find_cmd(int argc, char **argv, int *words)
 {
 	const struct cli_cmd *k;
 	size_t n = strlen(argv[1]);
 
+	for (k = cli_cmds; argc > 2 && k->name; k++) {
+		if (!strncmp(k->name, argv[1], n) && k->name[n] == ' ' &&
+		    !strcmp(k->name + n + 1, argv[2])) {
+			*words = 2;
+			return k;
+		}
+	}
 	for (k = cli_cmds; k->name; k++) {
 		if (!strcmp(k->name, argv[1])) {
 			*words = 1;
-			return k;
-		}
-		if (argc > 2 && !strncmp(k->name, argv[1], n) && k->name[n] == ' ' &&
-		    !strcmp(k->name + n + 1, argv[2])) {
-			*words = 2;
 			return k;
 		}
 	}

@@ -1,4 +1,4 @@
-/* schedules.c - wakeq schedules list|add|delete|pause|resume: cron
+/* schedules.c - wakeq schedules list|get|add|delete|pause|resume: cron
  * schedules over Redis, with the API's parser and document (queue.h). */
 #include "cli.h"
 
@@ -38,6 +38,23 @@ int cmd_schedules_list(struct cli *c)
 	free(qnames);
 	queue_free(q);
 	cli_print_json(arr, JSON_INDENT(2));
+	return rc;
+}
+
+int cmd_schedules_get(struct cli *c)
+{
+	struct queue *q = cli_connect();
+	struct queue_schedule s;
+	struct err e;
+	int rc = EXIT_OK;
+
+	if (queue_schedule_get(q, cli_queue(c), c->args[0], &s, &e) < 0) {
+		rc = cli_exit_for(&e);
+	} else {
+		cli_print_json(queue_schedule_to_json(cli_queue(c), &s), JSON_INDENT(2));
+		queue_schedule_release(&s);
+	}
+	queue_free(q);
 	return rc;
 }
 

@@ -132,10 +132,7 @@ fail:
 	return -1;
 }
 
-/* The name work posted to no queue goes to: QUEUES' first entry, which is
- * the first shard set when that entry is NAME*N (each set is noted in
- * QUEUES order, and NAME#0 of the first entry is queues[0]). */
-static const char *default_queue(const struct api *a)
+const char *api_route_default(const struct api *a)
 {
 	return a->nshards && a->shards[0].first == 0 ? a->shards[0].name : a->queues[0];
 }
@@ -143,7 +140,7 @@ static const char *default_queue(const struct api *a)
 const char *api_route_queue(struct api *a, struct httpd_request *req,
 			    const char *queue, const char *key)
 {
-	const char *q = queue ? queue : default_queue(a);
+	const char *q = queue ? queue : api_route_default(a);
 	const struct api_shards *set;
 	size_t i;
 	int k;

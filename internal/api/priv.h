@@ -87,6 +87,10 @@ int api_served_index(struct api *a, const char *queue);
  * invalid_field naming the queue. Never blocks. */
 const char *api_route_queue(struct api *a, struct httpd_request *req,
 			    const char *queue, const char *key);
+/* The name work posted to no queue goes to: QUEUES' first entry, which is
+ * the shard set's name when that entry is NAME*N (api_route_queue then
+ * picks the shard). */
+const char *api_route_default(const struct api *a);
 /* api_route_queue for the member "queue" of a request body (absent or
  * null: none named); a value that is not a string is answered 400. */
 const char *api_body_queue(struct api *a, struct httpd_request *req, const json_t *body,

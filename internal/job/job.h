@@ -253,6 +253,59 @@ void job_info_spec(const struct job_info *j, struct job_spec *out);
  * strings; NULL or {} matches every job). */
 int job_info_has_labels(const struct job_info *j, const json_t *want);
 
+/* ---- linked jobs: flows and batches ------------------------------------------
+ * Jobs created together, linked by their dependencies: a flow (a parent
+ * that runs after its children, which may have children of their own, to
+ * any depth: BullMQ's FlowProducer) or a batch (jobs and a callback that
+ * runs once every one has ended, however: Sidekiq Pro's batches; the
+ * batch's id is its callback's). Parsed, resolved and linked here once for
+ * every door (POST /v1/flows and /v1/batches, `wakeq flow` and `wakeq batch
+ * create`); each door writes the members its own way, in order, in one
+ * enqueue. */
+
+struct job_linked {
+	struct job_spec *specs;   /* n + 1 members in enqueue order (a job
+				   * after those it depends on); specs[n] is
+				   * the flow's parent or the batch's
+				   * callback. Resolved: ids minted. */
+	size_t n;
+	const char *queue;        /* every member's: the body's "queue", else
+				   * the default given; borrowed from them */
+	/* private */
+	char **deps;              /* per member: its depends_on text */
+	json_t *shape;            /* a flow's tree of member indexes */
+};
+
+/* Parses a flow request ({queue?, parent: job, children: [job...],
+ * on_dependency_failure?}; a child may have "children" of its own) of at
+ * most `max` jobs, or a batch request ({queue?, jobs: [1 to max - 1 jobs],
+ * callback?: job, callback_url?}; the callback is a noop when none is
+ * given), each member checked as job_spec_parse checks a job, without the
+ * fields that would break the links (depends_on, on_dependency_failure,
+ * idempotency_key, unique_key) and on the request's queue only. Resolves
+ * every member with `d` at now_us and links them. Returns 0 with *out
+ * filled (release it; `body` must outlive it), or -1 with err naming the
+ * member ("children[0].children[1]: field 'type': ...") and *code as
+ * job_spec_parse's (*out untouched). Never blocks. */
+int job_flow_parse(json_t *body, const struct job_defaults *d, size_t max,
+		   int64_t now_us, struct job_linked *out, const char **code,
+		   struct err *err);
+int job_batch_parse(json_t *body, const struct job_defaults *d, size_t max,
+		    int64_t now_us, struct job_linked *out, const char **code,
+		    struct err *err);
+
+/* The answer for a created flow, every interface's: a new object {id,
+ * status, children?: [the same for each child], queue}; st[i] is the
+ * status members[i] was created in. Caller owns it. */
+json_t *job_flow_doc(const struct job_linked *l, const enum job_status *st);
+
+/* The answer for a created batch: a new object {id, queue, jobs: [ids]}.
+ * Caller owns it. */
+json_t *job_batch_doc(const struct job_linked *l);
+
+/* Frees what a parse made and zeroes *l. Accepts NULL. */
+void job_linked_release(struct job_linked *l);
+
 /* ---- the record in a Redis hash ------------------------------------------
  * The queue stores a job as a hash `wakeq:{Q}:job:ID`. The fields a client
  * sets are listed here once, in job.c's table; the queue's scripts read

@@ -3,7 +3,9 @@
 # and the API): commands, --help of each, options of another command
 # refused, JSON output, exit codes and error messages; enqueue through a
 # real wakeq-api, and straight into Redis with a wake of a stub worker;
-# status --watch by outcome; stats --watch; the completion scripts.
+# status --watch by outcome; stats --watch; the completion scripts; flows
+# and batches from a file (straight into Redis, run by a drain, and through
+# the API), bad documents refused; schedules get.
 # (What only a terminal shows, tables and bars, is 16_cli_tty.sh.)
 set -u
 . "$(dirname "$0")/../lib/test.sh"
@@ -45,6 +47,9 @@ helps drain --queue
 helps wake --token --timeout
 helps reconcile --min-age
 helps completion
+helps "schedules get" --queue
+helps flow --queue
+helps "batch create" --queue
 check "jobs --help lists no option of enqueue" sh -c "! '$BIN/wakeq' jobs --help | grep -q -- --payload"
 check "help COMMAND is COMMAND --help" sh -c "'$BIN/wakeq' help dead retry | grep -q 'usage: wakeq dead retry'"
 check "dead --help lists the dead commands" sh -c "'$BIN/wakeq' dead --help | grep -q 'wakeq dead purge'"
@@ -288,6 +293,10 @@ expect_eq "bash completes a command's options" "--state" "$(comp wakeq jobs --st
 expect_eq "bash completes no option of another command" "" "$(comp wakeq enqueue --st)"
 expect_eq "bash completes option values" "failed" "$(comp wakeq jobs --state fa)"
 expect_eq "bash completes job types" "media.probe media.thumbnail media.transcode" "$(comp wakeq enqueue media.)"
+expect_eq "bash completes batch create (batch is a command too)" "create" "$(comp wakeq batch cr)"
+expect_eq "and batch ID's options" "--queue" "$(comp wakeq batch x --q)"
+expect_eq "and batch create's" "--queue" "$(comp wakeq batch create f.json --q)"
+expect_eq "bash completes schedules get" "get" "$(comp wakeq schedules g)"
 if command -v zsh >/dev/null; then
 	wq completion zsh >"$T/c.zsh"
 	check "the zsh completion is valid zsh" zsh -n "$T/c.zsh"
@@ -324,6 +333,70 @@ expect_eq "dead retry wakes a worker too" 2 "$(wakes)"
 WAKE_URL=http://127.0.0.1:1/wake wq enqueue noop --queue cliwk4 >/dev/null 2>"$T/wk.err"
 expect_eq "a wake that fails does not fail the enqueue" 1 "$(wq stats --json --queue cliwk4 | jq '.cliwk4.queued')"
 check "but says so ($(cat "$T/wk.err"))" contains "$(cat "$T/wk.err")" "cannot wake"
+
+# ---- flows and batches from a file, straight into Redis ------------------------
+printf '%s\n' '{"parent": {"type": "noop"},' \
+	' "children": [{"type": "sleep", "payload": {"ms": 5}},' \
+	'              {"type": "noop", "children": [{"type": "sleep", "payload": {"ms": 1}}]}]}' \
+	>"$T/flow.json"
+w0=$(wakes)
+out=$(WAKE_URL=$STUB/wake wq flow "$T/flow.json" --queue clflow 2>"$T/fl.err")
+expect_eq "wakeq flow FILE prints the ids: the parent waits, its tree as given" \
+	"waiting queued waiting queued clflow" \
+	"$(jq -r '"\(.status) \(.children[0].status) \(.children[1].status) \(.children[1].children[0].status) \(.queue)"' <<<"$out")"
+fp=$(jq -r .id <<<"$out")
+expect_eq "the parent depends on its two children" \
+	"$(jq -c '[.children[].id]' <<<"$out")" "$(wq status "$fp" | jq -c .depends_on)"
+expect_eq "children were due: one wake of WAKE_URL" $((w0 + 1)) "$(wakes)"
+check "and it says so ($(cat "$T/fl.err"))" contains "$(cat "$T/fl.err")" "no live worker on 'clflow'"
+out=$(echo '{"jobs":[{"type":"noop"},{"type":"fail","max_attempts":1}]}' |
+	wq batch create - --queue clflow 2>/dev/null)
+bid=$(jq -r .id <<<"$out")
+expect_eq "wakeq batch create - (stdin) prints the batch and its 2 jobs" "36 clflow 2" \
+	"$(jq -r '"\(.id | length) \(.queue) \(.jobs | length)"' <<<"$out")"
+expect_eq "wakeq batch ID shows it running" "running 2 2" \
+	"$(wq batch "$bid" | jq -r '"\(.status) \(.total) \(.pending)"')"
+IDLE_TIMEOUT=0.3 QUEUES=clflow wq drain >/dev/null 2>&1
+expect_eq "a drain ran the flow: the parent last, done" done "$(job_field "$fp" status)"
+expect_eq "and the batch: finished, one done, one failed" "finished 1 1" \
+	"$(wq batch "$bid" | jq -r '"\(.status) \(.done) \(.failed)"')"
+fp=$(WAKE_URL= QUEUES=clflow2 wq flow "$T/flow.json" 2>/dev/null | jq -r .id)
+expect_eq "without --queue the first of QUEUES" clflow2 "$(job_field "$fp" queue)"
+# bad documents: exit 2, saying what and where, and nothing enqueued
+bad_doc() { # bad_doc WHAT CMD DOC MESSAGE
+	local msg rc
+	msg=$(printf '%s' "$3" | wq $2 - --queue clbad 2>&1)
+	rc=$?
+	expect_eq "$2 refuses $1: exit 2" 2 "$rc"
+	check "saying so ($msg)" contains "$msg" "$4"
+}
+bad_doc "bad JSON" flow '{"parent":' "bad JSON in '-' (line 1"
+bad_doc "a JSON array" flow '[{"type":"noop"}]' "bad document in '-': expected a JSON object"
+bad_doc "no children" flow '{"parent":{"type":"noop"}}' \
+	"field 'children': expected an array of 1 or more jobs"
+bad_doc "an unknown type, named with its place" flow \
+	'{"parent":{"type":"noop"},"children":[{"type":"noop","children":[{"type":"nope"}]}]}' \
+	"children[0].children[0]: field 'type': unknown job type 'nope'"
+bad_doc "a member's own depends_on" "batch create" '{"jobs":[{"type":"noop","depends_on":["x"]}]}' \
+	"jobs[0]: field 'depends_on' is not allowed here"
+bad_doc "an unknown field" "batch create" '{"jobs":[{"type":"noop"}],"kids":[]}' "unknown field 'kids'"
+bad_doc "an empty batch" "batch create" '{"jobs":[]}' "field 'jobs': expected an array of 1 to 999 jobs"
+bad_doc "a queue other than --queue's" "batch create" '{"queue":"x","jobs":[{"type":"noop"}]}' \
+	"--queue 'clbad' is not the document's queue 'x'"
+expect_eq "a file that is not there: exit 2" 2 "$(code wq flow "$T/nope.json")"
+expect_eq "batch create without FILE: exit 2" 2 "$(code wq batch create)"
+expect_eq "nothing refused was enqueued" 0 "$(rcli exists 'wakeq:{clbad}:pending' 'wakeq:{x}:pending')"
+
+# ---- schedules get ---------------------------------------------------------------
+wq schedules add nightly '0 3 * * *' noop --queue clsch --tz Europe/Paris --paused >/dev/null 2>&1
+expect_eq "wakeq schedules get NAME: the schedule as JSON" "nightly clsch Europe/Paris true noop 0" \
+	"$(wq schedules get nightly --queue clsch |
+		jq -r '"\(.name) \(.queue) \(.timezone) \(.paused) \(.job.type) \(.fired)"')"
+expect_eq "the same as schedules list shows" "$(wq schedules list --queue clsch | jq -c '.[0]')" \
+	"$(wq schedules get nightly --queue clsch | jq -c .)"
+expect_eq "an unknown schedule: not found (3)" 3 "$(code wq schedules get nope --queue clsch)"
+check "saying so" contains "$(wq schedules get nope --queue clsch 2>&1)" "no schedule 'nope' in queue 'clsch'"
+expect_eq "without NAME: usage (2)" 2 "$(code wq schedules get)"
 
 # ---- enqueue through the API (WAKEQ_API_URL) ----------------------------------
 AP=$($FREEPORT)
@@ -362,4 +435,27 @@ expect_eq "a bad option is refused before any request (2)" 2 \
 msg=$(WAKEQ_API_URL=http://127.0.0.1:1 wq enqueue noop 2>&1)
 expect_eq "an API that cannot be reached: exit 1" 1 "$(WAKEQ_API_URL=http://127.0.0.1:1 code wq enqueue noop)"
 check "saying so ($msg)" contains "$msg" "127.0.0.1:1"
+
+# ---- flows and batches through the API -------------------------------------------
+out=$(WAKEQ_API_URL=http://127.0.0.1:$AP API_TOKEN=tok1 wq flow "$T/flow.json" --queue clapi 2>"$T/api.err")
+expect_eq "wakeq flow through the API: the API's answer" "waiting clapi 2" \
+	"$(jq -r '"\(.status) \(.queue) \(.children | length)"' <<<"$out")"
+check "saying so ($(cat "$T/api.err"))" contains "$(cat "$T/api.err")" \
+	"created through the API at 'http://127.0.0.1:$AP'"
+ids=$(jq -r '[.. | .id? // empty | "'"'"'\(.)'"'"'"] | join(",")' <<<"$out")
+expect_eq "each of its 4 jobs has its Postgres row (the API wrote them)" 4 \
+	"$(psql "$DATABASE_URL" -tAc "SELECT count(*) FROM jobs WHERE id IN ($ids)")"
+out=$(echo '{"jobs":[{"type":"noop"}]}' |
+	WAKEQ_API_URL=http://127.0.0.1:$AP API_TOKEN=tok1 wq batch create - 2>/dev/null)
+bid=$(jq -r .id <<<"$out")
+expect_eq "wakeq batch create through the API: on the API's default queue" "default /v1/batches/$bid" \
+	"$(jq -r '"\(.queue) \(.status_url)"' <<<"$out")"
+msg=$(echo '{"jobs":[{"type":"nope"}]}' |
+	WAKEQ_API_URL=http://127.0.0.1:$AP API_TOKEN=tok1 wq batch create - 2>&1)
+check "a bad batch: the API's 400 ($msg)" contains "$msg" \
+	"HTTP 400 unknown_type: jobs[0]: field 'type': unknown job type 'nope'"
+expect_eq "exit 2" 2 "$(echo '{"jobs":[{"type":"nope"}]}' |
+	WAKEQ_API_URL=http://127.0.0.1:$AP API_TOKEN=tok1 code wq batch create -)"
+expect_eq "bad JSON is refused before any request (2)" 2 \
+	"$(echo '{' | WAKEQ_API_URL=http://127.0.0.1:1 code wq flow -)"
 exit 0

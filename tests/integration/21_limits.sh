@@ -4,24 +4,14 @@
 # API instances and the CLI at once never run more of one group at once
 # than its cap (measured from the jobs' start and end times in Redis and
 # from the handler's own start and end, logged by the server the jobs
-# call: tests/tools/hitcount); a rate-limited worker sleeps until the next
+# call: tests/tools/hitcount); groups take turns (a small group queued
+# after a big one is not left behind it); a rate-limited worker sleeps until the next
 # token; a token later than IDLE_TIMEOUT ends the drain and the API's
 # waker wakes a worker at that time, as for a delayed job.
 set -u
 . "$(dirname "$0")/../lib/test.sh"
 start_redis
 
-# done jobs of QUEUE as "start end group" lines (epoch seconds, µs)
-spans() {
-	wq jobs --queue "$1" --state done --limit 10000 --json | jq -r '
-		def ts: (.[0:19] + "Z" | fromdateiso8601) + ((.[20:26]) | tonumber) / 1e6;
-		.[] | "\(.started_at | ts) \(.finished_at | ts) \(.group // "-")"'
-}
-# the most spans of GROUP ("" all) open at once
-max_open() {
-	awk -v g="$1" 'g == "" || $3 == g { printf "%.6f 1\n%.6f -1\n", $1, $2 }' |
-		sort -k1,1n -k2,2n | awk '{ n += $2; if (n > m) m = n } END { print m + 0 }'
-}
 drains() { curl -fs "$1/metrics" | awk '/^wakeq_drains_total/ {print $2}'; }
 
 # ---- two workers, two APIs, one group capped at 2, another group beside it -----
@@ -94,6 +84,21 @@ spans lim | sort -n | tail -30 >"$T/spans2"
 expect_eq "the queue never had more than 3 running at once" 3 "$(max_open "" <"$T/spans2")"
 kill_wait "$w1_PID"
 kill_wait "$w2_PID"
+
+# ---- groups take turns: a big group queued first does not starve a small one ------
+# 20 jobs of group big, then 3 of group small, no limit set; one worker
+# running one job at a time: the small group's jobs start among the first 6.
+wq enqueue sleep --queue fair --group big --payload '{"ms":20}' --count 20 >/dev/null 2>&1
+wq enqueue sleep --queue fair --group small --payload '{"ms":20}' --count 3 >/dev/null 2>&1
+start_worker f1 QUEUES=fair CONCURRENCY=1 IDLE_TIMEOUT=0.3
+out=$(curl -fs -XPOST "$f1_URL/wake")
+expect_eq "one drain ran all 23" 23 "$(jq -r .drain.jobs <<<"$out")"
+spans fair | sort -n >"$T/fair"
+expect_eq "one at a time" 1 "$(max_open "" <"$T/fair")"
+expect_eq "the small group's 3 started within the first 6 (in turns with the big one)" 3 \
+	"$(head -6 "$T/fair" | grep -c ' small$')"
+echo "# start order: $(awk '{ printf "%s ", substr($3, 1, 1) }' "$T/fair")"
+kill_wait "$f1_PID"
 
 # ---- a rate limit: the worker sleeps until the next token ----------------------
 wq settings rl rate_max=5 rate_period_s=1 >/dev/null

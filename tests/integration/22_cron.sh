@@ -5,7 +5,9 @@
 # one job however many workers race for it (1,000 fire times, two workers,
 # then the same times again; 1,000 times coming due one by one, raced for
 # by two workers while two processes replay them); the catch-up policies after a downtime; the
-# fire times computed ahead are refilled; pause, resume, delete. Time
+# fire times computed ahead are refilled; overlap skip with a real worker
+# (runs longer than the period never overlap, the fire times in between are
+# counted as skipped); pause, resume, delete. Time
 # zones across DST changes: tests/unit/cron.
 set -u
 . "$(dirname "$0")/../lib/test.sh"
@@ -136,6 +138,29 @@ catchup() { # catchup POLICY [MAX]: 5 missed times; prints the jobs made
 expect_eq "catch_up skip: none of the 5 missed" "0 5" "$(catchup skip)"
 expect_eq "catch_up one: one for all 5" "1 4" "$(catchup one)"
 expect_eq "catch_up all, at most 3: the last 3" "3 2" "$(catchup all 3)"
+
+# ---- overlap skip with a real worker: fire times every second, runs of 2.5 s ---------
+# The worker has room for 4 at once, so only the policy keeps the runs apart:
+# a fire time while the last run is active makes no job and is counted.
+wq schedules add slow '* * * * * *' sleep --queue ov --payload '{"ms":2500}' --overlap skip \
+	>/dev/null 2>&1
+start_worker o1 QUEUES=ov CONCURRENCY=4 IDLE_TIMEOUT=3 EXIT_ON_IDLE=false
+curl -fs -XPOST "$o1_URL/wake?wait=0" >/dev/null
+sleep 8
+wq schedules pause slow --queue ov >/dev/null
+check "the last run ends" wait_until 5 sh -c \
+	"[ \"\$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue ov | jq -r '.ov.active + .ov.queued')\" = 0 ]"
+read -r fired skipped < <(wq schedules get slow --queue ov | jq -r '"\(.fired) \(.skipped)"')
+spans ov >"$T/ov"
+n=$(wc -l <"$T/ov")
+check "runs were made ($n in 8 s)" test "$n" -ge 2 -a "$n" -le 4
+expect_eq "one a fire time: fired counts them" "$n" "$fired"
+expect_eq "never two at once (their start and end times)" 1 "$(max_open "" <"$T/ov")"
+check "the fire times while one ran were skipped and counted ($skipped, $fired fired)" \
+	test "$skipped" -ge $((fired - 1)) -a "$skipped" -ge 2
+check "every fire time of the 8 s was made or skipped ($fired + $skipped)" \
+	test $((fired + skipped)) -ge 6 -a $((fired + skipped)) -le 11
+kill_wait "$o1_PID"
 
 # ---- the CLI ----------------------------------------------------------------------------------
 expect_eq "wakeq schedules list" "burst" "$(wq schedules list --queue race | jq -r '.[].name')"

@@ -26,6 +26,11 @@
 #                                     bearer $TOKEN; prints the answer
 #   wait_final ID [SECONDS]           until the API has it done, failed or
 #                                     cancelled (20 s)
+#   spans QUEUE                       its done jobs as "start end group" lines
+#                                     (epoch seconds with µs; group "-" for
+#                                     none), newest first
+#   max_open GROUP <SPANS             the most of those lines of GROUP ("":
+#                                     all) open at once
 
 API_BIN=$BIN/wakeq-api
 CT="Content-Type: application/json"
@@ -108,6 +113,16 @@ api_field() { api_job "$1" | jq -r ".$2"; }
 api_post() { curl -s -H "Authorization: Bearer ${TOKEN:-}" -H "$CT" -d "$2" "${@:3}" "$API$1"; }
 _api_final() { case "$(api_field "$1" status)" in done | failed | cancelled) return 0 ;; esac; return 1; }
 wait_final() { wait_until "${2:-20}" _api_final "$1"; }
+
+spans() {
+	wq jobs --queue "$1" --state done --limit 10000 --json | jq -r '
+		def ts: (.[0:19] + "Z" | fromdateiso8601) + ((.[20:26]) | tonumber) / 1e6;
+		.[] | "\(.started_at | ts) \(.finished_at | ts) \(.group // "-")"'
+}
+max_open() {
+	awk -v g="$1" 'g == "" || $3 == g { printf "%.6f 1\n%.6f -1\n", $1, $2 }' |
+		sort -k1,1n -k2,2n | awk '{ n += $2; if (n > m) m = n } END { print m + 0 }'
+}
 
 # count_status QUEUE STATUS: jobs of QUEUE in STATUS (wakeq stats --json)
 count_status() { wq stats --json --queue "$1" | jq -r ".\"$1\".$2"; }
