@@ -198,7 +198,7 @@ enum {
 	COUNT_PENDING, COUNT_DELAYED, COUNT_ACTIVE, COUNT_DONE, COUNT_DEAD,
 	COUNT_RETRYING, COUNT_CANCELLED, COUNT_WORKERS, COUNT_STALE,
 	COUNT_NEXT_DUE, COUNT_PAUSED, COUNT_DONE_TOTAL, COUNT_FAILED_TOTAL,
-	COUNT_DUE, COUNT_HELD, COUNT_WAKE_AT, COUNT_WAITING, COUNT_FIELDS
+	COUNT_DUE, COUNT_HELD, COUNT_WAKE_AT, COUNT_WAITING, COUNT_LEASE, COUNT_FIELDS
 };
 
 /* pause: { due, live workers, next due } */
@@ -1264,6 +1264,7 @@ int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,
 	out->held = rint_of(r->element[COUNT_HELD]);
 	out->wake_at_ms = rint_of(r->element[COUNT_WAKE_AT]);
 	out->n[JOB_WAITING] = rint_of(r->element[COUNT_WAITING]);
+	out->lease_ms = rint_of(r->element[COUNT_LEASE]);
 	freeReplyObject(r);
 	return 0;
 }

@@ -421,6 +421,8 @@ struct queue_counts {
 	int64_t due;               /* queued jobs a worker could lease now */
 	int64_t held;              /* queued jobs held back by a rate limit */
 	int64_t wake_at_ms;        /* when the first of those may go, 0 none */
+	int64_t lease_ms;          /* the earliest lease deadline of an active
+				    * job, 0 none (paused or not) */
 };
 
 int queue_counts(struct queue *q, const char *queue, struct queue_counts *out,

@@ -116,6 +116,11 @@ extern const struct config_choice wake_via_choices[];
  * the worker's drain holds for a job due within IDLE_TIMEOUT), one that
  * has begun at the wanted time itself (at once when that has passed). */
 
+/* The header of a task's dispatch that counts its retries: above 0, the
+ * attempt before got no 2xx answer (the drain it started may have died
+ * with its instance, leaving its leases behind). */
+#define WAKE_TASKS_RETRY_HEADER "X-CloudTasks-TaskRetryCount"
+
 struct wake_tasks_opts {
 	const char *endpoint;        /* NULL or "" = https://cloudtasks.googleapis.com */
 	const char *project;         /* NULL or "" = the metadata server's

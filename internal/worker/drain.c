@@ -41,6 +41,8 @@ struct drain {
 	unsigned char reg_due[WORKER_MAX_QUEUES];
 	int64_t wakes_due[WORKER_MAX_QUEUES][QUEUE_NTRIGGERS];
 	int retired;              /* left every queue's registry: do not again */
+	int after_cut;            /* a /wake of this drain was a retried
+				   * dispatch (w->wake_retried) */
 	int look;                 /* a take is worth a round trip */
 	int first_taken;          /* a take has succeeded in this drain */
 	int empty;                /* the first take found nothing due, and
@@ -520,6 +522,10 @@ static void drain_collect(struct drain *d)
 	 * running past the grace are re-queued by worker_shutdown). */
 	if (d->stopping)
 		tasks_requeue_ready(w, &d->done);
+	if (w->wake_retried) {
+		d->after_cut = 1;
+		w->wake_retried = 0;
+	}
 	if (w->wake_seq != d->seen_seq) {
 		/* A /wake came: its caller saw no live worker here, so our
 		 * registration may have lapsed; and there may be work. */
@@ -793,11 +799,20 @@ static void drain_sleep(struct drain *d, const struct drain_facts *f)
  * answers, arranges the next wake when no other worker is live and work
  * is left (WAKE_MAX, SIGTERM: at once) or comes due later (a retry, a
  * scheduled job: at that time). An enqueue after the retire sees no live
- * worker and arranges its own wake; one before it is counted here. */
+ * worker and arranges its own wake; one before it is counted here.
+ *
+ * Jobs leased by a worker that died (SIGKILL, out of memory, its
+ * instance shut down mid-drain) come due when their leases run out,
+ * which no enqueue announces. With no live worker, nobody renews them:
+ * the wake is arranged for the first to expire. After a retried dispatch
+ * (the drain it started was cut), that worker may still look live: its
+ * registration lapses with its leases. Then the wake is arranged for the
+ * first lease to expire whoever looks live; a live holder will have
+ * renewed it, and that wake finds nothing and arranges nothing more. */
 static void drain_arrange(struct drain *d, const char *reason)
 {
 	struct worker *w = d->w;
-	int64_t pending = 0, workers = 0, next_ms = 0, at;
+	int64_t pending = 0, workers = 0, next_ms = 0, lease_ms = 0, at;
 	char url[512], n1[24];
 	struct err e;
 	size_t i;
@@ -834,9 +849,19 @@ static void drain_arrange(struct drain *d, const char *reason)
 			next_ms = c.next_due_ms;
 		if (c.wake_at_ms && (!next_ms || c.wake_at_ms < next_ms))
 			next_ms = c.wake_at_ms;
+		if (c.lease_ms && (!lease_ms || c.lease_ms < lease_ms))
+			lease_ms = c.lease_ms;
 	}
-	if (workers > 0 || (!pending && !next_ms))
-		return; /* a live worker serves it, or nothing to serve */
+	if (workers > 0 && !(d->after_cut && lease_ms))
+		return; /* a live worker serves it */
+	if (workers > 0)
+		pending = next_ms = 0; /* the rest is a live worker's, if any */
+	if (lease_ms && (!next_ms || lease_ms < next_ms))
+		next_ms = lease_ms;
+	else
+		lease_ms = 0;
+	if (!pending && !next_ms)
+		return; /* nothing to serve */
 	at = pending ? 0 : (next_ms - d->server_skew_ms) * 1000;
 	pthread_mutex_lock(&w->mu);
 	snprintf(url, sizeof(url), "%s", w->wake_url_seen);
@@ -848,6 +873,7 @@ static void drain_arrange(struct drain *d, const char *reason)
 			 "reason", reason, "pending", n1, "error", e.msg);
 	else
 		log_info(pending ? "next wake arranged: work is left" :
+			 lease_ms ? "next wake arranged: leases of a lost worker run out" :
 			 "next wake arranged: work comes due later", "reason", reason,
 			 "pending", n1, "task", rc ? "created" : "pending already");
 }

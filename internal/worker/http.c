@@ -4,6 +4,7 @@
 
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/parse.h"
 #include "httpd/httpd.h"
 #include "log/log.h"
 #include "log/trace.h"
@@ -88,6 +89,17 @@ static void note_url(struct worker *w, struct httpd_request *req)
 		 proto && !strcmp(proto, "https") ? "https" : "http", host);
 }
 
+/* Whether this /wake is Cloud Tasks retrying a dispatch that got no 2xx
+ * answer: the drain that one started may have died with its instance,
+ * its jobs leased until their leases run out (drain_arrange). */
+static int tasks_retry(struct httpd_request *req)
+{
+	const char *v = httpd_header(req, WAKE_TASKS_RETRY_HEADER);
+	int64_t n;
+
+	return v && parse_int64(v, 0, INT32_MAX, &n) == 0 && n > 0;
+}
+
 static void handle_wake(struct worker *w, struct httpd_request *req)
 {
 	const char *wait = httpd_query(req, "wait");
@@ -113,6 +125,8 @@ static void handle_wake(struct worker *w, struct httpd_request *req)
 		httpd_header(req, QUEUE_TRIGGER_HEADER))], 1);
 	w->wake_seq++;
 	note_url(w, req);
+	if (tasks_retry(req))
+		w->wake_retried = 1;
 	while (w->draining && w->ending && !w->abandon)
 		pthread_cond_wait(&w->cv, &w->mu);
 	if (w->stopping || w->abandon) {

@@ -90,6 +90,8 @@ struct worker {
 	uint64_t wake_seq;       /* /wake requests seen, for the retire check */
 	char drain_trace[33];    /* trace id of the /wake that started the drain */
 	char wake_url_seen[512]; /* the URL the last /wake came to ("" none) */
+	int wake_retried;        /* a /wake that Cloud Tasks retried came
+				  * since the drain last looked */
 	uint64_t drain_gen;      /* generation of the current/last drain */
 	uint64_t drains_done;    /* generations finished */
 	struct drain_summary summary; /* of the last finished drain */

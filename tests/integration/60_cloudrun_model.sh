@@ -18,6 +18,10 @@
 #   4. the API with CPU outside requests (instance-based billing): jobs at
 #      random times, a burst, delayed jobs, retries, a worker SIGKILLed
 #      mid-drain
+#   5. the same mix as deployed (section 3's settings): every job ends done
+#      and runs to its end once; worker instances SIGKILLed mid-drain with
+#      no traffic after it: their jobs end done without a cron tick, by
+#      the wake arranged for their leases' expiry (the recovery is timed)
 #
 # Job states are read from Redis (redis-cli, the CLI), never through the
 # API: a request to the API would give it CPU and hide what it does
@@ -50,6 +54,24 @@ all_in() {
 }
 post() { # post JSON: the job id (through the API's proxy)
 	curl -s -H "$H" -H "$CT" -d "$1" "$api_URL/v1/jobs" | jq -r .id
+}
+post_burst() { # post_burst N JSON: N posts at once; their job ids, a line each
+	local i pids=()
+	for i in $(seq 1 "$1"); do
+		post "$2" >"$T/burst.$i" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	for i in $(seq 1 "$1"); do cat "$T/burst.$i"; done
+}
+# attempts ID...: "N ATTEMPTS" per distinct attempt count
+attempts() {
+	local id
+	for id in "$@"; do rcli hget "$Q:job:$id" attempts; done | sort | uniq -c | awk '{print $1, $2}'
+}
+# lag ID: seconds from the job's run_at to its start (whole seconds)
+lag() {
+	wq status "$1" | jq -r '[.started_at, .run_at] | map(sub("\\.[0-9]+Z$"; "Z") | fromdate) | .[0] - .[1]'
 }
 tick() { # tick: a cron tick, POST /wake on the worker's proxy; prints the summary
 	curl -s -XPOST "$worker_URL/wake"
@@ -264,13 +286,7 @@ for i in $(seq 1 12); do
 	sleep "0.$((RANDOM % 3))"
 done
 check "the API instance is never frozen with instance-based billing" mstat_is api '.instances[0].frozen' false
-burst=()
-for i in $(seq 1 20); do
-	post '{"type":"sleep","payload":{"ms":100}}' >"$T/burst.$i" &
-	burst+=($!)
-done
-wait "${burst[@]}"
-for i in $(seq 1 20); do ok_ids+=("$(cat "$T/burst.$i")"); done
+mapfile -t -O ${#ok_ids[@]} ok_ids < <(post_burst 20 '{"type":"sleep","payload":{"ms":100}}')
 delayed+=("$(post '{"type":"noop","delay_s":2.5}')" "$(post '{"type":"noop","delay_s":4}')")
 fail_ids+=("$(post '{"type":"fail","payload":{"retryable":false}}')")
 expect_eq "every POST was accepted" "$((32 + 3))" "$(printf '%s\n' "${ok_ids[@]}" "${delayed[@]}" | grep -c .)"
@@ -283,8 +299,8 @@ wait_until 8 all_in done "${delayed[@]}"
 expect_eq "delayed jobs run without a tick, the last one due 4 s later" "3 done" \
 	"$(statuses "${delayed[@]}")"
 for id in "${delayed[@]}"; do
-	lag=$(wq status "$id" | jq -r '[.started_at, .run_at] | map(sub("\\.[0-9]+Z$"; "Z") | fromdate) | .[0] - .[1]')
-	check "delayed job started within 1 s of its run time (${lag} s)" test "$lag" -le 1
+	l=$(lag "$id")
+	check "delayed job started within 1 s of its run time (${l} s)" test "$l" -le 1
 done
 echo "# worker service: $(mstat worker '"\(.starts) starts, \(.requests) requests, \(.billed_request_s) s billed (request-based)"')"
 
@@ -304,13 +320,118 @@ more=$(post '{"type":"noop"}')
 wait_until 8 all_in done "${kill_ids[@]}" "$more"
 expect_eq "the next job wakes a new instance that runs them again" "5 done" \
 	"$(statuses "${kill_ids[@]}" "$more")"
-expect_eq "each ran twice (at least once)" "4 2" \
-	"$(for id in "${kill_ids[@]}"; do rcli hget "$Q:job:$id" attempts; done | sort | uniq -c | awk '{print $1, $2}')"
+expect_eq "each ran twice (at least once)" "4 2" "$(attempts "${kill_ids[@]}")"
 # the drain has ended (retired, its wake answered) before the API goes
 wait_until 5 settled
 stop_service api
-
 stop_service worker
+
+# ---- 5. the same mix as deployed: request-based CPU, Cloud Tasks, no cron ----------
+# Section 4's mix with the API and the worker as cloudrun/*.yaml deploy
+# them (section 3's settings: WAKE_VIA=cloudtasks, API_TIMERS=off; a worker
+# instance serves one request at a time). Every wake is a Cloud Tasks
+# task's dispatch: nothing here ticks. Each run that finishes appends its
+# job id to $T/runs (as 61_cloudtasks counts them), so "done exactly once"
+# is seen from the handlers' side too. LEASE (4 s) is longer than
+# IDLE_TIMEOUT, as deployed (60 s and 10 s): a drain does not wait for a
+# lease to run out.
+cat >"$T/handlers.json" <<EOF
+{"handlers": {
+ "note": {"command": ["/bin/sh", "-c", "sleep 0.1; echo \$WAKEQ_JOB_ID >>$T/runs"]},
+ "slow": {"command": ["/bin/sh", "-c", "sleep 1.5; echo \$WAKEQ_JOB_ID >>$T/runs"]},
+ "flaky": {"command": ["/bin/sh", "-c",
+   "f=$T/flaky.\$WAKEQ_JOB_ID; [ -e \$f ] || { : >\$f; exit 75; }; echo \$WAKEQ_JOB_ID >>$T/runs"],
+  "retry_exit_codes": [75], "max_attempts": 3}
+}}
+EOF
+: >"$T/runs"
+LEASE5=4
+t5=$SECONDS
+start_service worker "$BIN/wakeq-worker" --concurrency 1 --max 3 --idle 30 --timeout 30 \
+	--pending 10 -- "${WORKER_ENV[@]}" "${TASKS_ENV[@]}" LEASE=$LEASE5 BACKOFF_BASE=2 \
+	BACKOFF_CAP=2 HANDLERS_FILE="$T/handlers.json"
+api_env
+start_service api "$BIN/wakeq-api" --concurrency 80 --max 1 --idle 60 --timeout 30 -- \
+	"${API_ENV[@]}" "${TASKS_ENV[@]}" API_TIMERS=off WAKE_MAX=20 WAKE_FANOUT_MAX=3 \
+	WORKER_CONCURRENCY=4 WAKE_BACKLOG=2 HANDLERS_FILE="$T/handlers.json"
+ntasks0=$(curl -s "$G/fake/tasks" | jq '.tasks | length')
+# the dispatches of the tasks made since ntasks0, to the worker's proxy
+dispatches() {
+	curl -s "$G/fake/tasks" | jq --arg u "$worker_URL/wake" --argjson n "$ntasks0" \
+		'[.tasks[$n:][] | select(.url == $u) | .dispatches] | add // 0'
+}
+ids=() flaky=() delayed=()
+for i in $(seq 1 12); do
+	ids+=("$(post '{"type":"note"}')")
+	[ "$i" = 3 ] && delayed+=("$(post '{"type":"note","delay_s":1}')")
+	[ "$i" = 6 ] && flaky+=("$(post '{"type":"flaky"}')")
+	[ "$i" = 9 ] && flaky+=("$(post '{"type":"flaky"}')")
+	sleep "0.$((RANDOM % 3))"
+done
+mapfile -t -O ${#ids[@]} ids < <(post_burst 20 '{"type":"note"}')
+delayed+=("$(post '{"type":"note","delay_s":2.5}')" "$(post '{"type":"note","delay_s":4}')")
+all=("${ids[@]}" "${flaky[@]}" "${delayed[@]}")
+expect_eq "every POST was accepted" 37 "$(printf '%s\n' "${all[@]}" | grep -c .)"
+wait_until 15 all_in done "${all[@]}"
+expect_eq "as deployed: jobs at random times, a burst, retries, delayed jobs all end done" \
+	"37 done" "$(statuses "${all[@]}")"
+expect_eq "each flaky job failed once, then ran again: 2 attempts" "2 2" "$(attempts "${flaky[@]}")"
+for id in "${delayed[@]}"; do
+	l=$(lag "$id")
+	# Cloud Tasks schedules to the second (61_cloudtasks)
+	check "delayed job started within 2 s of its run time (${l} s)" test "$l" -le 2
+done
+# ran_once ID...: each ID finished exactly once, and nothing else did
+ran_once() {
+	[ "$(sort "$T/runs" | uniq -c | awk '$1 != 1' | wc -l)" = 0 ] &&
+		[ "$(printf '%s\n' "$@" | sort)" = "$(sort "$T/runs")" ]
+}
+check "each job ran to its end exactly once ($(wc -l <"$T/runs") runs)" ran_once "${all[@]}"
+wait_until 10 settled
+echo "# as deployed: API $(mstat api '"\(.billed_request_s) s billed, frozen: \(.instances[0].frozen)"'); worker $(mstat worker '"\(.starts) starts, \(.requests) requests, \(.billed_request_s) s billed"'); $(($(curl -s "$G/fake/tasks" | jq '.tasks | length') - ntasks0)) tasks"
+check "the API did no work outside its requests: frozen" mstat_is api '.instances[0].frozen' true
+
+# Worker instances SIGKILLed mid-drain, and no request after: their jobs
+# run again once their leases run out, woken by what the system arranged
+# (docs/CLOUDRUN.md), not by a new job nor a cron tick.
+kill_ids=()
+for i in 1 2 3 4; do kill_ids+=("$(post '{"type":"slow"}')"); done
+wait_until 5 all_in active "${kill_ids[@]}"
+no_task_pending() { mstat_is worker '[.instances[] | select(.open > 0)] | length > 0' true &&
+	[ "$(curl -s "$G/fake/tasks" | jq '[.tasks[] | select(.state == "pending")] | length')" = 0 ]; }
+# the wakes of those posts (a follow-up comes 2 s after a first) are all in
+check "every wake task of the posts is dispatched" wait_until 4 no_task_pending
+sleep 0.3 # the heartbeat reports the runs begun: their attempts count
+pids=$(mstat worker '[.instances[] | select(.open > 0) | .pid] | join(" ")')
+requests0=$(mstat worker .requests)
+check "worker instances are draining the jobs (pids $pids)" test -n "$pids"
+# shellcheck disable=SC2086
+kill -KILL $pids
+t_kill=$(date +%s%N)
+for pid in $pids; do wait_until 3 state_is "$pid" gone; done
+check "their held dispatches failed: 503" wait_until 2 mstat_is worker '.failed_503 > 0' true
+recovered=no
+wait_until $((LEASE5 + 8)) all_in done "${kill_ids[@]}" && recovered=yes
+took=$(awk -v a="$t_kill" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+echo "# SIGKILL mid-drain, no traffic after it: $recovered, ${took} s from the kill to all done (LEASE $LEASE5 s)"
+check "with no new traffic and no cron tick, the jobs of the killed workers end done" \
+	test $recovered = yes
+check "within LEASE + 3 s of the kill (${took} s): woken when the leases ran out" \
+	awk -v t="$took" -v l=$LEASE5 'BEGIN { exit !(t < l + 3) }'
+expect_eq "each ran a second time (at least once)" "4 2" "$(attempts "${kill_ids[@]}")"
+check "each ran to its end exactly once (the cut runs died with their worker)" \
+	ran_once "${all[@]}" "${kill_ids[@]}"
+check "the cut dispatches were retried by Cloud Tasks" \
+	test "$(curl -s "$G/fake/tasks" | jq '[.tasks[] | select(.statuses | index(503))] | length')" -ge 1
+grep -q 'next wake arranged: leases' "$T/worker.log"
+check "the retried wake arranged the wake for the leases' expiry" test $? = 0
+echo "# worker requests since the kill: $(($(mstat worker .requests) - requests0))"
+wait_until 10 settled
+expect_eq "every request the worker service got was a Cloud Tasks dispatch: no cron tick" \
+	"$(dispatches)" "$(mstat worker .requests)"
+stop_service api
+stop_service worker
+echo "# section 5: $((SECONDS - t5)) s"
 echo "# $((SECONDS - t_start)) s"
 [ "$_t_failed" = 0 ] || { diag "$T/model-worker.log"; diag "$T/model-api.log"; }
 exit 0

@@ -202,6 +202,7 @@ static void test_batch_and_ack(void **state)
 	struct queue_counts c;
 	struct err e;
 	size_t i, n;
+	int64_t t0 = clock_now_us() / 1000;
 
 	(void)state;
 	memset(specs, 0, sizeof(specs));
@@ -217,6 +218,8 @@ static void test_batch_and_ack(void **state)
 	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
 	assert_int_equal(c.n[JOB_ACTIVE], 100);
 	assert_int_equal(c.n[JOB_QUEUED], 0);
+	/* the first lease to run out: the take's 30 s from now */
+	assert_true(c.lease_ms >= t0 + 30000 && c.lease_ms <= clock_now_us() / 1000 + 30000);
 	memset(st, 0, sizeof(st));
 	for (i = 0; i < n; i++) {
 		st[i].id = jobs[i].id;
@@ -232,6 +235,7 @@ static void test_batch_and_ack(void **state)
 	assert_int_equal(queue_counts(Q, qname, &c, &e), 0);
 	assert_int_equal(c.n[JOB_ACTIVE], 0);
 	assert_int_equal(c.n[JOB_DONE], 100);
+	assert_int_equal(c.lease_ms, 0);
 	assert_status(jobs[7].id, "done");
 	{
 		char *res = field(jobs[7].id, "result");
