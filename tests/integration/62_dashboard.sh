@@ -11,7 +11,10 @@
 # and no data; the counts as seeded; filters by type and by part of an id;
 # a job followed live to done while the worker, woken from the page, runs
 # it; a dead job retried from the page runs to done; retry all, purge and
-# cancel; an idle tab's Redis commands over 30 s and the API's VmRSS.
+# cancel; queue live's controls (its settings, a cron schedule paused,
+# resumed and deleted from the page; a job's dependency, unique key
+# and group; a batch's counts); an idle tab's Redis commands over 30 s and
+# the API's VmRSS.
 # Screenshots go to $BUILD/dashboard/ and are checked (not blank, key
 # elements laid out). puppeteer-core is installed by this test into
 # $BUILD/npm (once).
@@ -107,12 +110,37 @@ on_exit "kill_wait $API_PID"
 API=http://127.0.0.1:$API_PORT
 wait_until "$START_S" curl -fs "$API/healthz" >/dev/null || { not_ok "wakeq-api started"; diag "$T/api.log"; exit 1; }
 
+# ---- queue "live"'s controls: settings, cron schedules, a dependency, a batch --------
+# The queue is paused while they are seeded, so the API's enqueue of the
+# batch wakes no worker, and resumed by the CLI, which has no WAKE_URL:
+# nothing runs them before the worker is woken from the page. The limits
+# are loose enough for the jobs run later; the cron fires on 1 January only
+# (and the page deletes it: the idle tab below measures two queues without).
+api_token "$TOKEN"
+call() { curl -fsS -H "$H" -H "$CT" -X "$1" --data "$3" "$API$2"; }
+call POST /v1/queues/live/pause '' >/dev/null || not_ok "queue live is paused for the seeding"
+call PUT /v1/queues/live/settings '{"rate_max":50,"rate_period_s":60,"concurrency":4,
+	"group_rate_max":10,"group_rate_period_s":1,"group_concurrency":2,"done_max":500,
+	"dead_ttl_s":86400}' >/dev/null &&
+	call POST /v1/schedules '{"name":"nightly-report","queue":"live","cron":"0 3 1 1 *",
+	"timezone":"Europe/Paris","job":{"type":"noop"}}' >/dev/null
+check "queue live's settings and a cron schedule are set" test $? = 0
+PARENT_ID=$(wq enqueue noop --queue live)
+CHILD_ID=$(wq enqueue noop --queue live --depends-on "$PARENT_ID" --unique-key report-42 --group acme)
+BATCH=$(call POST /v1/batches '{"queue":"live","jobs":[{"type":"noop"},{"type":"noop"}]}')
+BATCH_ID=$(jq -r .id <<<"$BATCH")
+BATCH_JOB=$(jq -r '.jobs[0]' <<<"$BATCH")
+wq resume live >/dev/null
+check "a job with a dependency and a unique key, and a batch of two, are in queue live" \
+	test -n "$CHILD_ID" -a "$(api_field "$CHILD_ID" status)" = waiting -a -n "$BATCH_JOB"
+
 # ---- the browser ---------------------------------------------------------------------
 rm -rf "$OUT"
 mkdir -p "$OUT"
 NODE_PATH=$NPM_DIR/node_modules BASE=$API TOKEN=$TOKEN CHROMIUM=$CHROMIUM OUT=$OUT \
 	REDIS_PORT=$REDIS_PORT API_PID=$API_PID QDRIVE_PID=$QDRIVE_PID WQ=$BIN/wakeq \
-	FLAG=$T/flag FLAKY_ID=$FLAKY_ID EXPECT=$EXPECT HOME=$T \
+	FLAG=$T/flag FLAKY_ID=$FLAKY_ID EXPECT=$EXPECT HOME=$T PARENT_ID=$PARENT_ID \
+	CHILD_ID=$CHILD_ID BATCH_ID=$BATCH_ID BATCH_JOB=$BATCH_JOB \
 	timeout 300 node "$TOP/tests/tools/dashboard_check.js" >"$T/check.log" 2>"$T/check.err"
 rc=$?
 cat "$T/check.log"
@@ -122,7 +150,7 @@ if [ "$rc" != 0 ]; then
 	tail -20 "$T/api.log" | diag
 	tail -20 "$T/w.log" | diag
 fi
-for f in dashboard-queues.png dashboard-job.png; do
+for f in dashboard-queues.png dashboard-controls.png dashboard-job.png; do
 	check "screenshot $f written under $BUILD/dashboard" test -s "$OUT/$f"
 done
 exit 0

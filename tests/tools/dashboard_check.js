@@ -7,12 +7,16 @@
 //   2. the right token: the counts of the seeded queue, as seeded; the
 //      list filtered by type and by part of an id; a screenshot of a queue
 //      with jobs in every state;
-//   3. a job opened in the page, the worker woken from the page, the
+//   3. queue live's controls: its settings (rate limits, concurrency caps,
+//      retention), a cron schedule (paused, resumed and deleted from the
+//      page), a waiting job's dependency, unique key and group, a
+//      batch's counts and its callback; a screenshot of them;
+//   4. a job opened in the page, the worker woken from the page, the
 //      job's progress moving to done over the event stream; a screenshot
 //      of the job live;
-//   4. a dead job retried from the page runs to done; retry all dead,
+//   5. a dead job retried from the page runs to done; retry all dead,
 //      purge dead and cancel from the page;
-//   5. a fresh tab left idle: the Redis commands of 30 s (INFO
+//   6. a fresh tab left idle: the Redis commands of 30 s (INFO
 //      commandstats) and the API's VmRSS.
 // Screenshots are checked: not blank (pixels that differ from the
 // background) and the key elements laid out.
@@ -21,7 +25,9 @@
 // browser), OUT (where screenshots go), REDIS_PORT, API_PID, QDRIVE_PID
 // (the runner holding the seeded active job, stopped after step 2), WQ
 // (build/wakeq), FLAG (the file the flaky job needs), FLAKY_ID, EXPECT
-// (the seeded counts of queue "default", JSON), IDLE_S (30).
+// (the seeded counts of queue "default", JSON), PARENT_ID and CHILD_ID (a
+// job of queue live and one that depends on it), BATCH_ID and BATCH_JOB (a
+// batch of queue live and one of its jobs), IDLE_S (30).
 // Prints "ok - ..." / "not ok - ..." lines and "# ..." measurements;
 // exits 1 when any check failed. Needs puppeteer-core (NODE_PATH).
 'use strict';
@@ -168,6 +174,98 @@ function vmrss(pid) {
 	return m ? Number(m[1]) : NaN;
 }
 
+// The text of the element `sel` in the page, or null.
+const text = (page, sel) => page.$eval(sel, (e) => e.textContent.trim()).catch(() => null);
+
+// Step 3: what 62_dashboard.sh seeded on queue live is shown: its settings,
+// a cron schedule (paused, resumed and deleted from the page), a job's
+// dependency, unique key and group, and a batch's counts (a screenshot).
+async function controls(browser, page, click) {
+	await click('#queues tbody tr[data-queue="live"] td[data-state="waiting"] button');
+	const set = (k) => `#settings[data-queue="live"] dd[data-setting="${k}"]`;
+	await until(page, (sel) => !!document.querySelector(sel), set('rate'));
+	const shown = {};
+	for (const k of ['rate', 'concurrency', 'group_rate', 'group_concurrency', 'done_max', 'dead_ttl_s', 'result_ttl_s'])
+		shown[k] = await text(page, set(k));
+	check('the settings of queue live are shown: rate and concurrency, per queue and per group, retention',
+		JSON.stringify(shown) === JSON.stringify({ rate: '50 per 60 s', concurrency: '4 running',
+			group_rate: '10 per 1 s', group_concurrency: '2 running', done_max: '500', dead_ttl_s: '24 h',
+			result_ttl_s: 'default (RESULT_TTL)' }), JSON.stringify(shown));
+
+	const row = (name) => `#schedules tbody tr[data-schedule="${name}"]`;
+	await until(page, (sel) => !!document.querySelector(sel), row('nightly-report'));
+	const sched = await page.$$eval('#schedules tbody tr[data-schedule]', (rs) => rs.map((r) =>
+		[...r.children].slice(0, 9).map((td) => td.textContent.trim())));
+	const nightly = (await api('GET', '/v1/schedules/nightly-report'));
+	const nr = sched.find((r) => r[0] === 'nightly-report') || [];
+	check('the cron schedule is listed: name, queue, cron, zone, job type, next fire, state',
+		sched.length === 1 && nr[1] === 'live' && nr[2] === '0 3 1 1 *' && nr[3] === 'Europe/Paris' &&
+		nr[4] === 'noop' && nr[5].startsWith(nightly.next_run_at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')) &&
+		/\(in \d+ [hd]\)$/.test(nr[5]) && nr[8] === 'active', JSON.stringify([sched, nightly.next_run_at]));
+	await click(row('nightly-report') + ' button[data-action="pause"]');
+	const paused = await until(page, (sel) => !!document.querySelector(sel + '[data-paused="true"]'), row('nightly-report'));
+	const pdoc = await api('GET', '/v1/schedules/nightly-report');
+	check('"Pause" on a schedule pauses it', paused && pdoc.paused === true &&
+		(await text(page, row('nightly-report') + ' td:nth-child(9)')) === 'paused', JSON.stringify(pdoc));
+	await click(row('nightly-report') + ' button[data-action="resume"]');
+	const resumed = await until(page, (sel) => !!document.querySelector(sel + '[data-paused="false"]'), row('nightly-report'));
+	const rdoc = await api('GET', '/v1/schedules/nightly-report');
+	check('"Resume" resumes it, with its next fire time', resumed && rdoc.paused === false &&
+		rdoc.next_run_at === nightly.next_run_at, JSON.stringify(rdoc));
+	await click(row('nightly-report') + ' button[data-action="delete"]');
+	const gone = await until(page, () => !!document.querySelector('#schedules tbody tr.empty'));
+	const left = (await api('GET', '/v1/schedules')).schedules;
+	check('"Delete" deletes it', gone && left.length === 0, JSON.stringify(left));
+
+	// a job waiting for its dependency: its unique key, group, dependency
+	const child = env('CHILD_ID');
+	const parent = env('PARENT_ID');
+	await until(page, (id) => !!document.querySelector(`#jobs tbody tr[data-id="${id}"]`), child);
+	await click(`#jobs tbody tr[data-id="${child}"]`);
+	const dep = `#job-deps-table tbody tr[data-id="${parent}"]`;
+	await until(page, (sel) => !!document.querySelector(sel + '[data-status="queued"]'), dep);
+	const fields = {};
+	for (const k of ['status', 'unique key', 'group', 'depends on', 'batch'])
+		fields[k] = k === 'status' ? await page.$eval('#job', (e) => e.dataset.status)
+			: await text(page, `#job-fields dd[data-field="${k}"]`);
+	fields.dependency = await page.$eval(dep, (r) => r.dataset.status).catch(() => null);
+	check('a waiting job shows its unique key, group and dependency (queued)', JSON.stringify(fields) ===
+		JSON.stringify({ status: 'waiting', 'unique key': 'report-42', group: 'acme',
+			'depends on': '1 job (on failure: fail)', batch: '—', dependency: 'queued' }), JSON.stringify(fields));
+	await click(dep);
+	const opened = await until(page, (id) => document.getElementById('job').dataset.id === id &&
+		document.getElementById('job').dataset.status === 'queued' &&
+		document.getElementById('job-deps').hidden, parent);
+	check('a dependency opens from the job view', opened);
+
+	// a job of a batch: the batch's counts; its callback, waiting for them
+	const member = env('BATCH_JOB');
+	const batch = env('BATCH_ID');
+	await click('#queues tbody tr[data-queue="live"] td[data-state="queued"] button');
+	await until(page, (id) => !!document.querySelector(`#jobs tbody tr[data-id="${id}"]`), member);
+	await click(`#jobs tbody tr[data-id="${member}"]`);
+	await until(page, (id) => !document.getElementById('job-batch').hidden &&
+		document.getElementById('job-batch-id').textContent === id, batch);
+	const counts = await page.$$eval('#job-batch-counts dd[data-count]', (ds) =>
+		Object.fromEntries(ds.map((d) => [d.dataset.count, d.textContent])));
+	check('a job of a batch shows the batch\'s counts', JSON.stringify(counts) === JSON.stringify({
+		status: 'running', total: '2', done: '0', failed: '0', cancelled: '0', pending: '2' }) &&
+		(await text(page, '#job-fields dd[data-field="batch"]')) === batch, JSON.stringify(counts));
+	await click('#job-batch button[data-action="open-callback"]');
+	const cb = await until(page, (id) => {
+		const dd = document.querySelector('#job-fields dd[data-field="depends on"]');
+		return document.getElementById('job').dataset.id === id && dd &&
+			dd.textContent === '2 jobs (on failure: ignore)' &&
+			document.querySelectorAll('#job-deps-table tbody tr[data-status="queued"]').length === 2 &&
+			!document.getElementById('job-batch').hidden;
+	}, batch);
+	check('its callback opens: waiting for the two jobs of the batch', cb,
+		await text(page, '#job-fields'));
+	if (cb)
+		await shot(browser, page, 'dashboard-controls.png', ['#settings', '#job-deps-table', '#job-batch-counts']);
+	await click('#job-close');
+}
+
 async function main() {
 	const browser = await puppeteer.launch({
 		executablePath: env('CHROMIUM'),
@@ -288,12 +386,15 @@ async function run(browser, open) {
 	// the dead letters, for the picture of a queue in every state
 	await click('#queues tbody tr[data-queue="default"] td[data-state="failed"] button');
 	await until(page, (n) => document.querySelectorAll('#jobs tbody tr[data-id][data-status="failed"]').length === n, EXPECT.failed);
-	await shot(browser, page, 'dashboard-queues.png', ['#queues', '#chart-throughput', '#chart-latency', '#jobs']);
+	await shot(browser, page, 'dashboard-queues.png', ['#queues', '#controls', '#schedules', '#chart-throughput', '#chart-latency', '#jobs']);
+
+	// ---- 3. queue live's controls, a job's links, a batch ----------------------
+	await controls(browser, page, click);
 
 	// the seeded active job is no longer needed: nothing runs but the worker
 	process.kill(Number(env('QDRIVE_PID')), 'SIGTERM');
 
-	// ---- 3. a job followed live while the woken worker runs it -----------------
+	// ---- 4. a job followed live while the woken worker runs it -----------------
 	const wqEnv = { ...process.env };
 	delete wqEnv.WAKE_URL;
 	const liveId = execFileSync(env('WQ'), ['enqueue', 'demo.steps', '--queue', 'live',
@@ -339,7 +440,7 @@ async function run(browser, open) {
 	check('the API agrees: done with its result', doc.status === 'done' && doc.result && doc.result.steps === 10,
 		JSON.stringify(doc));
 
-	// ---- 4. retry a dead job and see it run; the other actions -----------------
+	// ---- 5. retry a dead job and see it run; the other actions -----------------
 	fs.writeFileSync(env('FLAG'), 'ok\n');
 	const flaky = env('FLAKY_ID');
 	await click('#queues tbody tr[data-queue="default"] td[data-state="failed"] button');
@@ -398,7 +499,7 @@ async function run(browser, open) {
 	const vdoc = await api('GET', '/v1/jobs/' + victim);
 	check('"Cancel" cancels a scheduled job', cancelled && vdoc.status === 'cancelled', JSON.stringify(vdoc));
 
-	// ---- 5. an idle tab: Redis commands, and the API's memory ------------------
+	// ---- 6. an idle tab: Redis commands, and the API's memory ------------------
 	await page.close();
 	page = await open();
 	await page.goto(BASE + '/dashboard', { waitUntil: 'load' });

@@ -14,7 +14,11 @@
 // wait times are read again only when the counts they depend on change.
 // A job's record is followed over GET /v1/jobs/{id}/events, read with
 // fetch() (EventSource cannot send the Authorization header); an idle
-// stream costs the API no Redis command.
+// stream costs the API no Redis command. The selected queue's settings
+// (GET /v1/queues/{q}/settings) and the cron schedules (GET /v1/schedules)
+// are read when a queue is selected and again only when the counts move
+// (a schedule that fires makes a job), as is an open job's dependencies
+// and batch; an idle tab reads none of them.
 //
 // The API keeps no history, so the charts are drawn from the samples this
 // page took while open (kept in sessionStorage for the last hour).
@@ -79,6 +83,10 @@
 		oldest: {},       // name -> due time (ms) of the oldest queued job, or null
 		waits: {},        // name -> [[finished_ms, wait_s]]
 		waitSeen: {},     // name -> Set of ids already counted
+		settings: null,   // GET /v1/queues/{sel}/settings
+		settingsQ: null,  // the queue whose settings were asked for last
+		schedules: [],    // GET /v1/schedules
+		links: { deps: null, batch: null }, // of the job shown
 	};
 
 	// ---- the API ----------------------------------------------------------
@@ -136,6 +144,11 @@
 		$('app').hidden = true;
 		$('queues').tBodies[0].replaceChildren();
 		$('jobs').tBodies[0].replaceChildren();
+		$('schedules').tBodies[0].replaceChildren();
+		$('settings').replaceChildren();
+		st.settings = null;
+		st.settingsQ = null;
+		st.schedules = [];
 		$('chart-throughput').replaceChildren();
 		$('chart-latency').replaceChildren();
 		$('job').hidden = true;
@@ -255,6 +268,13 @@
 			reads.push(readWaits(st.sel));
 			reads.push(loadJobs());
 		}
+		// the controls too: a fired schedule, a pause or a setting moved them
+		if (changed.length)
+			loadSchedules();
+		if (st.sel && (changed.includes(st.sel) || st.settingsQ !== st.sel))
+			loadSettings(st.sel);
+		if (st.job && changed.includes(st.job.queue) && (st.job.depends_on || st.job.batch))
+			reread(st.job.id); // and its links
 		Promise.all(reads).finally(() => {
 			for (const name of Object.keys(queues))
 				addSample(name, now);
@@ -326,10 +346,12 @@
 		body.replaceChildren(...rows);
 		$('chart-queue').textContent = st.sel || '';
 		$('jobs-queue').textContent = st.sel || '';
+		$('controls-queue').textContent = st.sel || '';
 	}
 
 	function selectQueue(name, state) {
 		const same = name === st.sel && state === st.state;
+		const other = name !== st.sel;
 		st.sel = name;
 		st.state = state;
 		if (!same)
@@ -341,6 +363,120 @@
 		loadJobs();
 		if (!same)
 			readWaits(name).then(renderCharts);
+		if (other) {
+			st.settings = null;
+			renderSettings();
+			loadSettings(name);
+			renderSchedules();
+		}
+	}
+
+	// ---- controls: settings and schedules -----------------------------------------
+
+	// What GET /v1/queues/{q}/settings says; null = not set (the
+	// process's default, or no limit).
+	async function loadSettings(q) {
+		let doc;
+		st.settingsQ = q;
+		try {
+			doc = await api('GET', '/queues/' + enc(q) + '/settings');
+		} catch (e) {
+			failed('Cannot read the settings of ' + q, e);
+			return;
+		}
+		if (q !== st.sel)
+			return; // another queue was selected meanwhile
+		st.settings = doc;
+		renderSettings();
+	}
+
+	function renderSettings() {
+		const s = st.settings;
+		const box = $('settings');
+		if (!s) {
+			box.replaceChildren();
+			return;
+		}
+		const set = (v) => v !== null && v !== undefined;
+		const rate = (max, period) => set(max) ? max + ' per ' + dur(period) : 'none';
+		const rows = [
+			['rate', 'rate limit', rate(s.rate_max, s.rate_period_s)],
+			['concurrency', 'concurrency cap', set(s.concurrency) ? s.concurrency + ' running' : 'none'],
+			['group_rate', 'rate limit per group', rate(s.group_rate_max, s.group_rate_period_s)],
+			['group_concurrency', 'concurrency cap per group',
+				set(s.group_concurrency) ? s.group_concurrency + ' running' : 'none'],
+			['result_ttl_s', 'done jobs kept for', set(s.result_ttl_s) ? dur(s.result_ttl_s) : 'default (RESULT_TTL)'],
+			['done_max', 'done jobs kept, at most', set(s.done_max) ? s.done_max : 'default (10000)'],
+			['dead_ttl_s', 'dead jobs kept for', set(s.dead_ttl_s) ? dur(s.dead_ttl_s) : 'default (until the cap)'],
+			['dead_max', 'dead jobs kept, at most', set(s.dead_max) ? s.dead_max : 'default (10000)'],
+		];
+		box.dataset.queue = s.queue;
+		box.replaceChildren(...rows.flatMap(([k, label, v]) =>
+			[el('dt', {}, label), el('dd', { 'data-setting': k }, String(v))]));
+	}
+
+	// GET /v1/schedules: every served queue's; those of the selected queue
+	// are marked.
+	async function loadSchedules() {
+		try {
+			st.schedules = (await api('GET', '/schedules')).schedules;
+		} catch (e) {
+			failed('Cannot read the schedules', e);
+			return;
+		}
+		renderSchedules();
+	}
+
+	function renderSchedules() {
+		const rows = st.schedules.map((s) => {
+			const tr = el('tr', { 'data-schedule': s.name, 'data-queue': s.queue,
+				'data-paused': s.paused ? 'true' : 'false', class: s.queue === st.sel ? 'sel' : '' });
+			const act = el('td', { class: 'actions' });
+			const path = '/schedules/' + enc(s.name);
+			act.append(
+				actionButton(s.paused ? 'Resume' : 'Pause', () => scheduleAction(s.name, s.paused ? 'resume' : 'pause')),
+				actionButton('Delete', () => scheduleAction(s.name, 'delete'), 'danger'));
+			act.firstChild.dataset.action = s.paused ? 'resume' : 'pause';
+			act.firstChild.title = 'POST /v1' + path + (s.paused ? '/resume' : '/pause');
+			act.lastChild.dataset.action = 'delete';
+			act.lastChild.title = 'DELETE /v1' + path;
+			tr.append(
+				el('td', {}, el('strong', {}, s.name)),
+				el('td', {}, s.queue),
+				el('td', { class: 'mono' }, s.cron),
+				el('td', {}, s.timezone),
+				el('td', {}, s.job ? s.job.type : ''),
+				el('td', { 'data-field': 'next', title: s.next_run_at || '' }, s.paused ? '—' : when(s.next_run_at) || '—'),
+				el('td', { title: s.last_run_at || '' }, ago(s.last_run_at) || 'never'),
+				el('td', { class: 'num' }, String(s.fired)),
+				el('td', {}, el('span', { class: 'pill ' + (s.paused ? 's-cancelled' : 's-active') },
+					s.paused ? 'paused' : 'active')),
+				act);
+			tr.addEventListener('click', () => selectQueue(s.queue, st.state));
+			return tr;
+		});
+		if (!rows.length)
+			rows.push(el('tr', { class: 'empty' }, el('td', { colspan: 10, class: 'muted' },
+				'No cron schedules (POST /v1/schedules, wakeq schedules add).')));
+		$('schedules').tBodies[0].replaceChildren(...rows);
+	}
+
+	// A paused schedule makes no job; resumed, it fires from now on (times
+	// missed meanwhile make none). Deleting one leaves the jobs it made.
+	async function scheduleAction(name, op) {
+		if (op === 'delete' && !window.confirm('Delete cron schedule ' + name + '? The jobs it made stay.'))
+			return;
+		try {
+			if (op === 'delete')
+				await api('DELETE', '/schedules/' + enc(name));
+			else
+				await api('POST', '/schedules/' + enc(name) + '/' + op);
+			notice('Schedule ' + name + (op === 'delete' ? ' is deleted.' : op === 'pause' ? ' is paused.' : ' is resumed.'));
+		} catch (e) {
+			failed('Cannot ' + op + ' schedule ' + name, e);
+			return;
+		}
+		loadSchedules();
 	}
 
 	// ---- jobs -----------------------------------------------------------------
@@ -435,6 +571,7 @@
 	async function openJob(id) {
 		stopFollow();
 		st.job = { id, status: '' };
+		st.links = { deps: null, batch: null };
 		saveHash();
 		$('job').hidden = false;
 		$('job-id').textContent = id;
@@ -449,6 +586,7 @@
 			return;
 		}
 		renderJob();
+		takeLinks(st.job);
 		highlightRow();
 		follow(id);
 		$('job').scrollIntoView({ block: 'nearest' });
@@ -457,6 +595,7 @@
 	function closeJob() {
 		stopFollow();
 		st.job = null;
+		st.links = { deps: null, batch: null };
 		$('job').hidden = true;
 		saveHash();
 		highlightRow();
@@ -592,12 +731,60 @@
 		} catch (e) {
 			return;
 		}
+		takeLinks(doc);
 		// an event may have come meanwhile: never step back from an end
 		if (!st.job || st.job.id !== id || FINAL.has(st.job.status) || FINAL.has(doc.status))
 			return;
 		st.job = Object.assign(doc, { status: st.job.status, progress: st.job.progress, stage: st.job.stage });
 		renderJob();
 		updateRow(st.job);
+	}
+
+	// A job's links: its dependencies with their states (GET /v1/jobs/{id}
+	// lists them) and its batch's counts (GET /v1/batches/{batch}).
+	async function takeLinks(doc) {
+		let batch = null;
+		if (doc.batch) {
+			try {
+				batch = await api('GET', '/batches/' + enc(doc.batch));
+			} catch (e) {
+				batch = null; // its callback's record expired
+			}
+		}
+		if (!st.job || st.job.id !== doc.id)
+			return;
+		st.links = { deps: doc.dependencies || null, batch };
+		renderLinks();
+	}
+
+	function renderLinks() {
+		const j = st.job;
+		// before the read: the ids alone
+		const deps = st.links.deps || (j && j.depends_on ? j.depends_on.map((id) => ({ id, status: '' })) : []);
+		$('job-deps').hidden = !deps.length;
+		$('job-deps-table').tBodies[0].replaceChildren(...deps.map((d) => {
+			const tr = el('tr', { 'data-id': d.id, 'data-status': d.status || '', title: 'open job ' + d.id });
+			tr.append(
+				el('td', { class: 'mono' }, d.id),
+				el('td', {}, el('span', { class: 'pill s-' + (d.status || 'none') }, d.status || '…')),
+				el('td', { title: d.finished_at || '' }, ago(d.finished_at)),
+				el('td', { class: 'err', title: d.error || '' }, d.error || ''));
+			tr.addEventListener('click', () => openJob(d.id));
+			return tr;
+		}));
+		const b = st.links.batch;
+		$('job-batch').hidden = !b;
+		if (!b)
+			return;
+		$('job-batch-id').textContent = b.id;
+		const cb = el('button', { type: 'button', 'data-action': 'open-callback', title: 'open the callback job' },
+			b.callback.type + ' ' + b.callback.id.slice(0, 8) + '… (' + b.callback.status + ')');
+		cb.addEventListener('click', () => openJob(b.callback.id));
+		const counts = [['status', b.status], ['total', b.total], ['done', b.done], ['failed', b.failed],
+			['cancelled', b.cancelled], ['pending', b.pending]];
+		$('job-batch-counts').replaceChildren(
+			...counts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', { 'data-count': k }, String(v))]),
+			el('dt', {}, 'callback'), el('dd', {}, cb));
 	}
 
 	function updateRow(j) {
@@ -635,9 +822,15 @@
 			['started', when(j.started_at)], ['finished', when(j.finished_at)],
 			['labels', j.labels && Object.keys(j.labels).length ? JSON.stringify(j.labels) : '—'],
 			['cancel requested', j.cancel_requested ? 'yes' : 'no'],
+			['group', j.group], ['unique key', j.unique_key],
+			['depends on', j.depends_on ? j.depends_on.length + (j.depends_on.length === 1 ? ' job' : ' jobs') +
+				' (on failure: ' + j.on_dependency_failure + ')' : ''],
+			['batch', j.batch ? (j.batch === j.id ? j.batch + ' (its callback)' : j.batch) : ''],
 		];
 		$('job-fields').replaceChildren(...fields.flatMap(([k, v]) =>
-			[el('dt', {}, k), el('dd', {}, v === undefined || v === null || v === '' ? '—' : String(v))]));
+			[el('dt', {}, k), el('dd', { 'data-field': k },
+				v === undefined || v === null || v === '' ? '—' : String(v))]));
+		renderLinks();
 		$('job-payload').textContent = pretty(j.payload);
 		$('job-result').textContent = pretty(j.result);
 		$('job-error').textContent = j.error || '—';
@@ -945,7 +1138,9 @@
 			return Math.round(s) + ' s';
 		if (s < 7200)
 			return Math.round(s / 60) + ' min';
-		return Math.round(s / 3600) + ' h';
+		if (s < 172800)
+			return Math.round(s / 3600) + ' h';
+		return Math.round(s / 86400) + ' d';
 	}
 	function ago(iso) {
 		if (!iso)
@@ -992,7 +1187,12 @@
 			sessionStorage.removeItem(TOKEN_KEY);
 			showLogin('The token was forgotten. Enter it again to continue.', false);
 		});
-		$('refresh').addEventListener('click', busy);
+		$('refresh').addEventListener('click', () => {
+			loadSchedules();
+			if (st.sel)
+				loadSettings(st.sel);
+			busy();
+		});
 		$('wake').addEventListener('click', wake);
 		$('job-close').addEventListener('click', closeJob);
 		$('job-retry').addEventListener('click', () => st.job && retryJob(st.job.id));
