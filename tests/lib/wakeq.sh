@@ -24,6 +24,10 @@
 #                                     (bearer $TOKEN), or one jq field of it
 #   wait_final ID [SECONDS]           until the API has it done, failed or
 #                                     cancelled (20 s)
+#   start_hitcount NAME               tests/tools/hitcount, logging a line
+#                                     "NAME KEY START..." per call to
+#                                     $T/NAME.hits; sets NAME_HIT (its /hit
+#                                     URL)
 
 API_BIN=$BIN/wakeq-api
 CT="Content-Type: application/json"
@@ -105,6 +109,13 @@ api_job() { curl -s -H "Authorization: Bearer ${TOKEN:-}" "$API/v1/jobs/$1"; }
 api_field() { api_job "$1" | jq -r ".$2"; }
 _api_final() { case "$(api_field "$1" status)" in done | failed | cancelled) return 0 ;; esac; return 1; }
 wait_final() { wait_until "${2:-20}" _api_final "$1"; }
+
+start_hitcount() {
+	"$BIN/tests/tools/hitcount" "$T/$1.hits" --name "$1" >"$T/$1.port" 2>"$T/$1.err" &
+	on_exit "kill_wait $!"
+	wait_until 5 test -s "$T/$1.port" || { diag "$T/$1.err"; exit 1; }
+	eval "$1_HIT=http://127.0.0.1:$(head -1 "$T/$1.port")/hit"
+}
 
 # count_status QUEUE STATUS: jobs of QUEUE in STATUS (wakeq stats --json)
 count_status() { wq stats --json --queue "$1" | jq -r ".\"$1\".$2"; }
