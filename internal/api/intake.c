@@ -78,7 +78,7 @@ static int reply_existing(struct api *a, struct httpd_request *req, struct queue
 
 	atomic_fetch_add(&a->m_duplicates, 1);
 	if ((q && api_find_job(a, q, id, &qi, &job, NULL) == 0) ||
-	    api_store_job(a, id, &job, NULL) == 0) {
+	    api_store_job(a, q, id, &job, NULL) == 0) {
 		status = job.status;
 		job_info_release(&job);
 	}

@@ -10,6 +10,7 @@
 #include "base/mem.h"
 #include "job/job.h"
 #include "log/log.h"
+#include "reconcile/reconcile.h"
 #include "store/store.h"
 #include "wake/wake.h"
 
@@ -39,12 +40,39 @@ int api_find_job(struct api *a, struct queue *q, const char *id, size_t *qi,
 	return err_set(err, ERR_NOTFOUND, "no job '%s'", id);
 }
 
-int api_store_job(struct api *a, const char *id, struct job_info *out,
-		  struct err *err)
+/* A row that is not final, for a job Redis does not hold, may be a
+ * completion still waiting in its queue's finals log: the worker that
+ * would have written it was killed (or Postgres was down), and the done
+ * cap then evicted the job's hash. Rather than look the id up in the log
+ * (a stream is keyed by entry id: a lookup is a scan of the log all the
+ * same), the log of the row's queue is copied into Postgres, by the one
+ * copy that the records writer and reconcile run (reconcile_finals), and
+ * the row read again. That settles the row for every reader (cancel,
+ * events, reconcile), not only this answer, and is the work reconcile
+ * would do next anyway; on a system at zero nothing else may do it for
+ * long. Copies running at once are harmless: the update is idempotent
+ * and deleting an entry already deleted does nothing. When the copy
+ * fails (Redis or Postgres down), the row is answered as read. */
+int api_store_job(struct api *a, struct queue *q, const char *id,
+		  struct job_info *out, struct err *err)
 {
+	struct job_info row;
+
 	if (!a->store)
 		return err_set(err, ERR_NOTFOUND, "no job '%s'", id);
-	return store_get(a->store, id, out, err);
+	if (store_get(a->store, id, &row, err) < 0)
+		return -1;
+	if (q && row.queue && !job_status_final(row.status) &&
+	    reconcile_finals(q, a->store, row.queue, NULL, NULL) == 0) {
+		struct job_info now;
+
+		if (store_get(a->store, id, &now, NULL) == 0) {
+			job_info_release(&row);
+			row = now;
+		}
+	}
+	*out = row;
+	return 0;
 }
 
 void api_get_job(struct api *a, struct httpd_request *req, const char *id)
@@ -62,15 +90,17 @@ void api_get_job(struct api *a, struct httpd_request *req, const char *id)
 		rc = api_find_job(a, q, id, &qi, &job, &e);
 		if (rc == 0 && job.depends_on)
 			queue_job_deps(q, a->queues[qi], &job, &deps, NULL);
-		api_qput(a, q);
 	}
 	if (rc < 0 && a->store && (e.code == ERR_NOTFOUND || e.code == ERR_UNAVAILABLE)) {
 		struct err e2;
 
-		rc = api_store_job(a, id, &job, &e2);
+		/* the finals log is read only when Redis answered */
+		rc = api_store_job(a, e.code == ERR_NOTFOUND ? q : NULL, id, &job, &e2);
 		if (rc < 0 && e.code == ERR_NOTFOUND)
 			e = e2;
 	}
+	if (q)
+		api_qput(a, q);
 	if (rc == 0) {
 		json_t *doc = job_info_to_json(&job);
 
@@ -97,10 +127,10 @@ void api_job_events(struct api *a, struct httpd_request *req, const char *id)
 	if (!q)
 		return;
 	rc = api_find_job(a, q, id, &qi, &job, &e);
-	api_qput(a, q);
 	if (rc == 0) {
 		int final = job_status_final(job.status);
 
+		api_qput(a, q);
 		if (final)
 			api_events_final(a, req, &job);
 		job_info_release(&job);
@@ -112,11 +142,15 @@ void api_job_events(struct api *a, struct httpd_request *req, const char *id)
 	}
 	if (e.code == ERR_NOTFOUND && a->store) {
 		/* gone from Redis: its record is final (or about to be requeued) */
-		if (api_store_job(a, id, &job, &e) == 0) {
+		rc = api_store_job(a, q, id, &job, &e);
+		api_qput(a, q);
+		if (rc == 0) {
 			api_events_final(a, req, &job);
 			job_info_release(&job);
 			return;
 		}
+	} else {
+		api_qput(a, q);
 	}
 	if (e.code == ERR_NOTFOUND)
 		api_reply_error(a, req, 404, "not_found", "no job '%s'", id);
@@ -204,7 +238,13 @@ void api_cancel_job(struct api *a, struct httpd_request *req, const char *id)
 	if (e.code == ERR_NOTFOUND && a->store) {
 		struct job_info job;
 
-		if (api_store_job(a, id, &job, &e) == 0) {
+		/* a row a finished job left stale is settled first: it is not
+		 * cancelled over its completion */
+		q = api_qget(a, NULL);
+		rc = api_store_job(a, q, id, &job, &e);
+		if (q)
+			api_qput(a, q);
+		if (rc == 0) {
 			enum job_status st = job.status;
 
 			job_info_release(&job);

@@ -160,10 +160,14 @@ void api_post_job(struct api *a, struct httpd_request *req, const char *arg);
  * ERR_NOTFOUND / ERR_UNAVAILABLE. */
 int api_find_job(struct api *a, struct queue *q, const char *id, size_t *qi,
 		 struct job_info *out, struct err *err);
-/* The job from Postgres. Returns 0 with *out filled (release it), or -1
- * with err (ERR_NOTFOUND when no row or no store). */
-int api_store_job(struct api *a, const char *id, struct job_info *out,
-		  struct err *err);
+/* The job from Postgres, for a job Redis does not hold. With q (a Redis
+ * connection that answered; NULL: none), a row that is not final is first
+ * settled against its queue's finals log (reconcile_finals: a completion
+ * Redis recorded but Postgres has not yet) and read again. Returns 0 with
+ * *out filled (release it), or -1 with err (ERR_NOTFOUND when no row or no
+ * store). Blocks for the round trips. */
+int api_store_job(struct api *a, struct queue *q, const char *id,
+		  struct job_info *out, struct err *err);
 void api_get_job(struct api *a, struct httpd_request *req, const char *id);
 void api_cancel_job(struct api *a, struct httpd_request *req, const char *id);
 void api_retry_job(struct api *a, struct httpd_request *req, const char *id);

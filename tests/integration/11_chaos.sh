@@ -32,11 +32,15 @@ check "the interrupted jobs counted a second attempt ($retried)" test "$retried"
 # The jobs that did run at the kill (the one running, and finished ones not
 # yet settled) may count their attempt: with max_attempts=1 and BATCH=4,
 # at most CONCURRENCY + BATCH of them per kill can be dead; the previous
-# version dead-lettered dozens (65 in one run) that never ran.
+# version dead-lettered dozens (65 in one run) that never ran. The
+# max_attempts=1 jobs call a counting endpoint (tests/tools/hitcount) with
+# a key of their own, logged as each starts, so every dead one is checked
+# to have run.
 pk_round() { # pk_round QUEUE NAME: a worker drains until ~20 done, then SIGKILL
 	local q=$1 name=$2 d0 pid url
 	d0=$(count_status "$q" done)
-	start_worker "$name" QUEUES="$q" CONCURRENCY=1 LEASE=1 IDLE_TIMEOUT=5 BATCH=4
+	start_worker "$name" QUEUES="$q" CONCURRENCY=1 LEASE=1 IDLE_TIMEOUT=5 BATCH=4 \
+		ALLOW_PRIVATE_NETWORKS=loopback
 	eval "pid=\$${name}_PID url=\$${name}_URL"
 	curl -fs -XPOST "$url/wake?wait=0" >/dev/null
 	wait_until 5 sh -c "[ \$(REDIS_URL=$REDIS_URL $BIN/wakeq stats --json --queue $q | jq .$q.done) -ge $((d0 + 20)) ]"
@@ -44,14 +48,26 @@ pk_round() { # pk_round QUEUE NAME: a worker drains until ~20 done, then SIGKILL
 	wait "$pid" 2>/dev/null
 	sleep 1.1 # the dead worker's leases expire
 }
-wq enqueue sleep --queue pk1 --payload '{"ms":2}' --max-attempts 1 --count 400 >/dev/null
+start_hitcount pk
+for i in $(seq 1 400); do
+	wq enqueue http.request --queue pk1 --payload "{\"url\":\"$pk_HIT?k=pk1-$i&ms=2\"}" \
+		--max-attempts 1 2>/dev/null
+done >/dev/null
 pk_round pk1 pa
-start_worker pz QUEUES=pk1 CONCURRENCY=4 LEASE=5 IDLE_TIMEOUT=1
+start_worker pz QUEUES=pk1 CONCURRENCY=4 LEASE=5 IDLE_TIMEOUT=1 ALLOW_PRIVATE_NETWORKS=loopback
 curl -fs -XPOST "$pz_URL/wake" >/dev/null
 dead=$(count_status pk1 failed)
-check "max_attempts=1, one SIGKILL: no job dead without having run ($dead dead, at most 5 ran at the kill)" \
+check "max_attempts=1, one SIGKILL: at most the jobs running at the kill are dead ($dead dead, at most 5)" \
 	test "$dead" -le 5
+unrun=0
+for k in $(wq jobs --queue pk1 --state failed --limit 1000 --json |
+	jq -r '.[].payload.url | capture("k=(?<k>[^&]*)").k'); do
+	grep -q "^pk $k " "$T/pk.hits" || unrun=$((unrun + 1))
+done
+expect_eq "max_attempts=1, one SIGKILL: every dead job had started ($dead dead)" 0 "$unrun"
 expect_eq "max_attempts=1, one SIGKILL: every job ended" 400 "$(( $(count_status pk1 done) + dead ))"
+expect_eq "max_attempts=1, one SIGKILL: every job ran (the counter saw all 400)" 400 \
+	"$(awk '{ print $2 }' "$T/pk.hits" | sort -u | wc -l)"
 wq enqueue sleep --queue pk3 --payload '{"ms":2}' --count 400 >/dev/null
 pk_round pk3 pb
 pk_round pk3 pc

@@ -10,14 +10,6 @@ set -u
 . "$(dirname "$0")/../lib/test.sh"
 start_redis
 
-# hitcount NAME: a counting server logging "NAME KEY START END STATUS"
-# lines to $T/NAME.hits; sets NAME_HIT (its /hit URL)
-hitcount() {
-	"$BIN/tests/tools/hitcount" "$T/$1.hits" --name "$1" >"$T/$1.port" 2>"$T/$1.err" &
-	on_exit "kill_wait $!"
-	wait_until 5 test -s "$T/$1.port" || { diag "$T/$1.err"; exit 1; }
-	eval "$1_HIT=http://127.0.0.1:$(head -1 "$T/$1.port")/hit"
-}
 # enq QUEUE GROUP URL
 enq() {
 	wq enqueue http.request --queue "$1" --group "$2" --payload "{\"url\":\"$3\"}" >/dev/null 2>&1
@@ -27,7 +19,7 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e6 }'; }
 attempts() { wq jobs --queue "$1" --state done --limit 100 --json | jq -r '[.[].attempts] | unique | join(",")'; }
 
 # ---- within IDLE_TIMEOUT: the worker sleeps until the group may go --------------
-hitcount h1
+start_hitcount h1
 for i in 1 2 3 4; do enq pb a "$h1_HIT?k=a$i&ms=50&span=1&busy=2"; done
 for i in 1 2 3 4 5 6; do enq pb b "$h1_HIT?k=b$i&ms=100&span=1"; done
 start_worker w1 QUEUES=pb CONCURRENCY=1 IDLE_TIMEOUT=4 ALLOW_PRIVATE_NETWORKS=loopback \
@@ -53,7 +45,7 @@ expect_eq "no group left in Redis" "0 0" \
 kill_wait "$w1_PID"
 
 # ---- later than IDLE_TIMEOUT: the drain ends, a wake comes at the group's time ----
-hitcount h2
+start_hitcount h2
 start_worker w2 QUEUES=pb2 CONCURRENCY=1 IDLE_TIMEOUT=0.5 ALLOW_PRIVATE_NETWORKS=loopback \
 	EXIT_ON_IDLE=false
 TOKEN=tok _start_api QUEUES=pb2 WAKE_URL="$w2_URL/wake"

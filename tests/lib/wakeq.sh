@@ -31,6 +31,10 @@
 #                                     none), newest first
 #   max_open GROUP <SPANS             the most of those lines of GROUP ("":
 #                                     all) open at once
+#   start_hitcount NAME               tests/tools/hitcount, logging a line
+#                                     "NAME KEY START..." per call to
+#                                     $T/NAME.hits; sets NAME_HIT (its /hit
+#                                     URL)
 
 API_BIN=$BIN/wakeq-api
 CT="Content-Type: application/json"
@@ -122,6 +126,13 @@ spans() {
 max_open() {
 	awk -v g="$1" 'g == "" || $3 == g { printf "%.6f 1\n%.6f -1\n", $1, $2 }' |
 		sort -k1,1n -k2,2n | awk '{ n += $2; if (n > m) m = n } END { print m + 0 }'
+}
+
+start_hitcount() {
+	"$BIN/tests/tools/hitcount" "$T/$1.hits" --name "$1" >"$T/$1.port" 2>"$T/$1.err" &
+	on_exit "kill_wait $!"
+	wait_until "$START_S" test -s "$T/$1.port" || { diag "$T/$1.err"; exit 1; }
+	eval "$1_HIT=http://127.0.0.1:$(head -1 "$T/$1.port")/hit"
 }
 
 # count_status QUEUE STATUS: jobs of QUEUE in STATUS (wakeq stats --json)
