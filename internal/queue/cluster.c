@@ -452,23 +452,16 @@ static int conn_closed(const redisContext *c)
 }
 
 /* Sends argv to node i (after ASKING when asking) and reads its reply.
- * Returns it, or NULL on an I/O error (err set, the node dropped). */
+ * Returns it, or NULL on an I/O error (err set, the node dropped) with
+ * *in_doubt (may be NULL) as queue_conn_command says. */
 static redisReply *send_at(struct queue_cluster *cl, size_t i, int asking, int argc,
-			   const char **argv, const size_t *lens, struct err *err)
+			   const char **argv, const size_t *lens, int *in_doubt,
+			   struct err *err)
 {
 	redisContext *c = cl->conns[i];
-	void *r = NULL, *ok = NULL;
+	redisReply *r;
 
-	if (asking) {
-		if (redisAppendCommand(c, "ASKING") != REDIS_OK ||
-		    redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK ||
-		    redisGetReply(c, &ok) != REDIS_OK || redisGetReply(c, &r) != REDIS_OK)
-			r = NULL;
-		if (ok)
-			freeReplyObject(ok);
-	} else {
-		r = redisCommandArgv(c, argc, argv, lens);
-	}
+	r = queue_conn_command(c, asking, argc, argv, lens, in_doubt);
 	if (!r) {
 		err_set(err, ERR_UNAVAILABLE, "redis %s failed at '%s:%d': %s",
 			argc ? argv[0] : "command", NODE(cl, i)->host, NODE(cl, i)->port,
@@ -481,7 +474,7 @@ static redisReply *send_at(struct queue_cluster *cl, size_t i, int asking, int a
 
 redisReply *queue_cluster_command(struct queue_cluster *cl, int slot, int script,
 				  int argc, const char **argv, const size_t *lens,
-				  struct err *err)
+				  int *in_doubt, struct err *err)
 {
 	double tmo = cl->opts.command_timeout_s > 0 ? cl->opts.command_timeout_s : 10;
 	int64_t deadline = clock_mono_us() + (int64_t)(tmo * 1e6);
@@ -489,6 +482,10 @@ redisReply *queue_cluster_command(struct queue_cluster *cl, int slot, int script
 	int redirects = 0, asking = -1, i, k;
 	redisReply *r;
 
+	/* only the last try can be in doubt: a try answered (a redirection
+	 * too) or never sent whole ran nowhere */
+	if (in_doubt)
+		*in_doubt = 0;
 	for (;;) {
 		if (asking >= 0) {
 			i = asking;
@@ -502,7 +499,7 @@ redisReply *queue_cluster_command(struct queue_cluster *cl, int slot, int script
 			cl->stale = 1;
 			continue;
 		}
-		r = send_at(cl, (size_t)i, asking >= 0, argc, argv, lens, err);
+		r = send_at(cl, (size_t)i, asking >= 0, argc, argv, lens, in_doubt, err);
 		if (!r)
 			return NULL;
 		if (r->type != REDIS_REPLY_ERROR)
@@ -584,7 +581,7 @@ redisReply *queue_cluster_command_at(struct queue_cluster *cl, int node, int arg
 		cl->stale = 1;
 		return NULL;
 	}
-	return send_at(cl, (size_t)node, 0, argc, argv, lens, err);
+	return send_at(cl, (size_t)node, 0, argc, argv, lens, NULL, err);
 }
 
 /* ---- waits -------------------------------------------------------------- */

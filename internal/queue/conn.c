@@ -7,6 +7,7 @@
 #include "base/mem.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,4 +249,50 @@ fail:
 	if (c)
 		redisFree(c);
 	return NULL;
+}
+
+/* Whether the read that failed on `c` (errno `saved`) ran out of time. */
+static int timed_out(const redisContext *c, int saved)
+{
+#ifdef REDIS_ERR_TIMEOUT
+	if (c->err == REDIS_ERR_TIMEOUT)
+		return 1;
+#endif
+	return c->err == REDIS_ERR_IO &&
+	       (saved == EAGAIN || saved == EWOULDBLOCK || saved == ETIMEDOUT);
+}
+
+redisReply *queue_conn_command(redisContext *c, int asking, int argc,
+			       const char **argv, const size_t *lens, int *in_doubt)
+{
+	void *r = NULL, *ok = NULL;
+	int done = 0, doubt = 0;
+
+	/* redisCommandArgv, with the write apart from the read: once the
+	 * command has left whole (into the kernel: closing the socket does
+	 * not take it back), an answer that does not come in time leaves its
+	 * outcome in doubt, since the server runs what it has read even
+	 * after we gave up (a frozen Redis runs it when it thaws). A closed
+	 * or reset connection does not: a server that is gone runs nothing
+	 * later (a stale pooled connection to a restarted Redis is the
+	 * common case). */
+	if ((asking && redisAppendCommand(c, "ASKING") != REDIS_OK) ||
+	    redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK)
+		goto out;
+	do {
+		if (redisBufferWrite(c, &done) != REDIS_OK)
+			goto out;
+	} while (!done);
+	/* ASKING's answer is not read for itself: the command's tells */
+	if ((asking && redisGetReply(c, &ok) != REDIS_OK) ||
+	    redisGetReply(c, &r) != REDIS_OK || !r) {
+		doubt = timed_out(c, errno);
+		r = NULL;
+	}
+out:
+	if (ok)
+		freeReplyObject(ok);
+	if (in_doubt)
+		*in_doubt = doubt;
+	return r;
 }

@@ -12,7 +12,6 @@
 #include "base/mem.h"
 #include "base/parse.h"
 
-#include <errno.h>
 #include <hiredis.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -159,7 +158,7 @@ struct queue {
 	int waiting;             /* a BLPOP is outstanding */
 	int64_t skew_ms;         /* server clock - our clock, at connect */
 	int in_doubt;            /* the last command left whole and its answer
-				  * timed out: it may run (see command()) */
+				  * timed out: it may run (queue_conn_command) */
 	struct queue_cluster *cl; /* redis+cluster://: its connections
 				   * (cluster.c); c is then unused */
 	int64_t used_us;         /* monotonic: c's last answer (queue_check) */
@@ -264,7 +263,8 @@ static int ensure_cluster(struct queue *q, int64_t now, struct err *err)
 	struct err e;
 
 	if (queue_cluster_ready(q->cl, &e) < 0 ||
-	    !(r = queue_cluster_command(q->cl, -1, 0, 1, (const char **)time_argv, NULL, &e)))
+	    !(r = queue_cluster_command(q->cl, -1, 0, 1, (const char **)time_argv, NULL,
+					NULL, &e)))
 		return connect_failed(q, now, &e, err);
 	q->skew_ms = skew_of(r);
 	freeReplyObject(r);
@@ -400,17 +400,6 @@ static int reply_error(struct err *err, const char *msg)
 	return err_set(err, ERR_PROTOCOL, "redis error: %s", msg);
 }
 
-/* Whether the read that failed on `c` (errno `saved`) ran out of time. */
-static int timed_out(const redisContext *c, int saved)
-{
-#ifdef REDIS_ERR_TIMEOUT
-	if (c->err == REDIS_ERR_TIMEOUT)
-		return 1;
-#endif
-	return c->err == REDIS_ERR_IO &&
-	       (saved == EAGAIN || saved == EWOULDBLOCK || saved == ETIMEDOUT);
-}
-
 /* A command on a cluster goes to the node serving its key: a script's
  * KEYS[1] (argv[3]), else argv[1]; a command without a key (PING) to any
  * node. */
@@ -424,7 +413,8 @@ static redisReply *cluster_command(struct queue *q, struct args *a, struct err *
 	} else if (a->n > 1) {
 		slot = queue_key_slot(a->v[1], a->len[1]);
 	}
-	return queue_cluster_command(q->cl, slot, script, (int)a->n, a->v, a->len, err);
+	return queue_cluster_command(q->cl, slot, script, (int)a->n, a->v, a->len,
+				     &q->in_doubt, err);
 }
 
 /* Runs argv as one command. Returns the reply (caller frees) or NULL with
@@ -432,7 +422,6 @@ static redisReply *cluster_command(struct queue *q, struct args *a, struct err *
 static redisReply *command(struct queue *q, struct args *a, struct err *err)
 {
 	redisReply *r = NULL;
-	int done = 0;
 
 	if (q->waiting) {
 		err_set(err, ERR_INTERNAL, "queue connection busy with a wait");
@@ -443,29 +432,16 @@ static redisReply *command(struct queue *q, struct args *a, struct err *err)
 		return NULL;
 	args_finish(a);
 	if (q->cl) {
-		/* cluster.c reports its own failures */
+		/* cluster.c reports its own failures, and whether the
+		 * command is in doubt as queue_conn_command says */
 		if (!(r = cluster_command(q, a, err)))
 			return NULL;
 		goto answered;
 	}
-	/* redisCommandArgv, with the write apart from the read: once the
-	 * command has left whole (into the kernel: closing the socket does
-	 * not take it back), an answer that does not come in time leaves its
-	 * outcome in doubt, since the server runs what it has read even
-	 * after we gave up (a frozen Redis runs it when it thaws). A closed
-	 * or reset connection does not: a server that is gone runs nothing
-	 * later (a stale pooled connection to a restarted Redis is the
-	 * common case). */
-	if (redisAppendCommandArgv(q->c, (int)a->n, a->v, a->len) != REDIS_OK)
+	/* an answer that did not come in time leaves the command in doubt
+	 * (see queue_conn_command) */
+	if (!(r = queue_conn_command(q->c, 0, (int)a->n, a->v, a->len, &q->in_doubt)))
 		goto io;
-	do {
-		if (redisBufferWrite(q->c, &done) != REDIS_OK)
-			goto io;
-	} while (!done);
-	if (redisGetReply(q->c, (void **)&r) != REDIS_OK || !r) {
-		q->in_doubt = timed_out(q->c, errno);
-		goto io;
-	}
 	q->used_us = clock_mono_us();
 answered:
 	if (r->type == REDIS_REPLY_ERROR) {

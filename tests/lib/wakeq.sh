@@ -24,6 +24,14 @@
 #                                     (bearer $TOKEN), or one jq field of it
 #   wait_final ID [SECONDS]           until the API has it done, failed or
 #                                     cancelled (20 s)
+#   post_keyed KEY                    POSTs one noop job with idempotency
+#                                     key KEY to $API (bearer $TOKEN, 10 s
+#                                     at most); prints "STATUS MS CODE ID":
+#                                     HTTP status, ms taken, error code and
+#                                     job id ("-" when none)
+#   deadline_refusals [PORT]          how many enqueue scripts the Redis on
+#                                     PORT ($REDIS_PORT) refused as past
+#                                     their deadline (DEADLINE errors)
 
 API_BIN=$BIN/wakeq-api
 CT="Content-Type: application/json"
@@ -105,6 +113,20 @@ api_job() { curl -s -H "Authorization: Bearer ${TOKEN:-}" "$API/v1/jobs/$1"; }
 api_field() { api_job "$1" | jq -r ".$2"; }
 _api_final() { case "$(api_field "$1" status)" in done | failed | cancelled) return 0 ;; esac; return 1; }
 wait_final() { wait_until "${2:-20}" _api_final "$1"; }
+
+post_keyed() {
+	local t0 r ms
+	t0=$(date +%s%N)
+	r=$(curl -s -w ' %{http_code}' --max-time 10 -H "Authorization: Bearer ${TOKEN:-}" -H "$CT" \
+		-d "{\"type\":\"noop\",\"payload\":{\"key\":\"$1\"},\"idempotency_key\":\"$1\"}" "$API/v1/jobs")
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	echo "${r##* } $ms $(jq -r '.error.code // "-"' <<<"${r% *}" 2>/dev/null) $(jq -r '.id // "-"' <<<"${r% *}" 2>/dev/null)"
+}
+
+deadline_refusals() {
+	redis-cli -p "${1:-$REDIS_PORT}" info errorstats |
+		sed -n 's/^errorstat_DEADLINE:count=\([0-9]*\).*/\1/p'
+}
 
 # count_status QUEUE STATUS: jobs of QUEUE in STATUS (wakeq stats --json)
 count_status() { wq stats --json --queue "$1" | jq -r ".\"$1\".$2"; }
