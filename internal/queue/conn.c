@@ -4,6 +4,7 @@
  * connection can skip TLS or AUTH. */
 #include "queue/priv.h"
 
+#include "base/clock.h"
 #include "base/mem.h"
 
 #include <assert.h>
@@ -295,4 +296,20 @@ out:
 	if (in_doubt)
 		*in_doubt = doubt;
 	return r;
+}
+
+int queue_conn_skew(redisContext *c, int64_t *skew_ms)
+{
+	static const char *const argv[] = { "TIME" };
+	redisReply *r = queue_conn_command(c, 0, 1, (const char **)argv, NULL, NULL);
+
+	if (!r)
+		return -1;
+	*skew_ms = 0;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING)
+		*skew_ms = strtoll(r->element[0]->str, NULL, 10) * 1000 +
+			   strtoll(r->element[1]->str, NULL, 10) / 1000 - clock_now_us() / 1000;
+	freeReplyObject(r);
+	return 0;
 }

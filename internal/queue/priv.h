@@ -37,6 +37,11 @@ void queue_conn_tls_free(struct queue_tls *tls);
 redisReply *queue_conn_command(redisContext *c, int asking, int argc,
 			       const char **argv, const size_t *lens, int *in_doubt);
 
+/* conn.c: the server's clock minus ours (ms) by one TIME on `c`, off by
+ * at most the round trip; a refused TIME gives 0. Blocks. Returns 0, or
+ * -1 on an I/O error (c->errstr says why; c is then unusable). */
+int queue_conn_skew(redisContext *c, int64_t *skew_ms);
+
 /* queue.c, for the pool: whether `q` holds a live connection, and
  * (re)connects it now when it does not (honouring its backoff). The
  * latter returns 0 or -1 with err as queue_connect says. */
@@ -125,6 +130,13 @@ int queue_cluster_connected(const struct queue_cluster *cl);
 redisReply *queue_cluster_command(struct queue_cluster *cl, int slot, int script,
 				  int argc, const char **argv, const size_t *lens,
 				  int *in_doubt, struct err *err);
+
+/* The clock skew (ms: the node's clock minus ours) of the node serving
+ * `slot` (-1: any node), as measured when its connection was opened, the
+ * node connected (and the map read) when needed. Returns 0, or -1 with
+ * err as queue_cluster_command (nothing is changed). Blocks. */
+int queue_cluster_skew(struct queue_cluster *cl, int slot, int64_t *skew_ms,
+		       struct err *err);
 
 /* The node indices of the masters serving slots into idx[] (at most max).
  * Returns how many (0 with err when no map could be read). */

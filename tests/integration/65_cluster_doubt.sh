@@ -7,12 +7,20 @@
 # never 503 (a refusal the thaw could break). The script, run when the
 # master thaws, refuses (DEADLINE): the job is absent, until reconcile
 # queues it once. The freeze stays shorter than the cluster's node timeout
-# (1 s in tests), so no node is failed over meanwhile.
+# (1 s in tests), so no node is failed over meanwhile. The queue lives on
+# a master other than the seed of the URL: its deadline must be on that
+# master's clock (measured there), not the seed's.
 cd "$(dirname "$0")/../.."
 source tests/lib/test.sh
+source tests/lib/runmodel.sh # monitor_start, client_cmds
 
 start_redis_cluster 3 0 || { not_ok "the cluster starts"; exit 1; }
-OWNER=$(cluster_owner 'wakeq:{default}:x')
+# a queue on a master other than the URL's seed, the node the API asks
+# first (its clock once stood for every node's)
+for i in $(seq 0 50); do
+	Q=q$i OWNER=$(cluster_owner "wakeq:{q$i}:x")
+	[ "$OWNER" != "$REDIS_PORT" ] && break
+done
 OPID=${CLUSTER_PIDS[$OWNER]}
 on_exit "kill -CONT $OPID 2>/dev/null"
 ocli() { redis-cli -p "$OWNER" "$@"; }
@@ -34,8 +42,12 @@ freeze() {
 }
 
 # ---- without Postgres: 504 unconfirmed, and the job never runs ------------
-_start_api REDIS_TIMEOUT=0.4 LOG_LEVEL=warn
+_start_api REDIS_TIMEOUT=0.4 LOG_LEVEL=warn QUEUES="$Q"
+REDIS_PORT=$OWNER monitor_start "$T/monitor"
 expect_eq "POST works before the freeze" "202" "$(post_keyed warm | cut -d' ' -f1)"
+kill_wait "$MONITOR_PID"
+check "the deadline is on the clock of the queue's master: the API asked its TIME" \
+	test "$(client_cmds "$T/monitor" | grep -c '"TIME"')" -ge 1
 before=$(ocli --scan | sort)
 freeze nopg-1
 read -r st ms code _ <"$T/answer"
@@ -49,7 +61,8 @@ stop_api
 
 # ---- with Postgres: 202, the row kept, and the job queued once -------------
 start_postgres
-_start_api REDIS_TIMEOUT=0.4 LOG_LEVEL=warn DATABASE_URL="$DATABASE_URL" RECONCILE_MIN_AGE=0.001
+_start_api REDIS_TIMEOUT=0.4 LOG_LEVEL=warn QUEUES="$Q" DATABASE_URL="$DATABASE_URL" \
+	RECONCILE_MIN_AGE=0.001
 expect_eq "POST works before the freeze" "202" "$(post_keyed warm-pg | cut -d' ' -f1)"
 n0=$(deadline_refusals "$OWNER")
 freeze pg-1
@@ -57,12 +70,12 @@ read -r st ms code id <"$T/answer"
 expect_eq "unanswered enqueue with a row: 202, the row kept" "202 queued" \
 	"$st $(pg "select status from jobs where id = '$id'")"
 expect_eq "the script found on thaw refused to run (DEADLINE)" "$((n0 + 1))" "$(deadline_refusals "$OWNER")"
-expect_eq "the job is not in redis before reconcile" 0 "$(ocli exists "wakeq:{default}:job:$id")"
+expect_eq "the job is not in redis before reconcile" 0 "$(ocli exists "wakeq:{$Q}:job:$id")"
 wait_until 10 _cluster_ok
 r=$(curl -s -H "$H" -X POST "$API/v1/reconcile")
 expect_eq "reconcile enqueues it" 1 "$(jq -r .requeued <<<"$r")"
 expect_eq "it is in redis once, under its id" "1 1" \
-	"$(ocli exists "wakeq:{default}:job:$id") $(ocli zscore 'wakeq:{default}:pending' "$id" | grep -c .)"
+	"$(ocli exists "wakeq:{$Q}:job:$id") $(ocli zscore "wakeq:{$Q}:pending" "$id" | grep -c .)"
 r=$(curl -s -H "$H" -X POST "$API/v1/reconcile")
 expect_eq "a second reconcile finds nothing to do" 0 "$(jq -r .requeued <<<"$r")"
 stop_api
