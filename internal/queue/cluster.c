@@ -498,8 +498,8 @@ redisReply *queue_cluster_command(struct queue_cluster *cl, int slot, int script
 	int redirects = 0, asking = -1, i, k;
 	redisReply *r;
 
-	/* only the last try can be in doubt: a try answered (a redirection
-	 * too) or never sent whole ran nowhere */
+	/* only the last try can be in doubt: each one before it was
+	 * answered by a redirection or TRYAGAIN, so it ran nowhere */
 	if (in_doubt)
 		*in_doubt = 0;
 	for (;;) {
