@@ -239,6 +239,8 @@ struct queue_cluster {
 	struct queue_tls *tls;
 	struct queue_slotmap map; /* owner NULL: no map yet; see the top */
 	redisContext **conns;     /* per map.nodes[i], for commands */
+	int64_t *skew_ms;         /* per node: its clock - ours (ms), measured
+				   * when conns[i] was opened */
 	size_t nconns;
 	int stale;
 	struct waiter *w;
@@ -280,6 +282,7 @@ void queue_cluster_free(struct queue_cluster *cl)
 		if (cl->conns[i])
 			redisFree(cl->conns[i]);
 	free(cl->conns);
+	free(cl->skew_ms);
 	queue_slotmap_release(&cl->map);
 	queue_conn_tls_free(cl->tls);
 	queue_opts_release(&cl->opts);
@@ -295,6 +298,9 @@ static size_t node_index(struct queue_cluster *cl, const char *host, int port)
 		cl->conns = xrealloc(cl->conns, cl->map.nnodes * sizeof(*cl->conns));
 		memset(cl->conns + cl->nconns, 0,
 		       (cl->map.nnodes - cl->nconns) * sizeof(*cl->conns));
+		cl->skew_ms = xrealloc(cl->skew_ms, cl->map.nnodes * sizeof(*cl->skew_ms));
+		memset(cl->skew_ms + cl->nconns, 0,
+		       (cl->map.nnodes - cl->nconns) * sizeof(*cl->skew_ms));
 		cl->nconns = cl->map.nnodes;
 	}
 	return i;
@@ -315,18 +321,28 @@ static redisContext *open_at(struct queue_cluster *cl, size_t i, struct err *err
 	return c;
 }
 
-static redisContext *node_conn(struct queue_cluster *cl, size_t i, struct err *err)
-{
-	if (!cl->conns[i])
-		cl->conns[i] = open_at(cl, i, err);
-	return cl->conns[i];
-}
-
 static void node_drop(struct queue_cluster *cl, size_t i)
 {
 	if (cl->conns[i])
 		redisFree(cl->conns[i]);
 	cl->conns[i] = NULL;
+}
+
+/* Node i's command connection, opened when there is none, with the
+ * node's clock skew measured (the nodes of a cluster have a clock each). */
+static redisContext *node_conn(struct queue_cluster *cl, size_t i, struct err *err)
+{
+	if (cl->conns[i])
+		return cl->conns[i];
+	if (!(cl->conns[i] = open_at(cl, i, err)))
+		return NULL;
+	if (queue_conn_skew(cl->conns[i], &cl->skew_ms[i]) < 0) {
+		err_set(err, ERR_UNAVAILABLE, "cannot connect to redis at '%s:%d': %s",
+			NODE(cl, i)->host, NODE(cl, i)->port,
+			cl->conns[i]->errstr[0] ? cl->conns[i]->errstr : "connection lost");
+		node_drop(cl, i);
+	}
+	return cl->conns[i];
 }
 
 /* Reads the slot map from node i. Returns 0 or -1 (err set). */
@@ -452,23 +468,16 @@ static int conn_closed(const redisContext *c)
 }
 
 /* Sends argv to node i (after ASKING when asking) and reads its reply.
- * Returns it, or NULL on an I/O error (err set, the node dropped). */
+ * Returns it, or NULL on an I/O error (err set, the node dropped) with
+ * *in_doubt (may be NULL) as queue_conn_command says. */
 static redisReply *send_at(struct queue_cluster *cl, size_t i, int asking, int argc,
-			   const char **argv, const size_t *lens, struct err *err)
+			   const char **argv, const size_t *lens, int *in_doubt,
+			   struct err *err)
 {
 	redisContext *c = cl->conns[i];
-	void *r = NULL, *ok = NULL;
+	redisReply *r;
 
-	if (asking) {
-		if (redisAppendCommand(c, "ASKING") != REDIS_OK ||
-		    redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK ||
-		    redisGetReply(c, &ok) != REDIS_OK || redisGetReply(c, &r) != REDIS_OK)
-			r = NULL;
-		if (ok)
-			freeReplyObject(ok);
-	} else {
-		r = redisCommandArgv(c, argc, argv, lens);
-	}
+	r = queue_conn_command(c, asking, argc, argv, lens, in_doubt);
 	if (!r) {
 		err_set(err, ERR_UNAVAILABLE, "redis %s failed at '%s:%d': %s",
 			argc ? argv[0] : "command", NODE(cl, i)->host, NODE(cl, i)->port,
@@ -481,7 +490,7 @@ static redisReply *send_at(struct queue_cluster *cl, size_t i, int asking, int a
 
 redisReply *queue_cluster_command(struct queue_cluster *cl, int slot, int script,
 				  int argc, const char **argv, const size_t *lens,
-				  struct err *err)
+				  int *in_doubt, struct err *err)
 {
 	double tmo = cl->opts.command_timeout_s > 0 ? cl->opts.command_timeout_s : 10;
 	int64_t deadline = clock_mono_us() + (int64_t)(tmo * 1e6);
@@ -489,6 +498,10 @@ redisReply *queue_cluster_command(struct queue_cluster *cl, int slot, int script
 	int redirects = 0, asking = -1, i, k;
 	redisReply *r;
 
+	/* only the last try can be in doubt: each one before it was
+	 * answered by a redirection or TRYAGAIN, so it ran nowhere */
+	if (in_doubt)
+		*in_doubt = 0;
 	for (;;) {
 		if (asking >= 0) {
 			i = asking;
@@ -502,7 +515,7 @@ redisReply *queue_cluster_command(struct queue_cluster *cl, int slot, int script
 			cl->stale = 1;
 			continue;
 		}
-		r = send_at(cl, (size_t)i, asking >= 0, argc, argv, lens, err);
+		r = send_at(cl, (size_t)i, asking >= 0, argc, argv, lens, in_doubt, err);
 		if (!r)
 			return NULL;
 		if (r->type != REDIS_REPLY_ERROR)
@@ -556,6 +569,17 @@ redisReply *queue_cluster_command(struct queue_cluster *cl, int slot, int script
 	}
 }
 
+int queue_cluster_skew(struct queue_cluster *cl, int slot, int64_t *skew_ms,
+		       struct err *err)
+{
+	int i = pick(cl, slot, err);
+
+	if (i < 0)
+		return -1;
+	*skew_ms = cl->skew_ms[i];
+	return 0;
+}
+
 size_t queue_cluster_masters(struct queue_cluster *cl, int *idx, size_t max,
 			     struct err *err)
 {
@@ -584,7 +608,7 @@ redisReply *queue_cluster_command_at(struct queue_cluster *cl, int node, int arg
 		cl->stale = 1;
 		return NULL;
 	}
-	return send_at(cl, (size_t)node, 0, argc, argv, lens, err);
+	return send_at(cl, (size_t)node, 0, argc, argv, lens, NULL, err);
 }
 
 /* ---- waits -------------------------------------------------------------- */

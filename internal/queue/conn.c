@@ -4,9 +4,11 @@
  * connection can skip TLS or AUTH. */
 #include "queue/priv.h"
 
+#include "base/clock.h"
 #include "base/mem.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,4 +250,66 @@ fail:
 	if (c)
 		redisFree(c);
 	return NULL;
+}
+
+/* Whether the read that failed on `c` (errno `saved`) ran out of time. */
+static int timed_out(const redisContext *c, int saved)
+{
+#ifdef REDIS_ERR_TIMEOUT
+	if (c->err == REDIS_ERR_TIMEOUT)
+		return 1;
+#endif
+	return c->err == REDIS_ERR_IO &&
+	       (saved == EAGAIN || saved == EWOULDBLOCK || saved == ETIMEDOUT);
+}
+
+redisReply *queue_conn_command(redisContext *c, int asking, int argc,
+			       const char **argv, const size_t *lens, int *in_doubt)
+{
+	void *r = NULL, *ok = NULL;
+	int done = 0, doubt = 0;
+
+	/* redisCommandArgv, with the write apart from the read: once the
+	 * command has left whole (into the kernel: closing the socket does
+	 * not take it back), an answer that does not come in time leaves its
+	 * outcome in doubt, since the server runs what it has read even
+	 * after we gave up (a frozen Redis runs it when it thaws). A closed
+	 * or reset connection does not: a server that is gone runs nothing
+	 * later (a stale pooled connection to a restarted Redis is the
+	 * common case). */
+	if ((asking && redisAppendCommand(c, "ASKING") != REDIS_OK) ||
+	    redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK)
+		goto out;
+	do {
+		if (redisBufferWrite(c, &done) != REDIS_OK)
+			goto out;
+	} while (!done);
+	/* ASKING's answer is not read for itself: the command's tells */
+	if ((asking && redisGetReply(c, &ok) != REDIS_OK) ||
+	    redisGetReply(c, &r) != REDIS_OK || !r) {
+		doubt = timed_out(c, errno);
+		r = NULL;
+	}
+out:
+	if (ok)
+		freeReplyObject(ok);
+	if (in_doubt)
+		*in_doubt = doubt;
+	return r;
+}
+
+int queue_conn_skew(redisContext *c, int64_t *skew_ms)
+{
+	static const char *const argv[] = { "TIME" };
+	redisReply *r = queue_conn_command(c, 0, 1, (const char **)argv, NULL, NULL);
+
+	if (!r)
+		return -1;
+	*skew_ms = 0;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING)
+		*skew_ms = strtoll(r->element[0]->str, NULL, 10) * 1000 +
+			   strtoll(r->element[1]->str, NULL, 10) / 1000 - clock_now_us() / 1000;
+	freeReplyObject(r);
+	return 0;
 }

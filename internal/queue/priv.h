@@ -25,6 +25,23 @@ redisContext *queue_conn_open(const struct queue_opts *o,
 /* Frees what queue_conn_open made in *tls (NULL is fine). */
 void queue_conn_tls_free(struct queue_tls *tls);
 
+/* conn.c: runs argv on `c` (after ASKING when `asking`: a cluster's ASK
+ * redirection) and reads its reply, as redisCommandArgv does but with
+ * the write apart from the read. Blocks up to the command timeout.
+ * Returns the reply (caller frees; an error reply too), or NULL on an
+ * I/O error (c->errstr says why; c is then unusable) with *in_doubt (may
+ * be NULL) set to 1 when the command left whole and its answer did not
+ * come in time: the server may still run it (a frozen one when it
+ * thaws). A command not written whole, or a connection closed or reset,
+ * is not in doubt (0): that server runs nothing later. */
+redisReply *queue_conn_command(redisContext *c, int asking, int argc,
+			       const char **argv, const size_t *lens, int *in_doubt);
+
+/* conn.c: the server's clock minus ours (ms) by one TIME on `c`, off by
+ * at most the round trip; a refused TIME gives 0. Blocks. Returns 0, or
+ * -1 on an I/O error (c->errstr says why; c is then unusable). */
+int queue_conn_skew(redisContext *c, int64_t *skew_ms);
+
 /* queue.c, for the pool: whether `q` holds a live connection, and
  * (re)connects it now when it does not (honouring its backoff). The
  * latter returns 0 or -1 with err as queue_connect says. */
@@ -106,10 +123,20 @@ int queue_cluster_connected(const struct queue_cluster *cl);
  * does TRYAGAIN, within the command timeout. Returns the reply (caller
  * frees; an error reply other than a redirection is returned as is), or
  * NULL with err (ERR_UNAVAILABLE on I/O: the map is read again before
- * the next command). Blocks. */
+ * the next command). *in_doubt (may be NULL) is set as queue_conn_command
+ * says of the last node tried: 1 when argv left whole for it and no
+ * answer came in time (it may still run there), else 0 (a redirection
+ * is an answer). Blocks. */
 redisReply *queue_cluster_command(struct queue_cluster *cl, int slot, int script,
 				  int argc, const char **argv, const size_t *lens,
-				  struct err *err);
+				  int *in_doubt, struct err *err);
+
+/* The clock skew (ms: the node's clock minus ours) of the node serving
+ * `slot` (-1: any node), as measured when its connection was opened, the
+ * node connected (and the map read) when needed. Returns 0, or -1 with
+ * err as queue_cluster_command (nothing is changed). Blocks. */
+int queue_cluster_skew(struct queue_cluster *cl, int slot, int64_t *skew_ms,
+		       struct err *err);
 
 /* The node indices of the masters serving slots into idx[] (at most max).
  * Returns how many (0 with err when no map could be read). */

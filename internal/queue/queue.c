@@ -12,7 +12,6 @@
 #include "base/mem.h"
 #include "base/parse.h"
 
-#include <errno.h>
 #include <hiredis.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -159,7 +158,7 @@ struct queue {
 	int waiting;             /* a BLPOP is outstanding */
 	int64_t skew_ms;         /* server clock - our clock, at connect */
 	int in_doubt;            /* the last command left whole and its answer
-				  * timed out: it may run (see command()) */
+				  * timed out: it may run (queue_conn_command) */
 	struct queue_cluster *cl; /* redis+cluster://: its connections
 				   * (cluster.c); c is then unused */
 	int64_t used_us;         /* monotonic: c's last answer (queue_check) */
@@ -234,14 +233,6 @@ static void back_off(struct queue *q, int64_t now)
 	q->backoff_us = q->backoff_us * 2 > BACKOFF_MAX_US ? BACKOFF_MAX_US : q->backoff_us * 2;
 }
 
-static int64_t skew_of(const redisReply *r)
-{
-	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
-		return strtoll(r->element[0]->str, NULL, 10) * 1000 +
-		       strtoll(r->element[1]->str, NULL, 10) / 1000 - clock_now_us() / 1000;
-	return 0;
-}
-
 /* A connect that failed with *e: an unreachable server backs off, a
  * refusal waits the longest. Returns -1 with err = *e. */
 static int connect_failed(struct queue *q, int64_t now, const struct err *e,
@@ -256,18 +247,15 @@ static int connect_failed(struct queue *q, int64_t now, const struct err *e,
 	return -1;
 }
 
-/* ensure() on a cluster: the slot map (re)read, then TIME on any node. */
+/* ensure() on a cluster: the slot map (re)read, then a node connected
+ * (cluster.c measures each node's clock skew when it connects). */
 static int ensure_cluster(struct queue *q, int64_t now, struct err *err)
 {
-	static const char *const time_argv[] = { "TIME" };
-	redisReply *r;
 	struct err e;
 
 	if (queue_cluster_ready(q->cl, &e) < 0 ||
-	    !(r = queue_cluster_command(q->cl, -1, 0, 1, (const char **)time_argv, NULL, &e)))
+	    queue_cluster_skew(q->cl, -1, &q->skew_ms, &e) < 0)
 		return connect_failed(q, now, &e, err);
-	q->skew_ms = skew_of(r);
-	freeReplyObject(r);
 	q->backoff_us = BACKOFF_MIN_US;
 	q->used_us = clock_mono_us();
 	return 0;
@@ -279,7 +267,6 @@ static int ensure_cluster(struct queue *q, int64_t now, struct err *err)
  * Returns 0 or -1. */
 static int ensure(struct queue *q, struct err *err)
 {
-	redisReply *r;
 	struct err e;
 	int64_t now;
 
@@ -295,16 +282,13 @@ static int ensure(struct queue *q, struct err *err)
 	q->c = queue_conn_open(&q->opts, &q->tls, &e);
 	if (!q->c)
 		return connect_failed(q, now, &e, err);
-	r = redisCommand(q->c, "TIME");
-	if (!r) {
+	if (queue_conn_skew(q->c, &q->skew_ms) < 0) {
 		err_set(err, ERR_UNAVAILABLE, "cannot connect to redis at '%s': %s",
 			q->opts.url.host, q->c->errstr[0] ? q->c->errstr : "connection lost");
 		drop(q);
 		back_off(q, now);
 		return -1;
 	}
-	q->skew_ms = skew_of(r);
-	freeReplyObject(r);
 	q->backoff_us = BACKOFF_MIN_US;
 	return 0;
 }
@@ -400,17 +384,6 @@ static int reply_error(struct err *err, const char *msg)
 	return err_set(err, ERR_PROTOCOL, "redis error: %s", msg);
 }
 
-/* Whether the read that failed on `c` (errno `saved`) ran out of time. */
-static int timed_out(const redisContext *c, int saved)
-{
-#ifdef REDIS_ERR_TIMEOUT
-	if (c->err == REDIS_ERR_TIMEOUT)
-		return 1;
-#endif
-	return c->err == REDIS_ERR_IO &&
-	       (saved == EAGAIN || saved == EWOULDBLOCK || saved == ETIMEDOUT);
-}
-
 /* A command on a cluster goes to the node serving its key: a script's
  * KEYS[1] (argv[3]), else argv[1]; a command without a key (PING) to any
  * node. */
@@ -424,7 +397,8 @@ static redisReply *cluster_command(struct queue *q, struct args *a, struct err *
 	} else if (a->n > 1) {
 		slot = queue_key_slot(a->v[1], a->len[1]);
 	}
-	return queue_cluster_command(q->cl, slot, script, (int)a->n, a->v, a->len, err);
+	return queue_cluster_command(q->cl, slot, script, (int)a->n, a->v, a->len,
+				     &q->in_doubt, err);
 }
 
 /* Runs argv as one command. Returns the reply (caller frees) or NULL with
@@ -432,7 +406,6 @@ static redisReply *cluster_command(struct queue *q, struct args *a, struct err *
 static redisReply *command(struct queue *q, struct args *a, struct err *err)
 {
 	redisReply *r = NULL;
-	int done = 0;
 
 	if (q->waiting) {
 		err_set(err, ERR_INTERNAL, "queue connection busy with a wait");
@@ -443,29 +416,16 @@ static redisReply *command(struct queue *q, struct args *a, struct err *err)
 		return NULL;
 	args_finish(a);
 	if (q->cl) {
-		/* cluster.c reports its own failures */
+		/* cluster.c reports its own failures, and whether the
+		 * command is in doubt as queue_conn_command says */
 		if (!(r = cluster_command(q, a, err)))
 			return NULL;
 		goto answered;
 	}
-	/* redisCommandArgv, with the write apart from the read: once the
-	 * command has left whole (into the kernel: closing the socket does
-	 * not take it back), an answer that does not come in time leaves its
-	 * outcome in doubt, since the server runs what it has read even
-	 * after we gave up (a frozen Redis runs it when it thaws). A closed
-	 * or reset connection does not: a server that is gone runs nothing
-	 * later (a stale pooled connection to a restarted Redis is the
-	 * common case). */
-	if (redisAppendCommandArgv(q->c, (int)a->n, a->v, a->len) != REDIS_OK)
+	/* an answer that did not come in time leaves the command in doubt
+	 * (see queue_conn_command) */
+	if (!(r = queue_conn_command(q->c, 0, (int)a->n, a->v, a->len, &q->in_doubt)))
 		goto io;
-	do {
-		if (redisBufferWrite(q->c, &done) != REDIS_OK)
-			goto io;
-	} while (!done);
-	if (redisGetReply(q->c, (void **)&r) != REDIS_OK || !r) {
-		q->in_doubt = timed_out(q->c, errno);
-		goto io;
-	}
 	q->used_us = clock_mono_us();
 answered:
 	if (r->type == REDIS_REPLY_ERROR) {
@@ -564,6 +524,26 @@ static int key_args(struct args *a, char *key, size_t cap, const char *queue,
 }
 
 static int bad_reply(struct err *err, const char *what);
+
+/* The server's clock now (ms) from the skew measured at connect: on a
+ * cluster, that of the node serving `key`'s slot, the one a command on
+ * `key` runs on (a redirection, rare, runs it on another node, whose
+ * clock under NTP is the same within milliseconds). Returns 0, or -1 with
+ * err (ERR_UNAVAILABLE: no node reached; nothing was sent). */
+static int server_now_ms(struct queue *q, const char *key, int64_t *now_ms,
+			 struct err *err)
+{
+	int64_t skew;
+
+	q->in_doubt = 0; /* as command() does: nothing sent yet */
+	if (ensure(q, err) < 0)
+		return -1;
+	skew = q->skew_ms;
+	if (q->cl && queue_cluster_skew(q->cl, queue_key_slot(key, strlen(key)), &skew, err) < 0)
+		return -1;
+	*now_ms = clock_now_us() / 1000 + skew;
+	return 0;
+}
 
 /* Runs a plain command built in `a` (released here) that answers an
  * array. Returns the reply (caller frees) or NULL with err. */
@@ -712,6 +692,7 @@ int queue_enqueue(struct queue *q, const char *queue,
 	char (*nums)[JOB_HASH_SPEC_MAX][24] = NULL;
 	struct args a;
 	redisReply *r = NULL;
+	int64_t now_ms;
 	size_t i, k;
 	int rc = -1;
 
@@ -781,7 +762,9 @@ int queue_enqueue(struct queue *q, const char *queue,
 	 * gave up on it at the full timeout, changes nothing. The half left
 	 * covers the answer's way back and the error of the skew measured
 	 * at connect (a round trip). */
-	args_addi(&a, clock_now_us() / 1000 + q->skew_ms + deadline_ms(q));
+	if (server_now_ms(q, a.prefix, &now_ms, err) < 0)
+		goto out;
+	args_addi(&a, now_ms + deadline_ms(q));
 	r = run_script(q, S_ENQUEUE, &a, err);
 	if (!r) {
 		/* sent whole, no answer: it ran before its deadline (and the
@@ -1066,13 +1049,17 @@ int queue_touch(struct queue *q, const char *queue, const char *worker,
 		int64_t ttl_ms, struct err *err)
 {
 	char key[PREFIX_MAX + 16];
+	int64_t now_ms;
 	struct args a;
 
-	if (ensure(q, err) < 0 ||
-	    key_args(&a, key, sizeof(key), queue, "ZADD", "workers", err) < 0)
+	if (key_args(&a, key, sizeof(key), queue, "ZADD", "workers", err) < 0)
 		return -1;
+	if (server_now_ms(q, key, &now_ms, err) < 0) {
+		args_release(&a);
+		return -1;
+	}
 	args_add(&a, "XX");
-	args_addi(&a, clock_now_us() / 1000 + q->skew_ms + ttl_ms);
+	args_addi(&a, now_ms + ttl_ms);
 	args_add(&a, worker);
 	return command_ok(q, &a, err);
 }

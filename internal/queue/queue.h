@@ -193,7 +193,8 @@ struct queue_enqueued {
  * command timeout): then the jobs were queued, or will never be, since the
  * script refuses to run (DEADLINE, ERR_UNAVAILABLE) more than half the
  * command timeout after it was sent, on the server's clock (the clock skew
- * measured at connect is applied). */
+ * measured at connect is applied: on a cluster, that of the node serving
+ * the queue). */
 int queue_enqueue(struct queue *q, const char *queue,
 		  const struct job_spec *specs, size_t n,
 		  struct queue_enqueued *out, int *live_worker,

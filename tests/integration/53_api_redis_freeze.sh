@@ -17,34 +17,22 @@ CT="Content-Type: application/json"
 pg() { psql "$DATABASE_URL" -Atq -c "$1"; }
 on_exit "kill -CONT $REDIS_PID 2>/dev/null"
 
-# post KEY: one job with idempotency key KEY; prints "STATUS MS CODE ID"
-post() {
-	local t0 r ms
-	t0=$(date +%s%N)
-	r=$(curl -s -w ' %{http_code}' --max-time 10 -H "$H" -H "$CT" \
-		-d "{\"type\":\"noop\",\"payload\":{\"frozen\":\"$1\"},\"idempotency_key\":\"$1\"}" "$API/v1/jobs")
-	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-	echo "${r##* } $ms $(jq -r '.error.code // "-"' <<<"${r% *}" 2>/dev/null) $(jq -r '.id // "-"' <<<"${r% *}" 2>/dev/null)"
-}
-
 # freeze N KEY...: freezes Redis, posts one job per KEY, thaws it once the
 # last answer is older than the deadline; the answers go to $T/answers
 freeze() {
 	local k
 	: >"$T/answers"
 	kill -STOP "$REDIS_PID"
-	for k in "$@"; do post "$k" >>"$T/answers"; done
+	for k in "$@"; do post_keyed "$k" >>"$T/answers"; done
 	sleep 0.7 # past the deadline of the last script sent (timeout / 2)
 	kill -CONT "$REDIS_PID"
 	wait_redis
 	sleep 0.3 # what the frozen server had unread has run by now
 }
 
-deadline_refusals() { rcli info errorstats | sed -n 's/^errorstat_DEADLINE:count=\([0-9]*\).*/\1/p'; }
-
 # ---- without Postgres: no answer is a promise the job will not run -------
 _start_api REDIS_TIMEOUT=1
-expect_eq "POST works before the freeze" "202" "$(post warm | cut -d' ' -f1)"
+expect_eq "POST works before the freeze" "202" "$(post_keyed warm | cut -d' ' -f1)"
 before=$(rcli --scan | sort)
 freeze nopg-1 nopg-2
 diag "$T/answers"
@@ -56,7 +44,7 @@ check "every answer during the freeze is a 503 or a 504" \
 expect_eq "each script found on thaw refused to run (DEADLINE)" \
 	"$(awk '$1 == 504' "$T/answers" | wc -l)" "$(deadline_refusals)"
 expect_eq "nothing reached redis for the jobs answered 503/504" "$before" "$(rcli --scan | sort)"
-expect_eq "their keys are free: reusing one makes a new job" 202 "$(post nopg-1 | cut -d' ' -f1)"
+expect_eq "their keys are free: reusing one makes a new job" 202 "$(post_keyed nopg-1 | cut -d' ' -f1)"
 
 # A burst: POST 1, then 2 and 3 while 1 waits out its timeout, with several
 # connections idle in the pool. The ones gathered behind it are answered at
@@ -68,7 +56,7 @@ wait "${pids[@]}"
 before=$(rcli --scan | sort)
 kill -STOP "$REDIS_PID"
 pids=()
-for i in 1 2 3; do post "burst-$i" >"$T/burst$i" & pids+=($!); sleep 0.2; done
+for i in 1 2 3; do post_keyed "burst-$i" >"$T/burst$i" & pids+=($!); sleep 0.2; done
 wait "${pids[@]}"
 sleep 0.5
 kill -CONT "$REDIS_PID"
@@ -85,7 +73,7 @@ stop_api
 # ---- with Postgres: an unanswered enqueue is accepted, and runs once ------
 start_postgres
 _start_api REDIS_TIMEOUT=1 DATABASE_URL="$DATABASE_URL" RECONCILE_MIN_AGE=0.001
-expect_eq "POST works before the freeze" "202" "$(post warm-pg | cut -d' ' -f1)"
+expect_eq "POST works before the freeze" "202" "$(post_keyed warm-pg | cut -d' ' -f1)"
 n0=$(deadline_refusals)
 freeze pg-1 pg-2
 diag "$T/answers"

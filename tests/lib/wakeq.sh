@@ -35,6 +35,14 @@
 #                                     "NAME KEY START..." per call to
 #                                     $T/NAME.hits; sets NAME_HIT (its /hit
 #                                     URL)
+#   post_keyed KEY                    POSTs one noop job with idempotency
+#                                     key KEY to $API (bearer $TOKEN, 10 s
+#                                     at most); prints "STATUS MS CODE ID":
+#                                     HTTP status, ms taken, error code and
+#                                     job id ("-" when none)
+#   deadline_refusals [PORT]          how many enqueue scripts the Redis on
+#                                     PORT ($REDIS_PORT) refused as past
+#                                     their deadline (DEADLINE errors)
 
 API_BIN=$BIN/wakeq-api
 CT="Content-Type: application/json"
@@ -133,6 +141,20 @@ start_hitcount() {
 	on_exit "kill_wait $!"
 	wait_until "$START_S" test -s "$T/$1.port" || { diag "$T/$1.err"; exit 1; }
 	eval "$1_HIT=http://127.0.0.1:$(head -1 "$T/$1.port")/hit"
+}
+
+post_keyed() {
+	local t0 r ms
+	t0=$(date +%s%N)
+	r=$(curl -s -w ' %{http_code}' --max-time 10 -H "Authorization: Bearer ${TOKEN:-}" -H "$CT" \
+		-d "{\"type\":\"noop\",\"payload\":{\"key\":\"$1\"},\"idempotency_key\":\"$1\"}" "$API/v1/jobs")
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	echo "${r##* } $ms $(jq -r '.error.code // "-"' <<<"${r% *}" 2>/dev/null) $(jq -r '.id // "-"' <<<"${r% *}" 2>/dev/null)"
+}
+
+deadline_refusals() {
+	redis-cli -p "${1:-$REDIS_PORT}" info errorstats |
+		sed -n 's/^errorstat_DEADLINE:count=\([0-9]*\).*/\1/p'
 }
 
 # count_status QUEUE STATUS: jobs of QUEUE in STATUS (wakeq stats --json)

@@ -213,8 +213,76 @@ static void test_tls_roundtrip(void **state)
 	queue_opts_release(&o);
 }
 
+/* queue_conn_command on a real server: a command that left whole and
+ * got no answer within the command timeout is in doubt, and it does run
+ * once the server serves again (CLIENT PAUSE: it has read the command
+ * and runs it later, as a frozen Redis does when it thaws); a connection
+ * the server closed is not in doubt; ASKING's own answer is read past. */
+static void test_command_in_doubt(void **state)
+{
+	const char *base = getenv("UNIT_REDIS_URL");
+	struct queue_opts admin_o, o;
+	struct queue_tls *tls = NULL;
+	redisContext *a, *c;
+	redisReply *r;
+	char key[64], id[32];
+	const char *set[] = { "SET", key, "v" }, *get[] = { "GET", key },
+		   *cid[] = { "CLIENT", "ID" };
+	int64_t t0;
+	int doubt = -1;
+	struct err e;
+
+	(void)state;
+	assert_non_null(base);
+	assert_int_equal(queue_opts_init(&admin_o, base, &e), 0);
+	o = admin_o;
+	o.command_timeout_s = 0.2;
+	assert_non_null(a = queue_conn_open(&admin_o, &tls, &e));
+	assert_non_null(c = queue_conn_open(&o, &tls, &e));
+	snprintf(key, sizeof(key), "doubt-%d", (int)getpid());
+
+	assert_non_null(r = queue_conn_command(c, 0, 3, set, NULL, &doubt));
+	assert_int_equal(doubt, 0);
+	freeReplyObject(r);
+	/* ASKING is refused here (no cluster): the answer is GET's */
+	doubt = -1;
+	assert_non_null(r = queue_conn_command(c, 1, 2, get, NULL, &doubt));
+	assert_int_equal(r->type, REDIS_REPLY_STRING);
+	assert_string_equal(r->str, "v");
+	assert_int_equal(doubt, 0);
+	freeReplyObject(r);
+
+	admin(a, "DEL %s", key);
+	admin(a, "CLIENT PAUSE 600 ALL");
+	t0 = clock_mono_us();
+	assert_null(queue_conn_command(c, 0, 3, set, NULL, &doubt));
+	assert_int_equal(doubt, 1);
+	assert_true(clock_mono_us() - t0 < 550000);
+	/* c stays open: a paused server drops what a closed client sent */
+	assert_int_equal(admin_int(a, "EXISTS %s", key), 1); /* waits for the pause */
+	redisFree(c);
+
+	/* closed by the server: not in doubt */
+	assert_non_null(c = queue_conn_open(&o, &tls, &e));
+	assert_non_null(r = queue_conn_command(c, 0, 2, cid, NULL, NULL));
+	snprintf(id, sizeof(id), "%lld", r->integer);
+	freeReplyObject(r);
+	admin(a, "CLIENT KILL ID %s", id);
+	doubt = -1;
+	assert_null(queue_conn_command(c, 0, 3, set, NULL, &doubt));
+	assert_int_equal(doubt, 0);
+	redisFree(c);
+
+	admin(a, "DEL %s", key);
+	redisFree(a);
+	queue_conn_tls_free(tls);
+	queue_opts_release(&o);
+	queue_opts_release(&admin_o);
+}
+
 UNIT_MAIN(
 		cmocka_unit_test(test_opts_init),
 		cmocka_unit_test(test_auth_select),
 		cmocka_unit_test(test_tls_roundtrip),
+		cmocka_unit_test(test_command_in_doubt),
 )
