@@ -2,7 +2,8 @@
  * replace), GET /v1/schedules (every served queue's), GET and DELETE
  * /v1/schedules/{name}, POST /v1/schedules/{name}/pause and /resume. A
  * schedule posted to a sharded queue (or to none, when it comes first)
- * lives in the shard its name maps to (api_route_queue); a name is looked
+ * lives in the shard its name maps to (api_route_queue), or in the shard
+ * of that set that holds the name already (schedule_home); a name is looked
  * for in the served queues, shards among them, in QUEUES order. The waker
  * is told each schedule's next fire time, so a worker is woken for it. */
 #include "api/priv.h"
@@ -35,6 +36,37 @@ static int find_schedule(struct api *a, struct queue *q, const char *name,
 	return err_set(err, ERR_NOTFOUND, "no schedule '%.64s'", name);
 }
 
+/* Where a schedule posted to a shard set (named `routed` by its name's
+ * shard) goes: to a shard of the same set that holds that name already
+ * when there is one (a schedule made before sets routed schedules by
+ * name, when it went to NAME#0, or posted to a shard by name), so that
+ * posting it again replaces it rather than making a second one that
+ * would fire too; else to `routed`. */
+static const char *schedule_home(struct api *a, struct queue *q, const char *routed,
+				 const char *name)
+{
+	int k = api_served_index(a, routed);
+	size_t i, j;
+
+	for (i = 0; k >= 0 && i < a->nshards; i++) {
+		const struct api_shards *set = &a->shards[i];
+
+		if ((size_t)k < set->first || (size_t)k >= set->first + (size_t)set->n)
+			continue;
+		for (j = set->first; j < set->first + (size_t)set->n; j++) {
+			struct queue_schedule old;
+			struct err e;
+
+			if (j != (size_t)k &&
+			    queue_schedule_get(q, a->queues[j], name, &old, &e) == 0) {
+				queue_schedule_release(&old);
+				return a->queues[j];
+			}
+		}
+	}
+	return routed;
+}
+
 static void reply_find_error(struct api *a, struct httpd_request *req, const struct err *e,
 			     const char *name)
 {
@@ -46,14 +78,14 @@ static void reply_find_error(struct api *a, struct httpd_request *req, const str
 
 void api_post_schedule(struct api *a, struct httpd_request *req, const char *arg)
 {
-	const char *body, *code = "invalid_json", *queue;
+	const char *body, *code = "invalid_json", *queue, *asked;
 	struct queue_schedule s, back;
 	json_error_t je;
 	json_t *root;
 	struct queue *q;
 	struct err e;
 	size_t len;
-	int created = 0;
+	int created = 0, sharded;
 
 	(void)arg;
 	if (api_require_json(a, req) < 0)
@@ -71,6 +103,8 @@ void api_post_schedule(struct api *a, struct httpd_request *req, const char *arg
 	}
 	/* by its name: posting the same name again replaces it in its shard,
 	 * never makes a second one in another */
+	asked = json_string_value(json_object_get(root, "queue"));
+	sharded = !asked || api_served_index(a, asked) < 0; /* a set, not a shard named */
 	queue = api_body_queue(a, req, root, s.name);
 	json_decref(root);
 	if (!queue) {
@@ -82,6 +116,8 @@ void api_post_schedule(struct api *a, struct httpd_request *req, const char *arg
 		queue_schedule_release(&s);
 		return;
 	}
+	if (sharded)
+		queue = schedule_home(a, q, queue, s.name);
 	if (queue_schedule_put(q, queue, &s, &created, &e) < 0 ||
 	    queue_schedule_get(q, queue, s.name, &back, &e) < 0) {
 		api_qput(a, q);

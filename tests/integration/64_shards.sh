@@ -110,6 +110,16 @@ expect_eq "pause by name" "true $sq" \
 expect_eq "delete by name" "true $sq" \
 	"$(curl -s -XDELETE -H "$H" "$API/v1/schedules/tick64" | jq -r '"\(.deleted) \(.queue)"')"
 expect_eq "then it is 404" 404 "$(curl -s -o /dev/null -w '%{http_code}' -H "$H" "$API/v1/schedules/tick64")"
+# one made in another shard of the set (named there, or by a version that
+# put schedules posted to no queue on NAME#0) is replaced where it is
+for k in 0 1 2 3; do [ "busy#$k" = "$sq" ] || { other="busy#$k"; break; }; done
+r=$(api_post /v1/schedules "$(jq -c --arg q "$other" '.queue = $q' <<<"$sch")" -w '\n%{http_code}')
+expect_eq "tick64 made in $other by name" "201 $other" "$(tail -1 <<<"$r") $(head -1 <<<"$r" | jq -r .queue)"
+r=$(api_post /v1/schedules "$sch" -w '\n%{http_code}')
+expect_eq "posted to busy again, it is replaced in $other, not made twice in $sq" "200 $other" \
+	"$(tail -1 <<<"$r") $(head -1 <<<"$r" | jq -r .queue)"
+expect_eq "... listed once" 1 "$(curl -s -H "$H" "$API/v1/schedules" | jq '[.schedules[] | select(.name == "tick64")] | length')"
+curl -s -o /dev/null -XDELETE -H "$H" "$API/v1/schedules/tick64"
 
 # a queue not served is 400, with the same words on every route that makes work
 nope="field 'queue': 'nope' is not served here (QUEUES=busy*4,other)"
