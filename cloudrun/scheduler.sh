@@ -31,9 +31,12 @@
 # It is stored in the job's configuration, which anyone with
 # cloudscheduler.jobs.get may read: better give the job a token of its
 # own (API_TOKEN takes a comma-separated list: add one, pass it as
-# RECONCILE_TOKEN, revoke it alone). It is never printed. Without
+# RECONCILE_TOKEN, revoke it alone). It is never printed (gcloud's own
+# output is turned off), but it is an argument of gcloud while it runs,
+# visible to the machine's other users in the process list. Without
 # Postgres (deploy.sh without SQL_INSTANCE) the API answers 409: pass
-# --reconcile-schedule off. With API_PUBLIC=0 Cloud Run's IAM would want
+# --reconcile-schedule off, which also deletes a reconcile job made
+# before. With API_PUBLIC=0 Cloud Run's IAM would want
 # an OIDC token in the header that carries API_TOKEN: the job is refused.
 #
 # Each job is created, or updated when it exists (every gcloud command is
@@ -146,8 +149,9 @@ G=(--project "$PROJECT_ID" --location "$REGION")
 job() {
 	local name=$1 header=$2 create update
 	shift 2
-	create=(gcloud scheduler jobs create http "$name" "${G[@]}" "$@")
-	update=(gcloud scheduler jobs update http "$name" "${G[@]}" "$@")
+	# --format=none: gcloud would print the job it made, headers and all
+	create=(gcloud scheduler jobs create http "$name" "${G[@]}" --format=none "$@")
+	update=(gcloud scheduler jobs update http "$name" "${G[@]}" --format=none "$@")
 	if [ -n "$header" ]; then
 		create+=(--headers "$header")
 		update+=(--update-headers "$header")
@@ -186,5 +190,14 @@ if [ "$RECONCILE" = 1 ]; then
 	echo "# $RECONCILE_JOB_NAME: POST $API_URL/v1/reconcile on '$RECONCILE_SCHEDULE'" \
 		"($TIME_ZONE), bearer API token"
 else
+	# one made before would go on calling with its token: it goes
+	gone=(gcloud scheduler jobs delete "$RECONCILE_JOB_NAME" "${G[@]}" --quiet)
+	if [ "$DRY_RUN" = 1 ]; then
+		put "$(quote gcloud scheduler jobs describe "$RECONCILE_JOB_NAME" "${G[@]}") >/dev/null 2>&1 &&"
+		put "  $(quote "${gone[@]}")"
+	elif gcloud scheduler jobs describe "$RECONCILE_JOB_NAME" "${G[@]}" >/dev/null 2>&1; then
+		put "$(quote "${gone[@]}")"
+		"${gone[@]}"
+	fi
 	echo "# no reconcile job (--reconcile-schedule off)"
 fi

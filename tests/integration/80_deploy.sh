@@ -355,6 +355,8 @@ has "with the API token as a bearer header (create)" \
 has "with the API token as a bearer header (update)" \
 	"update http wakeq-reconcile .* --update-headers 'Authorization=Bearer \\\$RECONCILE_TOKEN'"
 hasnt "and no OIDC token, which would take the Authorization header" "wakeq-reconcile .*--oidc"
+has "gcloud prints nothing of the job it made (its headers hold the token)" \
+	"create http wakeq-reconcile --project $P --location $R --format=none "
 has "the token is the first of the API's secret" \
 	"RECONCILE_TOKEN=.*gcloud secrets versions access latest --secret wakeq-api-token --project $P \| cut -d, -f1"
 SECRET=s3cr3t-$$-token
@@ -366,7 +368,8 @@ hasnt "a given RECONCILE_TOKEN is never printed" "$SECRET"
 hasnt "nor read from the secret" "secrets versions access"
 cloudrun/scheduler.sh --dry-run --project $P --reconcile-schedule off >"$T/s4.out" 2>&1
 out=$T/s4.out
-hasnt "--reconcile-schedule off: no reconcile job (no Postgres)" "wakeq-reconcile|secrets versions"
+hasnt "--reconcile-schedule off: no reconcile job (no Postgres)" "create http wakeq-reconcile|update http wakeq-reconcile|secrets versions"
+has "... and one made before is deleted" "gcloud scheduler jobs delete wakeq-reconcile --project $P --location [a-z0-9-]* --quiet"
 has "... the wake job still" "create http wakeq-wake "
 if API_PUBLIC=0 cloudrun/scheduler.sh --dry-run --project $P >"$T/s5.out" 2>&1; then
 	not_ok "reconcile job refused with API_PUBLIC=0 (IAM wants OIDC in that header)"
