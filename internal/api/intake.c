@@ -77,8 +77,10 @@ static int reply_existing(struct api *a, struct httpd_request *req, struct queue
 	size_t qi;
 
 	atomic_fetch_add(&a->m_duplicates, 1);
+	/* the row as it is (NULL: no finals copy here, on the thread that
+	 * answers the whole batch, and q may have just failed) */
 	if ((q && api_find_job(a, q, id, &qi, &job, NULL) == 0) ||
-	    api_store_job(a, q, id, &job, NULL) == 0) {
+	    api_store_job(a, NULL, id, &job, NULL) == 0) {
 		status = job.status;
 		job_info_release(&job);
 	}

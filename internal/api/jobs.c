@@ -50,7 +50,9 @@ int api_find_job(struct api *a, struct queue *q, const char *id, size_t *qi,
  * the row read again. That settles the row for every reader (cancel,
  * events, reconcile), not only this answer, and is the work reconcile
  * would do next anyway; on a system at zero nothing else may do it for
- * long. Copies running at once are harmless: the update is idempotent
+ * long. The answer waits for the copy: ~25 µs an entry (10,101 in
+ * 0.25 s in 58_finals_log), long only when the records writer is far
+ * behind. Copies running at once are harmless: the update is idempotent
  * and deleting an entry already deleted does nothing. When the copy
  * fails (Redis or Postgres down), the row is answered as read. */
 int api_store_job(struct api *a, struct queue *q, const char *id,
