@@ -176,7 +176,8 @@ const struct cli_cmd cli_cmds[] = {
 	  "Every queue's in Redis, or --queue's.", sched_list_opts, 0, 0, cmd_schedules_list },
 	{ "schedules get", "NAME", NULL, "one cron schedule, as JSON",
 	  "Its cron, zone, policies, job template, next fire time and what it did\n"
-	  "(fired, skipped), as GET /v1/schedules/{name}. Not found: exit 3.",
+	  "(fired, skipped), as GET /v1/schedules/{name}: in --queue, else in the\n"
+	  "first queue in Redis (by name) that has it. Not found: exit 3.",
 	  queue_only_opts, 1, 1, cmd_schedules_get },
 	{ "schedules add", "NAME CRON TYPE", NULL, "create or replace a cron schedule",
 	  "CRON has 5 fields (minute hour day month weekday) or 6 (a second first),\n"

@@ -41,19 +41,38 @@ int cmd_schedules_list(struct cli *c)
 	return rc;
 }
 
+/* Schedule `name` of the queue given, else of the first queue in Redis
+ * (by name) that has one, as GET /v1/schedules/{name} looks in every
+ * queue. */
 int cmd_schedules_get(struct cli *c)
 {
 	struct queue *q = cli_connect();
 	struct queue_schedule s;
+	char **names;
 	struct err e;
-	int rc = EXIT_OK;
+	int n, i, found = -1, rc = EXIT_OK;
 
-	if (queue_schedule_get(q, cli_queue(c), c->args[0], &s, &e) < 0) {
-		rc = cli_exit_for(&e);
-	} else {
-		cli_print_json(queue_schedule_to_json(cli_queue(c), &s), JSON_INDENT(2));
-		queue_schedule_release(&s);
+	if ((n = cli_queue_names(c, q, &names, &e)) < 0) {
+		queue_free(q);
+		return cli_exit_for(&e);
 	}
+	for (i = 0; i < n && found < 0; i++) {
+		if (queue_schedule_get(q, names[i], c->args[0], &s, &e) == 0)
+			found = i;
+		else if (e.code != ERR_NOTFOUND)
+			break;
+	}
+	if (found >= 0) {
+		cli_print_json(queue_schedule_to_json(names[found], &s), JSON_INDENT(2));
+		queue_schedule_release(&s);
+	} else {
+		if (i == n && !cli_get(c, "queue"))
+			err_set(&e, ERR_NOTFOUND, "no schedule '%s' in any queue", c->args[0]);
+		rc = cli_exit_for(&e);
+	}
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
 	queue_free(q);
 	return rc;
 }

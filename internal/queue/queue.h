@@ -687,8 +687,10 @@ int queue_retry_dead(struct queue *q, const char *queue, const char *id,
 /* Deletes every dead job of `queue`. Returns how many, or -1. */
 int64_t queue_purge_dead(struct queue *q, const char *queue, struct err *err);
 
-/* Names of queues that have keys in this Redis (SCAN), for stats. Fills
- * names (caller frees each and the array). Returns the count or -1. */
+/* Names of queues that have keys in this Redis (SCAN), for stats: those
+ * that ever had a job (their sequence) or have settings, a pause or
+ * schedules (their config hash). Fills names (caller frees each and the
+ * array). Returns the count or -1. */
 int queue_discover(struct queue *q, char ***names, struct err *err);
 
 /* RESULT_TTL, the setting every binary that finishes or cancels jobs

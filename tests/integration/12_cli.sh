@@ -397,6 +397,10 @@ expect_eq "the same as schedules list shows" "$(wq schedules list --queue clsch 
 expect_eq "an unknown schedule: not found (3)" 3 "$(code wq schedules get nope --queue clsch)"
 check "saying so" contains "$(wq schedules get nope --queue clsch 2>&1)" "no schedule 'nope' in queue 'clsch'"
 expect_eq "without NAME: usage (2)" 2 "$(code wq schedules get)"
+expect_eq "without --queue: found in whichever queue has it" "nightly clsch" \
+	"$(wq schedules get nightly | jq -r '"\(.name) \(.queue)"')"
+expect_eq "... and a name no queue has: not found in any queue (3)" \
+	"wakeq: no schedule 'nope' in any queue|3" "$(wq schedules get nope 2>&1)|$(code wq schedules get nope)"
 
 # ---- enqueue through the API (WAKEQ_API_URL) ----------------------------------
 AP=$($FREEPORT)
