@@ -206,8 +206,7 @@ void api_post_batch(struct api *a, struct httpd_request *req, const char *arg)
 {
 	struct queue_enqueued *out = NULL;
 	struct job_linked l = { 0 };
-	json_t *body, *doc;
-	char where[64];
+	json_t *body;
 
 	(void)arg;
 	if (!(body = body_object(a, req)))
@@ -217,10 +216,7 @@ void api_post_batch(struct api *a, struct httpd_request *req, const char *arg)
 	out = xmalloc((l.n + 1) * sizeof(*out));
 	if (create_linked(a, req, &l, out) < 0)
 		goto out;
-	doc = job_batch_doc(&l);
-	snprintf(where, sizeof(where), "/v1/batches/%s", out[l.n].id);
-	json_object_set_new(doc, "status_url", json_string(where));
-	api_reply_json(a, req, 202, doc);
+	api_reply_json(a, req, 202, job_batch_doc(&l));
 out:
 	free(out);
 	job_linked_release(&l);

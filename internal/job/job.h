@@ -299,7 +299,8 @@ int job_batch_parse(json_t *body, const struct job_defaults *d, size_t max,
  * status members[i] was created in. Caller owns it. */
 json_t *job_flow_doc(const struct job_linked *l, const enum job_status *st);
 
-/* The answer for a created batch: a new object {id, queue, jobs: [ids]}.
+/* The answer for a created batch: a new object {id, queue, status_url,
+ * jobs: [ids]}.
  * Caller owns it. */
 json_t *job_batch_doc(const struct job_linked *l);
 

@@ -343,9 +343,13 @@ json_t *job_flow_doc(const struct job_linked *l, const enum job_status *st)
 
 json_t *job_batch_doc(const struct job_linked *l)
 {
-	json_t *doc = json_pack("{s:s,s:s,s:[]}", "id", l->specs[l->n].id, "queue", l->queue,
-				"jobs");
+	char where[64];
+	json_t *doc;
 	size_t i;
+
+	snprintf(where, sizeof(where), "/v1/batches/%s", l->specs[l->n].id);
+	doc = json_pack("{s:s,s:s,s:s,s:[]}", "id", l->specs[l->n].id, "queue", l->queue,
+			"status_url", where, "jobs");
 
 	for (i = 0; i < l->n; i++)
 		json_array_append_new(json_object_get(doc, "jobs"), json_string(l->specs[i].id));

@@ -352,8 +352,9 @@ check "and it says so ($(cat "$T/fl.err"))" contains "$(cat "$T/fl.err")" "no li
 out=$(echo '{"jobs":[{"type":"noop"},{"type":"fail","max_attempts":1}]}' |
 	wq batch create - --queue clflow 2>/dev/null)
 bid=$(jq -r .id <<<"$out")
-expect_eq "wakeq batch create - (stdin) prints the batch and its 2 jobs" "36 clflow 2" \
-	"$(jq -r '"\(.id | length) \(.queue) \(.jobs | length)"' <<<"$out")"
+expect_eq "wakeq batch create - (stdin) prints the batch and its 2 jobs, as the API answers" \
+	"36 clflow 2 /v1/batches/$bid" \
+	"$(jq -r '"\(.id | length) \(.queue) \(.jobs | length) \(.status_url)"' <<<"$out")"
 expect_eq "wakeq batch ID shows it running" "running 2 2" \
 	"$(wq batch "$bid" | jq -r '"\(.status) \(.total) \(.pending)"')"
 IDLE_TIMEOUT=0.3 QUEUES=clflow wq drain >/dev/null 2>&1
