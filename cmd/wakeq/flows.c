@@ -15,9 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef int (*linked_parse_fn)(json_t *, const struct job_defaults *, size_t, int64_t,
-			       struct job_linked *, const char **, struct err *);
-
 /* The document of FILE ("-": stdin), with --queue in it when it names
  * none. Returns it (caller owns), or NULL once a usage error was said. */
 static json_t *read_doc(struct cli *c)
@@ -78,7 +75,7 @@ static int create_api(json_t *doc, const char *path)
 }
 
 /* Into Redis in one enqueue (without a Postgres record, as enqueue's). */
-static int create_direct(struct cli *c, json_t *doc, linked_parse_fn parse, int flow)
+static int create_direct(struct cli *c, json_t *doc, job_linked_parse_fn parse, int flow)
 {
 	struct job_defaults d = { cli_queue(c), 0, 0 };
 	struct queue_enqueued *out = NULL;
@@ -105,19 +102,12 @@ static int create_direct(struct cli *c, json_t *doc, linked_parse_fn parse, int 
 		rc = cli_exit_for(&e);
 		goto out;
 	}
-	for (i = 0; i < n; i++) {
-		if (!out[i].created || out[i].missing[0]) {
-			/* cannot happen: the members name only each other */
-			fprintf(stderr, "wakeq: job '%s' was not created\n", out[i].id);
-			rc = EXIT_FAIL;
-			goto out;
-		}
-		st[i] = out[i].status;
-		if (st[i] == JOB_SCHEDULED && (!due || l.specs[i].run_at_us < due))
-			due = l.specs[i].run_at_us;
-		else if (st[i] != JOB_SCHEDULED && st[i] != JOB_WAITING)
-			nnow++;
+	if (queue_enqueued_due(out, l.specs, n, &due, &nnow, &e) < 0) {
+		rc = cli_exit_for(&e);
+		goto out;
 	}
+	for (i = 0; i < n; i++)
+		st[i] = out[i].status;
 	cli_print_json(flow ? job_flow_doc(&l, st) : job_batch_doc(&l), JSON_COMPACT);
 	fflush(stdout);
 	if (nnow) {
@@ -136,7 +126,7 @@ out:
 	return rc;
 }
 
-static int create(struct cli *c, const char *path, linked_parse_fn parse, int flow)
+static int create(struct cli *c, const char *path, job_linked_parse_fn parse, int flow)
 {
 	size_t alen;
 	json_t *doc = read_doc(c);

@@ -63,8 +63,7 @@ static json_t *body_object(struct api *a, struct httpd_request *req)
  * (api_route_queue; a flow or batch has no key). Returns 0, or -1 with
  * the answer given (400). */
 static int linked_parse(struct api *a, struct httpd_request *req, json_t *body,
-			int (*parse)(json_t *, const struct job_defaults *, size_t, int64_t,
-				     struct job_linked *, const char **, struct err *),
+			job_linked_parse_fn parse,
 			struct job_linked *l)
 {
 	struct job_defaults d = a->defaults;
@@ -134,19 +133,9 @@ static int create_linked(struct api *a, struct httpd_request *req, struct job_li
 		}
 		live = 0;
 	}
-	for (i = 0; i < n; i++) {
-		if (!out[i].created) {
-			/* cannot happen: nothing of a member could be known */
-			err_set(&e, ERR_INTERNAL, "job '%s' was not created", out[i].id);
-			api_reply_backend(a, req, &e, "redis");
-			goto out;
-		}
-		if (out[i].status == JOB_SCHEDULED) {
-			if (!due || l->specs[i].run_at_us < due)
-				due = l->specs[i].run_at_us;
-		} else if (out[i].status != JOB_WAITING) {
-			nnow++;
-		}
+	if (queue_enqueued_due(out, l->specs, n, &due, &nnow, &e) < 0) {
+		api_reply_backend(a, req, &e, "redis");
+		goto out;
 	}
 	atomic_fetch_add(&a->m_enqueued, n);
 	if (due)

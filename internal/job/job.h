@@ -293,6 +293,10 @@ int job_flow_parse(json_t *body, const struct job_defaults *d, size_t max,
 int job_batch_parse(json_t *body, const struct job_defaults *d, size_t max,
 		    int64_t now_us, struct job_linked *out, const char **code,
 		    struct err *err);
+/* The type of both, for a caller that takes either. */
+typedef int (*job_linked_parse_fn)(json_t *body, const struct job_defaults *d, size_t max,
+				   int64_t now_us, struct job_linked *out, const char **code,
+				   struct err *err);
 
 /* The answer for a created flow, every interface's: a new object {id,
  * status, children?: [the same for each child], queue}; st[i] is the

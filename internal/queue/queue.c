@@ -812,6 +812,26 @@ out:
 	return rc;
 }
 
+int queue_enqueued_due(const struct queue_enqueued *out, const struct job_spec *specs,
+		       size_t n, int64_t *due_us, size_t *nnow, struct err *err)
+{
+	size_t i;
+
+	*due_us = 0;
+	*nnow = 0;
+	for (i = 0; i < n; i++) {
+		if (!out[i].created || out[i].missing[0])
+			return err_set(err, ERR_INTERNAL, "job '%s' was not created", out[i].id);
+		if (out[i].status == JOB_SCHEDULED) {
+			if (!*due_us || specs[i].run_at_us < *due_us)
+				*due_us = specs[i].run_at_us;
+		} else if (out[i].status != JOB_WAITING) {
+			(*nnow)++;
+		}
+	}
+	return 0;
+}
+
 /* ---- take and settle ---------------------------------------------------- */
 
 void queue_job_release(struct queue_job *job)

@@ -200,6 +200,15 @@ int queue_enqueue(struct queue *q, const char *queue,
 		  struct queue_enqueued *out, int *live_worker,
 		  struct err *err);
 
+/* What the jobs of one queue_enqueue answer (out[], for specs[], n of
+ * them) need of a waker: *due_us, the earliest run_at of those scheduled
+ * (0 none), and *nnow, how many are due now (not scheduled, not waiting
+ * for dependencies). Returns 0, or -1 with err naming a job that was not
+ * created (ERR_INTERNAL: for jobs that name only each other, as a flow's
+ * or batch's, it cannot happen). */
+int queue_enqueued_due(const struct queue_enqueued *out, const struct job_spec *specs,
+		       size_t n, int64_t *due_us, size_t *nnow, struct err *err);
+
 /* ---- take and settle ---------------------------------------------------- */
 
 /* A leased job. Strings are owned by the struct: queue_job_release. */
