@@ -15,6 +15,8 @@
 #   enqueue, one at a time          bench_core enqueue N 1 (a script run a job)
 #   enqueue, batches of 1000        bench_core enqueue N 1000, per job
 #   drain, C=1                      a worker's /wake draining N queued noop jobs, per job
+# and a cost model: one redis.call of each kind a take or settle makes,
+# timed in a loop inside one script on a record the drain left.
 set -eu
 . "$(dirname "$0")/../lib/bench.sh"
 
@@ -83,12 +85,38 @@ measure() {
 		{ echo "instr: the drain did $(jq -r .drain.done <<<"$body") of $N jobs" >&2; exit 1; }
 	echo "drain $(cg_dump "$N")"
 	kill_wait "$wpid"
+	[ "${2:-}" != costs ] || costs
 	cg_stop
+}
+
+# costs: what one redis.call costs inside a script, by kind, on the
+# records the drain left (done job hashes of ~16 fields): a script runs
+# each call 1000 times in a loop; less the empty loop, per call.
+costs() {
+	local k body script
+	k=$(redis-cli -p "$CP" --scan --pattern 'wakeq:{bench}:job:*' | head -1)
+	[ -n "$k" ] || { echo "instr: no job record left for the cost model" >&2; exit 1; }
+	while read -r name body; do
+		script="local k = KEYS[1] for i = 1, 1000 do $body end return 1"
+		redis-cli -p "$CP" eval "$script" 1 "$k" >/dev/null
+		cg_zero
+		redis-cli -p "$CP" eval "$script" 1 "$k" >/dev/null
+		echo "$name $(cg_dump 1000)"
+	done <<'LUA'
+c_loop local x = i
+c_hget1 redis.call('HGET', k, 'type')
+c_hmget5 redis.call('HMGET', k, 'token', 'callback', 'unique', 'group', 'type')
+c_hmget11 redis.call('HMGET', k, 'type', 'payload', 'attempts', 'max_attempts', 'timeout', 'callback', 'trace', 'created', 'priority', 'run_at', 'deps')
+c_hset1 redis.call('HSET', k, 'status', 'done')
+c_hset6 redis.call('HSET', k, 'status', 'active', 'attempts', '1', 'token', '12345', 'worker', 'w-1', 'started', '1796000000000000', 'ran', '')
+c_zadd1 redis.call('ZADD', 'wakeq:{bench}:cm', i, 'm')
+c_concat local s = k .. '\t' .. 'active' .. '\t' .. '' .. '\t' .. '' .. '\t' .. '1796000000000000'
+LUA
 }
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 log "this build ($BUILD), N=$N"
-measure "$BIN" >"$T/this"
+measure "$BIN" costs >"$T/this"
 cat "$T/this" >&2
 if [ -n "${BASE_BUILD:-}" ]; then
 	log "base build ($BASE_BUILD)"
@@ -132,6 +160,20 @@ sec=$T/section
 	row "enqueue, one at a time (a script run a job)" enq1
 	row "enqueue, batches of 1000, a job" enqb
 	row "drain at C=1, a job (take and settle)" drain
+	echo
+	echo "What one call costs inside a script (this build's Redis; a loop of 1000"
+	echo "in one EVAL on a done job's record of ~16 fields, less the empty loop):"
+	echo
+	echo "| inside a script | instructions a call |"
+	echo "|---|---|"
+	cost() { echo "| $1 | $(fmt $(($(v "$T/this" "$2") - $(v "$T/this" c_loop)))) |"; }
+	cost "HGET, 1 field" c_hget1
+	cost "HMGET, 5 fields (a done settle's read)" c_hmget5
+	cost "HMGET, 11 fields (a lease's read)" c_hmget11
+	cost "HSET, 1 field" c_hset1
+	cost "HSET, 6 fields (a lease's write)" c_hset6
+	cost "ZADD, 1 member" c_zadd1
+	cost "an event line built in Lua (5 concatenations)" c_concat
 	echo "<!-- /bench:instr -->"
 } >"$sec"
 cat "$sec"
