@@ -50,11 +50,15 @@ int api_find_job(struct api *a, struct queue *q, const char *id, size_t *qi,
  * the row read again. That settles the row for every reader (cancel,
  * events, reconcile), not only this answer, and is the work reconcile
  * would do next anyway; on a system at zero nothing else may do it for
- * long. The answer waits for the copy: ~25 µs an entry (10,101 in
- * 0.25 s in 58_finals_log), long only when the records writer is far
- * behind. Copies running at once are harmless: the update is idempotent
+ * long. The answer waits for the copy (~25 µs an entry), so it copies
+ * FINALS_BATCHES_ASKED batches of the oldest entries at the most (2,048:
+ * ~50 ms; a completion whose hash the done cap evicted is among the
+ * oldest), leaving a longer log to the records writer and reconcile.
+ * Copies running at once are harmless: the update is idempotent
  * and deleting an entry already deleted does nothing. When the copy
  * fails (Redis or Postgres down), the row is answered as read. */
+#define FINALS_BATCHES_ASKED 8
+
 int api_store_job(struct api *a, struct queue *q, const char *id,
 		  struct job_info *out, struct err *err)
 {
@@ -65,7 +69,7 @@ int api_store_job(struct api *a, struct queue *q, const char *id,
 	if (store_get(a->store, id, &row, err) < 0)
 		return -1;
 	if (q && row.queue && !job_status_final(row.status) &&
-	    reconcile_finals(q, a->store, row.queue, NULL, NULL) == 0) {
+	    reconcile_finals(q, a->store, row.queue, FINALS_BATCHES_ASKED, NULL, NULL) == 0) {
 		struct job_info now;
 
 		if (store_get(a->store, id, &now, NULL) == 0) {

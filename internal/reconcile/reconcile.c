@@ -31,11 +31,11 @@ static int requeue(struct queue *q, const struct job_info *row, struct err *err)
 #define FINALS_BATCH 256
 
 int reconcile_finals(struct queue *q, struct store *s, const char *queue,
-		     int64_t *applied, struct err *err)
+		     int max_batches, int64_t *applied, struct err *err)
 {
 	struct job_info *f = xcalloc(FINALS_BATCH, sizeof(*f));
 	char (*ids)[QUEUE_FINAL_ID_MAX] = xmalloc(FINALS_BATCH * sizeof(*ids));
-	int n, i, rc = -1;
+	int n, i, batches = 0, rc = -1;
 
 	for (;;) {
 		struct job_info *ok = xcalloc(FINALS_BATCH, sizeof(*ok));
@@ -60,7 +60,7 @@ int reconcile_finals(struct queue *q, struct store *s, const char *queue,
 			*applied += changed;
 		if (n > 0 && queue_finals_ack(q, queue, ids, (size_t)n, err) < 0)
 			goto out;
-		if (n < FINALS_BATCH)
+		if (n < FINALS_BATCH || (max_batches > 0 && ++batches >= max_batches))
 			break;
 	}
 	rc = 0;
@@ -80,7 +80,7 @@ static int pump_once(struct queue *q, struct store *s, const char *queue,
 	for (i = 0; i < *npumped; i++)
 		if (!strcmp((*pumped)[i], queue))
 			return 0;
-	if (reconcile_finals(q, s, queue, &st->finals, err) < 0)
+	if (reconcile_finals(q, s, queue, 0, &st->finals, err) < 0)
 		return -1;
 	*pumped = xrealloc(*pumped, (*npumped + 1) * sizeof(**pumped));
 	(*pumped)[(*npumped)++] = xstrdup(queue);

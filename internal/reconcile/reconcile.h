@@ -32,13 +32,15 @@ struct reconcile_stats {
 
 /* Copies the finals log of `queue` (queue.h "the finals log": completions
  * Redis recorded but Postgres may not have yet) into Postgres, a batch at
- * a time, deleting each batch from the log once written, until the log
- * is empty. Adds the number of rows changed to *applied (may be NULL).
+ * a time (256 entries, oldest first), deleting each batch from the log
+ * once written, until the log is empty or, with max_batches > 0, after
+ * that many batches. Adds the number of rows changed to *applied (may be
+ * NULL).
  * Returns 0, or -1 with err when Redis or Postgres failed (what was
  * written stays written; the rest waits in the log). Blocks for the round
  * trips. */
 int reconcile_finals(struct queue *q, struct store *s, const char *queue,
-		     int64_t *applied, struct err *err);
+		     int max_batches, int64_t *applied, struct err *err);
 
 /* One pass over every row still queued, scheduled, retrying or active in
  * Postgres and at least min_age_s old (0 = 10; younger rows may still

@@ -158,7 +158,7 @@ static int pump(struct records *r, struct err *err)
 	if (log_ready(r, err) < 0)
 		return -1;
 	for (i = 0; i < r->nqueues; i++)
-		if (reconcile_finals(r->q, r->store, r->queues[i], NULL, err) < 0)
+		if (reconcile_finals(r->q, r->store, r->queues[i], 0, NULL, err) < 0)
 			return -1;
 	return 0;
 }
