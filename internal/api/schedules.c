@@ -41,9 +41,10 @@ static int find_schedule(struct api *a, struct queue *q, const char *name,
  * when there is one (a schedule made before sets routed schedules by
  * name, when it went to NAME#0, or posted to a shard by name), so that
  * posting it again replaces it rather than making a second one that
- * would fire too; else to `routed`. */
+ * would fire too; else to `routed`. Returns it, or NULL with err when a
+ * shard could not be asked (it might hold the name). */
 static const char *schedule_home(struct api *a, struct queue *q, const char *routed,
-				 const char *name)
+				 const char *name, struct err *err)
 {
 	int k = api_served_index(a, routed);
 	size_t i, j;
@@ -55,13 +56,15 @@ static const char *schedule_home(struct api *a, struct queue *q, const char *rou
 			continue;
 		for (j = set->first; j < set->first + (size_t)set->n; j++) {
 			struct queue_schedule old;
-			struct err e;
 
-			if (j != (size_t)k &&
-			    queue_schedule_get(q, a->queues[j], name, &old, &e) == 0) {
+			if (j == (size_t)k)
+				continue;
+			if (queue_schedule_get(q, a->queues[j], name, &old, err) == 0) {
 				queue_schedule_release(&old);
 				return a->queues[j];
 			}
+			if (err->code != ERR_NOTFOUND)
+				return NULL;
 		}
 	}
 	return routed;
@@ -116,8 +119,12 @@ void api_post_schedule(struct api *a, struct httpd_request *req, const char *arg
 		queue_schedule_release(&s);
 		return;
 	}
-	if (sharded)
-		queue = schedule_home(a, q, queue, s.name);
+	if (sharded && !(queue = schedule_home(a, q, queue, s.name, &e))) {
+		api_qput(a, q);
+		queue_schedule_release(&s);
+		api_reply_backend(a, req, &e, "redis");
+		return;
+	}
 	if (queue_schedule_put(q, queue, &s, &created, &e) < 0 ||
 	    queue_schedule_get(q, queue, s.name, &back, &e) < 0) {
 		api_qput(a, q);
