@@ -890,6 +890,11 @@ static void drain_finish(struct drain *d, const char *reason)
 	 * may reach this very process before the answer). */
 	pthread_mutex_lock(&w->mu);
 	w->ending = 1;
+	/* a retried /wake that joined this drain after its last look */
+	if (w->wake_retried) {
+		d->after_cut = 1;
+		w->wake_retried = 0;
+	}
 	pthread_mutex_unlock(&w->mu);
 	if (d->waiting)
 		queue_wait_cancel(d->bq);
