@@ -4,15 +4,21 @@
 #include <stdio.h>
 #include <string.h>
 
+int err_vset(struct err *e, enum err_code code, const char *fmt, va_list ap)
+{
+	if (!e)
+		return -1;
+	e->code = code;
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	return -1;
+}
+
 int err_set(struct err *e, enum err_code code, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!e)
-		return -1;
-	e->code = code;
 	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	err_vset(e, code, fmt, ap);
 	va_end(ap);
 	return -1;
 }

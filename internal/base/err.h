@@ -28,6 +28,8 @@ enum err_code {
 	                  * taken effect (a timeout after a command left) */
 };
 
+#include <stdarg.h>
+
 #define ERR_MSG_MAX 512
 
 struct err {
@@ -39,6 +41,10 @@ struct err {
  * returns -1 so that `return err_set(e, ...);` reads naturally. */
 int err_set(struct err *e, enum err_code code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* err_set for a function that takes its own printf arguments. */
+int err_vset(struct err *e, enum err_code code, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 
 /* Prefixes the message already in `e` with a printf-formatted context and
  * ": ", keeping the code. Returns -1. */

@@ -35,14 +35,13 @@ static int refuse(struct parse *p, const char *code, const char *fmt, ...)
 
 static int refuse(struct parse *p, const char *code, const char *fmt, ...)
 {
-	char msg[ERR_MSG_MAX];
 	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	*p->code = code;
-	return err_set(p->err, ERR_INVALID, "%s", msg);
+	va_start(ap, fmt);
+	err_vset(p->err, ERR_INVALID, fmt, ap);
+	va_end(ap);
+	return -1;
 }
 
 /* Only the `known` members in the request object. */
