@@ -189,14 +189,13 @@ static int bad(struct err *err, const char **code, const char *c,
 static int bad(struct err *err, const char **code, const char *c,
 	       const char *fmt, ...)
 {
-	char msg[ERR_MSG_MAX];
 	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	*code = c;
-	return err_set(err, ERR_INVALID, "%s", msg);
+	va_start(ap, fmt);
+	err_vset(err, ERR_INVALID, fmt, ap);
+	va_end(ap);
+	return -1;
 }
 
 /* An integer member in [min, max] (a real with no fraction is accepted). */
