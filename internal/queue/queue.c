@@ -1842,12 +1842,13 @@ int64_t queue_purge_dead(struct queue *q, const char *queue, struct err *err)
 }
 
 /* SCAN of one node (node < 0: the queue's own connection) for the queues
- * that have a key `wakeq:{NAME}:<key>`, their names appended to *out
- * (each once). Returns 0 or -1. */
-static int discover_at(struct queue *q, int node, const char *key, char ***out, size_t *n,
-		       size_t *cap, struct err *err)
+ * that have a key `wakeq:{NAME}:seq` or `wakeq:{NAME}:config`, their
+ * names appended to *out (each once). One pass: the pattern lets through
+ * both (and the rare key of the same first letters, dropped here). Returns
+ * 0 or -1. */
+static int discover_at(struct queue *q, int node, char ***out, size_t *n, size_t *cap,
+		       struct err *err)
 {
-	char match[32];
 	char cursor[32] = "0";
 	struct args a;
 	size_t i;
@@ -1859,8 +1860,7 @@ static int discover_at(struct queue *q, int node, const char *key, char ***out, 
 		args_add(&a, "SCAN");
 		args_add(&a, cursor);
 		args_add(&a, "MATCH");
-		snprintf(match, sizeof(match), "wakeq:{*}:%s", key);
-		args_add(&a, match);
+		args_add(&a, "wakeq:{*}:[sc][eo][qn]*");
 		args_add(&a, "COUNT");
 		args_add(&a, "1000");
 		if (node < 0) {
@@ -1885,10 +1885,10 @@ static int discover_at(struct queue *q, int node, const char *key, char ***out, 
 		for (i = 0; i < r->element[1]->elements; i++) {
 			const char *k = r->element[1]->element[i]->str;
 			const char *open = strchr(k, '{'), *close = strrchr(k, '}');
-
 			size_t j, len;
 
-			if (!open || !close || close <= open)
+			if (!open || !close || close <= open ||
+			    (strcmp(close, "}:seq") && strcmp(close, "}:config")))
 				continue;
 			len = (size_t)(close - open - 1);
 			for (j = 0; j < *n; j++)
@@ -1924,13 +1924,9 @@ int queue_discover(struct queue *q, char ***names, struct err *err)
 		nm = queue_cluster_masters(q->cl, masters, 256, err);
 		rc = nm ? 0 : -1;
 		for (i = 0; i < nm && rc == 0; i++)
-			rc = discover_at(q, masters[i], "seq", &out, &n, &cap, err);
-		for (i = 0; i < nm && rc == 0; i++)
-			rc = discover_at(q, masters[i], "config", &out, &n, &cap, err);
+			rc = discover_at(q, masters[i], &out, &n, &cap, err);
 	} else {
-		rc = discover_at(q, -1, "seq", &out, &n, &cap, err);
-		if (rc == 0)
-			rc = discover_at(q, -1, "config", &out, &n, &cap, err);
+		rc = discover_at(q, -1, &out, &n, &cap, err);
 	}
 	if (rc < 0)
 		goto fail;
