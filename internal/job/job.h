@@ -317,14 +317,37 @@ void job_linked_release(struct job_linked *l);
  * and write the lifecycle fields (status, attempts, token, ...) by name,
  * as docs/QUEUE.md lists. */
 
+/* The packed spec, hash field `s`: what a worker's lease and a settle need
+ * of a job's fixed fields in one string, so that the take script reads
+ * one field where it read six (docs/QUEUE.md "Engine costs"). Layout (a
+ * format: change it only with the fallback in take.lua for records that
+ * lack it):
+ *   FLAGS TYPE \t MAX_ATTEMPTS \t TIMEOUT
+ * FLAGS is one character, '@' + the JOB_SPEC_HAS_* bits of the optional
+ * fields the record holds (each still in its own field too). Type names
+ * hold no tab (job_find's names). */
+enum {
+	JOB_SPEC_HAS_CALLBACK = 1, JOB_SPEC_HAS_UNIQUE = 2, JOB_SPEC_HAS_GROUP = 4,
+	JOB_SPEC_HAS_TRACE = 8, JOB_SPEC_HAS_DEPS = 16
+};
+#define JOB_SPEC_PACKED_MAX 192
+
+/* Reads a packed spec of `len` bytes: *flags (JOB_SPEC_HAS_*), a new
+ * string *type (caller frees), *max_attempts, *timeout_s. Returns 0, or
+ * -1 when it is not one (nothing allocated). */
+int job_spec_unpack(const char *s, size_t len, unsigned *flags, char **type,
+		    int *max_attempts, double *timeout_s);
+
 /* The hash fields of a resolved spec that the enqueue script stores as
- * given: fills names[]/values[] (borrowed from `s` or static) and returns
- * how many (at most JOB_HASH_SPEC_MAX). Fields left empty are omitted. */
+ * given: fills names[]/values[] (borrowed from `s`, static, numbuf or
+ * packed, which holds field `s`) and returns how many (at most
+ * JOB_HASH_SPEC_MAX). Fields left empty are omitted. */
 #define JOB_HASH_SPEC_MAX 16
 size_t job_spec_hash(const struct job_spec *s,
 		     const char *names[JOB_HASH_SPEC_MAX],
 		     const char *values[JOB_HASH_SPEC_MAX],
-		     char numbuf[JOB_HASH_SPEC_MAX][24]);
+		     char numbuf[JOB_HASH_SPEC_MAX][24],
+		     char packed[JOB_SPEC_PACKED_MAX]);
 
 /* Fills `out` (zeroed first; release it) from a hash's field/value pairs
  * (`n` pairs; unknown fields ignored). id and queue are given. */

@@ -167,9 +167,11 @@ struct queue {
 /* ---- script reply layouts ------------------------------------------------
  * The replies of the scripts are flat arrays read by position. Each layout
  * is written down once here and once, with the same names, at the top of
- * its .lua file. Rule (as for an on-disk format): a field is added at the
- * end of its group, both files change in the same commit, and the reply
- * length is checked before any field is read.
+ * its .lua file. Rule: both files change in the same commit, and the reply
+ * length is checked before any field is read. A process runs only the
+ * scripts built into it (EVALSHA by their own SHA-1), so a layout may be
+ * reordered; the stored records are the format that must stay readable
+ * across versions (docs/QUEUE.md "Arguments and replies").
  */
 
 /* enqueue: { live, then per job: id, created, status, missing } */
@@ -183,10 +185,9 @@ enum {
 	TAKE_FINALS, TAKE_HEAD
 };
 enum {
-	TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
-	TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT,
-	TAKE_JOB_CALLBACK, TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY,
-	TAKE_JOB_DEPS, TAKE_JOB_DEPS_CUT, TAKE_FIELDS
+	TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_SPEC,
+	TAKE_JOB_PAYLOAD, TAKE_JOB_FIXED /* then the optional fields the
+	* spec's flags name: callback, trace, deps and deps_cut */
 };
 
 /* metrics: { now_ms, due, oldest_due_ms, then field, value pairs } */
@@ -683,6 +684,11 @@ static int64_t deadline_ms(const struct queue *q)
 	return (int64_t)(t * 500);
 }
 
+static int has_text(const char *s)
+{
+	return s && *s;
+}
+
 int queue_enqueue(struct queue *q, const char *queue,
 		  const struct job_spec *specs, size_t n,
 		  struct queue_enqueued *out, int *live_worker,
@@ -690,6 +696,7 @@ int queue_enqueue(struct queue *q, const char *queue,
 {
 	char (*ids)[UUID_STR_LEN] = NULL;
 	char (*nums)[JOB_HASH_SPEC_MAX][24] = NULL;
+	char (*packed)[JOB_SPEC_PACKED_MAX] = NULL;
 	struct args a;
 	redisReply *r = NULL;
 	int64_t now_ms;
@@ -722,6 +729,7 @@ int queue_enqueue(struct queue *q, const char *queue,
 		return -1;
 	ids = xmalloc(n * sizeof(*ids));
 	nums = xmalloc(n * sizeof(*nums));
+	packed = xmalloc(n * sizeof(*packed));
 	args_addi(&a, (int64_t)n);
 	for (i = 0; i < n; i++) {
 		struct job_spec s = specs[i];
@@ -734,7 +742,7 @@ int queue_enqueue(struct queue *q, const char *queue,
 			uuid7_new(ids[i]);
 		if (!s.max_attempts)
 			s.max_attempts = JOB_MAX_ATTEMPTS_DEFAULT;
-		nf = job_spec_hash(&s, names, values, nums[i]);
+		nf = job_spec_hash(&s, names, values, nums[i], packed[i]);
 		/* ENQ_* in enqueue.lua: the fields the script reads, then the
 		 * hash fields it stores as given (unique_key and group are
 		 * both) */
@@ -743,14 +751,20 @@ int queue_enqueue(struct queue *q, const char *queue,
 		/* a delay runs on the Redis clock; run_at is absolute */
 		args_addi(&a, s.delay_ms > 0 ? 0 : s.run_at_us / 1000);
 		args_addi(&a, s.delay_ms);
-		args_add(&a, s.idempotency_key);
-		args_addi(&a, s.idempotency_ttl_s > 0 ? s.idempotency_ttl_s
-			  : JOB_IDEM_TTL_DEFAULT_S);
 		args_addi(&a, (int64_t)nf);
-		args_add(&a, s.unique_key);
-		args_add(&a, s.group);
-		args_add(&a, s.depends_on);
-		args_add(&a, s.depends_on ? job_dep_policy_name(s.dep_policy) : "");
+		if (has_text(s.idempotency_key) || has_text(s.unique_key) ||
+		    has_text(s.group) || has_text(s.depends_on)) {
+			args_add(&a, "1"); /* ENQ_OPTS: they follow */
+			args_add(&a, s.idempotency_key);
+			args_addi(&a, s.idempotency_ttl_s > 0 ? s.idempotency_ttl_s
+				  : JOB_IDEM_TTL_DEFAULT_S);
+			args_add(&a, s.unique_key);
+			args_add(&a, s.group);
+			args_add(&a, s.depends_on);
+			args_add(&a, s.depends_on ? job_dep_policy_name(s.dep_policy) : "");
+		} else {
+			args_add(&a, "");
+		}
 		for (k = 0; k < nf; k++) {
 			args_add(&a, names[k]);
 			args_add(&a, values[k]);
@@ -809,6 +823,7 @@ out:
 	args_release(&a);
 	free(ids);
 	free(nums);
+	free(packed);
 	return rc;
 }
 
@@ -851,14 +866,57 @@ static const char outcome_letter[] = {
 	[QUEUE_CANCELLED] = 'c', [QUEUE_REQUEUE] = 'q', [QUEUE_PUSHBACK] = 'b',
 };
 
+/* One job of a take reply, at e with avail elements left, into j: returns
+ * the elements it used (TAKE_JOB_FIXED and the optional fields its spec's
+ * flags name), or 0 when they are not a job (j left empty). */
+static size_t take_job(redisReply **e, size_t avail, struct queue_job *j)
+{
+	unsigned has;
+	size_t k = TAKE_JOB_FIXED;
+
+	memset(j, 0, sizeof(*j));
+	if (avail < TAKE_JOB_FIXED || e[TAKE_JOB_ID]->type != REDIS_REPLY_STRING ||
+	    e[TAKE_JOB_ID]->len >= UUID_STR_LEN || e[TAKE_JOB_SPEC]->type != REDIS_REPLY_STRING ||
+	    job_spec_unpack(e[TAKE_JOB_SPEC]->str, e[TAKE_JOB_SPEC]->len, &has, &j->type,
+			    &j->max_attempts, &j->timeout_s) < 0)
+		return 0;
+	if (k + !!(has & JOB_SPEC_HAS_CALLBACK) + !!(has & JOB_SPEC_HAS_TRACE) +
+	    2 * !!(has & JOB_SPEC_HAS_DEPS) > avail) {
+		queue_job_release(j);
+		return 0;
+	}
+	memcpy(j->id, e[TAKE_JOB_ID]->str, e[TAKE_JOB_ID]->len);
+	j->token = rint_of(e[TAKE_JOB_TOKEN]);
+	j->attempts = (int)rint_of(e[TAKE_JOB_ATTEMPTS]);
+	j->payload = rstr_dup(e[TAKE_JOB_PAYLOAD]);
+	if (!j->payload)
+		j->payload = xstrdup("{}");
+	if (has & JOB_SPEC_HAS_CALLBACK) {
+		j->callback_url = e[k]->len ? rstr_dup(e[k]) : NULL;
+		k++;
+	}
+	if (has & JOB_SPEC_HAS_TRACE) {
+		j->trace = e[k]->len ? rstr_dup(e[k]) : NULL;
+		k++;
+	}
+	if (has & JOB_SPEC_HAS_DEPS) {
+		j->dependencies = e[k]->type == REDIS_REPLY_STRING && e[k]->len ?
+				  rstr_dup(e[k]) : NULL;
+		j->dependencies_cut = rint_of(e[k + 1]) == 1;
+		k += 2;
+	}
+	return k;
+}
+
 int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 	       struct err *err)
 {
 	char (*tokens)[24] = NULL;
 	char letters[QUEUE_MAX_BATCH][2];
+	int64_t nwakes;
 	struct args a;
 	redisReply *r = NULL, *flags;
-	size_t i, n;
+	size_t i, k, n;
 	int rc = -1;
 
 	t->njobs = 0;
@@ -882,6 +940,18 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 	args_addi(&a, queue_limits.result_ttl_s);
 	args_addi(&a, queue_limits.done_max);
 	args_addi(&a, queue_limits.dead_max);
+	args_addi(&a, t->register_ttl_ms > 0 ? t->register_ttl_ms : 0);
+	args_add(&a, t->record ? "1" : "0");
+	for (i = 0, nwakes = 0; t->wakes && i < QUEUE_NTRIGGERS; i++)
+		nwakes += t->wakes[i] > 0;
+	args_addi(&a, nwakes);
+	for (i = 0; t->wakes && i < QUEUE_NTRIGGERS; i++)
+		if (t->wakes[i] > 0) {
+			args_add(&a, queue_trigger_name((enum queue_trigger)i));
+			args_addi(&a, t->wakes[i]);
+		}
+	/* the settles, last (take.lua's layout): a done one carries its
+	 * result, any other its error and delay */
 	for (i = 0; i < t->nsettle; i++) {
 		const struct queue_settle *s = &t->settle[i];
 
@@ -891,18 +961,14 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 		letters[i][0] = outcome_letter[s->outcome];
 		letters[i][1] = '\0';
 		args_add(&a, letters[i]);
-		args_add(&a, s->outcome == QUEUE_DONE ? (s->result ? s->result : "null") : "");
-		args_add(&a, s->error);
-		args_addi(&a, s->delay_ms);
 		args_addi(&a, s->run_us);
-	}
-	args_addi(&a, t->register_ttl_ms > 0 ? t->register_ttl_ms : 0);
-	args_add(&a, t->record ? "1" : "0");
-	for (i = 0; t->wakes && i < QUEUE_NTRIGGERS; i++)
-		if (t->wakes[i] > 0) {
-			args_add(&a, queue_trigger_name((enum queue_trigger)i));
-			args_addi(&a, t->wakes[i]);
+		if (s->outcome == QUEUE_DONE) {
+			args_add(&a, s->result ? s->result : "null");
+		} else {
+			args_add(&a, s->error);
+			args_addi(&a, s->delay_ms);
 		}
+	}
 	r = run_script(q, S_TAKE, &a, err);
 	if (!r)
 		goto out;
@@ -913,7 +979,7 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 	}
 	n = (size_t)rint_of(r->element[TAKE_COUNT]);
 	flags = r->element[TAKE_FLAGS];
-	if (n > t->max || r->elements != TAKE_HEAD + n * TAKE_FIELDS ||
+	if (n > t->max || r->elements < TAKE_HEAD + n * TAKE_JOB_FIXED ||
 	    flags->len != t->nsettle) {
 		bad_reply(err, "take");
 		goto out;
@@ -928,37 +994,22 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 		t->settle[i].final = flags->str[i] == 'f';
 		t->nstale += flags->str[i] == 's';
 	}
-	for (i = 0; i < n; i++) {
-		redisReply **e = r->element + TAKE_HEAD + i * TAKE_FIELDS;
-		struct queue_job *j = &t->jobs[i];
+	for (i = 0, k = TAKE_HEAD; i < n; i++) {
+		size_t used = take_job(r->element + k, r->elements - k, &t->jobs[i]);
 
-		memset(j, 0, sizeof(*j));
-		if (e[TAKE_JOB_ID]->type != REDIS_REPLY_STRING ||
-		    e[TAKE_JOB_ID]->len >= UUID_STR_LEN) {
+		if (!used) {
 			bad_reply(err, "take");
 			while (i-- > 0)
 				queue_job_release(&t->jobs[i]);
 			goto out;
 		}
-		memcpy(j->id, e[TAKE_JOB_ID]->str, e[TAKE_JOB_ID]->len);
-		j->token = rint_of(e[TAKE_JOB_TOKEN]);
-		j->attempts = (int)rint_of(e[TAKE_JOB_ATTEMPTS]);
-		j->type = rstr_dup(e[TAKE_JOB_TYPE]);
-		j->payload = rstr_dup(e[TAKE_JOB_PAYLOAD]);
-		j->max_attempts = (int)rint_of(e[TAKE_JOB_MAX_ATTEMPTS]);
-		j->timeout_s = e[TAKE_JOB_TIMEOUT]->type == REDIS_REPLY_STRING ?
-			       strtod(e[TAKE_JOB_TIMEOUT]->str, NULL) : 0;
-		j->callback_url = e[TAKE_JOB_CALLBACK]->len ? rstr_dup(e[TAKE_JOB_CALLBACK]) : NULL;
-		j->trace = e[TAKE_JOB_TRACE]->len ? rstr_dup(e[TAKE_JOB_TRACE]) : NULL;
-		j->created_us = rint_of(e[TAKE_JOB_CREATED]);
-		j->priority = (int)rint_of(e[TAKE_JOB_PRIORITY]);
-		j->dependencies = e[TAKE_JOB_DEPS]->type == REDIS_REPLY_STRING &&
-				  e[TAKE_JOB_DEPS]->len ? rstr_dup(e[TAKE_JOB_DEPS]) : NULL;
-		j->dependencies_cut = rint_of(e[TAKE_JOB_DEPS_CUT]) == 1;
-		if (!j->type)
-			j->type = xstrdup("");
-		if (!j->payload)
-			j->payload = xstrdup("{}");
+		k += used;
+	}
+	if (k != r->elements) {
+		bad_reply(err, "take");
+		for (i = 0; i < n; i++)
+			queue_job_release(&t->jobs[i]);
+		goto out;
 	}
 	t->njobs = n;
 	rc = 0;
@@ -1976,6 +2027,7 @@ int queue_schedule_put(struct queue *q, const char *queue, struct queue_schedule
 {
 	const char *names[JOB_HASH_SPEC_MAX], *values[JOB_HASH_SPEC_MAX];
 	char nums[JOB_HASH_SPEC_MAX][24], hf[JOB_HASH_SPEC_MAX][32];
+	char packed[JOB_SPEC_PACKED_MAX];
 	int64_t times[QUEUE_SCHED_AHEAD];
 	struct args a;
 	size_t nf, k;
@@ -1991,7 +2043,7 @@ int queue_schedule_put(struct queue *q, const char *queue, struct queue_schedule
 		if (n < 0)
 			return -1;
 	}
-	nf = job_spec_hash(&s->job, names, values, nums);
+	nf = job_spec_hash(&s->job, names, values, nums, packed);
 	if (script_args(&a, queue, err) < 0)
 		return -1;
 	args_add(&a, s->name);

@@ -223,12 +223,10 @@ struct queue_job {
 				* (null for one without); NULL otherwise */
 	int dependencies_cut;  /* 1: some results were left out (null) to
 				* keep them within 16 MiB (deps_results) */
-	int priority;
 	int attempts;          /* including this one */
 	int max_attempts;
 	double timeout_s;
 	int64_t token;         /* fencing token of this lease */
-	int64_t created_us;
 };
 
 void queue_job_release(struct queue_job *job);

@@ -1,5 +1,6 @@
 /* fuzz_job_spec - the POST /v1/jobs body parser (job_spec_parse, with
- * depends_on: job_deps_parse) and the RFC 3339 parser, on arbitrary bytes. A parse either fails with a code
+ * depends_on: job_deps_parse), the packed spec's reader (job_spec_unpack)
+ * and the RFC 3339 parser, on arbitrary bytes. A parse either fails with a code
  * and a message, or yields a request whose fields respect their bounds. */
 #include "base/clock.h"
 #include "job/job.h"
@@ -10,6 +11,39 @@
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The packed spec (field s) of a parsed spec reads back as it was made. */
+static void spec_round_trip(const struct job_spec *r)
+{
+	const char *names[JOB_HASH_SPEC_MAX], *values[JOB_HASH_SPEC_MAX];
+	char nums[JOB_HASH_SPEC_MAX][24], packed[JOB_SPEC_PACKED_MAX], *type;
+	size_t n = job_spec_hash(r, names, values, nums, packed), i;
+	unsigned flags;
+	int m;
+	double t;
+
+	for (i = 0; i < n && strcmp(names[i], "s"); i++)
+		;
+	assert(i < n);
+	assert(job_spec_unpack(values[i], strlen(values[i]), &flags, &type, &m, &t) == 0);
+	assert(!strcmp(type, r->type) && m == r->max_attempts && t == r->timeout_s);
+	assert(!(flags & JOB_SPEC_HAS_CALLBACK) == !r->callback_url);
+	free(type);
+}
+
+/* A take reply's packed spec, any bytes: refused, or fields in bounds. */
+static void spec_unpack_any(const uint8_t *data, size_t size)
+{
+	unsigned flags;
+	char *type;
+	int m;
+	double t;
+
+	if (job_spec_unpack((const char *)data, size, &flags, &type, &m, &t) == 0) {
+		assert(flags < 32 && type[0] && !strchr(type, '\t') && m >= 0 && t >= 0);
+		free(type);
+	}
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -39,10 +73,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			json_decref(d);
 		}
 		assert(job_dep_policy_name(r.dep_policy));
+		spec_round_trip(&r);
 		job_spec_release(&r);
 	} else {
 		assert(code && e.msg[0]);
 	}
+	spec_unpack_any(data, size);
 	s = malloc(size + 1);
 	memcpy(s, data, size);
 	s[size] = '\0';

@@ -7,17 +7,21 @@
 # and leave others leased by a worker that then dies. The current worker
 # then drains the queue: every job done once it is reclaimed, the old
 # records readable, and the new bulk retention trims the old records too.
+# Then the same for records written before the packed spec (field s,
+# internal/job/job.h): jobs with a unique key, a group, a dependency and a
+# trace, queued by the enqueue script of PREV2, drained by this worker.
 set -u
 . "$(dirname "$0")/../lib/servers.sh"
 . "$(dirname "$0")/../lib/tap.sh"
 . "$(dirname "$0")/../lib/wakeq.sh"
 PREV=${PREV:-bd96966} # the last commit before "Engine costs"
 t_tmpdir
-old() { # old SCRIPT: the previous version's script as Redis ran it
-	{ git -C "$TOP" show "$PREV:internal/queue/lua/_lib.lua" &&
-		git -C "$TOP" show "$PREV:internal/queue/lua/$1.lua"; } >"$T/$1.lua"
+PREV2=${PREV2:-d06e248} # the last commit before the packed spec
+old() { # old SCRIPT [REV]: the previous version's script as Redis ran it
+	{ git -C "$TOP" show "${2:-$PREV}:internal/queue/lua/_lib.lua" &&
+		git -C "$TOP" show "${2:-$PREV}:internal/queue/lua/$1.lua"; } >"$T/$1${2:-}.lua"
 }
-if ! old enqueue 2>/dev/null || ! old take 2>/dev/null; then
+if ! old enqueue 2>/dev/null || ! old take 2>/dev/null || ! old enqueue "$PREV2" 2>/dev/null; then
 	ok "# SKIP no git history with $PREV (the previous scripts)"
 	exit 0
 fi
@@ -79,4 +83,32 @@ curl -fs -XPOST "$w_URL/wake" >/dev/null
 expect_eq "after result_ttl_s a take trimmed old and new records" "0 0 0" \
 	"$(rcli zcard "${Q}done") $(rcli exists "${Q}job:${done_ids[1]}") $(rcli exists "${Q}job:${leased_ids[1]}")"
 expect_eq "… and the all-time total stays $N" "$N" "$(count_status up done_total)"
+
+# ---- records without the packed spec --------------------------------------------
+Q2='wakeq:{up2}:'
+for k in 1 2 3 4 5; do j[$k]=$(cat /proc/sys/kernel/random/uuid); done
+f=(type noop payload '{}' max_attempts 3 timeout 30)
+# id priority run_at delay idem idem_ttl nfields unique group deps depfail,
+# fields, then the deadline (0: none)
+rcli eval "$(cat "$T/enqueue$PREV2.lua")" 1 "$Q2" 5 \
+	"${j[1]}" 0 0 0 '' 0 5 u1 '' '' '' "${f[@]}" unique u1 \
+	"${j[2]}" 0 0 0 '' 0 5 '' g1 '' '' "${f[@]}" group g1 \
+	"${j[3]}" 0 0 0 '' 0 5 '' '' '' '' "${f[@]}" trace 0af7651916cd43dd8448eb211c80319c \
+	"${j[4]}" 0 0 0 '' 0 6 '' '' "[\"${j[1]}\"]" fail "${f[@]}" deps "[\"${j[1]}\"]" depfail fail \
+	"${j[5]}" 0 0 0 '' 0 4 '' '' '' '' "${f[@]}" 0 >"$T/enq2.out"
+expect_eq "the enqueue script of $PREV2 queued 5 jobs (one in its group, one waiting)" "3 1 1" \
+	"$(rcli zcard "${Q2}pending") $(rcli zcard "${Q2}gpend:g1") $(rcli zcard "${Q2}waiting")"
+expect_eq "… records without the packed spec" 0 "$(rcli hexists "${Q2}job:${j[1]}" s)"
+start_worker w2 QUEUES=up2 IDLE_TIMEOUT=0.3 EXIT_ON_IDLE=false
+sum=$(curl -fs -XPOST "$w2_URL/wake")
+expect_eq "this worker ran all 5, the dependent after its dependency" "5 done done done done done" \
+	"$(jq -r .drain.done <<<"$sum") $(for k in 1 2 3 4 5; do printf '%s ' "$(job_field "${j[$k]}" status)"; done | sed 's/ $//')"
+check "the dependent started once its dependency had finished" \
+	test ! "$(job_field "${j[4]}" started_at)" \< "$(job_field "${j[1]}" finished_at)"
+expect_eq "the unique key was let go, the group left nothing behind" "0 0 0" \
+	"$(rcli exists "${Q2}uniq:u1") $(rcli scard "${Q2}gact:g1") $(rcli zcard "${Q2}gpend:g1")"
+expect_eq "nothing pending, waiting, active or dead" "0 0 0 0" \
+	"$(rcli zcard "${Q2}pending") $(rcli zcard "${Q2}waiting") $(rcli zcard "${Q2}active") $(rcli zcard "${Q2}dead")"
+expect_eq "the metrics counted the old records under their type" 5 \
+	"$(rcli hget "${Q2}metrics" n:done:noop)"
 exit 0

@@ -43,16 +43,19 @@ end
 local CFG = nil
 local function config_load()
   if CFG then return CFG end
-  local v = redis.call('HMGET', P .. 'config', 'paused', 'result_ttl',
-    'done_max', 'dead_max', 'dead_ttl', 'rate_max', 'rate_ms', 'conc',
-    'grate_max', 'grate_ms', 'gconc', 'grouped', 'scheduled', 'depfail')
-  CFG = { paused = v[1] == '1', result_ttl = v[2] or nil,
-    done_max = tonumber(v[3]), dead_max = tonumber(v[4]),
-    dead_ttl = tonumber(v[5]), rate_max = tonumber(v[6]),
-    rate_ms = tonumber(v[7]), conc = tonumber(v[8]),
-    grate_max = tonumber(v[9]), grate_ms = tonumber(v[10]),
-    gconc = tonumber(v[11]), grouped = v[12] == '1', scheduled = v[13] == '1',
-    depfail = v[14] == '1' }
+  -- HGETALL, not HMGET of the 14 names: a call costs by the strings that
+  -- cross into Lua, and most queues' config holds none of them
+  -- (docs/QUEUE.md "Engine costs")
+  local v = redis.call('HGETALL', P .. 'config')
+  local c = {}
+  for i = 1, #v, 2 do c[v[i]] = v[i + 1] end
+  CFG = { paused = c.paused == '1', result_ttl = c.result_ttl,
+    done_max = tonumber(c.done_max), dead_max = tonumber(c.dead_max),
+    dead_ttl = tonumber(c.dead_ttl), rate_max = tonumber(c.rate_max),
+    rate_ms = tonumber(c.rate_ms), conc = tonumber(c.conc),
+    grate_max = tonumber(c.grate_max), grate_ms = tonumber(c.grate_ms),
+    gconc = tonumber(c.gconc), grouped = c.grouped == '1',
+    scheduled = c.scheduled == '1', depfail = c.depfail == '1' }
   if not CFG.rate_ms then CFG.rate_max = nil end
   if not CFG.grate_ms then CFG.grate_max = nil end
   CFG.limited = CFG.rate_max or CFG.conc or CFG.grate_max or CFG.gconc or
@@ -393,6 +396,7 @@ local function webhook(id, jk, status, result, err)
   redis.call('HSET', P .. 'job:' .. wid, 'type', 'webhook.deliver',
     'payload', payload, 'status', 'queued',
     'priority', prio, 'attempts', 0, 'max_attempts', 10, 'timeout', 30,
+    's', '@webhook.deliver\t10\t30', -- the packed spec (job.h), as enqueue's
     'created', NOW_US, 'run_at', NOW_US, 'parent', id)
   redis.call('ZADD', P .. 'pending', prio * BAND + s, wid)
   wake_markers(1)

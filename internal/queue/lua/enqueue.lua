@@ -9,6 +9,10 @@
 -- depends on; ENQ_DEPFAIL its policy (fail, cancel, ignore): it waits in
 -- `waiting` until they end (_lib.lua "dependencies"); an id that names no
 -- job refuses the job (created 0, missing = that id; nothing claimed).
+-- ENQ_OPTS '1': ENQ_IDEM, ENQ_IDEM_TTL, ENQ_UNIQUE, ENQ_GROUP, ENQ_DEPS and
+-- ENQ_DEPFAIL follow it, then the fields; '': none of them (all ''), the
+-- fields at once: an argument costs Redis as a field read does, so a
+-- plain job sends none it does not use.
 -- Returns { live_worker (0/1), then per job: id, created (0/1), status
 -- ('' when not created), missing ('' or an unknown dependency) }. On a
 -- paused queue live_worker is 1 and no marker is pushed: nothing could
@@ -19,9 +23,10 @@
 -- up on it, cannot queue jobs the client was told were refused.
 -- Layout rule: these offsets and the ENQ_* names in queue.c change together.
 -- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, idem:KEY, uniq:KEY, job:ID, deps:ID, waiting, dead, stats, pending, gpend:G, gin, grr, delayed, seq, marker, workers.
-local ENQ_ID, ENQ_PRIORITY, ENQ_RUN_AT, ENQ_DELAY, ENQ_IDEM, ENQ_IDEM_TTL,
-  ENQ_NFIELDS, ENQ_UNIQUE, ENQ_GROUP, ENQ_DEPS, ENQ_DEPFAIL,
-  ENQ_EACH = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
+local ENQ_ID, ENQ_PRIORITY, ENQ_RUN_AT, ENQ_DELAY, ENQ_NFIELDS, ENQ_OPTS,
+  ENQ_EACH = 0, 1, 2, 3, 4, 5, 6
+local ENQ_IDEM, ENQ_IDEM_TTL, ENQ_UNIQUE, ENQ_GROUP, ENQ_DEPS, ENQ_DEPFAIL,
+  ENQ_EACH_OPTS = 6, 7, 8, 9, 10, 11, 12
 local ENQ_DEADLINE = tonumber(ARGV[#ARGV])
 if ENQ_DEADLINE > 0 and NOW > ENQ_DEADLINE then
   return redis.error_reply('DEADLINE enqueue reached redis ' .. (NOW - ENQ_DEADLINE) .. ' ms past its deadline')
@@ -34,12 +39,15 @@ local nxt = 2
 for i = 1, n do
   local b = nxt
   local id = ARGV[b + ENQ_ID]
-  local ik = ARGV[b + ENQ_IDEM]
-  local uk = ARGV[b + ENQ_UNIQUE]
   local nf = tonumber(ARGV[b + ENQ_NFIELDS])
+  local ik, ittl, uk, grp, dj, dpol = '', 0, '', '', '', ''
   local fb = b + ENQ_EACH
+  if ARGV[b + ENQ_OPTS] == '1' then
+    ik, ittl, uk = ARGV[b + ENQ_IDEM], ARGV[b + ENQ_IDEM_TTL], ARGV[b + ENQ_UNIQUE]
+    grp, dj, dpol = ARGV[b + ENQ_GROUP], ARGV[b + ENQ_DEPS], ARGV[b + ENQ_DEPFAIL]
+    fb = b + ENQ_EACH_OPTS
+  end
   nxt = fb + 2 * nf
-  local dj = ARGV[b + ENQ_DEPS]
   local existing = nil
   if ik ~= '' then existing = redis.call('GET', P .. 'idem:' .. ik) end
   if not existing and uk ~= '' then existing = unique_holder(uk) end
@@ -47,7 +55,7 @@ for i = 1, n do
   if not existing and dj ~= '' then dr, missing = deps_read(dj) end
   if not existing and not missing then
     if ik ~= '' then
-      redis.call('SET', P .. 'idem:' .. ik, id, 'EX', tonumber(ARGV[b + ENQ_IDEM_TTL]))
+      redis.call('SET', P .. 'idem:' .. ik, id, 'EX', tonumber(ittl))
     end
     if uk ~= '' then redis.call('SET', P .. 'uniq:' .. uk, id) end
   end
@@ -62,7 +70,7 @@ for i = 1, n do
     if run_at == 0 then run_at = NOW + tonumber(ARGV[b + ENQ_DELAY]) end
     local status = 'queued'
     local nd, fdep, fhow = 0, nil, nil
-    if dr then nd, fdep, fhow = deps_link(id, dr, ARGV[b + ENQ_DEPFAIL]) end
+    if dr then nd, fdep, fhow = deps_link(id, dr, dpol) end
     if fdep or nd > 0 then
       -- waits for its dependencies (or ends at once below): not due
       status = 'waiting'
@@ -73,7 +81,7 @@ for i = 1, n do
       redis.call('ZADD', P .. 'delayed', run_at, id)
     else
       run_at = NOW
-      pending_add(pend, prio, id, false, ARGV[b + ENQ_GROUP])
+      pending_add(pend, prio, id, false, grp)
     end
     local f = { 'status', status, 'priority', prio, 'attempts', '0',
       'created', NOW_US_S,
@@ -83,9 +91,9 @@ for i = 1, n do
     redis.call('HSET', P .. 'job:' .. id, unpack(f))
     if fdep then
       -- a dependency failed or was cancelled already: as the policy says
-      deps_fail(id, P .. 'job:' .. id, { 'waiting', ARGV[b + ENQ_DEPFAIL], nil,
+      deps_fail(id, P .. 'job:' .. id, { 'waiting', dpol, nil,
         nil, nil, redis.call('HGET', P .. 'job:' .. id, 'callback'), uk }, fdep, fhow)
-      status = ARGV[b + ENQ_DEPFAIL] == 'cancel' and 'cancelled' or 'failed'
+      status = dpol == 'cancel' and 'cancelled' or 'failed'
     end
     if status ~= 'waiting' then created = created + 1 end
     out[#out + 1] = id

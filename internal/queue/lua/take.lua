@@ -1,21 +1,27 @@
 -- take: settle finished runs, promote due delayed jobs, reclaim expired
 -- leases, then lease up to MAX due jobs.
 -- ARGV: worker, lease_ms, max, nsettle, result_ttl_s, done_max, dead_max,
--- then 7 fields a settle: id, token, outcome (d=done r=retry f=fail
--- c=cancelled q=requeue b=pushed back by the upstream's rate limit, its
--- group held delay_ms), result, error, delay_ms, run_us (how long the
--- run took, for the run-time histogram; negative: not measured).
--- After the settles (all optional, so that an idle cron tick is one take
--- and one retire): reg_ttl (ms; > 0 registers the worker as register.lua
--- does), record ('1': the caller keeps Postgres records, so the finals log
--- is turned on before anything is settled), then trigger, count pairs:
--- wakes to add to the metrics (queue_count_wake's k:TRIGGER:).
+-- reg_ttl (ms; > 0 registers the worker as register.lua does, so that an
+-- idle cron tick is one take and one retire), record ('1': the caller
+-- keeps Postgres records, so the finals log is turned on before anything
+-- is settled), nwakes, then nwakes trigger, count pairs: wakes to add to
+-- the metrics (queue_count_wake's k:TRIGGER:). Then the settles, each:
+-- id, token, outcome (d=done r=retry f=fail c=cancelled q=requeue
+-- b=pushed back by the upstream's rate limit, its group held delay_ms),
+-- run_us (how long the run took, for the run-time histogram; negative:
+-- not measured), then for d the result, for any other outcome the error
+-- and delay_ms (an argument costs Redis as a field read does: a done
+-- settle sends none it does not use).
 -- Returns { TAKE_* head, then TAKE_JOB_* fields a job }. flags has one
 -- letter a settle: o applied, f applied and final, s stale (refused).
 -- paused is 1 when the queue is paused (nothing was leased from it).
--- TAKE_JOB_DEPS: for a job with dependencies, their results as a JSON
--- object {id: result} (deps_results), else ''; TAKE_JOB_DEPS_CUT 1 when
--- some results were left out (null) to keep them within 16 MiB, else 0.
+-- TAKE_JOB_SPEC: the packed spec (field s, internal/job/job.h: type,
+-- max_attempts, timeout, and flags naming the optional fields the record
+-- holds). After TAKE_JOB_PAYLOAD come only the optional fields the flags
+-- name, in this order: the callback URL (S_CALLBACK), the trace
+-- (S_TRACE), then (S_DEPS) the dependencies' results as a JSON object
+-- {id: result} (deps_results) and 1 when some were left out (null) to keep
+-- them within 16 MiB, else 0. A plain job is 5 strings.
 -- next_due: when nothing was leased, when to look again (a delayed job, a
 -- lease expiry, a rate limit's next token, a cron schedule's next fire
 -- time, or now while a failure's cascade is left in depfail); when jobs
@@ -30,10 +36,8 @@
 -- keys (all under KEYS[1] = wakeq:{QUEUE}:): config, uniq:KEY, job:ID, deps:ID, waiting, active, pending, gpend:G, gin, grr, gwait, gfull, gact:G, rate, grate:G, schedules, sched:NAME, stimes:NAME, delayed, done, dead, stats, seq, marker, record, finals, metrics, workers; events; webhook: job:WID.
 local TAKE_NOW, TAKE_NEXT_DUE, TAKE_FLAGS, TAKE_COUNT, TAKE_PAUSED,
   TAKE_REFILL, TAKE_FINALS, TAKE_HEAD = 1, 2, 3, 4, 5, 6, 7, 7
-local TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_TYPE,
-  TAKE_JOB_PAYLOAD, TAKE_JOB_MAX_ATTEMPTS, TAKE_JOB_TIMEOUT, TAKE_JOB_CALLBACK,
-  TAKE_JOB_TRACE, TAKE_JOB_CREATED, TAKE_JOB_PRIORITY, TAKE_JOB_DEPS,
-  TAKE_JOB_DEPS_CUT = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
+local TAKE_JOB_ID, TAKE_JOB_TOKEN, TAKE_JOB_ATTEMPTS, TAKE_JOB_SPEC,
+  TAKE_JOB_PAYLOAD = 1, 2, 3, 4, 5
 local worker = ARGV[1]
 local lease = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
@@ -47,45 +51,75 @@ local PUSHBACK_MAX = 50 -- push-backs of one job; more count as attempts
 if cfg.result_ttl then ttl = cfg.result_ttl end
 done_max = cfg.done_max or done_max
 dead_max = cfg.dead_max or dead_max
-local xa = 8 + nsettle * 7
-local reg_ttl = tonumber(ARGV[xa]) or 0
+local reg_ttl = tonumber(ARGV[8])
 if reg_ttl > 0 then
   redis.call('ZREMRANGEBYSCORE', P .. 'workers', '-inf', NOW)
   redis.call('ZADD', P .. 'workers', NOW + reg_ttl, worker)
 end
-local rec = ARGV[xa + 1] == '1'
+local rec = ARGV[9] == '1'
 if rec then
   if redis.call('EXISTS', P .. 'record') == 0 then redis.call('SET', P .. 'record', '1') end
   recording = true
 end
-for i = xa + 2, #ARGV - 1, 2 do m_add('k:' .. ARGV[i] .. ':', tonumber(ARGV[i + 1])) end
+local b = 11 + 2 * tonumber(ARGV[10]) -- the first settle
+for i = 11, b - 1, 2 do m_add('k:' .. ARGV[i] .. ':', tonumber(ARGV[i + 1])) end
 RET = { ttl = ttl, dead_max = dead_max } -- for jobs a failed dependency ends
+
+-- The packed spec, field s (internal/job/job.h: FLAGS TYPE\tMAX_ATTEMPTS
+-- \tTIMEOUT, FLAGS '@' + the S_* bits of the optional fields the record
+-- holds): a lease reads it and the payload where it read six fields, a
+-- settle it where it read four (docs/QUEUE.md "Engine costs"). A record
+-- written before it has none: spec_pack makes it from the fields.
+local S_CALLBACK, S_UNIQUE, S_GROUP, S_TRACE, S_DEPS = 1, 2, 4, 8, 16
+local function spec_flags(s) return string.byte(s) - 64 end
+local function spec_type(s) return string.sub(s, 2, string.find(s, '\t', 2, true) - 1) end
+local function spec_pack(jk)
+  local o = redis.call('HMGET', jk, 'type', 'max_attempts', 'timeout',
+    'callback', 'unique', 'group', 'trace', 'deps')
+  if not o[1] then return nil end
+  local f, b = 0, 1
+  for i = 4, 8 do
+    if o[i] and o[i] ~= '' then f = f + b end
+    b = b * 2
+  end
+  return string.char(64 + f) .. o[1] .. '\t' .. (o[2] or '1') .. '\t' .. (o[3] or '0')
+end
 
 local flags = {}
 local unlease = {}
 local done = {}
 local stale = 0
 local nretry = 0
-for i = 0, nsettle - 1 do
-  local b = 8 + i * 7
+for _ = 1, nsettle do
   local id, tok, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+  local run_us = tonumber(ARGV[b + 3]) or -1
+  local res, e, delay = ARGV[b + 4], ARGV[b + 4], ARGV[b + 5]
+  b = b + (kind == 'd' and 5 or 6)
   local jk = P .. 'job:' .. id
   -- A run done (the common case) needs the token (fencing), callback,
   -- unique key, group, type, dependents and depfail (it has
   -- dependencies); attempts, max_attempts, priority and the cancel mark
   -- are read only for the outcomes that use them (a field read costs
   -- about as much as a call's fixed part: docs/QUEUE.md "Engine costs").
-  local h = redis.call('HMGET', jk, 'token', 'callback', 'unique', 'group', 'type',
-    'dependents', 'depfail')
-  local token, callback, uk, grp, jtype, dependents, depfail =
-    h[1], h[2], h[3], h[4], h[5], h[6], h[7]
+  local h = redis.call('HMGET', jk, 'token', 's', 'dependents')
+  local token, sp, dependents = h[1], h[2], h[3]
+  if token == tok and not sp then sp = spec_pack(jk) end
+  local cb, uk, grp, jtype, depfail = false, nil, nil, nil, false
+  if token == tok and sp then
+    local f = spec_flags(sp)
+    jtype = spec_type(sp)
+    cb = bit.band(f, S_CALLBACK) ~= 0
+    depfail = bit.band(f, S_DEPS) ~= 0 -- depfail is set with deps
+    if bit.band(f, S_UNIQUE + S_GROUP) ~= 0 then
+      local x = redis.call('HMGET', jk, 'unique', 'group')
+      uk, grp = x[1], x[2]
+    end
+  end
   local attempts, max_attempts, prio, cancel
   if kind ~= 'd' and token == tok then
     local x = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'priority', 'cancel')
     attempts, max_attempts, prio, cancel = x[1], x[2], x[3], x[4]
   end
-  local cb = callback and callback ~= ''
-  local run_us = tonumber(ARGV[b + 6]) or -1
   if cancel and (kind == 'q' or kind == 'b') then kind = 'c' end
   if token ~= tok then
     stale = stale + 1
@@ -101,7 +135,6 @@ for i = 0, nsettle - 1 do
     local fl = 'f'
     if kind ~= 'q' and run_us >= 0 then m_observe('r', jtype, run_us) end
     if kind == 'd' then
-      local res = ARGV[b + 3]
       redis.call('HSET', jk, 'status', 'done', 'result', res, 'token', '',
         'progress', '100', 'finished', NOW_US_S)
       record_final(id, jk, 'done', res, nil)
@@ -118,25 +151,25 @@ for i = 0, nsettle - 1 do
     elseif kind == 'r' and tonumber(attempts) < tonumber(max_attempts) then
       fl = 'o'
       -- run_at: when it is due again (the wait time counts from there)
-      local due = NOW + tonumber(ARGV[b + 5])
-      redis.call('HSET', jk, 'status', 'retrying', 'error', ARGV[b + 4], 'token', '',
+      local due = NOW + tonumber(delay)
+      redis.call('HSET', jk, 'status', 'retrying', 'error', e, 'token', '',
         'run_at', string.format('%d', due * 1000))
       redis.call('ZADD', P .. 'delayed', due, id)
       nretry = nretry + 1
       publish(id, 'retrying')
       m_outcome(jtype, 'retried')
     elseif kind == 'r' or kind == 'f' then
-      bury(id, jk, ARGV[b + 4], dead_max, cb, uk)
+      bury(id, jk, e, dead_max, cb, uk)
       m_outcome(jtype, 'failed')
     elseif kind == 'c' then
-      finish_cancelled(id, jk, ARGV[b + 4], ttl, cb, uk)
+      finish_cancelled(id, jk, e, ttl, cb, uk)
       m_outcome(jtype, 'cancelled')
     elseif kind == 'b' then
       -- pushed back (a 429 with Retry-After): queued again, attempt not
       -- counted, its group held until then (group_hold)
       fl = 'o'
-      local at = NOW + tonumber(ARGV[b + 5])
-      redis.call('HSET', jk, 'token', '', 'error', ARGV[b + 4],
+      local at = NOW + tonumber(delay)
+      redis.call('HSET', jk, 'token', '', 'error', e,
         'attempts', math.max(0, tonumber(attempts) - 1),
         'run_at', string.format('%d', at * 1000))
       group_hold(grp, prio, id, jk, at)
@@ -293,29 +326,36 @@ local function lease_jobs(ids, gids)
   for i = 1, #ids do
     local id = ids[i]
     local jk = P .. 'job:' .. id
-    local h = redis.call('HMGET', jk, 'type', 'payload', 'attempts',
-      'max_attempts', 'timeout', 'callback', 'trace', 'created', 'priority',
-      'run_at', 'deps')
-    if h[1] then
+    local h = redis.call('HMGET', jk, 's', 'payload', 'attempts', 'run_at')
+    local sp = h[1] or (h[3] and spec_pack(jk))
+    if sp then
       local att = tonumber(h[3]) + 1
       local tok = tostring(tok0 + i - 1)
+      -- no 'ran' reset: a mark left by an earlier lease names its token,
+      -- never this one (tokens are not reused), so the reclaim is right
       redis.call('HSET', jk, 'status', 'active', 'attempts', tostring(att), 'token', tok,
-        'worker', worker, 'started', NOW_US_S, 'ran', '')
+        'worker', worker, 'started', NOW_US_S)
       if gids and gids[i] then redis.call('SADD', P .. 'gact:' .. gids[i], id) end
       za[#za + 1] = deadline
       za[#za + 1] = id
       publish(id, 'active')
-      m_observe('w', h[1], NOW_US - (tonumber(h[10] or h[8]) or NOW_US))
+      m_observe('w', spec_type(sp), NOW_US - (tonumber(h[4]) or NOW_US))
       local o = #out
       out[o + TAKE_JOB_ID] = id; out[o + TAKE_JOB_TOKEN] = tok
-      out[o + TAKE_JOB_ATTEMPTS] = att; out[o + TAKE_JOB_TYPE] = h[1]
-      out[o + TAKE_JOB_PAYLOAD] = h[2]; out[o + TAKE_JOB_MAX_ATTEMPTS] = h[4]
-      out[o + TAKE_JOB_TIMEOUT] = h[5]; out[o + TAKE_JOB_CALLBACK] = h[6] or ''
-      out[o + TAKE_JOB_TRACE] = h[7] or ''; out[o + TAKE_JOB_CREATED] = h[8]
-      out[o + TAKE_JOB_PRIORITY] = h[9]
-      local dres, cut = '', 0
-      if h[11] then dres, cut = deps_results(id, h[11]) end
-      out[o + TAKE_JOB_DEPS] = dres; out[o + TAKE_JOB_DEPS_CUT] = cut
+      out[o + TAKE_JOB_ATTEMPTS] = att; out[o + TAKE_JOB_SPEC] = sp
+      out[o + TAKE_JOB_PAYLOAD] = h[2] or '{}'
+      -- the optional fields the spec's flags name, in this order
+      local f = spec_flags(sp)
+      if bit.band(f, S_CALLBACK + S_TRACE + S_DEPS) ~= 0 then
+        local x = redis.call('HMGET', jk, 'callback', 'trace', 'deps')
+        if bit.band(f, S_CALLBACK) ~= 0 then out[#out + 1] = x[1] or '' end
+        if bit.band(f, S_TRACE) ~= 0 then out[#out + 1] = x[2] or '' end
+        if bit.band(f, S_DEPS) ~= 0 then
+          local dres, cut = '', 0
+          if x[3] then dres, cut = deps_results(id, x[3]) end
+          out[#out + 1] = dres; out[#out + 1] = cut
+        end
+      end
       out[TAKE_COUNT] = out[TAKE_COUNT] + 1
     end
   end
@@ -421,9 +461,9 @@ if want > 0 then
     ids, gids, held = take_limited(want)
     lease_jobs(ids, gids)
   else
-    local pop = redis.call('ZPOPMIN', P .. 'pending', want)
-    local ids = {}
-    for i = 1, #pop, 2 do ids[#ids + 1] = pop[i] end
+    -- the ids alone (ZPOPMIN would send each score across too)
+    local ids = redis.call('ZRANGE', P .. 'pending', 0, want - 1)
+    if #ids > 0 then redis.call('ZREMRANGEBYRANK', P .. 'pending', 0, #ids - 1) end
     lease_jobs(ids, nil)
   end
 end

@@ -213,11 +213,39 @@ static void test_job_to_json_nulls(void **state)
 }
 
 
+/* A packed spec that is not one is refused whole. */
+static void test_spec_unpack_bad(void **state)
+{
+	static const char *const bad[] = {
+		"", "@", "@noop", "@noop\t3", "@noop\t3\t", "@\t3\t0", "?noop\t3\t0",
+		"anoop\t3\t0", "@noop\tx\t0", "@noop\t-1\t0", "@noop\t3\t-1",
+		"@noop\t3\t0x", "@noop\t99999999999\t0", "@noop\t3\t0\t1",
+		"@noop\t 3\t0", "@noop\t3\t-0", "@noop\t3\tinf",
+	};
+	static const char nul[] = "@no\0p\t3\t0"; /* a NUL inside */
+	size_t i;
+	unsigned fl;
+	char *t = NULL;
+	int m;
+	double to;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(job_spec_unpack(bad[i], strlen(bad[i]), &fl, &t, &m, &to), -1);
+		assert_null(t);
+	}
+	assert_int_equal(job_spec_unpack(nul, sizeof(nul) - 1, &fl, &t, &m, &to), -1);
+	assert_null(t);
+	assert_int_equal(job_spec_unpack("@noop\t3\t0", 9, &fl, &t, &m, &to), 0);
+	assert_string_equal(t, "noop");
+	free(t);
+}
+
 /* A spec written to a hash and read back is the same job. */
 static void test_hash_round_trip(void **state)
 {
 	const char *names[JOB_HASH_SPEC_MAX], *values[JOB_HASH_SPEC_MAX];
-	char nums[JOB_HASH_SPEC_MAX][24];
+	char nums[JOB_HASH_SPEC_MAX][24], packed[JOB_SPEC_PACKED_MAX];
 	struct job_spec s;
 	struct job_info j;
 	json_t *doc;
@@ -238,8 +266,26 @@ static void test_hash_round_trip(void **state)
 	assert_string_equal(s.queue, "default");
 	assert_int_equal(s.max_attempts, 7);
 	assert_true(s.id[0] != 0);
-	n = job_spec_hash(&s, names, values, nums);
+	n = job_spec_hash(&s, names, values, nums, packed);
 	assert_true(n <= JOB_HASH_SPEC_MAX);
+	{ /* the packed spec: flags, type, max_attempts, timeout */
+		size_t k;
+		unsigned fl;
+		char *t;
+		int m;
+		double to;
+
+		for (k = 0; k < n && strcmp(names[k], "s"); k++)
+			;
+		assert_true(k < n);
+		assert_string_equal(values[k], "Ksleep\t7\t2.5");
+		assert_int_equal(job_spec_unpack(values[k], strlen(values[k]), &fl, &t, &m, &to), 0);
+		assert_int_equal(fl, JOB_SPEC_HAS_CALLBACK | JOB_SPEC_HAS_UNIQUE | JOB_SPEC_HAS_TRACE);
+		assert_string_equal(t, "sleep");
+		assert_int_equal(m, 7);
+		assert_true(to == 2.5);
+		free(t);
+	}
 	job_info_from_hash(&j, s.id, "q1", names, values, n);
 	assert_string_equal(j.type, "sleep");
 	assert_string_equal(j.payload, "{\"ms\":5}");
@@ -298,5 +344,6 @@ UNIT_MAIN(
 		cmocka_unit_test(test_job_to_json),
 		cmocka_unit_test(test_job_to_json_nulls),
 		cmocka_unit_test(test_hash_round_trip),
+		cmocka_unit_test(test_spec_unpack_bad),
 		cmocka_unit_test(test_resolve),
 )

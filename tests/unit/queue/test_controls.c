@@ -775,8 +775,8 @@ static void test_schedule_fires(void **state)
 	assert_int_equal(n, 1);
 	assert_string_equal(jobs[0].type, "noop");
 	assert_string_equal(jobs[0].payload, "{\"x\":1}");
-	assert_int_equal(jobs[0].priority, 3);
 	assert_int_equal(queue_job_get(Q, qname, jobs[0].id, &info, &e), 0);
+	assert_int_equal(info.priority, 3);
 	assert_true(info.run_at == first * 1000);
 	job_info_release(&info);
 	assert_int_equal(queue_schedule_get(Q, qname, "tick", &g, &e), 0);
