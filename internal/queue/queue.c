@@ -1089,16 +1089,15 @@ int queue_retire(struct queue *q, const char *queue, const char *worker,
 {
 	struct args a;
 	int64_t res;
-	int rc;
 
 	if (script_args(&a, queue, err) < 0)
 		return -1;
 	args_add(&a, worker);
 	args_add(&a, force ? "1" : "0");
-	rc = script_int(q, S_RETIRE, &a, &res, err);
-	if (rc == 0)
-		*retired = res == 1;
-	return rc;
+	if (script_int(q, S_RETIRE, &a, &res, err) < 0)
+		return -1;
+	*retired = res == 1;
+	return 0;
 }
 
 int queue_live_workers(struct queue *q, const char *queue, struct err *err)
