@@ -33,20 +33,24 @@ static void strv_free(char **v)
 	free(v);
 }
 
+/* the strings a handler owns */
+static const size_t handler_strings[] = {
+	offsetof(struct handler, type), offsetof(struct handler, origin),
+	offsetof(struct handler, description), offsetof(struct handler, user),
+	offsetof(struct handler, url), offsetof(struct handler, oidc_audience),
+	offsetof(struct handler, bearer_env), offsetof(struct handler, path),
+};
+
 static void handler_release(struct handler *h)
 {
-	free(h->type);
-	free(h->origin);
-	free(h->description);
+	size_t i;
+
+	for (i = 0; i < sizeof(handler_strings) / sizeof(handler_strings[0]); i++)
+		free(*(char **)(void *)((char *)h + handler_strings[i]));
 	json_decref(h->schema);
 	strv_free(h->argv);
-	free(h->retry_codes);
 	strv_free(h->env);
-	free(h->user);
-	free(h->url);
-	free(h->oidc_audience);
-	free(h->bearer_env);
-	free(h->path);
+	free(h->retry_codes);
 	/* h->rt belongs to exec.c and lives until handler_stop */
 	memset(h, 0, sizeof(*h));
 }
