@@ -836,13 +836,18 @@ int queue_enqueued_due(const struct queue_enqueued *out, const struct job_spec *
 
 void queue_job_release(struct queue_job *job)
 {
+	/* the strings take copies out of its reply */
+	static const size_t owned[] = {
+		offsetof(struct queue_job, type), offsetof(struct queue_job, payload),
+		offsetof(struct queue_job, callback_url), offsetof(struct queue_job, trace),
+		offsetof(struct queue_job, dependencies),
+	};
+	size_t i;
+
 	if (!job)
 		return;
-	free(job->type);
-	free(job->payload);
-	free(job->callback_url);
-	free(job->trace);
-	free(job->dependencies);
+	for (i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
+		free(*(char **)(void *)((char *)job + owned[i]));
 	memset(job, 0, sizeof(*job));
 }
 
