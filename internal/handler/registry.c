@@ -33,20 +33,16 @@ static void strv_free(char **v)
 	free(v);
 }
 
-/* the strings a handler owns */
-static const size_t handler_strings[] = {
-	offsetof(struct handler, type), offsetof(struct handler, origin),
-	offsetof(struct handler, description), offsetof(struct handler, user),
-	offsetof(struct handler, url), offsetof(struct handler, oidc_audience),
-	offsetof(struct handler, bearer_env), offsetof(struct handler, path),
-};
-
 static void handler_release(struct handler *h)
 {
-	size_t i;
+	static const size_t owned[] = {
+		offsetof(struct handler, type), offsetof(struct handler, origin),
+		offsetof(struct handler, description), offsetof(struct handler, user),
+		offsetof(struct handler, url), offsetof(struct handler, oidc_audience),
+		offsetof(struct handler, bearer_env), offsetof(struct handler, path),
+	};
 
-	for (i = 0; i < sizeof(handler_strings) / sizeof(handler_strings[0]); i++)
-		free(*(char **)(void *)((char *)h + handler_strings[i]));
+	mem_free_strings(h, owned, sizeof(owned) / sizeof(owned[0]));
 	json_decref(h->schema);
 	strv_free(h->argv);
 	strv_free(h->env);

@@ -842,12 +842,10 @@ void queue_job_release(struct queue_job *job)
 		offsetof(struct queue_job, callback_url), offsetof(struct queue_job, trace),
 		offsetof(struct queue_job, dependencies),
 	};
-	size_t i;
 
 	if (!job)
 		return;
-	for (i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
-		free(*(char **)(void *)((char *)job + owned[i]));
+	mem_free_strings(job, owned, sizeof(owned) / sizeof(owned[0]));
 	memset(job, 0, sizeof(*job));
 }
 

@@ -125,12 +125,9 @@ static const size_t owned[] = {
 
 void wake_tasks_free(struct wake_tasks *t)
 {
-	size_t i;
-
 	if (!t)
 		return;
-	for (i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
-		free(*(char **)(void *)((char *)t + owned[i]));
+	mem_free_strings(t, owned, sizeof(owned) / sizeof(owned[0]));
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
