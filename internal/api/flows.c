@@ -158,11 +158,11 @@ out:
 	return rc;
 }
 
-/* POST /v1/flows {queue?, parent: job, children: [job...]}: the parent
- * depends on every child (on_dependency_failure?, default fail), and a
- * child with children of its own on them, to any depth (a tree of at
- * most QUEUE_MAX_BATCH jobs). */
-void api_post_flow(struct api *a, struct httpd_request *req, const char *arg)
+/* POST /v1/flows and POST /v1/batches: the members `parse` reads from
+ * the body, written, answered 202 with the flow's document (`flow`: with
+ * each member's status) or the batch's. */
+static void post_linked(struct api *a, struct httpd_request *req,
+			job_linked_parse_fn parse, int flow)
 {
 	struct queue_enqueued *out = NULL;
 	enum job_status *st = NULL;
@@ -170,10 +170,9 @@ void api_post_flow(struct api *a, struct httpd_request *req, const char *arg)
 	json_t *body;
 	size_t i;
 
-	(void)arg;
 	if (!(body = body_object(a, req)))
 		return;
-	if (linked_parse(a, req, body, job_flow_parse, &l) < 0)
+	if (linked_parse(a, req, body, parse, &l) < 0)
 		goto out;
 	out = xmalloc((l.n + 1) * sizeof(*out));
 	if (create_linked(a, req, &l, out) < 0)
@@ -181,7 +180,7 @@ void api_post_flow(struct api *a, struct httpd_request *req, const char *arg)
 	st = xmalloc((l.n + 1) * sizeof(*st));
 	for (i = 0; i <= l.n; i++)
 		st[i] = out[i].status;
-	api_reply_json(a, req, 202, job_flow_doc(&l, st));
+	api_reply_json(a, req, 202, flow ? job_flow_doc(&l, st) : job_batch_doc(&l));
 out:
 	free(st);
 	free(out);
@@ -189,27 +188,22 @@ out:
 	json_decref(body);
 }
 
+/* POST /v1/flows {queue?, parent: job, children: [job...]}: the parent
+ * depends on every child (on_dependency_failure?, default fail), and a
+ * child with children of its own on them, to any depth (a tree of at
+ * most QUEUE_MAX_BATCH jobs). */
+void api_post_flow(struct api *a, struct httpd_request *req, const char *arg)
+{
+	(void)arg;
+	post_linked(a, req, job_flow_parse, 1);
+}
+
 /* POST /v1/batches {queue?, jobs: [job...], callback?: job,
  * callback_url?}: the callback (a noop when none) is the batch. */
 void api_post_batch(struct api *a, struct httpd_request *req, const char *arg)
 {
-	struct queue_enqueued *out = NULL;
-	struct job_linked l = { 0 };
-	json_t *body;
-
 	(void)arg;
-	if (!(body = body_object(a, req)))
-		return;
-	if (linked_parse(a, req, body, job_batch_parse, &l) < 0)
-		goto out;
-	out = xmalloc((l.n + 1) * sizeof(*out));
-	if (create_linked(a, req, &l, out) < 0)
-		goto out;
-	api_reply_json(a, req, 202, job_batch_doc(&l));
-out:
-	free(out);
-	job_linked_release(&l);
-	json_decref(body);
+	post_linked(a, req, job_batch_parse, 0);
 }
 
 /* GET /v1/batches/{id}: the batch's counts, from its callback job. */

@@ -232,17 +232,25 @@ int api_reconcile(struct api *a, struct reconcile_stats *st, struct err *err)
 	return rc;
 }
 
+/* Whether the API has `backend` (a->store, a->wake); when it has not,
+ * answers 409 with `why`, which names the setting it needs. */
+static int have_backend(struct api *a, struct httpd_request *req, const void *backend,
+			const char *why)
+{
+	if (!backend)
+		api_reply_error(a, req, 409, "conflict", "%s", why);
+	return backend != NULL;
+}
+
 void api_post_reconcile(struct api *a, struct httpd_request *req, const char *arg)
 {
 	struct reconcile_stats st;
 	struct err e;
 
 	(void)arg;
-	if (!a->store) {
-		api_reply_error(a, req, 409, "conflict",
-			    "reconcile needs DATABASE_URL: without Postgres, Redis holds all state");
+	if (!have_backend(a, req, a->store,
+			  "reconcile needs DATABASE_URL: without Postgres, Redis holds all state"))
 		return;
-	}
 	if (api_reconcile(a, &st, &e) < 0) {
 		api_reply_backend(a, req, &e, "backend");
 		return;
@@ -274,11 +282,8 @@ void api_post_wake(struct api *a, struct httpd_request *req, const char *arg)
 	struct wake_stats ws;
 
 	(void)arg;
-	if (!a->wake) {
-		api_reply_error(a, req, 409, "conflict",
-			    "no WAKE_URL: this API has no worker to wake");
+	if (!have_backend(a, req, a->wake, "no WAKE_URL: this API has no worker to wake"))
 		return;
-	}
 	/* with a wake open, the worker is draining and takes every due job;
 	 * the waker then checks the backlog when that wake ends */
 	wake_get_stats(a->wake, &ws);

@@ -61,6 +61,14 @@ char *xstrndup(const char *s, size_t n)
 	return p;
 }
 
+void mem_free_strings(void *obj, const size_t *off, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(*(char **)(void *)((char *)obj + off[i]));
+}
+
 char *xasprintf(const char *fmt, ...)
 {
 	va_list ap;

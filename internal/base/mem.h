@@ -16,5 +16,9 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* A heap string from a printf format; caller frees. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Frees the `n` strings (char * members, NULL or heap) of the struct at
+ * `obj` whose offsets (offsetof) off[] lists: a destructor of a struct
+ * that owns many strings names them once, in a table. */
+void mem_free_strings(void *obj, const size_t *off, size_t n);
 
 #endif

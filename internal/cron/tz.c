@@ -98,7 +98,7 @@ struct cron_tz *cron_tz_load(const char *name, struct err *err)
 {
 	const char *dir = getenv("TZDIR");
 	struct cron_tz *tz;
-	unsigned char *buf = NULL;
+	unsigned char *buf;
 	char path[512];
 	size_t len = 0;
 	long used;
@@ -126,23 +126,21 @@ struct cron_tz *cron_tz_load(const char *name, struct err *err)
 	used = parse_block(tz, buf, len, 4);
 	if (used > 0 && buf[4] >= '2')
 		used = parse_block(tz, buf + used, len - (size_t)used, 8);
+	free(buf);
 	if (used < 0) {
 		err_set(err, ERR_INVALID, "unknown time zone '%s': '%s' is not a TZif file", name, path);
 		goto fail;
 	}
-	free(buf);
 	return tz;
 fail:
-	free(buf);
 	cron_tz_free(tz);
 	return NULL;
 }
 
 void cron_tz_free(struct cron_tz *tz)
 {
-	if (!tz)
-		return;
-	free(tz->ch);
+	if (tz)
+		free(tz->ch);
 	free(tz);
 }
 

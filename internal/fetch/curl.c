@@ -151,13 +151,13 @@ CURLcode curl_easy_setopt(CURL *c, CURLoption o, ...)
 /* Every CURLINFO takes one pointer. */
 CURLcode curl_easy_getinfo(CURL *c, CURLINFO i, ...)
 {
-	CURLcode rc;
 	va_list ap;
+	void *p;
 
+	va_start(ap, i);
+	p = va_arg(ap, void *);
+	va_end(ap);
 	if (dl_load(&curl, NULL) < 0)
 		return CURLE_FAILED_INIT;
-	va_start(ap, i);
-	rc = p_curl_easy_getinfo(c, i, va_arg(ap, void *));
-	va_end(ap);
-	return rc;
+	return p_curl_easy_getinfo(c, i, p);
 }

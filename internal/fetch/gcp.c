@@ -212,6 +212,7 @@ static int ask_token(const char *host, enum tok_kind kind, const char *key,
 	else
 		url = xasprintf("http://%s/computeMetadata/v1/instance/service-accounts/"
 				"default/token?scopes=%s", host, esc);
+	free(esc);
 	memset(&req, 0, sizeof(req));
 	req.url = url;
 	req.headers = headers;
@@ -271,7 +272,6 @@ static int ask_token(const char *host, enum tok_kind kind, const char *key,
 out:
 	fetch_response_release(&resp);
 	free(url);
-	free(esc);
 	return rc;
 }
 

@@ -53,6 +53,7 @@ struct xfer {
 	int *truncated;
 	struct buf errbody;   /* start of a non-2xx answer to a download */
 	struct buf *headers;
+	struct curl_slist *h;  /* request headers, sent by xfer_perform */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -193,10 +194,19 @@ static int xfer_init(struct xfer *x, const char *url, double timeout_s,
 	return 0;
 }
 
+/* Sends the request with the headers gathered in x->h. */
+static CURLcode xfer_perform(struct xfer *x)
+{
+	curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, x->h);
+	return curl_easy_perform(x->curl);
+}
+
 static void xfer_release(struct xfer *x)
 {
 	curl_easy_cleanup(x->curl);
 	x->curl = NULL;
+	curl_slist_free_all(x->h);
+	x->h = NULL;
 	buf_release(&x->errbody);
 }
 
@@ -365,13 +375,12 @@ static int store_status_error(struct xfer *x, const struct store *s,
 		       s->op, s->src, status, code, code[0] && msg[0] ? ": " : "", msg);
 }
 
-/* Applies the store's URL and credentials to `x`. For S3: SigV4, keys
- * and the payload hash header (libcurl 7.88 hashes only in-memory bodies
- * and adds no x-amz-content-sha256 itself, so the body is handed over in
- * memory and its hash set here). For Cloud Storage: the bearer token. */
-static struct curl_slist *store_apply(struct xfer *x, struct store *s,
-				      const void *body, size_t len,
-				      struct curl_slist *h)
+/* Applies the store's URL and credentials to `x` (headers to x->h). For
+ * S3: SigV4, keys and the payload hash header (libcurl 7.88 hashes only
+ * in-memory bodies and adds no x-amz-content-sha256 itself, so the body is
+ * handed over in memory and its hash set here). For Cloud Storage: the
+ * bearer token. */
+static void store_apply(struct xfer *x, struct store *s, const void *body, size_t len)
 {
 	unsigned char md[CRYPTO_SHA256_LEN];
 	char hex[CRYPTO_SHA256_HEX_LEN], line[96];
@@ -380,17 +389,16 @@ static struct curl_slist *store_apply(struct xfer *x, struct store *s,
 	/* the key as given: no "." / ".." folding (see fetch_s3_url) */
 	curl_easy_setopt(x->curl, CURLOPT_PATH_AS_IS, 1L);
 	if (s->auth_header)
-		h = curl_slist_append(h, s->auth_header);
+		x->h = curl_slist_append(x->h, s->auth_header);
 	if (s->kind == STORE_GS)
-		return h;
+		return;
 	crypto_sha256(body, body ? len : 0, md);
 	crypto_hex(md, sizeof(md), hex);
 	snprintf(line, sizeof(line), "x-amz-content-sha256: %s", hex);
-	h = curl_slist_append(h, line);
+	x->h = curl_slist_append(x->h, line);
 	curl_easy_setopt(x->curl, CURLOPT_AWS_SIGV4, s->sigv4);
 	curl_easy_setopt(x->curl, CURLOPT_USERNAME, s->creds.key_id);
 	curl_easy_setopt(x->curl, CURLOPT_PASSWORD, s->creds.secret);
-	return h;
 }
 
 /* ---- whole-file transfers ------------------------------------------- */
@@ -453,7 +461,6 @@ int fetch_download(const char *url, const char *path, long long *bytes,
 {
 	struct xfer x;
 	struct store s = { 0 };
-	struct curl_slist *h = NULL;
 	char what[300];
 	CURLcode rc;
 	int ret = -1;
@@ -472,9 +479,8 @@ int fetch_download(const char *url, const char *path, long long *bytes,
 	if (x.cap)
 		curl_easy_setopt(x.curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x.cap);
 	if (s.url)
-		h = store_apply(&x, &s, NULL, 0, h);
-	curl_easy_setopt(x.curl, CURLOPT_HTTPHEADER, h);
-	rc = curl_easy_perform(x.curl);
+		store_apply(&x, &s, NULL, 0);
+	rc = xfer_perform(&x);
 	if (fclose(x.file) != 0 && rc == CURLE_OK) {
 		x.file = NULL;
 		err_set(err, ERR_IO, "cannot write temp file '%s': %s", path,
@@ -489,7 +495,6 @@ int fetch_download(const char *url, const char *path, long long *bytes,
 out:
 	if (x.file)
 		fclose(x.file);
-	curl_slist_free_all(h);
 	xfer_release(&x);
 	store_release(&s);
 	return ret;
@@ -519,7 +524,6 @@ int fetch_upload(const char *url, const char *path, atomic_int *cancel,
 {
 	struct xfer x;
 	struct store s = { 0 };
-	struct curl_slist *h = NULL;
 	struct stat st;
 	char what[300], ct[96];
 	void *map = MAP_FAILED;
@@ -552,9 +556,8 @@ int fetch_upload(const char *url, const char *path, atomic_int *cancel,
 				goto out;
 			}
 		}
-		h = store_apply(&x, &s, map == MAP_FAILED ? NULL : map,
-				(size_t)st.st_size, h);
-		h = curl_slist_append(h, ct);
+		store_apply(&x, &s, map == MAP_FAILED ? NULL : map, (size_t)st.st_size);
+		x.h = curl_slist_append(x.h, ct);
 		curl_easy_setopt(x.curl, CURLOPT_CUSTOMREQUEST, "PUT");
 		curl_easy_setopt(x.curl, CURLOPT_POSTFIELDS,
 				 map == MAP_FAILED ? "" : (const char *)map);
@@ -575,13 +578,12 @@ int fetch_upload(const char *url, const char *path, atomic_int *cancel,
 		if (s.kind == STORE_GS) {
 			/* a media upload, streamed from the file: the JSON API
 			 * takes the object's bytes as a POST body */
-			h = store_apply(&x, &s, NULL, 0, h);
-			h = curl_slist_append(h, ct);
+			store_apply(&x, &s, NULL, 0);
+			x.h = curl_slist_append(x.h, ct);
 			curl_easy_setopt(x.curl, CURLOPT_CUSTOMREQUEST, "POST");
 		}
 	}
-	curl_easy_setopt(x.curl, CURLOPT_HTTPHEADER, h);
-	rc = curl_easy_perform(x.curl);
+	rc = xfer_perform(&x);
 	ret = transfer_result(&x, &s, rc, what, err);
 out:
 	if (map != MAP_FAILED)
@@ -590,7 +592,6 @@ out:
 		fclose(f);
 	if (fd >= 0)
 		close(fd);
-	curl_slist_free_all(h);
 	xfer_release(&x);
 	store_release(&s);
 	return ret;
@@ -603,7 +604,6 @@ static int request(const struct fetch_request *req, int trusted,
 {
 	struct xfer x;
 	struct store s = { 0 };
-	struct curl_slist *h = NULL;
 	const char *const *line;
 	const char *method = req->method ? req->method : "GET";
 	char what[300], q[256];
@@ -637,9 +637,9 @@ static int request(const struct fetch_request *req, int trusted,
 	x.cap = req->max_response_bytes > 0 ? req->max_response_bytes
 					    : fetch_limits.max_response_bytes;
 	for (line = req->headers; line && *line; line++)
-		h = curl_slist_append(h, *line);
+		x.h = curl_slist_append(x.h, *line);
 	if (s.url)
-		h = store_apply(&x, &s, req->body, req->body ? req->body_len : 0, h);
+		store_apply(&x, &s, req->body, req->body ? req->body_len : 0);
 	if (!strcmp(method, "HEAD"))
 		curl_easy_setopt(x.curl, CURLOPT_NOBODY, 1L);
 	else if (strcmp(method, "GET") || req->body)
@@ -651,8 +651,7 @@ static int request(const struct fetch_request *req, int trusted,
 		/* a POST redirected by 301/302/303 stays what curl makes of it;
 		 * keep the method on 307/308 as the standard says */
 	}
-	curl_easy_setopt(x.curl, CURLOPT_HTTPHEADER, h);
-	rc = curl_easy_perform(x.curl);
+	rc = xfer_perform(&x);
 	if (rc != CURLE_OK) {
 		curl_error(&x, rc, what, err);
 		goto out;
@@ -662,7 +661,6 @@ static int request(const struct fetch_request *req, int trusted,
 		resp->retry_after_s = (double)ra;
 	ret = 0;
 out:
-	curl_slist_free_all(h);
 	xfer_release(&x);
 	store_release(&s);
 	return ret;

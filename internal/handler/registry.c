@@ -35,18 +35,18 @@ static void strv_free(char **v)
 
 static void handler_release(struct handler *h)
 {
-	free(h->type);
-	free(h->origin);
-	free(h->description);
+	static const size_t owned[] = {
+		offsetof(struct handler, type), offsetof(struct handler, origin),
+		offsetof(struct handler, description), offsetof(struct handler, user),
+		offsetof(struct handler, url), offsetof(struct handler, oidc_audience),
+		offsetof(struct handler, bearer_env), offsetof(struct handler, path),
+	};
+
+	mem_free_strings(h, owned, sizeof(owned) / sizeof(owned[0]));
 	json_decref(h->schema);
 	strv_free(h->argv);
-	free(h->retry_codes);
 	strv_free(h->env);
-	free(h->user);
-	free(h->url);
-	free(h->oidc_audience);
-	free(h->bearer_env);
-	free(h->path);
+	free(h->retry_codes);
 	/* h->rt belongs to exec.c and lives until handler_stop */
 	memset(h, 0, sizeof(*h));
 }

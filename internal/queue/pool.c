@@ -40,12 +40,10 @@ struct queue_pool *queue_pool_new(const struct queue_opts *opts, size_t max_idle
 
 void queue_pool_free(struct queue_pool *p)
 {
-	size_t i;
-
 	if (!p)
 		return;
-	for (i = 0; i < p->nidle; i++)
-		queue_free(p->idle[i]);
+	while (p->nidle > 0)
+		queue_free(p->idle[--p->nidle]);
 	free(p->idle);
 	pthread_mutex_destroy(&p->lock);
 	queue_opts_release(&p->opts);

@@ -31,7 +31,7 @@ struct queue_sub *queue_sub_connect(const struct queue_opts *opts,
 	s->c = queue_conn_open(opts, &s->tls, err);
 	if (!s->c) {
 		queue_sub_free(s);
-		return NULL;
+		s = NULL;
 	}
 	return s;
 }

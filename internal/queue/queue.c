@@ -851,13 +851,16 @@ int queue_enqueued_due(const struct queue_enqueued *out, const struct job_spec *
 
 void queue_job_release(struct queue_job *job)
 {
+	/* the strings take copies out of its reply */
+	static const size_t owned[] = {
+		offsetof(struct queue_job, type), offsetof(struct queue_job, payload),
+		offsetof(struct queue_job, callback_url), offsetof(struct queue_job, trace),
+		offsetof(struct queue_job, dependencies),
+	};
+
 	if (!job)
 		return;
-	free(job->type);
-	free(job->payload);
-	free(job->callback_url);
-	free(job->trace);
-	free(job->dependencies);
+	mem_free_strings(job, owned, sizeof(owned) / sizeof(owned[0]));
 	memset(job, 0, sizeof(*job));
 }
 
@@ -1140,16 +1143,15 @@ int queue_retire(struct queue *q, const char *queue, const char *worker,
 {
 	struct args a;
 	int64_t res;
-	int rc;
 
 	if (script_args(&a, queue, err) < 0)
 		return -1;
 	args_add(&a, worker);
 	args_add(&a, force ? "1" : "0");
-	rc = script_int(q, S_RETIRE, &a, &res, err);
-	if (rc == 0)
-		*retired = res == 1;
-	return rc;
+	if (script_int(q, S_RETIRE, &a, &res, err) < 0)
+		return -1;
+	*retired = res == 1;
+	return 0;
 }
 
 int queue_live_workers(struct queue *q, const char *queue, struct err *err)

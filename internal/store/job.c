@@ -5,13 +5,10 @@
 
 void store_job_list_release(struct store_job_list *list)
 {
-	size_t i;
-
 	if (!list)
 		return;
-	for (i = 0; i < list->len; i++)
-		job_info_release(&list->items[i]);
+	while (list->len > 0)
+		job_info_release(&list->items[--list->len]);
 	free(list->items);
 	list->items = NULL;
-	list->len = 0;
 }

@@ -115,17 +115,19 @@ struct wake_tasks *wake_tasks_new(const struct wake_tasks_opts *o, struct err *e
 	return t;
 }
 
+/* the strings wake_tasks_new copies */
+static const size_t owned[] = {
+	offsetof(struct wake_tasks, endpoint), offsetof(struct wake_tasks, project),
+	offsetof(struct wake_tasks, location), offsetof(struct wake_tasks, queue),
+	offsetof(struct wake_tasks, url), offsetof(struct wake_tasks, service_account),
+	offsetof(struct wake_tasks, audience),
+};
+
 void wake_tasks_free(struct wake_tasks *t)
 {
 	if (!t)
 		return;
-	free(t->endpoint);
-	free(t->project);
-	free(t->location);
-	free(t->queue);
-	free(t->url);
-	free(t->service_account);
-	free(t->audience);
+	mem_free_strings(t, owned, sizeof(owned) / sizeof(owned[0]));
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }

@@ -878,6 +878,17 @@ static void drain_arrange(struct drain *d, const char *reason)
 			 "pending", n1, "task", rc ? "created" : "pending already");
 }
 
+/* Frees what drain_init allocated and what the loop leaves: the marker
+ * connection and the finished tasks not settled. */
+static void drain_release(struct drain *d)
+{
+	queue_free(d->bq);
+	free(d->jobs);
+	free(d->settle);
+	free(d->settled);
+	task_list_free(d->done);
+}
+
 /* Leaves the registry (unless retired already), arranges the next wake
  * (Cloud Tasks), frees the drain's state and publishes the summary; HTTP
  * waiters are woken. */
@@ -906,11 +917,7 @@ static void drain_finish(struct drain *d, const char *reason)
 	memset(d->reg_due, 0, sizeof(d->reg_due));
 	if (d->q)
 		send_due(d);
-	queue_free(d->bq);
-	free(d->jobs);
-	free(d->settle);
-	free(d->settled);
-	task_list_free(d->done);
+	drain_release(d);
 
 	pthread_mutex_lock(&w->mu);
 	w->cur.seconds = (double)(clock_mono_us() - d->t0) / 1e6;

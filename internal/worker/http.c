@@ -234,6 +234,12 @@ static void handle_status(struct worker *w, struct httpd_request *req)
 	httpd_respond_json(req, 200, o);
 }
 
+/* The counter of `w` at `off` (offsetof(struct worker, m_...)). */
+static double counter_at(const struct worker *w, size_t off)
+{
+	return (double)atomic_load((const atomic_uint_least64_t *)((const char *)w + off));
+}
+
 static void handle_metrics(struct worker *w, struct httpd_request *req)
 {
 	static const struct { const char *outcome; size_t off; } outcomes[] = {
@@ -243,6 +249,19 @@ static void handle_metrics(struct worker *w, struct httpd_request *req)
 		{ "cancelled", offsetof(struct worker, m_cancelled) },
 		{ "requeued", offsetof(struct worker, m_requeued) },
 	};
+	/* the counters of one sample each */
+	static const struct { const char *name, *help; size_t off; } counters[] = {
+		{ "wakeq_fencing_refused_total",
+		  "Settles refused because the lease had been reassigned.",
+		  offsetof(struct worker, m_stale) },
+		{ "wakeq_leases_lost_total", "Jobs stopped because their lease was lost.",
+		  offsetof(struct worker, m_lost) },
+		{ "wakeq_job_timeouts_total", "Jobs stopped by their timeout.",
+		  offsetof(struct worker, m_timeouts) },
+		{ "wakeq_wakes_total", "POST /wake requests accepted.",
+		  offsetof(struct worker, m_wakes) },
+		{ "wakeq_drains_total", "Drains finished.", offsetof(struct worker, m_drains) },
+	};
 	struct buf b = BUF_INIT;
 	char labels[128];
 	size_t i;
@@ -251,22 +270,13 @@ static void handle_metrics(struct worker *w, struct httpd_request *req)
 	metrics_family(&b, "wakeq_jobs_total", "counter", "Jobs settled by this process, by outcome.");
 	for (i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++) {
 		snprintf(labels, sizeof(labels), "outcome=\"%s\"", outcomes[i].outcome);
-		metrics_sample(&b, "wakeq_jobs_total", labels,
-			       (double)atomic_load((atomic_uint_least64_t *)((char *)w + outcomes[i].off)));
+		metrics_sample(&b, "wakeq_jobs_total", labels, counter_at(w, outcomes[i].off));
 	}
-	metrics_one(&b, "wakeq_fencing_refused_total", "counter",
-		    "Settles refused because the lease had been reassigned.",
-		    (double)atomic_load(&w->m_stale));
-	metrics_one(&b, "wakeq_leases_lost_total", "counter", "Jobs stopped because their lease was lost.",
-		    (double)atomic_load(&w->m_lost));
-	metrics_one(&b, "wakeq_job_timeouts_total", "counter", "Jobs stopped by their timeout.",
-		    (double)atomic_load(&w->m_timeouts));
+	for (i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+		metrics_one(&b, counters[i].name, "counter", counters[i].help,
+			    counter_at(w, counters[i].off));
 	metrics_hist_one(&b, "wakeq_job_duration_seconds", "Handler run time.",
 			 &w->m_job_seconds);
-	metrics_one(&b, "wakeq_wakes_total", "counter", "POST /wake requests accepted.",
-		    (double)atomic_load(&w->m_wakes));
-	metrics_one(&b, "wakeq_drains_total", "counter", "Drains finished.",
-		    (double)atomic_load(&w->m_drains));
 	metrics_hist_one(&b, "wakeq_drain_duration_seconds", "Drain length.",
 			 &w->m_drain_seconds);
 	pthread_mutex_lock(&w->mu);

@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/dl.h"
 #include "base/err.h"
+#include "base/mem.h"
 #include "base/parse.h"
 #include "base/thread.h"
 #include "base/uuid.h"
@@ -265,6 +266,25 @@ static void test_thread_stop(void **state)
 	pthread_mutex_destroy(&p.mu);
 }
 
+/* mem_free_strings frees the members it is given (make valgrind: no
+ * leak), NULL ones too, and touches nothing else. */
+static void test_free_strings(void **state)
+{
+	struct three { char *a; int keep; char *b, *c; } *t = xcalloc(1, sizeof(*t));
+	static const size_t off[] = {
+		offsetof(struct three, a), offsetof(struct three, b), offsetof(struct three, c),
+	};
+
+	(void)state;
+	t->a = xstrdup("a");
+	t->keep = 7;
+	t->c = xstrdup("c");
+	mem_free_strings(t, off, sizeof(off) / sizeof(off[0]));
+	assert_int_equal(t->keep, 7);
+	mem_free_strings(t, off, 0);
+	free(t);
+}
+
 UNIT_MAIN(
 		cmocka_unit_test(test_parse_int),
 		cmocka_unit_test(test_dl_load),
@@ -277,4 +297,5 @@ UNIT_MAIN(
 		cmocka_unit_test(test_err),
 		cmocka_unit_test(test_cond_wait),
 		cmocka_unit_test(test_thread_stop),
+		cmocka_unit_test(test_free_strings),
 )
