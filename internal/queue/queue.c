@@ -30,45 +30,31 @@ enum script {
 	S_SCHED_PUT, S_SCHED_TIMES, S_SCHED_DEL, S_METRICS, S_JOBS_GET, S_NSCRIPTS
 };
 
-static const char *const script_text[S_NSCRIPTS] = {
-	[S_ENQUEUE] = queue_lua_enqueue,
-	[S_TAKE] = queue_lua_take,
-	[S_RENEW] = queue_lua_renew,
-	[S_REGISTER] = queue_lua_register,
-	[S_RETIRE] = queue_lua_retire,
-	[S_PROGRESS] = queue_lua_progress,
-	[S_CANCEL] = queue_lua_cancel,
-	[S_RETRY_DEAD] = queue_lua_retry_dead,
-	[S_PURGE_DEAD] = queue_lua_purge_dead,
-	[S_COUNTS] = queue_lua_counts,
-	[S_PAUSE] = queue_lua_pause,
-	[S_SETTINGS] = queue_lua_settings,
-	[S_SCHED_PUT] = queue_lua_sched_put,
-	[S_SCHED_TIMES] = queue_lua_sched_times,
-	[S_SCHED_DEL] = queue_lua_sched_del,
-	[S_METRICS] = queue_lua_metrics,
-	[S_JOBS_GET] = queue_lua_jobs_get,
+/* Each script's text and SHA-1 (what EVALSHA names it by), both made by
+ * lua2c.sh from its .lua file. */
+#define SCRIPT(name) { queue_lua_##name, queue_sha_##name }
+static const struct {
+	const char *text, *sha;
+} scripts[S_NSCRIPTS] = {
+	[S_ENQUEUE] = SCRIPT(enqueue),
+	[S_TAKE] = SCRIPT(take),
+	[S_RENEW] = SCRIPT(renew),
+	[S_REGISTER] = SCRIPT(register),
+	[S_RETIRE] = SCRIPT(retire),
+	[S_PROGRESS] = SCRIPT(progress),
+	[S_CANCEL] = SCRIPT(cancel),
+	[S_RETRY_DEAD] = SCRIPT(retry_dead),
+	[S_PURGE_DEAD] = SCRIPT(purge_dead),
+	[S_COUNTS] = SCRIPT(counts),
+	[S_PAUSE] = SCRIPT(pause),
+	[S_SETTINGS] = SCRIPT(settings),
+	[S_SCHED_PUT] = SCRIPT(sched_put),
+	[S_SCHED_TIMES] = SCRIPT(sched_times),
+	[S_SCHED_DEL] = SCRIPT(sched_del),
+	[S_METRICS] = SCRIPT(metrics),
+	[S_JOBS_GET] = SCRIPT(jobs_get),
 };
-
-static const char *const script_sha[S_NSCRIPTS] = {
-	[S_ENQUEUE] = queue_sha_enqueue,
-	[S_TAKE] = queue_sha_take,
-	[S_RENEW] = queue_sha_renew,
-	[S_REGISTER] = queue_sha_register,
-	[S_RETIRE] = queue_sha_retire,
-	[S_PROGRESS] = queue_sha_progress,
-	[S_CANCEL] = queue_sha_cancel,
-	[S_RETRY_DEAD] = queue_sha_retry_dead,
-	[S_PURGE_DEAD] = queue_sha_purge_dead,
-	[S_COUNTS] = queue_sha_counts,
-	[S_PAUSE] = queue_sha_pause,
-	[S_SETTINGS] = queue_sha_settings,
-	[S_SCHED_PUT] = queue_sha_sched_put,
-	[S_SCHED_TIMES] = queue_sha_sched_times,
-	[S_SCHED_DEL] = queue_sha_sched_del,
-	[S_METRICS] = queue_sha_metrics,
-	[S_JOBS_GET] = queue_sha_jobs_get,
-};
+#undef SCRIPT
 
 /* ---- argument vectors --------------------------------------------------- */
 
@@ -466,14 +452,14 @@ static redisReply *run_script(struct queue *q, enum script s, struct args *a,
 
 	a->v[0] = "EVALSHA";
 	a->len[0] = 7;
-	a->v[1] = script_sha[s];
+	a->v[1] = scripts[s].sha;
 	a->len[1] = 40;
 	r = command(q, a, &e);
 	if (!r && e.code == ERR_PROTOCOL && strstr(e.msg, "NOSCRIPT")) {
 		a->v[0] = "EVAL";
 		a->len[0] = 4;
-		a->v[1] = script_text[s];
-		a->len[1] = strlen(script_text[s]);
+		a->v[1] = scripts[s].text;
+		a->len[1] = strlen(scripts[s].text);
 		r = command(q, a, &e);
 	}
 	if (!r && err)
