@@ -160,9 +160,9 @@ struct queue {
  * across versions (docs/QUEUE.md "Arguments and replies").
  */
 
-/* enqueue: { live, then per job: id, created, status, missing } */
-enum { ENQ_REPLY_LIVE, ENQ_REPLY_HEAD };
-enum { ENQ_JOB_ID, ENQ_JOB_CREATED, ENQ_JOB_STATUS, ENQ_JOB_MISSING, ENQ_REPLY_EACH };
+/* enqueue: { live, states (a letter a job), then a string for each job
+ * lettered e (the existing job's id) or m (the missing dependency) } */
+enum { ENQ_REPLY_LIVE, ENQ_REPLY_STATES, ENQ_REPLY_HEAD };
 
 /* take: { now_ms, next_due_ms, flags, n, paused, refill, finals, then per
  * job: TAKE_JOB_* } */
@@ -675,6 +675,53 @@ static int has_text(const char *s)
 	return s && *s;
 }
 
+/* The enqueue script's answer (ENQ_REPLY_*) for the n jobs sent with ids
+ * into out[] and *live_worker (when not NULL); -1 when it is not one. */
+static int enqueue_reply(const redisReply *r, char (*ids)[UUID_STR_LEN], size_t n,
+			 struct queue_enqueued *out, int *live_worker)
+{
+	static const struct {
+		char letter;
+		enum job_status status;
+	} created[] = {
+		{ 'q', JOB_QUEUED }, { 'w', JOB_WAITING }, { 's', JOB_SCHEDULED },
+		{ 'f', JOB_FAILED }, { 'c', JOB_CANCELLED },
+	};
+	const redisReply *st;
+	size_t i, k, x = ENQ_REPLY_HEAD;
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < ENQ_REPLY_HEAD ||
+	    (st = r->element[ENQ_REPLY_STATES])->type != REDIS_REPLY_STRING || st->len != n)
+		return -1;
+	if (live_worker)
+		*live_worker = rint_of(r->element[ENQ_REPLY_LIVE]) != 0;
+	for (i = 0; i < n; i++) {
+		char c = st->str[i], *dst;
+		const redisReply *e;
+
+		memcpy(out[i].id, ids[i], UUID_STR_LEN);
+		out[i].missing[0] = '\0';
+		out[i].status = JOB_QUEUED;
+		out[i].created = c != 'e' && c != 'm';
+		if (out[i].created) {
+			for (k = 0; k < sizeof(created) / sizeof(created[0]) &&
+			     created[k].letter != c; k++)
+				;
+			if (k == sizeof(created) / sizeof(created[0]))
+				return -1;
+			out[i].status = created[k].status;
+			continue;
+		}
+		if (x >= r->elements || (e = r->element[x++])->type != REDIS_REPLY_STRING ||
+		    e->len == 0 || e->len >= UUID_STR_LEN)
+			return -1;
+		dst = c == 'e' ? out[i].id : out[i].missing;
+		memcpy(dst, e->str, e->len);
+		dst[e->len] = '\0';
+	}
+	return x == r->elements ? 0 : -1;
+}
+
 int queue_enqueue(struct queue *q, const char *queue,
 		  const struct job_spec *specs, size_t n,
 		  struct queue_enqueued *out, int *live_worker,
@@ -775,32 +822,9 @@ int queue_enqueue(struct queue *q, const char *queue,
 				q->opts.url.host, (long long)deadline_ms(q));
 		goto out;
 	}
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != ENQ_REPLY_HEAD + ENQ_REPLY_EACH * n) {
+	if (enqueue_reply(r, ids, n, out, live_worker) < 0) {
 		bad_reply(err, "enqueue");
 		goto out;
-	}
-	if (live_worker)
-		*live_worker = rint_of(r->element[ENQ_REPLY_LIVE]) != 0;
-	for (i = 0; i < n; i++) {
-		redisReply **e = r->element + ENQ_REPLY_HEAD + ENQ_REPLY_EACH * i;
-
-		if (e[ENQ_JOB_ID]->type != REDIS_REPLY_STRING ||
-		    e[ENQ_JOB_ID]->len >= UUID_STR_LEN) {
-			bad_reply(err, "enqueue");
-			goto out;
-		}
-		memcpy(out[i].id, e[ENQ_JOB_ID]->str, e[ENQ_JOB_ID]->len);
-		out[i].id[e[ENQ_JOB_ID]->len] = '\0';
-		out[i].created = rint_of(e[ENQ_JOB_CREATED]) != 0;
-		out[i].status = JOB_QUEUED;
-		if (e[ENQ_JOB_STATUS]->type == REDIS_REPLY_STRING && e[ENQ_JOB_STATUS]->len)
-			job_status_parse(e[ENQ_JOB_STATUS]->str, &out[i].status, NULL);
-		out[i].missing[0] = '\0';
-		if (e[ENQ_JOB_MISSING]->type == REDIS_REPLY_STRING &&
-		    e[ENQ_JOB_MISSING]->len > 0 && e[ENQ_JOB_MISSING]->len < UUID_STR_LEN) {
-			memcpy(out[i].missing, e[ENQ_JOB_MISSING]->str, e[ENQ_JOB_MISSING]->len);
-			out[i].missing[e[ENQ_JOB_MISSING]->len] = '\0';
-		}
 	}
 	rc = 0;
 out:

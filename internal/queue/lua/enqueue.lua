@@ -13,8 +13,13 @@
 -- ENQ_DEPFAIL follow it, then the fields; '': none of them (all ''), the
 -- fields at once: an argument costs Redis as a field read does, so a
 -- plain job sends none it does not use.
--- Returns { live_worker (0/1), then per job: id, created (0/1), status
--- ('' when not created), missing ('' or an unknown dependency) }. On a
+-- Returns { ENQ_REPLY_LIVE: live_worker (0/1), ENQ_REPLY_STATES: a letter a
+-- job, then for each job lettered e or m, in order, one string }: q
+-- queued, s scheduled, w waiting, f failed, c cancelled (created, in that
+-- state); e not created, an existing job holds its idempotency or unique
+-- key (the string: that job's id); m refused, a dependency names no job
+-- (the string: that id). A created job's id is the one given: the reply
+-- does not carry it (a string a job costs ~1,000 instructions). On a
 -- paused queue live_worker is 1 and no marker is pushed: nothing could
 -- run the jobs, so no worker is to be woken for them (resume does it).
 -- ENQ_DEADLINE, the last ARGV: a time in ms on this server's clock (0
@@ -32,7 +37,11 @@ if ENQ_DEADLINE > 0 and NOW > ENQ_DEADLINE then
   return redis.error_reply('DEADLINE enqueue reached redis ' .. (NOW - ENQ_DEADLINE) .. ' ms past its deadline')
 end
 local n = tonumber(ARGV[1])
-local out = {}
+local ENQ_REPLY_LIVE, ENQ_REPLY_STATES = 1, 2
+local ENQ_LETTER = { queued = 'q', scheduled = 's', waiting = 'w', failed = 'f',
+  cancelled = 'c' }
+local out = { 0, '' } -- ENQ_REPLY_LIVE, ENQ_REPLY_STATES, then the extras
+local st = {}
 local pend = {}
 local created = 0
 local nxt = 2
@@ -59,11 +68,10 @@ for i = 1, n do
     end
     if uk ~= '' then redis.call('SET', P .. 'uniq:' .. uk, id) end
   end
-  if existing or missing then
-    out[#out + 1] = existing or id
-    out[#out + 1] = 0
-    out[#out + 1] = ''
-    out[#out + 1] = missing or ''
+  if existing then
+    st[#st + 1] = 'e'; out[#out + 1] = existing
+  elseif missing then
+    st[#st + 1] = 'm'; out[#out + 1] = missing
   else
     local prio = ARGV[b + ENQ_PRIORITY]
     local run_at = tonumber(ARGV[b + ENQ_RUN_AT])
@@ -96,22 +104,20 @@ for i = 1, n do
       status = dpol == 'cancel' and 'cancelled' or 'failed'
     end
     if status ~= 'waiting' then created = created + 1 end
-    out[#out + 1] = id
-    out[#out + 1] = 1
-    out[#out + 1] = status
-    out[#out + 1] = ''
+    st[#st + 1] = ENQ_LETTER[status]
   end
 end
 pending_flush(pend)
 flush()
 stats_flush()
+out[ENQ_REPLY_STATES] = table.concat(st)
 if config_load().paused then
-  table.insert(out, 1, 1)
+  out[ENQ_REPLY_LIVE] = 1
   return out
 end
 -- Wake idle workers: for due jobs, and for scheduled ones too, since an
 -- idle worker sleeping until its next due time must learn of an earlier one.
 if created > 0 then wake_markers(created) end
 local live = redis.call('ZRANGEBYSCORE', P .. 'workers', NOW, '+inf', 'LIMIT', 0, 1)
-table.insert(out, 1, #live > 0 and 1 or 0)
+out[ENQ_REPLY_LIVE] = #live > 0 and 1 or 0
 return out
