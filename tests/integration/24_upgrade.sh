@@ -21,7 +21,8 @@ old() { # old SCRIPT [REV]: the previous version's script as Redis ran it
 	{ git -C "$TOP" show "${2:-$PREV}:internal/queue/lua/_lib.lua" &&
 		git -C "$TOP" show "${2:-$PREV}:internal/queue/lua/$1.lua"; } >"$T/$1${2:-}.lua"
 }
-if ! old enqueue 2>/dev/null || ! old take 2>/dev/null || ! old enqueue "$PREV2" 2>/dev/null; then
+if ! old enqueue 2>/dev/null || ! old take 2>/dev/null || ! old enqueue "$PREV2" 2>/dev/null ||
+	! old take "$PREV2" 2>/dev/null; then
 	ok "# SKIP no git history with $PREV (the previous scripts)"
 	exit 0
 fi
@@ -111,4 +112,18 @@ expect_eq "nothing pending, waiting, active or dead" "0 0 0 0" \
 	"$(rcli zcard "${Q2}pending") $(rcli zcard "${Q2}waiting") $(rcli zcard "${Q2}active") $(rcli zcard "${Q2}dead")"
 expect_eq "the metrics counted the old records under their type" 5 \
 	"$(rcli hget "${Q2}metrics" n:done:noop)"
+
+# ---- a rolling deploy: the previous worker drains this version's records ------
+# (the packed spec is added, no field is gone: the take script of PREV2
+# leases and settles a job this version's enqueue wrote)
+Q3='wakeq:{up3}:'
+id=$(wq enqueue noop --queue up3 --payload '{"v":3}' --max-attempts 4)
+expect_eq "this version wrote the packed spec" 1 "$(rcli hexists "${Q3}job:$id" s)"
+# worker lease max nsettle ttl done_max dead_max, then reg_ttl record
+mapfile -t r < <(rcli eval "$(cat "$T/take$PREV2.lua")" 1 "$Q3" old-w 60000 1 0 600 10000 10000 0 0)
+expect_eq "the take script of $PREV2 leased it: id type payload max_attempts" \
+	"$id noop {\"v\":3} 4" "${r[7]} ${r[10]} ${r[11]} ${r[12]}"
+mapfile -t r < <(rcli eval "$(cat "$T/take$PREV2.lua")" 1 "$Q3" old-w 60000 0 1 600 10000 10000 \
+	"$id" "${r[8]}" d '{"old":3}' '' 0 100 0 0)
+expect_eq "… and settled it done" "f done 3" "${r[2]} $(job_field "$id" status) $(job_field "$id" result.old)"
 exit 0
