@@ -199,8 +199,17 @@ static const char *json_kind(const json_t *v)
 	}
 }
 
+/* What a getter wants a member to be, and its name in the error. */
+enum want { WANT_STRING, WANT_NUMBER, WANT_BOOL };
+static const char *const want_name[] = {
+	[WANT_STRING] = "a string", [WANT_NUMBER] = "a number", [WANT_BOOL] = "true or false",
+};
+
+/* The payload's member `name` when present and what `want` says; NULL
+ * when absent (an error when required) or of another kind (an error),
+ * *rc -1 after an error, else 0. */
 static const json_t *member(const json_t *obj, const char *name, int required,
-			    struct err *err, int *rc)
+			    enum want want, struct err *err, int *rc)
 {
 	const json_t *v;
 
@@ -211,38 +220,40 @@ static const json_t *member(const json_t *obj, const char *name, int required,
 		return NULL;
 	}
 	v = json_object_get(obj, name);
-	if ((!v || json_is_null(v)) && required)
-		*rc = err_set(err, ERR_INVALID, "payload field '%s' is required", name);
-	return json_is_null(v) ? NULL : v;
+	if (!v || json_is_null(v)) {
+		if (required)
+			*rc = err_set(err, ERR_INVALID, "payload field '%s' is required", name);
+		return NULL;
+	}
+	if (want == WANT_STRING ? !json_is_string(v) : want == WANT_NUMBER ?
+	    !json_is_number(v) : !json_is_boolean(v)) {
+		*rc = err_set(err, ERR_INVALID, "payload field '%s' must be %s, not %s", name,
+			      want_name[want], json_kind(v));
+		return NULL;
+	}
+	return v;
 }
 
 int job_get_string(const json_t *obj, const char *name, int required,
 		    const char **out, struct err *err)
 {
 	int rc;
-	const json_t *v = member(obj, name, required, err, &rc);
+	const json_t *v = member(obj, name, required, WANT_STRING, err, &rc);
 
-	if (rc < 0 || !v)
-		return rc;
-	if (!json_is_string(v))
-		return err_set(err, ERR_INVALID, "payload field '%s' must be a string, not %s",
-			       name, json_kind(v));
-	*out = json_string_value(v);
-	return 0;
+	if (v)
+		*out = json_string_value(v);
+	return rc;
 }
 
 int job_get_number(const json_t *obj, const char *name, int required,
 		    double min, double max, double *out, struct err *err)
 {
 	int rc;
-	const json_t *v = member(obj, name, required, err, &rc);
+	const json_t *v = member(obj, name, required, WANT_NUMBER, err, &rc);
 	double d;
 
-	if (rc < 0 || !v)
+	if (!v)
 		return rc;
-	if (!json_is_number(v))
-		return err_set(err, ERR_INVALID, "payload field '%s' must be a number, not %s",
-			       name, json_kind(v));
 	d = json_number_value(v);
 	if (!isfinite(d) || d < min || d > max)
 		return err_set(err, ERR_INVALID, "payload field '%s' must be from %g to %g",
@@ -255,13 +266,9 @@ int job_get_bool(const json_t *obj, const char *name, int required,
 		  int *out, struct err *err)
 {
 	int rc;
-	const json_t *v = member(obj, name, required, err, &rc);
+	const json_t *v = member(obj, name, required, WANT_BOOL, err, &rc);
 
-	if (rc < 0 || !v)
-		return rc;
-	if (!json_is_boolean(v))
-		return err_set(err, ERR_INVALID, "payload field '%s' must be true or false",
-			       name);
-	*out = json_is_true(v);
-	return 0;
+	if (v)
+		*out = json_is_true(v);
+	return rc;
 }

@@ -82,7 +82,11 @@ local function spec_pack(jk)
     if o[i] and o[i] ~= '' then f = f + b end
     b = b * 2
   end
-  return string.char(64 + f) .. o[1] .. '\t' .. (o[2] or '1') .. '\t' .. (o[3] or '0')
+  -- numbers as C's job_spec_unpack reads them, whatever wrote the fields
+  local to = tonumber(o[3]) or 0
+  return string.char(64 + f) .. o[1] .. '\t' ..
+    string.format('%d', math.max(0, tonumber(o[2]) or 1)) .. '\t' ..
+    string.format('%.17g', (to >= 0 and to < 1e12) and to or 0)
 end
 
 local flags = {}
