@@ -332,6 +332,9 @@ enum {
 };
 #define JOB_SPEC_PACKED_MAX 192
 
+/* The JOB_SPEC_HAS_* bits of a spec: the optional fields it sets. */
+unsigned job_spec_flags(const struct job_spec *s);
+
 /* Reads a packed spec of `len` bytes: *flags (JOB_SPEC_HAS_*), a new
  * string *type (caller frees), *max_attempts, *timeout_s. Returns 0, or
  * -1 when it is not one (nothing allocated). */
@@ -339,15 +342,18 @@ int job_spec_unpack(const char *s, size_t len, unsigned *flags, char **type,
 		    int *max_attempts, double *timeout_s);
 
 /* The hash fields of a resolved spec that the enqueue script stores as
- * given: fills names[]/values[] (borrowed from `s`, static, numbuf or
- * packed, which holds field `s`) and returns how many (at most
- * JOB_HASH_SPEC_MAX). Fields left empty are omitted. */
+ * given: fills names[]/values[] (borrowed from `s`, static, or `buf`,
+ * which holds the formatted numbers and field `s`) and returns how many
+ * (at most JOB_HASH_SPEC_MAX). Fields left empty are omitted. */
 #define JOB_HASH_SPEC_MAX 16
+struct job_hash_buf {
+	char num[JOB_HASH_SPEC_MAX][24];
+	char packed[JOB_SPEC_PACKED_MAX];
+};
 size_t job_spec_hash(const struct job_spec *s,
 		     const char *names[JOB_HASH_SPEC_MAX],
 		     const char *values[JOB_HASH_SPEC_MAX],
-		     char numbuf[JOB_HASH_SPEC_MAX][24],
-		     char packed[JOB_SPEC_PACKED_MAX]);
+		     struct job_hash_buf *buf);
 
 /* Fills `out` (zeroed first; release it) from a hash's field/value pairs
  * (`n` pairs; unknown fields ignored). id and queue are given. */

@@ -5,8 +5,10 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
+#include "base/parse.h"
 
 #include <ctype.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
@@ -663,17 +665,21 @@ static int has(const char *v)
 	return v && *v;
 }
 
+unsigned job_spec_flags(const struct job_spec *s)
+{
+	return (has(s->callback_url) ? JOB_SPEC_HAS_CALLBACK : 0) |
+	       (has(s->unique_key) ? JOB_SPEC_HAS_UNIQUE : 0) |
+	       (has(s->group) ? JOB_SPEC_HAS_GROUP : 0) |
+	       (has(s->trace) ? JOB_SPEC_HAS_TRACE : 0) |
+	       (has(s->depends_on) ? JOB_SPEC_HAS_DEPS : 0);
+}
+
 /* Field `s` into packed; 0 when the type does not fit (a record without
  * it takes the fallback: take.lua reads the fields one by one). */
 static int spec_pack(const struct job_spec *s, char packed[JOB_SPEC_PACKED_MAX])
 {
-	unsigned f = (has(s->callback_url) ? JOB_SPEC_HAS_CALLBACK : 0) |
-		     (has(s->unique_key) ? JOB_SPEC_HAS_UNIQUE : 0) |
-		     (has(s->group) ? JOB_SPEC_HAS_GROUP : 0) |
-		     (has(s->trace) ? JOB_SPEC_HAS_TRACE : 0) |
-		     (has(s->depends_on) ? JOB_SPEC_HAS_DEPS : 0);
-	int n = snprintf(packed, JOB_SPEC_PACKED_MAX, "%c%s\t%d\t%.17g", '@' + f, s->type,
-			 s->max_attempts, s->timeout_s);
+	int n = snprintf(packed, JOB_SPEC_PACKED_MAX, "%c%s\t%d\t%.17g", '@' + job_spec_flags(s),
+			 s->type, s->max_attempts, s->timeout_s);
 
 	return n > 0 && n < JOB_SPEC_PACKED_MAX && !strchr(s->type, '\t');
 }
@@ -681,29 +687,24 @@ static int spec_pack(const struct job_spec *s, char packed[JOB_SPEC_PACKED_MAX])
 int job_spec_unpack(const char *s, size_t len, unsigned *flags, char **type,
 		    int *max_attempts, double *timeout_s)
 {
-	const char *end = s + len, *t1, *t2;
-	char num[32], *e;
-	long m;
+	char buf[JOB_SPEC_PACKED_MAX], *t1, *t2;
+	int64_t m;
 	double d;
 
-	if (len < 5 || s[0] < '@' || s[0] > '@' + 31 || memchr(s, '\0', len) ||
-	    !(t1 = memchr(s + 1, '\t', (size_t)(end - s - 1))) || t1 == s + 1 ||
-	    !(t2 = memchr(t1 + 1, '\t', (size_t)(end - t1 - 1))) ||
-	    (size_t)(t2 - t1 - 1) >= sizeof(num) || (size_t)(end - t2 - 1) >= sizeof(num) ||
-	    t2 == t1 + 1 || t2 + 1 == end)
+	if (len < 2 || len >= sizeof(buf) || s[0] < '@' || s[0] > '@' + 31 ||
+	    memchr(s, '\0', len))
 		return -1;
-	memcpy(num, t1 + 1, (size_t)(t2 - t1 - 1));
-	num[t2 - t1 - 1] = 0;
-	m = strtol(num, &e, 10);
-	if (!isdigit((unsigned char)num[0]) || *e || m > INT_MAX)
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	/* TYPE, then two numbers, each starting with a digit */
+	if (!(t1 = strchr(buf + 1, '\t')) || t1 == buf + 1 || !(t2 = strchr(t1 + 1, '\t')))
 		return -1;
-	memcpy(num, t2 + 1, (size_t)(end - t2 - 1));
-	num[end - t2 - 1] = 0;
-	d = strtod(num, &e);
-	if (!isdigit((unsigned char)num[0]) || *e || !(d >= 0) || isinf(d))
+	*t1++ = *t2++ = '\0';
+	if (!isdigit((unsigned char)*t1) || !isdigit((unsigned char)*t2) ||
+	    parse_int64(t1, 0, INT_MAX, &m) < 0 || parse_seconds(t2, 0, DBL_MAX, &d) < 0)
 		return -1;
 	*flags = (unsigned)(s[0] - '@');
-	*type = xstrndup(s + 1, (size_t)(t1 - s - 1));
+	*type = xstrdup(buf + 1);
 	*max_attempts = (int)m;
 	*timeout_s = d;
 	return 0;
@@ -712,8 +713,7 @@ int job_spec_unpack(const char *s, size_t len, unsigned *flags, char **type,
 size_t job_spec_hash(const struct job_spec *s,
 		     const char *names[JOB_HASH_SPEC_MAX],
 		     const char *values[JOB_HASH_SPEC_MAX],
-		     char numbuf[JOB_HASH_SPEC_MAX][24],
-		     char packed[JOB_SPEC_PACKED_MAX])
+		     struct job_hash_buf *buf)
 {
 	size_t n = 0;
 
@@ -724,10 +724,10 @@ size_t job_spec_hash(const struct job_spec *s,
 			n++; \
 		} \
 	} while (0)
-#define PUTNUM(name, fmt, num) do { \
-		snprintf(numbuf[n], 24, fmt, num); \
+#define PUTNUM(name, fmt, v) do { \
+		snprintf(buf->num[n], sizeof(buf->num[n]), fmt, v); \
 		names[n] = (name); \
-		values[n] = numbuf[n]; \
+		values[n] = buf->num[n]; \
 		n++; \
 	} while (0)
 	PUT("type", s->type);
@@ -744,8 +744,8 @@ size_t job_spec_hash(const struct job_spec *s,
 	if (s->depends_on)
 		PUT("depfail", job_dep_policy_name(s->dep_policy));
 	PUT("batch", s->batch);
-	if (s->type && spec_pack(s, packed))
-		PUT("s", packed);
+	if (s->type && spec_pack(s, buf->packed))
+		PUT("s", buf->packed);
 #undef PUT
 #undef PUTNUM
 	return n;

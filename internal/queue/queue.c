@@ -670,14 +670,16 @@ static int64_t deadline_ms(const struct queue *q)
 	return (int64_t)(t * 500);
 }
 
-static int has_text(const char *s)
-{
-	return s && *s;
-}
+/* What queue_enqueue makes for each job it sends: its id and the strings
+ * of its hash fields. */
+struct enq_job {
+	char id[UUID_STR_LEN];
+	struct job_hash_buf buf;
+};
 
-/* The enqueue script's answer (ENQ_REPLY_*) for the n jobs sent with ids
- * into out[] and *live_worker (when not NULL); -1 when it is not one. */
-static int enqueue_reply(const redisReply *r, char (*ids)[UUID_STR_LEN], size_t n,
+/* The enqueue script's answer (ENQ_REPLY_*) for the n jobs sent into
+ * out[] and *live_worker (when not NULL); -1 when it is not one. */
+static int enqueue_reply(const redisReply *r, const struct enq_job *jobs, size_t n,
 			 struct queue_enqueued *out, int *live_worker)
 {
 	static const struct {
@@ -699,7 +701,7 @@ static int enqueue_reply(const redisReply *r, char (*ids)[UUID_STR_LEN], size_t 
 		char c = st->str[i], *dst;
 		const redisReply *e;
 
-		memcpy(out[i].id, ids[i], UUID_STR_LEN);
+		memcpy(out[i].id, jobs[i].id, UUID_STR_LEN);
 		out[i].missing[0] = '\0';
 		out[i].status = JOB_QUEUED;
 		out[i].created = c != 'e' && c != 'm';
@@ -727,9 +729,7 @@ int queue_enqueue(struct queue *q, const char *queue,
 		  struct queue_enqueued *out, int *live_worker,
 		  struct err *err)
 {
-	char (*ids)[UUID_STR_LEN] = NULL;
-	char (*nums)[JOB_HASH_SPEC_MAX][24] = NULL;
-	char (*packed)[JOB_SPEC_PACKED_MAX] = NULL;
+	struct enq_job *jobs = NULL;
 	struct args a;
 	redisReply *r = NULL;
 	int64_t now_ms;
@@ -760,9 +760,7 @@ int queue_enqueue(struct queue *q, const char *queue,
 	}
 	if (script_args(&a, queue, err) < 0)
 		return -1;
-	ids = xmalloc(n * sizeof(*ids));
-	nums = xmalloc(n * sizeof(*nums));
-	packed = xmalloc(n * sizeof(*packed));
+	jobs = xmalloc(n * sizeof(*jobs));
 	args_addi(&a, (int64_t)n);
 	for (i = 0; i < n; i++) {
 		struct job_spec s = specs[i];
@@ -770,23 +768,24 @@ int queue_enqueue(struct queue *q, const char *queue,
 		size_t nf;
 
 		if (s.id[0])
-			memcpy(ids[i], s.id, UUID_STR_LEN);
+			memcpy(jobs[i].id, s.id, UUID_STR_LEN);
 		else
-			uuid7_new(ids[i]);
+			uuid7_new(jobs[i].id);
 		if (!s.max_attempts)
 			s.max_attempts = JOB_MAX_ATTEMPTS_DEFAULT;
-		nf = job_spec_hash(&s, names, values, nums[i], packed[i]);
+		nf = job_spec_hash(&s, names, values, &jobs[i].buf);
 		/* ENQ_* in enqueue.lua: the fields the script reads, then the
 		 * hash fields it stores as given (unique_key and group are
 		 * both) */
-		args_add(&a, ids[i]);
+		args_add(&a, jobs[i].id);
 		args_addi(&a, s.priority);
 		/* a delay runs on the Redis clock; run_at is absolute */
 		args_addi(&a, s.delay_ms > 0 ? 0 : s.run_at_us / 1000);
 		args_addi(&a, s.delay_ms);
 		args_addi(&a, (int64_t)nf);
-		if (has_text(s.idempotency_key) || has_text(s.unique_key) ||
-		    has_text(s.group) || has_text(s.depends_on)) {
+		if ((s.idempotency_key && *s.idempotency_key) ||
+		    (job_spec_flags(&s) & (JOB_SPEC_HAS_UNIQUE | JOB_SPEC_HAS_GROUP |
+					   JOB_SPEC_HAS_DEPS))) {
 			args_add(&a, "1"); /* ENQ_OPTS: they follow */
 			args_add(&a, s.idempotency_key);
 			args_addi(&a, s.idempotency_ttl_s > 0 ? s.idempotency_ttl_s
@@ -822,7 +821,7 @@ int queue_enqueue(struct queue *q, const char *queue,
 				q->opts.url.host, (long long)deadline_ms(q));
 		goto out;
 	}
-	if (enqueue_reply(r, ids, n, out, live_worker) < 0) {
+	if (enqueue_reply(r, jobs, n, out, live_worker) < 0) {
 		bad_reply(err, "enqueue");
 		goto out;
 	}
@@ -831,9 +830,7 @@ out:
 	if (r)
 		freeReplyObject(r);
 	args_release(&a);
-	free(ids);
-	free(nums);
-	free(packed);
+	free(jobs);
 	return rc;
 }
 
@@ -2038,8 +2035,8 @@ int queue_schedule_put(struct queue *q, const char *queue, struct queue_schedule
 		       int *created, struct err *err)
 {
 	const char *names[JOB_HASH_SPEC_MAX], *values[JOB_HASH_SPEC_MAX];
-	char nums[JOB_HASH_SPEC_MAX][24], hf[JOB_HASH_SPEC_MAX][32];
-	char packed[JOB_SPEC_PACKED_MAX];
+	char hf[JOB_HASH_SPEC_MAX][32];
+	struct job_hash_buf buf;
 	int64_t times[QUEUE_SCHED_AHEAD];
 	struct args a;
 	size_t nf, k;
@@ -2055,7 +2052,7 @@ int queue_schedule_put(struct queue *q, const char *queue, struct queue_schedule
 		if (n < 0)
 			return -1;
 	}
-	nf = job_spec_hash(&s->job, names, values, nums, packed);
+	nf = job_spec_hash(&s->job, names, values, &buf);
 	if (script_args(&a, queue, err) < 0)
 		return -1;
 	args_add(&a, s->name);

@@ -16,8 +16,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void spec_round_trip(const struct job_spec *r)
 {
 	const char *names[JOB_HASH_SPEC_MAX], *values[JOB_HASH_SPEC_MAX];
-	char nums[JOB_HASH_SPEC_MAX][24], packed[JOB_SPEC_PACKED_MAX], *type;
-	size_t n = job_spec_hash(r, names, values, nums, packed), i;
+	struct job_hash_buf buf;
+	char *type;
+	size_t n = job_spec_hash(r, names, values, &buf), i;
 	unsigned flags;
 	int m;
 	double t;

@@ -393,10 +393,12 @@ local function webhook(id, jk, status, result, err)
     body.error = 'result could not be encoded'
     payload = cjson.encode({ url = h[1], body = body })
   end
+  local tries, timeout = '10', '30'
   redis.call('HSET', P .. 'job:' .. wid, 'type', 'webhook.deliver',
     'payload', payload, 'status', 'queued',
-    'priority', prio, 'attempts', 0, 'max_attempts', 10, 'timeout', 30,
-    's', '@webhook.deliver\t10\t30', -- the packed spec (job.h), as enqueue's
+    'priority', prio, 'attempts', 0, 'max_attempts', tries, 'timeout', timeout,
+    -- the packed spec (internal/job/job.h), as enqueue writes it
+    's', '@webhook.deliver\t' .. tries .. '\t' .. timeout,
     'created', NOW_US, 'run_at', NOW_US, 'parent', id)
   redis.call('ZADD', P .. 'pending', prio * BAND + s, wid)
   wake_markers(1)

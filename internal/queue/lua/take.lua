@@ -77,10 +77,10 @@ local function spec_pack(jk)
   local o = redis.call('HMGET', jk, 'type', 'max_attempts', 'timeout',
     'callback', 'unique', 'group', 'trace', 'deps')
   if not o[1] then return nil end
-  local f, b = 0, 1
+  local f, bit1 = 0, 1
   for i = 4, 8 do
-    if o[i] and o[i] ~= '' then f = f + b end
-    b = b * 2
+    if o[i] and o[i] ~= '' then f = f + bit1 end
+    bit1 = bit1 * 2
   end
   -- numbers as C's job_spec_unpack reads them, whatever wrote the fields
   local to = tonumber(o[3]) or 0
@@ -97,14 +97,15 @@ local nretry = 0
 for _ = 1, nsettle do
   local id, tok, kind = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local run_us = tonumber(ARGV[b + 3]) or -1
+  -- the result of a done run, the error (and delay) of any other
   local res, e, delay = ARGV[b + 4], ARGV[b + 4], ARGV[b + 5]
   b = b + (kind == 'd' and 5 or 6)
   local jk = P .. 'job:' .. id
-  -- A run done (the common case) needs the token (fencing), callback,
-  -- unique key, group, type, dependents and depfail (it has
-  -- dependencies); attempts, max_attempts, priority and the cancel mark
-  -- are read only for the outcomes that use them (a field read costs
-  -- about as much as a call's fixed part: docs/QUEUE.md "Engine costs").
+  -- A run done (the common case) needs the token (fencing), the packed
+  -- spec (type, and flags for callback, unique key, group, dependencies)
+  -- and dependents; the unique key and group are read only when flagged,
+  -- attempts, max_attempts, priority and the cancel mark only for the
+  -- outcomes that use them (docs/QUEUE.md "Engine costs").
   local h = redis.call('HMGET', jk, 'token', 's', 'dependents')
   local token, sp, dependents = h[1], h[2], h[3]
   if token == tok and not sp then sp = spec_pack(jk) end
@@ -339,6 +340,8 @@ local function lease_jobs(ids, gids)
       -- never this one (tokens are not reused), so the reclaim is right
       redis.call('HSET', jk, 'status', 'active', 'attempts', tostring(att), 'token', tok,
         'worker', worker, 'started', NOW_US_S)
+      -- a record without s gets it now: its settle reads it as any other's
+      if not h[1] then redis.call('HSET', jk, 's', sp) end
       if gids and gids[i] then redis.call('SADD', P .. 'gact:' .. gids[i], id) end
       za[#za + 1] = deadline
       za[#za + 1] = id

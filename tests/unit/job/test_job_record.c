@@ -245,7 +245,7 @@ static void test_spec_unpack_bad(void **state)
 static void test_hash_round_trip(void **state)
 {
 	const char *names[JOB_HASH_SPEC_MAX], *values[JOB_HASH_SPEC_MAX];
-	char nums[JOB_HASH_SPEC_MAX][24], packed[JOB_SPEC_PACKED_MAX];
+	struct job_hash_buf buf;
 	struct job_spec s;
 	struct job_info j;
 	json_t *doc;
@@ -266,7 +266,7 @@ static void test_hash_round_trip(void **state)
 	assert_string_equal(s.queue, "default");
 	assert_int_equal(s.max_attempts, 7);
 	assert_true(s.id[0] != 0);
-	n = job_spec_hash(&s, names, values, nums, packed);
+	n = job_spec_hash(&s, names, values, &buf);
 	assert_true(n <= JOB_HASH_SPEC_MAX);
 	{ /* the packed spec: flags, type, max_attempts, timeout */
 		size_t k;
