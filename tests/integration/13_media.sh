@@ -89,7 +89,7 @@ expect_eq "... naming both ABI versions" \
 	"$(wq status --queue badabi "$b" | jq -r .error)"
 check "... and the worker is still up" kill -0 "$m4_PID"
 n=$(wq enqueue media.probe --queue noabi --payload '{"input":"file://in/clip.mp4"}')
-start_worker m5 QUEUES=noabi DATA_DIR="$D" IDLE_TIMEOUT=1 WAKEQ_MEDIA_PLUGIN="$BIN/tests/plugins/noabi.so"
+start_worker m5 QUEUES=noabi DATA_DIR="$D" IDLE_TIMEOUT=1 EXIT_ON_IDLE=false WAKEQ_MEDIA_PLUGIN="$BIN/tests/plugins/noabi.so"
 curl -fs -XPOST "$m5_URL/wake" >/dev/null
 check "a media plugin without the ABI symbol is refused" \
 	contains "$(wq status --queue noabi "$n" | jq -r .error)" "is not a wakeq handler plugin: no symbol 'wakeq_handler_abi_version'"
