@@ -160,10 +160,12 @@ code=$(curl -s -o "$T/bad.xml" -w '%{http_code}' -XPUT -H 'Content-Type: text/pl
 	--data-binary @"$T/clip.mp4" "$UP")
 expect_eq "PUT with another content type -> 403" 403 "$code"
 check "... SignatureDoesNotMatch" grep -q SignatureDoesNotMatch "$T/bad.xml"
+# the signature's last digit changed (to 1 when it is 0: sending it
+# unchanged would store the object)
+alt=0
+[ "${UP: -1}" = 0 ] && alt=1
 code=$(curl -s -o /dev/null -w '%{http_code}' -XPUT -H 'Content-Type: video/mp4' \
-	--data-binary @"$T/clip.mp4" "${UP%?}0")
-[ "${UP: -1}" = 0 ] && code=$(curl -s -o /dev/null -w '%{http_code}' -XPUT \
-	-H 'Content-Type: video/mp4' --data-binary @"$T/clip.mp4" "${UP%?}1")
+	--data-binary @"$T/clip.mp4" "${UP%?}$alt")
 expect_eq "PUT with a changed signature -> 403" 403 "$code"
 expect_eq "refused PUTs stored nothing" "" "$(obj "uploads/${URL##*/}" size)"
 code=$(curl -s -o /dev/null -w '%{http_code}' -XPUT -H 'Content-Type: video/mp4' \
