@@ -118,6 +118,6 @@ end
 -- Wake idle workers: for due jobs, and for scheduled ones too, since an
 -- idle worker sleeping until its next due time must learn of an earlier one.
 if created > 0 then wake_markers(created) end
-local live = redis.call('ZRANGEBYSCORE', P .. 'workers', NOW, '+inf', 'LIMIT', 0, 1)
+local live = redis.call('ZRANGEBYSCORE', P .. 'workers', NOW_S, '+inf', 'LIMIT', '0', '1')
 out[ENQ_REPLY_LIVE] = #live > 0 and 1 or 0
 return out

@@ -53,8 +53,8 @@ done_max = cfg.done_max or done_max
 dead_max = cfg.dead_max or dead_max
 local reg_ttl = tonumber(ARGV[8])
 if reg_ttl > 0 then
-  redis.call('ZREMRANGEBYSCORE', P .. 'workers', '-inf', NOW)
-  redis.call('ZADD', P .. 'workers', NOW + reg_ttl, worker)
+  redis.call('ZREMRANGEBYSCORE', P .. 'workers', '-inf', NOW_S)
+  redis.call('ZADD', P .. 'workers', string.format('%d', NOW + reg_ttl), worker)
 end
 local rec = ARGV[9] == '1'
 if rec then
@@ -148,7 +148,7 @@ for _ = 1, nsettle do
       -- retention, trimmed in bulk below (docs/QUEUE.md "Engine costs")
       done[#done + 1] = NOW_S
       done[#done + 1] = id
-      publish(id, 'done', 100)
+      publish(id, 'done', '100')
       m_outcome(jtype, 'done')
       if cb then webhook(id, jk, 'done', res, nil) end
       if dependents then deps_settle(id, 'done', res) end
@@ -224,7 +224,7 @@ end
 -- run when none is due, rather than a PEXPIRE a job at settle). Counted
 -- in stats.done_trimmed, as the cap's are, so done totals stay whole.
 local aged = redis.call('ZRANGEBYSCORE', P .. 'done', '-inf',
-  string.format('%d', NOW - tonumber(ttl) * 1000), 'LIMIT', 0, 1000)
+  string.format('%d', NOW - tonumber(ttl) * 1000), 'LIMIT', '0', '1000')
 if #aged > 0 then
   drop_done(aged, 1)
   redis.call('ZREM', P .. 'done', unpack(aged))
@@ -235,7 +235,7 @@ if stale > 0 then redis.call('HINCRBY', P .. 'stats', 'stale', stale) end
 if nretry > 0 then redis.call('HINCRBY', P .. 'stats', 'retrying', nretry) end
 
 -- Promote due delayed jobs into pending.
-local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', NOW, 'LIMIT', 0, 1000)
+local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', NOW_S, 'LIMIT', '0', '1000')
 if #due > 0 then
   local pend = {}
   local retried = 0
@@ -259,7 +259,7 @@ end
 -- leased (ahead of a slot, or killed with its worker before its handler
 -- started) gets its attempt back.
 local UNSTARTED_MAX = 20
-local exp = redis.call('ZRANGEBYSCORE', P .. 'active', '-inf', NOW, 'LIMIT', 0, 1000)
+local exp = redis.call('ZRANGEBYSCORE', P .. 'active', '-inf', NOW_S, 'LIMIT', '0', '1000')
 if #exp > 0 then
   local pend = {}
   for i = 1, #exp do
@@ -325,7 +325,10 @@ end
 -- with fresh fencing tokens into `out`.
 local function lease_jobs(ids, gids)
   if #ids == 0 then return end
-  local tok0 = seq(#ids)
+  -- One token for the batch: a job is leased once in it, and each lease
+  -- of a job has a token no earlier lease had (seq never goes back), which
+  -- is all fencing needs; one number formatted a run, not one a job.
+  local tok = tostring(seq(1))
   local deadline = string.format('%d', NOW + lease)
   local za = {}
   for i = 1, #ids do
@@ -335,10 +338,10 @@ local function lease_jobs(ids, gids)
     local sp = h[1] or (h[3] and spec_pack(jk))
     if sp then
       local att = tonumber(h[3]) + 1
-      local tok = tostring(tok0 + i - 1)
       -- no 'ran' reset: a mark left by an earlier lease names its token,
       -- never this one (tokens are not reused), so the reclaim is right
-      redis.call('HSET', jk, 'status', 'active', 'attempts', tostring(att), 'token', tok,
+      redis.call('HSET', jk, 'status', 'active',
+        'attempts', h[3] == '0' and '1' or tostring(att), 'token', tok,
         'worker', worker, 'started', NOW_US_S)
       -- a record without s gets it now: its settle reads it as any other's
       if not h[1] then redis.call('HSET', jk, 's', sp) end
@@ -366,7 +369,15 @@ local function lease_jobs(ids, gids)
       out[TAKE_COUNT] = out[TAKE_COUNT] + 1
     end
   end
-  if #za > 0 then redis.call('ZADD', P .. 'active', unpack(za)) end
+  -- Newest first: the batch's members share their score and ids grow with
+  -- time, so while `active` is small (a listpack, scanned from its head
+  -- for each insert) each goes in at the head of the batch's run, not
+  -- after all of it (docs/QUEUE.md "Engine costs").
+  if #za > 0 then
+    local rz = {}
+    for i = #za - 1, 1, -2 do rz[#rz + 1] = za[i]; rz[#rz + 1] = za[i + 1] end
+    redis.call('ZADD', P .. 'active', unpack(rz))
+  end
 end
 
 -- The limited path (docs/QUEUE.md "Rate limits and concurrency"): up to
@@ -469,8 +480,10 @@ if want > 0 then
     lease_jobs(ids, gids)
   else
     -- the ids alone (ZPOPMIN would send each score across too)
-    local ids = redis.call('ZRANGE', P .. 'pending', 0, want - 1)
-    if #ids > 0 then redis.call('ZREMRANGEBYRANK', P .. 'pending', 0, #ids - 1) end
+    local ids = redis.call('ZRANGE', P .. 'pending', '0', string.format('%d', want - 1))
+    if #ids > 0 then
+      redis.call('ZREMRANGEBYRANK', P .. 'pending', '0', string.format('%d', #ids - 1))
+    end
     lease_jobs(ids, nil)
   end
 end
