@@ -313,7 +313,8 @@ static void ping_all(struct api_hub *h)
 		next = w->next;
 		if (!w->ready)
 			continue;
-		if (httpd_push_gone(w->push) || httpd_push_write(w->push, ping, sizeof(ping) - 1) < 0) {
+		/* fails once the client has gone: then the watcher goes */
+		if (httpd_push_write(w->push, ping, sizeof(ping) - 1) < 0) {
 			unlink_watcher(h, w);
 			w->next = gone;
 			gone = w;

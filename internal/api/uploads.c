@@ -18,6 +18,7 @@
 #include "base/mem.h"
 #include "base/uuid.h"
 #include "base/clock.h"
+#include "base/fd.h"
 #include "crypto/crypto.h"
 #include "fetch/fetch.h"
 #include "log/log.h"
@@ -93,9 +94,7 @@ static void upload_discard(struct upload *u)
 {
 	if (!u || u->kept || !u->tmp[0])
 		return;
-	if (u->fd >= 0)
-		close(u->fd);
-	u->fd = -1;
+	fd_close(&u->fd);
 	unlink(u->tmp);
 	u->tmp[0] = '\0';
 }
@@ -105,8 +104,7 @@ static void upload_free(struct upload *u)
 	if (!u)
 		return;
 	upload_discard(u);
-	if (u->fd >= 0) /* a kept upload's file */
-		close(u->fd);
+	fd_close(&u->fd); /* a kept upload's file */
 	crypto_sha256_free(u->md);
 	free(u);
 }

@@ -9,6 +9,7 @@
  */
 #include "fetch/fetch.h"
 
+#include "base/fd.h"
 #include "base/mem.h"
 #include "crypto/crypto.h"
 #include "fetch/priv.h"
@@ -590,8 +591,7 @@ out:
 		munmap(map, (size_t)st.st_size);
 	if (f)
 		fclose(f);
-	if (fd >= 0)
-		close(fd);
+	fd_close(&fd);
 	xfer_release(&x);
 	store_release(&s);
 	return ret;

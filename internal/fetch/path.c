@@ -32,6 +32,7 @@
 #include "fetch/fetch.h"
 #include "fetch/priv.h"
 
+#include "base/fd.h"
 #include "base/mem.h"
 #include "job/job.h"
 
@@ -124,8 +125,7 @@ static int root_open(char root[PATH_MAX], struct err *err)
 	if (fd < 0 || !realpath(d, root)) {
 		err_set(err, ERR_IO, "cannot use DATA_DIR '%s': %s", d,
 			strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		fd_close(&fd);
 		return -1;
 	}
 	return fd;
@@ -452,8 +452,7 @@ int fetch_file_input(const char *url, struct fetch_input *in,
 	fd = -1;
 	ret = 0;
 out:
-	if (fd >= 0)
-		close(fd);
+	fd_close(&fd);
 	close(rootfd);
 	return ret;
 }
@@ -569,10 +568,8 @@ int fetch_file_output(const char *url, struct fetch_output *out,
 	dir = fd = -1;
 	ret = 0;
 out:
-	if (fd >= 0)
-		close(fd);
-	if (dir >= 0)
-		close(dir);
+	fd_close(&fd);
+	fd_close(&dir);
 	close(rootfd);
 	return ret;
 }
@@ -679,8 +676,7 @@ long fetch_sweep_parts(double older_than_s, const atomic_int *stop,
 	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		err_set(err, ERR_IO, "cannot open DATA_DIR '%s': %s", root, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		fd_close(&fd);
 		return -1;
 	}
 	return sweep_dir(fd, 0, st.st_dev, time(NULL) - (time_t)older_than_s, stop);

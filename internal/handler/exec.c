@@ -24,6 +24,7 @@
 #include "handler/priv.h"
 
 #include "base/clock.h"
+#include "base/fd.h"
 #include "base/mem.h"
 #include "log/log.h"
 
@@ -250,13 +251,6 @@ static void rm_tree(const char *dir)
 		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
 /* A read of what non-blocking *fd has now: > 0 bytes, or 0 when there
  * is nothing more for now or it ended (*fd then closed and -1). */
 static ssize_t read_ready(int *fd, char *b, size_t cap)
@@ -265,7 +259,7 @@ static ssize_t read_ready(int *fd, char *b, size_t cap)
 
 	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
 		return n > 0 ? n : 0;
-	close_fd(fd);
+	fd_close(fd);
 	return 0;
 }
 
@@ -403,11 +397,11 @@ int proc_spawn(struct handler_rt *rt, const struct job_run *run, struct proc *p,
 	/* both sides set the group, so it exists whichever runs first */
 	setpgid(pid, pid);
 	p->pid = pid;
-	close_fd(&pin[0]);
-	close_fd(&pout[1]);
-	close_fd(&perr[1]);
-	close_fd(&pprog[1]);
-	close_fd(&pst[1]);
+	fd_close(&pin[0]);
+	fd_close(&pout[1]);
+	fd_close(&perr[1]);
+	fd_close(&pprog[1]);
+	fd_close(&pst[1]);
 	do
 		got = read(pst[0], &rep, sizeof(rep));
 	while (got < 0 && errno == EINTR);
@@ -438,11 +432,11 @@ int proc_spawn(struct handler_rt *rt, const struct job_run *run, struct proc *p,
 	rc = 0;
 out:
 	for (i = 0; i < 2; i++) {
-		close_fd(&pin[i]);
-		close_fd(&pout[i]);
-		close_fd(&perr[i]);
-		close_fd(&pprog[i]);
-		close_fd(&pst[i]);
+		fd_close(&pin[i]);
+		fd_close(&pout[i]);
+		fd_close(&perr[i]);
+		fd_close(&pprog[i]);
+		fd_close(&pst[i]);
 	}
 	for (i = 0; env && env[i]; i++)
 		free(env[i]);
@@ -491,11 +485,11 @@ void proc_destroy(struct proc *p)
 		p->exited = 1;
 		live_del(p->pid);
 	}
-	close_fd(&p->fd_in);
-	close_fd(&p->fd_out);
-	close_fd(&p->fd_err);
-	close_fd(&p->fd_prog);
-	close_fd(&p->pidfd);
+	fd_close(&p->fd_in);
+	fd_close(&p->fd_out);
+	fd_close(&p->fd_err);
+	fd_close(&p->fd_prog);
+	fd_close(&p->pidfd);
 	rm_tree(p->workdir);
 	p->workdir[0] = '\0';
 	buf_release(&p->out);
@@ -525,7 +519,7 @@ static int wait_exit(struct proc *p, double s)
 
 void proc_stop(struct proc *p, double grace)
 {
-	close_fd(&p->fd_in);
+	fd_close(&p->fd_in);
 	if (!wait_exit(p, grace)) {
 		proc_signal(p, SIGTERM);
 		wait_exit(p, grace);
@@ -580,7 +574,7 @@ int proc_read_stderr(struct proc *p)
 		if (p->errline.len)
 			log_debug("handler stderr", "handler", p->h->type, "line",
 				  p->errline.data);
-		close_fd(&p->fd_err);
+		fd_close(&p->fd_err);
 		return -1;
 	}
 	return -1;
@@ -743,7 +737,7 @@ static void read_stdout(struct oneshot *o, const struct handler *h)
 		if (o->p.out.len + (size_t)n > (size_t)h->result_max) {
 			/* no use reading on: stop it now */
 			o->oversized = 1;
-			close_fd(&o->p.fd_out);
+			fd_close(&o->p.fd_out);
 			proc_signal(&o->p, SIGKILL);
 			return;
 		}
@@ -759,12 +753,12 @@ static void write_stdin(struct oneshot *o)
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0) {
-			close_fd(&o->p.fd_in); /* it will not read: EPIPE */
+			fd_close(&o->p.fd_in); /* it will not read: EPIPE */
 			return;
 		}
 		o->inoff += (size_t)n;
 	}
-	close_fd(&o->p.fd_in); /* EOF: the payload is all there is */
+	fd_close(&o->p.fd_in); /* EOF: the payload is all there is */
 }
 
 /* The result on stdout: JSON, or nothing (null). */

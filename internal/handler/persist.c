@@ -24,6 +24,7 @@
 #include "handler/priv.h"
 
 #include "base/clock.h"
+#include "base/fd.h"
 #include "base/mem.h"
 #include "base/thread.h"
 #include "log/log.h"
@@ -157,8 +158,7 @@ static int read_out(struct proc *p)
 		if (got < 0 && (errno == EAGAIN || errno == EINTR))
 			return 0;
 		if (got <= 0) {
-			close(p->fd_out);
-			p->fd_out = -1;
+			fd_close(&p->fd_out);
 			return -1;
 		}
 		buf_add(&p->out, b, (size_t)got);
@@ -229,8 +229,7 @@ int persist_run(struct handler_rt *rt, const struct job_run *run, struct job_out
 			if (got < 0 && (errno == EAGAIN || errno == EINTR))
 				break;
 			if (got <= 0) {
-				close(p->fd_in); /* it closed stdin: it is going away */
-				p->fd_in = -1;
+				fd_close(&p->fd_in); /* it closed stdin: it is going away */
 				break;
 			}
 			reqoff += (size_t)got;
@@ -312,10 +311,7 @@ static void stop_list(struct proc *list, double grace)
 	int phase, alive;
 
 	for (p = list; p; p = p->next)
-		if (p->fd_in >= 0) {
-			close(p->fd_in);
-			p->fd_in = -1;
-		}
+		fd_close(&p->fd_in);
 	for (phase = 0; phase < 2; phase++) {
 		end = clock_mono_us() + (int64_t)(grace * 1e6);
 		do {

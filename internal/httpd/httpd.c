@@ -435,16 +435,6 @@ int httpd_push_write(struct httpd_push *p, const char *data, size_t len)
 	return rc;
 }
 
-int httpd_push_gone(struct httpd_push *p)
-{
-	int gone;
-
-	pthread_mutex_lock(&p->lock);
-	gone = p->gone;
-	pthread_mutex_unlock(&p->lock);
-	return gone;
-}
-
 void httpd_push_end(struct httpd_push *p)
 {
 	struct MHD_Connection *resume;

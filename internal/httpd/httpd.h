@@ -167,9 +167,6 @@ struct httpd_push *httpd_respond_push(struct httpd_request *req, unsigned status
  * Returns 0, or -1 when the client is gone or the stream has ended. */
 int httpd_push_write(struct httpd_push *p, const char *data, size_t len);
 
-/* Whether the client went away (or the server stopped). */
-int httpd_push_gone(struct httpd_push *p);
-
 /* Ends the stream after what is buffered and releases the caller's handle
  * (do not use `p` afterwards). Accepts NULL. */
 void httpd_push_end(struct httpd_push *p);

@@ -25,6 +25,7 @@
 #include "queue/priv.h"
 
 #include "base/clock.h"
+#include "base/fd.h"
 #include "base/mem.h"
 
 #include <errno.h>
@@ -276,8 +277,7 @@ void queue_cluster_free(struct queue_cluster *cl)
 	if (!cl)
 		return;
 	waiters_free(cl);
-	if (cl->epfd >= 0)
-		close(cl->epfd);
+	fd_close(&cl->epfd);
 	for (i = 0; i < cl->nconns; i++)
 		if (cl->conns[i])
 			redisFree(cl->conns[i]);

@@ -2,6 +2,7 @@
 #include "worker/worker_int.h"
 
 #include "base/clock.h"
+#include "base/fd.h"
 #include "base/mem.h"
 #include "base/thread.h"
 #include "fetch/fetch.h"
@@ -107,8 +108,7 @@ static void destroy(struct worker *w)
 	queue_free(w->dq);
 	for (i = 0; i < w->nqueues; i++)
 		free(w->queue_names[i]);
-	if (w->wake_fd >= 0)
-		close(w->wake_fd);
+	fd_close(&w->wake_fd);
 	pthread_cond_destroy(&w->hb_cv);
 	pthread_cond_destroy(&w->slot_cv);
 	pthread_cond_destroy(&w->cv);

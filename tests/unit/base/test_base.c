@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -15,6 +16,7 @@
 #include "base/clock.h"
 #include "base/dl.h"
 #include "base/err.h"
+#include "base/fd.h"
 #include "base/mem.h"
 #include "base/parse.h"
 #include "base/thread.h"
@@ -285,6 +287,27 @@ static void test_free_strings(void **state)
 	free(t);
 }
 
+/* fd_close closes an open descriptor and marks it closed; on a closed
+ * one (-1) it does nothing, so a second call closes nothing else. */
+static void test_fd_close(void **state)
+{
+	int p[2], was;
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	was = p[0];
+	fd_close(&p[0]);
+	assert_int_equal(p[0], -1);
+	errno = 0;
+	assert_int_equal(fcntl(was, F_GETFD), -1);
+	assert_int_equal(errno, EBADF);
+	fd_close(&p[0]);
+	assert_int_equal(p[0], -1);
+	assert_true(fcntl(p[1], F_GETFD) >= 0); /* the other end untouched */
+	fd_close(&p[1]);
+	assert_int_equal(p[1], -1);
+}
+
 UNIT_MAIN(
 		cmocka_unit_test(test_parse_int),
 		cmocka_unit_test(test_dl_load),
@@ -298,4 +321,5 @@ UNIT_MAIN(
 		cmocka_unit_test(test_cond_wait),
 		cmocka_unit_test(test_thread_stop),
 		cmocka_unit_test(test_free_strings),
+		cmocka_unit_test(test_fd_close),
 )
