@@ -871,9 +871,10 @@ void queue_job_release(struct queue_job *job)
 	memset(job, 0, sizeof(*job));
 }
 
-static const char outcome_letter[] = {
-	[QUEUE_DONE] = 'd', [QUEUE_RETRY] = 'r', [QUEUE_FAIL] = 'f',
-	[QUEUE_CANCELLED] = 'c', [QUEUE_REQUEUE] = 'q', [QUEUE_PUSHBACK] = 'b',
+/* A settle's outcome as take.lua reads it. */
+static const char *const outcome_arg[] = {
+	[QUEUE_DONE] = "d", [QUEUE_RETRY] = "r", [QUEUE_FAIL] = "f",
+	[QUEUE_CANCELLED] = "c", [QUEUE_REQUEUE] = "q", [QUEUE_PUSHBACK] = "b",
 };
 
 /* One job of a take reply, at e with avail elements left, into j: returns
@@ -921,8 +922,6 @@ static size_t take_job(redisReply **e, size_t avail, struct queue_job *j)
 int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 	       struct err *err)
 {
-	char (*tokens)[24] = NULL;
-	char letters[QUEUE_MAX_BATCH][2];
 	int64_t nwakes;
 	struct args a;
 	redisReply *r = NULL, *flags;
@@ -942,7 +941,6 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 			       QUEUE_MAX_BATCH);
 	if (script_args(&a, queue, err) < 0)
 		return -1;
-	tokens = xmalloc((t->nsettle ? t->nsettle : 1) * sizeof(*tokens));
 	args_add(&a, t->worker);
 	args_addi(&a, t->lease_ms);
 	args_addi(&a, (int64_t)t->max);
@@ -966,11 +964,8 @@ int queue_take(struct queue *q, const char *queue, struct queue_take *t,
 		const struct queue_settle *s = &t->settle[i];
 
 		args_add(&a, s->id);
-		snprintf(tokens[i], sizeof(tokens[i]), "%lld", (long long)s->token);
-		args_add(&a, tokens[i]);
-		letters[i][0] = outcome_letter[s->outcome];
-		letters[i][1] = '\0';
-		args_add(&a, letters[i]);
+		args_addi(&a, s->token);
+		args_add(&a, outcome_arg[s->outcome]);
 		args_addi(&a, s->run_us);
 		if (s->outcome == QUEUE_DONE) {
 			args_add(&a, s->result ? s->result : "null");
@@ -1027,7 +1022,6 @@ out:
 	if (r)
 		freeReplyObject(r);
 	args_release(&a);
-	free(tokens);
 	return rc;
 }
 
