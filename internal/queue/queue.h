@@ -303,7 +303,8 @@ struct queue_take {
  * is stale, counted in t->nstale and flagged in settle[i].stale), then
  * promotes due delayed jobs, reclaims expired leases (the attempt counts;
  * dead letter after max attempts) and leases up to t->max due jobs in
- * priority then FIFO order with fresh fencing tokens. One round trip.
+ * priority then FIFO order under a fresh fencing token (one for the jobs
+ * taken in a call; any later lease of a job has another). One round trip.
  * Returns 0, or -1 with err (nothing settled, nothing taken). The caller
  * releases each taken job. */
 int queue_take(struct queue *q, const char *queue, struct queue_take *t,

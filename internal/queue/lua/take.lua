@@ -322,13 +322,13 @@ if cfg.paused and want > 0 then
   want = 0
 end
 -- Leases the jobs `ids` (in order; gids[i] the group of ids[i], or false)
--- with fresh fencing tokens into `out`.
+-- under one fresh fencing token into `out`.
 local function lease_jobs(ids, gids)
   if #ids == 0 then return end
   -- One token for the batch: a job is leased once in it, and each lease
   -- of a job has a token no earlier lease had (seq never goes back), which
   -- is all fencing needs; one number formatted a run, not one a job.
-  local tok = tostring(seq(1))
+  local tok = string.format('%d', seq(1)) -- tostring would print 1e+14
   local deadline = string.format('%d', NOW + lease)
   local za = {}
   for i = 1, #ids do

@@ -183,14 +183,17 @@ static void test_priority_fifo(void **state)
 	assert_int_equal(live, 0); /* nobody registered */
 	n = take(jobs, 10, NULL, 0, 0);
 	assert_int_equal(n, 6);
+	/* one fencing token for the batch (docs/QUEUE.md "Numbers and the
+	 * order of a batch"); a later lease gets another (test_fencing,
+	 * test_fencing_batch) */
+	assert_true(jobs[0].token > 0);
 	for (i = 0; i < n; i++) {
 		assert_string_equal(jobs[i].id, ids[want[i]]);
 		assert_int_equal(jobs[i].attempts, 1);
-		assert_true(jobs[i].token > 0);
-		if (i)
-			assert_true(jobs[i].token != jobs[i - 1].token);
-		queue_job_release(&jobs[i]);
+		assert_int_equal(jobs[i].token, jobs[0].token);
 	}
+	for (i = 0; i < n; i++)
+		queue_job_release(&jobs[i]);
 }
 
 static void test_batch_and_ack(void **state)
@@ -405,6 +408,46 @@ static void test_fencing(void **state)
 	}
 	queue_job_release(&j1);
 	queue_job_release(&j2);
+}
+
+/* One token for a leased batch: when one of its jobs is reclaimed and
+ * leased again, the old holder is refused for that job alone; the other
+ * job of the batch, still held, settles with the batch's token. */
+static void test_fencing_batch(void **state)
+{
+	struct queue_job old[2], again;
+	struct queue_lease l = { 0 };
+	struct err e;
+	char ids[2][UUID_STR_LEN];
+	int stale;
+
+	(void)state;
+	enq("noop", NULL, 0, 0, 5, ids[0], NULL);
+	enq("noop", NULL, 0, 0, 5, ids[1], NULL);
+	assert_int_equal(take(old, 2, NULL, 0, 50), 2); /* 50 ms leases */
+	assert_int_equal(old[0].token, old[1].token);
+	/* the second job's lease is renewed, the first one's runs out */
+	l.id = old[1].id;
+	l.token = old[1].token;
+	l.running = 1;
+	assert_int_equal(queue_renew(Q, qname, "w1", 5000, 1000, &l, 1, &e), 0);
+	assert_false(l.lost);
+	clock_sleep_us(80000);
+	assert_int_equal(take(&again, 2, NULL, 0, 0), 1);
+	assert_string_equal(again.id, old[0].id);
+	assert_true(again.token != old[0].token);
+	settle1(&old[0], QUEUE_DONE, "1", 0, &stale);
+	assert_true(stale);
+	assert_status(old[0].id, "active");
+	settle1(&old[1], QUEUE_DONE, "2", 0, &stale);
+	assert_false(stale);
+	assert_status(old[1].id, "done");
+	settle1(&again, QUEUE_DONE, "3", 0, &stale);
+	assert_false(stale);
+	assert_status(again.id, "done");
+	queue_job_release(&old[0]);
+	queue_job_release(&old[1]);
+	queue_job_release(&again);
 }
 
 static void test_requeue_not_counted(void **state)
@@ -1104,6 +1147,7 @@ UNIT_MAIN(
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test_setup_teardown(test_connect_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_priority_fifo, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fencing_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_and_ack, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delay_and_next_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_then_dead, setup, teardown),
