@@ -8,8 +8,9 @@ local NOW_US = tonumber(T[1]) * 1000000 + T_US
 local NOW = math.floor(NOW_US / 1000)
 -- The same as strings, for arguments of redis.call: Redis 7.0 formats
 -- every Lua number it is given with %.17g (~3,500 instructions for a
--- timestamp, against ~1,900 for string.format('%d') and nothing for a
--- string it already has: docs/QUEUE.md "Engine costs").
+-- timestamp, ~1,700 for a small number, against ~1,900 for
+-- string.format('%d') and nothing for a string it already has or a
+-- constant: docs/QUEUE.md "Numbers and the order of a batch").
 local NOW_US_S = T[1] .. string.format('%06d', T_US)
 local NOW_S = T[1] .. string.format('%03d', math.floor(T_US / 1000))
 -- pending score = priority * BAND + sequence: FIFO inside a priority band.
@@ -21,8 +22,9 @@ local seq_left = 0
 -- when possible); returns the first.
 local function seq(n)
   if seq_left < n then
-    local want = math.max(n, 64)
-    local top = redis.call('INCRBY', P .. 'seq', n > 64 and string.format('%d', n) or '64')
+    local want, arg = 64, '64' -- a constant: no number formatted
+    if n > 64 then want, arg = n, string.format('%d', n) end
+    local top = redis.call('INCRBY', P .. 'seq', arg)
     seq_next = top - want + 1
     seq_left = want
   end
@@ -195,7 +197,6 @@ end
 local function pending_add(batch, prio, id, front, group)
   local score = (tonumber(prio) or 0) * BAND
   if not front then score = score + seq(1) end
-  score = string.format('%d', score) -- exact: |score| < 2^63
   if group and group ~= '' then
     redis.call('ZADD', P .. 'gpend:' .. group, score, id)
     group_join(group)

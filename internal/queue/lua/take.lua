@@ -329,8 +329,7 @@ local function lease_jobs(ids, gids)
   -- of a job has a token no earlier lease had (seq never goes back), which
   -- is all fencing needs; one number formatted a run, not one a job.
   local tok = string.format('%d', seq(1)) -- tostring would print 1e+14
-  local deadline = string.format('%d', NOW + lease)
-  local za = {}
+  local leased = {}
   for i = 1, #ids do
     local id = ids[i]
     local jk = P .. 'job:' .. id
@@ -346,8 +345,7 @@ local function lease_jobs(ids, gids)
       -- a record without s gets it now: its settle reads it as any other's
       if not h[1] then redis.call('HSET', jk, 's', sp) end
       if gids and gids[i] then redis.call('SADD', P .. 'gact:' .. gids[i], id) end
-      za[#za + 1] = deadline
-      za[#za + 1] = id
+      leased[#leased + 1] = id
       publish(id, 'active')
       m_observe('w', spec_type(sp), NOW_US - (tonumber(h[4]) or NOW_US))
       local o = #out
@@ -373,10 +371,10 @@ local function lease_jobs(ids, gids)
   -- time, so while `active` is small (a listpack, scanned from its head
   -- for each insert) each goes in at the head of the batch's run, not
   -- after all of it (docs/QUEUE.md "Engine costs").
-  if #za > 0 then
-    local rz = {}
-    for i = #za - 1, 1, -2 do rz[#rz + 1] = za[i]; rz[#rz + 1] = za[i + 1] end
-    redis.call('ZADD', P .. 'active', unpack(rz))
+  if #leased > 0 then
+    local deadline, za = string.format('%d', NOW + lease), {}
+    for i = #leased, 1, -1 do za[#za + 1] = deadline; za[#za + 1] = leased[i] end
+    redis.call('ZADD', P .. 'active', unpack(za))
   end
 end
 
@@ -480,10 +478,8 @@ if want > 0 then
     lease_jobs(ids, gids)
   else
     -- the ids alone (ZPOPMIN would send each score across too)
-    local ids = redis.call('ZRANGE', P .. 'pending', '0', string.format('%d', want - 1))
-    if #ids > 0 then
-      redis.call('ZREMRANGEBYRANK', P .. 'pending', '0', string.format('%d', #ids - 1))
-    end
+    local ids = redis.call('ZRANGE', P .. 'pending', '0', want - 1)
+    if #ids > 0 then redis.call('ZREMRANGEBYRANK', P .. 'pending', '0', #ids - 1) end
     lease_jobs(ids, nil)
   end
 end
