@@ -13,18 +13,26 @@ api_token tok-51
 
 start_api() { _start_api MAX_BODY=4K DATABASE_URL= "$@"; }
 
-# Everything in Redis, canonically: keys, types and contents.
+# Everything in Redis, canonically: keys, types and contents (one script
+# run, not a redis-cli a key: the table below snapshots twice a row).
 redis_snap() {
-	local k
-	for k in $(rcli --scan | sort); do
-		echo "== $k $(rcli type "$k")"
-		case $(rcli type "$k") in
-		zset) rcli zrange "$k" 0 -1 withscores ;;
-		hash) rcli hgetall "$k" | paste - - | sort ;;
-		string) rcli get "$k" ;;
-		list) rcli lrange "$k" 0 -1 ;;
-		esac
-	done
+	rcli eval "
+	local o, ks = {}, redis.call('KEYS', '*')
+	table.sort(ks)
+	for _, k in ipairs(ks) do
+		local t, v = redis.call('TYPE', k).ok, {}
+		if t == 'zset' then v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
+		elseif t == 'hash' then
+			local h = redis.call('HGETALL', k)
+			for i = 1, #h, 2 do v[#v + 1] = h[i] .. '\t' .. h[i + 1] end
+			table.sort(v)
+		elseif t == 'string' then v = { redis.call('GET', k) }
+		elseif t == 'list' then v = redis.call('LRANGE', k, 0, -1)
+		elseif t == 'set' then v = redis.call('SMEMBERS', k); table.sort(v) end
+		o[#o + 1] = '== ' .. k .. ' ' .. t
+		for _, x in ipairs(v) do o[#o + 1] = x end
+	end
+	return o" 0
 }
 pg() { psql "$DATABASE_URL" -Atq -c "$1"; }
 pg_snap() { pg "select id, status, updated_at from jobs order by id" 2>/dev/null; }
@@ -127,6 +135,9 @@ setup_jobs() {
 # ---- Redis alone ---------------------------------------------------------
 start_api
 setup_jobs
+snap=$(redis_snap)
+check "the snapshot holds the queued job's record" contains "$snap" "$(printf 'status\tqueued')"
+check "the snapshot holds the pending set" contains "$snap" ":pending zset"
 run_table redis
 
 # ---- protocol-level errors -------------------------------------------------
