@@ -11,6 +11,7 @@
 # The floods come from 127.0.0.2 and up (tests/tools/flood.c binds each
 # connection to one of 32 source addresses), so the client on 127.0.0.1 is
 # another peer. Loopback only; about 40 s.
+# tests: alone (the floods load the machine, and its checks time answers)
 cd "$(dirname "$0")/../.."
 source tests/lib/test.sh
 
