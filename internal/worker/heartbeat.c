@@ -27,19 +27,24 @@
 #define ABANDON_AFTER_US 10000000 /* past a job's timeout */
 #define REPORT_AFTER_US 250000    /* a run not yet reported is, this long after its start */
 
-static struct task *find_task(struct worker *w, const char *id, int64_t token)
+/* The task holding a lease of queue qi: its id and token (tokens come from
+ * each queue's own sequence, so only the three together name one lease). */
+static int holds(const struct task *t, size_t qi, const char *id, int64_t token)
+{
+	return t && (size_t)t->qi == qi && t->job.token == token && !strcmp(t->job.id, id);
+}
+
+static struct task *find_task(struct worker *w, size_t qi, const char *id, int64_t token)
 {
 	struct task *t;
 	size_t i;
 
 	for (t = w->ready; t; t = t->next)
-		if (t->job.token == token && !strcmp(t->job.id, id))
+		if (holds(t, qi, id, token))
 			return t;
-	for (i = 0; i < (size_t)w->cfg->concurrency; i++) {
-		t = w->running[i];
-		if (t && t->job.token == token && !strcmp(t->job.id, id))
-			return t;
-	}
+	for (i = 0; i < (size_t)w->cfg->concurrency; i++)
+		if (holds(w->running[i], qi, id, token))
+			return w->running[i];
 	return NULL;
 }
 
@@ -143,7 +148,7 @@ static void renew(struct worker *w, struct queue *hq, struct log_limit *lim)
 		for (i = 0; i < n; i++) {
 			if (!leases[i].running && !leases[i].lost && !leases[i].cancel)
 				continue;
-			t = find_task(w, leases[i].id, leases[i].token);
+			t = find_task(w, qi, leases[i].id, leases[i].token);
 			if (!t)
 				continue;
 			if (leases[i].running && !leases[i].lost)
