@@ -85,7 +85,7 @@ measure() {
 		{ echo "instr: the drain did $(jq -r .drain.done <<<"$body") of $N jobs" >&2; exit 1; }
 	echo "drain $(cg_dump "$N")"
 	kill_wait "$wpid"
-	[ "${2:-}" != costs ] || costs
+	[ "${2:-}" != costs ] || { costs; asfunction; }
 	cg_stop
 }
 
@@ -113,6 +113,37 @@ c_hset5 redis.call('HSET', k, 'status', 'active', 'attempts', '1', 'token', '123
 c_zadd1 redis.call('ZADD', 'wakeq:{bench}:cm', i, 'm')
 c_concat local s = k .. '\t' .. 'active' .. '\t' .. '' .. '\t' .. '' .. '\t' .. '1796000000000000'
 LUA
+}
+
+# asfunction: the one-at-a-time enqueue as an EVALSHA script and as a Redis
+# 7 function made of the same text (asfunction.awk), the same arguments
+# sent by redis-benchmark (a job with a random id: the layout of
+# enqueue.lua's ENQ_* as queue.c sends it); both records are compared.
+asfunction() {
+	local q=internal/queue lib sha s args k1 k2
+	lib=$T/lib.lua
+	sed -e '/^[[:space:]]*--/d' -e '/^[[:space:]]*$/d' $q/lua/_lib.lua >"$T/lib0"
+	sed -e '/^[[:space:]]*--/d' -e '/^[[:space:]]*$/d' $q/lua/enqueue.lua >"$T/enq"
+	awk -f $q/luashake.awk "$T/lib0" "$T/enq" >"$lib"
+	cat "$lib" "$T/enq" >"$T/script"
+	awk -f tests/bench/asfunction.awk enqueue "$lib" "$T/enq" >"$T/function"
+	sha=$(redis-cli -p "$CP" -x script load <"$T/script")
+	redis-cli -p "$CP" -x function load replace <"$T/function" >/dev/null
+	s=$(printf '@noop\t3\t0')
+	args=(1 'wakeq:{fx}:' 1 'fx-__rand_int__' 0 0 0 5 '' type noop payload '{}'
+		max_attempts 3 timeout 0 s "$s" 0)
+	for c in "EVALSHA $sha" "FCALL wq_enqueue"; do
+		redis-benchmark -p "$CP" -c 1 -n 20 -r 1000000000 $c "${args[@]}" >/dev/null
+		cg_zero
+		redis-benchmark -p "$CP" -c 1 -n "$N" -r 1000000000 $c "${args[@]}" >/dev/null
+		echo "x_${c%% *} $(cg_dump "$N")"
+	done
+	redis-cli -p "$CP" evalsha "$sha" "${args[@]/__rand_int__/a}" >/dev/null
+	redis-cli -p "$CP" fcall wq_enqueue "${args[@]/__rand_int__/b}" >/dev/null
+	k1=$(redis-cli -p "$CP" hkeys 'wakeq:{fx}:job:fx-a' | sort | tr '\n' ' ')
+	k2=$(redis-cli -p "$CP" hkeys 'wakeq:{fx}:job:fx-b' | sort | tr '\n' ' ')
+	[ -n "$k1" ] && [ "$k1" = "$k2" ] ||
+		{ echo "instr: the function's record ($k2) is not the script's ($k1)" >&2; exit 1; }
 }
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -176,6 +207,16 @@ sec=$T/section
 	cost "HSET, 5 fields (a lease's write)" c_hset5
 	cost "ZADD, 1 member" c_zadd1
 	cost "an event line built in Lua (5 concatenations)" c_concat
+	echo
+	echo "The one-at-a-time enqueue as a Redis 7 function (\`FUNCTION LOAD\` of"
+	echo "the same text, its library functions made once; \`tests/bench/asfunction.awk\`,"
+	echo "an experiment wakeq does not run: docs/QUEUE.md \"Redis 7 functions\"),"
+	echo "both sent by \`redis-benchmark -c 1\` with the same arguments:"
+	echo
+	echo "| enqueue, one at a time | instructions | change |"
+	echo "|---|---|---|"
+	echo "| EVALSHA (what wakeq sends) | $(fmt "$(v "$T/this" x_EVALSHA)") | |"
+	echo "| FCALL | $(fmt "$(v "$T/this" x_FCALL)") | $(awk -v a="$(v "$T/this" x_FCALL)" -v b="$(v "$T/this" x_EVALSHA)" 'BEGIN {printf "%+.1f %%", (a - b) * 100 / b}') |"
 	echo "<!-- /bench:instr -->"
 } >"$sec"
 cat "$sec"
