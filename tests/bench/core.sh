@@ -58,6 +58,7 @@ CTL_GROUPS=${CTL_GROUPS:-10}   # groups of the grouped cases
 # the commit before the controls merge (its first parent), unless given
 CTL_BASE=${CTL_BASE:-$(git log --merges --grep="^Merge branch 'controls'" -1 --format=%H 2>/dev/null | sed -n 's/.$/&^1/p')}
 BARE_BATCH=${BARE_BATCH:-64}   # jobs a pipeline of the bare-Redis limit (wakeq's BATCH)
+BARE_ENQ_BATCH=1000            # the bare enqueue's pipeline: the batched enqueue's call
 ALL_PARTS="drain enqueue bare cold latency idle controls"
 PARTS=${PARTS:-$ALL_PARTS}
 PARTIAL=0
@@ -274,6 +275,8 @@ if part bare; then
 	for i in $(seq 1 "$RUNS"); do
 		log "bare-Redis limit run $i/$RUNS ($N jobs, $BARE_BATCH a pipeline; $ENQ_ONE PINGs)"
 		"$BARE" drain "$A_PORT" "$N" "$BARE_BATCH" | tee -a "$T/bare" >&2
+		# the enqueue side at the batched enqueue's 1,000 a call ("bareenq")
+		"$BARE" drain "$A_PORT" "$N" "$BARE_ENQ_BATCH" | sed 's/^bare /bareenq /' | tee -a "$T/bare" >&2
 		"$BARE" ping "$A_PORT" "$ENQ_ONE" | tee -a "$T/bare" >&2
 	done
 	if part drain; then
@@ -455,7 +458,7 @@ done_p99=$(awk '/^done_us/ {sub("p99=", "", $5); printf "%.3f", $5 / 1000}' "$T/
 rtt_p50=$(awk '/^enqueue_rtt_us/ {sub("p50=", "", $3); printf "%.3f", $3 / 1000}' "$T/lat")
 declare -A BR # the bare-Redis limit's medians (bench_bare lines "bare …", "ping …")
 for k in bare.drain_rate bare.drain_redis_us_job bare.drain_cmds_job bare.enqueue_rate \
-	 ping.rate ping.p50_us; do
+	 bareenq.enqueue_rate bareenq.enqueue_redis_us_job ping.rate ping.p50_us; do
 	BR[$k]=$(med "$T/bare" "^${k%%.*} " "${k#*.}")
 done
 pctof() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", a * 100 / b}'; }
@@ -520,6 +523,7 @@ at ${BR[bare.drain_redis_us_job]} µs of Redis CPU and ${BR[bare.drain_cmds_job]
 |---|---|---|---|---|---|
 | drain, one client / worker process, jobs/s | $(fmt0 "${BR[bare.drain_rate]}") | $(fmt0 "${M[1.tput]}") (C=1), $(fmt0 "${M[32.tput]}") (C=32) | $(pctof "$tput_best" "${BR[bare.drain_rate]}") % | ≥ 50 % | $(met "$(pctof "$tput_best" "${BR[bare.drain_rate]}")" 50 ge) |
 | Redis CPU per job of the drain, µs | ${BR[bare.drain_redis_us_job]} | ${M[1.redis_us_job]} (C=1), ${M[32.redis_us_job]} (C=32) | $(ratio "$redis_cpu_row" "${BR[bare.drain_redis_us_job]}")× | – | – |
+| batched enqueue, 1,000 a call, jobs/s (bare: an HSET a job and an RPUSH a call, pipelined; $BARE_ENQ_BATCH a round trip) | $(fmt0 "${BR[bareenq.enqueue_rate]}") (${BR[bareenq.enqueue_redis_us_job]} µs of Redis CPU a job) | $(fmt0 "$enq_many") | $(pctof "$enq_many" "${BR[bareenq.enqueue_rate]}") % | – (10× addBulk is $(pctof "$(awk -v b="${P[enq-bull-batch]:-0}" 'BEGIN {print b * 10}')" "${BR[bareenq.enqueue_rate]}") % of bare) | – |
 | one at a time, one connection, a second: PING vs enqueue | $(fmt0 "${BR[ping.rate]}") (p50 ${BR[ping.p50_us]} µs) | $(fmt0 "$enq_one") | $(pctof "$enq_one" "${BR[ping.rate]}") % | ≥ 90 % | $(met "$(pctof "$enq_one" "${BR[ping.rate]}")" 90 ge) |
 
 \`\`\`
