@@ -139,56 +139,36 @@ report_script() {
 	fi
 }
 
-# run_scripts KIND TIMEOUT LANES: the scripts tests/KIND/*.sh, LANES at a
-# time. Each starts its own servers on free ports (tests/tools/freeport)
-# in a temp dir of its own, so they can share the machine; one whose
-# checks time things that a busy machine would slow says so with a line
-# "# tests: alone" and runs after the others, by itself. Results are
-# reported in the scripts' order whatever order they end in.
-run_scripts() {
-	local kind=$1 limit=$2 lanes=$3 s name log i next=0 rc secs
-	local -a names=() logs_=() alone=() pids=()
-	for s in tests/"$kind"/[0-9]*.sh; do
-		[ -f "$s" ] || continue
-		name=${s#tests/}
-		want "$kind" "$name" || continue
-		if [ "$lanes" -gt 1 ] && grep -q '^# tests: alone' "$s"; then
-			alone+=("$s")
-			continue
-		fi
-		names+=("$name")
-	done
-	# in lanes: each script's exit status and seconds land in LOG.rc
-	for ((i = 0; i < ${#names[@]}; i++)); do
-		name=${names[i]}
-		log=$logs/$kind-$(basename "$name").log
-		logs_+=("$log")
-		while [ "$(running "${pids[@]}")" -ge "$lanes" ]; do
+# lanes N RUN REPORT ITEM...: `RUN ITEM` for each ITEM, N at a time, its
+# output in lane_log ITEM; as they end, in the items' order, `REPORT ITEM
+# LOG RC SECONDS`. One killed before it could write its status reports 125.
+lanes() {
+	local n=$1 run=$2 report=$3 i next=0 log
+	shift 3
+	local -a items=("$@") pids=()
+	for ((i = 0; i < ${#items[@]}; i++)); do
+		while [ "$(running "${pids[@]}")" -ge "$n" ]; do
 			wait -n "${pids[@]}" 2>/dev/null || sleep 0.1
-			report_ready
+			lanes_report
 		done
+		log=$(lane_log "${items[i]}")
 		(
 			t0=$SECONDS
-			timeout "$limit" bash "tests/$name" >"$log" 2>&1
+			"$run" "${items[i]}" >"$log" 2>&1
 			echo "$? $((SECONDS - t0))" >"$log.rc"
 		) &
 		pids+=($!)
-		report_ready
+		lanes_report
 	done
 	[ ${#pids[@]} -eq 0 ] || wait "${pids[@]}" 2>/dev/null
-	for log in "${logs_[@]}"; do # a lane killed before it could say: failed
+	for ((i = next; i < ${#items[@]}; i++)); do
+		log=$(lane_log "${items[i]}")
 		[ -f "$log.rc" ] || echo "125 0" >"$log.rc"
 	done
-	report_ready
-	for s in "${alone[@]}"; do
-		name=${s#tests/}
-		log=$logs/$kind-$(basename "$s").log
-		local t0=$SECONDS
-		timeout "$limit" bash "$s" >"$log" 2>&1
-		rc=$?
-		report_script "$name (alone)" "$log" "$rc" $((SECONDS - t0))
-	done
+	lanes_report
 }
+
+lane_log() { echo "$logs/${1//\//_}.log"; }
 
 # running PID...: how many of them still run
 running() {
@@ -197,74 +177,80 @@ running() {
 	echo "$n"
 }
 
-# report_ready: reports, in order, the scripts in lanes that have ended
-report_ready() {
-	while [ "$next" -lt "${#logs_[@]}" ] && [ -f "${logs_[next]}.rc" ]; do
-		read -r rc secs <"${logs_[next]}.rc"
-		report_script "${names[next]}" "${logs_[next]}" "$rc" "$secs"
+# lanes_report: reports, in order, the items of lanes that have ended
+lanes_report() {
+	local log rc secs
+	while [ "$next" -lt "${#items[@]}" ]; do
+		log=$(lane_log "${items[next]}")
+		[ -f "$log.rc" ] || return 0
+		read -r rc secs <"$log.rc"
+		"$report" "${items[next]}" "$log" "$rc" "$secs"
 		next=$((next + 1))
 	done
 }
 
-# run_fuzz LANES: each fuzz target for FUZZ_SECONDS over its corpus, LANES
-# at a time; reported in order
+# run_scripts KIND TIMEOUT LANES: the scripts tests/KIND/*.sh, LANES at a
+# time. Each starts its own servers on free ports (tests/tools/freeport)
+# in a temp dir of its own, so they can share the machine; one whose
+# checks time things that a busy machine would slow says so with a line
+# "# tests: alone" and runs after the others, by itself.
+run_scripts() {
+	local kind=$1 n=$3 s name
+	local -a shared=() alone=()
+	script_limit=$2
+	for s in tests/"$kind"/[0-9]*.sh; do
+		[ -f "$s" ] || continue
+		name=${s#tests/}
+		want "$kind" "$name" || continue
+		if [ "$n" -gt 1 ] && grep -q '^# tests: alone' "$s"; then
+			alone+=("$name")
+		else
+			shared+=("$name")
+		fi
+	done
+	lanes "$n" run_script report_script "${shared[@]}"
+	lanes 1 run_script report_alone "${alone[@]}"
+}
+run_script() { timeout "$script_limit" bash "tests/$1"; }
+report_alone() { report_script "$1 (alone)" "${@:2}"; }
+
+# run_fuzz LANES: each fuzz target for FUZZ_SECONDS over its corpus
 run_fuzz() {
-	local lanes=$1 fz name corpus log i next=0
-	local -a fzs=() pids=()
+	local fz
+	local -a names=()
 	for fz in build/fuzz/fuzz_*; do
 		[ -x "$fz" ] || continue
 		want fuzz "fuzz/${fz##*/}" || continue
-		fzs+=("$fz")
+		names+=("fuzz/${fz##*/}")
 	done
-	for ((i = 0; i < ${#fzs[@]}; i++)); do
-		fz=${fzs[i]}
-		corpus=tests/fuzz/corpus/${fz##*/fuzz_}
-		log=$logs/${fz##*/}.log
-		mkdir -p "$logs/corpus-${fz##*/}"
-		while [ "$(running "${pids[@]}")" -ge "$lanes" ]; do
-			wait -n "${pids[@]}" 2>/dev/null || sleep 0.1
-			fuzz_ready
-		done
-		(
-			timeout 120 "$fz" -max_total_time="${FUZZ_SECONDS:-10}" -timeout=10 \
-				"$logs/corpus-${fz##*/}" $( [ -d "$corpus" ] && echo "$corpus") >"$log" 2>&1
-			echo $? >"$log.rc"
-		) &
-		pids+=($!)
-	done
-	[ ${#pids[@]} -eq 0 ] || wait "${pids[@]}" 2>/dev/null
-	fuzz_ready
+	lanes "$1" run_fuzzer report_fuzzer "${names[@]}"
 }
-
-# fuzz_ready: reports, in order, the fuzz targets that have ended
-fuzz_ready() {
-	local log rc
-	while [ "$next" -lt "${#fzs[@]}" ]; do
-		name=fuzz/${fzs[next]##*/}
-		log=$logs/${fzs[next]##*/}.log
-		[ -f "$log.rc" ] || return 0
-		read -r rc <"$log.rc"
-		if [ "$rc" -eq 0 ]; then
-			passed=$((passed + 1))
-			printf '%-50s   1 passed, 0 failed\n' "$name"
-		else
-			failed=$((failed + 1))
-			failures+=("$name")
-			printf '%-50s   0 passed, 1 failed\n' "$name"
-			tail -30 "$log" | sed 's/^/    | /'
-		fi
-		next=$((next + 1))
-	done
+run_fuzzer() { # run_fuzzer fuzz/NAME
+	local t=${1#fuzz/} corpus=tests/fuzz/corpus/${1#fuzz/fuzz_}
+	mkdir -p "$logs/corpus-$t"
+	timeout 120 "build/fuzz/$t" -max_total_time="${FUZZ_SECONDS:-10}" -timeout=10 \
+		"$logs/corpus-$t" $( [ -d "$corpus" ] && echo "$corpus")
+}
+report_fuzzer() { # report_fuzzer NAME LOG RC SECONDS
+	if [ "$3" -eq 0 ]; then
+		passed=$((passed + 1))
+		printf '%-50s   1 passed, 0 failed\n' "$1"
+	else
+		failed=$((failed + 1))
+		failures+=("$1")
+		printf '%-50s   0 passed, 1 failed\n' "$1"
+		tail -30 "$2" | sed 's/^/    | /'
+	fi
 }
 
 run_unit
 # Integration scripts share the machine TEST_JOBS at a time (default: its
 # cores, at most 4); chaos scripts, which time recoveries, run one by one.
-lanes=${TEST_JOBS:-$(nproc)}
-[ "$lanes" -gt 4 ] && [ -z "${TEST_JOBS:-}" ] && lanes=4
-run_scripts integration "${TEST_TIMEOUT:-600}" "$lanes"
+cores=$(nproc)
+jobs=${TEST_JOBS:-$((cores < 4 ? cores : 4))}
+run_scripts integration "${TEST_TIMEOUT:-600}" "$jobs"
 run_scripts chaos "${TEST_TIMEOUT:-$([ "$CHAOS" = full ] && echo 1200 || echo 240)}" 1
-run_fuzz "$lanes"
+run_fuzz "$jobs"
 
 if [ ${#todos[@]} -gt 0 ]; then
 	echo "${#todos[@]} known defects (not ok # TODO, not counted as failures):"

@@ -1,12 +1,12 @@
 # asfunction.awk NAME LIB.lua SCRIPT.lua - prints a Redis 7 function
-# library (FUNCTION LOAD) running the EVAL script that lua2c.sh makes of
-# LIB.lua (the part of _lib.lua the script uses) and SCRIPT.lua as the
-# function wq_NAME, for
+# library (FUNCTION LOAD) of the script that LIB.lua and SCRIPT.lua make
+# (the two parts `lua2c.sh --parts` writes), as the function wq_NAME, for
 # tests/bench/instr.sh to measure what a library made once would save
-# against EVALSHA. The script's top-level functions are made once, when
-# the library loads; its other top-level statements (the clock, per-run
-# caches) run at each call, as they do in a script run; KEYS and ARGV
-# become the function's arguments; the script itself is the function's body. An experiment, not what wakeq runs.
+# against EVALSHA. LIB's top-level functions are made once, when the
+# library loads; its other top-level statements (the clock, per-run
+# caches) run at each call, as they do in a script run; SCRIPT is the
+# function's body, KEYS and ARGV its arguments. An experiment, not what
+# wakeq runs.
 BEGIN { name = ARGV[1]; ARGV[1] = "" }
 FILENAME == ARGV[3] { flush_state(); body = body $0 "\n"; next }
 function flush_state() {

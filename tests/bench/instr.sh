@@ -120,13 +120,10 @@ LUA
 # sent by redis-benchmark (a job with a random id: the layout of
 # enqueue.lua's ENQ_* as queue.c sends it); both records are compared.
 asfunction() {
-	local q=internal/queue lib sha s args k1 k2
-	lib=$T/lib.lua
-	sed -e '/^[[:space:]]*--/d' -e '/^[[:space:]]*$/d' $q/lua/_lib.lua >"$T/lib0"
-	sed -e '/^[[:space:]]*--/d' -e '/^[[:space:]]*$/d' $q/lua/enqueue.lua >"$T/enq"
-	awk -f $q/luashake.awk "$T/lib0" "$T/enq" >"$lib"
-	cat "$lib" "$T/enq" >"$T/script"
-	awk -f tests/bench/asfunction.awk enqueue "$lib" "$T/enq" >"$T/function"
+	local q=internal/queue sha s args k1 k2
+	sh $q/lua2c.sh --parts "$T" $q/lua/_lib.lua $q/lua/enqueue.lua
+	cat "$T/lib.lua" "$T/script.lua" >"$T/script"
+	awk -f tests/bench/asfunction.awk enqueue "$T/lib.lua" "$T/script.lua" >"$T/function"
 	sha=$(redis-cli -p "$CP" -x script load <"$T/script")
 	redis-cli -p "$CP" -x function load replace <"$T/function" >/dev/null
 	s=$(printf '@noop\t3\t0')
@@ -151,19 +148,10 @@ asfunction() {
 # time, the instructions per job settled; and the bare-Redis limit's
 # client (bench_bare: enqueue and drain, both counted)
 sketch() {
-	local d=tests/bench/sketch k='wakeq:{sk}:' st ss left=$((N + 128)) got i
-	local -a r args
+	local d=tests/bench/sketch k='wakeq:{sk}:' st ss left=$((N + 128))
 	redis-cli -p "$CP" eval "$(cat $d/fill.lua)" 1 "$k" "$left" >/dev/null
 	st=$(redis-cli -p "$CP" script load "$(cat $d/take.lua)")
 	ss=$(redis-cli -p "$CP" script load "$(cat $d/settle.lua)")
-	sketch_batch() {
-		mapfile -t r < <(redis-cli -p "$CP" evalsha "$st" 1 "$k" 64 4102444800000)
-		[ ${#r[@]} -gt 1 ] || { echo "instr: the sketch's take leased nothing" >&2; exit 1; }
-		args=("${r[0]}")
-		for ((i = 1; i < ${#r[@]}; i += 4)); do args+=("${r[i]}" '{}' $((r[i + 3] + 1))); done
-		got=$(redis-cli -p "$CP" evalsha "$ss" 1 "$k" "${args[@]}")
-		left=$((left - got))
-	}
 	sketch_batch
 	sketch_batch
 	cg_zero
@@ -174,6 +162,17 @@ sketch() {
 	cg_zero
 	"$BIN/tests/tools/bench_bare" drain "$CP" "$N" 64 >/dev/null
 	echo "x_bare $(cg_dump "$N")"
+}
+
+# sketch_batch: one take and its settle (sketch's k, st, ss; counts left)
+sketch_batch() {
+	local -a r args
+	local i
+	mapfile -t r < <(redis-cli -p "$CP" evalsha "$st" 1 "$k" 64 4102444800000)
+	[ ${#r[@]} -gt 1 ] || { echo "instr: the sketch's take leased nothing" >&2; exit 1; }
+	args=("${r[0]}")
+	for ((i = 1; i < ${#r[@]}; i += 4)); do args+=("${r[i]}" '{}' $((r[i + 3] + 1))); done
+	left=$((left - $(redis-cli -p "$CP" evalsha "$ss" 1 "$k" "${args[@]}")))
 }
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
